@@ -1,0 +1,208 @@
+//! The conservative window loop that every shard runs, whatever the backend.
+//!
+//! For each window `[start, end)`: run the engine to `end` (events for other shards go to the
+//! outbox), encode the outbox per destination, exchange batches and next-event times with all
+//! shards, decode and check what arrived, sort it canonically and deliver it. The next window
+//! starts at the global minimum of next local events and delivery times and lasts `runahead`,
+//! the smallest latency that can cross a shard boundary, so nothing another shard sends during a
+//! window can be due inside it.
+
+use crate::codec::{decode_batch, encode_batch};
+use crate::engine::{Engine, Outbox};
+use crate::error::BusError;
+use crate::event::{Event, sort_canonical};
+use crate::exchange::{Exchange, Round};
+use crate::ids::ShardId;
+use crate::report::ShardReport;
+use crate::stats::{PairStats, WindowStats};
+use crate::time::{SimDuration, SimTime};
+use std::time::Instant;
+
+/// The schedule every shard agrees on.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct WindowConfig {
+    /// The simulation ends here: events at or after `end` are not executed.
+    pub end: SimTime,
+    /// Window length: the smallest latency that can cross a shard boundary
+    /// ([`SimDuration::INFINITE`] for a single shard).
+    pub runahead: SimDuration,
+}
+
+/// Receives progress from the window loop; called once per window by every shard.
+pub trait ProgressSink: Sync {
+    /// `shard` finished a window ending at `reached`, having executed `events` events in it.
+    fn window_done(&self, shard: ShardId, reached: SimTime, events: u64);
+}
+
+/// A sink that ignores progress.
+pub struct NoProgress;
+
+impl ProgressSink for NoProgress {
+    fn window_done(&self, _: ShardId, _: SimTime, _: u64) {}
+}
+
+fn nanos_since(t: Instant) -> u64 {
+    t.elapsed().as_nanos() as u64
+}
+
+/// Run one shard to the end of the simulation. On the coordinator (shard 0) returns every shard's
+/// report; elsewhere `None`. On error, tells the other shards through `exchange` before returning.
+pub fn run_shard(
+    engine: &mut dyn Engine,
+    exchange: &mut dyn Exchange,
+    config: &WindowConfig,
+    progress: &dyn ProgressSink,
+) -> Result<Option<Vec<ShardReport>>, BusError> {
+    let result = run_windows(engine, exchange, config, progress);
+    if let Err(e) = &result {
+        exchange.fail(e);
+    }
+    result
+}
+
+fn run_windows(
+    engine: &mut dyn Engine,
+    exchange: &mut dyn Exchange,
+    config: &WindowConfig,
+    progress: &dyn ProgressSink,
+) -> Result<Option<Vec<ShardReport>>, BusError> {
+    let me = exchange.shard();
+    let shards = exchange.shard_count();
+    let engine_err = |source| BusError::Engine { shard: me, source };
+    let started = Instant::now();
+    let mut outbox = Outbox::new(shards);
+    let mut round = Round::new(shards);
+    let mut inbound: Vec<Event> = Vec::new();
+    let mut windows = Vec::new();
+    let mut pairs = Vec::new();
+    let mut pair_scratch = vec![PairStats::default(); shards as usize];
+
+    // Round 0 carries no events: it agrees on where the first window starts.
+    round.local_next = engine.next_event_time();
+    let mut start = exchange.exchange(&mut round)?;
+    let mut window = 0u64;
+    while start < config.end {
+        let end = start.saturating_add(config.runahead).min(config.end);
+        let mut stats = WindowStats {
+            window,
+            start,
+            end,
+            ..Default::default()
+        };
+
+        let t = Instant::now();
+        stats.events = engine.run_until(end, &mut outbox).map_err(engine_err)?;
+        stats.exec_ns = nanos_since(t);
+
+        let t = Instant::now();
+        let mut local_next = engine.next_event_time();
+        for dst in 0..shards {
+            let to = ShardId(dst);
+            let events = outbox.shard_mut(to);
+            let buf = &mut round.outgoing[dst as usize];
+            buf.clear();
+            if events.is_empty() {
+                continue;
+            }
+            for e in events.iter() {
+                if e.deliver_time < end {
+                    return Err(BusError::Causality {
+                        shard: me,
+                        to,
+                        key: e.key(),
+                        window_end: end,
+                    });
+                }
+                local_next = local_next.min(e.deliver_time);
+            }
+            encode_batch(buf, me, to, events);
+            let p = &mut pair_scratch[dst as usize];
+            p.sent_events = events.len() as u64;
+            p.sent_bytes = buf.len() as u64;
+            stats.sent_events += p.sent_events;
+            stats.sent_bytes += p.sent_bytes;
+            events.clear();
+        }
+        round.local_next = local_next;
+        round.events = stats.events;
+        stats.encode_ns = nanos_since(t);
+
+        let t = Instant::now();
+        let next = exchange.exchange(&mut round)?;
+        stats.wait_ns = nanos_since(t);
+
+        let t = Instant::now();
+        for src in 0..shards {
+            let bytes = &round.incoming[src as usize];
+            if bytes.is_empty() {
+                continue;
+            }
+            let from = ShardId(src);
+            let before = inbound.len();
+            let header = decode_batch(bytes, &mut inbound).map_err(|source| BusError::Decode {
+                shard: me,
+                from,
+                source,
+            })?;
+            if header.src_shard != from || header.dst_shard != me {
+                return Err(BusError::Misaddressed {
+                    shard: me,
+                    from,
+                    claimed_src: header.src_shard,
+                    claimed_dst: header.dst_shard,
+                });
+            }
+            if let Some(e) = inbound[before..].iter().find(|e| e.deliver_time < end) {
+                return Err(BusError::Causality {
+                    shard: from,
+                    to: me,
+                    key: e.key(),
+                    window_end: end,
+                });
+            }
+            let p = &mut pair_scratch[src as usize];
+            p.recv_events = (inbound.len() - before) as u64;
+            p.recv_bytes = bytes.len() as u64;
+            stats.recv_events += p.recv_events;
+            stats.recv_bytes += p.recv_bytes;
+        }
+        if !inbound.is_empty() {
+            sort_canonical(&mut inbound);
+            engine.deliver(&mut inbound).map_err(engine_err)?;
+            inbound.clear();
+        }
+        stats.decode_ns = nanos_since(t);
+
+        for (peer, p) in pair_scratch.iter_mut().enumerate() {
+            if p.sent_events + p.recv_events > 0 {
+                pairs.push(PairStats {
+                    window,
+                    peer: ShardId(peer as u32),
+                    ..std::mem::take(p)
+                });
+            }
+        }
+        progress.window_done(me, end, stats.events);
+        windows.push(stats);
+        window += 1;
+        start = next;
+    }
+
+    let output = engine.finish().map_err(engine_err)?;
+    let report = ShardReport {
+        shard: me,
+        output,
+        windows,
+        pairs,
+        wall_ns: nanos_since(started),
+    };
+    let gathered = exchange.gather(report.encode())?;
+    let Some(all) = gathered else { return Ok(None) };
+    let mut reports = Vec::with_capacity(all.len());
+    for (i, bytes) in all.iter().enumerate() {
+        let shard = ShardId(i as u32);
+        let r = ShardReport::decode(bytes).map_err(|source| BusError::Report { shard, source })?;
+        reports.push(r);
+    }
+    Ok(Some(reports))
+}

@@ -1,0 +1,242 @@
+//! `thermocline bench`: benchmarks that print their figures (as JSON with `--json`).
+//!
+//! - `bench phold`: committed events/s, windows/s, barrier idle fraction and µs per window of the
+//!   PHOLD model, for one or more shard counts and backends; checks that every configuration
+//!   produced the same digest and reports speedups over one shard.
+//! - `bench window`: µs per window with empty batches (the idle workload) per backend.
+
+use crate::run::{RunOutcome, RunPlan, execute};
+use crate::spec::{Backend, Spec};
+use anyhow::{Result, bail};
+use serde_json::{Value, json};
+use std::path::Path;
+use thermocline_bus::{NoProgress, SimDuration};
+use thermocline_models::idle::IdleConfig;
+use thermocline_models::phold::PholdConfig;
+
+/// Parameters of `bench phold`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct PholdBench {
+    /// Logical processes.
+    #[arg(long, default_value_t = 100_000)]
+    pub lps: u32,
+    /// Shard counts to run, comma-separated (e.g. 1,2).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub shards: Vec<u32>,
+    /// Backends to run, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "threads")]
+    pub backend: Vec<Backend>,
+    /// Share of events sent to another LP group (= another shard when groups = shards).
+    #[arg(long, default_value_t = 0.1)]
+    pub remote_share: f64,
+    /// LP groups (default: the largest shard count, so that remote events cross shards).
+    #[arg(long)]
+    pub groups: Option<u32>,
+    /// Simulated duration.
+    #[arg(long, default_value = "300 ms")]
+    pub duration: SimDuration,
+    /// Lookahead (minimum event delay; the runahead).
+    #[arg(long, default_value = "1 ms")]
+    pub lookahead: SimDuration,
+    /// Mean extra delay.
+    #[arg(long, default_value = "1 ms")]
+    pub mean_delay: SimDuration,
+    /// Events per LP at start.
+    #[arg(long, default_value_t = 1)]
+    pub population: u32,
+    /// Payload bytes on cross-shard events.
+    #[arg(long, default_value_t = 0)]
+    pub payload_bytes: u32,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parameters of `bench window`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct WindowBench {
+    /// Shard counts, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "2")]
+    pub shards: Vec<u32>,
+    /// Backends, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "threads,processes"
+    )]
+    pub backend: Vec<Backend>,
+    /// Windows to run.
+    #[arg(long, default_value_t = 20_000)]
+    pub windows: u64,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Wall seconds of the window loop: the slowest shard's, from its first window to its report.
+fn loop_wall_s(o: &RunOutcome) -> f64 {
+    o.reports.iter().map(|r| r.wall_ns).max().unwrap_or(0) as f64 / 1e9
+}
+
+fn figures(plan: &RunPlan, o: &RunOutcome) -> Value {
+    let wall = loop_wall_s(o);
+    let cut: u64 = o.totals.cut_events.iter().flatten().sum();
+    let rate = |x: f64| if wall > 0.0 { x / wall } else { 0.0 };
+    json!({
+        "backend": plan.backend.name(),
+        "shards": plan.shards,
+        "events": o.totals.events,
+        "windows": o.totals.windows,
+        "wall_s": wall,
+        "launch_to_end_s": o.wall.as_secs_f64(),
+        "events_per_s": rate(o.totals.events as f64),
+        "windows_per_s": rate(o.totals.windows as f64),
+        "us_per_window": if o.totals.windows > 0 { wall * 1e6 / o.totals.windows as f64 } else { 0.0 },
+        "barrier_idle_fraction": o.totals.barrier_idle_fraction,
+        "cross_shard_events": cut,
+        "cross_shard_share": if o.totals.events > 0 { cut as f64 / o.totals.events as f64 } else { 0.0 },
+        "digest": o.digest.to_hex(),
+    })
+}
+
+fn run_matrix(base: &Spec, shards: &[u32], backends: &[Backend], exe: &Path) -> Result<Vec<Value>> {
+    let mut runs = Vec::new();
+    for &backend in backends {
+        for &n in shards {
+            let plan = RunPlan {
+                spec: base.clone(),
+                shards: n,
+                backend,
+                exe: exe.to_path_buf(),
+            };
+            let outcome = execute(&plan, &NoProgress)?;
+            runs.push(figures(&plan, &outcome));
+        }
+    }
+    Ok(runs)
+}
+
+fn print(result: &Value, json_out: bool, text: impl FnOnce() -> String) {
+    if json_out {
+        println!("{result}");
+    } else {
+        print!("{}", text());
+    }
+}
+
+/// Run `bench phold`.
+pub fn phold(args: &PholdBench, exe: &Path) -> Result<()> {
+    let groups = args
+        .groups
+        .unwrap_or_else(|| args.shards.iter().copied().max().unwrap_or(1).max(1));
+    let mut spec = Spec::default_experiment();
+    spec.run.name = "bench-phold".into();
+    spec.run.seed = args.seed;
+    spec.run.duration = args.duration;
+    spec.phold = Some(PholdConfig {
+        lps: args.lps,
+        groups,
+        lookahead: args.lookahead,
+        mean_delay: args.mean_delay,
+        remote_share: args.remote_share,
+        population: args.population,
+        payload_bytes: args.payload_bytes,
+        fault: None,
+    });
+    let runs = run_matrix(&spec, &args.shards, &args.backend, exe)?;
+    let digests: Vec<&str> = runs
+        .iter()
+        .map(|r| r["digest"].as_str().unwrap_or(""))
+        .collect();
+    if digests.windows(2).any(|w| w[0] != w[1]) {
+        bail!("determinism failure: configurations produced different digests: {digests:?}");
+    }
+    let speedups: Vec<Value> = runs
+        .iter()
+        .filter(|r| r["shards"] != 1)
+        .filter_map(|r| {
+            let base = runs
+                .iter()
+                .find(|b| b["shards"] == 1 && b["backend"] == r["backend"])?;
+            let s = r["events_per_s"].as_f64()? / base["events_per_s"].as_f64()?;
+            Some(json!({"backend": r["backend"], "shards": r["shards"], "speedup_vs_1_shard": s}))
+        })
+        .collect();
+    let result = json!({
+        "benchmark": "phold",
+        "lps": args.lps,
+        "groups": groups,
+        "remote_share": args.remote_share,
+        "lookahead_ns": args.lookahead.as_nanos(),
+        "mean_delay_ns": args.mean_delay.as_nanos(),
+        "sim_time_ns": args.duration.as_nanos(),
+        "digests_equal": true,
+        "runs": runs,
+        "speedups": speedups,
+    });
+    print(&result, args.json, || {
+        let mut out = format!(
+            "PHOLD: {} LPs in {groups} groups, remote share {}, {} simulated\n",
+            args.lps, args.remote_share, args.duration
+        );
+        out += &format!(
+            "  {:<10} {:>6} {:>12} {:>10} {:>10} {:>9} {:>8}\n",
+            "backend", "shards", "events", "M ev/s", "windows/s", "us/window", "idle"
+        );
+        for r in result["runs"].as_array().into_iter().flatten() {
+            out += &format!(
+                "  {:<10} {:>6} {:>12} {:>10.2} {:>10.0} {:>9.1} {:>7.1}%\n",
+                r["backend"].as_str().unwrap_or(""),
+                r["shards"],
+                r["events"],
+                r["events_per_s"].as_f64().unwrap_or(0.0) / 1e6,
+                r["windows_per_s"].as_f64().unwrap_or(0.0),
+                r["us_per_window"].as_f64().unwrap_or(0.0),
+                r["barrier_idle_fraction"].as_f64().unwrap_or(0.0) * 100.0
+            );
+        }
+        for s in result["speedups"].as_array().into_iter().flatten() {
+            out += &format!(
+                "  speedup {} x{}: {:.2}x\n",
+                s["backend"].as_str().unwrap_or(""),
+                s["shards"],
+                s["speedup_vs_1_shard"].as_f64().unwrap_or(0.0)
+            );
+        }
+        out += &format!(
+            "  digest {} (identical in every run)\n",
+            digests.first().unwrap_or(&"")
+        );
+        out
+    });
+    Ok(())
+}
+
+/// Run `bench window`.
+pub fn window(args: &WindowBench, exe: &Path) -> Result<()> {
+    let period = SimDuration::from_millis(1);
+    let mut spec = Spec::default_experiment();
+    spec.run.name = "bench-window".into();
+    spec.run.duration = SimDuration::from_nanos(period.as_nanos() * args.windows);
+    spec.phold = None;
+    spec.idle = Some(IdleConfig { period });
+    let runs = run_matrix(&spec, &args.shards, &args.backend, exe)?;
+    let result = json!({ "benchmark": "window", "windows": args.windows, "runs": runs });
+    print(&result, args.json, || {
+        let mut out = format!("Window overhead, empty batches, {} windows\n", args.windows);
+        for r in &runs {
+            out += &format!(
+                "  {:<10} {} shards: {:.2} us/window\n",
+                r["backend"].as_str().unwrap_or(""),
+                r["shards"],
+                r["us_per_window"].as_f64().unwrap_or(0.0)
+            );
+        }
+        out
+    });
+    Ok(())
+}

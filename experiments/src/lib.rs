@@ -1,0 +1,8 @@
+//! The `thermocline` command line as a library: experiment specs, running them on a backend,
+//! benchmarks, progress display and output files. `main.rs` only parses arguments.
+
+pub mod bench;
+pub mod output;
+pub mod progress;
+pub mod run;
+pub mod spec;

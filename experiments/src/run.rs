@@ -1,0 +1,126 @@
+//! Running an experiment: build each shard's engine from the spec, run the window protocol on the
+//! chosen backend, and fold the shard reports into the run's results.
+
+use crate::spec::{Backend, Spec, Workload};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use thermocline_bus::process::{ShardStart, run_processes, serve_shard};
+use thermocline_bus::threads::run_threads;
+use thermocline_bus::{
+    BusError, Digest, Engine, EngineError, ProgressSink, RunTotals, ShardId, ShardReport,
+    SimDuration, SimTime, WindowConfig,
+};
+use thermocline_models::idle::IdleEngine;
+use thermocline_models::phold::{PholdEngine, PholdLayout};
+
+/// How to run a spec: the parts that the command line may override.
+#[derive(Clone, Debug)]
+pub struct RunPlan {
+    /// The experiment.
+    pub spec: Spec,
+    /// Number of shards.
+    pub shards: u32,
+    /// Backend.
+    pub backend: Backend,
+    /// The `thermocline` executable that shard processes run (processes backend).
+    pub exe: PathBuf,
+}
+
+/// What a finished run produced.
+pub struct RunOutcome {
+    /// Every shard's report, by shard.
+    pub reports: Vec<ShardReport>,
+    /// Totals over shards and windows.
+    pub totals: RunTotals,
+    /// The run digest: sum of every shard's engine digest.
+    pub digest: Digest,
+    /// Wall time of the run (launch to last report).
+    pub wall: Duration,
+    /// The window schedule used.
+    pub window: WindowConfig,
+}
+
+/// The window schedule of `spec` on `shards` shards, checked against the workload.
+pub fn window_config(spec: &Spec, shards: u32) -> Result<WindowConfig, String> {
+    let runahead = match spec.workload()? {
+        Workload::Phold(p) => {
+            PholdLayout::new(p, shards).map_err(|e| e.to_string())?;
+            PholdEngine::runahead(p, shards)
+        }
+        Workload::Idle(i) => i.period.max(SimDuration::from_nanos(1)),
+    };
+    Ok(WindowConfig {
+        end: SimTime::ZERO.saturating_add(spec.run.duration),
+        runahead,
+    })
+}
+
+/// Build the engine of `shard`.
+pub fn build_engine(
+    spec: &Spec,
+    shard: ShardId,
+    shards: u32,
+) -> Result<Box<dyn Engine>, EngineError> {
+    Ok(match spec.workload()? {
+        Workload::Phold(p) => Box::new(PholdEngine::new(p, spec.run.seed, shard, shards)?),
+        Workload::Idle(i) => Box::new(IdleEngine::new(i)),
+    })
+}
+
+/// Run a plan to the end.
+pub fn execute(plan: &RunPlan, progress: &dyn ProgressSink) -> Result<RunOutcome, BusError> {
+    let window = window_config(&plan.spec, plan.shards).map_err(|cause| BusError::ShardFailed {
+        shard: ShardId(0),
+        cause: format!("invalid experiment: {cause}"),
+    })?;
+    let started = Instant::now();
+    let reports = match plan.backend {
+        Backend::Threads => run_threads(
+            plan.shards,
+            &window,
+            |shard| build_engine(&plan.spec, shard, plan.shards),
+            progress,
+        )?,
+        Backend::Processes => {
+            let config = plan.spec.to_toml();
+            run_processes(
+                plan.shards,
+                config.as_bytes(),
+                |_| {
+                    let mut c = Command::new(&plan.exe);
+                    c.arg("shard");
+                    c
+                },
+                progress,
+            )?
+        }
+    };
+    let wall = started.elapsed();
+    let mut digest = Digest::EMPTY;
+    for r in &reports {
+        digest.add(&r.output.digest);
+    }
+    let totals = RunTotals::from_shards(
+        reports
+            .iter()
+            .map(|r| (r.shard, r.windows.as_slice(), r.pairs.as_slice())),
+    );
+    Ok(RunOutcome {
+        reports,
+        totals,
+        digest,
+        wall,
+        window,
+    })
+}
+
+/// The body of `thermocline shard`: one shard process of the processes backend.
+pub fn shard_process_main() -> Result<(), BusError> {
+    serve_shard(|start: &ShardStart| {
+        let text = std::str::from_utf8(start.config)?;
+        let spec = Spec::parse(text, "<spec from the hub>")?;
+        let window = window_config(&spec, start.shards)?;
+        Ok((build_engine(&spec, start.shard, start.shards)?, window))
+    })
+}

@@ -1,0 +1,247 @@
+//! The experiment spec: one TOML file describing a whole run. Errors point at the file, line and
+//! column, and say what was expected.
+
+use std::path::{Path, PathBuf};
+use thermocline_bus::SimDuration;
+use thermocline_models::idle::IdleConfig;
+use thermocline_models::phold::PholdConfig;
+
+/// The spec `thermocline run` uses when given none.
+pub const DEFAULT_SPEC: &str = include_str!("../specs/default.toml");
+
+/// Which backend runs the shards.
+#[derive(
+    Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Shards as threads of one process.
+    Threads,
+    /// One OS process per shard, coordinated over Unix sockets.
+    Processes,
+}
+
+impl Backend {
+    /// The name used in specs, flags and summaries.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Threads => "threads",
+            Backend::Processes => "processes",
+        }
+    }
+}
+
+/// `[run]`: what every experiment has.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSection {
+    /// A name for the run, shown in summaries.
+    pub name: String,
+    /// The seed of every random stream.
+    pub seed: u64,
+    /// Simulated duration: events at or after it are not executed.
+    pub duration: SimDuration,
+    /// Number of shards (overridden by `--shards`).
+    pub shards: u32,
+    /// Backend (overridden by `--backend`).
+    pub backend: Backend,
+}
+
+impl Default for RunSection {
+    fn default() -> Self {
+        RunSection {
+            name: "experiment".into(),
+            seed: 1,
+            duration: SimDuration::from_secs(1),
+            shards: 1,
+            backend: Backend::Threads,
+        }
+    }
+}
+
+/// `[output]`: where results go.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputSection {
+    /// Output directory (overridden by `--out`); relative paths are relative to the working directory.
+    pub dir: PathBuf,
+    /// Write Arrow IPC files of the metrics.
+    pub arrow: bool,
+}
+
+impl Default for OutputSection {
+    fn default() -> Self {
+        OutputSection {
+            dir: PathBuf::from("out"),
+            arrow: true,
+        }
+    }
+}
+
+/// A whole experiment.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// General settings.
+    #[serde(default)]
+    pub run: RunSection,
+    /// The PHOLD workload.
+    pub phold: Option<PholdConfig>,
+    /// The idle workload (window-overhead measurement).
+    pub idle: Option<IdleConfig>,
+    /// Output settings.
+    #[serde(default)]
+    pub output: OutputSection,
+}
+
+/// The workload a spec selects.
+pub enum Workload<'a> {
+    /// PHOLD.
+    Phold(&'a PholdConfig),
+    /// Idle ticks.
+    Idle(&'a IdleConfig),
+}
+
+/// A spec that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Bad TOML or a value of the wrong shape, at a known place.
+    #[error("{origin}:{line}:{column}: {message}\n{excerpt}")]
+    Syntax {
+        /// File name (or `<default spec>`).
+        origin: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What was expected.
+        message: String,
+        /// The offending line with a caret under the column.
+        excerpt: String,
+    },
+    /// Well-formed, but the values do not make a runnable experiment.
+    #[error("{origin}: {message}")]
+    Invalid {
+        /// File name.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// 1-based line and column of byte `offset` in `text`, and the line itself.
+fn locate(text: &str, offset: usize) -> (usize, usize, &str) {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let line = text[..offset].matches('\n').count() + 1;
+    let column = text[line_start..offset].chars().count() + 1;
+    (line, column, &text[line_start..line_end])
+}
+
+impl Spec {
+    /// Parse spec text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Spec, SpecError> {
+        let spec: Spec = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            let (line, column, source_line) = locate(text, offset);
+            let excerpt = format!(
+                "  | {source_line}\n  | {}^",
+                " ".repeat(column.saturating_sub(1))
+            );
+            SpecError::Syntax {
+                origin: origin.to_string(),
+                line,
+                column,
+                message: e.message().trim().to_string(),
+                excerpt,
+            }
+        })?;
+        spec.workload().map_err(|message| SpecError::Invalid {
+            origin: origin.to_string(),
+            message,
+        })?;
+        Ok(spec)
+    }
+
+    /// Read and parse a spec file.
+    pub fn load(path: &Path) -> Result<Spec, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Spec::parse(&text, &path.display().to_string())
+    }
+
+    /// The built-in default experiment.
+    pub fn default_experiment() -> Spec {
+        Spec::parse(DEFAULT_SPEC, "<default spec>").expect("the embedded default spec is valid")
+    }
+
+    /// The one workload this spec defines.
+    pub fn workload(&self) -> Result<Workload<'_>, String> {
+        match (&self.phold, &self.idle) {
+            (Some(p), None) => Ok(Workload::Phold(p)),
+            (None, Some(i)) => Ok(Workload::Idle(i)),
+            (None, None) => {
+                Err("the spec defines no workload; add a [phold] or an [idle] section".into())
+            }
+            (Some(_), Some(_)) => {
+                Err("the spec defines two workloads, [phold] and [idle]; keep one".into())
+            }
+        }
+    }
+
+    /// The spec as TOML, e.g. to hand to shard processes or store beside the results.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a spec always serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_spec_parses_and_round_trips() {
+        let spec = Spec::default_experiment();
+        assert_eq!(spec.phold.as_ref().unwrap().lps, 10_000);
+        assert_eq!(Spec::parse(&spec.to_toml(), "x").unwrap(), spec);
+    }
+
+    #[test]
+    fn errors_name_file_line_column_and_expectation() {
+        let text = "[run]\nseed = 1\nduration = \"10 parsecs\"\n[phold]\n";
+        let err = Spec::parse(text, "exp.toml").unwrap_err().to_string();
+        assert!(err.starts_with("exp.toml:3:12: "), "{err}");
+        assert!(err.contains("unknown duration unit"), "{err}");
+
+        let err = Spec::parse("[phold]\nlpz = 3\n", "exp.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("exp.toml:2:1: "), "{err}");
+        assert!(err.contains("unknown field `lpz`"), "{err}");
+
+        let err = Spec::parse("[phold]\nlps = \"many\"\n", "e.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("e.toml:2:7: "), "{err}");
+
+        let err = Spec::parse("[run]\nseed = 1\n", "e.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no workload"), "{err}");
+
+        let err = Spec::parse("[run\n", "e.toml").unwrap_err().to_string();
+        assert!(err.starts_with("e.toml:1:"), "{err}");
+    }
+}

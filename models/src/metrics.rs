@@ -1,0 +1,229 @@
+//! Metrics as Apache Arrow: the bus's per-window statistics and the engines' result tables,
+//! written as Arrow IPC files that pyarrow, polars and DuckDB open directly.
+
+use arrow_array::{ArrayRef, RecordBatch, UInt32Array, UInt64Array};
+use arrow_ipc::reader::{FileReader, StreamReader};
+use arrow_ipc::writer::{FileWriter, StreamWriter};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
+use std::fs::File;
+use std::io::{BufWriter, Cursor};
+use std::path::Path;
+use std::sync::Arc;
+use thermocline_bus::{ShardReport, Table};
+
+/// Why a metrics table could not be built, read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// Arrow rejected the data.
+    #[error("arrow: {0}")]
+    Arrow(#[from] ArrowError),
+    /// A file could not be created or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What happened.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Tables of the same name from different shards have different schemas.
+    #[error("table {0}: shards produced different schemas")]
+    SchemaMismatch(String),
+}
+
+/// A record batch as Arrow IPC stream bytes (how engines hand tables to the bus).
+pub fn ipc_stream_bytes(batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
+    let mut buf = Vec::new();
+    {
+        let mut w = StreamWriter::try_new(&mut buf, &batch.schema())?;
+        w.write(batch)?;
+        w.finish()?;
+    }
+    Ok(buf)
+}
+
+/// Write `batches` (all of `schema`) to an Arrow IPC file at `path`.
+pub fn write_ipc_file(
+    path: &Path,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<(), MetricsError> {
+    let io = |source| MetricsError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let file = File::create(path).map_err(io)?;
+    let mut w = FileWriter::try_new(BufWriter::new(file), schema)?;
+    for b in batches {
+        w.write(b)?;
+    }
+    w.finish()?;
+    Ok(())
+}
+
+/// Read every batch of an Arrow IPC file.
+pub fn read_ipc_file(path: &Path) -> Result<(SchemaRef, Vec<RecordBatch>), MetricsError> {
+    let file = File::open(path).map_err(|source| MetricsError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let reader = FileReader::try_new(file, None)?;
+    let schema = reader.schema();
+    let batches = reader.collect::<Result<Vec<_>, _>>()?;
+    Ok((schema, batches))
+}
+
+/// Concatenate engine tables of one name (one per shard, in shard order) into schema + batches.
+pub fn concat_tables(
+    name: &str,
+    tables: &[&Table],
+) -> Result<(SchemaRef, Vec<RecordBatch>), MetricsError> {
+    let mut schema: Option<SchemaRef> = None;
+    let mut batches = Vec::new();
+    for t in tables {
+        let reader = StreamReader::try_new(Cursor::new(&t.arrow_ipc), None)?;
+        let s = reader.schema();
+        match &schema {
+            Some(prev) if prev != &s => return Err(MetricsError::SchemaMismatch(name.to_string())),
+            _ => schema = Some(s),
+        }
+        for b in reader {
+            batches.push(b?);
+        }
+    }
+    let schema = schema.unwrap_or_else(|| Arc::new(Schema::empty()));
+    Ok((schema, batches))
+}
+
+fn u64_col(values: impl Iterator<Item = u64>) -> ArrayRef {
+    Arc::new(UInt64Array::from_iter_values(values))
+}
+
+fn u32_col(values: impl Iterator<Item = u32>) -> ArrayRef {
+    Arc::new(UInt32Array::from_iter_values(values))
+}
+
+/// The per-window bus statistics of every shard: one row per (shard, window).
+///
+/// Columns: `shard, window, start_ns, end_ns, events, sent_events, sent_bytes, recv_events,
+/// recv_bytes, exec_ns, encode_ns, wait_ns, decode_ns`.
+pub fn bus_windows_batch(reports: &[ShardReport]) -> Result<RecordBatch, ArrowError> {
+    let rows = || {
+        reports
+            .iter()
+            .flat_map(|r| r.windows.iter().map(move |w| (r.shard.0, w)))
+    };
+    let u64_fields = [
+        "window",
+        "start_ns",
+        "end_ns",
+        "events",
+        "sent_events",
+        "sent_bytes",
+        "recv_events",
+        "recv_bytes",
+        "exec_ns",
+        "encode_ns",
+        "wait_ns",
+        "decode_ns",
+    ];
+    let mut fields = vec![Field::new("shard", DataType::UInt32, false)];
+    fields.extend(
+        u64_fields
+            .iter()
+            .map(|n| Field::new(*n, DataType::UInt64, false)),
+    );
+    let getters: [fn(&thermocline_bus::WindowStats) -> u64; 12] = [
+        |w| w.window,
+        |w| w.start.as_nanos(),
+        |w| w.end.as_nanos(),
+        |w| w.events,
+        |w| w.sent_events,
+        |w| w.sent_bytes,
+        |w| w.recv_events,
+        |w| w.recv_bytes,
+        |w| w.exec_ns,
+        |w| w.encode_ns,
+        |w| w.wait_ns,
+        |w| w.decode_ns,
+    ];
+    let mut columns = vec![u32_col(rows().map(|(s, _)| s))];
+    columns.extend(getters.iter().map(|g| u64_col(rows().map(|(_, w)| g(w)))));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+}
+
+/// Shard-pair traffic per window (non-zero pairs only): the cut matrix over time.
+///
+/// Columns: `shard, window, peer, sent_events, sent_bytes, recv_events, recv_bytes`.
+pub fn bus_pairs_batch(reports: &[ShardReport]) -> Result<RecordBatch, ArrowError> {
+    let rows = || {
+        reports
+            .iter()
+            .flat_map(|r| r.pairs.iter().map(move |p| (r.shard.0, p)))
+    };
+    let schema = Schema::new(vec![
+        Field::new("shard", DataType::UInt32, false),
+        Field::new("window", DataType::UInt64, false),
+        Field::new("peer", DataType::UInt32, false),
+        Field::new("sent_events", DataType::UInt64, false),
+        Field::new("sent_bytes", DataType::UInt64, false),
+        Field::new("recv_events", DataType::UInt64, false),
+        Field::new("recv_bytes", DataType::UInt64, false),
+    ]);
+    RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            u32_col(rows().map(|(s, _)| s)),
+            u64_col(rows().map(|(_, p)| p.window)),
+            u32_col(rows().map(|(_, p)| p.peer.0)),
+            u64_col(rows().map(|(_, p)| p.sent_events)),
+            u64_col(rows().map(|(_, p)| p.sent_bytes)),
+            u64_col(rows().map(|(_, p)| p.recv_events)),
+            u64_col(rows().map(|(_, p)| p.recv_bytes)),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::Array;
+    use thermocline_bus::{ShardId, SimTime, WindowStats};
+
+    #[test]
+    fn window_table_round_trips_through_a_file() {
+        let reports: Vec<ShardReport> = (0..2)
+            .map(|s| ShardReport {
+                shard: ShardId(s),
+                windows: (0..3)
+                    .map(|w| WindowStats {
+                        window: w,
+                        start: SimTime::from_nanos(w * 10),
+                        end: SimTime::from_nanos(w * 10 + 10),
+                        events: s as u64 + w,
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect();
+        let batch = bus_windows_batch(&reports).unwrap();
+        assert_eq!(batch.num_rows(), 6);
+        let dir = std::env::temp_dir().join(format!("tc-metrics-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("w.arrow");
+        write_ipc_file(&path, &batch.schema(), std::slice::from_ref(&batch)).unwrap();
+        let (schema, back) = read_ipc_file(&path).unwrap();
+        assert_eq!(schema, batch.schema());
+        assert_eq!(back, vec![batch]);
+        let events = back[0]
+            .column_by_name("events")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<UInt64Array>()
+            .unwrap();
+        assert_eq!(events.len(), 6);
+        assert_eq!(events.value(5), 3);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

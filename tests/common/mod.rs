@@ -1,0 +1,87 @@
+//! Helpers for end-to-end tests: run the `thermocline` binary with a deadline, in a scratch
+//! directory, and read what it wrote.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn exe() -> &'static str {
+    env!("CARGO_BIN_EXE_thermocline")
+}
+
+/// A fresh scratch directory for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("thermocline-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Run `thermocline args…`, failing the test if it takes longer than `limit` (a hang).
+pub fn run_with_deadline(args: &[&str], limit: Duration) -> Output {
+    let mut child = Command::new(exe())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start thermocline");
+    let started = Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("collect output");
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("collect output");
+            panic!(
+                "thermocline {args:?} did not finish within {limit:?}; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Run and require success.
+pub fn run_ok(args: &[&str]) -> Output {
+    let out = run_with_deadline(args, Duration::from_secs(300));
+    assert!(
+        out.status.success(),
+        "thermocline {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Write a spec file into `dir`.
+pub fn write_spec(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The parsed `summary.json` of an output directory.
+pub fn summary(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("summary.json")).expect("summary.json");
+    serde_json::from_str(&text).expect("summary.json is JSON")
+}
+
+/// A small PHOLD spec that still sends many events across shards.
+pub const SMALL_PHOLD: &str = r#"
+[run]
+name = "small"
+seed = 7
+duration = "200 ms"
+
+[phold]
+lps = 2000
+groups = 4
+lookahead = "1 ms"
+mean_delay = "2 ms"
+remote_share = 0.3
+population = 2
+payload_bytes = 16
+"#;
