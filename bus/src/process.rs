@@ -616,3 +616,50 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn round_frame(batches: &[(u32, Vec<u8>)]) -> Vec<u8> {
+        let mut buf = vec![TAG_ROUND];
+        let mut w = Writer::new(&mut buf);
+        w.u64(77);
+        w.u64(5);
+        w.u32(batches.len() as u32);
+        for (d, b) in batches {
+            w.u32(*d);
+            w.len_bytes(b);
+        }
+        buf
+    }
+
+    #[test]
+    fn round_frames_decode_and_bad_destinations_are_refused() {
+        let ChildFrame::Round(r) = decode_child_frame(&round_frame(&[(1, vec![9, 9])]), 2).unwrap()
+        else {
+            panic!("not a round")
+        };
+        assert_eq!(
+            (r.next, r.events, r.batches),
+            (77, 5, vec![(1, vec![9, 9])])
+        );
+        assert!(decode_child_frame(&round_frame(&[(2, vec![])]), 2).is_err());
+        assert!(decode_child_frame(&[99], 2).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn child_frames_from_arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256), shards in 1u32..8) {
+            let _ = decode_child_frame(&bytes, shards);
+        }
+
+        #[test]
+        fn truncated_round_frames_are_errors(cut in any::<prop::sample::Index>()) {
+            let frame = round_frame(&[(1, vec![1, 2, 3]), (0, vec![4])]);
+            let cut = cut.index(frame.len());
+            prop_assert!(decode_child_frame(&frame[..cut], 2).is_err());
+        }
+    }
+}

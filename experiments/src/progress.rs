@@ -59,8 +59,8 @@ impl ProgressDisplay {
                     let wall = started.elapsed().as_secs_f64();
                     bar.set_position(sim);
                     bar.set_message(format!(
-                        "sim {} / {} · wall {:.1} s · {:.2} M events/s",
-                        SimDuration::from_nanos(sim),
+                        "sim {:.3}/{} · wall {:.1} s · {:.2} M ev/s",
+                        sim as f64 / 1e9,
                         SimDuration::from_nanos(end.as_nanos()),
                         wall,
                         events as f64 / wall / 1e6

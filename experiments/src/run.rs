@@ -46,7 +46,7 @@ pub fn window_config(spec: &Spec, shards: u32) -> Result<WindowConfig, String> {
     let runahead = match spec.workload()? {
         Workload::Phold(p) => {
             PholdLayout::new(p, shards).map_err(|e| e.to_string())?;
-            PholdEngine::runahead(p, shards)
+            PholdEngine::runahead(p)
         }
         Workload::Idle(i) => i.period.max(SimDuration::from_nanos(1)),
     };
