@@ -28,10 +28,7 @@ fn digest_of(
     let s = summary(&out);
     assert_eq!(s["shards"], shards);
     assert_eq!(s["backend"], backend);
-    (
-        s["digest"].as_str().unwrap().to_string(),
-        s["events"].as_u64().unwrap(),
-    )
+    (s["digest"].as_str().unwrap().to_string(), s["events"].as_u64().unwrap())
 }
 
 #[test]
@@ -39,18 +36,11 @@ fn digest_is_identical_across_shard_counts_backends_and_repeats() {
     let dir = scratch("determinism");
     let spec = write_spec(&dir, "small.toml", SMALL_PHOLD);
     let reference = digest_of(&spec, &dir, 1, "threads", &[]);
-    assert!(
-        reference.1 > 100_000,
-        "the run should execute many events, got {}",
-        reference.1
-    );
+    assert!(reference.1 > 100_000, "the run should execute many events, got {}", reference.1);
     for backend in ["threads", "processes"] {
         for shards in [1, 2, 4] {
             let got = digest_of(&spec, &dir, shards, backend, &[]);
-            assert_eq!(
-                got, reference,
-                "{backend} with {shards} shards differs from threads with 1 shard"
-            );
+            assert_eq!(got, reference, "{backend} with {shards} shards differs from threads with 1 shard");
         }
     }
     // A repeat of a multi-shard run.
@@ -66,16 +56,7 @@ fn the_default_experiment_is_deterministic_across_shards() {
     let dir = scratch("default");
     let run = |shards: &str, backend: &str| {
         let out = dir.join(format!("{backend}-{shards}"));
-        run_ok(&[
-            "run",
-            "--quiet",
-            "--shards",
-            shards,
-            "--backend",
-            backend,
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+        run_ok(&["run", "--quiet", "--shards", shards, "--backend", backend, "--out", out.to_str().unwrap()]);
         summary(&out)["digest"].as_str().unwrap().to_string()
     };
     let one = run("1", "threads");

@@ -9,8 +9,7 @@ use std::time::Duration;
 /// return (exit success, stderr, whether a summary was written).
 fn run_fault(name: &str, mode: &str, backend: &str, shards: u32) -> (bool, String, bool) {
     let dir = scratch(&format!("fault-{name}"));
-    let spec =
-        format!("{SMALL_PHOLD}\n[phold.fault]\nlp = 1200\nat = \"50 ms\"\nmode = \"{mode}\"\n");
+    let spec = format!("{SMALL_PHOLD}\n[phold.fault]\nlp = 1200\nat = \"50 ms\"\nmode = \"{mode}\"\n");
     let spec = write_spec(&dir, "fault.toml", &spec);
     let out = dir.join("out");
     let shards = shards.to_string();
@@ -45,10 +44,7 @@ fn assert_failed(result: (bool, String, bool), expected: &[&str]) {
 
 #[test]
 fn engine_error_on_threads() {
-    assert_failed(
-        run_fault("err-threads", "error", "threads", 2),
-        &["shard 1 failed", "injected fault at LP 1200"],
-    );
+    assert_failed(run_fault("err-threads", "error", "threads", 2), &["shard 1 failed", "injected fault at LP 1200"]);
 }
 
 #[test]
@@ -61,10 +57,7 @@ fn panic_on_threads() {
 
 #[test]
 fn engine_error_in_a_shard_process() {
-    assert_failed(
-        run_fault("err-proc", "error", "processes", 2),
-        &["shard 1 failed", "injected fault at LP 1200"],
-    );
+    assert_failed(run_fault("err-proc", "error", "processes", 2), &["shard 1 failed", "injected fault at LP 1200"]);
 }
 
 #[test]
@@ -77,10 +70,7 @@ fn panic_in_a_shard_process() {
 
 #[test]
 fn a_shard_process_that_exits_abruptly() {
-    assert_failed(
-        run_fault("exit-proc", "exit", "processes", 2),
-        &["shard 1 failed", "exited with status 3"],
-    );
+    assert_failed(run_fault("exit-proc", "exit", "processes", 2), &["shard 1 failed", "exited with status 3"]);
 }
 
 #[test]
@@ -95,10 +85,7 @@ fn a_shard_process_killed_by_a_signal() {
 fn a_spec_the_run_cannot_use_is_refused_before_starting() {
     let dir = scratch("too-many-shards");
     let spec = write_spec(&dir, "s.toml", SMALL_PHOLD);
-    let o = run_with_deadline(
-        &["run", spec.to_str().unwrap(), "--quiet", "--shards", "8"],
-        Duration::from_secs(30),
-    );
+    let o = run_with_deadline(&["run", spec.to_str().unwrap(), "--quiet", "--shards", "8"], Duration::from_secs(30));
     assert!(!o.status.success());
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.contains("phold.groups >= 8"), "{stderr}");
@@ -108,22 +95,12 @@ fn a_spec_the_run_cannot_use_is_refused_before_starting() {
 #[test]
 fn bad_spec_errors_name_file_line_and_column() {
     let dir = scratch("bad-spec");
-    let spec = write_spec(
-        &dir,
-        "bad.toml",
-        "[run]\nseed = 1\nduration = 5\n\n[phold]\n",
-    );
-    let o = run_with_deadline(
-        &["run", spec.to_str().unwrap(), "--quiet"],
-        Duration::from_secs(30),
-    );
+    let spec = write_spec(&dir, "bad.toml", "[run]\nseed = 1\nduration = 5\n\n[phold]\n");
+    let o = run_with_deadline(&["run", spec.to_str().unwrap(), "--quiet"], Duration::from_secs(30));
     assert!(!o.status.success());
     let stderr = String::from_utf8_lossy(&o.stderr);
     let location = format!("{}:3:12:", spec.display());
-    assert!(
-        stderr.contains(&location),
-        "expected {location} in:\n{stderr}"
-    );
+    assert!(stderr.contains(&location), "expected {location} in:\n{stderr}");
     assert!(stderr.contains("duration string with a unit"), "{stderr}");
     std::fs::remove_dir_all(dir).unwrap();
 }

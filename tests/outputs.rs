@@ -9,15 +9,7 @@ use thermocline_models::metrics::read_ipc_file;
 fn column_u64(batches: &[arrow_array::RecordBatch], name: &str) -> Vec<u64> {
     batches
         .iter()
-        .flat_map(|b| {
-            b.column_by_name(name)
-                .unwrap()
-                .as_any()
-                .downcast_ref::<UInt64Array>()
-                .unwrap()
-                .values()
-                .to_vec()
-        })
+        .flat_map(|b| b.column_by_name(name).unwrap().as_any().downcast_ref::<UInt64Array>().unwrap().values().to_vec())
         .collect()
 }
 
@@ -37,10 +29,7 @@ fn summary_and_arrow_tables_agree() {
         out.to_str().unwrap(),
     ]);
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        stdout.contains("digest") && stdout.contains("barrier idle"),
-        "human summary missing:\n{stdout}"
-    );
+    assert!(stdout.contains("digest") && stdout.contains("barrier idle"), "human summary missing:\n{stdout}");
 
     let s = summary(&out);
     for key in [
@@ -80,13 +69,7 @@ fn summary_and_arrow_tables_agree() {
     assert!(sent > 0);
     let starts = column_u64(&batches, "start_ns");
     let ends = column_u64(&batches, "end_ns");
-    assert!(
-        starts
-            .iter()
-            .zip(&ends)
-            .all(|(s, e)| e > s && e - s <= 1_000_000),
-        "windows last at most the runahead"
-    );
+    assert!(starts.iter().zip(&ends).all(|(s, e)| e > s && e - s <= 1_000_000), "windows last at most the runahead");
 
     // Shard-pair traffic per window.
     let (_, pairs) = read_ipc_file(&out.join("bus_pairs.arrow")).unwrap();
@@ -96,15 +79,7 @@ fn summary_and_arrow_tables_agree() {
     let (_, lps) = read_ipc_file(&out.join("phold_lps.arrow")).unwrap();
     let ids: Vec<u32> = lps
         .iter()
-        .flat_map(|b| {
-            b.column_by_name("lp")
-                .unwrap()
-                .as_any()
-                .downcast_ref::<UInt32Array>()
-                .unwrap()
-                .values()
-                .to_vec()
-        })
+        .flat_map(|b| b.column_by_name("lp").unwrap().as_any().downcast_ref::<UInt32Array>().unwrap().values().to_vec())
         .collect();
     assert_eq!(ids, (0..2000).collect::<Vec<u32>>());
     assert_eq!(column_u64(&lps, "events").iter().sum::<u64>(), events);
@@ -132,12 +107,7 @@ fn bench_phold_json_reports_the_figures() {
     let runs = v["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 4);
     for r in runs {
-        for key in [
-            "events_per_s",
-            "windows_per_s",
-            "barrier_idle_fraction",
-            "us_per_window",
-        ] {
+        for key in ["events_per_s", "windows_per_s", "barrier_idle_fraction", "us_per_window"] {
             assert!(r[key].as_f64().is_some(), "{key} missing in {r}");
         }
         assert_eq!(r["events"], runs[0]["events"]);
@@ -148,15 +118,7 @@ fn bench_phold_json_reports_the_figures() {
 
 #[test]
 fn bench_window_json_reports_overhead_per_backend() {
-    let o = run_ok(&[
-        "bench",
-        "window",
-        "--shards",
-        "2",
-        "--windows",
-        "500",
-        "--json",
-    ]);
+    let o = run_ok(&["bench", "window", "--shards", "2", "--windows", "500", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
     let runs = v["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2);

@@ -101,21 +101,10 @@ fn decode_into(bytes: &[u8], out: &mut Vec<Event>) -> Result<BatchHeader, Decode
         let dst_host = HostId(r.u32("dst_host")?);
         let kind = r.u16("kind")?;
         let payload = r.len_bytes("payload")?.to_vec();
-        out.push(Event {
-            deliver_time,
-            src_host,
-            src_seq,
-            dst_host,
-            kind,
-            payload,
-        });
+        out.push(Event { deliver_time, src_host, src_seq, dst_host, kind, payload });
     }
     r.finish("event batch")?;
-    Ok(BatchHeader {
-        src_shard,
-        dst_shard,
-        count: count as u32,
-    })
+    Ok(BatchHeader { src_shard, dst_shard, count: count as u32 })
 }
 
 #[cfg(test)]
@@ -189,16 +178,7 @@ mod tests {
         encode_batch(&mut buf, ShardId(0), ShardId(1), &[]);
         buf[16..20].copy_from_slice(&u32::MAX.to_be_bytes());
         let err = decode_batch(&buf, &mut vec![]).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                DecodeError::Invalid {
-                    what: "event count",
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert!(matches!(err, DecodeError::Invalid { what: "event count", .. }), "{err}");
     }
 
     #[test]
@@ -207,27 +187,15 @@ mod tests {
         encode_batch(&mut buf, ShardId(0), ShardId(1), &[]);
         let mut bad = buf.clone();
         bad[0] = b'X';
-        assert!(matches!(
-            decode_batch(&bad, &mut vec![]),
-            Err(DecodeError::BadMagic { .. })
-        ));
+        assert!(matches!(decode_batch(&bad, &mut vec![]), Err(DecodeError::BadMagic { .. })));
         let mut bad = buf.clone();
         bad[5] = 2;
-        assert!(matches!(
-            decode_batch(&bad, &mut vec![]),
-            Err(DecodeError::UnsupportedVersion { found: 2, .. })
-        ));
+        assert!(matches!(decode_batch(&bad, &mut vec![]), Err(DecodeError::UnsupportedVersion { found: 2, .. })));
         let mut bad = buf.clone();
         bad[7] = 1;
-        assert!(matches!(
-            decode_batch(&bad, &mut vec![]),
-            Err(DecodeError::Invalid { what: "flags", .. })
-        ));
+        assert!(matches!(decode_batch(&bad, &mut vec![]), Err(DecodeError::Invalid { what: "flags", .. })));
         let mut bad = buf.clone();
         bad.push(0);
-        assert!(matches!(
-            decode_batch(&bad, &mut vec![]),
-            Err(DecodeError::TrailingBytes { count: 1, .. })
-        ));
+        assert!(matches!(decode_batch(&bad, &mut vec![]), Err(DecodeError::TrailingBytes { count: 1, .. })));
     }
 }

@@ -73,11 +73,7 @@ mod tests {
         records.iter().for_each(|r| all.add_record(r));
         let (mut a, mut b) = (Digest::EMPTY, Digest::EMPTY);
         for (i, r) in records.iter().enumerate().rev() {
-            if i % 3 == 0 {
-                a.add_record(r)
-            } else {
-                b.add_record(r)
-            }
+            if i % 3 == 0 { a.add_record(r) } else { b.add_record(r) }
         }
         b.add(&a);
         assert_eq!(all, b);

@@ -16,9 +16,7 @@ pub struct Outbox {
 impl Outbox {
     /// An empty outbox for a run of `shards` shards.
     pub fn new(shards: u32) -> Self {
-        Outbox {
-            per_shard: (0..shards).map(|_| Vec::new()).collect(),
-        }
+        Outbox { per_shard: (0..shards).map(|_| Vec::new()).collect() }
     }
 
     /// Queue `event` for the shard that owns its destination host.

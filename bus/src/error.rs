@@ -41,9 +41,7 @@ pub enum BusError {
         source: DecodeError,
     },
     /// A batch arrived in the wrong slot (its header names another sender or receiver).
-    #[error(
-        "{shard}: batch in the slot of {from} claims to be from {claimed_src} to {claimed_dst}"
-    )]
+    #[error("{shard}: batch in the slot of {from} claims to be from {claimed_src} to {claimed_dst}")]
     Misaddressed {
         /// The receiving shard.
         shard: ShardId,
@@ -120,19 +118,14 @@ impl BusError {
             other => {
                 let text = other.to_string();
                 let prefix = format!("{}: ", other.shard());
-                text.strip_prefix(&prefix)
-                    .map(str::to_string)
-                    .unwrap_or(text)
+                text.strip_prefix(&prefix).map(str::to_string).unwrap_or(text)
             }
         }
     }
 
     /// This error as seen by the rest of the run: "shard N failed: cause".
     pub fn as_failure(&self) -> BusError {
-        BusError::ShardFailed {
-            shard: self.shard(),
-            cause: self.cause_text(),
-        }
+        BusError::ShardFailed { shard: self.shard(), cause: self.cause_text() }
     }
 }
 

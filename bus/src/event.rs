@@ -89,34 +89,10 @@ mod tests {
 
     #[test]
     fn order_is_time_then_source_then_seq_then_destination() {
-        let mut v = vec![
-            ev(5, 2, 0, 1),
-            ev(5, 1, 9, 3),
-            ev(4, 9, 9, 9),
-            ev(5, 1, 9, 2),
-            ev(5, 1, 3, 7),
-        ];
+        let mut v = vec![ev(5, 2, 0, 1), ev(5, 1, 9, 3), ev(4, 9, 9, 9), ev(5, 1, 9, 2), ev(5, 1, 3, 7)];
         sort_canonical(&mut v);
-        let keys: Vec<_> = v
-            .iter()
-            .map(|e| {
-                (
-                    e.deliver_time.as_nanos(),
-                    e.src_host.0,
-                    e.src_seq,
-                    e.dst_host.0,
-                )
-            })
-            .collect();
-        assert_eq!(
-            keys,
-            vec![
-                (4, 9, 9, 9),
-                (5, 1, 3, 7),
-                (5, 1, 9, 2),
-                (5, 1, 9, 3),
-                (5, 2, 0, 1)
-            ]
-        );
+        let keys: Vec<_> =
+            v.iter().map(|e| (e.deliver_time.as_nanos(), e.src_host.0, e.src_seq, e.dst_host.0)).collect();
+        assert_eq!(keys, vec![(4, 9, 9, 9), (5, 1, 3, 7), (5, 1, 9, 2), (5, 1, 9, 3), (5, 2, 0, 1)]);
     }
 }

@@ -15,6 +15,8 @@ pub mod error;
 pub mod event;
 pub mod exchange;
 pub mod ids;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 pub mod process;
 pub mod queue;
 pub mod report;

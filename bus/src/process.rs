@@ -45,12 +45,7 @@ const TAG_ABORT: u8 = 12;
 /// Largest frame accepted (guards allocations against a corrupt length).
 const MAX_FRAME: usize = 1 << 31;
 
-fn write_frame(
-    stream: &mut UnixStream,
-    buf: &mut Vec<u8>,
-    tag: u8,
-    body: impl FnOnce(&mut Writer),
-) -> io::Result<()> {
+fn write_frame(stream: &mut UnixStream, buf: &mut Vec<u8>, tag: u8, body: impl FnOnce(&mut Writer)) -> io::Result<()> {
     buf.clear();
     buf.extend_from_slice(&[0; 4]);
     let mut w = Writer::new(buf);
@@ -71,10 +66,7 @@ fn read_frame(stream: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<bool> {
     }
     let len = u32::from_be_bytes(len) as usize;
     if len == 0 || len > MAX_FRAME {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("bad frame length {len}"),
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("bad frame length {len}")));
     }
     buf.clear();
     buf.resize(len, 0);
@@ -116,11 +108,7 @@ fn decode_child_frame(buf: &[u8], shards: u32) -> Result<ChildFrame, DecodeError
                 }
                 batches.push((dst, r.len_bytes("batch")?.to_vec()));
             }
-            ChildFrame::Round(RoundFrame {
-                next,
-                events,
-                batches,
-            })
+            ChildFrame::Round(RoundFrame { next, events, batches })
         }
         TAG_REPORT => ChildFrame::Report(r.take(r.remaining(), "report")?.to_vec()),
         TAG_FAILED => ChildFrame::Failed(r.string("failure message")?),
@@ -196,8 +184,7 @@ pub fn run_processes(
     let mut frame_buf = Vec::new();
     let result = (|| {
         for s in 0..shards {
-            let (ours, theirs) =
-                UnixStream::pair().map_err(|e| transport(format!("socketpair: {e}")))?;
+            let (ours, theirs) = UnixStream::pair().map_err(|e| transport(format!("socketpair: {e}")))?;
             let fd = theirs.as_raw_fd();
             // Let exactly this descriptor survive exec (std opens everything close-on-exec).
             // SAFETY: fcntl on a descriptor we own; no memory is touched.
@@ -205,17 +192,10 @@ pub fn run_processes(
                 return Err(transport(format!("fcntl: {}", io::Error::last_os_error())));
             }
             let mut cmd = command(ShardId(s));
-            cmd.env(HUB_FD_ENV, fd.to_string())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null());
-            let child = cmd
-                .spawn()
-                .map_err(|e| transport(format!("launching shard {s}: {e}")))?;
+            cmd.env(HUB_FD_ENV, fd.to_string()).stdin(Stdio::null()).stdout(Stdio::null());
+            let child = cmd.spawn().map_err(|e| transport(format!("launching shard {s}: {e}")))?;
             drop(theirs);
-            let mut reader = BufReader::with_capacity(
-                1 << 16,
-                ours.try_clone().map_err(|e| transport(e.to_string()))?,
-            );
+            let mut reader = BufReader::with_capacity(1 << 16, ours.try_clone().map_err(|e| transport(e.to_string()))?);
             let tx = tx.clone();
             readers.push(std::thread::spawn(move || {
                 loop {
@@ -237,10 +217,7 @@ pub fn run_processes(
                     }
                 }
             }));
-            procs.push(ShardProcess {
-                child,
-                stream: ours,
-            });
+            procs.push(ShardProcess { child, stream: ours });
         }
         for (s, p) in procs.iter_mut().enumerate() {
             write_frame(&mut p.stream, &mut frame_buf, TAG_START, |w| {
@@ -299,18 +276,14 @@ fn coordinate(
     let (mut pending_rounds, mut pending_reports) = (n, n);
     let mut out = Vec::new();
     while pending_reports > 0 {
-        let (s, frame) = rx.recv().map_err(|_| BusError::Transport {
-            shard: ShardId(0),
-            detail: "all shard readers ended".into(),
-        })?;
+        let (s, frame) = rx
+            .recv()
+            .map_err(|_| BusError::Transport { shard: ShardId(0), detail: "all shard readers ended".into() })?;
         let shard = ShardId(s);
         let idx = s as usize;
         let died = |what: String, procs: &mut [ShardProcess]| {
             let status = reap(&mut procs[idx].child, Duration::from_secs(2));
-            BusError::ShardFailed {
-                shard,
-                cause: format!("{what}; the process {status}"),
-            }
+            BusError::ShardFailed { shard, cause: format!("{what}; the process {status}") }
         };
         let bytes = match frame {
             Ok(Some(b)) => b,
@@ -318,36 +291,26 @@ fn coordinate(
             Ok(None) => return Err(died("connection closed before the run ended".into(), procs)),
             Err(e) => return Err(died(format!("connection failed: {e}"), procs)),
         };
-        let frame = decode_child_frame(&bytes, shards).map_err(|e| BusError::ShardFailed {
-            shard,
-            cause: format!("sent an undecodable frame: {e}"),
-        })?;
+        let frame = decode_child_frame(&bytes, shards)
+            .map_err(|e| BusError::ShardFailed { shard, cause: format!("sent an undecodable frame: {e}") })?;
         match frame {
             ChildFrame::Failed(cause) => return Err(BusError::ShardFailed { shard, cause }),
             ChildFrame::Report(r) => {
                 if reports[idx].replace(r).is_some() {
-                    return Err(BusError::ShardFailed {
-                        shard,
-                        cause: "sent two reports".into(),
-                    });
+                    return Err(BusError::ShardFailed { shard, cause: "sent two reports".into() });
                 }
                 pending_reports -= 1;
             }
             ChildFrame::Round(r) => {
                 if reports.iter().any(Option::is_some) || rounds[idx].is_some() {
-                    return Err(BusError::ShardFailed {
-                        shard,
-                        cause: "sent a round frame out of turn".into(),
-                    });
+                    return Err(BusError::ShardFailed { shard, cause: "sent a round frame out of turn".into() });
                 }
                 rounds[idx] = Some(r);
                 pending_rounds -= 1;
                 if pending_rounds == 0 {
                     pending_rounds = n;
-                    let frames: Vec<RoundFrame> = rounds
-                        .iter_mut()
-                        .map(|r| r.take().expect("all rounds present"))
-                        .collect();
+                    let frames: Vec<RoundFrame> =
+                        rounds.iter_mut().map(|r| r.take().expect("all rounds present")).collect();
                     let next = frames.iter().map(|f| f.next).min().unwrap_or(u64::MAX);
                     for f in frames.iter() {
                         progress.window_done(ShardId(0), SimTime::from_nanos(next), f.events);
@@ -360,10 +323,7 @@ fn coordinate(
                                 .iter()
                                 .enumerate()
                                 .flat_map(|(src, f)| {
-                                    f.batches
-                                        .iter()
-                                        .filter(|(d, _)| *d == dst)
-                                        .map(move |(_, b)| (src as u32, b))
+                                    f.batches.iter().filter(|(d, _)| *d == dst).map(move |(_, b)| (src as u32, b))
                                 })
                                 .collect();
                             w.u32(inbound.len() as u32);
@@ -403,10 +363,7 @@ struct ProcessExchange {
 
 impl ProcessExchange {
     fn transport(&self, detail: String) -> BusError {
-        BusError::Transport {
-            shard: self.me,
-            detail,
-        }
+        BusError::Transport { shard: self.me, detail }
     }
 
     /// Read the hub's answer; an ABORT frame becomes the failure it reports.
@@ -419,9 +376,7 @@ impl ProcessExchange {
         if self.frame[0] == TAG_ABORT {
             let mut r = Reader::new(&self.frame[1..]);
             let shard = ShardId(r.u32("shard").unwrap_or(u32::MAX));
-            let cause = r
-                .string("cause")
-                .unwrap_or_else(|e| format!("(undecodable abort: {e})"));
+            let cause = r.string("cause").unwrap_or_else(|e| format!("(undecodable abort: {e})"));
             return Err(BusError::ShardFailed { shard, cause });
         }
         Ok(())
@@ -486,32 +441,23 @@ impl Exchange for ProcessExchange {
             r.finish("round result")?;
             Ok(next)
         };
-        let next = decode().map_err(|e| BusError::Transport {
-            shard: me,
-            detail: format!("bad frame from the hub: {e}"),
-        })?;
+        let next =
+            decode().map_err(|e| BusError::Transport { shard: me, detail: format!("bad frame from the hub: {e}") })?;
         Ok(SimTime::from_nanos(next))
     }
 
     fn gather(&mut self, report: Vec<u8>) -> Result<Option<Vec<Vec<u8>>>, BusError> {
-        write_frame(&mut self.stream, &mut self.buf, TAG_REPORT, |w| {
-            w.bytes(&report)
-        })
-        .map_err(|e| self.transport(format!("sending the report: {e}")))?;
+        write_frame(&mut self.stream, &mut self.buf, TAG_REPORT, |w| w.bytes(&report))
+            .map_err(|e| self.transport(format!("sending the report: {e}")))?;
         Ok(None)
     }
 
     fn fail(&mut self, error: &BusError) {
-        if matches!(
-            error,
-            BusError::ShardFailed { .. } | BusError::Transport { .. }
-        ) {
+        if matches!(error, BusError::ShardFailed { .. } | BusError::Transport { .. }) {
             return; // the hub already knows, or cannot be told
         }
         let text = error.cause_text();
-        let _ = write_frame(&mut self.stream, &mut self.buf, TAG_FAILED, |w| {
-            w.string(&text)
-        });
+        let _ = write_frame(&mut self.stream, &mut self.buf, TAG_FAILED, |w| w.string(&text));
     }
 }
 
@@ -540,12 +486,13 @@ where
     B: FnOnce(&ShardStart) -> Result<(Box<dyn Engine>, WindowConfig), EngineError>,
 {
     let unknown = ShardId(u32::MAX);
-    let transport = |detail: String| BusError::Transport {
-        shard: unknown,
-        detail,
-    };
+    let transport = |detail: String| BusError::Transport { shard: unknown, detail };
     let fd: i32 = std::env::var(HUB_FD_ENV)
-        .map_err(|_| transport(format!("{HUB_FD_ENV} is not set: shard processes are started by `thermocline run --backend processes`")))?
+        .map_err(|_| {
+            transport(format!(
+                "{HUB_FD_ENV} is not set: shard processes are started by `thermocline run --backend processes`"
+            ))
+        })?
         .parse()
         .map_err(|_| transport(format!("{HUB_FD_ENV} is not a descriptor number")))?;
     // SAFETY: die with the hub rather than linger; prctl touches no memory of ours.
@@ -557,18 +504,8 @@ where
     }
     // SAFETY: the hub passed us this descriptor for our exclusive use.
     let stream = UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    let reader = BufReader::with_capacity(
-        1 << 16,
-        stream.try_clone().map_err(|e| transport(e.to_string()))?,
-    );
-    let mut ex = ProcessExchange {
-        stream,
-        reader,
-        me: unknown,
-        shards: 0,
-        buf: Vec::new(),
-        frame: Vec::new(),
-    };
+    let reader = BufReader::with_capacity(1 << 16, stream.try_clone().map_err(|e| transport(e.to_string()))?);
+    let mut ex = ProcessExchange { stream, reader, me: unknown, shards: 0, buf: Vec::new(), frame: Vec::new() };
     ex.read_answer()?;
     let (shard, shards, config) = {
         let mut r = Reader::new(&ex.frame);
@@ -583,21 +520,15 @@ where
             }
             Ok((r.u32("shard")?, r.u32("shards")?))
         };
-        let (shard, shards) =
-            parse(&mut r).map_err(|e| transport(format!("bad start frame: {e}")))?;
+        let (shard, shards) = parse(&mut r).map_err(|e| transport(format!("bad start frame: {e}")))?;
         (shard, shards, ex.frame[r.offset()..].to_vec())
     };
     ex.me = ShardId(shard);
     ex.shards = shards;
     let me = ex.me;
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let start = ShardStart {
-            shard: me,
-            shards,
-            config: &config,
-        };
-        let (mut engine, window) =
-            build(&start).map_err(|source| BusError::Engine { shard: me, source })?;
+        let start = ShardStart { shard: me, shards, config: &config };
+        let (mut engine, window) = build(&start).map_err(|source| BusError::Engine { shard: me, source })?;
         run_shard(engine.as_mut(), &mut ex, &window, &NoProgress).map(|_| ())
     }));
     match outcome {
@@ -607,10 +538,7 @@ where
             Err(e)
         }
         Err(payload) => {
-            let e = BusError::Panicked {
-                shard: me,
-                message: panic_message(payload.as_ref()),
-            };
+            let e = BusError::Panicked { shard: me, message: panic_message(payload.as_ref()) };
             ex.fail(&e);
             Err(e)
         }
@@ -637,14 +565,10 @@ mod tests {
 
     #[test]
     fn round_frames_decode_and_bad_destinations_are_refused() {
-        let ChildFrame::Round(r) = decode_child_frame(&round_frame(&[(1, vec![9, 9])]), 2).unwrap()
-        else {
+        let ChildFrame::Round(r) = decode_child_frame(&round_frame(&[(1, vec![9, 9])]), 2).unwrap() else {
             panic!("not a round")
         };
-        assert_eq!(
-            (r.next, r.events, r.batches),
-            (77, 5, vec![(1, vec![9, 9])])
-        );
+        assert_eq!((r.next, r.events, r.batches), (77, 5, vec![(1, vec![9, 9])]));
         assert!(decode_child_frame(&round_frame(&[(2, vec![])]), 2).is_err());
         assert!(decode_child_frame(&[99], 2).is_err());
     }

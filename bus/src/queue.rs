@@ -83,10 +83,7 @@ impl<T: Ord + Timed> CalendarQueue<T> {
     /// Add an item.
     pub fn push(&mut self, item: T) {
         #[cfg(debug_assertions)]
-        debug_assert!(
-            item.time_ns() >= self.last_popped,
-            "item scheduled in the past"
-        );
+        debug_assert!(item.time_ns() >= self.last_popped, "item scheduled in the past");
         self.len += 1;
         let b = self.bucket_of(item.time_ns());
         let n = self.ring.len() as u64;
@@ -165,11 +162,7 @@ impl<T: Ord + Timed> CalendarQueue<T> {
             (None, Some(_)) => true,
             (None, None) => return None,
         };
-        let item = if take_extra {
-            self.current_extra.pop().map(|Reverse(x)| x)
-        } else {
-            self.current.pop()
-        };
+        let item = if take_extra { self.current_extra.pop().map(|Reverse(x)| x) } else { self.current.pop() };
         self.len -= 1;
         #[cfg(debug_assertions)]
         if let Some(i) = &item {
@@ -181,10 +174,8 @@ impl<T: Ord + Timed> CalendarQueue<T> {
     /// The time of the earliest item, without mutating the queue's position (used for
     /// `next_event_time` from `&self`).
     pub fn min_time(&self) -> Option<u64> {
-        let candidates = [
-            self.current.last().map(Timed::time_ns),
-            self.current_extra.peek().map(|Reverse(x)| x.time_ns()),
-        ];
+        let candidates =
+            [self.current.last().map(Timed::time_ns), self.current_extra.peek().map(|Reverse(x)| x.time_ns())];
         if let Some(t) = candidates.into_iter().flatten().min() {
             return Some(t);
         }

@@ -134,10 +134,7 @@ impl ShardReport {
         r.finish("shard report")?;
         Ok(ShardReport {
             shard,
-            output: EngineOutput {
-                digest: Digest::from_bytes(digest),
-                tables,
-            },
+            output: EngineOutput { digest: Digest::from_bytes(digest), tables },
             windows,
             pairs,
             wall_ns,
@@ -155,13 +152,7 @@ mod tests {
         digest.add_record(b"x");
         ShardReport {
             shard: ShardId(3),
-            output: EngineOutput {
-                digest,
-                tables: vec![Table {
-                    name: "t".into(),
-                    arrow_ipc: vec![1, 2, 3],
-                }],
-            },
+            output: EngineOutput { digest, tables: vec![Table { name: "t".into(), arrow_ipc: vec![1, 2, 3] }] },
             windows: vec![WindowStats {
                 window: 0,
                 start: SimTime::from_nanos(5),

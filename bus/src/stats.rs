@@ -75,9 +75,7 @@ pub struct RunTotals {
 
 impl RunTotals {
     /// Fold the statistics of every shard (`per_shard[i]` = (windows, pairs) of shard `i`).
-    pub fn from_shards<'a>(
-        per_shard: impl IntoIterator<Item = (ShardId, &'a [WindowStats], &'a [PairStats])>,
-    ) -> Self {
+    pub fn from_shards<'a>(per_shard: impl IntoIterator<Item = (ShardId, &'a [WindowStats], &'a [PairStats])>) -> Self {
         let items: Vec<_> = per_shard.into_iter().collect();
         let n = items.iter().map(|(s, _, _)| s.0 + 1).max().unwrap_or(0) as usize;
         let mut t = RunTotals {
@@ -105,11 +103,7 @@ impl RunTotals {
             }
         }
         let busy = t.exec_ns + t.wait_ns + t.serialise_ns;
-        t.barrier_idle_fraction = if busy == 0 {
-            0.0
-        } else {
-            t.wait_ns as f64 / busy as f64
-        };
+        t.barrier_idle_fraction = if busy == 0 { 0.0 } else { t.wait_ns as f64 / busy as f64 };
         t
     }
 }

@@ -49,10 +49,7 @@ impl AbortableBarrier {
     fn failure(&self) -> BusError {
         match &*self.failure.lock().unwrap_or_else(|p| p.into_inner()) {
             Some(e) => e.as_failure(),
-            None => BusError::ShardFailed {
-                shard: ShardId(u32::MAX),
-                cause: "aborted".into(),
-            },
+            None => BusError::ShardFailed { shard: ShardId(u32::MAX), cause: "aborted".into() },
         }
     }
 
@@ -109,11 +106,7 @@ impl AbortableBarrier {
 
     /// The first failure recorded, if any.
     pub fn first_failure(&self) -> Option<BusError> {
-        self.failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(BusError::as_failure)
+        self.failure.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(BusError::as_failure)
     }
 }
 
@@ -148,9 +141,7 @@ impl Exchange for ThreadExchange<'_> {
         let (n, me, p) = (self.shared.shards, self.me.index(), self.parity);
         for dst in 0..n {
             if dst != me {
-                let mut slot = self.shared.slots[p][me * n + dst]
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
+                let mut slot = self.shared.slots[p][me * n + dst].lock().unwrap_or_else(|e| e.into_inner());
                 std::mem::swap(&mut *slot, &mut round.outgoing[dst]);
                 round.outgoing[dst].clear();
             }
@@ -162,9 +153,7 @@ impl Exchange for ThreadExchange<'_> {
             global = global.min(self.shared.next[p][src].load(Ordering::Acquire));
             round.incoming[src].clear();
             if src != me {
-                let mut slot = self.shared.slots[p][src * n + me]
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
+                let mut slot = self.shared.slots[p][src * n + me].lock().unwrap_or_else(|e| e.into_inner());
                 std::mem::swap(&mut *slot, &mut round.incoming[src]);
             }
         }
@@ -173,9 +162,7 @@ impl Exchange for ThreadExchange<'_> {
     }
 
     fn gather(&mut self, report: Vec<u8>) -> Result<Option<Vec<Vec<u8>>>, BusError> {
-        *self.shared.reports[self.me.index()]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = report;
+        *self.shared.reports[self.me.index()].lock().unwrap_or_else(|e| e.into_inner()) = report;
         self.shared.barrier.wait()?;
         if self.me.0 != 0 {
             return Ok(None);
@@ -214,18 +201,11 @@ where
             (0..n * n).map(|_| Mutex::new(Vec::new())).collect(),
             (0..n * n).map(|_| Mutex::new(Vec::new())).collect(),
         ],
-        next: [
-            (0..n).map(|_| AtomicU64::new(u64::MAX)).collect(),
-            (0..n).map(|_| AtomicU64::new(u64::MAX)).collect(),
-        ],
+        next: [(0..n).map(|_| AtomicU64::new(u64::MAX)).collect(), (0..n).map(|_| AtomicU64::new(u64::MAX)).collect()],
         reports: (0..n).map(|_| Mutex::new(Vec::new())).collect(),
     };
     let shard_main = |me: ShardId| -> Result<Option<Vec<ShardReport>>, BusError> {
-        let mut exchange = ThreadExchange {
-            shared: &shared,
-            me,
-            parity: 0,
-        };
+        let mut exchange = ThreadExchange { shared: &shared, me, parity: 0 };
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let mut engine = build(me).map_err(|source| BusError::Engine { shard: me, source })?;
             run_shard(engine.as_mut(), &mut exchange, config, progress)
@@ -237,10 +217,7 @@ where
             }
             Ok(ok) => ok,
             Err(payload) => {
-                let e = BusError::Panicked {
-                    shard: me,
-                    message: panic_message(payload.as_ref()),
-                };
+                let e = BusError::Panicked { shard: me, message: panic_message(payload.as_ref()) };
                 exchange.fail(&e);
                 Err(e)
             }
@@ -257,11 +234,7 @@ where
             })
             .collect();
         let mut results = vec![shard_main(ShardId(0))];
-        results.extend(
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("shard thread panics are caught")),
-        );
+        results.extend(handles.into_iter().map(|h| h.join().expect("shard thread panics are caught")));
         results
     });
     if let Some(failure) = shared.barrier.first_failure() {

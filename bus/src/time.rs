@@ -103,12 +103,7 @@ impl fmt::Display for SimDuration {
         if self.0 == u64::MAX {
             return f.write_str("infinite");
         }
-        const UNITS: [(u64, &str); 4] = [
-            (1_000_000_000, "s"),
-            (1_000_000, "ms"),
-            (1_000, "us"),
-            (1, "ns"),
-        ];
+        const UNITS: [(u64, &str); 4] = [(1_000_000_000, "s"), (1_000_000, "ms"), (1_000, "us"), (1, "ns")];
         for (scale, name) in UNITS {
             if self.0 >= scale {
                 let whole = self.0 / scale;
@@ -158,9 +153,7 @@ impl FromStr for SimDuration {
         if text.is_empty() {
             return Err(DurationParseError::Empty);
         }
-        let split = text
-            .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
-            .unwrap_or(text.len());
+        let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_')).unwrap_or(text.len());
         let (number, unit) = (&text[..split], text[split..].trim());
         if unit.is_empty() {
             return Err(DurationParseError::MissingUnit(s.to_string()));
@@ -180,18 +173,11 @@ impl FromStr for SimDuration {
             None => (number.as_str(), ""),
         };
         let digits_ok = |p: &str| p.chars().all(|c| c.is_ascii_digit());
-        if (int_part.is_empty() && frac_part.is_empty())
-            || !digits_ok(int_part)
-            || !digits_ok(frac_part)
-        {
+        if (int_part.is_empty() && frac_part.is_empty()) || !digits_ok(int_part) || !digits_ok(frac_part) {
             return Err(DurationParseError::BadNumber(number.clone()));
         }
         let overflow = || DurationParseError::Overflow(s.to_string());
-        let whole: u64 = if int_part.is_empty() {
-            0
-        } else {
-            int_part.parse().map_err(|_| overflow())?
-        };
+        let whole: u64 = if int_part.is_empty() { 0 } else { int_part.parse().map_err(|_| overflow())? };
         let mut ns = whole.checked_mul(scale).ok_or_else(overflow)?;
         // Exact decimal fraction: frac_digits * scale / 10^len must be an integer.
         let frac_digits = frac_part.trim_end_matches('0');
@@ -204,9 +190,7 @@ impl FromStr for SimDuration {
             if !numerator.is_multiple_of(denominator) {
                 return Err(DurationParseError::NotWholeNanos(s.to_string()));
             }
-            ns = ns
-                .checked_add((numerator / denominator) as u64)
-                .ok_or_else(overflow)?;
+            ns = ns.checked_add((numerator / denominator) as u64).ok_or_else(overflow)?;
         }
         if ns == u64::MAX {
             return Err(overflow());
@@ -244,76 +228,28 @@ mod tests {
 
     #[test]
     fn parses_units_and_fractions_exactly() {
-        assert_eq!(
-            "10 ms".parse::<SimDuration>().unwrap(),
-            SimDuration::from_millis(10)
-        );
-        assert_eq!(
-            "0.7 s".parse::<SimDuration>().unwrap(),
-            SimDuration::from_millis(700)
-        );
-        assert_eq!(
-            "5min".parse::<SimDuration>().unwrap(),
-            SimDuration::from_secs(300)
-        );
-        assert_eq!(
-            "1_000 us".parse::<SimDuration>().unwrap(),
-            SimDuration::from_millis(1)
-        );
-        assert_eq!(
-            "12 s".parse::<SimDuration>().unwrap(),
-            SimDuration::from_secs(12)
-        );
-        assert_eq!(
-            ".5 ms".parse::<SimDuration>().unwrap(),
-            SimDuration::from_micros(500)
-        );
-        assert_eq!(
-            "1.000000001 s".parse::<SimDuration>().unwrap(),
-            SimDuration::from_nanos(1_000_000_001)
-        );
+        assert_eq!("10 ms".parse::<SimDuration>().unwrap(), SimDuration::from_millis(10));
+        assert_eq!("0.7 s".parse::<SimDuration>().unwrap(), SimDuration::from_millis(700));
+        assert_eq!("5min".parse::<SimDuration>().unwrap(), SimDuration::from_secs(300));
+        assert_eq!("1_000 us".parse::<SimDuration>().unwrap(), SimDuration::from_millis(1));
+        assert_eq!("12 s".parse::<SimDuration>().unwrap(), SimDuration::from_secs(12));
+        assert_eq!(".5 ms".parse::<SimDuration>().unwrap(), SimDuration::from_micros(500));
+        assert_eq!("1.000000001 s".parse::<SimDuration>().unwrap(), SimDuration::from_nanos(1_000_000_001));
     }
 
     #[test]
     fn rejects_bad_durations_with_reason() {
-        assert_eq!(
-            "10".parse::<SimDuration>(),
-            Err(DurationParseError::MissingUnit("10".into()))
-        );
-        assert!(matches!(
-            "10 parsecs".parse::<SimDuration>(),
-            Err(DurationParseError::BadUnit(_))
-        ));
-        assert!(matches!(
-            "1.5 ns".parse::<SimDuration>(),
-            Err(DurationParseError::NotWholeNanos(_))
-        ));
-        assert!(matches!(
-            "1.2.3 s".parse::<SimDuration>(),
-            Err(DurationParseError::BadNumber(_))
-        ));
-        assert!(matches!(
-            "".parse::<SimDuration>(),
-            Err(DurationParseError::Empty)
-        ));
-        assert!(matches!(
-            "99999999999 h".parse::<SimDuration>(),
-            Err(DurationParseError::Overflow(_))
-        ));
+        assert_eq!("10".parse::<SimDuration>(), Err(DurationParseError::MissingUnit("10".into())));
+        assert!(matches!("10 parsecs".parse::<SimDuration>(), Err(DurationParseError::BadUnit(_))));
+        assert!(matches!("1.5 ns".parse::<SimDuration>(), Err(DurationParseError::NotWholeNanos(_))));
+        assert!(matches!("1.2.3 s".parse::<SimDuration>(), Err(DurationParseError::BadNumber(_))));
+        assert!(matches!("".parse::<SimDuration>(), Err(DurationParseError::Empty)));
+        assert!(matches!("99999999999 h".parse::<SimDuration>(), Err(DurationParseError::Overflow(_))));
     }
 
     #[test]
     fn displays_round_trip() {
-        for ns in [
-            0u64,
-            1,
-            999,
-            1_000,
-            1_500_000,
-            700_000_000,
-            12_000_000_000,
-            1_234_567,
-        ] {
+        for ns in [0u64, 1, 999, 1_000, 1_500_000, 700_000_000, 12_000_000_000, 1_234_567] {
             let d = SimDuration::from_nanos(ns);
             let text = d.to_string();
             assert_eq!(text.parse::<SimDuration>().unwrap(), d, "{text}");
@@ -324,13 +260,7 @@ mod tests {
 
     #[test]
     fn saturating_time_arithmetic() {
-        assert_eq!(
-            SimTime::from_nanos(5).saturating_add(SimDuration::INFINITE),
-            SimTime::NEVER
-        );
-        assert_eq!(
-            SimTime::from_nanos(5).saturating_since(SimTime::from_nanos(9)),
-            SimDuration::ZERO
-        );
+        assert_eq!(SimTime::from_nanos(5).saturating_add(SimDuration::INFINITE), SimTime::NEVER);
+        assert_eq!(SimTime::from_nanos(5).saturating_since(SimTime::from_nanos(9)), SimDuration::ZERO);
     }
 }

@@ -83,12 +83,7 @@ fn run_windows(
     let mut window = 0u64;
     while start < config.end {
         let end = start.saturating_add(config.runahead).min(config.end);
-        let mut stats = WindowStats {
-            window,
-            start,
-            end,
-            ..Default::default()
-        };
+        let mut stats = WindowStats { window, start, end, ..Default::default() };
 
         let t = Instant::now();
         stats.events = engine.run_until(end, &mut outbox).map_err(engine_err)?;
@@ -106,12 +101,7 @@ fn run_windows(
             }
             for e in events.iter() {
                 if e.deliver_time < end {
-                    return Err(BusError::Causality {
-                        shard: me,
-                        to,
-                        key: e.key(),
-                        window_end: end,
-                    });
+                    return Err(BusError::Causality { shard: me, to, key: e.key(), window_end: end });
                 }
                 local_next = local_next.min(e.deliver_time);
             }
@@ -139,11 +129,8 @@ fn run_windows(
             }
             let from = ShardId(src);
             let before = inbound.len();
-            let header = decode_batch(bytes, &mut inbound).map_err(|source| BusError::Decode {
-                shard: me,
-                from,
-                source,
-            })?;
+            let header =
+                decode_batch(bytes, &mut inbound).map_err(|source| BusError::Decode { shard: me, from, source })?;
             if header.src_shard != from || header.dst_shard != me {
                 return Err(BusError::Misaddressed {
                     shard: me,
@@ -153,12 +140,7 @@ fn run_windows(
                 });
             }
             if let Some(e) = inbound[before..].iter().find(|e| e.deliver_time < end) {
-                return Err(BusError::Causality {
-                    shard: from,
-                    to: me,
-                    key: e.key(),
-                    window_end: end,
-                });
+                return Err(BusError::Causality { shard: from, to: me, key: e.key(), window_end: end });
             }
             let p = &mut pair_scratch[src as usize];
             p.recv_events = (inbound.len() - before) as u64;
@@ -175,11 +157,7 @@ fn run_windows(
 
         for (peer, p) in pair_scratch.iter_mut().enumerate() {
             if p.sent_events + p.recv_events > 0 {
-                pairs.push(PairStats {
-                    window,
-                    peer: ShardId(peer as u32),
-                    ..std::mem::take(p)
-                });
+                pairs.push(PairStats { window, peer: ShardId(peer as u32), ..std::mem::take(p) });
             }
         }
         progress.window_done(me, end, stats.events);
@@ -189,13 +167,7 @@ fn run_windows(
     }
 
     let output = engine.finish().map_err(engine_err)?;
-    let report = ShardReport {
-        shard: me,
-        output,
-        windows,
-        pairs,
-        wall_ns: nanos_since(started),
-    };
+    let report = ShardReport { shard: me, output, windows, pairs, wall_ns: nanos_since(started) };
     let gathered = exchange.gather(report.encode())?;
     let Some(all) = gathered else { return Ok(None) };
     let mut reports = Vec::with_capacity(all.len());

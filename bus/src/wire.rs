@@ -5,9 +5,7 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// The buffer ended inside a field.
-    #[error(
-        "truncated input: needed {needed} more bytes for {what} at offset {offset}, {available} available"
-    )]
+    #[error("truncated input: needed {needed} more bytes for {what} at offset {offset}, {available} available")]
     Truncated {
         /// The field being read.
         what: &'static str,
@@ -123,12 +121,7 @@ impl<'a> Reader<'a> {
     /// The next `n` bytes.
     pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
         if self.remaining() < n {
-            return Err(DecodeError::Truncated {
-                what,
-                offset: self.pos,
-                needed: n,
-                available: self.remaining(),
-            });
+            return Err(DecodeError::Truncated { what, offset: self.pos, needed: n, available: self.remaining() });
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -164,54 +157,30 @@ impl<'a> Reader<'a> {
     pub fn string(&mut self, what: &'static str) -> Result<String, DecodeError> {
         let offset = self.pos;
         let b = self.len_bytes(what)?;
-        String::from_utf8(b.to_vec()).map_err(|e| DecodeError::Invalid {
-            what,
-            offset,
-            detail: e.to_string(),
-        })
+        String::from_utf8(b.to_vec()).map_err(|e| DecodeError::Invalid { what, offset, detail: e.to_string() })
     }
     /// Check a 4-byte magic and a u16 version.
-    pub fn header(
-        &mut self,
-        format: &'static str,
-        magic: [u8; 4],
-        version: u16,
-    ) -> Result<(), DecodeError> {
+    pub fn header(&mut self, format: &'static str, magic: [u8; 4], version: u16) -> Result<(), DecodeError> {
         let found: [u8; 4] = self.array("magic")?;
         if found != magic {
-            return Err(DecodeError::BadMagic {
-                format,
-                expected: magic,
-                found,
-            });
+            return Err(DecodeError::BadMagic { format, expected: magic, found });
         }
         let v = self.u16("version")?;
         if v != version {
-            return Err(DecodeError::UnsupportedVersion {
-                format,
-                found: v,
-                supported: version,
-            });
+            return Err(DecodeError::UnsupportedVersion { format, found: v, supported: version });
         }
         Ok(())
     }
     /// A count of items that each take at least `min_item_bytes`: rejected if the rest of the
     /// buffer could not hold that many, so a hostile count cannot make us allocate.
-    pub fn count(
-        &mut self,
-        what: &'static str,
-        min_item_bytes: usize,
-    ) -> Result<usize, DecodeError> {
+    pub fn count(&mut self, what: &'static str, min_item_bytes: usize) -> Result<usize, DecodeError> {
         let offset = self.pos;
         let n = self.u32(what)? as usize;
         if n.saturating_mul(min_item_bytes.max(1)) > self.remaining() {
             return Err(DecodeError::Invalid {
                 what,
                 offset,
-                detail: format!(
-                    "{n} items cannot fit in the {} bytes that remain",
-                    self.remaining()
-                ),
+                detail: format!("{n} items cannot fit in the {} bytes that remain", self.remaining()),
             });
         }
         Ok(n)
@@ -219,11 +188,7 @@ impl<'a> Reader<'a> {
     /// Fail unless every byte was read.
     pub fn finish(&self, format: &'static str) -> Result<(), DecodeError> {
         if self.remaining() != 0 {
-            return Err(DecodeError::TrailingBytes {
-                format,
-                offset: self.pos,
-                count: self.remaining(),
-            });
+            return Err(DecodeError::TrailingBytes { format, offset: self.pos, count: self.remaining() });
         }
         Ok(())
     }

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use thermocline_bus::threads::run_threads;
 use thermocline_bus::{
-    BusError, Digest, Engine, EngineError, EngineOutput, Event, HostId, NoProgress, Outbox,
-    ShardId, SimDuration, SimTime, WindowConfig,
+    BusError, Digest, Engine, EngineError, EngineOutput, Event, HostId, NoProgress, Outbox, ShardId, SimDuration,
+    SimTime, WindowConfig,
 };
 
 /// A ring of hosts, one per shard, passing a token: each token hop takes `delay`; every host
@@ -26,24 +26,13 @@ impl Ring {
         let mut pending = BTreeMap::new();
         // Every host starts one token at a time that depends on its id.
         pending.insert((me.0 as u64 * 7, me.0, 0), me.0);
-        Ring {
-            me,
-            shards,
-            delay,
-            pending,
-            seq: 1,
-            log: vec![],
-            fail_at: None,
-        }
+        Ring { me, shards, delay, pending, seq: 1, log: vec![], fail_at: None }
     }
 }
 
 impl Engine for Ring {
     fn next_event_time(&self) -> SimTime {
-        self.pending
-            .keys()
-            .next()
-            .map_or(SimTime::NEVER, |k| SimTime::from_nanos(k.0))
+        self.pending.keys().next().map_or(SimTime::NEVER, |k| SimTime::from_nanos(k.0))
     }
 
     fn run_until(&mut self, end: SimTime, outbox: &mut Outbox) -> Result<u64, EngineError> {
@@ -74,8 +63,7 @@ impl Engine for Ring {
             };
             self.seq += 1;
             if next == self.me.0 {
-                self.pending
-                    .insert((e.deliver_time.as_nanos(), e.src_host.0, e.src_seq), next);
+                self.pending.insert((e.deliver_time.as_nanos(), e.src_host.0, e.src_seq), next);
             } else {
                 outbox.push(ShardId(next), e);
             }
@@ -87,10 +75,7 @@ impl Engine for Ring {
         for e in events.drain(..) {
             assert_eq!(e.dst_host.0, self.me.0);
             assert_eq!(e.payload, vec![1, 2, 3]);
-            self.pending.insert(
-                (e.deliver_time.as_nanos(), e.src_host.0, e.src_seq),
-                e.dst_host.0,
-            );
+            self.pending.insert((e.deliver_time.as_nanos(), e.src_host.0, e.src_seq), e.dst_host.0);
         }
         Ok(())
     }
@@ -103,44 +88,26 @@ impl Engine for Ring {
             rec.extend_from_slice(&s.to_be_bytes());
         }
         digest.add_record(&rec);
-        Ok(EngineOutput {
-            digest,
-            tables: vec![],
-        })
+        Ok(EngineOutput { digest, tables: vec![] })
     }
 }
 
 fn config(end: u64, runahead: u64) -> WindowConfig {
-    WindowConfig {
-        end: SimTime::from_nanos(end),
-        runahead: SimDuration::from_nanos(runahead),
-    }
+    WindowConfig { end: SimTime::from_nanos(end), runahead: SimDuration::from_nanos(runahead) }
 }
 
 #[test]
 fn tokens_cross_shards_at_their_delivery_times() {
-    let reports = run_threads(
-        3,
-        &config(1_000, 10),
-        |s| Ok(Box::new(Ring::new(s, 3, 10)) as Box<dyn Engine>),
-        &NoProgress,
-    )
-    .unwrap();
+    let reports =
+        run_threads(3, &config(1_000, 10), |s| Ok(Box::new(Ring::new(s, 3, 10)) as Box<dyn Engine>), &NoProgress)
+            .unwrap();
     assert_eq!(reports.len(), 3);
     // Tokens start at 0, 7 and 14 ns and hop every 10 ns: before 1000 ns they make 100, 100
     // and 99 hops.
     let events: u64 = reports.iter().map(|r| r.events()).sum();
     assert_eq!(events, 299);
-    let sent: u64 = reports
-        .iter()
-        .flat_map(|r| &r.windows)
-        .map(|w| w.sent_events)
-        .sum();
-    let recv: u64 = reports
-        .iter()
-        .flat_map(|r| &r.windows)
-        .map(|w| w.recv_events)
-        .sum();
+    let sent: u64 = reports.iter().flat_map(|r| &r.windows).map(|w| w.sent_events).sum();
+    let recv: u64 = reports.iter().flat_map(|r| &r.windows).map(|w| w.recv_events).sum();
     assert_eq!(sent, recv);
     // Every shard ran the same windows.
     let windows: Vec<usize> = reports.iter().map(|r| r.windows.len()).collect();
@@ -150,13 +117,9 @@ fn tokens_cross_shards_at_their_delivery_times() {
 #[test]
 fn runs_are_repeatable() {
     let run = || {
-        let reports = run_threads(
-            3,
-            &config(5_000, 10),
-            |s| Ok(Box::new(Ring::new(s, 3, 10)) as Box<dyn Engine>),
-            &NoProgress,
-        )
-        .unwrap();
+        let reports =
+            run_threads(3, &config(5_000, 10), |s| Ok(Box::new(Ring::new(s, 3, 10)) as Box<dyn Engine>), &NoProgress)
+                .unwrap();
         let mut d = Digest::EMPTY;
         reports.iter().for_each(|r| d.add(&r.output.digest));
         d
@@ -167,13 +130,8 @@ fn runs_are_repeatable() {
 #[test]
 fn an_event_inside_its_window_is_a_named_causality_error() {
     // Runahead 20 but hops of 10: the first cross-shard hop lands inside its window.
-    let err = run_threads(
-        2,
-        &config(1_000, 20),
-        |s| Ok(Box::new(Ring::new(s, 2, 10)) as Box<dyn Engine>),
-        &NoProgress,
-    )
-    .unwrap_err();
+    let err = run_threads(2, &config(1_000, 20), |s| Ok(Box::new(Ring::new(s, 2, 10)) as Box<dyn Engine>), &NoProgress)
+        .unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, BusError::ShardFailed { .. }), "{text}");
     assert!(text.contains("causality violation"), "{text}");
@@ -194,11 +152,7 @@ fn failing(shards: u32, victim: u32, how: &'static str) -> BusError {
         &NoProgress,
     )
     .unwrap_err();
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "failure took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(20), "failure took {:?}", started.elapsed());
     err
 }
 
@@ -206,22 +160,14 @@ fn failing(shards: u32, victim: u32, how: &'static str) -> BusError {
 fn an_engine_error_ends_the_run_naming_the_shard() {
     let err = failing(4, 2, "error");
     assert_eq!(err.shard(), ShardId(2));
-    assert!(
-        err.to_string()
-            .contains("shard 2 failed: engine error: ring host 2 fails on purpose"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("shard 2 failed: engine error: ring host 2 fails on purpose"), "{err}");
 }
 
 #[test]
 fn a_panic_ends_the_run_naming_the_shard() {
     let err = failing(3, 0, "panic");
     assert_eq!(err.shard(), ShardId(0));
-    assert!(
-        err.to_string()
-            .contains("panicked: ring host 0 panics on purpose"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("panicked: ring host 0 panics on purpose"), "{err}");
 }
 
 #[test]
@@ -239,9 +185,5 @@ fn a_failing_build_ends_the_run() {
         &NoProgress,
     )
     .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("shard 1 failed: engine error: no engine for you"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("shard 1 failed: engine error: no engine for you"), "{err}");
 }

@@ -5,11 +5,13 @@
 //!   produced the same digest and reports speedups over one shard.
 //! - `bench window`: µs per window with empty batches (the idle workload) per backend.
 
+use crate::mpi_support::{MpiSession, raw_collectives_us};
 use crate::run::{RunOutcome, RunPlan, execute};
 use crate::spec::{Backend, Spec};
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
 use std::path::Path;
+use thermocline_bus::codec::{BATCH_HEADER_BYTES, EVENT_HEADER_BYTES};
 use thermocline_bus::{NoProgress, SimDuration};
 use thermocline_models::idle::IdleConfig;
 use thermocline_models::phold::PholdConfig;
@@ -62,16 +64,14 @@ pub struct WindowBench {
     #[arg(long, value_delimiter = ',', default_value = "2")]
     pub shards: Vec<u32>,
     /// Backends, comma-separated.
-    #[arg(
-        long,
-        value_enum,
-        value_delimiter = ',',
-        default_value = "threads,processes"
-    )]
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "threads,processes")]
     pub backend: Vec<Backend>,
     /// Windows to run.
     #[arg(long, default_value_t = 20_000)]
     pub windows: u64,
+    /// Payload bytes of the one event each shard sends every other shard per window (0: none).
+    #[arg(long, default_value_t = 0)]
+    pub payload_bytes: u32,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -103,21 +103,39 @@ fn figures(plan: &RunPlan, o: &RunOutcome) -> Value {
     })
 }
 
-fn run_matrix(base: &Spec, shards: &[u32], backends: &[Backend], exe: &Path) -> Result<Vec<Value>> {
+/// Run every (backend, shard count). Returns `None` on MPI ranks other than 0, which print
+/// nothing. Under MPI the shard count is the number of ranks, and MPI must be the only backend.
+fn run_matrix(
+    base: &Spec,
+    shards: &[u32],
+    backends: &[Backend],
+    exe: &Path,
+    mpi: Option<&MpiSession>,
+) -> Result<Option<Vec<(RunPlan, RunOutcome)>>> {
     let mut runs = Vec::new();
     for &backend in backends {
-        for &n in shards {
-            let plan = RunPlan {
-                spec: base.clone(),
-                shards: n,
-                backend,
-                exe: exe.to_path_buf(),
-            };
-            let outcome = execute(&plan, &NoProgress)?;
-            runs.push(figures(&plan, &outcome));
+        let counts = match (backend, mpi) {
+            (Backend::Mpi, Some(session)) => {
+                if backends.len() > 1 {
+                    bail!("--backend mpi cannot be combined with other backends (every rank would run them all)");
+                }
+                let ranks = session.size();
+                if shards != [1] && shards.iter().any(|&n| n != ranks) {
+                    bail!("--shards {shards:?}, but mpirun started {ranks} ranks: under MPI the shard count is the number of ranks");
+                }
+                vec![ranks]
+            }
+            _ => shards.to_vec(),
+        };
+        for n in counts {
+            let plan = RunPlan { spec: base.clone(), shards: n, backend, exe: exe.to_path_buf() };
+            match execute(&plan, &NoProgress, mpi)? {
+                Some(outcome) => runs.push((plan, outcome)),
+                None => return Ok(None),
+            }
         }
     }
-    Ok(runs)
+    Ok(Some(runs))
 }
 
 fn print(result: &Value, json_out: bool, text: impl FnOnce() -> String) {
@@ -129,10 +147,11 @@ fn print(result: &Value, json_out: bool, text: impl FnOnce() -> String) {
 }
 
 /// Run `bench phold`.
-pub fn phold(args: &PholdBench, exe: &Path) -> Result<()> {
-    let groups = args
-        .groups
-        .unwrap_or_else(|| args.shards.iter().copied().max().unwrap_or(1).max(1));
+pub fn phold(args: &PholdBench, exe: &Path, mpi: Option<&MpiSession>) -> Result<()> {
+    let groups = args.groups.unwrap_or_else(|| match mpi {
+        Some(session) => session.size(),
+        None => args.shards.iter().copied().max().unwrap_or(1).max(1),
+    });
     let mut spec = Spec::default_experiment();
     spec.run.name = "bench-phold".into();
     spec.run.seed = args.seed;
@@ -147,11 +166,9 @@ pub fn phold(args: &PholdBench, exe: &Path) -> Result<()> {
         payload_bytes: args.payload_bytes,
         fault: None,
     });
-    let runs = run_matrix(&spec, &args.shards, &args.backend, exe)?;
-    let digests: Vec<&str> = runs
-        .iter()
-        .map(|r| r["digest"].as_str().unwrap_or(""))
-        .collect();
+    let Some(runs) = run_matrix(&spec, &args.shards, &args.backend, exe, mpi)? else { return Ok(()) };
+    let runs: Vec<Value> = runs.iter().map(|(plan, o)| figures(plan, o)).collect();
+    let digests: Vec<&str> = runs.iter().map(|r| r["digest"].as_str().unwrap_or("")).collect();
     if digests.windows(2).any(|w| w[0] != w[1]) {
         bail!("determinism failure: configurations produced different digests: {digests:?}");
     }
@@ -159,9 +176,7 @@ pub fn phold(args: &PholdBench, exe: &Path) -> Result<()> {
         .iter()
         .filter(|r| r["shards"] != 1)
         .filter_map(|r| {
-            let base = runs
-                .iter()
-                .find(|b| b["shards"] == 1 && b["backend"] == r["backend"])?;
+            let base = runs.iter().find(|b| b["shards"] == 1 && b["backend"] == r["backend"])?;
             let s = r["events_per_s"].as_f64()? / base["events_per_s"].as_f64()?;
             Some(json!({"backend": r["backend"], "shards": r["shards"], "speedup_vs_1_shard": s}))
         })
@@ -207,34 +222,55 @@ pub fn phold(args: &PholdBench, exe: &Path) -> Result<()> {
                 s["speedup_vs_1_shard"].as_f64().unwrap_or(0.0)
             );
         }
-        out += &format!(
-            "  digest {} (identical in every run)\n",
-            digests.first().unwrap_or(&"")
-        );
+        out += &format!("  digest {} (identical in every run)\n", digests.first().unwrap_or(&""));
         out
     });
     Ok(())
 }
 
 /// Run `bench window`.
-pub fn window(args: &WindowBench, exe: &Path) -> Result<()> {
+pub fn window(args: &WindowBench, exe: &Path, mpi: Option<&MpiSession>) -> Result<()> {
     let period = SimDuration::from_millis(1);
     let mut spec = Spec::default_experiment();
     spec.run.name = "bench-window".into();
     spec.run.duration = SimDuration::from_nanos(period.as_nanos() * args.windows);
     spec.phold = None;
-    spec.idle = Some(IdleConfig { period });
-    let runs = run_matrix(&spec, &args.shards, &args.backend, exe)?;
-    let result = json!({ "benchmark": "window", "windows": args.windows, "runs": runs });
+    spec.idle = Some(IdleConfig { period, payload_bytes: args.payload_bytes });
+    let outcomes = run_matrix(&spec, &args.shards, &args.backend, exe, mpi)?;
+    // The raw baseline is collective too: every rank takes part before rank 0 prints.
+    let bytes_per_peer =
+        if args.payload_bytes > 0 { BATCH_HEADER_BYTES + EVENT_HEADER_BYTES + args.payload_bytes as usize } else { 0 };
+    let raw = mpi.map(|session| raw_collectives_us(session, args.windows, bytes_per_peer));
+    let Some(outcomes) = outcomes else { return Ok(()) };
+    let runs: Vec<Value> = outcomes
+        .iter()
+        .map(|(plan, o)| {
+            let mut v = figures(plan, o);
+            if let (Backend::Mpi, Some(raw)) = (plan.backend, raw) {
+                let ours = v["us_per_window"].as_f64().unwrap_or(0.0);
+                v["raw_mpi_us_per_round"] = json!(raw);
+                v["protocol_vs_raw_mpi"] = json!(if raw > 0.0 { ours / raw } else { 0.0 });
+            }
+            v
+        })
+        .collect();
+    let result = json!({
+        "benchmark": "window",
+        "windows": args.windows,
+        "payload_bytes": args.payload_bytes,
+        "batch_bytes_per_peer": bytes_per_peer,
+        "runs": runs,
+    });
     print(&result, args.json, || {
-        let mut out = format!("Window overhead, empty batches, {} windows\n", args.windows);
+        let mut out = format!("Window overhead, {} windows, {} batch bytes per peer per window\n", args.windows, bytes_per_peer);
         for r in &runs {
-            out += &format!(
-                "  {:<10} {} shards: {:.2} us/window\n",
-                r["backend"].as_str().unwrap_or(""),
-                r["shards"],
-                r["us_per_window"].as_f64().unwrap_or(0.0)
-            );
+            let us = r["us_per_window"].as_f64().unwrap_or(0.0);
+            out += &format!("  {:<10} {} shards: {us:.2} us/window", r["backend"].as_str().unwrap_or(""), r["shards"]);
+            if let Some(raw) = r["raw_mpi_us_per_round"].as_f64() {
+                let ratio = r["protocol_vs_raw_mpi"].as_f64().unwrap_or(0.0);
+                out += &format!(" (raw MPI_Allreduce + MPI_Alltoallv: {raw:.2} us; ratio {ratio:.2})");
+            }
+            out += "\n";
         }
         out
     });

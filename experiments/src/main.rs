@@ -4,6 +4,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use thermocline::bench::{self, PholdBench, WindowBench};
+use thermocline::mpi_support;
 use thermocline::output::{human_summary, write_outputs};
 use thermocline::progress::ProgressDisplay;
 use thermocline::run::{RunPlan, execute, shard_process_main, window_config};
@@ -30,7 +31,7 @@ enum Command {
         /// Number of shards (default: the spec's `run.shards`).
         #[arg(long)]
         shards: Option<u32>,
-        /// Backend (default: the spec's `run.backend`).
+        /// Backend (default: the spec's `run.backend`); `mpi` runs under mpirun, one rank per shard.
         #[arg(long, value_enum)]
         backend: Option<Backend>,
         /// Output directory (default: the spec's `output.dir`).
@@ -72,14 +73,7 @@ fn main() {
 fn dispatch(cli: Cli) -> Result<()> {
     let exe = std::env::current_exe().context("locating the thermocline executable")?;
     match cli.command {
-        Command::Run {
-            spec,
-            shards,
-            backend,
-            out,
-            seed,
-            quiet,
-        } => {
+        Command::Run { spec, shards, backend, out, seed, quiet } => {
             let mut spec = match &spec {
                 Some(path) => Spec::load(path)?,
                 None => Spec::default_experiment(),
@@ -87,33 +81,46 @@ fn dispatch(cli: Cli) -> Result<()> {
             if let Some(seed) = seed {
                 spec.run.seed = seed;
             }
-            let plan = RunPlan {
-                shards: shards.unwrap_or(spec.run.shards),
-                backend: backend.unwrap_or(spec.run.backend),
-                exe,
-                spec,
+            let backend = backend.unwrap_or(spec.run.backend);
+            let session = if backend == Backend::Mpi { Some(mpi_support::init()?) } else { None };
+            let shards = match &session {
+                Some(s) => {
+                    let ranks = s.size();
+                    if let Some(n) = shards {
+                        anyhow::ensure!(
+                            n == ranks,
+                            "--shards {n}, but mpirun started {ranks} ranks: under MPI the shard count is the number of ranks"
+                        );
+                    }
+                    ranks
+                }
+                None => shards.unwrap_or(spec.run.shards),
             };
+            let root = session.as_ref().is_none_or(|s| s.rank().0 == 0);
+            let plan = RunPlan { shards, backend, exe, spec };
             anyhow::ensure!(plan.shards > 0, "--shards must be at least 1");
-            let window = window_config(&plan.spec, plan.shards)
-                .map_err(anyhow::Error::msg)
-                .context("invalid experiment")?;
+            let window =
+                window_config(&plan.spec, plan.shards).map_err(anyhow::Error::msg).context("invalid experiment")?;
             let dir = out.unwrap_or_else(|| plan.spec.output.dir.clone());
-            let display = ProgressDisplay::start(window.end, !quiet);
-            let result = execute(&plan, display.sink());
+            let display = ProgressDisplay::start(window.end, !quiet && root);
+            let result = execute(&plan, display.sink(), session.as_ref());
             display.finish();
-            let outcome = result.context("the run failed")?;
+            // Ranks other than 0 hand their results to rank 0, which writes them.
+            let Some(outcome) = result.context("the run failed")? else { return Ok(()) };
             let summary = write_outputs(&dir, &plan, &outcome)?;
             if !quiet {
                 print!("{}", human_summary(&summary, &dir));
             }
             Ok(())
         }
-        Command::Bench {
-            which: BenchCommand::Phold(args),
-        } => bench::phold(&args, &exe),
-        Command::Bench {
-            which: BenchCommand::Window(args),
-        } => bench::window(&args, &exe),
+        Command::Bench { which: BenchCommand::Phold(args) } => {
+            let session = if args.backend.contains(&Backend::Mpi) { Some(mpi_support::init()?) } else { None };
+            bench::phold(&args, &exe, session.as_ref())
+        }
+        Command::Bench { which: BenchCommand::Window(args) } => {
+            let session = if args.backend.contains(&Backend::Mpi) { Some(mpi_support::init()?) } else { None };
+            bench::window(&args, &exe, session.as_ref())
+        }
         Command::Shard => match shard_process_main() {
             Ok(()) => Ok(()),
             // The hub reports the failure for the whole run; say nothing twice.

@@ -6,9 +6,7 @@ use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
 use thermocline_bus::Table;
-use thermocline_models::metrics::{
-    bus_pairs_batch, bus_windows_batch, concat_tables, write_ipc_file,
-};
+use thermocline_models::metrics::{bus_pairs_batch, bus_windows_batch, concat_tables, write_ipc_file};
 
 /// The machine-readable summary of a run (`summary.json`).
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -59,11 +57,7 @@ impl Summary {
             sim_time_ns: outcome.window.end.as_nanos(),
             wall_s,
             events: outcome.totals.events,
-            events_per_s: if wall_s > 0.0 {
-                outcome.totals.events as f64 / wall_s
-            } else {
-                0.0
-            },
+            events_per_s: if wall_s > 0.0 { outcome.totals.events as f64 / wall_s } else { 0.0 },
             windows: outcome.totals.windows,
             runahead_ns: (runahead != u64::MAX).then_some(runahead),
             shards: plan.shards,
@@ -79,24 +73,16 @@ impl Summary {
 
 /// Write the results of a run into `dir`; returns the summary written.
 pub fn write_outputs(dir: &Path, plan: &RunPlan, outcome: &RunOutcome) -> Result<Summary> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("creating output directory {}", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating output directory {}", dir.display()))?;
     let mut summary = Summary::new(plan, outcome);
     let mut files = vec!["spec.toml".to_string()];
     std::fs::write(dir.join("spec.toml"), plan.spec.to_toml()).context("writing spec.toml")?;
     if plan.spec.output.arrow {
         let windows = bus_windows_batch(&outcome.reports)?;
-        write_ipc_file(
-            &dir.join("bus_windows.arrow"),
-            &windows.schema(),
-            &[windows],
-        )?;
+        write_ipc_file(&dir.join("bus_windows.arrow"), &windows.schema(), &[windows])?;
         let pairs = bus_pairs_batch(&outcome.reports)?;
         write_ipc_file(&dir.join("bus_pairs.arrow"), &pairs.schema(), &[pairs])?;
-        files.extend([
-            "bus_windows.arrow".to_string(),
-            "bus_pairs.arrow".to_string(),
-        ]);
+        files.extend(["bus_windows.arrow".to_string(), "bus_pairs.arrow".to_string()]);
         let mut by_name: BTreeMap<&str, Vec<&Table>> = BTreeMap::new();
         for r in &outcome.reports {
             for t in &r.output.tables {
@@ -121,32 +107,19 @@ pub fn write_outputs(dir: &Path, plan: &RunPlan, outcome: &RunOutcome) -> Result
 pub fn human_summary(s: &Summary, dir: &Path) -> String {
     let runahead = s
         .runahead_ns
-        .map_or("unbounded (1 shard)".to_string(), |ns| {
-            thermocline_bus::SimDuration::from_nanos(ns).to_string()
-        });
+        .map_or("unbounded (1 shard)".to_string(), |ns| thermocline_bus::SimDuration::from_nanos(ns).to_string());
     let cut: u64 = s.cut_events.iter().flatten().sum();
     let rows = [
         ("experiment", s.name.clone()),
-        (
-            "simulated",
-            thermocline_bus::SimDuration::from_nanos(s.sim_time_ns).to_string(),
-        ),
+        ("simulated", thermocline_bus::SimDuration::from_nanos(s.sim_time_ns).to_string()),
         ("wall", format!("{:.3} s", s.wall_s)),
-        (
-            "events",
-            format!("{} ({:.2} M/s)", s.events, s.events_per_s / 1e6),
-        ),
+        ("events", format!("{} ({:.2} M/s)", s.events, s.events_per_s / 1e6)),
         ("shards", format!("{} on {}", s.shards, s.backend)),
         ("windows", format!("{} (runahead {runahead})", s.windows)),
         ("cross-shard events", format!("{cut}")),
-        (
-            "barrier idle",
-            format!("{:.1} %", s.barrier_idle_fraction * 100.0),
-        ),
+        ("barrier idle", format!("{:.1} %", s.barrier_idle_fraction * 100.0)),
         ("digest", s.digest.clone()),
         ("output", dir.display().to_string()),
     ];
-    rows.iter()
-        .map(|(k, v)| format!("  {k:<20} {v}\n"))
-        .collect()
+    rows.iter().map(|(k, v)| format!("  {k:<20} {v}\n")).collect()
 }

@@ -46,13 +46,8 @@ impl ProgressDisplay {
                     }
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                let bar = ProgressBar::with_draw_target(
-                    Some(end.as_nanos()),
-                    ProgressDrawTarget::stderr(),
-                );
-                bar.set_style(
-                    ProgressStyle::with_template("{bar:30} {msg}").expect("valid template"),
-                );
+                let bar = ProgressBar::with_draw_target(Some(end.as_nanos()), ProgressDrawTarget::stderr());
+                bar.set_style(ProgressStyle::with_template("{bar:30} {msg}").expect("valid template"));
                 while !stop.load(Ordering::Relaxed) {
                     let sim = counters.sim_ns.load(Ordering::Relaxed).min(end.as_nanos());
                     let events = counters.events.load(Ordering::Relaxed);
@@ -70,11 +65,7 @@ impl ProgressDisplay {
                 bar.finish_and_clear();
             })
         });
-        ProgressDisplay {
-            counters,
-            stop,
-            thread,
-        }
+        ProgressDisplay { counters, stop, thread }
     }
 
     /// The sink to hand to the window loop.

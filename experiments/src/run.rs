@@ -1,6 +1,7 @@
 //! Running an experiment: build each shard's engine from the spec, run the window protocol on the
 //! chosen backend, and fold the shard reports into the run's results.
 
+use crate::mpi_support::MpiSession;
 use crate::spec::{Backend, Spec, Workload};
 use std::path::PathBuf;
 use std::process::Command;
@@ -8,8 +9,8 @@ use std::time::{Duration, Instant};
 use thermocline_bus::process::{ShardStart, run_processes, serve_shard};
 use thermocline_bus::threads::run_threads;
 use thermocline_bus::{
-    BusError, Digest, Engine, EngineError, ProgressSink, RunTotals, ShardId, ShardReport,
-    SimDuration, SimTime, WindowConfig,
+    BusError, Digest, Engine, EngineError, ProgressSink, RunTotals, ShardId, ShardReport, SimDuration, SimTime,
+    WindowConfig,
 };
 use thermocline_models::idle::IdleEngine;
 use thermocline_models::phold::{PholdEngine, PholdLayout};
@@ -50,38 +51,31 @@ pub fn window_config(spec: &Spec, shards: u32) -> Result<WindowConfig, String> {
         }
         Workload::Idle(i) => i.period.max(SimDuration::from_nanos(1)),
     };
-    Ok(WindowConfig {
-        end: SimTime::ZERO.saturating_add(spec.run.duration),
-        runahead,
-    })
+    Ok(WindowConfig { end: SimTime::ZERO.saturating_add(spec.run.duration), runahead })
 }
 
 /// Build the engine of `shard`.
-pub fn build_engine(
-    spec: &Spec,
-    shard: ShardId,
-    shards: u32,
-) -> Result<Box<dyn Engine>, EngineError> {
+pub fn build_engine(spec: &Spec, shard: ShardId, shards: u32) -> Result<Box<dyn Engine>, EngineError> {
     Ok(match spec.workload()? {
         Workload::Phold(p) => Box::new(PholdEngine::new(p, spec.run.seed, shard, shards)?),
-        Workload::Idle(i) => Box::new(IdleEngine::new(i)),
+        Workload::Idle(i) => Box::new(IdleEngine::new(i, shard, shards)),
     })
 }
 
-/// Run a plan to the end.
-pub fn execute(plan: &RunPlan, progress: &dyn ProgressSink) -> Result<RunOutcome, BusError> {
-    let window = window_config(&plan.spec, plan.shards).map_err(|cause| BusError::ShardFailed {
-        shard: ShardId(0),
-        cause: format!("invalid experiment: {cause}"),
-    })?;
+/// Run a plan to the end. Returns `None` on MPI ranks other than 0, which hand their results to
+/// rank 0. The MPI backend needs the process's MPI session.
+pub fn execute(
+    plan: &RunPlan,
+    progress: &dyn ProgressSink,
+    mpi: Option<&MpiSession>,
+) -> Result<Option<RunOutcome>, BusError> {
+    let window = window_config(&plan.spec, plan.shards)
+        .map_err(|cause| BusError::ShardFailed { shard: ShardId(0), cause: format!("invalid experiment: {cause}") })?;
     let started = Instant::now();
     let reports = match plan.backend {
-        Backend::Threads => run_threads(
-            plan.shards,
-            &window,
-            |shard| build_engine(&plan.spec, shard, plan.shards),
-            progress,
-        )?,
+        Backend::Threads => {
+            run_threads(plan.shards, &window, |shard| build_engine(&plan.spec, shard, plan.shards), progress)?
+        }
         Backend::Processes => {
             let config = plan.spec.to_toml();
             run_processes(
@@ -95,24 +89,46 @@ pub fn execute(plan: &RunPlan, progress: &dyn ProgressSink) -> Result<RunOutcome
                 progress,
             )?
         }
+        Backend::Mpi => {
+            let Some(session) = mpi else {
+                return Err(BusError::ShardFailed {
+                    shard: ShardId(0),
+                    cause: "the MPI backend needs an MPI session: run under mpirun with --backend mpi".into(),
+                });
+            };
+            match run_on_mpi(session, plan, &window, progress)? {
+                Some(reports) => reports,
+                None => return Ok(None),
+            }
+        }
     };
     let wall = started.elapsed();
     let mut digest = Digest::EMPTY;
     for r in &reports {
         digest.add(&r.output.digest);
     }
-    let totals = RunTotals::from_shards(
-        reports
-            .iter()
-            .map(|r| (r.shard, r.windows.as_slice(), r.pairs.as_slice())),
-    );
-    Ok(RunOutcome {
-        reports,
-        totals,
-        digest,
-        wall,
-        window,
-    })
+    let totals = RunTotals::from_shards(reports.iter().map(|r| (r.shard, r.windows.as_slice(), r.pairs.as_slice())));
+    Ok(Some(RunOutcome { reports, totals, digest, wall, window }))
+}
+
+#[cfg(feature = "mpi")]
+fn run_on_mpi(
+    session: &MpiSession,
+    plan: &RunPlan,
+    window: &WindowConfig,
+    progress: &dyn ProgressSink,
+) -> Result<Option<Vec<ShardReport>>, BusError> {
+    thermocline_bus::mpi::run_mpi(session, window, |shard, shards| build_engine(&plan.spec, shard, shards), progress)
+}
+
+#[cfg(not(feature = "mpi"))]
+fn run_on_mpi(
+    session: &MpiSession,
+    _: &RunPlan,
+    _: &WindowConfig,
+    _: &dyn ProgressSink,
+) -> Result<Option<Vec<ShardReport>>, BusError> {
+    match *session {}
 }
 
 /// The body of `thermocline shard`: one shard process of the processes backend.

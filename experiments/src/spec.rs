@@ -10,15 +10,15 @@ use thermocline_models::phold::PholdConfig;
 pub const DEFAULT_SPEC: &str = include_str!("../specs/default.toml");
 
 /// Which backend runs the shards.
-#[derive(
-    Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
-)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// Shards as threads of one process.
     Threads,
     /// One OS process per shard, coordinated over Unix sockets.
     Processes,
+    /// One MPI rank per shard (run under `mpirun`; needs a build with `--features mpi`).
+    Mpi,
 }
 
 impl Backend {
@@ -27,6 +27,7 @@ impl Backend {
         match self {
             Backend::Threads => "threads",
             Backend::Processes => "processes",
+            Backend::Mpi => "mpi",
         }
     }
 }
@@ -43,7 +44,7 @@ pub struct RunSection {
     pub duration: SimDuration,
     /// Number of shards (overridden by `--shards`).
     pub shards: u32,
-    /// Backend (overridden by `--backend`).
+    /// Backend (overridden by `--backend`): threads, processes or mpi.
     pub backend: Backend,
 }
 
@@ -71,10 +72,7 @@ pub struct OutputSection {
 
 impl Default for OutputSection {
     fn default() -> Self {
-        OutputSection {
-            dir: PathBuf::from("out"),
-            arrow: true,
-        }
+        OutputSection { dir: PathBuf::from("out"), arrow: true }
     }
 }
 
@@ -154,10 +152,7 @@ impl Spec {
         let spec: Spec = toml::from_str(text).map_err(|e| {
             let offset = e.span().map_or(0, |s| s.start);
             let (line, column, source_line) = locate(text, offset);
-            let excerpt = format!(
-                "  | {source_line}\n  | {}^",
-                " ".repeat(column.saturating_sub(1))
-            );
+            let excerpt = format!("  | {source_line}\n  | {}^", " ".repeat(column.saturating_sub(1)));
             SpecError::Syntax {
                 origin: origin.to_string(),
                 line,
@@ -166,19 +161,14 @@ impl Spec {
                 excerpt,
             }
         })?;
-        spec.workload().map_err(|message| SpecError::Invalid {
-            origin: origin.to_string(),
-            message,
-        })?;
+        spec.workload().map_err(|message| SpecError::Invalid { origin: origin.to_string(), message })?;
         Ok(spec)
     }
 
     /// Read and parse a spec file.
     pub fn load(path: &Path) -> Result<Spec, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| SpecError::Io { path: path.display().to_string(), source })?;
         Spec::parse(&text, &path.display().to_string())
     }
 
@@ -192,12 +182,8 @@ impl Spec {
         match (&self.phold, &self.idle) {
             (Some(p), None) => Ok(Workload::Phold(p)),
             (None, Some(i)) => Ok(Workload::Idle(i)),
-            (None, None) => {
-                Err("the spec defines no workload; add a [phold] or an [idle] section".into())
-            }
-            (Some(_), Some(_)) => {
-                Err("the spec defines two workloads, [phold] and [idle]; keep one".into())
-            }
+            (None, None) => Err("the spec defines no workload; add a [phold] or an [idle] section".into()),
+            (Some(_), Some(_)) => Err("the spec defines two workloads, [phold] and [idle]; keep one".into()),
         }
     }
 
@@ -225,20 +211,14 @@ mod tests {
         assert!(err.starts_with("exp.toml:3:12: "), "{err}");
         assert!(err.contains("unknown duration unit"), "{err}");
 
-        let err = Spec::parse("[phold]\nlpz = 3\n", "exp.toml")
-            .unwrap_err()
-            .to_string();
+        let err = Spec::parse("[phold]\nlpz = 3\n", "exp.toml").unwrap_err().to_string();
         assert!(err.starts_with("exp.toml:2:1: "), "{err}");
         assert!(err.contains("unknown field `lpz`"), "{err}");
 
-        let err = Spec::parse("[phold]\nlps = \"many\"\n", "e.toml")
-            .unwrap_err()
-            .to_string();
+        let err = Spec::parse("[phold]\nlps = \"many\"\n", "e.toml").unwrap_err().to_string();
         assert!(err.starts_with("e.toml:2:7: "), "{err}");
 
-        let err = Spec::parse("[run]\nseed = 1\n", "e.toml")
-            .unwrap_err()
-            .to_string();
+        let err = Spec::parse("[run]\nseed = 1\n", "e.toml").unwrap_err().to_string();
         assert!(err.contains("no workload"), "{err}");
 
         let err = Spec::parse("[run\n", "e.toml").unwrap_err().to_string();

@@ -43,15 +43,8 @@ pub fn ipc_stream_bytes(batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
 }
 
 /// Write `batches` (all of `schema`) to an Arrow IPC file at `path`.
-pub fn write_ipc_file(
-    path: &Path,
-    schema: &SchemaRef,
-    batches: &[RecordBatch],
-) -> Result<(), MetricsError> {
-    let io = |source| MetricsError::Io {
-        path: path.display().to_string(),
-        source,
-    };
+pub fn write_ipc_file(path: &Path, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<(), MetricsError> {
+    let io = |source| MetricsError::Io { path: path.display().to_string(), source };
     let file = File::create(path).map_err(io)?;
     let mut w = FileWriter::try_new(BufWriter::new(file), schema)?;
     for b in batches {
@@ -63,10 +56,7 @@ pub fn write_ipc_file(
 
 /// Read every batch of an Arrow IPC file.
 pub fn read_ipc_file(path: &Path) -> Result<(SchemaRef, Vec<RecordBatch>), MetricsError> {
-    let file = File::open(path).map_err(|source| MetricsError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let file = File::open(path).map_err(|source| MetricsError::Io { path: path.display().to_string(), source })?;
     let reader = FileReader::try_new(file, None)?;
     let schema = reader.schema();
     let batches = reader.collect::<Result<Vec<_>, _>>()?;
@@ -74,10 +64,7 @@ pub fn read_ipc_file(path: &Path) -> Result<(SchemaRef, Vec<RecordBatch>), Metri
 }
 
 /// Concatenate engine tables of one name (one per shard, in shard order) into schema + batches.
-pub fn concat_tables(
-    name: &str,
-    tables: &[&Table],
-) -> Result<(SchemaRef, Vec<RecordBatch>), MetricsError> {
+pub fn concat_tables(name: &str, tables: &[&Table]) -> Result<(SchemaRef, Vec<RecordBatch>), MetricsError> {
     let mut schema: Option<SchemaRef> = None;
     let mut batches = Vec::new();
     for t in tables {
@@ -108,11 +95,7 @@ fn u32_col(values: impl Iterator<Item = u32>) -> ArrayRef {
 /// Columns: `shard, window, start_ns, end_ns, events, sent_events, sent_bytes, recv_events,
 /// recv_bytes, exec_ns, encode_ns, wait_ns, decode_ns`.
 pub fn bus_windows_batch(reports: &[ShardReport]) -> Result<RecordBatch, ArrowError> {
-    let rows = || {
-        reports
-            .iter()
-            .flat_map(|r| r.windows.iter().map(move |w| (r.shard.0, w)))
-    };
+    let rows = || reports.iter().flat_map(|r| r.windows.iter().map(move |w| (r.shard.0, w)));
     let u64_fields = [
         "window",
         "start_ns",
@@ -128,11 +111,7 @@ pub fn bus_windows_batch(reports: &[ShardReport]) -> Result<RecordBatch, ArrowEr
         "decode_ns",
     ];
     let mut fields = vec![Field::new("shard", DataType::UInt32, false)];
-    fields.extend(
-        u64_fields
-            .iter()
-            .map(|n| Field::new(*n, DataType::UInt64, false)),
-    );
+    fields.extend(u64_fields.iter().map(|n| Field::new(*n, DataType::UInt64, false)));
     let getters: [fn(&thermocline_bus::WindowStats) -> u64; 12] = [
         |w| w.window,
         |w| w.start.as_nanos(),
@@ -156,11 +135,7 @@ pub fn bus_windows_batch(reports: &[ShardReport]) -> Result<RecordBatch, ArrowEr
 ///
 /// Columns: `shard, window, peer, sent_events, sent_bytes, recv_events, recv_bytes`.
 pub fn bus_pairs_batch(reports: &[ShardReport]) -> Result<RecordBatch, ArrowError> {
-    let rows = || {
-        reports
-            .iter()
-            .flat_map(|r| r.pairs.iter().map(move |p| (r.shard.0, p)))
-    };
+    let rows = || reports.iter().flat_map(|r| r.pairs.iter().map(move |p| (r.shard.0, p)));
     let schema = Schema::new(vec![
         Field::new("shard", DataType::UInt32, false),
         Field::new("window", DataType::UInt64, false),
@@ -216,12 +191,7 @@ mod tests {
         let (schema, back) = read_ipc_file(&path).unwrap();
         assert_eq!(schema, batch.schema());
         assert_eq!(back, vec![batch]);
-        let events = back[0]
-            .column_by_name("events")
-            .unwrap()
-            .as_any()
-            .downcast_ref::<UInt64Array>()
-            .unwrap();
+        let events = back[0].column_by_name("events").unwrap().as_any().downcast_ref::<UInt64Array>().unwrap();
         assert_eq!(events.len(), 6);
         assert_eq!(events.value(5), 3);
         std::fs::remove_dir_all(dir).unwrap();

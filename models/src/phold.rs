@@ -18,8 +18,7 @@ use rand_core::Rng;
 use std::sync::Arc;
 use thermocline_bus::queue::{CalendarQueue, Timed};
 use thermocline_bus::{
-    Digest, Engine, EngineError, EngineOutput, Event, HostId, Outbox, ShardId, SimDuration,
-    SimTime, Table,
+    Digest, Engine, EngineError, EngineOutput, Event, HostId, Outbox, ShardId, SimDuration, SimTime, Table,
 };
 
 /// Event kind of PHOLD events on the bus.
@@ -147,19 +146,12 @@ impl PholdLayout {
             return bad("phold.lookahead must be positive".into());
         }
         if !(0.0..=1.0).contains(&config.remote_share) {
-            return bad(format!(
-                "phold.remote_share must be within [0, 1], got {}",
-                config.remote_share
-            ));
+            return bad(format!("phold.remote_share must be within [0, 1], got {}", config.remote_share));
         }
         if config.mean_delay.as_nanos() > u64::MAX / 4 {
             return bad("phold.mean_delay is too large".into());
         }
-        Ok(PholdLayout {
-            lps: config.lps,
-            groups: config.groups,
-            shards,
-        })
+        Ok(PholdLayout { lps: config.lps, groups: config.groups, shards })
     }
 
     /// The group of `lp`.
@@ -184,12 +176,8 @@ impl PholdLayout {
 
     /// The LPs `shard` owns, as a half-open range.
     pub fn owned(&self, shard: ShardId) -> (u32, u32) {
-        let first_group = (0..self.groups)
-            .find(|&g| self.shard_of_group(g) == shard)
-            .unwrap_or(self.groups);
-        let end_group = (first_group..self.groups)
-            .find(|&g| self.shard_of_group(g) != shard)
-            .unwrap_or(self.groups);
+        let first_group = (0..self.groups).find(|&g| self.shard_of_group(g) == shard).unwrap_or(self.groups);
+        let end_group = (first_group..self.groups).find(|&g| self.shard_of_group(g) != shard).unwrap_or(self.groups);
         (self.group_start(first_group), self.group_start(end_group))
     }
 }
@@ -241,12 +229,7 @@ pub struct PholdEngine {
 
 impl PholdEngine {
     /// The engine for `shard` of a run with `seed` on `shards` shards.
-    pub fn new(
-        config: &PholdConfig,
-        seed: u64,
-        shard: ShardId,
-        shards: u32,
-    ) -> Result<Self, PholdError> {
+    pub fn new(config: &PholdConfig, seed: u64, shard: ShardId, shards: u32) -> Result<Self, PholdError> {
         let layout = PholdLayout::new(config, shards)?;
         let (lo, hi) = layout.owned(shard);
         let family = StreamFamily::new(seed, "phold");
@@ -264,9 +247,7 @@ impl PholdEngine {
             queue: {
                 // Aim at ~128 events per bucket; cover twice the longest delay with the ring.
                 let pending = config.lps as f64 * config.population as f64;
-                let cycle_s = (config.lookahead.as_nanos() + config.mean_delay.as_nanos()).max(1)
-                    as f64
-                    / 1e9;
+                let cycle_s = (config.lookahead.as_nanos() + config.mean_delay.as_nanos()).max(1) as f64 / 1e9;
                 let shift = CalendarQueue::<Pending>::shift_for(pending / cycle_s, 128.0);
                 let horizon = 2 * (config.lookahead.as_nanos() + 2 * config.mean_delay.as_nanos());
                 CalendarQueue::new(shift, ((horizon >> shift) as usize + 1).min(1 << 16))
@@ -285,12 +266,7 @@ impl PholdEngine {
                 let time = below(&mut e.rng[i], initial_span);
                 let seq = e.next_seq[i];
                 e.next_seq[i] += 1;
-                e.queue.push(Pending {
-                    time,
-                    src: lp,
-                    seq,
-                    dst: lp,
-                });
+                e.queue.push(Pending { time, src: lp, seq, dst: lp });
             }
         }
         Ok(e)
@@ -322,11 +298,7 @@ impl PholdEngine {
         let groups = self.layout.groups;
         let own = self.own_group[i];
         let remote = rng.next_u64() < self.remote_threshold && groups > 1;
-        let group = if remote {
-            (own + 1 + below(rng, groups as u64 - 1) as u32) % groups
-        } else {
-            own
-        };
+        let group = if remote { (own + 1 + below(rng, groups as u64 - 1) as u32) % groups } else { own };
         let start = self.group_bounds[group as usize];
         let size = self.group_bounds[group as usize + 1] - start;
         start + below(rng, size as u64) as u32
@@ -335,9 +307,7 @@ impl PholdEngine {
 
 impl Engine for PholdEngine {
     fn next_event_time(&self) -> SimTime {
-        self.queue
-            .min_time()
-            .map_or(SimTime::NEVER, SimTime::from_nanos)
+        self.queue.min_time().map_or(SimTime::NEVER, SimTime::from_nanos)
     }
 
     fn run_until(&mut self, end: SimTime, outbox: &mut Outbox) -> Result<u64, EngineError> {
@@ -361,12 +331,7 @@ impl Engine for PholdEngine {
             let delay = self.lookahead + below(&mut self.rng[i], self.delay_span);
             let seq = self.next_seq[i];
             self.next_seq[i] += 1;
-            let next = Pending {
-                time: ev.time + delay,
-                src: lp,
-                seq,
-                dst,
-            };
+            let next = Pending { time: ev.time + delay, src: lp, seq, dst };
             if (self.lo..self.hi).contains(&dst) {
                 self.queue.push(next);
             } else {
@@ -390,19 +355,9 @@ impl Engine for PholdEngine {
         for e in events.drain(..) {
             let lp = e.dst_host.0;
             if !(self.lo..self.hi).contains(&lp) {
-                return Err(Box::new(PholdError::Misrouted {
-                    lp,
-                    shard: self.shard,
-                    lo: self.lo,
-                    hi: self.hi,
-                }));
+                return Err(Box::new(PholdError::Misrouted { lp, shard: self.shard, lo: self.lo, hi: self.hi }));
             }
-            self.queue.push(Pending {
-                time: e.deliver_time.as_nanos(),
-                src: e.src_host.0,
-                seq: e.src_seq,
-                dst: lp,
-            });
+            self.queue.push(Pending { time: e.deliver_time.as_nanos(), src: e.src_host.0, seq: e.src_seq, dst: lp });
         }
         Ok(())
     }
@@ -431,9 +386,7 @@ impl Engine for PholdEngine {
             schema,
             vec![
                 Arc::new(UInt32Array::from_iter_values(self.lo..self.hi)),
-                Arc::new(UInt32Array::from_iter_values(
-                    (self.lo..self.hi).map(|lp| self.layout.group_of(lp)),
-                )),
+                Arc::new(UInt32Array::from_iter_values((self.lo..self.hi).map(|lp| self.layout.group_of(lp)))),
                 Arc::new(UInt64Array::from(self.executed.clone())),
                 Arc::new(UInt64Array::from(self.next_seq.clone())),
                 Arc::new(UInt64Array::from(self.hash.clone())),
@@ -441,10 +394,7 @@ impl Engine for PholdEngine {
         )?;
         Ok(EngineOutput {
             digest,
-            tables: vec![Table {
-                name: "phold_lps".into(),
-                arrow_ipc: ipc_stream_bytes(&batch)?,
-            }],
+            tables: vec![Table { name: "phold_lps".into(), arrow_ipc: ipc_stream_bytes(&batch)? }],
         })
     }
 }
@@ -455,19 +405,8 @@ mod tests {
 
     #[test]
     fn layout_covers_every_lp_once_and_keeps_groups_whole() {
-        for (lps, groups, shards) in [
-            (10, 4, 1),
-            (10, 4, 2),
-            (10, 4, 4),
-            (7, 7, 3),
-            (100_000, 4, 2),
-            (5, 3, 2),
-        ] {
-            let cfg = PholdConfig {
-                lps,
-                groups,
-                ..Default::default()
-            };
+        for (lps, groups, shards) in [(10, 4, 1), (10, 4, 2), (10, 4, 4), (7, 7, 3), (100_000, 4, 2), (5, 3, 2)] {
+            let cfg = PholdConfig { lps, groups, ..Default::default() };
             let l = PholdLayout::new(&cfg, shards).unwrap();
             let mut next = 0;
             for s in 0..shards {
@@ -489,45 +428,22 @@ mod tests {
 
     #[test]
     fn rejects_more_shards_than_groups_and_bad_shares() {
-        let cfg = PholdConfig {
-            groups: 2,
-            ..Default::default()
-        };
-        assert!(
-            PholdLayout::new(&cfg, 3)
-                .unwrap_err()
-                .to_string()
-                .contains("phold.groups >= 3")
-        );
-        let cfg = PholdConfig {
-            remote_share: 1.5,
-            ..Default::default()
-        };
+        let cfg = PholdConfig { groups: 2, ..Default::default() };
+        assert!(PholdLayout::new(&cfg, 3).unwrap_err().to_string().contains("phold.groups >= 3"));
+        let cfg = PholdConfig { remote_share: 1.5, ..Default::default() };
         assert!(PholdLayout::new(&cfg, 1).is_err());
     }
 
     #[test]
     fn remote_share_is_the_share_of_events_leaving_the_group() {
-        let cfg = PholdConfig {
-            lps: 1000,
-            groups: 2,
-            remote_share: 0.25,
-            ..Default::default()
-        };
+        let cfg = PholdConfig { lps: 1000, groups: 2, remote_share: 0.25, ..Default::default() };
         let mut e = PholdEngine::new(&cfg, 1, ShardId(0), 2).unwrap();
         let mut outbox = Outbox::new(2);
-        let executed = e
-            .run_until(SimTime::from_nanos(20_000_000), &mut outbox)
-            .unwrap();
+        let executed = e.run_until(SimTime::from_nanos(20_000_000), &mut outbox).unwrap();
         let sent = outbox.for_shard(ShardId(1)).len() as f64;
         let share = sent / executed as f64;
         assert!((0.22..0.28).contains(&share), "share {share}");
-        let min_delay = outbox
-            .for_shard(ShardId(1))
-            .iter()
-            .map(|ev| ev.deliver_time)
-            .min()
-            .unwrap();
+        let min_delay = outbox.for_shard(ShardId(1)).iter().map(|ev| ev.deliver_time).min().unwrap();
         assert!(min_delay >= SimTime::from_nanos(cfg.lookahead.as_nanos()));
     }
 }

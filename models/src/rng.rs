@@ -33,9 +33,7 @@ impl StreamFamily {
         h.update(b"thermocline-rng-v1\0");
         h.update(seed.to_be_bytes());
         h.update(purpose.as_bytes());
-        StreamFamily {
-            key: h.finalize().into(),
-        }
+        StreamFamily { key: h.finalize().into() }
     }
 
     /// The stream of host `host`.
@@ -80,16 +78,9 @@ mod tests {
     #[test]
     fn streams_are_reproducible_and_independent() {
         let f = StreamFamily::new(7, "phold");
-        let a: Vec<u64> = (0..4)
-            .map(|_| 0)
-            .scan(f.stream(3), |r, _: u64| Some(r.next_u64()))
-            .collect();
-        let b: Vec<u64> = (0..4)
-            .map(|_| 0)
-            .scan(StreamFamily::new(7, "phold").stream(3), |r, _: u64| {
-                Some(r.next_u64())
-            })
-            .collect();
+        let a: Vec<u64> = (0..4).map(|_| 0).scan(f.stream(3), |r, _: u64| Some(r.next_u64())).collect();
+        let b: Vec<u64> =
+            (0..4).map(|_| 0).scan(StreamFamily::new(7, "phold").stream(3), |r, _: u64| Some(r.next_u64())).collect();
         assert_eq!(a, b);
         let other_host = f.stream(4).next_u64();
         let other_purpose = StreamFamily::new(7, "latency").stream(3).next_u64();

@@ -48,11 +48,7 @@ pub fn run_with_deadline(args: &[&str], limit: Duration) -> Output {
 /// Run and require success.
 pub fn run_ok(args: &[&str]) -> Output {
     let out = run_with_deadline(args, Duration::from_secs(300));
-    assert!(
-        out.status.success(),
-        "thermocline {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "thermocline {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
     out
 }
 
