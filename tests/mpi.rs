@@ -69,7 +69,8 @@ fn mpi_fault(ranks: u32, mode: &str) -> (Output, bool) {
     let spec = format!("{SMALL_PHOLD}\n[phold.fault]\nlp = 1200\nat = \"50 ms\"\nmode = \"{mode}\"\n");
     let spec = write_spec(&dir, "fault.toml", &spec);
     let out = dir.join("out");
-    let o = mpirun(ranks, &["run", spec.to_str().unwrap(), "--quiet", "--backend", "mpi", "--out", out.to_str().unwrap()]);
+    let o =
+        mpirun(ranks, &["run", spec.to_str().unwrap(), "--quiet", "--backend", "mpi", "--out", out.to_str().unwrap()]);
     let wrote = out.join("summary.json").exists();
     std::fs::remove_dir_all(dir).unwrap();
     (o, wrote)

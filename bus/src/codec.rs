@@ -21,6 +21,7 @@ use crate::event::Event;
 use crate::ids::{HostId, ShardId};
 use crate::time::SimTime;
 use crate::wire::{DecodeError, Reader, Writer};
+use bytes::Bytes;
 
 /// The first four bytes of a batch.
 pub const BATCH_MAGIC: [u8; 4] = *b"TMCB";
@@ -68,8 +69,9 @@ pub fn encode_batch(out: &mut Vec<u8>, src: ShardId, dst: ShardId, events: &[Eve
     }
 }
 
-/// Decode one batch, appending its events to `out`. On error `out` is left as it was.
-pub fn decode_batch(bytes: &[u8], out: &mut Vec<Event>) -> Result<BatchHeader, DecodeError> {
+/// Decode one batch, appending its events to `out`; their payloads are slices of `bytes` (no
+/// copy). On error `out` is left as it was.
+pub fn decode_batch(bytes: &Bytes, out: &mut Vec<Event>) -> Result<BatchHeader, DecodeError> {
     let start_len = out.len();
     let result = decode_into(bytes, out);
     if result.is_err() {
@@ -78,7 +80,7 @@ pub fn decode_batch(bytes: &[u8], out: &mut Vec<Event>) -> Result<BatchHeader, D
     result
 }
 
-fn decode_into(bytes: &[u8], out: &mut Vec<Event>) -> Result<BatchHeader, DecodeError> {
+fn decode_into(bytes: &Bytes, out: &mut Vec<Event>) -> Result<BatchHeader, DecodeError> {
     let mut r = Reader::new(bytes);
     r.header("event batch", BATCH_MAGIC, BATCH_VERSION)?;
     let flags_at = r.offset();
@@ -100,7 +102,7 @@ fn decode_into(bytes: &[u8], out: &mut Vec<Event>) -> Result<BatchHeader, Decode
         let src_seq = r.u64("src_seq")?;
         let dst_host = HostId(r.u32("dst_host")?);
         let kind = r.u16("kind")?;
-        let payload = r.len_bytes("payload")?.to_vec();
+        let payload = bytes.slice_ref(r.len_bytes("payload")?);
         out.push(Event { deliver_time, src_host, src_seq, dst_host, kind, payload });
     }
     r.finish("event batch")?;
@@ -127,7 +129,7 @@ mod tests {
                 src_seq: q,
                 dst_host: HostId(d),
                 kind: k,
-                payload: p,
+                payload: Bytes::from(p),
             })
     }
 
@@ -138,7 +140,7 @@ mod tests {
             encode_batch(&mut buf, ShardId(src), ShardId(dst), &events);
             prop_assert_eq!(buf.len(), BATCH_HEADER_BYTES + events.iter().map(encoded_event_len).sum::<usize>());
             let mut out = Vec::new();
-            let h = decode_batch(&buf, &mut out).unwrap();
+            let h = decode_batch(&Bytes::from(buf.clone()), &mut out).unwrap();
             prop_assert_eq!(h, BatchHeader { src_shard: ShardId(src), dst_shard: ShardId(dst), count: events.len() as u32 });
             prop_assert_eq!(out, events);
         }
@@ -149,14 +151,14 @@ mod tests {
             encode_batch(&mut buf, ShardId(0), ShardId(1), &events);
             let cut = cut.index(buf.len());
             let mut out = vec![];
-            prop_assert!(decode_batch(&buf[..cut], &mut out).is_err());
+            prop_assert!(decode_batch(&Bytes::copy_from_slice(&buf[..cut]), &mut out).is_err());
             prop_assert!(out.is_empty());
         }
 
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let mut out = vec![];
-            let _ = decode_batch(&bytes, &mut out);
+            let _ = decode_batch(&Bytes::from(bytes), &mut out);
         }
 
         #[test]
@@ -168,7 +170,7 @@ mod tests {
                 buf[i] = v;
             }
             let mut out = vec![];
-            let _ = decode_batch(&buf, &mut out);
+            let _ = decode_batch(&Bytes::from(buf), &mut out);
         }
     }
 
@@ -177,7 +179,7 @@ mod tests {
         let mut buf = Vec::new();
         encode_batch(&mut buf, ShardId(0), ShardId(1), &[]);
         buf[16..20].copy_from_slice(&u32::MAX.to_be_bytes());
-        let err = decode_batch(&buf, &mut vec![]).unwrap_err();
+        let err = decode_batch(&Bytes::from(buf), &mut vec![]).unwrap_err();
         assert!(matches!(err, DecodeError::Invalid { what: "event count", .. }), "{err}");
     }
 
@@ -187,15 +189,24 @@ mod tests {
         encode_batch(&mut buf, ShardId(0), ShardId(1), &[]);
         let mut bad = buf.clone();
         bad[0] = b'X';
-        assert!(matches!(decode_batch(&bad, &mut vec![]), Err(DecodeError::BadMagic { .. })));
+        assert!(matches!(decode_batch(&Bytes::from(bad.clone()), &mut vec![]), Err(DecodeError::BadMagic { .. })));
         let mut bad = buf.clone();
         bad[5] = 2;
-        assert!(matches!(decode_batch(&bad, &mut vec![]), Err(DecodeError::UnsupportedVersion { found: 2, .. })));
+        assert!(matches!(
+            decode_batch(&Bytes::from(bad.clone()), &mut vec![]),
+            Err(DecodeError::UnsupportedVersion { found: 2, .. })
+        ));
         let mut bad = buf.clone();
         bad[7] = 1;
-        assert!(matches!(decode_batch(&bad, &mut vec![]), Err(DecodeError::Invalid { what: "flags", .. })));
+        assert!(matches!(
+            decode_batch(&Bytes::from(bad.clone()), &mut vec![]),
+            Err(DecodeError::Invalid { what: "flags", .. })
+        ));
         let mut bad = buf.clone();
         bad.push(0);
-        assert!(matches!(decode_batch(&bad, &mut vec![]), Err(DecodeError::TrailingBytes { count: 1, .. })));
+        assert!(matches!(
+            decode_batch(&Bytes::from(bad.clone()), &mut vec![]),
+            Err(DecodeError::TrailingBytes { count: 1, .. })
+        ));
     }
 }

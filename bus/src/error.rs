@@ -68,6 +68,15 @@ pub enum BusError {
         /// The end of the window it was produced in.
         window_end: SimTime,
     },
+    /// The engine broke the engine contract (events for its own shard in the outbox, events left
+    /// before the end of the window it was asked to run, …), or the schedule cannot advance.
+    #[error("{shard}: {detail}")]
+    Contract {
+        /// Where.
+        shard: ShardId,
+        /// What was wrong.
+        detail: String,
+    },
     /// The transport between shards failed.
     #[error("{shard}: transport failure: {detail}")]
     Transport {
@@ -104,6 +113,7 @@ impl BusError {
             | BusError::Decode { shard, .. }
             | BusError::Misaddressed { shard, .. }
             | BusError::Causality { shard, .. }
+            | BusError::Contract { shard, .. }
             | BusError::Transport { shard, .. }
             | BusError::ShardFailed { shard, .. }
             | BusError::Report { shard, .. } => *shard,

@@ -2,6 +2,7 @@
 
 use crate::ids::HostId;
 use crate::time::SimTime;
+use bytes::Bytes;
 use std::cmp::Ordering;
 
 /// The ordering key of an event: `(deliver_time, src_host, src_seq, dst_host)` (invariant 6).
@@ -35,7 +36,9 @@ pub struct Event {
     /// What the payload is; interpreted by the engine that owns `dst_host`.
     pub kind: u16,
     /// Engine-defined bytes (a packet, a gossip RPC, …). Explicitly encoded by the sender.
-    pub payload: Vec<u8>,
+    /// Reference-counted: one message sent to many peers shares one buffer, and decoded events
+    /// share the received batch's buffer (copy a payload kept for long, so as not to pin it).
+    pub payload: Bytes,
 }
 
 impl Event {
@@ -83,7 +86,7 @@ mod tests {
             src_seq: seq,
             dst_host: HostId(dst),
             kind: 0,
-            payload: vec![],
+            payload: Bytes::new(),
         }
     }
 

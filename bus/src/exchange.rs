@@ -6,7 +6,7 @@
 //! global minimum of "next local event or outbound delivery time" over all shards, taken before
 //! the exchange, equals the minimum of next local events and inbound delivery times after it,
 //! because every inbound event is some shard's outbound event. The MPI backend maps the step onto
-//! `MPI_Alltoall` of (byte count, next time) followed by `MPI_Alltoallv` of the payloads.
+//! one round of point-to-point messages, each a batch with the sender's next time attached.
 
 use crate::error::BusError;
 use crate::ids::ShardId;

@@ -1,16 +1,20 @@
 //! The MPI backend: one rank per shard (rank = shard id, world size = shard count), on the
 //! standard transport of HPC clusters.
 //!
-//! Per window, one `MPI_Alltoall` carries, from every rank to every rank, four u64s: the byte
-//! length of the batch for that destination, the sender's next time, the sender's total outbound
-//! bytes and the events it executed. Every rank then knows the global minimum (the next window)
-//! and whether anyone sends anything; only then, and on every rank alike, an `MPI_Alltoallv`
-//! moves the batches — encoded with the same codec as every other backend. Inbound events are
-//! decoded and sorted canonically by the window loop, never used in receive order.
+//! Per window every rank sends every other rank exactly one message: its encoded batch for that
+//! rank (the same codec as every other backend, possibly empty) followed by a 16-byte trailer with
+//! its next time and the events it executed. Sends are `MPI_Isend`; each rank then receives one
+//! message from every other rank in rank order with a matched probe (`MPI_Mprobe`/`MPI_Mrecv`,
+//! which tells the size) and waits for its sends. That single personalised all-to-all round both
+//! moves the batches and lets every rank compute the global minimum locally, in place: batches are
+//! sent from and received into the window loop's own buffers, with no packing copy. MPI's
+//! non-overtaking rule (messages between two ranks on one communicator and tag arrive in order)
+//! keeps windows apart. Inbound events are decoded and sorted canonically by the window loop,
+//! never used in receive order.
 //!
 //! Reports reach rank 0 by `MPI_Gather` (lengths) and `MPI_Gatherv` (bytes). A rank that fails —
 //! engine error, panic, bad batch — prints its error and calls `MPI_Abort`, which ends every rank
-//! of the job: nobody waits at the next collective.
+//! of the job: nobody waits at the next receive.
 
 use crate::engine::Engine;
 use crate::error::{BusError, EngineError, panic_message};
@@ -26,8 +30,11 @@ use ::mpi::topology::{Communicator, SimpleCommunicator};
 use ::mpi::traits::{Root, *};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-/// Fields per destination in the per-window header exchange.
-const HEADER_WORDS: usize = 4;
+/// Bytes of the trailer after each window message: next time and events, big-endian u64s.
+const TRAILER_BYTES: usize = 16;
+
+/// Tag of window messages (reports use collectives, which never match point-to-point receives).
+const WINDOW_TAG: i32 = 7;
 
 /// An initialised MPI environment; MPI is finalised when it is dropped.
 pub struct MpiSession {
@@ -75,10 +82,6 @@ struct MpiExchange<'a> {
     me: ShardId,
     shards: u32,
     progress: &'a dyn ProgressSink,
-    header: Vec<u64>,
-    header_in: Vec<u64>,
-    send: Vec<u8>,
-    recv: Vec<u8>,
 }
 
 fn count(n: usize, shard: ShardId, what: &str) -> Result<Count, BusError> {
@@ -98,54 +101,59 @@ impl Exchange for MpiExchange<'_> {
     }
 
     fn exchange(&mut self, round: &mut Round) -> Result<SimTime, BusError> {
-        let n = self.shards as usize;
-        let total: usize = round.outgoing.iter().map(Vec::len).sum();
-        for (d, out) in round.outgoing.iter().enumerate() {
-            let h = &mut self.header[d * HEADER_WORDS..(d + 1) * HEADER_WORDS];
-            h.copy_from_slice(&[out.len() as u64, round.local_next.as_nanos(), total as u64, round.events]);
-        }
-        self.world.all_to_all_into(&self.header[..], &mut self.header_in[..]);
-        let from = |s: usize, k: usize| self.header_in[s * HEADER_WORDS + k];
-        let global = (0..n).map(|s| from(s, 1)).min().unwrap_or(u64::MAX);
-        let anyone_sends = (0..n).any(|s| from(s, 2) > 0);
-        if self.me.0 == 0 {
-            let events: u64 = (0..n).map(|s| from(s, 3)).sum();
-            self.progress.window_done(self.me, SimTime::from_nanos(global), events);
-        }
-        for b in round.incoming.iter_mut() {
-            b.clear();
-        }
-        if anyone_sends {
-            let mut send_counts = Vec::with_capacity(n);
-            let mut send_displs = Vec::with_capacity(n);
-            self.send.clear();
-            for out in round.outgoing.iter() {
-                send_displs.push(count(self.send.len(), self.me, "outbound data")?);
-                send_counts.push(count(out.len(), self.me, "a batch")?);
-                self.send.extend_from_slice(out);
+        let me = self.me.index();
+        let mut trailer = [0u8; TRAILER_BYTES];
+        trailer[..8].copy_from_slice(&round.local_next.as_nanos().to_be_bytes());
+        trailer[8..].copy_from_slice(&round.events.to_be_bytes());
+        for (d, out) in round.outgoing.iter_mut().enumerate() {
+            if d != me {
+                out.extend_from_slice(&trailer);
+                count(out.len(), self.me, "a batch")?;
             }
-            let mut recv_counts = Vec::with_capacity(n);
-            let mut recv_displs = Vec::with_capacity(n);
-            let mut at = 0usize;
-            for s in 0..n {
-                let len = from(s, 0) as usize;
-                recv_displs.push(count(at, self.me, "inbound data")?);
-                recv_counts.push(count(len, self.me, "a batch")?);
-                at += len;
-            }
-            self.recv.clear();
-            self.recv.resize(at, 0);
-            {
-                let send = Partition::new(&self.send[..], &send_counts[..], &send_displs[..]);
-                let mut recv = PartitionMut::new(&mut self.recv[..], &recv_counts[..], &recv_displs[..]);
-                self.world.all_to_all_varcount_into(&send, &mut recv);
-            }
-            for s in 0..n {
-                let (d, c) = (recv_displs[s] as usize, recv_counts[s] as usize);
-                if s != self.me.index() {
-                    round.incoming[s].extend_from_slice(&self.recv[d..d + c]);
+        }
+        let mut global = round.local_next.as_nanos();
+        let mut events = round.events;
+        let mut bad: Option<BusError> = None;
+        ::mpi::request::scope(|scope| {
+            let sends: Vec<_> = round
+                .outgoing
+                .iter()
+                .enumerate()
+                .filter(|&(d, _)| d != me)
+                .map(|(d, out)| {
+                    self.world.process_at_rank(d as i32).immediate_send_with_tag(scope, &out[..], WINDOW_TAG)
+                })
+                .collect();
+            for (s, inbox) in round.incoming.iter_mut().enumerate() {
+                inbox.clear();
+                if s == me {
+                    continue;
                 }
+                let (msg, status) = self.world.process_at_rank(s as i32).matched_probe_with_tag(WINDOW_TAG);
+                let len = status.count(u8::equivalent_datatype()) as usize;
+                inbox.resize(len, 0);
+                msg.matched_receive_into(&mut inbox[..]);
+                if len < TRAILER_BYTES {
+                    bad.get_or_insert(BusError::Transport {
+                        shard: self.me,
+                        detail: format!("a {len}-byte window message from rank {s}"),
+                    });
+                    continue;
+                }
+                let t = &inbox[len - TRAILER_BYTES..];
+                global = global.min(u64::from_be_bytes(t[..8].try_into().expect("8 bytes")));
+                events += u64::from_be_bytes(t[8..].try_into().expect("8 bytes"));
+                inbox.truncate(len - TRAILER_BYTES);
             }
+            for r in sends {
+                r.wait();
+            }
+        });
+        if let Some(e) = bad {
+            return Err(e);
+        }
+        if self.me.0 == 0 {
+            self.progress.window_done(self.me, SimTime::from_nanos(global), events);
         }
         for b in round.outgoing.iter_mut() {
             b.clear();
@@ -198,17 +206,7 @@ where
     B: FnOnce(ShardId, u32) -> Result<Box<dyn Engine>, EngineError>,
 {
     let (me, shards) = (session.rank(), session.size());
-    let n = shards as usize;
-    let mut exchange = MpiExchange {
-        world: &session.world,
-        me,
-        shards,
-        progress,
-        header: vec![0; n * HEADER_WORDS],
-        header_in: vec![0; n * HEADER_WORDS],
-        send: Vec::new(),
-        recv: Vec::new(),
-    };
+    let mut exchange = MpiExchange { world: &session.world, me, shards, progress };
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let mut engine = build(me, shards).map_err(|source| BusError::Engine { shard: me, source })?;
         run_shard(engine.as_mut(), &mut exchange, config, &NoProgress)
@@ -227,31 +225,48 @@ where
     }
 }
 
-/// The raw-collectives baseline for the window protocol: `iterations` rounds of
-/// `MPI_Allreduce(MIN)` over one u64 followed by `MPI_Alltoallv` of `bytes_per_peer` bytes to
-/// every other rank — what a window needs at minimum, without the protocol around it. Returns
-/// the slowest rank's wall microseconds per round (on every rank).
-pub fn raw_collectives_us(session: &MpiSession, iterations: u64, bytes_per_peer: usize) -> f64 {
+/// Wall microseconds per round of raw collectives, the baseline for the window protocol.
+#[derive(Copy, Clone, Debug)]
+pub struct RawCollectives {
+    /// `MPI_Allreduce(MIN)` over one u64 plus `MPI_Alltoallv` of the batch bytes to every other
+    /// rank (zero counts included): the two collectives a window needs.
+    pub allreduce_alltoallv_us: f64,
+    /// `MPI_Allreduce(MIN)` alone: the floor of any window, even an empty one.
+    pub allreduce_only_us: f64,
+}
+
+/// Measure [`RawCollectives`] over `iterations` rounds with `bytes_per_peer` bytes to every other
+/// rank; each figure is the slowest rank's (the same on every rank).
+pub fn raw_collectives_us(session: &MpiSession, iterations: u64, bytes_per_peer: usize) -> RawCollectives {
     use ::mpi::collective::SystemOperation;
     let world = &session.world;
     let n = session.size() as usize;
     let me = session.rank().index();
     let counts: Vec<Count> = (0..n).map(|r| if r == me { 0 } else { bytes_per_peer as Count }).collect();
     let displs: Vec<Count> = (0..n).map(|r| (r * bytes_per_peer) as Count).collect();
-    let send = vec![0u8; n * bytes_per_peer];
-    let mut recv = vec![0u8; n * bytes_per_peer];
-    world.barrier();
-    let started = std::time::Instant::now();
-    for i in 0..iterations {
-        let local = i + me as u64;
-        let mut global = 0u64;
-        world.all_reduce_into(&local, &mut global, SystemOperation::min());
-        let s = Partition::new(&send[..], &counts[..], &displs[..]);
-        let mut r = PartitionMut::new(&mut recv[..], &counts[..], &displs[..]);
-        world.all_to_all_varcount_into(&s, &mut r);
-    }
-    let mine = started.elapsed().as_secs_f64() * 1e6 / iterations.max(1) as f64;
-    let mut slowest = 0f64;
-    world.all_reduce_into(&mine, &mut slowest, SystemOperation::max());
-    slowest
+    // At least one byte each: two empty vectors share a dangling pointer, and MPI rejects an
+    // all-to-all whose send and receive buffers coincide.
+    let send = vec![0u8; (n * bytes_per_peer).max(1)];
+    let mut recv = vec![0u8; (n * bytes_per_peer).max(1)];
+    let mut time_rounds = |with_alltoallv: bool| {
+        world.barrier();
+        let started = std::time::Instant::now();
+        for i in 0..iterations {
+            let local = i + me as u64;
+            let mut global = 0u64;
+            world.all_reduce_into(&local, &mut global, SystemOperation::min());
+            if with_alltoallv {
+                let s = Partition::new(&send[..], &counts[..], &displs[..]);
+                let mut r = PartitionMut::new(&mut recv[..], &counts[..], &displs[..]);
+                world.all_to_all_varcount_into(&s, &mut r);
+            }
+        }
+        let mine = started.elapsed().as_secs_f64() * 1e6 / iterations.max(1) as f64;
+        let mut slowest = 0f64;
+        world.all_reduce_into(&mine, &mut slowest, SystemOperation::max());
+        slowest
+    };
+    let allreduce_alltoallv_us = time_rounds(true);
+    let allreduce_only_us = time_rounds(false);
+    RawCollectives { allreduce_alltoallv_us, allreduce_only_us }
 }

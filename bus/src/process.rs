@@ -19,7 +19,7 @@ use crate::engine::Engine;
 use crate::error::{BusError, EngineError, panic_message};
 use crate::exchange::{Exchange, Round};
 use crate::ids::ShardId;
-use crate::report::ShardReport;
+use crate::report::{ShardReport, decode_gathered};
 use crate::time::SimTime;
 use crate::window::{NoProgress, ProgressSink, WindowConfig, run_shard};
 use crate::wire::{DecodeError, Reader, Writer};
@@ -51,8 +51,14 @@ fn write_frame(stream: &mut UnixStream, buf: &mut Vec<u8>, tag: u8, body: impl F
     let mut w = Writer::new(buf);
     w.u8(tag);
     body(&mut w);
-    let len = (buf.len() - 4) as u32;
-    buf[..4].copy_from_slice(&len.to_be_bytes());
+    let len = buf.len() - 4;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a {len}-byte frame exceeds the {MAX_FRAME}-byte limit"),
+        ));
+    }
+    buf[..4].copy_from_slice(&(len as u32).to_be_bytes());
     stream.write_all(buf)
 }
 
@@ -68,9 +74,12 @@ fn read_frame(stream: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<bool> {
     if len == 0 || len > MAX_FRAME {
         return Err(io::Error::new(io::ErrorKind::InvalidData, format!("bad frame length {len}")));
     }
+    // Grow with the bytes that actually arrive, not with what the length claims.
     buf.clear();
-    buf.resize(len, 0);
-    stream.read_exact(buf)?;
+    let got = stream.take(len as u64).read_to_end(buf)?;
+    if got != len {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("frame ended after {got} of {len} bytes")));
+    }
     Ok(true)
 }
 
@@ -231,16 +240,15 @@ pub fn run_processes(
     })();
     let result = match result {
         Ok(reports) => {
-            for (s, p) in procs.iter_mut().enumerate() {
-                let status = reap(&mut p.child, Duration::from_secs(10));
-                if !status.ends_with("status 0") {
-                    return Err(BusError::ShardFailed {
-                        shard: ShardId(s as u32),
-                        cause: format!("process {status} after reporting"),
-                    });
-                }
+            // Every shard must also exit cleanly; reap them all, report the first that did not.
+            let statuses: Vec<String> = procs.iter_mut().map(|p| reap(&mut p.child, Duration::from_secs(10))).collect();
+            match statuses.iter().position(|st| !st.ends_with("status 0")) {
+                None => Ok(reports),
+                Some(s) => Err(BusError::ShardFailed {
+                    shard: ShardId(s as u32),
+                    cause: format!("process {} after reporting", statuses[s]),
+                }),
             }
-            Ok(reports)
         }
         Err(e) => {
             for p in procs.iter_mut() {
@@ -248,10 +256,12 @@ pub fn run_processes(
                     w.u32(e.shard().0);
                     w.string(&e.cause_text());
                 });
-            }
-            for p in procs.iter_mut() {
                 let _ = p.stream.shutdown(std::net::Shutdown::Both);
-                let _ = reap(&mut p.child, Duration::from_millis(500));
+            }
+            // One shared grace period for all, then kill what is left.
+            let deadline = Instant::now() + Duration::from_millis(500);
+            for p in procs.iter_mut() {
+                let _ = reap(&mut p.child, deadline.saturating_duration_since(Instant::now()));
             }
             Err(e)
         }
@@ -341,14 +351,8 @@ fn coordinate(
             }
         }
     }
-    let mut decoded = Vec::with_capacity(n);
-    for (s, r) in reports.into_iter().enumerate() {
-        let shard = ShardId(s as u32);
-        let r = ShardReport::decode(&r.expect("all reports present"))
-            .map_err(|source| BusError::Report { shard, source })?;
-        decoded.push(r);
-    }
-    Ok(decoded)
+    let reports: Vec<Vec<u8>> = reports.into_iter().map(|r| r.expect("all reports present")).collect();
+    decode_gathered(&reports)
 }
 
 /// A shard process's side of the hub connection.
@@ -359,6 +363,8 @@ struct ProcessExchange {
     shards: u32,
     buf: Vec<u8>,
     frame: Vec<u8>,
+    /// Whether this shard's failure has been handed to the hub.
+    reported: bool,
 }
 
 impl ProcessExchange {
@@ -453,18 +459,12 @@ impl Exchange for ProcessExchange {
     }
 
     fn fail(&mut self, error: &BusError) {
-        if matches!(error, BusError::ShardFailed { .. } | BusError::Transport { .. }) {
-            return; // the hub already knows, or cannot be told
+        if matches!(error, BusError::ShardFailed { .. }) || self.reported {
+            return; // the hub sent this abort, or has been told already
         }
         let text = error.cause_text();
-        let _ = write_frame(&mut self.stream, &mut self.buf, TAG_FAILED, |w| w.string(&text));
+        self.reported = write_frame(&mut self.stream, &mut self.buf, TAG_FAILED, |w| w.string(&text)).is_ok();
     }
-}
-
-/// Whether a shard process's error has been handed to the hub, which reports it for the run.
-/// Errors from before the hub connection was set up (no descriptor, no start frame) have not.
-pub fn reported_to_hub(error: &BusError) -> bool {
-    error.shard() != ShardId(u32::MAX)
 }
 
 /// What a shard process needs to build its engine: its id, the shard count and the config bytes
@@ -479,12 +479,24 @@ pub struct ShardStart<'a> {
 }
 
 /// The body of a shard process: connect to the hub through the descriptor in [`HUB_FD_ENV`],
-/// build the engine with `build`, run the window loop, send the report. Errors and panics are
-/// reported to the hub before returning them.
+/// build the engine with `build`, run the window loop, send the report.
+///
+/// Every error returned has already been reported — to the hub, which reports it for the run,
+/// or, where the hub cannot be told, on stderr — so the caller only sets the exit status.
 pub fn serve_shard<B>(build: B) -> Result<(), BusError>
 where
     B: FnOnce(&ShardStart) -> Result<(Box<dyn Engine>, WindowConfig), EngineError>,
 {
+    let result = serve(build);
+    if let Err((e, false)) = &result {
+        eprintln!("thermocline shard: {e}");
+    }
+    result.map_err(|(e, _)| e)
+}
+
+/// [`serve_shard`] without the final reporting: the error and whether the hub has it.
+/// Connect to the hub and read the start frame: the exchange, and the config bytes.
+fn connect() -> Result<(ProcessExchange, Vec<u8>), BusError> {
     let unknown = ShardId(u32::MAX);
     let transport = |detail: String| BusError::Transport { shard: unknown, detail };
     let fd: i32 = std::env::var(HUB_FD_ENV)
@@ -505,44 +517,49 @@ where
     // SAFETY: the hub passed us this descriptor for our exclusive use.
     let stream = UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
     let reader = BufReader::with_capacity(1 << 16, stream.try_clone().map_err(|e| transport(e.to_string()))?);
-    let mut ex = ProcessExchange { stream, reader, me: unknown, shards: 0, buf: Vec::new(), frame: Vec::new() };
+    let mut ex =
+        ProcessExchange { stream, reader, me: unknown, shards: 0, buf: Vec::new(), frame: Vec::new(), reported: false };
     ex.read_answer()?;
-    let (shard, shards, config) = {
-        let mut r = Reader::new(&ex.frame);
-        let parse = |r: &mut Reader| -> Result<(u32, u32), DecodeError> {
-            let tag = r.u8("frame tag")?;
-            if tag != TAG_START {
-                return Err(DecodeError::Invalid {
-                    what: "frame tag",
-                    offset: 0,
-                    detail: format!("expected start, got {tag}"),
-                });
-            }
-            Ok((r.u32("shard")?, r.u32("shards")?))
-        };
-        let (shard, shards) = parse(&mut r).map_err(|e| transport(format!("bad start frame: {e}")))?;
-        (shard, shards, ex.frame[r.offset()..].to_vec())
+    let mut r = Reader::new(&ex.frame);
+    let parse = |r: &mut Reader| -> Result<(u32, u32), DecodeError> {
+        let tag = r.u8("frame tag")?;
+        if tag != TAG_START {
+            return Err(DecodeError::Invalid {
+                what: "frame tag",
+                offset: 0,
+                detail: format!("expected start, got {tag}"),
+            });
+        }
+        Ok((r.u32("shard")?, r.u32("shards")?))
     };
+    let (shard, shards) = parse(&mut r).map_err(|e| transport(format!("bad start frame: {e}")))?;
+    let config = ex.frame[r.offset()..].to_vec();
     ex.me = ShardId(shard);
     ex.shards = shards;
-    let me = ex.me;
+    Ok((ex, config))
+}
+
+fn serve<B>(build: B) -> Result<(), (BusError, bool)>
+where
+    B: FnOnce(&ShardStart) -> Result<(Box<dyn Engine>, WindowConfig), EngineError>,
+{
+    let (mut ex, config) = connect().map_err(|e| (e, false))?;
+    let (me, shards) = (ex.me, ex.shards);
+
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let start = ShardStart { shard: me, shards, config: &config };
         let (mut engine, window) = build(&start).map_err(|source| BusError::Engine { shard: me, source })?;
         run_shard(engine.as_mut(), &mut ex, &window, &NoProgress).map(|_| ())
     }));
-    match outcome {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => {
-            ex.fail(&e);
-            Err(e)
-        }
-        Err(payload) => {
-            let e = BusError::Panicked { shard: me, message: panic_message(payload.as_ref()) };
-            ex.fail(&e);
-            Err(e)
-        }
-    }
+    let e = match outcome {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(e)) => e,
+        Err(payload) => BusError::Panicked { shard: me, message: panic_message(payload.as_ref()) },
+    };
+    ex.fail(&e);
+    // An abort came from the hub, which reports the failure that caused it.
+    let reported = ex.reported || matches!(e, BusError::ShardFailed { .. });
+    Err((e, reported))
 }
 
 #[cfg(test)]

@@ -142,6 +142,29 @@ impl ShardReport {
     }
 }
 
+/// Decode the reports gathered from every shard (index = shard), checking that each names its
+/// own shard and only peers that exist, so that later folding cannot index out of range.
+pub fn decode_gathered(all: &[Vec<u8>]) -> Result<Vec<ShardReport>, crate::error::BusError> {
+    let n = all.len();
+    let mut reports = Vec::with_capacity(n);
+    for (i, bytes) in all.iter().enumerate() {
+        let shard = ShardId(i as u32);
+        let bad = |detail: String| crate::error::BusError::Report {
+            shard,
+            source: DecodeError::Invalid { what: "report", offset: 0, detail },
+        };
+        let r = ShardReport::decode(bytes).map_err(|source| crate::error::BusError::Report { shard, source })?;
+        if r.shard != shard {
+            return Err(bad(format!("the report of {shard} names {}", r.shard)));
+        }
+        if let Some(p) = r.pairs.iter().find(|p| p.peer.index() >= n) {
+            return Err(bad(format!("traffic with {}, but the run has {n} shards", p.peer)));
+        }
+        reports.push(r);
+    }
+    Ok(reports)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +200,20 @@ mod tests {
     fn round_trips() {
         let r = sample();
         assert_eq!(ShardReport::decode(&r.encode()).unwrap(), r);
+    }
+
+    #[test]
+    fn gathered_reports_must_name_their_shard_and_real_peers() {
+        let mut a = sample();
+        a.shard = ShardId(0);
+        a.pairs.clear();
+        let mut b = sample();
+        b.shard = ShardId(1);
+        b.pairs[0].peer = ShardId(0);
+        assert_eq!(decode_gathered(&[a.encode(), b.encode()]).unwrap().len(), 2);
+        assert!(decode_gathered(&[b.encode(), a.encode()]).unwrap_err().to_string().contains("names shard 1"));
+        b.pairs[0].peer = ShardId(7);
+        assert!(decode_gathered(&[a.encode(), b.encode()]).unwrap_err().to_string().contains("traffic with shard 7"));
     }
 
     proptest! {

@@ -28,6 +28,8 @@ pub struct AbortableBarrier {
     generation: AtomicU64,
     aborted: AtomicBool,
     failure: Mutex<Option<BusError>>,
+    /// Waiters asleep on `wake`; the releaser only takes the lock and notifies when non-zero.
+    sleepers: AtomicUsize,
     lock: Mutex<()>,
     wake: Condvar,
 }
@@ -41,6 +43,7 @@ impl AbortableBarrier {
             generation: AtomicU64::new(0),
             aborted: AtomicBool::new(false),
             failure: Mutex::new(None),
+            sleepers: AtomicUsize::new(0),
             lock: Mutex::new(()),
             wake: Condvar::new(),
         }
@@ -61,9 +64,13 @@ impl AbortableBarrier {
         }
         if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.parties {
             self.arrived.store(0, Ordering::Relaxed);
-            let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-            self.generation.store(generation + 1, Ordering::Release);
-            self.wake.notify_all();
+            // SeqCst store then load, against the sleeper's SeqCst increment then load: either
+            // we see the sleeper and notify under the lock, or it sees the new generation.
+            self.generation.store(generation + 1, Ordering::SeqCst);
+            if self.sleepers.load(Ordering::SeqCst) > 0 {
+                let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+                self.wake.notify_all();
+            }
             return Ok(());
         }
         for i in 0..SPIN_LIMIT {
@@ -80,15 +87,19 @@ impl AbortableBarrier {
             }
         }
         let mut guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if self.generation.load(Ordering::Acquire) != generation {
-                return Ok(());
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        let result = loop {
+            if self.generation.load(Ordering::SeqCst) != generation {
+                break Ok(());
             }
-            if self.aborted.load(Ordering::Acquire) {
-                return Err(self.failure());
+            if self.aborted.load(Ordering::SeqCst) {
+                break Err(self.failure());
             }
             guard = self.wake.wait(guard).unwrap_or_else(|p| p.into_inner());
-        }
+        };
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        drop(guard);
+        result
     }
 
     /// Break the barrier: record `error` if it is the first failure, and wake every waiter.
@@ -99,7 +110,7 @@ impl AbortableBarrier {
                 *f = Some(error.as_failure());
             }
         }
-        self.aborted.store(true, Ordering::Release);
+        self.aborted.store(true, Ordering::SeqCst);
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         self.wake.notify_all();
     }
@@ -223,27 +234,36 @@ where
             }
         }
     };
-    let results: Vec<_> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (1..shards)
-            .map(|s| {
-                let shard_main = &shard_main;
-                std::thread::Builder::new()
-                    .name(format!("shard-{s}"))
-                    .spawn_scoped(scope, move || shard_main(ShardId(s)))
-                    .expect("spawning a shard thread")
-            })
-            .collect();
-        let mut results = vec![shard_main(ShardId(0))];
-        results.extend(handles.into_iter().map(|h| h.join().expect("shard thread panics are caught")));
-        results
+    let shard0 = std::thread::scope(|scope| {
+        let mut handles = Vec::with_capacity(n - 1);
+        for s in 1..shards {
+            let shard_main = &shard_main;
+            let spawned = std::thread::Builder::new()
+                .name(format!("shard-{s}"))
+                .spawn_scoped(scope, move || shard_main(ShardId(s)));
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    // Without this thread the barrier can never fill: break it for the others.
+                    let detail = format!("could not start the shard's thread: {e}");
+                    shared.barrier.abort(&BusError::Transport { shard: ShardId(s), detail });
+                    break;
+                }
+            }
+        }
+        let shard0 = shard_main(ShardId(0));
+        for h in handles {
+            // Shard threads catch their panics; a join error would be a bug in this module.
+            let _ = h.join();
+        }
+        shard0
     });
     if let Some(failure) = shared.barrier.first_failure() {
         return Err(failure);
     }
-    let mut results = results.into_iter();
-    match results.next() {
-        Some(Ok(Some(reports))) => Ok(reports),
-        Some(Err(e)) => Err(e),
-        _ => unreachable!("shard 0 returns the reports when no shard failed"),
+    match shard0 {
+        Ok(Some(reports)) => Ok(reports),
+        Ok(None) => unreachable!("shard 0 gathers the reports"),
+        Err(e) => Err(e),
     }
 }

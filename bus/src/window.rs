@@ -13,9 +13,10 @@ use crate::error::BusError;
 use crate::event::{Event, sort_canonical};
 use crate::exchange::{Exchange, Round};
 use crate::ids::ShardId;
-use crate::report::ShardReport;
+use crate::report::{ShardReport, decode_gathered};
 use crate::stats::{PairStats, WindowStats};
 use crate::time::{SimDuration, SimTime};
+use bytes::Bytes;
 use std::time::Instant;
 
 /// The schedule every shard agrees on.
@@ -41,8 +42,9 @@ impl ProgressSink for NoProgress {
     fn window_done(&self, _: ShardId, _: SimTime, _: u64) {}
 }
 
-fn nanos_since(t: Instant) -> u64 {
-    t.elapsed().as_nanos() as u64
+/// Wall nanoseconds from `from` to `to`.
+fn nanos_between(from: Instant, to: Instant) -> u64 {
+    to.duration_since(from).as_nanos() as u64
 }
 
 /// Run one shard to the end of the simulation. On the coordinator (shard 0) returns every shard's
@@ -69,6 +71,10 @@ fn run_windows(
     let me = exchange.shard();
     let shards = exchange.shard_count();
     let engine_err = |source| BusError::Engine { shard: me, source };
+    let contract = |detail: String| BusError::Contract { shard: me, detail };
+    if config.runahead == SimDuration::ZERO {
+        return Err(contract("the runahead is zero: windows could never advance".into()));
+    }
     let started = Instant::now();
     let mut outbox = Outbox::new(shards);
     let mut round = Round::new(shards);
@@ -81,16 +87,26 @@ fn run_windows(
     round.local_next = engine.next_event_time();
     let mut start = exchange.exchange(&mut round)?;
     let mut window = 0u64;
+    // One clock read per phase boundary: it ends one phase and starts the next.
+    let mut t_exec = Instant::now();
     while start < config.end {
         let end = start.saturating_add(config.runahead).min(config.end);
         let mut stats = WindowStats { window, start, end, ..Default::default() };
 
-        let t = Instant::now();
         stats.events = engine.run_until(end, &mut outbox).map_err(engine_err)?;
-        stats.exec_ns = nanos_since(t);
+        let t_encode = Instant::now();
+        stats.exec_ns = nanos_between(t_exec, t_encode);
 
-        let t = Instant::now();
         let mut local_next = engine.next_event_time();
+        if local_next < end {
+            return Err(contract(format!("the engine still has an event at {local_next} after running to {end}")));
+        }
+        if !outbox.for_shard(me).is_empty() {
+            return Err(contract(format!(
+                "the engine put {} events for its own shard in the outbox",
+                outbox.for_shard(me).len()
+            )));
+        }
         for dst in 0..shards {
             let to = ShardId(dst);
             let events = outbox.shard_mut(to);
@@ -115,22 +131,23 @@ fn run_windows(
         }
         round.local_next = local_next;
         round.events = stats.events;
-        stats.encode_ns = nanos_since(t);
+        let t_wait = Instant::now();
+        stats.encode_ns = nanos_between(t_encode, t_wait);
 
-        let t = Instant::now();
         let next = exchange.exchange(&mut round)?;
-        stats.wait_ns = nanos_since(t);
+        let t_decode = Instant::now();
+        stats.wait_ns = nanos_between(t_wait, t_decode);
 
-        let t = Instant::now();
         for src in 0..shards {
-            let bytes = &round.incoming[src as usize];
-            if bytes.is_empty() {
+            if round.incoming[src as usize].is_empty() {
                 continue;
             }
+            // The batch buffer becomes shared: decoded payloads are slices of it.
+            let bytes = Bytes::from(std::mem::take(&mut round.incoming[src as usize]));
             let from = ShardId(src);
             let before = inbound.len();
             let header =
-                decode_batch(bytes, &mut inbound).map_err(|source| BusError::Decode { shard: me, from, source })?;
+                decode_batch(&bytes, &mut inbound).map_err(|source| BusError::Decode { shard: me, from, source })?;
             if header.src_shard != from || header.dst_shard != me {
                 return Err(BusError::Misaddressed {
                     shard: me,
@@ -153,7 +170,8 @@ fn run_windows(
             engine.deliver(&mut inbound).map_err(engine_err)?;
             inbound.clear();
         }
-        stats.decode_ns = nanos_since(t);
+        t_exec = Instant::now();
+        stats.decode_ns = nanos_between(t_decode, t_exec);
 
         for (peer, p) in pair_scratch.iter_mut().enumerate() {
             if p.sent_events + p.recv_events > 0 {
@@ -167,14 +185,9 @@ fn run_windows(
     }
 
     let output = engine.finish().map_err(engine_err)?;
-    let report = ShardReport { shard: me, output, windows, pairs, wall_ns: nanos_since(started) };
+    let report = ShardReport { shard: me, output, windows, pairs, wall_ns: nanos_between(started, Instant::now()) };
     let gathered = exchange.gather(report.encode())?;
     let Some(all) = gathered else { return Ok(None) };
-    let mut reports = Vec::with_capacity(all.len());
-    for (i, bytes) in all.iter().enumerate() {
-        let shard = ShardId(i as u32);
-        let r = ShardReport::decode(bytes).map_err(|source| BusError::Report { shard, source })?;
-        reports.push(r);
-    }
+    let reports = decode_gathered(&all)?;
     Ok(Some(reports))
 }

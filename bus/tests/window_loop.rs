@@ -59,7 +59,7 @@ impl Engine for Ring {
                 src_seq: self.seq,
                 dst_host: HostId(next),
                 kind: 0,
-                payload: vec![1, 2, 3],
+                payload: bytes::Bytes::from_static(&[1, 2, 3]),
             };
             self.seq += 1;
             if next == self.me.0 {
@@ -74,7 +74,7 @@ impl Engine for Ring {
     fn deliver(&mut self, events: &mut Vec<Event>) -> Result<(), EngineError> {
         for e in events.drain(..) {
             assert_eq!(e.dst_host.0, self.me.0);
-            assert_eq!(e.payload, vec![1, 2, 3]);
+            assert_eq!(e.payload.as_ref(), [1, 2, 3]);
             self.pending.insert((e.deliver_time.as_nanos(), e.src_host.0, e.src_seq), e.dst_host.0);
         }
         Ok(())
@@ -186,4 +186,55 @@ fn a_failing_build_ends_the_run() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("shard 1 failed: engine error: no engine for you"), "{err}");
+}
+
+/// An engine that breaks the contract in a chosen way.
+struct Rogue {
+    me: ShardId,
+    mode: &'static str,
+    done: bool,
+}
+
+impl Engine for Rogue {
+    fn next_event_time(&self) -> SimTime {
+        if self.done && self.mode != "linger" { SimTime::NEVER } else { SimTime::ZERO }
+    }
+    fn run_until(&mut self, _end: SimTime, outbox: &mut Outbox) -> Result<u64, EngineError> {
+        self.done = true;
+        if self.mode == "self" {
+            let e = Event {
+                deliver_time: SimTime::from_nanos(100),
+                src_host: HostId(0),
+                src_seq: 0,
+                dst_host: HostId(0),
+                kind: 0,
+                payload: bytes::Bytes::new(),
+            };
+            outbox.push(self.me, e);
+        }
+        Ok(1)
+    }
+    fn deliver(&mut self, _: &mut Vec<Event>) -> Result<(), EngineError> {
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<EngineOutput, EngineError> {
+        Ok(EngineOutput::default())
+    }
+}
+
+#[test]
+fn engines_that_break_the_contract_are_stopped_with_a_reason() {
+    let run = |mode: &'static str, runahead: u64| {
+        run_threads(
+            2,
+            &config(1_000, runahead),
+            |s| Ok(Box::new(Rogue { me: s, mode, done: false }) as Box<dyn Engine>),
+            &NoProgress,
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    assert!(run("self", 10).contains("events for its own shard"), "{}", run("self", 10));
+    assert!(run("linger", 10).contains("still has an event at"), "{}", run("linger", 10));
+    assert!(run("none", 0).contains("runahead is zero"), "{}", run("none", 0));
 }

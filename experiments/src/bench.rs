@@ -22,9 +22,9 @@ pub struct PholdBench {
     /// Logical processes.
     #[arg(long, default_value_t = 100_000)]
     pub lps: u32,
-    /// Shard counts to run, comma-separated (e.g. 1,2).
-    #[arg(long, value_delimiter = ',', default_value = "1")]
-    pub shards: Vec<u32>,
+    /// Shard counts to run, comma-separated (e.g. 1,2); default 1, or the number of MPI ranks.
+    #[arg(long, value_delimiter = ',')]
+    pub shards: Option<Vec<u32>>,
     /// Backends to run, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "threads")]
     pub backend: Vec<Backend>,
@@ -60,9 +60,9 @@ pub struct PholdBench {
 /// Parameters of `bench window`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct WindowBench {
-    /// Shard counts, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "2")]
-    pub shards: Vec<u32>,
+    /// Shard counts, comma-separated; default 2, or the number of MPI ranks.
+    #[arg(long, value_delimiter = ',')]
+    pub shards: Option<Vec<u32>>,
     /// Backends, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "threads,processes")]
     pub backend: Vec<Backend>,
@@ -107,7 +107,8 @@ fn figures(plan: &RunPlan, o: &RunOutcome) -> Value {
 /// nothing. Under MPI the shard count is the number of ranks, and MPI must be the only backend.
 fn run_matrix(
     base: &Spec,
-    shards: &[u32],
+    shards: Option<&[u32]>,
+    default_shards: u32,
     backends: &[Backend],
     exe: &Path,
     mpi: Option<&MpiSession>,
@@ -120,12 +121,14 @@ fn run_matrix(
                     bail!("--backend mpi cannot be combined with other backends (every rank would run them all)");
                 }
                 let ranks = session.size();
-                if shards != [1] && shards.iter().any(|&n| n != ranks) {
-                    bail!("--shards {shards:?}, but mpirun started {ranks} ranks: under MPI the shard count is the number of ranks");
+                if let Some(list) = shards.filter(|l| l.iter().any(|&n| n != ranks)) {
+                    bail!(
+                        "--shards {list:?}, but mpirun started {ranks} ranks: under MPI the shard count is the number of ranks"
+                    );
                 }
                 vec![ranks]
             }
-            _ => shards.to_vec(),
+            _ => shards.map_or_else(|| vec![default_shards], <[u32]>::to_vec),
         };
         for n in counts {
             let plan = RunPlan { spec: base.clone(), shards: n, backend, exe: exe.to_path_buf() };
@@ -150,7 +153,7 @@ fn print(result: &Value, json_out: bool, text: impl FnOnce() -> String) {
 pub fn phold(args: &PholdBench, exe: &Path, mpi: Option<&MpiSession>) -> Result<()> {
     let groups = args.groups.unwrap_or_else(|| match mpi {
         Some(session) => session.size(),
-        None => args.shards.iter().copied().max().unwrap_or(1).max(1),
+        None => args.shards.as_deref().and_then(|l| l.iter().copied().max()).unwrap_or(1).max(1),
     });
     let mut spec = Spec::default_experiment();
     spec.run.name = "bench-phold".into();
@@ -166,7 +169,7 @@ pub fn phold(args: &PholdBench, exe: &Path, mpi: Option<&MpiSession>) -> Result<
         payload_bytes: args.payload_bytes,
         fault: None,
     });
-    let Some(runs) = run_matrix(&spec, &args.shards, &args.backend, exe, mpi)? else { return Ok(()) };
+    let Some(runs) = run_matrix(&spec, args.shards.as_deref(), 1, &args.backend, exe, mpi)? else { return Ok(()) };
     let runs: Vec<Value> = runs.iter().map(|(plan, o)| figures(plan, o)).collect();
     let digests: Vec<&str> = runs.iter().map(|r| r["digest"].as_str().unwrap_or("")).collect();
     if digests.windows(2).any(|w| w[0] != w[1]) {
@@ -236,7 +239,7 @@ pub fn window(args: &WindowBench, exe: &Path, mpi: Option<&MpiSession>) -> Resul
     spec.run.duration = SimDuration::from_nanos(period.as_nanos() * args.windows);
     spec.phold = None;
     spec.idle = Some(IdleConfig { period, payload_bytes: args.payload_bytes });
-    let outcomes = run_matrix(&spec, &args.shards, &args.backend, exe, mpi)?;
+    let outcomes = run_matrix(&spec, args.shards.as_deref(), 2, &args.backend, exe, mpi)?;
     // The raw baseline is collective too: every rank takes part before rank 0 prints.
     let bytes_per_peer =
         if args.payload_bytes > 0 { BATCH_HEADER_BYTES + EVENT_HEADER_BYTES + args.payload_bytes as usize } else { 0 };
@@ -246,10 +249,11 @@ pub fn window(args: &WindowBench, exe: &Path, mpi: Option<&MpiSession>) -> Resul
         .iter()
         .map(|(plan, o)| {
             let mut v = figures(plan, o);
-            if let (Backend::Mpi, Some(raw)) = (plan.backend, raw) {
+            if let (Backend::Mpi, Some((raw, floor))) = (plan.backend, raw) {
                 let ours = v["us_per_window"].as_f64().unwrap_or(0.0);
                 v["raw_mpi_us_per_round"] = json!(raw);
                 v["protocol_vs_raw_mpi"] = json!(if raw > 0.0 { ours / raw } else { 0.0 });
+                v["raw_allreduce_only_us"] = json!(floor);
             }
             v
         })
@@ -262,13 +266,17 @@ pub fn window(args: &WindowBench, exe: &Path, mpi: Option<&MpiSession>) -> Resul
         "runs": runs,
     });
     print(&result, args.json, || {
-        let mut out = format!("Window overhead, {} windows, {} batch bytes per peer per window\n", args.windows, bytes_per_peer);
+        let mut out =
+            format!("Window overhead, {} windows, {} batch bytes per peer per window\n", args.windows, bytes_per_peer);
         for r in &runs {
             let us = r["us_per_window"].as_f64().unwrap_or(0.0);
             out += &format!("  {:<10} {} shards: {us:.2} us/window", r["backend"].as_str().unwrap_or(""), r["shards"]);
             if let Some(raw) = r["raw_mpi_us_per_round"].as_f64() {
                 let ratio = r["protocol_vs_raw_mpi"].as_f64().unwrap_or(0.0);
-                out += &format!(" (raw MPI_Allreduce + MPI_Alltoallv: {raw:.2} us; ratio {ratio:.2})");
+                let floor = r["raw_allreduce_only_us"].as_f64().unwrap_or(0.0);
+                out += &format!(
+                    " (raw MPI_Allreduce + MPI_Alltoallv: {raw:.2} us, ratio {ratio:.2}; MPI_Allreduce alone: {floor:.2} us)"
+                );
             }
             out += "\n";
         }

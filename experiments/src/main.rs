@@ -9,7 +9,6 @@ use thermocline::output::{human_summary, write_outputs};
 use thermocline::progress::ProgressDisplay;
 use thermocline::run::{RunPlan, execute, shard_process_main, window_config};
 use thermocline::spec::{Backend, Spec};
-use thermocline_bus::process::reported_to_hub;
 
 #[derive(Parser)]
 #[command(
@@ -121,11 +120,10 @@ fn dispatch(cli: Cli) -> Result<()> {
             let session = if args.backend.contains(&Backend::Mpi) { Some(mpi_support::init()?) } else { None };
             bench::window(&args, &exe, session.as_ref())
         }
+        // A shard process's errors are already reported (to the hub, or on stderr).
         Command::Shard => match shard_process_main() {
             Ok(()) => Ok(()),
-            // The hub reports the failure for the whole run; say nothing twice.
-            Err(e) if reported_to_hub(&e) => std::process::exit(1),
-            Err(e) => Err(e.into()),
+            Err(_) => std::process::exit(1),
         },
     }
 }

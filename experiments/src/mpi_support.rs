@@ -34,11 +34,13 @@ pub fn init() -> anyhow::Result<MpiSession> {
     }
 }
 
-/// The raw-collectives baseline (`MPI_Allreduce` + `MPI_Alltoallv` per round), µs per round.
-pub fn raw_collectives_us(session: &MpiSession, iterations: u64, bytes_per_peer: usize) -> f64 {
+/// The raw-collectives baselines, µs per round: (`MPI_Allreduce` + `MPI_Alltoallv`,
+/// `MPI_Allreduce` alone).
+pub fn raw_collectives_us(session: &MpiSession, iterations: u64, bytes_per_peer: usize) -> (f64, f64) {
     #[cfg(feature = "mpi")]
     {
-        thermocline_bus::mpi::raw_collectives_us(session, iterations, bytes_per_peer)
+        let r = thermocline_bus::mpi::raw_collectives_us(session, iterations, bytes_per_peer);
+        (r.allreduce_alltoallv_us, r.allreduce_only_us)
     }
     #[cfg(not(feature = "mpi"))]
     {

@@ -2,6 +2,7 @@
 //! fixed size to every other shard per tick. It measures the window protocol's own cost — windows
 //! with empty or fixed-size batches — on every backend.
 
+use bytes::Bytes;
 use thermocline_bus::{
     Digest, Engine, EngineError, EngineOutput, Event, HostId, Outbox, ShardId, SimDuration, SimTime,
 };
@@ -31,7 +32,8 @@ pub struct IdleEngine {
     me: ShardId,
     shards: u32,
     period: u64,
-    payload_bytes: Option<usize>,
+    /// The payload every event carries (shared, not copied), when events are sent.
+    payload: Option<Bytes>,
     next: u64,
     seq: u64,
     received: u64,
@@ -40,8 +42,8 @@ pub struct IdleEngine {
 impl IdleEngine {
     /// The ticking engine of `me` among `shards`; its first tick is at time zero.
     pub fn new(config: &IdleConfig, me: ShardId, shards: u32) -> Self {
-        let payload_bytes = (config.payload_bytes > 0).then_some(config.payload_bytes as usize);
-        IdleEngine { me, shards, period: config.period.as_nanos().max(1), payload_bytes, next: 0, seq: 0, received: 0 }
+        let payload = (config.payload_bytes > 0).then(|| Bytes::from(vec![0; config.payload_bytes as usize]));
+        IdleEngine { me, shards, period: config.period.as_nanos().max(1), payload, next: 0, seq: 0, received: 0 }
     }
 
     /// Events received from other shards so far.
@@ -59,7 +61,7 @@ impl Engine for IdleEngine {
         let mut ticks = 0;
         while self.next < end.as_nanos() {
             let due = self.next + self.period;
-            if let Some(bytes) = self.payload_bytes {
+            if let Some(payload) = &self.payload {
                 for s in (0..self.shards).filter(|&s| s != self.me.0) {
                     let event = Event {
                         deliver_time: SimTime::from_nanos(due),
@@ -67,7 +69,7 @@ impl Engine for IdleEngine {
                         src_seq: self.seq,
                         dst_host: HostId(s),
                         kind: IDLE_EVENT_KIND,
-                        payload: vec![0; bytes],
+                        payload: payload.clone(),
                     };
                     self.seq += 1;
                     outbox.push(ShardId(s), event);

@@ -14,6 +14,7 @@ use crate::metrics::ipc_stream_bytes;
 use crate::rng::{CompactRng, StreamFamily, below, probability_threshold};
 use arrow_array::{RecordBatch, UInt32Array, UInt64Array};
 use arrow_schema::{DataType, Field, Schema};
+use bytes::Bytes;
 use rand_core::Rng;
 use std::sync::Arc;
 use thermocline_bus::queue::{CalendarQueue, Timed};
@@ -148,8 +149,10 @@ impl PholdLayout {
         if !(0.0..=1.0).contains(&config.remote_share) {
             return bad(format!("phold.remote_share must be within [0, 1], got {}", config.remote_share));
         }
-        if config.mean_delay.as_nanos() > u64::MAX / 4 {
-            return bad("phold.mean_delay is too large".into());
+        // Event times are `now + lookahead + [0, 2·mean_delay]`; keep every sum far from overflow.
+        let span = config.mean_delay.as_nanos().checked_mul(2).and_then(|d| d.checked_add(config.lookahead.as_nanos()));
+        if span.is_none_or(|d| d > u64::MAX / 4) {
+            return bad("phold.lookahead + 2 × phold.mean_delay is too large".into());
         }
         Ok(PholdLayout { lps: config.lps, groups: config.groups, shards })
     }
@@ -214,7 +217,8 @@ pub struct PholdEngine {
     lookahead: u64,
     delay_span: u64,
     remote_threshold: u64,
-    payload_bytes: usize,
+    /// The payload of cross-shard events (shared, not copied).
+    payload: Bytes,
     fault: Option<Fault>,
     queue: CalendarQueue<Pending>,
     /// `group_bounds[g]` = first LP of group `g`; `group_bounds[groups]` = `lps`.
@@ -242,7 +246,7 @@ impl PholdEngine {
             lookahead: config.lookahead.as_nanos(),
             delay_span: 2 * config.mean_delay.as_nanos() + 1,
             remote_threshold: probability_threshold(config.remote_share),
-            payload_bytes: config.payload_bytes as usize,
+            payload: Bytes::from(vec![0; config.payload_bytes as usize]),
             fault: config.fault.clone(),
             queue: {
                 // Aim at ~128 events per bucket; cover twice the longest delay with the ring.
@@ -343,7 +347,7 @@ impl Engine for PholdEngine {
                         src_seq: seq,
                         dst_host: HostId(dst),
                         kind: PHOLD_EVENT_KIND,
-                        payload: vec![0; self.payload_bytes],
+                        payload: self.payload.clone(),
                     },
                 );
             }
@@ -432,6 +436,8 @@ mod tests {
         assert!(PholdLayout::new(&cfg, 3).unwrap_err().to_string().contains("phold.groups >= 3"));
         let cfg = PholdConfig { remote_share: 1.5, ..Default::default() };
         assert!(PholdLayout::new(&cfg, 1).is_err());
+        let cfg = PholdConfig { lookahead: SimDuration::from_nanos(u64::MAX / 2), ..Default::default() };
+        assert!(PholdLayout::new(&cfg, 1).unwrap_err().to_string().contains("too large"));
     }
 
     #[test]
