@@ -4,11 +4,11 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use thermocline::bench::{self, PholdBench, WindowBench};
-use thermocline::mpi_support;
 use thermocline::output::{human_summary, write_outputs};
 use thermocline::progress::ProgressDisplay;
 use thermocline::run::{RunPlan, execute, shard_process_main, window_config};
 use thermocline::spec::{Backend, Spec};
+use thermocline::{model_cmd, mpi_support};
 
 #[derive(Parser)]
 #[command(
@@ -48,6 +48,9 @@ enum Command {
         #[command(subcommand)]
         which: BenchCommand,
     },
+    /// Partition a spec's hosts into shards: write the partition file and report the expected cut
+    /// and runahead.
+    Partition(model_cmd::PartitionArgs),
     /// One shard of a processes-backend run (started by `run`, not by hand).
     #[command(hide = true)]
     Shard,
@@ -59,6 +62,8 @@ enum BenchCommand {
     Phold(PholdBench),
     /// Cost of one window with empty batches, per backend.
     Window(WindowBench),
+    /// Build the network model (directory, routing, partition) at scale: time and peak memory.
+    Model(model_cmd::ModelBench),
 }
 
 fn main() {
@@ -100,6 +105,10 @@ fn dispatch(cli: Cli) -> Result<()> {
             anyhow::ensure!(plan.shards > 0, "--shards must be at least 1");
             let window =
                 window_config(&plan.spec, plan.shards).map_err(anyhow::Error::msg).context("invalid experiment")?;
+            if !plan.spec.hosts.is_empty() {
+                // Refuse a bad [network] or [[hosts]] before starting anything.
+                plan.spec.network_model()?;
+            }
             let dir = out.unwrap_or_else(|| plan.spec.output.dir.clone());
             let display = ProgressDisplay::start(window.end, !quiet && root);
             let result = execute(&plan, display.sink(), session.as_ref());
@@ -116,6 +125,8 @@ fn dispatch(cli: Cli) -> Result<()> {
             let session = if args.backend.contains(&Backend::Mpi) { Some(mpi_support::init()?) } else { None };
             bench::phold(&args, &exe, session.as_ref())
         }
+        Command::Bench { which: BenchCommand::Model(args) } => model_cmd::bench_model(&args),
+        Command::Partition(args) => model_cmd::partition(&args),
         Command::Bench { which: BenchCommand::Window(args) } => {
             let session = if args.backend.contains(&Backend::Mpi) { Some(mpi_support::init()?) } else { None };
             bench::window(&args, &exe, session.as_ref())

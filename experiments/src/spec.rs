@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 use thermocline_bus::SimDuration;
+use thermocline_models::directory::HostGroupSpec;
 use thermocline_models::idle::IdleConfig;
+use thermocline_models::network::{NetworkError, NetworkModel, NetworkSpec};
 use thermocline_models::phold::PholdConfig;
 
 /// The spec `thermocline run` uses when given none.
@@ -87,6 +89,12 @@ pub struct Spec {
     pub phold: Option<PholdConfig>,
     /// The idle workload (window-overhead measurement).
     pub idle: Option<IdleConfig>,
+    /// The network: topology and routing.
+    #[serde(default)]
+    pub network: NetworkSpec,
+    /// Host groups (`[[hosts]]`).
+    #[serde(default)]
+    pub hosts: Vec<HostGroupSpec>,
     /// Output settings.
     #[serde(default)]
     pub output: OutputSection,
@@ -161,15 +169,38 @@ impl Spec {
                 excerpt,
             }
         })?;
-        spec.workload().map_err(|message| SpecError::Invalid { origin: origin.to_string(), message })?;
+        if spec.phold.is_some() && spec.idle.is_some() {
+            let message = "the spec defines two workloads, [phold] and [idle]; keep one".to_string();
+            return Err(SpecError::Invalid { origin: origin.to_string(), message });
+        }
         Ok(spec)
     }
 
-    /// Read and parse a spec file.
+    /// Read and parse a spec file. Relative paths in it (a GML file) are taken from the spec's
+    /// folder and stored absolute, so the spec can be handed to shard processes as it is.
     pub fn load(path: &Path) -> Result<Spec, SpecError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| SpecError::Io { path: path.display().to_string(), source })?;
-        Spec::parse(&text, &path.display().to_string())
+        let mut spec = Spec::parse(&text, &path.display().to_string())?;
+        if let Some(gml) = &spec.network.gml {
+            let joined = path.parent().unwrap_or(Path::new(".")).join(gml);
+            spec.network.gml = Some(std::path::absolute(&joined).unwrap_or(joined));
+        }
+        Ok(spec)
+    }
+
+    /// Build the network model of the spec's `[network]` and `[[hosts]]`.
+    pub fn network_model(&self) -> Result<NetworkModel, SpecError> {
+        let invalid = |message: String| SpecError::Invalid { origin: "network".into(), message };
+        let gml_text = match &self.network.gml {
+            Some(p) => Some((
+                std::fs::read_to_string(p).map_err(|e| invalid(format!("reading {}: {e}", p.display())))?,
+                p.display().to_string(),
+            )),
+            None => None,
+        };
+        NetworkModel::build(&self.network, gml_text.as_ref().map(|(t, o)| (t.as_str(), o.as_str())), &self.hosts)
+            .map_err(|e: NetworkError| invalid(e.to_string()))
     }
 
     /// The built-in default experiment.
@@ -218,8 +249,10 @@ mod tests {
         let err = Spec::parse("[phold]\nlps = \"many\"\n", "e.toml").unwrap_err().to_string();
         assert!(err.starts_with("e.toml:2:7: "), "{err}");
 
-        let err = Spec::parse("[run]\nseed = 1\n", "e.toml").unwrap_err().to_string();
-        assert!(err.contains("no workload"), "{err}");
+        let spec = Spec::parse("[run]\nseed = 1\n", "e.toml").unwrap();
+        assert!(spec.workload().err().unwrap().contains("no workload"));
+        let err = Spec::parse("[phold]\n[idle]\n", "e.toml").unwrap_err().to_string();
+        assert!(err.contains("two workloads"), "{err}");
 
         let err = Spec::parse("[run\n", "e.toml").unwrap_err().to_string();
         assert!(err.starts_with("e.toml:1:"), "{err}");
