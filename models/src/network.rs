@@ -139,3 +139,79 @@ impl NetworkModel {
         self.routes.path(self.directory.node_of(src), self.directory.node_of(dst))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::HostKind;
+    use crate::rng::StreamFamily;
+
+    fn host(name: &str, country: &str) -> HostGroupSpec {
+        HostGroupSpec {
+            name: name.into(),
+            kind: HostKind::Surrogate,
+            count: 1,
+            location: Some(country.into()),
+            locations: None,
+            bandwidth: None,
+            profile: None,
+            load: None,
+        }
+    }
+
+    /// The measured row for a pair, from the embedded CSV: (rtt_avg, rtt_std) in ms.
+    fn measured(a: &str, b: &str) -> (f64, f64) {
+        let row = crate::topology::COUNTRY_RTT_CSV
+            .lines()
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .find(|f| (f[0] == a && f[1] == b) || (f[0] == b && f[1] == a))
+            .expect("pair is measured");
+        (row[3].parse().unwrap(), row[4].parse().unwrap_or(0.0))
+    }
+
+    #[test]
+    fn latency_between_two_hosts_matches_the_table_within_jitter_bounds() {
+        for (a, b) in [("DE", "US"), ("FR", "GB"), ("JP", "BR")] {
+            let m = NetworkModel::build(&NetworkSpec::default(), None, &[host("a", a), host("b", b)]).unwrap();
+            let (src, dst) = (0, 1);
+            let (avg, std) = measured(a, b);
+            let mean_ns = avg / 2.0 * 1e6;
+            let half_ns = (std / 2.0 * 1e6).min(mean_ns / 2.0);
+            let mut rng = StreamFamily::new(7, "latency").stream(src);
+            let samples: Vec<f64> =
+                (0..20_000).map(|_| m.path(src, dst).sample(&mut rng).expect("lossless") as f64).collect();
+            for s in &samples {
+                assert!(
+                    *s >= mean_ns - half_ns - 1.0 && *s <= mean_ns + half_ns + 1.0,
+                    "{a}-{b}: {s} outside {mean_ns} ± {half_ns}"
+                );
+            }
+            let mean = samples.iter().sum::<f64>() / samples.len() as f64;
+            assert!((mean - mean_ns).abs() < 0.01 * mean_ns, "{a}-{b}: sample mean {mean} vs measured {mean_ns}");
+            // Symmetric, and the same draws for the same stream.
+            assert_eq!(m.path(src, dst), m.path(dst, src));
+            let mut again = StreamFamily::new(7, "latency").stream(src);
+            assert_eq!(m.path(src, dst).sample(&mut again).unwrap() as f64, samples[0]);
+        }
+    }
+
+    #[test]
+    fn the_same_spec_builds_the_same_model() {
+        let groups = [
+            host("x", "DE"),
+            host("y", "NZ"),
+            HostGroupSpec {
+                count: 1000,
+                location: None,
+                locations: Some([("other".to_string(), 1.0)].into()),
+                ..host("z", "DE")
+            },
+        ];
+        let a = NetworkModel::build(&NetworkSpec::default(), None, &groups).unwrap();
+        let b = NetworkModel::build(&NetworkSpec::default(), None, &groups).unwrap();
+        assert_eq!(a.directory.blocks, b.directory.blocks);
+        for (s, d) in [(0, 1), (5, 900), (1001, 2)] {
+            assert_eq!(a.path(s, d), b.path(s, d));
+        }
+    }
+}
