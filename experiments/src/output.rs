@@ -41,6 +41,9 @@ pub struct Summary {
     pub cut_bytes: Vec<Vec<u64>>,
     /// Files written beside the summary.
     pub files: Vec<String>,
+    /// Gossip figures, for runs of the gossip workload.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub gossip: Option<GossipFigures>,
     /// Thermocline version.
     pub version: String,
 }
@@ -66,9 +69,90 @@ impl Summary {
             cut_events: outcome.totals.cut_events.clone(),
             cut_bytes: outcome.totals.cut_bytes.clone(),
             files: Vec::new(),
+            gossip: None,
             version: env!("CARGO_PKG_VERSION").to_string(),
         }
     }
+}
+
+/// What a gossip run measured: delivery, delay, duplicates and bytes.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GossipFigures {
+    /// Identities.
+    pub identities: u64,
+    /// Messages published.
+    pub messages: u64,
+    /// Share of (identity, message) pairs delivered.
+    pub reliability: f64,
+    /// Arrival delay since publish, ms: median.
+    pub p50_ms: f64,
+    /// 95th percentile.
+    pub p95_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Copies received after the first, per delivery.
+    pub duplicates_per_delivery: f64,
+    /// Bytes sent per identity over the run.
+    pub bytes_sent_per_node: f64,
+}
+
+fn column_u64(batches: &[arrow_array::RecordBatch], name: &str) -> Vec<u64> {
+    use arrow_array::{Array, UInt32Array, UInt64Array};
+    let mut out = Vec::new();
+    for b in batches {
+        let Some(c) = b.column_by_name(name) else { continue };
+        if let Some(a) = c.as_any().downcast_ref::<UInt64Array>() {
+            out.extend(a.values().iter().copied());
+        } else if let Some(a) = c.as_any().downcast_ref::<UInt32Array>() {
+            out.extend(a.values().iter().map(|&v| v as u64));
+        }
+    }
+    out
+}
+
+/// The gossip figures of a run, from its engines' tables (`None` if it ran no gossip).
+pub fn gossip_figures(outcome: &RunOutcome) -> Result<Option<GossipFigures>> {
+    let named = |name: &str| -> Vec<&Table> {
+        outcome.reports.iter().flat_map(|r| r.output.tables.iter()).filter(|t| t.name == name).collect()
+    };
+    let (arrivals, nodes) = (named("gossip_arrivals"), named("gossip_nodes"));
+    if nodes.is_empty() {
+        return Ok(None);
+    }
+    let (_, arrivals) = concat_tables("gossip_arrivals", &arrivals)?;
+    let (schema, nodes) = concat_tables("gossip_nodes", &nodes)?;
+    let identities = nodes.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+    let mut delays = column_u64(&arrivals, "arrival_since_publish_ns");
+    let mut ids = column_u64(&arrivals, "message_id");
+    ids.sort_unstable();
+    ids.dedup();
+    let messages = ids.len() as u64;
+    delays.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if delays.is_empty() {
+            return 0.0;
+        }
+        let k = ((p * delays.len() as f64).ceil() as usize).clamp(1, delays.len()) - 1;
+        delays[k] as f64 / 1e6
+    };
+    let dups: u64 = column_u64(&arrivals, "duplicates").iter().sum();
+    let sent: u64 = schema
+        .fields()
+        .iter()
+        .filter(|f| f.name().starts_with("bytes_sent_"))
+        .map(|f| column_u64(&nodes, f.name()).iter().sum::<u64>())
+        .sum();
+    let pairs = (identities * messages).max(1) as f64;
+    Ok(Some(GossipFigures {
+        identities,
+        messages,
+        reliability: delays.len() as f64 / pairs,
+        p50_ms: pct(0.50),
+        p95_ms: pct(0.95),
+        p99_ms: pct(0.99),
+        duplicates_per_delivery: if delays.is_empty() { 0.0 } else { dups as f64 / delays.len() as f64 },
+        bytes_sent_per_node: if identities == 0 { 0.0 } else { sent as f64 / identities as f64 },
+    }))
 }
 
 /// Write the results of a run into `dir`; returns the summary written.
@@ -98,6 +182,7 @@ pub fn write_outputs(dir: &Path, plan: &RunPlan, outcome: &RunOutcome) -> Result
     }
     files.push("summary.json".to_string());
     summary.files = files;
+    summary.gossip = gossip_figures(outcome)?;
     let json = serde_json::to_string_pretty(&summary)?;
     std::fs::write(dir.join("summary.json"), json + "\n").context("writing summary.json")?;
     Ok(summary)
@@ -121,5 +206,17 @@ pub fn human_summary(s: &Summary, dir: &Path) -> String {
         ("digest", s.digest.clone()),
         ("output", dir.display().to_string()),
     ];
-    rows.iter().map(|(k, v)| format!("  {k:<20} {v}\n")).collect()
+    let mut text: String = rows.iter().map(|(k, v)| format!("  {k:<20} {v}\n")).collect();
+    if let Some(g) = &s.gossip {
+        let rows = [
+            ("identities", format!("{}", g.identities)),
+            ("messages", format!("{}", g.messages)),
+            ("reliability", format!("{:.4} %", g.reliability * 100.0)),
+            ("arrival p50/p95/p99", format!("{:.1} / {:.1} / {:.1} ms", g.p50_ms, g.p95_ms, g.p99_ms)),
+            ("duplicates", format!("{:.2} per delivery", g.duplicates_per_delivery)),
+            ("bytes sent per node", format!("{:.1} KiB", g.bytes_sent_per_node / 1024.0)),
+        ];
+        text += &rows.iter().map(|(k, v)| format!("  {k:<20} {v}\n")).collect::<String>();
+    }
+    text
 }

@@ -12,8 +12,13 @@ use thermocline_bus::{
     BusError, Digest, Engine, EngineError, ProgressSink, RunTotals, ShardId, ShardReport, SimDuration, SimTime,
     WindowConfig,
 };
+use thermocline_models::directory::HostKind;
 use thermocline_models::idle::IdleEngine;
+use thermocline_models::network::NetworkModel;
+use thermocline_models::partition::Partition;
 use thermocline_models::phold::{PholdEngine, PholdLayout};
+use thermocline_surrogate::GossipEngine;
+use thermocline_surrogate::peers::PeerGraph;
 
 /// How to run a spec: the parts that the command line may override.
 #[derive(Clone, Debug)]
@@ -42,9 +47,43 @@ pub struct RunOutcome {
     pub window: WindowConfig,
 }
 
+/// Everything a gossip shard needs that every shard computes identically: the network model,
+/// the partition and the window length it allows.
+pub struct GossipPlan {
+    /// The network model.
+    pub net: NetworkModel,
+    /// Who owns which identity.
+    pub partition: Partition,
+    /// The window length: the smallest latency between identities on different shards.
+    pub runahead: SimDuration,
+}
+
+/// Build the gossip plan of `spec` for `shards` shards.
+pub fn gossip_plan(spec: &Spec, shards: u32) -> Result<GossipPlan, String> {
+    if spec.hosts.is_empty() {
+        return Err("the gossip workload needs [[hosts]] groups of surrogates".into());
+    }
+    if let Some(g) = spec.hosts.iter().find(|g| g.kind != HostKind::Surrogate) {
+        return Err(format!("hosts group {:?} is direct; the gossip workload runs surrogates only for now", g.name));
+    }
+    let net = spec.network_model().map_err(|e| e.to_string())?;
+    let partition = Partition::compute(&net.directory, &net.routes, shards).map_err(|e| e.to_string())?;
+    let report = partition.report(&net.directory, &net.routes);
+    // One shard has no boundary: any window works; 10 ms keeps progress reports frequent.
+    let runahead = SimDuration::from_nanos(report.runahead_ns.unwrap_or(10_000_000));
+    if runahead == SimDuration::ZERO {
+        return Err("two identities on different shards are 0 ns apart: the runahead would be zero".into());
+    }
+    Ok(GossipPlan { net, partition, runahead })
+}
+
 /// The window schedule of `spec` on `shards` shards, checked against the workload.
 pub fn window_config(spec: &Spec, shards: u32) -> Result<WindowConfig, String> {
     let runahead = match spec.workload()? {
+        Workload::Gossip(g) => {
+            g.params_for(&g.profile)?;
+            gossip_plan(spec, shards)?.runahead
+        }
         Workload::Phold(p) => {
             PholdLayout::new(p, shards).map_err(|e| e.to_string())?;
             PholdEngine::runahead(p)
@@ -59,6 +98,23 @@ pub fn build_engine(spec: &Spec, shard: ShardId, shards: u32) -> Result<Box<dyn 
     Ok(match spec.workload()? {
         Workload::Phold(p) => Box::new(PholdEngine::new(p, spec.run.seed, shard, shards)?),
         Workload::Idle(i) => Box::new(IdleEngine::new(i, shard, shards)),
+        Workload::Gossip(g) => {
+            let params = g.params_for(&g.profile)?;
+            let plan = gossip_plan(spec, shards)?;
+            let graph = PeerGraph::build(plan.net.directory.len(), g.outbound_peers, g.max_peers, spec.run.seed);
+            let end = SimTime::ZERO.saturating_add(spec.run.duration);
+            Box::new(GossipEngine::new(
+                params,
+                &g.profile,
+                spec.traffic.clone(),
+                plan.net,
+                plan.partition,
+                &graph,
+                spec.run.seed,
+                shard,
+                end,
+            )?)
+        }
     })
 }
 

@@ -7,6 +7,7 @@ use thermocline_models::directory::HostGroupSpec;
 use thermocline_models::idle::IdleConfig;
 use thermocline_models::network::{NetworkError, NetworkModel, NetworkSpec};
 use thermocline_models::phold::PholdConfig;
+use thermocline_surrogate::config::{GossipSpec, TrafficSpec};
 
 /// The spec `thermocline run` uses when given none.
 pub const DEFAULT_SPEC: &str = include_str!("../specs/default.toml");
@@ -95,6 +96,11 @@ pub struct Spec {
     /// Host groups (`[[hosts]]`).
     #[serde(default)]
     pub hosts: Vec<HostGroupSpec>,
+    /// The gossip workload: surrogate gossipsub identities (`[gossip]`).
+    pub gossip: Option<GossipSpec>,
+    /// Slot traffic of the gossip workload.
+    #[serde(default)]
+    pub traffic: TrafficSpec,
     /// Output settings.
     #[serde(default)]
     pub output: OutputSection,
@@ -106,6 +112,8 @@ pub enum Workload<'a> {
     Phold(&'a PholdConfig),
     /// Idle ticks.
     Idle(&'a IdleConfig),
+    /// Gossipsub surrogates.
+    Gossip(&'a GossipSpec),
 }
 
 /// A spec that could not be read.
@@ -169,8 +177,8 @@ impl Spec {
                 excerpt,
             }
         })?;
-        if spec.phold.is_some() && spec.idle.is_some() {
-            let message = "the spec defines two workloads, [phold] and [idle]; keep one".to_string();
+        if [spec.phold.is_some(), spec.idle.is_some(), spec.gossip.is_some()].iter().filter(|&&w| w).count() > 1 {
+            let message = "the spec defines more than one workload ([gossip], [phold], [idle]); keep one".to_string();
             return Err(SpecError::Invalid { origin: origin.to_string(), message });
         }
         Ok(spec)
@@ -210,11 +218,12 @@ impl Spec {
 
     /// The one workload this spec defines.
     pub fn workload(&self) -> Result<Workload<'_>, String> {
-        match (&self.phold, &self.idle) {
-            (Some(p), None) => Ok(Workload::Phold(p)),
-            (None, Some(i)) => Ok(Workload::Idle(i)),
-            (None, None) => Err("the spec defines no workload; add a [phold] or an [idle] section".into()),
-            (Some(_), Some(_)) => Err("the spec defines two workloads, [phold] and [idle]; keep one".into()),
+        match (&self.phold, &self.idle, &self.gossip) {
+            (Some(p), None, None) => Ok(Workload::Phold(p)),
+            (None, Some(i), None) => Ok(Workload::Idle(i)),
+            (None, None, Some(g)) => Ok(Workload::Gossip(g)),
+            (None, None, None) => Err("the spec defines no workload; add a [gossip], [phold] or [idle] section".into()),
+            _ => Err("the spec defines more than one workload ([gossip], [phold], [idle]); keep one".into()),
         }
     }
 
@@ -252,7 +261,7 @@ mod tests {
         let spec = Spec::parse("[run]\nseed = 1\n", "e.toml").unwrap();
         assert!(spec.workload().err().unwrap().contains("no workload"));
         let err = Spec::parse("[phold]\n[idle]\n", "e.toml").unwrap_err().to_string();
-        assert!(err.contains("two workloads"), "{err}");
+        assert!(err.contains("more than one workload"), "{err}");
 
         let err = Spec::parse("[run\n", "e.toml").unwrap_err().to_string();
         assert!(err.starts_with("e.toml:1:"), "{err}");

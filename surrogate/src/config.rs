@@ -1,0 +1,248 @@
+//! Configuration of the cold tail: gossipsub parameters (with named client profiles), the peer
+//! manager, and the slot-based traffic model. Everything has a default; `[gossip]` overrides
+//! single parameters of the chosen profile.
+
+use thermocline_bus::SimDuration;
+use thermocline_models::units::Size;
+
+/// Gossipsub router parameters (names as in the libp2p specification).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GossipParams {
+    /// Target mesh degree.
+    pub d: u32,
+    /// Graft below this degree.
+    pub d_low: u32,
+    /// Prune above this degree.
+    pub d_high: u32,
+    /// Peers to send IHAVE gossip to per heartbeat.
+    pub d_lazy: u32,
+    /// Heartbeat interval.
+    pub heartbeat: SimDuration,
+    /// History windows kept in the message cache (answers IWANT).
+    pub mcache_len: u32,
+    /// History windows advertised in IHAVE gossip.
+    pub mcache_gossip: u32,
+    /// How long message ids are remembered as seen.
+    pub seen_ttl: SimDuration,
+    /// Backoff after a PRUNE before grafting again.
+    pub prune_backoff: SimDuration,
+    /// Publish to every peer (not only the mesh).
+    pub flood_publish: bool,
+    /// Send IDONTWANT (v1.2) for messages at least this large; `None`: never.
+    pub idontwant_threshold: Option<Size>,
+    /// Validation time before a received message is forwarded.
+    pub validation_delay: SimDuration,
+}
+
+impl GossipParams {
+    /// The Ethereum consensus p2p specification's values (phase0 p2p-interface): D=8, D_low=6,
+    /// D_high=12, D_lazy=6, heartbeat 0.7 s, mcache 6/3, seen TTL 2 epochs (768 s, since the
+    /// 2024 change for Deneb); prune backoff 60 s, flood publishing and IDONTWANT from 1000
+    /// bytes as rust-libp2p's defaults (the spec leaves them to implementations).
+    pub fn ethereum() -> Self {
+        GossipParams {
+            d: 8,
+            d_low: 6,
+            d_high: 12,
+            d_lazy: 6,
+            heartbeat: SimDuration::from_millis(700),
+            mcache_len: 6,
+            mcache_gossip: 3,
+            seen_ttl: SimDuration::from_secs(768),
+            prune_backoff: SimDuration::from_secs(60),
+            flood_publish: true,
+            idontwant_threshold: Some(Size(1000 * 8)),
+            validation_delay: SimDuration::from_millis(10),
+        }
+    }
+
+    /// Lighthouse's mainnet configuration (its default `--network-load 3`): mesh 5 within 3..10,
+    /// gossip to 3 peers, 1 s heartbeat, message cache of 12 windows, no flood publishing,
+    /// IDONTWANT from 1000 bytes.
+    pub fn lighthouse() -> Self {
+        GossipParams {
+            d: 5,
+            d_low: 3,
+            d_high: 10,
+            d_lazy: 3,
+            heartbeat: SimDuration::from_secs(1),
+            mcache_len: 12,
+            flood_publish: false,
+            ..Self::ethereum()
+        }
+    }
+
+    /// Parameters of a named profile.
+    pub fn profile(name: &str) -> Option<Self> {
+        match name {
+            "ethereum" => Some(Self::ethereum()),
+            "lighthouse" => Some(Self::lighthouse()),
+            _ => None,
+        }
+    }
+
+    /// Check the parameters hang together.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.d_low <= self.d && self.d <= self.d_high) || self.d == 0 {
+            return Err(format!(
+                "need 0 < d_low <= d <= d_high, got d_low={} d={} d_high={}",
+                self.d_low, self.d, self.d_high
+            ));
+        }
+        if self.heartbeat == SimDuration::ZERO {
+            return Err("heartbeat must be positive".into());
+        }
+        if self.mcache_gossip > self.mcache_len {
+            return Err(format!(
+                "mcache_gossip ({}) must not exceed mcache_len ({})",
+                self.mcache_gossip, self.mcache_len
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Per-parameter overrides of a profile (every field optional).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GossipOverrides {
+    /// See [`GossipParams::d`].
+    pub d: Option<u32>,
+    /// See [`GossipParams::d_low`].
+    pub d_low: Option<u32>,
+    /// See [`GossipParams::d_high`].
+    pub d_high: Option<u32>,
+    /// See [`GossipParams::d_lazy`].
+    pub d_lazy: Option<u32>,
+    /// See [`GossipParams::heartbeat`].
+    pub heartbeat: Option<SimDuration>,
+    /// See [`GossipParams::mcache_len`].
+    pub mcache_len: Option<u32>,
+    /// See [`GossipParams::mcache_gossip`].
+    pub mcache_gossip: Option<u32>,
+    /// See [`GossipParams::seen_ttl`].
+    pub seen_ttl: Option<SimDuration>,
+    /// See [`GossipParams::prune_backoff`].
+    pub prune_backoff: Option<SimDuration>,
+    /// See [`GossipParams::flood_publish`].
+    pub flood_publish: Option<bool>,
+    /// See [`GossipParams::idontwant_threshold`]; `"0 B"` turns IDONTWANT off.
+    pub idontwant_threshold: Option<Size>,
+    /// See [`GossipParams::validation_delay`].
+    pub validation_delay: Option<SimDuration>,
+}
+
+/// The `[gossip]` section: profile, overrides and peer manager.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GossipSpec {
+    /// Profile of every identity that names none in its host group (`ethereum`, `lighthouse`).
+    pub profile: String,
+    /// Parameter overrides on top of the profile.
+    pub params: GossipOverrides,
+    /// Connections each identity opens at start (to identities chosen uniformly at random).
+    pub outbound_peers: u32,
+    /// Most connections an identity accepts (inbound and outbound together).
+    pub max_peers: u32,
+}
+
+impl Default for GossipSpec {
+    fn default() -> Self {
+        GossipSpec { profile: "ethereum".into(), params: GossipOverrides::default(), outbound_peers: 12, max_peers: 48 }
+    }
+}
+
+impl GossipSpec {
+    /// The parameters of profile `name` with this section's overrides applied.
+    pub fn params_for(&self, name: &str) -> Result<GossipParams, String> {
+        let mut p = GossipParams::profile(name)
+            .ok_or_else(|| format!("unknown gossip profile {name:?}; known: ethereum, lighthouse"))?;
+        let o = &self.params;
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = o.$f { p.$f = v; } )* };
+        }
+        set!(
+            d,
+            d_low,
+            d_high,
+            d_lazy,
+            heartbeat,
+            mcache_len,
+            mcache_gossip,
+            seen_ttl,
+            prune_backoff,
+            flood_publish,
+            validation_delay
+        );
+        if let Some(t) = o.idontwant_threshold {
+            p.idontwant_threshold = (t.0 > 0).then_some(t);
+        }
+        p.validate()?;
+        if self.outbound_peers == 0 || self.max_peers < self.outbound_peers {
+            return Err(format!(
+                "need 0 < outbound_peers <= max_peers, got {} and {}",
+                self.outbound_peers, self.max_peers
+            ));
+        }
+        Ok(p)
+    }
+}
+
+/// The `[traffic]` section: slots and block publishing.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrafficSpec {
+    /// Time of the first slot's start (before it, meshes form).
+    pub start: SimDuration,
+    /// Slot length.
+    pub slot: SimDuration,
+    /// The `beacon_block` published each slot by a proposer chosen at random.
+    pub beacon_block: BlockSpec,
+}
+
+/// One block per slot.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlockSpec {
+    /// Block size.
+    pub size: Size,
+    /// Delay from slot start to publication.
+    pub proposer_delay: SimDuration,
+}
+
+impl Default for TrafficSpec {
+    fn default() -> Self {
+        TrafficSpec {
+            start: SimDuration::from_secs(10),
+            slot: SimDuration::from_secs(12),
+            beacon_block: BlockSpec { size: Size(100 * 1024 * 8), proposer_delay: SimDuration::ZERO },
+        }
+    }
+}
+
+impl Default for BlockSpec {
+    fn default() -> Self {
+        TrafficSpec::default().beacon_block
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_and_overrides() {
+        let spec = GossipSpec::default();
+        assert_eq!(spec.params_for("ethereum").unwrap(), GossipParams::ethereum());
+        let lh = spec.params_for("lighthouse").unwrap();
+        assert_eq!((lh.d, lh.d_low, lh.d_high, lh.flood_publish), (5, 3, 10, false));
+        let mut spec = GossipSpec::default();
+        spec.params.d = Some(20);
+        assert!(spec.params_for("ethereum").unwrap_err().contains("d_low <= d <= d_high"));
+        spec.params.d = None;
+        spec.params.idontwant_threshold = Some(Size(0));
+        assert_eq!(spec.params_for("ethereum").unwrap().idontwant_threshold, None);
+        assert!(spec.params_for("prysm").unwrap_err().contains("unknown gossip profile"));
+    }
+}

@@ -1,0 +1,630 @@
+//! The surrogate engine: one shard's gossipsub identities as a bus engine.
+//!
+//! State is struct-of-arrays over the shard's identities (no per-identity heap objects): peer
+//! rows with per-connection mesh flag and backoff, mesh degree, random stream, upload and download
+//! queues, per-kind byte counters, and a small ring of IDONTWANTs received. Messages are shard-local
+//! tables with one slot per identity (arrival, sender, hops, duplicates). Every action — an RPC
+//! arriving, a heartbeat, the end of a validation, a publish — is an event in one calendar queue
+//! ordered by the bus's canonical key, and every random draw comes from the acting identity's own
+//! stream, so results do not depend on how identities are cut into shards.
+
+use crate::config::{GossipParams, TrafficSpec};
+use crate::peers::PeerGraph;
+use crate::rpc::{MsgKey, RPC_KINDS, Rpc, RpcKind};
+use crate::tables;
+use bytes::Bytes;
+use std::collections::{BTreeMap, HashMap};
+use thermocline_bus::queue::{CalendarQueue, Timed};
+use thermocline_bus::{Digest, Engine, EngineError, EngineOutput, Event, HostId, Outbox, ShardId, SimTime};
+use thermocline_models::link::FifoLink;
+use thermocline_models::network::NetworkModel;
+use thermocline_models::partition::Partition;
+use thermocline_models::rng::{CompactRng, StreamFamily, below};
+
+/// Event kind of gossip RPCs on the bus.
+pub const GOSSIP_EVENT_KIND: u16 = 3;
+/// Topic index of `beacon_block`.
+pub const TOPIC_BEACON_BLOCK: u8 = 0;
+/// Name of each topic index.
+pub const TOPICS: [&str; 1] = ["beacon_block"];
+
+const MESH: u8 = 1;
+/// Received messages this large or larger pass through the receiver's download queue first.
+const DOWNLOAD_QUEUE_MIN_BYTES: u64 = 1024;
+/// IDONTWANTs remembered per identity.
+const DONTWANT_RING: usize = 16;
+const NONE: u32 = u32::MAX;
+
+/// What an event does.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Action {
+    /// An RPC from `src` reaches `dst` (before any download queueing).
+    Arrive(Rpc),
+    /// An RPC from `from` has been downloaded by `dst` and is handled (`src` is `dst` itself,
+    /// which scheduled the event).
+    Handle { rpc: Rpc, from: u32 },
+    /// `dst` ran its heartbeat.
+    Heartbeat,
+    /// `dst` finished validating message slot `0` and forwards it.
+    Validated(u32),
+    /// `dst` publishes the block of slot `0`.
+    Publish(u64),
+}
+
+/// A pending event: ordered by the canonical key `(time, src, seq, dst)`, which is unique.
+#[derive(Copy, Clone, Debug)]
+struct Pending {
+    time: u64,
+    src: u32,
+    seq: u64,
+    dst: u32,
+    action: Action,
+}
+
+impl Pending {
+    fn key(&self) -> (u64, u32, u64, u32) {
+        (self.time, self.src, self.seq, self.dst)
+    }
+}
+impl PartialEq for Pending {
+    fn eq(&self, o: &Self) -> bool {
+        self.key() == o.key()
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&o.key())
+    }
+}
+impl Timed for Pending {
+    fn time_ns(&self) -> u64 {
+        self.time
+    }
+}
+
+/// One message as seen by this shard's identities.
+pub(crate) struct MsgState {
+    pub key: MsgKey,
+    pub topic: u8,
+    pub size: u32,
+    pub published_ns: u64,
+    pub slot: u64,
+    /// Per local identity: ns since publish of the first arrival (`u64::MAX`: not yet).
+    pub arrival: Vec<u64>,
+    /// Per local identity: who it first came from (`NONE` for the publisher).
+    pub from: Vec<u32>,
+    /// Per local identity: hops at first arrival.
+    pub hops: Vec<u8>,
+    /// Per local identity: copies received after the first.
+    pub dups: Vec<u16>,
+    /// Per local identity: an IWANT was sent for it.
+    pub requested: Vec<bool>,
+}
+
+/// Why the engine could not start or continue.
+#[derive(Debug, thiserror::Error)]
+pub enum GossipError {
+    /// Bad configuration.
+    #[error("gossip: {0}")]
+    Config(String),
+    /// A bus event that is not a gossip RPC for one of this shard's identities.
+    #[error("gossip: bad event for {host} from {src}: {detail}")]
+    BadEvent {
+        /// Destination.
+        host: u32,
+        /// Source.
+        src: u32,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+/// The engine of one shard.
+pub struct GossipEngine {
+    me: ShardId,
+    params: GossipParams,
+    profile: String,
+    partition: Partition,
+    net: NetworkModel,
+    /// Global ids of local identities, ascending.
+    ids: Vec<u32>,
+    /// Global id → local index (`NONE` if not local).
+    local: Vec<u32>,
+    row: Vec<u32>,
+    peer: Vec<u32>,
+    flags: Vec<u8>,
+    backoff_until: Vec<u64>,
+    mesh: Vec<u16>,
+    rng: Vec<CompactRng>,
+    uplink: Vec<FifoLink>,
+    downlink: Vec<FifoLink>,
+    seq: Vec<u64>,
+    published: Vec<u32>,
+    dontwant: Vec<(u32, u32)>,
+    dontwant_head: Vec<u8>,
+    sent: Vec<[u64; RPC_KINDS]>,
+    recv: Vec<[u64; RPC_KINDS]>,
+    lost: Vec<u64>,
+    pub(crate) msgs: Vec<MsgState>,
+    /// Message key → local slot; iterated in key order, never in slot (arrival) order, which
+    /// depends on the partition.
+    msg_slot: BTreeMap<MsgKey, u32>,
+    /// Local slots in key order.
+    msg_order: Vec<u32>,
+    queue: CalendarQueue<Pending>,
+    /// (heartbeat period index, mesh degree) → identities sampled.
+    degree_samples: HashMap<(u64, u16), u64>,
+    traffic: TrafficSpec,
+}
+
+impl GossipEngine {
+    /// The engine for `shard`: every surrogate of `net` that `partition` puts on this shard.
+    pub fn new(
+        params: GossipParams,
+        profile: &str,
+        traffic: TrafficSpec,
+        net: NetworkModel,
+        partition: Partition,
+        graph: &PeerGraph,
+        seed: u64,
+        shard: ShardId,
+        end: SimTime,
+    ) -> Result<Self, GossipError> {
+        let n = net.directory.len();
+        let ids: Vec<u32> = (0..n).filter(|&h| partition.shard_of(h) == shard).collect();
+        let mut local = vec![NONE; n as usize];
+        for (i, &h) in ids.iter().enumerate() {
+            local[h as usize] = i as u32;
+        }
+        let (mut row, mut peer) = (Vec::with_capacity(ids.len() + 1), Vec::new());
+        row.push(0);
+        for &h in &ids {
+            peer.extend_from_slice(graph.of(h));
+            row.push(peer.len() as u32);
+        }
+        let gossip = StreamFamily::new(seed, "gossip");
+        let k = ids.len();
+        let heartbeat = params.heartbeat.as_nanos();
+        let mut e = GossipEngine {
+            me: shard,
+            profile: profile.to_string(),
+            partition,
+            ids,
+            local,
+            flags: vec![0; peer.len()],
+            backoff_until: vec![0; peer.len()],
+            row,
+            peer,
+            mesh: vec![0; k],
+            rng: Vec::with_capacity(k),
+            uplink: vec![FifoLink::default(); k],
+            downlink: vec![FifoLink::default(); k],
+            seq: vec![0; k],
+            published: vec![0; k],
+            dontwant: vec![(NONE, NONE); k * DONTWANT_RING],
+            dontwant_head: vec![0; k],
+            sent: vec![[0; RPC_KINDS]; k],
+            recv: vec![[0; RPC_KINDS]; k],
+            lost: vec![0; k],
+            msgs: Vec::new(),
+            msg_slot: BTreeMap::new(),
+            msg_order: Vec::new(),
+            queue: CalendarQueue::new(
+                CalendarQueue::<Pending>::shift_for(k as f64 / params.heartbeat.as_secs_f64() * 4.0, 256.0),
+                4096,
+            ),
+            degree_samples: HashMap::new(),
+            traffic,
+            params,
+            net,
+        };
+        for i in 0..k {
+            let mut rng = gossip.compact(e.ids[i]);
+            let phase = below(&mut rng, heartbeat);
+            e.rng.push(rng);
+            e.self_event(i, phase, Action::Heartbeat);
+        }
+        // Slots: the proposer of slot s is drawn from the "proposer" stream of s; the shard that
+        // owns it schedules the publication.
+        let slot_ns = e.traffic.slot.as_nanos().max(1);
+        let first = e.traffic.start.as_nanos();
+        let proposers = StreamFamily::new(seed, "proposer");
+        let mut slot = 0u64;
+        while first + slot * slot_ns < end.as_nanos() {
+            let proposer = below(&mut proposers.compact(slot as u32), n as u64) as u32;
+            let i = e.local[proposer as usize];
+            if i != NONE {
+                let at = first + slot * slot_ns + e.traffic.beacon_block.proposer_delay.as_nanos();
+                e.self_event(i as usize, at, Action::Publish(slot));
+            }
+            slot += 1;
+        }
+        Ok(e)
+    }
+
+    fn self_event(&mut self, i: usize, time: u64, action: Action) {
+        let h = self.ids[i];
+        let seq = self.seq[i];
+        self.seq[i] += 1;
+        self.queue.push(Pending { time, src: h, seq, dst: h, action });
+    }
+
+    fn peers(&self, i: usize) -> std::ops::Range<usize> {
+        self.row[i] as usize..self.row[i + 1] as usize
+    }
+
+    /// Connection index of `peer` in `i`'s row.
+    fn slot_of(&self, i: usize, peer: u32) -> Option<usize> {
+        let r = self.peers(i);
+        self.peer[r.clone()].binary_search(&peer).ok().map(|k| r.start + k)
+    }
+
+    /// Send `rpc` from local identity `i` to `to` at `now`: upload queue, path, loss.
+    fn send(&mut self, i: usize, now: u64, to: u32, rpc: Rpc, outbox: &mut Outbox) {
+        let src = self.ids[i];
+        let bytes = rpc.wire_bytes();
+        self.sent[i][rpc.kind as usize] += bytes;
+        let block = self.net.directory.block_of(src);
+        let depart = self.uplink[i].transmit(now, bytes, block.bandwidth.up);
+        let Some(delay) = self.net.path(src, to).sample(&mut self.rng[i]) else {
+            self.lost[i] += 1;
+            return;
+        };
+        let time = depart + delay;
+        let seq = self.seq[i];
+        self.seq[i] += 1;
+        let j = self.local[to as usize];
+        if j != NONE {
+            self.queue.push(Pending { time, src, seq, dst: to, action: Action::Arrive(rpc) });
+        } else {
+            let event = Event {
+                deliver_time: SimTime::from_nanos(time),
+                src_host: HostId(src),
+                src_seq: seq,
+                dst_host: HostId(to),
+                kind: GOSSIP_EVENT_KIND,
+                payload: Bytes::from(rpc.encode()),
+            };
+            outbox.push(self.partition.shard_of(to), event);
+        }
+    }
+
+    /// The local message slot of `rpc`'s message, creating it on first sight.
+    fn msg_slot(&mut self, rpc: &Rpc) -> u32 {
+        if let Some(&s) = self.msg_slot.get(&rpc.msg) {
+            return s;
+        }
+        let k = self.ids.len();
+        let slot_ns = self.traffic.slot.as_nanos().max(1);
+        let s = self.msgs.len() as u32;
+        self.msgs.push(MsgState {
+            key: rpc.msg,
+            topic: rpc.topic,
+            size: rpc.size,
+            published_ns: rpc.published_ns,
+            slot: rpc.published_ns.saturating_sub(self.traffic.start.as_nanos()) / slot_ns,
+            arrival: vec![u64::MAX; k],
+            from: vec![NONE; k],
+            hops: vec![0; k],
+            dups: vec![0; k],
+            requested: vec![false; k],
+        });
+        self.msg_slot.insert(rpc.msg, s);
+        self.msg_order = self.msg_slot.values().copied().collect();
+        s
+    }
+
+    fn message_rpc(&self, m: u32, hops: u8) -> Rpc {
+        let st = &self.msgs[m as usize];
+        Rpc {
+            kind: RpcKind::Message,
+            topic: st.topic,
+            hops,
+            msg: st.key,
+            size: st.size,
+            published_ns: st.published_ns,
+            backoff_ms: 0,
+        }
+    }
+
+    /// Pick up to `want` distinct connection indices of `i` satisfying `ok`, uniformly, with
+    /// `i`'s stream (a partial Fisher–Yates over the candidates in row order).
+    fn choose(&mut self, i: usize, want: usize, ok: impl Fn(&Self, usize) -> bool) -> Vec<usize> {
+        let mut cand: Vec<usize> = self.peers(i).filter(|&c| ok(self, c)).collect();
+        let take = want.min(cand.len());
+        for k in 0..take {
+            let r = k + below(&mut self.rng[i], (cand.len() - k) as u64) as usize;
+            cand.swap(k, r);
+        }
+        cand.truncate(take);
+        cand
+    }
+
+    fn heartbeat(&mut self, i: usize, now: u64, outbox: &mut Outbox) {
+        let p = &self.params;
+        let (d, d_low, d_high, d_lazy) = (p.d as usize, p.d_low as usize, p.d_high as usize, p.d_lazy as usize);
+        let hb = p.heartbeat.as_nanos();
+        let prune_backoff = p.prune_backoff.as_nanos();
+        let degree = self.mesh[i] as usize;
+        *self.degree_samples.entry((now / hb, degree as u16)).or_default() += 1;
+        if degree < d_low {
+            for c in self.choose(i, d - degree, |e, c| e.flags[c] & MESH == 0 && e.backoff_until[c] <= now) {
+                self.flags[c] |= MESH;
+                self.mesh[i] += 1;
+                let to = self.peer[c];
+                self.send(i, now, to, Rpc::control(RpcKind::Graft, TOPIC_BEACON_BLOCK), outbox);
+            }
+        } else if degree > d_high {
+            for c in self.choose(i, degree - d, |e, c| e.flags[c] & MESH != 0) {
+                self.flags[c] &= !MESH;
+                self.mesh[i] -= 1;
+                self.backoff_until[c] = now + prune_backoff;
+                let to = self.peer[c];
+                let mut rpc = Rpc::control(RpcKind::Prune, TOPIC_BEACON_BLOCK);
+                rpc.backoff_ms = (prune_backoff / 1_000_000) as u32;
+                self.send(i, now, to, rpc, outbox);
+            }
+        }
+        // Gossip: IHAVE for messages first received within the last mcache_gossip heartbeats.
+        let window = hb * self.params.mcache_gossip as u64;
+        for k in 0..self.msg_order.len() {
+            let m = self.msg_order[k] as usize;
+            let st = &self.msgs[m];
+            let got = st.arrival[i];
+            if got == u64::MAX || st.published_ns + got + window < now {
+                continue;
+            }
+            let from = st.from[i];
+            let ihave = Rpc::about(RpcKind::IHave, &self.message_rpc(m as u32, 0));
+            for c in self.choose(i, d_lazy, |e, c| e.flags[c] & MESH == 0 && e.peer[c] != from) {
+                let to = self.peer[c];
+                self.send(i, now, to, ihave, outbox);
+            }
+        }
+        self.self_event(i, now + hb, Action::Heartbeat);
+    }
+
+    fn publish(&mut self, i: usize, now: u64, slot: u64, outbox: &mut Outbox) {
+        let key = MsgKey::new(self.ids[i], self.published[i]);
+        self.published[i] += 1;
+        let size = self.traffic.beacon_block.size.bytes() as u32;
+        let rpc = Rpc {
+            kind: RpcKind::Message,
+            topic: TOPIC_BEACON_BLOCK,
+            hops: 1,
+            msg: key,
+            size,
+            published_ns: now,
+            backoff_ms: 0,
+        };
+        let m = self.msg_slot(&rpc) as usize;
+        debug_assert_eq!(self.msgs[m].slot, slot);
+        self.msgs[m].arrival[i] = 0;
+        let targets: Vec<u32> = self
+            .peers(i)
+            .filter(|&c| self.params.flood_publish || self.flags[c] & MESH != 0)
+            .map(|c| self.peer[c])
+            .collect();
+        for to in targets {
+            self.send(i, now, to, rpc, outbox);
+        }
+    }
+
+    fn forward(&mut self, i: usize, now: u64, m: u32, outbox: &mut Outbox) {
+        let st = &self.msgs[m as usize];
+        let (from, hops) = (st.from[i], st.hops[i].saturating_add(1));
+        let ring = &self.dontwant[i * DONTWANT_RING..(i + 1) * DONTWANT_RING];
+        let targets: Vec<u32> = self
+            .peers(i)
+            .filter(|&c| self.flags[c] & MESH != 0 && self.peer[c] != from && !ring.contains(&(self.peer[c], m)))
+            .map(|c| self.peer[c])
+            .collect();
+        let rpc = self.message_rpc(m, hops);
+        for to in targets {
+            self.send(i, now, to, rpc, outbox);
+        }
+    }
+
+    fn handle(&mut self, i: usize, now: u64, src: u32, rpc: Rpc, outbox: &mut Outbox) {
+        self.recv[i][rpc.kind as usize] += rpc.wire_bytes();
+        let conn = self.slot_of(i, src);
+        match rpc.kind {
+            RpcKind::Message => {
+                let m = self.msg_slot(&rpc);
+                let st = &mut self.msgs[m as usize];
+                if st.arrival[i] != u64::MAX {
+                    st.dups[i] = st.dups[i].saturating_add(1);
+                    return;
+                }
+                st.arrival[i] = now - st.published_ns;
+                st.from[i] = src;
+                st.hops[i] = rpc.hops;
+                if let Some(t) = self.params.idontwant_threshold
+                    && rpc.size as u64 >= t.bytes()
+                {
+                    let mesh: Vec<u32> = self
+                        .peers(i)
+                        .filter(|&c| self.flags[c] & MESH != 0 && self.peer[c] != src)
+                        .map(|c| self.peer[c])
+                        .collect();
+                    for to in mesh {
+                        self.send(i, now, to, Rpc::about(RpcKind::IDontWant, &rpc), outbox);
+                    }
+                }
+                let at = now + self.params.validation_delay.as_nanos();
+                self.self_event(i, at, Action::Validated(m));
+            }
+            RpcKind::IHave => {
+                let m = self.msg_slot(&rpc) as usize;
+                let st = &mut self.msgs[m];
+                if st.arrival[i] == u64::MAX && !st.requested[i] {
+                    st.requested[i] = true;
+                    self.send(i, now, src, Rpc::about(RpcKind::IWant, &rpc), outbox);
+                }
+            }
+            RpcKind::IWant => {
+                if let Some(&m) = self.msg_slot.get(&rpc.msg) {
+                    let st = &self.msgs[m as usize];
+                    let window = self.params.heartbeat.as_nanos() * self.params.mcache_len as u64;
+                    if st.arrival[i] != u64::MAX && st.published_ns + st.arrival[i] + window >= now {
+                        let r = self.message_rpc(m, st.hops[i].saturating_add(1));
+                        self.send(i, now, src, r, outbox);
+                    }
+                }
+            }
+            RpcKind::IDontWant => {
+                let m = self.msg_slot(&rpc);
+                let h = self.dontwant_head[i] as usize;
+                self.dontwant[i * DONTWANT_RING + h] = (src, m);
+                self.dontwant_head[i] = ((h + 1) % DONTWANT_RING) as u8;
+            }
+            RpcKind::Graft => {
+                let Some(c) = conn else { return };
+                if self.backoff_until[c] > now {
+                    let mut r = Rpc::control(RpcKind::Prune, rpc.topic);
+                    r.backoff_ms = ((self.backoff_until[c] - now) / 1_000_000) as u32;
+                    self.send(i, now, src, r, outbox);
+                } else if self.flags[c] & MESH == 0 {
+                    self.flags[c] |= MESH;
+                    self.mesh[i] += 1;
+                }
+            }
+            RpcKind::Prune => {
+                let Some(c) = conn else { return };
+                if self.flags[c] & MESH != 0 {
+                    self.flags[c] &= !MESH;
+                    self.mesh[i] -= 1;
+                }
+                self.backoff_until[c] = self.backoff_until[c].max(now + rpc.backoff_ms as u64 * 1_000_000);
+            }
+        }
+    }
+}
+
+impl Engine for GossipEngine {
+    fn next_event_time(&self) -> SimTime {
+        self.queue.min_time().map_or(SimTime::NEVER, SimTime::from_nanos)
+    }
+
+    fn run_until(&mut self, end: SimTime, outbox: &mut Outbox) -> Result<u64, EngineError> {
+        let end = end.as_nanos();
+        let mut n = 0;
+        while let Some(&ev) = self.queue.peek() {
+            if ev.time >= end {
+                break;
+            }
+            self.queue.pop();
+            n += 1;
+            let i = self.local[ev.dst as usize] as usize;
+            match ev.action {
+                Action::Heartbeat => self.heartbeat(i, ev.time, outbox),
+                Action::Publish(slot) => self.publish(i, ev.time, slot, outbox),
+                Action::Validated(m) => self.forward(i, ev.time, m, outbox),
+                Action::Arrive(rpc) => {
+                    let bytes = rpc.wire_bytes();
+                    if bytes >= DOWNLOAD_QUEUE_MIN_BYTES {
+                        let down = self.net.directory.block_of(ev.dst).bandwidth.down;
+                        let done = self.downlink[i].transmit(ev.time, bytes, down);
+                        let seq = self.seq[i];
+                        self.seq[i] += 1;
+                        self.queue.push(Pending {
+                            time: done,
+                            src: ev.dst,
+                            seq,
+                            dst: ev.dst,
+                            action: Action::Handle { rpc, from: ev.src },
+                        });
+                    } else {
+                        self.handle(i, ev.time, ev.src, rpc, outbox);
+                    }
+                }
+                Action::Handle { rpc, from } => self.handle(i, ev.time, from, rpc, outbox),
+            }
+        }
+        Ok(n)
+    }
+
+    fn deliver(&mut self, events: &mut Vec<Event>) -> Result<(), EngineError> {
+        for e in events.drain(..) {
+            let (dst, src) = (e.dst_host.0, e.src_host.0);
+            let bad = |detail: String| GossipError::BadEvent { host: dst, src, detail };
+            if e.kind != GOSSIP_EVENT_KIND {
+                return Err(Box::new(bad(format!("event kind {}", e.kind))));
+            }
+            if dst as usize >= self.local.len() || self.local[dst as usize] == NONE {
+                return Err(Box::new(bad(format!("not an identity of {}", self.me))));
+            }
+            let rpc = Rpc::decode(&e.payload).map_err(|d| bad(d.to_string()))?;
+            self.queue.push(Pending {
+                time: e.deliver_time.as_nanos(),
+                src,
+                seq: e.src_seq,
+                dst,
+                action: Action::Arrive(rpc),
+            });
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<EngineOutput, EngineError> {
+        let mut order: Vec<usize> = (0..self.msgs.len()).collect();
+        order.sort_by_key(|&m| self.msgs[m].key);
+        let mut digest = Digest::EMPTY;
+        let mut rec = Vec::new();
+        for (i, &h) in self.ids.iter().enumerate() {
+            rec.clear();
+            rec.extend_from_slice(b"gossip");
+            rec.extend_from_slice(&h.to_be_bytes());
+            rec.extend_from_slice(&self.mesh[i].to_be_bytes());
+            for k in 0..RPC_KINDS {
+                rec.extend_from_slice(&self.sent[i][k].to_be_bytes());
+                rec.extend_from_slice(&self.recv[i][k].to_be_bytes());
+            }
+            rec.extend_from_slice(&self.lost[i].to_be_bytes());
+            for &m in &order {
+                let st = &self.msgs[m];
+                rec.extend_from_slice(&st.key.0.to_be_bytes());
+                rec.extend_from_slice(&st.arrival[i].to_be_bytes());
+                rec.extend_from_slice(&st.from[i].to_be_bytes());
+                rec.push(st.hops[i]);
+                rec.extend_from_slice(&st.dups[i].to_be_bytes());
+            }
+            digest.add_record(&rec);
+        }
+        let mut samples: Vec<((u64, u16), u64)> = self.degree_samples.iter().map(|(k, v)| (*k, *v)).collect();
+        samples.sort();
+        let tables = tables::build(self, &order, &samples)?;
+        Ok(EngineOutput { digest, tables })
+    }
+}
+
+impl GossipEngine {
+    /// Local identities' global ids.
+    pub(crate) fn ids(&self) -> &[u32] {
+        &self.ids
+    }
+    pub(crate) fn profile(&self) -> &str {
+        &self.profile
+    }
+    pub(crate) fn sent(&self) -> &[[u64; RPC_KINDS]] {
+        &self.sent
+    }
+    pub(crate) fn recv(&self) -> &[[u64; RPC_KINDS]] {
+        &self.recv
+    }
+    pub(crate) fn mesh_degree(&self) -> &[u16] {
+        &self.mesh
+    }
+    pub(crate) fn lost(&self) -> &[u64] {
+        &self.lost
+    }
+    pub(crate) fn slot_start_ns(&self, slot: u64) -> u64 {
+        self.traffic.start.as_nanos() + slot * self.traffic.slot.as_nanos()
+    }
+}

@@ -1,0 +1,17 @@
+//! Thermocline's cold tail: many lightweight gossipsub identities per process, as one bus engine
+//! per shard. Identities are compact struct-of-arrays records; traffic between them is
+//! message-level (an RPC and its wire size) through the network model's latency, loss and
+//! bandwidth queues.
+//!
+//! - [`config`]: gossipsub parameters and client profiles, peer manager, slot traffic.
+//! - [`rpc`]: the RPCs, their wire sizes and their bus encoding.
+//! - [`peers`]: the initial connection graph.
+//! - [`engine`]: the engine.
+
+pub mod config;
+pub mod engine;
+pub mod peers;
+pub mod rpc;
+mod tables;
+
+pub use engine::GossipEngine;

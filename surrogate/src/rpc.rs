@@ -1,0 +1,209 @@
+//! Gossipsub RPCs between identities, at message level: what was sent, about which message, and
+//! how many bytes it would take on the wire (for bandwidth queues and byte counts). Payload bytes
+//! are never materialised: a 100 KiB block is a size, not an allocation.
+//!
+//! Between shards an RPC travels as a bus event payload with an explicit big-endian encoding
+//! (version 1): `kind u8, topic u8, hops u8, flags u8, msg u64, size u32, published u64,
+//! backoff_ms u32` = 28 bytes. Decoding untrusted bytes returns an error, never panics.
+
+use thermocline_bus::wire::{DecodeError, Reader, Writer};
+
+/// Identifies a message globally: the publishing identity and its publish sequence number,
+/// packed as `publisher << 32 | seq`. Every shard derives the same key without coordination.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MsgKey(pub u64);
+
+impl MsgKey {
+    /// The key of the `seq`-th message published by `publisher`.
+    pub fn new(publisher: u32, seq: u32) -> Self {
+        MsgKey((publisher as u64) << 32 | seq as u64)
+    }
+    /// The publishing identity.
+    pub fn publisher(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+}
+
+/// What an RPC does.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum RpcKind {
+    /// A full message (publish or forward).
+    Message = 0,
+    /// IHAVE: the sender has this message in its cache.
+    IHave = 1,
+    /// IWANT: please send this message.
+    IWant = 2,
+    /// GRAFT: add me to your mesh for the topic.
+    Graft = 3,
+    /// PRUNE: you are out of my mesh; do not graft back before the backoff.
+    Prune = 4,
+    /// IDONTWANT (v1.2): I have this message; do not send it to me.
+    IDontWant = 5,
+}
+
+/// Number of RPC kinds (for per-kind counters).
+pub const RPC_KINDS: usize = 6;
+
+impl RpcKind {
+    /// From the wire.
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            0 => RpcKind::Message,
+            1 => RpcKind::IHave,
+            2 => RpcKind::IWant,
+            3 => RpcKind::Graft,
+            4 => RpcKind::Prune,
+            5 => RpcKind::IDontWant,
+            _ => return None,
+        })
+    }
+
+    /// Lower-case name, for metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            RpcKind::Message => "message",
+            RpcKind::IHave => "ihave",
+            RpcKind::IWant => "iwant",
+            RpcKind::Graft => "graft",
+            RpcKind::Prune => "prune",
+            RpcKind::IDontWant => "idontwant",
+        }
+    }
+}
+
+/// One RPC.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Rpc {
+    /// What it is.
+    pub kind: RpcKind,
+    /// Topic index.
+    pub topic: u8,
+    /// Hops the message has travelled (messages only): 1 from the publisher.
+    pub hops: u8,
+    /// The message it is about (messages, IHAVE, IWANT, IDONTWANT).
+    pub msg: MsgKey,
+    /// Payload size of the message, bytes (messages only).
+    pub size: u32,
+    /// Publish time of the message, ns (messages only).
+    pub published_ns: u64,
+    /// PRUNE backoff, ms.
+    pub backoff_ms: u32,
+}
+
+/// Bytes of an encoded RPC.
+pub const RPC_BYTES: usize = 28;
+const FIELD_BYTES_ID: u32 = 20; // message ids on the wire: 20 bytes (Ethereum message-id)
+
+impl Rpc {
+    /// A control RPC about no message (GRAFT, PRUNE).
+    pub fn control(kind: RpcKind, topic: u8) -> Self {
+        Rpc { kind, topic, hops: 0, msg: MsgKey(0), size: 0, published_ns: 0, backoff_ms: 0 }
+    }
+
+    /// An RPC of `kind` about the message `about` describes. Every RPC about a message carries its
+    /// size and publish time: measurement metadata, so that whichever RPC reaches an identity
+    /// first, its record of the message is complete (the wire size counts only what the protocol
+    /// sends).
+    pub fn about(kind: RpcKind, about: &Rpc) -> Self {
+        Rpc { kind, hops: 0, backoff_ms: 0, ..*about }
+    }
+
+    /// Bytes this RPC takes on the wire, approximating gossipsub's protobuf framing: a length
+    /// prefix and RPC envelope, the topic string (`/eth2/<fork>/beacon_block/ssz_snappy`, ~40
+    /// bytes), and 20-byte message ids.
+    pub fn wire_bytes(&self) -> u64 {
+        const ENVELOPE: u32 = 8;
+        const TOPIC: u32 = 42;
+        (match self.kind {
+            RpcKind::Message => ENVELOPE + TOPIC + 4 + self.size,
+            RpcKind::IHave | RpcKind::IWant => ENVELOPE + TOPIC + 2 + FIELD_BYTES_ID,
+            RpcKind::IDontWant => ENVELOPE + 2 + FIELD_BYTES_ID,
+            RpcKind::Graft => ENVELOPE + TOPIC + 2,
+            RpcKind::Prune => ENVELOPE + TOPIC + 2 + 3,
+        }) as u64
+    }
+
+    /// Explicit encoding for the bus.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(RPC_BYTES);
+        let mut w = Writer::new(&mut buf);
+        w.u8(self.kind as u8);
+        w.u8(self.topic);
+        w.u8(self.hops);
+        w.u8(0);
+        w.u64(self.msg.0);
+        w.u32(self.size);
+        w.u64(self.published_ns);
+        w.u32(self.backoff_ms);
+        buf
+    }
+
+    /// Decode; never panics.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let at = r.offset();
+        let kind = r.u8("rpc kind")?;
+        let kind = RpcKind::from_u8(kind).ok_or(DecodeError::Invalid {
+            what: "rpc kind",
+            offset: at,
+            detail: format!("unknown kind {kind}"),
+        })?;
+        let topic = r.u8("topic")?;
+        let hops = r.u8("hops")?;
+        let flags_at = r.offset();
+        if r.u8("flags")? != 0 {
+            return Err(DecodeError::Invalid { what: "flags", offset: flags_at, detail: "reserved flags set".into() });
+        }
+        let rpc = Rpc {
+            kind,
+            topic,
+            hops,
+            msg: MsgKey(r.u64("message key")?),
+            size: r.u32("size")?,
+            published_ns: r.u64("publish time")?,
+            backoff_ms: r.u32("backoff")?,
+        };
+        r.finish("rpc")?;
+        Ok(rpc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn round_trips(kind in 0u8..6, topic: u8, hops: u8, msg: u64, size: u32, published: u64, backoff: u32) {
+            let rpc = Rpc { kind: RpcKind::from_u8(kind).unwrap(), topic, hops, msg: MsgKey(msg), size, published_ns: published, backoff_ms: backoff };
+            let bytes = rpc.encode();
+            prop_assert_eq!(bytes.len(), RPC_BYTES);
+            prop_assert_eq!(Rpc::decode(&bytes).unwrap(), rpc);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = Rpc::decode(&bytes);
+        }
+    }
+
+    #[test]
+    fn a_block_costs_its_size_plus_framing() {
+        let m = Rpc {
+            kind: RpcKind::Message,
+            topic: 0,
+            hops: 1,
+            msg: MsgKey::new(3, 1),
+            size: 100 * 1024,
+            published_ns: 5,
+            backoff_ms: 0,
+        };
+        assert_eq!(m.wire_bytes(), 100 * 1024 + 54);
+        let dont = Rpc::about(RpcKind::IDontWant, &m);
+        assert!(dont.wire_bytes() < 40);
+        assert_eq!((dont.msg, dont.size, dont.published_ns), (m.msg, m.size, m.published_ns));
+        assert_eq!(MsgKey::new(7, 9).publisher(), 7);
+    }
+}
