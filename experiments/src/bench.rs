@@ -284,3 +284,102 @@ pub fn window(args: &WindowBench, exe: &Path, mpi: Option<&MpiSession>) -> Resul
     });
     Ok(())
 }
+
+/// Parameters of `bench gossip`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct GossipBench {
+    /// Surrogate identities.
+    #[arg(long, default_value_t = 10_000)]
+    pub nodes: u32,
+    /// Slots (12 s each, one 100 KiB block per slot) after a 10 s warm-up.
+    #[arg(long, default_value_t = 2)]
+    pub slots: u32,
+    /// Shards.
+    #[arg(long, default_value_t = 1)]
+    pub shards: u32,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "threads")]
+    pub backend: Backend,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The spec of `bench gossip`: identities spread over countries like Ethereum nodes.
+pub fn gossip_bench_spec(nodes: u32, slots: u32, seed: u64) -> Spec {
+    let text = format!(
+        r#"
+[run]
+name = "bench-gossip"
+seed = {seed}
+duration = "{duration} s"
+
+[[hosts]]
+name = "tail"
+count = {nodes}
+countries = {{ DE = 0.22, US = 0.20, FR = 0.06, GB = 0.05, other = 0.47 }}
+bandwidth = {{ up = "50 Mbit", down = "200 Mbit" }}
+
+[gossip]
+profile = "ethereum"
+
+[traffic]
+start = "10 s"
+slot = "12 s"
+beacon_block = {{ size = "100 KiB" }}
+"#,
+        duration = 10 + 12 * slots as u64
+    );
+    Spec::parse(&text, "<bench gossip>").expect("the benchmark spec is valid")
+}
+
+/// Run `bench gossip`.
+pub fn gossip(args: &GossipBench, exe: &Path) -> Result<()> {
+    let spec = gossip_bench_spec(args.nodes, args.slots, args.seed);
+    let sim_s = spec.run.duration.as_secs_f64();
+    let plan = RunPlan { spec, shards: args.shards, backend: args.backend, exe: exe.to_path_buf() };
+    let Some(outcome) = execute(&plan, &NoProgress, None)? else { return Ok(()) };
+    let mut v = figures(&plan, &outcome);
+    let figures = crate::output::gossip_figures(&outcome)?;
+    let peak = crate::model_cmd::peak_rss_bytes();
+    let wall = outcome.wall.as_secs_f64();
+    let slots = sim_s / 12.0;
+    v["benchmark"] = json!("gossip");
+    v["nodes"] = json!(args.nodes);
+    v["sim_s"] = json!(sim_s);
+    v["wall_total_s"] = json!(wall);
+    v["wall_s_per_sim_slot"] = json!(wall / slots);
+    v["real_time_factor"] = json!(wall / sim_s);
+    v["peak_rss_bytes"] = json!(peak);
+    v["rss_bytes_per_identity"] = json!(peak.map(|p| p as f64 / args.nodes as f64));
+    v["gossip"] = json!(figures);
+    print(&v, args.json, || {
+        format!(
+            "Gossip: {} identities, {:.0} s simulated ({} slots after 10 s warm-up), {} shards on {}\n  wall          {:.2} s ({:.2} s per 12-s slot, {:.2}x real time)\n  events        {} ({:.2} M/s)\n  peak RSS      {} ({} per identity)\n  delivery      {}\n",
+            args.nodes,
+            sim_s,
+            args.slots,
+            args.shards,
+            args.backend.name(),
+            wall,
+            wall / slots,
+            wall / sim_s,
+            outcome.totals.events,
+            outcome.totals.events as f64 / wall / 1e6,
+            peak.map_or("unknown".into(), |p| format!("{:.1} MB", p as f64 / 1e6)),
+            peak.map_or("unknown".into(), |p| format!("{:.0} B", p as f64 / args.nodes as f64)),
+            figures.map_or("-".into(), |g| format!(
+                "reliability {:.4} %, p50/p95/p99 {:.0}/{:.0}/{:.0} ms, {:.2} duplicates per delivery",
+                g.reliability * 100.0,
+                g.p50_ms,
+                g.p95_ms,
+                g.p99_ms,
+                g.duplicates_per_delivery
+            )),
+        )
+    });
+    Ok(())
+}

@@ -64,6 +64,8 @@ enum BenchCommand {
     Window(WindowBench),
     /// Build the network model (directory, routing, partition) at scale: time and peak memory.
     Model(model_cmd::ModelBench),
+    /// Surrogate gossip at scale: memory per identity, events/s, wall time per simulated slot.
+    Gossip(bench::GossipBench),
 }
 
 fn main() {
@@ -126,6 +128,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             bench::phold(&args, &exe, session.as_ref())
         }
         Command::Bench { which: BenchCommand::Model(args) } => model_cmd::bench_model(&args),
+        Command::Bench { which: BenchCommand::Gossip(args) } => bench::gossip(&args, &exe),
         Command::Partition(args) => model_cmd::partition(&args),
         Command::Bench { which: BenchCommand::Window(args) } => {
             let session = if args.backend.contains(&Backend::Mpi) { Some(mpi_support::init()?) } else { None };

@@ -34,6 +34,9 @@ const DOWNLOAD_QUEUE_MIN_BYTES: u64 = 1024;
 /// IDONTWANTs remembered per identity.
 const DONTWANT_RING: usize = 16;
 const NONE: u32 = u32::MAX;
+/// How long an IWANT is awaited before the message may be requested again (rust-libp2p's
+/// `iwant_followup_time`).
+const IWANT_FOLLOWUP_NS: u64 = 3_000_000_000;
 
 /// What an event does.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -103,8 +106,8 @@ pub(crate) struct MsgState {
     pub hops: Vec<u8>,
     /// Per local identity: copies received after the first.
     pub dups: Vec<u16>,
-    /// Per local identity: an IWANT was sent for it.
-    pub requested: Vec<bool>,
+    /// Per local identity: when an IWANT was last sent for it (`u64::MAX`: never).
+    pub requested: Vec<u64>,
 }
 
 /// Why the engine could not start or continue.
@@ -151,6 +154,8 @@ pub struct GossipEngine {
     sent: Vec<[u64; RPC_KINDS]>,
     recv: Vec<[u64; RPC_KINDS]>,
     lost: Vec<u64>,
+    /// GRAFTs received from a peer this identity had pruned, within the backoff.
+    graft_in_backoff: Vec<u32>,
     pub(crate) msgs: Vec<MsgState>,
     /// Message key → local slot; iterated in key order, never in slot (arrival) order, which
     /// depends on the partition.
@@ -212,6 +217,7 @@ impl GossipEngine {
             sent: vec![[0; RPC_KINDS]; k],
             recv: vec![[0; RPC_KINDS]; k],
             lost: vec![0; k],
+            graft_in_backoff: vec![0; k],
             msgs: Vec::new(),
             msg_slot: BTreeMap::new(),
             msg_order: Vec::new(),
@@ -313,7 +319,7 @@ impl GossipEngine {
             from: vec![NONE; k],
             hops: vec![0; k],
             dups: vec![0; k],
-            requested: vec![false; k],
+            requested: vec![u64::MAX; k],
         });
         self.msg_slot.insert(rpc.msg, s);
         self.msg_order = self.msg_slot.values().copied().collect();
@@ -463,8 +469,11 @@ impl GossipEngine {
             RpcKind::IHave => {
                 let m = self.msg_slot(&rpc) as usize;
                 let st = &mut self.msgs[m];
-                if st.arrival[i] == u64::MAX && !st.requested[i] {
-                    st.requested[i] = true;
+                // Ask once per follow-up period: an unanswered IWANT may be retried with the next
+                // peer that advertises the message.
+                let followup = IWANT_FOLLOWUP_NS;
+                if st.arrival[i] == u64::MAX && (st.requested[i] == u64::MAX || st.requested[i] + followup <= now) {
+                    st.requested[i] = now;
                     self.send(i, now, src, Rpc::about(RpcKind::IWant, &rpc), outbox);
                 }
             }
@@ -487,6 +496,7 @@ impl GossipEngine {
             RpcKind::Graft => {
                 let Some(c) = conn else { return };
                 if self.backoff_until[c] > now {
+                    self.graft_in_backoff[i] += 1;
                     let mut r = Rpc::control(RpcKind::Prune, rpc.topic);
                     r.backoff_ms = ((self.backoff_until[c] - now) / 1_000_000) as u32;
                     self.send(i, now, src, r, outbox);
@@ -587,6 +597,7 @@ impl Engine for GossipEngine {
                 rec.extend_from_slice(&self.recv[i][k].to_be_bytes());
             }
             rec.extend_from_slice(&self.lost[i].to_be_bytes());
+            rec.extend_from_slice(&self.graft_in_backoff[i].to_be_bytes());
             for &m in &order {
                 let st = &self.msgs[m];
                 rec.extend_from_slice(&st.key.0.to_be_bytes());
@@ -623,6 +634,9 @@ impl GossipEngine {
     }
     pub(crate) fn lost(&self) -> &[u64] {
         &self.lost
+    }
+    pub(crate) fn graft_in_backoff(&self) -> &[u32] {
+        &self.graft_in_backoff
     }
     pub(crate) fn slot_start_ns(&self, slot: u64) -> u64 {
         self.traffic.start.as_nanos() + slot * self.traffic.slot.as_nanos()

@@ -82,9 +82,14 @@ pub(crate) fn build(e: &GossipEngine, order: &[usize], degree: &[((u64, u16), u6
         Field::new("node", DataType::UInt32, false),
         Field::new("mesh_degree", DataType::UInt16, false),
         Field::new("lost", DataType::UInt64, false),
+        Field::new("graft_in_backoff", DataType::UInt32, false),
     ];
-    let mut columns: Vec<ArrayRef> =
-        vec![u32s(ids.to_vec()), Arc::new(UInt16Array::from(e.mesh_degree().to_vec())), u64s(e.lost().to_vec())];
+    let mut columns: Vec<ArrayRef> = vec![
+        u32s(ids.to_vec()),
+        Arc::new(UInt16Array::from(e.mesh_degree().to_vec())),
+        u64s(e.lost().to_vec()),
+        u32s(e.graft_in_backoff().to_vec()),
+    ];
     for (dir, counts) in [("sent", e.sent()), ("recv", e.recv())] {
         for (k, kind) in kinds.iter().enumerate().take(RPC_KINDS) {
             fields.push(Field::new(format!("bytes_{dir}_{}", kind.name()), DataType::UInt64, false));

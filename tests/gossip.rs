@@ -1,0 +1,171 @@
+//! The gossip workload end to end: determinism across shard counts and backends, delivery without
+//! loss, mesh degrees, PRUNE backoff, IHAVE/IWANT recovery under loss, IDONTWANT savings.
+
+mod common;
+use arrow_array::{Array, UInt16Array, UInt32Array, UInt64Array};
+use common::*;
+use std::path::Path;
+use thermocline_models::metrics::read_ipc_file;
+
+fn spec(extra_gossip: &str, network: &str, count: u32, duration: &str) -> String {
+    format!(
+        r#"
+[run]
+name = "gossip-test"
+seed = 11
+duration = "{duration}"
+
+{network}
+
+[[hosts]]
+name = "tail"
+count = {count}
+countries = {{ DE = 0.3, US = 0.3, other = 0.4 }}
+bandwidth = {{ up = "50 Mbit", down = "200 Mbit" }}
+
+[gossip]
+profile = "ethereum"
+{extra_gossip}
+
+[traffic]
+start = "10 s"
+slot = "6 s"
+beacon_block = {{ size = "100 KiB" }}
+"#
+    )
+}
+
+fn run(dir: &Path, name: &str, text: &str, args: &[&str]) -> (serde_json::Value, std::path::PathBuf) {
+    let spec = write_spec(dir, &format!("{name}.toml"), text);
+    let out = dir.join(name);
+    let mut all = vec!["run", spec.to_str().unwrap(), "--quiet", "--out", out.to_str().unwrap()];
+    all.extend_from_slice(args);
+    run_ok(&all);
+    (summary(&out), out)
+}
+
+fn col<T: Array + Clone + 'static>(path: &Path, name: &str) -> Vec<T> {
+    let (_, batches) = read_ipc_file(path).unwrap();
+    batches.iter().map(|b| b.column_by_name(name).unwrap().as_any().downcast_ref::<T>().unwrap().clone()).collect()
+}
+
+#[test]
+fn same_digest_on_1_2_4_shards_and_both_backends() {
+    let dir = scratch("gossip-determinism");
+    let text = spec("", "", 600, "30 s");
+    let (one, _) = run(&dir, "t1", &text, &["--shards", "1"]);
+    assert!(one["gossip"]["messages"].as_u64().unwrap() >= 3);
+    for (name, args) in [
+        ("t2", vec!["--shards", "2"]),
+        ("t4", vec!["--shards", "4"]),
+        ("p2", vec!["--shards", "2", "--backend", "processes"]),
+        ("p4", vec!["--shards", "4", "--backend", "processes"]),
+    ] {
+        let (s, _) = run(&dir, name, &text, &args);
+        assert_eq!(s["digest"], one["digest"], "{name}");
+        assert_eq!(s["gossip"], one["gossip"], "{name}");
+    }
+    let (other, _) = run(&dir, "seed", &text, &["--seed", "12"]);
+    assert_ne!(other["digest"], one["digest"]);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn without_loss_everyone_gets_every_message_once_and_meshes_stay_in_bounds() {
+    let dir = scratch("gossip-delivery");
+    let (s, out) = run(&dir, "d", &spec("", "", 1000, "40 s"), &["--shards", "2"]);
+    let g = &s["gossip"];
+    assert_eq!(g["reliability"], 1.0, "{g}");
+    let messages = g["messages"].as_u64().unwrap();
+    // One first-arrival row per (identity, message), never two.
+    let nodes: Vec<u32> = col::<UInt32Array>(&out.join("gossip_arrivals.arrow"), "node")
+        .iter()
+        .flat_map(|a| a.values().to_vec())
+        .collect();
+    let ids: Vec<u64> = col::<UInt64Array>(&out.join("gossip_arrivals.arrow"), "message_id")
+        .iter()
+        .flat_map(|a| a.values().to_vec())
+        .collect();
+    let mut pairs: Vec<(u64, u32)> = ids.into_iter().zip(nodes).collect();
+    pairs.sort_unstable();
+    let before = pairs.len();
+    pairs.dedup();
+    assert_eq!(before, pairs.len());
+    assert_eq!(pairs.len() as u64, 1000 * messages);
+    // After warm-up (10 s = 14 heartbeat periods) every sampled degree lies in [D_low, D_high].
+    let period: Vec<u64> = col::<UInt64Array>(&out.join("gossip_mesh_degree.arrow"), "heartbeat_period")
+        .iter()
+        .flat_map(|a| a.values().to_vec())
+        .collect();
+    let degree: Vec<u16> = col::<UInt16Array>(&out.join("gossip_mesh_degree.arrow"), "mesh_degree")
+        .iter()
+        .flat_map(|a| a.values().to_vec())
+        .collect();
+    let late: Vec<u16> = period.iter().zip(&degree).filter(|(p, _)| **p >= 14).map(|(_, d)| *d).collect();
+    assert!(!late.is_empty());
+    assert!(
+        late.iter().all(|d| (6..=12).contains(d)),
+        "degrees outside [6, 12]: {:?}",
+        late.iter().filter(|d| !(6..=12).contains(*d)).collect::<Vec<_>>()
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn prune_backoff_is_honoured() {
+    // A narrow mesh band with many peers forces constant grafting and pruning.
+    let dir = scratch("gossip-backoff");
+    let text = spec(
+        "outbound_peers = 20\nmax_peers = 60\n[gossip.params]\nd = 3\nd_low = 2\nd_high = 4\nprune_backoff = \"5 s\"",
+        "",
+        400,
+        "40 s",
+    );
+    let (_, out) = run(&dir, "b", &text, &["--shards", "2"]);
+    let pruned: u64 = col::<UInt64Array>(&out.join("gossip_nodes.arrow"), "bytes_sent_prune")
+        .iter()
+        .flat_map(|a| a.values().to_vec())
+        .sum();
+    assert!(pruned > 0, "the run should prune");
+    let violations: u64 = col::<UInt32Array>(&out.join("gossip_nodes.arrow"), "graft_in_backoff")
+        .iter()
+        .flat_map(|a| a.values().to_vec())
+        .map(u64::from)
+        .sum();
+    assert_eq!(violations, 0, "GRAFTs arrived within a PRUNE backoff");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn ihave_iwant_recovers_messages_on_lossy_links() {
+    let dir = scratch("gossip-lossy");
+    let lossy = "[network]\ntopology = \"single-switch\"\nlatency = \"20 ms\"\nloss = 0.25";
+    let text = |lazy: u32| {
+        spec(&format!("[gossip.params]\nd_lazy = {lazy}\nd = 4\nd_low = 3\nd_high = 6"), lossy, 500, "40 s")
+            .replace("countries = { DE = 0.3, US = 0.3, other = 0.4 }", "")
+    };
+    let (with, _) = run(&dir, "with", &text(6), &["--shards", "2"]);
+    let (without, _) = run(&dir, "without", &text(0), &["--shards", "2"]);
+    let (r_with, r_without) =
+        (with["gossip"]["reliability"].as_f64().unwrap(), without["gossip"]["reliability"].as_f64().unwrap());
+    assert!(r_without < 0.999, "loss should cost deliveries without gossip: {r_without}");
+    assert!(r_with > r_without, "gossip should recover messages: {r_with} vs {r_without}");
+    assert!(r_with > 0.99, "{r_with}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn idontwant_cuts_duplicates_of_large_messages() {
+    let dir = scratch("gossip-idontwant");
+    let (on, _) = run(&dir, "on", &spec("", "", 600, "30 s"), &[]);
+    let (off, _) = run(&dir, "off", &spec("[gossip.params]\nidontwant_threshold = \"0 B\"", "", 600, "30 s"), &[]);
+    let (d_on, d_off) = (
+        on["gossip"]["duplicates_per_delivery"].as_f64().unwrap(),
+        off["gossip"]["duplicates_per_delivery"].as_f64().unwrap(),
+    );
+    assert!(d_on < d_off, "IDONTWANT should cut duplicates: {d_on} vs {d_off}");
+    let (b_on, b_off) =
+        (on["gossip"]["bytes_sent_per_node"].as_f64().unwrap(), off["gossip"]["bytes_sent_per_node"].as_f64().unwrap());
+    assert!(b_on < b_off, "and bytes: {b_on} vs {b_off}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
