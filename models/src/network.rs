@@ -138,6 +138,11 @@ impl NetworkModel {
     pub fn path(&self, src: u32, dst: u32) -> &PathProps {
         self.routes.path(self.directory.node_of(src), self.directory.node_of(dst))
     }
+
+    /// The path index of `src` → `dst`, for engines that cache it per connection.
+    pub fn path_index(&self, src: u32, dst: u32) -> u32 {
+        self.routes.index(self.directory.node_of(src), self.directory.node_of(dst))
+    }
 }
 
 #[cfg(test)]

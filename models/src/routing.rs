@@ -182,8 +182,18 @@ impl Routes {
 
     /// The path from location `a` to location `b` (both must be used).
     pub fn path(&self, a: u32, b: u32) -> &PathProps {
+        &self.props[self.index(a, b) as usize]
+    }
+
+    /// A stable index for the path from `a` to `b`, for callers that cache it per connection.
+    pub fn index(&self, a: u32, b: u32) -> u32 {
         let k = self.used.len();
-        &self.props[self.slot[a as usize] as usize * k + self.slot[b as usize] as usize]
+        (self.slot[a as usize] as usize * k + self.slot[b as usize] as usize) as u32
+    }
+
+    /// The path with index `i` (see [`Routes::index`]).
+    pub fn by_index(&self, i: u32) -> &PathProps {
+        &self.props[i as usize]
     }
 
     /// The used locations, in ascending order.

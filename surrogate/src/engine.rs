@@ -13,13 +13,14 @@ use crate::peers::PeerGraph;
 use crate::rpc::{MsgKey, RPC_KINDS, Rpc, RpcKind};
 use crate::tables;
 use bytes::Bytes;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use thermocline_bus::queue::{CalendarQueue, Timed};
 use thermocline_bus::{Digest, Engine, EngineError, EngineOutput, Event, HostId, Outbox, ShardId, SimTime};
 use thermocline_models::link::FifoLink;
 use thermocline_models::network::NetworkModel;
 use thermocline_models::partition::Partition;
 use thermocline_models::rng::{CompactRng, StreamFamily, below};
+use thermocline_models::units::Bandwidth;
 
 /// Event kind of gossip RPCs on the bus.
 pub const GOSSIP_EVENT_KIND: u16 = 3;
@@ -142,7 +143,17 @@ pub struct GossipEngine {
     row: Vec<u32>,
     peer: Vec<u32>,
     flags: Vec<u8>,
-    backoff_until: Vec<u64>,
+    /// Per connection: end of the PRUNE backoff, ms since the start (0: none).
+    backoff_until_ms: Vec<u32>,
+    /// Per connection: the network path to the peer (index into the routes).
+    path: Vec<u32>,
+    /// Per identity: upload and download bandwidth.
+    up: Vec<Bandwidth>,
+    down: Vec<Bandwidth>,
+    /// Scratch space for choosing connections (reused; never observable).
+    scratch: Vec<usize>,
+    /// The last message looked up: (key, slot), the common case of a burst of RPCs.
+    last_msg: Option<(MsgKey, u32)>,
     mesh: Vec<u16>,
     rng: Vec<CompactRng>,
     uplink: Vec<FifoLink>,
@@ -163,8 +174,9 @@ pub struct GossipEngine {
     /// Local slots in key order.
     msg_order: Vec<u32>,
     queue: CalendarQueue<Pending>,
-    /// (heartbeat period index, mesh degree) → identities sampled.
-    degree_samples: HashMap<(u64, u16), u64>,
+    /// `degree_samples[period][degree]`: identities sampled at that mesh degree in that
+    /// heartbeat period.
+    degree_samples: Vec<Vec<u64>>,
     traffic: TrafficSpec,
 }
 
@@ -203,7 +215,12 @@ impl GossipEngine {
             ids,
             local,
             flags: vec![0; peer.len()],
-            backoff_until: vec![0; peer.len()],
+            backoff_until_ms: vec![0; peer.len()],
+            path: Vec::new(),
+            up: Vec::new(),
+            down: Vec::new(),
+            scratch: Vec::new(),
+            last_msg: None,
             row,
             peer,
             mesh: vec![0; k],
@@ -225,12 +242,20 @@ impl GossipEngine {
                 CalendarQueue::<Pending>::shift_for(k as f64 / params.heartbeat.as_secs_f64() * 4.0, 256.0),
                 4096,
             ),
-            degree_samples: HashMap::new(),
+            degree_samples: Vec::new(),
             traffic,
             params,
             net,
         };
         for i in 0..k {
+            let h = e.ids[i];
+            let bw = e.net.directory.block_of(h).bandwidth;
+            e.up.push(bw.up);
+            e.down.push(bw.down);
+            for c in e.peers(i) {
+                let p = e.net.path_index(h, e.peer[c]);
+                e.path.push(p);
+            }
             let mut rng = gossip.compact(e.ids[i]);
             let phase = below(&mut rng, heartbeat);
             e.rng.push(rng);
@@ -271,22 +296,21 @@ impl GossipEngine {
         self.peer[r.clone()].binary_search(&peer).ok().map(|k| r.start + k)
     }
 
-    /// Send `rpc` from local identity `i` to `to` at `now`: upload queue, path, loss.
-    fn send(&mut self, i: usize, now: u64, to: u32, rpc: Rpc, outbox: &mut Outbox) {
-        let src = self.ids[i];
+    /// Send `rpc` from local identity `i` over its connection `c` at `now`: upload queue, path,
+    /// loss.
+    fn send(&mut self, i: usize, c: usize, now: u64, rpc: Rpc, outbox: &mut Outbox) {
+        let (src, to) = (self.ids[i], self.peer[c]);
         let bytes = rpc.wire_bytes();
         self.sent[i][rpc.kind as usize] += bytes;
-        let block = self.net.directory.block_of(src);
-        let depart = self.uplink[i].transmit(now, bytes, block.bandwidth.up);
-        let Some(delay) = self.net.path(src, to).sample(&mut self.rng[i]) else {
+        let depart = self.uplink[i].transmit(now, bytes, self.up[i]);
+        let Some(delay) = self.net.routes.by_index(self.path[c]).sample(&mut self.rng[i]) else {
             self.lost[i] += 1;
             return;
         };
         let time = depart + delay;
         let seq = self.seq[i];
         self.seq[i] += 1;
-        let j = self.local[to as usize];
-        if j != NONE {
+        if self.local[to as usize] != NONE {
             self.queue.push(Pending { time, src, seq, dst: to, action: Action::Arrive(rpc) });
         } else {
             let event = Event {
@@ -303,7 +327,13 @@ impl GossipEngine {
 
     /// The local message slot of `rpc`'s message, creating it on first sight.
     fn msg_slot(&mut self, rpc: &Rpc) -> u32 {
+        if let Some((k, s)) = self.last_msg
+            && k == rpc.msg
+        {
+            return s;
+        }
         if let Some(&s) = self.msg_slot.get(&rpc.msg) {
+            self.last_msg = Some((rpc.msg, s));
             return s;
         }
         let k = self.ids.len();
@@ -340,9 +370,12 @@ impl GossipEngine {
     }
 
     /// Pick up to `want` distinct connection indices of `i` satisfying `ok`, uniformly, with
-    /// `i`'s stream (a partial Fisher–Yates over the candidates in row order).
+    /// `i`'s stream (a partial Fisher–Yates over the candidates in row order). The result lives
+    /// in `self.scratch`; take it with `std::mem::take` and give it back.
     fn choose(&mut self, i: usize, want: usize, ok: impl Fn(&Self, usize) -> bool) -> Vec<usize> {
-        let mut cand: Vec<usize> = self.peers(i).filter(|&c| ok(self, c)).collect();
+        let mut cand = std::mem::take(&mut self.scratch);
+        cand.clear();
+        cand.extend(self.peers(i).filter(|&c| ok(self, c)));
         let take = want.min(cand.len());
         for k in 0..take {
             let r = k + below(&mut self.rng[i], (cand.len() - k) as u64) as usize;
@@ -356,26 +389,29 @@ impl GossipEngine {
         let p = &self.params;
         let (d, d_low, d_high, d_lazy) = (p.d as usize, p.d_low as usize, p.d_high as usize, p.d_lazy as usize);
         let hb = p.heartbeat.as_nanos();
-        let prune_backoff = p.prune_backoff.as_nanos();
+        let prune_backoff_ms = (p.prune_backoff.as_nanos() / 1_000_000) as u32;
+        let now_ms = (now / 1_000_000) as u32;
         let degree = self.mesh[i] as usize;
-        *self.degree_samples.entry((now / hb, degree as u16)).or_default() += 1;
+        self.sample_degree(now / hb, degree);
         if degree < d_low {
-            for c in self.choose(i, d - degree, |e, c| e.flags[c] & MESH == 0 && e.backoff_until[c] <= now) {
+            let chosen = self.choose(i, d - degree, |e, c| e.flags[c] & MESH == 0 && e.backoff_until_ms[c] <= now_ms);
+            for &c in &chosen {
                 self.flags[c] |= MESH;
                 self.mesh[i] += 1;
-                let to = self.peer[c];
-                self.send(i, now, to, Rpc::control(RpcKind::Graft, TOPIC_BEACON_BLOCK), outbox);
+                self.send(i, c, now, Rpc::control(RpcKind::Graft, TOPIC_BEACON_BLOCK), outbox);
             }
+            self.scratch = chosen;
         } else if degree > d_high {
-            for c in self.choose(i, degree - d, |e, c| e.flags[c] & MESH != 0) {
+            let chosen = self.choose(i, degree - d, |e, c| e.flags[c] & MESH != 0);
+            for &c in &chosen {
                 self.flags[c] &= !MESH;
                 self.mesh[i] -= 1;
-                self.backoff_until[c] = now + prune_backoff;
-                let to = self.peer[c];
+                self.backoff_until_ms[c] = now_ms.saturating_add(prune_backoff_ms);
                 let mut rpc = Rpc::control(RpcKind::Prune, TOPIC_BEACON_BLOCK);
-                rpc.backoff_ms = (prune_backoff / 1_000_000) as u32;
-                self.send(i, now, to, rpc, outbox);
+                rpc.backoff_ms = prune_backoff_ms;
+                self.send(i, c, now, rpc, outbox);
             }
+            self.scratch = chosen;
         }
         // Gossip: IHAVE for messages first received within the last mcache_gossip heartbeats.
         let window = hb * self.params.mcache_gossip as u64;
@@ -388,10 +424,11 @@ impl GossipEngine {
             }
             let from = st.from[i];
             let ihave = Rpc::about(RpcKind::IHave, &self.message_rpc(m as u32, 0));
-            for c in self.choose(i, d_lazy, |e, c| e.flags[c] & MESH == 0 && e.peer[c] != from) {
-                let to = self.peer[c];
-                self.send(i, now, to, ihave, outbox);
+            let chosen = self.choose(i, d_lazy, |e, c| e.flags[c] & MESH == 0 && e.peer[c] != from);
+            for &c in &chosen {
+                self.send(i, c, now, ihave, outbox);
             }
+            self.scratch = chosen;
         }
         self.self_event(i, now + hb, Action::Heartbeat);
     }
@@ -412,41 +449,41 @@ impl GossipEngine {
         let m = self.msg_slot(&rpc) as usize;
         debug_assert_eq!(self.msgs[m].slot, slot);
         self.msgs[m].arrival[i] = 0;
-        let targets: Vec<u32> = self
-            .peers(i)
-            .filter(|&c| self.params.flood_publish || self.flags[c] & MESH != 0)
-            .map(|c| self.peer[c])
-            .collect();
-        for to in targets {
-            self.send(i, now, to, rpc, outbox);
+        for c in self.peers(i) {
+            if self.params.flood_publish || self.flags[c] & MESH != 0 {
+                self.send(i, c, now, rpc, outbox);
+            }
         }
     }
 
     fn forward(&mut self, i: usize, now: u64, m: u32, outbox: &mut Outbox) {
         let st = &self.msgs[m as usize];
         let (from, hops) = (st.from[i], st.hops[i].saturating_add(1));
-        let ring = &self.dontwant[i * DONTWANT_RING..(i + 1) * DONTWANT_RING];
-        let targets: Vec<u32> = self
-            .peers(i)
-            .filter(|&c| self.flags[c] & MESH != 0 && self.peer[c] != from && !ring.contains(&(self.peer[c], m)))
-            .map(|c| self.peer[c])
-            .collect();
         let rpc = self.message_rpc(m, hops);
-        for to in targets {
-            self.send(i, now, to, rpc, outbox);
+        for c in self.peers(i) {
+            let ring = &self.dontwant[i * DONTWANT_RING..(i + 1) * DONTWANT_RING];
+            if self.flags[c] & MESH != 0 && self.peer[c] != from && !ring.contains(&(self.peer[c], m)) {
+                self.send(i, c, now, rpc, outbox);
+            }
         }
     }
 
-    fn handle(&mut self, i: usize, now: u64, src: u32, rpc: Rpc, outbox: &mut Outbox) {
+    fn handle(&mut self, i: usize, now: u64, src: u32, rpc: Rpc, outbox: &mut Outbox) -> Result<(), GossipError> {
         self.recv[i][rpc.kind as usize] += rpc.wire_bytes();
-        let conn = self.slot_of(i, src);
+        let Some(conn) = self.slot_of(i, src) else {
+            return Err(GossipError::BadEvent {
+                host: self.ids[i],
+                src,
+                detail: "an RPC from an identity that is not a peer".into(),
+            });
+        };
         match rpc.kind {
             RpcKind::Message => {
                 let m = self.msg_slot(&rpc);
                 let st = &mut self.msgs[m as usize];
                 if st.arrival[i] != u64::MAX {
                     st.dups[i] = st.dups[i].saturating_add(1);
-                    return;
+                    return Ok(());
                 }
                 st.arrival[i] = now - st.published_ns;
                 st.from[i] = src;
@@ -454,13 +491,10 @@ impl GossipEngine {
                 if let Some(t) = self.params.idontwant_threshold
                     && rpc.size as u64 >= t.bytes()
                 {
-                    let mesh: Vec<u32> = self
-                        .peers(i)
-                        .filter(|&c| self.flags[c] & MESH != 0 && self.peer[c] != src)
-                        .map(|c| self.peer[c])
-                        .collect();
-                    for to in mesh {
-                        self.send(i, now, to, Rpc::about(RpcKind::IDontWant, &rpc), outbox);
+                    for c in self.peers(i) {
+                        if self.flags[c] & MESH != 0 && c != conn {
+                            self.send(i, c, now, Rpc::about(RpcKind::IDontWant, &rpc), outbox);
+                        }
                     }
                 }
                 let at = now + self.params.validation_delay.as_nanos();
@@ -474,7 +508,7 @@ impl GossipEngine {
                 let followup = IWANT_FOLLOWUP_NS;
                 if st.arrival[i] == u64::MAX && (st.requested[i] == u64::MAX || st.requested[i] + followup <= now) {
                     st.requested[i] = now;
-                    self.send(i, now, src, Rpc::about(RpcKind::IWant, &rpc), outbox);
+                    self.send(i, conn, now, Rpc::about(RpcKind::IWant, &rpc), outbox);
                 }
             }
             RpcKind::IWant => {
@@ -483,7 +517,7 @@ impl GossipEngine {
                     let window = self.params.heartbeat.as_nanos() * self.params.mcache_len as u64;
                     if st.arrival[i] != u64::MAX && st.published_ns + st.arrival[i] + window >= now {
                         let r = self.message_rpc(m, st.hops[i].saturating_add(1));
-                        self.send(i, now, src, r, outbox);
+                        self.send(i, conn, now, r, outbox);
                     }
                 }
             }
@@ -494,26 +528,41 @@ impl GossipEngine {
                 self.dontwant_head[i] = ((h + 1) % DONTWANT_RING) as u8;
             }
             RpcKind::Graft => {
-                let Some(c) = conn else { return };
-                if self.backoff_until[c] > now {
+                let c = conn;
+                let now_ms = (now / 1_000_000) as u32;
+                if self.backoff_until_ms[c] > now_ms {
                     self.graft_in_backoff[i] += 1;
                     let mut r = Rpc::control(RpcKind::Prune, rpc.topic);
-                    r.backoff_ms = ((self.backoff_until[c] - now) / 1_000_000) as u32;
-                    self.send(i, now, src, r, outbox);
+                    r.backoff_ms = self.backoff_until_ms[c] - now_ms;
+                    self.send(i, c, now, r, outbox);
                 } else if self.flags[c] & MESH == 0 {
                     self.flags[c] |= MESH;
                     self.mesh[i] += 1;
                 }
             }
             RpcKind::Prune => {
-                let Some(c) = conn else { return };
+                let c = conn;
                 if self.flags[c] & MESH != 0 {
                     self.flags[c] &= !MESH;
                     self.mesh[i] -= 1;
                 }
-                self.backoff_until[c] = self.backoff_until[c].max(now + rpc.backoff_ms as u64 * 1_000_000);
+                let until = ((now / 1_000_000) as u32).saturating_add(rpc.backoff_ms);
+                self.backoff_until_ms[c] = self.backoff_until_ms[c].max(until);
             }
         }
+        Ok(())
+    }
+
+    fn sample_degree(&mut self, period: u64, degree: usize) {
+        let p = period as usize;
+        if self.degree_samples.len() <= p {
+            self.degree_samples.resize(p + 1, Vec::new());
+        }
+        let row = &mut self.degree_samples[p];
+        if row.len() <= degree {
+            row.resize(degree + 1, 0);
+        }
+        row[degree] += 1;
     }
 }
 
@@ -539,8 +588,7 @@ impl Engine for GossipEngine {
                 Action::Arrive(rpc) => {
                     let bytes = rpc.wire_bytes();
                     if bytes >= DOWNLOAD_QUEUE_MIN_BYTES {
-                        let down = self.net.directory.block_of(ev.dst).bandwidth.down;
-                        let done = self.downlink[i].transmit(ev.time, bytes, down);
+                        let done = self.downlink[i].transmit(ev.time, bytes, self.down[i]);
                         let seq = self.seq[i];
                         self.seq[i] += 1;
                         self.queue.push(Pending {
@@ -551,10 +599,10 @@ impl Engine for GossipEngine {
                             action: Action::Handle { rpc, from: ev.src },
                         });
                     } else {
-                        self.handle(i, ev.time, ev.src, rpc, outbox);
+                        self.handle(i, ev.time, ev.src, rpc, outbox)?;
                     }
                 }
-                Action::Handle { rpc, from } => self.handle(i, ev.time, from, rpc, outbox),
+                Action::Handle { rpc, from } => self.handle(i, ev.time, from, rpc, outbox)?,
             }
         }
         Ok(n)
@@ -608,8 +656,14 @@ impl Engine for GossipEngine {
             }
             digest.add_record(&rec);
         }
-        let mut samples: Vec<((u64, u16), u64)> = self.degree_samples.iter().map(|(k, v)| (*k, *v)).collect();
-        samples.sort();
+        let samples: Vec<((u64, u16), u64)> = self
+            .degree_samples
+            .iter()
+            .enumerate()
+            .flat_map(|(p, row)| {
+                row.iter().enumerate().filter(|(_, c)| **c > 0).map(move |(d, c)| ((p as u64, d as u16), *c))
+            })
+            .collect();
         let tables = tables::build(self, &order, &samples)?;
         Ok(EngineOutput { digest, tables })
     }
