@@ -155,7 +155,7 @@ pub fn phold(args: &PholdBench, exe: &Path, mpi: Option<&MpiSession>) -> Result<
         Some(session) => session.size(),
         None => args.shards.as_deref().and_then(|l| l.iter().copied().max()).unwrap_or(1).max(1),
     });
-    let mut spec = Spec::default_experiment();
+    let mut spec = Spec::parse("[phold]\n", "<bench phold>").expect("a minimal spec");
     spec.run.name = "bench-phold".into();
     spec.run.seed = args.seed;
     spec.run.duration = args.duration;
@@ -234,10 +234,9 @@ pub fn phold(args: &PholdBench, exe: &Path, mpi: Option<&MpiSession>) -> Result<
 /// Run `bench window`.
 pub fn window(args: &WindowBench, exe: &Path, mpi: Option<&MpiSession>) -> Result<()> {
     let period = SimDuration::from_millis(1);
-    let mut spec = Spec::default_experiment();
+    let mut spec = Spec::parse("[idle]\n", "<bench window>").expect("a minimal spec");
     spec.run.name = "bench-window".into();
     spec.run.duration = SimDuration::from_nanos(period.as_nanos() * args.windows);
-    spec.phold = None;
     spec.idle = Some(IdleConfig { period, payload_bytes: args.payload_bytes });
     let outcomes = run_matrix(&spec, args.shards.as_deref(), 2, &args.backend, exe, mpi)?;
     // The raw baseline is collective too: every rank takes part before rank 0 prints.

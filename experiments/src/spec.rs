@@ -12,6 +12,9 @@ use thermocline_surrogate::config::{GossipSpec, TrafficSpec};
 /// The spec `thermocline run` uses when given none.
 pub const DEFAULT_SPEC: &str = include_str!("../specs/default.toml");
 
+/// The PHOLD example spec (`experiments/specs/phold.toml`).
+pub const PHOLD_SPEC: &str = include_str!("../specs/phold.toml");
+
 /// Which backend runs the shards.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -240,8 +243,15 @@ mod tests {
     #[test]
     fn default_spec_parses_and_round_trips() {
         let spec = Spec::default_experiment();
-        assert_eq!(spec.phold.as_ref().unwrap().lps, 10_000);
+        assert_eq!(spec.hosts[0].count, 20_000);
+        assert!(spec.gossip.is_some());
         assert_eq!(Spec::parse(&spec.to_toml(), "x").unwrap(), spec);
+    }
+
+    #[test]
+    fn example_specs_parse() {
+        let phold = Spec::parse(PHOLD_SPEC, "phold.toml").unwrap();
+        assert_eq!(phold.phold.unwrap().lps, 10_000);
     }
 
     #[test]
