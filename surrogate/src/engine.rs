@@ -174,6 +174,16 @@ pub struct GossipEngine {
     /// Local slots in key order.
     msg_order: Vec<u32>,
     queue: CalendarQueue<Pending>,
+    /// Heartbeats, outside the queue: every identity has exactly one pending, and with one
+    /// period for all their order never changes. `wheel` lists identities by (phase, id); the
+    /// next heartbeat is `wheel[wheel_at]` in cycle `wheel_cycle`, at its phase plus a period per
+    /// cycle, with the sequence number it was given when scheduled — the same canonical key it
+    /// would have in the queue, so the two merge exactly.
+    wheel: Vec<u32>,
+    wheel_at: usize,
+    wheel_cycle: u64,
+    phase: Vec<u64>,
+    hb_seq: Vec<u64>,
     /// `degree_samples[period][degree]`: identities sampled at that mesh degree in that
     /// heartbeat period.
     degree_samples: Vec<Vec<u64>>,
@@ -238,6 +248,11 @@ impl GossipEngine {
             msgs: Vec::new(),
             msg_slot: BTreeMap::new(),
             msg_order: Vec::new(),
+            wheel: Vec::new(),
+            wheel_at: 0,
+            wheel_cycle: 0,
+            phase: vec![0; k],
+            hb_seq: vec![0; k],
             queue: CalendarQueue::new(
                 CalendarQueue::<Pending>::shift_for(k as f64 / params.heartbeat.as_secs_f64() * 4.0, 256.0),
                 4096,
@@ -257,10 +272,13 @@ impl GossipEngine {
                 e.path.push(p);
             }
             let mut rng = gossip.compact(e.ids[i]);
-            let phase = below(&mut rng, heartbeat);
+            e.phase[i] = below(&mut rng, heartbeat);
             e.rng.push(rng);
-            e.self_event(i, phase, Action::Heartbeat);
+            e.hb_seq[i] = e.seq[i];
+            e.seq[i] += 1;
         }
+        e.wheel = (0..k as u32).collect();
+        e.wheel.sort_by_key(|&i| (e.phase[i as usize], e.ids[i as usize]));
         // Slots: the proposer of slot s is drawn from the "proposer" stream of s; the shard that
         // owns it schedules the publication.
         let slot_ns = e.traffic.slot.as_nanos().max(1);
@@ -430,7 +448,18 @@ impl GossipEngine {
             }
             self.scratch = chosen;
         }
-        self.self_event(i, now + hb, Action::Heartbeat);
+        // The next heartbeat (its time follows from the wheel); its key's sequence number is
+        // taken now, as scheduling it would.
+        self.hb_seq[i] = self.seq[i];
+        self.seq[i] += 1;
+    }
+
+    /// The canonical key of the next heartbeat.
+    fn next_heartbeat(&self) -> Option<(u64, u32, u64, u32)> {
+        let &i = self.wheel.get(self.wheel_at)?;
+        let i = i as usize;
+        let time = self.phase[i] + self.wheel_cycle * self.params.heartbeat.as_nanos();
+        Some((time, self.ids[i], self.hb_seq[i], self.ids[i]))
     }
 
     fn publish(&mut self, i: usize, now: u64, slot: u64, outbox: &mut Outbox) {
@@ -568,17 +597,38 @@ impl GossipEngine {
 
 impl Engine for GossipEngine {
     fn next_event_time(&self) -> SimTime {
-        self.queue.min_time().map_or(SimTime::NEVER, SimTime::from_nanos)
+        let q = self.queue.min_time().unwrap_or(u64::MAX);
+        let h = self.next_heartbeat().map_or(u64::MAX, |k| k.0);
+        SimTime::from_nanos(q.min(h))
     }
 
     fn run_until(&mut self, end: SimTime, outbox: &mut Outbox) -> Result<u64, EngineError> {
         let end = end.as_nanos();
         let mut n = 0;
-        while let Some(&ev) = self.queue.peek() {
+        loop {
+            let hb = self.next_heartbeat();
+            let ev = match (self.queue.peek().copied(), hb) {
+                (Some(ev), Some(h)) if ev.key() < h => ev,
+                (Some(ev), None) => ev,
+                (_, Some((time, src, seq, dst))) => {
+                    if time >= end {
+                        break;
+                    }
+                    self.wheel_at += 1;
+                    if self.wheel_at == self.wheel.len() {
+                        self.wheel_at = 0;
+                        self.wheel_cycle += 1;
+                    }
+                    Pending { time, src, seq, dst, action: Action::Heartbeat }
+                }
+                (None, None) => break,
+            };
             if ev.time >= end {
                 break;
             }
-            self.queue.pop();
+            if !matches!(ev.action, Action::Heartbeat) {
+                self.queue.pop();
+            }
             n += 1;
             let i = self.local[ev.dst as usize] as usize;
             match ev.action {
