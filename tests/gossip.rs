@@ -169,3 +169,27 @@ fn idontwant_cuts_duplicates_of_large_messages() {
     assert!(b_on < b_off, "and bytes: {b_on} vs {b_off}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn honest_peers_earn_positive_scores_and_scoring_changes_the_run() {
+    use arrow_array::Float64Array;
+    let dir = scratch("gossip-scores");
+    let (on, out_on) = run(&dir, "on", &spec("", "", 500, "60 s"), &[]);
+    let (off, out_off) = run(&dir, "off", &spec("[gossip.params]\nscoring = false", "", 500, "60 s"), &[]);
+    let scores = |out: &Path| -> Vec<f64> {
+        col::<Float64Array>(&out.join("gossip_nodes.arrow"), "mean_mesh_score")
+            .iter()
+            .flat_map(|a| a.values().to_vec())
+            .collect()
+    };
+    let on_scores = scores(&out_on);
+    let mean = on_scores.iter().sum::<f64>() / on_scores.len() as f64;
+    // Time in mesh (P1) and first deliveries (P2) are positive for honest peers; P3 is not yet
+    // active (384 s) and nobody misbehaves.
+    assert!(mean > 0.0, "{mean}");
+    assert!(on_scores.iter().all(|&s| s >= 0.0));
+    assert!(scores(&out_off).iter().all(|&s| s == 0.0));
+    assert_ne!(on["digest"], off["digest"]);
+    assert_eq!(off["gossip"]["reliability"], 1.0);
+    std::fs::remove_dir_all(dir).unwrap();
+}

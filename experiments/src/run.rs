@@ -17,8 +17,8 @@ use thermocline_models::idle::IdleEngine;
 use thermocline_models::network::NetworkModel;
 use thermocline_models::partition::Partition;
 use thermocline_models::phold::{PholdEngine, PholdLayout};
-use thermocline_surrogate::GossipEngine;
 use thermocline_surrogate::peers::PeerGraph;
+use thermocline_surrogate::{GossipEngine, GossipSetup};
 
 /// How to run a spec: the parts that the command line may override.
 #[derive(Clone, Debug)]
@@ -103,17 +103,17 @@ pub fn build_engine(spec: &Spec, shard: ShardId, shards: u32) -> Result<Box<dyn 
             let plan = gossip_plan(spec, shards)?;
             let graph = PeerGraph::build(plan.net.directory.len(), g.outbound_peers, g.max_peers, spec.run.seed);
             let end = SimTime::ZERO.saturating_add(spec.run.duration);
-            Box::new(GossipEngine::new(
+            let setup = GossipSetup {
                 params,
-                &g.profile,
-                spec.traffic.clone(),
-                plan.net,
-                plan.partition,
-                &graph,
-                spec.run.seed,
-                shard,
+                profile: &g.profile,
+                traffic: spec.traffic.clone(),
+                net: plan.net,
+                partition: plan.partition,
+                graph: &graph,
+                seed: spec.run.seed,
                 end,
-            )?)
+            };
+            Box::new(GossipEngine::new(setup, shard)?)
         }
     })
 }

@@ -2,6 +2,7 @@
 //! manager, and the slot-based traffic model. Everything has a default; `[gossip]` overrides
 //! single parameters of the chosen profile.
 
+use crate::score::ScoreParams;
 use thermocline_bus::SimDuration;
 use thermocline_models::units::Size;
 
@@ -33,6 +34,10 @@ pub struct GossipParams {
     pub idontwant_threshold: Option<Size>,
     /// Validation time before a received message is forwarded.
     pub validation_delay: SimDuration,
+    /// Peer scoring on or off.
+    pub scoring: bool,
+    /// Score function and thresholds (Ethereum's `beacon_block` parameters for this `d`).
+    pub score: ScoreParams,
 }
 
 impl GossipParams {
@@ -54,6 +59,8 @@ impl GossipParams {
             flood_publish: true,
             idontwant_threshold: Some(Size(1000 * 8)),
             validation_delay: SimDuration::from_millis(10),
+            scoring: true,
+            score: ScoreParams::ethereum(8),
         }
     }
 
@@ -69,6 +76,7 @@ impl GossipParams {
             heartbeat: SimDuration::from_secs(1),
             mcache_len: 12,
             flood_publish: false,
+            score: ScoreParams::ethereum(5),
             ..Self::ethereum()
         }
     }
@@ -131,6 +139,8 @@ pub struct GossipOverrides {
     pub idontwant_threshold: Option<Size>,
     /// See [`GossipParams::validation_delay`].
     pub validation_delay: Option<SimDuration>,
+    /// See [`GossipParams::scoring`].
+    pub scoring: Option<bool>,
 }
 
 /// The `[gossip]` section: profile, overrides and peer manager.
@@ -173,8 +183,10 @@ impl GossipSpec {
             seen_ttl,
             prune_backoff,
             flood_publish,
-            validation_delay
+            validation_delay,
+            scoring
         );
+        p.score = ScoreParams::ethereum(p.d);
         if let Some(t) = o.idontwant_threshold {
             p.idontwant_threshold = (t.0 > 0).then_some(t);
         }

@@ -11,6 +11,7 @@
 use crate::config::{GossipParams, TrafficSpec};
 use crate::peers::PeerGraph;
 use crate::rpc::{MsgKey, RPC_KINDS, Rpc, RpcKind};
+use crate::score::EdgeScore;
 use crate::tables;
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -129,6 +130,26 @@ pub enum GossipError {
     },
 }
 
+/// Everything a shard's engine is built from; every shard receives the same.
+pub struct GossipSetup<'a> {
+    /// Router parameters.
+    pub params: GossipParams,
+    /// Profile name (for the tables).
+    pub profile: &'a str,
+    /// Slot traffic.
+    pub traffic: TrafficSpec,
+    /// The network model.
+    pub net: NetworkModel,
+    /// Who owns which identity.
+    pub partition: Partition,
+    /// The initial connections.
+    pub graph: &'a PeerGraph,
+    /// The run's seed.
+    pub seed: u64,
+    /// The end of the simulation.
+    pub end: SimTime,
+}
+
 /// The engine of one shard.
 pub struct GossipEngine {
     me: ShardId,
@@ -145,6 +166,14 @@ pub struct GossipEngine {
     flags: Vec<u8>,
     /// Per connection: end of the PRUNE backoff, ms since the start (0: none).
     backoff_until_ms: Vec<u32>,
+    /// Per connection: score counters.
+    score: Vec<EdgeScore>,
+    /// Per identity: when its counters next decay, ms.
+    next_decay_ms: Vec<u32>,
+    /// Per identity: heartbeats run (paces opportunistic grafting).
+    ticks: Vec<u32>,
+    /// The end of the simulation, ns: end-of-run scores are taken then, the same on every shard.
+    end_ns: u64,
     /// Per connection: the network path to the peer (index into the routes).
     path: Vec<u32>,
     /// Per identity: upload and download bandwidth.
@@ -191,18 +220,10 @@ pub struct GossipEngine {
 }
 
 impl GossipEngine {
-    /// The engine for `shard`: every surrogate of `net` that `partition` puts on this shard.
-    pub fn new(
-        params: GossipParams,
-        profile: &str,
-        traffic: TrafficSpec,
-        net: NetworkModel,
-        partition: Partition,
-        graph: &PeerGraph,
-        seed: u64,
-        shard: ShardId,
-        end: SimTime,
-    ) -> Result<Self, GossipError> {
+    /// The engine for `shard`: every surrogate of the setup's network that its partition puts
+    /// on this shard.
+    pub fn new(setup: GossipSetup<'_>, shard: ShardId) -> Result<Self, GossipError> {
+        let GossipSetup { params, profile, traffic, net, partition, graph, seed, end } = setup;
         let n = net.directory.len();
         let ids: Vec<u32> = (0..n).filter(|&h| partition.shard_of(h) == shard).collect();
         let mut local = vec![NONE; n as usize];
@@ -226,6 +247,10 @@ impl GossipEngine {
             local,
             flags: vec![0; peer.len()],
             backoff_until_ms: vec![0; peer.len()],
+            score: vec![EdgeScore::default(); peer.len()],
+            next_decay_ms: vec![(params.score.decay_interval.as_nanos() / 1_000_000) as u32; k],
+            ticks: vec![0; k],
+            end_ns: end.as_nanos(),
             path: Vec::new(),
             up: Vec::new(),
             down: Vec::new(),
@@ -306,6 +331,29 @@ impl GossipEngine {
 
     fn peers(&self, i: usize) -> std::ops::Range<usize> {
         self.row[i] as usize..self.row[i + 1] as usize
+    }
+
+    /// The score of connection `c` at `now_ms` (0 with scoring off).
+    fn score_of(&self, c: usize, now_ms: u32) -> f64 {
+        if !self.params.scoring {
+            return 0.0;
+        }
+        self.score[c].score(&self.params.score, self.flags[c] & MESH != 0, now_ms)
+    }
+
+    /// Mark connection `c` as joining the mesh at `now_ms`.
+    fn join_mesh(&mut self, i: usize, c: usize, now_ms: u32) {
+        self.flags[c] |= MESH;
+        self.mesh[i] += 1;
+        self.score[c].grafted_ms = now_ms;
+    }
+
+    /// Remove connection `c` from the mesh, charging any mesh-delivery deficit (P₃b).
+    fn leave_mesh(&mut self, i: usize, c: usize, now_ms: u32) {
+        let d = self.score[c].mesh_deficit(&self.params.score, true, now_ms);
+        self.score[c].mesh_failure += (d * d) as f32;
+        self.flags[c] &= !MESH;
+        self.mesh[i] -= 1;
     }
 
     /// Connection index of `peer` in `i`'s row.
@@ -411,25 +459,61 @@ impl GossipEngine {
         let now_ms = (now / 1_000_000) as u32;
         let degree = self.mesh[i] as usize;
         self.sample_degree(now / hb, degree);
+        self.ticks[i] += 1;
+        let interval_ms = (self.params.score.decay_interval.as_nanos() / 1_000_000).max(1) as u32;
+        while now_ms >= self.next_decay_ms[i] {
+            for c in self.peers(i) {
+                self.score[c].decay(&self.params.score);
+            }
+            self.next_decay_ms[i] += interval_ms;
+        }
         if degree < d_low {
-            let chosen = self.choose(i, d - degree, |e, c| e.flags[c] & MESH == 0 && e.backoff_until_ms[c] <= now_ms);
+            let chosen = self.choose(i, d - degree, |e, c| {
+                e.flags[c] & MESH == 0 && e.backoff_until_ms[c] <= now_ms && e.score_of(c, now_ms) >= 0.0
+            });
             for &c in &chosen {
-                self.flags[c] |= MESH;
-                self.mesh[i] += 1;
+                self.join_mesh(i, c, now_ms);
                 self.send(i, c, now, Rpc::control(RpcKind::Graft, TOPIC_BEACON_BLOCK), outbox);
             }
             self.scratch = chosen;
         } else if degree > d_high {
-            let chosen = self.choose(i, degree - d, |e, c| e.flags[c] & MESH != 0);
-            for &c in &chosen {
-                self.flags[c] &= !MESH;
-                self.mesh[i] -= 1;
+            // Keep the best `retain_scores` by score, then fill up to D at random; prune the rest.
+            let mut mesh: Vec<usize> = self.peers(i).filter(|&c| self.flags[c] & MESH != 0).collect();
+            mesh.sort_by(|&a, &b| self.score_of(b, now_ms).total_cmp(&self.score_of(a, now_ms)).then(a.cmp(&b)));
+            let keep_best = (self.params.score.retain_scores as usize).min(d);
+            let fill = d - keep_best;
+            let rest = &mut mesh[keep_best..];
+            for k in 0..fill.min(rest.len()) {
+                let r = k + below(&mut self.rng[i], (rest.len() - k) as u64) as usize;
+                rest.swap(k, r);
+            }
+            let pruned: Vec<usize> = rest[fill.min(rest.len())..].to_vec();
+            for c in pruned {
+                self.leave_mesh(i, c, now_ms);
                 self.backoff_until_ms[c] = now_ms.saturating_add(prune_backoff_ms);
                 let mut rpc = Rpc::control(RpcKind::Prune, TOPIC_BEACON_BLOCK);
                 rpc.backoff_ms = prune_backoff_ms;
                 self.send(i, c, now, rpc, outbox);
             }
-            self.scratch = chosen;
+        }
+        // Opportunistic grafting: if the median mesh score is low, graft peers scoring above it.
+        let ticks = self.params.score.opportunistic_graft_ticks.max(1);
+        if self.params.scoring && self.ticks[i].is_multiple_of(ticks) && self.mesh[i] > 0 {
+            let mut scores: Vec<f64> =
+                self.peers(i).filter(|&c| self.flags[c] & MESH != 0).map(|c| self.score_of(c, now_ms)).collect();
+            scores.sort_by(f64::total_cmp);
+            let median = scores[scores.len() / 2];
+            if median < self.params.score.opportunistic_graft_threshold {
+                let n = self.params.score.opportunistic_graft_peers as usize;
+                let chosen = self.choose(i, n, |e, c| {
+                    e.flags[c] & MESH == 0 && e.backoff_until_ms[c] <= now_ms && e.score_of(c, now_ms) > median
+                });
+                for &c in &chosen {
+                    self.join_mesh(i, c, now_ms);
+                    self.send(i, c, now, Rpc::control(RpcKind::Graft, TOPIC_BEACON_BLOCK), outbox);
+                }
+                self.scratch = chosen;
+            }
         }
         // Gossip: IHAVE for messages first received within the last mcache_gossip heartbeats.
         let window = hb * self.params.mcache_gossip as u64;
@@ -442,7 +526,15 @@ impl GossipEngine {
             }
             let from = st.from[i];
             let ihave = Rpc::about(RpcKind::IHave, &self.message_rpc(m as u32, 0));
-            let chosen = self.choose(i, d_lazy, |e, c| e.flags[c] & MESH == 0 && e.peer[c] != from);
+            let gossip_ok = |e: &Self, c: usize| {
+                e.flags[c] & MESH == 0 && e.peer[c] != from && e.score_of(c, now_ms) >= e.params.score.gossip_threshold
+            };
+            // Adaptive gossip (v1.1): max(D_lazy, gossip_factor × eligible); D_lazy = 0 turns
+            // gossip off altogether.
+            let eligible = self.peers(i).filter(|&c| gossip_ok(self, c)).count();
+            let n =
+                if d_lazy == 0 { 0 } else { d_lazy.max((self.params.score.gossip_factor * eligible as f64) as usize) };
+            let chosen = self.choose(i, n, gossip_ok);
             for &c in &chosen {
                 self.send(i, c, now, ihave, outbox);
             }
@@ -476,10 +568,12 @@ impl GossipEngine {
             backoff_ms: 0,
         };
         let m = self.msg_slot(&rpc) as usize;
+        let now_ms = (now / 1_000_000) as u32;
         debug_assert_eq!(self.msgs[m].slot, slot);
         self.msgs[m].arrival[i] = 0;
         for c in self.peers(i) {
-            if self.params.flood_publish || self.flags[c] & MESH != 0 {
+            let flood = self.params.flood_publish && self.score_of(c, now_ms) >= self.params.score.publish_threshold;
+            if flood || self.flags[c] & MESH != 0 {
                 self.send(i, c, now, rpc, outbox);
             }
         }
@@ -506,15 +600,33 @@ impl GossipEngine {
                 detail: "an RPC from an identity that is not a peer".into(),
             });
         };
+        let now_ms = (now / 1_000_000) as u32;
+        if self.params.scoring && self.score_of(conn, now_ms) < self.params.score.graylist_threshold {
+            return Ok(()); // graylisted: ignored
+        }
+        let sp = &self.params.score;
+        let (cap2, cap3, window) =
+            (sp.first_deliveries_cap as f32, sp.mesh_deliveries_cap as f32, sp.mesh_deliveries_window.as_nanos());
+        let in_mesh = self.flags[conn] & MESH != 0;
         match rpc.kind {
             RpcKind::Message => {
                 let m = self.msg_slot(&rpc);
                 let st = &mut self.msgs[m as usize];
                 if st.arrival[i] != u64::MAX {
                     st.dups[i] = st.dups[i].saturating_add(1);
+                    // A near-first copy from a mesh peer counts as a mesh delivery (P₃).
+                    if in_mesh && now <= st.published_ns + st.arrival[i] + window {
+                        let e = &mut self.score[conn];
+                        e.mesh_deliveries = (e.mesh_deliveries + 1.0).min(cap3);
+                    }
                     return Ok(());
                 }
                 st.arrival[i] = now - st.published_ns;
+                let e = &mut self.score[conn];
+                e.first_deliveries = (e.first_deliveries + 1.0).min(cap2);
+                if in_mesh {
+                    e.mesh_deliveries = (e.mesh_deliveries + 1.0).min(cap3);
+                }
                 st.from[i] = src;
                 st.hops[i] = rpc.hops;
                 if let Some(t) = self.params.idontwant_threshold
@@ -558,24 +670,27 @@ impl GossipEngine {
             }
             RpcKind::Graft => {
                 let c = conn;
-                let now_ms = (now / 1_000_000) as u32;
                 if self.backoff_until_ms[c] > now_ms {
+                    // GRAFT within our backoff: refuse and penalise (P₇).
                     self.graft_in_backoff[i] += 1;
+                    self.score[c].behaviour += 1.0;
                     let mut r = Rpc::control(RpcKind::Prune, rpc.topic);
                     r.backoff_ms = self.backoff_until_ms[c] - now_ms;
                     self.send(i, c, now, r, outbox);
+                } else if self.params.scoring && self.score_of(c, now_ms) < 0.0 {
+                    let mut r = Rpc::control(RpcKind::Prune, rpc.topic);
+                    r.backoff_ms = (self.params.prune_backoff.as_nanos() / 1_000_000) as u32;
+                    self.send(i, c, now, r, outbox);
                 } else if self.flags[c] & MESH == 0 {
-                    self.flags[c] |= MESH;
-                    self.mesh[i] += 1;
+                    self.join_mesh(i, c, now_ms);
                 }
             }
             RpcKind::Prune => {
                 let c = conn;
                 if self.flags[c] & MESH != 0 {
-                    self.flags[c] &= !MESH;
-                    self.mesh[i] -= 1;
+                    self.leave_mesh(i, c, now_ms);
                 }
-                let until = ((now / 1_000_000) as u32).saturating_add(rpc.backoff_ms);
+                let until = now_ms.saturating_add(rpc.backoff_ms);
                 self.backoff_until_ms[c] = self.backoff_until_ms[c].max(until);
             }
         }
@@ -684,6 +799,7 @@ impl Engine for GossipEngine {
         let mut order: Vec<usize> = (0..self.msgs.len()).collect();
         order.sort_by_key(|&m| self.msgs[m].key);
         let mut digest = Digest::EMPTY;
+        let mean_scores = self.mean_mesh_scores();
         let mut rec = Vec::new();
         for (i, &h) in self.ids.iter().enumerate() {
             rec.clear();
@@ -696,6 +812,7 @@ impl Engine for GossipEngine {
             }
             rec.extend_from_slice(&self.lost[i].to_be_bytes());
             rec.extend_from_slice(&self.graft_in_backoff[i].to_be_bytes());
+            rec.extend_from_slice(&mean_scores[i].to_bits().to_be_bytes());
             for &m in &order {
                 let st = &self.msgs[m];
                 rec.extend_from_slice(&st.key.0.to_be_bytes());
@@ -714,7 +831,7 @@ impl Engine for GossipEngine {
                 row.iter().enumerate().filter(|(_, c)| **c > 0).map(move |(d, c)| ((p as u64, d as u16), *c))
             })
             .collect();
-        let tables = tables::build(self, &order, &samples)?;
+        let tables = tables::build(self, &order, &samples, &mean_scores)?;
         Ok(EngineOutput { digest, tables })
     }
 }
@@ -741,6 +858,18 @@ impl GossipEngine {
     }
     pub(crate) fn graft_in_backoff(&self) -> &[u32] {
         &self.graft_in_backoff
+    }
+    /// Mean score of each identity's mesh peers at the end of the simulation (0 with an empty
+    /// mesh).
+    pub(crate) fn mean_mesh_scores(&self) -> Vec<f64> {
+        let now_ms = (self.end_ns / 1_000_000) as u32;
+        (0..self.ids.len())
+            .map(|i| {
+                let s: Vec<f64> =
+                    self.peers(i).filter(|&c| self.flags[c] & MESH != 0).map(|c| self.score_of(c, now_ms)).collect();
+                if s.is_empty() { 0.0 } else { s.iter().sum::<f64>() / s.len() as f64 }
+            })
+            .collect()
     }
     pub(crate) fn slot_start_ns(&self, slot: u64) -> u64 {
         self.traffic.start.as_nanos() + slot * self.traffic.slot.as_nanos()

@@ -6,12 +6,14 @@
 //! - [`config`]: gossipsub parameters and client profiles, peer manager, slot traffic.
 //! - [`rpc`]: the RPCs, their wire sizes and their bus encoding.
 //! - [`peers`]: the initial connection graph.
+//! - [`score`]: gossipsub v1.1 peer scoring.
 //! - [`engine`]: the engine.
 
 pub mod config;
 pub mod engine;
 pub mod peers;
 pub mod rpc;
+pub mod score;
 mod tables;
 
-pub use engine::GossipEngine;
+pub use engine::{GossipEngine, GossipSetup};

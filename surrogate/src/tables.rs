@@ -4,7 +4,7 @@
 
 use crate::engine::{GossipEngine, TOPICS};
 use crate::rpc::{RPC_KINDS, RpcKind};
-use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt16Array, UInt32Array, UInt64Array};
+use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt16Array, UInt32Array, UInt64Array};
 use arrow_schema::{ArrowError, DataType, Field, Schema};
 use std::sync::Arc;
 use thermocline_bus::Table;
@@ -26,7 +26,12 @@ fn u32s(v: Vec<u32>) -> ArrayRef {
 /// `gossip_arrivals` (one row per identity and message it received: first arrival),
 /// `gossip_nodes` (one row per identity: bytes by RPC kind, final mesh degree, losses) and
 /// `gossip_mesh_degree` (identities sampled at each mesh degree per heartbeat period).
-pub(crate) fn build(e: &GossipEngine, order: &[usize], degree: &[((u64, u16), u64)]) -> Result<Vec<Table>, ArrowError> {
+pub(crate) fn build(
+    e: &GossipEngine,
+    order: &[usize],
+    degree: &[((u64, u16), u64)],
+    mean_scores: &[f64],
+) -> Result<Vec<Table>, ArrowError> {
     let ids = e.ids();
     let (mut slot, mut topic, mut msg, mut node, mut diff, mut since, mut hops, mut from, mut dups) =
         (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
@@ -83,12 +88,14 @@ pub(crate) fn build(e: &GossipEngine, order: &[usize], degree: &[((u64, u16), u6
         Field::new("mesh_degree", DataType::UInt16, false),
         Field::new("lost", DataType::UInt64, false),
         Field::new("graft_in_backoff", DataType::UInt32, false),
+        Field::new("mean_mesh_score", DataType::Float64, false),
     ];
     let mut columns: Vec<ArrayRef> = vec![
         u32s(ids.to_vec()),
         Arc::new(UInt16Array::from(e.mesh_degree().to_vec())),
         u64s(e.lost().to_vec()),
         u32s(e.graft_in_backoff().to_vec()),
+        Arc::new(Float64Array::from(mean_scores.to_vec())),
     ];
     for (dir, counts) in [("sent", e.sent()), ("recv", e.recv())] {
         for (k, kind) in kinds.iter().enumerate().take(RPC_KINDS) {
