@@ -157,8 +157,19 @@ fn ihave_iwant_recovers_messages_on_lossy_links() {
 #[test]
 fn idontwant_cuts_duplicates_of_large_messages() {
     let dir = scratch("gossip-idontwant");
-    let (on, _) = run(&dir, "on", &spec("", "", 600, "30 s"), &[]);
-    let (off, _) = run(&dir, "off", &spec("[gossip.params]\nidontwant_threshold = \"0 B\"", "", 600, "30 s"), &[]);
+    let (on, out_on) = run(&dir, "on", &spec("", "", 600, "30 s"), &[]);
+    let (off, out_off) =
+        run(&dir, "off", &spec("[gossip.params]\nidontwant_threshold = \"0 B\"", "", 600, "30 s"), &[]);
+    // Queued copies whose peer said IDONTWANT first are dropped before they use the link.
+    let cancelled = |out: &Path| -> u64 {
+        col::<UInt32Array>(&out.join("gossip_nodes.arrow"), "copies_cancelled")
+            .iter()
+            .flat_map(|a| a.values().to_vec())
+            .map(u64::from)
+            .sum()
+    };
+    assert!(cancelled(&out_on) > 0);
+    assert_eq!(cancelled(&out_off), 0);
     let (d_on, d_off) = (
         on["gossip"]["duplicates_per_delivery"].as_f64().unwrap(),
         off["gossip"]["duplicates_per_delivery"].as_f64().unwrap(),

@@ -14,7 +14,7 @@ use crate::rpc::{MsgKey, RPC_KINDS, Rpc, RpcKind};
 use crate::score::EdgeScore;
 use crate::tables;
 use bytes::Bytes;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use thermocline_bus::queue::{CalendarQueue, Timed};
 use thermocline_bus::{Digest, Engine, EngineError, EngineOutput, Event, HostId, Outbox, ShardId, SimTime};
 use thermocline_models::link::FifoLink;
@@ -54,6 +54,8 @@ enum Action {
     Validated(u32),
     /// `dst` publishes the block of slot `0`.
     Publish(u64),
+    /// `dst` finished serialising a queued message copy on its upload link: it leaves now.
+    TxDone { rpc: Rpc, conn: u32 },
 }
 
 /// A pending event: ordered by the canonical key `(time, src, seq, dst)`, which is unique.
@@ -185,7 +187,12 @@ pub struct GossipEngine {
     last_msg: Option<(MsgKey, u32)>,
     mesh: Vec<u16>,
     rng: Vec<CompactRng>,
-    uplink: Vec<FifoLink>,
+    /// Per identity: full-message copies waiting for the upload link, in order.
+    txq: Vec<VecDeque<(u32, Rpc)>>,
+    /// Per identity: a copy is being serialised.
+    tx_busy: Vec<bool>,
+    /// Per identity: queued copies dropped because the peer sent IDONTWANT first.
+    cancelled: Vec<u32>,
     downlink: Vec<FifoLink>,
     seq: Vec<u64>,
     published: Vec<u32>,
@@ -260,7 +267,9 @@ impl GossipEngine {
             peer,
             mesh: vec![0; k],
             rng: Vec::with_capacity(k),
-            uplink: vec![FifoLink::default(); k],
+            txq: (0..k).map(|_| VecDeque::new()).collect(),
+            tx_busy: vec![false; k],
+            cancelled: vec![0; k],
             downlink: vec![FifoLink::default(); k],
             seq: vec![0; k],
             published: vec![0; k],
@@ -365,10 +374,45 @@ impl GossipEngine {
     /// Send `rpc` from local identity `i` over its connection `c` at `now`: upload queue, path,
     /// loss.
     fn send(&mut self, i: usize, c: usize, now: u64, rpc: Rpc, outbox: &mut Outbox) {
-        let (src, to) = (self.ids[i], self.peer[c]);
+        if rpc.kind == RpcKind::Message {
+            // Full messages wait their turn on the upload link (one copy at a time, in order).
+            self.txq[i].push_back((c as u32, rpc));
+            if !self.tx_busy[i] {
+                self.start_tx(i, now);
+            }
+            return;
+        }
+        // Control RPCs go first (a priority queue, as rust-libp2p does), serialised on their own.
         let bytes = rpc.wire_bytes();
         self.sent[i][rpc.kind as usize] += bytes;
-        let depart = self.uplink[i].transmit(now, bytes, self.up[i]);
+        let depart = now + self.up[i].transmit_ns(bytes).unwrap_or(0);
+        self.leave(i, c, depart, rpc, outbox);
+    }
+
+    /// Start serialising the next queued copy that is still wanted: a copy whose peer has sent
+    /// IDONTWANT for the message meanwhile is dropped without using the link.
+    fn start_tx(&mut self, i: usize, now: u64) {
+        while let Some((c, rpc)) = self.txq[i].pop_front() {
+            let peer = self.peer[c as usize];
+            let m = self.msg_slot.get(&rpc.msg).copied().unwrap_or(NONE);
+            if self.dontwant[i * DONTWANT_RING..(i + 1) * DONTWANT_RING].contains(&(peer, m)) {
+                self.cancelled[i] += 1;
+                continue;
+            }
+            let bytes = rpc.wire_bytes();
+            self.sent[i][RpcKind::Message as usize] += bytes;
+            let done = now + self.up[i].transmit_ns(bytes).unwrap_or(0);
+            self.tx_busy[i] = true;
+            self.self_event(i, done, Action::TxDone { rpc, conn: c });
+            return;
+        }
+        self.tx_busy[i] = false;
+    }
+
+    /// An RPC leaves identity `i` over connection `c` at `depart`: the path decides its delay and
+    /// whether it is lost, with `i`'s stream.
+    fn leave(&mut self, i: usize, c: usize, depart: u64, rpc: Rpc, outbox: &mut Outbox) {
+        let (src, to) = (self.ids[i], self.peer[c]);
         let Some(delay) = self.net.routes.by_index(self.path[c]).sample(&mut self.rng[i]) else {
             self.lost[i] += 1;
             return;
@@ -750,6 +794,10 @@ impl Engine for GossipEngine {
                 Action::Heartbeat => self.heartbeat(i, ev.time, outbox),
                 Action::Publish(slot) => self.publish(i, ev.time, slot, outbox),
                 Action::Validated(m) => self.forward(i, ev.time, m, outbox),
+                Action::TxDone { rpc, conn } => {
+                    self.leave(i, conn as usize, ev.time, rpc, outbox);
+                    self.start_tx(i, ev.time);
+                }
                 Action::Arrive(rpc) => {
                     let bytes = rpc.wire_bytes();
                     if bytes >= DOWNLOAD_QUEUE_MIN_BYTES {
@@ -813,6 +861,7 @@ impl Engine for GossipEngine {
             rec.extend_from_slice(&self.lost[i].to_be_bytes());
             rec.extend_from_slice(&self.graft_in_backoff[i].to_be_bytes());
             rec.extend_from_slice(&mean_scores[i].to_bits().to_be_bytes());
+            rec.extend_from_slice(&self.cancelled[i].to_be_bytes());
             for &m in &order {
                 let st = &self.msgs[m];
                 rec.extend_from_slice(&st.key.0.to_be_bytes());
@@ -858,6 +907,9 @@ impl GossipEngine {
     }
     pub(crate) fn graft_in_backoff(&self) -> &[u32] {
         &self.graft_in_backoff
+    }
+    pub(crate) fn cancelled(&self) -> &[u32] {
+        &self.cancelled
     }
     /// Mean score of each identity's mesh peers at the end of the simulation (0 with an empty
     /// mesh).

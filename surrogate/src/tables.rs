@@ -89,6 +89,7 @@ pub(crate) fn build(
         Field::new("lost", DataType::UInt64, false),
         Field::new("graft_in_backoff", DataType::UInt32, false),
         Field::new("mean_mesh_score", DataType::Float64, false),
+        Field::new("copies_cancelled", DataType::UInt32, false),
     ];
     let mut columns: Vec<ArrayRef> = vec![
         u32s(ids.to_vec()),
@@ -96,6 +97,7 @@ pub(crate) fn build(
         u64s(e.lost().to_vec()),
         u32s(e.graft_in_backoff().to_vec()),
         Arc::new(Float64Array::from(mean_scores.to_vec())),
+        u32s(e.cancelled().to_vec()),
     ];
     for (dir, counts) in [("sent", e.sent()), ("recv", e.recv())] {
         for (k, kind) in kinds.iter().enumerate().take(RPC_KINDS) {
