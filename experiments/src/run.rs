@@ -101,7 +101,10 @@ pub fn build_engine(spec: &Spec, shard: ShardId, shards: u32) -> Result<Box<dyn 
         Workload::Gossip(g) => {
             let params = g.params_for(&g.profile)?;
             let plan = gossip_plan(spec, shards)?;
-            let graph = PeerGraph::build(plan.net.directory.len(), g.outbound_peers, g.max_peers, spec.run.seed);
+            let n = plan.net.directory.len();
+            let locations: Vec<u32> = (0..n).map(|h| plan.net.directory.node_of(h)).collect();
+            let locality = (g.local_share > 0.0).then_some((locations.as_slice(), g.local_share));
+            let graph = PeerGraph::build_local(n, g.outbound_peers, g.max_peers, spec.run.seed, locality);
             let end = SimTime::ZERO.saturating_add(spec.run.duration);
             let setup = GossipSetup {
                 params,

@@ -155,11 +155,19 @@ pub struct GossipSpec {
     pub outbound_peers: u32,
     /// Most connections an identity accepts (inbound and outbound together).
     pub max_peers: u32,
+    /// Share of outbound connections made to identities at the same location (0: uniform).
+    pub local_share: f64,
 }
 
 impl Default for GossipSpec {
     fn default() -> Self {
-        GossipSpec { profile: "ethereum".into(), params: GossipOverrides::default(), outbound_peers: 12, max_peers: 48 }
+        GossipSpec {
+            profile: "ethereum".into(),
+            params: GossipOverrides::default(),
+            outbound_peers: 12,
+            max_peers: 48,
+            local_share: 0.0,
+        }
     }
 }
 
@@ -191,6 +199,9 @@ impl GossipSpec {
             p.idontwant_threshold = (t.0 > 0).then_some(t);
         }
         p.validate()?;
+        if !(0.0..=1.0).contains(&self.local_share) {
+            return Err(format!("local_share must be within [0, 1], got {}", self.local_share));
+        }
         if self.outbound_peers == 0 || self.max_peers < self.outbound_peers {
             return Err(format!(
                 "need 0 < outbound_peers <= max_peers, got {} and {}",
