@@ -350,6 +350,16 @@ impl GossipEngine {
         self.score[c].score(&self.params.score, self.flags[c] & MESH != 0, now_ms)
     }
 
+    /// Whether connection `c`'s score is at least `threshold` (always, with scoring off). Checks
+    /// the cheap lower bound first.
+    fn passes(&self, c: usize, threshold: f64, now_ms: u32) -> bool {
+        if !self.params.scoring {
+            return true;
+        }
+        let in_mesh = self.flags[c] & MESH != 0;
+        self.score[c].floor(&self.params.score, in_mesh) >= threshold || self.score_of(c, now_ms) >= threshold
+    }
+
     /// Mark connection `c` as joining the mesh at `now_ms`.
     fn join_mesh(&mut self, i: usize, c: usize, now_ms: u32) {
         self.flags[c] |= MESH;
@@ -513,7 +523,7 @@ impl GossipEngine {
         }
         if degree < d_low {
             let chosen = self.choose(i, d - degree, |e, c| {
-                e.flags[c] & MESH == 0 && e.backoff_until_ms[c] <= now_ms && e.score_of(c, now_ms) >= 0.0
+                e.flags[c] & MESH == 0 && e.backoff_until_ms[c] <= now_ms && e.passes(c, 0.0, now_ms)
             });
             for &c in &chosen {
                 self.join_mesh(i, c, now_ms);
@@ -571,7 +581,7 @@ impl GossipEngine {
             let from = st.from[i];
             let ihave = Rpc::about(RpcKind::IHave, &self.message_rpc(m as u32, 0));
             let gossip_ok = |e: &Self, c: usize| {
-                e.flags[c] & MESH == 0 && e.peer[c] != from && e.score_of(c, now_ms) >= e.params.score.gossip_threshold
+                e.flags[c] & MESH == 0 && e.peer[c] != from && e.passes(c, e.params.score.gossip_threshold, now_ms)
             };
             // Adaptive gossip (v1.1): max(D_lazy, gossip_factor × eligible); D_lazy = 0 turns
             // gossip off altogether.
@@ -616,7 +626,7 @@ impl GossipEngine {
         debug_assert_eq!(self.msgs[m].slot, slot);
         self.msgs[m].arrival[i] = 0;
         for c in self.peers(i) {
-            let flood = self.params.flood_publish && self.score_of(c, now_ms) >= self.params.score.publish_threshold;
+            let flood = self.params.flood_publish && self.passes(c, self.params.score.publish_threshold, now_ms);
             if flood || self.flags[c] & MESH != 0 {
                 self.send(i, c, now, rpc, outbox);
             }
@@ -645,7 +655,7 @@ impl GossipEngine {
             });
         };
         let now_ms = (now / 1_000_000) as u32;
-        if self.params.scoring && self.score_of(conn, now_ms) < self.params.score.graylist_threshold {
+        if !self.passes(conn, self.params.score.graylist_threshold, now_ms) {
             return Ok(()); // graylisted: ignored
         }
         let sp = &self.params.score;
@@ -721,7 +731,7 @@ impl GossipEngine {
                     let mut r = Rpc::control(RpcKind::Prune, rpc.topic);
                     r.backoff_ms = self.backoff_until_ms[c] - now_ms;
                     self.send(i, c, now, r, outbox);
-                } else if self.params.scoring && self.score_of(c, now_ms) < 0.0 {
+                } else if !self.passes(c, 0.0, now_ms) {
                     let mut r = Rpc::control(RpcKind::Prune, rpc.topic);
                     r.backoff_ms = (self.params.prune_backoff.as_nanos() / 1_000_000) as u32;
                     self.send(i, c, now, r, outbox);

@@ -164,6 +164,17 @@ impl EdgeScore {
         p.topic_weight * topic + p.behaviour_weight * excess * excess
     }
 
+    /// A lower bound of the score from its negative terms alone (the positive ones, P₁ and P₂,
+    /// are never below zero): when it clears a threshold, the exact score does too, and need not
+    /// be computed. Honest peers have no negative terms, so this is the common case.
+    pub fn floor(&self, p: &ScoreParams, in_mesh: bool) -> f64 {
+        let max_deficit = if in_mesh { p.mesh_deliveries_threshold } else { 0.0 };
+        let excess = (self.behaviour as f64 - p.behaviour_threshold).max(0.0);
+        p.topic_weight
+            * (p.mesh_deliveries_weight * max_deficit * max_deficit + p.mesh_failure_weight * self.mesh_failure as f64)
+            + p.behaviour_weight * excess * excess
+    }
+
     /// One decay interval.
     pub fn decay(&mut self, p: &ScoreParams) {
         let z = p.decay_to_zero as f32;
@@ -221,6 +232,12 @@ mod tests {
         assert!(
             (e.score(&p, false, 0) - (0.5 * p.first_deliveries_weight * 10.0 + p.behaviour_weight * 4.0)).abs() < 1e-9
         );
+        // The floor never exceeds the score.
+        for probe in [EdgeScore { mesh_failure: 3.0, behaviour: 9.0, ..e }, e, EdgeScore::default()] {
+            for (mesh, t) in [(true, late), (false, 0), (true, 1_000)] {
+                assert!(probe.floor(&p, mesh) <= probe.score(&p, mesh, t) + 1e-12);
+            }
+        }
         // Decay, then to zero.
         let mut f = EdgeScore { first_deliveries: 1.0, behaviour: 0.0101, ..Default::default() };
         f.decay(&p);
