@@ -204,3 +204,17 @@ fn honest_peers_earn_positive_scores_and_scoring_changes_the_run() {
     assert_eq!(off["gossip"]["reliability"], 1.0);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_message_that_never_leaves_its_publishers_shard_does_not_split_the_digest() {
+    // The last block is published 5 ms before the end: it cannot leave the publisher's upload
+    // link (about 16 ms per copy), so other shards never hear of it.
+    let dir = scratch("gossip-late-block");
+    let text = spec("", "", 600, "28.005 s");
+    let (one, _) = run(&dir, "one", &text, &["--shards", "1"]);
+    let (two, _) = run(&dir, "two", &text, &["--shards", "2"]);
+    let (four, _) = run(&dir, "four", &text, &["--shards", "4"]);
+    assert_eq!(one["digest"], two["digest"]);
+    assert_eq!(one["digest"], four["digest"]);
+    std::fs::remove_dir_all(dir).unwrap();
+}

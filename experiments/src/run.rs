@@ -66,6 +66,25 @@ pub fn gossip_plan(spec: &Spec, shards: u32) -> Result<GossipPlan, String> {
     if let Some(g) = spec.hosts.iter().find(|g| g.kind != HostKind::Surrogate) {
         return Err(format!("hosts group {:?} is direct; the gossip workload runs surrogates only for now", g.name));
     }
+    if let Some(g) = spec.hosts.iter().find(|g| g.profile.is_some()) {
+        return Err(format!(
+            "hosts group {:?} names a profile; per-group profiles are not supported yet, set [gossip].profile",
+            g.name
+        ));
+    }
+    let t = &spec.traffic;
+    if t.slot == SimDuration::ZERO || t.beacon_block.proposer_delay >= t.slot {
+        return Err(format!(
+            "traffic: need a positive slot and a proposer delay shorter than it, got slot {} and delay {}",
+            t.slot, t.beacon_block.proposer_delay
+        ));
+    }
+    if t.beacon_block.size.bytes() >= u32::MAX as u64 {
+        return Err(format!("traffic.beacon_block.size {} is too large", t.beacon_block.size));
+    }
+    if spec.run.duration > SimDuration::from_secs(40 * 24 * 3600) {
+        return Err("the gossip workload keeps millisecond clocks in 32 bits: runs up to 40 days".into());
+    }
     let net = spec.network_model().map_err(|e| e.to_string())?;
     let partition = Partition::compute(&net.directory, &net.routes, shards).map_err(|e| e.to_string())?;
     let report = partition.report(&net.directory, &net.routes);

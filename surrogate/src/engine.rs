@@ -521,6 +521,19 @@ impl GossipEngine {
             }
             self.next_decay_ms[i] += interval_ms;
         }
+        // v1.1: mesh peers with a negative score leave first, with a backoff.
+        if self.params.scoring {
+            let negative: Vec<usize> =
+                self.peers(i).filter(|&c| self.flags[c] & MESH != 0 && !self.passes(c, 0.0, now_ms)).collect();
+            for c in negative {
+                self.leave_mesh(i, c, now_ms);
+                self.backoff_until_ms[c] = now_ms.saturating_add(prune_backoff_ms);
+                let mut rpc = Rpc::control(RpcKind::Prune, TOPIC_BEACON_BLOCK);
+                rpc.backoff_ms = prune_backoff_ms;
+                self.send(i, c, now, rpc, outbox);
+            }
+        }
+        let degree = self.mesh[i] as usize;
         if degree < d_low {
             let chosen = self.choose(i, d - degree, |e, c| {
                 e.flags[c] & MESH == 0 && e.backoff_until_ms[c] <= now_ms && e.passes(c, 0.0, now_ms)
@@ -626,8 +639,12 @@ impl GossipEngine {
         debug_assert_eq!(self.msgs[m].slot, slot);
         self.msgs[m].arrival[i] = 0;
         for c in self.peers(i) {
-            let flood = self.params.flood_publish && self.passes(c, self.params.score.publish_threshold, now_ms);
-            if flood || self.flags[c] & MESH != 0 {
+            let to_peer = if self.params.flood_publish {
+                self.passes(c, self.params.score.publish_threshold, now_ms)
+            } else {
+                self.flags[c] & MESH != 0
+            };
+            if to_peer {
                 self.send(i, c, now, rpc, outbox);
             }
         }
@@ -695,6 +712,9 @@ impl GossipEngine {
                 let at = now + self.params.validation_delay.as_nanos();
                 self.self_event(i, at, Action::Validated(m));
             }
+            RpcKind::IHave | RpcKind::IWant if !self.passes(conn, self.params.score.gossip_threshold, now_ms) => {
+                // Gossip from a peer below the gossip threshold is ignored.
+            }
             RpcKind::IHave => {
                 let m = self.msg_slot(&rpc) as usize;
                 let st = &mut self.msgs[m];
@@ -724,7 +744,9 @@ impl GossipEngine {
             }
             RpcKind::Graft => {
                 let c = conn;
-                if self.backoff_until_ms[c] > now_ms {
+                if self.flags[c] & MESH != 0 {
+                    // Already in our mesh: nothing to do.
+                } else if self.backoff_until_ms[c] > now_ms {
                     // GRAFT within our backoff: refuse and penalise (P₇).
                     self.graft_in_backoff[i] += 1;
                     self.score[c].behaviour += 1.0;
@@ -732,10 +754,13 @@ impl GossipEngine {
                     r.backoff_ms = self.backoff_until_ms[c] - now_ms;
                     self.send(i, c, now, r, outbox);
                 } else if !self.passes(c, 0.0, now_ms) {
+                    // A negative peer is refused, and kept out for a backoff.
+                    let backoff = (self.params.prune_backoff.as_nanos() / 1_000_000) as u32;
+                    self.backoff_until_ms[c] = now_ms.saturating_add(backoff);
                     let mut r = Rpc::control(RpcKind::Prune, rpc.topic);
-                    r.backoff_ms = (self.params.prune_backoff.as_nanos() / 1_000_000) as u32;
+                    r.backoff_ms = backoff;
                     self.send(i, c, now, r, outbox);
-                } else if self.flags[c] & MESH == 0 {
+                } else {
                     self.join_mesh(i, c, now_ms);
                 }
             }
@@ -842,6 +867,13 @@ impl Engine for GossipEngine {
                 return Err(Box::new(bad(format!("not an identity of {}", self.me))));
             }
             let rpc = Rpc::decode(&e.payload).map_err(|d| bad(d.to_string()))?;
+            if rpc.topic as usize >= TOPICS.len() {
+                return Err(Box::new(bad(format!("unknown topic {}", rpc.topic))));
+            }
+            if rpc.kind != RpcKind::Graft && rpc.kind != RpcKind::Prune && rpc.published_ns > e.deliver_time.as_nanos()
+            {
+                return Err(Box::new(bad("a message published after it was delivered".into())));
+            }
             self.queue.push(Pending {
                 time: e.deliver_time.as_nanos(),
                 src,
@@ -874,6 +906,11 @@ impl Engine for GossipEngine {
             rec.extend_from_slice(&self.cancelled[i].to_be_bytes());
             for &m in &order {
                 let st = &self.msgs[m];
+                // Only messages this identity received: whether a shard has heard of a message
+                // at all depends on the partition.
+                if st.arrival[i] == u64::MAX {
+                    continue;
+                }
                 rec.extend_from_slice(&st.key.0.to_be_bytes());
                 rec.extend_from_slice(&st.arrival[i].to_be_bytes());
                 rec.extend_from_slice(&st.from[i].to_be_bytes());

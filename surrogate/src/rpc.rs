@@ -113,15 +113,16 @@ impl Rpc {
     /// prefix and RPC envelope, the topic string (`/eth2/<fork>/beacon_block/ssz_snappy`, ~40
     /// bytes), and 20-byte message ids.
     pub fn wire_bytes(&self) -> u64 {
-        const ENVELOPE: u32 = 8;
-        const TOPIC: u32 = 42;
-        (match self.kind {
-            RpcKind::Message => ENVELOPE + TOPIC + 4 + self.size,
-            RpcKind::IHave | RpcKind::IWant => ENVELOPE + TOPIC + 2 + FIELD_BYTES_ID,
-            RpcKind::IDontWant => ENVELOPE + 2 + FIELD_BYTES_ID,
+        const ENVELOPE: u64 = 8;
+        const TOPIC: u64 = 42;
+        const ID: u64 = FIELD_BYTES_ID as u64;
+        match self.kind {
+            RpcKind::Message => ENVELOPE + TOPIC + 4 + self.size as u64,
+            RpcKind::IHave | RpcKind::IWant => ENVELOPE + TOPIC + 2 + ID,
+            RpcKind::IDontWant => ENVELOPE + 2 + ID,
             RpcKind::Graft => ENVELOPE + TOPIC + 2,
             RpcKind::Prune => ENVELOPE + TOPIC + 2 + 3,
-        }) as u64
+        }
     }
 
     /// Explicit encoding for the bus.
