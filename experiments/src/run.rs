@@ -5,6 +5,7 @@ use crate::mpi_support::MpiSession;
 use crate::spec::{Backend, Spec, Workload};
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use thermocline_bus::process::{ShardStart, run_processes, serve_shard};
 use thermocline_bus::threads::run_threads;
@@ -17,6 +18,7 @@ use thermocline_models::idle::IdleEngine;
 use thermocline_models::network::NetworkModel;
 use thermocline_models::partition::Partition;
 use thermocline_models::phold::{PholdEngine, PholdLayout};
+use thermocline_surrogate::config::GossipSpec;
 use thermocline_surrogate::peers::PeerGraph;
 use thermocline_surrogate::{GossipEngine, GossipSetup};
 
@@ -112,28 +114,52 @@ pub fn window_config(spec: &Spec, shards: u32) -> Result<WindowConfig, String> {
     Ok(WindowConfig { end: SimTime::ZERO.saturating_add(spec.run.duration), runahead })
 }
 
-/// Build the engine of `shard`.
-pub fn build_engine(spec: &Spec, shard: ShardId, shards: u32) -> Result<Box<dyn Engine>, EngineError> {
+/// What the shards of one process build from the spec only once and share: the gossip plan and
+/// connection graph are the same for every shard (each keeps its own identities), so shard
+/// threads take them from here instead of each building a copy.
+#[derive(Default)]
+pub struct SharedBuild {
+    gossip: OnceLock<Result<Arc<(GossipPlan, PeerGraph)>, String>>,
+}
+
+impl SharedBuild {
+    fn gossip(&self, spec: &Spec, g: &GossipSpec, shards: u32) -> Result<Arc<(GossipPlan, PeerGraph)>, String> {
+        self.gossip
+            .get_or_init(|| {
+                let plan = gossip_plan(spec, shards)?;
+                let n = plan.net.directory.len();
+                let locations: Vec<u32> = (0..n).map(|h| plan.net.directory.node_of(h)).collect();
+                let locality = (g.local_share > 0.0).then_some((locations.as_slice(), g.local_share));
+                let graph = PeerGraph::build_local(n, g.outbound_peers, g.max_peers, spec.run.seed, locality);
+                Ok(Arc::new((plan, graph)))
+            })
+            .clone()
+    }
+}
+
+/// Build the engine of `shard`, taking what every shard shares from `shared`.
+pub fn build_engine(
+    spec: &Spec,
+    shard: ShardId,
+    shards: u32,
+    shared: &SharedBuild,
+) -> Result<Box<dyn Engine>, EngineError> {
     Ok(match spec.workload()? {
         Workload::Phold(p) => Box::new(PholdEngine::new(p, spec.run.seed, shard, shards)?),
         Workload::Idle(i) => Box::new(IdleEngine::new(i, shard, shards)),
         Workload::Gossip(g) => {
             let params = g.params_for(&g.profile)?;
-            let plan = gossip_plan(spec, shards)?;
-            let n = plan.net.directory.len();
-            let locations: Vec<u32> = (0..n).map(|h| plan.net.directory.node_of(h)).collect();
-            let locality = (g.local_share > 0.0).then_some((locations.as_slice(), g.local_share));
-            let graph = PeerGraph::build_local(n, g.outbound_peers, g.max_peers, spec.run.seed, locality);
-            let end = SimTime::ZERO.saturating_add(spec.run.duration);
+            let built = shared.gossip(spec, g, shards)?;
+            let (plan, graph) = &*built;
             let setup = GossipSetup {
                 params,
                 profile: &g.profile,
                 traffic: spec.traffic.clone(),
-                net: plan.net,
-                partition: plan.partition,
-                graph: &graph,
+                net: plan.net.clone(),
+                partition: plan.partition.clone(),
+                graph,
                 seed: spec.run.seed,
-                end,
+                end: SimTime::ZERO.saturating_add(spec.run.duration),
             };
             Box::new(GossipEngine::new(setup, shard)?)
         }
@@ -152,7 +178,8 @@ pub fn execute(
     let started = Instant::now();
     let reports = match plan.backend {
         Backend::Threads => {
-            run_threads(plan.shards, &window, |shard| build_engine(&plan.spec, shard, plan.shards), progress)?
+            let shared = SharedBuild::default();
+            run_threads(plan.shards, &window, |shard| build_engine(&plan.spec, shard, plan.shards, &shared), progress)?
         }
         Backend::Processes => {
             let config = plan.spec.to_toml();
@@ -196,7 +223,12 @@ fn run_on_mpi(
     window: &WindowConfig,
     progress: &dyn ProgressSink,
 ) -> Result<Option<Vec<ShardReport>>, BusError> {
-    thermocline_bus::mpi::run_mpi(session, window, |shard, shards| build_engine(&plan.spec, shard, shards), progress)
+    thermocline_bus::mpi::run_mpi(
+        session,
+        window,
+        |shard, shards| build_engine(&plan.spec, shard, shards, &SharedBuild::default()),
+        progress,
+    )
 }
 
 #[cfg(not(feature = "mpi"))]
@@ -215,6 +247,6 @@ pub fn shard_process_main() -> Result<(), BusError> {
         let text = std::str::from_utf8(start.config)?;
         let spec = Spec::parse(text, "<spec from the hub>")?;
         let window = window_config(&spec, start.shards)?;
-        Ok((build_engine(&spec, start.shard, start.shards)?, window))
+        Ok((build_engine(&spec, start.shard, start.shards, &SharedBuild::default())?, window))
     })
 }
