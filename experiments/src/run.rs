@@ -5,7 +5,7 @@ use crate::mpi_support::MpiSession;
 use crate::spec::{Backend, Spec, Workload};
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use thermocline_bus::process::{ShardStart, run_processes, serve_shard};
 use thermocline_bus::threads::run_threads;
@@ -116,16 +116,23 @@ pub fn window_config(spec: &Spec, shards: u32) -> Result<WindowConfig, String> {
 
 /// What the shards of one process build from the spec only once and share: the gossip plan and
 /// connection graph are the same for every shard (each keeps its own identities), so shard
-/// threads take them from here instead of each building a copy.
-#[derive(Default)]
+/// threads take them from here instead of each building a copy. The last shard to take them
+/// releases them, so they do not outlive engine construction.
 pub struct SharedBuild {
-    gossip: OnceLock<Result<Arc<(GossipPlan, PeerGraph)>, String>>,
+    gossip: Mutex<(Option<Result<Arc<(GossipPlan, PeerGraph)>, String>>, u32)>,
 }
 
 impl SharedBuild {
+    /// For a process that runs `shards` shards.
+    pub fn new(shards: u32) -> Self {
+        SharedBuild { gossip: Mutex::new((None, shards)) }
+    }
+
     fn gossip(&self, spec: &Spec, g: &GossipSpec, shards: u32) -> Result<Arc<(GossipPlan, PeerGraph)>, String> {
-        self.gossip
-            .get_or_init(|| {
+        let mut slot = self.gossip.lock().unwrap_or_else(|e| e.into_inner());
+        let built = slot
+            .0
+            .get_or_insert_with(|| {
                 let plan = gossip_plan(spec, shards)?;
                 let n = plan.net.directory.len();
                 let locations: Vec<u32> = (0..n).map(|h| plan.net.directory.node_of(h)).collect();
@@ -133,7 +140,12 @@ impl SharedBuild {
                 let graph = PeerGraph::build_local(n, g.outbound_peers, g.max_peers, spec.run.seed, locality);
                 Ok(Arc::new((plan, graph)))
             })
-            .clone()
+            .clone();
+        slot.1 = slot.1.saturating_sub(1);
+        if slot.1 == 0 {
+            slot.0 = None;
+        }
+        built
     }
 }
 
@@ -178,7 +190,7 @@ pub fn execute(
     let started = Instant::now();
     let reports = match plan.backend {
         Backend::Threads => {
-            let shared = SharedBuild::default();
+            let shared = SharedBuild::new(plan.shards);
             run_threads(plan.shards, &window, |shard| build_engine(&plan.spec, shard, plan.shards, &shared), progress)?
         }
         Backend::Processes => {
@@ -226,7 +238,7 @@ fn run_on_mpi(
     thermocline_bus::mpi::run_mpi(
         session,
         window,
-        |shard, shards| build_engine(&plan.spec, shard, shards, &SharedBuild::default()),
+        |shard, shards| build_engine(&plan.spec, shard, shards, &SharedBuild::new(1)),
         progress,
     )
 }
@@ -247,6 +259,6 @@ pub fn shard_process_main() -> Result<(), BusError> {
         let text = std::str::from_utf8(start.config)?;
         let spec = Spec::parse(text, "<spec from the hub>")?;
         let window = window_config(&spec, start.shards)?;
-        Ok((build_engine(&spec, start.shard, start.shards, &SharedBuild::default())?, window))
+        Ok((build_engine(&spec, start.shard, start.shards, &SharedBuild::new(1))?, window))
     })
 }
