@@ -119,8 +119,12 @@ pub fn window_config(spec: &Spec, shards: u32) -> Result<WindowConfig, String> {
 /// threads take them from here instead of each building a copy. The last shard to take them
 /// releases them, so they do not outlive engine construction.
 pub struct SharedBuild {
-    gossip: Mutex<(Option<Result<Arc<(GossipPlan, PeerGraph)>, String>>, u32)>,
+    /// The build (once made) and how many shards have yet to take it.
+    gossip: Mutex<(Option<GossipBuild>, u32)>,
 }
+
+/// The shared gossip build, or why it failed.
+type GossipBuild = Result<Arc<(GossipPlan, PeerGraph)>, String>;
 
 impl SharedBuild {
     /// For a process that runs `shards` shards.
@@ -128,7 +132,7 @@ impl SharedBuild {
         SharedBuild { gossip: Mutex::new((None, shards)) }
     }
 
-    fn gossip(&self, spec: &Spec, g: &GossipSpec, shards: u32) -> Result<Arc<(GossipPlan, PeerGraph)>, String> {
+    fn gossip(&self, spec: &Spec, g: &GossipSpec, shards: u32) -> GossipBuild {
         let mut slot = self.gossip.lock().unwrap_or_else(|e| e.into_inner());
         let built = slot
             .0
