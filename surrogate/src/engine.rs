@@ -974,3 +974,83 @@ impl GossipEngine {
         self.traffic.start.as_nanos() + slot * self.traffic.slot.as_nanos()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::GossipSpec;
+    use thermocline_models::directory::{HostGroupSpec, HostKind};
+    use thermocline_models::network::NetworkSpec;
+
+    fn engine(shard: u32) -> GossipEngine {
+        let hosts = [HostGroupSpec {
+            name: "t".into(),
+            kind: HostKind::Surrogate,
+            count: 40,
+            location: None,
+            locations: None,
+            bandwidth: None,
+            profile: None,
+            load: None,
+        }];
+        let spec =
+            NetworkSpec { topology: thermocline_models::network::TopologyKind::SingleSwitch, ..Default::default() };
+        let net = NetworkModel::build(&spec, None, &hosts).unwrap();
+        let partition = Partition::compute(&net.directory, &net.routes, 2).unwrap();
+        let graph = PeerGraph::build(40, 6, 20, 1);
+        let params = GossipSpec::default().params_for("ethereum").unwrap();
+        let setup = GossipSetup {
+            params,
+            profile: "ethereum",
+            traffic: TrafficSpec::default(),
+            net,
+            partition,
+            graph: &graph,
+            seed: 1,
+            end: SimTime::from_nanos(60_000_000_000),
+        };
+        GossipEngine::new(setup, ShardId(shard)).unwrap()
+    }
+
+    fn event(dst: u32, src: u32, payload: Vec<u8>, at: u64) -> Event {
+        Event {
+            deliver_time: SimTime::from_nanos(at),
+            src_host: HostId(src),
+            src_seq: 0,
+            dst_host: HostId(dst),
+            kind: GOSSIP_EVENT_KIND,
+            payload: Bytes::from(payload),
+        }
+    }
+
+    #[test]
+    fn bad_events_from_other_shards_are_refused_with_a_reason() {
+        let mut e = engine(0);
+        let local = e.ids[0];
+        let remote = (0..40).find(|h| e.local[*h as usize] == NONE).unwrap();
+        let good = Rpc::about(
+            RpcKind::IHave,
+            &Rpc {
+                kind: RpcKind::Message,
+                topic: 0,
+                hops: 1,
+                msg: MsgKey::new(remote, 0),
+                size: 10,
+                published_ns: 5,
+                backoff_ms: 0,
+            },
+        );
+        let cases = [
+            (event(local, remote, vec![1, 2, 3], 10), "truncated"),
+            (event(remote, local, good.encode(), 10), "not an identity of shard 0"),
+            (event(local, remote, Rpc { topic: 9, ..good }.encode(), 10), "unknown topic"),
+            (event(local, remote, good.encode(), 1), "published after it was delivered"),
+            (Event { kind: 77, ..event(local, remote, good.encode(), 10) }, "event kind 77"),
+        ];
+        for (ev, why) in cases {
+            let err = e.deliver(&mut vec![ev]).unwrap_err().to_string();
+            assert!(err.contains(why), "{err} should mention {why:?}");
+        }
+        assert!(e.deliver(&mut vec![event(local, remote, good.encode(), 10)]).is_ok());
+    }
+}
