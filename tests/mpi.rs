@@ -131,3 +131,16 @@ fn benchmarks_run_under_mpi() {
     // Each window moved one 64-byte event each way.
     assert_eq!(run["cross_shard_events"], 2 * 300);
 }
+
+#[test]
+fn the_gossip_default_experiment_has_the_same_digest_under_mpi() {
+    let dir = scratch("mpi-gossip");
+    let local = dir.join("threads");
+    run_ok(&["run", "--quiet", "--shards", "2", "--out", local.to_str().unwrap()]);
+    let out = dir.join("mpi");
+    let o = mpirun(2, &["run", "--quiet", "--backend", "mpi", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(summary(&out)["digest"], summary(&local)["digest"]);
+    assert_eq!(summary(&out)["gossip"], summary(&local)["gossip"]);
+    std::fs::remove_dir_all(dir).unwrap();
+}
