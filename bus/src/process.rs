@@ -83,6 +83,19 @@ fn read_frame(stream: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Read a frame's tag and fail unless it is `tag` (`what` names the frame expected).
+fn expect_tag(r: &mut Reader, tag: u8, what: &str) -> Result<(), DecodeError> {
+    let found = r.u8("frame tag")?;
+    if found != tag {
+        return Err(DecodeError::Invalid {
+            what: "frame tag",
+            offset: 0,
+            detail: format!("expected {what}, got tag {found}"),
+        });
+    }
+    Ok(())
+}
+
 /// A decoded round frame from a child.
 struct RoundFrame {
     next: u64,
@@ -419,14 +432,7 @@ impl Exchange for ProcessExchange {
         let me = self.me;
         let mut decode = || -> Result<u64, DecodeError> {
             let mut r = Reader::new(&self.frame);
-            let tag = r.u8("frame tag")?;
-            if tag != TAG_RESULT {
-                return Err(DecodeError::Invalid {
-                    what: "frame tag",
-                    offset: 0,
-                    detail: format!("expected a round result, got tag {tag}"),
-                });
-            }
+            expect_tag(&mut r, TAG_RESULT, "a round result")?;
             let next = r.u64("next time")?;
             for b in round.incoming.iter_mut() {
                 b.clear();
@@ -522,14 +528,7 @@ fn connect() -> Result<(ProcessExchange, Vec<u8>), BusError> {
     ex.read_answer()?;
     let mut r = Reader::new(&ex.frame);
     let parse = |r: &mut Reader| -> Result<(u32, u32), DecodeError> {
-        let tag = r.u8("frame tag")?;
-        if tag != TAG_START {
-            return Err(DecodeError::Invalid {
-                what: "frame tag",
-                offset: 0,
-                detail: format!("expected start, got {tag}"),
-            });
-        }
+        expect_tag(r, TAG_START, "a start frame")?;
         Ok((r.u32("shard")?, r.u32("shards")?))
     };
     let (shard, shards) = parse(&mut r).map_err(|e| transport(format!("bad start frame: {e}")))?;

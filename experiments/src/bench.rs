@@ -6,7 +6,7 @@
 //! - `bench window`: µs per window with empty batches (the idle workload) per backend.
 
 use crate::mpi_support::{MpiSession, raw_collectives_us};
-use crate::run::{RunOutcome, RunPlan, execute};
+use crate::run::{RunOutcome, RunPlan, execute, window_config};
 use crate::spec::{Backend, Spec};
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
@@ -132,7 +132,8 @@ fn run_matrix(
         };
         for n in counts {
             let plan = RunPlan { spec: base.clone(), shards: n, backend, exe: exe.to_path_buf() };
-            match execute(&plan, &NoProgress, mpi)? {
+            let window = window_config(&plan.spec, n).map_err(anyhow::Error::msg)?;
+            match execute(&plan, window, &NoProgress, mpi)? {
                 Some(outcome) => runs.push((plan, outcome)),
                 None => return Ok(None),
             }
@@ -340,7 +341,8 @@ pub fn gossip(args: &GossipBench, exe: &Path) -> Result<()> {
     let spec = gossip_bench_spec(args.nodes, args.slots, args.seed);
     let sim_s = spec.run.duration.as_secs_f64();
     let plan = RunPlan { spec, shards: args.shards, backend: args.backend, exe: exe.to_path_buf() };
-    let Some(outcome) = execute(&plan, &NoProgress, None)? else { return Ok(()) };
+    let window = window_config(&plan.spec, plan.shards).map_err(anyhow::Error::msg)?;
+    let Some(outcome) = execute(&plan, window, &NoProgress, None)? else { return Ok(()) };
     let mut v = figures(&plan, &outcome);
     let figures = crate::output::gossip_figures(&outcome)?;
     let peak = crate::model_cmd::peak_rss_bytes();

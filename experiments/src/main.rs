@@ -113,7 +113,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
             let dir = out.unwrap_or_else(|| plan.spec.output.dir.clone());
             let display = ProgressDisplay::start(window.end, !quiet && root);
-            let result = execute(&plan, display.sink(), session.as_ref());
+            let result = execute(&plan, window, display.sink(), session.as_ref());
             display.finish();
             // Ranks other than 0 hand their results to rank 0, which writes them.
             let Some(outcome) = result.context("the run failed")? else { return Ok(()) };

@@ -182,15 +182,15 @@ pub fn build_engine(
     })
 }
 
-/// Run a plan to the end. Returns `None` on MPI ranks other than 0, which hand their results to
-/// rank 0. The MPI backend needs the process's MPI session.
+/// Run a plan to the end on the schedule `window` (from [`window_config`], which the caller has
+/// already computed to check the spec). Returns `None` on MPI ranks other than 0, which hand their
+/// results to rank 0. The MPI backend needs the process's MPI session.
 pub fn execute(
     plan: &RunPlan,
+    window: WindowConfig,
     progress: &dyn ProgressSink,
     mpi: Option<&MpiSession>,
 ) -> Result<Option<RunOutcome>, BusError> {
-    let window = window_config(&plan.spec, plan.shards)
-        .map_err(|cause| BusError::ShardFailed { shard: ShardId(0), cause: format!("invalid experiment: {cause}") })?;
     let started = Instant::now();
     let reports = match plan.backend {
         Backend::Threads => {

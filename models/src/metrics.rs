@@ -82,11 +82,13 @@ pub fn concat_tables(name: &str, tables: &[&Table]) -> Result<(SchemaRef, Vec<Re
     Ok((schema, batches))
 }
 
-fn u64_col(values: impl Iterator<Item = u64>) -> ArrayRef {
+/// A non-null u64 column.
+pub fn u64_col(values: impl IntoIterator<Item = u64>) -> ArrayRef {
     Arc::new(UInt64Array::from_iter_values(values))
 }
 
-fn u32_col(values: impl Iterator<Item = u32>) -> ArrayRef {
+/// A non-null u32 column.
+pub fn u32_col(values: impl IntoIterator<Item = u32>) -> ArrayRef {
     Arc::new(UInt32Array::from_iter_values(values))
 }
 

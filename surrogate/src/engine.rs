@@ -367,12 +367,34 @@ impl GossipEngine {
         self.score[c].grafted_ms = now_ms;
     }
 
-    /// Remove connection `c` from the mesh, charging any mesh-delivery deficit (P₃b).
+    /// Remove connection `c` from the mesh, charging any mesh-delivery deficit (P₃b); nothing if
+    /// it is not in the mesh.
     fn leave_mesh(&mut self, i: usize, c: usize, now_ms: u32) {
+        if self.flags[c] & MESH == 0 {
+            return;
+        }
         let d = self.score[c].mesh_deficit(&self.params.score, true, now_ms);
         self.score[c].mesh_failure += (d * d) as f32;
         self.flags[c] &= !MESH;
         self.mesh[i] -= 1;
+    }
+
+    /// Graft connection `c`: it joins the mesh and the peer is told.
+    fn graft(&mut self, i: usize, c: usize, now: u64, outbox: &mut Outbox) {
+        self.join_mesh(i, c, (now / 1_000_000) as u32);
+        self.send(i, c, now, Rpc::control(RpcKind::Graft, TOPIC_BEACON_BLOCK), outbox);
+    }
+
+    /// Prune connection `c`: it leaves the mesh (if in it) and is kept out for the prune backoff,
+    /// which the PRUNE tells the peer.
+    fn prune(&mut self, i: usize, c: usize, topic: u8, now: u64, outbox: &mut Outbox) {
+        let now_ms = (now / 1_000_000) as u32;
+        let backoff_ms = (self.params.prune_backoff.as_nanos() / 1_000_000) as u32;
+        self.leave_mesh(i, c, now_ms);
+        self.backoff_until_ms[c] = now_ms.saturating_add(backoff_ms);
+        let mut rpc = Rpc::control(RpcKind::Prune, topic);
+        rpc.backoff_ms = backoff_ms;
+        self.send(i, c, now, rpc, outbox);
     }
 
     /// Connection index of `peer` in `i`'s row.
@@ -509,7 +531,6 @@ impl GossipEngine {
         let p = &self.params;
         let (d, d_low, d_high, d_lazy) = (p.d as usize, p.d_low as usize, p.d_high as usize, p.d_lazy as usize);
         let hb = p.heartbeat.as_nanos();
-        let prune_backoff_ms = (p.prune_backoff.as_nanos() / 1_000_000) as u32;
         let now_ms = (now / 1_000_000) as u32;
         let degree = self.mesh[i] as usize;
         self.sample_degree(now / hb, degree);
@@ -526,11 +547,7 @@ impl GossipEngine {
             let negative: Vec<usize> =
                 self.peers(i).filter(|&c| self.flags[c] & MESH != 0 && !self.passes(c, 0.0, now_ms)).collect();
             for c in negative {
-                self.leave_mesh(i, c, now_ms);
-                self.backoff_until_ms[c] = now_ms.saturating_add(prune_backoff_ms);
-                let mut rpc = Rpc::control(RpcKind::Prune, TOPIC_BEACON_BLOCK);
-                rpc.backoff_ms = prune_backoff_ms;
-                self.send(i, c, now, rpc, outbox);
+                self.prune(i, c, TOPIC_BEACON_BLOCK, now, outbox);
             }
         }
         let degree = self.mesh[i] as usize;
@@ -539,8 +556,7 @@ impl GossipEngine {
                 e.flags[c] & MESH == 0 && e.backoff_until_ms[c] <= now_ms && e.passes(c, 0.0, now_ms)
             });
             for &c in &chosen {
-                self.join_mesh(i, c, now_ms);
-                self.send(i, c, now, Rpc::control(RpcKind::Graft, TOPIC_BEACON_BLOCK), outbox);
+                self.graft(i, c, now, outbox);
             }
             self.scratch = chosen;
         } else if degree > d_high {
@@ -556,11 +572,7 @@ impl GossipEngine {
             }
             let pruned: Vec<usize> = rest[fill.min(rest.len())..].to_vec();
             for c in pruned {
-                self.leave_mesh(i, c, now_ms);
-                self.backoff_until_ms[c] = now_ms.saturating_add(prune_backoff_ms);
-                let mut rpc = Rpc::control(RpcKind::Prune, TOPIC_BEACON_BLOCK);
-                rpc.backoff_ms = prune_backoff_ms;
-                self.send(i, c, now, rpc, outbox);
+                self.prune(i, c, TOPIC_BEACON_BLOCK, now, outbox);
             }
         }
         // Opportunistic grafting: if the median mesh score is low, graft peers scoring above it.
@@ -576,8 +588,7 @@ impl GossipEngine {
                     e.flags[c] & MESH == 0 && e.backoff_until_ms[c] <= now_ms && e.score_of(c, now_ms) > median
                 });
                 for &c in &chosen {
-                    self.join_mesh(i, c, now_ms);
-                    self.send(i, c, now, Rpc::control(RpcKind::Graft, TOPIC_BEACON_BLOCK), outbox);
+                    self.graft(i, c, now, outbox);
                 }
                 self.scratch = chosen;
             }
@@ -755,20 +766,14 @@ impl GossipEngine {
                     self.send(i, c, now, r, outbox);
                 } else if !self.passes(c, 0.0, now_ms) {
                     // A negative peer is refused, and kept out for a backoff.
-                    let backoff = (self.params.prune_backoff.as_nanos() / 1_000_000) as u32;
-                    self.backoff_until_ms[c] = now_ms.saturating_add(backoff);
-                    let mut r = Rpc::control(RpcKind::Prune, rpc.topic);
-                    r.backoff_ms = backoff;
-                    self.send(i, c, now, r, outbox);
+                    self.prune(i, c, rpc.topic, now, outbox);
                 } else {
                     self.join_mesh(i, c, now_ms);
                 }
             }
             RpcKind::Prune => {
                 let c = conn;
-                if self.flags[c] & MESH != 0 {
-                    self.leave_mesh(i, c, now_ms);
-                }
+                self.leave_mesh(i, c, now_ms);
                 let until = now_ms.saturating_add(rpc.backoff_ms);
                 self.backoff_until_ms[c] = self.backoff_until_ms[c].max(until);
             }

@@ -4,23 +4,15 @@
 
 use crate::engine::{GossipEngine, TOPICS};
 use crate::rpc::{RPC_KINDS, RpcKind};
-use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt16Array, UInt32Array, UInt64Array};
+use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt16Array};
 use arrow_schema::{ArrowError, DataType, Field, Schema};
 use std::sync::Arc;
 use thermocline_bus::Table;
-use thermocline_models::metrics::ipc_stream_bytes;
+use thermocline_models::metrics::{ipc_stream_bytes, u32_col, u64_col};
 
 fn table(name: &str, fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<Table, ArrowError> {
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
     Ok(Table { name: name.into(), arrow_ipc: ipc_stream_bytes(&batch)? })
-}
-
-fn u64s(v: Vec<u64>) -> ArrayRef {
-    Arc::new(UInt64Array::from(v))
-}
-
-fn u32s(v: Vec<u32>) -> ArrayRef {
-    Arc::new(UInt32Array::from(v))
 }
 
 /// `gossip_arrivals` (one row per identity and message it received: first arrival),
@@ -70,16 +62,16 @@ pub(crate) fn build(
             Field::new("duplicates", DataType::UInt32, false),
         ],
         vec![
-            u64s(slot),
+            u64_col(slot),
             Arc::new(StringArray::from(topic)),
-            u64s(msg),
-            u32s(node),
+            u64_col(msg),
+            u32_col(node),
             Arc::new(StringArray::from(vec![e.profile(); rows])),
-            u64s(diff),
-            u64s(since),
-            u32s(hops),
-            u32s(from),
-            u32s(dups),
+            u64_col(diff),
+            u64_col(since),
+            u32_col(hops),
+            u32_col(from),
+            u32_col(dups),
         ],
     )?;
     let kinds = [RpcKind::Message, RpcKind::IHave, RpcKind::IWant, RpcKind::Graft, RpcKind::Prune, RpcKind::IDontWant];
@@ -92,17 +84,17 @@ pub(crate) fn build(
         Field::new("copies_cancelled", DataType::UInt32, false),
     ];
     let mut columns: Vec<ArrayRef> = vec![
-        u32s(ids.to_vec()),
+        u32_col(ids.iter().copied()),
         Arc::new(UInt16Array::from(e.mesh_degree().to_vec())),
-        u64s(e.lost().to_vec()),
-        u32s(e.graft_in_backoff().to_vec()),
+        u64_col(e.lost().iter().copied()),
+        u32_col(e.graft_in_backoff().iter().copied()),
         Arc::new(Float64Array::from(mean_scores.to_vec())),
-        u32s(e.cancelled().to_vec()),
+        u32_col(e.cancelled().iter().copied()),
     ];
     for (dir, counts) in [("sent", e.sent()), ("recv", e.recv())] {
         for (k, kind) in kinds.iter().enumerate().take(RPC_KINDS) {
             fields.push(Field::new(format!("bytes_{dir}_{}", kind.name()), DataType::UInt64, false));
-            columns.push(u64s(counts.iter().map(|c| c[k]).collect()));
+            columns.push(u64_col(counts.iter().map(|c| c[k])));
         }
     }
     let nodes = table("gossip_nodes", fields, columns)?;
@@ -114,9 +106,9 @@ pub(crate) fn build(
             Field::new("identities", DataType::UInt64, false),
         ],
         vec![
-            u64s(degree.iter().map(|((p, _), _)| *p).collect()),
+            u64_col(degree.iter().map(|((p, _), _)| *p)),
             Arc::new(UInt16Array::from(degree.iter().map(|((_, d), _)| *d).collect::<Vec<_>>())),
-            u64s(degree.iter().map(|(_, c)| *c).collect()),
+            u64_col(degree.iter().map(|(_, c)| *c)),
         ],
     )?;
     Ok(vec![arrivals, nodes, mesh])
