@@ -36,11 +36,6 @@ impl PathProps {
         self.latency_ns - self.jitter_ns
     }
 
-    /// The largest delay this path can produce.
-    pub fn max_latency_ns(&self) -> u64 {
-        self.latency_ns + self.jitter_ns
-    }
-
     /// Decide one message's fate with the sender's generator: `None` if lost, else its one-way
     /// delay in `[latency − jitter, latency + jitter]` (triangular: the sum of two uniforms).
     /// Integer-only, so the same on every platform. A lossless path draws no loss number.
