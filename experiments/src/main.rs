@@ -42,6 +42,9 @@ enum Command {
         /// No progress bar and no summary table.
         #[arg(long, short)]
         quiet: bool,
+        /// Count every syscall of every direct-host binary (table `direct_syscalls`).
+        #[arg(long)]
+        syscall_stats: bool,
     },
     /// Benchmarks that print their figures.
     Bench {
@@ -79,13 +82,18 @@ fn main() {
 fn dispatch(cli: Cli) -> Result<()> {
     let exe = std::env::current_exe().context("locating the thermocline executable")?;
     match cli.command {
-        Command::Run { spec, shards, backend, out, seed, quiet } => {
+        Command::Run { spec, shards, backend, out, seed, quiet, syscall_stats } => {
             let mut spec = match &spec {
                 Some(path) => Spec::load(path)?,
                 None => Spec::default_experiment(),
             };
             if let Some(seed) = seed {
                 spec.run.seed = seed;
+            }
+            spec.output.syscall_stats |= syscall_stats;
+            if let Some(dir) = &out {
+                // Engines that write files (direct hosts' working directories) read it from the spec.
+                spec.output.dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
             }
             let backend = backend.unwrap_or(spec.run.backend);
             let session = if backend == Backend::Mpi { Some(mpi_support::init()?) } else { None };

@@ -110,6 +110,7 @@ pub fn window_config(spec: &Spec, shards: u32) -> Result<WindowConfig, String> {
             PholdEngine::runahead(p)
         }
         Workload::Idle(i) => i.period.max(SimDuration::from_nanos(1)),
+        Workload::Direct(_) => crate::direct_cmd::direct_plan(spec, shards)?.runahead,
     };
     Ok(WindowConfig { end: SimTime::ZERO.saturating_add(spec.run.duration), runahead })
 }
@@ -163,6 +164,7 @@ pub fn build_engine(
     Ok(match spec.workload()? {
         Workload::Phold(p) => Box::new(PholdEngine::new(p, spec.run.seed, shard, shards)?),
         Workload::Idle(i) => Box::new(IdleEngine::new(i, shard, shards)),
+        Workload::Direct(_) => crate::direct_cmd::build_direct_engine(spec, shard, shards)?,
         Workload::Gossip(g) => {
             let params = g.params_for(&g.profile)?;
             let built = shared.gossip(spec, g, shards)?;

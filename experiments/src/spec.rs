@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use thermocline_bus::SimDuration;
+use thermocline_direct::{ProcessSpec, StartDate};
 use thermocline_models::directory::HostGroupSpec;
 use thermocline_models::idle::IdleConfig;
 use thermocline_models::network::{NetworkError, NetworkModel, NetworkSpec};
@@ -52,6 +53,8 @@ pub struct RunSection {
     pub shards: u32,
     /// Backend (overridden by `--backend`): threads, processes or mpi.
     pub backend: Backend,
+    /// The simulated calendar date at time zero (what direct hosts' clocks show), RFC 3339 UTC.
+    pub start_date: StartDate,
 }
 
 impl Default for RunSection {
@@ -62,6 +65,7 @@ impl Default for RunSection {
             duration: SimDuration::from_secs(1),
             shards: 1,
             backend: Backend::Threads,
+            start_date: StartDate::default(),
         }
     }
 }
@@ -74,11 +78,14 @@ pub struct OutputSection {
     pub dir: PathBuf,
     /// Write Arrow IPC files of the metrics.
     pub arrow: bool,
+    /// Count every syscall of every direct-host binary (table `direct_syscalls`; also
+    /// `thermocline run --syscall-stats`).
+    pub syscall_stats: bool,
 }
 
 impl Default for OutputSection {
     fn default() -> Self {
-        OutputSection { dir: PathBuf::from("out"), arrow: true }
+        OutputSection { dir: PathBuf::from("out"), arrow: true, syscall_stats: false }
     }
 }
 
@@ -107,6 +114,9 @@ pub struct Spec {
     /// Output settings.
     #[serde(default)]
     pub output: OutputSection,
+    /// Programs run on direct hosts (`[[processes]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<ProcessSpec>,
 }
 
 /// The workload a spec selects.
@@ -117,6 +127,8 @@ pub enum Workload<'a> {
     Idle(&'a IdleConfig),
     /// Gossipsub surrogates.
     Gossip(&'a GossipSpec),
+    /// Real binaries on direct hosts (`[[processes]]`).
+    Direct(&'a [ProcessSpec]),
 }
 
 /// A spec that could not be read.
@@ -197,6 +209,13 @@ impl Spec {
             let joined = path.parent().unwrap_or(Path::new(".")).join(gml);
             spec.network.gml = Some(std::path::absolute(&joined).unwrap_or(joined));
         }
+        for p in &mut spec.processes {
+            // Executable paths with a folder are relative to the spec; bare names use PATH.
+            if p.path.is_relative() && p.path.components().count() > 1 {
+                let joined = path.parent().unwrap_or(Path::new(".")).join(&p.path);
+                p.path = std::path::absolute(&joined).unwrap_or(joined);
+            }
+        }
         Ok(spec)
     }
 
@@ -221,11 +240,21 @@ impl Spec {
 
     /// The one workload this spec defines.
     pub fn workload(&self) -> Result<Workload<'_>, String> {
+        if !self.processes.is_empty() {
+            if self.phold.is_some() || self.idle.is_some() || self.gossip.is_some() {
+                return Err("the spec has [[processes]] and a [gossip], [phold] or [idle] workload; \
+                    running direct hosts beside another workload is not supported yet"
+                    .into());
+            }
+            return Ok(Workload::Direct(&self.processes));
+        }
         match (&self.phold, &self.idle, &self.gossip) {
             (Some(p), None, None) => Ok(Workload::Phold(p)),
             (None, Some(i), None) => Ok(Workload::Idle(i)),
             (None, None, Some(g)) => Ok(Workload::Gossip(g)),
-            (None, None, None) => Err("the spec defines no workload; add a [gossip], [phold] or [idle] section".into()),
+            (None, None, None) => {
+                Err("the spec defines no workload; add a [gossip], [phold] or [idle] section, or [[processes]]".into())
+            }
             _ => Err("the spec defines more than one workload ([gossip], [phold], [idle]); keep one".into()),
         }
     }

@@ -1,0 +1,289 @@
+//! What a spec says about direct hosts: the processes to run and the simulated start date.
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use thermocline_bus::SimDuration;
+
+/// One `[[processes]]` entry: a program run on every host of a direct host group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessSpec {
+    /// The `[[hosts]]` group (of `kind = "direct"`) whose every host runs this process.
+    pub host: String,
+    /// The executable: a path (relative paths are taken from the spec's folder), or a bare name
+    /// looked up in `/usr/local/bin:/usr/bin:/bin`.
+    pub path: PathBuf,
+    /// Arguments after `argv[0]`.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Extra environment variables (the environment is otherwise fixed, see `docs/direct.md`).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// When the process starts, in simulated time.
+    #[serde(default)]
+    pub start: SimDuration,
+    /// How the process must end: an exit code, a signal name (`"SIGTERM"`), or `"running"` for a
+    /// process that is still running at the end of the run (it is then terminated).
+    #[serde(default)]
+    pub expected_exit: ExpectedExit,
+}
+
+/// How a process is expected to end.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum ExpectedExit {
+    /// `exit(code)`.
+    Code(i32),
+    /// Killed by this signal.
+    Signal(i32),
+    /// Still running when the run ends.
+    Running,
+    /// Default: exit code 0.
+    #[default]
+    Success,
+}
+
+impl ExpectedExit {
+    /// Whether `actual` is what was expected.
+    pub fn matches(self, actual: ExitStatus) -> bool {
+        match (self, actual) {
+            (ExpectedExit::Success, ExitStatus::Code(0)) => true,
+            (ExpectedExit::Code(a), ExitStatus::Code(b)) => a == b,
+            (ExpectedExit::Signal(a), ExitStatus::Signal(b)) => a == b,
+            (ExpectedExit::Running, ExitStatus::Running) => true,
+            _ => false,
+        }
+    }
+}
+
+/// How a process ended.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// `exit(code)`.
+    Code(i32),
+    /// Killed by a signal (not counting the end-of-run termination).
+    Signal(i32),
+    /// Still running at the end of the run.
+    Running,
+    /// Never started (the run ended before its start time).
+    NotStarted,
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitStatus::Code(c) => write!(f, "exit {c}"),
+            ExitStatus::Signal(s) => write!(f, "{}", signal_name(*s).unwrap_or("signal")),
+            ExitStatus::Running => f.write_str("running"),
+            ExitStatus::NotStarted => f.write_str("not started"),
+        }
+    }
+}
+
+impl fmt::Display for ExpectedExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedExit::Success => f.write_str("exit 0"),
+            ExpectedExit::Code(c) => write!(f, "exit {c}"),
+            ExpectedExit::Signal(s) => write!(f, "{}", signal_name(*s).unwrap_or("signal")),
+            ExpectedExit::Running => f.write_str("running"),
+        }
+    }
+}
+
+const SIGNALS: [(&str, i32); 12] = [
+    ("SIGHUP", 1),
+    ("SIGINT", 2),
+    ("SIGQUIT", 3),
+    ("SIGILL", 4),
+    ("SIGABRT", 6),
+    ("SIGBUS", 7),
+    ("SIGFPE", 8),
+    ("SIGKILL", 9),
+    ("SIGUSR1", 10),
+    ("SIGSEGV", 11),
+    ("SIGPIPE", 13),
+    ("SIGTERM", 15),
+];
+
+/// The name of signal `n`, for the common ones.
+pub fn signal_name(n: i32) -> Option<&'static str> {
+    SIGNALS.iter().find(|(_, v)| *v == n).map(|(k, _)| *k)
+}
+
+impl Serialize for ExpectedExit {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ExpectedExit::Success => s.serialize_i64(0),
+            ExpectedExit::Code(c) => s.serialize_i64(*c as i64),
+            ExpectedExit::Signal(n) => s.serialize_str(signal_name(*n).unwrap_or("SIGTERM")),
+            ExpectedExit::Running => s.serialize_str("running"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ExpectedExit {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = ExpectedExit;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an exit code 0-255, a signal name such as \"SIGTERM\", or \"running\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ExpectedExit, E> {
+                match v {
+                    0 => Ok(ExpectedExit::Success),
+                    1..=255 => Ok(ExpectedExit::Code(v as i32)),
+                    _ => Err(E::custom(format!("exit code {v} is outside 0-255"))),
+                }
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ExpectedExit, E> {
+                self.visit_i64(v.min(i64::MAX as u64) as i64)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ExpectedExit, E> {
+                if v == "running" {
+                    return Ok(ExpectedExit::Running);
+                }
+                SIGNALS.iter().find(|(k, _)| *k == v).map(|(_, n)| ExpectedExit::Signal(*n)).ok_or_else(|| {
+                    E::custom(format!(
+                        "unknown expected exit {v:?}; expected an exit code, \"running\" or one of {}",
+                        SIGNALS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+                    ))
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A simulated calendar date: nanoseconds since the Unix epoch, written in specs as an RFC 3339
+/// UTC timestamp, e.g. `"2000-01-01T00:00:00Z"` (quoted).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StartDate(pub u64);
+
+impl Default for StartDate {
+    /// 2000-01-01T00:00:00Z, as Shadow uses.
+    fn default() -> Self {
+        StartDate(946_684_800 * 1_000_000_000)
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+impl FromStr for StartDate {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("invalid date {s:?}; expected an RFC 3339 UTC time like \"2000-01-01T00:00:00Z\"");
+        let b = s.as_bytes();
+        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b' ') || b[13] != b':' {
+            return Err(bad());
+        }
+        if b[16] != b':' || *b.last().ok_or_else(bad)? != b'Z' {
+            return Err(bad());
+        }
+        let num = |r: std::ops::Range<usize>| -> Result<i64, String> {
+            let t = s.get(r).ok_or_else(bad)?;
+            if t.is_empty() || !t.bytes().all(|c| c.is_ascii_digit()) {
+                return Err(bad());
+            }
+            t.parse().map_err(|_| bad())
+        };
+        let (y, mo, d, h, mi, se) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+        let frac = &s[19..s.len() - 1];
+        let mut nanos = 0u64;
+        if !frac.is_empty() {
+            let digits = frac.strip_prefix('.').ok_or_else(bad)?;
+            if digits.is_empty() || digits.len() > 9 || !digits.bytes().all(|c| c.is_ascii_digit()) {
+                return Err(bad());
+            }
+            nanos = digits.parse::<u64>().map_err(|_| bad())? * 10u64.pow(9 - digits.len() as u32);
+        }
+        if y < 1970 || !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 59 {
+            return Err(bad());
+        }
+        let days = days_from_civil(y, mo, d);
+        if civil_from_days(days) != (y, mo, d) {
+            return Err(bad());
+        }
+        let secs = days as u64 * 86_400 + h as u64 * 3600 + mi as u64 * 60 + se as u64;
+        secs.checked_mul(1_000_000_000).and_then(|n| n.checked_add(nanos)).map(StartDate).ok_or_else(bad)
+    }
+}
+
+impl fmt::Display for StartDate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0 / 1_000_000_000;
+        let nanos = self.0 % 1_000_000_000;
+        let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+        let t = secs % 86_400;
+        write!(f, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60)?;
+        if nanos != 0 {
+            let frac = format!("{nanos:09}");
+            write!(f, ".{}", frac.trim_end_matches('0'))?;
+        }
+        f.write_str("Z")
+    }
+}
+
+impl Serialize for StartDate {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for StartDate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_parse_and_print_exactly() {
+        assert_eq!("1970-01-01T00:00:00Z".parse::<StartDate>().unwrap().0, 0);
+        assert_eq!(StartDate::default().to_string(), "2000-01-01T00:00:00Z");
+        let d: StartDate = "2026-01-01T12:34:56.5Z".parse().unwrap();
+        assert_eq!(d.0, 1_767_270_896_500_000_000);
+        assert_eq!(d.to_string(), "2026-01-01T12:34:56.5Z");
+        for bad in ["2026-02-30T00:00:00Z", "2026-01-01", "2026-01-01T00:00:00+01:00", "x", "2026-01-01T24:00:00Z"] {
+            assert!(bad.parse::<StartDate>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn expected_exit_matches() {
+        assert!(ExpectedExit::Success.matches(ExitStatus::Code(0)));
+        assert!(!ExpectedExit::Success.matches(ExitStatus::Code(1)));
+        assert!(ExpectedExit::Signal(15).matches(ExitStatus::Signal(15)));
+        assert!(ExpectedExit::Running.matches(ExitStatus::Running));
+        assert!(!ExpectedExit::Running.matches(ExitStatus::NotStarted));
+    }
+}

@@ -1,0 +1,984 @@
+//! Syscall emulation: what the supervisor answers for each notified syscall.
+//!
+//! Every handler either answers at once, lets the kernel run the call (`Continue`, for
+//! descriptors and paths that are not emulated), or blocks the task until a simulated event
+//! (a timer, a datagram, a child's exit) lets the call complete. Handlers are re-run from scratch
+//! when a blocked task is retried, so they only change state when they complete.
+
+use crate::DirectError;
+use crate::engine::{Answer, BOOT_OFFSET_NS, DirectEngine, LOOPBACK_DELAY_NS, new_udp, proc_children, proc_state};
+use crate::host::{BlockKind, FdEntry, Host, Obj, TaskState};
+use crate::mem;
+use crate::net::{self, Datagram, MAX_UDP_PAYLOAD};
+use crate::seccomp::{AUDIT_ARCH_X86_64, Notif};
+use rand_core::Rng;
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use thermocline_models::directory::HostKind;
+use thermocline_models::units::Bandwidth;
+use thermocline_shim::abi::{ABI_VERSION, HELLO_OP_NO_CPUID_FAULTING, HELLO_OP_TIME_PAGE, HELLO_SYSCALL};
+
+const NS: u64 = 1_000_000_000;
+const MSG_PEEK: u64 = 0x2;
+const MSG_TRUNC: u64 = 0x20;
+const MSG_DONTWAIT: u64 = 0x40;
+const VFORK_FLAG: u64 = 0x4000; // VFORK_FLAG
+const THREAD_FLAG: u64 = 0x10000; // CLONE_THREAD
+
+/// Simulated time of `clock` on host `h`, ns, or `None` for an invalid clock.
+fn clock_ns(e: &DirectEngine, h: usize, clock: i64) -> Option<u64> {
+    let now = e.now(h);
+    match clock as i32 {
+        0 | 5 | 8 | 11 => Some(now + e.opts.start_date.0),
+        1 | 4 | 6 | 7 | 9 => Some(now + BOOT_OFFSET_NS),
+        2 | 3 => Some(now),
+        c if c < 0 => Some(now), // CPU-time clocks of other processes and threads
+        _ => None,
+    }
+}
+
+fn timespec_bytes(ns: u64) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&((ns / NS) as i64).to_ne_bytes());
+    b[8..].copy_from_slice(&((ns % NS) as i64).to_ne_bytes());
+    b
+}
+
+/// Read a `struct timespec` (or `timeval` with `micro`) as ns; `Err(EINVAL)` when out of range.
+fn read_time(pid: i32, addr: u64, micro: bool) -> Result<u64, i32> {
+    let b = mem::read(pid, addr, 16).map_err(|_| libc::EFAULT)?;
+    let sec = i64::from_ne_bytes(b[..8].try_into().unwrap_or([0; 8]));
+    let frac = i64::from_ne_bytes(b[8..].try_into().unwrap_or([0; 8]));
+    let scale = if micro { 1000 } else { 1 };
+    if sec < 0 || frac < 0 || frac * scale >= NS as i64 {
+        return Err(libc::EINVAL);
+    }
+    Ok((sec as u64).saturating_mul(NS).saturating_add((frac * scale) as u64))
+}
+
+fn sockaddr_bytes(addr: (Ipv4Addr, u16)) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+    b[2..4].copy_from_slice(&addr.1.to_be_bytes());
+    b[4..8].copy_from_slice(&addr.0.octets());
+    b
+}
+
+enum SockAddr {
+    Inet(Ipv4Addr, u16),
+    Unspec,
+}
+
+fn read_sockaddr(pid: i32, addr: u64, len: u64) -> Result<SockAddr, i32> {
+    if len < 2 {
+        return Err(libc::EINVAL);
+    }
+    let b = mem::read(pid, addr, (len as usize).min(16)).map_err(|_| libc::EFAULT)?;
+    let family = u16::from_ne_bytes([b[0], b[1]]) as i32;
+    match family {
+        libc::AF_INET if b.len() >= 8 => {
+            Ok(SockAddr::Inet(Ipv4Addr::new(b[4], b[5], b[6], b[7]), u16::from_be_bytes([b[2], b[3]])))
+        }
+        libc::AF_INET => Err(libc::EINVAL),
+        libc::AF_UNSPEC => Ok(SockAddr::Unspec),
+        _ => Err(libc::EAFNOSUPPORT),
+    }
+}
+
+/// Write a socket address to `addr` with its length at `len_ptr` (value-result), as the kernel
+/// does: truncated to the caller's buffer, full length reported.
+fn write_sockaddr(pid: i32, addr: u64, len_ptr: u64, sa: (Ipv4Addr, u16)) -> Result<(), i32> {
+    if addr == 0 || len_ptr == 0 {
+        return Ok(());
+    }
+    let lb = mem::read(pid, len_ptr, 4).map_err(|_| libc::EFAULT)?;
+    let cap = u32::from_ne_bytes([lb[0], lb[1], lb[2], lb[3]]) as usize;
+    let bytes = sockaddr_bytes(sa);
+    mem::write(pid, addr, &bytes[..cap.min(16)]).map_err(|_| libc::EFAULT)?;
+    mem::write(pid, len_ptr, &16u32.to_ne_bytes()).map_err(|_| libc::EFAULT)
+}
+
+fn errno(r: Result<Answer, i32>) -> Answer {
+    r.unwrap_or_else(Answer::Errno)
+}
+
+/// Answer task `vid`'s notification `n` on host `h`.
+#[allow(non_upper_case_globals)]
+pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Result<Answer, DirectError> {
+    let nr = n.data.nr as i64;
+    let a = n.data.args;
+    if n.data.arch != AUDIT_ARCH_X86_64 || nr & 0x4000_0000 != 0 {
+        e.unsupported(h, vid, nr, " (32-bit or x32 ABI)");
+        return Ok(Answer::Errno(libc::ENOSYS));
+    }
+    let (pid, timed_out) = {
+        let t = &e.hosts[h].tasks[&vid];
+        (t.pid, t.timed_out)
+    };
+    let fd_entry = |e: &DirectEngine, fd: u64| e.hosts[h].tasks[&vid].fds.get(&(fd as i32)).copied();
+    use libc::*;
+    Ok(match nr {
+        HELLO_SYSCALL => {
+            if a[0] == HELLO_OP_TIME_PAGE && a[1] == ABI_VERSION {
+                Answer::TimePage
+            } else if a[0] == HELLO_OP_NO_CPUID_FAULTING {
+                if !e.cpuid_warned {
+                    e.cpuid_warned = true;
+                    eprintln!(
+                        "thermocline: CPUID faulting is not available on this machine ({}): managed programs can see \
+                         RDRAND and RDSEED",
+                        std::io::Error::from_raw_os_error(a[2] as i32)
+                    );
+                }
+                Answer::Value(0)
+            } else {
+                Answer::Errno(EINVAL)
+            }
+        }
+        SYS_clock_gettime => errno((|| {
+            let ns = clock_ns(e, h, a[0] as i64).ok_or(EINVAL)?;
+            mem::write(pid, a[1], &timespec_bytes(ns)).map_err(|_| EFAULT)?;
+            Ok(Answer::Value(0))
+        })()),
+        SYS_gettimeofday => errno((|| {
+            let ns = clock_ns(e, h, 0).ok_or(EINVAL)?;
+            if a[0] != 0 {
+                let mut b = [0u8; 16];
+                b[..8].copy_from_slice(&((ns / NS) as i64).to_ne_bytes());
+                b[8..].copy_from_slice(&(((ns % NS) / 1000) as i64).to_ne_bytes());
+                mem::write(pid, a[0], &b).map_err(|_| EFAULT)?;
+            }
+            if a[1] != 0 {
+                mem::write(pid, a[1], &[0u8; 8]).map_err(|_| EFAULT)?;
+            }
+            Ok(Answer::Value(0))
+        })()),
+        SYS_time => errno((|| {
+            let s = (clock_ns(e, h, 0).ok_or(EINVAL)? / NS) as i64;
+            if a[0] != 0 {
+                mem::write(pid, a[0], &s.to_ne_bytes()).map_err(|_| EFAULT)?;
+            }
+            Ok(Answer::Value(s))
+        })()),
+        SYS_nanosleep => errno((|| {
+            let d = read_time(pid, a[0], false)?;
+            Ok(if timed_out || d == 0 { Answer::Value(0) } else { Answer::Block(BlockKind::Timer, Some(d)) })
+        })()),
+        SYS_clock_nanosleep => errno((|| {
+            let clock = a[0] as i64;
+            let req = read_time(pid, a[2], false)?;
+            let now = e.now(h);
+            let wait = if a[1] & TIMER_ABSTIME as u64 != 0 {
+                let now_clock = clock_ns(e, h, clock).ok_or(EINVAL)?;
+                req.saturating_sub(now_clock)
+            } else {
+                clock_ns(e, h, clock).ok_or(EINVAL)?;
+                req
+            };
+            let _ = now;
+            Ok(if timed_out || wait == 0 { Answer::Value(0) } else { Answer::Block(BlockKind::Timer, Some(wait)) })
+        })()),
+        SYS_getrandom => errno((|| {
+            let len = (a[1] as usize).min(32 << 20);
+            let mut buf = vec![0u8; len];
+            e.hosts[h].random.fill_bytes(&mut buf);
+            mem::write(pid, a[0], &buf).map_err(|_| EFAULT)?;
+            Ok(Answer::Value(len as i64))
+        })()),
+        SYS_open | SYS_openat | SYS_openat2 => {
+            let (path_addr, flags) = match nr {
+                SYS_open => (a[0], a[1]),
+                SYS_openat => (a[1], a[2]),
+                _ => (a[1], mem::read(pid, a[2], 8).map_or(0, |b| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8])))),
+            };
+            let Ok(path) = mem::read_cstr(pid, path_addr, 4096) else { return Ok(Answer::Continue) };
+            if path == b"/dev/urandom" || path == b"/dev/random" {
+                let obj = e.hosts[h].add_obj(Obj::Random, flags & O_NONBLOCK as u64 != 0);
+                Answer::AddFd { src: e.devnull.as_raw_fd(), cloexec: flags & O_CLOEXEC as u64 != 0, obj }
+            } else {
+                Answer::Continue
+            }
+        }
+        SYS_read | SYS_pread64 | SYS_readv | SYS_preadv | SYS_preadv2 => match fd_entry(e, a[0]) {
+            None => Answer::Continue,
+            Some(f) => {
+                let bufs = if matches!(nr, SYS_read | SYS_pread64) {
+                    vec![(a[1], a[2] as usize)]
+                } else {
+                    match mem::read_iovecs(pid, a[1], a[2] as usize) {
+                        Ok(v) => v,
+                        Err(_) => return Ok(Answer::Errno(EFAULT)),
+                    }
+                };
+                match &e.hosts[h].objs[f.obj] {
+                    Some(s) if matches!(s.obj, Obj::Random) => errno(fill_random(e, h, pid, &bufs)),
+                    _ if matches!(nr, SYS_pread64 | SYS_preadv | SYS_preadv2) => Answer::Errno(ESPIPE),
+                    _ => errno(udp_recv(e, h, vid, f.obj, 0, &bufs, None)),
+                }
+            }
+        },
+        SYS_write | SYS_pwrite64 | SYS_writev | SYS_pwritev | SYS_pwritev2 => match fd_entry(e, a[0]) {
+            None => Answer::Continue,
+            Some(f) => {
+                let bufs = if matches!(nr, SYS_write | SYS_pwrite64) {
+                    vec![(a[1], a[2] as usize)]
+                } else {
+                    match mem::read_iovecs(pid, a[1], a[2] as usize) {
+                        Ok(v) => v,
+                        Err(_) => return Ok(Answer::Errno(EFAULT)),
+                    }
+                };
+                let total: usize = bufs.iter().map(|b| b.1).sum();
+                match &e.hosts[h].objs[f.obj] {
+                    Some(s) if matches!(s.obj, Obj::Random) => Answer::Value(total as i64),
+                    _ if matches!(nr, SYS_pwrite64 | SYS_pwritev | SYS_pwritev2) => Answer::Errno(ESPIPE),
+                    _ => errno(gather(pid, &bufs).and_then(|data| udp_send(e, h, vid, n, f.obj, None, &data))),
+                }
+            }
+        },
+        SYS_close => {
+            let host = &mut e.hosts[h];
+            if let Some(f) = host.tasks.get_mut(&vid).and_then(|t| t.fds.remove(&(a[0] as i32))) {
+                host.release(f.obj);
+            }
+            Answer::Continue
+        }
+        SYS_close_range => {
+            let (first, last, flags) = (a[0] as u32 as i32, a[1] as u32, a[2]);
+            let host = &mut e.hosts[h];
+            let t = host.tasks.get_mut(&vid).expect("task exists");
+            let inside: Vec<i32> = t.fds.keys().copied().filter(|&fd| fd >= first && (fd as u32) <= last).collect();
+            let mut released = Vec::new();
+            for fd in inside {
+                if flags & 4 != 0 {
+                    // CLOSE_RANGE_CLOEXEC
+                    if let Some(f) = t.fds.get_mut(&fd) {
+                        f.cloexec = true;
+                    }
+                } else if let Some(f) = t.fds.remove(&fd) {
+                    released.push(f.obj);
+                }
+            }
+            for o in released {
+                host.release(o);
+            }
+            Answer::Continue
+        }
+        SYS_dup => match fd_entry(e, a[0]) {
+            None => Answer::Continue,
+            Some(f) => dup_emulated(e, h, f.obj, false),
+        },
+        SYS_dup2 | SYS_dup3 => {
+            let (old, new) = (a[0] as i32, a[1] as i32);
+            let cloexec = nr == SYS_dup3 && a[2] & O_CLOEXEC as u64 != 0;
+            if old == new {
+                return Ok(Answer::Continue);
+            }
+            let host = &mut e.hosts[h];
+            let src = host.tasks[&vid].fds.get(&old).copied();
+            if let Some(f) = src {
+                host.retain(f.obj);
+            }
+            let t = host.tasks.get_mut(&vid).expect("task exists");
+            let replaced = match src {
+                Some(f) => t.fds.insert(new, FdEntry { obj: f.obj, cloexec }),
+                None => t.fds.remove(&new),
+            };
+            if let Some(r) = replaced {
+                host.release(r.obj);
+            }
+            Answer::Continue
+        }
+        SYS_fcntl => match fd_entry(e, a[0]) {
+            None => Answer::Continue,
+            Some(f) => match a[1] as i32 {
+                F_DUPFD => dup_emulated(e, h, f.obj, false),
+                F_DUPFD_CLOEXEC => dup_emulated(e, h, f.obj, true),
+                F_GETFD => Answer::Value(i64::from(f.cloexec)),
+                F_SETFD => {
+                    if let Some(x) = e.hosts[h].tasks.get_mut(&vid).and_then(|t| t.fds.get_mut(&(a[0] as i32))) {
+                        x.cloexec = a[2] & FD_CLOEXEC as u64 != 0;
+                    }
+                    Answer::Continue
+                }
+                F_GETFL => {
+                    let nb = e.hosts[h].objs[f.obj].as_ref().is_some_and(|s| s.nonblock);
+                    Answer::Value((O_RDWR | if nb { O_NONBLOCK } else { 0 }) as i64)
+                }
+                F_SETFL => {
+                    if let Some(Some(s)) = e.hosts[h].objs.get_mut(f.obj) {
+                        s.nonblock = a[2] & O_NONBLOCK as u64 != 0;
+                    }
+                    Answer::Value(0)
+                }
+                _ => Answer::Continue,
+            },
+        },
+        SYS_ioctl => match fd_entry(e, a[0]) {
+            None => Answer::Continue,
+            Some(f) => errno((|| match a[1] {
+                FIONBIO => {
+                    let b = mem::read(pid, a[2], 4).map_err(|_| EFAULT)?;
+                    if let Some(Some(s)) = e.hosts[h].objs.get_mut(f.obj) {
+                        s.nonblock = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]) != 0;
+                    }
+                    Ok(Answer::Value(0))
+                }
+                FIONREAD => {
+                    let n = match &e.hosts[h].objs[f.obj] {
+                        Some(s) => match &s.obj {
+                            Obj::Udp(u) => u.queue.front().map_or(0, |d| d.data.len()),
+                            Obj::Random => 0,
+                        },
+                        None => 0,
+                    };
+                    mem::write(pid, a[2], &(n as i32).to_ne_bytes()).map_err(|_| EFAULT)?;
+                    Ok(Answer::Value(0))
+                }
+                _ => Err(ENOTTY),
+            })()),
+        },
+        SYS_poll | SYS_ppoll => {
+            let timeout = if nr == SYS_poll {
+                let ms = a[2] as i32;
+                if ms < 0 { None } else { Some(ms as u64 * 1_000_000) }
+            } else if a[2] == 0 {
+                None
+            } else {
+                match read_time(pid, a[2], false) {
+                    Ok(t) => Some(t),
+                    Err(x) => return Ok(Answer::Errno(x)),
+                }
+            };
+            errno(do_poll(e, h, vid, a[0], a[1] as usize, timeout))
+        }
+        SYS_select | SYS_pselect6 => {
+            let timeout = if a[4] == 0 {
+                None
+            } else {
+                match read_time(pid, a[4], nr == SYS_select) {
+                    Ok(t) => Some(t),
+                    Err(x) => return Ok(Answer::Errno(x)),
+                }
+            };
+            errno(do_select(e, h, vid, a[0] as usize, [a[1], a[2], a[3]], timeout))
+        }
+        SYS_socket => {
+            let (domain, ty, proto) = (a[0] as i32, a[1] as i32, a[2] as i32);
+            match domain {
+                AF_UNIX => Answer::Continue,
+                AF_INET if ty & 0xf == SOCK_DGRAM && (proto == 0 || proto == IPPROTO_UDP) => {
+                    let obj = e.hosts[h].add_obj(new_udp(), ty & SOCK_NONBLOCK != 0);
+                    Answer::AddFd { src: e.udp_placeholder.as_raw_fd(), cloexec: ty & SOCK_CLOEXEC != 0, obj }
+                }
+                AF_INET => {
+                    e.unsupported(h, vid, nr, &format!(" (AF_INET type {}; only UDP is emulated yet)", ty & 0xf));
+                    Answer::Errno(ESOCKTNOSUPPORT)
+                }
+                _ => {
+                    e.unsupported(h, vid, nr, &format!(" (address family {domain})"));
+                    Answer::Errno(EAFNOSUPPORT)
+                }
+            }
+        }
+        SYS_socketpair => {
+            if a[0] as i32 == AF_UNIX {
+                Answer::Continue
+            } else {
+                Answer::Errno(EOPNOTSUPP)
+            }
+        }
+        SYS_bind | SYS_connect | SYS_getsockname | SYS_getpeername | SYS_setsockopt | SYS_getsockopt | SYS_shutdown
+        | SYS_sendto | SYS_recvfrom | SYS_sendmsg | SYS_recvmsg | SYS_listen | SYS_accept | SYS_accept4
+        | SYS_sendmmsg | SYS_recvmmsg => match fd_entry(e, a[0]) {
+            None => Answer::Continue,
+            Some(f) => {
+                let is_udp = matches!(e.hosts[h].objs[f.obj].as_ref().map(|s| &s.obj), Some(Obj::Udp(_)));
+                if !is_udp { Answer::Errno(ENOTSOCK) } else { errno(socket_call(e, h, vid, n, f.obj)) }
+            }
+        },
+        SYS_clone | SYS_fork | SYS_vfork => {
+            let flags: u64 = if nr == SYS_clone {
+                a[0]
+            } else if nr == SYS_vfork {
+                VFORK_FLAG
+            } else {
+                0
+            };
+            if flags & THREAD_FLAG != 0 {
+                e.unsupported(h, vid, nr, " (a new thread: threads are not supported yet)");
+                return Ok(Answer::Errno(EAGAIN));
+            }
+            let host = &mut e.hosts[h];
+            let t = host.tasks.get_mut(&vid).expect("task exists");
+            t.forked = true;
+            let (tree, fds) = (t.tree, t.fds.clone());
+            if flags & VFORK_FLAG != 0 {
+                t.state = TaskState::Vforked;
+            }
+            host.fork_fds.insert(tree, fds);
+            Answer::Continue
+        }
+        // glibc falls back to clone(2), whose flags the supervisor can read.
+        SYS_clone3 => Answer::Errno(ENOSYS),
+        SYS_execve | SYS_execveat => {
+            e.hosts[h].tasks.get_mut(&vid).expect("task exists").exec_pending = true;
+            Answer::Continue
+        }
+        SYS_wait4 | SYS_waitid => {
+            let (target, options) = if nr == SYS_wait4 {
+                let p = a[0] as i32;
+                (if p > 0 { Some(p) } else { None }, a[2] as i32)
+            } else {
+                (if a[0] as u32 == P_PID { Some(a[1] as i32) } else { None }, a[3] as i32)
+            };
+            if options & WNOHANG != 0 {
+                return Ok(Answer::Continue);
+            }
+            let children: Vec<i32> =
+                proc_children(pid).into_iter().filter(|c| target.is_none_or(|t| t == *c)).collect();
+            if children.is_empty() || children.iter().any(|&c| proc_state(c).is_none_or(|s| s == 'Z' || s == 'X')) {
+                Answer::Continue
+            } else {
+                Answer::Block(BlockKind::Io { since: 0 }, None)
+            }
+        }
+        SYS_uname => errno((|| {
+            let mut u: utsname = unsafe { std::mem::zeroed() };
+            // SAFETY: uname fills the struct.
+            unsafe { uname(&mut u) };
+            let mut b = vec![0u8; std::mem::size_of::<utsname>()];
+            let field = 65;
+            let put = |b: &mut [u8], i: usize, s: &[u8]| {
+                let n = s.len().min(field - 1);
+                b[i * field..i * field + n].copy_from_slice(&s[..n]);
+            };
+            let cstr = |f: &[c_char]| f.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect::<Vec<u8>>();
+            put(&mut b, 0, b"Linux");
+            put(&mut b, 1, e.hosts[h].name.as_bytes());
+            put(&mut b, 2, &cstr(&u.release));
+            put(&mut b, 3, &cstr(&u.version));
+            put(&mut b, 4, b"x86_64");
+            put(&mut b, 5, b"(none)");
+            mem::write(pid, a[0], &b).map_err(|_| EFAULT)?;
+            Ok(Answer::Value(0))
+        })()),
+        SYS_alarm | SYS_setitimer | SYS_timer_create | SYS_timerfd_create | SYS_epoll_create | SYS_epoll_create1
+        | SYS_pause | SYS_rt_sigsuspend | SYS_rt_sigtimedwait | SYS_io_uring_setup | SYS_inotify_init
+        | SYS_inotify_init1 => {
+            e.unsupported(h, vid, nr, "");
+            Answer::Errno(ENOSYS)
+        }
+        // With --syscall-stats every syscall is notified; the rest run as they are.
+        _ => Answer::Continue,
+    })
+}
+
+fn dup_emulated(e: &mut DirectEngine, h: usize, obj: usize, cloexec: bool) -> Answer {
+    let src = match e.hosts[h].objs[obj].as_ref().map(|s| &s.obj) {
+        Some(Obj::Random) => e.devnull.as_raw_fd(),
+        _ => e.udp_placeholder.as_raw_fd(),
+    };
+    e.hosts[h].retain(obj);
+    Answer::AddFd { src, cloexec, obj }
+}
+
+fn fill_random(e: &mut DirectEngine, h: usize, pid: i32, bufs: &[(u64, usize)]) -> Result<Answer, i32> {
+    let mut total = 0usize;
+    for &(addr, len) in bufs {
+        let len = len.min(32 << 20);
+        let mut buf = vec![0u8; len];
+        e.hosts[h].random.fill_bytes(&mut buf);
+        mem::write(pid, addr, &buf).map_err(|_| libc::EFAULT)?;
+        total += len;
+    }
+    Ok(Answer::Value(total as i64))
+}
+
+fn gather(pid: i32, bufs: &[(u64, usize)]) -> Result<Vec<u8>, i32> {
+    let total: usize = bufs.iter().map(|b| b.1).sum();
+    if total > MAX_UDP_PAYLOAD {
+        return Err(libc::EMSGSIZE);
+    }
+    let mut data = Vec::with_capacity(total);
+    for &(addr, len) in bufs {
+        data.extend_from_slice(&mem::read(pid, addr, len).map_err(|_| libc::EFAULT)?);
+    }
+    Ok(data)
+}
+
+fn udp<'a>(host: &'a mut Host, obj: usize) -> &'a mut net::UdpSocket {
+    match host.objs.get_mut(obj) {
+        Some(Some(s)) => match &mut s.obj {
+            Obj::Udp(u) => u,
+            Obj::Random => unreachable!("checked to be a UDP socket"),
+        },
+        _ => unreachable!("a live object"),
+    }
+}
+
+fn ephemeral_port(host: &mut Host) -> Result<u16, i32> {
+    for _ in 0..16384 {
+        let p = host.next_port;
+        host.next_port = if p == 65535 { 49152 } else { p + 1 };
+        if !host.ports.contains_key(&p) {
+            return Ok(p);
+        }
+    }
+    Err(libc::EADDRINUSE)
+}
+
+fn udp_bind(host: &mut Host, obj: usize, ip: Ipv4Addr, port: u16) -> Result<(), i32> {
+    if udp(host, obj).local.is_some() {
+        return Err(libc::EINVAL);
+    }
+    if !(ip.is_unspecified() || ip.is_loopback() || ip == host.ip) {
+        return Err(libc::EADDRNOTAVAIL);
+    }
+    let port = if port == 0 { ephemeral_port(host)? } else { port };
+    if host.ports.contains_key(&port) {
+        return Err(libc::EADDRINUSE);
+    }
+    host.ports.insert(port, obj);
+    udp(host, obj).local = Some((ip, port));
+    Ok(())
+}
+
+#[allow(non_upper_case_globals)]
+fn socket_call(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) -> Result<Answer, i32> {
+    use libc::*;
+    let a = n.data.args;
+    let nr = n.data.nr as i64;
+    let pid = e.hosts[h].tasks[&vid].pid;
+    match nr {
+        SYS_bind => match read_sockaddr(pid, a[1], a[2])? {
+            SockAddr::Inet(ip, port) => udp_bind(&mut e.hosts[h], obj, ip, port).map(|_| Answer::Value(0)),
+            SockAddr::Unspec => Err(EAFNOSUPPORT),
+        },
+        SYS_connect => {
+            let host = &mut e.hosts[h];
+            match read_sockaddr(pid, a[1], a[2])? {
+                SockAddr::Unspec => udp(host, obj).peer = None,
+                SockAddr::Inet(ip, port) => {
+                    if udp(host, obj).local.is_none() {
+                        udp_bind(host, obj, Ipv4Addr::UNSPECIFIED, 0)?;
+                    }
+                    let ip = if ip.is_unspecified() { Ipv4Addr::LOCALHOST } else { ip };
+                    udp(host, obj).peer = Some((ip, port));
+                }
+            }
+            Ok(Answer::Value(0))
+        }
+        SYS_getsockname => {
+            let local = udp(&mut e.hosts[h], obj).local.unwrap_or((Ipv4Addr::UNSPECIFIED, 0));
+            write_sockaddr(pid, a[1], a[2], local)?;
+            Ok(Answer::Value(0))
+        }
+        SYS_getpeername => {
+            let peer = udp(&mut e.hosts[h], obj).peer.ok_or(ENOTCONN)?;
+            write_sockaddr(pid, a[1], a[2], peer)?;
+            Ok(Answer::Value(0))
+        }
+        SYS_setsockopt => {
+            let (level, name) = (a[1] as i32, a[2] as i32);
+            let len = (a[4] as usize).min(64);
+            let val = mem::read(pid, a[3], len).map_err(|_| EFAULT)?;
+            let int = if val.len() >= 4 { i32::from_ne_bytes([val[0], val[1], val[2], val[3]]) } else { 0 };
+            let s = udp(&mut e.hosts[h], obj);
+            match (level, name) {
+                (SOL_SOCKET, SO_RCVBUF) => s.rcvbuf = (int.max(1152) as usize) * 2,
+                (SOL_SOCKET, SO_SNDBUF) => s.sndbuf = (int.max(2304) as usize) * 2,
+                (SOL_SOCKET, SO_RCVTIMEO_NEW | SO_RCVTIMEO) if val.len() >= 16 => {
+                    let sec = i64::from_ne_bytes(val[..8].try_into().unwrap_or([0; 8]));
+                    let usec = i64::from_ne_bytes(val[8..16].try_into().unwrap_or([0; 8]));
+                    if sec < 0 || !(0..1_000_000).contains(&usec) {
+                        return Err(EDOM);
+                    }
+                    let ns = sec as u64 * NS + usec as u64 * 1000;
+                    s.options.retain(|(k, _)| *k != (level, SO_RCVTIMEO));
+                    s.options.push(((level, SO_RCVTIMEO), (ns / 1000).min(i32::MAX as u64) as i32));
+                }
+                (SOL_SOCKET | IPPROTO_IP | IPPROTO_UDP, _) => {
+                    s.options.retain(|(k, _)| *k != (level, name));
+                    s.options.push(((level, name), int));
+                }
+                _ => return Err(ENOPROTOOPT),
+            }
+            Ok(Answer::Value(0))
+        }
+        SYS_getsockopt => {
+            let (level, name) = (a[1] as i32, a[2] as i32);
+            let s = udp(&mut e.hosts[h], obj);
+            let v: i32 = match (level, name) {
+                (SOL_SOCKET, SO_TYPE) => SOCK_DGRAM,
+                (SOL_SOCKET, SO_ERROR) => 0,
+                (SOL_SOCKET, SO_DOMAIN) => AF_INET,
+                (SOL_SOCKET, SO_PROTOCOL) => IPPROTO_UDP,
+                (SOL_SOCKET, SO_RCVBUF) => s.rcvbuf as i32,
+                (SOL_SOCKET, SO_SNDBUF) => s.sndbuf as i32,
+                (SOL_SOCKET | IPPROTO_IP | IPPROTO_UDP, _) => {
+                    s.options.iter().find(|(k, _)| *k == (level, name)).map_or(0, |(_, v)| *v)
+                }
+                _ => return Err(ENOPROTOOPT),
+            };
+            let lb = mem::read(pid, a[4], 4).map_err(|_| EFAULT)?;
+            let cap = u32::from_ne_bytes([lb[0], lb[1], lb[2], lb[3]]) as usize;
+            mem::write(pid, a[3], &v.to_ne_bytes()[..cap.min(4)]).map_err(|_| EFAULT)?;
+            mem::write(pid, a[4], &(cap.min(4) as u32).to_ne_bytes()).map_err(|_| EFAULT)?;
+            Ok(Answer::Value(0))
+        }
+        SYS_shutdown => {
+            let s = udp(&mut e.hosts[h], obj);
+            if s.peer.is_none() {
+                return Err(ENOTCONN);
+            }
+            match a[1] as i32 {
+                SHUT_RD => s.shut_rd = true,
+                SHUT_WR => s.shut_wr = true,
+                SHUT_RDWR => {
+                    s.shut_rd = true;
+                    s.shut_wr = true;
+                }
+                _ => return Err(EINVAL),
+            }
+            e.hosts[h].progress += 1;
+            Ok(Answer::Value(0))
+        }
+        SYS_sendto => {
+            let data = gather(pid, &[(a[1], a[2] as usize)])?;
+            let dst = if a[4] == 0 {
+                None
+            } else {
+                match read_sockaddr(pid, a[4], a[5])? {
+                    SockAddr::Inet(ip, port) => Some((ip, port)),
+                    SockAddr::Unspec => return Err(EAFNOSUPPORT),
+                }
+            };
+            udp_send(e, h, vid, n, obj, dst, &data)
+        }
+        SYS_sendmsg => {
+            let m = read_msghdr(pid, a[1])?;
+            let bufs = mem::read_iovecs(pid, m.iov, m.iovlen).map_err(|_| EFAULT)?;
+            let data = gather(pid, &bufs)?;
+            let dst = if m.name == 0 || m.namelen == 0 {
+                None
+            } else {
+                match read_sockaddr(pid, m.name, m.namelen)? {
+                    SockAddr::Inet(ip, port) => Some((ip, port)),
+                    SockAddr::Unspec => return Err(EAFNOSUPPORT),
+                }
+            };
+            udp_send(e, h, vid, n, obj, dst, &data)
+        }
+        SYS_recvfrom => udp_recv(e, h, vid, obj, a[3], &[(a[1], a[2] as usize)], Some(Addr::Ptr(a[4], a[5]))),
+        SYS_recvmsg => {
+            let m = read_msghdr(pid, a[1])?;
+            let bufs = mem::read_iovecs(pid, m.iov, m.iovlen).map_err(|_| EFAULT)?;
+            udp_recv(e, h, vid, obj, a[2], &bufs, Some(Addr::Msghdr(a[1], m)))
+        }
+        SYS_listen | SYS_accept | SYS_accept4 => Err(EOPNOTSUPP),
+        _ => {
+            e.unsupported(h, vid, nr, " (on a UDP socket)");
+            Err(ENOSYS)
+        }
+    }
+}
+
+/// The fields of a `struct msghdr` the emulation uses.
+#[derive(Copy, Clone, Debug)]
+struct Msghdr {
+    name: u64,
+    namelen: u64,
+    iov: u64,
+    iovlen: usize,
+}
+
+fn read_msghdr(pid: i32, addr: u64) -> Result<Msghdr, i32> {
+    let b = mem::read(pid, addr, 56).map_err(|_| libc::EFAULT)?;
+    let u = |i: usize| u64::from_ne_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
+    Ok(Msghdr { name: u(0), namelen: u(8) & 0xffff_ffff, iov: u(16), iovlen: u(24) as usize })
+}
+
+/// Where a receive reports the sender.
+enum Addr {
+    /// `recvfrom`'s `(addr, addrlen*)`.
+    Ptr(u64, u64),
+    /// `recvmsg`'s header at this address.
+    Msghdr(u64, Msghdr),
+}
+
+fn udp_recv(
+    e: &mut DirectEngine,
+    h: usize,
+    vid: u32,
+    obj: usize,
+    flags: u64,
+    bufs: &[(u64, usize)],
+    addr: Option<Addr>,
+) -> Result<Answer, i32> {
+    let (pid, timed_out, proc) = {
+        let t = &e.hosts[h].tasks[&vid];
+        (t.pid, t.timed_out, t.proc)
+    };
+    let host = &mut e.hosts[h];
+    let nonblock = host.objs[obj].as_ref().is_some_and(|s| s.nonblock) || flags & MSG_DONTWAIT != 0;
+    let s = udp(host, obj);
+    if s.queue.is_empty() {
+        if s.shut_rd {
+            return Ok(Answer::Value(0));
+        }
+        if nonblock || timed_out {
+            return Err(libc::EAGAIN);
+        }
+        let timeout = s.options.iter().find(|(k, _)| *k == (libc::SOL_SOCKET, libc::SO_RCVTIMEO)).map(|(_, v)| *v);
+        let timeout = timeout.filter(|&us| us > 0).map(|us| us as u64 * 1000);
+        return Ok(Answer::Block(BlockKind::Io { since: 0 }, timeout));
+    }
+    let d = s.dequeue(flags & MSG_PEEK != 0).ok_or(libc::EAGAIN)?;
+    let mut copied = 0usize;
+    for &(base, len) in bufs {
+        if copied >= d.data.len() {
+            break;
+        }
+        let take = len.min(d.data.len() - copied);
+        mem::write(pid, base, &d.data[copied..copied + take]).map_err(|_| libc::EFAULT)?;
+        copied += take;
+    }
+    let truncated = copied < d.data.len();
+    match addr {
+        Some(Addr::Ptr(a, l)) => write_sockaddr(pid, a, l, d.src)?,
+        Some(Addr::Msghdr(at, m)) => {
+            if m.name != 0 {
+                let bytes = sockaddr_bytes(d.src);
+                mem::write(pid, m.name, &bytes[..(m.namelen as usize).min(16)]).map_err(|_| libc::EFAULT)?;
+                mem::write(pid, at + 8, &16u32.to_ne_bytes()).map_err(|_| libc::EFAULT)?;
+            }
+            mem::write(pid, at + 40, &0u64.to_ne_bytes()).map_err(|_| libc::EFAULT)?; // msg_controllen
+            let mflags: i32 = if truncated { libc::MSG_TRUNC } else { 0 };
+            mem::write(pid, at + 48, &mflags.to_ne_bytes()).map_err(|_| libc::EFAULT)?;
+        }
+        None => {}
+    }
+    if let Some(p) = host.procs.get_mut(proc) {
+        p.udp_recv += d.data.len() as u64;
+    }
+    Ok(Answer::Value(if flags & MSG_TRUNC != 0 { d.data.len() } else { copied } as i64))
+}
+
+fn udp_send(
+    e: &mut DirectEngine,
+    h: usize,
+    vid: u32,
+    n: &Notif,
+    obj: usize,
+    dst: Option<(Ipv4Addr, u16)>,
+    data: &[u8],
+) -> Result<Answer, i32> {
+    if data.len() > MAX_UDP_PAYLOAD {
+        return Err(libc::EMSGSIZE);
+    }
+    // The payload was read from the task: make sure it is still the task that asked.
+    let tree = e.hosts[h].tasks[&vid].tree;
+    if !e.hosts[h].trees[tree].id_valid(n.id) {
+        return Err(libc::EINTR);
+    }
+    let host = &mut e.hosts[h];
+    let s = udp(host, obj);
+    if s.shut_wr {
+        return Err(libc::EPIPE);
+    }
+    let dst = match (dst, s.peer) {
+        (Some(_), Some(_)) => return Err(libc::EISCONN),
+        (Some(d), None) | (None, Some(d)) => d,
+        (None, None) => return Err(libc::EDESTADDRREQ),
+    };
+    if dst.1 == 0 {
+        return Err(libc::EINVAL);
+    }
+    if s.local.is_none() {
+        udp_bind(host, obj, Ipv4Addr::UNSPECIFIED, 0)?;
+    }
+    let local = udp(host, obj).local.unwrap_or((Ipv4Addr::UNSPECIFIED, 0));
+    let dst_ip = if dst.0.is_unspecified() { Ipv4Addr::LOCALHOST } else { dst.0 };
+    let to_self = dst_ip.is_loopback() || dst_ip == host.ip;
+    let src_ip = if !local.0.is_unspecified() {
+        local.0
+    } else if dst_ip.is_loopback() {
+        Ipv4Addr::LOCALHOST
+    } else {
+        host.ip
+    };
+    if dst_ip.is_loopback() && !src_ip.is_loopback() && src_ip != host.ip {
+        return Err(libc::EINVAL);
+    }
+    let packet = net::encode((src_ip, local.1), (dst_ip, dst.1), data);
+    let proc = host.tasks[&vid].proc;
+    if let Some(p) = host.procs.get_mut(proc) {
+        p.udp_sent += data.len() as u64;
+    }
+    let now = host.now;
+    if to_self {
+        e.push_deliver(h, now + LOOPBACK_DELAY_NS, packet);
+        return Ok(Answer::Value(data.len() as i64));
+    }
+    let Some(dst_host) = e.net().directory.host_of_ip(dst_ip) else {
+        return Ok(Answer::Value(data.len() as i64)); // nobody there: the datagram is lost
+    };
+    let dir = &e.net().directory;
+    if dir.groups[dir.block_of(dst_host).group as usize].spec.kind != HostKind::Direct {
+        return Ok(Answer::Value(data.len() as i64)); // surrogates do not take raw packets yet
+    }
+    let path = *e.net().path(e.hosts[h].id, dst_host);
+    let host = &mut e.hosts[h];
+    let Some(delay) = path.sample(&mut host.net_rng) else {
+        return Ok(Answer::Value(data.len() as i64)); // lost on the path
+    };
+    let serialise = Bandwidth(host.up_bps).transmit_ns(packet.len() as u64).unwrap_or(0);
+    let depart = host.uplink_free.max(now) + serialise;
+    host.uplink_free = depart;
+    e.send_packet(h, dst_host, depart + delay, packet);
+    Ok(Answer::Value(data.len() as i64))
+}
+
+/// A packet has reached host `h`: queue its payload on the socket bound to its port, if any.
+/// Bad packets are dropped (they cannot come from this simulator's own encoder).
+pub(crate) fn deliver_packet(e: &mut DirectEngine, h: usize, bytes: &[u8]) {
+    let Ok(p) = net::decode(bytes) else { return };
+    let host = &mut e.hosts[h];
+    host.progress += 1;
+    let Some(&obj) = host.ports.get(&p.dst.1) else { return };
+    let s = udp(host, obj);
+    if let Some((ip, _)) = s.local
+        && !ip.is_unspecified()
+        && ip != p.dst.0
+    {
+        return;
+    }
+    s.enqueue(Datagram { src: p.src, data: p.payload });
+}
+
+/// Readiness of a descriptor the supervisor does not emulate: poll a copy of it, taken with
+/// `pidfd_getfd`, without waiting. `None` if the task has no such descriptor.
+fn native_ready(pidfd: i32, fd: i32, events: i16) -> Option<i16> {
+    // SAFETY: pidfd_getfd of a stopped task's descriptor; the copy is closed below.
+    let copy = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) };
+    if copy < 0 {
+        return None;
+    }
+    let mut p = libc::pollfd { fd: copy as i32, events, revents: 0 };
+    // SAFETY: poll with a zero timeout on our copy, then close it.
+    unsafe {
+        libc::poll(&mut p, 1, 0);
+        libc::close(copy as i32);
+    }
+    Some(p.revents)
+}
+
+fn fd_ready(e: &DirectEngine, h: usize, vid: u32, fd: i32, events: i16) -> i16 {
+    let t = &e.hosts[h].tasks[&vid];
+    let want = events | libc::POLLERR | libc::POLLHUP;
+    match t.fds.get(&fd) {
+        Some(f) => match e.hosts[h].objs.get(f.obj).and_then(|s| s.as_ref()).map(|s| &s.obj) {
+            Some(Obj::Random) => (libc::POLLIN | libc::POLLOUT) & want,
+            Some(Obj::Udp(u)) => {
+                let mut r = libc::POLLOUT;
+                if !u.queue.is_empty() || u.shut_rd {
+                    r |= libc::POLLIN | libc::POLLRDNORM;
+                }
+                r & (want | libc::POLLRDNORM)
+            }
+            None => libc::POLLNVAL,
+        },
+        None => native_ready(t.pidfd.as_raw_fd(), fd, events).unwrap_or(libc::POLLNVAL),
+    }
+}
+
+fn do_poll(
+    e: &mut DirectEngine,
+    h: usize,
+    vid: u32,
+    addr: u64,
+    nfds: usize,
+    timeout: Option<u64>,
+) -> Result<Answer, i32> {
+    if nfds > 65536 {
+        return Err(libc::EINVAL);
+    }
+    let (pid, timed_out) = {
+        let t = &e.hosts[h].tasks[&vid];
+        (t.pid, t.timed_out)
+    };
+    let mut raw = mem::read(pid, addr, nfds * 8).map_err(|_| libc::EFAULT)?;
+    let mut ready = 0;
+    for c in raw.chunks_exact_mut(8) {
+        let fd = i32::from_ne_bytes([c[0], c[1], c[2], c[3]]);
+        let events = i16::from_ne_bytes([c[4], c[5]]);
+        let r = if fd < 0 { 0 } else { fd_ready(e, h, vid, fd, events) };
+        c[6..8].copy_from_slice(&r.to_ne_bytes());
+        if r != 0 {
+            ready += 1;
+        }
+    }
+    if ready > 0 || timed_out || timeout == Some(0) {
+        mem::write(pid, addr, &raw).map_err(|_| libc::EFAULT)?;
+        return Ok(Answer::Value(ready));
+    }
+    Ok(Answer::Block(BlockKind::Io { since: 0 }, timeout))
+}
+
+fn do_select(
+    e: &mut DirectEngine,
+    h: usize,
+    vid: u32,
+    nfds: usize,
+    sets: [u64; 3],
+    timeout: Option<u64>,
+) -> Result<Answer, i32> {
+    if nfds > 1024 {
+        return Err(libc::EINVAL);
+    }
+    let (pid, timed_out) = {
+        let t = &e.hosts[h].tasks[&vid];
+        (t.pid, t.timed_out)
+    };
+    let bytes = nfds.div_ceil(64) * 8;
+    let mut input = [Vec::new(), Vec::new(), Vec::new()];
+    for (i, &s) in sets.iter().enumerate() {
+        if s != 0 {
+            input[i] = mem::read(pid, s, bytes).map_err(|_| libc::EFAULT)?;
+        }
+    }
+    let mut out = [vec![0u8; bytes], vec![0u8; bytes], vec![0u8; bytes]];
+    let mut ready = 0;
+    for fd in 0..nfds {
+        let bit = |v: &Vec<u8>| !v.is_empty() && v[fd / 8] & (1 << (fd % 8)) != 0;
+        let (r, w, x) = (bit(&input[0]), bit(&input[1]), bit(&input[2]));
+        if !(r || w || x) {
+            continue;
+        }
+        let got = fd_ready(e, h, vid, fd as i32, libc::POLLIN | libc::POLLOUT | libc::POLLPRI);
+        if got & libc::POLLNVAL != 0 {
+            return Err(libc::EBADF);
+        }
+        let hits = [
+            r && got & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0,
+            w && got & (libc::POLLOUT | libc::POLLERR) != 0,
+            x && got & libc::POLLPRI != 0,
+        ];
+        for (i, &hit) in hits.iter().enumerate() {
+            if hit {
+                out[i][fd / 8] |= 1 << (fd % 8);
+                ready += 1;
+            }
+        }
+    }
+    if ready > 0 || timed_out || timeout == Some(0) {
+        for (i, &s) in sets.iter().enumerate() {
+            if s != 0 {
+                mem::write(pid, s, &out[i]).map_err(|_| libc::EFAULT)?;
+            }
+        }
+        return Ok(Answer::Value(ready));
+    }
+    Ok(Answer::Block(BlockKind::Io { since: 0 }, timeout))
+}

@@ -1,0 +1,1063 @@
+//! The direct engine: one shard's direct hosts as a bus engine.
+//!
+//! Every simulated action is an event in one queue ordered by the bus's canonical key: a process
+//! starting, a blocked syscall's timer firing, a packet arriving. Executing an event sets the
+//! host's time page and then *settles* the host: its tasks run one at a time, each until it is
+//! stopped in a notified syscall again, and the supervisor answers syscalls until every task is
+//! blocked (sleeping, receiving, waiting) or gone. Simulated time never moves while a task runs.
+
+use crate::config::{ExitStatus, ExpectedExit, ProcessSpec, StartDate};
+use crate::host::{BlockKind, FdEntry, Host, Obj, ProcState, Task, TaskState, TimePageMem};
+use crate::launch::{LaunchSpec, launch};
+use crate::net::{PACKET_EVENT_KIND, UdpSocket};
+use crate::seccomp::{SockFilter, filter_program};
+use crate::{DirectError, emulate, sysnames};
+use bytes::Bytes;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use thermocline_bus::{Digest, Engine, EngineError, EngineOutput, Event, HostId, Outbox, ShardId, SimTime};
+use thermocline_models::directory::{HostDirectory, HostKind};
+use thermocline_models::network::NetworkModel;
+use thermocline_models::partition::Partition;
+use thermocline_models::rng::StreamFamily;
+
+/// Uptime the monotonic clock shows at the start of a run (a fixed, plausible value).
+pub const BOOT_OFFSET_NS: u64 = 3_600_000_000_000;
+/// Delay of a datagram sent to the host itself (loopback or its own address).
+pub const LOOPBACK_DELAY_NS: u64 = 1_000;
+/// Syscalls answered after the end-of-run `SIGTERM` before the rest are killed.
+const TERMINATION_STEPS: u32 = 10_000;
+
+/// Run-wide settings of direct hosts.
+#[derive(Clone, Debug)]
+pub struct DirectOptions {
+    /// Output directory: host working directories go to `<out_dir>/hosts/<name>/`.
+    pub out_dir: PathBuf,
+    /// The simulated calendar date at time zero.
+    pub start_date: StartDate,
+    /// Count every syscall of every binary (all syscalls are then notified, which is slower).
+    pub syscall_stats: bool,
+    /// The shim shared object preloaded into managed processes.
+    pub shim: PathBuf,
+}
+
+/// Everything a shard's direct engine is built from.
+pub struct DirectSetup<'a> {
+    /// The network model.
+    pub net: NetworkModel,
+    /// Who owns which host.
+    pub partition: Partition,
+    /// The processes of the spec.
+    pub processes: &'a [ProcessSpec],
+    /// Settings.
+    pub options: DirectOptions,
+    /// The run's seed.
+    pub seed: u64,
+    /// The end of the simulation.
+    pub end: SimTime,
+}
+
+/// What an event does.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Action {
+    /// Start process `0` of the host.
+    Start(usize),
+    /// The timer of task `vid`'s blocked syscall, identified by `token`.
+    Wake { vid: u32, token: u64 },
+    /// An IPv4 packet reaches the host's interface.
+    Arrive(Bytes),
+    /// An IPv4 packet has been downloaded and goes to the host's sockets.
+    Deliver(Bytes),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Pending {
+    time: u64,
+    src: u32,
+    seq: u64,
+    dst: u32,
+    action: Action,
+}
+
+/// How the supervisor answers one notified syscall.
+#[derive(Debug)]
+pub enum Answer {
+    /// Return this value.
+    Value(i64),
+    /// Fail with this errno.
+    Errno(i32),
+    /// Let the kernel run it.
+    Continue,
+    /// Install a descriptor for emulated object `obj` and return its number.
+    AddFd {
+        /// Placeholder descriptor (supervisor side).
+        src: RawFd,
+        /// `O_CLOEXEC`.
+        cloexec: bool,
+        /// The emulated object it stands for.
+        obj: usize,
+    },
+    /// Install the host's time page and return its descriptor (the shim's hello).
+    TimePage,
+    /// Not yet: keep the task stopped, with a timeout relative to now.
+    Block(BlockKind, Option<u64>),
+}
+
+/// The engine of one shard's direct hosts.
+pub struct DirectEngine {
+    me: ShardId,
+    net: NetworkModel,
+    partition: Partition,
+    pub(crate) hosts: Vec<Host>,
+    local: HashMap<u32, usize>,
+    queue: BinaryHeap<Reverse<Pending>>,
+    outgoing: Vec<(ShardId, Event)>,
+    pub(crate) opts: DirectOptions,
+    filter: Vec<SockFilter>,
+    end: SimTime,
+    /// Placeholder descriptors installed for emulated objects.
+    pub(crate) devnull: OwnedFd,
+    pub(crate) udp_placeholder: OwnedFd,
+    /// Last timer token handed out.
+    wake_tokens: u64,
+    /// A running task that has not stopped for this long is reported.
+    watchdog: Duration,
+    /// The "no CPUID faulting" warning was printed.
+    pub(crate) cpuid_warned: bool,
+}
+
+/// The syscalls the supervisor is notified of (unless every syscall is, for `--syscall-stats`).
+pub fn notified_syscalls() -> Vec<u32> {
+    use libc::*;
+    let mut v: Vec<i64> = vec![
+        // time
+        SYS_clock_gettime,
+        SYS_gettimeofday,
+        SYS_time,
+        SYS_nanosleep,
+        SYS_clock_nanosleep,
+        // randomness
+        SYS_getrandom,
+        SYS_open,
+        SYS_openat,
+        SYS_openat2,
+        // descriptors that may be emulated
+        SYS_read,
+        SYS_readv,
+        SYS_pread64,
+        SYS_preadv,
+        SYS_preadv2,
+        SYS_write,
+        SYS_writev,
+        SYS_pwrite64,
+        SYS_pwritev,
+        SYS_pwritev2,
+        SYS_close,
+        SYS_close_range,
+        SYS_dup,
+        SYS_dup2,
+        SYS_dup3,
+        SYS_fcntl,
+        SYS_ioctl,
+        SYS_poll,
+        SYS_ppoll,
+        SYS_select,
+        SYS_pselect6,
+        // sockets
+        SYS_socket,
+        SYS_socketpair,
+        SYS_bind,
+        SYS_connect,
+        SYS_listen,
+        SYS_accept,
+        SYS_accept4,
+        SYS_sendto,
+        SYS_recvfrom,
+        SYS_sendmsg,
+        SYS_recvmsg,
+        SYS_sendmmsg,
+        SYS_recvmmsg,
+        SYS_getsockname,
+        SYS_getpeername,
+        SYS_setsockopt,
+        SYS_getsockopt,
+        SYS_shutdown,
+        // processes
+        SYS_clone,
+        SYS_clone3,
+        SYS_fork,
+        SYS_vfork,
+        SYS_execve,
+        SYS_execveat,
+        SYS_wait4,
+        SYS_waitid,
+        // host identity
+        SYS_uname,
+        // not supported yet: refused with a log line rather than run against real time
+        SYS_alarm,
+        SYS_setitimer,
+        SYS_timer_create,
+        SYS_timerfd_create,
+        SYS_epoll_create,
+        SYS_epoll_create1,
+        SYS_pause,
+        SYS_rt_sigsuspend,
+        SYS_rt_sigtimedwait,
+        SYS_io_uring_setup,
+        SYS_inotify_init,
+        SYS_inotify_init1,
+    ];
+    v.push(thermocline_shim::abi::HELLO_SYSCALL);
+    v.into_iter().map(|n| n as u32).collect()
+}
+
+fn wall_watchdog() -> Duration {
+    std::env::var("THERMOCLINE_DIRECT_WATCHDOG_S")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(Duration::from_secs(60), Duration::from_secs)
+}
+
+/// Find an executable the way the spec documents: paths with a slash as they are, bare names in
+/// `/usr/local/bin:/usr/bin:/bin`.
+pub fn resolve_exe(path: &Path) -> Option<PathBuf> {
+    if path.components().count() > 1 || path.is_absolute() {
+        return path.is_file().then(|| path.to_path_buf());
+    }
+    ["/usr/local/bin", "/usr/bin", "/bin"].iter().map(|d| Path::new(d).join(path)).find(|p| p.is_file())
+}
+
+impl DirectEngine {
+    /// The engine for `shard`: every direct host the partition puts on this shard.
+    pub fn new(setup: DirectSetup<'_>, shard: ShardId) -> Result<Self, DirectError> {
+        let DirectSetup { net, partition, processes, options, seed, end } = setup;
+        let dir = &net.directory;
+        for p in processes {
+            let g = dir.groups.iter().find(|g| g.spec.name == p.host).ok_or_else(|| {
+                DirectError::Config(format!("process {:?} names host group {:?}, which does not exist", p.path, p.host))
+            })?;
+            if g.spec.kind != HostKind::Direct {
+                return Err(DirectError::Config(format!(
+                    "process {:?} runs on host group {:?}, which is not kind = \"direct\"",
+                    p.path, p.host
+                )));
+            }
+            if resolve_exe(&p.path).is_none() {
+                return Err(DirectError::Config(format!("process executable {:?} not found", p.path)));
+            }
+        }
+        if !options.shim.is_file() {
+            return Err(DirectError::Config(format!(
+                "the shim {} is missing (build it with `cargo build --release -p thermocline-shim`, or set THERMOCLINE_SHIM)",
+                options.shim.display()
+            )));
+        }
+        let random = StreamFamily::new(seed, "direct-random");
+        let netfam = StreamFamily::new(seed, "direct-net");
+        let mut hosts = Vec::new();
+        let mut local = HashMap::new();
+        let mut queue = BinaryHeap::new();
+        for h in 0..dir.len() {
+            let group = &dir.groups[dir.block_of(h).group as usize];
+            if group.spec.kind != HostKind::Direct || partition.shard_of(h) != shard {
+                continue;
+            }
+            let name = dir.name_of(h);
+            let hdir = options.out_dir.join("hosts").join(&name);
+            std::fs::create_dir_all(&hdir).map_err(|e| DirectError::Io(format!("creating {}", hdir.display()), e))?;
+            let page = TimePageMem::new(options.start_date.0, BOOT_OFFSET_NS)
+                .map_err(|e| DirectError::Io("creating a time page".into(), e))?;
+            let bw = dir.block_of(h).bandwidth;
+            let mut procs = Vec::new();
+            for p in processes.iter().filter(|p| p.host == group.spec.name) {
+                let exe = resolve_exe(&p.path).unwrap_or_else(|| p.path.clone());
+                let base = exe.file_name().map_or("process".into(), |f| f.to_string_lossy().into_owned());
+                let stem = format!("{base}.{}", procs.len());
+                procs.push(ProcState {
+                    spec: p.clone(),
+                    exe,
+                    stem,
+                    status: ExitStatus::NotStarted,
+                    syscalls: 0,
+                    udp_sent: 0,
+                    udp_recv: 0,
+                });
+            }
+            let mut host = Host {
+                id: h,
+                name,
+                ip: HostDirectory::ip_of(h),
+                dir: hdir,
+                page,
+                now: 0,
+                seq: 0,
+                random: random.stream(h),
+                net_rng: netfam.stream(h),
+                procs,
+                trees: Vec::new(),
+                tasks: BTreeMap::new(),
+                pid_vid: HashMap::new(),
+                next_vid: 0,
+                fork_fds: HashMap::new(),
+                objs: Vec::new(),
+                logged: Default::default(),
+                stats: BTreeMap::new(),
+                ports: BTreeMap::new(),
+                next_port: 49152,
+                uplink_free: 0,
+                up_bps: bw.up.0,
+                down_bps: bw.down.0,
+                downlink_free: 0,
+                progress: 0,
+            };
+            for (i, p) in processes.iter().filter(|p| p.host == group.spec.name).enumerate() {
+                let seq = host.next_seq();
+                queue.push(Reverse(Pending {
+                    time: p.start.as_nanos(),
+                    src: h,
+                    seq,
+                    dst: h,
+                    action: Action::Start(i),
+                }));
+            }
+            local.insert(h, hosts.len());
+            hosts.push(host);
+        }
+        let devnull = File::options()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map_err(|e| DirectError::Io("opening /dev/null".into(), e))?;
+        // SAFETY: socket(2) with constant arguments.
+        let udp = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if udp < 0 {
+            return Err(DirectError::Io("creating the UDP placeholder".into(), io::Error::last_os_error()));
+        }
+        let filter = filter_program(&notified_syscalls(), options.syscall_stats);
+        Ok(DirectEngine {
+            me: shard,
+            net,
+            partition,
+            hosts,
+            local,
+            queue,
+            outgoing: Vec::new(),
+            opts: options,
+            filter,
+            end,
+            devnull: devnull.into(),
+            // SAFETY: a fresh descriptor we own.
+            udp_placeholder: unsafe { OwnedFd::from_raw_fd(udp) },
+            wake_tokens: 0,
+            watchdog: wall_watchdog(),
+            cpuid_warned: false,
+        })
+    }
+
+    fn push_local(&mut self, h: usize, time: u64, action: Action) {
+        let host = &mut self.hosts[h];
+        let seq = host.next_seq();
+        let id = host.id;
+        self.queue.push(Reverse(Pending { time, src: id, seq, dst: id, action }));
+    }
+
+    /// Queue a packet for host `h` itself (loopback), delivered to its sockets at `time`.
+    pub(crate) fn push_deliver(&mut self, h: usize, time: u64, packet: Vec<u8>) {
+        self.push_local(h, time, Action::Deliver(Bytes::from(packet)));
+    }
+
+    /// Send an IPv4 packet from host `h` to host `dst` (already checked to exist), to be
+    /// delivered at `time`.
+    pub(crate) fn send_packet(&mut self, h: usize, dst: u32, time: u64, packet: Vec<u8>) {
+        let host = &mut self.hosts[h];
+        let seq = host.next_seq();
+        let src = host.id;
+        let to = self.partition.shard_of(dst);
+        if to == self.me {
+            let action = Action::Arrive(Bytes::from(packet));
+            self.queue.push(Reverse(Pending { time, src, seq, dst, action }));
+        } else {
+            let event = Event {
+                deliver_time: SimTime::from_nanos(time),
+                src_host: HostId(src),
+                src_seq: seq,
+                dst_host: HostId(dst),
+                kind: PACKET_EVENT_KIND,
+                payload: Bytes::from(packet),
+            };
+            self.outgoing.push((to, event));
+        }
+    }
+
+    /// The network model (for routing datagrams).
+    pub(crate) fn net(&self) -> &NetworkModel {
+        &self.net
+    }
+
+    fn host_error(&self, h: usize, message: String) -> DirectError {
+        DirectError::Host { host: self.hosts[h].name.clone(), message }
+    }
+
+    /// Start process `p` of host `h`.
+    fn start(&mut self, h: usize, p: usize) -> Result<(), DirectError> {
+        let host = &self.hosts[h];
+        let ps = &host.procs[p];
+        let open = |suffix: &str| {
+            let path = host.dir.join(format!("{}.{suffix}", ps.stem));
+            File::create(&path).map_err(|e| DirectError::Io(format!("creating {}", path.display()), e))
+        };
+        let (stdout, stderr) = (open("stdout")?, open("stderr")?);
+        let mut argv = vec![ps.spec.path.to_string_lossy().into_owned()];
+        argv.extend(ps.spec.args.iter().cloned());
+        let mut env: BTreeMap<String, String> = BTreeMap::new();
+        env.insert("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into());
+        env.insert("HOME".into(), host.dir.to_string_lossy().into_owned());
+        env.insert("HOSTNAME".into(), host.name.clone());
+        env.insert("TZ".into(), "UTC".into());
+        env.insert("LANG".into(), "C.UTF-8".into());
+        env.insert("LD_PRELOAD".into(), self.opts.shim.to_string_lossy().into_owned());
+        for (k, v) in &ps.spec.env {
+            env.insert(k.clone(), v.clone());
+        }
+        let env: Vec<String> = env.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let spec =
+            LaunchSpec { path: &ps.exe, argv: &argv, env: &env, dir: &host.dir, stdout, stderr, filter: &self.filter };
+        let launched = launch(&spec).map_err(|e| self.host_error(h, format!("starting {}: {e}", ps.exe.display())))?;
+        let binary = ps.stem.rsplit_once('.').map_or(ps.stem.clone(), |(b, _)| b.to_string());
+        let host = &mut self.hosts[h];
+        host.procs[p].status = ExitStatus::Running;
+        let tree = host.trees.len();
+        host.trees.push(launched.listener);
+        let vid = host.next_vid;
+        host.next_vid += 1;
+        host.pid_vid.insert(launched.pid, vid);
+        host.tasks.insert(
+            vid,
+            Task {
+                vid,
+                pid: launched.pid,
+                pidfd: launched.pidfd,
+                tree,
+                proc: p,
+                parent: None,
+                binary,
+                state: TaskState::Running,
+                fds: BTreeMap::new(),
+                forked: false,
+                exec_pending: true,
+                deadline: None,
+                timed_out: false,
+                retry: false,
+                is_root: true,
+                syscalls: 0,
+            },
+        );
+        Ok(())
+    }
+
+    /// Register a task first seen (by its first notification or in its parent's children).
+    fn register(&mut self, h: usize, pid: i32, tree: usize) -> Option<u32> {
+        // SAFETY: pidfd_open of a pid we were told about; failure means it is gone.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: a fresh descriptor we own.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let ppid = proc_ppid(pid);
+        let host = &mut self.hosts[h];
+        let parent = ppid.and_then(|pp| host.pid_vid.get(&pp).copied());
+        let (proc, binary, fds) = match parent.and_then(|v| host.tasks.get(&v)) {
+            Some(t) => (t.proc, t.binary.clone(), t.fds.clone()),
+            None => (0, "?".into(), host.fork_fds.get(&tree).cloned().unwrap_or_default()),
+        };
+        let objs: Vec<usize> = fds.values().map(|e| e.obj).collect();
+        for o in objs {
+            host.retain(o);
+        }
+        let vid = host.next_vid;
+        host.next_vid += 1;
+        host.pid_vid.insert(pid, vid);
+        host.tasks.insert(
+            vid,
+            Task {
+                vid,
+                pid,
+                pidfd,
+                tree,
+                proc,
+                parent,
+                binary,
+                state: TaskState::Running,
+                fds,
+                forked: false,
+                exec_pending: false,
+                deadline: None,
+                timed_out: false,
+                retry: false,
+                is_root: false,
+                syscalls: 0,
+            },
+        );
+        Some(vid)
+    }
+
+    /// A task has exited: record it, drop its descriptors, reap it if it is our child.
+    fn exited(&mut self, h: usize, vid: u32) {
+        let host = &mut self.hosts[h];
+        let Some(t) = host.tasks.get_mut(&vid) else { return };
+        if matches!(t.state, TaskState::Exited) {
+            return;
+        }
+        t.state = TaskState::Exited;
+        let fds = std::mem::take(&mut t.fds);
+        let (pid, is_root, proc) = (t.pid, t.is_root, t.proc);
+        if is_root {
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // SAFETY: waitid on the pidfd of our own child, which has exited.
+            let r = unsafe { libc::waitid(libc::P_PIDFD, t.pidfd.as_raw_fd() as libc::id_t, &mut info, libc::WEXITED) };
+            if r == 0 {
+                // SAFETY: filled in by waitid for an exited child.
+                let (code, status) = unsafe { (info.si_code, info.si_status()) };
+                host.procs[proc].status =
+                    if code == libc::CLD_EXITED { ExitStatus::Code(status) } else { ExitStatus::Signal(status) };
+            }
+        }
+        host.pid_vid.remove(&pid);
+        for e in fds.values() {
+            host.release(e.obj);
+        }
+        host.progress += 1;
+    }
+
+    /// Wait until no task of host `h` runs: each running task has stopped in a notified syscall
+    /// or exited. New tasks (forked children) are found on the way.
+    fn collect(&mut self, h: usize) -> Result<(), DirectError> {
+        let mut waited = Instant::now();
+        loop {
+            // Tasks stopped in vfork are released by the kernel when their child execs or exits;
+            // until then (state D) they are not awaited.
+            let host = &mut self.hosts[h];
+            let mut running = false;
+            for t in host.tasks.values_mut() {
+                if let TaskState::Vforked = t.state
+                    && proc_state(t.pid) != Some('D')
+                {
+                    t.state = TaskState::Running;
+                }
+                running |= matches!(t.state, TaskState::Running);
+            }
+            if !running {
+                return Ok(());
+            }
+            let mut fds: Vec<libc::pollfd> = Vec::new();
+            let mut what: Vec<(bool, usize)> = Vec::new(); // (is listener, tree or vid)
+            for (i, l) in host.trees.iter().enumerate() {
+                fds.push(libc::pollfd { fd: l.raw(), events: libc::POLLIN, revents: 0 });
+                what.push((true, i));
+            }
+            for t in host.tasks.values() {
+                if !matches!(t.state, TaskState::Exited) {
+                    fds.push(libc::pollfd { fd: t.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+                    what.push((false, t.vid as usize));
+                }
+            }
+            // SAFETY: poll over our own descriptors.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                return Err(DirectError::Io("poll".into(), e));
+            }
+            if n == 0 {
+                if waited.elapsed() > self.watchdog {
+                    let stuck: Vec<String> = self.hosts[h]
+                        .tasks
+                        .values()
+                        .filter(|t| matches!(t.state, TaskState::Running))
+                        .map(|t| format!("pid {} ({}), kernel state {:?}", t.pid, t.binary, proc_state(t.pid)))
+                        .collect();
+                    return Err(self.host_error(
+                        h,
+                        format!(
+                            "a task has not stopped for {:?} (blocked in a syscall that is not emulated?): {}",
+                            self.watchdog,
+                            stuck.join("; ")
+                        ),
+                    ));
+                }
+                continue;
+            }
+            waited = Instant::now();
+            // Notifications first (a task that notified is alive), then exits.
+            for (pfd, &(is_listener, idx)) in fds.iter().zip(&what) {
+                if !is_listener || pfd.revents & libc::POLLIN == 0 {
+                    continue;
+                }
+                let notif = match self.hosts[h].trees[idx].recv() {
+                    Ok(n) => n,
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue, // caller died meanwhile
+                    Err(e) => return Err(DirectError::Io("receiving a seccomp notification".into(), e)),
+                };
+                let pid = notif.pid as i32;
+                let vid = match self.hosts[h].pid_vid.get(&pid) {
+                    Some(&v) => Some(v),
+                    None => self.register(h, pid, idx),
+                };
+                if let Some(v) = vid
+                    && let Some(t) = self.hosts[h].tasks.get_mut(&v)
+                {
+                    t.state = TaskState::Parked(notif);
+                    t.retry = false;
+                }
+            }
+            for (pfd, &(is_listener, idx)) in fds.iter().zip(&what) {
+                if is_listener || pfd.revents == 0 {
+                    continue;
+                }
+                let vid = idx as u32;
+                let parked = matches!(
+                    self.hosts[h].tasks.get(&vid).map(|t| &t.state),
+                    Some(TaskState::Parked(_)) | Some(TaskState::Blocked(..))
+                );
+                // A stopped task with a readable pidfd was killed while stopped.
+                if !parked || proc_state(self.hosts[h].tasks[&vid].pid).is_none_or(|s| s == 'Z' || s == 'X') {
+                    self.exited(h, vid);
+                }
+            }
+        }
+    }
+
+    /// Run host `h` until every task is blocked or gone.
+    fn settle(&mut self, h: usize) -> Result<(), DirectError> {
+        loop {
+            self.collect(h)?;
+            let host = &mut self.hosts[h];
+            let next = host.tasks.values().find(|t| matches!(t.state, TaskState::Parked(_))).map(|t| t.vid);
+            if let Some(vid) = next {
+                self.step(h, vid)?;
+                continue;
+            }
+            // Nothing runnable: retry blocked tasks if something happened since they blocked.
+            let progress = host.progress;
+            let mut retried = false;
+            for t in host.tasks.values_mut() {
+                if let TaskState::Blocked(n, BlockKind::Io { since }) = t.state
+                    && since < progress
+                {
+                    t.state = TaskState::Parked(n);
+                    t.retry = true;
+                    retried = true;
+                }
+            }
+            if !retried {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Handle task `vid`'s pending notification.
+    fn step(&mut self, h: usize, vid: u32) -> Result<(), DirectError> {
+        let host = &mut self.hosts[h];
+        let Some(t) = host.tasks.get_mut(&vid) else { return Ok(()) };
+        let TaskState::Parked(notif) = t.state else { return Ok(()) };
+        let nr = notif.data.nr as i64;
+        if !t.retry {
+            t.syscalls += 1;
+            let (proc, binary) = (t.proc, t.binary.clone());
+            if let Some(p) = host.procs.get_mut(proc) {
+                p.syscalls += 1;
+            }
+            if self.opts.syscall_stats {
+                *host.stats.entry((binary, nr)).or_insert(0) += 1;
+            }
+        }
+        let t = host.tasks.get_mut(&vid).expect("task exists");
+        if t.exec_pending {
+            t.exec_pending = false;
+            self.after_exec(h, vid);
+        }
+        let host = &mut self.hosts[h];
+        let t = host.tasks.get_mut(&vid).expect("task exists");
+        if t.forked {
+            t.forked = false;
+            let (pid, tree) = (t.pid, t.tree);
+            for child in proc_children(pid) {
+                if !self.hosts[h].pid_vid.contains_key(&child) {
+                    self.register(h, child, tree);
+                }
+            }
+        }
+        let answer = emulate::syscall(self, h, vid, &notif)?;
+        let host = &mut self.hosts[h];
+        let now = host.now;
+        let t = host.tasks.get_mut(&vid).expect("task exists");
+        let listener = &host.trees[t.tree];
+        let sent = match answer {
+            Answer::Block(kind, timeout) => {
+                let kind = match kind {
+                    BlockKind::Io { .. } => BlockKind::Io { since: host.progress },
+                    k => k,
+                };
+                t.state = TaskState::Blocked(notif, kind);
+                if t.deadline.is_none()
+                    && let Some(d) = timeout
+                {
+                    self.wake_tokens += 1;
+                    let token = self.wake_tokens;
+                    let at = now.saturating_add(d);
+                    t.deadline = Some((at, token));
+                    self.push_local(h, at, Action::Wake { vid, token });
+                }
+                return Ok(());
+            }
+            Answer::Value(v) => listener.reply(notif.id, Ok(v)),
+            Answer::Errno(e) => listener.reply(notif.id, Err(e)),
+            Answer::Continue => listener.continue_syscall(notif.id),
+            Answer::TimePage => listener.add_fd_and_reply(notif.id, host.page.raw_fd(), true).map(|_| ()),
+            Answer::AddFd { src, cloexec, obj } => match listener.add_fd_and_reply(notif.id, src, cloexec) {
+                Ok(fd) => {
+                    if let Some(old) = t.fds.insert(fd, FdEntry { obj, cloexec }) {
+                        host.release(old.obj);
+                    }
+                    Ok(())
+                }
+                Err(e) => {
+                    host.release(obj);
+                    Err(e)
+                }
+            },
+        };
+        let host = &mut self.hosts[h];
+        let t = host.tasks.get_mut(&vid).expect("task exists");
+        t.deadline = None;
+        t.timed_out = false;
+        t.retry = false;
+        if !matches!(t.state, TaskState::Vforked | TaskState::Exited) {
+            t.state = TaskState::Running;
+        }
+        host.progress += 1;
+        match sent {
+            Ok(()) => Ok(()),
+            // The task was killed while stopped: its pidfd will say so.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+            Err(e) => Err(DirectError::Io("answering a seccomp notification".into(), e)),
+        }
+    }
+
+    /// After an execve: the binary's name, which emulated descriptors survived (close-on-exec),
+    /// and the image's AT_RANDOM bytes, rewritten from the host's stream.
+    fn after_exec(&mut self, h: usize, vid: u32) {
+        let udp_link = fd_link(std::process::id() as i32, self.udp_placeholder.as_raw_fd());
+        let null_link = Some("/dev/null".to_string());
+        let host = &mut self.hosts[h];
+        let Some(t) = host.tasks.get_mut(&vid) else { return };
+        let pid = t.pid;
+        if let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) {
+            t.binary = exe.file_name().map_or("?".into(), |f| f.to_string_lossy().into_owned());
+        }
+        let mut gone = Vec::new();
+        for (&fd, e) in &t.fds {
+            let want = match host.objs.get(e.obj) {
+                Some(Some(s)) => match s.obj {
+                    Obj::Random => &null_link,
+                    Obj::Udp(_) => &udp_link,
+                },
+                _ => &None,
+            };
+            if fd_link(pid, fd) != *want {
+                gone.push(fd);
+            }
+        }
+        let released: Vec<usize> = gone.iter().filter_map(|fd| t.fds.remove(fd)).map(|e| e.obj).collect();
+        for o in released {
+            host.release(o);
+        }
+        if let Some(addr) = auxv_random(pid) {
+            let mut bytes = [0u8; 16];
+            rand_core::Rng::fill_bytes(&mut host.random, &mut bytes);
+            let _ = crate::mem::write(pid, addr, &bytes);
+        }
+    }
+
+    /// Log an unsupported syscall once per (process, syscall).
+    pub(crate) fn unsupported(&mut self, h: usize, vid: u32, nr: i64, what: &str) {
+        let host = &mut self.hosts[h];
+        let Some(t) = host.tasks.get(&vid) else { return };
+        if host.logged.insert((t.proc, nr)) {
+            let name = sysnames::name(nr).unwrap_or("unknown");
+            eprintln!(
+                "thermocline: host {} process {} (pid {}): unsupported syscall {name}({nr}){what} → ENOSYS",
+                host.name, t.binary, t.pid
+            );
+        }
+    }
+
+    /// A timer token, for emulation code that needs one.
+    pub(crate) fn now(&self, h: usize) -> u64 {
+        self.hosts[h].now
+    }
+
+    /// Host index of global host id `id`, if it is on this shard.
+    pub(crate) fn local_index(&self, id: u32) -> Option<usize> {
+        self.local.get(&id).copied()
+    }
+
+    fn set_now(&mut self, h: usize, t: u64) {
+        let host = &mut self.hosts[h];
+        host.now = host.now.max(t);
+        host.page.set_now(host.now);
+    }
+
+    fn execute(&mut self, ev: Pending) -> Result<(), DirectError> {
+        let Some(h) = self.local_index(ev.dst) else { return Ok(()) };
+        self.set_now(h, ev.time);
+        match ev.action {
+            Action::Start(p) => self.start(h, p)?,
+            Action::Wake { vid, token } => {
+                let host = &mut self.hosts[h];
+                if let Some(t) = host.tasks.get_mut(&vid)
+                    && t.deadline.is_some_and(|(_, tok)| tok == token)
+                    && let TaskState::Blocked(n, _) = t.state
+                {
+                    t.state = TaskState::Parked(n);
+                    t.timed_out = true;
+                    t.retry = true;
+                }
+            }
+            Action::Arrive(packet) => {
+                let host = &mut self.hosts[h];
+                let bytes = packet.len() as u64;
+                let done = match thermocline_models::units::Bandwidth(host.down_bps).transmit_ns(bytes) {
+                    Some(ns) if ns > 0 => {
+                        let d = host.downlink_free.max(ev.time) + ns;
+                        host.downlink_free = d;
+                        d
+                    }
+                    _ => ev.time,
+                };
+                if done > ev.time {
+                    self.push_local(h, done, Action::Deliver(packet));
+                } else {
+                    emulate::deliver_packet(self, h, &packet);
+                }
+            }
+            Action::Deliver(packet) => emulate::deliver_packet(self, h, &packet),
+        }
+        self.settle(h)
+    }
+
+    /// End of run: terminate what still runs (SIGTERM, a bounded number of answered syscalls,
+    /// then SIGKILL), then check exit statuses.
+    fn terminate(&mut self, h: usize) -> Result<(), DirectError> {
+        let live: Vec<i32> =
+            self.hosts[h].tasks.values().filter(|t| !matches!(t.state, TaskState::Exited)).map(|t| t.pid).collect();
+        if live.is_empty() {
+            return Ok(());
+        }
+        let roots: Vec<usize> = self.hosts[h]
+            .tasks
+            .values()
+            .filter(|t| t.is_root && !matches!(t.state, TaskState::Exited))
+            .map(|t| t.proc)
+            .collect();
+        for pid in &live {
+            // SAFETY: signalling a managed task.
+            unsafe { libc::kill(*pid, libc::SIGTERM) };
+        }
+        // Let handlers run: blocked syscalls fail with EINTR; time stays at the end.
+        for _ in 0..TERMINATION_STEPS {
+            self.collect(h)?;
+            let host = &mut self.hosts[h];
+            let next = host
+                .tasks
+                .values()
+                .find(|t| matches!(t.state, TaskState::Parked(_) | TaskState::Blocked(..)))
+                .map(|t| t.vid);
+            let Some(vid) = next else { break };
+            let t = host.tasks.get_mut(&vid).expect("task exists");
+            let notif = match t.state {
+                TaskState::Parked(n) | TaskState::Blocked(n, _) => n,
+                _ => break,
+            };
+            let _ = host.trees[t.tree].reply(notif.id, Err(libc::EINTR));
+            t.state = TaskState::Running;
+        }
+        for t in self.hosts[h].tasks.values() {
+            if !matches!(t.state, TaskState::Exited) {
+                // SAFETY: signalling a managed task.
+                unsafe { libc::kill(t.pid, libc::SIGKILL) };
+            }
+        }
+        let vids: Vec<u32> = self.hosts[h].tasks.keys().copied().collect();
+        for vid in vids {
+            let host = &self.hosts[h];
+            let t = &host.tasks[&vid];
+            if matches!(t.state, TaskState::Exited) {
+                continue;
+            }
+            let mut p = libc::pollfd { fd: t.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            // SAFETY: poll on our own pidfd; SIGKILL ends the task promptly.
+            unsafe { libc::poll(&mut p, 1, 10_000) };
+            self.exited(h, vid);
+        }
+        // Processes still running at the end count as "running", whatever the termination did.
+        for p in roots {
+            self.hosts[h].procs[p].status = ExitStatus::Running;
+        }
+        Ok(())
+    }
+}
+
+/// Kernel state letter of `pid` (`R`, `S`, `D`, `Z`, …), or `None` if it is gone.
+pub(crate) fn proc_state(pid: i32) -> Option<char> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = s.rfind(')')?;
+    s[after + 1..].trim_start().chars().next()
+}
+
+fn proc_ppid(pid: i32) -> Option<i32> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = s.rfind(')')?;
+    s[after + 1..].split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Children (live or zombie) of `pid`.
+pub(crate) fn proc_children(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .map(|s| s.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+fn fd_link(pid: i32, fd: i32) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok().map(|p| p.to_string_lossy().into_owned())
+}
+
+/// Address of the 16 AT_RANDOM bytes of `pid`'s current image.
+fn auxv_random(pid: i32) -> Option<u64> {
+    let raw = std::fs::read(format!("/proc/{pid}/auxv")).ok()?;
+    raw.chunks_exact(16).find_map(|c| {
+        let key = u64::from_ne_bytes(c[..8].try_into().ok()?);
+        (key == libc::AT_RANDOM).then(|| u64::from_ne_bytes(c[8..].try_into().unwrap_or([0; 8])))
+    })
+}
+
+impl Engine for DirectEngine {
+    fn next_event_time(&self) -> SimTime {
+        self.queue.peek().map_or(SimTime::NEVER, |Reverse(p)| SimTime::from_nanos(p.time))
+    }
+
+    fn run_until(&mut self, end: SimTime, outbox: &mut Outbox) -> Result<u64, EngineError> {
+        let end = end.as_nanos().min(self.end.as_nanos());
+        let mut n = 0;
+        while let Some(Reverse(p)) = self.queue.peek() {
+            if p.time >= end {
+                break;
+            }
+            let Some(Reverse(ev)) = self.queue.pop() else { break };
+            self.execute(ev)?;
+            n += 1;
+        }
+        for (to, ev) in self.outgoing.drain(..) {
+            outbox.push(to, ev);
+        }
+        Ok(n)
+    }
+
+    fn deliver(&mut self, events: &mut Vec<Event>) -> Result<(), EngineError> {
+        for e in events.drain(..) {
+            if e.kind != PACKET_EVENT_KIND || self.local_index(e.dst_host.0).is_none() {
+                return Err(Box::new(DirectError::BadEvent(format!(
+                    "event kind {} for host {} is not a packet for a direct host of shard {}",
+                    e.kind, e.dst_host.0, self.me
+                ))));
+            }
+            self.queue.push(Reverse(Pending {
+                time: e.deliver_time.as_nanos(),
+                src: e.src_host.0,
+                seq: e.src_seq,
+                dst: e.dst_host.0,
+                action: Action::Arrive(e.payload),
+            }));
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<EngineOutput, EngineError> {
+        let end = self.end.as_nanos();
+        for h in 0..self.hosts.len() {
+            self.set_now(h, end);
+            self.terminate(h)?;
+        }
+        let mut digest = Digest::EMPTY;
+        let mut problems = Vec::new();
+        for host in &self.hosts {
+            let mut record = Vec::new();
+            record.extend_from_slice(b"direct-host\0");
+            record.extend_from_slice(&host.id.to_be_bytes());
+            record.extend_from_slice(host.name.as_bytes());
+            for p in &host.procs {
+                for suffix in ["stdout", "stderr"] {
+                    let bytes = std::fs::read(host.dir.join(format!("{}.{suffix}", p.stem))).unwrap_or_default();
+                    record.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+                    record.extend_from_slice(&bytes);
+                }
+                record.extend_from_slice(p.status.to_string().as_bytes());
+                record.push(0);
+                let expected = p.spec.expected_exit;
+                let ok = match p.status {
+                    ExitStatus::NotStarted => expected == ExpectedExit::Running,
+                    s => expected.matches(s),
+                };
+                if !ok {
+                    problems.push(format!(
+                        "host {} process {} ({}): ended with {}, expected {}",
+                        host.name,
+                        p.stem,
+                        p.exe.display(),
+                        p.status,
+                        expected
+                    ));
+                }
+            }
+            digest.add_record(&record);
+        }
+        if !problems.is_empty() {
+            return Err(Box::new(DirectError::ExitStatus(problems.join("; "))));
+        }
+        let tables = crate::tables::tables(self).map_err(|e| Box::new(DirectError::Table(e.to_string())))?;
+        Ok(EngineOutput { digest, tables })
+    }
+}
+
+impl Drop for DirectEngine {
+    fn drop(&mut self) {
+        for host in &self.hosts {
+            for t in host.tasks.values() {
+                if !matches!(t.state, TaskState::Exited) {
+                    // SAFETY: killing a managed task (pidfd_send_signal would be exact; the pid
+                    // cannot have been reused while we hold its pidfd and have not reaped it).
+                    unsafe { libc::kill(t.pid, libc::SIGKILL) };
+                }
+            }
+            for t in host.tasks.values() {
+                if t.is_root && !matches!(t.state, TaskState::Exited) {
+                    // SAFETY: reaping our own child.
+                    unsafe { libc::waitpid(t.pid, std::ptr::null_mut(), 0) };
+                }
+            }
+        }
+    }
+}
+
+/// Let the emulation install a UDP object.
+pub(crate) fn new_udp() -> Obj {
+    Obj::Udp(Box::new(UdpSocket::new()))
+}

@@ -1,0 +1,290 @@
+//! Per-host state: the simulated-time page, tasks, descriptor tables, emulated objects, counters.
+
+use crate::seccomp::{Listener, Notif};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use thermocline_models::rng::StreamRng;
+use thermocline_shim::abi::{ABI_VERSION, TIME_PAGE_BYTES, TimePage};
+
+use crate::config::{ExitStatus, ProcessSpec};
+use crate::net::UdpSocket;
+
+/// A host's simulated-time page: a memfd mapped read-write here and read-only in its processes.
+pub struct TimePageMem {
+    fd: OwnedFd,
+    ptr: *mut TimePage,
+}
+
+impl TimePageMem {
+    /// A new page with the given clock offsets.
+    pub fn new(realtime_offset_ns: u64, monotonic_offset_ns: u64) -> io::Result<Self> {
+        // SAFETY: memfd_create with a static name.
+        let fd = unsafe { libc::memfd_create(c"thermocline-time".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: sizing and mapping our own memfd.
+        let ptr = unsafe {
+            if libc::ftruncate(fd.as_raw_fd(), TIME_PAGE_BYTES as i64) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            libc::mmap(
+                std::ptr::null_mut(),
+                TIME_PAGE_BYTES,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let page = TimePageMem { fd, ptr: ptr as *mut TimePage };
+        // SAFETY: the mapping is ours and large enough.
+        unsafe {
+            page.ptr.write_volatile(TimePage {
+                version: ABI_VERSION,
+                now_ns: 0,
+                realtime_offset_ns,
+                monotonic_offset_ns,
+            })
+        };
+        Ok(page)
+    }
+
+    /// Publish the host's current simulated time.
+    pub fn set_now(&self, now_ns: u64) {
+        // SAFETY: the mapping lives as long as `self`.
+        unsafe { std::ptr::addr_of_mut!((*self.ptr).now_ns).write_volatile(now_ns) };
+    }
+
+    /// The descriptor handed to processes (through `SECCOMP_IOCTL_NOTIF_ADDFD`).
+    pub fn raw_fd(&self) -> i32 {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl Drop for TimePageMem {
+    fn drop(&mut self) {
+        // SAFETY: unmapping our own mapping once.
+        unsafe { libc::munmap(self.ptr as *mut libc::c_void, TIME_PAGE_BYTES) };
+    }
+}
+
+/// What a task is doing, from the supervisor's point of view.
+#[derive(Debug)]
+pub enum TaskState {
+    /// Running native code (its next notification or exit is awaited).
+    Running,
+    /// Stopped in a notified syscall that has not been looked at yet.
+    Parked(Notif),
+    /// Stopped in a syscall that cannot complete yet (a sleep, a receive, a wait).
+    Blocked(Notif, BlockKind),
+    /// In `vfork` (or `clone(CLONE_VFORK)`): the kernel holds it until its child execs or exits.
+    Vforked,
+    /// Gone.
+    Exited,
+}
+
+/// What a blocked task waits for.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum BlockKind {
+    /// Only its timer.
+    Timer,
+    /// Something happening on the host (a packet, another task running, a process exiting), or
+    /// its timer if it has one. `since`: the host's progress count when it blocked.
+    Io {
+        /// [`Host::progress`] when it blocked.
+        since: u64,
+    },
+}
+
+/// One entry of a process's descriptor table that the supervisor emulates.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct FdEntry {
+    /// Index into the host's objects.
+    pub obj: usize,
+    /// `FD_CLOEXEC`.
+    pub cloexec: bool,
+}
+
+/// An emulated object behind one or more descriptors.
+pub enum Obj {
+    /// `/dev/urandom` or `/dev/random`: reads give the host's seeded stream.
+    Random,
+    /// A UDP socket.
+    Udp(Box<UdpSocket>),
+}
+
+/// An object and the number of descriptors (over all processes) that refer to it.
+pub struct ObjSlot {
+    /// The object.
+    pub obj: Obj,
+    /// Descriptors referring to it.
+    pub refs: u32,
+    /// `O_NONBLOCK` of its open file description.
+    pub nonblock: bool,
+}
+
+/// One task (a single-threaded process) of a host.
+pub struct Task {
+    /// Host-local id, in order of appearance: the scheduling order among runnable tasks.
+    pub vid: u32,
+    /// Kernel pid.
+    pub pid: i32,
+    /// pidfd, readable when the task exits.
+    pub pidfd: OwnedFd,
+    /// Index of the seccomp listener of its process tree.
+    pub tree: usize,
+    /// Index of the spec process it descends from.
+    pub proc: usize,
+    /// The task that forked it, if known.
+    pub parent: Option<u32>,
+    /// The executable it runs (file name), for statistics.
+    pub binary: String,
+    /// State.
+    pub state: TaskState,
+    /// Emulated descriptors.
+    pub fds: BTreeMap<i32, FdEntry>,
+    /// It forked since it last stopped: look for new children at its next stop.
+    pub forked: bool,
+    /// It called execve since it last stopped: refresh binary, descriptors and AT_RANDOM.
+    pub exec_pending: bool,
+    /// The pending timer of its blocked syscall: (deadline, token).
+    pub deadline: Option<(u64, u64)>,
+    /// Its blocked syscall's timer fired.
+    pub timed_out: bool,
+    /// Its pending notification was handled before and blocked (do not count it again).
+    pub retry: bool,
+    /// Whether this task is the one the launcher started (the supervisor's own child).
+    pub is_root: bool,
+    /// Notified syscalls handled.
+    pub syscalls: u64,
+}
+
+/// Per spec process: status and counters.
+pub struct ProcState {
+    /// The spec.
+    pub spec: ProcessSpec,
+    /// Resolved executable path.
+    pub exe: PathBuf,
+    /// File stem of its stdout/stderr files.
+    pub stem: String,
+    /// How it ended (or `NotStarted` / `Running`).
+    pub status: ExitStatus,
+    /// Notified syscalls handled for it and its descendants.
+    pub syscalls: u64,
+    /// UDP bytes sent and received by it and its descendants.
+    pub udp_sent: u64,
+    /// UDP bytes received.
+    pub udp_recv: u64,
+}
+
+/// One simulated host of this shard.
+pub struct Host {
+    /// Global host id.
+    pub id: u32,
+    /// Host name.
+    pub name: String,
+    /// IPv4 address.
+    pub ip: Ipv4Addr,
+    /// Working directory of its processes.
+    pub dir: PathBuf,
+    /// Its time page.
+    pub page: TimePageMem,
+    /// Simulated time it has reached.
+    pub now: u64,
+    /// Sequence number of the next event it produces.
+    pub seq: u64,
+    /// Seeded stream behind getrandom and /dev/urandom.
+    pub random: StreamRng,
+    /// Seeded stream for network decisions (latency, loss).
+    pub net_rng: StreamRng,
+    /// Its processes.
+    pub procs: Vec<ProcState>,
+    /// Listeners, one per launched process tree.
+    pub trees: Vec<Listener>,
+    /// Tasks by vid.
+    pub tasks: BTreeMap<u32, Task>,
+    /// pid → vid.
+    pub pid_vid: HashMap<i32, u32>,
+    /// Next vid.
+    pub next_vid: u32,
+    /// Per tree: the descriptor table of the last task that forked, for children whose parent
+    /// has already gone when they are first seen.
+    pub fork_fds: HashMap<usize, BTreeMap<i32, FdEntry>>,
+    /// Emulated objects.
+    pub objs: Vec<Option<ObjSlot>>,
+    /// (process, syscall) pairs already logged as unsupported.
+    pub logged: HashSet<(usize, i64)>,
+    /// Per (binary, syscall number): calls seen.
+    pub stats: BTreeMap<(String, i64), u64>,
+    /// UDP: bound ports → object.
+    pub ports: BTreeMap<u16, usize>,
+    /// Next ephemeral port.
+    pub next_port: u16,
+    /// When the upload link is next free (ns).
+    pub uplink_free: u64,
+    /// Upload bandwidth, bits/s (0: unlimited).
+    pub up_bps: u64,
+    /// Download bandwidth, bits/s (0: unlimited).
+    pub down_bps: u64,
+    /// When the download link is next free (ns).
+    pub downlink_free: u64,
+    /// Count of things that happened (a task resumed or exited, a packet arrived): blocked tasks
+    /// are retried when it has moved since they blocked.
+    pub progress: u64,
+}
+
+impl Host {
+    /// Add an object with one reference.
+    pub fn add_obj(&mut self, obj: Obj, nonblock: bool) -> usize {
+        let slot = ObjSlot { obj, refs: 1, nonblock };
+        if let Some(i) = self.objs.iter().position(Option::is_none) {
+            self.objs[i] = Some(slot);
+            i
+        } else {
+            self.objs.push(Some(slot));
+            self.objs.len() - 1
+        }
+    }
+
+    /// One more descriptor refers to object `i`.
+    pub fn retain(&mut self, i: usize) {
+        if let Some(Some(s)) = self.objs.get_mut(i) {
+            s.refs += 1;
+        }
+    }
+
+    /// One descriptor fewer refers to object `i`; the last one closes it.
+    pub fn release(&mut self, i: usize) {
+        let last = match self.objs.get_mut(i) {
+            Some(Some(s)) => {
+                s.refs = s.refs.saturating_sub(1);
+                s.refs == 0
+            }
+            _ => false,
+        };
+        if last {
+            if let Some(Some(ObjSlot { obj: Obj::Udp(sock), .. })) = self.objs.get(i)
+                && let Some(port) = sock.local_port()
+            {
+                self.ports.remove(&port);
+            }
+            self.objs[i] = None;
+        }
+    }
+
+    /// The next sequence number of an event this host produces.
+    pub fn next_seq(&mut self) -> u64 {
+        let s = self.seq;
+        self.seq += 1;
+        s
+    }
+}

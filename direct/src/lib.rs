@@ -1,0 +1,71 @@
+//! Thermocline's direct hosts: real, unmodified Linux binaries run as managed processes under a
+//! seccomp user-notification supervisor, with emulated time, randomness, processes and UDP,
+//! deterministically, as a bus engine ([`DirectEngine`]).
+//!
+//! - [`launch`]: fork, make the child deterministic (no ASLR, faulting `rdtsc`), install the
+//!   seccomp filter, hand its listener to the supervisor, exec.
+//! - [`seccomp`]: the filter program and the notification ioctls.
+//! - [`engine`]: hosts, tasks and the scheduling that makes runs repeatable; [`emulate`]: the
+//!   syscalls; [`net`]: UDP sockets and IPv4 packets; [`host`]: per-host state.
+//! - The preloaded shim (crate `thermocline-shim`) answers vDSO time reads from the host's
+//!   simulated-time page without leaving the process.
+//!
+//! See `docs/direct.md` for the design and what is not supported yet.
+
+pub mod config;
+mod emulate;
+pub mod engine;
+pub mod host;
+pub mod launch;
+pub mod mem;
+pub mod net;
+pub mod seccomp;
+pub mod sysnames;
+mod tables;
+
+pub use config::{ExitStatus, ExpectedExit, ProcessSpec, StartDate};
+pub use engine::{DirectEngine, DirectOptions, DirectSetup};
+
+use std::path::PathBuf;
+
+/// Why a direct engine could not start or continue.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectError {
+    /// The spec does not make a runnable direct experiment.
+    #[error("direct: {0}")]
+    Config(String),
+    /// An operating-system call of the supervisor failed.
+    #[error("direct: {0}: {1}")]
+    Io(String, #[source] std::io::Error),
+    /// Something went wrong with one host.
+    #[error("direct: host {host}: {message}")]
+    Host {
+        /// Host name.
+        host: String,
+        /// What happened.
+        message: String,
+    },
+    /// A bus event that is not a packet for one of this shard's hosts.
+    #[error("direct: bad event: {0}")]
+    BadEvent(String),
+    /// Processes ended otherwise than the spec expects.
+    #[error("direct: {0}")]
+    ExitStatus(String),
+    /// A result table could not be built.
+    #[error("direct: building a table: {0}")]
+    Table(String),
+}
+
+/// The shim's file name.
+pub const SHIM_FILE: &str = "libthermocline_shim.so";
+
+/// Where the shim is: `$THERMOCLINE_SHIM` if set, else next to `exe` or in its `deps/` folder or
+/// its parent (where cargo puts it for binaries and for test executables).
+pub fn locate_shim(exe: &std::path::Path) -> PathBuf {
+    if let Some(p) = std::env::var_os("THERMOCLINE_SHIM") {
+        return PathBuf::from(p);
+    }
+    let dir = exe.parent().unwrap_or(std::path::Path::new("."));
+    let candidates = [dir.join(SHIM_FILE), dir.join("deps").join(SHIM_FILE), dir.join("..").join(SHIM_FILE)];
+    candidates.iter().find(|p| p.is_file()).cloned().unwrap_or_else(|| candidates[0].clone())
+}

@@ -1,0 +1,98 @@
+//! Reading and writing a stopped task's memory (`process_vm_readv` / `process_vm_writev`).
+
+use std::io;
+
+/// Read `len` bytes at `addr` of task `pid`.
+pub fn read(pid: i32, addr: u64, len: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    read_into(pid, addr, &mut buf)?;
+    Ok(buf)
+}
+
+/// Fill `buf` from `addr` of task `pid`; a short read is an `EFAULT` error.
+pub fn read_into(pid: i32, addr: u64, buf: &mut [u8]) -> io::Result<()> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    let local = libc::iovec { iov_base: buf.as_mut_ptr() as *mut libc::c_void, iov_len: buf.len() };
+    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: buf.len() };
+    // SAFETY: one local iovec over `buf`; the remote side is checked by the kernel.
+    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if n as usize != buf.len() {
+        return Err(io::Error::from_raw_os_error(libc::EFAULT));
+    }
+    Ok(())
+}
+
+/// A NUL-terminated string at `addr` of task `pid` (at most `max` bytes).
+pub fn read_cstr(pid: i32, addr: u64, max: usize) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut at = addr;
+    while out.len() < max {
+        // Read up to the end of the page, so a string near an unmapped page still reads.
+        let chunk = (4096 - (at % 4096) as usize).min(max - out.len());
+        let mut buf = vec![0u8; chunk];
+        read_into(pid, at, &mut buf)?;
+        if let Some(end) = buf.iter().position(|&b| b == 0) {
+            out.extend_from_slice(&buf[..end]);
+            return Ok(out);
+        }
+        out.extend_from_slice(&buf);
+        at += chunk as u64;
+    }
+    Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG))
+}
+
+/// Write `data` at `addr` of task `pid`; a short write is an `EFAULT` error.
+pub fn write(pid: i32, addr: u64, data: &[u8]) -> io::Result<()> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    let local = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
+    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: data.len() };
+    // SAFETY: one local iovec over `data`; the remote side is checked by the kernel.
+    let n = unsafe { libc::process_vm_writev(pid, &local, 1, &remote, 1, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if n as usize != data.len() {
+        return Err(io::Error::from_raw_os_error(libc::EFAULT));
+    }
+    Ok(())
+}
+
+/// Read an array of `(base, len)` iovecs at `addr` of task `pid`.
+pub fn read_iovecs(pid: i32, addr: u64, count: usize) -> io::Result<Vec<(u64, usize)>> {
+    if count > 1024 {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let raw = read(pid, addr, count * 16)?;
+    Ok(raw
+        .chunks_exact(16)
+        .map(|c| {
+            let base = u64::from_ne_bytes(c[..8].try_into().unwrap_or([0; 8]));
+            let len = u64::from_ne_bytes(c[8..].try_into().unwrap_or([0; 8]));
+            (base, len as usize)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_and_writes_our_own_memory() {
+        let pid = std::process::id() as i32;
+        let src = b"hello\0world".to_vec();
+        assert_eq!(read(pid, src.as_ptr() as u64, 5).unwrap(), b"hello");
+        assert_eq!(read_cstr(pid, src.as_ptr() as u64, 100).unwrap(), b"hello");
+        let mut dst = vec![0u8; 4];
+        write(pid, dst.as_mut_ptr() as u64, b"abcd").unwrap();
+        assert_eq!(std::hint::black_box(&dst), b"abcd");
+        assert!(read(pid, 8, 4).is_err());
+    }
+}
