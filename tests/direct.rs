@@ -153,3 +153,129 @@ fn a_wrong_exit_status_fails_the_run_naming_host_and_process() {
     let spec = write_spec(&dir, "exit3.toml", &format!("{}expected_exit = 3\n", read(spec.clone())));
     run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
 }
+
+const PING_PY: &str = r#"
+import os, socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 6000))
+s.settimeout(5)
+print("start", time.time(), socket.gethostname(), os.urandom(4).hex(), flush=True)
+for i in range(3):
+    t0 = time.monotonic_ns()
+    s.sendto(f"ping {i}".encode(), ("10.0.0.2", 7000))
+    data, addr = s.recvfrom(2048)
+    t1 = time.monotonic_ns()
+    print("rtt", i, data.decode(), addr[0], addr[1], t1 - t0, flush=True)
+    time.sleep(1)
+l = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+l.bind(("127.0.0.1", 0))
+t0 = time.monotonic_ns()
+l.sendto(b"self", l.getsockname())
+data, addr = l.recvfrom(100)
+print("loopback", data.decode(), addr[0], time.monotonic_ns() - t0, flush=True)
+s.setblocking(False)
+try:
+    s.recvfrom(100)
+except BlockingIOError:
+    print("nonblocking EAGAIN", flush=True)
+s.settimeout(0.25)
+t0 = time.monotonic_ns()
+try:
+    s.recvfrom(100)
+except socket.timeout:
+    print("timeout after", time.monotonic_ns() - t0, flush=True)
+print("end", time.time())
+"#;
+
+fn udp_spec(dir: &Path) -> PathBuf {
+    std::fs::write(dir.join("ping.py"), PING_PY).unwrap();
+    write_spec(
+        dir,
+        "udp.toml",
+        &format!(
+            r#"
+[run]
+seed = 5
+duration = "10 s"
+
+[network]
+topology = "single-switch"
+latency = "25 ms"
+
+[[hosts]]
+name = "alice"
+kind = "direct"
+count = 1
+bandwidth = {{ up = "1 Gbit", down = "1 Gbit" }}
+
+[[hosts]]
+name = "bob"
+kind = "direct"
+count = 1
+bandwidth = {{ up = "1 Gbit", down = "1 Gbit" }}
+
+[[processes]]
+host = "alice"
+path = "/usr/bin/python3"
+args = ["{}"]
+start = "2 s"
+
+[[processes]]
+host = "bob"
+path = "socat"
+args = ["UDP4-LISTEN:7000", "PIPE"]
+start = "1 s"
+expected_exit = "running"
+"#,
+            dir.join("ping.py").display()
+        ),
+    )
+}
+
+fn have(tool: &str) -> bool {
+    ["/usr/bin", "/bin"].iter().any(|d| Path::new(d).join(tool).is_file())
+}
+
+#[test]
+fn python_and_socat_exchange_udp_with_the_models_latency_on_any_shard_count() {
+    if !have("socat") || !Path::new("/usr/bin/python3").is_file() {
+        panic!("this test needs Debian's socat and /usr/bin/python3 (apt-get install socat python3)");
+    }
+    let dir = scratch("direct-udp");
+    let spec = udp_spec(&dir);
+    let mut results = Vec::new();
+    for (name, extra) in [
+        ("one", &["--shards", "1"][..]),
+        ("again", &["--shards", "1"][..]),
+        ("two", &["--shards", "2"][..]),
+        ("procs", &["--shards", "2", "--backend", "processes"][..]),
+    ] {
+        let out = dir.join(name);
+        let mut args = vec!["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"];
+        args.extend_from_slice(extra);
+        run_ok(&args);
+        let alice = read(out.join("hosts/alice/python3.0.stdout"));
+        let bob = read(out.join("hosts/bob/socat.0.stdout"));
+        results.push((alice, bob, summary(&out)["digest"].as_str().unwrap().to_string()));
+    }
+    for r in &results[1..] {
+        assert_eq!(*r, results[0], "outputs and digest are the same on every run, shard count and backend");
+    }
+    let alice = &results[0].0;
+    // alice starts at 2 s of 2000-01-01 (the default start date); its host name is its own.
+    assert!(alice.starts_with("start 946684802.0 alice "), "{alice}");
+    // One way: the path's 25 ms, plus serialising the 34-byte packet (20 IPv4 + 8 UDP + 6)
+    // on the sender's upload and the receiver's download link at 1 Gbit/s (272 ns each).
+    let one_way: u64 = 25_000_000 + 2 * (34 * 8);
+    for i in 0..3 {
+        let want = format!("rtt {i} ping {i} 10.0.0.2 7000 {}", 2 * one_way);
+        assert!(alice.lines().any(|l| l == want), "missing {want:?} in\n{alice}");
+    }
+    assert!(alice.contains("loopback self 127.0.0.1 1000\n"), "{alice}");
+    assert!(alice.contains("nonblocking EAGAIN\n"), "{alice}");
+    assert!(alice.contains("timeout after 250000000\n"), "{alice}");
+    // Three round trips and three 1-s sleeps, then the 0.25-s timeout.
+    let end_ns = 2_000_000_000 + 3 * (2 * one_way + 1_000_000_000) + 1_000 + 250_000_000;
+    let end = alice.lines().last().unwrap().strip_prefix("end ").unwrap().parse::<f64>().unwrap();
+    assert_eq!((end * 1e6).round() as u64, 946_684_800_000_000 + end_ns / 1000, "{alice}");
+}
