@@ -279,3 +279,70 @@ fn python_and_socat_exchange_udp_with_the_models_latency_on_any_shard_count() {
     let end = alice.lines().last().unwrap().strip_prefix("end ").unwrap().parse::<f64>().unwrap();
     assert_eq!((end * 1e6).round() as u64, 946_684_800_000_000 + end_ns / 1000, "{alice}");
 }
+
+const SCRIPT: &str = r#"
+echo "sh start $(date -u +%Y-%m-%dT%H:%M:%S.%N)"
+/usr/bin/python3 -c 'import time; print("child python", time.time())'
+sleep 5
+echo "after sleep $(date -u +%s)"
+sh -c 'exit 7'
+echo "status $?"
+(sleep 1; echo "background done at $(date -u +%s)") &
+wait
+cat /dev/urandom | head -c 8 | od -An -tx1
+echo done
+"#;
+
+#[test]
+fn a_shell_script_runs_other_programs_waits_for_them_and_is_repeatable() {
+    let dir = scratch("direct-sh");
+    std::fs::write(dir.join("script.sh"), SCRIPT).unwrap();
+    let spec = write_spec(
+        &dir,
+        "sh.toml",
+        &format!(
+            r#"
+[run]
+duration = "1 min"
+
+[[hosts]]
+name = "shell"
+kind = "direct"
+count = 1
+
+[network]
+topology = "single-switch"
+
+[[processes]]
+host = "shell"
+path = "/bin/sh"
+args = ["{}"]
+start = "1 s"
+"#,
+            dir.join("script.sh").display()
+        ),
+    );
+    let mut runs = Vec::new();
+    for i in 0..2 {
+        let out = dir.join(format!("out{i}"));
+        run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+        runs.push((read(out.join("hosts/shell/sh.0.stdout")), summary(&out)["digest"].as_str().unwrap().to_string()));
+    }
+    assert_eq!(runs[0], runs[1]);
+    let lines: Vec<&str> = runs[0].0.lines().collect();
+    assert_eq!(
+        lines[..6],
+        [
+            "sh start 2000-01-01T00:00:01.000000000",
+            "child python 946684801.0",
+            "after sleep 946684806",
+            "status 7",
+            "background done at 946684807",
+            lines[5],
+        ],
+        "{}",
+        runs[0].0
+    );
+    assert_eq!(lines[5].split_whitespace().count(), 8, "eight random bytes: {}", lines[5]);
+    assert_eq!(lines[6], "done");
+}

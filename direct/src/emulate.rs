@@ -200,7 +200,7 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
             }
         }
         SYS_read | SYS_pread64 | SYS_readv | SYS_preadv | SYS_preadv2 => match fd_entry(e, a[0]) {
-            None => Answer::Continue,
+            None => native_io(e, h, vid, a[0] as i32, POLLIN),
             Some(f) => {
                 let bufs = if matches!(nr, SYS_read | SYS_pread64) {
                     vec![(a[1], a[2] as usize)]
@@ -218,7 +218,7 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
             }
         },
         SYS_write | SYS_pwrite64 | SYS_writev | SYS_pwritev | SYS_pwritev2 => match fd_entry(e, a[0]) {
-            None => Answer::Continue,
+            None => native_write(e, h, vid, n),
             Some(f) => {
                 let bufs = if matches!(nr, SYS_write | SYS_pwrite64) {
                     vec![(a[1], a[2] as usize)]
@@ -415,6 +415,7 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
             let (tree, fds) = (t.tree, t.fds.clone());
             if flags & VFORK_FLAG != 0 {
                 t.state = TaskState::Vforked;
+                t.vfork_pending = true;
             }
             host.fork_fds.insert(tree, fds);
             Answer::Continue
@@ -463,9 +464,42 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
             mem::write(pid, a[0], &b).map_err(|_| EFAULT)?;
             Ok(Answer::Value(0))
         })()),
+        // Waiting for a signal: signals come from the host's own tasks (a child's SIGCHLD, a
+        // kill), so the task waits until one is pending, then the kernel delivers it at once.
+        SYS_pause | SYS_rt_sigsuspend | SYS_rt_sigtimedwait => {
+            let (pending, blocked) = proc_signals(pid);
+            let wanted = match nr {
+                SYS_pause => !blocked,
+                SYS_rt_sigsuspend => match mem::read(pid, a[0], 8) {
+                    Ok(b) => !u64::from_ne_bytes(b.try_into().unwrap_or([0; 8])),
+                    Err(_) => return Ok(Answer::Errno(EFAULT)),
+                },
+                _ => match mem::read(pid, a[0], 8) {
+                    Ok(b) => u64::from_ne_bytes(b.try_into().unwrap_or([0; 8])),
+                    Err(_) => return Ok(Answer::Errno(EFAULT)),
+                },
+            };
+            // A child that has exited is about to raise SIGCHLD (the kernel may not have queued
+            // it yet when its exit is seen).
+            let sigchld = 1u64 << (SIGCHLD - 1);
+            let child_gone = wanted & sigchld != 0
+                && proc_children(pid).iter().any(|&c| proc_state(c).is_none_or(|s| s == 'Z' || s == 'X'));
+            if pending & wanted != 0 || child_gone {
+                Answer::Continue
+            } else if nr == SYS_rt_sigtimedwait && timed_out {
+                Answer::Errno(EAGAIN)
+            } else if nr == SYS_rt_sigtimedwait && a[2] != 0 {
+                match read_time(pid, a[2], false) {
+                    Ok(0) => Answer::Errno(EAGAIN),
+                    Ok(t) => Answer::Block(BlockKind::Io { since: 0 }, Some(t)),
+                    Err(x) => Answer::Errno(x),
+                }
+            } else {
+                Answer::Block(BlockKind::Io { since: 0 }, None)
+            }
+        }
         SYS_alarm | SYS_setitimer | SYS_timer_create | SYS_timerfd_create | SYS_epoll_create | SYS_epoll_create1
-        | SYS_pause | SYS_rt_sigsuspend | SYS_rt_sigtimedwait | SYS_io_uring_setup | SYS_inotify_init
-        | SYS_inotify_init1 => {
+        | SYS_io_uring_setup | SYS_inotify_init | SYS_inotify_init1 => {
             e.unsupported(h, vid, nr, "");
             Answer::Errno(ENOSYS)
         }
@@ -857,6 +891,107 @@ pub(crate) fn deliver_packet(e: &mut DirectEngine, h: usize, bytes: &[u8]) {
     s.enqueue(Datagram { src: p.src, data: p.payload });
 }
 
+/// A read or write on a descriptor the supervisor does not emulate. Regular files and anything
+/// ready, or non-blocking, run in the kernel at once; a blocking pipe, socket or terminal that is
+/// not ready would stop the task inside the kernel, where the supervisor cannot see it wake, so
+/// the task waits here instead and is retried when other tasks of the host have run.
+fn native_io(e: &DirectEngine, h: usize, vid: u32, fd: i32, events: i16) -> Answer {
+    let t = &e.hosts[h].tasks[&vid];
+    // SAFETY: pidfd_getfd of a stopped task's descriptor; the copy is closed below.
+    let copy = unsafe { libc::syscall(libc::SYS_pidfd_getfd, t.pidfd.as_raw_fd(), fd, 0) };
+    if copy < 0 {
+        return Answer::Continue; // EBADF and friends: the kernel gives the right error
+    }
+    let copy = copy as i32;
+    // SAFETY: fstat, fcntl and poll on our copy, then close it.
+    let ready = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        let regular = libc::fstat(copy, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFREG;
+        let nonblock = libc::fcntl(copy, libc::F_GETFL) & libc::O_NONBLOCK != 0;
+        let mut p = libc::pollfd { fd: copy, events, revents: 0 };
+        let ready = regular || nonblock || (libc::poll(&mut p, 1, 0) == 1 && p.revents != 0);
+        libc::close(copy);
+        ready
+    };
+    if ready { Answer::Continue } else { Answer::Block(BlockKind::Io { since: 0 }, None) }
+}
+
+/// A write on a descriptor the supervisor does not emulate. A blocking write to a pipe with less
+/// room than the data would stop the task in the kernel until a reader makes room; instead the
+/// supervisor writes what fits (a short write, which callers loop on) or, with a full pipe,
+/// blocks the task until a reader has run.
+#[allow(non_upper_case_globals)]
+fn native_write(e: &DirectEngine, h: usize, vid: u32, n: &Notif) -> Answer {
+    use libc::*;
+    let a = n.data.args;
+    let nr = n.data.nr as i64;
+    if !matches!(nr, SYS_write | SYS_writev) {
+        return native_io(e, h, vid, a[0] as i32, POLLOUT);
+    }
+    let t = &e.hosts[h].tasks[&vid];
+    // SAFETY: pidfd_getfd of a stopped task's descriptor; closed below.
+    let copy = unsafe { syscall(SYS_pidfd_getfd, t.pidfd.as_raw_fd(), a[0] as i32, 0) };
+    if copy < 0 {
+        return Answer::Continue;
+    }
+    let copy = copy as i32;
+    let answer = (|| {
+        // SAFETY: fstat, fcntl, ioctl and poll on our copy.
+        unsafe {
+            let mut st: stat = std::mem::zeroed();
+            if fstat(copy, &mut st) != 0 || (st.st_mode & S_IFMT) != S_IFIFO || fcntl(copy, F_GETFL) & O_NONBLOCK != 0 {
+                let mut p = pollfd { fd: copy, events: POLLOUT, revents: 0 };
+                let regular = (st.st_mode & S_IFMT) == S_IFREG;
+                return if regular || (poll(&mut p, 1, 0) == 1 && p.revents != 0) {
+                    Answer::Continue
+                } else {
+                    Answer::Block(BlockKind::Io { since: 0 }, None)
+                };
+            }
+            let mut p = pollfd { fd: copy, events: POLLOUT, revents: 0 };
+            poll(&mut p, 1, 0);
+            if p.revents & (POLLERR | POLLHUP) != 0 {
+                return Answer::Continue; // no reader: the kernel raises SIGPIPE / EPIPE
+            }
+            let cap = fcntl(copy, F_GETPIPE_SZ).max(0) as usize;
+            let mut queued: c_int = 0;
+            ioctl(copy, FIONREAD, &mut queued);
+            let free = cap.saturating_sub(queued.max(0) as usize);
+            let bufs = if nr == SYS_write {
+                vec![(a[1], a[2] as usize)]
+            } else {
+                match mem::read_iovecs(t.pid, a[1], a[2] as usize) {
+                    Ok(v) => v,
+                    Err(_) => return Answer::Errno(EFAULT),
+                }
+            };
+            let total: usize = bufs.iter().map(|b| b.1).sum();
+            if total <= free {
+                return Answer::Continue;
+            }
+            if free == 0 {
+                return Answer::Block(BlockKind::Io { since: 0 }, None);
+            }
+            let mut data = Vec::with_capacity(free);
+            for (base, len) in bufs {
+                let take = len.min(free - data.len());
+                match mem::read(t.pid, base, take) {
+                    Ok(d) => data.extend_from_slice(&d),
+                    Err(_) => return Answer::Errno(EFAULT),
+                }
+                if data.len() == free {
+                    break;
+                }
+            }
+            let w = write(copy, data.as_ptr() as *const c_void, data.len());
+            if w < 0 { Answer::Errno(*__errno_location()) } else { Answer::Value(w as i64) }
+        }
+    })();
+    // SAFETY: closing our copy.
+    unsafe { close(copy) };
+    answer
+}
+
 /// Readiness of a descriptor the supervisor does not emulate: poll a copy of it, taken with
 /// `pidfd_getfd`, without waiting. `None` if the task has no such descriptor.
 fn native_ready(pidfd: i32, fd: i32, events: i16) -> Option<i16> {
@@ -981,4 +1116,16 @@ fn do_select(
         return Ok(Answer::Value(ready));
     }
     Ok(Answer::Block(BlockKind::Io { since: 0 }, timeout))
+}
+
+/// Pending (thread and process) and blocked signal sets of `pid`, from `/proc`.
+fn proc_signals(pid: i32) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or(0)
+    };
+    (field("SigPnd:") | field("ShdPnd:"), field("SigBlk:"))
 }

@@ -129,6 +129,8 @@ pub struct DirectEngine {
     watchdog: Duration,
     /// The "no CPUID faulting" warning was printed.
     pub(crate) cpuid_warned: bool,
+    /// Print every handled syscall (`THERMOCLINE_DIRECT_TRACE=1`), for debugging.
+    trace: bool,
 }
 
 /// The syscalls the supervisor is notified of (unless every syscall is, for `--syscall-stats`).
@@ -356,6 +358,7 @@ impl DirectEngine {
             wake_tokens: 0,
             watchdog: wall_watchdog(),
             cpuid_warned: false,
+            trace: std::env::var_os("THERMOCLINE_DIRECT_TRACE").is_some(),
         })
     }
 
@@ -454,6 +457,7 @@ impl DirectEngine {
                 timed_out: false,
                 retry: false,
                 is_root: true,
+                vfork_pending: false,
                 syscalls: 0,
             },
         );
@@ -501,10 +505,23 @@ impl DirectEngine {
                 timed_out: false,
                 retry: false,
                 is_root: false,
+                vfork_pending: false,
                 syscalls: 0,
             },
         );
         Some(vid)
+    }
+
+    /// A task whose parent may be stopped in vfork has stopped (`exited`: or exited). A vfork
+    /// parent is released by the kernel once the child's exec has replaced its memory or the
+    /// child has exited — before the child can make another syscall — so checking the parent's
+    /// kernel state here gives the same answer on every run: still `D` means the child has not
+    /// exec'd (or its exec failed).
+    fn release_vfork_parent(&mut self, h: usize, parent: Option<u32>, exited: bool) {
+        let Some(p) = parent.and_then(|p| self.hosts[h].tasks.get_mut(&p)) else { return };
+        if matches!(p.state, TaskState::Vforked) && (exited || proc_state(p.pid) != Some('D')) {
+            p.state = TaskState::Running;
+        }
     }
 
     /// A task has exited: record it, drop its descriptors, reap it if it is our child.
@@ -533,6 +550,8 @@ impl DirectEngine {
             host.release(e.obj);
         }
         host.progress += 1;
+        let parent = host.tasks.get(&vid).and_then(|t| t.parent);
+        self.release_vfork_parent(h, parent, true);
     }
 
     /// Wait until no task of host `h` runs: each running task has stopped in a notified syscall
@@ -540,17 +559,45 @@ impl DirectEngine {
     fn collect(&mut self, h: usize) -> Result<(), DirectError> {
         let mut waited = Instant::now();
         loop {
-            // Tasks stopped in vfork are released by the kernel when their child execs or exits;
-            // until then (state D) they are not awaited.
-            let host = &mut self.hosts[h];
-            let mut running = false;
-            for t in host.tasks.values_mut() {
-                if let TaskState::Vforked = t.state
-                    && proc_state(t.pid) != Some('D')
-                {
-                    t.state = TaskState::Running;
+            // Tasks stopped in vfork are not awaited: the kernel releases them when their child
+            // execs or exits (see `release_vfork_parent`).
+            // A vfork parent sleeps (state D) only once its child exists: then the child is
+            // registered and awaited like any new task; until then the parent is still in clone.
+            let mut in_clone = false;
+            let pending: Vec<(u32, i32, usize)> = self.hosts[h]
+                .tasks
+                .values()
+                .filter(|t| matches!(t.state, TaskState::Vforked) && t.vfork_pending)
+                .map(|t| (t.vid, t.pid, t.tree))
+                .collect();
+            for (vid, pid, tree) in pending {
+                match proc_state(pid) {
+                    Some('D') => {
+                        for child in proc_children(pid) {
+                            if !self.hosts[h].pid_vid.contains_key(&child) {
+                                self.register(h, child, tree);
+                            }
+                        }
+                        if let Some(t) = self.hosts[h].tasks.get_mut(&vid) {
+                            t.vfork_pending = false;
+                        }
+                    }
+                    Some('Z') | Some('X') | None => {
+                        if let Some(t) = self.hosts[h].tasks.get_mut(&vid) {
+                            t.vfork_pending = false;
+                        }
+                    }
+                    Some(_) => in_clone = true,
                 }
-                running |= matches!(t.state, TaskState::Running);
+            }
+            let host = &mut self.hosts[h];
+            let running = host.tasks.values().any(|t| matches!(t.state, TaskState::Running));
+            if !running && in_clone {
+                if waited.elapsed() > self.watchdog {
+                    return Err(self.host_error(h, "a task stayed in vfork without a child appearing".into()));
+                }
+                std::thread::yield_now();
+                continue;
             }
             if !running {
                 return Ok(());
@@ -616,6 +663,8 @@ impl DirectEngine {
                 {
                     t.state = TaskState::Parked(notif);
                     t.retry = false;
+                    let parent = t.parent;
+                    self.release_vfork_parent(h, parent, false);
                 }
             }
             for (pfd, &(is_listener, idx)) in fds.iter().zip(&what) {
@@ -696,6 +745,22 @@ impl DirectEngine {
             }
         }
         let answer = emulate::syscall(self, h, vid, &notif)?;
+        if self.trace {
+            let t = &self.hosts[h].tasks[&vid];
+            eprintln!(
+                "thermocline-trace: {} t={} vid {} pid {} {} {}({:#x}, {:#x}, {:#x}) -> {:?}",
+                self.hosts[h].name,
+                self.hosts[h].now,
+                vid,
+                t.pid,
+                t.binary,
+                sysnames::name(nr).unwrap_or("?"),
+                notif.data.args[0],
+                notif.data.args[1],
+                notif.data.args[2],
+                answer
+            );
+        }
         let host = &mut self.hosts[h];
         let now = host.now;
         let t = host.tasks.get_mut(&vid).expect("task exists");

@@ -164,6 +164,8 @@ pub struct Task {
     pub retry: bool,
     /// Whether this task is the one the launcher started (the supervisor's own child).
     pub is_root: bool,
+    /// It called vfork and its child has not been registered yet.
+    pub vfork_pending: bool,
     /// Notified syscalls handled.
     pub syscalls: u64,
 }

@@ -139,6 +139,12 @@ unsafe fn child(
             libc::_exit(127)
         };
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        // The supervisor ignores SIGPIPE (as Rust programs do) and may block signals: a managed
+        // program starts with default dispositions and an empty mask, as from a shell.
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
         if libc::personality(libc::ADDR_NO_RANDOMIZE as libc::c_ulong) < 0 {
             fail(1);
         }
