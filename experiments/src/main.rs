@@ -69,6 +69,8 @@ enum BenchCommand {
     Model(model_cmd::ModelBench),
     /// Surrogate gossip at scale: memory per identity, events/s, wall time per simulated slot.
     Gossip(bench::GossipBench),
+    /// Direct hosts: ns per time read, forwarded syscall and UDP send+receive, native vs shim.
+    Syscall(thermocline::bench_syscall::SyscallBench),
 }
 
 fn main() {
@@ -137,6 +139,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Bench { which: BenchCommand::Model(args) } => model_cmd::bench_model(&args),
         Command::Bench { which: BenchCommand::Gossip(args) } => bench::gossip(&args, &exe),
+        Command::Bench { which: BenchCommand::Syscall(args) } => thermocline::bench_syscall::syscall(&args, &exe),
         Command::Partition(args) => model_cmd::partition(&args),
         Command::Bench { which: BenchCommand::Window(args) } => {
             let session = if args.backend.contains(&Backend::Mpi) { Some(mpi_support::init()?) } else { None };
