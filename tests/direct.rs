@@ -346,3 +346,43 @@ start = "1 s"
     assert_eq!(lines[5].split_whitespace().count(), 8, "eight random bytes: {}", lines[5]);
     assert_eq!(lines[6], "done");
 }
+
+#[test]
+fn syscall_stats_list_what_each_binary_called_and_processes_are_tabled() {
+    use arrow_array::{Array, StringArray, UInt64Array};
+    use thermocline_models::metrics::read_ipc_file;
+    let dir = scratch("direct-stats");
+    let exe = compile(&dir, "clock", TIME_PROGRAM);
+    let spec = write_spec(&dir, "time.toml", &time_spec(&exe));
+    let plain = dir.join("plain");
+    run_ok(&["run", spec.to_str().unwrap(), "--out", plain.to_str().unwrap(), "-q"]);
+    let out = dir.join("stats");
+    run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q", "--syscall-stats"]);
+    assert_eq!(summary(&out)["digest"], summary(&plain)["digest"], "counting syscalls changes no result");
+    let (_, batches) = read_ipc_file(&out.join("direct_syscalls.arrow")).unwrap();
+    let mut rows = Vec::new();
+    for b in &batches {
+        let col = |n: &str| b.column_by_name(n).unwrap().clone();
+        let binary = col("binary");
+        let binary = binary.as_any().downcast_ref::<StringArray>().unwrap();
+        let syscall = col("syscall");
+        let syscall = syscall.as_any().downcast_ref::<StringArray>().unwrap();
+        let calls = col("calls");
+        let calls = calls.as_any().downcast_ref::<UInt64Array>().unwrap();
+        for i in 0..b.num_rows() {
+            rows.push((binary.value(i).to_string(), syscall.value(i).to_string(), calls.value(i)));
+        }
+    }
+    let count = |bin: &str, sys: &str| rows.iter().find(|r| r.0 == bin && r.1 == sys).map_or(0, |r| r.2);
+    assert_eq!(
+        count("clock", "clock_nanosleep"),
+        3,
+        "sleep, nanosleep (glibc: clock_nanosleep) and the absolute one: {rows:?}"
+    );
+    assert_eq!(count("clock", "getrandom"), 2, "one by the program, one by glibc's malloc: {rows:?}");
+    assert!(count("clock", "mmap") > 0 && count("clock", "exit_group") == 1, "{rows:?}");
+    let (_, procs) = read_ipc_file(&out.join("direct_processes.arrow")).unwrap();
+    let status = procs[0].column_by_name("status").unwrap().clone();
+    let status = status.as_any().downcast_ref::<StringArray>().unwrap();
+    assert_eq!(status.value(0), "exit 0");
+}

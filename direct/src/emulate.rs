@@ -541,7 +541,7 @@ fn gather(pid: i32, bufs: &[(u64, usize)]) -> Result<Vec<u8>, i32> {
     Ok(data)
 }
 
-fn udp<'a>(host: &'a mut Host, obj: usize) -> &'a mut net::UdpSocket {
+fn udp(host: &mut Host, obj: usize) -> &mut net::UdpSocket {
     match host.objs.get_mut(obj) {
         Some(Some(s)) => match &mut s.obj {
             Obj::Udp(u) => u,
