@@ -1126,3 +1126,119 @@ impl Drop for DirectEngine {
 pub(crate) fn new_udp() -> Obj {
     Obj::Udp(Box::new(UdpSocket::new()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use thermocline_models::directory::HostGroupSpec;
+    use thermocline_models::network::{NetworkSpec, TopologyKind};
+
+    fn engine(out: &Path, processes: &[ProcessSpec]) -> DirectEngine {
+        let hosts = [HostGroupSpec {
+            name: "h".into(),
+            kind: HostKind::Direct,
+            count: 1,
+            location: None,
+            locations: None,
+            bandwidth: None,
+            profile: None,
+            load: None,
+        }];
+        let spec = NetworkSpec { topology: TopologyKind::SingleSwitch, ..Default::default() };
+        let net = NetworkModel::build(&spec, None, &hosts).unwrap();
+        let partition = Partition::compute(&net.directory, &net.routes, 1).unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let options = DirectOptions {
+            out_dir: out.to_path_buf(),
+            start_date: StartDate::default(),
+            syscall_stats: false,
+            shim: crate::locate_shim(&exe),
+        };
+        let setup =
+            DirectSetup { net, partition, processes, options, seed: 1, end: SimTime::from_nanos(10_000_000_000) };
+        DirectEngine::new(setup, ShardId(0)).unwrap()
+    }
+
+    fn run(e: &mut DirectEngine) -> EngineOutput {
+        let mut outbox = Outbox::new(1);
+        while !e.next_event_time().is_never() {
+            e.run_until(SimTime::from_nanos(10_000_000_000), &mut outbox).unwrap();
+            if e.next_event_time() >= SimTime::from_nanos(10_000_000_000) {
+                break;
+            }
+        }
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn an_engine_runs_a_real_program_and_repeats_its_digest() {
+        let dir = std::env::temp_dir().join(format!("thermocline-direct-unit-{}", std::process::id()));
+        let p = ProcessSpec {
+            host: "h".into(),
+            path: "sh".into(),
+            args: vec!["-c".into(), "echo hello; date -u +%s; head -c 4 /dev/urandom | od -An -tx1".into()],
+            env: Default::default(),
+            start: thermocline_bus::SimDuration::from_secs(2),
+            expected_exit: ExpectedExit::Success,
+        };
+        let mut digests = Vec::new();
+        for i in 0..2 {
+            let out = dir.join(i.to_string());
+            let mut e = engine(&out, std::slice::from_ref(&p));
+            assert_eq!(e.next_event_time(), SimTime::from_nanos(2_000_000_000));
+            digests.push(run(&mut e).digest);
+            let stdout = std::fs::read_to_string(out.join("hosts/h/sh.0.stdout")).unwrap();
+            let lines: Vec<&str> = stdout.lines().collect();
+            assert_eq!(lines[..2], ["hello", "946684802"], "{stdout}");
+            assert_eq!(lines[2].split_whitespace().count(), 4);
+        }
+        assert_eq!(digests[0], digests[1]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn specs_naming_missing_programs_or_groups_are_refused() {
+        let dir = std::env::temp_dir().join(format!("thermocline-direct-unit-bad-{}", std::process::id()));
+        let hosts = [HostGroupSpec {
+            name: "h".into(),
+            kind: HostKind::Direct,
+            count: 1,
+            location: None,
+            locations: None,
+            bandwidth: None,
+            profile: None,
+            load: None,
+        }];
+        let spec = NetworkSpec { topology: TopologyKind::SingleSwitch, ..Default::default() };
+        let net = NetworkModel::build(&spec, None, &hosts).unwrap();
+        let partition = Partition::compute(&net.directory, &net.routes, 1).unwrap();
+        let options = DirectOptions {
+            out_dir: dir.clone(),
+            start_date: StartDate::default(),
+            syscall_stats: false,
+            shim: crate::locate_shim(&std::env::current_exe().unwrap()),
+        };
+        let p = ProcessSpec {
+            host: "nope".into(),
+            path: "sh".into(),
+            args: vec![],
+            env: Default::default(),
+            start: Default::default(),
+            expected_exit: ExpectedExit::Success,
+        };
+        let mk = |p: &ProcessSpec| {
+            let setup = DirectSetup {
+                net: net.clone(),
+                partition: partition.clone(),
+                processes: std::slice::from_ref(p),
+                options: options.clone(),
+                seed: 1,
+                end: SimTime::from_nanos(1),
+            };
+            DirectEngine::new(setup, ShardId(0)).err().map(|e| e.to_string())
+        };
+        assert!(mk(&p).unwrap().contains("host group \"nope\", which does not exist"));
+        let q = ProcessSpec { host: "h".into(), path: "/no/such/program".into(), ..p };
+        assert!(mk(&q).unwrap().contains("not found"));
+    }
+}
