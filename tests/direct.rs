@@ -386,3 +386,54 @@ fn syscall_stats_list_what_each_binary_called_and_processes_are_tabled() {
     let status = status.as_any().downcast_ref::<StringArray>().unwrap();
     assert_eq!(status.value(0), "exit 0");
 }
+
+#[test]
+fn unsupported_calls_get_a_defined_error_and_one_log_line() {
+    let dir = scratch("direct-unsupported");
+    std::fs::write(
+        dir.join("limits.py"),
+        r#"
+import errno, socket, threading
+try:
+    threading.Thread(target=print).start()
+    print("thread started")
+except RuntimeError as e:
+    print("thread refused:", e)
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+except OSError as e:
+    print("tcp refused:", errno.errorcode[e.errno])
+try:
+    socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+except OSError as e:
+    print("ipv6 refused:", errno.errorcode[e.errno])
+"#,
+    )
+    .unwrap();
+    let spec = write_spec(
+        &dir,
+        "limits.toml",
+        &format!(
+            "[run]\nduration = \"1 min\"\n[network]\ntopology = \"single-switch\"\n\
+             [[hosts]]\nname = \"lim\"\nkind = \"direct\"\ncount = 1\n\
+             [[processes]]\nhost = \"lim\"\npath = \"/usr/bin/python3\"\nargs = [\"{}\"]\n",
+            dir.join("limits.py").display()
+        ),
+    );
+    let out = dir.join("out");
+    let res = run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    let stdout = read(out.join("hosts/lim/python3.0.stdout"));
+    assert_eq!(
+        stdout, "thread refused: can't start new thread\ntcp refused: ESOCKTNOSUPPORT\nipv6 refused: EAFNOSUPPORT\n",
+        "{stdout}"
+    );
+    let log = String::from_utf8_lossy(&res.stderr);
+    for want in [
+        "thermocline: host lim process python3.11 (pid ",
+        "unsupported syscall clone(56) (a new thread: threads are not supported yet) → EAGAIN",
+        "unsupported syscall socket(41) (AF_INET type 1; only UDP is emulated yet) → ESOCKTNOSUPPORT",
+        "unsupported syscall socket(41) (address family 10) → EAFNOSUPPORT",
+    ] {
+        assert!(log.contains(want), "missing {want:?} in\n{log}");
+    }
+}

@@ -108,7 +108,7 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
     let nr = n.data.nr as i64;
     let a = n.data.args;
     if n.data.arch != AUDIT_ARCH_X86_64 || nr & 0x4000_0000 != 0 {
-        e.unsupported(h, vid, nr, " (32-bit or x32 ABI)");
+        e.unsupported(h, vid, nr, " (32-bit or x32 ABI)", libc::ENOSYS);
         return Ok(Answer::Errno(libc::ENOSYS));
     }
     let (pid, timed_out) = {
@@ -372,11 +372,17 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
                     Answer::AddFd { src: e.udp_placeholder.as_raw_fd(), cloexec: ty & SOCK_CLOEXEC != 0, obj }
                 }
                 AF_INET => {
-                    e.unsupported(h, vid, nr, &format!(" (AF_INET type {}; only UDP is emulated yet)", ty & 0xf));
+                    e.unsupported(
+                        h,
+                        vid,
+                        nr,
+                        &format!(" (AF_INET type {}; only UDP is emulated yet)", ty & 0xf),
+                        ESOCKTNOSUPPORT,
+                    );
                     Answer::Errno(ESOCKTNOSUPPORT)
                 }
                 _ => {
-                    e.unsupported(h, vid, nr, &format!(" (address family {domain})"));
+                    e.unsupported(h, vid, nr, &format!(" (address family {domain})"), EAFNOSUPPORT);
                     Answer::Errno(EAFNOSUPPORT)
                 }
             }
@@ -406,7 +412,7 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
                 0
             };
             if flags & THREAD_FLAG != 0 {
-                e.unsupported(h, vid, nr, " (a new thread: threads are not supported yet)");
+                e.unsupported(h, vid, nr, " (a new thread: threads are not supported yet)", EAGAIN);
                 return Ok(Answer::Errno(EAGAIN));
             }
             let host = &mut e.hosts[h];
@@ -500,7 +506,7 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
         }
         SYS_alarm | SYS_setitimer | SYS_timer_create | SYS_timerfd_create | SYS_epoll_create | SYS_epoll_create1
         | SYS_io_uring_setup | SYS_inotify_init | SYS_inotify_init1 => {
-            e.unsupported(h, vid, nr, "");
+            e.unsupported(h, vid, nr, "", ENOSYS);
             Answer::Errno(ENOSYS)
         }
         // With --syscall-stats every syscall is notified; the rest run as they are.
@@ -712,7 +718,7 @@ fn socket_call(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) 
         }
         SYS_listen | SYS_accept | SYS_accept4 => Err(EOPNOTSUPP),
         _ => {
-            e.unsupported(h, vid, nr, " (on a UDP socket)");
+            e.unsupported(h, vid, nr, " (on a UDP socket)", ENOSYS);
             Err(ENOSYS)
         }
     }

@@ -852,14 +852,20 @@ impl DirectEngine {
         }
     }
 
-    /// Log an unsupported syscall once per (process, syscall).
-    pub(crate) fn unsupported(&mut self, h: usize, vid: u32, nr: i64, what: &str) {
+    /// Log an unsupported syscall once per (process, syscall, detail), with the error it gets.
+    pub(crate) fn unsupported(&mut self, h: usize, vid: u32, nr: i64, what: &str, errno: i32) {
         let host = &mut self.hosts[h];
         let Some(t) = host.tasks.get(&vid) else { return };
-        if host.logged.insert((t.proc, nr)) {
+        if host.logged.insert((t.proc, nr, what.to_string())) {
             let name = sysnames::name(nr).unwrap_or("unknown");
+            let error = match errno {
+                libc::EAGAIN => "EAGAIN",
+                libc::EAFNOSUPPORT => "EAFNOSUPPORT",
+                libc::ESOCKTNOSUPPORT => "ESOCKTNOSUPPORT",
+                _ => "ENOSYS",
+            };
             eprintln!(
-                "thermocline: host {} process {} (pid {}): unsupported syscall {name}({nr}){what} → ENOSYS",
+                "thermocline: host {} process {} (pid {}): unsupported syscall {name}({nr}){what} → {error}",
                 host.name, t.binary, t.pid
             );
         }

@@ -223,8 +223,8 @@ pub struct Host {
     pub fork_fds: HashMap<usize, BTreeMap<i32, FdEntry>>,
     /// Emulated objects.
     pub objs: Vec<Option<ObjSlot>>,
-    /// (process, syscall) pairs already logged as unsupported.
-    pub logged: HashSet<(usize, i64)>,
+    /// (process, syscall, detail) already logged as unsupported.
+    pub logged: HashSet<(usize, i64, String)>,
     /// Per (binary, syscall number): calls seen.
     pub stats: BTreeMap<(String, i64), u64>,
     /// UDP: bound ports → object.

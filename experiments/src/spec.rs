@@ -305,4 +305,24 @@ mod tests {
         let err = Spec::parse("[run\n", "e.toml").unwrap_err().to_string();
         assert!(err.starts_with("e.toml:1:"), "{err}");
     }
+
+    #[test]
+    fn direct_processes_and_start_dates_parse_with_located_errors() {
+        let ok = "[run]\nstart_date = \"2026-01-01T00:00:00Z\"\n[[hosts]]\nname = \"a\"\nkind = \"direct\"\ncount = 1\n\
+                  [[processes]]\nhost = \"a\"\npath = \"sh\"\nargs = [\"-c\", \"true\"]\nstart = \"1 s\"\n\
+                  expected_exit = \"running\"\n";
+        let spec = Spec::parse(ok, "d.toml").unwrap();
+        assert!(matches!(spec.workload(), Ok(Workload::Direct(p)) if p.len() == 1));
+        assert_eq!(spec.run.start_date.to_string(), "2026-01-01T00:00:00Z");
+        assert_eq!(Spec::parse(&spec.to_toml(), "x").unwrap(), spec);
+
+        let err = Spec::parse("[run]\nstart_date = \"2026-13-01T00:00:00Z\"\n", "d.toml").unwrap_err().to_string();
+        assert!(err.starts_with("d.toml:2:14: ") && err.contains("RFC 3339"), "{err}");
+        let err = Spec::parse(&ok.replace("\"running\"", "\"SIGFOO\""), "d.toml").unwrap_err().to_string();
+        assert!(err.starts_with("d.toml:12:17: ") && err.contains("unknown expected exit"), "{err}");
+        let err = Spec::parse(&ok.replace("args", "argz"), "d.toml").unwrap_err().to_string();
+        assert!(err.starts_with("d.toml:10:1: ") && err.contains("unknown field `argz`"), "{err}");
+        let mixed = Spec::parse(&format!("{ok}[phold]\n"), "d.toml").unwrap();
+        assert!(mixed.workload().err().unwrap().contains("not supported yet"));
+    }
 }
