@@ -196,6 +196,8 @@ pub fn notified_syscalls() -> Vec<u32> {
         SYS_vfork,
         SYS_execve,
         SYS_execveat,
+        // the first syscall of every x86-64 image (TLS set-up): the earliest stop after an exec
+        SYS_arch_prctl,
         SYS_wait4,
         SYS_waitid,
         // host identity
@@ -452,7 +454,8 @@ impl DirectEngine {
                 state: TaskState::Running,
                 fds: BTreeMap::new(),
                 forked: false,
-                exec_pending: true,
+                // Set by the launcher's own execve, which the supervisor sees.
+                exec_pending: false,
                 deadline: None,
                 timed_out: false,
                 retry: false,
@@ -845,6 +848,9 @@ impl DirectEngine {
         for o in released {
             host.release(o);
         }
+        // Programs without the shim (static ones) read time through the vDSO: make those
+        // reads syscalls the supervisor answers. The shim, if it loads, replaces the stubs.
+        let _ = crate::vdso::neutralise(pid);
         if let Some(addr) = auxv_random(pid) {
             let mut bytes = [0u8; 16];
             rand_core::Rng::fill_bytes(&mut host.random, &mut bytes);

@@ -22,6 +22,7 @@ pub mod net;
 pub mod seccomp;
 pub mod sysnames;
 mod tables;
+pub mod vdso;
 
 pub use config::{ExitStatus, ExpectedExit, ProcessSpec, StartDate};
 pub use engine::{DirectEngine, DirectOptions, DirectSetup};
