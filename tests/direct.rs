@@ -188,6 +188,8 @@ try:
     s.recvfrom(100)
 except socket.timeout:
     print("timeout after", time.monotonic_ns() - t0, flush=True)
+for i in range(2):
+    s.sendto(f"hello nc {i} at {time.time()}\n".encode(), ("10.0.0.3", 7001))
 print("end", time.time())
 "#;
 
@@ -224,10 +226,23 @@ path = "/usr/bin/python3"
 args = ["{}"]
 start = "2 s"
 
+[[hosts]]
+name = "carol"
+kind = "direct"
+count = 1
+bandwidth = {{ up = "1 Gbit", down = "1 Gbit" }}
+
 [[processes]]
 host = "bob"
 path = "socat"
 args = ["UDP4-LISTEN:7000", "PIPE"]
+start = "1 s"
+expected_exit = "running"
+
+[[processes]]
+host = "carol"
+path = "nc"
+args = ["-u", "-l", "-d", "7001"]
 start = "1 s"
 expected_exit = "running"
 "#,
@@ -241,9 +256,11 @@ fn have(tool: &str) -> bool {
 }
 
 #[test]
-fn python_and_socat_exchange_udp_with_the_models_latency_on_any_shard_count() {
-    if !have("socat") || !Path::new("/usr/bin/python3").is_file() {
-        panic!("this test needs Debian's socat and /usr/bin/python3 (apt-get install socat python3)");
+fn python_socat_and_nc_exchange_udp_with_the_models_latency_on_any_shard_count() {
+    if !have("socat") || !have("nc") || !Path::new("/usr/bin/python3").is_file() {
+        panic!(
+            "this test needs Debian's socat, netcat-openbsd and python3 (apt-get install socat netcat-openbsd python3)"
+        );
     }
     let dir = scratch("direct-udp");
     let spec = udp_spec(&dir);
@@ -259,13 +276,14 @@ fn python_and_socat_exchange_udp_with_the_models_latency_on_any_shard_count() {
         args.extend_from_slice(extra);
         run_ok(&args);
         let alice = read(out.join("hosts/alice/python3.0.stdout"));
-        let bob = read(out.join("hosts/bob/socat.0.stdout"));
-        results.push((alice, bob, summary(&out)["digest"].as_str().unwrap().to_string()));
+        let servers = read(out.join("hosts/bob/socat.0.stdout")) + &read(out.join("hosts/carol/nc.0.stdout"));
+        results.push((alice, servers, summary(&out)["digest"].as_str().unwrap().to_string()));
     }
     for r in &results[1..] {
         assert_eq!(*r, results[0], "outputs and digest are the same on every run, shard count and backend");
     }
     let alice = &results[0].0;
+    let nc = &results[0].1;
     // alice starts at 2 s of 2000-01-01 (the default start date); its host name is its own.
     assert!(alice.starts_with("start 946684802.0 alice "), "{alice}");
     // One way: the path's 25 ms, plus serialising the 34-byte packet (20 IPv4 + 8 UDP + 6)
@@ -280,6 +298,9 @@ fn python_and_socat_exchange_udp_with_the_models_latency_on_any_shard_count() {
     assert!(alice.contains("timeout after 250000000\n"), "{alice}");
     // Three round trips and three 1-s sleeps, then the 0.25-s timeout.
     let end_ns = 2_000_000_000 + 3 * (2 * one_way + 1_000_000_000) + 1_000 + 250_000_000;
+    // nc printed what python sent it, stamped at the same emulated instant as python's "end".
+    let end_text = alice.lines().last().unwrap().strip_prefix("end ").unwrap();
+    assert_eq!(*nc, format!("hello nc 0 at {end_text}\nhello nc 1 at {end_text}\n"));
     let end = alice.lines().last().unwrap().strip_prefix("end ").unwrap().parse::<f64>().unwrap();
     assert_eq!((end * 1e6).round() as u64, 946_684_800_000_000 + end_ns / 1000, "{alice}");
 }
