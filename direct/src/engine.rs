@@ -617,8 +617,15 @@ impl DirectEngine {
                     what.push((false, t.vid as usize));
                 }
             }
+            // Usually the task has already stopped by the time the supervisor runs again (its
+            // wake-up is a hand-off), so look without a timeout first: arming a poll timer costs
+            // VM exits on a virtual machine.
             // SAFETY: poll over our own descriptors.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
+            let mut n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
+            if n == 0 {
+                // SAFETY: as above.
+                n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
+            }
             if n < 0 {
                 let e = io::Error::last_os_error();
                 if e.raw_os_error() == Some(libc::EINTR) {
