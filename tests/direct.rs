@@ -479,3 +479,116 @@ fn a_static_binary_without_the_shim_still_reads_emulated_time() {
     assert_eq!(lines[5], line("after-nanosleep", 3601, 500_000_000));
     assert_eq!(lines[6], line("after-absolute", 3611, 500_000_000));
 }
+
+const UDP_C: &str = r#"
+#include <stdio.h>
+#include <string.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <time.h>
+
+static long long now_ns(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1000000000LL + t.tv_nsec; }
+
+int main(void) {
+    int a = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), b = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sa = {0}, sb = {0}, got = {0};
+    sa.sin_family = sb.sin_family = AF_INET;
+    sa.sin_addr.s_addr = sb.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sb.sin_port = htons(5555);
+    if (bind(a, (struct sockaddr *)&sa, sizeof sa) || bind(b, (struct sockaddr *)&sb, sizeof sb)) return 10;
+    printf("rebind %s\n", bind(socket(AF_INET, SOCK_DGRAM, 0), (struct sockaddr *)&sb, sizeof sb) ? strerror(errno) : "ok");
+    socklen_t len = sizeof got;
+    getsockname(a, (struct sockaddr *)&got, &len);
+    printf("a bound to %s:%d (ephemeral %s)\n", inet_ntoa(got.sin_addr), ntohs(got.sin_port), ntohs(got.sin_port) >= 49152 ? "yes" : "no");
+    if (connect(a, (struct sockaddr *)&sb, sizeof sb)) return 11;
+    len = sizeof got;
+    getpeername(a, (struct sockaddr *)&got, &len);
+    printf("a connected to port %d\n", ntohs(got.sin_port));
+    int type = 0; len = sizeof type;
+    getsockopt(a, SOL_SOCKET, SO_TYPE, &type, &len);
+    printf("SO_TYPE dgram %d\n", type == SOCK_DGRAM);
+
+    /* select with a timeout on an empty socket: times out after exactly 0.3 s */
+    fd_set r; FD_ZERO(&r); FD_SET(b, &r);
+    struct timeval tv = {0, 300000};
+    long long t0 = now_ns();
+    int n = select(b + 1, &r, 0, 0, &tv);
+    printf("select empty -> %d after %lld ns\n", n, now_ns() - t0);
+
+    /* sendmsg with two iovecs on the connected socket; recvmsg with MSG_PEEK then for real */
+    struct iovec iov[2] = {{"hello ", 6}, {"world", 5}};
+    struct msghdr m = {0}; m.msg_iov = iov; m.msg_iovlen = 2;
+    printf("sendmsg %zd\n", sendmsg(a, &m, 0));
+    FD_ZERO(&r); FD_SET(b, &r); tv.tv_sec = 5; tv.tv_usec = 0;
+    t0 = now_ns();
+    n = select(b + 1, &r, 0, 0, &tv);
+    printf("select ready -> %d isset %d after %lld ns\n", n, FD_ISSET(b, &r) != 0, now_ns() - t0);
+    int avail = 0; ioctl(b, FIONREAD, &avail);
+    printf("FIONREAD %d\n", avail);
+    char buf[64]; struct sockaddr_in from; struct iovec rio = {buf, sizeof buf};
+    struct msghdr rm = {0}; rm.msg_name = &from; rm.msg_namelen = sizeof from; rm.msg_iov = &rio; rm.msg_iovlen = 1;
+    ssize_t k = recvmsg(b, &rm, MSG_PEEK);
+    printf("peek %zd '%.*s'\n", k, (int)k, buf);
+    char small[5];
+    k = recv(b, small, sizeof small, MSG_TRUNC);
+    printf("trunc %zd '%.5s'\n", k, small);
+
+    /* non-blocking via fcntl; poll reports POLLIN after a sendto */
+    fcntl(b, F_SETFL, fcntl(b, F_GETFL) | O_NONBLOCK);
+    k = recv(b, buf, sizeof buf, 0);
+    printf("nonblocking recv %zd %s\n", k, errno == EAGAIN ? "EAGAIN" : "?");
+    int c = socket(AF_INET, SOCK_DGRAM, 0);
+    sendto(c, "x", 1, 0, (struct sockaddr *)&sb, sizeof sb);
+    struct pollfd p = {b, POLLIN, 0};
+    t0 = now_ns();
+    n = poll(&p, 1, 1000);
+    printf("poll -> %d revents %d after %lld ns\n", n, p.revents, now_ns() - t0);
+    len = sizeof from;
+    k = recvfrom(b, buf, sizeof buf, 0, (struct sockaddr *)&from, &len);
+    printf("recvfrom %zd from 127.0.0.1? %d\n", k, from.sin_addr.s_addr == htonl(INADDR_LOOPBACK));
+    /* a dup'd descriptor is the same socket */
+    int d = dup(b);
+    sendto(c, "yz", 2, 0, (struct sockaddr *)&sb, sizeof sb);
+    usleep(10);
+    printf("recv on dup %zd\n", recv(d, buf, sizeof buf, 0));
+    close(d); close(c); close(a); close(b);
+    return 0;
+}
+"#;
+
+#[test]
+fn udp_socket_calls_behave_like_linux_on_loopback() {
+    let dir = scratch("direct-udp-c");
+    let exe = compile(&dir, "udp", UDP_C);
+    let spec = time_spec(&exe).replace("name = \"clock\"", "name = \"u\"").replace("host = \"clock\"", "host = \"u\"");
+    let spec = write_spec(&dir, "udp.toml", &spec);
+    let out = dir.join("out");
+    run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    let stdout = read(out.join("hosts/u/udp.0.stdout"));
+    assert_eq!(
+        stdout,
+        "rebind Address already in use\n\
+         a bound to 127.0.0.1:49152 (ephemeral yes)\n\
+         a connected to port 5555\n\
+         SO_TYPE dgram 1\n\
+         select empty -> 0 after 300000000 ns\n\
+         sendmsg 11\n\
+         select ready -> 1 isset 1 after 1000 ns\n\
+         FIONREAD 11\n\
+         peek 11 'hello world'\n\
+         trunc 11 'hello'\n\
+         nonblocking recv -1 EAGAIN\n\
+         poll -> 1 revents 1 after 1000 ns\n\
+         recvfrom 1 from 127.0.0.1? 1\n\
+         recv on dup 2\n",
+        "{stdout}"
+    );
+}

@@ -1017,7 +1017,7 @@ fn native_ready(pidfd: i32, fd: i32, events: i16) -> Option<i16> {
 
 fn fd_ready(e: &DirectEngine, h: usize, vid: u32, fd: i32, events: i16) -> i16 {
     let t = &e.hosts[h].tasks[&vid];
-    let want = events | libc::POLLERR | libc::POLLHUP;
+    let want = events | libc::POLLERR | libc::POLLHUP; // as the kernel: asked-for bits and errors
     match t.fds.get(&fd) {
         Some(f) => match e.hosts[h].objs.get(f.obj).and_then(|s| s.as_ref()).map(|s| &s.obj) {
             Some(Obj::Random) => (libc::POLLIN | libc::POLLOUT) & want,
@@ -1026,7 +1026,7 @@ fn fd_ready(e: &DirectEngine, h: usize, vid: u32, fd: i32, events: i16) -> i16 {
                 if !u.queue.is_empty() || u.shut_rd {
                     r |= libc::POLLIN | libc::POLLRDNORM;
                 }
-                r & (want | libc::POLLRDNORM)
+                r & want
             }
             None => libc::POLLNVAL,
         },
