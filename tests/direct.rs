@@ -592,3 +592,41 @@ fn udp_socket_calls_behave_like_linux_on_loopback() {
         "{stdout}"
     );
 }
+
+#[test]
+fn python_forks_and_its_child_answers_over_a_socketpair_in_simulated_time() {
+    let dir = scratch("direct-fork");
+    std::fs::write(
+        dir.join("fork.py"),
+        r#"
+import os, socket, time
+a, b = socket.socketpair()
+pid = os.fork()
+if pid == 0:
+    a.close()
+    time.sleep(2)
+    b.send(b"from child at %f" % time.time())
+    os._exit(3)
+b.close()
+print(a.recv(100).decode(), "received at", time.time(), flush=True)
+print("child status", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"#,
+    )
+    .unwrap();
+    let spec = write_spec(
+        &dir,
+        "fork.toml",
+        &format!(
+            "[run]\nduration = \"1 min\"\n[network]\ntopology = \"single-switch\"\n\
+             [[hosts]]\nname = \"f\"\nkind = \"direct\"\ncount = 1\n\
+             [[processes]]\nhost = \"f\"\npath = \"/usr/bin/python3\"\nargs = [\"{}\"]\nstart = \"1 s\"\n",
+            dir.join("fork.py").display()
+        ),
+    );
+    let out = dir.join("out");
+    run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    assert_eq!(
+        read(out.join("hosts/f/python3.0.stdout")),
+        "from child at 946684803.000000 received at 946684803.0\nchild status 3\n"
+    );
+}
