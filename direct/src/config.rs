@@ -30,6 +30,19 @@ pub struct ProcessSpec {
     /// process that is still running at the end of the run (it is then terminated).
     #[serde(default)]
     pub expected_exit: ExpectedExit,
+    /// Trap `rdtsc` (default): the program reads simulated time from the TSC. `false` for
+    /// programs known not to read it: on virtual machines that trap the CR4 write behind TSC
+    /// faulting, every forwarded syscall then costs several times less (see `docs/direct.md`).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub trap_rdtsc: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// How a process is expected to end.

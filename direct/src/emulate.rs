@@ -399,13 +399,21 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
         | SYS_sendmmsg | SYS_recvmmsg => match fd_entry(e, a[0]) {
             // Sockets the supervisor does not emulate (AF_UNIX): wait here rather than in the
             // kernel when a receive or accept would block.
-            None => match nr {
-                SYS_recvfrom | SYS_recvmsg | SYS_recvmmsg | SYS_accept | SYS_accept4 => {
-                    native_io(e, h, vid, a[0] as i32, POLLIN)
+            None => {
+                let flags = match nr {
+                    SYS_recvmsg | SYS_sendmsg => a[2],
+                    SYS_accept | SYS_accept4 => 0,
+                    _ => a[3],
+                };
+                match nr {
+                    _ if flags & MSG_DONTWAIT as u64 != 0 => Answer::Continue,
+                    SYS_recvfrom | SYS_recvmsg | SYS_recvmmsg | SYS_accept | SYS_accept4 => {
+                        native_io(e, h, vid, a[0] as i32, POLLIN)
+                    }
+                    SYS_sendto | SYS_sendmsg | SYS_sendmmsg => native_io(e, h, vid, a[0] as i32, POLLOUT),
+                    _ => Answer::Continue,
                 }
-                SYS_sendto | SYS_sendmsg | SYS_sendmmsg => native_io(e, h, vid, a[0] as i32, POLLOUT),
-                _ => Answer::Continue,
-            },
+            }
             Some(f) => {
                 let is_udp = matches!(e.hosts[h].objs[f.obj].as_ref().map(|s| &s.obj), Some(Obj::Udp(_)));
                 if !is_udp { Answer::Errno(ENOTSOCK) } else { errno(socket_call(e, h, vid, n, f.obj)) }

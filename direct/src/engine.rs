@@ -426,6 +426,9 @@ impl DirectEngine {
         env.insert("TZ".into(), "UTC".into());
         env.insert("LANG".into(), "C.UTF-8".into());
         env.insert("LD_PRELOAD".into(), self.opts.shim.to_string_lossy().into_owned());
+        if !ps.spec.trap_rdtsc {
+            env.insert(thermocline_shim::abi::RDTSC_ENV.into(), "native".into());
+        }
         for (k, v) in &ps.spec.env {
             env.insert(k.clone(), v.clone());
         }
@@ -1199,6 +1202,7 @@ mod tests {
             env: Default::default(),
             start: thermocline_bus::SimDuration::from_secs(2),
             expected_exit: ExpectedExit::Success,
+            trap_rdtsc: true,
         };
         let mut digests = Vec::new();
         for i in 0..2 {
@@ -1244,6 +1248,7 @@ mod tests {
             env: Default::default(),
             start: Default::default(),
             expected_exit: ExpectedExit::Success,
+            trap_rdtsc: true,
         };
         let mk = |p: &ProcessSpec| {
             let setup = DirectSetup {

@@ -37,3 +37,7 @@ pub struct TimePage {
 
 /// Size of the mapping that holds a [`TimePage`].
 pub const TIME_PAGE_BYTES: usize = 4096;
+
+/// Environment variable: `native` leaves `rdtsc` untrapped in this process tree (the spec's
+/// `trap_rdtsc = false`).
+pub const RDTSC_ENV: &str = "THERMOCLINE_RDTSC";

@@ -5,11 +5,13 @@ use crate::abi::{
 };
 use core::arch::asm;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 use libc::{c_int, c_long, c_void, timespec, timeval};
 
 /// The mapped time page, or null before (or without) a supervisor.
 static PAGE: AtomicPtr<TimePage> = AtomicPtr::new(ptr::null_mut());
+/// rdtsc faulting is on in this image.
+static TSC_TRAPPED: AtomicBool = AtomicBool::new(false);
 /// Bit `i` set: the vDSO symbol `TARGETS[i]` was patched.
 static PATCHED: AtomicU32 = AtomicU32::new(0);
 
@@ -66,7 +68,11 @@ extern "C" fn thermocline_shim_init() {
         }
         // rdtsc faulting survives exec, and the next image's dynamic loader reads the TSC before
         // any handler exists: it is on only while this image runs (see the exec wrappers below).
-        tsc_faulting(true);
+        let native = libc::getenv(c"THERMOCLINE_RDTSC".as_ptr());
+        if native.is_null() || !cstr_eq(native as *const u8, b"native") {
+            TSC_TRAPPED.store(true, Ordering::Relaxed);
+            tsc_faulting(true);
+        }
     }
 }
 
@@ -454,7 +460,7 @@ unsafe fn next_fn(name: &core::ffi::CStr) -> *mut c_void {
 /// Run `f` with rdtsc faulting off (if this image turned it on), then turn it back on: for the
 /// library calls that exec a new image or spawn a process that will.
 fn without_tsc_faulting<R>(f: impl FnOnce() -> R) -> R {
-    let active = !PAGE.load(Ordering::Relaxed).is_null();
+    let active = TSC_TRAPPED.load(Ordering::Relaxed);
     if active {
         tsc_faulting(false);
     }
