@@ -29,6 +29,7 @@ fn read(path: PathBuf) -> String {
 const TIME_PROGRAM: &str = r#"
 #include <stdio.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <time.h>
 #include <sys/time.h>
 #include <sys/random.h>
@@ -66,6 +67,8 @@ int main(void) {
     until.tv_sec += 10;
     clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, 0);
     show("after-absolute");
+    int local = 0;
+    printf("stack %p heap %p\n", (void *)&local, malloc(100));
     return 0;
 }
 "#;
@@ -130,7 +133,8 @@ fn a_c_program_sees_exact_emulated_time_and_sleeps_an_hour_without_waiting() {
     assert_eq!(lines[4], line("after-sleep", 3601, 0));
     assert_eq!(lines[5], line("after-nanosleep", 3601, 500_000_000));
     assert_eq!(lines[6], line("after-absolute", 3611, 500_000_000));
-    assert_eq!(runs[0], runs[1], "repeated runs give the same stdout and digest");
+    assert!(lines[7].starts_with("stack 0x7fff"), "{}", lines[7]);
+    assert_eq!(runs[0], runs[1], "repeated runs give the same stdout and digest (addresses too: no ASLR)");
 
     // Another seed: other random bytes, same times.
     let out = dir.join("seed");
