@@ -634,3 +634,61 @@ print("child status", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
         "from child at 946684803.000000 received at 946684803.0\nchild status 3\n"
     );
 }
+
+#[test]
+fn python_selectors_and_asyncio_run_on_emulated_epoll() {
+    let dir = scratch("direct-epoll");
+    std::fs::write(
+        dir.join("ep.py"),
+        r#"
+import asyncio, selectors, socket, time
+sel = selectors.DefaultSelector()
+print(type(sel).__name__)
+a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+a.bind(("127.0.0.1", 7100))
+a.setblocking(False)
+b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sel.register(a, selectors.EVENT_READ, "a")
+t0 = time.monotonic()
+print("empty", sel.select(0.5), time.monotonic() - t0)
+b.sendto(b"hi", ("127.0.0.1", 7100))
+print("ready", [(k.data, m) for k, m in sel.select(1)], a.recv(10))
+sel.unregister(a)
+a.close()
+
+class P(asyncio.DatagramProtocol):
+    def __init__(self, done):
+        self.done = done
+    def datagram_received(self, data, addr):
+        print("asyncio got", data, "at", time.time())
+        self.done.set_result(True)
+
+async def main():
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    await loop.create_datagram_endpoint(lambda: P(done), local_addr=("127.0.0.1", 7200))
+    await asyncio.sleep(1.5)
+    b.sendto(b"async", ("127.0.0.1", 7200))
+    await done
+
+asyncio.run(main())
+"#,
+    )
+    .unwrap();
+    let spec = write_spec(
+        &dir,
+        "ep.toml",
+        &format!(
+            "[run]\nduration = \"1 min\"\n[network]\ntopology = \"single-switch\"\n\
+             [[hosts]]\nname = \"e\"\nkind = \"direct\"\ncount = 1\n\
+             [[processes]]\nhost = \"e\"\npath = \"/usr/bin/python3\"\nargs = [\"{}\"]\n",
+            dir.join("ep.py").display()
+        ),
+    );
+    let out = dir.join("out");
+    run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    assert_eq!(
+        read(out.join("hosts/e/python3.0.stdout")),
+        "EpollSelector\nempty [] 0.5\nready [('a', 1)] b'hi'\nasyncio got b'async' at 946684802.000002\n"
+    );
+}

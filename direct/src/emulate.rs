@@ -7,7 +7,7 @@
 
 use crate::DirectError;
 use crate::engine::{Answer, BOOT_OFFSET_NS, DirectEngine, LOOPBACK_DELAY_NS, new_udp, proc_children, proc_state};
-use crate::host::{BlockKind, FdEntry, Host, Obj, TaskState};
+use crate::host::{BlockKind, EpollInterest, FdEntry, Host, Obj, TaskState};
 use crate::mem;
 use crate::net::{self, Datagram, MAX_UDP_PAYLOAD};
 use crate::seccomp::{AUDIT_ARCH_X86_64, Notif};
@@ -212,6 +212,7 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
                 };
                 match &e.hosts[h].objs[f.obj] {
                     Some(s) if matches!(s.obj, Obj::Random) => errno(fill_random(e, h, pid, &bufs)),
+                    Some(s) if matches!(s.obj, Obj::Epoll(_)) => Answer::Errno(EINVAL),
                     _ if matches!(nr, SYS_pread64 | SYS_preadv | SYS_preadv2) => Answer::Errno(ESPIPE),
                     _ => errno(udp_recv(e, h, vid, f.obj, 0, &bufs, None)),
                 }
@@ -231,6 +232,7 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
                 let total: usize = bufs.iter().map(|b| b.1).sum();
                 match &e.hosts[h].objs[f.obj] {
                     Some(s) if matches!(s.obj, Obj::Random) => Answer::Value(total as i64),
+                    Some(s) if matches!(s.obj, Obj::Epoll(_)) => Answer::Errno(EINVAL),
                     _ if matches!(nr, SYS_pwrite64 | SYS_pwritev | SYS_pwritev2) => Answer::Errno(ESPIPE),
                     _ => errno(gather(pid, &bufs).and_then(|data| udp_send(e, h, vid, n, f.obj, None, &data))),
                 }
@@ -241,6 +243,9 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
             if let Some(f) = host.tasks.get_mut(&vid).and_then(|t| t.fds.remove(&(a[0] as i32))) {
                 host.release(f.obj);
             }
+            // A closed descriptor leaves the task's epoll interest lists (approximating the
+            // kernel, which drops it when the last reference to the file goes).
+            forget_in_epolls(host, vid, a[0] as i32);
             Answer::Continue
         }
         SYS_close_range => {
@@ -328,7 +333,7 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
                     let n = match &e.hosts[h].objs[f.obj] {
                         Some(s) => match &s.obj {
                             Obj::Udp(u) => u.queue.front().map_or(0, |d| d.data.len()),
-                            Obj::Random => 0,
+                            Obj::Random | Obj::Epoll(_) => 0,
                         },
                         None => 0,
                     };
@@ -520,8 +525,30 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
                 Answer::Block(BlockKind::Io { since: 0 }, None)
             }
         }
-        SYS_alarm | SYS_setitimer | SYS_timer_create | SYS_timerfd_create | SYS_epoll_create | SYS_epoll_create1
-        | SYS_io_uring_setup | SYS_inotify_init | SYS_inotify_init1 => {
+        SYS_epoll_create | SYS_epoll_create1 => {
+            let cloexec = nr == SYS_epoll_create1 && a[0] & EPOLL_CLOEXEC as u64 != 0;
+            let obj = e.hosts[h].add_obj(Obj::Epoll(Default::default()), false);
+            Answer::AddFd { src: e.devnull.as_raw_fd(), cloexec, obj }
+        }
+        SYS_epoll_ctl => errno(emu_epoll_ctl(e, h, vid, a[0] as i32, a[1] as i32, a[2] as i32, a[3])),
+        SYS_epoll_wait | SYS_epoll_pwait | SYS_epoll_pwait2 => {
+            let timeout = if nr == SYS_epoll_pwait2 {
+                if a[3] == 0 {
+                    None
+                } else {
+                    match read_time(pid, a[3], false) {
+                        Ok(t) => Some(t),
+                        Err(x) => return Ok(Answer::Errno(x)),
+                    }
+                }
+            } else {
+                let ms = a[3] as i32;
+                if ms < 0 { None } else { Some(ms as u64 * 1_000_000) }
+            };
+            errno(emu_epoll_wait(e, h, vid, a[0] as i32, a[1], a[2] as i32, timeout))
+        }
+        SYS_alarm | SYS_setitimer | SYS_timer_create | SYS_timerfd_create | SYS_io_uring_setup | SYS_inotify_init
+        | SYS_inotify_init1 => {
             e.unsupported(h, vid, nr, "", ENOSYS);
             Answer::Errno(ENOSYS)
         }
@@ -532,8 +559,8 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
 
 fn dup_emulated(e: &mut DirectEngine, h: usize, obj: usize, cloexec: bool) -> Answer {
     let src = match e.hosts[h].objs[obj].as_ref().map(|s| &s.obj) {
-        Some(Obj::Random) => e.devnull.as_raw_fd(),
-        _ => e.udp_placeholder.as_raw_fd(),
+        Some(Obj::Udp(_)) => e.udp_placeholder.as_raw_fd(),
+        _ => e.devnull.as_raw_fd(),
     };
     e.hosts[h].retain(obj);
     Answer::AddFd { src, cloexec, obj }
@@ -567,7 +594,7 @@ fn udp(host: &mut Host, obj: usize) -> &mut net::UdpSocket {
     match host.objs.get_mut(obj) {
         Some(Some(s)) => match &mut s.obj {
             Obj::Udp(u) => u,
-            Obj::Random => unreachable!("checked to be a UDP socket"),
+            Obj::Random | Obj::Epoll(_) => unreachable!("checked to be a UDP socket"),
         },
         _ => unreachable!("a live object"),
     }
@@ -1037,6 +1064,7 @@ fn fd_ready(e: &DirectEngine, h: usize, vid: u32, fd: i32, events: i16) -> i16 {
     match t.fds.get(&fd) {
         Some(f) => match e.hosts[h].objs.get(f.obj).and_then(|s| s.as_ref()).map(|s| &s.obj) {
             Some(Obj::Random) => (libc::POLLIN | libc::POLLOUT) & want,
+            Some(Obj::Epoll(_)) => 0, // nested epoll sets are never reported ready
             Some(Obj::Udp(u)) => {
                 let mut r = libc::POLLOUT;
                 if !u.queue.is_empty() || u.shut_rd {
@@ -1150,4 +1178,132 @@ fn proc_signals(pid: i32) -> (u64, u64) {
             .unwrap_or(0)
     };
     (field("SigPnd:") | field("ShdPnd:"), field("SigBlk:"))
+}
+
+fn forget_in_epolls(host: &mut Host, vid: u32, fd: i32) {
+    let Some(t) = host.tasks.get(&vid) else { return };
+    let epolls: Vec<usize> = t.fds.values().map(|f| f.obj).collect();
+    for o in epolls {
+        if let Some(Some(slot)) = host.objs.get_mut(o)
+            && let Obj::Epoll(set) = &mut slot.obj
+        {
+            set.remove(&fd);
+        }
+    }
+}
+
+fn epoll_set(host: &mut Host, vid: u32, epfd: i32) -> Result<&mut std::collections::BTreeMap<i32, EpollInterest>, i32> {
+    let obj = host.tasks.get(&vid).and_then(|t| t.fds.get(&epfd)).map(|f| f.obj).ok_or(libc::EINVAL)?;
+    match host.objs.get_mut(obj) {
+        Some(Some(slot)) => match &mut slot.obj {
+            Obj::Epoll(set) => Ok(set),
+            _ => Err(libc::EINVAL),
+        },
+        _ => Err(libc::EBADF),
+    }
+}
+
+fn emu_epoll_ctl(
+    e: &mut DirectEngine,
+    h: usize,
+    vid: u32,
+    epfd: i32,
+    op: i32,
+    fd: i32,
+    ev: u64,
+) -> Result<Answer, i32> {
+    let pid = e.hosts[h].tasks[&vid].pid;
+    if fd == epfd {
+        return Err(libc::EINVAL);
+    }
+    // The target must be an open descriptor of the task.
+    if !e.hosts[h].tasks[&vid].fds.contains_key(&fd) {
+        let pidfd = e.hosts[h].tasks[&vid].pidfd.as_raw_fd();
+        if native_ready(pidfd, fd, 0).is_none() {
+            return Err(libc::EBADF);
+        }
+    }
+    let interest = if op == libc::EPOLL_CTL_DEL {
+        None
+    } else {
+        let b = mem::read(pid, ev, 12).map_err(|_| libc::EFAULT)?;
+        let events = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+        let data = u64::from_ne_bytes(b[4..12].try_into().unwrap_or([0; 8]));
+        Some(EpollInterest { events, data })
+    };
+    let set = epoll_set(&mut e.hosts[h], vid, epfd)?;
+    match (op, interest) {
+        (libc::EPOLL_CTL_ADD, Some(i)) => {
+            if set.contains_key(&fd) {
+                return Err(libc::EEXIST);
+            }
+            set.insert(fd, i);
+        }
+        (libc::EPOLL_CTL_MOD, Some(i)) => {
+            let slot = set.get_mut(&fd).ok_or(libc::ENOENT)?;
+            *slot = i;
+        }
+        (libc::EPOLL_CTL_DEL, _) => {
+            set.remove(&fd).ok_or(libc::ENOENT)?;
+        }
+        _ => return Err(libc::EINVAL),
+    }
+    Ok(Answer::Value(0))
+}
+
+/// `epoll_wait`: level-triggered readiness of the interest list (an edge-triggered caller reads
+/// until `EAGAIN` anyway, so it sees the same data); `EPOLLONESHOT` entries are disarmed once
+/// reported. Events are written in descriptor order.
+fn emu_epoll_wait(
+    e: &mut DirectEngine,
+    h: usize,
+    vid: u32,
+    epfd: i32,
+    out: u64,
+    max: i32,
+    timeout: Option<u64>,
+) -> Result<Answer, i32> {
+    if max <= 0 || max > 1 << 20 {
+        return Err(libc::EINVAL);
+    }
+    let (pid, timed_out) = {
+        let t = &e.hosts[h].tasks[&vid];
+        (t.pid, t.timed_out)
+    };
+    let interest: Vec<(i32, EpollInterest)> =
+        epoll_set(&mut e.hosts[h], vid, epfd)?.iter().map(|(k, v)| (*k, *v)).collect();
+    let mut ready = Vec::new();
+    let mut fired = Vec::new();
+    for (fd, i) in interest {
+        let asked = (i.events & 0xffff) as i16;
+        if asked == 0 {
+            continue; // disarmed one-shot
+        }
+        let got = fd_ready(e, h, vid, fd, asked);
+        let got = if got & libc::POLLNVAL != 0 { 0 } else { got };
+        if got != 0 {
+            let mut rec = [0u8; 12];
+            rec[..4].copy_from_slice(&(got as u16 as u32).to_ne_bytes());
+            rec[4..].copy_from_slice(&i.data.to_ne_bytes());
+            ready.extend_from_slice(&rec);
+            if i.events & libc::EPOLLONESHOT as u32 != 0 {
+                fired.push(fd);
+            }
+            if ready.len() / 12 == max as usize {
+                break;
+            }
+        }
+    }
+    let n = ready.len() / 12;
+    if n > 0 || timed_out || timeout == Some(0) {
+        mem::write(pid, out, &ready).map_err(|_| libc::EFAULT)?;
+        let set = epoll_set(&mut e.hosts[h], vid, epfd)?;
+        for fd in fired {
+            if let Some(i) = set.get_mut(&fd) {
+                i.events &= !0xffff;
+            }
+        }
+        return Ok(Answer::Value(n as i64));
+    }
+    Ok(Answer::Block(BlockKind::Io { since: 0 }, timeout))
 }

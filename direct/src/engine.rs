@@ -209,6 +209,10 @@ pub fn notified_syscalls() -> Vec<u32> {
         SYS_timerfd_create,
         SYS_epoll_create,
         SYS_epoll_create1,
+        SYS_epoll_ctl,
+        SYS_epoll_wait,
+        SYS_epoll_pwait,
+        SYS_epoll_pwait2,
         SYS_pause,
         SYS_rt_sigsuspend,
         SYS_rt_sigtimedwait,
@@ -845,7 +849,7 @@ impl DirectEngine {
         for (&fd, e) in &t.fds {
             let want = match host.objs.get(e.obj) {
                 Some(Some(s)) => match s.obj {
-                    Obj::Random => &null_link,
+                    Obj::Random | Obj::Epoll(_) => &null_link,
                     Obj::Udp(_) => &udp_link,
                 },
                 _ => &None,

@@ -120,6 +120,17 @@ pub enum Obj {
     Random,
     /// A UDP socket.
     Udp(Box<UdpSocket>),
+    /// An epoll instance: interest list by descriptor number of the owning process.
+    Epoll(BTreeMap<i32, EpollInterest>),
+}
+
+/// One descriptor registered with an emulated epoll instance.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct EpollInterest {
+    /// `EPOLLIN`, `EPOLLOUT`, … and the `EPOLLONESHOT` / `EPOLLET` flags.
+    pub events: u32,
+    /// The caller's cookie, returned with each event.
+    pub data: u64,
 }
 
 /// An object and the number of descriptors (over all processes) that refer to it.
