@@ -681,11 +681,22 @@ fn socket_call(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) 
                     s.options.retain(|(k, _)| *k != (level, SO_RCVTIMEO));
                     s.options.push(((level, SO_RCVTIMEO), (ns / 1000).min(i32::MAX as u64) as i32));
                 }
-                (SOL_SOCKET | IPPROTO_IP | IPPROTO_UDP, _) => {
+                // Options with no effect on an emulated datagram socket: stored and reported back.
+                (
+                    SOL_SOCKET,
+                    SO_REUSEADDR | SO_REUSEPORT | SO_BROADCAST | SO_PRIORITY | SO_KEEPALIVE | SO_SNDTIMEO
+                    | SO_SNDTIMEO_NEW | SO_DONTROUTE,
+                )
+                | (IPPROTO_IP, IP_TOS | IP_TTL | IP_MTU_DISCOVER) => {
                     s.options.retain(|(k, _)| *k != (level, name));
                     s.options.push(((level, name), int));
                 }
-                _ => return Err(ENOPROTOOPT),
+                // Anything else (control-message options such as IP_PKTINFO or IP_RECVERR, UDP
+                // segmentation offload, multicast) would be silently wrong: refuse it, loudly.
+                _ => {
+                    e.unsupported(h, vid, nr, &format!(" (option level {level} name {name})"), ENOPROTOOPT);
+                    return Err(ENOPROTOOPT);
+                }
             }
             Ok(Answer::Value(0))
         }
@@ -741,6 +752,10 @@ fn socket_call(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) 
         }
         SYS_sendmsg => {
             let m = read_msghdr(pid, a[1])?;
+            if m.controllen > 0 {
+                e.unsupported(h, vid, nr, " (control messages on a UDP socket)", EOPNOTSUPP);
+                return Err(EOPNOTSUPP);
+            }
             let bufs = mem::read_iovecs(pid, m.iov, m.iovlen).map_err(|_| EFAULT)?;
             let data = gather(pid, &bufs)?;
             let dst = if m.name == 0 || m.namelen == 0 {
@@ -774,12 +789,13 @@ struct Msghdr {
     namelen: u64,
     iov: u64,
     iovlen: usize,
+    controllen: u64,
 }
 
 fn read_msghdr(pid: i32, addr: u64) -> Result<Msghdr, i32> {
     let b = mem::read(pid, addr, 56).map_err(|_| libc::EFAULT)?;
     let u = |i: usize| u64::from_ne_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
-    Ok(Msghdr { name: u(0), namelen: u(8) & 0xffff_ffff, iov: u(16), iovlen: u(24) as usize })
+    Ok(Msghdr { name: u(0), namelen: u(8) & 0xffff_ffff, iov: u(16), iovlen: u(24) as usize, controllen: u(40) })
 }
 
 /// Where a receive reports the sender.

@@ -882,6 +882,8 @@ impl DirectEngine {
                 libc::EAGAIN => "EAGAIN",
                 libc::EAFNOSUPPORT => "EAFNOSUPPORT",
                 libc::ESOCKTNOSUPPORT => "ESOCKTNOSUPPORT",
+                libc::ENOPROTOOPT => "ENOPROTOOPT",
+                libc::EOPNOTSUPP => "EOPNOTSUPP",
                 _ => "ENOSYS",
             };
             eprintln!(
