@@ -485,6 +485,7 @@ fn a_static_binary_without_the_shim_still_reads_emulated_time() {
 }
 
 const UDP_C: &str = r#"
+#define _GNU_SOURCE
 #include <stdio.h>
 #include <string.h>
 #include <errno.h>
@@ -563,6 +564,21 @@ int main(void) {
     sendto(c, "yz", 2, 0, (struct sockaddr *)&sb, sizeof sb);
     usleep(10);
     printf("recv on dup %zd\n", recv(d, buf, sizeof buf, 0));
+    /* three datagrams in one sendmmsg; one recvmmsg takes them all */
+    struct mmsghdr out[3], in[8];
+    struct iovec oio[3] = {{"one", 3}, {"three", 5}, {"seven!!", 7}}, iio[8];
+    char ibuf[8][16];
+    memset(out, 0, sizeof out); memset(in, 0, sizeof in);
+    for (int i = 0; i < 3; i++) { out[i].msg_hdr.msg_iov = &oio[i]; out[i].msg_hdr.msg_iovlen = 1;
+        out[i].msg_hdr.msg_name = &sb; out[i].msg_hdr.msg_namelen = sizeof sb; }
+    for (int i = 0; i < 8; i++) { iio[i].iov_base = ibuf[i]; iio[i].iov_len = 16; in[i].msg_hdr.msg_iov = &iio[i]; in[i].msg_hdr.msg_iovlen = 1; }
+    c = socket(AF_INET, SOCK_DGRAM, 0);
+    printf("sendmmsg %d\n", sendmmsg(c, out, 3, 0));
+    fcntl(b, F_SETFL, fcntl(b, F_GETFL) & ~O_NONBLOCK);
+    n = recvmmsg(b, in, 8, 0, 0);
+    printf("recvmmsg %d:", n);
+    for (int i = 0; i < n; i++) printf(" %.*s/%u", (int)in[i].msg_len, ibuf[i], in[i].msg_len);
+    printf("\n");
     close(d); close(c); close(a); close(b);
     return 0;
 }
@@ -592,7 +608,9 @@ fn udp_socket_calls_behave_like_linux_on_loopback() {
          nonblocking recv -1 EAGAIN\n\
          poll -> 1 revents 1 after 1000 ns\n\
          recvfrom 1 from 127.0.0.1? 1\n\
-         recv on dup 2\n",
+         recv on dup 2\n\
+         sendmmsg 3\n\
+         recvmmsg 3: one/3 three/5 seven!!/7\n",
         "{stdout}"
     );
 }

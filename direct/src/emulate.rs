@@ -775,6 +775,67 @@ fn socket_call(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) 
             udp_recv(e, h, vid, obj, a[2], &bufs, Some(Addr::Msghdr(a[1], m)))
         }
         SYS_listen | SYS_accept | SYS_accept4 => Err(EOPNOTSUPP),
+        // struct mmsghdr: a msghdr (56 bytes) and the byte count of that message (+ padding).
+        SYS_sendmmsg => {
+            let count = (a[2] as usize).min(1024);
+            let mut sent = 0;
+            for i in 0..count {
+                let at = a[1] + i as u64 * 64;
+                let result = (|| {
+                    let m = read_msghdr(pid, at)?;
+                    if m.controllen > 0 {
+                        e.unsupported(h, vid, nr, " (control messages on a UDP socket)", EOPNOTSUPP);
+                        return Err(EOPNOTSUPP);
+                    }
+                    let bufs = mem::read_iovecs(pid, m.iov, m.iovlen).map_err(|_| EFAULT)?;
+                    let data = gather(pid, &bufs)?;
+                    let dst = if m.name == 0 || m.namelen == 0 {
+                        None
+                    } else {
+                        match read_sockaddr(pid, m.name, m.namelen)? {
+                            SockAddr::Inet(ip, port) => Some((ip, port)),
+                            SockAddr::Unspec => return Err(EAFNOSUPPORT),
+                        }
+                    };
+                    udp_send(e, h, vid, n, obj, dst, &data)
+                })();
+                match result {
+                    Ok(Answer::Value(len)) => {
+                        mem::write(pid, at + 56, &(len as u32).to_ne_bytes()).map_err(|_| EFAULT)?;
+                        sent += 1;
+                    }
+                    Ok(other) => return Ok(other),
+                    Err(x) if sent == 0 => return Err(x),
+                    Err(_) => break,
+                }
+            }
+            Ok(Answer::Value(sent))
+        }
+        // Like recvmsg for the first datagram (blocking if the socket is); then whatever else is
+        // queued, up to vlen (the MSG_WAITFORONE behaviour).
+        SYS_recvmmsg => {
+            let count = (a[2] as usize).min(1024);
+            if count == 0 {
+                return Ok(Answer::Value(0));
+            }
+            let mut got = 0;
+            for i in 0..count {
+                let at = a[1] + i as u64 * 64;
+                let flags = if i == 0 { a[3] } else { a[3] | MSG_DONTWAIT as u64 };
+                let m = read_msghdr(pid, at)?;
+                let bufs = mem::read_iovecs(pid, m.iov, m.iovlen).map_err(|_| EFAULT)?;
+                match udp_recv(e, h, vid, obj, flags, &bufs, Some(Addr::Msghdr(at, m))) {
+                    Ok(Answer::Value(len)) => {
+                        mem::write(pid, at + 56, &(len as u32).to_ne_bytes()).map_err(|_| EFAULT)?;
+                        got += 1;
+                    }
+                    Ok(other) => return Ok(other), // the first one blocks
+                    Err(x) if got == 0 => return Err(x),
+                    Err(_) => break,
+                }
+            }
+            Ok(Answer::Value(got))
+        }
         _ => {
             e.unsupported(h, vid, nr, " (on a UDP socket)", ENOSYS);
             Err(ENOSYS)

@@ -909,6 +909,7 @@ impl DirectEngine {
         host.page.set_now(host.now);
     }
 
+    /// Apply one event to its host (the caller settles the host afterwards).
     fn execute(&mut self, ev: Pending) -> Result<(), DirectError> {
         let Some(h) = self.local_index(ev.dst) else { return Ok(()) };
         self.set_now(h, ev.time);
@@ -944,7 +945,7 @@ impl DirectEngine {
             }
             Action::Deliver(packet) => emulate::deliver_packet(self, h, &packet),
         }
-        self.settle(h)
+        Ok(())
     }
 
     /// End of run: terminate what still runs (SIGTERM, a bounded number of answered syscalls,
@@ -1054,9 +1055,33 @@ impl Engine for DirectEngine {
             if p.time >= end {
                 break;
             }
-            let Some(Reverse(ev)) = self.queue.pop() else { break };
-            self.execute(ev)?;
-            n += 1;
+            // Everything that happens to a host at one instant is applied before its tasks run
+            // (datagrams sent together arrive together, as on a real loopback), in canonical
+            // order; then the host settles. The batch is every event due at that instant when
+            // the instant begins, grouped by host, so it does not depend on which other hosts
+            // share the shard. Events a settling host creates for the same instant (zero delays)
+            // form the next batch.
+            let time = p.time;
+            let mut groups: Vec<(u32, Vec<Pending>)> = Vec::new();
+            while let Some(Reverse(next)) = self.queue.peek() {
+                if next.time != time {
+                    break;
+                }
+                let Some(Reverse(ev)) = self.queue.pop() else { break };
+                match groups.iter_mut().find(|(d, _)| *d == ev.dst) {
+                    Some((_, g)) => g.push(ev),
+                    None => groups.push((ev.dst, vec![ev])),
+                }
+            }
+            for (dst, events) in groups {
+                for ev in events {
+                    self.execute(ev)?;
+                    n += 1;
+                }
+                if let Some(h) = self.local_index(dst) {
+                    self.settle(h)?;
+                }
+            }
         }
         for (to, ev) in self.outgoing.drain(..) {
             outbox.push(to, ev);
