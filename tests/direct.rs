@@ -710,3 +710,71 @@ asyncio.run(main())
         "EpollSelector\nempty [] 0.5\nready [('a', 1)] b'hi'\nasyncio got b'async' at 946684802.000002\n"
     );
 }
+
+const SIGNALS_C: &str = r#"
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+static volatile int got1, got2;
+static void on1(int s) { got1++; }
+static void on2(int s) { got2++; }
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec - 3600 + t.tv_nsec / 1e9; }
+
+int main(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on1;                 /* no SA_RESTART */
+    sigaction(SIGUSR1, &sa, 0);
+    sa.sa_handler = on2;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGUSR2, &sa, 0);
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET; a.sin_addr.s_addr = htonl(INADDR_LOOPBACK); a.sin_port = htons(6000);
+    bind(s, (struct sockaddr *)&a, sizeof a);
+    pid_t parent = getpid();
+    pid_t child = fork();
+    if (child == 0) {
+        sleep(2); kill(parent, SIGUSR1);
+        sleep(1); kill(parent, SIGUSR2);
+        sleep(1);
+        int c = socket(AF_INET, SOCK_DGRAM, 0);
+        sendto(c, "late", 4, 0, (struct sockaddr *)&a, sizeof a);
+        _exit(0);
+    }
+    struct timespec req = {10, 0}, rem = {0, 0};
+    int r = nanosleep(&req, &rem);
+    printf("nanosleep %d %s at %.3f rem %ld.%03ld handler %d\n", r, r ? strerror(errno) : "-", now(), (long)rem.tv_sec, rem.tv_nsec / 1000000, got1);
+    char buf[16];
+    ssize_t k = recv(s, buf, sizeof buf, 0);
+    printf("recv %zd '%.*s' at %.3f (restarted after SIGUSR2: handler %d)\n", k, (int)k, buf, now(), got2);
+    int st;
+    waitpid(child, &st, 0);
+    printf("child exit %d\n", WEXITSTATUS(st));
+    return 0;
+}
+"#;
+
+#[test]
+fn signals_between_tasks_interrupt_emulated_sleeps_and_restart_receives() {
+    let dir = scratch("direct-signals");
+    let exe = compile(&dir, "sig", SIGNALS_C);
+    let spec = time_spec(&exe).replace("name = \"clock\"", "name = \"s\"").replace("host = \"clock\"", "host = \"s\"");
+    let spec = write_spec(&dir, "sig.toml", &spec);
+    let out = dir.join("out");
+    run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    assert_eq!(
+        read(out.join("hosts/s/sig.0.stdout")),
+        "nanosleep -1 Interrupted system call at 3.000 rem 8.000 handler 1\n\
+         recv 4 'late' at 5.000 (restarted after SIGUSR2: handler 1)\n\
+         child exit 0\n"
+    );
+}

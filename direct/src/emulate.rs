@@ -1384,3 +1384,50 @@ fn emu_epoll_wait(
     }
     Ok(Answer::Block(BlockKind::Io { since: 0 }, timeout))
 }
+
+/// Whether `pid` has a signal pending that it does not block (so the kernel will deliver it as
+/// soon as its current syscall returns).
+pub(crate) fn signal_pending(pid: i32) -> bool {
+    let (pending, blocked) = proc_signals(pid);
+    pending & !blocked != 0
+}
+
+/// `-ERESTARTSYS`: the kernel restarts the call after a `SA_RESTART` handler, else fails it with
+/// `EINTR` — what a blocking call interrupted by a signal returns inside the kernel.
+const ERESTARTSYS: i32 = 512;
+/// `-ERESTARTNOHAND`: restarted only if no handler ran (poll, select, epoll_wait).
+const ERESTARTNOHAND: i32 = 514;
+
+/// The answer to a blocked syscall interrupted by a pending signal: sleeps fail with `EINTR` and
+/// report the time left; waits the kernel would restart get the kernel's own restart codes, so
+/// `SA_RESTART` behaves as on Linux (the signal is delivered when the call returns).
+#[allow(non_upper_case_globals)]
+pub(crate) fn interrupted(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Answer {
+    use libc::*;
+    let a = n.data.args;
+    let (pid, deadline) = {
+        let t = &e.hosts[h].tasks[&vid];
+        (t.pid, t.deadline)
+    };
+    let left = deadline.map_or(0, |(d, _)| d.saturating_sub(e.now(h)));
+    match n.data.nr as i64 {
+        SYS_nanosleep => {
+            if a[1] != 0 {
+                let _ = mem::write(pid, a[1], &timespec_bytes(left));
+            }
+            Answer::Errno(EINTR)
+        }
+        SYS_clock_nanosleep => {
+            if a[1] & TIMER_ABSTIME as u64 == 0 && a[3] != 0 {
+                let _ = mem::write(pid, a[3], &timespec_bytes(left));
+            }
+            Answer::Errno(EINTR)
+        }
+        SYS_poll | SYS_ppoll | SYS_select | SYS_pselect6 | SYS_epoll_wait | SYS_epoll_pwait | SYS_epoll_pwait2 => {
+            Answer::Errno(ERESTARTNOHAND)
+        }
+        // pause, sigsuspend and sigtimedwait see the signal themselves when run.
+        SYS_pause | SYS_rt_sigsuspend | SYS_rt_sigtimedwait => Answer::Continue,
+        _ => Answer::Errno(ERESTARTSYS),
+    }
+}

@@ -322,6 +322,7 @@ impl DirectEngine {
                 down_bps: bw.down.0,
                 downlink_free: 0,
                 progress: 0,
+                signal_check: 0,
             };
             for (i, p) in processes.iter().filter(|p| p.host == group.spec.name).enumerate() {
                 let seq = host.next_seq();
@@ -466,6 +467,7 @@ impl DirectEngine {
                 deadline: None,
                 timed_out: false,
                 retry: false,
+                interrupted: false,
                 is_root: true,
                 vfork_pending: false,
                 syscalls: 0,
@@ -514,6 +516,7 @@ impl DirectEngine {
                 deadline: None,
                 timed_out: false,
                 retry: false,
+                interrupted: false,
                 is_root: false,
                 vfork_pending: false,
                 syscalls: 0,
@@ -711,9 +714,24 @@ impl DirectEngine {
                 self.step(h, vid)?;
                 continue;
             }
-            // Nothing runnable: retry blocked tasks if something happened since they blocked.
+            // Nothing runnable. A blocked task with a signal pending (sent by another task, or a
+            // child's SIGCHLD) is interrupted, as the kernel would.
             let progress = host.progress;
             let mut retried = false;
+            if host.signal_check != progress {
+                host.signal_check = progress;
+                for t in host.tasks.values_mut() {
+                    if let TaskState::Blocked(n, _) = t.state
+                        && crate::emulate::signal_pending(t.pid)
+                    {
+                        t.state = TaskState::Parked(n);
+                        t.retry = true;
+                        t.interrupted = true;
+                        retried = true;
+                    }
+                }
+            }
+            // Retry blocked tasks if something happened since they blocked.
             for t in host.tasks.values_mut() {
                 if let TaskState::Blocked(n, BlockKind::Io { since }) = t.state
                     && since < progress
@@ -761,7 +779,12 @@ impl DirectEngine {
                 }
             }
         }
-        let answer = emulate::syscall(self, h, vid, &notif)?;
+        let interrupted = std::mem::take(&mut self.hosts[h].tasks.get_mut(&vid).expect("task exists").interrupted);
+        let answer = if interrupted {
+            emulate::interrupted(self, h, vid, &notif)
+        } else {
+            emulate::syscall(self, h, vid, &notif)?
+        };
         if self.trace {
             let t = &self.hosts[h].tasks[&vid];
             eprintln!(

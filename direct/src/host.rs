@@ -173,6 +173,8 @@ pub struct Task {
     pub timed_out: bool,
     /// Its pending notification was handled before and blocked (do not count it again).
     pub retry: bool,
+    /// A signal is pending: its blocked syscall is to be interrupted.
+    pub interrupted: bool,
     /// Whether this task is the one the launcher started (the supervisor's own child).
     pub is_root: bool,
     /// It called vfork and its child has not been registered yet.
@@ -253,6 +255,8 @@ pub struct Host {
     /// Count of things that happened (a task resumed or exited, a packet arrived): blocked tasks
     /// are retried when it has moved since they blocked.
     pub progress: u64,
+    /// `progress` when blocked tasks were last checked for pending signals.
+    pub signal_check: u64,
 }
 
 impl Host {
