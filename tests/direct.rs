@@ -778,3 +778,63 @@ fn signals_between_tasks_interrupt_emulated_sleeps_and_restart_receives() {
          child exit 0\n"
     );
 }
+
+const ALARM_C: &str = r#"
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/time.h>
+
+static volatile int ticks;
+static void on_alarm(int s) { ticks++; }
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec - 3600 + t.tv_nsec / 1e9; }
+
+int main(void) {
+    signal(SIGALRM, on_alarm);
+    alarm(3);
+    pause();
+    printf("alarm fired at %.3f ticks %d\n", now(), ticks);
+    struct itimerval it = {{0, 500000}, {0, 500000}};
+    setitimer(ITIMER_REAL, &it, 0);
+    while (ticks < 4) pause();
+    struct itimerval cur;
+    getitimer(ITIMER_REAL, &cur);
+    printf("interval timer: 3 more ticks by %.3f, next in %ld us\n", now(), (long)cur.it_value.tv_usec);
+    memset(&it, 0, sizeof it);
+    setitimer(ITIMER_REAL, &it, 0);
+    alarm(10);
+    sleep(1);
+    printf("alarm(0) returned %u\n", alarm(0));
+    return 0;
+}
+"#;
+
+#[test]
+fn alarm_and_interval_timers_fire_in_simulated_time() {
+    let dir = scratch("direct-alarm");
+    let exe = compile(&dir, "alarm", ALARM_C);
+    let spec = time_spec(&exe).replace("name = \"clock\"", "name = \"t\"").replace("host = \"clock\"", "host = \"t\"");
+    let spec = write_spec(&dir, "alarm.toml", &spec);
+    let out = dir.join("out");
+    run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    assert_eq!(
+        read(out.join("hosts/t/alarm.0.stdout")),
+        "alarm fired at 4.000 ticks 1\n\
+         interval timer: 3 more ticks by 5.500, next in 500000 us\n\
+         alarm(0) returned 9\n"
+    );
+    // coreutils' timeout (timer_create is refused, so it falls back to alarm) ends a long sleep.
+    let spec = write_spec(
+        &dir,
+        "timeout.toml",
+        "[run]\nduration = \"1 min\"\n[network]\ntopology = \"single-switch\"\n\
+         [[hosts]]\nname = \"t\"\nkind = \"direct\"\ncount = 1\n\
+         [[processes]]\nhost = \"t\"\npath = \"/bin/sh\"\n\
+         args = [\"-c\", \"timeout 2 sleep 30; echo status $? at $(date -u +%s)\"]\n",
+    );
+    let out = dir.join("timeout");
+    run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    assert_eq!(read(out.join("hosts/t/sh.0.stdout")), "status 124 at 946684802\n");
+}

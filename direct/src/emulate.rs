@@ -547,8 +547,56 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
             };
             errno(emu_epoll_wait(e, h, vid, a[0] as i32, a[1], a[2] as i32, timeout))
         }
-        SYS_alarm | SYS_setitimer | SYS_timer_create | SYS_timerfd_create | SYS_io_uring_setup | SYS_inotify_init
-        | SYS_inotify_init1 => {
+        SYS_alarm => {
+            let old = alarm_left(e, h, vid);
+            let host = &mut e.hosts[h];
+            host.tasks.get_mut(&vid).expect("task exists").alarm = None;
+            if a[0] as u32 > 0 {
+                let at = host.now + (a[0] as u32) as u64 * NS;
+                e.set_alarm(h, vid, at, 0);
+            }
+            // Seconds left on the previous alarm, rounded to nearest (at least 1 if any).
+            let (left, _) = old;
+            Answer::Value(if left == 0 { 0 } else { ((left + NS / 2) / NS).max(1) as i64 })
+        }
+        SYS_setitimer | SYS_getitimer if a[0] as i32 != ITIMER_REAL => {
+            e.unsupported(h, vid, nr, " (only ITIMER_REAL: CPU time is not modelled)", EINVAL);
+            Answer::Errno(EINVAL)
+        }
+        SYS_getitimer => errno((|| {
+            let (left, interval) = alarm_left(e, h, vid);
+            mem::write(pid, a[1], &itimerval_bytes(interval, left)).map_err(|_| EFAULT)?;
+            Ok(Answer::Value(0))
+        })()),
+        SYS_setitimer => errno((|| {
+            let (left, interval) = alarm_left(e, h, vid);
+            let new = if a[1] != 0 {
+                let b = mem::read(pid, a[1], 32).map_err(|_| EFAULT)?;
+                let tv = |o: usize| -> Result<u64, i32> {
+                    let sec = i64::from_ne_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
+                    let usec = i64::from_ne_bytes(b[o + 8..o + 16].try_into().unwrap_or([0; 8]));
+                    if sec < 0 || !(0..1_000_000).contains(&usec) {
+                        return Err(EINVAL);
+                    }
+                    Ok(sec as u64 * NS + usec as u64 * 1000)
+                };
+                Some((tv(0)?, tv(16)?))
+            } else {
+                None
+            };
+            if a[2] != 0 {
+                mem::write(pid, a[2], &itimerval_bytes(interval, left)).map_err(|_| EFAULT)?;
+            }
+            if let Some((interval, value)) = new {
+                e.hosts[h].tasks.get_mut(&vid).expect("task exists").alarm = None;
+                if value > 0 {
+                    let at = e.now(h) + value;
+                    e.set_alarm(h, vid, at, interval);
+                }
+            }
+            Ok(Answer::Value(0))
+        })()),
+        SYS_timer_create | SYS_timerfd_create | SYS_io_uring_setup | SYS_inotify_init | SYS_inotify_init1 => {
             e.unsupported(h, vid, nr, "", ENOSYS);
             Answer::Errno(ENOSYS)
         }
@@ -1430,4 +1478,22 @@ pub(crate) fn interrupted(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -
         SYS_pause | SYS_rt_sigsuspend | SYS_rt_sigtimedwait => Answer::Continue,
         _ => Answer::Errno(ERESTARTSYS),
     }
+}
+
+/// (ns left, interval ns) of task `vid`'s `ITIMER_REAL` timer.
+fn alarm_left(e: &DirectEngine, h: usize, vid: u32) -> (u64, u64) {
+    match e.hosts[h].tasks[&vid].alarm {
+        Some((at, interval, _)) => (at.saturating_sub(e.now(h)), interval),
+        None => (0, 0),
+    }
+}
+
+/// A `struct itimerval` (interval, then value), microsecond precision.
+fn itimerval_bytes(interval: u64, value: u64) -> [u8; 32] {
+    let mut b = [0u8; 32];
+    for (i, ns) in [interval, value].into_iter().enumerate() {
+        b[i * 16..i * 16 + 8].copy_from_slice(&((ns / NS) as i64).to_ne_bytes());
+        b[i * 16 + 8..i * 16 + 16].copy_from_slice(&(((ns % NS) / 1000) as i64).to_ne_bytes());
+    }
+    b
 }

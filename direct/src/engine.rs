@@ -69,6 +69,8 @@ enum Action {
     Start(usize),
     /// The timer of task `vid`'s blocked syscall, identified by `token`.
     Wake { vid: u32, token: u64 },
+    /// Task `vid`'s `ITIMER_REAL` timer expires (if `token` is still its current one).
+    Alarm { vid: u32, token: u64 },
     /// An IPv4 packet reaches the host's interface.
     Arrive(Bytes),
     /// An IPv4 packet has been downloaded and goes to the host's sockets.
@@ -205,6 +207,7 @@ pub fn notified_syscalls() -> Vec<u32> {
         // not supported yet: refused with a log line rather than run against real time
         SYS_alarm,
         SYS_setitimer,
+        SYS_getitimer,
         SYS_timer_create,
         SYS_timerfd_create,
         SYS_epoll_create,
@@ -468,6 +471,7 @@ impl DirectEngine {
                 timed_out: false,
                 retry: false,
                 interrupted: false,
+                alarm: None,
                 is_root: true,
                 vfork_pending: false,
                 syscalls: 0,
@@ -517,6 +521,7 @@ impl DirectEngine {
                 timed_out: false,
                 retry: false,
                 interrupted: false,
+                alarm: None,
                 is_root: false,
                 vfork_pending: false,
                 syscalls: 0,
@@ -895,6 +900,17 @@ impl DirectEngine {
         }
     }
 
+    /// Arm task `vid`'s `ITIMER_REAL` timer to expire at `at` (then every `interval` ns, if
+    /// non-zero), replacing any previous one.
+    pub(crate) fn set_alarm(&mut self, h: usize, vid: u32, at: u64, interval: u64) {
+        self.wake_tokens += 1;
+        let token = self.wake_tokens;
+        if let Some(t) = self.hosts[h].tasks.get_mut(&vid) {
+            t.alarm = Some((at, interval, token));
+        }
+        self.push_local(h, at, Action::Alarm { vid, token });
+    }
+
     /// Log an unsupported syscall once per (process, syscall, detail), with the error it gets.
     pub(crate) fn unsupported(&mut self, h: usize, vid: u32, nr: i64, what: &str, errno: i32) {
         let host = &mut self.hosts[h];
@@ -947,6 +963,21 @@ impl DirectEngine {
                     t.state = TaskState::Parked(n);
                     t.timed_out = true;
                     t.retry = true;
+                }
+            }
+            Action::Alarm { vid, token } => {
+                let host = &mut self.hosts[h];
+                let Some(t) = host.tasks.get_mut(&vid) else { return Ok(()) };
+                let Some((at, interval, tok)) = t.alarm else { return Ok(()) };
+                if tok != token || matches!(t.state, TaskState::Exited) {
+                    return Ok(());
+                }
+                t.alarm = None;
+                // SAFETY: signalling a managed task.
+                unsafe { libc::kill(t.pid, libc::SIGALRM) };
+                host.progress += 1;
+                if interval > 0 {
+                    self.set_alarm(h, vid, at + interval, interval);
                 }
             }
             Action::Arrive(packet) => {

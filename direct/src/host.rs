@@ -175,6 +175,8 @@ pub struct Task {
     pub retry: bool,
     /// A signal is pending: its blocked syscall is to be interrupted.
     pub interrupted: bool,
+    /// Its `ITIMER_REAL` timer (`alarm`, `setitimer`): (expiry, interval, token).
+    pub alarm: Option<(u64, u64, u64)>,
     /// Whether this task is the one the launcher started (the supervisor's own child).
     pub is_root: bool,
     /// It called vfork and its child has not been registered yet.
