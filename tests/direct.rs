@@ -838,3 +838,37 @@ fn alarm_and_interval_timers_fire_in_simulated_time() {
     run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
     assert_eq!(read(out.join("hosts/t/sh.0.stdout")), "status 124 at 946684802\n");
 }
+
+#[test]
+fn at_the_end_running_programs_get_sigterm_and_their_handlers_run() {
+    let dir = scratch("direct-term");
+    std::fs::write(
+        dir.join("server.py"),
+        r#"
+import signal, socket, sys, time
+def bye(sig, frame):
+    print("terminated by", signal.Signals(sig).name, "at", time.time(), flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, bye)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 9000))
+print("serving", flush=True)
+s.recvfrom(100)
+"#,
+    )
+    .unwrap();
+    let spec = write_spec(
+        &dir,
+        "term.toml",
+        &format!(
+            "[run]\nduration = \"30 s\"\n[network]\ntopology = \"single-switch\"\n\
+             [[hosts]]\nname = \"srv\"\nkind = \"direct\"\ncount = 1\n\
+             [[processes]]\nhost = \"srv\"\npath = \"/usr/bin/python3\"\nargs = [\"{}\"]\nexpected_exit = \"running\"\n\
+             [[processes]]\nhost = \"srv\"\npath = \"/bin/sleep\"\nargs = [\"3600\"]\nexpected_exit = \"running\"\n",
+            dir.join("server.py").display()
+        ),
+    );
+    let out = dir.join("out");
+    run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    assert_eq!(read(out.join("hosts/srv/python3.0.stdout")), "serving\nterminated by SIGTERM at 946684830.0\n");
+}

@@ -30,7 +30,7 @@ use thermocline_models::rng::StreamFamily;
 pub const BOOT_OFFSET_NS: u64 = 3_600_000_000_000;
 /// Delay of a datagram sent to the host itself (loopback or its own address).
 pub const LOOPBACK_DELAY_NS: u64 = 1_000;
-/// Syscalls answered after the end-of-run `SIGTERM` before the rest are killed.
+/// Syscalls answered after the end-of-run `SIGTERM` (handlers run) before the rest are killed.
 const TERMINATION_STEPS: u32 = 10_000;
 
 /// Run-wide settings of direct hosts.
@@ -133,6 +133,8 @@ pub struct DirectEngine {
     pub(crate) cpuid_warned: bool,
     /// Print every handled syscall (`THERMOCLINE_DIRECT_TRACE=1`), for debugging.
     trace: bool,
+    /// Syscalls still to answer while terminating (none: no limit).
+    step_budget: Option<u32>,
 }
 
 /// The syscalls the supervisor is notified of (unless every syscall is, for `--syscall-stats`).
@@ -369,6 +371,7 @@ impl DirectEngine {
             watchdog: wall_watchdog(),
             cpuid_warned: false,
             trace: std::env::var_os("THERMOCLINE_DIRECT_TRACE").is_some(),
+            step_budget: None,
         })
     }
 
@@ -716,6 +719,12 @@ impl DirectEngine {
             let host = &mut self.hosts[h];
             let next = host.tasks.values().find(|t| matches!(t.state, TaskState::Parked(_))).map(|t| t.vid);
             if let Some(vid) = next {
+                if let Some(budget) = &mut self.step_budget {
+                    if *budget == 0 {
+                        return Ok(());
+                    }
+                    *budget -= 1;
+                }
                 self.step(h, vid)?;
                 continue;
             }
@@ -1020,24 +1029,13 @@ impl DirectEngine {
             // SAFETY: signalling a managed task.
             unsafe { libc::kill(*pid, libc::SIGTERM) };
         }
-        // Let handlers run: blocked syscalls fail with EINTR; time stays at the end.
-        for _ in 0..TERMINATION_STEPS {
-            self.collect(h)?;
-            let host = &mut self.hosts[h];
-            let next = host
-                .tasks
-                .values()
-                .find(|t| matches!(t.state, TaskState::Parked(_) | TaskState::Blocked(..)))
-                .map(|t| t.vid);
-            let Some(vid) = next else { break };
-            let t = host.tasks.get_mut(&vid).expect("task exists");
-            let notif = match t.state {
-                TaskState::Parked(n) | TaskState::Blocked(n, _) => n,
-                _ => break,
-            };
-            let _ = host.trees[t.tree].reply(notif.id, Err(libc::EINTR));
-            t.state = TaskState::Running;
-        }
+        // Let handlers run as in normal operation (blocked calls with the signal pending are
+        // interrupted, time stays at the end), within a budget of answered syscalls.
+        self.hosts[h].progress += 1;
+        self.step_budget = Some(TERMINATION_STEPS);
+        let settled = self.settle(h);
+        self.step_budget = None;
+        settled?;
         for t in self.hosts[h].tasks.values() {
             if !matches!(t.state, TaskState::Exited) {
                 // SAFETY: signalling a managed task.
