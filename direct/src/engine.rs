@@ -327,7 +327,7 @@ impl DirectEngine {
                 down_bps: bw.down.0,
                 downlink_free: 0,
                 progress: 0,
-                signal_check: 0,
+                signal_hint: false,
             };
             for (i, p) in processes.iter().filter(|p| p.host == group.spec.name).enumerate() {
                 let seq = host.next_seq();
@@ -571,6 +571,7 @@ impl DirectEngine {
             host.release(e.obj);
         }
         host.progress += 1;
+        host.signal_hint = true; // SIGCHLD
         let parent = host.tasks.get(&vid).and_then(|t| t.parent);
         self.release_vfork_parent(h, parent, true);
     }
@@ -732,8 +733,8 @@ impl DirectEngine {
             // child's SIGCHLD) is interrupted, as the kernel would.
             let progress = host.progress;
             let mut retried = false;
-            if host.signal_check != progress {
-                host.signal_check = progress;
+            if host.signal_hint {
+                host.signal_hint = false;
                 for t in host.tasks.values_mut() {
                     if let TaskState::Blocked(n, _) = t.state
                         && crate::emulate::signal_pending(t.pid)
@@ -863,6 +864,10 @@ impl DirectEngine {
             t.state = TaskState::Running;
         }
         host.progress += 1;
+        // A task that ran may have signalled another (kill); with one task there is no other.
+        if host.tasks.values().filter(|t| !matches!(t.state, TaskState::Exited)).nth(1).is_some() {
+            host.signal_hint = true;
+        }
         match sent {
             Ok(()) => Ok(()),
             // The task was killed while stopped: its pidfd will say so.
@@ -985,6 +990,7 @@ impl DirectEngine {
                 // SAFETY: signalling a managed task.
                 unsafe { libc::kill(t.pid, libc::SIGALRM) };
                 host.progress += 1;
+                host.signal_hint = true;
                 if interval > 0 {
                     self.set_alarm(h, vid, at + interval, interval);
                 }
@@ -1032,6 +1038,7 @@ impl DirectEngine {
         // Let handlers run as in normal operation (blocked calls with the signal pending are
         // interrupted, time stays at the end), within a budget of answered syscalls.
         self.hosts[h].progress += 1;
+        self.hosts[h].signal_hint = true;
         self.step_budget = Some(TERMINATION_STEPS);
         let settled = self.settle(h);
         self.step_budget = None;

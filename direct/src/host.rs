@@ -257,8 +257,9 @@ pub struct Host {
     /// Count of things that happened (a task resumed or exited, a packet arrived): blocked tasks
     /// are retried when it has moved since they blocked.
     pub progress: u64,
-    /// `progress` when blocked tasks were last checked for pending signals.
-    pub signal_check: u64,
+    /// A signal may have been sent to a blocked task since they were last checked (another task
+    /// ran or exited, a timer fired): check `/proc` for pending signals when the host settles.
+    pub signal_hint: bool,
 }
 
 impl Host {
