@@ -31,6 +31,10 @@ pub const TOPIC_BEACON_BLOCK: u8 = 0;
 pub const TOPICS: [&str; 1] = ["beacon_block"];
 
 const MESH: u8 = 1;
+/// Connection flag: the peer may have negative score terms (P₃b or P₇ counters above zero).
+/// Without it the score's lower bound is a constant, so most threshold checks never touch the
+/// score counters.
+const PENALISED: u8 = 2;
 /// Received messages this large or larger pass through the receiver's download queue first.
 const DOWNLOAD_QUEUE_MIN_BYTES: u64 = 1024;
 /// IDONTWANTs remembered per identity.
@@ -159,7 +163,7 @@ pub struct GossipEngine {
     profile: String,
     partition: Partition,
     net: NetworkModel,
-    /// Global ids of local identities, ascending.
+    /// Global ids of local identities, in heartbeat order: by (phase, id).
     ids: Vec<u32>,
     /// Global id → local index (`NONE` if not local).
     local: Vec<u32>,
@@ -181,6 +185,8 @@ pub struct GossipEngine {
     /// Per identity: upload and download bandwidth.
     up: Vec<Bandwidth>,
     down: Vec<Bandwidth>,
+    /// The score's lower bound for a connection without [`PENALISED`], out of and in the mesh.
+    clean_floor: [f64; 2],
     /// Scratch space for choosing connections (reused; never observable).
     scratch: Vec<usize>,
     /// The last message looked up: (key, slot), the common case of a burst of RPCs.
@@ -211,11 +217,10 @@ pub struct GossipEngine {
     msg_order: Vec<u32>,
     queue: CalendarQueue<Pending>,
     /// Heartbeats, outside the queue: every identity has exactly one pending, and with one
-    /// period for all their order never changes. `wheel` lists identities by (phase, id); the
-    /// next heartbeat is `wheel[wheel_at]` in cycle `wheel_cycle`, at its phase plus a period per
-    /// cycle, with the sequence number it was given when scheduled — the same canonical key it
-    /// would have in the queue, so the two merge exactly.
-    wheel: Vec<u32>,
+    /// period for all their order never changes. Local identities are stored in that order, so
+    /// the next heartbeat is identity `wheel_at`'s in cycle `wheel_cycle`, at its phase plus a
+    /// period per cycle, with the sequence number it was given when scheduled — the same
+    /// canonical key it would have in the queue, so the two merge exactly.
     wheel_at: usize,
     wheel_cycle: u64,
     phase: Vec<u64>,
@@ -232,7 +237,20 @@ impl GossipEngine {
     pub fn new(setup: GossipSetup<'_>, shard: ShardId) -> Result<Self, GossipError> {
         let GossipSetup { params, profile, traffic, net, partition, graph, seed, end } = setup;
         let n = net.directory.len();
-        let ids: Vec<u32> = (0..n).filter(|&h| partition.shard_of(h) == shard).collect();
+        let gossip = StreamFamily::new(seed, "gossip");
+        let heartbeat = params.heartbeat.as_nanos();
+        // Each identity's stream first draws its heartbeat phase. Local identities are stored in
+        // heartbeat order, (phase, id), so that the heartbeat wheel walks every per-identity
+        // array (and the connection rows) front to back instead of at random.
+        let mut order: Vec<(u64, u32, CompactRng)> = (0..n)
+            .filter(|&h| partition.shard_of(h) == shard)
+            .map(|h| {
+                let mut rng = gossip.compact(h);
+                (below(&mut rng, heartbeat), h, rng)
+            })
+            .collect();
+        order.sort_by_key(|&(phase, h, _)| (phase, h));
+        let ids: Vec<u32> = order.iter().map(|&(_, h, _)| h).collect();
         let mut local = vec![NONE; n as usize];
         for (i, &h) in ids.iter().enumerate() {
             local[h as usize] = i as u32;
@@ -243,9 +261,7 @@ impl GossipEngine {
             peer.extend_from_slice(graph.of(h));
             row.push(peer.len() as u32);
         }
-        let gossip = StreamFamily::new(seed, "gossip");
         let k = ids.len();
-        let heartbeat = params.heartbeat.as_nanos();
         let mut e = GossipEngine {
             me: shard,
             profile: profile.to_string(),
@@ -261,6 +277,7 @@ impl GossipEngine {
             path: Vec::new(),
             up: Vec::new(),
             down: Vec::new(),
+            clean_floor: [params.score.clean_floor(false), params.score.clean_floor(true)],
             scratch: Vec::new(),
             last_msg: None,
             row,
@@ -282,10 +299,9 @@ impl GossipEngine {
             msgs: Vec::new(),
             msg_slot: BTreeMap::new(),
             msg_order: Vec::new(),
-            wheel: Vec::new(),
             wheel_at: 0,
             wheel_cycle: 0,
-            phase: vec![0; k],
+            phase: Vec::with_capacity(k),
             hb_seq: vec![0; k],
             queue: CalendarQueue::new(
                 CalendarQueue::<Pending>::shift_for(k as f64 / params.heartbeat.as_secs_f64() * 4.0, 256.0),
@@ -305,14 +321,13 @@ impl GossipEngine {
                 let p = e.net.path_index(h, e.peer[c]);
                 e.path.push(p);
             }
-            let mut rng = gossip.compact(e.ids[i]);
-            e.phase[i] = below(&mut rng, heartbeat);
-            e.rng.push(rng);
             e.hb_seq[i] = e.seq[i];
             e.seq[i] += 1;
         }
-        e.wheel = (0..k as u32).collect();
-        e.wheel.sort_by_key(|&i| (e.phase[i as usize], e.ids[i as usize]));
+        for (phase, _, rng) in order {
+            e.phase.push(phase);
+            e.rng.push(rng);
+        }
         // Slots: the proposer of slot s is drawn from the "proposer" stream of s; the shard that
         // owns it schedules the publication.
         let slot_ns = e.traffic.slot.as_nanos().max(1);
@@ -356,8 +371,14 @@ impl GossipEngine {
         if !self.params.scoring {
             return true;
         }
-        let in_mesh = self.flags[c] & MESH != 0;
-        self.score[c].floor(&self.params.score, in_mesh) >= threshold || self.score_of(c, now_ms) >= threshold
+        let f = self.flags[c];
+        let in_mesh = f & MESH != 0;
+        let floor = if f & PENALISED == 0 {
+            self.clean_floor[in_mesh as usize]
+        } else {
+            self.score[c].floor(&self.params.score, in_mesh)
+        };
+        floor >= threshold || self.score_of(c, now_ms) >= threshold
     }
 
     /// Mark connection `c` as joining the mesh at `now_ms`.
@@ -374,7 +395,10 @@ impl GossipEngine {
             return;
         }
         let d = self.score[c].mesh_deficit(&self.params.score, true, now_ms);
-        self.score[c].mesh_failure += (d * d) as f32;
+        if d > 0.0 {
+            self.score[c].mesh_failure += (d * d) as f32;
+            self.flags[c] |= PENALISED;
+        }
         self.flags[c] &= !MESH;
         self.mesh[i] -= 1;
     }
@@ -538,17 +562,23 @@ impl GossipEngine {
         let interval_ms = (self.params.score.decay_interval.as_nanos() / 1_000_000).max(1) as u32;
         while now_ms >= self.next_decay_ms[i] {
             for c in self.peers(i) {
-                self.score[c].decay(&self.params.score);
+                let s = &mut self.score[c];
+                s.decay(&self.params.score);
+                if s.mesh_failure == 0.0 && s.behaviour == 0.0 {
+                    self.flags[c] &= !PENALISED;
+                }
             }
             self.next_decay_ms[i] += interval_ms;
         }
         // v1.1: mesh peers with a negative score leave first, with a backoff.
         if self.params.scoring {
-            let negative: Vec<usize> =
-                self.peers(i).filter(|&c| self.flags[c] & MESH != 0 && !self.passes(c, 0.0, now_ms)).collect();
-            for c in negative {
+            let mut negative = std::mem::take(&mut self.scratch);
+            negative.clear();
+            negative.extend(self.peers(i).filter(|&c| self.flags[c] & MESH != 0 && !self.passes(c, 0.0, now_ms)));
+            for &c in &negative {
                 self.prune(i, c, TOPIC_BEACON_BLOCK, now, outbox);
             }
+            self.scratch = negative;
         }
         let degree = self.mesh[i] as usize;
         if degree < d_low {
@@ -626,8 +656,10 @@ impl GossipEngine {
 
     /// The canonical key of the next heartbeat.
     fn next_heartbeat(&self) -> Option<(u64, u32, u64, u32)> {
-        let &i = self.wheel.get(self.wheel_at)?;
-        let i = i as usize;
+        let i = self.wheel_at;
+        if i >= self.ids.len() {
+            return None;
+        }
         let time = self.phase[i] + self.wheel_cycle * self.params.heartbeat.as_nanos();
         Some((time, self.ids[i], self.hb_seq[i], self.ids[i]))
     }
@@ -761,6 +793,7 @@ impl GossipEngine {
                     // GRAFT within our backoff: refuse and penalise (P₇).
                     self.graft_in_backoff[i] += 1;
                     self.score[c].behaviour += 1.0;
+                    self.flags[c] |= PENALISED;
                     let mut r = Rpc::control(RpcKind::Prune, rpc.topic);
                     r.backoff_ms = self.backoff_until_ms[c] - now_ms;
                     self.send(i, c, now, r, outbox);
@@ -814,7 +847,7 @@ impl Engine for GossipEngine {
                         break;
                     }
                     self.wheel_at += 1;
-                    if self.wheel_at == self.wheel.len() {
+                    if self.wheel_at == self.ids.len() {
                         self.wheel_at = 0;
                         self.wheel_cycle += 1;
                     }
@@ -932,7 +965,9 @@ impl Engine for GossipEngine {
                 row.iter().enumerate().filter(|(_, c)| **c > 0).map(move |(d, c)| ((p as u64, d as u16), *c))
             })
             .collect();
-        let tables = tables::build(self, &order, &samples, &mean_scores)?;
+        let mut by_id: Vec<usize> = (0..self.ids.len()).collect();
+        by_id.sort_by_key(|&i| self.ids[i]);
+        let tables = tables::build(self, &order, &by_id, &samples, &mean_scores)?;
         Ok(EngineOutput { digest, tables })
     }
 }

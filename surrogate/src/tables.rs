@@ -17,10 +17,12 @@ fn table(name: &str, fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<Table
 
 /// `gossip_arrivals` (one row per identity and message it received: first arrival),
 /// `gossip_nodes` (one row per identity: bytes by RPC kind, final mesh degree, losses) and
-/// `gossip_mesh_degree` (identities sampled at each mesh degree per heartbeat period).
+/// `gossip_mesh_degree` (identities sampled at each mesh degree per heartbeat period). Rows go
+/// by message key, then by identity id (`by_id`: local indices in id order).
 pub(crate) fn build(
     e: &GossipEngine,
     order: &[usize],
+    by_id: &[usize],
     degree: &[((u64, u16), u64)],
     mean_scores: &[f64],
 ) -> Result<Vec<Table>, ArrowError> {
@@ -30,8 +32,8 @@ pub(crate) fn build(
     for &m in order {
         let st = &e.msgs[m];
         let slot_start = e.slot_start_ns(st.slot);
-        for (i, &h) in ids.iter().enumerate() {
-            let a = st.arrival[i];
+        for &i in by_id {
+            let (h, a) = (ids[i], st.arrival[i]);
             if a == u64::MAX {
                 continue;
             }
@@ -84,17 +86,17 @@ pub(crate) fn build(
         Field::new("copies_cancelled", DataType::UInt32, false),
     ];
     let mut columns: Vec<ArrayRef> = vec![
-        u32_col(ids.iter().copied()),
-        Arc::new(UInt16Array::from(e.mesh_degree().to_vec())),
-        u64_col(e.lost().iter().copied()),
-        u32_col(e.graft_in_backoff().iter().copied()),
-        Arc::new(Float64Array::from(mean_scores.to_vec())),
-        u32_col(e.cancelled().iter().copied()),
+        u32_col(by_id.iter().map(|&i| ids[i])),
+        Arc::new(UInt16Array::from(by_id.iter().map(|&i| e.mesh_degree()[i]).collect::<Vec<_>>())),
+        u64_col(by_id.iter().map(|&i| e.lost()[i])),
+        u32_col(by_id.iter().map(|&i| e.graft_in_backoff()[i])),
+        Arc::new(Float64Array::from(by_id.iter().map(|&i| mean_scores[i]).collect::<Vec<_>>())),
+        u32_col(by_id.iter().map(|&i| e.cancelled()[i])),
     ];
     for (dir, counts) in [("sent", e.sent()), ("recv", e.recv())] {
         for (k, kind) in kinds.iter().enumerate().take(RPC_KINDS) {
             fields.push(Field::new(format!("bytes_{dir}_{}", kind.name()), DataType::UInt64, false));
-            columns.push(u64_col(counts.iter().map(|c| c[k])));
+            columns.push(u64_col(by_id.iter().map(|&i| counts[i][k])));
         }
     }
     let nodes = table("gossip_nodes", fields, columns)?;
