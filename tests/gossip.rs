@@ -218,3 +218,69 @@ fn a_message_that_never_leaves_its_publishers_shard_does_not_split_the_digest() 
     assert_eq!(one["digest"], four["digest"]);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn attestation_and_column_subnets_reach_every_subscriber_by_flood_and_by_fanout() {
+    use arrow_array::StringArray;
+    let dir = scratch("gossip-topics");
+    let topics =
+        "[traffic]\nattestations = { subnets_per_node = 2, per_subnet = 2 }\ndata_columns = { custody_per_node = 4 }";
+    for profile in ["ethereum", "lighthouse"] {
+        let text = spec("", "", 800, "30 s")
+            .replace("profile = \"ethereum\"", &format!("profile = \"{profile}\""))
+            .replace("[traffic]", topics);
+        let (one, out) = run(&dir, &format!("{profile}-1"), &text, &["--shards", "1"]);
+        for (name, args) in [("2", vec!["--shards", "2"]), ("p3", vec!["--shards", "3", "--backend", "processes"])] {
+            let (s, _) = run(&dir, &format!("{profile}-{name}"), &text, &args);
+            assert_eq!(s["digest"], one["digest"], "{profile} {name}");
+            assert_eq!(s["gossip"], one["gossip"], "{profile} {name}");
+        }
+        let g = &one["gossip"];
+        assert_eq!(g["reliability"], 1.0, "{profile}: blocks");
+        // Four slots start within 30 s (10, 16, 22, 28 s with 6-s slots), each with a block and
+        // 128 columns; attestations (4 s into a slot) come in the first three: 64 subnets × 2.
+        assert_eq!(g["messages"], 4, "{g}");
+        assert_eq!(g["by_family"]["data_column_sidecar"]["messages"], 4 * 128, "{g}");
+        assert_eq!(g["by_family"]["beacon_attestation"]["messages"], 3 * 64 * 2, "{g}");
+        // Every message whose publisher had a peer on its topic reached every subscriber (no
+        // loss in this network): the subnet meshes, flood publishing and fanout all work.
+        let messages = out.join("gossip_messages.arrow");
+        let ids: Vec<u64> =
+            col::<UInt64Array>(&messages, "message_id").iter().flat_map(|a| a.values().to_vec()).collect();
+        let subscribers: Vec<u32> =
+            col::<UInt32Array>(&messages, "subscribers").iter().flat_map(|a| a.values().to_vec()).collect();
+        let peers: Vec<u32> =
+            col::<UInt32Array>(&messages, "publisher_topic_peers").iter().flat_map(|a| a.values().to_vec()).collect();
+        let arrived: Vec<u64> = col::<UInt64Array>(&out.join("gossip_arrivals.arrow"), "message_id")
+            .iter()
+            .flat_map(|a| a.values().to_vec())
+            .collect();
+        let mut count = std::collections::BTreeMap::new();
+        for id in arrived {
+            *count.entry(id).or_insert(0u32) += 1;
+        }
+        let reachable: Vec<usize> = (0..ids.len()).filter(|&k| peers[k] > 0).collect();
+        assert!(reachable.len() * 10 > ids.len() * 8, "{profile}: {} of {}", reachable.len(), ids.len());
+        for k in reachable {
+            assert_eq!(count.get(&ids[k]).copied().unwrap_or(0), subscribers[k], "{profile}: message {}", ids[k]);
+        }
+        // After warm-up (14 heartbeat periods) subnet meshes stay at or below D_high.
+        let mesh = out.join("gossip_mesh_degree.arrow");
+        let period: Vec<u64> =
+            col::<UInt64Array>(&mesh, "heartbeat_period").iter().flat_map(|a| a.values().to_vec()).collect();
+        let families: Vec<String> = col::<StringArray>(&mesh, "topic_family")
+            .iter()
+            .flat_map(|a| (0..a.len()).map(|k| a.value(k).to_string()).collect::<Vec<_>>())
+            .collect();
+        let degrees: Vec<u16> =
+            col::<UInt16Array>(&mesh, "mesh_degree").iter().flat_map(|a| a.values().to_vec()).collect();
+        let d_high = if profile == "ethereum" { 12 } else { 10 };
+        assert!(families.iter().any(|f| f == "beacon_attestation"));
+        let high: Vec<_> = (0..degrees.len())
+            .filter(|&k| period[k] >= 14 && degrees[k] > d_high)
+            .map(|k| (period[k], &families[k], degrees[k]))
+            .collect();
+        assert!(high.is_empty(), "{profile}: {high:?}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -19,7 +19,9 @@ use thermocline_models::network::NetworkModel;
 use thermocline_models::partition::Partition;
 use thermocline_models::phold::{PholdEngine, PholdLayout};
 use thermocline_surrogate::config::GossipSpec;
+use thermocline_surrogate::config::MAX_PEERS;
 use thermocline_surrogate::peers::PeerGraph;
+use thermocline_surrogate::topics::{Subscriptions, publications};
 use thermocline_surrogate::{GossipEngine, GossipSetup};
 
 /// How to run a spec: the parts that the command line may override.
@@ -84,6 +86,7 @@ pub fn gossip_plan(spec: &Spec, shards: u32) -> Result<GossipPlan, String> {
     if t.beacon_block.size.bytes() >= u32::MAX as u64 {
         return Err(format!("traffic.beacon_block.size {} is too large", t.beacon_block.size));
     }
+    t.validate()?;
     if spec.run.duration > SimDuration::from_secs(40 * 24 * 3600) {
         return Err("the gossip workload keeps millisecond clocks in 32 bits: runs up to 40 days".into());
     }
@@ -124,7 +127,7 @@ pub struct SharedBuild {
 }
 
 /// The shared gossip build, or why it failed.
-type GossipBuild = Result<Arc<(GossipPlan, PeerGraph)>, String>;
+type GossipBuild = Result<Arc<(GossipPlan, PeerGraph, Subscriptions)>, String>;
 
 impl SharedBuild {
     /// For a process that runs `shards` shards.
@@ -141,8 +144,13 @@ impl SharedBuild {
                 let n = plan.net.directory.len();
                 let locations: Vec<u32> = (0..n).map(|h| plan.net.directory.node_of(h)).collect();
                 let locality = (g.local_share > 0.0).then_some((locations.as_slice(), g.local_share));
-                let graph = PeerGraph::build_local(n, g.outbound_peers, g.max_peers, spec.run.seed, locality);
-                Ok(Arc::new((plan, graph)))
+                let subscriptions = Subscriptions::compute(n, &spec.traffic, spec.run.seed);
+                let end = SimTime::ZERO.saturating_add(spec.run.duration).as_nanos();
+                let duties = publications(n, &spec.traffic, spec.run.seed, end);
+                let graph = PeerGraph::build_local(n, g.outbound_peers, g.max_peers, spec.run.seed, locality)
+                    .with_topic_peers(&subscriptions, g.subnet_peers, MAX_PEERS, spec.run.seed)
+                    .with_duty_peers(&duties, &subscriptions, g.duty_peers, MAX_PEERS, spec.run.seed);
+                Ok(Arc::new((plan, graph, subscriptions)))
             })
             .clone();
         slot.1 = slot.1.saturating_sub(1);
@@ -166,7 +174,7 @@ pub fn build_engine(
         Workload::Gossip(g) => {
             let params = g.params_for(&g.profile)?;
             let built = shared.gossip(spec, g, shards)?;
-            let (plan, graph) = &*built;
+            let (plan, graph, subscriptions) = &*built;
             let setup = GossipSetup {
                 params,
                 profile: &g.profile,
@@ -174,6 +182,7 @@ pub fn build_engine(
                 net: plan.net.clone(),
                 partition: plan.partition.clone(),
                 graph,
+                subscriptions,
                 seed: spec.run.seed,
                 end: SimTime::ZERO.saturating_add(spec.run.duration),
             };

@@ -28,8 +28,11 @@ pub struct GossipParams {
     pub seen_ttl: SimDuration,
     /// Backoff after a PRUNE before grafting again.
     pub prune_backoff: SimDuration,
-    /// Publish to every peer (not only the mesh).
+    /// Publish to every peer subscribed to the topic (not only the mesh, or the fanout).
     pub flood_publish: bool,
+    /// How long an identity keeps the fanout peers of a topic it publishes to without
+    /// subscribing.
+    pub fanout_ttl: SimDuration,
     /// Send IDONTWANT (v1.2) for messages at least this large; `None`: never.
     pub idontwant_threshold: Option<Size>,
     /// Validation time before a received message is forwarded.
@@ -57,6 +60,7 @@ impl GossipParams {
             seen_ttl: SimDuration::from_secs(768),
             prune_backoff: SimDuration::from_secs(60),
             flood_publish: true,
+            fanout_ttl: SimDuration::from_secs(60),
             idontwant_threshold: Some(Size(1000 * 8)),
             validation_delay: SimDuration::from_millis(10),
             scoring: true,
@@ -135,6 +139,8 @@ pub struct GossipOverrides {
     pub prune_backoff: Option<SimDuration>,
     /// See [`GossipParams::flood_publish`].
     pub flood_publish: Option<bool>,
+    /// See [`GossipParams::fanout_ttl`].
+    pub fanout_ttl: Option<SimDuration>,
     /// See [`GossipParams::idontwant_threshold`]; `"0 B"` turns IDONTWANT off.
     pub idontwant_threshold: Option<Size>,
     /// See [`GossipParams::validation_delay`].
@@ -142,6 +148,10 @@ pub struct GossipOverrides {
     /// See [`GossipParams::scoring`].
     pub scoring: Option<bool>,
 }
+
+/// Most connections an identity may have: mesh membership per topic is a 64-bit mask over an
+/// identity's connections.
+pub const MAX_PEERS: u32 = 64;
 
 /// The `[gossip]` section: profile, overrides and peer manager.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -157,6 +167,14 @@ pub struct GossipSpec {
     pub max_peers: u32,
     /// Share of outbound connections made to identities at the same location (0: uniform).
     pub local_share: f64,
+    /// Peers the peer manager keeps on each subscribed subnet (attestation and column topics),
+    /// and finds on a subnet before publishing there: below it an identity dials more of the
+    /// subnet's subscribers, as discovery would find them. These dials may exceed `max_peers`,
+    /// up to 64 connections on both sides.
+    pub subnet_peers: u32,
+    /// Peers an identity makes sure to have on a topic before publishing there without
+    /// subscribing (an attester's subnet, a proposer's column subnets), within 64 connections.
+    pub duty_peers: u32,
 }
 
 impl Default for GossipSpec {
@@ -167,6 +185,8 @@ impl Default for GossipSpec {
             outbound_peers: 12,
             max_peers: 48,
             local_share: 0.0,
+            subnet_peers: 6,
+            duty_peers: 2,
         }
     }
 }
@@ -191,6 +211,7 @@ impl GossipSpec {
             seen_ttl,
             prune_backoff,
             flood_publish,
+            fanout_ttl,
             validation_delay,
             scoring
         );
@@ -202,9 +223,9 @@ impl GossipSpec {
         if !(0.0..=1.0).contains(&self.local_share) {
             return Err(format!("local_share must be within [0, 1], got {}", self.local_share));
         }
-        if self.outbound_peers == 0 || self.max_peers < self.outbound_peers {
+        if self.outbound_peers == 0 || self.max_peers < self.outbound_peers || self.max_peers > MAX_PEERS {
             return Err(format!(
-                "need 0 < outbound_peers <= max_peers, got {} and {}",
+                "need 0 < outbound_peers <= max_peers <= {MAX_PEERS}, got {} and {}",
                 self.outbound_peers, self.max_peers
             ));
         }
@@ -222,6 +243,106 @@ pub struct TrafficSpec {
     pub slot: SimDuration,
     /// The `beacon_block` published each slot by a proposer chosen at random.
     pub beacon_block: BlockSpec,
+    /// Attestations on the `beacon_attestation_{subnet}` topics (off unless given).
+    pub attestations: Option<AttestationSpec>,
+    /// Data column sidecars on the `data_column_sidecar_{subnet}` topics (off unless given).
+    pub data_columns: Option<DataColumnSpec>,
+}
+
+/// Attestation subnets: every identity subscribes to `subnets_per_node` of the 64 subnets
+/// (chosen from its own stream, like the spec's node-id-derived long-lived subscriptions), and
+/// each slot `per_subnet` attestations are published on every subnet, each by an identity drawn
+/// at random — usually not a subscriber, so it publishes by flood or fanout.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AttestationSpec {
+    /// Subnets each identity subscribes to (the spec's `SUBNETS_PER_NODE`).
+    pub subnets_per_node: u32,
+    /// Attestations published per subnet per slot.
+    pub per_subnet: u32,
+    /// Size of one attestation.
+    pub size: Size,
+    /// Delay from slot start to publication (the spec's attestation due time, a third of a slot).
+    pub delay: SimDuration,
+    /// Each attestation is published at `delay` plus a uniform draw below `spread`.
+    pub spread: SimDuration,
+}
+
+impl Default for AttestationSpec {
+    fn default() -> Self {
+        AttestationSpec {
+            subnets_per_node: 2,
+            per_subnet: 1,
+            size: Size(256 * 8),
+            delay: SimDuration::from_secs(4),
+            spread: SimDuration::from_millis(500),
+        }
+    }
+}
+
+/// Data column sidecars (PeerDAS): every identity custodies `custody_per_node` of the 128 column
+/// subnets (chosen from its own stream), and each slot the block's proposer publishes all 128
+/// columns with the block, each on its subnet — mostly ones it does not subscribe to.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataColumnSpec {
+    /// Column subnets each identity subscribes to (the spec's `CUSTODY_REQUIREMENT`).
+    pub custody_per_node: u32,
+    /// Size of one column sidecar (about 2 KiB per blob plus proofs; 13 KiB is six blobs).
+    pub size: Size,
+}
+
+impl Default for DataColumnSpec {
+    fn default() -> Self {
+        DataColumnSpec { custody_per_node: 4, size: Size(13 * 1024 * 8) }
+    }
+}
+
+/// Attestation subnets (`ATTESTATION_SUBNET_COUNT`).
+pub const ATTESTATION_SUBNETS: u32 = 64;
+/// Data column sidecar subnets (`DATA_COLUMN_SIDECAR_SUBNET_COUNT`, one column each).
+pub const COLUMN_SUBNETS: u32 = 128;
+/// Topics an identity may subscribe to at once (the block topic included).
+pub const MAX_SUBSCRIPTIONS: u32 = 16;
+
+impl TrafficSpec {
+    /// Check the optional topics against the protocol's constants.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut subs = 1;
+        if let Some(a) = &self.attestations {
+            if a.subnets_per_node > ATTESTATION_SUBNETS || a.subnets_per_node == 0 {
+                return Err(format!(
+                    "traffic.attestations.subnets_per_node must be within 1..={ATTESTATION_SUBNETS}, got {}",
+                    a.subnets_per_node
+                ));
+            }
+            if a.delay.as_nanos().saturating_add(a.spread.as_nanos()) > self.slot.as_nanos() {
+                return Err("traffic.attestations: delay + spread must fit in a slot".into());
+            }
+            if a.size.bytes() >= u32::MAX as u64 {
+                return Err(format!("traffic.attestations.size {} is too large", a.size));
+            }
+            subs += a.subnets_per_node;
+        }
+        if let Some(c) = &self.data_columns {
+            if c.custody_per_node > COLUMN_SUBNETS || c.custody_per_node == 0 {
+                return Err(format!(
+                    "traffic.data_columns.custody_per_node must be within 1..={COLUMN_SUBNETS}, got {}",
+                    c.custody_per_node
+                ));
+            }
+            if c.size.bytes() >= u32::MAX as u64 {
+                return Err(format!("traffic.data_columns.size {} is too large", c.size));
+            }
+            subs += c.custody_per_node;
+        }
+        if subs > MAX_SUBSCRIPTIONS {
+            return Err(format!(
+                "traffic: an identity would subscribe to {subs} topics; at most {MAX_SUBSCRIPTIONS} are supported"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// One block per slot.
@@ -240,6 +361,8 @@ impl Default for TrafficSpec {
             start: SimDuration::from_secs(10),
             slot: SimDuration::from_secs(12),
             beacon_block: BlockSpec { size: Size(100 * 1024 * 8), proposer_delay: SimDuration::ZERO },
+            attestations: None,
+            data_columns: None,
         }
     }
 }

@@ -1,9 +1,10 @@
 //! The surrogate engine: one shard's gossipsub identities as a bus engine.
 //!
 //! State is struct-of-arrays over the shard's identities (no per-identity heap objects): peer
-//! rows with per-connection mesh flag and backoff, mesh degree, random stream, upload and download
-//! queues, per-kind byte counters, and a small ring of IDONTWANTs received. Messages are shard-local
-//! tables with one slot per identity (arrival, sender, hops, duplicates). Every action — an RPC
+//! rows with per-connection flags and per-topic backoffs, a 64-bit mesh mask per (identity,
+//! subscribed topic), random stream, upload and download queues, per-kind byte counters, and a
+//! small ring of IDONTWANTs received. Messages are shard-local tables with one slot per local
+//! subscriber of their topic (arrival, sender, hops, duplicates). Every action — an RPC
 //! arriving, a heartbeat, the end of a validation, a publish — is an event in one calendar queue
 //! ordered by the bus's canonical key, and every random draw comes from the acting identity's own
 //! stream, so results do not depend on how identities are cut into shards.
@@ -13,6 +14,7 @@ use crate::peers::PeerGraph;
 use crate::rpc::{MsgKey, RPC_KINDS, Rpc, RpcKind};
 use crate::score::EdgeScore;
 use crate::tables;
+use crate::topics::{COLUMN_BASE, Subscriptions, TOPIC_BEACON_BLOCK, TOPIC_COUNT, publications};
 use bytes::Bytes;
 use std::collections::{BTreeMap, VecDeque};
 use thermocline_bus::queue::{CalendarQueue, Timed};
@@ -25,12 +27,7 @@ use thermocline_models::units::Bandwidth;
 
 /// Event kind of gossip RPCs on the bus.
 pub const GOSSIP_EVENT_KIND: u16 = 3;
-/// Topic index of `beacon_block`.
-pub const TOPIC_BEACON_BLOCK: u8 = 0;
-/// Name of each topic index.
-pub const TOPICS: [&str; 1] = ["beacon_block"];
 
-const MESH: u8 = 1;
 /// Connection flag: the peer may have negative score terms (P₃b or P₇ counters above zero).
 /// Without it the score's lower bound is a constant, so most threshold checks never touch the
 /// score counters.
@@ -43,6 +40,20 @@ const NONE: u32 = u32::MAX;
 /// How long an IWANT is awaited before the message may be requested again (rust-libp2p's
 /// `iwant_followup_time`).
 const IWANT_FOLLOWUP_NS: u64 = 3_000_000_000;
+/// Topic families, for mesh-degree samples: block, attestation subnets, column subnets.
+pub(crate) const FAMILIES: [&str; 3] = ["beacon_block", "beacon_attestation", "data_column_sidecar"];
+/// Mesh degrees sampled: 0..=64.
+const DEGREES: usize = 65;
+
+fn family_index(t: u8) -> usize {
+    if t == TOPIC_BEACON_BLOCK {
+        0
+    } else if t < COLUMN_BASE {
+        1
+    } else {
+        2
+    }
+}
 
 /// What an event does.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -56,8 +67,8 @@ enum Action {
     Heartbeat,
     /// `dst` finished validating message slot `0` and forwards it.
     Validated(u32),
-    /// `dst` publishes the block of slot `0`.
-    Publish(u64),
+    /// `dst` publishes a message on `topic`.
+    Publish { topic: u8 },
     /// `dst` finished serialising a queued message copy on its upload link: it leaves now.
     TxDone { rpc: Rpc, conn: u32 },
 }
@@ -99,23 +110,33 @@ impl Timed for Pending {
     }
 }
 
-/// One message as seen by this shard's identities.
+/// One message as seen by this shard's identities. Per-identity columns have one entry per local
+/// subscriber of the topic (see `GossipEngine::members`).
 pub(crate) struct MsgState {
     pub key: MsgKey,
     pub topic: u8,
     pub size: u32,
     pub published_ns: u64,
     pub slot: u64,
-    /// Per local identity: ns since publish of the first arrival (`u64::MAX`: not yet).
+    /// The local identity that published it, if it is on this shard.
+    pub publisher: u32,
+    /// Connections of the publisher subscribed to the topic when it published.
+    pub publisher_peers: u16,
+    /// Per subscriber: ns since publish of the first arrival (`u64::MAX`: not yet).
     pub arrival: Vec<u64>,
-    /// Per local identity: who it first came from (`NONE` for the publisher).
+    /// Per subscriber: who it first came from (`NONE` for the publisher).
     pub from: Vec<u32>,
-    /// Per local identity: hops at first arrival.
+    /// Per subscriber: hops at first arrival.
     pub hops: Vec<u8>,
-    /// Per local identity: copies received after the first.
+    /// Per subscriber: copies received after the first.
     pub dups: Vec<u16>,
-    /// Per local identity: when an IWANT was last sent for it (`u64::MAX`: never).
+    /// Per subscriber: when an IWANT was last sent for it (`u64::MAX`: never).
     pub requested: Vec<u64>,
+    /// The latest first arrival at any local subscriber, ns: once a gossip window has passed
+    /// after it, no local identity advertises the message any more.
+    last_arrival_ns: u64,
+    /// Listed in `recent` (may still be advertised).
+    in_recent: bool,
 }
 
 /// Why the engine could not start or continue.
@@ -150,6 +171,8 @@ pub struct GossipSetup<'a> {
     pub partition: Partition,
     /// The initial connections.
     pub graph: &'a PeerGraph,
+    /// Every identity's topics.
+    pub subscriptions: &'a Subscriptions,
     /// The run's seed.
     pub seed: u64,
     /// The end of the simulation.
@@ -163,6 +186,9 @@ pub struct GossipEngine {
     profile: String,
     partition: Partition,
     net: NetworkModel,
+    subs: Subscriptions,
+    /// Topics per identity.
+    per: usize,
     /// Global ids of local identities, in heartbeat order: by (phase, id).
     ids: Vec<u32>,
     /// Global id → local index (`NONE` if not local).
@@ -170,9 +196,17 @@ pub struct GossipEngine {
     row: Vec<u32>,
     peer: Vec<u32>,
     flags: Vec<u8>,
-    /// Per connection: end of the PRUNE backoff, ms since the start (0: none).
+    /// Per connection: bit `s` is set when the peer subscribes to this identity's `s`-th topic.
+    shared: Vec<u16>,
+    /// Per (identity, topic slot): the connections (bit = position in the row) in its mesh.
+    mesh: Vec<u64>,
+    /// Per (identity, topic slot): its position among the topic's local subscribers.
+    sub_pos: Vec<u32>,
+    /// Per topic: local subscribers, in local order.
+    members: Vec<Vec<u32>>,
+    /// Per (connection, topic slot): end of the PRUNE backoff, ms since the start (0: none).
     backoff_until_ms: Vec<u32>,
-    /// Per connection: score counters.
+    /// Per connection: score counters (of the scored topic, `beacon_block`, and behaviour).
     score: Vec<EdgeScore>,
     /// Per identity: when its counters next decay, ms.
     next_decay_ms: Vec<u32>,
@@ -191,7 +225,6 @@ pub struct GossipEngine {
     scratch: Vec<usize>,
     /// The last message looked up: (key, slot), the common case of a burst of RPCs.
     last_msg: Option<(MsgKey, u32)>,
-    mesh: Vec<u16>,
     rng: Vec<CompactRng>,
     /// Per identity: full-message copies waiting for the upload link, in order.
     txq: Vec<VecDeque<(u32, Rpc)>>,
@@ -209,12 +242,15 @@ pub struct GossipEngine {
     lost: Vec<u64>,
     /// GRAFTs received from a peer this identity had pruned, within the backoff.
     graft_in_backoff: Vec<u32>,
+    /// Fanout of identities publishing to topics they do not subscribe to: (identity, topic) →
+    /// (peers as a row mask, last publish ns). Only publishers have entries.
+    fanout: BTreeMap<(u32, u8), (u64, u64)>,
     pub(crate) msgs: Vec<MsgState>,
     /// Message key → local slot; iterated in key order, never in slot (arrival) order, which
     /// depends on the partition.
     msg_slot: BTreeMap<MsgKey, u32>,
-    /// Local slots in key order.
-    msg_order: Vec<u32>,
+    /// Per topic: messages some local subscriber may still advertise, in key order.
+    recent: Vec<Vec<u32>>,
     queue: CalendarQueue<Pending>,
     /// Heartbeats, outside the queue: every identity has exactly one pending, and with one
     /// period for all their order never changes. Local identities are stored in that order, so
@@ -225,8 +261,8 @@ pub struct GossipEngine {
     wheel_cycle: u64,
     phase: Vec<u64>,
     hb_seq: Vec<u64>,
-    /// `degree_samples[period][degree]`: identities sampled at that mesh degree in that
-    /// heartbeat period.
+    /// `degree_samples[period][family * DEGREES + degree]`: (identity, topic) meshes sampled at
+    /// that degree in that heartbeat period.
     degree_samples: Vec<Vec<u64>>,
     traffic: TrafficSpec,
 }
@@ -235,7 +271,7 @@ impl GossipEngine {
     /// The engine for `shard`: every surrogate of the setup's network that its partition puts
     /// on this shard.
     pub fn new(setup: GossipSetup<'_>, shard: ShardId) -> Result<Self, GossipError> {
-        let GossipSetup { params, profile, traffic, net, partition, graph, seed, end } = setup;
+        let GossipSetup { params, profile, traffic, net, partition, graph, subscriptions, seed, end } = setup;
         let n = net.directory.len();
         let gossip = StreamFamily::new(seed, "gossip");
         let heartbeat = params.heartbeat.as_nanos();
@@ -255,21 +291,50 @@ impl GossipEngine {
         for (i, &h) in ids.iter().enumerate() {
             local[h as usize] = i as u32;
         }
-        let (mut row, mut peer) = (Vec::with_capacity(ids.len() + 1), Vec::new());
+        let per = subscriptions.per_identity();
+        let (mut row, mut peer, mut shared) = (Vec::with_capacity(ids.len() + 1), Vec::new(), Vec::new());
         row.push(0);
         for &h in &ids {
-            peer.extend_from_slice(graph.of(h));
+            let peers = graph.of(h);
+            if peers.len() > 64 {
+                return Err(GossipError::Config(format!("identity {h} has {} peers; at most 64", peers.len())));
+            }
+            let mine = subscriptions.of(h);
+            for &p in peers {
+                let theirs = subscriptions.of(p);
+                shared.push(
+                    mine.iter()
+                        .enumerate()
+                        .filter(|(_, t)| theirs.binary_search(t).is_ok())
+                        .fold(0u16, |m, (s, _)| m | 1 << s),
+                );
+            }
+            peer.extend_from_slice(peers);
             row.push(peer.len() as u32);
         }
         let k = ids.len();
+        let mut members = vec![Vec::new(); TOPIC_COUNT];
+        let mut sub_pos = Vec::with_capacity(k * per);
+        for (i, &h) in ids.iter().enumerate() {
+            for &t in subscriptions.of(h) {
+                sub_pos.push(members[t as usize].len() as u32);
+                members[t as usize].push(i as u32);
+            }
+        }
         let mut e = GossipEngine {
             me: shard,
             profile: profile.to_string(),
             partition,
+            subs: subscriptions.clone(),
+            per,
             ids,
             local,
             flags: vec![0; peer.len()],
-            backoff_until_ms: vec![0; peer.len()],
+            shared,
+            mesh: vec![0; k * per],
+            sub_pos,
+            members,
+            backoff_until_ms: vec![0; peer.len() * per],
             score: vec![EdgeScore::default(); peer.len()],
             next_decay_ms: vec![(params.score.decay_interval.as_nanos() / 1_000_000) as u32; k],
             ticks: vec![0; k],
@@ -282,7 +347,6 @@ impl GossipEngine {
             last_msg: None,
             row,
             peer,
-            mesh: vec![0; k],
             rng: Vec::with_capacity(k),
             txq: (0..k).map(|_| VecDeque::new()).collect(),
             tx_busy: vec![false; k],
@@ -296,9 +360,10 @@ impl GossipEngine {
             recv: vec![[0; RPC_KINDS]; k],
             lost: vec![0; k],
             graft_in_backoff: vec![0; k],
+            fanout: BTreeMap::new(),
             msgs: Vec::new(),
             msg_slot: BTreeMap::new(),
-            msg_order: Vec::new(),
+            recent: vec![Vec::new(); TOPIC_COUNT],
             wheel_at: 0,
             wheel_cycle: 0,
             phase: Vec::with_capacity(k),
@@ -328,22 +393,18 @@ impl GossipEngine {
             e.phase.push(phase);
             e.rng.push(rng);
         }
-        // Slots: the proposer of slot s is drawn from the "proposer" stream of s; the shard that
-        // owns it schedules the publication.
-        let slot_ns = e.traffic.slot.as_nanos().max(1);
-        let first = e.traffic.start.as_nanos();
-        let proposers = StreamFamily::new(seed, "proposer");
-        let mut slot = 0u64;
-        while first + slot * slot_ns < end.as_nanos() {
-            let proposer = below(&mut proposers.compact(slot as u32), n as u64) as u32;
-            let i = e.local[proposer as usize];
-            if i != NONE {
-                let at = first + slot * slot_ns + e.traffic.beacon_block.proposer_delay.as_nanos();
-                e.self_event(i as usize, at, Action::Publish(slot));
-            }
-            slot += 1;
-        }
+        e.schedule_publications(n, seed);
         Ok(e)
+    }
+
+    /// Schedule every publication of the run (see [`publications`]) whose publisher is local.
+    fn schedule_publications(&mut self, n: u32, seed: u64) {
+        for p in publications(n, &self.traffic, seed, self.end_ns) {
+            let i = self.local[p.publisher as usize];
+            if i != NONE {
+                self.self_event(i as usize, p.at_ns, Action::Publish { topic: p.topic });
+            }
+        }
     }
 
     fn self_event(&mut self, i: usize, time: u64, action: Action) {
@@ -357,66 +418,89 @@ impl GossipEngine {
         self.row[i] as usize..self.row[i + 1] as usize
     }
 
-    /// The score of connection `c` at `now_ms` (0 with scoring off).
-    fn score_of(&self, c: usize, now_ms: u32) -> f64 {
+    /// The topic slot of `t` among `i`'s subscriptions.
+    fn topic_slot(&self, i: usize, t: u8) -> Option<usize> {
+        self.subs.of(self.ids[i]).binary_search(&t).ok()
+    }
+
+    /// The topic of `i`'s topic slot `s`.
+    fn topic_of(&self, i: usize, s: usize) -> u8 {
+        self.subs.of(self.ids[i])[s]
+    }
+
+    /// Whether connection `c` of `i` is in `i`'s mesh of topic slot `s`.
+    fn in_mesh(&self, i: usize, s: usize, c: usize) -> bool {
+        self.mesh[i * self.per + s] >> (c - self.row[i] as usize) & 1 != 0
+    }
+
+    /// The mesh degree of `i`'s topic slot `s`.
+    fn degree(&self, i: usize, s: usize) -> usize {
+        self.mesh[i * self.per + s].count_ones() as usize
+    }
+
+    /// The score of connection `c` of `i` at `now_ms` (0 with scoring off). The scored topic is
+    /// `beacon_block`, topic slot 0 of every identity.
+    fn score_of(&self, i: usize, c: usize, now_ms: u32) -> f64 {
         if !self.params.scoring {
             return 0.0;
         }
-        self.score[c].score(&self.params.score, self.flags[c] & MESH != 0, now_ms)
+        self.score[c].score(&self.params.score, self.in_mesh(i, 0, c), now_ms)
     }
 
     /// Whether connection `c`'s score is at least `threshold` (always, with scoring off). Checks
     /// the cheap lower bound first.
-    fn passes(&self, c: usize, threshold: f64, now_ms: u32) -> bool {
+    fn passes(&self, i: usize, c: usize, threshold: f64, now_ms: u32) -> bool {
         if !self.params.scoring {
             return true;
         }
-        let f = self.flags[c];
-        let in_mesh = f & MESH != 0;
-        let floor = if f & PENALISED == 0 {
+        let in_mesh = self.in_mesh(i, 0, c);
+        let floor = if self.flags[c] & PENALISED == 0 {
             self.clean_floor[in_mesh as usize]
         } else {
             self.score[c].floor(&self.params.score, in_mesh)
         };
-        floor >= threshold || self.score_of(c, now_ms) >= threshold
+        floor >= threshold || self.score_of(i, c, now_ms) >= threshold
     }
 
-    /// Mark connection `c` as joining the mesh at `now_ms`.
-    fn join_mesh(&mut self, i: usize, c: usize, now_ms: u32) {
-        self.flags[c] |= MESH;
-        self.mesh[i] += 1;
-        self.score[c].grafted_ms = now_ms;
+    /// Connection `c` joins `i`'s mesh of topic slot `s` at `now_ms`.
+    fn join_mesh(&mut self, i: usize, s: usize, c: usize, now_ms: u32) {
+        self.mesh[i * self.per + s] |= 1 << (c - self.row[i] as usize);
+        if s == 0 {
+            self.score[c].grafted_ms = now_ms;
+        }
     }
 
-    /// Remove connection `c` from the mesh, charging any mesh-delivery deficit (P₃b); nothing if
-    /// it is not in the mesh.
-    fn leave_mesh(&mut self, i: usize, c: usize, now_ms: u32) {
-        if self.flags[c] & MESH == 0 {
+    /// Remove connection `c` from `i`'s mesh of topic slot `s`, charging any mesh-delivery
+    /// deficit of the scored topic (P₃b); nothing if it is not in the mesh.
+    fn leave_mesh(&mut self, i: usize, s: usize, c: usize, now_ms: u32) {
+        if !self.in_mesh(i, s, c) {
             return;
         }
-        let d = self.score[c].mesh_deficit(&self.params.score, true, now_ms);
-        if d > 0.0 {
-            self.score[c].mesh_failure += (d * d) as f32;
-            self.flags[c] |= PENALISED;
+        if s == 0 {
+            let d = self.score[c].mesh_deficit(&self.params.score, true, now_ms);
+            if d > 0.0 {
+                self.score[c].mesh_failure += (d * d) as f32;
+                self.flags[c] |= PENALISED;
+            }
         }
-        self.flags[c] &= !MESH;
-        self.mesh[i] -= 1;
+        self.mesh[i * self.per + s] &= !(1 << (c - self.row[i] as usize));
     }
 
-    /// Graft connection `c`: it joins the mesh and the peer is told.
-    fn graft(&mut self, i: usize, c: usize, now: u64, outbox: &mut Outbox) {
-        self.join_mesh(i, c, (now / 1_000_000) as u32);
-        self.send(i, c, now, Rpc::control(RpcKind::Graft, TOPIC_BEACON_BLOCK), outbox);
+    /// Graft connection `c` on topic slot `s`: it joins the mesh and the peer is told.
+    fn graft(&mut self, i: usize, s: usize, c: usize, now: u64, outbox: &mut Outbox) {
+        self.join_mesh(i, s, c, (now / 1_000_000) as u32);
+        let t = self.topic_of(i, s);
+        self.send(i, c, now, Rpc::control(RpcKind::Graft, t), outbox);
     }
 
-    /// Prune connection `c`: it leaves the mesh (if in it) and is kept out for the prune backoff,
-    /// which the PRUNE tells the peer.
-    fn prune(&mut self, i: usize, c: usize, topic: u8, now: u64, outbox: &mut Outbox) {
+    /// Prune connection `c` from topic slot `s`: it leaves the mesh (if in it) and is kept out
+    /// for the prune backoff, which the PRUNE tells the peer.
+    fn prune(&mut self, i: usize, s: usize, c: usize, now: u64, outbox: &mut Outbox) {
         let now_ms = (now / 1_000_000) as u32;
         let backoff_ms = (self.params.prune_backoff.as_nanos() / 1_000_000) as u32;
-        self.leave_mesh(i, c, now_ms);
-        self.backoff_until_ms[c] = now_ms.saturating_add(backoff_ms);
-        let mut rpc = Rpc::control(RpcKind::Prune, topic);
+        self.leave_mesh(i, s, c, now_ms);
+        self.backoff_until_ms[c * self.per + s] = now_ms.saturating_add(backoff_ms);
+        let mut rpc = Rpc::control(RpcKind::Prune, self.topic_of(i, s));
         rpc.backoff_ms = backoff_ms;
         self.send(i, c, now, rpc, outbox);
     }
@@ -502,7 +586,7 @@ impl GossipEngine {
             self.last_msg = Some((rpc.msg, s));
             return s;
         }
-        let k = self.ids.len();
+        let k = self.members[rpc.topic as usize].len();
         let slot_ns = self.traffic.slot.as_nanos().max(1);
         let s = self.msgs.len() as u32;
         self.msgs.push(MsgState {
@@ -511,15 +595,50 @@ impl GossipEngine {
             size: rpc.size,
             published_ns: rpc.published_ns,
             slot: rpc.published_ns.saturating_sub(self.traffic.start.as_nanos()) / slot_ns,
+            publisher: NONE,
+            publisher_peers: 0,
             arrival: vec![u64::MAX; k],
             from: vec![NONE; k],
             hops: vec![0; k],
             dups: vec![0; k],
             requested: vec![u64::MAX; k],
+            last_arrival_ns: 0,
+            in_recent: false,
         });
         self.msg_slot.insert(rpc.msg, s);
-        self.msg_order = self.msg_slot.values().copied().collect();
         s
+    }
+
+    /// Record that subscriber position `pos` of message `m` first received it at `now`, and keep
+    /// the message among those that may be advertised.
+    fn first_arrival(&mut self, m: u32, pos: usize, now: u64) {
+        let st = &mut self.msgs[m as usize];
+        st.arrival[pos] = now - st.published_ns;
+        st.last_arrival_ns = st.last_arrival_ns.max(now);
+        if !st.in_recent {
+            st.in_recent = true;
+            let (t, key) = (st.topic as usize, st.key);
+            let list = &self.recent[t];
+            let at = list.partition_point(|&x| self.msgs[x as usize].key < key);
+            self.recent[t].insert(at, m);
+        }
+    }
+
+    /// Drop from `recent` the messages no local identity may advertise any more at `now`.
+    fn expire_recent(&mut self, now: u64) {
+        let window = self.params.heartbeat.as_nanos() * self.params.mcache_gossip as u64;
+        for t in 0..TOPIC_COUNT {
+            if self.recent[t].is_empty() {
+                continue;
+            }
+            let mut list = std::mem::take(&mut self.recent[t]);
+            list.retain(|&m| {
+                let st = &mut self.msgs[m as usize];
+                st.in_recent = st.last_arrival_ns + window >= now;
+                st.in_recent
+            });
+            self.recent[t] = list;
+        }
     }
 
     fn message_rpc(&self, m: u32, hops: u8) -> Rpc {
@@ -552,12 +671,8 @@ impl GossipEngine {
     }
 
     fn heartbeat(&mut self, i: usize, now: u64, outbox: &mut Outbox) {
-        let p = &self.params;
-        let (d, d_low, d_high, d_lazy) = (p.d as usize, p.d_low as usize, p.d_high as usize, p.d_lazy as usize);
-        let hb = p.heartbeat.as_nanos();
+        let hb = self.params.heartbeat.as_nanos();
         let now_ms = (now / 1_000_000) as u32;
-        let degree = self.mesh[i] as usize;
-        self.sample_degree(now / hb, degree);
         self.ticks[i] += 1;
         let interval_ms = (self.params.score.decay_interval.as_nanos() / 1_000_000).max(1) as u32;
         while now_ms >= self.next_decay_ms[i] {
@@ -570,29 +685,50 @@ impl GossipEngine {
             }
             self.next_decay_ms[i] += interval_ms;
         }
-        // v1.1: mesh peers with a negative score leave first, with a backoff.
+        for s in 0..self.per {
+            let t = self.topic_of(i, s);
+            self.sample_degree(now / hb, family_index(t), self.degree(i, s));
+            self.maintain_mesh(i, s, now, outbox);
+        }
+        self.emit_gossip(i, now, outbox);
+        // The next heartbeat (its time follows from the wheel); its key's sequence number is
+        // taken now, as scheduling it would.
+        self.hb_seq[i] = self.seq[i];
+        self.seq[i] += 1;
+    }
+
+    /// v1.1 mesh maintenance of `i`'s topic slot `s`.
+    fn maintain_mesh(&mut self, i: usize, s: usize, now: u64, outbox: &mut Outbox) {
+        let p = &self.params;
+        let (d, d_low, d_high) = (p.d as usize, p.d_low as usize, p.d_high as usize);
+        let now_ms = (now / 1_000_000) as u32;
+        let per = self.per;
+        // Mesh peers with a negative score leave first, with a backoff.
         if self.params.scoring {
             let mut negative = std::mem::take(&mut self.scratch);
             negative.clear();
-            negative.extend(self.peers(i).filter(|&c| self.flags[c] & MESH != 0 && !self.passes(c, 0.0, now_ms)));
+            negative.extend(self.peers(i).filter(|&c| self.in_mesh(i, s, c) && !self.passes(i, c, 0.0, now_ms)));
             for &c in &negative {
-                self.prune(i, c, TOPIC_BEACON_BLOCK, now, outbox);
+                self.prune(i, s, c, now, outbox);
             }
             self.scratch = negative;
         }
-        let degree = self.mesh[i] as usize;
+        let degree = self.degree(i, s);
         if degree < d_low {
             let chosen = self.choose(i, d - degree, |e, c| {
-                e.flags[c] & MESH == 0 && e.backoff_until_ms[c] <= now_ms && e.passes(c, 0.0, now_ms)
+                e.shared[c] >> s & 1 != 0
+                    && !e.in_mesh(i, s, c)
+                    && e.backoff_until_ms[c * per + s] <= now_ms
+                    && e.passes(i, c, 0.0, now_ms)
             });
             for &c in &chosen {
-                self.graft(i, c, now, outbox);
+                self.graft(i, s, c, now, outbox);
             }
             self.scratch = chosen;
         } else if degree > d_high {
             // Keep the best `retain_scores` by score, then fill up to D at random; prune the rest.
-            let mut mesh: Vec<usize> = self.peers(i).filter(|&c| self.flags[c] & MESH != 0).collect();
-            mesh.sort_by(|&a, &b| self.score_of(b, now_ms).total_cmp(&self.score_of(a, now_ms)).then(a.cmp(&b)));
+            let mut mesh: Vec<usize> = self.peers(i).filter(|&c| self.in_mesh(i, s, c)).collect();
+            mesh.sort_by(|&a, &b| self.score_of(i, b, now_ms).total_cmp(&self.score_of(i, a, now_ms)).then(a.cmp(&b)));
             let keep_best = (self.params.score.retain_scores as usize).min(d);
             let fill = d - keep_best;
             let rest = &mut mesh[keep_best..];
@@ -602,56 +738,69 @@ impl GossipEngine {
             }
             let pruned: Vec<usize> = rest[fill.min(rest.len())..].to_vec();
             for c in pruned {
-                self.prune(i, c, TOPIC_BEACON_BLOCK, now, outbox);
+                self.prune(i, s, c, now, outbox);
             }
         }
         // Opportunistic grafting: if the median mesh score is low, graft peers scoring above it.
         let ticks = self.params.score.opportunistic_graft_ticks.max(1);
-        if self.params.scoring && self.ticks[i].is_multiple_of(ticks) && self.mesh[i] > 0 {
+        if self.params.scoring && self.ticks[i].is_multiple_of(ticks) && self.degree(i, s) > 0 {
             let mut scores: Vec<f64> =
-                self.peers(i).filter(|&c| self.flags[c] & MESH != 0).map(|c| self.score_of(c, now_ms)).collect();
+                self.peers(i).filter(|&c| self.in_mesh(i, s, c)).map(|c| self.score_of(i, c, now_ms)).collect();
             scores.sort_by(f64::total_cmp);
             let median = scores[scores.len() / 2];
             if median < self.params.score.opportunistic_graft_threshold {
                 let n = self.params.score.opportunistic_graft_peers as usize;
                 let chosen = self.choose(i, n, |e, c| {
-                    e.flags[c] & MESH == 0 && e.backoff_until_ms[c] <= now_ms && e.score_of(c, now_ms) > median
+                    e.shared[c] >> s & 1 != 0
+                        && !e.in_mesh(i, s, c)
+                        && e.backoff_until_ms[c * per + s] <= now_ms
+                        && e.score_of(i, c, now_ms) > median
                 });
                 for &c in &chosen {
-                    self.graft(i, c, now, outbox);
+                    self.graft(i, s, c, now, outbox);
                 }
                 self.scratch = chosen;
             }
         }
-        // Gossip: IHAVE for messages first received within the last mcache_gossip heartbeats.
-        let window = hb * self.params.mcache_gossip as u64;
-        for k in 0..self.msg_order.len() {
-            let m = self.msg_order[k] as usize;
-            let st = &self.msgs[m];
-            let got = st.arrival[i];
-            if got == u64::MAX || st.published_ns + got + window < now {
-                continue;
-            }
-            let from = st.from[i];
-            let ihave = Rpc::about(RpcKind::IHave, &self.message_rpc(m as u32, 0));
-            let gossip_ok = |e: &Self, c: usize| {
-                e.flags[c] & MESH == 0 && e.peer[c] != from && e.passes(c, e.params.score.gossip_threshold, now_ms)
-            };
-            // Adaptive gossip (v1.1): max(D_lazy, gossip_factor × eligible); D_lazy = 0 turns
-            // gossip off altogether.
-            let eligible = self.peers(i).filter(|&c| gossip_ok(self, c)).count();
-            let n =
-                if d_lazy == 0 { 0 } else { d_lazy.max((self.params.score.gossip_factor * eligible as f64) as usize) };
-            let chosen = self.choose(i, n, gossip_ok);
-            for &c in &chosen {
-                self.send(i, c, now, ihave, outbox);
-            }
-            self.scratch = chosen;
+    }
+
+    /// Gossip: IHAVE for messages of `i`'s topics first received within the last
+    /// `mcache_gossip` heartbeats, to peers of the topic outside the mesh.
+    fn emit_gossip(&mut self, i: usize, now: u64, outbox: &mut Outbox) {
+        let d_lazy = self.params.d_lazy as usize;
+        if d_lazy == 0 {
+            return; // D_lazy = 0 turns gossip off altogether.
         }
-        // The next heartbeat (its time follows from the wheel); its key's sequence number is
-        // taken now, as scheduling it would.
-        self.hb_seq[i] = self.seq[i];
-        self.seq[i] += 1;
+        let now_ms = (now / 1_000_000) as u32;
+        let window = self.params.heartbeat.as_nanos() * self.params.mcache_gossip as u64;
+        for s in 0..self.per {
+            let t = self.topic_of(i, s) as usize;
+            let pos = self.sub_pos[i * self.per + s] as usize;
+            for k in 0..self.recent[t].len() {
+                let m = self.recent[t][k] as usize;
+                let st = &self.msgs[m];
+                let got = st.arrival[pos];
+                if got == u64::MAX || st.published_ns + got + window < now {
+                    continue;
+                }
+                let from = st.from[pos];
+                let ihave = Rpc::about(RpcKind::IHave, &self.message_rpc(m as u32, 0));
+                let gossip_ok = |e: &Self, c: usize| {
+                    e.shared[c] >> s & 1 != 0
+                        && !e.in_mesh(i, s, c)
+                        && e.peer[c] != from
+                        && e.passes(i, c, e.params.score.gossip_threshold, now_ms)
+                };
+                // Adaptive gossip (v1.1): max(D_lazy, gossip_factor × eligible).
+                let eligible = self.peers(i).filter(|&c| gossip_ok(self, c)).count();
+                let n = d_lazy.max((self.params.score.gossip_factor * eligible as f64) as usize);
+                let chosen = self.choose(i, n, gossip_ok);
+                for &c in &chosen {
+                    self.send(i, c, now, ihave, outbox);
+                }
+                self.scratch = chosen;
+            }
+        }
     }
 
     /// The canonical key of the next heartbeat.
@@ -664,30 +813,68 @@ impl GossipEngine {
         Some((time, self.ids[i], self.hb_seq[i], self.ids[i]))
     }
 
-    fn publish(&mut self, i: usize, now: u64, slot: u64, outbox: &mut Outbox) {
+    /// Size of a message on topic `t`.
+    fn message_size(&self, t: u8) -> u32 {
+        let size = match family_index(t) {
+            0 => self.traffic.beacon_block.size,
+            1 => self.traffic.attestations.as_ref().map(|a| a.size).unwrap_or_default(),
+            _ => self.traffic.data_columns.as_ref().map(|c| c.size).unwrap_or_default(),
+        };
+        size.bytes() as u32
+    }
+
+    /// `i` publishes a new message on `t`: to every peer of the topic above the publish
+    /// threshold with flood publishing; otherwise to its mesh if it subscribes, or to its fanout
+    /// (D peers of the topic, kept for `fanout_ttl` after the last publish) if it does not.
+    fn publish(&mut self, i: usize, now: u64, t: u8, outbox: &mut Outbox) {
         let key = MsgKey::new(self.ids[i], self.published[i]);
         self.published[i] += 1;
-        let size = self.traffic.beacon_block.size.bytes() as u32;
         let rpc = Rpc {
             kind: RpcKind::Message,
-            topic: TOPIC_BEACON_BLOCK,
+            topic: t,
             hops: 1,
             msg: key,
-            size,
+            size: self.message_size(t),
             published_ns: now,
             backoff_ms: 0,
         };
-        let m = self.msg_slot(&rpc) as usize;
+        let m = self.msg_slot(&rpc);
+        self.msgs[m as usize].publisher = i as u32;
         let now_ms = (now / 1_000_000) as u32;
-        debug_assert_eq!(self.msgs[m].slot, slot);
-        self.msgs[m].arrival[i] = 0;
-        for c in self.peers(i) {
-            let to_peer = if self.params.flood_publish {
-                self.passes(c, self.params.score.publish_threshold, now_ms)
-            } else {
-                self.flags[c] & MESH != 0
+        let threshold = self.params.score.publish_threshold;
+        let slot = self.topic_slot(i, t);
+        if let Some(s) = slot {
+            let pos = self.sub_pos[i * self.per + s] as usize;
+            self.first_arrival(m, pos, now);
+        }
+        let base = self.row[i] as usize;
+        self.msgs[m as usize].publisher_peers =
+            self.peers(i).filter(|&c| self.subs.has(self.peer[c], t)).count() as u16;
+        let targets: u64 = if self.params.flood_publish {
+            self.peers(i)
+                .filter(|&c| self.subs.has(self.peer[c], t) && self.passes(i, c, threshold, now_ms))
+                .fold(0, |mask, c| mask | 1 << (c - base))
+        } else if let Some(s) = slot {
+            self.mesh[i * self.per + s]
+        } else {
+            let ttl = self.params.fanout_ttl.as_nanos();
+            let fresh = self.fanout.get(&(i as u32, t)).filter(|&&(_, last)| last + ttl >= now).map(|&(mask, _)| mask);
+            let mask = match fresh {
+                Some(mask) => mask,
+                None => {
+                    let d = self.params.d as usize;
+                    let chosen =
+                        self.choose(i, d, |e, c| e.subs.has(e.peer[c], t) && e.passes(i, c, threshold, now_ms));
+                    let mask = chosen.iter().fold(0u64, |mask, &c| mask | 1 << (c - base));
+                    self.scratch = chosen;
+                    mask
+                }
             };
-            if to_peer {
+            self.fanout.insert((i as u32, t), (mask, now));
+            mask
+        };
+        for c in self.peers(i) {
+            if targets >> (c - base) & 1 != 0 {
                 self.send(i, c, now, rpc, outbox);
             }
         }
@@ -695,11 +882,13 @@ impl GossipEngine {
 
     fn forward(&mut self, i: usize, now: u64, m: u32, outbox: &mut Outbox) {
         let st = &self.msgs[m as usize];
-        let (from, hops) = (st.from[i], st.hops[i].saturating_add(1));
+        let Some(s) = self.topic_slot(i, st.topic) else { return };
+        let pos = self.sub_pos[i * self.per + s] as usize;
+        let (from, hops) = (st.from[pos], st.hops[pos].saturating_add(1));
         let rpc = self.message_rpc(m, hops);
         for c in self.peers(i) {
             let ring = &self.dontwant[i * DONTWANT_RING..(i + 1) * DONTWANT_RING];
-            if self.flags[c] & MESH != 0 && self.peer[c] != from && !ring.contains(&(self.peer[c], m)) {
+            if self.in_mesh(i, s, c) && self.peer[c] != from && !ring.contains(&(self.peer[c], m)) {
                 self.send(i, c, now, rpc, outbox);
             }
         }
@@ -715,39 +904,47 @@ impl GossipEngine {
             });
         };
         let now_ms = (now / 1_000_000) as u32;
-        if !self.passes(conn, self.params.score.graylist_threshold, now_ms) {
+        if !self.passes(i, conn, self.params.score.graylist_threshold, now_ms) {
             return Ok(()); // graylisted: ignored
         }
         let sp = &self.params.score;
         let (cap2, cap3, window) =
             (sp.first_deliveries_cap as f32, sp.mesh_deliveries_cap as f32, sp.mesh_deliveries_window.as_nanos());
-        let in_mesh = self.flags[conn] & MESH != 0;
+        let slot = self.topic_slot(i, rpc.topic);
         match rpc.kind {
             RpcKind::Message => {
+                // A message on a topic this identity does not subscribe to (its own fanout
+                // publication coming back) is dropped.
+                let Some(s) = slot else { return Ok(()) };
+                let pos = self.sub_pos[i * self.per + s] as usize;
+                let scored = s == 0;
+                let in_mesh = self.in_mesh(i, s, conn);
                 let m = self.msg_slot(&rpc);
                 let st = &mut self.msgs[m as usize];
-                if st.arrival[i] != u64::MAX {
-                    st.dups[i] = st.dups[i].saturating_add(1);
+                if st.arrival[pos] != u64::MAX {
+                    st.dups[pos] = st.dups[pos].saturating_add(1);
                     // A near-first copy from a mesh peer counts as a mesh delivery (P₃).
-                    if in_mesh && now <= st.published_ns + st.arrival[i] + window {
+                    if scored && in_mesh && now <= st.published_ns + st.arrival[pos] + window {
                         let e = &mut self.score[conn];
                         e.mesh_deliveries = (e.mesh_deliveries + 1.0).min(cap3);
                     }
                     return Ok(());
                 }
-                st.arrival[i] = now - st.published_ns;
-                let e = &mut self.score[conn];
-                e.first_deliveries = (e.first_deliveries + 1.0).min(cap2);
-                if in_mesh {
-                    e.mesh_deliveries = (e.mesh_deliveries + 1.0).min(cap3);
+                st.from[pos] = src;
+                st.hops[pos] = rpc.hops;
+                self.first_arrival(m, pos, now);
+                if scored {
+                    let e = &mut self.score[conn];
+                    e.first_deliveries = (e.first_deliveries + 1.0).min(cap2);
+                    if in_mesh {
+                        e.mesh_deliveries = (e.mesh_deliveries + 1.0).min(cap3);
+                    }
                 }
-                st.from[i] = src;
-                st.hops[i] = rpc.hops;
                 if let Some(t) = self.params.idontwant_threshold
                     && rpc.size as u64 >= t.bytes()
                 {
                     for c in self.peers(i) {
-                        if self.flags[c] & MESH != 0 && c != conn {
+                        if self.in_mesh(i, s, c) && c != conn {
                             self.send(i, c, now, Rpc::about(RpcKind::IDontWant, &rpc), outbox);
                         }
                     }
@@ -755,17 +952,20 @@ impl GossipEngine {
                 let at = now + self.params.validation_delay.as_nanos();
                 self.self_event(i, at, Action::Validated(m));
             }
-            RpcKind::IHave | RpcKind::IWant if !self.passes(conn, self.params.score.gossip_threshold, now_ms) => {
+            RpcKind::IHave | RpcKind::IWant if !self.passes(i, conn, self.params.score.gossip_threshold, now_ms) => {
                 // Gossip from a peer below the gossip threshold is ignored.
             }
             RpcKind::IHave => {
+                let Some(s) = slot else { return Ok(()) };
+                let pos = self.sub_pos[i * self.per + s] as usize;
                 let m = self.msg_slot(&rpc) as usize;
                 let st = &mut self.msgs[m];
                 // Ask once per follow-up period: an unanswered IWANT may be retried with the next
                 // peer that advertises the message.
                 let followup = IWANT_FOLLOWUP_NS;
-                if st.arrival[i] == u64::MAX && (st.requested[i] == u64::MAX || st.requested[i] + followup <= now) {
-                    st.requested[i] = now;
+                if st.arrival[pos] == u64::MAX && (st.requested[pos] == u64::MAX || st.requested[pos] + followup <= now)
+                {
+                    st.requested[pos] = now;
                     self.send(i, conn, now, Rpc::about(RpcKind::IWant, &rpc), outbox);
                 }
             }
@@ -773,8 +973,17 @@ impl GossipEngine {
                 if let Some(&m) = self.msg_slot.get(&rpc.msg) {
                     let st = &self.msgs[m as usize];
                     let window = self.params.heartbeat.as_nanos() * self.params.mcache_len as u64;
-                    if st.arrival[i] != u64::MAX && st.published_ns + st.arrival[i] + window >= now {
-                        let r = self.message_rpc(m, st.hops[i].saturating_add(1));
+                    let got = if st.publisher == i as u32 {
+                        Some((0, 0))
+                    } else {
+                        slot.map(|s| self.sub_pos[i * self.per + s] as usize)
+                            .filter(|&pos| st.arrival[pos] != u64::MAX)
+                            .map(|pos| (st.arrival[pos], st.hops[pos]))
+                    };
+                    if let Some((arrival, hops)) = got
+                        && st.published_ns + arrival + window >= now
+                    {
+                        let r = self.message_rpc(m, hops.saturating_add(1));
                         self.send(i, conn, now, r, outbox);
                     }
                 }
@@ -787,43 +996,51 @@ impl GossipEngine {
             }
             RpcKind::Graft => {
                 let c = conn;
-                if self.flags[c] & MESH != 0 {
+                let Some(s) = slot else {
+                    // Not our topic: tell the peer, without a backoff of our own.
+                    self.send(i, c, now, Rpc::control(RpcKind::Prune, rpc.topic), outbox);
+                    return Ok(());
+                };
+                let backoff = self.backoff_until_ms[c * self.per + s];
+                if self.in_mesh(i, s, c) {
                     // Already in our mesh: nothing to do.
-                } else if self.backoff_until_ms[c] > now_ms {
+                } else if backoff > now_ms {
                     // GRAFT within our backoff: refuse and penalise (P₇).
                     self.graft_in_backoff[i] += 1;
                     self.score[c].behaviour += 1.0;
                     self.flags[c] |= PENALISED;
                     let mut r = Rpc::control(RpcKind::Prune, rpc.topic);
-                    r.backoff_ms = self.backoff_until_ms[c] - now_ms;
+                    r.backoff_ms = backoff - now_ms;
                     self.send(i, c, now, r, outbox);
-                } else if !self.passes(c, 0.0, now_ms) {
+                } else if !self.passes(i, c, 0.0, now_ms) {
                     // A negative peer is refused, and kept out for a backoff.
-                    self.prune(i, c, rpc.topic, now, outbox);
+                    self.prune(i, s, c, now, outbox);
                 } else {
-                    self.join_mesh(i, c, now_ms);
+                    self.join_mesh(i, s, c, now_ms);
                 }
             }
             RpcKind::Prune => {
+                let Some(s) = slot else { return Ok(()) };
                 let c = conn;
-                self.leave_mesh(i, c, now_ms);
+                self.leave_mesh(i, s, c, now_ms);
                 let until = now_ms.saturating_add(rpc.backoff_ms);
-                self.backoff_until_ms[c] = self.backoff_until_ms[c].max(until);
+                let b = &mut self.backoff_until_ms[c * self.per + s];
+                *b = (*b).max(until);
             }
         }
         Ok(())
     }
 
-    fn sample_degree(&mut self, period: u64, degree: usize) {
+    fn sample_degree(&mut self, period: u64, family: usize, degree: usize) {
         let p = period as usize;
         if self.degree_samples.len() <= p {
             self.degree_samples.resize(p + 1, Vec::new());
         }
         let row = &mut self.degree_samples[p];
-        if row.len() <= degree {
-            row.resize(degree + 1, 0);
+        if row.is_empty() {
+            row.resize(FAMILIES.len() * DEGREES, 0);
         }
-        row[degree] += 1;
+        row[family * DEGREES + degree.min(DEGREES - 1)] += 1;
     }
 }
 
@@ -850,6 +1067,7 @@ impl Engine for GossipEngine {
                     if self.wheel_at == self.ids.len() {
                         self.wheel_at = 0;
                         self.wheel_cycle += 1;
+                        self.expire_recent(time);
                     }
                     Pending { time, src, seq, dst, action: Action::Heartbeat }
                 }
@@ -865,7 +1083,7 @@ impl Engine for GossipEngine {
             let i = self.local[ev.dst as usize] as usize;
             match ev.action {
                 Action::Heartbeat => self.heartbeat(i, ev.time, outbox),
-                Action::Publish(slot) => self.publish(i, ev.time, slot, outbox),
+                Action::Publish { topic } => self.publish(i, ev.time, topic, outbox),
                 Action::Validated(m) => self.forward(i, ev.time, m, outbox),
                 Action::TxDone { rpc, conn } => {
                     self.leave(i, conn as usize, ev.time, rpc, outbox);
@@ -905,7 +1123,7 @@ impl Engine for GossipEngine {
                 return Err(Box::new(bad(format!("not an identity of {}", self.me))));
             }
             let rpc = Rpc::decode(&e.payload).map_err(|d| bad(d.to_string()))?;
-            if rpc.topic as usize >= TOPICS.len() {
+            if rpc.topic as usize >= TOPIC_COUNT {
                 return Err(Box::new(bad(format!("unknown topic {}", rpc.topic))));
             }
             if rpc.kind != RpcKind::Graft && rpc.kind != RpcKind::Prune && rpc.published_ns > e.deliver_time.as_nanos()
@@ -933,7 +1151,9 @@ impl Engine for GossipEngine {
             rec.clear();
             rec.extend_from_slice(b"gossip");
             rec.extend_from_slice(&h.to_be_bytes());
-            rec.extend_from_slice(&self.mesh[i].to_be_bytes());
+            for s in 0..self.per {
+                rec.extend_from_slice(&(self.degree(i, s) as u16).to_be_bytes());
+            }
             for k in 0..RPC_KINDS {
                 rec.extend_from_slice(&self.sent[i][k].to_be_bytes());
                 rec.extend_from_slice(&self.recv[i][k].to_be_bytes());
@@ -942,27 +1162,36 @@ impl Engine for GossipEngine {
             rec.extend_from_slice(&self.graft_in_backoff[i].to_be_bytes());
             rec.extend_from_slice(&mean_scores[i].to_bits().to_be_bytes());
             rec.extend_from_slice(&self.cancelled[i].to_be_bytes());
-            for &m in &order {
-                let st = &self.msgs[m];
-                // Only messages this identity received: whether a shard has heard of a message
-                // at all depends on the partition.
-                if st.arrival[i] == u64::MAX {
-                    continue;
-                }
-                rec.extend_from_slice(&st.key.0.to_be_bytes());
-                rec.extend_from_slice(&st.arrival[i].to_be_bytes());
-                rec.extend_from_slice(&st.from[i].to_be_bytes());
-                rec.push(st.hops[i]);
-                rec.extend_from_slice(&st.dups[i].to_be_bytes());
-            }
             digest.add_record(&rec);
         }
-        let samples: Vec<((u64, u16), u64)> = self
+        // One record per (identity, message) received: whether a shard has heard of a message
+        // at all depends on the partition, so messages nobody here received leave no trace.
+        for &m in &order {
+            let st = &self.msgs[m];
+            for (pos, &i) in self.members[st.topic as usize].iter().enumerate() {
+                if st.arrival[pos] == u64::MAX {
+                    continue;
+                }
+                rec.clear();
+                rec.extend_from_slice(b"arrival");
+                rec.extend_from_slice(&self.ids[i as usize].to_be_bytes());
+                rec.extend_from_slice(&st.key.0.to_be_bytes());
+                rec.extend_from_slice(&st.arrival[pos].to_be_bytes());
+                rec.extend_from_slice(&st.from[pos].to_be_bytes());
+                rec.push(st.hops[pos]);
+                rec.extend_from_slice(&st.dups[pos].to_be_bytes());
+                digest.add_record(&rec);
+            }
+        }
+        let samples: Vec<((u64, u8, u16), u64)> = self
             .degree_samples
             .iter()
             .enumerate()
             .flat_map(|(p, row)| {
-                row.iter().enumerate().filter(|(_, c)| **c > 0).map(move |(d, c)| ((p as u64, d as u16), *c))
+                row.iter()
+                    .enumerate()
+                    .filter(|(_, c)| **c > 0)
+                    .map(move |(k, c)| ((p as u64, (k / DEGREES) as u8, (k % DEGREES) as u16), *c))
             })
             .collect();
         let mut by_id: Vec<usize> = (0..self.ids.len()).collect();
@@ -986,8 +1215,9 @@ impl GossipEngine {
     pub(crate) fn recv(&self) -> &[[u64; RPC_KINDS]] {
         &self.recv
     }
-    pub(crate) fn mesh_degree(&self) -> &[u16] {
-        &self.mesh
+    /// Mesh degree of local identity `i` on `beacon_block`.
+    pub(crate) fn block_mesh_degree(&self, i: usize) -> u16 {
+        self.degree(i, 0) as u16
     }
     pub(crate) fn lost(&self) -> &[u64] {
         &self.lost
@@ -998,14 +1228,22 @@ impl GossipEngine {
     pub(crate) fn cancelled(&self) -> &[u32] {
         &self.cancelled
     }
-    /// Mean score of each identity's mesh peers at the end of the simulation (0 with an empty
-    /// mesh).
+    /// Local subscribers of topic `t`, in local order (the positions of message columns).
+    pub(crate) fn members(&self, t: u8) -> &[u32] {
+        &self.members[t as usize]
+    }
+    /// Identities subscribed to topic `t` in the whole network.
+    pub(crate) fn subscribers(&self, t: u8) -> u32 {
+        self.subs.subscribers(t)
+    }
+    /// Mean score of each identity's `beacon_block` mesh peers at the end of the simulation (0
+    /// with an empty mesh).
     pub(crate) fn mean_mesh_scores(&self) -> Vec<f64> {
         let now_ms = (self.end_ns / 1_000_000) as u32;
         (0..self.ids.len())
             .map(|i| {
                 let s: Vec<f64> =
-                    self.peers(i).filter(|&c| self.flags[c] & MESH != 0).map(|c| self.score_of(c, now_ms)).collect();
+                    self.peers(i).filter(|&c| self.in_mesh(i, 0, c)).map(|c| self.score_of(i, c, now_ms)).collect();
                 if s.is_empty() { 0.0 } else { s.iter().sum::<f64>() / s.len() as f64 }
             })
             .collect()
@@ -1039,6 +1277,7 @@ mod tests {
         let partition = Partition::compute(&net.directory, &net.routes, 2).unwrap();
         let graph = PeerGraph::build(40, 6, 20, 1);
         let params = GossipSpec::default().params_for("ethereum").unwrap();
+        let subscriptions = Subscriptions::compute(40, &TrafficSpec::default(), 1);
         let setup = GossipSetup {
             params,
             profile: "ethereum",
@@ -1046,6 +1285,7 @@ mod tests {
             net,
             partition,
             graph: &graph,
+            subscriptions: &subscriptions,
             seed: 1,
             end: SimTime::from_nanos(60_000_000_000),
         };
@@ -1083,7 +1323,7 @@ mod tests {
         let cases = [
             (event(local, remote, vec![1, 2, 3], 10), "truncated"),
             (event(remote, local, good.encode(), 10), "not an identity of shard 0"),
-            (event(local, remote, Rpc { topic: 9, ..good }.encode(), 10), "unknown topic"),
+            (event(local, remote, Rpc { topic: 250, ..good }.encode(), 10), "unknown topic"),
             (event(local, remote, good.encode(), 1), "published after it was delivered"),
             (Event { kind: 77, ..event(local, remote, good.encode(), 10) }, "event kind 77"),
         ];
