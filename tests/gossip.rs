@@ -284,3 +284,40 @@ fn attestation_and_column_subnets_reach_every_subscriber_by_flood_and_by_fanout(
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn under_churn_identities_that_stay_online_get_every_block_on_any_shard_count() {
+    let dir = scratch("gossip-churn");
+    let text = spec("", "", 800, "50 s").replace(
+        "beacon_block = { size = \"100 KiB\" }",
+        "beacon_block = { size = \"100 KiB\" }\nchurn = { session = \"40 s\", downtime = \"15 s\" }",
+    );
+    let (one, out) = run(&dir, "c1", &text, &["--shards", "1"]);
+    for (name, args) in [("c2", vec!["--shards", "2"]), ("p3", vec!["--shards", "3", "--backend", "processes"])] {
+        let (s, _) = run(&dir, name, &text, &args);
+        assert_eq!(s["digest"], one["digest"], "{name}");
+    }
+    let nodes = out.join("gossip_nodes.arrow");
+    let node: Vec<u32> = col::<UInt32Array>(&nodes, "node").iter().flat_map(|a| a.values().to_vec()).collect();
+    let offline: Vec<u64> = col::<UInt64Array>(&nodes, "offline_ns").iter().flat_map(|a| a.values().to_vec()).collect();
+    let dropped: u64 =
+        col::<UInt32Array>(&nodes, "dropped_offline").iter().flat_map(|a| a.values().to_vec()).map(u64::from).sum();
+    let stayed: std::collections::BTreeSet<u32> =
+        (0..node.len()).filter(|&k| offline[k] == 0).map(|k| node[k]).collect();
+    // With a 40-s mean session, e⁻¹ ≈ 37 % stay online through the 40 s of churn.
+    assert!(stayed.len() > 220 && stayed.len() < 370, "{}", stayed.len());
+    assert!(dropped > 0);
+    let g = &one["gossip"];
+    let reliability = g["reliability"].as_f64().unwrap();
+    assert!(reliability < 1.0 && reliability > 0.5, "{g}");
+    let messages = g["messages"].as_u64().unwrap();
+    let arrivals = out.join("gossip_arrivals.arrow");
+    let got: Vec<u32> = col::<UInt32Array>(&arrivals, "node").iter().flat_map(|a| a.values().to_vec()).collect();
+    let mut per: std::collections::BTreeMap<u32, u64> = Default::default();
+    for n in got.into_iter().filter(|n| stayed.contains(n)) {
+        *per.entry(n).or_default() += 1;
+    }
+    assert_eq!(per.len(), stayed.len());
+    assert!(per.values().all(|&c| c == messages), "an identity that stayed online missed a block");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -247,6 +247,30 @@ pub struct TrafficSpec {
     pub attestations: Option<AttestationSpec>,
     /// Data column sidecars on the `data_column_sidecar_{subnet}` topics (off unless given).
     pub data_columns: Option<DataColumnSpec>,
+    /// Identities leaving and rejoining (off unless given).
+    pub churn: Option<ChurnSpec>,
+}
+
+/// Churn: from `start` on, every identity alternates online sessions and offline spells, both
+/// exponentially distributed with the given means and drawn from the identity's own "churn"
+/// stream. Leaving closes all its connections (peers learn it one path latency later); rejoining
+/// reconnects to every peer that is online, which then answers. The long-run share of identities
+/// online is `session / (session + downtime)`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChurnSpec {
+    /// Mean length of an online session.
+    pub session: SimDuration,
+    /// Mean time offline before rejoining.
+    pub downtime: SimDuration,
+    /// When churn starts (default: at the first slot, once meshes have formed).
+    pub start: Option<SimDuration>,
+}
+
+impl Default for ChurnSpec {
+    fn default() -> Self {
+        ChurnSpec { session: SimDuration::from_secs(3600), downtime: SimDuration::from_secs(300), start: None }
+    }
 }
 
 /// Attestation subnets: every identity subscribes to `subnets_per_node` of the 64 subnets
@@ -336,6 +360,11 @@ impl TrafficSpec {
             }
             subs += c.custody_per_node;
         }
+        if let Some(c) = &self.churn
+            && (c.session == SimDuration::ZERO || c.downtime == SimDuration::ZERO)
+        {
+            return Err("traffic.churn: session and downtime must be positive".into());
+        }
         if subs > MAX_SUBSCRIPTIONS {
             return Err(format!(
                 "traffic: an identity would subscribe to {subs} topics; at most {MAX_SUBSCRIPTIONS} are supported"
@@ -363,6 +392,7 @@ impl Default for TrafficSpec {
             beacon_block: BlockSpec { size: Size(100 * 1024 * 8), proposer_delay: SimDuration::ZERO },
             attestations: None,
             data_columns: None,
+            churn: None,
         }
     }
 }

@@ -9,7 +9,7 @@
 //! ordered by the bus's canonical key, and every random draw comes from the acting identity's own
 //! stream, so results do not depend on how identities are cut into shards.
 
-use crate::config::{GossipParams, TrafficSpec};
+use crate::config::{ChurnSpec, GossipParams, TrafficSpec};
 use crate::peers::PeerGraph;
 use crate::rpc::{MsgKey, RPC_KINDS, Rpc, RpcKind};
 use crate::score::EdgeScore;
@@ -25,6 +25,14 @@ use thermocline_models::partition::Partition;
 use thermocline_models::rng::{CompactRng, StreamFamily, below};
 use thermocline_models::units::Bandwidth;
 
+/// An exponentially distributed duration of mean `mean_ns`, from `rng`. `libm`'s logarithm is
+/// portable Rust, so the draw is the same on every platform.
+fn exponential_ns(rng: &mut CompactRng, mean_ns: u64) -> u64 {
+    use rand_core::Rng;
+    let u = (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+    (-libm::log(1.0 - u) * mean_ns as f64) as u64
+}
+
 /// Event kind of gossip RPCs on the bus.
 pub const GOSSIP_EVENT_KIND: u16 = 3;
 
@@ -32,6 +40,9 @@ pub const GOSSIP_EVENT_KIND: u16 = 3;
 /// Without it the score's lower bound is a constant, so most threshold checks never touch the
 /// score counters.
 const PENALISED: u8 = 2;
+/// Connection flag: the connection is closed (the peer left, or this identity is offline, or it
+/// has asked to reconnect and awaits the answer).
+const DOWN: u8 = 4;
 /// Received messages this large or larger pass through the receiver's download queue first.
 const DOWNLOAD_QUEUE_MIN_BYTES: u64 = 1024;
 /// IDONTWANTs remembered per identity.
@@ -71,6 +82,10 @@ enum Action {
     Publish { topic: u8 },
     /// `dst` finished serialising a queued message copy on its upload link: it leaves now.
     TxDone { rpc: Rpc, conn: u32 },
+    /// `dst` goes offline (churn).
+    Leave,
+    /// `dst` comes back online (churn).
+    Join,
 }
 
 /// A pending event: ordered by the canonical key `(time, src, seq, dst)`, which is unique.
@@ -242,6 +257,14 @@ pub struct GossipEngine {
     lost: Vec<u64>,
     /// GRAFTs received from a peer this identity had pruned, within the backoff.
     graft_in_backoff: Vec<u32>,
+    /// Churn, if any: its parameters and each identity's "churn" stream.
+    churn: Option<ChurnSpec>,
+    churn_rng: Vec<CompactRng>,
+    /// Per identity: online, when it last left, time spent offline, RPCs dropped while offline.
+    online: Vec<bool>,
+    left_at: Vec<u64>,
+    offline_ns: Vec<u64>,
+    dropped_offline: Vec<u32>,
     /// Fanout of identities publishing to topics they do not subscribe to: (identity, topic) →
     /// (peers as a row mask, last publish ns). Only publishers have entries.
     fanout: BTreeMap<(u32, u8), (u64, u64)>,
@@ -360,6 +383,12 @@ impl GossipEngine {
             recv: vec![[0; RPC_KINDS]; k],
             lost: vec![0; k],
             graft_in_backoff: vec![0; k],
+            churn: traffic.churn.clone(),
+            churn_rng: Vec::new(),
+            online: vec![true; k],
+            left_at: vec![0; k],
+            offline_ns: vec![0; k],
+            dropped_offline: vec![0; k],
             fanout: BTreeMap::new(),
             msgs: Vec::new(),
             msg_slot: BTreeMap::new(),
@@ -394,6 +423,18 @@ impl GossipEngine {
             e.rng.push(rng);
         }
         e.schedule_publications(n, seed);
+        if let Some(churn) = e.churn.clone() {
+            let family = StreamFamily::new(seed, "churn");
+            let start = churn.start.unwrap_or(e.traffic.start).as_nanos();
+            for i in 0..k {
+                let mut rng = family.compact(e.ids[i]);
+                let at = start + exponential_ns(&mut rng, churn.session.as_nanos());
+                e.churn_rng.push(rng);
+                if at < e.end_ns {
+                    e.self_event(i, at, Action::Leave);
+                }
+            }
+        }
         Ok(e)
     }
 
@@ -416,6 +457,51 @@ impl GossipEngine {
 
     fn peers(&self, i: usize) -> std::ops::Range<usize> {
         self.row[i] as usize..self.row[i + 1] as usize
+    }
+
+    /// Whether connection `c` is up.
+    fn up(&self, c: usize) -> bool {
+        self.flags[c] & DOWN == 0
+    }
+
+    /// `i` goes offline: it tells every connected peer, closes its connections and meshes, and
+    /// drops its queued copies; it comes back after an exponential downtime.
+    fn go_offline(&mut self, i: usize, now: u64, outbox: &mut Outbox) {
+        let now_ms = (now / 1_000_000) as u32;
+        for c in self.peers(i) {
+            if self.up(c) {
+                self.leave(i, c, now, Rpc::control(RpcKind::Disconnect, 0), outbox);
+            }
+            for s in 0..self.per {
+                self.leave_mesh(i, s, c, now_ms);
+            }
+            self.flags[c] |= DOWN;
+        }
+        self.txq[i].clear();
+        self.online[i] = false;
+        self.left_at[i] = now;
+        if let Some(churn) = &self.churn {
+            let at = now + exponential_ns(&mut self.churn_rng[i], churn.downtime.as_nanos()).max(1);
+            if at < self.end_ns {
+                self.self_event(i, at, Action::Join);
+            }
+        }
+    }
+
+    /// `i` comes back: it asks every peer to reconnect (a connection is up again once the peer
+    /// accepts) and stays for another exponential session.
+    fn go_online(&mut self, i: usize, now: u64, outbox: &mut Outbox) {
+        self.online[i] = true;
+        self.offline_ns[i] += now - self.left_at[i];
+        for c in self.peers(i) {
+            self.leave(i, c, now, Rpc::control(RpcKind::Connect, 0), outbox);
+        }
+        if let Some(churn) = &self.churn {
+            let at = now + exponential_ns(&mut self.churn_rng[i], churn.session.as_nanos()).max(1);
+            if at < self.end_ns {
+                self.self_event(i, at, Action::Leave);
+            }
+        }
     }
 
     /// The topic slot of `t` among `i`'s subscriptions.
@@ -514,6 +600,9 @@ impl GossipEngine {
     /// Send `rpc` from local identity `i` over its connection `c` at `now`: upload queue, path,
     /// loss.
     fn send(&mut self, i: usize, c: usize, now: u64, rpc: Rpc, outbox: &mut Outbox) {
+        if !self.up(c) {
+            return;
+        }
         if rpc.kind == RpcKind::Message {
             // Full messages wait their turn on the upload link (one copy at a time, in order).
             self.txq[i].push_back((c as u32, rpc));
@@ -550,10 +639,20 @@ impl GossipEngine {
     }
 
     /// An RPC leaves identity `i` over connection `c` at `depart`: the path decides its delay and
-    /// whether it is lost, with `i`'s stream.
+    /// whether it is lost, with `i`'s stream. Connection management travels reliably at the
+    /// path's base latency and draws nothing. A copy whose connection closed meanwhile is
+    /// dropped.
     fn leave(&mut self, i: usize, c: usize, depart: u64, rpc: Rpc, outbox: &mut Outbox) {
         let (src, to) = (self.ids[i], self.peer[c]);
-        let Some(delay) = self.net.routes.by_index(self.path[c]).sample(&mut self.rng[i]) else {
+        let path = self.net.routes.by_index(self.path[c]);
+        let sample = if rpc.kind.is_connection() {
+            Some(path.latency_ns)
+        } else if !self.up(c) {
+            return;
+        } else {
+            path.sample(&mut self.rng[i])
+        };
+        let Some(delay) = sample else {
             self.lost[i] += 1;
             return;
         };
@@ -717,6 +816,7 @@ impl GossipEngine {
         if degree < d_low {
             let chosen = self.choose(i, d - degree, |e, c| {
                 e.shared[c] >> s & 1 != 0
+                    && e.up(c)
                     && !e.in_mesh(i, s, c)
                     && e.backoff_until_ms[c * per + s] <= now_ms
                     && e.passes(i, c, 0.0, now_ms)
@@ -752,6 +852,7 @@ impl GossipEngine {
                 let n = self.params.score.opportunistic_graft_peers as usize;
                 let chosen = self.choose(i, n, |e, c| {
                     e.shared[c] >> s & 1 != 0
+                        && e.up(c)
                         && !e.in_mesh(i, s, c)
                         && e.backoff_until_ms[c * per + s] <= now_ms
                         && e.score_of(i, c, now_ms) > median
@@ -787,6 +888,7 @@ impl GossipEngine {
                 let ihave = Rpc::about(RpcKind::IHave, &self.message_rpc(m as u32, 0));
                 let gossip_ok = |e: &Self, c: usize| {
                     e.shared[c] >> s & 1 != 0
+                        && e.up(c)
                         && !e.in_mesh(i, s, c)
                         && e.peer[c] != from
                         && e.passes(i, c, e.params.score.gossip_threshold, now_ms)
@@ -852,7 +954,7 @@ impl GossipEngine {
             self.peers(i).filter(|&c| self.subs.has(self.peer[c], t)).count() as u16;
         let targets: u64 = if self.params.flood_publish {
             self.peers(i)
-                .filter(|&c| self.subs.has(self.peer[c], t) && self.passes(i, c, threshold, now_ms))
+                .filter(|&c| self.up(c) && self.subs.has(self.peer[c], t) && self.passes(i, c, threshold, now_ms))
                 .fold(0, |mask, c| mask | 1 << (c - base))
         } else if let Some(s) = slot {
             self.mesh[i * self.per + s]
@@ -863,8 +965,8 @@ impl GossipEngine {
                 Some(mask) => mask,
                 None => {
                     let d = self.params.d as usize;
-                    let chosen =
-                        self.choose(i, d, |e, c| e.subs.has(e.peer[c], t) && e.passes(i, c, threshold, now_ms));
+                    let chosen = self
+                        .choose(i, d, |e, c| e.up(c) && e.subs.has(e.peer[c], t) && e.passes(i, c, threshold, now_ms));
                     let mask = chosen.iter().fold(0u64, |mask, &c| mask | 1 << (c - base));
                     self.scratch = chosen;
                     mask
@@ -895,7 +997,6 @@ impl GossipEngine {
     }
 
     fn handle(&mut self, i: usize, now: u64, src: u32, rpc: Rpc, outbox: &mut Outbox) -> Result<(), GossipError> {
-        self.recv[i][rpc.kind as usize] += rpc.wire_bytes();
         let Some(conn) = self.slot_of(i, src) else {
             return Err(GossipError::BadEvent {
                 host: self.ids[i],
@@ -904,6 +1005,28 @@ impl GossipEngine {
             });
         };
         let now_ms = (now / 1_000_000) as u32;
+        match rpc.kind {
+            RpcKind::Connect => {
+                self.flags[conn] &= !DOWN;
+                self.leave(i, conn, now, Rpc::control(RpcKind::Accept, 0), outbox);
+                return Ok(());
+            }
+            RpcKind::Accept => {
+                self.flags[conn] &= !DOWN;
+                return Ok(());
+            }
+            RpcKind::Disconnect => {
+                for s in 0..self.per {
+                    self.leave_mesh(i, s, conn, now_ms);
+                }
+                self.flags[conn] |= DOWN;
+                return Ok(());
+            }
+            // Whatever was in flight on a closed connection is lost with it.
+            _ if !self.up(conn) => return Ok(()),
+            _ => {}
+        }
+        self.recv[i][rpc.kind as usize] += rpc.wire_bytes();
         if !self.passes(i, conn, self.params.score.graylist_threshold, now_ms) {
             return Ok(()); // graylisted: ignored
         }
@@ -1027,6 +1150,8 @@ impl GossipEngine {
                 let b = &mut self.backoff_until_ms[c * self.per + s];
                 *b = (*b).max(until);
             }
+            // Handled above.
+            RpcKind::Connect | RpcKind::Accept | RpcKind::Disconnect => {}
         }
         Ok(())
     }
@@ -1081,7 +1206,26 @@ impl Engine for GossipEngine {
             }
             n += 1;
             let i = self.local[ev.dst as usize] as usize;
+            if !self.online[i] {
+                // An offline identity does nothing; what reaches it is lost. Its heartbeat still
+                // takes its sequence number, so the wheel keeps its keys.
+                match ev.action {
+                    Action::Heartbeat => {
+                        self.hb_seq[i] = self.seq[i];
+                        self.seq[i] += 1;
+                    }
+                    Action::Join => self.go_online(i, ev.time, outbox),
+                    Action::Arrive(rpc) | Action::Handle { rpc, .. } if !rpc.kind.is_connection() => {
+                        self.dropped_offline[i] += 1;
+                    }
+                    Action::TxDone { .. } => self.start_tx(i, ev.time),
+                    _ => {}
+                }
+                continue;
+            }
             match ev.action {
+                Action::Leave => self.go_offline(i, ev.time, outbox),
+                Action::Join => {}
                 Action::Heartbeat => self.heartbeat(i, ev.time, outbox),
                 Action::Publish { topic } => self.publish(i, ev.time, topic, outbox),
                 Action::Validated(m) => self.forward(i, ev.time, m, outbox),
@@ -1162,6 +1306,8 @@ impl Engine for GossipEngine {
             rec.extend_from_slice(&self.graft_in_backoff[i].to_be_bytes());
             rec.extend_from_slice(&mean_scores[i].to_bits().to_be_bytes());
             rec.extend_from_slice(&self.cancelled[i].to_be_bytes());
+            rec.extend_from_slice(&self.offline_ns(i).to_be_bytes());
+            rec.extend_from_slice(&self.dropped_offline[i].to_be_bytes());
             digest.add_record(&rec);
         }
         // One record per (identity, message) received: whether a shard has heard of a message
@@ -1227,6 +1373,13 @@ impl GossipEngine {
     }
     pub(crate) fn cancelled(&self) -> &[u32] {
         &self.cancelled
+    }
+    /// Time local identity `i` spent offline, up to the end of the run.
+    pub(crate) fn offline_ns(&self, i: usize) -> u64 {
+        self.offline_ns[i] + if self.online[i] { 0 } else { self.end_ns.saturating_sub(self.left_at[i]) }
+    }
+    pub(crate) fn dropped_offline(&self) -> &[u32] {
+        &self.dropped_offline
     }
     /// Local subscribers of topic `t`, in local order (the positions of message columns).
     pub(crate) fn members(&self, t: u8) -> &[u32] {
@@ -1301,6 +1454,20 @@ mod tests {
             kind: GOSSIP_EVENT_KIND,
             payload: Bytes::from(payload),
         }
+    }
+
+    #[test]
+    fn exponential_durations_have_the_asked_mean_and_repeat() {
+        let family = StreamFamily::new(5, "churn");
+        let mut rng = family.compact(1);
+        let draws: Vec<u64> = (0..100_000).map(|_| exponential_ns(&mut rng, 1_000_000)).collect();
+        let mean = draws.iter().sum::<u64>() as f64 / draws.len() as f64;
+        assert!((mean / 1e6 - 1.0).abs() < 0.02, "{mean}");
+        // Memorylessness, roughly: P(X > mean) = e⁻¹.
+        let above = draws.iter().filter(|&&d| d > 1_000_000).count() as f64 / draws.len() as f64;
+        assert!((above - (-1f64).exp()).abs() < 0.01, "{above}");
+        let mut again = family.compact(1);
+        assert_eq!(exponential_ns(&mut again, 1_000_000), draws[0]);
     }
 
     #[test]

@@ -40,9 +40,16 @@ pub enum RpcKind {
     Prune = 4,
     /// IDONTWANT (v1.2): I have this message; do not send it to me.
     IDontWant = 5,
+    /// Connection management, not gossipsub: a rejoining identity reconnects.
+    Connect = 6,
+    /// Connection management: the peer accepts a `Connect`; the connection is up on both sides.
+    Accept = 7,
+    /// Connection management: the identity leaves; the connection is closed.
+    Disconnect = 8,
 }
 
-/// Number of RPC kinds (for per-kind counters).
+/// Number of gossipsub RPC kinds (for per-kind byte counters); connection management comes
+/// after them.
 pub const RPC_KINDS: usize = 6;
 
 impl RpcKind {
@@ -55,6 +62,9 @@ impl RpcKind {
             3 => RpcKind::Graft,
             4 => RpcKind::Prune,
             5 => RpcKind::IDontWant,
+            6 => RpcKind::Connect,
+            7 => RpcKind::Accept,
+            8 => RpcKind::Disconnect,
             _ => return None,
         })
     }
@@ -68,7 +78,15 @@ impl RpcKind {
             RpcKind::Graft => "graft",
             RpcKind::Prune => "prune",
             RpcKind::IDontWant => "idontwant",
+            RpcKind::Connect => "connect",
+            RpcKind::Accept => "accept",
+            RpcKind::Disconnect => "disconnect",
         }
+    }
+
+    /// Whether this is connection management rather than a gossipsub RPC.
+    pub fn is_connection(self) -> bool {
+        self as usize >= RPC_KINDS
     }
 }
 
@@ -122,6 +140,8 @@ impl Rpc {
             RpcKind::IDontWant => ENVELOPE + 2 + ID,
             RpcKind::Graft => ENVELOPE + TOPIC + 2,
             RpcKind::Prune => ENVELOPE + TOPIC + 2 + 3,
+            // Connection management is the transport's (TCP and its handshakes), not gossip's.
+            RpcKind::Connect | RpcKind::Accept | RpcKind::Disconnect => 0,
         }
     }
 
@@ -177,7 +197,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn round_trips(kind in 0u8..6, topic: u8, hops: u8, msg: u64, size: u32, published: u64, backoff: u32) {
+        fn round_trips(kind in 0u8..9, topic: u8, hops: u8, msg: u64, size: u32, published: u64, backoff: u32) {
             let rpc = Rpc { kind: RpcKind::from_u8(kind).unwrap(), topic, hops, msg: MsgKey(msg), size, published_ns: published, backoff_ms: backoff };
             let bytes = rpc.encode();
             prop_assert_eq!(bytes.len(), RPC_BYTES);

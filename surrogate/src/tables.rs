@@ -128,6 +128,8 @@ pub(crate) fn build(
         Field::new("graft_in_backoff", DataType::UInt32, false),
         Field::new("mean_mesh_score", DataType::Float64, false),
         Field::new("copies_cancelled", DataType::UInt32, false),
+        Field::new("offline_ns", DataType::UInt64, false),
+        Field::new("dropped_offline", DataType::UInt32, false),
     ];
     let mut columns: Vec<ArrayRef> = vec![
         u32_col(by_id.iter().map(|&i| ids[i])),
@@ -136,6 +138,8 @@ pub(crate) fn build(
         u32_col(by_id.iter().map(|&i| e.graft_in_backoff()[i])),
         Arc::new(Float64Array::from(by_id.iter().map(|&i| mean_scores[i]).collect::<Vec<_>>())),
         u32_col(by_id.iter().map(|&i| e.cancelled()[i])),
+        u64_col(by_id.iter().map(|&i| e.offline_ns(i))),
+        u32_col(by_id.iter().map(|&i| e.dropped_offline()[i])),
     ];
     for (dir, counts) in [("sent", e.sent()), ("recv", e.recv())] {
         for (k, kind) in kinds.iter().enumerate().take(RPC_KINDS) {
