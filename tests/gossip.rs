@@ -321,3 +321,45 @@ fn under_churn_identities_that_stay_online_get_every_block_on_any_shard_count() 
     assert!(per.values().all(|&c| c == messages), "an identity that stayed online missed a block");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn peer_exchange_on_prune_opens_new_connections_deterministically() {
+    let dir = scratch("gossip-px");
+    // A narrow mesh band forces pruning; each PRUNE offers up to 16 peers of the topic.
+    let text = |px: bool| {
+        spec(
+            &format!(
+                "outbound_peers = 20\nmax_peers = 60\n[gossip.params]\nd = 3\nd_low = 2\nd_high = 4\npeer_exchange = {px}"
+            ),
+            "",
+            400,
+            "30 s",
+        )
+    };
+    let (on, out_on) = run(&dir, "on", &text(true), &["--shards", "1"]);
+    for (name, args) in [("on2", vec!["--shards", "2"]), ("onp3", vec!["--shards", "3", "--backend", "processes"])] {
+        let (s, _) = run(&dir, name, &text(true), &args);
+        assert_eq!(s["digest"], on["digest"], "{name}");
+    }
+    let (off, out_off) = run(&dir, "off", &text(false), &["--shards", "1"]);
+    let sum = |out: &Path, column: &str| -> u64 {
+        col::<UInt64Array>(&out.join("gossip_nodes.arrow"), column).iter().flat_map(|a| a.values().to_vec()).sum()
+    };
+    let connections = |out: &Path| -> Vec<u32> {
+        col::<UInt32Array>(&out.join("gossip_nodes.arrow"), "connections")
+            .iter()
+            .flat_map(|a| a.values().to_vec())
+            .collect()
+    };
+    assert!(sum(&out_on, "bytes_sent_px") > 0);
+    assert_eq!(sum(&out_off, "bytes_sent_px"), 0);
+    let (c_on, c_off) = (connections(&out_on), connections(&out_off));
+    let (t_on, t_off) = (c_on.iter().sum::<u32>(), c_off.iter().sum::<u32>());
+    assert!(t_on > t_off, "peer exchange should add connections: {t_on} vs {t_off}");
+    // Peer-exchange dials stay within the connection target plus the four slots kept for them.
+    assert!(c_on.iter().all(|&c| c <= 64));
+    assert!(c_on.iter().zip(&c_off).all(|(a, b)| a >= b && a - b <= 4));
+    assert_eq!(on["gossip"]["reliability"], 1.0);
+    assert_ne!(on["digest"], off["digest"]);
+    std::fs::remove_dir_all(dir).unwrap();
+}

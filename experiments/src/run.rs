@@ -147,9 +147,13 @@ impl SharedBuild {
                 let subscriptions = Subscriptions::compute(n, &spec.traffic, spec.run.seed);
                 let end = SimTime::ZERO.saturating_add(spec.run.duration).as_nanos();
                 let duties = publications(n, &spec.traffic, spec.run.seed, end);
+                // Subnet and duty dials may use every connection slot but those kept for peer
+                // exchange.
+                let px = if g.params_for(&g.profile)?.peer_exchange { g.px_slots } else { 0 };
+                let cap = MAX_PEERS - px;
                 let graph = PeerGraph::build_local(n, g.outbound_peers, g.max_peers, spec.run.seed, locality)
-                    .with_topic_peers(&subscriptions, g.subnet_peers, MAX_PEERS, spec.run.seed)
-                    .with_duty_peers(&duties, &subscriptions, g.duty_peers, MAX_PEERS, spec.run.seed);
+                    .with_topic_peers(&subscriptions, g.subnet_peers, cap, spec.run.seed)
+                    .with_duty_peers(&duties, &subscriptions, g.duty_peers, cap, spec.run.seed);
                 Ok(Arc::new((plan, graph, subscriptions)))
             })
             .clone();
@@ -185,6 +189,8 @@ pub fn build_engine(
                 subscriptions,
                 seed: spec.run.seed,
                 end: SimTime::ZERO.saturating_add(spec.run.duration),
+                max_peers: g.max_peers,
+                px_slots: g.px_slots,
             };
             Box::new(GossipEngine::new(setup, shard)?)
         }

@@ -33,6 +33,12 @@ pub struct GossipParams {
     /// How long an identity keeps the fanout peers of a topic it publishes to without
     /// subscribing.
     pub fanout_ttl: SimDuration,
+    /// Peer exchange (v1.1): a PRUNE for an oversubscribed mesh carries up to `prune_peers` other
+    /// peers of the topic, which the pruned peer may connect to (go-libp2p's
+    /// `WithPeerExchange`, which Prysm turns on; rust-libp2p and Lighthouse leave it off).
+    pub peer_exchange: bool,
+    /// Peers offered in a PRUNE with peer exchange (go-libp2p's `GossipSubPrunePeers`).
+    pub prune_peers: u32,
     /// Send IDONTWANT (v1.2) for messages at least this large; `None`: never.
     pub idontwant_threshold: Option<Size>,
     /// Validation time before a received message is forwarded.
@@ -61,6 +67,8 @@ impl GossipParams {
             prune_backoff: SimDuration::from_secs(60),
             flood_publish: true,
             fanout_ttl: SimDuration::from_secs(60),
+            peer_exchange: false,
+            prune_peers: 16,
             idontwant_threshold: Some(Size(1000 * 8)),
             validation_delay: SimDuration::from_millis(10),
             scoring: true,
@@ -141,6 +149,10 @@ pub struct GossipOverrides {
     pub flood_publish: Option<bool>,
     /// See [`GossipParams::fanout_ttl`].
     pub fanout_ttl: Option<SimDuration>,
+    /// See [`GossipParams::peer_exchange`].
+    pub peer_exchange: Option<bool>,
+    /// See [`GossipParams::prune_peers`].
+    pub prune_peers: Option<u32>,
     /// See [`GossipParams::idontwant_threshold`]; `"0 B"` turns IDONTWANT off.
     pub idontwant_threshold: Option<Size>,
     /// See [`GossipParams::validation_delay`].
@@ -175,6 +187,9 @@ pub struct GossipSpec {
     /// Peers an identity makes sure to have on a topic before publishing there without
     /// subscribing (an attester's subnet, a proposer's column subnets), within 64 connections.
     pub duty_peers: u32,
+    /// Connection slots each identity keeps free for peers learnt by peer exchange (used only
+    /// with `peer_exchange`; they count towards the 64).
+    pub px_slots: u32,
 }
 
 impl Default for GossipSpec {
@@ -187,6 +202,7 @@ impl Default for GossipSpec {
             local_share: 0.0,
             subnet_peers: 6,
             duty_peers: 2,
+            px_slots: 4,
         }
     }
 }
@@ -212,6 +228,8 @@ impl GossipSpec {
             prune_backoff,
             flood_publish,
             fanout_ttl,
+            peer_exchange,
+            prune_peers,
             validation_delay,
             scoring
         );
@@ -222,6 +240,12 @@ impl GossipSpec {
         p.validate()?;
         if !(0.0..=1.0).contains(&self.local_share) {
             return Err(format!("local_share must be within [0, 1], got {}", self.local_share));
+        }
+        if p.peer_exchange && self.max_peers + self.px_slots > MAX_PEERS {
+            return Err(format!(
+                "with peer exchange, max_peers + px_slots must be at most {MAX_PEERS}, got {} + {}",
+                self.max_peers, self.px_slots
+            ));
         }
         if self.outbound_peers == 0 || self.max_peers < self.outbound_peers || self.max_peers > MAX_PEERS {
             return Err(format!(

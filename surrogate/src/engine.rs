@@ -192,6 +192,11 @@ pub struct GossipSetup<'a> {
     pub seed: u64,
     /// The end of the simulation.
     pub end: SimTime,
+    /// The peer manager's connection target: an identity takes peers learnt by peer exchange,
+    /// or accepts them, only below it.
+    pub max_peers: u32,
+    /// Free connection slots per identity for peer exchange (with `params.peer_exchange`).
+    pub px_slots: u32,
 }
 
 /// The engine of one shard.
@@ -209,6 +214,12 @@ pub struct GossipEngine {
     /// Global id → local index (`NONE` if not local).
     local: Vec<u32>,
     row: Vec<u32>,
+    /// Per identity: connections from the initial graph, sorted by peer at the start of its row;
+    /// peer-exchange slots follow them.
+    nmain: Vec<u8>,
+    /// The peer manager's connection target (see [`GossipSetup::max_peers`]).
+    max_peers: usize,
+    /// Per connection: the peer (`NONE` for a free peer-exchange slot).
     peer: Vec<u32>,
     flags: Vec<u8>,
     /// Per connection: bit `s` is set when the peer subscribes to this identity's `s`-th topic.
@@ -294,7 +305,20 @@ impl GossipEngine {
     /// The engine for `shard`: every surrogate of the setup's network that its partition puts
     /// on this shard.
     pub fn new(setup: GossipSetup<'_>, shard: ShardId) -> Result<Self, GossipError> {
-        let GossipSetup { params, profile, traffic, net, partition, graph, subscriptions, seed, end } = setup;
+        let GossipSetup {
+            params,
+            profile,
+            traffic,
+            net,
+            partition,
+            graph,
+            subscriptions,
+            seed,
+            end,
+            max_peers,
+            px_slots,
+        } = setup;
+        let extra = if params.peer_exchange { px_slots as usize } else { 0 };
         let n = net.directory.len();
         let gossip = StreamFamily::new(seed, "gossip");
         let heartbeat = params.heartbeat.as_nanos();
@@ -316,12 +340,17 @@ impl GossipEngine {
         }
         let per = subscriptions.per_identity();
         let (mut row, mut peer, mut shared) = (Vec::with_capacity(ids.len() + 1), Vec::new(), Vec::new());
+        let mut nmain = Vec::with_capacity(ids.len());
         row.push(0);
         for &h in &ids {
             let peers = graph.of(h);
-            if peers.len() > 64 {
-                return Err(GossipError::Config(format!("identity {h} has {} peers; at most 64", peers.len())));
+            if peers.len() + extra > 64 {
+                return Err(GossipError::Config(format!(
+                    "identity {h} has {} peers and {extra} peer-exchange slots; at most 64 in all",
+                    peers.len()
+                )));
             }
+            nmain.push(peers.len() as u8);
             let mine = subscriptions.of(h);
             for &p in peers {
                 let theirs = subscriptions.of(p);
@@ -333,6 +362,9 @@ impl GossipEngine {
                 );
             }
             peer.extend_from_slice(peers);
+            // Free peer-exchange slots: no peer, closed.
+            peer.extend(std::iter::repeat_n(NONE, extra));
+            shared.extend(std::iter::repeat_n(0, extra));
             row.push(peer.len() as u32);
         }
         let k = ids.len();
@@ -352,7 +384,9 @@ impl GossipEngine {
             per,
             ids,
             local,
-            flags: vec![0; peer.len()],
+            flags: peer.iter().map(|&p| if p == NONE { DOWN } else { 0 }).collect(),
+            nmain,
+            max_peers: max_peers as usize,
             shared,
             mesh: vec![0; k * per],
             sub_pos,
@@ -412,7 +446,8 @@ impl GossipEngine {
             e.up.push(bw.up);
             e.down.push(bw.down);
             for c in e.peers(i) {
-                let p = e.net.path_index(h, e.peer[c]);
+                // A free slot's path is set when it is taken.
+                let p = if e.peer[c] == NONE { 0 } else { e.net.path_index(h, e.peer[c]) };
                 e.path.push(p);
             }
             e.hb_seq[i] = e.seq[i];
@@ -494,7 +529,9 @@ impl GossipEngine {
         self.online[i] = true;
         self.offline_ns[i] += now - self.left_at[i];
         for c in self.peers(i) {
-            self.leave(i, c, now, Rpc::control(RpcKind::Connect, 0), outbox);
+            if self.peer[c] != NONE {
+                self.leave(i, c, now, Rpc::control(RpcKind::Connect, 0), outbox);
+            }
         }
         if let Some(churn) = &self.churn {
             let at = now + exponential_ns(&mut self.churn_rng[i], churn.session.as_nanos()).max(1);
@@ -591,10 +628,62 @@ impl GossipEngine {
         self.send(i, c, now, rpc, outbox);
     }
 
+    /// Peer exchange with a PRUNE of `c` on topic slot `s`: up to `prune_peers` other connected
+    /// peers of the topic with a non-negative score, chosen with `i`'s stream, one record each.
+    fn offer_peers(&mut self, i: usize, s: usize, c: usize, now: u64, outbox: &mut Outbox) {
+        let now_ms = (now / 1_000_000) as u32;
+        let want = self.params.prune_peers as usize;
+        let chosen =
+            self.choose(i, want, |e, k| k != c && e.up(k) && e.shared[k] >> s & 1 != 0 && e.passes(i, k, 0.0, now_ms));
+        let t = self.topic_of(i, s);
+        for &k in &chosen {
+            let mut rpc = Rpc::control(RpcKind::PeerExchange, t);
+            rpc.msg = MsgKey(self.peer[k] as u64);
+            self.send(i, c, now, rpc, outbox);
+        }
+        self.scratch = chosen;
+    }
+
     /// Connection index of `peer` in `i`'s row.
     fn slot_of(&self, i: usize, peer: u32) -> Option<usize> {
-        let r = self.peers(i);
-        self.peer[r.clone()].binary_search(&peer).ok().map(|k| r.start + k)
+        let (start, end) = (self.row[i] as usize, self.row[i + 1] as usize);
+        let main = start + self.nmain[i] as usize;
+        match self.peer[start..main].binary_search(&peer) {
+            Ok(k) => Some(start + k),
+            Err(_) => (main..end).find(|&c| self.peer[c] == peer),
+        }
+    }
+
+    /// Connections of `i` that are up.
+    fn connected(&self, i: usize) -> usize {
+        self.peers(i).filter(|&c| self.up(c)).count()
+    }
+
+    /// Take a free peer-exchange slot of `i` for `p` (closed until the handshake completes).
+    fn take_slot(&mut self, i: usize, p: u32) -> Option<usize> {
+        let start = self.row[i] as usize + self.nmain[i] as usize;
+        let c = (start..self.row[i + 1] as usize).find(|&c| self.peer[c] == NONE)?;
+        let mine = self.subs.of(self.ids[i]);
+        let theirs = self.subs.of(p);
+        self.peer[c] = p;
+        self.shared[c] =
+            mine.iter().enumerate().filter(|(_, t)| theirs.binary_search(t).is_ok()).fold(0u16, |m, (s, _)| m | 1 << s);
+        self.path[c] = self.net.path_index(self.ids[i], p);
+        self.flags[c] = DOWN;
+        self.score[c] = EdgeScore::default();
+        for s in 0..self.per {
+            self.backoff_until_ms[c * self.per + s] = 0;
+        }
+        Some(c)
+    }
+
+    /// Give a peer-exchange slot back (its connection is closed and out of every mesh).
+    fn free_slot(&mut self, i: usize, c: usize) {
+        if c >= self.row[i] as usize + self.nmain[i] as usize {
+            self.peer[c] = NONE;
+            self.shared[c] = 0;
+            self.flags[c] = DOWN;
+        }
     }
 
     /// Send `rpc` from local identity `i` over its connection `c` at `now`: upload queue, path,
@@ -643,15 +732,17 @@ impl GossipEngine {
     /// path's base latency and draws nothing. A copy whose connection closed meanwhile is
     /// dropped.
     fn leave(&mut self, i: usize, c: usize, depart: u64, rpc: Rpc, outbox: &mut Outbox) {
-        let (src, to) = (self.ids[i], self.peer[c]);
-        let path = self.net.routes.by_index(self.path[c]);
-        let sample = if rpc.kind.is_connection() {
-            Some(path.latency_ns)
-        } else if !self.up(c) {
+        if !rpc.kind.is_connection() && !self.up(c) {
             return;
-        } else {
-            path.sample(&mut self.rng[i])
-        };
+        }
+        self.leave_to(i, self.peer[c], self.path[c], depart, rpc, outbox);
+    }
+
+    /// An RPC leaves identity `i` for `to` over network path `path` (by index) at `depart`.
+    fn leave_to(&mut self, i: usize, to: u32, path: u32, depart: u64, rpc: Rpc, outbox: &mut Outbox) {
+        let src = self.ids[i];
+        let path = self.net.routes.by_index(path);
+        let sample = if rpc.kind.is_connection() { Some(path.latency_ns) } else { path.sample(&mut self.rng[i]) };
         let Some(delay) = sample else {
             self.lost[i] += 1;
             return;
@@ -839,6 +930,9 @@ impl GossipEngine {
             let pruned: Vec<usize> = rest[fill.min(rest.len())..].to_vec();
             for c in pruned {
                 self.prune(i, s, c, now, outbox);
+                if self.params.peer_exchange {
+                    self.offer_peers(i, s, c, now, outbox);
+                }
             }
         }
         // Opportunistic grafting: if the median mesh score is low, graft peers scoring above it.
@@ -951,7 +1045,7 @@ impl GossipEngine {
         }
         let base = self.row[i] as usize;
         self.msgs[m as usize].publisher_peers =
-            self.peers(i).filter(|&c| self.subs.has(self.peer[c], t)).count() as u16;
+            self.peers(i).filter(|&c| self.up(c) && self.subs.has(self.peer[c], t)).count() as u16;
         let targets: u64 = if self.params.flood_publish {
             self.peers(i)
                 .filter(|&c| self.up(c) && self.subs.has(self.peer[c], t) && self.passes(i, c, threshold, now_ms))
@@ -998,6 +1092,14 @@ impl GossipEngine {
 
     fn handle(&mut self, i: usize, now: u64, src: u32, rpc: Rpc, outbox: &mut Outbox) -> Result<(), GossipError> {
         let Some(conn) = self.slot_of(i, src) else {
+            if self.params.peer_exchange {
+                // With peer exchange, connections come and go: a stranger may dial (learnt by
+                // peer exchange), and RPCs may still be in flight on a connection closed since.
+                if rpc.kind == RpcKind::Connect {
+                    self.accept_stranger(i, src, now, outbox);
+                }
+                return Ok(());
+            }
             return Err(GossipError::BadEvent {
                 host: self.ids[i],
                 src,
@@ -1011,6 +1113,19 @@ impl GossipEngine {
                 self.leave(i, conn, now, Rpc::control(RpcKind::Accept, 0), outbox);
                 return Ok(());
             }
+            RpcKind::PeerExchange if self.up(conn) => {
+                self.recv[i][rpc.kind as usize] += rpc.wire_bytes();
+                let p = rpc.msg.0 as u32;
+                if self.params.peer_exchange
+                    && p != self.ids[i]
+                    && self.slot_of(i, p).is_none()
+                    && self.connected(i) < self.max_peers
+                    && let Some(c) = self.take_slot(i, p)
+                {
+                    self.leave(i, c, now, Rpc::control(RpcKind::Connect, 0), outbox);
+                }
+                return Ok(());
+            }
             RpcKind::Accept => {
                 self.flags[conn] &= !DOWN;
                 return Ok(());
@@ -1020,6 +1135,7 @@ impl GossipEngine {
                     self.leave_mesh(i, s, conn, now_ms);
                 }
                 self.flags[conn] |= DOWN;
+                self.free_slot(i, conn);
                 return Ok(());
             }
             // Whatever was in flight on a closed connection is lost with it.
@@ -1151,9 +1267,23 @@ impl GossipEngine {
                 *b = (*b).max(until);
             }
             // Handled above.
-            RpcKind::Connect | RpcKind::Accept | RpcKind::Disconnect => {}
+            RpcKind::Connect | RpcKind::Accept | RpcKind::Disconnect | RpcKind::PeerExchange => {}
         }
         Ok(())
+    }
+
+    /// A `Connect` from an identity that is not a peer: accepted into a free peer-exchange slot
+    /// below the connection target, refused with `Disconnect` otherwise.
+    fn accept_stranger(&mut self, i: usize, src: u32, now: u64, outbox: &mut Outbox) {
+        if self.connected(i) < self.max_peers
+            && let Some(c) = self.take_slot(i, src)
+        {
+            self.flags[c] &= !DOWN;
+            self.leave(i, c, now, Rpc::control(RpcKind::Accept, 0), outbox);
+        } else {
+            let path = self.net.path_index(self.ids[i], src);
+            self.leave_to(i, src, path, now, Rpc::control(RpcKind::Disconnect, 0), outbox);
+        }
     }
 
     fn sample_degree(&mut self, period: u64, family: usize, degree: usize) {
@@ -1270,6 +1400,9 @@ impl Engine for GossipEngine {
             if rpc.topic as usize >= TOPIC_COUNT {
                 return Err(Box::new(bad(format!("unknown topic {}", rpc.topic))));
             }
+            if rpc.kind == RpcKind::PeerExchange && rpc.msg.0 >= self.local.len() as u64 {
+                return Err(Box::new(bad(format!("peer exchange names unknown identity {}", rpc.msg.0))));
+            }
             if rpc.kind != RpcKind::Graft && rpc.kind != RpcKind::Prune && rpc.published_ns > e.deliver_time.as_nanos()
             {
                 return Err(Box::new(bad("a message published after it was delivered".into())));
@@ -1308,6 +1441,7 @@ impl Engine for GossipEngine {
             rec.extend_from_slice(&self.cancelled[i].to_be_bytes());
             rec.extend_from_slice(&self.offline_ns(i).to_be_bytes());
             rec.extend_from_slice(&self.dropped_offline[i].to_be_bytes());
+            rec.extend_from_slice(&(self.connected(i) as u32).to_be_bytes());
             digest.add_record(&rec);
         }
         // One record per (identity, message) received: whether a shard has heard of a message
@@ -1381,6 +1515,10 @@ impl GossipEngine {
     pub(crate) fn dropped_offline(&self) -> &[u32] {
         &self.dropped_offline
     }
+    /// Connections of local identity `i` that are up at the end.
+    pub(crate) fn connections(&self, i: usize) -> u32 {
+        self.connected(i) as u32
+    }
     /// Local subscribers of topic `t`, in local order (the positions of message columns).
     pub(crate) fn members(&self, t: u8) -> &[u32] {
         &self.members[t as usize]
@@ -1441,6 +1579,8 @@ mod tests {
             subscriptions: &subscriptions,
             seed: 1,
             end: SimTime::from_nanos(60_000_000_000),
+            max_peers: 20,
+            px_slots: 0,
         };
         GossipEngine::new(setup, ShardId(shard)).unwrap()
     }
@@ -1493,6 +1633,10 @@ mod tests {
             (event(local, remote, Rpc { topic: 250, ..good }.encode(), 10), "unknown topic"),
             (event(local, remote, good.encode(), 1), "published after it was delivered"),
             (Event { kind: 77, ..event(local, remote, good.encode(), 10) }, "event kind 77"),
+            (
+                event(local, remote, Rpc { kind: RpcKind::PeerExchange, msg: MsgKey(40), ..good }.encode(), 10),
+                "peer exchange names unknown identity 40",
+            ),
         ];
         for (ev, why) in cases {
             let err = e.deliver(&mut vec![ev]).unwrap_err().to_string();

@@ -40,17 +40,20 @@ pub enum RpcKind {
     Prune = 4,
     /// IDONTWANT (v1.2): I have this message; do not send it to me.
     IDontWant = 5,
-    /// Connection management, not gossipsub: a rejoining identity reconnects.
-    Connect = 6,
+    /// One peer record of a PRUNE's peer exchange: the peer's id travels in the `msg` field.
+    PeerExchange = 6,
+    /// Connection management, not gossipsub: an identity (re)connects.
+    Connect = 7,
     /// Connection management: the peer accepts a `Connect`; the connection is up on both sides.
-    Accept = 7,
-    /// Connection management: the identity leaves; the connection is closed.
-    Disconnect = 8,
+    Accept = 8,
+    /// Connection management: the identity leaves, or refuses a `Connect`; the connection is
+    /// closed.
+    Disconnect = 9,
 }
 
 /// Number of gossipsub RPC kinds (for per-kind byte counters); connection management comes
 /// after them.
-pub const RPC_KINDS: usize = 6;
+pub const RPC_KINDS: usize = 7;
 
 impl RpcKind {
     /// From the wire.
@@ -62,9 +65,10 @@ impl RpcKind {
             3 => RpcKind::Graft,
             4 => RpcKind::Prune,
             5 => RpcKind::IDontWant,
-            6 => RpcKind::Connect,
-            7 => RpcKind::Accept,
-            8 => RpcKind::Disconnect,
+            6 => RpcKind::PeerExchange,
+            7 => RpcKind::Connect,
+            8 => RpcKind::Accept,
+            9 => RpcKind::Disconnect,
             _ => return None,
         })
     }
@@ -78,6 +82,7 @@ impl RpcKind {
             RpcKind::Graft => "graft",
             RpcKind::Prune => "prune",
             RpcKind::IDontWant => "idontwant",
+            RpcKind::PeerExchange => "px",
             RpcKind::Connect => "connect",
             RpcKind::Accept => "accept",
             RpcKind::Disconnect => "disconnect",
@@ -140,6 +145,8 @@ impl Rpc {
             RpcKind::IDontWant => ENVELOPE + 2 + ID,
             RpcKind::Graft => ENVELOPE + TOPIC + 2,
             RpcKind::Prune => ENVELOPE + TOPIC + 2 + 3,
+            // A peer id (38 bytes) and a signed peer record (about 100 more).
+            RpcKind::PeerExchange => 140,
             // Connection management is the transport's (TCP and its handshakes), not gossip's.
             RpcKind::Connect | RpcKind::Accept | RpcKind::Disconnect => 0,
         }
@@ -197,7 +204,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn round_trips(kind in 0u8..9, topic: u8, hops: u8, msg: u64, size: u32, published: u64, backoff: u32) {
+        fn round_trips(kind in 0u8..10, topic: u8, hops: u8, msg: u64, size: u32, published: u64, backoff: u32) {
             let rpc = Rpc { kind: RpcKind::from_u8(kind).unwrap(), topic, hops, msg: MsgKey(msg), size, published_ns: published, backoff_ms: backoff };
             let bytes = rpc.encode();
             prop_assert_eq!(bytes.len(), RPC_BYTES);

@@ -120,7 +120,15 @@ pub(crate) fn build(
             u32_col(dups),
         ],
     )?;
-    let kinds = [RpcKind::Message, RpcKind::IHave, RpcKind::IWant, RpcKind::Graft, RpcKind::Prune, RpcKind::IDontWant];
+    let kinds = [
+        RpcKind::Message,
+        RpcKind::IHave,
+        RpcKind::IWant,
+        RpcKind::Graft,
+        RpcKind::Prune,
+        RpcKind::IDontWant,
+        RpcKind::PeerExchange,
+    ];
     let mut fields = vec![
         Field::new("node", DataType::UInt32, false),
         Field::new("mesh_degree", DataType::UInt16, false),
@@ -130,6 +138,7 @@ pub(crate) fn build(
         Field::new("copies_cancelled", DataType::UInt32, false),
         Field::new("offline_ns", DataType::UInt64, false),
         Field::new("dropped_offline", DataType::UInt32, false),
+        Field::new("connections", DataType::UInt32, false),
     ];
     let mut columns: Vec<ArrayRef> = vec![
         u32_col(by_id.iter().map(|&i| ids[i])),
@@ -140,6 +149,7 @@ pub(crate) fn build(
         u32_col(by_id.iter().map(|&i| e.cancelled()[i])),
         u64_col(by_id.iter().map(|&i| e.offline_ns(i))),
         u32_col(by_id.iter().map(|&i| e.dropped_offline()[i])),
+        u32_col(by_id.iter().map(|&i| e.connections(i))),
     ];
     for (dir, counts) in [("sent", e.sent()), ("recv", e.recv())] {
         for (k, kind) in kinds.iter().enumerate().take(RPC_KINDS) {
