@@ -363,3 +363,37 @@ fn peer_exchange_on_prune_opens_new_connections_deterministically() {
     assert_ne!(on["digest"], off["digest"]);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn host_groups_with_different_client_profiles_mix_deterministically() {
+    use arrow_array::StringArray;
+    let dir = scratch("gossip-profiles");
+    let text = spec("", "", 500, "30 s").replace(
+        "[gossip]",
+        "[[hosts]]\nname = \"lh\"\ncount = 300\ncountries = { DE = 0.5, other = 0.5 }\nprofile = \"lighthouse\"\n\n[gossip]",
+    );
+    let (one, out) = run(&dir, "m1", &text, &["--shards", "1"]);
+    for (name, args) in [("m2", vec!["--shards", "2"]), ("mp3", vec!["--shards", "3", "--backend", "processes"])] {
+        let (s, _) = run(&dir, name, &text, &args);
+        assert_eq!(s["digest"], one["digest"], "{name}");
+    }
+    assert_eq!(one["gossip"]["reliability"], 1.0);
+    assert_eq!(one["gossip"]["identities"], 800);
+    let nodes = out.join("gossip_nodes.arrow");
+    let client: Vec<String> = col::<StringArray>(&nodes, "meta_client_name")
+        .iter()
+        .flat_map(|a| (0..a.len()).map(|k| a.value(k).to_string()).collect::<Vec<_>>())
+        .collect();
+    let degree: Vec<u16> = col::<UInt16Array>(&nodes, "mesh_degree").iter().flat_map(|a| a.values().to_vec()).collect();
+    assert_eq!(client.iter().filter(|c| *c == "lighthouse").count(), 300);
+    assert_eq!(client.iter().filter(|c| *c == "ethereum").count(), 500);
+    // Each profile keeps its own mesh band: Lighthouse D = 5 (3..10), the spec's D = 8 (6..12).
+    let mean = |name: &str| -> f64 {
+        let d: Vec<f64> = client.iter().zip(&degree).filter(|(c, _)| *c == name).map(|(_, d)| *d as f64).collect();
+        d.iter().sum::<f64>() / d.len() as f64
+    };
+    let (lh, eth) = (mean("lighthouse"), mean("ethereum"));
+    assert!(lh < eth, "lighthouse {lh} vs ethereum {eth}");
+    assert!((3.0..=10.0).contains(&lh) && (6.0..=12.0).contains(&eth), "{lh} {eth}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -18,8 +18,8 @@ use thermocline_models::idle::IdleEngine;
 use thermocline_models::network::NetworkModel;
 use thermocline_models::partition::Partition;
 use thermocline_models::phold::{PholdEngine, PholdLayout};
-use thermocline_surrogate::config::GossipSpec;
 use thermocline_surrogate::config::MAX_PEERS;
+use thermocline_surrogate::config::{GossipParams, GossipSpec};
 use thermocline_surrogate::peers::PeerGraph;
 use thermocline_surrogate::topics::{Subscriptions, publications};
 use thermocline_surrogate::{GossipEngine, GossipSetup};
@@ -62,6 +62,26 @@ pub struct GossipPlan {
     pub runahead: SimDuration,
 }
 
+/// The gossip profiles of `spec`: `[gossip].profile` first (the default), then every other
+/// profile a host group names, each with `[gossip.params]`'s overrides.
+pub fn gossip_profiles(spec: &Spec, g: &GossipSpec) -> Result<Vec<(String, GossipParams)>, String> {
+    let mut names = vec![g.profile.clone()];
+    for group in &spec.hosts {
+        if let Some(p) = &group.profile
+            && !names.contains(p)
+        {
+            names.push(p.clone());
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let params = g.params_for(&name).map_err(|e| format!("profile {name:?}: {e}"))?;
+            Ok((name, params))
+        })
+        .collect()
+}
+
 /// Build the gossip plan of `spec` for `shards` shards.
 pub fn gossip_plan(spec: &Spec, shards: u32) -> Result<GossipPlan, String> {
     if spec.hosts.is_empty() {
@@ -69,12 +89,6 @@ pub fn gossip_plan(spec: &Spec, shards: u32) -> Result<GossipPlan, String> {
     }
     if let Some(g) = spec.hosts.iter().find(|g| g.kind != HostKind::Surrogate) {
         return Err(format!("hosts group {:?} is direct; the gossip workload runs surrogates only for now", g.name));
-    }
-    if let Some(g) = spec.hosts.iter().find(|g| g.profile.is_some()) {
-        return Err(format!(
-            "hosts group {:?} names a profile; per-group profiles are not supported yet, set [gossip].profile",
-            g.name
-        ));
     }
     let t = &spec.traffic;
     if t.slot == SimDuration::ZERO || t.beacon_block.proposer_delay >= t.slot {
@@ -105,7 +119,7 @@ pub fn gossip_plan(spec: &Spec, shards: u32) -> Result<GossipPlan, String> {
 pub fn window_config(spec: &Spec, shards: u32) -> Result<WindowConfig, String> {
     let runahead = match spec.workload()? {
         Workload::Gossip(g) => {
-            g.params_for(&g.profile)?;
+            gossip_profiles(spec, g)?;
             gossip_plan(spec, shards)?.runahead
         }
         Workload::Phold(p) => {
@@ -149,7 +163,7 @@ impl SharedBuild {
                 let duties = publications(n, &spec.traffic, spec.run.seed, end);
                 // Subnet and duty dials may use every connection slot but those kept for peer
                 // exchange.
-                let px = if g.params_for(&g.profile)?.peer_exchange { g.px_slots } else { 0 };
+                let px = if gossip_profiles(spec, g)?.iter().any(|(_, p)| p.peer_exchange) { g.px_slots } else { 0 };
                 let cap = MAX_PEERS - px;
                 let graph = PeerGraph::build_local(n, g.outbound_peers, g.max_peers, spec.run.seed, locality)
                     .with_topic_peers(&subscriptions, g.subnet_peers, cap, spec.run.seed)
@@ -176,12 +190,11 @@ pub fn build_engine(
         Workload::Phold(p) => Box::new(PholdEngine::new(p, spec.run.seed, shard, shards)?),
         Workload::Idle(i) => Box::new(IdleEngine::new(i, shard, shards)),
         Workload::Gossip(g) => {
-            let params = g.params_for(&g.profile)?;
+            let profiles = gossip_profiles(spec, g)?;
             let built = shared.gossip(spec, g, shards)?;
             let (plan, graph, subscriptions) = &*built;
             let setup = GossipSetup {
-                params,
-                profile: &g.profile,
+                profiles,
                 traffic: spec.traffic.clone(),
                 net: plan.net.clone(),
                 partition: plan.partition.clone(),

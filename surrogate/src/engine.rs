@@ -33,6 +33,14 @@ fn exponential_ns(rng: &mut CompactRng, mean_ns: u64) -> u64 {
     (-libm::log(1.0 - u) * mean_ns as f64) as u64
 }
 
+/// The parameters of local identity `$i`'s profile, as a place expression (so that borrowing
+/// them leaves the engine's other fields free).
+macro_rules! prm {
+    ($e:ident, $i:expr) => {
+        $e.params[$e.profile_of[$i] as usize]
+    };
+}
+
 /// Event kind of gossip RPCs on the bus.
 pub const GOSSIP_EVENT_KIND: u16 = 3;
 
@@ -64,6 +72,18 @@ fn family_index(t: u8) -> usize {
     } else {
         2
     }
+}
+
+/// One profile's heartbeat wheel: its identities are `start..end` in local order (by phase), and
+/// the next heartbeat is identity `at`'s in cycle `cycle`, at its phase plus a period per cycle,
+/// with the sequence number it was given when scheduled — the same canonical key it would have
+/// in the queue, so wheels and queue merge exactly.
+struct Wheel {
+    start: usize,
+    end: usize,
+    at: usize,
+    cycle: u64,
+    period: u64,
 }
 
 /// What an event does.
@@ -174,10 +194,9 @@ pub enum GossipError {
 
 /// Everything a shard's engine is built from; every shard receives the same.
 pub struct GossipSetup<'a> {
-    /// Router parameters.
-    pub params: GossipParams,
-    /// Profile name (for the tables).
-    pub profile: &'a str,
+    /// Client profiles by name, with their parameters: the first is the default, which serves
+    /// every host group that names none.
+    pub profiles: Vec<(String, GossipParams)>,
     /// Slot traffic.
     pub traffic: TrafficSpec,
     /// The network model.
@@ -202,8 +221,13 @@ pub struct GossipSetup<'a> {
 /// The engine of one shard.
 pub struct GossipEngine {
     me: ShardId,
-    params: GossipParams,
-    profile: String,
+    /// Parameters of each profile, and its name (see [`GossipSetup::profiles`]).
+    params: Vec<GossipParams>,
+    profile_names: Vec<String>,
+    /// Per identity: its profile.
+    profile_of: Vec<u8>,
+    /// Heartbeat wheels, one per profile (each profile has its own period).
+    wheels: Vec<Wheel>,
     partition: Partition,
     net: NetworkModel,
     subs: Subscriptions,
@@ -245,8 +269,9 @@ pub struct GossipEngine {
     /// Per identity: upload and download bandwidth.
     up: Vec<Bandwidth>,
     down: Vec<Bandwidth>,
-    /// The score's lower bound for a connection without [`PENALISED`], out of and in the mesh.
-    clean_floor: [f64; 2],
+    /// Per profile: the score's lower bound for a connection without [`PENALISED`], out of and
+    /// in the mesh.
+    clean_floor: Vec<[f64; 2]>,
     /// Scratch space for choosing connections (reused; never observable).
     scratch: Vec<usize>,
     /// The last message looked up: (key, slot), the common case of a burst of RPCs.
@@ -286,13 +311,6 @@ pub struct GossipEngine {
     /// Per topic: messages some local subscriber may still advertise, in key order.
     recent: Vec<Vec<u32>>,
     queue: CalendarQueue<Pending>,
-    /// Heartbeats, outside the queue: every identity has exactly one pending, and with one
-    /// period for all their order never changes. Local identities are stored in that order, so
-    /// the next heartbeat is identity `wheel_at`'s in cycle `wheel_cycle`, at its phase plus a
-    /// period per cycle, with the sequence number it was given when scheduled — the same
-    /// canonical key it would have in the queue, so the two merge exactly.
-    wheel_at: usize,
-    wheel_cycle: u64,
     phase: Vec<u64>,
     hb_seq: Vec<u64>,
     /// `degree_samples[period][family * DEGREES + degree]`: (identity, topic) meshes sampled at
@@ -305,35 +323,49 @@ impl GossipEngine {
     /// The engine for `shard`: every surrogate of the setup's network that its partition puts
     /// on this shard.
     pub fn new(setup: GossipSetup<'_>, shard: ShardId) -> Result<Self, GossipError> {
-        let GossipSetup {
-            params,
-            profile,
-            traffic,
-            net,
-            partition,
-            graph,
-            subscriptions,
-            seed,
-            end,
-            max_peers,
-            px_slots,
-        } = setup;
-        let extra = if params.peer_exchange { px_slots as usize } else { 0 };
+        let GossipSetup { profiles, traffic, net, partition, graph, subscriptions, seed, end, max_peers, px_slots } =
+            setup;
+        if profiles.is_empty() || profiles.len() > u8::MAX as usize {
+            return Err(GossipError::Config(format!("need 1 to 255 profiles, got {}", profiles.len())));
+        }
+        let (profile_names, params): (Vec<String>, Vec<GossipParams>) = profiles.into_iter().unzip();
+        let extra = if params.iter().any(|p| p.peer_exchange) { px_slots as usize } else { 0 };
         let n = net.directory.len();
+        // Each host group's profile, by index.
+        let group_profile: Vec<u8> = net
+            .directory
+            .groups
+            .iter()
+            .map(|g| match &g.spec.profile {
+                None => Ok(0),
+                Some(name) => profile_names.iter().position(|p| p == name).map(|k| k as u8).ok_or_else(|| {
+                    GossipError::Config(format!("hosts group {:?}: profile {name:?} was not set up", g.spec.name))
+                }),
+            })
+            .collect::<Result<_, _>>()?;
         let gossip = StreamFamily::new(seed, "gossip");
-        let heartbeat = params.heartbeat.as_nanos();
         // Each identity's stream first draws its heartbeat phase. Local identities are stored in
-        // heartbeat order, (phase, id), so that the heartbeat wheel walks every per-identity
-        // array (and the connection rows) front to back instead of at random.
-        let mut order: Vec<(u64, u32, CompactRng)> = (0..n)
+        // heartbeat order, (profile, phase, id), so that each profile's heartbeat wheel walks
+        // every per-identity array (and the connection rows) front to back instead of at random.
+        let mut order: Vec<(u8, u64, u32, CompactRng)> = (0..n)
             .filter(|&h| partition.shard_of(h) == shard)
             .map(|h| {
+                let p = group_profile[net.directory.block_of(h).group as usize];
                 let mut rng = gossip.compact(h);
-                (below(&mut rng, heartbeat), h, rng)
+                (p, below(&mut rng, params[p as usize].heartbeat.as_nanos()), h, rng)
             })
             .collect();
-        order.sort_by_key(|&(phase, h, _)| (phase, h));
-        let ids: Vec<u32> = order.iter().map(|&(_, h, _)| h).collect();
+        order.sort_by_key(|&(p, phase, h, _)| (p, phase, h));
+        let ids: Vec<u32> = order.iter().map(|&(_, _, h, _)| h).collect();
+        let profile_of: Vec<u8> = order.iter().map(|&(p, _, _, _)| p).collect();
+        let wheels: Vec<Wheel> = (0..params.len())
+            .map(|p| {
+                let start = profile_of.partition_point(|&x| (x as usize) < p);
+                let end = profile_of.partition_point(|&x| (x as usize) <= p);
+                Wheel { start, end, at: start, cycle: 0, period: params[p].heartbeat.as_nanos() }
+            })
+            .collect();
+        let min_heartbeat = params.iter().map(|p| p.heartbeat.as_secs_f64()).fold(f64::INFINITY, f64::min);
         let mut local = vec![NONE; n as usize];
         for (i, &h) in ids.iter().enumerate() {
             local[h as usize] = i as u32;
@@ -378,7 +410,9 @@ impl GossipEngine {
         }
         let mut e = GossipEngine {
             me: shard,
-            profile: profile.to_string(),
+            profile_names,
+            profile_of,
+            wheels,
             partition,
             subs: subscriptions.clone(),
             per,
@@ -393,13 +427,13 @@ impl GossipEngine {
             members,
             backoff_until_ms: vec![0; peer.len() * per],
             score: vec![EdgeScore::default(); peer.len()],
-            next_decay_ms: vec![(params.score.decay_interval.as_nanos() / 1_000_000) as u32; k],
+            next_decay_ms: Vec::with_capacity(k),
             ticks: vec![0; k],
             end_ns: end.as_nanos(),
             path: Vec::new(),
             up: Vec::new(),
             down: Vec::new(),
-            clean_floor: [params.score.clean_floor(false), params.score.clean_floor(true)],
+            clean_floor: params.iter().map(|p| [p.score.clean_floor(false), p.score.clean_floor(true)]).collect(),
             scratch: Vec::new(),
             last_msg: None,
             row,
@@ -427,14 +461,9 @@ impl GossipEngine {
             msgs: Vec::new(),
             msg_slot: BTreeMap::new(),
             recent: vec![Vec::new(); TOPIC_COUNT],
-            wheel_at: 0,
-            wheel_cycle: 0,
             phase: Vec::with_capacity(k),
             hb_seq: vec![0; k],
-            queue: CalendarQueue::new(
-                CalendarQueue::<Pending>::shift_for(k as f64 / params.heartbeat.as_secs_f64() * 4.0, 256.0),
-                4096,
-            ),
+            queue: CalendarQueue::new(CalendarQueue::<Pending>::shift_for(k as f64 / min_heartbeat * 4.0, 256.0), 4096),
             degree_samples: Vec::new(),
             traffic,
             params,
@@ -453,9 +482,10 @@ impl GossipEngine {
             e.hb_seq[i] = e.seq[i];
             e.seq[i] += 1;
         }
-        for (phase, _, rng) in order {
+        for (p, phase, _, rng) in order {
             e.phase.push(phase);
             e.rng.push(rng);
+            e.next_decay_ms.push((e.params[p as usize].score.decay_interval.as_nanos() / 1_000_000) as u32);
         }
         e.schedule_publications(n, seed);
         if let Some(churn) = e.churn.clone() {
@@ -564,23 +594,23 @@ impl GossipEngine {
     /// The score of connection `c` of `i` at `now_ms` (0 with scoring off). The scored topic is
     /// `beacon_block`, topic slot 0 of every identity.
     fn score_of(&self, i: usize, c: usize, now_ms: u32) -> f64 {
-        if !self.params.scoring {
+        if !prm!(self, i).scoring {
             return 0.0;
         }
-        self.score[c].score(&self.params.score, self.in_mesh(i, 0, c), now_ms)
+        self.score[c].score(&prm!(self, i).score, self.in_mesh(i, 0, c), now_ms)
     }
 
     /// Whether connection `c`'s score is at least `threshold` (always, with scoring off). Checks
     /// the cheap lower bound first.
     fn passes(&self, i: usize, c: usize, threshold: f64, now_ms: u32) -> bool {
-        if !self.params.scoring {
+        if !prm!(self, i).scoring {
             return true;
         }
         let in_mesh = self.in_mesh(i, 0, c);
         let floor = if self.flags[c] & PENALISED == 0 {
-            self.clean_floor[in_mesh as usize]
+            self.clean_floor[self.profile_of[i] as usize][in_mesh as usize]
         } else {
-            self.score[c].floor(&self.params.score, in_mesh)
+            self.score[c].floor(&prm!(self, i).score, in_mesh)
         };
         floor >= threshold || self.score_of(i, c, now_ms) >= threshold
     }
@@ -600,7 +630,7 @@ impl GossipEngine {
             return;
         }
         if s == 0 {
-            let d = self.score[c].mesh_deficit(&self.params.score, true, now_ms);
+            let d = self.score[c].mesh_deficit(&prm!(self, i).score, true, now_ms);
             if d > 0.0 {
                 self.score[c].mesh_failure += (d * d) as f32;
                 self.flags[c] |= PENALISED;
@@ -620,7 +650,7 @@ impl GossipEngine {
     /// for the prune backoff, which the PRUNE tells the peer.
     fn prune(&mut self, i: usize, s: usize, c: usize, now: u64, outbox: &mut Outbox) {
         let now_ms = (now / 1_000_000) as u32;
-        let backoff_ms = (self.params.prune_backoff.as_nanos() / 1_000_000) as u32;
+        let backoff_ms = (prm!(self, i).prune_backoff.as_nanos() / 1_000_000) as u32;
         self.leave_mesh(i, s, c, now_ms);
         self.backoff_until_ms[c * self.per + s] = now_ms.saturating_add(backoff_ms);
         let mut rpc = Rpc::control(RpcKind::Prune, self.topic_of(i, s));
@@ -632,7 +662,7 @@ impl GossipEngine {
     /// peers of the topic with a non-negative score, chosen with `i`'s stream, one record each.
     fn offer_peers(&mut self, i: usize, s: usize, c: usize, now: u64, outbox: &mut Outbox) {
         let now_ms = (now / 1_000_000) as u32;
-        let want = self.params.prune_peers as usize;
+        let want = prm!(self, i).prune_peers as usize;
         let chosen =
             self.choose(i, want, |e, k| k != c && e.up(k) && e.shared[k] >> s & 1 != 0 && e.passes(i, k, 0.0, now_ms));
         let t = self.topic_of(i, s);
@@ -816,7 +846,7 @@ impl GossipEngine {
 
     /// Drop from `recent` the messages no local identity may advertise any more at `now`.
     fn expire_recent(&mut self, now: u64) {
-        let window = self.params.heartbeat.as_nanos() * self.params.mcache_gossip as u64;
+        let window = self.params.iter().map(|p| p.heartbeat.as_nanos() * p.mcache_gossip as u64).max().unwrap_or(0);
         for t in 0..TOPIC_COUNT {
             if self.recent[t].is_empty() {
                 continue;
@@ -861,14 +891,14 @@ impl GossipEngine {
     }
 
     fn heartbeat(&mut self, i: usize, now: u64, outbox: &mut Outbox) {
-        let hb = self.params.heartbeat.as_nanos();
+        let hb = prm!(self, i).heartbeat.as_nanos();
         let now_ms = (now / 1_000_000) as u32;
         self.ticks[i] += 1;
-        let interval_ms = (self.params.score.decay_interval.as_nanos() / 1_000_000).max(1) as u32;
+        let interval_ms = (prm!(self, i).score.decay_interval.as_nanos() / 1_000_000).max(1) as u32;
         while now_ms >= self.next_decay_ms[i] {
             for c in self.peers(i) {
                 let s = &mut self.score[c];
-                s.decay(&self.params.score);
+                s.decay(&prm!(self, i).score);
                 if s.mesh_failure == 0.0 && s.behaviour == 0.0 {
                     self.flags[c] &= !PENALISED;
                 }
@@ -889,12 +919,12 @@ impl GossipEngine {
 
     /// v1.1 mesh maintenance of `i`'s topic slot `s`.
     fn maintain_mesh(&mut self, i: usize, s: usize, now: u64, outbox: &mut Outbox) {
-        let p = &self.params;
+        let p = &prm!(self, i);
         let (d, d_low, d_high) = (p.d as usize, p.d_low as usize, p.d_high as usize);
         let now_ms = (now / 1_000_000) as u32;
         let per = self.per;
         // Mesh peers with a negative score leave first, with a backoff.
-        if self.params.scoring {
+        if prm!(self, i).scoring {
             let mut negative = std::mem::take(&mut self.scratch);
             negative.clear();
             negative.extend(self.peers(i).filter(|&c| self.in_mesh(i, s, c) && !self.passes(i, c, 0.0, now_ms)));
@@ -920,7 +950,7 @@ impl GossipEngine {
             // Keep the best `retain_scores` by score, then fill up to D at random; prune the rest.
             let mut mesh: Vec<usize> = self.peers(i).filter(|&c| self.in_mesh(i, s, c)).collect();
             mesh.sort_by(|&a, &b| self.score_of(i, b, now_ms).total_cmp(&self.score_of(i, a, now_ms)).then(a.cmp(&b)));
-            let keep_best = (self.params.score.retain_scores as usize).min(d);
+            let keep_best = (prm!(self, i).score.retain_scores as usize).min(d);
             let fill = d - keep_best;
             let rest = &mut mesh[keep_best..];
             for k in 0..fill.min(rest.len()) {
@@ -930,20 +960,20 @@ impl GossipEngine {
             let pruned: Vec<usize> = rest[fill.min(rest.len())..].to_vec();
             for c in pruned {
                 self.prune(i, s, c, now, outbox);
-                if self.params.peer_exchange {
+                if prm!(self, i).peer_exchange {
                     self.offer_peers(i, s, c, now, outbox);
                 }
             }
         }
         // Opportunistic grafting: if the median mesh score is low, graft peers scoring above it.
-        let ticks = self.params.score.opportunistic_graft_ticks.max(1);
-        if self.params.scoring && self.ticks[i].is_multiple_of(ticks) && self.degree(i, s) > 0 {
+        let ticks = prm!(self, i).score.opportunistic_graft_ticks.max(1);
+        if prm!(self, i).scoring && self.ticks[i].is_multiple_of(ticks) && self.degree(i, s) > 0 {
             let mut scores: Vec<f64> =
                 self.peers(i).filter(|&c| self.in_mesh(i, s, c)).map(|c| self.score_of(i, c, now_ms)).collect();
             scores.sort_by(f64::total_cmp);
             let median = scores[scores.len() / 2];
-            if median < self.params.score.opportunistic_graft_threshold {
-                let n = self.params.score.opportunistic_graft_peers as usize;
+            if median < prm!(self, i).score.opportunistic_graft_threshold {
+                let n = prm!(self, i).score.opportunistic_graft_peers as usize;
                 let chosen = self.choose(i, n, |e, c| {
                     e.shared[c] >> s & 1 != 0
                         && e.up(c)
@@ -962,12 +992,12 @@ impl GossipEngine {
     /// Gossip: IHAVE for messages of `i`'s topics first received within the last
     /// `mcache_gossip` heartbeats, to peers of the topic outside the mesh.
     fn emit_gossip(&mut self, i: usize, now: u64, outbox: &mut Outbox) {
-        let d_lazy = self.params.d_lazy as usize;
+        let d_lazy = prm!(self, i).d_lazy as usize;
         if d_lazy == 0 {
             return; // D_lazy = 0 turns gossip off altogether.
         }
         let now_ms = (now / 1_000_000) as u32;
-        let window = self.params.heartbeat.as_nanos() * self.params.mcache_gossip as u64;
+        let window = prm!(self, i).heartbeat.as_nanos() * prm!(self, i).mcache_gossip as u64;
         for s in 0..self.per {
             let t = self.topic_of(i, s) as usize;
             let pos = self.sub_pos[i * self.per + s] as usize;
@@ -985,11 +1015,11 @@ impl GossipEngine {
                         && e.up(c)
                         && !e.in_mesh(i, s, c)
                         && e.peer[c] != from
-                        && e.passes(i, c, e.params.score.gossip_threshold, now_ms)
+                        && e.passes(i, c, prm!(e, i).score.gossip_threshold, now_ms)
                 };
                 // Adaptive gossip (v1.1): max(D_lazy, gossip_factor × eligible).
                 let eligible = self.peers(i).filter(|&c| gossip_ok(self, c)).count();
-                let n = d_lazy.max((self.params.score.gossip_factor * eligible as f64) as usize);
+                let n = d_lazy.max((prm!(self, i).score.gossip_factor * eligible as f64) as usize);
                 let chosen = self.choose(i, n, gossip_ok);
                 for &c in &chosen {
                     self.send(i, c, now, ihave, outbox);
@@ -999,14 +1029,17 @@ impl GossipEngine {
         }
     }
 
-    /// The canonical key of the next heartbeat.
-    fn next_heartbeat(&self) -> Option<(u64, u32, u64, u32)> {
-        let i = self.wheel_at;
-        if i >= self.ids.len() {
-            return None;
-        }
-        let time = self.phase[i] + self.wheel_cycle * self.params.heartbeat.as_nanos();
-        Some((time, self.ids[i], self.hb_seq[i], self.ids[i]))
+    /// The canonical key of the next heartbeat, and its wheel.
+    fn next_heartbeat(&self) -> Option<((u64, u32, u64, u32), usize)> {
+        self.wheels
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.start < w.end)
+            .map(|(k, w)| {
+                let i = w.at;
+                ((self.phase[i] + w.cycle * w.period, self.ids[i], self.hb_seq[i], self.ids[i]), k)
+            })
+            .min()
     }
 
     /// Size of a message on topic `t`.
@@ -1037,7 +1070,7 @@ impl GossipEngine {
         let m = self.msg_slot(&rpc);
         self.msgs[m as usize].publisher = i as u32;
         let now_ms = (now / 1_000_000) as u32;
-        let threshold = self.params.score.publish_threshold;
+        let threshold = prm!(self, i).score.publish_threshold;
         let slot = self.topic_slot(i, t);
         if let Some(s) = slot {
             let pos = self.sub_pos[i * self.per + s] as usize;
@@ -1046,19 +1079,19 @@ impl GossipEngine {
         let base = self.row[i] as usize;
         self.msgs[m as usize].publisher_peers =
             self.peers(i).filter(|&c| self.up(c) && self.subs.has(self.peer[c], t)).count() as u16;
-        let targets: u64 = if self.params.flood_publish {
+        let targets: u64 = if prm!(self, i).flood_publish {
             self.peers(i)
                 .filter(|&c| self.up(c) && self.subs.has(self.peer[c], t) && self.passes(i, c, threshold, now_ms))
                 .fold(0, |mask, c| mask | 1 << (c - base))
         } else if let Some(s) = slot {
             self.mesh[i * self.per + s]
         } else {
-            let ttl = self.params.fanout_ttl.as_nanos();
+            let ttl = prm!(self, i).fanout_ttl.as_nanos();
             let fresh = self.fanout.get(&(i as u32, t)).filter(|&&(_, last)| last + ttl >= now).map(|&(mask, _)| mask);
             let mask = match fresh {
                 Some(mask) => mask,
                 None => {
-                    let d = self.params.d as usize;
+                    let d = prm!(self, i).d as usize;
                     let chosen = self
                         .choose(i, d, |e, c| e.up(c) && e.subs.has(e.peer[c], t) && e.passes(i, c, threshold, now_ms));
                     let mask = chosen.iter().fold(0u64, |mask, &c| mask | 1 << (c - base));
@@ -1092,7 +1125,7 @@ impl GossipEngine {
 
     fn handle(&mut self, i: usize, now: u64, src: u32, rpc: Rpc, outbox: &mut Outbox) -> Result<(), GossipError> {
         let Some(conn) = self.slot_of(i, src) else {
-            if self.params.peer_exchange {
+            if prm!(self, i).peer_exchange {
                 // With peer exchange, connections come and go: a stranger may dial (learnt by
                 // peer exchange), and RPCs may still be in flight on a connection closed since.
                 if rpc.kind == RpcKind::Connect {
@@ -1116,7 +1149,7 @@ impl GossipEngine {
             RpcKind::PeerExchange if self.up(conn) => {
                 self.recv[i][rpc.kind as usize] += rpc.wire_bytes();
                 let p = rpc.msg.0 as u32;
-                if self.params.peer_exchange
+                if prm!(self, i).peer_exchange
                     && p != self.ids[i]
                     && self.slot_of(i, p).is_none()
                     && self.connected(i) < self.max_peers
@@ -1143,10 +1176,10 @@ impl GossipEngine {
             _ => {}
         }
         self.recv[i][rpc.kind as usize] += rpc.wire_bytes();
-        if !self.passes(i, conn, self.params.score.graylist_threshold, now_ms) {
+        if !self.passes(i, conn, prm!(self, i).score.graylist_threshold, now_ms) {
             return Ok(()); // graylisted: ignored
         }
-        let sp = &self.params.score;
+        let sp = &prm!(self, i).score;
         let (cap2, cap3, window) =
             (sp.first_deliveries_cap as f32, sp.mesh_deliveries_cap as f32, sp.mesh_deliveries_window.as_nanos());
         let slot = self.topic_slot(i, rpc.topic);
@@ -1179,7 +1212,7 @@ impl GossipEngine {
                         e.mesh_deliveries = (e.mesh_deliveries + 1.0).min(cap3);
                     }
                 }
-                if let Some(t) = self.params.idontwant_threshold
+                if let Some(t) = prm!(self, i).idontwant_threshold
                     && rpc.size as u64 >= t.bytes()
                 {
                     for c in self.peers(i) {
@@ -1188,10 +1221,10 @@ impl GossipEngine {
                         }
                     }
                 }
-                let at = now + self.params.validation_delay.as_nanos();
+                let at = now + prm!(self, i).validation_delay.as_nanos();
                 self.self_event(i, at, Action::Validated(m));
             }
-            RpcKind::IHave | RpcKind::IWant if !self.passes(i, conn, self.params.score.gossip_threshold, now_ms) => {
+            RpcKind::IHave | RpcKind::IWant if !self.passes(i, conn, prm!(self, i).score.gossip_threshold, now_ms) => {
                 // Gossip from a peer below the gossip threshold is ignored.
             }
             RpcKind::IHave => {
@@ -1211,7 +1244,7 @@ impl GossipEngine {
             RpcKind::IWant => {
                 if let Some(&m) = self.msg_slot.get(&rpc.msg) {
                     let st = &self.msgs[m as usize];
-                    let window = self.params.heartbeat.as_nanos() * self.params.mcache_len as u64;
+                    let window = prm!(self, i).heartbeat.as_nanos() * prm!(self, i).mcache_len as u64;
                     let got = if st.publisher == i as u32 {
                         Some((0, 0))
                     } else {
@@ -1302,7 +1335,7 @@ impl GossipEngine {
 impl Engine for GossipEngine {
     fn next_event_time(&self) -> SimTime {
         let q = self.queue.min_time().unwrap_or(u64::MAX);
-        let h = self.next_heartbeat().map_or(u64::MAX, |k| k.0);
+        let h = self.next_heartbeat().map_or(u64::MAX, |(k, _)| k.0);
         SimTime::from_nanos(q.min(h))
     }
 
@@ -1312,16 +1345,17 @@ impl Engine for GossipEngine {
         loop {
             let hb = self.next_heartbeat();
             let ev = match (self.queue.peek().copied(), hb) {
-                (Some(ev), Some(h)) if ev.key() < h => ev,
+                (Some(ev), Some((h, _))) if ev.key() < h => ev,
                 (Some(ev), None) => ev,
-                (_, Some((time, src, seq, dst))) => {
+                (_, Some(((time, src, seq, dst), k))) => {
                     if time >= end {
                         break;
                     }
-                    self.wheel_at += 1;
-                    if self.wheel_at == self.ids.len() {
-                        self.wheel_at = 0;
-                        self.wheel_cycle += 1;
+                    let w = &mut self.wheels[k];
+                    w.at += 1;
+                    if w.at == w.end {
+                        w.at = w.start;
+                        w.cycle += 1;
                         self.expire_recent(time);
                     }
                     Pending { time, src, seq, dst, action: Action::Heartbeat }
@@ -1486,8 +1520,9 @@ impl GossipEngine {
     pub(crate) fn ids(&self) -> &[u32] {
         &self.ids
     }
-    pub(crate) fn profile(&self) -> &str {
-        &self.profile
+    /// The profile name of local identity `i`.
+    pub(crate) fn profile(&self, i: usize) -> &str {
+        &self.profile_names[self.profile_of[i] as usize]
     }
     pub(crate) fn sent(&self) -> &[[u64; RPC_KINDS]] {
         &self.sent
@@ -1570,8 +1605,7 @@ mod tests {
         let params = GossipSpec::default().params_for("ethereum").unwrap();
         let subscriptions = Subscriptions::compute(40, &TrafficSpec::default(), 1);
         let setup = GossipSetup {
-            params,
-            profile: "ethereum",
+            profiles: vec![("ethereum".into(), params)],
             traffic: TrafficSpec::default(),
             net,
             partition,

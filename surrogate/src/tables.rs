@@ -30,8 +30,8 @@ pub(crate) fn build(
     mean_scores: &[f64],
 ) -> Result<Vec<Table>, ArrowError> {
     let ids = e.ids();
-    let (mut slot, mut topic, mut msg, mut node, mut diff, mut since, mut hops, mut from, mut dups) =
-        (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut slot, mut topic, mut msg, mut node, mut diff, mut since, mut hops, mut from, mut dups, mut client) =
+        (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
     // Per topic: subscriber positions in id order.
     let mut members_by_id: Vec<Option<Vec<usize>>> = vec![None; 256];
     let (mut m_slot, mut m_topic, mut m_msg, mut m_publisher, mut m_published, mut m_subscribers, mut m_peers) =
@@ -55,6 +55,7 @@ pub(crate) fn build(
             topic.push(name.clone());
             msg.push(st.key.0);
             node.push(ids[members[pos] as usize]);
+            client.push(e.profile(members[pos] as usize));
             diff.push((st.published_ns + a).saturating_sub(slot_start) / 1_000_000);
             since.push(a);
             hops.push(st.hops[pos] as u32);
@@ -92,7 +93,6 @@ pub(crate) fn build(
             u32_col(m_peers),
         ],
     )?;
-    let rows = node.len();
     let arrivals = table(
         "gossip_arrivals",
         vec![
@@ -112,7 +112,7 @@ pub(crate) fn build(
             Arc::new(StringArray::from(topic)),
             u64_col(msg),
             u32_col(node),
-            Arc::new(StringArray::from(vec![e.profile(); rows])),
+            Arc::new(StringArray::from(client)),
             u64_col(diff),
             u64_col(since),
             u32_col(hops),
@@ -131,6 +131,7 @@ pub(crate) fn build(
     ];
     let mut fields = vec![
         Field::new("node", DataType::UInt32, false),
+        Field::new("meta_client_name", DataType::Utf8, false),
         Field::new("mesh_degree", DataType::UInt16, false),
         Field::new("lost", DataType::UInt64, false),
         Field::new("graft_in_backoff", DataType::UInt32, false),
@@ -142,6 +143,7 @@ pub(crate) fn build(
     ];
     let mut columns: Vec<ArrayRef> = vec![
         u32_col(by_id.iter().map(|&i| ids[i])),
+        Arc::new(StringArray::from(by_id.iter().map(|&i| e.profile(i)).collect::<Vec<_>>())),
         Arc::new(UInt16Array::from(by_id.iter().map(|&i| e.block_mesh_degree(i)).collect::<Vec<_>>())),
         u64_col(by_id.iter().map(|&i| e.lost()[i])),
         u32_col(by_id.iter().map(|&i| e.graft_in_backoff()[i])),
