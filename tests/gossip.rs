@@ -397,3 +397,22 @@ fn host_groups_with_different_client_profiles_mix_deterministically() {
     assert!((3.0..=10.0).contains(&lh) && (6.0..=12.0).contains(&eth), "{lh} {eth}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn meshes_keep_their_outbound_quota() {
+    let dir = scratch("gossip-dout");
+    let quota = |out: &Path| -> (usize, usize) {
+        let nodes = out.join("gossip_nodes.arrow");
+        let outbound: Vec<u16> =
+            col::<UInt16Array>(&nodes, "mesh_outbound").iter().flat_map(|a| a.values().to_vec()).collect();
+        (outbound.iter().filter(|&&o| o >= 3).count(), outbound.len())
+    };
+    // D_out = 3 of D = 8: few meshes reach it by chance with 12 outbound among ~24 connections
+    // and inbound GRAFTs accepted until D_high.
+    let (_, out) = run(&dir, "on", &spec("outbound_peers = 6\n[gossip.params]\nd_out = 3", "", 600, "30 s"), &[]);
+    let (_, out_off) = run(&dir, "off", &spec("outbound_peers = 6\n[gossip.params]\nd_out = 0", "", 600, "30 s"), &[]);
+    let ((met, all), (met_off, _)) = (quota(&out), quota(&out_off));
+    assert!(met * 100 >= all * 99, "{met} of {all} meshes keep 3 outbound peers");
+    assert!(met_off < met, "without the quota fewer do: {met_off} vs {met}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -18,6 +18,9 @@ pub struct GossipParams {
     pub d_high: u32,
     /// Peers to send IHAVE gossip to per heartbeat.
     pub d_lazy: u32,
+    /// Outbound quota: mesh maintenance keeps at least this many peers this identity dialled
+    /// in each mesh (v1.1's `D_out`, against eclipse by inbound connections).
+    pub d_out: u32,
     /// Heartbeat interval.
     pub heartbeat: SimDuration,
     /// History windows kept in the message cache (answers IWANT).
@@ -60,6 +63,7 @@ impl GossipParams {
             d_low: 6,
             d_high: 12,
             d_lazy: 6,
+            d_out: 2,
             heartbeat: SimDuration::from_millis(700),
             mcache_len: 6,
             mcache_gossip: 3,
@@ -110,6 +114,12 @@ impl GossipParams {
                 self.d_low, self.d, self.d_high
             ));
         }
+        if self.d_out >= self.d_low || 2 * self.d_out > self.d {
+            return Err(format!(
+                "need d_out < d_low and d_out <= d / 2, got d_out={} d_low={} d={}",
+                self.d_out, self.d_low, self.d
+            ));
+        }
         if self.heartbeat == SimDuration::ZERO {
             return Err("heartbeat must be positive".into());
         }
@@ -147,6 +157,8 @@ pub struct GossipOverrides {
     pub prune_backoff: Option<SimDuration>,
     /// See [`GossipParams::flood_publish`].
     pub flood_publish: Option<bool>,
+    /// See [`GossipParams::d_out`].
+    pub d_out: Option<u32>,
     /// See [`GossipParams::fanout_ttl`].
     pub fanout_ttl: Option<SimDuration>,
     /// See [`GossipParams::peer_exchange`].
@@ -221,6 +233,7 @@ impl GossipSpec {
             d_low,
             d_high,
             d_lazy,
+            d_out,
             heartbeat,
             mcache_len,
             mcache_gossip,
@@ -233,6 +246,10 @@ impl GossipSpec {
             validation_delay,
             scoring
         );
+        if o.d_out.is_none() {
+            // A profile's quota follows an overridden mesh band down; one given explicitly must fit.
+            p.d_out = p.d_out.min(p.d / 2).min(p.d_low.saturating_sub(1));
+        }
         p.score = ScoreParams::ethereum(p.d);
         if let Some(t) = o.idontwant_threshold {
             p.idontwant_threshold = (t.0 > 0).then_some(t);
@@ -444,5 +461,11 @@ mod tests {
         spec.params.idontwant_threshold = Some(Size(0));
         assert_eq!(spec.params_for("ethereum").unwrap().idontwant_threshold, None);
         assert!(spec.params_for("prysm").unwrap_err().contains("unknown gossip profile"));
+        // D_out follows a narrowed mesh band unless given; given, it must fit.
+        let mut narrow = GossipSpec::default();
+        (narrow.params.d, narrow.params.d_low, narrow.params.d_high) = (Some(3), Some(2), Some(4));
+        assert_eq!(narrow.params_for("ethereum").unwrap().d_out, 1);
+        narrow.params.d_out = Some(2);
+        assert!(narrow.params_for("ethereum").unwrap_err().contains("d_out < d_low"));
     }
 }

@@ -51,6 +51,8 @@ const PENALISED: u8 = 2;
 /// Connection flag: the connection is closed (the peer left, or this identity is offline, or it
 /// has asked to reconnect and awaits the answer).
 const DOWN: u8 = 4;
+/// Connection flag: this identity dialled the connection.
+const OUTBOUND: u8 = 8;
 /// Received messages this large or larger pass through the receiver's download queue first.
 const DOWNLOAD_QUEUE_MIN_BYTES: u64 = 1024;
 /// IDONTWANTs remembered per identity.
@@ -373,9 +375,13 @@ impl GossipEngine {
         let per = subscriptions.per_identity();
         let (mut row, mut peer, mut shared) = (Vec::with_capacity(ids.len() + 1), Vec::new(), Vec::new());
         let mut nmain = Vec::with_capacity(ids.len());
+        let mut dialled = Vec::new();
         row.push(0);
         for &h in &ids {
             let peers = graph.of(h);
+            let first = graph.start[h as usize] as usize;
+            dialled.extend(graph.outbound[first..first + peers.len()].iter().copied());
+            dialled.extend(std::iter::repeat_n(false, extra));
             if peers.len() + extra > 64 {
                 return Err(GossipError::Config(format!(
                     "identity {h} has {} peers and {extra} peer-exchange slots; at most 64 in all",
@@ -418,7 +424,19 @@ impl GossipEngine {
             per,
             ids,
             local,
-            flags: peer.iter().map(|&p| if p == NONE { DOWN } else { 0 }).collect(),
+            flags: peer
+                .iter()
+                .zip(&dialled)
+                .map(|(&p, &out)| {
+                    if p == NONE {
+                        DOWN
+                    } else if out {
+                        OUTBOUND
+                    } else {
+                        0
+                    }
+                })
+                .collect(),
             nmain,
             max_peers: max_peers as usize,
             shared,
@@ -957,13 +975,54 @@ impl GossipEngine {
                 let r = k + below(&mut self.rng[i], (rest.len() - k) as u64) as usize;
                 rest.swap(k, r);
             }
-            let pruned: Vec<usize> = rest[fill.min(rest.len())..].to_vec();
+            // D_out: if the kept peers have too few outbound ones, outbound peers from the pruned
+            // part take the places of the last kept inbound ones.
+            let outbound = |c: usize| self.flags[c] & OUTBOUND != 0;
+            let keep = d.min(mesh.len());
+            let mut short =
+                (prm!(self, i).d_out as usize).saturating_sub(mesh[..keep].iter().filter(|&&c| outbound(c)).count());
+            let mut slot = keep;
+            for k in keep..mesh.len() {
+                if short == 0 {
+                    break;
+                }
+                if outbound(mesh[k]) {
+                    while slot > 0 && outbound(mesh[slot - 1]) {
+                        slot -= 1;
+                    }
+                    if slot == 0 {
+                        break;
+                    }
+                    mesh.swap(slot - 1, k);
+                    slot -= 1;
+                    short -= 1;
+                }
+            }
+            let pruned: Vec<usize> = mesh[keep..].to_vec();
             for c in pruned {
                 self.prune(i, s, c, now, outbox);
                 if prm!(self, i).peer_exchange {
                     self.offer_peers(i, s, c, now, outbox);
                 }
             }
+        }
+        // D_out: a mesh at or above D_low with too few outbound peers grafts outbound ones.
+        let degree = self.degree(i, s);
+        let outbound = self.peers(i).filter(|&c| self.in_mesh(i, s, c) && self.flags[c] & OUTBOUND != 0).count();
+        let d_out = prm!(self, i).d_out as usize;
+        if degree >= d_low && outbound < d_out {
+            let chosen = self.choose(i, d_out - outbound, |e, c| {
+                e.flags[c] & OUTBOUND != 0
+                    && e.shared[c] >> s & 1 != 0
+                    && e.up(c)
+                    && !e.in_mesh(i, s, c)
+                    && e.backoff_until_ms[c * per + s] <= now_ms
+                    && e.passes(i, c, 0.0, now_ms)
+            });
+            for &c in &chosen {
+                self.graft(i, s, c, now, outbox);
+            }
+            self.scratch = chosen;
         }
         // Opportunistic grafting: if the median mesh score is low, graft peers scoring above it.
         let ticks = prm!(self, i).score.opportunistic_graft_ticks.max(1);
@@ -1155,6 +1214,7 @@ impl GossipEngine {
                     && self.connected(i) < self.max_peers
                     && let Some(c) = self.take_slot(i, p)
                 {
+                    self.flags[c] |= OUTBOUND;
                     self.leave(i, c, now, Rpc::control(RpcKind::Connect, 0), outbox);
                 }
                 return Ok(());
@@ -1286,6 +1346,9 @@ impl GossipEngine {
                     self.send(i, c, now, r, outbox);
                 } else if !self.passes(i, c, 0.0, now_ms) {
                     // A negative peer is refused, and kept out for a backoff.
+                    self.prune(i, s, c, now, outbox);
+                } else if self.degree(i, s) >= prm!(self, i).d_high as usize && self.flags[c] & OUTBOUND == 0 {
+                    // A full mesh takes no more inbound peers (only outbound ones, for D_out).
                     self.prune(i, s, c, now, outbox);
                 } else {
                     self.join_mesh(i, s, c, now_ms);
@@ -1549,6 +1612,10 @@ impl GossipEngine {
     }
     pub(crate) fn dropped_offline(&self) -> &[u32] {
         &self.dropped_offline
+    }
+    /// Outbound peers in local identity `i`'s `beacon_block` mesh.
+    pub(crate) fn block_mesh_outbound(&self, i: usize) -> u16 {
+        self.peers(i).filter(|&c| self.in_mesh(i, 0, c) && self.flags[c] & OUTBOUND != 0).count() as u16
     }
     /// Connections of local identity `i` that are up at the end.
     pub(crate) fn connections(&self, i: usize) -> u32 {
