@@ -1574,7 +1574,37 @@ impl Engine for GossipEngine {
         let mut by_id: Vec<usize> = (0..self.ids.len()).collect();
         by_id.sort_by_key(|&i| self.ids[i]);
         let tables = tables::build(self, &order, &by_id, &samples, &mean_scores)?;
+        self.release();
         Ok(EngineOutput { digest, tables })
+    }
+}
+
+impl GossipEngine {
+    /// Free the simulation state once the results are out: the shard's report is encoded and
+    /// gathered next, and at a million identities the state is most of the process's memory.
+    fn release(&mut self) {
+        self.msgs = Vec::new();
+        self.msg_slot = BTreeMap::new();
+        self.recent = Vec::new();
+        self.members = Vec::new();
+        self.peer = Vec::new();
+        self.flags = Vec::new();
+        self.shared = Vec::new();
+        self.score = Vec::new();
+        self.path = Vec::new();
+        self.backoff_until_ms = Vec::new();
+        self.row = Vec::new();
+        self.mesh = Vec::new();
+        self.sub_pos = Vec::new();
+        self.rng = Vec::new();
+        self.txq = Vec::new();
+        self.downlink = Vec::new();
+        self.dontwant = Vec::new();
+        self.sent = Vec::new();
+        self.recv = Vec::new();
+        self.queue = CalendarQueue::new(0, 1);
+        self.local = Vec::new();
+        self.fanout = BTreeMap::new();
     }
 }
 
