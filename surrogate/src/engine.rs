@@ -11,11 +11,10 @@
 
 use crate::config::{ChurnSpec, GossipParams, TrafficSpec};
 use crate::peers::PeerGraph;
-use crate::rpc::{MsgKey, RPC_KINDS, Rpc, RpcKind};
+use crate::rpc::{MsgKey, NO_HINT, RPC_BYTES, RPC_KINDS, Rpc, RpcKind};
 use crate::score::EdgeScore;
 use crate::tables;
 use crate::topics::{COLUMN_BASE, Subscriptions, TOPIC_BEACON_BLOCK, TOPIC_COUNT, publications};
-use bytes::Bytes;
 use std::collections::{BTreeMap, VecDeque};
 use thermocline_bus::queue::{CalendarQueue, Timed};
 use thermocline_bus::{Digest, Engine, EngineError, EngineOutput, Event, HostId, Outbox, ShardId, SimTime};
@@ -247,6 +246,10 @@ pub struct GossipEngine {
     max_peers: usize,
     /// Per connection: the peer (`NONE` for a free peer-exchange slot).
     peer: Vec<u32>,
+    /// Per connection: this identity's position in the peer's row (sent as the RPC hint).
+    rev: Vec<u8>,
+    /// Where the bus payloads of remote RPCs are written: one allocation serves thousands.
+    arena: bytes::BytesMut,
     flags: Vec<u8>,
     /// Per connection: bit `s` is set when the peer subscribes to this identity's `s`-th topic.
     shared: Vec<u16>,
@@ -376,6 +379,7 @@ impl GossipEngine {
         let (mut row, mut peer, mut shared) = (Vec::with_capacity(ids.len() + 1), Vec::new(), Vec::new());
         let mut nmain = Vec::with_capacity(ids.len());
         let mut dialled = Vec::new();
+        let mut rev = Vec::new();
         row.push(0);
         for &h in &ids {
             let peers = graph.of(h);
@@ -400,6 +404,8 @@ impl GossipEngine {
                 );
             }
             peer.extend_from_slice(peers);
+            rev.extend(peers.iter().map(|&p| graph.of(p).binary_search(&h).map_or(NO_HINT, |k| k as u8)));
+            rev.extend(std::iter::repeat_n(NO_HINT, extra));
             // Free peer-exchange slots: no peer, closed.
             peer.extend(std::iter::repeat_n(NONE, extra));
             shared.extend(std::iter::repeat_n(0, extra));
@@ -438,6 +444,8 @@ impl GossipEngine {
                 })
                 .collect(),
             nmain,
+            rev,
+            arena: bytes::BytesMut::new(),
             max_peers: max_peers as usize,
             shared,
             mesh: vec![0; k * per],
@@ -717,6 +725,7 @@ impl GossipEngine {
         self.shared[c] =
             mine.iter().enumerate().filter(|(_, t)| theirs.binary_search(t).is_ok()).fold(0u16, |m, (s, _)| m | 1 << s);
         self.path[c] = self.net.path_index(self.ids[i], p);
+        self.rev[c] = NO_HINT;
         self.flags[c] = DOWN;
         self.score[c] = EdgeScore::default();
         for s in 0..self.per {
@@ -783,6 +792,7 @@ impl GossipEngine {
         if !rpc.kind.is_connection() && !self.up(c) {
             return;
         }
+        let rpc = Rpc { hint: self.rev[c], ..rpc };
         self.leave_to(i, self.peer[c], self.path[c], depart, rpc, outbox);
     }
 
@@ -801,13 +811,17 @@ impl GossipEngine {
         if self.local[to as usize] != NONE {
             self.queue.push(Pending { time, src, seq, dst: to, action: Action::Arrive(rpc) });
         } else {
+            if self.arena.capacity() - self.arena.len() < RPC_BYTES {
+                self.arena.reserve(RPC_BYTES * 2048);
+            }
+            self.arena.extend_from_slice(&rpc.to_bytes());
             let event = Event {
                 deliver_time: SimTime::from_nanos(time),
                 src_host: HostId(src),
                 src_seq: seq,
                 dst_host: HostId(to),
                 kind: GOSSIP_EVENT_KIND,
-                payload: Bytes::from(rpc.encode()),
+                payload: self.arena.split().freeze(),
             };
             outbox.push(self.partition.shard_of(to), event);
         }
@@ -889,6 +903,7 @@ impl GossipEngine {
             size: st.size,
             published_ns: st.published_ns,
             backoff_ms: 0,
+            hint: NO_HINT,
         }
     }
 
@@ -1125,6 +1140,7 @@ impl GossipEngine {
             size: self.message_size(t),
             published_ns: now,
             backoff_ms: 0,
+            hint: NO_HINT,
         };
         let m = self.msg_slot(&rpc);
         self.msgs[m as usize].publisher = i as u32;
@@ -1183,7 +1199,13 @@ impl GossipEngine {
     }
 
     fn handle(&mut self, i: usize, now: u64, src: u32, rpc: Rpc, outbox: &mut Outbox) -> Result<(), GossipError> {
-        let Some(conn) = self.slot_of(i, src) else {
+        let hinted = self.row[i] as usize + rpc.hint as usize;
+        let found = if rpc.hint != NO_HINT && hinted < self.row[i + 1] as usize && self.peer[hinted] == src {
+            Some(hinted)
+        } else {
+            self.slot_of(i, src)
+        };
+        let Some(conn) = found else {
             if prm!(self, i).peer_exchange {
                 // With peer exchange, connections come and go: a stranger may dial (learnt by
                 // peer exchange), and RPCs may still be in flight on a connection closed since.
@@ -1723,7 +1745,7 @@ mod tests {
             src_seq: 0,
             dst_host: HostId(dst),
             kind: GOSSIP_EVENT_KIND,
-            payload: Bytes::from(payload),
+            payload: bytes::Bytes::from(payload),
         }
     }
 
@@ -1756,6 +1778,7 @@ mod tests {
                 size: 10,
                 published_ns: 5,
                 backoff_ms: 0,
+                hint: NO_HINT,
             },
         );
         let cases = [
