@@ -135,8 +135,17 @@ impl Routes {
         let mut props = Vec::with_capacity(k * k);
         let name = |i: u32| t.nodes[i as usize].name.clone();
         for &a in &used {
-            let tree = (t.mode != RouteMode::Direct).then(|| shortest_from(t, a));
+            // The shortest-path tree from `a`, computed only when some pair needs it (with direct
+            // edges everywhere, as in the country table, none does).
+            let mut tree_cache: Option<Vec<Option<(u64, u64, f64)>>> = None;
             for &b in &used {
+                let direct_ab = if a == b { None } else { direct(t, a, b) };
+                let tree = match (t.mode, &direct_ab) {
+                    (RouteMode::Shortest, _) | (RouteMode::DirectElseShortest, None) if a != b => {
+                        Some(&*tree_cache.get_or_insert_with(|| shortest_from(t, a)))
+                    }
+                    _ => None,
+                };
                 let link = if a == b {
                     direct(t, a, a).ok_or(RoutingError::NoPath {
                         from: name(a),
@@ -144,7 +153,7 @@ impl Routes {
                         hint: ": hosts at one location talk over its self-link (an edge from the node to itself)",
                     })?
                 } else {
-                    match (t.mode, direct(t, a, b), &tree) {
+                    match (t.mode, direct_ab, tree) {
                         (RouteMode::Direct | RouteMode::DirectElseShortest, Some(l), _) => l,
                         (RouteMode::Shortest, _, Some(tree)) | (RouteMode::DirectElseShortest, None, Some(tree)) => {
                             match tree[b as usize] {
