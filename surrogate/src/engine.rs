@@ -24,6 +24,17 @@ use thermocline_models::partition::Partition;
 use thermocline_models::rng::{CompactRng, StreamFamily, below};
 use thermocline_models::units::Bandwidth;
 
+/// The positions of the set bits of `mask`, ascending, offset by `base`.
+fn bits(base: usize, mut mask: u64) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (mask != 0).then(|| {
+            let b = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            base + b
+        })
+    })
+}
+
 /// An exponentially distributed duration of mean `mean_ns`, from `rng`. `libm`'s logarithm is
 /// portable Rust, so the draw is the same on every platform.
 fn exponential_ns(rng: &mut CompactRng, mean_ns: u64) -> u64 {
@@ -612,6 +623,12 @@ impl GossipEngine {
         self.mesh[i * self.per + s] >> (c - self.row[i] as usize) & 1 != 0
     }
 
+    /// The connections in `i`'s mesh of topic slot `s`, ascending. The iterator holds a copy of
+    /// the mask, so the engine may change meanwhile.
+    fn mesh_conns(&self, i: usize, s: usize) -> impl Iterator<Item = usize> + use<> {
+        bits(self.row[i] as usize, self.mesh[i * self.per + s])
+    }
+
     /// The mesh degree of `i`'s topic slot `s`.
     fn degree(&self, i: usize, s: usize) -> usize {
         self.mesh[i * self.per + s].count_ones() as usize
@@ -960,7 +977,7 @@ impl GossipEngine {
         if prm!(self, i).scoring {
             let mut negative = std::mem::take(&mut self.scratch);
             negative.clear();
-            negative.extend(self.peers(i).filter(|&c| self.in_mesh(i, s, c) && !self.passes(i, c, 0.0, now_ms)));
+            negative.extend(self.mesh_conns(i, s).filter(|&c| !self.passes(i, c, 0.0, now_ms)));
             for &c in &negative {
                 self.prune(i, s, c, now, outbox);
             }
@@ -981,7 +998,7 @@ impl GossipEngine {
             self.scratch = chosen;
         } else if degree > d_high {
             // Keep the best `retain_scores` by score, then fill up to D at random; prune the rest.
-            let mut mesh: Vec<usize> = self.peers(i).filter(|&c| self.in_mesh(i, s, c)).collect();
+            let mut mesh: Vec<usize> = self.mesh_conns(i, s).collect();
             mesh.sort_by(|&a, &b| self.score_of(i, b, now_ms).total_cmp(&self.score_of(i, a, now_ms)).then(a.cmp(&b)));
             let keep_best = (prm!(self, i).score.retain_scores as usize).min(d);
             let fill = d - keep_best;
@@ -1023,7 +1040,7 @@ impl GossipEngine {
         }
         // D_out: a mesh at or above D_low with too few outbound peers grafts outbound ones.
         let degree = self.degree(i, s);
-        let outbound = self.peers(i).filter(|&c| self.in_mesh(i, s, c) && self.flags[c] & OUTBOUND != 0).count();
+        let outbound = self.mesh_conns(i, s).filter(|&c| self.flags[c] & OUTBOUND != 0).count();
         let d_out = prm!(self, i).d_out as usize;
         if degree >= d_low && outbound < d_out {
             let chosen = self.choose(i, d_out - outbound, |e, c| {
@@ -1042,8 +1059,7 @@ impl GossipEngine {
         // Opportunistic grafting: if the median mesh score is low, graft peers scoring above it.
         let ticks = prm!(self, i).score.opportunistic_graft_ticks.max(1);
         if prm!(self, i).scoring && self.ticks[i].is_multiple_of(ticks) && self.degree(i, s) > 0 {
-            let mut scores: Vec<f64> =
-                self.peers(i).filter(|&c| self.in_mesh(i, s, c)).map(|c| self.score_of(i, c, now_ms)).collect();
+            let mut scores: Vec<f64> = self.mesh_conns(i, s).map(|c| self.score_of(i, c, now_ms)).collect();
             scores.sort_by(f64::total_cmp);
             let median = scores[scores.len() / 2];
             if median < prm!(self, i).score.opportunistic_graft_threshold {
@@ -1177,10 +1193,8 @@ impl GossipEngine {
             self.fanout.insert((i as u32, t), (mask, now));
             mask
         };
-        for c in self.peers(i) {
-            if targets >> (c - base) & 1 != 0 {
-                self.send(i, c, now, rpc, outbox);
-            }
+        for c in bits(base, targets) {
+            self.send(i, c, now, rpc, outbox);
         }
     }
 
@@ -1190,9 +1204,9 @@ impl GossipEngine {
         let pos = self.sub_pos[i * self.per + s] as usize;
         let (from, hops) = (st.from[pos], st.hops[pos].saturating_add(1));
         let rpc = self.message_rpc(m, hops);
-        for c in self.peers(i) {
+        for c in self.mesh_conns(i, s) {
             let ring = &self.dontwant[i * DONTWANT_RING..(i + 1) * DONTWANT_RING];
-            if self.in_mesh(i, s, c) && self.peer[c] != from && !ring.contains(&(self.peer[c], m)) {
+            if self.peer[c] != from && !ring.contains(&(self.peer[c], m)) {
                 self.send(i, c, now, rpc, outbox);
             }
         }
@@ -1297,8 +1311,8 @@ impl GossipEngine {
                 if let Some(t) = prm!(self, i).idontwant_threshold
                     && rpc.size as u64 >= t.bytes()
                 {
-                    for c in self.peers(i) {
-                        if self.in_mesh(i, s, c) && c != conn {
+                    for c in self.mesh_conns(i, s) {
+                        if c != conn {
                             self.send(i, c, now, Rpc::about(RpcKind::IDontWant, &rpc), outbox);
                         }
                     }
@@ -1667,7 +1681,7 @@ impl GossipEngine {
     }
     /// Outbound peers in local identity `i`'s `beacon_block` mesh.
     pub(crate) fn block_mesh_outbound(&self, i: usize) -> u16 {
-        self.peers(i).filter(|&c| self.in_mesh(i, 0, c) && self.flags[c] & OUTBOUND != 0).count() as u16
+        self.mesh_conns(i, 0).filter(|&c| self.flags[c] & OUTBOUND != 0).count() as u16
     }
     /// Connections of local identity `i` that are up at the end.
     pub(crate) fn connections(&self, i: usize) -> u32 {
@@ -1687,8 +1701,7 @@ impl GossipEngine {
         let now_ms = (self.end_ns / 1_000_000) as u32;
         (0..self.ids.len())
             .map(|i| {
-                let s: Vec<f64> =
-                    self.peers(i).filter(|&c| self.in_mesh(i, 0, c)).map(|c| self.score_of(i, c, now_ms)).collect();
+                let s: Vec<f64> = self.mesh_conns(i, 0).map(|c| self.score_of(i, c, now_ms)).collect();
                 if s.is_empty() { 0.0 } else { s.iter().sum::<f64>() / s.len() as f64 }
             })
             .collect()
