@@ -47,7 +47,7 @@ fn exponential_ns(rng: &mut CompactRng, mean_ns: u64) -> u64 {
 /// them leaves the engine's other fields free).
 macro_rules! prm {
     ($e:ident, $i:expr) => {
-        $e.params[$e.profile_of[$i] as usize]
+        $e.params[if $e.params.len() == 1 { 0 } else { $e.profile_of[$i] as usize }]
     };
 }
 
@@ -431,6 +431,8 @@ impl GossipEngine {
                 members[t as usize].push(i as u32);
             }
         }
+        // Everyone subscribes to the block topic, in local order: see `position`.
+        debug_assert!(members[TOPIC_BEACON_BLOCK as usize].iter().enumerate().all(|(k, &i)| k == i as usize));
         let mut e = GossipEngine {
             me: shard,
             profile_names,
@@ -610,7 +612,17 @@ impl GossipEngine {
 
     /// The topic slot of `t` among `i`'s subscriptions.
     fn topic_slot(&self, i: usize, t: u8) -> Option<usize> {
+        if self.per == 1 {
+            // Only the block topic: no need to look at the identity's subscriptions.
+            return (t == TOPIC_BEACON_BLOCK).then_some(0);
+        }
         self.subs.of(self.ids[i]).binary_search(&t).ok()
+    }
+
+    /// `i`'s position among the local subscribers of its topic slot `s` (its column in message
+    /// tables). Every identity subscribes to the block topic (slot 0), so there it is `i`.
+    fn position(&self, i: usize, s: usize) -> usize {
+        if s == 0 { i } else { self.sub_pos[i * self.per + s] as usize }
     }
 
     /// The topic of `i`'s topic slot `s`.
@@ -1090,7 +1102,7 @@ impl GossipEngine {
         let window = prm!(self, i).heartbeat.as_nanos() * prm!(self, i).mcache_gossip as u64;
         for s in 0..self.per {
             let t = self.topic_of(i, s) as usize;
-            let pos = self.sub_pos[i * self.per + s] as usize;
+            let pos = self.position(i, s);
             for k in 0..self.recent[t].len() {
                 let m = self.recent[t][k] as usize;
                 let st = &self.msgs[m];
@@ -1164,7 +1176,7 @@ impl GossipEngine {
         let threshold = prm!(self, i).score.publish_threshold;
         let slot = self.topic_slot(i, t);
         if let Some(s) = slot {
-            let pos = self.sub_pos[i * self.per + s] as usize;
+            let pos = self.position(i, s);
             self.first_arrival(m, pos, now);
         }
         let base = self.row[i] as usize;
@@ -1201,7 +1213,7 @@ impl GossipEngine {
     fn forward(&mut self, i: usize, now: u64, m: u32, outbox: &mut Outbox) {
         let st = &self.msgs[m as usize];
         let Some(s) = self.topic_slot(i, st.topic) else { return };
-        let pos = self.sub_pos[i * self.per + s] as usize;
+        let pos = self.position(i, s);
         let (from, hops) = (st.from[pos], st.hops[pos].saturating_add(1));
         let rpc = self.message_rpc(m, hops);
         for c in self.mesh_conns(i, s) {
@@ -1284,7 +1296,7 @@ impl GossipEngine {
                 // A message on a topic this identity does not subscribe to (its own fanout
                 // publication coming back) is dropped.
                 let Some(s) = slot else { return Ok(()) };
-                let pos = self.sub_pos[i * self.per + s] as usize;
+                let pos = self.position(i, s);
                 let scored = s == 0;
                 let in_mesh = self.in_mesh(i, s, conn);
                 let m = self.msg_slot(&rpc);
@@ -1325,7 +1337,7 @@ impl GossipEngine {
             }
             RpcKind::IHave => {
                 let Some(s) = slot else { return Ok(()) };
-                let pos = self.sub_pos[i * self.per + s] as usize;
+                let pos = self.position(i, s);
                 let m = self.msg_slot(&rpc) as usize;
                 let st = &mut self.msgs[m];
                 // Ask once per follow-up period: an unanswered IWANT may be retried with the next
@@ -1344,7 +1356,7 @@ impl GossipEngine {
                     let got = if st.publisher == i as u32 {
                         Some((0, 0))
                     } else {
-                        slot.map(|s| self.sub_pos[i * self.per + s] as usize)
+                        slot.map(|s| self.position(i, s))
                             .filter(|&pos| st.arrival[pos] != u64::MAX)
                             .map(|pos| (st.arrival[pos], st.hops[pos]))
                     };
@@ -1469,7 +1481,7 @@ impl Engine for GossipEngine {
             }
             n += 1;
             let i = self.local[ev.dst as usize] as usize;
-            if !self.online[i] {
+            if self.churn.is_some() && !self.online[i] {
                 // An offline identity does nothing; what reaches it is lost. Its heartbeat still
                 // takes its sequence number, so the wheel keeps its keys.
                 match ev.action {
