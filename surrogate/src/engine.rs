@@ -1,7 +1,7 @@
 //! The surrogate engine: one shard's gossipsub identities as a bus engine.
 //!
-//! State is struct-of-arrays over the shard's identities (no per-identity heap objects): peer
-//! rows with per-connection flags and per-topic backoffs, a 64-bit mesh mask per (identity,
+//! State is struct-of-arrays over the shard's identities (no per-identity heap objects): rows of
+//! 12-byte connection records (peer, path, shared topics, flags) with per-topic backoffs, a 64-bit mesh mask per (identity,
 //! subscribed topic), random stream, upload and download queues, per-kind byte counters, and a
 //! small ring of IDONTWANTs received. Messages are shard-local tables with one slot per local
 //! subscriber of their topic (arrival, sender, hops, duplicates). Every action — an RPC
@@ -96,6 +96,30 @@ struct Wheel {
     at: usize,
     cycle: u64,
     period: u64,
+}
+
+/// One connection as its identity sees it: everything an RPC sent or received over it reads,
+/// in one place (12 bytes) so that handling an RPC touches one cache line for it.
+#[derive(Copy, Clone, Debug)]
+struct Conn {
+    /// The peer (`NONE` for a free peer-exchange slot).
+    peer: u32,
+    /// The network path to the peer (index into the routes).
+    path: u32,
+    /// Bit `s` is set when the peer subscribes to this identity's `s`-th topic.
+    shared: u16,
+    /// [`PENALISED`], [`DOWN`], [`OUTBOUND`].
+    flags: u8,
+    /// This identity's position in the peer's row (sent as the RPC hint).
+    rev: u8,
+}
+
+/// A free peer-exchange slot.
+const FREE_SLOT: Conn = Conn { peer: NONE, path: 0, shared: 0, flags: DOWN, rev: NO_HINT };
+
+/// Bit `s` set when `theirs` includes `mine[s]` (both ascending).
+fn shared_topics(mine: &[u8], theirs: &[u8]) -> u16 {
+    mine.iter().enumerate().filter(|(_, t)| theirs.binary_search(t).is_ok()).fold(0u16, |m, (s, _)| m | 1 << s)
 }
 
 /// What an event does.
@@ -255,15 +279,10 @@ pub struct GossipEngine {
     nmain: Vec<u8>,
     /// The peer manager's connection target (see [`GossipSetup::max_peers`]).
     max_peers: usize,
-    /// Per connection: the peer (`NONE` for a free peer-exchange slot).
-    peer: Vec<u32>,
-    /// Per connection: this identity's position in the peer's row (sent as the RPC hint).
-    rev: Vec<u8>,
+    /// Per connection: peer, path, shared topics, flags, and place in the peer's row.
+    conn: Vec<Conn>,
     /// Where the bus payloads of remote RPCs are written: one allocation serves thousands.
     arena: bytes::BytesMut,
-    flags: Vec<u8>,
-    /// Per connection: bit `s` is set when the peer subscribes to this identity's `s`-th topic.
-    shared: Vec<u16>,
     /// Per (identity, topic slot): the connections (bit = position in the row) in its mesh.
     mesh: Vec<u64>,
     /// Per (identity, topic slot): its position among the topic's local subscribers.
@@ -280,8 +299,6 @@ pub struct GossipEngine {
     ticks: Vec<u32>,
     /// The end of the simulation, ns: end-of-run scores are taken then, the same on every shard.
     end_ns: u64,
-    /// Per connection: the network path to the peer (index into the routes).
-    path: Vec<u32>,
     /// Per identity: upload and download bandwidth.
     up: Vec<Bandwidth>,
     down: Vec<Bandwidth>,
@@ -387,16 +404,12 @@ impl GossipEngine {
             local[h as usize] = i as u32;
         }
         let per = subscriptions.per_identity();
-        let (mut row, mut peer, mut shared) = (Vec::with_capacity(ids.len() + 1), Vec::new(), Vec::new());
+        let mut row = Vec::with_capacity(ids.len() + 1);
+        let mut conns: Vec<Conn> = Vec::new();
         let mut nmain = Vec::with_capacity(ids.len());
-        let mut dialled = Vec::new();
-        let mut rev = Vec::new();
         row.push(0);
         for &h in &ids {
             let peers = graph.of(h);
-            let first = graph.start[h as usize] as usize;
-            dialled.extend(graph.outbound[first..first + peers.len()].iter().copied());
-            dialled.extend(std::iter::repeat_n(false, extra));
             if peers.len() + extra > 64 {
                 return Err(GossipError::Config(format!(
                     "identity {h} has {} peers and {extra} peer-exchange slots; at most 64 in all",
@@ -404,23 +417,20 @@ impl GossipEngine {
                 )));
             }
             nmain.push(peers.len() as u8);
+            let first = graph.start[h as usize] as usize;
             let mine = subscriptions.of(h);
-            for &p in peers {
-                let theirs = subscriptions.of(p);
-                shared.push(
-                    mine.iter()
-                        .enumerate()
-                        .filter(|(_, t)| theirs.binary_search(t).is_ok())
-                        .fold(0u16, |m, (s, _)| m | 1 << s),
-                );
+            for (k, &p) in peers.iter().enumerate() {
+                conns.push(Conn {
+                    peer: p,
+                    path: net.path_index(h, p),
+                    shared: shared_topics(mine, subscriptions.of(p)),
+                    flags: if graph.outbound[first + k] { OUTBOUND } else { 0 },
+                    rev: graph.of(p).binary_search(&h).map_or(NO_HINT, |k| k as u8),
+                });
             }
-            peer.extend_from_slice(peers);
-            rev.extend(peers.iter().map(|&p| graph.of(p).binary_search(&h).map_or(NO_HINT, |k| k as u8)));
-            rev.extend(std::iter::repeat_n(NO_HINT, extra));
             // Free peer-exchange slots: no peer, closed.
-            peer.extend(std::iter::repeat_n(NONE, extra));
-            shared.extend(std::iter::repeat_n(0, extra));
-            row.push(peer.len() as u32);
+            conns.extend(std::iter::repeat_n(FREE_SLOT, extra));
+            row.push(conns.len() as u32);
         }
         let k = ids.len();
         let mut members = vec![Vec::new(); TOPIC_COUNT];
@@ -443,40 +453,24 @@ impl GossipEngine {
             per,
             ids,
             local,
-            flags: peer
-                .iter()
-                .zip(&dialled)
-                .map(|(&p, &out)| {
-                    if p == NONE {
-                        DOWN
-                    } else if out {
-                        OUTBOUND
-                    } else {
-                        0
-                    }
-                })
-                .collect(),
             nmain,
-            rev,
             arena: bytes::BytesMut::new(),
             max_peers: max_peers as usize,
-            shared,
             mesh: vec![0; k * per],
             sub_pos,
             members,
-            backoff_until_ms: vec![0; peer.len() * per],
-            score: vec![EdgeScore::default(); peer.len()],
+            backoff_until_ms: vec![0; conns.len() * per],
+            score: vec![EdgeScore::default(); conns.len()],
             next_decay_ms: Vec::with_capacity(k),
             ticks: vec![0; k],
             end_ns: end.as_nanos(),
-            path: Vec::new(),
             up: Vec::new(),
             down: Vec::new(),
             clean_floor: params.iter().map(|p| [p.score.clean_floor(false), p.score.clean_floor(true)]).collect(),
             scratch: Vec::new(),
             last_msg: None,
             row,
-            peer,
+            conn: conns,
             rng: Vec::with_capacity(k),
             txq: (0..k).map(|_| VecDeque::new()).collect(),
             tx_busy: vec![false; k],
@@ -513,11 +507,6 @@ impl GossipEngine {
             let bw = e.net.directory.block_of(h).bandwidth;
             e.up.push(bw.up);
             e.down.push(bw.down);
-            for c in e.peers(i) {
-                // A free slot's path is set when it is taken.
-                let p = if e.peer[c] == NONE { 0 } else { e.net.path_index(h, e.peer[c]) };
-                e.path.push(p);
-            }
             e.hb_seq[i] = e.seq[i];
             e.seq[i] += 1;
         }
@@ -565,7 +554,7 @@ impl GossipEngine {
 
     /// Whether connection `c` is up.
     fn up(&self, c: usize) -> bool {
-        self.flags[c] & DOWN == 0
+        self.conn[c].flags & DOWN == 0
     }
 
     /// `i` goes offline: it tells every connected peer, closes its connections and meshes, and
@@ -579,7 +568,7 @@ impl GossipEngine {
             for s in 0..self.per {
                 self.leave_mesh(i, s, c, now_ms);
             }
-            self.flags[c] |= DOWN;
+            self.conn[c].flags |= DOWN;
         }
         self.txq[i].clear();
         self.online[i] = false;
@@ -598,7 +587,7 @@ impl GossipEngine {
         self.online[i] = true;
         self.offline_ns[i] += now - self.left_at[i];
         for c in self.peers(i) {
-            if self.peer[c] != NONE {
+            if self.conn[c].peer != NONE {
                 self.leave(i, c, now, Rpc::control(RpcKind::Connect, 0), outbox);
             }
         }
@@ -662,7 +651,7 @@ impl GossipEngine {
             return true;
         }
         let in_mesh = self.in_mesh(i, 0, c);
-        let floor = if self.flags[c] & PENALISED == 0 {
+        let floor = if self.conn[c].flags & PENALISED == 0 {
             self.clean_floor[self.profile_of[i] as usize][in_mesh as usize]
         } else {
             self.score[c].floor(&prm!(self, i).score, in_mesh)
@@ -688,7 +677,7 @@ impl GossipEngine {
             let d = self.score[c].mesh_deficit(&prm!(self, i).score, true, now_ms);
             if d > 0.0 {
                 self.score[c].mesh_failure += (d * d) as f32;
-                self.flags[c] |= PENALISED;
+                self.conn[c].flags |= PENALISED;
             }
         }
         self.mesh[i * self.per + s] &= !(1 << (c - self.row[i] as usize));
@@ -718,12 +707,12 @@ impl GossipEngine {
     fn offer_peers(&mut self, i: usize, s: usize, c: usize, now: u64, outbox: &mut Outbox) {
         let now_ms = (now / 1_000_000) as u32;
         let want = prm!(self, i).prune_peers as usize;
-        let chosen =
-            self.choose(i, want, |e, k| k != c && e.up(k) && e.shared[k] >> s & 1 != 0 && e.passes(i, k, 0.0, now_ms));
+        let chosen = self
+            .choose(i, want, |e, k| k != c && e.up(k) && e.conn[k].shared >> s & 1 != 0 && e.passes(i, k, 0.0, now_ms));
         let t = self.topic_of(i, s);
         for &k in &chosen {
             let mut rpc = Rpc::control(RpcKind::PeerExchange, t);
-            rpc.msg = MsgKey(self.peer[k] as u64);
+            rpc.msg = MsgKey(self.conn[k].peer as u64);
             self.send(i, c, now, rpc, outbox);
         }
         self.scratch = chosen;
@@ -733,9 +722,9 @@ impl GossipEngine {
     fn slot_of(&self, i: usize, peer: u32) -> Option<usize> {
         let (start, end) = (self.row[i] as usize, self.row[i + 1] as usize);
         let main = start + self.nmain[i] as usize;
-        match self.peer[start..main].binary_search(&peer) {
+        match self.conn[start..main].binary_search_by_key(&peer, |k| k.peer) {
             Ok(k) => Some(start + k),
-            Err(_) => (main..end).find(|&c| self.peer[c] == peer),
+            Err(_) => (main..end).find(|&c| self.conn[c].peer == peer),
         }
     }
 
@@ -747,15 +736,14 @@ impl GossipEngine {
     /// Take a free peer-exchange slot of `i` for `p` (closed until the handshake completes).
     fn take_slot(&mut self, i: usize, p: u32) -> Option<usize> {
         let start = self.row[i] as usize + self.nmain[i] as usize;
-        let c = (start..self.row[i + 1] as usize).find(|&c| self.peer[c] == NONE)?;
-        let mine = self.subs.of(self.ids[i]);
-        let theirs = self.subs.of(p);
-        self.peer[c] = p;
-        self.shared[c] =
-            mine.iter().enumerate().filter(|(_, t)| theirs.binary_search(t).is_ok()).fold(0u16, |m, (s, _)| m | 1 << s);
-        self.path[c] = self.net.path_index(self.ids[i], p);
-        self.rev[c] = NO_HINT;
-        self.flags[c] = DOWN;
+        let c = (start..self.row[i + 1] as usize).find(|&c| self.conn[c].peer == NONE)?;
+        self.conn[c] = Conn {
+            peer: p,
+            path: self.net.path_index(self.ids[i], p),
+            shared: shared_topics(self.subs.of(self.ids[i]), self.subs.of(p)),
+            flags: DOWN,
+            rev: NO_HINT,
+        };
         self.score[c] = EdgeScore::default();
         for s in 0..self.per {
             self.backoff_until_ms[c * self.per + s] = 0;
@@ -766,9 +754,7 @@ impl GossipEngine {
     /// Give a peer-exchange slot back (its connection is closed and out of every mesh).
     fn free_slot(&mut self, i: usize, c: usize) {
         if c >= self.row[i] as usize + self.nmain[i] as usize {
-            self.peer[c] = NONE;
-            self.shared[c] = 0;
-            self.flags[c] = DOWN;
+            self.conn[c] = FREE_SLOT;
         }
     }
 
@@ -797,7 +783,7 @@ impl GossipEngine {
     /// IDONTWANT for the message meanwhile is dropped without using the link.
     fn start_tx(&mut self, i: usize, now: u64) {
         while let Some((c, rpc)) = self.txq[i].pop_front() {
-            let peer = self.peer[c as usize];
+            let peer = self.conn[c as usize].peer;
             let m = self.msg_slot.get(&rpc.msg).copied().unwrap_or(NONE);
             if self.dontwant[i * DONTWANT_RING..(i + 1) * DONTWANT_RING].contains(&(peer, m)) {
                 self.cancelled[i] += 1;
@@ -821,8 +807,8 @@ impl GossipEngine {
         if !rpc.kind.is_connection() && !self.up(c) {
             return;
         }
-        let rpc = Rpc { hint: self.rev[c], ..rpc };
-        self.leave_to(i, self.peer[c], self.path[c], depart, rpc, outbox);
+        let rpc = Rpc { hint: self.conn[c].rev, ..rpc };
+        self.leave_to(i, self.conn[c].peer, self.conn[c].path, depart, rpc, outbox);
     }
 
     /// An RPC leaves identity `i` for `to` over network path `path` (by index) at `depart`.
@@ -962,7 +948,7 @@ impl GossipEngine {
                 let s = &mut self.score[c];
                 s.decay(&prm!(self, i).score);
                 if s.mesh_failure == 0.0 && s.behaviour == 0.0 {
-                    self.flags[c] &= !PENALISED;
+                    self.conn[c].flags &= !PENALISED;
                 }
             }
             self.next_decay_ms[i] += interval_ms;
@@ -998,7 +984,7 @@ impl GossipEngine {
         let degree = self.degree(i, s);
         if degree < d_low {
             let chosen = self.choose(i, d - degree, |e, c| {
-                e.shared[c] >> s & 1 != 0
+                e.conn[c].shared >> s & 1 != 0
                     && e.up(c)
                     && !e.in_mesh(i, s, c)
                     && e.backoff_until_ms[c * per + s] <= now_ms
@@ -1021,7 +1007,7 @@ impl GossipEngine {
             }
             // D_out: if the kept peers have too few outbound ones, outbound peers from the pruned
             // part take the places of the last kept inbound ones.
-            let outbound = |c: usize| self.flags[c] & OUTBOUND != 0;
+            let outbound = |c: usize| self.conn[c].flags & OUTBOUND != 0;
             let keep = d.min(mesh.len());
             let mut short =
                 (prm!(self, i).d_out as usize).saturating_sub(mesh[..keep].iter().filter(|&&c| outbound(c)).count());
@@ -1052,12 +1038,12 @@ impl GossipEngine {
         }
         // D_out: a mesh at or above D_low with too few outbound peers grafts outbound ones.
         let degree = self.degree(i, s);
-        let outbound = self.mesh_conns(i, s).filter(|&c| self.flags[c] & OUTBOUND != 0).count();
+        let outbound = self.mesh_conns(i, s).filter(|&c| self.conn[c].flags & OUTBOUND != 0).count();
         let d_out = prm!(self, i).d_out as usize;
         if degree >= d_low && outbound < d_out {
             let chosen = self.choose(i, d_out - outbound, |e, c| {
-                e.flags[c] & OUTBOUND != 0
-                    && e.shared[c] >> s & 1 != 0
+                e.conn[c].flags & OUTBOUND != 0
+                    && e.conn[c].shared >> s & 1 != 0
                     && e.up(c)
                     && !e.in_mesh(i, s, c)
                     && e.backoff_until_ms[c * per + s] <= now_ms
@@ -1077,7 +1063,7 @@ impl GossipEngine {
             if median < prm!(self, i).score.opportunistic_graft_threshold {
                 let n = prm!(self, i).score.opportunistic_graft_peers as usize;
                 let chosen = self.choose(i, n, |e, c| {
-                    e.shared[c] >> s & 1 != 0
+                    e.conn[c].shared >> s & 1 != 0
                         && e.up(c)
                         && !e.in_mesh(i, s, c)
                         && e.backoff_until_ms[c * per + s] <= now_ms
@@ -1113,10 +1099,10 @@ impl GossipEngine {
                 let from = st.from[pos];
                 let ihave = Rpc::about(RpcKind::IHave, &self.message_rpc(m as u32, 0));
                 let gossip_ok = |e: &Self, c: usize| {
-                    e.shared[c] >> s & 1 != 0
+                    e.conn[c].shared >> s & 1 != 0
                         && e.up(c)
                         && !e.in_mesh(i, s, c)
-                        && e.peer[c] != from
+                        && e.conn[c].peer != from
                         && e.passes(i, c, prm!(e, i).score.gossip_threshold, now_ms)
                 };
                 // Adaptive gossip (v1.1): max(D_lazy, gossip_factor × eligible).
@@ -1181,10 +1167,10 @@ impl GossipEngine {
         }
         let base = self.row[i] as usize;
         self.msgs[m as usize].publisher_peers =
-            self.peers(i).filter(|&c| self.up(c) && self.subs.has(self.peer[c], t)).count() as u16;
+            self.peers(i).filter(|&c| self.up(c) && self.subs.has(self.conn[c].peer, t)).count() as u16;
         let targets: u64 = if prm!(self, i).flood_publish {
             self.peers(i)
-                .filter(|&c| self.up(c) && self.subs.has(self.peer[c], t) && self.passes(i, c, threshold, now_ms))
+                .filter(|&c| self.up(c) && self.subs.has(self.conn[c].peer, t) && self.passes(i, c, threshold, now_ms))
                 .fold(0, |mask, c| mask | 1 << (c - base))
         } else if let Some(s) = slot {
             self.mesh[i * self.per + s]
@@ -1195,8 +1181,9 @@ impl GossipEngine {
                 Some(mask) => mask,
                 None => {
                     let d = prm!(self, i).d as usize;
-                    let chosen = self
-                        .choose(i, d, |e, c| e.up(c) && e.subs.has(e.peer[c], t) && e.passes(i, c, threshold, now_ms));
+                    let chosen = self.choose(i, d, |e, c| {
+                        e.up(c) && e.subs.has(e.conn[c].peer, t) && e.passes(i, c, threshold, now_ms)
+                    });
                     let mask = chosen.iter().fold(0u64, |mask, &c| mask | 1 << (c - base));
                     self.scratch = chosen;
                     mask
@@ -1218,7 +1205,7 @@ impl GossipEngine {
         let rpc = self.message_rpc(m, hops);
         for c in self.mesh_conns(i, s) {
             let ring = &self.dontwant[i * DONTWANT_RING..(i + 1) * DONTWANT_RING];
-            if self.peer[c] != from && !ring.contains(&(self.peer[c], m)) {
+            if self.conn[c].peer != from && !ring.contains(&(self.conn[c].peer, m)) {
                 self.send(i, c, now, rpc, outbox);
             }
         }
@@ -1226,7 +1213,7 @@ impl GossipEngine {
 
     fn handle(&mut self, i: usize, now: u64, src: u32, rpc: Rpc, outbox: &mut Outbox) -> Result<(), GossipError> {
         let hinted = self.row[i] as usize + rpc.hint as usize;
-        let found = if rpc.hint != NO_HINT && hinted < self.row[i + 1] as usize && self.peer[hinted] == src {
+        let found = if rpc.hint != NO_HINT && hinted < self.row[i + 1] as usize && self.conn[hinted].peer == src {
             Some(hinted)
         } else {
             self.slot_of(i, src)
@@ -1249,7 +1236,7 @@ impl GossipEngine {
         let now_ms = (now / 1_000_000) as u32;
         match rpc.kind {
             RpcKind::Connect => {
-                self.flags[conn] &= !DOWN;
+                self.conn[conn].flags &= !DOWN;
                 self.leave(i, conn, now, Rpc::control(RpcKind::Accept, 0), outbox);
                 return Ok(());
             }
@@ -1262,20 +1249,20 @@ impl GossipEngine {
                     && self.connected(i) < self.max_peers
                     && let Some(c) = self.take_slot(i, p)
                 {
-                    self.flags[c] |= OUTBOUND;
+                    self.conn[c].flags |= OUTBOUND;
                     self.leave(i, c, now, Rpc::control(RpcKind::Connect, 0), outbox);
                 }
                 return Ok(());
             }
             RpcKind::Accept => {
-                self.flags[conn] &= !DOWN;
+                self.conn[conn].flags &= !DOWN;
                 return Ok(());
             }
             RpcKind::Disconnect => {
                 for s in 0..self.per {
                     self.leave_mesh(i, s, conn, now_ms);
                 }
-                self.flags[conn] |= DOWN;
+                self.conn[conn].flags |= DOWN;
                 self.free_slot(i, conn);
                 return Ok(());
             }
@@ -1388,14 +1375,14 @@ impl GossipEngine {
                     // GRAFT within our backoff: refuse and penalise (P₇).
                     self.graft_in_backoff[i] += 1;
                     self.score[c].behaviour += 1.0;
-                    self.flags[c] |= PENALISED;
+                    self.conn[c].flags |= PENALISED;
                     let mut r = Rpc::control(RpcKind::Prune, rpc.topic);
                     r.backoff_ms = backoff - now_ms;
                     self.send(i, c, now, r, outbox);
                 } else if !self.passes(i, c, 0.0, now_ms) {
                     // A negative peer is refused, and kept out for a backoff.
                     self.prune(i, s, c, now, outbox);
-                } else if self.degree(i, s) >= prm!(self, i).d_high as usize && self.flags[c] & OUTBOUND == 0 {
+                } else if self.degree(i, s) >= prm!(self, i).d_high as usize && self.conn[c].flags & OUTBOUND == 0 {
                     // A full mesh takes no more inbound peers (only outbound ones, for D_out).
                     self.prune(i, s, c, now, outbox);
                 } else {
@@ -1422,7 +1409,7 @@ impl GossipEngine {
         if self.connected(i) < self.max_peers
             && let Some(c) = self.take_slot(i, src)
         {
-            self.flags[c] &= !DOWN;
+            self.conn[c].flags &= !DOWN;
             self.leave(i, c, now, Rpc::control(RpcKind::Accept, 0), outbox);
         } else {
             let path = self.net.path_index(self.ids[i], src);
@@ -1635,11 +1622,8 @@ impl GossipEngine {
         self.msg_slot = BTreeMap::new();
         self.recent = Vec::new();
         self.members = Vec::new();
-        self.peer = Vec::new();
-        self.flags = Vec::new();
-        self.shared = Vec::new();
+        self.conn = Vec::new();
         self.score = Vec::new();
-        self.path = Vec::new();
         self.backoff_until_ms = Vec::new();
         self.row = Vec::new();
         self.mesh = Vec::new();
@@ -1693,7 +1677,7 @@ impl GossipEngine {
     }
     /// Outbound peers in local identity `i`'s `beacon_block` mesh.
     pub(crate) fn block_mesh_outbound(&self, i: usize) -> u16 {
-        self.mesh_conns(i, 0).filter(|&c| self.flags[c] & OUTBOUND != 0).count() as u16
+        self.mesh_conns(i, 0).filter(|&c| self.conn[c].flags & OUTBOUND != 0).count() as u16
     }
     /// Connections of local identity `i` that are up at the end.
     pub(crate) fn connections(&self, i: usize) -> u32 {
