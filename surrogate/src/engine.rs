@@ -646,6 +646,7 @@ impl GossipEngine {
 
     /// Whether connection `c`'s score is at least `threshold` (always, with scoring off). Checks
     /// the cheap lower bound first.
+    #[inline]
     fn passes(&self, i: usize, c: usize, threshold: f64, now_ms: u32) -> bool {
         if !prm!(self, i).scoring {
             return true;
@@ -926,10 +927,20 @@ impl GossipEngine {
     /// `i`'s stream (a partial Fisher–Yates over the candidates in row order). The result lives
     /// in `self.scratch`; take it with `std::mem::take` and give it back.
     fn choose(&mut self, i: usize, want: usize, ok: impl Fn(&Self, usize) -> bool) -> Vec<usize> {
+        self.choose_of_eligible(i, |_| want, ok)
+    }
+
+    /// [`GossipEngine::choose`] with the number wanted a function of how many are eligible.
+    fn choose_of_eligible(
+        &mut self,
+        i: usize,
+        want: impl Fn(usize) -> usize,
+        ok: impl Fn(&Self, usize) -> bool,
+    ) -> Vec<usize> {
         let mut cand = std::mem::take(&mut self.scratch);
         cand.clear();
         cand.extend(self.peers(i).filter(|&c| ok(self, c)));
-        let take = want.min(cand.len());
+        let take = want(cand.len()).min(cand.len());
         for k in 0..take {
             let r = k + below(&mut self.rng[i], (cand.len() - k) as u64) as usize;
             cand.swap(k, r);
@@ -1106,9 +1117,9 @@ impl GossipEngine {
                         && e.passes(i, c, prm!(e, i).score.gossip_threshold, now_ms)
                 };
                 // Adaptive gossip (v1.1): max(D_lazy, gossip_factor × eligible).
-                let eligible = self.peers(i).filter(|&c| gossip_ok(self, c)).count();
-                let n = d_lazy.max((prm!(self, i).score.gossip_factor * eligible as f64) as usize);
-                let chosen = self.choose(i, n, gossip_ok);
+                let factor = prm!(self, i).score.gossip_factor;
+                let chosen =
+                    self.choose_of_eligible(i, |eligible| d_lazy.max((factor * eligible as f64) as usize), gossip_ok);
                 for &c in &chosen {
                     self.send(i, c, now, ihave, outbox);
                 }
