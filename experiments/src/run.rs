@@ -165,7 +165,8 @@ impl SharedBuild {
                 // exchange.
                 let px = if gossip_profiles(spec, g)?.iter().any(|(_, p)| p.peer_exchange) { g.px_slots } else { 0 };
                 let cap = MAX_PEERS - px;
-                let graph = PeerGraph::build_local(n, g.outbound_peers, g.max_peers, spec.run.seed, locality)
+                let inbound = g.max_inbound.unwrap_or(u32::MAX);
+                let graph = PeerGraph::build_local(n, g.outbound_peers, g.max_peers, inbound, spec.run.seed, locality)
                     .with_topic_peers(&subscriptions, g.subnet_peers, cap, spec.run.seed)
                     .with_duty_peers(&duties, &subscriptions, g.duty_peers, cap, spec.run.seed);
                 Ok(Arc::new((plan, graph, subscriptions)))

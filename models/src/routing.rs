@@ -137,11 +137,8 @@ impl Routes {
         } else {
             (0..t.len())
                 .map(|u| {
-                    let mut edges: Vec<(u32, Link)> = t
-                        .graph
-                        .edges(NodeIndex::new(u))
-                        .map(|e| (e.target().index() as u32, *e.weight()))
-                        .collect();
+                    let mut edges: Vec<(u32, Link)> =
+                        t.graph.edges(NodeIndex::new(u)).map(|e| (e.target().index() as u32, *e.weight())).collect();
                     edges.sort_by_key(|(v, l)| (*v, l.latency_ns));
                     edges
                 })

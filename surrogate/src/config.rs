@@ -189,6 +189,8 @@ pub struct GossipSpec {
     pub outbound_peers: u32,
     /// Most connections an identity accepts (inbound and outbound together).
     pub max_peers: u32,
+    /// Most dials an identity accepts from others (default: no limit below `max_peers`).
+    pub max_inbound: Option<u32>,
     /// Share of outbound connections made to identities at the same location (0: uniform).
     pub local_share: f64,
     /// Peers the peer manager keeps on each subscribed subnet (attestation and column topics),
@@ -211,6 +213,7 @@ impl Default for GossipSpec {
             params: GossipOverrides::default(),
             outbound_peers: 12,
             max_peers: 48,
+            max_inbound: None,
             local_share: 0.0,
             subnet_peers: 6,
             duty_peers: 2,

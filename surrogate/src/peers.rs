@@ -23,12 +23,20 @@ pub struct PeerGraph {
 impl PeerGraph {
     /// Connect `n` identities uniformly at random.
     pub fn build(n: u32, outbound: u32, max_peers: u32, seed: u64) -> Self {
-        Self::build_local(n, outbound, max_peers, seed, None)
+        Self::build_local(n, outbound, max_peers, u32::MAX, seed, None)
     }
 
     /// Connect `n` identities; with `locality = Some((location_of, share))`, each dial goes with
-    /// probability `share` to a uniformly chosen identity at the dialler's location.
-    pub fn build_local(n: u32, outbound: u32, max_peers: u32, seed: u64, locality: Option<(&[u32], f64)>) -> Self {
+    /// probability `share` to a uniformly chosen identity at the dialler's location. An identity
+    /// accepts at most `max_inbound` dials (and `max_peers` connections in all).
+    pub fn build_local(
+        n: u32,
+        outbound: u32,
+        max_peers: u32,
+        max_inbound: u32,
+        seed: u64,
+        locality: Option<(&[u32], f64)>,
+    ) -> Self {
         let family = StreamFamily::new(seed, "peers");
         // Identities per location, in id order (for picking a neighbour uniformly).
         let by_location: Vec<Vec<u32>> = match locality {
@@ -44,6 +52,7 @@ impl PeerGraph {
         };
         let local_threshold = locality.map_or(0, |(_, share)| thermocline_models::rng::probability_threshold(share));
         let mut lists: Vec<Vec<(u32, bool)>> = vec![Vec::new(); n as usize];
+        let mut inbound = vec![0u32; n as usize];
         if n > 1 {
             for i in 0..n {
                 let mut rng = family.compact(i);
@@ -60,12 +69,14 @@ impl PeerGraph {
                     };
                     if j == i
                         || lists[j as usize].len() >= max_peers as usize
+                        || inbound[j as usize] >= max_inbound
                         || lists[i as usize].iter().any(|&(p, _)| p == j)
                     {
                         continue;
                     }
                     lists[i as usize].push((j, true));
                     lists[j as usize].push((i, false));
+                    inbound[j as usize] += 1;
                     made += 1;
                 }
             }
@@ -218,7 +229,7 @@ mod tests {
     fn local_share_keeps_that_share_of_dials_at_home() {
         // Two locations of 1,000 identities each.
         let loc: Vec<u32> = (0..2_000).map(|h| (h >= 1_000) as u32).collect();
-        let g = PeerGraph::build_local(2_000, 8, 40, 5, Some((&loc, 0.8)));
+        let g = PeerGraph::build_local(2_000, 8, 40, u32::MAX, 5, Some((&loc, 0.8)));
         let (mut same, mut all) = (0, 0);
         for i in 0..2_000u32 {
             let row = g.start[i as usize] as usize;
@@ -232,8 +243,19 @@ mod tests {
         // 80 % chosen at home plus half of the uniform 20 %: about 90 %.
         let share = same as f64 / all as f64;
         assert!((0.87..0.93).contains(&share), "{share}");
-        let uniform = PeerGraph::build_local(2_000, 8, 40, 5, None);
+        let uniform = PeerGraph::build_local(2_000, 8, 40, u32::MAX, 5, None);
         assert_eq!(uniform, PeerGraph::build(2_000, 8, 40, 5));
+    }
+
+    #[test]
+    fn inbound_limit_caps_accepted_dials() {
+        let g = PeerGraph::build_local(2_000, 8, 40, 10, 5, None);
+        for i in 0..2_000u32 {
+            let row = g.start[i as usize] as usize;
+            let inbound = (0..g.of(i).len()).filter(|&k| !g.outbound[row + k]).count();
+            assert!(inbound <= 10, "{i}: {inbound}");
+        }
+        assert_ne!(g, PeerGraph::build(2_000, 8, 40, 5));
     }
 
     #[test]
