@@ -218,3 +218,201 @@ fn a_message_that_never_leaves_its_publishers_shard_does_not_split_the_digest() 
     assert_eq!(one["digest"], four["digest"]);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn attestation_and_column_subnets_reach_every_subscriber_by_flood_and_by_fanout() {
+    use arrow_array::StringArray;
+    let dir = scratch("gossip-topics");
+    let topics =
+        "[traffic]\nattestations = { subnets_per_node = 2, per_subnet = 2 }\ndata_columns = { custody_per_node = 4 }";
+    for profile in ["ethereum", "lighthouse"] {
+        let text = spec("", "", 800, "30 s")
+            .replace("profile = \"ethereum\"", &format!("profile = \"{profile}\""))
+            .replace("[traffic]", topics);
+        let (one, out) = run(&dir, &format!("{profile}-1"), &text, &["--shards", "1"]);
+        for (name, args) in [("2", vec!["--shards", "2"]), ("p3", vec!["--shards", "3", "--backend", "processes"])] {
+            let (s, _) = run(&dir, &format!("{profile}-{name}"), &text, &args);
+            assert_eq!(s["digest"], one["digest"], "{profile} {name}");
+            assert_eq!(s["gossip"], one["gossip"], "{profile} {name}");
+        }
+        let g = &one["gossip"];
+        assert_eq!(g["reliability"], 1.0, "{profile}: blocks");
+        // Four slots start within 30 s (10, 16, 22, 28 s with 6-s slots), each with a block and
+        // 128 columns; attestations (4 s into a slot) come in the first three: 64 subnets × 2.
+        assert_eq!(g["messages"], 4, "{g}");
+        assert_eq!(g["by_family"]["data_column_sidecar"]["messages"], 4 * 128, "{g}");
+        assert_eq!(g["by_family"]["beacon_attestation"]["messages"], 3 * 64 * 2, "{g}");
+        // Every message whose publisher had a peer on its topic reached every subscriber (no
+        // loss in this network): the subnet meshes, flood publishing and fanout all work.
+        let messages = out.join("gossip_messages.arrow");
+        let ids: Vec<u64> =
+            col::<UInt64Array>(&messages, "message_id").iter().flat_map(|a| a.values().to_vec()).collect();
+        let subscribers: Vec<u32> =
+            col::<UInt32Array>(&messages, "subscribers").iter().flat_map(|a| a.values().to_vec()).collect();
+        let peers: Vec<u32> =
+            col::<UInt32Array>(&messages, "publisher_topic_peers").iter().flat_map(|a| a.values().to_vec()).collect();
+        let arrived: Vec<u64> = col::<UInt64Array>(&out.join("gossip_arrivals.arrow"), "message_id")
+            .iter()
+            .flat_map(|a| a.values().to_vec())
+            .collect();
+        let mut count = std::collections::BTreeMap::new();
+        for id in arrived {
+            *count.entry(id).or_insert(0u32) += 1;
+        }
+        let reachable: Vec<usize> = (0..ids.len()).filter(|&k| peers[k] > 0).collect();
+        assert!(reachable.len() * 10 > ids.len() * 8, "{profile}: {} of {}", reachable.len(), ids.len());
+        for k in reachable {
+            assert_eq!(count.get(&ids[k]).copied().unwrap_or(0), subscribers[k], "{profile}: message {}", ids[k]);
+        }
+        // After warm-up (14 heartbeat periods) subnet meshes stay at or below D_high.
+        let mesh = out.join("gossip_mesh_degree.arrow");
+        let period: Vec<u64> =
+            col::<UInt64Array>(&mesh, "heartbeat_period").iter().flat_map(|a| a.values().to_vec()).collect();
+        let families: Vec<String> = col::<StringArray>(&mesh, "topic_family")
+            .iter()
+            .flat_map(|a| (0..a.len()).map(|k| a.value(k).to_string()).collect::<Vec<_>>())
+            .collect();
+        let degrees: Vec<u16> =
+            col::<UInt16Array>(&mesh, "mesh_degree").iter().flat_map(|a| a.values().to_vec()).collect();
+        let d_high = if profile == "ethereum" { 12 } else { 10 };
+        assert!(families.iter().any(|f| f == "beacon_attestation"));
+        let high: Vec<_> = (0..degrees.len())
+            .filter(|&k| period[k] >= 14 && degrees[k] > d_high)
+            .map(|k| (period[k], &families[k], degrees[k]))
+            .collect();
+        assert!(high.is_empty(), "{profile}: {high:?}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn under_churn_identities_that_stay_online_get_every_block_on_any_shard_count() {
+    let dir = scratch("gossip-churn");
+    let text = spec("", "", 800, "50 s").replace(
+        "beacon_block = { size = \"100 KiB\" }",
+        "beacon_block = { size = \"100 KiB\" }\nchurn = { session = \"40 s\", downtime = \"15 s\" }",
+    );
+    let (one, out) = run(&dir, "c1", &text, &["--shards", "1"]);
+    for (name, args) in [("c2", vec!["--shards", "2"]), ("p3", vec!["--shards", "3", "--backend", "processes"])] {
+        let (s, _) = run(&dir, name, &text, &args);
+        assert_eq!(s["digest"], one["digest"], "{name}");
+    }
+    let nodes = out.join("gossip_nodes.arrow");
+    let node: Vec<u32> = col::<UInt32Array>(&nodes, "node").iter().flat_map(|a| a.values().to_vec()).collect();
+    let offline: Vec<u64> = col::<UInt64Array>(&nodes, "offline_ns").iter().flat_map(|a| a.values().to_vec()).collect();
+    let dropped: u64 =
+        col::<UInt32Array>(&nodes, "dropped_offline").iter().flat_map(|a| a.values().to_vec()).map(u64::from).sum();
+    let stayed: std::collections::BTreeSet<u32> =
+        (0..node.len()).filter(|&k| offline[k] == 0).map(|k| node[k]).collect();
+    // With a 40-s mean session, e⁻¹ ≈ 37 % stay online through the 40 s of churn.
+    assert!(stayed.len() > 220 && stayed.len() < 370, "{}", stayed.len());
+    assert!(dropped > 0);
+    let g = &one["gossip"];
+    let reliability = g["reliability"].as_f64().unwrap();
+    assert!(reliability < 1.0 && reliability > 0.5, "{g}");
+    let messages = g["messages"].as_u64().unwrap();
+    let arrivals = out.join("gossip_arrivals.arrow");
+    let got: Vec<u32> = col::<UInt32Array>(&arrivals, "node").iter().flat_map(|a| a.values().to_vec()).collect();
+    let mut per: std::collections::BTreeMap<u32, u64> = Default::default();
+    for n in got.into_iter().filter(|n| stayed.contains(n)) {
+        *per.entry(n).or_default() += 1;
+    }
+    assert_eq!(per.len(), stayed.len());
+    assert!(per.values().all(|&c| c == messages), "an identity that stayed online missed a block");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn peer_exchange_on_prune_opens_new_connections_deterministically() {
+    let dir = scratch("gossip-px");
+    // A narrow mesh band forces pruning; each PRUNE offers up to 16 peers of the topic.
+    let text = |px: bool| {
+        spec(
+            &format!(
+                "outbound_peers = 20\nmax_peers = 60\n[gossip.params]\nd = 3\nd_low = 2\nd_high = 4\npeer_exchange = {px}"
+            ),
+            "",
+            400,
+            "30 s",
+        )
+    };
+    let (on, out_on) = run(&dir, "on", &text(true), &["--shards", "1"]);
+    for (name, args) in [("on2", vec!["--shards", "2"]), ("onp3", vec!["--shards", "3", "--backend", "processes"])] {
+        let (s, _) = run(&dir, name, &text(true), &args);
+        assert_eq!(s["digest"], on["digest"], "{name}");
+    }
+    let (off, out_off) = run(&dir, "off", &text(false), &["--shards", "1"]);
+    let sum = |out: &Path, column: &str| -> u64 {
+        col::<UInt64Array>(&out.join("gossip_nodes.arrow"), column).iter().flat_map(|a| a.values().to_vec()).sum()
+    };
+    let connections = |out: &Path| -> Vec<u32> {
+        col::<UInt32Array>(&out.join("gossip_nodes.arrow"), "connections")
+            .iter()
+            .flat_map(|a| a.values().to_vec())
+            .collect()
+    };
+    assert!(sum(&out_on, "bytes_sent_px") > 0);
+    assert_eq!(sum(&out_off, "bytes_sent_px"), 0);
+    let (c_on, c_off) = (connections(&out_on), connections(&out_off));
+    let (t_on, t_off) = (c_on.iter().sum::<u32>(), c_off.iter().sum::<u32>());
+    assert!(t_on > t_off, "peer exchange should add connections: {t_on} vs {t_off}");
+    // Peer-exchange dials stay within the connection target plus the four slots kept for them.
+    assert!(c_on.iter().all(|&c| c <= 64));
+    assert!(c_on.iter().zip(&c_off).all(|(a, b)| a >= b && a - b <= 4));
+    assert_eq!(on["gossip"]["reliability"], 1.0);
+    assert_ne!(on["digest"], off["digest"]);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn host_groups_with_different_client_profiles_mix_deterministically() {
+    use arrow_array::StringArray;
+    let dir = scratch("gossip-profiles");
+    let text = spec("", "", 500, "30 s").replace(
+        "[gossip]",
+        "[[hosts]]\nname = \"lh\"\ncount = 300\ncountries = { DE = 0.5, other = 0.5 }\nprofile = \"lighthouse\"\n\n[gossip]",
+    );
+    let (one, out) = run(&dir, "m1", &text, &["--shards", "1"]);
+    for (name, args) in [("m2", vec!["--shards", "2"]), ("mp3", vec!["--shards", "3", "--backend", "processes"])] {
+        let (s, _) = run(&dir, name, &text, &args);
+        assert_eq!(s["digest"], one["digest"], "{name}");
+    }
+    assert_eq!(one["gossip"]["reliability"], 1.0);
+    assert_eq!(one["gossip"]["identities"], 800);
+    let nodes = out.join("gossip_nodes.arrow");
+    let client: Vec<String> = col::<StringArray>(&nodes, "meta_client_name")
+        .iter()
+        .flat_map(|a| (0..a.len()).map(|k| a.value(k).to_string()).collect::<Vec<_>>())
+        .collect();
+    let degree: Vec<u16> = col::<UInt16Array>(&nodes, "mesh_degree").iter().flat_map(|a| a.values().to_vec()).collect();
+    assert_eq!(client.iter().filter(|c| *c == "lighthouse").count(), 300);
+    assert_eq!(client.iter().filter(|c| *c == "ethereum").count(), 500);
+    // Each profile keeps its own mesh band: Lighthouse D = 5 (3..10), the spec's D = 8 (6..12).
+    let mean = |name: &str| -> f64 {
+        let d: Vec<f64> = client.iter().zip(&degree).filter(|(c, _)| *c == name).map(|(_, d)| *d as f64).collect();
+        d.iter().sum::<f64>() / d.len() as f64
+    };
+    let (lh, eth) = (mean("lighthouse"), mean("ethereum"));
+    assert!(lh < eth, "lighthouse {lh} vs ethereum {eth}");
+    assert!((3.0..=10.0).contains(&lh) && (6.0..=12.0).contains(&eth), "{lh} {eth}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn meshes_keep_their_outbound_quota() {
+    let dir = scratch("gossip-dout");
+    let quota = |out: &Path| -> (usize, usize) {
+        let nodes = out.join("gossip_nodes.arrow");
+        let outbound: Vec<u16> =
+            col::<UInt16Array>(&nodes, "mesh_outbound").iter().flat_map(|a| a.values().to_vec()).collect();
+        (outbound.iter().filter(|&&o| o >= 3).count(), outbound.len())
+    };
+    // D_out = 3 of D = 8: few meshes reach it by chance with 12 outbound among ~24 connections
+    // and inbound GRAFTs accepted until D_high.
+    let (_, out) = run(&dir, "on", &spec("outbound_peers = 6\n[gossip.params]\nd_out = 3", "", 600, "30 s"), &[]);
+    let (_, out_off) = run(&dir, "off", &spec("outbound_peers = 6\n[gossip.params]\nd_out = 0", "", 600, "30 s"), &[]);
+    let ((met, all), (met_off, _)) = (quota(&out), quota(&out_off));
+    assert!(met * 100 >= all * 99, "{met} of {all} meshes keep 3 outbound peers");
+    assert!(met_off < met, "without the quota fewer do: {met_off} vs {met}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -75,6 +75,7 @@ pub trait Engine {
     /// end of the window just run. The engine takes all of them (the vector is left empty).
     fn deliver(&mut self, events: &mut Vec<Event>) -> Result<(), EngineError>;
 
-    /// End the run: the engine's digest contribution and result tables.
+    /// End the run: the engine's digest contribution and result tables. The engine is not used
+    /// afterwards, so it may release its state here (the report is encoded and gathered next).
     fn finish(&mut self) -> Result<EngineOutput, EngineError>;
 }

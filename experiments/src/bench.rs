@@ -12,7 +12,7 @@ use anyhow::{Result, bail};
 use serde_json::{Value, json};
 use std::path::Path;
 use thermocline_bus::codec::{BATCH_HEADER_BYTES, EVENT_HEADER_BYTES};
-use thermocline_bus::{NoProgress, SimDuration};
+use thermocline_bus::{NoProgress, SimDuration, SimTime};
 use thermocline_models::idle::IdleConfig;
 use thermocline_models::phold::PholdConfig;
 
@@ -354,12 +354,31 @@ pub fn gossip(args: &GossipBench, exe: &Path) -> Result<()> {
     v["wall_total_s"] = json!(wall);
     v["wall_s_per_sim_slot"] = json!(wall / slots);
     v["real_time_factor"] = json!(wall / sim_s);
+    // Steady state: the wall time of the windows after the warm-up (every shard spends a window's
+    // wall time running, encoding, waiting or decoding, so any shard's sum measures it), without
+    // building the engines, the warm-up or writing results.
+    let warm_up = SimTime::ZERO.saturating_add(plan.spec.traffic.start);
+    let steady_ns: u64 = outcome
+        .reports
+        .iter()
+        .map(|r| {
+            r.windows
+                .iter()
+                .filter(|w| w.start >= warm_up)
+                .map(|w| w.exec_ns + w.encode_ns + w.wait_ns + w.decode_ns)
+                .sum::<u64>()
+        })
+        .max()
+        .unwrap_or(0);
+    let steady_slots = (sim_s - plan.spec.traffic.start.as_secs_f64()) / 12.0;
+    v["steady_wall_s_per_slot"] = json!(steady_ns as f64 / 1e9 / steady_slots);
+    v["steady_real_time_factor"] = json!(steady_ns as f64 / 1e9 / (steady_slots * 12.0));
     v["peak_rss_bytes"] = json!(peak);
     v["rss_bytes_per_identity"] = json!(peak.map(|p| p as f64 / args.nodes as f64));
     v["gossip"] = json!(figures);
     print(&v, args.json, || {
         format!(
-            "Gossip: {} identities, {:.0} s simulated ({} slots after 10 s warm-up), {} shards on {}\n  wall          {:.2} s ({:.2} s per 12-s slot, {:.2}x real time)\n  events        {} ({:.2} M/s)\n  peak RSS      {} ({} per identity)\n  delivery      {}\n",
+            "Gossip: {} identities, {:.0} s simulated ({} slots after 10 s warm-up), {} shards on {}\n  wall          {:.2} s ({:.2} s per 12-s slot, {:.2}x real time)\n  steady state  {:.2} s per 12-s slot after the warm-up ({:.2}x real time)\n  events        {} ({:.2} M/s)\n  peak RSS      {} ({} per identity)\n  delivery      {}\n",
             args.nodes,
             sim_s,
             args.slots,
@@ -368,6 +387,8 @@ pub fn gossip(args: &GossipBench, exe: &Path) -> Result<()> {
             wall,
             wall / slots,
             wall / sim_s,
+            steady_ns as f64 / 1e9 / steady_slots,
+            steady_ns as f64 / 1e9 / (steady_slots * 12.0),
             outcome.totals.events,
             outcome.totals.events as f64 / wall / 1e6,
             peak.map_or("unknown".into(), |p| format!("{:.1} MB", p as f64 / 1e6)),

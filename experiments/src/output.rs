@@ -75,14 +75,37 @@ impl Summary {
     }
 }
 
-/// What a gossip run measured: delivery, delay, duplicates and bytes.
+/// What a gossip run measured: delivery, delay, duplicates and bytes. The headline figures are
+/// the `beacon_block` topic's; `by_family` has the same for every topic family that carried
+/// messages (attestation and data column subnets).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GossipFigures {
     /// Identities.
     pub identities: u64,
+    /// Blocks published.
+    pub messages: u64,
+    /// Share of (subscriber, block) pairs delivered.
+    pub reliability: f64,
+    /// Block arrival delay since publish, ms: median.
+    pub p50_ms: f64,
+    /// 95th percentile.
+    pub p95_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Block copies received after the first, per delivery.
+    pub duplicates_per_delivery: f64,
+    /// Bytes sent per identity over the run, all topics.
+    pub bytes_sent_per_node: f64,
+    /// Figures per topic family.
+    pub by_family: BTreeMap<String, TopicFigures>,
+}
+
+/// Delivery figures of one topic family.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TopicFigures {
     /// Messages published.
     pub messages: u64,
-    /// Share of (identity, message) pairs delivered.
+    /// Share of (subscriber, message) pairs delivered.
     pub reliability: f64,
     /// Arrival delay since publish, ms: median.
     pub p50_ms: f64,
@@ -92,8 +115,6 @@ pub struct GossipFigures {
     pub p99_ms: f64,
     /// Copies received after the first, per delivery.
     pub duplicates_per_delivery: f64,
-    /// Bytes sent per identity over the run.
-    pub bytes_sent_per_node: f64,
 }
 
 fn column_u64(batches: &[arrow_array::RecordBatch], name: &str) -> Vec<u64> {
@@ -110,23 +131,26 @@ fn column_u64(batches: &[arrow_array::RecordBatch], name: &str) -> Vec<u64> {
     out
 }
 
-/// The gossip figures of a run, from its engines' tables (`None` if it ran no gossip).
-pub fn gossip_figures(outcome: &RunOutcome) -> Result<Option<GossipFigures>> {
-    let named = |name: &str| -> Vec<&Table> {
-        outcome.reports.iter().flat_map(|r| r.output.tables.iter()).filter(|t| t.name == name).collect()
-    };
-    let (arrivals, nodes) = (named("gossip_arrivals"), named("gossip_nodes"));
-    if nodes.is_empty() {
-        return Ok(None);
+fn column_str(batches: &[arrow_array::RecordBatch], name: &str) -> Vec<String> {
+    use arrow_array::{Array, StringArray};
+    let mut out = Vec::new();
+    for b in batches {
+        let Some(c) = b.column_by_name(name) else { continue };
+        if let Some(a) = c.as_any().downcast_ref::<StringArray>() {
+            out.extend((0..a.len()).map(|k| a.value(k).to_string()));
+        }
     }
-    let (_, arrivals) = concat_tables("gossip_arrivals", &arrivals)?;
-    let (schema, nodes) = concat_tables("gossip_nodes", &nodes)?;
-    let identities = nodes.iter().map(|b| b.num_rows() as u64).sum::<u64>();
-    let mut delays = column_u64(&arrivals, "arrival_since_publish_ns");
-    let mut ids = column_u64(&arrivals, "message_id");
-    ids.sort_unstable();
-    ids.dedup();
-    let messages = ids.len() as u64;
+    out
+}
+
+/// The family of a topic name: the name without its subnet number.
+fn family(topic: &str) -> &str {
+    topic.trim_end_matches(|c: char| c.is_ascii_digit()).trim_end_matches('_')
+}
+
+/// Figures of one family from its delays (sorted here), duplicate count, messages and
+/// expected deliveries.
+fn topic_figures(mut delays: Vec<u64>, dups: u64, messages: u64, expected: u64) -> TopicFigures {
     delays.sort_unstable();
     let pct = |p: f64| -> f64 {
         if delays.is_empty() {
@@ -135,23 +159,66 @@ pub fn gossip_figures(outcome: &RunOutcome) -> Result<Option<GossipFigures>> {
         let k = ((p * delays.len() as f64).ceil() as usize).clamp(1, delays.len()) - 1;
         delays[k] as f64 / 1e6
     };
-    let dups: u64 = column_u64(&arrivals, "duplicates").iter().sum();
+    TopicFigures {
+        messages,
+        reliability: delays.len() as f64 / expected.max(1) as f64,
+        p50_ms: pct(0.50),
+        p95_ms: pct(0.95),
+        p99_ms: pct(0.99),
+        duplicates_per_delivery: if delays.is_empty() { 0.0 } else { dups as f64 / delays.len() as f64 },
+    }
+}
+
+/// The gossip figures of a run, from its engines' tables (`None` if it ran no gossip).
+pub fn gossip_figures(outcome: &RunOutcome) -> Result<Option<GossipFigures>> {
+    let named = |name: &str| -> Vec<&Table> {
+        outcome.reports.iter().flat_map(|r| r.output.tables.iter()).filter(|t| t.name == name).collect()
+    };
+    let (arrivals, messages, nodes) = (named("gossip_arrivals"), named("gossip_messages"), named("gossip_nodes"));
+    if nodes.is_empty() {
+        return Ok(None);
+    }
+    let (_, arrivals) = concat_tables("gossip_arrivals", &arrivals)?;
+    let (_, messages) = concat_tables("gossip_messages", &messages)?;
+    let (schema, nodes) = concat_tables("gossip_nodes", &nodes)?;
+    let identities = nodes.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+    // Per family: (delays, duplicates, messages, expected deliveries).
+    let mut per: BTreeMap<String, (Vec<u64>, u64, u64, u64)> = BTreeMap::new();
+    for (topic, subscribers) in column_str(&messages, "topic").iter().zip(column_u64(&messages, "subscribers")) {
+        let f = per.entry(family(topic).to_string()).or_default();
+        f.2 += 1;
+        // Every subscriber should hold it (a subscribed publisher from the start, at delay 0).
+        f.3 += subscribers;
+    }
+    let topics = column_str(&arrivals, "topic");
+    let delays = column_u64(&arrivals, "arrival_since_publish_ns");
+    let dups = column_u64(&arrivals, "duplicates");
+    for ((topic, delay), dup) in topics.iter().zip(delays).zip(dups) {
+        let f = per.entry(family(topic).to_string()).or_default();
+        f.0.push(delay);
+        f.1 += dup;
+    }
+    let by_family: BTreeMap<String, TopicFigures> = per
+        .into_iter()
+        .map(|(name, (delays, dups, messages, expected))| (name, topic_figures(delays, dups, messages, expected)))
+        .collect();
     let sent: u64 = schema
         .fields()
         .iter()
         .filter(|f| f.name().starts_with("bytes_sent_"))
         .map(|f| column_u64(&nodes, f.name()).iter().sum::<u64>())
         .sum();
-    let pairs = (identities * messages).max(1) as f64;
+    let block = by_family.get("beacon_block").cloned().unwrap_or_else(|| topic_figures(Vec::new(), 0, 0, 0));
     Ok(Some(GossipFigures {
         identities,
-        messages,
-        reliability: delays.len() as f64 / pairs,
-        p50_ms: pct(0.50),
-        p95_ms: pct(0.95),
-        p99_ms: pct(0.99),
-        duplicates_per_delivery: if delays.is_empty() { 0.0 } else { dups as f64 / delays.len() as f64 },
+        messages: block.messages,
+        reliability: block.reliability,
+        p50_ms: block.p50_ms,
+        p95_ms: block.p95_ms,
+        p99_ms: block.p99_ms,
+        duplicates_per_delivery: block.duplicates_per_delivery,
         bytes_sent_per_node: if identities == 0 { 0.0 } else { sent as f64 / identities as f64 },
+        by_family,
     }))
 }
 
@@ -217,6 +284,18 @@ pub fn human_summary(s: &Summary, dir: &Path) -> String {
             ("bytes sent per node", format!("{:.1} KiB", g.bytes_sent_per_node / 1024.0)),
         ];
         text += &rows.iter().map(|(k, v)| format!("  {k:<20} {v}\n")).collect::<String>();
+        for (name, f) in g.by_family.iter().filter(|(name, _)| name.as_str() != "beacon_block") {
+            text += &format!(
+                "  {:<20} {} messages, {:.4} % delivered, p50/p95/p99 {:.1} / {:.1} / {:.1} ms, {:.2} duplicates\n",
+                name,
+                f.messages,
+                f.reliability * 100.0,
+                f.p50_ms,
+                f.p95_ms,
+                f.p99_ms,
+                f.duplicates_per_delivery
+            );
+        }
     }
     text
 }

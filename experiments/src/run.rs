@@ -18,8 +18,10 @@ use thermocline_models::idle::IdleEngine;
 use thermocline_models::network::NetworkModel;
 use thermocline_models::partition::Partition;
 use thermocline_models::phold::{PholdEngine, PholdLayout};
-use thermocline_surrogate::config::GossipSpec;
+use thermocline_surrogate::config::MAX_PEERS;
+use thermocline_surrogate::config::{GossipParams, GossipSpec};
 use thermocline_surrogate::peers::PeerGraph;
+use thermocline_surrogate::topics::{Subscriptions, publications};
 use thermocline_surrogate::{GossipEngine, GossipSetup};
 
 /// How to run a spec: the parts that the command line may override.
@@ -60,6 +62,26 @@ pub struct GossipPlan {
     pub runahead: SimDuration,
 }
 
+/// The gossip profiles of `spec`: `[gossip].profile` first (the default), then every other
+/// profile a host group names, each with `[gossip.params]`'s overrides.
+pub fn gossip_profiles(spec: &Spec, g: &GossipSpec) -> Result<Vec<(String, GossipParams)>, String> {
+    let mut names = vec![g.profile.clone()];
+    for group in &spec.hosts {
+        if let Some(p) = &group.profile
+            && !names.contains(p)
+        {
+            names.push(p.clone());
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let params = g.params_for(&name).map_err(|e| format!("profile {name:?}: {e}"))?;
+            Ok((name, params))
+        })
+        .collect()
+}
+
 /// Build the gossip plan of `spec` for `shards` shards.
 pub fn gossip_plan(spec: &Spec, shards: u32) -> Result<GossipPlan, String> {
     if spec.hosts.is_empty() {
@@ -67,12 +89,6 @@ pub fn gossip_plan(spec: &Spec, shards: u32) -> Result<GossipPlan, String> {
     }
     if let Some(g) = spec.hosts.iter().find(|g| g.kind != HostKind::Surrogate) {
         return Err(format!("hosts group {:?} is direct; the gossip workload runs surrogates only for now", g.name));
-    }
-    if let Some(g) = spec.hosts.iter().find(|g| g.profile.is_some()) {
-        return Err(format!(
-            "hosts group {:?} names a profile; per-group profiles are not supported yet, set [gossip].profile",
-            g.name
-        ));
     }
     let t = &spec.traffic;
     if t.slot == SimDuration::ZERO || t.beacon_block.proposer_delay >= t.slot {
@@ -84,6 +100,7 @@ pub fn gossip_plan(spec: &Spec, shards: u32) -> Result<GossipPlan, String> {
     if t.beacon_block.size.bytes() >= u32::MAX as u64 {
         return Err(format!("traffic.beacon_block.size {} is too large", t.beacon_block.size));
     }
+    t.validate()?;
     if spec.run.duration > SimDuration::from_secs(40 * 24 * 3600) {
         return Err("the gossip workload keeps millisecond clocks in 32 bits: runs up to 40 days".into());
     }
@@ -102,7 +119,7 @@ pub fn gossip_plan(spec: &Spec, shards: u32) -> Result<GossipPlan, String> {
 pub fn window_config(spec: &Spec, shards: u32) -> Result<WindowConfig, String> {
     let runahead = match spec.workload()? {
         Workload::Gossip(g) => {
-            g.params_for(&g.profile)?;
+            gossip_profiles(spec, g)?;
             gossip_plan(spec, shards)?.runahead
         }
         Workload::Phold(p) => {
@@ -125,7 +142,7 @@ pub struct SharedBuild {
 }
 
 /// The shared gossip build, or why it failed.
-type GossipBuild = Result<Arc<(GossipPlan, PeerGraph)>, String>;
+type GossipBuild = Result<Arc<(GossipPlan, PeerGraph, Subscriptions)>, String>;
 
 impl SharedBuild {
     /// For a process that runs `shards` shards.
@@ -142,8 +159,18 @@ impl SharedBuild {
                 let n = plan.net.directory.len();
                 let locations: Vec<u32> = (0..n).map(|h| plan.net.directory.node_of(h)).collect();
                 let locality = (g.local_share > 0.0).then_some((locations.as_slice(), g.local_share));
-                let graph = PeerGraph::build_local(n, g.outbound_peers, g.max_peers, spec.run.seed, locality);
-                Ok(Arc::new((plan, graph)))
+                let subscriptions = Subscriptions::compute(n, &spec.traffic, spec.run.seed);
+                let end = SimTime::ZERO.saturating_add(spec.run.duration).as_nanos();
+                let duties = publications(n, &spec.traffic, spec.run.seed, end);
+                // Subnet and duty dials may use every connection slot but those kept for peer
+                // exchange.
+                let px = if gossip_profiles(spec, g)?.iter().any(|(_, p)| p.peer_exchange) { g.px_slots } else { 0 };
+                let cap = MAX_PEERS - px;
+                let inbound = g.max_inbound.unwrap_or(u32::MAX);
+                let graph = PeerGraph::build_local(n, g.outbound_peers, g.max_peers, inbound, spec.run.seed, locality)
+                    .with_topic_peers(&subscriptions, g.subnet_peers, cap, spec.run.seed)
+                    .with_duty_peers(&duties, &subscriptions, g.duty_peers, cap, spec.run.seed);
+                Ok(Arc::new((plan, graph, subscriptions)))
             })
             .clone();
         slot.1 = slot.1.saturating_sub(1);
@@ -166,18 +193,20 @@ pub fn build_engine(
         Workload::Idle(i) => Box::new(IdleEngine::new(i, shard, shards)),
         Workload::Direct(_) => crate::direct_cmd::build_direct_engine(spec, shard, shards)?,
         Workload::Gossip(g) => {
-            let params = g.params_for(&g.profile)?;
+            let profiles = gossip_profiles(spec, g)?;
             let built = shared.gossip(spec, g, shards)?;
-            let (plan, graph) = &*built;
+            let (plan, graph, subscriptions) = &*built;
             let setup = GossipSetup {
-                params,
-                profile: &g.profile,
+                profiles,
                 traffic: spec.traffic.clone(),
                 net: plan.net.clone(),
                 partition: plan.partition.clone(),
                 graph,
+                subscriptions,
                 seed: spec.run.seed,
                 end: SimTime::ZERO.saturating_add(spec.run.duration),
+                max_peers: g.max_peers,
+                px_slots: g.px_slots,
             };
             Box::new(GossipEngine::new(setup, shard)?)
         }

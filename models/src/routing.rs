@@ -88,8 +88,8 @@ fn direct(t: &Topology, a: u32, b: u32) -> Option<Link> {
 
 /// Dijkstra from `src` over the whole graph: for each node, the (latency, jitter, survival) of the
 /// path with the smallest latency; ties go to the path found first in node-index order.
-fn shortest_from(t: &Topology, src: u32) -> Vec<Option<(u64, u64, f64)>> {
-    let n = t.len();
+fn shortest_from(adj: &[Vec<(u32, Link)>], src: u32) -> Vec<Option<(u64, u64, f64)>> {
+    let n = adj.len();
     let mut best: Vec<Option<(u64, u64, f64)>> = vec![None; n];
     let mut done = vec![false; n];
     let mut heap = BinaryHeap::new();
@@ -101,10 +101,7 @@ fn shortest_from(t: &Topology, src: u32) -> Vec<Option<(u64, u64, f64)>> {
         }
         done[u as usize] = true;
         let (_, ju, su) = best[u as usize].expect("settled nodes have a path");
-        let mut edges: Vec<_> =
-            t.graph.edges(NodeIndex::new(u as usize)).map(|e| (e.target().index() as u32, *e.weight())).collect();
-        edges.sort_by_key(|(v, l)| (*v, l.latency_ns));
-        for (v, l) in edges {
+        for &(v, l) in &adj[u as usize] {
             let (nd, ns) = (d + l.latency_ns, su * (1.0 - l.loss));
             // Shortest by latency; equal latency: the path with less loss (as Shadow).
             let better = match best[v as usize] {
@@ -134,9 +131,31 @@ impl Routes {
         let k = used.len();
         let mut props = Vec::with_capacity(k * k);
         let name = |i: u32| t.nodes[i as usize].name.clone();
+        // Each node's links, by (target, latency): built once for all the Dijkstra runs.
+        let adj: Vec<Vec<(u32, Link)>> = if t.mode == RouteMode::Direct {
+            Vec::new()
+        } else {
+            (0..t.len())
+                .map(|u| {
+                    let mut edges: Vec<(u32, Link)> =
+                        t.graph.edges(NodeIndex::new(u)).map(|e| (e.target().index() as u32, *e.weight())).collect();
+                    edges.sort_by_key(|(v, l)| (*v, l.latency_ns));
+                    edges
+                })
+                .collect()
+        };
         for &a in &used {
-            let tree = (t.mode != RouteMode::Direct).then(|| shortest_from(t, a));
+            // The shortest-path tree from `a`, computed only when some pair needs it (with direct
+            // edges everywhere, as in the country table, none does).
+            let mut tree_cache: Option<Vec<Option<(u64, u64, f64)>>> = None;
             for &b in &used {
+                let direct_ab = if a == b { None } else { direct(t, a, b) };
+                let tree = match (t.mode, &direct_ab) {
+                    (RouteMode::Shortest, _) | (RouteMode::DirectElseShortest, None) if a != b => {
+                        Some(&*tree_cache.get_or_insert_with(|| shortest_from(&adj, a)))
+                    }
+                    _ => None,
+                };
                 let link = if a == b {
                     direct(t, a, a).ok_or(RoutingError::NoPath {
                         from: name(a),
@@ -144,7 +163,7 @@ impl Routes {
                         hint: ": hosts at one location talk over its self-link (an edge from the node to itself)",
                     })?
                 } else {
-                    match (t.mode, direct(t, a, b), &tree) {
+                    match (t.mode, direct_ab, tree) {
                         (RouteMode::Direct | RouteMode::DirectElseShortest, Some(l), _) => l,
                         (RouteMode::Shortest, _, Some(tree)) | (RouteMode::DirectElseShortest, None, Some(tree)) => {
                             match tree[b as usize] {

@@ -18,6 +18,9 @@ pub struct GossipParams {
     pub d_high: u32,
     /// Peers to send IHAVE gossip to per heartbeat.
     pub d_lazy: u32,
+    /// Outbound quota: mesh maintenance keeps at least this many peers this identity dialled
+    /// in each mesh (v1.1's `D_out`, against eclipse by inbound connections).
+    pub d_out: u32,
     /// Heartbeat interval.
     pub heartbeat: SimDuration,
     /// History windows kept in the message cache (answers IWANT).
@@ -28,8 +31,17 @@ pub struct GossipParams {
     pub seen_ttl: SimDuration,
     /// Backoff after a PRUNE before grafting again.
     pub prune_backoff: SimDuration,
-    /// Publish to every peer (not only the mesh).
+    /// Publish to every peer subscribed to the topic (not only the mesh, or the fanout).
     pub flood_publish: bool,
+    /// How long an identity keeps the fanout peers of a topic it publishes to without
+    /// subscribing.
+    pub fanout_ttl: SimDuration,
+    /// Peer exchange (v1.1): a PRUNE for an oversubscribed mesh carries up to `prune_peers` other
+    /// peers of the topic, which the pruned peer may connect to (go-libp2p's
+    /// `WithPeerExchange`, which Prysm turns on; rust-libp2p and Lighthouse leave it off).
+    pub peer_exchange: bool,
+    /// Peers offered in a PRUNE with peer exchange (go-libp2p's `GossipSubPrunePeers`).
+    pub prune_peers: u32,
     /// Send IDONTWANT (v1.2) for messages at least this large; `None`: never.
     pub idontwant_threshold: Option<Size>,
     /// Validation time before a received message is forwarded.
@@ -51,12 +63,16 @@ impl GossipParams {
             d_low: 6,
             d_high: 12,
             d_lazy: 6,
+            d_out: 2,
             heartbeat: SimDuration::from_millis(700),
             mcache_len: 6,
             mcache_gossip: 3,
             seen_ttl: SimDuration::from_secs(768),
             prune_backoff: SimDuration::from_secs(60),
             flood_publish: true,
+            fanout_ttl: SimDuration::from_secs(60),
+            peer_exchange: false,
+            prune_peers: 16,
             idontwant_threshold: Some(Size(1000 * 8)),
             validation_delay: SimDuration::from_millis(10),
             scoring: true,
@@ -98,6 +114,12 @@ impl GossipParams {
                 self.d_low, self.d, self.d_high
             ));
         }
+        if self.d_out >= self.d_low || 2 * self.d_out > self.d {
+            return Err(format!(
+                "need d_out < d_low and d_out <= d / 2, got d_out={} d_low={} d={}",
+                self.d_out, self.d_low, self.d
+            ));
+        }
         if self.heartbeat == SimDuration::ZERO {
             return Err("heartbeat must be positive".into());
         }
@@ -135,6 +157,14 @@ pub struct GossipOverrides {
     pub prune_backoff: Option<SimDuration>,
     /// See [`GossipParams::flood_publish`].
     pub flood_publish: Option<bool>,
+    /// See [`GossipParams::d_out`].
+    pub d_out: Option<u32>,
+    /// See [`GossipParams::fanout_ttl`].
+    pub fanout_ttl: Option<SimDuration>,
+    /// See [`GossipParams::peer_exchange`].
+    pub peer_exchange: Option<bool>,
+    /// See [`GossipParams::prune_peers`].
+    pub prune_peers: Option<u32>,
     /// See [`GossipParams::idontwant_threshold`]; `"0 B"` turns IDONTWANT off.
     pub idontwant_threshold: Option<Size>,
     /// See [`GossipParams::validation_delay`].
@@ -142,6 +172,10 @@ pub struct GossipOverrides {
     /// See [`GossipParams::scoring`].
     pub scoring: Option<bool>,
 }
+
+/// Most connections an identity may have: mesh membership per topic is a 64-bit mask over an
+/// identity's connections.
+pub const MAX_PEERS: u32 = 64;
 
 /// The `[gossip]` section: profile, overrides and peer manager.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -155,8 +189,21 @@ pub struct GossipSpec {
     pub outbound_peers: u32,
     /// Most connections an identity accepts (inbound and outbound together).
     pub max_peers: u32,
+    /// Most dials an identity accepts from others (default: no limit below `max_peers`).
+    pub max_inbound: Option<u32>,
     /// Share of outbound connections made to identities at the same location (0: uniform).
     pub local_share: f64,
+    /// Peers the peer manager keeps on each subscribed subnet (attestation and column topics),
+    /// and finds on a subnet before publishing there: below it an identity dials more of the
+    /// subnet's subscribers, as discovery would find them. These dials may exceed `max_peers`,
+    /// up to 64 connections on both sides.
+    pub subnet_peers: u32,
+    /// Peers an identity makes sure to have on a topic before publishing there without
+    /// subscribing (an attester's subnet, a proposer's column subnets), within 64 connections.
+    pub duty_peers: u32,
+    /// Connection slots each identity keeps free for peers learnt by peer exchange (used only
+    /// with `peer_exchange`; they count towards the 64).
+    pub px_slots: u32,
 }
 
 impl Default for GossipSpec {
@@ -166,7 +213,11 @@ impl Default for GossipSpec {
             params: GossipOverrides::default(),
             outbound_peers: 12,
             max_peers: 48,
+            max_inbound: None,
             local_share: 0.0,
+            subnet_peers: 6,
+            duty_peers: 2,
+            px_slots: 4,
         }
     }
 }
@@ -185,15 +236,23 @@ impl GossipSpec {
             d_low,
             d_high,
             d_lazy,
+            d_out,
             heartbeat,
             mcache_len,
             mcache_gossip,
             seen_ttl,
             prune_backoff,
             flood_publish,
+            fanout_ttl,
+            peer_exchange,
+            prune_peers,
             validation_delay,
             scoring
         );
+        if o.d_out.is_none() {
+            // A profile's quota follows an overridden mesh band down; one given explicitly must fit.
+            p.d_out = p.d_out.min(p.d / 2).min(p.d_low.saturating_sub(1));
+        }
         p.score = ScoreParams::ethereum(p.d);
         if let Some(t) = o.idontwant_threshold {
             p.idontwant_threshold = (t.0 > 0).then_some(t);
@@ -202,9 +261,15 @@ impl GossipSpec {
         if !(0.0..=1.0).contains(&self.local_share) {
             return Err(format!("local_share must be within [0, 1], got {}", self.local_share));
         }
-        if self.outbound_peers == 0 || self.max_peers < self.outbound_peers {
+        if p.peer_exchange && self.max_peers + self.px_slots > MAX_PEERS {
             return Err(format!(
-                "need 0 < outbound_peers <= max_peers, got {} and {}",
+                "with peer exchange, max_peers + px_slots must be at most {MAX_PEERS}, got {} + {}",
+                self.max_peers, self.px_slots
+            ));
+        }
+        if self.outbound_peers == 0 || self.max_peers < self.outbound_peers || self.max_peers > MAX_PEERS {
+            return Err(format!(
+                "need 0 < outbound_peers <= max_peers <= {MAX_PEERS}, got {} and {}",
                 self.outbound_peers, self.max_peers
             ));
         }
@@ -222,6 +287,135 @@ pub struct TrafficSpec {
     pub slot: SimDuration,
     /// The `beacon_block` published each slot by a proposer chosen at random.
     pub beacon_block: BlockSpec,
+    /// Attestations on the `beacon_attestation_{subnet}` topics (off unless given).
+    pub attestations: Option<AttestationSpec>,
+    /// Data column sidecars on the `data_column_sidecar_{subnet}` topics (off unless given).
+    pub data_columns: Option<DataColumnSpec>,
+    /// Identities leaving and rejoining (off unless given).
+    pub churn: Option<ChurnSpec>,
+}
+
+/// Churn: from `start` on, every identity alternates online sessions and offline spells, both
+/// exponentially distributed with the given means and drawn from the identity's own "churn"
+/// stream. Leaving closes all its connections (peers learn it one path latency later); rejoining
+/// reconnects to every peer that is online, which then answers. The long-run share of identities
+/// online is `session / (session + downtime)`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChurnSpec {
+    /// Mean length of an online session.
+    pub session: SimDuration,
+    /// Mean time offline before rejoining.
+    pub downtime: SimDuration,
+    /// When churn starts (default: at the first slot, once meshes have formed).
+    pub start: Option<SimDuration>,
+}
+
+impl Default for ChurnSpec {
+    fn default() -> Self {
+        ChurnSpec { session: SimDuration::from_secs(3600), downtime: SimDuration::from_secs(300), start: None }
+    }
+}
+
+/// Attestation subnets: every identity subscribes to `subnets_per_node` of the 64 subnets
+/// (chosen from its own stream, like the spec's node-id-derived long-lived subscriptions), and
+/// each slot `per_subnet` attestations are published on every subnet, each by an identity drawn
+/// at random — usually not a subscriber, so it publishes by flood or fanout.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AttestationSpec {
+    /// Subnets each identity subscribes to (the spec's `SUBNETS_PER_NODE`).
+    pub subnets_per_node: u32,
+    /// Attestations published per subnet per slot.
+    pub per_subnet: u32,
+    /// Size of one attestation.
+    pub size: Size,
+    /// Delay from slot start to publication (the spec's attestation due time, a third of a slot).
+    pub delay: SimDuration,
+    /// Each attestation is published at `delay` plus a uniform draw below `spread`.
+    pub spread: SimDuration,
+}
+
+impl Default for AttestationSpec {
+    fn default() -> Self {
+        AttestationSpec {
+            subnets_per_node: 2,
+            per_subnet: 1,
+            size: Size(256 * 8),
+            delay: SimDuration::from_secs(4),
+            spread: SimDuration::from_millis(500),
+        }
+    }
+}
+
+/// Data column sidecars (PeerDAS): every identity custodies `custody_per_node` of the 128 column
+/// subnets (chosen from its own stream), and each slot the block's proposer publishes all 128
+/// columns with the block, each on its subnet — mostly ones it does not subscribe to.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataColumnSpec {
+    /// Column subnets each identity subscribes to (the spec's `CUSTODY_REQUIREMENT`).
+    pub custody_per_node: u32,
+    /// Size of one column sidecar (about 2 KiB per blob plus proofs; 13 KiB is six blobs).
+    pub size: Size,
+}
+
+impl Default for DataColumnSpec {
+    fn default() -> Self {
+        DataColumnSpec { custody_per_node: 4, size: Size(13 * 1024 * 8) }
+    }
+}
+
+/// Attestation subnets (`ATTESTATION_SUBNET_COUNT`).
+pub const ATTESTATION_SUBNETS: u32 = 64;
+/// Data column sidecar subnets (`DATA_COLUMN_SIDECAR_SUBNET_COUNT`, one column each).
+pub const COLUMN_SUBNETS: u32 = 128;
+/// Topics an identity may subscribe to at once (the block topic included).
+pub const MAX_SUBSCRIPTIONS: u32 = 16;
+
+impl TrafficSpec {
+    /// Check the optional topics against the protocol's constants.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut subs = 1;
+        if let Some(a) = &self.attestations {
+            if a.subnets_per_node > ATTESTATION_SUBNETS || a.subnets_per_node == 0 {
+                return Err(format!(
+                    "traffic.attestations.subnets_per_node must be within 1..={ATTESTATION_SUBNETS}, got {}",
+                    a.subnets_per_node
+                ));
+            }
+            if a.delay.as_nanos().saturating_add(a.spread.as_nanos()) > self.slot.as_nanos() {
+                return Err("traffic.attestations: delay + spread must fit in a slot".into());
+            }
+            if a.size.bytes() >= u32::MAX as u64 {
+                return Err(format!("traffic.attestations.size {} is too large", a.size));
+            }
+            subs += a.subnets_per_node;
+        }
+        if let Some(c) = &self.data_columns {
+            if c.custody_per_node > COLUMN_SUBNETS || c.custody_per_node == 0 {
+                return Err(format!(
+                    "traffic.data_columns.custody_per_node must be within 1..={COLUMN_SUBNETS}, got {}",
+                    c.custody_per_node
+                ));
+            }
+            if c.size.bytes() >= u32::MAX as u64 {
+                return Err(format!("traffic.data_columns.size {} is too large", c.size));
+            }
+            subs += c.custody_per_node;
+        }
+        if let Some(c) = &self.churn
+            && (c.session == SimDuration::ZERO || c.downtime == SimDuration::ZERO)
+        {
+            return Err("traffic.churn: session and downtime must be positive".into());
+        }
+        if subs > MAX_SUBSCRIPTIONS {
+            return Err(format!(
+                "traffic: an identity would subscribe to {subs} topics; at most {MAX_SUBSCRIPTIONS} are supported"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// One block per slot.
@@ -240,6 +434,9 @@ impl Default for TrafficSpec {
             start: SimDuration::from_secs(10),
             slot: SimDuration::from_secs(12),
             beacon_block: BlockSpec { size: Size(100 * 1024 * 8), proposer_delay: SimDuration::ZERO },
+            attestations: None,
+            data_columns: None,
+            churn: None,
         }
     }
 }
@@ -267,5 +464,11 @@ mod tests {
         spec.params.idontwant_threshold = Some(Size(0));
         assert_eq!(spec.params_for("ethereum").unwrap().idontwant_threshold, None);
         assert!(spec.params_for("prysm").unwrap_err().contains("unknown gossip profile"));
+        // D_out follows a narrowed mesh band unless given; given, it must fit.
+        let mut narrow = GossipSpec::default();
+        (narrow.params.d, narrow.params.d_low, narrow.params.d_high) = (Some(3), Some(2), Some(4));
+        assert_eq!(narrow.params_for("ethereum").unwrap().d_out, 1);
+        narrow.params.d_out = Some(2);
+        assert!(narrow.params_for("ethereum").unwrap_err().contains("d_out < d_low"));
     }
 }

@@ -1,19 +1,20 @@
 //! The surrogate engine: one shard's gossipsub identities as a bus engine.
 //!
-//! State is struct-of-arrays over the shard's identities (no per-identity heap objects): peer
-//! rows with per-connection mesh flag and backoff, mesh degree, random stream, upload and download
-//! queues, per-kind byte counters, and a small ring of IDONTWANTs received. Messages are shard-local
-//! tables with one slot per identity (arrival, sender, hops, duplicates). Every action — an RPC
+//! State is struct-of-arrays over the shard's identities (no per-identity heap objects): rows of
+//! 12-byte connection records (peer, path, shared topics, flags) with per-topic backoffs, a 64-bit mesh mask per (identity,
+//! subscribed topic), random stream, upload and download queues, per-kind byte counters, and a
+//! small ring of IDONTWANTs received. Messages are shard-local tables with one slot per local
+//! subscriber of their topic (arrival, sender, hops, duplicates). Every action — an RPC
 //! arriving, a heartbeat, the end of a validation, a publish — is an event in one calendar queue
 //! ordered by the bus's canonical key, and every random draw comes from the acting identity's own
 //! stream, so results do not depend on how identities are cut into shards.
 
-use crate::config::{GossipParams, TrafficSpec};
+use crate::config::{ChurnSpec, GossipParams, TrafficSpec};
 use crate::peers::PeerGraph;
-use crate::rpc::{MsgKey, RPC_KINDS, Rpc, RpcKind};
+use crate::rpc::{MsgKey, NO_HINT, RPC_BYTES, RPC_KINDS, Rpc, RpcKind};
 use crate::score::EdgeScore;
 use crate::tables;
-use bytes::Bytes;
+use crate::topics::{COLUMN_BASE, Subscriptions, TOPIC_BEACON_BLOCK, TOPIC_COUNT, publications};
 use std::collections::{BTreeMap, VecDeque};
 use thermocline_bus::queue::{CalendarQueue, Timed};
 use thermocline_bus::{Digest, Engine, EngineError, EngineOutput, Event, HostId, Outbox, ShardId, SimTime};
@@ -23,14 +24,45 @@ use thermocline_models::partition::Partition;
 use thermocline_models::rng::{CompactRng, StreamFamily, below};
 use thermocline_models::units::Bandwidth;
 
+/// The positions of the set bits of `mask`, ascending, offset by `base`.
+fn bits(base: usize, mut mask: u64) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (mask != 0).then(|| {
+            let b = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            base + b
+        })
+    })
+}
+
+/// An exponentially distributed duration of mean `mean_ns`, from `rng`. `libm`'s logarithm is
+/// portable Rust, so the draw is the same on every platform.
+fn exponential_ns(rng: &mut CompactRng, mean_ns: u64) -> u64 {
+    use rand_core::Rng;
+    let u = (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+    (-libm::log(1.0 - u) * mean_ns as f64) as u64
+}
+
+/// The parameters of local identity `$i`'s profile, as a place expression (so that borrowing
+/// them leaves the engine's other fields free).
+macro_rules! prm {
+    ($e:ident, $i:expr) => {
+        $e.params[if $e.params.len() == 1 { 0 } else { $e.profile_of[$i] as usize }]
+    };
+}
+
 /// Event kind of gossip RPCs on the bus.
 pub const GOSSIP_EVENT_KIND: u16 = 3;
-/// Topic index of `beacon_block`.
-pub const TOPIC_BEACON_BLOCK: u8 = 0;
-/// Name of each topic index.
-pub const TOPICS: [&str; 1] = ["beacon_block"];
 
-const MESH: u8 = 1;
+/// Connection flag: the peer may have negative score terms (P₃b or P₇ counters above zero).
+/// Without it the score's lower bound is a constant, so most threshold checks never touch the
+/// score counters.
+const PENALISED: u8 = 2;
+/// Connection flag: the connection is closed (the peer left, or this identity is offline, or it
+/// has asked to reconnect and awaits the answer).
+const DOWN: u8 = 4;
+/// Connection flag: this identity dialled the connection.
+const OUTBOUND: u8 = 8;
 /// Received messages this large or larger pass through the receiver's download queue first.
 const DOWNLOAD_QUEUE_MIN_BYTES: u64 = 1024;
 /// IDONTWANTs remembered per identity.
@@ -39,6 +71,56 @@ const NONE: u32 = u32::MAX;
 /// How long an IWANT is awaited before the message may be requested again (rust-libp2p's
 /// `iwant_followup_time`).
 const IWANT_FOLLOWUP_NS: u64 = 3_000_000_000;
+/// Topic families, for mesh-degree samples: block, attestation subnets, column subnets.
+pub(crate) const FAMILIES: [&str; 3] = ["beacon_block", "beacon_attestation", "data_column_sidecar"];
+/// Mesh degrees sampled: 0..=64.
+const DEGREES: usize = 65;
+
+fn family_index(t: u8) -> usize {
+    if t == TOPIC_BEACON_BLOCK {
+        0
+    } else if t < COLUMN_BASE {
+        1
+    } else {
+        2
+    }
+}
+
+/// One profile's heartbeat wheel: its identities are `start..end` in local order (by phase), and
+/// the next heartbeat is identity `at`'s in cycle `cycle`, at its phase plus a period per cycle,
+/// with the sequence number it was given when scheduled — the same canonical key it would have
+/// in the queue, so wheels and queue merge exactly.
+struct Wheel {
+    start: usize,
+    end: usize,
+    at: usize,
+    cycle: u64,
+    period: u64,
+}
+
+/// One connection as its identity sees it: everything an RPC sent or received over it reads,
+/// in one place (12 bytes) so that handling an RPC touches one cache line for it.
+#[derive(Copy, Clone, Debug)]
+struct Conn {
+    /// The peer (`NONE` for a free peer-exchange slot).
+    peer: u32,
+    /// The network path to the peer (index into the routes).
+    path: u32,
+    /// Bit `s` is set when the peer subscribes to this identity's `s`-th topic.
+    shared: u16,
+    /// [`PENALISED`], [`DOWN`], [`OUTBOUND`].
+    flags: u8,
+    /// This identity's position in the peer's row (sent as the RPC hint).
+    rev: u8,
+}
+
+/// A free peer-exchange slot.
+const FREE_SLOT: Conn = Conn { peer: NONE, path: 0, shared: 0, flags: DOWN, rev: NO_HINT };
+
+/// Bit `s` set when `theirs` includes `mine[s]` (both ascending).
+fn shared_topics(mine: &[u8], theirs: &[u8]) -> u16 {
+    mine.iter().enumerate().filter(|(_, t)| theirs.binary_search(t).is_ok()).fold(0u16, |m, (s, _)| m | 1 << s)
+}
 
 /// What an event does.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -52,10 +134,14 @@ enum Action {
     Heartbeat,
     /// `dst` finished validating message slot `0` and forwards it.
     Validated(u32),
-    /// `dst` publishes the block of slot `0`.
-    Publish(u64),
+    /// `dst` publishes a message on `topic`.
+    Publish { topic: u8 },
     /// `dst` finished serialising a queued message copy on its upload link: it leaves now.
     TxDone { rpc: Rpc, conn: u32 },
+    /// `dst` goes offline (churn).
+    Leave,
+    /// `dst` comes back online (churn).
+    Join,
 }
 
 /// A pending event: ordered by the canonical key `(time, src, seq, dst)`, which is unique.
@@ -95,23 +181,33 @@ impl Timed for Pending {
     }
 }
 
-/// One message as seen by this shard's identities.
+/// One message as seen by this shard's identities. Per-identity columns have one entry per local
+/// subscriber of the topic (see `GossipEngine::members`).
 pub(crate) struct MsgState {
     pub key: MsgKey,
     pub topic: u8,
     pub size: u32,
     pub published_ns: u64,
     pub slot: u64,
-    /// Per local identity: ns since publish of the first arrival (`u64::MAX`: not yet).
+    /// The local identity that published it, if it is on this shard.
+    pub publisher: u32,
+    /// Connections of the publisher subscribed to the topic when it published.
+    pub publisher_peers: u16,
+    /// Per subscriber: ns since publish of the first arrival (`u64::MAX`: not yet).
     pub arrival: Vec<u64>,
-    /// Per local identity: who it first came from (`NONE` for the publisher).
+    /// Per subscriber: who it first came from (`NONE` for the publisher).
     pub from: Vec<u32>,
-    /// Per local identity: hops at first arrival.
+    /// Per subscriber: hops at first arrival.
     pub hops: Vec<u8>,
-    /// Per local identity: copies received after the first.
+    /// Per subscriber: copies received after the first.
     pub dups: Vec<u16>,
-    /// Per local identity: when an IWANT was last sent for it (`u64::MAX`: never).
+    /// Per subscriber: when an IWANT was last sent for it (`u64::MAX`: never).
     pub requested: Vec<u64>,
+    /// The latest first arrival at any local subscriber, ns: once a gossip window has passed
+    /// after it, no local identity advertises the message any more.
+    last_arrival_ns: u64,
+    /// Listed in `recent` (may still be advertised).
+    in_recent: bool,
 }
 
 /// Why the engine could not start or continue.
@@ -134,10 +230,9 @@ pub enum GossipError {
 
 /// Everything a shard's engine is built from; every shard receives the same.
 pub struct GossipSetup<'a> {
-    /// Router parameters.
-    pub params: GossipParams,
-    /// Profile name (for the tables).
-    pub profile: &'a str,
+    /// Client profiles by name, with their parameters: the first is the default, which serves
+    /// every host group that names none.
+    pub profiles: Vec<(String, GossipParams)>,
     /// Slot traffic.
     pub traffic: TrafficSpec,
     /// The network model.
@@ -146,29 +241,57 @@ pub struct GossipSetup<'a> {
     pub partition: Partition,
     /// The initial connections.
     pub graph: &'a PeerGraph,
+    /// Every identity's topics.
+    pub subscriptions: &'a Subscriptions,
     /// The run's seed.
     pub seed: u64,
     /// The end of the simulation.
     pub end: SimTime,
+    /// The peer manager's connection target: an identity takes peers learnt by peer exchange,
+    /// or accepts them, only below it.
+    pub max_peers: u32,
+    /// Free connection slots per identity for peer exchange (with `params.peer_exchange`).
+    pub px_slots: u32,
 }
 
 /// The engine of one shard.
 pub struct GossipEngine {
     me: ShardId,
-    params: GossipParams,
-    profile: String,
+    /// Parameters of each profile, and its name (see [`GossipSetup::profiles`]).
+    params: Vec<GossipParams>,
+    profile_names: Vec<String>,
+    /// Per identity: its profile.
+    profile_of: Vec<u8>,
+    /// Heartbeat wheels, one per profile (each profile has its own period).
+    wheels: Vec<Wheel>,
     partition: Partition,
     net: NetworkModel,
-    /// Global ids of local identities, ascending.
+    subs: Subscriptions,
+    /// Topics per identity.
+    per: usize,
+    /// Global ids of local identities, in heartbeat order: by (phase, id).
     ids: Vec<u32>,
     /// Global id → local index (`NONE` if not local).
     local: Vec<u32>,
     row: Vec<u32>,
-    peer: Vec<u32>,
-    flags: Vec<u8>,
-    /// Per connection: end of the PRUNE backoff, ms since the start (0: none).
+    /// Per identity: connections from the initial graph, sorted by peer at the start of its row;
+    /// peer-exchange slots follow them.
+    nmain: Vec<u8>,
+    /// The peer manager's connection target (see [`GossipSetup::max_peers`]).
+    max_peers: usize,
+    /// Per connection: peer, path, shared topics, flags, and place in the peer's row.
+    conn: Vec<Conn>,
+    /// Where the bus payloads of remote RPCs are written: one allocation serves thousands.
+    arena: bytes::BytesMut,
+    /// Per (identity, topic slot): the connections (bit = position in the row) in its mesh.
+    mesh: Vec<u64>,
+    /// Per (identity, topic slot): its position among the topic's local subscribers.
+    sub_pos: Vec<u32>,
+    /// Per topic: local subscribers, in local order.
+    members: Vec<Vec<u32>>,
+    /// Per (connection, topic slot): end of the PRUNE backoff, ms since the start (0: none).
     backoff_until_ms: Vec<u32>,
-    /// Per connection: score counters.
+    /// Per connection: score counters (of the scored topic, `beacon_block`, and behaviour).
     score: Vec<EdgeScore>,
     /// Per identity: when its counters next decay, ms.
     next_decay_ms: Vec<u32>,
@@ -176,16 +299,16 @@ pub struct GossipEngine {
     ticks: Vec<u32>,
     /// The end of the simulation, ns: end-of-run scores are taken then, the same on every shard.
     end_ns: u64,
-    /// Per connection: the network path to the peer (index into the routes).
-    path: Vec<u32>,
     /// Per identity: upload and download bandwidth.
     up: Vec<Bandwidth>,
     down: Vec<Bandwidth>,
+    /// Per profile: the score's lower bound for a connection without [`PENALISED`], out of and
+    /// in the mesh.
+    clean_floor: Vec<[f64; 2]>,
     /// Scratch space for choosing connections (reused; never observable).
     scratch: Vec<usize>,
     /// The last message looked up: (key, slot), the common case of a burst of RPCs.
     last_msg: Option<(MsgKey, u32)>,
-    mesh: Vec<u16>,
     rng: Vec<CompactRng>,
     /// Per identity: full-message copies waiting for the upload link, in order.
     txq: Vec<VecDeque<(u32, Rpc)>>,
@@ -203,25 +326,28 @@ pub struct GossipEngine {
     lost: Vec<u64>,
     /// GRAFTs received from a peer this identity had pruned, within the backoff.
     graft_in_backoff: Vec<u32>,
+    /// Churn, if any: its parameters and each identity's "churn" stream.
+    churn: Option<ChurnSpec>,
+    churn_rng: Vec<CompactRng>,
+    /// Per identity: online, when it last left, time spent offline, RPCs dropped while offline.
+    online: Vec<bool>,
+    left_at: Vec<u64>,
+    offline_ns: Vec<u64>,
+    dropped_offline: Vec<u32>,
+    /// Fanout of identities publishing to topics they do not subscribe to: (identity, topic) →
+    /// (peers as a row mask, last publish ns). Only publishers have entries.
+    fanout: BTreeMap<(u32, u8), (u64, u64)>,
     pub(crate) msgs: Vec<MsgState>,
     /// Message key → local slot; iterated in key order, never in slot (arrival) order, which
     /// depends on the partition.
     msg_slot: BTreeMap<MsgKey, u32>,
-    /// Local slots in key order.
-    msg_order: Vec<u32>,
+    /// Per topic: messages some local subscriber may still advertise, in key order.
+    recent: Vec<Vec<u32>>,
     queue: CalendarQueue<Pending>,
-    /// Heartbeats, outside the queue: every identity has exactly one pending, and with one
-    /// period for all their order never changes. `wheel` lists identities by (phase, id); the
-    /// next heartbeat is `wheel[wheel_at]` in cycle `wheel_cycle`, at its phase plus a period per
-    /// cycle, with the sequence number it was given when scheduled — the same canonical key it
-    /// would have in the queue, so the two merge exactly.
-    wheel: Vec<u32>,
-    wheel_at: usize,
-    wheel_cycle: u64,
     phase: Vec<u64>,
     hb_seq: Vec<u64>,
-    /// `degree_samples[period][degree]`: identities sampled at that mesh degree in that
-    /// heartbeat period.
+    /// `degree_samples[period][family * DEGREES + degree]`: (identity, topic) meshes sampled at
+    /// that degree in that heartbeat period.
     degree_samples: Vec<Vec<u64>>,
     traffic: TrafficSpec,
 }
@@ -230,42 +356,121 @@ impl GossipEngine {
     /// The engine for `shard`: every surrogate of the setup's network that its partition puts
     /// on this shard.
     pub fn new(setup: GossipSetup<'_>, shard: ShardId) -> Result<Self, GossipError> {
-        let GossipSetup { params, profile, traffic, net, partition, graph, seed, end } = setup;
+        let GossipSetup { profiles, traffic, net, partition, graph, subscriptions, seed, end, max_peers, px_slots } =
+            setup;
+        if profiles.is_empty() || profiles.len() > u8::MAX as usize {
+            return Err(GossipError::Config(format!("need 1 to 255 profiles, got {}", profiles.len())));
+        }
+        let (profile_names, params): (Vec<String>, Vec<GossipParams>) = profiles.into_iter().unzip();
+        let extra = if params.iter().any(|p| p.peer_exchange) { px_slots as usize } else { 0 };
         let n = net.directory.len();
-        let ids: Vec<u32> = (0..n).filter(|&h| partition.shard_of(h) == shard).collect();
+        // Each host group's profile, by index.
+        let group_profile: Vec<u8> = net
+            .directory
+            .groups
+            .iter()
+            .map(|g| match &g.spec.profile {
+                None => Ok(0),
+                Some(name) => profile_names.iter().position(|p| p == name).map(|k| k as u8).ok_or_else(|| {
+                    GossipError::Config(format!("hosts group {:?}: profile {name:?} was not set up", g.spec.name))
+                }),
+            })
+            .collect::<Result<_, _>>()?;
+        let gossip = StreamFamily::new(seed, "gossip");
+        // Each identity's stream first draws its heartbeat phase. Local identities are stored in
+        // heartbeat order, (profile, phase, id), so that each profile's heartbeat wheel walks
+        // every per-identity array (and the connection rows) front to back instead of at random.
+        let mut order: Vec<(u8, u64, u32, CompactRng)> = (0..n)
+            .filter(|&h| partition.shard_of(h) == shard)
+            .map(|h| {
+                let p = group_profile[net.directory.block_of(h).group as usize];
+                let mut rng = gossip.compact(h);
+                (p, below(&mut rng, params[p as usize].heartbeat.as_nanos()), h, rng)
+            })
+            .collect();
+        order.sort_by_key(|&(p, phase, h, _)| (p, phase, h));
+        let ids: Vec<u32> = order.iter().map(|&(_, _, h, _)| h).collect();
+        let profile_of: Vec<u8> = order.iter().map(|&(p, _, _, _)| p).collect();
+        let wheels: Vec<Wheel> = (0..params.len())
+            .map(|p| {
+                let start = profile_of.partition_point(|&x| (x as usize) < p);
+                let end = profile_of.partition_point(|&x| (x as usize) <= p);
+                Wheel { start, end, at: start, cycle: 0, period: params[p].heartbeat.as_nanos() }
+            })
+            .collect();
+        let min_heartbeat = params.iter().map(|p| p.heartbeat.as_secs_f64()).fold(f64::INFINITY, f64::min);
         let mut local = vec![NONE; n as usize];
         for (i, &h) in ids.iter().enumerate() {
             local[h as usize] = i as u32;
         }
-        let (mut row, mut peer) = (Vec::with_capacity(ids.len() + 1), Vec::new());
+        let per = subscriptions.per_identity();
+        let mut row = Vec::with_capacity(ids.len() + 1);
+        let mut conns: Vec<Conn> = Vec::new();
+        let mut nmain = Vec::with_capacity(ids.len());
         row.push(0);
         for &h in &ids {
-            peer.extend_from_slice(graph.of(h));
-            row.push(peer.len() as u32);
+            let peers = graph.of(h);
+            if peers.len() + extra > 64 {
+                return Err(GossipError::Config(format!(
+                    "identity {h} has {} peers and {extra} peer-exchange slots; at most 64 in all",
+                    peers.len()
+                )));
+            }
+            nmain.push(peers.len() as u8);
+            let first = graph.start[h as usize] as usize;
+            let mine = subscriptions.of(h);
+            for (k, &p) in peers.iter().enumerate() {
+                conns.push(Conn {
+                    peer: p,
+                    path: net.path_index(h, p),
+                    shared: shared_topics(mine, subscriptions.of(p)),
+                    flags: if graph.outbound[first + k] { OUTBOUND } else { 0 },
+                    rev: graph.of(p).binary_search(&h).map_or(NO_HINT, |k| k as u8),
+                });
+            }
+            // Free peer-exchange slots: no peer, closed.
+            conns.extend(std::iter::repeat_n(FREE_SLOT, extra));
+            row.push(conns.len() as u32);
         }
-        let gossip = StreamFamily::new(seed, "gossip");
         let k = ids.len();
-        let heartbeat = params.heartbeat.as_nanos();
+        let mut members = vec![Vec::new(); TOPIC_COUNT];
+        let mut sub_pos = Vec::with_capacity(k * per);
+        for (i, &h) in ids.iter().enumerate() {
+            for &t in subscriptions.of(h) {
+                sub_pos.push(members[t as usize].len() as u32);
+                members[t as usize].push(i as u32);
+            }
+        }
+        // Everyone subscribes to the block topic, in local order: see `position`.
+        debug_assert!(members[TOPIC_BEACON_BLOCK as usize].iter().enumerate().all(|(k, &i)| k == i as usize));
         let mut e = GossipEngine {
             me: shard,
-            profile: profile.to_string(),
+            profile_names,
+            profile_of,
+            wheels,
             partition,
+            subs: subscriptions.clone(),
+            per,
             ids,
             local,
-            flags: vec![0; peer.len()],
-            backoff_until_ms: vec![0; peer.len()],
-            score: vec![EdgeScore::default(); peer.len()],
-            next_decay_ms: vec![(params.score.decay_interval.as_nanos() / 1_000_000) as u32; k],
+            nmain,
+            arena: bytes::BytesMut::new(),
+            max_peers: max_peers as usize,
+            mesh: vec![0; k * per],
+            sub_pos,
+            members,
+            backoff_until_ms: vec![0; conns.len() * per],
+            score: vec![EdgeScore::default(); conns.len()],
+            next_decay_ms: Vec::with_capacity(k),
             ticks: vec![0; k],
             end_ns: end.as_nanos(),
-            path: Vec::new(),
             up: Vec::new(),
             down: Vec::new(),
+            clean_floor: params.iter().map(|p| [p.score.clean_floor(false), p.score.clean_floor(true)]).collect(),
             scratch: Vec::new(),
             last_msg: None,
             row,
-            peer,
-            mesh: vec![0; k],
+            conn: conns,
             rng: Vec::with_capacity(k),
             txq: (0..k).map(|_| VecDeque::new()).collect(),
             tx_busy: vec![false; k],
@@ -279,18 +484,19 @@ impl GossipEngine {
             recv: vec![[0; RPC_KINDS]; k],
             lost: vec![0; k],
             graft_in_backoff: vec![0; k],
+            churn: traffic.churn.clone(),
+            churn_rng: Vec::new(),
+            online: vec![true; k],
+            left_at: vec![0; k],
+            offline_ns: vec![0; k],
+            dropped_offline: vec![0; k],
+            fanout: BTreeMap::new(),
             msgs: Vec::new(),
             msg_slot: BTreeMap::new(),
-            msg_order: Vec::new(),
-            wheel: Vec::new(),
-            wheel_at: 0,
-            wheel_cycle: 0,
-            phase: vec![0; k],
+            recent: vec![Vec::new(); TOPIC_COUNT],
+            phase: Vec::with_capacity(k),
             hb_seq: vec![0; k],
-            queue: CalendarQueue::new(
-                CalendarQueue::<Pending>::shift_for(k as f64 / params.heartbeat.as_secs_f64() * 4.0, 256.0),
-                4096,
-            ),
+            queue: CalendarQueue::new(CalendarQueue::<Pending>::shift_for(k as f64 / min_heartbeat * 4.0, 256.0), 4096),
             degree_samples: Vec::new(),
             traffic,
             params,
@@ -301,34 +507,38 @@ impl GossipEngine {
             let bw = e.net.directory.block_of(h).bandwidth;
             e.up.push(bw.up);
             e.down.push(bw.down);
-            for c in e.peers(i) {
-                let p = e.net.path_index(h, e.peer[c]);
-                e.path.push(p);
-            }
-            let mut rng = gossip.compact(e.ids[i]);
-            e.phase[i] = below(&mut rng, heartbeat);
-            e.rng.push(rng);
             e.hb_seq[i] = e.seq[i];
             e.seq[i] += 1;
         }
-        e.wheel = (0..k as u32).collect();
-        e.wheel.sort_by_key(|&i| (e.phase[i as usize], e.ids[i as usize]));
-        // Slots: the proposer of slot s is drawn from the "proposer" stream of s; the shard that
-        // owns it schedules the publication.
-        let slot_ns = e.traffic.slot.as_nanos().max(1);
-        let first = e.traffic.start.as_nanos();
-        let proposers = StreamFamily::new(seed, "proposer");
-        let mut slot = 0u64;
-        while first + slot * slot_ns < end.as_nanos() {
-            let proposer = below(&mut proposers.compact(slot as u32), n as u64) as u32;
-            let i = e.local[proposer as usize];
-            if i != NONE {
-                let at = first + slot * slot_ns + e.traffic.beacon_block.proposer_delay.as_nanos();
-                e.self_event(i as usize, at, Action::Publish(slot));
+        for (p, phase, _, rng) in order {
+            e.phase.push(phase);
+            e.rng.push(rng);
+            e.next_decay_ms.push((e.params[p as usize].score.decay_interval.as_nanos() / 1_000_000) as u32);
+        }
+        e.schedule_publications(n, seed);
+        if let Some(churn) = e.churn.clone() {
+            let family = StreamFamily::new(seed, "churn");
+            let start = churn.start.unwrap_or(e.traffic.start).as_nanos();
+            for i in 0..k {
+                let mut rng = family.compact(e.ids[i]);
+                let at = start + exponential_ns(&mut rng, churn.session.as_nanos());
+                e.churn_rng.push(rng);
+                if at < e.end_ns {
+                    e.self_event(i, at, Action::Leave);
+                }
             }
-            slot += 1;
         }
         Ok(e)
+    }
+
+    /// Schedule every publication of the run (see [`publications`]) whose publisher is local.
+    fn schedule_publications(&mut self, n: u32, seed: u64) {
+        for p in publications(n, &self.traffic, seed, self.end_ns) {
+            let i = self.local[p.publisher as usize];
+            if i != NONE {
+                self.self_event(i as usize, p.at_ns, Action::Publish { topic: p.topic });
+            }
+        }
     }
 
     fn self_event(&mut self, i: usize, time: u64, action: Action) {
@@ -342,70 +552,219 @@ impl GossipEngine {
         self.row[i] as usize..self.row[i + 1] as usize
     }
 
-    /// The score of connection `c` at `now_ms` (0 with scoring off).
-    fn score_of(&self, c: usize, now_ms: u32) -> f64 {
-        if !self.params.scoring {
+    /// Whether connection `c` is up.
+    fn up(&self, c: usize) -> bool {
+        self.conn[c].flags & DOWN == 0
+    }
+
+    /// `i` goes offline: it tells every connected peer, closes its connections and meshes, and
+    /// drops its queued copies; it comes back after an exponential downtime.
+    fn go_offline(&mut self, i: usize, now: u64, outbox: &mut Outbox) {
+        let now_ms = (now / 1_000_000) as u32;
+        for c in self.peers(i) {
+            if self.up(c) {
+                self.leave(i, c, now, Rpc::control(RpcKind::Disconnect, 0), outbox);
+            }
+            for s in 0..self.per {
+                self.leave_mesh(i, s, c, now_ms);
+            }
+            self.conn[c].flags |= DOWN;
+        }
+        self.txq[i].clear();
+        self.online[i] = false;
+        self.left_at[i] = now;
+        if let Some(churn) = &self.churn {
+            let at = now + exponential_ns(&mut self.churn_rng[i], churn.downtime.as_nanos()).max(1);
+            if at < self.end_ns {
+                self.self_event(i, at, Action::Join);
+            }
+        }
+    }
+
+    /// `i` comes back: it asks every peer to reconnect (a connection is up again once the peer
+    /// accepts) and stays for another exponential session.
+    fn go_online(&mut self, i: usize, now: u64, outbox: &mut Outbox) {
+        self.online[i] = true;
+        self.offline_ns[i] += now - self.left_at[i];
+        for c in self.peers(i) {
+            if self.conn[c].peer != NONE {
+                self.leave(i, c, now, Rpc::control(RpcKind::Connect, 0), outbox);
+            }
+        }
+        if let Some(churn) = &self.churn {
+            let at = now + exponential_ns(&mut self.churn_rng[i], churn.session.as_nanos()).max(1);
+            if at < self.end_ns {
+                self.self_event(i, at, Action::Leave);
+            }
+        }
+    }
+
+    /// The topic slot of `t` among `i`'s subscriptions.
+    fn topic_slot(&self, i: usize, t: u8) -> Option<usize> {
+        if self.per == 1 {
+            // Only the block topic: no need to look at the identity's subscriptions.
+            return (t == TOPIC_BEACON_BLOCK).then_some(0);
+        }
+        self.subs.of(self.ids[i]).binary_search(&t).ok()
+    }
+
+    /// `i`'s position among the local subscribers of its topic slot `s` (its column in message
+    /// tables). Every identity subscribes to the block topic (slot 0), so there it is `i`.
+    fn position(&self, i: usize, s: usize) -> usize {
+        if s == 0 { i } else { self.sub_pos[i * self.per + s] as usize }
+    }
+
+    /// The topic of `i`'s topic slot `s`.
+    fn topic_of(&self, i: usize, s: usize) -> u8 {
+        self.subs.of(self.ids[i])[s]
+    }
+
+    /// Whether connection `c` of `i` is in `i`'s mesh of topic slot `s`.
+    fn in_mesh(&self, i: usize, s: usize, c: usize) -> bool {
+        self.mesh[i * self.per + s] >> (c - self.row[i] as usize) & 1 != 0
+    }
+
+    /// The connections in `i`'s mesh of topic slot `s`, ascending. The iterator holds a copy of
+    /// the mask, so the engine may change meanwhile.
+    fn mesh_conns(&self, i: usize, s: usize) -> impl Iterator<Item = usize> + use<> {
+        bits(self.row[i] as usize, self.mesh[i * self.per + s])
+    }
+
+    /// The mesh degree of `i`'s topic slot `s`.
+    fn degree(&self, i: usize, s: usize) -> usize {
+        self.mesh[i * self.per + s].count_ones() as usize
+    }
+
+    /// The score of connection `c` of `i` at `now_ms` (0 with scoring off). The scored topic is
+    /// `beacon_block`, topic slot 0 of every identity.
+    fn score_of(&self, i: usize, c: usize, now_ms: u32) -> f64 {
+        if !prm!(self, i).scoring {
             return 0.0;
         }
-        self.score[c].score(&self.params.score, self.flags[c] & MESH != 0, now_ms)
+        self.score[c].score(&prm!(self, i).score, self.in_mesh(i, 0, c), now_ms)
     }
 
     /// Whether connection `c`'s score is at least `threshold` (always, with scoring off). Checks
     /// the cheap lower bound first.
-    fn passes(&self, c: usize, threshold: f64, now_ms: u32) -> bool {
-        if !self.params.scoring {
+    #[inline]
+    fn passes(&self, i: usize, c: usize, threshold: f64, now_ms: u32) -> bool {
+        if !prm!(self, i).scoring {
             return true;
         }
-        let in_mesh = self.flags[c] & MESH != 0;
-        self.score[c].floor(&self.params.score, in_mesh) >= threshold || self.score_of(c, now_ms) >= threshold
+        let in_mesh = self.in_mesh(i, 0, c);
+        let floor = if self.conn[c].flags & PENALISED == 0 {
+            self.clean_floor[self.profile_of[i] as usize][in_mesh as usize]
+        } else {
+            self.score[c].floor(&prm!(self, i).score, in_mesh)
+        };
+        floor >= threshold || self.score_of(i, c, now_ms) >= threshold
     }
 
-    /// Mark connection `c` as joining the mesh at `now_ms`.
-    fn join_mesh(&mut self, i: usize, c: usize, now_ms: u32) {
-        self.flags[c] |= MESH;
-        self.mesh[i] += 1;
-        self.score[c].grafted_ms = now_ms;
+    /// Connection `c` joins `i`'s mesh of topic slot `s` at `now_ms`.
+    fn join_mesh(&mut self, i: usize, s: usize, c: usize, now_ms: u32) {
+        self.mesh[i * self.per + s] |= 1 << (c - self.row[i] as usize);
+        if s == 0 {
+            self.score[c].grafted_ms = now_ms;
+        }
     }
 
-    /// Remove connection `c` from the mesh, charging any mesh-delivery deficit (P₃b); nothing if
-    /// it is not in the mesh.
-    fn leave_mesh(&mut self, i: usize, c: usize, now_ms: u32) {
-        if self.flags[c] & MESH == 0 {
+    /// Remove connection `c` from `i`'s mesh of topic slot `s`, charging any mesh-delivery
+    /// deficit of the scored topic (P₃b); nothing if it is not in the mesh.
+    fn leave_mesh(&mut self, i: usize, s: usize, c: usize, now_ms: u32) {
+        if !self.in_mesh(i, s, c) {
             return;
         }
-        let d = self.score[c].mesh_deficit(&self.params.score, true, now_ms);
-        self.score[c].mesh_failure += (d * d) as f32;
-        self.flags[c] &= !MESH;
-        self.mesh[i] -= 1;
+        if s == 0 {
+            let d = self.score[c].mesh_deficit(&prm!(self, i).score, true, now_ms);
+            if d > 0.0 {
+                self.score[c].mesh_failure += (d * d) as f32;
+                self.conn[c].flags |= PENALISED;
+            }
+        }
+        self.mesh[i * self.per + s] &= !(1 << (c - self.row[i] as usize));
     }
 
-    /// Graft connection `c`: it joins the mesh and the peer is told.
-    fn graft(&mut self, i: usize, c: usize, now: u64, outbox: &mut Outbox) {
-        self.join_mesh(i, c, (now / 1_000_000) as u32);
-        self.send(i, c, now, Rpc::control(RpcKind::Graft, TOPIC_BEACON_BLOCK), outbox);
+    /// Graft connection `c` on topic slot `s`: it joins the mesh and the peer is told.
+    fn graft(&mut self, i: usize, s: usize, c: usize, now: u64, outbox: &mut Outbox) {
+        self.join_mesh(i, s, c, (now / 1_000_000) as u32);
+        let t = self.topic_of(i, s);
+        self.send(i, c, now, Rpc::control(RpcKind::Graft, t), outbox);
     }
 
-    /// Prune connection `c`: it leaves the mesh (if in it) and is kept out for the prune backoff,
-    /// which the PRUNE tells the peer.
-    fn prune(&mut self, i: usize, c: usize, topic: u8, now: u64, outbox: &mut Outbox) {
+    /// Prune connection `c` from topic slot `s`: it leaves the mesh (if in it) and is kept out
+    /// for the prune backoff, which the PRUNE tells the peer.
+    fn prune(&mut self, i: usize, s: usize, c: usize, now: u64, outbox: &mut Outbox) {
         let now_ms = (now / 1_000_000) as u32;
-        let backoff_ms = (self.params.prune_backoff.as_nanos() / 1_000_000) as u32;
-        self.leave_mesh(i, c, now_ms);
-        self.backoff_until_ms[c] = now_ms.saturating_add(backoff_ms);
-        let mut rpc = Rpc::control(RpcKind::Prune, topic);
+        let backoff_ms = (prm!(self, i).prune_backoff.as_nanos() / 1_000_000) as u32;
+        self.leave_mesh(i, s, c, now_ms);
+        self.backoff_until_ms[c * self.per + s] = now_ms.saturating_add(backoff_ms);
+        let mut rpc = Rpc::control(RpcKind::Prune, self.topic_of(i, s));
         rpc.backoff_ms = backoff_ms;
         self.send(i, c, now, rpc, outbox);
     }
 
+    /// Peer exchange with a PRUNE of `c` on topic slot `s`: up to `prune_peers` other connected
+    /// peers of the topic with a non-negative score, chosen with `i`'s stream, one record each.
+    fn offer_peers(&mut self, i: usize, s: usize, c: usize, now: u64, outbox: &mut Outbox) {
+        let now_ms = (now / 1_000_000) as u32;
+        let want = prm!(self, i).prune_peers as usize;
+        let chosen = self
+            .choose(i, want, |e, k| k != c && e.up(k) && e.conn[k].shared >> s & 1 != 0 && e.passes(i, k, 0.0, now_ms));
+        let t = self.topic_of(i, s);
+        for &k in &chosen {
+            let mut rpc = Rpc::control(RpcKind::PeerExchange, t);
+            rpc.msg = MsgKey(self.conn[k].peer as u64);
+            self.send(i, c, now, rpc, outbox);
+        }
+        self.scratch = chosen;
+    }
+
     /// Connection index of `peer` in `i`'s row.
     fn slot_of(&self, i: usize, peer: u32) -> Option<usize> {
-        let r = self.peers(i);
-        self.peer[r.clone()].binary_search(&peer).ok().map(|k| r.start + k)
+        let (start, end) = (self.row[i] as usize, self.row[i + 1] as usize);
+        let main = start + self.nmain[i] as usize;
+        match self.conn[start..main].binary_search_by_key(&peer, |k| k.peer) {
+            Ok(k) => Some(start + k),
+            Err(_) => (main..end).find(|&c| self.conn[c].peer == peer),
+        }
+    }
+
+    /// Connections of `i` that are up.
+    fn connected(&self, i: usize) -> usize {
+        self.peers(i).filter(|&c| self.up(c)).count()
+    }
+
+    /// Take a free peer-exchange slot of `i` for `p` (closed until the handshake completes).
+    fn take_slot(&mut self, i: usize, p: u32) -> Option<usize> {
+        let start = self.row[i] as usize + self.nmain[i] as usize;
+        let c = (start..self.row[i + 1] as usize).find(|&c| self.conn[c].peer == NONE)?;
+        self.conn[c] = Conn {
+            peer: p,
+            path: self.net.path_index(self.ids[i], p),
+            shared: shared_topics(self.subs.of(self.ids[i]), self.subs.of(p)),
+            flags: DOWN,
+            rev: NO_HINT,
+        };
+        self.score[c] = EdgeScore::default();
+        for s in 0..self.per {
+            self.backoff_until_ms[c * self.per + s] = 0;
+        }
+        Some(c)
+    }
+
+    /// Give a peer-exchange slot back (its connection is closed and out of every mesh).
+    fn free_slot(&mut self, i: usize, c: usize) {
+        if c >= self.row[i] as usize + self.nmain[i] as usize {
+            self.conn[c] = FREE_SLOT;
+        }
     }
 
     /// Send `rpc` from local identity `i` over its connection `c` at `now`: upload queue, path,
     /// loss.
     fn send(&mut self, i: usize, c: usize, now: u64, rpc: Rpc, outbox: &mut Outbox) {
+        if !self.up(c) {
+            return;
+        }
         if rpc.kind == RpcKind::Message {
             // Full messages wait their turn on the upload link (one copy at a time, in order).
             self.txq[i].push_back((c as u32, rpc));
@@ -425,7 +784,7 @@ impl GossipEngine {
     /// IDONTWANT for the message meanwhile is dropped without using the link.
     fn start_tx(&mut self, i: usize, now: u64) {
         while let Some((c, rpc)) = self.txq[i].pop_front() {
-            let peer = self.peer[c as usize];
+            let peer = self.conn[c as usize].peer;
             let m = self.msg_slot.get(&rpc.msg).copied().unwrap_or(NONE);
             if self.dontwant[i * DONTWANT_RING..(i + 1) * DONTWANT_RING].contains(&(peer, m)) {
                 self.cancelled[i] += 1;
@@ -442,10 +801,23 @@ impl GossipEngine {
     }
 
     /// An RPC leaves identity `i` over connection `c` at `depart`: the path decides its delay and
-    /// whether it is lost, with `i`'s stream.
+    /// whether it is lost, with `i`'s stream. Connection management travels reliably at the
+    /// path's base latency and draws nothing. A copy whose connection closed meanwhile is
+    /// dropped.
     fn leave(&mut self, i: usize, c: usize, depart: u64, rpc: Rpc, outbox: &mut Outbox) {
-        let (src, to) = (self.ids[i], self.peer[c]);
-        let Some(delay) = self.net.routes.by_index(self.path[c]).sample(&mut self.rng[i]) else {
+        if !rpc.kind.is_connection() && !self.up(c) {
+            return;
+        }
+        let rpc = Rpc { hint: self.conn[c].rev, ..rpc };
+        self.leave_to(i, self.conn[c].peer, self.conn[c].path, depart, rpc, outbox);
+    }
+
+    /// An RPC leaves identity `i` for `to` over network path `path` (by index) at `depart`.
+    fn leave_to(&mut self, i: usize, to: u32, path: u32, depart: u64, rpc: Rpc, outbox: &mut Outbox) {
+        let src = self.ids[i];
+        let path = self.net.routes.by_index(path);
+        let sample = if rpc.kind.is_connection() { Some(path.latency_ns) } else { path.sample(&mut self.rng[i]) };
+        let Some(delay) = sample else {
             self.lost[i] += 1;
             return;
         };
@@ -455,13 +827,17 @@ impl GossipEngine {
         if self.local[to as usize] != NONE {
             self.queue.push(Pending { time, src, seq, dst: to, action: Action::Arrive(rpc) });
         } else {
+            if self.arena.capacity() - self.arena.len() < RPC_BYTES {
+                self.arena.reserve(RPC_BYTES * 2048);
+            }
+            self.arena.extend_from_slice(&rpc.to_bytes());
             let event = Event {
                 deliver_time: SimTime::from_nanos(time),
                 src_host: HostId(src),
                 src_seq: seq,
                 dst_host: HostId(to),
                 kind: GOSSIP_EVENT_KIND,
-                payload: Bytes::from(rpc.encode()),
+                payload: self.arena.split().freeze(),
             };
             outbox.push(self.partition.shard_of(to), event);
         }
@@ -478,7 +854,7 @@ impl GossipEngine {
             self.last_msg = Some((rpc.msg, s));
             return s;
         }
-        let k = self.ids.len();
+        let k = self.members[rpc.topic as usize].len();
         let slot_ns = self.traffic.slot.as_nanos().max(1);
         let s = self.msgs.len() as u32;
         self.msgs.push(MsgState {
@@ -487,15 +863,50 @@ impl GossipEngine {
             size: rpc.size,
             published_ns: rpc.published_ns,
             slot: rpc.published_ns.saturating_sub(self.traffic.start.as_nanos()) / slot_ns,
+            publisher: NONE,
+            publisher_peers: 0,
             arrival: vec![u64::MAX; k],
             from: vec![NONE; k],
             hops: vec![0; k],
             dups: vec![0; k],
             requested: vec![u64::MAX; k],
+            last_arrival_ns: 0,
+            in_recent: false,
         });
         self.msg_slot.insert(rpc.msg, s);
-        self.msg_order = self.msg_slot.values().copied().collect();
         s
+    }
+
+    /// Record that subscriber position `pos` of message `m` first received it at `now`, and keep
+    /// the message among those that may be advertised.
+    fn first_arrival(&mut self, m: u32, pos: usize, now: u64) {
+        let st = &mut self.msgs[m as usize];
+        st.arrival[pos] = now - st.published_ns;
+        st.last_arrival_ns = st.last_arrival_ns.max(now);
+        if !st.in_recent {
+            st.in_recent = true;
+            let (t, key) = (st.topic as usize, st.key);
+            let list = &self.recent[t];
+            let at = list.partition_point(|&x| self.msgs[x as usize].key < key);
+            self.recent[t].insert(at, m);
+        }
+    }
+
+    /// Drop from `recent` the messages no local identity may advertise any more at `now`.
+    fn expire_recent(&mut self, now: u64) {
+        let window = self.params.iter().map(|p| p.heartbeat.as_nanos() * p.mcache_gossip as u64).max().unwrap_or(0);
+        for t in 0..TOPIC_COUNT {
+            if self.recent[t].is_empty() {
+                continue;
+            }
+            let mut list = std::mem::take(&mut self.recent[t]);
+            list.retain(|&m| {
+                let st = &mut self.msgs[m as usize];
+                st.in_recent = st.last_arrival_ns + window >= now;
+                st.in_recent
+            });
+            self.recent[t] = list;
+        }
     }
 
     fn message_rpc(&self, m: u32, hops: u8) -> Rpc {
@@ -508,6 +919,7 @@ impl GossipEngine {
             size: st.size,
             published_ns: st.published_ns,
             backoff_ms: 0,
+            hint: NO_HINT,
         }
     }
 
@@ -515,10 +927,20 @@ impl GossipEngine {
     /// `i`'s stream (a partial Fisher–Yates over the candidates in row order). The result lives
     /// in `self.scratch`; take it with `std::mem::take` and give it back.
     fn choose(&mut self, i: usize, want: usize, ok: impl Fn(&Self, usize) -> bool) -> Vec<usize> {
+        self.choose_of_eligible(i, |_| want, ok)
+    }
+
+    /// [`GossipEngine::choose`] with the number wanted a function of how many are eligible.
+    fn choose_of_eligible(
+        &mut self,
+        i: usize,
+        want: impl Fn(usize) -> usize,
+        ok: impl Fn(&Self, usize) -> bool,
+    ) -> Vec<usize> {
         let mut cand = std::mem::take(&mut self.scratch);
         cand.clear();
         cand.extend(self.peers(i).filter(|&c| ok(self, c)));
-        let take = want.min(cand.len());
+        let take = want(cand.len()).min(cand.len());
         for k in 0..take {
             let r = k + below(&mut self.rng[i], (cand.len() - k) as u64) as usize;
             cand.swap(k, r);
@@ -528,154 +950,294 @@ impl GossipEngine {
     }
 
     fn heartbeat(&mut self, i: usize, now: u64, outbox: &mut Outbox) {
-        let p = &self.params;
-        let (d, d_low, d_high, d_lazy) = (p.d as usize, p.d_low as usize, p.d_high as usize, p.d_lazy as usize);
-        let hb = p.heartbeat.as_nanos();
+        let hb = prm!(self, i).heartbeat.as_nanos();
         let now_ms = (now / 1_000_000) as u32;
-        let degree = self.mesh[i] as usize;
-        self.sample_degree(now / hb, degree);
         self.ticks[i] += 1;
-        let interval_ms = (self.params.score.decay_interval.as_nanos() / 1_000_000).max(1) as u32;
+        let interval_ms = (prm!(self, i).score.decay_interval.as_nanos() / 1_000_000).max(1) as u32;
         while now_ms >= self.next_decay_ms[i] {
             for c in self.peers(i) {
-                self.score[c].decay(&self.params.score);
+                let s = &mut self.score[c];
+                s.decay(&prm!(self, i).score);
+                if s.mesh_failure == 0.0 && s.behaviour == 0.0 {
+                    self.conn[c].flags &= !PENALISED;
+                }
             }
             self.next_decay_ms[i] += interval_ms;
         }
-        // v1.1: mesh peers with a negative score leave first, with a backoff.
-        if self.params.scoring {
-            let negative: Vec<usize> =
-                self.peers(i).filter(|&c| self.flags[c] & MESH != 0 && !self.passes(c, 0.0, now_ms)).collect();
-            for c in negative {
-                self.prune(i, c, TOPIC_BEACON_BLOCK, now, outbox);
-            }
+        for s in 0..self.per {
+            let t = self.topic_of(i, s);
+            self.sample_degree(now / hb, family_index(t), self.degree(i, s));
+            self.maintain_mesh(i, s, now, outbox);
         }
-        let degree = self.mesh[i] as usize;
-        if degree < d_low {
-            let chosen = self.choose(i, d - degree, |e, c| {
-                e.flags[c] & MESH == 0 && e.backoff_until_ms[c] <= now_ms && e.passes(c, 0.0, now_ms)
-            });
-            for &c in &chosen {
-                self.graft(i, c, now, outbox);
-            }
-            self.scratch = chosen;
-        } else if degree > d_high {
-            // Keep the best `retain_scores` by score, then fill up to D at random; prune the rest.
-            let mut mesh: Vec<usize> = self.peers(i).filter(|&c| self.flags[c] & MESH != 0).collect();
-            mesh.sort_by(|&a, &b| self.score_of(b, now_ms).total_cmp(&self.score_of(a, now_ms)).then(a.cmp(&b)));
-            let keep_best = (self.params.score.retain_scores as usize).min(d);
-            let fill = d - keep_best;
-            let rest = &mut mesh[keep_best..];
-            for k in 0..fill.min(rest.len()) {
-                let r = k + below(&mut self.rng[i], (rest.len() - k) as u64) as usize;
-                rest.swap(k, r);
-            }
-            let pruned: Vec<usize> = rest[fill.min(rest.len())..].to_vec();
-            for c in pruned {
-                self.prune(i, c, TOPIC_BEACON_BLOCK, now, outbox);
-            }
-        }
-        // Opportunistic grafting: if the median mesh score is low, graft peers scoring above it.
-        let ticks = self.params.score.opportunistic_graft_ticks.max(1);
-        if self.params.scoring && self.ticks[i].is_multiple_of(ticks) && self.mesh[i] > 0 {
-            let mut scores: Vec<f64> =
-                self.peers(i).filter(|&c| self.flags[c] & MESH != 0).map(|c| self.score_of(c, now_ms)).collect();
-            scores.sort_by(f64::total_cmp);
-            let median = scores[scores.len() / 2];
-            if median < self.params.score.opportunistic_graft_threshold {
-                let n = self.params.score.opportunistic_graft_peers as usize;
-                let chosen = self.choose(i, n, |e, c| {
-                    e.flags[c] & MESH == 0 && e.backoff_until_ms[c] <= now_ms && e.score_of(c, now_ms) > median
-                });
-                for &c in &chosen {
-                    self.graft(i, c, now, outbox);
-                }
-                self.scratch = chosen;
-            }
-        }
-        // Gossip: IHAVE for messages first received within the last mcache_gossip heartbeats.
-        let window = hb * self.params.mcache_gossip as u64;
-        for k in 0..self.msg_order.len() {
-            let m = self.msg_order[k] as usize;
-            let st = &self.msgs[m];
-            let got = st.arrival[i];
-            if got == u64::MAX || st.published_ns + got + window < now {
-                continue;
-            }
-            let from = st.from[i];
-            let ihave = Rpc::about(RpcKind::IHave, &self.message_rpc(m as u32, 0));
-            let gossip_ok = |e: &Self, c: usize| {
-                e.flags[c] & MESH == 0 && e.peer[c] != from && e.passes(c, e.params.score.gossip_threshold, now_ms)
-            };
-            // Adaptive gossip (v1.1): max(D_lazy, gossip_factor × eligible); D_lazy = 0 turns
-            // gossip off altogether.
-            let eligible = self.peers(i).filter(|&c| gossip_ok(self, c)).count();
-            let n =
-                if d_lazy == 0 { 0 } else { d_lazy.max((self.params.score.gossip_factor * eligible as f64) as usize) };
-            let chosen = self.choose(i, n, gossip_ok);
-            for &c in &chosen {
-                self.send(i, c, now, ihave, outbox);
-            }
-            self.scratch = chosen;
-        }
+        self.emit_gossip(i, now, outbox);
         // The next heartbeat (its time follows from the wheel); its key's sequence number is
         // taken now, as scheduling it would.
         self.hb_seq[i] = self.seq[i];
         self.seq[i] += 1;
     }
 
-    /// The canonical key of the next heartbeat.
-    fn next_heartbeat(&self) -> Option<(u64, u32, u64, u32)> {
-        let &i = self.wheel.get(self.wheel_at)?;
-        let i = i as usize;
-        let time = self.phase[i] + self.wheel_cycle * self.params.heartbeat.as_nanos();
-        Some((time, self.ids[i], self.hb_seq[i], self.ids[i]))
+    /// v1.1 mesh maintenance of `i`'s topic slot `s`.
+    fn maintain_mesh(&mut self, i: usize, s: usize, now: u64, outbox: &mut Outbox) {
+        let p = &prm!(self, i);
+        let (d, d_low, d_high) = (p.d as usize, p.d_low as usize, p.d_high as usize);
+        let now_ms = (now / 1_000_000) as u32;
+        let per = self.per;
+        // Mesh peers with a negative score leave first, with a backoff.
+        if prm!(self, i).scoring {
+            let mut negative = std::mem::take(&mut self.scratch);
+            negative.clear();
+            negative.extend(self.mesh_conns(i, s).filter(|&c| !self.passes(i, c, 0.0, now_ms)));
+            for &c in &negative {
+                self.prune(i, s, c, now, outbox);
+            }
+            self.scratch = negative;
+        }
+        let degree = self.degree(i, s);
+        if degree < d_low {
+            let chosen = self.choose(i, d - degree, |e, c| {
+                e.conn[c].shared >> s & 1 != 0
+                    && e.up(c)
+                    && !e.in_mesh(i, s, c)
+                    && e.backoff_until_ms[c * per + s] <= now_ms
+                    && e.passes(i, c, 0.0, now_ms)
+            });
+            for &c in &chosen {
+                self.graft(i, s, c, now, outbox);
+            }
+            self.scratch = chosen;
+        } else if degree > d_high {
+            // Keep the best `retain_scores` by score, then fill up to D at random; prune the rest.
+            let mut mesh: Vec<usize> = self.mesh_conns(i, s).collect();
+            mesh.sort_by(|&a, &b| self.score_of(i, b, now_ms).total_cmp(&self.score_of(i, a, now_ms)).then(a.cmp(&b)));
+            let keep_best = (prm!(self, i).score.retain_scores as usize).min(d);
+            let fill = d - keep_best;
+            let rest = &mut mesh[keep_best..];
+            for k in 0..fill.min(rest.len()) {
+                let r = k + below(&mut self.rng[i], (rest.len() - k) as u64) as usize;
+                rest.swap(k, r);
+            }
+            // D_out: if the kept peers have too few outbound ones, outbound peers from the pruned
+            // part take the places of the last kept inbound ones.
+            let outbound = |c: usize| self.conn[c].flags & OUTBOUND != 0;
+            let keep = d.min(mesh.len());
+            let mut short =
+                (prm!(self, i).d_out as usize).saturating_sub(mesh[..keep].iter().filter(|&&c| outbound(c)).count());
+            let mut slot = keep;
+            for k in keep..mesh.len() {
+                if short == 0 {
+                    break;
+                }
+                if outbound(mesh[k]) {
+                    while slot > 0 && outbound(mesh[slot - 1]) {
+                        slot -= 1;
+                    }
+                    if slot == 0 {
+                        break;
+                    }
+                    mesh.swap(slot - 1, k);
+                    slot -= 1;
+                    short -= 1;
+                }
+            }
+            let pruned: Vec<usize> = mesh[keep..].to_vec();
+            for c in pruned {
+                self.prune(i, s, c, now, outbox);
+                if prm!(self, i).peer_exchange {
+                    self.offer_peers(i, s, c, now, outbox);
+                }
+            }
+        }
+        // D_out: a mesh at or above D_low with too few outbound peers grafts outbound ones.
+        let degree = self.degree(i, s);
+        let outbound = self.mesh_conns(i, s).filter(|&c| self.conn[c].flags & OUTBOUND != 0).count();
+        let d_out = prm!(self, i).d_out as usize;
+        if degree >= d_low && outbound < d_out {
+            let chosen = self.choose(i, d_out - outbound, |e, c| {
+                e.conn[c].flags & OUTBOUND != 0
+                    && e.conn[c].shared >> s & 1 != 0
+                    && e.up(c)
+                    && !e.in_mesh(i, s, c)
+                    && e.backoff_until_ms[c * per + s] <= now_ms
+                    && e.passes(i, c, 0.0, now_ms)
+            });
+            for &c in &chosen {
+                self.graft(i, s, c, now, outbox);
+            }
+            self.scratch = chosen;
+        }
+        // Opportunistic grafting: if the median mesh score is low, graft peers scoring above it.
+        let ticks = prm!(self, i).score.opportunistic_graft_ticks.max(1);
+        if prm!(self, i).scoring && self.ticks[i].is_multiple_of(ticks) && self.degree(i, s) > 0 {
+            let mut scores: Vec<f64> = self.mesh_conns(i, s).map(|c| self.score_of(i, c, now_ms)).collect();
+            scores.sort_by(f64::total_cmp);
+            let median = scores[scores.len() / 2];
+            if median < prm!(self, i).score.opportunistic_graft_threshold {
+                let n = prm!(self, i).score.opportunistic_graft_peers as usize;
+                let chosen = self.choose(i, n, |e, c| {
+                    e.conn[c].shared >> s & 1 != 0
+                        && e.up(c)
+                        && !e.in_mesh(i, s, c)
+                        && e.backoff_until_ms[c * per + s] <= now_ms
+                        && e.score_of(i, c, now_ms) > median
+                });
+                for &c in &chosen {
+                    self.graft(i, s, c, now, outbox);
+                }
+                self.scratch = chosen;
+            }
+        }
     }
 
-    fn publish(&mut self, i: usize, now: u64, slot: u64, outbox: &mut Outbox) {
+    /// Gossip: IHAVE for messages of `i`'s topics first received within the last
+    /// `mcache_gossip` heartbeats, to peers of the topic outside the mesh.
+    fn emit_gossip(&mut self, i: usize, now: u64, outbox: &mut Outbox) {
+        let d_lazy = prm!(self, i).d_lazy as usize;
+        if d_lazy == 0 {
+            return; // D_lazy = 0 turns gossip off altogether.
+        }
+        let now_ms = (now / 1_000_000) as u32;
+        let window = prm!(self, i).heartbeat.as_nanos() * prm!(self, i).mcache_gossip as u64;
+        for s in 0..self.per {
+            let t = self.topic_of(i, s) as usize;
+            let pos = self.position(i, s);
+            for k in 0..self.recent[t].len() {
+                let m = self.recent[t][k] as usize;
+                let st = &self.msgs[m];
+                let got = st.arrival[pos];
+                if got == u64::MAX || st.published_ns + got + window < now {
+                    continue;
+                }
+                let from = st.from[pos];
+                let ihave = Rpc::about(RpcKind::IHave, &self.message_rpc(m as u32, 0));
+                let gossip_ok = |e: &Self, c: usize| {
+                    e.conn[c].shared >> s & 1 != 0
+                        && e.up(c)
+                        && !e.in_mesh(i, s, c)
+                        && e.conn[c].peer != from
+                        && e.passes(i, c, prm!(e, i).score.gossip_threshold, now_ms)
+                };
+                // Adaptive gossip (v1.1): max(D_lazy, gossip_factor × eligible).
+                let factor = prm!(self, i).score.gossip_factor;
+                let chosen =
+                    self.choose_of_eligible(i, |eligible| d_lazy.max((factor * eligible as f64) as usize), gossip_ok);
+                for &c in &chosen {
+                    self.send(i, c, now, ihave, outbox);
+                }
+                self.scratch = chosen;
+            }
+        }
+    }
+
+    /// The canonical key of the next heartbeat, and its wheel.
+    fn next_heartbeat(&self) -> Option<((u64, u32, u64, u32), usize)> {
+        self.wheels
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.start < w.end)
+            .map(|(k, w)| {
+                let i = w.at;
+                ((self.phase[i] + w.cycle * w.period, self.ids[i], self.hb_seq[i], self.ids[i]), k)
+            })
+            .min()
+    }
+
+    /// Size of a message on topic `t`.
+    fn message_size(&self, t: u8) -> u32 {
+        let size = match family_index(t) {
+            0 => self.traffic.beacon_block.size,
+            1 => self.traffic.attestations.as_ref().map(|a| a.size).unwrap_or_default(),
+            _ => self.traffic.data_columns.as_ref().map(|c| c.size).unwrap_or_default(),
+        };
+        size.bytes() as u32
+    }
+
+    /// `i` publishes a new message on `t`: to every peer of the topic above the publish
+    /// threshold with flood publishing; otherwise to its mesh if it subscribes, or to its fanout
+    /// (D peers of the topic, kept for `fanout_ttl` after the last publish) if it does not.
+    fn publish(&mut self, i: usize, now: u64, t: u8, outbox: &mut Outbox) {
         let key = MsgKey::new(self.ids[i], self.published[i]);
         self.published[i] += 1;
-        let size = self.traffic.beacon_block.size.bytes() as u32;
         let rpc = Rpc {
             kind: RpcKind::Message,
-            topic: TOPIC_BEACON_BLOCK,
+            topic: t,
             hops: 1,
             msg: key,
-            size,
+            size: self.message_size(t),
             published_ns: now,
             backoff_ms: 0,
+            hint: NO_HINT,
         };
-        let m = self.msg_slot(&rpc) as usize;
+        let m = self.msg_slot(&rpc);
+        self.msgs[m as usize].publisher = i as u32;
         let now_ms = (now / 1_000_000) as u32;
-        debug_assert_eq!(self.msgs[m].slot, slot);
-        self.msgs[m].arrival[i] = 0;
-        for c in self.peers(i) {
-            let to_peer = if self.params.flood_publish {
-                self.passes(c, self.params.score.publish_threshold, now_ms)
-            } else {
-                self.flags[c] & MESH != 0
+        let threshold = prm!(self, i).score.publish_threshold;
+        let slot = self.topic_slot(i, t);
+        if let Some(s) = slot {
+            let pos = self.position(i, s);
+            self.first_arrival(m, pos, now);
+        }
+        let base = self.row[i] as usize;
+        self.msgs[m as usize].publisher_peers =
+            self.peers(i).filter(|&c| self.up(c) && self.subs.has(self.conn[c].peer, t)).count() as u16;
+        let targets: u64 = if prm!(self, i).flood_publish {
+            self.peers(i)
+                .filter(|&c| self.up(c) && self.subs.has(self.conn[c].peer, t) && self.passes(i, c, threshold, now_ms))
+                .fold(0, |mask, c| mask | 1 << (c - base))
+        } else if let Some(s) = slot {
+            self.mesh[i * self.per + s]
+        } else {
+            let ttl = prm!(self, i).fanout_ttl.as_nanos();
+            let fresh = self.fanout.get(&(i as u32, t)).filter(|&&(_, last)| last + ttl >= now).map(|&(mask, _)| mask);
+            let mask = match fresh {
+                Some(mask) => mask,
+                None => {
+                    let d = prm!(self, i).d as usize;
+                    let chosen = self.choose(i, d, |e, c| {
+                        e.up(c) && e.subs.has(e.conn[c].peer, t) && e.passes(i, c, threshold, now_ms)
+                    });
+                    let mask = chosen.iter().fold(0u64, |mask, &c| mask | 1 << (c - base));
+                    self.scratch = chosen;
+                    mask
+                }
             };
-            if to_peer {
-                self.send(i, c, now, rpc, outbox);
-            }
+            self.fanout.insert((i as u32, t), (mask, now));
+            mask
+        };
+        for c in bits(base, targets) {
+            self.send(i, c, now, rpc, outbox);
         }
     }
 
     fn forward(&mut self, i: usize, now: u64, m: u32, outbox: &mut Outbox) {
         let st = &self.msgs[m as usize];
-        let (from, hops) = (st.from[i], st.hops[i].saturating_add(1));
+        let Some(s) = self.topic_slot(i, st.topic) else { return };
+        let pos = self.position(i, s);
+        let (from, hops) = (st.from[pos], st.hops[pos].saturating_add(1));
         let rpc = self.message_rpc(m, hops);
-        for c in self.peers(i) {
+        for c in self.mesh_conns(i, s) {
             let ring = &self.dontwant[i * DONTWANT_RING..(i + 1) * DONTWANT_RING];
-            if self.flags[c] & MESH != 0 && self.peer[c] != from && !ring.contains(&(self.peer[c], m)) {
+            if self.conn[c].peer != from && !ring.contains(&(self.conn[c].peer, m)) {
                 self.send(i, c, now, rpc, outbox);
             }
         }
     }
 
     fn handle(&mut self, i: usize, now: u64, src: u32, rpc: Rpc, outbox: &mut Outbox) -> Result<(), GossipError> {
-        self.recv[i][rpc.kind as usize] += rpc.wire_bytes();
-        let Some(conn) = self.slot_of(i, src) else {
+        let hinted = self.row[i] as usize + rpc.hint as usize;
+        let found = if rpc.hint != NO_HINT && hinted < self.row[i + 1] as usize && self.conn[hinted].peer == src {
+            Some(hinted)
+        } else {
+            self.slot_of(i, src)
+        };
+        let Some(conn) = found else {
+            if prm!(self, i).peer_exchange {
+                // With peer exchange, connections come and go: a stranger may dial (learnt by
+                // peer exchange), and RPCs may still be in flight on a connection closed since.
+                if rpc.kind == RpcKind::Connect {
+                    self.accept_stranger(i, src, now, outbox);
+                }
+                return Ok(());
+            }
             return Err(GossipError::BadEvent {
                 host: self.ids[i],
                 src,
@@ -683,66 +1245,123 @@ impl GossipEngine {
             });
         };
         let now_ms = (now / 1_000_000) as u32;
-        if !self.passes(conn, self.params.score.graylist_threshold, now_ms) {
+        match rpc.kind {
+            RpcKind::Connect => {
+                self.conn[conn].flags &= !DOWN;
+                self.leave(i, conn, now, Rpc::control(RpcKind::Accept, 0), outbox);
+                return Ok(());
+            }
+            RpcKind::PeerExchange if self.up(conn) => {
+                self.recv[i][rpc.kind as usize] += rpc.wire_bytes();
+                let p = rpc.msg.0 as u32;
+                if prm!(self, i).peer_exchange
+                    && p != self.ids[i]
+                    && self.slot_of(i, p).is_none()
+                    && self.connected(i) < self.max_peers
+                    && let Some(c) = self.take_slot(i, p)
+                {
+                    self.conn[c].flags |= OUTBOUND;
+                    self.leave(i, c, now, Rpc::control(RpcKind::Connect, 0), outbox);
+                }
+                return Ok(());
+            }
+            RpcKind::Accept => {
+                self.conn[conn].flags &= !DOWN;
+                return Ok(());
+            }
+            RpcKind::Disconnect => {
+                for s in 0..self.per {
+                    self.leave_mesh(i, s, conn, now_ms);
+                }
+                self.conn[conn].flags |= DOWN;
+                self.free_slot(i, conn);
+                return Ok(());
+            }
+            // Whatever was in flight on a closed connection is lost with it.
+            _ if !self.up(conn) => return Ok(()),
+            _ => {}
+        }
+        self.recv[i][rpc.kind as usize] += rpc.wire_bytes();
+        if !self.passes(i, conn, prm!(self, i).score.graylist_threshold, now_ms) {
             return Ok(()); // graylisted: ignored
         }
-        let sp = &self.params.score;
+        let sp = &prm!(self, i).score;
         let (cap2, cap3, window) =
             (sp.first_deliveries_cap as f32, sp.mesh_deliveries_cap as f32, sp.mesh_deliveries_window.as_nanos());
-        let in_mesh = self.flags[conn] & MESH != 0;
+        let slot = self.topic_slot(i, rpc.topic);
         match rpc.kind {
             RpcKind::Message => {
+                // A message on a topic this identity does not subscribe to (its own fanout
+                // publication coming back) is dropped.
+                let Some(s) = slot else { return Ok(()) };
+                let pos = self.position(i, s);
+                let scored = s == 0;
+                let in_mesh = self.in_mesh(i, s, conn);
                 let m = self.msg_slot(&rpc);
                 let st = &mut self.msgs[m as usize];
-                if st.arrival[i] != u64::MAX {
-                    st.dups[i] = st.dups[i].saturating_add(1);
+                if st.arrival[pos] != u64::MAX {
+                    st.dups[pos] = st.dups[pos].saturating_add(1);
                     // A near-first copy from a mesh peer counts as a mesh delivery (P₃).
-                    if in_mesh && now <= st.published_ns + st.arrival[i] + window {
+                    if scored && in_mesh && now <= st.published_ns + st.arrival[pos] + window {
                         let e = &mut self.score[conn];
                         e.mesh_deliveries = (e.mesh_deliveries + 1.0).min(cap3);
                     }
                     return Ok(());
                 }
-                st.arrival[i] = now - st.published_ns;
-                let e = &mut self.score[conn];
-                e.first_deliveries = (e.first_deliveries + 1.0).min(cap2);
-                if in_mesh {
-                    e.mesh_deliveries = (e.mesh_deliveries + 1.0).min(cap3);
+                st.from[pos] = src;
+                st.hops[pos] = rpc.hops;
+                self.first_arrival(m, pos, now);
+                if scored {
+                    let e = &mut self.score[conn];
+                    e.first_deliveries = (e.first_deliveries + 1.0).min(cap2);
+                    if in_mesh {
+                        e.mesh_deliveries = (e.mesh_deliveries + 1.0).min(cap3);
+                    }
                 }
-                st.from[i] = src;
-                st.hops[i] = rpc.hops;
-                if let Some(t) = self.params.idontwant_threshold
+                if let Some(t) = prm!(self, i).idontwant_threshold
                     && rpc.size as u64 >= t.bytes()
                 {
-                    for c in self.peers(i) {
-                        if self.flags[c] & MESH != 0 && c != conn {
+                    for c in self.mesh_conns(i, s) {
+                        if c != conn {
                             self.send(i, c, now, Rpc::about(RpcKind::IDontWant, &rpc), outbox);
                         }
                     }
                 }
-                let at = now + self.params.validation_delay.as_nanos();
+                let at = now + prm!(self, i).validation_delay.as_nanos();
                 self.self_event(i, at, Action::Validated(m));
             }
-            RpcKind::IHave | RpcKind::IWant if !self.passes(conn, self.params.score.gossip_threshold, now_ms) => {
+            RpcKind::IHave | RpcKind::IWant if !self.passes(i, conn, prm!(self, i).score.gossip_threshold, now_ms) => {
                 // Gossip from a peer below the gossip threshold is ignored.
             }
             RpcKind::IHave => {
+                let Some(s) = slot else { return Ok(()) };
+                let pos = self.position(i, s);
                 let m = self.msg_slot(&rpc) as usize;
                 let st = &mut self.msgs[m];
                 // Ask once per follow-up period: an unanswered IWANT may be retried with the next
                 // peer that advertises the message.
                 let followup = IWANT_FOLLOWUP_NS;
-                if st.arrival[i] == u64::MAX && (st.requested[i] == u64::MAX || st.requested[i] + followup <= now) {
-                    st.requested[i] = now;
+                if st.arrival[pos] == u64::MAX && (st.requested[pos] == u64::MAX || st.requested[pos] + followup <= now)
+                {
+                    st.requested[pos] = now;
                     self.send(i, conn, now, Rpc::about(RpcKind::IWant, &rpc), outbox);
                 }
             }
             RpcKind::IWant => {
                 if let Some(&m) = self.msg_slot.get(&rpc.msg) {
                     let st = &self.msgs[m as usize];
-                    let window = self.params.heartbeat.as_nanos() * self.params.mcache_len as u64;
-                    if st.arrival[i] != u64::MAX && st.published_ns + st.arrival[i] + window >= now {
-                        let r = self.message_rpc(m, st.hops[i].saturating_add(1));
+                    let window = prm!(self, i).heartbeat.as_nanos() * prm!(self, i).mcache_len as u64;
+                    let got = if st.publisher == i as u32 {
+                        Some((0, 0))
+                    } else {
+                        slot.map(|s| self.position(i, s))
+                            .filter(|&pos| st.arrival[pos] != u64::MAX)
+                            .map(|pos| (st.arrival[pos], st.hops[pos]))
+                    };
+                    if let Some((arrival, hops)) = got
+                        && st.published_ns + arrival + window >= now
+                    {
+                        let r = self.message_rpc(m, hops.saturating_add(1));
                         self.send(i, conn, now, r, outbox);
                     }
                 }
@@ -755,49 +1374,77 @@ impl GossipEngine {
             }
             RpcKind::Graft => {
                 let c = conn;
-                if self.flags[c] & MESH != 0 {
+                let Some(s) = slot else {
+                    // Not our topic: tell the peer, without a backoff of our own.
+                    self.send(i, c, now, Rpc::control(RpcKind::Prune, rpc.topic), outbox);
+                    return Ok(());
+                };
+                let backoff = self.backoff_until_ms[c * self.per + s];
+                if self.in_mesh(i, s, c) {
                     // Already in our mesh: nothing to do.
-                } else if self.backoff_until_ms[c] > now_ms {
+                } else if backoff > now_ms {
                     // GRAFT within our backoff: refuse and penalise (P₇).
                     self.graft_in_backoff[i] += 1;
                     self.score[c].behaviour += 1.0;
+                    self.conn[c].flags |= PENALISED;
                     let mut r = Rpc::control(RpcKind::Prune, rpc.topic);
-                    r.backoff_ms = self.backoff_until_ms[c] - now_ms;
+                    r.backoff_ms = backoff - now_ms;
                     self.send(i, c, now, r, outbox);
-                } else if !self.passes(c, 0.0, now_ms) {
+                } else if !self.passes(i, c, 0.0, now_ms) {
                     // A negative peer is refused, and kept out for a backoff.
-                    self.prune(i, c, rpc.topic, now, outbox);
+                    self.prune(i, s, c, now, outbox);
+                } else if self.degree(i, s) >= prm!(self, i).d_high as usize && self.conn[c].flags & OUTBOUND == 0 {
+                    // A full mesh takes no more inbound peers (only outbound ones, for D_out).
+                    self.prune(i, s, c, now, outbox);
                 } else {
-                    self.join_mesh(i, c, now_ms);
+                    self.join_mesh(i, s, c, now_ms);
                 }
             }
             RpcKind::Prune => {
+                let Some(s) = slot else { return Ok(()) };
                 let c = conn;
-                self.leave_mesh(i, c, now_ms);
+                self.leave_mesh(i, s, c, now_ms);
                 let until = now_ms.saturating_add(rpc.backoff_ms);
-                self.backoff_until_ms[c] = self.backoff_until_ms[c].max(until);
+                let b = &mut self.backoff_until_ms[c * self.per + s];
+                *b = (*b).max(until);
             }
+            // Handled above.
+            RpcKind::Connect | RpcKind::Accept | RpcKind::Disconnect | RpcKind::PeerExchange => {}
         }
         Ok(())
     }
 
-    fn sample_degree(&mut self, period: u64, degree: usize) {
+    /// A `Connect` from an identity that is not a peer: accepted into a free peer-exchange slot
+    /// below the connection target, refused with `Disconnect` otherwise.
+    fn accept_stranger(&mut self, i: usize, src: u32, now: u64, outbox: &mut Outbox) {
+        if self.connected(i) < self.max_peers
+            && let Some(c) = self.take_slot(i, src)
+        {
+            self.conn[c].flags &= !DOWN;
+            self.leave(i, c, now, Rpc::control(RpcKind::Accept, 0), outbox);
+        } else {
+            let path = self.net.path_index(self.ids[i], src);
+            self.leave_to(i, src, path, now, Rpc::control(RpcKind::Disconnect, 0), outbox);
+        }
+    }
+
+    fn sample_degree(&mut self, period: u64, family: usize, degree: usize) {
         let p = period as usize;
         if self.degree_samples.len() <= p {
             self.degree_samples.resize(p + 1, Vec::new());
         }
         let row = &mut self.degree_samples[p];
-        if row.len() <= degree {
-            row.resize(degree + 1, 0);
+        if row.is_empty() {
+            row.resize(FAMILIES.len() * DEGREES, 0);
         }
-        row[degree] += 1;
+        row[family * DEGREES + degree.min(DEGREES - 1)] += 1;
     }
 }
 
 impl Engine for GossipEngine {
     fn next_event_time(&self) -> SimTime {
         let q = self.queue.min_time().unwrap_or(u64::MAX);
-        let h = self.next_heartbeat().map_or(u64::MAX, |k| k.0);
+        let h = self.next_heartbeat().map_or(u64::MAX, |(k, _)| k.0);
         SimTime::from_nanos(q.min(h))
     }
 
@@ -807,16 +1454,18 @@ impl Engine for GossipEngine {
         loop {
             let hb = self.next_heartbeat();
             let ev = match (self.queue.peek().copied(), hb) {
-                (Some(ev), Some(h)) if ev.key() < h => ev,
+                (Some(ev), Some((h, _))) if ev.key() < h => ev,
                 (Some(ev), None) => ev,
-                (_, Some((time, src, seq, dst))) => {
+                (_, Some(((time, src, seq, dst), k))) => {
                     if time >= end {
                         break;
                     }
-                    self.wheel_at += 1;
-                    if self.wheel_at == self.wheel.len() {
-                        self.wheel_at = 0;
-                        self.wheel_cycle += 1;
+                    let w = &mut self.wheels[k];
+                    w.at += 1;
+                    if w.at == w.end {
+                        w.at = w.start;
+                        w.cycle += 1;
+                        self.expire_recent(time);
                     }
                     Pending { time, src, seq, dst, action: Action::Heartbeat }
                 }
@@ -830,9 +1479,28 @@ impl Engine for GossipEngine {
             }
             n += 1;
             let i = self.local[ev.dst as usize] as usize;
+            if self.churn.is_some() && !self.online[i] {
+                // An offline identity does nothing; what reaches it is lost. Its heartbeat still
+                // takes its sequence number, so the wheel keeps its keys.
+                match ev.action {
+                    Action::Heartbeat => {
+                        self.hb_seq[i] = self.seq[i];
+                        self.seq[i] += 1;
+                    }
+                    Action::Join => self.go_online(i, ev.time, outbox),
+                    Action::Arrive(rpc) | Action::Handle { rpc, .. } if !rpc.kind.is_connection() => {
+                        self.dropped_offline[i] += 1;
+                    }
+                    Action::TxDone { .. } => self.start_tx(i, ev.time),
+                    _ => {}
+                }
+                continue;
+            }
             match ev.action {
+                Action::Leave => self.go_offline(i, ev.time, outbox),
+                Action::Join => {}
                 Action::Heartbeat => self.heartbeat(i, ev.time, outbox),
-                Action::Publish(slot) => self.publish(i, ev.time, slot, outbox),
+                Action::Publish { topic } => self.publish(i, ev.time, topic, outbox),
                 Action::Validated(m) => self.forward(i, ev.time, m, outbox),
                 Action::TxDone { rpc, conn } => {
                     self.leave(i, conn as usize, ev.time, rpc, outbox);
@@ -872,8 +1540,11 @@ impl Engine for GossipEngine {
                 return Err(Box::new(bad(format!("not an identity of {}", self.me))));
             }
             let rpc = Rpc::decode(&e.payload).map_err(|d| bad(d.to_string()))?;
-            if rpc.topic as usize >= TOPICS.len() {
+            if rpc.topic as usize >= TOPIC_COUNT {
                 return Err(Box::new(bad(format!("unknown topic {}", rpc.topic))));
+            }
+            if rpc.kind == RpcKind::PeerExchange && rpc.msg.0 >= self.local.len() as u64 {
+                return Err(Box::new(bad(format!("peer exchange names unknown identity {}", rpc.msg.0))));
             }
             if rpc.kind != RpcKind::Graft && rpc.kind != RpcKind::Prune && rpc.published_ns > e.deliver_time.as_nanos()
             {
@@ -900,7 +1571,9 @@ impl Engine for GossipEngine {
             rec.clear();
             rec.extend_from_slice(b"gossip");
             rec.extend_from_slice(&h.to_be_bytes());
-            rec.extend_from_slice(&self.mesh[i].to_be_bytes());
+            for s in 0..self.per {
+                rec.extend_from_slice(&(self.degree(i, s) as u16).to_be_bytes());
+            }
             for k in 0..RPC_KINDS {
                 rec.extend_from_slice(&self.sent[i][k].to_be_bytes());
                 rec.extend_from_slice(&self.recv[i][k].to_be_bytes());
@@ -909,31 +1582,72 @@ impl Engine for GossipEngine {
             rec.extend_from_slice(&self.graft_in_backoff[i].to_be_bytes());
             rec.extend_from_slice(&mean_scores[i].to_bits().to_be_bytes());
             rec.extend_from_slice(&self.cancelled[i].to_be_bytes());
-            for &m in &order {
-                let st = &self.msgs[m];
-                // Only messages this identity received: whether a shard has heard of a message
-                // at all depends on the partition.
-                if st.arrival[i] == u64::MAX {
-                    continue;
-                }
-                rec.extend_from_slice(&st.key.0.to_be_bytes());
-                rec.extend_from_slice(&st.arrival[i].to_be_bytes());
-                rec.extend_from_slice(&st.from[i].to_be_bytes());
-                rec.push(st.hops[i]);
-                rec.extend_from_slice(&st.dups[i].to_be_bytes());
-            }
+            rec.extend_from_slice(&self.offline_ns(i).to_be_bytes());
+            rec.extend_from_slice(&self.dropped_offline[i].to_be_bytes());
+            rec.extend_from_slice(&(self.connected(i) as u32).to_be_bytes());
             digest.add_record(&rec);
         }
-        let samples: Vec<((u64, u16), u64)> = self
+        // One record per (identity, message) received: whether a shard has heard of a message
+        // at all depends on the partition, so messages nobody here received leave no trace.
+        for &m in &order {
+            let st = &self.msgs[m];
+            for (pos, &i) in self.members[st.topic as usize].iter().enumerate() {
+                if st.arrival[pos] == u64::MAX {
+                    continue;
+                }
+                rec.clear();
+                rec.extend_from_slice(b"arrival");
+                rec.extend_from_slice(&self.ids[i as usize].to_be_bytes());
+                rec.extend_from_slice(&st.key.0.to_be_bytes());
+                rec.extend_from_slice(&st.arrival[pos].to_be_bytes());
+                rec.extend_from_slice(&st.from[pos].to_be_bytes());
+                rec.push(st.hops[pos]);
+                rec.extend_from_slice(&st.dups[pos].to_be_bytes());
+                digest.add_record(&rec);
+            }
+        }
+        let samples: Vec<((u64, u8, u16), u64)> = self
             .degree_samples
             .iter()
             .enumerate()
             .flat_map(|(p, row)| {
-                row.iter().enumerate().filter(|(_, c)| **c > 0).map(move |(d, c)| ((p as u64, d as u16), *c))
+                row.iter()
+                    .enumerate()
+                    .filter(|(_, c)| **c > 0)
+                    .map(move |(k, c)| ((p as u64, (k / DEGREES) as u8, (k % DEGREES) as u16), *c))
             })
             .collect();
-        let tables = tables::build(self, &order, &samples, &mean_scores)?;
+        let mut by_id: Vec<usize> = (0..self.ids.len()).collect();
+        by_id.sort_by_key(|&i| self.ids[i]);
+        let tables = tables::build(self, &order, &by_id, &samples, &mean_scores)?;
+        self.release();
         Ok(EngineOutput { digest, tables })
+    }
+}
+
+impl GossipEngine {
+    /// Free the simulation state once the results are out: the shard's report is encoded and
+    /// gathered next, and at a million identities the state is most of the process's memory.
+    fn release(&mut self) {
+        self.msgs = Vec::new();
+        self.msg_slot = BTreeMap::new();
+        self.recent = Vec::new();
+        self.members = Vec::new();
+        self.conn = Vec::new();
+        self.score = Vec::new();
+        self.backoff_until_ms = Vec::new();
+        self.row = Vec::new();
+        self.mesh = Vec::new();
+        self.sub_pos = Vec::new();
+        self.rng = Vec::new();
+        self.txq = Vec::new();
+        self.downlink = Vec::new();
+        self.dontwant = Vec::new();
+        self.sent = Vec::new();
+        self.recv = Vec::new();
+        self.queue = CalendarQueue::new(0, 1);
+        self.local = Vec::new();
+        self.fanout = BTreeMap::new();
     }
 }
 
@@ -942,8 +1656,9 @@ impl GossipEngine {
     pub(crate) fn ids(&self) -> &[u32] {
         &self.ids
     }
-    pub(crate) fn profile(&self) -> &str {
-        &self.profile
+    /// The profile name of local identity `i`.
+    pub(crate) fn profile(&self, i: usize) -> &str {
+        &self.profile_names[self.profile_of[i] as usize]
     }
     pub(crate) fn sent(&self) -> &[[u64; RPC_KINDS]] {
         &self.sent
@@ -951,8 +1666,9 @@ impl GossipEngine {
     pub(crate) fn recv(&self) -> &[[u64; RPC_KINDS]] {
         &self.recv
     }
-    pub(crate) fn mesh_degree(&self) -> &[u16] {
-        &self.mesh
+    /// Mesh degree of local identity `i` on `beacon_block`.
+    pub(crate) fn block_mesh_degree(&self, i: usize) -> u16 {
+        self.degree(i, 0) as u16
     }
     pub(crate) fn lost(&self) -> &[u64] {
         &self.lost
@@ -963,14 +1679,36 @@ impl GossipEngine {
     pub(crate) fn cancelled(&self) -> &[u32] {
         &self.cancelled
     }
-    /// Mean score of each identity's mesh peers at the end of the simulation (0 with an empty
-    /// mesh).
+    /// Time local identity `i` spent offline, up to the end of the run.
+    pub(crate) fn offline_ns(&self, i: usize) -> u64 {
+        self.offline_ns[i] + if self.online[i] { 0 } else { self.end_ns.saturating_sub(self.left_at[i]) }
+    }
+    pub(crate) fn dropped_offline(&self) -> &[u32] {
+        &self.dropped_offline
+    }
+    /// Outbound peers in local identity `i`'s `beacon_block` mesh.
+    pub(crate) fn block_mesh_outbound(&self, i: usize) -> u16 {
+        self.mesh_conns(i, 0).filter(|&c| self.conn[c].flags & OUTBOUND != 0).count() as u16
+    }
+    /// Connections of local identity `i` that are up at the end.
+    pub(crate) fn connections(&self, i: usize) -> u32 {
+        self.connected(i) as u32
+    }
+    /// Local subscribers of topic `t`, in local order (the positions of message columns).
+    pub(crate) fn members(&self, t: u8) -> &[u32] {
+        &self.members[t as usize]
+    }
+    /// Identities subscribed to topic `t` in the whole network.
+    pub(crate) fn subscribers(&self, t: u8) -> u32 {
+        self.subs.subscribers(t)
+    }
+    /// Mean score of each identity's `beacon_block` mesh peers at the end of the simulation (0
+    /// with an empty mesh).
     pub(crate) fn mean_mesh_scores(&self) -> Vec<f64> {
         let now_ms = (self.end_ns / 1_000_000) as u32;
         (0..self.ids.len())
             .map(|i| {
-                let s: Vec<f64> =
-                    self.peers(i).filter(|&c| self.flags[c] & MESH != 0).map(|c| self.score_of(c, now_ms)).collect();
+                let s: Vec<f64> = self.mesh_conns(i, 0).map(|c| self.score_of(i, c, now_ms)).collect();
                 if s.is_empty() { 0.0 } else { s.iter().sum::<f64>() / s.len() as f64 }
             })
             .collect()
@@ -1004,15 +1742,18 @@ mod tests {
         let partition = Partition::compute(&net.directory, &net.routes, 2).unwrap();
         let graph = PeerGraph::build(40, 6, 20, 1);
         let params = GossipSpec::default().params_for("ethereum").unwrap();
+        let subscriptions = Subscriptions::compute(40, &TrafficSpec::default(), 1);
         let setup = GossipSetup {
-            params,
-            profile: "ethereum",
+            profiles: vec![("ethereum".into(), params)],
             traffic: TrafficSpec::default(),
             net,
             partition,
             graph: &graph,
+            subscriptions: &subscriptions,
             seed: 1,
             end: SimTime::from_nanos(60_000_000_000),
+            max_peers: 20,
+            px_slots: 0,
         };
         GossipEngine::new(setup, ShardId(shard)).unwrap()
     }
@@ -1024,8 +1765,22 @@ mod tests {
             src_seq: 0,
             dst_host: HostId(dst),
             kind: GOSSIP_EVENT_KIND,
-            payload: Bytes::from(payload),
+            payload: bytes::Bytes::from(payload),
         }
+    }
+
+    #[test]
+    fn exponential_durations_have_the_asked_mean_and_repeat() {
+        let family = StreamFamily::new(5, "churn");
+        let mut rng = family.compact(1);
+        let draws: Vec<u64> = (0..100_000).map(|_| exponential_ns(&mut rng, 1_000_000)).collect();
+        let mean = draws.iter().sum::<u64>() as f64 / draws.len() as f64;
+        assert!((mean / 1e6 - 1.0).abs() < 0.02, "{mean}");
+        // Memorylessness, roughly: P(X > mean) = e⁻¹.
+        let above = draws.iter().filter(|&&d| d > 1_000_000).count() as f64 / draws.len() as f64;
+        assert!((above - (-1f64).exp()).abs() < 0.01, "{above}");
+        let mut again = family.compact(1);
+        assert_eq!(exponential_ns(&mut again, 1_000_000), draws[0]);
     }
 
     #[test]
@@ -1043,14 +1798,19 @@ mod tests {
                 size: 10,
                 published_ns: 5,
                 backoff_ms: 0,
+                hint: NO_HINT,
             },
         );
         let cases = [
             (event(local, remote, vec![1, 2, 3], 10), "truncated"),
             (event(remote, local, good.encode(), 10), "not an identity of shard 0"),
-            (event(local, remote, Rpc { topic: 9, ..good }.encode(), 10), "unknown topic"),
+            (event(local, remote, Rpc { topic: 250, ..good }.encode(), 10), "unknown topic"),
             (event(local, remote, good.encode(), 1), "published after it was delivered"),
             (Event { kind: 77, ..event(local, remote, good.encode(), 10) }, "event kind 77"),
+            (
+                event(local, remote, Rpc { kind: RpcKind::PeerExchange, msg: MsgKey(40), ..good }.encode(), 10),
+                "peer exchange names unknown identity 40",
+            ),
         ];
         for (ev, why) in cases {
             let err = e.deliver(&mut vec![ev]).unwrap_err().to_string();

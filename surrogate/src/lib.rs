@@ -7,6 +7,7 @@
 //! - [`rpc`]: the RPCs, their wire sizes and their bus encoding.
 //! - [`peers`]: the initial connection graph.
 //! - [`score`]: gossipsub v1.1 peer scoring.
+//! - [`topics`]: topic indices and every identity's subscriptions.
 //! - [`engine`]: the engine.
 
 pub mod config;
@@ -15,5 +16,6 @@ pub mod peers;
 pub mod rpc;
 pub mod score;
 mod tables;
+pub mod topics;
 
 pub use engine::{GossipEngine, GossipSetup};

@@ -4,6 +4,7 @@
 //! within `max_peers` per identity. Built identically on every shard (each keeps only its
 //! identities' lists), so it does not depend on the partition.
 
+use crate::topics::{Publication, Subscriptions, TOPIC_COUNT};
 use rand_core::Rng;
 use thermocline_models::rng::{StreamFamily, below};
 
@@ -22,12 +23,20 @@ pub struct PeerGraph {
 impl PeerGraph {
     /// Connect `n` identities uniformly at random.
     pub fn build(n: u32, outbound: u32, max_peers: u32, seed: u64) -> Self {
-        Self::build_local(n, outbound, max_peers, seed, None)
+        Self::build_local(n, outbound, max_peers, u32::MAX, seed, None)
     }
 
     /// Connect `n` identities; with `locality = Some((location_of, share))`, each dial goes with
-    /// probability `share` to a uniformly chosen identity at the dialler's location.
-    pub fn build_local(n: u32, outbound: u32, max_peers: u32, seed: u64, locality: Option<(&[u32], f64)>) -> Self {
+    /// probability `share` to a uniformly chosen identity at the dialler's location. An identity
+    /// accepts at most `max_inbound` dials (and `max_peers` connections in all).
+    pub fn build_local(
+        n: u32,
+        outbound: u32,
+        max_peers: u32,
+        max_inbound: u32,
+        seed: u64,
+        locality: Option<(&[u32], f64)>,
+    ) -> Self {
         let family = StreamFamily::new(seed, "peers");
         // Identities per location, in id order (for picking a neighbour uniformly).
         let by_location: Vec<Vec<u32>> = match locality {
@@ -43,6 +52,7 @@ impl PeerGraph {
         };
         let local_threshold = locality.map_or(0, |(_, share)| thermocline_models::rng::probability_threshold(share));
         let mut lists: Vec<Vec<(u32, bool)>> = vec![Vec::new(); n as usize];
+        let mut inbound = vec![0u32; n as usize];
         if n > 1 {
             for i in 0..n {
                 let mut rng = family.compact(i);
@@ -59,17 +69,130 @@ impl PeerGraph {
                     };
                     if j == i
                         || lists[j as usize].len() >= max_peers as usize
+                        || inbound[j as usize] >= max_inbound
                         || lists[i as usize].iter().any(|&(p, _)| p == j)
                     {
                         continue;
                     }
                     lists[i as usize].push((j, true));
                     lists[j as usize].push((i, false));
+                    inbound[j as usize] += 1;
                     made += 1;
                 }
             }
         }
-        let mut start = Vec::with_capacity(n as usize + 1);
+        Self::from_lists(lists)
+    }
+
+    /// The peers of `i`.
+    pub fn of(&self, i: u32) -> &[u32] {
+        &self.peers[self.start[i as usize] as usize..self.start[i as usize + 1] as usize]
+    }
+
+    /// Add subnet peers, as a peer manager does when discovery looks for peers of the subnets
+    /// its node subscribes to: each identity, in id order, dials subscribers of each of its
+    /// topics other than the block topic (chosen uniformly, with its own "subnet-peers" stream)
+    /// until it shares `target` peers with that topic, within `cap` connections on both sides
+    /// and a bounded number of attempts.
+    pub fn with_topic_peers(self, subs: &Subscriptions, target: u32, cap: u32, seed: u64) -> Self {
+        let n = self.start.len() as u32 - 1;
+        if target == 0 || subs.per_identity() == 1 || n < 2 {
+            return self;
+        }
+        let family = StreamFamily::new(seed, "subnet-peers");
+        let mut by_topic: Vec<Vec<u32>> = vec![Vec::new(); TOPIC_COUNT];
+        for h in 0..n {
+            for &t in &subs.of(h)[1..] {
+                by_topic[t as usize].push(h);
+            }
+        }
+        let mut lists = self.into_lists();
+        for i in 0..n {
+            let mut rng = family.compact(i);
+            for &t in &subs.of(i)[1..] {
+                let candidates = &by_topic[t as usize];
+                let mut have = lists[i as usize].iter().filter(|&&(p, _)| subs.has(p, t)).count() as u32;
+                let mut attempts = 0;
+                while have < target && attempts < target * 16 && lists[i as usize].len() < cap as usize {
+                    attempts += 1;
+                    let j = candidates[below(&mut rng, candidates.len() as u64) as usize];
+                    if j == i
+                        || lists[j as usize].len() >= cap as usize
+                        || lists[i as usize].iter().any(|&(p, _)| p == j)
+                    {
+                        continue;
+                    }
+                    lists[i as usize].push((j, true));
+                    lists[j as usize].push((i, false));
+                    have += 1;
+                }
+            }
+        }
+        Self::from_lists(lists)
+    }
+
+    /// Add duty peers: before publishing on a topic it does not subscribe to, a node's peer
+    /// manager looks for peers on that subnet (Ethereum clients discover subnet peers ahead of
+    /// their validators' duties). For each publication whose publisher has fewer than `target`
+    /// peers on the topic, the publisher dials subscribers (chosen with its "duty-peers" stream)
+    /// until it has `target`, within `cap` connections on both sides (peer managers accept
+    /// some peers beyond their target for subnets and duties).
+    pub fn with_duty_peers(
+        self,
+        duties: &[Publication],
+        subs: &Subscriptions,
+        target: u32,
+        cap: u32,
+        seed: u64,
+    ) -> Self {
+        let n = self.start.len() as u32 - 1;
+        if target == 0 || n < 2 {
+            return self;
+        }
+        let family = StreamFamily::new(seed, "duty-peers");
+        let mut by_topic: Vec<Vec<u32>> = vec![Vec::new(); TOPIC_COUNT];
+        for h in 0..n {
+            for &t in subs.of(h) {
+                by_topic[t as usize].push(h);
+            }
+        }
+        let mut lists = self.into_lists();
+        let mut rngs: std::collections::BTreeMap<u32, thermocline_models::rng::CompactRng> = Default::default();
+        for d in duties {
+            let (i, t) = (d.publisher, d.topic);
+            let candidates = &by_topic[t as usize];
+            let mut have = lists[i as usize].iter().filter(|&&(p, _)| subs.has(p, t)).count() as u32;
+            let rng = rngs.entry(i).or_insert_with(|| family.compact(i));
+            let mut attempts = 0;
+            while have < target.min(candidates.len() as u32)
+                && attempts < target * 16
+                && lists[i as usize].len() < cap as usize
+            {
+                attempts += 1;
+                let j = candidates[below(rng, candidates.len() as u64) as usize];
+                if j == i || lists[j as usize].len() >= cap as usize || lists[i as usize].iter().any(|&(p, _)| p == j) {
+                    continue;
+                }
+                lists[i as usize].push((j, true));
+                lists[j as usize].push((i, false));
+                have += 1;
+            }
+        }
+        Self::from_lists(lists)
+    }
+
+    fn into_lists(self) -> Vec<Vec<(u32, bool)>> {
+        let n = self.start.len() - 1;
+        (0..n)
+            .map(|i| {
+                let row = self.start[i] as usize;
+                self.of(i as u32).iter().enumerate().map(|(k, &p)| (p, self.outbound[row + k])).collect()
+            })
+            .collect()
+    }
+
+    fn from_lists(lists: Vec<Vec<(u32, bool)>>) -> Self {
+        let mut start = Vec::with_capacity(lists.len() + 1);
         let total: usize = lists.iter().map(Vec::len).sum();
         let (mut peers, mut out) = (Vec::with_capacity(total), Vec::with_capacity(total));
         start.push(0);
@@ -80,11 +203,6 @@ impl PeerGraph {
             start.push(peers.len() as u32);
         }
         PeerGraph { start, peers, outbound: out }
-    }
-
-    /// The peers of `i`.
-    pub fn of(&self, i: u32) -> &[u32] {
-        &self.peers[self.start[i as usize] as usize..self.start[i as usize + 1] as usize]
     }
 }
 
@@ -111,7 +229,7 @@ mod tests {
     fn local_share_keeps_that_share_of_dials_at_home() {
         // Two locations of 1,000 identities each.
         let loc: Vec<u32> = (0..2_000).map(|h| (h >= 1_000) as u32).collect();
-        let g = PeerGraph::build_local(2_000, 8, 40, 5, Some((&loc, 0.8)));
+        let g = PeerGraph::build_local(2_000, 8, 40, u32::MAX, 5, Some((&loc, 0.8)));
         let (mut same, mut all) = (0, 0);
         for i in 0..2_000u32 {
             let row = g.start[i as usize] as usize;
@@ -125,7 +243,44 @@ mod tests {
         // 80 % chosen at home plus half of the uniform 20 %: about 90 %.
         let share = same as f64 / all as f64;
         assert!((0.87..0.93).contains(&share), "{share}");
-        let uniform = PeerGraph::build_local(2_000, 8, 40, 5, None);
+        let uniform = PeerGraph::build_local(2_000, 8, 40, u32::MAX, 5, None);
         assert_eq!(uniform, PeerGraph::build(2_000, 8, 40, 5));
+    }
+
+    #[test]
+    fn inbound_limit_caps_accepted_dials() {
+        let g = PeerGraph::build_local(2_000, 8, 40, 10, 5, None);
+        for i in 0..2_000u32 {
+            let row = g.start[i as usize] as usize;
+            let inbound = (0..g.of(i).len()).filter(|&k| !g.outbound[row + k]).count();
+            assert!(inbound <= 10, "{i}: {inbound}");
+        }
+        assert_ne!(g, PeerGraph::build(2_000, 8, 40, 5));
+    }
+
+    #[test]
+    fn topic_peers_reach_their_target_and_keep_the_graph_symmetric() {
+        use crate::config::{AttestationSpec, TrafficSpec};
+        let traffic = TrafficSpec { attestations: Some(AttestationSpec::default()), ..TrafficSpec::default() };
+        let subs = Subscriptions::compute(3_000, &traffic, 9);
+        let plain = PeerGraph::build(3_000, 8, 48, 9);
+        let short = |g: &PeerGraph| {
+            (0..3_000u32)
+                .flat_map(|i| subs.of(i)[1..].iter().map(move |&t| (i, t)))
+                .filter(|&(i, t)| g.of(i).iter().filter(|&&p| subs.has(p, t)).count() < 4)
+                .count()
+        };
+        let g = plain.clone().with_topic_peers(&subs, 4, 64, 9);
+        assert!(short(&plain) > 5_000, "{}", short(&plain));
+        assert_eq!(short(&g), 0);
+        for i in 0..3_000u32 {
+            let p = g.of(i);
+            assert!(p.len() <= 64 && p.windows(2).all(|w| w[0] < w[1]));
+            assert!(plain.of(i).iter().all(|x| p.contains(x)));
+            for &j in p {
+                assert!(g.of(j).binary_search(&i).is_ok());
+            }
+        }
+        assert_eq!(g, plain.with_topic_peers(&subs, 4, 64, 9));
     }
 }

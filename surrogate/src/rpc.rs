@@ -3,10 +3,10 @@
 //! are never materialised: a 100 KiB block is a size, not an allocation.
 //!
 //! Between shards an RPC travels as a bus event payload with an explicit big-endian encoding
-//! (version 1): `kind u8, topic u8, hops u8, flags u8, msg u64, size u32, published u64,
+//! (version 1): `kind u8, topic u8, hops u8, hint u8, msg u64, size u32, published u64,
 //! backoff_ms u32` = 28 bytes. Decoding untrusted bytes returns an error, never panics.
 
-use thermocline_bus::wire::{DecodeError, Reader, Writer};
+use thermocline_bus::wire::{DecodeError, Reader};
 
 /// Identifies a message globally: the publishing identity and its publish sequence number,
 /// packed as `publisher << 32 | seq`. Every shard derives the same key without coordination.
@@ -40,10 +40,20 @@ pub enum RpcKind {
     Prune = 4,
     /// IDONTWANT (v1.2): I have this message; do not send it to me.
     IDontWant = 5,
+    /// One peer record of a PRUNE's peer exchange: the peer's id travels in the `msg` field.
+    PeerExchange = 6,
+    /// Connection management, not gossipsub: an identity (re)connects.
+    Connect = 7,
+    /// Connection management: the peer accepts a `Connect`; the connection is up on both sides.
+    Accept = 8,
+    /// Connection management: the identity leaves, or refuses a `Connect`; the connection is
+    /// closed.
+    Disconnect = 9,
 }
 
-/// Number of RPC kinds (for per-kind counters).
-pub const RPC_KINDS: usize = 6;
+/// Number of gossipsub RPC kinds (for per-kind byte counters); connection management comes
+/// after them.
+pub const RPC_KINDS: usize = 7;
 
 impl RpcKind {
     /// From the wire.
@@ -55,6 +65,10 @@ impl RpcKind {
             3 => RpcKind::Graft,
             4 => RpcKind::Prune,
             5 => RpcKind::IDontWant,
+            6 => RpcKind::PeerExchange,
+            7 => RpcKind::Connect,
+            8 => RpcKind::Accept,
+            9 => RpcKind::Disconnect,
             _ => return None,
         })
     }
@@ -68,7 +82,16 @@ impl RpcKind {
             RpcKind::Graft => "graft",
             RpcKind::Prune => "prune",
             RpcKind::IDontWant => "idontwant",
+            RpcKind::PeerExchange => "px",
+            RpcKind::Connect => "connect",
+            RpcKind::Accept => "accept",
+            RpcKind::Disconnect => "disconnect",
         }
+    }
+
+    /// Whether this is connection management rather than a gossipsub RPC.
+    pub fn is_connection(self) -> bool {
+        self as usize >= RPC_KINDS
     }
 }
 
@@ -89,7 +112,13 @@ pub struct Rpc {
     pub published_ns: u64,
     /// PRUNE backoff, ms.
     pub backoff_ms: u32,
+    /// Where the sender sits in the receiver's connection row, so the receiver need not search
+    /// for it ([`NO_HINT`] when the sender does not know). Only a shortcut: the receiver checks it.
+    pub hint: u8,
 }
+
+/// [`Rpc::hint`] when the sender does not know its place in the receiver's row.
+pub const NO_HINT: u8 = u8::MAX;
 
 /// Bytes of an encoded RPC.
 pub const RPC_BYTES: usize = 28;
@@ -98,7 +127,7 @@ const FIELD_BYTES_ID: u32 = 20; // message ids on the wire: 20 bytes (Ethereum m
 impl Rpc {
     /// A control RPC about no message (GRAFT, PRUNE).
     pub fn control(kind: RpcKind, topic: u8) -> Self {
-        Rpc { kind, topic, hops: 0, msg: MsgKey(0), size: 0, published_ns: 0, backoff_ms: 0 }
+        Rpc { kind, topic, hops: 0, msg: MsgKey(0), size: 0, published_ns: 0, backoff_ms: 0, hint: NO_HINT }
     }
 
     /// An RPC of `kind` about the message `about` describes. Every RPC about a message carries its
@@ -106,7 +135,7 @@ impl Rpc {
     /// first, its record of the message is complete (the wire size counts only what the protocol
     /// sends).
     pub fn about(kind: RpcKind, about: &Rpc) -> Self {
-        Rpc { kind, hops: 0, backoff_ms: 0, ..*about }
+        Rpc { kind, hops: 0, backoff_ms: 0, hint: NO_HINT, ..*about }
     }
 
     /// Bytes this RPC takes on the wire, approximating gossipsub's protobuf framing: a length
@@ -122,22 +151,30 @@ impl Rpc {
             RpcKind::IDontWant => ENVELOPE + 2 + ID,
             RpcKind::Graft => ENVELOPE + TOPIC + 2,
             RpcKind::Prune => ENVELOPE + TOPIC + 2 + 3,
+            // A peer id (38 bytes) and a signed peer record (about 100 more).
+            RpcKind::PeerExchange => 140,
+            // Connection management is the transport's (TCP and its handshakes), not gossip's.
+            RpcKind::Connect | RpcKind::Accept | RpcKind::Disconnect => 0,
         }
     }
 
     /// Explicit encoding for the bus.
     pub fn encode(&self) -> Vec<u8> {
-        let mut buf = Vec::with_capacity(RPC_BYTES);
-        let mut w = Writer::new(&mut buf);
-        w.u8(self.kind as u8);
-        w.u8(self.topic);
-        w.u8(self.hops);
-        w.u8(0);
-        w.u64(self.msg.0);
-        w.u32(self.size);
-        w.u64(self.published_ns);
-        w.u32(self.backoff_ms);
-        buf
+        self.to_bytes().to_vec()
+    }
+
+    /// The encoding as an array (no allocation).
+    pub fn to_bytes(&self) -> [u8; RPC_BYTES] {
+        let mut b = [0u8; RPC_BYTES];
+        b[0] = self.kind as u8;
+        b[1] = self.topic;
+        b[2] = self.hops;
+        b[3] = self.hint;
+        b[4..12].copy_from_slice(&self.msg.0.to_be_bytes());
+        b[12..16].copy_from_slice(&self.size.to_be_bytes());
+        b[16..24].copy_from_slice(&self.published_ns.to_be_bytes());
+        b[24..28].copy_from_slice(&self.backoff_ms.to_be_bytes());
+        b
     }
 
     /// Decode; never panics.
@@ -152,10 +189,7 @@ impl Rpc {
         })?;
         let topic = r.u8("topic")?;
         let hops = r.u8("hops")?;
-        let flags_at = r.offset();
-        if r.u8("flags")? != 0 {
-            return Err(DecodeError::Invalid { what: "flags", offset: flags_at, detail: "reserved flags set".into() });
-        }
+        let hint = r.u8("hint")?;
         let rpc = Rpc {
             kind,
             topic,
@@ -164,6 +198,7 @@ impl Rpc {
             size: r.u32("size")?,
             published_ns: r.u64("publish time")?,
             backoff_ms: r.u32("backoff")?,
+            hint,
         };
         r.finish("rpc")?;
         Ok(rpc)
@@ -177,8 +212,8 @@ mod tests {
 
     proptest! {
         #[test]
-        fn round_trips(kind in 0u8..6, topic: u8, hops: u8, msg: u64, size: u32, published: u64, backoff: u32) {
-            let rpc = Rpc { kind: RpcKind::from_u8(kind).unwrap(), topic, hops, msg: MsgKey(msg), size, published_ns: published, backoff_ms: backoff };
+        fn round_trips(kind in 0u8..10, topic: u8, hops: u8, msg: u64, size: u32, published: u64, backoff: u32, hint: u8) {
+            let rpc = Rpc { kind: RpcKind::from_u8(kind).unwrap(), topic, hops, msg: MsgKey(msg), size, published_ns: published, backoff_ms: backoff, hint };
             let bytes = rpc.encode();
             prop_assert_eq!(bytes.len(), RPC_BYTES);
             prop_assert_eq!(Rpc::decode(&bytes).unwrap(), rpc);
@@ -200,8 +235,10 @@ mod tests {
             size: 100 * 1024,
             published_ns: 5,
             backoff_ms: 0,
+            hint: 3,
         };
         assert_eq!(m.wire_bytes(), 100 * 1024 + 54);
+        assert_eq!(Rpc::decode(&m.encode()).unwrap(), m);
         let dont = Rpc::about(RpcKind::IDontWant, &m);
         assert!(dont.wire_bytes() < 40);
         assert_eq!((dont.msg, dont.size, dont.published_ns), (m.msg, m.size, m.published_ns));

@@ -122,6 +122,36 @@ impl ScoreParams {
     }
 }
 
+impl ScoreParams {
+    /// A lower bound of the score of a peer with no negative counters (P₃b and P₇ at zero),
+    /// out of or in the mesh.
+    ///
+    /// Out of the mesh such a score is a sum of non-negative terms. In the mesh the P₃ deficit
+    /// only counts after `mesh_deliveries_activation`, by which time P₁ has earned at least
+    /// `activation / quantum` quanta; with the usual signs of the weights the bound is then
+    /// `w_t · min(0, w₁·P₁(activation) + w₃·threshold²)`, which for Ethereum's parameters is 0: an
+    /// honest mesh peer can never score below zero. Unless that sum clears zero by a wide margin,
+    /// a small margin keeps the bound below the exactly computed score whatever the rounding. With unusual signs the bound falls back to
+    /// [`EdgeScore::floor`].
+    pub fn clean_floor(&self, in_mesh: bool) -> f64 {
+        let plain = EdgeScore::default().floor(self, in_mesh);
+        let usual = self.topic_weight >= 0.0
+            && self.time_in_mesh_weight >= 0.0
+            && self.first_deliveries_weight >= 0.0
+            && self.mesh_deliveries_weight <= 0.0;
+        if !in_mesh || !usual {
+            return plain;
+        }
+        let quanta = (self.mesh_deliveries_activation.as_nanos() as f64
+            / self.time_in_mesh_quantum.as_nanos().max(1) as f64)
+            .min(self.time_in_mesh_cap);
+        let activated = self.time_in_mesh_weight * quanta
+            + self.mesh_deliveries_weight * self.mesh_deliveries_threshold * self.mesh_deliveries_threshold;
+        let bound = if activated > 1e-6 { 0.0 } else { self.topic_weight * activated - 1e-9 };
+        bound.max(plain)
+    }
+}
+
 /// The score counters of one connection.
 #[derive(Copy, Clone, Debug, Default, PartialEq)]
 pub struct EdgeScore {
@@ -236,6 +266,16 @@ mod tests {
         for probe in [EdgeScore { mesh_failure: 3.0, behaviour: 9.0, ..e }, e, EdgeScore::default()] {
             for (mesh, t) in [(true, late), (false, 0), (true, 1_000)] {
                 assert!(probe.floor(&p, mesh) <= probe.score(&p, mesh, t) + 1e-12);
+            }
+        }
+        // The clean floor bounds every honest peer's score, in or out of the mesh, at any time.
+        assert!(p.clean_floor(true) == 0.0 && p.clean_floor(false) == 0.0);
+        for t in (0..2_000_000).step_by(1_000) {
+            for f in [0.0, 0.5, 30.0] {
+                let honest = EdgeScore { grafted_ms: 0, first_deliveries: f, ..Default::default() };
+                for mesh in [true, false] {
+                    assert!(honest.score(&p, mesh, t) >= p.clean_floor(mesh), "t={t} f={f} mesh={mesh}");
+                }
             }
         }
         // Decay, then to zero.

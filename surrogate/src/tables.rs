@@ -2,8 +2,9 @@
 //! measurement community (Xatu): `slot`, `propagation_slot_start_diff`, `topic`, `message_id`,
 //! `meta_client_name`.
 
-use crate::engine::{GossipEngine, TOPICS};
+use crate::engine::{FAMILIES, GossipEngine};
 use crate::rpc::{RPC_KINDS, RpcKind};
+use crate::topics::topic_name;
 use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt16Array};
 use arrow_schema::{ArrowError, DataType, Field, Schema};
 use std::sync::Arc;
@@ -16,37 +17,82 @@ fn table(name: &str, fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<Table
 }
 
 /// `gossip_arrivals` (one row per identity and message it received: first arrival),
-/// `gossip_nodes` (one row per identity: bytes by RPC kind, final mesh degree, losses) and
-/// `gossip_mesh_degree` (identities sampled at each mesh degree per heartbeat period).
+/// `gossip_messages` (one row per message published on this shard, with how many identities
+/// subscribe to its topic), `gossip_nodes` (one row per identity: bytes by RPC kind, final
+/// `beacon_block` mesh degree, losses) and `gossip_mesh_degree` (meshes sampled at each degree
+/// per heartbeat period and topic family). Rows go by message key, then by identity id (`by_id`:
+/// local indices in id order).
 pub(crate) fn build(
     e: &GossipEngine,
     order: &[usize],
-    degree: &[((u64, u16), u64)],
+    by_id: &[usize],
+    degree: &[((u64, u8, u16), u64)],
     mean_scores: &[f64],
 ) -> Result<Vec<Table>, ArrowError> {
     let ids = e.ids();
-    let (mut slot, mut topic, mut msg, mut node, mut diff, mut since, mut hops, mut from, mut dups) =
-        (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut slot, mut topic, mut msg, mut node, mut diff, mut since, mut hops, mut from, mut dups, mut client) =
+        (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    // Per topic: subscriber positions in id order.
+    let mut members_by_id: Vec<Option<Vec<usize>>> = vec![None; 256];
+    let (mut m_slot, mut m_topic, mut m_msg, mut m_publisher, mut m_published, mut m_subscribers, mut m_peers) =
+        (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
     for &m in order {
         let st = &e.msgs[m];
         let slot_start = e.slot_start_ns(st.slot);
-        for (i, &h) in ids.iter().enumerate() {
-            let a = st.arrival[i];
+        let name = topic_name(st.topic);
+        let members = e.members(st.topic);
+        let positions = members_by_id[st.topic as usize].get_or_insert_with(|| {
+            let mut p: Vec<usize> = (0..members.len()).collect();
+            p.sort_by_key(|&pos| ids[members[pos] as usize]);
+            p
+        });
+        for &pos in positions.iter() {
+            let a = st.arrival[pos];
             if a == u64::MAX {
                 continue;
             }
             slot.push(st.slot);
-            topic.push(TOPICS[st.topic as usize]);
+            topic.push(name.clone());
             msg.push(st.key.0);
-            node.push(h);
+            node.push(ids[members[pos] as usize]);
+            client.push(e.profile(members[pos] as usize));
             diff.push((st.published_ns + a).saturating_sub(slot_start) / 1_000_000);
             since.push(a);
-            hops.push(st.hops[i] as u32);
-            from.push(st.from[i]);
-            dups.push(st.dups[i] as u32);
+            hops.push(st.hops[pos] as u32);
+            from.push(st.from[pos]);
+            dups.push(st.dups[pos] as u32);
+        }
+        if st.publisher != u32::MAX {
+            m_slot.push(st.slot);
+            m_topic.push(name);
+            m_msg.push(st.key.0);
+            m_publisher.push(ids[st.publisher as usize]);
+            m_published.push(st.published_ns);
+            m_subscribers.push(e.subscribers(st.topic));
+            m_peers.push(st.publisher_peers as u32);
         }
     }
-    let rows = node.len();
+    let messages = table(
+        "gossip_messages",
+        vec![
+            Field::new("slot", DataType::UInt64, false),
+            Field::new("topic", DataType::Utf8, false),
+            Field::new("message_id", DataType::UInt64, false),
+            Field::new("publisher", DataType::UInt32, false),
+            Field::new("published_ns", DataType::UInt64, false),
+            Field::new("subscribers", DataType::UInt32, false),
+            Field::new("publisher_topic_peers", DataType::UInt32, false),
+        ],
+        vec![
+            u64_col(m_slot),
+            Arc::new(StringArray::from(m_topic)),
+            u64_col(m_msg),
+            u32_col(m_publisher),
+            u64_col(m_published),
+            u32_col(m_subscribers),
+            u32_col(m_peers),
+        ],
+    )?;
     let arrivals = table(
         "gossip_arrivals",
         vec![
@@ -66,7 +112,7 @@ pub(crate) fn build(
             Arc::new(StringArray::from(topic)),
             u64_col(msg),
             u32_col(node),
-            Arc::new(StringArray::from(vec![e.profile(); rows])),
+            Arc::new(StringArray::from(client)),
             u64_col(diff),
             u64_col(since),
             u32_col(hops),
@@ -74,27 +120,45 @@ pub(crate) fn build(
             u32_col(dups),
         ],
     )?;
-    let kinds = [RpcKind::Message, RpcKind::IHave, RpcKind::IWant, RpcKind::Graft, RpcKind::Prune, RpcKind::IDontWant];
+    let kinds = [
+        RpcKind::Message,
+        RpcKind::IHave,
+        RpcKind::IWant,
+        RpcKind::Graft,
+        RpcKind::Prune,
+        RpcKind::IDontWant,
+        RpcKind::PeerExchange,
+    ];
     let mut fields = vec![
         Field::new("node", DataType::UInt32, false),
+        Field::new("meta_client_name", DataType::Utf8, false),
         Field::new("mesh_degree", DataType::UInt16, false),
+        Field::new("mesh_outbound", DataType::UInt16, false),
         Field::new("lost", DataType::UInt64, false),
         Field::new("graft_in_backoff", DataType::UInt32, false),
         Field::new("mean_mesh_score", DataType::Float64, false),
         Field::new("copies_cancelled", DataType::UInt32, false),
+        Field::new("offline_ns", DataType::UInt64, false),
+        Field::new("dropped_offline", DataType::UInt32, false),
+        Field::new("connections", DataType::UInt32, false),
     ];
     let mut columns: Vec<ArrayRef> = vec![
-        u32_col(ids.iter().copied()),
-        Arc::new(UInt16Array::from(e.mesh_degree().to_vec())),
-        u64_col(e.lost().iter().copied()),
-        u32_col(e.graft_in_backoff().iter().copied()),
-        Arc::new(Float64Array::from(mean_scores.to_vec())),
-        u32_col(e.cancelled().iter().copied()),
+        u32_col(by_id.iter().map(|&i| ids[i])),
+        Arc::new(StringArray::from(by_id.iter().map(|&i| e.profile(i)).collect::<Vec<_>>())),
+        Arc::new(UInt16Array::from(by_id.iter().map(|&i| e.block_mesh_degree(i)).collect::<Vec<_>>())),
+        Arc::new(UInt16Array::from(by_id.iter().map(|&i| e.block_mesh_outbound(i)).collect::<Vec<_>>())),
+        u64_col(by_id.iter().map(|&i| e.lost()[i])),
+        u32_col(by_id.iter().map(|&i| e.graft_in_backoff()[i])),
+        Arc::new(Float64Array::from(by_id.iter().map(|&i| mean_scores[i]).collect::<Vec<_>>())),
+        u32_col(by_id.iter().map(|&i| e.cancelled()[i])),
+        u64_col(by_id.iter().map(|&i| e.offline_ns(i))),
+        u32_col(by_id.iter().map(|&i| e.dropped_offline()[i])),
+        u32_col(by_id.iter().map(|&i| e.connections(i))),
     ];
     for (dir, counts) in [("sent", e.sent()), ("recv", e.recv())] {
         for (k, kind) in kinds.iter().enumerate().take(RPC_KINDS) {
             fields.push(Field::new(format!("bytes_{dir}_{}", kind.name()), DataType::UInt64, false));
-            columns.push(u64_col(counts.iter().map(|c| c[k])));
+            columns.push(u64_col(by_id.iter().map(|&i| counts[i][k])));
         }
     }
     let nodes = table("gossip_nodes", fields, columns)?;
@@ -102,14 +166,16 @@ pub(crate) fn build(
         "gossip_mesh_degree",
         vec![
             Field::new("heartbeat_period", DataType::UInt64, false),
+            Field::new("topic_family", DataType::Utf8, false),
             Field::new("mesh_degree", DataType::UInt16, false),
-            Field::new("identities", DataType::UInt64, false),
+            Field::new("meshes", DataType::UInt64, false),
         ],
         vec![
-            u64_col(degree.iter().map(|((p, _), _)| *p)),
-            Arc::new(UInt16Array::from(degree.iter().map(|((_, d), _)| *d).collect::<Vec<_>>())),
+            u64_col(degree.iter().map(|((p, _, _), _)| *p)),
+            Arc::new(StringArray::from(degree.iter().map(|((_, f, _), _)| FAMILIES[*f as usize]).collect::<Vec<_>>())),
+            Arc::new(UInt16Array::from(degree.iter().map(|((_, _, d), _)| *d).collect::<Vec<_>>())),
             u64_col(degree.iter().map(|(_, c)| *c)),
         ],
     )?;
-    Ok(vec![arrivals, nodes, mesh])
+    Ok(vec![arrivals, messages, nodes, mesh])
 }
