@@ -798,24 +798,7 @@ fn socket_call(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) 
             };
             udp_send(e, h, vid, n, obj, dst, &data)
         }
-        SYS_sendmsg => {
-            let m = read_msghdr(pid, a[1])?;
-            if m.controllen > 0 {
-                e.unsupported(h, vid, nr, " (control messages on a UDP socket)", EOPNOTSUPP);
-                return Err(EOPNOTSUPP);
-            }
-            let bufs = mem::read_iovecs(pid, m.iov, m.iovlen).map_err(|_| EFAULT)?;
-            let data = gather(pid, &bufs)?;
-            let dst = if m.name == 0 || m.namelen == 0 {
-                None
-            } else {
-                match read_sockaddr(pid, m.name, m.namelen)? {
-                    SockAddr::Inet(ip, port) => Some((ip, port)),
-                    SockAddr::Unspec => return Err(EAFNOSUPPORT),
-                }
-            };
-            udp_send(e, h, vid, n, obj, dst, &data)
-        }
+        SYS_sendmsg => send_msghdr(e, h, vid, n, obj, a[1]),
         SYS_recvfrom => udp_recv(e, h, vid, obj, a[3], &[(a[1], a[2] as usize)], Some(Addr::Ptr(a[4], a[5]))),
         SYS_recvmsg => {
             let m = read_msghdr(pid, a[1])?;
@@ -829,25 +812,7 @@ fn socket_call(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) 
             let mut sent = 0;
             for i in 0..count {
                 let at = a[1] + i as u64 * 64;
-                let result = (|| {
-                    let m = read_msghdr(pid, at)?;
-                    if m.controllen > 0 {
-                        e.unsupported(h, vid, nr, " (control messages on a UDP socket)", EOPNOTSUPP);
-                        return Err(EOPNOTSUPP);
-                    }
-                    let bufs = mem::read_iovecs(pid, m.iov, m.iovlen).map_err(|_| EFAULT)?;
-                    let data = gather(pid, &bufs)?;
-                    let dst = if m.name == 0 || m.namelen == 0 {
-                        None
-                    } else {
-                        match read_sockaddr(pid, m.name, m.namelen)? {
-                            SockAddr::Inet(ip, port) => Some((ip, port)),
-                            SockAddr::Unspec => return Err(EAFNOSUPPORT),
-                        }
-                    };
-                    udp_send(e, h, vid, n, obj, dst, &data)
-                })();
-                match result {
+                match send_msghdr(e, h, vid, n, obj, at) {
                     Ok(Answer::Value(len)) => {
                         mem::write(pid, at + 56, &(len as u32).to_ne_bytes()).map_err(|_| EFAULT)?;
                         sent += 1;
@@ -971,6 +936,29 @@ fn udp_recv(
         p.udp_recv += d.data.len() as u64;
     }
     Ok(Answer::Value(if flags & MSG_TRUNC != 0 { d.data.len() } else { copied } as i64))
+}
+
+/// Send the datagram described by the `struct msghdr` at `at` in the task's memory (sendmsg, and
+/// each message of sendmmsg). Control messages are refused.
+fn send_msghdr(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize, at: u64) -> Result<Answer, i32> {
+    use libc::{EAFNOSUPPORT, EFAULT, EOPNOTSUPP};
+    let pid = e.hosts[h].tasks[&vid].pid;
+    let m = read_msghdr(pid, at)?;
+    if m.controllen > 0 {
+        e.unsupported(h, vid, n.data.nr as i64, " (control messages on a UDP socket)", EOPNOTSUPP);
+        return Err(EOPNOTSUPP);
+    }
+    let bufs = mem::read_iovecs(pid, m.iov, m.iovlen).map_err(|_| EFAULT)?;
+    let data = gather(pid, &bufs)?;
+    let dst = if m.name == 0 || m.namelen == 0 {
+        None
+    } else {
+        match read_sockaddr(pid, m.name, m.namelen)? {
+            SockAddr::Inet(ip, port) => Some((ip, port)),
+            SockAddr::Unspec => return Err(EAFNOSUPPORT),
+        }
+    };
+    udp_send(e, h, vid, n, obj, dst, &data)
 }
 
 fn udp_send(

@@ -1245,7 +1245,8 @@ mod tests {
     use thermocline_models::directory::HostGroupSpec;
     use thermocline_models::network::{NetworkSpec, TopologyKind};
 
-    fn engine(out: &Path, processes: &[ProcessSpec]) -> DirectEngine {
+    /// A network of one direct host on a single switch, on one shard.
+    fn one_host() -> (NetworkModel, Partition) {
         let hosts = [HostGroupSpec {
             name: "h".into(),
             kind: HostKind::Direct,
@@ -1259,6 +1260,11 @@ mod tests {
         let spec = NetworkSpec { topology: TopologyKind::SingleSwitch, ..Default::default() };
         let net = NetworkModel::build(&spec, None, &hosts).unwrap();
         let partition = Partition::compute(&net.directory, &net.routes, 1).unwrap();
+        (net, partition)
+    }
+
+    fn engine(out: &Path, processes: &[ProcessSpec]) -> DirectEngine {
+        let (net, partition) = one_host();
         let exe = std::env::current_exe().unwrap();
         let options = DirectOptions {
             out_dir: out.to_path_buf(),
@@ -1312,19 +1318,7 @@ mod tests {
     #[test]
     fn specs_naming_missing_programs_or_groups_are_refused() {
         let dir = std::env::temp_dir().join(format!("thermocline-direct-unit-bad-{}", std::process::id()));
-        let hosts = [HostGroupSpec {
-            name: "h".into(),
-            kind: HostKind::Direct,
-            count: 1,
-            location: None,
-            locations: None,
-            bandwidth: None,
-            profile: None,
-            load: None,
-        }];
-        let spec = NetworkSpec { topology: TopologyKind::SingleSwitch, ..Default::default() };
-        let net = NetworkModel::build(&spec, None, &hosts).unwrap();
-        let partition = Partition::compute(&net.directory, &net.routes, 1).unwrap();
+        let (net, partition) = one_host();
         let options = DirectOptions {
             out_dir: dir.clone(),
             start_date: StartDate::default(),

@@ -395,11 +395,11 @@ pub fn gossip(args: &GossipBench, exe: &Path) -> Result<()> {
             peak.map_or("unknown".into(), |p| format!("{:.0} B", p as f64 / args.nodes as f64)),
             figures.map_or("-".into(), |g| format!(
                 "reliability {:.4} %, p50/p95/p99 {:.0}/{:.0}/{:.0} ms, {:.2} duplicates per delivery",
-                g.reliability * 100.0,
-                g.p50_ms,
-                g.p95_ms,
-                g.p99_ms,
-                g.duplicates_per_delivery
+                g.blocks.reliability * 100.0,
+                g.blocks.p50_ms,
+                g.blocks.p95_ms,
+                g.blocks.p99_ms,
+                g.blocks.duplicates_per_delivery
             )),
         )
     });

@@ -82,18 +82,9 @@ impl Summary {
 pub struct GossipFigures {
     /// Identities.
     pub identities: u64,
-    /// Blocks published.
-    pub messages: u64,
-    /// Share of (subscriber, block) pairs delivered.
-    pub reliability: f64,
-    /// Block arrival delay since publish, ms: median.
-    pub p50_ms: f64,
-    /// 95th percentile.
-    pub p95_ms: f64,
-    /// 99th percentile.
-    pub p99_ms: f64,
-    /// Block copies received after the first, per delivery.
-    pub duplicates_per_delivery: f64,
+    /// The `beacon_block` figures (at the top level of the JSON object).
+    #[serde(flatten)]
+    pub blocks: TopicFigures,
     /// Bytes sent per identity over the run, all topics.
     pub bytes_sent_per_node: f64,
     /// Figures per topic family.
@@ -211,12 +202,7 @@ pub fn gossip_figures(outcome: &RunOutcome) -> Result<Option<GossipFigures>> {
     let block = by_family.get("beacon_block").cloned().unwrap_or_else(|| topic_figures(Vec::new(), 0, 0, 0));
     Ok(Some(GossipFigures {
         identities,
-        messages: block.messages,
-        reliability: block.reliability,
-        p50_ms: block.p50_ms,
-        p95_ms: block.p95_ms,
-        p99_ms: block.p99_ms,
-        duplicates_per_delivery: block.duplicates_per_delivery,
+        blocks: block,
         bytes_sent_per_node: if identities == 0 { 0.0 } else { sent as f64 / identities as f64 },
         by_family,
     }))
@@ -277,10 +263,13 @@ pub fn human_summary(s: &Summary, dir: &Path) -> String {
     if let Some(g) = &s.gossip {
         let rows = [
             ("identities", format!("{}", g.identities)),
-            ("messages", format!("{}", g.messages)),
-            ("reliability", format!("{:.4} %", g.reliability * 100.0)),
-            ("arrival p50/p95/p99", format!("{:.1} / {:.1} / {:.1} ms", g.p50_ms, g.p95_ms, g.p99_ms)),
-            ("duplicates", format!("{:.2} per delivery", g.duplicates_per_delivery)),
+            ("messages", format!("{}", g.blocks.messages)),
+            ("reliability", format!("{:.4} %", g.blocks.reliability * 100.0)),
+            (
+                "arrival p50/p95/p99",
+                format!("{:.1} / {:.1} / {:.1} ms", g.blocks.p50_ms, g.blocks.p95_ms, g.blocks.p99_ms),
+            ),
+            ("duplicates", format!("{:.2} per delivery", g.blocks.duplicates_per_delivery)),
             ("bytes sent per node", format!("{:.1} KiB", g.bytes_sent_per_node / 1024.0)),
         ];
         text += &rows.iter().map(|(k, v)| format!("  {k:<20} {v}\n")).collect::<String>();

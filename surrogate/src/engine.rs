@@ -976,6 +976,26 @@ impl GossipEngine {
         self.seq[i] += 1;
     }
 
+    /// Graft up to `want` random peers of topic slot `s` that may join the mesh: connected, of
+    /// the topic, not in the mesh or its PRUNE backoff, with a non-negative score (and, with
+    /// `outbound_only`, dialled by `i`).
+    fn graft_some(&mut self, i: usize, s: usize, want: usize, outbound_only: bool, now: u64, outbox: &mut Outbox) {
+        let now_ms = (now / 1_000_000) as u32;
+        let per = self.per;
+        let chosen = self.choose(i, want, |e, c| {
+            (!outbound_only || e.conn[c].flags & OUTBOUND != 0)
+                && e.conn[c].shared >> s & 1 != 0
+                && e.up(c)
+                && !e.in_mesh(i, s, c)
+                && e.backoff_until_ms[c * per + s] <= now_ms
+                && e.passes(i, c, 0.0, now_ms)
+        });
+        for &c in &chosen {
+            self.graft(i, s, c, now, outbox);
+        }
+        self.scratch = chosen;
+    }
+
     /// v1.1 mesh maintenance of `i`'s topic slot `s`.
     fn maintain_mesh(&mut self, i: usize, s: usize, now: u64, outbox: &mut Outbox) {
         let p = &prm!(self, i);
@@ -994,17 +1014,7 @@ impl GossipEngine {
         }
         let degree = self.degree(i, s);
         if degree < d_low {
-            let chosen = self.choose(i, d - degree, |e, c| {
-                e.conn[c].shared >> s & 1 != 0
-                    && e.up(c)
-                    && !e.in_mesh(i, s, c)
-                    && e.backoff_until_ms[c * per + s] <= now_ms
-                    && e.passes(i, c, 0.0, now_ms)
-            });
-            for &c in &chosen {
-                self.graft(i, s, c, now, outbox);
-            }
-            self.scratch = chosen;
+            self.graft_some(i, s, d - degree, false, now, outbox);
         } else if degree > d_high {
             // Keep the best `retain_scores` by score, then fill up to D at random; prune the rest.
             let mut mesh: Vec<usize> = self.mesh_conns(i, s).collect();
@@ -1052,18 +1062,7 @@ impl GossipEngine {
         let outbound = self.mesh_conns(i, s).filter(|&c| self.conn[c].flags & OUTBOUND != 0).count();
         let d_out = prm!(self, i).d_out as usize;
         if degree >= d_low && outbound < d_out {
-            let chosen = self.choose(i, d_out - outbound, |e, c| {
-                e.conn[c].flags & OUTBOUND != 0
-                    && e.conn[c].shared >> s & 1 != 0
-                    && e.up(c)
-                    && !e.in_mesh(i, s, c)
-                    && e.backoff_until_ms[c * per + s] <= now_ms
-                    && e.passes(i, c, 0.0, now_ms)
-            });
-            for &c in &chosen {
-                self.graft(i, s, c, now, outbox);
-            }
-            self.scratch = chosen;
+            self.graft_some(i, s, d_out - outbound, true, now, outbox);
         }
         // Opportunistic grafting: if the median mesh score is low, graft peers scoring above it.
         let ticks = prm!(self, i).score.opportunistic_graft_ticks.max(1);
