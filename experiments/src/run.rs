@@ -62,6 +62,9 @@ pub struct GossipPlan {
     pub runahead: SimDuration,
 }
 
+/// Connection slots subnet dials leave free for duty dials (see `PeerGraph::with_duty_peers`).
+const DUTY_ROOM: u32 = 4;
+
 /// The gossip profiles of `spec`: `[gossip].profile` first (the default), then every other
 /// profile a host group names, each with `[gossip.params]`'s overrides.
 pub fn gossip_profiles(spec: &Spec, g: &GossipSpec) -> Result<Vec<(String, GossipParams)>, String> {
@@ -163,12 +166,12 @@ impl SharedBuild {
                 let end = SimTime::ZERO.saturating_add(spec.run.duration).as_nanos();
                 let duties = publications(n, &spec.traffic, spec.run.seed, end);
                 // Subnet and duty dials may use every connection slot but those kept for peer
-                // exchange.
+                // exchange; subnet dials leave some room for the duty dials after them.
                 let px = if gossip_profiles(spec, g)?.iter().any(|(_, p)| p.peer_exchange) { g.px_slots } else { 0 };
                 let cap = MAX_PEERS - px;
                 let inbound = g.max_inbound.unwrap_or(u32::MAX);
                 let graph = PeerGraph::build_local(n, g.outbound_peers, g.max_peers, inbound, spec.run.seed, locality)
-                    .with_topic_peers(&subscriptions, g.subnet_peers, cap, spec.run.seed)
+                    .with_topic_peers(&subscriptions, g.subnet_peers, cap - DUTY_ROOM, spec.run.seed)
                     .with_duty_peers(&duties, &subscriptions, g.duty_peers, cap, spec.run.seed);
                 Ok(Arc::new((plan, graph, subscriptions)))
             })

@@ -215,7 +215,7 @@ impl Default for GossipSpec {
             max_peers: 48,
             max_inbound: None,
             local_share: 0.0,
-            subnet_peers: 6,
+            subnet_peers: 4,
             duty_peers: 2,
             px_slots: 4,
         }
