@@ -7,7 +7,7 @@
 //! blocked (sleeping, receiving, waiting) or gone. Simulated time never moves while a task runs.
 
 use crate::config::{ExitStatus, ExpectedExit, ProcessSpec, StartDate};
-use crate::host::{BlockKind, FdEntry, Host, Obj, ProcState, Task, TaskState, TimePageMem};
+use crate::host::{BlockKind, FdEntry, Host, NewTask, Obj, ProcState, TaskState, TimePageMem};
 use crate::launch::{LaunchSpec, launch};
 use crate::net::{PACKET_EVENT_KIND, UdpSocket};
 use crate::seccomp::{SockFilter, filter_program};
@@ -452,34 +452,17 @@ impl DirectEngine {
         host.procs[p].status = ExitStatus::Running;
         let tree = host.trees.len();
         host.trees.push(launched.listener);
-        let vid = host.next_vid;
-        host.next_vid += 1;
-        host.pid_vid.insert(launched.pid, vid);
-        host.tasks.insert(
-            vid,
-            Task {
-                vid,
-                pid: launched.pid,
-                pidfd: launched.pidfd,
-                tree,
-                proc: p,
-                parent: None,
-                binary,
-                state: TaskState::Running,
-                fds: BTreeMap::new(),
-                forked: false,
-                // Set by the launcher's own execve, which the supervisor sees.
-                exec_pending: false,
-                deadline: None,
-                timed_out: false,
-                retry: false,
-                interrupted: false,
-                alarm: None,
-                is_root: true,
-                vfork_pending: false,
-                syscalls: 0,
-            },
-        );
+        // The launcher's own execve, which the supervisor sees, is not a pending exec.
+        host.add_task(NewTask {
+            pid: launched.pid,
+            pidfd: launched.pidfd,
+            tree,
+            proc: p,
+            parent: None,
+            binary,
+            fds: BTreeMap::new(),
+            is_root: true,
+        });
         Ok(())
     }
 
@@ -503,33 +486,7 @@ impl DirectEngine {
         for o in objs {
             host.retain(o);
         }
-        let vid = host.next_vid;
-        host.next_vid += 1;
-        host.pid_vid.insert(pid, vid);
-        host.tasks.insert(
-            vid,
-            Task {
-                vid,
-                pid,
-                pidfd,
-                tree,
-                proc,
-                parent,
-                binary,
-                state: TaskState::Running,
-                fds,
-                forked: false,
-                exec_pending: false,
-                deadline: None,
-                timed_out: false,
-                retry: false,
-                interrupted: false,
-                alarm: None,
-                is_root: false,
-                vfork_pending: false,
-                syscalls: 0,
-            },
-        );
+        let vid = host.add_task(NewTask { pid, pidfd, tree, proc, parent, binary, fds, is_root: false });
         Some(vid)
     }
 

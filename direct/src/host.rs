@@ -262,7 +262,61 @@ pub struct Host {
     pub signal_hint: bool,
 }
 
+/// Who a new task is: what [`Host::add_task`] needs beyond the defaults of a task that has just
+/// started running.
+pub struct NewTask {
+    /// Kernel pid.
+    pub pid: i32,
+    /// Its pidfd.
+    pub pidfd: OwnedFd,
+    /// Index of the seccomp listener of its process tree.
+    pub tree: usize,
+    /// Index of the spec process it descends from.
+    pub proc: usize,
+    /// The task that forked it, if known.
+    pub parent: Option<u32>,
+    /// The executable it runs.
+    pub binary: String,
+    /// Its emulated descriptors.
+    pub fds: BTreeMap<i32, FdEntry>,
+    /// Whether the launcher started it.
+    pub is_root: bool,
+}
+
 impl Host {
+    /// Add a running task, giving it the next host-local id (its scheduling order), which is
+    /// returned.
+    pub fn add_task(&mut self, t: NewTask) -> u32 {
+        let vid = self.next_vid;
+        self.next_vid += 1;
+        self.pid_vid.insert(t.pid, vid);
+        self.tasks.insert(
+            vid,
+            Task {
+                vid,
+                pid: t.pid,
+                pidfd: t.pidfd,
+                tree: t.tree,
+                proc: t.proc,
+                parent: t.parent,
+                binary: t.binary,
+                state: TaskState::Running,
+                fds: t.fds,
+                forked: false,
+                exec_pending: false,
+                deadline: None,
+                timed_out: false,
+                retry: false,
+                interrupted: false,
+                alarm: None,
+                is_root: t.is_root,
+                vfork_pending: false,
+                syscalls: 0,
+            },
+        );
+        vid
+    }
+
     /// Add an object with one reference.
     pub fn add_obj(&mut self, obj: Obj, nonblock: bool) -> usize {
         let slot = ObjSlot { obj, refs: 1, nonblock };
