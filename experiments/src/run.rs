@@ -18,7 +18,6 @@ use thermocline_models::idle::IdleEngine;
 use thermocline_models::network::NetworkModel;
 use thermocline_models::partition::Partition;
 use thermocline_models::phold::{PholdEngine, PholdLayout};
-use thermocline_surrogate::config::MAX_PEERS;
 use thermocline_surrogate::config::{GossipParams, GossipSpec};
 use thermocline_surrogate::peers::PeerGraph;
 use thermocline_surrogate::topics::{Subscriptions, publications};
@@ -61,9 +60,6 @@ pub struct GossipPlan {
     /// The window length: the smallest latency between identities on different shards.
     pub runahead: SimDuration,
 }
-
-/// Connection slots subnet dials leave free for duty dials (see `PeerGraph::with_duty_peers`).
-const DUTY_ROOM: u32 = 4;
 
 /// The gossip profiles of `spec`: `[gossip].profile` first (the default), then every other
 /// profile a host group names, each with `[gossip.params]`'s overrides.
@@ -161,18 +157,11 @@ impl SharedBuild {
                 let plan = gossip_plan(spec, shards)?;
                 let n = plan.net.directory.len();
                 let locations: Vec<u32> = (0..n).map(|h| plan.net.directory.node_of(h)).collect();
-                let locality = (g.local_share > 0.0).then_some((locations.as_slice(), g.local_share));
                 let subscriptions = Subscriptions::compute(n, &spec.traffic, spec.run.seed);
                 let end = SimTime::ZERO.saturating_add(spec.run.duration).as_nanos();
                 let duties = publications(n, &spec.traffic, spec.run.seed, end);
-                // Subnet and duty dials may use every connection slot but those kept for peer
-                // exchange; subnet dials leave some room for the duty dials after them.
-                let px = if gossip_profiles(spec, g)?.iter().any(|(_, p)| p.peer_exchange) { g.px_slots } else { 0 };
-                let cap = MAX_PEERS - px;
-                let inbound = g.max_inbound.unwrap_or(u32::MAX);
-                let graph = PeerGraph::build_local(n, g.outbound_peers, g.max_peers, inbound, spec.run.seed, locality)
-                    .with_topic_peers(&subscriptions, g.subnet_peers, cap - DUTY_ROOM, spec.run.seed)
-                    .with_duty_peers(&duties, &subscriptions, g.duty_peers, cap, spec.run.seed);
+                let peer_exchange = gossip_profiles(spec, g)?.iter().any(|(_, p)| p.peer_exchange);
+                let graph = PeerGraph::for_run(g, peer_exchange, &locations, &subscriptions, &duties, spec.run.seed);
                 Ok(Arc::new((plan, graph, subscriptions)))
             })
             .clone();

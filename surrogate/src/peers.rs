@@ -4,7 +4,11 @@
 //! within `max_peers` per identity. Built identically on every shard (each keeps only its
 //! identities' lists), so it does not depend on the partition.
 
+use crate::config::{GossipSpec, MAX_PEERS};
 use crate::topics::{Publication, Subscriptions, TOPIC_COUNT};
+
+/// Connection slots subnet dials leave free for duty dials (see [`PeerGraph::for_run`]).
+pub const DUTY_ROOM: u32 = 4;
 use rand_core::Rng;
 use thermocline_models::rng::{StreamFamily, below};
 
@@ -87,6 +91,27 @@ impl PeerGraph {
     /// The peers of `i`.
     pub fn of(&self, i: u32) -> &[u32] {
         &self.peers[self.start[i as usize] as usize..self.start[i as usize + 1] as usize]
+    }
+
+    /// The connections of a run, as the peer manager of `spec` makes them: random (or
+    /// region-weighted, by `locations`) dials, then subnet peers, then duty peers. Subnet and
+    /// duty dials may use every connection slot but those kept for peer exchange, and subnet
+    /// dials leave [`DUTY_ROOM`] slots for the duty dials after them.
+    pub fn for_run(
+        spec: &GossipSpec,
+        peer_exchange: bool,
+        locations: &[u32],
+        subs: &Subscriptions,
+        duties: &[Publication],
+        seed: u64,
+    ) -> Self {
+        let n = locations.len() as u32;
+        let locality = (spec.local_share > 0.0).then_some((locations, spec.local_share));
+        let inbound = spec.max_inbound.unwrap_or(u32::MAX);
+        let cap = MAX_PEERS - if peer_exchange { spec.px_slots } else { 0 };
+        Self::build_local(n, spec.outbound_peers, spec.max_peers, inbound, seed, locality)
+            .with_topic_peers(subs, spec.subnet_peers, cap - DUTY_ROOM, seed)
+            .with_duty_peers(duties, subs, spec.duty_peers, cap, seed)
     }
 
     /// Add subnet peers, as a peer manager does when discovery looks for peers of the subnets
