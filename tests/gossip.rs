@@ -2,7 +2,9 @@
 //! loss, mesh degrees, PRUNE backoff, IHAVE/IWANT recovery under loss, IDONTWANT savings.
 
 mod common;
-use arrow_array::{Array, UInt16Array, UInt32Array, UInt64Array};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, UInt16Type, UInt32Type, UInt64Type};
+use arrow_array::{Array, ArrowPrimitiveType};
 use common::*;
 use std::path::Path;
 use thermocline_models::metrics::read_ipc_file;
@@ -44,9 +46,22 @@ fn run(dir: &Path, name: &str, text: &str, args: &[&str]) -> (serde_json::Value,
     (summary(&out), out)
 }
 
-fn col<T: Array + Clone + 'static>(path: &Path, name: &str) -> Vec<T> {
+/// Column `name` of the Arrow file at `path`, all batches, as values.
+fn values<T: ArrowPrimitiveType>(path: &Path, name: &str) -> Vec<T::Native> {
     let (_, batches) = read_ipc_file(path).unwrap();
-    batches.iter().map(|b| b.column_by_name(name).unwrap().as_any().downcast_ref::<T>().unwrap().clone()).collect()
+    batches.iter().flat_map(|b| b.column_by_name(name).unwrap().as_primitive::<T>().values().to_vec()).collect()
+}
+
+/// A text column of the Arrow file at `path`, all batches.
+fn strings(path: &Path, name: &str) -> Vec<String> {
+    let (_, batches) = read_ipc_file(path).unwrap();
+    batches
+        .iter()
+        .flat_map(|b| {
+            let a = b.column_by_name(name).unwrap().as_string::<i32>();
+            (0..a.len()).map(|k| a.value(k).to_string()).collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 #[test]
@@ -78,14 +93,8 @@ fn without_loss_everyone_gets_every_message_once_and_meshes_stay_in_bounds() {
     assert_eq!(g["reliability"], 1.0, "{g}");
     let messages = g["messages"].as_u64().unwrap();
     // One first-arrival row per (identity, message), never two.
-    let nodes: Vec<u32> = col::<UInt32Array>(&out.join("gossip_arrivals.arrow"), "node")
-        .iter()
-        .flat_map(|a| a.values().to_vec())
-        .collect();
-    let ids: Vec<u64> = col::<UInt64Array>(&out.join("gossip_arrivals.arrow"), "message_id")
-        .iter()
-        .flat_map(|a| a.values().to_vec())
-        .collect();
+    let nodes: Vec<u32> = values::<UInt32Type>(&out.join("gossip_arrivals.arrow"), "node").into_iter().collect();
+    let ids: Vec<u64> = values::<UInt64Type>(&out.join("gossip_arrivals.arrow"), "message_id").into_iter().collect();
     let mut pairs: Vec<(u64, u32)> = ids.into_iter().zip(nodes).collect();
     pairs.sort_unstable();
     let before = pairs.len();
@@ -93,14 +102,10 @@ fn without_loss_everyone_gets_every_message_once_and_meshes_stay_in_bounds() {
     assert_eq!(before, pairs.len());
     assert_eq!(pairs.len() as u64, 1000 * messages);
     // After warm-up (10 s = 14 heartbeat periods) every sampled degree lies in [D_low, D_high].
-    let period: Vec<u64> = col::<UInt64Array>(&out.join("gossip_mesh_degree.arrow"), "heartbeat_period")
-        .iter()
-        .flat_map(|a| a.values().to_vec())
-        .collect();
-    let degree: Vec<u16> = col::<UInt16Array>(&out.join("gossip_mesh_degree.arrow"), "mesh_degree")
-        .iter()
-        .flat_map(|a| a.values().to_vec())
-        .collect();
+    let period: Vec<u64> =
+        values::<UInt64Type>(&out.join("gossip_mesh_degree.arrow"), "heartbeat_period").into_iter().collect();
+    let degree: Vec<u16> =
+        values::<UInt16Type>(&out.join("gossip_mesh_degree.arrow"), "mesh_degree").into_iter().collect();
     let late: Vec<u16> = period.iter().zip(&degree).filter(|(p, _)| **p >= 14).map(|(_, d)| *d).collect();
     assert!(!late.is_empty());
     assert!(
@@ -122,16 +127,10 @@ fn prune_backoff_is_honoured() {
         "40 s",
     );
     let (_, out) = run(&dir, "b", &text, &["--shards", "2"]);
-    let pruned: u64 = col::<UInt64Array>(&out.join("gossip_nodes.arrow"), "bytes_sent_prune")
-        .iter()
-        .flat_map(|a| a.values().to_vec())
-        .sum();
+    let pruned: u64 = values::<UInt64Type>(&out.join("gossip_nodes.arrow"), "bytes_sent_prune").into_iter().sum();
     assert!(pruned > 0, "the run should prune");
-    let violations: u64 = col::<UInt32Array>(&out.join("gossip_nodes.arrow"), "graft_in_backoff")
-        .iter()
-        .flat_map(|a| a.values().to_vec())
-        .map(u64::from)
-        .sum();
+    let violations: u64 =
+        values::<UInt32Type>(&out.join("gossip_nodes.arrow"), "graft_in_backoff").into_iter().map(u64::from).sum();
     assert_eq!(violations, 0, "GRAFTs arrived within a PRUNE backoff");
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -162,11 +161,7 @@ fn idontwant_cuts_duplicates_of_large_messages() {
         run(&dir, "off", &spec("[gossip.params]\nidontwant_threshold = \"0 B\"", "", 600, "30 s"), &[]);
     // Queued copies whose peer said IDONTWANT first are dropped before they use the link.
     let cancelled = |out: &Path| -> u64 {
-        col::<UInt32Array>(&out.join("gossip_nodes.arrow"), "copies_cancelled")
-            .iter()
-            .flat_map(|a| a.values().to_vec())
-            .map(u64::from)
-            .sum()
+        values::<UInt32Type>(&out.join("gossip_nodes.arrow"), "copies_cancelled").into_iter().map(u64::from).sum()
     };
     assert!(cancelled(&out_on) > 0);
     assert_eq!(cancelled(&out_off), 0);
@@ -183,15 +178,11 @@ fn idontwant_cuts_duplicates_of_large_messages() {
 
 #[test]
 fn honest_peers_earn_positive_scores_and_scoring_changes_the_run() {
-    use arrow_array::Float64Array;
     let dir = scratch("gossip-scores");
     let (on, out_on) = run(&dir, "on", &spec("", "", 500, "60 s"), &[]);
     let (off, out_off) = run(&dir, "off", &spec("[gossip.params]\nscoring = false", "", 500, "60 s"), &[]);
     let scores = |out: &Path| -> Vec<f64> {
-        col::<Float64Array>(&out.join("gossip_nodes.arrow"), "mean_mesh_score")
-            .iter()
-            .flat_map(|a| a.values().to_vec())
-            .collect()
+        values::<Float64Type>(&out.join("gossip_nodes.arrow"), "mean_mesh_score").into_iter().collect()
     };
     let on_scores = scores(&out_on);
     let mean = on_scores.iter().sum::<f64>() / on_scores.len() as f64;
@@ -221,7 +212,6 @@ fn a_message_that_never_leaves_its_publishers_shard_does_not_split_the_digest() 
 
 #[test]
 fn attestation_and_column_subnets_reach_every_subscriber_by_flood_and_by_fanout() {
-    use arrow_array::StringArray;
     let dir = scratch("gossip-topics");
     let topics =
         "[traffic]\nattestations = { subnets_per_node = 2, per_subnet = 2 }\ndata_columns = { custody_per_node = 4 }";
@@ -245,16 +235,11 @@ fn attestation_and_column_subnets_reach_every_subscriber_by_flood_and_by_fanout(
         // Every message whose publisher had a peer on its topic reached every subscriber (no
         // loss in this network): the subnet meshes, flood publishing and fanout all work.
         let messages = out.join("gossip_messages.arrow");
-        let ids: Vec<u64> =
-            col::<UInt64Array>(&messages, "message_id").iter().flat_map(|a| a.values().to_vec()).collect();
-        let subscribers: Vec<u32> =
-            col::<UInt32Array>(&messages, "subscribers").iter().flat_map(|a| a.values().to_vec()).collect();
-        let peers: Vec<u32> =
-            col::<UInt32Array>(&messages, "publisher_topic_peers").iter().flat_map(|a| a.values().to_vec()).collect();
-        let arrived: Vec<u64> = col::<UInt64Array>(&out.join("gossip_arrivals.arrow"), "message_id")
-            .iter()
-            .flat_map(|a| a.values().to_vec())
-            .collect();
+        let ids: Vec<u64> = values::<UInt64Type>(&messages, "message_id").into_iter().collect();
+        let subscribers: Vec<u32> = values::<UInt32Type>(&messages, "subscribers").into_iter().collect();
+        let peers: Vec<u32> = values::<UInt32Type>(&messages, "publisher_topic_peers").into_iter().collect();
+        let arrived: Vec<u64> =
+            values::<UInt64Type>(&out.join("gossip_arrivals.arrow"), "message_id").into_iter().collect();
         let mut count = std::collections::BTreeMap::new();
         for id in arrived {
             *count.entry(id).or_insert(0u32) += 1;
@@ -266,14 +251,9 @@ fn attestation_and_column_subnets_reach_every_subscriber_by_flood_and_by_fanout(
         }
         // After warm-up (14 heartbeat periods) subnet meshes stay at or below D_high.
         let mesh = out.join("gossip_mesh_degree.arrow");
-        let period: Vec<u64> =
-            col::<UInt64Array>(&mesh, "heartbeat_period").iter().flat_map(|a| a.values().to_vec()).collect();
-        let families: Vec<String> = col::<StringArray>(&mesh, "topic_family")
-            .iter()
-            .flat_map(|a| (0..a.len()).map(|k| a.value(k).to_string()).collect::<Vec<_>>())
-            .collect();
-        let degrees: Vec<u16> =
-            col::<UInt16Array>(&mesh, "mesh_degree").iter().flat_map(|a| a.values().to_vec()).collect();
+        let period: Vec<u64> = values::<UInt64Type>(&mesh, "heartbeat_period").into_iter().collect();
+        let families: Vec<String> = strings(&mesh, "topic_family");
+        let degrees: Vec<u16> = values::<UInt16Type>(&mesh, "mesh_degree").into_iter().collect();
         let d_high = if profile == "ethereum" { 12 } else { 10 };
         assert!(families.iter().any(|f| f == "beacon_attestation"));
         let high: Vec<_> = (0..degrees.len())
@@ -298,10 +278,9 @@ fn under_churn_identities_that_stay_online_get_every_block_on_any_shard_count() 
         assert_eq!(s["digest"], one["digest"], "{name}");
     }
     let nodes = out.join("gossip_nodes.arrow");
-    let node: Vec<u32> = col::<UInt32Array>(&nodes, "node").iter().flat_map(|a| a.values().to_vec()).collect();
-    let offline: Vec<u64> = col::<UInt64Array>(&nodes, "offline_ns").iter().flat_map(|a| a.values().to_vec()).collect();
-    let dropped: u64 =
-        col::<UInt32Array>(&nodes, "dropped_offline").iter().flat_map(|a| a.values().to_vec()).map(u64::from).sum();
+    let node: Vec<u32> = values::<UInt32Type>(&nodes, "node").into_iter().collect();
+    let offline: Vec<u64> = values::<UInt64Type>(&nodes, "offline_ns").into_iter().collect();
+    let dropped: u64 = values::<UInt32Type>(&nodes, "dropped_offline").into_iter().map(u64::from).sum();
     let stayed: std::collections::BTreeSet<u32> =
         (0..node.len()).filter(|&k| offline[k] == 0).map(|k| node[k]).collect();
     // With a 40-s mean session, e⁻¹ ≈ 37 % stay online through the 40 s of churn.
@@ -312,7 +291,7 @@ fn under_churn_identities_that_stay_online_get_every_block_on_any_shard_count() 
     assert!(reliability < 1.0 && reliability > 0.5, "{g}");
     let messages = g["messages"].as_u64().unwrap();
     let arrivals = out.join("gossip_arrivals.arrow");
-    let got: Vec<u32> = col::<UInt32Array>(&arrivals, "node").iter().flat_map(|a| a.values().to_vec()).collect();
+    let got: Vec<u32> = values::<UInt32Type>(&arrivals, "node").into_iter().collect();
     let mut per: std::collections::BTreeMap<u32, u64> = Default::default();
     for n in got.into_iter().filter(|n| stayed.contains(n)) {
         *per.entry(n).or_default() += 1;
@@ -343,13 +322,10 @@ fn peer_exchange_on_prune_opens_new_connections_deterministically() {
     }
     let (off, out_off) = run(&dir, "off", &text(false), &["--shards", "1"]);
     let sum = |out: &Path, column: &str| -> u64 {
-        col::<UInt64Array>(&out.join("gossip_nodes.arrow"), column).iter().flat_map(|a| a.values().to_vec()).sum()
+        values::<UInt64Type>(&out.join("gossip_nodes.arrow"), column).into_iter().sum()
     };
     let connections = |out: &Path| -> Vec<u32> {
-        col::<UInt32Array>(&out.join("gossip_nodes.arrow"), "connections")
-            .iter()
-            .flat_map(|a| a.values().to_vec())
-            .collect()
+        values::<UInt32Type>(&out.join("gossip_nodes.arrow"), "connections").into_iter().collect()
     };
     assert!(sum(&out_on, "bytes_sent_px") > 0);
     assert_eq!(sum(&out_off, "bytes_sent_px"), 0);
@@ -366,7 +342,6 @@ fn peer_exchange_on_prune_opens_new_connections_deterministically() {
 
 #[test]
 fn host_groups_with_different_client_profiles_mix_deterministically() {
-    use arrow_array::StringArray;
     let dir = scratch("gossip-profiles");
     let text = spec("", "", 500, "30 s").replace(
         "[gossip]",
@@ -380,11 +355,8 @@ fn host_groups_with_different_client_profiles_mix_deterministically() {
     assert_eq!(one["gossip"]["reliability"], 1.0);
     assert_eq!(one["gossip"]["identities"], 800);
     let nodes = out.join("gossip_nodes.arrow");
-    let client: Vec<String> = col::<StringArray>(&nodes, "meta_client_name")
-        .iter()
-        .flat_map(|a| (0..a.len()).map(|k| a.value(k).to_string()).collect::<Vec<_>>())
-        .collect();
-    let degree: Vec<u16> = col::<UInt16Array>(&nodes, "mesh_degree").iter().flat_map(|a| a.values().to_vec()).collect();
+    let client: Vec<String> = strings(&nodes, "meta_client_name");
+    let degree: Vec<u16> = values::<UInt16Type>(&nodes, "mesh_degree").into_iter().collect();
     assert_eq!(client.iter().filter(|c| *c == "lighthouse").count(), 300);
     assert_eq!(client.iter().filter(|c| *c == "ethereum").count(), 500);
     // Each profile keeps its own mesh band: Lighthouse D = 5 (3..10), the spec's D = 8 (6..12).
@@ -403,8 +375,7 @@ fn meshes_keep_their_outbound_quota() {
     let dir = scratch("gossip-dout");
     let quota = |out: &Path| -> (usize, usize) {
         let nodes = out.join("gossip_nodes.arrow");
-        let outbound: Vec<u16> =
-            col::<UInt16Array>(&nodes, "mesh_outbound").iter().flat_map(|a| a.values().to_vec()).collect();
+        let outbound: Vec<u16> = values::<UInt16Type>(&nodes, "mesh_outbound").into_iter().collect();
         (outbound.iter().filter(|&&o| o >= 3).count(), outbound.len())
     };
     // D_out = 3 of D = 8: few meshes reach it by chance with 12 outbound among ~24 connections
