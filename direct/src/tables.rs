@@ -1,34 +1,28 @@
 //! Result tables of direct hosts, as Arrow IPC streams.
 
 use crate::engine::DirectEngine;
-use arrow_array::{ArrayRef, RecordBatch, StringArray};
-use arrow_schema::{ArrowError, DataType, Field, Schema};
-use std::sync::Arc;
+use arrow_schema::{ArrowError, DataType, Field};
 use thermocline_bus::Table;
-use thermocline_models::metrics::{ipc_stream_bytes, u32_col, u64_col};
-
-fn str_col(values: impl IntoIterator<Item = String>) -> ArrayRef {
-    Arc::new(StringArray::from_iter_values(values))
-}
+use thermocline_models::metrics::{str_col, table, u32_col, u64_col};
 
 /// `direct_processes` (one row per spec process per host: host, host_name, process, path,
 /// status, expected, syscalls, udp_sent_bytes, udp_recv_bytes) and, with `--syscall-stats`,
 /// `direct_syscalls` (host, host_name, binary, syscall, nr, calls).
 pub(crate) fn tables(e: &DirectEngine) -> Result<Vec<Table>, ArrowError> {
     let rows: Vec<_> = e.hosts.iter().flat_map(|h| h.procs.iter().map(move |p| (h, p))).collect();
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("host", DataType::UInt32, false),
-        Field::new("host_name", DataType::Utf8, false),
-        Field::new("process", DataType::Utf8, false),
-        Field::new("path", DataType::Utf8, false),
-        Field::new("status", DataType::Utf8, false),
-        Field::new("expected", DataType::Utf8, false),
-        Field::new("syscalls", DataType::UInt64, false),
-        Field::new("udp_sent_bytes", DataType::UInt64, false),
-        Field::new("udp_recv_bytes", DataType::UInt64, false),
-    ]));
-    let batch = RecordBatch::try_new(
-        schema,
+    let processes = table(
+        "direct_processes",
+        vec![
+            Field::new("host", DataType::UInt32, false),
+            Field::new("host_name", DataType::Utf8, false),
+            Field::new("process", DataType::Utf8, false),
+            Field::new("path", DataType::Utf8, false),
+            Field::new("status", DataType::Utf8, false),
+            Field::new("expected", DataType::Utf8, false),
+            Field::new("syscalls", DataType::UInt64, false),
+            Field::new("udp_sent_bytes", DataType::UInt64, false),
+            Field::new("udp_recv_bytes", DataType::UInt64, false),
+        ],
         vec![
             u32_col(rows.iter().map(|(h, _)| h.id)),
             str_col(rows.iter().map(|(h, _)| h.name.clone())),
@@ -41,20 +35,20 @@ pub(crate) fn tables(e: &DirectEngine) -> Result<Vec<Table>, ArrowError> {
             u64_col(rows.iter().map(|(_, p)| p.udp_recv)),
         ],
     )?;
-    let mut out = vec![Table { name: "direct_processes".into(), arrow_ipc: ipc_stream_bytes(&batch)? }];
+    let mut out = vec![processes];
     if e.opts.syscall_stats {
         let rows: Vec<_> =
             e.hosts.iter().flat_map(|h| h.stats.iter().map(move |((b, nr), c)| (h, b.clone(), *nr, *c))).collect();
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("host", DataType::UInt32, false),
-            Field::new("host_name", DataType::Utf8, false),
-            Field::new("binary", DataType::Utf8, false),
-            Field::new("syscall", DataType::Utf8, false),
-            Field::new("nr", DataType::UInt64, false),
-            Field::new("calls", DataType::UInt64, false),
-        ]));
-        let batch = RecordBatch::try_new(
-            schema,
+        let syscalls = table(
+            "direct_syscalls",
+            vec![
+                Field::new("host", DataType::UInt32, false),
+                Field::new("host_name", DataType::Utf8, false),
+                Field::new("binary", DataType::Utf8, false),
+                Field::new("syscall", DataType::Utf8, false),
+                Field::new("nr", DataType::UInt64, false),
+                Field::new("calls", DataType::UInt64, false),
+            ],
             vec![
                 u32_col(rows.iter().map(|r| r.0.id)),
                 str_col(rows.iter().map(|r| r.0.name.clone())),
@@ -64,7 +58,7 @@ pub(crate) fn tables(e: &DirectEngine) -> Result<Vec<Table>, ArrowError> {
                 u64_col(rows.iter().map(|r| r.3)),
             ],
         )?;
-        out.push(Table { name: "direct_syscalls".into(), arrow_ipc: ipc_stream_bytes(&batch)? });
+        out.push(syscalls);
     }
     Ok(out)
 }

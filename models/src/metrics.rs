@@ -1,7 +1,7 @@
 //! Metrics as Apache Arrow: the bus's per-window statistics and the engines' result tables,
 //! written as Arrow IPC files that pyarrow, polars and DuckDB open directly.
 
-use arrow_array::{ArrayRef, RecordBatch, UInt32Array, UInt64Array};
+use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt32Array, UInt64Array};
 use arrow_ipc::reader::{FileReader, StreamReader};
 use arrow_ipc::writer::{FileWriter, StreamWriter};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
@@ -90,6 +90,18 @@ pub fn u64_col(values: impl IntoIterator<Item = u64>) -> ArrayRef {
 /// A non-null u32 column.
 pub fn u32_col(values: impl IntoIterator<Item = u32>) -> ArrayRef {
     Arc::new(UInt32Array::from_iter_values(values))
+}
+
+/// A non-null text column.
+pub fn str_col<S: AsRef<str>>(values: impl IntoIterator<Item = S>) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(values))
+}
+
+/// An engine's result table `name`: one batch of `columns` under `fields`, as an Arrow IPC
+/// stream.
+pub fn table(name: &str, fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<Table, ArrowError> {
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+    Ok(Table { name: name.into(), arrow_ipc: ipc_stream_bytes(&batch)? })
 }
 
 /// The per-window bus statistics of every shard: one row per (shard, window).

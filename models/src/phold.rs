@@ -10,16 +10,16 @@
 //! Randomness is integer-only (ChaCha8 streams per LP), so results are bit-identical across
 //! platforms.
 
-use crate::metrics::ipc_stream_bytes;
+use crate::metrics::table;
 use crate::rng::{CompactRng, StreamFamily, below, probability_threshold};
-use arrow_array::{RecordBatch, UInt32Array, UInt64Array};
-use arrow_schema::{DataType, Field, Schema};
+use arrow_array::{UInt32Array, UInt64Array};
+use arrow_schema::{DataType, Field};
 use bytes::Bytes;
 use rand_core::Rng;
 use std::sync::Arc;
 use thermocline_bus::queue::{CalendarQueue, Timed};
 use thermocline_bus::{
-    Digest, Engine, EngineError, EngineOutput, Event, HostId, Outbox, ShardId, SimDuration, SimTime, Table,
+    Digest, Engine, EngineError, EngineOutput, Event, HostId, Outbox, ShardId, SimDuration, SimTime,
 };
 
 /// Event kind of PHOLD events on the bus.
@@ -379,15 +379,15 @@ impl Engine for PholdEngine {
             record.extend_from_slice(&self.next_seq[i].to_be_bytes());
             digest.add_record(&record);
         }
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("lp", DataType::UInt32, false),
-            Field::new("group", DataType::UInt32, false),
-            Field::new("events", DataType::UInt64, false),
-            Field::new("events_sent", DataType::UInt64, false),
-            Field::new("history_hash", DataType::UInt64, false),
-        ]));
-        let batch = RecordBatch::try_new(
-            schema,
+        let lps = table(
+            "phold_lps",
+            vec![
+                Field::new("lp", DataType::UInt32, false),
+                Field::new("group", DataType::UInt32, false),
+                Field::new("events", DataType::UInt64, false),
+                Field::new("events_sent", DataType::UInt64, false),
+                Field::new("history_hash", DataType::UInt64, false),
+            ],
             vec![
                 Arc::new(UInt32Array::from_iter_values(self.lo..self.hi)),
                 Arc::new(UInt32Array::from_iter_values((self.lo..self.hi).map(|lp| self.layout.group_of(lp)))),
@@ -396,10 +396,7 @@ impl Engine for PholdEngine {
                 Arc::new(UInt64Array::from(self.hash.clone())),
             ],
         )?;
-        Ok(EngineOutput {
-            digest,
-            tables: vec![Table { name: "phold_lps".into(), arrow_ipc: ipc_stream_bytes(&batch)? }],
-        })
+        Ok(EngineOutput { digest, tables: vec![lps] })
     }
 }
 

@@ -5,16 +5,11 @@
 use crate::engine::{FAMILIES, GossipEngine};
 use crate::rpc::{RPC_KINDS, RpcKind};
 use crate::topics::topic_name;
-use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt16Array};
-use arrow_schema::{ArrowError, DataType, Field, Schema};
+use arrow_array::{ArrayRef, Float64Array, UInt16Array};
+use arrow_schema::{ArrowError, DataType, Field};
 use std::sync::Arc;
 use thermocline_bus::Table;
-use thermocline_models::metrics::{ipc_stream_bytes, u32_col, u64_col};
-
-fn table(name: &str, fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<Table, ArrowError> {
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
-    Ok(Table { name: name.into(), arrow_ipc: ipc_stream_bytes(&batch)? })
-}
+use thermocline_models::metrics::{str_col, table, u32_col, u64_col};
 
 /// `gossip_arrivals` (one row per identity and message it received: first arrival),
 /// `gossip_messages` (one row per message published on this shard, with how many identities
@@ -85,7 +80,7 @@ pub(crate) fn build(
         ],
         vec![
             u64_col(m_slot),
-            Arc::new(StringArray::from(m_topic)),
+            str_col(m_topic),
             u64_col(m_msg),
             u32_col(m_publisher),
             u64_col(m_published),
@@ -109,10 +104,10 @@ pub(crate) fn build(
         ],
         vec![
             u64_col(slot),
-            Arc::new(StringArray::from(topic)),
+            str_col(topic),
             u64_col(msg),
             u32_col(node),
-            Arc::new(StringArray::from(client)),
+            str_col(client),
             u64_col(diff),
             u64_col(since),
             u32_col(hops),
@@ -144,7 +139,7 @@ pub(crate) fn build(
     ];
     let mut columns: Vec<ArrayRef> = vec![
         u32_col(by_id.iter().map(|&i| ids[i])),
-        Arc::new(StringArray::from(by_id.iter().map(|&i| e.profile(i)).collect::<Vec<_>>())),
+        str_col(by_id.iter().map(|&i| e.profile(i))),
         Arc::new(UInt16Array::from(by_id.iter().map(|&i| e.block_mesh_degree(i)).collect::<Vec<_>>())),
         Arc::new(UInt16Array::from(by_id.iter().map(|&i| e.block_mesh_outbound(i)).collect::<Vec<_>>())),
         u64_col(by_id.iter().map(|&i| e.lost()[i])),
@@ -172,7 +167,7 @@ pub(crate) fn build(
         ],
         vec![
             u64_col(degree.iter().map(|((p, _, _), _)| *p)),
-            Arc::new(StringArray::from(degree.iter().map(|((_, f, _), _)| FAMILIES[*f as usize]).collect::<Vec<_>>())),
+            str_col(degree.iter().map(|((_, f, _), _)| FAMILIES[*f as usize])),
             Arc::new(UInt16Array::from(degree.iter().map(|((_, _, d), _)| *d).collect::<Vec<_>>())),
             u64_col(degree.iter().map(|(_, c)| *c)),
         ],
