@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use thermocline_bus::Table;
 use thermocline_models::metrics::{bus_pairs_batch, bus_windows_batch, concat_tables, write_ipc_file};
+use thermocline_surrogate::topics::topic_family_of_name;
 
 /// The machine-readable summary of a run (`summary.json`).
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -134,11 +135,6 @@ fn column_str(batches: &[arrow_array::RecordBatch], name: &str) -> Vec<String> {
     out
 }
 
-/// The family of a topic name: the name without its subnet number.
-fn family(topic: &str) -> &str {
-    topic.trim_end_matches(|c: char| c.is_ascii_digit()).trim_end_matches('_')
-}
-
 /// Figures of one family from its delays (sorted here), duplicate count, messages and
 /// expected deliveries.
 fn topic_figures(mut delays: Vec<u64>, dups: u64, messages: u64, expected: u64) -> TopicFigures {
@@ -176,7 +172,7 @@ pub fn gossip_figures(outcome: &RunOutcome) -> Result<Option<GossipFigures>> {
     // Per family: (delays, duplicates, messages, expected deliveries).
     let mut per: BTreeMap<String, (Vec<u64>, u64, u64, u64)> = BTreeMap::new();
     for (topic, subscribers) in column_str(&messages, "topic").iter().zip(column_u64(&messages, "subscribers")) {
-        let f = per.entry(family(topic).to_string()).or_default();
+        let f = per.entry(topic_family_of_name(topic).to_string()).or_default();
         f.2 += 1;
         // Every subscriber should hold it (a subscribed publisher from the start, at delay 0).
         f.3 += subscribers;
@@ -185,7 +181,7 @@ pub fn gossip_figures(outcome: &RunOutcome) -> Result<Option<GossipFigures>> {
     let delays = column_u64(&arrivals, "arrival_since_publish_ns");
     let dups = column_u64(&arrivals, "duplicates");
     for ((topic, delay), dup) in topics.iter().zip(delays).zip(dups) {
-        let f = per.entry(family(topic).to_string()).or_default();
+        let f = per.entry(topic_family_of_name(topic).to_string()).or_default();
         f.0.push(delay);
         f.1 += dup;
     }

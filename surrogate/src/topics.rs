@@ -42,6 +42,12 @@ pub fn topic_family(t: u8) -> &'static str {
     }
 }
 
+/// The family of a topic as [`topic_name`] spells it (the name without its subnet number), for
+/// readers of the tables.
+pub fn topic_family_of_name(name: &str) -> &str {
+    name.trim_end_matches(|c: char| c.is_ascii_digit()).trim_end_matches('_')
+}
+
 /// Every identity's topics: `per` of them each, ascending, the block topic first.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Subscriptions {
@@ -170,6 +176,9 @@ mod tests {
         assert_eq!(topic_name(COLUMN_BASE), "data_column_sidecar_0");
         assert_eq!(topic_name((TOPIC_COUNT - 1) as u8), "data_column_sidecar_127");
         assert_eq!(topic_family(COLUMN_BASE - 1), "beacon_attestation");
+        for t in 0..TOPIC_COUNT as u8 {
+            assert_eq!(topic_family_of_name(&topic_name(t)), topic_family(t));
+        }
     }
 
     #[test]
