@@ -4,7 +4,7 @@
 
 use crate::engine::{FAMILIES, GossipEngine};
 use crate::rpc::{RPC_KINDS, RpcKind};
-use crate::topics::topic_name;
+use crate::topics::{TOPIC_COUNT, topic_name};
 use arrow_array::{ArrayRef, Float64Array, UInt16Array};
 use arrow_schema::{ArrowError, DataType, Field};
 use std::sync::Arc;
@@ -28,7 +28,7 @@ pub(crate) fn build(
     let (mut slot, mut topic, mut msg, mut node, mut diff, mut since, mut hops, mut from, mut dups, mut client) =
         (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
     // Per topic: subscriber positions in id order.
-    let mut members_by_id: Vec<Option<Vec<usize>>> = vec![None; 256];
+    let mut members_by_id: Vec<Option<Vec<usize>>> = vec![None; TOPIC_COUNT];
     let (mut m_slot, mut m_topic, mut m_msg, mut m_publisher, mut m_published, mut m_subscribers, mut m_peers) =
         (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
     for &m in order {
