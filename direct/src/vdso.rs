@@ -41,13 +41,18 @@ fn vdso_range(maps: &str) -> Option<(u64, u64)> {
 }
 
 fn u16_at(b: &[u8], o: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?))
+    Some(u16::from_le_bytes(b.get(o..o.checked_add(2)?)?.try_into().ok()?))
 }
 fn u32_at(b: &[u8], o: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?))
+    Some(u32::from_le_bytes(b.get(o..o.checked_add(4)?)?.try_into().ok()?))
 }
 fn u64_at(b: &[u8], o: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?))
+    Some(u64::from_le_bytes(b.get(o..o.checked_add(8)?)?.try_into().ok()?))
+}
+
+/// `base + index × stride + field`, or `None` if it overflows (offsets come from the image).
+fn offset(base: usize, index: usize, stride: usize, field: usize) -> Option<usize> {
+    base.checked_add(index.checked_mul(stride)?)?.checked_add(field)
 }
 
 /// Defined function symbols of an ELF image (as mapped): name → (offset in the image, size).
@@ -62,42 +67,43 @@ pub fn functions(img: &[u8]) -> Option<Vec<(String, u64, u64)>> {
     // Bias: the first PT_LOAD maps file offset p_offset at p_vaddr.
     let mut bias = None;
     for i in 0..phnum {
-        let p = phoff + i * phentsize;
+        let p = offset(phoff, i, phentsize, 0)?;
         if u32_at(img, p)? == 1 {
-            bias = Some(u64_at(img, p + 8)?.wrapping_sub(u64_at(img, p + 16)?));
+            bias = Some(u64_at(img, p.checked_add(8)?)?.wrapping_sub(u64_at(img, p.checked_add(16)?)?));
             break;
         }
     }
     let bias = bias?;
     let mut out = Vec::new();
     for i in 0..shnum {
-        let s = shoff + i * shentsize;
-        if u32_at(img, s + 4)? != 11 {
+        let s = offset(shoff, i, shentsize, 0)?;
+        let field = |f: usize| s.checked_add(f);
+        if u32_at(img, field(4)?)? != 11 {
             continue; // SHT_DYNSYM
         }
         let (off, size, link, entsize) = (
-            u64_at(img, s + 24)? as usize,
-            u64_at(img, s + 32)? as usize,
-            u32_at(img, s + 40)? as usize,
-            u64_at(img, s + 56)? as usize,
+            u64_at(img, field(24)?)? as usize,
+            u64_at(img, field(32)?)? as usize,
+            u32_at(img, field(40)?)? as usize,
+            u64_at(img, field(56)?)? as usize,
         );
         if entsize != 24 || link >= shnum {
             return None;
         }
-        let strtab = u64_at(img, shoff + link * shentsize + 24)? as usize;
+        let strtab = u64_at(img, offset(shoff, link, shentsize, 24)?)? as usize;
         for k in 0..size / 24 {
-            let y = off + k * 24;
+            let y = offset(off, k, 24, 0)?;
             let (name, info, shndx, value, sz) = (
                 u32_at(img, y)? as usize,
-                *img.get(y + 4)?,
-                u16_at(img, y + 6)?,
-                u64_at(img, y + 8)?,
-                u64_at(img, y + 16)?,
+                *img.get(y.checked_add(4)?)?,
+                u16_at(img, y.checked_add(6)?)?,
+                u64_at(img, y.checked_add(8)?)?,
+                u64_at(img, y.checked_add(16)?)?,
             );
             if shndx == 0 || info & 0xf != 2 {
                 continue;
             }
-            let start = strtab + name;
+            let start = strtab.checked_add(name)?;
             let len = img.get(start..)?.iter().position(|&c| c == 0)?;
             let name = String::from_utf8_lossy(&img[start..start + len]).into_owned();
             out.push((name, value.wrapping_add(bias), sz));
@@ -168,5 +174,13 @@ mod tests {
             *b = 0xff;
         }
         assert!(functions(&bad).is_none());
+        // Offsets near the top of the address space (found by fuzzing): no overflow.
+        for field in [32..40, 40..48] {
+            let mut far = img.to_vec();
+            far[field].fill(0xff);
+            assert!(functions(&far).is_none());
+        }
+        assert_eq!(offset(usize::MAX, 1, 1, 0), None);
+        assert_eq!(offset(8, 2, 24, 4), Some(60));
     }
 }
