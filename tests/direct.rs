@@ -145,6 +145,33 @@ fn a_c_program_sees_exact_emulated_time_and_sleeps_an_hour_without_waiting() {
 }
 
 #[test]
+fn trapped_and_untrapped_programs_share_a_host_whatever_the_supervisors_tsc_mode() {
+    // The supervisor matches its own rdtsc mode to the task it answers (and must turn it off
+    // before the bus or the report code reads the clock); programs of both kinds interleave on
+    // one host and each sees its own kind of TSC.
+    let dir = scratch("direct-tsc-modes");
+    let exe = compile(&dir, "clock", TIME_PROGRAM);
+    let mut text = time_spec(&exe);
+    for (start, trap) in [("2 s", false), ("3 s", true), ("3 s", false)] {
+        text.push_str(&format!(
+            "\n[[processes]]\nhost = \"clock\"\npath = \"{}\"\nstart = \"{start}\"\ntrap_rdtsc = {trap}\n",
+            exe.display()
+        ));
+    }
+    let spec = write_spec(&dir, "tsc.toml", &text);
+    let out = dir.join("out");
+    run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    for (i, (start, trapped)) in [(1, true), (2, false), (3, true), (3, false)].into_iter().enumerate() {
+        let stdout = read(out.join(format!("hosts/clock/clock.{i}.stdout")));
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.first().copied(), Some(line("start", start, 0).as_str()), "process {i}: {stdout}");
+        let tsc = format!("tsc {}", (BOOT + start) * 1_000_000_000);
+        assert_eq!(lines[1] == tsc, trapped, "process {i} (trapped: {trapped}) read {:?}", lines[1]);
+        assert_eq!(lines[6], line("after-absolute", start + 3610, 500_000_000), "process {i}");
+    }
+}
+
+#[test]
 fn a_wrong_exit_status_fails_the_run_naming_host_and_process() {
     let dir = scratch("direct-exit");
     let exe = compile(&dir, "fail", "int main(void) { return 3; }");

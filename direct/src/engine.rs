@@ -19,7 +19,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use thermocline_bus::{Digest, Engine, EngineError, EngineOutput, Event, HostId, Outbox, ShardId, SimTime};
 use thermocline_models::directory::{HostDirectory, HostKind};
 use thermocline_models::network::NetworkModel;
@@ -135,6 +135,8 @@ pub struct DirectEngine {
     trace: bool,
     /// Syscalls still to answer while terminating (none: no limit).
     step_budget: Option<u32>,
+    /// This thread has `rdtsc` faulting on (see [`DirectEngine::match_tsc`]).
+    tsc_faulting: bool,
 }
 
 /// The syscalls the supervisor is notified of (unless every syscall is, for `--syscall-stats`).
@@ -372,6 +374,7 @@ impl DirectEngine {
             cpuid_warned: false,
             trace: std::env::var_os("THERMOCLINE_DIRECT_TRACE").is_some(),
             step_budget: None,
+            tsc_faulting: false,
         })
     }
 
@@ -536,7 +539,7 @@ impl DirectEngine {
     /// Wait until no task of host `h` runs: each running task has stopped in a notified syscall
     /// or exited. New tasks (forked children) are found on the way.
     fn collect(&mut self, h: usize) -> Result<(), DirectError> {
-        let mut waited = Instant::now();
+        let mut waited = crate::wall::now_ns();
         loop {
             // Tasks stopped in vfork are not awaited: the kernel releases them when their child
             // execs or exits (see `release_vfork_parent`).
@@ -572,7 +575,7 @@ impl DirectEngine {
             let host = &mut self.hosts[h];
             let running = host.tasks.values().any(|t| matches!(t.state, TaskState::Running));
             if !running && in_clone {
-                if waited.elapsed() > self.watchdog {
+                if crate::wall::now_ns().saturating_sub(waited) > self.watchdog.as_nanos() as u64 {
                     return Err(self.host_error(h, "a task stayed in vfork without a child appearing".into()));
                 }
                 std::thread::yield_now();
@@ -610,7 +613,7 @@ impl DirectEngine {
                 return Err(DirectError::Io("poll".into(), e));
             }
             if n == 0 {
-                if waited.elapsed() > self.watchdog {
+                if crate::wall::now_ns().saturating_sub(waited) > self.watchdog.as_nanos() as u64 {
                     let stuck: Vec<String> = self.hosts[h]
                         .tasks
                         .values()
@@ -628,7 +631,7 @@ impl DirectEngine {
                 }
                 continue;
             }
-            waited = Instant::now();
+            waited = crate::wall::now_ns();
             // Notifications first (a task that notified is alive), then exits.
             for (pfd, &(is_listener, idx)) in fds.iter().zip(&what) {
                 if !is_listener || pfd.revents & libc::POLLIN == 0 {
@@ -670,7 +673,26 @@ impl DirectEngine {
         }
     }
 
-    /// Run host `h` until every task is blocked or gone.
+    /// Give this (supervisor) thread the same `rdtsc` mode as the task it is about to resume.
+    ///
+    /// `rdtsc` faulting is a CR4 bit that the kernel rewrites on every context switch between
+    /// threads that differ in it, and on a virtual machine a CR4 write traps to the hypervisor
+    /// (≈5 µs each here). A forwarded syscall switches task → supervisor → task, so a supervisor
+    /// in the other mode paid two such writes per syscall. Matching the mode costs one write per
+    /// change instead. While faulting is on this thread must not execute `rdtsc`: the vDSO clock
+    /// does, so the engine reads wall time with the real syscall ([`crate::wall::now_ns`]) and turns
+    /// faulting off before it returns to the bus.
+    fn match_tsc(&mut self, faulting: bool) {
+        if self.tsc_faulting != faulting {
+            let mode = if faulting { libc::PR_TSC_SIGSEGV } else { libc::PR_TSC_ENABLE };
+            // SAFETY: prctl on the calling thread with constant arguments.
+            unsafe { libc::prctl(libc::PR_SET_TSC, mode, 0, 0, 0) };
+            self.tsc_faulting = faulting;
+        }
+    }
+
+    /// Run host `h` until every task is blocked or gone. This may leave the thread's `rdtsc`
+    /// faulting on; the bus-facing entry points turn it off before they return.
     fn settle(&mut self, h: usize) -> Result<(), DirectError> {
         loop {
             self.collect(h)?;
@@ -725,16 +747,18 @@ impl DirectEngine {
         let Some(t) = host.tasks.get_mut(&vid) else { return Ok(()) };
         let TaskState::Parked(notif) = t.state else { return Ok(()) };
         let nr = notif.data.nr as i64;
+        let trap_rdtsc = host.procs.get(t.proc).is_none_or(|p| p.spec.trap_rdtsc);
         if !t.retry {
             t.syscalls += 1;
-            let (proc, binary) = (t.proc, t.binary.clone());
-            if let Some(p) = host.procs.get_mut(proc) {
+            if self.opts.syscall_stats {
+                *host.stats.entry((t.binary.clone(), nr)).or_insert(0) += 1;
+            }
+            if let Some(p) = host.procs.get_mut(t.proc) {
                 p.syscalls += 1;
             }
-            if self.opts.syscall_stats {
-                *host.stats.entry((binary, nr)).or_insert(0) += 1;
-            }
         }
+        self.match_tsc(trap_rdtsc);
+        let host = &mut self.hosts[h];
         let t = host.tasks.get_mut(&vid).expect("task exists");
         if t.exec_pending {
             t.exec_pending = false;
@@ -1024,6 +1048,45 @@ impl DirectEngine {
         }
         Ok(())
     }
+
+    /// Execute the events before `end` (ns), settling each host after its batch.
+    fn run_events(&mut self, end: SimTime) -> Result<u64, DirectError> {
+        let end = end.as_nanos().min(self.end.as_nanos());
+        let mut n = 0;
+        while let Some(Reverse(p)) = self.queue.peek() {
+            if p.time >= end {
+                break;
+            }
+            // Everything that happens to a host at one instant is applied before its tasks run
+            // (datagrams sent together arrive together, as on a real loopback), in canonical
+            // order; then the host settles. The batch is every event due at that instant when
+            // the instant begins, grouped by host, so it does not depend on which other hosts
+            // share the shard. Events a settling host creates for the same instant (zero delays)
+            // form the next batch.
+            let time = p.time;
+            let mut groups: Vec<(u32, Vec<Pending>)> = Vec::new();
+            while let Some(Reverse(next)) = self.queue.peek() {
+                if next.time != time {
+                    break;
+                }
+                let Some(Reverse(ev)) = self.queue.pop() else { break };
+                match groups.iter_mut().find(|(d, _)| *d == ev.dst) {
+                    Some((_, g)) => g.push(ev),
+                    None => groups.push((ev.dst, vec![ev])),
+                }
+            }
+            for (dst, events) in groups {
+                for ev in events {
+                    self.execute(ev)?;
+                    n += 1;
+                }
+                if let Some(h) = self.local_index(dst) {
+                    self.settle(h)?;
+                }
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// Kernel state letter of `pid` (`R`, `S`, `D`, `Z`, …), or `None` if it is gone.
@@ -1065,40 +1128,9 @@ impl Engine for DirectEngine {
     }
 
     fn run_until(&mut self, end: SimTime, outbox: &mut Outbox) -> Result<u64, EngineError> {
-        let end = end.as_nanos().min(self.end.as_nanos());
-        let mut n = 0;
-        while let Some(Reverse(p)) = self.queue.peek() {
-            if p.time >= end {
-                break;
-            }
-            // Everything that happens to a host at one instant is applied before its tasks run
-            // (datagrams sent together arrive together, as on a real loopback), in canonical
-            // order; then the host settles. The batch is every event due at that instant when
-            // the instant begins, grouped by host, so it does not depend on which other hosts
-            // share the shard. Events a settling host creates for the same instant (zero delays)
-            // form the next batch.
-            let time = p.time;
-            let mut groups: Vec<(u32, Vec<Pending>)> = Vec::new();
-            while let Some(Reverse(next)) = self.queue.peek() {
-                if next.time != time {
-                    break;
-                }
-                let Some(Reverse(ev)) = self.queue.pop() else { break };
-                match groups.iter_mut().find(|(d, _)| *d == ev.dst) {
-                    Some((_, g)) => g.push(ev),
-                    None => groups.push((ev.dst, vec![ev])),
-                }
-            }
-            for (dst, events) in groups {
-                for ev in events {
-                    self.execute(ev)?;
-                    n += 1;
-                }
-                if let Some(h) = self.local_index(dst) {
-                    self.settle(h)?;
-                }
-            }
-        }
+        let ran = self.run_events(end);
+        self.match_tsc(false);
+        let n = ran?;
         for (to, ev) in self.outgoing.drain(..) {
             outbox.push(to, ev);
         }
@@ -1128,7 +1160,9 @@ impl Engine for DirectEngine {
         let end = self.end.as_nanos();
         for h in 0..self.hosts.len() {
             self.set_now(h, end);
-            self.terminate(h)?;
+            let terminated = self.terminate(h);
+            self.match_tsc(false);
+            terminated?;
         }
         let mut digest = Digest::EMPTY;
         let mut problems = Vec::new();

@@ -18,7 +18,6 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
 
 /// What to start.
 pub struct LaunchSpec<'a> {
@@ -151,6 +150,12 @@ unsafe fn child(
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             fail(2);
         }
+        // The supervisor thread may have `rdtsc` faulting on (it matches the task it answers),
+        // and fork copies that; the program's loader reads the TSC before the shim's handler is
+        // in place, so the child starts with it off (the shim turns it on).
+        if libc::prctl(libc::PR_SET_TSC, libc::PR_TSC_ENABLE, 0, 0, 0) != 0 {
+            fail(3);
+        }
         let lfd = libc::syscall(
             libc::SYS_seccomp,
             1, // SECCOMP_SET_MODE_FILTER
@@ -191,12 +196,12 @@ fn parent(pid: i32, hs: &Handshake) -> io::Result<Launched> {
     }
     // SAFETY: a fresh descriptor we own.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
-    let started = Instant::now();
+    let started = crate::wall::now_ns();
     while hs.ready.load(Ordering::SeqCst) == 0 {
         let ts = libc::timespec { tv_sec: 0, tv_nsec: 100_000_000 };
         // SAFETY: futex wait with a timeout on the shared word.
         unsafe { futex(&hs.ready, libc::FUTEX_WAIT, 0, &ts) };
-        if started.elapsed() > Duration::from_secs(30) {
+        if crate::wall::now_ns().saturating_sub(started) > 30_000_000_000 {
             // SAFETY: killing and reaping our own child.
             unsafe {
                 libc::kill(pid, libc::SIGKILL);

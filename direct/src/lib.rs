@@ -23,6 +23,7 @@ pub mod seccomp;
 pub mod sysnames;
 mod tables;
 pub mod vdso;
+mod wall;
 
 pub use config::{ExitStatus, ExpectedExit, ProcessSpec, StartDate};
 pub use engine::{DirectEngine, DirectOptions, DirectSetup};
