@@ -899,3 +899,73 @@ s.recvfrom(100)
     run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
     assert_eq!(read(out.join("hosts/srv/python3.0.stdout")), "serving\nterminated by SIGTERM at 946684830.0\n");
 }
+
+const RESOLVE_PY: &str = r#"
+import socket
+for name in ["bob", "peer0", "peer2", socket.gethostname(), "localhost"]:
+    print(name, socket.gethostbyname(name), flush=True)
+info = socket.getaddrinfo("peer1", 7000, socket.AF_INET, socket.SOCK_DGRAM)
+print("getaddrinfo peer1", info[0][4][0], info[0][4][1], flush=True)
+try:
+    socket.gethostbyname("nowhere")
+except socket.gaierror:
+    print("nowhere unresolved", flush=True)
+"#;
+
+#[test]
+fn every_host_resolves_every_simulated_host_by_name() {
+    let dir = scratch("direct-names");
+    std::fs::write(dir.join("resolve.py"), RESOLVE_PY).unwrap();
+    let spec = write_spec(
+        &dir,
+        "names.toml",
+        &format!(
+            r#"
+[run]
+duration = "10 s"
+
+[network]
+topology = "single-switch"
+
+[[hosts]]
+name = "alice"
+kind = "direct"
+count = 1
+
+[[hosts]]
+name = "bob"
+kind = "direct"
+count = 1
+
+[[hosts]]
+name = "peer"
+kind = "direct"
+count = 3
+
+[[processes]]
+host = "alice"
+path = "/usr/bin/python3"
+args = ["{}"]
+
+[[processes]]
+host = "peer"
+path = "/usr/bin/getent"
+args = ["hosts", "alice", "peer1"]
+"#,
+            dir.join("resolve.py").display()
+        ),
+    );
+    let out = dir.join("out");
+    run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    assert_eq!(
+        read(out.join("hosts/alice/python3.0.stdout")),
+        "bob 10.0.0.2\npeer0 10.0.0.3\npeer2 10.0.0.5\nalice 10.0.0.1\nlocalhost 127.0.0.1\n\
+         getaddrinfo peer1 10.0.0.4 7000\nnowhere unresolved\n"
+    );
+    // getent goes through glibc's NSS "files" source on each of the peer hosts.
+    for p in 0..3 {
+        let got = read(out.join(format!("hosts/peer{p}/getent.0.stdout")));
+        let words: Vec<&str> = got.split_whitespace().collect();
+        assert_eq!(words, ["10.0.0.1", "alice", "10.0.0.4", "peer1"], "peer{p}: {got}");
+    }
+}

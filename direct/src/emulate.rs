@@ -195,6 +195,11 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
             if path == b"/dev/urandom" || path == b"/dev/random" {
                 let obj = e.hosts[h].add_obj(Obj::Random, flags & O_NONBLOCK as u64 != 0);
                 Answer::AddFd { src: e.devnull.as_raw_fd(), cloexec: flags & O_CLOEXEC as u64 != 0, obj }
+            } else if path == b"/etc/hosts" && flags & O_ACCMODE as u64 == O_RDONLY as u64 {
+                match e.hosts_file.open() {
+                    Ok(file) => Answer::OpenFile { file, cloexec: flags & O_CLOEXEC as u64 != 0 },
+                    Err(err) => Answer::Errno(err.raw_os_error().unwrap_or(EIO)),
+                }
             } else {
                 Answer::Continue
             }

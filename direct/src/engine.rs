@@ -106,6 +106,14 @@ pub enum Answer {
     },
     /// Install the host's time page and return its descriptor (the shim's hello).
     TimePage,
+    /// Install this real file (the supervisor's descriptor, closed afterwards) and return its
+    /// number: files the simulation provides, such as `/etc/hosts`.
+    OpenFile {
+        /// The open file.
+        file: OwnedFd,
+        /// `O_CLOEXEC`.
+        cloexec: bool,
+    },
     /// Not yet: keep the task stopped, with a timeout relative to now.
     Block(BlockKind, Option<u64>),
 }
@@ -137,6 +145,8 @@ pub struct DirectEngine {
     step_budget: Option<u32>,
     /// This thread has `rdtsc` faulting on (see [`DirectEngine::match_tsc`]).
     tsc_faulting: bool,
+    /// The simulated `/etc/hosts`.
+    pub(crate) hosts_file: crate::names::HostsFile,
 }
 
 /// The syscalls the supervisor is notified of (unless every syscall is, for `--syscall-stats`).
@@ -355,6 +365,8 @@ impl DirectEngine {
             return Err(DirectError::Io("creating the UDP placeholder".into(), io::Error::last_os_error()));
         }
         let filter = filter_program(&notified_syscalls(), options.syscall_stats);
+        let hosts_file = crate::names::HostsFile::new(&crate::names::hosts_text(&net.directory))
+            .map_err(|e| DirectError::Io("writing the simulated /etc/hosts".into(), e))?;
         Ok(DirectEngine {
             me: shard,
             net,
@@ -375,6 +387,7 @@ impl DirectEngine {
             trace: std::env::var_os("THERMOCLINE_DIRECT_TRACE").is_some(),
             step_budget: None,
             tsc_faulting: false,
+            hosts_file,
         })
     }
 
@@ -823,6 +836,9 @@ impl DirectEngine {
             Answer::Errno(e) => listener.reply(notif.id, Err(e)),
             Answer::Continue => listener.continue_syscall(notif.id),
             Answer::TimePage => listener.add_fd_and_reply(notif.id, host.page.raw_fd(), true).map(|_| ()),
+            Answer::OpenFile { file, cloexec } => {
+                listener.add_fd_and_reply(notif.id, file.as_raw_fd(), cloexec).map(|_| ())
+            }
             Answer::AddFd { src, cloexec, obj } => match listener.add_fd_and_reply(notif.id, src, cloexec) {
                 Ok(fd) => {
                     if let Some(old) = t.fds.insert(fd, FdEntry { obj, cloexec }) {

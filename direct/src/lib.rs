@@ -18,6 +18,7 @@ pub mod engine;
 pub mod host;
 pub mod launch;
 pub mod mem;
+pub mod names;
 pub mod net;
 pub mod seccomp;
 pub mod sysnames;
