@@ -441,6 +441,9 @@ fn syscall_stats_list_what_each_binary_called_and_processes_are_tabled() {
     let status = procs[0].column_by_name("status").unwrap().clone();
     let status = status.as_any().downcast_ref::<StringArray>().unwrap();
     assert_eq!(status.value(0), "exit 0");
+    let rss = procs[0].column_by_name("max_rss_bytes").unwrap().clone();
+    let rss = rss.as_any().downcast_ref::<arrow_array::UInt64Array>().unwrap().value(0);
+    assert!((100 << 10..1 << 30).contains(&rss), "peak RSS of a small C program: {rss} bytes");
 }
 
 #[test]
@@ -948,9 +951,14 @@ path = "/usr/bin/python3"
 args = ["{}"]
 
 [[processes]]
-host = "peer"
+host = "bob"
 path = "/usr/bin/getent"
 args = ["hosts", "alice", "peer1"]
+
+[[processes]]
+host = "peer"
+path = "/usr/bin/python3"
+args = ["-c", "import socket, sys; print(*sys.argv[1:], socket.gethostbyname(sys.argv[1]))", "{{host}}", "{{index}}/{{count}}", "{{ip}}"]
 "#,
             dir.join("resolve.py").display()
         ),
@@ -962,10 +970,21 @@ args = ["hosts", "alice", "peer1"]
         "bob 10.0.0.2\npeer0 10.0.0.3\npeer2 10.0.0.5\nalice 10.0.0.1\nlocalhost 127.0.0.1\n\
          getaddrinfo peer1 10.0.0.4 7000\nnowhere unresolved\n"
     );
-    // getent goes through glibc's NSS "files" source on each of the peer hosts.
+    // getent goes through glibc's NSS "files" source.
+    let got = read(out.join("hosts/bob/getent.0.stdout"));
+    assert_eq!(got.split_whitespace().collect::<Vec<_>>(), ["10.0.0.1", "alice", "10.0.0.4", "peer1"], "{got}");
+    // One spec line, a different command line on each host of the group.
     for p in 0..3 {
-        let got = read(out.join(format!("hosts/peer{p}/getent.0.stdout")));
-        let words: Vec<&str> = got.split_whitespace().collect();
-        assert_eq!(words, ["10.0.0.1", "alice", "10.0.0.4", "peer1"], "peer{p}: {got}");
+        let got = read(out.join(format!("hosts/peer{p}/python3.0.stdout")));
+        let ip = format!("10.0.0.{}", 3 + p);
+        assert_eq!(got, format!("peer{p} {p}/3 {ip} {ip}\n"));
     }
+    // An unknown placeholder is refused before anything starts, naming it.
+    let bad = write_spec(&dir, "bad.toml", &std::fs::read_to_string(&spec).unwrap().replace("{count}", "{nodes}"));
+    let run = Command::new(exe())
+        .args(["run", bad.to_str().unwrap(), "--out", dir.join("bad").to_str().unwrap(), "-q"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success() && err.contains("unknown placeholder {nodes}"), "{err}");
 }

@@ -17,10 +17,12 @@ pub struct ProcessSpec {
     /// The executable: a path (relative paths are taken from the spec's folder), or a bare name
     /// looked up in `/usr/local/bin:/usr/bin:/bin`.
     pub path: PathBuf,
-    /// Arguments after `argv[0]`.
+    /// Arguments after `argv[0]`. Each host of the group gets its own values of the
+    /// placeholders `{host}`, `{index}`, `{count}` and `{ip}` (see [`expand`]).
     #[serde(default)]
     pub args: Vec<String>,
-    /// Extra environment variables (the environment is otherwise fixed, see `docs/direct.md`).
+    /// Extra environment variables (the environment is otherwise fixed, see `docs/direct.md`);
+    /// values may use the same placeholders as `args`.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     /// When the process starts, in simulated time.
@@ -30,11 +32,61 @@ pub struct ProcessSpec {
     /// process that is still running at the end of the run (it is then terminated).
     #[serde(default)]
     pub expected_exit: ExpectedExit,
-    /// Trap `rdtsc` (default): the program reads simulated time from the TSC. `false` for
-    /// programs known not to read it: on virtual machines that trap the CR4 write behind TSC
-    /// faulting, every forwarded syscall then costs several times less (see `docs/direct.md`).
+    /// Trap `rdtsc` (default): the program reads simulated time from the TSC. `false` lets a
+    /// program read the machine's TSC (not repeatable); it no longer makes syscalls cheaper,
+    /// since the supervisor takes the mode of the task it answers (see `docs/direct.md`).
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub trap_rdtsc: bool,
+}
+
+/// Per-host values of the placeholders in a process's `args` and `env`.
+#[derive(Clone, Debug)]
+pub struct HostVars<'a> {
+    /// `{host}`: the host's name (`node3`).
+    pub host: &'a str,
+    /// `{index}`: its index within its group, from 0.
+    pub index: u32,
+    /// `{count}`: the number of hosts in its group.
+    pub count: u32,
+    /// `{ip}`: its IPv4 address.
+    pub ip: std::net::Ipv4Addr,
+}
+
+/// Replace `{host}`, `{index}`, `{count}` and `{ip}` in `text` with `vars`; `{{` and `}}` stand
+/// for literal braces. One spec line can then start a different node on every host of a group
+/// (`--index {index}`). An unknown or unclosed placeholder is an error naming it.
+pub fn expand(text: &str, vars: &HostVars<'_>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(['{', '}']) {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if tail.starts_with("{{") || tail.starts_with("}}") {
+            out.push_str(&tail[..1]);
+            rest = &tail[2..];
+            continue;
+        }
+        if tail.starts_with('}') {
+            return Err(format!("unmatched '}}' in {text:?} (write '}}}}' for a literal brace)"));
+        }
+        let Some(end) = tail.find('}') else {
+            return Err(format!("unclosed '{{' in {text:?} (write '{{{{' for a literal brace)"));
+        };
+        match &tail[1..end] {
+            "host" => out.push_str(vars.host),
+            "index" => out.push_str(&vars.index.to_string()),
+            "count" => out.push_str(&vars.count.to_string()),
+            "ip" => out.push_str(&vars.ip.to_string()),
+            other => {
+                return Err(format!(
+                    "unknown placeholder {{{other}}} in {text:?} (known: {{host}}, {{index}}, {{count}}, {{ip}})"
+                ));
+            }
+        }
+        rest = &tail[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 fn yes() -> bool {
@@ -278,6 +330,20 @@ impl<'de> Deserialize<'de> for StartDate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_expand_per_host_and_braces_escape() {
+        let vars = HostVars { host: "node3", index: 3, count: 8, ip: std::net::Ipv4Addr::new(10, 0, 0, 4) };
+        assert_eq!(
+            expand("--index {index} of {count} on {host} at {ip}", &vars).unwrap(),
+            "--index 3 of 8 on node3 at 10.0.0.4"
+        );
+        assert_eq!(expand("{{index}} {{}}", &vars).unwrap(), "{index} {}");
+        assert_eq!(expand("plain", &vars).unwrap(), "plain");
+        assert!(expand("{nodes}", &vars).unwrap_err().contains("unknown placeholder {nodes}"));
+        assert!(expand("x{index", &vars).unwrap_err().contains("unclosed"));
+        assert!(expand("x}", &vars).unwrap_err().contains("unmatched"));
+    }
 
     #[test]
     fn dates_parse_and_print_exactly() {

@@ -6,7 +6,7 @@
 //! stopped in a notified syscall again, and the supervisor answers syscalls until every task is
 //! blocked (sleeping, receiving, waiting) or gone. Simulated time never moves while a task runs.
 
-use crate::config::{ExitStatus, ExpectedExit, ProcessSpec, StartDate};
+use crate::config::{ExitStatus, ExpectedExit, HostVars, ProcessSpec, StartDate, expand};
 use crate::host::{BlockKind, FdEntry, Host, NewTask, Obj, ProcState, TaskState, TimePageMem};
 use crate::launch::{LaunchSpec, launch};
 use crate::net::{PACKET_EVENT_KIND, UdpSocket};
@@ -272,6 +272,11 @@ impl DirectEngine {
                     p.path, p.host
                 )));
             }
+            let vars =
+                HostVars { host: &g.spec.name, index: 0, count: g.spec.count, ip: HostDirectory::ip_of(g.first) };
+            for text in p.args.iter().chain(p.env.values()) {
+                expand(text, &vars).map_err(|e| DirectError::Config(format!("process {:?}: {e}", p.path)))?;
+            }
             if resolve_exe(&p.path).is_none() {
                 return Err(DirectError::Config(format!("process executable {:?} not found", p.path)));
             }
@@ -311,6 +316,7 @@ impl DirectEngine {
                     syscalls: 0,
                     udp_sent: 0,
                     udp_recv: 0,
+                    max_rss: 0,
                 });
             }
             let mut host = Host {
@@ -444,8 +450,15 @@ impl DirectEngine {
             File::create(&path).map_err(|e| DirectError::Io(format!("creating {}", path.display()), e))
         };
         let (stdout, stderr) = (open("stdout")?, open("stderr")?);
+        let dir = &self.net.directory;
+        let group = &dir.groups[dir.block_of(host.id).group as usize];
+        let vars = HostVars { host: &host.name, index: host.id - group.first, count: group.spec.count, ip: host.ip };
+        let expand =
+            |s: &String| expand(s, &vars).map_err(|e| self.host_error(h, format!("process {:?}: {e}", ps.spec.path)));
         let mut argv = vec![ps.spec.path.to_string_lossy().into_owned()];
-        argv.extend(ps.spec.args.iter().cloned());
+        for a in &ps.spec.args {
+            argv.push(expand(a)?);
+        }
         let mut env: BTreeMap<String, String> = BTreeMap::new();
         env.insert("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into());
         env.insert("HOME".into(), host.dir.to_string_lossy().into_owned());
@@ -457,7 +470,7 @@ impl DirectEngine {
             env.insert(thermocline_shim::abi::RDTSC_ENV.into(), "native".into());
         }
         for (k, v) in &ps.spec.env {
-            env.insert(k.clone(), v.clone());
+            env.insert(k.clone(), expand(v)?);
         }
         let env: Vec<String> = env.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
         let spec =
@@ -530,9 +543,21 @@ impl DirectEngine {
         let (pid, is_root, proc) = (t.pid, t.is_root, t.proc);
         if is_root {
             let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-            // SAFETY: waitid on the pidfd of our own child, which has exited.
-            let r = unsafe { libc::waitid(libc::P_PIDFD, t.pidfd.as_raw_fd() as libc::id_t, &mut info, libc::WEXITED) };
+            let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+            // SAFETY: the raw waitid (its fifth argument is the child's resource usage) on the
+            // pidfd of our own child, which has exited.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_waitid,
+                    libc::P_PIDFD,
+                    t.pidfd.as_raw_fd(),
+                    &mut info as *mut libc::siginfo_t,
+                    libc::WEXITED,
+                    &mut usage as *mut libc::rusage,
+                )
+            };
             if r == 0 {
+                host.procs[proc].max_rss = usage.ru_maxrss.max(0) as u64 * 1024;
                 // SAFETY: filled in by waitid for an exited child.
                 let (code, status) = unsafe { (info.si_code, info.si_status()) };
                 host.procs[proc].status =

@@ -201,6 +201,10 @@ pub struct ProcState {
     pub udp_sent: u64,
     /// UDP bytes received.
     pub udp_recv: u64,
+    /// Peak resident memory of the process or of any descendant it waited for, in bytes, from
+    /// the kernel when the supervisor reaped it (0 if it never ended). A measurement of this
+    /// machine, not of the simulation: it is not part of the digest.
+    pub max_rss: u64,
 }
 
 /// One simulated host of this shard.
