@@ -5,7 +5,8 @@
 //! strict validation). Nothing in it knows about a simulator: it is the kind of program the
 //! direct hosts exist to run, and it runs the same on a real network.
 //!
-//! Node `i` of `n` listens on `--listen`, dials every `--peer`, subscribes to `beacon_block`,
+//! Node `i` of `n` listens on `--listen`, dials every `--peer` (or, with `--dial K`, the `K`
+//! entries of the address book before its own), subscribes to `beacon_block`,
 //! and from `--genesis` on, in each `--slot` of `--slots`, the node with index `slot mod n`
 //! publishes one block of `--size` bytes. Each block carries its slot, its publisher and its
 //! publication time (Unix ns), so every receiver prints how long it took:
@@ -25,7 +26,7 @@ use libp2p::identity::Keypair;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, SwarmBuilder, noise, tcp, yamux};
 use std::collections::BTreeSet;
-use std::net::SocketAddrV4;
+use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Command line.
@@ -41,9 +42,13 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0:9000")]
     listen: SocketAddrV4,
-    /// Peers to dial (ip:port), comma-separated or repeated.
+    /// Peers to dial (host:port or ip:port), comma-separated or repeated.
     #[arg(long, value_delimiter = ',')]
-    peer: Vec<SocketAddrV4>,
+    peer: Vec<String>,
+    /// Treat `--peer` as the address book of all nodes in index order and dial only the `K`
+    /// entries before this node's own (index − 1, …, index − K, wrapping around).
+    #[arg(long, value_name = "K")]
+    dial: Option<u32>,
     /// Seconds from start until slot 0 (time to connect and form meshes).
     #[arg(long, default_value_t = 12)]
     genesis: u64,
@@ -70,6 +75,25 @@ fn key_of(index: u32) -> Keypair {
     secret[..4].copy_from_slice(&index.to_be_bytes());
     secret[4..12].copy_from_slice(b"gossipnd");
     Keypair::ed25519_from_bytes(secret).expect("32 bytes make an ed25519 secret key")
+}
+
+/// The `--peer` entries this node dials.
+fn to_dial(args: &Args) -> Result<Vec<&String>> {
+    let Some(k) = args.dial else { return Ok(args.peer.iter().collect()) };
+    let n = args.peer.len() as u32;
+    anyhow::ensure!(n == args.nodes, "--dial needs one --peer entry per node ({} given, {} nodes)", n, args.nodes);
+    Ok((1..=k.min(n - 1)).map(|d| &args.peer[((args.index + n - d) % n) as usize]).collect())
+}
+
+/// The IPv4 address of `host:port`, through the system resolver (`/etc/hosts`, DNS).
+fn resolve(peer: &str) -> Result<SocketAddrV4> {
+    peer.to_socket_addrs()
+        .with_context(|| format!("resolving {peer}"))?
+        .find_map(|a| match a {
+            SocketAddr::V4(v4) => Some(v4),
+            SocketAddr::V6(_) => None,
+        })
+        .with_context(|| format!("{peer} has no IPv4 address"))
 }
 
 /// Unix time in ns.
@@ -143,8 +167,9 @@ async fn main() -> Result<()> {
     swarm.behaviour_mut().subscribe(&topic).context("subscribing")?;
     let listen: Multiaddr = format!("/ip4/{}/tcp/{}", args.listen.ip(), args.listen.port()).parse()?;
     swarm.listen_on(listen).context("listening")?;
-    for p in &args.peer {
-        let addr: Multiaddr = format!("/ip4/{}/tcp/{}", p.ip(), p.port()).parse()?;
+    for p in to_dial(&args)? {
+        let ip = resolve(p)?;
+        let addr: Multiaddr = format!("/ip4/{}/tcp/{}", ip.ip(), ip.port()).parse()?;
         swarm.dial(addr).with_context(|| format!("dialling {p}"))?;
     }
 
@@ -210,6 +235,17 @@ mod tests {
         assert!(sent > 0);
         assert_ne!(a[HEADER..], b[HEADER..]);
         assert_eq!(parse_block(&a[..10]), None);
+    }
+
+    #[test]
+    fn dial_k_takes_the_entries_before_this_node_wrapping() {
+        let book = "a:1,b:1,c:1,d:1,e:1";
+        let args = Args::parse_from(["gossip-node", "--index", "1", "--nodes", "5", "--peer", book, "--dial", "3"]);
+        assert_eq!(to_dial(&args).unwrap(), ["a:1", "e:1", "d:1"]);
+        let all = Args::parse_from(["gossip-node", "--index", "1", "--nodes", "5", "--peer", "x:1"]);
+        assert_eq!(to_dial(&all).unwrap(), ["x:1"]);
+        let short = Args::parse_from(["gossip-node", "--index", "1", "--nodes", "5", "--peer", "x:1", "--dial", "2"]);
+        assert!(to_dial(&short).is_err());
     }
 
     #[test]
