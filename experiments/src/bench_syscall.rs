@@ -131,8 +131,8 @@ pub fn syscall(args: &SyscallBench, exe: &Path) -> Result<()> {
         ] {
             let nat = per_call(n, args.repeats, |k| native(&probe, mode, k))?;
             let shim = per_call(n, args.repeats, |k| shimmed(&dir, &probe, mode, k, true, exe))?;
-            // With rdtsc left untrapped (`trap_rdtsc = false`): no TSC-faulting toggle per
-            // context switch, which traps to the hypervisor on virtual machines.
+            // With rdtsc left untrapped (`trap_rdtsc = false`): shows that trapping costs nothing
+            // per syscall now that the supervisor takes the mode of the task it answers.
             let untrapped = per_call(n, args.repeats, |k| shimmed(&dir, &probe, mode, k, false, exe))?;
             rows.push((
                 key,

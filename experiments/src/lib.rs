@@ -2,6 +2,7 @@
 //! benchmarks, progress display and output files. `main.rs` only parses arguments.
 
 pub mod bench;
+pub mod bench_direct;
 pub mod bench_syscall;
 pub mod direct_cmd;
 pub mod model_cmd;

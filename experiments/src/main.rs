@@ -71,6 +71,8 @@ enum BenchCommand {
     Gossip(bench::GossipBench),
     /// Direct hosts: ns per time read, forwarded syscall and UDP send+receive, native vs shim.
     Syscall(thermocline::bench_syscall::SyscallBench),
+    /// Direct hosts: N rust-libp2p gossip-nodes, wall s per simulated minute and RSS per node.
+    Direct(thermocline::bench_direct::DirectBench),
 }
 
 fn main() {
@@ -140,6 +142,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Bench { which: BenchCommand::Model(args) } => model_cmd::bench_model(&args),
         Command::Bench { which: BenchCommand::Gossip(args) } => bench::gossip(&args, &exe),
         Command::Bench { which: BenchCommand::Syscall(args) } => thermocline::bench_syscall::syscall(&args, &exe),
+        Command::Bench { which: BenchCommand::Direct(args) } => thermocline::bench_direct::direct(&args, &exe),
         Command::Partition(args) => model_cmd::partition(&args),
         Command::Bench { which: BenchCommand::Window(args) } => {
             let session = if args.backend.contains(&Backend::Mpi) { Some(mpi_support::init()?) } else { None };
