@@ -1,6 +1,7 @@
 //! Threads under the supervisor, end to end: a C pthread program (mutex, condition variables,
 //! timed waits, joins, a signal to one thread, raw futex operations), Python's `threading`, a
-//! tokio multi-thread runtime, and threads that spin until preemption stops them. Every run is
+//! tokio multi-thread runtime, a Go program (static, without the shim), and threads that spin
+//! until preemption stops them. Every run is
 //! repeated and must give the same bytes and the same digest.
 
 mod common;
@@ -419,4 +420,83 @@ fn spinning_threads_are_preempted_and_a_spinner_without_a_budget_is_reported() {
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(!res.status.success());
     assert!(err.contains("a preemption signal was sent and not taken"), "{err}");
+}
+
+const GO_PROGRAM: &str = r#"package main
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+)
+
+func main() {
+	start := time.Now()
+	fmt.Println("gomaxprocs", runtime.GOMAXPROCS(0))
+	ch := make(chan string)
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			time.Sleep(time.Duration(i+1) * 10 * time.Millisecond)
+			ch <- fmt.Sprintf("goroutine %d at %d ms", i, time.Since(start).Milliseconds())
+		}(i)
+	}
+	go func() { wg.Wait(); close(ch) }()
+	for m := range ch {
+		fmt.Println(m)
+	}
+	var mu sync.Mutex
+	total := 0
+	var wg2 sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg2.Add(1)
+		go func() {
+			defer wg2.Done()
+			for k := 0; k < 1000; k++ {
+				mu.Lock()
+				total++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg2.Wait()
+	t := time.NewTimer(250 * time.Millisecond)
+	<-t.C
+	fmt.Println("total", total, "timer at", time.Since(start).Milliseconds())
+}
+"#;
+
+#[test]
+fn a_static_go_program_runs_goroutines_channels_and_timers_in_simulated_time() {
+    if Command::new("go").arg("version").output().is_err() {
+        panic!("this test needs a Go toolchain (apt-get install golang-go)");
+    }
+    let dir = scratch("threads-go");
+    std::fs::write(dir.join("main.go"), GO_PROGRAM).unwrap();
+    let exe = dir.join("gprobe");
+    let out = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&exe)
+        .arg(dir.join("main.go"))
+        .env("CGO_ENABLED", "0")
+        .env("GOCACHE", dir.join("gocache"))
+        .env("GOPATH", dir.join("gopath"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GO111MODULE", "off")
+        .output()
+        .expect("run go build");
+    assert!(out.status.success(), "go build failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = twice(&dir, &spec(&dir, &exe, &[], ""), "gprobe");
+    assert_eq!(
+        stdout,
+        "gomaxprocs 2\n\
+         goroutine 0 at 10 ms\n\
+         goroutine 1 at 20 ms\n\
+         goroutine 2 at 30 ms\n\
+         goroutine 3 at 40 ms\n\
+         total 8000 timer at 290\n"
+    );
 }
