@@ -83,16 +83,15 @@ pub(crate) fn spawn(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Answ
         return Answer::Errno(libc::EINVAL);
     }
     let host = &mut e.hosts[h];
-    let fds = host.fds(vid).clone();
+    if !thread {
+        let (tree, fds) = (host.tasks[&vid].tree, host.fds(vid).clone());
+        host.fork_fds.insert(tree, fds);
+    }
     let t = host.tasks.get_mut(&vid).expect("task exists");
     t.forked = true;
-    let tree = t.tree;
     if flags & CLONE_VFORK != 0 {
         t.state = TaskState::Vforked;
         t.vfork_pending = true;
-    }
-    if !thread {
-        host.fork_fds.insert(tree, fds);
     }
     Answer::Continue
 }
