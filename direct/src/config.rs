@@ -37,6 +37,14 @@ pub struct ProcessSpec {
     /// since the supervisor takes the mode of the task it answers (see `docs/direct.md`).
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub trap_rdtsc: bool,
+    /// Preemption budget: a thread of this process that uses this much CPU time without making
+    /// a notified syscall is stopped and yields, as if it had called `sched_yield`, with this
+    /// much simulated time charged when nothing else can run. For programs whose threads spin
+    /// (a spinlock waiting for a thread that is not scheduled would otherwise hang the run);
+    /// where a spinning thread is stopped depends on the machine's speed, so such runs are
+    /// repeatable only as far as the program's spinning does not show. Off by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preempt: Option<SimDuration>,
 }
 
 /// Per-host values of the placeholders in a process's `args` and `env`.

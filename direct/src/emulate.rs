@@ -6,8 +6,8 @@
 //! when a blocked task is retried, so they only change state when they complete.
 
 use crate::DirectError;
-use crate::engine::{Answer, BOOT_OFFSET_NS, DirectEngine, LOOPBACK_DELAY_NS, new_udp, proc_children, proc_state};
-use crate::host::{BlockKind, EpollInterest, FdEntry, Host, Obj, TaskState};
+use crate::engine::{Answer, BOOT_OFFSET_NS, DirectEngine, LOOPBACK_DELAY_NS, new_udp, proc_state};
+use crate::host::{BlockKind, EpollInterest, FdEntry, Host, Obj};
 use crate::mem;
 use crate::net::{self, Datagram, MAX_UDP_PAYLOAD};
 use crate::seccomp::{AUDIT_ARCH_X86_64, Notif};
@@ -16,14 +16,14 @@ use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use thermocline_models::directory::HostKind;
 use thermocline_models::units::Bandwidth;
-use thermocline_shim::abi::{ABI_VERSION, HELLO_OP_NO_CPUID_FAULTING, HELLO_OP_TIME_PAGE, HELLO_SYSCALL};
+use thermocline_shim::abi::{
+    ABI_VERSION, HELLO_OP_NO_CPUID_FAULTING, HELLO_OP_TIME_PAGE, HELLO_OP_YIELD, HELLO_SYSCALL,
+};
 
 const NS: u64 = 1_000_000_000;
 const MSG_PEEK: u64 = 0x2;
 const MSG_TRUNC: u64 = 0x20;
 const MSG_DONTWAIT: u64 = 0x40;
-const VFORK_FLAG: u64 = 0x4000; // VFORK_FLAG
-const THREAD_FLAG: u64 = 0x10000; // CLONE_THREAD
 
 /// Simulated time of `clock` on host `h`, ns, or `None` for an invalid clock.
 fn clock_ns(e: &DirectEngine, h: usize, clock: i64) -> Option<u64> {
@@ -45,7 +45,7 @@ fn timespec_bytes(ns: u64) -> [u8; 16] {
 }
 
 /// Read a `struct timespec` (or `timeval` with `micro`) as ns; `Err(EINVAL)` when out of range.
-fn read_time(pid: i32, addr: u64, micro: bool) -> Result<u64, i32> {
+pub(crate) fn read_time(pid: i32, addr: u64, micro: bool) -> Result<u64, i32> {
     let b = mem::read(pid, addr, 16).map_err(|_| libc::EFAULT)?;
     let sec = i64::from_ne_bytes(b[..8].try_into().unwrap_or([0; 8]));
     let frac = i64::from_ne_bytes(b[8..].try_into().unwrap_or([0; 8]));
@@ -115,12 +115,17 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
         let t = &e.hosts[h].tasks[&vid];
         (t.pid, t.timed_out)
     };
-    let fd_entry = |e: &DirectEngine, fd: u64| e.hosts[h].tasks[&vid].fds.get(&(fd as i32)).copied();
+    let fd_entry = |e: &DirectEngine, fd: u64| e.hosts[h].fds(vid).get(&(fd as i32)).copied();
     use libc::*;
     Ok(match nr {
         HELLO_SYSCALL => {
             if a[0] == HELLO_OP_TIME_PAGE && a[1] == ABI_VERSION {
+                e.hosts[h].tasks.get_mut(&vid).expect("task exists").shim = true;
                 Answer::TimePage
+            } else if a[0] == HELLO_OP_YIELD {
+                let p = e.hosts[h].tasks[&vid].proc;
+                let budget = e.hosts[h].procs[p].spec.preempt.map_or(0, |d| d.as_nanos());
+                crate::threads::yield_now(e, h, vid, budget.max(1))
             } else if a[0] == HELLO_OP_NO_CPUID_FAULTING {
                 if !e.cpuid_warned {
                     e.cpuid_warned = true;
@@ -197,9 +202,11 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
                 Answer::AddFd { src: e.devnull.as_raw_fd(), cloexec: flags & O_CLOEXEC as u64 != 0, obj }
             } else if path == b"/etc/hosts" && flags & O_ACCMODE as u64 == O_RDONLY as u64 {
                 match e.hosts_file.open() {
-                    Ok(file) => Answer::OpenFile { file, cloexec: flags & O_CLOEXEC as u64 != 0 },
+                    Ok(file) => Answer::AddFile { file, cloexec: flags & O_CLOEXEC as u64 != 0 },
                     Err(err) => Answer::Errno(err.raw_os_error().unwrap_or(EIO)),
                 }
+            } else if let Some(answer) = crate::threads::cpu_list_file(&path, flags & O_CLOEXEC as u64 != 0) {
+                answer
             } else {
                 Answer::Continue
             }
@@ -245,7 +252,7 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
         },
         SYS_close => {
             let host = &mut e.hosts[h];
-            if let Some(f) = host.tasks.get_mut(&vid).and_then(|t| t.fds.remove(&(a[0] as i32))) {
+            if let Some(f) = host.fds_mut(vid).and_then(|fds| fds.remove(&(a[0] as i32))) {
                 host.release(f.obj);
             }
             // A closed descriptor leaves the task's epoll interest lists (approximating the
@@ -256,17 +263,18 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
         SYS_close_range => {
             let (first, last, flags) = (a[0] as u32 as i32, a[1] as u32, a[2]);
             let host = &mut e.hosts[h];
-            let t = host.tasks.get_mut(&vid).expect("task exists");
-            let inside: Vec<i32> = t.fds.keys().copied().filter(|&fd| fd >= first && (fd as u32) <= last).collect();
             let mut released = Vec::new();
-            for fd in inside {
-                if flags & 4 != 0 {
-                    // CLOSE_RANGE_CLOEXEC
-                    if let Some(f) = t.fds.get_mut(&fd) {
-                        f.cloexec = true;
+            if let Some(fds) = host.fds_mut(vid) {
+                let inside: Vec<i32> = fds.keys().copied().filter(|&fd| fd >= first && (fd as u32) <= last).collect();
+                for fd in inside {
+                    if flags & 4 != 0 {
+                        // CLOSE_RANGE_CLOEXEC
+                        if let Some(f) = fds.get_mut(&fd) {
+                            f.cloexec = true;
+                        }
+                    } else if let Some(f) = fds.remove(&fd) {
+                        released.push(f.obj);
                     }
-                } else if let Some(f) = t.fds.remove(&fd) {
-                    released.push(f.obj);
                 }
             }
             for o in released {
@@ -285,15 +293,14 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
                 return Ok(Answer::Continue);
             }
             let host = &mut e.hosts[h];
-            let src = host.tasks[&vid].fds.get(&old).copied();
+            let src = host.fds(vid).get(&old).copied();
             if let Some(f) = src {
                 host.retain(f.obj);
             }
-            let t = host.tasks.get_mut(&vid).expect("task exists");
-            let replaced = match src {
-                Some(f) => t.fds.insert(new, FdEntry { obj: f.obj, cloexec }),
-                None => t.fds.remove(&new),
-            };
+            let replaced = host.fds_mut(vid).and_then(|fds| match src {
+                Some(f) => fds.insert(new, FdEntry { obj: f.obj, cloexec }),
+                None => fds.remove(&new),
+            });
             if let Some(r) = replaced {
                 host.release(r.obj);
             }
@@ -306,7 +313,7 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
                 F_DUPFD_CLOEXEC => dup_emulated(e, h, f.obj, true),
                 F_GETFD => Answer::Value(i64::from(f.cloexec)),
                 F_SETFD => {
-                    if let Some(x) = e.hosts[h].tasks.get_mut(&vid).and_then(|t| t.fds.get_mut(&(a[0] as i32))) {
+                    if let Some(x) = e.hosts[h].fds_mut(vid).and_then(|fds| fds.get_mut(&(a[0] as i32))) {
                         x.cloexec = a[2] & FD_CLOEXEC as u64 != 0;
                     }
                     Answer::Continue
@@ -429,31 +436,25 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
                 if !is_udp { Answer::Errno(ENOTSOCK) } else { errno(socket_call(e, h, vid, n, f.obj)) }
             }
         },
-        SYS_clone | SYS_fork | SYS_vfork => {
-            let flags: u64 = if nr == SYS_clone {
-                a[0]
-            } else if nr == SYS_vfork {
-                VFORK_FLAG
-            } else {
-                0
-            };
-            if flags & THREAD_FLAG != 0 {
-                e.unsupported(h, vid, nr, " (a new thread: threads are not supported yet)", EAGAIN);
-                return Ok(Answer::Errno(EAGAIN));
+        SYS_clone | SYS_clone3 | SYS_fork | SYS_vfork => crate::threads::spawn(e, h, vid, n),
+        SYS_futex
+        | SYS_futex_waitv
+        | crate::futex::SYS_FUTEX_WAKE
+        | crate::futex::SYS_FUTEX_WAIT
+        | crate::futex::SYS_FUTEX_REQUEUE => crate::futex::syscall(e, h, vid, n),
+        SYS_sched_yield => crate::threads::yield_now(e, h, vid, crate::threads::SCHED_YIELD_NS),
+        SYS_sched_getaffinity | SYS_sched_setaffinity => crate::threads::affinity(e, h, vid, n),
+        // A new thread's first syscalls (it stops there before running application code) and
+        // the CPU a task runs on (always CPU 0, as the shim's vDSO getcpu says).
+        SYS_rseq | SYS_set_robust_list | SYS_rt_sigprocmask | SYS_gettid => Answer::Continue,
+        SYS_getcpu => errno((|| {
+            for addr in [a[0], a[1]] {
+                if addr != 0 {
+                    mem::write(pid, addr, &0u32.to_ne_bytes()).map_err(|_| EFAULT)?;
+                }
             }
-            let host = &mut e.hosts[h];
-            let t = host.tasks.get_mut(&vid).expect("task exists");
-            t.forked = true;
-            let (tree, fds) = (t.tree, t.fds.clone());
-            if flags & VFORK_FLAG != 0 {
-                t.state = TaskState::Vforked;
-                t.vfork_pending = true;
-            }
-            host.fork_fds.insert(tree, fds);
-            Answer::Continue
-        }
-        // glibc falls back to clone(2), whose flags the supervisor can read.
-        SYS_clone3 => Answer::Errno(ENOSYS),
+            Ok(Answer::Value(0))
+        })()),
         SYS_execve | SYS_execveat => {
             e.hosts[h].tasks.get_mut(&vid).expect("task exists").exec_pending = true;
             Answer::Continue
@@ -468,8 +469,9 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
             if options & WNOHANG != 0 {
                 return Ok(Answer::Continue);
             }
+            let tgid = e.hosts[h].tasks[&vid].tgid;
             let children: Vec<i32> =
-                proc_children(pid).into_iter().filter(|c| target.is_none_or(|t| t == *c)).collect();
+                crate::threads::group_children(tgid).into_iter().filter(|c| target.is_none_or(|t| t == *c)).collect();
             if children.is_empty() || children.iter().any(|&c| proc_state(c).is_none_or(|s| s == 'Z' || s == 'X')) {
                 Answer::Continue
             } else {
@@ -515,7 +517,9 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
             // it yet when its exit is seen).
             let sigchld = 1u64 << (SIGCHLD - 1);
             let child_gone = wanted & sigchld != 0
-                && proc_children(pid).iter().any(|&c| proc_state(c).is_none_or(|s| s == 'Z' || s == 'X'));
+                && crate::threads::group_children(e.hosts[h].tasks[&vid].tgid)
+                    .iter()
+                    .any(|&c| proc_state(c).is_none_or(|s| s == 'Z' || s == 'X'));
             if pending & wanted != 0 || child_gone {
                 Answer::Continue
             } else if nr == SYS_rt_sigtimedwait && timed_out {
@@ -1179,7 +1183,7 @@ fn native_ready(pidfd: i32, fd: i32, events: i16) -> Option<i16> {
 fn fd_ready(e: &DirectEngine, h: usize, vid: u32, fd: i32, events: i16) -> i16 {
     let t = &e.hosts[h].tasks[&vid];
     let want = events | libc::POLLERR | libc::POLLHUP; // as the kernel: asked-for bits and errors
-    match t.fds.get(&fd) {
+    match e.hosts[h].fds(vid).get(&fd) {
         Some(f) => match e.hosts[h].objs.get(f.obj).and_then(|s| s.as_ref()).map(|s| &s.obj) {
             Some(Obj::Random) => (libc::POLLIN | libc::POLLOUT) & want,
             Some(Obj::Epoll(_)) => 0, // nested epoll sets are never reported ready
@@ -1299,8 +1303,7 @@ fn proc_signals(pid: i32) -> (u64, u64) {
 }
 
 fn forget_in_epolls(host: &mut Host, vid: u32, fd: i32) {
-    let Some(t) = host.tasks.get(&vid) else { return };
-    let epolls: Vec<usize> = t.fds.values().map(|f| f.obj).collect();
+    let epolls: Vec<usize> = host.fds(vid).values().map(|f| f.obj).collect();
     for o in epolls {
         if let Some(Some(slot)) = host.objs.get_mut(o)
             && let Obj::Epoll(set) = &mut slot.obj
@@ -1311,7 +1314,7 @@ fn forget_in_epolls(host: &mut Host, vid: u32, fd: i32) {
 }
 
 fn epoll_set(host: &mut Host, vid: u32, epfd: i32) -> Result<&mut std::collections::BTreeMap<i32, EpollInterest>, i32> {
-    let obj = host.tasks.get(&vid).and_then(|t| t.fds.get(&epfd)).map(|f| f.obj).ok_or(libc::EINVAL)?;
+    let obj = host.fds(vid).get(&epfd).map(|f| f.obj).ok_or(libc::EINVAL)?;
     match host.objs.get_mut(obj) {
         Some(Some(slot)) => match &mut slot.obj {
             Obj::Epoll(set) => Ok(set),
@@ -1335,7 +1338,7 @@ fn emu_epoll_ctl(
         return Err(libc::EINVAL);
     }
     // The target must be an open descriptor of the task.
-    if !e.hosts[h].tasks[&vid].fds.contains_key(&fd) {
+    if !e.hosts[h].fds(vid).contains_key(&fd) {
         let pidfd = e.hosts[h].tasks[&vid].pidfd.as_raw_fd();
         if native_ready(pidfd, fd, 0).is_none() {
             return Err(libc::EBADF);
@@ -1426,13 +1429,6 @@ fn emu_epoll_wait(
     Ok(Answer::Block(BlockKind::Io { since: 0 }, timeout))
 }
 
-/// Whether `pid` has a signal pending that it does not block (so the kernel will deliver it as
-/// soon as its current syscall returns).
-pub(crate) fn signal_pending(pid: i32) -> bool {
-    let (pending, blocked) = proc_signals(pid);
-    pending & !blocked != 0
-}
-
 /// `-ERESTARTSYS`: the kernel restarts the call after a `SA_RESTART` handler, else fails it with
 /// `EINTR` — what a blocking call interrupted by a signal returns inside the kernel.
 const ERESTARTSYS: i32 = 512;
@@ -1469,6 +1465,10 @@ pub(crate) fn interrupted(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -
         }
         // pause, sigsuspend and sigtimedwait see the signal themselves when run.
         SYS_pause | SYS_rt_sigsuspend | SYS_rt_sigtimedwait => Answer::Continue,
+        // A timed futex wait would be restarted with the time left (ERESTART_RESTARTBLOCK, which
+        // only the kernel can set up): it fails with EINTR, which futex(2) allows.
+        SYS_futex if deadline.is_some() => Answer::Errno(EINTR),
+        SYS_sched_yield | HELLO_SYSCALL => Answer::Value(0),
         _ => Answer::Errno(ERESTARTSYS),
     }
 }

@@ -106,10 +106,11 @@ pub enum Answer {
     },
     /// Install the host's time page and return its descriptor (the shim's hello).
     TimePage,
-    /// Install this real file (the supervisor's descriptor, closed afterwards) and return its
-    /// number: files the simulation provides, such as `/etc/hosts`.
-    OpenFile {
-        /// The open file.
+    /// Install a copy of this file of the supervisor's (not an emulated object: the program
+    /// reads it natively) and return its number: files the simulation provides, such as
+    /// `/etc/hosts` and the CPU lists.
+    AddFile {
+        /// The file.
         file: OwnedFd,
         /// `O_CLOEXEC`.
         cloexec: bool,
@@ -218,6 +219,21 @@ pub fn notified_syscalls() -> Vec<u32> {
         SYS_waitid,
         // host identity
         SYS_uname,
+        // threads: creation is clone/clone3 above; a new thread's first syscalls (glibc: rseq,
+        // set_robust_list, rt_sigprocmask; Go: gettid), so it stops before application code
+        SYS_rseq,
+        SYS_set_robust_list,
+        SYS_rt_sigprocmask,
+        SYS_gettid,
+        SYS_futex,
+        SYS_futex_waitv,
+        crate::futex::SYS_FUTEX_WAKE,
+        crate::futex::SYS_FUTEX_WAIT,
+        crate::futex::SYS_FUTEX_REQUEUE,
+        SYS_sched_yield,
+        SYS_sched_getaffinity,
+        SYS_sched_setaffinity,
+        SYS_getcpu,
         // not supported yet: refused with a log line rather than run against real time
         SYS_alarm,
         SYS_setitimer,
@@ -335,6 +351,9 @@ impl DirectEngine {
                 pid_vid: HashMap::new(),
                 next_vid: 0,
                 fork_fds: HashMap::new(),
+                fd_tables: Vec::new(),
+                futexes: Default::default(),
+                epoch: 0,
                 objs: Vec::new(),
                 logged: Default::default(),
                 stats: BTreeMap::new(),
@@ -477,46 +496,79 @@ impl DirectEngine {
             LaunchSpec { path: &ps.exe, argv: &argv, env: &env, dir: &host.dir, stdout, stderr, filter: &self.filter };
         let launched = launch(&spec).map_err(|e| self.host_error(h, format!("starting {}: {e}", ps.exe.display())))?;
         let binary = ps.stem.rsplit_once('.').map_or(ps.stem.clone(), |(b, _)| b.to_string());
+        let pidfd = thread_pidfd(launched.pid)
+            .ok_or_else(|| self.host_error(h, format!("opening a thread pidfd of {}", ps.exe.display())))?;
         let host = &mut self.hosts[h];
         host.procs[p].status = ExitStatus::Running;
         let tree = host.trees.len();
         host.trees.push(launched.listener);
+        let fdt = host.new_fd_table(BTreeMap::new());
         // The launcher's own execve, which the supervisor sees, is not a pending exec.
         host.add_task(NewTask {
             pid: launched.pid,
-            pidfd: launched.pidfd,
+            tgid: launched.pid,
+            pidfd,
+            group_pidfd: Some(launched.pidfd),
             tree,
             proc: p,
             parent: None,
             binary,
-            fds: BTreeMap::new(),
+            fdt,
             is_root: true,
+            shim: false,
         });
         Ok(())
     }
 
-    /// Register a task first seen (by its first notification or in its parent's children).
+    /// Register a task first seen (by its first notification, among its parent's children or
+    /// its process's threads). A thread shares its process's descriptor table; a new process
+    /// gets a copy of its parent's.
     fn register(&mut self, h: usize, pid: i32, tree: usize) -> Option<u32> {
-        // SAFETY: pidfd_open of a pid we were told about; failure means it is gone.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        if fd < 0 {
-            return None;
-        }
-        // SAFETY: a fresh descriptor we own.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-        let ppid = proc_ppid(pid);
+        let pidfd = thread_pidfd(pid)?;
+        let tgid = proc_tgid(pid).unwrap_or(pid);
         let host = &mut self.hosts[h];
-        let parent = ppid.and_then(|pp| host.pid_vid.get(&pp).copied());
-        let (proc, binary, fds) = match parent.and_then(|v| host.tasks.get(&v)) {
-            Some(t) => (t.proc, t.binary.clone(), t.fds.clone()),
-            None => (0, "?".into(), host.fork_fds.get(&tree).cloned().unwrap_or_default()),
+        let sibling = if tgid != pid { host.group_member(tgid) } else { None };
+        let (parent, proc, binary, fdt, shim) = if let Some(s) = sibling {
+            let t = &host.tasks[&s];
+            let (proc, binary, fdt, shim) = (t.proc, t.binary.clone(), t.fdt, t.shim);
+            (None, proc, binary, host.share_fd_table(fdt), shim)
+        } else {
+            let parent = proc_ppid(pid).and_then(|pp| host.pid_vid.get(&pp).copied());
+            match parent.and_then(|v| host.tasks.get(&v)) {
+                Some(t) => {
+                    let (proc, binary, fdt, shim) = (t.proc, t.binary.clone(), t.fdt, t.shim);
+                    (parent, proc, binary, host.copy_fd_table(fdt), shim)
+                }
+                None => {
+                    let fds = host.fork_fds.get(&tree).cloned().unwrap_or_default();
+                    let objs: Vec<usize> = fds.values().map(|e| e.obj).collect();
+                    for o in objs {
+                        host.retain(o);
+                    }
+                    (None, 0, "?".into(), host.new_fd_table(fds), false)
+                }
+            }
         };
-        let objs: Vec<usize> = fds.values().map(|e| e.obj).collect();
-        for o in objs {
-            host.retain(o);
+        let task =
+            NewTask { pid, tgid, pidfd, group_pidfd: None, tree, proc, parent, binary, fdt, is_root: false, shim };
+        Some(host.add_task(task))
+    }
+
+    /// Register the tasks that task `vid` created since it last stopped — children (`fork`,
+    /// `vfork`) and threads of its process — in order of their kernel ids (creation order), so
+    /// they are awaited before anything else is scheduled.
+    fn discover(&mut self, h: usize, vid: u32) {
+        let Some(t) = self.hosts[h].tasks.get(&vid) else { return };
+        let (pid, tgid, tree) = (t.pid, t.tgid, t.tree);
+        let mut found: Vec<i32> = proc_children_of(tgid, pid);
+        found.extend(crate::threads::proc_threads(tgid));
+        found.sort_unstable();
+        found.dedup();
+        for child in found {
+            if !self.hosts[h].pid_vid.contains_key(&child) {
+                self.register(h, child, tree);
+            }
         }
-        let vid = host.add_task(NewTask { pid, pidfd, tree, proc, parent, binary, fds, is_root: false });
-        Some(vid)
     }
 
     /// A task whose parent may be stopped in vfork has stopped (`exited`: or exited). A vfork
@@ -539,39 +591,57 @@ impl DirectEngine {
             return;
         }
         t.state = TaskState::Exited;
-        let fds = std::mem::take(&mut t.fds);
-        let (pid, is_root, proc) = (t.pid, t.is_root, t.proc);
-        if is_root {
-            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-            let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-            // SAFETY: the raw waitid (its fifth argument is the child's resource usage) on the
-            // pidfd of our own child, which has exited.
-            let r = unsafe {
-                libc::syscall(
-                    libc::SYS_waitid,
-                    libc::P_PIDFD,
-                    t.pidfd.as_raw_fd(),
-                    &mut info as *mut libc::siginfo_t,
-                    libc::WEXITED,
-                    &mut usage as *mut libc::rusage,
-                )
-            };
-            if r == 0 {
-                host.procs[proc].max_rss = usage.ru_maxrss.max(0) as u64 * 1024;
-                // SAFETY: filled in by waitid for an exited child.
-                let (code, status) = unsafe { (info.si_code, info.si_status()) };
-                host.procs[proc].status =
-                    if code == libc::CLD_EXITED { ExitStatus::Code(status) } else { ExitStatus::Signal(status) };
-            }
-        }
+        let (pid, tgid, fdt) = (t.pid, t.tgid, t.fdt);
         host.pid_vid.remove(&pid);
-        for e in fds.values() {
-            host.release(e.obj);
-        }
+        host.futexes.cancel(vid);
+        host.leave_fd_table(fdt);
         host.progress += 1;
         host.signal_hint = true; // SIGCHLD
-        let parent = host.tasks.get(&vid).and_then(|t| t.parent);
+        // The kernel cleared the thread's CLONE_CHILD_CLEARTID word and released its robust
+        // futexes, waking waiters in the kernel, where there are none: wake ours instead.
+        crate::threads::recheck_futexes(self, h, tgid);
+        self.reap_group(h, tgid);
+        let parent = self.hosts[h].tasks.get(&vid).and_then(|t| t.parent);
         self.release_vfork_parent(h, parent, true);
+    }
+
+    /// Once every known thread of the launched process `tgid` has exited, collect the process's
+    /// exit status.
+    fn reap_group(&mut self, h: usize, tgid: i32) {
+        let host = &mut self.hosts[h];
+        if host.tasks.values().any(|t| t.tgid == tgid && !matches!(t.state, TaskState::Exited)) {
+            return;
+        }
+        let Some(t) = host.tasks.values_mut().find(|t| t.tgid == tgid && t.is_root && t.group_pidfd.is_some()) else {
+            return;
+        };
+        let Some(group) = t.group_pidfd.take() else { return };
+        let proc = t.proc;
+        let mut p = libc::pollfd { fd: group.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: poll on our own pidfd; the thread group is exiting.
+        unsafe { libc::poll(&mut p, 1, 10_000) };
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: the raw waitid (its fifth argument is the child's resource usage) on the pidfd
+        // of our own child, whose threads have all exited.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_waitid,
+                libc::P_PIDFD,
+                group.as_raw_fd(),
+                &mut info as *mut libc::siginfo_t,
+                libc::WEXITED | libc::WNOHANG,
+                &mut usage as *mut libc::rusage,
+            )
+        };
+        // SAFETY: filled in by waitid (si_pid is 0 when nothing was collected).
+        if r == 0 && unsafe { info.si_pid() } != 0 {
+            host.procs[proc].max_rss = usage.ru_maxrss.max(0) as u64 * 1024;
+            // SAFETY: as above, for an exited child.
+            let (code, status) = unsafe { (info.si_code, info.si_status()) };
+            host.procs[proc].status =
+                if code == libc::CLD_EXITED { ExitStatus::Code(status) } else { ExitStatus::Signal(status) };
+        }
     }
 
     /// Wait until no task of host `h` runs: each running task has stopped in a notified syscall
@@ -640,8 +710,9 @@ impl DirectEngine {
             // SAFETY: poll over our own descriptors.
             let mut n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
             if n == 0 {
+                let tick = crate::threads::poll_tick_ms(self, h);
                 // SAFETY: as above.
-                n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
+                n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, tick) };
             }
             if n < 0 {
                 let e = io::Error::last_os_error();
@@ -651,12 +722,28 @@ impl DirectEngine {
                 return Err(DirectError::Io("poll".into(), e));
             }
             if n == 0 {
+                crate::threads::preempt_spinners(self, h);
                 if crate::wall::now_ns().saturating_sub(waited) > self.watchdog.as_nanos() as u64 {
                     let stuck: Vec<String> = self.hosts[h]
                         .tasks
                         .values()
                         .filter(|t| matches!(t.state, TaskState::Running))
-                        .map(|t| format!("pid {} ({}), kernel state {:?}", t.pid, t.binary, proc_state(t.pid)))
+                        .map(|t| {
+                            format!(
+                                "pid {} tid {} ({}), kernel state {:?}{}",
+                                t.tgid,
+                                t.pid,
+                                t.binary,
+                                proc_state(t.pid),
+                                if t.preempted {
+                                    ", a preemption signal was sent and not taken"
+                                } else if self.hosts[h].procs[t.proc].spec.preempt.is_none() {
+                                    " (spinning? a process `preempt` budget stops spinning threads)"
+                                } else {
+                                    ""
+                                }
+                            )
+                        })
                         .collect();
                     return Err(self.host_error(
                         h,
@@ -685,13 +772,22 @@ impl DirectEngine {
                     Some(&v) => Some(v),
                     None => self.register(h, pid, idx),
                 };
+                let epoch = self.hosts[h].epoch;
                 if let Some(v) = vid
                     && let Some(t) = self.hosts[h].tasks.get_mut(&v)
                 {
                     t.state = TaskState::Parked(notif);
                     t.retry = false;
-                    let parent = t.parent;
+                    t.ready_since = epoch;
+                    t.cpu_mark = None;
+                    t.preempted = false;
+                    let (parent, forked) = (t.parent, std::mem::take(&mut t.forked));
                     self.release_vfork_parent(h, parent, false);
+                    // Its new child or thread is awaited (it has not stopped yet) before anything
+                    // else is scheduled.
+                    if forked {
+                        self.discover(h, v);
+                    }
                 }
             }
             for (pfd, &(is_listener, idx)) in fds.iter().zip(&what) {
@@ -735,7 +831,14 @@ impl DirectEngine {
         loop {
             self.collect(h)?;
             let host = &mut self.hosts[h];
-            let next = host.tasks.values().find(|t| matches!(t.state, TaskState::Parked(_))).map(|t| t.vid);
+            // The runnable task that has waited longest; ties (tasks that stopped during the same
+            // collect) by host-local id.
+            let next = host
+                .tasks
+                .values()
+                .filter(|t| matches!(t.state, TaskState::Parked(_)))
+                .min_by_key(|t| (t.ready_since, t.vid))
+                .map(|t| t.vid);
             if let Some(vid) = next {
                 if let Some(budget) = &mut self.step_budget {
                     if *budget == 0 {
@@ -752,24 +855,17 @@ impl DirectEngine {
             let mut retried = false;
             if host.signal_hint {
                 host.signal_hint = false;
-                for t in host.tasks.values_mut() {
-                    if let TaskState::Blocked(n, _) = t.state
-                        && crate::emulate::signal_pending(t.pid)
-                    {
-                        t.state = TaskState::Parked(n);
-                        t.retry = true;
-                        t.interrupted = true;
-                        retried = true;
-                    }
-                }
+                retried |= crate::threads::interrupt_signalled(host);
             }
             // Retry blocked tasks if something happened since they blocked.
+            let epoch = host.epoch;
             for t in host.tasks.values_mut() {
                 if let TaskState::Blocked(n, BlockKind::Io { since }) = t.state
                     && since < progress
                 {
                     t.state = TaskState::Parked(n);
                     t.retry = true;
+                    t.ready_since = epoch;
                     retried = true;
                 }
             }
@@ -795,23 +891,13 @@ impl DirectEngine {
                 p.syscalls += 1;
             }
         }
+        host.epoch += 1;
         self.match_tsc(trap_rdtsc);
         let host = &mut self.hosts[h];
         let t = host.tasks.get_mut(&vid).expect("task exists");
         if t.exec_pending {
             t.exec_pending = false;
             self.after_exec(h, vid);
-        }
-        let host = &mut self.hosts[h];
-        let t = host.tasks.get_mut(&vid).expect("task exists");
-        if t.forked {
-            t.forked = false;
-            let (pid, tree) = (t.pid, t.tree);
-            for child in proc_children(pid) {
-                if !self.hosts[h].pid_vid.contains_key(&child) {
-                    self.register(h, child, tree);
-                }
-            }
         }
         let interrupted = std::mem::take(&mut self.hosts[h].tasks.get_mut(&vid).expect("task exists").interrupted);
         let answer = if interrupted {
@@ -837,14 +923,15 @@ impl DirectEngine {
         }
         let host = &mut self.hosts[h];
         let now = host.now;
-        let t = host.tasks.get_mut(&vid).expect("task exists");
-        let listener = &host.trees[t.tree];
+        let tree = host.tasks[&vid].tree;
+        let listener = &host.trees[tree];
         let sent = match answer {
             Answer::Block(kind, timeout) => {
                 let kind = match kind {
                     BlockKind::Io { .. } => BlockKind::Io { since: host.progress },
                     k => k,
                 };
+                let t = host.tasks.get_mut(&vid).expect("task exists");
                 t.state = TaskState::Blocked(notif, kind);
                 if t.deadline.is_none()
                     && let Some(d) = timeout
@@ -861,12 +948,13 @@ impl DirectEngine {
             Answer::Errno(e) => listener.reply(notif.id, Err(e)),
             Answer::Continue => listener.continue_syscall(notif.id),
             Answer::TimePage => listener.add_fd_and_reply(notif.id, host.page.raw_fd(), true).map(|_| ()),
-            Answer::OpenFile { file, cloexec } => {
+            Answer::AddFile { file, cloexec } => {
                 listener.add_fd_and_reply(notif.id, file.as_raw_fd(), cloexec).map(|_| ())
             }
             Answer::AddFd { src, cloexec, obj } => match listener.add_fd_and_reply(notif.id, src, cloexec) {
                 Ok(fd) => {
-                    if let Some(old) = t.fds.insert(fd, FdEntry { obj, cloexec }) {
+                    let old = host.fds_mut(vid).and_then(|f| f.insert(fd, FdEntry { obj, cloexec }));
+                    if let Some(old) = old {
                         host.release(old.obj);
                     }
                     Ok(())
@@ -878,10 +966,12 @@ impl DirectEngine {
             },
         };
         let host = &mut self.hosts[h];
+        host.futexes.cancel(vid);
         let t = host.tasks.get_mut(&vid).expect("task exists");
         t.deadline = None;
         t.timed_out = false;
         t.retry = false;
+        t.futex_woken = false;
         if !matches!(t.state, TaskState::Vforked | TaskState::Exited) {
             t.state = TaskState::Running;
         }
@@ -909,8 +999,9 @@ impl DirectEngine {
         if let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) {
             t.binary = exe.file_name().map_or("?".into(), |f| f.to_string_lossy().into_owned());
         }
+        t.shim = false;
         let mut gone = Vec::new();
-        for (&fd, e) in &t.fds {
+        for (&fd, e) in host.fds(vid) {
             let want = match host.objs.get(e.obj) {
                 Some(Some(s)) => match s.obj {
                     Obj::Random | Obj::Epoll(_) => &null_link,
@@ -922,7 +1013,10 @@ impl DirectEngine {
                 gone.push(fd);
             }
         }
-        let released: Vec<usize> = gone.iter().filter_map(|fd| t.fds.remove(fd)).map(|e| e.obj).collect();
+        let released: Vec<usize> = match host.fds_mut(vid) {
+            Some(fds) => gone.iter().filter_map(|fd| fds.remove(fd)).map(|e| e.obj).collect(),
+            None => Vec::new(),
+        };
         for o in released {
             host.release(o);
         }
@@ -992,6 +1086,7 @@ impl DirectEngine {
             Action::Start(p) => self.start(h, p)?,
             Action::Wake { vid, token } => {
                 let host = &mut self.hosts[h];
+                let epoch = host.epoch;
                 if let Some(t) = host.tasks.get_mut(&vid)
                     && t.deadline.is_some_and(|(_, tok)| tok == token)
                     && let TaskState::Blocked(n, _) = t.state
@@ -999,6 +1094,7 @@ impl DirectEngine {
                     t.state = TaskState::Parked(n);
                     t.timed_out = true;
                     t.retry = true;
+                    t.ready_since = epoch;
                 }
             }
             Action::Alarm { vid, token } => {
@@ -1010,7 +1106,7 @@ impl DirectEngine {
                 }
                 t.alarm = None;
                 // SAFETY: signalling a managed task.
-                unsafe { libc::kill(t.pid, libc::SIGALRM) };
+                unsafe { libc::kill(t.tgid, libc::SIGALRM) };
                 host.progress += 1;
                 host.signal_hint = true;
                 if interval > 0 {
@@ -1042,8 +1138,11 @@ impl DirectEngine {
     /// End of run: terminate what still runs (SIGTERM, a bounded number of answered syscalls,
     /// then SIGKILL), then check exit statuses.
     fn terminate(&mut self, h: usize) -> Result<(), DirectError> {
-        let live: Vec<i32> =
-            self.hosts[h].tasks.values().filter(|t| !matches!(t.state, TaskState::Exited)).map(|t| t.pid).collect();
+        // One signal per process (a thread id would name the same process again).
+        let mut live: Vec<i32> =
+            self.hosts[h].tasks.values().filter(|t| !matches!(t.state, TaskState::Exited)).map(|t| t.tgid).collect();
+        live.sort_unstable();
+        live.dedup();
         if live.is_empty() {
             return Ok(());
         }
@@ -1067,8 +1166,8 @@ impl DirectEngine {
         settled?;
         for t in self.hosts[h].tasks.values() {
             if !matches!(t.state, TaskState::Exited) {
-                // SAFETY: signalling a managed task.
-                unsafe { libc::kill(t.pid, libc::SIGKILL) };
+                // SAFETY: signalling a managed task's process.
+                unsafe { libc::kill(t.tgid, libc::SIGKILL) };
             }
         }
         let vids: Vec<u32> = self.hosts[h].tasks.keys().copied().collect();
@@ -1145,9 +1244,31 @@ fn proc_ppid(pid: i32) -> Option<i32> {
 
 /// Children (live or zombie) of `pid`.
 pub(crate) fn proc_children(pid: i32) -> Vec<i32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+    proc_children_of(pid, pid)
+}
+
+/// Children (live or zombie) that thread `tid` of process `tgid` forked.
+pub(crate) fn proc_children_of(tgid: i32, tid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{tgid}/task/{tid}/children"))
         .map(|s| s.split_whitespace().filter_map(|p| p.parse().ok()).collect())
         .unwrap_or_default()
+}
+
+/// The thread-group id (process id) of thread `tid`.
+pub(crate) fn proc_tgid(tid: i32) -> Option<i32> {
+    let s = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    s.lines().find_map(|l| l.strip_prefix("Tgid:")).and_then(|v| v.trim().parse().ok())
+}
+
+/// `PIDFD_THREAD` (`O_EXCL`): a pidfd of one thread, readable when that thread exits.
+const PIDFD_THREAD: libc::c_int = libc::O_EXCL;
+
+/// A thread pidfd of `tid` (Linux 6.9+), or `None` if it is gone.
+fn thread_pidfd(tid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open of a thread we were told about; failure means it is gone.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, tid, PIDFD_THREAD) };
+    // SAFETY: a fresh descriptor we own.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 fn fd_link(pid: i32, fd: i32) -> Option<String> {
@@ -1251,13 +1372,14 @@ impl Drop for DirectEngine {
         for host in &self.hosts {
             for t in host.tasks.values() {
                 if !matches!(t.state, TaskState::Exited) {
-                    // SAFETY: killing a managed task (pidfd_send_signal would be exact; the pid
-                    // cannot have been reused while we hold its pidfd and have not reaped it).
-                    unsafe { libc::kill(t.pid, libc::SIGKILL) };
+                    // SAFETY: killing a managed task's process (pidfd_send_signal would be exact;
+                    // the pid cannot have been reused while we hold its pidfd and have not reaped
+                    // it).
+                    unsafe { libc::kill(t.tgid, libc::SIGKILL) };
                 }
             }
             for t in host.tasks.values() {
-                if t.is_root && !matches!(t.state, TaskState::Exited) {
+                if t.is_root && t.group_pidfd.is_some() {
                     // SAFETY: reaping our own child.
                     unsafe { libc::waitpid(t.pid, std::ptr::null_mut(), 0) };
                 }
@@ -1331,6 +1453,7 @@ mod tests {
             start: thermocline_bus::SimDuration::from_secs(2),
             expected_exit: ExpectedExit::Success,
             trap_rdtsc: true,
+            preempt: None,
         };
         let mut digests = Vec::new();
         for i in 0..2 {
@@ -1365,6 +1488,7 @@ mod tests {
             start: Default::default(),
             expected_exit: ExpectedExit::Success,
             trap_rdtsc: true,
+            preempt: None,
         };
         let mk = |p: &ProcessSpec| {
             let setup = DirectSetup {

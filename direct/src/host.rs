@@ -103,6 +103,9 @@ pub enum BlockKind {
         /// [`Host::progress`] when it blocked.
         since: u64,
     },
+    /// A `futex` wait: only a wake of its futex word, its timer, a signal, or the exit of a thread
+    /// of its process that changed the word ends it (see [`crate::futex`]).
+    Futex,
 }
 
 /// One entry of a process's descriptor table that the supervisor emulates.
@@ -143,14 +146,30 @@ pub struct ObjSlot {
     pub nonblock: bool,
 }
 
-/// One task (a single-threaded process) of a host.
+/// A descriptor table of emulated descriptors, shared by the threads of a process
+/// (`CLONE_FILES`) and copied by `fork`.
+#[derive(Default)]
+pub struct FdTable {
+    /// Emulated descriptors by number.
+    pub fds: BTreeMap<i32, FdEntry>,
+    /// Live tasks using this table; at zero its descriptors are released.
+    pub users: u32,
+}
+
+/// One task (a thread: a process has one or more) of a host.
 pub struct Task {
-    /// Host-local id, in order of appearance: the scheduling order among runnable tasks.
+    /// Host-local id, in order of appearance: breaks ties in the scheduling order.
     pub vid: u32,
-    /// Kernel pid.
+    /// Kernel thread id (the pid for a process's first thread).
     pub pid: i32,
-    /// pidfd, readable when the task exits.
+    /// Kernel thread-group id: the pid of its process. Threads of one process share memory,
+    /// futex words and the descriptor table.
+    pub tgid: i32,
+    /// A thread pidfd (`PIDFD_THREAD`), readable when this thread exits.
     pub pidfd: OwnedFd,
+    /// For a process the launcher started: a process pidfd, to collect its exit status once the
+    /// whole thread group has gone.
+    pub group_pidfd: Option<OwnedFd>,
     /// Index of the seccomp listener of its process tree.
     pub tree: usize,
     /// Index of the spec process it descends from.
@@ -161,9 +180,9 @@ pub struct Task {
     pub binary: String,
     /// State.
     pub state: TaskState,
-    /// Emulated descriptors.
-    pub fds: BTreeMap<i32, FdEntry>,
-    /// It forked since it last stopped: look for new children at its next stop.
+    /// Index of its descriptor table in [`Host::fd_tables`].
+    pub fdt: usize,
+    /// It forked or created a thread since it last stopped: look for new tasks at its next stop.
     pub forked: bool,
     /// It called execve since it last stopped: refresh binary, descriptors and AT_RANDOM.
     pub exec_pending: bool,
@@ -183,6 +202,19 @@ pub struct Task {
     pub vfork_pending: bool,
     /// Notified syscalls handled.
     pub syscalls: u64,
+    /// Its `futex` wait was ended by a wake (answered with 0 when it is retried).
+    pub futex_woken: bool,
+    /// [`Host::epoch`] when it last became runnable: runnable tasks run oldest first (ties by
+    /// `vid`), a deterministic round robin.
+    pub ready_since: u64,
+    /// Its CPU time (ns, from `/proc`) when the supervisor first found it running without a stop;
+    /// reset at each stop (see preemption in `engine.rs`).
+    pub cpu_mark: Option<u64>,
+    /// A preemption signal was sent and it has not stopped since.
+    pub preempted: bool,
+    /// The shim is loaded in its current image (it said hello): it handles the preemption
+    /// signal.
+    pub shim: bool,
 }
 
 /// Per spec process: status and counters.
@@ -240,6 +272,12 @@ pub struct Host {
     /// Per tree: the descriptor table of the last task that forked, for children whose parent
     /// has already gone when they are first seen.
     pub fork_fds: HashMap<usize, BTreeMap<i32, FdEntry>>,
+    /// Descriptor tables, referred to by [`Task::fdt`]; `None` once unused.
+    pub fd_tables: Vec<Option<FdTable>>,
+    /// Futex waiters of this host's tasks.
+    pub futexes: crate::futex::FutexTable,
+    /// Counts scheduling steps: the age of runnable tasks ([`Task::ready_since`]).
+    pub epoch: u64,
     /// Emulated objects.
     pub objs: Vec<Option<ObjSlot>>,
     /// (process, syscall, detail) already logged as unsupported.
@@ -269,10 +307,14 @@ pub struct Host {
 /// Who a new task is: what [`Host::add_task`] needs beyond the defaults of a task that has just
 /// started running.
 pub struct NewTask {
-    /// Kernel pid.
+    /// Kernel thread id.
     pub pid: i32,
-    /// Its pidfd.
+    /// Kernel thread-group id.
+    pub tgid: i32,
+    /// Its thread pidfd.
     pub pidfd: OwnedFd,
+    /// A process pidfd, for a process the launcher started.
+    pub group_pidfd: Option<OwnedFd>,
     /// Index of the seccomp listener of its process tree.
     pub tree: usize,
     /// Index of the spec process it descends from.
@@ -281,10 +323,12 @@ pub struct NewTask {
     pub parent: Option<u32>,
     /// The executable it runs.
     pub binary: String,
-    /// Its emulated descriptors.
-    pub fds: BTreeMap<i32, FdEntry>,
+    /// Its descriptor table (already counting this task as a user).
+    pub fdt: usize,
     /// Whether the launcher started it.
     pub is_root: bool,
+    /// Whether the shim is loaded in its image (a thread of a process that has it).
+    pub shim: bool,
 }
 
 impl Host {
@@ -299,13 +343,15 @@ impl Host {
             Task {
                 vid,
                 pid: t.pid,
+                tgid: t.tgid,
                 pidfd: t.pidfd,
+                group_pidfd: t.group_pidfd,
                 tree: t.tree,
                 proc: t.proc,
                 parent: t.parent,
                 binary: t.binary,
                 state: TaskState::Running,
-                fds: t.fds,
+                fdt: t.fdt,
                 forked: false,
                 exec_pending: false,
                 deadline: None,
@@ -316,9 +362,78 @@ impl Host {
                 is_root: t.is_root,
                 vfork_pending: false,
                 syscalls: 0,
+                futex_woken: false,
+                ready_since: self.epoch,
+                cpu_mark: None,
+                preempted: false,
+                shim: t.shim,
             },
         );
         vid
+    }
+
+    /// A new descriptor table holding `fds` (whose objects the caller has retained), with one
+    /// user.
+    pub fn new_fd_table(&mut self, fds: BTreeMap<i32, FdEntry>) -> usize {
+        let table = Some(FdTable { fds, users: 1 });
+        if let Some(i) = self.fd_tables.iter().position(Option::is_none) {
+            self.fd_tables[i] = table;
+            i
+        } else {
+            self.fd_tables.push(table);
+            self.fd_tables.len() - 1
+        }
+    }
+
+    /// A copy of table `fdt` for a new process (`fork`): every object gains a reference.
+    pub fn copy_fd_table(&mut self, fdt: usize) -> usize {
+        let fds = self.fd_tables.get(fdt).and_then(Option::as_ref).map(|t| t.fds.clone()).unwrap_or_default();
+        let objs: Vec<usize> = fds.values().map(|e| e.obj).collect();
+        for o in objs {
+            self.retain(o);
+        }
+        self.new_fd_table(fds)
+    }
+
+    /// One more task (a new thread) uses table `fdt`.
+    pub fn share_fd_table(&mut self, fdt: usize) -> usize {
+        if let Some(Some(t)) = self.fd_tables.get_mut(fdt) {
+            t.users += 1;
+        }
+        fdt
+    }
+
+    /// A task using table `fdt` has gone; the last one releases its descriptors.
+    pub fn leave_fd_table(&mut self, fdt: usize) {
+        let last = match self.fd_tables.get_mut(fdt) {
+            Some(Some(t)) => {
+                t.users = t.users.saturating_sub(1);
+                t.users == 0
+            }
+            _ => false,
+        };
+        if last && let Some(Some(t)) = self.fd_tables.get_mut(fdt).map(Option::take) {
+            for e in t.fds.values() {
+                self.release(e.obj);
+            }
+        }
+    }
+
+    /// The emulated descriptors of task `vid` (of its process).
+    pub fn fds(&self, vid: u32) -> &BTreeMap<i32, FdEntry> {
+        static EMPTY: BTreeMap<i32, FdEntry> = BTreeMap::new();
+        self.tasks.get(&vid).and_then(|t| self.fd_tables.get(t.fdt)).and_then(Option::as_ref).map_or(&EMPTY, |t| &t.fds)
+    }
+
+    /// The emulated descriptors of task `vid`, to change (`None` if it has no table).
+    pub fn fds_mut(&mut self, vid: u32) -> Option<&mut BTreeMap<i32, FdEntry>> {
+        let fdt = self.tasks.get(&vid)?.fdt;
+        self.fd_tables.get_mut(fdt)?.as_mut().map(|t| &mut t.fds)
+    }
+
+    /// The lowest-`vid` live task of thread group `tgid`, if any.
+    pub fn group_member(&self, tgid: i32) -> Option<u32> {
+        self.tasks.values().find(|t| t.tgid == tgid && !matches!(t.state, TaskState::Exited)).map(|t| t.vid)
     }
 
     /// Add an object with one reference.

@@ -15,6 +15,7 @@
 pub mod config;
 mod emulate;
 pub mod engine;
+pub mod futex;
 pub mod host;
 pub mod launch;
 pub mod mem;
@@ -23,6 +24,7 @@ pub mod net;
 pub mod seccomp;
 pub mod sysnames;
 mod tables;
+mod threads;
 pub mod vdso;
 mod wall;
 

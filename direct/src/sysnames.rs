@@ -5,7 +5,7 @@ pub fn name(nr: i64) -> Option<&'static str> {
     usize::try_from(nr).ok().and_then(|i| NAMES.get(i)).copied().filter(|n| !n.is_empty())
 }
 
-const NAMES: [&str; 451] = [
+const NAMES: [&str; 463] = [
     "read",
     "write",
     "open",
@@ -457,4 +457,16 @@ const NAMES: [&str; 451] = [
     "process_mrelease",
     "futex_waitv",
     "set_mempolicy_home_node",
+    "cachestat",
+    "fchmodat2",
+    "map_shadow_stack",
+    "futex_wake",
+    "futex_wait",
+    "futex_requeue",
+    "statmount",
+    "listmount",
+    "lsm_get_self_attr",
+    "lsm_set_self_attr",
+    "lsm_list_modules",
+    "mseal",
 ];

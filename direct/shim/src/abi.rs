@@ -12,6 +12,14 @@ pub const HELLO_OP_TIME_PAGE: u64 = 1;
 /// so the supervisor can say that RDRAND and RDSEED stay visible.
 pub const HELLO_OP_NO_CPUID_FAULTING: u64 = 2;
 
+/// `HELLO_SYSCALL` operation: "yield" — made by the shim's handler of [`PREEMPT_SIGNAL`], which
+/// the supervisor sends to a thread that has run too long without a syscall.
+pub const HELLO_OP_YIELD: u64 = 3;
+
+/// The signal the supervisor sends to preempt a spinning thread (`SIGRTMAX`; glibc reserves the
+/// first real-time signals for itself).
+pub const PREEMPT_SIGNAL: i32 = 64;
+
 /// Version of this layout; the shim passes it in the hello call and the supervisor refuses others.
 pub const ABI_VERSION: u64 = 1;
 

@@ -1,7 +1,8 @@
 //! The x86-64 Linux implementation: constructor, vDSO patching, time functions, fault handler.
 
 use crate::abi::{
-    ABI_VERSION, HELLO_OP_NO_CPUID_FAULTING, HELLO_OP_TIME_PAGE, HELLO_SYSCALL, TIME_PAGE_BYTES, TimePage,
+    ABI_VERSION, HELLO_OP_NO_CPUID_FAULTING, HELLO_OP_TIME_PAGE, HELLO_OP_YIELD, HELLO_SYSCALL, PREEMPT_SIGNAL,
+    TIME_PAGE_BYTES, TimePage,
 };
 use core::arch::asm;
 use core::ptr;
@@ -57,6 +58,7 @@ extern "C" fn thermocline_shim_init() {
         }
         PAGE.store(p as *mut TimePage, Ordering::Release);
         install_fault_handler();
+        install_preempt_handler();
         patch_vdso();
         // CPUID faulting is reset by exec, so it is turned on here, in every new image.
         let r = raw6(libc::SYS_arch_prctl, [ARCH_SET_CPUID as usize, 0, 0, 0, 0, 0]);
@@ -387,6 +389,24 @@ unsafe fn install_fault_handler() {
         libc::sigemptyset(&mut sa.sa_mask);
         libc::sigaction(libc::SIGSEGV, &sa, ptr::null_mut());
     }
+}
+
+unsafe fn install_preempt_handler() {
+    // SAFETY: a plain sigaction; SA_RESTART so that a native call the signal interrupts resumes.
+    unsafe {
+        let mut sa: libc::sigaction = core::mem::zeroed();
+        sa.sa_sigaction = on_preempt as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(PREEMPT_SIGNAL, &sa, ptr::null_mut());
+    }
+}
+
+/// The supervisor found this thread running too long without a syscall (it spins): stop in a
+/// notified call, so other threads can run and simulated time can move. `errno` is untouched.
+extern "C" fn on_preempt(_sig: c_int, _info: *mut libc::siginfo_t, _ctx: *mut c_void) {
+    // SAFETY: the private syscall with constant arguments; no memory is passed.
+    unsafe { raw6(HELLO_SYSCALL as c_long, [HELLO_OP_YIELD as usize, ABI_VERSION as usize, 0, 0, 0, 0]) };
 }
 
 fn tsc_now() -> u64 {
