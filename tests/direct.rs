@@ -429,9 +429,9 @@ try:
 except RuntimeError as e:
     print("thread refused:", e)
 try:
-    socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    socket.socket(socket.AF_INET, socket.SOCK_RAW)
 except OSError as e:
-    print("tcp refused:", errno.errorcode[e.errno])
+    print("raw refused:", errno.errorcode[e.errno])
 try:
     socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
 except OSError as e:
@@ -453,14 +453,14 @@ except OSError as e:
     let res = run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
     let stdout = read(out.join("hosts/lim/python3.0.stdout"));
     assert_eq!(
-        stdout, "thread refused: can't start new thread\ntcp refused: ESOCKTNOSUPPORT\nipv6 refused: EAFNOSUPPORT\n",
+        stdout, "thread refused: can't start new thread\nraw refused: ESOCKTNOSUPPORT\nipv6 refused: EAFNOSUPPORT\n",
         "{stdout}"
     );
     let log = String::from_utf8_lossy(&res.stderr);
     for want in [
         "thermocline: host lim process python3.11 (pid ",
         "unsupported syscall clone(56) (a new thread: threads are not supported yet) → EAGAIN",
-        "unsupported syscall socket(41) (AF_INET type 1; only UDP is emulated yet) → ESOCKTNOSUPPORT",
+        "unsupported syscall socket(41) (AF_INET type 3 protocol 0; only UDP and TCP are emulated) → ESOCKTNOSUPPORT",
         "unsupported syscall socket(41) (address family 10) → EAFNOSUPPORT",
     ] {
         assert!(log.contains(want), "missing {want:?} in\n{log}");

@@ -44,6 +44,8 @@ pub struct DirectOptions {
     pub syscall_stats: bool,
     /// The shim shared object preloaded into managed processes.
     pub shim: PathBuf,
+    /// Write every host's packets to `<out_dir>/hosts/<name>/packets.pcap`.
+    pub pcap: bool,
 }
 
 /// Everything a shard's direct engine is built from.
@@ -75,6 +77,10 @@ enum Action {
     Arrive(Bytes),
     /// An IPv4 packet has been downloaded and goes to the host's sockets.
     Deliver(Bytes),
+    /// An IPv4 packet the host sent to itself (loopback or its own address).
+    Loopback(Bytes),
+    /// The host's TCP/IP stack is due a poll (if `token` is still its current timer).
+    TcpPoll { token: u64 },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -125,6 +131,7 @@ pub struct DirectEngine {
     /// Placeholder descriptors installed for emulated objects.
     pub(crate) devnull: OwnedFd,
     pub(crate) udp_placeholder: OwnedFd,
+    tcp_placeholder: OwnedFd,
     /// Last timer token handed out.
     wake_tokens: u64,
     /// A running task that has not stopped for this long is reported.
@@ -193,6 +200,7 @@ pub fn notified_syscalls() -> Vec<u32> {
         SYS_setsockopt,
         SYS_getsockopt,
         SYS_shutdown,
+        SYS_sendfile,
         // processes
         SYS_clone,
         SYS_clone3,
@@ -272,6 +280,7 @@ impl DirectEngine {
         }
         let random = StreamFamily::new(seed, "direct-random");
         let netfam = StreamFamily::new(seed, "direct-net");
+        let tcpfam = StreamFamily::new(seed, "direct-tcp");
         let mut hosts = Vec::new();
         let mut local = HashMap::new();
         let mut queue = BinaryHeap::new();
@@ -299,8 +308,19 @@ impl DirectEngine {
                     syscalls: 0,
                     udp_sent: 0,
                     udp_recv: 0,
+                    tcp_sent: 0,
+                    tcp_recv: 0,
                 });
             }
+            let pcap = if options.pcap {
+                let path = hdir.join("packets.pcap");
+                Some(
+                    crate::pcap::PcapWriter::create(&path)
+                        .map_err(|e| DirectError::Io(format!("creating {}", path.display()), e))?,
+                )
+            } else {
+                None
+            };
             let mut host = Host {
                 id: h,
                 name,
@@ -328,6 +348,11 @@ impl DirectEngine {
                 downlink_free: 0,
                 progress: 0,
                 signal_hint: false,
+                tcp: None,
+                tcp_seed: rand_core::Rng::next_u64(&mut tcpfam.stream(h)),
+                tcp_dirty: false,
+                native_gen: 0,
+                pcap,
             };
             for (i, p) in processes.iter().filter(|p| p.host == group.spec.name).enumerate() {
                 let seq = host.next_seq();
@@ -352,6 +377,11 @@ impl DirectEngine {
         if udp < 0 {
             return Err(DirectError::Io("creating the UDP placeholder".into(), io::Error::last_os_error()));
         }
+        // SAFETY: socket(2) with constant arguments.
+        let tcp = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        if tcp < 0 {
+            return Err(DirectError::Io("creating the TCP placeholder".into(), io::Error::last_os_error()));
+        }
         let filter = filter_program(&notified_syscalls(), options.syscall_stats);
         Ok(DirectEngine {
             me: shard,
@@ -367,6 +397,8 @@ impl DirectEngine {
             devnull: devnull.into(),
             // SAFETY: a fresh descriptor we own.
             udp_placeholder: unsafe { OwnedFd::from_raw_fd(udp) },
+            // SAFETY: a fresh descriptor we own.
+            tcp_placeholder: unsafe { OwnedFd::from_raw_fd(tcp) },
             wake_tokens: 0,
             watchdog: wall_watchdog(),
             cpuid_warned: false,
@@ -383,8 +415,30 @@ impl DirectEngine {
     }
 
     /// Queue a packet for host `h` itself (loopback), delivered to its sockets at `time`.
-    pub(crate) fn push_deliver(&mut self, h: usize, time: u64, packet: Vec<u8>) {
-        self.push_local(h, time, Action::Deliver(Bytes::from(packet)));
+    pub(crate) fn push_loopback(&mut self, h: usize, time: u64, packet: Vec<u8>) {
+        self.push_local(h, time, Action::Loopback(Bytes::from(packet)));
+    }
+
+    /// Poll host `h`'s TCP/IP stack at `time`, replacing any later scheduled poll.
+    pub(crate) fn schedule_tcp_poll(&mut self, h: usize, time: u64) {
+        self.wake_tokens += 1;
+        let token = self.wake_tokens;
+        if let Some(st) = self.hosts[h].tcp.as_deref_mut() {
+            st.timer = Some((time, token));
+        }
+        self.push_local(h, time, Action::TcpPoll { token });
+    }
+
+    /// The placeholder descriptor installed for emulated TCP sockets.
+    pub(crate) fn tcp_placeholder_fd(&self) -> RawFd {
+        self.tcp_placeholder.as_raw_fd()
+    }
+
+    /// Poll host `h`'s stack if a socket call or a close changed it.
+    fn flush_tcp(&mut self, h: usize) {
+        if std::mem::take(&mut self.hosts[h].tcp_dirty) {
+            crate::netstack::poll(self, h);
+        }
     }
 
     /// Send an IPv4 packet from host `h` to host `dst` (already checked to exist), to be
@@ -528,6 +582,9 @@ impl DirectEngine {
             host.release(e.obj);
         }
         host.progress += 1;
+        host.native_gen += 1; // its pipes and sockets closed
+        self.flush_tcp(h);
+        let host = &mut self.hosts[h];
         host.signal_hint = true; // SIGCHLD
         let parent = host.tasks.get(&vid).and_then(|t| t.parent);
         self.release_vfork_parent(h, parent, true);
@@ -793,6 +850,7 @@ impl DirectEngine {
                     t.deadline = Some((at, token));
                     self.push_local(h, at, Action::Wake { vid, token });
                 }
+                self.flush_tcp(h);
                 return Ok(());
             }
             Answer::Value(v) => listener.reply(notif.id, Ok(v)),
@@ -817,6 +875,7 @@ impl DirectEngine {
         t.deadline = None;
         t.timed_out = false;
         t.retry = false;
+        t.partial = 0;
         if !matches!(t.state, TaskState::Vforked | TaskState::Exited) {
             t.state = TaskState::Running;
         }
@@ -825,6 +884,7 @@ impl DirectEngine {
         if host.tasks.values().filter(|t| !matches!(t.state, TaskState::Exited)).nth(1).is_some() {
             host.signal_hint = true;
         }
+        self.flush_tcp(h);
         match sent {
             Ok(()) => Ok(()),
             // The task was killed while stopped: its pidfd will say so.
@@ -837,6 +897,7 @@ impl DirectEngine {
     /// and the image's AT_RANDOM bytes, rewritten from the host's stream.
     fn after_exec(&mut self, h: usize, vid: u32) {
         let udp_link = fd_link(std::process::id() as i32, self.udp_placeholder.as_raw_fd());
+        let tcp_link = fd_link(std::process::id() as i32, self.tcp_placeholder.as_raw_fd());
         let null_link = Some("/dev/null".to_string());
         let host = &mut self.hosts[h];
         let Some(t) = host.tasks.get_mut(&vid) else { return };
@@ -850,6 +911,7 @@ impl DirectEngine {
                 Some(Some(s)) => match s.obj {
                     Obj::Random | Obj::Epoll(_) => &null_link,
                     Obj::Udp(_) => &udp_link,
+                    Obj::Tcp(_) => &tcp_link,
                 },
                 _ => &None,
             };
@@ -861,6 +923,8 @@ impl DirectEngine {
         for o in released {
             host.release(o);
         }
+        self.flush_tcp(h);
+        let host = &mut self.hosts[h];
         // Programs without the shim (static ones) read time through the vDSO: make those
         // reads syscalls the supervisor answers. The shim, if it loads, replaces the stubs.
         let _ = crate::vdso::neutralise(pid);
@@ -966,10 +1030,18 @@ impl DirectEngine {
                 if done > ev.time {
                     self.push_local(h, done, Action::Deliver(packet));
                 } else {
-                    emulate::deliver_packet(self, h, &packet);
+                    emulate::deliver_packet(self, h, &packet, true);
                 }
             }
-            Action::Deliver(packet) => emulate::deliver_packet(self, h, &packet),
+            Action::Deliver(packet) => emulate::deliver_packet(self, h, &packet, true),
+            Action::Loopback(packet) => emulate::deliver_packet(self, h, &packet, false),
+            Action::TcpPoll { token } => {
+                let Some(st) = self.hosts[h].tcp.as_deref_mut() else { return Ok(()) };
+                if st.timer.is_some_and(|(_, t)| t == token) {
+                    st.timer = None;
+                    crate::netstack::poll(self, h);
+                }
+            }
         }
         Ok(())
     }
@@ -1132,6 +1204,11 @@ impl Engine for DirectEngine {
         }
         let mut digest = Digest::EMPTY;
         let mut problems = Vec::new();
+        for host in &mut self.hosts {
+            if let Some(p) = host.pcap.as_mut() {
+                p.finish().map_err(|e| DirectError::Io(format!("writing {}'s packet capture", host.name), e))?;
+            }
+        }
         for host in &self.hosts {
             let mut record = Vec::new();
             record.extend_from_slice(b"direct-host\0");
@@ -1228,6 +1305,7 @@ mod tests {
             start_date: StartDate::default(),
             syscall_stats: false,
             shim: crate::locate_shim(&exe),
+            pcap: false,
         };
         let setup =
             DirectSetup { net, partition, processes, options, seed: 1, end: SimTime::from_nanos(10_000_000_000) };
@@ -1281,6 +1359,7 @@ mod tests {
             start_date: StartDate::default(),
             syscall_stats: false,
             shim: crate::locate_shim(&std::env::current_exe().unwrap()),
+            pcap: false,
         };
         let p = ProcessSpec {
             host: "nope".into(),
