@@ -104,9 +104,47 @@ fn errno(r: Result<Answer, i32>) -> Answer {
     r.unwrap_or_else(Answer::Errno)
 }
 
-/// Answer task `vid`'s notification `n` on host `h`.
+/// Readiness calls (`poll`, `select`, `epoll_wait` and their variants) a task may make in a row,
+/// each returning at once with something ready and no other notified call in between, before the
+/// next one waits: such a loop spins on a descriptor it does not serve (iperf3's client selects
+/// on its writable data socket while it waits for the server's start message), which on Linux
+/// burns real time; here it would never let simulated time move.
+pub const SPIN_LIMIT: u32 = 64;
+/// How long such a spinning task waits at most (unless something happens on its host first).
+pub const SPIN_WAIT_NS: u64 = 1_000_000;
+
+/// Answer task `vid`'s notification `n` on host `h`, with the busy-polling budget
+/// ([`SPIN_LIMIT`]).
 #[allow(non_upper_case_globals)]
 pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Result<Answer, DirectError> {
+    use libc::*;
+    let readiness = matches!(
+        n.data.nr as i64,
+        SYS_poll | SYS_ppoll | SYS_select | SYS_pselect6 | SYS_epoll_wait | SYS_epoll_pwait | SYS_epoll_pwait2
+    );
+    let (retry, spins) = {
+        let t = &e.hosts[h].tasks[&vid];
+        (t.retry, t.spins)
+    };
+    if !readiness {
+        e.hosts[h].tasks.get_mut(&vid).expect("task exists").spins = 0;
+        return answer(e, h, vid, n);
+    }
+    if retry {
+        return answer(e, h, vid, n);
+    }
+    if spins >= SPIN_LIMIT {
+        e.hosts[h].tasks.get_mut(&vid).expect("task exists").spins = 0;
+        return Ok(Answer::Block(BlockKind::Io { since: 0 }, Some(SPIN_WAIT_NS)));
+    }
+    let a = answer(e, h, vid, n)?;
+    let t = e.hosts[h].tasks.get_mut(&vid).expect("task exists");
+    t.spins = if matches!(a, Answer::Value(v) if v > 0) { spins + 1 } else { 0 };
+    Ok(a)
+}
+
+#[allow(non_upper_case_globals)]
+fn answer(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Result<Answer, DirectError> {
     let nr = n.data.nr as i64;
     let a = n.data.args;
     if n.data.arch != AUDIT_ARCH_X86_64 || nr & 0x4000_0000 != 0 {

@@ -194,6 +194,8 @@ pub struct Task {
     /// Bytes its blocked syscall has already transferred (a blocking TCP send or `MSG_WAITALL`
     /// receive that waits for the rest); 0 when it is not blocked.
     pub partial: usize,
+    /// Readiness calls in a row that returned at once (see `emulate::SPIN_LIMIT`).
+    pub spins: u32,
 }
 
 /// Per spec process: status and counters.
@@ -339,6 +341,7 @@ impl Host {
                 vfork_pending: false,
                 syscalls: 0,
                 partial: 0,
+                spins: 0,
             },
         );
         vid

@@ -1018,6 +1018,13 @@ fn setsockopt(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) -
                 st.socket(hd).set_nagle_enabled(int == 0);
             }
         }
+        // smoltcp's congestion control is CUBIC, Linux's default; no other can be chosen.
+        (IPPROTO_TCP, TCP_CONGESTION) => {
+            let name: Vec<u8> = val.iter().copied().take_while(|&b| b != 0).collect();
+            if name != b"cubic" {
+                return Err(ENOENT);
+            }
+        }
         (IPPROTO_TCP, TCP_KEEPIDLE) => {
             if int < 1 {
                 return Err(EINVAL);
@@ -1072,6 +1079,11 @@ fn getsockopt(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) -
         (SOL_SOCKET, SO_LINGER) => [s.linger.0.to_ne_bytes(), s.linger.1.to_ne_bytes()].concat(),
         (IPPROTO_TCP, TCP_NODELAY) => int(i32::from(s.nodelay)),
         (IPPROTO_TCP, TCP_KEEPIDLE) => int(s.keepidle),
+        (IPPROTO_TCP, TCP_CONGESTION) => {
+            let mut name = [0u8; 16];
+            name[..5].copy_from_slice(b"cubic");
+            name.to_vec()
+        }
         (IPPROTO_TCP, TCP_MAXSEG) => {
             let connected = s.handle().is_some_and(|hd| synchronised(st.socket(hd).state()));
             int(if connected { MSS } else { 536 })
@@ -1087,7 +1099,7 @@ fn getsockopt(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) -
             };
             int(s.options.iter().find(|(k, _)| *k == (level, name)).map_or(default, |(_, v)| *v))
         }
-        // TCP_INFO, TCP_CONGESTION and the rest: not available (callers fall back).
+        // TCP_INFO and the rest: not available (callers fall back).
         _ => return Err(ENOPROTOOPT),
     };
     let lb = mem::read(pid, a[4], 4).map_err(|_| EFAULT)?;
