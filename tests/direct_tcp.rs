@@ -282,3 +282,438 @@ fn check_tcp_bytes(out: &Path) {
     assert!(rows.contains(&("alice/python3.0".to_string(), 2 * per, 2 * per)), "{rows:?}");
     assert!(rows.contains(&("bob/python3.0".to_string(), 2 * per, 2 * per)), "{rows:?}");
 }
+
+/// Linux's socket semantics where they differ from smoltcp's, on one host's loopback.
+const SEMANTICS_C: &str = r#"#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+static volatile int pipes;
+static void on_pipe(int s) { pipes++; }
+static long long now_us(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return (t.tv_sec - 3600) * 1000000LL + t.tv_nsec / 1000; }
+static struct sockaddr_in addr(int port) {
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET; a.sin_addr.s_addr = htonl(INADDR_LOOPBACK); a.sin_port = htons(port);
+    return a;
+}
+static const char *err(int r) { return r < 0 ? strerrorname_np(errno) : "ok"; }
+static int listener(int port) {
+    int l = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = addr(port);
+    if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 8)) printf("listener %d: %s\n", port, strerror(errno));
+    return l;
+}
+static int dial(int port) {
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = addr(port);
+    int r = connect(c, (struct sockaddr *)&a, sizeof a);
+    if (r) printf("dial %d: %s\n", port, strerrorname_np(errno));
+    return c;
+}
+static int events(int ep, int timeout_ms) {
+    struct epoll_event ev[8];
+    int n = epoll_wait(ep, ev, 8, timeout_ms), mask = 0;
+    for (int i = 0; i < n; i++) mask |= ev[i].data.u32;
+    return n < 0 ? -1 : mask;
+}
+
+int main(void) {
+    signal(SIGPIPE, on_pipe);
+    int l = listener(7000), one = 1, v; socklen_t len = sizeof v;
+    char buf[256];
+    ssize_t k;
+    /* Address in use: without SO_REUSEADDR, and with it while the port is listening. */
+    int b = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = addr(7000);
+    printf("bind busy port: %s\n", err(bind(b, (struct sockaddr *)&a, sizeof a)));
+    setsockopt(b, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    printf("bind busy port with SO_REUSEADDR: %s\n", err(bind(b, (struct sockaddr *)&a, sizeof a)));
+    close(b);
+    getsockopt(l, SOL_SOCKET, SO_ACCEPTCONN, &v, &len);
+    printf("SO_ACCEPTCONN %d\n", v);
+    /* Non-blocking accept with nothing queued. */
+    fcntl(l, F_SETFL, O_NONBLOCK);
+    printf("accept empty: %s\n", err(accept(l, 0, 0)));
+    /* Refused, blocking and non-blocking. */
+    long long t0 = now_us();
+    int c = dial(7001);
+    printf("refused after %lld us\n", now_us() - t0);
+    close(c);
+    c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_in r = addr(7001);
+    printf("nonblocking connect refused: %s\n", err(connect(c, (struct sockaddr *)&r, sizeof r)));
+    struct pollfd p = {c, POLLOUT, 0};
+    int n = poll(&p, 1, 1000);
+    printf("poll %d revents %#x\n", n, p.revents);
+    getsockopt(c, SOL_SOCKET, SO_ERROR, &v, &len);
+    printf("SO_ERROR %s, ", strerrorname_np(v));
+    getsockopt(c, SOL_SOCKET, SO_ERROR, &v, &len);
+    printf("then %d\n", v);
+    close(c);
+    /* Non-blocking connect that succeeds. */
+    c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    printf("nonblocking connect: %s\n", err(connect(c, (struct sockaddr *)&a, sizeof a)));
+    printf("again: %s\n", err(connect(c, (struct sockaddr *)&a, sizeof a)));
+    p.fd = c; p.events = POLLOUT; p.revents = 0;
+    t0 = now_us();
+    n = poll(&p, 1, 1000);
+    printf("poll %d revents %#x after %lld us\n", n, p.revents, now_us() - t0);
+    getsockopt(c, SOL_SOCKET, SO_ERROR, &v, &len);
+    printf("SO_ERROR %d; connect again: %s\n", v, err(connect(c, (struct sockaddr *)&a, sizeof a)));
+    struct pollfd lp = {l, POLLIN, 0};
+    t0 = now_us();
+    n = poll(&lp, 1, 1000);
+    printf("listener poll %d revents %#x after %lld us\n", n, lp.revents, now_us() - t0);
+    struct sockaddr_in peer; socklen_t plen = sizeof peer;
+    int s = accept4(l, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
+    struct sockaddr_in me; socklen_t mlen = sizeof me;
+    getsockname(c, (struct sockaddr *)&me, &mlen);
+    printf("accepted from %s port matches %d ephemeral %d cloexec %d\n", inet_ntoa(peer.sin_addr), peer.sin_port == me.sin_port, ntohs(me.sin_port) >= 49152, fcntl(s, F_GETFD));
+    fcntl(c, F_SETFL, 0);
+    /* Options. */
+    v = 4000; setsockopt(s, SOL_SOCKET, SO_RCVBUF, &v, sizeof v);
+    getsockopt(s, SOL_SOCKET, SO_RCVBUF, &v, &len);
+    printf("SO_RCVBUF set 4000 reads %d\n", v);
+    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    getsockopt(s, IPPROTO_TCP, TCP_NODELAY, &v, &len);
+    getsockopt(s, SOL_SOCKET, SO_TYPE, &b, &len);
+    socklen_t ilen = sizeof buf;
+    const char *info = err(getsockopt(s, IPPROTO_TCP, TCP_INFO, buf, &ilen));
+    printf("TCP_NODELAY %d SO_TYPE stream %d TCP_INFO %s\n", v, b == SOCK_STREAM, info);
+    /* Data, PEEK, FIONREAD, WAITALL, receive timeout. */
+    write(c, "hello", 5);
+    usleep(1000);
+    ioctl(s, FIONREAD, &v);
+    k = recv(s, buf, sizeof buf, MSG_PEEK);
+    printf("FIONREAD %d peek %zd ", v, k);
+    k = read(s, buf, sizeof buf);
+    printf("read %zd '%.5s'\n", k, buf);
+    struct timeval tv = {0, 200000};
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    t0 = now_us();
+    const char *to = err(recv(s, buf, sizeof buf, 0));
+    printf("recv timeout: %s after %lld us\n", to, now_us() - t0);
+    if (fork() == 0) {
+        usleep(50000); write(c, "abc", 3);
+        usleep(50000); write(c, "defgh", 5);
+        _exit(0);
+    }
+    t0 = now_us();
+    k = recv(s, buf, 8, MSG_WAITALL);
+    printf("waitall %zd '%.8s' after %lld us\n", k, buf, now_us() - t0);
+    /* Edge- and level-triggered epoll, and one-shot. */
+    int ep = epoll_create1(0);
+    struct epoll_event e = {EPOLLIN, {.u32 = 1}};
+    epoll_ctl(ep, EPOLL_CTL_ADD, s, &e);
+    int c2 = dial(7000);
+    poll(&lp, 1, 1000);
+    int s2 = accept(l, 0, 0);
+    /* Without Nagle, small writes go out at once (smoltcp's Nagle would hold them for an ACK). */
+    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(c2, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    e.events = EPOLLIN | EPOLLET; e.data.u32 = 2;
+    epoll_ctl(ep, EPOLL_CTL_ADD, s2, &e);
+    write(c, "x", 1); write(c2, "y", 1);
+    n = events(ep, 1000);
+    printf("epoll both %d\n", n);
+    n = events(ep, 0);
+    printf("epoll unread: LT %d\n", n);
+    read(s, buf, sizeof buf);
+    write(c2, "z", 1);
+    n = events(ep, 1000);
+    printf("epoll new data on ET %d\n", n);
+    epoll_ctl(ep, EPOLL_CTL_DEL, s, 0);
+    e.events = EPOLLOUT | EPOLLET; e.data.u32 = 4;
+    epoll_ctl(ep, EPOLL_CTL_ADD, c, &e);
+    printf("ET EPOLLOUT once %d", events(ep, 0));
+    t0 = now_us();
+    n = events(ep, 100);
+    printf(" then %d after %lld us\n", n, now_us() - t0);
+    epoll_ctl(ep, EPOLL_CTL_DEL, c, 0);
+    e.events = EPOLLIN | EPOLLONESHOT; e.data.u32 = 8;
+    epoll_ctl(ep, EPOLL_CTL_MOD, s2, &e);
+    printf("oneshot %d", events(ep, 1000));
+    write(c2, "w", 1);
+    printf(" disarmed %d", events(ep, 10));
+    epoll_ctl(ep, EPOLL_CTL_MOD, s2, &e);
+    printf(" rearmed %d\n", events(ep, 0));
+    /* Half close: EOF after the peer's FIN, and EPOLLRDHUP. */
+    shutdown(c2, SHUT_WR);
+    e.events = EPOLLIN | EPOLLRDHUP; e.data.u32 = 16;
+    epoll_ctl(ep, EPOLL_CTL_MOD, s2, &e);
+    usleep(1000);
+    struct epoll_event got;
+    epoll_wait(ep, &got, 1, 1000);
+    k = read(s2, buf, sizeof buf);
+    printf("rdhup %d; reads %zd", (got.events & EPOLLRDHUP) != 0, k);
+    k = read(s2, buf, sizeof buf);
+    printf(" then EOF %zd\n", k);
+    const char *w1 = err(write(c2, "0", 1));
+    printf("write after own SHUT_WR: %s (SIGPIPE %d)\n", w1, pipes);
+    /* Peer closed: the first write goes out, the peer answers RST, then EPIPE (and SIGPIPE). */
+    int c3 = dial(7000);
+    poll(&lp, 1, 1000);
+    int s3 = accept(l, 0, 0);
+    close(s3);
+    usleep(1000);
+    w1 = err(write(c3, "1", 1));
+    printf("write after peer close: %s (SIGPIPE %d)", w1, pipes);
+    usleep(1000);
+    const char *w2 = err(send(c3, "2", 1, MSG_NOSIGNAL));
+    printf(", then %s (SIGPIPE %d)", w2, pipes);
+    const char *w3 = err(write(c3, "3", 1));
+    printf(", then %s (SIGPIPE %d)\n", w3, pipes);
+    close(s2); close(c3);
+    /* Close with unread data: an RST, so the peer's read fails with ECONNRESET. */
+    write(c, "unread", 6);
+    usleep(1000);
+    close(s);
+    usleep(1000);
+    const char *rst = err(read(c, buf, sizeof buf));
+    k = read(c, buf, sizeof buf);
+    printf("read after RST: %s; then %zd\n", rst, k);
+    printf("getpeername after reset: %s\n", err(getpeername(c, (struct sockaddr *)&peer, &plen)));
+    close(c); close(c2); close(l);
+    /* The port is free again once the listener is closed. */
+    l = listener(7000);
+    printf("listen again: %s\n", err(0));
+    return 0;
+}
+"#;
+
+#[test]
+fn tcp_socket_calls_behave_like_linux_on_loopback() {
+    let dir = scratch("tcp-c");
+    let src = dir.join("tcp.c");
+    std::fs::write(&src, SEMANTICS_C).unwrap();
+    let exe = dir.join("tcp");
+    let cc = Command::new("cc").arg("-O1").arg("-o").arg(&exe).arg(&src).output().expect("run cc");
+    assert!(cc.status.success(), "cc failed:\n{}", String::from_utf8_lossy(&cc.stderr));
+    let spec = write_spec(
+        &dir,
+        "tcp.toml",
+        &format!(
+            "[run]\nduration = \"1 min\"\n[network]\ntopology = \"single-switch\"\n\
+             [[hosts]]\nname = \"t\"\nkind = \"direct\"\ncount = 1\n\
+             [[processes]]\nhost = \"t\"\npath = \"{}\"\nstart = \"1 s\"\n",
+            exe.display()
+        ),
+    );
+    let results = runs(&dir, &spec, &[("one", "1"), ("again", "1")], &[]);
+    let outputs: Vec<(String, &String)> =
+        results.iter().map(|(out, d)| (read(out.join("hosts/t/tcp.0.stdout")), d)).collect();
+    assert_eq!(outputs[0], outputs[1], "same stdout and digest on every run");
+    // Loopback packets take 1 us: a handshake is SYN, SYN-ACK (the connector is established
+    // after 2 us), ACK (the listener has the connection after 3 us).
+    assert_eq!(
+        outputs[0].0,
+        "bind busy port: EADDRINUSE\n\
+         bind busy port with SO_REUSEADDR: EADDRINUSE\n\
+         SO_ACCEPTCONN 1\n\
+         accept empty: EAGAIN\n\
+         dial 7001: ECONNREFUSED\n\
+         refused after 2 us\n\
+         nonblocking connect refused: EINPROGRESS\n\
+         poll 1 revents 0x1c\n\
+         SO_ERROR ECONNREFUSED, then 0\n\
+         nonblocking connect: EINPROGRESS\n\
+         again: EALREADY\n\
+         poll 1 revents 0x4 after 2 us\n\
+         SO_ERROR 0; connect again: EISCONN\n\
+         listener poll 1 revents 0x1 after 1 us\n\
+         accepted from 127.0.0.1 port matches 1 ephemeral 1 cloexec 1\n\
+         SO_RCVBUF set 4000 reads 8000\n\
+         TCP_NODELAY 1 SO_TYPE stream 1 TCP_INFO ENOPROTOOPT\n\
+         FIONREAD 5 peek 5 read 5 'hello'\n\
+         recv timeout: EAGAIN after 200000 us\n\
+         waitall 8 'abcdefgh' after 100001 us\n\
+         epoll both 3\n\
+         epoll unread: LT 1\n\
+         epoll new data on ET 2\n\
+         ET EPOLLOUT once 4 then 0 after 100000 us\n\
+         oneshot 8 disarmed 0 rearmed 8\n\
+         rdhup 1; reads 3 then EOF 0\n\
+         write after own SHUT_WR: EPIPE (SIGPIPE 1)\n\
+         write after peer close: ok (SIGPIPE 1), then EPIPE (SIGPIPE 1), then EPIPE (SIGPIPE 2)\n\
+         read after RST: ECONNRESET; then 0\n\
+         getpeername after reset: ENOTCONN\n\
+         listen again: ok\n",
+        "{}",
+        outputs[0].0
+    );
+}
+
+/// A deterministic 300,000-byte body.
+fn body() -> Vec<u8> {
+    (0..300_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
+}
+
+const HTTP_SERVER_PY: &str = r#"
+import http.server, sys
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+handler = lambda *a, **k: Quiet(*a, directory=sys.argv[1], **k)
+server = http.server.HTTPServer(("0.0.0.0", 8080), handler)
+print("serving", flush=True)
+server.handle_request()
+print("served one request", flush=True)
+"#;
+
+/// curl's `-w` summary: status, size, and the time to the first byte and in total (s).
+const CURL_FORMAT: &str = "%{http_code} %{size_download} %{time_starttransfer} %{time_total}\\n";
+
+fn curl_process(start: &str) -> String {
+    format!(
+        "[[processes]]\nhost = \"alice\"\npath = \"{}\"\n\
+         args = [\"-sS\", \"-o\", \"got.bin\", \"-w\", \"{CURL_FORMAT}\", \"http://10.0.0.2:8080/body.bin\"]\n\
+         start = \"{start}\"\n",
+        need("/usr/bin/curl", "curl")
+    )
+}
+
+/// curl's output, the same on every run and shard count, and its body byte for byte.
+fn check_curl(results: &[(PathBuf, String)], extra: &[&str]) -> String {
+    let outputs: Vec<(String, String, String)> = results
+        .iter()
+        .map(|(out, d)| {
+            let others: String = extra.iter().map(|f| read(out.join(format!("hosts/{f}")))).collect();
+            (read(out.join("hosts/alice/curl.0.stdout")), others, d.clone())
+        })
+        .collect();
+    for o in &outputs[1..] {
+        assert_eq!(*o, outputs[0], "stdout and digest are the same on every run and shard count");
+    }
+    for (out, _) in results {
+        assert!(std::fs::read(out.join("hosts/alice/got.bin")).unwrap() == body(), "the body arrives intact");
+    }
+    outputs[0].0.clone()
+}
+
+#[test]
+fn curl_fetches_a_file_from_a_python_http_server_on_another_host() {
+    let python = need("/usr/bin/python3", "python3");
+    let dir = scratch("tcp-curl");
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("body.bin"), body()).unwrap();
+    std::fs::write(dir.join("web.py"), HTTP_SERVER_PY).unwrap();
+    let processes = format!(
+        "[[processes]]\nhost = \"bob\"\npath = \"{python}\"\nargs = [\"{}\", \"{}\"]\nstart = \"1 s\"\n{}",
+        dir.join("web.py").display(),
+        www.display(),
+        curl_process("2 s")
+    );
+    let spec = write_spec(&dir, "curl.toml", &two_hosts("20 s", "25 Mbit", &processes));
+    let results = runs(&dir, &spec, &[("one", "1"), ("again", "1"), ("two", "2")], &[]);
+    let curl = check_curl(&results, &["bob/python3.0.stdout"]);
+    let f: Vec<f64> = curl.split_whitespace().map(|w| w.parse().unwrap()).collect();
+    assert_eq!(f[..2], [200.0, 300_000.0], "{curl}");
+    // Handshake and request: two round trips of 50 ms before the first byte; then at least the
+    // 300 kB at 25 Mbit/s (96 ms).
+    assert!(f[2] >= 0.1 && f[3] >= f[2] + 0.096, "{curl}");
+    assert_eq!(read(results[0].0.join("hosts/bob/python3.0.stdout")), "serving\nserved one request\n");
+}
+
+#[test]
+fn nginx_serves_a_file_with_sendfile_to_curl_on_another_host() {
+    let nginx = need("/usr/sbin/nginx", "nginx");
+    let dir = scratch("tcp-nginx");
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("body.bin"), body()).unwrap();
+    // The prefix and every path nginx writes live in bob's folder of each run: `$HOME` is it.
+    let conf = format!(
+        "daemon off;\nmaster_process off;\nworker_processes 1;\nerror_log error.log info;\npid nginx.pid;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{\n  access_log off;\n  sendfile on;\n  client_body_temp_path tmp;\n  proxy_temp_path tmp;\n\
+           fastcgi_temp_path tmp;\n  uwsgi_temp_path tmp;\n  scgi_temp_path tmp;\n\
+           server {{ listen 8080; root {}; }}\n}}\n",
+        www.display()
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let processes = format!(
+        "[[processes]]\nhost = \"bob\"\npath = \"{nginx}\"\n\
+         args = [\"-c\", \"{}\", \"-p\", \".\", \"-e\", \"error.log\"]\nstart = \"1 s\"\nexpected_exit = \"running\"\n{}",
+        dir.join("nginx.conf").display(),
+        curl_process("2 s")
+    );
+    let spec = write_spec(&dir, "nginx.toml", &two_hosts("10 s", "25 Mbit", &processes));
+    let results = runs(&dir, &spec, &[("one", "1"), ("again", "1"), ("two", "2")], &["--syscall-stats"]);
+    let curl = check_curl(&results, &[]);
+    assert!(curl.starts_with("200 300000 "), "{curl}");
+    // Its log (not part of the digest: it names the machine's pid) says how it waits.
+    let log = read(results[0].0.join("hosts/bob/error.log"));
+    assert!(log.contains("using the \"epoll\" event method"), "{log}");
+    // The file went out with sendfile on an edge-triggered epoll loop.
+    use arrow_array::{Array, StringArray, UInt64Array};
+    let (_, batches) = thermocline_models::metrics::read_ipc_file(&results[0].0.join("direct_syscalls.arrow")).unwrap();
+    let mut calls = Vec::new();
+    for b in &batches {
+        let col = |n: &str| b.column_by_name(n).unwrap().clone();
+        let (binary, syscall, count) = (col("binary"), col("syscall"), col("calls"));
+        let binary = binary.as_any().downcast_ref::<StringArray>().unwrap();
+        let syscall = syscall.as_any().downcast_ref::<StringArray>().unwrap();
+        let count = count.as_any().downcast_ref::<UInt64Array>().unwrap();
+        for i in 0..b.num_rows() {
+            calls.push((binary.value(i).to_string(), syscall.value(i).to_string(), count.value(i)));
+        }
+    }
+    let n = |s: &str| calls.iter().find(|c| c.0 == "nginx" && c.1 == s).map_or(0, |c| c.2);
+    assert!(n("sendfile") > 0 && n("epoll_wait") > 0 && n("accept4") > 0, "{calls:?}");
+}
+
+#[test]
+fn iperf3_tcp_throughput_matches_the_modelled_bandwidth() {
+    let iperf3 = need("/usr/bin/iperf3", "iperf3");
+    let dir = scratch("tcp-iperf3");
+    // Reports go to files: they include CPU use from getrusage, which is the machine's (not
+    // emulated), so they stay out of the stdout the digest covers.
+    let processes = format!(
+        "[[processes]]\nhost = \"bob\"\npath = \"{iperf3}\"\nargs = [\"-s\", \"-1\", \"-J\", \"--logfile\", \"server.json\"]\n\
+         start = \"1 s\"\n\
+         [[processes]]\nhost = \"alice\"\npath = \"{iperf3}\"\n\
+         args = [\"-c\", \"10.0.0.2\", \"-t\", \"4\", \"-O\", \"1\", \"-J\", \"--logfile\", \"client.json\"]\nstart = \"2 s\"\n"
+    );
+    let spec = write_spec(&dir, "iperf3.toml", &two_hosts("30 s", "25 Mbit", &processes));
+    let results = runs(&dir, &spec, &[("one", "1"), ("again", "1"), ("two", "2")], &[]);
+    let report = |out: &Path, file: &str| {
+        let text = read(out.join(file));
+        let mut json: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}\n{text}"));
+        json["end"].as_object_mut().unwrap().remove("cpu_utilization_percent");
+        json
+    };
+    let outputs: Vec<_> = results
+        .iter()
+        .map(|(out, d)| {
+            let stdout = read(out.join("hosts/alice/iperf3.0.stdout")) + &read(out.join("hosts/bob/iperf3.0.stdout"));
+            (stdout, report(out, "hosts/alice/client.json"), report(out, "hosts/bob/server.json"), d.clone())
+        })
+        .collect();
+    for o in &outputs[1..] {
+        assert_eq!(*o, outputs[0], "stdout, reports and digest are the same on every run and shard count");
+    }
+    for (side, json) in [("client", &outputs[0].1), ("server", &outputs[0].2)] {
+        // TCP_INFO is not emulated (ENOPROTOOPT): iperf3 notes it and carries on.
+        if let Some(e) = json.get("error") {
+            assert_eq!(e, "getsockopt - Protocol not available", "{side}: {json}");
+        }
+        let received = json["end"]["sum_received"]["bits_per_second"].as_f64().unwrap();
+        // The link carries whole IPv4 packets: 1460 bytes of payload in every 1500.
+        let model = 25e6 * 1460.0 / 1500.0;
+        assert!((received - model).abs() / model < 0.05, "{side}: {received} bit/s against the model's {model}");
+    }
+}
