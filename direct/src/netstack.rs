@@ -11,7 +11,7 @@ use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
-use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpProtocol, Ipv4Packet, TcpPacket};
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpProtocol, Ipv4Packet, TcpPacket};
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use thermocline_models::directory::HostKind;
@@ -140,9 +140,15 @@ impl TcpStack {
         }
     }
 
-    /// The interface's context, for `connect`.
-    pub fn context(&mut self) -> &mut smoltcp::iface::Context {
-        self.iface.context()
+    /// Start connecting the stack's socket `handle` from `local` to `remote`.
+    pub fn connect(
+        &mut self,
+        handle: SocketHandle,
+        remote: IpEndpoint,
+        local: IpEndpoint,
+    ) -> Result<(), tcp::ConnectError> {
+        let TcpStack { iface, sockets, .. } = self;
+        sockets.get_mut::<tcp::Socket>(handle).connect(iface.context(), remote, local)
     }
 
     /// The TCP socket behind `handle`.
@@ -150,8 +156,20 @@ impl TcpStack {
         self.sockets.get_mut::<tcp::Socket>(handle)
     }
 
-    /// Process received packets (noting connections reset by an RST) and transmit what is due.
-    fn run(&mut self, now: Instant) {
+    /// Queue a packet that reached the host (any bytes: the stack drops what does not parse).
+    pub fn push_rx(&mut self, packet: Vec<u8>) {
+        self.dev.rx.push_back(packet);
+    }
+
+    /// The packets the stack has transmitted since the last call.
+    pub fn take_tx(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.dev.tx)
+    }
+
+    /// Process received packets (noting connections reset by an RST) and transmit what is due, at
+    /// simulated time `now_ns`.
+    pub fn run(&mut self, now_ns: u64) {
+        let now = instant(now_ns);
         while let Some(p) = self.dev.rx.front() {
             let reset = rst_tuple(p).and_then(|(src, dst)| {
                 self.sockets.iter().find_map(|(handle, s)| match s {
@@ -184,8 +202,9 @@ impl TcpStack {
     }
 }
 
-/// The source and destination of a TCP packet with the RST flag, if `bytes` is one.
-fn rst_tuple(bytes: &[u8]) -> Option<((Ipv4Addr, u16), (Ipv4Addr, u16))> {
+/// The source and destination of a TCP packet with the RST flag, if `bytes` is one. Never
+/// panics on any input.
+pub fn rst_tuple(bytes: &[u8]) -> Option<((Ipv4Addr, u16), (Ipv4Addr, u16))> {
     let ip = Ipv4Packet::new_checked(bytes).ok()?;
     if ip.next_header() != IpProtocol::Tcp {
         return None;
@@ -206,11 +225,11 @@ pub(crate) fn stack(host: &mut Host) -> &mut TcpStack {
 pub(crate) fn poll(e: &mut DirectEngine, h: usize) {
     for _ in 0..8 {
         let host = &mut e.hosts[h];
-        let now = instant(host.now);
+        let now = host.now;
         let Some(st) = host.tcp.as_deref_mut() else { return };
         st.run(now);
         let again = crate::tcp::after_poll(host);
-        let out = host.tcp.as_deref_mut().map(|s| std::mem::take(&mut s.dev.tx)).unwrap_or_default();
+        let out = host.tcp.as_deref_mut().map(TcpStack::take_tx).unwrap_or_default();
         for p in out {
             transmit(e, h, p);
         }
@@ -230,7 +249,7 @@ pub(crate) fn poll(e: &mut DirectEngine, h: usize) {
 
 /// A TCP packet reached host `h`: hand it to the stack and poll.
 pub(crate) fn receive(e: &mut DirectEngine, h: usize, packet: &[u8]) {
-    stack(&mut e.hosts[h]).dev.rx.push_back(packet.to_vec());
+    stack(&mut e.hosts[h]).push_rx(packet.to_vec());
     poll(e, h);
 }
 
@@ -261,4 +280,88 @@ pub(crate) fn transmit(e: &mut DirectEngine, h: usize, packet: Vec<u8>) {
     let depart = host.uplink_free.max(now) + serialise;
     host.uplink_free = depart;
     e.send_packet(h, dst_host, depart + delay, packet);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn listening(ip: Ipv4Addr) -> (TcpStack, SocketHandle) {
+        let mut st = TcpStack::new(ip, 1, 0);
+        let mut s = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; 4096]), tcp::SocketBuffer::new(vec![0; 4096]));
+        s.listen(80).unwrap();
+        let h = st.sockets.add(s);
+        (st, h)
+    }
+
+    #[test]
+    fn two_stacks_connect_and_exchange_data_through_their_devices() {
+        let (a_ip, b_ip) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        let (mut b, server) = listening(b_ip);
+        let mut a = TcpStack::new(a_ip, 2, 0);
+        let s = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; 4096]), tcp::SocketBuffer::new(vec![0; 4096]));
+        let client = a.sockets.add(s);
+        let (remote, local) = (IpEndpoint::new(b_ip.into(), 80), IpEndpoint::new(a_ip.into(), 40000));
+        a.connect(client, remote, local).unwrap();
+        let mut now = 0;
+        for _ in 0..6 {
+            now += 1000;
+            a.run(now);
+            for p in a.take_tx() {
+                assert!(rst_tuple(&p).is_none());
+                b.push_rx(p);
+            }
+            b.run(now);
+            for p in b.take_tx() {
+                a.push_rx(p);
+            }
+            if a.socket(client).can_send() {
+                a.socket(client).send_slice(b"ping").unwrap();
+            }
+        }
+        let mut buf = [0u8; 16];
+        let n = b.socket(server).recv_slice(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"ping");
+        assert!(b.next_poll(now).is_some_and(|t| t > now), "a delayed ACK is due, after now");
+    }
+
+    #[test]
+    fn a_syn_to_a_closed_port_is_answered_with_a_reset() {
+        let (mut b, _) = listening(Ipv4Addr::new(10, 0, 0, 2));
+        let mut a = TcpStack::new(Ipv4Addr::new(10, 0, 0, 1), 2, 0);
+        let s = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; 64]), tcp::SocketBuffer::new(vec![0; 64]));
+        let client = a.sockets.add(s);
+        let (remote, local) = (
+            IpEndpoint::new(Ipv4Addr::new(10, 0, 0, 2).into(), 81),
+            IpEndpoint::new(Ipv4Addr::new(10, 0, 0, 1).into(), 40000),
+        );
+        a.connect(client, remote, local).unwrap();
+        a.run(1000);
+        for p in a.take_tx() {
+            b.push_rx(p);
+        }
+        b.run(2000);
+        let replies = b.take_tx();
+        assert_eq!(replies.len(), 1);
+        let (src, dst) = rst_tuple(&replies[0]).expect("an RST");
+        assert_eq!((src.1, dst.1), (81, 40000));
+        a.push_rx(replies[0].clone());
+        a.run(3000);
+        assert_eq!(a.resets, vec![(client, tcp::State::SynSent)]);
+        assert_eq!(a.socket(client).state(), tcp::State::Closed);
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_reaching_a_stack_never_panic(packets in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..120), 1..8)) {
+            let (mut st, _) = listening(Ipv4Addr::new(10, 0, 0, 2));
+            for (i, p) in packets.into_iter().enumerate() {
+                let _ = rst_tuple(&p);
+                st.push_rx(p);
+                st.run(i as u64 * 1000);
+                let _ = st.take_tx();
+            }
+        }
+    }
 }

@@ -957,8 +957,11 @@ fn tcp_connect(e: &mut DirectEngine, h: usize, vid: u32, obj: usize, n: &Notif, 
     };
     let mut t = new_stack_socket(s);
     t.set_timeout(Some(Duration::from_secs(CONNECT_TIMEOUT_S)));
-    t.connect(st.context(), ep(dst, port), ep(src, lport)).map_err(|_| libc::EADDRNOTAVAIL)?;
     let hd = st.sockets.add(t);
+    if st.connect(hd, ep(dst, port), ep(src, lport)).is_err() {
+        st.sockets.remove(hd);
+        return Err(libc::EADDRNOTAVAIL);
+    }
     s.phase = Phase::Open(hd);
     s.peer = Some((dst, port));
     s.local = Some((src, lport));
