@@ -6,16 +6,14 @@
 //! when a blocked task is retried, so they only change state when they complete.
 
 use crate::DirectError;
-use crate::engine::{Answer, BOOT_OFFSET_NS, DirectEngine, LOOPBACK_DELAY_NS, new_udp, proc_state};
-use crate::host::{BlockKind, EpollInterest, FdEntry, Host, Obj};
-use crate::mem;
+use crate::engine::{Answer, BOOT_OFFSET_NS, DirectEngine, new_udp, proc_state};
+use crate::host::{BlockKind, EpollInterest, FdEntry, Host, Obj, ObjSlot};
 use crate::net::{self, Datagram, MAX_UDP_PAYLOAD};
 use crate::seccomp::{AUDIT_ARCH_X86_64, Notif};
+use crate::{mem, netstack, tcp};
 use rand_core::Rng;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
-use thermocline_models::directory::HostKind;
-use thermocline_models::units::Bandwidth;
 use thermocline_shim::abi::{
     ABI_VERSION, HELLO_OP_NO_CPUID_FAULTING, HELLO_OP_TIME_PAGE, HELLO_OP_YIELD, HELLO_SYSCALL,
 };
@@ -64,12 +62,16 @@ fn sockaddr_bytes(addr: (Ipv4Addr, u16)) -> [u8; 16] {
     b
 }
 
-enum SockAddr {
+/// A socket address read from a task.
+pub(crate) enum SockAddr {
+    /// An IPv4 address and port.
     Inet(Ipv4Addr, u16),
+    /// `AF_UNSPEC`.
     Unspec,
 }
 
-fn read_sockaddr(pid: i32, addr: u64, len: u64) -> Result<SockAddr, i32> {
+/// Read the socket address of `len` bytes at `addr` of task `pid`.
+pub(crate) fn read_sockaddr(pid: i32, addr: u64, len: u64) -> Result<SockAddr, i32> {
     if len < 2 {
         return Err(libc::EINVAL);
     }
@@ -87,7 +89,7 @@ fn read_sockaddr(pid: i32, addr: u64, len: u64) -> Result<SockAddr, i32> {
 
 /// Write a socket address to `addr` with its length at `len_ptr` (value-result), as the kernel
 /// does: truncated to the caller's buffer, full length reported.
-fn write_sockaddr(pid: i32, addr: u64, len_ptr: u64, sa: (Ipv4Addr, u16)) -> Result<(), i32> {
+pub(crate) fn write_sockaddr(pid: i32, addr: u64, len_ptr: u64, sa: (Ipv4Addr, u16)) -> Result<(), i32> {
     if addr == 0 || len_ptr == 0 {
         return Ok(());
     }
@@ -102,9 +104,47 @@ fn errno(r: Result<Answer, i32>) -> Answer {
     r.unwrap_or_else(Answer::Errno)
 }
 
-/// Answer task `vid`'s notification `n` on host `h`.
+/// Readiness calls (`poll`, `select`, `epoll_wait` and their variants) a task may make in a row,
+/// each returning at once with something ready and no other notified call in between, before the
+/// next one waits: such a loop spins on a descriptor it does not serve (iperf3's client selects
+/// on its writable data socket while it waits for the server's start message), which on Linux
+/// burns real time; here it would never let simulated time move.
+pub const SPIN_LIMIT: u32 = 64;
+/// How long such a spinning task waits at most (unless something happens on its host first).
+pub const SPIN_WAIT_NS: u64 = 1_000_000;
+
+/// Answer task `vid`'s notification `n` on host `h`, with the busy-polling budget
+/// ([`SPIN_LIMIT`]).
 #[allow(non_upper_case_globals)]
 pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Result<Answer, DirectError> {
+    use libc::*;
+    let readiness = matches!(
+        n.data.nr as i64,
+        SYS_poll | SYS_ppoll | SYS_select | SYS_pselect6 | SYS_epoll_wait | SYS_epoll_pwait | SYS_epoll_pwait2
+    );
+    let (retry, spins) = {
+        let t = &e.hosts[h].tasks[&vid];
+        (t.retry, t.spins)
+    };
+    if !readiness {
+        e.hosts[h].tasks.get_mut(&vid).expect("task exists").spins = 0;
+        return answer(e, h, vid, n);
+    }
+    if retry {
+        return answer(e, h, vid, n);
+    }
+    if spins >= SPIN_LIMIT {
+        e.hosts[h].tasks.get_mut(&vid).expect("task exists").spins = 0;
+        return Ok(Answer::Block(BlockKind::Io { since: 0 }, Some(SPIN_WAIT_NS)));
+    }
+    let a = answer(e, h, vid, n)?;
+    let t = e.hosts[h].tasks.get_mut(&vid).expect("task exists");
+    t.spins = if matches!(a, Answer::Value(v) if v > 0) { spins + 1 } else { 0 };
+    Ok(a)
+}
+
+#[allow(non_upper_case_globals)]
+fn answer(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Result<Answer, DirectError> {
     let nr = n.data.nr as i64;
     let a = n.data.args;
     if n.data.arch != AUDIT_ARCH_X86_64 || nr & 0x4000_0000 != 0 {
@@ -212,7 +252,7 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
             }
         }
         SYS_read | SYS_pread64 | SYS_readv | SYS_preadv | SYS_preadv2 => match fd_entry(e, a[0]) {
-            None => native_io(e, h, vid, a[0] as i32, POLLIN),
+            None => counted(e, h, native_io(e, h, vid, a[0] as i32, POLLIN)),
             Some(f) => {
                 let bufs = if matches!(nr, SYS_read | SYS_pread64) {
                     vec![(a[1], a[2] as usize)]
@@ -226,12 +266,13 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
                     Some(s) if matches!(s.obj, Obj::Random) => errno(fill_random(e, h, pid, &bufs)),
                     Some(s) if matches!(s.obj, Obj::Epoll(_)) => Answer::Errno(EINVAL),
                     _ if matches!(nr, SYS_pread64 | SYS_preadv | SYS_preadv2) => Answer::Errno(ESPIPE),
+                    Some(s) if matches!(s.obj, Obj::Tcp(_)) => errno(tcp::recv(e, h, vid, f.obj, 0, &bufs, None)),
                     _ => errno(udp_recv(e, h, vid, f.obj, 0, &bufs, None)),
                 }
             }
         },
         SYS_write | SYS_pwrite64 | SYS_writev | SYS_pwritev | SYS_pwritev2 => match fd_entry(e, a[0]) {
-            None => native_write(e, h, vid, n),
+            None => counted(e, h, native_write(e, h, vid, n)),
             Some(f) => {
                 let bufs = if matches!(nr, SYS_write | SYS_pwrite64) {
                     vec![(a[1], a[2] as usize)]
@@ -246,6 +287,9 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
                     Some(s) if matches!(s.obj, Obj::Random) => Answer::Value(total as i64),
                     Some(s) if matches!(s.obj, Obj::Epoll(_)) => Answer::Errno(EINVAL),
                     _ if matches!(nr, SYS_pwrite64 | SYS_pwritev | SYS_pwritev2) => Answer::Errno(ESPIPE),
+                    Some(s) if matches!(s.obj, Obj::Tcp(_)) => {
+                        errno(tcp::send(e, h, vid, f.obj, 0, total, &mut |o, l| tcp::gather_range(pid, &bufs, o, l)))
+                    }
                     _ => errno(gather(pid, &bufs).and_then(|data| udp_send(e, h, vid, n, f.obj, None, &data))),
                 }
             }
@@ -254,6 +298,8 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
             let host = &mut e.hosts[h];
             if let Some(f) = host.fds_mut(vid).and_then(|fds| fds.remove(&(a[0] as i32))) {
                 host.release(f.obj);
+            } else {
+                host.native_gen += 1; // a pipe's or socket's end may have closed
             }
             // A closed descriptor leaves the task's epoll interest lists (approximating the
             // kernel, which drops it when the last reference to the file goes).
@@ -341,11 +387,16 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
                     }
                     Ok(Answer::Value(0))
                 }
+                _ if matches!(e.hosts[h].objs[f.obj].as_ref().map(|s| &s.obj), Some(Obj::Tcp(_))) => {
+                    let n = tcp::ioctl(&mut e.hosts[h], f.obj, a[1]).ok_or(ENOTTY)?;
+                    mem::write(pid, a[2], &n.to_ne_bytes()).map_err(|_| EFAULT)?;
+                    Ok(Answer::Value(0))
+                }
                 FIONREAD => {
                     let n = match &e.hosts[h].objs[f.obj] {
                         Some(s) => match &s.obj {
                             Obj::Udp(u) => u.queue.front().map_or(0, |d| d.data.len()),
-                            Obj::Random | Obj::Epoll(_) => 0,
+                            Obj::Random | Obj::Epoll(_) | Obj::Tcp(_) => 0,
                         },
                         None => 0,
                     };
@@ -388,12 +439,16 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
                     let obj = e.hosts[h].add_obj(new_udp(), ty & SOCK_NONBLOCK != 0);
                     Answer::AddFd { src: e.udp_placeholder.as_raw_fd(), cloexec: ty & SOCK_CLOEXEC != 0, obj }
                 }
+                AF_INET if ty & 0xf == SOCK_STREAM && (proto == 0 || proto == IPPROTO_TCP) => {
+                    let obj = e.hosts[h].add_obj(Obj::Tcp(Box::default()), ty & SOCK_NONBLOCK != 0);
+                    Answer::AddFd { src: e.tcp_placeholder_fd(), cloexec: ty & SOCK_CLOEXEC != 0, obj }
+                }
                 AF_INET => {
                     e.unsupported(
                         h,
                         vid,
                         nr,
-                        &format!(" (AF_INET type {}; only UDP is emulated yet)", ty & 0xf),
+                        &format!(" (AF_INET type {} protocol {proto}; only UDP and TCP are emulated)", ty & 0xf),
                         ESOCKTNOSUPPORT,
                     );
                     Answer::Errno(ESOCKTNOSUPPORT)
@@ -431,10 +486,18 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
                     _ => Answer::Continue,
                 }
             }
-            Some(f) => {
-                let is_udp = matches!(e.hosts[h].objs[f.obj].as_ref().map(|s| &s.obj), Some(Obj::Udp(_)));
-                if !is_udp { Answer::Errno(ENOTSOCK) } else { errno(socket_call(e, h, vid, n, f.obj)) }
+            Some(f) => match e.hosts[h].objs[f.obj].as_ref().map(|s| &s.obj) {
+                Some(Obj::Udp(_)) => errno(socket_call(e, h, vid, n, f.obj)),
+                Some(Obj::Tcp(_)) => errno(tcp::call(e, h, vid, n, f.obj)),
+                _ => Answer::Errno(ENOTSOCK),
+            },
+        },
+        SYS_sendfile => match fd_entry(e, a[0]) {
+            Some(f) if matches!(e.hosts[h].objs[f.obj].as_ref().map(|s| &s.obj), Some(Obj::Tcp(_))) => {
+                errno(tcp::sendfile(e, h, vid, n, f.obj))
             }
+            Some(_) => Answer::Errno(EINVAL),
+            None => counted(e, h, native_io(e, h, vid, a[0] as i32, POLLOUT)),
         },
         SYS_clone | SYS_clone3 | SYS_fork | SYS_vfork => crate::threads::spawn(e, h, vid, n),
         SYS_futex
@@ -617,6 +680,7 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
 fn dup_emulated(e: &mut DirectEngine, h: usize, obj: usize, cloexec: bool) -> Answer {
     let src = match e.hosts[h].objs[obj].as_ref().map(|s| &s.obj) {
         Some(Obj::Udp(_)) => e.udp_placeholder.as_raw_fd(),
+        Some(Obj::Tcp(_)) => e.tcp_placeholder_fd(),
         _ => e.devnull.as_raw_fd(),
     };
     e.hosts[h].retain(obj);
@@ -651,7 +715,7 @@ fn udp(host: &mut Host, obj: usize) -> &mut net::UdpSocket {
     match host.objs.get_mut(obj) {
         Some(Some(s)) => match &mut s.obj {
             Obj::Udp(u) => u,
-            Obj::Random | Obj::Epoll(_) => unreachable!("checked to be a UDP socket"),
+            Obj::Random | Obj::Epoll(_) | Obj::Tcp(_) => unreachable!("checked to be a UDP socket"),
         },
         _ => unreachable!("a live object"),
     }
@@ -867,15 +931,21 @@ fn socket_call(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) 
 
 /// The fields of a `struct msghdr` the emulation uses.
 #[derive(Copy, Clone, Debug)]
-struct Msghdr {
-    name: u64,
-    namelen: u64,
-    iov: u64,
-    iovlen: usize,
-    controllen: u64,
+pub(crate) struct Msghdr {
+    /// `msg_name`.
+    pub name: u64,
+    /// `msg_namelen`.
+    pub namelen: u64,
+    /// `msg_iov`.
+    pub iov: u64,
+    /// `msg_iovlen`.
+    pub iovlen: usize,
+    /// `msg_controllen`.
+    pub controllen: u64,
 }
 
-fn read_msghdr(pid: i32, addr: u64) -> Result<Msghdr, i32> {
+/// Read the `struct msghdr` at `addr` of task `pid`.
+pub(crate) fn read_msghdr(pid: i32, addr: u64) -> Result<Msghdr, i32> {
     let b = mem::read(pid, addr, 56).map_err(|_| libc::EFAULT)?;
     let u = |i: usize| u64::from_ne_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
     Ok(Msghdr { name: u(0), namelen: u(8) & 0xffff_ffff, iov: u(16), iovlen: u(24) as usize, controllen: u(40) })
@@ -1005,7 +1075,6 @@ fn udp_send(
     }
     let local = udp(host, obj).local.unwrap_or((Ipv4Addr::UNSPECIFIED, 0));
     let dst_ip = if dst.0.is_unspecified() { Ipv4Addr::LOCALHOST } else { dst.0 };
-    let to_self = dst_ip.is_loopback() || dst_ip == host.ip;
     let src_ip = if !local.0.is_unspecified() {
         local.0
     } else if dst_ip.is_loopback() {
@@ -1021,36 +1090,25 @@ fn udp_send(
     if let Some(p) = host.procs.get_mut(proc) {
         p.udp_sent += data.len() as u64;
     }
-    let now = host.now;
-    if to_self {
-        e.push_deliver(h, now + LOOPBACK_DELAY_NS, packet);
-        return Ok(Answer::Value(data.len() as i64));
-    }
-    let Some(dst_host) = e.net().directory.host_of_ip(dst_ip) else {
-        return Ok(Answer::Value(data.len() as i64)); // nobody there: the datagram is lost
-    };
-    let dir = &e.net().directory;
-    if dir.groups[dir.block_of(dst_host).group as usize].spec.kind != HostKind::Direct {
-        return Ok(Answer::Value(data.len() as i64)); // surrogates do not take raw packets yet
-    }
-    let path = *e.net().path(e.hosts[h].id, dst_host);
-    let host = &mut e.hosts[h];
-    let Some(delay) = path.sample(&mut host.net_rng) else {
-        return Ok(Answer::Value(data.len() as i64)); // lost on the path
-    };
-    let serialise = Bandwidth(host.up_bps).transmit_ns(packet.len() as u64).unwrap_or(0);
-    let depart = host.uplink_free.max(now) + serialise;
-    host.uplink_free = depart;
-    e.send_packet(h, dst_host, depart + delay, packet);
+    netstack::transmit(e, h, packet);
     Ok(Answer::Value(data.len() as i64))
 }
 
-/// A packet has reached host `h`: queue its payload on the socket bound to its port, if any.
-/// Bad packets are dropped (they cannot come from this simulator's own encoder).
-pub(crate) fn deliver_packet(e: &mut DirectEngine, h: usize, bytes: &[u8]) {
+/// A packet has reached host `h` (from another host, `remote`, or from itself): a TCP segment
+/// goes to the host's stack; a datagram's payload is queued on the UDP socket bound to its port,
+/// if any. Bad packets are dropped (they cannot come from this simulator's own encoders).
+pub(crate) fn deliver_packet(e: &mut DirectEngine, h: usize, bytes: &[u8], remote: bool) {
+    let host = &mut e.hosts[h];
+    if remote && let Some(p) = host.pcap.as_mut() {
+        p.record(host.now, bytes);
+    }
+    host.progress += 1;
+    if bytes.len() > 9 && bytes[9] == 6 {
+        netstack::receive(e, h, bytes);
+        return;
+    }
     let Ok(p) = net::decode(bytes) else { return };
     let host = &mut e.hosts[h];
-    host.progress += 1;
     let Some(&obj) = host.ports.get(&p.dst.1) else { return };
     let s = udp(host, obj);
     if let Some((ip, _)) = s.local
@@ -1180,13 +1238,43 @@ fn native_ready(pidfd: i32, fd: i32, events: i16) -> Option<i16> {
     Some(p.revents)
 }
 
-fn fd_ready(e: &DirectEngine, h: usize, vid: u32, fd: i32, events: i16) -> i16 {
+/// A native read or write the kernel is about to perform (`Continue`): something an
+/// edge-triggered epoll watching pipes and `AF_UNIX` sockets of the host may see as a change.
+fn counted(e: &mut DirectEngine, h: usize, answer: Answer) -> Answer {
+    if matches!(answer, Answer::Continue) {
+        e.hosts[h].native_gen += 1;
+    }
+    answer
+}
+
+/// The readiness-change count of descriptor `fd` of task `vid`, for edge-triggered epoll: for
+/// emulated sockets, their own count of arrivals and state changes; for native descriptors, the
+/// host's count of native reads, writes and closes.
+fn fd_gen(e: &DirectEngine, h: usize, vid: u32, fd: i32) -> u64 {
+    let host = &e.hosts[h];
+    match host.fds(vid).get(&fd) {
+        Some(f) => match host.objs.get(f.obj).and_then(|s| s.as_ref()).map(|s| &s.obj) {
+            Some(Obj::Udp(u)) => u.arrivals,
+            Some(Obj::Tcp(t)) => t.changes,
+            _ => 0,
+        },
+        None => host.native_gen,
+    }
+}
+
+fn fd_ready(e: &mut DirectEngine, h: usize, vid: u32, fd: i32, events: i16) -> i16 {
     let t = &e.hosts[h].tasks[&vid];
     let want = events | libc::POLLERR | libc::POLLHUP; // as the kernel: asked-for bits and errors
+    if let Some(f) = e.hosts[h].fds(vid).get(&fd)
+        && let Some(Some(ObjSlot { obj: Obj::Tcp(_), .. })) = e.hosts[h].objs.get(f.obj)
+    {
+        let obj = f.obj;
+        return tcp::ready(&mut e.hosts[h], obj) & want;
+    }
     match e.hosts[h].fds(vid).get(&fd) {
         Some(f) => match e.hosts[h].objs.get(f.obj).and_then(|s| s.as_ref()).map(|s| &s.obj) {
             Some(Obj::Random) => (libc::POLLIN | libc::POLLOUT) & want,
-            Some(Obj::Epoll(_)) => 0, // nested epoll sets are never reported ready
+            Some(Obj::Epoll(_)) | Some(Obj::Tcp(_)) => 0, // nested epoll sets are never reported ready
             Some(Obj::Udp(u)) => {
                 let mut r = libc::POLLOUT;
                 if !u.queue.is_empty() || u.shut_rd {
@@ -1350,7 +1438,7 @@ fn emu_epoll_ctl(
         let b = mem::read(pid, ev, 12).map_err(|_| libc::EFAULT)?;
         let events = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
         let data = u64::from_ne_bytes(b[4..12].try_into().unwrap_or([0; 8]));
-        Some(EpollInterest { events, data })
+        Some(EpollInterest { events, data, reported: None })
     };
     let set = epoll_set(&mut e.hosts[h], vid, epfd)?;
     match (op, interest) {
@@ -1372,9 +1460,11 @@ fn emu_epoll_ctl(
     Ok(Answer::Value(0))
 }
 
-/// `epoll_wait`: level-triggered readiness of the interest list (an edge-triggered caller reads
-/// until `EAGAIN` anyway, so it sees the same data); `EPOLLONESHOT` entries are disarmed once
-/// reported. Events are written in descriptor order.
+/// `epoll_wait`: the readiness of the interest list, in descriptor order. Level-triggered
+/// entries are reported while ready; `EPOLLET` entries only when the descriptor's readiness has
+/// changed (new data, a new connection, room to write, a state change) since they were last
+/// reported, or since `EPOLL_CTL_ADD`/`MOD`; `EPOLLONESHOT` entries are disarmed once reported
+/// until `EPOLL_CTL_MOD`.
 fn emu_epoll_wait(
     e: &mut DirectEngine,
     h: usize,
@@ -1400,6 +1490,11 @@ fn emu_epoll_wait(
         if asked == 0 {
             continue; // disarmed one-shot
         }
+        let edge = i.events & libc::EPOLLET as u32 != 0;
+        let count = fd_gen(e, h, vid, fd);
+        if edge && i.reported == Some(count) {
+            continue; // nothing new since the last report
+        }
         let got = fd_ready(e, h, vid, fd, asked);
         let got = if got & libc::POLLNVAL != 0 { 0 } else { got };
         if got != 0 {
@@ -1407,9 +1502,7 @@ fn emu_epoll_wait(
             rec[..4].copy_from_slice(&(got as u16 as u32).to_ne_bytes());
             rec[4..].copy_from_slice(&i.data.to_ne_bytes());
             ready.extend_from_slice(&rec);
-            if i.events & libc::EPOLLONESHOT as u32 != 0 {
-                fired.push(fd);
-            }
+            fired.push((fd, count));
             if ready.len() / 12 == max as usize {
                 break;
             }
@@ -1419,9 +1512,12 @@ fn emu_epoll_wait(
     if n > 0 || timed_out || timeout == Some(0) {
         mem::write(pid, out, &ready).map_err(|_| libc::EFAULT)?;
         let set = epoll_set(&mut e.hosts[h], vid, epfd)?;
-        for fd in fired {
+        for (fd, count) in fired {
             if let Some(i) = set.get_mut(&fd) {
-                i.events &= !0xffff;
+                i.reported = Some(count);
+                if i.events & libc::EPOLLONESHOT as u32 != 0 {
+                    i.events &= !0xffff;
+                }
             }
         }
         return Ok(Answer::Value(n as i64));

@@ -44,6 +44,8 @@ pub struct DirectOptions {
     pub syscall_stats: bool,
     /// The shim shared object preloaded into managed processes.
     pub shim: PathBuf,
+    /// Write every host's packets to `<out_dir>/hosts/<name>/packets.pcap`.
+    pub pcap: bool,
 }
 
 /// Everything a shard's direct engine is built from.
@@ -75,6 +77,10 @@ enum Action {
     Arrive(Bytes),
     /// An IPv4 packet has been downloaded and goes to the host's sockets.
     Deliver(Bytes),
+    /// An IPv4 packet the host sent to itself (loopback or its own address).
+    Loopback(Bytes),
+    /// The host's TCP/IP stack is due a poll (if `token` is still its current timer).
+    TcpPoll { token: u64 },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -134,6 +140,7 @@ pub struct DirectEngine {
     /// Placeholder descriptors installed for emulated objects.
     pub(crate) devnull: OwnedFd,
     pub(crate) udp_placeholder: OwnedFd,
+    tcp_placeholder: OwnedFd,
     /// Last timer token handed out.
     wake_tokens: u64,
     /// A running task that has not stopped for this long is reported.
@@ -206,6 +213,7 @@ pub fn notified_syscalls() -> Vec<u32> {
         SYS_setsockopt,
         SYS_getsockopt,
         SYS_shutdown,
+        SYS_sendfile,
         // processes
         SYS_clone,
         SYS_clone3,
@@ -288,11 +296,6 @@ impl DirectEngine {
                     p.path, p.host
                 )));
             }
-            let vars =
-                HostVars { host: &g.spec.name, index: 0, count: g.spec.count, ip: HostDirectory::ip_of(g.first) };
-            for text in p.args.iter().chain(p.env.values()) {
-                expand(text, &vars).map_err(|e| DirectError::Config(format!("process {:?}: {e}", p.path)))?;
-            }
             if resolve_exe(&p.path).is_none() {
                 return Err(DirectError::Config(format!("process executable {:?} not found", p.path)));
             }
@@ -305,6 +308,7 @@ impl DirectEngine {
         }
         let random = StreamFamily::new(seed, "direct-random");
         let netfam = StreamFamily::new(seed, "direct-net");
+        let tcpfam = StreamFamily::new(seed, "direct-tcp");
         let mut hosts = Vec::new();
         let mut local = HashMap::new();
         let mut queue = BinaryHeap::new();
@@ -333,8 +337,19 @@ impl DirectEngine {
                     udp_sent: 0,
                     udp_recv: 0,
                     max_rss: 0,
+                    tcp_sent: 0,
+                    tcp_recv: 0,
                 });
             }
+            let pcap = if options.pcap {
+                let path = hdir.join("packets.pcap");
+                Some(
+                    crate::pcap::PcapWriter::create(&path)
+                        .map_err(|e| DirectError::Io(format!("creating {}", path.display()), e))?,
+                )
+            } else {
+                None
+            };
             let mut host = Host {
                 id: h,
                 name,
@@ -365,6 +380,11 @@ impl DirectEngine {
                 downlink_free: 0,
                 progress: 0,
                 signal_hint: false,
+                tcp: None,
+                tcp_seed: rand_core::Rng::next_u64(&mut tcpfam.stream(h)),
+                tcp_dirty: false,
+                native_gen: 0,
+                pcap,
             };
             for (i, p) in processes.iter().filter(|p| p.host == group.spec.name).enumerate() {
                 let seq = host.next_seq();
@@ -389,6 +409,11 @@ impl DirectEngine {
         if udp < 0 {
             return Err(DirectError::Io("creating the UDP placeholder".into(), io::Error::last_os_error()));
         }
+        // SAFETY: socket(2) with constant arguments.
+        let tcp = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        if tcp < 0 {
+            return Err(DirectError::Io("creating the TCP placeholder".into(), io::Error::last_os_error()));
+        }
         let filter = filter_program(&notified_syscalls(), options.syscall_stats);
         let hosts_file = crate::names::HostsFile::new(&crate::names::hosts_text(&net.directory))
             .map_err(|e| DirectError::Io("writing the simulated /etc/hosts".into(), e))?;
@@ -406,6 +431,8 @@ impl DirectEngine {
             devnull: devnull.into(),
             // SAFETY: a fresh descriptor we own.
             udp_placeholder: unsafe { OwnedFd::from_raw_fd(udp) },
+            // SAFETY: a fresh descriptor we own.
+            tcp_placeholder: unsafe { OwnedFd::from_raw_fd(tcp) },
             wake_tokens: 0,
             watchdog: wall_watchdog(),
             cpuid_warned: false,
@@ -424,8 +451,30 @@ impl DirectEngine {
     }
 
     /// Queue a packet for host `h` itself (loopback), delivered to its sockets at `time`.
-    pub(crate) fn push_deliver(&mut self, h: usize, time: u64, packet: Vec<u8>) {
-        self.push_local(h, time, Action::Deliver(Bytes::from(packet)));
+    pub(crate) fn push_loopback(&mut self, h: usize, time: u64, packet: Vec<u8>) {
+        self.push_local(h, time, Action::Loopback(Bytes::from(packet)));
+    }
+
+    /// Poll host `h`'s TCP/IP stack at `time`, replacing any later scheduled poll.
+    pub(crate) fn schedule_tcp_poll(&mut self, h: usize, time: u64) {
+        self.wake_tokens += 1;
+        let token = self.wake_tokens;
+        if let Some(st) = self.hosts[h].tcp.as_deref_mut() {
+            st.timer = Some((time, token));
+        }
+        self.push_local(h, time, Action::TcpPoll { token });
+    }
+
+    /// The placeholder descriptor installed for emulated TCP sockets.
+    pub(crate) fn tcp_placeholder_fd(&self) -> RawFd {
+        self.tcp_placeholder.as_raw_fd()
+    }
+
+    /// Poll host `h`'s stack if a socket call or a close changed it.
+    fn flush_tcp(&mut self, h: usize) {
+        if std::mem::take(&mut self.hosts[h].tcp_dirty) {
+            crate::netstack::poll(self, h);
+        }
     }
 
     /// Send an IPv4 packet from host `h` to host `dst` (already checked to exist), to be
@@ -472,12 +521,8 @@ impl DirectEngine {
         let dir = &self.net.directory;
         let group = &dir.groups[dir.block_of(host.id).group as usize];
         let vars = HostVars { host: &host.name, index: host.id - group.first, count: group.spec.count, ip: host.ip };
-        let expand =
-            |s: &String| expand(s, &vars).map_err(|e| self.host_error(h, format!("process {:?}: {e}", ps.spec.path)));
         let mut argv = vec![ps.spec.path.to_string_lossy().into_owned()];
-        for a in &ps.spec.args {
-            argv.push(expand(a)?);
-        }
+        argv.extend(ps.spec.args.iter().map(|a| expand(a, &vars)));
         let mut env: BTreeMap<String, String> = BTreeMap::new();
         env.insert("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into());
         env.insert("HOME".into(), host.dir.to_string_lossy().into_owned());
@@ -489,7 +534,7 @@ impl DirectEngine {
             env.insert(thermocline_shim::abi::RDTSC_ENV.into(), "native".into());
         }
         for (k, v) in &ps.spec.env {
-            env.insert(k.clone(), expand(v)?);
+            env.insert(k.clone(), expand(v, &vars));
         }
         let env: Vec<String> = env.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
         let spec =
@@ -596,6 +641,9 @@ impl DirectEngine {
         host.futexes.cancel(vid);
         host.leave_fd_table(fdt);
         host.progress += 1;
+        host.native_gen += 1; // its pipes and sockets closed
+        self.flush_tcp(h);
+        let host = &mut self.hosts[h];
         host.signal_hint = true; // SIGCHLD
         // The kernel cleared the thread's CLONE_CHILD_CLEARTID word and released its robust
         // futexes, waking waiters in the kernel, where there are none: wake ours instead.
@@ -942,6 +990,7 @@ impl DirectEngine {
                     t.deadline = Some((at, token));
                     self.push_local(h, at, Action::Wake { vid, token });
                 }
+                self.flush_tcp(h);
                 return Ok(());
             }
             Answer::Value(v) => listener.reply(notif.id, Ok(v)),
@@ -972,6 +1021,7 @@ impl DirectEngine {
         t.timed_out = false;
         t.retry = false;
         t.futex_woken = false;
+        t.partial = 0;
         if !matches!(t.state, TaskState::Vforked | TaskState::Exited) {
             t.state = TaskState::Running;
         }
@@ -980,6 +1030,7 @@ impl DirectEngine {
         if host.tasks.values().filter(|t| !matches!(t.state, TaskState::Exited)).nth(1).is_some() {
             host.signal_hint = true;
         }
+        self.flush_tcp(h);
         match sent {
             Ok(()) => Ok(()),
             // The task was killed while stopped: its pidfd will say so.
@@ -992,6 +1043,7 @@ impl DirectEngine {
     /// and the image's AT_RANDOM bytes, rewritten from the host's stream.
     fn after_exec(&mut self, h: usize, vid: u32) {
         let udp_link = fd_link(std::process::id() as i32, self.udp_placeholder.as_raw_fd());
+        let tcp_link = fd_link(std::process::id() as i32, self.tcp_placeholder.as_raw_fd());
         let null_link = Some("/dev/null".to_string());
         let host = &mut self.hosts[h];
         let Some(t) = host.tasks.get_mut(&vid) else { return };
@@ -1006,6 +1058,7 @@ impl DirectEngine {
                 Some(Some(s)) => match s.obj {
                     Obj::Random | Obj::Epoll(_) => &null_link,
                     Obj::Udp(_) => &udp_link,
+                    Obj::Tcp(_) => &tcp_link,
                 },
                 _ => &None,
             };
@@ -1020,6 +1073,8 @@ impl DirectEngine {
         for o in released {
             host.release(o);
         }
+        self.flush_tcp(h);
+        let host = &mut self.hosts[h];
         // Programs without the shim (static ones) read time through the vDSO: make those
         // reads syscalls the supervisor answers. The shim, if it loads, replaces the stubs.
         let _ = crate::vdso::neutralise(pid);
@@ -1127,10 +1182,18 @@ impl DirectEngine {
                 if done > ev.time {
                     self.push_local(h, done, Action::Deliver(packet));
                 } else {
-                    emulate::deliver_packet(self, h, &packet);
+                    emulate::deliver_packet(self, h, &packet, true);
                 }
             }
-            Action::Deliver(packet) => emulate::deliver_packet(self, h, &packet),
+            Action::Deliver(packet) => emulate::deliver_packet(self, h, &packet, true),
+            Action::Loopback(packet) => emulate::deliver_packet(self, h, &packet, false),
+            Action::TcpPoll { token } => {
+                let Some(st) = self.hosts[h].tcp.as_deref_mut() else { return Ok(()) };
+                if st.timer.is_some_and(|(_, t)| t == token) {
+                    st.timer = None;
+                    crate::netstack::poll(self, h);
+                }
+            }
         }
         Ok(())
     }
@@ -1328,6 +1391,11 @@ impl Engine for DirectEngine {
         }
         let mut digest = Digest::EMPTY;
         let mut problems = Vec::new();
+        for host in &mut self.hosts {
+            if let Some(p) = host.pcap.as_mut() {
+                p.finish().map_err(|e| DirectError::Io(format!("writing {}'s packet capture", host.name), e))?;
+            }
+        }
         for host in &self.hosts {
             let mut record = Vec::new();
             record.extend_from_slice(b"direct-host\0");
@@ -1425,6 +1493,7 @@ mod tests {
             start_date: StartDate::default(),
             syscall_stats: false,
             shim: crate::locate_shim(&exe),
+            pcap: false,
         };
         let setup =
             DirectSetup { net, partition, processes, options, seed: 1, end: SimTime::from_nanos(10_000_000_000) };
@@ -1479,6 +1548,7 @@ mod tests {
             start_date: StartDate::default(),
             syscall_stats: false,
             shim: crate::locate_shim(&std::env::current_exe().unwrap()),
+            pcap: false,
         };
         let p = ProcessSpec {
             host: "nope".into(),

@@ -11,6 +11,9 @@ use thermocline_shim::abi::{ABI_VERSION, TIME_PAGE_BYTES, TimePage};
 
 use crate::config::{ExitStatus, ProcessSpec};
 use crate::net::UdpSocket;
+use crate::netstack::TcpStack;
+use crate::pcap::PcapWriter;
+use crate::tcp::TcpSocket;
 
 /// A host's simulated-time page: a memfd mapped read-write here and read-only in its processes.
 pub struct TimePageMem {
@@ -123,6 +126,8 @@ pub enum Obj {
     Random,
     /// A UDP socket.
     Udp(Box<UdpSocket>),
+    /// A TCP socket (listening or a connection of the host's stack).
+    Tcp(Box<TcpSocket>),
     /// An epoll instance: interest list by descriptor number of the owning process.
     Epoll(BTreeMap<i32, EpollInterest>),
 }
@@ -134,6 +139,9 @@ pub struct EpollInterest {
     pub events: u32,
     /// The caller's cookie, returned with each event.
     pub data: u64,
+    /// Edge-triggered: the descriptor's readiness-change count when it was last reported (`None`
+    /// since `EPOLL_CTL_ADD`/`MOD`, so a descriptor ready then is reported once).
+    pub reported: Option<u64>,
 }
 
 /// An object and the number of descriptors (over all processes) that refer to it.
@@ -215,6 +223,11 @@ pub struct Task {
     /// The shim is loaded in its current image (it said hello): it handles the preemption
     /// signal.
     pub shim: bool,
+    /// Bytes its blocked syscall has already transferred (a blocking TCP send or `MSG_WAITALL`
+    /// receive that waits for the rest); 0 when it is not blocked.
+    pub partial: usize,
+    /// Readiness calls in a row that returned at once (see `emulate::SPIN_LIMIT`).
+    pub spins: u32,
 }
 
 /// Per spec process: status and counters.
@@ -233,6 +246,10 @@ pub struct ProcState {
     pub udp_sent: u64,
     /// UDP bytes received.
     pub udp_recv: u64,
+    /// TCP payload bytes sent (queued to the stack) by it and its descendants.
+    pub tcp_sent: u64,
+    /// TCP payload bytes received.
+    pub tcp_recv: u64,
     /// Peak resident memory of the process or of any descendant it waited for, in bytes, from
     /// the kernel when the supervisor reaped it (0 if it never ended). A measurement of this
     /// machine, not of the simulation: it is not part of the digest.
@@ -302,6 +319,17 @@ pub struct Host {
     /// A signal may have been sent to a blocked task since they were last checked (another task
     /// ran or exited, a timer fired): check `/proc` for pending signals when the host settles.
     pub signal_hint: bool,
+    /// Its TCP/IP stack, created when first needed.
+    pub tcp: Option<Box<TcpStack>>,
+    /// Seed of its stack's initial sequence numbers (from the run's seed and the host).
+    pub tcp_seed: u64,
+    /// A socket call changed the stack: poll it once the call is answered.
+    pub tcp_dirty: bool,
+    /// Counts reads and writes of descriptors the supervisor does not emulate (pipes, `AF_UNIX`
+    /// sockets) and task exits: what an edge-triggered epoll sees as a change of those.
+    pub native_gen: u64,
+    /// Its packet capture, with `--pcap`.
+    pub pcap: Option<PcapWriter>,
 }
 
 /// Who a new task is: what [`Host::add_task`] needs beyond the defaults of a task that has just
@@ -367,6 +395,8 @@ impl Host {
                 cpu_mark: None,
                 preempted: false,
                 shim: t.shim,
+                partial: 0,
+                spins: 0,
             },
         );
         vid
@@ -465,10 +495,14 @@ impl Host {
             _ => false,
         };
         if last {
-            if let Some(Some(ObjSlot { obj: Obj::Udp(sock), .. })) = self.objs.get(i)
-                && let Some(port) = sock.local_port()
-            {
-                self.ports.remove(&port);
+            match self.objs.get(i) {
+                Some(Some(ObjSlot { obj: Obj::Udp(sock), .. })) => {
+                    if let Some(port) = sock.local_port() {
+                        self.ports.remove(&port);
+                    }
+                }
+                Some(Some(ObjSlot { obj: Obj::Tcp(_), .. })) => crate::tcp::release(self, i),
+                _ => {}
             }
             self.objs[i] = None;
         }

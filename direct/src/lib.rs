@@ -1,12 +1,14 @@
 //! Thermocline's direct hosts: real, unmodified Linux binaries run as managed processes under a
-//! seccomp user-notification supervisor, with emulated time, randomness, processes and UDP,
+//! seccomp user-notification supervisor, with emulated time, randomness, processes, UDP and TCP,
 //! deterministically, as a bus engine ([`DirectEngine`]).
 //!
 //! - [`launch`]: fork, make the child deterministic (no ASLR, faulting `rdtsc`), install the
 //!   seccomp filter, hand its listener to the supervisor, exec.
 //! - [`seccomp`]: the filter program and the notification ioctls.
 //! - [`engine`]: hosts, tasks and the scheduling that makes runs repeatable; [`emulate`]: the
-//!   syscalls; [`net`]: UDP sockets and IPv4 packets; [`host`]: per-host state.
+//!   syscalls; [`net`]: UDP sockets and IPv4 packets; [`netstack`]: each host's smoltcp TCP/IP
+//!   stack and the packet path; [`tcp`]: TCP sockets; [`pcap`]: packet captures; [`host`]:
+//!   per-host state.
 //! - The preloaded shim (crate `thermocline-shim`) answers vDSO time reads from the host's
 //!   simulated-time page without leaving the process.
 //!
@@ -21,9 +23,12 @@ pub mod launch;
 pub mod mem;
 pub mod names;
 pub mod net;
+pub mod netstack;
+pub mod pcap;
 pub mod seccomp;
 pub mod sysnames;
 mod tables;
+pub mod tcp;
 mod threads;
 pub mod vdso;
 mod wall;

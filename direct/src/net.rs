@@ -43,6 +43,8 @@ pub struct UdpSocket {
     pub shut_rd: bool,
     /// Shut down for writing.
     pub shut_wr: bool,
+    /// Datagrams queued so far: what an edge-triggered epoll sees as new data.
+    pub arrivals: u64,
 }
 
 impl UdpSocket {
@@ -68,6 +70,7 @@ impl UdpSocket {
             return false; // a connected socket only takes its peer's datagrams
         }
         self.queued_bytes += d.data.len();
+        self.arrivals += 1;
         self.queue.push_back(d);
         true
     }

@@ -6,8 +6,9 @@ use thermocline_bus::Table;
 use thermocline_models::metrics::{str_col, table, u32_col, u64_col};
 
 /// `direct_processes` (one row per spec process per host: host, host_name, process, path,
-/// status, expected, syscalls, udp_sent_bytes, udp_recv_bytes, max_rss_bytes — the last a
-/// measurement of the machine, not part of the digest) and, with `--syscall-stats`,
+/// status, expected, syscalls, udp_sent_bytes, udp_recv_bytes, tcp_sent_bytes, tcp_recv_bytes,
+/// max_rss_bytes; TCP counts payload bytes handed to and taken from the sockets, and the peak
+/// RSS is a measurement of the machine, not part of the digest) and, with `--syscall-stats`,
 /// `direct_syscalls` (host, host_name, binary, syscall, nr, calls).
 pub(crate) fn tables(e: &DirectEngine) -> Result<Vec<Table>, ArrowError> {
     let rows: Vec<_> = e.hosts.iter().flat_map(|h| h.procs.iter().map(move |p| (h, p))).collect();
@@ -23,6 +24,8 @@ pub(crate) fn tables(e: &DirectEngine) -> Result<Vec<Table>, ArrowError> {
             Field::new("syscalls", DataType::UInt64, false),
             Field::new("udp_sent_bytes", DataType::UInt64, false),
             Field::new("udp_recv_bytes", DataType::UInt64, false),
+            Field::new("tcp_sent_bytes", DataType::UInt64, false),
+            Field::new("tcp_recv_bytes", DataType::UInt64, false),
             Field::new("max_rss_bytes", DataType::UInt64, false),
         ],
         vec![
@@ -35,6 +38,8 @@ pub(crate) fn tables(e: &DirectEngine) -> Result<Vec<Table>, ArrowError> {
             u64_col(rows.iter().map(|(_, p)| p.syscalls)),
             u64_col(rows.iter().map(|(_, p)| p.udp_sent)),
             u64_col(rows.iter().map(|(_, p)| p.udp_recv)),
+            u64_col(rows.iter().map(|(_, p)| p.tcp_sent)),
+            u64_col(rows.iter().map(|(_, p)| p.tcp_recv)),
             u64_col(rows.iter().map(|(_, p)| p.max_rss)),
         ],
     )?;

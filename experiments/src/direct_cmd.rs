@@ -51,6 +51,7 @@ pub fn build_direct_engine(spec: &Spec, shard: ShardId, shards: u32) -> Result<B
             out_dir,
             start_date: spec.run.start_date,
             syscall_stats: spec.output.syscall_stats,
+            pcap: spec.output.pcap,
             shim: locate_shim(&exe),
         },
         seed: spec.run.seed,

@@ -45,6 +45,9 @@ enum Command {
         /// Count every syscall of every direct-host binary (table `direct_syscalls`).
         #[arg(long)]
         syscall_stats: bool,
+        /// Write each direct host's packets to `hosts/<host>/packets.pcap` (simulated timestamps).
+        #[arg(long)]
+        pcap: bool,
     },
     /// Benchmarks that print their figures.
     Bench {
@@ -86,7 +89,7 @@ fn main() {
 fn dispatch(cli: Cli) -> Result<()> {
     let exe = std::env::current_exe().context("locating the thermocline executable")?;
     match cli.command {
-        Command::Run { spec, shards, backend, out, seed, quiet, syscall_stats } => {
+        Command::Run { spec, shards, backend, out, seed, quiet, syscall_stats, pcap } => {
             let mut spec = match &spec {
                 Some(path) => Spec::load(path)?,
                 None => Spec::default_experiment(),
@@ -95,6 +98,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 spec.run.seed = seed;
             }
             spec.output.syscall_stats |= syscall_stats;
+            spec.output.pcap |= pcap;
             if let Some(dir) = &out {
                 // Engines that write files (direct hosts' working directories) read it from the spec.
                 spec.output.dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());

@@ -81,11 +81,14 @@ pub struct OutputSection {
     /// Count every syscall of every direct-host binary (table `direct_syscalls`; also
     /// `thermocline run --syscall-stats`).
     pub syscall_stats: bool,
+    /// Capture every IPv4 packet each direct host sends and receives, with simulated timestamps,
+    /// in `hosts/<host>/packets.pcap` (also `thermocline run --pcap`).
+    pub pcap: bool,
 }
 
 impl Default for OutputSection {
     fn default() -> Self {
-        OutputSection { dir: PathBuf::from("out"), arrow: true, syscall_stats: false }
+        OutputSection { dir: PathBuf::from("out"), arrow: true, syscall_stats: false, pcap: false }
     }
 }
 

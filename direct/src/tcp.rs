@@ -1,0 +1,1165 @@
+//! TCP sockets of direct hosts: the socket calls of `AF_INET`/`SOCK_STREAM` descriptors, with
+//! Linux's semantics, on the host's smoltcp stack ([`crate::netstack`]).
+//!
+//! smoltcp has one socket per connection, so a listening descriptor owns a small pool of
+//! listening smoltcp sockets on its port; each one that leaves `LISTEN` moves to the descriptor's
+//! accept queue once established, and the pool is topped up again. A closed descriptor's
+//! connection stays in the stack (FIN-WAIT, TIME-WAIT) until smoltcp has finished it, and keeps
+//! its port until then. Where Linux and smoltcp differ, Linux wins: a connection that receives an
+//! RST reports `ECONNREFUSED` (while connecting), `EPIPE` (after the peer's FIN) or
+//! `ECONNRESET`; data arriving for a closed descriptor, or a close with unread data, sends an RST;
+//! writes after the end give `EPIPE` and `SIGPIPE`.
+
+use crate::emulate::{Msghdr, SockAddr, read_msghdr, read_sockaddr, write_sockaddr};
+use crate::engine::{Answer, DirectEngine};
+use crate::host::{BlockKind, Host, Obj, ObjSlot};
+use crate::mem;
+use crate::netstack::{PortOwner, PortUse, TcpStack, stack};
+use crate::seccomp::Notif;
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::tcp::{self, State};
+use smoltcp::time::Duration;
+use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+
+/// Size of each connection's send and receive buffers in the stack (fixed). 1 MiB keeps a
+/// 25 Mbit/s path with a 100 ms round trip (312 kB in flight) far from window-limited, and
+/// needs window scaling, which smoltcp then negotiates. Linux autotunes instead (send 16 KiB to
+/// 4 MiB, receive 128 KiB to 6 MiB); `SO_SNDBUF`/`SO_RCVBUF` are reported but do not resize.
+pub const BUFFER_BYTES: usize = 1 << 20;
+/// `SO_RCVBUF` reported before any is set (Linux's `tcp_rmem` default).
+pub const DEFAULT_RCVBUF: i32 = 131_072;
+/// `SO_SNDBUF` reported before any is set (Linux's `tcp_wmem` default).
+pub const DEFAULT_SNDBUF: i32 = 16_384;
+/// Largest number of listening smoltcp sockets kept ready per listening descriptor: that many
+/// handshakes can be in progress at once (Linux drops SYNs beyond its queue; smoltcp answers an
+/// RST when no listening socket is free).
+pub const LISTEN_POOL: usize = 16;
+/// A connection attempt that hears nothing for this long fails with `ETIMEDOUT` (Linux: about
+/// 127 s with its default six SYN retries).
+pub const CONNECT_TIMEOUT_S: u64 = 127;
+/// Maximum segment size on the simulated 1500-byte MTU.
+pub const MSS: i32 = 1460;
+const SIOCOUTQ: u64 = 0x5411;
+const NS: u64 = 1_000_000_000;
+
+/// What a TCP descriptor is.
+pub enum Phase {
+    /// Created, maybe bound: no connection yet.
+    Fresh,
+    /// Listening.
+    Listening(Listener),
+    /// Connecting, connected, or finished: the stack's socket for the connection.
+    Open(SocketHandle),
+}
+
+/// A listening descriptor's sockets.
+pub struct Listener {
+    /// `listen`'s backlog: connections waiting in the accept queue at most.
+    pub backlog: usize,
+    /// Listening smoltcp sockets, and those in the middle of a handshake.
+    pub pool: Vec<SocketHandle>,
+    /// Established connections waiting for `accept`, oldest first.
+    pub queue: VecDeque<SocketHandle>,
+}
+
+/// An emulated TCP socket.
+pub struct TcpSocket {
+    /// What it is.
+    pub phase: Phase,
+    /// Local address once bound (explicitly, or by `connect`/`listen`).
+    pub local: Option<(Ipv4Addr, u16)>,
+    /// Peer of a connection.
+    pub peer: Option<(Ipv4Addr, u16)>,
+    /// Pending error (`SO_ERROR`), reported once by the next call.
+    pub error: Option<i32>,
+    /// The connection was established at some point.
+    pub was_connected: bool,
+    /// Shut down for reading.
+    pub shut_rd: bool,
+    /// Shut down for writing.
+    pub shut_wr: bool,
+    /// `TCP_NODELAY`.
+    pub nodelay: bool,
+    /// `SO_KEEPALIVE`.
+    pub keepalive: bool,
+    /// `TCP_KEEPIDLE`, s.
+    pub keepidle: i32,
+    /// `SO_REUSEADDR`.
+    pub reuseaddr: bool,
+    /// `SO_REUSEPORT`.
+    pub reuseport: bool,
+    /// `SO_RCVBUF` as reported.
+    pub rcvbuf: i32,
+    /// `SO_SNDBUF` as reported.
+    pub sndbuf: i32,
+    /// `SO_RCVTIMEO`, ns (0: none).
+    pub rcvtimeo: u64,
+    /// `SO_SNDTIMEO`, ns (0: none).
+    pub sndtimeo: u64,
+    /// `SO_LINGER`: (on, seconds).
+    pub linger: (i32, i32),
+    /// Options with no effect here, stored and reported back: ((level, name), value).
+    pub options: Vec<((i32, i32), i32)>,
+    /// Counts readiness changes (new data, a new connection, room to write, state changes):
+    /// what an edge-triggered epoll reports.
+    pub changes: u64,
+    seen: Seen,
+}
+
+/// What the socket looked like after the last poll of the stack.
+#[derive(Copy, Clone, Debug, Default)]
+struct Seen {
+    mask: i16,
+    rx: usize,
+    queued: usize,
+    state: Option<State>,
+}
+
+impl TcpSocket {
+    /// A new socket.
+    pub fn new() -> Self {
+        TcpSocket {
+            phase: Phase::Fresh,
+            local: None,
+            peer: None,
+            error: None,
+            was_connected: false,
+            shut_rd: false,
+            shut_wr: false,
+            nodelay: false,
+            keepalive: false,
+            keepidle: 7200,
+            reuseaddr: false,
+            reuseport: false,
+            rcvbuf: DEFAULT_RCVBUF,
+            sndbuf: DEFAULT_SNDBUF,
+            rcvtimeo: 0,
+            sndtimeo: 0,
+            linger: (0, 0),
+            options: Vec::new(),
+            changes: 0,
+            seen: Seen::default(),
+        }
+    }
+
+    fn handle(&self) -> Option<SocketHandle> {
+        match self.phase {
+            Phase::Open(h) => Some(h),
+            _ => None,
+        }
+    }
+}
+
+impl Default for TcpSocket {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A new stack socket with this descriptor's settings.
+fn new_stack_socket(s: &TcpSocket) -> tcp::Socket<'static> {
+    let mut t = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0u8; BUFFER_BYTES]),
+        tcp::SocketBuffer::new(vec![0u8; BUFFER_BYTES]),
+    );
+    t.set_nagle_enabled(!s.nodelay);
+    if s.keepalive {
+        t.set_keep_alive(Some(Duration::from_secs(s.keepidle.max(1) as u64)));
+    }
+    t
+}
+
+fn tcp_of(host: &mut Host, obj: usize) -> &mut TcpSocket {
+    match host.objs.get_mut(obj) {
+        Some(Some(ObjSlot { obj: Obj::Tcp(s), .. })) => s,
+        _ => unreachable!("checked to be a TCP socket"),
+    }
+}
+
+/// Split borrows of a host: the TCP object `obj` and the stack.
+fn parts(host: &mut Host, obj: usize) -> (&mut TcpSocket, &mut TcpStack) {
+    stack(host);
+    let Host { objs, tcp, .. } = host;
+    let s = match objs.get_mut(obj) {
+        Some(Some(ObjSlot { obj: Obj::Tcp(s), .. })) => s,
+        _ => unreachable!("checked to be a TCP socket"),
+    };
+    (s, tcp.as_deref_mut().expect("created above"))
+}
+
+fn ep(ip: Ipv4Addr, port: u16) -> IpEndpoint {
+    IpEndpoint::new(IpAddress::Ipv4(ip), port)
+}
+
+fn v4(a: IpAddress) -> Ipv4Addr {
+    match a {
+        IpAddress::Ipv4(v) => v,
+    }
+}
+
+/// Whether a connection in state `st` has been synchronised (it is or was established).
+fn synchronised(st: State) -> bool {
+    !matches!(st, State::Closed | State::Listen | State::SynSent | State::SynReceived)
+}
+
+/// Readiness (`POLL*` bits) of TCP object `s`, as Linux's `tcp_poll` computes it.
+fn mask(s: &TcpSocket, st: &mut TcpStack) -> i16 {
+    use libc::{POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLLRDNORM, POLLWRNORM};
+    let err = if s.error.is_some() { POLLERR } else { 0 };
+    match &s.phase {
+        // A socket in Linux's CLOSE state: hung up and writable.
+        Phase::Fresh => POLLOUT | POLLWRNORM | POLLHUP | err,
+        Phase::Listening(l) => {
+            if l.queue.is_empty() {
+                err
+            } else {
+                POLLIN | POLLRDNORM | err
+            }
+        }
+        &Phase::Open(h) => {
+            let t = st.socket(h);
+            let state = t.state();
+            let mut m = err;
+            let peer_fin = matches!(state, State::CloseWait | State::LastAck | State::Closing | State::TimeWait);
+            let rd_shut = s.shut_rd || peer_fin || state == State::Closed;
+            let wr_shut = s.shut_wr || !matches!(state, State::Established | State::CloseWait);
+            if state == State::Closed || (rd_shut && wr_shut && state != State::SynSent && state != State::SynReceived)
+            {
+                m |= POLLHUP;
+            }
+            if rd_shut {
+                m |= POLLIN | POLLRDNORM | POLLRDHUP;
+            }
+            if !matches!(state, State::SynSent | State::SynReceived) {
+                if t.recv_queue() > 0 {
+                    m |= POLLIN | POLLRDNORM;
+                }
+                let queued = t.send_queue();
+                let free = t.send_capacity() - queued;
+                // Linux: writable while the free space is at least half of what is queued.
+                if wr_shut || free * 2 >= queued && free > 0 {
+                    m |= POLLOUT | POLLWRNORM;
+                }
+            }
+            m
+        }
+    }
+}
+
+/// Readiness of TCP object `obj` of `host` (`POLL*` bits, all of them: the caller masks).
+pub(crate) fn ready(host: &mut Host, obj: usize) -> i16 {
+    let (s, st) = parts(host, obj);
+    mask(s, st)
+}
+
+/// After a poll of the stack: finish orphaned connections, refill listening pools and move
+/// established connections to accept queues, turn resets and timeouts into pending errors, and
+/// count readiness changes. Returns whether the stack has something new to send.
+pub(crate) fn after_poll(host: &mut Host) -> bool {
+    let mut again = false;
+    let mut changed = false;
+    let Host { objs, tcp, .. } = &mut *host;
+    let Some(st) = tcp.as_deref_mut() else { return false };
+    let mut orphans = std::mem::take(&mut st.orphans);
+    orphans.retain(|&hd| {
+        let t = st.socket(hd);
+        if t.state() == State::Closed && t.remote_endpoint().is_none() {
+            st.sockets.remove(hd);
+            st.ports.retain(|p| p.owner != PortOwner::Conn(hd));
+            false
+        } else {
+            // Linux answers data for a closed descriptor with an RST.
+            if t.recv_queue() > 0 && t.state() != State::Closed {
+                t.abort();
+                again = true;
+            }
+            true
+        }
+    });
+    st.orphans = orphans;
+    let resets = std::mem::take(&mut st.resets);
+    for slot in objs.iter_mut() {
+        let Some(ObjSlot { obj: Obj::Tcp(s), .. }) = slot else { continue };
+        let mut queued = 0;
+        let mut rx = 0;
+        let mut state = None;
+        match &mut s.phase {
+            Phase::Fresh => {}
+            Phase::Listening(l) => {
+                let reuse = (s.reuseaddr, s.reuseport);
+                let mut pool = std::mem::take(&mut l.pool);
+                pool.retain(|&hd| match st.socket(hd).state() {
+                    State::Listen | State::SynReceived => true,
+                    State::Closed => {
+                        st.sockets.remove(hd);
+                        false
+                    }
+                    _ => {
+                        let t = st.socket(hd);
+                        let local = t.local_endpoint().map_or(Ipv4Addr::UNSPECIFIED, |e| v4(e.addr));
+                        let port = t.local_endpoint().map_or(0, |e| e.port);
+                        st.ports.push(PortUse {
+                            port,
+                            ip: local,
+                            owner: PortOwner::Conn(hd),
+                            reuseaddr: reuse.0,
+                            reuseport: reuse.1,
+                            listening: false,
+                        });
+                        l.queue.push_back(hd);
+                        false
+                    }
+                });
+                l.pool = pool;
+                let listening = l.pool.iter().filter(|&&hd| st.socket(hd).state() == State::Listen).count();
+                let room = (l.backlog + 1).saturating_sub(l.queue.len()).min(LISTEN_POOL);
+                if let Some((ip, port)) = s.local {
+                    for _ in listening..room {
+                        let mut t = new_stack_socket(s);
+                        let addr = (!ip.is_unspecified()).then_some(IpAddress::Ipv4(ip));
+                        if t.listen(IpListenEndpoint { addr, port }).is_ok() {
+                            let Phase::Listening(l) = &mut s.phase else { unreachable!() };
+                            l.pool.push(st.sockets.add(t));
+                        }
+                    }
+                }
+                let Phase::Listening(l) = &s.phase else { unreachable!() };
+                queued = l.queue.len();
+            }
+            &mut Phase::Open(hd) => {
+                let t = st.socket(hd);
+                let now_state = t.state();
+                rx = t.recv_queue();
+                state = Some(now_state);
+                if synchronised(now_state) && !s.was_connected {
+                    s.was_connected = true;
+                    t.set_timeout(None);
+                }
+                if let Some(&(_, before)) = resets.iter().find(|(h, _)| *h == hd) {
+                    s.error = Some(match before {
+                        State::SynSent | State::SynReceived => libc::ECONNREFUSED,
+                        State::CloseWait => libc::EPIPE,
+                        _ => libc::ECONNRESET,
+                    });
+                } else if now_state == State::Closed
+                    && s.error.is_none()
+                    && s.seen.state.is_some_and(|b| b != State::Closed && b != State::TimeWait && b != State::LastAck)
+                {
+                    s.error = Some(libc::ETIMEDOUT);
+                }
+            }
+        }
+        let m = mask(s, st);
+        if m != s.seen.mask || rx > s.seen.rx || queued > s.seen.queued || state != s.seen.state {
+            s.changes += 1;
+            changed = true;
+        }
+        s.seen = Seen { mask: m, rx, queued, state };
+    }
+    if changed {
+        host.progress += 1;
+    }
+    again
+}
+
+/// The last descriptor of TCP object `obj` is closed: let the stack finish its connection
+/// (graceful FIN, or an RST with unread data or `SO_LINGER` 0), stop listening, free its port.
+pub(crate) fn release(host: &mut Host, obj: usize) {
+    let (s, st) = parts(host, obj);
+    st.ports.retain(|p| p.owner != PortOwner::Obj(obj));
+    match std::mem::replace(&mut s.phase, Phase::Fresh) {
+        Phase::Fresh => {}
+        Phase::Listening(l) => {
+            for hd in l.pool {
+                if st.socket(hd).state() == State::Listen {
+                    st.sockets.remove(hd);
+                } else {
+                    st.socket(hd).abort();
+                    st.orphans.push(hd);
+                }
+            }
+            for hd in l.queue {
+                // Linux resets connections nobody accepted.
+                st.socket(hd).abort();
+                st.orphans.push(hd);
+            }
+        }
+        Phase::Open(hd) => {
+            let t = st.socket(hd);
+            if (s.linger.0 != 0 && s.linger.1 == 0) || t.recv_queue() > 0 {
+                t.abort();
+            } else {
+                t.close();
+            }
+            if let Some((ip, port)) = s.local
+                && !st.ports.iter().any(|p| p.owner == PortOwner::Conn(hd))
+            {
+                st.ports.push(PortUse {
+                    port,
+                    ip,
+                    owner: PortOwner::Conn(hd),
+                    reuseaddr: s.reuseaddr,
+                    reuseport: s.reuseport,
+                    listening: false,
+                });
+            }
+            st.orphans.push(hd);
+        }
+    }
+    host.tcp_dirty = true;
+}
+
+/// Whether `port` on `ip` can be bound by a socket with these flags (Linux's rule: a port in use
+/// can be shared when both sockets set `SO_REUSEPORT`, or both set `SO_REUSEADDR` and the other
+/// is not listening).
+fn port_free(st: &TcpStack, ip: Ipv4Addr, port: u16, reuseaddr: bool, reuseport: bool, me: usize) -> bool {
+    st.ports.iter().filter(|p| p.port == port && p.owner != PortOwner::Obj(me)).all(|p| {
+        let overlap = p.ip.is_unspecified() || ip.is_unspecified() || p.ip == ip;
+        !overlap || (reuseport && p.reuseport) || (reuseaddr && p.reuseaddr && !p.listening)
+    })
+}
+
+fn tcp_bind(host: &mut Host, obj: usize, ip: Ipv4Addr, port: u16) -> Result<(), i32> {
+    let host_ip = host.ip;
+    if !(ip.is_unspecified() || ip.is_loopback() || ip == host_ip) {
+        return Err(libc::EADDRNOTAVAIL);
+    }
+    let mut next = host.next_port;
+    let (s, st) = parts(host, obj);
+    if s.local.is_some() {
+        return Err(libc::EINVAL);
+    }
+    let port = if port != 0 {
+        if !port_free(st, ip, port, s.reuseaddr, s.reuseport, obj) {
+            return Err(libc::EADDRINUSE);
+        }
+        port
+    } else {
+        // Ephemeral ports: the range and counter the UDP sockets use.
+        let mut found = None;
+        for _ in 0..16384 {
+            let p = next;
+            next = if p == 65535 { 49152 } else { p + 1 };
+            if !st.ports.iter().any(|u| u.port == p) {
+                found = Some(p);
+                break;
+            }
+        }
+        found.ok_or(libc::EADDRINUSE)?
+    };
+    st.ports.push(PortUse {
+        port,
+        ip,
+        owner: PortOwner::Obj(obj),
+        reuseaddr: s.reuseaddr,
+        reuseport: s.reuseport,
+        listening: false,
+    });
+    s.local = Some((ip, port));
+    host.next_port = next;
+    Ok(())
+}
+
+/// Send `SIGPIPE` to the task unless the caller asked not to, and fail with `EPIPE`.
+fn epipe(pid: i32, flags: u64) -> i32 {
+    if flags & libc::MSG_NOSIGNAL as u64 == 0 {
+        // SAFETY: signalling the managed task that made the call; the kernel delivers it when
+        // the call returns, as it would for its own EPIPE.
+        unsafe { libc::syscall(libc::SYS_tgkill, pid, pid, libc::SIGPIPE) };
+    }
+    libc::EPIPE
+}
+
+fn nonblocking(host: &Host, obj: usize, flags: u64) -> bool {
+    host.objs[obj].as_ref().is_some_and(|s| s.nonblock) || flags & libc::MSG_DONTWAIT as u64 != 0
+}
+
+/// A task's syscall that cannot complete yet: block (until something happens on the host, or the
+/// socket's timeout), or — when the timeout has passed — return what was done or `EAGAIN`.
+fn wait(e: &mut DirectEngine, h: usize, vid: u32, done: usize, timeout: u64) -> Result<Answer, i32> {
+    let t = e.hosts[h].tasks.get_mut(&vid).expect("task exists");
+    if t.timed_out {
+        return if done > 0 { Ok(Answer::Value(done as i64)) } else { Err(libc::EAGAIN) };
+    }
+    t.partial = done;
+    Ok(Answer::Block(BlockKind::Io { since: 0 }, (timeout > 0).then_some(timeout)))
+}
+
+/// Send up to `total` bytes that `fill(offset, len)` reads from the task (send, write, sendfile):
+/// what fits in the send buffer; a blocking socket waits for room until everything is queued.
+pub(crate) fn send(
+    e: &mut DirectEngine,
+    h: usize,
+    vid: u32,
+    obj: usize,
+    flags: u64,
+    total: usize,
+    fill: &mut dyn FnMut(usize, usize) -> Result<Vec<u8>, i32>,
+) -> Result<Answer, i32> {
+    let (pid, done, proc) = {
+        let t = &e.hosts[h].tasks[&vid];
+        (t.pid, t.partial, t.proc)
+    };
+    let host = &mut e.hosts[h];
+    let nonblock = nonblocking(host, obj, flags);
+    host.tcp_dirty = true;
+    let (s, st) = parts(host, obj);
+    let hd = match s.phase {
+        Phase::Open(hd) => hd,
+        _ => return Err(epipe(pid, flags)),
+    };
+    if let Some(err) = s.error.take() {
+        if done > 0 {
+            s.error = Some(err);
+            return Ok(Answer::Value(done as i64));
+        }
+        return Err(if err == libc::EPIPE { epipe(pid, flags) } else { err });
+    }
+    let t = st.socket(hd);
+    let state = t.state();
+    if matches!(state, State::SynSent | State::SynReceived) {
+        let timeout = s.sndtimeo;
+        return if nonblock { Err(libc::EAGAIN) } else { wait(e, h, vid, done, timeout) };
+    }
+    if s.shut_wr || !t.may_send() {
+        return if done > 0 { Ok(Answer::Value(done as i64)) } else { Err(epipe(pid, flags)) };
+    }
+    let free = t.send_capacity() - t.send_queue();
+    let take = free.min(total - done);
+    let mut sent = 0;
+    let mut short = false;
+    if take > 0 {
+        let data = fill(done, take)?;
+        short = data.len() < take; // sendfile reached the end of the file
+        sent = t.send_slice(&data).map_err(|_| libc::EPIPE)?;
+    }
+    if let Some(p) = host_proc(e, h, proc) {
+        p.tcp_sent += sent as u64;
+    }
+    let done = done + sent;
+    if done == total || short || (nonblock && done > 0) {
+        return Ok(Answer::Value(done as i64));
+    }
+    if nonblock {
+        return Err(libc::EAGAIN);
+    }
+    let timeout = tcp_of(&mut e.hosts[h], obj).sndtimeo;
+    wait(e, h, vid, done, timeout)
+}
+
+fn host_proc(e: &mut DirectEngine, h: usize, proc: usize) -> Option<&mut crate::host::ProcState> {
+    e.hosts[h].procs.get_mut(proc)
+}
+
+/// Where a receive reports the sender: TCP reports none (length 0), as Linux does.
+pub(crate) enum RecvAddr {
+    /// `recvfrom`'s `addrlen*`.
+    Len(u64),
+    /// `recvmsg`'s header at this address.
+    Msghdr(u64, Msghdr),
+}
+
+/// Receive into the task's buffers (recv, read, recvmsg): what is queued, 0 at the end of the
+/// stream, or wait; `MSG_PEEK` leaves the data queued, `MSG_WAITALL` waits for all of it.
+pub(crate) fn recv(
+    e: &mut DirectEngine,
+    h: usize,
+    vid: u32,
+    obj: usize,
+    flags: u64,
+    bufs: &[(u64, usize)],
+    addr: Option<RecvAddr>,
+) -> Result<Answer, i32> {
+    let (pid, done, proc) = {
+        let t = &e.hosts[h].tasks[&vid];
+        (t.pid, t.partial, t.proc)
+    };
+    let total: usize = bufs.iter().map(|b| b.1).sum();
+    let peek = flags & libc::MSG_PEEK as u64 != 0;
+    let waitall = flags & libc::MSG_WAITALL as u64 != 0 && !peek;
+    let host = &mut e.hosts[h];
+    let nonblock = nonblocking(host, obj, flags);
+    host.tcp_dirty = true;
+    let (s, st) = parts(host, obj);
+    let hd = match s.phase {
+        Phase::Open(hd) => hd,
+        _ => return Err(libc::ENOTCONN),
+    };
+    let t = st.socket(hd);
+    let queued = t.recv_queue();
+    let want = total - done;
+    if queued > 0 && want > 0 && !s.shut_rd {
+        let mut data = vec![0u8; queued.min(want)];
+        let n = if peek { t.peek_slice(&mut data).unwrap_or(0) } else { t.recv_slice(&mut data).unwrap_or(0) };
+        data.truncate(n);
+        scatter(pid, bufs, done, &data)?;
+        if !peek && let Some(p) = host_proc(e, h, proc) {
+            p.tcp_recv += n as u64;
+        }
+        let got = done + n;
+        let (s, st) = parts(&mut e.hosts[h], obj);
+        let eof = !st.socket(hd).may_recv();
+        if waitall && got < total && !eof && s.error.is_none() {
+            let timeout = s.rcvtimeo;
+            return wait(e, h, vid, got, timeout);
+        }
+        finish_recv(pid, addr)?;
+        return Ok(Answer::Value(got as i64));
+    }
+    if want == 0 {
+        finish_recv(pid, addr)?;
+        return Ok(Answer::Value(done as i64));
+    }
+    if done > 0 && (s.error.is_some() || !t.may_recv()) {
+        finish_recv(pid, addr)?;
+        return Ok(Answer::Value(done as i64));
+    }
+    if let Some(err) = s.error.take() {
+        return Err(err);
+    }
+    let state = t.state();
+    let ended = s.shut_rd
+        || matches!(state, State::CloseWait | State::LastAck | State::Closing | State::TimeWait)
+        || (state == State::Closed && s.was_connected);
+    if ended {
+        finish_recv(pid, addr)?;
+        return Ok(Answer::Value(0));
+    }
+    if state == State::Closed {
+        return Err(libc::ENOTCONN);
+    }
+    if nonblock {
+        return Err(libc::EAGAIN);
+    }
+    let timeout = s.rcvtimeo;
+    wait(e, h, vid, done, timeout)
+}
+
+/// Copy `data` into the task's buffers, starting `skip` bytes in.
+fn scatter(pid: i32, bufs: &[(u64, usize)], skip: usize, data: &[u8]) -> Result<(), i32> {
+    let mut at = 0usize; // offset of the current buffer within the whole
+    let mut copied = 0usize;
+    for &(base, len) in bufs {
+        if copied == data.len() {
+            break;
+        }
+        let end = at + len;
+        if end > skip + copied {
+            let off = skip + copied - at;
+            let n = (len - off).min(data.len() - copied);
+            mem::write(pid, base + off as u64, &data[copied..copied + n]).map_err(|_| libc::EFAULT)?;
+            copied += n;
+        }
+        at = end;
+    }
+    Ok(())
+}
+
+fn finish_recv(pid: i32, addr: Option<RecvAddr>) -> Result<(), i32> {
+    match addr {
+        Some(RecvAddr::Len(l)) if l != 0 => mem::write(pid, l, &0u32.to_ne_bytes()).map_err(|_| libc::EFAULT),
+        Some(RecvAddr::Msghdr(at, m)) => {
+            if m.name != 0 {
+                mem::write(pid, at + 8, &0u32.to_ne_bytes()).map_err(|_| libc::EFAULT)?;
+            }
+            mem::write(pid, at + 40, &0u64.to_ne_bytes()).map_err(|_| libc::EFAULT)?; // msg_controllen
+            mem::write(pid, at + 48, &0i32.to_ne_bytes()).map_err(|_| libc::EFAULT)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Read `len` bytes at `offset` of the iovecs `bufs` of task `pid`.
+pub(crate) fn gather_range(pid: i32, bufs: &[(u64, usize)], offset: usize, len: usize) -> Result<Vec<u8>, i32> {
+    let mut out = Vec::with_capacity(len);
+    let mut at = 0usize;
+    for &(base, blen) in bufs {
+        if out.len() == len {
+            break;
+        }
+        let end = at + blen;
+        if end > offset + out.len() {
+            let off = offset + out.len() - at;
+            let n = (blen - off).min(len - out.len());
+            out.extend_from_slice(&mem::read(pid, base + off as u64, n).map_err(|_| libc::EFAULT)?);
+        }
+        at = end;
+    }
+    Ok(out)
+}
+
+/// `ioctl` on a TCP socket: `FIONREAD`/`SIOCINQ` (bytes queued to read), `SIOCOUTQ` (bytes not yet
+/// acknowledged).
+pub(crate) fn ioctl(host: &mut Host, obj: usize, req: u64) -> Option<i32> {
+    let (s, st) = parts(host, obj);
+    let hd = s.handle();
+    match req {
+        libc::FIONREAD => Some(hd.map_or(0, |hd| st.socket(hd).recv_queue()) as i32),
+        SIOCOUTQ => Some(hd.map_or(0, |hd| st.socket(hd).send_queue()) as i32),
+        _ => None,
+    }
+}
+
+/// The other socket calls on TCP object `obj`.
+#[allow(non_upper_case_globals)]
+pub(crate) fn call(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) -> Result<Answer, i32> {
+    use libc::*;
+    let a = n.data.args;
+    let nr = n.data.nr as i64;
+    let (pid, retry) = {
+        let t = &e.hosts[h].tasks[&vid];
+        (t.pid, t.retry)
+    };
+    e.hosts[h].tcp_dirty = true;
+    match nr {
+        SYS_bind => match read_sockaddr(pid, a[1], a[2])? {
+            SockAddr::Inet(ip, port) => tcp_bind(&mut e.hosts[h], obj, ip, port).map(|_| Answer::Value(0)),
+            SockAddr::Unspec => Err(EAFNOSUPPORT),
+        },
+        SYS_listen => tcp_listen(&mut e.hosts[h], obj, a[1] as i32).map(|_| Answer::Value(0)),
+        SYS_accept | SYS_accept4 => {
+            let flags = if nr == SYS_accept4 { a[3] as i32 } else { 0 };
+            tcp_accept(e, h, vid, obj, a[1], a[2], flags)
+        }
+        SYS_connect => tcp_connect(e, h, vid, obj, n, retry),
+        SYS_getsockname => {
+            let (s, st) = parts(&mut e.hosts[h], obj);
+            let local = match s.handle().and_then(|hd| st.socket(hd).local_endpoint()) {
+                Some(l) => (v4(l.addr), l.port),
+                None => s.local.unwrap_or((Ipv4Addr::UNSPECIFIED, 0)),
+            };
+            write_sockaddr(pid, a[1], a[2], local)?;
+            Ok(Answer::Value(0))
+        }
+        SYS_getpeername => {
+            let (s, st) = parts(&mut e.hosts[h], obj);
+            let hd = s.handle().ok_or(ENOTCONN)?;
+            if !synchronised(st.socket(hd).state()) {
+                return Err(ENOTCONN);
+            }
+            let peer = s.peer.ok_or(ENOTCONN)?;
+            write_sockaddr(pid, a[1], a[2], peer)?;
+            Ok(Answer::Value(0))
+        }
+        SYS_setsockopt => crate::tcp::setsockopt(e, h, vid, n, obj),
+        SYS_getsockopt => crate::tcp::getsockopt(e, h, vid, n, obj),
+        SYS_shutdown => {
+            let (s, st) = parts(&mut e.hosts[h], obj);
+            let hd = s.handle().ok_or(ENOTCONN)?;
+            let t = st.socket(hd);
+            if !matches!(
+                t.state(),
+                State::Established
+                    | State::SynSent
+                    | State::SynReceived
+                    | State::CloseWait
+                    | State::FinWait1
+                    | State::FinWait2
+            ) && !s.was_connected
+            {
+                return Err(ENOTCONN);
+            }
+            let how = a[1] as i32;
+            if !matches!(how, SHUT_RD | SHUT_WR | SHUT_RDWR) {
+                return Err(EINVAL);
+            }
+            if how != SHUT_WR {
+                s.shut_rd = true;
+            }
+            if how != SHUT_RD {
+                s.shut_wr = true;
+                t.close();
+            }
+            e.hosts[h].progress += 1;
+            Ok(Answer::Value(0))
+        }
+        SYS_sendto => {
+            let bufs = [(a[1], a[2] as usize)];
+            crate::tcp::send(e, h, vid, obj, a[3], a[2] as usize, &mut |o, l| gather_range(pid, &bufs, o, l))
+        }
+        SYS_sendmsg => {
+            let m = read_msghdr(pid, a[1])?;
+            let bufs = mem::read_iovecs(pid, m.iov, m.iovlen).map_err(|_| EFAULT)?;
+            let total = bufs.iter().map(|b| b.1).sum();
+            crate::tcp::send(e, h, vid, obj, a[2], total, &mut |o, l| gather_range(pid, &bufs, o, l))
+        }
+        SYS_recvfrom => crate::tcp::recv(e, h, vid, obj, a[3], &[(a[1], a[2] as usize)], Some(RecvAddr::Len(a[5]))),
+        SYS_recvmsg => {
+            let m = read_msghdr(pid, a[1])?;
+            let bufs = mem::read_iovecs(pid, m.iov, m.iovlen).map_err(|_| EFAULT)?;
+            crate::tcp::recv(e, h, vid, obj, a[2], &bufs, Some(RecvAddr::Msghdr(a[1], m)))
+        }
+        // One message per call on a stream: the first as sendmsg/recvmsg (blocking if the socket
+        // is), which is what Linux's loop does until a message would block.
+        SYS_sendmmsg | SYS_recvmmsg => {
+            if a[2] == 0 {
+                return Ok(Answer::Value(0));
+            }
+            let m = read_msghdr(pid, a[1])?;
+            let bufs = mem::read_iovecs(pid, m.iov, m.iovlen).map_err(|_| EFAULT)?;
+            let flags = a[3];
+            let r = if nr == SYS_sendmmsg {
+                let total = bufs.iter().map(|b| b.1).sum();
+                crate::tcp::send(e, h, vid, obj, flags, total, &mut |o, l| gather_range(pid, &bufs, o, l))?
+            } else {
+                crate::tcp::recv(e, h, vid, obj, flags, &bufs, Some(RecvAddr::Msghdr(a[1], m)))?
+            };
+            match r {
+                Answer::Value(len) => {
+                    mem::write(pid, a[1] + 56, &(len as u32).to_ne_bytes()).map_err(|_| EFAULT)?;
+                    Ok(Answer::Value(1))
+                }
+                other => Ok(other),
+            }
+        }
+        _ => {
+            e.unsupported(h, vid, nr, " (on a TCP socket)", ENOSYS);
+            Err(ENOSYS)
+        }
+    }
+}
+
+fn tcp_listen(host: &mut Host, obj: usize, backlog: i32) -> Result<(), i32> {
+    let backlog = backlog.clamp(0, 4096) as usize;
+    if tcp_of(host, obj).local.is_none() {
+        tcp_bind(host, obj, Ipv4Addr::UNSPECIFIED, 0)?;
+    }
+    let (s, st) = parts(host, obj);
+    match &mut s.phase {
+        Phase::Listening(l) => {
+            l.backlog = backlog;
+            return Ok(());
+        }
+        Phase::Open(_) => return Err(libc::EINVAL),
+        Phase::Fresh => {}
+    }
+    let (ip, port) = s.local.unwrap_or((Ipv4Addr::UNSPECIFIED, 0));
+    let clash = st.ports.iter().any(|p| {
+        p.port == port
+            && p.owner != PortOwner::Obj(obj)
+            && p.listening
+            && (p.ip.is_unspecified() || ip.is_unspecified() || p.ip == ip)
+            && !(p.reuseport && s.reuseport)
+    });
+    if clash {
+        return Err(libc::EADDRINUSE);
+    }
+    for p in st.ports.iter_mut().filter(|p| p.owner == PortOwner::Obj(obj)) {
+        p.listening = true;
+    }
+    s.phase = Phase::Listening(Listener { backlog, pool: Vec::new(), queue: VecDeque::new() });
+    // The pool is filled by after_poll, which runs once this call is answered.
+    host.tcp_dirty = true;
+    Ok(())
+}
+
+fn tcp_accept(
+    e: &mut DirectEngine,
+    h: usize,
+    vid: u32,
+    obj: usize,
+    addr: u64,
+    addrlen: u64,
+    flags: i32,
+) -> Result<Answer, i32> {
+    let pid = e.hosts[h].tasks[&vid].pid;
+    let host = &mut e.hosts[h];
+    let nonblock = nonblocking(host, obj, 0);
+    let (s, st) = parts(host, obj);
+    let Phase::Listening(l) = &mut s.phase else { return Err(libc::EINVAL) };
+    let Some(&hd) = l.queue.front() else {
+        if nonblock {
+            return Err(libc::EAGAIN);
+        }
+        let timeout = s.rcvtimeo;
+        return wait(e, h, vid, 0, timeout);
+    };
+    let t = st.socket(hd);
+    let local = t.local_endpoint().map(|l| (v4(l.addr), l.port));
+    let peer = t.remote_endpoint().map(|r| (v4(r.addr), r.port));
+    if let Some(p) = peer {
+        write_sockaddr(pid, addr, addrlen, p)?;
+    }
+    l.queue.pop_front();
+    let c = TcpSocket {
+        phase: Phase::Open(hd),
+        local,
+        peer,
+        was_connected: true,
+        nodelay: s.nodelay,
+        keepalive: s.keepalive,
+        keepidle: s.keepidle,
+        reuseaddr: s.reuseaddr,
+        reuseport: s.reuseport,
+        rcvbuf: s.rcvbuf,
+        sndbuf: s.sndbuf,
+        ..TcpSocket::new()
+    };
+    let obj = host.add_obj(Obj::Tcp(Box::new(c)), flags & libc::SOCK_NONBLOCK != 0);
+    Ok(Answer::AddFd { src: e.tcp_placeholder_fd(), cloexec: flags & libc::SOCK_CLOEXEC != 0, obj })
+}
+
+fn tcp_connect(e: &mut DirectEngine, h: usize, vid: u32, obj: usize, n: &Notif, retry: bool) -> Result<Answer, i32> {
+    let a = n.data.args;
+    let pid = e.hosts[h].tasks[&vid].pid;
+    let host = &mut e.hosts[h];
+    let nonblock = nonblocking(host, obj, 0);
+    let host_ip = host.ip;
+    let (s, st) = parts(host, obj);
+    match s.phase {
+        Phase::Listening(_) => return Err(libc::EISCONN),
+        Phase::Open(hd) => {
+            let state = st.socket(hd).state();
+            if let Some(err) = s.error.take() {
+                return Err(err);
+            }
+            return match state {
+                State::SynSent | State::SynReceived if nonblock || !retry => Err(libc::EALREADY),
+                State::SynSent | State::SynReceived => {
+                    let timeout = s.sndtimeo;
+                    let t = e.hosts[h].tasks.get_mut(&vid).expect("task exists");
+                    if t.timed_out {
+                        return Err(libc::EINPROGRESS);
+                    }
+                    Ok(Answer::Block(BlockKind::Io { since: 0 }, (timeout > 0).then_some(timeout)))
+                }
+                _ if retry && s.was_connected => Ok(Answer::Value(0)),
+                State::Closed if !s.was_connected => Err(libc::ECONNABORTED),
+                _ => Err(libc::EISCONN),
+            };
+        }
+        Phase::Fresh => {}
+    }
+    let (ip, port) = match read_sockaddr(pid, a[1], a[2])? {
+        SockAddr::Inet(ip, port) => (ip, port),
+        SockAddr::Unspec => return Err(libc::EAFNOSUPPORT),
+    };
+    let dst = if ip.is_unspecified() { Ipv4Addr::LOCALHOST } else { ip };
+    if !(dst.is_loopback() || dst.octets()[0] == 10) {
+        return Err(libc::ENETUNREACH);
+    }
+    if port == 0 {
+        return Err(libc::ECONNREFUSED);
+    }
+    if s.local.is_none() {
+        tcp_bind(&mut e.hosts[h], obj, Ipv4Addr::UNSPECIFIED, 0)?;
+    }
+    let (s, st) = parts(&mut e.hosts[h], obj);
+    let (lip, lport) = s.local.unwrap_or((Ipv4Addr::UNSPECIFIED, 0));
+    let src = if !lip.is_unspecified() {
+        lip
+    } else if dst.is_loopback() {
+        Ipv4Addr::LOCALHOST
+    } else {
+        host_ip
+    };
+    let mut t = new_stack_socket(s);
+    t.set_timeout(Some(Duration::from_secs(CONNECT_TIMEOUT_S)));
+    let hd = st.sockets.add(t);
+    if st.connect(hd, ep(dst, port), ep(src, lport)).is_err() {
+        st.sockets.remove(hd);
+        return Err(libc::EADDRNOTAVAIL);
+    }
+    s.phase = Phase::Open(hd);
+    s.peer = Some((dst, port));
+    s.local = Some((src, lport));
+    if nonblock {
+        return Err(libc::EINPROGRESS);
+    }
+    let timeout = s.sndtimeo;
+    Ok(Answer::Block(BlockKind::Io { since: 0 }, (timeout > 0).then_some(timeout)))
+}
+
+fn timeval_ns(b: &[u8]) -> Result<u64, i32> {
+    let sec = i64::from_ne_bytes(b[..8].try_into().unwrap_or([0; 8]));
+    let usec = i64::from_ne_bytes(b[8..16].try_into().unwrap_or([0; 8]));
+    if sec < 0 || !(0..1_000_000).contains(&usec) {
+        return Err(libc::EDOM);
+    }
+    Ok((sec as u64).saturating_mul(NS).saturating_add(usec as u64 * 1000))
+}
+
+fn timeval_bytes(ns: u64) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&((ns / NS) as i64).to_ne_bytes());
+    b[8..].copy_from_slice(&(((ns % NS) / 1000) as i64).to_ne_bytes());
+    b
+}
+
+#[allow(non_upper_case_globals)]
+fn setsockopt(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) -> Result<Answer, i32> {
+    use libc::*;
+    let a = n.data.args;
+    let pid = e.hosts[h].tasks[&vid].pid;
+    let (level, name) = (a[1] as i32, a[2] as i32);
+    let val = mem::read(pid, a[3], (a[4] as usize).min(64)).map_err(|_| EFAULT)?;
+    let int = if val.len() >= 4 { i32::from_ne_bytes([val[0], val[1], val[2], val[3]]) } else { 0 };
+    let (s, st) = parts(&mut e.hosts[h], obj);
+    let hd = s.handle();
+    match (level, name) {
+        (SOL_SOCKET, SO_REUSEADDR) => s.reuseaddr = int != 0,
+        (SOL_SOCKET, SO_REUSEPORT) => s.reuseport = int != 0,
+        (SOL_SOCKET, SO_KEEPALIVE) => {
+            s.keepalive = int != 0;
+            if let Some(hd) = hd {
+                let idle = (int != 0).then(|| Duration::from_secs(s.keepidle.max(1) as u64));
+                st.socket(hd).set_keep_alive(idle);
+            }
+        }
+        (SOL_SOCKET, SO_RCVBUF) => s.rcvbuf = int.max(1152).saturating_mul(2),
+        (SOL_SOCKET, SO_SNDBUF) => s.sndbuf = int.max(2304).saturating_mul(2),
+        (SOL_SOCKET, SO_RCVTIMEO | SO_RCVTIMEO_NEW) if val.len() >= 16 => s.rcvtimeo = timeval_ns(&val)?,
+        (SOL_SOCKET, SO_SNDTIMEO | SO_SNDTIMEO_NEW) if val.len() >= 16 => s.sndtimeo = timeval_ns(&val)?,
+        (SOL_SOCKET, SO_LINGER) if val.len() >= 8 => {
+            s.linger = (int, i32::from_ne_bytes([val[4], val[5], val[6], val[7]]));
+        }
+        (IPPROTO_TCP, TCP_NODELAY) => {
+            s.nodelay = int != 0;
+            if let Some(hd) = hd {
+                st.socket(hd).set_nagle_enabled(int == 0);
+            }
+        }
+        // smoltcp's congestion control is CUBIC, Linux's default; no other can be chosen.
+        (IPPROTO_TCP, TCP_CONGESTION) => {
+            let name: Vec<u8> = val.iter().copied().take_while(|&b| b != 0).collect();
+            if name != b"cubic" {
+                return Err(ENOENT);
+            }
+        }
+        (IPPROTO_TCP, TCP_KEEPIDLE) => {
+            if int < 1 {
+                return Err(EINVAL);
+            }
+            s.keepidle = int;
+            if let Some(hd) = hd
+                && s.keepalive
+            {
+                st.socket(hd).set_keep_alive(Some(Duration::from_secs(int as u64)));
+            }
+        }
+        // Accepted and reported back, with no effect on the simulated connection: keep-alive
+        // probing details (smoltcp probes every TCP_KEEPIDLE and never gives up), corking and
+        // quick ACKs (smoltcp's Nagle and 10-ms delayed ACK apply), segment size (fixed by the
+        // 1500-byte MTU), deferred accept, the user timeout, socket priority and IP header fields.
+        (IPPROTO_TCP, TCP_KEEPINTVL | TCP_KEEPCNT | TCP_CORK | TCP_QUICKACK | TCP_MAXSEG | TCP_DEFER_ACCEPT)
+        | (IPPROTO_TCP, TCP_USER_TIMEOUT)
+        | (SOL_SOCKET, SO_BROADCAST | SO_PRIORITY | SO_DONTROUTE | SO_OOBINLINE | SO_RCVLOWAT | SO_SNDLOWAT)
+        | (IPPROTO_IP, IP_TOS | IP_TTL | IP_MTU_DISCOVER) => {
+            s.options.retain(|(k, _)| *k != (level, name));
+            s.options.push(((level, name), int));
+        }
+        _ => {
+            e.unsupported(h, vid, n.data.nr as i64, &format!(" (TCP option level {level} name {name})"), ENOPROTOOPT);
+            return Err(ENOPROTOOPT);
+        }
+    }
+    Ok(Answer::Value(0))
+}
+
+#[allow(non_upper_case_globals)]
+fn getsockopt(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) -> Result<Answer, i32> {
+    use libc::*;
+    let a = n.data.args;
+    let pid = e.hosts[h].tasks[&vid].pid;
+    let (level, name) = (a[1] as i32, a[2] as i32);
+    let (s, st) = parts(&mut e.hosts[h], obj);
+    let int = |v: i32| v.to_ne_bytes().to_vec();
+    let bytes: Vec<u8> = match (level, name) {
+        (SOL_SOCKET, SO_TYPE) => int(SOCK_STREAM),
+        (SOL_SOCKET, SO_ERROR) => int(s.error.take().unwrap_or(0)),
+        (SOL_SOCKET, SO_DOMAIN) => int(AF_INET),
+        (SOL_SOCKET, SO_PROTOCOL) => int(IPPROTO_TCP),
+        (SOL_SOCKET, SO_ACCEPTCONN) => int(i32::from(matches!(s.phase, Phase::Listening(_)))),
+        (SOL_SOCKET, SO_REUSEADDR) => int(i32::from(s.reuseaddr)),
+        (SOL_SOCKET, SO_REUSEPORT) => int(i32::from(s.reuseport)),
+        (SOL_SOCKET, SO_KEEPALIVE) => int(i32::from(s.keepalive)),
+        (SOL_SOCKET, SO_RCVBUF) => int(s.rcvbuf),
+        (SOL_SOCKET, SO_SNDBUF) => int(s.sndbuf),
+        (SOL_SOCKET, SO_RCVTIMEO | SO_RCVTIMEO_NEW) => timeval_bytes(s.rcvtimeo).to_vec(),
+        (SOL_SOCKET, SO_SNDTIMEO | SO_SNDTIMEO_NEW) => timeval_bytes(s.sndtimeo).to_vec(),
+        (SOL_SOCKET, SO_LINGER) => [s.linger.0.to_ne_bytes(), s.linger.1.to_ne_bytes()].concat(),
+        (IPPROTO_TCP, TCP_NODELAY) => int(i32::from(s.nodelay)),
+        (IPPROTO_TCP, TCP_KEEPIDLE) => int(s.keepidle),
+        (IPPROTO_TCP, TCP_CONGESTION) => {
+            let mut name = [0u8; 16];
+            name[..5].copy_from_slice(b"cubic");
+            name.to_vec()
+        }
+        (IPPROTO_TCP, TCP_MAXSEG) => {
+            let connected = s.handle().is_some_and(|hd| synchronised(st.socket(hd).state()));
+            int(if connected { MSS } else { 536 })
+        }
+        (SOL_SOCKET | IPPROTO_IP, _)
+        | (IPPROTO_TCP, TCP_KEEPINTVL | TCP_KEEPCNT | TCP_CORK | TCP_QUICKACK)
+        | (IPPROTO_TCP, TCP_DEFER_ACCEPT | TCP_USER_TIMEOUT) => {
+            let default = match (level, name) {
+                (IPPROTO_TCP, TCP_KEEPINTVL) => 75,
+                (IPPROTO_TCP, TCP_KEEPCNT) => 9,
+                (IPPROTO_IP, IP_TTL) => 64,
+                _ => 0,
+            };
+            int(s.options.iter().find(|(k, _)| *k == (level, name)).map_or(default, |(_, v)| *v))
+        }
+        // TCP_INFO and the rest: not available (callers fall back).
+        _ => return Err(ENOPROTOOPT),
+    };
+    let lb = mem::read(pid, a[4], 4).map_err(|_| EFAULT)?;
+    let cap = (u32::from_ne_bytes([lb[0], lb[1], lb[2], lb[3]]) as usize).min(bytes.len());
+    mem::write(pid, a[3], &bytes[..cap]).map_err(|_| EFAULT)?;
+    mem::write(pid, a[4], &(cap as u32).to_ne_bytes()).map_err(|_| EFAULT)?;
+    Ok(Answer::Value(0))
+}
+
+/// `sendfile(out, in, offset*, count)` with a TCP socket as `out`: the file's bytes (from
+/// `*offset`, or from and advancing the file's position) go to the send buffer.
+pub(crate) fn sendfile(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) -> Result<Answer, i32> {
+    let a = n.data.args;
+    let (pid, pidfd) = {
+        let t = &e.hosts[h].tasks[&vid];
+        (t.pid, std::os::fd::AsRawFd::as_raw_fd(&t.pidfd))
+    };
+    // SAFETY: pidfd_getfd of a stopped task's descriptor; closed below.
+    let copy = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, a[1] as i32, 0) };
+    if copy < 0 {
+        return Err(libc::EBADF);
+    }
+    let copy = copy as i32;
+    let result = (|| {
+        let base = if a[2] != 0 {
+            let b = mem::read(pid, a[2], 8).map_err(|_| libc::EFAULT)?;
+            i64::from_ne_bytes(b.try_into().unwrap_or([0; 8]))
+        } else {
+            // SAFETY: lseek on our copy (it shares the task's file position).
+            unsafe { libc::lseek(copy, 0, libc::SEEK_CUR) }
+        };
+        if base < 0 {
+            return Err(libc::EINVAL);
+        }
+        let count = (a[3] as usize).min(0x7fff_f000);
+        let answer = send(e, h, vid, obj, 0, count, &mut |off, len| {
+            let mut buf = vec![0u8; len];
+            // SAFETY: pread into our buffer from our copy.
+            let r = unsafe { libc::pread(copy, buf.as_mut_ptr() as *mut libc::c_void, len, base + off as i64) };
+            if r < 0 {
+                return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO));
+            }
+            buf.truncate(r as usize);
+            Ok(buf)
+        })?;
+        if let Answer::Value(sent) = answer {
+            let end = base + sent;
+            if a[2] != 0 {
+                mem::write(pid, a[2], &end.to_ne_bytes()).map_err(|_| libc::EFAULT)?;
+            } else {
+                // SAFETY: moving our copy's (the task's) file position past what was sent.
+                unsafe { libc::lseek(copy, end, libc::SEEK_SET) };
+            }
+        }
+        Ok(answer)
+    })();
+    // SAFETY: closing our copy.
+    unsafe { libc::close(copy) };
+    result
+}
