@@ -978,3 +978,118 @@ args = ["-c", "import socket, sys; print(*sys.argv[1:], socket.gethostbyname(sys
         assert_eq!(got, format!("peer{p} {p}/3 {ip} %{{x}} {ip}\n"), "other braces pass through");
     }
 }
+
+const TIMERS_PROGRAM: &str = r#"
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct timespec t0;
+static long ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+}
+static void nap(long msec) {
+    struct timespec d = {msec / 1000, (msec % 1000) * 1000000};
+    nanosleep(&d, 0);
+}
+static int efd;
+static void *writer(void *arg) {
+    (void)arg;
+    nap(30);
+    uint64_t one = 5;
+    write(efd, &one, 8);
+    return 0;
+}
+
+int main(void) {
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    uint64_t n;
+    int t = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+    struct itimerspec its = {{0, 50000000}, {0, 100000000}};
+    timerfd_settime(t, 0, &its, 0);
+    read(t, &n, 8);
+    printf("periodic: %llu expiration at %ld ms\n", (unsigned long long)n, ms());
+    nap(120);
+    read(t, &n, 8);
+    struct itimerspec cur;
+    timerfd_gettime(t, &cur);
+    printf("after a nap: %llu expirations at %ld ms, next in %ld ms, every %ld ms\n", (unsigned long long)n, ms(),
+           cur.it_value.tv_nsec / 1000000, cur.it_interval.tv_nsec / 1000000);
+    struct itimerspec off = {{0, 0}, {0, 0}};
+    timerfd_settime(t, 0, &off, &cur);
+    timerfd_gettime(t, &cur);
+    printf("disarmed: %ld %ld\n", (long)cur.it_value.tv_nsec, (long)cur.it_interval.tv_nsec);
+
+    int a = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK);
+    printf("nothing yet: %s\n", read(a, &n, 8) < 0 && errno == EAGAIN ? "EAGAIN" : "?");
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct itimerspec at = {{0, 0}, {now.tv_sec + 1, now.tv_nsec}};
+    timerfd_settime(a, TFD_TIMER_ABSTIME, &at, 0);
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {EPOLLIN | EPOLLET, {.fd = a}}, out;
+    epoll_ctl(ep, EPOLL_CTL_ADD, a, &ev);
+    long before = ms();
+    int k = epoll_wait(ep, &out, 1, 5000);
+    printf("absolute realtime timer: %d ready after %ld ms\n", k, ms() - before);
+    printf("edge reported once: %d\n", epoll_wait(ep, &out, 1, 0));
+
+    efd = eventfd(0, 0);
+    pthread_t th;
+    before = ms();
+    pthread_create(&th, 0, writer, 0);
+    read(efd, &n, 8);
+    printf("eventfd: %llu after %ld ms\n", (unsigned long long)n, ms() - before);
+    pthread_join(th, 0);
+    int sem = eventfd(0, EFD_SEMAPHORE | EFD_NONBLOCK);
+    uint64_t three = 3;
+    write(sem, &three, 8);
+    int reads = 0;
+    while (read(sem, &n, 8) == 8 && n == 1) reads++;
+    printf("semaphore: %d reads, then %s\n", reads, errno == EAGAIN ? "EAGAIN" : "?");
+    return 0;
+}
+"#;
+
+#[test]
+fn timerfd_and_eventfd_wake_their_readers_in_simulated_time() {
+    let dir = scratch("direct-timers");
+    let exe = compile_with(&dir, "timers", TIMERS_PROGRAM, &["-pthread"]);
+    let spec = write_spec(
+        &dir,
+        "timers.toml",
+        &format!(
+            "[run]\nduration = \"10 s\"\n[network]\ntopology = \"single-switch\"\n\
+             [[hosts]]\nname = \"t\"\nkind = \"direct\"\ncount = 1\n\
+             [[processes]]\nhost = \"t\"\npath = \"{}\"\n",
+            exe.display()
+        ),
+    );
+    let mut outputs = Vec::new();
+    for i in 0..2 {
+        let out = dir.join(format!("out{i}"));
+        run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+        outputs.push((read(out.join("hosts/t/timers.0.stdout")), summary(&out)["digest"].to_string()));
+    }
+    assert_eq!(outputs[0], outputs[1], "repeatable");
+    assert_eq!(
+        outputs[0].0,
+        "periodic: 1 expiration at 100 ms\n\
+         after a nap: 2 expirations at 220 ms, next in 30 ms, every 50 ms\n\
+         disarmed: 0 0\n\
+         nothing yet: EAGAIN\n\
+         absolute realtime timer: 1 ready after 1000 ms\n\
+         edge reported once: 0\n\
+         eventfd: 5 after 30 ms\n\
+         semaphore: 3 reads, then EAGAIN\n"
+    );
+}

@@ -24,7 +24,8 @@ const MSG_TRUNC: u64 = 0x20;
 const MSG_DONTWAIT: u64 = 0x40;
 
 /// Simulated time of `clock` on host `h`, ns, or `None` for an invalid clock.
-fn clock_ns(e: &DirectEngine, h: usize, clock: i64) -> Option<u64> {
+/// The reading of `clock` on host `h` now, ns.
+pub(crate) fn clock_ns(e: &DirectEngine, h: usize, clock: i64) -> Option<u64> {
     let now = e.now(h);
     match clock as i32 {
         0 | 5 | 8 | 11 => Some(now + e.opts.start_date.0),
@@ -264,6 +265,7 @@ fn answer(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Result<Answer,
                 };
                 match &e.hosts[h].objs[f.obj] {
                     Some(s) if matches!(s.obj, Obj::Random) => errno(fill_random(e, h, pid, &bufs)),
+                    Some(s) if matches!(s.obj, Obj::TimerFd(_)) => errno(crate::timerfd::read(e, h, pid, f.obj, &bufs)),
                     Some(s) if matches!(s.obj, Obj::Epoll(_)) => Answer::Errno(EINVAL),
                     _ if matches!(nr, SYS_pread64 | SYS_preadv | SYS_preadv2) => Answer::Errno(ESPIPE),
                     Some(s) if matches!(s.obj, Obj::Tcp(_)) => errno(tcp::recv(e, h, vid, f.obj, 0, &bufs, None)),
@@ -285,6 +287,7 @@ fn answer(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Result<Answer,
                 let total: usize = bufs.iter().map(|b| b.1).sum();
                 match &e.hosts[h].objs[f.obj] {
                     Some(s) if matches!(s.obj, Obj::Random) => Answer::Value(total as i64),
+                    Some(s) if matches!(s.obj, Obj::TimerFd(_)) => Answer::Errno(EINVAL),
                     Some(s) if matches!(s.obj, Obj::Epoll(_)) => Answer::Errno(EINVAL),
                     _ if matches!(nr, SYS_pwrite64 | SYS_pwritev | SYS_pwritev2) => Answer::Errno(ESPIPE),
                     Some(s) if matches!(s.obj, Obj::Tcp(_)) => {
@@ -396,7 +399,7 @@ fn answer(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Result<Answer,
                     let n = match &e.hosts[h].objs[f.obj] {
                         Some(s) => match &s.obj {
                             Obj::Udp(u) => u.queue.front().map_or(0, |d| d.data.len()),
-                            Obj::Random | Obj::Epoll(_) | Obj::Tcp(_) => 0,
+                            Obj::Random | Obj::Epoll(_) | Obj::Tcp(_) | Obj::TimerFd(_) => 0,
                         },
                         None => 0,
                     };
@@ -668,7 +671,18 @@ fn answer(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Result<Answer,
             }
             Ok(Answer::Value(0))
         })()),
-        SYS_timer_create | SYS_timerfd_create | SYS_io_uring_setup | SYS_inotify_init | SYS_inotify_init1 => {
+        SYS_timerfd_create => crate::timerfd::create(e, h, a[0], a[1]),
+        SYS_timerfd_settime | SYS_timerfd_gettime => match fd_entry(e, a[0]) {
+            Some(f) if matches!(e.hosts[h].objs[f.obj].as_ref().map(|s| &s.obj), Some(Obj::TimerFd(_))) => {
+                if nr == SYS_timerfd_settime {
+                    errno(crate::timerfd::settime(e, h, pid, f.obj, a))
+                } else {
+                    errno(crate::timerfd::gettime(e, h, pid, f.obj, a[1]))
+                }
+            }
+            _ => Answer::Errno(EINVAL),
+        },
+        SYS_timer_create | SYS_io_uring_setup | SYS_inotify_init | SYS_inotify_init1 => {
             e.unsupported(h, vid, nr, "", ENOSYS);
             Answer::Errno(ENOSYS)
         }
@@ -715,7 +729,7 @@ fn udp(host: &mut Host, obj: usize) -> &mut net::UdpSocket {
     match host.objs.get_mut(obj) {
         Some(Some(s)) => match &mut s.obj {
             Obj::Udp(u) => u,
-            Obj::Random | Obj::Epoll(_) | Obj::Tcp(_) => unreachable!("checked to be a UDP socket"),
+            Obj::Random | Obj::Epoll(_) | Obj::Tcp(_) | Obj::TimerFd(_) => unreachable!("checked to be a UDP socket"),
         },
         _ => unreachable!("a live object"),
     }
@@ -1256,6 +1270,7 @@ fn fd_gen(e: &DirectEngine, h: usize, vid: u32, fd: i32) -> u64 {
         Some(f) => match host.objs.get(f.obj).and_then(|s| s.as_ref()).map(|s| &s.obj) {
             Some(Obj::Udp(u)) => u.arrivals,
             Some(Obj::Tcp(t)) => t.changes,
+            Some(Obj::TimerFd(t)) => t.changes,
             _ => 0,
         },
         None => host.native_gen,
@@ -1274,6 +1289,13 @@ fn fd_ready(e: &mut DirectEngine, h: usize, vid: u32, fd: i32, events: i16) -> i
     match e.hosts[h].fds(vid).get(&fd) {
         Some(f) => match e.hosts[h].objs.get(f.obj).and_then(|s| s.as_ref()).map(|s| &s.obj) {
             Some(Obj::Random) => (libc::POLLIN | libc::POLLOUT) & want,
+            Some(Obj::TimerFd(t)) => {
+                if t.readable() {
+                    (libc::POLLIN | libc::POLLRDNORM) & want
+                } else {
+                    0
+                }
+            }
             Some(Obj::Epoll(_)) | Some(Obj::Tcp(_)) => 0, // nested epoll sets are never reported ready
             Some(Obj::Udp(u)) => {
                 let mut r = libc::POLLOUT;

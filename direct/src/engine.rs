@@ -81,6 +81,8 @@ enum Action {
     Loopback(Bytes),
     /// The host's TCP/IP stack is due a poll (if `token` is still its current timer).
     TcpPoll { token: u64 },
+    /// The `timerfd` timer of emulated object `obj` expires (if `token` is still its current one).
+    TimerFd { obj: usize, token: u64 },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -248,6 +250,8 @@ pub fn notified_syscalls() -> Vec<u32> {
         SYS_getitimer,
         SYS_timer_create,
         SYS_timerfd_create,
+        SYS_timerfd_settime,
+        SYS_timerfd_gettime,
         SYS_epoll_create,
         SYS_epoll_create1,
         SYS_epoll_ctl,
@@ -1056,7 +1060,7 @@ impl DirectEngine {
         for (&fd, e) in host.fds(vid) {
             let want = match host.objs.get(e.obj) {
                 Some(Some(s)) => match s.obj {
-                    Obj::Random | Obj::Epoll(_) => &null_link,
+                    Obj::Random | Obj::Epoll(_) | Obj::TimerFd(_) => &null_link,
                     Obj::Udp(_) => &udp_link,
                     Obj::Tcp(_) => &tcp_link,
                 },
@@ -1087,6 +1091,22 @@ impl DirectEngine {
 
     /// Arm task `vid`'s `ITIMER_REAL` timer to expire at `at` (then every `interval` ns, if
     /// non-zero), replacing any previous one.
+    /// A fresh timer token.
+    pub(crate) fn next_token(&mut self) -> u64 {
+        self.wake_tokens += 1;
+        self.wake_tokens
+    }
+
+    /// Schedule the expiry of the `timerfd` timer behind emulated object `obj` at `at`.
+    pub(crate) fn schedule_timerfd(&mut self, h: usize, obj: usize, at: u64, token: u64) {
+        self.push_local(h, at, Action::TimerFd { obj, token });
+    }
+
+    /// The placeholder descriptor installed for emulated objects that are not sockets.
+    pub(crate) fn placeholder_fd(&self) -> RawFd {
+        self.devnull.as_raw_fd()
+    }
+
     pub(crate) fn set_alarm(&mut self, h: usize, vid: u32, at: u64, interval: u64) {
         self.wake_tokens += 1;
         let token = self.wake_tokens;
@@ -1150,6 +1170,20 @@ impl DirectEngine {
                     t.timed_out = true;
                     t.retry = true;
                     t.ready_since = epoch;
+                }
+            }
+            Action::TimerFd { obj, token } => {
+                let now = self.now(h);
+                let host = &mut self.hosts[h];
+                if let Some(Some(slot)) = host.objs.get_mut(obj)
+                    && let Obj::TimerFd(t) = &mut slot.obj
+                    && t.token == token
+                {
+                    let next = t.fire(token, now);
+                    host.progress += 1;
+                    if let Some(at) = next {
+                        self.push_local(h, at, Action::TimerFd { obj, token });
+                    }
                 }
             }
             Action::Alarm { vid, token } => {

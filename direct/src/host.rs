@@ -130,6 +130,8 @@ pub enum Obj {
     Tcp(Box<TcpSocket>),
     /// An epoll instance: interest list by descriptor number of the owning process.
     Epoll(BTreeMap<i32, EpollInterest>),
+    /// A `timerfd` timer.
+    TimerFd(Box<crate::timerfd::TimerFd>),
 }
 
 /// One descriptor registered with an emulated epoll instance.

@@ -30,6 +30,7 @@ pub mod sysnames;
 mod tables;
 pub mod tcp;
 mod threads;
+mod timerfd;
 pub mod vdso;
 mod wall;
 
