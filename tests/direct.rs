@@ -1093,3 +1093,53 @@ fn timerfd_and_eventfd_wake_their_readers_in_simulated_time() {
          semaphore: 3 reads, then EAGAIN\n"
     );
 }
+
+const IFADDRS_PROGRAM: &str = r#"
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdio.h>
+
+int main(void) {
+    struct ifaddrs *list;
+    if (getifaddrs(&list) != 0) { perror("getifaddrs"); return 1; }
+    for (struct ifaddrs *i = list; i; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
+        char a[16], m[16];
+        inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, a, sizeof a);
+        inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_netmask)->sin_addr, m, sizeof m);
+        printf("%s %s/%s up=%d loopback=%d index=%u\n", i->ifa_name, a, m, !!(i->ifa_flags & IFF_UP),
+               !!(i->ifa_flags & IFF_LOOPBACK), if_nametoindex(i->ifa_name));
+    }
+    freeifaddrs(list);
+    return 0;
+}
+"#;
+
+#[test]
+fn programs_list_the_hosts_interfaces_through_netlink() {
+    let dir = scratch("direct-netlink");
+    let exe = compile(&dir, "ifaddrs", IFADDRS_PROGRAM);
+    let spec = write_spec(
+        &dir,
+        "netlink.toml",
+        &format!(
+            "[run]\nduration = \"5 s\"\n[network]\ntopology = \"single-switch\"\n\
+             [[hosts]]\nname = \"n\"\nkind = \"direct\"\ncount = 2\n\
+             [[processes]]\nhost = \"n\"\npath = \"{}\"\n\
+             [[processes]]\nhost = \"n\"\npath = \"/usr/bin/python3\"\n\
+             args = [\"-c\", \"import socket; print(socket.if_nameindex())\"]\n",
+            exe.display()
+        ),
+    );
+    let out = dir.join("out");
+    run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    for (i, ip) in ["10.0.0.1", "10.0.0.2"].into_iter().enumerate() {
+        assert_eq!(
+            read(out.join(format!("hosts/n{i}/ifaddrs.0.stdout"))),
+            format!("lo 127.0.0.1/255.0.0.0 up=1 loopback=1 index=1\neth0 {ip}/255.0.0.0 up=1 loopback=0 index=2\n")
+        );
+        assert_eq!(read(out.join(format!("hosts/n{i}/python3.1.stdout"))), "[(1, 'lo'), (2, 'eth0')]\n");
+    }
+}

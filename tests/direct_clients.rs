@@ -1,7 +1,7 @@
 //! End-to-end: real multi-threaded network programs over simulated TCP, unmodified — Debian's
 //! curl against `python3 -m http.server` (a thread per request), a Go TCP echo with goroutines,
 //! a Node.js HTTP server and client, and eight rust-libp2p gossipsub nodes (tokio multi-thread
-//! runtime, TCP, noise, yamux). Every test checks that repeated runs give the same outputs and
+//! runtime, TCP, noise, yamux; listening on 0.0.0.0, so their interface watcher asks netlink). Every test checks that repeated runs give the same outputs and
 //! digest; the multi-host ones also on two shards.
 
 mod common;
@@ -336,7 +336,7 @@ bandwidth = {{ up = "50 Mbit", down = "50 Mbit" }}
 [[processes]]
 host = "node"
 path = "{node}"
-args = ["--index", "{{index}}", "--nodes", "{{count}}", "--listen", "{{ip}}:9000", "--peer", "{book}", "--dial", "3",
+args = ["--index", "{{index}}", "--nodes", "{{count}}", "--peer", "{book}", "--dial", "3",
         "--genesis", "6", "--slot", "4", "--slots", "8", "--size", "102400"]
 "#,
             node = node.display(),

@@ -266,6 +266,7 @@ fn answer(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Result<Answer,
                 match &e.hosts[h].objs[f.obj] {
                     Some(s) if matches!(s.obj, Obj::Random) => errno(fill_random(e, h, pid, &bufs)),
                     Some(s) if matches!(s.obj, Obj::TimerFd(_)) => errno(crate::timerfd::read(e, h, pid, f.obj, &bufs)),
+                    Some(s) if matches!(s.obj, Obj::Netlink(_)) => errno(crate::netlink::read(e, h, pid, f.obj, &bufs)),
                     Some(s) if matches!(s.obj, Obj::Epoll(_)) => Answer::Errno(EINVAL),
                     _ if matches!(nr, SYS_pread64 | SYS_preadv | SYS_preadv2) => Answer::Errno(ESPIPE),
                     Some(s) if matches!(s.obj, Obj::Tcp(_)) => errno(tcp::recv(e, h, vid, f.obj, 0, &bufs, None)),
@@ -288,6 +289,9 @@ fn answer(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Result<Answer,
                 match &e.hosts[h].objs[f.obj] {
                     Some(s) if matches!(s.obj, Obj::Random) => Answer::Value(total as i64),
                     Some(s) if matches!(s.obj, Obj::TimerFd(_)) => Answer::Errno(EINVAL),
+                    Some(s) if matches!(s.obj, Obj::Netlink(_)) => {
+                        errno(crate::netlink::write(e, h, pid, f.obj, &bufs))
+                    }
                     Some(s) if matches!(s.obj, Obj::Epoll(_)) => Answer::Errno(EINVAL),
                     _ if matches!(nr, SYS_pwrite64 | SYS_pwritev | SYS_pwritev2) => Answer::Errno(ESPIPE),
                     Some(s) if matches!(s.obj, Obj::Tcp(_)) => {
@@ -380,6 +384,9 @@ fn answer(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Result<Answer,
                 _ => Answer::Continue,
             },
         },
+        SYS_ioctl if crate::netlink::is_interface_ioctl(a[1]) => {
+            errno(crate::netlink::interface_ioctl(e, h, pid, a[1], a[2]))
+        }
         SYS_ioctl => match fd_entry(e, a[0]) {
             None => Answer::Continue,
             Some(f) => errno((|| match a[1] {
@@ -399,7 +406,7 @@ fn answer(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Result<Answer,
                     let n = match &e.hosts[h].objs[f.obj] {
                         Some(s) => match &s.obj {
                             Obj::Udp(u) => u.queue.front().map_or(0, |d| d.data.len()),
-                            Obj::Random | Obj::Epoll(_) | Obj::Tcp(_) | Obj::TimerFd(_) => 0,
+                            Obj::Random | Obj::Epoll(_) | Obj::Tcp(_) | Obj::TimerFd(_) | Obj::Netlink(_) => 0,
                         },
                         None => 0,
                     };
@@ -438,6 +445,7 @@ fn answer(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Result<Answer,
             let (domain, ty, proto) = (a[0] as i32, a[1] as i32, a[2] as i32);
             match domain {
                 AF_UNIX => Answer::Continue,
+                AF_NETLINK => crate::netlink::socket(e, h, vid, nr, ty, proto),
                 AF_INET if ty & 0xf == SOCK_DGRAM && (proto == 0 || proto == IPPROTO_UDP) => {
                     let obj = e.hosts[h].add_obj(new_udp(), ty & SOCK_NONBLOCK != 0);
                     Answer::AddFd { src: e.udp_placeholder.as_raw_fd(), cloexec: ty & SOCK_CLOEXEC != 0, obj }
@@ -492,6 +500,7 @@ fn answer(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Result<Answer,
             Some(f) => match e.hosts[h].objs[f.obj].as_ref().map(|s| &s.obj) {
                 Some(Obj::Udp(_)) => errno(socket_call(e, h, vid, n, f.obj)),
                 Some(Obj::Tcp(_)) => errno(tcp::call(e, h, vid, n, f.obj)),
+                Some(Obj::Netlink(_)) => errno(crate::netlink::call(e, h, vid, n, f.obj)),
                 _ => Answer::Errno(ENOTSOCK),
             },
         },
@@ -729,7 +738,9 @@ fn udp(host: &mut Host, obj: usize) -> &mut net::UdpSocket {
     match host.objs.get_mut(obj) {
         Some(Some(s)) => match &mut s.obj {
             Obj::Udp(u) => u,
-            Obj::Random | Obj::Epoll(_) | Obj::Tcp(_) | Obj::TimerFd(_) => unreachable!("checked to be a UDP socket"),
+            Obj::Random | Obj::Epoll(_) | Obj::Tcp(_) | Obj::TimerFd(_) | Obj::Netlink(_) => {
+                unreachable!("checked to be a UDP socket")
+            }
         },
         _ => unreachable!("a live object"),
     }
@@ -1271,6 +1282,7 @@ fn fd_gen(e: &DirectEngine, h: usize, vid: u32, fd: i32) -> u64 {
             Some(Obj::Udp(u)) => u.arrivals,
             Some(Obj::Tcp(t)) => t.changes,
             Some(Obj::TimerFd(t)) => t.changes,
+            Some(Obj::Netlink(s)) => s.changes,
             _ => 0,
         },
         None => host.native_gen,
@@ -1295,6 +1307,10 @@ fn fd_ready(e: &mut DirectEngine, h: usize, vid: u32, fd: i32, events: i16) -> i
                 } else {
                     0
                 }
+            }
+            Some(Obj::Netlink(s)) => {
+                let r = if s.readable() { libc::POLLIN | libc::POLLRDNORM | libc::POLLOUT } else { libc::POLLOUT };
+                r & want
             }
             Some(Obj::Epoll(_)) | Some(Obj::Tcp(_)) => 0, // nested epoll sets are never reported ready
             Some(Obj::Udp(u)) => {

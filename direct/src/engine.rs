@@ -644,6 +644,17 @@ impl DirectEngine {
         host.pid_vid.remove(&pid);
         host.futexes.cancel(vid);
         host.leave_fd_table(fdt);
+        // A group exit (`exit_group`, or a fatal signal) has already sent SIGKILL to the other
+        // threads when the first one's exit is seen. Those the supervisor holds stopped are dying:
+        // await their exits like running tasks, instead of leaving them blocked for ever.
+        for o in host.tasks.values_mut() {
+            if o.tgid == tgid
+                && matches!(o.state, TaskState::Blocked(..) | TaskState::Parked(_))
+                && thread_dying(tgid, o.pid)
+            {
+                o.state = TaskState::Running;
+            }
+        }
         host.progress += 1;
         host.native_gen += 1; // its pipes and sockets closed
         self.flush_tcp(h);
@@ -1060,7 +1071,7 @@ impl DirectEngine {
         for (&fd, e) in host.fds(vid) {
             let want = match host.objs.get(e.obj) {
                 Some(Some(s)) => match s.obj {
-                    Obj::Random | Obj::Epoll(_) | Obj::TimerFd(_) => &null_link,
+                    Obj::Random | Obj::Epoll(_) | Obj::TimerFd(_) | Obj::Netlink(_) => &null_link,
                     Obj::Udp(_) => &udp_link,
                     Obj::Tcp(_) => &tcp_link,
                 },
@@ -1324,6 +1335,20 @@ impl DirectEngine {
         }
         Ok(n)
     }
+}
+
+/// Whether thread `tid` of `tgid` is gone or going: its `/proc` entry is missing, it is a zombie,
+/// or SIGKILL is pending for it (how the kernel ends the other threads of a group exit).
+fn thread_dying(tgid: i32, tid: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{tgid}/task/{tid}/status")) else { return true };
+    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).map(str::trim);
+    if field("State:").is_some_and(|s| s.starts_with('Z') || s.starts_with('X')) {
+        return true;
+    }
+    let sigkill = 1u64 << (libc::SIGKILL - 1);
+    ["SigPnd:", "ShdPnd:"]
+        .iter()
+        .any(|f| field(f).and_then(|v| u64::from_str_radix(v, 16).ok()).is_some_and(|m| m & sigkill != 0))
 }
 
 /// Kernel state letter of `pid` (`R`, `S`, `D`, `Z`, …), or `None` if it is gone.

@@ -132,6 +132,8 @@ pub enum Obj {
     Epoll(BTreeMap<i32, EpollInterest>),
     /// A `timerfd` timer.
     TimerFd(Box<crate::timerfd::TimerFd>),
+    /// A `NETLINK_ROUTE` socket.
+    Netlink(Box<crate::netlink::NetlinkSocket>),
 }
 
 /// One descriptor registered with an emulated epoll instance.

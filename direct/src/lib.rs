@@ -23,6 +23,7 @@ pub mod launch;
 pub mod mem;
 pub mod names;
 pub mod net;
+pub mod netlink;
 pub mod netstack;
 pub mod pcap;
 pub mod seccomp;

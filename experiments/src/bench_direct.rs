@@ -68,7 +68,7 @@ bandwidth = {{ up = "50 Mbit", down = "50 Mbit" }}
 [[processes]]
 host = "node"
 path = {node:?}
-args = ["--index", "{{index}}", "--nodes", "{{count}}", "--listen", "{{ip}}:9000", "--peer", "{book}",
+args = ["--index", "{{index}}", "--nodes", "{{count}}", "--listen", "0.0.0.0:9000", "--peer", "{book}",
         "--dial", "{dial}", "--genesis", "{GENESIS_S}", "--slot", "{SLOT_S}", "--slots", "{slots}",
         "--size", "{size}"]
 "#,

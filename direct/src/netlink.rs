@@ -1,0 +1,585 @@
+//! `NETLINK_ROUTE` sockets: the host's interfaces and addresses as the kernel would list them.
+//!
+//! glibc's `getifaddrs`, Go's `net.Interfaces`, libuv's `uv_interface_addresses` (Node's
+//! `os.networkInterfaces()`) and rust-libp2p's interface watcher (a node listening on
+//! `0.0.0.0`) all ask the kernel over netlink which interfaces and addresses exist. A simulated
+//! host has two: `lo` (127.0.0.1/8) and `eth0` (its 10.a.b.c/8 address). A request is answered
+//! at once with the messages a Linux kernel sends for a dump (`RTM_GETLINK`, `RTM_GETADDR`,
+//! `RTM_GETROUTE`), ending in `NLMSG_DONE`; anything else gets an `NLMSG_ERROR` with
+//! `EOPNOTSUPP`. Nothing ever changes, so subscribers to multicast groups never hear more.
+//!
+//! [`answer`] decodes bytes a program wrote: it never panics (property-tested and fuzzed).
+
+use crate::emulate::read_msghdr;
+use crate::engine::{Answer, DirectEngine};
+use crate::host::{BlockKind, Obj};
+use crate::mem;
+use crate::seccomp::Notif;
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+
+/// `AF_NETLINK`.
+const NL_FAMILY: u16 = 16;
+/// Message types.
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const RTM_NEWLINK: u16 = 16;
+const RTM_GETLINK: u16 = 18;
+const RTM_NEWADDR: u16 = 20;
+const RTM_GETADDR: u16 = 22;
+const RTM_GETROUTE: u16 = 26;
+/// Header flags.
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_MULTI: u16 = 0x2;
+const NLM_F_ACK: u16 = 0x4;
+const NLM_F_DUMP: u16 = 0x300;
+/// Largest request the supervisor reads from a program.
+const MAX_REQUEST: usize = 1 << 16;
+
+/// One emulated netlink socket.
+#[derive(Debug)]
+pub struct NetlinkSocket {
+    /// `SOCK_RAW` or `SOCK_DGRAM`, as created.
+    ty: i32,
+    /// Its port id (`nl_pid`), once bound.
+    port: Option<u32>,
+    /// Multicast groups it joined (never written to: nothing changes).
+    groups: u32,
+    /// Answers not read yet, one datagram each.
+    queue: VecDeque<Vec<u8>>,
+    /// Datagrams ever queued, for edge-triggered epoll.
+    pub changes: u64,
+}
+
+impl NetlinkSocket {
+    /// Readable: an answer is waiting.
+    pub fn readable(&self) -> bool {
+        !self.queue.is_empty()
+    }
+}
+
+/// One interface of a simulated host.
+struct Link {
+    index: i32,
+    name: &'static str,
+    arp_type: u16,
+    flags: u32,
+    mtu: u32,
+    mac: [u8; 6],
+    addr: Ipv4Addr,
+    scope: u8,
+    broadcast: Option<Ipv4Addr>,
+}
+
+/// `lo` and `eth0` of the host with address `ip`.
+fn links(ip: Ipv4Addr) -> [Link; 2] {
+    let o = ip.octets();
+    [
+        Link {
+            index: 1,
+            name: "lo",
+            arp_type: 772,                     // ARPHRD_LOOPBACK
+            flags: 0x1 | 0x8 | 0x40 | 0x10000, // UP, LOOPBACK, RUNNING, LOWER_UP
+            mtu: 65536,
+            mac: [0; 6],
+            addr: Ipv4Addr::LOCALHOST,
+            scope: 254, // RT_SCOPE_HOST
+            broadcast: None,
+        },
+        Link {
+            index: 2,
+            name: "eth0",
+            arp_type: 1,                                // ARPHRD_ETHER
+            flags: 0x1 | 0x2 | 0x40 | 0x1000 | 0x10000, // UP, BROADCAST, RUNNING, MULTICAST, LOWER_UP
+            mtu: 1500,
+            mac: [0x02, 0x00, o[0], o[1], o[2], o[3]],
+            addr: ip,
+            scope: 0, // RT_SCOPE_UNIVERSE
+            broadcast: Some(Ipv4Addr::new(o[0], 255, 255, 255)),
+        },
+    ]
+}
+
+/// Pad to the 4-byte netlink alignment.
+fn pad(v: &mut Vec<u8>) {
+    while !v.len().is_multiple_of(4) {
+        v.push(0);
+    }
+}
+
+/// An attribute (`struct rtattr` and its data).
+fn rta(out: &mut Vec<u8>, ty: u16, data: &[u8]) {
+    out.extend_from_slice(&((4 + data.len()) as u16).to_ne_bytes());
+    out.extend_from_slice(&ty.to_ne_bytes());
+    out.extend_from_slice(data);
+    pad(out);
+}
+
+/// A message: header and payload.
+fn message(out: &mut Vec<u8>, ty: u16, flags: u16, seq: u32, port: u32, payload: &[u8]) {
+    let start = out.len();
+    out.extend_from_slice(&((16 + payload.len()) as u32).to_ne_bytes());
+    out.extend_from_slice(&ty.to_ne_bytes());
+    out.extend_from_slice(&flags.to_ne_bytes());
+    out.extend_from_slice(&seq.to_ne_bytes());
+    out.extend_from_slice(&port.to_ne_bytes());
+    out.extend_from_slice(payload);
+    pad(out);
+    debug_assert!(out.len() - start >= 16);
+}
+
+/// `RTM_NEWLINK` payload of `l`.
+fn link_payload(l: &Link) -> Vec<u8> {
+    let mut p = Vec::new();
+    p.push(0); // ifi_family: AF_UNSPEC
+    p.push(0);
+    p.extend_from_slice(&l.arp_type.to_ne_bytes());
+    p.extend_from_slice(&l.index.to_ne_bytes());
+    p.extend_from_slice(&l.flags.to_ne_bytes());
+    p.extend_from_slice(&0u32.to_ne_bytes()); // ifi_change
+    let mut name = l.name.as_bytes().to_vec();
+    name.push(0);
+    rta(&mut p, 3, &name); // IFLA_IFNAME
+    rta(&mut p, 4, &l.mtu.to_ne_bytes()); // IFLA_MTU
+    rta(&mut p, 13, &1000u32.to_ne_bytes()); // IFLA_TXQLEN
+    rta(&mut p, 16, &[if l.index == 1 { 0 } else { 6 }]); // IFLA_OPERSTATE: unknown / up
+    rta(&mut p, 1, &l.mac); // IFLA_ADDRESS
+    rta(&mut p, 2, &if l.index == 1 { [0; 6] } else { [0xff; 6] }); // IFLA_BROADCAST
+    p
+}
+
+/// `RTM_NEWADDR` payload of `l`'s IPv4 address.
+fn addr_payload(l: &Link) -> Vec<u8> {
+    let mut p = vec![libc::AF_INET as u8, 8, 0x80, l.scope]; // family, prefix /8, IFA_F_PERMANENT
+    p.extend_from_slice(&(l.index as u32).to_ne_bytes());
+    rta(&mut p, 1, &l.addr.octets()); // IFA_ADDRESS
+    rta(&mut p, 2, &l.addr.octets()); // IFA_LOCAL
+    if let Some(b) = l.broadcast {
+        rta(&mut p, 4, &b.octets()); // IFA_BROADCAST
+    }
+    let mut name = l.name.as_bytes().to_vec();
+    name.push(0);
+    rta(&mut p, 3, &name); // IFA_LABEL
+    p
+}
+
+/// The answer to the request messages in `req` from port `port` of the host with address `ip`:
+/// one datagram per request that gets an answer. Malformed messages end the parse, as in the
+/// kernel; messages without `NLM_F_REQUEST` are ignored.
+pub fn answer(req: &[u8], port: u32, ip: Ipv4Addr) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut off = 0usize;
+    while let Some(hdr) = req.get(off..off + 16) {
+        let len = u32::from_ne_bytes(hdr[0..4].try_into().expect("4 bytes")) as usize;
+        if len < 16 || len > req.len() - off {
+            break;
+        }
+        let ty = u16::from_ne_bytes(hdr[4..6].try_into().expect("2 bytes"));
+        let flags = u16::from_ne_bytes(hdr[6..8].try_into().expect("2 bytes"));
+        let seq = u32::from_ne_bytes(hdr[8..12].try_into().expect("4 bytes"));
+        let body = &req[off + 16..off + len];
+        off += (len + 3) & !3;
+        if flags & NLM_F_REQUEST == 0 {
+            continue;
+        }
+        let family = body.first().copied().unwrap_or(0) as i32;
+        let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
+        let mut d = Vec::new();
+        let error = |d: &mut Vec<u8>, errno: i32| {
+            let mut p = (-errno).to_ne_bytes().to_vec();
+            p.extend_from_slice(hdr);
+            message(d, NLMSG_ERROR, 0, seq, port, &p);
+        };
+        match ty {
+            RTM_GETLINK | RTM_GETADDR | RTM_GETROUTE if dump => {
+                if ty != RTM_GETROUTE && (family == libc::AF_UNSPEC || family == libc::AF_INET || ty == RTM_GETLINK) {
+                    for l in &links(ip) {
+                        let (t, p) = if ty == RTM_GETLINK {
+                            (RTM_NEWLINK, link_payload(l))
+                        } else {
+                            (RTM_NEWADDR, addr_payload(l))
+                        };
+                        message(&mut d, t, NLM_F_MULTI, seq, port, &p);
+                    }
+                }
+                message(&mut d, NLMSG_DONE, NLM_F_MULTI, seq, port, &0i32.to_ne_bytes());
+            }
+            RTM_GETLINK => {
+                let index = body.get(4..8).map_or(0, |b| i32::from_ne_bytes(b.try_into().expect("4 bytes")));
+                match links(ip).iter().find(|l| l.index == index) {
+                    Some(l) => {
+                        message(&mut d, RTM_NEWLINK, 0, seq, port, &link_payload(l));
+                        if flags & NLM_F_ACK != 0 {
+                            error(&mut d, 0);
+                        }
+                    }
+                    None => error(&mut d, libc::ENODEV),
+                }
+            }
+            _ => error(&mut d, libc::EOPNOTSUPP),
+        }
+        out.push(d);
+    }
+    out
+}
+
+/// Whether `request` is one of the `SIOCGIF*` ioctls that read an interface's configuration.
+pub(crate) fn is_interface_ioctl(request: u64) -> bool {
+    matches!(request, 0x8910 | 0x8912 | 0x8913 | 0x8915 | 0x8919 | 0x891b | 0x8921 | 0x8927 | 0x8933)
+}
+
+/// `struct sockaddr_in` bytes of `ip` (port 0).
+fn sockaddr_in(ip: Ipv4Addr) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[0..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+    b[4..8].copy_from_slice(&ip.octets());
+    b
+}
+
+/// The `SIOCGIF*` ioctls on any socket of a host: the same `lo` and `eth0` as the netlink dumps
+/// (glibc's `if_nametoindex`, `if_indextoname` and older code ask this way).
+pub(crate) fn interface_ioctl(e: &DirectEngine, h: usize, pid: i32, request: u64, arg: u64) -> Result<Answer, i32> {
+    let ip = e.hosts[h].ip;
+    let links = links(ip);
+    if request == 0x8912 {
+        // SIOCGIFCONF: struct ifconf { int ifc_len; char *ifc_buf; }
+        let conf = mem::read(pid, arg, 16).map_err(|_| libc::EFAULT)?;
+        let len = i32::from_ne_bytes(conf[0..4].try_into().expect("4 bytes")).max(0) as usize;
+        let buf = u64::from_ne_bytes(conf[8..16].try_into().expect("8 bytes"));
+        let mut out = Vec::new();
+        for l in &links {
+            if buf != 0 && out.len() + 40 > len {
+                break;
+            }
+            let mut r = [0u8; 40];
+            r[..l.name.len()].copy_from_slice(l.name.as_bytes());
+            r[16..32].copy_from_slice(&sockaddr_in(l.addr));
+            out.extend_from_slice(&r);
+        }
+        if buf != 0 {
+            mem::write(pid, buf, &out).map_err(|_| libc::EFAULT)?;
+        }
+        mem::write(pid, arg, &(out.len() as i32).to_ne_bytes()).map_err(|_| libc::EFAULT)?;
+        return Ok(Answer::Value(0));
+    }
+    let mut req = mem::read(pid, arg, 40).map_err(|_| libc::EFAULT)?;
+    let link = if request == 0x8910 {
+        let index = i32::from_ne_bytes(req[16..20].try_into().expect("4 bytes"));
+        links.iter().find(|l| l.index == index)
+    } else {
+        let name = req[..16].split(|&c| c == 0).next().unwrap_or(&[]);
+        links.iter().find(|l| l.name.as_bytes() == name)
+    }
+    .ok_or(libc::ENODEV)?;
+    match request {
+        0x8910 => {
+            req[..16].fill(0);
+            req[..link.name.len()].copy_from_slice(link.name.as_bytes());
+        }
+        0x8913 => req[16..18].copy_from_slice(&(link.flags as u16).to_ne_bytes()),
+        0x8915 => req[16..32].copy_from_slice(&sockaddr_in(link.addr)),
+        0x8919 => req[16..32].copy_from_slice(&sockaddr_in(link.broadcast.unwrap_or(Ipv4Addr::UNSPECIFIED))),
+        0x891b => req[16..32].copy_from_slice(&sockaddr_in(Ipv4Addr::new(255, 0, 0, 0))),
+        0x8921 => req[16..20].copy_from_slice(&(link.mtu as i32).to_ne_bytes()),
+        0x8927 => {
+            req[16..18].copy_from_slice(&link.arp_type.to_ne_bytes());
+            req[18..24].copy_from_slice(&link.mac);
+        }
+        _ => req[16..20].copy_from_slice(&link.index.to_ne_bytes()), // SIOCGIFINDEX
+    }
+    mem::write(pid, arg, &req).map_err(|_| libc::EFAULT)?;
+    Ok(Answer::Value(0))
+}
+
+/// The netlink socket behind emulated object `obj`.
+fn sock(e: &mut DirectEngine, h: usize, obj: usize) -> Option<&mut NetlinkSocket> {
+    match e.hosts[h].objs.get_mut(obj) {
+        Some(Some(slot)) => match &mut slot.obj {
+            Obj::Netlink(s) => Some(s),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `socket(AF_NETLINK, type, protocol)`: `NETLINK_ROUTE` only.
+pub(crate) fn socket(e: &mut DirectEngine, h: usize, vid: u32, nr: i64, ty: i32, proto: i32) -> Answer {
+    let kind = ty & 0xf;
+    if proto != libc::NETLINK_ROUTE || !(kind == libc::SOCK_RAW || kind == libc::SOCK_DGRAM) {
+        e.unsupported(
+            h,
+            vid,
+            nr,
+            &format!(" (netlink protocol {proto} type {kind}; only NETLINK_ROUTE)"),
+            libc::EPROTONOSUPPORT,
+        );
+        return Answer::Errno(libc::EPROTONOSUPPORT);
+    }
+    let s = NetlinkSocket { ty: kind, port: None, groups: 0, queue: VecDeque::new(), changes: 0 };
+    let obj = e.hosts[h].add_obj(Obj::Netlink(Box::new(s)), ty & libc::SOCK_NONBLOCK != 0);
+    Answer::AddFd { src: e.placeholder_fd(), cloexec: ty & libc::SOCK_CLOEXEC != 0, obj }
+}
+
+/// The port of `obj`, binding it automatically (ports are numbered per host from the object's
+/// slot, so they are the same on every run).
+fn port(e: &mut DirectEngine, h: usize, obj: usize) -> Result<u32, i32> {
+    let s = sock(e, h, obj).ok_or(libc::EBADF)?;
+    Ok(*s.port.get_or_insert(0x4000_0000 | obj as u32))
+}
+
+/// `struct sockaddr_nl` bytes.
+fn sockaddr_nl(port: u32, groups: u32) -> [u8; 12] {
+    let mut b = [0u8; 12];
+    b[0..2].copy_from_slice(&NL_FAMILY.to_ne_bytes());
+    b[4..8].copy_from_slice(&port.to_ne_bytes());
+    b[8..12].copy_from_slice(&groups.to_ne_bytes());
+    b
+}
+
+/// Write a socket address to `(addr, *len)` (the `accept`/`getsockname` convention).
+fn write_addr(pid: i32, addr: u64, len_ptr: u64, bytes: &[u8]) -> Result<(), i32> {
+    if addr == 0 || len_ptr == 0 {
+        return Ok(());
+    }
+    let lb = mem::read(pid, len_ptr, 4).map_err(|_| libc::EFAULT)?;
+    let cap = u32::from_ne_bytes([lb[0], lb[1], lb[2], lb[3]]) as usize;
+    mem::write(pid, addr, &bytes[..cap.min(bytes.len())]).map_err(|_| libc::EFAULT)?;
+    mem::write(pid, len_ptr, &(bytes.len() as u32).to_ne_bytes()).map_err(|_| libc::EFAULT)
+}
+
+/// Take the request bytes in `bufs` and queue the answers.
+fn request(e: &mut DirectEngine, h: usize, pid: i32, obj: usize, bufs: &[(u64, usize)]) -> Result<Answer, i32> {
+    let total: usize = bufs.iter().map(|b| b.1).sum();
+    if total > MAX_REQUEST {
+        return Err(libc::EMSGSIZE);
+    }
+    let mut data = Vec::with_capacity(total);
+    for &(addr, len) in bufs {
+        data.extend_from_slice(&mem::read(pid, addr, len).map_err(|_| libc::EFAULT)?);
+    }
+    let port = port(e, h, obj)?;
+    let ip = e.hosts[h].ip;
+    let answers = answer(&data, port, ip);
+    let s = sock(e, h, obj).ok_or(libc::EBADF)?;
+    for a in answers {
+        s.queue.push_back(a);
+        s.changes += 1;
+    }
+    e.hosts[h].progress += 1;
+    Ok(Answer::Value(total as i64))
+}
+
+/// Hand the next answer to `bufs`; `name` receives the kernel's address. Returns the byte count
+/// (the whole datagram's with `MSG_TRUNC`) and whether it was truncated.
+fn receive(
+    e: &mut DirectEngine,
+    h: usize,
+    pid: i32,
+    obj: usize,
+    flags: u64,
+    bufs: &[(u64, usize)],
+) -> Result<Result<(usize, bool), Answer>, i32> {
+    let nonblock = e.hosts[h].objs[obj].as_ref().is_some_and(|s| s.nonblock) || flags & libc::MSG_DONTWAIT as u64 != 0;
+    let s = sock(e, h, obj).ok_or(libc::EBADF)?;
+    let Some(d) = (if flags & libc::MSG_PEEK as u64 != 0 { s.queue.front().cloned() } else { s.queue.pop_front() })
+    else {
+        return if nonblock { Err(libc::EAGAIN) } else { Ok(Err(Answer::Block(BlockKind::Io { since: 0 }, None))) };
+    };
+    let mut copied = 0usize;
+    for &(base, len) in bufs {
+        if copied >= d.len() {
+            break;
+        }
+        let take = len.min(d.len() - copied);
+        mem::write(pid, base, &d[copied..copied + take]).map_err(|_| libc::EFAULT)?;
+        copied += take;
+    }
+    let n = if flags & libc::MSG_TRUNC as u64 != 0 { d.len() } else { copied };
+    Ok(Ok((n, copied < d.len())))
+}
+
+/// `read` of a netlink socket.
+pub(crate) fn read(e: &mut DirectEngine, h: usize, pid: i32, obj: usize, bufs: &[(u64, usize)]) -> Result<Answer, i32> {
+    Ok(match receive(e, h, pid, obj, 0, bufs)? {
+        Ok((n, _)) => Answer::Value(n as i64),
+        Err(block) => block,
+    })
+}
+
+/// `write` of a netlink socket: a request.
+pub(crate) fn write(
+    e: &mut DirectEngine,
+    h: usize,
+    pid: i32,
+    obj: usize,
+    bufs: &[(u64, usize)],
+) -> Result<Answer, i32> {
+    request(e, h, pid, obj, bufs)
+}
+
+/// The socket calls on a netlink socket.
+#[allow(non_upper_case_globals)]
+pub(crate) fn call(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) -> Result<Answer, i32> {
+    use libc::*;
+    let nr = n.data.nr as i64;
+    let a = n.data.args;
+    let pid = e.hosts[h].tasks[&vid].pid;
+    match nr {
+        SYS_bind => {
+            let b = mem::read(pid, a[1], (a[2] as usize).min(12)).map_err(|_| EFAULT)?;
+            if b.len() < 12 || u16::from_ne_bytes([b[0], b[1]]) != NL_FAMILY {
+                return Err(EINVAL);
+            }
+            let want = u32::from_ne_bytes(b[4..8].try_into().expect("4 bytes"));
+            let groups = u32::from_ne_bytes(b[8..12].try_into().expect("4 bytes"));
+            let s = sock(e, h, obj).ok_or(EBADF)?;
+            s.groups = groups;
+            if want != 0 {
+                s.port = Some(want);
+            }
+            port(e, h, obj)?;
+            Ok(Answer::Value(0))
+        }
+        SYS_connect | SYS_shutdown => Ok(Answer::Value(0)),
+        SYS_getsockname => {
+            let port = port(e, h, obj)?;
+            let groups = sock(e, h, obj).ok_or(EBADF)?.groups;
+            write_addr(pid, a[1], a[2], &sockaddr_nl(port, groups))?;
+            Ok(Answer::Value(0))
+        }
+        SYS_getpeername => {
+            write_addr(pid, a[1], a[2], &sockaddr_nl(0, 0))?;
+            Ok(Answer::Value(0))
+        }
+        SYS_setsockopt => Ok(Answer::Value(0)),
+        SYS_getsockopt => {
+            let ty = sock(e, h, obj).ok_or(EBADF)?.ty;
+            let v: i32 = match (a[1] as i32, a[2] as i32) {
+                (SOL_SOCKET, SO_TYPE) => ty,
+                (SOL_SOCKET, SO_DOMAIN) => AF_NETLINK,
+                (SOL_SOCKET, SO_PROTOCOL) => NETLINK_ROUTE,
+                (SOL_SOCKET, SO_RCVBUF | SO_SNDBUF) => 212_992,
+                (SOL_SOCKET, _) | (SOL_NETLINK, _) => 0,
+                _ => return Err(ENOPROTOOPT),
+            };
+            let lb = mem::read(pid, a[4], 4).map_err(|_| EFAULT)?;
+            let cap = u32::from_ne_bytes([lb[0], lb[1], lb[2], lb[3]]) as usize;
+            mem::write(pid, a[3], &v.to_ne_bytes()[..cap.min(4)]).map_err(|_| EFAULT)?;
+            mem::write(pid, a[4], &(cap.min(4) as u32).to_ne_bytes()).map_err(|_| EFAULT)?;
+            Ok(Answer::Value(0))
+        }
+        SYS_sendto => request(e, h, pid, obj, &[(a[1], a[2] as usize)]),
+        SYS_sendmsg => {
+            let m = read_msghdr(pid, a[1])?;
+            let bufs = mem::read_iovecs(pid, m.iov, m.iovlen).map_err(|_| EFAULT)?;
+            request(e, h, pid, obj, &bufs)
+        }
+        SYS_recvfrom => Ok(match receive(e, h, pid, obj, a[3], &[(a[1], a[2] as usize)])? {
+            Ok((n, _)) => {
+                write_addr(pid, a[4], a[5], &sockaddr_nl(0, 0))?;
+                Answer::Value(n as i64)
+            }
+            Err(block) => block,
+        }),
+        SYS_recvmsg => {
+            let m = read_msghdr(pid, a[1])?;
+            let bufs = mem::read_iovecs(pid, m.iov, m.iovlen).map_err(|_| EFAULT)?;
+            Ok(match receive(e, h, pid, obj, a[2], &bufs)? {
+                Ok((n, truncated)) => {
+                    if m.name != 0 {
+                        let b = sockaddr_nl(0, 0);
+                        mem::write(pid, m.name, &b[..(m.namelen as usize).min(12)]).map_err(|_| EFAULT)?;
+                        mem::write(pid, a[1] + 8, &12u32.to_ne_bytes()).map_err(|_| EFAULT)?;
+                    }
+                    mem::write(pid, a[1] + 40, &0u64.to_ne_bytes()).map_err(|_| EFAULT)?; // msg_controllen
+                    let mflags: i32 = if truncated { MSG_TRUNC } else { 0 };
+                    mem::write(pid, a[1] + 48, &mflags.to_ne_bytes()).map_err(|_| EFAULT)?;
+                    Answer::Value(n as i64)
+                }
+                Err(block) => block,
+            })
+        }
+        _ => Err(EOPNOTSUPP),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// (type, flags, seq, port, payload) of each message in a datagram.
+    fn messages(d: &[u8]) -> Vec<(u16, u16, u32, u32, Vec<u8>)> {
+        let mut v = Vec::new();
+        let mut off = 0;
+        while off + 16 <= d.len() {
+            let len = u32::from_ne_bytes(d[off..off + 4].try_into().unwrap()) as usize;
+            let f = |i: usize| u16::from_ne_bytes(d[off + i..off + i + 2].try_into().unwrap());
+            let w = |i: usize| u32::from_ne_bytes(d[off + i..off + i + 4].try_into().unwrap());
+            v.push((f(4), f(6), w(8), w(12), d[off + 16..off + len].to_vec()));
+            off += (len + 3) & !3;
+        }
+        assert_eq!(off, d.len(), "messages fill the datagram exactly");
+        v
+    }
+
+    fn request(ty: u16, flags: u16, seq: u32, body: &[u8]) -> Vec<u8> {
+        let mut r = Vec::new();
+        message(&mut r, ty, flags, seq, 0, body);
+        r
+    }
+
+    #[test]
+    fn a_link_dump_lists_lo_and_eth0_then_done() {
+        let ip = Ipv4Addr::new(10, 0, 0, 7);
+        let d = answer(&request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 9, &[0; 16]), 77, ip);
+        assert_eq!(d.len(), 1);
+        let m = messages(&d[0]);
+        assert_eq!(m.iter().map(|x| x.0).collect::<Vec<_>>(), [RTM_NEWLINK, RTM_NEWLINK, NLMSG_DONE]);
+        assert!(m.iter().all(|x| x.2 == 9 && x.3 == 77 && x.1 == NLM_F_MULTI));
+        assert!(m[1].4.windows(5).any(|w| w == b"eth0\0"));
+        assert!(m[1].4.windows(6).any(|w| w == [0x02, 0x00, 10, 0, 0, 7]), "the MAC comes from the address");
+    }
+
+    #[test]
+    fn an_address_dump_gives_both_ipv4_addresses_and_none_for_ipv6() {
+        let ip = Ipv4Addr::new(10, 0, 1, 2);
+        let d = answer(
+            &request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 1, &[libc::AF_INET as u8, 0, 0, 0, 0, 0, 0, 0]),
+            5,
+            ip,
+        );
+        let m = messages(&d[0]);
+        assert_eq!(m.iter().map(|x| x.0).collect::<Vec<_>>(), [RTM_NEWADDR, RTM_NEWADDR, NLMSG_DONE]);
+        assert!(m[0].4.windows(4).any(|w| w == [127, 0, 0, 1]));
+        assert!(m[1].4.windows(4).any(|w| w == [10, 0, 1, 2]));
+        assert_eq!(&m[1].4[..4], &[libc::AF_INET as u8, 8, 0x80, 0]);
+        let v6 = answer(&request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 2, &[libc::AF_INET6 as u8; 8]), 5, ip);
+        assert_eq!(messages(&v6[0]).iter().map(|x| x.0).collect::<Vec<_>>(), [NLMSG_DONE]);
+    }
+
+    #[test]
+    fn other_requests_get_an_error_and_non_requests_nothing() {
+        let ip = Ipv4Addr::new(10, 0, 0, 1);
+        let d = answer(&request(24, NLM_F_REQUEST | NLM_F_ACK, 3, &[0; 12]), 5, ip); // RTM_NEWROUTE
+        let m = messages(&d[0]);
+        assert_eq!(m[0].0, NLMSG_ERROR);
+        assert_eq!(i32::from_ne_bytes(m[0].4[..4].try_into().unwrap()), -libc::EOPNOTSUPP);
+        assert!(answer(&request(RTM_GETLINK, 0, 3, &[0; 16]), 5, ip).is_empty());
+        let two = [
+            request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 1, &[0; 16]),
+            request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 2, &[0; 8]),
+        ]
+        .concat();
+        assert_eq!(answer(&two, 5, ip).len(), 2, "one datagram per request");
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_are_answered_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            for d in answer(&bytes, 1, Ipv4Addr::new(10, 0, 0, 1)) {
+                messages(&d);
+            }
+        }
+    }
+}
