@@ -1143,3 +1143,63 @@ fn programs_list_the_hosts_interfaces_through_netlink() {
         assert_eq!(read(out.join(format!("hosts/n{i}/python3.1.stdout"))), "[(1, 'lo'), (2, 'eth0')]\n");
     }
 }
+
+const UNIX_SERVER_PY: &str = r#"
+import os, socket, time
+socks = []
+for name in ["srv.sock", "\0thermocline-abstract"]:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(name)
+    s.listen(1)
+    socks.append(s)
+print("listening at", time.monotonic() - 3600, flush=True)
+for s in socks:
+    c, _ = s.accept()
+    data = c.recv(100)
+    c.sendall(b"echo " + data)
+    c.close()
+    print("served", data.decode(), "at", time.monotonic() - 3600, flush=True)
+"#;
+
+const UNIX_CLIENT_PY: &str = r#"
+import socket, time
+for name in ["srv.sock", "\0thermocline-abstract"]:
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.connect(name)
+    c.sendall(("hello " + name.strip("\0")).encode())
+    print(c.recv(100).decode(), "at", time.monotonic() - 3600, flush=True)
+    c.close()
+    time.sleep(0.5)
+"#;
+
+#[test]
+fn unix_domain_sockets_by_path_and_abstract_name_connect_two_programs() {
+    let dir = scratch("direct-unix");
+    std::fs::write(dir.join("server.py"), UNIX_SERVER_PY).unwrap();
+    std::fs::write(dir.join("client.py"), UNIX_CLIENT_PY).unwrap();
+    let spec = write_spec(
+        &dir,
+        "unix.toml",
+        &format!(
+            "[run]\nduration = \"10 s\"\n[network]\ntopology = \"single-switch\"\n\
+             [[hosts]]\nname = \"u\"\nkind = \"direct\"\ncount = 1\n\
+             [[processes]]\nhost = \"u\"\npath = \"/usr/bin/python3\"\nargs = [\"{}\"]\n\
+             [[processes]]\nhost = \"u\"\npath = \"/usr/bin/python3\"\nargs = [\"{}\"]\nstart = \"2 s\"\n",
+            dir.join("server.py").display(),
+            dir.join("client.py").display()
+        ),
+    );
+    let mut runs = Vec::new();
+    for i in 0..2 {
+        let out = dir.join(format!("out{i}"));
+        run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+        runs.push((
+            read(out.join("hosts/u/python3.0.stdout")),
+            read(out.join("hosts/u/python3.1.stdout")),
+            summary(&out)["digest"].to_string(),
+        ));
+    }
+    assert_eq!(runs[0], runs[1], "repeatable");
+    assert_eq!(runs[0].0, "listening at 0.0\nserved hello srv.sock at 2.0\nserved hello thermocline-abstract at 2.5\n");
+    assert_eq!(runs[0].1, "echo hello srv.sock at 2.0\necho hello thermocline-abstract at 2.5\n");
+}

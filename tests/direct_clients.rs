@@ -22,6 +22,11 @@ fn need(program: &str, package: &str) {
 
 /// Two direct hosts `server` and `client`, 10 ms apart, 100 Mbit/s each, and `processes`.
 fn two_hosts(seconds: u32, processes: &str) -> String {
+    lossy_hosts(seconds, 0.0, processes)
+}
+
+/// [`two_hosts`] with a packet loss probability on the path.
+fn lossy_hosts(seconds: u32, loss: f64, processes: &str) -> String {
     format!(
         r#"
 [run]
@@ -31,6 +36,7 @@ duration = "{seconds} s"
 [network]
 topology = "single-switch"
 latency = "10 ms"
+loss = {loss}
 
 [[hosts]]
 name = "server"
@@ -72,16 +78,15 @@ fn repeatable(dir: &Path, spec: &Path, files: &[&str]) -> PathBuf {
     dir.join("out0")
 }
 
-#[test]
-fn curl_fetches_a_file_from_pythons_threaded_http_server_by_host_name() {
-    need("/usr/bin/curl", "curl");
-    need("/usr/bin/python3", "python3");
-    let dir = scratch("clients-curl");
-    let www = dir.join("www");
-    std::fs::create_dir_all(&www).unwrap();
-    let body: Vec<u8> = (0..300_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
-    std::fs::write(www.join("file.bin"), &body).unwrap();
-    let processes = format!(
+/// A 300 kB body, different in every byte position mod 256.
+fn body() -> Vec<u8> {
+    (0..300_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect()
+}
+
+/// `python3 -m http.server` on `server` serving `www`, and curl on `client` fetching `file.bin`
+/// by host name at 2 s.
+fn http_processes(www: &Path) -> String {
+    format!(
         r#"
 [[processes]]
 host = "server"
@@ -96,7 +101,41 @@ args = ["-sS", "-o", "got.bin", "-w", "%{{http_code}} %{{size_download}} %{{time
 start = "2 s"
 "#,
         www.display()
-    );
+    )
+}
+
+#[test]
+fn a_download_over_a_lossy_path_arrives_intact_with_retransmissions() {
+    need("/usr/bin/curl", "curl");
+    need("/usr/bin/python3", "python3");
+    let dir = scratch("clients-lossy");
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("file.bin"), body()).unwrap();
+    let clean = write_spec(&dir, "clean.toml", &lossy_hosts(30, 0.0, &http_processes(&www)));
+    let lossy = write_spec(&dir, "lossy.toml", &lossy_hosts(30, 0.03, &http_processes(&www)));
+    let took = |spec: &Path, name: &str| -> (f64, PathBuf) {
+        let out = repeatable(&dir.join(name), spec, &["client/curl.0.stdout", "client/got.bin"]);
+        assert_eq!(std::fs::read(out.join("hosts/client/got.bin")).unwrap(), body(), "{name}: the body arrives intact");
+        let line = read(out.join("hosts/client/curl.0.stdout"));
+        (line.split_whitespace().nth(2).unwrap().parse().unwrap(), out)
+    };
+    let (clean_s, _) = took(&clean, "clean");
+    let (lossy_s, _) = took(&lossy, "lossy");
+    // 3 % of the segments are lost each way; each loss costs at least a round trip to repair.
+    assert!(lossy_s > clean_s + 0.02, "clean {clean_s} s, lossy {lossy_s} s");
+}
+
+#[test]
+fn curl_fetches_a_file_from_pythons_threaded_http_server_by_host_name() {
+    need("/usr/bin/curl", "curl");
+    need("/usr/bin/python3", "python3");
+    let dir = scratch("clients-curl");
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    let body = body();
+    std::fs::write(www.join("file.bin"), &body).unwrap();
+    let processes = http_processes(&www);
     let spec = write_spec(&dir, "curl.toml", &two_hosts(10, &processes));
     let out = repeatable(&dir, &spec, &["client/curl.0.stdout", "client/got.bin", "server/python3.0.stderr"]);
     assert_eq!(std::fs::read(out.join("hosts/client/got.bin")).unwrap(), body, "the body arrives intact");
