@@ -6,26 +6,8 @@ mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Compile `source` (C) into `dir/name` with the system compiler.
-fn compile(dir: &Path, name: &str, source: &str) -> PathBuf {
-    compile_with(dir, name, source, &[])
-}
-
-fn compile_with(dir: &Path, name: &str, source: &str, flags: &[&str]) -> PathBuf {
-    let src = dir.join(format!("{name}.c"));
-    std::fs::write(&src, source).unwrap();
-    let exe = dir.join(name);
-    let out = Command::new("cc").arg("-O1").args(flags).arg("-o").arg(&exe).arg(&src).output().expect("run cc");
-    assert!(out.status.success(), "cc failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    exe
-}
-
-fn read(path: PathBuf) -> String {
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 const TIME_PROGRAM: &str = r#"
 #include <stdio.h>
 #include <stdint.h>

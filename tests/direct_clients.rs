@@ -10,10 +10,6 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn read(path: PathBuf) -> String {
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 fn need(program: &str, package: &str) {
     if !Path::new(program).is_file() {
         panic!("this test needs {program} (apt-get install {package})");

@@ -8,10 +8,6 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn read(path: PathBuf) -> String {
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 /// The program at `path`, or a failed test naming the Debian package that provides it.
 fn need(path: &str, package: &str) -> String {
     assert!(Path::new(path).is_file(), "this test needs {path} (apt-get install {package})");
@@ -497,11 +493,7 @@ int main(void) {
 #[test]
 fn tcp_socket_calls_behave_like_linux_on_loopback() {
     let dir = scratch("tcp-c");
-    let src = dir.join("tcp.c");
-    std::fs::write(&src, SEMANTICS_C).unwrap();
-    let exe = dir.join("tcp");
-    let cc = Command::new("cc").arg("-O1").arg("-o").arg(&exe).arg(&src).output().expect("run cc");
-    assert!(cc.status.success(), "cc failed:\n{}", String::from_utf8_lossy(&cc.stderr));
+    let exe = compile(&dir, "tcp", SEMANTICS_C);
     let spec = write_spec(
         &dir,
         "tcp.toml",

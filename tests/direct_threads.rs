@@ -11,20 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// Compile `source` (C, with threads) into `dir/name` with the system compiler.
-fn compile(dir: &Path, name: &str, source: &str) -> PathBuf {
-    let src = dir.join(format!("{name}.c"));
-    std::fs::write(&src, source).unwrap();
-    let exe = dir.join(name);
-    let out = Command::new("cc").args(["-O1", "-pthread", "-o"]).arg(&exe).arg(&src).output().expect("run cc");
-    assert!(out.status.success(), "cc failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    exe
-}
-
-fn read(path: PathBuf) -> String {
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 /// A spec with a direct host `t` running `path args…` from 1 s (and an idle host, so that the run
 /// can be cut into two shards); `extra` is appended to the process entry.
 fn spec(dir: &Path, path: &Path, args: &[&str], extra: &str) -> PathBuf {
@@ -192,7 +178,7 @@ int main(void) {
 #[test]
 fn c_threads_contend_on_a_mutex_and_condition_variables_and_wait_in_simulated_time() {
     let dir = scratch("threads-c");
-    let exe = compile(&dir, "pt", PTHREADS_C);
+    let exe = compile_with(&dir, "pt", PTHREADS_C, &["-pthread"]);
     let stdout = twice(&dir, &spec(&dir, &exe, &[], ""), "pt");
     // Workers take turns in id order (round 0 at once), each sleeping 10 ms × (id + 1) between
     // turns; their 250-ms timed waits on a condition nobody signals time out exactly; joins
@@ -397,7 +383,7 @@ int main(int argc, char **argv) {
 #[test]
 fn spinning_threads_are_preempted_and_a_spinner_without_a_budget_is_reported() {
     let dir = scratch("threads-spin");
-    let exe = compile(&dir, "spin", SPIN_C);
+    let exe = compile_with(&dir, "spin", SPIN_C, &["-pthread"]);
     // A pthread spinlock held by main while it sleeps 2 ms, then a thread spinning on a flag
     // main sets after 30 ms: each preemption lets the sleeper's time come.
     let stdout = twice(&dir, &spec(&dir, &exe, &[], "preempt = \"5 ms\"\n"), "spin");

@@ -91,14 +91,19 @@ pub(crate) fn read_sockaddr(pid: i32, addr: u64, len: u64) -> Result<SockAddr, i
 /// Write a socket address to `addr` with its length at `len_ptr` (value-result), as the kernel
 /// does: truncated to the caller's buffer, full length reported.
 pub(crate) fn write_sockaddr(pid: i32, addr: u64, len_ptr: u64, sa: (Ipv4Addr, u16)) -> Result<(), i32> {
+    write_addr_bytes(pid, addr, len_ptr, &sockaddr_bytes(sa))
+}
+
+/// Write the socket address `bytes` to `(addr, *len_ptr)` of task `pid` (the `accept`,
+/// `getsockname`, `recvfrom` convention): cut to the caller's room, the full length reported.
+pub(crate) fn write_addr_bytes(pid: i32, addr: u64, len_ptr: u64, bytes: &[u8]) -> Result<(), i32> {
     if addr == 0 || len_ptr == 0 {
         return Ok(());
     }
     let lb = mem::read(pid, len_ptr, 4).map_err(|_| libc::EFAULT)?;
     let cap = u32::from_ne_bytes([lb[0], lb[1], lb[2], lb[3]]) as usize;
-    let bytes = sockaddr_bytes(sa);
-    mem::write(pid, addr, &bytes[..cap.min(16)]).map_err(|_| libc::EFAULT)?;
-    mem::write(pid, len_ptr, &16u32.to_ne_bytes()).map_err(|_| libc::EFAULT)
+    mem::write(pid, addr, &bytes[..cap.min(bytes.len())]).map_err(|_| libc::EFAULT)?;
+    mem::write(pid, len_ptr, &(bytes.len() as u32).to_ne_bytes()).map_err(|_| libc::EFAULT)
 }
 
 fn errno(r: Result<Answer, i32>) -> Answer {
@@ -723,8 +728,13 @@ fn fill_random(e: &mut DirectEngine, h: usize, pid: i32, bufs: &[(u64, usize)]) 
 }
 
 fn gather(pid: i32, bufs: &[(u64, usize)]) -> Result<Vec<u8>, i32> {
+    gather_max(pid, bufs, MAX_UDP_PAYLOAD)
+}
+
+/// The bytes of the task's buffers `bufs`, at most `max` in all (`EMSGSIZE` beyond).
+pub(crate) fn gather_max(pid: i32, bufs: &[(u64, usize)], max: usize) -> Result<Vec<u8>, i32> {
     let total: usize = bufs.iter().map(|b| b.1).sum();
-    if total > MAX_UDP_PAYLOAD {
+    if total > max {
         return Err(libc::EMSGSIZE);
     }
     let mut data = Vec::with_capacity(total);

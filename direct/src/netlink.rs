@@ -10,7 +10,7 @@
 //!
 //! [`answer`] decodes bytes a program wrote: it never panics (property-tested and fuzzed).
 
-use crate::emulate::read_msghdr;
+use crate::emulate::{gather_max, read_msghdr, write_addr_bytes as write_addr};
 use crate::engine::{Answer, DirectEngine};
 use crate::host::{BlockKind, Obj};
 use crate::mem;
@@ -336,27 +336,10 @@ fn sockaddr_nl(port: u32, groups: u32) -> [u8; 12] {
     b
 }
 
-/// Write a socket address to `(addr, *len)` (the `accept`/`getsockname` convention).
-fn write_addr(pid: i32, addr: u64, len_ptr: u64, bytes: &[u8]) -> Result<(), i32> {
-    if addr == 0 || len_ptr == 0 {
-        return Ok(());
-    }
-    let lb = mem::read(pid, len_ptr, 4).map_err(|_| libc::EFAULT)?;
-    let cap = u32::from_ne_bytes([lb[0], lb[1], lb[2], lb[3]]) as usize;
-    mem::write(pid, addr, &bytes[..cap.min(bytes.len())]).map_err(|_| libc::EFAULT)?;
-    mem::write(pid, len_ptr, &(bytes.len() as u32).to_ne_bytes()).map_err(|_| libc::EFAULT)
-}
-
 /// Take the request bytes in `bufs` and queue the answers.
 fn request(e: &mut DirectEngine, h: usize, pid: i32, obj: usize, bufs: &[(u64, usize)]) -> Result<Answer, i32> {
-    let total: usize = bufs.iter().map(|b| b.1).sum();
-    if total > MAX_REQUEST {
-        return Err(libc::EMSGSIZE);
-    }
-    let mut data = Vec::with_capacity(total);
-    for &(addr, len) in bufs {
-        data.extend_from_slice(&mem::read(pid, addr, len).map_err(|_| libc::EFAULT)?);
-    }
+    let data = gather_max(pid, bufs, MAX_REQUEST)?;
+    let total = data.len();
     let port = port(e, h, obj)?;
     let ip = e.hosts[h].ip;
     let answers = answer(&data, port, ip);

@@ -81,3 +81,23 @@ remote_share = 0.3
 population = 2
 payload_bytes = 16
 "#;
+
+/// Compile the C program `source` as `dir/name` with `cc -O1`.
+pub fn compile(dir: &Path, name: &str, source: &str) -> PathBuf {
+    compile_with(dir, name, source, &[])
+}
+
+/// [`compile`] with extra compiler flags (`-pthread`, `-static`, …).
+pub fn compile_with(dir: &Path, name: &str, source: &str, flags: &[&str]) -> PathBuf {
+    let src = dir.join(format!("{name}.c"));
+    std::fs::write(&src, source).unwrap();
+    let exe = dir.join(name);
+    let out = Command::new("cc").arg("-O1").args(flags).arg("-o").arg(&exe).arg(&src).output().expect("run cc");
+    assert!(out.status.success(), "cc failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    exe
+}
+
+/// The text of a file the run wrote (panics naming the file if it is missing).
+pub fn read(path: PathBuf) -> String {
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
