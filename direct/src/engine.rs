@@ -710,7 +710,14 @@ impl DirectEngine {
     /// Wait until no task of host `h` runs: each running task has stopped in a notified syscall
     /// or exited. New tasks (forked children) are found on the way.
     fn collect(&mut self, h: usize) -> Result<(), DirectError> {
-        let mut waited = crate::wall::now_ns();
+        // When the wait for a stop began, read only once a poll finds nothing: reading the clock
+        // is a real syscall here (see `wall`), and most polls find a stop at once.
+        let mut waited: Option<u64> = None;
+        let watchdog = self.watchdog.as_nanos() as u64;
+        let overdue = |waited: &mut Option<u64>| {
+            let now = crate::wall::now_ns();
+            now.saturating_sub(*waited.get_or_insert(now)) > watchdog
+        };
         loop {
             // Tasks stopped in vfork are not awaited: the kernel releases them when their child
             // execs or exits (see `release_vfork_parent`).
@@ -746,7 +753,7 @@ impl DirectEngine {
             let host = &mut self.hosts[h];
             let running = host.tasks.values().any(|t| matches!(t.state, TaskState::Running));
             if !running && in_clone {
-                if crate::wall::now_ns().saturating_sub(waited) > self.watchdog.as_nanos() as u64 {
+                if overdue(&mut waited) {
                     return Err(self.host_error(h, "a task stayed in vfork without a child appearing".into()));
                 }
                 std::thread::yield_now();
@@ -786,7 +793,7 @@ impl DirectEngine {
             }
             if n == 0 {
                 crate::threads::preempt_spinners(self, h);
-                if crate::wall::now_ns().saturating_sub(waited) > self.watchdog.as_nanos() as u64 {
+                if overdue(&mut waited) {
                     let stuck: Vec<String> = self.hosts[h]
                         .tasks
                         .values()
@@ -819,7 +826,7 @@ impl DirectEngine {
                 }
                 continue;
             }
-            waited = crate::wall::now_ns();
+            waited = None;
             // Notifications first (a task that notified is alive), then exits.
             for (pfd, &(is_listener, idx)) in fds.iter().zip(&what) {
                 if !is_listener || pfd.revents & libc::POLLIN == 0 {
