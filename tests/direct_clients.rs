@@ -392,3 +392,15 @@ args = ["--index", "{{index}}", "--nodes", "{{count}}", "--peer", "{book}", "--d
         }
     }
 }
+
+#[test]
+fn bench_direct_reports_its_figures_as_json() {
+    gossip_node();
+    let out = run_ok(&["bench", "direct", "--nodes", "3", "--slots", "2", "--size", "20000", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bench direct --json prints JSON");
+    assert_eq!(v["nodes"], 3);
+    assert_eq!((v["blocks_received"].as_u64(), v["blocks_expected"].as_u64()), (Some(4), Some(4)), "{v}");
+    assert!(v["rss_per_node_bytes_mean"].as_f64().unwrap() > 1e6, "{v}");
+    assert!(v["wall_s_per_simulated_minute"].as_f64().unwrap() > 0.0);
+    assert!(v["events"].as_u64().unwrap() > 0 && v["digest"].as_str().unwrap().len() == 64, "{v}");
+}
