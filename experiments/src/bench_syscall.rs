@@ -32,7 +32,10 @@ pub struct SyscallBench {
 
 /// The probe: `probe MODE N` makes N calls of one kind.
 const PROBE: &str = r#"
+#define _GNU_SOURCE
 #include <stdio.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -42,10 +45,35 @@ const PROBE: &str = r#"
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+static int ping[2], pong[2];
+static long rounds;
+static void *echo(void *arg) {
+    char c;
+    for (long i = 0; i < rounds; i++) { if (read(ping[0], &c, 1) != 1 || write(pong[1], &c, 1) != 1) break; }
+    return arg;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) return 2;
     long n = atol(argv[2]);
     volatile long sink = 0;
+    if (!strcmp(argv[1], "switch")) {
+        /* the machine's floor for any design where another thread answers: a one-byte pipe
+           round trip between two threads on one CPU (two context switches, four syscalls) */
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(0, &one);
+        sched_setaffinity(0, sizeof one, &one);
+        if (pipe(ping) || pipe(pong)) return 3;
+        rounds = n;
+        pthread_t t;
+        pthread_create(&t, 0, echo, 0);
+        char c = 'x';
+        for (long i = 0; i < n; i++) { if (write(ping[1], &c, 1) != 1 || read(pong[0], &c, 1) != 1) return 4; }
+        pthread_join(t, 0);
+        printf("0\n");
+        return 0;
+    }
     if (!strcmp(argv[1], "time")) {
         struct timespec ts;
         for (long i = 0; i < n; i++) { clock_gettime(CLOCK_MONOTONIC, &ts); sink += ts.tv_nsec; }
@@ -139,6 +167,9 @@ pub fn syscall(args: &SyscallBench, exe: &Path) -> Result<()> {
                 json!({ "calls": n, "native_ns": nat, "shim_ns": shim, "shim_rdtsc_untrapped_ns": untrapped }),
             ));
         }
+        // Not a shim figure: what two context switches cost here, natively.
+        let floor = per_call(args.calls, args.repeats, |k| native(&probe, "switch", k))?;
+        rows.push(("context_switch_floor", json!({ "calls": args.calls, "native_ns": floor })));
         let mut obj = serde_json::Map::new();
         for (k, v) in rows {
             obj.insert(k.to_string(), v);
@@ -169,6 +200,8 @@ pub fn syscall(args: &SyscallBench, exe: &Path) -> Result<()> {
             let f = |c: &str| v[k][c].as_f64().unwrap_or(0.0);
             println!("{k:<22} {:>12.1} {:>12.1} {:>22.1}", f("native_ns"), f("shim_ns"), f("shim_rdtsc_untrapped_ns"));
         }
+        let floor = v["context_switch_floor"]["native_ns"].as_f64().unwrap_or(0.0);
+        println!("floor: a pipe round trip between two threads on one CPU (two switches) takes {floor:.1} ns here");
         println!("anchors: Shadow 6.8 us non-blocking / 13.4 us blocking round trip; native syscall ~0.13 us");
     }
     Ok(())
