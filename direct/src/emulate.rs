@@ -94,6 +94,16 @@ pub(crate) fn write_sockaddr(pid: i32, addr: u64, len_ptr: u64, sa: (Ipv4Addr, u
     write_addr_bytes(pid, addr, len_ptr, &sockaddr_bytes(sa))
 }
 
+/// Answer a `getsockopt` of an `int` option: `v` to `optval`, cut to the caller's `*optlen`,
+/// and the length written back.
+pub(crate) fn write_int_option(pid: i32, optval: u64, optlen: u64, v: i32) -> Result<Answer, i32> {
+    let lb = mem::read(pid, optlen, 4).map_err(|_| libc::EFAULT)?;
+    let cap = u32::from_ne_bytes([lb[0], lb[1], lb[2], lb[3]]) as usize;
+    mem::write(pid, optval, &v.to_ne_bytes()[..cap.min(4)]).map_err(|_| libc::EFAULT)?;
+    mem::write(pid, optlen, &(cap.min(4) as u32).to_ne_bytes()).map_err(|_| libc::EFAULT)?;
+    Ok(Answer::Value(0))
+}
+
 /// Write the socket address `bytes` to `(addr, *len_ptr)` of task `pid` (the `accept`,
 /// `getsockname`, `recvfrom` convention): cut to the caller's room, the full length reported.
 pub(crate) fn write_addr_bytes(pid: i32, addr: u64, len_ptr: u64, bytes: &[u8]) -> Result<(), i32> {
@@ -871,11 +881,7 @@ fn socket_call(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) 
                 }
                 _ => return Err(ENOPROTOOPT),
             };
-            let lb = mem::read(pid, a[4], 4).map_err(|_| EFAULT)?;
-            let cap = u32::from_ne_bytes([lb[0], lb[1], lb[2], lb[3]]) as usize;
-            mem::write(pid, a[3], &v.to_ne_bytes()[..cap.min(4)]).map_err(|_| EFAULT)?;
-            mem::write(pid, a[4], &(cap.min(4) as u32).to_ne_bytes()).map_err(|_| EFAULT)?;
-            Ok(Answer::Value(0))
+            write_int_option(pid, a[3], a[4], v)
         }
         SYS_shutdown => {
             let s = udp(&mut e.hosts[h], obj);

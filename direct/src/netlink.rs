@@ -10,7 +10,7 @@
 //!
 //! [`answer`] decodes bytes a program wrote: it never panics (property-tested and fuzzed).
 
-use crate::emulate::{gather_max, read_msghdr, write_addr_bytes as write_addr};
+use crate::emulate::{gather_max, read_msghdr, write_addr_bytes as write_addr, write_int_option};
 use crate::engine::{Answer, DirectEngine};
 use crate::host::{BlockKind, Obj};
 use crate::mem;
@@ -445,11 +445,7 @@ pub(crate) fn call(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usi
                 (SOL_SOCKET, _) | (SOL_NETLINK, _) => 0,
                 _ => return Err(ENOPROTOOPT),
             };
-            let lb = mem::read(pid, a[4], 4).map_err(|_| EFAULT)?;
-            let cap = u32::from_ne_bytes([lb[0], lb[1], lb[2], lb[3]]) as usize;
-            mem::write(pid, a[3], &v.to_ne_bytes()[..cap.min(4)]).map_err(|_| EFAULT)?;
-            mem::write(pid, a[4], &(cap.min(4) as u32).to_ne_bytes()).map_err(|_| EFAULT)?;
-            Ok(Answer::Value(0))
+            write_int_option(pid, a[3], a[4], v)
         }
         SYS_sendto => request(e, h, pid, obj, &[(a[1], a[2] as usize)]),
         SYS_sendmsg => {
