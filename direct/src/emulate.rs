@@ -305,7 +305,7 @@ fn answer(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Result<Answer,
                     Some(s) if matches!(s.obj, Obj::Random) => Answer::Value(total as i64),
                     Some(s) if matches!(s.obj, Obj::TimerFd(_)) => Answer::Errno(EINVAL),
                     Some(s) if matches!(s.obj, Obj::Netlink(_)) => {
-                        errno(crate::netlink::write(e, h, pid, f.obj, &bufs))
+                        errno(crate::netlink::request(e, h, pid, f.obj, &bufs))
                     }
                     Some(s) if matches!(s.obj, Obj::Epoll(_)) => Answer::Errno(EINVAL),
                     _ if matches!(nr, SYS_pwrite64 | SYS_pwritev | SYS_pwritev2) => Answer::Errno(ESPIPE),

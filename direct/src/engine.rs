@@ -461,8 +461,7 @@ impl DirectEngine {
 
     /// Poll host `h`'s TCP/IP stack at `time`, replacing any later scheduled poll.
     pub(crate) fn schedule_tcp_poll(&mut self, h: usize, time: u64) {
-        self.wake_tokens += 1;
-        let token = self.wake_tokens;
+        let token = self.next_token();
         if let Some(st) = self.hosts[h].tcp.as_deref_mut() {
             st.timer = Some((time, token));
         }
@@ -1120,14 +1119,8 @@ impl DirectEngine {
         self.push_local(h, at, Action::TimerFd { obj, token });
     }
 
-    /// The placeholder descriptor installed for emulated objects that are not sockets.
-    pub(crate) fn placeholder_fd(&self) -> RawFd {
-        self.devnull.as_raw_fd()
-    }
-
     pub(crate) fn set_alarm(&mut self, h: usize, vid: u32, at: u64, interval: u64) {
-        self.wake_tokens += 1;
-        let token = self.wake_tokens;
+        let token = self.next_token();
         if let Some(t) = self.hosts[h].tasks.get_mut(&vid) {
             t.alarm = Some((at, interval, token));
         }
@@ -1195,10 +1188,10 @@ impl DirectEngine {
                 let host = &mut self.hosts[h];
                 if let Some(Some(slot)) = host.objs.get_mut(obj)
                     && let Obj::TimerFd(t) = &mut slot.obj
-                    && t.token == token
+                    && t.fire(token, now)
                 {
-                    let next = t.fire(token, now);
                     host.progress += 1;
+                    let next = t.next_deadline();
                     if let Some(at) = next {
                         self.push_local(h, at, Action::TimerFd { obj, token });
                     }

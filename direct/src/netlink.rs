@@ -17,6 +17,7 @@ use crate::mem;
 use crate::seccomp::Notif;
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
 
 /// `AF_NETLINK`.
 const NL_FAMILY: u16 = 16;
@@ -317,7 +318,7 @@ pub(crate) fn socket(e: &mut DirectEngine, h: usize, vid: u32, nr: i64, ty: i32,
     }
     let s = NetlinkSocket { ty: kind, port: None, groups: 0, queue: VecDeque::new(), changes: 0 };
     let obj = e.hosts[h].add_obj(Obj::Netlink(Box::new(s)), ty & libc::SOCK_NONBLOCK != 0);
-    Answer::AddFd { src: e.placeholder_fd(), cloexec: ty & libc::SOCK_CLOEXEC != 0, obj }
+    Answer::AddFd { src: e.devnull.as_raw_fd(), cloexec: ty & libc::SOCK_CLOEXEC != 0, obj }
 }
 
 /// The port of `obj`, binding it automatically (ports are numbered per host from the object's
@@ -336,8 +337,14 @@ fn sockaddr_nl(port: u32, groups: u32) -> [u8; 12] {
     b
 }
 
-/// Take the request bytes in `bufs` and queue the answers.
-fn request(e: &mut DirectEngine, h: usize, pid: i32, obj: usize, bufs: &[(u64, usize)]) -> Result<Answer, i32> {
+/// Take the request bytes in `bufs` (`write`, `sendto`, `sendmsg`) and queue the answers.
+pub(crate) fn request(
+    e: &mut DirectEngine,
+    h: usize,
+    pid: i32,
+    obj: usize,
+    bufs: &[(u64, usize)],
+) -> Result<Answer, i32> {
     let data = gather_max(pid, bufs, MAX_REQUEST)?;
     let total = data.len();
     let port = port(e, h, obj)?;
@@ -387,17 +394,6 @@ pub(crate) fn read(e: &mut DirectEngine, h: usize, pid: i32, obj: usize, bufs: &
         Ok((n, _)) => Answer::Value(n as i64),
         Err(block) => block,
     })
-}
-
-/// `write` of a netlink socket: a request.
-pub(crate) fn write(
-    e: &mut DirectEngine,
-    h: usize,
-    pid: i32,
-    obj: usize,
-    bufs: &[(u64, usize)],
-) -> Result<Answer, i32> {
-    request(e, h, pid, obj, bufs)
 }
 
 /// The socket calls on a netlink socket.

@@ -10,6 +10,7 @@ use crate::engine::{Answer, DirectEngine};
 use crate::host::{BlockKind, Obj};
 use crate::mem;
 use libc::{EAGAIN, EBADF, EFAULT, EINVAL};
+use std::os::fd::AsRawFd;
 
 /// One timer.
 #[derive(Debug)]
@@ -39,21 +40,19 @@ impl TimerFd {
         self.expirations > 0
     }
 
-    /// The expiry event with `token` fired at `now`: count it; the next deadline of a periodic
-    /// timer, to schedule.
-    pub(crate) fn fire(&mut self, token: u64, now: u64) -> Option<u64> {
-        if token != self.token || self.deadline.is_none_or(|d| d > now) {
-            return None;
-        }
+    /// The expiry event with `token` fired at `now`: count the expiration and re-arm a periodic
+    /// timer. False for a stale event (the timer was re-armed or disarmed since).
+    pub(crate) fn fire(&mut self, token: u64, now: u64) -> bool {
+        let Some(due) = self.deadline.filter(|&d| token == self.token && d <= now) else { return false };
         self.expirations += 1;
         self.changes += 1;
-        if self.interval == 0 {
-            self.deadline = None;
-            return None;
-        }
-        let next = self.deadline? + self.interval;
-        self.deadline = Some(next);
-        Some(next)
+        self.deadline = (self.interval > 0).then(|| due + self.interval);
+        true
+    }
+
+    /// The next expiry to schedule, if armed.
+    pub(crate) fn next_deadline(&self) -> Option<u64> {
+        self.deadline
     }
 
     /// (interval, time left) at `now`, as `timerfd_gettime` reports them.
@@ -105,7 +104,7 @@ pub(crate) fn create(e: &mut DirectEngine, h: usize, clock: u64, flags: u64) -> 
     }
     let obj =
         e.hosts[h].add_obj(Obj::TimerFd(Box::new(TimerFd::new(clock as i32))), flags & libc::TFD_NONBLOCK as u64 != 0);
-    Answer::AddFd { src: e.placeholder_fd(), cloexec: flags & libc::TFD_CLOEXEC as u64 != 0, obj }
+    Answer::AddFd { src: e.devnull.as_raw_fd(), cloexec: flags & libc::TFD_CLOEXEC as u64 != 0, obj }
 }
 
 /// `timerfd_settime(fd, flags, new, old)` on emulated object `obj`.
@@ -170,10 +169,12 @@ mod tests {
         t.deadline = Some(100);
         t.interval = 50;
         t.token = 7;
-        assert_eq!(t.fire(6, 100), None, "a stale token is ignored");
+        assert!(!t.fire(6, 100), "a stale token is ignored");
         assert!(!t.readable());
-        assert_eq!(t.fire(7, 100), Some(150));
-        assert_eq!(t.fire(7, 150), Some(200));
+        assert!(t.fire(7, 100));
+        assert_eq!(t.next_deadline(), Some(150));
+        assert!(t.fire(7, 150));
+        assert_eq!(t.next_deadline(), Some(200));
         assert_eq!((t.expirations, t.changes), (2, 2));
         assert_eq!(t.current(160), (50, 40));
     }
@@ -183,10 +184,11 @@ mod tests {
         let mut t = TimerFd::new(libc::CLOCK_REALTIME);
         t.deadline = Some(10);
         t.token = 1;
-        assert_eq!(t.fire(1, 10), None);
+        assert!(t.fire(1, 10));
+        assert_eq!(t.next_deadline(), None);
         assert!(t.readable());
         assert_eq!(t.current(20), (0, 0));
-        assert_eq!(t.fire(1, 30), None, "no second expiry");
+        assert!(!t.fire(1, 30), "no second expiry");
         assert_eq!(t.expirations, 1);
     }
 

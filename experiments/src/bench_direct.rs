@@ -11,6 +11,7 @@ use arrow_array::{Array, StringArray, UInt64Array};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use thermocline_bus::NoProgress;
+use thermocline_models::metrics::concat_tables;
 
 /// Options of `bench direct`.
 #[derive(Clone, Debug, clap::Args)]
@@ -102,21 +103,18 @@ pub fn direct(args: &DirectBench, exe: &Path) -> Result<()> {
     let outcome = execute(&plan, window, &NoProgress, None)?.context("no outcome")?;
 
     let (mut rss, mut failed) = (Vec::new(), Vec::new());
-    for report in &outcome.reports {
-        for table in report.output.tables.iter().filter(|t| t.name == "direct_processes") {
-            let reader = arrow_ipc::reader::StreamReader::try_new(table.arrow_ipc.as_slice(), None)?;
-            for batch in reader {
-                let batch = batch?;
-                let col = |name: &str| batch.column_by_name(name).with_context(|| format!("no column {name}"));
-                let max_rss = col("max_rss_bytes")?.as_any().downcast_ref::<UInt64Array>().context("max_rss_bytes")?;
-                let status = col("status")?.as_any().downcast_ref::<StringArray>().context("status")?;
-                let host = col("host_name")?.as_any().downcast_ref::<StringArray>().context("host_name")?;
-                for i in 0..batch.num_rows() {
-                    rss.push(max_rss.value(i));
-                    if status.value(i) != "exit 0" {
-                        failed.push(format!("{}: {}", host.value(i), status.value(i)));
-                    }
-                }
+    let tables: Vec<_> =
+        outcome.reports.iter().flat_map(|r| &r.output.tables).filter(|t| t.name == "direct_processes").collect();
+    let (_, batches) = concat_tables("direct_processes", &tables)?;
+    for batch in &batches {
+        let col = |name: &str| batch.column_by_name(name).with_context(|| format!("no column {name}"));
+        let max_rss = col("max_rss_bytes")?.as_any().downcast_ref::<UInt64Array>().context("max_rss_bytes")?;
+        let status = col("status")?.as_any().downcast_ref::<StringArray>().context("status")?;
+        let host = col("host_name")?.as_any().downcast_ref::<StringArray>().context("host_name")?;
+        for i in 0..batch.num_rows() {
+            rss.push(max_rss.value(i));
+            if status.value(i) != "exit 0" {
+                failed.push(format!("{}: {}", host.value(i), status.value(i)));
             }
         }
     }
