@@ -1434,14 +1434,7 @@ fn do_select(
 
 /// Pending (thread and process) and blocked signal sets of `pid`, from `/proc`.
 fn proc_signals(pid: i32) -> (u64, u64) {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-            .unwrap_or(0)
-    };
-    (field("SigPnd:") | field("ShdPnd:"), field("SigBlk:"))
+    crate::engine::TaskStatus::read(pid, pid).map_or((0, 0), |s| (s.pending | s.shared_pending, s.blocked))
 }
 
 fn forget_in_epolls(host: &mut Host, vid: u32, fd: i32) {

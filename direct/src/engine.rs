@@ -1340,15 +1340,35 @@ impl DirectEngine {
 /// Whether thread `tid` of `tgid` is gone or going: its `/proc` entry is missing, it is a zombie,
 /// or SIGKILL is pending for it (how the kernel ends the other threads of a group exit).
 fn thread_dying(tgid: i32, tid: i32) -> bool {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{tgid}/task/{tid}/status")) else { return true };
-    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).map(str::trim);
-    if field("State:").is_some_and(|s| s.starts_with('Z') || s.starts_with('X')) {
-        return true;
+    let Some(s) = TaskStatus::read(tgid, tid) else { return true };
+    s.state == 'Z' || s.state == 'X' || (s.pending | s.shared_pending) & (1u64 << (libc::SIGKILL - 1)) != 0
+}
+
+/// What `/proc/<tgid>/task/<tid>/status` says of a thread's state and signals.
+pub(crate) struct TaskStatus {
+    /// State letter (`R`, `S`, `Z`, …).
+    pub state: char,
+    /// Signals pending for the thread itself (`SigPnd`).
+    pub pending: u64,
+    /// Signals pending for its process (`ShdPnd`).
+    pub shared_pending: u64,
+    /// Blocked signals (`SigBlk`).
+    pub blocked: u64,
+}
+
+impl TaskStatus {
+    /// Read thread `tid` of `tgid` (a process's first thread: `tgid == tid`); `None` if it is gone.
+    pub(crate) fn read(tgid: i32, tid: i32) -> Option<Self> {
+        let text = std::fs::read_to_string(format!("/proc/{tgid}/task/{tid}/status")).ok()?;
+        let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)).map(str::trim);
+        let mask = |name: &str| field(name).and_then(|v| u64::from_str_radix(v, 16).ok()).unwrap_or(0);
+        Some(Self {
+            state: field("State:").and_then(|s| s.chars().next()).unwrap_or('?'),
+            pending: mask("SigPnd:"),
+            shared_pending: mask("ShdPnd:"),
+            blocked: mask("SigBlk:"),
+        })
     }
-    let sigkill = 1u64 << (libc::SIGKILL - 1);
-    ["SigPnd:", "ShdPnd:"]
-        .iter()
-        .any(|f| field(f).and_then(|v| u64::from_str_radix(v, 16).ok()).is_some_and(|m| m & sigkill != 0))
 }
 
 /// Kernel state letter of `pid` (`R`, `S`, `D`, `Z`, …), or `None` if it is gone.

@@ -184,18 +184,6 @@ pub(crate) fn wake_task(host: &mut Host, vid: u32, epoch: u64) {
     }
 }
 
-/// Pending signals of thread `tid`: (its own, its process's, blocked), from `/proc`.
-fn thread_signals(tid: i32) -> (u64, u64, u64) {
-    let text = std::fs::read_to_string(format!("/proc/{tid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-            .unwrap_or(0)
-    };
-    (field("SigPnd:"), field("ShdPnd:"), field("SigBlk:"))
-}
-
 /// Interrupt blocked tasks that have a signal to take, as the kernel would: a thread with a
 /// signal sent to it (`tgkill`, Go's `SIGURG` preemption), and for a signal sent to a process,
 /// one thread only — its lowest-id blocked thread that does not block the signal. Returns
@@ -207,7 +195,8 @@ pub(crate) fn interrupt_signalled(host: &mut Host) -> bool {
         if !matches!(t.state, TaskState::Blocked(..)) {
             continue;
         }
-        let (own, shared, blocked) = thread_signals(t.pid);
+        let (own, shared, blocked) = crate::engine::TaskStatus::read(t.tgid, t.pid)
+            .map_or((0, 0, 0), |s| (s.pending, s.shared_pending, s.blocked));
         if own & !blocked != 0 {
             chosen.push(t.vid);
         } else if shared & !blocked != 0 && !groups_done.contains(&t.tgid) {
