@@ -945,6 +945,9 @@ args = ["-c", "import socket, sys; print(*sys.argv[1:], socket.gethostbyname(sys
     );
     let out = dir.join("out");
     run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    let again = dir.join("again");
+    run_ok(&["run", spec.to_str().unwrap(), "--out", again.to_str().unwrap(), "-q", "--shards", "2"]);
+    assert_eq!(summary(&again)["digest"], summary(&out)["digest"], "the same digest again, on 2 shards");
     assert_eq!(
         read(out.join("hosts/alice/python3.0.stdout")),
         "bob 10.0.0.2\npeer0 10.0.0.3\npeer2 10.0.0.5\nalice 10.0.0.1\nlocalhost 127.0.0.1\n\
@@ -1117,6 +1120,9 @@ fn programs_list_the_hosts_interfaces_through_netlink() {
     );
     let out = dir.join("out");
     run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    let again = dir.join("again");
+    run_ok(&["run", spec.to_str().unwrap(), "--out", again.to_str().unwrap(), "-q", "--shards", "2"]);
+    assert_eq!(summary(&again)["digest"], summary(&out)["digest"], "the same digest again, on 2 shards");
     for (i, ip) in ["10.0.0.1", "10.0.0.2"].into_iter().enumerate() {
         assert_eq!(
             read(out.join(format!("hosts/n{i}/ifaddrs.0.stdout"))),
