@@ -7,9 +7,11 @@ mod common;
 use common::*;
 use std::path::{Path, PathBuf};
 
-/// Compile `source` (C) into `dir/name` with the system compiler.
+/// Prints every clock, the TSC, random bytes and CPU accounting around long sleeps.
 const TIME_PROGRAM: &str = r#"
 #include <stdio.h>
+#include <sys/resource.h>
+#include <sys/times.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
@@ -51,6 +53,13 @@ int main(void) {
     show("after-absolute");
     int local = 0;
     printf("stack %p heap %p\n", (void *)&local, malloc(100));
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    struct tms t;
+    clock_t ticks = times(&t);
+    printf("cpu getrusage %lld.%06ld %lld.%06ld maxrss %ld times %lld %lld clock %lld\n",
+           (long long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec, (long long)ru.ru_stime.tv_sec,
+           (long)ru.ru_stime.tv_usec, ru.ru_maxrss, (long long)ticks, (long long)t.tms_utime, (long long)clock());
     return 0;
 }
 "#;
@@ -93,6 +102,10 @@ fn line(tag: &str, sim_s: u64, sim_ns: u64) -> String {
     )
 }
 
+/// CPU time is not modelled: simulated time since the run began (3611.5 s at the last line)
+/// stands in for it in `getrusage`, `times` and `clock`; `times` counts monotonic ticks.
+const CPU_LINE: &str = "cpu getrusage 3611.500000 0.000000 maxrss 0 times 721150 361150 clock 3611500000";
+
 #[test]
 fn a_c_program_sees_exact_emulated_time_and_sleeps_an_hour_without_waiting() {
     let dir = scratch("direct-time");
@@ -116,6 +129,7 @@ fn a_c_program_sees_exact_emulated_time_and_sleeps_an_hour_without_waiting() {
     assert_eq!(lines[5], line("after-nanosleep", 3601, 500_000_000));
     assert_eq!(lines[6], line("after-absolute", 3611, 500_000_000));
     assert!(lines[7].starts_with("stack 0x7fff"), "{}", lines[7]);
+    assert_eq!(lines[8], CPU_LINE, "CPU accounting is simulated time, the machine's figures read 0");
     assert_eq!(runs[0], runs[1], "repeated runs give the same stdout and digest (addresses too: no ASLR)");
 
     // Another seed: other random bytes, same times.
@@ -492,6 +506,7 @@ fn a_static_binary_without_the_shim_still_reads_emulated_time() {
     assert_eq!(lines[4], line("after-sleep", 3601, 0));
     assert_eq!(lines[5], line("after-nanosleep", 3601, 500_000_000));
     assert_eq!(lines[6], line("after-absolute", 3611, 500_000_000));
+    assert_eq!(lines[8], CPU_LINE);
 }
 
 const UDP_C: &str = r#"

@@ -169,6 +169,8 @@ pub fn notified_syscalls() -> Vec<u32> {
         SYS_time,
         SYS_nanosleep,
         SYS_clock_nanosleep,
+        SYS_getrusage,
+        SYS_times,
         // randomness
         SYS_getrandom,
         SYS_open,
@@ -1488,6 +1490,9 @@ impl Engine for DirectEngine {
                 }
                 record.extend_from_slice(p.status.to_string().as_bytes());
                 record.push(0);
+                for count in [p.udp_sent, p.udp_recv, p.tcp_sent, p.tcp_recv] {
+                    record.extend_from_slice(&count.to_be_bytes());
+                }
                 let expected = p.spec.expected_exit;
                 let ok = match p.status {
                     ExitStatus::NotStarted => expected == ExpectedExit::Running,
