@@ -10,12 +10,6 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn need(program: &str, package: &str) {
-    if !Path::new(program).is_file() {
-        panic!("this test needs {program} (apt-get install {package})");
-    }
-}
-
 /// Two direct hosts `server` and `client`, 10 ms apart, 100 Mbit/s each, and `processes`.
 fn two_hosts(seconds: u32, processes: &str) -> String {
     lossy_hosts(seconds, 0.0, processes)

@@ -8,12 +8,6 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The program at `path`, or a failed test naming the Debian package that provides it.
-fn need(path: &str, package: &str) -> String {
-    assert!(Path::new(path).is_file(), "this test needs {path} (apt-get install {package})");
-    path.to_string()
-}
-
 /// Run `spec` into `dir/<name>` for each `(name, shards)`, returning each run's output folder and
 /// digest.
 fn runs(dir: &Path, spec: &Path, shards: &[(&str, &str)], extra: &[&str]) -> Vec<(PathBuf, String)> {

@@ -187,7 +187,7 @@ fn answer(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Result<Answer,
                     e.cpuid_warned = true;
                     eprintln!(
                         "thermocline: CPUID faulting is not available on this machine ({}): managed programs can see \
-                         RDRAND and RDSEED",
+                         RDRAND and RDSEED (OpenSSL is told not to use them: OPENSSL_ia32cap)",
                         std::io::Error::from_raw_os_error(a[2] as i32)
                     );
                 }

@@ -28,6 +28,13 @@ use thermocline_models::rng::StreamFamily;
 
 /// Uptime the monotonic clock shows at the start of a run (a fixed, plausible value).
 pub const BOOT_OFFSET_NS: u64 = 3_600_000_000_000;
+
+/// `OPENSSL_ia32cap` for every managed process (unless its spec sets one): OpenSSL's CPU
+/// capability vector with RDRAND (CPUID leaf 1 ECX bit 30, bit 62 of the first word) and RDSEED
+/// (leaf 7 EBX bit 18, of the second) masked off, so OpenSSL (Node.js, curl, Python, nginx)
+/// never draws from the hardware generators. A second line of defence where CPUID faulting,
+/// which hides them from every program, is unavailable.
+pub const OPENSSL_NO_HW_RANDOM: &str = "~0x4000000000000000:~0x40000";
 /// Delay of a datagram sent to the host itself (loopback or its own address).
 pub const LOOPBACK_DELAY_NS: u64 = 1_000;
 /// Syscalls answered after the end-of-run `SIGTERM` (handlers run) before the rest are killed.
@@ -538,6 +545,7 @@ impl DirectEngine {
         if !ps.spec.trap_rdtsc {
             env.insert(thermocline_shim::abi::RDTSC_ENV.into(), "native".into());
         }
+        env.insert("OPENSSL_ia32cap".into(), OPENSSL_NO_HW_RANDOM.into());
         for (k, v) in &ps.spec.env {
             env.insert(k.clone(), expand(v, &vars));
         }

@@ -101,3 +101,9 @@ pub fn compile_with(dir: &Path, name: &str, source: &str, flags: &[&str]) -> Pat
 pub fn read(path: PathBuf) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// `path`, failing the test with the Debian package to install when it is missing.
+pub fn need(path: &str, package: &str) -> String {
+    assert!(Path::new(path).is_file(), "this test needs {path} (apt-get install {package})");
+    path.to_string()
+}
