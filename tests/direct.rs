@@ -12,6 +12,7 @@ const TIME_PROGRAM: &str = r#"
 #include <stdio.h>
 #include <sys/resource.h>
 #include <sys/times.h>
+#include <sys/sysinfo.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
@@ -60,6 +61,10 @@ int main(void) {
     printf("cpu getrusage %lld.%06ld %lld.%06ld maxrss %ld times %lld %lld clock %lld\n",
            (long long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec, (long long)ru.ru_stime.tv_sec,
            (long)ru.ru_stime.tv_usec, ru.ru_maxrss, (long long)ticks, (long long)t.tms_utime, (long long)clock());
+    struct sysinfo si;
+    sysinfo(&si);
+    printf("sysinfo uptime %ld load %lu procs %u all free %d\n", si.uptime, si.loads[0], si.procs,
+           si.totalram > 0 && si.freeram == si.totalram);
     return 0;
 }
 "#;
@@ -106,6 +111,9 @@ fn line(tag: &str, sim_s: u64, sim_ns: u64) -> String {
 /// stands in for it in `getrusage`, `times` and `clock`; `times` counts monotonic ticks.
 const CPU_LINE: &str = "cpu getrusage 3611.500000 0.000000 maxrss 0 times 721150 361150 clock 3611500000";
 
+/// `sysinfo` at the same moment: boot clock 7211.5 s, no load, one thread, memory all free.
+const SYSINFO_LINE: &str = "sysinfo uptime 7212 load 0 procs 1 all free 1";
+
 #[test]
 fn a_c_program_sees_exact_emulated_time_and_sleeps_an_hour_without_waiting() {
     let dir = scratch("direct-time");
@@ -130,6 +138,7 @@ fn a_c_program_sees_exact_emulated_time_and_sleeps_an_hour_without_waiting() {
     assert_eq!(lines[6], line("after-absolute", 3611, 500_000_000));
     assert!(lines[7].starts_with("stack 0x7fff"), "{}", lines[7]);
     assert_eq!(lines[8], CPU_LINE, "CPU accounting is simulated time, the machine's figures read 0");
+    assert_eq!(lines[9], SYSINFO_LINE, "uptime is the simulated boot clock's, rounded up");
     assert_eq!(runs[0], runs[1], "repeated runs give the same stdout and digest (addresses too: no ASLR)");
 
     // Another seed: other random bytes, same times.
@@ -507,6 +516,7 @@ fn a_static_binary_without_the_shim_still_reads_emulated_time() {
     assert_eq!(lines[5], line("after-nanosleep", 3601, 500_000_000));
     assert_eq!(lines[6], line("after-absolute", 3611, 500_000_000));
     assert_eq!(lines[8], CPU_LINE);
+    assert_eq!(lines[9], SYSINFO_LINE);
 }
 
 const UDP_C: &str = r#"

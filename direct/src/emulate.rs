@@ -248,6 +248,36 @@ fn answer(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Result<Answer,
             }
             Ok(Answer::Value(((e.now(h) + BOOT_OFFSET_NS) / tick) as i64))
         })()),
+        // `sysinfo`: uptime from the simulated boot clock (rounded up, as Linux does), no load,
+        // the machine's memory and swap totals (constants of the machine, like `uname`'s
+        // release) with everything free, and the host's task count: the machine's free memory
+        // and load would leak into the run. `procs` counts the host's live threads.
+        SYS_sysinfo => errno((|| {
+            let mut real: sysinfo = unsafe { std::mem::zeroed() };
+            // SAFETY: sysinfo fills the struct.
+            if unsafe { sysinfo(&mut real) } != 0 {
+                return Err(EFAULT);
+            }
+            let boot = e.now(h) + BOOT_OFFSET_NS;
+            let mut info: sysinfo = unsafe { std::mem::zeroed() };
+            info.uptime = (boot / NS + u64::from(!boot.is_multiple_of(NS))) as i64;
+            info.totalram = real.totalram;
+            info.freeram = real.totalram;
+            info.totalswap = real.totalswap;
+            info.freeswap = real.totalswap;
+            info.totalhigh = real.totalhigh;
+            info.freehigh = real.totalhigh;
+            info.mem_unit = real.mem_unit;
+            let alive =
+                e.hosts[h].tasks.values().filter(|t| !matches!(t.state, crate::host::TaskState::Exited)).count();
+            info.procs = alive.min(u16::MAX as usize) as u16;
+            // SAFETY: a plain C struct viewed as its bytes.
+            let b = unsafe {
+                std::slice::from_raw_parts((&info as *const sysinfo).cast::<u8>(), std::mem::size_of::<sysinfo>())
+            };
+            mem::write(pid, a[0], b).map_err(|_| EFAULT)?;
+            Ok(Answer::Value(0))
+        })()),
         SYS_nanosleep => errno((|| {
             let d = read_time(pid, a[0], false)?;
             Ok(if timed_out || d == 0 { Answer::Value(0) } else { Answer::Block(BlockKind::Timer, Some(d)) })

@@ -178,6 +178,7 @@ pub fn notified_syscalls() -> Vec<u32> {
         SYS_clock_nanosleep,
         SYS_getrusage,
         SYS_times,
+        SYS_sysinfo,
         // randomness
         SYS_getrandom,
         SYS_open,
