@@ -154,8 +154,6 @@ pub struct DirectEngine {
     wake_tokens: u64,
     /// A running task that has not stopped for this long is reported.
     watchdog: Duration,
-    /// The "no CPUID faulting" warning was printed.
-    pub(crate) cpuid_warned: bool,
     /// Print every handled syscall (`THERMOCLINE_DIRECT_TRACE=1`), for debugging.
     trace: bool,
     /// Syscalls still to answer while terminating (none: no limit).
@@ -449,7 +447,6 @@ impl DirectEngine {
             tcp_placeholder: unsafe { OwnedFd::from_raw_fd(tcp) },
             wake_tokens: 0,
             watchdog: wall_watchdog(),
-            cpuid_warned: false,
             trace: std::env::var_os("THERMOCLINE_DIRECT_TRACE").is_some(),
             step_budget: None,
             tsc_faulting: false,
