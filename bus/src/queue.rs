@@ -171,6 +171,13 @@ impl<T: Ord + Timed> CalendarQueue<T> {
         item
     }
 
+    /// The item `k` places after the next one in the bucket being drained, if that bucket still
+    /// holds that many: a look-ahead for prefetching, which ignores items inserted into the bucket
+    /// since it was sorted (so it may name an item that is not the `k`-th next).
+    pub fn ahead(&self, k: usize) -> Option<&T> {
+        self.current.len().checked_sub(k + 1).map(|j| &self.current[j])
+    }
+
     /// The time of the earliest item, without mutating the queue's position (used for
     /// `next_event_time` from `&self`).
     pub fn min_time(&self) -> Option<u64> {
