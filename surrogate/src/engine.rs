@@ -673,7 +673,7 @@ impl GossipEngine {
         }
         let in_mesh = self.in_mesh(i, 0, c);
         let floor = if self.conn[c].flags & PENALISED == 0 {
-            self.clean_floor[self.profile_of[i] as usize][in_mesh as usize]
+            self.clean_floor[if self.params.len() == 1 { 0 } else { self.profile_of[i] as usize }][in_mesh as usize]
         } else {
             self.score[c].floor(&prm!(self, i).score, in_mesh)
         };
@@ -1176,25 +1176,58 @@ impl GossipEngine {
             prefetch(row);
             prefetch(&self.seq[i]);
             prefetch(&self.rng[i]);
-            prefetch(&self.recv[i]);
-            if let Action::Arrive(rpc) | Action::Handle { rpc, .. } = p.action
-                && rpc.topic == TOPIC_BEACON_BLOCK
-                && let Some((key, m)) = self.last_msg
-                && key == rpc.msg
-                && let Some(at) = self.msgs[m as usize].arrival.get(i)
-            {
-                prefetch(at);
+            prefetch(&self.mesh[i * self.per]);
+            match p.action {
+                Action::Arrive(rpc) if rpc.wire_bytes() >= DOWNLOAD_QUEUE_MIN_BYTES => {
+                    prefetch(&self.downlink[i]);
+                    prefetch(&self.down[i]);
+                }
+                Action::Arrive(rpc) | Action::Handle { rpc, .. } => {
+                    prefetch(&self.recv[i]);
+                    if rpc.kind == RpcKind::IDontWant {
+                        prefetch(&self.dontwant_head[i]);
+                    }
+                    if rpc.topic == TOPIC_BEACON_BLOCK
+                        && let Some((key, m)) = self.last_msg
+                        && key == rpc.msg
+                        && let Some(at) = self.msgs[m as usize].arrival.get(i)
+                    {
+                        prefetch(at);
+                    }
+                }
+                Action::TxDone { .. } => {
+                    prefetch(&self.txq[i]);
+                    prefetch(&self.sent[i]);
+                }
+                _ => {}
             }
         }
         if let Some(p) = self.queue.ahead(PREFETCH_CONN)
             && let Some(&i) = self.local.get(p.dst as usize)
             && let Some(&start) = self.row.get(i as usize)
         {
+            let i = i as usize;
+            let ring = &self.dontwant[i * DONTWANT_RING..(i + 1) * DONTWANT_RING];
             let c = match p.action {
                 Action::Arrive(rpc) | Action::Handle { rpc, .. } if rpc.hint != NO_HINT => {
+                    if rpc.kind == RpcKind::IDontWant {
+                        prefetch(&ring[self.dontwant_head[i] as usize]);
+                    }
                     start as usize + rpc.hint as usize
                 }
-                Action::TxDone { conn, .. } => conn as usize,
+                Action::TxDone { conn, .. } => {
+                    prefetch(&ring[0]);
+                    prefetch(&ring[DONTWANT_RING - 1]);
+                    if let Some(next) = self.txq[i].front() {
+                        prefetch(next);
+                    }
+                    conn as usize
+                }
+                Action::Validated(_) => {
+                    prefetch(&ring[0]);
+                    prefetch(&ring[DONTWANT_RING - 1]);
+                    return;
+                }
                 _ => return,
             };
             if let Some(conn) = self.conn.get(c) {
