@@ -83,6 +83,9 @@ const PENALISED: u8 = 2;
 const DOWN: u8 = 4;
 /// Connection flag: this identity dialled the connection.
 const OUTBOUND: u8 = 8;
+/// Connection flag: the peer is on this shard (what is sent to it goes into this engine's
+/// queue), so sending needs no lookup in the global-to-local table.
+const LOCAL: u8 = 16;
 /// Received messages this large or larger pass through the receiver's download queue first.
 const DOWNLOAD_QUEUE_MIN_BYTES: u64 = 1024;
 /// IDONTWANTs remembered per identity.
@@ -128,7 +131,7 @@ struct Conn {
     path: u32,
     /// Bit `s` is set when the peer subscribes to this identity's `s`-th topic.
     shared: u16,
-    /// [`PENALISED`], [`DOWN`], [`OUTBOUND`].
+    /// [`PENALISED`], [`DOWN`], [`OUTBOUND`], [`LOCAL`].
     flags: u8,
     /// This identity's position in the peer's row (sent as the RPC hint).
     rev: u8,
@@ -444,7 +447,8 @@ impl GossipEngine {
                     peer: p,
                     path: net.path_index(h, p),
                     shared: shared_topics(mine, subscriptions.of(p)),
-                    flags: if graph.outbound[first + k] { OUTBOUND } else { 0 },
+                    flags: if graph.outbound[first + k] { OUTBOUND } else { 0 }
+                        | if local[p as usize] != NONE { LOCAL } else { 0 },
                     rev: graph.of(p).binary_search(&h).map_or(NO_HINT, |k| k as u8),
                 });
             }
@@ -762,7 +766,7 @@ impl GossipEngine {
             peer: p,
             path: self.net.path_index(self.ids[i], p),
             shared: shared_topics(self.subs.of(self.ids[i]), self.subs.of(p)),
-            flags: DOWN,
+            flags: if self.local[p as usize] != NONE { DOWN | LOCAL } else { DOWN },
             rev: NO_HINT,
         };
         self.score[c] = EdgeScore::default();
@@ -829,13 +833,14 @@ impl GossipEngine {
             return;
         }
         let rpc = Rpc { hint: self.conn[c].rev, ..rpc };
-        self.leave_to(i, self.conn[c].peer, self.conn[c].path, depart, rpc, outbox);
+        self.leave_to(i, self.conn[c], depart, rpc, outbox);
     }
 
-    /// An RPC leaves identity `i` for `to` over network path `path` (by index) at `depart`.
-    fn leave_to(&mut self, i: usize, to: u32, path: u32, depart: u64, rpc: Rpc, outbox: &mut Outbox) {
+    /// An RPC leaves identity `i` at `depart` for the peer of connection record `to`, over its
+    /// network path (its [`LOCAL`] flag says whether the peer is on this shard).
+    fn leave_to(&mut self, i: usize, to: Conn, depart: u64, rpc: Rpc, outbox: &mut Outbox) {
         let src = self.ids[i];
-        let path = self.net.routes.by_index(path);
+        let (local, to, path) = (to.flags & LOCAL != 0, to.peer, self.net.routes.by_index(to.path));
         let sample = if rpc.kind.is_connection() { Some(path.latency_ns) } else { path.sample(&mut self.rng[i]) };
         let Some(delay) = sample else {
             self.lost[i] += 1;
@@ -844,7 +849,7 @@ impl GossipEngine {
         let time = depart + delay;
         let seq = self.seq[i];
         self.seq[i] += 1;
-        if self.local[to as usize] != NONE {
+        if local {
             self.queue.push(Pending { time, src, seq, dst: to, action: Action::Arrive(rpc) });
         } else {
             if self.arena.capacity() - self.arena.len() < RPC_BYTES {
@@ -1520,7 +1525,9 @@ impl GossipEngine {
             self.leave(i, c, now, Rpc::control(RpcKind::Accept, 0), outbox);
         } else {
             let path = self.net.path_index(self.ids[i], src);
-            self.leave_to(i, src, path, now, Rpc::control(RpcKind::Disconnect, 0), outbox);
+            let flags = if self.local[src as usize] != NONE { LOCAL } else { 0 };
+            let to = Conn { peer: src, path, shared: 0, flags, rev: NO_HINT };
+            self.leave_to(i, to, now, Rpc::control(RpcKind::Disconnect, 0), outbox);
         }
     }
 
