@@ -32,6 +32,9 @@ pub struct CalendarQueue<T> {
     /// Items beyond the ring's horizon.
     overflow: BinaryHeap<Reverse<T>>,
     len: usize,
+    /// Items in the ring's buckets (not counting `current`, `current_extra` or `overflow`), so
+    /// that finding the ring empty takes no scan of its buckets.
+    in_ring: usize,
     #[cfg(debug_assertions)]
     last_popped: u64,
 }
@@ -51,6 +54,7 @@ impl<T: Ord + Timed> CalendarQueue<T> {
             current_extra: BinaryHeap::new(),
             overflow: BinaryHeap::new(),
             len: 0,
+            in_ring: 0,
             #[cfg(debug_assertions)]
             last_popped: 0,
         }
@@ -93,6 +97,7 @@ impl<T: Ord + Timed> CalendarQueue<T> {
         } else if b - self.base < n {
             let idx = (self.head + (b - self.base) as usize) & (self.ring.len() - 1);
             self.ring[idx].push(item);
+            self.in_ring += 1;
         } else {
             self.overflow.push(Reverse(item));
         }
@@ -121,17 +126,19 @@ impl<T: Ord + Timed> CalendarQueue<T> {
                 } else {
                     let idx = (self.head + (b - self.base) as usize) & (n - 1);
                     self.ring[idx].push(item);
+                    self.in_ring += 1;
                 }
             }
             let bucket = std::mem::take(&mut self.ring[self.head]);
             if !bucket.is_empty() || !self.current_extra.is_empty() {
+                self.in_ring -= bucket.len();
                 self.current = bucket;
                 self.current.sort_unstable_by(|a, b| b.cmp(a));
                 return;
             }
             self.ring[self.head] = bucket;
             // Skip empty stretches: if the ring is empty, jump to the overflow's first bucket.
-            if self.ring.iter().all(Vec::is_empty)
+            if self.in_ring == 0
                 && let Some(Reverse(top)) = self.overflow.peek()
             {
                 let target = self.bucket_of(top.time_ns());
