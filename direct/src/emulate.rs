@@ -813,14 +813,9 @@ pub(crate) fn gather_max(pid: i32, bufs: &[(u64, usize)], max: usize) -> Result<
 }
 
 fn udp(host: &mut Host, obj: usize) -> &mut net::UdpSocket {
-    match host.objs.get_mut(obj) {
-        Some(Some(s)) => match &mut s.obj {
-            Obj::Udp(u) => u,
-            Obj::Random | Obj::Epoll(_) | Obj::Tcp(_) | Obj::TimerFd(_) | Obj::Netlink(_) => {
-                unreachable!("checked to be a UDP socket")
-            }
-        },
-        _ => unreachable!("a live object"),
+    match host.obj_mut(obj) {
+        Some(Obj::Udp(u)) => u,
+        _ => unreachable!("checked to be a live UDP socket"),
     }
 }
 
@@ -1498,9 +1493,7 @@ fn proc_signals(pid: i32) -> (u64, u64) {
 fn forget_in_epolls(host: &mut Host, vid: u32, fd: i32) {
     let epolls: Vec<usize> = host.fds(vid).values().map(|f| f.obj).collect();
     for o in epolls {
-        if let Some(Some(slot)) = host.objs.get_mut(o)
-            && let Obj::Epoll(set) = &mut slot.obj
-        {
+        if let Some(Obj::Epoll(set)) = host.obj_mut(o) {
             set.remove(&fd);
         }
     }
@@ -1508,12 +1501,10 @@ fn forget_in_epolls(host: &mut Host, vid: u32, fd: i32) {
 
 fn epoll_set(host: &mut Host, vid: u32, epfd: i32) -> Result<&mut std::collections::BTreeMap<i32, EpollInterest>, i32> {
     let obj = host.fds(vid).get(&epfd).map(|f| f.obj).ok_or(libc::EINVAL)?;
-    match host.objs.get_mut(obj) {
-        Some(Some(slot)) => match &mut slot.obj {
-            Obj::Epoll(set) => Ok(set),
-            _ => Err(libc::EINVAL),
-        },
-        _ => Err(libc::EBADF),
+    match host.obj_mut(obj) {
+        Some(Obj::Epoll(set)) => Ok(set),
+        Some(_) => Err(libc::EINVAL),
+        None => Err(libc::EBADF),
     }
 }
 

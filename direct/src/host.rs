@@ -470,6 +470,11 @@ impl Host {
         self.tasks.values().find(|t| t.tgid == tgid && !matches!(t.state, TaskState::Exited)).map(|t| t.vid)
     }
 
+    /// The live emulated object `obj`, if there is one: what each kind's accessor matches on.
+    pub fn obj_mut(&mut self, obj: usize) -> Option<&mut Obj> {
+        self.objs.get_mut(obj)?.as_mut().map(|s| &mut s.obj)
+    }
+
     /// Add an object with one reference.
     pub fn add_obj(&mut self, obj: Obj, nonblock: bool) -> usize {
         let slot = ObjSlot { obj, refs: 1, nonblock };

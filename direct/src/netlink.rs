@@ -294,11 +294,8 @@ pub(crate) fn interface_ioctl(e: &DirectEngine, h: usize, pid: i32, request: u64
 
 /// The netlink socket behind emulated object `obj`.
 fn sock(e: &mut DirectEngine, h: usize, obj: usize) -> Option<&mut NetlinkSocket> {
-    match e.hosts[h].objs.get_mut(obj) {
-        Some(Some(slot)) => match &mut slot.obj {
-            Obj::Netlink(s) => Some(s),
-            _ => None,
-        },
+    match e.hosts[h].obj_mut(obj) {
+        Some(Obj::Netlink(s)) => Some(s),
         _ => None,
     }
 }

@@ -172,8 +172,8 @@ fn new_stack_socket(s: &TcpSocket) -> tcp::Socket<'static> {
 }
 
 fn tcp_of(host: &mut Host, obj: usize) -> &mut TcpSocket {
-    match host.objs.get_mut(obj) {
-        Some(Some(ObjSlot { obj: Obj::Tcp(s), .. })) => s,
+    match host.obj_mut(obj) {
+        Some(Obj::Tcp(s)) => s,
         _ => unreachable!("checked to be a TCP socket"),
     }
 }

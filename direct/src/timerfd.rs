@@ -86,11 +86,8 @@ fn read_itimerspec(pid: i32, addr: u64) -> Result<(u64, u64), i32> {
 
 /// The timer behind emulated object `obj`.
 fn timer(e: &mut DirectEngine, h: usize, obj: usize) -> Option<&mut TimerFd> {
-    match e.hosts[h].objs.get_mut(obj) {
-        Some(Some(slot)) => match &mut slot.obj {
-            Obj::TimerFd(t) => Some(t),
-            _ => None,
-        },
+    match e.hosts[h].obj_mut(obj) {
+        Some(Obj::TimerFd(t)) => Some(t),
         _ => None,
     }
 }
