@@ -86,6 +86,10 @@ const OUTBOUND: u8 = 8;
 /// Connection flag: the peer is on this shard (what is sent to it goes into this engine's
 /// queue), so sending needs no lookup in the global-to-local table.
 const LOCAL: u8 = 16;
+/// [`LOCAL`] when peer `p` is on this shard (`local` maps global ids to local indices).
+fn local_flag(local: &[u32], p: u32) -> u8 {
+    if local[p as usize] != NONE { LOCAL } else { 0 }
+}
 /// Received messages this large or larger pass through the receiver's download queue first.
 const DOWNLOAD_QUEUE_MIN_BYTES: u64 = 1024;
 /// IDONTWANTs remembered per identity.
@@ -447,8 +451,7 @@ impl GossipEngine {
                     peer: p,
                     path: net.path_index(h, p),
                     shared: shared_topics(mine, subscriptions.of(p)),
-                    flags: if graph.outbound[first + k] { OUTBOUND } else { 0 }
-                        | if local[p as usize] != NONE { LOCAL } else { 0 },
+                    flags: if graph.outbound[first + k] { OUTBOUND } else { 0 } | local_flag(&local, p),
                     rev: graph.of(p).binary_search(&h).map_or(NO_HINT, |k| k as u8),
                 });
             }
@@ -766,7 +769,7 @@ impl GossipEngine {
             peer: p,
             path: self.net.path_index(self.ids[i], p),
             shared: shared_topics(self.subs.of(self.ids[i]), self.subs.of(p)),
-            flags: if self.local[p as usize] != NONE { DOWN | LOCAL } else { DOWN },
+            flags: DOWN | local_flag(&self.local, p),
             rev: NO_HINT,
         };
         self.score[c] = EdgeScore::default();
@@ -1525,8 +1528,7 @@ impl GossipEngine {
             self.leave(i, c, now, Rpc::control(RpcKind::Accept, 0), outbox);
         } else {
             let path = self.net.path_index(self.ids[i], src);
-            let flags = if self.local[src as usize] != NONE { LOCAL } else { 0 };
-            let to = Conn { peer: src, path, shared: 0, flags, rev: NO_HINT };
+            let to = Conn { peer: src, path, shared: 0, flags: local_flag(&self.local, src), rev: NO_HINT };
             self.leave_to(i, to, now, Rpc::control(RpcKind::Disconnect, 0), outbox);
         }
     }
