@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bench_direct;
 pub mod bench_syscall;
 pub mod direct_cmd;
+pub mod huge_pages;
 pub mod model_cmd;
 pub mod mpi_support;
 pub mod output;

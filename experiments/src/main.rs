@@ -10,6 +10,10 @@ use thermocline::run::{RunPlan, execute, shard_process_main, window_config};
 use thermocline::spec::{Backend, Spec};
 use thermocline::{model_cmd, mpi_support};
 
+/// Large blocks (the surrogate state) on transparent huge pages: see `huge_pages`.
+#[global_allocator]
+static ALLOC: thermocline::huge_pages::HugePageAlloc = thermocline::huge_pages::HugePageAlloc;
+
 #[derive(Parser)]
 #[command(
     name = "thermocline",
