@@ -1558,7 +1558,13 @@ impl Engine for GossipEngine {
         let mut n = 0;
         loop {
             let hb = self.next_heartbeat();
-            let ev = match (self.queue.peek().copied(), hb) {
+            // With a heartbeat due, look no further than its time: the queue then stays at or
+            // before it, and what the heartbeat sends lands in the queue's ring.
+            let next = match hb {
+                Some(((time, ..), _)) => self.queue.peek_until(time).copied(),
+                None => self.queue.peek().copied(),
+            };
+            let ev = match (next, hb) {
                 (Some(ev), Some((h, _))) if ev.key() < h => ev,
                 (Some(ev), None) => ev,
                 (_, Some(((time, src, seq, dst), k))) => {
