@@ -22,6 +22,19 @@ pub trait Timed {
 /// Items per chunk of a bucket.
 const CHUNK: usize = 64;
 
+/// One bucket of the ring: the chunk being filled, kept in the ring itself so that a push reads
+/// nothing but the ring and writes one item, and the chunks filled before it.
+struct Bucket<T> {
+    tail: Vec<T>,
+    full: Vec<Vec<T>>,
+}
+
+impl<T> Bucket<T> {
+    fn is_empty(&self) -> bool {
+        self.tail.is_empty() && self.full.is_empty()
+    }
+}
+
 /// A calendar queue of `T`. Items must not be inserted earlier than the last popped item's time
 /// (the usual discrete-event rule); this is checked in debug builds.
 pub struct CalendarQueue<T> {
@@ -29,8 +42,8 @@ pub struct CalendarQueue<T> {
     /// Bucket number of `ring[head]`.
     base: u64,
     head: usize,
-    /// Per bucket: its chunks, each holding up to [`CHUNK`] items, all full but the last.
-    ring: Vec<Vec<Vec<T>>>,
+    /// The buckets.
+    ring: Vec<Bucket<T>>,
     /// Empty chunks (with room for [`CHUNK`] items) for any bucket to take.
     pool: Vec<Vec<T>>,
     /// The bucket being drained, sorted descending (pop from the end).
@@ -57,7 +70,7 @@ impl<T: Ord + Timed> CalendarQueue<T> {
             shift: shift.min(63),
             base: 0,
             head: 0,
-            ring: (0..n).map(|_| Vec::new()).collect(),
+            ring: (0..n).map(|_| Bucket { tail: Vec::new(), full: Vec::new() }).collect(),
             pool: Vec::new(),
             current: Vec::new(),
             current_extra: BinaryHeap::new(),
@@ -114,27 +127,28 @@ impl<T: Ord + Timed> CalendarQueue<T> {
     fn push_ring(&mut self, b: u64, item: T) {
         let idx = (self.head + (b - self.base) as usize) & (self.ring.len() - 1);
         let bucket = &mut self.ring[idx];
-        match bucket.last_mut() {
-            Some(chunk) if chunk.len() < CHUNK => chunk.push(item),
-            _ => {
-                let mut chunk = self.pool.pop().unwrap_or_else(|| Vec::with_capacity(CHUNK));
-                chunk.push(item);
-                bucket.push(chunk);
+        if bucket.tail.len() == bucket.tail.capacity() {
+            let fresh = self.pool.pop().unwrap_or_else(|| Vec::with_capacity(CHUNK));
+            let filled = std::mem::replace(&mut bucket.tail, fresh);
+            if filled.capacity() > 0 {
+                bucket.full.push(filled);
             }
         }
+        bucket.tail.push(item);
         self.in_ring += 1;
     }
 
     /// Move the items of ring slot `idx` into `current` (which is empty), giving its chunks back
     /// to the pool.
     fn gather(&mut self, idx: usize) {
-        let mut bucket = std::mem::take(&mut self.ring[idx]);
-        for mut chunk in bucket.drain(..) {
+        let bucket = &mut self.ring[idx];
+        for mut chunk in bucket.full.drain(..) {
             self.in_ring -= chunk.len();
             self.current.append(&mut chunk);
             self.pool.push(chunk);
         }
-        self.ring[idx] = bucket;
+        self.in_ring -= bucket.tail.len();
+        self.current.append(&mut bucket.tail);
     }
 
     /// Make `current` hold the earliest non-empty bucket, if the current one is exhausted, but
@@ -245,7 +259,7 @@ impl<T: Ord + Timed> CalendarQueue<T> {
         let n = self.ring.len();
         for k in 0..n {
             let bucket = &self.ring[(self.head + k) & (n - 1)];
-            if let Some(t) = bucket.iter().flatten().map(Timed::time_ns).min() {
+            if let Some(t) = bucket.full.iter().flatten().chain(&bucket.tail).map(Timed::time_ns).min() {
                 return Some(t);
             }
         }

@@ -1564,33 +1564,38 @@ impl Engine for GossipEngine {
                 Some(((time, ..), _)) => self.queue.peek_until(time).copied(),
                 None => self.queue.peek().copied(),
             };
-            let ev = match (next, hb) {
-                (Some(ev), Some((h, _))) if ev.key() < h => ev,
-                (Some(ev), None) => ev,
+            // The event, and the local index of its identity (a heartbeat's comes from its wheel).
+            let (ev, i) = match (next, hb) {
+                (Some(ev), Some((h, _))) if ev.key() < h => (ev, None),
+                (Some(ev), None) => (ev, None),
                 (_, Some(((time, src, seq, dst), k))) => {
                     if time >= end {
                         break;
                     }
                     let w = &mut self.wheels[k];
+                    let i = w.at;
                     w.at += 1;
                     if w.at == w.end {
                         w.at = w.start;
                         w.cycle += 1;
                         self.expire_recent(time);
                     }
-                    Pending { time, src, seq, dst, action: Action::Heartbeat }
+                    (Pending { time, src, seq, dst, action: Action::Heartbeat }, Some(i))
                 }
                 (None, None) => break,
             };
             if ev.time >= end {
                 break;
             }
-            if !matches!(ev.action, Action::Heartbeat) {
-                self.queue.pop();
-                self.prefetch_ahead();
-            }
+            let i = match i {
+                Some(i) => i,
+                None => {
+                    self.queue.pop();
+                    self.prefetch_ahead();
+                    self.local[ev.dst as usize] as usize
+                }
+            };
             n += 1;
-            let i = self.local[ev.dst as usize] as usize;
             if self.churn.is_some() && !self.online[i] {
                 // An offline identity does nothing; what reaches it is lost. Its heartbeat still
                 // takes its sequence number, so the wheel keeps its keys.
