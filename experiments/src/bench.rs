@@ -370,6 +370,23 @@ pub fn gossip(args: &GossipBench, exe: &Path) -> Result<()> {
         })
         .max()
         .unwrap_or(0);
+    // Per shard in the steady state: time running its engine (and coding batches) against time
+    // waiting for the others, and events executed, to show how evenly the partition loads them.
+    let per_shard: Vec<_> = outcome
+        .reports
+        .iter()
+        .map(|r| {
+            let steady = r.windows.iter().filter(|w| w.start >= warm_up);
+            let (mut busy, mut wait, mut events) = (0u64, 0u64, 0u64);
+            for w in steady {
+                busy += w.exec_ns + w.encode_ns + w.decode_ns;
+                wait += w.wait_ns;
+                events += w.events;
+            }
+            json!({"shard": r.shard.0, "busy_s": busy as f64 / 1e9, "wait_s": wait as f64 / 1e9, "events": events})
+        })
+        .collect();
+    v["steady_shards"] = json!(per_shard);
     let steady_slots = (sim_s - plan.spec.traffic.start.as_secs_f64()) / 12.0;
     v["steady_wall_s_per_slot"] = json!(steady_ns as f64 / 1e9 / steady_slots);
     v["steady_real_time_factor"] = json!(steady_ns as f64 / 1e9 / (steady_slots * 12.0));

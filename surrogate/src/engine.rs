@@ -157,8 +157,9 @@ enum Action {
     /// An RPC from `from` has been downloaded by `dst` and is handled (`src` is `dst` itself,
     /// which scheduled the event).
     Handle { rpc: Rpc, from: u32 },
-    /// `dst` ran its heartbeat.
-    Heartbeat,
+    /// `dst` runs its heartbeat of cycle `cycle` (its `cycle`-th heartbeat period since the
+    /// start, as its phase is below one period).
+    Heartbeat { cycle: u64 },
     /// `dst` finished validating message slot `0` and forwards it.
     Validated(u32),
     /// `dst` publishes a message on `topic`.
@@ -643,6 +644,10 @@ impl GossipEngine {
 
     /// The topic of `i`'s topic slot `s`.
     fn topic_of(&self, i: usize, s: usize) -> u8 {
+        if self.per == 1 {
+            // Only the block topic: no need to look at the identity's subscriptions.
+            return TOPIC_BEACON_BLOCK;
+        }
         self.subs.of(self.ids[i])[s]
     }
 
@@ -977,8 +982,7 @@ impl GossipEngine {
         cand
     }
 
-    fn heartbeat(&mut self, i: usize, now: u64, outbox: &mut Outbox) {
-        let hb = prm!(self, i).heartbeat.as_nanos();
+    fn heartbeat(&mut self, i: usize, now: u64, cycle: u64, outbox: &mut Outbox) {
         let now_ms = (now / 1_000_000) as u32;
         self.ticks[i] += 1;
         let interval_ms = (prm!(self, i).score.decay_interval.as_nanos() / 1_000_000).max(1) as u32;
@@ -994,7 +998,7 @@ impl GossipEngine {
         }
         for s in 0..self.per {
             let t = self.topic_of(i, s);
-            self.sample_degree(now / hb, family_index(t), self.degree(i, s));
+            self.sample_degree(cycle, family_index(t), self.degree(i, s));
             self.maintain_mesh(i, s, now, outbox);
         }
         self.emit_gossip(i, now, outbox);
@@ -1573,14 +1577,14 @@ impl Engine for GossipEngine {
                         break;
                     }
                     let w = &mut self.wheels[k];
-                    let i = w.at;
+                    let (i, cycle) = (w.at, w.cycle);
                     w.at += 1;
                     if w.at == w.end {
                         w.at = w.start;
                         w.cycle += 1;
                         self.expire_recent(time);
                     }
-                    (Pending { time, src, seq, dst, action: Action::Heartbeat }, Some(i))
+                    (Pending { time, src, seq, dst, action: Action::Heartbeat { cycle } }, Some(i))
                 }
                 (None, None) => break,
             };
@@ -1600,7 +1604,7 @@ impl Engine for GossipEngine {
                 // An offline identity does nothing; what reaches it is lost. Its heartbeat still
                 // takes its sequence number, so the wheel keeps its keys.
                 match ev.action {
-                    Action::Heartbeat => {
+                    Action::Heartbeat { .. } => {
                         self.hb_seq[i] = self.seq[i];
                         self.seq[i] += 1;
                     }
@@ -1616,7 +1620,7 @@ impl Engine for GossipEngine {
             match ev.action {
                 Action::Leave => self.go_offline(i, ev.time, outbox),
                 Action::Join => {}
-                Action::Heartbeat => self.heartbeat(i, ev.time, outbox),
+                Action::Heartbeat { cycle } => self.heartbeat(i, ev.time, cycle, outbox),
                 Action::Publish { topic } => self.publish(i, ev.time, topic, outbox),
                 Action::Validated(m) => self.forward(i, ev.time, m, outbox),
                 Action::TxDone { rpc, conn } => {
