@@ -1186,20 +1186,41 @@ impl GossipEngine {
         {
             let i = i as usize;
             prefetch(row);
-            prefetch(&self.seq[i]);
-            prefetch(&self.rng[i]);
-            prefetch(&self.mesh[i * self.per]);
+            // Only what the event will read: loading more costs memory bandwidth, the real limit
+            // at a million identities. `sends`: it may send (and so draw from the identity's
+            // stream and take a sequence number).
+            let mut sends = true;
             match p.action {
                 Action::Arrive(rpc) if rpc.wire_bytes() >= DOWNLOAD_QUEUE_MIN_BYTES => {
                     prefetch(&self.downlink[i]);
                     prefetch(&self.down[i]);
+                    prefetch(&self.seq[i]);
+                    sends = false;
                 }
                 Action::Arrive(rpc) | Action::Handle { rpc, .. } => {
-                    prefetch(&self.recv[i]);
-                    if rpc.kind == RpcKind::IDontWant {
-                        prefetch(&self.dontwant_head[i]);
+                    if let Some(counter) = self.recv[i].get(rpc.kind as usize) {
+                        prefetch(counter);
                     }
-                    if rpc.topic == TOPIC_BEACON_BLOCK
+                    prefetch(&self.mesh[i * self.per]);
+                    let arrival = match rpc.kind {
+                        RpcKind::IDontWant => {
+                            prefetch(&self.dontwant_head[i]);
+                            sends = false;
+                            false
+                        }
+                        // An IHAVE sends an IWANT only for a message not yet received: rare.
+                        RpcKind::IHave => {
+                            sends = false;
+                            true
+                        }
+                        RpcKind::Message => {
+                            prefetch(&self.sent[i][RpcKind::IDontWant as usize]);
+                            true
+                        }
+                        _ => false,
+                    };
+                    if arrival
+                        && rpc.topic == TOPIC_BEACON_BLOCK
                         && let Some((key, m)) = self.last_msg
                         && key == rpc.msg
                         && let Some(at) = self.msgs[m as usize].arrival.get(i)
@@ -1209,9 +1230,13 @@ impl GossipEngine {
                 }
                 Action::TxDone { .. } => {
                     prefetch(&self.txq[i]);
-                    prefetch(&self.sent[i]);
+                    prefetch(&self.sent[i][RpcKind::Message as usize]);
                 }
-                _ => {}
+                _ => prefetch(&self.mesh[i * self.per]),
+            }
+            if sends {
+                prefetch(&self.seq[i]);
+                prefetch(&self.rng[i]);
             }
         }
         if let Some(p) = self.queue.ahead(PREFETCH_CONN)
@@ -1244,7 +1269,11 @@ impl GossipEngine {
             };
             if let Some(conn) = self.conn.get(c) {
                 prefetch(conn);
-                prefetch(&self.score[c]);
+                // Messages update the sender's score; other RPCs read it only for a penalised
+                // connection.
+                if matches!(p.action, Action::Handle { rpc, .. } if rpc.kind == RpcKind::Message) {
+                    prefetch(&self.score[c]);
+                }
             }
         }
     }
