@@ -309,8 +309,9 @@ pub struct GossipEngine {
     max_peers: usize,
     /// Per connection: peer, path, shared topics, flags, and place in the peer's row.
     conn: Vec<Conn>,
-    /// Where the bus payloads of remote RPCs are written: one allocation serves thousands.
-    arena: bytes::BytesMut,
+    /// RPCs for identities on other shards, sent during the current `run_until`: they become bus
+    /// events together at its end (see [`GossipEngine::flush_remote`]).
+    remote: Vec<Pending>,
     /// Per (identity, topic slot): the connections (bit = position in the row) in its mesh.
     mesh: Vec<u64>,
     /// Per (identity, topic slot): its position among the topic's local subscribers.
@@ -482,7 +483,7 @@ impl GossipEngine {
             ids,
             local,
             nmain,
-            arena: bytes::BytesMut::new(),
+            remote: Vec::new(),
             max_peers: max_peers as usize,
             mesh: vec![0; k * per],
             sub_pos,
@@ -587,11 +588,11 @@ impl GossipEngine {
 
     /// `i` goes offline: it tells every connected peer, closes its connections and meshes, and
     /// drops its queued copies; it comes back after an exponential downtime.
-    fn go_offline(&mut self, i: usize, now: u64, outbox: &mut Outbox) {
+    fn go_offline(&mut self, i: usize, now: u64) {
         let now_ms = (now / 1_000_000) as u32;
         for c in self.peers(i) {
             if self.up(c) {
-                self.leave(i, c, now, Rpc::control(RpcKind::Disconnect, 0), outbox);
+                self.leave(i, c, now, Rpc::control(RpcKind::Disconnect, 0));
             }
             for s in 0..self.per {
                 self.leave_mesh(i, s, c, now_ms);
@@ -611,12 +612,12 @@ impl GossipEngine {
 
     /// `i` comes back: it asks every peer to reconnect (a connection is up again once the peer
     /// accepts) and stays for another exponential session.
-    fn go_online(&mut self, i: usize, now: u64, outbox: &mut Outbox) {
+    fn go_online(&mut self, i: usize, now: u64) {
         self.online[i] = true;
         self.offline_ns[i] += now - self.left_at[i];
         for c in self.peers(i) {
             if self.conn[c].peer != NONE {
-                self.leave(i, c, now, Rpc::control(RpcKind::Connect, 0), outbox);
+                self.leave(i, c, now, Rpc::control(RpcKind::Connect, 0));
             }
         }
         if let Some(churn) = &self.churn {
@@ -717,27 +718,27 @@ impl GossipEngine {
     }
 
     /// Graft connection `c` on topic slot `s`: it joins the mesh and the peer is told.
-    fn graft(&mut self, i: usize, s: usize, c: usize, now: u64, outbox: &mut Outbox) {
+    fn graft(&mut self, i: usize, s: usize, c: usize, now: u64) {
         self.join_mesh(i, s, c, (now / 1_000_000) as u32);
         let t = self.topic_of(i, s);
-        self.send(i, c, now, Rpc::control(RpcKind::Graft, t), outbox);
+        self.send(i, c, now, Rpc::control(RpcKind::Graft, t));
     }
 
     /// Prune connection `c` from topic slot `s`: it leaves the mesh (if in it) and is kept out
     /// for the prune backoff, which the PRUNE tells the peer.
-    fn prune(&mut self, i: usize, s: usize, c: usize, now: u64, outbox: &mut Outbox) {
+    fn prune(&mut self, i: usize, s: usize, c: usize, now: u64) {
         let now_ms = (now / 1_000_000) as u32;
         let backoff_ms = (prm!(self, i).prune_backoff.as_nanos() / 1_000_000) as u32;
         self.leave_mesh(i, s, c, now_ms);
         self.backoff_until_ms[c * self.per + s] = now_ms.saturating_add(backoff_ms);
         let mut rpc = Rpc::control(RpcKind::Prune, self.topic_of(i, s));
         rpc.backoff_ms = backoff_ms;
-        self.send(i, c, now, rpc, outbox);
+        self.send(i, c, now, rpc);
     }
 
     /// Peer exchange with a PRUNE of `c` on topic slot `s`: up to `prune_peers` other connected
     /// peers of the topic with a non-negative score, chosen with `i`'s stream, one record each.
-    fn offer_peers(&mut self, i: usize, s: usize, c: usize, now: u64, outbox: &mut Outbox) {
+    fn offer_peers(&mut self, i: usize, s: usize, c: usize, now: u64) {
         let now_ms = (now / 1_000_000) as u32;
         let want = prm!(self, i).prune_peers as usize;
         let chosen = self
@@ -746,7 +747,7 @@ impl GossipEngine {
         for &k in &chosen {
             let mut rpc = Rpc::control(RpcKind::PeerExchange, t);
             rpc.msg = MsgKey(self.conn[k].peer as u64);
-            self.send(i, c, now, rpc, outbox);
+            self.send(i, c, now, rpc);
         }
         self.scratch = chosen;
     }
@@ -793,7 +794,7 @@ impl GossipEngine {
 
     /// Send `rpc` from local identity `i` over its connection `c` at `now`: upload queue, path,
     /// loss.
-    fn send(&mut self, i: usize, c: usize, now: u64, rpc: Rpc, outbox: &mut Outbox) {
+    fn send(&mut self, i: usize, c: usize, now: u64, rpc: Rpc) {
         if !self.up(c) {
             return;
         }
@@ -809,7 +810,7 @@ impl GossipEngine {
         let bytes = rpc.wire_bytes();
         self.sent[i][rpc.kind as usize] += bytes;
         let depart = now + self.up[i].transmit_ns(bytes).unwrap_or(0);
-        self.leave(i, c, depart, rpc, outbox);
+        self.leave(i, c, depart, rpc);
     }
 
     /// Start serialising the next queued copy that is still wanted: a copy whose peer has sent
@@ -836,17 +837,17 @@ impl GossipEngine {
     /// whether it is lost, with `i`'s stream. Connection management travels reliably at the
     /// path's base latency and draws nothing. A copy whose connection closed meanwhile is
     /// dropped.
-    fn leave(&mut self, i: usize, c: usize, depart: u64, rpc: Rpc, outbox: &mut Outbox) {
+    fn leave(&mut self, i: usize, c: usize, depart: u64, rpc: Rpc) {
         if !rpc.kind.is_connection() && !self.up(c) {
             return;
         }
         let rpc = Rpc { hint: self.conn[c].rev, ..rpc };
-        self.leave_to(i, self.conn[c], depart, rpc, outbox);
+        self.leave_to(i, self.conn[c], depart, rpc);
     }
 
     /// An RPC leaves identity `i` at `depart` for the peer of connection record `to`, over its
     /// network path (its [`LOCAL`] flag says whether the peer is on this shard).
-    fn leave_to(&mut self, i: usize, to: Conn, depart: u64, rpc: Rpc, outbox: &mut Outbox) {
+    fn leave_to(&mut self, i: usize, to: Conn, depart: u64, rpc: Rpc) {
         let src = self.ids[i];
         let (local, to, path) = (to.flags & LOCAL != 0, to.peer, self.net.routes.by_index(to.path));
         let sample = if rpc.kind.is_connection() { Some(path.latency_ns) } else { path.sample(&mut self.rng[i]) };
@@ -857,22 +858,39 @@ impl GossipEngine {
         let time = depart + delay;
         let seq = self.seq[i];
         self.seq[i] += 1;
+        let pending = Pending { time, src, seq, dst: to, action: Action::Arrive(rpc) };
         if local {
-            self.queue.push(Pending { time, src, seq, dst: to, action: Action::Arrive(rpc) });
+            self.queue.push(pending);
         } else {
-            if self.arena.capacity() - self.arena.len() < RPC_BYTES {
-                self.arena.reserve(RPC_BYTES * 2048);
-            }
-            self.arena.extend_from_slice(&rpc.to_bytes());
+            self.remote.push(pending);
+        }
+    }
+
+    /// Turn the RPCs sent to other shards' identities since the last call into bus events: one
+    /// buffer holds every payload, and each event's payload is a slice of it. Done once per
+    /// `run_until` rather than per RPC, because taking a slice is an atomic reference-count
+    /// update, and an atomic update waits for the processor's pending stores — during a run,
+    /// the queue insertions that miss cache.
+    fn flush_remote(&mut self, outbox: &mut Outbox) {
+        if self.remote.is_empty() {
+            return;
+        }
+        let mut buf = Vec::with_capacity(self.remote.len() * RPC_BYTES);
+        for p in &self.remote {
+            let Action::Arrive(rpc) = p.action else { unreachable!("only arrivals are sent") };
+            buf.extend_from_slice(&rpc.to_bytes());
+        }
+        let buf = bytes::Bytes::from(buf);
+        for (k, p) in self.remote.drain(..).enumerate() {
             let event = Event {
-                deliver_time: SimTime::from_nanos(time),
-                src_host: HostId(src),
-                src_seq: seq,
-                dst_host: HostId(to),
+                deliver_time: SimTime::from_nanos(p.time),
+                src_host: HostId(p.src),
+                src_seq: p.seq,
+                dst_host: HostId(p.dst),
                 kind: GOSSIP_EVENT_KIND,
-                payload: self.arena.split().freeze(),
+                payload: buf.slice(k * RPC_BYTES..(k + 1) * RPC_BYTES),
             };
-            outbox.push(self.partition.shard_of(to), event);
+            outbox.push(self.partition.shard_of(p.dst), event);
         }
     }
 
@@ -982,7 +1000,7 @@ impl GossipEngine {
         cand
     }
 
-    fn heartbeat(&mut self, i: usize, now: u64, cycle: u64, outbox: &mut Outbox) {
+    fn heartbeat(&mut self, i: usize, now: u64, cycle: u64) {
         let now_ms = (now / 1_000_000) as u32;
         self.ticks[i] += 1;
         let interval_ms = (prm!(self, i).score.decay_interval.as_nanos() / 1_000_000).max(1) as u32;
@@ -999,9 +1017,9 @@ impl GossipEngine {
         for s in 0..self.per {
             let t = self.topic_of(i, s);
             self.sample_degree(cycle, family_index(t), self.degree(i, s));
-            self.maintain_mesh(i, s, now, outbox);
+            self.maintain_mesh(i, s, now);
         }
-        self.emit_gossip(i, now, outbox);
+        self.emit_gossip(i, now);
         // The next heartbeat (its time follows from the wheel); its key's sequence number is
         // taken now, as scheduling it would.
         self.hb_seq[i] = self.seq[i];
@@ -1011,7 +1029,7 @@ impl GossipEngine {
     /// Graft up to `want` random peers of topic slot `s` that may join the mesh: connected, of
     /// the topic, not in the mesh or its PRUNE backoff, with a non-negative score (and, with
     /// `outbound_only`, dialled by `i`).
-    fn graft_some(&mut self, i: usize, s: usize, want: usize, outbound_only: bool, now: u64, outbox: &mut Outbox) {
+    fn graft_some(&mut self, i: usize, s: usize, want: usize, outbound_only: bool, now: u64) {
         let now_ms = (now / 1_000_000) as u32;
         let per = self.per;
         let chosen = self.choose(i, want, |e, c| {
@@ -1023,13 +1041,13 @@ impl GossipEngine {
                 && e.passes(i, c, 0.0, now_ms)
         });
         for &c in &chosen {
-            self.graft(i, s, c, now, outbox);
+            self.graft(i, s, c, now);
         }
         self.scratch = chosen;
     }
 
     /// v1.1 mesh maintenance of `i`'s topic slot `s`.
-    fn maintain_mesh(&mut self, i: usize, s: usize, now: u64, outbox: &mut Outbox) {
+    fn maintain_mesh(&mut self, i: usize, s: usize, now: u64) {
         let p = &prm!(self, i);
         let (d, d_low, d_high) = (p.d as usize, p.d_low as usize, p.d_high as usize);
         let now_ms = (now / 1_000_000) as u32;
@@ -1040,13 +1058,13 @@ impl GossipEngine {
             negative.clear();
             negative.extend(self.mesh_conns(i, s).filter(|&c| !self.passes(i, c, 0.0, now_ms)));
             for &c in &negative {
-                self.prune(i, s, c, now, outbox);
+                self.prune(i, s, c, now);
             }
             self.scratch = negative;
         }
         let degree = self.degree(i, s);
         if degree < d_low {
-            self.graft_some(i, s, d - degree, false, now, outbox);
+            self.graft_some(i, s, d - degree, false, now);
         } else if degree > d_high {
             // Keep the best `retain_scores` by score, then fill up to D at random; prune the rest.
             let mut mesh: Vec<usize> = self.mesh_conns(i, s).collect();
@@ -1083,9 +1101,9 @@ impl GossipEngine {
             }
             let pruned: Vec<usize> = mesh[keep..].to_vec();
             for c in pruned {
-                self.prune(i, s, c, now, outbox);
+                self.prune(i, s, c, now);
                 if prm!(self, i).peer_exchange {
-                    self.offer_peers(i, s, c, now, outbox);
+                    self.offer_peers(i, s, c, now);
                 }
             }
         }
@@ -1094,7 +1112,7 @@ impl GossipEngine {
         let outbound = self.mesh_conns(i, s).filter(|&c| self.conn[c].flags & OUTBOUND != 0).count();
         let d_out = prm!(self, i).d_out as usize;
         if degree >= d_low && outbound < d_out {
-            self.graft_some(i, s, d_out - outbound, true, now, outbox);
+            self.graft_some(i, s, d_out - outbound, true, now);
         }
         // Opportunistic grafting: if the median mesh score is low, graft peers scoring above it.
         let ticks = prm!(self, i).score.opportunistic_graft_ticks.max(1);
@@ -1112,7 +1130,7 @@ impl GossipEngine {
                         && e.score_of(i, c, now_ms) > median
                 });
                 for &c in &chosen {
-                    self.graft(i, s, c, now, outbox);
+                    self.graft(i, s, c, now);
                 }
                 self.scratch = chosen;
             }
@@ -1121,7 +1139,7 @@ impl GossipEngine {
 
     /// Gossip: IHAVE for messages of `i`'s topics first received within the last
     /// `mcache_gossip` heartbeats, to peers of the topic outside the mesh.
-    fn emit_gossip(&mut self, i: usize, now: u64, outbox: &mut Outbox) {
+    fn emit_gossip(&mut self, i: usize, now: u64) {
         let d_lazy = prm!(self, i).d_lazy as usize;
         if d_lazy == 0 {
             return; // D_lazy = 0 turns gossip off altogether.
@@ -1152,7 +1170,7 @@ impl GossipEngine {
                 let chosen =
                     self.choose_of_eligible(i, |eligible| d_lazy.max((factor * eligible as f64) as usize), gossip_ok);
                 for &c in &chosen {
-                    self.send(i, c, now, ihave, outbox);
+                    self.send(i, c, now, ihave);
                 }
                 self.scratch = chosen;
             }
@@ -1291,7 +1309,7 @@ impl GossipEngine {
     /// `i` publishes a new message on `t`: to every peer of the topic above the publish
     /// threshold with flood publishing; otherwise to its mesh if it subscribes, or to its fanout
     /// (D peers of the topic, kept for `fanout_ttl` after the last publish) if it does not.
-    fn publish(&mut self, i: usize, now: u64, t: u8, outbox: &mut Outbox) {
+    fn publish(&mut self, i: usize, now: u64, t: u8) {
         let key = MsgKey::new(self.ids[i], self.published[i]);
         self.published[i] += 1;
         let rpc = Rpc {
@@ -1341,11 +1359,11 @@ impl GossipEngine {
             mask
         };
         for c in bits(base, targets) {
-            self.send(i, c, now, rpc, outbox);
+            self.send(i, c, now, rpc);
         }
     }
 
-    fn forward(&mut self, i: usize, now: u64, m: u32, outbox: &mut Outbox) {
+    fn forward(&mut self, i: usize, now: u64, m: u32) {
         let st = &self.msgs[m as usize];
         let Some(s) = self.topic_slot(i, st.topic) else { return };
         let pos = self.position(i, s);
@@ -1354,12 +1372,12 @@ impl GossipEngine {
         for c in self.mesh_conns(i, s) {
             let ring = &self.dontwant[i * DONTWANT_RING..(i + 1) * DONTWANT_RING];
             if self.conn[c].peer != from && !ring.contains(&(self.conn[c].peer, m)) {
-                self.send(i, c, now, rpc, outbox);
+                self.send(i, c, now, rpc);
             }
         }
     }
 
-    fn handle(&mut self, i: usize, now: u64, src: u32, rpc: Rpc, outbox: &mut Outbox) -> Result<(), GossipError> {
+    fn handle(&mut self, i: usize, now: u64, src: u32, rpc: Rpc) -> Result<(), GossipError> {
         let hinted = self.row[i] as usize + rpc.hint as usize;
         let found = if rpc.hint != NO_HINT && hinted < self.row[i + 1] as usize && self.conn[hinted].peer == src {
             Some(hinted)
@@ -1371,7 +1389,7 @@ impl GossipEngine {
                 // With peer exchange, connections come and go: a stranger may dial (learnt by
                 // peer exchange), and RPCs may still be in flight on a connection closed since.
                 if rpc.kind == RpcKind::Connect {
-                    self.accept_stranger(i, src, now, outbox);
+                    self.accept_stranger(i, src, now);
                 }
                 return Ok(());
             }
@@ -1385,7 +1403,7 @@ impl GossipEngine {
         match rpc.kind {
             RpcKind::Connect => {
                 self.conn[conn].flags &= !DOWN;
-                self.leave(i, conn, now, Rpc::control(RpcKind::Accept, 0), outbox);
+                self.leave(i, conn, now, Rpc::control(RpcKind::Accept, 0));
                 return Ok(());
             }
             RpcKind::PeerExchange if self.up(conn) => {
@@ -1398,7 +1416,7 @@ impl GossipEngine {
                     && let Some(c) = self.take_slot(i, p)
                 {
                     self.conn[c].flags |= OUTBOUND;
-                    self.leave(i, c, now, Rpc::control(RpcKind::Connect, 0), outbox);
+                    self.leave(i, c, now, Rpc::control(RpcKind::Connect, 0));
                 }
                 return Ok(());
             }
@@ -1460,7 +1478,7 @@ impl GossipEngine {
                 {
                     for c in self.mesh_conns(i, s) {
                         if c != conn {
-                            self.send(i, c, now, Rpc::about(RpcKind::IDontWant, &rpc), outbox);
+                            self.send(i, c, now, Rpc::about(RpcKind::IDontWant, &rpc));
                         }
                     }
                 }
@@ -1481,7 +1499,7 @@ impl GossipEngine {
                 if st.arrival[pos] == u64::MAX && (st.requested[pos] == u64::MAX || st.requested[pos] + followup <= now)
                 {
                     st.requested[pos] = now;
-                    self.send(i, conn, now, Rpc::about(RpcKind::IWant, &rpc), outbox);
+                    self.send(i, conn, now, Rpc::about(RpcKind::IWant, &rpc));
                 }
             }
             RpcKind::IWant => {
@@ -1499,7 +1517,7 @@ impl GossipEngine {
                         && st.published_ns + arrival + window >= now
                     {
                         let r = self.message_rpc(m, hops.saturating_add(1));
-                        self.send(i, conn, now, r, outbox);
+                        self.send(i, conn, now, r);
                     }
                 }
             }
@@ -1513,7 +1531,7 @@ impl GossipEngine {
                 let c = conn;
                 let Some(s) = slot else {
                     // Not our topic: tell the peer, without a backoff of our own.
-                    self.send(i, c, now, Rpc::control(RpcKind::Prune, rpc.topic), outbox);
+                    self.send(i, c, now, Rpc::control(RpcKind::Prune, rpc.topic));
                     return Ok(());
                 };
                 let backoff = self.backoff_until_ms[c * self.per + s];
@@ -1526,13 +1544,13 @@ impl GossipEngine {
                     self.conn[c].flags |= PENALISED;
                     let mut r = Rpc::control(RpcKind::Prune, rpc.topic);
                     r.backoff_ms = backoff - now_ms;
-                    self.send(i, c, now, r, outbox);
+                    self.send(i, c, now, r);
                 } else if !self.passes(i, c, 0.0, now_ms) {
                     // A negative peer is refused, and kept out for a backoff.
-                    self.prune(i, s, c, now, outbox);
+                    self.prune(i, s, c, now);
                 } else if self.degree(i, s) >= prm!(self, i).d_high as usize && self.conn[c].flags & OUTBOUND == 0 {
                     // A full mesh takes no more inbound peers (only outbound ones, for D_out).
-                    self.prune(i, s, c, now, outbox);
+                    self.prune(i, s, c, now);
                 } else {
                     self.join_mesh(i, s, c, now_ms);
                 }
@@ -1553,16 +1571,16 @@ impl GossipEngine {
 
     /// A `Connect` from an identity that is not a peer: accepted into a free peer-exchange slot
     /// below the connection target, refused with `Disconnect` otherwise.
-    fn accept_stranger(&mut self, i: usize, src: u32, now: u64, outbox: &mut Outbox) {
+    fn accept_stranger(&mut self, i: usize, src: u32, now: u64) {
         if self.connected(i) < self.max_peers
             && let Some(c) = self.take_slot(i, src)
         {
             self.conn[c].flags &= !DOWN;
-            self.leave(i, c, now, Rpc::control(RpcKind::Accept, 0), outbox);
+            self.leave(i, c, now, Rpc::control(RpcKind::Accept, 0));
         } else {
             let path = self.net.path_index(self.ids[i], src);
             let to = Conn { peer: src, path, shared: 0, flags: local_flag(&self.local, src), rev: NO_HINT };
-            self.leave_to(i, to, now, Rpc::control(RpcKind::Disconnect, 0), outbox);
+            self.leave_to(i, to, now, Rpc::control(RpcKind::Disconnect, 0));
         }
     }
 
@@ -1637,7 +1655,7 @@ impl Engine for GossipEngine {
                         self.hb_seq[i] = self.seq[i];
                         self.seq[i] += 1;
                     }
-                    Action::Join => self.go_online(i, ev.time, outbox),
+                    Action::Join => self.go_online(i, ev.time),
                     Action::Arrive(rpc) | Action::Handle { rpc, .. } if !rpc.kind.is_connection() => {
                         self.dropped_offline[i] += 1;
                     }
@@ -1647,13 +1665,13 @@ impl Engine for GossipEngine {
                 continue;
             }
             match ev.action {
-                Action::Leave => self.go_offline(i, ev.time, outbox),
+                Action::Leave => self.go_offline(i, ev.time),
                 Action::Join => {}
-                Action::Heartbeat { cycle } => self.heartbeat(i, ev.time, cycle, outbox),
-                Action::Publish { topic } => self.publish(i, ev.time, topic, outbox),
-                Action::Validated(m) => self.forward(i, ev.time, m, outbox),
+                Action::Heartbeat { cycle } => self.heartbeat(i, ev.time, cycle),
+                Action::Publish { topic } => self.publish(i, ev.time, topic),
+                Action::Validated(m) => self.forward(i, ev.time, m),
                 Action::TxDone { rpc, conn } => {
-                    self.leave(i, conn as usize, ev.time, rpc, outbox);
+                    self.leave(i, conn as usize, ev.time, rpc);
                     self.start_tx(i, ev.time);
                 }
                 Action::Arrive(rpc) => {
@@ -1670,17 +1688,20 @@ impl Engine for GossipEngine {
                             action: Action::Handle { rpc, from: ev.src },
                         });
                     } else {
-                        self.handle(i, ev.time, ev.src, rpc, outbox)?;
+                        self.handle(i, ev.time, ev.src, rpc)?;
                     }
                 }
-                Action::Handle { rpc, from } => self.handle(i, ev.time, from, rpc, outbox)?,
+                Action::Handle { rpc, from } => self.handle(i, ev.time, from, rpc)?,
             }
         }
+        self.flush_remote(outbox);
         Ok(n)
     }
 
     fn deliver(&mut self, events: &mut Vec<Event>) -> Result<(), EngineError> {
-        for e in events.drain(..) {
+        // By reference, dropping the events (atomic reference-count updates of their batch) in
+        // one go at the end rather than between queue insertions: see `flush_remote`.
+        for e in events.iter() {
             let (dst, src) = (e.dst_host.0, e.src_host.0);
             let bad = |detail: String| GossipError::BadEvent { host: dst, src, detail };
             if e.kind != GOSSIP_EVENT_KIND {
@@ -1708,6 +1729,7 @@ impl Engine for GossipEngine {
                 action: Action::Arrive(rpc),
             });
         }
+        events.clear();
         Ok(())
     }
 
