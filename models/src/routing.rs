@@ -157,7 +157,7 @@ impl Routes {
                     _ => None,
                 };
                 let link = if a == b {
-                    direct(t, a, a).ok_or(RoutingError::NoPath {
+                    direct(t, a, a).ok_or_else(|| RoutingError::NoPath {
                         from: name(a),
                         to: name(b),
                         hint: ": hosts at one location talk over its self-link (an edge from the node to itself)",

@@ -182,7 +182,7 @@ impl Rpc {
         let mut r = Reader::new(bytes);
         let at = r.offset();
         let kind = r.u8("rpc kind")?;
-        let kind = RpcKind::from_u8(kind).ok_or(DecodeError::Invalid {
+        let kind = RpcKind::from_u8(kind).ok_or_else(|| DecodeError::Invalid {
             what: "rpc kind",
             offset: at,
             detail: format!("unknown kind {kind}"),
