@@ -49,9 +49,8 @@ fn prefetch<T>(x: &T) {
 }
 
 /// How many events ahead in the queue [`GossipEngine::prefetch_ahead`] starts loading each
-/// stage of an event's lookups: the identity's local index, then its per-identity state, then
-/// the connection the RPC arrives on.
-const PREFETCH_LOCAL: usize = 12;
+/// stage of an event's lookups: the identity's per-identity state, then the connection the RPC
+/// arrives on (queued events name their identity by local index, so no stage looks it up).
 const PREFETCH_IDENTITY: usize = 8;
 const PREFETCH_CONN: usize = 4;
 
@@ -83,13 +82,6 @@ const PENALISED: u8 = 2;
 const DOWN: u8 = 4;
 /// Connection flag: this identity dialled the connection.
 const OUTBOUND: u8 = 8;
-/// Connection flag: the peer is on this shard (what is sent to it goes into this engine's
-/// queue), so sending needs no lookup in the global-to-local table.
-const LOCAL: u8 = 16;
-/// [`LOCAL`] when peer `p` is on this shard (`local` maps global ids to local indices).
-fn local_flag(local: &[u32], p: u32) -> u8 {
-    if local[p as usize] != NONE { LOCAL } else { 0 }
-}
 /// Received messages this large or larger pass through the receiver's download queue first.
 const DOWNLOAD_QUEUE_MIN_BYTES: u64 = 1024;
 /// IDONTWANTs remembered per identity.
@@ -126,23 +118,28 @@ struct Wheel {
 }
 
 /// One connection as its identity sees it: everything an RPC sent or received over it reads,
-/// in one place (12 bytes) so that handling an RPC touches one cache line for it.
+/// in one place (16 bytes, four to a cache line) so that handling an RPC touches one cache line
+/// for it.
 #[derive(Copy, Clone, Debug)]
 struct Conn {
     /// The peer (`NONE` for a free peer-exchange slot).
     peer: u32,
+    /// The peer's local index when it is on this shard (`NONE` otherwise): what is sent to it
+    /// goes straight into this engine's queue, addressed by that index, with no lookup in the
+    /// global-to-local table on either side.
+    at: u32,
     /// The network path to the peer (index into the routes).
     path: u32,
     /// Bit `s` is set when the peer subscribes to this identity's `s`-th topic.
     shared: u16,
-    /// [`PENALISED`], [`DOWN`], [`OUTBOUND`], [`LOCAL`].
+    /// [`PENALISED`], [`DOWN`], [`OUTBOUND`].
     flags: u8,
     /// This identity's position in the peer's row (sent as the RPC hint).
     rev: u8,
 }
 
 /// A free peer-exchange slot.
-const FREE_SLOT: Conn = Conn { peer: NONE, path: 0, shared: 0, flags: DOWN, rev: NO_HINT };
+const FREE_SLOT: Conn = Conn { peer: NONE, at: NONE, path: 0, shared: 0, flags: DOWN, rev: NO_HINT };
 
 /// Bit `s` set when `theirs` includes `mine[s]` (both ascending).
 fn shared_topics(mine: &[u8], theirs: &[u8]) -> u16 {
@@ -172,19 +169,22 @@ enum Action {
     Join,
 }
 
-/// A pending event: ordered by the canonical key `(time, src, seq, dst)`, which is unique.
+/// A pending event: ordered by the canonical key `(time, src, seq)`, which is unique (each
+/// identity numbers what it schedules), so the bus's fourth key field, the destination, never
+/// decides and the queue holds its local index instead.
 #[derive(Copy, Clone, Debug)]
 struct Pending {
     time: u64,
     src: u32,
     seq: u64,
+    /// The destination: its local index in the queue; its global id in `remote`.
     dst: u32,
     action: Action,
 }
 
 impl Pending {
-    fn key(&self) -> (u64, u32, u64, u32) {
-        (self.time, self.src, self.seq, self.dst)
+    fn key(&self) -> (u64, u32, u64) {
+        (self.time, self.src, self.seq)
     }
 }
 impl PartialEq for Pending {
@@ -451,9 +451,10 @@ impl GossipEngine {
             for (k, &p) in peers.iter().enumerate() {
                 conns.push(Conn {
                     peer: p,
+                    at: local[p as usize],
                     path: net.path_index(h, p),
                     shared: shared_topics(mine, subscriptions.of(p)),
-                    flags: if graph.outbound[first + k] { OUTBOUND } else { 0 } | local_flag(&local, p),
+                    flags: if graph.outbound[first + k] { OUTBOUND } else { 0 },
                     rev: graph.of(p).binary_search(&h).map_or(NO_HINT, |k| k as u8),
                 });
             }
@@ -574,7 +575,7 @@ impl GossipEngine {
         let h = self.ids[i];
         let seq = self.seq[i];
         self.seq[i] += 1;
-        self.queue.push(Pending { time, src: h, seq, dst: h, action });
+        self.queue.push(Pending { time, src: h, seq, dst: i as u32, action });
     }
 
     fn peers(&self, i: usize) -> std::ops::Range<usize> {
@@ -773,9 +774,10 @@ impl GossipEngine {
         let c = (start..self.row[i + 1] as usize).find(|&c| self.conn[c].peer == NONE)?;
         self.conn[c] = Conn {
             peer: p,
+            at: self.local[p as usize],
             path: self.net.path_index(self.ids[i], p),
             shared: shared_topics(self.subs.of(self.ids[i]), self.subs.of(p)),
-            flags: DOWN | local_flag(&self.local, p),
+            flags: DOWN,
             rev: NO_HINT,
         };
         self.score[c] = EdgeScore::default();
@@ -846,10 +848,10 @@ impl GossipEngine {
     }
 
     /// An RPC leaves identity `i` at `depart` for the peer of connection record `to`, over its
-    /// network path (its [`LOCAL`] flag says whether the peer is on this shard).
+    /// network path.
     fn leave_to(&mut self, i: usize, to: Conn, depart: u64, rpc: Rpc) {
         let src = self.ids[i];
-        let (local, to, path) = (to.flags & LOCAL != 0, to.peer, self.net.routes.by_index(to.path));
+        let path = self.net.routes.by_index(to.path);
         let sample = if rpc.kind.is_connection() { Some(path.latency_ns) } else { path.sample(&mut self.rng[i]) };
         let Some(delay) = sample else {
             self.lost[i] += 1;
@@ -858,11 +860,10 @@ impl GossipEngine {
         let time = depart + delay;
         let seq = self.seq[i];
         self.seq[i] += 1;
-        let pending = Pending { time, src, seq, dst: to, action: Action::Arrive(rpc) };
-        if local {
-            self.queue.push(pending);
+        if to.at != NONE {
+            self.queue.push(Pending { time, src, seq, dst: to.at, action: Action::Arrive(rpc) });
         } else {
-            self.remote.push(pending);
+            self.remote.push(Pending { time, src, seq, dst: to.peer, action: Action::Arrive(rpc) });
         }
     }
 
@@ -1178,14 +1179,14 @@ impl GossipEngine {
     }
 
     /// The canonical key of the next heartbeat, and its wheel.
-    fn next_heartbeat(&self) -> Option<((u64, u32, u64, u32), usize)> {
+    fn next_heartbeat(&self) -> Option<((u64, u32, u64), usize)> {
         self.wheels
             .iter()
             .enumerate()
             .filter(|(_, w)| w.start < w.end)
             .map(|(k, w)| {
                 let i = w.at;
-                ((self.phase[i] + w.cycle * w.period, self.ids[i], self.hb_seq[i], self.ids[i]), k)
+                ((self.phase[i] + w.cycle * w.period, self.ids[i], self.hb_seq[i]), k)
             })
             .min()
     }
@@ -1195,14 +1196,10 @@ impl GossipEngine {
     /// per-identity state → connection), so that the cache misses of several events overlap
     /// instead of stalling one after another. Only a hint: results do not depend on it.
     fn prefetch_ahead(&self) {
-        if let Some(p) = self.queue.ahead(PREFETCH_LOCAL) {
-            prefetch(&self.local[p.dst as usize]);
-        }
         if let Some(p) = self.queue.ahead(PREFETCH_IDENTITY)
-            && let Some(&i) = self.local.get(p.dst as usize)
-            && let Some(row) = self.row.get(i as usize)
+            && let Some(row) = self.row.get(p.dst as usize)
         {
-            let i = i as usize;
+            let i = p.dst as usize;
             prefetch(row);
             // Only what the event will read: loading more costs memory bandwidth, the real limit
             // at a million identities. `sends`: it may send (and so draw from the identity's
@@ -1213,6 +1210,7 @@ impl GossipEngine {
                     prefetch(&self.downlink[i]);
                     prefetch(&self.down[i]);
                     prefetch(&self.seq[i]);
+                    prefetch(&self.ids[i]);
                     sends = false;
                 }
                 Action::Arrive(rpc) | Action::Handle { rpc, .. } => {
@@ -1258,10 +1256,9 @@ impl GossipEngine {
             }
         }
         if let Some(p) = self.queue.ahead(PREFETCH_CONN)
-            && let Some(&i) = self.local.get(p.dst as usize)
-            && let Some(&start) = self.row.get(i as usize)
+            && let Some(&start) = self.row.get(p.dst as usize)
         {
-            let i = i as usize;
+            let i = p.dst as usize;
             let ring = &self.dontwant[i * DONTWANT_RING..(i + 1) * DONTWANT_RING];
             let c = match p.action {
                 Action::Arrive(rpc) | Action::Handle { rpc, .. } if rpc.hint != NO_HINT => {
@@ -1579,7 +1576,7 @@ impl GossipEngine {
             self.leave(i, c, now, Rpc::control(RpcKind::Accept, 0));
         } else {
             let path = self.net.path_index(self.ids[i], src);
-            let to = Conn { peer: src, path, shared: 0, flags: local_flag(&self.local, src), rev: NO_HINT };
+            let to = Conn { peer: src, at: self.local[src as usize], path, shared: 0, flags: 0, rev: NO_HINT };
             self.leave_to(i, to, now, Rpc::control(RpcKind::Disconnect, 0));
         }
     }
@@ -1615,11 +1612,10 @@ impl Engine for GossipEngine {
                 Some(((time, ..), _)) => self.queue.peek_until(time).copied(),
                 None => self.queue.peek().copied(),
             };
-            // The event, and the local index of its identity (a heartbeat's comes from its wheel).
-            let (ev, i) = match (next, hb) {
-                (Some(ev), Some((h, _))) if ev.key() < h => (ev, None),
-                (Some(ev), None) => (ev, None),
-                (_, Some(((time, src, seq, dst), k))) => {
+            let ev = match (next, hb) {
+                (Some(ev), Some((h, _))) if ev.key() < h => ev,
+                (Some(ev), None) => ev,
+                (_, Some(((time, src, seq), k))) => {
                     if time >= end {
                         break;
                     }
@@ -1631,22 +1627,19 @@ impl Engine for GossipEngine {
                         w.cycle += 1;
                         self.expire_recent(time);
                     }
-                    (Pending { time, src, seq, dst, action: Action::Heartbeat { cycle } }, Some(i))
+                    Pending { time, src, seq, dst: i as u32, action: Action::Heartbeat { cycle } }
                 }
                 (None, None) => break,
             };
             if ev.time >= end {
                 break;
             }
-            let i = match i {
-                Some(i) => i,
-                None => {
-                    self.queue.pop();
-                    self.prefetch_ahead();
-                    self.local[ev.dst as usize] as usize
-                }
-            };
+            if !matches!(ev.action, Action::Heartbeat { .. }) {
+                self.queue.pop();
+                self.prefetch_ahead();
+            }
             n += 1;
+            let i = ev.dst as usize;
             if self.churn.is_some() && !self.online[i] {
                 // An offline identity does nothing; what reaches it is lost. Its heartbeat still
                 // takes its sequence number, so the wheel keeps its keys.
@@ -1682,7 +1675,7 @@ impl Engine for GossipEngine {
                         self.seq[i] += 1;
                         self.queue.push(Pending {
                             time: done,
-                            src: ev.dst,
+                            src: self.ids[i],
                             seq,
                             dst: ev.dst,
                             action: Action::Handle { rpc, from: ev.src },
@@ -1725,7 +1718,7 @@ impl Engine for GossipEngine {
                 time: e.deliver_time.as_nanos(),
                 src,
                 seq: e.src_seq,
-                dst,
+                dst: self.local[dst as usize],
                 action: Action::Arrive(rpc),
             });
         }
