@@ -685,12 +685,14 @@ impl GossipEngine {
         if !prm!(self, i).scoring {
             return true;
         }
+        let clean = self.conn[c].flags & PENALISED == 0;
+        let floors = self.clean_floor[if self.params.len() == 1 { 0 } else { self.profile_of[i] as usize }];
+        if clean && floors[0].min(floors[1]) >= threshold {
+            // In the mesh or not, a clean connection passes: no need to read the mesh.
+            return true;
+        }
         let in_mesh = self.in_mesh(i, 0, c);
-        let floor = if self.conn[c].flags & PENALISED == 0 {
-            self.clean_floor[if self.params.len() == 1 { 0 } else { self.profile_of[i] as usize }][in_mesh as usize]
-        } else {
-            self.score[c].floor(&prm!(self, i).score, in_mesh)
-        };
+        let floor = if clean { floors[in_mesh as usize] } else { self.score[c].floor(&prm!(self, i).score, in_mesh) };
         floor >= threshold || self.score_of(i, c, now_ms) >= threshold
     }
 
@@ -1217,7 +1219,6 @@ impl GossipEngine {
                     if let Some(counter) = self.recv[i].get(rpc.kind as usize) {
                         prefetch(counter);
                     }
-                    prefetch(&self.mesh[i * self.per]);
                     let arrival = match rpc.kind {
                         RpcKind::IDontWant => {
                             prefetch(&self.dontwant_head[i]);
@@ -1231,9 +1232,13 @@ impl GossipEngine {
                         }
                         RpcKind::Message => {
                             prefetch(&self.sent[i][RpcKind::IDontWant as usize]);
+                            prefetch(&self.mesh[i * self.per]);
                             true
                         }
-                        _ => false,
+                        _ => {
+                            prefetch(&self.mesh[i * self.per]);
+                            false
+                        }
                     };
                     if arrival
                         && rpc.topic == TOPIC_BEACON_BLOCK
