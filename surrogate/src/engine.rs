@@ -1609,8 +1609,15 @@ impl Engine for GossipEngine {
     fn run_until(&mut self, end: SimTime, outbox: &mut Outbox) -> Result<u64, EngineError> {
         let end = end.as_nanos();
         let mut n = 0;
+        // The next heartbeat changes only when a heartbeat runs (its wheel advances and its
+        // identity takes the next cycle's sequence number).
+        let mut hb = self.next_heartbeat();
+        let mut hb_ran = false;
         loop {
-            let hb = self.next_heartbeat();
+            if hb_ran {
+                hb = self.next_heartbeat();
+                hb_ran = false;
+            }
             // With a heartbeat due, look no further than its time: the queue then stays at or
             // before it, and what the heartbeat sends lands in the queue's ring.
             let next = match hb {
@@ -1624,6 +1631,7 @@ impl Engine for GossipEngine {
                     if time >= end {
                         break;
                     }
+                    hb_ran = true;
                     let w = &mut self.wheels[k];
                     let (i, cycle) = (w.at, w.cycle);
                     w.at += 1;
