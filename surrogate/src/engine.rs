@@ -1,13 +1,15 @@
 //! The surrogate engine: one shard's gossipsub identities as a bus engine.
 //!
 //! State is struct-of-arrays over the shard's identities (no per-identity heap objects): rows of
-//! 12-byte connection records (peer, path, shared topics, flags) with per-topic backoffs, a 64-bit mesh mask per (identity,
-//! subscribed topic), random stream, upload and download queues, per-kind byte counters, and a
-//! small ring of IDONTWANTs received. Messages are shard-local tables with one slot per local
-//! subscriber of their topic (arrival, sender, hops, duplicates). Every action — an RPC
-//! arriving, a heartbeat, the end of a validation, a publish — is an event in one calendar queue
-//! ordered by the bus's canonical key, and every random draw comes from the acting identity's own
-//! stream, so results do not depend on how identities are cut into shards.
+//! 16-byte connection records (peer, its local index if on this shard, path, shared topics,
+//! flags) with per-topic backoffs, a 64-bit mesh mask per (identity, subscribed topic), random
+//! stream, upload and download queues, per-kind byte counters, and a small ring of IDONTWANTs
+//! received. Messages are shard-local tables with one slot per local subscriber of their topic
+//! (arrival, sender, hops, duplicates). Every action — an RPC arriving, the end of a validation,
+//! a publish — is an event in one calendar queue ordered by the bus's canonical key (heartbeats
+//! come from per-profile wheels merged with it by the same key), and every random draw comes
+//! from the acting identity's own stream, so results do not depend on how identities are cut
+//! into shards.
 
 use crate::config::{ChurnSpec, GossipParams, TrafficSpec};
 use crate::peers::PeerGraph;
