@@ -32,6 +32,6 @@ pub use error::{BusError, EngineError};
 pub use event::{Event, EventKey};
 pub use ids::{HostId, ShardId};
 pub use report::ShardReport;
-pub use stats::{PairStats, RunTotals, WindowStats};
+pub use stats::{PairStats, RunTotals, WINDOW_LOG_ROWS, WindowLog, WindowStats};
 pub use time::{SimDuration, SimTime};
 pub use window::{NoProgress, ProgressSink, WindowConfig};

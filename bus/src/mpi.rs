@@ -14,7 +14,10 @@
 //!
 //! Reports reach rank 0 by `MPI_Gather` (lengths) and `MPI_Gatherv` (bytes). A rank that fails —
 //! engine error, panic, bad batch — prints its error and calls `MPI_Abort`, which ends every rank
-//! of the job: nobody waits at the next receive.
+//! of the job: nobody waits at the next receive. A rank that stalls without failing (stopped, or
+//! hung) is not detected: the others wait in `MPI_Mprobe`, which MPI cannot time out portably, and
+//! a heartbeat to tell a stall from a long window would need `MPI_THREAD_MULTIPLE`; the job's
+//! wall-time limit (`mpirun --timeout`, the scheduler's) is the remedy (docs/cluster.md).
 
 use crate::engine::Engine;
 use crate::error::{BusError, EngineError, panic_message};
@@ -67,6 +70,12 @@ impl MpiSession {
     /// The world communicator, for benchmarks that compare against raw collectives.
     pub fn world(&self) -> &SimpleCommunicator {
         &self.world
+    }
+
+    /// Wait until every rank got here (e.g. until rank 0 has prepared the output folder).
+    pub fn barrier(&self) {
+        use mpi::collective::CommunicatorCollectives;
+        self.world.barrier();
     }
 
     /// End the whole MPI job after printing `message` (used for failures outside a run).

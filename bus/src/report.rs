@@ -9,7 +9,7 @@ use crate::time::SimTime;
 use crate::wire::{DecodeError, Reader, Writer};
 
 const REPORT_MAGIC: [u8; 4] = *b"TMCR";
-const REPORT_VERSION: u16 = 1;
+const REPORT_VERSION: u16 = 2;
 
 /// Everything a shard hands to the coordinator at the end of a run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -50,6 +50,7 @@ impl ShardReport {
         for s in &self.windows {
             for v in [
                 s.window,
+                s.windows,
                 s.start.as_nanos(),
                 s.end.as_nanos(),
                 s.events,
@@ -91,26 +92,27 @@ impl ShardReport {
             let arrow_ipc = r.len_bytes("table bytes")?.to_vec();
             tables.push(Table { name, arrow_ipc });
         }
-        let n = r.count("window count", 96)?;
+        let n = r.count("window count", 104)?;
         let mut windows = Vec::with_capacity(n);
         for _ in 0..n {
-            let mut v = [0u64; 12];
+            let mut v = [0u64; 13];
             for x in v.iter_mut() {
                 *x = r.u64("window field")?;
             }
             windows.push(WindowStats {
                 window: v[0],
-                start: SimTime::from_nanos(v[1]),
-                end: SimTime::from_nanos(v[2]),
-                events: v[3],
-                sent_events: v[4],
-                sent_bytes: v[5],
-                recv_events: v[6],
-                recv_bytes: v[7],
-                exec_ns: v[8],
-                encode_ns: v[9],
-                wait_ns: v[10],
-                decode_ns: v[11],
+                windows: v[1],
+                start: SimTime::from_nanos(v[2]),
+                end: SimTime::from_nanos(v[3]),
+                events: v[4],
+                sent_events: v[5],
+                sent_bytes: v[6],
+                recv_events: v[7],
+                recv_bytes: v[8],
+                exec_ns: v[9],
+                encode_ns: v[10],
+                wait_ns: v[11],
+                decode_ns: v[12],
             });
         }
         let n = r.count("pair count", 44)?;
@@ -178,6 +180,7 @@ mod tests {
             output: EngineOutput { digest, tables: vec![Table { name: "t".into(), arrow_ipc: vec![1, 2, 3] }] },
             windows: vec![WindowStats {
                 window: 0,
+                windows: 1,
                 start: SimTime::from_nanos(5),
                 end: SimTime::from_nanos(9),
                 events: 7,

@@ -141,8 +141,14 @@ pub enum DurationParseError {
     #[error("duration {0:?} is not a whole number of nanoseconds")]
     NotWholeNanos(String),
     /// More than about 584 years.
-    #[error("duration {0:?} is too large")]
+    #[error("duration {0:?} is out of range: at most about 584 years (18446744073 s)")]
     Overflow(String),
+    /// A minus sign: durations are never negative.
+    #[error("duration {0:?} is negative; durations are zero or more")]
+    Negative(String),
+    /// Scientific notation, which durations do not take.
+    #[error("duration {0:?} uses an exponent; write the number out (e.g. \"1500 ms\")")]
+    Exponent(String),
 }
 
 impl FromStr for SimDuration {
@@ -153,8 +159,17 @@ impl FromStr for SimDuration {
         if text.is_empty() {
             return Err(DurationParseError::Empty);
         }
+        if text.starts_with('-') {
+            return Err(DurationParseError::Negative(s.to_string()));
+        }
         let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_')).unwrap_or(text.len());
         let (number, unit) = (&text[..split], text[split..].trim());
+        let exponent = unit
+            .strip_prefix(['e', 'E'])
+            .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit() || c == '+' || c == '-'));
+        if !number.is_empty() && exponent {
+            return Err(DurationParseError::Exponent(s.to_string()));
+        }
         if unit.is_empty() {
             return Err(DurationParseError::MissingUnit(s.to_string()));
         }
@@ -245,6 +260,12 @@ mod tests {
         assert!(matches!("1.2.3 s".parse::<SimDuration>(), Err(DurationParseError::BadNumber(_))));
         assert!(matches!("".parse::<SimDuration>(), Err(DurationParseError::Empty)));
         assert!(matches!("99999999999 h".parse::<SimDuration>(), Err(DurationParseError::Overflow(_))));
+        assert!(matches!("-1 s".parse::<SimDuration>(), Err(DurationParseError::Negative(_))));
+        assert!(matches!(" -0.5ms".parse::<SimDuration>(), Err(DurationParseError::Negative(_))));
+        assert!(matches!("1e30 s".parse::<SimDuration>(), Err(DurationParseError::Exponent(_))));
+        assert!(matches!("2E-3 s".parse::<SimDuration>(), Err(DurationParseError::Exponent(_))));
+        let text = "1e30 s".parse::<SimDuration>().unwrap_err().to_string();
+        assert!(text.contains("exponent"), "{text}");
     }
 
     #[test]

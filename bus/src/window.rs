@@ -14,7 +14,7 @@ use crate::event::{Event, sort_canonical};
 use crate::exchange::{Exchange, Round};
 use crate::ids::ShardId;
 use crate::report::{ShardReport, decode_gathered};
-use crate::stats::{PairStats, WindowStats};
+use crate::stats::{PairStats, WindowLog, WindowStats};
 use crate::time::{SimDuration, SimTime};
 use bytes::Bytes;
 use std::time::Instant;
@@ -79,8 +79,7 @@ fn run_windows(
     let mut outbox = Outbox::new(shards);
     let mut round = Round::new(shards);
     let mut inbound: Vec<Event> = Vec::new();
-    let mut windows = Vec::new();
-    let mut pairs = Vec::new();
+    let mut log = WindowLog::default();
     let mut pair_scratch = vec![PairStats::default(); shards as usize];
 
     // Round 0 carries no events: it agrees on where the first window starts.
@@ -91,7 +90,7 @@ fn run_windows(
     let mut t_exec = Instant::now();
     while start < config.end {
         let end = start.saturating_add(config.runahead).min(config.end);
-        let mut stats = WindowStats { window, start, end, ..Default::default() };
+        let mut stats = WindowStats { window, windows: 1, start, end, ..Default::default() };
 
         stats.events = engine.run_until(end, &mut outbox).map_err(engine_err)?;
         let t_encode = Instant::now();
@@ -173,18 +172,15 @@ fn run_windows(
         t_exec = Instant::now();
         stats.decode_ns = nanos_between(t_decode, t_exec);
 
-        for (peer, p) in pair_scratch.iter_mut().enumerate() {
-            if p.sent_events + p.recv_events > 0 {
-                pairs.push(PairStats { window, peer: ShardId(peer as u32), ..std::mem::take(p) });
-            }
-        }
         progress.window_done(me, end, stats.events);
-        windows.push(stats);
+        let pairs = pair_scratch.iter_mut().enumerate().filter(|(_, p)| p.sent_events + p.recv_events > 0);
+        log.push(stats, pairs.map(|(peer, p)| PairStats { window, peer: ShardId(peer as u32), ..std::mem::take(p) }));
         window += 1;
         start = next;
     }
 
     let output = engine.finish().map_err(engine_err)?;
+    let (windows, pairs) = log.into_parts();
     let report = ShardReport { shard: me, output, windows, pairs, wall_ns: nanos_between(started, Instant::now()) };
     let gathered = exchange.gather(report.encode())?;
     let Some(all) = gathered else { return Ok(None) };

@@ -7,6 +7,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use thermocline_bus::SimDuration;
+use thermocline_models::units::Size;
 
 /// One `[[processes]]` entry: a program run on every host of a direct host group.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +46,18 @@ pub struct ProcessSpec {
     /// repeatable only as far as the program's spinning does not show. Off by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preempt: Option<SimDuration>,
+    /// Simulated CPU time charged for each notified syscall of this process (and its
+    /// descendants) that the supervisor answers without blocking; a task that has made a
+    /// millisecond's worth in a row without blocking waits it off before its next call (see
+    /// [`crate::latency`]). Default 1 µs; `"0 s"` turns the rule off, and a program that then
+    /// busy-waits on the clock with syscalls never sees time move.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syscall_latency: Option<SimDuration>,
+    /// The disk quota of the hosts this process runs on: what the host's processes may write to
+    /// files, in all (see [`crate::disk`]); writes beyond it fail with `ENOSPC`, as on a full
+    /// disk. A host's quota is the smallest its processes give, 1 GiB if none gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_quota: Option<Size>,
 }
 
 /// Per-host values of the placeholders in a process's `args` and `env`.

@@ -120,47 +120,9 @@ fn errno(r: Result<Answer, i32>) -> Answer {
     r.unwrap_or_else(Answer::Errno)
 }
 
-/// Readiness calls (`poll`, `select`, `epoll_wait` and their variants) a task may make in a row,
-/// each returning at once with something ready and no other notified call in between, before the
-/// next one waits: such a loop spins on a descriptor it does not serve (iperf3's client selects
-/// on its writable data socket while it waits for the server's start message), which on Linux
-/// burns real time; here it would never let simulated time move.
-pub const SPIN_LIMIT: u32 = 64;
-/// How long such a spinning task waits at most (unless something happens on its host first).
-pub const SPIN_WAIT_NS: u64 = 1_000_000;
-
-/// Answer task `vid`'s notification `n` on host `h`, with the busy-polling budget
-/// ([`SPIN_LIMIT`]).
+/// Answer task `vid`'s notification `n` on host `h`.
 #[allow(non_upper_case_globals)]
 pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Result<Answer, DirectError> {
-    use libc::*;
-    let readiness = matches!(
-        n.data.nr as i64,
-        SYS_poll | SYS_ppoll | SYS_select | SYS_pselect6 | SYS_epoll_wait | SYS_epoll_pwait | SYS_epoll_pwait2
-    );
-    let (retry, spins) = {
-        let t = &e.hosts[h].tasks[&vid];
-        (t.retry, t.spins)
-    };
-    if !readiness {
-        e.hosts[h].tasks.get_mut(&vid).expect("task exists").spins = 0;
-        return answer(e, h, vid, n);
-    }
-    if retry {
-        return answer(e, h, vid, n);
-    }
-    if spins >= SPIN_LIMIT {
-        e.hosts[h].tasks.get_mut(&vid).expect("task exists").spins = 0;
-        return Ok(Answer::Block(BlockKind::Io { since: 0 }, Some(SPIN_WAIT_NS)));
-    }
-    let a = answer(e, h, vid, n)?;
-    let t = e.hosts[h].tasks.get_mut(&vid).expect("task exists");
-    t.spins = if matches!(a, Answer::Value(v) if v > 0) { spins + 1 } else { 0 };
-    Ok(a)
-}
-
-#[allow(non_upper_case_globals)]
-fn answer(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Result<Answer, DirectError> {
     let nr = n.data.nr as i64;
     let a = n.data.args;
     if n.data.arch != AUDIT_ARCH_X86_64 || nr & 0x4000_0000 != 0 {
@@ -322,8 +284,15 @@ fn answer(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Result<Answer,
             } else if let Some(answer) = crate::threads::cpu_list_file(&path, flags & O_CLOEXEC as u64 != 0) {
                 answer
             } else {
+                if flags & O_TRUNC as u64 != 0 {
+                    e.hosts[h].disk.freed();
+                }
                 Answer::Continue
             }
+        }
+        SYS_unlink | SYS_unlinkat | SYS_rename | SYS_renameat | SYS_renameat2 | SYS_truncate | SYS_ftruncate => {
+            e.hosts[h].disk.freed();
+            Answer::Continue
         }
         SYS_read | SYS_pread64 | SYS_readv | SYS_preadv | SYS_preadv2 => match fd_entry(e, a[0]) {
             None => counted(e, h, native_io(e, h, vid, a[0] as i32, POLLIN)),
@@ -348,7 +317,10 @@ fn answer(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Result<Answer,
             }
         },
         SYS_write | SYS_pwrite64 | SYS_writev | SYS_pwritev | SYS_pwritev2 => match fd_entry(e, a[0]) {
-            None => counted(e, h, native_write(e, h, vid, n)),
+            None => {
+                let answer = native_write(e, h, vid, n);
+                counted(e, h, answer)
+            }
             Some(f) => {
                 let bufs = if matches!(nr, SYS_write | SYS_pwrite64) {
                     vec![(a[1], a[2] as usize)]
@@ -617,9 +589,12 @@ fn answer(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Result<Answer,
             if options & WNOHANG != 0 {
                 return Ok(Answer::Continue);
             }
+            // The program names a child by its pid in the host's namespace.
             let tgid = e.hosts[h].tasks[&vid].tgid;
-            let children: Vec<i32> =
-                crate::threads::group_children(tgid).into_iter().filter(|c| target.is_none_or(|t| t == *c)).collect();
+            let children: Vec<i32> = crate::threads::group_children(tgid)
+                .into_iter()
+                .filter(|&c| target.is_none_or(|t| crate::pidns::ns_pid(c) == Some(t)))
+                .collect();
             if children.is_empty() || children.iter().any(|&c| proc_state(c).is_none_or(|s| s == 'Z' || s == 'X')) {
                 Answer::Continue
             } else {
@@ -1239,80 +1214,91 @@ fn native_io(e: &DirectEngine, h: usize, vid: u32, fd: i32, events: i16) -> Answ
     if ready { Answer::Continue } else { Answer::Block(BlockKind::Io { since: 0 }, None) }
 }
 
-/// A write on a descriptor the supervisor does not emulate. A blocking write to a pipe with less
-/// room than the data would stop the task in the kernel until a reader makes room; instead the
+/// A write on a descriptor the supervisor does not emulate. A write to a regular file is checked
+/// against the host's disk quota ([`crate::disk`]). A blocking write to a pipe with less room
+/// than the data would stop the task in the kernel until a reader makes room; instead the
 /// supervisor writes what fits (a short write, which callers loop on) or, with a full pipe,
 /// blocks the task until a reader has run.
 #[allow(non_upper_case_globals)]
-fn native_write(e: &DirectEngine, h: usize, vid: u32, n: &Notif) -> Answer {
+fn native_write(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Answer {
     use libc::*;
-    let a = n.data.args;
-    let nr = n.data.nr as i64;
-    if !matches!(nr, SYS_write | SYS_writev) {
-        return native_io(e, h, vid, a[0] as i32, POLLOUT);
-    }
     let t = &e.hosts[h].tasks[&vid];
     // SAFETY: pidfd_getfd of a stopped task's descriptor; closed below.
-    let copy = unsafe { syscall(SYS_pidfd_getfd, t.pidfd.as_raw_fd(), a[0] as i32, 0) };
+    let copy = unsafe { syscall(SYS_pidfd_getfd, t.pidfd.as_raw_fd(), n.data.args[0] as i32, 0) };
     if copy < 0 {
-        return Answer::Continue;
+        return Answer::Continue; // EBADF and friends: the kernel gives the right error
     }
     let copy = copy as i32;
-    let answer = (|| {
-        // SAFETY: fstat, fcntl, ioctl and poll on our copy.
-        unsafe {
-            let mut st: stat = std::mem::zeroed();
-            if fstat(copy, &mut st) != 0 || (st.st_mode & S_IFMT) != S_IFIFO || fcntl(copy, F_GETFL) & O_NONBLOCK != 0 {
-                let mut p = pollfd { fd: copy, events: POLLOUT, revents: 0 };
-                let regular = (st.st_mode & S_IFMT) == S_IFREG;
-                return if regular || (poll(&mut p, 1, 0) == 1 && p.revents != 0) {
-                    Answer::Continue
-                } else {
-                    Answer::Block(BlockKind::Io { since: 0 }, None)
-                };
-            }
-            let mut p = pollfd { fd: copy, events: POLLOUT, revents: 0 };
-            poll(&mut p, 1, 0);
-            if p.revents & (POLLERR | POLLHUP) != 0 {
-                return Answer::Continue; // no reader: the kernel raises SIGPIPE / EPIPE
-            }
-            let cap = fcntl(copy, F_GETPIPE_SZ).max(0) as usize;
-            let mut queued: c_int = 0;
-            ioctl(copy, FIONREAD, &mut queued);
-            let free = cap.saturating_sub(queued.max(0) as usize);
-            let bufs = if nr == SYS_write {
-                vec![(a[1], a[2] as usize)]
-            } else {
-                match mem::read_iovecs(t.pid, a[1], a[2] as usize) {
-                    Ok(v) => v,
-                    Err(_) => return Answer::Errno(EFAULT),
-                }
-            };
-            let total: usize = bufs.iter().map(|b| b.1).sum();
-            if total <= free {
-                return Answer::Continue;
-            }
-            if free == 0 {
-                return Answer::Block(BlockKind::Io { since: 0 }, None);
-            }
-            let mut data = Vec::with_capacity(free);
-            for (base, len) in bufs {
-                let take = len.min(free - data.len());
-                match mem::read(t.pid, base, take) {
-                    Ok(d) => data.extend_from_slice(&d),
-                    Err(_) => return Answer::Errno(EFAULT),
-                }
-                if data.len() == free {
-                    break;
-                }
-            }
-            let w = write(copy, data.as_ptr() as *const c_void, data.len());
-            if w < 0 { Answer::Errno(*__errno_location()) } else { Answer::Value(w as i64) }
+    // SAFETY: fstat and fcntl on our copy.
+    let (st, nonblock) = unsafe {
+        let mut st: stat = std::mem::zeroed();
+        let ok = fstat(copy, &mut st) == 0;
+        (ok.then_some(st), fcntl(copy, F_GETFL) & O_NONBLOCK != 0)
+    };
+    let kind = st.map_or(0, |s| s.st_mode & S_IFMT);
+    let answer = match st {
+        Some(s) if kind == S_IFREG => crate::disk::file_write(e, h, vid, n, copy, &s),
+        Some(_) if kind == S_IFIFO && !nonblock && matches!(n.data.nr as i64, SYS_write | SYS_writev) => {
+            pipe_write(e, h, vid, n, copy)
         }
-    })();
+        _ => {
+            let mut p = pollfd { fd: copy, events: POLLOUT, revents: 0 };
+            // SAFETY: poll with a zero timeout on our copy.
+            let ready = nonblock || (unsafe { poll(&mut p, 1, 0) } == 1 && p.revents != 0);
+            if ready { Answer::Continue } else { Answer::Block(BlockKind::Io { since: 0 }, None) }
+        }
+    };
     // SAFETY: closing our copy.
     unsafe { close(copy) };
     answer
+}
+
+/// A blocking `write` or `writev` to a pipe (`copy`: the supervisor's copy of it): run in the
+/// kernel if it fits, performed here up to the room if it does not, blocked if the pipe is full.
+#[allow(non_upper_case_globals)]
+fn pipe_write(e: &DirectEngine, h: usize, vid: u32, n: &Notif, copy: i32) -> Answer {
+    use libc::*;
+    let (a, pid) = (n.data.args, e.hosts[h].tasks[&vid].pid);
+    // SAFETY: poll, fcntl, ioctl and write on our copy.
+    unsafe {
+        let mut p = pollfd { fd: copy, events: POLLOUT, revents: 0 };
+        poll(&mut p, 1, 0);
+        if p.revents & (POLLERR | POLLHUP) != 0 {
+            return Answer::Continue; // no reader: the kernel raises SIGPIPE / EPIPE
+        }
+        let cap = fcntl(copy, F_GETPIPE_SZ).max(0) as usize;
+        let mut queued: c_int = 0;
+        ioctl(copy, FIONREAD, &mut queued);
+        let free = cap.saturating_sub(queued.max(0) as usize);
+        let bufs = if n.data.nr as i64 == SYS_write {
+            vec![(a[1], a[2] as usize)]
+        } else {
+            match mem::read_iovecs(pid, a[1], a[2] as usize) {
+                Ok(v) => v,
+                Err(_) => return Answer::Errno(EFAULT),
+            }
+        };
+        let total: usize = bufs.iter().map(|b| b.1).sum();
+        if total <= free {
+            return Answer::Continue;
+        }
+        if free == 0 {
+            return Answer::Block(BlockKind::Io { since: 0 }, None);
+        }
+        let mut data = Vec::with_capacity(free);
+        for (base, len) in bufs {
+            let take = len.min(free - data.len());
+            match mem::read(pid, base, take) {
+                Ok(d) => data.extend_from_slice(&d),
+                Err(_) => return Answer::Errno(EFAULT),
+            }
+            if data.len() == free {
+                break;
+            }
+        }
+        let w = write(copy, data.as_ptr() as *const c_void, data.len());
+        if w < 0 { Answer::Errno(*__errno_location()) } else { Answer::Value(w as i64) }
+    }
 }
 
 /// Readiness of a descriptor the supervisor does not emulate: poll a copy of it, taken with

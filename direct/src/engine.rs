@@ -195,6 +195,14 @@ pub fn notified_syscalls() -> Vec<u32> {
         SYS_pwritev2,
         SYS_close,
         SYS_close_range,
+        // what may free disk space (see `disk`): the host's folder is measured again after one
+        SYS_unlink,
+        SYS_unlinkat,
+        SYS_rename,
+        SYS_renameat,
+        SYS_renameat2,
+        SYS_truncate,
+        SYS_ftruncate,
         SYS_dup,
         SYS_dup2,
         SYS_dup3,
@@ -332,6 +340,13 @@ impl DirectEngine {
             let name = dir.name_of(h);
             let hdir = options.out_dir.join("hosts").join(&name);
             std::fs::create_dir_all(&hdir).map_err(|e| DirectError::Io(format!("creating {}", hdir.display()), e))?;
+            let quota = processes
+                .iter()
+                .filter(|p| p.host == group.spec.name)
+                .filter_map(|p| p.disk_quota.map(|q| q.bytes()))
+                .min()
+                .unwrap_or(crate::disk::DEFAULT_DISK_QUOTA);
+            let disk = crate::disk::Disk::new(std::fs::canonicalize(&hdir).unwrap_or_else(|_| hdir.clone()), quota);
             let page = TimePageMem::new(options.start_date.0, BOOT_OFFSET_NS)
                 .map_err(|e| DirectError::Io("creating a time page".into(), e))?;
             let bw = dir.block_of(h).bandwidth;
@@ -397,6 +412,8 @@ impl DirectEngine {
                 tcp_dirty: false,
                 native_gen: 0,
                 pcap,
+                disk,
+                ns: None,
             };
             for (i, p) in processes.iter().filter(|p| p.host == group.spec.name).enumerate() {
                 let seq = host.next_seq();
@@ -519,8 +536,11 @@ impl DirectEngine {
         DirectError::Host { host: self.hosts[h].name.clone(), message }
     }
 
-    /// Start process `p` of host `h`.
+    /// Start process `p` of host `h` (in the host's namespace, created with its first program).
     fn start(&mut self, h: usize, p: usize) -> Result<(), DirectError> {
+        if self.hosts[h].ns.is_none() {
+            self.hosts[h].ns = crate::pidns::for_host();
+        }
         let host = &self.hosts[h];
         let ps = &host.procs[p];
         let open = |suffix: &str| {
@@ -548,8 +568,16 @@ impl DirectEngine {
             env.insert(k.clone(), expand(v, &vars));
         }
         let env: Vec<String> = env.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let spec =
-            LaunchSpec { path: &ps.exe, argv: &argv, env: &env, dir: &host.dir, stdout, stderr, filter: &self.filter };
+        let spec = LaunchSpec {
+            path: &ps.exe,
+            argv: &argv,
+            env: &env,
+            dir: &host.dir,
+            stdout,
+            stderr,
+            filter: &self.filter,
+            namespace: host.ns.as_ref(),
+        };
         let launched = launch(&spec).map_err(|e| self.host_error(h, format!("starting {}: {e}", ps.exe.display())))?;
         let binary = ps.stem.rsplit_once('.').map_or(ps.stem.clone(), |(b, _)| b.to_string());
         let pidfd = thread_pidfd(launched.pid)
@@ -596,12 +624,15 @@ impl DirectEngine {
                     (parent, proc, binary, host.copy_fd_table(fdt), shim)
                 }
                 None => {
+                    // An orphan (its parent exited before it was seen): it belongs to its tree's
+                    // spec process, and has the shim if its image maps it.
                     let fds = host.fork_fds.get(&tree).cloned().unwrap_or_default();
                     let objs: Vec<usize> = fds.values().map(|e| e.obj).collect();
                     for o in objs {
                         host.retain(o);
                     }
-                    (None, 0, "?".into(), host.new_fd_table(fds), false)
+                    let proc = host.tasks.values().find(|t| t.tree == tree).map_or(0, |t| t.proc);
+                    (None, proc, "?".into(), host.new_fd_table(fds), shim_mapped(pid))
                 }
             }
         };
@@ -647,6 +678,7 @@ impl DirectEngine {
             return;
         }
         t.state = TaskState::Exited;
+        t.registration = None;
         let (pid, tgid, fdt) = (t.pid, t.tgid, t.fdt);
         host.pid_vid.remove(&pid);
         host.futexes.cancel(vid);
@@ -952,11 +984,16 @@ impl DirectEngine {
         }
     }
 
-    /// Handle task `vid`'s pending notification.
+    /// Handle task `vid`'s pending notification (after it has waited off its unapplied syscall
+    /// latency, if that is due).
     fn step(&mut self, h: usize, vid: u32) -> Result<(), DirectError> {
+        if self.pause_for_latency(h, vid) {
+            return Ok(());
+        }
         let host = &mut self.hosts[h];
         let Some(t) = host.tasks.get_mut(&vid) else { return Ok(()) };
         let TaskState::Parked(notif) = t.state else { return Ok(()) };
+        let retried = t.retry;
         let nr = notif.data.nr as i64;
         let trap_rdtsc = host.procs.get(t.proc).is_none_or(|p| p.spec.trap_rdtsc);
         if !t.retry {
@@ -998,6 +1035,7 @@ impl DirectEngine {
                 answer
             );
         }
+        self.account_latency(h, vid, retried || matches!(answer, Answer::Block(..)));
         let host = &mut self.hosts[h];
         let now = host.now;
         let tree = host.tasks[&vid].tree;
@@ -1066,6 +1104,44 @@ impl DirectEngine {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
             Err(e) => Err(DirectError::Io("answering a seccomp notification".into(), e)),
         }
+    }
+
+    /// Before task `vid`'s call is handled: if its unapplied syscall latency has reached the
+    /// threshold, it first waits that long (a timer; the call is handled afresh when it fires).
+    /// Not while terminating, when time stays at the end. Returns whether it now waits.
+    fn pause_for_latency(&mut self, h: usize, vid: u32) -> bool {
+        if self.step_budget.is_some() {
+            return false;
+        }
+        let host = &mut self.hosts[h];
+        let now = host.now;
+        let Some(t) = host.tasks.get_mut(&vid) else { return false };
+        let TaskState::Parked(notif) = t.state else { return false };
+        if t.retry || t.interrupted {
+            return false;
+        }
+        let Some(wait) = t.latency.take_due() else { return false };
+        t.state = TaskState::Blocked(notif, BlockKind::Latency);
+        let token = self.next_token();
+        let at = now.saturating_add(wait);
+        if let Some(t) = self.hosts[h].tasks.get_mut(&vid) {
+            t.deadline = Some((at, token));
+        }
+        self.push_local(h, at, Action::Wake { vid, token });
+        true
+    }
+
+    /// Task `vid`'s call was answered: charge its process's syscall latency, or empty its account
+    /// if the call blocked or completes one that had.
+    fn account_latency(&mut self, h: usize, vid: u32, blocked: bool) {
+        let host = &mut self.hosts[h];
+        let Some(t) = host.tasks.get_mut(&vid) else { return };
+        let cost = host
+            .procs
+            .get(t.proc)
+            .and_then(|p| p.spec.syscall_latency)
+            .map_or(crate::latency::DEFAULT_SYSCALL_LATENCY_NS, |d| d.as_nanos());
+        t.latency.answered(blocked, cost);
     }
 
     /// After an execve: the binary's name, which emulated descriptors survived (close-on-exec),
@@ -1183,12 +1259,16 @@ impl DirectEngine {
                 let epoch = host.epoch;
                 if let Some(t) = host.tasks.get_mut(&vid)
                     && t.deadline.is_some_and(|(_, tok)| tok == token)
-                    && let TaskState::Blocked(n, _) = t.state
+                    && let TaskState::Blocked(n, kind) = t.state
                 {
                     t.state = TaskState::Parked(n);
-                    t.timed_out = true;
-                    t.retry = true;
                     t.ready_since = epoch;
+                    if kind == BlockKind::Latency {
+                        t.deadline = None; // its latency is applied: the call is handled afresh
+                    } else {
+                        t.timed_out = true;
+                        t.retry = true;
+                    }
                 }
             }
             Action::TimerFd { obj, token } => {
@@ -1273,7 +1353,14 @@ impl DirectEngine {
             unsafe { libc::kill(*pid, libc::SIGTERM) };
         }
         // Let handlers run as in normal operation (blocked calls with the signal pending are
-        // interrupted, time stays at the end), within a budget of answered syscalls.
+        // interrupted, time stays at the end, so latency is not waited off), within a budget of
+        // answered syscalls.
+        for t in self.hosts[h].tasks.values_mut() {
+            if let TaskState::Blocked(n, BlockKind::Latency) = t.state {
+                t.state = TaskState::Parked(n);
+                t.deadline = None;
+            }
+        }
         self.hosts[h].progress += 1;
         self.hosts[h].signal_hint = true;
         self.step_budget = Some(TERMINATION_STEPS);
@@ -1377,6 +1464,11 @@ impl TaskStatus {
             blocked: mask("SigBlk:"),
         })
     }
+}
+
+/// Whether the shim is mapped in the image of `pid`.
+fn shim_mapped(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/maps")).is_ok_and(|m| m.contains(crate::SHIM_FILE))
 }
 
 /// Kernel state letter of `pid` (`R`, `S`, `D`, `Z`, …), or `None` if it is gone.
@@ -1613,6 +1705,8 @@ mod tests {
             expected_exit: ExpectedExit::Success,
             trap_rdtsc: true,
             preempt: None,
+            syscall_latency: None,
+            disk_quota: None,
         };
         let mut digests = Vec::new();
         for i in 0..2 {
@@ -1649,6 +1743,8 @@ mod tests {
             expected_exit: ExpectedExit::Success,
             trap_rdtsc: true,
             preempt: None,
+            syscall_latency: None,
+            disk_quota: None,
         };
         let mk = |p: &ProcessSpec| {
             let setup = DirectSetup {

@@ -4,7 +4,7 @@ use crate::seccomp::{Listener, Notif};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use thermocline_models::rng::StreamRng;
 use thermocline_shim::abi::{ABI_VERSION, TIME_PAGE_BYTES, TimePage};
@@ -109,6 +109,10 @@ pub enum BlockKind {
     /// A `futex` wait: only a wake of its futex word, its timer, a signal, or the exit of a thread
     /// of its process that changed the word ends it (see [`crate::futex`]).
     Futex,
+    /// Not a blocked call: the task waits off its unapplied syscall latency (see
+    /// [`crate::latency`]) before its call is handled. Only its timer ends it, and the call is
+    /// then handled as if just made.
+    Latency,
 }
 
 /// One entry of a process's descriptor table that the supervisor emulates.
@@ -230,8 +234,12 @@ pub struct Task {
     /// Bytes its blocked syscall has already transferred (a blocking TCP send or `MSG_WAITALL`
     /// receive that waits for the rest); 0 when it is not blocked.
     pub partial: usize,
-    /// Readiness calls in a row that returned at once (see `emulate::SPIN_LIMIT`).
-    pub spins: u32,
+    /// Simulated CPU time of its syscalls answered at once, not yet applied (see
+    /// [`crate::latency`]).
+    pub latency: crate::latency::Latency,
+    /// Its entry in the registry [`crate::teardown::kill_managed_processes`] kills; dropped when
+    /// it exits.
+    pub registration: Option<crate::teardown::Registration>,
 }
 
 /// Per spec process: status and counters.
@@ -334,6 +342,11 @@ pub struct Host {
     pub native_gen: u64,
     /// Its packet capture, with `--pcap`.
     pub pcap: Option<PcapWriter>,
+    /// Its disk quota and what it uses of it.
+    pub disk: crate::disk::Disk,
+    /// Its PID and mount namespaces, created when its first program starts (`None` before, or
+    /// where namespaces cannot be had).
+    pub ns: Option<crate::pidns::HostNamespace>,
 }
 
 /// Who a new task is: what [`Host::add_task`] needs beyond the defaults of a task that has just
@@ -367,6 +380,7 @@ impl Host {
     /// Add a running task, giving it the next host-local id (its scheduling order), which is
     /// returned.
     pub fn add_task(&mut self, t: NewTask) -> u32 {
+        let registration = crate::teardown::register(t.pid, t.pidfd.as_fd());
         let vid = self.next_vid;
         self.next_vid += 1;
         self.pid_vid.insert(t.pid, vid);
@@ -400,7 +414,8 @@ impl Host {
                 preempted: false,
                 shim: t.shim,
                 partial: 0,
-                spins: 0,
+                latency: Default::default(),
+                registration,
             },
         );
         vid

@@ -1,8 +1,11 @@
 //! Starting a managed process: fork, make the child deterministic and supervised, exec.
 //!
-//! The child, before exec and using raw syscalls only (the parent may be multi-threaded):
-//! `PR_SET_PDEATHSIG`, `personality(ADDR_NO_RANDOMIZE)`, `PR_SET_NO_NEW_PRIVS`, then the
-//! seccomp filter with a new listener. (`rdtsc` faulting is turned on by the shim, not here:
+//! With a host namespace (see [`crate::pidns`]) the fork happens with the calling thread's
+//! children going into the host's PID namespace. The child, before exec and using raw syscalls
+//! only (the parent may be multi-threaded): `PR_SET_PDEATHSIG`, joining the host's mount
+//! namespace (its `/proc`), no core dumps (`RLIMIT_CORE` 0: a crashing program must not write an
+//! unaccounted file), `personality(ADDR_NO_RANDOMIZE)`, `PR_SET_NO_NEW_PRIVS`, then the seccomp
+//! filter with a new listener. (`rdtsc` faulting is turned on by the shim, not here:
 //! glibc's dynamic loader reads the TSC before any preloaded code can install a handler.) It publishes the
 //! listener's number in a shared page and waits on a futex; the parent takes a copy of the
 //! listener with `pidfd_getfd` and releases it. From then on every notified syscall of the child
@@ -10,7 +13,9 @@
 //! lets them run. (Passing the listener over a socket would not work: `sendmsg` is itself
 //! notified, and nobody would be listening yet.)
 
+use crate::pidns::HostNamespace;
 use crate::seccomp::{FLAG_NEW_LISTENER, FLAG_WAIT_KILLABLE_RECV, Listener, SockFilter};
+use crate::shared_page::SharedPage;
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
@@ -35,6 +40,8 @@ pub struct LaunchSpec<'a> {
     pub stderr: File,
     /// The seccomp program.
     pub filter: &'a [SockFilter],
+    /// The host's PID and mount namespaces, if it has them.
+    pub namespace: Option<&'a HostNamespace>,
 }
 
 /// A started process: its pid, a pidfd and the listener of its filter.
@@ -82,41 +89,44 @@ pub fn launch(spec: &LaunchSpec<'_>) -> io::Result<Launched> {
     envp_p.push(std::ptr::null());
     let devnull = File::open("/dev/null")?;
     let prog = SockFprog { len: spec.filter.len() as u16, filter: spec.filter.as_ptr() };
-    // SAFETY: an anonymous shared mapping, unmapped below.
-    let shared = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            4096,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
+    let shared = SharedPage::new()?;
+    // SAFETY: a handshake is a few atomics, valid when zero, far smaller than a page.
+    let hs = unsafe { shared.as_ref::<Handshake>() };
+    let fds = ChildFds {
+        null: devnull.as_raw_fd(),
+        out: spec.stdout.as_raw_fd(),
+        err: spec.stderr.as_raw_fd(),
+        mount_ns: spec.namespace.map(HostNamespace::mount_ns),
     };
-    if shared == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the mapping is zeroed and large enough; atomics of zero are valid.
-    let hs = unsafe { &*(shared as *const Handshake) };
-    let (out_fd, err_fd, null_fd) = (spec.stdout.as_raw_fd(), spec.stderr.as_raw_fd(), devnull.as_raw_fd());
+    let into_namespace = match spec.namespace.map(HostNamespace::children_here).transpose() {
+        Ok(guard) => guard,
+        Err(e) => return Err(io::Error::other(format!("entering the host's PID namespace: {e}"))),
+    };
     // SAFETY: fork; the child only makes raw syscalls on memory prepared before the fork.
     let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        // SAFETY: unmapping our own mapping.
-        unsafe { libc::munmap(shared, 4096) };
-        return Err(io::Error::last_os_error());
-    }
     if pid == 0 {
         // SAFETY: the child: async-signal-safe raw syscalls only, then exec or _exit.
-        unsafe { child(hs, &prog, &path, &dir, &argv_p, &envp_p, null_fd, out_fd, err_fd) }
+        unsafe { child(hs, &prog, &path, &dir, &argv_p, &envp_p, fds) }
     }
-    let result = parent(pid, hs);
-    // SAFETY: the child has either released the page (it waited for `ack`) or died.
-    unsafe { libc::munmap(shared, 4096) };
-    result
+    let fork_error = (pid < 0).then(io::Error::last_os_error);
+    drop(into_namespace);
+    if let Some(e) = fork_error {
+        return Err(e);
+    }
+    // The child has its own copy of the page: ours is unmapped when `shared` drops.
+    parent(pid, hs)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The descriptors the child sets up: stdin from `null`, stdout and stderr, and the host's mount
+/// namespace to join.
+#[derive(Copy, Clone)]
+struct ChildFds {
+    null: i32,
+    out: i32,
+    err: i32,
+    mount_ns: Option<i32>,
+}
+
 unsafe fn child(
     hs: &Handshake,
     prog: &SockFprog,
@@ -124,9 +134,7 @@ unsafe fn child(
     dir: &CString,
     argv: &[*const libc::c_char],
     envp: &[*const libc::c_char],
-    null_fd: i32,
-    out_fd: i32,
-    err_fd: i32,
+    fds: ChildFds,
 ) -> ! {
     // SAFETY: raw syscalls with valid arguments; every failure ends in _exit.
     unsafe {
@@ -138,6 +146,15 @@ unsafe fn child(
             libc::_exit(127)
         };
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        if let Some(ns) = fds.mount_ns
+            && libc::setns(ns, libc::CLONE_NEWNS) != 0
+        {
+            fail(5);
+        }
+        let mut core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        libc::getrlimit(libc::RLIMIT_CORE, &mut core);
+        core.rlim_cur = 0;
+        libc::setrlimit(libc::RLIMIT_CORE, &core);
         // The supervisor ignores SIGPIPE (as Rust programs do) and may block signals: a managed
         // program starts with default dispositions and an empty mask, as from a shell.
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
@@ -176,9 +193,9 @@ unsafe fn child(
         if libc::chdir(dir.as_ptr()) != 0 {
             libc::_exit(126);
         }
-        libc::dup2(null_fd, 0);
-        libc::dup2(out_fd, 1);
-        libc::dup2(err_fd, 2);
+        libc::dup2(fds.null, 0);
+        libc::dup2(fds.out, 1);
+        libc::dup2(fds.err, 2);
         libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
         libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
         // exec failed: report on stderr (the process's own file) and exit 127 like a shell.
@@ -214,7 +231,9 @@ fn parent(pid: i32, hs: &Handshake) -> io::Result<Launched> {
         let e = hs.error.load(Ordering::SeqCst);
         // SAFETY: reaping our own child, which has exited.
         unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-        let step = ["", "personality", "PR_SET_NO_NEW_PRIVS", "PR_SET_TSC", "seccomp"][(e >> 16).min(4) as usize];
+        let steps =
+            ["", "personality", "PR_SET_NO_NEW_PRIVS", "PR_SET_TSC", "seccomp", "joining the host's mount namespace"];
+        let step = steps[((e >> 16) as usize).min(steps.len() - 1)];
         return Err(io::Error::other(format!(
             "setting up the child failed at {step}: {}",
             io::Error::from_raw_os_error((e & 0xffff) as i32)

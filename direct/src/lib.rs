@@ -9,16 +9,21 @@
 //!   syscalls; [`net`]: UDP sockets and IPv4 packets; [`netstack`]: each host's smoltcp TCP/IP
 //!   stack and the packet path; [`tcp`]: TCP sockets; [`pcap`]: packet captures; [`host`]:
 //!   per-host state.
+//! - [`latency`]: simulated CPU time for syscalls answered at once; [`disk`]: each host's disk
+//!   quota; [`pidns`]: a PID namespace per host, so that nothing outlives the run;
+//!   [`teardown`]: killing every managed process when `thermocline` is told to stop.
 //! - The preloaded shim (crate `thermocline-shim`) answers vDSO time reads from the host's
 //!   simulated-time page without leaving the process.
 //!
 //! See `docs/direct.md` for the design and what is not supported yet.
 
 pub mod config;
+pub mod disk;
 mod emulate;
 pub mod engine;
 pub mod futex;
 pub mod host;
+pub mod latency;
 pub mod launch;
 pub mod mem;
 pub mod names;
@@ -26,10 +31,13 @@ pub mod net;
 pub mod netlink;
 pub mod netstack;
 pub mod pcap;
+pub mod pidns;
 pub mod seccomp;
+mod shared_page;
 pub mod sysnames;
 mod tables;
 pub mod tcp;
+pub mod teardown;
 mod threads;
 mod timerfd;
 pub mod vdso;
@@ -37,6 +45,7 @@ mod wall;
 
 pub use config::{ExitStatus, ExpectedExit, ProcessSpec, StartDate};
 pub use engine::{DirectEngine, DirectOptions, DirectSetup};
+pub use teardown::kill_managed_processes;
 
 use std::path::PathBuf;
 

@@ -192,7 +192,8 @@ pub(crate) fn interrupt_signalled(host: &mut Host) -> bool {
     let mut chosen: Vec<u32> = Vec::new();
     let mut groups_done: Vec<i32> = Vec::new();
     for t in host.tasks.values() {
-        if !matches!(t.state, TaskState::Blocked(..)) {
+        // A task waiting off its syscall latency is not in a call yet: the signal comes after it.
+        if !matches!(t.state, TaskState::Blocked(_, kind) if kind != BlockKind::Latency) {
             continue;
         }
         let (own, shared, blocked) = crate::engine::TaskStatus::read(t.tgid, t.pid)

@@ -28,6 +28,15 @@ pub fn direct_plan(spec: &Spec, shards: u32) -> Result<DirectPlan, String> {
             g.name
         ));
     }
+    for (i, p) in spec.processes.iter().enumerate() {
+        if !spec.hosts.iter().any(|g| g.name == p.host) {
+            return Err(format!("processes[{i}].host names host group {:?}, which does not exist", p.host));
+        }
+        if thermocline_direct::engine::resolve_exe(&p.path).is_none() {
+            let path = p.path.display();
+            return Err(format!("processes[{i}].path \"{path}\": no such executable (a path, or a name on PATH)"));
+        }
+    }
     let net = spec.network_model().map_err(|e| e.to_string())?;
     let partition = Partition::compute(&net.directory, &net.routes, shards).map_err(|e| e.to_string())?;
     let report = partition.report(&net.directory, &net.routes);

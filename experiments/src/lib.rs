@@ -4,11 +4,15 @@
 pub mod bench;
 pub mod bench_direct;
 pub mod bench_syscall;
+pub mod check;
 pub mod direct_cmd;
 pub mod huge_pages;
 pub mod model_cmd;
 pub mod mpi_support;
+pub mod outdir;
 pub mod output;
 pub mod progress;
+pub mod resources;
 pub mod run;
+pub mod signals;
 pub mod spec;

@@ -4,9 +4,11 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use thermocline::bench::{self, PholdBench, WindowBench};
+use thermocline::check::{check_run, check_shards};
+use thermocline::outdir::{Abandoned, OutputDir, staging_path};
 use thermocline::output::{human_summary, write_outputs};
 use thermocline::progress::ProgressDisplay;
-use thermocline::run::{RunPlan, execute, shard_process_main, window_config};
+use thermocline::run::{RunPlan, execute, shard_process_main};
 use thermocline::spec::{Backend, Spec};
 use thermocline::{model_cmd, mpi_support};
 
@@ -21,38 +23,15 @@ static ALLOC: thermocline::huge_pages::HugePageAlloc = thermocline::huge_pages::
     about = "Deterministic hybrid network simulator: real binaries and lightweight surrogates on one conservative window protocol"
 )]
 struct Cli {
+    /// Without a command, `thermocline` runs the built-in default experiment (as `thermocline run`).
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run an experiment spec (TOML); without SPEC, the built-in default experiment.
-    Run {
-        /// The experiment spec.
-        spec: Option<PathBuf>,
-        /// Number of shards (default: the spec's `run.shards`).
-        #[arg(long)]
-        shards: Option<u32>,
-        /// Backend (default: the spec's `run.backend`); `mpi` runs under mpirun, one rank per shard.
-        #[arg(long, value_enum)]
-        backend: Option<Backend>,
-        /// Output directory (default: the spec's `output.dir`).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Seed (default: the spec's `run.seed`).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// No progress bar and no summary table.
-        #[arg(long, short)]
-        quiet: bool,
-        /// Count every syscall of every direct-host binary (table `direct_syscalls`).
-        #[arg(long)]
-        syscall_stats: bool,
-        /// Write each direct host's packets to `hosts/<host>/packets.pcap` (simulated timestamps).
-        #[arg(long)]
-        pcap: bool,
-    },
+    Run(RunArgs),
     /// Benchmarks that print their figures.
     Bench {
         #[command(subcommand)]
@@ -84,82 +63,232 @@ enum BenchCommand {
 
 fn main() {
     let cli = Cli::parse();
-    if let Err(e) = dispatch(cli) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+    thermocline::signals::exit_on_termination(thermocline_direct::kill_managed_processes);
+    let command = cli.command.unwrap_or_else(|| Command::Run(RunArgs::default()));
+    if let Err(failure) = dispatch(command) {
+        eprintln!("error: {}", describe(&failure.error));
+        std::process::exit(failure.code.code());
     }
 }
 
-fn dispatch(cli: Cli) -> Result<()> {
-    let exe = std::env::current_exe().context("locating the thermocline executable")?;
-    match cli.command {
-        Command::Run { spec, shards, backend, out, seed, quiet, syscall_stats, pcap } => {
-            let mut spec = match &spec {
-                Some(path) => Spec::load(path)?,
-                None => Spec::default_experiment(),
-            };
-            if let Some(seed) = seed {
-                spec.run.seed = seed;
-            }
-            spec.output.syscall_stats |= syscall_stats;
-            spec.output.pcap |= pcap;
-            if let Some(dir) = &out {
-                // Engines that write files (direct hosts' working directories) read it from the spec.
-                spec.output.dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
-            }
-            let backend = backend.unwrap_or(spec.run.backend);
-            let session = if backend == Backend::Mpi { Some(mpi_support::init()?) } else { None };
-            let shards = match &session {
-                Some(s) => {
-                    let ranks = s.size();
-                    if let Some(n) = shards {
-                        anyhow::ensure!(
-                            n == ranks,
-                            "--shards {n}, but mpirun started {ranks} ranks: under MPI the shard count is the number of ranks"
-                        );
-                    }
-                    ranks
-                }
-                None => shards.unwrap_or(spec.run.shards),
-            };
-            let root = session.as_ref().is_none_or(|s| s.rank().0 == 0);
-            let plan = RunPlan { shards, backend, exe, spec };
-            anyhow::ensure!(plan.shards > 0, "--shards must be at least 1");
-            let window =
-                window_config(&plan.spec, plan.shards).map_err(anyhow::Error::msg).context("invalid experiment")?;
-            if !plan.spec.hosts.is_empty() {
-                // Refuse a bad [network] or [[hosts]] before starting anything.
-                plan.spec.network_model()?;
-            }
-            let dir = out.unwrap_or_else(|| plan.spec.output.dir.clone());
-            let display = ProgressDisplay::start(window.end, !quiet && root);
-            let result = execute(&plan, window, display.sink(), session.as_ref());
-            display.finish();
-            // Ranks other than 0 hand their results to rank 0, which writes them.
-            let Some(outcome) = result.context("the run failed")? else { return Ok(()) };
-            let summary = write_outputs(&dir, &plan, &outcome)?;
-            if !quiet {
-                print!("{}", human_summary(&summary, &dir));
-            }
-            Ok(())
-        }
+fn dispatch(command: Command) -> Result<(), Failure> {
+    let exe = std::env::current_exe().context("locating the thermocline executable").map_err(Failure::run)?;
+    match command {
+        Command::Run(args) => run(args, exe),
         Command::Bench { which: BenchCommand::Phold(args) } => {
             let session = if args.backend.contains(&Backend::Mpi) { Some(mpi_support::init()?) } else { None };
-            bench::phold(&args, &exe, session.as_ref())
+            Ok(bench::phold(&args, &exe, session.as_ref())?)
         }
-        Command::Bench { which: BenchCommand::Model(args) } => model_cmd::bench_model(&args),
-        Command::Bench { which: BenchCommand::Gossip(args) } => bench::gossip(&args, &exe),
-        Command::Bench { which: BenchCommand::Syscall(args) } => thermocline::bench_syscall::syscall(&args, &exe),
-        Command::Bench { which: BenchCommand::Direct(args) } => thermocline::bench_direct::direct(&args, &exe),
-        Command::Partition(args) => model_cmd::partition(&args),
+        Command::Bench { which: BenchCommand::Model(args) } => Ok(model_cmd::bench_model(&args)?),
+        Command::Bench { which: BenchCommand::Gossip(args) } => Ok(bench::gossip(&args, &exe)?),
+        Command::Bench { which: BenchCommand::Syscall(args) } => Ok(thermocline::bench_syscall::syscall(&args, &exe)?),
+        Command::Bench { which: BenchCommand::Direct(args) } => Ok(thermocline::bench_direct::direct(&args, &exe)?),
+        Command::Partition(args) => Ok(model_cmd::partition(&args)?),
         Command::Bench { which: BenchCommand::Window(args) } => {
             let session = if args.backend.contains(&Backend::Mpi) { Some(mpi_support::init()?) } else { None };
-            bench::window(&args, &exe, session.as_ref())
+            Ok(bench::window(&args, &exe, session.as_ref())?)
         }
         // A shard process's errors are already reported (to the hub, or on stderr).
         Command::Shard => match shard_process_main() {
             Ok(()) => Ok(()),
-            Err(_) => std::process::exit(1),
+            Err(_) => std::process::exit(ExitCode::RunFailed.code()),
         },
     }
+}
+
+/// The options of `thermocline run`; their defaults run the default experiment.
+#[derive(clap::Args, Default)]
+struct RunArgs {
+    /// The experiment spec.
+    spec: Option<PathBuf>,
+    /// Number of shards (default: the spec's `run.shards`).
+    #[arg(long)]
+    shards: Option<u32>,
+    /// Backend (default: the spec's `run.backend`); `mpi` runs under mpirun, one rank per shard.
+    #[arg(long, value_enum)]
+    backend: Option<Backend>,
+    /// Output directory (default: the spec's `output.dir`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Seed (default: the spec's `run.seed`).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// No progress bar and no summary table.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Count every syscall of every direct-host binary (table `direct_syscalls`).
+    #[arg(long)]
+    syscall_stats: bool,
+    /// Write each direct host's packets to `hosts/<host>/packets.pcap` (simulated timestamps).
+    #[arg(long)]
+    pcap: bool,
+    /// Replace the output folder even if it holds files that are not a Thermocline run.
+    #[arg(long)]
+    force: bool,
+    /// Run even if the estimated memory exceeds this machine's.
+    #[arg(long)]
+    ignore_memory_check: bool,
+}
+
+/// `thermocline run`: check everything that can be checked, take the output folder, simulate,
+/// and put the results in place only if all of it succeeded.
+fn run(args: RunArgs, exe: PathBuf) -> Result<(), Failure> {
+    let mut spec = match &args.spec {
+        Some(path) => Spec::load(path).map_err(Failure::spec)?,
+        None => Spec::default_experiment(),
+    };
+    let origin = args.spec.as_ref().map_or("<default spec>".to_string(), |p| p.display().to_string());
+    if let Some(seed) = args.seed {
+        spec.run.seed = seed;
+    }
+    spec.output.syscall_stats |= args.syscall_stats;
+    spec.output.pcap |= args.pcap;
+    let backend = args.backend.unwrap_or(spec.run.backend);
+    let session = if backend == Backend::Mpi { Some(mpi_support::init().map_err(Failure::run)?) } else { None };
+    let shards = match &session {
+        Some(s) => {
+            let ranks = s.size();
+            if let Some(n) = args.shards
+                && n != ranks
+            {
+                return Err(Failure::usage(anyhow::anyhow!(
+                    "--shards {n}, but mpirun started {ranks} ranks: under MPI the shard count is the number of ranks"
+                )));
+            }
+            ranks
+        }
+        None => match args.shards {
+            Some(n) => check_shards(n, "--shards").map_err(|e| Failure::usage(anyhow::anyhow!(e)))?,
+            None => check_shards(spec.run.shards, "run.shards")
+                .map_err(|e| Failure::spec(place_at_key(args.spec.as_deref(), &origin, &e)))?,
+        },
+    };
+    let root = session.as_ref().is_none_or(|s| s.rank().0 == 0);
+    let target = thermocline::outdir::resolve(args.out.as_ref().unwrap_or(&spec.output.dir))
+        .map_err(|e| Failure::output(e.into()))?;
+    let window = check_run(&spec, shards, args.ignore_memory_check)
+        .map_err(|e| Failure::spec(place_at_key(args.spec.as_deref(), &origin, &e)))?;
+    // Take the output folder before simulating; engines that write files (direct hosts' working
+    // directories) write into its staging folder, named by the target alone.
+    let outdir = match root.then(|| OutputDir::prepare(&target, args.spec.as_deref(), args.force)) {
+        Some(Ok(dir)) => Some(dir),
+        Some(Err(e)) => match &session {
+            Some(s) => s.abort(&e.to_string()),
+            None => return Err(Failure::output(e.into())),
+        },
+        None => None,
+    };
+    if let Some(s) = &session {
+        // No rank writes into the staging folder before rank 0 has emptied it.
+        s.barrier();
+    }
+    spec.output.dir = staging_path(&target);
+    let plan = RunPlan { shards, backend, exe, spec };
+    let display = ProgressDisplay::start(window.end, !args.quiet && root);
+    let result = execute(&plan, window, display.sink(), session.as_ref());
+    display.finish();
+    let outcome = match result {
+        Ok(Some(outcome)) => outcome,
+        // Ranks other than 0 hand their results to rank 0, which writes them.
+        Ok(None) => return Ok(()),
+        Err(e) => return Err(abandon(outdir, Failure::run(anyhow::Error::new(e).context("the run failed")))),
+    };
+    let outdir = outdir.expect("rank 0 holds the output folder");
+    let summary = match write_outputs(outdir.staging(), &target, &plan, &outcome) {
+        Ok(summary) => summary,
+        Err(e) => return Err(abandon(Some(outdir), Failure::output(e.context("writing the results")))),
+    };
+    outdir.commit().map_err(|e| Failure::output(e.into()))?;
+    if !args.quiet {
+        print!("{}", human_summary(&summary, &target));
+    }
+    Ok(())
+}
+
+/// A spec error placed at the key it names, in the spec file when there is one.
+fn place_at_key(path: Option<&std::path::Path>, origin: &str, message: &str) -> anyhow::Error {
+    let text = match path {
+        Some(p) => std::fs::read_to_string(p).unwrap_or_default(),
+        None => thermocline::spec::DEFAULT_SPEC.to_string(),
+    };
+    thermocline::spec::locate_message(&text, origin, message).into()
+}
+
+/// Keep a failed run's files apart from the target, and say where they went.
+fn abandon(outdir: Option<OutputDir>, failure: Failure) -> Failure {
+    let Some(outdir) = outdir else { return failure };
+    match outdir.abandon() {
+        Ok(Abandoned::Kept(dir)) => {
+            eprintln!("note: the failed run's files are in {} (the output folder is unchanged)", dir.display())
+        }
+        Ok(Abandoned::Removed) => {}
+        Err(e) => eprintln!("note: {e}"),
+    }
+    failure
+}
+
+/// The process exit codes (documented in the README).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum ExitCode {
+    /// The run failed: a shard, a process, an expected exit not met.
+    RunFailed,
+    /// Bad usage or an invalid spec.
+    Usage,
+    /// The outputs could not be written, or the output folder is refused or in use.
+    Output,
+}
+
+impl ExitCode {
+    fn code(self) -> i32 {
+        match self {
+            ExitCode::RunFailed => 1,
+            ExitCode::Usage => 2,
+            ExitCode::Output => 3,
+        }
+    }
+}
+
+/// An error and the exit code it ends the process with.
+struct Failure {
+    code: ExitCode,
+    error: anyhow::Error,
+}
+
+impl Failure {
+    fn run(error: anyhow::Error) -> Self {
+        Failure { code: ExitCode::RunFailed, error }
+    }
+    fn usage(error: anyhow::Error) -> Self {
+        Failure { code: ExitCode::Usage, error }
+    }
+    fn spec(error: impl Into<anyhow::Error>) -> Self {
+        Failure { code: ExitCode::Usage, error: error.into() }
+    }
+    fn output(error: anyhow::Error) -> Self {
+        Failure { code: ExitCode::Output, error }
+    }
+}
+
+/// Any other error of a command (a benchmark, `partition`) is a failed run.
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Self {
+        Failure::run(error)
+    }
+}
+
+/// An error and its causes on one line, each cause once: a cause whose text the message already
+/// holds is not repeated.
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.contains(part.trim()) {
+            continue;
+        }
+        if !text.is_empty() {
+            text += ": ";
+        }
+        text += &part;
+    }
+    text
 }

@@ -1,8 +1,9 @@
 //! What a run leaves behind: `summary.json` with the digest, Arrow IPC files of the metrics, the
 //! resolved spec, and a short human summary.
 
+use crate::outdir::{write_atomic, write_synced};
 use crate::run::{RunOutcome, RunPlan};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::collections::BTreeMap;
 use std::path::Path;
 use thermocline_bus::Table;
@@ -204,12 +205,15 @@ pub fn gossip_figures(outcome: &RunOutcome) -> Result<Option<GossipFigures>> {
     }))
 }
 
-/// Write the results of a run into `dir`; returns the summary written.
-pub fn write_outputs(dir: &Path, plan: &RunPlan, outcome: &RunOutcome) -> Result<Summary> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating output directory {}", dir.display()))?;
+/// Write the results of a run into `dir` (the run's staging folder), `summary.json` last and
+/// atomically; returns the summary written. The stored spec names `target`, where the results
+/// will be.
+pub fn write_outputs(dir: &Path, target: &Path, plan: &RunPlan, outcome: &RunOutcome) -> Result<Summary> {
     let mut summary = Summary::new(plan, outcome);
     let mut files = vec!["spec.toml".to_string()];
-    std::fs::write(dir.join("spec.toml"), plan.spec.to_toml()).context("writing spec.toml")?;
+    let mut spec = plan.spec.clone();
+    spec.output.dir = target.to_path_buf();
+    write_synced(&dir.join("spec.toml"), spec.to_toml().as_bytes())?;
     if plan.spec.output.arrow {
         let windows = bus_windows_batch(&outcome.reports)?;
         write_ipc_file(&dir.join("bus_windows.arrow"), &windows.schema(), &[windows])?;
@@ -232,8 +236,8 @@ pub fn write_outputs(dir: &Path, plan: &RunPlan, outcome: &RunOutcome) -> Result
     files.push("summary.json".to_string());
     summary.files = files;
     summary.gossip = gossip_figures(outcome)?;
-    let json = serde_json::to_string_pretty(&summary)?;
-    std::fs::write(dir.join("summary.json"), json + "\n").context("writing summary.json")?;
+    let json = serde_json::to_string_pretty(&summary)? + "\n";
+    write_atomic(&dir.join("summary.json"), json.as_bytes())?;
     Ok(summary)
 }
 

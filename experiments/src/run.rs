@@ -125,7 +125,8 @@ pub fn window_config(spec: &Spec, shards: u32) -> Result<WindowConfig, String> {
             PholdLayout::new(p, shards).map_err(|e| e.to_string())?;
             PholdEngine::runahead(p)
         }
-        Workload::Idle(i) => i.period.max(SimDuration::from_nanos(1)),
+        Workload::Idle(i) if i.period == SimDuration::ZERO => return Err("idle.period must be positive".into()),
+        Workload::Idle(i) => i.period,
         Workload::Direct(_) => crate::direct_cmd::direct_plan(spec, shards)?.runahead,
     };
     Ok(WindowConfig { end: SimTime::ZERO.saturating_add(spec.run.duration), runahead })
@@ -230,6 +231,7 @@ pub fn execute(
                     c.arg("shard");
                     c
                 },
+                Duration::from_nanos(plan.spec.run.stall_timeout.as_nanos()),
                 progress,
             )?
         }

@@ -55,6 +55,9 @@ pub struct RunSection {
     pub backend: Backend,
     /// The simulated calendar date at time zero (what direct hosts' clocks show), RFC 3339 UTC.
     pub start_date: StartDate,
+    /// Wall time (not simulated time) a shard process may go without a frame or heartbeat before
+    /// the run ends naming it as stalled (processes backend); must be positive.
+    pub stall_timeout: SimDuration,
 }
 
 impl Default for RunSection {
@@ -66,6 +69,7 @@ impl Default for RunSection {
             shards: 1,
             backend: Backend::Threads,
             start_date: StartDate::default(),
+            stall_timeout: SimDuration::from_secs(thermocline_bus::process::DEFAULT_STALL_TIMEOUT.as_secs()),
         }
     }
 }
@@ -160,6 +164,9 @@ pub enum SpecError {
         /// The offending line with a caret under the column.
         excerpt: String,
     },
+    /// The network or host groups cannot be built (the caller names the spec).
+    #[error("{0}")]
+    Model(String),
     /// Well-formed, but the values do not make a runnable experiment.
     #[error("{origin}: {message}")]
     Invalid {
@@ -180,6 +187,75 @@ fn locate(text: &str, offset: usize) -> (usize, usize, &str) {
     (line, column, &text[line_start..line_end])
 }
 
+/// The span of the key at `path` in a parsed document: dotted names, each optionally indexed
+/// (`phold.lps`, `hosts[1].name`, `traffic.beacon_block.size`).
+fn key_span(doc: &toml::de::DeTable<'_>, path: &str) -> Option<std::ops::Range<usize>> {
+    use toml::de::DeValue;
+    let mut table = doc;
+    let mut span = None;
+    let mut parts = path.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let (name, index) = match part.split_once('[') {
+            Some((name, rest)) => (name, Some(rest.trim_end_matches(']').parse::<usize>().ok()?)),
+            None => (part, None),
+        };
+        let (key, value) = table.iter().find(|(k, _)| k.get_ref().as_ref() == name)?;
+        span = Some(key.span());
+        let mut value = value.get_ref();
+        if let Some(i) = index {
+            let DeValue::Array(items) = value else { return span };
+            let item = items.get(i)?;
+            span = Some(item.span());
+            value = item.get_ref();
+        }
+        match value {
+            DeValue::Table(t) if parts.peek().is_some() => table = t,
+            _ => break,
+        }
+    }
+    span
+}
+
+/// The first word of `message` that names a key of the document, with its span: validation
+/// messages name the key they are about (`phold.lps must be at least 1`).
+fn first_key_in(doc: &toml::de::DeTable<'_>, message: &str) -> Option<std::ops::Range<usize>> {
+    let is_key_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']');
+    let named = message
+        .split(|c: char| !is_key_char(c))
+        .map(|w| w.trim_end_matches('.'))
+        .filter(|w| w.contains('.') || w.contains('['))
+        .find_map(|w| key_span(doc, w));
+    named.or_else(|| group_span(doc, message))
+}
+
+/// The span of the `[[hosts]]` group that `message` names as `hosts group "NAME"`.
+fn group_span(doc: &toml::de::DeTable<'_>, message: &str) -> Option<std::ops::Range<usize>> {
+    use toml::de::DeValue;
+    let rest = &message[message.find("hosts group \"")? + "hosts group \"".len()..];
+    let name = &rest[..rest.find('"')?];
+    let (_, hosts) = doc.iter().find(|(k, _)| k.get_ref().as_ref() == "hosts")?;
+    let DeValue::Array(groups) = hosts.get_ref() else { return None };
+    let index = groups.iter().position(|g| match g.get_ref() {
+        DeValue::Table(t) => t.iter().any(|(k, v)| {
+            k.get_ref().as_ref() == "name" && matches!(v.get_ref(), DeValue::String(s) if s.as_ref() == name)
+        }),
+        _ => false,
+    })?;
+    key_span(doc, &format!("hosts[{index}].name"))
+}
+
+/// A message about a spec's values, placed at the key it names when `text` has that key:
+/// `file:line:column: message` and the line with a caret, as syntax errors are shown.
+pub fn locate_message(text: &str, origin: &str, message: &str) -> SpecError {
+    let doc = toml::de::DeTable::parse(text).ok();
+    let Some(span) = doc.as_ref().and_then(|d| first_key_in(d.get_ref(), message)) else {
+        return SpecError::Invalid { origin: origin.to_string(), message: message.to_string() };
+    };
+    let (line, column, source_line) = locate(text, span.start);
+    let excerpt = format!("  | {source_line}\n  | {}^", " ".repeat(column.saturating_sub(1)));
+    SpecError::Syntax { origin: origin.to_string(), line, column, message: message.to_string(), excerpt }
+}
+
 impl Spec {
     /// Parse spec text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Spec, SpecError> {
@@ -197,6 +273,12 @@ impl Spec {
         })?;
         if [spec.phold.is_some(), spec.idle.is_some(), spec.gossip.is_some()].iter().filter(|&&w| w).count() > 1 {
             let message = "the spec defines more than one workload ([gossip], [phold], [idle]); keep one".to_string();
+            return Err(SpecError::Invalid { origin: origin.to_string(), message });
+        }
+        if spec.run.stall_timeout == SimDuration::ZERO {
+            let message = "run.stall_timeout must be longer than 0 s: it is the wall time a shard process may \
+                go without a sign of life before the run ends"
+                .to_string();
             return Err(SpecError::Invalid { origin: origin.to_string(), message });
         }
         Ok(spec)
@@ -224,7 +306,7 @@ impl Spec {
 
     /// Build the network model of the spec's `[network]` and `[[hosts]]`.
     pub fn network_model(&self) -> Result<NetworkModel, SpecError> {
-        let invalid = |message: String| SpecError::Invalid { origin: "network".into(), message };
+        let invalid = SpecError::Model;
         let gml_text = match &self.network.gml {
             Some(p) => Some((
                 std::fs::read_to_string(p).map_err(|e| invalid(format!("reading {}: {e}", p.display())))?,
@@ -307,6 +389,24 @@ mod tests {
 
         let err = Spec::parse("[run\n", "e.toml").unwrap_err().to_string();
         assert!(err.starts_with("e.toml:1:"), "{err}");
+    }
+
+    #[test]
+    fn value_errors_point_at_the_key_they_name() {
+        let text = "[run]\nseed = 1\n\n[phold]\ngroups = 2\nlps = 0\n";
+        let err = locate_message(text, "p.toml", "phold.lps must be at least 1").to_string();
+        assert!(err.starts_with("p.toml:6:1: phold.lps must be at least 1"), "{err}");
+        let text = "[[hosts]]\nname = \"a\"\n[[hosts]]\nname = \"b\"\ncount = 0\n";
+        let err = locate_message(text, "h.toml", "hosts[1].count must be positive").to_string();
+        assert!(err.starts_with("h.toml:5:1: "), "{err}");
+        let text = "traffic.beacon_block.size = \"1 Tbit\"\n";
+        let err = locate_message(text, "t.toml", "traffic.beacon_block.size 1 Tbit is too large").to_string();
+        assert!(err.starts_with("t.toml:1:22: "), "{err}");
+        let text = "[[hosts]]\nname = \"a\"\n[[hosts]]\nname = \"b\"\n";
+        let err = locate_message(text, "h.toml", "hosts group \"b\": unknown location").to_string();
+        assert!(err.starts_with("h.toml:4:1: "), "{err}");
+        let err = locate_message("[run]\n", "r.toml", "no key named here").to_string();
+        assert_eq!(err, "r.toml: no key named here");
     }
 
     #[test]

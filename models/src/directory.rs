@@ -167,12 +167,19 @@ impl HostDirectory {
             if gi > 0 && specs[gi - 1].name == spec.name {
                 return Err(err("two groups have this name".into()));
             }
+            if let Some(bw) = spec.bandwidth
+                && (bw.up.0 == 0 || bw.down.0 == 0)
+            {
+                return Err(err("bandwidth.up and bandwidth.down must be positive; omit `bandwidth` for the \
+                                location's (or the 100 Mbit default)"
+                    .into()));
+            }
             let resolve = |name: &str| {
                 topology.node(name).ok_or_else(|| {
                     err(format!(
-                        "unknown location {name:?} (the topology has {} locations, e.g. {:?})",
+                        "unknown location {name:?} (the topology has {} locations{})",
                         topology.len(),
-                        topology.nodes.first().map(|n| &n.name)
+                        topology.nodes.first().map_or(String::new(), |n| format!(", e.g. {:?}", n.name))
                     ))
                 })
             };

@@ -26,6 +26,15 @@ pub enum MetricsError {
         #[source]
         source: std::io::Error,
     },
+    /// Arrow failed while writing a file.
+    #[error("{path}: {source}")]
+    File {
+        /// The file.
+        path: String,
+        /// What happened.
+        #[source]
+        source: ArrowError,
+    },
     /// Tables of the same name from different shards have different schemas.
     #[error("table {0}: shards produced different schemas")]
     SchemaMismatch(String),
@@ -42,16 +51,22 @@ pub fn ipc_stream_bytes(batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
     Ok(buf)
 }
 
-/// Write `batches` (all of `schema`) to an Arrow IPC file at `path`.
+/// Write `batches` (all of `schema`) to an Arrow IPC file at `path`, flushed to disk. Every
+/// failure, Arrow's own included, names the file.
 pub fn write_ipc_file(path: &Path, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<(), MetricsError> {
     let io = |source| MetricsError::Io { path: path.display().to_string(), source };
+    let arrow = |e: ArrowError| match e {
+        ArrowError::IoError(_, source) => io(source),
+        other => MetricsError::File { path: path.display().to_string(), source: other },
+    };
     let file = File::create(path).map_err(io)?;
-    let mut w = FileWriter::try_new(BufWriter::new(file), schema)?;
+    let mut w = FileWriter::try_new(BufWriter::new(file), schema).map_err(arrow)?;
     for b in batches {
-        w.write(b)?;
+        w.write(b).map_err(arrow)?;
     }
-    w.finish()?;
-    Ok(())
+    w.finish().map_err(arrow)?;
+    let file = w.into_inner().map_err(arrow)?.into_inner().map_err(|e| io(e.into_error()))?;
+    file.sync_all().map_err(io)
 }
 
 /// Read every batch of an Arrow IPC file.
@@ -106,12 +121,13 @@ pub fn table(name: &str, fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<T
 
 /// The per-window bus statistics of every shard: one row per (shard, window).
 ///
-/// Columns: `shard, window, start_ns, end_ns, events, sent_events, sent_bytes, recv_events,
+/// Columns: `shard, window, windows, start_ns, end_ns, events, sent_events, sent_bytes, recv_events,
 /// recv_bytes, exec_ns, encode_ns, wait_ns, decode_ns`.
 pub fn bus_windows_batch(reports: &[ShardReport]) -> Result<RecordBatch, ArrowError> {
     let rows = || reports.iter().flat_map(|r| r.windows.iter().map(move |w| (r.shard.0, w)));
     let u64_fields = [
         "window",
+        "windows",
         "start_ns",
         "end_ns",
         "events",
@@ -126,8 +142,9 @@ pub fn bus_windows_batch(reports: &[ShardReport]) -> Result<RecordBatch, ArrowEr
     ];
     let mut fields = vec![Field::new("shard", DataType::UInt32, false)];
     fields.extend(u64_fields.iter().map(|n| Field::new(*n, DataType::UInt64, false)));
-    let getters: [fn(&thermocline_bus::WindowStats) -> u64; 12] = [
+    let getters: [fn(&thermocline_bus::WindowStats) -> u64; 13] = [
         |w| w.window,
+        |w| w.windows,
         |w| w.start.as_nanos(),
         |w| w.end.as_nanos(),
         |w| w.events,
@@ -187,6 +204,7 @@ mod tests {
                 windows: (0..3)
                     .map(|w| WindowStats {
                         window: w,
+                        windows: 1,
                         start: SimTime::from_nanos(w * 10),
                         end: SimTime::from_nanos(w * 10 + 10),
                         events: s as u64 + w,

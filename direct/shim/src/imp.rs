@@ -6,7 +6,7 @@ use crate::abi::{
 };
 use core::arch::asm;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 use libc::{c_int, c_long, c_void, timespec, timeval};
 
 /// The mapped time page, or null before (or without) a supervisor.
@@ -15,6 +15,10 @@ static PAGE: AtomicPtr<TimePage> = AtomicPtr::new(ptr::null_mut());
 static TSC_TRAPPED: AtomicBool = AtomicBool::new(false);
 /// Bit `i` set: the vDSO symbol `TARGETS[i]` was patched.
 static PATCHED: AtomicU32 = AtomicU32::new(0);
+/// The `SIGSEGV` disposition the shim's handler replaced (`SIG_DFL`, `SIG_IGN` or a handler).
+static PREV_SEGV: AtomicUsize = AtomicUsize::new(libc::SIG_DFL);
+/// Its `sa_flags` (whether a handler takes `SA_SIGINFO` arguments).
+static PREV_SEGV_FLAGS: AtomicI32 = AtomicI32::new(0);
 
 const NS: u64 = 1_000_000_000;
 const ARCH_SET_CPUID: c_long = 0x1012;
@@ -387,7 +391,11 @@ unsafe fn install_fault_handler() {
         sa.sa_sigaction = on_segv as *const () as usize;
         sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
         libc::sigemptyset(&mut sa.sa_mask);
-        libc::sigaction(libc::SIGSEGV, &sa, ptr::null_mut());
+        let mut old: libc::sigaction = core::mem::zeroed();
+        if libc::sigaction(libc::SIGSEGV, &sa, &mut old) == 0 {
+            PREV_SEGV.store(old.sa_sigaction, Ordering::Relaxed);
+            PREV_SEGV_FLAGS.store(old.sa_flags, Ordering::Relaxed);
+        }
     }
 }
 
@@ -413,9 +421,25 @@ fn tsc_now() -> u64 {
     now_parts().map_or(0, |(now, _, mono)| now + mono)
 }
 
-/// Emulate `rdtsc`, `rdtscp` and `cpuid`, which fault in managed processes; anything else is a
-/// real segmentation fault, which gets the default action.
-extern "C" fn on_segv(_sig: c_int, _info: *mut libc::siginfo_t, ctx: *mut c_void) {
+/// Emulate `rdtsc`, `rdtscp` and `cpuid`, which fault in managed processes (the kernel sends the
+/// fault's `SIGSEGV` with a positive `si_code`, `SI_KERNEL`). Anything else gets the disposition
+/// the program had: a real fault the default action (or the handler the shim replaced), and a
+/// `SIGSEGV` sent by a process (`kill`, `tgkill`, `sigqueue`: `si_code` ≤ 0) what Linux would do
+/// with it.
+extern "C" fn on_segv(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) {
+    // SAFETY: the kernel passes a valid siginfo (or none) and ucontext.
+    let code = if info.is_null() { 0 } else { unsafe { (*info).si_code } };
+    // SAFETY: as above; the faulting instruction is readable code.
+    if code > 0 && unsafe { emulate_instruction(ctx) } {
+        return;
+    }
+    // SAFETY: forwards the kernel's arguments.
+    unsafe { chain(sig, info, ctx, code > 0) }
+}
+
+/// If the instruction at the fault is `rdtsc`, `rdtscp` or `cpuid`, perform it on the saved
+/// registers and step over it.
+unsafe fn emulate_instruction(ctx: *mut c_void) -> bool {
     // SAFETY: the kernel passes a valid ucontext; the faulting instruction is readable code.
     unsafe {
         let uc = &mut *(ctx as *mut libc::ucontext_t);
@@ -428,7 +452,7 @@ extern "C" fn on_segv(_sig: c_int, _info: *mut libc::siginfo_t, ctx: *mut c_void
             g[libc::REG_RAX as usize] = (t & 0xffff_ffff) as i64;
             g[libc::REG_RDX as usize] = (t >> 32) as i64;
             g[libc::REG_RIP as usize] += 2;
-            return;
+            return true;
         }
         if b0 == 0x0f && b1 == 0x01 && *rip.add(2) == 0xf9 {
             let t = tsc_now();
@@ -436,7 +460,7 @@ extern "C" fn on_segv(_sig: c_int, _info: *mut libc::siginfo_t, ctx: *mut c_void
             g[libc::REG_RDX as usize] = (t >> 32) as i64;
             g[libc::REG_RCX as usize] = 0;
             g[libc::REG_RIP as usize] += 3;
-            return;
+            return true;
         }
         if b0 == 0x0f && b1 == 0xa2 {
             let leaf = g[libc::REG_RAX as usize] as u32;
@@ -456,12 +480,40 @@ extern "C" fn on_segv(_sig: c_int, _info: *mut libc::siginfo_t, ctx: *mut c_void
             g[libc::REG_RCX as usize] = ecx as i64;
             g[libc::REG_RDX as usize] = r.edx as i64;
             g[libc::REG_RIP as usize] += 2;
-            return;
+            return true;
         }
-        // A real fault: take the default action when the instruction runs again.
-        let mut sa: libc::sigaction = core::mem::zeroed();
-        sa.sa_sigaction = libc::SIG_DFL;
-        libc::sigaction(libc::SIGSEGV, &sa, ptr::null_mut());
+        false
+    }
+}
+
+/// A `SIGSEGV` that is not the shim's: give it the disposition the shim's handler replaced. A
+/// handler is called. Otherwise the default action is restored: a real `fault` takes it when the
+/// instruction runs again; a signal sent by a process is raised again, and the default action
+/// (terminate, dumping core) takes it once this handler returns and `SIGSEGV` is unblocked —
+/// unless it was ignored, as Linux ignores a sent `SIGSEGV` (not a fault) whose disposition is
+/// `SIG_IGN`.
+unsafe fn chain(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut c_void, fault: bool) {
+    let prev = PREV_SEGV.load(Ordering::Relaxed);
+    if prev == libc::SIG_IGN && !fault {
+        return;
+    }
+    // SAFETY: sigaction and raise are async-signal-safe; a previous handler is called with the
+    // arguments of the shape it was installed with.
+    unsafe {
+        if prev == libc::SIG_DFL || prev == libc::SIG_IGN {
+            let mut sa: libc::sigaction = core::mem::zeroed();
+            sa.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(libc::SIGSEGV, &sa, ptr::null_mut());
+            if !fault {
+                libc::raise(sig);
+            }
+        } else if PREV_SEGV_FLAGS.load(Ordering::Relaxed) & libc::SA_SIGINFO != 0 {
+            let handler: extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void) = core::mem::transmute(prev);
+            handler(sig, info, ctx);
+        } else {
+            let handler: extern "C" fn(c_int) = core::mem::transmute(prev);
+            handler(sig);
+        }
     }
 }
 
