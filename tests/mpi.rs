@@ -37,6 +37,20 @@ fn mpirun(ranks: u32, args: &[&str]) -> Output {
 }
 
 #[test]
+fn a_hybrid_run_of_direct_hosts_and_surrogates_has_one_digest_under_mpi() {
+    let dir = scratch("mpi-hybrid");
+    let spec = write_spec(&dir, "hybrid.toml", HYBRID_SPEC);
+    let spec = spec.to_str().unwrap();
+    let local = dir.join("threads");
+    run_ok(&["run", spec, "--quiet", "--out", local.to_str().unwrap()]);
+    let out = dir.join("mpi");
+    let o = mpirun(2, &["run", spec, "--quiet", "--backend", "mpi", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "mpirun -n 2 failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(summary(&out)["digest"], summary(&local)["digest"]);
+    assert_eq!(read(out.join("hosts/hot1/python3.0.stdout")).trim(), "sent 50");
+}
+
+#[test]
 fn mpi_digest_equals_threads_and_processes_on_2_and_4_ranks() {
     let dir = scratch("mpi-digest");
     let spec = write_spec(&dir, "small.toml", SMALL_PHOLD);

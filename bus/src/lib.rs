@@ -9,12 +9,14 @@
 //! - [`stats`], [`report`], [`digest`]: what a run measures and how results are fingerprinted.
 
 pub mod codec;
+pub mod composite;
 pub mod digest;
 pub mod engine;
 pub mod error;
 pub mod event;
 pub mod exchange;
 pub mod ids;
+pub mod kinds;
 #[cfg(feature = "mpi")]
 pub mod mpi;
 pub mod process;
@@ -26,6 +28,7 @@ pub mod time;
 pub mod window;
 pub mod wire;
 
+pub use composite::{Composite, Owner};
 pub use digest::Digest;
 pub use engine::{Engine, EngineOutput, Outbox, Table};
 pub use error::{BusError, EngineError};

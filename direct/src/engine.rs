@@ -332,9 +332,10 @@ impl DirectEngine {
         let mut hosts = Vec::new();
         let mut local = HashMap::new();
         let mut queue = BinaryHeap::new();
-        for h in 0..dir.len() {
+        // Surrogate identities hold the ids below `surrogates()`.
+        for h in dir.surrogates()..dir.len() {
             let group = &dir.groups[dir.block_of(h).group as usize];
-            if group.spec.kind != HostKind::Direct || partition.shard_of(h) != shard {
+            if partition.shard_of(h) != shard {
                 continue;
             }
             let name = dir.name_of(h);
@@ -505,13 +506,15 @@ impl DirectEngine {
     }
 
     /// Send an IPv4 packet from host `h` to host `dst` (already checked to exist), to be
-    /// delivered at `time`.
+    /// delivered at `time`: into this engine's queue for a direct host of this shard, and as a
+    /// bus event otherwise (another shard, or a surrogate identity, which another engine holds
+    /// even on this shard).
     pub(crate) fn send_packet(&mut self, h: usize, dst: u32, time: u64, packet: Vec<u8>) {
         let host = &mut self.hosts[h];
         let seq = host.next_seq();
         let src = host.id;
         let to = self.partition.shard_of(dst);
-        if to == self.me {
+        if to == self.me && self.net.directory.kind_of(dst) == HostKind::Direct {
             let action = Action::Arrive(Bytes::from(packet));
             self.queue.push(Reverse(Pending { time, src, seq, dst, action }));
         } else {

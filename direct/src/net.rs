@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 
 /// Bus event kind of an IPv4 packet between direct hosts.
-pub const PACKET_EVENT_KIND: u16 = 4;
+pub const PACKET_EVENT_KIND: u16 = thermocline_bus::kinds::PACKET;
 /// Largest UDP payload in one IPv4 packet (65535 − 20 − 8).
 pub const MAX_UDP_PAYLOAD: usize = 65_507;
 /// Default receive buffer: datagrams beyond it are dropped, as the kernel does.

@@ -14,7 +14,6 @@ use smoltcp::time::Instant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpProtocol, Ipv4Packet, TcpPacket};
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
-use thermocline_models::directory::HostKind;
 use thermocline_models::units::Bandwidth;
 
 /// IP MTU of every simulated interface (loopback included): segments carry at most 1460 bytes.
@@ -254,8 +253,8 @@ pub(crate) fn receive(e: &mut DirectEngine, h: usize, packet: &[u8]) {
 }
 
 /// Send an IPv4 packet from host `h` over the simulated network (or back to the host itself for
-/// loopback and its own address), recording it in the host's capture. Packets to surrogate hosts
-/// or to no host are lost.
+/// loopback and its own address), recording it in the host's capture. Packets to no host are
+/// lost; packets to surrogate identities reach the identity's engine as events.
 pub(crate) fn transmit(e: &mut DirectEngine, h: usize, packet: Vec<u8>) {
     let Ok(ip) = Ipv4Packet::new_checked(&packet[..]) else { return };
     let dst: Ipv4Addr = ip.dst_addr();
@@ -269,10 +268,6 @@ pub(crate) fn transmit(e: &mut DirectEngine, h: usize, packet: Vec<u8>) {
         return;
     }
     let Some(dst_host) = e.net().directory.host_of_ip(dst) else { return };
-    let dir = &e.net().directory;
-    if dir.groups[dir.block_of(dst_host).group as usize].spec.kind != HostKind::Direct {
-        return; // surrogates do not take raw packets yet
-    }
     let path = *e.net().path(e.hosts[h].id, dst_host);
     let host = &mut e.hosts[h];
     let Some(delay) = path.sample(&mut host.net_rng) else { return };

@@ -36,12 +36,21 @@ pub fn estimate_memory(spec: &Spec, shards: u32) -> u64 {
             (p.lps as u64).saturating_mul(PHOLD_LP_BYTES + PHOLD_EVENT_BYTES.saturating_mul(p.population as u64))
         }
         Ok(Workload::Gossip(_)) => hosts.saturating_mul(GOSSIP_IDENTITY_BYTES),
-        Ok(Workload::Direct(processes)) => (processes.len() as u64).saturating_mul(DIRECT_PROCESS_BYTES),
+        Ok(Workload::Direct(_)) => programs(spec).saturating_mul(DIRECT_PROCESS_BYTES),
+        Ok(Workload::Hybrid { .. }) => hosts
+            .saturating_mul(GOSSIP_IDENTITY_BYTES)
+            .saturating_add(programs(spec).saturating_mul(DIRECT_PROCESS_BYTES)),
         Ok(Workload::Idle(_)) | Err(_) => 0,
     };
     let window_rows = (WINDOW_LOG_ROWS as u64).saturating_mul(WINDOW_ROW_BYTES);
     let per_shard = SHARD_BYTES.saturating_add(window_rows).saturating_add(shards.saturating_mul(64));
     workload.saturating_add(hosts.saturating_mul(HOST_BYTES)).saturating_add(per_shard.saturating_mul(shards))
+}
+
+/// Programs a spec starts: each `[[processes]]` entry runs on every host of its group.
+fn programs(spec: &Spec) -> u64 {
+    let group_size = |name: &str| spec.hosts.iter().find(|g| g.name == name).map_or(0, |g| g.count as u64);
+    spec.processes.iter().map(|p| group_size(&p.host)).fold(0, u64::saturating_add)
 }
 
 /// The machine's physical memory in bytes (`MemTotal`), where `/proc/meminfo` tells.

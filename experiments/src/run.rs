@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use thermocline_bus::process::{ShardStart, run_processes, serve_shard};
 use thermocline_bus::threads::run_threads;
 use thermocline_bus::{
-    BusError, Digest, Engine, EngineError, ProgressSink, RunTotals, ShardId, ShardReport, SimDuration, SimTime,
-    WindowConfig,
+    BusError, Composite, Digest, Engine, EngineError, HostId, Owner, ProgressSink, RunTotals, ShardId, ShardReport,
+    SimDuration, SimTime, WindowConfig,
 };
 use thermocline_models::directory::HostKind;
 use thermocline_models::idle::IdleEngine;
@@ -50,15 +50,73 @@ pub struct RunOutcome {
     pub window: WindowConfig,
 }
 
-/// Everything a gossip shard needs that every shard computes identically: the network model,
-/// the partition and the window length it allows.
-pub struct GossipPlan {
+/// Everything a shard needs that every shard computes identically, whatever its engines: the
+/// network model, the partition and the window length it allows.
+pub struct NetPlan {
     /// The network model.
     pub net: NetworkModel,
-    /// Who owns which identity.
+    /// Who owns which host.
     pub partition: Partition,
-    /// The window length: the smallest latency between identities on different shards.
+    /// The window length: the smallest latency between hosts on different shards.
     pub runahead: SimDuration,
+}
+
+/// Build the network plan of `spec` for `shards` shards: one for every workload with hosts.
+pub fn net_plan(spec: &Spec, shards: u32) -> Result<NetPlan, String> {
+    if spec.hosts.is_empty() {
+        return Err("the workload needs [[hosts]] groups".into());
+    }
+    let net = spec.network_model().map_err(|e| e.to_string())?;
+    let partition = Partition::compute(&net.directory, &net.routes, shards).map_err(|e| e.to_string())?;
+    let report = partition.report(&net.directory, &net.routes);
+    // One shard has no boundary: any window works; 10 ms keeps progress reports frequent.
+    let runahead = SimDuration::from_nanos(report.runahead_ns.unwrap_or(10_000_000));
+    if runahead == SimDuration::ZERO {
+        return Err("two hosts on different shards are 0 ns apart: the runahead would be zero".into());
+    }
+    Ok(NetPlan { net, partition, runahead })
+}
+
+/// The inner window of a shard that holds direct hosts and surrogate identities: the smallest
+/// delay of a packet between a direct host and a surrogate (in either direction).
+pub fn hybrid_step(plan: &NetPlan) -> Result<SimDuration, String> {
+    let dir = &plan.net.directory;
+    let surrogates = dir.surrogates();
+    let nodes =
+        |hosts: std::ops::Range<u32>| -> std::collections::BTreeSet<u32> { hosts.map(|h| dir.node_of(h)).collect() };
+    let (cold, hot) = (nodes(0..surrogates), nodes(surrogates..dir.len()));
+    let step = hot
+        .iter()
+        .flat_map(|&a| cold.iter().flat_map(move |&b| [(a, b), (b, a)]))
+        .map(|(a, b)| plan.net.routes.path(a, b).min_latency_ns())
+        .min()
+        .unwrap_or(u64::MAX);
+    if step == 0 {
+        return Err("a direct host and a surrogate are 0 ns apart: give their locations a latency".into());
+    }
+    Ok(SimDuration::from_nanos(step))
+}
+
+/// The gossip workload's own checks: surrogates to run it, and traffic it can carry.
+fn check_gossip(spec: &Spec) -> Result<(), String> {
+    if !spec.hosts.iter().any(|g| g.kind == HostKind::Surrogate) {
+        return Err("the gossip workload needs [[hosts]] groups of surrogates".into());
+    }
+    let t = &spec.traffic;
+    if t.slot == SimDuration::ZERO || t.beacon_block.proposer_delay >= t.slot {
+        return Err(format!(
+            "traffic: need a positive slot and a proposer delay shorter than it, got slot {} and delay {}",
+            t.slot, t.beacon_block.proposer_delay
+        ));
+    }
+    if t.beacon_block.size.bytes() >= u32::MAX as u64 {
+        return Err(format!("traffic.beacon_block.size {} is too large", t.beacon_block.size));
+    }
+    t.validate()?;
+    if spec.run.duration > SimDuration::from_secs(40 * 24 * 3600) {
+        return Err("the gossip workload keeps millisecond clocks in 32 bits: runs up to 40 days".into());
+    }
+    Ok(())
 }
 
 /// The gossip profiles of `spec`: `[gossip].profile` first (the default), then every other
@@ -81,45 +139,13 @@ pub fn gossip_profiles(spec: &Spec, g: &GossipSpec) -> Result<Vec<(String, Gossi
         .collect()
 }
 
-/// Build the gossip plan of `spec` for `shards` shards.
-pub fn gossip_plan(spec: &Spec, shards: u32) -> Result<GossipPlan, String> {
-    if spec.hosts.is_empty() {
-        return Err("the gossip workload needs [[hosts]] groups of surrogates".into());
-    }
-    if let Some(g) = spec.hosts.iter().find(|g| g.kind != HostKind::Surrogate) {
-        return Err(format!("hosts group {:?} is direct; the gossip workload runs surrogates only for now", g.name));
-    }
-    let t = &spec.traffic;
-    if t.slot == SimDuration::ZERO || t.beacon_block.proposer_delay >= t.slot {
-        return Err(format!(
-            "traffic: need a positive slot and a proposer delay shorter than it, got slot {} and delay {}",
-            t.slot, t.beacon_block.proposer_delay
-        ));
-    }
-    if t.beacon_block.size.bytes() >= u32::MAX as u64 {
-        return Err(format!("traffic.beacon_block.size {} is too large", t.beacon_block.size));
-    }
-    t.validate()?;
-    if spec.run.duration > SimDuration::from_secs(40 * 24 * 3600) {
-        return Err("the gossip workload keeps millisecond clocks in 32 bits: runs up to 40 days".into());
-    }
-    let net = spec.network_model().map_err(|e| e.to_string())?;
-    let partition = Partition::compute(&net.directory, &net.routes, shards).map_err(|e| e.to_string())?;
-    let report = partition.report(&net.directory, &net.routes);
-    // One shard has no boundary: any window works; 10 ms keeps progress reports frequent.
-    let runahead = SimDuration::from_nanos(report.runahead_ns.unwrap_or(10_000_000));
-    if runahead == SimDuration::ZERO {
-        return Err("two identities on different shards are 0 ns apart: the runahead would be zero".into());
-    }
-    Ok(GossipPlan { net, partition, runahead })
-}
-
 /// The window schedule of `spec` on `shards` shards, checked against the workload.
 pub fn window_config(spec: &Spec, shards: u32) -> Result<WindowConfig, String> {
     let runahead = match spec.workload()? {
         Workload::Gossip(g) => {
             gossip_profiles(spec, g)?;
-            gossip_plan(spec, shards)?.runahead
+            check_gossip(spec)?;
+            net_plan(spec, shards)?.runahead
         }
         Workload::Phold(p) => {
             PholdLayout::new(p, shards).map_err(|e| e.to_string())?;
@@ -127,7 +153,18 @@ pub fn window_config(spec: &Spec, shards: u32) -> Result<WindowConfig, String> {
         }
         Workload::Idle(i) if i.period == SimDuration::ZERO => return Err("idle.period must be positive".into()),
         Workload::Idle(i) => i.period,
-        Workload::Direct(_) => crate::direct_cmd::direct_plan(spec, shards)?.runahead,
+        Workload::Direct(_) => {
+            crate::direct_cmd::check_processes(spec)?;
+            net_plan(spec, shards)?.runahead
+        }
+        Workload::Hybrid { gossip, .. } => {
+            gossip_profiles(spec, gossip)?;
+            check_gossip(spec)?;
+            crate::direct_cmd::check_processes(spec)?;
+            let plan = net_plan(spec, shards)?;
+            hybrid_step(&plan)?;
+            plan.runahead
+        }
     };
     Ok(WindowConfig { end: SimTime::ZERO.saturating_add(spec.run.duration), runahead })
 }
@@ -142,7 +179,7 @@ pub struct SharedBuild {
 }
 
 /// The shared gossip build, or why it failed.
-type GossipBuild = Result<Arc<(GossipPlan, PeerGraph, Subscriptions)>, String>;
+type GossipBuild = Result<Arc<(NetPlan, PeerGraph, Subscriptions)>, String>;
 
 impl SharedBuild {
     /// For a process that runs `shards` shards.
@@ -155,8 +192,8 @@ impl SharedBuild {
         let built = slot
             .0
             .get_or_insert_with(|| {
-                let plan = gossip_plan(spec, shards)?;
-                let n = plan.net.directory.len();
+                let plan = net_plan(spec, shards)?;
+                let n = plan.net.directory.surrogates();
                 let locations: Vec<u32> = (0..n).map(|h| plan.net.directory.node_of(h)).collect();
                 let subscriptions = Subscriptions::compute(n, &spec.traffic, spec.run.seed);
                 let end = SimTime::ZERO.saturating_add(spec.run.duration).as_nanos();
@@ -184,26 +221,45 @@ pub fn build_engine(
     Ok(match spec.workload()? {
         Workload::Phold(p) => Box::new(PholdEngine::new(p, spec.run.seed, shard, shards)?),
         Workload::Idle(i) => Box::new(IdleEngine::new(i, shard, shards)),
-        Workload::Direct(_) => crate::direct_cmd::build_direct_engine(spec, shard, shards)?,
+        Workload::Direct(_) => crate::direct_cmd::build_direct_engine(spec, &net_plan(spec, shards)?, shard)?,
         Workload::Gossip(g) => {
-            let profiles = gossip_profiles(spec, g)?;
             let built = shared.gossip(spec, g, shards)?;
-            let (plan, graph, subscriptions) = &*built;
-            let setup = GossipSetup {
-                profiles,
-                traffic: spec.traffic.clone(),
-                net: plan.net.clone(),
-                partition: plan.partition.clone(),
-                graph,
-                subscriptions,
-                seed: spec.run.seed,
-                end: SimTime::ZERO.saturating_add(spec.run.duration),
-                max_peers: g.max_peers,
-                px_slots: g.px_slots,
-            };
-            Box::new(GossipEngine::new(setup, shard)?)
+            Box::new(build_gossip_engine(spec, g, &built, shard)?)
+        }
+        Workload::Hybrid { gossip, .. } => {
+            let built = shared.gossip(spec, gossip, shards)?;
+            let plan = &built.0;
+            let cold = build_gossip_engine(spec, gossip, &built, shard)?;
+            let hot = crate::direct_cmd::build_direct_engine(spec, plan, shard)?;
+            let surrogates = plan.net.directory.surrogates();
+            let owner: Owner = Box::new(move |h: HostId| usize::from(h.0 >= surrogates));
+            let step = hybrid_step(plan)?;
+            Box::new(Composite::new(vec![Box::new(cold), hot], owner, step, shard, shards))
         }
     })
+}
+
+/// The gossip engine of `shard` from the shared build.
+fn build_gossip_engine(
+    spec: &Spec,
+    g: &GossipSpec,
+    built: &(NetPlan, PeerGraph, Subscriptions),
+    shard: ShardId,
+) -> Result<GossipEngine, EngineError> {
+    let (plan, graph, subscriptions) = built;
+    let setup = GossipSetup {
+        profiles: gossip_profiles(spec, g)?,
+        traffic: spec.traffic.clone(),
+        net: plan.net.clone(),
+        partition: plan.partition.clone(),
+        graph,
+        subscriptions,
+        seed: spec.run.seed,
+        end: SimTime::ZERO.saturating_add(spec.run.duration),
+        max_peers: g.max_peers,
+        px_slots: g.px_slots,
+    };
+    Ok(GossipEngine::new(setup, shard)?)
 }
 
 /// Run a plan to the end on the schedule `window` (from [`window_config`], which the caller has

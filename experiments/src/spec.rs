@@ -136,6 +136,13 @@ pub enum Workload<'a> {
     Gossip(&'a GossipSpec),
     /// Real binaries on direct hosts (`[[processes]]`).
     Direct(&'a [ProcessSpec]),
+    /// Both in one run: direct hosts and surrogate identities, each shard holding both kinds.
+    Hybrid {
+        /// The surrogates' gossip.
+        gossip: &'a GossipSpec,
+        /// The direct hosts' programs.
+        processes: &'a [ProcessSpec],
+    },
 }
 
 /// A spec that could not be read.
@@ -326,12 +333,15 @@ impl Spec {
     /// The one workload this spec defines.
     pub fn workload(&self) -> Result<Workload<'_>, String> {
         if !self.processes.is_empty() {
-            if self.phold.is_some() || self.idle.is_some() || self.gossip.is_some() {
-                return Err("the spec has [[processes]] and a [gossip], [phold] or [idle] workload; \
-                    running direct hosts beside another workload is not supported yet"
+            if self.phold.is_some() || self.idle.is_some() {
+                return Err("the spec has [[processes]] and a [phold] or [idle] workload; direct hosts run \
+                    alone or beside [gossip] surrogates"
                     .into());
             }
-            return Ok(Workload::Direct(&self.processes));
+            return Ok(match &self.gossip {
+                Some(gossip) => Workload::Hybrid { gossip, processes: &self.processes },
+                None => Workload::Direct(&self.processes),
+            });
         }
         match (&self.phold, &self.idle, &self.gossip) {
             (Some(p), None, None) => Ok(Workload::Phold(p)),
@@ -426,6 +436,8 @@ mod tests {
         let err = Spec::parse(&ok.replace("args", "argz"), "d.toml").unwrap_err().to_string();
         assert!(err.starts_with("d.toml:10:1: ") && err.contains("unknown field `argz`"), "{err}");
         let mixed = Spec::parse(&format!("{ok}[phold]\n"), "d.toml").unwrap();
-        assert!(mixed.workload().err().unwrap().contains("not supported yet"));
+        assert!(mixed.workload().err().unwrap().contains("beside [gossip] surrogates"));
+        let hybrid = Spec::parse(&format!("{ok}[gossip]\n"), "d.toml").unwrap();
+        assert!(matches!(hybrid.workload(), Ok(Workload::Hybrid { processes, .. }) if processes.len() == 1));
     }
 }

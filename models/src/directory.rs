@@ -121,7 +121,8 @@ pub const MAX_HOSTS: u64 = 256 * 256 * 254;
 /// Every host of the run.
 #[derive(Clone, Debug)]
 pub struct HostDirectory {
-    /// Groups, sorted by name.
+    /// Groups: surrogate groups first, then direct ones, each sorted by name, so surrogate
+    /// identities hold the ids `0..surrogates()` whatever direct hosts a run adds.
     pub groups: Vec<Group>,
     /// Blocks, in id order.
     pub blocks: Vec<Block>,
@@ -152,6 +153,11 @@ impl HostDirectory {
     pub fn build(specs: &[HostGroupSpec], topology: &Topology) -> Result<Self, DirectoryError> {
         let mut specs: Vec<&HostGroupSpec> = specs.iter().collect();
         specs.sort_by(|a, b| a.name.cmp(&b.name));
+        if let Some(w) = specs.windows(2).find(|w| w[0].name == w[1].name) {
+            let message = "two groups have this name".to_string();
+            return Err(DirectoryError::Group { group: w[0].name.clone(), message });
+        }
+        specs.sort_by_key(|g| g.kind != HostKind::Surrogate);
         let total: u64 = specs.iter().map(|g| g.count as u64).sum();
         if total > MAX_HOSTS {
             return Err(DirectoryError::TooMany(total));
@@ -163,9 +169,6 @@ impl HostDirectory {
             let err = |message: String| DirectoryError::Group { group: spec.name.clone(), message };
             if spec.name.is_empty() || !spec.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
                 return Err(err("names use letters, digits, - and _".into()));
-            }
-            if gi > 0 && specs[gi - 1].name == spec.name {
-                return Err(err("two groups have this name".into()));
             }
             if let Some(bw) = spec.bandwidth
                 && (bw.up.0 == 0 || bw.down.0 == 0)
@@ -242,6 +245,17 @@ impl HostDirectory {
     /// Number of hosts.
     pub fn len(&self) -> u32 {
         self.node.len() as u32
+    }
+
+    /// Number of surrogate identities: they hold the ids `0..surrogates()`.
+    pub fn surrogates(&self) -> u32 {
+        let direct = self.groups.iter().position(|g| g.spec.kind != HostKind::Surrogate);
+        direct.map_or(self.len(), |g| self.groups[g].first)
+    }
+
+    /// The kind of `host`.
+    pub fn kind_of(&self, host: u32) -> HostKind {
+        if host < self.surrogates() { HostKind::Surrogate } else { HostKind::Direct }
     }
 
     /// True when there are no hosts.
@@ -334,6 +348,24 @@ mod tests {
         assert_eq!(d.name_of(102), "tail99");
         let again = HostDirectory::build(&[groups[1].clone(), groups[0].clone()], &t).unwrap();
         assert_eq!(again.blocks, d.blocks);
+    }
+
+    #[test]
+    fn surrogates_come_first_whatever_the_names_and_names_stay_unique() {
+        let t = Topology::ripe_countries(true);
+        let direct = |name: &str, n| HostGroupSpec { kind: HostKind::Direct, ..group(name, n, &[("DE", 1.0)]) };
+        let groups = vec![direct("alpha", 2), group("zulu", 5, &[("US", 1.0)]), direct("beta", 1)];
+        let d = HostDirectory::build(&groups, &t).unwrap();
+        let names: Vec<&str> = d.groups.iter().map(|g| g.spec.name.as_str()).collect();
+        assert_eq!(names, ["zulu", "alpha", "beta"]);
+        assert_eq!(d.surrogates(), 5);
+        assert_eq!(
+            (d.kind_of(4), d.kind_of(5), d.kind_of(7)),
+            (HostKind::Surrogate, HostKind::Direct, HostKind::Direct)
+        );
+        let twice = vec![direct("same", 1), group("same", 1, &[("US", 1.0)])];
+        let err = HostDirectory::build(&twice, &t).unwrap_err().to_string();
+        assert!(err.contains("two groups have this name"), "{err}");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use thermocline_bus::{
 };
 
 /// Event kind of idle-workload events on the bus.
-pub const IDLE_EVENT_KIND: u16 = 2;
+pub const IDLE_EVENT_KIND: u16 = thermocline_bus::kinds::IDLE;
 
 /// Parameters of the idle workload (the `[idle]` section of a spec).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

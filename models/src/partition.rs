@@ -410,8 +410,9 @@ mod tests {
         // 10 direct hosts weigh as much as 10,000 surrogates: shards balance loads, not counts.
         assert_eq!(r.loads.iter().sum::<f64>(), 20_000.0);
         assert!(r.imbalance <= 1.0 + DEFAULT_TOLERANCE, "{:?}", r.loads);
-        // The direct hosts ("beacon" sorts first: ids 0..10) sit on the shard with fewer hosts.
-        let with_direct = p.shard_of(0).index();
+        // The direct hosts (after every surrogate: ids 10,000..10,010) sit on the shard with fewer hosts.
+        assert_eq!(dir.surrogates(), 10_000);
+        let with_direct = p.shard_of(dir.surrogates()).index();
         assert!(r.hosts[with_direct] < r.hosts[1 - with_direct], "{:?}", r.hosts);
     }
 

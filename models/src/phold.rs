@@ -23,7 +23,7 @@ use thermocline_bus::{
 };
 
 /// Event kind of PHOLD events on the bus.
-pub const PHOLD_EVENT_KIND: u16 = 1;
+pub const PHOLD_EVENT_KIND: u16 = thermocline_bus::kinds::PHOLD;
 
 /// PHOLD parameters (the `[phold]` section of an experiment spec). Every field has a default.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -73,7 +73,8 @@ macro_rules! prm {
 }
 
 /// Event kind of gossip RPCs on the bus.
-pub const GOSSIP_EVENT_KIND: u16 = 3;
+pub const GOSSIP_EVENT_KIND: u16 = thermocline_bus::kinds::GOSSIP_RPC;
+use thermocline_bus::kinds::PACKET;
 
 /// Connection flag: the peer may have negative score terms (P₃b or P₇ counters above zero).
 /// Without it the score's lower bound is a constant, so most threshold checks never touch the
@@ -365,6 +366,9 @@ pub struct GossipEngine {
     left_at: Vec<u64>,
     offline_ns: Vec<u64>,
     dropped_offline: Vec<u32>,
+    /// Packets from direct hosts, per local identity that got any: (packets, bytes). Counted and
+    /// dropped: identities do not speak the wire protocol yet.
+    packets_in: BTreeMap<u32, (u64, u64)>,
     /// Fanout of identities publishing to topics they do not subscribe to: (identity, topic) →
     /// (peers as a row mask, last publish ns). Only publishers have entries.
     fanout: BTreeMap<(u32, u8), (u64, u64)>,
@@ -394,7 +398,8 @@ impl GossipEngine {
         }
         let (profile_names, params): (Vec<String>, Vec<GossipParams>) = profiles.into_iter().unzip();
         let extra = if params.iter().any(|p| p.peer_exchange) { px_slots as usize } else { 0 };
-        let n = net.directory.len();
+        // Surrogate identities hold the ids below `surrogates()`; direct hosts follow them.
+        let n = net.directory.surrogates();
         // Each host group's profile, by index.
         let group_profile: Vec<u8> = net
             .directory
@@ -522,6 +527,7 @@ impl GossipEngine {
             left_at: vec![0; k],
             offline_ns: vec![0; k],
             dropped_offline: vec![0; k],
+            packets_in: BTreeMap::new(),
             fanout: BTreeMap::new(),
             msgs: Vec::new(),
             msg_slot: BTreeMap::new(),
@@ -1712,11 +1718,16 @@ impl Engine for GossipEngine {
         for e in events.iter() {
             let (dst, src) = (e.dst_host.0, e.src_host.0);
             let bad = |detail: String| GossipError::BadEvent { host: dst, src, detail };
-            if e.kind != GOSSIP_EVENT_KIND {
+            if e.kind != GOSSIP_EVENT_KIND && e.kind != PACKET {
                 return Err(Box::new(bad(format!("event kind {}", e.kind))));
             }
             if dst as usize >= self.local.len() || self.local[dst as usize] == NONE {
                 return Err(Box::new(bad(format!("not an identity of {}", self.me))));
+            }
+            if e.kind == PACKET {
+                let count = self.packets_in.entry(self.local[dst as usize]).or_default();
+                *count = (count.0 + 1, count.1 + e.payload.len() as u64);
+                continue;
             }
             let rpc = Rpc::decode(&e.payload).map_err(|d| bad(d.to_string()))?;
             if rpc.topic as usize >= TOPIC_COUNT {
@@ -1767,6 +1778,11 @@ impl Engine for GossipEngine {
             rec.extend_from_slice(&(self.connected(i) as u32).to_be_bytes());
             digest.add_record(&rec);
         }
+        for (&i, &(packets, bytes)) in &self.packets_in {
+            let record =
+                [&b"packets"[..], &self.ids[i as usize].to_be_bytes(), &packets.to_be_bytes(), &bytes.to_be_bytes()];
+            digest.add_record(&record.concat());
+        }
         // One record per (identity, message) received: whether a shard has heard of a message
         // at all depends on the partition, so messages nobody here received leave no trace.
         for &m in &order {
@@ -1799,7 +1815,10 @@ impl Engine for GossipEngine {
             .collect();
         let mut by_id: Vec<usize> = (0..self.ids.len()).collect();
         by_id.sort_by_key(|&i| self.ids[i]);
-        let tables = tables::build(self, &order, &by_id, &samples, &mean_scores)?;
+        let mut tables = tables::build(self, &order, &by_id, &samples, &mean_scores)?;
+        if !self.packets_in.is_empty() {
+            tables.push(tables::packets(self.packets_in.iter().map(|(&i, &c)| (self.ids[i as usize], c)))?);
+        }
         self.release();
         Ok(EngineOutput { digest, tables })
     }

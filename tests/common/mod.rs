@@ -82,6 +82,48 @@ population = 2
 payload_bytes = 16
 "#;
 
+/// 300 surrogates in Germany and the US, two direct hosts in France; each direct host sends five
+/// datagrams of 100 + k bytes to identity `tail{7k + index}` for k in 0..10, half a second apart.
+pub const HYBRID_SPEC: &str = r#"
+[run]
+name = "hybrid"
+duration = "30 s"
+
+[network]
+topology = "ripe-country"
+
+[[hosts]]
+name = "tail"
+count = 300
+countries = { DE = 0.5, US = 0.5 }
+
+[[hosts]]
+name = "hot"
+kind = "direct"
+count = 2
+location = "FR"
+
+[gossip]
+
+[traffic]
+start = "5 s"
+slot = "12 s"
+beacon_block = { size = "20 KiB", proposer_delay = "0 ms" }
+
+[[processes]]
+host = "hot"
+path = "/usr/bin/python3"
+args = ["-c", """
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for k in range(10):
+    for i in range(5):
+        s.sendto(b'x' * (100 + k), ('tail%d' % (7 * k + {index}), 9000))
+    time.sleep(0.5)
+print('sent', 50)
+"""]
+"#;
+
 /// Compile the C program `source` as `dir/name` with `cc -O1`.
 pub fn compile(dir: &Path, name: &str, source: &str) -> PathBuf {
     compile_with(dir, name, source, &[])

@@ -1,0 +1,13 @@
+//! Every event kind of every engine, in one place, so that no two engines share a number and a
+//! shard hosting several engines can tell whose event it holds. Kinds travel in batches (see
+//! the batch codec); a number once used is never reused for another meaning.
+
+/// PHOLD's jobs (`models::phold`).
+pub const PHOLD: u16 = 1;
+/// Idle ticks (`models::idle`), for measuring window overhead.
+pub const IDLE: u16 = 2;
+/// A surrogate gossip RPC between identities (`surrogate`).
+pub const GOSSIP_RPC: u16 = 3;
+/// An IPv4 packet from a direct host (`direct`): to another direct host, or to a surrogate
+/// identity, which counts it.
+pub const PACKET: u16 = 4;
