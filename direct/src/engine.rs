@@ -25,6 +25,7 @@ use thermocline_models::directory::{HostDirectory, HostKind};
 use thermocline_models::network::NetworkModel;
 use thermocline_models::partition::Partition;
 use thermocline_models::rng::StreamFamily;
+use thermocline_net::{FifoLink, Rules};
 
 /// Uptime the monotonic clock shows at the start of a run (a fixed, plausible value).
 pub const BOOT_OFFSET_NS: u64 = 3_600_000_000_000;
@@ -136,6 +137,8 @@ pub enum Answer {
 
 /// The engine of one shard's direct hosts.
 pub struct DirectEngine {
+    /// Rules on top of the network model (partitions, extra delay or loss), applied at departure.
+    pub(crate) rules: Rules,
     me: ShardId,
     net: NetworkModel,
     partition: Partition,
@@ -402,10 +405,10 @@ impl DirectEngine {
                 stats: BTreeMap::new(),
                 ports: BTreeMap::new(),
                 next_port: 49152,
-                uplink_free: 0,
+                uplink: FifoLink::default(),
                 up_bps: bw.up.0,
                 down_bps: bw.down.0,
-                downlink_free: 0,
+                downlink: FifoLink::default(),
                 progress: 0,
                 signal_hint: false,
                 tcp: None,
@@ -448,6 +451,7 @@ impl DirectEngine {
         let hosts_file = crate::names::HostsFile::new(&crate::names::hosts_text(&net.directory))
             .map_err(|e| DirectError::Io("writing the simulated /etc/hosts".into(), e))?;
         Ok(DirectEngine {
+            rules: Rules::default(),
             me: shard,
             net,
             partition,
@@ -1307,14 +1311,7 @@ impl DirectEngine {
             Action::Arrive(packet) => {
                 let host = &mut self.hosts[h];
                 let bytes = packet.len() as u64;
-                let done = match thermocline_models::units::Bandwidth(host.down_bps).transmit_ns(bytes) {
-                    Some(ns) if ns > 0 => {
-                        let d = host.downlink_free.max(ev.time) + ns;
-                        host.downlink_free = d;
-                        d
-                    }
-                    _ => ev.time,
-                };
+                let done = host.downlink.transmit(ev.time, bytes, thermocline_models::units::Bandwidth(host.down_bps));
                 if done > ev.time {
                     self.push_local(h, done, Action::Deliver(packet));
                 } else {

@@ -7,6 +7,7 @@ use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use thermocline_models::rng::StreamRng;
+use thermocline_net::FifoLink;
 use thermocline_shim::abi::{ABI_VERSION, TIME_PAGE_BYTES, TimePage};
 
 use crate::config::{ExitStatus, ProcessSpec};
@@ -317,14 +318,14 @@ pub struct Host {
     pub ports: BTreeMap<u16, usize>,
     /// Next ephemeral port.
     pub next_port: u16,
-    /// When the upload link is next free (ns).
-    pub uplink_free: u64,
+    /// The upload link's queue.
+    pub uplink: FifoLink,
     /// Upload bandwidth, bits/s (0: unlimited).
     pub up_bps: u64,
     /// Download bandwidth, bits/s (0: unlimited).
     pub down_bps: u64,
-    /// When the download link is next free (ns).
-    pub downlink_free: u64,
+    /// The download link's queue.
+    pub downlink: FifoLink,
     /// Count of things that happened (a task resumed or exited, a packet arrived): blocked tasks
     /// are retried when it has moved since they blocked.
     pub progress: u64,

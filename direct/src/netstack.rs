@@ -15,6 +15,7 @@ use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpProtocol, 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use thermocline_models::units::Bandwidth;
+use thermocline_net::decide;
 
 /// IP MTU of every simulated interface (loopback included): segments carry at most 1460 bytes.
 pub const MTU: usize = 1500;
@@ -270,11 +271,10 @@ pub(crate) fn transmit(e: &mut DirectEngine, h: usize, packet: Vec<u8>) {
     let Some(dst_host) = e.net().directory.host_of_ip(dst) else { return };
     let path = *e.net().path(e.hosts[h].id, dst_host);
     let host = &mut e.hosts[h];
-    let Some(delay) = path.sample(&mut host.net_rng) else { return };
-    let serialise = Bandwidth(host.up_bps).transmit_ns(packet.len() as u64).unwrap_or(0);
-    let depart = host.uplink_free.max(now) + serialise;
-    host.uplink_free = depart;
-    e.send_packet(h, dst_host, depart + delay, packet);
+    // A packet leaves the NIC whether or not the network then loses it.
+    let depart = host.uplink.transmit(now, packet.len() as u64, Bandwidth(host.up_bps));
+    let Some(arrival) = decide(&path, &e.rules, (host.id, dst_host), depart, false, &mut host.net_rng) else { return };
+    e.send_packet(h, dst_host, arrival, packet);
 }
 
 #[cfg(test)]

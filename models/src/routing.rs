@@ -26,7 +26,9 @@ pub struct PathProps {
 }
 
 impl PathProps {
-    fn new(latency_ns: u64, jitter_ns: u64, loss: f64) -> Self {
+    /// A path of mean one-way `latency_ns`, symmetric jitter of half-width `jitter_ns` (clamped
+    /// to the latency) and loss probability `loss`.
+    pub fn new(latency_ns: u64, jitter_ns: u64, loss: f64) -> Self {
         let jitter_ns = jitter_ns.min(latency_ns);
         PathProps { latency_ns, jitter_ns, loss, loss_threshold: probability_threshold(loss) }
     }

@@ -20,11 +20,11 @@ use crate::topics::{COLUMN_BASE, Subscriptions, TOPIC_BEACON_BLOCK, TOPIC_COUNT,
 use std::collections::{BTreeMap, VecDeque};
 use thermocline_bus::queue::{CalendarQueue, Timed};
 use thermocline_bus::{Digest, Engine, EngineError, EngineOutput, Event, HostId, Outbox, ShardId, SimTime};
-use thermocline_models::link::FifoLink;
 use thermocline_models::network::NetworkModel;
 use thermocline_models::partition::Partition;
 use thermocline_models::rng::{CompactRng, StreamFamily, below};
 use thermocline_models::units::Bandwidth;
+use thermocline_net::{FifoLink, Rules, decide, express};
 
 /// The positions of the set bits of `mask`, ascending, offset by `base`.
 fn bits(base: usize, mut mask: u64) -> impl Iterator<Item = usize> {
@@ -366,6 +366,8 @@ pub struct GossipEngine {
     left_at: Vec<u64>,
     offline_ns: Vec<u64>,
     dropped_offline: Vec<u32>,
+    /// Rules on top of the network model (partitions, extra delay or loss), applied at departure.
+    rules: Rules,
     /// Packets from direct hosts, per local identity that got any: (packets, bytes). Counted and
     /// dropped: identities do not speak the wire protocol yet.
     packets_in: BTreeMap<u32, (u64, u64)>,
@@ -528,6 +530,7 @@ impl GossipEngine {
             offline_ns: vec![0; k],
             dropped_offline: vec![0; k],
             packets_in: BTreeMap::new(),
+            rules: Rules::default(),
             fanout: BTreeMap::new(),
             msgs: Vec::new(),
             msg_slot: BTreeMap::new(),
@@ -821,7 +824,7 @@ impl GossipEngine {
         // Control RPCs go first (a priority queue, as rust-libp2p does), serialised on their own.
         let bytes = rpc.wire_bytes();
         self.sent[i][rpc.kind as usize] += bytes;
-        let depart = now + self.up[i].transmit_ns(bytes).unwrap_or(0);
+        let depart = express(now, bytes, self.up[i]);
         self.leave(i, c, depart, rpc);
     }
 
@@ -837,7 +840,7 @@ impl GossipEngine {
             }
             let bytes = rpc.wire_bytes();
             self.sent[i][RpcKind::Message as usize] += bytes;
-            let done = now + self.up[i].transmit_ns(bytes).unwrap_or(0);
+            let done = express(now, bytes, self.up[i]);
             self.tx_busy[i] = true;
             self.self_event(i, done, Action::TxDone { rpc, conn: c });
             return;
@@ -862,12 +865,11 @@ impl GossipEngine {
     fn leave_to(&mut self, i: usize, to: Conn, depart: u64, rpc: Rpc) {
         let src = self.ids[i];
         let path = self.net.routes.by_index(to.path);
-        let sample = if rpc.kind.is_connection() { Some(path.latency_ns) } else { path.sample(&mut self.rng[i]) };
-        let Some(delay) = sample else {
+        let reliable = rpc.kind.is_connection();
+        let Some(time) = decide(path, &self.rules, (src, to.peer), depart, reliable, &mut self.rng[i]) else {
             self.lost[i] += 1;
             return;
         };
-        let time = depart + delay;
         let seq = self.seq[i];
         self.seq[i] += 1;
         if to.at != NONE {

@@ -1,0 +1,22 @@
+//! The network between hosts, as every engine sees it: everything from "a host sends bytes" to
+//! "bytes arrive at a host", sans-IO (the caller gives the time and the random stream; nothing
+//! here queues events, owns hosts or knows an engine).
+//!
+//! - [`link`]: one direction of a host's interface as a FIFO queue with named lanes. Plain `Copy`
+//!   data, so a million surrogate identities keep theirs in arrays.
+//! - [`path`]: the fate of one transmission over the network model's path between two hosts
+//!   (latency, jitter, loss), with the [`rules`] in force at its departure applied on top.
+//! - [`rules`]: time-windowed verdicts between groups of hosts (partitions, extra delay, extra
+//!   loss), consulted at the sender, in the manner of turmoil's `Rule` and smoltcp's fault
+//!   injector. Scenarios fill the table; an empty table changes nothing.
+//!
+//! Calls go one way: engines call this crate, which calls only `models` (paths, units, random
+//! draws).
+
+pub mod link;
+pub mod path;
+pub mod rules;
+
+pub use link::{FifoLink, Lane, express};
+pub use path::decide;
+pub use rules::{Effect, Rule, Rules};

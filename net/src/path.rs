@@ -1,0 +1,67 @@
+//! The fate of one transmission between two hosts: the network model's path (latency, jitter,
+//! loss, drawn from the sender's stream) and the rules in force when it departs. One function
+//! for every engine, so a surrogate's RPC and a direct host's packet cross the same network.
+
+use crate::rules::Rules;
+use rand_core::Rng;
+use thermocline_models::routing::PathProps;
+
+/// When a transmission departing `from` at `depart` (ns) arrives at `to` over `path`, or `None`
+/// if it is lost. `reliable` transmissions (connection management that the model keeps
+/// lossless) take the path's base latency and draw nothing; otherwise the path draws its loss
+/// and jitter from `rng`. The rules then apply: a partition drops anything, extra loss draws once
+/// more (only when such a rule matches), extra delay adds up.
+pub fn decide(
+    path: &PathProps,
+    rules: &Rules,
+    (from, to): (u32, u32),
+    depart: u64,
+    reliable: bool,
+    rng: &mut impl Rng,
+) -> Option<u64> {
+    let delay = if reliable { path.latency_ns } else { path.sample(rng)? };
+    if rules.is_empty() {
+        return Some(depart + delay);
+    }
+    let verdict = rules.verdict(from, to, depart);
+    if verdict.drop || (verdict.loss > 0 && rng.next_u64() < verdict.loss) {
+        return None;
+    }
+    Some(depart + delay + verdict.delay_ns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::{Effect, Rule};
+    use rand_core::SeedableRng;
+    use rand_pcg::Pcg64Mcg;
+
+    fn path() -> PathProps {
+        PathProps::new(10_000, 2_000, 0.1)
+    }
+
+    #[test]
+    fn without_rules_the_path_alone_decides_with_the_same_draws() {
+        let (p, rules) = (path(), Rules::default());
+        let (mut a, mut b) = (Pcg64Mcg::seed_from_u64(3), Pcg64Mcg::seed_from_u64(3));
+        for t in 0..1000 {
+            assert_eq!(decide(&p, &rules, (0, 1), t, false, &mut a), p.sample(&mut b).map(|d| t + d));
+        }
+        assert_eq!(decide(&p, &rules, (0, 1), 5, true, &mut a), Some(10_005), "reliable: base latency");
+    }
+
+    #[test]
+    fn a_partition_drops_everything_and_a_delay_adds() {
+        let p = path();
+        let rules = Rules::new(vec![
+            Rule { from: 0..1, to: 1..2, during: 0..100, effect: Effect::Drop },
+            Rule { from: 0..1, to: 1..2, during: 100..200, effect: Effect::Delay(1_000_000) },
+        ]);
+        let mut rng = Pcg64Mcg::seed_from_u64(1);
+        assert!((0..100).all(|t| decide(&p, &rules, (0, 1), t, true, &mut rng).is_none()));
+        let late = decide(&p, &rules, (0, 1), 150, true, &mut rng).unwrap();
+        assert_eq!(late, 150 + 10_000 + 1_000_000);
+        assert_eq!(decide(&p, &rules, (1, 0), 50, true, &mut rng), Some(10_050), "the other direction is open");
+    }
+}
