@@ -332,7 +332,7 @@ impl Topology {
         }
         for item in graph {
             let ("edge", Value::List(attrs)) = (item.key.as_str(), &item.value) else { continue };
-            let (mut source, mut target, mut latency, mut jitter, mut loss) = (None, None, None, 0u64, 0.0f64);
+            let (mut source, mut target, mut latency, mut jitter, mut loss) = (None, None, None, (0u64, None), 0.0f64);
             for a in attrs {
                 match a.key.as_str() {
                     "source" => source = Some((int(a)?, a.pos)),
@@ -345,7 +345,7 @@ impl Topology {
                         if a.key == "latency" {
                             latency = Some((d.as_nanos(), a.pos));
                         } else {
-                            jitter = d.as_nanos();
+                            jitter = (d.as_nanos(), Some(a.pos));
                         }
                     }
                     "packet_loss" => {
@@ -371,7 +371,14 @@ impl Topology {
             if latency_ns == 0 {
                 return Err(at(pos, "`latency` must be positive: it bounds the runahead".into()));
             }
-            t.link(s, d, Link { latency_ns, jitter_ns: jitter, loss }, !directed);
+            if let (jitter_ns, Some(jpos)) = jitter
+                && jitter_ns > latency_ns
+            {
+                // A delay is never negative: a jitter wider than the latency cannot be modelled.
+                let message = format!("`jitter` ({jitter_ns} ns) is larger than `latency` ({latency_ns} ns)");
+                return Err(at(jpos, message));
+            }
+            t.link(s, d, Link { latency_ns, jitter_ns: jitter.0, loss }, !directed);
         }
         if t.is_empty() {
             return Err(at(Pos { line: 1, column: 1 }, "the graph has no nodes".into()));
@@ -479,6 +486,18 @@ mod tests {
         assert_eq!(shadow_duration("2").unwrap().as_nanos(), 2_000_000_000);
         assert_eq!(shadow_duration("1 m").unwrap().as_nanos(), 60_000_000_000);
         assert_eq!(shadow_duration("5 μs").unwrap().as_nanos(), 5_000);
+    }
+
+    #[test]
+    fn a_jitter_wider_than_the_latency_is_refused_where_it_is_written() {
+        let edge = |jitter: &str| {
+            format!(
+                "graph [\n  node [\n    id 0\n  ]\n  edge [\n    source 0\n    target 0\n    latency \"10 ms\"\n    jitter \"{jitter}\"\n  ]\n]\n"
+            )
+        };
+        assert!(Topology::from_gml(&edge("10 ms"), "g.gml", true).is_ok());
+        let err = Topology::from_gml(&edge("11 ms"), "g.gml", true).unwrap_err().to_string();
+        assert!(err.contains("g.gml:9:") && err.contains("larger than `latency`"), "{err}");
     }
 
     #[test]
