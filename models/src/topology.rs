@@ -299,7 +299,11 @@ impl Topology {
             _ => Err(at(p.pos, format!("`{}` must be an integer", p.key))),
         };
         let bandwidth = |p: &Pair| match &p.value {
-            Value::Str(s) => shadow_bandwidth(s).map_err(|e| at(p.pos, format!("`{}`: {e}", p.key))),
+            Value::Str(s) => match shadow_bandwidth(s) {
+                Ok(b) if b.0 == 0 => Err(at(p.pos, format!("`{}` must be positive (0 would mean unlimited)", p.key))),
+                Ok(b) => Ok(b),
+                Err(e) => Err(at(p.pos, format!("`{}`: {e}", p.key))),
+            },
             _ => Err(at(p.pos, format!("`{}` must be a string such as \"100 Mbit\"", p.key))),
         };
         // Nodes first (edges may precede them in the file).
@@ -489,13 +493,16 @@ mod tests {
     }
 
     #[test]
-    fn a_jitter_wider_than_the_latency_is_refused_where_it_is_written() {
+    fn a_wide_jitter_and_a_zero_bandwidth_are_refused_where_they_are_written() {
         let edge = |jitter: &str| {
             format!(
                 "graph [\n  node [\n    id 0\n  ]\n  edge [\n    source 0\n    target 0\n    latency \"10 ms\"\n    jitter \"{jitter}\"\n  ]\n]\n"
             )
         };
         assert!(Topology::from_gml(&edge("10 ms"), "g.gml", true).is_ok());
+        let zero = edge("0 ms").replace("id 0\n", "id 0\n    host_bandwidth_up \"0 Mbit\"\n");
+        let err = Topology::from_gml(&zero, "g.gml", true).unwrap_err().to_string();
+        assert!(err.contains("g.gml:4:") && err.contains("must be positive"), "{err}");
         let err = Topology::from_gml(&edge("11 ms"), "g.gml", true).unwrap_err().to_string();
         assert!(err.contains("g.gml:9:") && err.contains("larger than `latency`"), "{err}");
     }
