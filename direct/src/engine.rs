@@ -692,11 +692,13 @@ impl DirectEngine {
         host.leave_fd_table(fdt);
         // A group exit (`exit_group`, or a fatal signal) has already sent SIGKILL to the other
         // threads when the first one's exit is seen. Those the supervisor holds stopped are dying:
-        // await their exits like running tasks, instead of leaving them blocked for ever.
+        // await their exits like running tasks, instead of leaving them blocked for ever. Which
+        // ones are dying must not depend on how far their deaths have got (see
+        // `stopped_thread_dying`): a thread left blocked here would count as running at the end.
         for o in host.tasks.values_mut() {
             if o.tgid == tgid
-                && matches!(o.state, TaskState::Blocked(..) | TaskState::Parked(_))
-                && thread_dying(tgid, o.pid)
+                && let TaskState::Blocked(n, _) | TaskState::Parked(n) = o.state
+                && stopped_thread_dying(TaskStatus::read(tgid, o.pid).as_ref(), &host.trees[o.tree], n.id)
             {
                 o.state = TaskState::Running;
             }
@@ -1432,11 +1434,27 @@ impl DirectEngine {
     }
 }
 
-/// Whether thread `tid` of `tgid` is gone or going: its `/proc` entry is missing, it is a zombie,
-/// or SIGKILL is pending for it (how the kernel ends the other threads of a group exit).
-fn thread_dying(tgid: i32, tid: i32) -> bool {
-    let Some(s) = TaskStatus::read(tgid, tid) else { return true };
-    s.state == 'Z' || s.state == 'X' || (s.pending | s.shared_pending) & (1u64 << (libc::SIGKILL - 1)) != 0
+/// Whether a thread held stopped in notification `id` of `listener` (received, not answered) is
+/// gone or going, `status` being what its `/proc` status said just before (`None`: no entry). The
+/// answer must not depend on how far its death has got when the supervisor looks, or a dying
+/// thread would sometimes be left blocked for ever (and its process count as running at the end
+/// of the run):
+///
+/// 1. SIGKILL is queued for it (how the kernel ends every thread of a group exit or fatal
+///    signal, all of them before the first thread's exit can be seen) and it has not run since;
+/// 2. it has run: a received notification is waited for killably
+///    (`SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`), so only a fatal signal woke it, and the kernel
+///    withdrew the notification before the thread went back towards user space, where it
+///    dequeues its SIGKILL (`get_signal`) and exits: `SECCOMP_IOCTL_NOTIF_ID_VALID` fails;
+/// 3. it is a zombie, or gone.
+///
+/// The status must be read before the notification is checked: a thread that dequeues its
+/// SIGKILL after the read had withdrawn its notification before it, so the check sees that. The
+/// status alone (as before) missed threads between dequeuing the SIGKILL and becoming zombies —
+/// state `R`, nothing pending — which is the whole of `do_exit`: the address space's teardown for
+/// the last thread out, and as long as the machine's load keeps the thread off a CPU.
+pub(crate) fn stopped_thread_dying(status: Option<&TaskStatus>, listener: &crate::seccomp::Listener, id: u64) -> bool {
+    status.is_none_or(TaskStatus::killed) || !listener.id_valid(id)
 }
 
 /// What `/proc/<tgid>/task/<tid>/status` says of a thread's state and signals.
@@ -1452,6 +1470,13 @@ pub(crate) struct TaskStatus {
 }
 
 impl TaskStatus {
+    /// Whether the thread is a zombie or has SIGKILL queued (see [`stopped_thread_dying`]).
+    pub(crate) fn killed(&self) -> bool {
+        self.state == 'Z'
+            || self.state == 'X'
+            || (self.pending | self.shared_pending) & (1u64 << (libc::SIGKILL - 1)) != 0
+    }
+
     /// Read thread `tid` of `tgid` (a process's first thread: `tgid == tid`); `None` if it is gone.
     pub(crate) fn read(tgid: i32, tid: i32) -> Option<Self> {
         let text = std::fs::read_to_string(format!("/proc/{tgid}/task/{tid}/status")).ok()?;
@@ -1721,6 +1746,47 @@ mod tests {
         }
         assert_eq!(digests[0], digests[1]);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The group-exit race: a thread held stopped in a notification, whose process is killed,
+    /// must be seen dying at every point of its death — also once it has dequeued its SIGKILL and
+    /// is not a zombie yet, when `/proc` shows it running with nothing pending (a window that
+    /// cannot be held open in a test, hence the status as it then reads).
+    #[test]
+    fn a_stopped_thread_is_seen_dying_however_far_its_death_has_got() {
+        let filter = filter_program(&notified_syscalls(), false);
+        let null = || File::options().write(true).open("/dev/null").unwrap();
+        let argv = ["sleep".to_string(), "1000".to_string()];
+        let spec = LaunchSpec {
+            path: Path::new("/bin/sleep"),
+            argv: &argv,
+            env: &[],
+            dir: Path::new("/"),
+            stdout: null(),
+            stderr: null(),
+            filter: &filter,
+            namespace: None,
+        };
+        let child = launch(&spec).unwrap();
+        // Its first notified syscall, received and never answered: the child is held stopped.
+        let n = child.listener.recv().unwrap();
+        let exiting = TaskStatus { state: 'R', pending: 0, shared_pending: 0, blocked: 0 };
+        let now = TaskStatus::read(child.pid, child.pid);
+        assert!(now.is_some() && !stopped_thread_dying(now.as_ref(), &child.listener, n.id), "alive and stopped");
+        assert!(!stopped_thread_dying(Some(&exiting), &child.listener, n.id), "a running thread is not dying");
+        // SAFETY: signalling and polling our own child through its pidfd.
+        unsafe {
+            libc::syscall(libc::SYS_pidfd_send_signal, child.pidfd.as_raw_fd(), libc::SIGKILL, 0usize, 0u32);
+            let mut p = libc::pollfd { fd: child.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            assert_eq!(libc::poll(&mut p, 1, 10_000), 1, "the child dies");
+        }
+        assert!(stopped_thread_dying(TaskStatus::read(child.pid, child.pid).as_ref(), &child.listener, n.id));
+        assert!(
+            stopped_thread_dying(Some(&exiting), &child.listener, n.id),
+            "its notification was withdrawn before it dequeued its SIGKILL: dying, whatever /proc said"
+        );
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(child.pid, std::ptr::null_mut(), 0) };
     }
 
     #[test]

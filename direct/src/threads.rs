@@ -186,23 +186,36 @@ pub(crate) fn wake_task(host: &mut Host, vid: u32, epoch: u64) {
 
 /// Interrupt blocked tasks that have a signal to take, as the kernel would: a thread with a
 /// signal sent to it (`tgkill`, Go's `SIGURG` preemption), and for a signal sent to a process,
-/// one thread only — its lowest-id blocked thread that does not block the signal. Returns
-/// whether any task became runnable.
+/// one thread only — its lowest-id blocked thread that does not block the signal. A blocked
+/// task that is dying (its process was killed: SIGKILL queued, or already on its way out, see
+/// [`crate::engine::stopped_thread_dying`]) is not answered but awaited like a running task,
+/// until its exit is seen. Returns whether any task became runnable or is awaited.
 pub(crate) fn interrupt_signalled(host: &mut Host) -> bool {
     let mut chosen: Vec<u32> = Vec::new();
+    let mut dying: Vec<u32> = Vec::new();
     let mut groups_done: Vec<i32> = Vec::new();
     for t in host.tasks.values() {
-        // A task waiting off its syscall latency is not in a call yet: the signal comes after it.
-        if !matches!(t.state, TaskState::Blocked(_, kind) if kind != BlockKind::Latency) {
+        let TaskState::Blocked(n, kind) = t.state else { continue };
+        let status = crate::engine::TaskStatus::read(t.tgid, t.pid);
+        if crate::engine::stopped_thread_dying(status.as_ref(), &host.trees[t.tree], n.id) {
+            dying.push(t.vid);
             continue;
         }
-        let (own, shared, blocked) = crate::engine::TaskStatus::read(t.tgid, t.pid)
-            .map_or((0, 0, 0), |s| (s.pending, s.shared_pending, s.blocked));
+        // A task waiting off its syscall latency is not in a call yet: the signal comes after it.
+        if kind == BlockKind::Latency {
+            continue;
+        }
+        let (own, shared, blocked) = status.map_or((0, 0, 0), |s| (s.pending, s.shared_pending, s.blocked));
         if own & !blocked != 0 {
             chosen.push(t.vid);
         } else if shared & !blocked != 0 && !groups_done.contains(&t.tgid) {
             groups_done.push(t.tgid);
             chosen.push(t.vid);
+        }
+    }
+    for vid in &dying {
+        if let Some(t) = host.tasks.get_mut(vid) {
+            t.state = TaskState::Running;
         }
     }
     let epoch = host.epoch;
@@ -216,7 +229,7 @@ pub(crate) fn interrupt_signalled(host: &mut Host) -> bool {
             t.ready_since = epoch;
         }
     }
-    !chosen.is_empty()
+    !chosen.is_empty() || !dying.is_empty()
 }
 
 /// CPU time of thread `tid` of `tgid`, ns (`/proc/…/schedstat`).
