@@ -36,11 +36,20 @@ need 'command -v npm' npm
 # Node's headers, for the native addons npm builds when the Lodestar test installs it.
 need '[ -f /usr/include/node/node.h ]' libnode-dev
 
-if [ ${#missing[@]} -eq 0 ]; then
+# npm 11 or newer: older npm (Debian's 9, also 10) resolves the version-specific overrides of
+# nodes/lodestar/package.json differently and refuses its lockfile. It comes from the npm registry.
+npm_major() { npm --version 2>/dev/null | cut -d. -f1; }
+old_npm=false
+if command -v npm >/dev/null 2>&1 && [ "$(npm_major)" -lt 11 ]; then
+    old_npm=true
+fi
+
+if [ ${#missing[@]} -eq 0 ] && ! $old_npm; then
     exit 0
 fi
 if [ "${1:-}" = "--check" ]; then
-    echo "install-deps: missing: ${missing[*]}" >&2
+    [ ${#missing[@]} -eq 0 ] || echo "install-deps: missing: ${missing[*]}" >&2
+    $old_npm && echo "install-deps: npm $(npm --version) is older than 11" >&2
     exit 1
 fi
 if [ "$(id -u)" -eq 0 ]; then
@@ -48,10 +57,19 @@ if [ "$(id -u)" -eq 0 ]; then
 elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
     sudo=(sudo -n)
 else
-    echo "install-deps: the tests need these Debian packages, and installing them needs root:" >&2
-    echo "    sudo apt-get install ${missing[*]}" >&2
+    echo "install-deps: the tests need these, and installing them needs root:" >&2
+    [ ${#missing[@]} -eq 0 ] || echo "    sudo apt-get install ${missing[*]}" >&2
+    echo "    sudo npm install -g npm@11   (if npm is older than 11)" >&2
     exit 1
 fi
-echo "install-deps: installing ${missing[*]}"
-"${sudo[@]}" apt-get update -qq
-"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "install-deps: installing ${missing[*]}"
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+if [ "$(npm_major)" -lt 11 ]; then
+    echo "install-deps: npm $(npm --version) is older than 11: installing npm 11 from the npm registry"
+    # npm 11 declares Node 20; it runs on Debian's Node 18 too (the Lodestar test passes there).
+    "${sudo[@]}" npm install -g --force --no-fund --no-audit npm@11
+    hash -r
+fi
