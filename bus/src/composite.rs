@@ -26,6 +26,8 @@ pub struct Composite {
     shards: u32,
     /// Events between parts, waiting for the end of the inner window, per receiving part.
     pending: Vec<Vec<Event>>,
+    /// What a part sends during an inner window, sorted out after it ran (kept for its buffers).
+    sent: Outbox,
 }
 
 impl Composite {
@@ -34,19 +36,18 @@ impl Composite {
     pub fn new(parts: Vec<Box<dyn Engine>>, owner: Owner, step: SimDuration, me: ShardId, shards: u32) -> Self {
         assert!(step > SimDuration::ZERO, "the inner window of a composite engine must be positive");
         let pending = parts.iter().map(|_| Vec::new()).collect();
-        Composite { parts, owner, step, me, shards, pending }
+        Composite { parts, owner, step, me, shards, pending, sent: Outbox::new(shards) }
     }
 
     /// Run every part to `end`, passing events for other shards to `outbox` and keeping those for
     /// this shard's other parts until `hand_over`.
     fn run_parts(&mut self, end: SimTime, outbox: &mut Outbox) -> Result<u64, EngineError> {
         let mut ran = 0;
-        let mut inner = Outbox::new(self.shards);
         for part in self.parts.iter_mut() {
-            ran += part.run_until(end, &mut inner)?;
+            ran += part.run_until(end, &mut self.sent)?;
             for to in 0..self.shards {
                 let to = ShardId(to);
-                for event in inner.shard_mut(to).drain(..) {
+                for event in self.sent.shard_mut(to).drain(..) {
                     if to != self.me {
                         outbox.push(to, event);
                         continue;
