@@ -1268,3 +1268,19 @@ fn openssl_draws_repeatable_bytes_and_is_told_not_to_use_the_hardware_generators
         .collect();
     assert_eq!((words[0] >> 62 & 1, words[1] >> 18 & 1), (0, 0), "{caps}");
 }
+
+#[test]
+fn a_dotted_host_name_resolves_like_any_other() {
+    let dir = scratch("direct-dotted");
+    let text = "[run]\nduration = \"2 s\"\n[network]\ntopology = \"single-switch\"\n\
+                [[hosts]]\nname = \"lossless.tcpserver.echo\"\nkind = \"direct\"\ncount = 1\n\
+                [[hosts]]\nname = \"client\"\nkind = \"direct\"\ncount = 1\n\
+                [[processes]]\nhost = \"client\"\npath = \"/usr/bin/python3\"\n\
+                args = [\"-c\", \"import socket; print(socket.gethostbyname('lossless.tcpserver.echo'))\"]\n";
+    let spec = write_spec(&dir, "dotted.toml", text);
+    let out = dir.join("out");
+    run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    // Groups go in name order: "client" is 10.0.0.1, the dotted host 10.0.0.2.
+    assert_eq!(read(out.join("hosts/client/python3.0.stdout")), "10.0.0.2\n");
+    assert!(out.join("hosts/lossless.tcpserver.echo").is_dir());
+}

@@ -148,6 +148,15 @@ fn quotas(count: u32, weights: &[f64]) -> Vec<u32> {
     q
 }
 
+/// Whether `name` can name hosts: dot-separated labels of letters, digits, `-` and `_` (as host
+/// names in other simulators' configs are), none empty, the last not all digits (so a name never
+/// reads as an address).
+fn valid_host_name(name: &str) -> bool {
+    let labels: Vec<&str> = name.split('.').collect();
+    let label_ok = |l: &&str| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    labels.iter().all(label_ok) && !labels.last().is_some_and(|l| l.chars().all(|c| c.is_ascii_digit()))
+}
+
 impl HostDirectory {
     /// Place the groups on `topology`.
     pub fn build(specs: &[HostGroupSpec], topology: &Topology) -> Result<Self, DirectoryError> {
@@ -167,8 +176,10 @@ impl HostDirectory {
         let mut next = 0u32;
         for (gi, spec) in specs.iter().enumerate() {
             let err = |message: String| DirectoryError::Group { group: spec.name.clone(), message };
-            if spec.name.is_empty() || !spec.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                return Err(err("names use letters, digits, - and _".into()));
+            if !valid_host_name(&spec.name) {
+                return Err(err("names are labels of letters, digits, - and _, joined by single dots \
+                                (e.g. `tail` or `lossless.tcpserver.echo`), the last not all digits"
+                    .into()));
             }
             if let Some(bw) = spec.bandwidth
                 && (bw.up.0 == 0 || bw.down.0 == 0)
@@ -325,6 +336,20 @@ mod tests {
             profile: None,
             load: None,
         }
+    }
+
+    #[test]
+    fn host_names_may_be_dotted_but_never_read_as_addresses() {
+        for ok in ["tail", "lossless.tcpserver.echo", "a-b_c.d2", "x.y1"] {
+            assert!(valid_host_name(ok), "{ok}");
+        }
+        for bad in ["", ".a", "a.", "a..b", "10.0.0.1", "a.42", "42", "a b", "a/b"] {
+            assert!(!valid_host_name(bad), "{bad:?}");
+        }
+        let t = Topology::single_switch(10, 0.0);
+        let dotted = HostGroupSpec { location: None, locations: None, ..group("lossless.tcpserver.echo", 1, &[]) };
+        let d = HostDirectory::build(&[dotted], &t).unwrap();
+        assert_eq!(d.name_of(0), "lossless.tcpserver.echo");
     }
 
     #[test]
