@@ -5,7 +5,7 @@
 
 use crate::resources::{MAX_SHARDS, estimate_memory, human_bytes, machine_memory};
 use crate::run::window_config;
-use crate::spec::Spec;
+use crate::spec::{Spec, Workload};
 use thermocline_bus::WindowConfig;
 
 /// A shard count that the machine can hold: at least 1, at most [`MAX_SHARDS`]. `what` names
@@ -37,7 +37,9 @@ pub fn check_run(spec: &Spec, shards: u32, ignore_memory: bool) -> Result<Window
         ));
     }
     let window = window_config(spec, shards)?;
-    if !spec.hosts.is_empty() {
+    // Workloads with hosts built their network in `window_config`; PHOLD and idle runs ignore
+    // `[[hosts]]`, but a bad one is still refused rather than silently ignored.
+    if matches!(spec.workload()?, Workload::Phold(_) | Workload::Idle(_)) && !spec.hosts.is_empty() {
         spec.network_model().map_err(|e| e.to_string())?;
     }
     Ok(window)
