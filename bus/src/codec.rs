@@ -20,7 +20,7 @@
 use crate::event::Event;
 use crate::ids::{HostId, ShardId};
 use crate::time::SimTime;
-use crate::wire::{DecodeError, Reader, Writer};
+use crate::binary::{DecodeError, Reader, Writer};
 use bytes::Bytes;
 
 /// The first four bytes of a batch.

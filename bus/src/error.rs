@@ -4,7 +4,7 @@
 use crate::event::EventKey;
 use crate::ids::ShardId;
 use crate::time::SimTime;
-use crate::wire::DecodeError;
+use crate::binary::DecodeError;
 
 /// An error returned by an engine; boxed so engines keep their own error types.
 pub type EngineError = Box<dyn std::error::Error + Send + Sync + 'static>;

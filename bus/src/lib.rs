@@ -8,6 +8,7 @@
 //! - [`threads`], [`process`]: the local backends (the MPI backend implements the same trait).
 //! - [`stats`], [`report`], [`digest`]: what a run measures and how results are fingerprinted.
 
+pub mod binary;
 pub mod codec;
 pub mod composite;
 pub mod digest;
@@ -26,7 +27,6 @@ pub mod stats;
 pub mod threads;
 pub mod time;
 pub mod window;
-pub mod wire;
 
 pub use composite::{Composite, Owner};
 pub use digest::Digest;

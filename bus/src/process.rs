@@ -34,7 +34,7 @@ use crate::ids::ShardId;
 use crate::report::{ShardReport, decode_gathered};
 use crate::time::{SimDuration, SimTime};
 use crate::window::{NoProgress, ProgressSink, WindowConfig, run_shard};
-use crate::wire::{DecodeError, Reader, Writer};
+use crate::binary::{DecodeError, Reader, Writer};
 use std::io::{self, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;

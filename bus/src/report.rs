@@ -6,7 +6,7 @@ use crate::engine::{EngineOutput, Table};
 use crate::ids::ShardId;
 use crate::stats::{PairStats, WindowStats};
 use crate::time::SimTime;
-use crate::wire::{DecodeError, Reader, Writer};
+use crate::binary::{DecodeError, Reader, Writer};
 
 const REPORT_MAGIC: [u8; 4] = *b"TMCR";
 const REPORT_VERSION: u16 = 2;

@@ -1,0 +1,15 @@
+//! The libp2p wire protocols, each a sans-IO state machine in quinn-proto's manner: bytes and
+//! the caller's time go in through `handle_*`, bytes to send, events and the next deadline come
+//! out through `poll_transmit`, `poll_event` and `poll_timeout`. Nothing here owns a socket, a
+//! clock or a thread, so the same code runs inside a simulated shard, in a fuzz target and in a
+//! test against a real libp2p node over a real TCP connection.
+//!
+//! A connection stacks the layers as libp2p does: multistream-select picks the security
+//! protocol on the raw bytes, Noise XX authenticates the peers' identity keys and encrypts,
+//! multistream-select inside Noise picks the muxer (yamux or mplex), and on every muxed stream
+//! multistream-select picks the application protocol (gossipsub, identify, ping).
+
+pub mod varint;
+
+/// Simulated (or real) time in nanoseconds, always given by the caller.
+pub type Nanos = u64;
