@@ -8,9 +8,9 @@
 use crate::DirectError;
 use crate::engine::{Answer, BOOT_OFFSET_NS, DirectEngine, new_udp, proc_state};
 use crate::host::{BlockKind, EpollInterest, FdEntry, Host, Obj, ObjSlot};
-use crate::net::{self, Datagram, MAX_UDP_PAYLOAD};
+use thermocline_net::udp::{self as net, Datagram, MAX_UDP_PAYLOAD};
 use crate::seccomp::{AUDIT_ARCH_X86_64, Notif};
-use crate::{mem, netstack, tcp};
+use crate::{mem, nic, tcp};
 use rand_core::Rng;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
@@ -1159,7 +1159,7 @@ fn udp_send(
     if let Some(p) = host.procs.get_mut(proc) {
         p.udp_sent += data.len() as u64;
     }
-    netstack::transmit(e, h, packet);
+    nic::transmit(e, h, packet);
     Ok(Answer::Value(data.len() as i64))
 }
 
@@ -1173,7 +1173,7 @@ pub(crate) fn deliver_packet(e: &mut DirectEngine, h: usize, bytes: &[u8], remot
     }
     host.progress += 1;
     if bytes.len() > 9 && bytes[9] == 6 {
-        netstack::receive(e, h, bytes);
+        nic::receive(e, h, bytes);
         return;
     }
     let Ok(p) = net::decode(bytes) else { return };

@@ -9,7 +9,10 @@
 use crate::config::{ExitStatus, ExpectedExit, HostVars, ProcessSpec, StartDate, expand};
 use crate::host::{BlockKind, FdEntry, Host, NewTask, Obj, ProcState, TaskState, TimePageMem};
 use crate::launch::{LaunchSpec, launch};
-use crate::net::{PACKET_EVENT_KIND, UdpSocket};
+use thermocline_net::udp::UdpSocket;
+
+/// Bus event kind of an IPv4 packet between hosts.
+const PACKET_EVENT_KIND: u16 = thermocline_bus::kinds::PACKET;
 use crate::seccomp::{SockFilter, filter_program};
 use crate::{DirectError, emulate, sysnames};
 use bytes::Bytes;
@@ -505,7 +508,7 @@ impl DirectEngine {
     /// Poll host `h`'s stack if a socket call or a close changed it.
     fn flush_tcp(&mut self, h: usize) {
         if std::mem::take(&mut self.hosts[h].tcp_dirty) {
-            crate::netstack::poll(self, h);
+            crate::nic::poll(self, h);
         }
     }
 
@@ -1326,7 +1329,7 @@ impl DirectEngine {
                 let Some(st) = self.hosts[h].tcp.as_deref_mut() else { return Ok(()) };
                 if st.timer.is_some_and(|(_, t)| t == token) {
                     st.timer = None;
-                    crate::netstack::poll(self, h);
+                    crate::nic::poll(self, h);
                 }
             }
         }

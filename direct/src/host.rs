@@ -11,8 +11,8 @@ use thermocline_net::FifoLink;
 use thermocline_shim::abi::{ABI_VERSION, TIME_PAGE_BYTES, TimePage};
 
 use crate::config::{ExitStatus, ProcessSpec};
-use crate::net::UdpSocket;
-use crate::netstack::TcpStack;
+use thermocline_net::udp::UdpSocket;
+use thermocline_net::stack::TcpStack;
 use crate::pcap::PcapWriter;
 use crate::tcp::TcpSocket;
 

@@ -6,8 +6,9 @@
 //!   seccomp filter, hand its listener to the supervisor, exec.
 //! - [`seccomp`]: the filter program and the notification ioctls.
 //! - [`engine`]: hosts, tasks and the scheduling that makes runs repeatable; [`emulate`]: the
-//!   syscalls; [`net`]: UDP sockets and IPv4 packets; [`netstack`]: each host's smoltcp TCP/IP
-//!   stack and the packet path; [`tcp`]: TCP sockets; [`pcap`]: packet captures; [`host`]:
+//!   syscalls; [`nic`]: where a host's packets leave and enter (its TCP/IP stack, from
+//!   `thermocline_net::stack`, driven in simulated time; UDP sockets and packets are
+//!   `thermocline_net::udp`); [`tcp`]: TCP sockets; [`pcap`]: packet captures; [`host`]:
 //!   per-host state.
 //! - [`latency`]: simulated CPU time for syscalls answered at once; [`disk`]: each host's disk
 //!   quota; [`pidns`]: a PID namespace per host, so that nothing outlives the run;
@@ -27,9 +28,8 @@ pub mod latency;
 pub mod launch;
 pub mod mem;
 pub mod names;
-pub mod net;
 pub mod netlink;
-pub mod netstack;
+pub mod nic;
 pub mod pcap;
 pub mod pidns;
 pub mod seccomp;

@@ -1,5 +1,5 @@
 //! TCP sockets of direct hosts: the socket calls of `AF_INET`/`SOCK_STREAM` descriptors, with
-//! Linux's semantics, on the host's smoltcp stack ([`crate::netstack`]).
+//! Linux's semantics, on the host's smoltcp stack (`thermocline_net::stack`, driven by [`crate::nic`]).
 //!
 //! smoltcp has one socket per connection, so a listening descriptor owns a small pool of
 //! listening smoltcp sockets on its port; each one that leaves `LISTEN` moves to the descriptor's
@@ -14,7 +14,8 @@ use crate::emulate::{Msghdr, SockAddr, read_msghdr, read_sockaddr, write_sockadd
 use crate::engine::{Answer, DirectEngine};
 use crate::host::{BlockKind, Host, Obj, ObjSlot};
 use crate::mem;
-use crate::netstack::{PortOwner, PortUse, TcpStack, stack};
+use crate::nic::stack;
+use thermocline_net::stack::{MTU, PortOwner, PortUse, TcpStack};
 use crate::seccomp::Notif;
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::{self, State};
@@ -1144,7 +1145,7 @@ fn tcp_info(state: State) -> Vec<u8> {
     };
     let mss = if synchronised(state) { MSS as u32 } else { 536 };
     // tcpi_snd_mss, tcpi_rcv_mss, tcpi_pmtu, tcpi_advmss
-    for (at, v) in [(16, mss), (20, mss), (60, crate::netstack::MTU as u32), (84, MSS as u32)] {
+    for (at, v) in [(16, mss), (20, mss), (60, MTU as u32), (84, MSS as u32)] {
         b[at..at + 4].copy_from_slice(&v.to_ne_bytes());
     }
     b

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use thermocline_direct::net::{decode, encode};
+use thermocline_net::udp::{decode, encode};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(d) = decode(data) {

@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 use smoltcp::socket::tcp;
 use std::net::Ipv4Addr;
-use thermocline_direct::netstack::{TcpStack, rst_tuple};
+use thermocline_net::stack::{TcpStack, rst_tuple};
 
 fuzz_target!(|data: &[u8]| {
     let mut st = TcpStack::new(Ipv4Addr::new(10, 0, 0, 2), 1, 0);

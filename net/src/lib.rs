@@ -10,12 +10,17 @@
 //!   loss), consulted at the sender, in the manner of turmoil's `Rule` and smoltcp's fault
 //!   injector. Scenarios fill the table; an empty table changes nothing.
 //!
+//! - [`stack`]: a host's TCP/IP stack (smoltcp), sans-IO; [`udp`]: UDP sockets and datagrams
+//!   as IPv4 packets. The endpoint level: what direct hosts' socket calls run on.
+//!
 //! Calls go one way: engines call this crate, which calls only `models` (paths, units, random
-//! draws).
+//! draws) and `smoltcp`.
 
 pub mod link;
 pub mod path;
 pub mod rules;
+pub mod stack;
+pub mod udp;
 
 pub use link::{FifoLink, Lane, express};
 pub use path::decide;

@@ -1,12 +1,10 @@
-//! Each direct host's TCP/IP stack: one `smoltcp` interface (medium IP) whose device hands the
-//! IPv4 packets it transmits to the simulated network (the same path as UDP datagrams: upload
-//! queue, the model's latency, jitter and loss, download queue) and is fed the TCP packets that
-//! reach the host. It is driven sans-IO with the host's simulated time: the engine polls it after
-//! every packet and every socket call, and schedules the next poll at smoltcp's `poll_at`
-//! (retransmission, delayed ACK, keep-alive, TIME-WAIT) as a simulated-time event.
+//! A host's TCP/IP stack: one `smoltcp` interface (medium IP) whose device collects the IPv4
+//! packets the stack transmits, for the caller to put on the simulated network, and is fed the
+//! TCP packets that reach the host. Sans-IO: the caller gives the time (simulated ns) to every
+//! call, takes what was transmitted, and polls again at [`TcpStack::next_poll`] (retransmission,
+//! delayed ACK, keep-alive, TIME-WAIT). Direct hosts drive one per host from their socket
+//! calls; nothing here knows an engine or a process.
 
-use crate::engine::{DirectEngine, LOOPBACK_DELAY_NS};
-use crate::host::Host;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::tcp;
@@ -14,8 +12,6 @@ use smoltcp::time::Instant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpProtocol, Ipv4Packet, TcpPacket};
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
-use thermocline_models::units::Bandwidth;
-use thermocline_net::decide;
 
 /// IP MTU of every simulated interface (loopback included): segments carry at most 1460 bytes.
 pub const MTU: usize = 1500;
@@ -73,7 +69,7 @@ impl Device for SimDevice {
 /// stack (connected, accepted, or closed by the program and still finishing: FIN-WAIT, TIME-WAIT).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum PortOwner {
-    /// The emulated socket object with this index.
+    /// The host's socket object with this index (bound or listening, no connection yet).
     Obj(usize),
     /// A connection of the stack.
     Conn(SocketHandle),
@@ -193,8 +189,8 @@ impl TcpStack {
         self.iface.poll(now, &mut self.dev, &mut self.sockets);
     }
 
-    /// When the stack next needs a poll (simulated ns), if ever.
-    fn next_poll(&mut self, now_ns: u64) -> Option<u64> {
+    /// When the stack next needs a poll (simulated ns), if ever: always after `now_ns`.
+    pub fn next_poll(&mut self, now_ns: u64) -> Option<u64> {
         let at = self.iface.poll_at(instant(now_ns), &self.sockets)?;
         let at_ns = (at.total_micros().max(0) as u64).saturating_mul(1000);
         // Never at or before now: smoltcp's clock has µs resolution.
@@ -211,70 +207,6 @@ pub fn rst_tuple(bytes: &[u8]) -> Option<((Ipv4Addr, u16), (Ipv4Addr, u16))> {
     }
     let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
     tcp.rst().then(|| ((ip.src_addr(), tcp.src_port()), (ip.dst_addr(), tcp.dst_port())))
-}
-
-/// The stack of host `h`, created on first use.
-pub(crate) fn stack(host: &mut Host) -> &mut TcpStack {
-    let (ip, seed, now) = (host.ip, host.tcp_seed, host.now);
-    host.tcp.get_or_insert_with(|| Box::new(TcpStack::new(ip, seed, now)))
-}
-
-/// Poll host `h`'s stack at its current time: take in received packets, let the emulated sockets
-/// see what changed (accepted connections, resets, readiness), send what is due, and schedule the
-/// next poll.
-pub(crate) fn poll(e: &mut DirectEngine, h: usize) {
-    for _ in 0..8 {
-        let host = &mut e.hosts[h];
-        let now = host.now;
-        let Some(st) = host.tcp.as_deref_mut() else { return };
-        st.run(now);
-        let again = crate::tcp::after_poll(host);
-        let out = host.tcp.as_deref_mut().map(TcpStack::take_tx).unwrap_or_default();
-        for p in out {
-            transmit(e, h, p);
-        }
-        if !again {
-            break;
-        }
-    }
-    let host = &mut e.hosts[h];
-    let now = host.now;
-    let Some(st) = host.tcp.as_deref_mut() else { return };
-    let Some(at) = st.next_poll(now) else { return };
-    if st.timer.is_some_and(|(t, _)| t <= at && t > now) {
-        return;
-    }
-    e.schedule_tcp_poll(h, at);
-}
-
-/// A TCP packet reached host `h`: hand it to the stack and poll.
-pub(crate) fn receive(e: &mut DirectEngine, h: usize, packet: &[u8]) {
-    stack(&mut e.hosts[h]).push_rx(packet.to_vec());
-    poll(e, h);
-}
-
-/// Send an IPv4 packet from host `h` over the simulated network (or back to the host itself for
-/// loopback and its own address), recording it in the host's capture. Packets to no host are
-/// lost; packets to surrogate identities reach the identity's engine as events.
-pub(crate) fn transmit(e: &mut DirectEngine, h: usize, packet: Vec<u8>) {
-    let Ok(ip) = Ipv4Packet::new_checked(&packet[..]) else { return };
-    let dst: Ipv4Addr = ip.dst_addr();
-    let host = &mut e.hosts[h];
-    let now = host.now;
-    if let Some(p) = host.pcap.as_mut() {
-        p.record(now, &packet);
-    }
-    if dst.is_loopback() || dst == host.ip {
-        e.push_loopback(h, now + LOOPBACK_DELAY_NS, packet);
-        return;
-    }
-    let Some(dst_host) = e.net().directory.host_of_ip(dst) else { return };
-    let path = *e.net().path(e.hosts[h].id, dst_host);
-    let host = &mut e.hosts[h];
-    // A packet leaves the NIC whether or not the network then loses it.
-    let depart = host.uplink.transmit(now, packet.len() as u64, Bandwidth(host.up_bps));
-    let Some(arrival) = decide(&path, &e.rules, (host.id, dst_host), depart, false, &mut host.net_rng) else { return };
-    e.send_packet(h, dst_host, arrival, packet);
 }
 
 #[cfg(test)]

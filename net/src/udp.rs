@@ -1,13 +1,11 @@
-//! UDP for direct hosts: emulated sockets, and datagrams as real IPv4 + UDP packets
-//! (`smoltcp::wire`), which is what crosses the simulated network as a bus event's payload.
+//! UDP: a host's datagram sockets, and datagrams as real IPv4 + UDP packets (`smoltcp::wire`),
+//! which is what crosses the simulated network as a bus event's payload.
 
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr};
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 
-/// Bus event kind of an IPv4 packet between direct hosts.
-pub const PACKET_EVENT_KIND: u16 = thermocline_bus::kinds::PACKET;
 /// Largest UDP payload in one IPv4 packet (65535 − 20 − 8).
 pub const MAX_UDP_PAYLOAD: usize = 65_507;
 /// Default receive buffer: datagrams beyond it are dropped, as the kernel does.

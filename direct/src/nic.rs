@@ -1,0 +1,76 @@
+//! A direct host's network card: the TCP/IP stack ([`thermocline_net::stack`]) driven with the
+//! host's simulated time after every packet and socket call, its transmissions put on the
+//! simulated network (upload queue, the model's latency, jitter and loss, then the receiver's
+//! download queue), and its next poll scheduled as a simulated-time event.
+
+use crate::engine::{DirectEngine, LOOPBACK_DELAY_NS};
+use crate::host::Host;
+use smoltcp::wire::Ipv4Packet;
+use std::net::Ipv4Addr;
+use thermocline_models::units::Bandwidth;
+use thermocline_net::decide;
+use thermocline_net::stack::TcpStack;
+
+/// The stack of host `h`, created on first use.
+pub(crate) fn stack(host: &mut Host) -> &mut TcpStack {
+    let (ip, seed, now) = (host.ip, host.tcp_seed, host.now);
+    host.tcp.get_or_insert_with(|| Box::new(TcpStack::new(ip, seed, now)))
+}
+
+/// Poll host `h`'s stack at its current time: take in received packets, let the emulated sockets
+/// see what changed (accepted connections, resets, readiness), send what is due, and schedule the
+/// next poll.
+pub(crate) fn poll(e: &mut DirectEngine, h: usize) {
+    for _ in 0..8 {
+        let host = &mut e.hosts[h];
+        let now = host.now;
+        let Some(st) = host.tcp.as_deref_mut() else { return };
+        st.run(now);
+        let again = crate::tcp::after_poll(host);
+        let out = host.tcp.as_deref_mut().map(TcpStack::take_tx).unwrap_or_default();
+        for p in out {
+            transmit(e, h, p);
+        }
+        if !again {
+            break;
+        }
+    }
+    let host = &mut e.hosts[h];
+    let now = host.now;
+    let Some(st) = host.tcp.as_deref_mut() else { return };
+    let Some(at) = st.next_poll(now) else { return };
+    if st.timer.is_some_and(|(t, _)| t <= at && t > now) {
+        return;
+    }
+    e.schedule_tcp_poll(h, at);
+}
+
+/// A TCP packet reached host `h`: hand it to the stack and poll.
+pub(crate) fn receive(e: &mut DirectEngine, h: usize, packet: &[u8]) {
+    stack(&mut e.hosts[h]).push_rx(packet.to_vec());
+    poll(e, h);
+}
+
+/// Send an IPv4 packet from host `h` over the simulated network (or back to the host itself for
+/// loopback and its own address), recording it in the host's capture. Packets to no host are
+/// lost; packets to surrogate identities reach the identity's engine as events.
+pub(crate) fn transmit(e: &mut DirectEngine, h: usize, packet: Vec<u8>) {
+    let Ok(ip) = Ipv4Packet::new_checked(&packet[..]) else { return };
+    let dst: Ipv4Addr = ip.dst_addr();
+    let host = &mut e.hosts[h];
+    let now = host.now;
+    if let Some(p) = host.pcap.as_mut() {
+        p.record(now, &packet);
+    }
+    if dst.is_loopback() || dst == host.ip {
+        e.push_loopback(h, now + LOOPBACK_DELAY_NS, packet);
+        return;
+    }
+    let Some(dst_host) = e.net().directory.host_of_ip(dst) else { return };
+    let path = *e.net().path(e.hosts[h].id, dst_host);
+    let host = &mut e.hosts[h];
+    // A packet leaves the NIC whether or not the network then loses it.
+    let depart = host.uplink.transmit(now, packet.len() as u64, Bandwidth(host.up_bps));
+    let Some(arrival) = decide(&path, &e.rules, (host.id, dst_host), depart, false, &mut host.net_rng) else { return };
+    e.send_packet(h, dst_host, arrival, packet);
+}
