@@ -9,6 +9,8 @@
 //! multistream-select inside Noise picks the muxer (yamux or mplex), and on every muxed stream
 //! multistream-select picks the application protocol (gossipsub, identify, ping).
 
+pub mod mplex;
+pub mod multistream;
 pub mod mux;
 pub mod varint;
 
