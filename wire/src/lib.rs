@@ -9,7 +9,9 @@
 //! multistream-select inside Noise picks the muxer (yamux or mplex), and on every muxed stream
 //! multistream-select picks the application protocol (gossipsub, identify, ping).
 
+pub mod identity;
 pub mod mux;
+pub mod noise;
 pub mod varint;
 
 /// Simulated (or real) time in nanoseconds, always given by the caller.
