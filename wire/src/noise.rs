@@ -722,3 +722,172 @@ mod tests {
         }
     }
 }
+
+/// Interop with an independent implementation: rust-libp2p's `libp2p-noise` (the version
+/// libp2p 0.57.1 uses) on one end of an in-memory duplex, this module on the other, polled by
+/// hand with a no-op waker so every step is deterministic.
+#[cfg(test)]
+mod interop {
+    use super::*;
+    use futures::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _};
+    use libp2p_core::upgrade::{InboundConnectionUpgrade, OutboundConnectionUpgrade};
+    use std::future::Future;
+    use std::io;
+    use std::pin::Pin;
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll};
+
+    /// Their end of the duplex: reads what we queued in `to_them`, writes into `from_them`.
+    #[derive(Clone, Default)]
+    struct Pipe {
+        to_them: Arc<Mutex<VecDeque<u8>>>,
+        from_them: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl futures::AsyncRead for Pipe {
+        fn poll_read(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            let mut queue = self.to_them.lock().unwrap();
+            if queue.is_empty() {
+                return Poll::Pending;
+            }
+            let n = buf.len().min(queue.len());
+            for (slot, byte) in buf.iter_mut().zip(queue.drain(..n)) {
+                *slot = byte;
+            }
+            Poll::Ready(Ok(n))
+        }
+    }
+
+    impl futures::AsyncWrite for Pipe {
+        fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            self.from_them.lock().unwrap().extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Polls `fut` to completion, moving bytes between it (through `pipe`) and `ours` between
+    /// polls, in pieces of at most `step` bytes.
+    fn drive<F: Future + Unpin>(fut: &mut F, ours: &mut Noise, pipe: &Pipe, step: usize) -> F::Output {
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        for _ in 0..100_000 {
+            let done = fut.poll_unpin(&mut cx);
+            shuttle(ours, pipe, step);
+            if let Poll::Ready(out) = done {
+                return out;
+            }
+        }
+        panic!("no progress");
+    }
+
+    fn shuttle(ours: &mut Noise, pipe: &Pipe, step: usize) {
+        if let Some(bytes) = ours.poll_transmit() {
+            pipe.to_them.lock().unwrap().extend(bytes);
+        }
+        let theirs = std::mem::take(&mut *pipe.from_them.lock().unwrap());
+        for chunk in theirs.chunks(step) {
+            ours.handle_bytes(chunk).unwrap();
+        }
+    }
+
+    type TheirOutput = libp2p_noise::Output<Pipe>;
+
+    /// After the handshake: data both ways, including a payload larger than one frame.
+    fn exchange(ours: &mut Noise, theirs: &mut TheirOutput, pipe: &Pipe, step: usize) {
+        let big: Vec<u8> = (0..150_000u32).map(|n| (n % 253) as u8).collect();
+        drive(&mut theirs.write_all(&big).boxed_local(), ours, pipe, step).unwrap();
+        drive(&mut theirs.flush().boxed_local(), ours, pipe, step).unwrap();
+        shuttle(ours, pipe, step);
+        let mut got = Vec::new();
+        while let Some(NoiseEvent::Data(d)) = ours.poll_event() {
+            got.extend(d);
+        }
+        assert_eq!(got, big, "their bytes reach us");
+
+        ours.send(b"hello from thermocline").unwrap();
+        ours.send(&big).unwrap();
+        let mut buf = vec![0u8; 22 + big.len()];
+        drive(&mut theirs.read_exact(&mut buf).boxed_local(), ours, pipe, step).unwrap();
+        assert_eq!(&buf[..22], b"hello from thermocline");
+        assert_eq!(&buf[22..], &big[..], "our bytes reach them");
+    }
+
+    fn expect_established(ours: &mut Noise, peer: &libp2p_identity::Keypair) {
+        match ours.poll_event() {
+            Some(NoiseEvent::Established { remote_peer, remote }) => {
+                assert_eq!(remote_peer.to_bytes(), peer.public().to_peer_id().to_bytes());
+                assert_eq!(remote.to_protobuf(), peer.public().encode_protobuf());
+            }
+            other => panic!("expected Established, got {other:?}"),
+        }
+    }
+
+    fn keys(secret: u8, secp: bool) -> (Keypair, libp2p_identity::Keypair) {
+        let s = [secret; 32];
+        if secp {
+            let sk = libp2p_identity::secp256k1::SecretKey::try_from_bytes(s).unwrap();
+            (Keypair::secp256k1_from_secret(s).unwrap(), libp2p_identity::secp256k1::Keypair::from(sk).into())
+        } else {
+            (Keypair::ed25519_from_secret(s), libp2p_identity::Keypair::ed25519_from_bytes(s).unwrap())
+        }
+    }
+
+    #[test]
+    fn we_initiate_they_respond() {
+        for (secp, step) in [(false, usize::MAX), (true, 1), (false, 5)] {
+            let (ours_key, _) = keys(1, secp);
+            let (_, their_key) = keys(2, !secp);
+            let pipe = Pipe::default();
+            let expected: PeerId = their_key.public().to_peer_id().to_string().parse().unwrap();
+            let mut ours = Noise::initiator(&ours_key, [3; 32], Some(expected)).unwrap();
+            let config = libp2p_noise::Config::new(&their_key).unwrap();
+            let mut fut = config.upgrade_inbound(pipe.clone(), "/noise");
+            let (their_view, mut theirs) = drive(&mut fut, &mut ours, &pipe, step).unwrap();
+            assert_eq!(their_view.to_string(), ours_key.peer_id().to_string(), "they authenticated us");
+            expect_established(&mut ours, &their_key);
+            exchange(&mut ours, &mut theirs, &pipe, step);
+        }
+    }
+
+    #[test]
+    fn they_initiate_we_respond() {
+        for (secp, step) in [(false, usize::MAX), (true, 1), (true, 7)] {
+            let (ours_key, _) = keys(4, secp);
+            let (_, their_key) = keys(5, !secp);
+            let pipe = Pipe::default();
+            let mut ours = Noise::responder(&ours_key, [6; 32]).unwrap();
+            let config = libp2p_noise::Config::new(&their_key).unwrap();
+            let mut fut = config.upgrade_outbound(pipe.clone(), "/noise");
+            let (their_view, mut theirs) = drive(&mut fut, &mut ours, &pipe, step).unwrap();
+            assert_eq!(their_view.to_string(), ours_key.peer_id().to_string(), "they authenticated us");
+            expect_established(&mut ours, &their_key);
+            exchange(&mut ours, &mut theirs, &pipe, step);
+        }
+    }
+
+    #[test]
+    fn they_refuse_a_tampered_message_2() {
+        let (ours_key, their_key) = (Keypair::ed25519_from_secret([7; 32]), keys(8, false).1);
+        let pipe = Pipe::default();
+        let mut ours = Noise::responder(&ours_key, [9; 32]).unwrap();
+        let mut fut = libp2p_noise::Config::new(&their_key).unwrap().upgrade_outbound(pipe.clone(), "/noise");
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(fut.poll_unpin(&mut cx).is_pending());
+        let msg1 = std::mem::take(&mut *pipe.from_them.lock().unwrap());
+        ours.handle_bytes(&msg1).unwrap();
+        let mut msg2 = ours.poll_transmit().unwrap();
+        let last = msg2.len() - 1;
+        msg2[last] ^= 1;
+        pipe.to_them.lock().unwrap().extend(msg2);
+        assert!(matches!(fut.poll_unpin(&mut cx), Poll::Ready(Err(_))));
+    }
+}
