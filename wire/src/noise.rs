@@ -661,6 +661,13 @@ mod tests {
     }
 
     #[test]
+    fn sessions_can_move_between_threads() {
+        fn send<T: Send>() {}
+        send::<Noise>();
+        send::<NoiseEvent>();
+    }
+
+    #[test]
     fn idle_sessions_hold_no_buffers() {
         let (mut i, mut r) = pair(&ed(1), &ed(2));
         i.send(&[5; 100_000]).unwrap();
