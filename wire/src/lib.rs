@@ -11,7 +11,9 @@
 
 pub mod mplex;
 pub mod multistream;
+pub mod identity;
 pub mod mux;
+pub mod noise;
 pub mod varint;
 
 /// Simulated (or real) time in nanoseconds, always given by the caller.
