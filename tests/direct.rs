@@ -300,12 +300,15 @@ fn python_socat_and_nc_exchange_udp_with_the_models_latency_on_any_shard_count()
     }
     let dir = scratch("direct-udp");
     let spec = udp_spec(&dir);
+    let unpinned = dir.join("unpinned.toml");
+    std::fs::write(&unpinned, read(spec.clone()).replacen("seed = 5", "seed = 5\npin_cpus = false", 1)).unwrap();
     let mut results = Vec::new();
-    for (name, extra) in [
-        ("one", &["--shards", "1"][..]),
-        ("again", &["--shards", "1"][..]),
-        ("two", &["--shards", "2"][..]),
-        ("procs", &["--shards", "2", "--backend", "processes"][..]),
+    for (name, extra, spec) in [
+        ("one", &["--shards", "1"][..], &spec),
+        ("again", &["--shards", "1"][..], &spec),
+        ("two", &["--shards", "2"][..], &spec),
+        ("procs", &["--shards", "2", "--backend", "processes"][..], &spec),
+        ("unpinned", &["--shards", "2"][..], &unpinned),
     ] {
         let out = dir.join(name);
         let mut args = vec!["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"];
@@ -316,7 +319,7 @@ fn python_socat_and_nc_exchange_udp_with_the_models_latency_on_any_shard_count()
         results.push((alice, servers, summary(&out)["digest"].as_str().unwrap().to_string()));
     }
     for r in &results[1..] {
-        assert_eq!(*r, results[0], "outputs and digest are the same on every run, shard count and backend");
+        assert_eq!(*r, results[0], "outputs and digest are the same on every run, shard count, backend and pinning");
     }
     let alice = &results[0].0;
     let nc = &results[0].1;

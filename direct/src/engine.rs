@@ -57,6 +57,8 @@ pub struct DirectOptions {
     pub shim: PathBuf,
     /// Write every host's packets to `<out_dir>/hosts/<name>/packets.pcap`.
     pub pcap: bool,
+    /// The CPU this shard's supervisor and its processes are pinned to (`None`: not pinned).
+    pub cpu: Option<usize>,
 }
 
 /// Everything a shard's direct engine is built from.
@@ -1560,6 +1562,10 @@ impl Engine for DirectEngine {
     }
 
     fn run_until(&mut self, end: SimTime, outbox: &mut Outbox) -> Result<u64, EngineError> {
+        if let Some(cpu) = self.opts.cpu.take() {
+            // On the thread that runs this shard, before it launches anything.
+            crate::pin::pin_current_thread(cpu).map_err(|e| format!("pinning shard {} to CPU {cpu}: {e}", self.me.0))?;
+        }
         let ran = self.run_events(end);
         self.match_tsc(false);
         let n = ran?;
@@ -1704,6 +1710,7 @@ mod tests {
             syscall_stats: false,
             shim: crate::locate_shim(&exe),
             pcap: false,
+            cpu: None,
         };
         let setup =
             DirectSetup { net, partition, processes, options, seed: 1, end: SimTime::from_nanos(10_000_000_000) };
@@ -1802,6 +1809,7 @@ mod tests {
             syscall_stats: false,
             shim: crate::locate_shim(&std::env::current_exe().unwrap()),
             pcap: false,
+            cpu: None,
         };
         let p = ProcessSpec {
             host: "nope".into(),

@@ -10,6 +10,7 @@
 //!   `thermocline_net::stack`, driven in simulated time; UDP sockets and packets are
 //!   `thermocline_net::udp`); [`tcp`]: TCP sockets; [`pcap`]: packet captures; [`host`]:
 //!   per-host state.
+//! - [`pin`]: each shard and its processes on one CPU.
 //! - [`latency`]: simulated CPU time for syscalls answered at once; [`disk`]: each host's disk
 //!   quota; [`pidns`]: a PID namespace per host, so that nothing outlives the run;
 //!   [`teardown`]: killing every managed process when `thermocline` is told to stop.
@@ -32,6 +33,7 @@ pub mod netlink;
 pub mod nic;
 pub mod pcap;
 pub mod pidns;
+pub mod pin;
 pub mod seccomp;
 mod shared_page;
 pub mod sysnames;

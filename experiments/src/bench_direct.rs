@@ -31,6 +31,10 @@ pub struct DirectBench {
     /// Shards (threads).
     #[arg(long, default_value_t = 1)]
     pub shards: u32,
+    /// Do not pin shards and their processes to CPUs (`run.pin_cpus = false`), to measure what
+    /// pinning buys.
+    #[arg(long)]
+    pub no_pin: bool,
     /// The gossip-node binary (default: beside this executable).
     #[arg(long)]
     pub node: Option<PathBuf>,
@@ -52,6 +56,7 @@ fn spec_text(args: &DirectBench, node: &Path, out: &Path) -> String {
 [run]
 seed = 1
 duration = "{seconds} s"
+pin_cpus = {pin}
 
 [network]
 topology = "single-switch"
@@ -78,6 +83,7 @@ args = ["--index", "{{index}}", "--nodes", "{{count}}", "--listen", "0.0.0.0:900
         node = node.display().to_string(),
         book = book.join(","),
         dial = args.dial.min(args.nodes.saturating_sub(1)),
+        pin = !args.no_pin,
         slots = args.slots,
         size = args.size,
     )
@@ -139,6 +145,7 @@ pub fn direct(args: &DirectBench, exe: &Path) -> Result<()> {
     let v = json!({
         "nodes": args.nodes,
         "shards": args.shards,
+        "pinned": !args.no_pin,
         "slots": args.slots,
         "block_bytes": args.size,
         "simulated_s": sim_s,

@@ -38,6 +38,10 @@ pub fn build_direct_engine(spec: &Spec, plan: &NetPlan, shard: ShardId) -> Resul
             syscall_stats: spec.output.syscall_stats,
             pcap: spec.output.pcap,
             shim: locate_shim(&exe),
+            cpu: match spec.run.pin_cpus {
+                true => Some(thermocline_direct::pin::cpu_for_shard(shard.0).map_err(|e| format!("choosing a CPU: {e}"))?),
+                false => None,
+            },
         },
         seed: spec.run.seed,
         end: SimTime::ZERO.saturating_add(spec.run.duration),

@@ -58,6 +58,9 @@ pub struct RunSection {
     /// Wall time (not simulated time) a shard process may go without a frame or heartbeat before
     /// the run ends naming it as stalled (processes backend); must be positive.
     pub stall_timeout: SimDuration,
+    /// Pin each shard that runs direct hosts, and the processes it launches, to one CPU
+    /// (wall time only; results are the same either way).
+    pub pin_cpus: bool,
 }
 
 impl Default for RunSection {
@@ -70,6 +73,7 @@ impl Default for RunSection {
             backend: Backend::Threads,
             start_date: StartDate::default(),
             stall_timeout: SimDuration::from_secs(thermocline_bus::process::DEFAULT_STALL_TIMEOUT.as_secs()),
+            pin_cpus: true,
         }
     }
 }
