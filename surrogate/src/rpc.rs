@@ -6,7 +6,7 @@
 //! (version 1): `kind u8, topic u8, hops u8, hint u8, msg u64, size u32, published u64,
 //! backoff_ms u32` = 28 bytes. Decoding untrusted bytes returns an error, never panics.
 
-use thermocline_bus::wire::{DecodeError, Reader};
+use thermocline_bus::binary::{DecodeError, Reader};
 
 /// Identifies a message globally: the publishing identity and its publish sequence number,
 /// packed as `publisher << 32 | seq`. Every shard derives the same key without coordination.
