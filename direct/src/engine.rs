@@ -414,7 +414,7 @@ impl DirectEngine {
                 tcp: None,
                 tcp_seed: rand_core::Rng::next_u64(&mut tcpfam.stream(h)),
                 tcp_dirty: false,
-                native_gen: 0,
+                native_edges: Default::default(),
                 pcap,
                 disk,
                 ns: None,
@@ -704,7 +704,7 @@ impl DirectEngine {
             }
         }
         host.progress += 1;
-        host.native_gen += 1; // its pipes and sockets closed
+        host.native_edges.both(); // its pipes and sockets closed
         self.flush_tcp(h);
         let host = &mut self.hosts[h];
         host.signal_hint = true; // SIGCHLD

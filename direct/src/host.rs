@@ -338,9 +338,9 @@ pub struct Host {
     pub tcp_seed: u64,
     /// A socket call changed the stack: poll it once the call is answered.
     pub tcp_dirty: bool,
-    /// Counts reads and writes of descriptors the supervisor does not emulate (pipes, `AF_UNIX`
-    /// sockets) and task exits: what an edge-triggered epoll sees as a change of those.
-    pub native_gen: u64,
+    /// Edges of descriptors the supervisor does not emulate (pipes, `AF_UNIX` sockets, eventfds):
+    /// what an edge-triggered epoll sees as a change of those.
+    pub native_edges: NativeEdges,
     /// Its packet capture, with `--pcap`.
     pub pcap: Option<PcapWriter>,
     /// Its disk quota and what it uses of it.
@@ -538,5 +538,34 @@ impl Host {
         let s = self.seq;
         self.seq += 1;
         s
+    }
+}
+
+/// Counts of the events that give descriptors the supervisor does not emulate a new edge for an
+/// edge-triggered epoll, split as Linux's wake-ups are: a write wakes the readers of a pipe or
+/// socket (every write, since Linux 5.14), a read the writers (of a pipe, only a read of a full
+/// pipe: `pipe_read`'s `was_full`), a close or an exit both. Writes never give a writer a new
+/// `EPOLLOUT` edge.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct NativeEdges {
+    /// Events that wake readers: native writes, sends and connects, closes, exits.
+    pub readable: u64,
+    /// Events that wake writers: native reads that make room, closes, exits.
+    pub writable: u64,
+}
+
+impl NativeEdges {
+    /// A close or an exit: readers and writers may see a hang-up.
+    pub fn both(&mut self) {
+        self.readable += 1;
+        self.writable += 1;
+    }
+
+    /// The count an epoll interest in `events` (`EPOLLIN`, `EPOLLOUT`, …) watches.
+    pub fn watched(&self, events: u32) -> u64 {
+        let reads = (libc::EPOLLIN | libc::EPOLLPRI | libc::EPOLLRDHUP) as u32;
+        let r = if events & reads != 0 { self.readable } else { 0 };
+        let w = if events & libc::EPOLLOUT as u32 != 0 { self.writable } else { 0 };
+        r + w
     }
 }
