@@ -262,3 +262,105 @@ fn edge_triggered_epoll_on_a_pipe_reports_new_edges_only() {
     assert_eq!(native, linux, "natively");
     assert_eq!(simulated, linux, "under the engine");
 }
+
+const EXIT_WAKE_C: &str = r#"#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static int word;
+static pthread_mutex_t robust;
+static char log1[128];
+
+static void *waiter(void *arg) {
+    struct timespec to = {0, 300000000};
+    long r = syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, 0, &to, 0, 0);
+    snprintf(log1, sizeof log1, "waiter: %ld %s, word %d\n", r, r < 0 ? strerrorname_np(errno) : "-", word);
+    return 0;
+}
+
+static void *changer(void *arg) {
+    usleep(50000);
+    word = 1; /* changed, and no FUTEX_WAKE: nothing wakes the waiter before its timeout */
+    return 0;
+}
+
+static void *owner(void *arg) {
+    pthread_mutex_lock(&robust);
+    usleep(50000);
+    return 0; /* exits holding the robust mutex */
+}
+
+int main(void) {
+    pthread_t w, c, o;
+    pthread_create(&w, 0, waiter, 0);
+    pthread_create(&c, 0, changer, 0);
+    pthread_join(c, 0);
+    printf("joined the changer\n");
+    pthread_join(w, 0);
+    fputs(log1, stdout);
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    pthread_mutex_init(&robust, &a);
+    pthread_create(&o, 0, owner, 0);
+    usleep(10000);
+    int r = pthread_mutex_lock(&robust);
+    printf("lock after the owner died: %s\n", r ? strerrorname_np(r) : "0");
+    if (r == EOWNERDEAD) pthread_mutex_consistent(&robust);
+    pthread_mutex_unlock(&robust);
+    pthread_join(o, 0);
+    printf("joined the owner\n");
+    return 0;
+}
+"#;
+
+#[test]
+fn a_threads_exit_wakes_its_joiner_and_robust_mutex_waiters_only() {
+    let (native, _, simulated) = native_and_simulated("exitwake", EXIT_WAKE_C, &["-pthread"], "");
+    // Linux: the exit of a thread that changed a futex word without a wake leaves that word's
+    // waiter asleep until its timeout; the exit of a robust mutex's owner wakes the next locker
+    // with EOWNERDEAD; joins return (the CLONE_CHILD_CLEARTID word).
+    let linux = "joined the changer\n\
+                 waiter: -1 ETIMEDOUT, word 1\n\
+                 lock after the owner died: EOWNERDEAD\n\
+                 joined the owner\n";
+    assert_eq!(native, linux, "natively");
+    assert_eq!(simulated, linux, "under the engine");
+}
+
+const LEADER_C: &str = r#"#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <time.h>
+static void *worker(void *a) {
+    for (int i = 0; i < 3; i++) { usleep(100000); printf("worker tick %d\n", i); fflush(stdout); }
+    printf("worker done\n"); fflush(stdout);
+    syscall(SYS_exit, 3);
+    return 0;
+}
+int main(void) {
+    pthread_t t;
+    pthread_create(&t, 0, worker, 0);
+    printf("main exits\n"); fflush(stdout);
+    syscall(SYS_exit, 5);
+}
+"#;
+
+#[test]
+fn a_main_thread_that_exits_first_leaves_its_process_running_until_the_last_thread_exits() {
+    let (native, code, simulated) = native_and_simulated("leader", LEADER_C, &["-pthread"], "expected_exit = 3\n");
+    // Linux: after the main thread's SYS_exit the worker keeps running; the process ends with
+    // the last thread, its status that thread's exit code.
+    let linux = "main exits\nworker tick 0\nworker tick 1\nworker tick 2\nworker done\n";
+    assert_eq!((native.as_str(), code), (linux, 3), "natively");
+    assert_eq!(simulated, linux, "under the engine (and it exits with 3: expected_exit)");
+}

@@ -580,7 +580,13 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
         SYS_sched_getaffinity | SYS_sched_setaffinity => crate::threads::affinity(e, h, vid, n),
         // A new thread's first syscalls (it stops there before running application code) and
         // the CPU a task runs on (always CPU 0, as the shim's vDSO getcpu says).
-        SYS_rseq | SYS_set_robust_list | SYS_rt_sigprocmask | SYS_gettid => Answer::Continue,
+        SYS_set_robust_list => {
+            if let Some(t) = e.hosts[h].tasks.get_mut(&vid) {
+                t.exit_words.robust_list = a[0];
+            }
+            Answer::Continue
+        }
+        SYS_rseq | SYS_rt_sigprocmask | SYS_gettid => Answer::Continue,
         SYS_getcpu => errno((|| {
             for addr in [a[0], a[1]] {
                 if addr != 0 {

@@ -415,6 +415,7 @@ impl DirectEngine {
                 tcp_seed: rand_core::Rng::next_u64(&mut tcpfam.stream(h)),
                 tcp_dirty: false,
                 native_edges: Default::default(),
+                pending_clear_tid: None,
                 pcap,
                 disk,
                 ns: None,
@@ -595,7 +596,7 @@ impl DirectEngine {
         host.trees.push(launched.listener);
         let fdt = host.new_fd_table(BTreeMap::new());
         // The launcher's own execve, which the supervisor sees, is not a pending exec.
-        host.add_task(NewTask {
+        let vid = host.add_task(NewTask {
             pid: launched.pid,
             tgid: launched.pid,
             pidfd,
@@ -608,6 +609,7 @@ impl DirectEngine {
             is_root: true,
             shim: false,
         });
+        crate::threads::note_exit_words(host, vid, None);
         Ok(())
     }
 
@@ -645,7 +647,11 @@ impl DirectEngine {
         };
         let task =
             NewTask { pid, tgid, pidfd, group_pidfd: None, tree, proc, parent, binary, fdt, is_root: false, shim };
-        Some(host.add_task(task))
+        let clear_tid =
+            if sibling.is_some() { host.pending_clear_tid.take_if(|p| p.0 == tgid).map(|p| p.1) } else { None };
+        let vid = host.add_task(task);
+        crate::threads::note_exit_words(host, vid, clear_tid);
+        Some(vid)
     }
 
     /// Register the tasks that task `vid` created since it last stopped — children (`fork`,
@@ -710,7 +716,7 @@ impl DirectEngine {
         host.signal_hint = true; // SIGCHLD
         // The kernel cleared the thread's CLONE_CHILD_CLEARTID word and released its robust
         // futexes, waking waiters in the kernel, where there are none: wake ours instead.
-        crate::threads::recheck_futexes(self, h, tgid);
+        crate::threads::wake_at_exit(self, h, vid);
         self.reap_group(h, tgid);
         let parent = self.hosts[h].tasks.get(&vid).and_then(|t| t.parent);
         self.release_vfork_parent(h, parent, true);
@@ -840,6 +846,14 @@ impl DirectEngine {
                 return Err(DirectError::Io("poll".into(), e));
             }
             if n == 0 {
+                let leaders = crate::threads::exited_leaders(self, h);
+                if !leaders.is_empty() {
+                    for vid in leaders {
+                        self.exited(h, vid);
+                    }
+                    waited = None;
+                    continue;
+                }
                 crate::threads::preempt_spinners(self, h);
                 if overdue(&mut waited) {
                     let stuck: Vec<String> = self.hosts[h]
@@ -1166,6 +1180,9 @@ impl DirectEngine {
             t.binary = exe.file_name().map_or("?".into(), |f| f.to_string_lossy().into_owned());
         }
         t.shim = false;
+        // The kernel forgot its clear-tid address and robust list: the new image sets its own.
+        t.exit_words.clear_tid = None;
+        t.exit_words.robust_list = 0;
         let mut gone = Vec::new();
         for (&fd, e) in host.fds(vid) {
             let want = match host.objs.get(e.obj) {
