@@ -364,3 +364,46 @@ fn a_main_thread_that_exits_first_leaves_its_process_running_until_the_last_thre
     assert_eq!((native.as_str(), code), (linux, 3), "natively");
     assert_eq!(simulated, linux, "under the engine (and it exits with 3: expected_exit)");
 }
+
+const NOTSENT_LOWAT_C: &str = r#"#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+int main(void) {
+    int s = socket(AF_INET, SOCK_STREAM, 0), v = 0;
+    socklen_t len = sizeof v;
+    getsockopt(s, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, &len);
+    printf("default %d\n", v);
+    v = 16384;
+    printf("set %d\n", setsockopt(s, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, sizeof v));
+    v = 0;
+    getsockopt(s, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, &len);
+    printf("read back %d\n", v);
+    return 0;
+}
+"#;
+
+#[test]
+fn tcp_notsent_lowat_is_accepted_and_read_back() {
+    let (native, _, simulated) = native_and_simulated("lowat", NOTSENT_LOWAT_C, &[], "");
+    let linux = "default 0\nset 0\nread back 16384\n";
+    assert_eq!(native, linux, "natively");
+    assert_eq!(simulated, linux, "under the engine (stored, without effect: docs/direct.md)");
+}
+
+#[test]
+fn the_cpuid_faulting_note_is_printed_only_with_verbose() {
+    let dir = scratch("conform-cpuid");
+    let exe = compile(&dir, "hello", "#include <stdio.h>\nint main(void) { puts(\"hello\"); return 0; }\n");
+    let spec = spec(&dir, &exe, "");
+    let run = |flags: &[&str]| {
+        let out = dir.join(format!("out{}", flags.len()));
+        let mut args = vec!["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"];
+        args.extend_from_slice(flags);
+        String::from_utf8_lossy(&run_ok(&args).stderr).into_owned()
+    };
+    assert!(!run(&[]).contains("CPUID"), "no note without --verbose");
+    let faulting = read("/proc/cpuinfo".into()).contains("cpuid_fault");
+    assert_eq!(run(&["--verbose"]).matches("CPUID faulting is not available").count(), usize::from(!faulting));
+}

@@ -145,9 +145,10 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
                 let budget = e.hosts[h].procs[p].spec.preempt.map_or(0, |d| d.as_nanos());
                 crate::threads::yield_now(e, h, vid, budget.max(1))
             } else if a[0] == HELLO_OP_NO_CPUID_FAULTING {
-                // Once per process: a machine fact, the same for every shard and run.
+                // A machine fact, the same for every shard and run (docs/direct.md, shim step 4):
+                // said once per process, and only with `--verbose`.
                 static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-                if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                if e.opts.verbose && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
                     eprintln!(
                         "thermocline: CPUID faulting is not available on this machine ({}): managed programs can see \
                          RDRAND and RDSEED (OpenSSL is told not to use them: OPENSSL_ia32cap)",

@@ -54,6 +54,9 @@ pub struct DirectOptions {
     pub shim: PathBuf,
     /// Write every host's packets to `<out_dir>/hosts/<name>/packets.pcap`.
     pub pcap: bool,
+    /// Print notes about this machine that do not change results (`thermocline run --verbose`):
+    /// that CPUID faulting is not available.
+    pub verbose: bool,
 }
 
 /// Everything a shard's direct engine is built from.
@@ -1718,6 +1721,7 @@ mod tests {
             syscall_stats: false,
             shim: crate::locate_shim(&exe),
             pcap: false,
+            verbose: false,
         };
         let setup =
             DirectSetup { net, partition, processes, options, seed: 1, end: SimTime::from_nanos(10_000_000_000) };
@@ -1816,6 +1820,7 @@ mod tests {
             syscall_stats: false,
             shim: crate::locate_shim(&std::env::current_exe().unwrap()),
             pcap: false,
+            verbose: false,
         };
         let p = ProcessSpec {
             host: "nope".into(),

@@ -1056,9 +1056,10 @@ fn setsockopt(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) -
         // Accepted and reported back, with no effect on the simulated connection: keep-alive
         // probing details (smoltcp probes every TCP_KEEPIDLE and never gives up), corking and
         // quick ACKs (smoltcp's Nagle and 10-ms delayed ACK apply), segment size (fixed by the
-        // 1500-byte MTU), deferred accept, the user timeout, socket priority and IP header fields.
+        // 1500-byte MTU), deferred accept, the user timeout, the not-sent low-water mark (writable
+        // still means room in the send buffer), socket priority and IP header fields.
         (IPPROTO_TCP, TCP_KEEPINTVL | TCP_KEEPCNT | TCP_CORK | TCP_QUICKACK | TCP_MAXSEG | TCP_DEFER_ACCEPT)
-        | (IPPROTO_TCP, TCP_USER_TIMEOUT)
+        | (IPPROTO_TCP, TCP_USER_TIMEOUT | TCP_NOTSENT_LOWAT)
         | (SOL_SOCKET, SO_BROADCAST | SO_PRIORITY | SO_DONTROUTE | SO_OOBINLINE | SO_RCVLOWAT | SO_SNDLOWAT)
         | (IPPROTO_IP, IP_TOS | IP_TTL | IP_MTU_DISCOVER) => {
             s.options.retain(|(k, _)| *k != (level, name));
@@ -1107,7 +1108,7 @@ fn getsockopt(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) -
         }
         (SOL_SOCKET | IPPROTO_IP, _)
         | (IPPROTO_TCP, TCP_KEEPINTVL | TCP_KEEPCNT | TCP_CORK | TCP_QUICKACK)
-        | (IPPROTO_TCP, TCP_DEFER_ACCEPT | TCP_USER_TIMEOUT) => {
+        | (IPPROTO_TCP, TCP_DEFER_ACCEPT | TCP_USER_TIMEOUT | TCP_NOTSENT_LOWAT) => {
             let default = match (level, name) {
                 (IPPROTO_TCP, TCP_KEEPINTVL) => 75,
                 (IPPROTO_TCP, TCP_KEEPCNT) => 9,

@@ -37,6 +37,7 @@ pub fn build_direct_engine(spec: &Spec, plan: &NetPlan, shard: ShardId) -> Resul
             start_date: spec.run.start_date,
             syscall_stats: spec.output.syscall_stats,
             pcap: spec.output.pcap,
+            verbose: spec.output.verbose,
             shim: locate_shim(&exe),
         },
         seed: spec.run.seed,
