@@ -145,9 +145,10 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
                 let budget = e.hosts[h].procs[p].spec.preempt.map_or(0, |d| d.as_nanos());
                 crate::threads::yield_now(e, h, vid, budget.max(1))
             } else if a[0] == HELLO_OP_NO_CPUID_FAULTING {
-                // Once per process: a machine fact, the same for every shard and run.
+                // A machine fact, the same for every shard and run (docs/direct.md, shim step 4):
+                // said once per process, and only with `--verbose`.
                 static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-                if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                if e.opts.verbose && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
                     eprintln!(
                         "thermocline: CPUID faulting is not available on this machine ({}): managed programs can see \
                          RDRAND and RDSEED (OpenSSL is told not to use them: OPENSSL_ia32cap)",
@@ -295,14 +296,15 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
             Answer::Continue
         }
         SYS_read | SYS_pread64 | SYS_readv | SYS_preadv | SYS_preadv2 => match fd_entry(e, a[0]) {
-            None => counted(e, h, native_io(e, h, vid, a[0] as i32, POLLIN)),
+            None if bad_iovecs(nr, pid, a) => Answer::Continue, // the kernel refuses it at once
+            None => counted_read(e, h, vid, a[0] as i32),
             Some(f) => {
                 let bufs = if matches!(nr, SYS_read | SYS_pread64) {
                     vec![(a[1], a[2] as usize)]
                 } else {
                     match mem::read_iovecs(pid, a[1], a[2] as usize) {
                         Ok(v) => v,
-                        Err(_) => return Ok(Answer::Errno(EFAULT)),
+                        Err(err) => return Ok(Answer::Errno(err)),
                     }
                 };
                 match &e.hosts[h].objs[f.obj] {
@@ -317,9 +319,10 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
             }
         },
         SYS_write | SYS_pwrite64 | SYS_writev | SYS_pwritev | SYS_pwritev2 => match fd_entry(e, a[0]) {
+            None if bad_iovecs(nr, pid, a) => Answer::Continue, // the kernel refuses it at once
             None => {
                 let answer = native_write(e, h, vid, n);
-                counted(e, h, answer)
+                counted_write(e, h, answer)
             }
             Some(f) => {
                 let bufs = if matches!(nr, SYS_write | SYS_pwrite64) {
@@ -327,7 +330,7 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
                 } else {
                     match mem::read_iovecs(pid, a[1], a[2] as usize) {
                         Ok(v) => v,
-                        Err(_) => return Ok(Answer::Errno(EFAULT)),
+                        Err(err) => return Ok(Answer::Errno(err)),
                     }
                 };
                 let total: usize = bufs.iter().map(|b| b.1).sum();
@@ -351,7 +354,7 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
             if let Some(f) = host.fds_mut(vid).and_then(|fds| fds.remove(&(a[0] as i32))) {
                 host.release(f.obj);
             } else {
-                host.native_gen += 1; // a pipe's or socket's end may have closed
+                host.native_edges.both(); // a pipe's or socket's end may have closed
             }
             // A closed descriptor leaves the task's epoll interest lists (approximating the
             // kernel, which drops it when the last reference to the file goes).
@@ -533,12 +536,21 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
                     SYS_accept | SYS_accept4 => 0,
                     _ => a[3],
                 };
+                let receives = matches!(nr, SYS_recvfrom | SYS_recvmsg | SYS_recvmmsg);
+                let sends = matches!(nr, SYS_sendto | SYS_sendmsg | SYS_sendmmsg);
+                let dontwait = flags & MSG_DONTWAIT as u64 != 0;
                 match nr {
-                    _ if flags & MSG_DONTWAIT as u64 != 0 => Answer::Continue,
-                    SYS_recvfrom | SYS_recvmsg | SYS_recvmmsg | SYS_accept | SYS_accept4 => {
-                        native_io(e, h, vid, a[0] as i32, POLLIN)
+                    _ if receives => counted_read(e, h, vid, if dontwait { -1 } else { a[0] as i32 }),
+                    _ if sends && !dontwait => {
+                        let answer = native_io(e, h, vid, a[0] as i32, POLLOUT);
+                        counted_write(e, h, answer)
                     }
-                    SYS_sendto | SYS_sendmsg | SYS_sendmmsg => native_io(e, h, vid, a[0] as i32, POLLOUT),
+                    _ if sends || nr == SYS_connect => counted_write(e, h, Answer::Continue),
+                    SYS_accept | SYS_accept4 => native_io(e, h, vid, a[0] as i32, POLLIN),
+                    SYS_shutdown => {
+                        e.hosts[h].native_edges.both();
+                        Answer::Continue
+                    }
                     _ => Answer::Continue,
                 }
             }
@@ -554,7 +566,10 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
                 errno(tcp::sendfile(e, h, vid, n, f.obj))
             }
             Some(_) => Answer::Errno(EINVAL),
-            None => counted(e, h, native_io(e, h, vid, a[0] as i32, POLLOUT)),
+            None => {
+                let answer = native_io(e, h, vid, a[0] as i32, POLLOUT);
+                counted_write(e, h, answer)
+            }
         },
         SYS_clone | SYS_clone3 | SYS_fork | SYS_vfork => crate::threads::spawn(e, h, vid, n),
         SYS_futex
@@ -566,7 +581,13 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
         SYS_sched_getaffinity | SYS_sched_setaffinity => crate::threads::affinity(e, h, vid, n),
         // A new thread's first syscalls (it stops there before running application code) and
         // the CPU a task runs on (always CPU 0, as the shim's vDSO getcpu says).
-        SYS_rseq | SYS_set_robust_list | SYS_rt_sigprocmask | SYS_gettid => Answer::Continue,
+        SYS_set_robust_list => {
+            if let Some(t) = e.hosts[h].tasks.get_mut(&vid) {
+                t.exit_words.robust_list = a[0];
+            }
+            Answer::Continue
+        }
+        SYS_rseq | SYS_rt_sigprocmask | SYS_gettid => Answer::Continue,
         SYS_getcpu => errno((|| {
             for addr in [a[0], a[1]] {
                 if addr != 0 {
@@ -944,7 +965,7 @@ fn socket_call(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) 
         SYS_recvfrom => udp_recv(e, h, vid, obj, a[3], &[(a[1], a[2] as usize)], Some(Addr::Ptr(a[4], a[5]))),
         SYS_recvmsg => {
             let m = read_msghdr(pid, a[1])?;
-            let bufs = mem::read_iovecs(pid, m.iov, m.iovlen).map_err(|_| EFAULT)?;
+            let bufs = mem::read_msg_iovecs(pid, m.iov, m.iovlen)?;
             udp_recv(e, h, vid, obj, a[2], &bufs, Some(Addr::Msghdr(a[1], m)))
         }
         SYS_listen | SYS_accept | SYS_accept4 => Err(EOPNOTSUPP),
@@ -978,7 +999,7 @@ fn socket_call(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) 
                 let at = a[1] + i as u64 * 64;
                 let flags = if i == 0 { a[3] } else { a[3] | MSG_DONTWAIT as u64 };
                 let m = read_msghdr(pid, at)?;
-                let bufs = mem::read_iovecs(pid, m.iov, m.iovlen).map_err(|_| EFAULT)?;
+                let bufs = mem::read_msg_iovecs(pid, m.iov, m.iovlen)?;
                 match udp_recv(e, h, vid, obj, flags, &bufs, Some(Addr::Msghdr(at, m))) {
                     Ok(Answer::Value(len)) => {
                         mem::write(pid, at + 56, &(len as u32).to_ne_bytes()).map_err(|_| EFAULT)?;
@@ -1089,14 +1110,14 @@ fn udp_recv(
 /// Send the datagram described by the `struct msghdr` at `at` in the task's memory (sendmsg, and
 /// each message of sendmmsg). Control messages are refused.
 fn send_msghdr(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize, at: u64) -> Result<Answer, i32> {
-    use libc::{EAFNOSUPPORT, EFAULT, EOPNOTSUPP};
+    use libc::{EAFNOSUPPORT, EOPNOTSUPP};
     let pid = e.hosts[h].tasks[&vid].pid;
     let m = read_msghdr(pid, at)?;
     if m.controllen > 0 {
         e.unsupported(h, vid, n.data.nr as i64, " (control messages on a UDP socket)", EOPNOTSUPP);
         return Err(EOPNOTSUPP);
     }
-    let bufs = mem::read_iovecs(pid, m.iov, m.iovlen).map_err(|_| EFAULT)?;
+    let bufs = mem::read_msg_iovecs(pid, m.iov, m.iovlen)?;
     let data = gather(pid, &bufs)?;
     let dst = if m.name == 0 || m.namelen == 0 {
         None
@@ -1194,24 +1215,66 @@ pub(crate) fn deliver_packet(e: &mut DirectEngine, h: usize, bytes: &[u8], remot
 /// not ready would stop the task inside the kernel, where the supervisor cannot see it wake, so
 /// the task waits here instead and is retried when other tasks of the host have run.
 fn native_io(e: &DirectEngine, h: usize, vid: u32, fd: i32, events: i16) -> Answer {
+    native_access(e, h, vid, fd, events).0
+}
+
+/// [`native_io`] for a read, and whether the read can wake writers: any read but that of a
+/// regular file or of a pipe that is not full (Linux's `pipe_read` wakes writers only if the pipe
+/// was full).
+fn native_read(e: &DirectEngine, h: usize, vid: u32, fd: i32) -> (Answer, bool) {
+    native_access(e, h, vid, fd, libc::POLLIN)
+}
+
+/// [`native_io`], and for a read (`POLLIN`) whether it can wake writers.
+fn native_access(e: &DirectEngine, h: usize, vid: u32, fd: i32, events: i16) -> (Answer, bool) {
     let t = &e.hosts[h].tasks[&vid];
     // SAFETY: pidfd_getfd of a stopped task's descriptor; the copy is closed below.
     let copy = unsafe { libc::syscall(libc::SYS_pidfd_getfd, t.pidfd.as_raw_fd(), fd, 0) };
     if copy < 0 {
-        return Answer::Continue; // EBADF and friends: the kernel gives the right error
+        return (Answer::Continue, false); // EBADF and friends: the kernel gives the right error
     }
     let copy = copy as i32;
     // SAFETY: fstat, fcntl and poll on our copy, then close it.
-    let ready = unsafe {
+    let (ready, wakes_writers) = unsafe {
         let mut st: libc::stat = std::mem::zeroed();
-        let regular = libc::fstat(copy, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFREG;
+        let kind = if libc::fstat(copy, &mut st) == 0 { st.st_mode & libc::S_IFMT } else { 0 };
         let nonblock = libc::fcntl(copy, libc::F_GETFL) & libc::O_NONBLOCK != 0;
         let mut p = libc::pollfd { fd: copy, events, revents: 0 };
-        let ready = regular || nonblock || (libc::poll(&mut p, 1, 0) == 1 && p.revents != 0);
+        let ready = kind == libc::S_IFREG || nonblock || (libc::poll(&mut p, 1, 0) == 1 && p.revents != 0);
+        let wakes =
+            events == libc::POLLIN && ready && kind != libc::S_IFREG && (kind != libc::S_IFIFO || pipe_full(copy));
         libc::close(copy);
-        ready
+        (ready, wakes)
     };
-    if ready { Answer::Continue } else { Answer::Block(BlockKind::Io { since: 0 }, None) }
+    let answer = if ready { Answer::Continue } else { Answer::Block(BlockKind::Io { since: 0 }, None) };
+    (answer, wakes_writers)
+}
+
+/// Whether the pipe whose read end is `copy` (the supervisor's copy) is full, as Linux counts it
+/// (in buffers, not bytes): seen through a write end of the same pipe opened through
+/// `/proc/self/fd` without blocking, whose `POLLOUT` is the kernel's own answer. Only asked while
+/// the pipe has a writer (so the extra writer wakes nobody when it closes); a pipe that cannot be
+/// reopened counts as full (a spurious edge rather than a lost one).
+fn pipe_full(copy: i32) -> bool {
+    let mut p = libc::pollfd { fd: copy, events: libc::POLLIN, revents: 0 };
+    // SAFETY: poll with a zero timeout on our copy.
+    unsafe { libc::poll(&mut p, 1, 0) };
+    if p.revents & libc::POLLHUP != 0 {
+        return false; // no writer to wake
+    }
+    let path = std::ffi::CString::new(format!("/proc/self/fd/{copy}")).unwrap_or_default();
+    // SAFETY: opening a path we built; the descriptor is closed below.
+    let w = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC) };
+    if w < 0 {
+        return true;
+    }
+    let mut p = libc::pollfd { fd: w, events: libc::POLLOUT, revents: 0 };
+    // SAFETY: poll with a zero timeout on our own descriptor, then close it.
+    unsafe {
+        libc::poll(&mut p, 1, 0);
+        libc::close(w);
+    }
+    p.revents & libc::POLLOUT == 0
 }
 
 /// A write on a descriptor the supervisor does not emulate. A write to a regular file is checked
@@ -1275,7 +1338,7 @@ fn pipe_write(e: &DirectEngine, h: usize, vid: u32, n: &Notif, copy: i32) -> Ans
         } else {
             match mem::read_iovecs(pid, a[1], a[2] as usize) {
                 Ok(v) => v,
-                Err(_) => return Answer::Errno(EFAULT),
+                Err(err) => return Answer::Errno(err),
             }
         };
         let total: usize = bufs.iter().map(|b| b.1).sum();
@@ -1318,19 +1381,40 @@ fn native_ready(pidfd: i32, fd: i32, events: i16) -> Option<i16> {
     Some(p.revents)
 }
 
-/// A native read or write the kernel is about to perform (`Continue`): something an
-/// edge-triggered epoll watching pipes and `AF_UNIX` sockets of the host may see as a change.
-fn counted(e: &mut DirectEngine, h: usize, answer: Answer) -> Answer {
-    if matches!(answer, Answer::Continue) {
-        e.hosts[h].native_gen += 1;
+/// Whether a vectored read or write (`readv`, `preadv`, `writev`, …; arguments `a`) has an
+/// iovec array the kernel refuses before anything else (see [`mem::read_iovecs`]): such a call
+/// on a native descriptor must not wait for readiness first.
+#[allow(non_upper_case_globals)]
+fn bad_iovecs(nr: i64, pid: i32, a: [u64; 6]) -> bool {
+    use libc::{SYS_preadv, SYS_preadv2, SYS_pwritev, SYS_pwritev2, SYS_readv, SYS_writev};
+    matches!(nr, SYS_readv | SYS_preadv | SYS_preadv2 | SYS_writev | SYS_pwritev | SYS_pwritev2)
+        && mem::read_iovecs(pid, a[1], a[2] as usize).is_err()
+}
+
+/// A native write the kernel is about to perform (`Continue`) or the supervisor performed (a
+/// short pipe write): a new edge for the readers of pipes, sockets and eventfds of the host.
+fn counted_write(e: &mut DirectEngine, h: usize, answer: Answer) -> Answer {
+    if matches!(answer, Answer::Continue | Answer::Value(1..)) {
+        e.hosts[h].native_edges.readable += 1;
     }
     answer
 }
 
-/// The readiness-change count of descriptor `fd` of task `vid`, for edge-triggered epoll: for
-/// emulated sockets, their own count of arrivals and state changes; for native descriptors, the
-/// host's count of native reads, writes and closes.
-fn fd_gen(e: &DirectEngine, h: usize, vid: u32, fd: i32) -> u64 {
+/// A native read (or receive, or accept) of descriptor `fd` of task `vid` (`-1`: one that does
+/// not wait, not looked at): run in the kernel at once if it can, and a new edge for the host's
+/// writers when it can make room for one (see [`crate::host::NativeEdges`]).
+fn counted_read(e: &mut DirectEngine, h: usize, vid: u32, fd: i32) -> Answer {
+    let (answer, wakes_writers) = if fd < 0 { (Answer::Continue, true) } else { native_read(e, h, vid, fd) };
+    if wakes_writers && matches!(answer, Answer::Continue) {
+        e.hosts[h].native_edges.writable += 1;
+    }
+    answer
+}
+
+/// The readiness-change count of descriptor `fd` of task `vid` for an epoll interest in
+/// `events`, for edge-triggered epoll: for emulated sockets, their own count of arrivals and
+/// state changes; for native descriptors, the host's [`crate::host::NativeEdges`].
+fn fd_gen(e: &DirectEngine, h: usize, vid: u32, fd: i32, events: u32) -> u64 {
     let host = &e.hosts[h];
     match host.fds(vid).get(&fd) {
         Some(f) => match host.objs.get(f.obj).and_then(|s| s.as_ref()).map(|s| &s.obj) {
@@ -1340,7 +1424,7 @@ fn fd_gen(e: &DirectEngine, h: usize, vid: u32, fd: i32) -> u64 {
             Some(Obj::Netlink(s)) => s.changes,
             _ => 0,
         },
-        None => host.native_gen,
+        None => host.native_edges.watched(events),
     }
 }
 
@@ -1573,7 +1657,7 @@ fn emu_epoll_wait(
             continue; // disarmed one-shot
         }
         let edge = i.events & libc::EPOLLET as u32 != 0;
-        let count = fd_gen(e, h, vid, fd);
+        let count = fd_gen(e, h, vid, fd, i.events);
         if edge && i.reported == Some(count) {
             continue; // nothing new since the last report
         }

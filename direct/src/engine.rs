@@ -59,6 +59,9 @@ pub struct DirectOptions {
     pub pcap: bool,
     /// The CPU this shard's supervisor and its processes are pinned to (`None`: not pinned).
     pub cpu: Option<usize>,
+    /// Print notes about this machine that do not change results (`thermocline run --verbose`):
+    /// that CPUID faulting is not available.
+    pub verbose: bool,
 }
 
 /// Everything a shard's direct engine is built from.
@@ -419,7 +422,8 @@ impl DirectEngine {
                 tcp: None,
                 tcp_seed: rand_core::Rng::next_u64(&mut tcpfam.stream(h)),
                 tcp_dirty: false,
-                native_gen: 0,
+                native_edges: Default::default(),
+                pending_clear_tid: None,
                 pcap,
                 disk,
                 ns: None,
@@ -600,7 +604,7 @@ impl DirectEngine {
         host.trees.push(launched.listener);
         let fdt = host.new_fd_table(BTreeMap::new());
         // The launcher's own execve, which the supervisor sees, is not a pending exec.
-        host.add_task(NewTask {
+        let vid = host.add_task(NewTask {
             pid: launched.pid,
             tgid: launched.pid,
             pidfd,
@@ -613,6 +617,7 @@ impl DirectEngine {
             is_root: true,
             shim: false,
         });
+        crate::threads::note_exit_words(host, vid, None);
         Ok(())
     }
 
@@ -650,7 +655,11 @@ impl DirectEngine {
         };
         let task =
             NewTask { pid, tgid, pidfd, group_pidfd: None, tree, proc, parent, binary, fdt, is_root: false, shim };
-        Some(host.add_task(task))
+        let clear_tid =
+            if sibling.is_some() { host.pending_clear_tid.take_if(|p| p.0 == tgid).map(|p| p.1) } else { None };
+        let vid = host.add_task(task);
+        crate::threads::note_exit_words(host, vid, clear_tid);
+        Some(vid)
     }
 
     /// Register the tasks that task `vid` created since it last stopped — children (`fork`,
@@ -709,13 +718,13 @@ impl DirectEngine {
             }
         }
         host.progress += 1;
-        host.native_gen += 1; // its pipes and sockets closed
+        host.native_edges.both(); // its pipes and sockets closed
         self.flush_tcp(h);
         let host = &mut self.hosts[h];
         host.signal_hint = true; // SIGCHLD
         // The kernel cleared the thread's CLONE_CHILD_CLEARTID word and released its robust
         // futexes, waking waiters in the kernel, where there are none: wake ours instead.
-        crate::threads::recheck_futexes(self, h, tgid);
+        crate::threads::wake_at_exit(self, h, vid);
         self.reap_group(h, tgid);
         let parent = self.hosts[h].tasks.get(&vid).and_then(|t| t.parent);
         self.release_vfork_parent(h, parent, true);
@@ -845,6 +854,14 @@ impl DirectEngine {
                 return Err(DirectError::Io("poll".into(), e));
             }
             if n == 0 {
+                let leaders = crate::threads::exited_leaders(self, h);
+                if !leaders.is_empty() {
+                    for vid in leaders {
+                        self.exited(h, vid);
+                    }
+                    waited = None;
+                    continue;
+                }
                 crate::threads::preempt_spinners(self, h);
                 if overdue(&mut waited) {
                     let stuck: Vec<String> = self.hosts[h]
@@ -1171,6 +1188,9 @@ impl DirectEngine {
             t.binary = exe.file_name().map_or("?".into(), |f| f.to_string_lossy().into_owned());
         }
         t.shim = false;
+        // The kernel forgot its clear-tid address and robust list: the new image sets its own.
+        t.exit_words.clear_tid = None;
+        t.exit_words.robust_list = 0;
         let mut gone = Vec::new();
         for (&fd, e) in host.fds(vid) {
             let want = match host.objs.get(e.obj) {
@@ -1711,6 +1731,7 @@ mod tests {
             shim: crate::locate_shim(&exe),
             pcap: false,
             cpu: None,
+            verbose: false,
         };
         let setup =
             DirectSetup { net, partition, processes, options, seed: 1, end: SimTime::from_nanos(10_000_000_000) };
@@ -1810,6 +1831,7 @@ mod tests {
             shim: crate::locate_shim(&std::env::current_exe().unwrap()),
             pcap: false,
             cpu: None,
+            verbose: false,
         };
         let p = ProcessSpec {
             host: "nope".into(),

@@ -241,6 +241,22 @@ pub struct Task {
     /// Its entry in the registry [`crate::teardown::kill_managed_processes`] kills; dropped when
     /// it exits.
     pub registration: Option<crate::teardown::Registration>,
+    /// What the kernel does with its memory when it exits (see [`crate::threads::wake_at_exit`]).
+    pub exit_words: ExitWords,
+}
+
+/// The futex words a thread's exit releases: its `CLONE_CHILD_CLEARTID` word, which the kernel
+/// sets to 0 and wakes one waiter of, and its robust list, whose mutexes the kernel marks
+/// `FUTEX_OWNER_DIED`, waking one waiter of each.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExitWords {
+    /// The `CLONE_CHILD_CLEARTID` address given to the `clone` that created it; `None` for a
+    /// process's first thread, whose address (`set_tid_address`, not notified) is not known.
+    pub clear_tid: Option<u64>,
+    /// Its id in its PID namespace: what a first thread's cleared word held.
+    pub ns_tid: i32,
+    /// The head of its robust list (`set_robust_list`), 0 if none.
+    pub robust_list: u64,
 }
 
 /// Per spec process: status and counters.
@@ -338,9 +354,13 @@ pub struct Host {
     pub tcp_seed: u64,
     /// A socket call changed the stack: poll it once the call is answered.
     pub tcp_dirty: bool,
-    /// Counts reads and writes of descriptors the supervisor does not emulate (pipes, `AF_UNIX`
-    /// sockets) and task exits: what an edge-triggered epoll sees as a change of those.
-    pub native_gen: u64,
+    /// The `CLONE_CHILD_CLEARTID` address of the last thread-creating `clone` of the host (thread
+    /// group, address): the next thread of that group to register takes it. Only one task runs at
+    /// a time and a newborn is registered before anything else is scheduled, so it is its own.
+    pub pending_clear_tid: Option<(i32, u64)>,
+    /// Edges of descriptors the supervisor does not emulate (pipes, `AF_UNIX` sockets, eventfds):
+    /// what an edge-triggered epoll sees as a change of those.
+    pub native_edges: NativeEdges,
     /// Its packet capture, with `--pcap`.
     pub pcap: Option<PcapWriter>,
     /// Its disk quota and what it uses of it.
@@ -417,6 +437,7 @@ impl Host {
                 partial: 0,
                 latency: Default::default(),
                 registration,
+                exit_words: ExitWords::default(),
             },
         );
         vid
@@ -538,5 +559,34 @@ impl Host {
         let s = self.seq;
         self.seq += 1;
         s
+    }
+}
+
+/// Counts of the events that give descriptors the supervisor does not emulate a new edge for an
+/// edge-triggered epoll, split as Linux's wake-ups are: a write wakes the readers of a pipe or
+/// socket (every write, since Linux 5.14), a read the writers (of a pipe, only a read of a full
+/// pipe: `pipe_read`'s `was_full`), a close or an exit both. Writes never give a writer a new
+/// `EPOLLOUT` edge.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct NativeEdges {
+    /// Events that wake readers: native writes, sends and connects, closes, exits.
+    pub readable: u64,
+    /// Events that wake writers: native reads that make room, closes, exits.
+    pub writable: u64,
+}
+
+impl NativeEdges {
+    /// A close or an exit: readers and writers may see a hang-up.
+    pub fn both(&mut self) {
+        self.readable += 1;
+        self.writable += 1;
+    }
+
+    /// The count an epoll interest in `events` (`EPOLLIN`, `EPOLLOUT`, …) watches.
+    pub fn watched(&self, events: u32) -> u64 {
+        let reads = (libc::EPOLLIN | libc::EPOLLPRI | libc::EPOLLRDHUP) as u32;
+        let r = if events & reads != 0 { self.readable } else { 0 };
+        let w = if events & libc::EPOLLOUT as u32 != 0 { self.writable } else { 0 };
+        r + w
     }
 }

@@ -64,20 +64,33 @@ pub fn write(pid: i32, addr: u64, data: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Read an array of `(base, len)` iovecs at `addr` of task `pid`.
-pub fn read_iovecs(pid: i32, addr: u64, count: usize) -> io::Result<Vec<(u64, usize)>> {
-    if count > 1024 {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+/// `IOV_MAX` (the kernel's `UIO_MAXIOV`): the most iovecs one call takes.
+pub const IOV_MAX: usize = 1024;
+
+/// Read an array of `count` `(base, len)` iovecs at `addr` of task `pid`, checked as Linux's
+/// `import_iovec` checks them: a count above [`IOV_MAX`] (a negative `int` count arrives as a
+/// huge one) or a negative length fails with `EINVAL`, an unreadable array with `EFAULT`.
+pub fn read_iovecs(pid: i32, addr: u64, count: usize) -> Result<Vec<(u64, usize)>, i32> {
+    if count > IOV_MAX {
+        return Err(libc::EINVAL);
     }
-    let raw = read(pid, addr, count * 16)?;
-    Ok(raw
-        .chunks_exact(16)
+    let raw = read(pid, addr, count * 16).map_err(|_| libc::EFAULT)?;
+    raw.chunks_exact(16)
         .map(|c| {
             let base = u64::from_ne_bytes(c[..8].try_into().unwrap_or([0; 8]));
             let len = u64::from_ne_bytes(c[8..].try_into().unwrap_or([0; 8]));
-            (base, len as usize)
+            if (len as i64) < 0 { Err(libc::EINVAL) } else { Ok((base, len as usize)) }
         })
-        .collect())
+        .collect()
+}
+
+/// The iovecs of a `msghdr` (`msg_iov`, `msg_iovlen`): as [`read_iovecs`], except that Linux's
+/// `copy_msghdr_from_user` refuses more than [`IOV_MAX`] with `EMSGSIZE`.
+pub fn read_msg_iovecs(pid: i32, iov: u64, iovlen: usize) -> Result<Vec<(u64, usize)>, i32> {
+    if iovlen > IOV_MAX {
+        return Err(libc::EMSGSIZE);
+    }
+    read_iovecs(pid, iov, iovlen)
 }
 
 #[cfg(test)]
@@ -94,5 +107,18 @@ mod tests {
         write(pid, dst.as_mut_ptr() as u64, b"abcd").unwrap();
         assert_eq!(std::hint::black_box(&dst), b"abcd");
         assert!(read(pid, 8, 4).is_err());
+    }
+
+    #[test]
+    fn iovec_counts_and_lengths_are_checked_as_linux_checks_them() {
+        let pid = std::process::id() as i32;
+        let iov: [u64; 4] = [0x1000, 5, 0x2000, u64::MAX];
+        let at = iov.as_ptr() as u64;
+        assert_eq!(read_iovecs(pid, at, 1), Ok(vec![(0x1000, 5)]));
+        assert_eq!(read_iovecs(pid, at, 2), Err(libc::EINVAL), "a negative length");
+        assert_eq!(read_iovecs(pid, at, usize::MAX), Err(libc::EINVAL), "a negative count");
+        assert_eq!(read_iovecs(pid, at, IOV_MAX + 1), Err(libc::EINVAL));
+        assert_eq!(read_iovecs(pid, 8, 1), Err(libc::EFAULT));
+        assert_eq!(read_msg_iovecs(pid, at, IOV_MAX + 1), Err(libc::EMSGSIZE));
     }
 }

@@ -443,7 +443,7 @@ pub(crate) fn call(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usi
         SYS_sendto => request(e, h, pid, obj, &[(a[1], a[2] as usize)]),
         SYS_sendmsg => {
             let m = read_msghdr(pid, a[1])?;
-            let bufs = mem::read_iovecs(pid, m.iov, m.iovlen).map_err(|_| EFAULT)?;
+            let bufs = mem::read_msg_iovecs(pid, m.iov, m.iovlen)?;
             request(e, h, pid, obj, &bufs)
         }
         SYS_recvfrom => Ok(match receive(e, h, pid, obj, a[3], &[(a[1], a[2] as usize)])? {
@@ -455,7 +455,7 @@ pub(crate) fn call(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usi
         }),
         SYS_recvmsg => {
             let m = read_msghdr(pid, a[1])?;
-            let bufs = mem::read_iovecs(pid, m.iov, m.iovlen).map_err(|_| EFAULT)?;
+            let bufs = mem::read_msg_iovecs(pid, m.iov, m.iovlen)?;
             Ok(match receive(e, h, pid, obj, a[2], &bufs)? {
                 Ok((n, truncated)) => {
                     if m.name != 0 {

@@ -77,6 +77,10 @@ pub struct TcpSocket {
     pub error: Option<i32>,
     /// The connection was established at some point.
     pub was_connected: bool,
+    /// A `connect` returned `EINPROGRESS` and none has reported the outcome since (Linux's
+    /// `SS_CONNECTING`): once the handshake is over, the next `connect` returns 0 (or the
+    /// failure), and only the ones after it `EISCONN`.
+    pub connect_pending: bool,
     /// Shut down for reading.
     pub shut_rd: bool,
     /// Shut down for writing.
@@ -127,6 +131,7 @@ impl TcpSocket {
             peer: None,
             error: None,
             was_connected: false,
+            connect_pending: false,
             shut_rd: false,
             shut_wr: false,
             nodelay: false,
@@ -782,14 +787,14 @@ pub(crate) fn call(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usi
         }
         SYS_sendmsg => {
             let m = read_msghdr(pid, a[1])?;
-            let bufs = mem::read_iovecs(pid, m.iov, m.iovlen).map_err(|_| EFAULT)?;
+            let bufs = mem::read_msg_iovecs(pid, m.iov, m.iovlen)?;
             let total = bufs.iter().map(|b| b.1).sum();
             crate::tcp::send(e, h, vid, obj, a[2], total, &mut |o, l| gather_range(pid, &bufs, o, l))
         }
         SYS_recvfrom => crate::tcp::recv(e, h, vid, obj, a[3], &[(a[1], a[2] as usize)], Some(RecvAddr::Len(a[5]))),
         SYS_recvmsg => {
             let m = read_msghdr(pid, a[1])?;
-            let bufs = mem::read_iovecs(pid, m.iov, m.iovlen).map_err(|_| EFAULT)?;
+            let bufs = mem::read_msg_iovecs(pid, m.iov, m.iovlen)?;
             crate::tcp::recv(e, h, vid, obj, a[2], &bufs, Some(RecvAddr::Msghdr(a[1], m)))
         }
         // One message per call on a stream: the first as sendmsg/recvmsg (blocking if the socket
@@ -799,7 +804,7 @@ pub(crate) fn call(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usi
                 return Ok(Answer::Value(0));
             }
             let m = read_msghdr(pid, a[1])?;
-            let bufs = mem::read_iovecs(pid, m.iov, m.iovlen).map_err(|_| EFAULT)?;
+            let bufs = mem::read_msg_iovecs(pid, m.iov, m.iovlen)?;
             let flags = a[3];
             let r = if nr == SYS_sendmmsg {
                 let total = bufs.iter().map(|b| b.1).sum();
@@ -904,7 +909,7 @@ fn tcp_accept(
 
 fn tcp_connect(e: &mut DirectEngine, h: usize, vid: u32, obj: usize, n: &Notif, retry: bool) -> Result<Answer, i32> {
     let a = n.data.args;
-    let pid = e.hosts[h].tasks[&vid].pid;
+    let (pid, timed_out) = (e.hosts[h].tasks[&vid].pid, e.hosts[h].tasks[&vid].timed_out);
     let host = &mut e.hosts[h];
     let nonblock = nonblocking(host, obj, 0);
     let host_ip = host.ip;
@@ -914,20 +919,28 @@ fn tcp_connect(e: &mut DirectEngine, h: usize, vid: u32, obj: usize, n: &Notif, 
         Phase::Open(hd) => {
             let state = st.socket(hd).state();
             if let Some(err) = s.error.take() {
+                s.connect_pending = false;
                 return Err(err);
             }
             return match state {
                 State::SynSent | State::SynReceived if nonblock || !retry => Err(libc::EALREADY),
+                State::SynSent | State::SynReceived if timed_out => {
+                    s.connect_pending = true;
+                    Err(libc::EINPROGRESS)
+                }
                 State::SynSent | State::SynReceived => {
                     let timeout = s.sndtimeo;
-                    let t = e.hosts[h].tasks.get_mut(&vid).expect("task exists");
-                    if t.timed_out {
-                        return Err(libc::EINPROGRESS);
-                    }
                     Ok(Answer::Block(BlockKind::Io { since: 0 }, (timeout > 0).then_some(timeout)))
                 }
                 _ if retry && s.was_connected => Ok(Answer::Value(0)),
-                State::Closed if !s.was_connected => Err(libc::ECONNABORTED),
+                State::Closed if !s.was_connected || s.connect_pending => {
+                    s.connect_pending = false;
+                    Err(libc::ECONNABORTED)
+                }
+                _ if s.connect_pending => {
+                    s.connect_pending = false;
+                    Ok(Answer::Value(0))
+                }
                 _ => Err(libc::EISCONN),
             };
         }
@@ -967,6 +980,7 @@ fn tcp_connect(e: &mut DirectEngine, h: usize, vid: u32, obj: usize, n: &Notif, 
     s.peer = Some((dst, port));
     s.local = Some((src, lport));
     if nonblock {
+        s.connect_pending = true;
         return Err(libc::EINPROGRESS);
     }
     let timeout = s.sndtimeo;
@@ -1043,9 +1057,10 @@ fn setsockopt(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) -
         // Accepted and reported back, with no effect on the simulated connection: keep-alive
         // probing details (smoltcp probes every TCP_KEEPIDLE and never gives up), corking and
         // quick ACKs (smoltcp's Nagle and 10-ms delayed ACK apply), segment size (fixed by the
-        // 1500-byte MTU), deferred accept, the user timeout, socket priority and IP header fields.
+        // 1500-byte MTU), deferred accept, the user timeout, the not-sent low-water mark (writable
+        // still means room in the send buffer), socket priority and IP header fields.
         (IPPROTO_TCP, TCP_KEEPINTVL | TCP_KEEPCNT | TCP_CORK | TCP_QUICKACK | TCP_MAXSEG | TCP_DEFER_ACCEPT)
-        | (IPPROTO_TCP, TCP_USER_TIMEOUT)
+        | (IPPROTO_TCP, TCP_USER_TIMEOUT | TCP_NOTSENT_LOWAT)
         | (SOL_SOCKET, SO_BROADCAST | SO_PRIORITY | SO_DONTROUTE | SO_OOBINLINE | SO_RCVLOWAT | SO_SNDLOWAT)
         | (IPPROTO_IP, IP_TOS | IP_TTL | IP_MTU_DISCOVER) => {
             s.options.retain(|(k, _)| *k != (level, name));
@@ -1094,7 +1109,7 @@ fn getsockopt(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) -
         }
         (SOL_SOCKET | IPPROTO_IP, _)
         | (IPPROTO_TCP, TCP_KEEPINTVL | TCP_KEEPCNT | TCP_CORK | TCP_QUICKACK)
-        | (IPPROTO_TCP, TCP_DEFER_ACCEPT | TCP_USER_TIMEOUT) => {
+        | (IPPROTO_TCP, TCP_DEFER_ACCEPT | TCP_USER_TIMEOUT | TCP_NOTSENT_LOWAT) => {
             let default = match (level, name) {
                 (IPPROTO_TCP, TCP_KEEPINTVL) => 75,
                 (IPPROTO_TCP, TCP_KEEPCNT) => 9,

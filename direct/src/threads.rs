@@ -30,6 +30,7 @@ const CLONE_VM: u64 = 0x100;
 const CLONE_FILES: u64 = 0x400;
 const CLONE_VFORK: u64 = 0x4000;
 const CLONE_THREAD: u64 = 0x10000;
+const CLONE_CHILD_CLEARTID: u64 = 0x0020_0000;
 /// `CLONE_ARGS_SIZE_VER0`: the smallest `struct clone_args`.
 const CLONE_ARGS_SIZE_VER0: u64 = 64;
 
@@ -86,6 +87,10 @@ pub(crate) fn spawn(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Answ
     if !thread {
         let (tree, fds) = (host.tasks[&vid].tree, host.fds(vid).clone());
         host.fork_fds.insert(tree, fds);
+    }
+    if thread && flags & CLONE_CHILD_CLEARTID != 0 {
+        let tgid = host.tasks[&vid].tgid;
+        host.pending_clear_tid = child_tid(pid, nr, a).map(|addr| (tgid, addr));
     }
     let t = host.tasks.get_mut(&vid).expect("task exists");
     t.forked = true;
@@ -152,24 +157,99 @@ pub(crate) fn cpu_list_file(path: &[u8], cloexec: bool) -> Option<Answer> {
     Some(Answer::AddFile { file: file.into(), cloexec })
 }
 
-/// A thread of process `tgid` has exited: the kernel cleared its `CLONE_CHILD_CLEARTID` word and
-/// released its robust mutexes (setting `FUTEX_OWNER_DIED`), and woke waiters in the kernel —
-/// where there are none, since every waiter waits in the supervisor. So every waiter of that
-/// process whose word no longer holds the value it waited on is woken now (a joiner's word is
-/// then 0). A waiter whose word did not change stays queued; a spurious wake-up would be allowed
-/// too, but is not needed.
-pub(crate) fn recheck_futexes(e: &mut DirectEngine, h: usize, tgid: i32) {
-    let host = &mut e.hosts[h];
-    let epoch = host.epoch;
-    for (key, w) in host.futexes.waiters_in(tgid) {
-        let Some(t) = host.tasks.get(&w.vid) else { continue };
-        let word = mem::read(t.pid, key.addr, 4).ok().map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
-        if word == Some(w.val) {
-            continue;
-        }
-        host.futexes.cancel(w.vid);
-        wake_task(host, w.vid, epoch);
+/// `clone`'s or `clone3`'s `CLONE_CHILD_CLEARTID` address (`ctid`, or `clone_args.child_tid`).
+fn child_tid(pid: i32, nr: i64, a: [u64; 6]) -> Option<u64> {
+    match nr {
+        libc::SYS_clone => Some(a[3]),
+        _ => mem::read(pid, a[0] + 16, 8).ok().map(|b| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8]))),
     }
+}
+
+/// A task has registered: note what its exit releases (`clear_tid`, from its creating `clone`;
+/// its id in its PID namespace, for a first thread).
+pub(crate) fn note_exit_words(host: &mut Host, vid: u32, clear_tid: Option<u64>) {
+    if let Some(t) = host.tasks.get_mut(&vid) {
+        let ns_tid = crate::pidns::ns_pid(t.pid).unwrap_or(t.pid);
+        t.exit_words = crate::host::ExitWords { clear_tid, ns_tid, robust_list: 0 };
+    }
+}
+
+/// Task `vid` has exited, its process living on. The kernel has set its `CLONE_CHILD_CLEARTID`
+/// word to 0 and marked the robust mutexes it held `FUTEX_OWNER_DIED`, and woken one waiter of
+/// each in the kernel — where there are none, every waiter waits in the supervisor. So one
+/// waiter of each of those words is woken here, and no other: a waiter whose word merely changed
+/// stays queued, as on Linux. A process's first thread set its word with `set_tid_address`,
+/// which is not notified: its waiters are those that waited for its id and now read 0 (what
+/// `pthread_join` does).
+pub(crate) fn wake_at_exit(e: &mut DirectEngine, h: usize, vid: u32) {
+    let host = &mut e.hosts[h];
+    let Some(t) = host.tasks.get(&vid) else { return };
+    let (tgid, words) = (t.tgid, t.exit_words);
+    let Some(reader) = host.tasks.values().find(|o| o.tgid == tgid && !matches!(o.state, TaskState::Exited)) else {
+        return; // the whole process is gone: nobody waits
+    };
+    let reader = reader.pid;
+    let mut released: Vec<u64> = robust_words(reader, words.robust_list);
+    match words.clear_tid {
+        Some(addr) if addr != 0 => released.push(addr),
+        Some(_) => {}
+        None => released.extend(
+            host.futexes
+                .waiters_in(tgid)
+                .into_iter()
+                .filter(|(k, w)| w.val == words.ns_tid as u32 && read_word(reader, k.addr) == Some(0))
+                .map(|(k, _)| k.addr),
+        ),
+    }
+    let epoch = host.epoch;
+    for addr in released {
+        for w in host.futexes.wake(crate::futex::FutexKey { space: tgid, addr }, 1, crate::futex::MATCH_ANY) {
+            wake_task(host, w, epoch);
+        }
+    }
+}
+
+fn read_word(pid: i32, addr: u64) -> Option<u32> {
+    mem::read(pid, addr, 4).ok().map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn read_u64(pid: i32, addr: u64) -> Option<u64> {
+    mem::read(pid, addr, 8).ok().map(|b| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8])))
+}
+
+/// The futex words of the robust list at `head` (read through task `pid` of the same process)
+/// that the kernel released at its owner's exit, as `exit_robust_list` walks it: at most 2048
+/// entries, PI entries skipped (PI futexes are refused), the word at `entry + futex_offset`
+/// released when the kernel marked it `FUTEX_OWNER_DIED` and cleared its owner, and the pending
+/// entry (`list_op_pending`) also when it reads 0.
+fn robust_words(pid: i32, head: u64) -> Vec<u64> {
+    const OWNER_DIED: u32 = 0x4000_0000;
+    const TID_MASK: u32 = 0x3fff_ffff;
+    let mut words = Vec::new();
+    if head == 0 {
+        return words;
+    }
+    let (Some(offset), Some(pending)) = (read_u64(pid, head + 8), read_u64(pid, head + 16)) else { return words };
+    let released = |entry: u64, is_pending: bool| {
+        let addr = (entry & !1).wrapping_add(offset);
+        let word = read_word(pid, addr)?;
+        let died = word & OWNER_DIED != 0 && word & TID_MASK == 0;
+        (entry & 1 == 0 && (died || (is_pending && word == 0))).then_some(addr)
+    };
+    let mut entry = read_u64(pid, head).unwrap_or(head);
+    for _ in 0..2048 {
+        if entry == head || entry == 0 {
+            break;
+        }
+        if entry != pending {
+            words.extend(released(entry, false));
+        }
+        entry = read_u64(pid, entry & !1).unwrap_or(head);
+    }
+    if pending != 0 {
+        words.extend(released(pending, true));
+    }
+    words
 }
 
 /// Task `vid`, blocked in a `futex` wait that a wake ended: runnable again, its call answered 0.
@@ -239,16 +319,48 @@ fn cpu_ns(tgid: i32, tid: i32) -> Option<u64> {
 }
 
 /// How long `collect` waits for a stop before looking at running tasks again, ms: a fraction of
-/// the smallest preemption budget among running tasks, or a second.
+/// the smallest preemption budget among running tasks, or a second; [`LEADER_TICK_MS`] while a
+/// running thread-group leader has live threads (see [`exited_leaders`]).
 pub(crate) fn poll_tick_ms(e: &DirectEngine, h: usize) -> i32 {
     let host = &e.hosts[h];
-    host.tasks
+    let budget = host
+        .tasks
         .values()
         .filter(|t| matches!(t.state, TaskState::Running))
         .filter_map(|t| host.procs.get(t.proc)?.spec.preempt)
         .map(|b| (b.as_nanos() / 2_000_000).clamp(1, 1000) as i32)
         .min()
-        .unwrap_or(1000)
+        .unwrap_or(1000);
+    if running_leaders(host).is_empty() { budget } else { budget.min(LEADER_TICK_MS) }
+}
+
+/// How often `collect` looks whether a running thread-group leader with live threads has exited.
+pub const LEADER_TICK_MS: i32 = 2;
+
+/// Running thread-group leaders whose process has other live threads: (id, kernel id).
+fn running_leaders(host: &Host) -> Vec<(u32, i32)> {
+    host.tasks
+        .values()
+        .filter(|t| t.pid == t.tgid && matches!(t.state, TaskState::Running))
+        .filter(|t| {
+            host.tasks.values().any(|o| o.tgid == t.tgid && o.pid != t.pid && !matches!(o.state, TaskState::Exited))
+        })
+        .map(|t| (t.vid, t.pid))
+        .collect()
+}
+
+/// Running thread-group leaders that have exited (`SYS_exit`) while their process's other threads
+/// live on. The kernel keeps such a leader a zombie until the last thread exits and (6.18 here)
+/// does not report it on its pidfd, thread pidfd included, before then, so `collect` cannot see
+/// the exit there: it looks at the leader's state in `/proc` instead, every [`LEADER_TICK_MS`] while
+/// such a leader runs. Nothing else of the host runs meanwhile (the leader was the running task),
+/// so when the exit is seen does not change what happens.
+pub(crate) fn exited_leaders(e: &DirectEngine, h: usize) -> Vec<u32> {
+    running_leaders(&e.hosts[h])
+        .into_iter()
+        .filter(|&(_, pid)| matches!(crate::engine::proc_state(pid), Some('Z') | Some('X')))
+        .map(|(vid, _)| vid)
+        .collect()
 }
 
 /// Preemption: a running task of a process with a `preempt` budget that has used that much CPU

@@ -51,6 +51,7 @@ fn engine(out: &std::path::Path, p: &ProcessSpec) -> DirectEngine {
         shim: thermocline_direct::locate_shim(&std::env::current_exe().unwrap()),
         pcap: false,
         cpu: None,
+        verbose: false,
     };
     let end = SimTime::ZERO.saturating_add(SimDuration::from_secs(3600));
     let setup = DirectSetup { net, partition, processes: std::slice::from_ref(p), options, seed: 1, end };

@@ -37,6 +37,7 @@ pub fn build_direct_engine(spec: &Spec, plan: &NetPlan, shard: ShardId) -> Resul
             start_date: spec.run.start_date,
             syscall_stats: spec.output.syscall_stats,
             pcap: spec.output.pcap,
+            verbose: spec.output.verbose,
             shim: locate_shim(&exe),
             cpu: match spec.run.pin_cpus {
                 true => Some(thermocline_direct::pin::cpu_for_shard(shard.0).map_err(|e| format!("choosing a CPU: {e}"))?),

@@ -122,6 +122,10 @@ struct RunArgs {
     /// Write each direct host's packets to `hosts/<host>/packets.pcap` (simulated timestamps).
     #[arg(long)]
     pcap: bool,
+    /// Also print notes about this machine that do not change results (e.g. that direct hosts'
+    /// programs can see RDRAND and RDSEED where CPUID faulting is not available).
+    #[arg(long, short)]
+    verbose: bool,
     /// Replace the output folder even if it holds files that are not a Thermocline run.
     #[arg(long)]
     force: bool,
@@ -143,6 +147,7 @@ fn run(args: RunArgs, exe: PathBuf) -> Result<(), Failure> {
     }
     spec.output.syscall_stats |= args.syscall_stats;
     spec.output.pcap |= args.pcap;
+    spec.output.verbose |= args.verbose;
     let backend = args.backend.unwrap_or(spec.run.backend);
     let session = if backend == Backend::Mpi { Some(mpi_support::init().map_err(Failure::run)?) } else { None };
     let shards = match &session {

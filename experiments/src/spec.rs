@@ -92,11 +92,14 @@ pub struct OutputSection {
     /// Capture every IPv4 packet each direct host sends and receives, with simulated timestamps,
     /// in `hosts/<host>/packets.pcap` (also `thermocline run --pcap`).
     pub pcap: bool,
+    /// Also print notes about this machine (`thermocline run --verbose`; not a spec setting).
+    #[serde(skip)]
+    pub verbose: bool,
 }
 
 impl Default for OutputSection {
     fn default() -> Self {
-        OutputSection { dir: PathBuf::from("out"), arrow: true, syscall_stats: false, pcap: false }
+        OutputSection { dir: PathBuf::from("out"), arrow: true, syscall_stats: false, pcap: false, verbose: false }
     }
 }
 

@@ -1,0 +1,409 @@
+//! Linux conformance of direct hosts, end to end: small C programs whose results Linux defines
+//! (a second `connect` after a non-blocking one, bad iovec counts, edge-triggered epoll on a pipe,
+//! futex wake-ups at a thread's exit, a main thread that exits before its threads), each run
+//! natively and under the engine: both must print what Linux prints.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::Command;
+
+/// A spec with a direct host `t` running `path` from 1 s (and an idle host, so that the run can
+/// be cut into two shards); `extra` is appended to the process entry.
+fn spec(dir: &Path, path: &Path, extra: &str) -> std::path::PathBuf {
+    write_spec(
+        dir,
+        "spec.toml",
+        &format!(
+            "[run]\nseed = 3\nduration = \"1 min\"\n[network]\ntopology = \"single-switch\"\n\
+             [[hosts]]\nname = \"t\"\nkind = \"direct\"\ncount = 1\n\
+             [[hosts]]\nname = \"idle\"\nkind = \"direct\"\ncount = 1\n\
+             [[processes]]\nhost = \"t\"\npath = {:?}\nstart = \"1 s\"\n{extra}",
+            path.display().to_string()
+        ),
+    )
+}
+
+/// Compile `source` as `name` (with `flags`), run it natively in `dir` and under the engine on
+/// one and on two shards (the same stdout and digest on both), and return (native stdout, its
+/// exit code, simulated stdout). `extra` goes into the process entry (`expected_exit`).
+fn native_and_simulated(name: &str, source: &str, flags: &[&str], extra: &str) -> (String, i32, String) {
+    let dir = scratch(&format!("conform-{name}"));
+    let exe = compile_with(&dir, name, source, flags);
+    let native = Command::new(&exe).current_dir(&dir).output().expect("run natively");
+    let spec = spec(&dir, &exe, extra);
+    let mut runs = Vec::new();
+    for shards in ["1", "2"] {
+        let out = dir.join(format!("out{shards}"));
+        run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q", "--shards", shards]);
+        let stdout = read(out.join(format!("hosts/t/{name}.0.stdout")));
+        runs.push((stdout, summary(&out)["digest"].as_str().unwrap().to_string()));
+    }
+    assert_eq!(runs[0], runs[1], "the same stdout and digest on one and two shards");
+    let native_code = native.status.code().unwrap_or(-1);
+    (String::from_utf8_lossy(&native.stdout).into_owned(), native_code, runs.swap_remove(0).0)
+}
+
+const CONNECT_C: &str = r#"#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void show(const char *what, int r) { printf("%s %d %s\n", what, r, r < 0 ? strerrorname_np(errno) : "-"); }
+
+static struct sockaddr_in listener(int *fd, int listening) {
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    *fd = socket(AF_INET, SOCK_STREAM, 0);
+    bind(*fd, (struct sockaddr *)&a, sizeof a);
+    getsockname(*fd, (struct sockaddr *)&a, &len);
+    if (listening) listen(*fd, 4);
+    return a;
+}
+
+int main(void) {
+    int l, idle;
+    struct sockaddr_in a = listener(&l, 1);
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    show("first connect", connect(c, (struct sockaddr *)&a, sizeof a));
+    struct pollfd p = {c, POLLOUT, 0};
+    int pr = poll(&p, 1, 1000); printf("poll %d revents %#x\n", pr, p.revents);
+    show("second connect", connect(c, (struct sockaddr *)&a, sizeof a));
+    show("third connect", connect(c, (struct sockaddr *)&a, sizeof a));
+    int s = accept(l, 0, 0);
+    printf("accepted %d\n", s >= 0);
+    show("blocking socket's connect again", connect(s, (struct sockaddr *)&a, sizeof a));
+    struct sockaddr_in b = listener(&idle, 0);
+    int d = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    show("refused first", connect(d, (struct sockaddr *)&b, sizeof b));
+    struct pollfd q = {d, POLLOUT, 0};
+    int qr = poll(&q, 1, 1000); printf("poll %d revents %#x\n", qr, q.revents);
+    show("refused second", connect(d, (struct sockaddr *)&b, sizeof b));
+    return 0;
+}
+"#;
+
+#[test]
+fn a_second_connect_after_a_non_blocking_one_reports_its_outcome_once() {
+    let (native, _, simulated) = native_and_simulated("connect", CONNECT_C, &[], "");
+    // Linux: 0 from the first connect after the handshake completed, EISCONN after it; a refused
+    // attempt reports ECONNREFUSED to the second connect.
+    let linux = "first connect -1 EINPROGRESS\n\
+                 poll 1 revents 0x4\n\
+                 second connect 0 -\n\
+                 third connect -1 EISCONN\n\
+                 accepted 1\n\
+                 blocking socket's connect again -1 EISCONN\n\
+                 refused first -1 EINPROGRESS\n\
+                 poll 1 revents 0x1c\n\
+                 refused second -1 ECONNREFUSED\n";
+    assert_eq!(native, linux, "natively");
+    assert_eq!(simulated, linux, "under the engine");
+}
+
+const IOV_C: &str = r#"#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+static char buf[16];
+static struct iovec many[1026], bad[2];
+
+static void show(const char *what, long r) { printf("%s %ld %s\n", what, r, r < 0 ? strerrorname_np(errno) : "-"); }
+
+static void vectors(const char *name, int fd, int wfd) {
+    char what[64];
+    snprintf(what, sizeof what, "%s readv -1", name); show(what, readv(fd, many, -1));
+    snprintf(what, sizeof what, "%s readv 1025", name); show(what, readv(fd, many, 1025));
+    snprintf(what, sizeof what, "%s writev -1", name); show(what, writev(wfd, many, -1));
+    snprintf(what, sizeof what, "%s writev 1025", name); show(what, writev(wfd, many, 1025));
+    snprintf(what, sizeof what, "%s writev negative length", name); show(what, writev(wfd, bad, 2));
+}
+
+static void messages(const char *name, int fd) {
+    char what[64];
+    struct msghdr m = {.msg_iov = many, .msg_iovlen = 1025};
+    snprintf(what, sizeof what, "%s sendmsg 1025", name); show(what, sendmsg(fd, &m, MSG_DONTWAIT));
+    snprintf(what, sizeof what, "%s recvmsg 1025", name); show(what, recvmsg(fd, &m, MSG_DONTWAIT));
+    m.msg_iov = bad; m.msg_iovlen = 2;
+    snprintf(what, sizeof what, "%s sendmsg negative length", name); show(what, sendmsg(fd, &m, MSG_DONTWAIT));
+}
+
+int main(void) {
+    for (int i = 0; i < 1026; i++) many[i] = (struct iovec){buf, 1};
+    bad[0] = (struct iovec){buf, 1};
+    bad[1] = (struct iovec){buf, (size_t)-5};
+    int p[2];
+    pipe(p);
+    vectors("pipe", p[0], p[1]);
+    int f = open("data", O_RDWR | O_CREAT | O_TRUNC, 0600);
+    show("file preadv 1025", preadv(f, many, 1025, 0));
+    show("file pwritev -1", pwritev(f, many, -1, 0));
+    int r = open("/dev/urandom", O_RDONLY);
+    show("urandom readv -1", readv(r, many, -1));
+    show("urandom readv 1024", readv(r, many, 1024));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    bind(u, (struct sockaddr *)&a, sizeof a);
+    vectors("udp", u, u);
+    messages("udp", u);
+    int t = socket(AF_INET, SOCK_STREAM, 0);
+    vectors("tcp", t, t);
+    messages("tcp", t);
+    return 0;
+}
+"#;
+
+#[test]
+fn bad_iovec_counts_and_lengths_fail_with_einval_and_bad_msg_iovlen_with_emsgsize() {
+    let (native, _, simulated) = native_and_simulated("iov", IOV_C, &["-Wno-stringop-overflow"], "");
+    let mut linux = String::new();
+    for (name, calls) in [("pipe", 0), ("udp", 1), ("tcp", 1)] {
+        for call in ["readv -1", "readv 1025", "writev -1", "writev 1025", "writev negative length"] {
+            linux += &format!("{name} {call} -1 EINVAL\n");
+        }
+        if name == "pipe" {
+            linux += "file preadv 1025 -1 EINVAL\nfile pwritev -1 -1 EINVAL\n\
+                      urandom readv -1 -1 EINVAL\nurandom readv 1024 1024 -\n";
+        }
+        if calls == 1 {
+            linux += &format!(
+                "{name} sendmsg 1025 -1 EMSGSIZE\n{name} recvmsg 1025 -1 EMSGSIZE\n\
+                 {name} sendmsg negative length -1 EINVAL\n"
+            );
+        }
+    }
+    assert_eq!(native, linux, "natively");
+    assert_eq!(simulated, linux, "under the engine (emulated sockets and /dev/urandom, native pipe and file)");
+}
+
+const ET_PIPE_C: &str = r#"#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+static int ep;
+static void wait_once(const char *what) {
+    struct epoll_event ev[4];
+    int n = epoll_wait(ep, ev, 4, 0);
+    printf("%s: %d", what, n);
+    for (int i = 0; i < n; i++) printf(" %s %#x", ev[i].data.u32 ? "writer" : "reader", ev[i].events);
+    printf("\n");
+}
+
+int main(void) {
+    int p[2];
+    static char page[4096];
+    pipe2(p, O_NONBLOCK);
+    ep = epoll_create1(0);
+    struct epoll_event w = {.events = EPOLLOUT | EPOLLET, .data.u32 = 1};
+    epoll_ctl(ep, EPOLL_CTL_ADD, p[1], &w);
+    wait_once("added writer");
+    for (int i = 0; i < 3; i++) {
+        write(p[1], "x", 1);
+        wait_once("after a write");
+    }
+    struct epoll_event r = {.events = EPOLLIN | EPOLLET, .data.u32 = 0};
+    epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &r);
+    wait_once("added reader");
+    write(p[1], "y", 1);
+    wait_once("after another write");
+    read(p[0], page, 4);
+    wait_once("after reading a pipe that was not full");
+    epoll_ctl(ep, EPOLL_CTL_DEL, p[0], 0);
+    long filled = 0, k;
+    while ((k = write(p[1], page, sizeof page)) > 0) filled += k;
+    printf("filled %ld\n", filled);
+    wait_once("full");
+    read(p[0], page, 1);
+    wait_once("after reading one byte of a full pipe");
+    read(p[0], page, 4095);
+    wait_once("after reading a whole buffer of a full pipe");
+    read(p[0], page, 4096);
+    wait_once("after reading a pipe no longer full");
+    close(p[0]);
+    wait_once("after the reader closed");
+    return 0;
+}
+"#;
+
+#[test]
+fn edge_triggered_epoll_on_a_pipe_reports_new_edges_only() {
+    let (native, _, simulated) = native_and_simulated("etpipe", ET_PIPE_C, &[], "");
+    // Linux: a write gives the read end a new edge (every write, since 5.14) and never the write
+    // end; a read gives the write end one only if the pipe was full, reported once it has room.
+    let linux = "added writer: 1 writer 0x4\n\
+                 after a write: 0\n\
+                 after a write: 0\n\
+                 after a write: 0\n\
+                 added reader: 1 reader 0x1\n\
+                 after another write: 1 reader 0x1\n\
+                 after reading a pipe that was not full: 0\n\
+                 filled 65536\n\
+                 full: 0\n\
+                 after reading one byte of a full pipe: 0\n\
+                 after reading a whole buffer of a full pipe: 1 writer 0x4\n\
+                 after reading a pipe no longer full: 0\n\
+                 after the reader closed: 1 writer 0xc\n";
+    assert_eq!(native, linux, "natively");
+    assert_eq!(simulated, linux, "under the engine");
+}
+
+const EXIT_WAKE_C: &str = r#"#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static int word;
+static pthread_mutex_t robust;
+static char log1[128];
+
+static void *waiter(void *arg) {
+    struct timespec to = {0, 300000000};
+    long r = syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, 0, &to, 0, 0);
+    snprintf(log1, sizeof log1, "waiter: %ld %s, word %d\n", r, r < 0 ? strerrorname_np(errno) : "-", word);
+    return 0;
+}
+
+static void *changer(void *arg) {
+    usleep(50000);
+    word = 1; /* changed, and no FUTEX_WAKE: nothing wakes the waiter before its timeout */
+    return 0;
+}
+
+static void *owner(void *arg) {
+    pthread_mutex_lock(&robust);
+    usleep(50000);
+    return 0; /* exits holding the robust mutex */
+}
+
+int main(void) {
+    pthread_t w, c, o;
+    pthread_create(&w, 0, waiter, 0);
+    pthread_create(&c, 0, changer, 0);
+    pthread_join(c, 0);
+    printf("joined the changer\n");
+    pthread_join(w, 0);
+    fputs(log1, stdout);
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    pthread_mutex_init(&robust, &a);
+    pthread_create(&o, 0, owner, 0);
+    usleep(10000);
+    int r = pthread_mutex_lock(&robust);
+    printf("lock after the owner died: %s\n", r ? strerrorname_np(r) : "0");
+    if (r == EOWNERDEAD) pthread_mutex_consistent(&robust);
+    pthread_mutex_unlock(&robust);
+    pthread_join(o, 0);
+    printf("joined the owner\n");
+    return 0;
+}
+"#;
+
+#[test]
+fn a_threads_exit_wakes_its_joiner_and_robust_mutex_waiters_only() {
+    let (native, _, simulated) = native_and_simulated("exitwake", EXIT_WAKE_C, &["-pthread"], "");
+    // Linux: the exit of a thread that changed a futex word without a wake leaves that word's
+    // waiter asleep until its timeout; the exit of a robust mutex's owner wakes the next locker
+    // with EOWNERDEAD; joins return (the CLONE_CHILD_CLEARTID word).
+    let linux = "joined the changer\n\
+                 waiter: -1 ETIMEDOUT, word 1\n\
+                 lock after the owner died: EOWNERDEAD\n\
+                 joined the owner\n";
+    assert_eq!(native, linux, "natively");
+    assert_eq!(simulated, linux, "under the engine");
+}
+
+const LEADER_C: &str = r#"#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <time.h>
+static void *worker(void *a) {
+    for (int i = 0; i < 3; i++) { usleep(100000); printf("worker tick %d\n", i); fflush(stdout); }
+    printf("worker done\n"); fflush(stdout);
+    syscall(SYS_exit, 3);
+    return 0;
+}
+int main(void) {
+    pthread_t t;
+    pthread_create(&t, 0, worker, 0);
+    printf("main exits\n"); fflush(stdout);
+    syscall(SYS_exit, 5);
+}
+"#;
+
+#[test]
+fn a_main_thread_that_exits_first_leaves_its_process_running_until_the_last_thread_exits() {
+    let (native, code, simulated) = native_and_simulated("leader", LEADER_C, &["-pthread"], "expected_exit = 3\n");
+    // Linux: after the main thread's SYS_exit the worker keeps running; the process ends with
+    // the last thread, its status that thread's exit code.
+    let linux = "main exits\nworker tick 0\nworker tick 1\nworker tick 2\nworker done\n";
+    assert_eq!((native.as_str(), code), (linux, 3), "natively");
+    assert_eq!(simulated, linux, "under the engine (and it exits with 3: expected_exit)");
+}
+
+const NOTSENT_LOWAT_C: &str = r#"#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+int main(void) {
+    int s = socket(AF_INET, SOCK_STREAM, 0), v = 0;
+    socklen_t len = sizeof v;
+    getsockopt(s, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, &len);
+    printf("default %d\n", v);
+    v = 16384;
+    printf("set %d\n", setsockopt(s, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, sizeof v));
+    v = 0;
+    getsockopt(s, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, &len);
+    printf("read back %d\n", v);
+    return 0;
+}
+"#;
+
+#[test]
+fn tcp_notsent_lowat_is_accepted_and_read_back() {
+    let (native, _, simulated) = native_and_simulated("lowat", NOTSENT_LOWAT_C, &[], "");
+    let linux = "default 0\nset 0\nread back 16384\n";
+    assert_eq!(native, linux, "natively");
+    assert_eq!(simulated, linux, "under the engine (stored, without effect: docs/direct.md)");
+}
+
+#[test]
+fn the_cpuid_faulting_note_is_printed_only_with_verbose() {
+    let dir = scratch("conform-cpuid");
+    let exe = compile(&dir, "hello", "#include <stdio.h>\nint main(void) { puts(\"hello\"); return 0; }\n");
+    let spec = spec(&dir, &exe, "");
+    let run = |flags: &[&str]| {
+        let out = dir.join(format!("out{}", flags.len()));
+        let mut args = vec!["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"];
+        args.extend_from_slice(flags);
+        String::from_utf8_lossy(&run_ok(&args).stderr).into_owned()
+    };
+    assert!(!run(&[]).contains("CPUID"), "no note without --verbose");
+    let faulting = read("/proc/cpuinfo".into()).contains("cpuid_fault");
+    assert_eq!(run(&["--verbose"]).matches("CPUID faulting is not available").count(), usize::from(!faulting));
+}
