@@ -11,6 +11,7 @@
 
 pub mod mux;
 pub mod varint;
+pub mod yamux;
 
 /// Simulated (or real) time in nanoseconds, always given by the caller.
 pub type Nanos = u64;
