@@ -15,6 +15,7 @@ pub mod identity;
 pub mod mux;
 pub mod noise;
 pub mod varint;
+pub mod yamux;
 
 /// Simulated (or real) time in nanoseconds, always given by the caller.
 pub type Nanos = u64;
