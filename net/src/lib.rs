@@ -12,16 +12,20 @@
 //!
 //! - [`stack`]: a host's TCP/IP stack (smoltcp), sans-IO; [`udp`]: UDP sockets and datagrams
 //!   as IPv4 packets. The endpoint level: what direct hosts' socket calls run on.
+//! - [`endpoint`]: [`HostNet`], a host's TCP endpoint with no process behind it (listening
+//!   ports, connections by handle, events), for surrogate identities that meet real clients.
 //!
 //! Calls go one way: engines call this crate, which calls only `models` (paths, units, random
 //! draws) and `smoltcp`.
 
+pub mod endpoint;
 pub mod link;
 pub mod path;
 pub mod rules;
 pub mod stack;
 pub mod udp;
 
+pub use endpoint::{ConnId, HostNet, NetEvent};
 pub use link::{FifoLink, Lane, express};
 pub use path::decide;
 pub use rules::{Effect, Rule, Rules};

@@ -1,0 +1,146 @@
+//! Two endpoints wired back to back, in quinn's `Pair` style: packets move between them after a
+//! fixed one-way delay, time advances to the next packet or timer, nothing else runs.
+
+use super::*;
+
+const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+const DELAY: u64 = 5_000_000;
+
+struct Pair {
+    a: HostNet,
+    b: HostNet,
+    now: u64,
+    /// Packets in flight: (arrival, to b?, bytes).
+    wire: Vec<(u64, bool, Vec<u8>)>,
+    events: Vec<(bool, NetEvent)>,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        Pair { a: HostNet::new(A, 1, 0), b: HostNet::new(B, 2, 0), now: 0, wire: Vec::new(), events: Vec::new() }
+    }
+
+    fn collect(&mut self) {
+        while let Some(p) = self.a.poll_transmit() {
+            self.wire.push((self.now + DELAY, true, p));
+        }
+        while let Some(p) = self.b.poll_transmit() {
+            self.wire.push((self.now + DELAY, false, p));
+        }
+        while let Some(e) = self.a.poll_event() {
+            self.events.push((false, e));
+        }
+        while let Some(e) = self.b.poll_event() {
+            self.events.push((true, e));
+        }
+    }
+
+    /// Runs until nothing is in flight and no timer is due before `until`.
+    fn run(&mut self, until: u64) {
+        loop {
+            self.collect();
+            let next_packet = self.wire.iter().map(|w| w.0).min();
+            let timers = [self.a.poll_timeout(self.now), self.b.poll_timeout(self.now)];
+            let next = next_packet.into_iter().chain(timers.into_iter().flatten()).min();
+            let Some(t) = next.filter(|&t| t <= until) else { break };
+            self.now = t;
+            let (due, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.wire).into_iter().partition(|w| w.0 <= t);
+            self.wire = rest;
+            for (_, to_b, p) in due {
+                if to_b { self.b.handle_packet(t, p) } else { self.a.handle_packet(t, p) }
+            }
+            self.a.handle_timeout(t);
+            self.b.handle_timeout(t);
+        }
+        self.now = self.now.max(until);
+    }
+
+    fn took(&mut self, on_b: bool, f: impl Fn(&NetEvent) -> bool) -> bool {
+        let at = self.events.iter().position(|(side, e)| *side == on_b && f(e));
+        at.map(|i| self.events.remove(i)).is_some()
+    }
+}
+
+#[test]
+fn a_dial_is_accepted_and_bytes_cross_both_ways() {
+    let mut p = Pair::new();
+    p.b.listen(9000).unwrap();
+    let c = p.a.connect(0, SocketAddrV4::new(B, 9000)).unwrap();
+    p.run(100_000_000);
+    assert!(p.took(false, |e| *e == NetEvent::Connected(c)));
+    let (s, remote) = match p.events.iter().find(|(b, _)| *b) {
+        Some((_, NetEvent::Accepted { conn, remote })) => (*conn, *remote),
+        other => panic!("no accept: {other:?}"),
+    };
+    assert_eq!(*remote.ip(), A);
+    let big: Vec<u8> = (0..300_000u32).map(|i| i as u8).collect();
+    let mut sent = 0;
+    let mut got = Vec::new();
+    while got.len() < big.len() {
+        if sent < big.len() {
+            sent += p.a.send(p.now, c, &big[sent..]).unwrap();
+        }
+        p.run(p.now + DELAY);
+        got.extend(p.b.recv(p.now, s).unwrap());
+    }
+    assert_eq!(got, big, "300 kB arrive intact, in order, through window updates");
+    p.b.send(p.now, s, b"pong").unwrap();
+    p.run(p.now + 50_000_000);
+    assert_eq!(p.a.recv(p.now, c).unwrap(), b"pong");
+}
+
+#[test]
+fn a_dial_to_a_closed_port_is_refused_and_reported_closed() {
+    let mut p = Pair::new();
+    let c = p.a.connect(0, SocketAddrV4::new(B, 9001)).unwrap();
+    p.run(100_000_000);
+    assert!(p.took(false, |e| *e == NetEvent::Closed(c)), "{:?}", p.events);
+    assert!(!p.events.iter().any(|(_, e)| matches!(e, NetEvent::Connected(_) | NetEvent::Accepted { .. })));
+    assert_eq!(p.a.connections(), 0);
+    assert_eq!(p.a.send(p.now, c, b"x"), Err(EndpointError::NoConnection));
+}
+
+#[test]
+fn a_port_is_listened_on_once_and_closing_ends_both_sides() {
+    let mut p = Pair::new();
+    p.b.listen(9000).unwrap();
+    assert_eq!(p.b.listen(9000), Err(EndpointError::AddrInUse));
+    let c = p.a.connect(0, SocketAddrV4::new(B, 9000)).unwrap();
+    p.run(100_000_000);
+    let s = p
+        .events
+        .iter()
+        .find_map(|(_, e)| match e {
+            NetEvent::Accepted { conn, .. } => Some(*conn),
+            _ => None,
+        })
+        .unwrap();
+    p.a.close(p.now, c);
+    p.run(p.now + 100_000_000);
+    p.b.close(p.now, s);
+    p.run(p.now + 200_000_000_000);
+    assert!(p.took(true, |e| *e == NetEvent::Closed(s)));
+    assert!(p.took(false, |e| *e == NetEvent::Closed(c)));
+    assert_eq!((p.a.connections(), p.b.connections()), (0, 0));
+}
+
+#[test]
+fn two_dials_get_distinct_ports_and_both_are_accepted() {
+    let mut p = Pair::new();
+    p.b.listen(9000).unwrap();
+    let c1 = p.a.connect(0, SocketAddrV4::new(B, 9000)).unwrap();
+    let c2 = p.a.connect(0, SocketAddrV4::new(B, 9000)).unwrap();
+    p.run(100_000_000);
+    let remotes: Vec<u16> = p
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            NetEvent::Accepted { remote, .. } => Some(remote.port()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(remotes.len(), 2);
+    assert_ne!(remotes[0], remotes[1]);
+    assert!(p.took(false, |e| *e == NetEvent::Connected(c1)) && p.took(false, |e| *e == NetEvent::Connected(c2)));
+}
