@@ -9,7 +9,13 @@
 //! multistream-select inside Noise picks the muxer (yamux or mplex), and on every muxed stream
 //! multistream-select picks the application protocol (gossipsub, identify, ping).
 
+pub mod frame;
+pub mod gossipsub;
+pub mod identify;
+pub mod multiaddr;
 pub mod mux;
+pub mod ping;
+pub mod protobuf;
 pub mod varint;
 
 /// Simulated (or real) time in nanoseconds, always given by the caller.
