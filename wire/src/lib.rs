@@ -9,11 +9,17 @@
 //! multistream-select inside Noise picks the muxer (yamux or mplex), and on every muxed stream
 //! multistream-select picks the application protocol (gossipsub, identify, ping).
 
-pub mod mplex;
-pub mod multistream;
+pub mod frame;
+pub mod gossipsub;
+pub mod identify;
 pub mod identity;
+pub mod mplex;
+pub mod multiaddr;
+pub mod multistream;
 pub mod mux;
 pub mod noise;
+pub mod ping;
+pub mod protobuf;
 pub mod varint;
 pub mod yamux;
 
