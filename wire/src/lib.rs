@@ -9,6 +9,7 @@
 //! multistream-select inside Noise picks the muxer (yamux or mplex), and on every muxed stream
 //! multistream-select picks the application protocol (gossipsub, identify, ping).
 
+pub mod connection;
 pub mod frame;
 pub mod gossipsub;
 pub mod identify;

@@ -1,6 +1,6 @@
 //! `gossip-node`: a plain rust-libp2p gossipsub node.
 //!
-//! TCP, noise and yamux on the ordinary tokio multi-thread runtime, gossipsub with the Ethereum
+//! TCP, noise and yamux (or mplex, `--muxer mplex`) on the ordinary tokio multi-thread runtime, gossipsub with the Ethereum
 //! consensus parameters (D = 8 within 6–12, heartbeat 0.7 s, message cache 6/3, signed messages,
 //! strict validation). Nothing in it knows about a simulator: it is the kind of program the
 //! direct hosts exist to run, and it runs the same on a real network.
@@ -24,7 +24,7 @@ use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
 use libp2p::identity::Keypair;
 use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, PeerId, SwarmBuilder, noise, tcp, yamux};
+use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, noise, tcp, yamux};
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -64,6 +64,9 @@ struct Args {
     /// Print each connection as it is established.
     #[arg(long)]
     verbose: bool,
+    /// Stream muxer: `yamux`, or `mplex` (which older Ethereum clients still speak).
+    #[arg(long, default_value = "yamux", value_parser = ["yamux", "mplex"])]
+    muxer: String,
 }
 
 /// Bytes of a block before its filler: slot, publisher, publication time.
@@ -142,6 +145,35 @@ fn gossip_config(size: usize) -> Result<gossipsub::Config> {
         .map_err(|e| anyhow::anyhow!("gossipsub configuration: {e}"))
 }
 
+/// The behaviour of this node.
+type Gossip = gossipsub::Behaviour<gossipsub::IdentityTransform, gossipsub::AllowAllSubscriptionFilter>;
+
+/// The gossipsub behaviour with `Signed` authenticity.
+fn behaviour(key: &Keypair, config: gossipsub::Config) -> Result<Gossip, Box<dyn std::error::Error + Send + Sync>> {
+    Gossip::new(MessageAuthenticity::Signed(key.clone()), config).map_err(|e| e.into())
+}
+
+/// The swarm: TCP, noise, the chosen muxer, gossipsub.
+fn build_swarm(key: Keypair, config: gossipsub::Config, muxer: &str) -> Result<Swarm<Gossip>> {
+    let builder = SwarmBuilder::with_existing_identity(key).with_tokio();
+    let tcp = || tcp::Config::default().nodelay(true);
+    let idle = |c: libp2p::swarm::Config| c.with_idle_connection_timeout(Duration::from_secs(3600));
+    Ok(match muxer {
+        "mplex" => builder
+            .with_tcp(tcp(), noise::Config::new, libp2p_mplex::Config::default)?
+            .with_behaviour(|key| behaviour(key, config))
+            .map_err(|e| anyhow::anyhow!("gossipsub: {e}"))?
+            .with_swarm_config(idle)
+            .build(),
+        _ => builder
+            .with_tcp(tcp(), noise::Config::new, yamux::Config::default)?
+            .with_behaviour(|key| behaviour(key, config))
+            .map_err(|e| anyhow::anyhow!("gossipsub: {e}"))?
+            .with_swarm_config(idle)
+            .build(),
+    })
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
@@ -150,19 +182,7 @@ async fn main() -> Result<()> {
     let index_of = |p: &PeerId| peers.iter().position(|q| q == p).map_or(-1, |i| i as i64);
 
     let config = gossip_config(args.size)?;
-    let mut swarm = SwarmBuilder::with_existing_identity(key_of(args.index))
-        .with_tokio()
-        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)?
-        .with_behaviour(|key| {
-            gossipsub::Behaviour::<gossipsub::IdentityTransform, gossipsub::AllowAllSubscriptionFilter>::new(
-                MessageAuthenticity::Signed(key.clone()),
-                config,
-            )
-            .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e.into() })
-        })
-        .map_err(|e| anyhow::anyhow!("gossipsub: {e}"))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
-        .build();
+    let mut swarm = build_swarm(key_of(args.index), config, &args.muxer)?;
     let topic = IdentTopic::new("beacon_block");
     swarm.behaviour_mut().subscribe(&topic).context("subscribing")?;
     let listen: Multiaddr = format!("/ip4/{}/tcp/{}", args.listen.ip(), args.listen.port()).parse()?;

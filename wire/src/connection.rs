@@ -1,0 +1,573 @@
+//! One libp2p connection over a byte stream (a TCP connection), with every layer stacked as
+//! rust-libp2p, go-libp2p and js-libp2p stack them: multistream-select agrees on `/noise`, Noise
+//! XX authenticates both identity keys and encrypts, multistream-select inside Noise agrees on a
+//! muxer (yamux or mplex), and on every muxed stream multistream-select agrees on the
+//! application protocol. This side speaks gossipsub (`/meshsub/1.2.0`, `/meshsub/1.1.0`), and
+//! answers identify (`/ipfs/id/1.0.0`) and ping (`/ipfs/ping/1.0.0`) as clients expect of a
+//! peer.
+//!
+//! Sans-IO like its parts: [`Connection::handle_bytes`] takes what the TCP connection received,
+//! [`Connection::poll_transmit`] gives what to write to it, [`Connection::poll_event`] gives the
+//! peer's identity once authenticated and each gossipsub RPC it sent, and
+//! [`Connection::send_rpc`] sends one. Gossipsub uses one stream per direction: this side opens
+//! its own outbound stream as soon as the muxer is agreed and writes every RPC there (RPCs sent
+//! before the stream is agreed wait, in order); RPCs are read from the streams the peer opens.
+
+use crate::Nanos;
+use crate::frame::{FrameDecoder, encode_frame};
+use crate::gossipsub::{self, Rpc};
+use crate::identify::{self, Identify};
+use crate::identity::{Keypair, PeerId};
+use crate::mplex::{Mplex, MplexConfig};
+use crate::multistream::{Multistream, MultistreamEvent};
+use crate::mux::{MuxEvent, Muxer, StreamId};
+use crate::noise::{Noise, NoiseEvent};
+use crate::ping::{self, PingResponder};
+use crate::yamux::{self, Yamux, YamuxConfig};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+/// The security protocol every connection negotiates.
+pub const NOISE: &str = "/noise";
+
+/// A stream muxer this side can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MuxKind {
+    /// `/yamux/1.0.0`: flow-controlled streams (rust-libp2p's and js-libp2p's default).
+    Yamux,
+    /// `/mplex/6.7.0`: no flow control; what older Ethereum clients speak.
+    Mplex,
+}
+
+impl MuxKind {
+    /// The protocol id multistream-select agrees on.
+    pub fn protocol(self) -> &'static str {
+        match self {
+            MuxKind::Yamux => "/yamux/1.0.0",
+            MuxKind::Mplex => "/mplex/6.7.0",
+        }
+    }
+}
+
+/// What every connection of a run shares: protocols offered and limits. Held behind an `Arc`, so
+/// a connection costs no copy of it.
+#[derive(Clone, Debug)]
+pub struct ConnConfig {
+    /// Muxers in order of preference (a dialer proposes them in this order).
+    pub muxers: Vec<MuxKind>,
+    /// Gossipsub protocol ids in order of preference.
+    pub gossip_protocols: Vec<String>,
+    /// The largest gossipsub RPC accepted from the peer (bytes, framing excluded).
+    pub max_rpc_bytes: usize,
+    /// Identify's `agentVersion`.
+    pub agent_version: String,
+    /// Identify's `protocolVersion`.
+    pub protocol_version: String,
+}
+
+impl Default for ConnConfig {
+    fn default() -> Self {
+        ConnConfig {
+            muxers: vec![MuxKind::Yamux, MuxKind::Mplex],
+            gossip_protocols: vec![gossipsub::PROTOCOL_V1_2.into(), gossipsub::PROTOCOL_V1_1.into()],
+            max_rpc_bytes: 10 << 20,
+            agent_version: concat!("thermocline/", env!("CARGO_PKG_VERSION")).into(),
+            protocol_version: "ipfs/0.1.0".into(),
+        }
+    }
+}
+
+/// Which end of the TCP connection this side is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// It connected: it proposes protocols and initiates Noise.
+    Dialer,
+    /// It accepted the connection.
+    Listener,
+}
+
+/// What the connection learnt from the peer, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConnEvent {
+    /// Noise authenticated the peer: this is its identity.
+    Established {
+        /// The peer's id, from the identity key it proved it holds.
+        peer: PeerId,
+    },
+    /// The muxer is agreed; streams (and so RPCs) can flow.
+    Ready {
+        /// The muxer agreed on.
+        muxer: MuxKind,
+    },
+    /// A gossipsub RPC from the peer.
+    Rpc(Rpc),
+}
+
+/// Why the connection failed. Every error is fatal: the caller closes the TCP connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnError {
+    /// Negotiating a protocol failed (which layer, and why).
+    #[error("negotiating the {layer}: {detail}")]
+    Negotiation {
+        /// `security`, `muxer`.
+        layer: &'static str,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The Noise layer refused the peer's bytes.
+    #[error("noise: {0}")]
+    Noise(String),
+    /// The muxer refused the peer's bytes.
+    #[error("muxer: {0}")]
+    Mux(String),
+    /// The connection had already failed.
+    #[error("the connection has failed")]
+    Closed,
+}
+
+/// Addresses this side tells the peer about in identify.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Addresses {
+    /// This side's listen addresses (multiaddr bytes).
+    pub listen: Vec<Vec<u8>>,
+    /// The peer's address as this side sees it (multiaddr bytes).
+    pub observed: Option<Vec<u8>>,
+}
+
+/// What a muxed stream is doing.
+enum Stream {
+    /// Agreeing on its protocol; `outbound` when this side opened it (for gossipsub).
+    Negotiating { ms: Multistream, outbound: bool },
+    /// Gossipsub RPCs, length-prefixed.
+    Gossip(FrameDecoder),
+    /// Ping: echo.
+    Ping(PingResponder),
+    /// Answered and closed by this side (identify): what else arrives is ignored.
+    Done,
+}
+
+/// The layers above TCP once `/noise` is agreed.
+struct Secured {
+    noise: Noise,
+    /// Agreeing on the muxer (`None` until Noise is established), then the muxer.
+    muxer_ms: Option<Multistream>,
+    mux: Option<Box<dyn Muxer + Send>>,
+    streams: BTreeMap<StreamId, Stream>,
+    /// This side's gossipsub stream, once opened.
+    gossip_out: Option<StreamId>,
+    /// Framed RPCs waiting for that stream's protocol to be agreed.
+    gossip_pending: Vec<u8>,
+}
+
+/// What the layers need of the connection besides their own state.
+struct Ctx<'a> {
+    side: Side,
+    config: &'a ConnConfig,
+    identity: &'a Keypair,
+    addresses: &'a Addresses,
+}
+
+impl Ctx<'_> {
+    /// The protocols this side answers on streams the peer opens.
+    fn supported(&self) -> Vec<String> {
+        let mut protocols = self.config.gossip_protocols.clone();
+        protocols.push(identify::PROTOCOL.into());
+        protocols.push(ping::PROTOCOL.into());
+        protocols
+    }
+
+    /// The identify message this side sends when asked.
+    fn identify(&self) -> Identify {
+        Identify {
+            protocol_version: self.config.protocol_version.clone(),
+            agent_version: self.config.agent_version.clone(),
+            public_key: self.identity.public().to_protobuf(),
+            listen_addrs: self.addresses.listen.clone(),
+            observed_addr: self.addresses.observed.clone(),
+            protocols: self.supported(),
+            signed_peer_record: None,
+        }
+    }
+}
+
+impl Secured {
+    /// Plaintext from Noise: to the muxer negotiation while it lasts, then to the muxer.
+    fn feed_muxer(
+        &mut self,
+        now: Nanos,
+        plain: &[u8],
+        ctx: &Ctx<'_>,
+        events: &mut VecDeque<ConnEvent>,
+    ) -> Result<(), ConnError> {
+        if let Some(m) = self.mux.as_mut() {
+            return m.handle_bytes(now, plain).map_err(|e| ConnError::Mux(e.to_string()));
+        }
+        let Some(ms) = self.muxer_ms.as_mut() else {
+            return Err(ConnError::Noise("data before the handshake completed".into()));
+        };
+        ms.handle_bytes(plain).map_err(|e| negotiation("muxer", e))?;
+        while let Some(b) = ms.poll_transmit() {
+            self.noise.send(&b).map_err(|e| ConnError::Noise(e.to_string()))?;
+        }
+        let (protocol, rest) = match ms.poll_event() {
+            None => return Ok(()),
+            Some(MultistreamEvent::Agreed { protocol, rest }) => (protocol, rest),
+            Some(_) => return Err(ConnError::Negotiation { layer: "muxer", detail: "no muxer in common".into() }),
+        };
+        self.muxer_ms = None;
+        let kind = if protocol == MuxKind::Yamux.protocol() { MuxKind::Yamux } else { MuxKind::Mplex };
+        let mut mux: Box<dyn Muxer + Send> = match kind {
+            MuxKind::Yamux => {
+                let role = if ctx.side == Side::Dialer { yamux::Role::Client } else { yamux::Role::Server };
+                Box::new(Yamux::new(role, YamuxConfig::default()))
+            }
+            MuxKind::Mplex => Box::new(Mplex::new(MplexConfig::default())),
+        };
+        let ms = Multistream::dialer(ctx.config.gossip_protocols.clone()).map_err(|e| negotiation("gossipsub", e))?;
+        let id = mux.open(now).map_err(|e| ConnError::Mux(e.to_string()))?;
+        self.streams.insert(id, Stream::Negotiating { ms, outbound: true });
+        self.gossip_out = Some(id);
+        mux.handle_bytes(now, &rest).map_err(|e| ConnError::Mux(e.to_string()))?;
+        self.mux = Some(mux);
+        events.push_back(ConnEvent::Ready { muxer: kind });
+        Ok(())
+    }
+
+    /// Handles what the muxer reports: new streams, their bytes, their ends.
+    fn streams_events(&mut self, now: Nanos, ctx: &Ctx<'_>, events: &mut VecDeque<ConnEvent>) -> Result<(), ConnError> {
+        while let Some(event) = self.mux.as_mut().and_then(|m| m.poll_event()) {
+            match event {
+                MuxEvent::Opened(id) => {
+                    let ms = Multistream::listener(ctx.supported()).map_err(|e| negotiation("stream", e))?;
+                    self.streams.insert(id, Stream::Negotiating { ms, outbound: false });
+                }
+                MuxEvent::Data(id, data) => self.on_stream_data(now, id, &data, ctx, events),
+                MuxEvent::Closed(id) | MuxEvent::Reset(id) => {
+                    self.streams.remove(&id);
+                    if self.gossip_out == Some(id) {
+                        self.gossip_out = None;
+                    }
+                }
+                MuxEvent::GoAway => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+enum State {
+    /// Agreeing on `/noise` over the raw bytes.
+    Security {
+        ms: Multistream,
+        seed: [u8; 32],
+        expected: Option<PeerId>,
+    },
+    Secured(Box<Secured>),
+    Failed,
+}
+
+/// One libp2p connection (see the module documentation).
+pub struct Connection {
+    side: Side,
+    config: Arc<ConnConfig>,
+    identity: Keypair,
+    addresses: Addresses,
+    state: State,
+    out: Vec<u8>,
+    events: VecDeque<ConnEvent>,
+    /// Framed RPCs sent before Noise was agreed on.
+    early: Vec<u8>,
+}
+
+impl Connection {
+    /// A connection this side dialled, to `expected` if it knows whom it dials. `seed` makes the
+    /// Noise keys (and so every byte sent) deterministic.
+    pub fn dial(
+        identity: Keypair,
+        seed: [u8; 32],
+        expected: Option<PeerId>,
+        config: Arc<ConnConfig>,
+        addresses: Addresses,
+    ) -> Connection {
+        let ms = Multistream::dialer(vec![NOISE.into()]).expect("a valid protocol name");
+        Self::new(Side::Dialer, State::Security { ms, seed, expected }, identity, config, addresses)
+    }
+
+    /// A connection this side accepted.
+    pub fn accept(identity: Keypair, seed: [u8; 32], config: Arc<ConnConfig>, addresses: Addresses) -> Connection {
+        let ms = Multistream::listener(vec![NOISE.into()]).expect("a valid protocol name");
+        Self::new(Side::Listener, State::Security { ms, seed, expected: None }, identity, config, addresses)
+    }
+
+    fn new(side: Side, state: State, identity: Keypair, config: Arc<ConnConfig>, addresses: Addresses) -> Self {
+        let mut c = Connection {
+            side,
+            config,
+            identity,
+            addresses,
+            state,
+            out: Vec::new(),
+            events: VecDeque::new(),
+            early: Vec::new(),
+        };
+        c.flush(0);
+        c
+    }
+
+    /// Which end this side is.
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    /// Takes bytes received on the TCP connection (any split).
+    pub fn handle_bytes(&mut self, now: Nanos, bytes: &[u8]) -> Result<(), ConnError> {
+        let r = self.take(now, bytes);
+        if r.is_err() {
+            self.state = State::Failed;
+        }
+        r
+    }
+
+    fn take(&mut self, now: Nanos, bytes: &[u8]) -> Result<(), ConnError> {
+        match &mut self.state {
+            State::Failed => return Err(ConnError::Closed),
+            State::Security { ms, .. } => {
+                ms.handle_bytes(bytes).map_err(|e| negotiation("security", e))?;
+                if let Some(rest) = self.secure()? {
+                    return self.take(now, &rest);
+                }
+            }
+            State::Secured(s) => {
+                s.noise.handle_bytes(bytes).map_err(|e| ConnError::Noise(e.to_string()))?;
+                self.drive(now)?;
+            }
+        }
+        self.flush(now);
+        Ok(())
+    }
+
+    /// Once `/noise` is agreed: starts Noise, and returns the bytes that followed the agreement.
+    fn secure(&mut self) -> Result<Option<Vec<u8>>, ConnError> {
+        let State::Security { ms, seed, expected } = &mut self.state else { return Ok(None) };
+        while let Some(b) = ms.poll_transmit() {
+            self.out.extend_from_slice(&b);
+        }
+        let Some(event) = ms.poll_event() else { return Ok(None) };
+        let rest = match event {
+            MultistreamEvent::Agreed { rest, .. } => rest,
+            MultistreamEvent::Refused => {
+                return Err(ConnError::Negotiation { layer: "security", detail: "the peer refused /noise".into() });
+            }
+            MultistreamEvent::Confirmed { .. } => unreachable!("only lazy dialers confirm"),
+        };
+        let noise = match self.side {
+            Side::Dialer => Noise::initiator(&self.identity, *seed, *expected),
+            Side::Listener => Noise::responder(&self.identity, *seed),
+        }
+        .map_err(|e| ConnError::Noise(e.to_string()))?;
+        self.state = State::Secured(Box::new(Secured {
+            noise,
+            muxer_ms: None,
+            mux: None,
+            streams: BTreeMap::new(),
+            gossip_out: None,
+            gossip_pending: std::mem::take(&mut self.early),
+        }));
+        Ok(Some(rest))
+    }
+
+    /// Takes what Noise decrypted up through the muxer and the streams.
+    fn drive(&mut self, now: Nanos) -> Result<(), ConnError> {
+        let Connection { side, config, identity, addresses, state, events, .. } = self;
+        let State::Secured(s) = state else { return Ok(()) };
+        let ctx = Ctx { side: *side, config, identity, addresses };
+        while let Some(event) = s.noise.poll_event() {
+            match event {
+                NoiseEvent::Established { remote_peer, .. } => {
+                    events.push_back(ConnEvent::Established { peer: remote_peer });
+                    let muxers: Vec<String> = ctx.config.muxers.iter().map(|m| m.protocol().to_string()).collect();
+                    let ms = match ctx.side {
+                        Side::Dialer => Multistream::dialer(muxers),
+                        Side::Listener => Multistream::listener(muxers),
+                    };
+                    s.muxer_ms = Some(ms.map_err(|e| negotiation("muxer", e))?);
+                }
+                NoiseEvent::Data(plain) => s.feed_muxer(now, &plain, &ctx, events)?,
+            }
+            s.streams_events(now, &ctx, events)?;
+        }
+        Ok(())
+    }
+
+    /// Sends a gossipsub RPC to the peer (after whatever was sent before it). Before the
+    /// gossipsub stream is agreed, RPCs wait in order.
+    pub fn send_rpc(&mut self, now: Nanos, rpc: &Rpc) -> Result<(), ConnError> {
+        let frame = encode_frame(&rpc.encode());
+        let s = match &mut self.state {
+            State::Failed => return Err(ConnError::Closed),
+            State::Security { .. } => {
+                self.early.extend_from_slice(&frame);
+                return Ok(());
+            }
+            State::Secured(s) => s,
+        };
+        match (s.gossip_out, s.mux.as_mut()) {
+            (Some(id), Some(mux)) if matches!(s.streams.get(&id), Some(Stream::Gossip(_))) => {
+                mux.send(now, id, &frame).map_err(|e| ConnError::Mux(e.to_string()))?
+            }
+            _ => s.gossip_pending.extend_from_slice(&frame),
+        }
+        self.flush(now);
+        Ok(())
+    }
+
+    /// Moves every layer's output down: stream negotiations into the muxer, the muxer into
+    /// Noise, Noise onto the wire.
+    fn flush(&mut self, now: Nanos) {
+        let State::Secured(s) = &mut self.state else {
+            if let State::Security { ms, .. } = &mut self.state {
+                while let Some(b) = ms.poll_transmit() {
+                    self.out.extend_from_slice(&b);
+                }
+            }
+            return;
+        };
+        if let Some(ms) = s.muxer_ms.as_mut() {
+            while let Some(b) = ms.poll_transmit() {
+                let _ = s.noise.send(&b);
+            }
+        }
+        if let Some(mux) = s.mux.as_mut() {
+            for (&id, st) in s.streams.iter_mut() {
+                if let Stream::Negotiating { ms, .. } = st {
+                    while let Some(b) = ms.poll_transmit() {
+                        let _ = mux.send(now, id, &b);
+                    }
+                }
+            }
+            while let Some(b) = mux.poll_transmit() {
+                let _ = s.noise.send(&b);
+            }
+        }
+        while let Some(b) = s.noise.poll_transmit() {
+            self.out.extend_from_slice(&b);
+        }
+    }
+
+    /// Bytes to write to the TCP connection, if any.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        (!self.out.is_empty()).then(|| std::mem::take(&mut self.out))
+    }
+
+    /// The next thing learnt from the peer, if any.
+    pub fn poll_event(&mut self) -> Option<ConnEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Connection::handle_timeout`] must next be called, if ever.
+    pub fn poll_timeout(&self) -> Option<Nanos> {
+        match &self.state {
+            State::Secured(s) => s.mux.as_ref().and_then(|m| m.poll_timeout()),
+            _ => None,
+        }
+    }
+
+    /// Lets time pass to `now`.
+    pub fn handle_timeout(&mut self, now: Nanos) {
+        if let State::Secured(s) = &mut self.state
+            && let Some(m) = s.mux.as_mut()
+        {
+            m.handle_timeout(now);
+        }
+        self.flush(now);
+    }
+
+    /// Whether the connection has failed.
+    pub fn is_failed(&self) -> bool {
+        matches!(self.state, State::Failed)
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+fn negotiation(layer: &'static str, e: impl std::fmt::Display) -> ConnError {
+    ConnError::Negotiation { layer, detail: e.to_string() }
+}
+
+impl Secured {
+    /// Bytes arrived on stream `id`: negotiate, then decode RPCs, answer identify, echo pings.
+    /// A stream that breaks its protocol is reset; the connection goes on.
+    fn on_stream_data(
+        &mut self,
+        now: Nanos,
+        id: StreamId,
+        data: &[u8],
+        ctx: &Ctx<'_>,
+        events: &mut VecDeque<ConnEvent>,
+    ) {
+        if self.stream_data(now, id, data, ctx, events).is_err() {
+            self.streams.remove(&id);
+            if let Some(mux) = self.mux.as_mut() {
+                let _ = mux.reset(now, id);
+            }
+            if self.gossip_out == Some(id) {
+                self.gossip_out = None;
+            }
+        }
+    }
+
+    fn stream_data(
+        &mut self,
+        now: Nanos,
+        id: StreamId,
+        data: &[u8],
+        ctx: &Ctx<'_>,
+        events: &mut VecDeque<ConnEvent>,
+    ) -> Result<(), ()> {
+        let mux = self.mux.as_mut().expect("streams exist only once the muxer does");
+        let Some(st) = self.streams.get_mut(&id) else { return Ok(()) };
+        let mut data = data.to_vec();
+        if let Stream::Negotiating { ms, outbound } = st {
+            ms.handle_bytes(&data).map_err(drop)?;
+            while let Some(b) = ms.poll_transmit() {
+                mux.send(now, id, &b).map_err(drop)?;
+            }
+            let (protocol, rest) = match ms.poll_event() {
+                None => return Ok(()),
+                Some(MultistreamEvent::Agreed { protocol, rest }) => (protocol, rest),
+                Some(_) => return Err(()),
+            };
+            let outbound = *outbound;
+            data = rest;
+            *st = if protocol == identify::PROTOCOL {
+                mux.send(now, id, &encode_frame(&ctx.identify().encode())).map_err(drop)?;
+                mux.close(now, id).map_err(drop)?;
+                Stream::Done
+            } else if protocol == ping::PROTOCOL {
+                Stream::Ping(PingResponder::new())
+            } else {
+                Stream::Gossip(FrameDecoder::new(ctx.config.max_rpc_bytes))
+            };
+            if outbound && !self.gossip_pending.is_empty() {
+                mux.send(now, id, &std::mem::take(&mut self.gossip_pending)).map_err(drop)?;
+            }
+        }
+        match st {
+            Stream::Gossip(decoder) => {
+                decoder.push(&data);
+                while let Some(frame) = decoder.next().map_err(drop)? {
+                    events.push_back(ConnEvent::Rpc(Rpc::decode(&frame).map_err(drop)?));
+                }
+            }
+            Stream::Ping(p) => {
+                p.handle_bytes(&data);
+                while let Some(b) = p.poll_transmit() {
+                    mux.send(now, id, &b).map_err(drop)?;
+                }
+            }
+            Stream::Negotiating { .. } | Stream::Done => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,144 @@
+//! Two connections back to back (quinn's `Pair` style): bytes move between them in chosen
+//! pieces until neither has anything to say.
+
+use super::*;
+use crate::gossipsub::{Control, Graft, Message, SubOpts};
+
+fn key(i: u8) -> Keypair {
+    Keypair::ed25519_from_secret([i; 32])
+}
+
+struct Pair {
+    dialer: Connection,
+    listener: Connection,
+    events: (Vec<ConnEvent>, Vec<ConnEvent>),
+}
+
+impl Pair {
+    fn new(dialer_muxers: Vec<MuxKind>, listener_muxers: Vec<MuxKind>) -> Pair {
+        let config = |muxers| Arc::new(ConnConfig { muxers, ..ConnConfig::default() });
+        let dialer =
+            Connection::dial(key(1), [1; 32], Some(key(2).peer_id()), config(dialer_muxers), Addresses::default());
+        let listener = Connection::accept(key(2), [2; 32], config(listener_muxers), Addresses::default());
+        Pair { dialer, listener, events: (Vec::new(), Vec::new()) }
+    }
+
+    /// Moves bytes both ways in pieces of `piece` until quiet; returns whether either failed.
+    fn run(&mut self, piece: usize) -> Result<(), ConnError> {
+        for _ in 0..10_000 {
+            let a = self.dialer.poll_transmit();
+            let b = self.listener.poll_transmit();
+            if a.is_none() && b.is_none() {
+                break;
+            }
+            for chunk in a.unwrap_or_default().chunks(piece) {
+                self.listener.handle_bytes(0, chunk)?;
+            }
+            for chunk in b.unwrap_or_default().chunks(piece) {
+                self.dialer.handle_bytes(0, chunk)?;
+            }
+        }
+        self.events.0.extend(std::iter::from_fn(|| self.dialer.poll_event()));
+        self.events.1.extend(std::iter::from_fn(|| self.listener.poll_event()));
+        Ok(())
+    }
+
+    fn rpcs(events: &[ConnEvent]) -> Vec<&Rpc> {
+        events.iter().filter_map(|e| if let ConnEvent::Rpc(r) = e { Some(r) } else { None }).collect()
+    }
+}
+
+fn hello(topic: &str, data: usize) -> Rpc {
+    Rpc {
+        subscriptions: vec![SubOpts { subscribe: true, topic: topic.into() }],
+        publish: vec![Message { data: vec![7; data], topic: topic.into(), ..Message::default() }],
+        control: Some(Control { graft: vec![Graft { topic: topic.into() }], ..Control::default() }),
+    }
+}
+
+#[test]
+fn both_sides_authenticate_agree_on_a_muxer_and_exchange_rpcs_in_any_split() {
+    for muxer in [MuxKind::Yamux, MuxKind::Mplex] {
+        for piece in [1, 7, 1000, usize::MAX] {
+            let mut p = Pair::new(vec![muxer], vec![MuxKind::Yamux, MuxKind::Mplex]);
+            // Sent before anything is agreed: it waits for the gossipsub stream.
+            p.dialer.send_rpc(0, &hello("a", 300_000)).unwrap();
+            p.run(piece).unwrap();
+            p.listener.send_rpc(0, &hello("b", 10)).unwrap();
+            p.run(piece).unwrap();
+            assert_eq!(p.events.0[0], ConnEvent::Established { peer: key(2).peer_id() });
+            assert_eq!(p.events.1[0], ConnEvent::Established { peer: key(1).peer_id() });
+            assert!(p.events.0.contains(&ConnEvent::Ready { muxer }));
+            assert_eq!(Pair::rpcs(&p.events.1), [&hello("a", 300_000)], "{muxer:?} piece {piece}");
+            assert_eq!(Pair::rpcs(&p.events.0), [&hello("b", 10)]);
+        }
+    }
+}
+
+#[test]
+fn a_listener_without_the_dialers_muxer_fails_the_negotiation() {
+    let mut p = Pair::new(vec![MuxKind::Mplex], vec![MuxKind::Yamux]);
+    let r = p.run(usize::MAX);
+    assert!(matches!(r, Err(ConnError::Negotiation { layer: "muxer", .. })), "{r:?}");
+    assert!(p.dialer.is_failed());
+    assert!(!p.events.1.iter().any(|e| matches!(e, ConnEvent::Ready { .. })));
+}
+
+#[test]
+fn a_dial_to_the_wrong_peer_fails() {
+    let config = Arc::new(ConnConfig::default());
+    let mut dialer = Connection::dial(key(1), [1; 32], Some(key(3).peer_id()), config.clone(), Addresses::default());
+    let mut listener = Connection::accept(key(2), [2; 32], config, Addresses::default());
+    let mut failed = false;
+    for _ in 0..10 {
+        if let Some(b) = dialer.poll_transmit() {
+            let _ = listener.handle_bytes(0, &b);
+        }
+        if let Some(b) = listener.poll_transmit() {
+            failed |= dialer.handle_bytes(0, &b).is_err();
+        }
+    }
+    assert!(failed && dialer.is_failed());
+    assert_eq!(dialer.send_rpc(0, &Rpc::default()), Err(ConnError::Closed));
+}
+
+#[test]
+fn the_same_seeds_give_the_same_bytes() {
+    let transcript = || {
+        let mut p = Pair::new(vec![MuxKind::Yamux], vec![MuxKind::Yamux]);
+        let mut bytes = Vec::new();
+        p.dialer.send_rpc(0, &hello("a", 50)).unwrap();
+        for _ in 0..20 {
+            let a = p.dialer.poll_transmit().unwrap_or_default();
+            let b = p.listener.poll_transmit().unwrap_or_default();
+            p.listener.handle_bytes(0, &a).unwrap();
+            p.dialer.handle_bytes(0, &b).unwrap();
+            bytes.extend(a);
+            bytes.extend(b);
+        }
+        bytes
+    };
+    let first = transcript();
+    assert!(first.len() > 500);
+    assert_eq!(first, transcript());
+}
+
+#[test]
+fn garbage_from_the_peer_fails_the_connection_and_it_stays_failed() {
+    let mut d = Connection::accept(key(2), [2; 32], Arc::new(ConnConfig::default()), Addresses::default());
+    assert!(d.handle_bytes(0, &[0xff; 40]).is_err());
+    assert!(d.is_failed());
+    assert_eq!(d.handle_bytes(0, b"x"), Err(ConnError::Closed));
+}
+
+proptest::proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(chunks in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), 0..8)) {
+        let mut c = Connection::accept(key(2), [2; 32], Arc::new(ConnConfig::default()), Addresses::default());
+        for chunk in chunks {
+            let _ = c.handle_bytes(0, &chunk);
+            let _ = c.poll_transmit();
+            while c.poll_event().is_some() {}
+        }
+    }
+}
