@@ -110,6 +110,17 @@ mod tests {
     }
 
     #[test]
+    fn latency_handed_over_by_the_shim_is_waited_off_at_the_next_call() {
+        let mut l = Latency::default();
+        l.answered(false, DEFAULT_SYSCALL_LATENCY_NS);
+        l.hand_over(999_000);
+        assert_eq!(l.unapplied(), MAX_UNAPPLIED_LATENCY_NS);
+        assert_eq!(l.take_due(), Some(MAX_UNAPPLIED_LATENCY_NS));
+        l.hand_over(0);
+        assert_eq!(l.take_due(), None, "an empty hand-over changes nothing");
+    }
+
+    #[test]
     fn a_busy_wait_of_half_a_second_takes_half_a_million_calls_and_a_zero_cost_never_waits() {
         assert_eq!(spin(500_000, 1_000), 499_000_000, "the 500,000th call's millisecond is applied at the next");
         assert_eq!(spin(500_001, 1_000), 500_000_000);

@@ -64,6 +64,8 @@ static UTS: UtsCache = UtsCache { ready: AtomicBool::new(false), bytes: UnsafeCe
 #[unsafe(naked)]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn syscall() -> c_long {
+    // SAFETY: only the registers a C call may clobber are written; the caller's arguments reach
+    // the kernel, or `local_syscall` (same argument registers, same return address), unchanged.
     core::arch::naked_asm!(
         "cmp rdi, {clock_gettime}",
         "je 2f",
@@ -127,7 +129,8 @@ fn forward(nr: c_long, a: [c_long; 5]) -> c_long {
     libc_result(unsafe { raw6(nr, args) } as c_long)
 }
 
-/// Answer `nr` in the process if it can be, else make it as a syscall.
+/// Answer `nr` in the process if it can be, else make it as a syscall. Safety: the arguments
+/// are the program's, valid for `nr` as the kernel would take them.
 unsafe extern "C" fn local_syscall(nr: c_long, a0: c_long, a1: c_long, a2: c_long, a3: c_long, a4: c_long) -> c_long {
     let a = [a0, a1, a2, a3, a4];
     if !has_page() {
@@ -173,6 +176,7 @@ unsafe fn answer(nr: c_long, a: [c_long; 5]) -> c_long {
     }
 }
 
+/// `clock_gettime` from the page (`clock` is one it answers). Safety: `ts` is null or writable.
 unsafe fn clock_gettime(clock: c_int, ts: *mut libc::timespec) -> c_long {
     let Some(ns) = clock_ns(clock) else { return -libc::EINVAL as c_long };
     if ts.is_null() {
@@ -183,6 +187,7 @@ unsafe fn clock_gettime(clock: c_int, ts: *mut libc::timespec) -> c_long {
     0
 }
 
+/// `gettimeofday` from the page. Safety: `tv` and `tz` are null or writable.
 unsafe fn gettimeofday(tv: *mut libc::timeval, tz: *mut u8) -> c_long {
     let ns = clock_ns(libc::CLOCK_REALTIME).unwrap_or(0);
     // SAFETY: non-null pointers from the caller; `tz` is a `struct timezone` (8 bytes).
@@ -197,6 +202,7 @@ unsafe fn gettimeofday(tv: *mut libc::timeval, tz: *mut u8) -> c_long {
     0
 }
 
+/// `time` from the page. Safety: `t` is null or writable.
 unsafe fn time(t: *mut libc::time_t) -> c_long {
     let s = (clock_ns(libc::CLOCK_REALTIME).unwrap_or(0) / NS) as libc::time_t;
     if !t.is_null() {
@@ -206,7 +212,8 @@ unsafe fn time(t: *mut libc::time_t) -> c_long {
     s as c_long
 }
 
-/// Every simulated host's tasks run on CPU 0, node 0 (as the supervisor says).
+/// Every simulated host's tasks run on CPU 0, node 0 (as the supervisor says). Safety: `cpu` and
+/// `node` are null or writable.
 unsafe fn getcpu(cpu: *mut u32, node: *mut u32) -> c_long {
     for p in [cpu, node] {
         if !p.is_null() {
@@ -217,6 +224,7 @@ unsafe fn getcpu(cpu: *mut u32, node: *mut u32) -> c_long {
     0
 }
 
+/// `uname` from the cache (filled). Safety: `buf` is null or a writable `struct utsname`.
 unsafe fn uname_cached(buf: *mut u8) -> c_long {
     if buf.is_null() {
         return -libc::EFAULT as c_long;
@@ -337,6 +345,32 @@ mod tests {
         assert_eq!(room_after(0, 1_000), (MAX_UNAPPLIED_LATENCY_NS, true));
         assert_eq!(room_after(400_000, 1_000), (600_000, true));
         assert_eq!(room_after(MAX_UNAPPLIED_LATENCY_NS, 1_000), (999_000, false));
+    }
+
+    type Syscall = unsafe extern "C" fn(c_long, c_long, c_long, c_long, c_long, c_long, c_long) -> c_long;
+
+    /// The interposed `syscall`, called as C calls it.
+    fn call(nr: c_long, a0: c_long, a1: c_long) -> c_long {
+        // SAFETY: `syscall` takes the number and six arguments in C's registers and stack slot.
+        let f: Syscall = unsafe { core::mem::transmute(syscall as unsafe extern "C" fn() -> c_long) };
+        // SAFETY: the test's calls take scalar or valid pointer arguments.
+        unsafe { f(nr, a0, a1, 0, 0, 0, 0) }
+    }
+
+    #[test]
+    fn without_a_supervisor_every_call_is_passed_on_as_glibc_makes_it() {
+        assert_eq!(call(libc::SYS_getpid, 0, 0), std::process::id() as c_long);
+        assert_eq!(call(libc::SYS_close, -1, 0), -1);
+        // SAFETY: this thread's errno.
+        assert_eq!(unsafe { *libc::__errno_location() }, libc::EBADF);
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        assert_eq!(call(libc::SYS_clock_gettime, libc::CLOCK_REALTIME as c_long, &mut ts as *mut _ as c_long), 0);
+        assert!(ts.tv_sec > 1_700_000_000, "the machine's clock, not a simulated one");
+        // SAFETY: a plain C struct, valid when zeroed.
+        let mut u: libc::utsname = unsafe { core::mem::zeroed() };
+        assert_eq!(call(libc::SYS_uname, &mut u as *mut _ as c_long, 0), 0);
+        assert_eq!(u.sysname[0], b'L' as libc::c_char);
+        assert!(!UTS.ready.load(Ordering::Acquire), "nothing is cached outside a supervisor");
     }
 
     #[test]
