@@ -15,7 +15,8 @@ use rand_core::Rng;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use thermocline_shim::abi::{
-    ABI_VERSION, HELLO_OP_NO_CPUID_FAULTING, HELLO_OP_TIME_PAGE, HELLO_OP_YIELD, HELLO_SYSCALL,
+    ABI_VERSION, HELLO_OP_LATENCY_COST, HELLO_OP_LATENCY_HANDOVER, HELLO_OP_NO_CPUID_FAULTING, HELLO_OP_TIME_PAGE,
+    HELLO_OP_YIELD, HELLO_SYSCALL,
 };
 
 const NS: u64 = 1_000_000_000;
@@ -116,6 +117,14 @@ pub(crate) fn write_addr_bytes(pid: i32, addr: u64, len_ptr: u64, bytes: &[u8]) 
     mem::write(pid, len_ptr, &(bytes.len() as u32).to_ne_bytes()).map_err(|_| libc::EFAULT)
 }
 
+/// Whether `n` is one of the shim's latency calls ([`HELLO_OP_LATENCY_COST`],
+/// [`HELLO_OP_LATENCY_HANDOVER`]): bookkeeping for calls answered in the process, not a call of
+/// the program, so it is not charged syscall latency itself.
+pub(crate) fn is_latency_bookkeeping(n: &Notif) -> bool {
+    n.data.nr as i64 == HELLO_SYSCALL
+        && (n.data.args[0] == HELLO_OP_LATENCY_COST || n.data.args[0] == HELLO_OP_LATENCY_HANDOVER)
+}
+
 fn errno(r: Result<Answer, i32>) -> Answer {
     r.unwrap_or_else(Answer::Errno)
 }
@@ -140,6 +149,12 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
             if a[0] == HELLO_OP_TIME_PAGE && a[1] == ABI_VERSION {
                 e.hosts[h].tasks.get_mut(&vid).expect("task exists").shim = true;
                 Answer::TimePage
+            } else if a[0] == HELLO_OP_LATENCY_COST {
+                Answer::Value(e.syscall_latency(h, vid) as i64)
+            } else if a[0] == HELLO_OP_LATENCY_HANDOVER {
+                let t = e.hosts[h].tasks.get_mut(&vid).expect("task exists");
+                t.latency.hand_over(a[2]);
+                Answer::Value(t.latency.unapplied() as i64)
             } else if a[0] == HELLO_OP_YIELD {
                 let p = e.hosts[h].tasks[&vid].proc;
                 let budget = e.hosts[h].procs[p].spec.preempt.map_or(0, |d| d.as_nanos());

@@ -1066,7 +1066,9 @@ impl DirectEngine {
                 answer
             );
         }
-        self.account_latency(h, vid, retried || matches!(answer, Answer::Block(..)));
+        if !emulate::is_latency_bookkeeping(&notif) {
+            self.account_latency(h, vid, retried || matches!(answer, Answer::Block(..)));
+        }
         let host = &mut self.hosts[h];
         let now = host.now;
         let tree = host.tasks[&vid].tree;
@@ -1162,17 +1164,23 @@ impl DirectEngine {
         true
     }
 
+    /// The simulated latency of a syscall of task `vid`'s process (its `syscall_latency`), ns.
+    pub(crate) fn syscall_latency(&self, h: usize, vid: u32) -> u64 {
+        let host = &self.hosts[h];
+        host.tasks
+            .get(&vid)
+            .and_then(|t| host.procs.get(t.proc))
+            .and_then(|p| p.spec.syscall_latency)
+            .map_or(crate::latency::DEFAULT_SYSCALL_LATENCY_NS, |d| d.as_nanos())
+    }
+
     /// Task `vid`'s call was answered: charge its process's syscall latency, or empty its account
     /// if the call blocked or completes one that had.
     fn account_latency(&mut self, h: usize, vid: u32, blocked: bool) {
-        let host = &mut self.hosts[h];
-        let Some(t) = host.tasks.get_mut(&vid) else { return };
-        let cost = host
-            .procs
-            .get(t.proc)
-            .and_then(|p| p.spec.syscall_latency)
-            .map_or(crate::latency::DEFAULT_SYSCALL_LATENCY_NS, |d| d.as_nanos());
-        t.latency.answered(blocked, cost);
+        let cost = self.syscall_latency(h, vid);
+        if let Some(t) = self.hosts[h].tasks.get_mut(&vid) {
+            t.latency.answered(blocked, cost);
+        }
     }
 
     /// After an execve: the binary's name, which emulated descriptors survived (close-on-exec),

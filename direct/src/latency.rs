@@ -27,8 +27,9 @@
 /// process's `syscall_latency`): Shadow's default `unblocked_syscall_latency`.
 pub const DEFAULT_SYSCALL_LATENCY_NS: u64 = 1_000;
 
-/// Unapplied latency at which a task's next syscall first waits it off in simulated time.
-pub const MAX_UNAPPLIED_LATENCY_NS: u64 = 1_000_000;
+/// Unapplied latency at which a task's next syscall first waits it off in simulated time (shared
+/// with the shim, which follows the same rule for the calls it answers in the process).
+pub const MAX_UNAPPLIED_LATENCY_NS: u64 = thermocline_shim::abi::MAX_UNAPPLIED_LATENCY_NS;
 
 /// A task's simulated CPU time spent in syscalls answered at once and not yet applied to the
 /// clock.
@@ -48,6 +49,12 @@ impl Latency {
     /// empties the account; one answered at once adds `cost`.
     pub fn answered(&mut self, blocked: bool, cost: u64) {
         self.unapplied = if blocked { 0 } else { self.unapplied.saturating_add(cost) };
+    }
+
+    /// Add `ns` charged elsewhere (by the shim, for calls it answered in the process); the next
+    /// syscall waits if the account has reached the threshold.
+    pub fn hand_over(&mut self, ns: u64) {
+        self.unapplied = self.unapplied.saturating_add(ns);
     }
 
     /// The latency not yet applied, ns.
@@ -100,6 +107,17 @@ mod tests {
             l.answered(false, DEFAULT_SYSCALL_LATENCY_NS);
         }
         assert_eq!(l.take_due(), None, "a task that blocks every 999 calls is never delayed");
+    }
+
+    #[test]
+    fn latency_handed_over_by_the_shim_is_waited_off_at_the_next_call() {
+        let mut l = Latency::default();
+        l.answered(false, DEFAULT_SYSCALL_LATENCY_NS);
+        l.hand_over(999_000);
+        assert_eq!(l.unapplied(), MAX_UNAPPLIED_LATENCY_NS);
+        assert_eq!(l.take_due(), Some(MAX_UNAPPLIED_LATENCY_NS));
+        l.hand_over(0);
+        assert_eq!(l.take_due(), None, "an empty hand-over changes nothing");
     }
 
     #[test]

@@ -16,6 +16,21 @@ pub const HELLO_OP_NO_CPUID_FAULTING: u64 = 2;
 /// the supervisor sends to a thread that has run too long without a syscall.
 pub const HELLO_OP_YIELD: u64 = 3;
 
+/// `HELLO_SYSCALL` operation: "what does a syscall cost here" — answered at once with the
+/// process's simulated syscall latency in ns (its `syscall_latency`), and not itself charged. The
+/// shim charges that much for each call it answers in the process (see [`HELLO_OP_LATENCY_HANDOVER`]).
+pub const HELLO_OP_LATENCY_COST: u64 = 4;
+
+/// `HELLO_SYSCALL` operation: "add argument 2 ns to my unapplied syscall latency" — the latency
+/// the shim charged for the calls it answered in the process, handed to the supervisor's account
+/// of the calling task once it reaches [`MAX_UNAPPLIED_LATENCY_NS`]. Answered at once, not itself
+/// charged, with the task's unapplied latency after the addition.
+pub const HELLO_OP_LATENCY_HANDOVER: u64 = 5;
+
+/// Unapplied syscall latency at which a task's next syscall first waits it off in simulated time
+/// (the supervisor's rule, which the shim follows for the calls it answers itself).
+pub const MAX_UNAPPLIED_LATENCY_NS: u64 = 1_000_000;
+
 /// The signal the supervisor sends to preempt a spinning thread (`SIGRTMAX`; glibc reserves the
 /// first real-time signals for itself).
 pub const PREEMPT_SIGNAL: i32 = 64;

@@ -36,7 +36,7 @@ static INIT: extern "C" fn() = thermocline_shim_init;
 
 /// A raw syscall returning the kernel's value (`-errno` on failure), never touching `errno`.
 #[inline(always)]
-unsafe fn raw6(nr: c_long, a: [usize; 6]) -> isize {
+pub(crate) unsafe fn raw6(nr: c_long, a: [usize; 6]) -> isize {
     let ret: isize;
     // SAFETY: the caller passes arguments valid for `nr`; rcx and r11 are clobbered by `syscall`.
     unsafe {
@@ -98,9 +98,15 @@ fn now_parts() -> Option<(u64, u64, u64)> {
     }
 }
 
+/// Whether the time page is mapped: the process runs under a Thermocline supervisor.
+#[inline(always)]
+pub(crate) fn has_page() -> bool {
+    !PAGE.load(Ordering::Relaxed).is_null()
+}
+
 /// Simulated time of `clock`, ns, or `None` for clocks the page does not answer.
 #[inline(always)]
-fn clock_ns(clock: c_int) -> Option<u64> {
+pub(crate) fn clock_ns(clock: c_int) -> Option<u64> {
     let (now, real, mono) = now_parts()?;
     match clock {
         // REALTIME, REALTIME_COARSE, REALTIME_ALARM, TAI

@@ -16,6 +16,9 @@
 //!    faulting and installs a `SIGSEGV` handler that emulates `rdtsc`, `rdtscp` (a 1 GHz counter of
 //!    simulated monotonic time) and `cpuid` (with RDRAND and RDSEED hidden).
 //!
+//! It also interposes libc's `syscall()` and `uname()`: time reads, `getcpu` and `uname` made
+//! through them are answered in the process (see `local.rs`), everything else is passed on.
+//!
 //! Everything here must be safe to run before `main`, in any program: no allocation, no panics
 //! (the code paths use no indexing that can fail and no `unwrap`), only raw syscalls and reads.
 
@@ -25,6 +28,9 @@ pub mod abi;
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod imp;
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod local;
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub use imp::patched_symbols;
