@@ -325,19 +325,6 @@ start = "2 s"
     assert_eq!(read(out.join("hosts/server/node.0.stdout")), "listening\n");
 }
 
-/// Build `gossip-node` in this test's profile and return its path, beside `thermocline`.
-fn gossip_node() -> PathBuf {
-    let bin_dir = Path::new(exe()).parent().expect("binary folder");
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["build", "-q", "-p", "gossip-node"]);
-    if bin_dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    let out = cmd.current_dir(env!("CARGO_MANIFEST_DIR")).output().expect("run cargo");
-    assert!(out.status.success(), "building gossip-node failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    bin_dir.join("gossip-node")
-}
-
 #[test]
 fn eight_rust_libp2p_gossipsub_nodes_form_a_mesh_and_all_get_every_block() {
     let node = gossip_node();

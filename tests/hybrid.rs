@@ -2,7 +2,9 @@
 //! UDP datagrams to surrogate identities by name while the surrogates gossip blocks among
 //! themselves. The run has one digest on any shard count and backend, the surrogates still
 //! deliver every block, and every datagram reaches the identity it was addressed to (which counts
-//! it: identities do not answer raw packets yet).
+//! it; they answer only libp2p over TCP). And real rust-libp2p nodes whose only peers are
+//! surrogates mesh with them: the surrogates terminate TCP, speak Noise, yamux and gossipsub,
+//! and blocks cross the cold tail in both directions.
 
 mod common;
 use common::*;
@@ -65,4 +67,87 @@ fn a_surrogate_group_is_refused_as_the_host_of_a_program() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("bad.toml:") && err.contains("which is not kind = \"direct\""), "{err}");
+}
+
+/// Two real `gossip-node`s, each dialling four surrogates (disjoint sets: their only peers are
+/// surrogates), among 200 surrogates that gossip blocks of their own.
+fn real_clients_spec(node: &std::path::Path, shards_note: &str) -> String {
+    format!(
+        r#"
+# {shards_note}
+[run]
+seed = 3
+duration = "46 s"
+
+[network]
+topology = "single-switch"
+latency = "10 ms"
+
+[[hosts]]
+name = "tail"
+count = 200
+bandwidth = {{ up = "50 Mbit", down = "50 Mbit" }}
+
+[[hosts]]
+name = "hot"
+kind = "direct"
+count = 2
+bandwidth = {{ up = "50 Mbit", down = "50 Mbit" }}
+
+[gossip]
+
+[traffic]
+start = "14 s"
+slot = "12 s"
+beacon_block = {{ size = "20 KiB", proposer_delay = "0 ms" }}
+
+[[processes]]
+host = "hot"
+path = {node:?}
+args = ["--index", "{{index}}", "--nodes", "2", "--listen", "0.0.0.0:9000",
+        "--peer", "tail1{{index}}:9000,tail2{{index}}:9000,tail3{{index}}:9000,tail4{{index}}:9000",
+        "--genesis", "20", "--slot", "12", "--slots", "2", "--size", "20000", "--verbose"]
+"#,
+        node = node.display().to_string()
+    )
+}
+
+#[test]
+fn real_libp2p_nodes_with_only_surrogate_peers_get_each_others_blocks_and_the_surrogates() {
+    let node = gossip_node();
+    let dir = scratch("hybrid-clients");
+    let spec = write_spec(&dir, "clients.toml", &real_clients_spec(&node, "two real clients"));
+    let mut digests = BTreeMap::new();
+    for (name, extra) in [
+        ("one", &["--shards", "1"][..]),
+        ("again", &["--shards", "1"][..]),
+        ("two", &["--shards", "2"][..]),
+        ("four", &["--shards", "4"][..]),
+        ("procs", &["--shards", "2", "--backend", "processes"][..]),
+    ] {
+        let out = dir.join(name);
+        let mut args = vec!["run", spec.to_str().unwrap(), "-q", "--out", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        run_ok(&args);
+        digests.insert(name, summary(&out)["digest"].as_str().unwrap().to_string());
+    }
+    assert!(
+        digests.values().all(|d| *d == digests["one"]),
+        "one digest on every run, shard count and backend: {digests:?}"
+    );
+    let out = dir.join("one");
+    for (me, other) in [(0, 1), (1, 0)] {
+        let log = read(out.join(format!("hosts/hot{me}/gossip-node.0.stdout")));
+        assert_eq!(log.matches("connected node=-1 dialer=true").count(), 4, "four surrogate peers:\n{log}");
+        // The other real node's block crossed the tail (they share no connection).
+        assert!(log.contains(&format!("recv slot={other} publisher={other} via=-1 ")), "hot{me}:\n{log}");
+        assert!(log.contains(&format!("done node={me} received=1 expected=1")), "hot{me}:\n{log}");
+        // Blocks the surrogates published arrive too, with their signatures accepted.
+        let surrogate_blocks = log
+            .lines()
+            .filter(|l| l.starts_with("recv ") && !l.contains(" publisher=0 ") && !l.contains(" publisher=1 "))
+            .count();
+        assert!(surrogate_blocks >= 2, "hot{me} got {surrogate_blocks} surrogate blocks:\n{log}");
+        assert!(!log.contains("malformed") && !log.contains("failed"), "hot{me}:\n{log}");
+    }
 }

@@ -11,3 +11,7 @@ pub const GOSSIP_RPC: u16 = 3;
 /// An IPv4 packet from a direct host (`direct`): to another direct host, or to a surrogate
 /// identity, which counts it.
 pub const PACKET: u16 = 4;
+/// A gossipsub message a real client published, as its wire bytes (`surrogate`): sent by the
+/// shard whose boundary identity first received it to every other shard, so identities there can
+/// forward it to their own clients byte for byte.
+pub const HOT_MESSAGE: u16 = 5;

@@ -40,7 +40,9 @@ pub fn build_direct_engine(spec: &Spec, plan: &NetPlan, shard: ShardId) -> Resul
             verbose: spec.output.verbose,
             shim: locate_shim(&exe),
             cpu: match spec.run.pin_cpus {
-                true => Some(thermocline_direct::pin::cpu_for_shard(shard.0).map_err(|e| format!("choosing a CPU: {e}"))?),
+                true => {
+                    Some(thermocline_direct::pin::cpu_for_shard(shard.0).map_err(|e| format!("choosing a CPU: {e}"))?)
+                }
                 false => None,
             },
         },

@@ -199,7 +199,9 @@ impl SharedBuild {
                 let end = SimTime::ZERO.saturating_add(spec.run.duration).as_nanos();
                 let duties = publications(n, &spec.traffic, spec.run.seed, end);
                 let peer_exchange = gossip_profiles(spec, g)?.iter().any(|(_, p)| p.peer_exchange);
-                let graph = PeerGraph::for_run(g, peer_exchange, &locations, &subscriptions, &duties, spec.run.seed);
+                let clients = client_slots(&plan);
+                let graph =
+                    PeerGraph::for_run(g, peer_exchange, clients, &locations, &subscriptions, &duties, spec.run.seed);
                 Ok(Arc::new((plan, graph, subscriptions)))
             })
             .clone();
@@ -239,6 +241,13 @@ pub fn build_engine(
     })
 }
 
+/// Free connection slots each surrogate keeps for real clients: some in a run with direct hosts,
+/// none otherwise.
+fn client_slots(plan: &NetPlan) -> u32 {
+    let d = &plan.net.directory;
+    if d.surrogates() < d.len() { thermocline_surrogate::boundary::CLIENT_SLOTS } else { 0 }
+}
+
 /// The gossip engine of `shard` from the shared build.
 fn build_gossip_engine(
     spec: &Spec,
@@ -258,6 +267,9 @@ fn build_gossip_engine(
         end: SimTime::ZERO.saturating_add(spec.run.duration),
         max_peers: g.max_peers,
         px_slots: g.px_slots,
+        client_slots: client_slots(plan),
+        start_unix_ns: spec.run.start_date.0,
+        runahead_ns: plan.runahead.as_nanos(),
     };
     Ok(GossipEngine::new(setup, shard)?)
 }

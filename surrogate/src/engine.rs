@@ -11,12 +11,17 @@
 //! from the acting identity's own stream, so results do not depend on how identities are cut
 //! into shards.
 
+mod clients;
+
+use crate::boundary::Boundary;
 use crate::config::{ChurnSpec, GossipParams, TrafficSpec};
 use crate::peers::PeerGraph;
 use crate::rpc::{MsgKey, NO_HINT, RPC_BYTES, RPC_KINDS, Rpc, RpcKind};
 use crate::score::EdgeScore;
 use crate::tables;
 use crate::topics::{COLUMN_BASE, Subscriptions, TOPIC_BEACON_BLOCK, TOPIC_COUNT, publications};
+use bytes::Bytes;
+use clients::Content;
 use std::collections::{BTreeMap, VecDeque};
 use thermocline_bus::queue::{CalendarQueue, Timed};
 use thermocline_bus::{Digest, Engine, EngineError, EngineOutput, Event, HostId, Outbox, ShardId, SimTime};
@@ -74,7 +79,7 @@ macro_rules! prm {
 
 /// Event kind of gossip RPCs on the bus.
 pub const GOSSIP_EVENT_KIND: u16 = thermocline_bus::kinds::GOSSIP_RPC;
-use thermocline_bus::kinds::PACKET;
+use thermocline_bus::kinds::{HOT_MESSAGE, PACKET};
 
 /// Connection flag: the peer may have negative score terms (P₃b or P₇ counters above zero).
 /// Without it the score's lower bound is a constant, so most threshold checks never touch the
@@ -170,6 +175,13 @@ enum Action {
     Leave,
     /// `dst` comes back online (churn).
     Join,
+    /// An IPv4 packet from a direct host (kept under `token`) reaches `dst`, before its
+    /// download queue.
+    PacketArrive { token: u32 },
+    /// The packet under `token` has been downloaded: it goes to `dst`'s TCP endpoint.
+    PacketIn { token: u32 },
+    /// `dst`'s TCP endpoint or libp2p connections are due a timeout.
+    ClientTimer,
 }
 
 /// A pending event: ordered by the canonical key `(time, src, seq)`, which is unique (each
@@ -283,6 +295,15 @@ pub struct GossipSetup<'a> {
     pub max_peers: u32,
     /// Free connection slots per identity for peer exchange (with `params.peer_exchange`).
     pub px_slots: u32,
+    /// Free connection slots per identity for real clients (direct hosts), in a run that has
+    /// any.
+    pub client_slots: u32,
+    /// The simulated calendar time at time zero, Unix ns: what surrogate blocks carry as their
+    /// publication time when they cross to a client.
+    pub start_unix_ns: u64,
+    /// The run's runahead (the least latency between hosts on different shards), ns: a client's
+    /// message reaches the other shards this much after a boundary identity received it.
+    pub runahead_ns: u64,
 }
 
 /// The engine of one shard.
@@ -368,12 +389,31 @@ pub struct GossipEngine {
     dropped_offline: Vec<u32>,
     /// Rules on top of the network model (partitions, extra delay or loss), applied at departure.
     rules: Rules,
-    /// Packets from direct hosts, per local identity that got any: (packets, bytes). Counted and
-    /// dropped: identities do not speak the wire protocol yet.
+    /// Packets from direct hosts, per local identity that got any: (packets, bytes).
     packets_in: BTreeMap<u32, (u64, u64)>,
     /// Fanout of identities publishing to topics they do not subscribe to: (identity, topic) →
     /// (peers as a row mask, last publish ns). Only publishers have entries.
     fanout: BTreeMap<(u32, u8), (u64, u64)>,
+    /// The identities real clients connect to (`None` in a run without direct hosts).
+    boundary: Option<Box<Boundary>>,
+    /// Packets from direct hosts waiting for their events, by token.
+    packets: BTreeMap<u32, Bytes>,
+    next_token: u32,
+    /// Per local identity with clients: the endpoint timer armed (earliest), its upload link.
+    client_timers: BTreeMap<u32, u64>,
+    client_uplink: BTreeMap<u32, FifoLink>,
+    /// Packets for direct hosts sent during the current `run_until`.
+    client_out: Vec<(ShardId, Event)>,
+    /// Wire form of messages that crossed the boundary on this shard, and the first time a
+    /// client's message was seen here.
+    content: BTreeMap<MsgKey, Content>,
+    key_by_id: BTreeMap<Vec<u8>, MsgKey>,
+    /// Per other shard, a surrogate it holds (where a client's message is sent), and how long
+    /// after its receipt.
+    shard_hosts: Vec<(ShardId, u32)>,
+    runahead_ns: u64,
+    seed: u64,
+    start_unix_ns: u64,
     pub(crate) msgs: Vec<MsgState>,
     /// Message key → local slot; iterated in key order, never in slot (arrival) order, which
     /// depends on the partition.
@@ -393,15 +433,30 @@ impl GossipEngine {
     /// The engine for `shard`: every surrogate of the setup's network that its partition puts
     /// on this shard.
     pub fn new(setup: GossipSetup<'_>, shard: ShardId) -> Result<Self, GossipError> {
-        let GossipSetup { profiles, traffic, net, partition, graph, subscriptions, seed, end, max_peers, px_slots } =
-            setup;
+        let GossipSetup {
+            profiles,
+            traffic,
+            net,
+            partition,
+            graph,
+            subscriptions,
+            seed,
+            end,
+            max_peers,
+            px_slots,
+            client_slots,
+            start_unix_ns,
+            runahead_ns,
+        } = setup;
         if profiles.is_empty() || profiles.len() > u8::MAX as usize {
             return Err(GossipError::Config(format!("need 1 to 255 profiles, got {}", profiles.len())));
         }
         let (profile_names, params): (Vec<String>, Vec<GossipParams>) = profiles.into_iter().unzip();
-        let extra = if params.iter().any(|p| p.peer_exchange) { px_slots as usize } else { 0 };
         // Surrogate identities hold the ids below `surrogates()`; direct hosts follow them.
         let n = net.directory.surrogates();
+        let hybrid = n < net.directory.len();
+        let extra = if params.iter().any(|p| p.peer_exchange) { px_slots as usize } else { 0 }
+            + if hybrid { client_slots as usize } else { 0 };
         // Each host group's profile, by index.
         let group_profile: Vec<u8> = net
             .directory
@@ -450,7 +505,7 @@ impl GossipEngine {
             let peers = graph.of(h);
             if peers.len() + extra > 64 {
                 return Err(GossipError::Config(format!(
-                    "identity {h} has {} peers and {extra} peer-exchange slots; at most 64 in all",
+                    "identity {h} has {} peers and {extra} peer-exchange and client slots; at most 64 in all",
                     peers.len()
                 )));
             }
@@ -482,6 +537,7 @@ impl GossipEngine {
         }
         // Everyone subscribes to the block topic, in local order: see `position`.
         debug_assert!(members[TOPIC_BEACON_BLOCK as usize].iter().enumerate().all(|(k, &i)| k == i as usize));
+        let shard_hosts = if hybrid { clients::shard_hosts(&partition, n, shard) } else { Vec::new() };
         let mut e = GossipEngine {
             me: shard,
             profile_names,
@@ -532,6 +588,18 @@ impl GossipEngine {
             packets_in: BTreeMap::new(),
             rules: Rules::default(),
             fanout: BTreeMap::new(),
+            boundary: hybrid.then(|| Box::new(Boundary::new(seed, Default::default()))),
+            packets: BTreeMap::new(),
+            next_token: 0,
+            client_timers: BTreeMap::new(),
+            client_uplink: BTreeMap::new(),
+            client_out: Vec::new(),
+            content: BTreeMap::new(),
+            key_by_id: BTreeMap::new(),
+            shard_hosts,
+            runahead_ns,
+            seed,
+            start_unix_ns,
             msgs: Vec::new(),
             msg_slot: BTreeMap::new(),
             recent: vec![Vec::new(); TOPIC_COUNT],
@@ -766,6 +834,16 @@ impl GossipEngine {
         self.scratch = chosen;
     }
 
+    /// Whether the peer of `i`'s connection `c` subscribes to topic `t`: from the run's
+    /// subscriptions for an identity, from what it said for a client (known only for `i`'s own
+    /// topics).
+    fn peer_subscribes(&self, i: usize, c: usize, t: u8) -> bool {
+        if self.is_client(c) {
+            return self.topic_slot(i, t).is_some_and(|s| self.conn[c].shared & (1 << s) != 0);
+        }
+        self.subs.has(self.conn[c].peer, t)
+    }
+
     /// Connection index of `peer` in `i`'s row.
     fn slot_of(&self, i: usize, peer: u32) -> Option<usize> {
         let (start, end) = (self.row[i] as usize, self.row[i + 1] as usize);
@@ -813,6 +891,11 @@ impl GossipEngine {
         if !self.up(c) {
             return;
         }
+        if self.is_client(c) {
+            // TCP does the queueing, at the identity's endpoint.
+            self.client_send(i, c, now, rpc);
+            return;
+        }
         if rpc.kind == RpcKind::Message {
             // Full messages wait their turn on the upload link (one copy at a time, in order).
             self.txq[i].push_back((c as u32, rpc));
@@ -854,6 +937,12 @@ impl GossipEngine {
     /// dropped.
     fn leave(&mut self, i: usize, c: usize, depart: u64, rpc: Rpc) {
         if !rpc.kind.is_connection() && !self.up(c) {
+            return;
+        }
+        if self.is_client(c) {
+            if !rpc.kind.is_connection() {
+                self.client_send(i, c, depart, rpc);
+            }
             return;
         }
         let rpc = Rpc { hint: self.conn[c].rev, ..rpc };
@@ -1345,10 +1434,10 @@ impl GossipEngine {
         }
         let base = self.row[i] as usize;
         self.msgs[m as usize].publisher_peers =
-            self.peers(i).filter(|&c| self.up(c) && self.subs.has(self.conn[c].peer, t)).count() as u16;
+            self.peers(i).filter(|&c| self.up(c) && self.peer_subscribes(i, c, t)).count() as u16;
         let targets: u64 = if prm!(self, i).flood_publish {
             self.peers(i)
-                .filter(|&c| self.up(c) && self.subs.has(self.conn[c].peer, t) && self.passes(i, c, threshold, now_ms))
+                .filter(|&c| self.up(c) && self.peer_subscribes(i, c, t) && self.passes(i, c, threshold, now_ms))
                 .fold(0, |mask, c| mask | 1 << (c - base))
         } else if let Some(s) = slot {
             self.mesh[i * self.per + s]
@@ -1360,7 +1449,7 @@ impl GossipEngine {
                 None => {
                     let d = prm!(self, i).d as usize;
                     let chosen = self.choose(i, d, |e, c| {
-                        e.up(c) && e.subs.has(e.conn[c].peer, t) && e.passes(i, c, threshold, now_ms)
+                        e.up(c) && e.peer_subscribes(i, c, t) && e.passes(i, c, threshold, now_ms)
                     });
                     let mask = chosen.iter().fold(0u64, |mask, &c| mask | 1 << (c - base));
                     self.scratch = chosen;
@@ -1676,6 +1765,9 @@ impl Engine for GossipEngine {
                         self.dropped_offline[i] += 1;
                     }
                     Action::TxDone { .. } => self.start_tx(i, ev.time),
+                    Action::PacketArrive { token } | Action::PacketIn { token } => {
+                        self.packets.remove(&token);
+                    }
                     _ => {}
                 }
                 continue;
@@ -1708,9 +1800,15 @@ impl Engine for GossipEngine {
                     }
                 }
                 Action::Handle { rpc, from } => self.handle(i, ev.time, from, rpc)?,
+                Action::PacketArrive { token } => self.packet_arrives(i, ev.time, token),
+                Action::PacketIn { token } => self.packet_in(i, ev.time, token),
+                Action::ClientTimer => self.client_timer(i, ev.time),
             }
         }
         self.flush_remote(outbox);
+        for (shard, event) in self.client_out.drain(..) {
+            outbox.push(shard, event);
+        }
         Ok(n)
     }
 
@@ -1720,6 +1818,10 @@ impl Engine for GossipEngine {
         for e in events.iter() {
             let (dst, src) = (e.dst_host.0, e.src_host.0);
             let bad = |detail: String| GossipError::BadEvent { host: dst, src, detail };
+            if e.kind == HOT_MESSAGE {
+                self.store_hot(&e.payload).map_err(|d| bad(format!("client message: {d}")))?;
+                continue;
+            }
             if e.kind != GOSSIP_EVENT_KIND && e.kind != PACKET {
                 return Err(Box::new(bad(format!("event kind {}", e.kind))));
             }
@@ -1727,8 +1829,12 @@ impl Engine for GossipEngine {
                 return Err(Box::new(bad(format!("not an identity of {}", self.me))));
             }
             if e.kind == PACKET {
-                let count = self.packets_in.entry(self.local[dst as usize]).or_default();
+                let i = self.local[dst as usize];
+                let count = self.packets_in.entry(i).or_default();
                 *count = (count.0 + 1, count.1 + e.payload.len() as u64);
+                if self.boundary.is_some() {
+                    self.queue_packet(e, i);
+                }
                 continue;
             }
             let rpc = Rpc::decode(&e.payload).map_err(|d| bad(d.to_string()))?;
@@ -1955,6 +2061,9 @@ mod tests {
             end: SimTime::from_nanos(60_000_000_000),
             max_peers: 20,
             px_slots: 0,
+            client_slots: 0,
+            start_unix_ns: 0,
+            runahead_ns: 0,
         };
         GossipEngine::new(setup, ShardId(shard)).unwrap()
     }

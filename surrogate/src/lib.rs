@@ -10,6 +10,7 @@
 //! - [`topics`]: topic indices and every identity's subscriptions.
 //! - [`engine`]: the engine.
 
+pub mod boundary;
 pub mod config;
 pub mod engine;
 pub mod peers;

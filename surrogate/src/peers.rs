@@ -100,6 +100,7 @@ impl PeerGraph {
     pub fn for_run(
         spec: &GossipSpec,
         peer_exchange: bool,
+        client_slots: u32,
         locations: &[u32],
         subs: &Subscriptions,
         duties: &[Publication],
@@ -108,7 +109,7 @@ impl PeerGraph {
         let n = locations.len() as u32;
         let locality = (spec.local_share > 0.0).then_some((locations, spec.local_share));
         let inbound = spec.max_inbound.unwrap_or(u32::MAX);
-        let cap = MAX_PEERS - if peer_exchange { spec.px_slots } else { 0 };
+        let cap = MAX_PEERS - if peer_exchange { spec.px_slots } else { 0 } - client_slots;
         Self::build_local(n, spec.outbound_peers, spec.max_peers, inbound, seed, locality)
             .with_topic_peers(subs, spec.subnet_peers, cap - DUTY_ROOM, seed)
             .with_duty_peers(duties, subs, spec.duty_peers, cap, seed)

@@ -149,3 +149,16 @@ pub fn need(path: &str, package: &str) -> String {
     assert!(Path::new(path).is_file(), "this test needs {path} (apt-get install {package})");
     path.to_string()
 }
+
+/// Build `gossip-node` in this test's profile and return its path, beside `thermocline`.
+pub fn gossip_node() -> PathBuf {
+    let bin_dir = Path::new(exe()).parent().expect("binary folder");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "-q", "-p", "gossip-node"]);
+    if bin_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    let out = cmd.current_dir(env!("CARGO_MANIFEST_DIR")).output().expect("run cargo");
+    assert!(out.status.success(), "building gossip-node failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    bin_dir.join("gossip-node")
+}

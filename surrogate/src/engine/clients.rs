@@ -1,0 +1,404 @@
+//! Real clients as peers of surrogate identities: the engine's side of the [`Boundary`]. Packets
+//! from direct hosts pass the identity's download queue, then its TCP endpoint and libp2p stack;
+//! what a client says is turned into the router's RPCs (so meshes, scores, backoffs and
+//! IDONTWANTs treat it as any peer), and what the router says to a client is encoded to the wire
+//! and leaves as TCP segments over the identity's upload link and the network path.
+//!
+//! Messages keep their identity across the boundary. A message a client publishes keeps its
+//! exact bytes: its router key is derived from its message id, and its content is kept (once per
+//! shard) for the clients it is forwarded to. A message a surrogate publishes is given real bytes
+//! when it first crosses to a client: a block header (slot, publisher, publication time in Unix
+//! ns, as `gossip-node` reads it) padded to the message's size, signed with the publisher's key.
+
+use super::{Action, Conn, DOWN, GossipEngine, NONE, Pending};
+use crate::boundary::{Output, identity_key};
+use crate::rpc::{MsgKey, NO_HINT, Rpc, RpcKind};
+use crate::topics::{TOPIC_COUNT, topic_name};
+use bytes::Bytes;
+use sha2::{Digest as _, Sha256};
+use thermocline_bus::kinds::{HOT_MESSAGE, PACKET};
+use thermocline_bus::{Event, HostId, ShardId, SimTime};
+use thermocline_models::partition::Partition;
+use thermocline_net::decide;
+use thermocline_wire::gossipsub::{
+    self, Control, Graft, IDontWant, IHave, IWant, Message, MessageIdFn, Prune, SubOpts,
+};
+
+/// Keys of messages published by clients have this bit set: their low bits are a hash of the
+/// message id, so every shard derives the same key without coordination.
+const HOT_KEY: u64 = 1 << 63;
+
+/// The wire form of a message known to this shard, with its id.
+pub(super) struct Content {
+    pub message: Message,
+    pub id: Vec<u8>,
+}
+
+/// For every shard but `me`, the first surrogate it holds (of the `n` surrogates).
+pub(super) fn shard_hosts(partition: &Partition, n: u32, me: ShardId) -> Vec<(ShardId, u32)> {
+    let mut found: Vec<(ShardId, u32)> = Vec::new();
+    for h in 0..n {
+        let s = partition.shard_of(h);
+        if s != me && !found.iter().any(|&(t, _)| t == s) {
+            found.push((s, h));
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The topic index of a gossipsub topic name, if the surrogates model it.
+fn topic_index(name: &str) -> Option<u8> {
+    (0..TOPIC_COUNT as u8).find(|&t| topic_name(t) == name)
+}
+
+/// The router key of a client's message with id `id`.
+fn hot_key(id: &[u8]) -> MsgKey {
+    let h = Sha256::digest(id);
+    MsgKey(HOT_KEY | (u64::from_be_bytes(h[..8].try_into().expect("8 bytes")) >> 1))
+}
+
+impl GossipEngine {
+    /// Whether connection `c` is to a client (a direct host), not an identity.
+    pub(super) fn is_client(&self, c: usize) -> bool {
+        let p = self.conn[c].peer;
+        p != NONE && p as usize >= self.local.len()
+    }
+
+    /// A packet from a direct host reached local identity `i`: it is downloaded first.
+    pub(super) fn packet_arrives(&mut self, i: usize, now: u64, token: u32) {
+        let len = self.packets.get(&token).map_or(0, |p| p.len() as u64);
+        let done = self.downlink[i].transmit(now, len, self.down[i]);
+        self.self_event(i, done, Action::PacketIn { token });
+    }
+
+    /// A downloaded packet goes to identity `i`'s endpoint.
+    pub(super) fn packet_in(&mut self, i: usize, now: u64, token: u32) {
+        let Some(packet) = self.packets.remove(&token) else { return };
+        let (id, dir) = (self.ids[i], &self.net.directory);
+        let ip = thermocline_models::directory::HostDirectory::ip_of(id);
+        let Some(b) = self.boundary.as_mut() else { return };
+        let outs = b.handle_packet(id, ip, now, packet.to_vec(), &|a| dir.host_of_ip(a));
+        self.apply(i, now, outs);
+    }
+
+    /// Identity `i`'s endpoint timer.
+    pub(super) fn client_timer(&mut self, i: usize, now: u64) {
+        if self.client_timers.get(&(i as u32)) == Some(&now) {
+            self.client_timers.remove(&(i as u32));
+        }
+        let (id, dir) = (self.ids[i], &self.net.directory);
+        let Some(b) = self.boundary.as_mut() else { return };
+        let outs = b.handle_timeout(id, now, &|a| dir.host_of_ip(a));
+        self.apply(i, now, outs);
+    }
+
+    /// Carries out what the boundary asked for, then arms identity `i`'s timer.
+    fn apply(&mut self, i: usize, now: u64, outs: Vec<Output>) {
+        for out in outs {
+            match out {
+                Output::Packet(p) => self.packet_out(i, now, p),
+                Output::Up { host, .. } => {
+                    self.client_up(i, host);
+                    self.announce(i, now, host);
+                }
+                Output::Down { host } => self.client_down(i, host, now),
+                Output::Rpc { host, rpc } => self.client_rpc(i, now, host, rpc),
+            }
+        }
+        let id = self.ids[i];
+        let Some(t) = self.boundary.as_mut().and_then(|b| b.poll_timeout(id, now)) else { return };
+        if self.client_timers.get(&(i as u32)).is_none_or(|&armed| t < armed) {
+            self.client_timers.insert(i as u32, t);
+            self.self_event(i, t, Action::ClientTimer);
+        }
+    }
+
+    /// An IPv4 packet leaves identity `i` for a direct host: its upload link, then the path.
+    fn packet_out(&mut self, i: usize, now: u64, packet: Vec<u8>) {
+        let Some(dst) = packet.get(16..20).and_then(|a| {
+            let ip = std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]);
+            self.net.directory.host_of_ip(ip)
+        }) else {
+            return;
+        };
+        let src = self.ids[i];
+        let up = self.up[i];
+        let depart = self.client_uplink.entry(i as u32).or_default().transmit(now, packet.len() as u64, up);
+        let path = self.net.path(src, dst);
+        let Some(time) = decide(path, &self.rules, (src, dst), depart, false, &mut self.rng[i]) else { return };
+        let seq = self.seq[i];
+        self.seq[i] += 1;
+        let event = Event {
+            deliver_time: SimTime::from_nanos(time),
+            src_host: HostId(src),
+            src_seq: seq,
+            dst_host: HostId(dst),
+            kind: PACKET,
+            payload: Bytes::from(packet),
+        };
+        self.client_out.push((self.partition.shard_of(dst), event));
+    }
+
+    /// A client is authenticated: it takes a free connection slot of identity `i` (or is
+    /// ignored when there is none).
+    fn client_up(&mut self, i: usize, host: u32) {
+        if self.slot_of(i, host).is_some() {
+            return;
+        }
+        let start = self.row[i] as usize + self.nmain[i] as usize;
+        let Some(c) = (start..self.row[i + 1] as usize).find(|&c| self.conn[c].peer == NONE) else { return };
+        let path = self.net.path_index(self.ids[i], host);
+        self.conn[c] = Conn { peer: host, at: NONE, path, shared: 0, flags: 0, rev: NO_HINT };
+        self.score[c] = Default::default();
+        for s in 0..self.per {
+            self.backoff_until_ms[c * self.per + s] = 0;
+        }
+    }
+
+    /// Tells a new client the topics identity `i` subscribes to, as a peer's first RPC does.
+    fn announce(&mut self, i: usize, now: u64, host: u32) {
+        let subscriptions =
+            self.subs.of(self.ids[i]).iter().map(|&t| SubOpts { subscribe: true, topic: topic_name(t) }).collect();
+        let rpc = gossipsub::Rpc { subscriptions, ..Default::default() };
+        let (id, dir) = (self.ids[i], &self.net.directory);
+        let Some(b) = self.boundary.as_mut() else { return };
+        let outs = b.send_rpc(id, host, now, &rpc, &|a| dir.host_of_ip(a));
+        self.apply(i, now, outs);
+    }
+
+    /// A client's connection ended.
+    fn client_down(&mut self, i: usize, host: u32, now: u64) {
+        let Some(c) = self.slot_of(i, host) else { return };
+        let now_ms = (now / 1_000_000) as u32;
+        for s in 0..self.per {
+            self.leave_mesh(i, s, c, now_ms);
+        }
+        self.conn[c].flags |= DOWN;
+        self.free_slot(i, c);
+    }
+
+    /// What a client sent, as the router's RPCs from it.
+    fn client_rpc(&mut self, i: usize, now: u64, host: u32, rpc: gossipsub::Rpc) {
+        let Some(c) = self.slot_of(i, host) else { return };
+        for sub in &rpc.subscriptions {
+            let Some(s) = topic_index(&sub.topic).and_then(|t| self.topic_slot(i, t)) else { continue };
+            match sub.subscribe {
+                true => self.conn[c].shared |= 1 << s,
+                false => self.conn[c].shared &= !(1 << s),
+            }
+        }
+        let mut rpcs = Vec::new();
+        for m in rpc.publish {
+            let Some(t) = topic_index(&m.topic) else { continue };
+            let size = m.encode().len() as u32;
+            let key = self.learn(i, m, now);
+            rpcs.push(self.router_rpc(RpcKind::Message, t, key, size));
+        }
+        if let Some(control) = rpc.control {
+            self.control_rpcs(control, &mut rpcs);
+        }
+        for r in rpcs {
+            // A client's RPC that the router refuses (none is expected) is dropped.
+            let _ = self.handle(i, now, host, r);
+        }
+    }
+
+    /// The router's RPCs for a client's control messages.
+    fn control_rpcs(&mut self, control: Control, rpcs: &mut Vec<Rpc>) {
+        for ihave in control.ihave {
+            let Some(t) = topic_index(&ihave.topic) else { continue };
+            for id in ihave.message_ids {
+                let key = self.key_of_id(&id);
+                rpcs.push(self.router_rpc(RpcKind::IHave, t, key, 0));
+            }
+        }
+        for id in control.iwant.into_iter().flat_map(|w| w.message_ids) {
+            let key = self.key_of_id(&id);
+            let t = self.msg_slot.get(&key).map_or(0, |&m| self.msgs[m as usize].topic);
+            rpcs.push(self.router_rpc(RpcKind::IWant, t, key, 0));
+        }
+        for id in control.idontwant.into_iter().flat_map(|w| w.message_ids) {
+            let key = self.key_of_id(&id);
+            rpcs.push(self.router_rpc(RpcKind::IDontWant, 0, key, 0));
+        }
+        for g in control.graft {
+            if let Some(t) = topic_index(&g.topic) {
+                rpcs.push(Rpc::control(RpcKind::Graft, t));
+            }
+        }
+        for p in control.prune {
+            if let Some(t) = topic_index(&p.topic) {
+                let mut r = Rpc::control(RpcKind::Prune, t);
+                r.backoff_ms = p.backoff.unwrap_or(60).saturating_mul(1000).min(u64::from(u32::MAX)) as u32;
+                rpcs.push(r);
+            }
+        }
+    }
+
+    /// A router RPC about message `key` on topic `t`.
+    fn router_rpc(&self, kind: RpcKind, t: u8, key: MsgKey, size: u32) -> Rpc {
+        // A client's message has no publication time the tail can know: its arrivals are
+        // times since the start of the run. A surrogate's message keeps its own.
+        let published_ns = self.msg_slot.get(&key).map_or(0, |&m| self.msgs[m as usize].published_ns);
+        let mut r = Rpc::control(kind, t);
+        r.msg = key;
+        r.size = size;
+        r.published_ns = published_ns;
+        r.hops = 1;
+        r
+    }
+
+    /// Remembers a message a client sent to identity `i` and returns its key. The first time
+    /// this shard sees it, its bytes go to every other shard, arriving one runahead later: no
+    /// identity there can hear of it sooner, so it is there whenever one must forward it.
+    fn learn(&mut self, i: usize, message: Message, now: u64) -> MsgKey {
+        let id = MessageIdFn::FromAndSeqno.message_id(&message);
+        let key = self.key_of_id(&id);
+        if self.content.contains_key(&key) {
+            return key;
+        }
+        if !self.shard_hosts.is_empty() {
+            let payload = Bytes::from(message.encode());
+            for k in 0..self.shard_hosts.len() {
+                let (shard, host) = self.shard_hosts[k];
+                let seq = self.seq[i];
+                self.seq[i] += 1;
+                let event = Event {
+                    deliver_time: SimTime::from_nanos(now + self.runahead_ns),
+                    src_host: HostId(self.ids[i]),
+                    src_seq: seq,
+                    dst_host: HostId(host),
+                    kind: HOT_MESSAGE,
+                    payload: payload.clone(),
+                };
+                self.client_out.push((shard, event));
+            }
+        }
+        self.content.insert(key, Content { message, id });
+        key
+    }
+
+    /// A client's message another shard sent (see [`GossipEngine::learn`]).
+    pub(super) fn store_hot(&mut self, bytes: &[u8]) -> Result<(), gossipsub::ProtoError> {
+        let message = Message::decode(bytes)?;
+        let id = MessageIdFn::FromAndSeqno.message_id(&message);
+        let key = self.key_of_id(&id);
+        self.content.entry(key).or_insert(Content { message, id });
+        Ok(())
+    }
+
+    /// The key of the message with id `id`: known already, or a client's message's key.
+    fn key_of_id(&mut self, id: &[u8]) -> MsgKey {
+        if let Some(&k) = self.key_by_id.get(id) {
+            return k;
+        }
+        let k = hot_key(id);
+        self.key_by_id.insert(id.to_vec(), k);
+        k
+    }
+
+    /// The wire form of message `key` (a surrogate's is made and signed on first use); `None`
+    /// for a client's message whose content is not on this shard.
+    fn content_of(&mut self, key: MsgKey, topic: u8, size: u32, published_ns: u64) -> Option<&Content> {
+        if !self.content.contains_key(&key) {
+            if key.0 & HOT_KEY != 0 {
+                return None;
+            }
+            let message = self.surrogate_message(key, topic, size, published_ns);
+            let id = MessageIdFn::FromAndSeqno.message_id(&message);
+            self.key_by_id.insert(id.clone(), key);
+            self.content.insert(key, Content { message, id });
+        }
+        self.content.get(&key)
+    }
+
+    /// The bytes of surrogate message `key`: a block header as `gossip-node` reads it, padding to
+    /// `size`, the publisher's signature.
+    fn surrogate_message(&self, key: MsgKey, topic: u8, size: u32, published_ns: u64) -> Message {
+        let publisher = key.publisher();
+        let slot_ns = self.traffic.slot.as_nanos().max(1);
+        let slot = published_ns.saturating_sub(self.traffic.start.as_nanos()) / slot_ns;
+        let mut data = Vec::with_capacity(size as usize);
+        data.extend_from_slice(&slot.to_be_bytes());
+        data.extend_from_slice(&publisher.to_be_bytes());
+        data.extend_from_slice(&(self.start_unix_ns + published_ns).to_be_bytes());
+        data.extend_from_slice(&key.0.to_be_bytes());
+        data.resize((size as usize).max(data.len()), 0x5a);
+        let signer = identity_key(self.seed, publisher);
+        let mut m = Message {
+            from: Some(signer.peer_id().to_bytes()),
+            data,
+            seqno: Some(u64::from(key.0 as u32).to_be_bytes().to_vec()),
+            topic: topic_name(topic),
+            signature: None,
+            key: None,
+        };
+        m.signature = Some(signer.sign(&gossipsub::signing_bytes(&m)));
+        m
+    }
+
+    /// The router sends `rpc` from identity `i` to the client of connection `c`: encoded to the
+    /// wire and handed to the identity's libp2p connection at `now`.
+    pub(super) fn client_send(&mut self, i: usize, c: usize, now: u64, rpc: Rpc) {
+        let host = self.conn[c].peer;
+        let Some(wire) = self.wire_rpc(&rpc) else { return };
+        let (id, dir) = (self.ids[i], &self.net.directory);
+        let Some(b) = self.boundary.as_mut() else { return };
+        let outs = b.send_rpc(id, host, now, &wire, &|a| dir.host_of_ip(a));
+        self.apply(i, now, outs);
+    }
+
+    /// The wire form of a router RPC, if it has one.
+    fn wire_rpc(&mut self, rpc: &Rpc) -> Option<gossipsub::Rpc> {
+        let topic = topic_name(rpc.topic);
+        let mut control = Control::default();
+        let mut out = gossipsub::Rpc::default();
+        match rpc.kind {
+            RpcKind::Message => {
+                out.publish.push(self.content_of(rpc.msg, rpc.topic, rpc.size, rpc.published_ns)?.message.clone())
+            }
+            RpcKind::IHave => {
+                let id = self.content_of(rpc.msg, rpc.topic, rpc.size, rpc.published_ns)?.id.clone();
+                control.ihave.push(IHave { topic, message_ids: vec![id] });
+            }
+            RpcKind::IWant => {
+                let id = self.content.get(&rpc.msg).map(|c| c.id.clone()).or_else(|| self.id_of_key(rpc.msg))?;
+                control.iwant.push(IWant { message_ids: vec![id] });
+            }
+            RpcKind::IDontWant => {
+                let id = self.content_of(rpc.msg, rpc.topic, rpc.size, rpc.published_ns)?.id.clone();
+                control.idontwant.push(IDontWant { message_ids: vec![id] });
+            }
+            RpcKind::Graft => control.graft.push(Graft { topic }),
+            RpcKind::Prune => {
+                let backoff = Some(u64::from(rpc.backoff_ms).div_ceil(1000).max(1));
+                control.prune.push(Prune { topic, peers: Vec::new(), backoff });
+            }
+            RpcKind::PeerExchange | RpcKind::Connect | RpcKind::Accept | RpcKind::Disconnect => return None,
+        }
+        if control != Control::default() {
+            out.control = Some(control);
+        }
+        Some(out)
+    }
+
+    /// The id of message `key` when only its id is known (a client advertised it).
+    fn id_of_key(&self, key: MsgKey) -> Option<Vec<u8>> {
+        self.key_by_id.iter().find(|(_, k)| **k == key).map(|(id, _)| id.clone())
+    }
+
+    /// A packet event from a direct host for local identity `dst`, kept until it is handled.
+    pub(super) fn queue_packet(&mut self, e: &Event, dst: u32) {
+        let token = self.next_token;
+        self.next_token = self.next_token.wrapping_add(1);
+        self.packets.insert(token, e.payload.clone());
+        self.queue.push(Pending {
+            time: e.deliver_time.as_nanos(),
+            src: e.src_host.0,
+            seq: e.src_seq,
+            dst,
+            action: Action::PacketArrive { token },
+        });
+    }
+}
