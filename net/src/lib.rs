@@ -10,13 +10,15 @@
 //!   loss), consulted at the sender, in the manner of turmoil's `Rule` and smoltcp's fault
 //!   injector. Scenarios fill the table; an empty table changes nothing.
 //!
-//! - [`stack`]: a host's TCP/IP stack (smoltcp), sans-IO; [`udp`]: UDP sockets and datagrams
+//! - [`stack`]: a host's TCP/IP stack (smoltcp) with Linux's congestion window and ACK timing
+//!   ([`linux`]), sans-IO; [`udp`]: UDP sockets and datagrams
 //!   as IPv4 packets. The endpoint level: what direct hosts' socket calls run on.
 //!
 //! Calls go one way: engines call this crate, which calls only `models` (paths, units, random
 //! draws) and `smoltcp`.
 
 pub mod link;
+pub mod linux;
 pub mod path;
 pub mod rules;
 pub mod stack;
