@@ -2,8 +2,8 @@
 //! window of a fresh connection, the time a 100 KiB message takes on a fresh, a warm and an idle
 //! connection (initial window of 10 segments, slow start restarted after idle), the latency of a
 //! request written in two parts on a fresh and a warm connection (quick ACKs first, then 40 ms
-//! delayed ACKs that Nagle's rule waits for), and retransmissions (none on a loss-free path).
-//! The program runs natively on loopback too, where the same rules hold.
+//! delayed ACKs that Nagle's rule waits for), and retransmissions (none on a loss-free path,
+//! jittery or not). The program runs natively on loopback too, where the same rules hold.
 
 mod common;
 
@@ -189,4 +189,16 @@ fn tcp_start_up_idle_restart_and_ack_timing_follow_linux_natively_and_simulated(
     let text = simulated(&dir, &spec);
     // 25 ms each way, and serialising 100 KiB at 1 Gbit/s on both links.
     check(&text, 50_000, true);
+}
+
+#[test]
+fn a_jittery_loss_free_path_keeps_segments_in_order_and_retransmits_nothing() {
+    let python = need("/usr/bin/python3", "python3");
+    let dir = scratch("tcp-timing-jitter");
+    std::fs::write(dir.join("timing.py"), TIMING_PY).unwrap();
+    // Germany to Germany in the RIPE table: 13.4 ms one way, jitter of ±6.7 ms.
+    let spec = spec(&dir, &python, "topology = \"ripe-country\"", "location = \"DE\"\n");
+    let text = simulated(&dir, &spec);
+    assert_eq!(figure(&text, "retransmitted"), 0, "{text}");
+    assert_eq!(figure(&text, "cwnd_at_connect"), 10, "{text}");
 }

@@ -5,7 +5,8 @@
 //! - [`link`]: one direction of a host's interface as a FIFO queue with named lanes. Plain `Copy`
 //!   data, so a million surrogate identities keep theirs in arrays.
 //! - [`path`]: the fate of one transmission over the network model's path between two hosts
-//!   (latency, jitter, loss), with the [`rules`] in force at its departure applied on top.
+//!   (latency, jitter, loss), with the [`rules`] in force at its departure applied on top, and
+//!   [`InOrder`], which keeps each (sender, receiver) path's packets in order.
 //! - [`rules`]: time-windowed verdicts between groups of hosts (partitions, extra delay, extra
 //!   loss), consulted at the sender, in the manner of turmoil's `Rule` and smoltcp's fault
 //!   injector. Scenarios fill the table; an empty table changes nothing.
@@ -25,5 +26,5 @@ pub mod stack;
 pub mod udp;
 
 pub use link::{FifoLink, Lane, express};
-pub use path::decide;
+pub use path::{InOrder, decide};
 pub use rules::{Effect, Rule, Rules};
