@@ -414,6 +414,7 @@ impl DirectEngine {
                 ports: BTreeMap::new(),
                 next_port: 49152,
                 uplink: FifoLink::default(),
+                in_order: Default::default(),
                 up_bps: bw.up.0,
                 down_bps: bw.down.0,
                 downlink: FifoLink::default(),

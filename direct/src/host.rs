@@ -336,6 +336,8 @@ pub struct Host {
     pub next_port: u16,
     /// The upload link's queue.
     pub uplink: FifoLink,
+    /// The last arrival on each path from this host: its packets never overtake each other.
+    pub in_order: thermocline_net::InOrder,
     /// Upload bandwidth, bits/s (0: unlimited).
     pub up_bps: u64,
     /// Download bandwidth, bits/s (0: unlimited).

@@ -1,7 +1,7 @@
 //! A direct host's network card: the TCP/IP stack ([`thermocline_net::stack`]) driven with the
 //! host's simulated time after every packet and socket call, its transmissions put on the
-//! simulated network (upload queue, the model's latency, jitter and loss, then the receiver's
-//! download queue), and its next poll scheduled as a simulated-time event.
+//! simulated network (upload queue, the model's latency, jitter and loss, each path's packets
+//! kept in order, then the receiver's download queue), and its next poll scheduled as a simulated-time event.
 
 use crate::engine::{DirectEngine, LOOPBACK_DELAY_NS};
 use crate::host::Host;
@@ -72,5 +72,6 @@ pub(crate) fn transmit(e: &mut DirectEngine, h: usize, packet: Vec<u8>) {
     // A packet leaves the NIC whether or not the network then loses it.
     let depart = host.uplink.transmit(now, packet.len() as u64, Bandwidth(host.up_bps));
     let Some(arrival) = decide(&path, &e.rules, (host.id, dst_host), depart, false, &mut host.net_rng) else { return };
+    let arrival = host.in_order.arrive(dst_host, arrival);
     e.send_packet(h, dst_host, arrival, packet);
 }

@@ -15,7 +15,7 @@ use crate::engine::{Answer, DirectEngine};
 use crate::host::{BlockKind, Host, Obj, ObjSlot};
 use crate::mem;
 use crate::nic::stack;
-use thermocline_net::stack::{MTU, PortOwner, PortUse, TcpStack};
+use thermocline_net::stack::{FlowInfo, MTU, PortOwner, PortUse, TcpStack};
 use crate::seccomp::Notif;
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::{self, State};
@@ -166,10 +166,7 @@ impl Default for TcpSocket {
 
 /// A new stack socket with this descriptor's settings.
 fn new_stack_socket(s: &TcpSocket) -> tcp::Socket<'static> {
-    let mut t = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0u8; BUFFER_BYTES]),
-        tcp::SocketBuffer::new(vec![0u8; BUFFER_BYTES]),
-    );
+    let mut t = TcpStack::new_socket(BUFFER_BYTES, BUFFER_BYTES);
     t.set_nagle_enabled(!s.nodelay);
     if s.keepalive {
         t.set_keep_alive(Some(Duration::from_secs(s.keepidle.max(1) as u64)));
@@ -239,11 +236,11 @@ fn mask(s: &TcpSocket, st: &mut TcpStack) -> i16 {
                 m |= POLLIN | POLLRDNORM | POLLRDHUP;
             }
             if !matches!(state, State::SynSent | State::SynReceived) {
-                if t.recv_queue() > 0 {
+                if st.socket(h).recv_queue() > 0 {
                     m |= POLLIN | POLLRDNORM;
                 }
-                let queued = t.send_queue();
-                let free = t.send_capacity() - queued;
+                let queued = st.send_queue(h);
+                let free = st.send_room(h);
                 // Linux: writable while the free space is at least half of what is queued.
                 if wr_shut || free * 2 >= queued && free > 0 {
                     m |= POLLOUT | POLLWRNORM;
@@ -272,13 +269,13 @@ pub(crate) fn after_poll(host: &mut Host) -> bool {
     orphans.retain(|&hd| {
         let t = st.socket(hd);
         if t.state() == State::Closed && t.remote_endpoint().is_none() {
-            st.sockets.remove(hd);
+            st.remove(hd);
             st.ports.retain(|p| p.owner != PortOwner::Conn(hd));
             false
         } else {
             // Linux answers data for a closed descriptor with an RST.
             if t.recv_queue() > 0 && t.state() != State::Closed {
-                t.abort();
+                st.abort(hd);
                 again = true;
             }
             true
@@ -299,7 +296,7 @@ pub(crate) fn after_poll(host: &mut Host) -> bool {
                 pool.retain(|&hd| match st.socket(hd).state() {
                     State::Listen | State::SynReceived => true,
                     State::Closed => {
-                        st.sockets.remove(hd);
+                        st.remove(hd);
                         false
                     }
                     _ => {
@@ -327,7 +324,7 @@ pub(crate) fn after_poll(host: &mut Host) -> bool {
                         let addr = (!ip.is_unspecified()).then_some(IpAddress::Ipv4(ip));
                         if t.listen(IpListenEndpoint { addr, port }).is_ok() {
                             let Phase::Listening(l) = &mut s.phase else { unreachable!() };
-                            l.pool.push(st.sockets.add(t));
+                            l.pool.push(st.add(t));
                         }
                     }
                 }
@@ -380,24 +377,23 @@ pub(crate) fn release(host: &mut Host, obj: usize) {
         Phase::Listening(l) => {
             for hd in l.pool {
                 if st.socket(hd).state() == State::Listen {
-                    st.sockets.remove(hd);
+                    st.remove(hd);
                 } else {
-                    st.socket(hd).abort();
+                    st.abort(hd);
                     st.orphans.push(hd);
                 }
             }
             for hd in l.queue {
                 // Linux resets connections nobody accepted.
-                st.socket(hd).abort();
+                st.abort(hd);
                 st.orphans.push(hd);
             }
         }
         Phase::Open(hd) => {
-            let t = st.socket(hd);
-            if (s.linger.0 != 0 && s.linger.1 == 0) || t.recv_queue() > 0 {
-                t.abort();
+            if (s.linger.0 != 0 && s.linger.1 == 0) || st.socket(hd).recv_queue() > 0 {
+                st.abort(hd);
             } else {
-                t.close();
+                st.close(hd);
             }
             if let Some((ip, port)) = s.local
                 && !st.ports.iter().any(|p| p.owner == PortOwner::Conn(hd))
@@ -511,6 +507,7 @@ pub(crate) fn send(
     let host = &mut e.hosts[h];
     let nonblock = nonblocking(host, obj, flags);
     host.tcp_dirty = true;
+    let now = host.now;
     let (s, st) = parts(host, obj);
     let hd = match s.phase {
         Phase::Open(hd) => hd,
@@ -532,14 +529,13 @@ pub(crate) fn send(
     if s.shut_wr || !t.may_send() {
         return if done > 0 { Ok(Answer::Value(done as i64)) } else { Err(epipe(pid, flags)) };
     }
-    let free = t.send_capacity() - t.send_queue();
-    let take = free.min(total - done);
+    let take = st.send_room(hd).min(total - done);
     let mut sent = 0;
     let mut short = false;
     if take > 0 {
         let data = fill(done, take)?;
         short = data.len() < take; // sendfile reached the end of the file
-        sent = t.send_slice(&data).map_err(|_| libc::EPIPE)?;
+        sent = st.send_slice(hd, &data, now).map_err(|_| libc::EPIPE)?;
     }
     if let Some(p) = host_proc(e, h, proc) {
         p.tcp_sent += sent as u64;
@@ -703,7 +699,7 @@ pub(crate) fn ioctl(host: &mut Host, obj: usize, req: u64) -> Option<i32> {
     let hd = s.handle();
     match req {
         libc::FIONREAD => Some(hd.map_or(0, |hd| st.socket(hd).recv_queue()) as i32),
-        SIOCOUTQ => Some(hd.map_or(0, |hd| st.socket(hd).send_queue()) as i32),
+        SIOCOUTQ => Some(hd.map_or(0, |hd| st.send_queue(hd)) as i32),
         _ => None,
     }
 }
@@ -776,7 +772,7 @@ pub(crate) fn call(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usi
             }
             if how != SHUT_RD {
                 s.shut_wr = true;
-                t.close();
+                st.close(hd);
             }
             e.hosts[h].progress += 1;
             Ok(Answer::Value(0))
@@ -971,9 +967,9 @@ fn tcp_connect(e: &mut DirectEngine, h: usize, vid: u32, obj: usize, n: &Notif, 
     };
     let mut t = new_stack_socket(s);
     t.set_timeout(Some(Duration::from_secs(CONNECT_TIMEOUT_S)));
-    let hd = st.sockets.add(t);
+    let hd = st.add(t);
     if st.connect(hd, ep(dst, port), ep(src, lport)).is_err() {
-        st.sockets.remove(hd);
+        st.remove(hd);
         return Err(libc::EADDRNOTAVAIL);
     }
     s.phase = Phase::Open(hd);
@@ -1119,12 +1115,12 @@ fn getsockopt(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) -
             int(s.options.iter().find(|(k, _)| *k == (level, name)).map_or(default, |(_, v)| *v))
         }
         (IPPROTO_TCP, TCP_INFO) => {
-            let state = match &s.phase {
-                Phase::Fresh => State::Closed,
-                Phase::Listening(_) => State::Listen,
-                Phase::Open(hd) => st.socket(*hd).state(),
+            let (state, flow) = match &s.phase {
+                Phase::Fresh => (State::Closed, None),
+                Phase::Listening(_) => (State::Listen, None),
+                Phase::Open(hd) => (st.socket(*hd).state(), st.info(*hd)),
             };
-            tcp_info(state)
+            tcp_info(state, flow)
         }
         // The rest: not available (callers fall back).
         _ => return Err(ENOPROTOOPT),
@@ -1139,11 +1135,11 @@ fn getsockopt(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) -
 /// Size of `struct tcp_info` as Linux 5.5 to 6.1 define it (up to `tcpi_snd_wnd`).
 const TCP_INFO_LEN: usize = 232;
 
-/// `TCP_INFO` for a socket in `state`: the state in Linux's numbering, and the segment sizes
-/// and path MTU of the simulated path. smoltcp keeps its RTT estimate and congestion window to
-/// itself, so those and every counter read 0 rather than something made up; before this,
-/// `ENOPROTOOPT` made programs such as iperf3 print an uninitialised struct.
-fn tcp_info(state: State) -> Vec<u8> {
+/// `TCP_INFO` for a socket in `state`: the state in Linux's numbering, the segment sizes and
+/// path MTU of the simulated path, and, for a connection, the stack's Linux timing state
+/// (`flow`): timeouts, RTT, congestion window, slow-start threshold, retransmitted segments.
+/// Other counters read 0 rather than something made up.
+fn tcp_info(state: State, flow: Option<FlowInfo>) -> Vec<u8> {
     let mut b = vec![0u8; TCP_INFO_LEN];
     b[0] = match state {
         State::Established => 1,
@@ -1161,6 +1157,21 @@ fn tcp_info(state: State) -> Vec<u8> {
     let mss = if synchronised(state) { MSS as u32 } else { 536 };
     // tcpi_snd_mss, tcpi_rcv_mss, tcpi_pmtu, tcpi_advmss
     for (at, v) in [(16, mss), (20, mss), (60, MTU as u32), (84, MSS as u32)] {
+        b[at..at + 4].copy_from_slice(&v.to_ne_bytes());
+    }
+    let Some(f) = flow else { return b };
+    let us = |ns: u64| (ns / 1000).min(u32::MAX as u64) as u32;
+    let segs = |n: usize| n.min(0x7fff_ffff) as u32;
+    // tcpi_rto, tcpi_ato, tcpi_rtt (µs), tcpi_snd_ssthresh, tcpi_snd_cwnd, tcpi_total_retrans
+    let fields = [
+        (8, us(f.rto_ns)),
+        (12, us(f.ato_ns)),
+        (68, us(f.srtt_ns)),
+        (76, segs(f.ssthresh)),
+        (80, segs(f.cwnd)),
+        (100, f.retransmits),
+    ];
+    for (at, v) in fields {
         b[at..at + 4].copy_from_slice(&v.to_ne_bytes());
     }
     b

@@ -35,6 +35,10 @@ pub struct DirectBench {
     /// pinning buys.
     #[arg(long)]
     pub no_pin: bool,
+    /// Place every node in this country of the RIPE Atlas table (its measured latency and
+    /// jitter) instead of on a 25 ms single switch.
+    #[arg(long)]
+    pub country: Option<String>,
     /// The gossip-node binary (default: beside this executable).
     #[arg(long)]
     pub node: Option<PathBuf>,
@@ -59,8 +63,7 @@ duration = "{seconds} s"
 pin_cpus = {pin}
 
 [network]
-topology = "single-switch"
-latency = "25 ms"
+{network}
 
 [output]
 dir = {out:?}
@@ -68,7 +71,7 @@ dir = {out:?}
 [[hosts]]
 name = "node"
 kind = "direct"
-count = {nodes}
+count = {nodes}{location}
 bandwidth = {{ up = "50 Mbit", down = "50 Mbit" }}
 
 [[processes]]
@@ -79,6 +82,11 @@ args = ["--index", "{{index}}", "--nodes", "{{count}}", "--listen", "0.0.0.0:900
         "--size", "{size}"]
 "#,
         out = out.display().to_string(),
+        network = match &args.country {
+            Some(_) => "topology = \"ripe-country\"",
+            None => "topology = \"single-switch\"\nlatency = \"25 ms\"",
+        },
+        location = args.country.as_ref().map(|c| format!("\nlocation = {c:?}")).unwrap_or_default(),
         nodes = args.nodes,
         node = node.display().to_string(),
         book = book.join(","),
@@ -124,7 +132,7 @@ pub fn direct(args: &DirectBench, exe: &Path) -> Result<()> {
             }
         }
     }
-    let (mut received, mut expected) = (0u64, 0u64);
+    let (mut received, mut expected, mut delays) = (0u64, 0u64, Vec::new());
     for i in 0..args.nodes {
         let path = out.join(format!("hosts/node{i}/gossip-node.0.stdout"));
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -135,7 +143,10 @@ pub fn direct(args: &DirectBench, exe: &Path) -> Result<()> {
         };
         received += field("received=");
         expected += field("expected=");
+        delays.extend(text.lines().filter(|l| l.starts_with("recv ")).filter_map(|l| l.rsplit("delay_us=").next()?.parse::<u64>().ok()));
     }
+    delays.sort_unstable();
+    let pct = |q: usize| delays.get((delays.len() * q / 100).min(delays.len().saturating_sub(1))).map_or(0.0, |&d| d as f64 / 1000.0);
     let _ = std::fs::remove_dir_all(&out);
     if !failed.is_empty() {
         bail!("gossip-node failed on {}", failed.join(", "));
@@ -156,6 +167,8 @@ pub fn direct(args: &DirectBench, exe: &Path) -> Result<()> {
         "rss_per_node_bytes_max": rss.iter().copied().max().unwrap_or(0),
         "blocks_received": received,
         "blocks_expected": expected,
+        "delay_p50_ms": pct(50),
+        "delay_p95_ms": pct(95),
         "digest": outcome.digest.to_string(),
         "anchor": "ethereum-shadow: ~12 wall-minutes per simulated minute for 1,000 Lighthouse+Geth nodes on 32 vCPUs",
     });
@@ -163,7 +176,7 @@ pub fn direct(args: &DirectBench, exe: &Path) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!(
-            "Direct: {} gossip-nodes, {:.0} s simulated, {} shard(s)\n  wall      {:.1} s ({:.2} s per simulated minute)\n  events    {}\n  RSS/node  {:.1} MB mean, {:.1} MB max\n  blocks    {received} of {expected} received\n  digest    {}",
+            "Direct: {} gossip-nodes, {:.0} s simulated, {} shard(s)\n  wall      {:.1} s ({:.2} s per simulated minute)\n  events    {}\n  RSS/node  {:.1} MB mean, {:.1} MB max\n  blocks    {received} of {expected} received\n  delay     p50 {:.1} ms, p95 {:.1} ms after publication\n  digest    {}",
             args.nodes,
             sim_s,
             args.shards,
@@ -172,6 +185,8 @@ pub fn direct(args: &DirectBench, exe: &Path) -> Result<()> {
             outcome.totals.events,
             rss_mean / 1e6,
             rss.iter().copied().max().unwrap_or(0) as f64 / 1e6,
+            pct(50),
+            pct(95),
             outcome.digest,
         );
     }

@@ -5,12 +5,14 @@
 //! - [`link`]: one direction of a host's interface as a FIFO queue with named lanes. Plain `Copy`
 //!   data, so a million surrogate identities keep theirs in arrays.
 //! - [`path`]: the fate of one transmission over the network model's path between two hosts
-//!   (latency, jitter, loss), with the [`rules`] in force at its departure applied on top.
+//!   (latency, jitter, loss), with the [`rules`] in force at its departure applied on top, and
+//!   [`InOrder`], which keeps each (sender, receiver) path's packets in order.
 //! - [`rules`]: time-windowed verdicts between groups of hosts (partitions, extra delay, extra
 //!   loss), consulted at the sender, in the manner of turmoil's `Rule` and smoltcp's fault
 //!   injector. Scenarios fill the table; an empty table changes nothing.
 //!
-//! - [`stack`]: a host's TCP/IP stack (smoltcp), sans-IO; [`udp`]: UDP sockets and datagrams
+//! - [`stack`]: a host's TCP/IP stack (smoltcp) with Linux's congestion window and ACK timing
+//!   ([`linux`]), sans-IO; [`udp`]: UDP sockets and datagrams
 //!   as IPv4 packets. The endpoint level: what direct hosts' socket calls run on.
 //! - [`endpoint`]: [`HostNet`], a host's TCP endpoint with no process behind it (listening
 //!   ports, connections by handle, events), for surrogate identities that meet real clients.
@@ -20,6 +22,7 @@
 
 pub mod endpoint;
 pub mod link;
+pub mod linux;
 pub mod path;
 pub mod rules;
 pub mod stack;
@@ -27,5 +30,5 @@ pub mod udp;
 
 pub use endpoint::{ConnId, HostNet, NetEvent};
 pub use link::{FifoLink, Lane, express};
-pub use path::decide;
+pub use path::{InOrder, decide};
 pub use rules::{Effect, Rule, Rules};

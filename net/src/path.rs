@@ -4,7 +4,28 @@
 
 use crate::rules::Rules;
 use rand_core::Rng;
+use std::collections::HashMap;
 use thermocline_models::routing::PathProps;
+
+/// One sender's last arrival on each of its paths, by destination: keeps every path's packets in
+/// order, so that jitter varies the delay from packet to packet without reordering a flow (a
+/// packet drawn to arrive before the previous one on its path arrives with it instead). The
+/// sender's engine owns it and consults it in its own departure order, so it depends on nothing
+/// but that sender's transmissions, whatever the shard count.
+#[derive(Clone, Debug, Default)]
+pub struct InOrder {
+    last: HashMap<u32, u64>,
+}
+
+impl InOrder {
+    /// When a packet that [`decide`] put at `arrival` on the path to `to` arrives: never before
+    /// the previous arrival on that path.
+    pub fn arrive(&mut self, to: u32, arrival: u64) -> u64 {
+        let last = self.last.entry(to).or_insert(0);
+        *last = (*last).max(arrival);
+        *last
+    }
+}
 
 /// When a transmission departing `from` at `depart` (ns) arrives at `to` over `path`, or `None`
 /// if it is lost. `reliable` transmissions (connection management that the model keeps
@@ -49,6 +70,24 @@ mod tests {
             assert_eq!(decide(&p, &rules, (0, 1), t, false, &mut a), p.sample(&mut b).map(|d| t + d));
         }
         assert_eq!(decide(&p, &rules, (0, 1), 5, true, &mut a), Some(10_005), "reliable: base latency");
+    }
+
+    #[test]
+    fn jittery_arrivals_keep_their_order_on_each_path_and_paths_are_independent() {
+        let p = PathProps::new(10_000_000, 5_000_000, 0.0);
+        let (rules, mut rng, mut order) = (Rules::default(), Pcg64Mcg::seed_from_u64(7), InOrder::default());
+        let mut last = [0u64; 2];
+        let mut reordered = 0;
+        for k in 0..2000u64 {
+            let to = (k % 2) as u32 + 1;
+            let drawn = decide(&p, &rules, (0, to), k * 100_000, false, &mut rng).unwrap();
+            let at = order.arrive(to, drawn);
+            reordered += usize::from(drawn < last[to as usize - 1]);
+            assert!(at >= last[to as usize - 1] && at >= drawn, "in order, never earlier than drawn");
+            last[to as usize - 1] = at;
+        }
+        assert!(reordered > 500, "the draws alone would reorder: {reordered}");
+        assert_eq!(order.arrive(1, 5), last[0], "an early draw waits for the path's last arrival");
     }
 
     #[test]

@@ -4,17 +4,30 @@
 //! call, takes what was transmitted, and polls again at [`TcpStack::next_poll`] (retransmission,
 //! delayed ACK, keep-alive, TIME-WAIT). Direct hosts drive one per host from their socket
 //! calls; nothing here knows an engine or a process.
+//!
+//! smoltcp's own congestion controller starts at 2 KiB and never restarts after idle, and its
+//! ACK delay is a fixed 10 ms, so the stack replaces both with Linux's rules ([`crate::linux`])
+//! through smoltcp's public API: sockets run without smoltcp's controller
+//! (`CongestionControl::None`), the program's bytes wait in a per-connection staging queue and
+//! enter smoltcp's send buffer only as the congestion window allows (so unacknowledged plus
+//! unsent bytes never exceed it), and each socket's ACK delay is set before every received
+//! segment from the connection's ACK clock. The stack watches every segment in and out to
+//! drive both.
 
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpProtocol, Ipv4Packet, TcpPacket};
-use std::collections::VecDeque;
+use crate::linux::{AckClock, Sender};
+use smoltcp::time::Duration;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::Ipv4Addr;
 
 /// IP MTU of every simulated interface (loopback included): segments carry at most 1460 bytes.
 pub const MTU: usize = 1500;
+/// The segment size that fits the MTU (IPv4 and TCP headers without options).
+pub const MSS: usize = MTU - 40;
 
 /// The simulated network card: packets the stack transmits, and packets waiting to be received.
 #[derive(Debug, Default)]
@@ -95,7 +108,8 @@ pub struct PortUse {
 /// A host's TCP/IP stack.
 pub struct TcpStack {
     iface: Interface,
-    /// The stack's sockets: one per connection, and the listening ones.
+    /// The stack's sockets: one per connection, and the listening ones. Add and remove them
+    /// with [`TcpStack::add`] and [`TcpStack::remove`].
     pub sockets: SocketSet<'static>,
     dev: SimDevice,
     /// The scheduled poll: (time, token).
@@ -106,6 +120,80 @@ pub struct TcpStack {
     pub orphans: Vec<SocketHandle>,
     /// Connections reset by a received RST since the objects last looked: (handle, state before).
     pub resets: Vec<(SocketHandle, tcp::State)>,
+    /// Linux's timing state of each connection.
+    flows: BTreeMap<SocketHandle, Flow>,
+    /// Connections by (local, remote) endpoint, checked against the socket on every use.
+    tuples: HashMap<(Ep, Ep), SocketHandle>,
+    /// Connections that received a segment in the current [`TcpStack::run`].
+    received: Vec<SocketHandle>,
+}
+
+/// An IPv4 endpoint.
+type Ep = (Ipv4Addr, u16);
+
+/// Linux's timing state of one connection, kept beside smoltcp's socket.
+#[derive(Debug)]
+struct Flow {
+    tx: Sender,
+    ack: AckClock,
+    /// Bytes the program wrote that the congestion window holds back.
+    staged: VecDeque<u8>,
+    /// The program closed its sending side: the FIN follows the staged bytes.
+    close_pending: bool,
+    /// smoltcp's send queue (unacknowledged and unsent bytes) when the stack last looked.
+    queued: usize,
+    /// A segment for this connection arrived in the current run: a retransmission now answers
+    /// duplicate ACKs rather than a timeout.
+    rx: bool,
+}
+
+impl Flow {
+    fn new() -> Self {
+        Flow {
+            tx: Sender::new(MSS),
+            ack: AckClock::default(),
+            staged: VecDeque::new(),
+            close_pending: false,
+            queued: 0,
+            rx: false,
+        }
+    }
+}
+
+/// The fields of a TCP segment the stack watches.
+#[derive(Copy, Clone, Debug)]
+struct Seg {
+    src: Ep,
+    dst: Ep,
+    seq: u32,
+    ack: Option<u32>,
+    len: usize,
+    syn: bool,
+    rst: bool,
+}
+
+/// The TCP segment in IPv4 packet `bytes`, if it is one. Never panics on any input.
+fn segment(bytes: &[u8]) -> Option<Seg> {
+    let ip = Ipv4Packet::new_checked(bytes).ok()?;
+    if ip.next_header() != IpProtocol::Tcp {
+        return None;
+    }
+    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+    let header = usize::from(tcp.header_len());
+    Some(Seg {
+        src: (ip.src_addr(), tcp.src_port()),
+        dst: (ip.dst_addr(), tcp.dst_port()),
+        seq: tcp.seq_number().0 as u32,
+        ack: tcp.ack().then(|| tcp.ack_number().0 as u32),
+        len: ip.payload().len().saturating_sub(header),
+        syn: tcp.syn(),
+        rst: tcp.rst(),
+    })
+}
+
+/// smoltcp's duration for `ns` (µs resolution).
+fn duration(ns: u64) -> Duration {
+    Duration::from_micros(ns / 1000)
 }
 
 /// smoltcp's clock (µs) at simulated time `ns`.
@@ -133,7 +221,187 @@ impl TcpStack {
             ports: Vec::new(),
             orphans: Vec::new(),
             resets: Vec::new(),
+            flows: BTreeMap::new(),
+            tuples: HashMap::new(),
+            received: Vec::new(),
         }
+    }
+
+    /// A new socket for this stack with `rx` and `tx` buffer bytes: no smoltcp congestion
+    /// controller, as the stack keeps Linux's window itself.
+    pub fn new_socket(rx: usize, tx: usize) -> tcp::Socket<'static> {
+        let mut t = tcp::Socket::new(tcp::SocketBuffer::new(vec![0u8; rx]), tcp::SocketBuffer::new(vec![0u8; tx]));
+        t.set_congestion_control(tcp::CongestionControl::None);
+        t
+    }
+
+    /// Add socket `t` to the stack.
+    pub fn add(&mut self, t: tcp::Socket<'static>) -> SocketHandle {
+        self.sockets.add(t)
+    }
+
+    /// Remove socket `handle` and its timing state.
+    pub fn remove(&mut self, handle: SocketHandle) {
+        self.sockets.remove(handle);
+        self.flows.remove(&handle);
+        self.tuples.retain(|_, hd| *hd != handle);
+    }
+
+    /// Queue as much of `data` on connection `handle` as its send buffer has room for, at
+    /// `now_ns`; the congestion window decides when it enters smoltcp's buffer.
+    pub fn send_slice(&mut self, handle: SocketHandle, data: &[u8], now_ns: u64) -> Result<usize, tcp::SendError> {
+        if !self.socket(handle).may_send() {
+            return Err(tcp::SendError::InvalidState);
+        }
+        let room = self.send_room(handle);
+        let n = room.min(data.len());
+        self.flows.entry(handle).or_insert_with(Flow::new).staged.extend(&data[..n]);
+        self.pump(handle, now_ns);
+        Ok(n)
+    }
+
+    /// Bytes written on connection `handle` and not yet acknowledged (sent or not).
+    pub fn send_queue(&mut self, handle: SocketHandle) -> usize {
+        let staged = self.flows.get(&handle).map_or(0, |f| f.staged.len());
+        self.socket(handle).send_queue() + staged
+    }
+
+    /// Room left in connection `handle`'s send buffer.
+    pub fn send_room(&mut self, handle: SocketHandle) -> usize {
+        let capacity = self.socket(handle).send_capacity();
+        capacity.saturating_sub(self.send_queue(handle))
+    }
+
+    /// Close connection `handle`'s sending side: the FIN follows every byte written.
+    pub fn close(&mut self, handle: SocketHandle) {
+        match self.flows.get_mut(&handle) {
+            Some(f) if !f.staged.is_empty() => f.close_pending = true,
+            _ => self.socket(handle).close(),
+        }
+    }
+
+    /// Reset connection `handle`, dropping what it had not sent.
+    pub fn abort(&mut self, handle: SocketHandle) {
+        if let Some(f) = self.flows.get_mut(&handle) {
+            f.staged.clear();
+            f.close_pending = false;
+        }
+        self.socket(handle).abort();
+    }
+
+    /// Linux's view of connection `handle`: congestion window and slow-start threshold
+    /// (segments), smoothed RTT (ns), retransmission and delayed-ACK timeouts (ns),
+    /// retransmitted segments.
+    pub fn info(&self, handle: SocketHandle) -> Option<FlowInfo> {
+        let f = self.flows.get(&handle)?;
+        Some(FlowInfo {
+            cwnd: f.tx.cwnd / MSS,
+            ssthresh: f.tx.ssthresh / MSS,
+            srtt_ns: f.tx.srtt_ns,
+            rto_ns: f.tx.rto_ns(),
+            ato_ns: f.ack.ato_ns,
+            retransmits: f.tx.retransmits,
+        })
+    }
+
+    /// The connection with these endpoints, if any.
+    fn lookup(&mut self, local: Ep, remote: Ep) -> Option<SocketHandle> {
+        let matches = |t: &tcp::Socket, local: Ep, remote: Ep| {
+            t.local_endpoint().is_some_and(|l| l.addr == IpAddress::Ipv4(local.0) && l.port == local.1)
+                && t.remote_endpoint().is_some_and(|r| r.addr == IpAddress::Ipv4(remote.0) && r.port == remote.1)
+        };
+        // Cached handles are removed with their sockets, so they are valid.
+        if let Some(&hd) = self.tuples.get(&(local, remote))
+            && matches(self.sockets.get::<tcp::Socket>(hd), local, remote)
+        {
+            return Some(hd);
+        }
+        let hd = self.sockets.iter().find_map(|(hd, s)| match s {
+            smoltcp::socket::Socket::Tcp(t) if matches(t, local, remote) => Some(hd),
+            _ => None,
+        })?;
+        self.tuples.insert((local, remote), hd);
+        Some(hd)
+    }
+
+    /// Before smoltcp takes in `seg` at `now`: time the RTT, run the ACK clock, and set the
+    /// socket's ACK delay from it.
+    fn before_ingress(&mut self, seg: &Seg, now: u64) -> Option<SocketHandle> {
+        let hd = self.lookup(seg.dst, seg.src)?;
+        let f = self.flows.entry(hd).or_insert_with(Flow::new);
+        if !f.rx {
+            f.rx = true;
+            self.received.push(hd);
+        }
+        if let Some(ack) = seg.ack {
+            f.tx.on_ack(ack, now);
+        }
+        if seg.len > 0 {
+            f.ack.on_data(now, f.tx.rto_ns());
+        }
+        self.apply_ack_delay(hd);
+        Some(hd)
+    }
+
+    /// Set socket `hd`'s ACK delay from its ACK clock.
+    fn apply_ack_delay(&mut self, hd: SocketHandle) {
+        let Some(f) = self.flows.get(&hd) else { return };
+        let delay = f.ack.delay_ns(f.tx.srtt_ns).map(duration);
+        self.socket(hd).set_ack_delay(delay);
+    }
+
+    /// Watch the packets transmitted from index `from` on, at `now`: a SYN starts a
+    /// connection's timing afresh, data feeds the congestion window, ACKs the ACK clock
+    /// (`timer`: sent by no received segment).
+    fn after_egress(&mut self, from: usize, now: u64, timer: bool) {
+        for k in from..self.dev.tx.len() {
+            let Some(seg) = segment(&self.dev.tx[k]) else { continue };
+            let Some(hd) = self.lookup(seg.src, seg.dst) else { continue };
+            if seg.syn {
+                self.flows.insert(hd, Flow::new());
+            }
+            let f = self.flows.entry(hd).or_insert_with(Flow::new);
+            if seg.len > 0 {
+                let fast = f.rx;
+                f.tx.on_sent(seg.seq, seg.len, now, fast);
+                f.ack.on_data_sent(now);
+            }
+            if let Some(ack) = seg.ack {
+                f.ack.on_ack_sent(ack, timer && seg.len == 0 && !f.rx);
+            }
+            self.apply_ack_delay(hd);
+        }
+    }
+
+    /// Account what connection `hd` had acknowledged, then move staged bytes into smoltcp's
+    /// buffer as far as the congestion window allows (whole segments while more wait), and
+    /// close once they all have.
+    fn pump(&mut self, hd: SocketHandle, now: u64) {
+        let Some(f) = self.flows.get_mut(&hd) else { return };
+        let t = self.sockets.get_mut::<tcp::Socket>(hd);
+        let q = t.send_queue();
+        f.tx.on_acked(f.queued.saturating_sub(q), f.queued, !f.staged.is_empty());
+        if !t.may_send() {
+            f.staged.clear();
+        }
+        if !f.staged.is_empty() {
+            if q == 0 {
+                f.tx.before_send(now);
+            }
+            let room = f.tx.cwnd.saturating_sub(q).min(t.send_capacity() - q);
+            let n = if f.staged.len() <= room { f.staged.len() } else { room - room % MSS };
+            let (a, b) = f.staged.as_slices();
+            let mut sent = t.send_slice(&a[..n.min(a.len())]).unwrap_or(0);
+            if n > a.len() {
+                sent += t.send_slice(&b[..n - a.len()]).unwrap_or(0);
+            }
+            f.staged.drain(..sent);
+        }
+        if f.close_pending && f.staged.is_empty() {
+            f.close_pending = false;
+            t.close();
+        }
+        f.queued = t.send_queue();
     }
 
     /// Start connecting the stack's socket `handle` from `local` to `remote`.
@@ -162,31 +430,37 @@ impl TcpStack {
         std::mem::take(&mut self.dev.tx)
     }
 
-    /// Process received packets (noting connections reset by an RST) and transmit what is due, at
-    /// simulated time `now_ns`.
+    /// Process received packets (noting connections reset by an RST), let the congestion
+    /// window release staged bytes, and transmit what is due, at simulated time `now_ns`.
     pub fn run(&mut self, now_ns: u64) {
         let now = instant(now_ns);
+        let mut ingested = false;
         while let Some(p) = self.dev.rx.front() {
-            let reset = rst_tuple(p).and_then(|(src, dst)| {
-                self.sockets.iter().find_map(|(handle, s)| match s {
-                    smoltcp::socket::Socket::Tcp(t)
-                        if t.local_endpoint().is_some_and(|l| l.addr == IpAddress::Ipv4(dst.0) && l.port == dst.1)
-                            && t.remote_endpoint()
-                                .is_some_and(|r| r.addr == IpAddress::Ipv4(src.0) && r.port == src.1) =>
-                    {
-                        Some((handle, t.state()))
-                    }
-                    _ => None,
-                })
-            });
+            let seg = segment(p);
+            let hd = seg.as_ref().and_then(|seg| self.before_ingress(seg, now_ns));
+            let reset = hd.filter(|_| seg.is_some_and(|s| s.rst)).map(|hd| (hd, self.socket(hd).state()));
+            let mark = self.dev.tx.len();
             self.iface.poll_ingress_single(now, &mut self.dev, &mut self.sockets);
+            self.after_egress(mark, now_ns, false);
+            ingested = true;
             if let Some((handle, before)) = reset
                 && self.socket(handle).state() == tcp::State::Closed
             {
                 self.resets.push((handle, before));
             }
         }
+        let received = std::mem::take(&mut self.received);
+        for &hd in &received {
+            self.pump(hd, now_ns);
+        }
+        let mark = self.dev.tx.len();
         self.iface.poll(now, &mut self.dev, &mut self.sockets);
+        self.after_egress(mark, now_ns, !ingested);
+        for hd in received {
+            if let Some(f) = self.flows.get_mut(&hd) {
+                f.rx = false;
+            }
+        }
     }
 
     /// When the stack next needs a poll (simulated ns), if ever: always after `now_ns`.
@@ -198,15 +472,27 @@ impl TcpStack {
     }
 }
 
+/// Linux's view of one connection (what `TCP_INFO` reports).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct FlowInfo {
+    /// Congestion window, segments.
+    pub cwnd: usize,
+    /// Slow-start threshold, segments (`usize::MAX / MSS` before any loss).
+    pub ssthresh: usize,
+    /// Smoothed RTT, ns (0: no sample yet).
+    pub srtt_ns: u64,
+    /// Retransmission timeout, ns.
+    pub rto_ns: u64,
+    /// Delayed-ACK timeout, ns (0: no data received yet).
+    pub ato_ns: u64,
+    /// Segments retransmitted.
+    pub retransmits: u32,
+}
+
 /// The source and destination of a TCP packet with the RST flag, if `bytes` is one. Never
 /// panics on any input.
 pub fn rst_tuple(bytes: &[u8]) -> Option<((Ipv4Addr, u16), (Ipv4Addr, u16))> {
-    let ip = Ipv4Packet::new_checked(bytes).ok()?;
-    if ip.next_header() != IpProtocol::Tcp {
-        return None;
-    }
-    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
-    tcp.rst().then(|| ((ip.src_addr(), tcp.src_port()), (ip.dst_addr(), tcp.dst_port())))
+    segment(bytes).filter(|s| s.rst).map(|s| (s.src, s.dst))
 }
 
 #[cfg(test)]
@@ -231,7 +517,7 @@ mod tests {
         let client = a.sockets.add(s);
         let (remote, local) = (IpEndpoint::new(b_ip.into(), 80), IpEndpoint::new(a_ip.into(), 40000));
         a.connect(client, remote, local).unwrap();
-        let mut now = 0;
+        let (mut now, mut sent) = (0, false);
         for _ in 0..6 {
             now += 1000;
             a.run(now);
@@ -243,14 +529,156 @@ mod tests {
             for p in b.take_tx() {
                 a.push_rx(p);
             }
-            if a.socket(client).can_send() {
-                a.socket(client).send_slice(b"ping").unwrap();
+            if a.socket(client).can_send() && !sent {
+                sent = a.send_slice(client, b"ping", now).unwrap() == 4;
             }
         }
         let mut buf = [0u8; 16];
         let n = b.socket(server).recv_slice(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"ping");
-        assert!(b.next_poll(now).is_some_and(|t| t > now), "a delayed ACK is due, after now");
+        assert_eq!(b.next_poll(now), None, "the first data was acknowledged at once (quick ACK)");
+    }
+
+    const MS: u64 = 1_000_000;
+
+    /// Two stacks joined by a wire with a one-way delay, and a connection between them whose
+    /// server reads everything as it arrives.
+    struct Wire {
+        a: TcpStack,
+        b: TcpStack,
+        client: SocketHandle,
+        server: SocketHandle,
+        now: u64,
+        one_way: u64,
+        /// Packets on the wire: (arrival, to b, bytes).
+        flight: Vec<(u64, bool, Vec<u8>)>,
+        /// Segments sent: (time, by a, segment).
+        log: Vec<(u64, bool, Seg)>,
+        received: usize,
+    }
+
+    impl Wire {
+        fn new(one_way: u64) -> Self {
+            let (a_ip, b_ip) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+            let mut b = TcpStack::new(b_ip, 1, 0);
+            let mut s = TcpStack::new_socket(1 << 20, 1 << 20);
+            s.listen(80).unwrap();
+            let server = b.add(s);
+            let mut a = TcpStack::new(a_ip, 2, 0);
+            let client = a.add(TcpStack::new_socket(1 << 20, 1 << 20));
+            let (remote, local) = (IpEndpoint::new(b_ip.into(), 80), IpEndpoint::new(a_ip.into(), 40000));
+            a.connect(client, remote, local).unwrap();
+            let mut w = Wire { a, b, client, server, now: 0, one_way, flight: Vec::new(), log: Vec::new(), received: 0 };
+            w.run_until(4 * one_way);
+            assert_eq!(w.a.socket(client).state(), tcp::State::Established);
+            w
+        }
+
+        /// Advance to the next arrival or poll, if one is due by `end`; returns whether time moved.
+        fn step(&mut self, end: u64) -> bool {
+            let next = [self.a.next_poll(self.now), self.b.next_poll(self.now)]
+                .into_iter()
+                .flatten()
+                .chain(self.flight.iter().map(|p| p.0))
+                .min();
+            self.now = match next {
+                Some(t) if t <= end => t,
+                _ => {
+                    self.now = end;
+                    return false;
+                }
+            };
+            let now = self.now;
+            for (_, to_b, p) in self.flight.extract_if(.., |p| p.0 <= now) {
+                if to_b { self.b.push_rx(p) } else { self.a.push_rx(p) }
+            }
+            self.a.run(now);
+            self.b.run(now);
+            let mut buf = vec![0u8; 1 << 20];
+            self.received += self.b.socket(self.server).recv_slice(&mut buf).unwrap_or(0);
+            self.b.run(now);
+            for (by_a, p) in self.a.take_tx().into_iter().map(|p| (true, p)).chain(self.b.take_tx().into_iter().map(|p| (false, p))) {
+                self.log.push((now, by_a, segment(&p).unwrap()));
+                self.flight.push((now + self.one_way, by_a, p));
+            }
+            true
+        }
+
+        fn run_until(&mut self, end: u64) {
+            while self.step(end) {}
+        }
+
+        /// The client writes `n` bytes now; returns how long until the server has them all.
+        fn transfer(&mut self, n: usize) -> u64 {
+            let (start, want) = (self.now, self.received + n);
+            assert_eq!(self.a.send_slice(self.client, &vec![7u8; n], start).unwrap(), n);
+            self.a.run(start);
+            for p in self.a.take_tx() {
+                self.log.push((start, true, segment(&p).unwrap()));
+                self.flight.push((start + self.one_way, true, p));
+            }
+            while self.received < want {
+                assert!(self.step(start + 60_000 * MS), "delivered within a minute");
+            }
+            self.now - start
+        }
+
+        /// Data segments the client sent in `[from, to)`.
+        fn data_sent(&self, from: u64, to: u64) -> usize {
+            self.log.iter().filter(|(t, by_a, s)| *by_a && s.len > 0 && (from..to).contains(t)).count()
+        }
+
+        /// When the server's first ACK at or after `from` left.
+        fn ack_after(&self, from: u64) -> u64 {
+            self.log.iter().find(|(t, by_a, s)| !by_a && *t >= from && s.ack.is_some()).expect("an ACK").0
+        }
+    }
+
+    #[test]
+    fn a_fresh_connection_sends_ten_segments_in_its_first_round_trip() {
+        let mut w = Wire::new(50 * MS);
+        let start = w.now;
+        let took = w.transfer(100 * 1024);
+        assert_eq!(w.data_sent(start, start + 100 * MS), 10, "the initial window");
+        // Slow start: 10, 20, 40, then the last of 71 segments: three round trips and a half.
+        assert!(took <= 3 * 100 * MS + 50 * MS + MS, "100 KiB in {} ms", took / MS);
+        assert_eq!(w.a.info(w.client).unwrap().retransmits, 0);
+    }
+
+    #[test]
+    fn after_twelve_idle_seconds_the_window_restarts_at_ten_segments() {
+        let mut w = Wire::new(50 * MS);
+        for _ in 0..3 {
+            w.transfer(100 * 1024);
+        }
+        let warm = w.now;
+        let took_warm = w.transfer(100 * 1024);
+        assert!(w.data_sent(warm, warm + 100 * MS) > 40, "a warm window sends more at once");
+        assert!(took_warm < 2 * 100 * MS, "warm: {} ms", took_warm / MS);
+        w.run_until(w.now + 12_000 * MS);
+        let idle = w.now;
+        let took = w.transfer(100 * 1024);
+        assert_eq!(w.data_sent(idle, idle + 100 * MS), 10, "restarted from the initial window");
+        assert!(took > 3 * 100 * MS, "after idle: {} ms", took / MS);
+    }
+
+    #[test]
+    fn the_first_segments_are_acknowledged_at_once_then_after_40_ms_and_at_once_after_idle() {
+        let mut w = Wire::new(5 * MS);
+        let mut delays = Vec::new();
+        for _ in 0..20 {
+            let arrive = w.now + w.one_way;
+            w.transfer(100);
+            w.run_until(w.now + 100 * MS);
+            delays.push((w.ack_after(arrive) - arrive) / MS);
+        }
+        assert_eq!(&delays[..16], &[0; 16], "quick ACKs: {delays:?}");
+        assert_eq!(&delays[16..], &[40; 4], "delayed ACKs: {delays:?}");
+        w.run_until(w.now + 12_000 * MS);
+        let arrive = w.now + w.one_way;
+        w.transfer(100);
+        w.run_until(w.now + 100 * MS);
+        assert_eq!(w.ack_after(arrive), arrive, "quick ACK again after idle");
     }
 
     #[test]
