@@ -118,11 +118,11 @@ impl HostNet {
     /// Starts a connection to `remote`; `Connected` (or `Closed`, if refused) follows.
     pub fn connect(&mut self, now: u64, remote: SocketAddrV4) -> Result<ConnId, EndpointError> {
         let port = self.free_port().ok_or(EndpointError::CannotDial)?;
-        let handle = self.stack.sockets.add(new_socket());
+        let handle = self.stack.add(new_socket());
         let local = IpEndpoint::new(IpAddress::Ipv4(self.ip), port);
         let to = IpEndpoint::new(IpAddress::Ipv4(*remote.ip()), remote.port());
         if self.stack.connect(handle, to, local).is_err() {
-            self.stack.sockets.remove(handle);
+            self.stack.remove(handle);
             return Err(EndpointError::CannotDial);
         }
         let id = self.add(handle, true);
@@ -159,11 +159,7 @@ impl HostNet {
     /// Queues bytes on a connection; returns how many fit in its send buffer.
     pub fn send(&mut self, now: u64, conn: ConnId, data: &[u8]) -> Result<usize, EndpointError> {
         let handle = self.conns.get(&conn).ok_or(EndpointError::NoConnection)?.handle;
-        let s = self.stack.socket(handle);
-        if !s.may_send() {
-            return Err(EndpointError::NotWritable);
-        }
-        let n = s.send_slice(data).map_err(|_| EndpointError::NotWritable)?;
+        let n = self.stack.send_slice(handle, data, now).map_err(|_| EndpointError::NotWritable)?;
         self.poll(now);
         Ok(n)
     }
@@ -171,8 +167,7 @@ impl HostNet {
     /// Room left in a connection's send buffer (0 for an unknown connection).
     pub fn send_room(&mut self, conn: ConnId) -> usize {
         let Some(c) = self.conns.get(&conn) else { return 0 };
-        let s = self.stack.socket(c.handle);
-        s.send_capacity() - s.send_queue()
+        self.stack.send_room(c.handle)
     }
 
     /// Takes what a connection has received (empty when nothing is waiting).
@@ -192,7 +187,7 @@ impl HostNet {
     /// Closes a connection gracefully (FIN after what is queued); `Closed` follows once done.
     pub fn close(&mut self, now: u64, conn: ConnId) {
         if let Some(c) = self.conns.get(&conn) {
-            self.stack.socket(c.handle).close();
+            self.stack.close(c.handle);
             self.poll(now);
         }
     }
@@ -200,7 +195,7 @@ impl HostNet {
     /// Resets a connection at once.
     pub fn abort(&mut self, now: u64, conn: ConnId) {
         if let Some(c) = self.conns.get(&conn) {
-            self.stack.socket(c.handle).abort();
+            self.stack.abort(c.handle);
             self.poll(now);
         }
     }
@@ -262,7 +257,7 @@ impl HostNet {
         let any = !found.is_empty();
         for (h, st) in found {
             if st == State::Closed {
-                self.stack.sockets.remove(h);
+                self.stack.remove(h);
             } else {
                 self.add(h, false);
             }
@@ -294,7 +289,7 @@ impl HostNet {
         }
         for id in ended {
             let c = self.conns.remove(&id).expect("listed above");
-            self.stack.sockets.remove(c.handle);
+            self.stack.remove(c.handle);
             self.events.push_back(NetEvent::Closed(id));
             changed = true;
         }
@@ -309,17 +304,16 @@ impl HostNet {
                 if s.listen(IpListenEndpoint { addr: None, port }).is_err() {
                     break;
                 }
-                pool.push(self.stack.sockets.add(s));
+                pool.push(self.stack.add(s));
             }
         }
     }
 }
 
+/// A connection with Linux's windows (kept by the stack) and no Nagle delay, as libp2p sets
+/// `TCP_NODELAY`.
 fn new_socket() -> tcp::Socket<'static> {
-    let mut s = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0u8; CONN_BUFFER]),
-        tcp::SocketBuffer::new(vec![0u8; CONN_BUFFER]),
-    );
+    let mut s = TcpStack::new_socket(CONN_BUFFER, CONN_BUFFER);
     s.set_nagle_enabled(false);
     s
 }
