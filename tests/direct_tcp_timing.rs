@@ -131,7 +131,10 @@ fn simulated(dir: &Path, spec: &Path) -> String {
     for shards in ["1", "2"] {
         let out = dir.join(format!("out{shards}"));
         run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q", "--shards", shards]);
-        runs.push((read(out.join("hosts/alice/python3.0.stdout")), summary(&out)["digest"].as_str().unwrap().to_string()));
+        runs.push((
+            read(out.join("hosts/alice/python3.0.stdout")),
+            summary(&out)["digest"].as_str().unwrap().to_string(),
+        ));
     }
     assert_eq!(runs[0], runs[1], "the same output and digest on one and two shards");
     runs.swap_remove(0).0

@@ -16,13 +16,13 @@ fn u64s(batch: &arrow_array::RecordBatch, name: &str) -> Vec<u64> {
     c.as_any().downcast_ref::<arrow_array::UInt64Array>().unwrap().values().to_vec()
 }
 
-#[test]
-fn direct_hosts_and_surrogates_run_as_one_simulation_on_any_shard_count() {
-    let dir = scratch("hybrid");
-    let spec = write_spec(&dir, "hybrid.toml", HYBRID_SPEC);
+/// Runs `spec` on 1 (twice), 2 and 4 shards and on 2 shard processes, into folders of `dir`
+/// named after each; returns each run's digest.
+fn digests_on_every_shard_count(dir: &std::path::Path, spec: &std::path::Path) -> BTreeMap<&'static str, String> {
     let mut digests = BTreeMap::new();
     for (name, extra) in [
         ("one", &["--shards", "1"][..]),
+        ("again", &["--shards", "1"][..]),
         ("two", &["--shards", "2"][..]),
         ("four", &["--shards", "4"][..]),
         ("procs", &["--shards", "2", "--backend", "processes"][..]),
@@ -33,6 +33,14 @@ fn direct_hosts_and_surrogates_run_as_one_simulation_on_any_shard_count() {
         run_ok(&args);
         digests.insert(name, summary(&out)["digest"].as_str().unwrap().to_string());
     }
+    digests
+}
+
+#[test]
+fn direct_hosts_and_surrogates_run_as_one_simulation_on_any_shard_count() {
+    let dir = scratch("hybrid");
+    let spec = write_spec(&dir, "hybrid.toml", HYBRID_SPEC);
+    let digests = digests_on_every_shard_count(&dir, &spec);
     let first = digests["one"].clone();
     assert!(digests.values().all(|d| *d == first), "{digests:?}");
 
@@ -117,20 +125,7 @@ fn real_libp2p_nodes_with_only_surrogate_peers_get_each_others_blocks_and_the_su
     let node = gossip_node();
     let dir = scratch("hybrid-clients");
     let spec = write_spec(&dir, "clients.toml", &real_clients_spec(&node, "two real clients"));
-    let mut digests = BTreeMap::new();
-    for (name, extra) in [
-        ("one", &["--shards", "1"][..]),
-        ("again", &["--shards", "1"][..]),
-        ("two", &["--shards", "2"][..]),
-        ("four", &["--shards", "4"][..]),
-        ("procs", &["--shards", "2", "--backend", "processes"][..]),
-    ] {
-        let out = dir.join(name);
-        let mut args = vec!["run", spec.to_str().unwrap(), "-q", "--out", out.to_str().unwrap()];
-        args.extend_from_slice(extra);
-        run_ok(&args);
-        digests.insert(name, summary(&out)["digest"].as_str().unwrap().to_string());
-    }
+    let digests = digests_on_every_shard_count(&dir, &spec);
     assert!(
         digests.values().all(|d| *d == digests["one"]),
         "one digest on every run, shard count and backend: {digests:?}"

@@ -143,10 +143,16 @@ pub fn direct(args: &DirectBench, exe: &Path) -> Result<()> {
         };
         received += field("received=");
         expected += field("expected=");
-        delays.extend(text.lines().filter(|l| l.starts_with("recv ")).filter_map(|l| l.rsplit("delay_us=").next()?.parse::<u64>().ok()));
+        delays.extend(
+            text.lines()
+                .filter(|l| l.starts_with("recv "))
+                .filter_map(|l| l.rsplit("delay_us=").next()?.parse::<u64>().ok()),
+        );
     }
     delays.sort_unstable();
-    let pct = |q: usize| delays.get((delays.len() * q / 100).min(delays.len().saturating_sub(1))).map_or(0.0, |&d| d as f64 / 1000.0);
+    let pct = |q: usize| {
+        delays.get((delays.len() * q / 100).min(delays.len().saturating_sub(1))).map_or(0.0, |&d| d as f64 / 1000.0)
+    };
     let _ = std::fs::remove_dir_all(&out);
     if !failed.is_empty() {
         bail!("gossip-node failed on {}", failed.join(", "));

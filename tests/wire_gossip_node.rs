@@ -1,12 +1,13 @@
-//! The whole stack against a real, unmodified rust-libp2p node: `nodes/gossip-node` runs as an
+//! The wire crate's whole stack against a real, unmodified rust-libp2p node: `nodes/gossip-node` runs as an
 //! ordinary process on loopback, and a [`Connection`] over a plain TCP socket dials it as node 1
 //! of 2 (with node 1's key, so the node names it in its log). Multistream-select, Noise, the
 //! muxer, gossipsub's streams, subscriptions, signed messages in both directions: if any byte
 //! were wrong the node would refuse the connection or the messages, and its log would say so.
 
+mod common;
+use common::gossip_node;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -15,20 +16,6 @@ use thermocline_wire::gossipsub::{self, Message, Rpc, SubOpts};
 use thermocline_wire::identity::{Keypair, PeerId};
 
 const TOPIC: &str = "beacon_block";
-
-/// Build `gossip-node` in this test's profile and return its path.
-fn gossip_node() -> PathBuf {
-    let deps = std::env::current_exe().expect("test path");
-    let bin_dir = deps.parent().and_then(Path::parent).expect("target profile folder");
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["build", "-q", "-p", "gossip-node"]);
-    if bin_dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    let out = cmd.current_dir(env!("CARGO_MANIFEST_DIR")).output().expect("run cargo");
-    assert!(out.status.success(), "building gossip-node failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    bin_dir.join("gossip-node")
-}
 
 /// gossip-node's key for node `index` (its `key_of`).
 fn key_of(index: u32) -> Keypair {
