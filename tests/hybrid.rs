@@ -145,4 +145,21 @@ fn real_libp2p_nodes_with_only_surrogate_peers_get_each_others_blocks_and_the_su
         assert!(surrogate_blocks >= 2, "hot{me} got {surrogate_blocks} surrogate blocks:\n{log}");
         assert!(!log.contains("malformed") && !log.contains("failed"), "hot{me}:\n{log}");
     }
+    // Both real nodes' blocks reached surrogates, and are tabled apart from the surrogates' own.
+    let (_, batches) = read_ipc_file(&out.join("client_message_arrivals.arrow")).unwrap();
+    let ids: std::collections::BTreeSet<u64> = batches.iter().flat_map(|b| u64s(b, "message_id")).collect();
+    assert_eq!(ids.len(), 2, "two client blocks");
+    assert!(batches.iter().map(|b| b.num_rows()).sum::<usize>() > 100, "client blocks reached most of the tail");
+}
+
+#[test]
+fn bench_hybrid_reports_the_boundarys_cost_as_json() {
+    gossip_node();
+    let o = run_ok(&["bench", "hybrid", "--hot", "2", "--cold", "300", "--slots", "1", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for key in ["real_time_factor", "boundary_overhead", "reliability", "events_per_s", "hot_alone_wall_s"] {
+        assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key} in {v}");
+    }
+    assert_eq!(v["hot_blocks_received"], v["hot_blocks_expected"], "{v}");
+    assert!(v["reliability"].as_f64().unwrap() > 0.99, "{v}");
 }

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod bench_direct;
+pub mod bench_hybrid;
 pub mod bench_syscall;
 pub mod check;
 pub mod direct_cmd;

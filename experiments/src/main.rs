@@ -59,6 +59,8 @@ enum BenchCommand {
     Syscall(thermocline::bench_syscall::SyscallBench),
     /// Direct hosts: N rust-libp2p gossip-nodes, wall s per simulated minute and RSS per node.
     Direct(thermocline::bench_direct::DirectBench),
+    /// Real gossip-nodes among surrogates: the boundary's cost.
+    Hybrid(thermocline::bench_hybrid::HybridBench),
 }
 
 fn main() {
@@ -83,6 +85,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Bench { which: BenchCommand::Gossip(args) } => Ok(bench::gossip(&args, &exe)?),
         Command::Bench { which: BenchCommand::Syscall(args) } => Ok(thermocline::bench_syscall::syscall(&args, &exe)?),
         Command::Bench { which: BenchCommand::Direct(args) } => Ok(thermocline::bench_direct::direct(&args, &exe)?),
+        Command::Bench { which: BenchCommand::Hybrid(args) } => Ok(thermocline::bench_hybrid::hybrid(&args, &exe)?),
         Command::Partition(args) => Ok(model_cmd::partition(&args)?),
         Command::Bench { which: BenchCommand::Window(args) } => {
             let session = if args.backend.contains(&Backend::Mpi) { Some(mpi_support::init()?) } else { None };

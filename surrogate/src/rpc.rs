@@ -13,7 +13,16 @@ use thermocline_bus::binary::{DecodeError, Reader};
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MsgKey(pub u64);
 
+/// Keys of messages real clients published have this bit set; their other bits are a hash of the
+/// message id (see the engine's boundary), never a (publisher, sequence) pair.
+pub const CLIENT_KEY: u64 = 1 << 63;
+
 impl MsgKey {
+    /// Whether a real client published the message.
+    pub fn is_client(self) -> bool {
+        self.0 & CLIENT_KEY != 0
+    }
+
     /// The key of the `seq`-th message published by `publisher`.
     pub fn new(publisher: u32, seq: u32) -> Self {
         MsgKey((publisher as u64) << 32 | seq as u64)

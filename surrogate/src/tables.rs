@@ -2,7 +2,7 @@
 //! measurement community (Xatu): `slot`, `propagation_slot_start_diff`, `topic`, `message_id`,
 //! `meta_client_name`.
 
-use crate::engine::{FAMILIES, GossipEngine};
+use crate::engine::{FAMILIES, GossipEngine, MsgState};
 use crate::rpc::{RPC_KINDS, RpcKind};
 use crate::topics::{TOPIC_COUNT, topic_name};
 use arrow_array::{ArrayRef, Float64Array, UInt16Array};
@@ -31,8 +31,13 @@ pub(crate) fn build(
     let mut members_by_id: Vec<Option<Vec<usize>>> = vec![None; TOPIC_COUNT];
     let (mut m_slot, mut m_topic, mut m_msg, mut m_publisher, mut m_published, mut m_subscribers, mut m_peers) =
         (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut clients = ClientArrivals::default();
     for &m in order {
         let st = &e.msgs[m];
+        if st.key.is_client() {
+            clients.add(e, st);
+            continue;
+        }
         let slot_start = e.slot_start_ns(st.slot);
         let name = topic_name(st.topic);
         let members = e.members(st.topic);
@@ -172,7 +177,61 @@ pub(crate) fn build(
             u64_col(degree.iter().map(|(_, c)| *c)),
         ],
     )?;
-    Ok(vec![arrivals, messages, nodes, mesh])
+    let mut tables = vec![arrivals, messages, nodes, mesh];
+    if !clients.message_id.is_empty() {
+        tables.push(clients.table()?);
+    }
+    Ok(tables)
+}
+
+/// `client_message_arrivals`: one row per identity and message a real client published that it
+/// received. The tail cannot know when a client published, so arrivals are ns since the start of
+/// the run; `message_id` is the message's key (a hash of its gossipsub id).
+#[derive(Default)]
+struct ClientArrivals {
+    message_id: Vec<u64>,
+    topic: Vec<String>,
+    node: Vec<u32>,
+    arrival: Vec<u64>,
+    hops: Vec<u32>,
+    from: Vec<u32>,
+}
+
+impl ClientArrivals {
+    fn add(&mut self, e: &GossipEngine, st: &MsgState) {
+        let members = e.members(st.topic);
+        let ids = e.ids();
+        let mut rows: Vec<usize> = (0..members.len()).filter(|&p| st.arrival[p] != u64::MAX).collect();
+        rows.sort_by_key(|&p| ids[members[p] as usize]);
+        for p in rows {
+            self.message_id.push(st.key.0);
+            self.topic.push(topic_name(st.topic));
+            self.node.push(ids[members[p] as usize]);
+            self.arrival.push(st.published_ns + st.arrival[p]);
+            self.hops.push(st.hops[p] as u32);
+            self.from.push(st.from[p]);
+        }
+    }
+
+    fn table(self) -> Result<Table, ArrowError> {
+        let fields = vec![
+            Field::new("message_id", DataType::UInt64, false),
+            Field::new("topic", DataType::Utf8, false),
+            Field::new("node", DataType::UInt32, false),
+            Field::new("arrival_ns", DataType::UInt64, false),
+            Field::new("hops", DataType::UInt32, false),
+            Field::new("from_peer", DataType::UInt32, false),
+        ];
+        let columns = vec![
+            u64_col(self.message_id),
+            str_col(self.topic),
+            u32_col(self.node),
+            u64_col(self.arrival),
+            u32_col(self.hops),
+            u32_col(self.from),
+        ];
+        table("client_message_arrivals", fields, columns)
+    }
 }
 
 /// `surrogate_packets`: one row per identity that direct hosts sent IPv4 packets to (`identity`,

@@ -12,7 +12,7 @@
 
 use super::{Action, Conn, DOWN, GossipEngine, NONE, Pending};
 use crate::boundary::{Output, identity_key};
-use crate::rpc::{MsgKey, NO_HINT, Rpc, RpcKind};
+use crate::rpc::{CLIENT_KEY, MsgKey, NO_HINT, Rpc, RpcKind};
 use crate::topics::{TOPIC_COUNT, topic_name};
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
@@ -23,10 +23,6 @@ use thermocline_net::decide;
 use thermocline_wire::gossipsub::{
     self, Control, Graft, IDontWant, IHave, IWant, Message, MessageIdFn, Prune, SubOpts,
 };
-
-/// Keys of messages published by clients have this bit set: their low bits are a hash of the
-/// message id, so every shard derives the same key without coordination.
-const HOT_KEY: u64 = 1 << 63;
 
 /// The wire form of a message known to this shard, with its id.
 pub(super) struct Content {
@@ -52,10 +48,11 @@ fn topic_index(name: &str) -> Option<u8> {
     (0..TOPIC_COUNT as u8).find(|&t| topic_name(t) == name)
 }
 
-/// The router key of a client's message with id `id`.
+/// The router key of a client's message with id `id`: a hash of it, so every shard derives the
+/// same key without coordination.
 fn hot_key(id: &[u8]) -> MsgKey {
     let h = Sha256::digest(id);
-    MsgKey(HOT_KEY | (u64::from_be_bytes(h[..8].try_into().expect("8 bytes")) >> 1))
+    MsgKey(CLIENT_KEY | (u64::from_be_bytes(h[..8].try_into().expect("8 bytes")) >> 1))
 }
 
 impl GossipEngine {
@@ -302,7 +299,7 @@ impl GossipEngine {
     /// for a client's message whose content is not on this shard.
     fn content_of(&mut self, key: MsgKey, topic: u8, size: u32, published_ns: u64) -> Option<&Content> {
         if !self.content.contains_key(&key) {
-            if key.0 & HOT_KEY != 0 {
+            if key.is_client() {
                 return None;
             }
             let message = self.surrogate_message(key, topic, size, published_ns);

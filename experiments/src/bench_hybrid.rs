@@ -1,0 +1,151 @@
+//! `thermocline bench hybrid`: what the boundary costs. `--hot N` direct hosts run `gossip-node`,
+//! each dialling four surrogates of `--cold M` (no two share a surrogate, so every block between
+//! real nodes crosses the tail), while the surrogates publish blocks of their own. The same hot
+//! set (dialling each other) and the same cold tail are then run apart, so the boundary's
+//! overhead is the hybrid run's wall time against the sum of the two, in one invocation.
+
+use crate::run::{RunPlan, execute, window_config};
+use crate::spec::{Backend, Spec};
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+use std::path::Path;
+use thermocline_bus::NoProgress;
+
+/// Options of `bench hybrid`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct HybridBench {
+    /// Real clients (direct hosts running gossip-node).
+    #[arg(long, default_value_t = 16)]
+    pub hot: u32,
+    /// Surrogate identities.
+    #[arg(long, default_value_t = 10_000)]
+    pub cold: u32,
+    /// Slots (12 s each) after the genesis delay.
+    #[arg(long, default_value_t = 3)]
+    pub slots: u32,
+    /// Shards (threads).
+    #[arg(long, default_value_t = 1)]
+    pub shards: u32,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Seconds to slot 0 of the real nodes; the surrogates start publishing then too.
+const GENESIS_S: u32 = 20;
+
+fn common(args: &HybridBench, seconds: u32, out: &Path) -> String {
+    format!(
+        "[run]\nseed = 1\nduration = \"{seconds} s\"\n\n[network]\ntopology = \"single-switch\"\nlatency = \"25 ms\"\n\n[output]\ndir = {:?}\n",
+        out.display().to_string()
+    ) + &format!("# {} hot, {} cold\n", args.hot, args.cold)
+}
+
+fn cold_part(args: &HybridBench) -> String {
+    format!(
+        "\n[[hosts]]\nname = \"tail\"\ncount = {}\nbandwidth = {{ up = \"50 Mbit\", down = \"50 Mbit\" }}\n\n[gossip]\n\n[traffic]\nstart = \"{GENESIS_S} s\"\nslot = \"12 s\"\nbeacon_block = {{ size = \"100 KiB\", proposer_delay = \"0 ms\" }}\n",
+        args.cold
+    )
+}
+
+fn hot_part(args: &HybridBench, node: &Path, peers: &str) -> String {
+    format!(
+        "\n[[hosts]]\nname = \"hot\"\nkind = \"direct\"\ncount = {hot}\nbandwidth = {{ up = \"50 Mbit\", down = \"50 Mbit\" }}\n\n[[processes]]\nhost = \"hot\"\npath = {node:?}\nargs = [\"--index\", \"{{index}}\", \"--nodes\", \"{hot}\", \"--listen\", \"0.0.0.0:9000\", {peers}, \"--genesis\", \"{GENESIS_S}\", \"--slot\", \"12\", \"--slots\", \"{slots}\", \"--size\", \"102400\"]\n",
+        hot = args.hot,
+        node = node.display().to_string(),
+        slots = args.slots,
+    )
+}
+
+/// One run's figures: wall seconds, events, and the run's outcome for more.
+fn run(spec_text: &str, shards: u32, exe: &Path) -> Result<crate::run::RunOutcome> {
+    let spec = Spec::parse(spec_text, "<bench hybrid>")?;
+    let window = window_config(&spec, shards).map_err(anyhow::Error::msg)?;
+    let plan = RunPlan { spec, shards, backend: Backend::Threads, exe: exe.to_path_buf() };
+    execute(&plan, window, &NoProgress, None)?.context("no outcome")
+}
+
+/// Blocks the real nodes published that they received, and that they should have.
+fn hot_deliveries(out: &Path, hot: u32) -> Result<(u64, u64)> {
+    let (mut received, mut expected) = (0, 0);
+    for i in 0..hot {
+        let path = out.join(format!("hosts/hot{i}/gossip-node.0.stdout"));
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let done =
+            text.lines().find_map(|l| l.strip_prefix("done ")).with_context(|| format!("hot{i} did not finish"))?;
+        let field = |k: &str| -> u64 {
+            done.split_whitespace().find_map(|w| w.strip_prefix(k)).and_then(|v| v.parse().ok()).unwrap_or(0)
+        };
+        received += field("received=");
+        expected += field("expected=");
+    }
+    Ok((received, expected))
+}
+
+/// Run `thermocline bench hybrid`.
+pub fn hybrid(args: &HybridBench, exe: &Path) -> Result<()> {
+    // Hot node i dials tail1{i}1, tail1{i}3, tail1{i}5 and tail1{i}7: distinct for every i.
+    let highest: u64 = format!("1{}7", args.hot.saturating_sub(1)).parse().unwrap_or(u64::MAX);
+    if args.hot < 2 || u64::from(args.cold) <= highest {
+        bail!("need --hot of at least 2 and --cold above {highest} (each hot node dials its own surrogates)");
+    }
+    let node = exe.with_file_name("gossip-node");
+    if !node.exists() {
+        bail!("{} not found: build it with `cargo build --release -p gossip-node`", node.display());
+    }
+    let seconds = GENESIS_S + (args.slots + 1) * 12 + 2;
+    let base = std::env::temp_dir().join(format!("thermocline-bench-hybrid-{}", std::process::id()));
+    let to_tail = "\"--peer\", \"tail1{index}1:9000,tail1{index}3:9000,tail1{index}5:9000,tail1{index}7:9000\"";
+    let book: Vec<String> = (0..args.hot).map(|i| format!("hot{i}:9000")).collect();
+    let to_hot = format!("\"--peer\", \"{}\", \"--dial\", \"4\"", book.join(","));
+    let hybrid_out = base.join("hybrid");
+    let mixed = common(args, seconds, &hybrid_out) + &cold_part(args) + &hot_part(args, &node, to_tail);
+    let hot_only = common(args, seconds, &base.join("hot")) + &hot_part(args, &node, &to_hot);
+    let cold_only = common(args, seconds, &base.join("cold")) + &cold_part(args);
+    let cold = run(&cold_only, args.shards, exe)?;
+    let hot = run(&hot_only, args.shards, exe)?;
+    let both = run(&mixed, args.shards, exe)?;
+    let (received, expected) = hot_deliveries(&hybrid_out, args.hot)?;
+    let tail = crate::output::gossip_figures(&both)?.context("the hybrid run has no gossip figures")?;
+    let wall = |o: &crate::run::RunOutcome| o.wall.as_secs_f64();
+    let sim_s = f64::from(seconds);
+    let v = json!({
+        "benchmark": "hybrid",
+        "hot": args.hot,
+        "cold": args.cold,
+        "shards": args.shards,
+        "simulated_s": sim_s,
+        "wall_s": wall(&both),
+        "wall_s_per_simulated_minute": wall(&both) / (sim_s / 60.0),
+        "real_time_factor": wall(&both) / sim_s,
+        "events": both.totals.events,
+        "events_per_s": both.totals.events as f64 / wall(&both),
+        "hot_alone_wall_s": wall(&hot),
+        "cold_alone_wall_s": wall(&cold),
+        "boundary_overhead": wall(&both) / (wall(&hot) + wall(&cold)),
+        "hot_blocks_received": received,
+        "hot_blocks_expected": expected,
+        "reliability": tail.blocks.reliability,
+        "hot_reliability": if expected > 0 { received as f64 / expected as f64 } else { 1.0 },
+        "peak_rss_bytes": crate::model_cmd::peak_rss_bytes(),
+        "digest": both.digest.to_string(),
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "Hybrid: {} real gossip-nodes + {} surrogates, {sim_s:.0} s simulated, {} shard(s)\n  wall      {:.1} s ({:.2}x real time); apart: hot {:.1} s + cold {:.1} s (overhead {:.2}x)\n  blocks    real nodes got {received} of {expected} of each other's; tail reliability {:.4}\n  digest    {}",
+            args.hot,
+            args.cold,
+            args.shards,
+            wall(&both),
+            wall(&both) / sim_s,
+            wall(&hot),
+            wall(&cold),
+            wall(&both) / (wall(&hot) + wall(&cold)),
+            tail.blocks.reliability,
+            both.digest
+        );
+    }
+    Ok(())
+}
