@@ -6,24 +6,7 @@
 mod common;
 
 use common::*;
-use std::path::Path;
 use std::process::Command;
-
-/// A spec with a direct host `t` running `path` from 1 s (and an idle host, so that the run can
-/// be cut into two shards); `extra` is appended to the process entry.
-fn spec(dir: &Path, path: &Path, extra: &str) -> std::path::PathBuf {
-    write_spec(
-        dir,
-        "spec.toml",
-        &format!(
-            "[run]\nseed = 3\nduration = \"1 min\"\n[network]\ntopology = \"single-switch\"\n\
-             [[hosts]]\nname = \"t\"\nkind = \"direct\"\ncount = 1\n\
-             [[hosts]]\nname = \"idle\"\nkind = \"direct\"\ncount = 1\n\
-             [[processes]]\nhost = \"t\"\npath = {:?}\nstart = \"1 s\"\n{extra}",
-            path.display().to_string()
-        ),
-    )
-}
 
 /// Compile `source` as `name` (with `flags`), run it natively in `dir` and under the engine on
 /// one and on two shards (the same stdout and digest on both), and return (native stdout, its
@@ -32,7 +15,7 @@ fn native_and_simulated(name: &str, source: &str, flags: &[&str], extra: &str) -
     let dir = scratch(&format!("conform-{name}"));
     let exe = compile_with(&dir, name, source, flags);
     let native = Command::new(&exe).current_dir(&dir).output().expect("run natively");
-    let spec = spec(&dir, &exe, extra);
+    let spec = program_spec(&dir, &exe, &[], extra);
     let mut runs = Vec::new();
     for shards in ["1", "2"] {
         let out = dir.join(format!("out{shards}"));
@@ -396,7 +379,7 @@ fn tcp_notsent_lowat_is_accepted_and_read_back() {
 fn the_cpuid_faulting_note_is_printed_only_with_verbose() {
     let dir = scratch("conform-cpuid");
     let exe = compile(&dir, "hello", "#include <stdio.h>\nint main(void) { puts(\"hello\"); return 0; }\n");
-    let spec = spec(&dir, &exe, "");
+    let spec = program_spec(&dir, &exe, &[], "");
     let run = |flags: &[&str]| {
         let out = dir.join(format!("out{}", flags.len()));
         let mut args = vec!["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"];

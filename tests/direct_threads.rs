@@ -11,24 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// A spec with a direct host `t` running `path args…` from 1 s (and an idle host, so that the run
-/// can be cut into two shards); `extra` is appended to the process entry.
-fn spec(dir: &Path, path: &Path, args: &[&str], extra: &str) -> PathBuf {
-    let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
-    write_spec(
-        dir,
-        "spec.toml",
-        &format!(
-            "[run]\nseed = 3\nduration = \"1 min\"\n[network]\ntopology = \"single-switch\"\n\
-             [[hosts]]\nname = \"t\"\nkind = \"direct\"\ncount = 1\n\
-             [[hosts]]\nname = \"idle\"\nkind = \"direct\"\ncount = 1\n\
-             [[processes]]\nhost = \"t\"\npath = {:?}\nargs = [{}]\nstart = \"1 s\"\n{extra}",
-            path.display().to_string(),
-            args.join(", ")
-        ),
-    )
-}
-
 /// Run `spec` twice, on one shard and on two; both runs must give the same stdout (file
 /// `stem.0.stdout` of host `t`) and the same digest. Returns the stdout.
 fn twice(dir: &Path, spec: &Path, stem: &str) -> String {
@@ -179,7 +161,7 @@ int main(void) {
 fn c_threads_contend_on_a_mutex_and_condition_variables_and_wait_in_simulated_time() {
     let dir = scratch("threads-c");
     let exe = compile_with(&dir, "pt", PTHREADS_C, &["-pthread"]);
-    let stdout = twice(&dir, &spec(&dir, &exe, &[], ""), "pt");
+    let stdout = twice(&dir, &program_spec(&dir, &exe, &[], ""), "pt");
     // Workers take turns in id order (round 0 at once), each sleeping 10 ms × (id + 1) between
     // turns; their 250-ms timed waits on a condition nobody signals time out exactly; joins
     // return when the kernel clears the thread id (CLONE_CHILD_CLEARTID); a signal to one thread
@@ -265,8 +247,11 @@ print("threads left", threading.active_count(), "end", now())
 fn python_threading_locks_events_queues_and_a_thread_pool_run_in_simulated_time() {
     let dir = scratch("threads-py");
     std::fs::write(dir.join("th.py"), THREADING_PY).unwrap();
-    let stdout =
-        twice(&dir, &spec(&dir, Path::new("/usr/bin/python3"), &[dir.join("th.py").to_str().unwrap()], ""), "python3");
+    let stdout = twice(
+        &dir,
+        &program_spec(&dir, Path::new("/usr/bin/python3"), &[dir.join("th.py").to_str().unwrap()], ""),
+        "python3",
+    );
     assert_eq!(
         stdout,
         "cpus 2 2\n\
@@ -304,7 +289,7 @@ fn tokio_probe() -> PathBuf {
 fn a_tokio_multi_thread_runtime_sleeps_and_passes_messages_in_simulated_time() {
     let dir = scratch("threads-tokio");
     let probe = tokio_probe();
-    let stdout = twice(&dir, &spec(&dir, &probe, &[], ""), "tokio-probe");
+    let stdout = twice(&dir, &program_spec(&dir, &probe, &[], ""), "tokio-probe");
     // Task i sends every 7 × (i + 1) ms; the receiver gets each message at the instant it was
     // sent. Then a 40-ms ping-pong, a 100-ms timeout, a 50-ms sleep on the blocking pool and
     // three tasks released together by a Notify, finishing 0, 5 and 10 ms later.
@@ -386,14 +371,16 @@ fn spinning_threads_are_preempted_and_a_spinner_without_a_budget_is_reported() {
     let exe = compile_with(&dir, "spin", SPIN_C, &["-pthread"]);
     // A pthread spinlock held by main while it sleeps 2 ms, then a thread spinning on a flag
     // main sets after 30 ms: each preemption lets the sleeper's time come.
-    let stdout = twice(&dir, &spec(&dir, &exe, &[], "preempt = \"5 ms\"\n"), "spin");
+    let stdout = twice(&dir, &program_spec(&dir, &exe, &[], "preempt = \"5 ms\"\n"), "spin");
     assert_eq!(stdout, "spinlock taken at 1.002\nflag seen at 1.032\nend 1.032\n");
 
     // Without a budget the spinner never stops: the watchdog names it and suggests the budget.
     let watchdog = [("THERMOCLINE_DIRECT_WATCHDOG_S", "2")];
     let out = dir.join("nobudget");
-    let res =
-        run_env(&["run", spec(&dir, &exe, &[], "").to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"], &watchdog);
+    let res = run_env(
+        &["run", program_spec(&dir, &exe, &[], "").to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"],
+        &watchdog,
+    );
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(!res.status.success());
     assert!(err.contains("has not stopped for 2s") && err.contains("(spin), kernel state Some('R')"), "{err}");
@@ -401,7 +388,7 @@ fn spinning_threads_are_preempted_and_a_spinner_without_a_budget_is_reported() {
 
     // A thread that blocks every signal cannot be preempted: the watchdog says so.
     let out = dir.join("masked");
-    let masked = spec(&dir, &exe, &["masked"], "preempt = \"5 ms\"\n");
+    let masked = program_spec(&dir, &exe, &["masked"], "preempt = \"5 ms\"\n");
     let res = run_env(&["run", masked.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"], &watchdog);
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(!res.status.success());
@@ -475,7 +462,7 @@ fn a_static_go_program_runs_goroutines_channels_and_timers_in_simulated_time() {
         .output()
         .expect("run go build");
     assert!(out.status.success(), "go build failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let stdout = twice(&dir, &spec(&dir, &exe, &[], ""), "gprobe");
+    let stdout = twice(&dir, &program_spec(&dir, &exe, &[], ""), "gprobe");
     assert_eq!(
         stdout,
         "gomaxprocs 2\n\

@@ -162,3 +162,21 @@ pub fn gossip_node() -> PathBuf {
     assert!(out.status.success(), "building gossip-node failed:\n{}", String::from_utf8_lossy(&out.stderr));
     bin_dir.join("gossip-node")
 }
+
+/// A spec with a direct host `t` running `path args…` from 1 s (and an idle host, so that the run
+/// can be cut into two shards); `extra` is appended to the process entry.
+pub fn program_spec(dir: &Path, path: &Path, args: &[&str], extra: &str) -> PathBuf {
+    let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
+    write_spec(
+        dir,
+        "spec.toml",
+        &format!(
+            "[run]\nseed = 3\nduration = \"1 min\"\n[network]\ntopology = \"single-switch\"\n\
+             [[hosts]]\nname = \"t\"\nkind = \"direct\"\ncount = 1\n\
+             [[hosts]]\nname = \"idle\"\nkind = \"direct\"\ncount = 1\n\
+             [[processes]]\nhost = \"t\"\npath = {:?}\nargs = [{}]\nstart = \"1 s\"\n{extra}",
+            path.display().to_string(),
+            args.join(", ")
+        ),
+    )
+}
