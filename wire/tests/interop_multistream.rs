@@ -5,7 +5,7 @@
 mod mem_duplex;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
-use mem_duplex::{Ours, pair, run};
+use mem_duplex::{Ours, Theirs, pair, run};
 use multistream_select::{NegotiationError, Version, dialer_select_proto, listener_select_proto};
 use thermocline_wire::multistream::{Multistream, MultistreamEvent};
 
@@ -144,23 +144,24 @@ fn their_dialer_refused_by_our_listener() {
     }
 }
 
+/// Their listener agrees on one of `protocols`, reads `ping` and answers `pong`; returns the
+/// protocol agreed.
+async fn listen_ping_pong(pipe: Theirs, protocols: [&'static str; 2]) -> &'static str {
+    let (proto, mut io) = listener_select_proto(pipe, protocols).await.unwrap();
+    let mut buf = [0u8; 4];
+    io.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"ping");
+    io.write_all(b"pong").await.unwrap();
+    io.flush().await.unwrap();
+    proto
+}
+
 #[test]
 fn our_dialer_against_their_listener() {
     let (ours, pipe) = pair();
     let mut side = Side::new(Multistream::dialer(names(&["/x", "/c", "/a"])).unwrap());
     let mut reply = Some(&b"ping"[..]);
-    let proto = run(
-        async move {
-            let (proto, mut io) = listener_select_proto(pipe, ["/a", "/c"]).await.unwrap();
-            let mut buf = [0u8; 4];
-            io.read_exact(&mut buf).await.unwrap();
-            assert_eq!(&buf, b"ping");
-            io.write_all(b"pong").await.unwrap();
-            io.flush().await.unwrap();
-            proto
-        },
-        || side.pump(&ours, b"", &mut reply),
-    );
+    let proto = run(listen_ping_pong(pipe, ["/a", "/c"]), || side.pump(&ours, b"", &mut reply));
     assert_eq!(proto, "/c");
     assert_eq!(side.agreed.as_deref(), Some("/c"));
     assert_eq!(side.app_in, b"pong");
@@ -194,18 +195,7 @@ fn our_lazy_dialer_against_their_listener() {
     let mut first = side.ms.poll_transmit().unwrap();
     first.extend_from_slice(b"ping");
     ours.push(&first);
-    let proto = run(
-        async move {
-            let (proto, mut io) = listener_select_proto(pipe, ["/b", "/a"]).await.unwrap();
-            let mut buf = [0u8; 4];
-            io.read_exact(&mut buf).await.unwrap();
-            assert_eq!(&buf, b"ping");
-            io.write_all(b"pong").await.unwrap();
-            io.flush().await.unwrap();
-            proto
-        },
-        || side.pump(&ours, b"", &mut None),
-    );
+    let proto = run(listen_ping_pong(pipe, ["/b", "/a"]), || side.pump(&ours, b"", &mut None));
     assert_eq!(proto, "/a");
     assert_eq!(side.agreed.as_deref(), Some("/a"));
     assert!(side.confirmed);
