@@ -163,3 +163,92 @@ fn bench_hybrid_reports_the_boundarys_cost_as_json() {
     assert_eq!(v["hot_blocks_received"], v["hot_blocks_expected"], "{v}");
     assert!(v["reliability"].as_f64().unwrap() > 0.99, "{v}");
 }
+
+/// `experiments/specs/hybrid.toml` with its `gossip-node` path pointing at the one the tests built.
+fn example_spec(dir: &std::path::Path) -> std::path::PathBuf {
+    let text = read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/hybrid.toml"));
+    let node = gossip_node();
+    let text = text.replace("\"../../target/release/gossip-node\"", &format!("{:?}", node.display().to_string()));
+    assert!(text.contains(&node.display().to_string()), "the example names gossip-node by its path");
+    write_spec(dir, "hybrid.toml", &text)
+}
+
+#[test]
+fn the_hybrid_example_delivers_every_block_to_real_and_surrogate_nodes_on_one_and_two_shards() {
+    let dir = scratch("hybrid-example");
+    let spec = example_spec(&dir);
+    let mut digests = Vec::new();
+    for shards in ["1", "2"] {
+        let out = dir.join(shards);
+        run_ok(&["run", spec.to_str().unwrap(), "-q", "--shards", shards, "--out", out.to_str().unwrap()]);
+        digests.push(summary(&out)["digest"].as_str().unwrap().to_string());
+    }
+    assert_eq!(digests[0], digests[1], "one digest on 1 and 2 shards");
+    let out = dir.join("1");
+    let s = summary(&out);
+    assert!(s["gossip"]["reliability"].as_f64().unwrap() > 0.999, "{}", s["gossip"]);
+    let mut peers_seen = std::collections::BTreeSet::new();
+    for i in 0..8 {
+        let log = read(out.join(format!("hosts/hot{i}/gossip-node.0.stdout")));
+        let expected = (0..4).filter(|s| s % 8 != i).count();
+        assert!(log.contains(&format!("done node={i} received={expected} expected={expected}")), "hot{i}:\n{log}");
+        assert!(log.lines().filter(|l| l.starts_with("recv ")).count() > expected, "surrogate blocks too:\n{log}");
+        assert!(!log.contains("failed") && !log.contains("malformed"), "hot{i}:\n{log}");
+        peers_seen.insert(i);
+    }
+    assert_eq!(peers_seen.len(), 8);
+}
+
+#[test]
+fn peer_placeholders_give_each_client_its_own_surrogates_with_their_peer_ids() {
+    let dir = scratch("hybrid-placeholders");
+    let spec = r#"
+[run]
+seed = 11
+duration = "2 s"
+[network]
+topology = "single-switch"
+latency = "10 ms"
+[[hosts]]
+name = "tail"
+count = 50
+[[hosts]]
+name = "hot"
+kind = "direct"
+count = 3
+[gossip]
+[traffic]
+start = "10 s"
+slot = "12 s"
+[[processes]]
+host = "hot"
+path = "/bin/sh"
+args = ["-c", "echo \"$PEERS\"; echo \"$ADDRS\""]
+env = { PEERS = "{peers:tail:4}", ADDRS = "{multiaddrs:tail:4}" }
+"#
+    .to_string();
+    let path = write_spec(&dir, "p.toml", &spec);
+    let out = dir.join("out");
+    run_ok(&["run", path.to_str().unwrap(), "-q", "--out", out.to_str().unwrap()]);
+    let mut all = std::collections::BTreeSet::new();
+    for h in 0..3 {
+        let text = read(out.join(format!("hosts/hot{h}/sh.0.stdout")));
+        let (names, addrs) = text.trim().split_once('\n').unwrap();
+        let names: Vec<&str> = names.split(',').collect();
+        let addrs: Vec<&str> = addrs.split(',').collect();
+        assert_eq!((names.len(), addrs.len()), (4, 4), "{text}");
+        for (name, addr) in names.iter().zip(&addrs) {
+            let id: u32 = name.strip_prefix("tail").unwrap().strip_suffix(":9000").unwrap().parse().unwrap();
+            let key = thermocline_surrogate::boundary::identity_key(11, id);
+            let ip = thermocline_models::directory::HostDirectory::ip_of(id);
+            assert_eq!(*addr, format!("/ip4/{ip}/tcp/9000/p2p/{}", key.peer_id()), "{name}");
+            assert!(all.insert(id), "tail{id} given to two clients");
+        }
+    }
+    // A placeholder naming a group that is not a surrogate group is an error at its line.
+    let bad = write_spec(&dir, "bad.toml", &spec.replace("{peers:tail:4}", "{peers:hot:1}"));
+    let o = run_with_deadline(&["run", bad.to_str().unwrap(), "-q"], std::time::Duration::from_secs(60));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("bad.toml:") && err.contains("not a surrogate group"), "{err}");
+}

@@ -17,10 +17,10 @@
 //! payload_len u32, payload`. Decoding untrusted bytes returns a [`DecodeError`]; it never panics
 //! and never allocates more than the input could hold.
 
+use crate::binary::{DecodeError, Reader, Writer};
 use crate::event::Event;
 use crate::ids::{HostId, ShardId};
 use crate::time::SimTime;
-use crate::binary::{DecodeError, Reader, Writer};
 use bytes::Bytes;
 
 /// The first four bytes of a batch.

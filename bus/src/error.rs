@@ -1,10 +1,10 @@
 //! Errors of the shard runtime. Every error names the shard it happened on, so a failed run says
 //! who failed and why.
 
+use crate::binary::DecodeError;
 use crate::event::EventKey;
 use crate::ids::ShardId;
 use crate::time::SimTime;
-use crate::binary::DecodeError;
 
 /// An error returned by an engine; boxed so engines keep their own error types.
 pub type EngineError = Box<dyn std::error::Error + Send + Sync + 'static>;

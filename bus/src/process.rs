@@ -27,6 +27,7 @@
 //! - hub → child: `START`: `shard u32, shards u32, heartbeat_ns u64, config bytes`; `RESULT`:
 //!   `next u64, count u32, count × (src u32, len u32, bytes)`; `ABORT`: `shard u32, cause string`.
 
+use crate::binary::{DecodeError, Reader, Writer};
 use crate::engine::Engine;
 use crate::error::{BusError, EngineError, panic_message};
 use crate::exchange::{Exchange, Round};
@@ -34,7 +35,6 @@ use crate::ids::ShardId;
 use crate::report::{ShardReport, decode_gathered};
 use crate::time::{SimDuration, SimTime};
 use crate::window::{NoProgress, ProgressSink, WindowConfig, run_shard};
-use crate::binary::{DecodeError, Reader, Writer};
 use std::io::{self, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;

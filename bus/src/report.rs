@@ -1,12 +1,12 @@
 //! A shard's final report — engine output plus window statistics — and its explicit encoding, so
 //! that it can travel from a shard process or MPI rank to the coordinator.
 
+use crate::binary::{DecodeError, Reader, Writer};
 use crate::digest::Digest;
 use crate::engine::{EngineOutput, Table};
 use crate::ids::ShardId;
 use crate::stats::{PairStats, WindowStats};
 use crate::time::SimTime;
-use crate::binary::{DecodeError, Reader, Writer};
 
 const REPORT_MAGIC: [u8; 4] = *b"TMCR";
 const REPORT_VERSION: u16 = 2;

@@ -8,12 +8,12 @@
 use crate::DirectError;
 use crate::engine::{Answer, BOOT_OFFSET_NS, DirectEngine, new_udp, proc_state};
 use crate::host::{BlockKind, EpollInterest, FdEntry, Host, Obj, ObjSlot};
-use thermocline_net::udp::{self as net, Datagram, MAX_UDP_PAYLOAD};
 use crate::seccomp::{AUDIT_ARCH_X86_64, Notif};
 use crate::{mem, nic, tcp};
 use rand_core::Rng;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
+use thermocline_net::udp::{self as net, Datagram, MAX_UDP_PAYLOAD};
 use thermocline_shim::abi::{
     ABI_VERSION, HELLO_OP_LATENCY_COST, HELLO_OP_LATENCY_HANDOVER, HELLO_OP_NO_CPUID_FAULTING, HELLO_OP_TIME_PAGE,
     HELLO_OP_YIELD, HELLO_SYSCALL,

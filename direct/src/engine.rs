@@ -9,6 +9,7 @@
 use crate::config::{ExitStatus, ExpectedExit, HostVars, ProcessSpec, StartDate, expand};
 use crate::host::{BlockKind, FdEntry, Host, NewTask, Obj, ProcState, TaskState, TimePageMem};
 use crate::launch::{LaunchSpec, launch};
+use crate::peers::{PeerBook, expand_peers};
 use thermocline_net::udp::UdpSocket;
 
 /// Bus event kind of an IPv4 packet between hosts.
@@ -64,6 +65,20 @@ pub struct DirectOptions {
     pub verbose: bool,
 }
 
+/// Process `p` as host `host` runs it: its peer placeholders replaced from `book`.
+fn with_peers(p: &ProcessSpec, host: u32, book: Option<&dyn PeerBook>) -> Result<ProcessSpec, String> {
+    let one = |text: &String| match book {
+        Some(book) => expand_peers(text, host, book),
+        None => match crate::peers::peer_refs(text)?.first() {
+            Some(r) => Err(format!("{} names peers, which this run cannot give", r.token)),
+            None => Ok(text.clone()),
+        },
+    };
+    let args = p.args.iter().map(one).collect::<Result<_, _>>()?;
+    let env = p.env.iter().map(|(k, v)| Ok((k.clone(), one(v)?))).collect::<Result<_, String>>()?;
+    Ok(ProcessSpec { args, env, ..p.clone() })
+}
+
 /// Everything a shard's direct engine is built from.
 pub struct DirectSetup<'a> {
     /// The network model.
@@ -78,6 +93,8 @@ pub struct DirectSetup<'a> {
     pub seed: u64,
     /// The end of the simulation.
     pub end: SimTime,
+    /// What `{peers:…}` and `{multiaddrs:…}` placeholders name (none: they are errors).
+    pub peer_book: Option<&'a dyn PeerBook>,
 }
 
 /// What an event does.
@@ -315,7 +332,7 @@ pub fn resolve_exe(path: &Path) -> Option<PathBuf> {
 impl DirectEngine {
     /// The engine for `shard`: every direct host the partition puts on this shard.
     pub fn new(setup: DirectSetup<'_>, shard: ShardId) -> Result<Self, DirectError> {
-        let DirectSetup { net, partition, processes, options, seed, end } = setup;
+        let DirectSetup { net, partition, processes, options, seed, end, peer_book } = setup;
         let dir = &net.directory;
         for p in processes {
             let g = dir.groups.iter().find(|g| g.spec.name == p.host).ok_or_else(|| {
@@ -368,7 +385,8 @@ impl DirectEngine {
                 let base = exe.file_name().map_or("process".into(), |f| f.to_string_lossy().into_owned());
                 let stem = format!("{base}.{}", procs.len());
                 procs.push(ProcState {
-                    spec: p.clone(),
+                    spec: with_peers(p, h, peer_book)
+                        .map_err(|message| DirectError::Host { host: name.clone(), message })?,
                     exe,
                     stem,
                     status: ExitStatus::NotStarted,
@@ -1593,7 +1611,8 @@ impl Engine for DirectEngine {
     fn run_until(&mut self, end: SimTime, outbox: &mut Outbox) -> Result<u64, EngineError> {
         if let Some(cpu) = self.opts.cpu.take() {
             // On the thread that runs this shard, before it launches anything.
-            crate::pin::pin_current_thread(cpu).map_err(|e| format!("pinning shard {} to CPU {cpu}: {e}", self.me.0))?;
+            crate::pin::pin_current_thread(cpu)
+                .map_err(|e| format!("pinning shard {} to CPU {cpu}: {e}", self.me.0))?;
         }
         let ran = self.run_events(end);
         self.match_tsc(false);
@@ -1742,8 +1761,15 @@ mod tests {
             cpu: None,
             verbose: false,
         };
-        let setup =
-            DirectSetup { net, partition, processes, options, seed: 1, end: SimTime::from_nanos(10_000_000_000) };
+        let setup = DirectSetup {
+            net,
+            partition,
+            processes,
+            options,
+            seed: 1,
+            end: SimTime::from_nanos(10_000_000_000),
+            peer_book: None,
+        };
         DirectEngine::new(setup, ShardId(0)).unwrap()
     }
 
@@ -1862,6 +1888,7 @@ mod tests {
                 options: options.clone(),
                 seed: 1,
                 end: SimTime::from_nanos(1),
+                peer_book: None,
             };
             DirectEngine::new(setup, ShardId(0)).err().map(|e| e.to_string())
         };

@@ -11,10 +11,10 @@ use thermocline_net::FifoLink;
 use thermocline_shim::abi::{ABI_VERSION, TIME_PAGE_BYTES, TimePage};
 
 use crate::config::{ExitStatus, ProcessSpec};
-use thermocline_net::udp::UdpSocket;
-use thermocline_net::stack::TcpStack;
 use crate::pcap::PcapWriter;
 use crate::tcp::TcpSocket;
+use thermocline_net::stack::TcpStack;
+use thermocline_net::udp::UdpSocket;
 
 /// A host's simulated-time page: a memfd mapped read-write here and read-only in its processes.
 pub struct TimePageMem {

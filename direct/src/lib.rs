@@ -32,6 +32,7 @@ pub mod names;
 pub mod netlink;
 pub mod nic;
 pub mod pcap;
+pub mod peers;
 pub mod pidns;
 pub mod pin;
 pub mod seccomp;

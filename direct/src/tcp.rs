@@ -15,7 +15,6 @@ use crate::engine::{Answer, DirectEngine};
 use crate::host::{BlockKind, Host, Obj, ObjSlot};
 use crate::mem;
 use crate::nic::stack;
-use thermocline_net::stack::{FlowInfo, MTU, PortOwner, PortUse, TcpStack};
 use crate::seccomp::Notif;
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::{self, State};
@@ -23,6 +22,7 @@ use smoltcp::time::Duration;
 use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
+use thermocline_net::stack::{FlowInfo, MTU, PortOwner, PortUse, TcpStack};
 
 /// Size of each connection's send and receive buffers in the stack (fixed). 1 MiB keeps a
 /// 25 Mbit/s path with a 100 ms round trip (312 kB in flight) far from window-limited, and

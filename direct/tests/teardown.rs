@@ -54,7 +54,8 @@ fn engine(out: &std::path::Path, p: &ProcessSpec) -> DirectEngine {
         verbose: false,
     };
     let end = SimTime::ZERO.saturating_add(SimDuration::from_secs(3600));
-    let setup = DirectSetup { net, partition, processes: std::slice::from_ref(p), options, seed: 1, end };
+    let setup =
+        DirectSetup { net, partition, processes: std::slice::from_ref(p), options, seed: 1, end, peer_book: None };
     DirectEngine::new(setup, ShardId(0)).unwrap()
 }
 

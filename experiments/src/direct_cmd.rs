@@ -21,12 +21,13 @@ pub fn check_processes(spec: &Spec) -> Result<(), String> {
             return Err(format!("processes[{i}].path \"{path}\": no such executable (a path, or a name on PATH)"));
         }
     }
-    Ok(())
+    crate::peer_book::check_placeholders(spec)
 }
 
 /// The direct engine of `shard`.
 pub fn build_direct_engine(spec: &Spec, plan: &NetPlan, shard: ShardId) -> Result<Box<DirectEngine>, EngineError> {
     let exe = std::env::current_exe().map_err(|e| format!("locating the thermocline executable: {e}"))?;
+    let book = crate::peer_book::SurrogateBook { dir: &plan.net.directory, seed: spec.run.seed };
     let out_dir = std::path::absolute(&spec.output.dir).unwrap_or_else(|_| spec.output.dir.clone());
     let setup = DirectSetup {
         net: plan.net.clone(),
@@ -48,6 +49,7 @@ pub fn build_direct_engine(spec: &Spec, plan: &NetPlan, shard: ShardId) -> Resul
         },
         seed: spec.run.seed,
         end: SimTime::ZERO.saturating_add(spec.run.duration),
+        peer_book: Some(&book),
     };
     Ok(Box::new(DirectEngine::new(setup, shard)?))
 }

@@ -12,6 +12,7 @@ pub mod model_cmd;
 pub mod mpi_support;
 pub mod outdir;
 pub mod output;
+pub mod peer_book;
 pub mod progress;
 pub mod resources;
 pub mod run;

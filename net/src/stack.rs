@@ -14,13 +14,13 @@
 //! segment from the connection's ACK clock. The stack watches every segment in and out to
 //! drive both.
 
+use crate::linux::{AckClock, Sender};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::tcp;
+use smoltcp::time::Duration;
 use smoltcp::time::Instant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpProtocol, Ipv4Packet, TcpPacket};
-use crate::linux::{AckClock, Sender};
-use smoltcp::time::Duration;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::Ipv4Addr;
 
@@ -568,7 +568,8 @@ mod tests {
             let client = a.add(TcpStack::new_socket(1 << 20, 1 << 20));
             let (remote, local) = (IpEndpoint::new(b_ip.into(), 80), IpEndpoint::new(a_ip.into(), 40000));
             a.connect(client, remote, local).unwrap();
-            let mut w = Wire { a, b, client, server, now: 0, one_way, flight: Vec::new(), log: Vec::new(), received: 0 };
+            let mut w =
+                Wire { a, b, client, server, now: 0, one_way, flight: Vec::new(), log: Vec::new(), received: 0 };
             w.run_until(4 * one_way);
             assert_eq!(w.a.socket(client).state(), tcp::State::Established);
             w
@@ -597,7 +598,9 @@ mod tests {
             let mut buf = vec![0u8; 1 << 20];
             self.received += self.b.socket(self.server).recv_slice(&mut buf).unwrap_or(0);
             self.b.run(now);
-            for (by_a, p) in self.a.take_tx().into_iter().map(|p| (true, p)).chain(self.b.take_tx().into_iter().map(|p| (false, p))) {
+            for (by_a, p) in
+                self.a.take_tx().into_iter().map(|p| (true, p)).chain(self.b.take_tx().into_iter().map(|p| (false, p)))
+            {
                 self.log.push((now, by_a, segment(&p).unwrap()));
                 self.flight.push((now + self.one_way, by_a, p));
             }

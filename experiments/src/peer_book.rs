@@ -1,0 +1,112 @@
+//! The run's answer to peer placeholders (`{peers:GROUP:N}`, `{multiaddrs:GROUP:N}` in a
+//! process's arguments): which surrogate identities a real client is given to dial. Clients get
+//! disjoint sets while the group lasts: direct host `r` (counting direct hosts from 0) takes
+//! members `rN … rN + N − 1` of one seeded walk over the group (a stride coprime with its size
+//! from a seeded start), so every client meets different surrogates and no surrogate is offered
+//! to more clients than it keeps slots for until the group is used up.
+
+use thermocline_direct::peers::{PeerAddr, PeerBook, peer_refs};
+use thermocline_models::directory::{HostDirectory, HostKind};
+use thermocline_models::rng::{StreamFamily, below};
+use thermocline_surrogate::boundary::{GOSSIP_PORT, identity_key};
+
+use crate::spec::Spec;
+
+/// Surrogate identities as peers, from the run's directory and seed.
+pub struct SurrogateBook<'a> {
+    /// The hosts of the run.
+    pub dir: &'a HostDirectory,
+    /// The run's seed (identity keys derive from it).
+    pub seed: u64,
+}
+
+/// The walk over a group of `count` members: (start, stride), the stride coprime with `count`.
+fn walk(seed: u64, group: &str, count: u32) -> (u64, u64) {
+    let mut rng = StreamFamily::new(seed, &format!("peer book {group}")).stream(0);
+    let count = u64::from(count.max(1));
+    let gcd = |mut a: u64, mut b: u64| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    let start = below(&mut rng, count);
+    let mut stride = 1 + below(&mut rng, count);
+    while gcd(stride, count) != 1 {
+        stride = stride % count + 1;
+    }
+    (start, stride)
+}
+
+/// The members (offsets within a group of `count`) that client number `rank` gets, `n` of them.
+pub fn picks(seed: u64, group: &str, count: u32, rank: u32, n: u32) -> Vec<u32> {
+    let (start, stride) = walk(seed, group, count);
+    let count = u64::from(count);
+    (0..u64::from(n)).map(|j| ((start + (u64::from(rank) * u64::from(n) + j) * stride) % count) as u32).collect()
+}
+
+impl PeerBook for SurrogateBook<'_> {
+    fn peers(&self, host: u32, group: &str, n: u32) -> Result<Vec<PeerAddr>, String> {
+        let g = self.dir.groups.iter().find(|g| g.spec.name == group).ok_or(format!("no host group {group:?}"))?;
+        if g.spec.kind != HostKind::Surrogate {
+            return Err(format!("host group {group:?} is not a surrogate group: only surrogates are given as peers"));
+        }
+        if n > g.spec.count {
+            return Err(format!("host group {group:?} has {} identities, fewer than {n}", g.spec.count));
+        }
+        let rank = host.saturating_sub(self.dir.surrogates());
+        let peer = |k: u32| {
+            let id = g.first + k;
+            PeerAddr {
+                name: self.dir.name_of(id),
+                ip: HostDirectory::ip_of(id),
+                port: GOSSIP_PORT,
+                peer_id: identity_key(self.seed, id).peer_id().to_string(),
+            }
+        };
+        Ok(picks(self.seed, group, g.spec.count, rank, n).into_iter().map(peer).collect())
+    }
+}
+
+/// Check the peer placeholders of `spec`'s processes against its host groups, naming the
+/// argument (`processes[0].args[3]`) that is wrong.
+pub fn check_placeholders(spec: &Spec) -> Result<(), String> {
+    for (i, p) in spec.processes.iter().enumerate() {
+        let texts = p.args.iter().enumerate().map(|(j, a)| (format!("processes[{i}].args[{j}]"), a));
+        let env = p.env.iter().map(|(k, v)| (format!("processes[{i}].env.{k}"), v));
+        for (key, text) in texts.chain(env) {
+            for r in peer_refs(text).map_err(|e| format!("{key}: {e}"))? {
+                let Some(g) = spec.hosts.iter().find(|g| g.name == r.group) else {
+                    return Err(format!("{key}: {} names host group {:?}, which does not exist", r.token, r.group));
+                };
+                if g.kind != HostKind::Surrogate {
+                    return Err(format!("{key}: {} names {:?}, which is not a surrogate group", r.token, r.group));
+                }
+                if r.n > g.count {
+                    return Err(format!(
+                        "{key}: {} asks for {} of the {} identities of {:?}",
+                        r.token, r.n, g.count, r.group
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_get_disjoint_members_until_the_group_is_used_up() {
+        let all: Vec<u32> = (0..25).flat_map(|rank| picks(7, "tail", 100, rank, 4)).collect();
+        let mut seen = all.clone();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen, (0..100).collect::<Vec<_>>(), "25 clients × 4 cover the 100 once each");
+        assert_eq!(picks(7, "tail", 100, 3, 4), picks(7, "tail", 100, 3, 4));
+        assert_ne!(picks(7, "tail", 100, 0, 4), picks(8, "tail", 100, 0, 4), "the seed moves the walk");
+        assert_eq!(picks(1, "one", 1, 5, 1), [0]);
+    }
+}
