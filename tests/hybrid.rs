@@ -252,3 +252,32 @@ env = { PEERS = "{peers:tail:4}", ADDRS = "{multiaddrs:tail:4}" }
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("bad.toml:") && err.contains("not a surrogate group"), "{err}");
 }
+
+#[test]
+fn clients_with_content_message_ids_mesh_with_surrogates_configured_alike() {
+    let node = gossip_node();
+    let dir = scratch("hybrid-content-ids");
+    let text = real_clients_spec(&node, "content-addressed message ids")
+        .replace("[gossip]\n", "[gossip]\nmessage_id = { beacon_block = \"content-sha256\" }\n")
+        .replace("\"--verbose\"]", "\"--verbose\", \"--message-id\", \"content\"]");
+    assert!(text.contains("content-sha256") && text.contains("\"content\"]"), "{text}");
+    let spec = write_spec(&dir, "content.toml", &text);
+    let out = dir.join("out");
+    run_ok(&["run", spec.to_str().unwrap(), "-q", "--out", out.to_str().unwrap()]);
+    for (me, other) in [(0, 1), (1, 0)] {
+        let log = read(out.join(format!("hosts/hot{me}/gossip-node.0.stdout")));
+        assert!(log.contains(&format!("recv slot={other} publisher={other} via=-1 ")), "hot{me}:\n{log}");
+        let surrogate_blocks = log
+            .lines()
+            .filter(|l| l.starts_with("recv ") && !l.contains(" publisher=0 ") && !l.contains(" publisher=1 "))
+            .count();
+        assert!(surrogate_blocks >= 2, "hot{me} got {surrogate_blocks} surrogate blocks:\n{log}");
+        assert!(!log.contains("malformed") && !log.contains("failed"), "hot{me}:\n{log}");
+    }
+    // A topic the surrogates do not model is refused at its line.
+    let bad = write_spec(&dir, "bad.toml", &text.replace("{ beacon_block =", "{ beacon_blob ="));
+    let o = run_with_deadline(&["run", bad.to_str().unwrap(), "-q"], std::time::Duration::from_secs(60));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("bad.toml:") && err.contains("beacon_blob"), "{err}");
+}

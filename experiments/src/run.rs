@@ -144,6 +144,7 @@ pub fn window_config(spec: &Spec, shards: u32) -> Result<WindowConfig, String> {
     let runahead = match spec.workload()? {
         Workload::Gossip(g) => {
             gossip_profiles(spec, g)?;
+            g.message_id_fns()?;
             check_gossip(spec)?;
             net_plan(spec, shards)?.runahead
         }
@@ -159,6 +160,7 @@ pub fn window_config(spec: &Spec, shards: u32) -> Result<WindowConfig, String> {
         }
         Workload::Hybrid { gossip, .. } => {
             gossip_profiles(spec, gossip)?;
+            gossip.message_id_fns()?;
             check_gossip(spec)?;
             crate::direct_cmd::check_processes(spec)?;
             let plan = net_plan(spec, shards)?;
@@ -270,6 +272,7 @@ fn build_gossip_engine(
         client_slots: client_slots(plan),
         start_unix_ns: spec.run.start_date.0,
         runahead_ns: plan.runahead.as_nanos(),
+        message_ids: g.message_id_fns()?,
     };
     Ok(GossipEngine::new(setup, shard)?)
 }

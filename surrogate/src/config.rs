@@ -3,8 +3,11 @@
 //! single parameters of the chosen profile.
 
 use crate::score::ScoreParams;
+use crate::topics::{TOPIC_COUNT, topic_family, topic_name};
+use std::collections::BTreeMap;
 use thermocline_bus::SimDuration;
 use thermocline_models::units::Size;
+use thermocline_wire::gossipsub::MessageIdFn;
 
 /// Gossipsub router parameters (names as in the libp2p specification).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -204,6 +207,30 @@ pub struct GossipSpec {
     /// Connection slots each identity keeps free for peers learnt by peer exchange (used only
     /// with `peer_exchange`; they count towards the 64).
     pub px_slots: u32,
+    /// How message ids are computed on the wire, per topic or topic family
+    /// (`beacon_block = "content-sha256"`, `beacon_attestation = "from-seqno"`): what real clients
+    /// at the boundary must agree on. Topics not named use libp2p's default, `from-seqno`.
+    pub message_id: BTreeMap<String, MessageIdName>,
+}
+
+/// A message-id function by name, as the `[gossip.message_id]` table gives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MessageIdName {
+    /// libp2p's default: the publisher's peer id (base58) followed by the sequence number.
+    FromSeqno,
+    /// Content addressing: SHA-256 of the message data (32 bytes).
+    ContentSha256,
+}
+
+impl MessageIdName {
+    /// The wire's function of this name.
+    pub fn function(self) -> MessageIdFn {
+        match self {
+            MessageIdName::FromSeqno => MessageIdFn::FromAndSeqno,
+            MessageIdName::ContentSha256 => MessageIdFn::ContentSha256 { prefix_len: 32 },
+        }
+    }
 }
 
 impl Default for GossipSpec {
@@ -218,11 +245,32 @@ impl Default for GossipSpec {
             subnet_peers: 4,
             duty_peers: 2,
             px_slots: 4,
+            message_id: BTreeMap::new(),
         }
     }
 }
 
 impl GossipSpec {
+    /// Every topic's message-id function, by topic index: its own entry in `message_id`, else its
+    /// family's, else libp2p's default. An entry naming no modelled topic or family is an error.
+    pub fn message_id_fns(&self) -> Result<Vec<MessageIdFn>, String> {
+        let names: Vec<String> = (0..TOPIC_COUNT as u8).map(topic_name).collect();
+        for key in self.message_id.keys() {
+            if !names.contains(key) && !(0..TOPIC_COUNT as u8).any(|t| topic_family(t) == key) {
+                return Err(format!(
+                    "gossip.message_id names topic {key:?}, which is not modelled: name a topic \
+                     (beacon_block, beacon_attestation_3) or a family (beacon_attestation, data_column_sidecar)"
+                ));
+            }
+        }
+        Ok((0..TOPIC_COUNT as u8)
+            .map(|t| {
+                let named = self.message_id.get(&topic_name(t)).or_else(|| self.message_id.get(topic_family(t)));
+                named.map_or(MessageIdFn::FromAndSeqno, |n| n.function())
+            })
+            .collect())
+    }
+
     /// The parameters of profile `name` with this section's overrides applied.
     pub fn params_for(&self, name: &str) -> Result<GossipParams, String> {
         let mut p = GossipParams::profile(name)
@@ -450,6 +498,27 @@ impl Default for BlockSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_ids_by_topic_then_family_then_default() {
+        let mut spec = GossipSpec::default();
+        assert!(spec.message_id_fns().unwrap().iter().all(|f| *f == MessageIdFn::FromAndSeqno));
+        spec.message_id.insert("beacon_attestation".into(), MessageIdName::ContentSha256);
+        spec.message_id.insert("beacon_attestation_3".into(), MessageIdName::FromSeqno);
+        let fns = spec.message_id_fns().unwrap();
+        let content = MessageIdFn::ContentSha256 { prefix_len: 32 };
+        assert_eq!(fns[crate::topics::TOPIC_BEACON_BLOCK as usize], MessageIdFn::FromAndSeqno);
+        assert_eq!(fns[crate::topics::ATTESTATION_BASE as usize], content);
+        assert_eq!(
+            fns[crate::topics::ATTESTATION_BASE as usize + 3],
+            MessageIdFn::FromAndSeqno,
+            "a topic's own entry wins"
+        );
+        spec.message_id.insert("blob_sidecar".into(), MessageIdName::ContentSha256);
+        assert!(spec.message_id_fns().unwrap_err().contains("\"blob_sidecar\""));
+        let parsed: GossipSpec = toml::from_str("message_id = { beacon_block = \"content-sha256\" }").unwrap();
+        assert_eq!(parsed.message_id_fns().unwrap()[0], content);
+    }
 
     #[test]
     fn profiles_and_overrides() {

@@ -30,6 +30,7 @@ use thermocline_models::partition::Partition;
 use thermocline_models::rng::{CompactRng, StreamFamily, below};
 use thermocline_models::units::Bandwidth;
 use thermocline_net::{FifoLink, Rules, decide, express};
+use thermocline_wire::gossipsub::MessageIdFn;
 
 /// The positions of the set bits of `mask`, ascending, offset by `base`.
 fn bits(base: usize, mut mask: u64) -> impl Iterator<Item = usize> {
@@ -298,6 +299,9 @@ pub struct GossipSetup<'a> {
     /// Free connection slots per identity for real clients (direct hosts), in a run that has
     /// any.
     pub client_slots: u32,
+    /// Every topic's message-id function, by topic index (what clients at the boundary agree
+    /// on; see [`crate::config::GossipSpec::message_id_fns`]).
+    pub message_ids: Vec<MessageIdFn>,
     /// The simulated calendar time at time zero, Unix ns: what surrogate blocks carry as their
     /// publication time when they cross to a client.
     pub start_unix_ns: u64,
@@ -408,6 +412,8 @@ pub struct GossipEngine {
     /// client's message was seen here.
     content: BTreeMap<MsgKey, Content>,
     key_by_id: BTreeMap<Vec<u8>, MsgKey>,
+    /// Every topic's message-id function, by topic index.
+    message_ids: Vec<MessageIdFn>,
     /// Per other shard, a surrogate it holds (where a client's message is sent), and how long
     /// after its receipt.
     shard_hosts: Vec<(ShardId, u32)>,
@@ -447,6 +453,7 @@ impl GossipEngine {
             client_slots,
             start_unix_ns,
             runahead_ns,
+            message_ids,
         } = setup;
         if profiles.is_empty() || profiles.len() > u8::MAX as usize {
             return Err(GossipError::Config(format!("need 1 to 255 profiles, got {}", profiles.len())));
@@ -596,6 +603,7 @@ impl GossipEngine {
             client_out: Vec::new(),
             content: BTreeMap::new(),
             key_by_id: BTreeMap::new(),
+            message_ids,
             shard_hosts,
             runahead_ns,
             seed,
@@ -2064,6 +2072,7 @@ mod tests {
             client_slots: 0,
             start_unix_ns: 0,
             runahead_ns: 0,
+            message_ids: GossipSpec::default().message_id_fns().unwrap(),
         };
         GossipEngine::new(setup, ShardId(shard)).unwrap()
     }

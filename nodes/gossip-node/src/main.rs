@@ -26,6 +26,7 @@ use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
 use libp2p::identity::Keypair;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, noise, tcp, yamux};
+use sha2::{Digest as _, Sha256};
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -68,6 +69,10 @@ struct Args {
     /// Stream muxer: `yamux`, or `mplex` (which older Ethereum clients still speak).
     #[arg(long, default_value = "yamux", value_parser = ["yamux", "mplex"])]
     muxer: String,
+    /// Message ids: libp2p's default (`from-seqno`: publisher and sequence number) or `content`
+    /// (SHA-256 of the data), as the network's peers must agree.
+    #[arg(long, default_value = "from-seqno", value_parser = ["from-seqno", "content"])]
+    message_id: String,
 }
 
 /// Bytes of a block before its filler: slot, publisher, publication time.
@@ -130,8 +135,12 @@ fn parse_block(data: &[u8]) -> Option<(u64, u32, u64)> {
 }
 
 /// Gossipsub with the Ethereum consensus p2p parameters.
-fn gossip_config(size: usize) -> Result<gossipsub::Config> {
-    gossipsub::ConfigBuilder::default()
+fn gossip_config(size: usize, message_id: &str) -> Result<gossipsub::Config> {
+    let mut builder = gossipsub::ConfigBuilder::default();
+    if message_id == "content" {
+        builder.message_id_fn(|m: &gossipsub::Message| gossipsub::MessageId::new(&Sha256::digest(&m.data)));
+    }
+    builder
         .mesh_n(8)
         .mesh_n_low(6)
         .mesh_n_high(12)
@@ -182,7 +191,7 @@ async fn main() -> Result<()> {
     let peers: Vec<PeerId> = (0..args.nodes).map(|i| key_of(i).public().to_peer_id()).collect();
     let index_of = |p: &PeerId| peers.iter().position(|q| q == p).map_or(-1, |i| i as i64);
 
-    let config = gossip_config(args.size)?;
+    let config = gossip_config(args.size, &args.message_id)?;
     let mut swarm = build_swarm(key_of(args.index), config, &args.muxer)?;
     let topic = IdentTopic::new("beacon_block");
     swarm.behaviour_mut().subscribe(&topic).context("subscribing")?;
@@ -280,7 +289,7 @@ mod tests {
 
     #[test]
     fn the_ethereum_parameters_are_a_valid_configuration() {
-        let c = gossip_config(100 * 1024).unwrap();
+        let c = gossip_config(100 * 1024, "from-seqno").unwrap();
         assert_eq!(c.mesh_n(), 8);
         assert_eq!(c.heartbeat_interval(), Duration::from_millis(700));
     }

@@ -250,7 +250,7 @@ impl GossipEngine {
     /// this shard sees it, its bytes go to every other shard, arriving one runahead later: no
     /// identity there can hear of it sooner, so it is there whenever one must forward it.
     fn learn(&mut self, i: usize, message: Message, now: u64) -> MsgKey {
-        let id = MessageIdFn::FromAndSeqno.message_id(&message);
+        let id = self.id_of(&message);
         let key = self.key_of_id(&id);
         if self.content.contains_key(&key) {
             return key;
@@ -279,10 +279,17 @@ impl GossipEngine {
     /// A client's message another shard sent (see [`GossipEngine::learn`]).
     pub(super) fn store_hot(&mut self, bytes: &[u8]) -> Result<(), gossipsub::ProtoError> {
         let message = Message::decode(bytes)?;
-        let id = MessageIdFn::FromAndSeqno.message_id(&message);
+        let id = self.id_of(&message);
         let key = self.key_of_id(&id);
         self.content.entry(key).or_insert(Content { message, id });
         Ok(())
+    }
+
+    /// The id of `message` under its topic's function (libp2p's default for topics the
+    /// surrogates do not model).
+    fn id_of(&self, message: &Message) -> Vec<u8> {
+        let f = topic_index(&message.topic).map_or(MessageIdFn::FromAndSeqno, |t| self.message_ids[t as usize]);
+        f.message_id(message)
     }
 
     /// The key of the message with id `id`: known already, or a client's message's key.
@@ -303,7 +310,7 @@ impl GossipEngine {
                 return None;
             }
             let message = self.surrogate_message(key, topic, size, published_ns);
-            let id = MessageIdFn::FromAndSeqno.message_id(&message);
+            let id = self.message_ids[topic as usize].message_id(&message);
             self.key_by_id.insert(id.clone(), key);
             self.content.insert(key, Content { message, id });
         }
