@@ -281,3 +281,40 @@ fn clients_with_content_message_ids_mesh_with_surrogates_configured_alike() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("bad.toml:") && err.contains("beacon_blob"), "{err}");
 }
+
+#[test]
+fn surrogates_dial_real_clients_that_dial_nobody_and_blocks_cross_both_ways() {
+    let node = gossip_node();
+    let dir = scratch("hybrid-dial-clients");
+    let text = real_clients_spec(&node, "clients that only listen")
+        .replace("[gossip]\n", "[gossip]\ndial_clients = { group = \"hot\", peers = 4, start = \"3 s\" }\n")
+        .replace("\"--peer\", \"tail1{index}:9000,tail2{index}:9000,tail3{index}:9000,tail4{index}:9000\",", "");
+    assert!(text.contains("dial_clients") && !text.contains("--peer"), "{text}");
+    let spec = write_spec(&dir, "dialled.toml", &text);
+    let mut digests = Vec::new();
+    for shards in ["1", "2"] {
+        let out = dir.join(shards);
+        run_ok(&["run", spec.to_str().unwrap(), "-q", "--shards", shards, "--out", out.to_str().unwrap()]);
+        digests.push(summary(&out)["digest"].as_str().unwrap().to_string());
+    }
+    assert_eq!(digests[0], digests[1], "one digest on 1 and 2 shards");
+    let out = dir.join("1");
+    for (me, other) in [(0, 1), (1, 0)] {
+        let log = read(out.join(format!("hosts/hot{me}/gossip-node.0.stdout")));
+        assert_eq!(log.matches("connected node=-1 dialer=false").count(), 4, "four surrogates dialled in:\n{log}");
+        assert!(!log.contains("dialer=true"), "hot{me} dialled nobody:\n{log}");
+        assert!(log.contains(&format!("recv slot={other} publisher={other} via=-1 ")), "hot{me}:\n{log}");
+        let surrogate_blocks = log
+            .lines()
+            .filter(|l| l.starts_with("recv ") && !l.contains(" publisher=0 ") && !l.contains(" publisher=1 "))
+            .count();
+        assert!(surrogate_blocks >= 2, "hot{me} got {surrogate_blocks} surrogate blocks:\n{log}");
+        assert!(!log.contains("malformed") && !log.contains("failed"), "hot{me}:\n{log}");
+    }
+    // Dialling a group that is not direct is refused at its line.
+    let bad = write_spec(&dir, "bad.toml", &text.replace("group = \"hot\"", "group = \"tail\""));
+    let o = run_with_deadline(&["run", bad.to_str().unwrap(), "-q"], std::time::Duration::from_secs(60));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("bad.toml:") && err.contains("not a kind = \"direct\""), "{err}");
+}

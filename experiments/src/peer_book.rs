@@ -8,7 +8,8 @@
 use thermocline_direct::peers::{PeerAddr, PeerBook, peer_refs};
 use thermocline_models::directory::{HostDirectory, HostKind};
 use thermocline_models::rng::{StreamFamily, below};
-use thermocline_surrogate::boundary::{GOSSIP_PORT, identity_key};
+use thermocline_surrogate::boundary::{ClientDial, GOSSIP_PORT, identity_key};
+use thermocline_surrogate::config::GossipSpec;
 
 use crate::spec::Spec;
 
@@ -68,6 +69,33 @@ impl PeerBook for SurrogateBook<'_> {
     }
 }
 
+/// The dials of `[gossip] dial_clients`: every host of the named direct group is dialled by
+/// `peers` surrogates, chosen from all surrogates by the same kind of walk as placeholders (its
+/// own walk, so the dialers are not the identities the client was given to dial).
+pub fn client_dials(g: &GossipSpec, dir: &HostDirectory, seed: u64) -> Result<Vec<ClientDial>, String> {
+    let Some(d) = &g.dial_clients else { return Ok(Vec::new()) };
+    let group = dir.groups.iter().find(|x| x.spec.name == d.group);
+    let Some(group) = group.filter(|x| x.spec.kind == HostKind::Direct) else {
+        return Err(format!(
+            "gossip.dial_clients.group names {:?}, which is not a kind = \"direct\" host group",
+            d.group
+        ));
+    };
+    let n = dir.surrogates();
+    if d.peers == 0 || d.peers > n {
+        return Err(format!("gossip.dial_clients.peers must be within 1..={n} (the surrogates), got {}", d.peers));
+    }
+    let mut dials = Vec::new();
+    for k in 0..group.spec.count {
+        let client = group.first + k;
+        let rank = client - n;
+        for surrogate in picks(seed, &format!("dialers of {}", d.group), n, rank, d.peers) {
+            dials.push(ClientDial { surrogate, client, port: d.port, at_ns: d.start.as_nanos() });
+        }
+    }
+    Ok(dials)
+}
+
 /// Check the peer placeholders of `spec`'s processes against its host groups, naming the
 /// argument (`processes[0].args[3]`) that is wrong.
 pub fn check_placeholders(spec: &Spec) -> Result<(), String> {
@@ -108,5 +136,40 @@ mod tests {
         assert_eq!(picks(7, "tail", 100, 3, 4), picks(7, "tail", 100, 3, 4));
         assert_ne!(picks(7, "tail", 100, 0, 4), picks(8, "tail", 100, 0, 4), "the seed moves the walk");
         assert_eq!(picks(1, "one", 1, 5, 1), [0]);
+    }
+
+    #[test]
+    fn every_client_of_the_group_is_dialled_by_its_own_surrogates() {
+        use thermocline_models::directory::HostGroupSpec;
+        let group = |name: &str, kind, count| HostGroupSpec {
+            name: name.into(),
+            kind,
+            count,
+            location: None,
+            locations: None,
+            bandwidth: None,
+            profile: None,
+            load: None,
+        };
+        let hosts = [group("tail", HostKind::Surrogate, 30), group("hot", HostKind::Direct, 3)];
+        let spec = thermocline_models::network::NetworkSpec {
+            topology: thermocline_models::network::TopologyKind::SingleSwitch,
+            ..Default::default()
+        };
+        let net = thermocline_models::network::NetworkModel::build(&spec, None, &hosts).unwrap();
+        let mut g = GossipSpec::default();
+        assert!(client_dials(&g, &net.directory, 1).unwrap().is_empty());
+        g.dial_clients = Some(toml::from_str("group = \"hot\"\npeers = 4").unwrap());
+        let dials = client_dials(&g, &net.directory, 1).unwrap();
+        assert_eq!(dials.len(), 12);
+        for (k, client) in (30..33).enumerate() {
+            let mine: Vec<u32> = dials.iter().filter(|d| d.client == client).map(|d| d.surrogate).collect();
+            assert_eq!(mine, picks(1, "dialers of hot", 30, k as u32, 4));
+            assert!(dials.iter().all(|d| d.port == GOSSIP_PORT && d.at_ns == 5_000_000_000 && d.surrogate < 30));
+        }
+        g.dial_clients = Some(toml::from_str("group = \"tail\"\npeers = 4").unwrap());
+        assert!(client_dials(&g, &net.directory, 1).unwrap_err().contains("not a kind = \"direct\""));
+        g.dial_clients = Some(toml::from_str("group = \"hot\"\npeers = 31").unwrap());
+        assert!(client_dials(&g, &net.directory, 1).unwrap_err().contains("1..=30"));
     }
 }

@@ -146,6 +146,9 @@ pub fn window_config(spec: &Spec, shards: u32) -> Result<WindowConfig, String> {
             gossip_profiles(spec, g)?;
             g.message_id_fns()?;
             check_gossip(spec)?;
+            if g.dial_clients.is_some() {
+                return Err("gossip.dial_clients: the run has no direct hosts to dial".into());
+            }
             net_plan(spec, shards)?.runahead
         }
         Workload::Phold(p) => {
@@ -165,6 +168,7 @@ pub fn window_config(spec: &Spec, shards: u32) -> Result<WindowConfig, String> {
             crate::direct_cmd::check_processes(spec)?;
             let plan = net_plan(spec, shards)?;
             hybrid_step(&plan)?;
+            crate::peer_book::client_dials(gossip, &plan.net.directory, spec.run.seed)?;
             plan.runahead
         }
     };
@@ -258,6 +262,7 @@ fn build_gossip_engine(
     shard: ShardId,
 ) -> Result<GossipEngine, EngineError> {
     let (plan, graph, subscriptions) = built;
+    let dials = crate::peer_book::client_dials(g, &plan.net.directory, spec.run.seed)?;
     let setup = GossipSetup {
         profiles: gossip_profiles(spec, g)?,
         traffic: spec.traffic.clone(),
@@ -273,6 +278,7 @@ fn build_gossip_engine(
         start_unix_ns: spec.run.start_date.0,
         runahead_ns: plan.runahead.as_nanos(),
         message_ids: g.message_id_fns()?,
+        client_dials: &dials,
     };
     Ok(GossipEngine::new(setup, shard)?)
 }

@@ -11,7 +11,7 @@
 
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use thermocline_net::{ConnId, HostNet, NetEvent};
 use thermocline_wire::connection::{Addresses, ConnConfig, ConnEvent, Connection};
@@ -22,6 +22,19 @@ use thermocline_wire::identity::{Keypair, PeerId};
 pub const GOSSIP_PORT: u16 = 9000;
 /// Connection slots every surrogate keeps free for real clients in a run with direct hosts.
 pub const CLIENT_SLOTS: u32 = 2;
+
+/// A surrogate that dials a real client: who, whom, at which port, when.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ClientDial {
+    /// The dialling identity.
+    pub surrogate: u32,
+    /// The client's host.
+    pub client: u32,
+    /// The client's libp2p port.
+    pub port: u16,
+    /// When, in ns of simulated time.
+    pub at_ns: u64,
+}
 
 /// The identity key of surrogate `id` in a run with `seed`: an ed25519 key from a hash of both,
 /// so it is the same wherever the identity runs.
@@ -121,16 +134,44 @@ impl Boundary {
         packet: Vec<u8>,
         host_of_ip: &dyn Fn(Ipv4Addr) -> Option<u32>,
     ) -> Vec<Output> {
-        let (seed, config) = (self.seed, &self.config);
-        let b = self.hosts.entry(id).or_insert_with(|| {
+        let (seed, config) = (self.seed, self.config.clone());
+        let b = self.host(id, ip, now);
+        b.net.handle_packet(now, packet);
+        let mut out = Vec::new();
+        b.pump(now, seed, &config, host_of_ip, &mut out);
+        out
+    }
+
+    /// Identity `id` (address `ip`) dials the client on host `host` at `to`: a TCP connection,
+    /// then the libp2p stack as its dialer. The client comes up as a peer ([`Output::Up`]) once
+    /// authenticated, as an accepted one does; a refused connection ends in [`Output::Down`].
+    pub fn dial(
+        &mut self,
+        id: u32,
+        ip: Ipv4Addr,
+        now: u64,
+        (host, to): (u32, SocketAddrV4),
+        host_of_ip: &dyn Fn(Ipv4Addr) -> Option<u32>,
+    ) -> Vec<Output> {
+        let (seed, config) = (self.seed, self.config.clone());
+        let b = self.host(id, ip, now);
+        let mut out = Vec::new();
+        let Ok(conn) = b.net.connect(now, to) else { return out };
+        let wire =
+            Connection::dial(b.key.clone(), noise_seed(seed, id, conn), None, config.clone(), Addresses::default());
+        b.peers.insert(conn, Peer { host, wire, unsent: Vec::new() });
+        b.pump(now, seed, &config, host_of_ip, &mut out);
+        out
+    }
+
+    /// Identity `id`'s endpoint, made (listening on the gossip port) on first use.
+    fn host(&mut self, id: u32, ip: Ipv4Addr, now: u64) -> &mut BoundaryHost {
+        let seed = self.seed;
+        self.hosts.entry(id).or_insert_with(|| {
             let mut net = HostNet::new(ip, seed ^ u64::from(id), now);
             net.listen(GOSSIP_PORT).expect("a fresh endpoint has every port free");
             BoundaryHost { id, net, key: identity_key(seed, id), peers: BTreeMap::new() }
-        });
-        b.net.handle_packet(now, packet);
-        let mut out = Vec::new();
-        b.pump(now, seed, config, host_of_ip, &mut out);
-        out
+        })
     }
 
     /// Lets time pass to `now` for identity `id`.
@@ -260,7 +301,6 @@ impl BoundaryHost {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::SocketAddrV4;
     use thermocline_wire::gossipsub::SubOpts;
 
     #[test]
@@ -321,5 +361,73 @@ mod tests {
         assert!(matches!(outs.first(), Some(Output::Up { host: 42, peer: p }) if *p == peer), "{outs:?}");
         assert!(outs.iter().any(|o| matches!(o, Output::Rpc { host: 42, rpc } if *rpc == hello)), "{outs:?}");
         assert_eq!(boundary.len(), 1);
+    }
+
+    /// Identity 5 dials a listening client: TCP, then libp2p with the identity as dialer. The
+    /// client authenticates the identity's key; the identity reports the client up, and the
+    /// client's RPC comes out as the client's.
+    #[test]
+    fn an_identity_dials_a_listening_client() {
+        let (client_ip, id_ip) = (Ipv4Addr::new(10, 0, 0, 9), Ipv4Addr::new(10, 0, 0, 6));
+        let host_of_ip = |ip: Ipv4Addr| (ip == client_ip).then_some(42);
+        let mut boundary = Boundary::new(1, ConnConfig::default());
+        let mut client = HostNet::new(client_ip, 3, 0);
+        client.listen(9100).unwrap();
+        let client_key = Keypair::ed25519_from_secret([9; 32]);
+        let mut wire = None;
+        let mut conn = None;
+        let hello =
+            Rpc { subscriptions: vec![SubOpts { subscribe: true, topic: "beacon_block".into() }], ..Rpc::default() };
+        let mut outs = boundary.dial(5, id_ip, 0, (42, SocketAddrV4::new(client_ip, 9100)), &host_of_ip);
+        let mut now = 0;
+        let mut authenticated = None;
+        for _ in 0..200 {
+            now += 1_000_000;
+            for o in std::mem::take(&mut outs) {
+                match o {
+                    Output::Packet(p) => client.handle_packet(now, p),
+                    other => outs.push(other),
+                }
+            }
+            while let Some(e) = client.poll_event() {
+                match e {
+                    NetEvent::Accepted { conn: c, .. } => {
+                        let mut w = Connection::accept(
+                            client_key.clone(),
+                            [4; 32],
+                            Arc::new(ConnConfig::default()),
+                            Addresses::default(),
+                        );
+                        w.send_rpc(now, &hello).unwrap();
+                        (wire, conn) = (Some(w), Some(c));
+                    }
+                    NetEvent::Readable(c) => {
+                        let data = client.recv(now, c).unwrap();
+                        wire.as_mut().unwrap().handle_bytes(now, &data).unwrap();
+                    }
+                    _ => {}
+                }
+            }
+            if let (Some(w), Some(c)) = (wire.as_mut(), conn) {
+                while let Some(e) = w.poll_event() {
+                    if let ConnEvent::Established { peer } = e {
+                        authenticated = Some(peer);
+                    }
+                }
+                while let Some(b) = w.poll_transmit() {
+                    client.send(now, c, &b).unwrap();
+                }
+            }
+            while let Some(p) = client.poll_transmit() {
+                outs.extend(boundary.handle_packet(5, id_ip, now, p, &host_of_ip));
+            }
+            if outs.iter().any(|o| matches!(o, Output::Rpc { .. })) {
+                break;
+            }
+        }
+        assert_eq!(authenticated, Some(identity_key(1, 5).peer_id()), "the client sees identity 5's key");
+        let peer = client_key.peer_id();
+        assert!(outs.iter().any(|o| matches!(o, Output::Up { host: 42, peer: p } if *p == peer)), "{outs:?}");
+        assert!(outs.iter().any(|o| matches!(o, Output::Rpc { host: 42, rpc } if *rpc == hello)), "{outs:?}");
     }
 }

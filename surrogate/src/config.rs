@@ -211,6 +211,33 @@ pub struct GossipSpec {
     /// (`beacon_block = "content-sha256"`, `beacon_attestation = "from-seqno"`): what real clients
     /// at the boundary must agree on. Topics not named use libp2p's default, `from-seqno`.
     pub message_id: BTreeMap<String, MessageIdName>,
+    /// Surrogates that dial real clients, as a peer manager dials what discovery found
+    /// (`dial_clients = { group = "hot", peers = 4 }`); none by default.
+    pub dial_clients: Option<ClientDials>,
+}
+
+/// `[gossip] dial_clients`: every host of a direct group is dialled by `peers` surrogates.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientDials {
+    /// The direct host group whose hosts are dialled.
+    pub group: String,
+    /// Surrogates that dial each of its hosts.
+    pub peers: u32,
+    /// The port its programs listen on for libp2p.
+    #[serde(default = "gossip_port")]
+    pub port: u16,
+    /// When the surrogates dial (the programs must be listening by then).
+    #[serde(default = "dial_start")]
+    pub start: SimDuration,
+}
+
+fn gossip_port() -> u16 {
+    crate::boundary::GOSSIP_PORT
+}
+
+fn dial_start() -> SimDuration {
+    SimDuration::from_secs(5)
 }
 
 /// A message-id function by name, as the `[gossip.message_id]` table gives it.
@@ -246,6 +273,7 @@ impl Default for GossipSpec {
             duty_peers: 2,
             px_slots: 4,
             message_id: BTreeMap::new(),
+            dial_clients: None,
         }
     }
 }

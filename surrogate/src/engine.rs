@@ -13,7 +13,7 @@
 
 mod clients;
 
-use crate::boundary::Boundary;
+use crate::boundary::{Boundary, ClientDial};
 use crate::config::{ChurnSpec, GossipParams, TrafficSpec};
 use crate::peers::PeerGraph;
 use crate::rpc::{MsgKey, NO_HINT, RPC_BYTES, RPC_KINDS, Rpc, RpcKind};
@@ -183,6 +183,8 @@ enum Action {
     PacketIn { token: u32 },
     /// `dst`'s TCP endpoint or libp2p connections are due a timeout.
     ClientTimer,
+    /// `dst` dials the client of its dial number `k` (see [`GossipSetup::client_dials`]).
+    DialClient { k: u32 },
 }
 
 /// A pending event: ordered by the canonical key `(time, src, seq)`, which is unique (each
@@ -302,6 +304,8 @@ pub struct GossipSetup<'a> {
     /// Every topic's message-id function, by topic index (what clients at the boundary agree
     /// on; see [`crate::config::GossipSpec::message_id_fns`]).
     pub message_ids: Vec<MessageIdFn>,
+    /// Surrogates that dial real clients (each shard takes its own identities' dials).
+    pub client_dials: &'a [ClientDial],
     /// The simulated calendar time at time zero, Unix ns: what surrogate blocks carry as their
     /// publication time when they cross to a client.
     pub start_unix_ns: u64,
@@ -414,6 +418,8 @@ pub struct GossipEngine {
     key_by_id: BTreeMap<Vec<u8>, MsgKey>,
     /// Every topic's message-id function, by topic index.
     message_ids: Vec<MessageIdFn>,
+    /// The dials of this shard's identities to real clients: (client host, port).
+    dials: Vec<(u32, u16)>,
     /// Per other shard, a surrogate it holds (where a client's message is sent), and how long
     /// after its receipt.
     shard_hosts: Vec<(ShardId, u32)>,
@@ -454,6 +460,7 @@ impl GossipEngine {
             start_unix_ns,
             runahead_ns,
             message_ids,
+            client_dials,
         } = setup;
         if profiles.is_empty() || profiles.len() > u8::MAX as usize {
             return Err(GossipError::Config(format!("need 1 to 255 profiles, got {}", profiles.len())));
@@ -604,6 +611,7 @@ impl GossipEngine {
             content: BTreeMap::new(),
             key_by_id: BTreeMap::new(),
             message_ids,
+            dials: Vec::new(),
             shard_hosts,
             runahead_ns,
             seed,
@@ -643,6 +651,14 @@ impl GossipEngine {
                 if at < e.end_ns {
                     e.self_event(i, at, Action::Leave);
                 }
+            }
+        }
+        let end = e.end_ns;
+        for d in client_dials.iter().filter(|d| d.at_ns < end) {
+            let i = e.local.get(d.surrogate as usize).copied().unwrap_or(NONE);
+            if i != NONE && e.boundary.is_some() {
+                e.self_event(i as usize, d.at_ns, Action::DialClient { k: e.dials.len() as u32 });
+                e.dials.push((d.client, d.port));
             }
         }
         Ok(e)
@@ -1811,6 +1827,7 @@ impl Engine for GossipEngine {
                 Action::PacketArrive { token } => self.packet_arrives(i, ev.time, token),
                 Action::PacketIn { token } => self.packet_in(i, ev.time, token),
                 Action::ClientTimer => self.client_timer(i, ev.time),
+                Action::DialClient { k } => self.dial_client(i, ev.time, k),
             }
         }
         self.flush_remote(outbox);
@@ -2073,6 +2090,7 @@ mod tests {
             start_unix_ns: 0,
             runahead_ns: 0,
             message_ids: GossipSpec::default().message_id_fns().unwrap(),
+            client_dials: &[],
         };
         GossipEngine::new(setup, ShardId(shard)).unwrap()
     }

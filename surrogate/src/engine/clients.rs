@@ -18,6 +18,7 @@ use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 use thermocline_bus::kinds::{HOT_MESSAGE, PACKET};
 use thermocline_bus::{Event, HostId, ShardId, SimTime};
+use thermocline_models::directory::HostDirectory;
 use thermocline_models::partition::Partition;
 use thermocline_net::decide;
 use thermocline_wire::gossipsub::{
@@ -73,7 +74,7 @@ impl GossipEngine {
     pub(super) fn packet_in(&mut self, i: usize, now: u64, token: u32) {
         let Some(packet) = self.packets.remove(&token) else { return };
         let (id, dir) = (self.ids[i], &self.net.directory);
-        let ip = thermocline_models::directory::HostDirectory::ip_of(id);
+        let ip = HostDirectory::ip_of(id);
         let Some(b) = self.boundary.as_mut() else { return };
         let outs = b.handle_packet(id, ip, now, packet.to_vec(), &|a| dir.host_of_ip(a));
         self.apply(i, now, outs);
@@ -87,6 +88,19 @@ impl GossipEngine {
         let (id, dir) = (self.ids[i], &self.net.directory);
         let Some(b) = self.boundary.as_mut() else { return };
         let outs = b.handle_timeout(id, now, &|a| dir.host_of_ip(a));
+        self.apply(i, now, outs);
+    }
+
+    /// Identity `i` dials the client of its dial `k`, unless it has it as a peer already.
+    pub(super) fn dial_client(&mut self, i: usize, now: u64, k: u32) {
+        let (client, port) = self.dials[k as usize];
+        if self.slot_of(i, client).is_some() {
+            return;
+        }
+        let (id, dir) = (self.ids[i], &self.net.directory);
+        let to = std::net::SocketAddrV4::new(HostDirectory::ip_of(client), port);
+        let Some(b) = self.boundary.as_mut() else { return };
+        let outs = b.dial(id, HostDirectory::ip_of(id), now, (client, to), &|a| dir.host_of_ip(a));
         self.apply(i, now, outs);
     }
 
