@@ -77,49 +77,6 @@ fn a_surrogate_group_is_refused_as_the_host_of_a_program() {
     assert!(err.contains("bad.toml:") && err.contains("which is not kind = \"direct\""), "{err}");
 }
 
-/// Two real `gossip-node`s, each dialling four surrogates (disjoint sets: their only peers are
-/// surrogates), among 200 surrogates that gossip blocks of their own.
-fn real_clients_spec(node: &std::path::Path, shards_note: &str) -> String {
-    format!(
-        r#"
-# {shards_note}
-[run]
-seed = 3
-duration = "46 s"
-
-[network]
-topology = "single-switch"
-latency = "10 ms"
-
-[[hosts]]
-name = "tail"
-count = 200
-bandwidth = {{ up = "50 Mbit", down = "50 Mbit" }}
-
-[[hosts]]
-name = "hot"
-kind = "direct"
-count = 2
-bandwidth = {{ up = "50 Mbit", down = "50 Mbit" }}
-
-[gossip]
-
-[traffic]
-start = "14 s"
-slot = "12 s"
-beacon_block = {{ size = "20 KiB", proposer_delay = "0 ms" }}
-
-[[processes]]
-host = "hot"
-path = {node:?}
-args = ["--index", "{{index}}", "--nodes", "2", "--listen", "0.0.0.0:9000",
-        "--peer", "tail1{{index}}:9000,tail2{{index}}:9000,tail3{{index}}:9000,tail4{{index}}:9000",
-        "--genesis", "20", "--slot", "12", "--slots", "2", "--size", "20000", "--verbose"]
-"#,
-        node = node.display().to_string()
-    )
-}
-
 #[test]
 fn real_libp2p_nodes_with_only_surrogate_peers_get_each_others_blocks_and_the_surrogates() {
     let node = gossip_node();

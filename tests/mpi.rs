@@ -158,3 +158,22 @@ fn the_gossip_default_experiment_has_the_same_digest_under_mpi() {
     assert_eq!(summary(&out)["gossip"], summary(&local)["gossip"]);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn real_libp2p_clients_among_surrogates_have_one_digest_under_mpi() {
+    let node = gossip_node();
+    let dir = scratch("mpi-clients");
+    let spec = write_spec(&dir, "clients.toml", &real_clients_spec(&node, "two real clients under MPI"));
+    let spec = spec.to_str().unwrap();
+    let local = dir.join("threads");
+    run_ok(&["run", spec, "--quiet", "--shards", "2", "--out", local.to_str().unwrap()]);
+    let out = dir.join("mpi");
+    let o = mpirun(2, &["run", spec, "--quiet", "--backend", "mpi", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "mpirun -n 2 failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(summary(&out)["digest"], summary(&local)["digest"]);
+    for (me, other) in [(0, 1), (1, 0)] {
+        let log = read(out.join(format!("hosts/hot{me}/gossip-node.0.stdout")));
+        assert!(log.contains(&format!("recv slot={other} publisher={other} via=-1 ")), "hot{me}:\n{log}");
+        assert!(log.contains(&format!("done node={me} received=1 expected=1")), "hot{me}:\n{log}");
+    }
+}
