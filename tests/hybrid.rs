@@ -101,6 +101,14 @@ fn real_libp2p_nodes_with_only_surrogate_peers_get_each_others_blocks_and_the_su
             .count();
         assert!(surrogate_blocks >= 2, "hot{me} got {surrogate_blocks} surrogate blocks:\n{log}");
         assert!(!log.contains("malformed") && !log.contains("failed"), "hot{me}:\n{log}");
+        // Its mesh holds surrogates, and it scores every surrogate peer non-negatively: no invalid
+        // message, no broken IWANT promise, no other behaviour penalty.
+        let mesh = log.lines().find(|l| l.starts_with("mesh ")).unwrap_or_else(|| panic!("hot{me}:\n{log}"));
+        assert!(!mesh.contains("surrogates=0"), "hot{me}: {mesh}");
+        let scores: Vec<f64> =
+            log.lines().filter_map(|l| l.strip_prefix("score node=-1 value=")).map(|v| v.parse().unwrap()).collect();
+        assert_eq!(scores.len(), 4, "hot{me}:\n{log}");
+        assert!(scores.iter().all(|&v| v >= 0.0), "hot{me} scores {scores:?}");
     }
     // Both real nodes' blocks reached surrogates, and are tabled apart from the surrogates' own.
     let (_, batches) = read_ipc_file(&out.join("client_message_arrivals.arrow")).unwrap();

@@ -218,7 +218,7 @@ host = "hot"
 path = {node:?}
 args = ["--index", "{{index}}", "--nodes", "2", "--listen", "0.0.0.0:9000",
         "--peer", "tail1{{index}}:9000,tail2{{index}}:9000,tail3{{index}}:9000,tail4{{index}}:9000",
-        "--genesis", "20", "--slot", "12", "--slots", "2", "--size", "20000", "--verbose"]
+        "--genesis", "20", "--slot", "12", "--slots", "2", "--size", "20000", "--verbose", "--score"]
 "#,
         node = node.display().to_string()
     )

@@ -16,7 +16,9 @@
 //! ```
 //!
 //! (once per slot and publisher) and at the end `done node=i received=R expected=E`, counting the
-//! blocks of the schedule above. Node keys are derived from the index, so
+//! blocks of the schedule above. With `--score` it scores its peers and prints, before `done`,
+//! `mesh peers=M surrogates=S` (peers of no known index count as surrogates) and one
+//! `score node=K value=V` per connected peer. Node keys are derived from the index, so
 //! peer ids, and the `via` column, are the same on every run.
 
 use anyhow::{Context, Result};
@@ -73,6 +75,10 @@ struct Args {
     /// (SHA-256 of the data), as the network's peers must agree.
     #[arg(long, default_value = "from-seqno", value_parser = ["from-seqno", "content"])]
     message_id: String,
+    /// Score peers (gossipsub v1.1 peer scoring: behaviour penalties, invalid messages, first
+    /// deliveries and time in mesh on `beacon_block`) and print each peer's score at the end.
+    #[arg(long)]
+    score: bool,
 }
 
 /// Bytes of a block before its filler: slot, publisher, publication time.
@@ -158,26 +164,49 @@ fn gossip_config(size: usize, message_id: &str) -> Result<gossipsub::Config> {
 /// The behaviour of this node.
 type Gossip = gossipsub::Behaviour<gossipsub::IdentityTransform, gossipsub::AllowAllSubscriptionFilter>;
 
-/// The gossipsub behaviour with `Signed` authenticity.
-fn behaviour(key: &Keypair, config: gossipsub::Config) -> Result<Gossip, Box<dyn std::error::Error + Send + Sync>> {
-    Gossip::new(MessageAuthenticity::Signed(key.clone()), config).map_err(|e| e.into())
+/// The gossipsub behaviour with `Signed` authenticity, scoring peers with `score`.
+fn behaviour(
+    key: &Keypair,
+    config: gossipsub::Config,
+    score: bool,
+) -> Result<Gossip, Box<dyn std::error::Error + Send + Sync>> {
+    let mut gossip = Gossip::new(MessageAuthenticity::Signed(key.clone()), config)?;
+    if score {
+        gossip.with_peer_score(score_params(), gossipsub::PeerScoreThresholds::default())?;
+    }
+    Ok(gossip)
+}
+
+/// Peer scoring: libp2p's defaults, with `beacon_block` scored for time in mesh (per second),
+/// first deliveries and invalid messages. Mesh delivery counts are not scored: at one block per slot no peer could
+/// meet libp2p's default threshold of 20 per window.
+fn score_params() -> gossipsub::PeerScoreParams {
+    let topic = gossipsub::TopicScoreParams {
+        time_in_mesh_quantum: Duration::from_secs(1),
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        ..Default::default()
+    };
+    let mut params = gossipsub::PeerScoreParams::default();
+    params.topics.insert(IdentTopic::new("beacon_block").hash(), topic);
+    params
 }
 
 /// The swarm: TCP, noise, the chosen muxer, gossipsub.
-fn build_swarm(key: Keypair, config: gossipsub::Config, muxer: &str) -> Result<Swarm<Gossip>> {
+fn build_swarm(key: Keypair, config: gossipsub::Config, muxer: &str, score: bool) -> Result<Swarm<Gossip>> {
     let builder = SwarmBuilder::with_existing_identity(key).with_tokio();
     let tcp = || tcp::Config::default().nodelay(true);
     let idle = |c: libp2p::swarm::Config| c.with_idle_connection_timeout(Duration::from_secs(3600));
     Ok(match muxer {
         "mplex" => builder
             .with_tcp(tcp(), noise::Config::new, libp2p_mplex::Config::default)?
-            .with_behaviour(|key| behaviour(key, config))
+            .with_behaviour(|key| behaviour(key, config, score))
             .map_err(|e| anyhow::anyhow!("gossipsub: {e}"))?
             .with_swarm_config(idle)
             .build(),
         _ => builder
             .with_tcp(tcp(), noise::Config::new, yamux::Config::default)?
-            .with_behaviour(|key| behaviour(key, config))
+            .with_behaviour(|key| behaviour(key, config, score))
             .map_err(|e| anyhow::anyhow!("gossipsub: {e}"))?
             .with_swarm_config(idle)
             .build(),
@@ -192,7 +221,7 @@ async fn main() -> Result<()> {
     let index_of = |p: &PeerId| peers.iter().position(|q| q == p).map_or(-1, |i| i as i64);
 
     let config = gossip_config(args.size, &args.message_id)?;
-    let mut swarm = build_swarm(key_of(args.index), config, &args.muxer)?;
+    let mut swarm = build_swarm(key_of(args.index), config, &args.muxer, args.score)?;
     let topic = IdentTopic::new("beacon_block");
     swarm.behaviour_mut().subscribe(&topic).context("subscribing")?;
     let listen: Multiaddr = format!("/ip4/{}/tcp/{}", args.listen.ip(), args.listen.port()).parse()?;
@@ -249,6 +278,15 @@ async fn main() -> Result<()> {
     }
     // Blocks of this network's own schedule (other publishers' blocks, e.g. from simulated peers
     // in the same topic, are logged but not counted).
+    if args.score {
+        let gossip = swarm.behaviour();
+        let mesh: Vec<i64> = gossip.mesh_peers(&topic.hash()).map(&index_of).collect();
+        println!("mesh peers={} surrogates={}", mesh.len(), mesh.iter().filter(|&&i| i < 0).count());
+        for peer in swarm.connected_peers() {
+            let score = gossip.peer_score(peer).unwrap_or(f64::NAN);
+            println!("score node={} value={score:.3}", index_of(peer));
+        }
+    }
     let scheduled = received.iter().filter(|&&(s, p)| s % args.nodes as u64 == p as u64).count();
     println!("done node={} received={scheduled} expected={expected}", args.index);
     Ok(())
