@@ -12,6 +12,8 @@
 //! into shards.
 
 mod clients;
+#[cfg(test)]
+mod router_tests;
 
 use crate::boundary::{Boundary, ClientDial};
 use crate::config::{ChurnSpec, GossipParams, TrafficSpec};
