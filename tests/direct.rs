@@ -231,60 +231,14 @@ print("end", time.time())
 
 fn udp_spec(dir: &Path) -> PathBuf {
     std::fs::write(dir.join("ping.py"), PING_PY).unwrap();
-    write_spec(
-        dir,
-        "udp.toml",
-        &format!(
-            r#"
-[run]
-seed = 5
-duration = "10 s"
-
-[network]
-topology = "single-switch"
-latency = "25 ms"
-
-[[hosts]]
-name = "alice"
-kind = "direct"
-count = 1
-bandwidth = {{ up = "1 Gbit", down = "1 Gbit" }}
-
-[[hosts]]
-name = "bob"
-kind = "direct"
-count = 1
-bandwidth = {{ up = "1 Gbit", down = "1 Gbit" }}
-
-[[processes]]
-host = "alice"
-path = "/usr/bin/python3"
-args = ["{}"]
-start = "2 s"
-
-[[hosts]]
-name = "carol"
-kind = "direct"
-count = 1
-bandwidth = {{ up = "1 Gbit", down = "1 Gbit" }}
-
-[[processes]]
-host = "bob"
-path = "socat"
-args = ["UDP4-LISTEN:7000", "PIPE"]
-start = "1 s"
-expected_exit = "running"
-
-[[processes]]
-host = "carol"
-path = "nc"
-args = ["-u", "-l", "-d", "7001"]
-start = "1 s"
-expected_exit = "running"
-"#,
-            dir.join("ping.py").display()
-        ),
-    )
+    let ping = dir.join("ping.py").display().to_string();
+    let running = "expected_exit = \"running\"\n";
+    SpecBuilder::alice_bob(5, "10 s", "1 Gbit")
+        .direct("carol", "1 Gbit", "")
+        .process("alice", "/usr/bin/python3", &[&ping], "2 s", "")
+        .process("bob", "socat", &["UDP4-LISTEN:7000", "PIPE"], "1 s", running)
+        .process("carol", "nc", &["-u", "-l", "-d", "7001"], "1 s", running)
+        .write(dir, "udp.toml")
 }
 
 fn have(tool: &str) -> bool {

@@ -26,30 +26,7 @@ fn runs(dir: &Path, spec: &Path, shards: &[(&str, &str)], extra: &[&str]) -> Vec
 
 /// Two hosts 25 ms apart with the given symmetric bandwidth, and `processes` (TOML).
 fn two_hosts(duration: &str, bandwidth: &str, processes: &str) -> String {
-    format!(
-        r#"
-[run]
-seed = 7
-duration = "{duration}"
-
-[network]
-topology = "single-switch"
-latency = "25 ms"
-
-[[hosts]]
-name = "alice"
-kind = "direct"
-count = 1
-bandwidth = {{ up = "{bandwidth}", down = "{bandwidth}" }}
-
-[[hosts]]
-name = "bob"
-kind = "direct"
-count = 1
-bandwidth = {{ up = "{bandwidth}", down = "{bandwidth}" }}
-{processes}
-"#
-    )
+    SpecBuilder::alice_bob(7, duration, bandwidth).processes_toml(processes).text()
 }
 
 const ECHO_SERVER_PY: &str = r#"

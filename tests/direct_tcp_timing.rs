@@ -106,23 +106,13 @@ fn figure(text: &str, key: &str) -> u64 {
 /// Two hosts (1 Gbit/s) on `network` (TOML), the program's server on bob and client on alice.
 fn spec(dir: &Path, python: &str, network: &str, location: &str) -> std::path::PathBuf {
     let script = dir.join("timing.py").display().to_string();
-    let host = |name: &str| {
-        format!(
-            "[[hosts]]\nname = \"{name}\"\nkind = \"direct\"\ncount = 1\n{location}\
-             bandwidth = {{ up = \"1 Gbit\", down = \"1 Gbit\" }}\n"
-        )
-    };
-    write_spec(
-        dir,
-        "timing.toml",
-        &format!(
-            "[run]\nseed = 5\nduration = \"1 min\"\n[network]\n{network}\n{}{}\
-             [[processes]]\nhost = \"bob\"\npath = \"{python}\"\nargs = [\"{script}\", \"server\", \"7000\"]\nstart = \"1 s\"\n\
-             [[processes]]\nhost = \"alice\"\npath = \"{python}\"\nargs = [\"{script}\", \"client\", \"10.0.0.2\", \"7000\"]\nstart = \"2 s\"\n",
-            host("alice"),
-            host("bob")
-        ),
-    )
+    SpecBuilder::switch(5, "1 min", "25 ms")
+        .network(network)
+        .direct("alice", "1 Gbit", location)
+        .direct("bob", "1 Gbit", location)
+        .process("bob", python, &[&script, "server", "7000"], "1 s", "")
+        .process("alice", python, &[&script, "client", "10.0.0.2", "7000"], "2 s", "")
+        .write(dir, "timing.toml")
 }
 
 /// Run the spec on one and two shards (the same output and digest) and return the client's output.

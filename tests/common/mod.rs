@@ -223,3 +223,71 @@ args = ["--index", "{{index}}", "--nodes", "2", "--listen", "0.0.0.0:9000",
         node = node.display().to_string()
     )
 }
+
+/// A spec for the end-to-end tests, built key by key: `[run]`, `[network]`, direct host groups
+/// and their processes, so each test states only what it is about.
+pub struct SpecBuilder {
+    run: String,
+    network: String,
+    hosts: String,
+    processes: String,
+}
+
+impl SpecBuilder {
+    /// A run of `duration` with `seed`, on a single switch with `latency` between hosts.
+    pub fn switch(seed: u64, duration: &str, latency: &str) -> SpecBuilder {
+        SpecBuilder {
+            run: format!("[run]\nseed = {seed}\nduration = \"{duration}\"\n"),
+            network: format!("[network]\ntopology = \"single-switch\"\nlatency = \"{latency}\"\n"),
+            hosts: String::new(),
+            processes: String::new(),
+        }
+    }
+
+    /// The classic pair: direct hosts `alice` (10.0.0.1) and `bob` (10.0.0.2), 25 ms apart, each
+    /// with `bandwidth` up and down.
+    pub fn alice_bob(seed: u64, duration: &str, bandwidth: &str) -> SpecBuilder {
+        SpecBuilder::switch(seed, duration, "25 ms").direct("alice", bandwidth, "").direct("bob", bandwidth, "")
+    }
+
+    /// Replace the `[network]` section's keys with `keys` (TOML lines).
+    pub fn network(mut self, keys: &str) -> SpecBuilder {
+        self.network = format!("[network]\n{}\n", keys.trim_end());
+        self
+    }
+
+    /// One direct host `name` with `bandwidth` up and down, and `extra` keys (TOML lines).
+    pub fn direct(mut self, name: &str, bandwidth: &str, extra: &str) -> SpecBuilder {
+        self.hosts += &format!(
+            "\n[[hosts]]\nname = \"{name}\"\nkind = \"direct\"\ncount = 1\n{extra}\
+             bandwidth = {{ up = \"{bandwidth}\", down = \"{bandwidth}\" }}\n"
+        );
+        self
+    }
+
+    /// A process on `host`: `path` with `args`, starting at `start`, and `extra` keys.
+    pub fn process(mut self, host: &str, path: &str, args: &[&str], start: &str, extra: &str) -> SpecBuilder {
+        let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
+        self.processes += &format!(
+            "\n[[processes]]\nhost = \"{host}\"\npath = {path:?}\nargs = [{}]\nstart = \"{start}\"\n{extra}",
+            args.join(", ")
+        );
+        self
+    }
+
+    /// Processes written out as TOML already.
+    pub fn processes_toml(mut self, toml: &str) -> SpecBuilder {
+        self.processes += toml;
+        self
+    }
+
+    /// The spec's text.
+    pub fn text(&self) -> String {
+        format!("{}\n{}{}{}", self.run, self.network, self.hosts, self.processes)
+    }
+
+    /// Write the spec as `dir/name`.
+    pub fn write(&self, dir: &Path, name: &str) -> PathBuf {
+        write_spec(dir, name, &self.text())
+    }
+}
