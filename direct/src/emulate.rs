@@ -8,12 +8,12 @@
 use crate::DirectError;
 use crate::engine::{Answer, BOOT_OFFSET_NS, DirectEngine, new_udp, proc_state};
 use crate::host::{BlockKind, EpollInterest, FdEntry, Host, Obj, ObjSlot};
-use thermocline_net::udp::{self as net, Datagram, MAX_UDP_PAYLOAD};
 use crate::seccomp::{AUDIT_ARCH_X86_64, Notif};
 use crate::{mem, nic, tcp};
 use rand_core::Rng;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
+use thermocline_net::udp::{self as net, Datagram, MAX_UDP_PAYLOAD};
 use thermocline_shim::abi::{
     ABI_VERSION, HELLO_OP_LATENCY_COST, HELLO_OP_LATENCY_HANDOVER, HELLO_OP_NO_CPUID_FAULTING, HELLO_OP_TIME_PAGE,
     HELLO_OP_YIELD, HELLO_SYSCALL,
@@ -278,7 +278,7 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
         SYS_getrandom => errno((|| {
             let len = (a[1] as usize).min(32 << 20);
             let mut buf = vec![0u8; len];
-            e.hosts[h].random.fill_bytes(&mut buf);
+            e.hosts[h].random_of(vid).ok_or(ESRCH)?.fill_bytes(&mut buf);
             mem::write(pid, a[0], &buf).map_err(|_| EFAULT)?;
             Ok(Answer::Value(len as i64))
         })()),
@@ -323,7 +323,7 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
                     }
                 };
                 match &e.hosts[h].objs[f.obj] {
-                    Some(s) if matches!(s.obj, Obj::Random) => errno(fill_random(e, h, pid, &bufs)),
+                    Some(s) if matches!(s.obj, Obj::Random) => errno(fill_random(e, h, vid, pid, &bufs)),
                     Some(s) if matches!(s.obj, Obj::TimerFd(_)) => errno(crate::timerfd::read(e, h, pid, f.obj, &bufs)),
                     Some(s) if matches!(s.obj, Obj::Netlink(_)) => errno(crate::netlink::read(e, h, pid, f.obj, &bufs)),
                     Some(s) if matches!(s.obj, Obj::Epoll(_)) => Answer::Errno(EINVAL),
@@ -794,12 +794,12 @@ fn dup_emulated(e: &mut DirectEngine, h: usize, obj: usize, cloexec: bool) -> An
     Answer::AddFd { src, cloexec, obj }
 }
 
-fn fill_random(e: &mut DirectEngine, h: usize, pid: i32, bufs: &[(u64, usize)]) -> Result<Answer, i32> {
+fn fill_random(e: &mut DirectEngine, h: usize, vid: u32, pid: i32, bufs: &[(u64, usize)]) -> Result<Answer, i32> {
     let mut total = 0usize;
     for &(addr, len) in bufs {
         let len = len.min(32 << 20);
         let mut buf = vec![0u8; len];
-        e.hosts[h].random.fill_bytes(&mut buf);
+        e.hosts[h].random_of(vid).ok_or(libc::ESRCH)?.fill_bytes(&mut buf);
         mem::write(pid, addr, &buf).map_err(|_| libc::EFAULT)?;
         total += len;
     }
