@@ -1315,7 +1315,11 @@ fn native_write(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Answer {
     };
     let kind = st.map_or(0, |s| s.st_mode & S_IFMT);
     let answer = match st {
-        Some(s) if kind == S_IFREG => crate::disk::file_write(e, h, vid, n, copy, &s),
+        Some(s) if kind == S_IFREG => {
+            let now = e.now(h);
+            e.hosts[h].stamps.written((s.st_dev, s.st_ino), now);
+            crate::disk::file_write(e, h, vid, n, copy, &s)
+        }
         Some(_) if kind == S_IFIFO && !nonblock && matches!(n.data.nr as i64, SYS_write | SYS_writev) => {
             pipe_write(e, h, vid, n, copy)
         }

@@ -310,6 +310,8 @@ pub struct Host {
     /// [`Task::random`]): each process draws from its own, so the order in which processes that
     /// run at the same instant draw cannot change what any of them gets.
     pub randoms: Vec<StreamRng>,
+    /// The simulated times of the files its programs changed (see [`crate::stamps`]).
+    pub stamps: crate::stamps::Stamps,
     /// Seeded stream for network decisions (latency, loss).
     pub net_rng: StreamRng,
     /// Its processes.
