@@ -348,7 +348,9 @@ impl DirectEngine {
         let random = StreamFamily::new(seed, "direct-random");
         let netfam = StreamFamily::new(seed, "direct-net");
         let tcpfam = StreamFamily::new(seed, "direct-tcp");
-        let run_start = crate::stamps::machine_now();
+        std::fs::create_dir_all(&options.out_dir)
+            .map_err(|e| DirectError::Io(format!("creating {}", options.out_dir.display()), e))?;
+        let run_start = crate::stamps::run_start(&options.out_dir);
         let mut hosts = Vec::new();
         let mut local = HashMap::new();
         let mut queue = BinaryHeap::new();

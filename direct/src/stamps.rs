@@ -113,6 +113,24 @@ impl Stamps {
     }
 }
 
+/// When the run began, for file times (machine time, ns since the epoch): when its output folder
+/// `out_dir` was made (its birth time), which every shard of the run shares — a shard that starts
+/// late must not take files another shard's hosts wrote before it started for the machine's — or,
+/// where the file system keeps no birth times, now.
+pub fn run_start(out_dir: &std::path::Path) -> i64 {
+    let now = machine_now();
+    let Ok(path) = CString::new(out_dir.as_os_str().as_encoded_bytes()) else { return now };
+    // SAFETY: a zeroed statx is valid; statx fills it.
+    let mut sx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: statx with a valid path and buffer.
+    let ok = unsafe { libc::statx(libc::AT_FDCWD, path.as_ptr(), 0, libc::STATX_BTIME, &mut sx) } == 0;
+    if ok && sx.stx_mask & libc::STATX_BTIME != 0 {
+        now.min(ns(sx.stx_btime.tv_sec, i64::from(sx.stx_btime.tv_nsec)))
+    } else {
+        now
+    }
+}
+
 /// The machine's coarse realtime clock (what file times are stamped with), ns since the epoch.
 pub fn machine_now() -> i64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
@@ -368,6 +386,20 @@ mod tests {
         let changed = Some(START + 99);
         let shown = s.show((1, 3), [changed, t, t, t], 600);
         assert_eq!(shown, [Some(Ok(600)), Some(Ok(300)), Some(Ok(300)), Some(Ok(100))], "a change unseen: when seen");
+    }
+
+    #[test]
+    fn a_run_starts_when_its_output_folder_was_made() {
+        let dir = std::env::temp_dir().join(format!("thermocline-stamps-start-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let start = run_start(&dir);
+        assert!(start <= machine_now());
+        // Three ticks of the coarse clock or more: "now" would have moved.
+        std::thread::sleep(std::time::Duration::from_millis(40));
+        assert_eq!(run_start(&dir), start, "the folder's birth, not now");
+        assert!(run_start(&dir.join("missing")) > start, "no folder: now");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
