@@ -8,8 +8,8 @@
 //! a file's modification time, and runs a subprocess that prints its own. On `b`, a Python
 //! server answers the workers, and the same Python program starts with it at one instant. The
 //! run is made four times — two output folders of different lengths, with and without
-//! `--syscall-stats`, on one and two shards — and must give one digest and, byte for byte, the
-//! same outputs.
+//! `--syscall-stats`, on one and two shards (threads and processes) — and must give one digest
+//! and, byte for byte, the same outputs.
 
 mod common;
 
@@ -137,9 +137,19 @@ struct Run {
     outputs: Vec<(String, String)>,
 }
 
-fn run(spec: &Path, out: &Path, stats: bool, shards: u32) -> Run {
+fn run(spec: &Path, out: &Path, stats: bool, shards: u32, backend: &str) -> Run {
     let shards = shards.to_string();
-    let mut args = vec!["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q", "--shards", &shards];
+    let mut args = vec![
+        "run",
+        spec.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+        "--shards",
+        &shards,
+        "--backend",
+        backend,
+    ];
     if stats {
         args.push("--syscall-stats");
     }
@@ -156,7 +166,8 @@ fn run(spec: &Path, out: &Path, stats: bool, shards: u32) -> Run {
             outputs.push((format!("{host}/{}", f.file_name().unwrap().to_string_lossy()), read(f)));
         }
     }
-    let label = format!("--out {} --shards {shards}{}", out.display(), if stats { " --syscall-stats" } else { "" });
+    let stats = if stats { " --syscall-stats" } else { "" };
+    let label = format!("--out {} --shards {shards} --backend {backend}{stats}", out.display());
     Run { label, digest: summary(out)["digest"].as_str().unwrap().to_string(), outputs }
 }
 
@@ -239,10 +250,10 @@ fn neither_the_output_path_nor_syscall_stats_nor_shards_change_the_digest_or_any
     let short = dir.join("o");
     let long = dir.join("a-much-longer-output-folder-name/nested/deeper");
     let runs = [
-        run(&spec, &short, false, 1),
-        run(&spec, &long, false, 2),
-        run(&spec, &dir.join("q"), true, 2),
-        run(&spec, &long.with_file_name("deepest-of-all-the-folders"), true, 1),
+        run(&spec, &short, false, 1, "threads"),
+        run(&spec, &long, false, 2, "threads"),
+        run(&spec, &dir.join("q"), true, 2, "processes"),
+        run(&spec, &long.with_file_name("deepest-of-all-the-folders"), true, 1, "threads"),
     ];
     check_contents(&runs[0]);
     for r in &runs[1..] {
