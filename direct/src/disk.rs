@@ -53,6 +53,9 @@ pub struct Disk {
     quota: u64,
     /// The host's folder, canonical (compared with the paths of written files).
     dir: PathBuf,
+    /// Where the host's programs see that folder, if elsewhere (a host with a namespace sees it
+    /// at `/run/thermocline/<host>`, and files opened there are named so).
+    seen_at: Option<PathBuf>,
     /// Apparent size of the folder's files at the last walk.
     measured: u64,
     /// Growth of files in the folder since the last walk.
@@ -81,7 +84,13 @@ enum Place {
 impl Disk {
     /// The disk of a host whose folder is `dir`, with `quota` bytes.
     pub fn new(dir: PathBuf, quota: u64) -> Self {
-        Disk { quota, dir, measured: 0, inside: 0, outside: 0, stale: true, places: HashMap::new() }
+        Disk { quota, dir, seen_at: None, measured: 0, inside: 0, outside: 0, stale: true, places: HashMap::new() }
+    }
+
+    /// The host's programs see its folder at `path` (its namespace's mount of the host folders).
+    pub fn seen_at(&mut self, path: PathBuf) {
+        self.seen_at = Some(path);
+        self.places.clear();
     }
 
     /// Bytes in use, as far as the supervisor knows.
@@ -120,7 +129,7 @@ impl Disk {
 
     /// Whether the file at `path` is in the host's folder.
     fn holds(&self, path: &Path) -> bool {
-        path.starts_with(&self.dir)
+        path.starts_with(&self.dir) || self.seen_at.as_ref().is_some_and(|d| path.starts_with(d))
     }
 
     /// Where the file behind our descriptor `fd`, inode `id` (device, inode), is.
@@ -346,6 +355,10 @@ mod tests {
         let dir = scratch("outside");
         let mut d = Disk::new(dir.clone(), 1000);
         assert!(d.holds(&dir.join("sub/x")) && !d.holds(Path::new("/tmp/x")));
+        assert!(!d.holds(Path::new("/run/thermocline/h/x")));
+        d.seen_at(PathBuf::from("/run/thermocline/h"));
+        assert!(d.holds(Path::new("/run/thermocline/h/x")), "where the host's programs see the folder");
+        assert!(d.holds(&dir.join("x")) && !d.holds(Path::new("/run/thermocline/other/x")));
         d.record(900, false);
         d.freed();
         assert_eq!(d.room(200), 100, "the walk finds an empty folder; the 900 bytes elsewhere stay");

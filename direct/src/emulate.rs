@@ -278,7 +278,7 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
         SYS_getrandom => errno((|| {
             let len = (a[1] as usize).min(32 << 20);
             let mut buf = vec![0u8; len];
-            e.hosts[h].random.fill_bytes(&mut buf);
+            e.hosts[h].random_of(vid).ok_or(ESRCH)?.fill_bytes(&mut buf);
             mem::write(pid, a[0], &buf).map_err(|_| EFAULT)?;
             Ok(Answer::Value(len as i64))
         })()),
@@ -323,7 +323,7 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
                     }
                 };
                 match &e.hosts[h].objs[f.obj] {
-                    Some(s) if matches!(s.obj, Obj::Random) => errno(fill_random(e, h, pid, &bufs)),
+                    Some(s) if matches!(s.obj, Obj::Random) => errno(fill_random(e, h, vid, pid, &bufs)),
                     Some(s) if matches!(s.obj, Obj::TimerFd(_)) => errno(crate::timerfd::read(e, h, pid, f.obj, &bufs)),
                     Some(s) if matches!(s.obj, Obj::Netlink(_)) => errno(crate::netlink::read(e, h, pid, f.obj, &bufs)),
                     Some(s) if matches!(s.obj, Obj::Epoll(_)) => Answer::Errno(EINVAL),
@@ -794,12 +794,12 @@ fn dup_emulated(e: &mut DirectEngine, h: usize, obj: usize, cloexec: bool) -> An
     Answer::AddFd { src, cloexec, obj }
 }
 
-fn fill_random(e: &mut DirectEngine, h: usize, pid: i32, bufs: &[(u64, usize)]) -> Result<Answer, i32> {
+fn fill_random(e: &mut DirectEngine, h: usize, vid: u32, pid: i32, bufs: &[(u64, usize)]) -> Result<Answer, i32> {
     let mut total = 0usize;
     for &(addr, len) in bufs {
         let len = len.min(32 << 20);
         let mut buf = vec![0u8; len];
-        e.hosts[h].random.fill_bytes(&mut buf);
+        e.hosts[h].random_of(vid).ok_or(libc::ESRCH)?.fill_bytes(&mut buf);
         mem::write(pid, addr, &buf).map_err(|_| libc::EFAULT)?;
         total += len;
     }
@@ -1315,7 +1315,11 @@ fn native_write(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Answer {
     };
     let kind = st.map_or(0, |s| s.st_mode & S_IFMT);
     let answer = match st {
-        Some(s) if kind == S_IFREG => crate::disk::file_write(e, h, vid, n, copy, &s),
+        Some(s) if kind == S_IFREG => {
+            let now = e.now(h);
+            e.hosts[h].stamps.written((s.st_dev, s.st_ino), now);
+            crate::disk::file_write(e, h, vid, n, copy, &s)
+        }
         Some(_) if kind == S_IFIFO && !nonblock && matches!(n.data.nr as i64, SYS_write | SYS_writev) => {
             pipe_write(e, h, vid, n, copy)
         }

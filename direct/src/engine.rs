@@ -173,6 +173,8 @@ pub struct DirectEngine {
     outgoing: Vec<(ShardId, Event)>,
     pub(crate) opts: DirectOptions,
     filter: Vec<SockFilter>,
+    /// The syscalls the supervisor emulates or watches ([`notified_syscalls`]), sorted.
+    emulated: Vec<u32>,
     end: SimTime,
     /// Placeholder descriptors installed for emulated objects.
     pub(crate) devnull: OwnedFd,
@@ -205,6 +207,12 @@ pub fn notified_syscalls() -> Vec<u32> {
         SYS_getrusage,
         SYS_times,
         SYS_sysinfo,
+        // file times (answered with simulated ones, see `stamps`)
+        SYS_stat,
+        SYS_fstat,
+        SYS_lstat,
+        SYS_newfstatat,
+        SYS_statx,
         // randomness
         SYS_getrandom,
         SYS_open,
@@ -357,6 +365,9 @@ impl DirectEngine {
         let random = StreamFamily::new(seed, "direct-random");
         let netfam = StreamFamily::new(seed, "direct-net");
         let tcpfam = StreamFamily::new(seed, "direct-tcp");
+        std::fs::create_dir_all(&options.out_dir)
+            .map_err(|e| DirectError::Io(format!("creating {}", options.out_dir.display()), e))?;
+        let run_start = crate::stamps::run_start(&options.out_dir);
         let mut hosts = Vec::new();
         let mut local = HashMap::new();
         let mut queue = BinaryHeap::new();
@@ -415,7 +426,9 @@ impl DirectEngine {
                 page,
                 now: 0,
                 seq: 0,
-                random: random.stream(h),
+                random_family: random.clone(),
+                randoms: Vec::new(),
+                stamps: crate::stamps::Stamps::new(run_start),
                 net_rng: netfam.stream(h),
                 procs,
                 trees: Vec::new(),
@@ -475,7 +488,9 @@ impl DirectEngine {
         if tcp < 0 {
             return Err(DirectError::Io("creating the TCP placeholder".into(), io::Error::last_os_error()));
         }
-        let filter = filter_program(&notified_syscalls(), options.syscall_stats);
+        let mut emulated = notified_syscalls();
+        let filter = filter_program(&emulated, options.syscall_stats);
+        emulated.sort_unstable();
         let hosts_file = crate::names::HostsFile::new(&crate::names::hosts_text(&net.directory))
             .map_err(|e| DirectError::Io("writing the simulated /etc/hosts".into(), e))?;
         Ok(DirectEngine {
@@ -489,6 +504,7 @@ impl DirectEngine {
             outgoing: Vec::new(),
             opts: options,
             filter,
+            emulated,
             end,
             devnull: devnull.into(),
             // SAFETY: a fresh descriptor we own.
@@ -574,12 +590,23 @@ impl DirectEngine {
     /// Start process `p` of host `h` (in the host's namespace, created with its first program).
     fn start(&mut self, h: usize, p: usize) -> Result<(), DirectError> {
         if self.hosts[h].ns.is_none() {
-            self.hosts[h].ns = crate::pidns::for_host();
+            let hosts = self.hosts[h].dir.parent().unwrap_or(&self.opts.out_dir).to_path_buf();
+            self.hosts[h].ns = crate::pidns::for_host(&hosts);
+            let host = &mut self.hosts[h];
+            if let Some(seen) = host.ns.as_ref().and_then(|ns| ns.host_dir(&host.name)) {
+                host.disk.seen_at(seen);
+            }
         }
         let host = &self.hosts[h];
+        // Where the host's folder appears to its programs: a fixed path with a namespace.
+        let home = host.ns.as_ref().and_then(|ns| ns.host_dir(&host.name)).unwrap_or_else(|| host.dir.clone());
         let ps = &host.procs[p];
         let open = |suffix: &str| {
-            let path = host.dir.join(format!("{}.{suffix}", ps.stem));
+            let name = format!("{}.{suffix}", ps.stem);
+            let path = match host.ns.as_ref().filter(|_| home != host.dir) {
+                Some(ns) => ns.inside(&home.join(&name)),
+                None => host.dir.join(&name),
+            };
             File::create(&path).map_err(|e| DirectError::Io(format!("creating {}", path.display()), e))
         };
         let (stdout, stderr) = (open("stdout")?, open("stderr")?);
@@ -590,7 +617,7 @@ impl DirectEngine {
         argv.extend(ps.spec.args.iter().map(|a| expand(a, &vars)));
         let mut env: BTreeMap<String, String> = BTreeMap::new();
         env.insert("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into());
-        env.insert("HOME".into(), host.dir.to_string_lossy().into_owned());
+        env.insert("HOME".into(), home.to_string_lossy().into_owned());
         env.insert("HOSTNAME".into(), host.name.clone());
         env.insert("TZ".into(), "UTC".into());
         env.insert("LANG".into(), "C.UTF-8".into());
@@ -607,7 +634,7 @@ impl DirectEngine {
             path: &ps.exe,
             argv: &argv,
             env: &env,
-            dir: &host.dir,
+            dir: &home,
             stdout,
             stderr,
             filter: &self.filter,
@@ -931,6 +958,17 @@ impl DirectEngine {
                     Some(&v) => Some(v),
                     None => self.register(h, pid, idx),
                 };
+                if self.only_counted(&notif) {
+                    self.count_and_continue(h, vid, idx, &notif)?;
+                    continue;
+                }
+                if let Some(v) = vid
+                    && notif.data.arch == crate::seccomp::AUDIT_ARCH_X86_64
+                    && crate::stamps::is_stat(notif.data.nr as i64)
+                {
+                    self.answer_stat(h, v, idx, &notif)?;
+                    continue;
+                }
                 let epoch = self.hosts[h].epoch;
                 if let Some(v) = vid
                     && let Some(t) = self.hosts[h].tasks.get_mut(&v)
@@ -963,6 +1001,81 @@ impl DirectEngine {
                     self.exited(h, vid);
                 }
             }
+        }
+    }
+
+    /// Whether `notif` is a syscall the supervisor is told of only because `--syscall-stats`
+    /// asks for every call to be counted: one it does not emulate.
+    fn only_counted(&self, notif: &crate::seccomp::Notif) -> bool {
+        self.opts.syscall_stats
+            && notif.data.arch == crate::seccomp::AUDIT_ARCH_X86_64
+            && notif.data.nr & 0x4000_0000 == 0
+            && self.emulated.binary_search(&(notif.data.nr as u32)).is_err()
+    }
+
+    /// Count a syscall the supervisor only counts ([`Self::only_counted`]) and let it run at
+    /// once. The task stays running: the call is no scheduling point, is charged no latency and
+    /// changes nothing the simulation sees, so `--syscall-stats` changes no result. (Were these
+    /// calls scheduled like the emulated ones, other tasks of the host would run between a
+    /// task's `mmap`s, and processes starting together would interleave, draw and allocate
+    /// differently with the flag than without.)
+    fn count_and_continue(
+        &mut self,
+        h: usize,
+        vid: Option<u32>,
+        tree: usize,
+        notif: &crate::seccomp::Notif,
+    ) -> Result<(), DirectError> {
+        let host = &mut self.hosts[h];
+        if let Some(t) = vid.and_then(|v| host.tasks.get_mut(&v)) {
+            if t.exec_pending {
+                t.binary = binary_name(t.pid).unwrap_or_else(|| t.binary.clone());
+            }
+            *host.stats.entry((t.binary.clone(), notif.data.nr as i64)).or_insert(0) += 1;
+        }
+        match host.trees[tree].continue_syscall(notif.id) {
+            Err(e) if e.raw_os_error() != Some(libc::ENOENT) => {
+                Err(DirectError::Io("answering a seccomp notification".into(), e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Answer a `stat`-family call of task `vid` at once, with simulated file times
+    /// ([`crate::stamps`]): like a call that is only counted, it is no scheduling point and is
+    /// charged no latency, so presenting simulated times changes no other result.
+    fn answer_stat(
+        &mut self,
+        h: usize,
+        vid: u32,
+        tree: usize,
+        notif: &crate::seccomp::Notif,
+    ) -> Result<(), DirectError> {
+        let answer = crate::stamps::answer(self, h, vid, notif);
+        let host = &mut self.hosts[h];
+        if let Some(t) = host.tasks.get_mut(&vid) {
+            if self.opts.syscall_stats {
+                if t.exec_pending {
+                    t.binary = binary_name(t.pid).unwrap_or_else(|| t.binary.clone());
+                }
+                *host.stats.entry((t.binary.clone(), notif.data.nr as i64)).or_insert(0) += 1;
+            }
+            t.syscalls += 1;
+            if let Some(p) = host.procs.get_mut(t.proc) {
+                p.syscalls += 1;
+            }
+        }
+        let listener = &host.trees[tree];
+        let sent = match answer {
+            Some(Ok(v)) => listener.reply(notif.id, Ok(v)),
+            Some(Err(e)) => listener.reply(notif.id, Err(e)),
+            None => listener.continue_syscall(notif.id),
+        };
+        match sent {
+            Err(e) if e.raw_os_error() != Some(libc::ENOENT) => {
+                Err(DirectError::Io("answering a seccomp notification".into(), e))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -1203,7 +1316,7 @@ impl DirectEngine {
     }
 
     /// After an execve: the binary's name, which emulated descriptors survived (close-on-exec),
-    /// and the image's AT_RANDOM bytes, rewritten from the host's stream.
+    /// and the image's AT_RANDOM bytes, rewritten from its process's stream.
     fn after_exec(&mut self, h: usize, vid: u32) {
         let udp_link = fd_link(std::process::id() as i32, self.udp_placeholder.as_raw_fd());
         let tcp_link = fd_link(std::process::id() as i32, self.tcp_placeholder.as_raw_fd());
@@ -1211,8 +1324,8 @@ impl DirectEngine {
         let host = &mut self.hosts[h];
         let Some(t) = host.tasks.get_mut(&vid) else { return };
         let pid = t.pid;
-        if let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) {
-            t.binary = exe.file_name().map_or("?".into(), |f| f.to_string_lossy().into_owned());
+        if let Some(binary) = binary_name(pid) {
+            t.binary = binary;
         }
         t.shim = false;
         // The kernel forgot its clear-tid address and robust list: the new image sets its own.
@@ -1244,9 +1357,11 @@ impl DirectEngine {
         // Programs without the shim (static ones) read time through the vDSO: make those
         // reads syscalls the supervisor answers. The shim, if it loads, replaces the stubs.
         let _ = crate::vdso::neutralise(pid);
-        if let Some(addr) = auxv_random(pid) {
+        if let Some(addr) = auxv_random(pid)
+            && let Some(random) = host.random_of(vid)
+        {
             let mut bytes = [0u8; 16];
-            rand_core::Rng::fill_bytes(&mut host.random, &mut bytes);
+            rand_core::Rng::fill_bytes(random, &mut bytes);
             let _ = crate::mem::write(pid, addr, &bytes);
         }
     }
@@ -1592,6 +1707,12 @@ fn thread_pidfd(tid: i32) -> Option<OwnedFd> {
 
 fn fd_link(pid: i32, fd: i32) -> Option<String> {
     std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok().map(|p| p.to_string_lossy().into_owned())
+}
+
+/// The file name of the executable task `pid` runs.
+fn binary_name(pid: i32) -> Option<String> {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    Some(exe.file_name().map_or("?".into(), |f| f.to_string_lossy().into_owned()))
 }
 
 /// Address of the 16 AT_RANDOM bytes of `pid`'s current image.

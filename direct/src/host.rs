@@ -6,7 +6,7 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
-use thermocline_models::rng::StreamRng;
+use thermocline_models::rng::{StreamFamily, StreamRng};
 use thermocline_net::FifoLink;
 use thermocline_shim::abi::{ABI_VERSION, TIME_PAGE_BYTES, TimePage};
 
@@ -199,6 +199,9 @@ pub struct Task {
     pub state: TaskState,
     /// Index of its descriptor table in [`Host::fd_tables`].
     pub fdt: usize,
+    /// Index of its process's random stream in [`Host::randoms`] (shared by the process's
+    /// threads; a new process gets the next when it is registered, in creation order).
+    pub random: usize,
     /// It forked or created a thread since it last stopped: look for new tasks at its next stop.
     pub forked: bool,
     /// It called execve since it last stopped: refresh binary, descriptors and AT_RANDOM.
@@ -301,8 +304,14 @@ pub struct Host {
     pub now: u64,
     /// Sequence number of the next event it produces.
     pub seq: u64,
-    /// Seeded stream behind getrandom and /dev/urandom.
-    pub random: StreamRng,
+    /// The family of the streams behind getrandom, /dev/urandom and `AT_RANDOM`.
+    pub random_family: StreamFamily,
+    /// One stream of that family per process of the host, in order of appearance (see
+    /// [`Task::random`]): each process draws from its own, so the order in which processes that
+    /// run at the same instant draw cannot change what any of them gets.
+    pub randoms: Vec<StreamRng>,
+    /// The simulated times of the files its programs changed (see [`crate::stamps`]).
+    pub stamps: crate::stamps::Stamps,
     /// Seeded stream for network decisions (latency, loss).
     pub net_rng: StreamRng,
     /// Its processes.
@@ -404,6 +413,14 @@ impl Host {
     /// returned.
     pub fn add_task(&mut self, t: NewTask) -> u32 {
         let registration = crate::teardown::register(t.pid, t.pidfd.as_fd());
+        let random = match self.group_member(t.tgid) {
+            Some(v) => self.tasks[&v].random,
+            None => {
+                let index = u32::try_from(self.randoms.len() + 1).unwrap_or(u32::MAX);
+                self.randoms.push(self.random_family.substream(self.id, index));
+                self.randoms.len() - 1
+            }
+        };
         let vid = self.next_vid;
         self.next_vid += 1;
         self.pid_vid.insert(t.pid, vid);
@@ -421,6 +438,7 @@ impl Host {
                 binary: t.binary,
                 state: TaskState::Running,
                 fdt: t.fdt,
+                random,
                 forked: false,
                 exec_pending: false,
                 deadline: None,
@@ -502,6 +520,12 @@ impl Host {
     pub fn fds_mut(&mut self, vid: u32) -> Option<&mut BTreeMap<i32, FdEntry>> {
         let fdt = self.tasks.get(&vid)?.fdt;
         self.fd_tables.get_mut(fdt)?.as_mut().map(|t| &mut t.fds)
+    }
+
+    /// The random stream of task `vid`'s process.
+    pub fn random_of(&mut self, vid: u32) -> Option<&mut StreamRng> {
+        let i = self.tasks.get(&vid)?.random;
+        self.randoms.get_mut(i)
     }
 
     /// The lowest-`vid` live task of thread group `tgid`, if any.

@@ -12,7 +12,8 @@
 //!   per-host state.
 //! - [`pin`]: each shard and its processes on one CPU.
 //! - [`latency`]: simulated CPU time for syscalls answered at once; [`disk`]: each host's disk
-//!   quota; [`pidns`]: a PID namespace per host, so that nothing outlives the run;
+//!   quota; [`stamps`]: file timestamps in simulated time; [`pidns`]: a PID namespace per host
+//!   (and its programs' view of the host folders), so that nothing outlives the run;
 //!   [`teardown`]: killing every managed process when `thermocline` is told to stop.
 //! - The preloaded shim (crate `thermocline-shim`) answers vDSO time reads from the host's
 //!   simulated-time page without leaving the process.
@@ -37,6 +38,7 @@ pub mod pidns;
 pub mod pin;
 pub mod seccomp;
 mod shared_page;
+pub mod stamps;
 pub mod sysnames;
 mod tables;
 pub mod tcp;

@@ -22,6 +22,12 @@
 //! notification names the caller in the listener's namespace) and translates where a program
 //! names a process (`wait4`/`waitid` of one pid).
 //!
+//! The mount namespace also presents the run's host folders (`<out>/hosts`) at the fixed path
+//! [`HOSTS_MOUNT`] (a bind mount over an empty folder of that name, created if missing): programs
+//! start in `/run/thermocline/<host>` and have it as `HOME`, so the paths, environment and
+//! memory layout they see are the same whatever `--out` is. The mount is the namespace's own
+//! (`/` is a slave mount): the machine never sees it.
+//!
 //! Creating namespaces needs `CAP_SYS_ADMIN` (root). Without it, or with
 //! `THERMOCLINE_DIRECT_NAMESPACES=0`, hosts run in the machine's namespace, with a one-line note:
 //! programs are then killed with the run by their own `PR_SET_PDEATHSIG` (the launched ones) and
@@ -30,10 +36,18 @@
 
 use crate::shared_page::SharedPage;
 use crate::teardown::Registration;
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Where the run's host folders appear to the programs of a host that has a namespace: host
+/// `name` starts in `HOSTS_MOUNT/name`, whatever the output folder.
+pub const HOSTS_MOUNT: &str = "/run/thermocline";
+/// [`HOSTS_MOUNT`] for the raw `mount` of the init.
+const HOSTS_MOUNT_C: &CStr = c"/run/thermocline";
 
 /// Where the init program is loaded.
 const BASE: u64 = 0x40_0000;
@@ -88,15 +102,19 @@ pub struct HostNamespace {
     pid_ns: OwnedFd,
     /// The init's mount namespace (with the namespace's `/proc`), for launched children.
     mnt_ns: OwnedFd,
+    /// The run's host folders are mounted at [`HOSTS_MOUNT`] in its mount namespace.
+    presents_hosts: bool,
     /// Its entry in the teardown registry.
     _registration: Option<Registration>,
 }
 
 impl HostNamespace {
     /// A new namespace and its init, a child of the calling thread (which must be the thread
-    /// that forks the host's programs: the init dies with it).
-    pub fn create() -> io::Result<Self> {
+    /// that forks the host's programs: the init dies with it). With `hosts`, that folder is
+    /// mounted at [`HOSTS_MOUNT`] in the namespace (which must exist as a folder).
+    pub fn create(hosts: Option<&Path>) -> io::Result<Self> {
         let image = memfd_with(&init_image())?;
+        let hosts = hosts.map(|p| CString::new(p.as_os_str().as_bytes())).transpose()?;
         // SAFETY: gettid and pidfd_open of the calling thread (PIDFD_THREAD).
         let me = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::gettid(), libc::O_EXCL) };
         if me < 0 {
@@ -118,7 +136,7 @@ impl HostNamespace {
         }
         if pid == 0 {
             // SAFETY: in the child, see above.
-            unsafe { init_child(image.as_raw_fd(), me.as_raw_fd(), word, &argv, &envp) }
+            unsafe { init_child(image.as_raw_fd(), me.as_raw_fd(), word, hosts.as_deref(), &argv, &envp) }
         }
         let pid = pid as i32;
         // CLONE_VFORK: the child has exec'd, or has failed and exited.
@@ -126,16 +144,17 @@ impl HostNamespace {
         if step != 0 {
             // SAFETY: reaping our own child, which has exited or is exiting.
             unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-            let what = ["", "PR_SET_PDEATHSIG", "", "making / a slave mount", "mounting /proc", "exec"];
+            let what =
+                ["", "PR_SET_PDEATHSIG", "", "making / a slave mount", "mounting /proc", "exec", "mounting the hosts"];
             let errno = (step & 0xffff) as i32;
             let at = what.get((step >> 16) as usize).copied().unwrap_or("?");
             return Err(io::Error::other(format!("{at}: {}", io::Error::from_raw_os_error(errno))));
         }
-        Self::adopt(pid)
+        Self::adopt(pid, hosts.is_some())
     }
 
     /// Take hold of the running init `pid`: its pidfd and namespaces.
-    fn adopt(pid: i32) -> io::Result<Self> {
+    fn adopt(pid: i32, presents_hosts: bool) -> io::Result<Self> {
         let killed = |e: io::Error| {
             // SAFETY: killing and reaping our own child.
             unsafe {
@@ -155,7 +174,22 @@ impl HostNamespace {
         let pid_ns = open("pid").map_err(killed)?;
         let mnt_ns = open("mnt").map_err(killed)?;
         let registration = crate::teardown::register(pid, pidfd.as_fd());
-        Ok(HostNamespace { init: pid, pidfd, pid_ns, mnt_ns, _registration: registration })
+        Ok(HostNamespace { init: pid, pidfd, pid_ns, mnt_ns, presents_hosts, _registration: registration })
+    }
+
+    /// The path by which the supervisor reaches `path` as the namespace's programs see it
+    /// (through the init's root, `/proc/<init>/root`): a file opened so is on the namespace's
+    /// mounts, and its programs see its path as theirs (`/proc/self/fd/1` of a launched program
+    /// names `/run/thermocline/<host>/…`, not the output folder).
+    pub fn inside(&self, path: &Path) -> PathBuf {
+        let relative = path.strip_prefix("/").unwrap_or(path);
+        Path::new(&format!("/proc/{}/root", self.init)).join(relative)
+    }
+
+    /// Where host `name`'s folder appears to its programs, if the namespace presents the host
+    /// folders at [`HOSTS_MOUNT`].
+    pub fn host_dir(&self, name: &str) -> Option<PathBuf> {
+        self.presents_hosts.then(|| Path::new(HOSTS_MOUNT).join(name))
     }
 
     /// The init's mount namespace, which a launched child joins before exec.
@@ -225,6 +259,7 @@ unsafe fn init_child(
     image: RawFd,
     parent_thread: RawFd,
     status: &AtomicU32,
+    hosts: Option<&CStr>,
     argv: &[*const libc::c_char; 2],
     envp: &[*const libc::c_char; 1],
 ) -> ! {
@@ -250,6 +285,11 @@ unsafe fn init_child(
         if libc::mount(c"proc".as_ptr(), c"/proc".as_ptr(), c"proc".as_ptr(), proc_flags, std::ptr::null()) != 0 {
             fail(4);
         }
+        if let Some(hosts) = hosts
+            && libc::mount(hosts.as_ptr(), HOSTS_MOUNT_C.as_ptr(), none, libc::MS_BIND, std::ptr::null()) != 0
+        {
+            fail(6);
+        }
         libc::signal(libc::SIGCHLD, libc::SIG_IGN);
         libc::chdir(c"/".as_ptr());
         libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
@@ -264,14 +304,16 @@ fn wanted() -> bool {
     std::env::var_os("THERMOCLINE_DIRECT_NAMESPACES").is_none_or(|v| v != "0")
 }
 
-/// A namespace for a host, or `None` (with a note, once per process) where namespaces cannot be
-/// had or are turned off.
-pub fn for_host() -> Option<HostNamespace> {
+/// A namespace for a host of a run whose host folders are in `hosts`, presenting them at
+/// [`HOSTS_MOUNT`] (if that folder exists or can be made), or `None` (with a note, once per
+/// process) where namespaces cannot be had or are turned off.
+pub fn for_host(hosts: &Path) -> Option<HostNamespace> {
     static UNAVAILABLE: std::sync::Once = std::sync::Once::new();
     if !wanted() || UNAVAILABLE.is_completed() {
         return None;
     }
-    match HostNamespace::create() {
+    let mount_point = std::fs::create_dir_all(HOSTS_MOUNT).is_ok();
+    match HostNamespace::create(mount_point.then_some(hosts)) {
         Ok(ns) => Some(ns),
         Err(e) => {
             UNAVAILABLE.call_once(|| {
@@ -311,8 +353,13 @@ mod tests {
     }
 
     #[test]
+    fn the_hosts_mount_point_is_one_path() {
+        assert_eq!(HOSTS_MOUNT_C.to_str(), Ok(HOSTS_MOUNT));
+    }
+
+    #[test]
     fn a_namespace_holds_its_children_and_its_init_takes_them_along() {
-        let Ok(ns) = HostNamespace::create() else { return }; // not root: nothing to test
+        let Ok(ns) = HostNamespace::create(None) else { return }; // not root: nothing to test
         let guard = ns.children_here().unwrap();
         let mut child = std::process::Command::new("sleep").arg("1000").spawn().unwrap();
         drop(guard);

@@ -43,6 +43,15 @@ impl StreamFamily {
         rng
     }
 
+    /// Stream `index` of host `host`: one of 2^32 independent streams per host, for things of a
+    /// host that draw independently of one another (each process of a direct host), so that the
+    /// order in which they draw cannot change what any of them gets. Index 0 is [`Self::stream`].
+    pub fn substream(&self, host: u32, index: u32) -> StreamRng {
+        let mut rng = ChaCha8Rng::from_seed(self.key);
+        rng.set_stream(u64::from(index) << 32 | u64::from(host));
+        rng
+    }
+
     /// A compact generator for host `host`, seeded from the first 128 bits of its stream.
     pub fn compact(&self, host: u32) -> CompactRng {
         let mut seed = [0u8; 16];
@@ -90,6 +99,19 @@ mod tests {
         assert_eq!(c, StreamFamily::new(7, "phold").compact(3).next_u64());
         assert_ne!(c, f.compact(4).next_u64());
         assert_eq!(std::mem::size_of::<CompactRng>(), 16);
+    }
+
+    #[test]
+    fn substreams_of_a_host_are_independent_of_each_other_and_of_other_hosts() {
+        let f = StreamFamily::new(7, "direct-random");
+        let first = |mut r: StreamRng| r.next_u64();
+        assert_eq!(first(f.substream(3, 0)), first(f.stream(3)));
+        assert_eq!(first(f.substream(3, 2)), first(StreamFamily::new(7, "direct-random").substream(3, 2)));
+        let all =
+            [first(f.substream(3, 1)), first(f.substream(3, 2)), first(f.substream(4, 1)), first(f.substream(1, 3))];
+        for (i, a) in all.iter().enumerate() {
+            assert!(all[i + 1..].iter().all(|b| a != b), "{all:?}");
+        }
     }
 
     #[test]
