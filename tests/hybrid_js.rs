@@ -4,7 +4,8 @@
 //! of its own among 200 that gossip blocks: their only peers are surrogates. Each real node's
 //! block crosses the cold tail to the other, the surrogates' blocks reach both, js-libp2p logs no
 //! error of its own (identify included) and scores every surrogate peer at zero or more, and the
-//! run has one digest on one shard (twice), two shards and two shard processes.
+//! run has one digest on one shard (twice), two shards and two shard processes. The same holds
+//! over mplex.
 
 mod common;
 use common::npm::js_gossip_node;
@@ -13,14 +14,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use thermocline_models::metrics::read_ipc_file;
 
-/// The JavaScript node (index 0) on host `js`, the Rust node (index 1) on `rs`; each dials four
-/// surrogates (`tail1i`, …, `tail4i`), so they share no connection.
-fn js_and_rust_spec(node: &str, script: &Path, rust: &Path) -> String {
+/// The JavaScript node (index 0) on host `js`, the Rust node (index 1) on `rs`, both over
+/// `muxer`; each dials four surrogates (`tail1i`, …, `tail4i`), so they share no connection.
+fn js_and_rust_spec(node: &str, script: &Path, rust: &Path, muxer: &str) -> String {
     let args = |index: u32| {
         let peers: Vec<String> = (1..=4).map(|k| format!("tail{k}{index}:9000")).collect();
         format!(
             r#""--index", "{index}", "--nodes", "2", "--listen", "0.0.0.0:9000", "--peer", "{}",
-        "--genesis", "20", "--slot", "12", "--slots", "2", "--size", "20000", "--verbose""#,
+        "--genesis", "20", "--slot", "12", "--slots", "2", "--size", "20000", "--verbose", "--muxer", "{muxer}""#,
             peers.join(",")
         )
     };
@@ -133,7 +134,7 @@ fn a_js_libp2p_node_and_a_rust_node_with_only_surrogate_peers_get_each_others_bl
     let script = js_gossip_node();
     let rust = gossip_node();
     let dir = scratch("hybrid-js");
-    let spec = write_spec(&dir, "js.toml", &js_and_rust_spec(&node, &script, &rust));
+    let spec = write_spec(&dir, "js.toml", &js_and_rust_spec(&node, &script, &rust, "yamux"));
     let digests = digests(&dir, &spec);
     assert!(digests.values().all(|d| *d == digests["one"]), "one digest on every run: {digests:?}");
 
@@ -153,4 +154,19 @@ fn a_js_libp2p_node_and_a_rust_node_with_only_surrogate_peers_get_each_others_bl
         .collect();
     assert_eq!(ids.len(), 2, "two client blocks");
     assert!(batches.iter().map(|b| b.num_rows()).sum::<usize>() > 100, "client blocks reached most of the tail");
+}
+
+#[test]
+fn the_same_over_mplex() {
+    let node = need("/usr/bin/node", "nodejs");
+    let script = js_gossip_node();
+    let rust = gossip_node();
+    let dir = scratch("hybrid-js-mplex");
+    let spec = write_spec(&dir, "js.toml", &js_and_rust_spec(&node, &script, &rust, "mplex"));
+    let out = dir.join("out");
+    run_ok(&["run", spec.to_str().unwrap(), "-q", "--out", out.to_str().unwrap()]);
+    let js = read(out.join("hosts/js/node.0.stdout"));
+    check_node_log(0, 1, &js);
+    check_js_internals(&js, &read(out.join("hosts/js/node.0.stderr")));
+    check_node_log(1, 0, &read(out.join("hosts/rs/gossip-node.0.stdout")));
 }
