@@ -123,6 +123,14 @@ function parseBlock (data) {
   return [view.getBigUint64(0), view.getUint32(8), view.getBigUint64(12)]
 }
 
+/** rust-libp2p's default message id (the surrogates' too): the base58btc text of the publisher's
+ * peer id, then the sequence number in decimal, as UTF-8. Every peer of a topic must use the same
+ * function for IHAVE, IWANT and IDONTWANT to name the same messages; js-libp2p's own default
+ * (key protobuf and sequence number bytes) names them differently. */
+function msgIdFn (msg) {
+  return new TextEncoder().encode(`${msg.from.toString()}${msg.sequenceNumber}`)
+}
+
 /** Gossipsub with the Ethereum consensus p2p parameters. */
 function gossipConfig (size) {
   return {
@@ -135,6 +143,7 @@ function gossipConfig (size) {
     mcacheGossip: 3,
     fanoutTTL: 60_000,
     globalSignaturePolicy: 'StrictSign',
+    msgIdFn,
     maxInboundDataLength: Math.max(size + 4096, 1 << 20),
     allowPublishToZeroTopicPeers: true,
     fallbackToFloodsub: false
