@@ -3,9 +3,9 @@
 //! its lockfile) and the Rust `gossip-node` run on two direct hosts, each dialling four surrogates
 //! of its own among 200 that gossip blocks: their only peers are surrogates. Each real node's
 //! block crosses the cold tail to the other, the surrogates' blocks reach both, js-libp2p logs no
-//! error of its own (identify included) and scores every surrogate peer at zero or more, and the
-//! run has one digest on one shard (twice), two shards and two shard processes. The same holds
-//! over mplex.
+//! error of its own (identify included), pings every surrogate and scores it at zero or more,
+//! and the run has one digest on one shard (twice), two shards and two shard processes. The same
+//! holds over mplex.
 
 mod common;
 use common::npm::js_gossip_node;
@@ -114,8 +114,9 @@ fn check_node_log(me: u32, other: u32, log: &str) {
 }
 
 /// The JavaScript node's own view: js-libp2p logged no error before it began to shut down
-/// (identify, ping, gossipsub, yamux, noise all went through), and gossipsub scored each of its
-/// four surrogate peers at zero or more.
+/// (identify, ping, gossipsub, yamux, noise all went through), gossipsub scored each of its
+/// four surrogate peers at zero or more, and its connection monitor's pings (every 10 s) came
+/// back from each surrogate after at least the two 10 ms hops of the path.
 fn check_js_internals(log: &str, stderr: &str) {
     let (running, _) = stderr.split_once("stopping").unwrap_or_else(|| panic!("never stopped:\n{stderr}"));
     assert!(!running.contains(":error"), "js-libp2p errors:\n{running}");
@@ -126,6 +127,10 @@ fn check_js_internals(log: &str, stderr: &str) {
         .collect();
     assert_eq!(scores.len(), 4, "a score for each surrogate peer:\n{log}");
     assert!(scores.iter().all(|s| *s >= 0.0), "scores {scores:?}");
+    let rtts: Vec<f64> =
+        log.lines().filter_map(|l| l.strip_prefix("rtt peer=-1 ms=")).filter_map(|v| v.parse().ok()).collect();
+    assert_eq!(rtts.len(), 4, "a ping round trip on each connection:\n{log}");
+    assert!(rtts.iter().all(|r| *r >= 20.0), "round trips {rtts:?}");
 }
 
 #[test]

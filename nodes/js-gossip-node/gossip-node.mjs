@@ -13,6 +13,7 @@
 //   publish slot=S peers=P
 //   recv slot=S publisher=P via=<index or -1> delay_us=D  (once per slot and publisher)
 //   score peer=<index or -1> value=X                      (each connected peer, at the end)
+//   rtt peer=<index or -1> ms=X          (each connection: the last ping, every 10 s, or undefined)
 //   done node=i received=R expected=E
 //
 // and `dial failed: …`, `disconnected node=…` or `error: …` when things go wrong. It writes
@@ -234,6 +235,9 @@ async function main () {
   await runSlots(node, a, started)
   for (const p of node.getPeers()) {
     console.log(`score peer=${indexOf(p)} value=${node.services.pubsub.getScore(p.toString())}`)
+  }
+  for (const c of node.getConnections()) {
+    console.log(`rtt peer=${indexOf(c.remotePeer)} ms=${c.rtt}`)
   }
   const scheduled = [...received].filter((k) => {
     const [s, p] = k.split('/').map(BigInt)
