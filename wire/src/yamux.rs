@@ -16,6 +16,10 @@
 //!   of everything taken) once the application has polled at least half of it out, so unpolled
 //!   data per stream never exceeds [`YamuxConfig::receive_window`]; a peer sending beyond the
 //!   window breaks the protocol.
+//! - FIN leaves on a window update of its own after the stream's last data, never on a data
+//!   frame: so go-yamux and js-libp2p's yamux send it, and js-libp2p's yamux
+//!   (`@chainsafe/libp2p-yamux` 7) applies a frame's flags before its payload, so the data of a
+//!   data frame carrying FIN would never reach its application.
 //! - A stream is forgotten once both sides have sent FIN (and ours has left), or on a reset;
 //!   frames still in flight for it are then ignored. Peer stream ids are remembered compactly
 //!   (a floor plus a bounded set above it) so reused ids are refused without memory growing.
@@ -644,8 +648,8 @@ impl Yamux {
     }
 
     /// Appends the stream's next frame to `out`: a window update when there is credit to
-    /// grant or no data may leave, else data. Pending SYN/ACK ride on it, and FIN once the
-    /// frame empties the queue of a closing stream.
+    /// grant or no data may leave, else data. Pending SYN/ACK ride on it; FIN rides only on a
+    /// window update, once the queue of a closing stream is empty (see the module documentation).
     fn emit_frame(&mut self, id: u32, out: &mut Vec<u8>) {
         let max = self.config.max_frame_payload as usize;
         let Some(s) = self.streams.get_mut(&id) else { return };
@@ -657,8 +661,7 @@ impl Yamux {
             (FrameType::Data, sendable as u32)
         };
         let mut flags = std::mem::take(&mut s.flags);
-        let drained = s.queue.len() == if frame_type == FrameType::Data { sendable } else { 0 };
-        if s.write == Write::Closing && drained {
+        if s.write == Write::Closing && frame_type == FrameType::WindowUpdate && s.queue.is_empty() {
             flags |= FIN;
             s.write = Write::Closed;
         }

@@ -197,12 +197,20 @@ fn half_close_then_both_closed_forgets_the_stream() {
 }
 
 #[test]
-fn fin_rides_on_the_last_data_frame() {
+fn fin_follows_the_last_data_frame_on_a_window_update_of_its_own() {
     let mut a = Yamux::new(Role::Client, YamuxConfig::default());
     let s = a.open(0).unwrap();
     a.send(0, s, b"bye").unwrap();
     a.close(0, s).unwrap();
-    assert_eq!(a.poll_transmit().unwrap(), data_frame(SYN | FIN, 1, b"bye"));
+    let mut want = data_frame(SYN, 1, b"bye");
+    want.extend(frame(FrameType::WindowUpdate, FIN, 1, 0));
+    assert_eq!(a.poll_transmit().unwrap(), want);
+    assert_eq!(a.poll_transmit(), None);
+    // Closing an idle stream sends FIN alone, still on a window update.
+    let t = a.open(0).unwrap();
+    a.poll_transmit().unwrap();
+    a.close(0, t).unwrap();
+    assert_eq!(a.poll_transmit().unwrap(), frame(FrameType::WindowUpdate, FIN, 3, 0));
 }
 
 #[test]

@@ -1,0 +1,45 @@
+//! Node.js programs installed from a lockfile under `nodes/`: `npm ci` once per target folder,
+//! again only when the lockfile changes, so a CI run pays for the download once.
+
+use super::exe;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+/// Tests of one binary install one at a time.
+static INSTALLING: Mutex<()> = Mutex::new(());
+
+/// Installs `nodes/<src>` (its `package.json` and `package-lock.json`, with `npm ci`) into
+/// `target/<dest>/`, copies `scripts` beside it (every time: they are the project's own and
+/// cheap), and returns that folder. `npm ci` runs only when the folder has no installed copy of
+/// the same lockfile.
+pub fn npm_install(src: &str, dest: &str, scripts: &[&str]) -> PathBuf {
+    let _one = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
+    let target = Path::new(exe()).parent().and_then(Path::parent).expect("target folder");
+    let dir = target.join(dest);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../nodes").join(src);
+    let lock = std::fs::read(src.join("package-lock.json")).expect("a package-lock.json");
+    let installed = dir.join("node_modules/.installed-lock.json");
+    if std::fs::read(&installed).ok().as_deref() != Some(&lock[..]) {
+        if Command::new("npm").arg("--version").output().is_err() {
+            panic!("this test needs Node.js and npm (apt-get install nodejs npm)");
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["package.json", "package-lock.json"] {
+            std::fs::copy(src.join(f), dir.join(f)).unwrap();
+        }
+        let out =
+            Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir).output().expect("run npm ci");
+        assert!(out.status.success(), "npm ci in {} failed:\n{}", dir.display(), String::from_utf8_lossy(&out.stderr));
+        std::fs::write(&installed, &lock).unwrap();
+    }
+    for f in scripts {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    dir
+}
+
+/// `nodes/js-gossip-node` installed (see [`npm_install`]): the path of its `gossip-node.mjs`.
+pub fn js_gossip_node() -> PathBuf {
+    npm_install("js-gossip-node", "js-gossip-node-2.9.0", &["gossip-node.mjs", "node20.mjs"]).join("gossip-node.mjs")
+}
