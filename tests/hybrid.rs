@@ -163,3 +163,83 @@ fn bench_hybrid_reports_the_boundarys_cost_as_json() {
     assert_eq!(v["hot_blocks_received"], v["hot_blocks_expected"], "{v}");
     assert!(v["reliability"].as_f64().unwrap() > 0.99, "{v}");
 }
+
+/// A real client's arrivals as `gossip_arrivals` tables them (`hot` rows): (message id, delay
+/// since publication ns) per `beacon_block` message, for host `node`.
+fn hot_block_rows(out: &std::path::Path, node: u32) -> BTreeMap<u64, u64> {
+    let (_, batches) = read_ipc_file(&out.join("gossip_arrivals.arrow")).unwrap();
+    let mut rows = BTreeMap::new();
+    for b in &batches {
+        let hot = b.column_by_name("hot").unwrap();
+        let hot = hot.as_any().downcast_ref::<arrow_array::BooleanArray>().unwrap();
+        let nodes = b.column_by_name("node").unwrap();
+        let nodes = nodes.as_any().downcast_ref::<arrow_array::UInt32Array>().unwrap();
+        let topics = b.column_by_name("topic").unwrap();
+        let topics = topics.as_any().downcast_ref::<arrow_array::StringArray>().unwrap();
+        let (ids, delays) = (u64s(b, "message_id"), u64s(b, "arrival_since_publish_ns"));
+        for k in 0..b.num_rows() {
+            if hot.value(k) && nodes.value(k) == node && topics.value(k) == "beacon_block" {
+                assert!(rows.insert(ids[k], delays[k]).is_none(), "one row per node and message");
+            }
+        }
+    }
+    rows
+}
+
+/// The real clients' arrivals are tabled with the surrogates' (`hot` rows of
+/// `gossip_arrivals`), timed when each block's last byte reached the client's socket: every
+/// client has a row for the other client's block and for each surrogate block its log shows,
+/// never later than the delay the client logged and close to it, and the summary has hot and cold
+/// figures. One digest on every shard count and backend.
+#[test]
+fn real_clients_arrivals_are_hot_rows_no_later_than_their_own_logs() {
+    let node = gossip_node();
+    let dir = scratch("hybrid-hot-arrivals");
+    let spec = write_spec(&dir, "clients.toml", &real_clients_spec(&node, "hot arrivals"));
+    let digests = digests_on_every_shard_count(&dir, &spec);
+    assert!(digests.values().all(|d| *d == digests["one"]), "{digests:?}");
+    let out = dir.join("one");
+    // The tail's blocks: message id by (slot, publisher).
+    let (_, batches) = read_ipc_file(&out.join("gossip_messages.arrow")).unwrap();
+    let mut tail_blocks = BTreeMap::new();
+    for b in &batches {
+        let p = b.column_by_name("publisher").unwrap();
+        let p = p.as_any().downcast_ref::<arrow_array::UInt32Array>().unwrap();
+        for ((slot, id), publisher) in u64s(b, "slot").into_iter().zip(u64s(b, "message_id")).zip(p.values()) {
+            tail_blocks.insert((slot, u64::from(*publisher)), id);
+        }
+    }
+    let field =
+        |line: &str, key: &str| -> u64 { line.split(' ').find_map(|w| w.strip_prefix(key)).unwrap().parse().unwrap() };
+    let mut gaps = Vec::new();
+    for (me, other) in [(0u64, 1u64), (1, 0)] {
+        let log = read(out.join(format!("hosts/hot{me}/gossip-node.0.stdout")));
+        let rows = hot_block_rows(&out, 200 + me as u32);
+        let mut matched = 0;
+        for line in log.lines().filter(|l| l.starts_with("recv ")) {
+            let (slot, publisher) = (field(line, "slot="), field(line, "publisher="));
+            let logged_ns = field(line, "delay_us=") * 1000;
+            let delay = if publisher == other {
+                // The other client's block: the one row with a client's key.
+                let client: Vec<u64> = rows.iter().filter(|(id, _)| **id >> 63 == 1).map(|(_, d)| *d).collect();
+                assert_eq!(client.len(), 1, "hot{me}: {rows:?}");
+                client[0]
+            } else {
+                let id = tail_blocks[&(slot, publisher)];
+                *rows.get(&id).unwrap_or_else(|| panic!("hot{me} has no row for {line}: {rows:?}"))
+            };
+            assert!(delay < logged_ns + 1000, "hot{me}: tabled {delay} ns, logged {line}");
+            gaps.push(logged_ns + 1000 - delay);
+            matched += 1;
+        }
+        assert!(matched >= 3, "hot{me} logged {matched} blocks:\n{log}");
+        assert_eq!(rows.len(), matched, "hot{me}: a row for every block it logged, and no other:\n{log}\n{rows:?}");
+    }
+    let worst = *gaps.iter().max().unwrap();
+    assert!(worst < 5_000_000, "the client logs within 5 ms of its socket's arrival: {gaps:?}");
+    let s = summary(&out);
+    let (hot, cold) = (&s["gossip"]["hot"], &s["gossip"]["cold"]);
+    assert_eq!(hot["nodes"], 2, "{}", s["gossip"]);
+    assert_eq!(hot["received"].as_u64(), Some(gaps.len() as u64), "{}", s["gossip"]);
+    assert!(hot["p50_ms"].as_f64().unwrap() > 0.0 && cold["reliability"].as_f64().unwrap() > 0.99, "{}", s["gossip"]);
+}

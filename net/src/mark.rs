@@ -6,15 +6,15 @@
 //! stack has delivered every byte up to that offset, in order, to the client's socket.
 //!
 //! The encoding is explicit and big-endian (version 1): `version u8, src ip [4], src port u16,
-//! dst ip [4], dst port u16, end u64, message u64, published u64, slot u64, sender u32, hops u8,
-//! topic length u16, topic bytes`.
+//! dst ip [4], dst port u16, end u64, message u64, published u64, slot u64, slot start u64,
+//! sender u32, hops u8, topic length u16, topic bytes`.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// The encoding's version byte.
 const VERSION: u8 = 1;
 /// Bytes before the topic.
-const FIXED: usize = 1 + 6 + 6 + 8 * 4 + 4 + 1 + 2;
+const FIXED: usize = 1 + 6 + 6 + 8 * 5 + 4 + 1 + 2;
 
 /// What a marked message is, as the sender knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,6 +25,8 @@ pub struct MarkNote {
     pub published_ns: u64,
     /// The slot it belongs to.
     pub slot: u64,
+    /// When that slot started, ns since the start of the run.
+    pub slot_start_ns: u64,
     /// The host that sent this copy.
     pub sender: u32,
     /// Hops the copy has taken when it arrives (the sender's own count plus one).
@@ -70,7 +72,7 @@ impl StreamMark {
             b.extend_from_slice(&a.ip().octets());
             b.extend_from_slice(&a.port().to_be_bytes());
         }
-        for v in [self.end, n.message, n.published_ns, n.slot] {
+        for v in [self.end, n.message, n.published_ns, n.slot, n.slot_start_ns] {
             b.extend_from_slice(&v.to_be_bytes());
         }
         b.extend_from_slice(&n.sender.to_be_bytes());
@@ -107,8 +109,9 @@ impl StreamMark {
                 message: word(21),
                 published_ns: word(29),
                 slot: word(37),
-                sender: u32::from_be_bytes(b[45..49].try_into().expect("4 bytes")),
-                hops: b[49],
+                slot_start_ns: word(45),
+                sender: u32::from_be_bytes(b[53..57].try_into().expect("4 bytes")),
+                hops: b[57],
                 topic,
             },
         })
@@ -122,12 +125,12 @@ mod tests {
 
     proptest! {
         #[test]
-        fn marks_round_trip(ips: ([u8; 4], [u8; 4]), ports: (u16, u16), words: (u64, u64, u64, u64), sender: u32, hops: u8, topic in "[a-z_0-9]{0,40}") {
+        fn marks_round_trip(ips: ([u8; 4], [u8; 4]), ports: (u16, u16), words: (u64, u64, u64, u64, u64), sender: u32, hops: u8, topic in "[a-z_0-9]{0,40}") {
             let m = StreamMark {
                 src: SocketAddrV4::new(ips.0.into(), ports.0),
                 dst: SocketAddrV4::new(ips.1.into(), ports.1),
                 end: words.0,
-                note: MarkNote { message: words.1, published_ns: words.2, slot: words.3, sender, hops, topic },
+                note: MarkNote { message: words.1, published_ns: words.2, slot: words.3, slot_start_ns: words.4, sender, hops, topic },
             };
             prop_assert_eq!(StreamMark::decode(&m.encode()), Ok(m));
         }
@@ -144,7 +147,15 @@ mod tests {
             src: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 9000),
             dst: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 50000),
             end: 7,
-            note: MarkNote { message: 1, published_ns: 2, slot: 3, sender: 4, hops: 5, topic: "beacon_block".into() },
+            note: MarkNote {
+                message: 1,
+                published_ns: 2,
+                slot: 3,
+                slot_start_ns: 4,
+                sender: 5,
+                hops: 6,
+                topic: "beacon_block".into(),
+            },
         };
         let b = m.encode();
         assert_eq!(StreamMark::decode(&b[..b.len() - 1]), Err(MarkError::Truncated));
