@@ -143,10 +143,12 @@ proptest::proptest! {
     }
 }
 
-/// Moves bytes both ways until quiet, the listener's to the dialer one byte at a time: returns
-/// the listener's marks and, for each RPC the dialer read, its first topic and the listener's
-/// wire offset at which it became readable.
-fn feed_bytewise(p: &mut Pair, wire: &mut u64) -> (Vec<(u64, u64)>, Vec<(String, u64)>) {
+/// The listener's marks (tag, wire offset), and for each RPC the dialer read, its first topic and
+/// the listener's wire offset at which it became readable.
+type Fed = (Vec<(u64, u64)>, Vec<(String, u64)>);
+
+/// Moves bytes both ways until quiet, the listener's to the dialer one byte at a time.
+fn feed_bytewise(p: &mut Pair, wire: &mut u64) -> Fed {
     let (mut marks, mut read) = (Vec::new(), Vec::new());
     for _ in 0..10_000 {
         marks.extend(std::iter::from_fn(|| p.listener.poll_mark()));
