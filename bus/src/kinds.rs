@@ -15,3 +15,7 @@ pub const PACKET: u16 = 4;
 /// shard whose boundary identity first received it to every other shard, so identities there can
 /// forward it to their own clients byte for byte.
 pub const HOT_MESSAGE: u16 = 5;
+/// Where a gossipsub message ends on a TCP stream from a boundary identity to a real client
+/// (`surrogate` to `direct`; a `thermocline_net::StreamMark`): the client's host times the
+/// message's arrival when its stack has delivered the stream up to there.
+pub const HOT_MARK: u16 = 6;

@@ -14,6 +14,8 @@ use thermocline_net::udp::UdpSocket;
 
 /// Bus event kind of an IPv4 packet between hosts.
 const PACKET_EVENT_KIND: u16 = thermocline_bus::kinds::PACKET;
+/// Bus event kind of a stream mark from a boundary identity (see [`crate::marks`]).
+const MARK_EVENT_KIND: u16 = thermocline_bus::kinds::HOT_MARK;
 use crate::seccomp::{SockFilter, filter_program};
 use crate::{DirectError, emulate, sysnames};
 use bytes::Bytes;
@@ -116,6 +118,8 @@ enum Action {
     TcpPoll { token: u64 },
     /// The `timerfd` timer of emulated object `obj` expires (if `token` is still its current one).
     TimerFd { obj: usize, token: u64 },
+    /// A boundary identity's stream mark reaches the host.
+    Mark(Bytes),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -459,6 +463,7 @@ impl DirectEngine {
                 pcap,
                 disk,
                 ns: None,
+                marks: Default::default(),
             };
             for (i, p) in processes.iter().filter(|p| p.host == group.spec.name).enumerate() {
                 let seq = host.next_seq();
@@ -1489,6 +1494,13 @@ impl DirectEngine {
             }
             Action::Deliver(packet) => emulate::deliver_packet(self, h, &packet, true),
             Action::Loopback(packet) => emulate::deliver_packet(self, h, &packet, false),
+            Action::Mark(bytes) => {
+                let mark = thermocline_net::StreamMark::decode(&bytes).map_err(|e| {
+                    DirectError::BadEvent(format!("a stream mark for host {}: {e}", self.hosts[h].name))
+                })?;
+                self.hosts[h].marks.add(mark);
+                crate::nic::settle_marks(&mut self.hosts[h]);
+            }
             Action::TcpPoll { token } => {
                 let Some(st) = self.hosts[h].tcp.as_deref_mut() else { return Ok(()) };
                 if st.timer.is_some_and(|(_, t)| t == token) {
@@ -1746,18 +1758,23 @@ impl Engine for DirectEngine {
 
     fn deliver(&mut self, events: &mut Vec<Event>) -> Result<(), EngineError> {
         for e in events.drain(..) {
-            if e.kind != PACKET_EVENT_KIND || self.local_index(e.dst_host.0).is_none() {
+            let action = match e.kind {
+                PACKET_EVENT_KIND => Some(Action::Arrive(e.payload)),
+                MARK_EVENT_KIND => Some(Action::Mark(e.payload)),
+                _ => None,
+            };
+            let (Some(action), Some(_)) = (action, self.local_index(e.dst_host.0)) else {
                 return Err(Box::new(DirectError::BadEvent(format!(
-                    "event kind {} for host {} is not a packet for a direct host of shard {}",
+                    "event kind {} for host {} is not a packet or a stream mark for a direct host of shard {}",
                     e.kind, e.dst_host.0, self.me
                 ))));
-            }
+            };
             self.queue.push(Reverse(Pending {
                 time: e.deliver_time.as_nanos(),
                 src: e.src_host.0,
                 seq: e.src_seq,
                 dst: e.dst_host.0,
-                action: Action::Arrive(e.payload),
+                action,
             }));
         }
         Ok(())
@@ -1810,6 +1827,7 @@ impl Engine for DirectEngine {
                     ));
                 }
             }
+            crate::marks::digest_record(&host.marks, &mut record);
             digest.add_record(&record);
         }
         if !problems.is_empty() {

@@ -379,6 +379,9 @@ pub struct Host {
     /// Its PID and mount namespaces, created when its first program starts (`None` before, or
     /// where namespaces cannot be had).
     pub ns: Option<crate::pidns::HostNamespace>,
+    /// Where gossip messages from boundary identities end on its streams, and the arrivals
+    /// they gave.
+    pub marks: crate::marks::Marks,
 }
 
 /// Who a new task is: what [`Host::add_task`] needs beyond the defaults of a task that has just

@@ -28,6 +28,7 @@ pub mod futex;
 pub mod host;
 pub mod latency;
 pub mod launch;
+pub mod marks;
 pub mod mem;
 pub mod names;
 pub mod netlink;

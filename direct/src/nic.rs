@@ -5,6 +5,7 @@
 
 use crate::engine::{DirectEngine, LOOPBACK_DELAY_NS};
 use crate::host::Host;
+use crate::marks::StreamState;
 use smoltcp::wire::Ipv4Packet;
 use std::net::Ipv4Addr;
 use thermocline_models::units::Bandwidth;
@@ -35,6 +36,7 @@ pub(crate) fn poll(e: &mut DirectEngine, h: usize) {
             break;
         }
     }
+    settle_marks(&mut e.hosts[h]);
     let host = &mut e.hosts[h];
     let now = host.now;
     let Some(st) = host.tcp.as_deref_mut() else { return };
@@ -43,6 +45,28 @@ pub(crate) fn poll(e: &mut DirectEngine, h: usize) {
         return;
     }
     e.schedule_tcp_poll(h, at);
+}
+
+/// Settles host `host`'s waiting stream marks against its stack at its current time (see
+/// [`crate::marks`]): a connection the program closed counts as gone.
+pub(crate) fn settle_marks(host: &mut Host) {
+    if !host.marks.waiting() {
+        return;
+    }
+    let now = host.now;
+    let Host { marks, tcp, .. } = host;
+    let Some(st) = tcp.as_deref_mut() else {
+        marks.settle(now, |_, _| None);
+        return;
+    };
+    marks.settle(now, |local, remote| {
+        let hd = st.find((*local.ip(), local.port()), (*remote.ip(), remote.port()))?;
+        if st.orphans.contains(&hd) {
+            return None;
+        }
+        let open = st.socket(hd).may_recv();
+        Some(StreamState { delivered: st.delivered(hd), open })
+    });
 }
 
 /// A TCP packet reached host `h`: hand it to the stack and poll.

@@ -3,13 +3,14 @@
 use crate::engine::DirectEngine;
 use arrow_schema::{ArrowError, DataType, Field};
 use thermocline_bus::Table;
-use thermocline_models::metrics::{str_col, table, u32_col, u64_col};
+use thermocline_models::metrics::{GossipArrivals, str_col, table, u32_col, u64_col};
 
 /// `direct_processes` (one row per spec process per host: host, host_name, process, path,
 /// status, expected, syscalls, udp_sent_bytes, udp_recv_bytes, tcp_sent_bytes, tcp_recv_bytes,
 /// max_rss_bytes; TCP counts payload bytes handed to and taken from the sockets, and the peak
 /// RSS is a measurement of the machine, not part of the digest) and, with `--syscall-stats`,
-/// `direct_syscalls` (host, host_name, binary, syscall, nr, calls).
+/// `direct_syscalls` (host, host_name, binary, syscall, nr, calls); in a run where boundary
+/// identities sent this shard's hosts stream marks, [`hot_tables`]'s too.
 pub(crate) fn tables(e: &DirectEngine) -> Result<Vec<Table>, ArrowError> {
     let rows: Vec<_> = e.hosts.iter().flat_map(|h| h.procs.iter().map(move |p| (h, p))).collect();
     let processes = table(
@@ -68,5 +69,55 @@ pub(crate) fn tables(e: &DirectEngine) -> Result<Vec<Table>, ArrowError> {
         )?;
         out.push(syscalls);
     }
+    if e.hosts.iter().any(|h| h.marks.received > 0) {
+        out.extend(hot_tables(e)?);
+    }
     Ok(out)
+}
+
+/// `gossip_arrivals` rows of real clients (`hot` true; one per host and message a boundary
+/// identity sent it, at the instant its stack had delivered the message's last byte to the
+/// socket; see [`crate::marks`]), by host then message key; and `hot_marks` (per host: marks
+/// received, arrivals, duplicates, marks dropped and still waiting at the end).
+fn hot_tables(e: &DirectEngine) -> Result<Vec<Table>, ArrowError> {
+    let mut rows = GossipArrivals::default();
+    for h in &e.hosts {
+        let client =
+            h.procs.first().and_then(|p| p.exe.file_name()).map_or(String::new(), |f| f.to_string_lossy().into());
+        for (key, a) in &h.marks.arrivals {
+            let n = &a.note;
+            rows.slot.push(n.slot);
+            rows.topic.push(n.topic.clone());
+            rows.message_id.push(*key);
+            rows.node.push(h.id);
+            rows.client.push(client.clone());
+            rows.slot_diff_ms.push(a.time.saturating_sub(n.slot_start_ns) / 1_000_000);
+            rows.since_publish_ns.push(a.time.saturating_sub(n.published_ns));
+            rows.hops.push(u32::from(n.hops));
+            rows.from_peer.push(n.sender);
+            rows.duplicates.push(a.duplicates);
+        }
+    }
+    let marks = table(
+        "hot_marks",
+        vec![
+            Field::new("host", DataType::UInt32, false),
+            Field::new("host_name", DataType::Utf8, false),
+            Field::new("marks", DataType::UInt64, false),
+            Field::new("arrivals", DataType::UInt64, false),
+            Field::new("duplicates", DataType::UInt64, false),
+            Field::new("dropped", DataType::UInt64, false),
+            Field::new("waiting", DataType::UInt64, false),
+        ],
+        vec![
+            u32_col(e.hosts.iter().map(|h| h.id)),
+            str_col(e.hosts.iter().map(|h| h.name.clone())),
+            u64_col(e.hosts.iter().map(|h| h.marks.received)),
+            u64_col(e.hosts.iter().map(|h| h.marks.arrivals.len() as u64)),
+            u64_col(e.hosts.iter().map(|h| h.marks.arrivals.values().map(|a| u64::from(a.duplicates)).sum())),
+            u64_col(e.hosts.iter().map(|h| h.marks.dropped)),
+            u64_col(e.hosts.iter().map(|h| h.marks.pending() as u64)),
+        ],
+    )?;
+    Ok(vec![rows.table(true)?, marks])
 }

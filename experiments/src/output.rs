@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use thermocline_bus::Table;
 use thermocline_models::metrics::{bus_pairs_batch, bus_windows_batch, concat_tables, write_ipc_file};
+use thermocline_surrogate::rpc::MsgKey;
 use thermocline_surrogate::topics::topic_family_of_name;
 
 /// The machine-readable summary of a run (`summary.json`).
@@ -91,6 +92,37 @@ pub struct GossipFigures {
     pub bytes_sent_per_node: f64,
     /// Figures per topic family.
     pub by_family: BTreeMap<String, TopicFigures>,
+    /// `beacon_block` arrivals at surrogate identities (`gossip_arrivals` rows with `hot` false).
+    pub cold: ArrivalFigures,
+    /// `beacon_block` arrivals at real clients (rows with `hot` true), in a run whose boundary
+    /// identities sent clients gossip.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub hot: Option<ArrivalFigures>,
+}
+
+/// `beacon_block` arrivals at one kind of node (surrogate identities, or real clients).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ArrivalFigures {
+    /// Nodes of this kind: identities, or direct hosts that boundary identities sent gossip to.
+    pub nodes: u64,
+    /// (node, message) first arrivals.
+    pub received: u64,
+    /// Share of the (node, message) pairs these nodes could receive: every subscriber of every
+    /// message for identities; for clients, every block published in the run (the tail's and
+    /// the clients') at every client but its publisher.
+    pub reliability: f64,
+    /// Arrival delay since publication, ms: median.
+    pub p50_ms: f64,
+    /// 95th percentile.
+    pub p95_ms: f64,
+}
+
+impl ArrivalFigures {
+    fn new(nodes: u64, delays: Vec<u64>, expected: u64) -> Self {
+        let received = delays.len() as u64;
+        let t = topic_figures(delays, 0, 0, expected);
+        ArrivalFigures { nodes, received, reliability: t.reliability, p50_ms: t.p50_ms, p95_ms: t.p95_ms }
+    }
 }
 
 /// Delivery figures of one topic family.
@@ -119,6 +151,18 @@ fn column_u64(batches: &[arrow_array::RecordBatch], name: &str) -> Vec<u64> {
             out.extend(a.values().iter().copied());
         } else if let Some(a) = c.as_any().downcast_ref::<UInt32Array>() {
             out.extend(a.values().iter().map(|&v| v as u64));
+        }
+    }
+    out
+}
+
+fn column_bool(batches: &[arrow_array::RecordBatch], name: &str) -> Vec<bool> {
+    use arrow_array::{Array, BooleanArray};
+    let mut out = Vec::new();
+    for b in batches {
+        match b.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<BooleanArray>()) {
+            Some(a) => out.extend((0..a.len()).map(|k| a.value(k))),
+            None => out.extend(std::iter::repeat_n(false, b.num_rows())),
         }
     }
     out
@@ -181,7 +225,15 @@ pub fn gossip_figures(outcome: &RunOutcome) -> Result<Option<GossipFigures>> {
     let topics = column_str(&arrivals, "topic");
     let delays = column_u64(&arrivals, "arrival_since_publish_ns");
     let dups = column_u64(&arrivals, "duplicates");
-    for ((topic, delay), dup) in topics.iter().zip(delays).zip(dups) {
+    let hot = column_bool(&arrivals, "hot");
+    let mut hot_blocks = Vec::new();
+    for (((topic, delay), dup), hot) in topics.iter().zip(delays).zip(dups).zip(hot) {
+        if hot {
+            if topic_family_of_name(topic) == "beacon_block" {
+                hot_blocks.push(delay);
+            }
+            continue;
+        }
         let f = per.entry(topic_family_of_name(topic).to_string()).or_default();
         f.0.push(delay);
         f.1 += dup;
@@ -197,12 +249,69 @@ pub fn gossip_figures(outcome: &RunOutcome) -> Result<Option<GossipFigures>> {
         .map(|f| column_u64(&nodes, f.name()).iter().sum::<u64>())
         .sum();
     let block = by_family.get("beacon_block").cloned().unwrap_or_else(|| topic_figures(Vec::new(), 0, 0, 0));
+    let cold_delays: Vec<u64> = topics
+        .iter()
+        .zip(column_u64(&arrivals, "arrival_since_publish_ns"))
+        .zip(column_bool(&arrivals, "hot"))
+        .filter(|((t, _), hot)| !hot && topic_family_of_name(t) == "beacon_block")
+        .map(|((_, d), _)| d)
+        .collect();
+    let cold_expected: u64 = column_str(&messages, "topic")
+        .iter()
+        .zip(column_u64(&messages, "subscribers"))
+        .filter(|(t, _)| topic_family_of_name(t) == "beacon_block")
+        .map(|(_, s)| s)
+        .sum();
+    let hot = hot_figures(outcome, &messages, &arrivals, hot_blocks)?;
     Ok(Some(GossipFigures {
         identities,
         blocks: block,
         bytes_sent_per_node: if identities == 0 { 0.0 } else { sent as f64 / identities as f64 },
         by_family,
+        cold: ArrivalFigures::new(identities, cold_delays, cold_expected),
+        hot,
     }))
+}
+
+/// The clients' `beacon_block` figures, if boundary identities sent clients gossip (the direct
+/// engine's `hot_marks` table is there): the clients are the hosts that got marks; each could
+/// receive every block the tail published and every client's block but its own.
+fn hot_figures(
+    outcome: &RunOutcome,
+    messages: &[arrow_array::RecordBatch],
+    arrivals: &[arrow_array::RecordBatch],
+    delays: Vec<u64>,
+) -> Result<Option<ArrivalFigures>> {
+    let marks: Vec<&Table> =
+        outcome.reports.iter().flat_map(|r| r.output.tables.iter()).filter(|t| t.name == "hot_marks").collect();
+    if marks.is_empty() {
+        return Ok(None);
+    }
+    let (_, marks) = concat_tables("hot_marks", &marks)?;
+    let clients = column_u64(&marks, "marks").iter().filter(|&&m| m > 0).count() as u64;
+    let tail_blocks =
+        column_str(messages, "topic").iter().filter(|t| topic_family_of_name(t) == "beacon_block").count() as u64;
+    let named = |name: &str| -> Vec<&Table> {
+        outcome.reports.iter().flat_map(|r| r.output.tables.iter()).filter(|t| t.name == name).collect()
+    };
+    let (_, tail_seen) = concat_tables("client_message_arrivals", &named("client_message_arrivals"))?;
+    let is_block = |t: &String| topic_family_of_name(t) == "beacon_block";
+    let mut client_blocks: std::collections::BTreeSet<u64> = column_str(&tail_seen, "topic")
+        .iter()
+        .zip(column_u64(&tail_seen, "message_id"))
+        .filter(|(t, _)| is_block(t))
+        .map(|(_, k)| k)
+        .collect();
+    client_blocks.extend(
+        column_str(arrivals, "topic")
+            .iter()
+            .zip(column_u64(arrivals, "message_id"))
+            .filter(|(t, k)| is_block(t) && MsgKey(*k).is_client())
+            .map(|(_, k)| k),
+    );
+    let c = client_blocks.len() as u64;
+    let expected = (clients * (tail_blocks + c)).saturating_sub(c);
+    Ok(Some(ArrivalFigures::new(clients, delays, expected)))
 }
 
 /// Write the results of a run into `dir` (the run's staging folder), `summary.json` last and
@@ -273,6 +382,18 @@ pub fn human_summary(s: &Summary, dir: &Path) -> String {
             ("bytes sent per node", format!("{:.1} KiB", g.bytes_sent_per_node / 1024.0)),
         ];
         text += &rows.iter().map(|(k, v)| format!("  {k:<20} {v}\n")).collect::<String>();
+        if let Some(hot) = &g.hot {
+            for (name, f) in [("cold arrivals", &g.cold), ("hot arrivals", hot)] {
+                text += &format!(
+                    "  {name:<20} {} nodes, {} blocks received, {:.4} %, p50/p95 {:.1} / {:.1} ms\n",
+                    f.nodes,
+                    f.received,
+                    f.reliability * 100.0,
+                    f.p50_ms,
+                    f.p95_ms
+                );
+            }
+        }
         for (name, f) in g.by_family.iter().filter(|(name, _)| name.as_str() != "beacon_block") {
             text += &format!(
                 "  {:<20} {} messages, {:.4} % delivered, p50/p95/p99 {:.1} / {:.1} / {:.1} ms, {:.2} duplicates\n",

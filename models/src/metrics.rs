@@ -1,7 +1,7 @@
 //! Metrics as Apache Arrow: the bus's per-window statistics and the engines' result tables,
 //! written as Arrow IPC files that pyarrow, polars and DuckDB open directly.
 
-use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt32Array, UInt64Array};
+use arrow_array::{ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array, UInt64Array};
 use arrow_ipc::reader::{FileReader, StreamReader};
 use arrow_ipc::writer::{FileWriter, StreamWriter};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
@@ -117,6 +117,70 @@ pub fn str_col<S: AsRef<str>>(values: impl IntoIterator<Item = S>) -> ArrayRef {
 pub fn table(name: &str, fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<Table, ArrowError> {
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
     Ok(Table { name: name.into(), arrow_ipc: ipc_stream_bytes(&batch)? })
+}
+
+/// Rows of `gossip_arrivals`, column by column: one row per node and message it received (its
+/// first arrival). Surrogate identities (`hot` false) and real clients on direct hosts (`hot`
+/// true) share this one schema, built here for both engines; what each column means for each
+/// kind of node is in `docs/formats.md`.
+#[derive(Debug, Default)]
+pub struct GossipArrivals {
+    /// `slot`: the message's slot.
+    pub slot: Vec<u64>,
+    /// `topic`: its gossipsub topic.
+    pub topic: Vec<String>,
+    /// `message_id`: its key.
+    pub message_id: Vec<u64>,
+    /// `node`: the receiving host's id.
+    pub node: Vec<u32>,
+    /// `meta_client_name`: the receiver's client (gossip profile, or program).
+    pub client: Vec<String>,
+    /// `propagation_slot_start_diff`: arrival since the start of its slot, ms.
+    pub slot_diff_ms: Vec<u64>,
+    /// `arrival_since_publish_ns`: arrival since publication, ns.
+    pub since_publish_ns: Vec<u64>,
+    /// `hops`: hops the first copy took.
+    pub hops: Vec<u32>,
+    /// `from_peer`: who sent the first copy.
+    pub from_peer: Vec<u32>,
+    /// `duplicates`: copies after the first.
+    pub duplicates: Vec<u32>,
+}
+
+impl GossipArrivals {
+    /// The `gossip_arrivals` table of these rows, every row's `hot` column set to `hot`.
+    pub fn table(self, hot: bool) -> Result<Table, ArrowError> {
+        let n = self.slot.len();
+        table(
+            "gossip_arrivals",
+            vec![
+                Field::new("slot", DataType::UInt64, false),
+                Field::new("topic", DataType::Utf8, false),
+                Field::new("message_id", DataType::UInt64, false),
+                Field::new("node", DataType::UInt32, false),
+                Field::new("meta_client_name", DataType::Utf8, false),
+                Field::new("propagation_slot_start_diff", DataType::UInt64, false),
+                Field::new("arrival_since_publish_ns", DataType::UInt64, false),
+                Field::new("hops", DataType::UInt32, false),
+                Field::new("from_peer", DataType::UInt32, false),
+                Field::new("duplicates", DataType::UInt32, false),
+                Field::new("hot", DataType::Boolean, false),
+            ],
+            vec![
+                u64_col(self.slot),
+                str_col(self.topic),
+                u64_col(self.message_id),
+                u32_col(self.node),
+                str_col(self.client),
+                u64_col(self.slot_diff_ms),
+                u64_col(self.since_publish_ns),
+                u32_col(self.hops),
+                u32_col(self.from_peer),
+                u32_col(self.duplicates),
+                Arc::new(BooleanArray::from(vec![hot; n])),
+            ],
+        )
+    }
 }
 
 /// The per-window bus statistics of every shard: one row per (shard, window).

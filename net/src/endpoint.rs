@@ -130,6 +130,15 @@ impl HostNet {
         Ok(id)
     }
 
+    /// The local address and port of connection `conn` (a dial's is an ephemeral port).
+    pub fn local_addr(&mut self, conn: ConnId) -> Option<SocketAddrV4> {
+        let handle = self.conns.get(&conn)?.handle;
+        match self.stack.socket(handle).local_endpoint() {
+            Some(IpEndpoint { addr: IpAddress::Ipv4(ip), port }) => Some(SocketAddrV4::new(ip, port)),
+            None => None,
+        }
+    }
+
     /// Takes an IPv4 packet that reached the host (any bytes: what does not parse is dropped).
     pub fn handle_packet(&mut self, now: u64, packet: Vec<u8>) {
         self.stack.push_rx(packet);

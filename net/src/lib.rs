@@ -16,6 +16,8 @@
 //!   as IPv4 packets. The endpoint level: what direct hosts' socket calls run on.
 //! - [`endpoint`]: [`HostNet`], a host's TCP endpoint with no process behind it (listening
 //!   ports, connections by handle, events), for surrogate identities that meet real clients.
+//! - [`mark`]: [`StreamMark`], the note a stream's sender gives the receiver's host of where a
+//!   message ends on a TCP stream, so its arrival is timed exactly.
 //!
 //! Calls go one way: engines call this crate, which calls only `models` (paths, units, random
 //! draws) and `smoltcp`.
@@ -23,6 +25,7 @@
 pub mod endpoint;
 pub mod link;
 pub mod linux;
+pub mod mark;
 pub mod path;
 pub mod rules;
 pub mod stack;
@@ -30,5 +33,6 @@ pub mod udp;
 
 pub use endpoint::{ConnId, HostNet, NetEvent};
 pub use link::{FifoLink, Lane, express};
+pub use mark::{MarkNote, StreamMark};
 pub use path::{InOrder, decide};
 pub use rules::{Effect, Rule, Rules};

@@ -145,6 +145,9 @@ struct Flow {
     /// A segment for this connection arrived in the current run: a retransmission now answers
     /// duplicate ACKs rather than a timeout.
     rx: bool,
+    /// Bytes received in order since the connection started: what smoltcp has put in the receive
+    /// buffer for the program to read (data beyond a hole counts once the hole is filled).
+    delivered: u64,
 }
 
 impl Flow {
@@ -156,6 +159,7 @@ impl Flow {
             close_pending: false,
             queued: 0,
             rx: false,
+            delivered: 0,
         }
     }
 }
@@ -304,6 +308,17 @@ impl TcpStack {
         })
     }
 
+    /// The connection from `local` to `remote`, if the stack holds one.
+    pub fn find(&mut self, local: (Ipv4Addr, u16), remote: (Ipv4Addr, u16)) -> Option<SocketHandle> {
+        self.lookup(local, remote)
+    }
+
+    /// Bytes connection `handle` has received in order, readable by the program or read: the
+    /// stream offset up to which everything has arrived.
+    pub fn delivered(&self, handle: SocketHandle) -> u64 {
+        self.flows.get(&handle).map_or(0, |f| f.delivered)
+    }
+
     /// The connection with these endpoints, if any.
     fn lookup(&mut self, local: Ep, remote: Ep) -> Option<SocketHandle> {
         let matches = |t: &tcp::Socket, local: Ep, remote: Ep| {
@@ -439,8 +454,16 @@ impl TcpStack {
             let seg = segment(p);
             let hd = seg.as_ref().and_then(|seg| self.before_ingress(seg, now_ns));
             let reset = hd.filter(|_| seg.is_some_and(|s| s.rst)).map(|hd| (hd, self.socket(hd).state()));
+            let readable = hd.map(|hd| self.socket(hd).recv_queue());
             let mark = self.dev.tx.len();
             self.iface.poll_ingress_single(now, &mut self.dev, &mut self.sockets);
+            if let (Some(hd), Some(before)) = (hd, readable) {
+                // Nothing reads while a packet is taken in: the growth is what it delivered.
+                let grown = self.socket(hd).recv_queue().saturating_sub(before) as u64;
+                if let Some(f) = self.flows.get_mut(&hd) {
+                    f.delivered += grown;
+                }
+            }
             self.after_egress(mark, now_ns, false);
             ingested = true;
             if let Some((handle, before)) = reset
@@ -708,6 +731,35 @@ mod tests {
         a.run(3000);
         assert_eq!(a.resets, vec![(client, tcp::State::SynSent)]);
         assert_eq!(a.socket(client).state(), tcp::State::Closed);
+    }
+
+    /// Three segments cross from a client to a server, the first one last: the server's stack
+    /// counts nothing delivered until the hole is filled, then all three at once, whatever the
+    /// program has read.
+    #[test]
+    fn delivered_bytes_count_only_data_received_in_order() {
+        let mut w = Wire::new(5 * MS);
+        let server = w.b.find((Ipv4Addr::new(10, 0, 0, 2), 80), (Ipv4Addr::new(10, 0, 0, 1), 40000)).unwrap();
+        assert_eq!(server, w.server);
+        let before = w.b.delivered(server);
+        w.transfer(100);
+        assert_eq!(w.b.delivered(server), before + 100, "read by the program, still counted");
+        let now = w.now;
+        assert_eq!(w.a.send_slice(w.client, &[1u8; 3 * MSS], now).unwrap(), 3 * MSS);
+        w.a.run(now);
+        let mut segments = w.a.take_tx();
+        assert_eq!(segments.len(), 3, "three full segments at once");
+        let first = segments.remove(0);
+        let base = w.b.delivered(server);
+        for p in segments {
+            w.b.push_rx(p);
+        }
+        w.b.run(now + MS);
+        assert_eq!(w.b.delivered(server), base, "data beyond the hole does not count");
+        w.b.push_rx(first);
+        w.b.run(now + 2 * MS);
+        assert_eq!(w.b.delivered(server), base + 3 * MSS as u64, "the hole filled: all of it");
+        assert_eq!(w.b.find((Ipv4Addr::new(10, 0, 0, 2), 80), (Ipv4Addr::new(10, 0, 0, 9), 40000)), None);
     }
 
     proptest! {

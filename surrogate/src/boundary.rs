@@ -13,7 +13,7 @@ use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
-use thermocline_net::{ConnId, HostNet, NetEvent};
+use thermocline_net::{ConnId, HostNet, MarkNote, NetEvent, StreamMark};
 use thermocline_wire::connection::{Addresses, ConnConfig, ConnEvent, Connection};
 use thermocline_wire::gossipsub::Rpc;
 use thermocline_wire::identity::{Keypair, PeerId};
@@ -82,15 +82,40 @@ pub enum Output {
         /// What it sent.
         rpc: Rpc,
     },
+    /// A message sent with a note (see [`Boundary::send_rpc`]) has left whole: where it ends on
+    /// the TCP stream to the client.
+    Mark {
+        /// The client's host.
+        host: u32,
+        /// The connection, the offset and the note.
+        mark: StreamMark,
+    },
 }
 
 /// One client connection of a boundary identity.
 struct Peer {
     /// The client's host id.
     host: u32,
+    /// The client's address and port.
+    remote: SocketAddrV4,
+    /// The identity's end: the gossip port, or a dial's ephemeral port.
+    local: SocketAddrV4,
+    /// The client's peer id, once authenticated.
+    peer: Option<PeerId>,
     wire: Connection,
     /// Bytes the wire produced that the TCP send buffer had no room for yet.
     unsent: Vec<u8>,
+    /// Notes of marked messages not yet sent whole, by tag.
+    notes: BTreeMap<u64, MarkNote>,
+    /// The next mark's tag.
+    next_tag: u64,
+}
+
+impl Peer {
+    /// A new connection to the client on `host`, between `local` and `remote`.
+    fn new(host: u32, (local, remote): (SocketAddrV4, SocketAddrV4), wire: Connection) -> Peer {
+        Peer { host, remote, local, peer: None, wire, unsent: Vec::new(), notes: BTreeMap::new(), next_tag: 0 }
+    }
 }
 
 /// One boundary identity.
@@ -159,7 +184,9 @@ impl Boundary {
         let Ok(conn) = b.net.connect(now, to) else { return out };
         let wire =
             Connection::dial(b.key.clone(), noise_seed(seed, id, conn), None, config.clone(), Addresses::default());
-        b.peers.insert(conn, Peer { host, wire, unsent: Vec::new() });
+        let local = b.net.local_addr(conn).unwrap_or(SocketAddrV4::new(ip, 0));
+        let peer = Peer::new(host, (local, to), wire);
+        b.peers.insert(conn, peer);
         b.pump(now, seed, &config, host_of_ip, &mut out);
         out
     }
@@ -194,22 +221,39 @@ impl Boundary {
         b.net.poll_timeout(now).into_iter().chain(wire).min()
     }
 
-    /// Sends `rpc` from identity `id` to the client on host `host`, if connected.
+    /// Sends `rpc` from identity `id` to the client on host `host`, if connected. With a
+    /// `note`, an [`Output::Mark`] follows once the RPC has left whole (unless the connection
+    /// ends first).
     pub fn send_rpc(
         &mut self,
         id: u32,
         host: u32,
         now: u64,
         rpc: &Rpc,
+        note: Option<MarkNote>,
         host_of_ip: &dyn Fn(Ipv4Addr) -> Option<u32>,
     ) -> Vec<Output> {
         let mut out = Vec::new();
         let Some(b) = self.hosts.get_mut(&id) else { return out };
         let Some(p) = b.peers.values_mut().find(|p| p.host == host) else { return out };
-        if p.wire.send_rpc(now, rpc).is_ok() {
+        let sent = match note {
+            Some(note) => {
+                let tag = p.next_tag;
+                p.next_tag += 1;
+                p.notes.insert(tag, note);
+                p.wire.send_rpc_marked(now, rpc, tag)
+            }
+            None => p.wire.send_rpc(now, rpc),
+        };
+        if sent.is_ok() {
             b.pump(now, self.seed, &self.config, host_of_ip, &mut out);
         }
         out
+    }
+
+    /// The peer id of the client on host `host` connected to identity `id`, once authenticated.
+    pub fn client_peer(&self, id: u32, host: u32) -> Option<&PeerId> {
+        self.hosts.get(&id)?.peers.values().find(|p| p.host == host)?.peer.as_ref()
     }
 }
 
@@ -233,13 +277,24 @@ impl BoundaryHost {
             for (&conn, p) in self.peers.iter_mut() {
                 while let Some(event) = p.wire.poll_event() {
                     out.push(match event {
-                        ConnEvent::Established { peer } => Output::Up { host: p.host, peer },
+                        ConnEvent::Established { peer } => {
+                            p.peer = Some(peer);
+                            Output::Up { host: p.host, peer }
+                        }
                         ConnEvent::Rpc(rpc) => Output::Rpc { host: p.host, rpc },
                         ConnEvent::Ready { .. } => continue,
                     });
                 }
                 while let Some(bytes) = p.wire.poll_transmit() {
                     p.unsent.extend_from_slice(&bytes);
+                }
+                // Offsets count what the wire produced: queued here or in TCP, the stream's bytes.
+                while let Some((tag, end)) = p.wire.poll_mark() {
+                    let Some(note) = p.notes.remove(&tag) else { continue };
+                    out.push(Output::Mark {
+                        host: p.host,
+                        mark: StreamMark { src: p.local, dst: p.remote, end, note },
+                    });
                 }
                 if !p.unsent.is_empty() {
                     let n = self.net.send(now, conn, &p.unsent).unwrap_or(0);
@@ -277,7 +332,8 @@ impl BoundaryHost {
                     config.clone(),
                     Addresses::default(),
                 );
-                self.peers.insert(conn, Peer { host, wire, unsent: Vec::new() });
+                let peer = Peer::new(host, (SocketAddrV4::new(self.net.ip(), GOSSIP_PORT), remote), wire);
+                self.peers.insert(conn, peer);
             }
             NetEvent::Readable(conn) => {
                 let data = self.net.recv(now, conn).unwrap_or_default();
@@ -310,57 +366,132 @@ mod tests {
         assert_ne!(identity_key(1, 7).peer_id(), identity_key(2, 7).peer_id());
     }
 
+    const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 9);
+    const ID_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 6);
+
+    /// A client of identity 5: its endpoint, its connection, and what it has read.
+    struct Client {
+        net: HostNet,
+        conn: ConnId,
+        wire: Connection,
+        /// Stream bytes received, and the RPCs read with the count at which each became readable.
+        received: u64,
+        rpcs: Vec<(Rpc, u64)>,
+    }
+
+    impl Client {
+        fn dial() -> Client {
+            let mut net = HostNet::new(CLIENT_IP, 3, 0);
+            let conn = net.connect(0, SocketAddrV4::new(ID_IP, GOSSIP_PORT)).unwrap();
+            let wire = Connection::dial(
+                Keypair::ed25519_from_secret([9; 32]),
+                [4; 32],
+                Some(identity_key(1, 5).peer_id()),
+                Arc::new(ConnConfig::default()),
+                Addresses::default(),
+            );
+            Client { net, conn, wire, received: 0, rpcs: Vec::new() }
+        }
+
+        /// Moves packets both ways for `steps` ms; returns the boundary's outputs but packets.
+        fn run(&mut self, boundary: &mut Boundary, now: &mut u64, steps: usize) -> Vec<Output> {
+            let host_of_ip = |ip: Ipv4Addr| (ip == CLIENT_IP).then_some(42);
+            let mut outs = Vec::new();
+            for _ in 0..steps {
+                *now += 1_000_000;
+                while let Some(p) = self.net.poll_transmit() {
+                    outs.extend(boundary.handle_packet(5, ID_IP, *now, p, &host_of_ip));
+                }
+                for o in std::mem::take(&mut outs) {
+                    match o {
+                        Output::Packet(p) => self.net.handle_packet(*now, p),
+                        other => outs.push(other),
+                    }
+                }
+                while let Some(e) = self.net.poll_event() {
+                    if let NetEvent::Readable(c) = e {
+                        for byte in self.net.recv(*now, c).unwrap() {
+                            self.wire.handle_bytes(*now, &[byte]).unwrap();
+                            self.received += 1;
+                            while let Some(ev) = self.wire.poll_event() {
+                                if let ConnEvent::Rpc(r) = ev {
+                                    self.rpcs.push((r, self.received));
+                                }
+                            }
+                        }
+                    }
+                }
+                while let Some(b) = self.wire.poll_transmit() {
+                    self.net.send(*now, self.conn, &b).unwrap();
+                }
+            }
+            outs
+        }
+    }
+
     /// A client (its own endpoint and libp2p connection) dials identity 5 of a boundary; packets
     /// cross at once. The identity authenticates it, and its RPC comes out as the client's.
     #[test]
     fn a_client_dials_an_identity_which_terminates_tcp_and_libp2p() {
-        let (client_ip, id_ip) = (Ipv4Addr::new(10, 0, 0, 9), Ipv4Addr::new(10, 0, 0, 6));
-        let host_of_ip = |ip: Ipv4Addr| (ip == client_ip).then_some(42);
         let mut boundary = Boundary::new(1, ConnConfig::default());
-        let mut client = HostNet::new(client_ip, 3, 0);
-        let conn = client.connect(0, SocketAddrV4::new(id_ip, GOSSIP_PORT)).unwrap();
-        let key = identity_key(1, 5);
-        let config = Arc::new(ConnConfig::default());
-        let mut wire = Connection::dial(
-            Keypair::ed25519_from_secret([9; 32]),
-            [4; 32],
-            Some(key.peer_id()),
-            config,
-            Addresses::default(),
-        );
+        let mut client = Client::dial();
         let hello =
             Rpc { subscriptions: vec![SubOpts { subscribe: true, topic: "beacon_block".into() }], ..Rpc::default() };
-        wire.send_rpc(0, &hello).unwrap();
-        let mut outs = Vec::new();
+        client.wire.send_rpc(0, &hello).unwrap();
         let mut now = 0;
-        for _ in 0..200 {
-            now += 1_000_000;
-            while let Some(p) = client.poll_transmit() {
-                outs.extend(boundary.handle_packet(5, id_ip, now, p, &host_of_ip));
-            }
-            for o in std::mem::take(&mut outs) {
-                match o {
-                    Output::Packet(p) => client.handle_packet(now, p),
-                    other => outs.push(other),
-                }
-            }
-            while let Some(e) = client.poll_event() {
-                if let NetEvent::Readable(c) = e {
-                    let data = client.recv(now, c).unwrap();
-                    wire.handle_bytes(now, &data).unwrap();
-                }
-            }
-            while let Some(b) = wire.poll_transmit() {
-                client.send(now, conn, &b).unwrap();
-            }
-            if outs.iter().any(|o| matches!(o, Output::Rpc { .. })) {
-                break;
-            }
-        }
+        let outs = client.run(&mut boundary, &mut now, 50);
         let peer = Keypair::ed25519_from_secret([9; 32]).peer_id();
         assert!(matches!(outs.first(), Some(Output::Up { host: 42, peer: p }) if *p == peer), "{outs:?}");
         assert!(outs.iter().any(|o| matches!(o, Output::Rpc { host: 42, rpc } if *rpc == hello)), "{outs:?}");
         assert_eq!(boundary.len(), 1);
+        assert_eq!(boundary.client_peer(5, 42), Some(&peer));
+    }
+
+    /// Messages the identity sends with a note are marked where they end on the TCP stream: the
+    /// client can read each one exactly when it has received that many bytes of the stream.
+    #[test]
+    fn a_noted_message_is_marked_at_the_stream_offset_where_the_client_can_read_it() {
+        let mut boundary = Boundary::new(1, ConnConfig::default());
+        let mut client = Client::dial();
+        let mut now = 0;
+        client.run(&mut boundary, &mut now, 50);
+        let host_of_ip = |ip: Ipv4Addr| (ip == CLIENT_IP).then_some(42);
+        let mut marks = Vec::new();
+        for (k, size) in [300_000usize, 10, 70_000].into_iter().enumerate() {
+            let message = thermocline_wire::gossipsub::Message {
+                data: vec![k as u8; size],
+                topic: "beacon_block".into(),
+                ..Default::default()
+            };
+            let rpc = Rpc { publish: vec![message], ..Rpc::default() };
+            let note = MarkNote {
+                message: k as u64,
+                published_ns: 0,
+                slot: 0,
+                slot_start_ns: 0,
+                sender: 5,
+                hops: 1,
+                topic: "beacon_block".into(),
+            };
+            let outs = boundary.send_rpc(5, 42, now, &rpc, Some(note), &host_of_ip);
+            for o in outs {
+                match o {
+                    Output::Packet(p) => client.net.handle_packet(now, p),
+                    Output::Mark { mark, .. } => marks.push(mark),
+                    _ => {}
+                }
+            }
+        }
+        for o in client.run(&mut boundary, &mut now, 2000) {
+            if let Output::Mark { host: 42, mark } = o {
+                marks.push(mark);
+            }
+        }
+        let readable: Vec<u64> = client.rpcs.iter().filter(|(r, _)| !r.publish.is_empty()).map(|(_, n)| *n).collect();
+        assert_eq!(readable.len(), 3, "all three read");
+        assert_eq!(marks.iter().map(|m| m.end).collect::<Vec<_>>(), readable);
+        assert_eq!(marks.iter().map(|m| m.note.message).collect::<Vec<_>>(), [0, 1, 2]);
+        assert!(marks.iter().all(|m| m.src == SocketAddrV4::new(ID_IP, GOSSIP_PORT) && *m.dst.ip() == CLIENT_IP));
     }
 
     /// Identity 5 dials a listening client: TCP, then libp2p with the identity as dialer. The

@@ -9,9 +9,9 @@ use arrow_array::{ArrayRef, Float64Array, UInt16Array};
 use arrow_schema::{ArrowError, DataType, Field};
 use std::sync::Arc;
 use thermocline_bus::Table;
-use thermocline_models::metrics::{str_col, table, u32_col, u64_col};
+use thermocline_models::metrics::{GossipArrivals, str_col, table, u32_col, u64_col};
 
-/// `gossip_arrivals` (one row per identity and message it received: first arrival),
+/// `gossip_arrivals` (one row per identity and message it received: first arrival; `hot` false),
 /// `gossip_messages` (one row per message published on this shard, with how many identities
 /// subscribe to its topic), `gossip_nodes` (one row per identity: bytes by RPC kind, final
 /// `beacon_block` mesh degree, losses) and `gossip_mesh_degree` (meshes sampled at each degree
@@ -25,8 +25,7 @@ pub(crate) fn build(
     mean_scores: &[f64],
 ) -> Result<Vec<Table>, ArrowError> {
     let ids = e.ids();
-    let (mut slot, mut topic, mut msg, mut node, mut diff, mut since, mut hops, mut from, mut dups, mut client) =
-        (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut rows = GossipArrivals::default();
     // Per topic: subscriber positions in id order.
     let mut members_by_id: Vec<Option<Vec<usize>>> = vec![None; TOPIC_COUNT];
     let (mut m_slot, mut m_topic, mut m_msg, mut m_publisher, mut m_published, mut m_subscribers, mut m_peers) =
@@ -51,16 +50,16 @@ pub(crate) fn build(
             if a == u64::MAX {
                 continue;
             }
-            slot.push(st.slot);
-            topic.push(name.clone());
-            msg.push(st.key.0);
-            node.push(ids[members[pos] as usize]);
-            client.push(e.profile(members[pos] as usize));
-            diff.push((st.published_ns + a).saturating_sub(slot_start) / 1_000_000);
-            since.push(a);
-            hops.push(st.hops[pos] as u32);
-            from.push(st.from[pos]);
-            dups.push(st.dups[pos] as u32);
+            rows.slot.push(st.slot);
+            rows.topic.push(name.clone());
+            rows.message_id.push(st.key.0);
+            rows.node.push(ids[members[pos] as usize]);
+            rows.client.push(e.profile(members[pos] as usize).to_string());
+            rows.slot_diff_ms.push((st.published_ns + a).saturating_sub(slot_start) / 1_000_000);
+            rows.since_publish_ns.push(a);
+            rows.hops.push(st.hops[pos] as u32);
+            rows.from_peer.push(st.from[pos]);
+            rows.duplicates.push(st.dups[pos] as u32);
         }
         if st.publisher != u32::MAX {
             m_slot.push(st.slot);
@@ -93,33 +92,7 @@ pub(crate) fn build(
             u32_col(m_peers),
         ],
     )?;
-    let arrivals = table(
-        "gossip_arrivals",
-        vec![
-            Field::new("slot", DataType::UInt64, false),
-            Field::new("topic", DataType::Utf8, false),
-            Field::new("message_id", DataType::UInt64, false),
-            Field::new("node", DataType::UInt32, false),
-            Field::new("meta_client_name", DataType::Utf8, false),
-            Field::new("propagation_slot_start_diff", DataType::UInt64, false),
-            Field::new("arrival_since_publish_ns", DataType::UInt64, false),
-            Field::new("hops", DataType::UInt32, false),
-            Field::new("from_peer", DataType::UInt32, false),
-            Field::new("duplicates", DataType::UInt32, false),
-        ],
-        vec![
-            u64_col(slot),
-            str_col(topic),
-            u64_col(msg),
-            u32_col(node),
-            str_col(client),
-            u64_col(diff),
-            u64_col(since),
-            u32_col(hops),
-            u32_col(from),
-            u32_col(dups),
-        ],
-    )?;
+    let arrivals = rows.table(false)?;
     let kinds = [
         RpcKind::Message,
         RpcKind::IHave,

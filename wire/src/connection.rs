@@ -12,6 +12,8 @@
 //! [`Connection::send_rpc`] sends one. Gossipsub uses one stream per direction: this side opens
 //! its own outbound stream as soon as the muxer is agreed and writes every RPC there (RPCs sent
 //! before the stream is agreed wait, in order); RPCs are read from the streams the peer opens.
+//! [`Connection::send_rpc_marked`] sends one and, once its last byte has left,
+//! [`Connection::poll_mark`] says where it ends on the wire (see [`marks`]).
 
 use crate::Nanos;
 use crate::frame::{FrameDecoder, encode_frame};
@@ -24,8 +26,11 @@ use crate::mux::{MuxEvent, Muxer, StreamId};
 use crate::noise::{Noise, NoiseEvent};
 use crate::ping::{self, PingResponder};
 use crate::yamux::{self, Yamux, YamuxConfig};
+use marks::Marks;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+
+mod marks;
 
 /// The security protocol every connection negotiates.
 pub const NOISE: &str = "/noise";
@@ -157,6 +162,8 @@ struct Secured {
     gossip_out: Option<StreamId>,
     /// Framed RPCs waiting for that stream's protocol to be agreed.
     gossip_pending: Vec<u8>,
+    /// Bytes of protocol negotiation written on that stream (before any RPC).
+    gossip_negotiation: u64,
 }
 
 /// What the layers need of the connection besides their own state.
@@ -277,6 +284,10 @@ pub struct Connection {
     events: VecDeque<ConnEvent>,
     /// Framed RPCs sent before Noise was agreed on.
     early: Vec<u8>,
+    /// Bytes [`Connection::poll_transmit`] has handed out, ever.
+    taken: u64,
+    /// Marked RPCs (see [`Connection::send_rpc_marked`]).
+    marks: Marks,
 }
 
 impl Connection {
@@ -309,6 +320,8 @@ impl Connection {
             out: Vec::new(),
             events: VecDeque::new(),
             early: Vec::new(),
+            taken: 0,
+            marks: Marks::default(),
         };
         c.flush(0);
         c
@@ -372,6 +385,7 @@ impl Connection {
             streams: BTreeMap::new(),
             gossip_out: None,
             gossip_pending: std::mem::take(&mut self.early),
+            gossip_negotiation: 0,
         }));
         Ok(Some(rest))
     }
@@ -402,7 +416,28 @@ impl Connection {
     /// Sends a gossipsub RPC to the peer (after whatever was sent before it). Before the
     /// gossipsub stream is agreed, RPCs wait in order.
     pub fn send_rpc(&mut self, now: Nanos, rpc: &Rpc) -> Result<(), ConnError> {
+        self.send_frame(now, rpc, None)
+    }
+
+    /// Sends a gossipsub RPC as [`Connection::send_rpc`] does, and notes `tag`: once the RPC's
+    /// last byte has left (the stream's flow control may hold it back for a while),
+    /// [`Connection::poll_mark`] gives `tag` with the wire offset just past the Noise message
+    /// that carries that byte, the point from which the peer can read the whole RPC.
+    pub fn send_rpc_marked(&mut self, now: Nanos, rpc: &Rpc, tag: u64) -> Result<(), ConnError> {
+        self.send_frame(now, rpc, Some(tag))
+    }
+
+    /// The next marked RPC that has left whole: its tag and the wire offset where the peer can
+    /// read it (bytes from the start of what [`Connection::poll_transmit`] hands out).
+    pub fn poll_mark(&mut self) -> Option<(u64, u64)> {
+        self.marks.poll()
+    }
+
+    fn send_frame(&mut self, now: Nanos, rpc: &Rpc, tag: Option<u64>) -> Result<(), ConnError> {
         let frame = encode_frame(&rpc.encode());
+        if !matches!(self.state, State::Failed) {
+            self.marks.frame(frame.len(), tag);
+        }
         let s = match &mut self.state {
             State::Failed => return Err(ConnError::Closed),
             State::Security { .. } => {
@@ -424,6 +459,8 @@ impl Connection {
     /// Moves every layer's output down: stream negotiations into the muxer, the muxer into
     /// Noise, Noise onto the wire.
     fn flush(&mut self, now: Nanos) {
+        let wire = self.taken + self.out.len() as u64;
+        let marks = &mut self.marks;
         let State::Secured(s) = &mut self.state else {
             if let State::Security { ms, .. } = &mut self.state {
                 while let Some(b) = ms.poll_transmit() {
@@ -441,13 +478,23 @@ impl Connection {
             for (&id, st) in s.streams.iter_mut() {
                 if let Stream::Negotiating { ms, .. } = st {
                     while let Some(b) = ms.poll_transmit() {
+                        if s.gossip_out == Some(id) {
+                            s.gossip_negotiation += b.len() as u64;
+                        }
                         let _ = mux.send(now, id, &b);
                     }
                 }
             }
             while let Some(b) = mux.poll_transmit() {
+                if let Some(id) = s.gossip_out {
+                    let at = wire + s.noise.queued() as u64;
+                    marks.batch(&mux.data_in(&b, id), b.len(), at, s.gossip_negotiation);
+                }
                 let _ = s.noise.send(&b);
             }
+        }
+        if s.gossip_out.is_none() && marks.waiting() && s.mux.is_some() {
+            marks.abandon();
         }
         while let Some(b) = s.noise.poll_transmit() {
             self.out.extend_from_slice(&b);
@@ -456,7 +503,9 @@ impl Connection {
 
     /// Bytes to write to the TCP connection, if any.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        (!self.out.is_empty()).then(|| std::mem::take(&mut self.out))
+        let out = (!self.out.is_empty()).then(|| std::mem::take(&mut self.out))?;
+        self.taken += out.len() as u64;
+        Some(out)
     }
 
     /// The next thing learnt from the peer, if any.
@@ -531,6 +580,9 @@ impl Secured {
         if let Stream::Negotiating { ms, outbound } = st {
             ms.handle_bytes(&data).map_err(drop)?;
             while let Some(b) = ms.poll_transmit() {
+                if self.gossip_out == Some(id) {
+                    self.gossip_negotiation += b.len() as u64;
+                }
                 mux.send(now, id, &b).map_err(drop)?;
             }
             let (protocol, rest) = match ms.poll_event() {

@@ -407,6 +407,22 @@ impl Muxer for Mplex {
     fn queued(&self, _id: StreamId) -> usize {
         0
     }
+
+    fn data_in(&self, batch: &[u8], id: StreamId) -> Vec<(usize, usize)> {
+        let mut spans = Vec::new();
+        let Some(key) = self.streams.get(&id).map(|s| s.key) else { return spans };
+        let ours = (key.num << 3) | Kind::Message.flag(key.local_initiator);
+        let mut at = 0;
+        while let Some(rest) = batch.get(at..)
+            && let Ok(Some((header, len, took))) = parse_header(rest, usize::MAX)
+        {
+            at += took + len;
+            if header == ours && len > 0 {
+                spans.push((at, len));
+            }
+        }
+        spans
+    }
 }
 
 #[cfg(test)]

@@ -63,4 +63,9 @@ pub trait Muxer {
     fn handle_timeout(&mut self, now: Nanos);
     /// Bytes queued on a stream that flow control has not let out yet.
     fn queued(&self, id: StreamId) -> usize;
+    /// Where stream `id`'s data lies in `batch`, bytes this muxer's `poll_transmit` just
+    /// returned: for each of the stream's data frames in it, in order, the position in `batch`
+    /// just past the frame's data and how many data bytes it carries. Empty for a stream the
+    /// muxer no longer knows.
+    fn data_in(&self, batch: &[u8], id: StreamId) -> Vec<(usize, usize)>;
 }

@@ -30,9 +30,9 @@ const STATIC_KEY_DOMAIN: &[u8] = b"noise-libp2p-static-key:";
 /// The largest Noise message, and so the largest frame body (the length prefix is a `u16`).
 const MAX_MESSAGE_LEN: usize = 65535;
 /// The AEAD tag that every encrypted Noise payload carries.
-const TAG_LEN: usize = 16;
+pub(crate) const TAG_LEN: usize = 16;
 /// The largest plaintext one transport frame carries.
-const MAX_PLAINTEXT_LEN: usize = MAX_MESSAGE_LEN - TAG_LEN;
+pub(crate) const MAX_PLAINTEXT_LEN: usize = MAX_MESSAGE_LEN - TAG_LEN;
 /// The length of an X25519 public key, the ephemeral in message 1.
 const DH_LEN: usize = 32;
 
@@ -194,6 +194,11 @@ impl Noise {
             self.tx[start..start + 2].copy_from_slice(&(written as u16).to_be_bytes());
         }
         Ok(())
+    }
+
+    /// Bytes waiting to be taken by [`Noise::poll_transmit`].
+    pub fn queued(&self) -> usize {
+        self.tx.len()
     }
 
     /// Framed bytes to write to the wire (everything pending, in one buffer), if any.

@@ -800,4 +800,21 @@ impl Muxer for Yamux {
     fn queued(&self, id: StreamId) -> usize {
         u32::try_from(id.0).ok().and_then(|w| self.streams.get(&w)).map_or(0, |s| s.queue.len())
     }
+
+    fn data_in(&self, batch: &[u8], id: StreamId) -> Vec<(usize, usize)> {
+        let mut spans = Vec::new();
+        let Ok(wire) = u32::try_from(id.0) else { return spans };
+        let mut at = 0;
+        // A batch holds whole frames: headers, and data frames' payloads after theirs.
+        while let Some(h) = batch.get(at..at + HEADER_LEN).and_then(|b| Header::decode(b.try_into().ok()?).ok()) {
+            at += HEADER_LEN;
+            if h.frame_type == FrameType::Data {
+                at += h.length as usize;
+                if h.stream == wire && h.length > 0 {
+                    spans.push((at, h.length as usize));
+                }
+            }
+        }
+        spans
+    }
 }

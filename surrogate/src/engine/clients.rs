@@ -16,11 +16,11 @@ use crate::rpc::{CLIENT_KEY, MsgKey, NO_HINT, Rpc, RpcKind};
 use crate::topics::{TOPIC_COUNT, topic_name};
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
-use thermocline_bus::kinds::{HOT_MESSAGE, PACKET};
+use thermocline_bus::kinds::{HOT_MARK, HOT_MESSAGE, PACKET};
 use thermocline_bus::{Event, HostId, ShardId, SimTime};
 use thermocline_models::directory::HostDirectory;
 use thermocline_models::partition::Partition;
-use thermocline_net::decide;
+use thermocline_net::{MarkNote, StreamMark, decide};
 use thermocline_wire::gossipsub::{
     self, Control, Graft, IDontWant, IHave, IWant, Message, MessageIdFn, Prune, SubOpts,
 };
@@ -115,6 +115,7 @@ impl GossipEngine {
                 }
                 Output::Down { host } => self.client_down(i, host, now),
                 Output::Rpc { host, rpc } => self.client_rpc(i, now, host, rpc),
+                Output::Mark { host, mark } => self.mark_out(i, now, host, mark),
             }
         }
         let id = self.ids[i];
@@ -151,6 +152,24 @@ impl GossipEngine {
         self.client_out.push((self.partition.shard_of(dst), event));
     }
 
+    /// A message identity `i` sends a client has left whole: the client's host learns where it
+    /// ends on the stream, as early as any of its bytes can arrive (the path's smallest delay
+    /// after now), so it is there before the stream reaches that offset.
+    fn mark_out(&mut self, i: usize, now: u64, host: u32, mark: StreamMark) {
+        let src = self.ids[i];
+        let seq = self.seq[i];
+        self.seq[i] += 1;
+        let event = Event {
+            deliver_time: SimTime::from_nanos(now + self.net.path(src, host).min_latency_ns()),
+            src_host: HostId(src),
+            src_seq: seq,
+            dst_host: HostId(host),
+            kind: HOT_MARK,
+            payload: Bytes::from(mark.encode()),
+        };
+        self.client_out.push((self.partition.shard_of(host), event));
+    }
+
     /// A client is authenticated: it takes a free connection slot of identity `i` (or is
     /// ignored when there is none).
     fn client_up(&mut self, i: usize, host: u32) {
@@ -174,7 +193,7 @@ impl GossipEngine {
         let rpc = gossipsub::Rpc { subscriptions, ..Default::default() };
         let (id, dir) = (self.ids[i], &self.net.directory);
         let Some(b) = self.boundary.as_mut() else { return };
-        let outs = b.send_rpc(id, host, now, &rpc, &|a| dir.host_of_ip(a));
+        let outs = b.send_rpc(id, host, now, &rpc, None, &|a| dir.host_of_ip(a));
         self.apply(i, now, outs);
     }
 
@@ -361,10 +380,41 @@ impl GossipEngine {
     pub(super) fn client_send(&mut self, i: usize, c: usize, now: u64, rpc: Rpc) {
         let host = self.conn[c].peer;
         let Some(wire) = self.wire_rpc(&rpc) else { return };
+        let note = if rpc.kind == RpcKind::Message { self.mark_note(i, host, &rpc) } else { None };
         let (id, dir) = (self.ids[i], &self.net.directory);
         let Some(b) = self.boundary.as_mut() else { return };
-        let outs = b.send_rpc(id, host, now, &wire, &|a| dir.host_of_ip(a));
+        let outs = b.send_rpc(id, host, now, &wire, note, &|a| dir.host_of_ip(a));
         self.apply(i, now, outs);
+    }
+
+    /// What the client on `host` is told of message `rpc` from identity `i`, to time its arrival
+    /// there; `None` for the client's own message coming back. A client's message carries its
+    /// publication time in its block header (as `gossip-node` writes it: slot, publisher, Unix
+    /// ns), which the tail does not know otherwise; without one it counts from the start of the run.
+    fn mark_note(&self, i: usize, host: u32, rpc: &Rpc) -> Option<MarkNote> {
+        let content = self.content.get(&rpc.msg)?;
+        let client = self.boundary.as_ref()?.client_peer(self.ids[i], host);
+        if client.is_some_and(|p| content.message.from.as_deref() == Some(&p.to_bytes()[..])) {
+            return None;
+        }
+        let published_ns =
+            match rpc.msg.is_client() {
+                true => content.message.data.get(12..20).map_or(0, |t| {
+                    u64::from_be_bytes(t.try_into().expect("8 bytes")).saturating_sub(self.start_unix_ns)
+                }),
+                false => rpc.published_ns,
+            };
+        let slot_ns = self.traffic.slot.as_nanos().max(1);
+        let slot = published_ns.saturating_sub(self.traffic.start.as_nanos()) / slot_ns;
+        Some(MarkNote {
+            message: rpc.msg.0,
+            published_ns,
+            slot,
+            slot_start_ns: self.slot_start_ns(slot),
+            sender: self.ids[i],
+            hops: rpc.hops,
+            topic: topic_name(rpc.topic),
+        })
     }
 
     /// The wire form of a router RPC, if it has one.

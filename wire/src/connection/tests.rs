@@ -142,3 +142,53 @@ proptest::proptest! {
         }
     }
 }
+
+/// The listener's marks (tag, wire offset), and for each RPC the dialer read, its first topic and
+/// the listener's wire offset at which it became readable.
+type Fed = (Vec<(u64, u64)>, Vec<(String, u64)>);
+
+/// Moves bytes both ways until quiet, the listener's to the dialer one byte at a time.
+fn feed_bytewise(p: &mut Pair, wire: &mut u64) -> Fed {
+    let (mut marks, mut read) = (Vec::new(), Vec::new());
+    for _ in 0..10_000 {
+        marks.extend(std::iter::from_fn(|| p.listener.poll_mark()));
+        let a = p.dialer.poll_transmit();
+        let b = p.listener.poll_transmit();
+        if a.is_none() && b.is_none() {
+            break;
+        }
+        for byte in b.unwrap_or_default() {
+            p.dialer.handle_bytes(0, &[byte]).unwrap();
+            *wire += 1;
+            while let Some(e) = p.dialer.poll_event() {
+                if let ConnEvent::Rpc(r) = e {
+                    read.push((r.publish[0].topic.clone(), *wire));
+                }
+            }
+        }
+        p.listener.handle_bytes(0, &a.unwrap_or_default()).unwrap();
+    }
+    (marks, read)
+}
+
+#[test]
+fn a_marked_rpc_is_marked_exactly_where_the_peer_can_first_read_it() {
+    for muxer in [MuxKind::Yamux, MuxKind::Mplex] {
+        let mut p = Pair::new(vec![muxer], vec![muxer]);
+        // Before anything is agreed, and larger than a yamux window: it waits, then leaves in
+        // parts as the dialer grants window; the next ones queue behind it.
+        p.listener.send_rpc_marked(0, &hello("a", 300_000), 1).unwrap();
+        p.listener.send_rpc(0, &hello("b", 10)).unwrap();
+        p.listener.send_rpc_marked(0, &hello("c", 70_000), 2).unwrap();
+        let mut wire = 0;
+        let (marks, read) = feed_bytewise(&mut p, &mut wire);
+        let at = |read: &[(String, u64)], t: &str| read.iter().find(|(x, _)| x == t).unwrap().1;
+        assert_eq!(marks, [(1, at(&read, "a")), (2, at(&read, "c"))], "{muxer:?}: {read:?}");
+        // Once the stream is agreed: two that leave in one batch, the first ending in its first
+        // Noise message, the second in its second.
+        p.listener.send_rpc_marked(0, &hello("d", 65_000), 3).unwrap();
+        p.listener.send_rpc_marked(0, &hello("e", 2_000), 4).unwrap();
+        let (marks, read) = feed_bytewise(&mut p, &mut wire);
+        assert_eq!(marks, [(3, at(&read, "d")), (4, at(&read, "e"))], "{muxer:?}: {read:?}");
+    }
+}
