@@ -133,6 +133,7 @@ fn bench_hybrid_reports_the_boundarys_cost_as_json() {
 fn example_spec(dir: &std::path::Path) -> std::path::PathBuf {
     let text = read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/hybrid.toml"));
     let node = gossip_node();
+    let text = text.replace("\"../../target/release/gossip-node\"", &format!("{:?}", node.display().to_string()));
     assert!(text.contains(&node.display().to_string()), "the example names gossip-node by its path");
     write_spec(dir, "hybrid.toml", &text)
 }
@@ -148,6 +149,7 @@ fn the_hybrid_example_delivers_every_block_to_real_and_surrogate_nodes_on_one_an
         digests.push(summary(&out)["digest"].as_str().unwrap().to_string());
     }
     assert_eq!(digests[0], digests[1], "one digest on 1 and 2 shards");
+    let out = dir.join("1");
     let s = summary(&out);
     assert!(s["gossip"]["reliability"].as_f64().unwrap() > 0.999, "{}", s["gossip"]);
     let mut peers_seen = std::collections::BTreeSet::new();
@@ -164,6 +166,8 @@ fn the_hybrid_example_delivers_every_block_to_real_and_surrogate_nodes_on_one_an
 
 #[test]
 fn peer_placeholders_give_each_client_its_own_surrogates_with_their_peer_ids() {
+    let dir = scratch("hybrid-placeholders");
+    let spec = r#"
 [run]
 seed = 11
 duration = "2 s"
@@ -176,6 +180,7 @@ count = 50
 [[hosts]]
 name = "hot"
 kind = "direct"
+count = 3
 [gossip]
 [traffic]
 start = "10 s"
@@ -188,9 +193,11 @@ env = { PEERS = "{peers:tail:4}", ADDRS = "{multiaddrs:tail:4}" }
 "#
     .to_string();
     let path = write_spec(&dir, "p.toml", &spec);
+    let out = dir.join("out");
     run_ok(&["run", path.to_str().unwrap(), "-q", "--out", out.to_str().unwrap()]);
     let mut all = std::collections::BTreeSet::new();
     for h in 0..3 {
+        let text = read(out.join(format!("hosts/hot{h}/sh.0.stdout")));
         let (names, addrs) = text.trim().split_once('\n').unwrap();
         let names: Vec<&str> = names.split(',').collect();
         let addrs: Vec<&str> = addrs.split(',').collect();
@@ -213,11 +220,17 @@ env = { PEERS = "{peers:tail:4}", ADDRS = "{multiaddrs:tail:4}" }
 
 #[test]
 fn clients_with_content_message_ids_mesh_with_surrogates_configured_alike() {
+    let node = gossip_node();
+    let dir = scratch("hybrid-content-ids");
+    let text = real_clients_spec(&node, "content-addressed message ids")
         .replace("[gossip]\n", "[gossip]\nmessage_id = { beacon_block = \"content-sha256\" }\n")
         .replace("\"--verbose\"]", "\"--verbose\", \"--message-id\", \"content\"]");
     assert!(text.contains("content-sha256") && text.contains("\"content\"]"), "{text}");
+    let spec = write_spec(&dir, "content.toml", &text);
+    let out = dir.join("out");
     run_ok(&["run", spec.to_str().unwrap(), "-q", "--out", out.to_str().unwrap()]);
     for (me, other) in [(0, 1), (1, 0)] {
+        let log = read(out.join(format!("hosts/hot{me}/gossip-node.0.stdout")));
         assert!(log.contains(&format!("recv slot={other} publisher={other} via=-1 ")), "hot{me}:\n{log}");
         let surrogate_blocks = log
             .lines()
@@ -227,30 +240,50 @@ fn clients_with_content_message_ids_mesh_with_surrogates_configured_alike() {
         assert!(!log.contains("malformed") && !log.contains("failed"), "hot{me}:\n{log}");
     }
     // A topic the surrogates do not model is refused at its line.
+    let bad = write_spec(&dir, "bad.toml", &text.replace("{ beacon_block =", "{ beacon_blob ="));
+    let o = run_with_deadline(&["run", bad.to_str().unwrap(), "-q"], std::time::Duration::from_secs(60));
+    let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("bad.toml:") && err.contains("beacon_blob"), "{err}");
 }
 
 #[test]
 fn surrogates_dial_real_clients_that_dial_nobody_and_blocks_cross_both_ways() {
+    let node = gossip_node();
+    let dir = scratch("hybrid-dial-clients");
+    let text = real_clients_spec(&node, "clients that only listen")
         .replace("[gossip]\n", "[gossip]\ndial_clients = { group = \"hot\", peers = 4, start = \"3 s\" }\n")
         .replace("\"--peer\", \"tail1{index}:9000,tail2{index}:9000,tail3{index}:9000,tail4{index}:9000\",", "");
     assert!(text.contains("dial_clients") && !text.contains("--peer"), "{text}");
+    let spec = write_spec(&dir, "dialled.toml", &text);
+    let mut digests = Vec::new();
     for shards in ["1", "2"] {
+        let out = dir.join(shards);
         run_ok(&["run", spec.to_str().unwrap(), "-q", "--shards", shards, "--out", out.to_str().unwrap()]);
         digests.push(summary(&out)["digest"].as_str().unwrap().to_string());
     }
     assert_eq!(digests[0], digests[1], "one digest on 1 and 2 shards");
+    let out = dir.join("1");
     for (me, other) in [(0, 1), (1, 0)] {
+        let log = read(out.join(format!("hosts/hot{me}/gossip-node.0.stdout")));
         assert_eq!(log.matches("connected node=-1 dialer=false").count(), 4, "four surrogates dialled in:\n{log}");
         assert!(!log.contains("dialer=true"), "hot{me} dialled nobody:\n{log}");
+        assert!(log.contains(&format!("recv slot={other} publisher={other} via=-1 ")), "hot{me}:\n{log}");
+        let surrogate_blocks = log
             .lines()
+            .filter(|l| l.starts_with("recv ") && !l.contains(" publisher=0 ") && !l.contains(" publisher=1 "))
             .count();
+        assert!(surrogate_blocks >= 2, "hot{me} got {surrogate_blocks} surrogate blocks:\n{log}");
         assert!(!log.contains("malformed") && !log.contains("failed"), "hot{me}:\n{log}");
     }
     // Dialling a group that is not direct is refused at its line.
+    let bad = write_spec(&dir, "bad.toml", &text.replace("group = \"hot\"", "group = \"tail\""));
+    let o = run_with_deadline(&["run", bad.to_str().unwrap(), "-q"], std::time::Duration::from_secs(60));
+    let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("bad.toml:") && err.contains("not a kind = \"direct\""), "{err}");
+}
+
 /// A real client's arrivals as `gossip_arrivals` tables them (`hot` rows): (message id, delay
 /// since publication ns) per `beacon_block` message, for host `node`.
 fn hot_block_rows(out: &std::path::Path, node: u32) -> BTreeMap<u64, u64> {
@@ -258,8 +291,11 @@ fn hot_block_rows(out: &std::path::Path, node: u32) -> BTreeMap<u64, u64> {
     let mut rows = BTreeMap::new();
     for b in &batches {
         let hot = b.column_by_name("hot").unwrap();
+        let hot = hot.as_any().downcast_ref::<arrow_array::BooleanArray>().unwrap();
         let nodes = b.column_by_name("node").unwrap();
+        let nodes = nodes.as_any().downcast_ref::<arrow_array::UInt32Array>().unwrap();
         let topics = b.column_by_name("topic").unwrap();
+        let topics = topics.as_any().downcast_ref::<arrow_array::StringArray>().unwrap();
         let (ids, delays) = (u64s(b, "message_id"), u64s(b, "arrival_since_publish_ns"));
         for k in 0..b.num_rows() {
             if hot.value(k) && nodes.value(k) == node && topics.value(k) == "beacon_block" {
@@ -277,12 +313,18 @@ fn hot_block_rows(out: &std::path::Path, node: u32) -> BTreeMap<u64, u64> {
 /// figures. One digest on every shard count and backend.
 #[test]
 fn real_clients_arrivals_are_hot_rows_no_later_than_their_own_logs() {
+    let node = gossip_node();
+    let dir = scratch("hybrid-hot-arrivals");
+    let spec = write_spec(&dir, "clients.toml", &real_clients_spec(&node, "hot arrivals"));
     let digests = digests_on_every_shard_count(&dir, &spec);
     assert!(digests.values().all(|d| *d == digests["one"]), "{digests:?}");
+    let out = dir.join("one");
     // The tail's blocks: message id by (slot, publisher).
+    let (_, batches) = read_ipc_file(&out.join("gossip_messages.arrow")).unwrap();
     let mut tail_blocks = BTreeMap::new();
     for b in &batches {
         let p = b.column_by_name("publisher").unwrap();
+        let p = p.as_any().downcast_ref::<arrow_array::UInt32Array>().unwrap();
         for ((slot, id), publisher) in u64s(b, "slot").into_iter().zip(u64s(b, "message_id")).zip(p.values()) {
             tail_blocks.insert((slot, u64::from(*publisher)), id);
         }
@@ -291,6 +333,7 @@ fn real_clients_arrivals_are_hot_rows_no_later_than_their_own_logs() {
         |line: &str, key: &str| -> u64 { line.split(' ').find_map(|w| w.strip_prefix(key)).unwrap().parse().unwrap() };
     let mut gaps = Vec::new();
     for (me, other) in [(0u64, 1u64), (1, 0)] {
+        let log = read(out.join(format!("hosts/hot{me}/gossip-node.0.stdout")));
         let rows = hot_block_rows(&out, 200 + me as u32);
         let mut matched = 0;
         for line in log.lines().filter(|l| l.starts_with("recv ")) {
@@ -314,6 +357,7 @@ fn real_clients_arrivals_are_hot_rows_no_later_than_their_own_logs() {
     }
     let worst = *gaps.iter().max().unwrap();
     assert!(worst < 5_000_000, "the client logs within 5 ms of its socket's arrival: {gaps:?}");
+    let s = summary(&out);
     let (hot, cold) = (&s["gossip"]["hot"], &s["gossip"]["cold"]);
     assert_eq!(hot["nodes"], 2, "{}", s["gossip"]);
     assert_eq!(hot["received"].as_u64(), Some(gaps.len() as u64), "{}", s["gossip"]);
