@@ -116,8 +116,18 @@ impl Stamps {
 /// When the run began, for file times (machine time, ns since the epoch): when its output folder
 /// `out_dir` was made (its birth time), which every shard of the run shares — a shard that starts
 /// late must not take files another shard's hosts wrote before it started for the machine's — or,
-/// where the file system keeps no birth times, now.
+/// where the file system keeps no birth times, now. Less [`COARSE_MARGIN_NS`]: file times come
+/// from the coarse clock, which lags the birth time's fine one by up to a tick, and a file the run
+/// writes must never look older than the run.
 pub fn run_start(out_dir: &std::path::Path) -> i64 {
+    run_birth(out_dir) - COARSE_MARGIN_NS
+}
+
+/// Longer than any kernel's coarse-clock tick (4 ms at 250 Hz, 10 ms at 100 Hz).
+pub const COARSE_MARGIN_NS: i64 = 20_000_000;
+
+/// The birth time of `out_dir`, or now where there is none.
+fn run_birth(out_dir: &std::path::Path) -> i64 {
     let now = machine_now();
     let Ok(path) = CString::new(out_dir.as_os_str().as_encoded_bytes()) else { return now };
     // SAFETY: a zeroed statx is valid; statx fills it.
@@ -125,7 +135,7 @@ pub fn run_start(out_dir: &std::path::Path) -> i64 {
     // SAFETY: statx with a valid path and buffer.
     let ok = unsafe { libc::statx(libc::AT_FDCWD, path.as_ptr(), 0, libc::STATX_BTIME, &mut sx) } == 0;
     if ok && sx.stx_mask & libc::STATX_BTIME != 0 {
-        now.min(ns(sx.stx_btime.tv_sec, i64::from(sx.stx_btime.tv_nsec)))
+        ns(sx.stx_btime.tv_sec, i64::from(sx.stx_btime.tv_nsec))
     } else {
         now
     }
@@ -394,7 +404,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let start = run_start(&dir);
-        assert!(start <= machine_now());
+        assert!(start <= machine_now() - COARSE_MARGIN_NS / 2, "a coarse tick before the folder's birth");
         // Three ticks of the coarse clock or more: "now" would have moved.
         std::thread::sleep(std::time::Duration::from_millis(40));
         assert_eq!(run_start(&dir), start, "the folder's birth, not now");
