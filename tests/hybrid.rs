@@ -224,7 +224,7 @@ fn clients_with_content_message_ids_mesh_with_surrogates_configured_alike() {
     let dir = scratch("hybrid-content-ids");
     let text = real_clients_spec(&node, "content-addressed message ids")
         .replace("[gossip]\n", "[gossip]\nmessage_id = { beacon_block = \"content-sha256\" }\n")
-        .replace("\"--verbose\"]", "\"--verbose\", \"--message-id\", \"content\"]");
+        .replace("\"--score\"]", "\"--score\", \"--message-id\", \"content\"]");
     assert!(text.contains("content-sha256") && text.contains("\"content\"]"), "{text}");
     let spec = write_spec(&dir, "content.toml", &text);
     let out = dir.join("out");
