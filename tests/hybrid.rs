@@ -152,6 +152,10 @@ fn the_hybrid_example_delivers_every_block_to_real_and_surrogate_nodes_on_one_an
     let out = dir.join("1");
     let s = summary(&out);
     assert!(s["gossip"]["reliability"].as_f64().unwrap() > 0.999, "{}", s["gossip"]);
+    // Hot rows: 8 clients × (5 tail blocks + 4 client blocks) less each client's own block.
+    assert_eq!(s["gossip"]["hot"]["nodes"], 8, "{}", s["gossip"]);
+    assert_eq!(s["gossip"]["hot"]["received"], 8 * (5 + 4) - 4, "{}", s["gossip"]);
+    assert_eq!(s["gossip"]["cold"]["nodes"], 10_000, "{}", s["gossip"]);
     let mut peers_seen = std::collections::BTreeSet::new();
     for i in 0..8 {
         let log = read(out.join(format!("hosts/hot{i}/gossip-node.0.stdout")));
