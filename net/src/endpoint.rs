@@ -173,11 +173,8 @@ impl HostNet {
     /// Takes what a connection has received (empty when nothing is waiting).
     pub fn recv(&mut self, now: u64, conn: ConnId) -> Result<Vec<u8>, EndpointError> {
         let handle = self.conns.get(&conn).ok_or(EndpointError::NoConnection)?.handle;
-        let s = self.stack.socket(handle);
-        let mut data = vec![0u8; s.recv_queue()];
-        let n = s.recv_slice(&mut data).unwrap_or(0);
-        data.truncate(n);
-        if n > 0 {
+        let mut data = Vec::new();
+        if self.stack.recv_into(handle, &mut data) > 0 {
             // The window opened: the stack may have an update to send.
             self.poll(now);
         }

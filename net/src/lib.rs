@@ -22,6 +22,7 @@
 
 pub mod endpoint;
 pub mod link;
+pub mod pages;
 pub mod linux;
 pub mod path;
 pub mod rules;

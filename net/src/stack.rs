@@ -20,6 +20,7 @@ use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpProtocol, Ipv4Packet, TcpPacket};
 use crate::linux::{AckClock, Sender};
+use crate::pages;
 use smoltcp::time::Duration;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::Ipv4Addr;
@@ -145,6 +146,17 @@ struct Flow {
     /// A segment for this connection arrived in the current run: a retransmission now answers
     /// duplicate ACKs rather than a timeout.
     rx: bool,
+    /// The sequence number after the highest byte received, once known (from the handshake).
+    rx_high: Option<u32>,
+    /// Bytes may be waiting out of order in smoltcp's receive ring (a segment arrived beyond
+    /// `rx_high`, and no ACK of all of it has left since): the ring's free space is not all free.
+    rx_gap: bool,
+    /// Lowest and highest addresses of the receive ring that data was taken from.
+    rx_seen: (usize, usize),
+    /// Bytes taken from the receive ring since its pages were last returned.
+    rx_unreleased: usize,
+    /// Bytes put into smoltcp's send ring since its pages were last returned.
+    tx_unreleased: usize,
 }
 
 impl Flow {
@@ -156,6 +168,35 @@ impl Flow {
             close_pending: false,
             queued: 0,
             rx: false,
+            rx_high: None,
+            rx_gap: false,
+            rx_seen: (usize::MAX, 0),
+            rx_unreleased: 0,
+            tx_unreleased: 0,
+        }
+    }
+
+    /// Watches a received segment's sequence numbers: one beyond the highest byte so far (or
+    /// before the handshake told where the stream starts) may leave bytes out of order.
+    fn track_rx(&mut self, seg: &Seg) {
+        if seg.syn {
+            self.rx_high = Some(seg.seq.wrapping_add(1));
+            return;
+        }
+        if seg.len == 0 {
+            return;
+        }
+        let end = seg.seq.wrapping_add(seg.len as u32);
+        match self.rx_high {
+            Some(high) if !seq_after(seg.seq, high) => {
+                if seq_after(end, high) {
+                    self.rx_high = Some(end);
+                }
+            }
+            _ => {
+                self.rx_gap = true;
+                self.rx_high = Some(end);
+            }
         }
     }
 }
@@ -170,6 +211,15 @@ struct Seg {
     len: usize,
     syn: bool,
     rst: bool,
+}
+
+/// Bytes that pass through a ring before its pages are returned to the kernel (see [`pages`]):
+/// one `madvise` per this much data, and at most this much (plus partial pages) kept per ring.
+const RELEASE_EVERY: usize = 16 * 1024;
+
+/// Whether sequence number `a` is after `b` (modulo 2^32).
+fn seq_after(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
 }
 
 /// The TCP segment in IPv4 packet `bytes`, if it is one. Never panics on any input.
@@ -230,7 +280,11 @@ impl TcpStack {
     /// A new socket for this stack with `rx` and `tx` buffer bytes: no smoltcp congestion
     /// controller, as the stack keeps Linux's window itself.
     pub fn new_socket(rx: usize, tx: usize) -> tcp::Socket<'static> {
-        let mut t = tcp::Socket::new(tcp::SocketBuffer::new(vec![0u8; rx]), tcp::SocketBuffer::new(vec![0u8; tx]));
+        let (mut rx, mut tx) = (vec![0u8; rx], vec![0u8; tx]);
+        // Zeroed memory may come back from the allocator already written: start with no pages.
+        pages::release(&mut rx);
+        pages::release(&mut tx);
+        let mut t = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
         t.set_congestion_control(tcp::CongestionControl::None);
         t
     }
@@ -258,6 +312,37 @@ impl TcpStack {
         self.flows.entry(handle).or_insert_with(Flow::new).staged.extend(&data[..n]);
         self.pump(handle, now_ns);
         Ok(n)
+    }
+
+    /// Takes everything connection `handle` has received, in order, onto `out`; returns how many
+    /// bytes. Once enough has passed and nothing waits in the receive ring (in order or not),
+    /// the pages it passed through go back to the kernel.
+    pub fn recv_into(&mut self, handle: SocketHandle, out: &mut Vec<u8>) -> usize {
+        let t = self.sockets.get_mut::<tcp::Socket>(handle);
+        let (mut taken, mut seen) = (0, (usize::MAX, 0));
+        while let Ok(n) = t.recv(|data| {
+            out.extend_from_slice(data);
+            let at = data.as_ptr() as usize;
+            seen = (seen.0.min(at), seen.1.max(at + data.len()));
+            (data.len(), data.len())
+        }) && n > 0
+        {
+            taken += n;
+        }
+        if taken == 0 {
+            return 0;
+        }
+        let f = self.flows.entry(handle).or_insert_with(Flow::new);
+        f.rx_seen = (f.rx_seen.0.min(seen.0), f.rx_seen.1.max(seen.1));
+        f.rx_unreleased += taken;
+        if f.rx_unreleased >= RELEASE_EVERY && !f.rx_gap && t.recv_queue() == 0 {
+            // SAFETY: both ends are addresses of bytes of this socket's receive ring, which the
+            // stack holds exclusively; with the ring empty and nothing out of order, all of it
+            // is free space that smoltcp writes before reading.
+            unsafe { pages::release_span(f.rx_seen.0, f.rx_seen.1) };
+            f.rx_unreleased = 0;
+        }
+        taken
     }
 
     /// Bytes written on connection `handle` and not yet acknowledged (sent or not).
@@ -339,6 +424,7 @@ impl TcpStack {
         if seg.len > 0 {
             f.ack.on_data(now, f.tx.rto_ns());
         }
+        f.track_rx(seg);
         self.apply_ack_delay(hd);
         Some(hd)
     }
@@ -368,6 +454,10 @@ impl TcpStack {
             }
             if let Some(ack) = seg.ack {
                 f.ack.on_ack_sent(ack, timer && seg.len == 0 && !f.rx);
+                if seg.syn {
+                    f.rx_high = Some(ack);
+                }
+                f.rx_gap &= f.rx_high != Some(ack);
             }
             self.apply_ack_delay(hd);
         }
@@ -396,6 +486,18 @@ impl TcpStack {
                 sent += t.send_slice(&b[..n - a.len()]).unwrap_or(0);
             }
             f.staged.drain(..sent);
+            f.tx_unreleased += sent;
+            if f.staged.is_empty() && f.staged.capacity() > RELEASE_EVERY {
+                f.staged = VecDeque::new();
+            }
+        }
+        if t.send_queue() == 0 && f.tx_unreleased >= RELEASE_EVERY {
+            // An empty ring restarts at its beginning: all of it is free space.
+            let _ = t.send(|free| {
+                pages::release(free);
+                (0, ())
+            });
+            f.tx_unreleased = 0;
         }
         if f.close_pending && f.staged.is_empty() {
             f.close_pending = false;
@@ -497,6 +599,31 @@ pub fn rst_tuple(bytes: &[u8]) -> Option<((Ipv4Addr, u16), (Ipv4Addr, u16))> {
 
 #[cfg(test)]
 mod tests {
+    use super::{Flow, Seg};
+    use std::net::Ipv4Addr;
+
+    fn data(seq: u32, len: usize) -> Seg {
+        let ep = (Ipv4Addr::LOCALHOST, 1);
+        Seg { src: ep, dst: ep, seq, ack: None, len, syn: false, rst: false }
+    }
+
+    #[test]
+    fn only_a_segment_beyond_the_highest_byte_leaves_a_gap() {
+        let mut f = Flow::new();
+        f.track_rx(&data(5, 10));
+        assert!(f.rx_gap, "before the handshake, where the stream starts is unknown");
+        let mut f = Flow::new();
+        f.track_rx(&Seg { syn: true, ..data(u32::MAX, 0) });
+        assert_eq!(f.rx_high, Some(0));
+        f.track_rx(&data(0, 100));
+        f.track_rx(&data(50, 100));
+        f.track_rx(&data(0, 100));
+        assert!(!f.rx_gap, "in order, overlapping and repeated segments leave none");
+        assert_eq!(f.rx_high, Some(150));
+        f.track_rx(&data(200, 10));
+        assert!(f.rx_gap);
+        assert_eq!(f.rx_high, Some(210));
+    }
     use super::*;
     use proptest::prelude::*;
 
