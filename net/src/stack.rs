@@ -315,17 +315,36 @@ impl TcpStack {
     }
 
     /// Takes everything connection `handle` has received, in order, onto `out`; returns how many
-    /// bytes. Once enough has passed and nothing waits in the receive ring (in order or not),
-    /// the pages it passed through go back to the kernel.
+    /// bytes. See [`TcpStack::recv_slice`] for what happens to the receive ring's memory.
     pub fn recv_into(&mut self, handle: SocketHandle, out: &mut Vec<u8>) -> usize {
+        self.drain(handle, usize::MAX, |data| out.extend_from_slice(data))
+    }
+
+    /// Takes up to `data.len()` received bytes of connection `handle` into `data`, in order;
+    /// returns how many. Once enough has passed and nothing waits in the receive ring (in order
+    /// or not), the pages it passed through go back to the kernel.
+    pub fn recv_slice(&mut self, handle: SocketHandle, data: &mut [u8]) -> usize {
+        let mut at = 0;
+        self.drain(handle, data.len(), |chunk| {
+            data[at..at + chunk.len()].copy_from_slice(chunk);
+            at += chunk.len();
+        })
+    }
+
+    /// Takes up to `max` received bytes of connection `handle`, handing each contiguous piece to
+    /// `sink`; then returns the ring's pages if it may (see [`TcpStack::recv_slice`]).
+    fn drain(&mut self, handle: SocketHandle, max: usize, mut sink: impl FnMut(&[u8])) -> usize {
         let t = self.sockets.get_mut::<tcp::Socket>(handle);
         let (mut taken, mut seen) = (0, (usize::MAX, 0));
-        while let Ok(n) = t.recv(|data| {
-            out.extend_from_slice(data);
-            let at = data.as_ptr() as usize;
-            seen = (seen.0.min(at), seen.1.max(at + data.len()));
-            (data.len(), data.len())
-        }) && n > 0
+        while taken < max
+            && let Ok(n) = t.recv(|data| {
+                let n = data.len().min(max - taken);
+                sink(&data[..n]);
+                let at = data.as_ptr() as usize;
+                seen = (seen.0.min(at), seen.1.max(at + n));
+                (n, n)
+            })
+            && n > 0
         {
             taken += n;
         }
