@@ -86,6 +86,8 @@ struct BoundaryHost {
     net: HostNet,
     key: Keypair,
     peers: BTreeMap<ConnId, Peer>,
+    /// Connections accepted so far.
+    accepted: u32,
 }
 
 /// The boundary identities of one shard.
@@ -111,6 +113,12 @@ impl Boundary {
         self.hosts.is_empty()
     }
 
+    /// TCP connections identity `id` accepted from clients so far (0 if it is not a boundary
+    /// identity).
+    pub fn accepted(&self, id: u32) -> u32 {
+        self.hosts.get(&id).map_or(0, |b| b.accepted)
+    }
+
     /// An IPv4 packet reached identity `id` (global id, address `ip`) at `now`. `host_of_ip`
     /// names the sender's host.
     pub fn handle_packet(
@@ -125,7 +133,7 @@ impl Boundary {
         let b = self.hosts.entry(id).or_insert_with(|| {
             let mut net = HostNet::new(ip, seed ^ u64::from(id), now);
             net.listen(GOSSIP_PORT).expect("a fresh endpoint has every port free");
-            BoundaryHost { id, net, key: identity_key(seed, id), peers: BTreeMap::new() }
+            BoundaryHost { id, net, key: identity_key(seed, id), peers: BTreeMap::new(), accepted: 0 }
         });
         b.net.handle_packet(now, packet);
         let mut out = Vec::new();
@@ -203,6 +211,10 @@ impl BoundaryHost {
                 if !p.unsent.is_empty() {
                     let n = self.net.send(now, conn, &p.unsent).unwrap_or(0);
                     p.unsent.drain(..n);
+                    if p.unsent.is_empty() {
+                        // What waited for room leaves no room behind.
+                        p.unsent = Vec::new();
+                    }
                     progressed |= n > 0;
                 }
             }
@@ -237,6 +249,7 @@ impl BoundaryHost {
                     Addresses::default(),
                 );
                 self.peers.insert(conn, Peer { host, wire, unsent: Vec::new() });
+                self.accepted += 1;
             }
             NetEvent::Readable(conn) => {
                 let data = self.net.recv(now, conn).unwrap_or_default();
@@ -321,5 +334,7 @@ mod tests {
         assert!(matches!(outs.first(), Some(Output::Up { host: 42, peer: p }) if *p == peer), "{outs:?}");
         assert!(outs.iter().any(|o| matches!(o, Output::Rpc { host: 42, rpc } if *rpc == hello)), "{outs:?}");
         assert_eq!(boundary.len(), 1);
+        assert_eq!((boundary.accepted(5), boundary.accepted(6)), (1, 0));
     }
 }
+
