@@ -3,6 +3,12 @@
 //! real nodes crosses the tail), while the surrogates publish blocks of their own. The same hot
 //! set (dialling each other) and the same cold tail are then run apart, so the boundary's
 //! overhead is the hybrid run's wall time against the sum of the two, in one invocation.
+//!
+//! Memory is the growth of the process's peak resident set over each run (the peak restarted
+//! before it). A boundary identity's is measured against two more runs whose real nodes dial
+//! nobody, with the tail and without: the hybrid's growth beyond the first is its boundary
+//! identities plus their clients' ends of the connections, and half the hot set's growth beyond
+//! the second is as many connection ends on real nodes (each hot connection has two).
 
 use crate::run::{RunOutcome, RunPlan, execute, window_config};
 use crate::spec::{Backend, Spec};
@@ -48,9 +54,10 @@ fn cold_part(args: &HybridBench) -> String {
     )
 }
 
+/// The hot group; `peers` is the dialling arguments with a trailing comma (empty: dial nobody).
 fn hot_part(args: &HybridBench, node: &Path, peers: &str) -> String {
     format!(
-        "\n[[hosts]]\nname = \"hot\"\nkind = \"direct\"\ncount = {hot}\nbandwidth = {{ up = \"50 Mbit\", down = \"50 Mbit\" }}\n\n[[processes]]\nhost = \"hot\"\npath = {node:?}\nargs = [\"--index\", \"{{index}}\", \"--nodes\", \"{hot}\", \"--listen\", \"0.0.0.0:9000\", {peers}, \"--genesis\", \"{GENESIS_S}\", \"--slot\", \"12\", \"--slots\", \"{slots}\", \"--size\", \"102400\"]\n",
+        "\n[[hosts]]\nname = \"hot\"\nkind = \"direct\"\ncount = {hot}\nbandwidth = {{ up = \"50 Mbit\", down = \"50 Mbit\" }}\n\n[[processes]]\nhost = \"hot\"\npath = {node:?}\nargs = [\"--index\", \"{{index}}\", \"--nodes\", \"{hot}\", \"--listen\", \"0.0.0.0:9000\", {peers} \"--genesis\", \"{GENESIS_S}\", \"--slot\", \"12\", \"--slots\", \"{slots}\", \"--size\", \"102400\"]\n",
         hot = args.hot,
         node = node.display().to_string(),
         slots = args.slots,
@@ -70,6 +77,11 @@ fn run(spec_text: &str, shards: u32, exe: &Path) -> Result<(RunOutcome, u64)> {
         _ => 0,
     };
     Ok((outcome, growth))
+}
+
+/// Per shard of `outcome`, the seconds of one wall-time counter of its windows.
+fn shard_seconds(outcome: &RunOutcome, counter: impl Fn(&thermocline_bus::WindowStats) -> u64) -> Vec<f64> {
+    outcome.reports.iter().map(|r| r.windows.iter().map(&counter).sum::<u64>() as f64 / 1e9).collect()
 }
 
 /// Gives freed memory back to the kernel and restarts the peak resident set at the current one;
@@ -124,22 +136,27 @@ pub fn hybrid(args: &HybridBench, exe: &Path) -> Result<()> {
     }
     let seconds = GENESIS_S + (args.slots + 1) * 12 + 2;
     let base = std::env::temp_dir().join(format!("thermocline-bench-hybrid-{}", std::process::id()));
-    let to_tail = "\"--peer\", \"tail1{index}1:9000,tail1{index}3:9000,tail1{index}5:9000,tail1{index}7:9000\"";
+    let to_tail = "\"--peer\", \"tail1{index}1:9000,tail1{index}3:9000,tail1{index}5:9000,tail1{index}7:9000\",";
     let book: Vec<String> = (0..args.hot).map(|i| format!("hot{i}:9000")).collect();
-    let to_hot = format!("\"--peer\", \"{}\", \"--dial\", \"4\"", book.join(","));
+    let to_hot = format!("\"--peer\", \"{}\", \"--dial\", \"4\",", book.join(","));
     let hybrid_out = base.join("hybrid");
     let mixed = common(args, seconds, &hybrid_out) + &cold_part(args) + &hot_part(args, &node, to_tail);
     let hot_only = common(args, seconds, &base.join("hot")) + &hot_part(args, &node, &to_hot);
     let cold_only = common(args, seconds, &base.join("cold")) + &cold_part(args);
+    // The hybrid and the hot set without connections: the real nodes dial nobody.
+    let undialled = common(args, seconds, &base.join("undialled")) + &cold_part(args) + &hot_part(args, &node, "");
+    let hot_idle = common(args, seconds, &base.join("hot-idle")) + &hot_part(args, &node, "");
     let (cold, cold_rss) = run(&cold_only, args.shards, exe)?;
     let (hot, hot_rss) = run(&hot_only, args.shards, exe)?;
     let (both, both_rss) = run(&mixed, args.shards, exe)?;
+    let (_, undialled_rss) = run(&undialled, args.shards, exe)?;
+    let (_, hot_idle_rss) = run(&hot_idle, args.shards, exe)?;
     let (received, expected) = hot_deliveries(&hybrid_out, args.hot)?;
     let tail = crate::output::gossip_figures(&both)?.context("the hybrid run has no gossip figures")?;
     let connections = crate::output::table_column_u64(&both, "surrogate_packets", "connections")?;
     let boundary = connections.iter().filter(|&&c| c > 0).count() as u64;
-    // What the hybrid holds beyond its two halves run apart, per boundary identity.
-    let beyond = both_rss as f64 - cold_rss as f64 - hot_rss as f64;
+    // The hybrid's connections and boundary, less the real nodes' ends of those connections.
+    let beyond = both_rss as f64 - undialled_rss as f64 - (hot_rss as f64 - hot_idle_rss as f64) / 2.0;
     let wall = |o: &RunOutcome| o.wall.as_secs_f64();
     let sim_s = f64::from(seconds);
     let v = json!({
@@ -160,8 +177,10 @@ pub fn hybrid(args: &HybridBench, exe: &Path) -> Result<()> {
         "hot_blocks_expected": expected,
         "reliability": tail.blocks.reliability,
         "hot_reliability": if expected > 0 { received as f64 / expected as f64 } else { 1.0 },
+        "shard_exec_s": shard_seconds(&both, |w| w.exec_ns),
+        "shard_wait_s": shard_seconds(&both, |w| w.wait_ns),
         "peak_rss_bytes": crate::model_cmd::peak_rss_bytes(),
-        "rss_growth_bytes": { "cold": cold_rss, "hot": hot_rss, "hybrid": both_rss },
+        "rss_growth_bytes": { "cold": cold_rss, "hot": hot_rss, "hybrid": both_rss, "hybrid_undialled": undialled_rss, "hot_undialled": hot_idle_rss },
         "bytes_per_cold_identity": cold_rss as f64 / f64::from(args.cold),
         "boundary_identities": boundary,
         "boundary_connections": connections.iter().sum::<u64>(),
@@ -172,7 +191,7 @@ pub fn hybrid(args: &HybridBench, exe: &Path) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!(
-            "Hybrid: {} real gossip-nodes + {} surrogates, {sim_s:.0} s simulated, {} shard(s)\n  wall      {:.1} s ({:.2}x real time); apart: hot {:.1} s + cold {:.1} s (overhead {:.2}x)\n  blocks    real nodes got {received} of {expected} of each other's; tail reliability {:.4}\n  memory    {:.0} B per cold identity; {boundary} boundary identities, {:.0} B each beyond the halves apart\n  digest    {}",
+            "Hybrid: {} real gossip-nodes + {} surrogates, {sim_s:.0} s simulated, {} shard(s)\n  wall      {:.1} s ({:.2}x real time); apart: hot {:.1} s + cold {:.1} s (overhead {:.2}x)\n  blocks    real nodes got {received} of {expected} of each other's; tail reliability {:.4}\n  memory    {:.0} B per cold identity; {boundary} boundary identities, {:.0} B each\n  digest    {}",
             args.hot,
             args.cold,
             args.shards,

@@ -16,14 +16,16 @@
 //!   as IPv4 packets. The endpoint level: what direct hosts' socket calls run on.
 //! - [`endpoint`]: [`HostNet`], a host's TCP endpoint with no process behind it (listening
 //!   ports, connections by handle, events), for surrogate identities that meet real clients.
+//! - [`pages`]: returns the pages of drained socket buffers to the kernel, so a connection's
+//!   memory is what is in flight, as in Linux, not its windows.
 //!
 //! Calls go one way: engines call this crate, which calls only `models` (paths, units, random
 //! draws) and `smoltcp`.
 
 pub mod endpoint;
 pub mod link;
-pub mod pages;
 pub mod linux;
+pub mod pages;
 pub mod path;
 pub mod rules;
 pub mod stack;

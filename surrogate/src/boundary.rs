@@ -337,4 +337,3 @@ mod tests {
         assert_eq!((boundary.accepted(5), boundary.accepted(6)), (1, 0));
     }
 }
-

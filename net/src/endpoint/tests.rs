@@ -21,7 +21,15 @@ struct Pair {
 
 impl Pair {
     fn new() -> Pair {
-        Pair { a: HostNet::new(A, 1, 0), b: HostNet::new(B, 2, 0), now: 0, wire: Vec::new(), events: Vec::new(), lose_every: 0, towards_b: 0 }
+        Pair {
+            a: HostNet::new(A, 1, 0),
+            b: HostNet::new(B, 2, 0),
+            now: 0,
+            wire: Vec::new(),
+            events: Vec::new(),
+            lose_every: 0,
+            towards_b: 0,
+        }
     }
 
     fn collect(&mut self) {
