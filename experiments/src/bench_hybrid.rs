@@ -5,10 +5,12 @@
 //! overhead is the hybrid run's wall time against the sum of the two, in one invocation.
 //!
 //! Memory is the growth of the process's peak resident set over each run (the peak restarted
-//! before it). A boundary identity's is measured against two more runs whose real nodes dial
-//! nobody, with the tail and without: the hybrid's growth beyond the first is its boundary
-//! identities plus their clients' ends of the connections, and half the hot set's growth beyond
-//! the second is as many connection ends on real nodes (each hot connection has two).
+//! before it). A boundary identity's, in the run, is measured against two more runs whose real
+//! nodes dial nobody, with the tail and without: the hybrid's growth beyond the first is its
+//! boundary identities plus their clients' ends of the connections (and the tail's share of the
+//! real nodes' blocks), and half the hot set's growth beyond the second is as many connection ends
+//! on real nodes (each hot connection has two). Alone, it is measured by
+//! [`crate::boundary_memory`].
 
 use crate::run::{RunOutcome, RunPlan, execute, window_config};
 use crate::spec::{Backend, Spec};
@@ -157,6 +159,7 @@ pub fn hybrid(args: &HybridBench, exe: &Path) -> Result<()> {
     let boundary = connections.iter().filter(|&&c| c > 0).count() as u64;
     // The hybrid's connections and boundary, less the real nodes' ends of those connections.
     let beyond = both_rss as f64 - undialled_rss as f64 - (hot_rss as f64 - hot_idle_rss as f64) / 2.0;
+    let alone = crate::boundary_memory::per_identity(boundary.max(1) as u32, u64::from(args.slots) + 1);
     let wall = |o: &RunOutcome| o.wall.as_secs_f64();
     let sim_s = f64::from(seconds);
     let v = json!({
@@ -184,14 +187,15 @@ pub fn hybrid(args: &HybridBench, exe: &Path) -> Result<()> {
         "bytes_per_cold_identity": cold_rss as f64 / f64::from(args.cold),
         "boundary_identities": boundary,
         "boundary_connections": connections.iter().sum::<u64>(),
-        "bytes_per_boundary_identity": if boundary > 0 { beyond / boundary as f64 } else { 0.0 },
+        "bytes_per_boundary_identity": alone,
+        "bytes_per_boundary_identity_in_run": if boundary > 0 { beyond / boundary as f64 } else { 0.0 },
         "digest": both.digest.to_string(),
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!(
-            "Hybrid: {} real gossip-nodes + {} surrogates, {sim_s:.0} s simulated, {} shard(s)\n  wall      {:.1} s ({:.2}x real time); apart: hot {:.1} s + cold {:.1} s (overhead {:.2}x)\n  blocks    real nodes got {received} of {expected} of each other's; tail reliability {:.4}\n  memory    {:.0} B per cold identity; {boundary} boundary identities, {:.0} B each\n  digest    {}",
+            "Hybrid: {} real gossip-nodes + {} surrogates, {sim_s:.0} s simulated, {} shard(s)\n  wall      {:.1} s ({:.2}x real time); apart: hot {:.1} s + cold {:.1} s (overhead {:.2}x)\n  blocks    real nodes got {received} of {expected} of each other's; tail reliability {:.4}\n  memory    {:.0} B per cold identity; {boundary} boundary identities, {:.0} B each alone, {:.0} B in the run\n  digest    {}",
             args.hot,
             args.cold,
             args.shards,
@@ -202,6 +206,7 @@ pub fn hybrid(args: &HybridBench, exe: &Path) -> Result<()> {
             wall(&both) / (wall(&hot) + wall(&cold)),
             tail.blocks.reliability,
             cold_rss as f64 / f64::from(args.cold),
+            alone.unwrap_or(0.0),
             if boundary > 0 { beyond / boundary as f64 } else { 0.0 },
             both.digest
         );

@@ -215,7 +215,7 @@ struct Seg {
 
 /// Bytes that pass through a ring before its pages are returned to the kernel (see [`pages`]):
 /// one `madvise` per this much data, and at most this much (plus partial pages) kept per ring.
-const RELEASE_EVERY: usize = 16 * 1024;
+const RELEASE_EVERY: usize = 8 * 1024;
 
 /// Whether sequence number `a` is after `b` (modulo 2^32).
 fn seq_after(a: u32, b: u32) -> bool {
