@@ -35,7 +35,7 @@ impl Pair {
     fn collect(&mut self) {
         while let Some(p) = self.a.poll_transmit() {
             self.towards_b += 1;
-            if self.lose_every == 0 || self.towards_b % self.lose_every != 0 {
+            if self.lose_every == 0 || !self.towards_b.is_multiple_of(self.lose_every) {
                 self.wire.push((self.now + DELAY, true, p));
             }
         }
