@@ -589,12 +589,11 @@ pub(crate) fn recv(
         Phase::Open(hd) => hd,
         _ => return Err(libc::ENOTCONN),
     };
-    let t = st.socket(hd);
-    let queued = t.recv_queue();
+    let queued = st.socket(hd).recv_queue();
     let want = total - done;
     if queued > 0 && want > 0 && !s.shut_rd {
         let mut data = vec![0u8; queued.min(want)];
-        let n = if peek { t.peek_slice(&mut data).unwrap_or(0) } else { t.recv_slice(&mut data).unwrap_or(0) };
+        let n = if peek { st.socket(hd).peek_slice(&mut data).unwrap_or(0) } else { st.recv_slice(hd, &mut data) };
         data.truncate(n);
         scatter(pid, bufs, done, &data)?;
         if !peek && let Some(p) = host_proc(e, h, proc) {
@@ -614,14 +613,14 @@ pub(crate) fn recv(
         finish_recv(pid, addr)?;
         return Ok(Answer::Value(done as i64));
     }
-    if done > 0 && (s.error.is_some() || !t.may_recv()) {
+    if done > 0 && (s.error.is_some() || !st.socket(hd).may_recv()) {
         finish_recv(pid, addr)?;
         return Ok(Answer::Value(done as i64));
     }
     if let Some(err) = s.error.take() {
         return Err(err);
     }
-    let state = t.state();
+    let state = st.socket(hd).state();
     let ended = s.shut_rd
         || matches!(state, State::CloseWait | State::LastAck | State::Closing | State::TimeWait)
         || (state == State::Closed && s.was_connected);

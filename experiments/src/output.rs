@@ -142,6 +142,18 @@ pub struct TopicFigures {
     pub duplicates_per_delivery: f64,
 }
 
+/// Column `column` (u64 or u32) of table `table` over every shard of `outcome`; empty if no shard
+/// wrote the table.
+pub fn table_column_u64(outcome: &RunOutcome, table: &str, column: &str) -> Result<Vec<u64>> {
+    let tables: Vec<&Table> =
+        outcome.reports.iter().flat_map(|r| r.output.tables.iter()).filter(|t| t.name == table).collect();
+    if tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (_, batches) = concat_tables(table, &tables)?;
+    Ok(column_u64(&batches, column))
+}
+
 fn column_u64(batches: &[arrow_array::RecordBatch], name: &str) -> Vec<u64> {
     use arrow_array::{Array, UInt32Array, UInt64Array};
     let mut out = Vec::new();

@@ -125,6 +125,48 @@ fn location_order(dir: &HostDirectory, routes: &Routes) -> Vec<u32> {
     order
 }
 
+/// The shards a location's load `[start, start + load)` falls to between `cuts` (each shard's
+/// end, in cumulative load), as (shard, end of its share as a fraction of the location).
+fn location_shares(cuts: &[f64], start: f64, load: f64) -> Vec<(u32, f64)> {
+    let end = start + load;
+    if load <= 0.0 {
+        let shard = cuts.iter().position(|&cut| cut > start).unwrap_or(cuts.len() - 1);
+        return vec![(shard as u32, 1.0)];
+    }
+    let mut shares = Vec::new();
+    let mut from = 0f64;
+    for (s, &cut) in cuts.iter().enumerate() {
+        if from >= end {
+            break;
+        }
+        let upto = cut.min(end);
+        if upto > start.max(from) {
+            shares.push((s as u32, ((upto - start) / load).clamp(0.0, 1.0)));
+        }
+        from = cut;
+    }
+    if let Some(last) = shares.last_mut() {
+        last.1 = 1.0;
+    }
+    shares
+}
+
+/// Hosts `first..first + count` of one block, dealt to a location's shards in proportion to
+/// their `shares`: every group in a location that several shards split is split alike, so
+/// heavy hosts (direct hosts) spread over those shards instead of landing on one.
+fn split_block(first: u32, count: u32, shares: &[(u32, f64)]) -> Vec<Range> {
+    let mut out = Vec::new();
+    let mut taken = 0u32;
+    for &(shard, upto) in shares {
+        let until = ((upto * count as f64).round() as u32).clamp(taken, count);
+        if until > taken {
+            out.push(Range { first: first + taken, last: first + until - 1, shard });
+            taken = until;
+        }
+    }
+    out
+}
+
 impl Partition {
     /// Cut the hosts of `dir` into `shards` shards, letting each cut move by up to
     /// [`DEFAULT_TOLERANCE`] of a shard's load where that puts it between distant locations.
@@ -196,28 +238,13 @@ impl Partition {
         }
         cuts.push(f64::INFINITY);
         let mut pieces: Vec<Range> = Vec::new();
-        let (mut shard, mut cumulative) = (0u32, 0f64);
-        for node in order {
+        let mut start = 0f64;
+        for (node, load) in order.into_iter().zip(loads) {
+            let shares = location_shares(&cuts, start, load);
             for b in dir.blocks.iter().filter(|b| b.node == node) {
-                let per_host = dir.groups[b.group as usize].load;
-                let (mut first, mut left) = (b.first, b.count);
-                while left > 0 {
-                    let room = cuts[shard as usize] - cumulative;
-                    let take =
-                        if shard + 1 == shards { left } else { ((room / per_host).round().max(0.0) as u32).min(left) };
-                    if take == 0 {
-                        shard += 1;
-                        continue;
-                    }
-                    pieces.push(Range { first, last: first + take - 1, shard });
-                    cumulative += take as f64 * per_host;
-                    first += take;
-                    left -= take;
-                    if left > 0 {
-                        shard += 1;
-                    }
-                }
+                pieces.extend(split_block(b.first, b.count, &shares));
             }
+            start += load;
         }
         pieces.sort_by_key(|r| r.first);
         let mut ranges: Vec<Range> = Vec::with_capacity(pieces.len());
@@ -414,6 +441,18 @@ mod tests {
         assert_eq!(dir.surrogates(), 10_000);
         let with_direct = p.shard_of(dir.surrogates()).index();
         assert!(r.hosts[with_direct] < r.hosts[1 - with_direct], "{:?}", r.hosts);
+    }
+
+    #[test]
+    fn a_location_split_between_shards_splits_each_of_its_groups_alike() {
+        // Every host in DE: the one location is cut in two, and so is each group in it.
+        let (dir, routes) = model_in(100_000, 16, &[("DE", 1.0)]);
+        let p = Partition::compute(&dir, &routes, 2).unwrap();
+        let direct_on = |s: u32| (100_000..100_016).filter(|&h| p.shard_of(h).index() == s as usize).count();
+        assert_eq!((direct_on(0), direct_on(1)), (8, 8));
+        let r = p.report(&dir, &routes);
+        assert_eq!(r.hosts, vec![50_008, 50_008]);
+        assert!(r.imbalance < 1.001, "{:?}", r.loads);
     }
 
     #[test]

@@ -133,10 +133,9 @@ impl HostNet {
     /// The local address and port of connection `conn` (a dial's is an ephemeral port).
     pub fn local_addr(&mut self, conn: ConnId) -> Option<SocketAddrV4> {
         let handle = self.conns.get(&conn)?.handle;
-        match self.stack.socket(handle).local_endpoint() {
-            Some(IpEndpoint { addr: IpAddress::Ipv4(ip), port }) => Some(SocketAddrV4::new(ip, port)),
-            None => None,
-        }
+        self.stack.socket(handle).local_endpoint().map(|IpEndpoint { addr: IpAddress::Ipv4(ip), port }| {
+            SocketAddrV4::new(ip, port)
+        })
     }
 
     /// Takes an IPv4 packet that reached the host (any bytes: what does not parse is dropped).
@@ -182,11 +181,8 @@ impl HostNet {
     /// Takes what a connection has received (empty when nothing is waiting).
     pub fn recv(&mut self, now: u64, conn: ConnId) -> Result<Vec<u8>, EndpointError> {
         let handle = self.conns.get(&conn).ok_or(EndpointError::NoConnection)?.handle;
-        let s = self.stack.socket(handle);
-        let mut data = vec![0u8; s.recv_queue()];
-        let n = s.recv_slice(&mut data).unwrap_or(0);
-        data.truncate(n);
-        if n > 0 {
+        let mut data = Vec::new();
+        if self.stack.recv_into(handle, &mut data) > 0 {
             // The window opened: the stack may have an update to send.
             self.poll(now);
         }

@@ -18,6 +18,8 @@
 //!   ports, connections by handle, events), for surrogate identities that meet real clients.
 //! - [`mark`]: [`StreamMark`], the note a stream's sender gives the receiver's host of where a
 //!   message ends on a TCP stream, so its arrival is timed exactly.
+//! - [`pages`]: returns the pages of drained socket buffers to the kernel, so a connection's
+//!   memory is what is in flight, as in Linux, not its windows.
 //!
 //! Calls go one way: engines call this crate, which calls only `models` (paths, units, random
 //! draws) and `smoltcp`.
@@ -26,6 +28,7 @@ pub mod endpoint;
 pub mod link;
 pub mod linux;
 pub mod mark;
+pub mod pages;
 pub mod path;
 pub mod rules;
 pub mod stack;

@@ -15,6 +15,7 @@
 //! drive both.
 
 use crate::linux::{AckClock, Sender};
+use crate::pages;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::tcp;
@@ -148,6 +149,17 @@ struct Flow {
     /// Bytes received in order since the connection started: what smoltcp has put in the receive
     /// buffer for the program to read (data beyond a hole counts once the hole is filled).
     delivered: u64,
+    /// The sequence number after the highest byte received, once known (from the handshake).
+    rx_high: Option<u32>,
+    /// Bytes may be waiting out of order in smoltcp's receive ring (a segment arrived beyond
+    /// `rx_high`, and no ACK of all of it has left since): the ring's free space is not all free.
+    rx_gap: bool,
+    /// Lowest and highest addresses of the receive ring that data was taken from.
+    rx_seen: (usize, usize),
+    /// Bytes taken from the receive ring since its pages were last returned.
+    rx_unreleased: usize,
+    /// Bytes put into smoltcp's send ring since its pages were last returned.
+    tx_unreleased: usize,
 }
 
 impl Flow {
@@ -160,6 +172,35 @@ impl Flow {
             queued: 0,
             rx: false,
             delivered: 0,
+            rx_high: None,
+            rx_gap: false,
+            rx_seen: (usize::MAX, 0),
+            rx_unreleased: 0,
+            tx_unreleased: 0,
+        }
+    }
+
+    /// Watches a received segment's sequence numbers: one beyond the highest byte so far (or
+    /// before the handshake told where the stream starts) may leave bytes out of order.
+    fn track_rx(&mut self, seg: &Seg) {
+        if seg.syn {
+            self.rx_high = Some(seg.seq.wrapping_add(1));
+            return;
+        }
+        if seg.len == 0 {
+            return;
+        }
+        let end = seg.seq.wrapping_add(seg.len as u32);
+        match self.rx_high {
+            Some(high) if !seq_after(seg.seq, high) => {
+                if seq_after(end, high) {
+                    self.rx_high = Some(end);
+                }
+            }
+            _ => {
+                self.rx_gap = true;
+                self.rx_high = Some(end);
+            }
         }
     }
 }
@@ -174,6 +215,15 @@ struct Seg {
     len: usize,
     syn: bool,
     rst: bool,
+}
+
+/// Bytes that pass through a ring before its pages are returned to the kernel (see [`pages`]):
+/// one `madvise` per this much data, and at most this much (plus partial pages) kept per ring.
+const RELEASE_EVERY: usize = 8 * 1024;
+
+/// Whether sequence number `a` is after `b` (modulo 2^32).
+fn seq_after(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
 }
 
 /// The TCP segment in IPv4 packet `bytes`, if it is one. Never panics on any input.
@@ -234,7 +284,11 @@ impl TcpStack {
     /// A new socket for this stack with `rx` and `tx` buffer bytes: no smoltcp congestion
     /// controller, as the stack keeps Linux's window itself.
     pub fn new_socket(rx: usize, tx: usize) -> tcp::Socket<'static> {
-        let mut t = tcp::Socket::new(tcp::SocketBuffer::new(vec![0u8; rx]), tcp::SocketBuffer::new(vec![0u8; tx]));
+        let (mut rx, mut tx) = (vec![0u8; rx], vec![0u8; tx]);
+        // Zeroed memory may come back from the allocator already written: start with no pages.
+        pages::release(&mut rx);
+        pages::release(&mut tx);
+        let mut t = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
         t.set_congestion_control(tcp::CongestionControl::None);
         t
     }
@@ -262,6 +316,56 @@ impl TcpStack {
         self.flows.entry(handle).or_insert_with(Flow::new).staged.extend(&data[..n]);
         self.pump(handle, now_ns);
         Ok(n)
+    }
+
+    /// Takes everything connection `handle` has received, in order, onto `out`; returns how many
+    /// bytes. See [`TcpStack::recv_slice`] for what happens to the receive ring's memory.
+    pub fn recv_into(&mut self, handle: SocketHandle, out: &mut Vec<u8>) -> usize {
+        self.drain(handle, usize::MAX, |data| out.extend_from_slice(data))
+    }
+
+    /// Takes up to `data.len()` received bytes of connection `handle` into `data`, in order;
+    /// returns how many. Once enough has passed and nothing waits in the receive ring (in order
+    /// or not), the pages it passed through go back to the kernel.
+    pub fn recv_slice(&mut self, handle: SocketHandle, data: &mut [u8]) -> usize {
+        let mut at = 0;
+        self.drain(handle, data.len(), |chunk| {
+            data[at..at + chunk.len()].copy_from_slice(chunk);
+            at += chunk.len();
+        })
+    }
+
+    /// Takes up to `max` received bytes of connection `handle`, handing each contiguous piece to
+    /// `sink`; then returns the ring's pages if it may (see [`TcpStack::recv_slice`]).
+    fn drain(&mut self, handle: SocketHandle, max: usize, mut sink: impl FnMut(&[u8])) -> usize {
+        let t = self.sockets.get_mut::<tcp::Socket>(handle);
+        let (mut taken, mut seen) = (0, (usize::MAX, 0));
+        while taken < max
+            && let Ok(n) = t.recv(|data| {
+                let n = data.len().min(max - taken);
+                sink(&data[..n]);
+                let at = data.as_ptr() as usize;
+                seen = (seen.0.min(at), seen.1.max(at + n));
+                (n, n)
+            })
+            && n > 0
+        {
+            taken += n;
+        }
+        if taken == 0 {
+            return 0;
+        }
+        let f = self.flows.entry(handle).or_insert_with(Flow::new);
+        f.rx_seen = (f.rx_seen.0.min(seen.0), f.rx_seen.1.max(seen.1));
+        f.rx_unreleased += taken;
+        if f.rx_unreleased >= RELEASE_EVERY && !f.rx_gap && t.recv_queue() == 0 {
+            // SAFETY: both ends are addresses of bytes of this socket's receive ring, which the
+            // stack holds exclusively; with the ring empty and nothing out of order, all of it
+            // is free space that smoltcp writes before reading.
+            unsafe { pages::release_span(f.rx_seen.0, f.rx_seen.1) };
+            f.rx_unreleased = 0;
+        }
+        taken
     }
 
     /// Bytes written on connection `handle` and not yet acknowledged (sent or not).
@@ -354,6 +458,7 @@ impl TcpStack {
         if seg.len > 0 {
             f.ack.on_data(now, f.tx.rto_ns());
         }
+        f.track_rx(seg);
         self.apply_ack_delay(hd);
         Some(hd)
     }
@@ -383,6 +488,10 @@ impl TcpStack {
             }
             if let Some(ack) = seg.ack {
                 f.ack.on_ack_sent(ack, timer && seg.len == 0 && !f.rx);
+                if seg.syn {
+                    f.rx_high = Some(ack);
+                }
+                f.rx_gap &= f.rx_high != Some(ack);
             }
             self.apply_ack_delay(hd);
         }
@@ -411,6 +520,18 @@ impl TcpStack {
                 sent += t.send_slice(&b[..n - a.len()]).unwrap_or(0);
             }
             f.staged.drain(..sent);
+            f.tx_unreleased += sent;
+            if f.staged.is_empty() && f.staged.capacity() > RELEASE_EVERY {
+                f.staged = VecDeque::new();
+            }
+        }
+        if t.send_queue() == 0 && f.tx_unreleased >= RELEASE_EVERY {
+            // An empty ring restarts at its beginning: all of it is free space.
+            let _ = t.send(|free| {
+                pages::release(free);
+                (0, ())
+            });
+            f.tx_unreleased = 0;
         }
         if f.close_pending && f.staged.is_empty() {
             f.close_pending = false;
@@ -520,6 +641,31 @@ pub fn rst_tuple(bytes: &[u8]) -> Option<((Ipv4Addr, u16), (Ipv4Addr, u16))> {
 
 #[cfg(test)]
 mod tests {
+    use super::{Flow, Seg};
+    use std::net::Ipv4Addr;
+
+    fn data(seq: u32, len: usize) -> Seg {
+        let ep = (Ipv4Addr::LOCALHOST, 1);
+        Seg { src: ep, dst: ep, seq, ack: None, len, syn: false, rst: false }
+    }
+
+    #[test]
+    fn only_a_segment_beyond_the_highest_byte_leaves_a_gap() {
+        let mut f = Flow::new();
+        f.track_rx(&data(5, 10));
+        assert!(f.rx_gap, "before the handshake, where the stream starts is unknown");
+        let mut f = Flow::new();
+        f.track_rx(&Seg { syn: true, ..data(u32::MAX, 0) });
+        assert_eq!(f.rx_high, Some(0));
+        f.track_rx(&data(0, 100));
+        f.track_rx(&data(50, 100));
+        f.track_rx(&data(0, 100));
+        assert!(!f.rx_gap, "in order, overlapping and repeated segments leave none");
+        assert_eq!(f.rx_high, Some(150));
+        f.track_rx(&data(200, 10));
+        assert!(f.rx_gap);
+        assert_eq!(f.rx_high, Some(210));
+    }
     use super::*;
     use proptest::prelude::*;
 

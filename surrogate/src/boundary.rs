@@ -124,6 +124,8 @@ struct BoundaryHost {
     net: HostNet,
     key: Keypair,
     peers: BTreeMap<ConnId, Peer>,
+    /// Connections accepted so far.
+    accepted: u32,
 }
 
 /// The boundary identities of one shard.
@@ -147,6 +149,12 @@ impl Boundary {
     /// Whether there is none.
     pub fn is_empty(&self) -> bool {
         self.hosts.is_empty()
+    }
+
+    /// TCP connections identity `id` accepted from clients so far (0 if it is not a boundary
+    /// identity).
+    pub fn accepted(&self, id: u32) -> u32 {
+        self.hosts.get(&id).map_or(0, |b| b.accepted)
     }
 
     /// An IPv4 packet reached identity `id` (global id, address `ip`) at `now`. `host_of_ip`
@@ -197,7 +205,7 @@ impl Boundary {
         self.hosts.entry(id).or_insert_with(|| {
             let mut net = HostNet::new(ip, seed ^ u64::from(id), now);
             net.listen(GOSSIP_PORT).expect("a fresh endpoint has every port free");
-            BoundaryHost { id, net, key: identity_key(seed, id), peers: BTreeMap::new() }
+            BoundaryHost { id, net, key: identity_key(seed, id), peers: BTreeMap::new(), accepted: 0 }
         })
     }
 
@@ -299,6 +307,10 @@ impl BoundaryHost {
                 if !p.unsent.is_empty() {
                     let n = self.net.send(now, conn, &p.unsent).unwrap_or(0);
                     p.unsent.drain(..n);
+                    if p.unsent.is_empty() {
+                        // What waited for room leaves no room behind.
+                        p.unsent = Vec::new();
+                    }
                     progressed |= n > 0;
                 }
             }
@@ -334,6 +346,7 @@ impl BoundaryHost {
                 );
                 let peer = Peer::new(host, (SocketAddrV4::new(self.net.ip(), GOSSIP_PORT), remote), wire);
                 self.peers.insert(conn, peer);
+                self.accepted += 1;
             }
             NetEvent::Readable(conn) => {
                 let data = self.net.recv(now, conn).unwrap_or_default();
@@ -445,6 +458,7 @@ mod tests {
         assert!(outs.iter().any(|o| matches!(o, Output::Rpc { host: 42, rpc } if *rpc == hello)), "{outs:?}");
         assert_eq!(boundary.len(), 1);
         assert_eq!(boundary.client_peer(5, 42), Some(&peer));
+        assert_eq!((boundary.accepted(5), boundary.accepted(6)), (1, 0));
     }
 
     /// Messages the identity sends with a note are marked where they end on the TCP stream: the
@@ -560,5 +574,7 @@ mod tests {
         let peer = client_key.peer_id();
         assert!(outs.iter().any(|o| matches!(o, Output::Up { host: 42, peer: p } if *p == peer)), "{outs:?}");
         assert!(outs.iter().any(|o| matches!(o, Output::Rpc { host: 42, rpc } if *rpc == hello)), "{outs:?}");
+        assert_eq!(boundary.len(), 1);
+        assert_eq!(boundary.accepted(5), 0, "a dial is not an accepted connection");
     }
 }

@@ -1952,7 +1952,9 @@ impl Engine for GossipEngine {
         by_id.sort_by_key(|&i| self.ids[i]);
         let mut tables = tables::build(self, &order, &by_id, &samples, &mean_scores)?;
         if !self.packets_in.is_empty() {
-            tables.push(tables::packets(self.packets_in.iter().map(|(&i, &c)| (self.ids[i as usize], c)))?);
+            let accepted = |id: u32| self.boundary.as_ref().map_or(0, |b| b.accepted(id));
+            let rows = self.packets_in.iter().map(|(&i, &c)| (self.ids[i as usize], c, accepted(self.ids[i as usize])));
+            tables.push(tables::packets(rows)?);
         }
         self.release();
         Ok(EngineOutput { digest, tables })

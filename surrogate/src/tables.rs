@@ -208,19 +208,22 @@ impl ClientArrivals {
 }
 
 /// `surrogate_packets`: one row per identity that direct hosts sent IPv4 packets to (`identity`,
-/// `packets`, `bytes`), in the order given. Identities count such packets and drop them until
-/// they speak the wire protocol.
-pub(crate) fn packets(rows: impl Iterator<Item = (u32, (u64, u64))>) -> Result<Table, ArrowError> {
-    let (mut identity, mut packets, mut bytes) = (vec![], vec![], vec![]);
-    for (id, (p, b)) in rows {
+/// `packets`, `bytes`, and the TCP `connections` it accepted from them), in the order given.
+/// Identities count such packets and drop them until they speak the wire protocol.
+pub(crate) fn packets(rows: impl Iterator<Item = (u32, (u64, u64), u32)>) -> Result<Table, ArrowError> {
+    let (mut identity, mut packets, mut bytes, mut connections) = (vec![], vec![], vec![], vec![]);
+    for (id, (p, b), c) in rows {
         identity.push(id);
         packets.push(p);
         bytes.push(b);
+        connections.push(c);
     }
     let fields = vec![
         Field::new("identity", DataType::UInt32, false),
         Field::new("packets", DataType::UInt64, false),
         Field::new("bytes", DataType::UInt64, false),
+        Field::new("connections", DataType::UInt32, false),
     ];
-    table("surrogate_packets", fields, vec![u32_col(identity), u64_col(packets), u64_col(bytes)])
+    let columns = vec![u32_col(identity), u64_col(packets), u64_col(bytes), u32_col(connections)];
+    table("surrogate_packets", fields, columns)
 }

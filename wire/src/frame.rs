@@ -26,6 +26,9 @@ pub enum FrameError {
     Length(VarintError),
 }
 
+/// The most room an idle decoder keeps for the next message (bytes).
+const IDLE_ROOM: usize = 4096;
+
 /// Splits a byte stream into varint-length-prefixed messages of at most `max_len` bytes each.
 #[derive(Debug, Clone)]
 pub struct FrameDecoder {
@@ -107,6 +110,10 @@ impl FrameDecoder {
     /// copying amortised.
     fn compact(&mut self) {
         if self.start == self.buf.len() {
+            // An idle decoder keeps little room: a large message would otherwise pin its size.
+            if self.buf.capacity() > IDLE_ROOM {
+                self.buf = Vec::new();
+            }
             self.buf.clear();
             self.start = 0;
         } else if self.start * 2 >= self.buf.len() {
@@ -128,6 +135,15 @@ pub fn encode_frame(msg: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn an_idle_decoder_keeps_little_room_after_a_large_message() {
+        let mut d = FrameDecoder::new(1 << 20);
+        d.push(&encode_frame(&vec![1u8; 100 * 1024]));
+        assert_eq!(d.next().unwrap().map(|m| m.len()), Some(100 * 1024));
+        assert_eq!(d.next().unwrap(), None);
+        assert!(d.buf.capacity() <= IDLE_ROOM, "{}", d.buf.capacity());
+    }
 
     fn drain(d: &mut FrameDecoder) -> Result<Vec<Vec<u8>>, FrameError> {
         let mut out = Vec::new();

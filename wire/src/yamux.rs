@@ -37,6 +37,9 @@ mod interop;
 #[cfg(test)]
 mod tests;
 
+/// The most room a drained stream's send queue keeps (bytes).
+const IDLE_ROOM: usize = 4096;
+
 /// The multistream-select protocol id of yamux.
 pub const PROTOCOL_ID: &str = "/yamux/1.0.0";
 /// The window every stream starts with in each direction, as both sides assume (spec: 256 KiB).
@@ -668,6 +671,10 @@ impl Yamux {
         out.extend_from_slice(&Header { frame_type, flags, stream: id, length }.encode());
         if frame_type == FrameType::Data {
             out.extend(s.queue.drain(..sendable));
+            if s.queue.is_empty() && s.queue.capacity() > IDLE_ROOM {
+                // A drained stream keeps little room: a large message would otherwise pin its size.
+                s.queue = VecDeque::new();
+            }
         }
         self.maybe_forget(id);
         self.touch(id);

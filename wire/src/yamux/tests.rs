@@ -658,3 +658,14 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_drained_stream_keeps_little_room_after_a_large_message() {
+    let mut p = Pair::new();
+    let s = p.a.open(0).unwrap();
+    p.a.send(0, s, &vec![5u8; 200 * KIB]).unwrap();
+    p.run().unwrap();
+    assert_eq!(data_of(&p.b_events, s).len(), 200 * KIB);
+    let id = u32::try_from(s.0).unwrap();
+    assert!(p.a.streams[&id].queue.capacity() <= IDLE_ROOM, "{}", p.a.streams[&id].queue.capacity());
+}
