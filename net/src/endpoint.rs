@@ -133,9 +133,10 @@ impl HostNet {
     /// The local address and port of connection `conn` (a dial's is an ephemeral port).
     pub fn local_addr(&mut self, conn: ConnId) -> Option<SocketAddrV4> {
         let handle = self.conns.get(&conn)?.handle;
-        self.stack.socket(handle).local_endpoint().map(|IpEndpoint { addr: IpAddress::Ipv4(ip), port }| {
-            SocketAddrV4::new(ip, port)
-        })
+        self.stack
+            .socket(handle)
+            .local_endpoint()
+            .map(|IpEndpoint { addr: IpAddress::Ipv4(ip), port }| SocketAddrV4::new(ip, port))
     }
 
     /// Takes an IPv4 packet that reached the host (any bytes: what does not parse is dropped).
