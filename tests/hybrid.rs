@@ -87,6 +87,22 @@ fn real_libp2p_nodes_with_only_surrogate_peers_get_each_others_blocks_and_the_su
         digests.values().all(|d| *d == digests["one"]),
         "one digest on every run, shard count and backend: {digests:?}"
     );
+    // On 2 and 4 shards, hot1 (host 201) and the surrogates it dials (tail21…tail24) are on
+    // different shards: its connections cross the bus.
+    for shards in ["2", "4"] {
+        let csv = dir.join(format!("partition-{shards}.csv"));
+        run_ok(&["partition", spec.to_str().unwrap(), "--shards", shards, "--out", csv.to_str().unwrap()]);
+        let ranges: Vec<(u32, u32, u32)> = read(csv)
+            .lines()
+            .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+            .map(|l| {
+                let v: Vec<u32> = l.split(',').map(|x| x.parse().unwrap()).collect();
+                (v[0], v[1], v[2])
+            })
+            .collect();
+        let shard_of = |h: u32| ranges.iter().find(|r| r.0 <= h && h <= r.1).unwrap().2;
+        assert!((21..=24).all(|t| shard_of(t) != shard_of(201)), "{shards} shards: {ranges:?}");
+    }
     let out = dir.join("one");
     for (me, other) in [(0, 1), (1, 0)] {
         let log = read(out.join(format!("hosts/hot{me}/gossip-node.0.stdout")));
