@@ -5,7 +5,7 @@
 //! `epoll` (level- and edge-triggered) see it at exactly the simulated instant. A read returns the
 //! expirations since the last read as a native-endian `u64` and resets them, as on Linux.
 
-use crate::emulate::clock_ns;
+use crate::emulate::time::clock_ns;
 use crate::engine::{Answer, DirectEngine};
 use crate::host::{BlockKind, Obj};
 use crate::mem;
