@@ -66,7 +66,7 @@ pub(super) fn read(e: &mut DirectEngine, c: &Call) -> Answer {
                 }
             };
             match &e.hosts[h].objs[f.obj] {
-                Some(s) if matches!(s.obj, Obj::Random) => errno(fill_random(e, h, vid, pid, &bufs)),
+                Some(s) if matches!(s.obj, Obj::Random) => errno(fill_random(&mut e.hosts[h], vid, pid, &bufs)),
                 Some(s) if matches!(s.obj, Obj::TimerFd(_)) => errno(crate::timerfd::read(e, h, pid, f.obj, &bufs)),
                 Some(s) if matches!(s.obj, Obj::Netlink(_)) => errno(crate::netlink::read(e, h, pid, f.obj, &bufs)),
                 Some(s) if matches!(s.obj, Obj::Epoll(_)) => Answer::Errno(EINVAL),

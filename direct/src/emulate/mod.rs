@@ -99,7 +99,7 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
         SYS_sysinfo => process::system_info(e, &c),
         SYS_nanosleep => time::nanosleep(&c),
         SYS_clock_nanosleep => time::clock_nanosleep(e, &c),
-        SYS_getrandom => random::getrandom(e, &c),
+        SYS_getrandom => random::getrandom(&mut e.hosts[h], &c),
         SYS_open | SYS_openat | SYS_openat2 => fd::open(e, &c),
         SYS_unlink | SYS_unlinkat | SYS_rename | SYS_renameat | SYS_renameat2 | SYS_truncate | SYS_ftruncate => {
             fd::frees_disk(e, &c)
