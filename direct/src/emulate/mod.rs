@@ -20,13 +20,24 @@ pub(crate) mod socket;
 pub(crate) mod time;
 
 use crate::DirectError;
-use crate::engine::{Answer, DirectEngine};
-use crate::host::FdEntry;
+use crate::engine::{Answer, DirectEngine, Sched};
+use crate::host::{FdEntry, Host};
 use crate::seccomp::{AUDIT_ARCH_X86_64, Notif};
 use thermocline_shim::abi::{HELLO_OP_LATENCY_COST, HELLO_OP_LATENCY_HANDOVER, HELLO_SYSCALL};
 
 pub(crate) use signal::interrupted;
 pub(crate) use socket::deliver_packet;
+
+/// What the handlers that need only one host take instead of the engine: the host, the run's
+/// start date (for the real-time clocks) and the host's handle on the event queue.
+pub(crate) struct Cx<'a> {
+    /// The host the call is on.
+    pub host: &'a mut Host,
+    /// The host's timers.
+    pub sched: Sched<'a>,
+    /// The run's start date, ns since the epoch.
+    pub start_date: u64,
+}
 
 /// Nanoseconds in a second.
 pub(super) const NS: u64 = 1_000_000_000;
@@ -74,6 +85,22 @@ fn unsupported(e: &mut DirectEngine, c: &Call) -> Answer {
     Answer::Errno(libc::ENOSYS)
 }
 
+/// `timerfd_settime`/`timerfd_gettime`: on a timerfd, to [`crate::timerfd`]; `EINVAL` on anything else.
+fn timerfd_time(e: &mut DirectEngine, c: &Call) -> Answer {
+    let Call { h, pid, nr, a, .. } = *c;
+    use libc::{EINVAL, SYS_timerfd_settime};
+    match fd_entry(e, c) {
+        Some(f) if matches!(e.hosts[h].objs[f.obj].as_ref().map(|s| &s.obj), Some(crate::host::Obj::TimerFd(_))) => {
+            if nr == SYS_timerfd_settime {
+                errno(crate::timerfd::settime(e, h, pid, f.obj, a))
+            } else {
+                errno(crate::timerfd::gettime(e, h, pid, f.obj, a[1]))
+            }
+        }
+        _ => Answer::Errno(EINVAL),
+    }
+}
+
 /// Answer task `vid`'s notification `n` on host `h`.
 #[allow(non_upper_case_globals)]
 pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Result<Answer, DirectError> {
@@ -91,14 +118,14 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
     use libc::*;
     Ok(match nr {
         HELLO_SYSCALL => process::hello(e, &c),
-        SYS_clock_gettime => time::clock_gettime(e, &c),
-        SYS_gettimeofday => time::gettimeofday(e, &c),
-        SYS_time => time::time(e, &c),
-        SYS_getrusage => time::getrusage(e, &c),
-        SYS_times => time::times(e, &c),
-        SYS_sysinfo => process::system_info(e, &c),
+        SYS_clock_gettime => time::clock_gettime(&mut e.cx(h), &c),
+        SYS_gettimeofday => time::gettimeofday(&mut e.cx(h), &c),
+        SYS_time => time::time(&mut e.cx(h), &c),
+        SYS_getrusage => time::getrusage(&mut e.cx(h), &c),
+        SYS_times => time::times(&mut e.cx(h), &c),
+        SYS_sysinfo => process::system_info(&mut e.hosts[h], &c),
         SYS_nanosleep => time::nanosleep(&c),
-        SYS_clock_nanosleep => time::clock_nanosleep(e, &c),
+        SYS_clock_nanosleep => time::clock_nanosleep(&mut e.cx(h), &c),
         SYS_getrandom => random::getrandom(&mut e.hosts[h], &c),
         SYS_open | SYS_openat | SYS_openat2 => fd::open(e, &c),
         SYS_unlink | SYS_unlinkat | SYS_rename | SYS_renameat | SYS_renameat2 | SYS_truncate | SYS_ftruncate => {
@@ -129,22 +156,22 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
         | crate::futex::SYS_FUTEX_REQUEUE => crate::futex::syscall(e, h, vid, n),
         SYS_sched_yield => crate::threads::yield_now(e, h, vid, crate::threads::SCHED_YIELD_NS),
         SYS_sched_getaffinity | SYS_sched_setaffinity => crate::threads::affinity(e, h, vid, n),
-        SYS_set_robust_list => process::set_robust_list(e, &c),
+        SYS_set_robust_list => process::set_robust_list(&mut e.hosts[h], &c),
         SYS_rseq | SYS_rt_sigprocmask | SYS_gettid => Answer::Continue,
         SYS_getcpu => process::getcpu(&c),
-        SYS_execve | SYS_execveat => process::execve(e, &c),
-        SYS_wait4 | SYS_waitid => process::wait(e, &c),
-        SYS_uname => process::uname(e, &c),
-        SYS_pause | SYS_rt_sigsuspend | SYS_rt_sigtimedwait => signal::wait_for_signal(e, &c),
+        SYS_execve | SYS_execveat => process::execve(&mut e.hosts[h], &c),
+        SYS_wait4 | SYS_waitid => process::wait(&mut e.hosts[h], &c),
+        SYS_uname => process::uname(&mut e.hosts[h], &c),
+        SYS_pause | SYS_rt_sigsuspend | SYS_rt_sigtimedwait => signal::wait_for_signal(&e.hosts[h], &c),
         SYS_epoll_create | SYS_epoll_create1 => poll::epoll_create(e, &c),
         SYS_epoll_ctl => poll::epoll_ctl(e, &c),
         SYS_epoll_wait | SYS_epoll_pwait | SYS_epoll_pwait2 => poll::epoll_wait(e, &c),
-        SYS_alarm => time::alarm(e, &c),
-        SYS_setitimer | SYS_getitimer if a[0] as i32 != ITIMER_REAL => time::itimer_unsupported(e, &c),
-        SYS_getitimer => time::getitimer(e, &c),
-        SYS_setitimer => time::setitimer(e, &c),
+        SYS_alarm => time::alarm(&mut e.cx(h), &c),
+        SYS_setitimer | SYS_getitimer if a[0] as i32 != ITIMER_REAL => time::itimer_unsupported(&mut e.cx(h), &c),
+        SYS_getitimer => time::getitimer(&mut e.cx(h), &c),
+        SYS_setitimer => time::setitimer(&mut e.cx(h), &c),
         SYS_timerfd_create => crate::timerfd::create(e, h, a[0], a[1]),
-        SYS_timerfd_settime | SYS_timerfd_gettime => time::timerfd_time(e, &c),
+        SYS_timerfd_settime | SYS_timerfd_gettime => timerfd_time(e, &c),
         SYS_timer_create | SYS_io_uring_setup | SYS_inotify_init | SYS_inotify_init1 => unsupported(e, &c),
         // With --syscall-stats every syscall is notified; the rest run as they are.
         _ => Answer::Continue,

@@ -1,9 +1,10 @@
 //! Process calls: the shim's hello, `exec`, `wait`, `uname`, `sysinfo`, a new thread's first
-//! calls.
+//! calls. All but the hello take only the host; the hello needs the engine (a `HELLO_OP_YIELD`
+//! preempts the task through [`crate::threads::yield_now`], and `--verbose` is the engine's).
 
 use super::{Call, NS, errno};
 use crate::engine::{Answer, BOOT_OFFSET_NS, DirectEngine, proc_state};
-use crate::host::BlockKind;
+use crate::host::{BlockKind, Host};
 use crate::mem;
 use thermocline_shim::abi::{
     ABI_VERSION, HELLO_OP_LATENCY_COST, HELLO_OP_LATENCY_HANDOVER, HELLO_OP_NO_CPUID_FAULTING, HELLO_OP_TIME_PAGE,
@@ -48,8 +49,8 @@ pub(super) fn hello(e: &mut DirectEngine, c: &Call) -> Answer {
 /// the machine's memory and swap totals (constants of the machine, like `uname`'s
 /// release) with everything free, and the host's task count: the machine's free memory
 /// and load would leak into the run. `procs` counts the host's live threads.
-pub(super) fn system_info(e: &mut DirectEngine, c: &Call) -> Answer {
-    let Call { h, pid, a, .. } = *c;
+pub(super) fn system_info(host: &mut Host, c: &Call) -> Answer {
+    let Call { pid, a, .. } = *c;
     use libc::*;
     errno((|| {
         let mut real: sysinfo = unsafe { std::mem::zeroed() };
@@ -57,7 +58,7 @@ pub(super) fn system_info(e: &mut DirectEngine, c: &Call) -> Answer {
         if unsafe { libc::sysinfo(&mut real) } != 0 {
             return Err(EFAULT);
         }
-        let boot = e.now(h) + BOOT_OFFSET_NS;
+        let boot = host.now + BOOT_OFFSET_NS;
         let mut info: sysinfo = unsafe { std::mem::zeroed() };
         info.uptime = (boot / NS + u64::from(!boot.is_multiple_of(NS))) as i64;
         info.totalram = real.totalram;
@@ -67,7 +68,7 @@ pub(super) fn system_info(e: &mut DirectEngine, c: &Call) -> Answer {
         info.totalhigh = real.totalhigh;
         info.freehigh = real.totalhigh;
         info.mem_unit = real.mem_unit;
-        let alive = e.hosts[h].tasks.values().filter(|t| !matches!(t.state, crate::host::TaskState::Exited)).count();
+        let alive = host.tasks.values().filter(|t| !matches!(t.state, crate::host::TaskState::Exited)).count();
         info.procs = alive.min(u16::MAX as usize) as u16;
         // SAFETY: a plain C struct viewed as its bytes.
         let b = unsafe {
@@ -80,10 +81,10 @@ pub(super) fn system_info(e: &mut DirectEngine, c: &Call) -> Answer {
 
 /// A new thread's first syscalls (it stops there before running application code) and
 /// the CPU a task runs on (always CPU 0, as the shim's vDSO getcpu says).
-pub(super) fn set_robust_list(e: &mut DirectEngine, c: &Call) -> Answer {
-    let Call { h, vid, a, .. } = *c;
+pub(super) fn set_robust_list(host: &mut Host, c: &Call) -> Answer {
+    let Call { vid, a, .. } = *c;
 
-    if let Some(t) = e.hosts[h].tasks.get_mut(&vid) {
+    if let Some(t) = host.tasks.get_mut(&vid) {
         t.exit_words.robust_list = a[0];
     }
     Answer::Continue
@@ -104,16 +105,16 @@ pub(super) fn getcpu(c: &Call) -> Answer {
 }
 
 /// `execve`.
-pub(super) fn execve(e: &mut DirectEngine, c: &Call) -> Answer {
-    let Call { h, vid, .. } = *c;
+pub(super) fn execve(host: &mut Host, c: &Call) -> Answer {
+    let Call { vid, .. } = *c;
 
-    e.hosts[h].tasks.get_mut(&vid).expect("task exists").exec_pending = true;
+    host.tasks.get_mut(&vid).expect("task exists").exec_pending = true;
     Answer::Continue
 }
 
 /// `wait`.
-pub(super) fn wait(e: &mut DirectEngine, c: &Call) -> Answer {
-    let Call { h, vid, nr, a, .. } = *c;
+pub(super) fn wait(host: &mut Host, c: &Call) -> Answer {
+    let Call { vid, nr, a, .. } = *c;
     use libc::*;
     let (target, options) = if nr == SYS_wait4 {
         let p = a[0] as i32;
@@ -125,7 +126,7 @@ pub(super) fn wait(e: &mut DirectEngine, c: &Call) -> Answer {
         return Answer::Continue;
     }
     // The program names a child by its pid in the host's namespace.
-    let tgid = e.hosts[h].tasks[&vid].tgid;
+    let tgid = host.tasks[&vid].tgid;
     let children: Vec<i32> = crate::threads::group_children(tgid)
         .into_iter()
         .filter(|&c| target.is_none_or(|t| crate::pidns::ns_pid(c) == Some(t)))
@@ -138,8 +139,8 @@ pub(super) fn wait(e: &mut DirectEngine, c: &Call) -> Answer {
 }
 
 /// `uname`.
-pub(super) fn uname(e: &mut DirectEngine, c: &Call) -> Answer {
-    let Call { h, pid, a, .. } = *c;
+pub(super) fn uname(host: &mut Host, c: &Call) -> Answer {
+    let Call { pid, a, .. } = *c;
     use libc::*;
     errno((|| {
         let mut u: utsname = unsafe { std::mem::zeroed() };
@@ -153,7 +154,7 @@ pub(super) fn uname(e: &mut DirectEngine, c: &Call) -> Answer {
         };
         let cstr = |f: &[c_char]| f.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect::<Vec<u8>>();
         put(&mut b, 0, b"Linux");
-        put(&mut b, 1, e.hosts[h].name.as_bytes());
+        put(&mut b, 1, host.name.as_bytes());
         put(&mut b, 2, &cstr(&u.release));
         put(&mut b, 3, &cstr(&u.version));
         put(&mut b, 4, b"x86_64");

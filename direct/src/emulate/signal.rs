@@ -1,10 +1,10 @@
 //! Signals: waiting for one (`pause`, `sigsuspend`, `sigtimedwait`) and interrupting a blocked
-//! call.
+//! call. Both take only the host.
 
 use super::Call;
 use super::time::{read_time, timespec_bytes};
-use crate::engine::{Answer, DirectEngine, proc_state};
-use crate::host::BlockKind;
+use crate::engine::{Answer, proc_state};
+use crate::host::{BlockKind, Host};
 use crate::mem;
 use crate::seccomp::Notif;
 use thermocline_shim::abi::HELLO_SYSCALL;
@@ -12,8 +12,8 @@ use thermocline_shim::abi::HELLO_SYSCALL;
 /// Waiting for a signal: signals come from the host's own tasks (a child's SIGCHLD, a
 /// kill), so the task waits until one is pending, then the kernel delivers it at once.
 #[allow(non_upper_case_globals)]
-pub(super) fn wait_for_signal(e: &mut DirectEngine, c: &Call) -> Answer {
-    let Call { h, vid, pid, timed_out, nr, a, .. } = *c;
+pub(super) fn wait_for_signal(host: &Host, c: &Call) -> Answer {
+    let Call { vid, pid, timed_out, nr, a, .. } = *c;
     use libc::*;
     let (pending, blocked) = proc_signals(pid);
     let wanted = match nr {
@@ -31,7 +31,7 @@ pub(super) fn wait_for_signal(e: &mut DirectEngine, c: &Call) -> Answer {
     // it yet when its exit is seen).
     let sigchld = 1u64 << (SIGCHLD - 1);
     let child_gone = wanted & sigchld != 0
-        && crate::threads::group_children(e.hosts[h].tasks[&vid].tgid)
+        && crate::threads::group_children(host.tasks[&vid].tgid)
             .iter()
             .any(|&c| proc_state(c).is_none_or(|s| s == 'Z' || s == 'X'));
     if pending & wanted != 0 || child_gone {
@@ -64,14 +64,14 @@ pub(super) const ERESTARTNOHAND: i32 = 514;
 /// report the time left; waits the kernel would restart get the kernel's own restart codes, so
 /// `SA_RESTART` behaves as on Linux (the signal is delivered when the call returns).
 #[allow(non_upper_case_globals)]
-pub(crate) fn interrupted(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Answer {
+pub(crate) fn interrupted(host: &Host, vid: u32, n: &Notif) -> Answer {
     use libc::*;
     let a = n.data.args;
     let (pid, deadline) = {
-        let t = &e.hosts[h].tasks[&vid];
+        let t = &host.tasks[&vid];
         (t.pid, t.deadline)
     };
-    let left = deadline.map_or(0, |(d, _)| d.saturating_sub(e.now(h)));
+    let left = deadline.map_or(0, |(d, _)| d.saturating_sub(host.now));
     match n.data.nr as i64 {
         SYS_nanosleep => {
             if a[1] != 0 {

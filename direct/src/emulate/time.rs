@@ -1,28 +1,29 @@
 //! Time: clocks, `gettimeofday`/`time`, sleeps, `alarm` and `ITIMER_REAL`, and CPU accounting
-//! (`getrusage`, `times`), all read from the host's simulated clock.
+//! (`getrusage`, `times`), all read from the host's simulated clock. Handlers take a [`Cx`]
+//! (the host and its timers), not the engine.
 
-use super::{Call, NS, errno, fd_entry};
-use crate::engine::{Answer, BOOT_OFFSET_NS, DirectEngine};
-use crate::host::{BlockKind, Obj};
+use super::{Call, Cx, NS, errno};
+use crate::engine::{Answer, BOOT_OFFSET_NS};
+use crate::host::{BlockKind, Host};
 use crate::mem;
 
 /// `clock_gettime`.
-pub(super) fn clock_gettime(e: &mut DirectEngine, c: &Call) -> Answer {
-    let Call { h, pid, a, .. } = *c;
+pub(super) fn clock_gettime(cx: &mut Cx, c: &Call) -> Answer {
+    let Call { pid, a, .. } = *c;
     use libc::*;
     errno((|| {
-        let ns = clock_ns(e, h, a[0] as i64).ok_or(EINVAL)?;
+        let ns = clock_ns(cx.host.now, cx.start_date, a[0] as i64).ok_or(EINVAL)?;
         mem::write(pid, a[1], &timespec_bytes(ns)).map_err(|_| EFAULT)?;
         Ok(Answer::Value(0))
     })())
 }
 
 /// `gettimeofday`.
-pub(super) fn gettimeofday(e: &mut DirectEngine, c: &Call) -> Answer {
-    let Call { h, pid, a, .. } = *c;
+pub(super) fn gettimeofday(cx: &mut Cx, c: &Call) -> Answer {
+    let Call { pid, a, .. } = *c;
     use libc::*;
     errno((|| {
-        let ns = clock_ns(e, h, 0).ok_or(EINVAL)?;
+        let ns = clock_ns(cx.host.now, cx.start_date, 0).ok_or(EINVAL)?;
         if a[0] != 0 {
             let mut b = [0u8; 16];
             b[..8].copy_from_slice(&((ns / NS) as i64).to_ne_bytes());
@@ -37,11 +38,11 @@ pub(super) fn gettimeofday(e: &mut DirectEngine, c: &Call) -> Answer {
 }
 
 /// `time`.
-pub(super) fn time(e: &mut DirectEngine, c: &Call) -> Answer {
-    let Call { h, pid, a, .. } = *c;
+pub(super) fn time(cx: &mut Cx, c: &Call) -> Answer {
+    let Call { pid, a, .. } = *c;
     use libc::*;
     errno((|| {
-        let s = (clock_ns(e, h, 0).ok_or(EINVAL)? / NS) as i64;
+        let s = (clock_ns(cx.host.now, cx.start_date, 0).ok_or(EINVAL)? / NS) as i64;
         if a[0] != 0 {
             mem::write(pid, a[0], &s.to_ne_bytes()).map_err(|_| EFAULT)?;
         }
@@ -53,12 +54,12 @@ pub(super) fn time(e: &mut DirectEngine, c: &Call) -> Answer {
 /// for the CPU-time clocks, so `clock()` and `getrusage` agree. Everything else in the
 /// struct (peak RSS, faults, context switches) is the machine's and would leak into the
 /// run, so it reads 0.
-pub(super) fn getrusage(e: &mut DirectEngine, c: &Call) -> Answer {
-    let Call { h, pid, a, .. } = *c;
+pub(super) fn getrusage(cx: &mut Cx, c: &Call) -> Answer {
+    let Call { pid, a, .. } = *c;
     use libc::*;
     errno((|| {
         let cpu = match a[0] as i32 {
-            RUSAGE_SELF | RUSAGE_THREAD => e.now(h),
+            RUSAGE_SELF | RUSAGE_THREAD => cx.host.now,
             RUSAGE_CHILDREN => 0,
             _ => return Err(EINVAL),
         };
@@ -72,17 +73,17 @@ pub(super) fn getrusage(e: &mut DirectEngine, c: &Call) -> Answer {
 
 /// `times`: the return value counts clock ticks (100 per second) of the monotonic clock,
 /// the user time is the CPU-time stand-in, the rest 0 (as `getrusage`).
-pub(super) fn times(e: &mut DirectEngine, c: &Call) -> Answer {
-    let Call { h, pid, a, .. } = *c;
+pub(super) fn times(cx: &mut Cx, c: &Call) -> Answer {
+    let Call { pid, a, .. } = *c;
     use libc::*;
     errno((|| {
         let tick = NS / 100;
         if a[0] != 0 {
             let mut b = [0u8; std::mem::size_of::<tms>()];
-            b[..8].copy_from_slice(&((e.now(h) / tick) as i64).to_ne_bytes());
+            b[..8].copy_from_slice(&((cx.host.now / tick) as i64).to_ne_bytes());
             mem::write(pid, a[0], &b).map_err(|_| EFAULT)?;
         }
-        Ok(Answer::Value(((e.now(h) + BOOT_OFFSET_NS) / tick) as i64))
+        Ok(Answer::Value(((cx.host.now + BOOT_OFFSET_NS) / tick) as i64))
     })())
 }
 
@@ -97,35 +98,32 @@ pub(super) fn nanosleep(c: &Call) -> Answer {
 }
 
 /// `clock_nanosleep`.
-pub(super) fn clock_nanosleep(e: &mut DirectEngine, c: &Call) -> Answer {
-    let Call { h, pid, timed_out, a, .. } = *c;
+pub(super) fn clock_nanosleep(cx: &mut Cx, c: &Call) -> Answer {
+    let Call { pid, timed_out, a, .. } = *c;
     use libc::*;
     errno((|| {
         let clock = a[0] as i64;
         let req = read_time(pid, a[2], false)?;
-        let now = e.now(h);
         let wait = if a[1] & TIMER_ABSTIME as u64 != 0 {
-            let now_clock = clock_ns(e, h, clock).ok_or(EINVAL)?;
+            let now_clock = clock_ns(cx.host.now, cx.start_date, clock).ok_or(EINVAL)?;
             req.saturating_sub(now_clock)
         } else {
-            clock_ns(e, h, clock).ok_or(EINVAL)?;
+            clock_ns(cx.host.now, cx.start_date, clock).ok_or(EINVAL)?;
             req
         };
-        let _ = now;
         Ok(if timed_out || wait == 0 { Answer::Value(0) } else { Answer::Block(BlockKind::Timer, Some(wait)) })
     })())
 }
 
 /// `alarm`.
-pub(super) fn alarm(e: &mut DirectEngine, c: &Call) -> Answer {
-    let Call { h, vid, a, .. } = *c;
+pub(super) fn alarm(cx: &mut Cx, c: &Call) -> Answer {
+    let Call { vid, a, .. } = *c;
 
-    let old = alarm_left(e, h, vid);
-    let host = &mut e.hosts[h];
-    host.tasks.get_mut(&vid).expect("task exists").alarm = None;
+    let old = alarm_left(cx.host, vid);
+    cx.host.tasks.get_mut(&vid).expect("task exists").alarm = None;
     if a[0] as u32 > 0 {
-        let at = host.now + (a[0] as u32) as u64 * NS;
-        e.set_alarm(h, vid, at, 0);
+        let at = cx.host.now + (a[0] as u32) as u64 * NS;
+        cx.sched.set_alarm(cx.host, vid, at, 0);
     }
     // Seconds left on the previous alarm, rounded to nearest (at least 1 if any).
     let (left, _) = old;
@@ -133,22 +131,22 @@ pub(super) fn alarm(e: &mut DirectEngine, c: &Call) -> Answer {
 }
 
 /// `getitimer`.
-pub(super) fn getitimer(e: &mut DirectEngine, c: &Call) -> Answer {
-    let Call { h, vid, pid, a, .. } = *c;
+pub(super) fn getitimer(cx: &mut Cx, c: &Call) -> Answer {
+    let Call { vid, pid, a, .. } = *c;
     use libc::*;
     errno((|| {
-        let (left, interval) = alarm_left(e, h, vid);
+        let (left, interval) = alarm_left(cx.host, vid);
         mem::write(pid, a[1], &itimerval_bytes(interval, left)).map_err(|_| EFAULT)?;
         Ok(Answer::Value(0))
     })())
 }
 
 /// `setitimer`.
-pub(super) fn setitimer(e: &mut DirectEngine, c: &Call) -> Answer {
-    let Call { h, vid, pid, a, .. } = *c;
+pub(super) fn setitimer(cx: &mut Cx, c: &Call) -> Answer {
+    let Call { vid, pid, a, .. } = *c;
     use libc::*;
     errno((|| {
-        let (left, interval) = alarm_left(e, h, vid);
+        let (left, interval) = alarm_left(cx.host, vid);
         let new = if a[1] != 0 {
             let b = mem::read(pid, a[1], 32).map_err(|_| EFAULT)?;
             let tv = |o: usize| -> Result<u64, i32> {
@@ -167,38 +165,21 @@ pub(super) fn setitimer(e: &mut DirectEngine, c: &Call) -> Answer {
             mem::write(pid, a[2], &itimerval_bytes(interval, left)).map_err(|_| EFAULT)?;
         }
         if let Some((interval, value)) = new {
-            e.hosts[h].tasks.get_mut(&vid).expect("task exists").alarm = None;
+            cx.host.tasks.get_mut(&vid).expect("task exists").alarm = None;
             if value > 0 {
-                let at = e.now(h) + value;
-                e.set_alarm(h, vid, at, interval);
+                let at = cx.host.now + value;
+                cx.sched.set_alarm(cx.host, vid, at, interval);
             }
         }
         Ok(Answer::Value(0))
     })())
 }
 
-/// `timerfd_time`.
-pub(super) fn timerfd_time(e: &mut DirectEngine, c: &Call) -> Answer {
-    let Call { h, pid, nr, a, .. } = *c;
-    use libc::*;
-    match fd_entry(e, c) {
-        Some(f) if matches!(e.hosts[h].objs[f.obj].as_ref().map(|s| &s.obj), Some(Obj::TimerFd(_))) => {
-            if nr == SYS_timerfd_settime {
-                errno(crate::timerfd::settime(e, h, pid, f.obj, a))
-            } else {
-                errno(crate::timerfd::gettime(e, h, pid, f.obj, a[1]))
-            }
-        }
-        _ => Answer::Errno(EINVAL),
-    }
-}
-
-/// Simulated time of `clock` on host `h`, ns, or `None` for an invalid clock.
-/// The reading of `clock` on host `h` now, ns.
-pub(crate) fn clock_ns(e: &DirectEngine, h: usize, clock: i64) -> Option<u64> {
-    let now = e.now(h);
+/// The reading of `clock` at simulated time `now` (ns since the run's start, which is
+/// `start_date` ns after the epoch), ns, or `None` for an invalid clock.
+pub(crate) fn clock_ns(now: u64, start_date: u64, clock: i64) -> Option<u64> {
     match clock as i32 {
-        0 | 5 | 8 | 11 => Some(now + e.opts.start_date.0),
+        0 | 5 | 8 | 11 => Some(now + start_date),
         1 | 4 | 6 | 7 | 9 => Some(now + BOOT_OFFSET_NS),
         2 | 3 => Some(now),
         c if c < 0 => Some(now), // CPU-time clocks of other processes and threads
@@ -226,9 +207,9 @@ pub(crate) fn read_time(pid: i32, addr: u64, micro: bool) -> Result<u64, i32> {
 }
 
 /// (ns left, interval ns) of task `vid`'s `ITIMER_REAL` timer.
-pub(super) fn alarm_left(e: &DirectEngine, h: usize, vid: u32) -> (u64, u64) {
-    match e.hosts[h].tasks[&vid].alarm {
-        Some((at, interval, _)) => (at.saturating_sub(e.now(h)), interval),
+pub(super) fn alarm_left(host: &Host, vid: u32) -> (u64, u64) {
+    match host.tasks[&vid].alarm {
+        Some((at, interval, _)) => (at.saturating_sub(host.now), interval),
         None => (0, 0),
     }
 }
@@ -244,7 +225,7 @@ pub(super) fn itimerval_bytes(interval: u64, value: u64) -> [u8; 32] {
 }
 
 /// `setitimer`/`getitimer` of a timer other than `ITIMER_REAL`: refused, logged once.
-pub(super) fn itimer_unsupported(e: &mut DirectEngine, c: &Call) -> Answer {
-    e.unsupported(c.h, c.vid, c.nr, " (only ITIMER_REAL: CPU time is not modelled)", libc::EINVAL);
+pub(super) fn itimer_unsupported(cx: &mut Cx, c: &Call) -> Answer {
+    cx.host.unsupported(c.vid, c.nr, " (only ITIMER_REAL: CPU time is not modelled)", libc::EINVAL);
     Answer::Errno(libc::EINVAL)
 }
