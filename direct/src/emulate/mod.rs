@@ -23,6 +23,7 @@ use crate::DirectError;
 use crate::engine::{Answer, DirectEngine, Sched};
 use crate::host::{FdEntry, Host};
 use crate::seccomp::{AUDIT_ARCH_X86_64, Notif};
+use std::os::fd::AsRawFd;
 use thermocline_shim::abi::{HELLO_OP_LATENCY_COST, HELLO_OP_LATENCY_HANDOVER, HELLO_SYSCALL};
 
 pub(crate) use signal::interrupted;
@@ -140,8 +141,8 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
         SYS_fcntl => fd::fcntl(e, &c),
         SYS_ioctl if crate::netlink::is_interface_ioctl(a[1]) => fd::interface_ioctl(e, &c),
         SYS_ioctl => fd::ioctl(e, &c),
-        SYS_poll | SYS_ppoll => poll::poll(e, &c),
-        SYS_select | SYS_pselect6 => poll::select(e, &c),
+        SYS_poll | SYS_ppoll => poll::poll(&mut e.hosts[h], &c),
+        SYS_select | SYS_pselect6 => poll::select(&mut e.hosts[h], &c),
         SYS_socket => socket::socket(e, &c),
         SYS_socketpair => socket::socketpair(&c),
         SYS_bind | SYS_connect | SYS_getsockname | SYS_getpeername | SYS_setsockopt | SYS_getsockopt | SYS_shutdown
@@ -163,9 +164,9 @@ pub(crate) fn syscall(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Re
         SYS_wait4 | SYS_waitid => process::wait(&mut e.hosts[h], &c),
         SYS_uname => process::uname(&mut e.hosts[h], &c),
         SYS_pause | SYS_rt_sigsuspend | SYS_rt_sigtimedwait => signal::wait_for_signal(&e.hosts[h], &c),
-        SYS_epoll_create | SYS_epoll_create1 => poll::epoll_create(e, &c),
-        SYS_epoll_ctl => poll::epoll_ctl(e, &c),
-        SYS_epoll_wait | SYS_epoll_pwait | SYS_epoll_pwait2 => poll::epoll_wait(e, &c),
+        SYS_epoll_create | SYS_epoll_create1 => poll::epoll_create(&mut e.hosts[h], e.devnull.as_raw_fd(), &c),
+        SYS_epoll_ctl => poll::epoll_ctl(&mut e.hosts[h], &c),
+        SYS_epoll_wait | SYS_epoll_pwait | SYS_epoll_pwait2 => poll::epoll_wait(&mut e.hosts[h], &c),
         SYS_alarm => time::alarm(&mut e.cx(h), &c),
         SYS_setitimer | SYS_getitimer if a[0] as i32 != ITIMER_REAL => time::itimer_unsupported(&mut e.cx(h), &c),
         SYS_getitimer => time::getitimer(&mut e.cx(h), &c),

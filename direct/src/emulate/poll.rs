@@ -1,16 +1,17 @@
-//! Readiness: `poll`, `select` and the emulated epoll.
+//! Readiness: `poll`, `select` and the emulated epoll. Handlers take only the host (and, to create
+//! an epoll instance, the placeholder descriptor it hides behind).
 
 use super::fd::native_ready;
 use super::time::read_time;
 use super::{Call, errno};
-use crate::engine::{Answer, DirectEngine};
+use crate::engine::Answer;
 use crate::host::{BlockKind, EpollInterest, Host, Obj, ObjSlot};
 use crate::{mem, tcp};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 /// `poll`.
-pub(super) fn poll(e: &mut DirectEngine, c: &Call) -> Answer {
-    let Call { h, vid, pid, nr, a, .. } = *c;
+pub(super) fn poll(host: &mut Host, c: &Call) -> Answer {
+    let Call { vid, pid, nr, a, .. } = *c;
     use libc::*;
     let timeout = if nr == SYS_poll {
         let ms = a[2] as i32;
@@ -23,12 +24,12 @@ pub(super) fn poll(e: &mut DirectEngine, c: &Call) -> Answer {
             Err(x) => return Answer::Errno(x),
         }
     };
-    errno(do_poll(e, h, vid, a[0], a[1] as usize, timeout))
+    errno(do_poll(host, vid, a[0], a[1] as usize, timeout))
 }
 
 /// `select`.
-pub(super) fn select(e: &mut DirectEngine, c: &Call) -> Answer {
-    let Call { h, vid, pid, nr, a, .. } = *c;
+pub(super) fn select(host: &mut Host, c: &Call) -> Answer {
+    let Call { vid, pid, nr, a, .. } = *c;
     use libc::*;
     let timeout = if a[4] == 0 {
         None
@@ -38,28 +39,28 @@ pub(super) fn select(e: &mut DirectEngine, c: &Call) -> Answer {
             Err(x) => return Answer::Errno(x),
         }
     };
-    errno(do_select(e, h, vid, a[0] as usize, [a[1], a[2], a[3]], timeout))
+    errno(do_select(host, vid, a[0] as usize, [a[1], a[2], a[3]], timeout))
 }
 
 /// `epoll_create`.
-pub(super) fn epoll_create(e: &mut DirectEngine, c: &Call) -> Answer {
-    let Call { h, nr, a, .. } = *c;
+pub(super) fn epoll_create(host: &mut Host, devnull: RawFd, c: &Call) -> Answer {
+    let Call { nr, a, .. } = *c;
     use libc::*;
     let cloexec = nr == SYS_epoll_create1 && a[0] & EPOLL_CLOEXEC as u64 != 0;
-    let obj = e.hosts[h].add_obj(Obj::Epoll(Default::default()), false);
-    Answer::AddFd { src: e.devnull.as_raw_fd(), cloexec, obj }
+    let obj = host.add_obj(Obj::Epoll(Default::default()), false);
+    Answer::AddFd { src: devnull, cloexec, obj }
 }
 
 /// `epoll_ctl`.
-pub(super) fn epoll_ctl(e: &mut DirectEngine, c: &Call) -> Answer {
-    let Call { h, vid, a, .. } = *c;
+pub(super) fn epoll_ctl(host: &mut Host, c: &Call) -> Answer {
+    let Call { vid, a, .. } = *c;
 
-    errno(emu_epoll_ctl(e, h, vid, a[0] as i32, a[1] as i32, a[2] as i32, a[3]))
+    errno(emu_epoll_ctl(host, vid, a[0] as i32, a[1] as i32, a[2] as i32, a[3]))
 }
 
 /// `epoll_wait`.
-pub(super) fn epoll_wait(e: &mut DirectEngine, c: &Call) -> Answer {
-    let Call { h, vid, pid, nr, a, .. } = *c;
+pub(super) fn epoll_wait(host: &mut Host, c: &Call) -> Answer {
+    let Call { vid, pid, nr, a, .. } = *c;
     use libc::*;
     let timeout = if nr == SYS_epoll_pwait2 {
         if a[3] == 0 {
@@ -74,14 +75,13 @@ pub(super) fn epoll_wait(e: &mut DirectEngine, c: &Call) -> Answer {
         let ms = a[3] as i32;
         if ms < 0 { None } else { Some(ms as u64 * 1_000_000) }
     };
-    errno(emu_epoll_wait(e, h, vid, a[0] as i32, a[1], a[2] as i32, timeout))
+    errno(emu_epoll_wait(host, vid, a[0] as i32, a[1], a[2] as i32, timeout))
 }
 
 /// The readiness-change count of descriptor `fd` of task `vid` for an epoll interest in
 /// `events`, for edge-triggered epoll: for emulated sockets, their own count of arrivals and
 /// state changes; for native descriptors, the host's [`crate::host::NativeEdges`].
-pub(super) fn fd_gen(e: &DirectEngine, h: usize, vid: u32, fd: i32, events: u32) -> u64 {
-    let host = &e.hosts[h];
+pub(super) fn fd_gen(host: &Host, vid: u32, fd: i32, events: u32) -> u64 {
     match host.fds(vid).get(&fd) {
         Some(f) => match host.objs.get(f.obj).and_then(|s| s.as_ref()).map(|s| &s.obj) {
             Some(Obj::Udp(u)) => u.arrivals,
@@ -94,17 +94,17 @@ pub(super) fn fd_gen(e: &DirectEngine, h: usize, vid: u32, fd: i32, events: u32)
     }
 }
 
-pub(super) fn fd_ready(e: &mut DirectEngine, h: usize, vid: u32, fd: i32, events: i16) -> i16 {
-    let t = &e.hosts[h].tasks[&vid];
+pub(super) fn fd_ready(host: &mut Host, vid: u32, fd: i32, events: i16) -> i16 {
+    let t = &host.tasks[&vid];
     let want = events | libc::POLLERR | libc::POLLHUP; // as the kernel: asked-for bits and errors
-    if let Some(f) = e.hosts[h].fds(vid).get(&fd)
-        && let Some(Some(ObjSlot { obj: Obj::Tcp(_), .. })) = e.hosts[h].objs.get(f.obj)
+    if let Some(f) = host.fds(vid).get(&fd)
+        && let Some(Some(ObjSlot { obj: Obj::Tcp(_), .. })) = host.objs.get(f.obj)
     {
         let obj = f.obj;
-        return tcp::ready(&mut e.hosts[h], obj) & want;
+        return tcp::ready(host, obj) & want;
     }
-    match e.hosts[h].fds(vid).get(&fd) {
-        Some(f) => match e.hosts[h].objs.get(f.obj).and_then(|s| s.as_ref()).map(|s| &s.obj) {
+    match host.fds(vid).get(&fd) {
+        Some(f) => match host.objs.get(f.obj).and_then(|s| s.as_ref()).map(|s| &s.obj) {
             Some(Obj::Random) => (libc::POLLIN | libc::POLLOUT) & want,
             Some(Obj::TimerFd(t)) => {
                 if t.readable() {
@@ -131,19 +131,12 @@ pub(super) fn fd_ready(e: &mut DirectEngine, h: usize, vid: u32, fd: i32, events
     }
 }
 
-pub(super) fn do_poll(
-    e: &mut DirectEngine,
-    h: usize,
-    vid: u32,
-    addr: u64,
-    nfds: usize,
-    timeout: Option<u64>,
-) -> Result<Answer, i32> {
+pub(super) fn do_poll(host: &mut Host, vid: u32, addr: u64, nfds: usize, timeout: Option<u64>) -> Result<Answer, i32> {
     if nfds > 65536 {
         return Err(libc::EINVAL);
     }
     let (pid, timed_out) = {
-        let t = &e.hosts[h].tasks[&vid];
+        let t = &host.tasks[&vid];
         (t.pid, t.timed_out)
     };
     let mut raw = mem::read(pid, addr, nfds * 8).map_err(|_| libc::EFAULT)?;
@@ -151,7 +144,7 @@ pub(super) fn do_poll(
     for c in raw.chunks_exact_mut(8) {
         let fd = i32::from_ne_bytes([c[0], c[1], c[2], c[3]]);
         let events = i16::from_ne_bytes([c[4], c[5]]);
-        let r = if fd < 0 { 0 } else { fd_ready(e, h, vid, fd, events) };
+        let r = if fd < 0 { 0 } else { fd_ready(host, vid, fd, events) };
         c[6..8].copy_from_slice(&r.to_ne_bytes());
         if r != 0 {
             ready += 1;
@@ -165,8 +158,7 @@ pub(super) fn do_poll(
 }
 
 pub(super) fn do_select(
-    e: &mut DirectEngine,
-    h: usize,
+    host: &mut Host,
     vid: u32,
     nfds: usize,
     sets: [u64; 3],
@@ -176,7 +168,7 @@ pub(super) fn do_select(
         return Err(libc::EINVAL);
     }
     let (pid, timed_out) = {
-        let t = &e.hosts[h].tasks[&vid];
+        let t = &host.tasks[&vid];
         (t.pid, t.timed_out)
     };
     let bytes = nfds.div_ceil(64) * 8;
@@ -194,7 +186,7 @@ pub(super) fn do_select(
         if !(r || w || x) {
             continue;
         }
-        let got = fd_ready(e, h, vid, fd as i32, libc::POLLIN | libc::POLLOUT | libc::POLLPRI);
+        let got = fd_ready(host, vid, fd as i32, libc::POLLIN | libc::POLLOUT | libc::POLLPRI);
         if got & libc::POLLNVAL != 0 {
             return Err(libc::EBADF);
         }
@@ -243,22 +235,14 @@ pub(super) fn epoll_set(
     }
 }
 
-pub(super) fn emu_epoll_ctl(
-    e: &mut DirectEngine,
-    h: usize,
-    vid: u32,
-    epfd: i32,
-    op: i32,
-    fd: i32,
-    ev: u64,
-) -> Result<Answer, i32> {
-    let pid = e.hosts[h].tasks[&vid].pid;
+pub(super) fn emu_epoll_ctl(host: &mut Host, vid: u32, epfd: i32, op: i32, fd: i32, ev: u64) -> Result<Answer, i32> {
+    let pid = host.tasks[&vid].pid;
     if fd == epfd {
         return Err(libc::EINVAL);
     }
     // The target must be an open descriptor of the task.
-    if !e.hosts[h].fds(vid).contains_key(&fd) {
-        let pidfd = e.hosts[h].tasks[&vid].pidfd.as_raw_fd();
+    if !host.fds(vid).contains_key(&fd) {
+        let pidfd = host.tasks[&vid].pidfd.as_raw_fd();
         if native_ready(pidfd, fd, 0).is_none() {
             return Err(libc::EBADF);
         }
@@ -271,7 +255,7 @@ pub(super) fn emu_epoll_ctl(
         let data = u64::from_ne_bytes(b[4..12].try_into().unwrap_or([0; 8]));
         Some(EpollInterest { events, data, reported: None })
     };
-    let set = epoll_set(&mut e.hosts[h], vid, epfd)?;
+    let set = epoll_set(host, vid, epfd)?;
     match (op, interest) {
         (libc::EPOLL_CTL_ADD, Some(i)) => {
             if set.contains_key(&fd) {
@@ -297,8 +281,7 @@ pub(super) fn emu_epoll_ctl(
 /// reported, or since `EPOLL_CTL_ADD`/`MOD`; `EPOLLONESHOT` entries are disarmed once reported
 /// until `EPOLL_CTL_MOD`.
 pub(super) fn emu_epoll_wait(
-    e: &mut DirectEngine,
-    h: usize,
+    host: &mut Host,
     vid: u32,
     epfd: i32,
     out: u64,
@@ -309,11 +292,10 @@ pub(super) fn emu_epoll_wait(
         return Err(libc::EINVAL);
     }
     let (pid, timed_out) = {
-        let t = &e.hosts[h].tasks[&vid];
+        let t = &host.tasks[&vid];
         (t.pid, t.timed_out)
     };
-    let interest: Vec<(i32, EpollInterest)> =
-        epoll_set(&mut e.hosts[h], vid, epfd)?.iter().map(|(k, v)| (*k, *v)).collect();
+    let interest: Vec<(i32, EpollInterest)> = epoll_set(host, vid, epfd)?.iter().map(|(k, v)| (*k, *v)).collect();
     let mut ready = Vec::new();
     let mut fired = Vec::new();
     for (fd, i) in interest {
@@ -322,11 +304,11 @@ pub(super) fn emu_epoll_wait(
             continue; // disarmed one-shot
         }
         let edge = i.events & libc::EPOLLET as u32 != 0;
-        let count = fd_gen(e, h, vid, fd, i.events);
+        let count = fd_gen(host, vid, fd, i.events);
         if edge && i.reported == Some(count) {
             continue; // nothing new since the last report
         }
-        let got = fd_ready(e, h, vid, fd, asked);
+        let got = fd_ready(host, vid, fd, asked);
         let got = if got & libc::POLLNVAL != 0 { 0 } else { got };
         if got != 0 {
             let mut rec = [0u8; 12];
@@ -342,7 +324,7 @@ pub(super) fn emu_epoll_wait(
     let n = ready.len() / 12;
     if n > 0 || timed_out || timeout == Some(0) {
         mem::write(pid, out, &ready).map_err(|_| libc::EFAULT)?;
-        let set = epoll_set(&mut e.hosts[h], vid, epfd)?;
+        let set = epoll_set(host, vid, epfd)?;
         for (fd, count) in fired {
             if let Some(i) = set.get_mut(&fd) {
                 i.reported = Some(count);
