@@ -131,6 +131,27 @@ struct Pending {
     action: Action,
 }
 
+/// The engine's event queue and timer tokens, borrowed beside one host (see
+/// [`DirectEngine::cx`]): what a handler needs to arm that host's timers without the engine.
+pub(crate) struct Sched<'a> {
+    queue: &'a mut BinaryHeap<Reverse<Pending>>,
+    tokens: &'a mut u64,
+}
+
+impl Sched<'_> {
+    /// Arm task `vid`'s `ITIMER_REAL` timer on `host` to fire at `at` (then every `interval`):
+    /// a new token (the old timer's event is ignored when it comes) and an event at `at`.
+    pub(crate) fn set_alarm(&mut self, host: &mut Host, vid: u32, at: u64, interval: u64) {
+        *self.tokens += 1;
+        let token = *self.tokens;
+        if let Some(t) = host.tasks.get_mut(&vid) {
+            t.alarm = Some((at, interval, token));
+        }
+        let (seq, id) = (host.next_seq(), host.id);
+        self.queue.push(Reverse(Pending { time: at, src: id, seq, dst: id, action: Action::Alarm { vid, token } }));
+    }
+}
+
 /// How the supervisor answers one notified syscall.
 #[derive(Debug)]
 pub enum Answer {
@@ -1183,7 +1204,7 @@ impl DirectEngine {
         }
         let interrupted = std::mem::take(&mut self.hosts[h].tasks.get_mut(&vid).expect("task exists").interrupted);
         let answer = if interrupted {
-            emulate::interrupted(self, h, vid, &notif)
+            emulate::interrupted(&self.hosts[h], vid, &notif)
         } else {
             emulate::syscall(self, h, vid, &notif)?
         };
@@ -1384,33 +1405,24 @@ impl DirectEngine {
         self.push_local(h, at, Action::TimerFd { obj, token });
     }
 
+    /// Arm task `vid`'s `ITIMER_REAL` timer on host `h` to fire at `at` (then every `interval`).
     pub(crate) fn set_alarm(&mut self, h: usize, vid: u32, at: u64, interval: u64) {
-        let token = self.next_token();
-        if let Some(t) = self.hosts[h].tasks.get_mut(&vid) {
-            t.alarm = Some((at, interval, token));
-        }
-        self.push_local(h, at, Action::Alarm { vid, token });
+        let emulate::Cx { host, mut sched, .. } = self.cx(h);
+        sched.set_alarm(host, vid, at, interval);
     }
 
-    /// Log an unsupported syscall once per (process, syscall, detail), with the error it gets.
+    /// The narrow context of a syscall handler on host `h` that needs only the host, the run's
+    /// start date and the host's timers (see [`emulate::Cx`]).
+    pub(crate) fn cx(&mut self, h: usize) -> emulate::Cx<'_> {
+        let start_date = self.opts.start_date.0;
+        let sched = Sched { queue: &mut self.queue, tokens: &mut self.wake_tokens };
+        emulate::Cx { host: &mut self.hosts[h], sched, start_date }
+    }
+
+    /// Log an unsupported syscall once per (process, syscall, detail), with the error it gets
+    /// ([`Host::unsupported`]).
     pub(crate) fn unsupported(&mut self, h: usize, vid: u32, nr: i64, what: &str, errno: i32) {
-        let host = &mut self.hosts[h];
-        let Some(t) = host.tasks.get(&vid) else { return };
-        if host.logged.insert((t.proc, nr, what.to_string())) {
-            let name = sysnames::name(nr).unwrap_or("unknown");
-            let error = match errno {
-                libc::EAGAIN => "EAGAIN",
-                libc::EAFNOSUPPORT => "EAFNOSUPPORT",
-                libc::ESOCKTNOSUPPORT => "ESOCKTNOSUPPORT",
-                libc::ENOPROTOOPT => "ENOPROTOOPT",
-                libc::EOPNOTSUPP => "EOPNOTSUPP",
-                _ => "ENOSYS",
-            };
-            eprintln!(
-                "thermocline: host {} process {} (pid {}): unsupported syscall {name}({nr}){what} → {error}",
-                host.name, t.binary, t.pid
-            );
-        }
+        self.hosts[h].unsupported(vid, nr, what, errno);
     }
 
     /// A timer token, for emulation code that needs one.

@@ -13,7 +13,7 @@
 //! in memory shared between processes (`MAP_SHARED`, process-shared mutexes) is not matched
 //! across processes.
 
-use crate::emulate::read_time;
+use crate::emulate::time::read_time;
 use crate::engine::{Answer, BOOT_OFFSET_NS, DirectEngine};
 use crate::host::BlockKind;
 use crate::mem;

@@ -589,6 +589,27 @@ impl Host {
         self.seq += 1;
         s
     }
+
+    /// Log an unsupported syscall of task `vid` once per (process, syscall, detail), with the
+    /// error it gets.
+    pub(crate) fn unsupported(&mut self, vid: u32, nr: i64, what: &str, errno: i32) {
+        let Some(t) = self.tasks.get(&vid) else { return };
+        if self.logged.insert((t.proc, nr, what.to_string())) {
+            let name = crate::sysnames::name(nr).unwrap_or("unknown");
+            let error = match errno {
+                libc::EAGAIN => "EAGAIN",
+                libc::EAFNOSUPPORT => "EAFNOSUPPORT",
+                libc::ESOCKTNOSUPPORT => "ESOCKTNOSUPPORT",
+                libc::ENOPROTOOPT => "ENOPROTOOPT",
+                libc::EOPNOTSUPP => "EOPNOTSUPP",
+                _ => "ENOSYS",
+            };
+            eprintln!(
+                "thermocline: host {} process {} (pid {}): unsupported syscall {name}({nr}){what} → {error}",
+                self.name, t.binary, t.pid
+            );
+        }
+    }
 }
 
 /// Counts of the events that give descriptors the supervisor does not emulate a new edge for an

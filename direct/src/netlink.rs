@@ -10,7 +10,7 @@
 //!
 //! [`answer`] decodes bytes a program wrote: it never panics (property-tested and fuzzed).
 
-use crate::emulate::{gather_max, read_msghdr, write_addr_bytes as write_addr, write_int_option};
+use crate::emulate::socket::{gather_max, read_msghdr, write_addr_bytes as write_addr, write_int_option};
 use crate::engine::{Answer, DirectEngine};
 use crate::host::{BlockKind, Obj};
 use crate::mem;

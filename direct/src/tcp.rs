@@ -10,7 +10,7 @@
 //! `ECONNRESET`; data arriving for a closed descriptor, or a close with unread data, sends an RST;
 //! writes after the end give `EPIPE` and `SIGPIPE`.
 
-use crate::emulate::{Msghdr, SockAddr, read_msghdr, read_sockaddr, write_sockaddr};
+use crate::emulate::socket::{Msghdr, SockAddr, read_msghdr, read_sockaddr, write_sockaddr};
 use crate::engine::{Answer, DirectEngine};
 use crate::host::{BlockKind, Host, Obj, ObjSlot};
 use crate::mem;

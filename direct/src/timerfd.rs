@@ -5,7 +5,7 @@
 //! `epoll` (level- and edge-triggered) see it at exactly the simulated instant. A read returns the
 //! expirations since the last read as a native-endian `u64` and resets them, as on Linux.
 
-use crate::emulate::clock_ns;
+use crate::emulate::time::clock_ns;
 use crate::engine::{Answer, DirectEngine};
 use crate::host::{BlockKind, Obj};
 use crate::mem;
@@ -110,7 +110,7 @@ pub(crate) fn settime(e: &mut DirectEngine, h: usize, pid: i32, obj: usize, a: [
     let abs = a[1] & libc::TFD_TIMER_ABSTIME as u64 != 0;
     let now = e.now(h);
     let clock = timer(e, h, obj).ok_or(EBADF)?.clock;
-    let offset = clock_ns(e, h, clock as i64).ok_or(EINVAL)? - now;
+    let offset = clock_ns(e.now(h), e.opts.start_date.0, clock as i64).ok_or(EINVAL)? - now;
     let old = timer(e, h, obj).ok_or(EBADF)?.current(now);
     if a[3] != 0 {
         mem::write(pid, a[3], &itimerspec_bytes(old.0, old.1)).map_err(|_| EFAULT)?;
