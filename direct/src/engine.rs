@@ -189,6 +189,8 @@ pub enum Answer {
 pub struct DirectEngine {
     /// Rules on top of the network model (partitions, extra delay or loss), applied at departure.
     pub(crate) rules: Rules,
+    /// This engine pinned the thread that runs it (undone when it finishes).
+    pinned: bool,
     me: ShardId,
     net: NetworkModel,
     partition: Partition,
@@ -521,6 +523,7 @@ impl DirectEngine {
             .map_err(|e| DirectError::Io("writing the simulated /etc/hosts".into(), e))?;
         Ok(DirectEngine {
             rules: Rules::default(),
+            pinned: false,
             me: shard,
             net,
             partition,
@@ -1758,6 +1761,7 @@ impl Engine for DirectEngine {
             // On the thread that runs this shard, before it launches anything.
             crate::pin::pin_current_thread(cpu)
                 .map_err(|e| format!("pinning shard {} to CPU {cpu}: {e}", self.me.0))?;
+            self.pinned = true;
         }
         let ran = self.run_events(end);
         self.match_tsc(false);
@@ -1793,6 +1797,10 @@ impl Engine for DirectEngine {
     }
 
     fn finish(&mut self) -> Result<EngineOutput, EngineError> {
+        if std::mem::take(&mut self.pinned) {
+            // The thread may run more (the next run of a benchmark, the outputs): all CPUs again.
+            crate::pin::unpin_current_thread().map_err(|e| format!("unpinning shard {}: {e}", self.me.0))?;
+        }
         let end = self.end.as_nanos();
         for h in 0..self.hosts.len() {
             self.set_now(h, end);
