@@ -138,7 +138,14 @@ fn bench_hybrid_reports_the_boundarys_cost_as_json() {
     gossip_node();
     let o = run_ok(&["bench", "hybrid", "--hot", "2", "--cold", "300", "--slots", "1", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    for key in ["real_time_factor", "boundary_overhead", "reliability", "events_per_s", "hot_alone_wall_s"] {
+    for key in [
+        "real_time_factor",
+        "boundary_overhead",
+        "boundary_overhead_same_blocks",
+        "reliability",
+        "events_per_s",
+        "hot_alone_wall_s",
+    ] {
         assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key} in {v}");
     }
     assert_eq!(v["hot_blocks_received"], v["hot_blocks_expected"], "{v}");

@@ -2,7 +2,10 @@
 //! each dialling four surrogates of `--cold M` (`{peers:tail:4}`: no two share one, so every block between
 //! real nodes crosses the tail), while the surrogates publish blocks of their own. The same hot
 //! set (dialling each other) and the same cold tail are then run apart, so the boundary's
-//! overhead is the hybrid run's wall time against the sum of the two, in one invocation.
+//! overhead is the hybrid run's wall time against the sum of the two, in one invocation. The
+//! hybrid's tail also carries the real nodes' blocks, which the tail alone does not: a third
+//! baseline, the tail alone publishing as many blocks over the run (at a shorter slot), gives the
+//! overhead against the same tail work (`boundary_overhead_same_blocks`).
 //!
 //! Memory is the growth of the process's peak resident set over each run (the peak restarted
 //! before it). A boundary identity's, in the run, is measured against two more runs whose real
@@ -49,11 +52,21 @@ fn common(args: &HybridBench, seconds: u32, out: &Path) -> String {
     ) + &format!("# {} hot, {} cold\n", args.hot, args.cold)
 }
 
-fn cold_part(args: &HybridBench) -> String {
+/// The tail, publishing a block every `slot_ms` from the genesis on.
+fn cold_part(args: &HybridBench, slot_ms: u64) -> String {
     format!(
-        "\n[[hosts]]\nname = \"tail\"\ncount = {}\nbandwidth = {{ up = \"50 Mbit\", down = \"50 Mbit\" }}\n\n[gossip]\n\n[traffic]\nstart = \"{GENESIS_S} s\"\nslot = \"12 s\"\nbeacon_block = {{ size = \"100 KiB\", proposer_delay = \"0 ms\" }}\n",
+        "\n[[hosts]]\nname = \"tail\"\ncount = {}\nbandwidth = {{ up = \"50 Mbit\", down = \"50 Mbit\" }}\n\n[gossip]\n\n[traffic]\nstart = \"{GENESIS_S} s\"\nslot = \"{slot_ms} ms\"\nbeacon_block = {{ size = \"100 KiB\", proposer_delay = \"0 ms\" }}\n",
         args.cold
     )
+}
+
+/// The slot (ms) at which the tail alone publishes as many blocks in the run as the hybrid's
+/// tail carries: its own (one per 12-s slot) and the real nodes' (one per slot of theirs).
+fn same_blocks_slot_ms(args: &HybridBench, seconds: u32) -> u64 {
+    let span_ms = u64::from(seconds - GENESIS_S) * 1000;
+    let own = span_ms.div_ceil(12_000);
+    let carried = own + u64::from(args.slots);
+    span_ms / carried
 }
 
 /// The hot group; `peers` is the dialling arguments with a trailing comma (empty: dial nobody).
@@ -141,13 +154,17 @@ pub fn hybrid(args: &HybridBench, exe: &Path) -> Result<()> {
     let book: Vec<String> = (0..args.hot).map(|i| format!("hot{i}:9000")).collect();
     let to_hot = format!("\"--peer\", \"{}\", \"--dial\", \"4\",", book.join(","));
     let hybrid_out = base.join("hybrid");
-    let mixed = common(args, seconds, &hybrid_out) + &cold_part(args) + &hot_part(args, &node, to_tail);
+    let mixed = common(args, seconds, &hybrid_out) + &cold_part(args, 12_000) + &hot_part(args, &node, to_tail);
     let hot_only = common(args, seconds, &base.join("hot")) + &hot_part(args, &node, &to_hot);
-    let cold_only = common(args, seconds, &base.join("cold")) + &cold_part(args);
+    let cold_only = common(args, seconds, &base.join("cold")) + &cold_part(args, 12_000);
+    let same_slot_ms = same_blocks_slot_ms(args, seconds);
+    let cold_same = common(args, seconds, &base.join("cold-same")) + &cold_part(args, same_slot_ms);
     // The hybrid and the hot set without connections: the real nodes dial nobody.
-    let undialled = common(args, seconds, &base.join("undialled")) + &cold_part(args) + &hot_part(args, &node, "");
+    let undialled =
+        common(args, seconds, &base.join("undialled")) + &cold_part(args, 12_000) + &hot_part(args, &node, "");
     let hot_idle = common(args, seconds, &base.join("hot-idle")) + &hot_part(args, &node, "");
     let (cold, cold_rss) = run(&cold_only, args.shards, exe)?;
+    let (same, _) = run(&cold_same, args.shards, exe)?;
     let (hot, hot_rss) = run(&hot_only, args.shards, exe)?;
     let (both, both_rss) = run(&mixed, args.shards, exe)?;
     let (_, undialled_rss) = run(&undialled, args.shards, exe)?;
@@ -175,6 +192,9 @@ pub fn hybrid(args: &HybridBench, exe: &Path) -> Result<()> {
         "hot_alone_wall_s": wall(&hot),
         "cold_alone_wall_s": wall(&cold),
         "boundary_overhead": wall(&both) / (wall(&hot) + wall(&cold)),
+        "cold_same_blocks_slot_ms": same_slot_ms,
+        "cold_same_blocks_wall_s": wall(&same),
+        "boundary_overhead_same_blocks": wall(&both) / (wall(&hot) + wall(&same)),
         "hot_blocks_received": received,
         "hot_blocks_expected": expected,
         "reliability": tail.blocks.reliability,
