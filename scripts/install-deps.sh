@@ -19,7 +19,7 @@ need() { eval "$1" >/dev/null 2>&1 || missing+=("$2"); }
 need 'command -v cc' build-essential
 need 'command -v mpicc.openmpi' libopenmpi-dev
 need 'command -v mpirun.openmpi' openmpi-bin
-need 'ls /usr/lib/llvm-*/lib/libclang*.so*' libclang-dev
+need 'ls /usr/lib/llvm-*/lib/libclang.so /usr/lib/llvm-*/lib/libclang-*.so.1 2>/dev/null | grep -q .' libclang-dev
 # Third-party programs the direct-host tests run under the shim (Debian's, unmodified).
 need '[ -x /usr/bin/python3 ]' python3
 need 'command -v socat' socat

@@ -3,9 +3,9 @@
 //!
 //! Two hosts, 5 ms apart. On `a`, a Node.js parent forks two `child_process` workers that print
 //! random bytes, their pid, working directory, `HOME`, the modification time of a file they
-//! wrote and their heap usage, then talk to `b` over TCP and UDP; beside it, starting at the
+//! wrote, its inode and device numbers and their heap usage, then talk to `b` over TCP and UDP; beside it, starting at the
 //! same instant, a Python program prints random bytes, its pid, working directory, the time and
-//! a file's modification time, and runs a subprocess that prints its own. On `b`, a Python
+//! a file's modification time, inode and device, and runs a subprocess that prints its own. On `b`, a Python
 //! server answers the workers, and the same Python program starts with it at one instant. The
 //! run is made four times — two output folders of different lengths, with and without
 //! `--syscall-stats`, on one and two shards (threads and processes) — and must give one digest
@@ -27,10 +27,11 @@ const net = require('net');
 function report(tag) {
   const before = Date.now();
   fs.writeFileSync(tag + '.txt', tag);
-  const mtime = fs.statSync(tag + '.txt').mtimeMs;
+  const st = fs.statSync(tag + '.txt');
+  const mtime = st.mtimeMs;
   const fresh = mtime >= before && mtime <= Date.now();
   console.log(`${tag} random ${crypto.randomBytes(8).toString('hex')} pid ${process.pid} ppid ${process.ppid} ` +
-    `cwd ${process.cwd()} home ${process.env.HOME} mtime ${mtime} fresh ${fresh} heap ${process.memoryUsage().heapUsed}`);
+    `cwd ${process.cwd()} home ${process.env.HOME} ino ${st.ino} dev ${st.dev} mtime ${mtime} fresh ${fresh} heap ${process.memoryUsage().heapUsed}`);
 }
 
 if (process.argv[2] === 'worker') {
@@ -68,7 +69,7 @@ with open('misc.txt', 'w') as f:
     f.write('x')
 st = os.stat('misc.txt')
 print('misc random', os.urandom(8).hex(), 'pid', os.getpid(), 'cwd', os.getcwd(), 'home', os.environ['HOME'],
-      'time', before, 'mtime', st.st_mtime, 'fresh', before <= st.st_mtime <= time.time(), flush=True)
+      'time', before, 'ino', st.st_ino, 'dev', st.st_dev, 'cwd ino', os.stat('.').st_ino, 'mtime', st.st_mtime, 'fresh', before <= st.st_mtime <= time.time(), flush=True)
 sub = 'import os, time; print("sub random", os.urandom(4).hex(), "pid", os.getpid(), "ppid", os.getppid(), "time", time.time())'
 print(subprocess.run([sys.executable, '-c', sub], capture_output=True, text=True, check=True).stdout.strip())
 "#;

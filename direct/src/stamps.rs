@@ -18,6 +18,16 @@
 //!   `mkdir`, `chmod`); a file's creation time (`btime`) is the first of these.
 //!
 //! So a file written at 5 s reads as modified at 5 s on every run, whatever the machine's clock.
+//!
+//! File identities are the same kind of leak: a file the run makes gets whatever inode number the
+//! file system has free, and its device is that of whichever disk holds the output folder. A file
+//! first seen with a change time from the run on (made, or changed, by the run) is therefore
+//! shown with a simulated identity: the device [`SIM_DEV`] and an inode number from
+//! [`SIM_INO_BASE`] on, a hash of the file's path when first seen (relative to the host's folder
+//! when in it, so the same whatever `--out` is; not the order of first looks, which differs
+//! between a host's processes running at once), moved on to the next free number if another file
+//! already has it, and kept for as long as the run lasts. The machine's own files keep the kernel's numbers (the same on every run
+//! on one machine). Directory entries (`getdents64`'s `d_ino`) still carry the kernel's numbers.
 //! The calls are answered at once, as the task makes them (not a scheduling point, and charged no
 //! syscall latency), so answering them changes no other result. Paths under `/proc` are left to
 //! the kernel (`/proc/self` names whoever looks).
@@ -25,7 +35,7 @@
 use crate::engine::DirectEngine;
 use crate::mem;
 use crate::seccomp::Notif;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
@@ -39,6 +49,22 @@ pub const STAT_SYSCALLS: [i64; 5] =
 /// Whether `nr` is one of [`STAT_SYSCALLS`].
 pub fn is_stat(nr: i64) -> bool {
     STAT_SYSCALLS.contains(&nr)
+}
+
+/// The device shown for files the run made (`makedev(0, 0x74)`: an anonymous device, as on
+/// Linux for file systems with no disk of their own).
+pub const SIM_DEV: u64 = 0x74;
+
+/// The first inode number shown for files the run made: above any 32-bit inode number, so none
+/// is shown for two files.
+pub const SIM_INO_BASE: u64 = 0x7468_0000_0000;
+
+/// The bits of a path's hash that make a simulated inode number.
+const INO_HASH_MASK: u64 = (1 << 40) - 1;
+
+/// FNV-1a, 64 bits: a hash that is the same on every run and machine.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// Index of each timestamp in [`Stamps`]' records.
@@ -71,12 +97,36 @@ pub struct Stamps {
     /// then on are the run's.
     run_start: i64,
     files: HashMap<(u64, u64), FileTimes>,
+    /// The identity shown for each file (kernel device and inode): its own, or a simulated one.
+    ids: HashMap<(u64, u64), (u64, u64)>,
+    /// The simulated inode numbers given so far.
+    made: HashSet<u64>,
 }
 
 impl Stamps {
     /// The record of a host whose run began at `run_start` (machine time, ns since the epoch).
     pub fn new(run_start: i64) -> Self {
-        Stamps { run_start, files: HashMap::new() }
+        Stamps { run_start, files: HashMap::new(), ids: HashMap::new(), made: HashSet::new() }
+    }
+
+    /// The device and inode to show for file `id` (the kernel's), whose change time is `ctime`
+    /// (ns since the epoch) when looked at, and whose path (as the host names it) `path` gives:
+    /// decided the first time the host looks, and kept.
+    fn identity(&mut self, id: (u64, u64), ctime: i64, path: impl FnOnce() -> Vec<u8>) -> (u64, u64) {
+        if let Some(&shown) = self.ids.get(&id) {
+            return shown;
+        }
+        let shown = if ctime >= self.run_start {
+            let mut ino = SIM_INO_BASE + (fnv1a(&path()) & INO_HASH_MASK);
+            while !self.made.insert(ino) {
+                ino = SIM_INO_BASE + ((ino - SIM_INO_BASE + 1) & INO_HASH_MASK);
+            }
+            (SIM_DEV, ino)
+        } else {
+            id
+        };
+        self.ids.insert(id, shown);
+        shown
     }
 
     /// File `id` (device, inode) was written at simulated time `now`.
@@ -180,13 +230,28 @@ pub(crate) fn answer(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Opt
     };
     let now = e.now(h);
     let start_date = e.opts.start_date.0;
-    let stamps = &mut e.hosts[h].stamps;
+    let host = &mut e.hosts[h];
+    let fd = file.as_raw_fd();
+    let path = || host_path(fd, &host.dir, &host.name);
+    let stamps = &mut host.stamps;
     let bytes = if nr == SYS_statx {
-        statx_bytes(stamps, file.as_raw_fd(), flags, a[3] as u32, now, start_date)
+        statx_bytes(stamps, fd, flags, a[3] as u32, now, start_date, path)
     } else {
-        stat_bytes(stamps, file.as_raw_fd(), now, start_date)
+        stat_bytes(stamps, fd, now, start_date, path)
     };
     Some(bytes.and_then(|b| mem::write(pid, buf, &b).map_err(|_| EFAULT)).map(|()| 0))
+}
+
+/// The path of our descriptor `fd`, as the same on every run: relative to the host's folder
+/// (`dir`, or `/run/thermocline/<name>` as its programs see it) when in it, else as it is.
+fn host_path(fd: RawFd, dir: &std::path::Path, name: &str) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::fs::read_link(format!("/proc/self/fd/{fd}")) else { return Vec::new() };
+    let mounted = std::path::Path::new(crate::pidns::HOSTS_MOUNT).join(name);
+    let relative = path.strip_prefix(dir).or_else(|_| path.strip_prefix(&mounted));
+    relative
+        .map(|r| [b"./", r.as_os_str().as_bytes()].concat())
+        .unwrap_or_else(|_| path.as_os_str().as_bytes().to_vec())
 }
 
 /// A descriptor of ours for what the task names (`dirfd`, `path`), looked up as the task would;
@@ -291,7 +356,13 @@ fn shown(t: Option<Result<u64, i64>>, start_date: u64) -> (i64, i64) {
 }
 
 /// `struct stat` of `fd`, with the times to show.
-fn stat_bytes(stamps: &mut Stamps, fd: RawFd, now: u64, start_date: u64) -> Result<Vec<u8>, i32> {
+fn stat_bytes(
+    stamps: &mut Stamps,
+    fd: RawFd,
+    now: u64,
+    start_date: u64,
+    path: impl FnOnce() -> Vec<u8>,
+) -> Result<Vec<u8>, i32> {
     // SAFETY: a zeroed stat is valid; fstatat fills it.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: fstatat on our descriptor with an empty path.
@@ -305,6 +376,7 @@ fn stat_bytes(stamps: &mut Stamps, fd: RawFd, now: u64, start_date: u64) -> Resu
         None,
     ];
     let times = stamps.show((st.st_dev, st.st_ino), real, now);
+    (st.st_dev, st.st_ino) = stamps.identity((st.st_dev, st.st_ino), ns(st.st_ctime, st.st_ctime_nsec), path);
     (st.st_atime, st.st_atime_nsec) = shown(times[ATIME], start_date);
     (st.st_mtime, st.st_mtime_nsec) = shown(times[MTIME], start_date);
     (st.st_ctime, st.st_ctime_nsec) = shown(times[CTIME], start_date);
@@ -323,6 +395,7 @@ fn statx_bytes(
     mask: u32,
     now: u64,
     start_date: u64,
+    path: impl FnOnce() -> Vec<u8>,
 ) -> Result<Vec<u8>, i32> {
     // SAFETY: a zeroed statx is valid; statx fills it.
     let mut sx: libc::statx = unsafe { std::mem::zeroed() };
@@ -341,6 +414,11 @@ fn statx_bytes(
     ];
     let dev = libc::makedev(sx.stx_dev_major, sx.stx_dev_minor);
     let times = stamps.show((dev, sx.stx_ino), real, now);
+    if let Some(ctime) = real[CTIME] {
+        let (shown_dev, ino) = stamps.identity((dev, sx.stx_ino), ctime, path);
+        sx.stx_ino = ino;
+        (sx.stx_dev_major, sx.stx_dev_minor) = (libc::major(shown_dev), libc::minor(shown_dev));
+    }
     for (i, ts) in [&mut sx.stx_atime, &mut sx.stx_mtime, &mut sx.stx_ctime, &mut sx.stx_btime].into_iter().enumerate()
     {
         if times[i].is_some() {
@@ -396,6 +474,23 @@ mod tests {
         let changed = Some(START + 99);
         let shown = s.show((1, 3), [changed, t, t, t], 600);
         assert_eq!(shown, [Some(Ok(600)), Some(Ok(300)), Some(Ok(300)), Some(Ok(100))], "a change unseen: when seen");
+    }
+
+    #[test]
+    fn files_the_run_made_get_simulated_identities_from_their_paths() {
+        let mut s = Stamps::new(START);
+        let p = |path: &'static str| move || path.as_bytes().to_vec();
+        let hashed = |path: &str| SIM_INO_BASE + (fnv1a(path.as_bytes()) & INO_HASH_MASK);
+        assert_eq!(s.identity((8, 40), START - 1, p("/usr/bin/x")), (8, 40), "the machine's file keeps its own");
+        assert_eq!(s.identity((8, 99), START + 5, p("./a.txt")), (SIM_DEV, hashed("./a.txt")));
+        assert_eq!(s.identity((8, 99), START + 50, p("./renamed")), (SIM_DEV, hashed("./a.txt")), "kept");
+        assert_eq!(s.identity((8, 40), START + 50, p("/usr/bin/x")), (8, 40), "changed after first seen: kept too");
+        // Made again at the same path: the next free number, not the first file's.
+        assert_eq!(s.identity((8, 100), START + 60, p("./a.txt")), (SIM_DEV, hashed("./a.txt") + 1));
+        // Another host, looking in another order, shows the same numbers.
+        let mut other = Stamps::new(START);
+        assert_eq!(other.identity((9, 7), START + 6, p("./b.txt")), (SIM_DEV, hashed("./b.txt")));
+        assert_eq!(other.identity((9, 5), START + 6, p("./a.txt")), (SIM_DEV, hashed("./a.txt")));
     }
 
     #[test]
