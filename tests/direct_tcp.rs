@@ -699,3 +699,39 @@ fn iperf3_tcp_throughput_matches_the_modelled_bandwidth() {
         assert!((received - model).abs() / model < 0.05, "{side}: {received} bit/s against the model's {model}");
     }
 }
+
+/// iperf3 over a long fat path (1 Gbit/s, 100 ms round trip) with `extra` client arguments: the
+/// receiver's rate in bit/s, after the first second.
+fn long_fat_path_rate(dir: &Path, name: &str, extra: &[&str]) -> f64 {
+    let iperf3 = need("/usr/bin/iperf3", "iperf3");
+    let mut args = vec!["-c", "10.0.0.2", "-t", "4", "-O", "1", "-J", "--logfile", "client.json"];
+    args.extend_from_slice(extra);
+    let spec = SpecBuilder::switch(7, "30 s", "50 ms")
+        .direct("alice", "1 Gbit", "")
+        .direct("bob", "1 Gbit", "")
+        .process("bob", &iperf3, &["-s", "-1"], "1 s", "")
+        .process("alice", &iperf3, &args, "2 s", "")
+        .write(dir, &format!("{name}.toml"));
+    let out = dir.join(name);
+    run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    let text = read(out.join("hosts/alice/client.json"));
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    json["end"]["sum_received"]["bits_per_second"].as_f64().unwrap_or_else(|| panic!("{json}"))
+}
+
+#[test]
+fn buffers_limit_a_long_fat_path_as_linuxs_do() {
+    let dir = scratch("tcp-long-fat-path");
+    let rtt = 0.1;
+    // Autotuned: the send buffer grows with the window to tcp_wmem's 4 MiB, and a writer may
+    // queue two thirds of it (writable while the free space is half the queued bytes) and one
+    // more 128-KiB write: about 2.9 MB per round trip, where a fixed 1 MiB buffer gave 0.7 MB.
+    let auto = long_fat_path_rate(&dir, "auto", &[]);
+    let wmem_limit = (4 << 20) as f64 * 2.0 / 3.0 * 8.0 / rtt;
+    assert!(auto > 0.9 * wmem_limit && auto < 1.15 * wmem_limit, "{auto} bit/s against {wmem_limit}");
+    // `-w 256K` sets SO_SNDBUF and SO_RCVBUF on both ends: Linux doubles them and offers half
+    // of the receive buffer as the window, 256 KiB per round trip.
+    let set = long_fat_path_rate(&dir, "set", &["-w", "256K"]);
+    let window_limit = (256 << 10) as f64 * 8.0 / rtt;
+    assert!(set > 0.8 * window_limit && set < 1.05 * window_limit, "{set} bit/s against {window_limit}");
+}

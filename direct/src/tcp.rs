@@ -22,13 +22,17 @@ use smoltcp::time::Duration;
 use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
-use thermocline_net::stack::{FlowInfo, MTU, PortOwner, PortUse, TcpStack};
+use thermocline_net::linux::{TCP_RMEM, TCP_WMEM, window_for};
+use thermocline_net::stack::{FlowInfo, MTU, PortOwner, PortUse, SendBuffer, TcpStack};
 
-/// Size of each connection's send and receive buffers in the stack (fixed). 1 MiB keeps a
-/// 25 Mbit/s path with a 100 ms round trip (312 kB in flight) far from window-limited, and
-/// needs window scaling, which smoltcp then negotiates. Linux autotunes instead (send 16 KiB to
-/// 4 MiB, receive 128 KiB to 6 MiB); `SO_SNDBUF`/`SO_RCVBUF` are reported but do not resize.
-pub const BUFFER_BYTES: usize = 1 << 20;
+/// Size of each connection's send ring in the stack: Linux's largest send buffer
+/// (`tcp_wmem` max), which the autotuned one ([`SendBuffer::Linux`]) grows to with the congestion
+/// window; a program's `SO_SNDBUF` sets it instead. Only the pages in use take memory.
+pub const SEND_RING_BYTES: usize = TCP_WMEM[2];
+/// Size of each connection's receive ring where the program set no `SO_RCVBUF`: the window Linux
+/// offers at most (half of `tcp_rmem` max, 3 MiB), which its autotuning reaches on a path that
+/// needs it. The ring's free space is the window smoltcp advertises.
+pub const RECV_RING_BYTES: usize = TCP_RMEM[2] / 2;
 /// `SO_RCVBUF` reported before any is set (Linux's `tcp_rmem` default).
 pub const DEFAULT_RCVBUF: i32 = 131_072;
 /// `SO_SNDBUF` reported before any is set (Linux's `tcp_wmem` default).
@@ -99,6 +103,10 @@ pub struct TcpSocket {
     pub rcvbuf: i32,
     /// `SO_SNDBUF` as reported.
     pub sndbuf: i32,
+    /// The program set `SO_RCVBUF`: the receive ring is the window it gives, no autotuning.
+    pub rcvbuf_set: bool,
+    /// The program set `SO_SNDBUF`: the send buffer is its value, no autotuning.
+    pub sndbuf_set: bool,
     /// `SO_RCVTIMEO`, ns (0: none).
     pub rcvtimeo: u64,
     /// `SO_SNDTIMEO`, ns (0: none).
@@ -141,6 +149,8 @@ impl TcpSocket {
             reuseport: false,
             rcvbuf: DEFAULT_RCVBUF,
             sndbuf: DEFAULT_SNDBUF,
+            rcvbuf_set: false,
+            sndbuf_set: false,
             rcvtimeo: 0,
             sndtimeo: 0,
             linger: (0, 0),
@@ -166,7 +176,8 @@ impl Default for TcpSocket {
 
 /// A new stack socket with this descriptor's settings.
 fn new_stack_socket(s: &TcpSocket) -> tcp::Socket<'static> {
-    let mut t = TcpStack::new_socket(BUFFER_BYTES, BUFFER_BYTES);
+    let rx = if s.rcvbuf_set { window_for(s.rcvbuf as usize) } else { RECV_RING_BYTES };
+    let mut t = TcpStack::new_socket(rx, SEND_RING_BYTES);
     t.set_nagle_enabled(!s.nodelay);
     if s.keepalive {
         t.set_keep_alive(Some(Duration::from_secs(s.keepidle.max(1) as u64)));
@@ -179,6 +190,11 @@ fn tcp_of(host: &mut Host, obj: usize) -> &mut TcpSocket {
         Some(Obj::Tcp(s)) => s,
         _ => unreachable!("checked to be a TCP socket"),
     }
+}
+
+/// The send buffer of a connection of this descriptor: the program's, or Linux's autotuned one.
+fn send_buffer(s: &TcpSocket) -> SendBuffer {
+    if s.sndbuf_set { SendBuffer::Locked(s.sndbuf as usize) } else { SendBuffer::Linux(0) }
 }
 
 /// Split borrows of a host: the TCP object `obj` and the stack.
@@ -323,8 +339,10 @@ pub(crate) fn after_poll(host: &mut Host) -> bool {
                         let mut t = new_stack_socket(s);
                         let addr = (!ip.is_unspecified()).then_some(IpAddress::Ipv4(ip));
                         if t.listen(IpListenEndpoint { addr, port }).is_ok() {
+                            let hd = st.add(t);
+                            st.set_send_buffer(hd, send_buffer(s));
                             let Phase::Listening(l) = &mut s.phase else { unreachable!() };
-                            l.pool.push(st.add(t));
+                            l.pool.push(hd);
                         }
                     }
                 }
@@ -896,6 +914,8 @@ fn tcp_accept(
         reuseport: s.reuseport,
         rcvbuf: s.rcvbuf,
         sndbuf: s.sndbuf,
+        rcvbuf_set: s.rcvbuf_set,
+        sndbuf_set: s.sndbuf_set,
         ..TcpSocket::new()
     };
     let obj = host.add_obj(Obj::Tcp(Box::new(c)), flags & libc::SOCK_NONBLOCK != 0);
@@ -967,6 +987,7 @@ fn tcp_connect(e: &mut DirectEngine, h: usize, vid: u32, obj: usize, n: &Notif, 
     let mut t = new_stack_socket(s);
     t.set_timeout(Some(Duration::from_secs(CONNECT_TIMEOUT_S)));
     let hd = st.add(t);
+    st.set_send_buffer(hd, send_buffer(s));
     if st.connect(hd, ep(dst, port), ep(src, lport)).is_err() {
         st.remove(hd);
         return Err(libc::EADDRNOTAVAIL);
@@ -1018,8 +1039,13 @@ fn setsockopt(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) -
                 st.socket(hd).set_keep_alive(idle);
             }
         }
-        (SOL_SOCKET, SO_RCVBUF) => s.rcvbuf = int.max(1152).saturating_mul(2),
-        (SOL_SOCKET, SO_SNDBUF) => s.sndbuf = int.max(2304).saturating_mul(2),
+        (SOL_SOCKET, SO_RCVBUF) => (s.rcvbuf, s.rcvbuf_set) = (int.max(1152).saturating_mul(2), true),
+        (SOL_SOCKET, SO_SNDBUF) => {
+            (s.sndbuf, s.sndbuf_set) = (int.max(2304).saturating_mul(2), true);
+            if let Some(hd) = hd {
+                st.set_send_buffer(hd, send_buffer(s));
+            }
+        }
         (SOL_SOCKET, SO_RCVTIMEO | SO_RCVTIMEO_NEW) if val.len() >= 16 => s.rcvtimeo = timeval_ns(&val)?,
         (SOL_SOCKET, SO_SNDTIMEO | SO_SNDTIMEO_NEW) if val.len() >= 16 => s.sndtimeo = timeval_ns(&val)?,
         (SOL_SOCKET, SO_LINGER) if val.len() >= 8 => {

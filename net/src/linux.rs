@@ -18,6 +18,31 @@ pub const ATO_MIN_NS: u64 = 40_000_000;
 pub const DELACK_MAX_NS: u64 = 200_000_000;
 /// Linux's most quick ACKs granted at once (`TCP_MAX_QUICKACKS`).
 pub const MAX_QUICKACKS: u32 = 16;
+/// Linux's `tcp_wmem` (min, default, max), bytes.
+pub const TCP_WMEM: [usize; 3] = [4096, 16_384, 4 << 20];
+/// Linux's `tcp_rmem` (min, default, max), bytes.
+pub const TCP_RMEM: [usize; 3] = [4096, 131_072, 6 << 20];
+/// The memory `tcp_sndbuf_expand` counts per segment: a full segment with the largest TCP header
+/// and its shared info, rounded up to a power of two (4096), plus the `sk_buff` itself (256).
+const PER_MSS_MEMORY: usize = 4096 + 256;
+
+/// Linux's send buffer for a connection whose congestion window is `cwnd` bytes of `mss`-byte
+/// segments (`tcp_sndbuf_expand`, which Linux runs when the connection is established and as
+/// its window grows): twice the window's segments (at least the initial window, and the
+/// reordering degree of 3 plus one) at their memory cost, at most `tcp_wmem`'s maximum. Linux
+/// compares it with the memory of the queued data, which for bulk writes (64-KiB buffers) is
+/// close to their length; here it bounds the bytes queued.
+pub fn send_buffer_for(cwnd: usize, mss: usize) -> usize {
+    let segments = (cwnd / mss.max(1)).max(INIT_CWND).max(4);
+    (2 * segments * PER_MSS_MEMORY).min(TCP_WMEM[2])
+}
+
+/// The receive window Linux offers at most with a receive buffer of `rcvbuf` bytes
+/// (`tcp_adv_win_scale` = 1: half the buffer, the other half counted for overhead).
+pub fn window_for(rcvbuf: usize) -> usize {
+    rcvbuf / 2
+}
+
 /// CUBIC's multiplicative decrease on loss (β = 0.7), in tenths.
 const BETA_TENTHS: usize = 7;
 
@@ -248,6 +273,15 @@ impl AckClock {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_send_buffer_grows_with_the_window_up_to_tcp_wmem_max() {
+        use super::*;
+        assert_eq!(send_buffer_for(MSS, MSS), 2 * 10 * 4352, "the initial window's, at least");
+        assert_eq!(send_buffer_for(100 * MSS, MSS), 2 * 100 * 4352);
+        assert_eq!(send_buffer_for(10_000 * MSS, MSS), 4 << 20, "capped");
+        assert_eq!(window_for(TCP_RMEM[2]), 3 << 20);
+    }
+
     use super::*;
 
     const MSS: usize = 1460;

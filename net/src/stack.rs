@@ -106,6 +106,16 @@ pub struct PortUse {
     pub listening: bool,
 }
 
+/// How much a connection's program may queue for sending, beyond what smoltcp's ring holds.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SendBuffer {
+    /// Linux's autotuning: [`crate::linux::send_buffer_for`] the congestion window, never
+    /// shrinking; the largest so far is kept.
+    Linux(usize),
+    /// Set by the program (`SO_SNDBUF`, which turns autotuning off): this many bytes.
+    Locked(usize),
+}
+
 /// A host's TCP/IP stack.
 pub struct TcpStack {
     iface: Interface,
@@ -127,6 +137,8 @@ pub struct TcpStack {
     tuples: HashMap<(Ep, Ep), SocketHandle>,
     /// Connections that received a segment in the current [`TcpStack::run`].
     received: Vec<SocketHandle>,
+    /// Send buffers of the connections that have one beyond their ring (see [`SendBuffer`]).
+    send_buffers: BTreeMap<SocketHandle, SendBuffer>,
 }
 
 /// An IPv4 endpoint.
@@ -278,6 +290,7 @@ impl TcpStack {
             flows: BTreeMap::new(),
             tuples: HashMap::new(),
             received: Vec::new(),
+            send_buffers: BTreeMap::new(),
         }
     }
 
@@ -302,6 +315,7 @@ impl TcpStack {
     pub fn remove(&mut self, handle: SocketHandle) {
         self.sockets.remove(handle);
         self.flows.remove(&handle);
+        self.send_buffers.remove(&handle);
         self.tuples.retain(|_, hd| *hd != handle);
     }
 
@@ -376,8 +390,28 @@ impl TcpStack {
 
     /// Room left in connection `handle`'s send buffer.
     pub fn send_room(&mut self, handle: SocketHandle) -> usize {
-        let capacity = self.socket(handle).send_capacity();
+        let capacity = self.socket(handle).send_capacity().min(self.send_buffer(handle));
         capacity.saturating_sub(self.send_queue(handle))
+    }
+
+    /// Give connection `handle` a send buffer smaller than its ring: Linux's, autotuned
+    /// ([`SendBuffer::Linux`]), or one the program set.
+    pub fn set_send_buffer(&mut self, handle: SocketHandle, b: SendBuffer) {
+        self.send_buffers.insert(handle, b);
+    }
+
+    /// Connection `handle`'s send buffer now, bytes (its ring's size where it has none other);
+    /// an autotuned one first grows to what the congestion window asks for.
+    pub fn send_buffer(&mut self, handle: SocketHandle) -> usize {
+        let cwnd = self.flows.get(&handle).map_or(crate::linux::INIT_CWND * MSS, |f| f.tx.cwnd);
+        match self.send_buffers.get_mut(&handle) {
+            Some(SendBuffer::Linux(b)) => {
+                *b = (*b).max(crate::linux::send_buffer_for(cwnd, MSS));
+                *b
+            }
+            Some(SendBuffer::Locked(b)) => *b,
+            None => usize::MAX,
+        }
     }
 
     /// Close connection `handle`'s sending side: the FIN follows every byte written.
