@@ -1,7 +1,7 @@
 //! Per-host state: the simulated-time page, tasks, descriptor tables, emulated objects, counters.
 
 use crate::seccomp::{Listener, Notif};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -161,6 +161,8 @@ pub struct ObjSlot {
     pub refs: u32,
     /// `O_NONBLOCK` of its open file description.
     pub nonblock: bool,
+    /// For an `AF_INET6` socket: its IPv6 side (see [`crate::inet6`]).
+    pub inet6: Option<crate::inet6::Inet6>,
 }
 
 /// A descriptor table of emulated descriptors, shared by the threads of a process
@@ -343,6 +345,12 @@ pub struct Host {
     pub ports: BTreeMap<u16, usize>,
     /// Next ephemeral port.
     pub next_port: u16,
+    /// TCP connections of this host that are IPv6 flows, as (local, remote) IPv4 endpoints: their
+    /// packets are marked ([`crate::inet6::mark`]) and their sockets see IPv6 addresses.
+    pub v6_flows: BTreeSet<((Ipv4Addr, u16), (Ipv4Addr, u16))>,
+    /// A program of this host has made an `AF_INET6` socket: incoming connection requests are
+    /// checked against the listeners' families.
+    pub has_inet6: bool,
     /// The upload link's queue.
     pub uplink: FifoLink,
     /// The last arrival on each path from this host: its packets never overtake each other.
@@ -543,7 +551,7 @@ impl Host {
 
     /// Add an object with one reference.
     pub fn add_obj(&mut self, obj: Obj, nonblock: bool) -> usize {
-        let slot = ObjSlot { obj, refs: 1, nonblock };
+        let slot = ObjSlot { obj, refs: 1, nonblock, inet6: None };
         if let Some(i) = self.objs.iter().position(Option::is_none) {
             self.objs[i] = Some(slot);
             i
