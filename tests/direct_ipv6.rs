@@ -396,17 +396,23 @@ fn dual_stack_and_v6only_listeners_and_udp_over_ipv6_between_hosts() {
     let dir = scratch("ipv6-pair");
     let server = compile(&dir, "server6", SERVER_C);
     let client = compile(&dir, "client6", CLIENT_C);
-    let spec = pair(&(process("bob", &server, &[], "1 s") + &process("alice", &client, &[], "2 s"))).write(&dir, "pair.toml");
+    let spec =
+        pair(&(process("bob", &server, &[], "1 s") + &process("alice", &client, &[], "2 s"))).write(&dir, "pair.toml");
     let results = runs(&dir, &spec, &[("one", "1"), ("two", "2"), ("again", "1")]);
     let outputs: Vec<(String, String, &String)> = results
         .iter()
-        .map(|(out, d)| (read(out.join("hosts/alice/client6.0.stdout")), read(out.join("hosts/bob/server6.0.stdout")), d))
+        .map(|(out, d)| {
+            (read(out.join("hosts/alice/client6.0.stdout")), read(out.join("hosts/bob/server6.0.stdout")), d)
+        })
         .collect();
     assert_eq!(outputs[0], outputs[1], "the same stdout and digest on one and two shards");
     assert_eq!(outputs[0], outputs[2], "and on every run");
     let (alice, bob) = (&outputs[0].0, &outputs[0].1);
     // The hosts file answers AAAA; glibc sorts the IPv6 address first (RFC 3484's table).
-    assert!(alice.starts_with("bob: [fd00:7468::a00:2]:8000\nbob: 10.0.0.2:8000\nbob AAAA: [fd00:7468::a00:2]:8000\n"), "{alice}");
+    assert!(
+        alice.starts_with("bob: [fd00:7468::a00:2]:8000\nbob: 10.0.0.2:8000\nbob AAAA: [fd00:7468::a00:2]:8000\n"),
+        "{alice}"
+    );
     let lines: Vec<&str> = alice.lines().collect();
     let port = |l: &str| l.split(" -> ").next().and_then(|a| a.rsplit(':').next()).unwrap_or("").to_string();
     let v4 = lines.iter().find(|l| l.starts_with("v4 to dual-stack")).expect(alice);
@@ -420,7 +426,10 @@ fn dual_stack_and_v6only_listeners_and_udp_over_ipv6_between_hosts() {
         "{bob}"
     );
     assert!(
-        bob.contains(&format!("dual-stack: accepted [fd00:7468::a00:1]:{} at [fd00:7468::a00:2]:8000, read 4", port(v6))),
+        bob.contains(&format!(
+            "dual-stack: accepted [fd00:7468::a00:1]:{} at [fd00:7468::a00:2]:8000, read 4",
+            port(v6)
+        )),
         "{bob}"
     );
     // IPV6_V6ONLY: the IPv4 SYN is answered with an RST (a round trip), the IPv6 one accepted.
@@ -435,4 +444,118 @@ fn dual_stack_and_v6only_listeners_and_udp_over_ipv6_between_hosts() {
     // The 20 bytes an IPv6 header adds are charged: 4 serialisations (up and down, both ways)
     // of 20 bytes at 1 Mbit/s.
     assert!(alice.contains("udp v6 - v4: 640 us\n"), "{alice}");
+}
+
+/// A Node.js TCP server on `[::]:8081` that answers each connection with what it sees of it, and
+/// says which addresses `os.networkInterfaces()` lists (netlink's address dump).
+const NODE_SERVER_JS: &str = r#"
+const net = require('net'), os = require('os');
+const ifs = os.networkInterfaces();
+for (const name of Object.keys(ifs).sort()) {
+    for (const a of ifs[name]) console.log('interface', name, a.family, a.address + '/' + a.netmask);
+}
+const server = net.createServer(c => {
+    c.end(`${c.remoteAddress} ${c.remoteFamily} ${c.localAddress}\n`);
+});
+server.listen(8081, '::', () => console.log('listening', JSON.stringify(server.address())));
+"#;
+
+/// A Node.js client: to bob by name over IPv6, and by its IPv4 address.
+const NODE_CLIENT_JS: &str = r#"
+const net = require('net');
+function ask(opts) {
+    return new Promise(done => {
+        const c = net.connect(opts, () => {});
+        let got = '';
+        c.on('data', d => got += d);
+        c.on('end', () => { console.log(JSON.stringify(opts), '->', got.trim(), 'from', c.localAddress); done(); });
+        c.on('error', e => { console.log(JSON.stringify(opts), e.code); done(); });
+    });
+}
+(async () => {
+    await ask({host: 'bob', port: 8081, family: 6});
+    await ask({host: '10.0.0.2', port: 8081});
+    await ask({host: 'fd00:7468::a00:2', port: 8081});
+})();
+"#;
+
+fn curl(args: &[&str], out: &str, url: &str, start: &str) -> String {
+    let curl = need("/usr/bin/curl", "curl");
+    let mut all: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
+    for a in ["-sS", "-o", out, "-w", "%{http_code} %{size_download} %{remote_ip}\\n", url] {
+        all.push(format!("{a:?}"));
+    }
+    format!("[[processes]]\nhost = \"alice\"\npath = \"{curl}\"\nargs = [{}]\nstart = \"{start}\"\n", all.join(", "))
+}
+
+#[test]
+fn python_http_server_on_ipv6_any_serves_curl_over_ipv6_and_ipv4_and_node_listens_on_ipv6() {
+    let python = need("/usr/bin/python3", "python3");
+    let node = need("/usr/bin/node", "nodejs");
+    let dir = scratch("ipv6-real");
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    let body: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(www.join("body.bin"), &body).unwrap();
+    std::fs::write(dir.join("server.js"), NODE_SERVER_JS).unwrap();
+    std::fs::write(dir.join("client.js"), NODE_CLIENT_JS).unwrap();
+    let www = www.display().to_string();
+    let server_js = dir.join("server.js").display().to_string();
+    let client_js = dir.join("client.js").display().to_string();
+    let processes = format!(
+        "[[processes]]\nhost = \"bob\"\npath = \"{python}\"\n\
+         args = [\"-m\", \"http.server\", \"--bind\", \"::\", \"--directory\", \"{www}\", \"8080\"]\n\
+         start = \"1 s\"\nexpected_exit = \"running\"\n\
+         [[processes]]\nhost = \"bob\"\npath = \"{node}\"\nargs = [\"{server_js}\"]\nstart = \"1 s\"\n\
+         expected_exit = \"running\"\n{}{}{}\
+         [[processes]]\nhost = \"alice\"\npath = \"{node}\"\nargs = [\"{client_js}\"]\nstart = \"6 s\"\n",
+        curl(&["-6"], "v6.bin", "http://bob:8080/body.bin", "3 s"),
+        curl(&["-4"], "v4.bin", "http://bob:8080/body.bin", "4 s"),
+        curl(&[], "literal.bin", "http://[fd00:7468::a00:2]:8080/body.bin", "5 s"),
+    );
+    let spec = SpecBuilder::alice_bob(5, "10 s", "25 Mbit/s").processes_toml(&processes).write(&dir, "real.toml");
+    let results = runs(&dir, &spec, &[("one", "1"), ("two", "2")]);
+    let seen = |out: &Path| {
+        let host = |h: &str, f: &str| read(out.join(format!("hosts/{h}/{f}")));
+        [
+            host("alice", "curl.0.stdout"),
+            host("alice", "curl.1.stdout"),
+            host("alice", "curl.2.stdout"),
+            host("alice", "node.3.stdout"),
+            host("bob", "python3.0.stderr"),
+            host("bob", "node.1.stdout"),
+        ]
+    };
+    let (one, two) = (seen(&results[0].0), seen(&results[1].0));
+    assert_eq!((&one, &results[0].1), (&two, &results[1].1), "the same outputs and digest on one and two shards");
+    assert_eq!(one[0], "200 100000 fd00:7468::a00:2\n");
+    assert_eq!(one[1], "200 100000 10.0.0.2\n");
+    assert_eq!(one[2], "200 100000 fd00:7468::a00:2\n");
+    for f in ["v6.bin", "v4.bin", "literal.bin"] {
+        assert!(std::fs::read(results[0].0.join("hosts/alice").join(f)).unwrap() == body, "{f} byte for byte");
+    }
+    // http.server logs each client as its socket saw it.
+    let log: Vec<&str> = one[4].lines().map(|l| l.split(" - - ").next().unwrap_or("")).collect();
+    assert_eq!(log, ["fd00:7468::a00:1", "::ffff:10.0.0.1", "fd00:7468::a00:1"], "{}", one[4]);
+    let node_client = &one[3];
+    assert!(
+        node_client.contains(
+            "{\"host\":\"bob\",\"port\":8081,\"family\":6} -> fd00:7468::a00:1 IPv6 fd00:7468::a00:2 from fd00:7468::a00:1"
+        ),
+        "{node_client}"
+    );
+    assert!(
+        node_client
+            .contains("{\"host\":\"10.0.0.2\",\"port\":8081} -> ::ffff:10.0.0.1 IPv6 ::ffff:10.0.0.2 from 10.0.0.1"),
+        "{node_client}"
+    );
+    let node_server = &one[5];
+    for line in [
+        "interface eth0 IPv4 10.0.0.2/255.0.0.0",
+        "interface eth0 IPv6 fd00:7468::a00:2/ffff:ffff:ffff:ffff:ffff:ffff::",
+        "interface lo IPv6 ::1/ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        "listening {\"address\":\"::\",\"family\":\"IPv6\",\"port\":8081}",
+    ] {
+        assert!(node_server.contains(line), "{line}:\n{node_server}");
+    }
 }

@@ -223,13 +223,8 @@ pub fn syn(bytes: &[u8]) -> Option<Syn> {
 /// The RST with which Linux refuses connection request `s` (no socket listens for it): from
 /// the requested address, acknowledging the SYN.
 pub fn refusal(s: &Syn) -> Vec<u8> {
-    let ip = Ipv4Repr {
-        src_addr: s.dst.0,
-        dst_addr: s.src.0,
-        next_header: IpProtocol::Tcp,
-        payload_len: 20,
-        hop_limit: 64,
-    };
+    let ip =
+        Ipv4Repr { src_addr: s.dst.0, dst_addr: s.src.0, next_header: IpProtocol::Tcp, payload_len: 20, hop_limit: 64 };
     let mut buf = vec![0u8; ip.buffer_len() + 20];
     let caps = ChecksumCapabilities::default();
     ip.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]), &caps);

@@ -6,8 +6,8 @@
 use crate::engine::{DirectEngine, LOOPBACK_DELAY_NS};
 use crate::host::{Host, Obj};
 use crate::inet6;
-use crate::tcp::Phase;
 use crate::marks::StreamState;
+use crate::tcp::Phase;
 use smoltcp::wire::Ipv4Packet;
 use std::net::Ipv4Addr;
 use thermocline_models::units::Bandwidth;

@@ -13,9 +13,9 @@
 use crate::emulate::socket::{
     Msghdr, Use, bound_kind, inet6_mut, inet6_of, read_msghdr, read_sockaddr, resolve, write_sockaddr,
 };
-use crate::inet6::Inet6;
 use crate::engine::{Answer, DirectEngine};
 use crate::host::{BlockKind, Host, Obj, ObjSlot};
+use crate::inet6::Inet6;
 use crate::mem;
 use crate::nic::stack;
 use crate::seccomp::Notif;

@@ -5,9 +5,9 @@ use super::fd::{counted_read, counted_write, native_io};
 use super::{Call, NS, errno, fd_entry};
 use crate::engine::{Answer, DirectEngine, new_udp};
 use crate::host::{BlockKind, Host, Obj};
+use crate::inet6::{self, Bound, Inet6, SOCKADDR_IN6_LEN, SOCKADDR_IN6_MIN, Target};
 use crate::seccomp::Notif;
 use crate::{mem, nic, tcp};
-use crate::inet6::{self, Bound, Inet6, SOCKADDR_IN6_LEN, SOCKADDR_IN6_MIN, Target};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use thermocline_net::udp::{self as net, Datagram, MAX_UDP_PAYLOAD};
@@ -225,7 +225,9 @@ pub(crate) fn resolve(sa: SockAddr, six: Option<&Inet6>, what: Use) -> Result<Op
         SockAddr::Inet(..) if six.v6only => Err(EAFNOSUPPORT),
         SockAddr::Inet(ip, port) => Ok(Some(Peer { ip, port, native: false })),
         SockAddr::Inet6(Target::Unreachable, _) => Err(unreachable),
-        SockAddr::Inet6(Target::Mapped(_), _) if six.v6only => Err(if what == Use::Bind { EINVAL } else { ENETUNREACH }),
+        SockAddr::Inet6(Target::Mapped(_), _) if six.v6only => {
+            Err(if what == Use::Bind { EINVAL } else { ENETUNREACH })
+        }
         SockAddr::Inet6(Target::Mapped(_), _) if what != Use::Bind && six.bound == Bound::Native => Err(ENETUNREACH),
         SockAddr::Inet6(Target::Native(_), _) if what != Use::Bind && six.bound == Bound::Mapped => Err(ENETUNREACH),
         SockAddr::Inet6(Target::Mapped(ip), port) => Ok(Some(Peer { ip, port, native: false })),
