@@ -35,7 +35,11 @@ pub(super) fn socket(e: &mut DirectEngine, c: &Call) -> Answer {
                 h,
                 vid,
                 nr,
-                &format!(" (family {domain} type {} protocol {proto}; only UDP and TCP are emulated)", ty & 0xf),
+                &format!(
+                    " ({} type {} protocol {proto}; only UDP and TCP are emulated)",
+                    if domain == AF_INET6 { "AF_INET6" } else { "AF_INET" },
+                    ty & 0xf
+                ),
                 ESOCKTNOSUPPORT,
             );
             Answer::Errno(ESOCKTNOSUPPORT)
