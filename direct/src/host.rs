@@ -347,7 +347,7 @@ pub struct Host {
     pub next_port: u16,
     /// TCP connections of this host that are IPv6 flows, as (local, remote) IPv4 endpoints: their
     /// packets are marked ([`crate::inet6::mark`]) and their sockets see IPv6 addresses.
-    pub v6_flows: BTreeSet<((Ipv4Addr, u16), (Ipv4Addr, u16))>,
+    pub v6_flows: BTreeSet<crate::inet6::FlowKey>,
     /// A program of this host has made an `AF_INET6` socket: incoming connection requests are
     /// checked against the listeners' families.
     pub has_inet6: bool,

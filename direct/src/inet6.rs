@@ -27,6 +27,9 @@ pub const PREFIX_LEN: u8 = 96;
 /// RFC 4727's experimental value), length 20, then "T6" and zeros. 20 bytes: the difference
 /// between an IPv6 and an IPv4 header.
 pub const OPTION: [u8; 20] = [158, 20, b'T', b'6', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+/// A TCP connection of a host as its (local, remote) IPv4 endpoints.
+pub type FlowKey = ((Ipv4Addr, u16), (Ipv4Addr, u16));
+
 /// Size of `struct sockaddr_in6`.
 pub const SOCKADDR_IN6_LEN: usize = 28;
 /// The shortest `sockaddr_in6` Linux takes (`SIN6_LEN_RFC2133`, without the scope id).

@@ -101,7 +101,7 @@ pub(crate) fn receive(e: &mut DirectEngine, h: usize, packet: &[u8], native: boo
 /// Record whether the TCP connection `(local, remote)` of `host` is an IPv6 flow (`native`).
 /// Entries of connections the stack no longer has are dropped now and then (whenever the set
 /// reaches a power of two from 1,024 up), so the set stays as large as the live connections.
-pub(crate) fn note_flow(host: &mut Host, key: ((Ipv4Addr, u16), (Ipv4Addr, u16)), native: bool) {
+pub(crate) fn note_flow(host: &mut Host, key: inet6::FlowKey, native: bool) {
     if !native {
         host.v6_flows.remove(&key);
         return;

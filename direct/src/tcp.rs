@@ -15,7 +15,7 @@ use crate::emulate::socket::{
 };
 use crate::engine::{Answer, DirectEngine};
 use crate::host::{BlockKind, Host, Obj, ObjSlot};
-use crate::inet6::Inet6;
+use crate::inet6::{FlowKey, Inet6};
 use crate::mem;
 use crate::nic::stack;
 use crate::seccomp::Notif;
@@ -410,7 +410,7 @@ pub(crate) fn after_poll(host: &mut Host) -> bool {
 fn stray(
     t: &tcp::Socket<'static>,
     six: Option<&Inet6>,
-    v6_flows: &BTreeSet<((Ipv4Addr, u16), (Ipv4Addr, u16))>,
+    v6_flows: &BTreeSet<FlowKey>,
 ) -> Option<((Ipv4Addr, u16), bool)> {
     let local = t.local_endpoint().map(|l| (v4(l.addr), l.port))?;
     let remote = t.remote_endpoint().map(|r| (v4(r.addr), r.port))?;

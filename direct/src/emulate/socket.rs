@@ -801,3 +801,61 @@ pub(crate) fn deliver_packet(e: &mut DirectEngine, h: usize, bytes: &[u8], remot
     }
     s.enqueue(Datagram { src: p.src, data: p.payload, v6: native });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libc::{EADDRNOTAVAIL, EAFNOSUPPORT, EINVAL, ENETUNREACH};
+
+    const BOB: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+
+    fn peer(ip: Ipv4Addr, native: bool) -> Result<Option<Peer>, i32> {
+        Ok(Some(Peer { ip, port: 80, native }))
+    }
+
+    #[test]
+    fn an_inet_socket_takes_ipv4_addresses_only() {
+        assert_eq!(resolve(SockAddr::Inet(BOB, 80), None, Use::TcpConnect), peer(BOB, false));
+        assert_eq!(resolve(SockAddr::Inet6(Target::Native(BOB), 80), None, Use::Bind), Err(EAFNOSUPPORT));
+        assert_eq!(resolve(SockAddr::Unspec, None, Use::Datagram), Ok(None));
+    }
+
+    #[test]
+    fn a_dual_stack_socket_reaches_native_and_mapped_addresses() {
+        let dual = Inet6::default();
+        let six = Some(&dual);
+        assert_eq!(resolve(SockAddr::Inet6(Target::Native(BOB), 80), six, Use::TcpConnect), peer(BOB, true));
+        assert_eq!(resolve(SockAddr::Inet6(Target::Mapped(BOB), 80), six, Use::TcpConnect), peer(BOB, false));
+        assert_eq!(resolve(SockAddr::Inet(BOB, 80), six, Use::Datagram), peer(BOB, false), "as Linux's udpv6_sendmsg");
+        assert_eq!(resolve(SockAddr::Inet(BOB, 80), six, Use::TcpConnect), Err(EINVAL), "a sockaddr_in is too short");
+        assert_eq!(resolve(SockAddr::Inet6(Target::Unreachable, 80), six, Use::TcpConnect), Err(ENETUNREACH));
+        assert_eq!(resolve(SockAddr::Inet6(Target::Unreachable, 80), six, Use::Bind), Err(EADDRNOTAVAIL));
+    }
+
+    #[test]
+    fn a_v6only_socket_refuses_mapped_addresses_and_a_bound_kind_keeps_its_family() {
+        let only = Inet6 { v6only: true, ..Inet6::default() };
+        let m = || SockAddr::Inet6(Target::Mapped(BOB), 80);
+        assert_eq!(resolve(m(), Some(&only), Use::Bind), Err(EINVAL));
+        assert_eq!(resolve(m(), Some(&only), Use::TcpConnect), Err(ENETUNREACH));
+        assert_eq!(resolve(SockAddr::Inet(BOB, 80), Some(&only), Use::Datagram), Err(EAFNOSUPPORT));
+        let native = Inet6 { bound: Bound::Native, ..Inet6::default() };
+        assert_eq!(resolve(m(), Some(&native), Use::Datagram), Err(ENETUNREACH));
+        let mapped = Inet6 { bound: Bound::Mapped, ..Inet6::default() };
+        let n = SockAddr::Inet6(Target::Native(BOB), 80);
+        assert_eq!(resolve(n, Some(&mapped), Use::TcpConnect), Err(ENETUNREACH));
+    }
+
+    #[test]
+    fn binding_decides_the_family_and_addresses_are_shown_in_it() {
+        let any = Peer { ip: Ipv4Addr::UNSPECIFIED, port: 0, native: true };
+        assert_eq!(bound_kind(&any), Bound::Any);
+        assert_eq!(bound_kind(&Peer { ip: Ipv4Addr::LOCALHOST, ..any }), Bound::Native);
+        assert_eq!(bound_kind(&Peer { native: false, ..any }), Bound::Mapped);
+        assert_eq!(addr_bytes((BOB, 80), None).len(), 16);
+        let mapped = addr_bytes((BOB, 80), Some(false));
+        assert_eq!(mapped.len(), SOCKADDR_IN6_LEN);
+        assert_eq!(&mapped[8..24], &BOB.to_ipv6_mapped().octets());
+        assert_eq!(&addr_bytes((BOB, 80), Some(true))[8..24], &inet6::v6_of(BOB).octets());
+    }
+}
