@@ -193,6 +193,23 @@ int main(void) {
     connect(s6, (void *)&to6, sizeof to6);
     printf("udp connected: local host %s\n", strstr(name(s6, 0), "[::1]") ? "::1" : name(s6, 0));
     printf("udp peer %s\n", name(s6, 1));
+
+    /* UDP: an IPV6_V6ONLY socket and an AF_INET one share port 7300, each hearing its family. */
+    int o6 = socket(AF_INET6, SOCK_DGRAM, 0), o4 = socket(AF_INET, SOCK_DGRAM, 0);
+    setsockopt(o6, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    struct sockaddr_in6 b6 = a6("::", 7300);
+    struct sockaddr_in b4b = a4("0.0.0.0", 7300);
+    printf("udp V6ONLY bind %s, AF_INET bind beside it %s\n", err(bind(o6, (void *)&b6, sizeof b6)),
+           err(bind(o4, (void *)&b4b, sizeof b4b)));
+    int d6 = socket(AF_INET6, SOCK_DGRAM, 0);
+    printf("udp dual-stack bind beside both: %s\n", err(bind(d6, (void *)&b6, sizeof b6)));
+    struct sockaddr_in6 t6 = a6("::1", 7300);
+    struct sockaddr_in t4 = a4("127.0.0.1", 7300);
+    sendto(socket(AF_INET6, SOCK_DGRAM, 0), "to six", 6, 0, (void *)&t6, sizeof t6);
+    sendto(s4, "to four", 7, 0, (void *)&t4, sizeof t4);
+    char b[16] = {0};
+    printf("V6ONLY socket got '%.*s'", (int)recv(o6, b, sizeof b, 0), b);
+    printf(", AF_INET socket got '%.*s'\n", (int)recv(o4, b, sizeof b, 0), b);
     return 0;
 }
 "#;

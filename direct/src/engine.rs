@@ -470,6 +470,7 @@ impl DirectEngine {
                 logged: Default::default(),
                 stats: BTreeMap::new(),
                 ports: BTreeMap::new(),
+                ports6: BTreeMap::new(),
                 next_port: 49152,
                 v6_flows: BTreeSet::new(),
                 has_inet6: false,

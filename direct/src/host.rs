@@ -341,8 +341,11 @@ pub struct Host {
     pub logged: HashSet<(usize, i64, String)>,
     /// Per (binary, syscall number): calls seen.
     pub stats: BTreeMap<(String, i64), u64>,
-    /// UDP: bound ports → object.
+    /// UDP: bound ports → object (sockets that take IPv4 peers: `AF_INET` and dual-stack ones).
     pub ports: BTreeMap<u16, usize>,
+    /// UDP: ports bound by sockets that take IPv6 peers only (`IPV6_V6ONLY`, or bound to an IPv6
+    /// address) → object; such a socket and an `AF_INET` one can share a port.
+    pub ports6: BTreeMap<u16, usize>,
     /// Next ephemeral port.
     pub next_port: u16,
     /// TCP connections of this host that are IPv6 flows, as (local, remote) IPv4 endpoints: their
@@ -581,7 +584,11 @@ impl Host {
             match self.objs.get(i) {
                 Some(Some(ObjSlot { obj: Obj::Udp(sock), .. })) => {
                     if let Some(port) = sock.local_port() {
-                        self.ports.remove(&port);
+                        for ports in [&mut self.ports, &mut self.ports6] {
+                            if ports.get(&port) == Some(&i) {
+                                ports.remove(&port);
+                            }
+                        }
                     }
                 }
                 Some(Some(ObjSlot { obj: Obj::Tcp(_), .. })) => crate::tcp::release(self, i),

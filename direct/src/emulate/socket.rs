@@ -369,7 +369,7 @@ pub(super) fn ephemeral_port(host: &mut Host) -> Result<u16, i32> {
     for _ in 0..16384 {
         let p = host.next_port;
         host.next_port = if p == 65535 { 49152 } else { p + 1 };
-        if !host.ports.contains_key(&p) {
+        if !host.ports.contains_key(&p) && !host.ports6.contains_key(&p) {
             return Ok(p);
         }
     }
@@ -383,13 +383,29 @@ pub(super) fn udp_bind(host: &mut Host, obj: usize, ip: Ipv4Addr, port: u16) -> 
     if !(ip.is_unspecified() || ip.is_loopback() || ip == host.ip) {
         return Err(libc::EADDRNOTAVAIL);
     }
+    let fams = families(host, obj);
     let port = if port == 0 { ephemeral_port(host)? } else { port };
-    if host.ports.contains_key(&port) {
+    // Two sockets can hold a port only when they take different families (an `AF_INET` one and
+    // an `IPV6_V6ONLY` one), as on Linux.
+    let v4_holder = host.ports.get(&port).is_some_and(|&o| {
+        let theirs = families(host, o);
+        (fams.0 && theirs.0) || (fams.1 && theirs.1)
+    });
+    if v4_holder || (fams.1 && host.ports6.contains_key(&port)) {
         return Err(libc::EADDRINUSE);
     }
-    host.ports.insert(port, obj);
+    if fams.0 {
+        host.ports.insert(port, obj)
+    } else {
+        host.ports6.insert(port, obj)
+    };
     udp(host, obj).local = Some((ip, port));
     Ok(())
+}
+
+/// The families of peers socket `obj` takes: (IPv4, IPv6).
+fn families(host: &Host, obj: usize) -> (bool, bool) {
+    inet6_of(host, obj).map_or((true, false), Inet6::families)
 }
 
 #[allow(non_upper_case_globals)]
@@ -403,11 +419,13 @@ pub(super) fn socket_call(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, o
             let sa = read_sockaddr(pid, a[1], a[2])?;
             let host = &mut e.hosts[h];
             let p = resolve(sa, inet6_of(host, obj), Use::Bind)?.ok_or(EAFNOSUPPORT)?;
-            udp_bind(host, obj, p.ip, p.port)?;
-            if let Some(six) = inet6_mut(host, obj) {
-                six.bound = bound_kind(&p);
+            let kind = bound_kind(&p);
+            let before = inet6_mut(host, obj).map(|six| std::mem::replace(&mut six.bound, kind));
+            let bound = udp_bind(host, obj, p.ip, p.port);
+            if let (Err(_), Some(before), Some(six)) = (bound, before, inet6_mut(host, obj)) {
+                six.bound = before;
             }
-            Ok(Answer::Value(0))
+            bound.map(|_| Answer::Value(0))
         }
         SYS_connect => {
             let sa = read_sockaddr(pid, a[1], a[2])?;
@@ -788,7 +806,8 @@ pub(crate) fn deliver_packet(e: &mut DirectEngine, h: usize, bytes: &[u8], remot
     }
     let Ok(p) = net::decode(bytes) else { return };
     let host = &mut e.hosts[h];
-    let Some(&obj) = host.ports.get(&p.dst.1) else { return };
+    let holder = if native { host.ports6.get(&p.dst.1).or(host.ports.get(&p.dst.1)) } else { host.ports.get(&p.dst.1) };
+    let Some(&obj) = holder else { return };
     if !inet6_of(host, obj).map_or(!native, |six| six.takes(native)) {
         return;
     }
