@@ -423,9 +423,9 @@ try:
 except OSError as e:
     print("raw refused:", errno.errorcode[e.errno])
 try:
-    socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 except OSError as e:
-    print("ipv6 refused:", errno.errorcode[e.errno])
+    print("packet refused:", errno.errorcode[e.errno])
 "#,
     )
     .unwrap();
@@ -443,7 +443,7 @@ except OSError as e:
     let res = run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
     let stdout = read(out.join("hosts/lim/python3.0.stdout"));
     assert_eq!(
-        stdout, "futex_waitv refused: ENOSYS\nraw refused: ESOCKTNOSUPPORT\nipv6 refused: EAFNOSUPPORT\n",
+        stdout, "futex_waitv refused: ENOSYS\nraw refused: ESOCKTNOSUPPORT\npacket refused: EAFNOSUPPORT\n",
         "{stdout}"
     );
     let log = String::from_utf8_lossy(&res.stderr);
@@ -451,7 +451,7 @@ except OSError as e:
         "thermocline: host lim process python3.11 (pid ",
         "unsupported syscall futex_waitv(449) (only futex(2) is emulated) → ENOSYS",
         "unsupported syscall socket(41) (AF_INET type 3 protocol 0; only UDP and TCP are emulated) → ESOCKTNOSUPPORT",
-        "unsupported syscall socket(41) (address family 10) → EAFNOSUPPORT",
+        "unsupported syscall socket(41) (address family 17) → EAFNOSUPPORT",
     ] {
         assert!(log.contains(want), "missing {want:?} in\n{log}");
     }
@@ -935,9 +935,14 @@ args = ["-c", "import socket, sys; print(*sys.argv[1:], socket.gethostbyname(sys
         "bob 10.0.0.2\npeer0 10.0.0.3\npeer2 10.0.0.5\nalice 10.0.0.1\nlocalhost 127.0.0.1\n\
          getaddrinfo peer1 10.0.0.4 7000\nnowhere unresolved\n"
     );
-    // getent goes through glibc's NSS "files" source.
+    // getent goes through glibc's NSS "files" source; `getent hosts` asks for IPv6 first, and
+    // every host has an AAAA line too (docs/direct.md, *Names*).
     let got = read(out.join("hosts/bob/getent.0.stdout"));
-    assert_eq!(got.split_whitespace().collect::<Vec<_>>(), ["10.0.0.1", "alice", "10.0.0.4", "peer1"], "{got}");
+    assert_eq!(
+        got.split_whitespace().collect::<Vec<_>>(),
+        ["fd00:7468::a00:1", "alice", "fd00:7468::a00:4", "peer1"],
+        "{got}"
+    );
     // One spec line, a different command line on each host of the group.
     for p in 0..3 {
         let got = read(out.join(format!("hosts/peer{p}/python3.0.stdout")));

@@ -20,7 +20,7 @@ use crate::seccomp::{SockFilter, filter_program};
 use crate::{DirectError, emulate, sysnames};
 use bytes::Bytes;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -470,7 +470,10 @@ impl DirectEngine {
                 logged: Default::default(),
                 stats: BTreeMap::new(),
                 ports: BTreeMap::new(),
+                ports6: BTreeMap::new(),
                 next_port: 49152,
+                v6_flows: BTreeSet::new(),
+                has_inet6: false,
                 uplink: FifoLink::default(),
                 in_order: Default::default(),
                 up_bps: bw.up.0,

@@ -1,7 +1,7 @@
 //! Per-host state: the simulated-time page, tasks, descriptor tables, emulated objects, counters.
 
 use crate::seccomp::{Listener, Notif};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -161,6 +161,8 @@ pub struct ObjSlot {
     pub refs: u32,
     /// `O_NONBLOCK` of its open file description.
     pub nonblock: bool,
+    /// For an `AF_INET6` socket: its IPv6 side (see [`crate::inet6`]).
+    pub inet6: Option<crate::inet6::Inet6>,
 }
 
 /// A descriptor table of emulated descriptors, shared by the threads of a process
@@ -339,10 +341,19 @@ pub struct Host {
     pub logged: HashSet<(usize, i64, String)>,
     /// Per (binary, syscall number): calls seen.
     pub stats: BTreeMap<(String, i64), u64>,
-    /// UDP: bound ports → object.
+    /// UDP: bound ports → object (sockets that take IPv4 peers: `AF_INET` and dual-stack ones).
     pub ports: BTreeMap<u16, usize>,
+    /// UDP: ports bound by sockets that take IPv6 peers only (`IPV6_V6ONLY`, or bound to an IPv6
+    /// address) → object; such a socket and an `AF_INET` one can share a port.
+    pub ports6: BTreeMap<u16, usize>,
     /// Next ephemeral port.
     pub next_port: u16,
+    /// TCP connections of this host that are IPv6 flows, as (local, remote) IPv4 endpoints: their
+    /// packets are marked ([`crate::inet6::mark`]) and their sockets see IPv6 addresses.
+    pub v6_flows: BTreeSet<crate::inet6::FlowKey>,
+    /// A program of this host has made an `AF_INET6` socket: incoming connection requests are
+    /// checked against the listeners' families.
+    pub has_inet6: bool,
     /// The upload link's queue.
     pub uplink: FifoLink,
     /// The last arrival on each path from this host: its packets never overtake each other.
@@ -543,7 +554,7 @@ impl Host {
 
     /// Add an object with one reference.
     pub fn add_obj(&mut self, obj: Obj, nonblock: bool) -> usize {
-        let slot = ObjSlot { obj, refs: 1, nonblock };
+        let slot = ObjSlot { obj, refs: 1, nonblock, inet6: None };
         if let Some(i) = self.objs.iter().position(Option::is_none) {
             self.objs[i] = Some(slot);
             i
@@ -573,7 +584,11 @@ impl Host {
             match self.objs.get(i) {
                 Some(Some(ObjSlot { obj: Obj::Udp(sock), .. })) => {
                     if let Some(port) = sock.local_port() {
-                        self.ports.remove(&port);
+                        for ports in [&mut self.ports, &mut self.ports6] {
+                            if ports.get(&port) == Some(&i) {
+                                ports.remove(&port);
+                            }
+                        }
                     }
                 }
                 Some(Some(ObjSlot { obj: Obj::Tcp(_), .. })) => crate::tcp::release(self, i),

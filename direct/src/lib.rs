@@ -26,6 +26,7 @@ mod emulate;
 pub mod engine;
 pub mod futex;
 pub mod host;
+pub mod inet6;
 pub mod latency;
 pub mod launch;
 pub mod marks;

@@ -11,14 +11,17 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use thermocline_models::directory::HostDirectory;
 
-/// The contents of the simulated `/etc/hosts`: loopback names, then `address name` for every
-/// host of the directory, in host-id order.
+/// The contents of the simulated `/etc/hosts`: loopback names, then for every host of the
+/// directory, in host-id order, `address name` with its IPv4 address and again with its IPv6
+/// address ([`crate::inet6::v6_of`]), so `getaddrinfo` gives both an A and an AAAA answer.
 pub fn hosts_text(directory: &HostDirectory) -> String {
     let mut text = String::from(
         "# Simulated hosts (thermocline)\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
     );
     for h in 0..directory.len() {
-        let _ = writeln!(text, "{}\t{}", HostDirectory::ip_of(h), directory.name_of(h));
+        let ip = HostDirectory::ip_of(h);
+        let name = directory.name_of(h);
+        let _ = writeln!(text, "{ip}\t{name}\n{}\t{name}", crate::inet6::v6_of(ip));
     }
     text
 }

@@ -164,6 +164,17 @@ fn addr_payload(l: &Link) -> Vec<u8> {
     p
 }
 
+/// `RTM_NEWADDR` payload of `l`'s IPv6 address ([`crate::inet6::v6_of`] of its IPv4 one): `::1/128`
+/// on `lo`, `fd00:7468::a.b.c.d/96` on `eth0`.
+fn addr6_payload(l: &Link) -> Vec<u8> {
+    let prefix = if l.index == 1 { 128 } else { crate::inet6::PREFIX_LEN };
+    let mut p = vec![libc::AF_INET6 as u8, prefix, 0x80, l.scope]; // family, prefix, IFA_F_PERMANENT
+    p.extend_from_slice(&(l.index as u32).to_ne_bytes());
+    rta(&mut p, 1, &crate::inet6::v6_of(l.addr).octets()); // IFA_ADDRESS
+    rta(&mut p, 8, &0x80u32.to_ne_bytes()); // IFA_FLAGS: IFA_F_PERMANENT
+    p
+}
+
 /// The answer to the request messages in `req` from port `port` of the host with address `ip`:
 /// one datagram per request that gets an answer. Malformed messages end the parse, as in the
 /// kernel; messages without `NLM_F_REQUEST` are ignored.
@@ -193,14 +204,19 @@ pub fn answer(req: &[u8], port: u32, ip: Ipv4Addr) -> Vec<Vec<u8>> {
         };
         match ty {
             RTM_GETLINK | RTM_GETADDR | RTM_GETROUTE if dump => {
-                if ty != RTM_GETROUTE && (family == libc::AF_UNSPEC || family == libc::AF_INET || ty == RTM_GETLINK) {
+                let v4 = family == libc::AF_UNSPEC || family == libc::AF_INET;
+                let v6 = family == libc::AF_UNSPEC || family == libc::AF_INET6;
+                if ty == RTM_GETLINK {
                     for l in &links(ip) {
-                        let (t, p) = if ty == RTM_GETLINK {
-                            (RTM_NEWLINK, link_payload(l))
-                        } else {
-                            (RTM_NEWADDR, addr_payload(l))
-                        };
-                        message(&mut d, t, NLM_F_MULTI, seq, port, &p);
+                        message(&mut d, RTM_NEWLINK, NLM_F_MULTI, seq, port, &link_payload(l));
+                    }
+                }
+                // Addresses as Linux dumps them: every IPv4 address, then every IPv6 one.
+                if ty == RTM_GETADDR {
+                    let v4 = links(ip).iter().filter(|_| v4).map(addr_payload).collect::<Vec<_>>();
+                    let v6 = links(ip).iter().filter(|_| v6).map(addr6_payload).collect::<Vec<_>>();
+                    for p in v4.iter().chain(&v6) {
+                        message(&mut d, RTM_NEWADDR, NLM_F_MULTI, seq, port, p);
                     }
                 }
                 message(&mut d, NLMSG_DONE, NLM_F_MULTI, seq, port, &0i32.to_ne_bytes());
@@ -514,7 +530,7 @@ mod tests {
     }
 
     #[test]
-    fn an_address_dump_gives_both_ipv4_addresses_and_none_for_ipv6() {
+    fn an_address_dump_gives_both_ipv4_addresses_then_both_ipv6_ones() {
         let ip = Ipv4Addr::new(10, 0, 1, 2);
         let d = answer(
             &request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 1, &[libc::AF_INET as u8, 0, 0, 0, 0, 0, 0, 0]),
@@ -527,7 +543,16 @@ mod tests {
         assert!(m[1].4.windows(4).any(|w| w == [10, 0, 1, 2]));
         assert_eq!(&m[1].4[..4], &[libc::AF_INET as u8, 8, 0x80, 0]);
         let v6 = answer(&request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 2, &[libc::AF_INET6 as u8; 8]), 5, ip);
-        assert_eq!(messages(&v6[0]).iter().map(|x| x.0).collect::<Vec<_>>(), [NLMSG_DONE]);
+        let m6 = messages(&v6[0]);
+        assert_eq!(m6.iter().map(|x| x.0).collect::<Vec<_>>(), [RTM_NEWADDR, RTM_NEWADDR, NLMSG_DONE]);
+        assert_eq!(&m6[0].4[..4], &[libc::AF_INET6 as u8, 128, 0x80, 254], "::1/128 on lo, host scope");
+        assert!(m6[0].4.windows(16).any(|w| w == std::net::Ipv6Addr::LOCALHOST.octets()));
+        assert_eq!(&m6[1].4[..4], &[libc::AF_INET6 as u8, 96, 0x80, 0]);
+        let own: std::net::Ipv6Addr = "fd00:7468::a00:102".parse().unwrap();
+        assert!(m6[1].4.windows(16).any(|w| w == own.octets()));
+        let all = answer(&request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 3, &[0; 8]), 5, ip);
+        let families: Vec<u8> = messages(&all[0]).iter().filter(|x| x.0 == RTM_NEWADDR).map(|x| x.4[0]).collect();
+        assert_eq!(families, [2, 2, 10, 10], "AF_UNSPEC: IPv4 addresses, then IPv6");
     }
 
     #[test]

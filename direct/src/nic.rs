@@ -4,8 +4,10 @@
 //! kept in order, then the receiver's download queue), and its next poll scheduled as a simulated-time event.
 
 use crate::engine::{DirectEngine, LOOPBACK_DELAY_NS};
-use crate::host::Host;
+use crate::host::{Host, Obj};
+use crate::inet6;
 use crate::marks::StreamState;
+use crate::tcp::Phase;
 use smoltcp::wire::Ipv4Packet;
 use std::net::Ipv4Addr;
 use thermocline_models::units::Bandwidth;
@@ -29,7 +31,11 @@ pub(crate) fn poll(e: &mut DirectEngine, h: usize) {
         st.run(now);
         let again = crate::tcp::after_poll(host);
         let out = host.tcp.as_deref_mut().map(TcpStack::take_tx).unwrap_or_default();
-        for p in out {
+        for mut p in out {
+            let flows = &e.hosts[h].v6_flows;
+            if !flows.is_empty() && inet6::tuple(&p).is_some_and(|t| flows.contains(&t)) {
+                inet6::mark(&mut p);
+            }
             transmit(e, h, p);
         }
         if !again {
@@ -69,10 +75,65 @@ pub(crate) fn settle_marks(host: &mut Host) {
     });
 }
 
-/// A TCP packet reached host `h`: hand it to the stack and poll.
-pub(crate) fn receive(e: &mut DirectEngine, h: usize, packet: &[u8]) {
+/// A TCP packet reached host `h`, of an IPv6 flow if `native` (it was marked): hand it to the
+/// stack and poll. A connection request notes the flow's family, and is refused with an RST
+/// when listeners have its port but none takes its family (an `IPV6_V6ONLY` listener and an
+/// IPv4 peer, an `AF_INET` listener and an IPv6 peer), as Linux refuses it.
+pub(crate) fn receive(e: &mut DirectEngine, h: usize, packet: &[u8], native: bool) {
+    let host = &mut e.hosts[h];
+    if (native || host.has_inet6 || !host.v6_flows.is_empty())
+        && let Some(s) = inet6::syn(packet)
+    {
+        note_flow(host, (s.dst, s.src), native);
+        if refused(host, &s, native) {
+            let mut rst = inet6::refusal(&s);
+            if native {
+                inet6::mark(&mut rst);
+            }
+            transmit(e, h, rst);
+            return;
+        }
+    }
     stack(&mut e.hosts[h]).push_rx(packet.to_vec());
     poll(e, h);
+}
+
+/// Record whether the TCP connection `(local, remote)` of `host` is an IPv6 flow (`native`).
+/// Entries of connections the stack no longer has are dropped now and then (whenever the set
+/// reaches a power of two from 1,024 up), so the set stays as large as the live connections.
+pub(crate) fn note_flow(host: &mut Host, key: inet6::FlowKey, native: bool) {
+    if !native {
+        host.v6_flows.remove(&key);
+        return;
+    }
+    let n = host.v6_flows.len();
+    if n >= 1024 && n.is_power_of_two() {
+        let flows = std::mem::take(&mut host.v6_flows);
+        let st = stack(host);
+        let live = flows.into_iter().filter(|&(l, r)| st.find(l, r).is_some()).collect();
+        host.v6_flows = live;
+    }
+    host.v6_flows.insert(key);
+}
+
+/// Whether `host` refuses connection request `s` because listeners have its port but none takes
+/// its family.
+fn refused(host: &Host, s: &inet6::Syn, native: bool) -> bool {
+    let mut listeners = host.objs.iter().flatten().filter_map(|slot| match &slot.obj {
+        Obj::Tcp(t) if matches!(t.phase, Phase::Listening(_)) => {
+            let (ip, port) = t.local?;
+            (port == s.dst.1 && (ip.is_unspecified() || ip == s.dst.0)).then_some(slot.inet6.as_ref())
+        }
+        _ => None,
+    });
+    let mut any = false;
+    for six in listeners.by_ref() {
+        any = true;
+        if six.map_or(!native, |six| six.takes(native)) {
+            return false;
+        }
+    }
+    any
 }
 
 /// Send an IPv4 packet from host `h` over the simulated network (or back to the host itself for

@@ -10,9 +10,12 @@
 //! `ECONNRESET`; data arriving for a closed descriptor, or a close with unread data, sends an RST;
 //! writes after the end give `EPIPE` and `SIGPIPE`.
 
-use crate::emulate::socket::{Msghdr, SockAddr, read_msghdr, read_sockaddr, write_sockaddr};
+use crate::emulate::socket::{
+    Msghdr, Use, bound_kind, inet6_mut, inet6_of, read_msghdr, read_sockaddr, resolve, write_sockaddr,
+};
 use crate::engine::{Answer, DirectEngine};
 use crate::host::{BlockKind, Host, Obj, ObjSlot};
+use crate::inet6::{FlowKey, Inet6};
 use crate::mem;
 use crate::nic::stack;
 use crate::seccomp::Notif;
@@ -20,7 +23,7 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::Duration;
 use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::net::Ipv4Addr;
 use thermocline_net::linux::{TCP_RMEM, TCP_WMEM, window_for};
 use thermocline_net::stack::{FlowInfo, MTU, PortOwner, PortUse, SendBuffer, TcpStack};
@@ -185,6 +188,16 @@ fn new_stack_socket(s: &TcpSocket) -> tcp::Socket<'static> {
     t
 }
 
+/// The families of peers TCP object `obj` takes: (IPv4, IPv6).
+fn families(host: &Host, obj: usize) -> (bool, bool) {
+    inet6_of(host, obj).map_or((true, false), Inet6::families)
+}
+
+/// Whether two uses of a port, taking peers of families `a` and `b`, share a family.
+fn share(a: (bool, bool), b: (bool, bool)) -> bool {
+    (a.0 && b.0) || (a.1 && b.1)
+}
+
 fn tcp_of(host: &mut Host, obj: usize) -> &mut TcpSocket {
     match host.obj_mut(obj) {
         Some(Obj::Tcp(s)) => s,
@@ -279,8 +292,9 @@ pub(crate) fn ready(host: &mut Host, obj: usize) -> i16 {
 pub(crate) fn after_poll(host: &mut Host) -> bool {
     let mut again = false;
     let mut changed = false;
-    let Host { objs, tcp, .. } = &mut *host;
+    let Host { objs, tcp, v6_flows, .. } = &mut *host;
     let Some(st) = tcp.as_deref_mut() else { return false };
+    let mut misfits = Vec::new();
     let mut orphans = std::mem::take(&mut st.orphans);
     orphans.retain(|&hd| {
         let t = st.socket(hd);
@@ -300,7 +314,7 @@ pub(crate) fn after_poll(host: &mut Host) -> bool {
     st.orphans = orphans;
     let resets = std::mem::take(&mut st.resets);
     for slot in objs.iter_mut() {
-        let Some(ObjSlot { obj: Obj::Tcp(s), .. }) = slot else { continue };
+        let Some(ObjSlot { obj: Obj::Tcp(s), inet6, .. }) = slot else { continue };
         let mut queued = 0;
         let mut rx = 0;
         let mut state = None;
@@ -308,7 +322,20 @@ pub(crate) fn after_poll(host: &mut Host) -> bool {
             Phase::Fresh => {}
             Phase::Listening(l) => {
                 let reuse = (s.reuseaddr, s.reuseport);
+                let six = inet6.as_ref();
+                let fams = six.map_or((true, false), Inet6::families);
                 let mut pool = std::mem::take(&mut l.pool);
+                // A connection whose family this listener does not take (another listener on the
+                // port does, or the request would have been refused) goes to that listener.
+                pool.retain(|&hd| {
+                    let t = st.socket(hd);
+                    if matches!(t.state(), State::Listen | State::Closed) {
+                        return true;
+                    }
+                    let Some(m) = stray(t, six, v6_flows) else { return true };
+                    misfits.push((hd, m));
+                    false
+                });
                 pool.retain(|&hd| match st.socket(hd).state() {
                     State::Listen | State::SynReceived => true,
                     State::Closed => {
@@ -326,6 +353,7 @@ pub(crate) fn after_poll(host: &mut Host) -> bool {
                             reuseaddr: reuse.0,
                             reuseport: reuse.1,
                             listening: false,
+                            families: fams,
                         });
                         l.queue.push_back(hd);
                         false
@@ -379,15 +407,56 @@ pub(crate) fn after_poll(host: &mut Host) -> bool {
         }
         s.seen = Seen { mask: m, rx, queued, state };
     }
+    for (hd, (local, native)) in misfits {
+        match home(objs, local, native) {
+            Some(l) => l.pool.push(hd),
+            None => {
+                st.abort(hd);
+                st.orphans.push(hd);
+            }
+        }
+        again = true;
+    }
     if changed {
         host.progress += 1;
     }
     again
 }
 
+/// If connection `t`, taken by a listener with IPv6 side `six`, is of a family that listener
+/// does not take: its local endpoint, and whether it is an IPv6 flow.
+fn stray(
+    t: &tcp::Socket<'static>,
+    six: Option<&Inet6>,
+    v6_flows: &BTreeSet<FlowKey>,
+) -> Option<((Ipv4Addr, u16), bool)> {
+    let local = t.local_endpoint().map(|l| (v4(l.addr), l.port))?;
+    let remote = t.remote_endpoint().map(|r| (v4(r.addr), r.port))?;
+    let native = v6_flows.contains(&(local, remote));
+    let takes = six.map_or(!native, |six| six.takes(native));
+    (!takes).then_some((local, native))
+}
+
+/// The listener among `objs` that takes a connection to `local` of this family (`native`: IPv6).
+fn home(objs: &mut [Option<ObjSlot>], local: (Ipv4Addr, u16), native: bool) -> Option<&mut Listener> {
+    objs.iter_mut().flatten().find_map(|slot| match slot {
+        ObjSlot { obj: Obj::Tcp(s), inet6, .. }
+            if s.local.is_some_and(|(ip, port)| port == local.1 && (ip.is_unspecified() || ip == local.0))
+                && inet6.as_ref().map_or(!native, |six| six.takes(native)) =>
+        {
+            match &mut s.phase {
+                Phase::Listening(l) => Some(l),
+                _ => None,
+            }
+        }
+        _ => None,
+    })
+}
+
 /// The last descriptor of TCP object `obj` is closed: let the stack finish its connection
 /// (graceful FIN, or an RST with unread data or `SO_LINGER` 0), stop listening, free its port.
 pub(crate) fn release(host: &mut Host, obj: usize) {
+    let fams = families(host, obj);
     let (s, st) = parts(host, obj);
     st.ports.retain(|p| p.owner != PortOwner::Obj(obj));
     match std::mem::replace(&mut s.phase, Phase::Fresh) {
@@ -423,6 +492,7 @@ pub(crate) fn release(host: &mut Host, obj: usize) {
                     reuseaddr: s.reuseaddr,
                     reuseport: s.reuseport,
                     listening: false,
+                    families: fams,
                 });
             }
             st.orphans.push(hd);
@@ -434,9 +504,10 @@ pub(crate) fn release(host: &mut Host, obj: usize) {
 /// Whether `port` on `ip` can be bound by a socket with these flags (Linux's rule: a port in use
 /// can be shared when both sockets set `SO_REUSEPORT`, or both set `SO_REUSEADDR` and the other
 /// is not listening).
-fn port_free(st: &TcpStack, ip: Ipv4Addr, port: u16, reuseaddr: bool, reuseport: bool, me: usize) -> bool {
+fn port_free(st: &TcpStack, ip: Ipv4Addr, port: u16, reuse: (bool, bool), fams: (bool, bool), me: usize) -> bool {
+    let (reuseaddr, reuseport) = reuse;
     st.ports.iter().filter(|p| p.port == port && p.owner != PortOwner::Obj(me)).all(|p| {
-        let overlap = p.ip.is_unspecified() || ip.is_unspecified() || p.ip == ip;
+        let overlap = (p.ip.is_unspecified() || ip.is_unspecified() || p.ip == ip) && share(fams, p.families);
         !overlap || (reuseport && p.reuseport) || (reuseaddr && p.reuseaddr && !p.listening)
     })
 }
@@ -447,12 +518,13 @@ fn tcp_bind(host: &mut Host, obj: usize, ip: Ipv4Addr, port: u16) -> Result<(), 
         return Err(libc::EADDRNOTAVAIL);
     }
     let mut next = host.next_port;
+    let fams = families(host, obj);
     let (s, st) = parts(host, obj);
     if s.local.is_some() {
         return Err(libc::EINVAL);
     }
     let port = if port != 0 {
-        if !port_free(st, ip, port, s.reuseaddr, s.reuseport, obj) {
+        if !port_free(st, ip, port, (s.reuseaddr, s.reuseport), fams, obj) {
             return Err(libc::EADDRINUSE);
         }
         port
@@ -476,6 +548,7 @@ fn tcp_bind(host: &mut Host, obj: usize, ip: Ipv4Addr, port: u16) -> Result<(), 
         reuseaddr: s.reuseaddr,
         reuseport: s.reuseport,
         listening: false,
+        families: fams,
     });
     s.local = Some((ip, port));
     host.next_port = next;
@@ -733,10 +806,18 @@ pub(crate) fn call(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usi
     };
     e.hosts[h].tcp_dirty = true;
     match nr {
-        SYS_bind => match read_sockaddr(pid, a[1], a[2])? {
-            SockAddr::Inet(ip, port) => tcp_bind(&mut e.hosts[h], obj, ip, port).map(|_| Answer::Value(0)),
-            SockAddr::Unspec => Err(EAFNOSUPPORT),
-        },
+        SYS_bind => {
+            let sa = read_sockaddr(pid, a[1], a[2])?;
+            let host = &mut e.hosts[h];
+            let p = resolve(sa, inet6_of(host, obj), Use::Bind)?.ok_or(EAFNOSUPPORT)?;
+            let kind = bound_kind(&p);
+            let before = inet6_mut(host, obj).map(|six| std::mem::replace(&mut six.bound, kind));
+            let bound = tcp_bind(host, obj, p.ip, p.port);
+            if let (Err(_), Some(before), Some(six)) = (bound, before, inet6_mut(host, obj)) {
+                six.bound = before;
+            }
+            bound.map(|_| Answer::Value(0))
+        }
         SYS_listen => tcp_listen(&mut e.hosts[h], obj, a[1] as i32).map(|_| Answer::Value(0)),
         SYS_accept | SYS_accept4 => {
             let flags = if nr == SYS_accept4 { a[3] as i32 } else { 0 };
@@ -745,11 +826,13 @@ pub(crate) fn call(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usi
         SYS_connect => tcp_connect(e, h, vid, obj, n, retry),
         SYS_getsockname => {
             let (s, st) = parts(&mut e.hosts[h], obj);
+            let connected = s.peer.is_some();
             let local = match s.handle().and_then(|hd| st.socket(hd).local_endpoint()) {
                 Some(l) => (v4(l.addr), l.port),
                 None => s.local.unwrap_or((Ipv4Addr::UNSPECIFIED, 0)),
             };
-            write_sockaddr(pid, a[1], a[2], local)?;
+            let v6 = inet6_of(&e.hosts[h], obj).map(|six| six.local_native(connected));
+            write_sockaddr(pid, a[1], a[2], local, v6)?;
             Ok(Answer::Value(0))
         }
         SYS_getpeername => {
@@ -759,7 +842,8 @@ pub(crate) fn call(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usi
                 return Err(ENOTCONN);
             }
             let peer = s.peer.ok_or(ENOTCONN)?;
-            write_sockaddr(pid, a[1], a[2], peer)?;
+            let v6 = inet6_of(&e.hosts[h], obj).map(|six| six.native_peer);
+            write_sockaddr(pid, a[1], a[2], peer, v6)?;
             Ok(Answer::Value(0))
         }
         SYS_setsockopt => crate::tcp::setsockopt(e, h, vid, n, obj),
@@ -845,6 +929,7 @@ fn tcp_listen(host: &mut Host, obj: usize, backlog: i32) -> Result<(), i32> {
     if tcp_of(host, obj).local.is_none() {
         tcp_bind(host, obj, Ipv4Addr::UNSPECIFIED, 0)?;
     }
+    let fams = families(host, obj);
     let (s, st) = parts(host, obj);
     match &mut s.phase {
         Phase::Listening(l) => {
@@ -860,6 +945,7 @@ fn tcp_listen(host: &mut Host, obj: usize, backlog: i32) -> Result<(), i32> {
             && p.owner != PortOwner::Obj(obj)
             && p.listening
             && (p.ip.is_unspecified() || ip.is_unspecified() || p.ip == ip)
+            && share(fams, p.families)
             && !(p.reuseport && s.reuseport)
     });
     if clash {
@@ -898,9 +984,13 @@ fn tcp_accept(
     let t = st.socket(hd);
     let local = t.local_endpoint().map(|l| (v4(l.addr), l.port));
     let peer = t.remote_endpoint().map(|r| (v4(r.addr), r.port));
+    let native = local.zip(peer).is_some_and(|k| host.v6_flows.contains(&k));
+    let six = inet6_of(host, obj).map(|six| Inet6 { native_peer: native, ..six.clone() });
     if let Some(p) = peer {
-        write_sockaddr(pid, addr, addrlen, p)?;
+        write_sockaddr(pid, addr, addrlen, p, six.as_ref().map(|_| native))?;
     }
+    let (s, _) = parts(host, obj);
+    let Phase::Listening(l) = &mut s.phase else { unreachable!("checked above") };
     l.queue.pop_front();
     let c = TcpSocket {
         phase: Phase::Open(hd),
@@ -919,6 +1009,9 @@ fn tcp_accept(
         ..TcpSocket::new()
     };
     let obj = host.add_obj(Obj::Tcp(Box::new(c)), flags & libc::SOCK_NONBLOCK != 0);
+    if let Some(slot) = host.objs[obj].as_mut() {
+        slot.inet6 = six;
+    }
     Ok(Answer::AddFd { src: e.tcp_placeholder_fd(), cloexec: flags & libc::SOCK_CLOEXEC != 0, obj })
 }
 
@@ -928,6 +1021,7 @@ fn tcp_connect(e: &mut DirectEngine, h: usize, vid: u32, obj: usize, n: &Notif, 
     let host = &mut e.hosts[h];
     let nonblock = nonblocking(host, obj, 0);
     let host_ip = host.ip;
+    let six = inet6_of(host, obj).cloned();
     let (s, st) = parts(host, obj);
     match s.phase {
         Phase::Listening(_) => return Err(libc::EISCONN),
@@ -961,10 +1055,9 @@ fn tcp_connect(e: &mut DirectEngine, h: usize, vid: u32, obj: usize, n: &Notif, 
         }
         Phase::Fresh => {}
     }
-    let (ip, port) = match read_sockaddr(pid, a[1], a[2])? {
-        SockAddr::Inet(ip, port) => (ip, port),
-        SockAddr::Unspec => return Err(libc::EAFNOSUPPORT),
-    };
+    let sa = read_sockaddr(pid, a[1], a[2])?;
+    let p = resolve(sa, six.as_ref(), Use::TcpConnect)?.ok_or(libc::EAFNOSUPPORT)?;
+    let (ip, port) = (p.ip, p.port);
     let dst = if ip.is_unspecified() { Ipv4Addr::LOCALHOST } else { ip };
     if !(dst.is_loopback() || dst.octets()[0] == 10) {
         return Err(libc::ENETUNREACH);
@@ -995,6 +1088,12 @@ fn tcp_connect(e: &mut DirectEngine, h: usize, vid: u32, obj: usize, n: &Notif, 
     s.phase = Phase::Open(hd);
     s.peer = Some((dst, port));
     s.local = Some((src, lport));
+    let host = &mut e.hosts[h];
+    crate::nic::note_flow(host, ((src, lport), (dst, port)), p.native);
+    if let Some(six) = inet6_mut(host, obj) {
+        six.native_peer = p.native;
+    }
+    let s = tcp_of(host, obj);
     if nonblock {
         s.connect_pending = true;
         return Err(libc::EINPROGRESS);

@@ -104,6 +104,10 @@ pub struct PortUse {
     pub reuseport: bool,
     /// A listening socket.
     pub listening: bool,
+    /// Peers of each family it takes: (IPv4, IPv6). An `AF_INET` socket takes IPv4 only, a
+    /// dual-stack `AF_INET6` one both, an `IPV6_V6ONLY` one IPv6 only; two uses of a port clash
+    /// only when they share a family.
+    pub families: (bool, bool),
 }
 
 /// How much a connection's program may queue for sending, beyond what smoltcp's ring holds.

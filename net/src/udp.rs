@@ -18,6 +18,9 @@ pub struct Datagram {
     pub src: (Ipv4Addr, u16),
     /// Payload.
     pub data: Vec<u8>,
+    /// It came from an IPv6 socket to an IPv6 address (the direct engine's translated IPv6,
+    /// which crosses the network as IPv4): the receiver sees its sender as an IPv6 address.
+    pub v6: bool,
 }
 
 /// An emulated UDP socket.
@@ -162,10 +165,10 @@ mod tests {
     fn connected_sockets_filter_and_buffers_bound() {
         let mut s = UdpSocket::new();
         s.peer = Some((Ipv4Addr::new(10, 0, 0, 9), 1));
-        assert!(!s.enqueue(Datagram { src: (Ipv4Addr::new(10, 0, 0, 8), 1), data: vec![1] }));
-        assert!(s.enqueue(Datagram { src: (Ipv4Addr::new(10, 0, 0, 9), 1), data: vec![1] }));
+        assert!(!s.enqueue(Datagram { src: (Ipv4Addr::new(10, 0, 0, 8), 1), data: vec![1], v6: false }));
+        assert!(s.enqueue(Datagram { src: (Ipv4Addr::new(10, 0, 0, 9), 1), data: vec![1], v6: false }));
         s.rcvbuf = 0;
-        assert!(!s.enqueue(Datagram { src: (Ipv4Addr::new(10, 0, 0, 9), 1), data: vec![0; 4096] }));
+        assert!(!s.enqueue(Datagram { src: (Ipv4Addr::new(10, 0, 0, 9), 1), data: vec![0; 4096], v6: false }));
         assert_eq!(s.dequeue(true).unwrap().data, vec![1]);
         assert_eq!(s.dequeue(false).unwrap().data, vec![1]);
         assert!(s.dequeue(false).is_none());
