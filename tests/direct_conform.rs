@@ -390,3 +390,42 @@ fn the_cpuid_faulting_note_is_printed_only_with_verbose() {
     let faulting = read("/proc/cpuinfo".into()).contains("cpuid_fault");
     assert_eq!(run(&["--verbose"]).matches("CPUID faulting is not available").count(), usize::from(!faulting));
 }
+
+const UDP_SENDTO_C: &str = r#"#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+static int bound(int port, struct sockaddr_in *a) {
+    *a = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    bind(s, (struct sockaddr *)a, sizeof *a);
+    return s;
+}
+
+int main(void) {
+    struct sockaddr_in a, b, c;
+    int sa = bound(47101, &a), sb = bound(47102, &b), sc = bound(47103, &c);
+    connect(sa, (struct sockaddr *)&b, sizeof b);
+    long n = sendto(sa, "to c", 4, 0, (struct sockaddr *)&c, sizeof c);
+    printf("sendto another address on a connected socket: %ld %s\n", n, n < 0 ? strerror(errno) : "-");
+    char buf[16] = {0};
+    n = recv(sc, buf, sizeof buf, 0);
+    printf("the other address got: %ld %s\n", n, n > 0 ? buf : "-");
+    n = send(sa, "to b", 4, 0);
+    n = recv(sb, buf, sizeof buf, 0);
+    printf("the connected peer got: %ld %.4s\n", n, buf);
+    return 0;
+}
+"#;
+
+#[test]
+fn udp_sendto_with_an_address_on_a_connected_socket_sends_there() {
+    let (native, _, simulated) = native_and_simulated("udpsendto", UDP_SENDTO_C, &[], "");
+    let linux = "sendto another address on a connected socket: 4 -\nthe other address got: 4 to c\n\
+                 the connected peer got: 4 to b\n";
+    assert_eq!(native, linux, "natively");
+    assert_eq!(simulated, linux, "under the engine");
+}

@@ -751,8 +751,8 @@ pub(super) fn udp_send(
         return Err(libc::EPIPE);
     }
     let (dst, native) = match (dst, s.peer) {
-        (Some(_), Some(_)) => return Err(libc::EISCONN),
-        (Some(d), None) => ((d.ip, d.port), d.native),
+        // Linux's UDP sends to the address given, connected or not.
+        (Some(d), _) => ((d.ip, d.port), d.native),
         (None, Some(d)) => (d, native_peer),
         (None, None) => return Err(libc::EDESTADDRREQ),
     };
