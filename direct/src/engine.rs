@@ -469,6 +469,7 @@ impl DirectEngine {
                 objs: Vec::new(),
                 logged: Default::default(),
                 stats: BTreeMap::new(),
+                waits: options.syscall_stats.then(Default::default),
                 ports: BTreeMap::new(),
                 next_port: 49152,
                 uplink: FifoLink::default(),
@@ -1186,6 +1187,8 @@ impl DirectEngine {
         let Some(t) = host.tasks.get_mut(&vid) else { return Ok(()) };
         let TaskState::Parked(notif) = t.state else { return Ok(()) };
         let retried = t.retry;
+        let ending =
+            crate::waits::Ending { timed_out: t.timed_out, interrupted: t.interrupted, futex_woken: t.futex_woken };
         let nr = notif.data.nr as i64;
         let trap_rdtsc = host.procs.get(t.proc).is_none_or(|p| p.spec.trap_rdtsc);
         if !t.retry {
@@ -1231,6 +1234,13 @@ impl DirectEngine {
             self.account_latency(h, vid, retried || matches!(answer, Answer::Block(..)));
         }
         let host = &mut self.hosts[h];
+        if let Some(w) = host.waits.as_mut() {
+            if matches!(answer, Answer::Block(..)) {
+                w.note = None;
+            } else {
+                w.count(&host.tasks[&vid].binary, nr, retried, ending);
+            }
+        }
         let now = host.now;
         let tree = host.tasks[&vid].tree;
         let listener = &host.trees[tree];

@@ -339,6 +339,9 @@ pub struct Host {
     pub logged: HashSet<(usize, i64, String)>,
     /// Per (binary, syscall number): calls seen.
     pub stats: BTreeMap<(String, i64), u64>,
+    /// With `--syscall-stats`: how readiness and blocked calls ended, and why (see
+    /// [`crate::waits`]).
+    pub waits: Option<crate::waits::WaitStats>,
     /// UDP: bound ports → object.
     pub ports: BTreeMap<u16, usize>,
     /// Next ephemeral port.
