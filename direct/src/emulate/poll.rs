@@ -85,7 +85,7 @@ pub(super) fn fd_gen(host: &Host, vid: u32, fd: i32, events: u32) -> u64 {
     match host.fds(vid).get(&fd) {
         Some(f) => match host.objs.get(f.obj).and_then(|s| s.as_ref()).map(|s| &s.obj) {
             Some(Obj::Udp(u)) => u.arrivals,
-            Some(Obj::Tcp(t)) => t.changes,
+            Some(Obj::Tcp(t)) => t.wakeups.watched(events),
             Some(Obj::TimerFd(t)) => t.changes,
             Some(Obj::Netlink(s)) => s.changes,
             _ => 0,
@@ -338,6 +338,7 @@ pub(super) fn emu_epoll_wait(
     let interest: Vec<(i32, EpollInterest)> = epoll_set(host, vid, epfd)?.iter().map(|(k, v)| (*k, *v)).collect();
     let mut ready = Vec::new();
     let mut fired = Vec::new();
+    let mut spent = Vec::new();
     for (fd, i) in interest {
         let asked = (i.events & 0xffff) as i16;
         if asked == 0 {
@@ -350,6 +351,9 @@ pub(super) fn emu_epoll_wait(
         }
         let got = fd_ready(host, vid, fd, asked);
         let got = if got & libc::POLLNVAL != 0 { 0 } else { got };
+        if edge && got == 0 {
+            spent.push((fd, count)); // as `ep_send_events`: an edge with nothing to report is dropped
+        }
         if got != 0 {
             let mut rec = [0u8; 12];
             rec[..4].copy_from_slice(&(got as u16 as u32).to_ne_bytes());
@@ -362,6 +366,14 @@ pub(super) fn emu_epoll_wait(
         }
     }
     let n = ready.len() / 12;
+    if !spent.is_empty() {
+        let set = epoll_set(host, vid, epfd)?;
+        for (fd, count) in spent {
+            if let Some(i) = set.get_mut(&fd) {
+                i.reported = Some(count);
+            }
+        }
+    }
     if n > 0 || timed_out || timeout == Some(0) {
         let report: Vec<(i32, u32)> = fired.iter().map(|&(fd, _, m)| (fd, m)).collect();
         note_report(host, vid, timeout == Some(0), &report);
