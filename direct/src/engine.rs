@@ -65,6 +65,9 @@ pub struct DirectOptions {
     /// Print notes about this machine that do not change results (`thermocline run --verbose`):
     /// that CPUID faulting is not available.
     pub verbose: bool,
+    /// Receive interrupt coalescing window of every host's network card, ns (0: off; the
+    /// spec's `[network] rx_coalesce`, see `nic::hold`).
+    pub rx_coalesce_ns: u64,
 }
 
 /// Process `p` as host `host` runs it: its peer placeholders replaced from `book`.
@@ -120,6 +123,8 @@ enum Action {
     TimerFd { obj: usize, token: u64 },
     /// A boundary identity's stream mark reaches the host.
     Mark(Bytes),
+    /// The host's receive coalescing window ends: what its card holds goes to its sockets.
+    RxFlush,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -483,6 +488,7 @@ impl DirectEngine {
                 tcp_seed: rand_core::Rng::next_u64(&mut tcpfam.stream(h)),
                 tcp_dirty: false,
                 native_edges: Default::default(),
+                rx: Default::default(),
                 pending_clear_tid: None,
                 pcap,
                 disk,
@@ -1514,10 +1520,14 @@ impl DirectEngine {
                 if done > ev.time {
                     self.push_local(h, done, Action::Deliver(packet));
                 } else {
-                    emulate::deliver_packet(self, h, &packet, true);
+                    self.downloaded(h, packet);
                 }
             }
-            Action::Deliver(packet) => emulate::deliver_packet(self, h, &packet, true),
+            Action::Deliver(packet) => self.downloaded(h, packet),
+            Action::RxFlush => {
+                let held = crate::nic::flush(&mut self.hosts[h]);
+                emulate::deliver_held(self, h, held);
+            }
             Action::Loopback(packet) => emulate::deliver_packet(self, h, &packet, false),
             Action::Mark(bytes) => {
                 let mark = thermocline_net::StreamMark::decode(&bytes).map_err(|e| {
@@ -1535,6 +1545,19 @@ impl DirectEngine {
             }
         }
         Ok(())
+    }
+
+    /// A packet from the network has been downloaded by host `h`: to its sockets now, or, with
+    /// receive coalescing, held by its card until the window ends.
+    fn downloaded(&mut self, h: usize, packet: Bytes) {
+        let window = self.opts.rx_coalesce_ns;
+        if window == 0 {
+            emulate::deliver_packet(self, h, &packet, true);
+            return;
+        }
+        if let Some(end) = crate::nic::hold(&mut self.hosts[h], packet.to_vec(), window) {
+            self.push_local(h, end, Action::RxFlush);
+        }
     }
 
     /// End of run: terminate what still runs (SIGTERM, a bounded number of answered syscalls,
@@ -1929,6 +1952,7 @@ mod tests {
             pcap: false,
             cpu: None,
             verbose: false,
+            rx_coalesce_ns: 0,
         };
         let setup = DirectSetup {
             net,
@@ -2036,6 +2060,7 @@ mod tests {
             pcap: false,
             cpu: None,
             verbose: false,
+            rx_coalesce_ns: 0,
         };
         let p = ProcessSpec {
             host: "nope".into(),

@@ -375,6 +375,8 @@ pub struct Host {
     /// Edges of descriptors the supervisor does not emulate (pipes, `AF_UNIX` sockets, eventfds):
     /// what an edge-triggered epoll sees as a change of those.
     pub native_edges: NativeEdges,
+    /// Its card's receive coalescing: packets held until the window ends (see `nic::hold`).
+    pub rx: crate::nic::RxCoalescer,
     /// Its packet capture, with `--pcap`.
     pub pcap: Option<PcapWriter>,
     /// Its disk quota and what it uses of it.

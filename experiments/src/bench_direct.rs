@@ -42,6 +42,10 @@ pub struct DirectBench {
     /// The gossip-node binary (default: beside this executable).
     #[arg(long)]
     pub node: Option<PathBuf>,
+    /// Receive interrupt coalescing at every node's card (`[network] rx_coalesce`, e.g.
+    /// "1 ms"; off by default).
+    #[arg(long)]
+    pub rx_coalesce: Option<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -68,7 +72,7 @@ duration = "{seconds} s"
 pin_cpus = {pin}
 
 [network]
-{network}
+{network}{coalesce}
 
 [output]
 dir = {out:?}
@@ -91,6 +95,7 @@ args = ["--index", "{{index}}", "--nodes", "{{count}}", "--listen", "0.0.0.0:900
             Some(_) => "topology = \"ripe-country\"",
             None => "topology = \"single-switch\"\nlatency = \"25 ms\"",
         },
+        coalesce = args.rx_coalesce.as_ref().map(|w| format!("\nrx_coalesce = {w:?}")).unwrap_or_default(),
         location = args.country.as_ref().map(|c| format!("\nlocation = {c:?}")).unwrap_or_default(),
         nodes = args.nodes,
         node = node.display().to_string(),
@@ -179,6 +184,7 @@ pub fn direct(args: &DirectBench, exe: &Path) -> Result<()> {
         "nodes": args.nodes,
         "shards": args.shards,
         "pinned": !args.no_pin,
+        "rx_coalesce": args.rx_coalesce,
         "slots": args.slots,
         "block_bytes": args.size,
         "simulated_s": sim_s,

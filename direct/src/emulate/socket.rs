@@ -582,12 +582,41 @@ pub(crate) fn deliver_packet(e: &mut DirectEngine, h: usize, bytes: &[u8], remot
         p.record(host.now, bytes);
     }
     host.progress += 1;
-    if bytes.len() > 9 && bytes[9] == 6 {
+    if is_tcp(bytes) {
         nic::receive(e, h, bytes);
         return;
     }
-    let Ok(p) = net::decode(bytes) else { return };
+    deliver_datagram(host, bytes);
+}
+
+/// Whether IPv4 packet `bytes` carries TCP.
+fn is_tcp(bytes: &[u8]) -> bool {
+    bytes.len() > 9 && bytes[9] == 6
+}
+
+/// Packets host `h`'s card held for its receive coalescing window (already captured), handed to
+/// its sockets together: datagrams queued in order, TCP segments taken in by one poll of the
+/// stack.
+pub(crate) fn deliver_held(e: &mut DirectEngine, h: usize, packets: Vec<Vec<u8>>) {
     let host = &mut e.hosts[h];
+    let mut segments = false;
+    for bytes in packets {
+        host.progress += 1;
+        if is_tcp(&bytes) {
+            nic::stack(host).push_rx(bytes);
+            segments = true;
+        } else {
+            deliver_datagram(host, &bytes);
+        }
+    }
+    if segments {
+        nic::poll(e, h);
+    }
+}
+
+/// A UDP datagram (IPv4 packet `bytes`) reached host `host`: queue it on the bound socket.
+fn deliver_datagram(host: &mut Host, bytes: &[u8]) {
+    let Ok(p) = net::decode(bytes) else { return };
     let Some(&obj) = host.ports.get(&p.dst.1) else { return };
     let s = udp(host, obj);
     if let Some((ip, _)) = s.local
