@@ -399,6 +399,23 @@ fn syscall_stats_list_what_each_binary_called_and_processes_are_tabled() {
     );
     assert_eq!(count("clock", "getrandom"), 2, "one by the program, one by glibc's malloc: {rows:?}");
     assert!(count("clock", "mmap") > 0 && count("clock", "exit_group") == 1, "{rows:?}");
+    let (_, batches) = read_ipc_file(&out.join("direct_wakeups.arrow")).unwrap();
+    let mut wakeups = Vec::new();
+    for b in &batches {
+        let text = |n: &str| b.column_by_name(n).unwrap().as_any().downcast_ref::<StringArray>().unwrap().clone();
+        let (binary, syscall, how, reason) = (text("binary"), text("syscall"), text("how"), text("reason"));
+        let calls = b.column_by_name("calls").unwrap().as_any().downcast_ref::<UInt64Array>().unwrap().clone();
+        for i in 0..b.num_rows() {
+            let row = [binary.value(i), syscall.value(i), how.value(i), reason.value(i)].map(String::from);
+            wakeups.push((row, calls.value(i)));
+        }
+    }
+    let row = ["clock", "clock_nanosleep", "after blocking", "timeout"].map(String::from);
+    assert_eq!(
+        wakeups.iter().find(|(r, _)| *r == row).map(|w| w.1),
+        Some(3),
+        "the three sleeps blocked and their timeouts woke them: {wakeups:?}"
+    );
     let (_, procs) = read_ipc_file(&out.join("direct_processes.arrow")).unwrap();
     let status = procs[0].column_by_name("status").unwrap().clone();
     let status = status.as_any().downcast_ref::<StringArray>().unwrap();

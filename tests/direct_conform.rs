@@ -1,5 +1,6 @@
 //! Linux conformance of direct hosts, end to end: small C programs whose results Linux defines
-//! (a second `connect` after a non-blocking one, bad iovec counts, edge-triggered epoll on a pipe,
+//! (a second `connect` after a non-blocking one, bad iovec counts, edge-triggered epoll on a pipe
+//! and on TCP connections,
 //! futex wake-ups at a thread's exit, a main thread that exits before its threads), each run
 //! natively and under the engine: both must print what Linux prints.
 
@@ -242,6 +243,85 @@ fn edge_triggered_epoll_on_a_pipe_reports_new_edges_only() {
                  after reading a whole buffer of a full pipe: 1 writer 0x4\n\
                  after reading a pipe no longer full: 0\n\
                  after the reader closed: 1 writer 0xc\n";
+    assert_eq!(native, linux, "natively");
+    assert_eq!(simulated, linux, "under the engine");
+}
+
+const ET_TCP_C: &str = r#"#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int ep;
+static void wait_once(const char *what, int ms) {
+    struct epoll_event ev[4];
+    int n = epoll_wait(ep, ev, 4, ms);
+    printf("%s: %d", what, n);
+    for (int i = 0; i < n; i++) printf(" %s %#x", ev[i].data.u32 ? "writer" : "reader", ev[i].events);
+    printf("\n");
+}
+
+int main(void) {
+    static char buf[4096];
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    bind(l, (struct sockaddr *)&a, sizeof a);
+    getsockname(l, (struct sockaddr *)&a, &len);
+    listen(l, 4);
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    connect(c, (struct sockaddr *)&a, sizeof a);
+    int s = accept(l, 0, 0);
+    ep = epoll_create1(0);
+    /* as tokio registers a connection: both directions, hang-ups, edge-triggered */
+    struct epoll_event r = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.u32 = 0};
+    epoll_ctl(ep, EPOLL_CTL_ADD, s, &r);
+    wait_once("added the reader", 1000);
+    write(c, buf, 100);
+    wait_once("after 100 bytes came", 1000);
+    printf("read %zd\n", read(s, buf, sizeof buf));
+    wait_once("after reading them all", 50);
+    write(c, buf, 10);
+    wait_once("after 10 more came", 1000);
+    printf("read %zd\n", read(s, buf, 5));
+    wait_once("after reading half of them", 50);
+    struct epoll_event w = {.events = EPOLLOUT | EPOLLET, .data.u32 = 1};
+    epoll_ctl(ep, EPOLL_CTL_ADD, c, &w);
+    wait_once("added the writer", 1000);
+    write(c, buf, 100);
+    wait_once("after the writer sent 100 bytes", 1000);
+    wait_once("while they were acknowledged", 50);
+    printf("read %zd\n", read(s, buf, sizeof buf));
+    wait_once("after reading everything", 50);
+    close(c);
+    wait_once("after the writer closed", 1000);
+    return 0;
+}
+"#;
+
+#[test]
+fn edge_triggered_epoll_on_tcp_reports_wakeups_only() {
+    let (native, _, simulated) = native_and_simulated("ettcp", ET_TCP_C, &[], "");
+    // Linux: a connection's waiters are woken by arriving data (sk_data_ready), by room freed
+    // after a writer found none (sk_write_space with SOCK_NOSPACE) and by state changes; an
+    // edge-triggered entry then reports every event that holds. A read that empties (or half
+    // empties) the queue wakes nobody, nor does an ACK that frees room nobody waited for.
+    let linux = "added the reader: 1 reader 0x4\n\
+                 after 100 bytes came: 1 reader 0x5\n\
+                 read 100\n\
+                 after reading them all: 0\n\
+                 after 10 more came: 1 reader 0x5\n\
+                 read 5\n\
+                 after reading half of them: 0\n\
+                 added the writer: 1 writer 0x4\n\
+                 after the writer sent 100 bytes: 1 reader 0x5\n\
+                 while they were acknowledged: 0\n\
+                 read 105\n\
+                 after reading everything: 0\n\
+                 after the writer closed: 1 reader 0x2005\n";
     assert_eq!(native, linux, "natively");
     assert_eq!(simulated, linux, "under the engine");
 }

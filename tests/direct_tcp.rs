@@ -197,6 +197,40 @@ fn python_tcp_echo_blocking_and_asyncio_take_the_models_latency_on_any_shard_cou
     check_tcp_bytes(out);
 }
 
+#[test]
+fn receive_coalescing_hands_packets_over_at_the_end_of_the_window() {
+    let python = need("/usr/bin/python3", "python3");
+    let dir = scratch("tcp-coalesce");
+    for (name, text) in [("server.py", ECHO_SERVER_PY), ("client.py", ECHO_CLIENT_PY)] {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let spec = SpecBuilder::alice_bob(7, "20 s", "1 Gbit")
+        .network("topology = \"single-switch\"\nlatency = \"25 ms\"\nrx_coalesce = \"1 ms\"")
+        .process("bob", &python, &[dir.join("server.py").to_str().unwrap()], "1 s", "")
+        .process("alice", &python, &[dir.join("client.py").to_str().unwrap()], "2 s", "")
+        .write(&dir, "coalesce.toml");
+    let results = runs(&dir, &spec, &[("one", "1"), ("two", "2")], &["--pcap"]);
+    assert_eq!(results[0].1, results[1].1, "the same digest on one and two shards");
+    let out = &results[0].0;
+    let client = read(out.join("hosts/alice/python3.0.stdout"));
+    assert_eq!(client, read(results[1].0.join("hosts/alice/python3.0.stdout")));
+    // Every packet that finds no window open waits the whole window at its receiver's card, so
+    // a round trip takes 2 ms more than without coalescing (see the echo test above). "hello 1"
+    // follows the client's 40-byte quick ACK, which opens bob's window when its download ends:
+    // the two are handed over together a window later, so "hello 1" waits the window less the
+    // time it downloaded after the ACK, and its round trip is 2 ms more than without coalescing
+    // or the ACK, less twice the 7 bytes by which it is longer than the ACK (112 ns at 1 Gbit/s).
+    let syn_rtt = 2 * (25_000_000 + 2 * 52 * 8) + 2_000_000;
+    let data_rtt = 2 * (25_000_000 + 2 * 47 * 8) + 2_000_000;
+    let lines: Vec<&str> = client.lines().collect();
+    assert_eq!(lines[0], format!("connect {syn_rtt} 49152 ('10.0.0.2', 8000)"), "{client}");
+    assert_eq!(lines[2], format!("rtt 1 hello 1 {}", data_rtt - 2 * (47 - 40) * 8), "{client}");
+    assert_eq!(lines[3], format!("rtt 2 hello 2 {data_rtt}"), "{client}");
+    assert_eq!(lines[4..6], ["big echo intact True", "eof b''"], "{client}");
+    // The capture keeps each packet's arrival at the card, before the window ends.
+    check_pcap(&out.join("hosts/alice/packets.pcap"));
+}
+
 /// The capture is a pcap file with raw IPv4 records in time order, starting with alice's SYN to
 /// bob's port 8000 at 2 s; tcpdump reads it when it is installed.
 fn check_pcap(path: &Path) {

@@ -341,6 +341,9 @@ pub struct Host {
     pub logged: HashSet<(usize, i64, String)>,
     /// Per (binary, syscall number): calls seen.
     pub stats: BTreeMap<(String, i64), u64>,
+    /// With `--syscall-stats`: how readiness and blocked calls ended, and why (see
+    /// [`crate::waits`]).
+    pub waits: Option<crate::waits::WaitStats>,
     /// UDP: bound ports → object (sockets that take IPv4 peers: `AF_INET` and dual-stack ones).
     pub ports: BTreeMap<u16, usize>,
     /// UDP: ports bound by sockets that take IPv6 peers only (`IPV6_V6ONLY`, or bound to an IPv6
@@ -383,6 +386,8 @@ pub struct Host {
     /// Edges of descriptors the supervisor does not emulate (pipes, `AF_UNIX` sockets, eventfds):
     /// what an edge-triggered epoll sees as a change of those.
     pub native_edges: NativeEdges,
+    /// Its card's receive coalescing: packets held until the window ends (see `nic::hold`).
+    pub rx: crate::nic::RxCoalescer,
     /// Its packet capture, with `--pcap`.
     pub pcap: Option<PcapWriter>,
     /// Its disk quota and what it uses of it.

@@ -48,6 +48,7 @@ pub mod teardown;
 mod threads;
 mod timerfd;
 pub mod vdso;
+pub mod waits;
 mod wall;
 
 pub use config::{ExitStatus, ExpectedExit, ProcessSpec, StartDate};

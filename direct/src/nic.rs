@@ -75,14 +75,68 @@ pub(crate) fn settle_marks(host: &mut Host) {
     });
 }
 
+/// Receive interrupt coalescing (`[network] rx_coalesce`): packet `packet` reached host `host`'s
+/// card (captured now, at its arrival), which holds it until the window ends. A packet that
+/// finds no window open opens one of `window` ns, whose end is returned (the caller schedules
+/// the flush then); later ones join it. Like a NIC's `rx-usecs` interrupt moderation, the window
+/// is counted from the first packet, so no packet waits longer than `window`, and what arrives
+/// at the end's instant after the flush opens the next window.
+pub(crate) fn hold(host: &mut Host, packet: Vec<u8>, window: u64) -> Option<u64> {
+    if let Some(p) = host.pcap.as_mut() {
+        p.record(host.now, &packet);
+    }
+    host.rx.hold(host.now, packet, window)
+}
+
+/// The window of host `host`'s card ends: the packets it held, in arrival order.
+pub(crate) fn flush(host: &mut Host) -> Vec<Vec<u8>> {
+    host.rx.flush()
+}
+
+/// A card's receive coalescing: the packets it holds and when its open window ends.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RxCoalescer {
+    held: Vec<Vec<u8>>,
+    end: Option<u64>,
+}
+
+impl RxCoalescer {
+    /// Hold `packet`, arrived at `now`; if no window is open, open one of `window` ns and return
+    /// its end.
+    pub fn hold(&mut self, now: u64, packet: Vec<u8>, window: u64) -> Option<u64> {
+        self.held.push(packet);
+        if self.end.is_some() {
+            return None;
+        }
+        let end = now.saturating_add(window);
+        self.end = Some(end);
+        Some(end)
+    }
+
+    /// The window ends: what was held, in arrival order; the next packet opens a new window.
+    pub fn flush(&mut self) -> Vec<Vec<u8>> {
+        self.end = None;
+        std::mem::take(&mut self.held)
+    }
+}
+
 /// A TCP packet reached host `h`, of an IPv6 flow if `native` (it was marked): hand it to the
-/// stack and poll. A connection request notes the flow's family, and is refused with an RST
-/// when listeners have its port but none takes its family (an `IPV6_V6ONLY` listener and an
-/// IPv4 peer, an `AF_INET` listener and an IPv6 peer), as Linux refuses it.
+/// stack ([`take_segment`]) and poll.
 pub(crate) fn receive(e: &mut DirectEngine, h: usize, packet: &[u8], native: bool) {
+    if take_segment(e, h, packet.to_vec(), native) {
+        poll(e, h);
+    }
+}
+
+/// Put TCP packet `packet` (unmarked; of an IPv6 flow if `native`) into host `h`'s stack, for
+/// the next poll; `false` if it was refused instead. A connection request notes the flow's
+/// family, and is refused with an RST when listeners have its port but none takes its family
+/// (an `IPV6_V6ONLY` listener and an IPv4 peer, an `AF_INET` listener and an IPv6 peer), as
+/// Linux refuses it.
+pub(crate) fn take_segment(e: &mut DirectEngine, h: usize, packet: Vec<u8>, native: bool) -> bool {
     let host = &mut e.hosts[h];
     if (native || host.has_inet6 || !host.v6_flows.is_empty())
-        && let Some(s) = inet6::syn(packet)
+        && let Some(s) = inet6::syn(&packet)
     {
         note_flow(host, (s.dst, s.src), native);
         if refused(host, &s, native) {
@@ -91,11 +145,11 @@ pub(crate) fn receive(e: &mut DirectEngine, h: usize, packet: &[u8], native: boo
                 inet6::mark(&mut rst);
             }
             transmit(e, h, rst);
-            return;
+            return false;
         }
     }
-    stack(&mut e.hosts[h]).push_rx(packet.to_vec());
-    poll(e, h);
+    stack(&mut e.hosts[h]).push_rx(packet);
+    true
 }
 
 /// Record whether the TCP connection `(local, remote)` of `host` is an IPv6 flow (`native`).
@@ -159,4 +213,20 @@ pub(crate) fn transmit(e: &mut DirectEngine, h: usize, packet: Vec<u8>) {
     let Some(arrival) = decide(&path, &e.rules, (host.id, dst_host), depart, false, &mut host.net_rng) else { return };
     let arrival = host.in_order.arrive(dst_host, arrival);
     e.send_packet(h, dst_host, arrival, packet);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RxCoalescer;
+
+    #[test]
+    fn a_window_opens_at_the_first_packet_and_hands_over_everything_at_its_end() {
+        let mut rx = RxCoalescer::default();
+        assert_eq!(rx.hold(1_000, vec![1], 50_000), Some(51_000), "the first packet opens a window");
+        assert_eq!(rx.hold(1_240, vec![2], 50_000), None, "later ones join it");
+        assert_eq!(rx.hold(51_000, vec![3], 50_000), None, "up to its end");
+        assert_eq!(rx.flush(), vec![vec![1], vec![2], vec![3]], "in arrival order");
+        assert_eq!(rx.flush(), Vec::<Vec<u8>>::new());
+        assert_eq!(rx.hold(51_000, vec![4], 50_000), Some(101_000), "after the flush, a new window");
+    }
 }

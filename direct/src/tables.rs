@@ -9,7 +9,7 @@ use thermocline_models::metrics::{GossipArrivals, str_col, table, u32_col, u64_c
 /// status, expected, syscalls, udp_sent_bytes, udp_recv_bytes, tcp_sent_bytes, tcp_recv_bytes,
 /// max_rss_bytes; TCP counts payload bytes handed to and taken from the sockets, and the peak
 /// RSS is a measurement of the machine, not part of the digest) and, with `--syscall-stats`,
-/// `direct_syscalls` (host, host_name, binary, syscall, nr, calls); in a run where boundary
+/// `direct_syscalls` (host, host_name, binary, syscall, nr, calls) and [`wait_tables`]'s; in a run where boundary
 /// identities sent this shard's hosts stream marks, [`hot_tables`]'s too.
 pub(crate) fn tables(e: &DirectEngine) -> Result<Vec<Table>, ArrowError> {
     let rows: Vec<_> = e.hosts.iter().flat_map(|h| h.procs.iter().map(move |p| (h, p))).collect();
@@ -68,11 +68,77 @@ pub(crate) fn tables(e: &DirectEngine) -> Result<Vec<Table>, ArrowError> {
             ],
         )?;
         out.push(syscalls);
+        out.extend(wait_tables(e)?);
     }
     if e.hosts.iter().any(|h| h.marks.received > 0) {
         out.extend(hot_tables(e)?);
     }
     Ok(out)
+}
+
+/// `direct_wakeups` (host, host_name, binary, syscall, how, reason, calls) and
+/// `direct_wait_events` (host, host_name, binary, syscall, how, fd_kind, events, count): how
+/// readiness and blocked calls ended and why, and the events readiness calls reported (see
+/// [`crate::waits`]).
+fn wait_tables(e: &DirectEngine) -> Result<Vec<Table>, ArrowError> {
+    let name = |nr: i64| crate::sysnames::name(nr).unwrap_or("private").to_string();
+    let ends: Vec<_> = e
+        .hosts
+        .iter()
+        .filter_map(|h| h.waits.as_ref().map(|w| (h, w)))
+        .flat_map(|(h, w)| w.ends.iter().map(move |((b, nr, how, why), c)| (h, b, *nr, *how, why, *c)))
+        .collect();
+    let wakeups = table(
+        "direct_wakeups",
+        vec![
+            Field::new("host", DataType::UInt32, false),
+            Field::new("host_name", DataType::Utf8, false),
+            Field::new("binary", DataType::Utf8, false),
+            Field::new("syscall", DataType::Utf8, false),
+            Field::new("how", DataType::Utf8, false),
+            Field::new("reason", DataType::Utf8, false),
+            Field::new("calls", DataType::UInt64, false),
+        ],
+        vec![
+            u32_col(ends.iter().map(|r| r.0.id)),
+            str_col(ends.iter().map(|r| r.0.name.clone())),
+            str_col(ends.iter().map(|r| r.1.clone())),
+            str_col(ends.iter().map(|r| name(r.2))),
+            str_col(ends.iter().map(|r| r.3.name())),
+            str_col(ends.iter().map(|r| r.4.clone())),
+            u64_col(ends.iter().map(|r| r.5)),
+        ],
+    )?;
+    let events: Vec<_> = e
+        .hosts
+        .iter()
+        .filter_map(|h| h.waits.as_ref().map(|w| (h, w)))
+        .flat_map(|(h, w)| w.events.iter().map(move |((b, nr, how, kind, bits), c)| (h, b, *nr, *how, *kind, bits, *c)))
+        .collect();
+    let wait_events = table(
+        "direct_wait_events",
+        vec![
+            Field::new("host", DataType::UInt32, false),
+            Field::new("host_name", DataType::Utf8, false),
+            Field::new("binary", DataType::Utf8, false),
+            Field::new("syscall", DataType::Utf8, false),
+            Field::new("how", DataType::Utf8, false),
+            Field::new("fd_kind", DataType::Utf8, false),
+            Field::new("events", DataType::Utf8, false),
+            Field::new("count", DataType::UInt64, false),
+        ],
+        vec![
+            u32_col(events.iter().map(|r| r.0.id)),
+            str_col(events.iter().map(|r| r.0.name.clone())),
+            str_col(events.iter().map(|r| r.1.clone())),
+            str_col(events.iter().map(|r| name(r.2))),
+            str_col(events.iter().map(|r| r.3.name())),
+            str_col(events.iter().map(|r| r.4)),
+            str_col(events.iter().map(|r| r.5.clone())),
+            u64_col(events.iter().map(|r| r.6)),
+        ],
+    )?;
+    Ok(vec![wakeups, wait_events])
 }
 
 /// `gossip_arrivals` rows of real clients (`hot` true; one per host and message a boundary

@@ -118,10 +118,64 @@ pub struct TcpSocket {
     pub linger: (i32, i32),
     /// Options with no effect here, stored and reported back: ((level, name), value).
     pub options: Vec<((i32, i32), i32)>,
-    /// Counts readiness changes (new data, a new connection, room to write, state changes):
-    /// what an edge-triggered epoll reports.
-    pub changes: u64,
+    /// Wake-ups of the socket's waiters, as Linux's socket callbacks make them: what an
+    /// edge-triggered epoll counts as a new edge.
+    pub wakeups: Wakeups,
+    /// Linux's `SOCK_NOSPACE`: a writer found no room (a send that could not queue everything,
+    /// or a poll that found the socket not writable), so room freed later wakes writers.
+    pub nospace: bool,
     seen: Seen,
+}
+
+/// Wake-ups of a TCP socket's wait queue, counted by the events they carry, following the
+/// callbacks through which Linux wakes a socket's waiters (and so `ep_poll_callback`):
+/// `sk_data_ready` when in-order data or a connection to accept arrives (`EPOLLIN`),
+/// `sk_write_space` when acknowledged data frees room *and* a writer had found none
+/// (`SOCK_NOSPACE`, `sk_stream_write_space`; `EPOLLOUT`), and `sk_state_change` /
+/// `sk_error_report` for a state change or an error (every waiter). A read that empties the
+/// receive queue, a write that fills the send buffer, or an ACK that frees room nobody waited
+/// for wakes nobody.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Wakeups {
+    /// `sk_data_ready`: new data, or a connection queued for `accept`.
+    pub readable: u64,
+    /// `sk_write_space`: room to write after a writer found none.
+    pub writable: u64,
+    /// `sk_state_change`, `sk_error_report`: a state change or an error, for every waiter.
+    pub all: u64,
+}
+
+impl Wakeups {
+    /// The count an epoll interest in `events` (`EPOLLIN`, `EPOLLOUT`, …) watches: the wake-ups
+    /// whose events it asked for (`ep_poll_callback` ignores the others), and all state changes.
+    pub fn watched(&self, events: u32) -> u64 {
+        let reads = (libc::EPOLLIN | libc::EPOLLPRI | libc::EPOLLRDNORM | libc::EPOLLRDHUP) as u32;
+        let writes = (libc::EPOLLOUT | libc::EPOLLWRNORM) as u32;
+        let r = if events & reads != 0 { self.readable } else { 0 };
+        let w = if events & writes != 0 { self.writable } else { 0 };
+        r + w + self.all
+    }
+}
+
+/// What changed between two looks at a socket (after two polls of the stack), and the wake-ups
+/// it makes under Linux's rules (see [`Wakeups`]). `nospace` is Linux's `SOCK_NOSPACE`; the
+/// second value says whether it stays set.
+fn wakeups_between(before: Seen, after: Seen, arrivals: usize, nospace: bool) -> (Wakeups, bool) {
+    use libc::{POLLERR, POLLHUP, POLLOUT, POLLRDHUP};
+    let mut w = Wakeups::default();
+    let news = after.mask & !before.mask;
+    if after.state != before.state || news & (POLLERR | POLLHUP | POLLRDHUP) != 0 {
+        w.all = 1;
+    }
+    if after.rx > before.rx || arrivals > 0 {
+        w.readable = 1;
+    }
+    let mut nospace = nospace;
+    if nospace && after.mask & POLLOUT != 0 {
+        w.writable = 1;
+        nospace = false;
+    }
+    (w, nospace)
 }
 
 /// What the socket looked like after the last poll of the stack.
@@ -158,7 +212,8 @@ impl TcpSocket {
             sndtimeo: 0,
             linger: (0, 0),
             options: Vec::new(),
-            changes: 0,
+            wakeups: Wakeups::default(),
+            nospace: false,
             seen: Seen::default(),
         }
     }
@@ -280,10 +335,16 @@ fn mask(s: &TcpSocket, st: &mut TcpStack) -> i16 {
     }
 }
 
-/// Readiness of TCP object `obj` of `host` (`POLL*` bits, all of them: the caller masks).
+/// Readiness of TCP object `obj` of `host` (`POLL*` bits, all of them: the caller masks). Like
+/// Linux's `tcp_poll`, a connection found not writable is marked `SOCK_NOSPACE`, so that room
+/// freed later wakes its writers.
 pub(crate) fn ready(host: &mut Host, obj: usize) -> i16 {
     let (s, st) = parts(host, obj);
-    mask(s, st)
+    let m = mask(s, st);
+    if m & libc::POLLOUT == 0 && matches!(s.phase, Phase::Open(_)) {
+        s.nospace = true;
+    }
+    m
 }
 
 /// After a poll of the stack: finish orphaned connections, refill listening pools and move
@@ -316,6 +377,7 @@ pub(crate) fn after_poll(host: &mut Host) -> bool {
     for slot in objs.iter_mut() {
         let Some(ObjSlot { obj: Obj::Tcp(s), inet6, .. }) = slot else { continue };
         let mut queued = 0;
+        let mut arrivals = 0;
         let mut rx = 0;
         let mut state = None;
         match &mut s.phase {
@@ -356,6 +418,7 @@ pub(crate) fn after_poll(host: &mut Host) -> bool {
                             families: fams,
                         });
                         l.queue.push_back(hd);
+                        arrivals += 1;
                         false
                     }
                 });
@@ -401,11 +464,17 @@ pub(crate) fn after_poll(host: &mut Host) -> bool {
             }
         }
         let m = mask(s, st);
+        let now = Seen { mask: m, rx, queued, state };
+        let (w, nospace) = wakeups_between(s.seen, now, arrivals, s.nospace);
+        s.wakeups.readable += w.readable;
+        s.wakeups.writable += w.writable;
+        s.wakeups.all += w.all;
+        s.nospace = nospace;
+        // Blocked calls are retried on any change (they look at the levels themselves).
         if m != s.seen.mask || rx > s.seen.rx || queued > s.seen.queued || state != s.seen.state {
-            s.changes += 1;
             changed = true;
         }
-        s.seen = Seen { mask: m, rx, queued, state };
+        s.seen = now;
     }
     for (hd, (local, native)) in misfits {
         match home(objs, local, native) {
@@ -632,6 +701,9 @@ pub(crate) fn send(
         p.tcp_sent += sent as u64;
     }
     let done = done + sent;
+    if done < total && !short {
+        tcp_of(&mut e.hosts[h], obj).nospace = true; // tcp_sendmsg's wait_for_space
+    }
     if done == total || short || (nonblock && done > 0) {
         return Ok(Answer::Value(done as i64));
     }
@@ -692,6 +764,9 @@ pub(crate) fn recv(
         }
         let got = done + n;
         let (s, st) = parts(&mut e.hosts[h], obj);
+        // What is left is what the next arrival adds to: a read is no wake-up, the next
+        // segment is one.
+        s.seen.rx = st.socket(hd).recv_queue();
         let eof = !st.socket(hd).may_recv();
         if waitall && got < total && !eof && s.error.is_none() {
             let timeout = s.rcvtimeo;
@@ -1351,4 +1426,61 @@ pub(crate) fn sendfile(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj:
     // SAFETY: closing our copy.
     unsafe { libc::close(copy) };
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libc::{POLLHUP, POLLIN, POLLOUT, POLLRDHUP};
+
+    fn seen(mask: i16, rx: usize, state: State) -> Seen {
+        Seen { mask, rx, queued: 0, state: Some(state) }
+    }
+
+    #[test]
+    fn arriving_data_wakes_readers_and_reading_it_wakes_nobody() {
+        let idle = seen(POLLOUT, 0, State::Established);
+        let data = seen(POLLIN | POLLOUT, 1460, State::Established);
+        let (w, _) = wakeups_between(idle, data, 0, false);
+        assert_eq!(w, Wakeups { readable: 1, ..Default::default() });
+        // The read emptied the queue: POLLIN went away, which is no wake-up.
+        let (w, _) = wakeups_between(data, idle, 0, false);
+        assert_eq!(w, Wakeups::default());
+        // A segment arriving while unread data remains is one.
+        let more = seen(POLLIN | POLLOUT, 2000, State::Established);
+        assert_eq!(wakeups_between(seen(POLLIN | POLLOUT, 540, State::Established), more, 0, false).0.readable, 1);
+    }
+
+    #[test]
+    fn room_wakes_writers_only_after_one_found_none() {
+        let full = seen(0, 0, State::Established);
+        let room = seen(POLLOUT, 0, State::Established);
+        // An ACK freeing room nobody waited for (tcp_check_space without SOCK_NOSPACE).
+        assert_eq!(wakeups_between(room, room, 0, false), (Wakeups::default(), false));
+        assert_eq!(wakeups_between(full, room, 0, false), (Wakeups::default(), false));
+        // A writer found no room: still full, nothing yet; then room, one wake-up, flag cleared.
+        assert_eq!(wakeups_between(full, full, 0, true), (Wakeups::default(), true));
+        assert_eq!(wakeups_between(full, room, 0, true), (Wakeups { writable: 1, ..Default::default() }, false));
+    }
+
+    #[test]
+    fn state_changes_and_connections_to_accept_wake_their_waiters() {
+        let open = seen(POLLOUT, 0, State::Established);
+        let fin = seen(POLLIN | POLLOUT | POLLRDHUP, 0, State::CloseWait);
+        assert_eq!(wakeups_between(open, fin, 0, false).0.all, 1);
+        let hup = Seen { state: Some(State::Established), ..seen(POLLOUT | POLLHUP, 0, State::Established) };
+        assert_eq!(wakeups_between(open, hup, 0, false).0.all, 1, "a new hang-up or error bit");
+        let listen = Seen { mask: 0, rx: 0, queued: 0, state: None };
+        assert_eq!(wakeups_between(listen, listen, 1, false).0.readable, 1, "a connection queued");
+    }
+
+    #[test]
+    fn an_epoll_interest_watches_the_wakeups_it_asked_for_and_state_changes() {
+        let w = Wakeups { readable: 3, writable: 5, all: 7 };
+        let (i, o, et) = (libc::EPOLLIN as u32, libc::EPOLLOUT as u32, libc::EPOLLET as u32);
+        assert_eq!(w.watched(i | et), 10);
+        assert_eq!(w.watched(o | et), 12);
+        assert_eq!(w.watched(i | o | libc::EPOLLRDHUP as u32), 15);
+        assert_eq!(w.watched(0), 7, "hang-ups and errors are always watched");
+    }
 }

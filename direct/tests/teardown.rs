@@ -52,6 +52,7 @@ fn engine(out: &std::path::Path, p: &ProcessSpec) -> DirectEngine {
         pcap: false,
         cpu: None,
         verbose: false,
+        rx_coalesce_ns: 0,
     };
     let end = SimTime::ZERO.saturating_add(SimDuration::from_secs(3600));
     let setup =

@@ -42,9 +42,18 @@ pub struct DirectBench {
     /// The gossip-node binary (default: beside this executable).
     #[arg(long)]
     pub node: Option<PathBuf>,
+    /// Receive interrupt coalescing at every node's card (`[network] rx_coalesce`, e.g.
+    /// "1 ms"; off by default).
+    #[arg(long)]
+    pub rx_coalesce: Option<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also count every syscall of the nodes (`run --syscall-stats`: every call is notified, so
+    /// the run is slower, its results the same) and print the counts per syscall, how blocking
+    /// and readiness calls ended and why, and the events readiness calls reported.
+    #[arg(long)]
+    pub syscall_stats: bool,
 }
 
 /// Seconds from start to slot 0, and the slot length.
@@ -63,7 +72,7 @@ duration = "{seconds} s"
 pin_cpus = {pin}
 
 [network]
-{network}
+{network}{coalesce}
 
 [output]
 dir = {out:?}
@@ -86,6 +95,7 @@ args = ["--index", "{{index}}", "--nodes", "{{count}}", "--listen", "0.0.0.0:900
             Some(_) => "topology = \"ripe-country\"",
             None => "topology = \"single-switch\"\nlatency = \"25 ms\"",
         },
+        coalesce = args.rx_coalesce.as_ref().map(|w| format!("\nrx_coalesce = {w:?}")).unwrap_or_default(),
         location = args.country.as_ref().map(|c| format!("\nlocation = {c:?}")).unwrap_or_default(),
         nodes = args.nodes,
         node = node.display().to_string(),
@@ -110,7 +120,8 @@ pub fn direct(args: &DirectBench, exe: &Path) -> Result<()> {
         bail!("{} not found: build it with `cargo build --release -p gossip-node` or pass --node", node.display());
     }
     let out = std::env::temp_dir().join(format!("thermocline-bench-direct-{}", std::process::id()));
-    let spec = Spec::parse(&spec_text(args, &node, &out), "<bench direct>")?;
+    let mut spec = Spec::parse(&spec_text(args, &node, &out), "<bench direct>")?;
+    spec.output.syscall_stats = args.syscall_stats;
     let sim_s = spec.run.duration.as_secs_f64();
     let window = window_config(&spec, args.shards).map_err(anyhow::Error::msg)?;
     let plan = RunPlan { spec, shards: args.shards, backend: Backend::Threads, exe: exe.to_path_buf() };
@@ -153,6 +164,16 @@ pub fn direct(args: &DirectBench, exe: &Path) -> Result<()> {
     let pct = |q: usize| {
         delays.get((delays.len() * q / 100).min(delays.len().saturating_sub(1))).map_or(0.0, |&d| d as f64 / 1000.0)
     };
+    let (syscalls, wakeups, wait_events) = if args.syscall_stats {
+        let r = &outcome.reports;
+        (
+            sum_by(r, "direct_syscalls", &["syscall"], "calls")?,
+            sum_by(r, "direct_wakeups", &["syscall", "how", "reason"], "calls")?,
+            sum_by(r, "direct_wait_events", &["syscall", "how", "fd_kind", "events"], "count")?,
+        )
+    } else {
+        Default::default()
+    };
     let _ = std::fs::remove_dir_all(&out);
     if !failed.is_empty() {
         bail!("gossip-node failed on {}", failed.join(", "));
@@ -163,6 +184,7 @@ pub fn direct(args: &DirectBench, exe: &Path) -> Result<()> {
         "nodes": args.nodes,
         "shards": args.shards,
         "pinned": !args.no_pin,
+        "rx_coalesce": args.rx_coalesce,
         "slots": args.slots,
         "block_bytes": args.size,
         "simulated_s": sim_s,
@@ -176,6 +198,9 @@ pub fn direct(args: &DirectBench, exe: &Path) -> Result<()> {
         "delay_p50_ms": pct(50),
         "delay_p95_ms": pct(95),
         "digest": outcome.digest.to_string(),
+        "syscalls": syscalls.iter().map(|(k, v)| json!({"syscall": k, "calls": v})).collect::<Vec<_>>(),
+        "wakeups": wakeups.iter().map(|(k, v)| json!({"call / how / reason": k, "calls": v})).collect::<Vec<_>>(),
+        "wait_events": wait_events.iter().map(|(k, v)| json!({"call / how / fd / events": k, "count": v})).collect::<Vec<_>>(),
         "anchor": "ethereum-shadow: ~12 wall-minutes per simulated minute for 1,000 Lighthouse+Geth nodes on 32 vCPUs",
     });
     if args.json {
@@ -195,6 +220,42 @@ pub fn direct(args: &DirectBench, exe: &Path) -> Result<()> {
             pct(95),
             outcome.digest,
         );
+        for (title, rows) in [("syscalls", &syscalls), ("wake-ups", &wakeups), ("events reported", &wait_events)] {
+            if !rows.is_empty() {
+                println!("  {title}:");
+            }
+            for (name, calls) in rows {
+                println!("  {calls:>10}  {name}");
+            }
+        }
     }
     Ok(())
+}
+
+/// Rows of the shards' tables `name` summed by the text columns `keys` (joined by " / "):
+/// `(key, sum of column value)`, largest first.
+fn sum_by(
+    reports: &[thermocline_bus::ShardReport],
+    name: &str,
+    keys: &[&str],
+    value: &str,
+) -> Result<Vec<(String, u64)>> {
+    let tables: Vec<_> = reports.iter().flat_map(|r| &r.output.tables).filter(|t| t.name == name).collect();
+    let (_, batches) = concat_tables(name, &tables)?;
+    let mut sums = std::collections::BTreeMap::<String, u64>::new();
+    for batch in &batches {
+        let col = |n: &str| batch.column_by_name(n).with_context(|| format!("no column {n} in {name}"));
+        let values = col(value)?.as_any().downcast_ref::<UInt64Array>().with_context(|| format!("{name}.{value}"))?;
+        let texts = keys
+            .iter()
+            .map(|k| col(k)?.as_any().downcast_ref::<StringArray>().with_context(|| format!("{name}.{k}")))
+            .collect::<Result<Vec<_>>>()?;
+        for i in 0..batch.num_rows() {
+            let key = texts.iter().map(|t| t.value(i)).collect::<Vec<_>>().join(" / ");
+            *sums.entry(key).or_default() += values.value(i);
+        }
+    }
+    let mut rows: Vec<_> = sums.into_iter().collect();
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(rows)
 }

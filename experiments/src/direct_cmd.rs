@@ -39,6 +39,7 @@ pub fn build_direct_engine(spec: &Spec, plan: &NetPlan, shard: ShardId) -> Resul
             syscall_stats: spec.output.syscall_stats,
             pcap: spec.output.pcap,
             verbose: spec.output.verbose,
+            rx_coalesce_ns: spec.network.rx_coalesce.as_nanos(),
             shim: locate_shim(&exe),
             cpu: match spec.run.pin_cpus {
                 true => {

@@ -50,6 +50,12 @@ pub struct NetworkSpec {
     pub use_shortest_path: bool,
     /// Regions, for `topology = "regions"`.
     pub regions: Option<RegionsSpec>,
+    /// Receive interrupt coalescing at direct hosts' network cards (`rx_coalesce = "50 us"`, off
+    /// when zero, the default): a packet that reaches a host's card with no window open opens one,
+    /// and everything that arrives until the window ends is handed to the host's stack together
+    /// at its end, as a NIC's `rx-usecs` moderation does. Fewer, larger wake-ups of the host's
+    /// programs, each packet later by up to the window.
+    pub rx_coalesce: SimDuration,
 }
 
 impl Default for NetworkSpec {
@@ -62,6 +68,7 @@ impl Default for NetworkSpec {
             gml: None,
             use_shortest_path: true,
             regions: None,
+            rx_coalesce: SimDuration::ZERO,
         }
     }
 }

@@ -456,6 +456,7 @@ pub(super) fn bad_iovecs(nr: i64, pid: i32, a: [u64; 6]) -> bool {
 pub(super) fn counted_write(e: &mut DirectEngine, h: usize, answer: Answer) -> Answer {
     if matches!(answer, Answer::Continue | Answer::Value(1..)) {
         e.hosts[h].native_edges.readable += 1;
+        e.hosts[h].signal_hint = true; // a write to a socket or pipe with `O_ASYNC` sends SIGIO
     }
     answer
 }
@@ -467,6 +468,7 @@ pub(super) fn counted_read(e: &mut DirectEngine, h: usize, vid: u32, fd: i32) ->
     let (answer, wakes_writers) = if fd < 0 { (Answer::Continue, true) } else { native_read(e, h, vid, fd) };
     if wakes_writers && matches!(answer, Answer::Continue) {
         e.hosts[h].native_edges.writable += 1;
+        e.hosts[h].signal_hint = true; // as a write: SIGIO to the other end's owner
     }
     answer
 }

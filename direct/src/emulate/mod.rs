@@ -27,7 +27,7 @@ use std::os::fd::AsRawFd;
 use thermocline_shim::abi::{HELLO_OP_LATENCY_COST, HELLO_OP_LATENCY_HANDOVER, HELLO_SYSCALL};
 
 pub(crate) use signal::interrupted;
-pub(crate) use socket::deliver_packet;
+pub(crate) use socket::{deliver_held, deliver_packet};
 
 /// What the handlers that need only one host take instead of the engine: the host, the run's
 /// start date (for the real-time clocks) and the host's handle on the event queue.

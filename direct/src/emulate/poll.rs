@@ -85,13 +85,43 @@ pub(super) fn fd_gen(host: &Host, vid: u32, fd: i32, events: u32) -> u64 {
     match host.fds(vid).get(&fd) {
         Some(f) => match host.objs.get(f.obj).and_then(|s| s.as_ref()).map(|s| &s.obj) {
             Some(Obj::Udp(u)) => u.arrivals,
-            Some(Obj::Tcp(t)) => t.changes,
+            Some(Obj::Tcp(t)) => t.wakeups.watched(events),
             Some(Obj::TimerFd(t)) => t.changes,
             Some(Obj::Netlink(s)) => s.changes,
             _ => 0,
         },
         None => host.native_edges.watched(events),
     }
+}
+
+/// The kind of descriptor `fd` of task `vid`, for the wake-up counts (see [`crate::waits`]).
+fn fd_kind(host: &Host, vid: u32, fd: i32) -> &'static str {
+    match host.fds(vid).get(&fd) {
+        Some(f) => match host.objs.get(f.obj).and_then(|s| s.as_ref()).map(|s| &s.obj) {
+            Some(Obj::Tcp(t)) if matches!(t.phase, tcp::Phase::Listening(_)) => "tcp listener",
+            Some(Obj::Tcp(_)) => "tcp",
+            Some(Obj::Udp(_)) => "udp",
+            Some(Obj::TimerFd(_)) => "timerfd",
+            Some(Obj::Netlink(_)) => "netlink",
+            Some(Obj::Random) => "random",
+            Some(Obj::Epoll(_)) => "epoll",
+            None => "closed",
+        },
+        None => {
+            let pid = host.tasks[&vid].pid;
+            let link = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok();
+            crate::waits::native_kind(link.as_ref().and_then(|l| l.to_str()))
+        }
+    }
+}
+
+/// Note for the wake-up counts what a readiness call of task `vid` reports: `(fd, bits)`.
+fn note_report(host: &mut Host, vid: u32, zero_timeout: bool, report: &[(i32, u32)]) {
+    if host.waits.is_none() {
+        return;
+    }
+    let events: Vec<(&'static str, u32)> = report.iter().map(|&(fd, m)| (fd_kind(host, vid, fd), m)).collect();
+    crate::waits::WaitStats::note(&mut host.waits, zero_timeout, || events);
 }
 
 pub(super) fn fd_ready(host: &mut Host, vid: u32, fd: i32, events: i16) -> i16 {
@@ -141,6 +171,7 @@ pub(super) fn do_poll(host: &mut Host, vid: u32, addr: u64, nfds: usize, timeout
     };
     let mut raw = mem::read(pid, addr, nfds * 8).map_err(|_| libc::EFAULT)?;
     let mut ready = 0;
+    let mut report = Vec::new();
     for c in raw.chunks_exact_mut(8) {
         let fd = i32::from_ne_bytes([c[0], c[1], c[2], c[3]]);
         let events = i16::from_ne_bytes([c[4], c[5]]);
@@ -148,9 +179,11 @@ pub(super) fn do_poll(host: &mut Host, vid: u32, addr: u64, nfds: usize, timeout
         c[6..8].copy_from_slice(&r.to_ne_bytes());
         if r != 0 {
             ready += 1;
+            report.push((fd, r as u16 as u32));
         }
     }
     if ready > 0 || timed_out || timeout == Some(0) {
+        note_report(host, vid, timeout == Some(0), &report);
         mem::write(pid, addr, &raw).map_err(|_| libc::EFAULT)?;
         return Ok(Answer::Value(ready));
     }
@@ -180,6 +213,7 @@ pub(super) fn do_select(
     }
     let mut out = [vec![0u8; bytes], vec![0u8; bytes], vec![0u8; bytes]];
     let mut ready = 0;
+    let mut report = Vec::new();
     for fd in 0..nfds {
         let bit = |v: &Vec<u8>| !v.is_empty() && v[fd / 8] & (1 << (fd % 8)) != 0;
         let (r, w, x) = (bit(&input[0]), bit(&input[1]), bit(&input[2]));
@@ -195,14 +229,20 @@ pub(super) fn do_select(
             w && got & (libc::POLLOUT | libc::POLLERR) != 0,
             x && got & libc::POLLPRI != 0,
         ];
+        let mut reported = 0;
         for (i, &hit) in hits.iter().enumerate() {
             if hit {
                 out[i][fd / 8] |= 1 << (fd % 8);
                 ready += 1;
+                reported |= [libc::POLLIN, libc::POLLOUT, libc::POLLPRI][i] as u32;
             }
+        }
+        if reported != 0 {
+            report.push((fd as i32, reported));
         }
     }
     if ready > 0 || timed_out || timeout == Some(0) {
+        note_report(host, vid, timeout == Some(0), &report);
         for (i, &s) in sets.iter().enumerate() {
             if s != 0 {
                 mem::write(pid, s, &out[i]).map_err(|_| libc::EFAULT)?;
@@ -298,6 +338,7 @@ pub(super) fn emu_epoll_wait(
     let interest: Vec<(i32, EpollInterest)> = epoll_set(host, vid, epfd)?.iter().map(|(k, v)| (*k, *v)).collect();
     let mut ready = Vec::new();
     let mut fired = Vec::new();
+    let mut spent = Vec::new();
     for (fd, i) in interest {
         let asked = (i.events & 0xffff) as i16;
         if asked == 0 {
@@ -310,22 +351,35 @@ pub(super) fn emu_epoll_wait(
         }
         let got = fd_ready(host, vid, fd, asked);
         let got = if got & libc::POLLNVAL != 0 { 0 } else { got };
+        if edge && got == 0 {
+            spent.push((fd, count)); // as `ep_send_events`: an edge with nothing to report is dropped
+        }
         if got != 0 {
             let mut rec = [0u8; 12];
             rec[..4].copy_from_slice(&(got as u16 as u32).to_ne_bytes());
             rec[4..].copy_from_slice(&i.data.to_ne_bytes());
             ready.extend_from_slice(&rec);
-            fired.push((fd, count));
+            fired.push((fd, count, got as u16 as u32));
             if ready.len() / 12 == max as usize {
                 break;
             }
         }
     }
     let n = ready.len() / 12;
+    if !spent.is_empty() {
+        let set = epoll_set(host, vid, epfd)?;
+        for (fd, count) in spent {
+            if let Some(i) = set.get_mut(&fd) {
+                i.reported = Some(count);
+            }
+        }
+    }
     if n > 0 || timed_out || timeout == Some(0) {
+        let report: Vec<(i32, u32)> = fired.iter().map(|&(fd, _, m)| (fd, m)).collect();
+        note_report(host, vid, timeout == Some(0), &report);
         mem::write(pid, out, &ready).map_err(|_| libc::EFAULT)?;
         let set = epoll_set(host, vid, epfd)?;
-        for (fd, count) in fired {
+        for (fd, count, _) in fired {
             if let Some(i) = set.get_mut(&fd) {
                 i.reported = Some(count);
                 if i.events & libc::EPOLLONESHOT as u32 != 0 {

@@ -800,12 +800,44 @@ pub(crate) fn deliver_packet(e: &mut DirectEngine, h: usize, bytes: &[u8], remot
     let unmarked = inet6::unmark(bytes);
     let native = unmarked.is_some();
     let bytes = unmarked.as_deref().unwrap_or(bytes);
-    if bytes.len() > 9 && bytes[9] == 6 {
+    if is_tcp(bytes) {
         nic::receive(e, h, bytes, native);
         return;
     }
+    deliver_datagram(&mut e.hosts[h], bytes, native);
+}
+
+/// Whether IPv4 packet `bytes` carries TCP.
+fn is_tcp(bytes: &[u8]) -> bool {
+    bytes.len() > 9 && bytes[9] == 6
+}
+
+/// Packets host `h`'s card held for its receive coalescing window (already captured), handed to
+/// its sockets together: datagrams queued in order, TCP segments taken in by one poll of the
+/// stack.
+pub(crate) fn deliver_held(e: &mut DirectEngine, h: usize, packets: Vec<Vec<u8>>) {
+    let mut segments = false;
+    for bytes in packets {
+        e.hosts[h].progress += 1;
+        let (bytes, native) = match inet6::unmark(&bytes) {
+            Some(unmarked) => (unmarked, true),
+            None => (bytes, false),
+        };
+        if is_tcp(&bytes) {
+            segments |= nic::take_segment(e, h, bytes, native);
+        } else {
+            deliver_datagram(&mut e.hosts[h], &bytes, native);
+        }
+    }
+    if segments {
+        nic::poll(e, h);
+    }
+}
+
+/// A UDP datagram (IPv4 packet `bytes`, unmarked; of an IPv6 flow if `native`) reached host
+/// `host`: queue it on the socket bound to its port, if that socket takes its family.
+fn deliver_datagram(host: &mut Host, bytes: &[u8], native: bool) {
     let Ok(p) = net::decode(bytes) else { return };
-    let host = &mut e.hosts[h];
     let holder = if native { host.ports6.get(&p.dst.1).or(host.ports.get(&p.dst.1)) } else { host.ports.get(&p.dst.1) };
     let Some(&obj) = holder else { return };
     if !inet6_of(host, obj).map_or(!native, |six| six.takes(native)) {
