@@ -177,17 +177,12 @@ pub fn folder_size(dir: &Path) -> u64 {
 /// (performed here), or fail with `ENOSPC`.
 #[allow(non_upper_case_globals)]
 pub(crate) fn file_write(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, copy: RawFd, st: &libc::stat) -> Answer {
-    use libc::{SYS_pwrite64, SYS_pwritev, SYS_pwritev2, SYS_write};
+    use libc::{SYS_pwrite64, SYS_pwritev, SYS_pwritev2};
     let (nr, a) = (n.data.nr as i64, n.data.args);
     let pid = e.hosts[h].tasks[&vid].pid;
     let size = st.st_size.max(0) as u64;
-    let bufs = if matches!(nr, SYS_write | SYS_pwrite64) {
-        vec![(a[1], a[2] as usize)]
-    } else {
-        match mem::read_iovecs(pid, a[1], a[2] as usize) {
-            Ok(v) => v,
-            Err(_) => return Answer::Continue, // the kernel gives the right error
-        }
+    let Ok(bufs) = mem::call_buffers(pid, nr, &a) else {
+        return Answer::Continue; // the kernel gives the right error
     };
     let len = bufs.iter().map(|b| b.1 as u64).sum::<u64>();
     // SAFETY: fcntl on our copy.

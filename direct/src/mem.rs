@@ -67,6 +67,19 @@ pub fn write(pid: i32, addr: u64, data: &[u8]) -> io::Result<()> {
 /// `IOV_MAX` (the kernel's `UIO_MAXIOV`): the most iovecs one call takes.
 pub const IOV_MAX: usize = 1024;
 
+/// The buffers of read or write call `nr` of task `pid` with arguments `a`: the one buffer of
+/// `read`, `pread64`, `write` and `pwrite64`, else the iovec array of the vectored forms (see
+/// [`read_iovecs`]).
+#[allow(non_upper_case_globals)]
+pub fn call_buffers(pid: i32, nr: i64, a: &[u64; 6]) -> Result<Vec<(u64, usize)>, i32> {
+    use libc::{SYS_pread64, SYS_pwrite64, SYS_read, SYS_write};
+    if matches!(nr, SYS_read | SYS_pread64 | SYS_write | SYS_pwrite64) {
+        Ok(vec![(a[1], a[2] as usize)])
+    } else {
+        read_iovecs(pid, a[1], a[2] as usize)
+    }
+}
+
 /// Read an array of `count` `(base, len)` iovecs at `addr` of task `pid`, checked as Linux's
 /// `import_iovec` checks them: a count above [`IOV_MAX`] (a negative `int` count arrives as a
 /// huge one) or a negative length fails with `EINVAL`, an unreadable array with `EFAULT`.

@@ -11,7 +11,7 @@
 //! writes after the end give `EPIPE` and `SIGPIPE`.
 
 use crate::emulate::socket::{
-    Msghdr, Use, bound_kind, inet6_mut, inet6_of, read_msghdr, read_sockaddr, resolve, write_sockaddr,
+    Msghdr, Use, bind_with, inet6_mut, inet6_of, read_msghdr, read_sockaddr, resolve, write_sockaddr,
 };
 use crate::engine::{Answer, DirectEngine};
 use crate::host::{BlockKind, Host, Obj, ObjSlot};
@@ -881,18 +881,7 @@ pub(crate) fn call(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usi
     };
     e.hosts[h].tcp_dirty = true;
     match nr {
-        SYS_bind => {
-            let sa = read_sockaddr(pid, a[1], a[2])?;
-            let host = &mut e.hosts[h];
-            let p = resolve(sa, inet6_of(host, obj), Use::Bind)?.ok_or(EAFNOSUPPORT)?;
-            let kind = bound_kind(&p);
-            let before = inet6_mut(host, obj).map(|six| std::mem::replace(&mut six.bound, kind));
-            let bound = tcp_bind(host, obj, p.ip, p.port);
-            if let (Err(_), Some(before), Some(six)) = (bound, before, inet6_mut(host, obj)) {
-                six.bound = before;
-            }
-            bound.map(|_| Answer::Value(0))
-        }
+        SYS_bind => bind_with(&mut e.hosts[h], obj, read_sockaddr(pid, a[1], a[2])?, tcp_bind),
         SYS_listen => tcp_listen(&mut e.hosts[h], obj, a[1] as i32).map(|_| Answer::Value(0)),
         SYS_accept | SYS_accept4 => {
             let flags = if nr == SYS_accept4 { a[3] as i32 } else { 0 };

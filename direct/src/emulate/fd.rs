@@ -57,13 +57,9 @@ pub(super) fn read(e: &mut DirectEngine, c: &Call) -> Answer {
         None if bad_iovecs(nr, pid, a) => Answer::Continue, // the kernel refuses it at once
         None => counted_read(e, h, vid, a[0] as i32),
         Some(f) => {
-            let bufs = if matches!(nr, SYS_read | SYS_pread64) {
-                vec![(a[1], a[2] as usize)]
-            } else {
-                match mem::read_iovecs(pid, a[1], a[2] as usize) {
-                    Ok(v) => v,
-                    Err(err) => return Answer::Errno(err),
-                }
+            let bufs = match mem::call_buffers(pid, nr, &a) {
+                Ok(v) => v,
+                Err(err) => return Answer::Errno(err),
             };
             match &e.hosts[h].objs[f.obj] {
                 Some(s) if matches!(s.obj, Obj::Random) => errno(fill_random(&mut e.hosts[h], vid, pid, &bufs)),
@@ -90,13 +86,9 @@ pub(super) fn write(e: &mut DirectEngine, c: &Call) -> Answer {
             counted_write(e, h, answer)
         }
         Some(f) => {
-            let bufs = if matches!(nr, SYS_write | SYS_pwrite64) {
-                vec![(a[1], a[2] as usize)]
-            } else {
-                match mem::read_iovecs(pid, a[1], a[2] as usize) {
-                    Ok(v) => v,
-                    Err(err) => return Answer::Errno(err),
-                }
+            let bufs = match mem::call_buffers(pid, nr, &a) {
+                Ok(v) => v,
+                Err(err) => return Answer::Errno(err),
             };
             let total: usize = bufs.iter().map(|b| b.1).sum();
             match &e.hosts[h].objs[f.obj] {
@@ -393,13 +385,9 @@ pub(super) fn pipe_write(e: &DirectEngine, h: usize, vid: u32, n: &Notif, copy: 
         let mut queued: c_int = 0;
         ioctl(copy, FIONREAD, &mut queued);
         let free = cap.saturating_sub(queued.max(0) as usize);
-        let bufs = if n.data.nr as i64 == SYS_write {
-            vec![(a[1], a[2] as usize)]
-        } else {
-            match mem::read_iovecs(pid, a[1], a[2] as usize) {
-                Ok(v) => v,
-                Err(err) => return Answer::Errno(err),
-            }
+        let bufs = match mem::call_buffers(pid, n.data.nr as i64, &a) {
+            Ok(v) => v,
+            Err(err) => return Answer::Errno(err),
         };
         let total: usize = bufs.iter().map(|b| b.1).sum();
         if total <= free {

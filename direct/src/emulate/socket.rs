@@ -239,6 +239,24 @@ pub(crate) fn resolve(sa: SockAddr, six: Option<&Inet6>, what: Use) -> Result<Op
     }
 }
 
+/// `bind` of socket `obj` (UDP or TCP) to `sa`: the address resolved for the socket's family,
+/// its IPv6 binding noted, and `bind` (the protocol's own) run, the note undone if that fails.
+pub(crate) fn bind_with(
+    host: &mut Host,
+    obj: usize,
+    sa: SockAddr,
+    bind: fn(&mut Host, usize, Ipv4Addr, u16) -> Result<(), i32>,
+) -> Result<Answer, i32> {
+    let p = resolve(sa, inet6_of(host, obj), Use::Bind)?.ok_or(libc::EAFNOSUPPORT)?;
+    let kind = bound_kind(&p);
+    let before = inet6_mut(host, obj).map(|six| std::mem::replace(&mut six.bound, kind));
+    let bound = bind(host, obj, p.ip, p.port);
+    if let (Err(_), Some(before), Some(six)) = (bound, before, inet6_mut(host, obj)) {
+        six.bound = before;
+    }
+    bound.map(|_| Answer::Value(0))
+}
+
 /// What binding an `AF_INET6` socket to `p` makes it.
 pub(crate) fn bound_kind(p: &Peer) -> Bound {
     match (p.native, p.ip.is_unspecified()) {
@@ -415,18 +433,7 @@ pub(super) fn socket_call(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, o
     let nr = n.data.nr as i64;
     let pid = e.hosts[h].tasks[&vid].pid;
     match nr {
-        SYS_bind => {
-            let sa = read_sockaddr(pid, a[1], a[2])?;
-            let host = &mut e.hosts[h];
-            let p = resolve(sa, inet6_of(host, obj), Use::Bind)?.ok_or(EAFNOSUPPORT)?;
-            let kind = bound_kind(&p);
-            let before = inet6_mut(host, obj).map(|six| std::mem::replace(&mut six.bound, kind));
-            let bound = udp_bind(host, obj, p.ip, p.port);
-            if let (Err(_), Some(before), Some(six)) = (bound, before, inet6_mut(host, obj)) {
-                six.bound = before;
-            }
-            bound.map(|_| Answer::Value(0))
-        }
+        SYS_bind => bind_with(&mut e.hosts[h], obj, read_sockaddr(pid, a[1], a[2])?, udp_bind),
         SYS_connect => {
             let sa = read_sockaddr(pid, a[1], a[2])?;
             let host = &mut e.hosts[h];
