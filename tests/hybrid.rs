@@ -11,29 +11,20 @@ use common::*;
 use std::collections::BTreeMap;
 use thermocline_models::metrics::read_ipc_file;
 
-fn u64s(batch: &arrow_array::RecordBatch, name: &str) -> Vec<u64> {
-    let c = batch.column_by_name(name).unwrap();
-    c.as_any().downcast_ref::<arrow_array::UInt64Array>().unwrap().values().to_vec()
-}
-
 /// Runs `spec` on 1 (twice), 2 and 4 shards and on 2 shard processes, into folders of `dir`
 /// named after each; returns each run's digest.
 fn digests_on_every_shard_count(dir: &std::path::Path, spec: &std::path::Path) -> BTreeMap<&'static str, String> {
-    let mut digests = BTreeMap::new();
-    for (name, extra) in [
-        ("one", &["--shards", "1"][..]),
-        ("again", &["--shards", "1"][..]),
-        ("two", &["--shards", "2"][..]),
-        ("four", &["--shards", "4"][..]),
-        ("procs", &["--shards", "2", "--backend", "processes"][..]),
-    ] {
-        let out = dir.join(name);
-        let mut args = vec!["run", spec.to_str().unwrap(), "-q", "--out", out.to_str().unwrap()];
-        args.extend_from_slice(extra);
-        run_ok(&args);
-        digests.insert(name, summary(&out)["digest"].as_str().unwrap().to_string());
-    }
-    digests
+    digests_by_run(
+        dir,
+        spec,
+        &[
+            ("one", &["--shards", "1"]),
+            ("again", &["--shards", "1"]),
+            ("two", &["--shards", "2"]),
+            ("four", &["--shards", "4"]),
+            ("procs", &["--shards", "2", "--backend", "processes"]),
+        ],
+    )
 }
 
 #[test]

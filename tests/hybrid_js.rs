@@ -80,20 +80,16 @@ args = [{rs}]
 /// Runs `spec` on one shard (twice), two shards and two shard processes, into folders of `dir`
 /// named after each; returns each run's digest.
 fn digests(dir: &Path, spec: &Path) -> BTreeMap<&'static str, String> {
-    let mut digests = BTreeMap::new();
-    for (name, extra) in [
-        ("one", &["--shards", "1"][..]),
-        ("again", &["--shards", "1"][..]),
-        ("two", &["--shards", "2"][..]),
-        ("procs", &["--shards", "2", "--backend", "processes"][..]),
-    ] {
-        let out = dir.join(name);
-        let mut args = vec!["run", spec.to_str().unwrap(), "-q", "--out", out.to_str().unwrap()];
-        args.extend_from_slice(extra);
-        run_ok(&args);
-        digests.insert(name, summary(&out)["digest"].as_str().unwrap().to_string());
-    }
-    digests
+    digests_by_run(
+        dir,
+        spec,
+        &[
+            ("one", &["--shards", "1"]),
+            ("again", &["--shards", "1"]),
+            ("two", &["--shards", "2"]),
+            ("procs", &["--shards", "2", "--backend", "processes"]),
+        ],
+    )
 }
 
 /// What both nodes' logs must show: four surrogate peers, the other real node's block through
@@ -150,13 +146,7 @@ fn a_js_libp2p_node_and_a_rust_node_with_only_surrogate_peers_get_each_others_bl
     check_node_log(1, 0, &read(out.join("hosts/rs/gossip-node.0.stdout")));
     // Both real nodes' blocks reached the tail, tabled apart from the surrogates' own.
     let (_, batches) = read_ipc_file(&out.join("client_message_arrivals.arrow")).unwrap();
-    let ids: BTreeSet<u64> = batches
-        .iter()
-        .flat_map(|b| {
-            let c = b.column_by_name("message_id").unwrap();
-            c.as_any().downcast_ref::<arrow_array::UInt64Array>().unwrap().values().to_vec()
-        })
-        .collect();
+    let ids: BTreeSet<u64> = batches.iter().flat_map(|b| u64s(b, "message_id")).collect();
     assert_eq!(ids.len(), 2, "two client blocks");
     assert!(batches.iter().map(|b| b.num_rows()).sum::<usize>() > 100, "client blocks reached most of the tail");
 }

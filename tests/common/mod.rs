@@ -54,6 +54,30 @@ pub fn run_ok(args: &[&str]) -> Output {
     out
 }
 
+/// Runs `spec` once per `(name, extra arguments)`, each into `dir/name`, and returns each run's
+/// digest by name: the determinism check over shard counts and backends.
+pub fn digests_by_run(
+    dir: &Path,
+    spec: &Path,
+    runs: &[(&'static str, &[&str])],
+) -> std::collections::BTreeMap<&'static str, String> {
+    let mut digests = std::collections::BTreeMap::new();
+    for &(name, extra) in runs {
+        let out = dir.join(name);
+        let mut args = vec!["run", spec.to_str().unwrap(), "-q", "--out", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        run_ok(&args);
+        digests.insert(name, summary(&out)["digest"].as_str().unwrap().to_string());
+    }
+    digests
+}
+
+/// The values of the `UInt64` column `name` of `batch`.
+pub fn u64s(batch: &arrow_array::RecordBatch, name: &str) -> Vec<u64> {
+    let c = batch.column_by_name(name).unwrap();
+    c.as_any().downcast_ref::<arrow_array::UInt64Array>().unwrap().values().to_vec()
+}
+
 /// Write a spec file into `dir`.
 pub fn write_spec(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
