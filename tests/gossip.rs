@@ -387,3 +387,67 @@ fn meshes_keep_their_outbound_quota() {
     assert!(met_off < met, "without the quota fewer do: {met_off} vs {met}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Rows of `gossip_arrivals` as (message, node, delay, from, hops, duplicates), sorted: the same
+/// set whatever order shards and retirement wrote them in.
+fn arrival_rows(out: &Path) -> Vec<(u64, u32, u64, u32, u32, u32)> {
+    let path = out.join("gossip_arrivals.arrow");
+    let mut rows: Vec<_> = values::<UInt64Type>(&path, "message_id")
+        .into_iter()
+        .zip(values::<UInt32Type>(&path, "node"))
+        .zip(values::<UInt64Type>(&path, "arrival_since_publish_ns"))
+        .zip(values::<UInt32Type>(&path, "from_peer"))
+        .zip(values::<UInt32Type>(&path, "hops"))
+        .zip(values::<UInt32Type>(&path, "duplicates"))
+        .map(|(((((m, n), d), f), h), u)| (m, n, d, f, h, u))
+        .collect();
+    rows.sort_unstable();
+    rows
+}
+
+#[test]
+fn retiring_expired_messages_changes_nothing_but_memory() {
+    let dir = scratch("gossip-retire");
+    // 20,000 identities for 50 slots: messages expire a minute after publication, so most are
+    // retired during the run, their rows spilled to disk and read back at the end.
+    let retire = spec("", "", 20_000, "310 s");
+    let keep = spec("keep_messages = true", "", 20_000, "310 s");
+    let (kept, kept_out) = run(&dir, "keep", &keep, &["--shards", "1"]);
+    let (retired, retired_out) = run(&dir, "retire", &retire, &["--shards", "2", "--backend", "processes"]);
+    assert_eq!(kept["gossip"]["messages"].as_u64(), Some(50));
+    assert_eq!(retired["digest"], kept["digest"]);
+    assert_eq!(retired["gossip"], kept["gossip"]);
+    let rows = arrival_rows(&retired_out);
+    assert_eq!(rows.len() as u64, 50 * 20_000, "every identity got every block");
+    assert_eq!(rows, arrival_rows(&kept_out));
+    assert!(!retired_out.join(".spill").exists(), "the spill folder is gone once the tables are written");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_message_lifetime_too_short_to_serve_iwants_is_refused_at_its_key() {
+    let dir = scratch("gossip-lifetime");
+    let spec_path = write_spec(&dir, "short.toml", &spec("message_lifetime = \"3 s\"", "", 50, "20 s"));
+    let out = run_with_deadline(&["run", spec_path.to_str().unwrap(), "-q"], std::time::Duration::from_secs(60));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("message_lifetime (3 s) must exceed"), "{err}");
+    assert!(err.contains("short.toml:"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn log_every_prints_progress_lines_with_the_time_left_and_moves_no_digest() {
+    let dir = scratch("gossip-log-every");
+    let text = spec("", "", 3_000, "60 s");
+    let (quiet, _) = run(&dir, "quiet", &text, &[]);
+    let spec_path = write_spec(&dir, "logged.toml", &text);
+    let out = dir.join("logged");
+    let o = run_ok(&["run", spec_path.to_str().unwrap(), "--out", out.to_str().unwrap(), "--log-every", "10 ms"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("progress: sim ")).collect();
+    assert!(!lines.is_empty(), "{err}");
+    assert!(lines.iter().all(|l| l.contains("/60 s (") && l.contains(" eta ")), "{lines:?}");
+    assert_eq!(summary(&out)["digest"], quiet["digest"]);
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -8,7 +8,7 @@
 //! stays the same on any shard count.
 
 use crate::digest::Digest;
-use crate::engine::{Engine, EngineOutput, Outbox};
+use crate::engine::{Engine, EngineOutput, Outbox, Table};
 use crate::error::EngineError;
 use crate::event::{Event, sort_canonical};
 use crate::ids::{HostId, ShardId};
@@ -114,6 +114,10 @@ impl Engine for Composite {
             tables.extend(out.tables);
         }
         Ok(EngineOutput { digest, tables })
+    }
+
+    fn take_tables(&mut self) -> Vec<Table> {
+        self.parts.iter_mut().flat_map(|p| p.take_tables()).collect()
     }
 }
 

@@ -78,4 +78,12 @@ pub trait Engine {
     /// End the run: the engine's digest contribution and result tables. The engine is not used
     /// afterwards, so it may release its state here (the report is encoded and gathered next).
     fn finish(&mut self) -> Result<EngineOutput, EngineError>;
+
+    /// Result rows the engine has finished with during the run (e.g. the arrivals of messages
+    /// too old to change any more), handed out early so that a long run need not hold them: the
+    /// window loop asks after every window, and the runtime keeps or stores them, in order,
+    /// ahead of the tables [`Engine::finish`] returns. Most engines have none.
+    fn take_tables(&mut self) -> Vec<Table> {
+        Vec::new()
+    }
 }

@@ -81,6 +81,8 @@ fn run_windows(
     let mut inbound: Vec<Event> = Vec::new();
     let mut log = WindowLog::default();
     let mut pair_scratch = vec![PairStats::default(); shards as usize];
+    // Tables the engine handed out during the run: they come first in the report.
+    let mut early = Vec::new();
 
     // Round 0 carries no events: it agrees on where the first window starts.
     round.local_next = engine.next_event_time();
@@ -93,6 +95,7 @@ fn run_windows(
         let mut stats = WindowStats { window, windows: 1, start, end, ..Default::default() };
 
         stats.events = engine.run_until(end, &mut outbox).map_err(engine_err)?;
+        early.extend(engine.take_tables());
         let t_encode = Instant::now();
         stats.exec_ns = nanos_between(t_exec, t_encode);
 
@@ -179,7 +182,10 @@ fn run_windows(
         start = next;
     }
 
-    let output = engine.finish().map_err(engine_err)?;
+    let mut output = engine.finish().map_err(engine_err)?;
+    early.extend(engine.take_tables());
+    early.append(&mut output.tables);
+    output.tables = early;
     let (windows, pairs) = log.into_parts();
     let report = ShardReport { shard: me, output, windows, pairs, wall_ns: nanos_between(started, Instant::now()) };
     let gathered = exchange.gather(report.encode())?;

@@ -238,3 +238,56 @@ fn engines_that_break_the_contract_are_stopped_with_a_reason() {
     assert!(run("linger", 10).contains("still has an event at"), "{}", run("linger", 10));
     assert!(run("none", 0).contains("runahead is zero"), "{}", run("none", 0));
 }
+
+/// A ring host that hands out one table for every window it ran events in, and one at the end.
+struct EarlyTables {
+    ring: Ring,
+    ran: Vec<u64>,
+}
+
+impl Engine for EarlyTables {
+    fn next_event_time(&self) -> SimTime {
+        self.ring.next_event_time()
+    }
+    fn run_until(&mut self, end: SimTime, outbox: &mut Outbox) -> Result<u64, EngineError> {
+        let n = self.ring.run_until(end, outbox)?;
+        if n > 0 {
+            self.ran.push(end.as_nanos());
+        }
+        Ok(n)
+    }
+    fn deliver(&mut self, events: &mut Vec<Event>) -> Result<(), EngineError> {
+        self.ring.deliver(events)
+    }
+    fn take_tables(&mut self) -> Vec<thermocline_bus::Table> {
+        self.ran
+            .drain(..)
+            .map(|t| thermocline_bus::Table { name: "early".into(), arrow_ipc: t.to_be_bytes().to_vec() })
+            .collect()
+    }
+    fn finish(&mut self) -> Result<EngineOutput, EngineError> {
+        let mut out = self.ring.finish()?;
+        out.tables.push(thermocline_bus::Table { name: "last".into(), arrow_ipc: vec![] });
+        Ok(out)
+    }
+}
+
+#[test]
+fn tables_handed_out_during_the_run_come_first_in_the_report_in_window_order() {
+    let reports = run_threads(
+        2,
+        &config(100, 10),
+        |s| Ok(Box::new(EarlyTables { ring: Ring::new(s, 2, 10), ran: vec![] }) as Box<dyn Engine>),
+        &NoProgress,
+    )
+    .unwrap();
+    for r in &reports {
+        let names: Vec<&str> = r.output.tables.iter().map(|t| t.name.as_str()).collect();
+        let early = names.iter().take_while(|n| **n == "early").count();
+        assert!(early >= 4, "shard {}: {names:?}", r.shard.0);
+        assert_eq!(&names[early..], ["last"], "shard {}", r.shard.0);
+        let ends: Vec<u64> =
+            r.output.tables[..early].iter().map(|t| u64::from_be_bytes(t.arrow_ipc[..].try_into().unwrap())).collect();
+        assert!(ends.windows(2).all(|w| w[0] < w[1]), "window order: {ends:?}");
+    }
+}

@@ -338,7 +338,9 @@ beacon_block = {{ size = "100 KiB" }}
 
 /// Run `bench gossip`.
 pub fn gossip(args: &GossipBench, exe: &Path) -> Result<()> {
-    let spec = gossip_bench_spec(args.nodes, args.slots, args.seed);
+    let mut spec = gossip_bench_spec(args.nodes, args.slots, args.seed);
+    // Where the engines spill the rows of retired messages: a folder of this process's own.
+    spec.output.dir = std::env::temp_dir().join(format!("thermocline-bench-gossip-{}", std::process::id()));
     let sim_s = spec.run.duration.as_secs_f64();
     let plan = RunPlan { spec, shards: args.shards, backend: args.backend, exe: exe.to_path_buf() };
     let window = window_config(&plan.spec, plan.shards).map_err(anyhow::Error::msg)?;
@@ -346,6 +348,7 @@ pub fn gossip(args: &GossipBench, exe: &Path) -> Result<()> {
     let mut v = figures(&plan, &outcome);
     let figures = crate::output::gossip_figures(&outcome)?;
     let peak = crate::model_cmd::peak_rss_bytes();
+    let _ = std::fs::remove_dir_all(&plan.spec.output.dir);
     let wall = outcome.wall.as_secs_f64();
     let slots = sim_s / 12.0;
     v["benchmark"] = json!("gossip");

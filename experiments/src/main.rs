@@ -3,11 +3,12 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+use std::time::Duration;
 use thermocline::bench::{self, PholdBench, WindowBench};
 use thermocline::check::{check_run, check_shards};
 use thermocline::outdir::{Abandoned, OutputDir, staging_path};
 use thermocline::output::{human_summary, write_outputs};
-use thermocline::progress::ProgressDisplay;
+use thermocline::progress::{ProgressDisplay, ProgressMode};
 use thermocline::run::{RunPlan, execute, shard_process_main};
 use thermocline::spec::{Backend, Spec};
 use thermocline::{model_cmd, mpi_support};
@@ -119,6 +120,10 @@ struct RunArgs {
     /// No progress bar and no summary table.
     #[arg(long, short)]
     quiet: bool,
+    /// Instead of a progress bar, print a progress line (with the expected time left) to stderr
+    /// every so much wall time, e.g. "30 s": for batch jobs, whose stderr is a file.
+    #[arg(long, value_name = "DURATION")]
+    log_every: Option<thermocline_bus::SimDuration>,
     /// Count every syscall of every direct-host binary (table `direct_syscalls`).
     #[arg(long)]
     syscall_stats: bool,
@@ -192,7 +197,13 @@ fn run(args: RunArgs, exe: PathBuf) -> Result<(), Failure> {
     }
     spec.output.dir = staging_path(&target);
     let plan = RunPlan { shards, backend, exe, spec };
-    let display = ProgressDisplay::start(window.end, !args.quiet && root);
+    let mode = match (root, args.log_every, args.quiet) {
+        (false, ..) => ProgressMode::Off,
+        (true, Some(every), _) => ProgressMode::Lines(Duration::from_nanos(every.as_nanos().max(1_000_000))),
+        (true, None, false) => ProgressMode::Bar,
+        (true, None, true) => ProgressMode::Off,
+    };
+    let display = ProgressDisplay::start(window.end, mode);
     let result = execute(&plan, window, display.sink(), session.as_ref());
     display.finish();
     let outcome = match result {

@@ -2,12 +2,13 @@
 //! resolved spec, and a short human summary.
 
 use crate::outdir::{write_atomic, write_synced};
+use crate::quantiles::TwoPass;
 use crate::run::{RunOutcome, RunPlan};
+use crate::spill::Tables;
 use anyhow::Result;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use thermocline_bus::Table;
-use thermocline_models::metrics::{bus_pairs_batch, bus_windows_batch, concat_tables, write_ipc_file};
+use thermocline_models::metrics::{IpcFile, bus_pairs_batch, bus_windows_batch, write_ipc_file};
 use thermocline_surrogate::rpc::MsgKey;
 use thermocline_surrogate::topics::topic_family_of_name;
 
@@ -118,10 +119,9 @@ pub struct ArrivalFigures {
 }
 
 impl ArrivalFigures {
-    fn new(nodes: u64, delays: Vec<u64>, expected: u64) -> Self {
-        let received = delays.len() as u64;
+    fn new(nodes: u64, delays: &mut TwoPass, expected: u64) -> Self {
         let t = topic_figures(delays, 0, 0, expected);
-        ArrivalFigures { nodes, received, reliability: t.reliability, p50_ms: t.p50_ms, p95_ms: t.p95_ms }
+        ArrivalFigures { nodes, received: delays.len(), reliability: t.reliability, p50_ms: t.p50_ms, p95_ms: t.p95_ms }
     }
 }
 
@@ -145,13 +145,7 @@ pub struct TopicFigures {
 /// Column `column` (u64 or u32) of table `table` over every shard of `outcome`; empty if no shard
 /// wrote the table.
 pub fn table_column_u64(outcome: &RunOutcome, table: &str, column: &str) -> Result<Vec<u64>> {
-    let tables: Vec<&Table> =
-        outcome.reports.iter().flat_map(|r| r.output.tables.iter()).filter(|t| t.name == table).collect();
-    if tables.is_empty() {
-        return Ok(Vec::new());
-    }
-    let (_, batches) = concat_tables(table, &tables)?;
-    Ok(column_u64(&batches, column))
+    Ok(column_u64(&outcome.tables().batches(table)?, column))
 }
 
 fn column_u64(batches: &[arrow_array::RecordBatch], name: &str) -> Vec<u64> {
@@ -163,18 +157,6 @@ fn column_u64(batches: &[arrow_array::RecordBatch], name: &str) -> Vec<u64> {
             out.extend(a.values().iter().copied());
         } else if let Some(a) = c.as_any().downcast_ref::<UInt32Array>() {
             out.extend(a.values().iter().map(|&v| v as u64));
-        }
-    }
-    out
-}
-
-fn column_bool(batches: &[arrow_array::RecordBatch], name: &str) -> Vec<bool> {
-    use arrow_array::{Array, BooleanArray};
-    let mut out = Vec::new();
-    for b in batches {
-        match b.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<BooleanArray>()) {
-            Some(a) => out.extend((0..a.len()).map(|k| a.value(k))),
-            None => out.extend(std::iter::repeat_n(false, b.num_rows())),
         }
     }
     out
@@ -192,95 +174,140 @@ fn column_str(batches: &[arrow_array::RecordBatch], name: &str) -> Vec<String> {
     out
 }
 
-/// Figures of one family from its delays (sorted here), duplicate count, messages and
-/// expected deliveries.
-fn topic_figures(mut delays: Vec<u64>, dups: u64, messages: u64, expected: u64) -> TopicFigures {
-    delays.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if delays.is_empty() {
-            return 0.0;
-        }
-        let k = ((p * delays.len() as f64).ceil() as usize).clamp(1, delays.len()) - 1;
-        delays[k] as f64 / 1e6
-    };
+/// The quantiles the figures report.
+const QUANTILES: [f64; 3] = [0.50, 0.95, 0.99];
+
+/// Figures of one family from its delays (after their second pass), duplicate count, messages
+/// and expected deliveries.
+fn topic_figures(delays: &mut TwoPass, dups: u64, messages: u64, expected: u64) -> TopicFigures {
+    let n = delays.len();
     TopicFigures {
         messages,
-        reliability: delays.len() as f64 / expected.max(1) as f64,
-        p50_ms: pct(0.50),
-        p95_ms: pct(0.95),
-        p99_ms: pct(0.99),
-        duplicates_per_delivery: if delays.is_empty() { 0.0 } else { dups as f64 / delays.len() as f64 },
+        reliability: n as f64 / expected.max(1) as f64,
+        p50_ms: delays.quantile(0.50) as f64 / 1e6,
+        p95_ms: delays.quantile(0.95) as f64 / 1e6,
+        p99_ms: delays.quantile(0.99) as f64 / 1e6,
+        duplicates_per_delivery: if n == 0 { 0.0 } else { dups as f64 / n as f64 },
     }
 }
 
-/// The gossip figures of a run, from its engines' tables (`None` if it ran no gossip).
+/// One topic family's arrivals at identities, gathered over the arrival rows.
+#[derive(Default)]
+struct Family {
+    delays: TwoPass,
+    dups: u64,
+    messages: u64,
+    expected: u64,
+}
+
+/// One row of `gossip_arrivals`, as the figures read it.
+struct ArrivalRow<'a> {
+    family: &'a str,
+    delay: u64,
+    duplicates: u64,
+    hot: bool,
+    message_id: u64,
+}
+
+/// Call `f` with every row of `gossip_arrivals`, batch by batch (the table may be far larger
+/// than memory).
+fn each_arrival(tables: &Tables, mut f: impl FnMut(&ArrivalRow)) -> Result<()> {
+    use arrow_array::{Array, BooleanArray, StringArray, UInt32Array, UInt64Array};
+    tables.each_batch("gossip_arrivals", |b| {
+        let col = |name: &str| b.column_by_name(name).map(|c| c.as_any());
+        let topics = col("topic").and_then(|c| c.downcast_ref::<StringArray>());
+        let delays = col("arrival_since_publish_ns").and_then(|c| c.downcast_ref::<UInt64Array>());
+        let dups = col("duplicates").and_then(|c| c.downcast_ref::<UInt32Array>());
+        let ids = col("message_id").and_then(|c| c.downcast_ref::<UInt64Array>());
+        let (Some(topics), Some(delays), Some(dups), Some(ids)) = (topics, delays, dups, ids) else {
+            return Err(crate::spill::TablesError::SchemaMismatch("gossip_arrivals".into()));
+        };
+        let hot = col("hot").and_then(|c| c.downcast_ref::<BooleanArray>());
+        for k in 0..b.num_rows() {
+            f(&ArrivalRow {
+                family: topic_family_of_name(topics.value(k)),
+                delay: delays.value(k),
+                duplicates: dups.value(k) as u64,
+                hot: hot.is_some_and(|h| h.value(k)),
+                message_id: ids.value(k),
+            });
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// The gossip figures of a run, from its engines' tables (`None` if it ran no gossip). The
+/// arrival rows are read twice, a batch at a time, for exact quantiles in bounded memory (see
+/// [`crate::quantiles`]).
 pub fn gossip_figures(outcome: &RunOutcome) -> Result<Option<GossipFigures>> {
-    let named = |name: &str| -> Vec<&Table> {
-        outcome.reports.iter().flat_map(|r| r.output.tables.iter()).filter(|t| t.name == name).collect()
-    };
-    let (arrivals, messages, nodes) = (named("gossip_arrivals"), named("gossip_messages"), named("gossip_nodes"));
-    if nodes.is_empty() {
+    let tables = outcome.tables();
+    if !tables.has("gossip_nodes")? {
         return Ok(None);
     }
-    let (_, arrivals) = concat_tables("gossip_arrivals", &arrivals)?;
-    let (_, messages) = concat_tables("gossip_messages", &messages)?;
-    let (schema, nodes) = concat_tables("gossip_nodes", &nodes)?;
+    let nodes = tables.batches("gossip_nodes")?;
+    let messages = tables.batches("gossip_messages")?;
     let identities = nodes.iter().map(|b| b.num_rows() as u64).sum::<u64>();
-    // Per family: (delays, duplicates, messages, expected deliveries).
-    let mut per: BTreeMap<String, (Vec<u64>, u64, u64, u64)> = BTreeMap::new();
+    let mut per: BTreeMap<String, Family> = BTreeMap::new();
     for (topic, subscribers) in column_str(&messages, "topic").iter().zip(column_u64(&messages, "subscribers")) {
         let f = per.entry(topic_family_of_name(topic).to_string()).or_default();
-        f.2 += 1;
+        f.messages += 1;
         // Every subscriber should hold it (a subscribed publisher from the start, at delay 0).
-        f.3 += subscribers;
+        f.expected += subscribers;
     }
-    let topics = column_str(&arrivals, "topic");
-    let delays = column_u64(&arrivals, "arrival_since_publish_ns");
-    let dups = column_u64(&arrivals, "duplicates");
-    let hot = column_bool(&arrivals, "hot");
-    let mut hot_blocks = Vec::new();
-    for (((topic, delay), dup), hot) in topics.iter().zip(delays).zip(dups).zip(hot) {
-        if hot {
-            if topic_family_of_name(topic) == "beacon_block" {
-                hot_blocks.push(delay);
-            }
-            continue;
+    let mut hot_blocks = TwoPass::default();
+    let mut client_blocks = BTreeSet::new();
+    each_arrival(&tables, |r| {
+        if r.family == "beacon_block" && MsgKey(r.message_id).is_client() {
+            client_blocks.insert(r.message_id);
         }
-        let f = per.entry(topic_family_of_name(topic).to_string()).or_default();
-        f.0.push(delay);
-        f.1 += dup;
+        if r.hot {
+            if r.family == "beacon_block" {
+                hot_blocks.count(r.delay);
+            }
+            return;
+        }
+        if !per.contains_key(r.family) {
+            per.insert(r.family.to_string(), Family::default());
+        }
+        let f = per.get_mut(r.family).expect("inserted above");
+        f.delays.count(r.delay);
+        f.dups += r.duplicates;
+    })?;
+    for f in per.values_mut() {
+        f.delays.second_pass(&QUANTILES);
     }
+    hot_blocks.second_pass(&QUANTILES);
+    each_arrival(&tables, |r| match (r.hot, per.get_mut(r.family)) {
+        (false, Some(f)) => f.delays.keep(r.delay),
+        (true, _) if r.family == "beacon_block" => hot_blocks.keep(r.delay),
+        _ => {}
+    })?;
+    let cold_expected = per.get("beacon_block").map_or(0, |f| f.expected);
+    let cold = match per.get_mut("beacon_block") {
+        Some(f) => ArrivalFigures::new(identities, &mut f.delays, cold_expected),
+        None => ArrivalFigures::new(identities, &mut TwoPass::default(), 0),
+    };
     let by_family: BTreeMap<String, TopicFigures> = per
-        .into_iter()
-        .map(|(name, (delays, dups, messages, expected))| (name, topic_figures(delays, dups, messages, expected)))
+        .iter_mut()
+        .map(|(name, f)| (name.clone(), topic_figures(&mut f.delays, f.dups, f.messages, f.expected)))
         .collect();
+    let schema = nodes.first().map(|b| b.schema());
     let sent: u64 = schema
-        .fields()
         .iter()
+        .flat_map(|s| s.fields().iter())
         .filter(|f| f.name().starts_with("bytes_sent_"))
         .map(|f| column_u64(&nodes, f.name()).iter().sum::<u64>())
         .sum();
-    let block = by_family.get("beacon_block").cloned().unwrap_or_else(|| topic_figures(Vec::new(), 0, 0, 0));
-    let cold_delays: Vec<u64> = topics
-        .iter()
-        .zip(column_u64(&arrivals, "arrival_since_publish_ns"))
-        .zip(column_bool(&arrivals, "hot"))
-        .filter(|((t, _), hot)| !hot && topic_family_of_name(t) == "beacon_block")
-        .map(|((_, d), _)| d)
-        .collect();
-    let cold_expected: u64 = column_str(&messages, "topic")
-        .iter()
-        .zip(column_u64(&messages, "subscribers"))
-        .filter(|(t, _)| topic_family_of_name(t) == "beacon_block")
-        .map(|(_, s)| s)
-        .sum();
-    let hot = hot_figures(outcome, &messages, &arrivals, hot_blocks)?;
+    let block =
+        by_family.get("beacon_block").cloned().unwrap_or_else(|| topic_figures(&mut TwoPass::default(), 0, 0, 0));
+    let hot = hot_figures(&tables, &messages, client_blocks, &mut hot_blocks)?;
     Ok(Some(GossipFigures {
         identities,
         blocks: block,
         bytes_sent_per_node: if identities == 0 { 0.0 } else { sent as f64 / identities as f64 },
         by_family,
-        cold: ArrivalFigures::new(identities, cold_delays, cold_expected),
+        cold,
         hot,
     }))
 }
@@ -288,37 +315,26 @@ pub fn gossip_figures(outcome: &RunOutcome) -> Result<Option<GossipFigures>> {
 /// The clients' `beacon_block` figures, if boundary identities sent clients gossip (the direct
 /// engine's `hot_marks` table is there): the clients are the hosts that got marks; each could
 /// receive every block the tail published and every client's block but its own.
+/// `client_blocks` holds the clients' blocks seen among the arrival rows.
 fn hot_figures(
-    outcome: &RunOutcome,
+    tables: &Tables,
     messages: &[arrow_array::RecordBatch],
-    arrivals: &[arrow_array::RecordBatch],
-    delays: Vec<u64>,
+    mut client_blocks: BTreeSet<u64>,
+    delays: &mut TwoPass,
 ) -> Result<Option<ArrivalFigures>> {
-    let marks: Vec<&Table> =
-        outcome.reports.iter().flat_map(|r| r.output.tables.iter()).filter(|t| t.name == "hot_marks").collect();
-    if marks.is_empty() {
+    if !tables.has("hot_marks")? {
         return Ok(None);
     }
-    let (_, marks) = concat_tables("hot_marks", &marks)?;
+    let marks = tables.batches("hot_marks")?;
     let clients = column_u64(&marks, "marks").iter().filter(|&&m| m > 0).count() as u64;
     let tail_blocks =
         column_str(messages, "topic").iter().filter(|t| topic_family_of_name(t) == "beacon_block").count() as u64;
-    let named = |name: &str| -> Vec<&Table> {
-        outcome.reports.iter().flat_map(|r| r.output.tables.iter()).filter(|t| t.name == name).collect()
-    };
-    let (_, tail_seen) = concat_tables("client_message_arrivals", &named("client_message_arrivals"))?;
-    let is_block = |t: &String| topic_family_of_name(t) == "beacon_block";
-    let mut client_blocks: std::collections::BTreeSet<u64> = column_str(&tail_seen, "topic")
-        .iter()
-        .zip(column_u64(&tail_seen, "message_id"))
-        .filter(|(t, _)| is_block(t))
-        .map(|(_, k)| k)
-        .collect();
+    let tail_seen = tables.batches("client_message_arrivals")?;
     client_blocks.extend(
-        column_str(arrivals, "topic")
+        column_str(&tail_seen, "topic")
             .iter()
-            .zip(column_u64(arrivals, "message_id"))
-            .filter(|(t, k)| is_block(t) && MsgKey(*k).is_client())
+            .zip(column_u64(&tail_seen, "message_id"))
+            .filter(|(t, _)| topic_family_of_name(t) == "beacon_block")
             .map(|(_, k)| k),
     );
     let c = client_blocks.len() as u64;
@@ -341,25 +357,53 @@ pub fn write_outputs(dir: &Path, target: &Path, plan: &RunPlan, outcome: &RunOut
         let pairs = bus_pairs_batch(&outcome.reports)?;
         write_ipc_file(&dir.join("bus_pairs.arrow"), &pairs.schema(), &[pairs])?;
         files.extend(["bus_windows.arrow".to_string(), "bus_pairs.arrow".to_string()]);
-        let mut by_name: BTreeMap<&str, Vec<&Table>> = BTreeMap::new();
-        for r in &outcome.reports {
-            for t in &r.output.tables {
-                by_name.entry(&t.name).or_default().push(t);
-            }
-        }
-        for (name, tables) in by_name {
-            let (schema, batches) = concat_tables(name, &tables)?;
+        let tables = outcome.tables();
+        for name in tables.names()? {
             let file = format!("{name}.arrow");
-            write_ipc_file(&dir.join(&file), &schema, &batches)?;
+            write_table(&dir.join(&file), &name, &tables)?;
             files.push(file);
         }
     }
     files.push("summary.json".to_string());
     summary.files = files;
     summary.gossip = gossip_figures(outcome)?;
+    remove_spill(&outcome.spill)?;
     let json = serde_json::to_string_pretty(&summary)? + "\n";
     write_atomic(&dir.join("summary.json"), json.as_bytes())?;
     Ok(summary)
+}
+
+/// Write table `name` to the Arrow IPC file `path`, batch by batch, flushed to disk.
+fn write_table(path: &Path, name: &str, tables: &Tables) -> Result<()> {
+    let mut writer: Option<IpcFile> = None;
+    let schema = tables.each_batch(name, |b| {
+        let w = match &mut writer {
+            Some(w) => w,
+            None => writer.insert(IpcFile::create(path, &b.schema()).map_err(table_io(name))?),
+        };
+        w.write(b).map_err(table_io(name))
+    })?;
+    match (writer, schema) {
+        (Some(w), _) => w.finish()?,
+        (None, Some(schema)) => IpcFile::create(path, &schema)?.finish()?,
+        (None, None) => {}
+    }
+    Ok(())
+}
+
+/// A metrics error met while writing table `name`, as a table error.
+fn table_io(name: &str) -> impl Fn(thermocline_models::metrics::MetricsError) -> crate::spill::TablesError + '_ {
+    move |e| crate::spill::TablesError::Write { name: name.to_string(), detail: e.to_string() }
+}
+
+/// Remove a run's spill folder once its tables are written.
+fn remove_spill(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(anyhow::Error::new(e).context(format!("removing {}", dir.display())))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A short human summary of a run.

@@ -48,6 +48,16 @@ pub struct RunOutcome {
     pub wall: Duration,
     /// The window schedule used.
     pub window: WindowConfig,
+    /// Where shards spilled the tables their engines handed out during the run (see
+    /// [`crate::spill`]); read them with [`RunOutcome::tables`].
+    pub spill: PathBuf,
+}
+
+impl RunOutcome {
+    /// Every result table of the run, spilled or reported.
+    pub fn tables(&self) -> crate::spill::Tables<'_> {
+        crate::spill::Tables::new(&self.reports, Some(self.spill.clone()))
+    }
 }
 
 /// Everything a shard needs that every shard computes identically, whatever its engines: the
@@ -219,8 +229,25 @@ impl SharedBuild {
     }
 }
 
-/// Build the engine of `shard`, taking what every shard shares from `shared`.
+/// Build the engine of `shard`, taking what every shard shares from `shared`. Gossip engines
+/// hand out the rows of retired messages during the run; they go to the spill folder of the
+/// spec's output folder (see [`crate::spill`]).
 pub fn build_engine(
+    spec: &Spec,
+    shard: ShardId,
+    shards: u32,
+    shared: &SharedBuild,
+) -> Result<Box<dyn Engine>, EngineError> {
+    let engine = build_inner_engine(spec, shard, shards, shared)?;
+    Ok(match spec.workload()? {
+        Workload::Gossip(_) | Workload::Hybrid { .. } => {
+            Box::new(crate::spill::Spilling::new(engine, crate::spill::spill_dir(&spec.output.dir), shard))
+        }
+        _ => engine,
+    })
+}
+
+fn build_inner_engine(
     spec: &Spec,
     shard: ShardId,
     shards: u32,
@@ -279,6 +306,8 @@ fn build_gossip_engine(
         runahead_ns: plan.runahead.as_nanos(),
         message_ids: g.message_id_fns()?,
         client_dials: &dials,
+        lifetime: g.message_lifetime,
+        keep_messages: g.keep_messages,
     };
     Ok(GossipEngine::new(setup, shard)?)
 }
@@ -293,6 +322,11 @@ pub fn execute(
     mpi: Option<&MpiSession>,
 ) -> Result<Option<RunOutcome>, BusError> {
     let started = Instant::now();
+    if plan.backend != Backend::Mpi {
+        // What an earlier run spilled here is not this run's (under MPI, rank 0 has emptied the
+        // whole staging folder before any rank starts).
+        let _ = std::fs::remove_dir_all(crate::spill::spill_dir(&plan.spec.output.dir));
+    }
     let reports = match plan.backend {
         Backend::Threads => {
             let shared = SharedBuild::new(plan.shards);
@@ -331,7 +365,8 @@ pub fn execute(
         digest.add(&r.output.digest);
     }
     let totals = RunTotals::from_shards(reports.iter().map(|r| (r.shard, r.windows.as_slice(), r.pairs.as_slice())));
-    Ok(Some(RunOutcome { reports, totals, digest, wall, window }))
+    let spill = crate::spill::spill_dir(&plan.spec.output.dir);
+    Ok(Some(RunOutcome { reports, totals, digest, wall, window, spill }))
 }
 
 #[cfg(feature = "mpi")]

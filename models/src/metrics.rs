@@ -54,19 +54,50 @@ pub fn ipc_stream_bytes(batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
 /// Write `batches` (all of `schema`) to an Arrow IPC file at `path`, flushed to disk. Every
 /// failure, Arrow's own included, names the file.
 pub fn write_ipc_file(path: &Path, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<(), MetricsError> {
-    let io = |source| MetricsError::Io { path: path.display().to_string(), source };
-    let arrow = |e: ArrowError| match e {
-        ArrowError::IoError(_, source) => io(source),
-        other => MetricsError::File { path: path.display().to_string(), source: other },
-    };
-    let file = File::create(path).map_err(io)?;
-    let mut w = FileWriter::try_new(BufWriter::new(file), schema).map_err(arrow)?;
+    let mut w = IpcFile::create(path, schema)?;
     for b in batches {
-        w.write(b).map_err(arrow)?;
+        w.write(b)?;
     }
-    w.finish().map_err(arrow)?;
-    let file = w.into_inner().map_err(arrow)?.into_inner().map_err(|e| io(e.into_error()))?;
-    file.sync_all().map_err(io)
+    w.finish()
+}
+
+/// An Arrow IPC file being written a batch at a time, so a table need not be in memory whole.
+pub struct IpcFile {
+    path: String,
+    writer: FileWriter<BufWriter<File>>,
+}
+
+impl IpcFile {
+    /// Create the file at `path` for batches of `schema`.
+    pub fn create(path: &Path, schema: &SchemaRef) -> Result<Self, MetricsError> {
+        let path = path.display().to_string();
+        let file = File::create(&path).map_err(|source| MetricsError::Io { path: path.clone(), source })?;
+        let writer = FileWriter::try_new(BufWriter::new(file), schema).map_err(|e| file_error(&path, e))?;
+        Ok(IpcFile { path, writer })
+    }
+
+    /// Append one batch.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), MetricsError> {
+        self.writer.write(batch).map_err(|e| file_error(&self.path, e))
+    }
+
+    /// Write the footer and flush the file to disk.
+    pub fn finish(mut self) -> Result<(), MetricsError> {
+        let path = self.path;
+        self.writer.finish().map_err(|e| file_error(&path, e))?;
+        let io = |source| MetricsError::Io { path: path.clone(), source };
+        let file =
+            self.writer.into_inner().map_err(|e| file_error(&path, e))?.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)
+    }
+}
+
+/// Arrow's failure while writing the file at `path`, naming it.
+fn file_error(path: &str, e: ArrowError) -> MetricsError {
+    match e {
+        ArrowError::IoError(_, source) => MetricsError::Io { path: path.to_string(), source },
+        other => MetricsError::File { path: path.to_string(), source: other },
+    }
 }
 
 /// Read every batch of an Arrow IPC file.

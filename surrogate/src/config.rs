@@ -214,6 +214,13 @@ pub struct GossipSpec {
     /// Surrogates that dial real clients, as a peer manager dials what discovery found
     /// (`dial_clients = { group = "hot", peers = 4 }`); none by default.
     pub dial_clients: Option<ClientDials>,
+    /// How long after its publication a surrogate's message expires: later copies, IHAVEs,
+    /// IWANTs and IDONTWANTs about it are ignored (as Ethereum clients ignore messages of past
+    /// slots), and its state is retired, so memory does not grow with the run.
+    pub message_lifetime: SimDuration,
+    /// Keep every message's state to the end instead of retiring expired ones: the results are
+    /// the same, only memory grows (for checking exactly that).
+    pub keep_messages: bool,
 }
 
 /// `[gossip] dial_clients`: every host of a direct group is dialled by `peers` surrogates.
@@ -274,6 +281,8 @@ impl Default for GossipSpec {
             px_slots: 4,
             message_id: BTreeMap::new(),
             dial_clients: None,
+            message_lifetime: SimDuration::from_secs(60),
+            keep_messages: false,
         }
     }
 }
@@ -336,6 +345,16 @@ impl GossipSpec {
         p.validate()?;
         if !(0.0..=1.0).contains(&self.local_share) {
             return Err(format!("local_share must be within [0, 1], got {}", self.local_share));
+        }
+        let busy =
+            p.heartbeat.as_nanos() * u64::from(p.mcache_len.max(p.mcache_gossip)) + p.validation_delay.as_nanos();
+        if self.message_lifetime.as_nanos() <= busy {
+            return Err(format!(
+                "message_lifetime ({}) must exceed how long a message is served and validated: heartbeat × mcache_len + \
+                 validation_delay = {} for profile {name:?}",
+                self.message_lifetime,
+                SimDuration::from_nanos(busy)
+            ));
         }
         if p.peer_exchange && self.max_peers + self.px_slots > MAX_PEERS {
             return Err(format!(

@@ -12,6 +12,7 @@
 //! into shards.
 
 mod clients;
+mod messages;
 #[cfg(test)]
 mod router_tests;
 
@@ -24,9 +25,12 @@ use crate::tables;
 use crate::topics::{COLUMN_BASE, Subscriptions, TOPIC_BEACON_BLOCK, TOPIC_COUNT, publications};
 use bytes::Bytes;
 use clients::Content;
+use messages::{Messages, expired};
 use std::collections::{BTreeMap, VecDeque};
 use thermocline_bus::queue::{CalendarQueue, Timed};
-use thermocline_bus::{Digest, Engine, EngineError, EngineOutput, Event, HostId, Outbox, ShardId, SimTime};
+use thermocline_bus::{
+    Digest, Engine, EngineError, EngineOutput, Event, HostId, Outbox, ShardId, SimDuration, SimTime, Table,
+};
 use thermocline_models::network::NetworkModel;
 use thermocline_models::partition::Partition;
 use thermocline_models::rng::{CompactRng, StreamFamily, below};
@@ -97,7 +101,7 @@ const OUTBOUND: u8 = 8;
 const DOWNLOAD_QUEUE_MIN_BYTES: u64 = 1024;
 /// IDONTWANTs remembered per identity.
 const DONTWANT_RING: usize = 16;
-const NONE: u32 = u32::MAX;
+pub(crate) const NONE: u32 = u32::MAX;
 /// How long an IWANT is awaited before the message may be requested again (rust-libp2p's
 /// `iwant_followup_time`).
 const IWANT_FOLLOWUP_NS: u64 = 3_000_000_000;
@@ -255,7 +259,9 @@ pub(crate) struct MsgState {
     /// after it, no local identity advertises the message any more.
     last_arrival_ns: u64,
     /// Listed in `recent` (may still be advertised).
-    in_recent: bool,
+    pub in_recent: bool,
+    /// Retired: its rows are out and its state is freed (see `messages`).
+    pub retired: bool,
 }
 
 /// Why the engine could not start or continue.
@@ -314,6 +320,10 @@ pub struct GossipSetup<'a> {
     /// The run's runahead (the least latency between hosts on different shards), ns: a client's
     /// message reaches the other shards this much after a boundary identity received it.
     pub runahead_ns: u64,
+    /// How long after publication a surrogate's message expires (`[gossip] message_lifetime`).
+    pub lifetime: SimDuration,
+    /// Keep expired messages' state to the end instead of retiring it (`[gossip] keep_messages`).
+    pub keep_messages: bool,
 }
 
 /// The engine of one shard.
@@ -428,7 +438,20 @@ pub struct GossipEngine {
     runahead_ns: u64,
     seed: u64,
     start_unix_ns: u64,
-    pub(crate) msgs: Vec<MsgState>,
+    pub(crate) msgs: Messages,
+    /// How long after publication a surrogate's message expires (see `messages`), ns.
+    lifetime_ns: u64,
+    /// Keep expired messages to the end instead of retiring them (for checking that both agree).
+    keep_messages: bool,
+    /// With real clients: the publication time of each retired message, which clients' control
+    /// messages about it are looked up by.
+    retired_published: BTreeMap<MsgKey, u64>,
+    /// The digest records of retired messages' arrivals.
+    retired_digest: Digest,
+    /// Tables of retired messages not yet handed to the runtime.
+    early_tables: Vec<Table>,
+    /// Per local identity: RPCs ignored because their message had expired.
+    expired_rpcs: Vec<u32>,
     /// Message key → local slot; iterated in key order, never in slot (arrival) order, which
     /// depends on the partition.
     msg_slot: BTreeMap<MsgKey, u32>,
@@ -463,6 +486,8 @@ impl GossipEngine {
             runahead_ns,
             message_ids,
             client_dials,
+            lifetime,
+            keep_messages,
         } = setup;
         if profiles.is_empty() || profiles.len() > u8::MAX as usize {
             return Err(GossipError::Config(format!("need 1 to 255 profiles, got {}", profiles.len())));
@@ -618,7 +643,13 @@ impl GossipEngine {
             runahead_ns,
             seed,
             start_unix_ns,
-            msgs: Vec::new(),
+            msgs: Messages::default(),
+            lifetime_ns: lifetime.as_nanos(),
+            keep_messages,
+            retired_published: BTreeMap::new(),
+            retired_digest: Digest::EMPTY,
+            early_tables: Vec::new(),
+            expired_rpcs: vec![0; k],
             msg_slot: BTreeMap::new(),
             recent: vec![Vec::new(); TOPIC_COUNT],
             phase: Vec::with_capacity(k),
@@ -941,6 +972,10 @@ impl GossipEngine {
     /// IDONTWANT for the message meanwhile is dropped without using the link.
     fn start_tx(&mut self, i: usize, now: u64) {
         while let Some((c, rpc)) = self.txq[i].pop_front() {
+            if self.has_expired(rpc.msg, rpc.published_ns, now) {
+                self.expired_rpcs[i] = self.expired_rpcs[i].saturating_add(1);
+                continue;
+            }
             let peer = self.conn[c as usize].peer;
             let m = self.msg_slot.get(&rpc.msg).copied().unwrap_or(NONE);
             if self.dontwant[i * DONTWANT_RING..(i + 1) * DONTWANT_RING].contains(&(peer, m)) {
@@ -1035,7 +1070,7 @@ impl GossipEngine {
         }
         let k = self.members[rpc.topic as usize].len();
         let slot_ns = self.traffic.slot.as_nanos().max(1);
-        let s = self.msgs.len() as u32;
+        let s = self.msgs.next_slot() as u32;
         self.msgs.push(MsgState {
             key: rpc.msg,
             topic: rpc.topic,
@@ -1051,6 +1086,7 @@ impl GossipEngine {
             requested: vec![u64::MAX; k],
             last_arrival_ns: 0,
             in_recent: false,
+            retired: false,
         });
         self.msg_slot.insert(rpc.msg, s);
         s
@@ -1069,6 +1105,42 @@ impl GossipEngine {
             let at = list.partition_point(|&x| self.msgs[x as usize].key < key);
             self.recent[t].insert(at, m);
         }
+    }
+
+    /// Whether message `key`, published at `published_ns`, has expired at `now`: RPCs about it
+    /// are then ignored (see `messages`). A client's message does not expire.
+    fn has_expired(&self, key: MsgKey, published_ns: u64, now: u64) -> bool {
+        !key.is_client() && expired(published_ns, now, self.lifetime_ns)
+    }
+
+    /// Retire the messages expired at `now`: their arrival and message rows become tables for
+    /// the runtime, their digest records are kept, and their state is freed.
+    fn retire(&mut self, now: u64) -> Result<(), EngineError> {
+        let mut due = self.msgs.expired(now, self.lifetime_ns);
+        if due.is_empty() {
+            return Ok(());
+        }
+        due.sort_by_key(|&m| self.msgs[m].key);
+        for &m in &due {
+            let d = self.arrival_digest(m);
+            self.retired_digest.add(&d);
+        }
+        let tables = tables::messages(self, &due).map_err(|e| Box::new(e) as EngineError)?;
+        self.early_tables.extend(tables);
+        let gone: std::collections::BTreeSet<u32> = due.iter().map(|&m| m as u32).collect();
+        for list in &mut self.recent {
+            list.retain(|m| !gone.contains(m));
+        }
+        for m in due {
+            let published = self.msgs[m].published_ns;
+            let key = self.msgs.retire(m);
+            self.msg_slot.remove(&key);
+            if self.boundary.is_some() {
+                self.retired_published.insert(key, published);
+            }
+        }
+        self.last_msg = None;
+        Ok(())
     }
 
     /// Drop from `recent` the messages no local identity may advertise any more at `now`.
@@ -1281,7 +1353,10 @@ impl GossipEngine {
                 let m = self.recent[t][k] as usize;
                 let st = &self.msgs[m];
                 let got = st.arrival[pos];
-                if got == u64::MAX || st.published_ns + got + window < now {
+                if got == u64::MAX
+                    || st.published_ns + got + window < now
+                    || self.has_expired(st.key, st.published_ns, now)
+                {
                     continue;
                 }
                 let from = st.from[pos];
@@ -1369,7 +1444,7 @@ impl GossipEngine {
                         && rpc.topic == TOPIC_BEACON_BLOCK
                         && let Some((key, m)) = self.last_msg
                         && key == rpc.msg
-                        && let Some(at) = self.msgs[m as usize].arrival.get(i)
+                        && let Some(at) = self.msgs.get(m as usize).and_then(|st| st.arrival.get(i))
                     {
                         prefetch(at);
                     }
@@ -1491,7 +1566,10 @@ impl GossipEngine {
     }
 
     fn forward(&mut self, i: usize, now: u64, m: u32) {
-        let st = &self.msgs[m as usize];
+        // Validated just as it expired: it goes no further.
+        let Some(st) = self.msgs.get(m as usize).filter(|st| !self.has_expired(st.key, st.published_ns, now)) else {
+            return;
+        };
         let Some(s) = self.topic_slot(i, st.topic) else { return };
         let pos = self.position(i, s);
         let (from, hops) = (st.from[pos], st.hops[pos].saturating_add(1));
@@ -1566,6 +1644,10 @@ impl GossipEngine {
         self.recv[i][rpc.kind as usize] += rpc.wire_bytes();
         if !self.passes(i, conn, prm!(self, i).score.graylist_threshold, now_ms) {
             return Ok(()); // graylisted: ignored
+        }
+        if rpc.kind.is_about_a_message() && self.has_expired(rpc.msg, rpc.published_ns, now) {
+            self.expired_rpcs[i] = self.expired_rpcs[i].saturating_add(1);
+            return Ok(());
         }
         let sp = &prm!(self, i).score;
         let (cap2, cap3, window) =
@@ -1764,6 +1846,9 @@ impl Engine for GossipEngine {
                         w.at = w.start;
                         w.cycle += 1;
                         self.expire_recent(time);
+                        if !self.keep_messages {
+                            self.retire(time)?;
+                        }
                     }
                     Pending { time, src, seq, dst: i as u32, action: Action::Heartbeat { cycle } }
                 }
@@ -1887,10 +1972,14 @@ impl Engine for GossipEngine {
         Ok(())
     }
 
+    fn take_tables(&mut self) -> Vec<Table> {
+        std::mem::take(&mut self.early_tables)
+    }
+
     fn finish(&mut self) -> Result<EngineOutput, EngineError> {
-        let mut order: Vec<usize> = (0..self.msgs.len()).collect();
+        let mut order: Vec<usize> = self.msgs.slots().collect();
         order.sort_by_key(|&m| self.msgs[m].key);
-        let mut digest = Digest::EMPTY;
+        let mut digest = self.retired_digest;
         let mean_scores = self.mean_mesh_scores();
         let mut rec = Vec::new();
         for (i, &h) in self.ids.iter().enumerate() {
@@ -1918,24 +2007,11 @@ impl Engine for GossipEngine {
                 [&b"packets"[..], &self.ids[i as usize].to_be_bytes(), &packets.to_be_bytes(), &bytes.to_be_bytes()];
             digest.add_record(&record.concat());
         }
-        // One record per (identity, message) received: whether a shard has heard of a message
-        // at all depends on the partition, so messages nobody here received leave no trace.
+        for (i, &n) in self.expired_rpcs.iter().enumerate().filter(|(_, n)| **n > 0) {
+            digest.add_record(&[&b"expired"[..], &self.ids[i].to_be_bytes(), &n.to_be_bytes()].concat());
+        }
         for &m in &order {
-            let st = &self.msgs[m];
-            for (pos, &i) in self.members[st.topic as usize].iter().enumerate() {
-                if st.arrival[pos] == u64::MAX {
-                    continue;
-                }
-                rec.clear();
-                rec.extend_from_slice(b"arrival");
-                rec.extend_from_slice(&self.ids[i as usize].to_be_bytes());
-                rec.extend_from_slice(&st.key.0.to_be_bytes());
-                rec.extend_from_slice(&st.arrival[pos].to_be_bytes());
-                rec.extend_from_slice(&st.from[pos].to_be_bytes());
-                rec.push(st.hops[pos]);
-                rec.extend_from_slice(&st.dups[pos].to_be_bytes());
-                digest.add_record(&rec);
-            }
+            digest.add(&self.arrival_digest(m));
         }
         let samples: Vec<((u64, u8, u16), u64)> = self
             .degree_samples
@@ -1962,10 +2038,34 @@ impl Engine for GossipEngine {
 }
 
 impl GossipEngine {
+    /// One digest record per (identity, message `m`) received: whether a shard has heard of a
+    /// message at all depends on the partition, so messages nobody here received leave no
+    /// trace.
+    fn arrival_digest(&self, m: usize) -> Digest {
+        let mut digest = Digest::EMPTY;
+        let mut rec = Vec::new();
+        let st = &self.msgs[m];
+        for (pos, &i) in self.members[st.topic as usize].iter().enumerate() {
+            if st.arrival[pos] == u64::MAX {
+                continue;
+            }
+            rec.clear();
+            rec.extend_from_slice(b"arrival");
+            rec.extend_from_slice(&self.ids[i as usize].to_be_bytes());
+            rec.extend_from_slice(&st.key.0.to_be_bytes());
+            rec.extend_from_slice(&st.arrival[pos].to_be_bytes());
+            rec.extend_from_slice(&st.from[pos].to_be_bytes());
+            rec.push(st.hops[pos]);
+            rec.extend_from_slice(&st.dups[pos].to_be_bytes());
+            digest.add_record(&rec);
+        }
+        digest
+    }
+
     /// Free the simulation state once the results are out: the shard's report is encoded and
     /// gathered next, and at a million identities the state is most of the process's memory.
     fn release(&mut self) {
-        self.msgs = Vec::new();
+        self.msgs = Messages::default();
         self.msg_slot = BTreeMap::new();
         self.recent = Vec::new();
         self.members = Vec::new();
@@ -2012,6 +2112,10 @@ impl GossipEngine {
     pub(crate) fn graft_in_backoff(&self) -> &[u32] {
         &self.graft_in_backoff
     }
+    pub(crate) fn expired_rpcs(&self) -> &[u32] {
+        &self.expired_rpcs
+    }
+
     pub(crate) fn cancelled(&self) -> &[u32] {
         &self.cancelled
     }
@@ -2062,6 +2166,12 @@ mod tests {
     use thermocline_models::network::NetworkSpec;
 
     fn engine(shard: u32) -> GossipEngine {
+        engine_for(2, shard, 60, false)
+    }
+
+    /// The engine of `shard` of `shards`, for a run of `end_s` seconds, keeping or retiring
+    /// expired messages.
+    fn engine_for(shards: u32, shard: u32, end_s: u64, keep_messages: bool) -> GossipEngine {
         let hosts = [HostGroupSpec {
             name: "t".into(),
             kind: HostKind::Surrogate,
@@ -2075,7 +2185,7 @@ mod tests {
         let spec =
             NetworkSpec { topology: thermocline_models::network::TopologyKind::SingleSwitch, ..Default::default() };
         let net = NetworkModel::build(&spec, None, &hosts).unwrap();
-        let partition = Partition::compute(&net.directory, &net.routes, 2).unwrap();
+        let partition = Partition::compute(&net.directory, &net.routes, shards).unwrap();
         let graph = PeerGraph::build(40, 6, 20, 1);
         let params = GossipSpec::default().params_for("ethereum").unwrap();
         let subscriptions = Subscriptions::compute(40, &TrafficSpec::default(), 1);
@@ -2087,7 +2197,7 @@ mod tests {
             graph: &graph,
             subscriptions: &subscriptions,
             seed: 1,
-            end: SimTime::from_nanos(60_000_000_000),
+            end: SimTime::from_nanos(end_s * 1_000_000_000),
             max_peers: 20,
             px_slots: 0,
             client_slots: 0,
@@ -2095,8 +2205,59 @@ mod tests {
             runahead_ns: 0,
             message_ids: GossipSpec::default().message_id_fns().unwrap(),
             client_dials: &[],
+            lifetime: SimDuration::from_secs(60),
+            keep_messages,
         };
         GossipEngine::new(setup, ShardId(shard)).unwrap()
+    }
+
+    /// Run a one-shard engine to its end in 1-s windows: its digest, the tables it handed out
+    /// during the run, and the messages it still held at the end.
+    fn run_to_end(mut e: GossipEngine, end_s: u64) -> (Digest, Vec<Table>, usize) {
+        let mut early = Vec::new();
+        for t in 1..=end_s {
+            e.run_until(SimTime::from_nanos(t * 1_000_000_000), &mut Outbox::new(1)).unwrap();
+            early.extend(e.take_tables());
+        }
+        let held = e.msgs.slots().count();
+        (e.finish().unwrap().digest, early, held)
+    }
+
+    #[test]
+    fn expired_messages_are_retired_during_the_run_with_the_same_results_as_kept_ones() {
+        let end = 200;
+        let (kept, kept_early, kept_held) = run_to_end(engine_for(1, 0, end, true), end);
+        let (retired, early, held) = run_to_end(engine_for(1, 0, end, false), end);
+        assert_eq!(kept, retired, "retiring changes nothing but memory");
+        assert!(kept_early.is_empty());
+        // One block per 12-s slot from 10 s on; those published 60 s or more before the last
+        // retirement are gone, and their rows were handed out.
+        assert!(kept_held >= 15, "{kept_held} messages kept");
+        assert!(held <= 7 && held > 0, "{held} messages still held");
+        let arrivals = early.iter().filter(|t| t.name == "gossip_arrivals").count();
+        assert!(arrivals >= 8, "{arrivals} arrival tables handed out");
+    }
+
+    #[test]
+    fn rpcs_about_an_expired_message_are_ignored_and_counted() {
+        let mut e = engine_for(1, 0, 60, false);
+        let rpc = Rpc {
+            kind: RpcKind::Message,
+            topic: 0,
+            hops: 1,
+            msg: MsgKey::new(e.ids[1], 0),
+            size: 1000,
+            published_ns: 1,
+            backoff_ms: 0,
+            hint: NO_HINT,
+        };
+        let peer = e.conn[e.row[0] as usize].peer;
+        e.handle(0, 60_000_000_001, peer, rpc).unwrap();
+        assert_eq!(e.expired_rpcs[0], 1);
+        assert_eq!(e.msgs.slots().count(), 0, "an expired message leaves no state");
+        e.handle(0, 60_000_000_000, peer, rpc).unwrap();
+        assert_eq!(e.expired_rpcs[0], 1, "a copy within the lifetime is not expired");
+        assert_eq!(e.msgs.slots().count(), 1);
     }
 
     fn event(dst: u32, src: u32, payload: Vec<u8>, at: u64) -> Event {

@@ -98,6 +98,11 @@ impl RpcKind {
         }
     }
 
+    /// Whether this RPC is about one message (a copy, IHAVE, IWANT or IDONTWANT).
+    pub fn is_about_a_message(self) -> bool {
+        matches!(self, RpcKind::Message | RpcKind::IHave | RpcKind::IWant | RpcKind::IDontWant)
+    }
+
     /// Whether this is connection management rather than a gossipsub RPC.
     pub fn is_connection(self) -> bool {
         self as usize >= RPC_KINDS

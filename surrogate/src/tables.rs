@@ -11,19 +11,12 @@ use std::sync::Arc;
 use thermocline_bus::Table;
 use thermocline_models::metrics::{GossipArrivals, str_col, table, u32_col, u64_col};
 
-/// `gossip_arrivals` (one row per identity and message it received: first arrival; `hot` false),
-/// `gossip_messages` (one row per message published on this shard, with how many identities
-/// subscribe to its topic), `gossip_nodes` (one row per identity: bytes by RPC kind, final
-/// `beacon_block` mesh degree, losses) and `gossip_mesh_degree` (meshes sampled at each degree
-/// per heartbeat period and topic family). Rows go by message key, then by identity id (`by_id`:
-/// local indices in id order).
-pub(crate) fn build(
-    e: &GossipEngine,
-    order: &[usize],
-    by_id: &[usize],
-    degree: &[((u64, u8, u16), u64)],
-    mean_scores: &[f64],
-) -> Result<Vec<Table>, ArrowError> {
+/// `gossip_arrivals` (one row per identity and message it received: first arrival; `hot`
+/// false), `gossip_messages` (one row per message published on this shard, with how many
+/// identities subscribe to its topic) and `client_message_arrivals` (if a client's message is
+/// among them) for the messages of slots `order`, in that order; rows of one message go by
+/// identity id. Called for messages as they retire, and at the end for the rest.
+pub(crate) fn messages(e: &GossipEngine, order: &[usize]) -> Result<Vec<Table>, ArrowError> {
     let ids = e.ids();
     let mut rows = GossipArrivals::default();
     // Per topic: subscriber positions in id order.
@@ -92,7 +85,26 @@ pub(crate) fn build(
             u32_col(m_peers),
         ],
     )?;
-    let arrivals = rows.table(false)?;
+    let mut tables = vec![rows.table(false)?, messages];
+    if !clients.message_id.is_empty() {
+        tables.push(clients.table()?);
+    }
+    Ok(tables)
+}
+
+/// The tables of [`messages`] for the messages still held at the end (slots `order`), then
+/// `gossip_nodes` (one row per identity: bytes by RPC kind, final `beacon_block` mesh degree,
+/// losses) and `gossip_mesh_degree` (meshes sampled at each degree per heartbeat period and
+/// topic family). Identity rows go by id (`by_id`: local indices in id order).
+pub(crate) fn build(
+    e: &GossipEngine,
+    order: &[usize],
+    by_id: &[usize],
+    degree: &[((u64, u8, u16), u64)],
+    mean_scores: &[f64],
+) -> Result<Vec<Table>, ArrowError> {
+    let ids = e.ids();
+    let mut tables = messages(e, order)?;
     let kinds = [
         RpcKind::Message,
         RpcKind::IHave,
@@ -114,6 +126,7 @@ pub(crate) fn build(
         Field::new("offline_ns", DataType::UInt64, false),
         Field::new("dropped_offline", DataType::UInt32, false),
         Field::new("connections", DataType::UInt32, false),
+        Field::new("expired_rpcs", DataType::UInt32, false),
     ];
     let mut columns: Vec<ArrayRef> = vec![
         u32_col(by_id.iter().map(|&i| ids[i])),
@@ -127,6 +140,7 @@ pub(crate) fn build(
         u64_col(by_id.iter().map(|&i| e.offline_ns(i))),
         u32_col(by_id.iter().map(|&i| e.dropped_offline()[i])),
         u32_col(by_id.iter().map(|&i| e.connections(i))),
+        u32_col(by_id.iter().map(|&i| e.expired_rpcs()[i])),
     ];
     for (dir, counts) in [("sent", e.sent()), ("recv", e.recv())] {
         for (k, kind) in kinds.iter().enumerate().take(RPC_KINDS) {
@@ -150,10 +164,7 @@ pub(crate) fn build(
             u64_col(degree.iter().map(|(_, c)| *c)),
         ],
     )?;
-    let mut tables = vec![arrivals, messages, nodes, mesh];
-    if !clients.message_id.is_empty() {
-        tables.push(clients.table()?);
-    }
+    tables.extend([nodes, mesh]);
     Ok(tables)
 }
 
@@ -223,6 +234,7 @@ pub(crate) fn packets(rows: impl Iterator<Item = (u32, (u64, u64), u32)>) -> Res
         Field::new("packets", DataType::UInt64, false),
         Field::new("bytes", DataType::UInt64, false),
         Field::new("connections", DataType::UInt32, false),
+        Field::new("expired_rpcs", DataType::UInt32, false),
     ];
     let columns = vec![u32_col(identity), u64_col(packets), u64_col(bytes), u32_col(connections)];
     table("surrogate_packets", fields, columns)

@@ -270,7 +270,10 @@ impl GossipEngine {
     fn router_rpc(&self, kind: RpcKind, t: u8, key: MsgKey, size: u32) -> Rpc {
         // A client's message has no publication time the tail can know: its arrivals are
         // times since the start of the run. A surrogate's message keeps its own.
-        let published_ns = self.msg_slot.get(&key).map_or(0, |&m| self.msgs[m as usize].published_ns);
+        let published_ns = match self.msg_slot.get(&key) {
+            Some(&m) => self.msgs[m as usize].published_ns,
+            None => self.retired_published.get(&key).copied().unwrap_or(0),
+        };
         let mut r = Rpc::control(kind, t);
         r.msg = key;
         r.size = size;

@@ -61,6 +61,8 @@ impl Pair {
             runahead_ns: 0,
             message_ids: GossipSpec::default().message_id_fns().unwrap(),
             client_dials: &[],
+            lifetime: thermocline_bus::SimDuration::from_secs(60),
+            keep_messages: false,
         };
         let e = GossipEngine::new(setup, shard).unwrap();
         Pair { e, me, other: ShardId(1 - shard.0), seq: 0 }
