@@ -234,8 +234,20 @@ pub(crate) fn packets(rows: impl Iterator<Item = (u32, (u64, u64), u32)>) -> Res
         Field::new("packets", DataType::UInt64, false),
         Field::new("bytes", DataType::UInt64, false),
         Field::new("connections", DataType::UInt32, false),
-        Field::new("expired_rpcs", DataType::UInt32, false),
     ];
     let columns = vec![u32_col(identity), u64_col(packets), u64_col(bytes), u32_col(connections)];
     table("surrogate_packets", fields, columns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_packets_table_has_a_column_for_each_field() {
+        let t = packets([(7, (3, 1500), 1), (9, (1, 60), 0)].into_iter()).unwrap();
+        let (schema, batches) = thermocline_models::metrics::concat_tables("surrogate_packets", &[&t]).unwrap();
+        assert_eq!(schema.fields().len(), 4);
+        assert_eq!(batches[0].num_rows(), 2);
+    }
 }
