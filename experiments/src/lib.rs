@@ -15,6 +15,7 @@ pub mod outdir;
 pub mod output;
 pub mod peer_book;
 pub mod progress;
+pub mod report;
 pub mod resources;
 pub mod run;
 pub mod signals;
