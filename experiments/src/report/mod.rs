@@ -154,3 +154,93 @@ pub fn write_report(dir: &Path) -> Result<PathBuf, ReportError> {
     crate::outdir::write_atomic(&path, page.as_bytes())?;
     Ok(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use thermocline_bus::Table;
+    use thermocline_models::metrics::{GossipArrivals, concat_tables, write_ipc_file};
+
+    /// Write engine tables of one name as `<name>.arrow` in `dir`, as a run does.
+    fn write(dir: &Path, tables: &[Table]) {
+        let refs: Vec<&Table> = tables.iter().collect();
+        let (schema, batches) = concat_tables(&tables[0].name, &refs).unwrap();
+        write_ipc_file(&dir.join(format!("{}.arrow", tables[0].name)), &schema, &batches).unwrap();
+    }
+
+    /// `n` first arrivals of `topic` in `slot`, 10 ms apart from `first_ms`, at nodes from `node`.
+    fn arrivals(topic: &str, slot: u64, n: u32, node: u32, first_ms: u64) -> GossipArrivals {
+        let mut a = GossipArrivals::default();
+        for k in 0..n {
+            a.slot.push(slot);
+            a.topic.push(topic.into());
+            a.message_id.push(slot);
+            a.node.push(node + k);
+            a.client.push("c".into());
+            a.slot_diff_ms.push(first_ms + 10 * u64::from(k));
+            a.since_publish_ns.push((first_ms + 10 * u64::from(k)) * 1_000_000);
+            a.hops.push(1);
+            a.from_peer.push(0);
+            a.duplicates.push(k % 3);
+        }
+        a
+    }
+
+    /// A two-shard hybrid run's folder: blocks and one attestation subnet at surrogates, blocks
+    /// at two real clients, no bus tables.
+    fn hybrid_folder(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("thermocline-report-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let summary = serde_json::json!({
+            "name": "hybrid", "digest": "ab", "seed": 1, "sim_time_ns": 40_000_000_000u64, "wall_s": 1.0,
+            "events": 10, "events_per_s": 10.0, "windows": 4, "runahead_ns": 10_000_000, "shards": 2,
+            "backend": "threads", "barrier_idle_fraction": 0.5, "cut_events": [[0, 1], [2, 0]],
+            "cut_bytes": [[0, 10], [20, 0]], "files": [], "version": "0.1.0"
+        });
+        std::fs::write(dir.join("summary.json"), summary.to_string()).unwrap();
+        let cold = [
+            arrivals("beacon_block", 0, 40, 100, 50).table(false).unwrap(),
+            arrivals("beacon_block", 1, 38, 100, 60).table(false).unwrap(),
+            arrivals("beacon_attestation_3", 1, 20, 100, 30).table(false).unwrap(),
+            arrivals("beacon_block", 1, 2, 7, 200).table(true).unwrap(),
+        ];
+        write(&dir, &cold);
+        dir
+    }
+
+    /// The markup of the figure `id` of `page`.
+    fn figure<'a>(page: &'a str, id: &str) -> &'a str {
+        let at = page.find(&format!("data-plot=\"{id}\"")).unwrap_or_else(|| panic!("no figure {id}"));
+        &page[at..at + page[at..].find("</figure>").expect("closed")]
+    }
+
+    #[test]
+    fn a_hybrid_runs_page_draws_hot_beside_cold_and_says_what_it_lacks() {
+        let dir = hybrid_folder("hybrid");
+        let page = render(&dir).unwrap();
+        for drawn in ["arrival-cdf", "arrival-hot-cold", "slot-p95", "duplicates-per-node"] {
+            let f = figure(&page, drawn);
+            assert!(f.contains("<polyline") && !f.contains("data-absent"), "{drawn}: {f}");
+        }
+        assert!(page.contains("beacon_attestation") && page.contains("beacon_block (hot)"));
+        for (absent, why) in [
+            ("slot-reliability", "lists no messages"),
+            ("bytes-per-node", "gossip_nodes"),
+            ("barrier-idle", "bus_windows"),
+            ("cut-matrix", "bus_pairs"),
+        ] {
+            let f = figure(&page, absent);
+            assert!(f.contains("data-absent") && f.contains(why) && !f.contains("<svg"), "{absent}: {f}");
+        }
+        assert_eq!(page, render(&dir).unwrap(), "the same folder gives the same page");
+    }
+
+    #[test]
+    fn a_folder_without_a_summary_is_an_error_naming_the_file() {
+        let dir = std::env::temp_dir().join(format!("thermocline-report-{}-empty", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let e = render(&dir).unwrap_err().to_string();
+        assert!(e.contains("summary.json"), "{e}");
+    }
+}
