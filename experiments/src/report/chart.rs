@@ -4,7 +4,6 @@
 //! gives the same SVG bytes: nothing here depends on time, randomness or hash order.
 
 use super::ReportError;
-use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 
 /// Width and height of every chart, in SVG user units.
@@ -214,13 +213,12 @@ pub fn share_bars(bars: &ShareBars) -> Result<String, ReportError> {
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(230)
-            .build_cartesian_2d(0f64..100f64, (0u32..n).into_segmented())
+            .build_cartesian_2d(0f64..100f64, cells(n))
             .map_err(plot_err)?;
         let labels: Vec<String> = bars.rows.iter().map(|(l, _)| shorten(l, 34)).collect();
-        let row_label = |v: &SegmentValue<u32>| match v {
-            SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
-            _ => String::new(),
-        };
+        // Row 0 at the top.
+        let row_y = |i: usize| (n - 1 - i as u32) as f64;
+        let row_label = |v: &f64| cell_index(*v, n).map_or(String::new(), |y| labels[(n - 1 - y) as usize].clone());
         c.configure_mesh()
             .disable_y_mesh()
             .y_labels(n as usize)
@@ -239,8 +237,8 @@ pub fn share_bars(bars: &ShareBars) -> Result<String, ReportError> {
                 let before: u64 = values[..k].iter().sum();
                 let x0 = before as f64 * 100.0 / total as f64;
                 let x1 = (before + values[k]) as f64 * 100.0 / total as f64;
-                let (top, bottom) = (SegmentValue::Exact(i as u32), SegmentValue::Exact(i as u32 + 1));
-                let mut r = Rectangle::new([(x0, top), (x1, bottom)], colour(k).filled());
+                let y = row_y(i);
+                let mut r = Rectangle::new([(x0, y + 0.5), (x1, y - 0.5)], colour(k).filled());
                 r.set_margin(3, 3, 0, 0);
                 Some(r)
             });
@@ -285,41 +283,51 @@ pub fn heat_map(map: &HeatMap) -> Result<String, ReportError> {
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d((0u32..cols.max(1)).into_segmented(), (0u32..rows.max(1)).into_segmented())
+            .build_cartesian_2d(cells(cols.max(1)), cells(rows.max(1)))
             .map_err(plot_err)?;
-        let index = |v: &SegmentValue<u32>| match v {
-            SegmentValue::CenterOf(i) => i.to_string(),
-            _ => String::new(),
-        };
+        // Row 0 at the top, as a matrix is read.
+        let row_label = |v: &f64| cell_index(*v, rows).map_or(String::new(), |y| (rows - 1 - y).to_string());
+        let col_label = |v: &f64| cell_index(*v, cols).map_or(String::new(), |x| x.to_string());
         c.configure_mesh()
             .disable_mesh()
             .x_labels(cols as usize)
             .y_labels(rows as usize)
-            .x_label_formatter(&index)
-            .y_label_formatter(&index)
+            .x_label_formatter(&col_label)
+            .y_label_formatter(&row_label)
             .x_desc(map.x.as_str())
             .y_desc(map.y.as_str())
             .label_style(("sans-serif", 15))
             .draw()
             .map_err(plot_err)?;
         for (r, row) in map.cells.iter().enumerate() {
+            let y = (rows - 1 - r as u32) as f64;
             for (k, &v) in row.iter().enumerate() {
-                let (x0, x1) = (SegmentValue::Exact(k as u32), SegmentValue::Exact(k as u32 + 1));
-                let (y0, y1) = (SegmentValue::Exact(r as u32), SegmentValue::Exact(r as u32 + 1));
+                let x = k as f64;
                 let shade = 0.08 + 0.92 * v as f64 / max as f64;
-                let mut cell = Rectangle::new([(x0, y0), (x1, y1)], colour(0).mix(shade).filled());
+                let mut cell = Rectangle::new([(x - 0.5, y + 0.5), (x + 0.5, y - 0.5)], colour(0).mix(shade).filled());
                 cell.set_margin(1, 1, 1, 1);
                 c.draw_series(std::iter::once(cell)).map_err(plot_err)?;
                 let ink = if shade > 0.55 { WHITE } else { BLACK };
                 let label = map.text.get(r).and_then(|t| t.get(k)).cloned().unwrap_or_default();
                 let style = ("sans-serif", 16).into_font().color(&ink).pos(text_centre());
-                let at = (SegmentValue::CenterOf(k as u32), SegmentValue::CenterOf(r as u32));
-                c.draw_series(std::iter::once(Text::new(label, at, style))).map_err(plot_err)?;
+                c.draw_series(std::iter::once(Text::new(label, (x, y), style))).map_err(plot_err)?;
             }
         }
         root.present().map_err(plot_err)?;
     }
     Ok(svg)
+}
+
+/// An axis of `n` cells centred on 0, 1, …, n − 1.
+fn cells(n: u32) -> std::ops::Range<f64> {
+    -0.5..(n.max(1) as f64 - 0.5)
+}
+
+/// The cell an axis label at `v` names: a whole number below `n`, else none (a label between
+/// cells stays blank).
+fn cell_index(v: f64, n: u32) -> Option<u32> {
+    let r = v.round();
+    ((v - r).abs() < 1e-6 && r >= 0.0 && r < f64::from(n)).then_some(r as u32)
 }
 
 /// Text anchored at its centre.
@@ -339,6 +347,15 @@ mod tests {
         assert_eq!(tick(12_500.0), "12.5k");
         assert_eq!(tick(0.25), "0.25");
         assert_eq!(tick(3_000_000.0), "3M");
+    }
+
+    #[test]
+    fn only_whole_cell_positions_are_labelled() {
+        assert_eq!(cell_index(0.0, 2), Some(0));
+        assert_eq!(cell_index(1.0, 2), Some(1));
+        assert_eq!(cell_index(2.0, 2), None);
+        assert_eq!(cell_index(0.5, 2), None);
+        assert_eq!(cells(3), -0.5..2.5);
     }
 
     #[test]
