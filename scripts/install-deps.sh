@@ -35,6 +35,8 @@ need '[ -x /usr/bin/node ]' nodejs
 need 'command -v npm' npm
 # Node's headers, for the native addons npm builds when the Lodestar test installs it.
 need '[ -f /usr/include/node/node.h ]' libnode-dev
+# A headless browser: tests/report.rs renders `thermocline report`'s page and screenshots it.
+need '[ -x /usr/bin/chromium ]' chromium
 
 # npm 11 or newer: older npm (Debian's 9, also 10) resolves the version-specific overrides of
 # nodes/lodestar/package.json differently and refuses its lockfile. It comes from the npm registry.

@@ -16,6 +16,7 @@ pub mod output;
 pub mod peer_book;
 pub mod progress;
 pub mod quantiles;
+pub mod report;
 pub mod resources;
 pub mod run;
 pub mod signals;

@@ -33,6 +33,9 @@ struct Cli {
 enum Command {
     /// Run an experiment spec (TOML); without SPEC, the built-in default experiment.
     Run(RunArgs),
+    /// Write `report.html` into a run's output folder: its summary and plots in one
+    /// self-contained page (docs/report.md).
+    Report(ReportArgs),
     /// Benchmarks that print their figures.
     Bench {
         #[command(subcommand)]
@@ -78,6 +81,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
     let exe = std::env::current_exe().context("locating the thermocline executable").map_err(Failure::run)?;
     match command {
         Command::Run(args) => run(args, exe),
+        Command::Report(args) => report(&args),
         Command::Bench { which: BenchCommand::Phold(args) } => {
             let session = if args.backend.contains(&Backend::Mpi) { Some(mpi_support::init()?) } else { None };
             Ok(bench::phold(&args, &exe, session.as_ref())?)
@@ -140,6 +144,23 @@ struct RunArgs {
     /// Run even if the estimated memory exceeds this machine's.
     #[arg(long)]
     ignore_memory_check: bool,
+    /// Also write `report.html` (as `thermocline report` does) into the output folder.
+    #[arg(long)]
+    report: bool,
+}
+
+/// The options of `thermocline report`.
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// The output folder of a finished run.
+    dir: PathBuf,
+}
+
+/// `thermocline report`: write the page and say where it is.
+fn report(args: &ReportArgs) -> Result<(), Failure> {
+    let path = thermocline::report::write_report(&args.dir).context("writing the report").map_err(Failure::output)?;
+    println!("{}", path.display());
+    Ok(())
 }
 
 /// `thermocline run`: check everything that can be checked, take the output folder, simulate,
@@ -217,6 +238,12 @@ fn run(args: RunArgs, exe: PathBuf) -> Result<(), Failure> {
         Ok(summary) => summary,
         Err(e) => return Err(abandon(Some(outdir), Failure::output(e.context("writing the results")))),
     };
+    // The report goes in before the folder is published, so the folder is whole with it or absent.
+    if args.report
+        && let Err(e) = thermocline::report::write_report(outdir.staging())
+    {
+        return Err(abandon(Some(outdir), Failure::output(anyhow::Error::new(e).context("writing the report"))));
+    }
     outdir.commit().map_err(|e| Failure::output(e.into()))?;
     if !args.quiet {
         print!("{}", human_summary(&summary, &target));

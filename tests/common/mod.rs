@@ -257,6 +257,7 @@ pub struct SpecBuilder {
     network: String,
     hosts: String,
     processes: String,
+    sections: String,
 }
 
 impl SpecBuilder {
@@ -267,6 +268,7 @@ impl SpecBuilder {
             network: format!("[network]\ntopology = \"single-switch\"\nlatency = \"{latency}\"\n"),
             hosts: String::new(),
             processes: String::new(),
+            sections: String::new(),
         }
     }
 
@@ -291,6 +293,19 @@ impl SpecBuilder {
         self
     }
 
+    /// A group of `count` surrogate identities `name`, with `extra` keys (TOML lines).
+    pub fn surrogates(mut self, name: &str, count: u32, extra: &str) -> SpecBuilder {
+        self.hosts += &format!("\n[[hosts]]\nname = \"{name}\"\ncount = {count}\n{extra}");
+        self
+    }
+
+    /// Further tables (`[gossip]`, `[traffic]`, …) written out as TOML.
+    pub fn sections(mut self, toml: &str) -> SpecBuilder {
+        self.sections += "\n";
+        self.sections += toml;
+        self
+    }
+
     /// A process on `host`: `path` with `args`, starting at `start`, and `extra` keys.
     pub fn process(mut self, host: &str, path: &str, args: &[&str], start: &str, extra: &str) -> SpecBuilder {
         let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
@@ -309,7 +324,7 @@ impl SpecBuilder {
 
     /// The spec's text.
     pub fn text(&self) -> String {
-        format!("{}\n{}{}{}", self.run, self.network, self.hosts, self.processes)
+        format!("{}\n{}{}{}{}", self.run, self.network, self.hosts, self.sections, self.processes)
     }
 
     /// Write the spec as `dir/name`.
