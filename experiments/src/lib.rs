@@ -17,5 +17,6 @@ pub mod peer_book;
 pub mod progress;
 pub mod resources;
 pub mod run;
+pub mod shadow;
 pub mod signals;
 pub mod spec;
