@@ -58,6 +58,15 @@ pub struct ProcessSpec {
     /// disk. A host's quota is the smallest its processes give, 1 GiB if none gives one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_quota: Option<Size>,
+    /// When to send `stop_signal` to the process, in simulated time (Shadow's `shutdown_time`):
+    /// servers that must end before the run does, and clients stopped mid-transfer. A process
+    /// that has already ended is not signalled; its descendants are not signalled either (as in
+    /// Shadow: the signal goes to the process the spec started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<SimDuration>,
+    /// The signal sent at `stop` (default `SIGTERM`; Shadow's `shutdown_signal`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<Signal>,
 }
 
 /// Per-host values of the placeholders in a process's `args` and `env`.
@@ -157,24 +166,122 @@ impl fmt::Display for ExpectedExit {
     }
 }
 
-const SIGNALS: [(&str, i32); 12] = [
+/// Linux's standard signals (1-31) by name, as `signal(7)` lists them.
+const SIGNALS: [(&str, i32); 31] = [
     ("SIGHUP", 1),
     ("SIGINT", 2),
     ("SIGQUIT", 3),
     ("SIGILL", 4),
+    ("SIGTRAP", 5),
     ("SIGABRT", 6),
     ("SIGBUS", 7),
     ("SIGFPE", 8),
     ("SIGKILL", 9),
     ("SIGUSR1", 10),
     ("SIGSEGV", 11),
+    ("SIGUSR2", 12),
     ("SIGPIPE", 13),
+    ("SIGALRM", 14),
     ("SIGTERM", 15),
+    ("SIGSTKFLT", 16),
+    ("SIGCHLD", 17),
+    ("SIGCONT", 18),
+    ("SIGSTOP", 19),
+    ("SIGTSTP", 20),
+    ("SIGTTIN", 21),
+    ("SIGTTOU", 22),
+    ("SIGURG", 23),
+    ("SIGXCPU", 24),
+    ("SIGXFSZ", 25),
+    ("SIGVTALRM", 26),
+    ("SIGPROF", 27),
+    ("SIGWINCH", 28),
+    ("SIGIO", 29),
+    ("SIGPWR", 30),
+    ("SIGSYS", 31),
 ];
 
-/// The name of signal `n`, for the common ones.
+/// The name of signal `n` (1-31).
 pub fn signal_name(n: i32) -> Option<&'static str> {
     SIGNALS.iter().find(|(_, v)| *v == n).map(|(k, _)| *k)
+}
+
+/// The number of the signal named `name` (`"SIGTERM"`: upper case, with the `SIG` prefix).
+pub fn signal_number(name: &str) -> Option<i32> {
+    SIGNALS.iter().find(|(k, _)| *k == name).map(|(_, n)| *n)
+}
+
+/// A signal a spec sends to a process: written as a name (`"SIGINT"`) or a number (1-31).
+/// Signals that stop or continue a process (`SIGSTOP`, `SIGTSTP`, `SIGTTIN`, `SIGTTOU`,
+/// `SIGCONT`) are refused: a stopped process would hold the run with no time passing for it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Signal(pub i32);
+
+impl Signal {
+    /// The signal numbered `n`, if a spec may send it (see [`Signal`]).
+    pub fn new(n: i32) -> Result<Signal, String> {
+        let Some(name) = signal_name(n) else {
+            return Err(format!("signal {n} is not one of Linux's standard signals 1-31"));
+        };
+        if matches!(n, 18..=22) {
+            return Err(format!("{name} stops or continues a process, which direct hosts do not model"));
+        }
+        Ok(Signal(n))
+    }
+
+    /// The signal named `name` (`"SIGTERM"`) or numbered by the decimal text `name` (`"15"`).
+    pub fn parse(name: &str) -> Result<Signal, String> {
+        match name.parse::<i32>() {
+            Ok(n) => Signal::new(n),
+            Err(_) => Signal::new(signal_number(name).ok_or_else(|| {
+                format!("unknown signal {name:?}; expected a name such as \"SIGTERM\" (upper case, with SIG) or 1-31")
+            })?),
+        }
+    }
+}
+
+impl Default for Signal {
+    /// `SIGTERM`, as Shadow's `shutdown_signal` defaults to.
+    fn default() -> Self {
+        Signal(libc::SIGTERM)
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(signal_name(self.0).unwrap_or("SIGTERM"))
+    }
+}
+
+impl Serialize for Signal {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Signal {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Signal;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a signal name such as \"SIGTERM\" or a number 1-31")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Signal, E> {
+                Signal::new(i32::try_from(v).unwrap_or(0)).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Signal, E> {
+                Signal::new(i32::try_from(v).unwrap_or(0)).map_err(E::custom)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Signal, E> {
+                let n = signal_number(v).ok_or_else(|| {
+                    E::custom(format!("unknown signal {v:?}; expected a name such as \"SIGTERM\" or a number 1-31"))
+                })?;
+                Signal::new(n).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl Serialize for ExpectedExit {
@@ -212,8 +319,8 @@ impl<'de> Deserialize<'de> for ExpectedExit {
                 }
                 SIGNALS.iter().find(|(k, _)| *k == v).map(|(_, n)| ExpectedExit::Signal(*n)).ok_or_else(|| {
                     E::custom(format!(
-                        "unknown expected exit {v:?}; expected an exit code, \"running\" or one of {}",
-                        SIGNALS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+                        "unknown expected exit {v:?}; expected an exit code, \"running\" or a signal name \
+                         (SIGHUP, SIGINT, SIGKILL, SIGTERM, …: upper case, with SIG)"
                     ))
                 })
             }
@@ -328,6 +435,25 @@ impl<'de> Deserialize<'de> for StartDate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signals_are_read_by_name_or_number_and_stop_signals_refused() {
+        assert_eq!(Signal::parse("SIGINT"), Ok(Signal(2)));
+        assert_eq!(Signal::parse("9"), Ok(Signal(9)));
+        assert!(Signal::parse("sigterm").unwrap_err().contains("unknown signal"));
+        assert!(Signal::parse("SIGSTOP").unwrap_err().contains("stops or continues"));
+        assert!(Signal::parse("34").unwrap_err().contains("1-31"));
+        #[derive(Deserialize, Serialize)]
+        struct T {
+            s: Signal,
+        }
+        let t: T = serde_json::from_str(r#"{"s": "SIGUSR2"}"#).unwrap();
+        assert_eq!(t.s, Signal(12));
+        assert_eq!(serde_json::to_string(&t).unwrap(), r#"{"s":"SIGUSR2"}"#);
+        assert_eq!(serde_json::from_str::<T>(r#"{"s": 15}"#).unwrap().s, Signal(15));
+        assert!(serde_json::from_str::<T>(r#"{"s": "SIGCONT"}"#).is_err());
+        assert_eq!(signal_name(31), Some("SIGSYS"));
+    }
 
     #[test]
     fn placeholders_expand_per_host_and_other_braces_pass_through() {

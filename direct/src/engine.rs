@@ -107,6 +107,8 @@ pub struct DirectSetup<'a> {
 enum Action {
     /// Start process `0` of the host.
     Start(usize),
+    /// Send signal `1` to process `0` of the host (its `stop` time), if it still runs.
+    Stop(usize, i32),
     /// The timer of task `vid`'s blocked syscall, identified by `token`.
     Wake { vid: u32, token: u64 },
     /// Task `vid`'s `ITIMER_REAL` timer expires (if `token` is still its current one).
@@ -515,6 +517,12 @@ impl DirectEngine {
                     dst: h,
                     action: Action::Start(i),
                 }));
+                if let Some(stop) = p.stop {
+                    let seq = host.next_seq();
+                    let signal = p.stop_signal.unwrap_or_default().0;
+                    let action = Action::Stop(i, signal);
+                    queue.push(Reverse(Pending { time: stop.as_nanos(), src: h, seq, dst: h, action }));
+                }
             }
             local.insert(h, hosts.len());
             hosts.push(host);
@@ -712,6 +720,21 @@ impl DirectEngine {
         });
         crate::threads::note_exit_words(host, vid, None);
         Ok(())
+    }
+
+    /// Send `signal` to process `p` of host `h` (its `stop` time): to the process the spec
+    /// started, not to its descendants, and only while it runs. It then ends, or not, as its
+    /// handlers decide, and its exit status is checked at the end as any other.
+    fn stop(&mut self, h: usize, p: usize, signal: i32) {
+        let host = &mut self.hosts[h];
+        let Some(t) = host.tasks.values().find(|t| t.is_root && t.proc == p && !matches!(t.state, TaskState::Exited))
+        else {
+            return;
+        };
+        // SAFETY: signalling a managed task's process.
+        unsafe { libc::kill(t.tgid, signal) };
+        host.progress += 1;
+        host.signal_hint = true;
     }
 
     /// Register a task first seen (by its first notification, among its parent's children or
@@ -1480,6 +1503,7 @@ impl DirectEngine {
         self.set_now(h, ev.time);
         match ev.action {
             Action::Start(p) => self.start(h, p)?,
+            Action::Stop(p, signal) => self.stop(h, p, signal),
             Action::Wake { vid, token } => {
                 let host = &mut self.hosts[h];
                 let epoch = host.epoch;
@@ -2023,6 +2047,8 @@ mod tests {
             preempt: None,
             syscall_latency: None,
             disk_quota: None,
+            stop: None,
+            stop_signal: None,
         };
         let mut digests = Vec::new();
         for i in 0..2 {
@@ -2036,6 +2062,39 @@ mod tests {
             assert_eq!(lines[2].split_whitespace().count(), 4);
         }
         assert_eq!(digests[0], digests[1]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_stop_time_sends_its_signal_at_that_simulated_time() {
+        let dir = std::env::temp_dir().join(format!("thermocline-direct-unit-stop-{}", std::process::id()));
+        let trap = ProcessSpec {
+            host: "h".into(),
+            path: "sh".into(),
+            args: vec!["-c".into(), "trap 'date -u +%s; exit 7' INT; while :; do sleep 1; done".into()],
+            env: Default::default(),
+            start: thermocline_bus::SimDuration::ZERO,
+            expected_exit: ExpectedExit::Code(7),
+            trap_rdtsc: true,
+            preempt: None,
+            syscall_latency: None,
+            disk_quota: None,
+            stop: Some(thermocline_bus::SimDuration::from_millis(4_500)),
+            stop_signal: Some(crate::config::Signal(libc::SIGINT)),
+        };
+        let killed = ProcessSpec {
+            path: "sleep".into(),
+            args: vec!["1000".into()],
+            expected_exit: ExpectedExit::Signal(libc::SIGTERM),
+            stop: Some(thermocline_bus::SimDuration::from_secs(2)),
+            stop_signal: None,
+            ..trap.clone()
+        };
+        let mut e = engine(&dir, &[trap, killed]);
+        run(&mut e);
+        let stdout = std::fs::read_to_string(dir.join("hosts/h/sh.0.stdout")).unwrap();
+        // The trap runs once the `sleep 1` under way at 4.5 s has ended.
+        assert_eq!(stdout.trim(), "946684805");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -2125,6 +2184,8 @@ mod tests {
             preempt: None,
             syscall_latency: None,
             disk_quota: None,
+            stop: None,
+            stop_signal: None,
         };
         let mk = |p: &ProcessSpec| {
             let setup = DirectSetup {

@@ -51,7 +51,7 @@ pub mod vdso;
 pub mod waits;
 mod wall;
 
-pub use config::{ExitStatus, ExpectedExit, ProcessSpec, StartDate};
+pub use config::{ExitStatus, ExpectedExit, ProcessSpec, Signal, StartDate};
 pub use engine::{DirectEngine, DirectOptions, DirectSetup};
 pub use teardown::kill_managed_processes;
 

@@ -77,6 +77,8 @@ fn the_teardown_kills_a_running_engines_programs_and_their_children() {
         preempt: Some(SimDuration::from_millis(5)),
         syscall_latency: None,
         disk_quota: None,
+        stop: None,
+        stop_signal: None,
     };
     let dir = out.clone();
     // Engines are built on the thread that runs them (as the bus does): they are not `Send`.

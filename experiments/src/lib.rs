@@ -19,6 +19,7 @@ pub mod quantiles;
 pub mod report;
 pub mod resources;
 pub mod run;
+pub mod shadow;
 pub mod signals;
 pub mod spec;
 pub mod spill;

@@ -11,7 +11,7 @@ use thermocline::output::{human_summary, write_outputs};
 use thermocline::progress::{ProgressDisplay, ProgressMode};
 use thermocline::run::{RunPlan, execute, shard_process_main};
 use thermocline::spec::{Backend, Spec};
-use thermocline::{model_cmd, mpi_support};
+use thermocline::{model_cmd, mpi_support, shadow};
 
 /// Large blocks (the surrogate state) on transparent huge pages: see `huge_pages`.
 #[global_allocator]
@@ -31,11 +31,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run an experiment spec (TOML); without SPEC, the built-in default experiment.
+    /// Run an experiment spec (TOML) or a Shadow 3.x configuration (`.yaml`/`.yml`); without
+    /// SPEC, the built-in default experiment.
     Run(RunArgs),
     /// Write `report.html` into a run's output folder: its summary and plots in one
     /// self-contained page (docs/report.md).
     Report(ReportArgs),
+    /// Print the Thermocline spec (TOML) equivalent to a Shadow 3.x configuration (YAML); notes
+    /// on keys ignored go to stderr and, as comments, into the spec.
+    Import {
+        /// The Shadow configuration.
+        config: PathBuf,
+    },
     /// Benchmarks that print their figures.
     Bench {
         #[command(subcommand)]
@@ -92,6 +99,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Bench { which: BenchCommand::Direct(args) } => Ok(thermocline::bench_direct::direct(&args, &exe)?),
         Command::Bench { which: BenchCommand::Hybrid(args) } => Ok(thermocline::bench_hybrid::hybrid(&args, &exe)?),
         Command::Partition(args) => Ok(model_cmd::partition(&args)?),
+        Command::Import { config } => import(&config),
         Command::Bench { which: BenchCommand::Window(args) } => {
             let session = if args.backend.contains(&Backend::Mpi) { Some(mpi_support::init()?) } else { None };
             Ok(bench::window(&args, &exe, session.as_ref())?)
@@ -167,6 +175,13 @@ fn report(args: &ReportArgs) -> Result<(), Failure> {
 /// and put the results in place only if all of it succeeded.
 fn run(args: RunArgs, exe: PathBuf) -> Result<(), Failure> {
     let mut spec = match &args.spec {
+        Some(path) if shadow::is_shadow_config(path) => {
+            let imported = shadow::load(path).map_err(Failure::spec)?;
+            for note in &imported.notes {
+                eprintln!("note: {note}");
+            }
+            imported.spec
+        }
         Some(path) => Spec::load(path).map_err(Failure::spec)?,
         None => Spec::default_experiment(),
     };
@@ -248,6 +263,20 @@ fn run(args: RunArgs, exe: PathBuf) -> Result<(), Failure> {
     if !args.quiet {
         print!("{}", human_summary(&summary, &target));
     }
+    Ok(())
+}
+
+/// `thermocline import`: the Shadow configuration as a spec on stdout, its notes on stderr.
+fn import(config: &std::path::Path) -> Result<(), Failure> {
+    let text =
+        std::fs::read_to_string(config).map_err(|e| Failure::usage(anyhow::anyhow!("{}: {e}", config.display())))?;
+    let folder = config.parent().unwrap_or(std::path::Path::new("."));
+    let imported = shadow::import(&text, &config.display().to_string(), folder).map_err(Failure::spec)?;
+    for note in &imported.notes {
+        eprintln!("note: {note}");
+    }
+    let name = config.file_name().map_or(config.display().to_string(), |n| n.to_string_lossy().into_owned());
+    print!("{}", imported.to_toml(&name));
     Ok(())
 }
 

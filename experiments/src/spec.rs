@@ -304,29 +304,38 @@ impl Spec {
         let text = std::fs::read_to_string(path)
             .map_err(|source| SpecError::Io { path: path.display().to_string(), source })?;
         let mut spec = Spec::parse(&text, &path.display().to_string())?;
-        if let Some(gml) = &spec.network.gml {
-            let joined = path.parent().unwrap_or(Path::new(".")).join(gml);
-            spec.network.gml = Some(std::path::absolute(&joined).unwrap_or(joined));
+        spec.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        Ok(spec)
+    }
+
+    /// Make the spec's relative paths absolute, taking them from `folder` (the spec's): the GML
+    /// file, and executables written with a folder (bare names are looked up on PATH).
+    pub fn resolve_paths(&mut self, folder: &Path) {
+        if let Some(gml) = &self.network.gml {
+            let joined = folder.join(gml);
+            self.network.gml = Some(std::path::absolute(&joined).unwrap_or(joined));
         }
-        for p in &mut spec.processes {
-            // Executable paths with a folder are relative to the spec; bare names use PATH.
+        for p in &mut self.processes {
             if p.path.is_relative() && p.path.components().count() > 1 {
-                let joined = path.parent().unwrap_or(Path::new(".")).join(&p.path);
+                let joined = folder.join(&p.path);
                 p.path = std::path::absolute(&joined).unwrap_or(joined);
             }
         }
-        Ok(spec)
     }
 
     /// Build the network model of the spec's `[network]` and `[[hosts]]`.
     pub fn network_model(&self) -> Result<NetworkModel, SpecError> {
         let invalid = SpecError::Model;
-        let gml_text = match &self.network.gml {
-            Some(p) => Some((
+        let gml_text = match (&self.network.gml, &self.network.gml_inline) {
+            (Some(_), Some(_)) => {
+                return Err(invalid("network: give `gml` (a file) or `gml_inline` (the graph), not both".into()));
+            }
+            (Some(p), None) => Some((
                 std::fs::read_to_string(p).map_err(|e| invalid(format!("reading {}: {e}", p.display())))?,
                 p.display().to_string(),
             )),
-            None => None,
+            (None, Some(text)) => Some((text.clone(), "network.gml_inline".to_string())),
+            (None, None) => None,
         };
         NetworkModel::build(&self.network, gml_text.as_ref().map(|(t, o)| (t.as_str(), o.as_str())), &self.hosts)
             .map_err(|e: NetworkError| invalid(e.to_string()))

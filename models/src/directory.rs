@@ -149,12 +149,20 @@ fn quotas(count: u32, weights: &[f64]) -> Vec<u32> {
 }
 
 /// Whether `name` can name hosts: dot-separated labels of letters, digits, `-` and `_` (as host
-/// names in other simulators' configs are), none empty, the last not all digits (so a name never
-/// reads as an address).
+/// names in Shadow's configs are: `relay.2` or `client-1`), none empty, and not all of them
+/// numbers (decimal or `0x` hexadecimal), so that a name never reads as an address: resolvers
+/// take `10.1`, `42` or `0x7f.1` for IPv4 addresses (`inet_aton`) before looking in `/etc/hosts`.
 fn valid_host_name(name: &str) -> bool {
     let labels: Vec<&str> = name.split('.').collect();
     let label_ok = |l: &&str| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    labels.iter().all(label_ok) && !labels.last().is_some_and(|l| l.chars().all(|c| c.is_ascii_digit()))
+    let numeric = |l: &&str| {
+        let hex = l.strip_prefix("0x").or_else(|| l.strip_prefix("0X"));
+        match hex {
+            Some(h) => h.chars().all(|c| c.is_ascii_hexdigit()),
+            None => l.chars().all(|c| c.is_ascii_digit()),
+        }
+    };
+    labels.iter().all(label_ok) && !labels.iter().all(numeric)
 }
 
 impl HostDirectory {
@@ -178,7 +186,8 @@ impl HostDirectory {
             let err = |message: String| DirectoryError::Group { group: spec.name.clone(), message };
             if !valid_host_name(&spec.name) {
                 return Err(err("names are labels of letters, digits, - and _, joined by single dots \
-                                (e.g. `tail` or `lossless.tcpserver.echo`), the last not all digits"
+                                (e.g. `tail`, `relay.2` or `lossless.tcpserver.echo`), not all of them numbers \
+                                (a name must not read as an address)"
                     .into()));
             }
             if let Some(bw) = spec.bandwidth
@@ -340,10 +349,10 @@ mod tests {
 
     #[test]
     fn host_names_may_be_dotted_but_never_read_as_addresses() {
-        for ok in ["tail", "lossless.tcpserver.echo", "a-b_c.d2", "x.y1"] {
+        for ok in ["tail", "lossless.tcpserver.echo", "a-b_c.d2", "x.y1", "a.42", "relay.2", "1a", "0xg.1"] {
             assert!(valid_host_name(ok), "{ok}");
         }
-        for bad in ["", ".a", "a.", "a..b", "10.0.0.1", "a.42", "42", "a b", "a/b"] {
+        for bad in ["", ".a", "a.", "a..b", "10.0.0.1", "10.1", "42", "0x7f.1", "0X1", "a b", "a/b"] {
             assert!(!valid_host_name(bad), "{bad:?}");
         }
         let t = Topology::single_switch(10, 0.0);

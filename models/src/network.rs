@@ -46,6 +46,10 @@ pub struct NetworkSpec {
     pub loss: f64,
     /// GML file (relative to the spec's folder), for `topology = "gml"`.
     pub gml: Option<std::path::PathBuf>,
+    /// The GML graph written in the spec itself (as Shadow's `graph.inline`), for
+    /// `topology = "gml"`: instead of `gml`, so that an imported Shadow configuration is one file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gml_inline: Option<String>,
     /// Route GML graphs by shortest path (as Shadow's `use_shortest_path`), else direct edges only.
     pub use_shortest_path: bool,
     /// Regions, for `topology = "regions"`.
@@ -66,6 +70,7 @@ impl Default for NetworkSpec {
             latency: SimDuration::from_millis(10),
             loss: 0.0,
             gml: None,
+            gml_inline: None,
             use_shortest_path: true,
             regions: None,
             rx_coalesce: SimDuration::ZERO,

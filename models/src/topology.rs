@@ -91,12 +91,14 @@ pub enum TopologyError {
     Invalid(String),
 }
 
-/// A bandwidth as Shadow writes it: our units, plus a bare number (bits per second) and a bare
-/// prefix (`"10 M"` = 10 Mbit/s, `"kilo"`, `"mebi"`, …).
-fn shadow_bandwidth(text: &str) -> Result<Bandwidth, crate::units::UnitError> {
+/// A bandwidth as Shadow writes it: our units, plus a bare number (bits per second), a bare
+/// prefix (`"10 M"` = 10 Mbit/s, `"kilo"`, `"mebi"`, …) and prefixes written out before `bit` or
+/// `bits` (`"10 kilobits"`). Shared with the Shadow configuration reader.
+pub fn shadow_bandwidth(text: &str) -> Result<Bandwidth, crate::units::UnitError> {
     let t = text.trim();
     let unit_at = t.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_' || c == '+')).unwrap_or(t.len());
     let (number, unit) = (t[..unit_at].trim_start_matches('+'), t[unit_at..].trim());
+    let unit = unit.strip_suffix("bits").or_else(|| unit.strip_suffix("bit")).unwrap_or(unit);
     let prefix = match unit {
         "" => Some(""),
         "K" | "k" | "kilo" => Some("k"),
@@ -115,9 +117,10 @@ fn shadow_bandwidth(text: &str) -> Result<Bandwidth, crate::units::UnitError> {
     }
 }
 
-/// A duration as Shadow writes it: our units, plus a bare number (seconds), `m` (minutes), `hr`
-/// and the Greek-mu spelling of µs.
-fn shadow_duration(text: &str) -> Result<thermocline_bus::SimDuration, thermocline_bus::time::DurationParseError> {
+/// A duration as Shadow writes it: our units, plus a bare number (seconds), `m` (minutes), `hr`,
+/// the Greek-mu spelling of µs, and sub-second units written out (`"10 milliseconds"`). Shared
+/// with the Shadow configuration reader.
+pub fn shadow_duration(text: &str) -> Result<thermocline_bus::SimDuration, thermocline_bus::time::DurationParseError> {
     let t = text.trim().trim_start_matches('+');
     let unit_at = t.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_')).unwrap_or(t.len());
     let (number, unit) = (&t[..unit_at], t[unit_at..].trim());
@@ -125,7 +128,9 @@ fn shadow_duration(text: &str) -> Result<thermocline_bus::SimDuration, thermocli
         "" => "s",
         "m" => "min",
         "hr" | "hrs" => "h",
-        "μs" => "us",
+        "μs" | "microsecond" | "microseconds" => "us",
+        "nanosecond" | "nanoseconds" => "ns",
+        "millisecond" | "milliseconds" => "ms",
         u => u,
     };
     format!("{number} {unit}").parse()
@@ -490,6 +495,12 @@ mod tests {
         assert_eq!(shadow_duration("2").unwrap().as_nanos(), 2_000_000_000);
         assert_eq!(shadow_duration("1 m").unwrap().as_nanos(), 60_000_000_000);
         assert_eq!(shadow_duration("5 μs").unwrap().as_nanos(), 5_000);
+        assert_eq!(shadow_duration("10 milliseconds").unwrap().as_nanos(), 10_000_000);
+        assert_eq!(shadow_duration("3 hrs").unwrap().as_nanos(), 3 * 3_600_000_000_000);
+        assert_eq!(shadow_bandwidth("10 kilobits").unwrap(), Bandwidth(10_000));
+        assert_eq!(shadow_bandwidth("100 Mbits").unwrap(), Bandwidth(100_000_000));
+        assert_eq!(shadow_bandwidth("1 Gbit").unwrap(), Bandwidth(1_000_000_000));
+        assert_eq!(shadow_bandwidth("128 bits").unwrap(), Bandwidth(128));
     }
 
     #[test]
