@@ -1,5 +1,5 @@
-//! What a run leaves behind: `summary.json` with the digest, Arrow IPC files of the metrics, the
-//! resolved spec, and a short human summary.
+//! What a run leaves behind: `summary.json` with the digest, the metrics tables as Arrow IPC
+//! and/or Parquet files (`[output] format`), the resolved spec, and a short human summary.
 
 use crate::outdir::{write_atomic, write_synced};
 use crate::run::{RunOutcome, RunPlan};
@@ -7,7 +7,9 @@ use anyhow::Result;
 use std::collections::BTreeMap;
 use std::path::Path;
 use thermocline_bus::Table;
-use thermocline_models::metrics::{bus_pairs_batch, bus_windows_batch, concat_tables, write_ipc_file};
+use thermocline_models::metrics::{
+    TableFormat, TableWriter, bus_pairs_batch, bus_windows_batch, concat_tables, write_table,
+};
 use thermocline_surrogate::rpc::MsgKey;
 use thermocline_surrogate::topics::topic_family_of_name;
 
@@ -326,6 +328,33 @@ fn hot_figures(
     Ok(Some(ArrivalFigures::new(clients, delays, expected)))
 }
 
+/// Write every table of a run into `dir` in `format`, each through one [`TableWriter`]: the
+/// bus's `bus_windows` and `bus_pairs`, then the engines' tables by name (each name's shards in
+/// shard order, batch by batch). Returns the file names written.
+fn write_tables(dir: &Path, outcome: &RunOutcome, format: TableFormat) -> Result<Vec<String>> {
+    let mut files = Vec::new();
+    let bus =
+        [("bus_windows", bus_windows_batch(&outcome.reports)?), ("bus_pairs", bus_pairs_batch(&outcome.reports)?)];
+    for (name, batch) in bus {
+        files.extend(write_table(dir, name, batch.schema(), std::slice::from_ref(&batch), format)?);
+    }
+    let mut by_name: BTreeMap<&str, Vec<&Table>> = BTreeMap::new();
+    for r in &outcome.reports {
+        for t in &r.output.tables {
+            by_name.entry(&t.name).or_default().push(t);
+        }
+    }
+    for (name, tables) in by_name {
+        let (schema, batches) = concat_tables(name, &tables)?;
+        let mut w = TableWriter::create(dir, name, schema, format)?;
+        for b in &batches {
+            w.write(b)?;
+        }
+        files.extend(w.finish()?);
+    }
+    Ok(files)
+}
+
 /// Write the results of a run into `dir` (the run's staging folder), `summary.json` last and
 /// atomically; returns the summary written. The stored spec names `target`, where the results
 /// will be.
@@ -335,24 +364,8 @@ pub fn write_outputs(dir: &Path, target: &Path, plan: &RunPlan, outcome: &RunOut
     let mut spec = plan.spec.clone();
     spec.output.dir = target.to_path_buf();
     write_synced(&dir.join("spec.toml"), spec.to_toml().as_bytes())?;
-    if plan.spec.output.arrow {
-        let windows = bus_windows_batch(&outcome.reports)?;
-        write_ipc_file(&dir.join("bus_windows.arrow"), &windows.schema(), &[windows])?;
-        let pairs = bus_pairs_batch(&outcome.reports)?;
-        write_ipc_file(&dir.join("bus_pairs.arrow"), &pairs.schema(), &[pairs])?;
-        files.extend(["bus_windows.arrow".to_string(), "bus_pairs.arrow".to_string()]);
-        let mut by_name: BTreeMap<&str, Vec<&Table>> = BTreeMap::new();
-        for r in &outcome.reports {
-            for t in &r.output.tables {
-                by_name.entry(&t.name).or_default().push(t);
-            }
-        }
-        for (name, tables) in by_name {
-            let (schema, batches) = concat_tables(name, &tables)?;
-            let file = format!("{name}.arrow");
-            write_ipc_file(&dir.join(&file), &schema, &batches)?;
-            files.push(file);
-        }
+    if let Some(format) = plan.spec.output.tables() {
+        files.extend(write_tables(dir, outcome, format)?);
     }
     files.push("summary.json".to_string());
     summary.files = files;
