@@ -355,9 +355,14 @@ fn host_groups_with_different_client_profiles_mix_deterministically() {
     assert_eq!(one["gossip"]["reliability"], 1.0);
     assert_eq!(one["gossip"]["identities"], 800);
     let nodes = out.join("gossip_nodes.arrow");
-    let client: Vec<String> = strings(&nodes, "meta_client_name");
+    let client: Vec<String> = strings(&nodes, "meta_client_implementation");
     let degree: Vec<u16> = values::<UInt16Type>(&nodes, "mesh_degree").into_iter().collect();
     assert_eq!(client.iter().filter(|c| *c == "lighthouse").count(), 300);
+    // `meta_client_name` is each identity's own name, as Xatu names the node that saw the data.
+    let names: Vec<String> = strings(&nodes, "meta_client_name");
+    assert_eq!(names.iter().collect::<std::collections::BTreeSet<_>>().len(), 800);
+    let lh = names.iter().zip(&client).filter(|(_, c)| *c == "lighthouse");
+    assert!(lh.clone().all(|(n, _)| n.starts_with("lh")) && lh.clone().any(|(n, _)| n == "lh299"));
     assert_eq!(client.iter().filter(|c| *c == "ethereum").count(), 500);
     // Each profile keeps its own mesh band: Lighthouse D = 5 (3..10), the spec's D = 8 (6..12).
     let mean = |name: &str| -> f64 {

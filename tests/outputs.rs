@@ -1,10 +1,12 @@
 //! What a run writes: summary.json fields, Arrow files that read back and agree with the
-//! summary, and the benchmarks' JSON.
+//! summary, Parquet files equal to the Arrow ones, and the benchmarks' JSON.
 
 mod common;
 use arrow_array::{Array, UInt32Array, UInt64Array};
+use arrow_array::{StringArray, TimestampMillisecondArray};
 use common::*;
-use thermocline_models::metrics::read_ipc_file;
+use std::path::{Path, PathBuf};
+use thermocline_models::metrics::{read_ipc_file, read_table, read_table_file};
 
 fn column_u64(batches: &[arrow_array::RecordBatch], name: &str) -> Vec<u64> {
     batches
@@ -126,4 +128,120 @@ fn bench_window_json_reports_overhead_per_backend() {
         assert_eq!(r["windows"], 500);
         assert!(r["us_per_window"].as_f64().unwrap() > 0.0);
     }
+}
+
+/// A small gossip run with a calendar start date; `FORMAT` is replaced by the output format.
+const GOSSIP_FORMAT: &str = r#"
+[run]
+name = "formats"
+seed = 5
+duration = "30 s"
+start_date = "2026-01-01T00:00:00Z"
+
+[[hosts]]
+name = "tail"
+count = 300
+countries = { DE = 0.5, other = 0.5 }
+bandwidth = { up = "50 Mbit", down = "200 Mbit" }
+
+[gossip]
+profile = "ethereum"
+
+[traffic]
+start = "10 s"
+slot = "6 s"
+beacon_block = { size = "50 KiB" }
+
+[output]
+format = "FORMAT"
+"#;
+
+/// Run `GOSSIP_FORMAT` in `format` on `shards` shards into `dir/name`.
+fn run_format(dir: &Path, name: &str, format: &str, shards: &str) -> PathBuf {
+    let spec = write_spec(dir, &format!("{name}.toml"), &GOSSIP_FORMAT.replace("FORMAT", format));
+    let out = dir.join(name);
+    run_ok(&["run", spec.to_str().unwrap(), "-q", "--shards", shards, "--out", out.to_str().unwrap()]);
+    out
+}
+
+/// The `files` list of a run's summary.
+fn files(out: &Path) -> Vec<String> {
+    summary(out)["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn parquet_tables_equal_the_arrow_ones_and_the_format_leaves_the_digest_alone() {
+    let dir = scratch("formats");
+    let both = run_format(&dir, "both", "both", "2");
+    let listed = files(&both);
+    let tables: Vec<&str> = listed.iter().filter_map(|f| f.strip_suffix(".arrow")).collect();
+    for t in ["bus_windows", "bus_pairs", "gossip_arrivals", "gossip_messages", "gossip_nodes", "gossip_mesh_degree"] {
+        assert!(tables.contains(&t), "{t} missing from {listed:?}");
+    }
+    for t in &tables {
+        assert!(listed.contains(&format!("{t}.parquet")), "{t}.parquet missing from {listed:?}");
+        let arrow = read_table_file(&both.join(format!("{t}.arrow"))).unwrap();
+        let parquet = read_table_file(&both.join(format!("{t}.parquet"))).unwrap();
+        assert_eq!(parquet.schema(), arrow.schema(), "{t}");
+        assert_eq!(parquet, arrow, "{t}");
+        assert!(arrow.num_rows() > 0, "{t} is empty");
+    }
+
+    // Parquet alone: no Arrow file anywhere, the same digest as an Arrow run, the same tables.
+    let parquet = run_format(&dir, "parquet", "parquet", "1");
+    let arrow = run_format(&dir, "arrow", "arrow", "1");
+    let written: Vec<String> =
+        std::fs::read_dir(&parquet).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(!written.iter().any(|f| f.ends_with(".arrow")), "{written:?}");
+    assert!(files(&arrow).iter().all(|f| !f.ends_with(".parquet")));
+    assert_eq!(summary(&parquet)["digest"], summary(&both)["digest"]);
+    assert_eq!(summary(&arrow)["digest"], summary(&both)["digest"]);
+    for t in ["gossip_arrivals", "gossip_messages", "gossip_nodes"] {
+        assert_eq!(read_table(&parquet, t).unwrap(), read_table(&arrow, t).unwrap(), "{t}");
+    }
+
+    // Xatu's columns: the slot's start as a UTC date, the arrival's own date, the receiver's name.
+    let a = read_table(&parquet, "gossip_arrivals").unwrap();
+    let dates = |name: &str| -> Vec<i64> {
+        let c = a.column_by_name(name).unwrap().as_any().downcast_ref::<TimestampMillisecondArray>().unwrap();
+        assert_eq!(c.timezone(), Some("UTC"), "{name}");
+        c.values().to_vec()
+    };
+    let (slot_start, event) = (dates("slot_start_date_time"), dates("event_date_time"));
+    let (slots, diffs) = (u64s(&a, "slot"), u64s(&a, "propagation_slot_start_diff"));
+    assert!(!slots.is_empty());
+    for k in 0..slots.len() {
+        // 2026-01-01T00:00:00Z, then traffic.start 10 s and 6 s slots.
+        assert_eq!(slot_start[k], 1_767_225_600_000 + 10_000 + slots[k] as i64 * 6_000);
+        assert_eq!((event[k] - slot_start[k]) as u64, diffs[k]);
+    }
+    let names = a.column_by_name("meta_client_name").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
+    let clients =
+        a.column_by_name("meta_client_implementation").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
+    assert!((0..a.num_rows()).all(|k| names.value(k).starts_with("tail") && clients.value(k) == "ethereum"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn the_arrow_key_still_turns_table_files_off_and_conflicts_are_located() {
+    let dir = scratch("no-tables");
+    let text = GOSSIP_FORMAT.replace("format = \"FORMAT\"", "arrow = false");
+    let spec = write_spec(&dir, "off.toml", &text);
+    let out = dir.join("off");
+    run_ok(&["run", spec.to_str().unwrap(), "-q", "--out", out.to_str().unwrap()]);
+    assert_eq!(files(&out), ["spec.toml", "summary.json"]);
+    assert!(summary(&out)["gossip"]["reliability"].as_f64().unwrap() > 0.99);
+
+    let text = GOSSIP_FORMAT.replace("format = \"FORMAT\"", "arrow = false\nformat = \"both\"");
+    let spec = write_spec(&dir, "conflict.toml", &text);
+    let o = run_with_deadline(
+        &["run", spec.to_str().unwrap(), "-q", "--out", dir.join("c").to_str().unwrap()],
+        std::time::Duration::from_secs(60),
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    let line = text.lines().position(|l| l == "arrow = false").unwrap() + 1;
+    assert!(err.contains(&format!("conflict.toml:{line}:1: output.arrow = false")), "{err}");
+    assert!(!dir.join("c").exists());
+    std::fs::remove_dir_all(dir).unwrap();
 }

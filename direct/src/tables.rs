@@ -153,11 +153,13 @@ fn hot_tables(e: &DirectEngine) -> Result<Vec<Table>, ArrowError> {
         for (key, a) in &h.marks.arrivals {
             let n = &a.note;
             rows.slot.push(n.slot);
+            rows.slot_start_ns.push(n.slot_start_ns);
             rows.topic.push(n.topic.clone());
             rows.message_id.push(*key);
             rows.node.push(h.id);
-            rows.client.push(client.clone());
-            rows.slot_diff_ms.push(a.time.saturating_sub(n.slot_start_ns) / 1_000_000);
+            rows.name.push(h.name.clone());
+            rows.implementation.push(client.clone());
+            rows.arrival_ns.push(a.time);
             rows.since_publish_ns.push(a.time.saturating_sub(n.published_ns));
             rows.hops.push(u32::from(n.hops));
             rows.from_peer.push(n.sender);
@@ -185,5 +187,5 @@ fn hot_tables(e: &DirectEngine) -> Result<Vec<Table>, ArrowError> {
             u64_col(e.hosts.iter().map(|h| h.marks.pending() as u64)),
         ],
     )?;
-    Ok(vec![rows.table(true)?, marks])
+    Ok(vec![rows.table(true, e.opts.start_date.0)?, marks])
 }

@@ -1,5 +1,5 @@
-//! What a run leaves behind: `summary.json` with the digest, Arrow IPC files of the metrics, the
-//! resolved spec, and a short human summary.
+//! What a run leaves behind: `summary.json` with the digest, the metrics tables as Arrow IPC
+//! and/or Parquet files (`[output] format`), the resolved spec, and a short human summary.
 
 use crate::outdir::{write_atomic, write_synced};
 use crate::quantiles::TwoPass;
@@ -8,7 +8,7 @@ use crate::spill::Tables;
 use anyhow::Result;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use thermocline_models::metrics::{IpcFile, bus_pairs_batch, bus_windows_batch, write_ipc_file};
+use thermocline_models::metrics::{TableFormat, TableWriter, bus_pairs_batch, bus_windows_batch, write_table};
 use thermocline_surrogate::rpc::MsgKey;
 use thermocline_surrogate::topics::topic_family_of_name;
 
@@ -342,6 +342,23 @@ fn hot_figures(
     Ok(Some(ArrivalFigures::new(clients, delays, expected)))
 }
 
+/// Write every table of a run into `dir` in `format`, each through one [`TableWriter`]: the
+/// bus's `bus_windows` and `bus_pairs`, then the engines' tables by name (each name's shards in
+/// shard order, batch by batch). Returns the file names written.
+fn write_tables(dir: &Path, outcome: &RunOutcome, format: TableFormat) -> Result<Vec<String>> {
+    let mut files = Vec::new();
+    let bus =
+        [("bus_windows", bus_windows_batch(&outcome.reports)?), ("bus_pairs", bus_pairs_batch(&outcome.reports)?)];
+    for (name, batch) in bus {
+        files.extend(write_table(dir, name, batch.schema(), std::slice::from_ref(&batch), format)?);
+    }
+    let tables = outcome.tables();
+    for name in tables.names()? {
+        files.extend(write_streamed(dir, &name, &tables, format)?);
+    }
+    Ok(files)
+}
+
 /// Write the results of a run into `dir` (the run's staging folder), `summary.json` last and
 /// atomically; returns the summary written. The stored spec names `target`, where the results
 /// will be.
@@ -351,18 +368,8 @@ pub fn write_outputs(dir: &Path, target: &Path, plan: &RunPlan, outcome: &RunOut
     let mut spec = plan.spec.clone();
     spec.output.dir = target.to_path_buf();
     write_synced(&dir.join("spec.toml"), spec.to_toml().as_bytes())?;
-    if plan.spec.output.arrow {
-        let windows = bus_windows_batch(&outcome.reports)?;
-        write_ipc_file(&dir.join("bus_windows.arrow"), &windows.schema(), &[windows])?;
-        let pairs = bus_pairs_batch(&outcome.reports)?;
-        write_ipc_file(&dir.join("bus_pairs.arrow"), &pairs.schema(), &[pairs])?;
-        files.extend(["bus_windows.arrow".to_string(), "bus_pairs.arrow".to_string()]);
-        let tables = outcome.tables();
-        for name in tables.names()? {
-            let file = format!("{name}.arrow");
-            write_table(&dir.join(&file), &name, &tables)?;
-            files.push(file);
-        }
+    if let Some(format) = plan.spec.output.tables() {
+        files.extend(write_tables(dir, outcome, format)?);
     }
     files.push("summary.json".to_string());
     summary.files = files;
@@ -373,27 +380,26 @@ pub fn write_outputs(dir: &Path, target: &Path, plan: &RunPlan, outcome: &RunOut
     Ok(summary)
 }
 
-/// Write table `name` to the Arrow IPC file `path`, batch by batch, flushed to disk.
-fn write_table(path: &Path, name: &str, tables: &Tables) -> Result<()> {
-    let mut writer: Option<IpcFile> = None;
+/// Write table `name` of `tables` into `dir` in `format`, a batch at a time (it may be larger
+/// than memory); returns the files written.
+fn write_streamed(dir: &Path, name: &str, tables: &Tables, format: TableFormat) -> Result<Vec<String>> {
+    let mut writer: Option<TableWriter> = None;
+    let failed = |e: thermocline_models::metrics::MetricsError| crate::spill::TablesError::Write {
+        name: name.to_string(),
+        detail: e.to_string(),
+    };
     let schema = tables.each_batch(name, |b| {
         let w = match &mut writer {
             Some(w) => w,
-            None => writer.insert(IpcFile::create(path, &b.schema()).map_err(table_io(name))?),
+            None => writer.insert(TableWriter::create(dir, name, b.schema(), format).map_err(failed)?),
         };
-        w.write(b).map_err(table_io(name))
+        w.write(b).map_err(failed)
     })?;
-    match (writer, schema) {
+    Ok(match (writer, schema) {
         (Some(w), _) => w.finish()?,
-        (None, Some(schema)) => IpcFile::create(path, &schema)?.finish()?,
-        (None, None) => {}
-    }
-    Ok(())
-}
-
-/// A metrics error met while writing table `name`, as a table error.
-fn table_io(name: &str) -> impl Fn(thermocline_models::metrics::MetricsError) -> crate::spill::TablesError + '_ {
-    move |e| crate::spill::TablesError::Write { name: name.to_string(), detail: e.to_string() }
+        (None, Some(schema)) => TableWriter::create(dir, name, schema, format)?.finish()?,
+        (None, None) => Vec::new(),
+    })
 }
 
 /// Remove a run's spill folder once its tables are written.

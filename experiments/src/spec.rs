@@ -6,6 +6,7 @@ use thermocline_bus::SimDuration;
 use thermocline_direct::{ProcessSpec, StartDate};
 use thermocline_models::directory::HostGroupSpec;
 use thermocline_models::idle::IdleConfig;
+use thermocline_models::metrics::TableFormat;
 use thermocline_models::network::{NetworkError, NetworkModel, NetworkSpec};
 use thermocline_models::phold::PholdConfig;
 use thermocline_surrogate::config::{GossipSpec, TrafficSpec};
@@ -84,8 +85,14 @@ impl Default for RunSection {
 pub struct OutputSection {
     /// Output directory (overridden by `--out`); relative paths are relative to the working directory.
     pub dir: PathBuf,
-    /// Write Arrow IPC files of the metrics.
-    pub arrow: bool,
+    /// `false` writes no table files (the key from before `format`; `true` is the default and
+    /// means `format`'s files). After [`Spec::parse`] it is `None` unless `false`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arrow: Option<bool>,
+    /// Which files each metrics table is written as: `"arrow"` (IPC), `"parquet"` or `"both"`.
+    /// After [`Spec::parse`] it is set whenever tables are written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<TableFormat>,
     /// Count every syscall of every direct-host binary (table `direct_syscalls`; also
     /// `thermocline run --syscall-stats`).
     pub syscall_stats: bool,
@@ -99,7 +106,44 @@ pub struct OutputSection {
 
 impl Default for OutputSection {
     fn default() -> Self {
-        OutputSection { dir: PathBuf::from("out"), arrow: true, syscall_stats: false, pcap: false, verbose: false }
+        OutputSection {
+            dir: PathBuf::from("out"),
+            arrow: None,
+            format: None,
+            syscall_stats: false,
+            pcap: false,
+            verbose: false,
+        }
+    }
+}
+
+impl OutputSection {
+    /// The files a run writes for each table, or `None` when it writes none (`arrow = false`).
+    pub fn tables(&self) -> Option<TableFormat> {
+        match self.arrow {
+            Some(false) => None,
+            _ => Some(self.format.unwrap_or_default()),
+        }
+    }
+
+    /// Settle the two keys into one setting (`format` filled in, `arrow` kept only as `false`),
+    /// or say how they conflict, naming both keys.
+    fn settle(&mut self) -> Result<(), String> {
+        match (self.arrow, self.format) {
+            (Some(false), Some(f)) => Err(format!(
+                "output.arrow = false (write no table files) conflicts with output.format = \"{}\"; keep one of them",
+                f.name()
+            )),
+            (Some(true), Some(TableFormat::Parquet)) => Err("output.arrow = true asks for Arrow files, but \
+                output.format = \"parquet\" writes none; drop output.arrow, or use format = \"both\""
+                .to_string()),
+            (Some(false), None) => Ok(()),
+            (_, f) => {
+                self.arrow = None;
+                self.format = Some(f.unwrap_or_default());
+                Ok(())
+            }
+        }
     }
 }
 
@@ -273,7 +317,7 @@ pub fn locate_message(text: &str, origin: &str, message: &str) -> SpecError {
 impl Spec {
     /// Parse spec text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Spec, SpecError> {
-        let spec: Spec = toml::from_str(text).map_err(|e| {
+        let mut spec: Spec = toml::from_str(text).map_err(|e| {
             let offset = e.span().map_or(0, |s| s.start);
             let (line, column, source_line) = locate(text, offset);
             let excerpt = format!("  | {source_line}\n  | {}^", " ".repeat(column.saturating_sub(1)));
@@ -289,6 +333,7 @@ impl Spec {
             let message = "the spec defines more than one workload ([gossip], [phold], [idle]); keep one".to_string();
             return Err(SpecError::Invalid { origin: origin.to_string(), message });
         }
+        spec.output.settle().map_err(|message| locate_message(text, origin, &message))?;
         if spec.run.stall_timeout == SimDuration::ZERO {
             let message = "run.stall_timeout must be longer than 0 s: it is the wall time a shard process may \
                 go without a sign of life before the run ends"
@@ -386,6 +431,28 @@ mod tests {
         assert_eq!(spec.hosts[0].count, 20_000);
         assert!(spec.gossip.is_some());
         assert_eq!(Spec::parse(&spec.to_toml(), "x").unwrap(), spec);
+    }
+
+    #[test]
+    fn output_format_and_the_arrow_key_settle_into_one_setting() {
+        let parse = |keys: &str| Spec::parse(&format!("[output]\n{keys}\n"), "o.toml");
+        let tables = |keys: &str| parse(keys).unwrap().output.tables();
+        assert_eq!(tables(""), Some(TableFormat::Arrow));
+        assert_eq!(tables("arrow = true"), Some(TableFormat::Arrow));
+        assert_eq!(tables("arrow = false"), None);
+        assert_eq!(tables("format = \"parquet\""), Some(TableFormat::Parquet));
+        assert_eq!(tables("format = \"both\"\narrow = true"), Some(TableFormat::Both));
+        for keys in ["", "arrow = false", "format = \"both\"", "arrow = true\nformat = \"arrow\""] {
+            let spec = parse(keys).unwrap();
+            assert_eq!(Spec::parse(&spec.to_toml(), "again").unwrap(), spec, "{keys}");
+        }
+        let err = parse("arrow = false\nformat = \"parquet\"").unwrap_err().to_string();
+        assert!(err.starts_with("o.toml:2:1: output.arrow = false"), "{err}");
+        assert!(err.contains("conflicts with output.format"), "{err}");
+        let err = parse("format = \"parquet\"\narrow = true").unwrap_err().to_string();
+        assert!(err.starts_with("o.toml:3:1: output.arrow = true"), "{err}");
+        let err = parse("format = \"csv\"").unwrap_err().to_string();
+        assert!(err.starts_with("o.toml:2:10: ") && err.contains("unknown variant `csv`"), "{err}");
     }
 
     #[test]

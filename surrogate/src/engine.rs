@@ -2092,6 +2092,14 @@ impl GossipEngine {
     pub(crate) fn ids(&self) -> &[u32] {
         &self.ids
     }
+    /// The name of identity `id` (a global host id): its group's name and index.
+    pub(crate) fn host_name(&self, id: u32) -> String {
+        self.net.directory.name_of(id)
+    }
+    /// The simulated calendar time at time zero, Unix ns.
+    pub(crate) fn start_unix_ns(&self) -> u64 {
+        self.start_unix_ns
+    }
     /// The profile name of local identity `i`.
     pub(crate) fn profile(&self, i: usize) -> &str {
         &self.profile_names[self.profile_of[i] as usize]

@@ -1,6 +1,7 @@
 //! The surrogate engine's result tables (Arrow), with column names in the style of the Ethereum
-//! measurement community (Xatu): `slot`, `propagation_slot_start_diff`, `topic`, `message_id`,
-//! `meta_client_name`.
+//! measurement community (Xatu): `slot`, `slot_start_date_time`, `propagation_slot_start_diff`,
+//! `topic`, `message_id`, `meta_client_name` (the identity's name), `meta_client_implementation`
+//! (its client profile).
 
 use crate::engine::{FAMILIES, GossipEngine, MsgState};
 use crate::rpc::{RPC_KINDS, RpcKind};
@@ -43,12 +44,15 @@ pub(crate) fn messages(e: &GossipEngine, order: &[usize]) -> Result<Vec<Table>, 
             if a == u64::MAX {
                 continue;
             }
+            let id = ids[members[pos] as usize];
             rows.slot.push(st.slot);
+            rows.slot_start_ns.push(slot_start);
             rows.topic.push(name.clone());
             rows.message_id.push(st.key.0);
-            rows.node.push(ids[members[pos] as usize]);
-            rows.client.push(e.profile(members[pos] as usize).to_string());
-            rows.slot_diff_ms.push((st.published_ns + a).saturating_sub(slot_start) / 1_000_000);
+            rows.node.push(id);
+            rows.name.push(e.host_name(id));
+            rows.implementation.push(e.profile(members[pos] as usize).to_string());
+            rows.arrival_ns.push(st.published_ns + a);
             rows.since_publish_ns.push(a);
             rows.hops.push(st.hops[pos] as u32);
             rows.from_peer.push(st.from[pos]);
@@ -85,7 +89,7 @@ pub(crate) fn messages(e: &GossipEngine, order: &[usize]) -> Result<Vec<Table>, 
             u32_col(m_peers),
         ],
     )?;
-    let mut tables = vec![rows.table(false)?, messages];
+    let mut tables = vec![rows.table(false, e.start_unix_ns())?, messages];
     if !clients.message_id.is_empty() {
         tables.push(clients.table()?);
     }
@@ -117,6 +121,7 @@ pub(crate) fn build(
     let mut fields = vec![
         Field::new("node", DataType::UInt32, false),
         Field::new("meta_client_name", DataType::Utf8, false),
+        Field::new("meta_client_implementation", DataType::Utf8, false),
         Field::new("mesh_degree", DataType::UInt16, false),
         Field::new("mesh_outbound", DataType::UInt16, false),
         Field::new("lost", DataType::UInt64, false),
@@ -130,6 +135,7 @@ pub(crate) fn build(
     ];
     let mut columns: Vec<ArrayRef> = vec![
         u32_col(by_id.iter().map(|&i| ids[i])),
+        str_col(by_id.iter().map(|&i| e.host_name(ids[i]))),
         str_col(by_id.iter().map(|&i| e.profile(i))),
         Arc::new(UInt16Array::from(by_id.iter().map(|&i| e.block_mesh_degree(i)).collect::<Vec<_>>())),
         Arc::new(UInt16Array::from(by_id.iter().map(|&i| e.block_mesh_outbound(i)).collect::<Vec<_>>())),
