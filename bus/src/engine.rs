@@ -81,8 +81,10 @@ pub trait Engine {
 
     /// Result rows the engine has finished with during the run (e.g. the arrivals of messages
     /// too old to change any more), handed out early so that a long run need not hold them: the
-    /// window loop asks after every window, and the runtime keeps or stores them, in order,
-    /// ahead of the tables [`Engine::finish`] returns. Most engines have none.
+    /// window loop asks after every window, and again until the answer is empty, and the
+    /// runtime keeps or stores them, in order, ahead of the tables [`Engine::finish`] returns.
+    /// An engine may hand them out a few at a time, making each batch only when asked, so
+    /// that they never pile up in memory. Most engines have none.
     fn take_tables(&mut self) -> Vec<Table> {
         Vec::new()
     }

@@ -42,6 +42,17 @@ impl ProgressSink for NoProgress {
     fn window_done(&self, _: ShardId, _: SimTime, _: u64) {}
 }
 
+/// Every table `engine` hands out now, into `into`.
+fn take_all(engine: &mut dyn Engine, into: &mut Vec<crate::engine::Table>) {
+    loop {
+        let tables = engine.take_tables();
+        if tables.is_empty() {
+            return;
+        }
+        into.extend(tables);
+    }
+}
+
 /// Wall nanoseconds from `from` to `to`.
 fn nanos_between(from: Instant, to: Instant) -> u64 {
     to.duration_since(from).as_nanos() as u64
@@ -95,7 +106,7 @@ fn run_windows(
         let mut stats = WindowStats { window, windows: 1, start, end, ..Default::default() };
 
         stats.events = engine.run_until(end, &mut outbox).map_err(engine_err)?;
-        early.extend(engine.take_tables());
+        take_all(engine, &mut early);
         let t_encode = Instant::now();
         stats.exec_ns = nanos_between(t_exec, t_encode);
 
@@ -182,8 +193,9 @@ fn run_windows(
         start = next;
     }
 
+    take_all(engine, &mut early);
     let mut output = engine.finish().map_err(engine_err)?;
-    early.extend(engine.take_tables());
+    take_all(engine, &mut early);
     early.append(&mut output.tables);
     output.tables = early;
     let (windows, pairs) = log.into_parts();

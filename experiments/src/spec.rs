@@ -128,7 +128,7 @@ impl OutputSection {
 
     /// Settle the two keys into one setting (`format` filled in, `arrow` kept only as `false`),
     /// or say how they conflict, naming both keys.
-    fn settle(&mut self) -> Result<(), String> {
+    pub fn settle(&mut self) -> Result<(), String> {
         match (self.arrow, self.format) {
             (Some(false), Some(f)) => Err(format!(
                 "output.arrow = false (write no table files) conflicts with output.format = \"{}\"; keep one of them",

@@ -260,6 +260,8 @@ pub(crate) struct MsgState {
     last_arrival_ns: u64,
     /// Listed in `recent` (may still be advertised).
     pub in_recent: bool,
+    /// Due for retirement: nothing can change it any more, and its rows are next out.
+    pub retiring: bool,
     /// Retired: its rows are out and its state is freed (see `messages`).
     pub retired: bool,
 }
@@ -448,8 +450,11 @@ pub struct GossipEngine {
     retired_published: BTreeMap<MsgKey, u64>,
     /// The digest records of retired messages' arrivals.
     retired_digest: Digest,
-    /// Tables of retired messages not yet handed to the runtime.
-    early_tables: Vec<Table>,
+    /// Slots due for retirement, in order: each one's rows are made when the runtime asks
+    /// ([`Engine::take_tables`]), one message at a time, so they never pile up in memory.
+    retiring: VecDeque<usize>,
+    /// Why a retiring message's tables could not be made (reported by the next `run_until`).
+    table_error: Option<String>,
     /// Per local identity: RPCs ignored because their message had expired.
     expired_rpcs: Vec<u32>,
     /// Message key → local slot; iterated in key order, never in slot (arrival) order, which
@@ -648,7 +653,8 @@ impl GossipEngine {
             keep_messages,
             retired_published: BTreeMap::new(),
             retired_digest: Digest::EMPTY,
-            early_tables: Vec::new(),
+            retiring: VecDeque::new(),
+            table_error: None,
             expired_rpcs: vec![0; k],
             msg_slot: BTreeMap::new(),
             recent: vec![Vec::new(); TOPIC_COUNT],
@@ -1086,6 +1092,7 @@ impl GossipEngine {
             requested: vec![u64::MAX; k],
             last_arrival_ns: 0,
             in_recent: false,
+            retiring: false,
             retired: false,
         });
         self.msg_slot.insert(rpc.msg, s);
@@ -1113,34 +1120,54 @@ impl GossipEngine {
         !key.is_client() && expired(published_ns, now, self.lifetime_ns)
     }
 
-    /// Retire the messages expired at `now`: their arrival and message rows become tables for
-    /// the runtime, their digest records are kept, and their state is freed.
-    fn retire(&mut self, now: u64) -> Result<(), EngineError> {
-        let mut due = self.msgs.expired(now, self.lifetime_ns);
+    /// Queue for retirement the messages expired at `now` (or, at the end of the run, every
+    /// surrogate message: nothing can change them any more). They stop being advertised or
+    /// looked up at once; their rows are made and their state freed as the runtime takes them.
+    fn retire(&mut self, now: u64) {
+        let mut due = if now >= self.end_ns {
+            self.msgs.slots().filter(|&m| !self.msgs[m].retiring && !self.msgs[m].key.is_client()).collect()
+        } else {
+            self.msgs.expired(now, self.lifetime_ns)
+        };
         if due.is_empty() {
-            return Ok(());
+            return;
         }
         due.sort_by_key(|&m| self.msgs[m].key);
-        for &m in &due {
-            let d = self.arrival_digest(m);
-            self.retired_digest.add(&d);
-        }
-        let tables = tables::messages(self, &due).map_err(|e| Box::new(e) as EngineError)?;
-        self.early_tables.extend(tables);
         let gone: std::collections::BTreeSet<u32> = due.iter().map(|&m| m as u32).collect();
         for list in &mut self.recent {
             list.retain(|m| !gone.contains(m));
         }
-        for m in due {
-            let published = self.msgs[m].published_ns;
-            let key = self.msgs.retire(m);
+        for &m in &due {
+            let st = &mut self.msgs[m];
+            st.retiring = true;
+            st.in_recent = false;
+            let (key, published) = (st.key, st.published_ns);
             self.msg_slot.remove(&key);
             if self.boundary.is_some() {
                 self.retired_published.insert(key, published);
             }
         }
+        self.retiring.extend(due);
         self.last_msg = None;
-        Ok(())
+    }
+
+    /// The rows of the next retiring message, whose digest records are then kept and whose
+    /// state is freed; `None` when none is due.
+    fn retire_next(&mut self) -> Option<Vec<Table>> {
+        let m = self.retiring.pop_front()?;
+        match tables::messages(self, &[m]) {
+            Ok(tables) => {
+                let d = self.arrival_digest(m);
+                self.retired_digest.add(&d);
+                self.msgs.retire(m);
+                Some(tables)
+            }
+            Err(e) => {
+                self.table_error = Some(e.to_string());
+                self.retiring.clear();
+                None
+            }
+        }
     }
 
     /// Drop from `recent` the messages no local identity may advertise any more at `now`.
@@ -1814,6 +1841,9 @@ impl Engine for GossipEngine {
     }
 
     fn run_until(&mut self, end: SimTime, outbox: &mut Outbox) -> Result<u64, EngineError> {
+        if let Some(e) = self.table_error.take() {
+            return Err(format!("gossip tables: {e}").into());
+        }
         let end = end.as_nanos();
         let mut n = 0;
         // The next heartbeat changes only when a heartbeat runs (its wheel advances and its
@@ -1847,7 +1877,7 @@ impl Engine for GossipEngine {
                         w.cycle += 1;
                         self.expire_recent(time);
                         if !self.keep_messages {
-                            self.retire(time)?;
+                            self.retire(time);
                         }
                     }
                     Pending { time, src, seq, dst: i as u32, action: Action::Heartbeat { cycle } }
@@ -1917,6 +1947,9 @@ impl Engine for GossipEngine {
                 Action::DialClient { k } => self.dial_client(i, ev.time, k),
             }
         }
+        if end >= self.end_ns && !self.keep_messages {
+            self.retire(end);
+        }
         self.flush_remote(outbox);
         for (shard, event) in self.client_out.drain(..) {
             outbox.push(shard, event);
@@ -1973,10 +2006,13 @@ impl Engine for GossipEngine {
     }
 
     fn take_tables(&mut self) -> Vec<Table> {
-        std::mem::take(&mut self.early_tables)
+        self.retire_next().unwrap_or_default()
     }
 
     fn finish(&mut self) -> Result<EngineOutput, EngineError> {
+        if let Some(e) = self.table_error.take() {
+            return Err(format!("gossip tables: {e}").into());
+        }
         let mut order: Vec<usize> = self.msgs.slots().collect();
         order.sort_by_key(|&m| self.msgs[m].key);
         let mut digest = self.retired_digest;
@@ -2219,31 +2255,53 @@ mod tests {
         GossipEngine::new(setup, ShardId(shard)).unwrap()
     }
 
-    /// Run a one-shard engine to its end in 1-s windows: its digest, the tables it handed out
-    /// during the run, and the messages it still held at the end.
-    fn run_to_end(mut e: GossipEngine, end_s: u64) -> (Digest, Vec<Table>, usize) {
+    /// Run a one-shard engine to its end in 1-s windows, taking what it hands out as the window
+    /// loop does: its digest, the tables it handed out, the messages it held one second before
+    /// the end and at the end, and the arrival rows among its final tables.
+    fn run_to_end(mut e: GossipEngine, end_s: u64) -> (Digest, Vec<Table>, usize, usize, usize) {
         let mut early = Vec::new();
+        let mut held_before_end = 0;
         for t in 1..=end_s {
             e.run_until(SimTime::from_nanos(t * 1_000_000_000), &mut Outbox::new(1)).unwrap();
-            early.extend(e.take_tables());
+            loop {
+                let tables = e.take_tables();
+                if tables.is_empty() {
+                    break;
+                }
+                early.extend(tables);
+            }
+            if t == end_s - 1 {
+                held_before_end = e.msgs.slots().count();
+            }
         }
         let held = e.msgs.slots().count();
-        (e.finish().unwrap().digest, early, held)
+        let out = e.finish().unwrap();
+        let rows = out
+            .tables
+            .iter()
+            .filter(|t| t.name == "gossip_arrivals")
+            .map(|t| thermocline_models::metrics::concat_tables("a", &[t]).unwrap().1[0].num_rows())
+            .sum();
+        (out.digest, early, held_before_end, held, rows)
     }
 
     #[test]
     fn expired_messages_are_retired_during_the_run_with_the_same_results_as_kept_ones() {
         let end = 200;
-        let (kept, kept_early, kept_held) = run_to_end(engine_for(1, 0, end, true), end);
-        let (retired, early, held) = run_to_end(engine_for(1, 0, end, false), end);
+        let (kept, kept_early, kept_before, _, kept_rows) = run_to_end(engine_for(1, 0, end, true), end);
+        let (retired, early, before, held, rows) = run_to_end(engine_for(1, 0, end, false), end);
         assert_eq!(kept, retired, "retiring changes nothing but memory");
         assert!(kept_early.is_empty());
         // One block per 12-s slot from 10 s on; those published 60 s or more before the last
-        // retirement are gone, and their rows were handed out.
-        assert!(kept_held >= 15, "{kept_held} messages kept");
-        assert!(held <= 7 && held > 0, "{held} messages still held");
+        // retirement are gone, and their rows were handed out, one message at a time.
+        assert!(kept_before >= 15, "{kept_before} messages kept");
+        assert!(before <= 7 && before > 0, "{before} messages still held before the end");
+        // At the end nothing can change: every message goes out before the final tables.
+        assert_eq!(held, 0);
+        assert_eq!(rows, 0, "no arrival rows left for the end");
+        assert!(kept_rows > 0);
         let arrivals = early.iter().filter(|t| t.name == "gossip_arrivals").count();
-        assert!(arrivals >= 8, "{arrivals} arrival tables handed out");
+        assert_eq!(arrivals, kept_before, "one arrival table per message");
     }
 
     #[test]

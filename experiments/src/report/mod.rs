@@ -159,13 +159,13 @@ pub fn write_report(dir: &Path) -> Result<PathBuf, ReportError> {
 mod tests {
     use super::*;
     use thermocline_bus::Table;
-    use thermocline_models::metrics::{GossipArrivals, concat_tables, write_ipc_file};
+    use thermocline_models::metrics::{GossipArrivals, TableFormat, concat_tables, write_table};
 
     /// Write engine tables of one name as `<name>.arrow` in `dir`, as a run does.
     fn write(dir: &Path, tables: &[Table]) {
         let refs: Vec<&Table> = tables.iter().collect();
         let (schema, batches) = concat_tables(&tables[0].name, &refs).unwrap();
-        write_ipc_file(&dir.join(format!("{}.arrow", tables[0].name)), &schema, &batches).unwrap();
+        write_table(dir, &tables[0].name, schema, &batches, TableFormat::Arrow).unwrap();
     }
 
     /// `n` first arrivals of `topic` in `slot`, 10 ms apart from `first_ms`, at nodes from `node`.
@@ -176,8 +176,10 @@ mod tests {
             a.topic.push(topic.into());
             a.message_id.push(slot);
             a.node.push(node + k);
-            a.client.push("c".into());
-            a.slot_diff_ms.push(first_ms + 10 * u64::from(k));
+            a.name.push(format!("n{}", node + k));
+            a.implementation.push("c".into());
+            a.slot_start_ns.push(slot * 12_000_000_000);
+            a.arrival_ns.push(slot * 12_000_000_000 + (first_ms + 10 * u64::from(k)) * 1_000_000);
             a.since_publish_ns.push((first_ms + 10 * u64::from(k)) * 1_000_000);
             a.hops.push(1);
             a.from_peer.push(0);
@@ -200,10 +202,10 @@ mod tests {
         });
         std::fs::write(dir.join("summary.json"), summary.to_string()).unwrap();
         let cold = [
-            arrivals("beacon_block", 0, 40, 100, 50).table(false).unwrap(),
-            arrivals("beacon_block", 1, 38, 100, 60).table(false).unwrap(),
-            arrivals("beacon_attestation_3", 1, 20, 100, 30).table(false).unwrap(),
-            arrivals("beacon_block", 1, 2, 7, 200).table(true).unwrap(),
+            arrivals("beacon_block", 0, 40, 100, 50).table(false, 0).unwrap(),
+            arrivals("beacon_block", 1, 38, 100, 60).table(false, 0).unwrap(),
+            arrivals("beacon_attestation_3", 1, 20, 100, 30).table(false, 0).unwrap(),
+            arrivals("beacon_block", 1, 2, 7, 200).table(true, 0).unwrap(),
         ];
         write(&dir, &cold);
         dir

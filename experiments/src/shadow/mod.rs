@@ -144,7 +144,9 @@ pub fn load(path: &Path) -> Result<Imported, SpecError> {
 pub fn import(text: &str, origin: &str, folder: &Path) -> Result<Imported, SpecError> {
     let mut r = Reader { text, origin, folder, notes: Vec::new() };
     let root = yaml::parse(text).map_err(|e| r.err(e.pos, e.message))?;
-    let spec = r.config(&root)?;
+    let mut spec = r.config(&root)?;
+    // As a parsed spec has them: its output settings settled into one (Arrow files, the default).
+    spec.output.settle().map_err(|message| r.err(root.pos, message))?;
     Ok(Imported { spec, notes: r.notes })
 }
 

@@ -50,7 +50,9 @@ impl Messages {
     /// Slots of the surrogates' messages that have expired by `now` (a client's message has no
     /// publication time every shard agrees on, so it is kept to the end).
     pub fn expired(&self, now: u64, lifetime: u64) -> Vec<usize> {
-        self.slots().filter(|&m| !self[m].key.is_client() && expired(self[m].published_ns, now, lifetime)).collect()
+        self.slots()
+            .filter(|&m| !self[m].retiring && !self[m].key.is_client() && expired(self[m].published_ns, now, lifetime))
+            .collect()
     }
 
     /// Free the state of slot `m`, whose rows have been written out; returns its key.
@@ -116,6 +118,7 @@ mod tests {
             requested: vec![u64::MAX; 3],
             last_arrival_ns: 0,
             in_recent: false,
+            retiring: false,
             retired: false,
         }
     }
