@@ -6,6 +6,7 @@ use crate::quantiles::TwoPass;
 use crate::run::{RunOutcome, RunPlan};
 use crate::spill::Tables;
 use anyhow::Result;
+use arrow_array::RecordBatch;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use thermocline_models::metrics::{IpcFile, bus_pairs_batch, bus_windows_batch, write_ipc_file};
@@ -353,9 +354,9 @@ pub fn write_outputs(dir: &Path, target: &Path, plan: &RunPlan, outcome: &RunOut
     write_synced(&dir.join("spec.toml"), spec.to_toml().as_bytes())?;
     if plan.spec.output.arrow {
         let windows = bus_windows_batch(&outcome.reports)?;
-        write_ipc_file(&dir.join("bus_windows.arrow"), &windows.schema(), &[windows])?;
+        write_ipc_file(&dir.join("bus_windows.arrow"), &windows.schema(), &row_chunks(&windows))?;
         let pairs = bus_pairs_batch(&outcome.reports)?;
-        write_ipc_file(&dir.join("bus_pairs.arrow"), &pairs.schema(), &[pairs])?;
+        write_ipc_file(&dir.join("bus_pairs.arrow"), &pairs.schema(), &row_chunks(&pairs))?;
         files.extend(["bus_windows.arrow".to_string(), "bus_pairs.arrow".to_string()]);
         let tables = outcome.tables();
         for name in tables.names()? {
@@ -373,7 +374,21 @@ pub fn write_outputs(dir: &Path, target: &Path, plan: &RunPlan, outcome: &RunOut
     Ok(summary)
 }
 
-/// Write table `name` to the Arrow IPC file `path`, batch by batch, flushed to disk.
+/// Rows per record batch of an output file at most: a reader that takes a file a batch at a time
+/// (`thermocline report`) holds this many rows, however long the run.
+pub const MAX_BATCH_ROWS: usize = 65_536;
+
+/// `batch` cut into record batches of at most [`MAX_BATCH_ROWS`] rows (views, not copies).
+fn row_chunks(batch: &RecordBatch) -> Vec<RecordBatch> {
+    let rows = batch.num_rows();
+    if rows <= MAX_BATCH_ROWS {
+        return vec![batch.clone()];
+    }
+    (0..rows).step_by(MAX_BATCH_ROWS).map(|at| batch.slice(at, MAX_BATCH_ROWS.min(rows - at))).collect()
+}
+
+/// Write table `name` to the Arrow IPC file `path`, batch by batch (none over
+/// [`MAX_BATCH_ROWS`] rows), flushed to disk.
 fn write_table(path: &Path, name: &str, tables: &Tables) -> Result<()> {
     let mut writer: Option<IpcFile> = None;
     let schema = tables.each_batch(name, |b| {
@@ -381,7 +396,7 @@ fn write_table(path: &Path, name: &str, tables: &Tables) -> Result<()> {
             Some(w) => w,
             None => writer.insert(IpcFile::create(path, &b.schema()).map_err(table_io(name))?),
         };
-        w.write(b).map_err(table_io(name))
+        row_chunks(b).iter().try_for_each(|chunk| w.write(chunk)).map_err(table_io(name))
     })?;
     match (writer, schema) {
         (Some(w), _) => w.finish()?,
@@ -464,4 +479,31 @@ pub fn human_summary(s: &Summary, dir: &Path) -> String {
         }
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Array, UInt64Array};
+    use thermocline_models::metrics::{read_ipc_file, u64_col};
+
+    #[test]
+    fn long_tables_are_written_in_bounded_batches_that_read_back_whole() {
+        let rows = 2 * MAX_BATCH_ROWS + 7;
+        let batch = RecordBatch::try_from_iter([("v", u64_col((0..rows as u64).collect::<Vec<_>>()))]).unwrap();
+        let chunks = row_chunks(&batch);
+        assert_eq!(chunks.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(), [MAX_BATCH_ROWS, MAX_BATCH_ROWS, 7]);
+        let path = std::env::temp_dir().join(format!("thermocline-chunks-{}.arrow", std::process::id()));
+        write_ipc_file(&path, &batch.schema(), &chunks).unwrap();
+        let (_, back) = read_ipc_file(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(back.len(), 3);
+        let values: Vec<u64> = back
+            .iter()
+            .flat_map(|b| b.column(0).as_any().downcast_ref::<UInt64Array>().unwrap().values().to_vec())
+            .collect();
+        assert_eq!(values, (0..rows as u64).collect::<Vec<_>>());
+        assert!(back.iter().all(|b| b.column(0).offset() == 0));
+        assert_eq!(row_chunks(&back[2]).len(), 1);
+    }
 }
