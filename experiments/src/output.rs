@@ -6,6 +6,7 @@ use crate::quantiles::TwoPass;
 use crate::run::{RunOutcome, RunPlan};
 use crate::spill::Tables;
 use anyhow::Result;
+use arrow_array::RecordBatch;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use thermocline_models::metrics::{TableFormat, TableWriter, bus_pairs_batch, bus_windows_batch, write_table};
@@ -350,7 +351,7 @@ fn write_tables(dir: &Path, outcome: &RunOutcome, format: TableFormat) -> Result
     let bus =
         [("bus_windows", bus_windows_batch(&outcome.reports)?), ("bus_pairs", bus_pairs_batch(&outcome.reports)?)];
     for (name, batch) in bus {
-        files.extend(write_table(dir, name, batch.schema(), std::slice::from_ref(&batch), format)?);
+        files.extend(write_table(dir, name, batch.schema(), &row_chunks(&batch), format)?);
     }
     let tables = outcome.tables();
     for name in tables.names()? {
@@ -380,6 +381,19 @@ pub fn write_outputs(dir: &Path, target: &Path, plan: &RunPlan, outcome: &RunOut
     Ok(summary)
 }
 
+/// Rows per record batch of an output file at most: a reader that takes a file a batch at a time
+/// (`thermocline report`) holds this many rows, however long the run.
+pub const MAX_BATCH_ROWS: usize = 65_536;
+
+/// `batch` cut into record batches of at most [`MAX_BATCH_ROWS`] rows (views, not copies).
+fn row_chunks(batch: &RecordBatch) -> Vec<RecordBatch> {
+    let rows = batch.num_rows();
+    if rows <= MAX_BATCH_ROWS {
+        return vec![batch.clone()];
+    }
+    (0..rows).step_by(MAX_BATCH_ROWS).map(|at| batch.slice(at, MAX_BATCH_ROWS.min(rows - at))).collect()
+}
+
 /// Write table `name` of `tables` into `dir` in `format`, a batch at a time (it may be larger
 /// than memory); returns the files written.
 fn write_streamed(dir: &Path, name: &str, tables: &Tables, format: TableFormat) -> Result<Vec<String>> {
@@ -393,7 +407,7 @@ fn write_streamed(dir: &Path, name: &str, tables: &Tables, format: TableFormat) 
             Some(w) => w,
             None => writer.insert(TableWriter::create(dir, name, b.schema(), format).map_err(failed)?),
         };
-        w.write(b).map_err(failed)
+        row_chunks(b).iter().try_for_each(|chunk| w.write(chunk)).map_err(failed)
     })?;
     Ok(match (writer, schema) {
         (Some(w), _) => w.finish()?,
@@ -470,4 +484,32 @@ pub fn human_summary(s: &Summary, dir: &Path) -> String {
         }
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Array, UInt64Array};
+    use thermocline_models::metrics::{read_ipc_file, u64_col};
+
+    #[test]
+    fn long_tables_are_written_in_bounded_batches_that_read_back_whole() {
+        let rows = 2 * MAX_BATCH_ROWS + 7;
+        let batch = RecordBatch::try_from_iter([("v", u64_col((0..rows as u64).collect::<Vec<_>>()))]).unwrap();
+        let chunks = row_chunks(&batch);
+        assert_eq!(chunks.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(), [MAX_BATCH_ROWS, MAX_BATCH_ROWS, 7]);
+        let dir = std::env::temp_dir().join(format!("thermocline-chunks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        write_table(&dir, "v", batch.schema(), &chunks, TableFormat::Arrow).unwrap();
+        let (_, back) = read_ipc_file(&dir.join("v.arrow")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(back.len(), 3);
+        let values: Vec<u64> = back
+            .iter()
+            .flat_map(|b| b.column(0).as_any().downcast_ref::<UInt64Array>().unwrap().values().to_vec())
+            .collect();
+        assert_eq!(values, (0..rows as u64).collect::<Vec<_>>());
+        assert!(back.iter().all(|b| b.column(0).offset() == 0));
+        assert_eq!(row_chunks(&back[2]).len(), 1);
+    }
 }

@@ -28,25 +28,33 @@ struct ShardBins {
 fn windows(run: &RunFolder) -> Result<Vec<Figure>, ReportError> {
     let idle_id = ("barrier-idle", "Barrier idle fraction over time");
     let events_id = ("events-over-time", "Events over simulated time");
-    let Some(t) = run.table("bus_windows")? else {
-        let why = "the run has no `bus_windows.arrow`";
-        return Ok(vec![Figure::absent(idle_id.0, idle_id.1, why), Figure::absent(events_id.0, events_id.1, why)]);
-    };
     let end = run.summary.sim_time_ns;
     let mut shards: BTreeMap<u64, ShardBins> = BTreeMap::new();
-    let cols = [t.u64s("shard")?, t.u64s("start_ns")?, t.u64s("events")?, t.u64s("wait_ns")?];
-    let busy = [t.u64s("exec_ns")?, t.u64s("encode_ns")?, t.u64s("decode_ns")?];
-    for k in 0..t.rows() {
-        let b = shards.entry(cols[0][k]).or_insert_with(|| ShardBins {
-            wait: Bins::new(end, TIME_BINS),
-            total: Bins::new(end, TIME_BINS),
-            events: Bins::new(end, TIME_BINS),
-        });
-        let start = cols[1][k];
-        let wait = cols[3][k] as f64;
-        b.wait.add(start, wait);
-        b.total.add(start, wait + busy.iter().map(|c| c[k] as f64).sum::<f64>());
-        b.events.add(start, cols[2][k] as f64);
+    let columns = ["shard", "start_ns", "events", "wait_ns", "exec_ns", "encode_ns", "decode_ns"];
+    let found = run.each_batch(
+        "bus_windows",
+        |c| columns.contains(&c),
+        |t| {
+            let cols = [t.u64s("shard")?, t.u64s("start_ns")?, t.u64s("events")?, t.u64s("wait_ns")?];
+            let busy = [t.u64s("exec_ns")?, t.u64s("encode_ns")?, t.u64s("decode_ns")?];
+            for k in 0..t.rows() {
+                let b = shards.entry(cols[0][k]).or_insert_with(|| ShardBins {
+                    wait: Bins::new(end, TIME_BINS),
+                    total: Bins::new(end, TIME_BINS),
+                    events: Bins::new(end, TIME_BINS),
+                });
+                let start = cols[1][k];
+                let wait = cols[3][k] as f64;
+                b.wait.add(start, wait);
+                b.total.add(start, wait + busy.iter().map(|c| c[k] as f64).sum::<f64>());
+                b.events.add(start, cols[2][k] as f64);
+            }
+            Ok(())
+        },
+    )?;
+    if !found {
+        let why = "the run has no `bus_windows.arrow`";
+        return Ok(vec![Figure::absent(idle_id.0, idle_id.1, why), Figure::absent(events_id.0, events_id.1, why)]);
     }
     let mut idle = Vec::new();
     let mut events = Vec::new();
@@ -89,18 +97,26 @@ fn cut_matrix(run: &RunFolder) -> Result<Figure, ReportError> {
     if shards < 2 {
         return Ok(Figure::absent(id, title, "one shard: no events cross shards"));
     }
-    let Some(t) = run.table("bus_pairs")? else {
-        return Ok(Figure::absent(id, title, "the run has no `bus_pairs.arrow`"));
-    };
     let mut events = vec![vec![0u64; shards]; shards];
     let mut bytes = vec![vec![0u64; shards]; shards];
-    let (src, dst) = (t.u64s("shard")?, t.u64s("peer")?);
-    for ((k, e), b) in (0..t.rows()).zip(t.u64s("sent_events")?).zip(t.u64s("sent_bytes")?) {
-        let (s, d) = (src[k] as usize, dst[k] as usize);
-        if s < shards && d < shards {
-            events[s][d] += e;
-            bytes[s][d] += b;
-        }
+    let columns = ["shard", "peer", "sent_events", "sent_bytes"];
+    let found = run.each_batch(
+        "bus_pairs",
+        |c| columns.contains(&c),
+        |t| {
+            let (src, dst) = (t.u64s("shard")?, t.u64s("peer")?);
+            for ((k, e), b) in (0..t.rows()).zip(t.u64s("sent_events")?).zip(t.u64s("sent_bytes")?) {
+                let (s, d) = (src[k] as usize, dst[k] as usize);
+                if s < shards && d < shards {
+                    events[s][d] += e;
+                    bytes[s][d] += b;
+                }
+            }
+            Ok(())
+        },
+    )?;
+    if !found {
+        return Ok(Figure::absent(id, title, "the run has no `bus_pairs.arrow`"));
     }
     let text = events
         .iter()

@@ -1,12 +1,16 @@
 //! What the report reads: a run's output folder, its `summary.json` and its Arrow IPC tables,
-//! one table at a time and only the columns a plot needs.
+//! one table at a time and only the columns a plot needs. Tables whose rows grow with the run
+//! (arrivals, messages, windows) are read one record batch at a time ([`RunFolder::each_batch`]),
+//! so the report's memory is that of one batch and of the aggregates, not of the table.
 
 use super::ReportError;
 use crate::output::Summary;
 use arrow_array::{Array, ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray};
 use arrow_array::{UInt16Array, UInt32Array, UInt64Array};
+use arrow_ipc::reader::FileReader;
+use std::fs::File;
 use std::path::{Path, PathBuf};
-use thermocline_models::metrics::read_ipc_file;
+use thermocline_models::metrics::{MetricsError, read_ipc_file};
 
 /// A finished run's output folder.
 #[derive(Debug)]
@@ -39,6 +43,34 @@ impl RunFolder {
         let (_, batches) =
             read_ipc_file(&path).map_err(|source| ReportError::Table { table: name.to_string(), source })?;
         Ok(Some(Table { name: name.to_string(), batches }))
+    }
+
+    /// Call `f` with each record batch of table `name` in file order, as a one-batch [`Table`]
+    /// holding only the columns `keep` accepts (decoding no other); `false` when the run did not
+    /// write the table. Only one batch is in memory at a time.
+    pub fn each_batch(
+        &self,
+        name: &str,
+        keep: impl Fn(&str) -> bool,
+        mut f: impl FnMut(&Table) -> Result<(), ReportError>,
+    ) -> Result<bool, ReportError> {
+        let path = self.dir.join(format!("{name}.arrow"));
+        if !path.is_file() {
+            return Ok(false);
+        }
+        let table_error = |source: MetricsError| ReportError::Table { table: name.to_string(), source };
+        let open = || {
+            File::open(&path)
+                .map_err(|source| table_error(MetricsError::Io { path: path.display().to_string(), source }))
+        };
+        let schema = FileReader::try_new_buffered(open()?, None).map_err(|e| table_error(e.into()))?.schema();
+        let projection = schema.fields().iter().enumerate().filter(|(_, c)| keep(c.name())).map(|(k, _)| k).collect();
+        let reader = FileReader::try_new_buffered(open()?, Some(projection)).map_err(|e| table_error(e.into()))?;
+        for batch in reader {
+            let batch = batch.map_err(|e| table_error(e.into()))?;
+            f(&Table::new(name, vec![batch]))?;
+        }
+        Ok(true)
     }
 }
 
