@@ -69,6 +69,27 @@ pub struct ProcessSpec {
     pub stop_signal: Option<Signal>,
 }
 
+impl ProcessSpec {
+    /// `path` on host group `host` with every other setting at its spec default (no
+    /// arguments, started at time zero, expected to exit 0, `rdtsc` trapped).
+    pub fn new(host: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+        ProcessSpec {
+            host: host.into(),
+            path: path.into(),
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            start: SimDuration::ZERO,
+            expected_exit: ExpectedExit::Success,
+            trap_rdtsc: true,
+            preempt: None,
+            syscall_latency: None,
+            disk_quota: None,
+            stop: None,
+            stop_signal: None,
+        }
+    }
+}
+
 /// Per-host values of the placeholders in a process's `args` and `env`.
 #[derive(Clone, Debug)]
 pub struct HostVars<'a> {

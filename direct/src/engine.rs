@@ -2037,18 +2037,9 @@ mod tests {
     fn an_engine_runs_a_real_program_and_repeats_its_digest() {
         let dir = std::env::temp_dir().join(format!("thermocline-direct-unit-{}", std::process::id()));
         let p = ProcessSpec {
-            host: "h".into(),
-            path: "sh".into(),
             args: vec!["-c".into(), "echo hello; date -u +%s; head -c 4 /dev/urandom | od -An -tx1".into()],
-            env: Default::default(),
             start: thermocline_bus::SimDuration::from_secs(2),
-            expected_exit: ExpectedExit::Success,
-            trap_rdtsc: true,
-            preempt: None,
-            syscall_latency: None,
-            disk_quota: None,
-            stop: None,
-            stop_signal: None,
+            ..ProcessSpec::new("h", "sh")
         };
         let mut digests = Vec::new();
         for i in 0..2 {
@@ -2069,18 +2060,11 @@ mod tests {
     fn a_stop_time_sends_its_signal_at_that_simulated_time() {
         let dir = std::env::temp_dir().join(format!("thermocline-direct-unit-stop-{}", std::process::id()));
         let trap = ProcessSpec {
-            host: "h".into(),
-            path: "sh".into(),
             args: vec!["-c".into(), "trap 'date -u +%s; exit 7' INT; while :; do sleep 1; done".into()],
-            env: Default::default(),
-            start: thermocline_bus::SimDuration::ZERO,
             expected_exit: ExpectedExit::Code(7),
-            trap_rdtsc: true,
-            preempt: None,
-            syscall_latency: None,
-            disk_quota: None,
             stop: Some(thermocline_bus::SimDuration::from_millis(4_500)),
             stop_signal: Some(crate::config::Signal(libc::SIGINT)),
+            ..ProcessSpec::new("h", "sh")
         };
         let killed = ProcessSpec {
             path: "sleep".into(),
@@ -2173,20 +2157,7 @@ mod tests {
             verbose: false,
             rx_coalesce_ns: 0,
         };
-        let p = ProcessSpec {
-            host: "nope".into(),
-            path: "sh".into(),
-            args: vec![],
-            env: Default::default(),
-            start: Default::default(),
-            expected_exit: ExpectedExit::Success,
-            trap_rdtsc: true,
-            preempt: None,
-            syscall_latency: None,
-            disk_quota: None,
-            stop: None,
-            stop_signal: None,
-        };
+        let p = ProcessSpec::new("nope", "sh");
         let mk = |p: &ProcessSpec| {
             let setup = DirectSetup {
                 net: net.clone(),

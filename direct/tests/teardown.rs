@@ -67,18 +67,11 @@ fn the_teardown_kills_a_running_engines_programs_and_their_children() {
     let out = std::env::temp_dir().join(format!("thermocline-direct-teardown-{}", std::process::id()));
     let mark = format!("teardown-{}", std::process::id());
     let p = ProcessSpec {
-        host: "h".into(),
-        path: "sh".into(),
         args: vec!["-c".into(), "(while :; do :; done) & (sleep 1000) & wait".into()],
         env: [("THERMOCLINE_TEST_MARK".to_string(), mark.clone())].into(),
-        start: SimDuration::ZERO,
         expected_exit: ExpectedExit::Running,
-        trap_rdtsc: true,
         preempt: Some(SimDuration::from_millis(5)),
-        syscall_latency: None,
-        disk_quota: None,
-        stop: None,
-        stop_signal: None,
+        ..ProcessSpec::new("h", "sh")
     };
     let dir = out.clone();
     // Engines are built on the thread that runs them (as the bus does): they are not `Send`.

@@ -676,20 +676,7 @@ impl Reader<'_> {
 
     /// One entry of a host's `processes`.
     fn process(&mut self, host: &str, node: &Node, stop: SimDuration) -> Result<ProcessSpec, SpecError> {
-        let mut p = ProcessSpec {
-            host: host.to_string(),
-            path: PathBuf::new(),
-            args: Vec::new(),
-            env: Default::default(),
-            start: SimDuration::ZERO,
-            expected_exit: ExpectedExit::Success,
-            trap_rdtsc: true,
-            preempt: None,
-            syscall_latency: None,
-            disk_quota: None,
-            stop: None,
-            stop_signal: None,
-        };
+        let mut p = ProcessSpec::new(host, PathBuf::new());
         let (mut path, mut start_pos, mut stop_at, mut signal) = (None, node.pos, None, None);
         for k in self.map(node, "a process")? {
             let name = format!("hosts.{host}.processes.{}", k.key);
