@@ -453,6 +453,29 @@ impl<'de> Deserialize<'de> for StartDate {
     }
 }
 
+/// Run-wide settings of direct hosts.
+#[derive(Clone, Debug)]
+pub struct DirectOptions {
+    /// Output directory: host working directories go to `<out_dir>/hosts/<name>/`.
+    pub out_dir: PathBuf,
+    /// The simulated calendar date at time zero.
+    pub start_date: StartDate,
+    /// Count every syscall of every binary (all syscalls are then notified, which is slower).
+    pub syscall_stats: bool,
+    /// The shim shared object preloaded into managed processes.
+    pub shim: PathBuf,
+    /// Write every host's packets to `<out_dir>/hosts/<name>/packets.pcap`.
+    pub pcap: bool,
+    /// The CPU this shard's supervisor and its processes are pinned to (`None`: not pinned).
+    pub cpu: Option<usize>,
+    /// Print notes about this machine that do not change results (`thermocline run --verbose`):
+    /// that CPUID faulting is not available.
+    pub verbose: bool,
+    /// Receive interrupt coalescing window of every host's network card, ns (0: off; the
+    /// spec's `[network] rx_coalesce`, see `nic::hold`).
+    pub rx_coalesce_ns: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

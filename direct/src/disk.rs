@@ -30,9 +30,6 @@
 //! RLIMIT_FSIZE is not used: it limits one file, not a host, and its `SIGXFSZ` would kill
 //! programs that preallocate large sparse files.
 
-use crate::engine::{Answer, DirectEngine};
-use crate::mem;
-use crate::seccomp::Notif;
 use std::collections::{HashMap, HashSet};
 use std::os::fd::RawFd;
 use std::os::unix::fs::MetadataExt;
@@ -45,7 +42,7 @@ pub const DEFAULT_DISK_QUOTA: u64 = 1 << 30;
 const PCAP_FILE: &str = "packets.pcap";
 
 /// `RWF_APPEND` of `pwritev2`.
-const RWF_APPEND: u64 = 0x10;
+pub(crate) const RWF_APPEND: u64 = 0x10;
 
 /// One host's disk use and quota.
 #[derive(Debug)]
@@ -72,7 +69,7 @@ pub struct Disk {
 
 /// Where a written file is, for the quota.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-enum Place {
+pub(crate) enum Place {
     /// In the host's folder.
     Inside,
     /// Elsewhere.
@@ -133,7 +130,7 @@ impl Disk {
     }
 
     /// Where the file behind our descriptor `fd`, inode `id` (device, inode), is.
-    fn place(&mut self, fd: RawFd, id: (u64, u64)) -> Place {
+    pub(crate) fn place(&mut self, fd: RawFd, id: (u64, u64)) -> Place {
         if let Some(&p) = self.places.get(&id) {
             return p;
         }
@@ -170,116 +167,6 @@ pub fn folder_size(dir: &Path) -> u64 {
         }
     }
     total
-}
-
-/// What a write call of task `vid` to a regular file (`copy`: the supervisor's copy of the
-/// descriptor, `st`: its `fstat`) may do under the host's quota: run in the kernel, be cut short
-/// (performed here), or fail with `ENOSPC`.
-#[allow(non_upper_case_globals)]
-pub(crate) fn file_write(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, copy: RawFd, st: &libc::stat) -> Answer {
-    use libc::{SYS_pwrite64, SYS_pwritev, SYS_pwritev2};
-    let (nr, a) = (n.data.nr as i64, n.data.args);
-    let pid = e.hosts[h].tasks[&vid].pid;
-    let size = st.st_size.max(0) as u64;
-    let Ok(bufs) = mem::call_buffers(pid, nr, &a) else {
-        return Answer::Continue; // the kernel gives the right error
-    };
-    let len = bufs.iter().map(|b| b.1 as u64).sum::<u64>();
-    // SAFETY: fcntl on our copy.
-    let append = unsafe { libc::fcntl(copy, libc::F_GETFL) } & libc::O_APPEND != 0
-        || (nr == SYS_pwritev2 && a[5] & RWF_APPEND != 0);
-    let positional = matches!(nr, SYS_pwrite64 | SYS_pwritev) || (nr == SYS_pwritev2 && a[3] as i64 != -1);
-    let pos = if append {
-        size
-    } else if positional {
-        a[3]
-    } else {
-        // SAFETY: lseek on our copy, which shares the task's file position.
-        (unsafe { libc::lseek(copy, 0, libc::SEEK_CUR) }) as u64
-    };
-    if (pos as i64) < 0 {
-        return Answer::Continue;
-    }
-    let growth = pos.saturating_add(len).saturating_sub(size);
-    let disk = &mut e.hosts[h].disk;
-    let place = if growth == 0 { Place::Pseudo } else { disk.place(copy, (st.st_dev, st.st_ino)) };
-    if place == Place::Pseudo {
-        return Answer::Continue;
-    }
-    let inside = place == Place::Inside;
-    let room = disk.room(growth);
-    if room == growth {
-        disk.record(growth, inside);
-        return Answer::Continue;
-    }
-    let allowed = len.saturating_sub(growth - room);
-    if allowed == 0 {
-        return Answer::Errno(libc::ENOSPC);
-    }
-    let answer = short_write(pid, &bufs, allowed as usize, copy, positional.then_some(pos));
-    if let Answer::Value(w) = answer {
-        e.hosts[h].disk.record(pos.saturating_add(w as u64).saturating_sub(size), inside);
-    }
-    answer
-}
-
-/// Write the first `allowed` bytes of the task's buffers through `copy`, at `at` or at the file
-/// position: the short write of a disk about to be full.
-fn short_write(pid: i32, bufs: &[(u64, usize)], allowed: usize, copy: RawFd, at: Option<u64>) -> Answer {
-    let mut data = Vec::with_capacity(allowed);
-    for &(addr, len) in bufs {
-        let take = len.min(allowed - data.len());
-        match mem::read(pid, addr, take) {
-            Ok(d) => data.extend_from_slice(&d),
-            Err(_) => return Answer::Errno(libc::EFAULT),
-        }
-        if data.len() == allowed {
-            break;
-        }
-    }
-    let ptr = data.as_ptr() as *const libc::c_void;
-    // SAFETY: writing our own buffer through our copy of the descriptor.
-    let w = unsafe {
-        match at {
-            Some(off) => libc::pwrite(copy, ptr, data.len(), off as i64),
-            None => libc::write(copy, ptr, data.len()),
-        }
-    };
-    if w < 0 {
-        Answer::Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
-    } else {
-        Answer::Value(w as i64)
-    }
-}
-
-/// File systems whose "regular files" hold no data (`/proc/<pid>/mem`, which the shim writes to
-/// patch the vDSO, `/sys` and `cgroup` attributes, …): writes to them take no disk space.
-const PSEUDO_FILE_SYSTEMS: [i64; 12] = [
-    0x9fa0,      // proc
-    0x6265_6572, // sysfs
-    0x6462_6720, // debugfs
-    0x7472_6163, // tracefs
-    0x0027_e0eb, // cgroup
-    0x6367_7270, // cgroup2
-    0x7363_6673, // securityfs
-    0xcafe_4a11, // bpf
-    0x6265_6570, // configfs
-    0x6165_676c, // pstore
-    0xde5e_81e4, // efivarfs
-    0x6573_5543, // fusectl
-];
-
-/// Whether our descriptor `fd` is a file of a pseudo file system.
-fn pseudo_file(fd: RawFd) -> bool {
-    // SAFETY: fstatfs fills the struct.
-    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: as above, on our own descriptor.
-    unsafe { libc::fstatfs(fd, &mut fs) == 0 && PSEUDO_FILE_SYSTEMS.contains(&(fs.f_type as i64)) }
-}
-
-/// The path of the file behind our descriptor `fd`.
-fn fd_path(fd: RawFd) -> Option<PathBuf> {
-    std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()
 }
 
 #[cfg(test)]
@@ -360,4 +247,34 @@ mod tests {
         assert_eq!(d.quota(), 1000);
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// File systems whose "regular files" hold no data (`/proc/<pid>/mem`, which the shim writes to
+/// patch the vDSO, `/sys` and `cgroup` attributes, …): writes to them take no disk space.
+const PSEUDO_FILE_SYSTEMS: [i64; 12] = [
+    0x9fa0,      // proc
+    0x6265_6572, // sysfs
+    0x6462_6720, // debugfs
+    0x7472_6163, // tracefs
+    0x0027_e0eb, // cgroup
+    0x6367_7270, // cgroup2
+    0x7363_6673, // securityfs
+    0xcafe_4a11, // bpf
+    0x6265_6570, // configfs
+    0x6165_676c, // pstore
+    0xde5e_81e4, // efivarfs
+    0x6573_5543, // fusectl
+];
+
+/// Whether our descriptor `fd` is a file of a pseudo file system.
+fn pseudo_file(fd: RawFd) -> bool {
+    // SAFETY: fstatfs fills the struct.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above, on our own descriptor.
+    unsafe { libc::fstatfs(fd, &mut fs) == 0 && PSEUDO_FILE_SYSTEMS.contains(&(fs.f_type as i64)) }
+}
+
+/// The path of the file behind our descriptor `fd`.
+fn fd_path(fd: RawFd) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()
 }

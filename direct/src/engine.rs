@@ -6,35 +6,32 @@
 //! stopped in a notified syscall again, and the supervisor answers syscalls until every task is
 //! blocked (sleeping, receiving, waiting) or gone. Simulated time never moves while a task runs.
 
-use crate::config::{ExitStatus, ExpectedExit, HostVars, ProcessSpec, StartDate, expand};
+use crate::config::{DirectOptions, ExitStatus, ExpectedExit, HostVars, ProcessSpec, expand};
+use crate::cx::{Answer, BOOT_OFFSET_NS, Cx, Shared};
 use crate::host::{BlockKind, FdEntry, Host, NewTask, Obj, ProcState, TaskState, TimePageMem};
 use crate::launch::{LaunchSpec, launch};
 use crate::peers::{PeerBook, expand_peers};
-use thermocline_net::udp::UdpSocket;
+use crate::procfs::{
+    TaskStatus, auxv_random, binary_name, fd_link, proc_children, proc_children_of, proc_ppid, proc_state, proc_tgid,
+    shim_mapped, stopped_thread_dying, thread_pidfd,
+};
+use crate::sched::{Action, MARK_EVENT_KIND, PACKET_EVENT_KIND, Pending, Scheduler};
 
-/// Bus event kind of an IPv4 packet between hosts.
-const PACKET_EVENT_KIND: u16 = thermocline_bus::kinds::PACKET;
-/// Bus event kind of a stream mark from a boundary identity (see [`crate::marks`]).
-const MARK_EVENT_KIND: u16 = thermocline_bus::kinds::HOT_MARK;
 use crate::seccomp::{SockFilter, filter_program};
 use crate::{DirectError, emulate, sysnames};
 use bytes::Bytes;
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use thermocline_bus::{Digest, Engine, EngineError, EngineOutput, Event, HostId, Outbox, ShardId, SimTime};
+use thermocline_bus::{Digest, Engine, EngineError, EngineOutput, Event, Outbox, ShardId, SimTime};
 use thermocline_models::directory::{HostDirectory, HostKind};
 use thermocline_models::network::NetworkModel;
 use thermocline_models::partition::Partition;
 use thermocline_models::rng::StreamFamily;
-use thermocline_net::{FifoLink, Rules};
-
-/// Uptime the monotonic clock shows at the start of a run (a fixed, plausible value).
-pub const BOOT_OFFSET_NS: u64 = 3_600_000_000_000;
+use thermocline_net::FifoLink;
 
 /// `OPENSSL_ia32cap` for every managed process (unless its spec sets one): OpenSSL's CPU
 /// capability vector with RDRAND (CPUID leaf 1 ECX bit 30, bit 62 of the first word) and RDSEED
@@ -42,33 +39,8 @@ pub const BOOT_OFFSET_NS: u64 = 3_600_000_000_000;
 /// never draws from the hardware generators. A second line of defence where CPUID faulting,
 /// which hides them from every program, is unavailable.
 pub const OPENSSL_NO_HW_RANDOM: &str = "~0x4000000000000000:~0x40000";
-/// Delay of a datagram sent to the host itself (loopback or its own address).
-pub const LOOPBACK_DELAY_NS: u64 = 1_000;
 /// Syscalls answered after the end-of-run `SIGTERM` (handlers run) before the rest are killed.
 const TERMINATION_STEPS: u32 = 10_000;
-
-/// Run-wide settings of direct hosts.
-#[derive(Clone, Debug)]
-pub struct DirectOptions {
-    /// Output directory: host working directories go to `<out_dir>/hosts/<name>/`.
-    pub out_dir: PathBuf,
-    /// The simulated calendar date at time zero.
-    pub start_date: StartDate,
-    /// Count every syscall of every binary (all syscalls are then notified, which is slower).
-    pub syscall_stats: bool,
-    /// The shim shared object preloaded into managed processes.
-    pub shim: PathBuf,
-    /// Write every host's packets to `<out_dir>/hosts/<name>/packets.pcap`.
-    pub pcap: bool,
-    /// The CPU this shard's supervisor and its processes are pinned to (`None`: not pinned).
-    pub cpu: Option<usize>,
-    /// Print notes about this machine that do not change results (`thermocline run --verbose`):
-    /// that CPUID faulting is not available.
-    pub verbose: bool,
-    /// Receive interrupt coalescing window of every host's network card, ns (0: off; the
-    /// spec's `[network] rx_coalesce`, see `nic::hold`).
-    pub rx_coalesce_ns: u64,
-}
 
 /// Process `p` as host `host` runs it: its peer placeholders replaced from `book`.
 fn with_peers(p: &ProcessSpec, host: u32, book: Option<&dyn PeerBook>) -> Result<ProcessSpec, String> {
@@ -102,120 +74,21 @@ pub struct DirectSetup<'a> {
     pub peer_book: Option<&'a dyn PeerBook>,
 }
 
-/// What an event does.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Action {
-    /// Start process `0` of the host.
-    Start(usize),
-    /// Send signal `1` to process `0` of the host (its `stop` time), if it still runs.
-    Stop(usize, i32),
-    /// The timer of task `vid`'s blocked syscall, identified by `token`.
-    Wake { vid: u32, token: u64 },
-    /// Task `vid`'s `ITIMER_REAL` timer expires (if `token` is still its current one).
-    Alarm { vid: u32, token: u64 },
-    /// An IPv4 packet reaches the host's interface.
-    Arrive(Bytes),
-    /// An IPv4 packet has been downloaded and goes to the host's sockets.
-    Deliver(Bytes),
-    /// An IPv4 packet the host sent to itself (loopback or its own address).
-    Loopback(Bytes),
-    /// The host's TCP/IP stack is due a poll (if `token` is still its current timer).
-    TcpPoll { token: u64 },
-    /// The `timerfd` timer of emulated object `obj` expires (if `token` is still its current one).
-    TimerFd { obj: usize, token: u64 },
-    /// A boundary identity's stream mark reaches the host.
-    Mark(Bytes),
-    /// The host's receive coalescing window ends: what its card holds goes to its sockets.
-    RxFlush,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Pending {
-    time: u64,
-    src: u32,
-    seq: u64,
-    dst: u32,
-    action: Action,
-}
-
-/// The engine's event queue and timer tokens, borrowed beside one host (see
-/// [`DirectEngine::cx`]): what a handler needs to arm that host's timers without the engine.
-pub(crate) struct Sched<'a> {
-    queue: &'a mut BinaryHeap<Reverse<Pending>>,
-    tokens: &'a mut u64,
-}
-
-impl Sched<'_> {
-    /// Arm task `vid`'s `ITIMER_REAL` timer on `host` to fire at `at` (then every `interval`):
-    /// a new token (the old timer's event is ignored when it comes) and an event at `at`.
-    pub(crate) fn set_alarm(&mut self, host: &mut Host, vid: u32, at: u64, interval: u64) {
-        *self.tokens += 1;
-        let token = *self.tokens;
-        if let Some(t) = host.tasks.get_mut(&vid) {
-            t.alarm = Some((at, interval, token));
-        }
-        let (seq, id) = (host.next_seq(), host.id);
-        self.queue.push(Reverse(Pending { time: at, src: id, seq, dst: id, action: Action::Alarm { vid, token } }));
-    }
-}
-
-/// How the supervisor answers one notified syscall.
-#[derive(Debug)]
-pub enum Answer {
-    /// Return this value.
-    Value(i64),
-    /// Fail with this errno.
-    Errno(i32),
-    /// Let the kernel run it.
-    Continue,
-    /// Install a descriptor for emulated object `obj` and return its number.
-    AddFd {
-        /// Placeholder descriptor (supervisor side).
-        src: RawFd,
-        /// `O_CLOEXEC`.
-        cloexec: bool,
-        /// The emulated object it stands for.
-        obj: usize,
-    },
-    /// Install the host's time page and return its descriptor (the shim's hello).
-    TimePage,
-    /// Install a copy of this file of the supervisor's (not an emulated object: the program
-    /// reads it natively) and return its number: files the simulation provides, such as
-    /// `/etc/hosts` and the CPU lists.
-    AddFile {
-        /// The file.
-        file: OwnedFd,
-        /// `O_CLOEXEC`.
-        cloexec: bool,
-    },
-    /// Not yet: keep the task stopped, with a timeout relative to now.
-    Block(BlockKind, Option<u64>),
-}
-
 /// The engine of one shard's direct hosts.
 pub struct DirectEngine {
-    /// Rules on top of the network model (partitions, extra delay or loss), applied at departure.
-    pub(crate) rules: Rules,
     /// This engine pinned the thread that runs it (undone when it finishes).
     pinned: bool,
     me: ShardId,
-    net: NetworkModel,
-    partition: Partition,
-    pub(crate) hosts: Vec<Host>,
+    hosts: Vec<Host>,
     local: HashMap<u32, usize>,
-    queue: BinaryHeap<Reverse<Pending>>,
-    outgoing: Vec<(ShardId, Event)>,
-    pub(crate) opts: DirectOptions,
+    /// The event queue, timer tokens and packet routing.
+    sched: Scheduler,
+    /// What every host shares (settings, placeholders, `/etc/hosts`).
+    shared: Shared,
     filter: Vec<SockFilter>,
     /// The syscalls the supervisor emulates or watches ([`notified_syscalls`]), sorted.
     emulated: Vec<u32>,
     end: SimTime,
-    /// Placeholder descriptors installed for emulated objects.
-    pub(crate) devnull: OwnedFd,
-    pub(crate) udp_placeholder: OwnedFd,
-    tcp_placeholder: OwnedFd,
-    /// Last timer token handed out.
-    wake_tokens: u64,
     /// A running task that has not stopped for this long is reported.
     watchdog: Duration,
     /// Print every handled syscall (`THERMOCLINE_DIRECT_TRACE=1`), for debugging.
@@ -224,8 +97,6 @@ pub struct DirectEngine {
     step_budget: Option<u32>,
     /// This thread has `rdtsc` faulting on (see [`DirectEngine::match_tsc`]).
     tsc_faulting: bool,
-    /// The simulated `/etc/hosts`.
-    pub(crate) hosts_file: crate::names::HostsFile,
 }
 
 /// The syscalls the supervisor is notified of (unless every syscall is, for `--syscall-stats`).
@@ -412,7 +283,7 @@ impl DirectEngine {
         let run_start = crate::stamps::run_start(&options.out_dir);
         let mut hosts = Vec::new();
         let mut local = HashMap::new();
-        let mut queue = BinaryHeap::new();
+        let mut sched = Scheduler::new(shard, partition.clone(), net.clone());
         // Surrogate identities hold the ids below `surrogates()`.
         for h in dir.surrogates()..dir.len() {
             let group = &dir.groups[dir.block_of(h).group as usize];
@@ -510,18 +381,12 @@ impl DirectEngine {
             };
             for (i, p) in processes.iter().filter(|p| p.host == group.spec.name).enumerate() {
                 let seq = host.next_seq();
-                queue.push(Reverse(Pending {
-                    time: p.start.as_nanos(),
-                    src: h,
-                    seq,
-                    dst: h,
-                    action: Action::Start(i),
-                }));
+                sched.push(Pending { time: p.start.as_nanos(), src: h, seq, dst: h, action: Action::Start(i) });
                 if let Some(stop) = p.stop {
                     let seq = host.next_seq();
                     let signal = p.stop_signal.unwrap_or_default().0;
                     let action = Action::Stop(i, signal);
-                    queue.push(Reverse(Pending { time: stop.as_nanos(), src: h, seq, dst: h, action }));
+                    sched.push(Pending { time: stop.as_nanos(), src: h, seq, dst: h, action });
                 }
             }
             local.insert(h, hosts.len());
@@ -547,95 +412,42 @@ impl DirectEngine {
         emulated.sort_unstable();
         let hosts_file = crate::names::HostsFile::new(&crate::names::hosts_text(&net.directory))
             .map_err(|e| DirectError::Io("writing the simulated /etc/hosts".into(), e))?;
-        Ok(DirectEngine {
-            rules: Rules::default(),
-            pinned: false,
-            me: shard,
-            net,
-            partition,
-            hosts,
-            local,
-            queue,
-            outgoing: Vec::new(),
+        let shared = Shared {
             opts: options,
-            filter,
-            emulated,
-            end,
             devnull: devnull.into(),
             // SAFETY: a fresh descriptor we own.
             udp_placeholder: unsafe { OwnedFd::from_raw_fd(udp) },
             // SAFETY: a fresh descriptor we own.
             tcp_placeholder: unsafe { OwnedFd::from_raw_fd(tcp) },
-            wake_tokens: 0,
+            hosts_file,
+        };
+        Ok(DirectEngine {
+            pinned: false,
+            me: shard,
+            hosts,
+            local,
+            sched,
+            shared,
+            filter,
+            emulated,
+            end,
             watchdog: wall_watchdog(),
             trace: std::env::var_os("THERMOCLINE_DIRECT_TRACE").is_some(),
             step_budget: None,
             tsc_faulting: false,
-            hosts_file,
         })
     }
 
+    /// Queue `action` for host `h` itself at `time`.
     fn push_local(&mut self, h: usize, time: u64, action: Action) {
-        let host = &mut self.hosts[h];
-        let seq = host.next_seq();
-        let id = host.id;
-        self.queue.push(Reverse(Pending { time, src: id, seq, dst: id, action }));
-    }
-
-    /// Queue a packet for host `h` itself (loopback), delivered to its sockets at `time`.
-    pub(crate) fn push_loopback(&mut self, h: usize, time: u64, packet: Vec<u8>) {
-        self.push_local(h, time, Action::Loopback(Bytes::from(packet)));
-    }
-
-    /// Poll host `h`'s TCP/IP stack at `time`, replacing any later scheduled poll.
-    pub(crate) fn schedule_tcp_poll(&mut self, h: usize, time: u64) {
-        let token = self.next_token();
-        if let Some(st) = self.hosts[h].tcp.as_deref_mut() {
-            st.timer = Some((time, token));
-        }
-        self.push_local(h, time, Action::TcpPoll { token });
-    }
-
-    /// The placeholder descriptor installed for emulated TCP sockets.
-    pub(crate) fn tcp_placeholder_fd(&self) -> RawFd {
-        self.tcp_placeholder.as_raw_fd()
+        self.sched.push_local(&mut self.hosts[h], time, action);
     }
 
     /// Poll host `h`'s stack if a socket call or a close changed it.
     fn flush_tcp(&mut self, h: usize) {
         if std::mem::take(&mut self.hosts[h].tcp_dirty) {
-            crate::nic::poll(self, h);
+            crate::nic::poll(&mut self.cx(h));
         }
-    }
-
-    /// Send an IPv4 packet from host `h` to host `dst` (already checked to exist), to be
-    /// delivered at `time`: into this engine's queue for a direct host of this shard, and as a
-    /// bus event otherwise (another shard, or a surrogate identity, which another engine holds
-    /// even on this shard).
-    pub(crate) fn send_packet(&mut self, h: usize, dst: u32, time: u64, packet: Vec<u8>) {
-        let host = &mut self.hosts[h];
-        let seq = host.next_seq();
-        let src = host.id;
-        let to = self.partition.shard_of(dst);
-        if to == self.me && self.net.directory.kind_of(dst) == HostKind::Direct {
-            let action = Action::Arrive(Bytes::from(packet));
-            self.queue.push(Reverse(Pending { time, src, seq, dst, action }));
-        } else {
-            let event = Event {
-                deliver_time: SimTime::from_nanos(time),
-                src_host: HostId(src),
-                src_seq: seq,
-                dst_host: HostId(dst),
-                kind: PACKET_EVENT_KIND,
-                payload: Bytes::from(packet),
-            };
-            self.outgoing.push((to, event));
-        }
-    }
-
-    /// The network model (for routing datagrams).
-    pub(crate) fn net(&self) -> &NetworkModel {
-        &self.net
     }
 
     fn host_error(&self, h: usize, message: String) -> DirectError {
@@ -645,7 +457,7 @@ impl DirectEngine {
     /// Start process `p` of host `h` (in the host's namespace, created with its first program).
     fn start(&mut self, h: usize, p: usize) -> Result<(), DirectError> {
         if self.hosts[h].ns.is_none() {
-            let hosts = self.hosts[h].dir.parent().unwrap_or(&self.opts.out_dir).to_path_buf();
+            let hosts = self.hosts[h].dir.parent().unwrap_or(&self.shared.opts.out_dir).to_path_buf();
             self.hosts[h].ns = crate::pidns::for_host(&hosts);
             let host = &mut self.hosts[h];
             if let Some(seen) = host.ns.as_ref().and_then(|ns| ns.host_dir(&host.name)) {
@@ -665,7 +477,7 @@ impl DirectEngine {
             File::create(&path).map_err(|e| DirectError::Io(format!("creating {}", path.display()), e))
         };
         let (stdout, stderr) = (open("stdout")?, open("stderr")?);
-        let dir = &self.net.directory;
+        let dir = &self.sched.net().directory;
         let group = &dir.groups[dir.block_of(host.id).group as usize];
         let vars = HostVars { host: &host.name, index: host.id - group.first, count: group.spec.count, ip: host.ip };
         let mut argv = vec![ps.spec.path.to_string_lossy().into_owned()];
@@ -676,7 +488,7 @@ impl DirectEngine {
         env.insert("HOSTNAME".into(), host.name.clone());
         env.insert("TZ".into(), "UTC".into());
         env.insert("LANG".into(), "C.UTF-8".into());
-        env.insert("LD_PRELOAD".into(), self.opts.shim.to_string_lossy().into_owned());
+        env.insert("LD_PRELOAD".into(), self.shared.opts.shim.to_string_lossy().into_owned());
         if !ps.spec.trap_rdtsc {
             env.insert(thermocline_shim::abi::RDTSC_ENV.into(), "native".into());
         }
@@ -785,7 +597,7 @@ impl DirectEngine {
         let Some(t) = self.hosts[h].tasks.get(&vid) else { return };
         let (pid, tgid, tree) = (t.pid, t.tgid, t.tree);
         let mut found: Vec<i32> = proc_children_of(tgid, pid);
-        found.extend(crate::threads::proc_threads(tgid));
+        found.extend(crate::procfs::proc_threads(tgid));
         found.sort_unstable();
         found.dedup();
         for child in found {
@@ -840,7 +652,7 @@ impl DirectEngine {
         host.signal_hint = true; // SIGCHLD
         // The kernel cleared the thread's CLONE_CHILD_CLEARTID word and released its robust
         // futexes, waking waiters in the kernel, where there are none: wake ours instead.
-        crate::threads::wake_at_exit(self, h, vid);
+        crate::threads::wake_at_exit(&mut self.cx(h), vid);
         self.reap_group(h, tgid);
         let parent = self.hosts[h].tasks.get(&vid).and_then(|t| t.parent);
         self.release_vfork_parent(h, parent, true);
@@ -958,7 +770,7 @@ impl DirectEngine {
             // SAFETY: poll over our own descriptors.
             let mut n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
             if n == 0 {
-                let tick = crate::threads::poll_tick_ms(self, h);
+                let tick = crate::threads::poll_tick_ms(&mut self.cx(h));
                 // SAFETY: as above.
                 n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, tick) };
             }
@@ -970,7 +782,7 @@ impl DirectEngine {
                 return Err(DirectError::Io("poll".into(), e));
             }
             if n == 0 {
-                let leaders = crate::threads::exited_leaders(self, h);
+                let leaders = crate::threads::exited_leaders(&mut self.cx(h));
                 if !leaders.is_empty() {
                     for vid in leaders {
                         self.exited(h, vid);
@@ -978,7 +790,7 @@ impl DirectEngine {
                     waited = None;
                     continue;
                 }
-                crate::threads::preempt_spinners(self, h);
+                crate::threads::preempt_spinners(&mut self.cx(h));
                 if overdue(&mut waited) {
                     let stuck: Vec<String> = self.hosts[h]
                         .tasks
@@ -1082,7 +894,7 @@ impl DirectEngine {
     /// Whether `notif` is a syscall the supervisor is told of only because `--syscall-stats`
     /// asks for every call to be counted: one it does not emulate.
     fn only_counted(&self, notif: &crate::seccomp::Notif) -> bool {
-        self.opts.syscall_stats
+        self.shared.opts.syscall_stats
             && notif.data.arch == crate::seccomp::AUDIT_ARCH_X86_64
             && notif.data.nr & 0x4000_0000 == 0
             && self.emulated.binary_search(&(notif.data.nr as u32)).is_err()
@@ -1106,7 +918,7 @@ impl DirectEngine {
             if t.exec_pending {
                 t.binary = binary_name(t.pid).unwrap_or_else(|| t.binary.clone());
             }
-            if self.opts.syscall_stats {
+            if self.shared.opts.syscall_stats {
                 *host.stats.entry((t.binary.clone(), notif.data.nr as i64)).or_insert(0) += 1;
             }
         }
@@ -1128,10 +940,10 @@ impl DirectEngine {
         tree: usize,
         notif: &crate::seccomp::Notif,
     ) -> Result<(), DirectError> {
-        let answer = crate::stamps::answer(self, h, vid, notif);
+        let answer = emulate::stamps::answer(&mut self.cx(h), vid, notif);
         let host = &mut self.hosts[h];
         if let Some(t) = host.tasks.get_mut(&vid) {
-            if self.opts.syscall_stats {
+            if self.shared.opts.syscall_stats {
                 if t.exec_pending {
                     t.binary = binary_name(t.pid).unwrap_or_else(|| t.binary.clone());
                 }
@@ -1240,7 +1052,7 @@ impl DirectEngine {
         let trap_rdtsc = host.procs.get(t.proc).is_none_or(|p| p.spec.trap_rdtsc);
         if !t.retry {
             t.syscalls += 1;
-            if self.opts.syscall_stats {
+            if self.shared.opts.syscall_stats {
                 *host.stats.entry((t.binary.clone(), nr)).or_insert(0) += 1;
             }
             if let Some(p) = host.procs.get_mut(t.proc) {
@@ -1259,7 +1071,7 @@ impl DirectEngine {
         let answer = if interrupted {
             emulate::interrupted(&self.hosts[h], vid, &notif)
         } else {
-            emulate::syscall(self, h, vid, &notif)?
+            emulate::syscall(&mut self.cx(h), vid, &notif)?
         };
         if self.trace {
             let t = &self.hosts[h].tasks[&vid];
@@ -1302,8 +1114,7 @@ impl DirectEngine {
                 if t.deadline.is_none()
                     && let Some(d) = timeout
                 {
-                    self.wake_tokens += 1;
-                    let token = self.wake_tokens;
+                    let token = self.sched.next_token();
                     let at = now.saturating_add(d);
                     t.deadline = Some((at, token));
                     self.push_local(h, at, Action::Wake { vid, token });
@@ -1369,7 +1180,7 @@ impl DirectEngine {
         }
         let Some(wait) = t.latency.take_due() else { return false };
         t.state = TaskState::Blocked(notif, BlockKind::Latency);
-        let token = self.next_token();
+        let token = self.sched.next_token();
         let at = now.saturating_add(wait);
         if let Some(t) = self.hosts[h].tasks.get_mut(&vid) {
             t.deadline = Some((at, token));
@@ -1378,20 +1189,10 @@ impl DirectEngine {
         true
     }
 
-    /// The simulated latency of a syscall of task `vid`'s process (its `syscall_latency`), ns.
-    pub(crate) fn syscall_latency(&self, h: usize, vid: u32) -> u64 {
-        let host = &self.hosts[h];
-        host.tasks
-            .get(&vid)
-            .and_then(|t| host.procs.get(t.proc))
-            .and_then(|p| p.spec.syscall_latency)
-            .map_or(crate::latency::DEFAULT_SYSCALL_LATENCY_NS, |d| d.as_nanos())
-    }
-
     /// Task `vid`'s call was answered: charge its process's syscall latency, or empty its account
     /// if the call blocked or completes one that had.
     fn account_latency(&mut self, h: usize, vid: u32, blocked: bool) {
-        let cost = self.syscall_latency(h, vid);
+        let cost = self.hosts[h].syscall_latency(vid);
         if let Some(t) = self.hosts[h].tasks.get_mut(&vid) {
             t.latency.answered(blocked, cost);
         }
@@ -1400,8 +1201,8 @@ impl DirectEngine {
     /// After an execve: the binary's name, which emulated descriptors survived (close-on-exec),
     /// and the image's AT_RANDOM bytes, rewritten from its process's stream.
     fn after_exec(&mut self, h: usize, vid: u32) {
-        let udp_link = fd_link(std::process::id() as i32, self.udp_placeholder.as_raw_fd());
-        let tcp_link = fd_link(std::process::id() as i32, self.tcp_placeholder.as_raw_fd());
+        let udp_link = fd_link(std::process::id() as i32, self.shared.udp_placeholder.as_raw_fd());
+        let tcp_link = fd_link(std::process::id() as i32, self.shared.tcp_placeholder.as_raw_fd());
         let null_link = Some("/dev/null".to_string());
         let host = &mut self.hosts[h];
         let Some(t) = host.tasks.get_mut(&vid) else { return };
@@ -1448,42 +1249,9 @@ impl DirectEngine {
         }
     }
 
-    /// Arm task `vid`'s `ITIMER_REAL` timer to expire at `at` (then every `interval` ns, if
-    /// non-zero), replacing any previous one.
-    /// A fresh timer token.
-    pub(crate) fn next_token(&mut self) -> u64 {
-        self.wake_tokens += 1;
-        self.wake_tokens
-    }
-
-    /// Schedule the expiry of the `timerfd` timer behind emulated object `obj` at `at`.
-    pub(crate) fn schedule_timerfd(&mut self, h: usize, obj: usize, at: u64, token: u64) {
-        self.push_local(h, at, Action::TimerFd { obj, token });
-    }
-
-    /// Arm task `vid`'s `ITIMER_REAL` timer on host `h` to fire at `at` (then every `interval`).
-    pub(crate) fn set_alarm(&mut self, h: usize, vid: u32, at: u64, interval: u64) {
-        let emulate::Cx { host, mut sched, .. } = self.cx(h);
-        sched.set_alarm(host, vid, at, interval);
-    }
-
-    /// The narrow context of a syscall handler on host `h` that needs only the host, the run's
-    /// start date and the host's timers (see [`emulate::Cx`]).
-    pub(crate) fn cx(&mut self, h: usize) -> emulate::Cx<'_> {
-        let start_date = self.opts.start_date.0;
-        let sched = Sched { queue: &mut self.queue, tokens: &mut self.wake_tokens };
-        emulate::Cx { host: &mut self.hosts[h], sched, start_date }
-    }
-
-    /// Log an unsupported syscall once per (process, syscall, detail), with the error it gets
-    /// ([`Host::unsupported`]).
-    pub(crate) fn unsupported(&mut self, h: usize, vid: u32, nr: i64, what: &str, errno: i32) {
-        self.hosts[h].unsupported(vid, nr, what, errno);
-    }
-
-    /// A timer token, for emulation code that needs one.
-    pub(crate) fn now(&self, h: usize) -> u64 {
-        self.hosts[h].now
+    /// The narrow context of a syscall handler on host `h` (see [`Cx`]).
+    fn cx(&mut self, h: usize) -> Cx<'_> {
+        Cx { host: &mut self.hosts[h], sched: &mut self.sched, shared: &self.shared }
     }
 
     /// Host index of global host id `id`, if it is on this shard.
@@ -1522,7 +1290,7 @@ impl DirectEngine {
                 }
             }
             Action::TimerFd { obj, token } => {
-                let now = self.now(h);
+                let now = self.hosts[h].now;
                 let host = &mut self.hosts[h];
                 if let Some(Some(slot)) = host.objs.get_mut(obj)
                     && let Obj::TimerFd(t) = &mut slot.obj
@@ -1548,7 +1316,7 @@ impl DirectEngine {
                 host.progress += 1;
                 host.signal_hint = true;
                 if interval > 0 {
-                    self.set_alarm(h, vid, at + interval, interval);
+                    self.sched.set_alarm(&mut self.hosts[h], vid, at + interval, interval);
                 }
             }
             Action::Arrive(packet) => {
@@ -1564,9 +1332,9 @@ impl DirectEngine {
             Action::Deliver(packet) => self.downloaded(h, packet),
             Action::RxFlush => {
                 let held = crate::nic::flush(&mut self.hosts[h]);
-                emulate::deliver_held(self, h, held);
+                crate::nic::deliver_held(&mut self.cx(h), held);
             }
-            Action::Loopback(packet) => emulate::deliver_packet(self, h, &packet, false),
+            Action::Loopback(packet) => crate::nic::deliver_packet(&mut self.cx(h), &packet, false),
             Action::Mark(bytes) => {
                 let mark = thermocline_net::StreamMark::decode(&bytes).map_err(|e| {
                     DirectError::BadEvent(format!("a stream mark for host {}: {e}", self.hosts[h].name))
@@ -1578,7 +1346,7 @@ impl DirectEngine {
                 let Some(st) = self.hosts[h].tcp.as_deref_mut() else { return Ok(()) };
                 if st.timer.is_some_and(|(_, t)| t == token) {
                     st.timer = None;
-                    crate::nic::poll(self, h);
+                    crate::nic::poll(&mut self.cx(h));
                 }
             }
         }
@@ -1588,9 +1356,9 @@ impl DirectEngine {
     /// A packet from the network has been downloaded by host `h`: to its sockets now, or, with
     /// receive coalescing, held by its card until the window ends.
     fn downloaded(&mut self, h: usize, packet: Bytes) {
-        let window = self.opts.rx_coalesce_ns;
+        let window = self.shared.opts.rx_coalesce_ns;
         if window == 0 {
-            emulate::deliver_packet(self, h, &packet, true);
+            crate::nic::deliver_packet(&mut self.cx(h), &packet, true);
             return;
         }
         if let Some(end) = crate::nic::hold(&mut self.hosts[h], packet.to_vec(), window) {
@@ -1663,7 +1431,7 @@ impl DirectEngine {
     fn run_events(&mut self, end: SimTime) -> Result<u64, DirectError> {
         let end = end.as_nanos().min(self.end.as_nanos());
         let mut n = 0;
-        while let Some(Reverse(p)) = self.queue.peek() {
+        while let Some(p) = self.sched.peek() {
             if p.time >= end {
                 break;
             }
@@ -1675,11 +1443,11 @@ impl DirectEngine {
             // form the next batch.
             let time = p.time;
             let mut groups: Vec<(u32, Vec<Pending>)> = Vec::new();
-            while let Some(Reverse(next)) = self.queue.peek() {
+            while let Some(next) = self.sched.peek() {
                 if next.time != time {
                     break;
                 }
-                let Some(Reverse(ev)) = self.queue.pop() else { break };
+                let Some(ev) = self.sched.pop() else { break };
                 match groups.iter_mut().find(|(d, _)| *d == ev.dst) {
                     Some((_, g)) => g.push(ev),
                     None => groups.push((ev.dst, vec![ev])),
@@ -1696,63 +1464,6 @@ impl DirectEngine {
             }
         }
         Ok(n)
-    }
-}
-
-/// Whether a thread held stopped in notification `id` of `listener` (received, not answered) is
-/// gone or going, `status` being what its `/proc` status said just before (`None`: no entry). The
-/// answer must not depend on how far its death has got when the supervisor looks, or a dying
-/// thread would sometimes be left blocked for ever (and its process count as running at the end
-/// of the run):
-///
-/// 1. SIGKILL is queued for it (how the kernel ends every thread of a group exit or fatal
-///    signal, all of them before the first thread's exit can be seen) and it has not run since;
-/// 2. it has run: a received notification is waited for killably
-///    (`SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`), so only a fatal signal woke it, and the kernel
-///    withdrew the notification before the thread went back towards user space, where it
-///    dequeues its SIGKILL (`get_signal`) and exits: `SECCOMP_IOCTL_NOTIF_ID_VALID` fails;
-/// 3. it is a zombie, or gone.
-///
-/// The status must be read before the notification is checked: a thread that dequeues its
-/// SIGKILL after the read had withdrawn its notification before it, so the check sees that. The
-/// status alone (as before) missed threads between dequeuing the SIGKILL and becoming zombies —
-/// state `R`, nothing pending — which is the whole of `do_exit`: the address space's teardown for
-/// the last thread out, and as long as the machine's load keeps the thread off a CPU.
-pub(crate) fn stopped_thread_dying(status: Option<&TaskStatus>, listener: &crate::seccomp::Listener, id: u64) -> bool {
-    status.is_none_or(TaskStatus::killed) || !listener.id_valid(id)
-}
-
-/// What `/proc/<tgid>/task/<tid>/status` says of a thread's state and signals.
-pub(crate) struct TaskStatus {
-    /// State letter (`R`, `S`, `Z`, …).
-    pub state: char,
-    /// Signals pending for the thread itself (`SigPnd`).
-    pub pending: u64,
-    /// Signals pending for its process (`ShdPnd`).
-    pub shared_pending: u64,
-    /// Blocked signals (`SigBlk`).
-    pub blocked: u64,
-}
-
-impl TaskStatus {
-    /// Whether the thread is a zombie or has SIGKILL queued (see [`stopped_thread_dying`]).
-    pub(crate) fn killed(&self) -> bool {
-        self.state == 'Z'
-            || self.state == 'X'
-            || (self.pending | self.shared_pending) & (1u64 << (libc::SIGKILL - 1)) != 0
-    }
-
-    /// Read thread `tid` of `tgid` (a process's first thread: `tgid == tid`); `None` if it is gone.
-    pub(crate) fn read(tgid: i32, tid: i32) -> Option<Self> {
-        let text = std::fs::read_to_string(format!("/proc/{tgid}/task/{tid}/status")).ok()?;
-        let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)).map(str::trim);
-        let mask = |name: &str| field(name).and_then(|v| u64::from_str_radix(v, 16).ok()).unwrap_or(0);
-        Some(Self {
-            state: field("State:").and_then(|s| s.chars().next()).unwrap_or('?'),
-            pending: mask("SigPnd:"),
-            shared_pending: mask("ShdPnd:"),
-            blocked: mask("SigBlk:"),
-        })
     }
 }
 
@@ -1774,79 +1485,13 @@ fn sends_signal(notif: &crate::seccomp::Notif) -> bool {
         )
 }
 
-/// Whether the shim is mapped in the image of `pid`.
-fn shim_mapped(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/maps")).is_ok_and(|m| m.contains(crate::SHIM_FILE))
-}
-
-/// Kernel state letter of `pid` (`R`, `S`, `D`, `Z`, …), or `None` if it is gone.
-pub(crate) fn proc_state(pid: i32) -> Option<char> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = s.rfind(')')?;
-    s[after + 1..].trim_start().chars().next()
-}
-
-fn proc_ppid(pid: i32) -> Option<i32> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = s.rfind(')')?;
-    s[after + 1..].split_whitespace().nth(1)?.parse().ok()
-}
-
-/// Children (live or zombie) of `pid`.
-pub(crate) fn proc_children(pid: i32) -> Vec<i32> {
-    proc_children_of(pid, pid)
-}
-
-/// Children (live or zombie) that thread `tid` of process `tgid` forked.
-pub(crate) fn proc_children_of(tgid: i32, tid: i32) -> Vec<i32> {
-    std::fs::read_to_string(format!("/proc/{tgid}/task/{tid}/children"))
-        .map(|s| s.split_whitespace().filter_map(|p| p.parse().ok()).collect())
-        .unwrap_or_default()
-}
-
-/// The thread-group id (process id) of thread `tid`.
-pub(crate) fn proc_tgid(tid: i32) -> Option<i32> {
-    let s = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
-    s.lines().find_map(|l| l.strip_prefix("Tgid:")).and_then(|v| v.trim().parse().ok())
-}
-
-/// `PIDFD_THREAD` (`O_EXCL`): a pidfd of one thread, readable when that thread exits.
-const PIDFD_THREAD: libc::c_int = libc::O_EXCL;
-
-/// A thread pidfd of `tid` (Linux 6.9+), or `None` if it is gone.
-fn thread_pidfd(tid: i32) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open of a thread we were told about; failure means it is gone.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, tid, PIDFD_THREAD) };
-    // SAFETY: a fresh descriptor we own.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-fn fd_link(pid: i32, fd: i32) -> Option<String> {
-    std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok().map(|p| p.to_string_lossy().into_owned())
-}
-
-/// The file name of the executable task `pid` runs.
-fn binary_name(pid: i32) -> Option<String> {
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
-    Some(exe.file_name().map_or("?".into(), |f| f.to_string_lossy().into_owned()))
-}
-
-/// Address of the 16 AT_RANDOM bytes of `pid`'s current image.
-fn auxv_random(pid: i32) -> Option<u64> {
-    let raw = std::fs::read(format!("/proc/{pid}/auxv")).ok()?;
-    raw.chunks_exact(16).find_map(|c| {
-        let key = u64::from_ne_bytes(c[..8].try_into().ok()?);
-        (key == libc::AT_RANDOM).then(|| u64::from_ne_bytes(c[8..].try_into().unwrap_or([0; 8])))
-    })
-}
-
 impl Engine for DirectEngine {
     fn next_event_time(&self) -> SimTime {
-        self.queue.peek().map_or(SimTime::NEVER, |Reverse(p)| SimTime::from_nanos(p.time))
+        self.sched.peek().map_or(SimTime::NEVER, |p| SimTime::from_nanos(p.time))
     }
 
     fn run_until(&mut self, end: SimTime, outbox: &mut Outbox) -> Result<u64, EngineError> {
-        if let Some(cpu) = self.opts.cpu.take() {
+        if let Some(cpu) = self.shared.opts.cpu.take() {
             // On the thread that runs this shard, before it launches anything.
             crate::pin::pin_current_thread(cpu)
                 .map_err(|e| format!("pinning shard {} to CPU {cpu}: {e}", self.me.0))?;
@@ -1855,7 +1500,7 @@ impl Engine for DirectEngine {
         let ran = self.run_events(end);
         self.match_tsc(false);
         let n = ran?;
-        for (to, ev) in self.outgoing.drain(..) {
+        for (to, ev) in self.sched.take_outgoing() {
             outbox.push(to, ev);
         }
         Ok(n)
@@ -1874,13 +1519,13 @@ impl Engine for DirectEngine {
                     e.kind, e.dst_host.0, self.me
                 ))));
             };
-            self.queue.push(Reverse(Pending {
+            self.sched.push(Pending {
                 time: e.deliver_time.as_nanos(),
                 src: e.src_host.0,
                 seq: e.src_seq,
                 dst: e.dst_host.0,
                 action,
-            }));
+            });
         }
         Ok(())
     }
@@ -1942,7 +1587,8 @@ impl Engine for DirectEngine {
         if !problems.is_empty() {
             return Err(Box::new(DirectError::ExitStatus(problems.join("; "))));
         }
-        let tables = crate::tables::tables(self).map_err(|e| Box::new(DirectError::Table(e.to_string())))?;
+        let tables = crate::tables::tables(&self.hosts, &self.shared.opts)
+            .map_err(|e| Box::new(DirectError::Table(e.to_string())))?;
         Ok(EngineOutput { digest, tables })
     }
 }
@@ -1966,11 +1612,6 @@ impl Drop for DirectEngine {
             }
         }
     }
-}
-
-/// Let the emulation install a UDP object.
-pub(crate) fn new_udp() -> Obj {
-    Obj::Udp(Box::new(UdpSocket::new()))
 }
 
 #[cfg(test)]
@@ -2002,7 +1643,7 @@ mod tests {
         let exe = std::env::current_exe().unwrap();
         let options = DirectOptions {
             out_dir: out.to_path_buf(),
-            start_date: StartDate::default(),
+            start_date: crate::config::StartDate::default(),
             syscall_stats: false,
             shim: crate::locate_shim(&exe),
             pcap: false,
@@ -2149,7 +1790,7 @@ mod tests {
         let (net, partition) = one_host();
         let options = DirectOptions {
             out_dir: dir.clone(),
-            start_date: StartDate::default(),
+            start_date: crate::config::StartDate::default(),
             syscall_stats: false,
             shim: crate::locate_shim(&std::env::current_exe().unwrap()),
             pcap: false,

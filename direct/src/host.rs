@@ -387,7 +387,7 @@ pub struct Host {
     /// what an edge-triggered epoll sees as a change of those.
     pub native_edges: NativeEdges,
     /// Its card's receive coalescing: packets held until the window ends (see `nic::hold`).
-    pub rx: crate::nic::RxCoalescer,
+    pub rx: crate::coalesce::RxCoalescer,
     /// Its packet capture, with `--pcap`.
     pub pcap: Option<PcapWriter>,
     /// Its disk quota and what it uses of it.
@@ -596,11 +596,37 @@ impl Host {
                         }
                     }
                 }
-                Some(Some(ObjSlot { obj: Obj::Tcp(_), .. })) => crate::tcp::release(self, i),
+                Some(Some(ObjSlot { obj: Obj::Tcp(_), .. })) => self.release_tcp(i),
                 _ => {}
             }
             self.objs[i] = None;
         }
+    }
+
+    /// The simulated latency of a syscall of task `vid`'s process (its `syscall_latency`), ns.
+    pub(crate) fn syscall_latency(&self, vid: u32) -> u64 {
+        self.tasks
+            .get(&vid)
+            .and_then(|t| self.procs.get(t.proc))
+            .and_then(|p| p.spec.syscall_latency)
+            .map_or(crate::latency::DEFAULT_SYSCALL_LATENCY_NS, |d| d.as_nanos())
+    }
+
+    /// The host's TCP/IP stack, created on first use.
+    pub(crate) fn stack(&mut self) -> &mut TcpStack {
+        let (ip, seed, now) = (self.ip, self.tcp_seed, self.now);
+        self.tcp.get_or_insert_with(|| Box::new(TcpStack::new(ip, seed, now)))
+    }
+
+    /// The last descriptor of TCP object `i` is closed ([`crate::tcp::release`]); the stack is
+    /// polled after the call.
+    fn release_tcp(&mut self, i: usize) {
+        self.stack();
+        let Host { objs, tcp, .. } = self;
+        let Some(Some(ObjSlot { obj: Obj::Tcp(s), inet6, .. })) = objs.get_mut(i) else { return };
+        let fams = inet6.as_ref().map_or((true, false), crate::inet6::Inet6::families);
+        crate::tcp::release(s, tcp.as_deref_mut().expect("created above"), i, fams);
+        self.tcp_dirty = true;
     }
 
     /// The next sequence number of an event this host produces.
@@ -659,4 +685,9 @@ impl NativeEdges {
         let w = if events & libc::EPOLLOUT as u32 != 0 { self.writable } else { 0 };
         r + w
     }
+}
+
+/// Let the emulation install a UDP object.
+pub(crate) fn new_udp() -> Obj {
+    Obj::Udp(Box::new(UdpSocket::new()))
 }

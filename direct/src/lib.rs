@@ -20,7 +20,9 @@
 //!
 //! See `docs/direct.md` for the design and what is not supported yet.
 
+pub mod coalesce;
 pub mod config;
+mod cx;
 pub mod disk;
 mod emulate;
 pub mod engine;
@@ -38,6 +40,8 @@ pub mod pcap;
 pub mod peers;
 pub mod pidns;
 pub mod pin;
+mod procfs;
+mod sched;
 pub mod seccomp;
 mod shared_page;
 pub mod stamps;
@@ -51,8 +55,9 @@ pub mod vdso;
 pub mod waits;
 mod wall;
 
+pub use config::DirectOptions;
 pub use config::{ExitStatus, ExpectedExit, ProcessSpec, Signal, StartDate};
-pub use engine::{DirectEngine, DirectOptions, DirectSetup};
+pub use engine::{DirectEngine, DirectSetup};
 pub use teardown::kill_managed_processes;
 
 use std::path::PathBuf;
@@ -88,13 +93,48 @@ pub enum DirectError {
 /// The shim's file name.
 pub const SHIM_FILE: &str = "libthermocline_shim.so";
 
-/// Where the shim is: `$THERMOCLINE_SHIM` if set, else next to `exe` or in its `deps/` folder or
-/// its parent (where cargo puts it for binaries and for test executables).
+/// Where the shim is: `$THERMOCLINE_SHIM` if set, else the newest of the copies next to `exe`,
+/// in its `deps/` folder or in its parent (where cargo puts it for binaries and for test
+/// executables). The newest, because `cargo build` refreshes the copy next to the binary but
+/// `cargo test` only the one in `deps/`, and a stale copy must not shadow a fresh one.
 pub fn locate_shim(exe: &std::path::Path) -> PathBuf {
     if let Some(p) = std::env::var_os("THERMOCLINE_SHIM") {
         return PathBuf::from(p);
     }
     let dir = exe.parent().unwrap_or(std::path::Path::new("."));
     let candidates = [dir.join(SHIM_FILE), dir.join("deps").join(SHIM_FILE), dir.join("..").join(SHIM_FILE)];
-    candidates.iter().find(|p| p.is_file()).cloned().unwrap_or_else(|| candidates[0].clone())
+    let modified = |p: &PathBuf| std::fs::metadata(p).ok().filter(|m| m.is_file()).and_then(|m| m.modified().ok());
+    candidates
+        .iter()
+        .filter_map(|p| modified(p).map(|t| (t, p)))
+        .max_by_key(|&(t, _)| t)
+        .map_or_else(|| candidates[0].clone(), |(_, p)| p.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn the_newest_copy_of_the_shim_wins() {
+        let dir = std::env::temp_dir().join(format!("thermocline-locate-shim-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("deps")).unwrap();
+        let exe = dir.join("thermocline");
+        let (beside, deps) = (dir.join(SHIM_FILE), dir.join("deps").join(SHIM_FILE));
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        for (path, age) in [(&beside, 0), (&deps, 60)] {
+            std::fs::File::create(path).unwrap().set_modified(t0 + Duration::from_secs(age)).unwrap();
+        }
+        assert_eq!(locate_shim(&exe), deps, "cargo test refreshed deps/ only");
+        std::fs::File::options()
+            .write(true)
+            .open(&beside)
+            .unwrap()
+            .set_modified(t0 + Duration::from_secs(120))
+            .unwrap();
+        assert_eq!(locate_shim(&exe), beside, "cargo build refreshed the copy beside the binary");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(locate_shim(&exe), beside, "none exists: the place beside the binary");
+    }
 }

@@ -10,17 +10,11 @@
 //!
 //! [`answer`] decodes bytes a program wrote: it never panics (property-tested and fuzzed).
 
-use crate::emulate::socket::{gather_max, read_msghdr, write_addr_bytes as write_addr, write_int_option};
-use crate::engine::{Answer, DirectEngine};
-use crate::host::{BlockKind, Obj};
-use crate::mem;
-use crate::seccomp::Notif;
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
 
 /// `AF_NETLINK`.
-const NL_FAMILY: u16 = 16;
+pub(crate) const NL_FAMILY: u16 = 16;
 /// Message types.
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
@@ -35,19 +29,19 @@ const NLM_F_MULTI: u16 = 0x2;
 const NLM_F_ACK: u16 = 0x4;
 const NLM_F_DUMP: u16 = 0x300;
 /// Largest request the supervisor reads from a program.
-const MAX_REQUEST: usize = 1 << 16;
+pub(crate) const MAX_REQUEST: usize = 1 << 16;
 
 /// One emulated netlink socket.
 #[derive(Debug)]
 pub struct NetlinkSocket {
     /// `SOCK_RAW` or `SOCK_DGRAM`, as created.
-    ty: i32,
+    pub(crate) ty: i32,
     /// Its port id (`nl_pid`), once bound.
-    port: Option<u32>,
+    pub(crate) port: Option<u32>,
     /// Multicast groups it joined (never written to: nothing changes).
-    groups: u32,
+    pub(crate) groups: u32,
     /// Answers not read yet, one datagram each.
-    queue: VecDeque<Vec<u8>>,
+    pub(crate) queue: VecDeque<Vec<u8>>,
     /// Datagrams ever queued, for edge-triggered epoll.
     pub changes: u64,
 }
@@ -60,20 +54,20 @@ impl NetlinkSocket {
 }
 
 /// One interface of a simulated host.
-struct Link {
-    index: i32,
-    name: &'static str,
-    arp_type: u16,
-    flags: u32,
-    mtu: u32,
-    mac: [u8; 6],
-    addr: Ipv4Addr,
+pub(crate) struct Link {
+    pub(crate) index: i32,
+    pub(crate) name: &'static str,
+    pub(crate) arp_type: u16,
+    pub(crate) flags: u32,
+    pub(crate) mtu: u32,
+    pub(crate) mac: [u8; 6],
+    pub(crate) addr: Ipv4Addr,
     scope: u8,
-    broadcast: Option<Ipv4Addr>,
+    pub(crate) broadcast: Option<Ipv4Addr>,
 }
 
 /// `lo` and `eth0` of the host with address `ip`.
-fn links(ip: Ipv4Addr) -> [Link; 2] {
+pub(crate) fn links(ip: Ipv4Addr) -> [Link; 2] {
     let o = ip.octets();
     [
         Link {
@@ -117,7 +111,7 @@ fn rta(out: &mut Vec<u8>, ty: u16, data: &[u8]) {
 }
 
 /// A message: header and payload.
-fn message(out: &mut Vec<u8>, ty: u16, flags: u16, seq: u32, port: u32, payload: &[u8]) {
+pub(crate) fn message(out: &mut Vec<u8>, ty: u16, flags: u16, seq: u32, port: u32, payload: &[u8]) {
     let start = out.len();
     out.extend_from_slice(&((16 + payload.len()) as u32).to_ne_bytes());
     out.extend_from_slice(&ty.to_ne_bytes());
@@ -243,252 +237,6 @@ pub fn answer(req: &[u8], port: u32, ip: Ipv4Addr) -> Vec<Vec<u8>> {
 /// Whether `request` is one of the `SIOCGIF*` ioctls that read an interface's configuration.
 pub(crate) fn is_interface_ioctl(request: u64) -> bool {
     matches!(request, 0x8910 | 0x8912 | 0x8913 | 0x8915 | 0x8919 | 0x891b | 0x8921 | 0x8927 | 0x8933)
-}
-
-/// `struct sockaddr_in` bytes of `ip` (port 0).
-fn sockaddr_in(ip: Ipv4Addr) -> [u8; 16] {
-    let mut b = [0u8; 16];
-    b[0..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
-    b[4..8].copy_from_slice(&ip.octets());
-    b
-}
-
-/// The `SIOCGIF*` ioctls on any socket of a host: the same `lo` and `eth0` as the netlink dumps
-/// (glibc's `if_nametoindex`, `if_indextoname` and older code ask this way).
-pub(crate) fn interface_ioctl(e: &DirectEngine, h: usize, pid: i32, request: u64, arg: u64) -> Result<Answer, i32> {
-    let ip = e.hosts[h].ip;
-    let links = links(ip);
-    if request == 0x8912 {
-        // SIOCGIFCONF: struct ifconf { int ifc_len; char *ifc_buf; }
-        let conf = mem::read(pid, arg, 16).map_err(|_| libc::EFAULT)?;
-        let len = i32::from_ne_bytes(conf[0..4].try_into().expect("4 bytes")).max(0) as usize;
-        let buf = u64::from_ne_bytes(conf[8..16].try_into().expect("8 bytes"));
-        let mut out = Vec::new();
-        for l in &links {
-            if buf != 0 && out.len() + 40 > len {
-                break;
-            }
-            let mut r = [0u8; 40];
-            r[..l.name.len()].copy_from_slice(l.name.as_bytes());
-            r[16..32].copy_from_slice(&sockaddr_in(l.addr));
-            out.extend_from_slice(&r);
-        }
-        if buf != 0 {
-            mem::write(pid, buf, &out).map_err(|_| libc::EFAULT)?;
-        }
-        mem::write(pid, arg, &(out.len() as i32).to_ne_bytes()).map_err(|_| libc::EFAULT)?;
-        return Ok(Answer::Value(0));
-    }
-    let mut req = mem::read(pid, arg, 40).map_err(|_| libc::EFAULT)?;
-    let link = if request == 0x8910 {
-        let index = i32::from_ne_bytes(req[16..20].try_into().expect("4 bytes"));
-        links.iter().find(|l| l.index == index)
-    } else {
-        let name = req[..16].split(|&c| c == 0).next().unwrap_or(&[]);
-        links.iter().find(|l| l.name.as_bytes() == name)
-    }
-    .ok_or(libc::ENODEV)?;
-    match request {
-        0x8910 => {
-            req[..16].fill(0);
-            req[..link.name.len()].copy_from_slice(link.name.as_bytes());
-        }
-        0x8913 => req[16..18].copy_from_slice(&(link.flags as u16).to_ne_bytes()),
-        0x8915 => req[16..32].copy_from_slice(&sockaddr_in(link.addr)),
-        0x8919 => req[16..32].copy_from_slice(&sockaddr_in(link.broadcast.unwrap_or(Ipv4Addr::UNSPECIFIED))),
-        0x891b => req[16..32].copy_from_slice(&sockaddr_in(Ipv4Addr::new(255, 0, 0, 0))),
-        0x8921 => req[16..20].copy_from_slice(&(link.mtu as i32).to_ne_bytes()),
-        0x8927 => {
-            req[16..18].copy_from_slice(&link.arp_type.to_ne_bytes());
-            req[18..24].copy_from_slice(&link.mac);
-        }
-        _ => req[16..20].copy_from_slice(&link.index.to_ne_bytes()), // SIOCGIFINDEX
-    }
-    mem::write(pid, arg, &req).map_err(|_| libc::EFAULT)?;
-    Ok(Answer::Value(0))
-}
-
-/// The netlink socket behind emulated object `obj`.
-fn sock(e: &mut DirectEngine, h: usize, obj: usize) -> Option<&mut NetlinkSocket> {
-    match e.hosts[h].obj_mut(obj) {
-        Some(Obj::Netlink(s)) => Some(s),
-        _ => None,
-    }
-}
-
-/// `socket(AF_NETLINK, type, protocol)`: `NETLINK_ROUTE` only.
-pub(crate) fn socket(e: &mut DirectEngine, h: usize, vid: u32, nr: i64, ty: i32, proto: i32) -> Answer {
-    let kind = ty & 0xf;
-    if proto != libc::NETLINK_ROUTE || !(kind == libc::SOCK_RAW || kind == libc::SOCK_DGRAM) {
-        e.unsupported(
-            h,
-            vid,
-            nr,
-            &format!(" (netlink protocol {proto} type {kind}; only NETLINK_ROUTE)"),
-            libc::EPROTONOSUPPORT,
-        );
-        return Answer::Errno(libc::EPROTONOSUPPORT);
-    }
-    let s = NetlinkSocket { ty: kind, port: None, groups: 0, queue: VecDeque::new(), changes: 0 };
-    let obj = e.hosts[h].add_obj(Obj::Netlink(Box::new(s)), ty & libc::SOCK_NONBLOCK != 0);
-    Answer::AddFd { src: e.devnull.as_raw_fd(), cloexec: ty & libc::SOCK_CLOEXEC != 0, obj }
-}
-
-/// The port of `obj`, binding it automatically (ports are numbered per host from the object's
-/// slot, so they are the same on every run).
-fn port(e: &mut DirectEngine, h: usize, obj: usize) -> Result<u32, i32> {
-    let s = sock(e, h, obj).ok_or(libc::EBADF)?;
-    Ok(*s.port.get_or_insert(0x4000_0000 | obj as u32))
-}
-
-/// `struct sockaddr_nl` bytes.
-fn sockaddr_nl(port: u32, groups: u32) -> [u8; 12] {
-    let mut b = [0u8; 12];
-    b[0..2].copy_from_slice(&NL_FAMILY.to_ne_bytes());
-    b[4..8].copy_from_slice(&port.to_ne_bytes());
-    b[8..12].copy_from_slice(&groups.to_ne_bytes());
-    b
-}
-
-/// Take the request bytes in `bufs` (`write`, `sendto`, `sendmsg`) and queue the answers.
-pub(crate) fn request(
-    e: &mut DirectEngine,
-    h: usize,
-    pid: i32,
-    obj: usize,
-    bufs: &[(u64, usize)],
-) -> Result<Answer, i32> {
-    let data = gather_max(pid, bufs, MAX_REQUEST)?;
-    let total = data.len();
-    let port = port(e, h, obj)?;
-    let ip = e.hosts[h].ip;
-    let answers = answer(&data, port, ip);
-    let s = sock(e, h, obj).ok_or(libc::EBADF)?;
-    for a in answers {
-        s.queue.push_back(a);
-        s.changes += 1;
-    }
-    e.hosts[h].progress += 1;
-    Ok(Answer::Value(total as i64))
-}
-
-/// Hand the next answer to `bufs`; `name` receives the kernel's address. Returns the byte count
-/// (the whole datagram's with `MSG_TRUNC`) and whether it was truncated.
-fn receive(
-    e: &mut DirectEngine,
-    h: usize,
-    pid: i32,
-    obj: usize,
-    flags: u64,
-    bufs: &[(u64, usize)],
-) -> Result<Result<(usize, bool), Answer>, i32> {
-    let nonblock = e.hosts[h].objs[obj].as_ref().is_some_and(|s| s.nonblock) || flags & libc::MSG_DONTWAIT as u64 != 0;
-    let s = sock(e, h, obj).ok_or(libc::EBADF)?;
-    let Some(d) = (if flags & libc::MSG_PEEK as u64 != 0 { s.queue.front().cloned() } else { s.queue.pop_front() })
-    else {
-        return if nonblock { Err(libc::EAGAIN) } else { Ok(Err(Answer::Block(BlockKind::Io { since: 0 }, None))) };
-    };
-    let mut copied = 0usize;
-    for &(base, len) in bufs {
-        if copied >= d.len() {
-            break;
-        }
-        let take = len.min(d.len() - copied);
-        mem::write(pid, base, &d[copied..copied + take]).map_err(|_| libc::EFAULT)?;
-        copied += take;
-    }
-    let n = if flags & libc::MSG_TRUNC as u64 != 0 { d.len() } else { copied };
-    Ok(Ok((n, copied < d.len())))
-}
-
-/// `read` of a netlink socket.
-pub(crate) fn read(e: &mut DirectEngine, h: usize, pid: i32, obj: usize, bufs: &[(u64, usize)]) -> Result<Answer, i32> {
-    Ok(match receive(e, h, pid, obj, 0, bufs)? {
-        Ok((n, _)) => Answer::Value(n as i64),
-        Err(block) => block,
-    })
-}
-
-/// The socket calls on a netlink socket.
-#[allow(non_upper_case_globals)]
-pub(crate) fn call(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) -> Result<Answer, i32> {
-    use libc::*;
-    let nr = n.data.nr as i64;
-    let a = n.data.args;
-    let pid = e.hosts[h].tasks[&vid].pid;
-    match nr {
-        SYS_bind => {
-            let b = mem::read(pid, a[1], (a[2] as usize).min(12)).map_err(|_| EFAULT)?;
-            if b.len() < 12 || u16::from_ne_bytes([b[0], b[1]]) != NL_FAMILY {
-                return Err(EINVAL);
-            }
-            let want = u32::from_ne_bytes(b[4..8].try_into().expect("4 bytes"));
-            let groups = u32::from_ne_bytes(b[8..12].try_into().expect("4 bytes"));
-            let s = sock(e, h, obj).ok_or(EBADF)?;
-            s.groups = groups;
-            if want != 0 {
-                s.port = Some(want);
-            }
-            port(e, h, obj)?;
-            Ok(Answer::Value(0))
-        }
-        SYS_connect | SYS_shutdown => Ok(Answer::Value(0)),
-        SYS_getsockname => {
-            let port = port(e, h, obj)?;
-            let groups = sock(e, h, obj).ok_or(EBADF)?.groups;
-            write_addr(pid, a[1], a[2], &sockaddr_nl(port, groups))?;
-            Ok(Answer::Value(0))
-        }
-        SYS_getpeername => {
-            write_addr(pid, a[1], a[2], &sockaddr_nl(0, 0))?;
-            Ok(Answer::Value(0))
-        }
-        SYS_setsockopt => Ok(Answer::Value(0)),
-        SYS_getsockopt => {
-            let ty = sock(e, h, obj).ok_or(EBADF)?.ty;
-            let v: i32 = match (a[1] as i32, a[2] as i32) {
-                (SOL_SOCKET, SO_TYPE) => ty,
-                (SOL_SOCKET, SO_DOMAIN) => AF_NETLINK,
-                (SOL_SOCKET, SO_PROTOCOL) => NETLINK_ROUTE,
-                (SOL_SOCKET, SO_RCVBUF | SO_SNDBUF) => 212_992,
-                (SOL_SOCKET, _) | (SOL_NETLINK, _) => 0,
-                _ => return Err(ENOPROTOOPT),
-            };
-            write_int_option(pid, a[3], a[4], v)
-        }
-        SYS_sendto => request(e, h, pid, obj, &[(a[1], a[2] as usize)]),
-        SYS_sendmsg => {
-            let m = read_msghdr(pid, a[1])?;
-            let bufs = mem::read_msg_iovecs(pid, m.iov, m.iovlen)?;
-            request(e, h, pid, obj, &bufs)
-        }
-        SYS_recvfrom => Ok(match receive(e, h, pid, obj, a[3], &[(a[1], a[2] as usize)])? {
-            Ok((n, _)) => {
-                write_addr(pid, a[4], a[5], &sockaddr_nl(0, 0))?;
-                Answer::Value(n as i64)
-            }
-            Err(block) => block,
-        }),
-        SYS_recvmsg => {
-            let m = read_msghdr(pid, a[1])?;
-            let bufs = mem::read_msg_iovecs(pid, m.iov, m.iovlen)?;
-            Ok(match receive(e, h, pid, obj, a[2], &bufs)? {
-                Ok((n, truncated)) => {
-                    if m.name != 0 {
-                        let b = sockaddr_nl(0, 0);
-                        mem::write(pid, m.name, &b[..(m.namelen as usize).min(12)]).map_err(|_| EFAULT)?;
-                        mem::write(pid, a[1] + 8, &12u32.to_ne_bytes()).map_err(|_| EFAULT)?;
-                    }
-                    mem::write(pid, a[1] + 40, &0u64.to_ne_bytes()).map_err(|_| EFAULT)?; // msg_controllen
-                    let mflags: i32 = if truncated { MSG_TRUNC } else { 0 };
-                    mem::write(pid, a[1] + 48, &mflags.to_ne_bytes()).map_err(|_| EFAULT)?;
-                    Answer::Value(n as i64)
-                }
-                Err(block) => block,
-            })
-        }
-        _ => Err(EOPNOTSUPP),
-    }
 }
 
 #[cfg(test)]

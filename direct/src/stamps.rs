@@ -32,9 +32,6 @@
 //! syscall latency), so answering them changes no other result. Paths under `/proc` are left to
 //! the kernel (`/proc/self` names whoever looks).
 
-use crate::engine::DirectEngine;
-use crate::mem;
-use crate::seccomp::Notif;
 use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -199,52 +196,9 @@ pub fn machine_now() -> i64 {
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
-/// How a stat call of the task is answered: its result, or `None` to let the kernel run it.
-#[allow(non_upper_case_globals)]
-pub(crate) fn answer(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Option<Result<i64, i32>> {
-    use libc::*;
-    let a = n.data.args;
-    let (pid, pidfd) = {
-        let t = e.hosts[h].tasks.get(&vid)?;
-        (t.pid, t.pidfd.as_raw_fd())
-    };
-    let nr = n.data.nr as i64;
-    let (dirfd, path, flags, buf) = match nr {
-        SYS_stat => (AT_FDCWD, Some(a[0]), 0, a[1]),
-        SYS_lstat => (AT_FDCWD, Some(a[0]), AT_SYMLINK_NOFOLLOW, a[1]),
-        SYS_fstat => (a[0] as i32, None, AT_EMPTY_PATH, a[1]),
-        SYS_newfstatat => (a[0] as i32, Some(a[1]), a[3] as i32, a[2]),
-        _ => (a[0] as i32, Some(a[1]), a[2] as i32, a[4]),
-    };
-    let path = match path {
-        Some(0) if flags & AT_EMPTY_PATH != 0 => Vec::new(),
-        Some(p) => mem::read_cstr(pid, p, 4096).ok()?,
-        None => Vec::new(),
-    };
-    if path.is_empty() && flags & AT_EMPTY_PATH == 0 {
-        return Some(Err(ENOENT));
-    }
-    let file = match target(pid, pidfd, dirfd, &path, flags & AT_SYMLINK_NOFOLLOW != 0)? {
-        Ok(f) => f,
-        Err(errno) => return Some(Err(errno)),
-    };
-    let now = e.now(h);
-    let start_date = e.opts.start_date.0;
-    let host = &mut e.hosts[h];
-    let fd = file.as_raw_fd();
-    let path = || host_path(fd, &host.dir, &host.name);
-    let stamps = &mut host.stamps;
-    let bytes = if nr == SYS_statx {
-        statx_bytes(stamps, fd, flags, a[3] as u32, now, start_date, path)
-    } else {
-        stat_bytes(stamps, fd, now, start_date, path)
-    };
-    Some(bytes.and_then(|b| mem::write(pid, buf, &b).map_err(|_| EFAULT)).map(|()| 0))
-}
-
 /// The path of our descriptor `fd`, as the same on every run: relative to the host's folder
 /// (`dir`, or `/run/thermocline/<name>` as its programs see it) when in it, else as it is.
-fn host_path(fd: RawFd, dir: &std::path::Path, name: &str) -> Vec<u8> {
+pub(crate) fn host_path(fd: RawFd, dir: &std::path::Path, name: &str) -> Vec<u8> {
     use std::os::unix::ffi::OsStrExt;
     let Ok(path) = std::fs::read_link(format!("/proc/self/fd/{fd}")) else { return Vec::new() };
     let mounted = std::path::Path::new(crate::pidns::HOSTS_MOUNT).join(name);
@@ -256,7 +210,7 @@ fn host_path(fd: RawFd, dir: &std::path::Path, name: &str) -> Vec<u8> {
 
 /// A descriptor of ours for what the task names (`dirfd`, `path`), looked up as the task would;
 /// `None` where the kernel should answer (paths under `/proc`, a deleted directory).
-fn target(pid: i32, pidfd: RawFd, dirfd: i32, path: &[u8], nofollow: bool) -> Option<Result<OwnedFd, i32>> {
+pub(crate) fn target(pid: i32, pidfd: RawFd, dirfd: i32, path: &[u8], nofollow: bool) -> Option<Result<OwnedFd, i32>> {
     if path.is_empty() {
         return Some(if dirfd == libc::AT_FDCWD {
             open_path(&format!("/proc/{pid}/cwd"), libc::O_DIRECTORY)
@@ -287,7 +241,7 @@ fn target(pid: i32, pidfd: RawFd, dirfd: i32, path: &[u8], nofollow: bool) -> Op
     }
     let root = match open_path(&format!("/proc/{pid}/root"), libc::O_DIRECTORY) {
         Ok(r) => r,
-        Err(e) => return Some(Err(e)),
+        Err(cx) => return Some(Err(cx)),
     };
     Some(resolve_in(&root, &full, nofollow))
 }
@@ -336,17 +290,18 @@ fn resolve_in(root: &OwnedFd, path: &[u8], nofollow: bool) -> Result<OwnedFd, i3
     }
 }
 
-fn errno() -> i32 {
+/// The calling thread's `errno` after a failed libc call (`EIO` if it has none).
+pub(crate) fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
 }
 
 /// ns since the epoch of a `(seconds, nanoseconds)` pair.
-fn ns(sec: i64, nsec: i64) -> i64 {
+pub(crate) fn ns(sec: i64, nsec: i64) -> i64 {
     sec.saturating_mul(1_000_000_000).saturating_add(nsec)
 }
 
 /// The time to show, as `(seconds, nanoseconds)` since the epoch.
-fn shown(t: Option<Result<u64, i64>>, start_date: u64) -> (i64, i64) {
+pub(crate) fn shown(t: Option<Result<u64, i64>>, start_date: u64) -> (i64, i64) {
     let ns = match t {
         Some(Ok(sim)) => start_date.saturating_add(sim) as i64,
         Some(Err(real)) => real,
@@ -356,7 +311,7 @@ fn shown(t: Option<Result<u64, i64>>, start_date: u64) -> (i64, i64) {
 }
 
 /// `struct stat` of `fd`, with the times to show.
-fn stat_bytes(
+pub(crate) fn stat_bytes(
     stamps: &mut Stamps,
     fd: RawFd,
     now: u64,
@@ -388,7 +343,7 @@ fn stat_bytes(
 }
 
 /// `struct statx` of `fd` (`flags`' sync mode, `mask`), with the times to show.
-fn statx_bytes(
+pub(crate) fn statx_bytes(
     stamps: &mut Stamps,
     fd: RawFd,
     flags: i32,

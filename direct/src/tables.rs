@@ -1,6 +1,7 @@
 //! Result tables of direct hosts, as Arrow IPC streams.
 
-use crate::engine::DirectEngine;
+use crate::config::DirectOptions;
+use crate::host::Host;
 use arrow_schema::{ArrowError, DataType, Field};
 use thermocline_bus::Table;
 use thermocline_models::metrics::{GossipArrivals, str_col, table, u32_col, u64_col};
@@ -11,8 +12,8 @@ use thermocline_models::metrics::{GossipArrivals, str_col, table, u32_col, u64_c
 /// RSS is a measurement of the machine, not part of the digest) and, with `--syscall-stats`,
 /// `direct_syscalls` (host, host_name, binary, syscall, nr, calls) and [`wait_tables`]'s; in a run where boundary
 /// identities sent this shard's hosts stream marks, [`hot_tables`]'s too.
-pub(crate) fn tables(e: &DirectEngine) -> Result<Vec<Table>, ArrowError> {
-    let rows: Vec<_> = e.hosts.iter().flat_map(|h| h.procs.iter().map(move |p| (h, p))).collect();
+pub(crate) fn tables(hosts: &[Host], opts: &DirectOptions) -> Result<Vec<Table>, ArrowError> {
+    let rows: Vec<_> = hosts.iter().flat_map(|h| h.procs.iter().map(move |p| (h, p))).collect();
     let processes = table(
         "direct_processes",
         vec![
@@ -45,9 +46,9 @@ pub(crate) fn tables(e: &DirectEngine) -> Result<Vec<Table>, ArrowError> {
         ],
     )?;
     let mut out = vec![processes];
-    if e.opts.syscall_stats {
+    if opts.syscall_stats {
         let rows: Vec<_> =
-            e.hosts.iter().flat_map(|h| h.stats.iter().map(move |((b, nr), c)| (h, b.clone(), *nr, *c))).collect();
+            hosts.iter().flat_map(|h| h.stats.iter().map(move |((b, nr), c)| (h, b.clone(), *nr, *c))).collect();
         let syscalls = table(
             "direct_syscalls",
             vec![
@@ -68,10 +69,10 @@ pub(crate) fn tables(e: &DirectEngine) -> Result<Vec<Table>, ArrowError> {
             ],
         )?;
         out.push(syscalls);
-        out.extend(wait_tables(e)?);
+        out.extend(wait_tables(hosts)?);
     }
-    if e.hosts.iter().any(|h| h.marks.received > 0) {
-        out.extend(hot_tables(e)?);
+    if hosts.iter().any(|h| h.marks.received > 0) {
+        out.extend(hot_tables(hosts, opts)?);
     }
     Ok(out)
 }
@@ -80,10 +81,9 @@ pub(crate) fn tables(e: &DirectEngine) -> Result<Vec<Table>, ArrowError> {
 /// `direct_wait_events` (host, host_name, binary, syscall, how, fd_kind, events, count): how
 /// readiness and blocked calls ended and why, and the events readiness calls reported (see
 /// [`crate::waits`]).
-fn wait_tables(e: &DirectEngine) -> Result<Vec<Table>, ArrowError> {
+fn wait_tables(hosts: &[Host]) -> Result<Vec<Table>, ArrowError> {
     let name = |nr: i64| crate::sysnames::name(nr).unwrap_or("private").to_string();
-    let ends: Vec<_> = e
-        .hosts
+    let ends: Vec<_> = hosts
         .iter()
         .filter_map(|h| h.waits.as_ref().map(|w| (h, w)))
         .flat_map(|(h, w)| w.ends.iter().map(move |((b, nr, how, why), c)| (h, b, *nr, *how, why, *c)))
@@ -109,8 +109,7 @@ fn wait_tables(e: &DirectEngine) -> Result<Vec<Table>, ArrowError> {
             u64_col(ends.iter().map(|r| r.5)),
         ],
     )?;
-    let events: Vec<_> = e
-        .hosts
+    let events: Vec<_> = hosts
         .iter()
         .filter_map(|h| h.waits.as_ref().map(|w| (h, w)))
         .flat_map(|(h, w)| w.events.iter().map(move |((b, nr, how, kind, bits), c)| (h, b, *nr, *how, *kind, bits, *c)))
@@ -145,9 +144,9 @@ fn wait_tables(e: &DirectEngine) -> Result<Vec<Table>, ArrowError> {
 /// identity sent it, at the instant its stack had delivered the message's last byte to the
 /// socket; see [`crate::marks`]), by host then message key; and `hot_marks` (per host: marks
 /// received, arrivals, duplicates, marks dropped and still waiting at the end).
-fn hot_tables(e: &DirectEngine) -> Result<Vec<Table>, ArrowError> {
+fn hot_tables(hosts: &[Host], opts: &DirectOptions) -> Result<Vec<Table>, ArrowError> {
     let mut rows = GossipArrivals::default();
-    for h in &e.hosts {
+    for h in hosts {
         let client =
             h.procs.first().and_then(|p| p.exe.file_name()).map_or(String::new(), |f| f.to_string_lossy().into());
         for (key, a) in &h.marks.arrivals {
@@ -178,14 +177,14 @@ fn hot_tables(e: &DirectEngine) -> Result<Vec<Table>, ArrowError> {
             Field::new("waiting", DataType::UInt64, false),
         ],
         vec![
-            u32_col(e.hosts.iter().map(|h| h.id)),
-            str_col(e.hosts.iter().map(|h| h.name.clone())),
-            u64_col(e.hosts.iter().map(|h| h.marks.received)),
-            u64_col(e.hosts.iter().map(|h| h.marks.arrivals.len() as u64)),
-            u64_col(e.hosts.iter().map(|h| h.marks.arrivals.values().map(|a| u64::from(a.duplicates)).sum())),
-            u64_col(e.hosts.iter().map(|h| h.marks.dropped)),
-            u64_col(e.hosts.iter().map(|h| h.marks.pending() as u64)),
+            u32_col(hosts.iter().map(|h| h.id)),
+            str_col(hosts.iter().map(|h| h.name.clone())),
+            u64_col(hosts.iter().map(|h| h.marks.received)),
+            u64_col(hosts.iter().map(|h| h.marks.arrivals.len() as u64)),
+            u64_col(hosts.iter().map(|h| h.marks.arrivals.values().map(|a| u64::from(a.duplicates)).sum())),
+            u64_col(hosts.iter().map(|h| h.marks.dropped)),
+            u64_col(hosts.iter().map(|h| h.marks.pending() as u64)),
         ],
     )?;
-    Ok(vec![rows.table(true, e.opts.start_date.0)?, marks])
+    Ok(vec![rows.table(true, opts.start_date.0)?, marks])
 }

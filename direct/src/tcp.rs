@@ -1,32 +1,22 @@
-//! TCP sockets of direct hosts: the socket calls of `AF_INET`/`SOCK_STREAM` descriptors, with
-//! Linux's semantics, on the host's smoltcp stack (`thermocline_net::stack`, driven by [`crate::nic`]).
+//! TCP socket objects of direct hosts: what a descriptor's socket is (fresh, listening with
+//! its pool and accept queue, or one connection), its options and readiness, and what happens
+//! to its connections when it is closed. The socket calls are in `emulate::tcp`; the stack's
+//! polls, which move these objects along, in [`crate::nic`].
 //!
 //! smoltcp has one socket per connection, so a listening descriptor owns a small pool of
 //! listening smoltcp sockets on its port; each one that leaves `LISTEN` moves to the descriptor's
 //! accept queue once established, and the pool is topped up again. A closed descriptor's
 //! connection stays in the stack (FIN-WAIT, TIME-WAIT) until smoltcp has finished it, and keeps
-//! its port until then. Where Linux and smoltcp differ, Linux wins: a connection that receives an
-//! RST reports `ECONNREFUSED` (while connecting), `EPIPE` (after the peer's FIN) or
-//! `ECONNRESET`; data arriving for a closed descriptor, or a close with unread data, sends an RST;
-//! writes after the end give `EPIPE` and `SIGPIPE`.
+//! its port until then.
 
-use crate::emulate::socket::{
-    Msghdr, Use, bind_with, inet6_mut, inet6_of, read_msghdr, read_sockaddr, resolve, write_sockaddr,
-};
-use crate::engine::{Answer, DirectEngine};
-use crate::host::{BlockKind, Host, Obj, ObjSlot};
-use crate::inet6::{FlowKey, Inet6};
-use crate::mem;
-use crate::nic::stack;
-use crate::seccomp::Notif;
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::Duration;
-use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
-use std::collections::{BTreeSet, VecDeque};
+use smoltcp::wire::{IpAddress, IpEndpoint};
+use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use thermocline_net::linux::{TCP_RMEM, TCP_WMEM, window_for};
-use thermocline_net::stack::{FlowInfo, MTU, PortOwner, PortUse, SendBuffer, TcpStack};
+use thermocline_net::stack::{PortOwner, PortUse, SendBuffer, TcpStack};
 
 /// Size of each connection's send ring in the stack: Linux's largest send buffer
 /// (`tcp_wmem` max), which the autotuned one ([`SendBuffer::Linux`]) grows to with the congestion
@@ -49,8 +39,6 @@ pub const LISTEN_POOL: usize = 16;
 pub const CONNECT_TIMEOUT_S: u64 = 127;
 /// Maximum segment size on the simulated 1500-byte MTU.
 pub const MSS: i32 = 1460;
-const SIOCOUTQ: u64 = 0x5411;
-const NS: u64 = 1_000_000_000;
 
 /// What a TCP descriptor is.
 pub enum Phase {
@@ -124,7 +112,7 @@ pub struct TcpSocket {
     /// Linux's `SOCK_NOSPACE`: a writer found no room (a send that could not queue everything,
     /// or a poll that found the socket not writable), so room freed later wakes writers.
     pub nospace: bool,
-    seen: Seen,
+    pub(crate) seen: Seen,
 }
 
 /// Wake-ups of a TCP socket's wait queue, counted by the events they carry, following the
@@ -160,7 +148,7 @@ impl Wakeups {
 /// What changed between two looks at a socket (after two polls of the stack), and the wake-ups
 /// it makes under Linux's rules (see [`Wakeups`]). `nospace` is Linux's `SOCK_NOSPACE`; the
 /// second value says whether it stays set.
-fn wakeups_between(before: Seen, after: Seen, arrivals: usize, nospace: bool) -> (Wakeups, bool) {
+pub(crate) fn wakeups_between(before: Seen, after: Seen, arrivals: usize, nospace: bool) -> (Wakeups, bool) {
     use libc::{POLLERR, POLLHUP, POLLOUT, POLLRDHUP};
     let mut w = Wakeups::default();
     let news = after.mask & !before.mask;
@@ -180,11 +168,15 @@ fn wakeups_between(before: Seen, after: Seen, arrivals: usize, nospace: bool) ->
 
 /// What the socket looked like after the last poll of the stack.
 #[derive(Copy, Clone, Debug, Default)]
-struct Seen {
-    mask: i16,
-    rx: usize,
-    queued: usize,
-    state: Option<State>,
+pub(crate) struct Seen {
+    /// Readiness bits.
+    pub mask: i16,
+    /// Bytes waiting to be read.
+    pub rx: usize,
+    /// Connections waiting to be accepted.
+    pub queued: usize,
+    /// The connection's state.
+    pub state: Option<State>,
 }
 
 impl TcpSocket {
@@ -218,7 +210,8 @@ impl TcpSocket {
         }
     }
 
-    fn handle(&self) -> Option<SocketHandle> {
+    /// The stack handle of an open connection (`None` before connect/listen or after release).
+    pub(crate) fn handle(&self) -> Option<SocketHandle> {
         match self.phase {
             Phase::Open(h) => Some(h),
             _ => None,
@@ -233,7 +226,7 @@ impl Default for TcpSocket {
 }
 
 /// A new stack socket with this descriptor's settings.
-fn new_stack_socket(s: &TcpSocket) -> tcp::Socket<'static> {
+pub(crate) fn new_stack_socket(s: &TcpSocket) -> tcp::Socket<'static> {
     let rx = if s.rcvbuf_set { window_for(s.rcvbuf as usize) } else { RECV_RING_BYTES };
     let mut t = TcpStack::new_socket(rx, SEND_RING_BYTES);
     t.set_nagle_enabled(!s.nodelay);
@@ -243,56 +236,30 @@ fn new_stack_socket(s: &TcpSocket) -> tcp::Socket<'static> {
     t
 }
 
-/// The families of peers TCP object `obj` takes: (IPv4, IPv6).
-fn families(host: &Host, obj: usize) -> (bool, bool) {
-    inet6_of(host, obj).map_or((true, false), Inet6::families)
-}
-
-/// Whether two uses of a port, taking peers of families `a` and `b`, share a family.
-fn share(a: (bool, bool), b: (bool, bool)) -> bool {
-    (a.0 && b.0) || (a.1 && b.1)
-}
-
-fn tcp_of(host: &mut Host, obj: usize) -> &mut TcpSocket {
-    match host.obj_mut(obj) {
-        Some(Obj::Tcp(s)) => s,
-        _ => unreachable!("checked to be a TCP socket"),
-    }
-}
-
 /// The send buffer of a connection of this descriptor: the program's, or Linux's autotuned one.
-fn send_buffer(s: &TcpSocket) -> SendBuffer {
+pub(crate) fn send_buffer(s: &TcpSocket) -> SendBuffer {
     if s.sndbuf_set { SendBuffer::Locked(s.sndbuf as usize) } else { SendBuffer::Linux(0) }
 }
 
-/// Split borrows of a host: the TCP object `obj` and the stack.
-fn parts(host: &mut Host, obj: usize) -> (&mut TcpSocket, &mut TcpStack) {
-    stack(host);
-    let Host { objs, tcp, .. } = host;
-    let s = match objs.get_mut(obj) {
-        Some(Some(ObjSlot { obj: Obj::Tcp(s), .. })) => s,
-        _ => unreachable!("checked to be a TCP socket"),
-    };
-    (s, tcp.as_deref_mut().expect("created above"))
-}
-
-fn ep(ip: Ipv4Addr, port: u16) -> IpEndpoint {
+/// The smoltcp endpoint for an IPv4 address and port.
+pub(crate) fn ep(ip: Ipv4Addr, port: u16) -> IpEndpoint {
     IpEndpoint::new(IpAddress::Ipv4(ip), port)
 }
 
-fn v4(a: IpAddress) -> Ipv4Addr {
+/// The IPv4 address inside a smoltcp address (the stack is built IPv4-only).
+pub(crate) fn v4(a: IpAddress) -> Ipv4Addr {
     match a {
         IpAddress::Ipv4(v) => v,
     }
 }
 
 /// Whether a connection in state `st` has been synchronised (it is or was established).
-fn synchronised(st: State) -> bool {
+pub(crate) fn synchronised(st: State) -> bool {
     !matches!(st, State::Closed | State::Listen | State::SynSent | State::SynReceived)
 }
 
 /// Readiness (`POLL*` bits) of TCP object `s`, as Linux's `tcp_poll` computes it.
-fn mask(s: &TcpSocket, st: &mut TcpStack) -> i16 {
+pub(crate) fn mask(s: &TcpSocket, st: &mut TcpStack) -> i16 {
     use libc::{POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLLRDNORM, POLLWRNORM};
     let err = if s.error.is_some() { POLLERR } else { 0 };
     match &s.phase {
@@ -335,198 +302,10 @@ fn mask(s: &TcpSocket, st: &mut TcpStack) -> i16 {
     }
 }
 
-/// Readiness of TCP object `obj` of `host` (`POLL*` bits, all of them: the caller masks). Like
-/// Linux's `tcp_poll`, a connection found not writable is marked `SOCK_NOSPACE`, so that room
-/// freed later wakes its writers.
-pub(crate) fn ready(host: &mut Host, obj: usize) -> i16 {
-    let (s, st) = parts(host, obj);
-    let m = mask(s, st);
-    if m & libc::POLLOUT == 0 && matches!(s.phase, Phase::Open(_)) {
-        s.nospace = true;
-    }
-    m
-}
-
-/// After a poll of the stack: finish orphaned connections, refill listening pools and move
-/// established connections to accept queues, turn resets and timeouts into pending errors, and
-/// count readiness changes. Returns whether the stack has something new to send.
-pub(crate) fn after_poll(host: &mut Host) -> bool {
-    let mut again = false;
-    let mut changed = false;
-    let Host { objs, tcp, v6_flows, .. } = &mut *host;
-    let Some(st) = tcp.as_deref_mut() else { return false };
-    let mut misfits = Vec::new();
-    let mut orphans = std::mem::take(&mut st.orphans);
-    orphans.retain(|&hd| {
-        let t = st.socket(hd);
-        if t.state() == State::Closed && t.remote_endpoint().is_none() {
-            st.remove(hd);
-            st.ports.retain(|p| p.owner != PortOwner::Conn(hd));
-            false
-        } else {
-            // Linux answers data for a closed descriptor with an RST.
-            if t.recv_queue() > 0 && t.state() != State::Closed {
-                st.abort(hd);
-                again = true;
-            }
-            true
-        }
-    });
-    st.orphans = orphans;
-    let resets = std::mem::take(&mut st.resets);
-    for slot in objs.iter_mut() {
-        let Some(ObjSlot { obj: Obj::Tcp(s), inet6, .. }) = slot else { continue };
-        let mut queued = 0;
-        let mut arrivals = 0;
-        let mut rx = 0;
-        let mut state = None;
-        match &mut s.phase {
-            Phase::Fresh => {}
-            Phase::Listening(l) => {
-                let reuse = (s.reuseaddr, s.reuseport);
-                let six = inet6.as_ref();
-                let fams = six.map_or((true, false), Inet6::families);
-                let mut pool = std::mem::take(&mut l.pool);
-                // A connection whose family this listener does not take (another listener on the
-                // port does, or the request would have been refused) goes to that listener.
-                pool.retain(|&hd| {
-                    let t = st.socket(hd);
-                    if matches!(t.state(), State::Listen | State::Closed) {
-                        return true;
-                    }
-                    let Some(m) = stray(t, six, v6_flows) else { return true };
-                    misfits.push((hd, m));
-                    false
-                });
-                pool.retain(|&hd| match st.socket(hd).state() {
-                    State::Listen | State::SynReceived => true,
-                    State::Closed => {
-                        st.remove(hd);
-                        false
-                    }
-                    _ => {
-                        let t = st.socket(hd);
-                        let local = t.local_endpoint().map_or(Ipv4Addr::UNSPECIFIED, |e| v4(e.addr));
-                        let port = t.local_endpoint().map_or(0, |e| e.port);
-                        st.ports.push(PortUse {
-                            port,
-                            ip: local,
-                            owner: PortOwner::Conn(hd),
-                            reuseaddr: reuse.0,
-                            reuseport: reuse.1,
-                            listening: false,
-                            families: fams,
-                        });
-                        l.queue.push_back(hd);
-                        arrivals += 1;
-                        false
-                    }
-                });
-                l.pool = pool;
-                let listening = l.pool.iter().filter(|&&hd| st.socket(hd).state() == State::Listen).count();
-                let room = (l.backlog + 1).saturating_sub(l.queue.len()).min(LISTEN_POOL);
-                if let Some((ip, port)) = s.local {
-                    for _ in listening..room {
-                        let mut t = new_stack_socket(s);
-                        let addr = (!ip.is_unspecified()).then_some(IpAddress::Ipv4(ip));
-                        if t.listen(IpListenEndpoint { addr, port }).is_ok() {
-                            let hd = st.add(t);
-                            st.set_send_buffer(hd, send_buffer(s));
-                            let Phase::Listening(l) = &mut s.phase else { unreachable!() };
-                            l.pool.push(hd);
-                        }
-                    }
-                }
-                let Phase::Listening(l) = &s.phase else { unreachable!() };
-                queued = l.queue.len();
-            }
-            &mut Phase::Open(hd) => {
-                let t = st.socket(hd);
-                let now_state = t.state();
-                rx = t.recv_queue();
-                state = Some(now_state);
-                if synchronised(now_state) && !s.was_connected {
-                    s.was_connected = true;
-                    t.set_timeout(None);
-                }
-                if let Some(&(_, before)) = resets.iter().find(|(h, _)| *h == hd) {
-                    s.error = Some(match before {
-                        State::SynSent | State::SynReceived => libc::ECONNREFUSED,
-                        State::CloseWait => libc::EPIPE,
-                        _ => libc::ECONNRESET,
-                    });
-                } else if now_state == State::Closed
-                    && s.error.is_none()
-                    && s.seen.state.is_some_and(|b| b != State::Closed && b != State::TimeWait && b != State::LastAck)
-                {
-                    s.error = Some(libc::ETIMEDOUT);
-                }
-            }
-        }
-        let m = mask(s, st);
-        let now = Seen { mask: m, rx, queued, state };
-        let (w, nospace) = wakeups_between(s.seen, now, arrivals, s.nospace);
-        s.wakeups.readable += w.readable;
-        s.wakeups.writable += w.writable;
-        s.wakeups.all += w.all;
-        s.nospace = nospace;
-        // Blocked calls are retried on any change (they look at the levels themselves).
-        if m != s.seen.mask || rx > s.seen.rx || queued > s.seen.queued || state != s.seen.state {
-            changed = true;
-        }
-        s.seen = now;
-    }
-    for (hd, (local, native)) in misfits {
-        match home(objs, local, native) {
-            Some(l) => l.pool.push(hd),
-            None => {
-                st.abort(hd);
-                st.orphans.push(hd);
-            }
-        }
-        again = true;
-    }
-    if changed {
-        host.progress += 1;
-    }
-    again
-}
-
-/// If connection `t`, taken by a listener with IPv6 side `six`, is of a family that listener
-/// does not take: its local endpoint, and whether it is an IPv6 flow.
-fn stray(
-    t: &tcp::Socket<'static>,
-    six: Option<&Inet6>,
-    v6_flows: &BTreeSet<FlowKey>,
-) -> Option<((Ipv4Addr, u16), bool)> {
-    let local = t.local_endpoint().map(|l| (v4(l.addr), l.port))?;
-    let remote = t.remote_endpoint().map(|r| (v4(r.addr), r.port))?;
-    let native = v6_flows.contains(&(local, remote));
-    let takes = six.map_or(!native, |six| six.takes(native));
-    (!takes).then_some((local, native))
-}
-
-/// The listener among `objs` that takes a connection to `local` of this family (`native`: IPv6).
-fn home(objs: &mut [Option<ObjSlot>], local: (Ipv4Addr, u16), native: bool) -> Option<&mut Listener> {
-    objs.iter_mut().flatten().find_map(|slot| match slot {
-        ObjSlot { obj: Obj::Tcp(s), inet6, .. }
-            if s.local.is_some_and(|(ip, port)| port == local.1 && (ip.is_unspecified() || ip == local.0))
-                && inet6.as_ref().map_or(!native, |six| six.takes(native)) =>
-        {
-            match &mut s.phase {
-                Phase::Listening(l) => Some(l),
-                _ => None,
-            }
-        }
-        _ => None,
-    })
-}
-
-/// The last descriptor of TCP object `obj` is closed: let the stack finish its connection
-/// (graceful FIN, or an RST with unread data or `SO_LINGER` 0), stop listening, free its port.
-pub(crate) fn release(host: &mut Host, obj: usize) {
-    let fams = families(host, obj);
-    let (s, st) = parts(host, obj);
+/// The last descriptor of TCP socket `s` (emulated object `obj`, taking peers of families
+/// `fams`) is closed: let the stack finish its connection (graceful FIN, or an RST with unread
+/// data or `SO_LINGER` 0), stop listening, free its port.
+pub(crate) fn release(s: &mut TcpSocket, st: &mut TcpStack, obj: usize, fams: (bool, bool)) {
     st.ports.retain(|p| p.owner != PortOwner::Obj(obj));
     match std::mem::replace(&mut s.phase, Phase::Fresh) {
         Phase::Fresh => {}
@@ -567,854 +346,6 @@ pub(crate) fn release(host: &mut Host, obj: usize) {
             st.orphans.push(hd);
         }
     }
-    host.tcp_dirty = true;
-}
-
-/// Whether `port` on `ip` can be bound by a socket with these flags (Linux's rule: a port in use
-/// can be shared when both sockets set `SO_REUSEPORT`, or both set `SO_REUSEADDR` and the other
-/// is not listening).
-fn port_free(st: &TcpStack, ip: Ipv4Addr, port: u16, reuse: (bool, bool), fams: (bool, bool), me: usize) -> bool {
-    let (reuseaddr, reuseport) = reuse;
-    st.ports.iter().filter(|p| p.port == port && p.owner != PortOwner::Obj(me)).all(|p| {
-        let overlap = (p.ip.is_unspecified() || ip.is_unspecified() || p.ip == ip) && share(fams, p.families);
-        !overlap || (reuseport && p.reuseport) || (reuseaddr && p.reuseaddr && !p.listening)
-    })
-}
-
-fn tcp_bind(host: &mut Host, obj: usize, ip: Ipv4Addr, port: u16) -> Result<(), i32> {
-    let host_ip = host.ip;
-    if !(ip.is_unspecified() || ip.is_loopback() || ip == host_ip) {
-        return Err(libc::EADDRNOTAVAIL);
-    }
-    let mut next = host.next_port;
-    let fams = families(host, obj);
-    let (s, st) = parts(host, obj);
-    if s.local.is_some() {
-        return Err(libc::EINVAL);
-    }
-    let port = if port != 0 {
-        if !port_free(st, ip, port, (s.reuseaddr, s.reuseport), fams, obj) {
-            return Err(libc::EADDRINUSE);
-        }
-        port
-    } else {
-        // Ephemeral ports: the range and counter the UDP sockets use.
-        let mut found = None;
-        for _ in 0..16384 {
-            let p = next;
-            next = if p == 65535 { 49152 } else { p + 1 };
-            if !st.ports.iter().any(|u| u.port == p) {
-                found = Some(p);
-                break;
-            }
-        }
-        found.ok_or(libc::EADDRINUSE)?
-    };
-    st.ports.push(PortUse {
-        port,
-        ip,
-        owner: PortOwner::Obj(obj),
-        reuseaddr: s.reuseaddr,
-        reuseport: s.reuseport,
-        listening: false,
-        families: fams,
-    });
-    s.local = Some((ip, port));
-    host.next_port = next;
-    Ok(())
-}
-
-/// Send `SIGPIPE` to the task unless the caller asked not to, and fail with `EPIPE`.
-fn epipe(pid: i32, flags: u64) -> i32 {
-    if flags & libc::MSG_NOSIGNAL as u64 == 0 {
-        // SAFETY: signalling the managed task that made the call; the kernel delivers it when
-        // the call returns, as it would for its own EPIPE.
-        unsafe { libc::syscall(libc::SYS_tgkill, pid, pid, libc::SIGPIPE) };
-    }
-    libc::EPIPE
-}
-
-fn nonblocking(host: &Host, obj: usize, flags: u64) -> bool {
-    host.objs[obj].as_ref().is_some_and(|s| s.nonblock) || flags & libc::MSG_DONTWAIT as u64 != 0
-}
-
-/// A task's syscall that cannot complete yet: block (until something happens on the host, or the
-/// socket's timeout), or — when the timeout has passed — return what was done or `EAGAIN`.
-fn wait(e: &mut DirectEngine, h: usize, vid: u32, done: usize, timeout: u64) -> Result<Answer, i32> {
-    let t = e.hosts[h].tasks.get_mut(&vid).expect("task exists");
-    if t.timed_out {
-        return if done > 0 { Ok(Answer::Value(done as i64)) } else { Err(libc::EAGAIN) };
-    }
-    t.partial = done;
-    Ok(Answer::Block(BlockKind::Io { since: 0 }, (timeout > 0).then_some(timeout)))
-}
-
-/// Send up to `total` bytes that `fill(offset, len)` reads from the task (send, write, sendfile):
-/// what fits in the send buffer; a blocking socket waits for room until everything is queued.
-pub(crate) fn send(
-    e: &mut DirectEngine,
-    h: usize,
-    vid: u32,
-    obj: usize,
-    flags: u64,
-    total: usize,
-    fill: &mut dyn FnMut(usize, usize) -> Result<Vec<u8>, i32>,
-) -> Result<Answer, i32> {
-    let (pid, done, proc) = {
-        let t = &e.hosts[h].tasks[&vid];
-        (t.pid, t.partial, t.proc)
-    };
-    let host = &mut e.hosts[h];
-    let nonblock = nonblocking(host, obj, flags);
-    host.tcp_dirty = true;
-    let now = host.now;
-    let (s, st) = parts(host, obj);
-    let hd = match s.phase {
-        Phase::Open(hd) => hd,
-        _ => return Err(epipe(pid, flags)),
-    };
-    if let Some(err) = s.error.take() {
-        if done > 0 {
-            s.error = Some(err);
-            return Ok(Answer::Value(done as i64));
-        }
-        return Err(if err == libc::EPIPE { epipe(pid, flags) } else { err });
-    }
-    let t = st.socket(hd);
-    let state = t.state();
-    if matches!(state, State::SynSent | State::SynReceived) {
-        let timeout = s.sndtimeo;
-        return if nonblock { Err(libc::EAGAIN) } else { wait(e, h, vid, done, timeout) };
-    }
-    if s.shut_wr || !t.may_send() {
-        return if done > 0 { Ok(Answer::Value(done as i64)) } else { Err(epipe(pid, flags)) };
-    }
-    let take = st.send_room(hd).min(total - done);
-    let mut sent = 0;
-    let mut short = false;
-    if take > 0 {
-        let data = fill(done, take)?;
-        short = data.len() < take; // sendfile reached the end of the file
-        sent = st.send_slice(hd, &data, now).map_err(|_| libc::EPIPE)?;
-    }
-    if let Some(p) = host_proc(e, h, proc) {
-        p.tcp_sent += sent as u64;
-    }
-    let done = done + sent;
-    if done < total && !short {
-        tcp_of(&mut e.hosts[h], obj).nospace = true; // tcp_sendmsg's wait_for_space
-    }
-    if done == total || short || (nonblock && done > 0) {
-        return Ok(Answer::Value(done as i64));
-    }
-    if nonblock {
-        return Err(libc::EAGAIN);
-    }
-    let timeout = tcp_of(&mut e.hosts[h], obj).sndtimeo;
-    wait(e, h, vid, done, timeout)
-}
-
-fn host_proc(e: &mut DirectEngine, h: usize, proc: usize) -> Option<&mut crate::host::ProcState> {
-    e.hosts[h].procs.get_mut(proc)
-}
-
-/// Where a receive reports the sender: TCP reports none (length 0), as Linux does.
-pub(crate) enum RecvAddr {
-    /// `recvfrom`'s `addrlen*`.
-    Len(u64),
-    /// `recvmsg`'s header at this address.
-    Msghdr(u64, Msghdr),
-}
-
-/// Receive into the task's buffers (recv, read, recvmsg): what is queued, 0 at the end of the
-/// stream, or wait; `MSG_PEEK` leaves the data queued, `MSG_WAITALL` waits for all of it.
-pub(crate) fn recv(
-    e: &mut DirectEngine,
-    h: usize,
-    vid: u32,
-    obj: usize,
-    flags: u64,
-    bufs: &[(u64, usize)],
-    addr: Option<RecvAddr>,
-) -> Result<Answer, i32> {
-    let (pid, done, proc) = {
-        let t = &e.hosts[h].tasks[&vid];
-        (t.pid, t.partial, t.proc)
-    };
-    let total: usize = bufs.iter().map(|b| b.1).sum();
-    let peek = flags & libc::MSG_PEEK as u64 != 0;
-    let waitall = flags & libc::MSG_WAITALL as u64 != 0 && !peek;
-    let host = &mut e.hosts[h];
-    let nonblock = nonblocking(host, obj, flags);
-    host.tcp_dirty = true;
-    let (s, st) = parts(host, obj);
-    let hd = match s.phase {
-        Phase::Open(hd) => hd,
-        _ => return Err(libc::ENOTCONN),
-    };
-    let queued = st.socket(hd).recv_queue();
-    let want = total - done;
-    if queued > 0 && want > 0 && !s.shut_rd {
-        let mut data = vec![0u8; queued.min(want)];
-        let n = if peek { st.socket(hd).peek_slice(&mut data).unwrap_or(0) } else { st.recv_slice(hd, &mut data) };
-        data.truncate(n);
-        scatter(pid, bufs, done, &data)?;
-        if !peek && let Some(p) = host_proc(e, h, proc) {
-            p.tcp_recv += n as u64;
-        }
-        let got = done + n;
-        let (s, st) = parts(&mut e.hosts[h], obj);
-        // What is left is what the next arrival adds to: a read is no wake-up, the next
-        // segment is one.
-        s.seen.rx = st.socket(hd).recv_queue();
-        let eof = !st.socket(hd).may_recv();
-        if waitall && got < total && !eof && s.error.is_none() {
-            let timeout = s.rcvtimeo;
-            return wait(e, h, vid, got, timeout);
-        }
-        finish_recv(pid, addr)?;
-        return Ok(Answer::Value(got as i64));
-    }
-    if want == 0 {
-        finish_recv(pid, addr)?;
-        return Ok(Answer::Value(done as i64));
-    }
-    if done > 0 && (s.error.is_some() || !st.socket(hd).may_recv()) {
-        finish_recv(pid, addr)?;
-        return Ok(Answer::Value(done as i64));
-    }
-    if let Some(err) = s.error.take() {
-        return Err(err);
-    }
-    let state = st.socket(hd).state();
-    let ended = s.shut_rd
-        || matches!(state, State::CloseWait | State::LastAck | State::Closing | State::TimeWait)
-        || (state == State::Closed && s.was_connected);
-    if ended {
-        finish_recv(pid, addr)?;
-        return Ok(Answer::Value(0));
-    }
-    if state == State::Closed {
-        return Err(libc::ENOTCONN);
-    }
-    if nonblock {
-        return Err(libc::EAGAIN);
-    }
-    let timeout = s.rcvtimeo;
-    wait(e, h, vid, done, timeout)
-}
-
-/// Copy `data` into the task's buffers, starting `skip` bytes in.
-fn scatter(pid: i32, bufs: &[(u64, usize)], skip: usize, data: &[u8]) -> Result<(), i32> {
-    let mut at = 0usize; // offset of the current buffer within the whole
-    let mut copied = 0usize;
-    for &(base, len) in bufs {
-        if copied == data.len() {
-            break;
-        }
-        let end = at + len;
-        if end > skip + copied {
-            let off = skip + copied - at;
-            let n = (len - off).min(data.len() - copied);
-            mem::write(pid, base + off as u64, &data[copied..copied + n]).map_err(|_| libc::EFAULT)?;
-            copied += n;
-        }
-        at = end;
-    }
-    Ok(())
-}
-
-fn finish_recv(pid: i32, addr: Option<RecvAddr>) -> Result<(), i32> {
-    match addr {
-        Some(RecvAddr::Len(l)) if l != 0 => mem::write(pid, l, &0u32.to_ne_bytes()).map_err(|_| libc::EFAULT),
-        Some(RecvAddr::Msghdr(at, m)) => {
-            if m.name != 0 {
-                mem::write(pid, at + 8, &0u32.to_ne_bytes()).map_err(|_| libc::EFAULT)?;
-            }
-            mem::write(pid, at + 40, &0u64.to_ne_bytes()).map_err(|_| libc::EFAULT)?; // msg_controllen
-            mem::write(pid, at + 48, &0i32.to_ne_bytes()).map_err(|_| libc::EFAULT)
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Read `len` bytes at `offset` of the iovecs `bufs` of task `pid`.
-pub(crate) fn gather_range(pid: i32, bufs: &[(u64, usize)], offset: usize, len: usize) -> Result<Vec<u8>, i32> {
-    let mut out = Vec::with_capacity(len);
-    let mut at = 0usize;
-    for &(base, blen) in bufs {
-        if out.len() == len {
-            break;
-        }
-        let end = at + blen;
-        if end > offset + out.len() {
-            let off = offset + out.len() - at;
-            let n = (blen - off).min(len - out.len());
-            out.extend_from_slice(&mem::read(pid, base + off as u64, n).map_err(|_| libc::EFAULT)?);
-        }
-        at = end;
-    }
-    Ok(out)
-}
-
-/// `ioctl` on a TCP socket: `FIONREAD`/`SIOCINQ` (bytes queued to read), `SIOCOUTQ` (bytes not yet
-/// acknowledged).
-pub(crate) fn ioctl(host: &mut Host, obj: usize, req: u64) -> Option<i32> {
-    let (s, st) = parts(host, obj);
-    let hd = s.handle();
-    match req {
-        libc::FIONREAD => Some(hd.map_or(0, |hd| st.socket(hd).recv_queue()) as i32),
-        SIOCOUTQ => Some(hd.map_or(0, |hd| st.send_queue(hd)) as i32),
-        _ => None,
-    }
-}
-
-/// The other socket calls on TCP object `obj`.
-#[allow(non_upper_case_globals)]
-pub(crate) fn call(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) -> Result<Answer, i32> {
-    use libc::*;
-    let a = n.data.args;
-    let nr = n.data.nr as i64;
-    let (pid, retry) = {
-        let t = &e.hosts[h].tasks[&vid];
-        (t.pid, t.retry)
-    };
-    e.hosts[h].tcp_dirty = true;
-    match nr {
-        SYS_bind => bind_with(&mut e.hosts[h], obj, read_sockaddr(pid, a[1], a[2])?, tcp_bind),
-        SYS_listen => tcp_listen(&mut e.hosts[h], obj, a[1] as i32).map(|_| Answer::Value(0)),
-        SYS_accept | SYS_accept4 => {
-            let flags = if nr == SYS_accept4 { a[3] as i32 } else { 0 };
-            tcp_accept(e, h, vid, obj, a[1], a[2], flags)
-        }
-        SYS_connect => tcp_connect(e, h, vid, obj, n, retry),
-        SYS_getsockname => {
-            let (s, st) = parts(&mut e.hosts[h], obj);
-            let connected = s.peer.is_some();
-            let local = match s.handle().and_then(|hd| st.socket(hd).local_endpoint()) {
-                Some(l) => (v4(l.addr), l.port),
-                None => s.local.unwrap_or((Ipv4Addr::UNSPECIFIED, 0)),
-            };
-            let v6 = inet6_of(&e.hosts[h], obj).map(|six| six.local_native(connected));
-            write_sockaddr(pid, a[1], a[2], local, v6)?;
-            Ok(Answer::Value(0))
-        }
-        SYS_getpeername => {
-            let (s, st) = parts(&mut e.hosts[h], obj);
-            let hd = s.handle().ok_or(ENOTCONN)?;
-            if !synchronised(st.socket(hd).state()) {
-                return Err(ENOTCONN);
-            }
-            let peer = s.peer.ok_or(ENOTCONN)?;
-            let v6 = inet6_of(&e.hosts[h], obj).map(|six| six.native_peer);
-            write_sockaddr(pid, a[1], a[2], peer, v6)?;
-            Ok(Answer::Value(0))
-        }
-        SYS_setsockopt => crate::tcp::setsockopt(e, h, vid, n, obj),
-        SYS_getsockopt => crate::tcp::getsockopt(e, h, vid, n, obj),
-        SYS_shutdown => {
-            let (s, st) = parts(&mut e.hosts[h], obj);
-            let hd = s.handle().ok_or(ENOTCONN)?;
-            let t = st.socket(hd);
-            if !matches!(
-                t.state(),
-                State::Established
-                    | State::SynSent
-                    | State::SynReceived
-                    | State::CloseWait
-                    | State::FinWait1
-                    | State::FinWait2
-            ) && !s.was_connected
-            {
-                return Err(ENOTCONN);
-            }
-            let how = a[1] as i32;
-            if !matches!(how, SHUT_RD | SHUT_WR | SHUT_RDWR) {
-                return Err(EINVAL);
-            }
-            if how != SHUT_WR {
-                s.shut_rd = true;
-            }
-            if how != SHUT_RD {
-                s.shut_wr = true;
-                st.close(hd);
-            }
-            e.hosts[h].progress += 1;
-            Ok(Answer::Value(0))
-        }
-        SYS_sendto => {
-            let bufs = [(a[1], a[2] as usize)];
-            crate::tcp::send(e, h, vid, obj, a[3], a[2] as usize, &mut |o, l| gather_range(pid, &bufs, o, l))
-        }
-        SYS_sendmsg => {
-            let m = read_msghdr(pid, a[1])?;
-            let bufs = mem::read_msg_iovecs(pid, m.iov, m.iovlen)?;
-            let total = bufs.iter().map(|b| b.1).sum();
-            crate::tcp::send(e, h, vid, obj, a[2], total, &mut |o, l| gather_range(pid, &bufs, o, l))
-        }
-        SYS_recvfrom => crate::tcp::recv(e, h, vid, obj, a[3], &[(a[1], a[2] as usize)], Some(RecvAddr::Len(a[5]))),
-        SYS_recvmsg => {
-            let m = read_msghdr(pid, a[1])?;
-            let bufs = mem::read_msg_iovecs(pid, m.iov, m.iovlen)?;
-            crate::tcp::recv(e, h, vid, obj, a[2], &bufs, Some(RecvAddr::Msghdr(a[1], m)))
-        }
-        // One message per call on a stream: the first as sendmsg/recvmsg (blocking if the socket
-        // is), which is what Linux's loop does until a message would block.
-        SYS_sendmmsg | SYS_recvmmsg => {
-            if a[2] == 0 {
-                return Ok(Answer::Value(0));
-            }
-            let m = read_msghdr(pid, a[1])?;
-            let bufs = mem::read_msg_iovecs(pid, m.iov, m.iovlen)?;
-            let flags = a[3];
-            let r = if nr == SYS_sendmmsg {
-                let total = bufs.iter().map(|b| b.1).sum();
-                crate::tcp::send(e, h, vid, obj, flags, total, &mut |o, l| gather_range(pid, &bufs, o, l))?
-            } else {
-                crate::tcp::recv(e, h, vid, obj, flags, &bufs, Some(RecvAddr::Msghdr(a[1], m)))?
-            };
-            match r {
-                Answer::Value(len) => {
-                    mem::write(pid, a[1] + 56, &(len as u32).to_ne_bytes()).map_err(|_| EFAULT)?;
-                    Ok(Answer::Value(1))
-                }
-                other => Ok(other),
-            }
-        }
-        _ => {
-            e.unsupported(h, vid, nr, " (on a TCP socket)", ENOSYS);
-            Err(ENOSYS)
-        }
-    }
-}
-
-fn tcp_listen(host: &mut Host, obj: usize, backlog: i32) -> Result<(), i32> {
-    let backlog = backlog.clamp(0, 4096) as usize;
-    if tcp_of(host, obj).local.is_none() {
-        tcp_bind(host, obj, Ipv4Addr::UNSPECIFIED, 0)?;
-    }
-    let fams = families(host, obj);
-    let (s, st) = parts(host, obj);
-    match &mut s.phase {
-        Phase::Listening(l) => {
-            l.backlog = backlog;
-            return Ok(());
-        }
-        Phase::Open(_) => return Err(libc::EINVAL),
-        Phase::Fresh => {}
-    }
-    let (ip, port) = s.local.unwrap_or((Ipv4Addr::UNSPECIFIED, 0));
-    let clash = st.ports.iter().any(|p| {
-        p.port == port
-            && p.owner != PortOwner::Obj(obj)
-            && p.listening
-            && (p.ip.is_unspecified() || ip.is_unspecified() || p.ip == ip)
-            && share(fams, p.families)
-            && !(p.reuseport && s.reuseport)
-    });
-    if clash {
-        return Err(libc::EADDRINUSE);
-    }
-    for p in st.ports.iter_mut().filter(|p| p.owner == PortOwner::Obj(obj)) {
-        p.listening = true;
-    }
-    s.phase = Phase::Listening(Listener { backlog, pool: Vec::new(), queue: VecDeque::new() });
-    // The pool is filled by after_poll, which runs once this call is answered.
-    host.tcp_dirty = true;
-    Ok(())
-}
-
-fn tcp_accept(
-    e: &mut DirectEngine,
-    h: usize,
-    vid: u32,
-    obj: usize,
-    addr: u64,
-    addrlen: u64,
-    flags: i32,
-) -> Result<Answer, i32> {
-    let pid = e.hosts[h].tasks[&vid].pid;
-    let host = &mut e.hosts[h];
-    let nonblock = nonblocking(host, obj, 0);
-    let (s, st) = parts(host, obj);
-    let Phase::Listening(l) = &mut s.phase else { return Err(libc::EINVAL) };
-    let Some(&hd) = l.queue.front() else {
-        if nonblock {
-            return Err(libc::EAGAIN);
-        }
-        let timeout = s.rcvtimeo;
-        return wait(e, h, vid, 0, timeout);
-    };
-    let t = st.socket(hd);
-    let local = t.local_endpoint().map(|l| (v4(l.addr), l.port));
-    let peer = t.remote_endpoint().map(|r| (v4(r.addr), r.port));
-    let native = local.zip(peer).is_some_and(|k| host.v6_flows.contains(&k));
-    let six = inet6_of(host, obj).map(|six| Inet6 { native_peer: native, ..six.clone() });
-    if let Some(p) = peer {
-        write_sockaddr(pid, addr, addrlen, p, six.as_ref().map(|_| native))?;
-    }
-    let (s, _) = parts(host, obj);
-    let Phase::Listening(l) = &mut s.phase else { unreachable!("checked above") };
-    l.queue.pop_front();
-    let c = TcpSocket {
-        phase: Phase::Open(hd),
-        local,
-        peer,
-        was_connected: true,
-        nodelay: s.nodelay,
-        keepalive: s.keepalive,
-        keepidle: s.keepidle,
-        reuseaddr: s.reuseaddr,
-        reuseport: s.reuseport,
-        rcvbuf: s.rcvbuf,
-        sndbuf: s.sndbuf,
-        rcvbuf_set: s.rcvbuf_set,
-        sndbuf_set: s.sndbuf_set,
-        ..TcpSocket::new()
-    };
-    let obj = host.add_obj(Obj::Tcp(Box::new(c)), flags & libc::SOCK_NONBLOCK != 0);
-    if let Some(slot) = host.objs[obj].as_mut() {
-        slot.inet6 = six;
-    }
-    Ok(Answer::AddFd { src: e.tcp_placeholder_fd(), cloexec: flags & libc::SOCK_CLOEXEC != 0, obj })
-}
-
-fn tcp_connect(e: &mut DirectEngine, h: usize, vid: u32, obj: usize, n: &Notif, retry: bool) -> Result<Answer, i32> {
-    let a = n.data.args;
-    let (pid, timed_out) = (e.hosts[h].tasks[&vid].pid, e.hosts[h].tasks[&vid].timed_out);
-    let host = &mut e.hosts[h];
-    let nonblock = nonblocking(host, obj, 0);
-    let host_ip = host.ip;
-    let six = inet6_of(host, obj).cloned();
-    let (s, st) = parts(host, obj);
-    match s.phase {
-        Phase::Listening(_) => return Err(libc::EISCONN),
-        Phase::Open(hd) => {
-            let state = st.socket(hd).state();
-            if let Some(err) = s.error.take() {
-                s.connect_pending = false;
-                return Err(err);
-            }
-            return match state {
-                State::SynSent | State::SynReceived if nonblock || !retry => Err(libc::EALREADY),
-                State::SynSent | State::SynReceived if timed_out => {
-                    s.connect_pending = true;
-                    Err(libc::EINPROGRESS)
-                }
-                State::SynSent | State::SynReceived => {
-                    let timeout = s.sndtimeo;
-                    Ok(Answer::Block(BlockKind::Io { since: 0 }, (timeout > 0).then_some(timeout)))
-                }
-                _ if retry && s.was_connected => Ok(Answer::Value(0)),
-                State::Closed if !s.was_connected || s.connect_pending => {
-                    s.connect_pending = false;
-                    Err(libc::ECONNABORTED)
-                }
-                _ if s.connect_pending => {
-                    s.connect_pending = false;
-                    Ok(Answer::Value(0))
-                }
-                _ => Err(libc::EISCONN),
-            };
-        }
-        Phase::Fresh => {}
-    }
-    let sa = read_sockaddr(pid, a[1], a[2])?;
-    let p = resolve(sa, six.as_ref(), Use::TcpConnect)?.ok_or(libc::EAFNOSUPPORT)?;
-    let (ip, port) = (p.ip, p.port);
-    let dst = if ip.is_unspecified() { Ipv4Addr::LOCALHOST } else { ip };
-    if !(dst.is_loopback() || dst.octets()[0] == 10) {
-        return Err(libc::ENETUNREACH);
-    }
-    if port == 0 {
-        return Err(libc::ECONNREFUSED);
-    }
-    if s.local.is_none() {
-        tcp_bind(&mut e.hosts[h], obj, Ipv4Addr::UNSPECIFIED, 0)?;
-    }
-    let (s, st) = parts(&mut e.hosts[h], obj);
-    let (lip, lport) = s.local.unwrap_or((Ipv4Addr::UNSPECIFIED, 0));
-    let src = if !lip.is_unspecified() {
-        lip
-    } else if dst.is_loopback() {
-        Ipv4Addr::LOCALHOST
-    } else {
-        host_ip
-    };
-    let mut t = new_stack_socket(s);
-    t.set_timeout(Some(Duration::from_secs(CONNECT_TIMEOUT_S)));
-    let hd = st.add(t);
-    st.set_send_buffer(hd, send_buffer(s));
-    if st.connect(hd, ep(dst, port), ep(src, lport)).is_err() {
-        st.remove(hd);
-        return Err(libc::EADDRNOTAVAIL);
-    }
-    s.phase = Phase::Open(hd);
-    s.peer = Some((dst, port));
-    s.local = Some((src, lport));
-    let host = &mut e.hosts[h];
-    crate::nic::note_flow(host, ((src, lport), (dst, port)), p.native);
-    if let Some(six) = inet6_mut(host, obj) {
-        six.native_peer = p.native;
-    }
-    let s = tcp_of(host, obj);
-    if nonblock {
-        s.connect_pending = true;
-        return Err(libc::EINPROGRESS);
-    }
-    let timeout = s.sndtimeo;
-    Ok(Answer::Block(BlockKind::Io { since: 0 }, (timeout > 0).then_some(timeout)))
-}
-
-fn timeval_ns(b: &[u8]) -> Result<u64, i32> {
-    let sec = i64::from_ne_bytes(b[..8].try_into().unwrap_or([0; 8]));
-    let usec = i64::from_ne_bytes(b[8..16].try_into().unwrap_or([0; 8]));
-    if sec < 0 || !(0..1_000_000).contains(&usec) {
-        return Err(libc::EDOM);
-    }
-    Ok((sec as u64).saturating_mul(NS).saturating_add(usec as u64 * 1000))
-}
-
-fn timeval_bytes(ns: u64) -> [u8; 16] {
-    let mut b = [0u8; 16];
-    b[..8].copy_from_slice(&((ns / NS) as i64).to_ne_bytes());
-    b[8..].copy_from_slice(&(((ns % NS) / 1000) as i64).to_ne_bytes());
-    b
-}
-
-#[allow(non_upper_case_globals)]
-fn setsockopt(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) -> Result<Answer, i32> {
-    use libc::*;
-    let a = n.data.args;
-    let pid = e.hosts[h].tasks[&vid].pid;
-    let (level, name) = (a[1] as i32, a[2] as i32);
-    let val = mem::read(pid, a[3], (a[4] as usize).min(64)).map_err(|_| EFAULT)?;
-    let int = if val.len() >= 4 { i32::from_ne_bytes([val[0], val[1], val[2], val[3]]) } else { 0 };
-    let (s, st) = parts(&mut e.hosts[h], obj);
-    let hd = s.handle();
-    match (level, name) {
-        (SOL_SOCKET, SO_REUSEADDR) => s.reuseaddr = int != 0,
-        (SOL_SOCKET, SO_REUSEPORT) => s.reuseport = int != 0,
-        (SOL_SOCKET, SO_KEEPALIVE) => {
-            s.keepalive = int != 0;
-            if let Some(hd) = hd {
-                let idle = (int != 0).then(|| Duration::from_secs(s.keepidle.max(1) as u64));
-                st.socket(hd).set_keep_alive(idle);
-            }
-        }
-        (SOL_SOCKET, SO_RCVBUF) => (s.rcvbuf, s.rcvbuf_set) = (int.max(1152).saturating_mul(2), true),
-        (SOL_SOCKET, SO_SNDBUF) => {
-            (s.sndbuf, s.sndbuf_set) = (int.max(2304).saturating_mul(2), true);
-            if let Some(hd) = hd {
-                st.set_send_buffer(hd, send_buffer(s));
-            }
-        }
-        (SOL_SOCKET, SO_RCVTIMEO | SO_RCVTIMEO_NEW) if val.len() >= 16 => s.rcvtimeo = timeval_ns(&val)?,
-        (SOL_SOCKET, SO_SNDTIMEO | SO_SNDTIMEO_NEW) if val.len() >= 16 => s.sndtimeo = timeval_ns(&val)?,
-        (SOL_SOCKET, SO_LINGER) if val.len() >= 8 => {
-            s.linger = (int, i32::from_ne_bytes([val[4], val[5], val[6], val[7]]));
-        }
-        (IPPROTO_TCP, TCP_NODELAY) => {
-            s.nodelay = int != 0;
-            if let Some(hd) = hd {
-                st.socket(hd).set_nagle_enabled(int == 0);
-            }
-        }
-        // smoltcp's congestion control is CUBIC, Linux's default; no other can be chosen.
-        (IPPROTO_TCP, TCP_CONGESTION) => {
-            let name: Vec<u8> = val.iter().copied().take_while(|&b| b != 0).collect();
-            if name != b"cubic" {
-                return Err(ENOENT);
-            }
-        }
-        (IPPROTO_TCP, TCP_KEEPIDLE) => {
-            if int < 1 {
-                return Err(EINVAL);
-            }
-            s.keepidle = int;
-            if let Some(hd) = hd
-                && s.keepalive
-            {
-                st.socket(hd).set_keep_alive(Some(Duration::from_secs(int as u64)));
-            }
-        }
-        // Accepted and reported back, with no effect on the simulated connection: keep-alive
-        // probing details (smoltcp probes every TCP_KEEPIDLE and never gives up), corking and
-        // quick ACKs (smoltcp's Nagle and 10-ms delayed ACK apply), segment size (fixed by the
-        // 1500-byte MTU), deferred accept, the user timeout, the not-sent low-water mark (writable
-        // still means room in the send buffer), socket priority and IP header fields.
-        (IPPROTO_TCP, TCP_KEEPINTVL | TCP_KEEPCNT | TCP_CORK | TCP_QUICKACK | TCP_MAXSEG | TCP_DEFER_ACCEPT)
-        | (IPPROTO_TCP, TCP_USER_TIMEOUT | TCP_NOTSENT_LOWAT)
-        | (SOL_SOCKET, SO_BROADCAST | SO_PRIORITY | SO_DONTROUTE | SO_OOBINLINE | SO_RCVLOWAT | SO_SNDLOWAT)
-        | (IPPROTO_IP, IP_TOS | IP_TTL | IP_MTU_DISCOVER) => {
-            s.options.retain(|(k, _)| *k != (level, name));
-            s.options.push(((level, name), int));
-        }
-        _ => {
-            e.unsupported(h, vid, n.data.nr as i64, &format!(" (TCP option level {level} name {name})"), ENOPROTOOPT);
-            return Err(ENOPROTOOPT);
-        }
-    }
-    Ok(Answer::Value(0))
-}
-
-#[allow(non_upper_case_globals)]
-fn getsockopt(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) -> Result<Answer, i32> {
-    use libc::*;
-    let a = n.data.args;
-    let pid = e.hosts[h].tasks[&vid].pid;
-    let (level, name) = (a[1] as i32, a[2] as i32);
-    let (s, st) = parts(&mut e.hosts[h], obj);
-    let int = |v: i32| v.to_ne_bytes().to_vec();
-    let bytes: Vec<u8> = match (level, name) {
-        (SOL_SOCKET, SO_TYPE) => int(SOCK_STREAM),
-        (SOL_SOCKET, SO_ERROR) => int(s.error.take().unwrap_or(0)),
-        (SOL_SOCKET, SO_DOMAIN) => int(AF_INET),
-        (SOL_SOCKET, SO_PROTOCOL) => int(IPPROTO_TCP),
-        (SOL_SOCKET, SO_ACCEPTCONN) => int(i32::from(matches!(s.phase, Phase::Listening(_)))),
-        (SOL_SOCKET, SO_REUSEADDR) => int(i32::from(s.reuseaddr)),
-        (SOL_SOCKET, SO_REUSEPORT) => int(i32::from(s.reuseport)),
-        (SOL_SOCKET, SO_KEEPALIVE) => int(i32::from(s.keepalive)),
-        (SOL_SOCKET, SO_RCVBUF) => int(s.rcvbuf),
-        (SOL_SOCKET, SO_SNDBUF) => int(s.sndbuf),
-        (SOL_SOCKET, SO_RCVTIMEO | SO_RCVTIMEO_NEW) => timeval_bytes(s.rcvtimeo).to_vec(),
-        (SOL_SOCKET, SO_SNDTIMEO | SO_SNDTIMEO_NEW) => timeval_bytes(s.sndtimeo).to_vec(),
-        (SOL_SOCKET, SO_LINGER) => [s.linger.0.to_ne_bytes(), s.linger.1.to_ne_bytes()].concat(),
-        (IPPROTO_TCP, TCP_NODELAY) => int(i32::from(s.nodelay)),
-        (IPPROTO_TCP, TCP_KEEPIDLE) => int(s.keepidle),
-        (IPPROTO_TCP, TCP_CONGESTION) => {
-            let mut name = [0u8; 16];
-            name[..5].copy_from_slice(b"cubic");
-            name.to_vec()
-        }
-        (IPPROTO_TCP, TCP_MAXSEG) => {
-            let connected = s.handle().is_some_and(|hd| synchronised(st.socket(hd).state()));
-            int(if connected { MSS } else { 536 })
-        }
-        (SOL_SOCKET | IPPROTO_IP, _)
-        | (IPPROTO_TCP, TCP_KEEPINTVL | TCP_KEEPCNT | TCP_CORK | TCP_QUICKACK)
-        | (IPPROTO_TCP, TCP_DEFER_ACCEPT | TCP_USER_TIMEOUT | TCP_NOTSENT_LOWAT) => {
-            let default = match (level, name) {
-                (IPPROTO_TCP, TCP_KEEPINTVL) => 75,
-                (IPPROTO_TCP, TCP_KEEPCNT) => 9,
-                (IPPROTO_IP, IP_TTL) => 64,
-                _ => 0,
-            };
-            int(s.options.iter().find(|(k, _)| *k == (level, name)).map_or(default, |(_, v)| *v))
-        }
-        (IPPROTO_TCP, TCP_INFO) => {
-            let (state, flow) = match &s.phase {
-                Phase::Fresh => (State::Closed, None),
-                Phase::Listening(_) => (State::Listen, None),
-                Phase::Open(hd) => (st.socket(*hd).state(), st.info(*hd)),
-            };
-            tcp_info(state, flow)
-        }
-        // The rest: not available (callers fall back).
-        _ => return Err(ENOPROTOOPT),
-    };
-    let lb = mem::read(pid, a[4], 4).map_err(|_| EFAULT)?;
-    let cap = (u32::from_ne_bytes([lb[0], lb[1], lb[2], lb[3]]) as usize).min(bytes.len());
-    mem::write(pid, a[3], &bytes[..cap]).map_err(|_| EFAULT)?;
-    mem::write(pid, a[4], &(cap as u32).to_ne_bytes()).map_err(|_| EFAULT)?;
-    Ok(Answer::Value(0))
-}
-
-/// Size of `struct tcp_info` as Linux 5.5 to 6.1 define it (up to `tcpi_snd_wnd`).
-const TCP_INFO_LEN: usize = 232;
-
-/// `TCP_INFO` for a socket in `state`: the state in Linux's numbering, the segment sizes and
-/// path MTU of the simulated path, and, for a connection, the stack's Linux timing state
-/// (`flow`): timeouts, RTT, congestion window, slow-start threshold, retransmitted segments.
-/// Other counters read 0 rather than something made up.
-fn tcp_info(state: State, flow: Option<FlowInfo>) -> Vec<u8> {
-    let mut b = vec![0u8; TCP_INFO_LEN];
-    b[0] = match state {
-        State::Established => 1,
-        State::SynSent => 2,
-        State::SynReceived => 3,
-        State::FinWait1 => 4,
-        State::FinWait2 => 5,
-        State::TimeWait => 6,
-        State::Closed => 7,
-        State::CloseWait => 8,
-        State::LastAck => 9,
-        State::Listen => 10,
-        State::Closing => 11,
-    };
-    let mss = if synchronised(state) { MSS as u32 } else { 536 };
-    // tcpi_snd_mss, tcpi_rcv_mss, tcpi_pmtu, tcpi_advmss
-    for (at, v) in [(16, mss), (20, mss), (60, MTU as u32), (84, MSS as u32)] {
-        b[at..at + 4].copy_from_slice(&v.to_ne_bytes());
-    }
-    let Some(f) = flow else { return b };
-    let us = |ns: u64| (ns / 1000).min(u32::MAX as u64) as u32;
-    let segs = |n: usize| n.min(0x7fff_ffff) as u32;
-    // tcpi_rto, tcpi_ato, tcpi_rtt (µs), tcpi_snd_ssthresh, tcpi_snd_cwnd, tcpi_total_retrans
-    let fields = [
-        (8, us(f.rto_ns)),
-        (12, us(f.ato_ns)),
-        (68, us(f.srtt_ns)),
-        (76, segs(f.ssthresh)),
-        (80, segs(f.cwnd)),
-        (100, f.retransmits),
-    ];
-    for (at, v) in fields {
-        b[at..at + 4].copy_from_slice(&v.to_ne_bytes());
-    }
-    b
-}
-
-/// `sendfile(out, in, offset*, count)` with a TCP socket as `out`: the file's bytes (from
-/// `*offset`, or from and advancing the file's position) go to the send buffer.
-pub(crate) fn sendfile(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif, obj: usize) -> Result<Answer, i32> {
-    let a = n.data.args;
-    let (pid, pidfd) = {
-        let t = &e.hosts[h].tasks[&vid];
-        (t.pid, std::os::fd::AsRawFd::as_raw_fd(&t.pidfd))
-    };
-    // SAFETY: pidfd_getfd of a stopped task's descriptor; closed below.
-    let copy = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, a[1] as i32, 0) };
-    if copy < 0 {
-        return Err(libc::EBADF);
-    }
-    let copy = copy as i32;
-    let result = (|| {
-        let base = if a[2] != 0 {
-            let b = mem::read(pid, a[2], 8).map_err(|_| libc::EFAULT)?;
-            i64::from_ne_bytes(b.try_into().unwrap_or([0; 8]))
-        } else {
-            // SAFETY: lseek on our copy (it shares the task's file position).
-            unsafe { libc::lseek(copy, 0, libc::SEEK_CUR) }
-        };
-        if base < 0 {
-            return Err(libc::EINVAL);
-        }
-        let count = (a[3] as usize).min(0x7fff_f000);
-        let answer = send(e, h, vid, obj, 0, count, &mut |off, len| {
-            let mut buf = vec![0u8; len];
-            // SAFETY: pread into our buffer from our copy.
-            let r = unsafe { libc::pread(copy, buf.as_mut_ptr() as *mut libc::c_void, len, base + off as i64) };
-            if r < 0 {
-                return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO));
-            }
-            buf.truncate(r as usize);
-            Ok(buf)
-        })?;
-        if let Answer::Value(sent) = answer {
-            let end = base + sent;
-            if a[2] != 0 {
-                mem::write(pid, a[2], &end.to_ne_bytes()).map_err(|_| libc::EFAULT)?;
-            } else {
-                // SAFETY: moving our copy's (the task's) file position past what was sent.
-                unsafe { libc::lseek(copy, end, libc::SEEK_SET) };
-            }
-        }
-        Ok(answer)
-    })();
-    // SAFETY: closing our copy.
-    unsafe { libc::close(copy) };
-    result
 }
 
 #[cfg(test)]

@@ -107,7 +107,7 @@ fn signal(fd: &OwnedFd) {
 fn collect_descendants(pid: i32, out: &mut Vec<i32>) {
     let mut stack = vec![pid];
     while let Some(p) = stack.pop() {
-        for child in crate::threads::group_children(p) {
+        for child in crate::procfs::group_children(p) {
             if !out.contains(&child) && child != pid {
                 out.push(child);
                 stack.push(child);
@@ -137,18 +137,18 @@ mod tests {
         assert!(registry.lock().is_empty(), "a dropped registration leaves");
         let reg = registry.register(pid, fd.as_fd()).unwrap();
         let start = std::time::Instant::now();
-        while crate::threads::group_children(pid).is_empty() && start.elapsed().as_secs() < 10 {
+        while crate::procfs::group_children(pid).is_empty() && start.elapsed().as_secs() < 10 {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        let sleeper = crate::threads::group_children(pid)[0];
+        let sleeper = crate::procfs::group_children(pid)[0];
         registry.kill_all();
         let status = child.wait().unwrap();
         assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL));
         let start = std::time::Instant::now();
-        while crate::engine::proc_state(sleeper).is_some_and(|s| s != 'Z') && start.elapsed().as_secs() < 10 {
+        while crate::procfs::proc_state(sleeper).is_some_and(|s| s != 'Z') && start.elapsed().as_secs() < 10 {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        assert!(crate::engine::proc_state(sleeper).is_none_or(|s| s == 'Z'), "the sleeping grandchild was killed");
+        assert!(crate::procfs::proc_state(sleeper).is_none_or(|s| s == 'Z'), "the sleeping grandchild was killed");
         drop(reg);
         assert!(registry.lock().is_empty());
     }

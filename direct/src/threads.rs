@@ -9,7 +9,7 @@
 //! (see `engine.rs`: the creator's next stop looks for it in `/proc/PID/task`, or its own first
 //! notification names it) before anything else is scheduled.
 
-use crate::engine::{Answer, DirectEngine};
+use crate::cx::{Answer, Cx};
 use crate::host::{BlockKind, Host, TaskState};
 use crate::mem;
 use crate::seccomp::Notif;
@@ -34,32 +34,17 @@ const CLONE_CHILD_CLEARTID: u64 = 0x0020_0000;
 /// `CLONE_ARGS_SIZE_VER0`: the smallest `struct clone_args`.
 const CLONE_ARGS_SIZE_VER0: u64 = 64;
 
-/// Thread ids of process `tgid`.
-pub(crate) fn proc_threads(tgid: i32) -> Vec<i32> {
-    std::fs::read_dir(format!("/proc/{tgid}/task"))
-        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
-        .unwrap_or_default()
-}
-
-/// Children (live or zombie) forked by any thread of process `tgid`: whom `wait4` waits for.
-pub(crate) fn group_children(tgid: i32) -> Vec<i32> {
-    let mut all: Vec<i32> =
-        proc_threads(tgid).into_iter().flat_map(|tid| crate::engine::proc_children_of(tgid, tid)).collect();
-    all.sort_unstable();
-    all
-}
-
 /// `clone`, `clone3`, `fork` and `vfork`: the kernel creates the task (the call runs natively);
 /// the supervisor notes that the caller will have a new child or thread at its next stop, and
 /// refuses the sharing it does not model: memory shared between processes (`CLONE_VM` without
 /// `CLONE_THREAD` or `CLONE_VFORK`) and descriptor tables shared between processes
 /// (`CLONE_FILES` without `CLONE_THREAD`).
 #[allow(non_upper_case_globals)]
-pub(crate) fn spawn(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Answer {
+pub(crate) fn spawn(cx: &mut Cx, vid: u32, n: &Notif) -> Answer {
     use libc::{SYS_clone, SYS_clone3, SYS_vfork};
     let nr = n.data.nr as i64;
     let a = n.data.args;
-    let pid = e.hosts[h].tasks[&vid].pid;
+    let pid = cx.host.tasks[&vid].pid;
     let flags: u64 = match nr {
         SYS_clone => a[0],
         SYS_clone3 => {
@@ -76,14 +61,19 @@ pub(crate) fn spawn(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Answ
     };
     let thread = flags & CLONE_THREAD != 0;
     if !thread && flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0 {
-        e.unsupported(h, vid, nr, " (CLONE_VM without CLONE_THREAD: a process sharing memory)", libc::EINVAL);
+        cx.host.unsupported(vid, nr, " (CLONE_VM without CLONE_THREAD: a process sharing memory)", libc::EINVAL);
         return Answer::Errno(libc::EINVAL);
     }
     if !thread && flags & CLONE_FILES != 0 {
-        e.unsupported(h, vid, nr, " (CLONE_FILES without CLONE_THREAD: processes sharing descriptors)", libc::EINVAL);
+        cx.host.unsupported(
+            vid,
+            nr,
+            " (CLONE_FILES without CLONE_THREAD: processes sharing descriptors)",
+            libc::EINVAL,
+        );
         return Answer::Errno(libc::EINVAL);
     }
-    let host = &mut e.hosts[h];
+    let host = &mut *cx.host;
     if !thread {
         let (tree, fds) = (host.tasks[&vid].tree, host.fds(vid).clone());
         host.fork_fds.insert(tree, fds);
@@ -104,19 +94,15 @@ pub(crate) fn spawn(e: &mut DirectEngine, h: usize, vid: u32, n: &Notif) -> Answ
 /// `sched_yield` (and the shim's preemption yield, charged `quantum`): the caller goes behind
 /// every other runnable task of the host; with none, `quantum` of simulated time passes (or less,
 /// if something else happens first).
-pub(crate) fn yield_now(e: &DirectEngine, h: usize, vid: u32, quantum: u64) -> Answer {
-    if e.hosts[h].tasks[&vid].retry {
-        Answer::Value(0)
-    } else {
-        Answer::Block(BlockKind::Io { since: 0 }, Some(quantum))
-    }
+pub(crate) fn yield_now(cx: &Cx, vid: u32, quantum: u64) -> Answer {
+    if cx.host.tasks[&vid].retry { Answer::Value(0) } else { Answer::Block(BlockKind::Io { since: 0 }, Some(quantum)) }
 }
 
 /// `sched_getaffinity` (the first [`EMULATED_CPUS`] CPUs) and `sched_setaffinity` (accepted if
 /// the mask names one of them; nothing is pinned, as every task runs in turn anyway).
-pub(crate) fn affinity(e: &DirectEngine, h: usize, vid: u32, n: &Notif) -> Answer {
+pub(crate) fn affinity(cx: &Cx, vid: u32, n: &Notif) -> Answer {
     let a = n.data.args;
-    let pid = e.hosts[h].tasks[&vid].pid;
+    let pid = cx.host.tasks[&vid].pid;
     let len = a[1] as usize;
     let ours = (1u64 << EMULATED_CPUS) - 1;
     if n.data.nr as i64 == libc::SYS_sched_getaffinity {
@@ -181,8 +167,8 @@ pub(crate) fn note_exit_words(host: &mut Host, vid: u32, clear_tid: Option<u64>)
 /// stays queued, as on Linux. A process's first thread set its word with `set_tid_address`,
 /// which is not notified: its waiters are those that waited for its id and now read 0 (what
 /// `pthread_join` does).
-pub(crate) fn wake_at_exit(e: &mut DirectEngine, h: usize, vid: u32) {
-    let host = &mut e.hosts[h];
+pub(crate) fn wake_at_exit(cx: &mut Cx, vid: u32) {
+    let host = &mut *cx.host;
     let Some(t) = host.tasks.get(&vid) else { return };
     let (tgid, words) = (t.tgid, t.exit_words);
     let Some(reader) = host.tasks.values().find(|o| o.tgid == tgid && !matches!(o.state, TaskState::Exited)) else {
@@ -268,7 +254,7 @@ pub(crate) fn wake_task(host: &mut Host, vid: u32, epoch: u64) {
 /// signal sent to it (`tgkill`, Go's `SIGURG` preemption), and for a signal sent to a process,
 /// one thread only — its lowest-id blocked thread that does not block the signal. A blocked
 /// task that is dying (its process was killed: SIGKILL queued, or already on its way out, see
-/// [`crate::engine::stopped_thread_dying`]) is not answered but awaited like a running task,
+/// [`crate::procfs::stopped_thread_dying`]) is not answered but awaited like a running task,
 /// until its exit is seen. Returns whether any task became runnable or is awaited.
 pub(crate) fn interrupt_signalled(host: &mut Host) -> bool {
     let mut chosen: Vec<u32> = Vec::new();
@@ -276,8 +262,8 @@ pub(crate) fn interrupt_signalled(host: &mut Host) -> bool {
     let mut groups_done: Vec<i32> = Vec::new();
     for t in host.tasks.values() {
         let TaskState::Blocked(n, kind) = t.state else { continue };
-        let status = crate::engine::TaskStatus::read(t.tgid, t.pid);
-        if crate::engine::stopped_thread_dying(status.as_ref(), &host.trees[t.tree], n.id) {
+        let status = crate::procfs::TaskStatus::read(t.tgid, t.pid);
+        if crate::procfs::stopped_thread_dying(status.as_ref(), &host.trees[t.tree], n.id) {
             dying.push(t.vid);
             continue;
         }
@@ -321,8 +307,8 @@ fn cpu_ns(tgid: i32, tid: i32) -> Option<u64> {
 /// How long `collect` waits for a stop before looking at running tasks again, ms: a fraction of
 /// the smallest preemption budget among running tasks, or a second; [`LEADER_TICK_MS`] while a
 /// running thread-group leader has live threads (see [`exited_leaders`]).
-pub(crate) fn poll_tick_ms(e: &DirectEngine, h: usize) -> i32 {
-    let host = &e.hosts[h];
+pub(crate) fn poll_tick_ms(cx: &Cx) -> i32 {
+    let host = &*cx.host;
     let budget = host
         .tasks
         .values()
@@ -355,10 +341,10 @@ fn running_leaders(host: &Host) -> Vec<(u32, i32)> {
 /// the exit there: it looks at the leader's state in `/proc` instead, every [`LEADER_TICK_MS`] while
 /// such a leader runs. Nothing else of the host runs meanwhile (the leader was the running task),
 /// so when the exit is seen does not change what happens.
-pub(crate) fn exited_leaders(e: &DirectEngine, h: usize) -> Vec<u32> {
-    running_leaders(&e.hosts[h])
+pub(crate) fn exited_leaders(cx: &Cx) -> Vec<u32> {
+    running_leaders(&*cx.host)
         .into_iter()
-        .filter(|&(_, pid)| matches!(crate::engine::proc_state(pid), Some('Z') | Some('X')))
+        .filter(|&(_, pid)| matches!(crate::procfs::proc_state(pid), Some('Z') | Some('X')))
         .map(|(vid, _)| vid)
         .collect()
 }
@@ -368,8 +354,8 @@ pub(crate) fn exited_leaders(e: &DirectEngine, h: usize) -> Vec<u32> {
 /// (`HELLO_OP_YIELD`). Its CPU time is first read at the first look after it resumed, so it may
 /// run up to one look longer. Tasks without the shim (static programs) are not signalled: the
 /// signal's default action would kill them.
-pub(crate) fn preempt_spinners(e: &mut DirectEngine, h: usize) {
-    let host = &mut e.hosts[h];
+pub(crate) fn preempt_spinners(cx: &mut Cx) {
+    let host = &mut *cx.host;
     let budgets: Vec<Option<u64>> = host.procs.iter().map(|p| p.spec.preempt.map(|d| d.as_nanos())).collect();
     for t in host.tasks.values_mut() {
         let Some(budget) = budgets.get(t.proc).copied().flatten() else { continue };

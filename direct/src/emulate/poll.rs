@@ -1,12 +1,13 @@
 //! Readiness: `poll`, `select` and the emulated epoll. Handlers take only the host (and, to create
 //! an epoll instance, the placeholder descriptor it hides behind).
 
-use super::fd::native_ready;
+use super::call::{Call, errno};
+use super::native::native_ready;
+use super::tcp;
 use super::time::read_time;
-use super::{Call, errno};
-use crate::engine::Answer;
+use crate::cx::Answer;
 use crate::host::{BlockKind, EpollInterest, Host, Obj, ObjSlot};
-use crate::{mem, tcp};
+use crate::mem;
 use std::os::fd::{AsRawFd, RawFd};
 
 /// `poll`.
@@ -98,7 +99,7 @@ pub(super) fn fd_gen(host: &Host, vid: u32, fd: i32, events: u32) -> u64 {
 fn fd_kind(host: &Host, vid: u32, fd: i32) -> &'static str {
     match host.fds(vid).get(&fd) {
         Some(f) => match host.objs.get(f.obj).and_then(|s| s.as_ref()).map(|s| &s.obj) {
-            Some(Obj::Tcp(t)) if matches!(t.phase, tcp::Phase::Listening(_)) => "tcp listener",
+            Some(Obj::Tcp(t)) if matches!(t.phase, crate::tcp::Phase::Listening(_)) => "tcp listener",
             Some(Obj::Tcp(_)) => "tcp",
             Some(Obj::Udp(_)) => "udp",
             Some(Obj::TimerFd(_)) => "timerfd",
@@ -124,6 +125,7 @@ fn note_report(host: &mut Host, vid: u32, zero_timeout: bool, report: &[(i32, u3
     crate::waits::WaitStats::note(&mut host.waits, zero_timeout, || events);
 }
 
+/// The `poll` revents of `fd` for thread `vid`: the asked-for `events` that hold now, plus errors and hang-up.
 pub(super) fn fd_ready(host: &mut Host, vid: u32, fd: i32, events: i16) -> i16 {
     let t = &host.tasks[&vid];
     let want = events | libc::POLLERR | libc::POLLHUP; // as the kernel: asked-for bits and errors
@@ -161,6 +163,8 @@ pub(super) fn fd_ready(host: &mut Host, vid: u32, fd: i32, events: i16) -> i16 {
     }
 }
 
+/// `poll`/`ppoll` over the task's `pollfd` array at `addr`: answers with the ready count, or blocks until
+/// something is ready or `timeout` (ns) passes.
 pub(super) fn do_poll(host: &mut Host, vid: u32, addr: u64, nfds: usize, timeout: Option<u64>) -> Result<Answer, i32> {
     if nfds > 65536 {
         return Err(libc::EINVAL);
@@ -190,6 +194,7 @@ pub(super) fn do_poll(host: &mut Host, vid: u32, addr: u64, nfds: usize, timeout
     Ok(Answer::Block(BlockKind::Io { since: 0 }, timeout))
 }
 
+/// `select`/`pselect6` over the task's three fd sets at `sets`: answers with the ready count, or blocks.
 pub(super) fn do_select(
     host: &mut Host,
     vid: u32,
@@ -253,6 +258,7 @@ pub(super) fn do_select(
     Ok(Answer::Block(BlockKind::Io { since: 0 }, timeout))
 }
 
+/// Drops `fd` from every epoll set of the thread's process, as closing the last reference does on Linux.
 pub(super) fn forget_in_epolls(host: &mut Host, vid: u32, fd: i32) {
     let epolls: Vec<usize> = host.fds(vid).values().map(|f| f.obj).collect();
     for o in epolls {
@@ -262,6 +268,7 @@ pub(super) fn forget_in_epolls(host: &mut Host, vid: u32, fd: i32) {
     }
 }
 
+/// The interest list of epoll descriptor `epfd` (`EINVAL` if it is not an epoll, `EBADF` if closed).
 pub(super) fn epoll_set(
     host: &mut Host,
     vid: u32,
@@ -275,6 +282,7 @@ pub(super) fn epoll_set(
     }
 }
 
+/// `epoll_ctl` on an emulated epoll set: add, modify or delete `fd` with the `epoll_event` at `ev`.
 pub(super) fn emu_epoll_ctl(host: &mut Host, vid: u32, epfd: i32, op: i32, fd: i32, ev: u64) -> Result<Answer, i32> {
     let pid = host.tasks[&vid].pid;
     if fd == epfd {

@@ -1,38 +1,40 @@
 //! Process calls: the shim's hello, `exec`, `wait`, `uname`, `sysinfo`, a new thread's first
-//! calls. All but the hello take only the host; the hello needs the engine (a `HELLO_OP_YIELD`
-//! preempts the task through [`crate::threads::yield_now`], and `--verbose` is the engine's).
+//! calls. All but the hello take only the host; the hello takes the [`Cx`](crate::cx::Cx) (a
+//! `HELLO_OP_YIELD` preempts the task through [`crate::threads::yield_now`], and `--verbose` is
+//! the shard's option).
 
-use super::{Call, NS, errno};
-use crate::engine::{Answer, BOOT_OFFSET_NS, DirectEngine, proc_state};
+use super::call::{Call, NS, errno};
+use crate::cx::{Answer, BOOT_OFFSET_NS, Cx};
 use crate::host::{BlockKind, Host};
 use crate::mem;
+use crate::procfs::proc_state;
 use thermocline_shim::abi::{
     ABI_VERSION, HELLO_OP_LATENCY_COST, HELLO_OP_LATENCY_HANDOVER, HELLO_OP_NO_CPUID_FAULTING, HELLO_OP_TIME_PAGE,
     HELLO_OP_YIELD,
 };
 
 /// `hello`.
-pub(super) fn hello(e: &mut DirectEngine, c: &Call) -> Answer {
-    let Call { h, vid, a, .. } = *c;
+pub(super) fn hello(cx: &mut Cx, c: &Call) -> Answer {
+    let Call { vid, a, .. } = *c;
     use libc::*;
     if a[0] == HELLO_OP_TIME_PAGE && a[1] == ABI_VERSION {
-        e.hosts[h].tasks.get_mut(&vid).expect("task exists").shim = true;
+        cx.host.tasks.get_mut(&vid).expect("task exists").shim = true;
         Answer::TimePage
     } else if a[0] == HELLO_OP_LATENCY_COST {
-        Answer::Value(e.syscall_latency(h, vid) as i64)
+        Answer::Value(cx.host.syscall_latency(vid) as i64)
     } else if a[0] == HELLO_OP_LATENCY_HANDOVER {
-        let t = e.hosts[h].tasks.get_mut(&vid).expect("task exists");
+        let t = cx.host.tasks.get_mut(&vid).expect("task exists");
         t.latency.hand_over(a[2]);
         Answer::Value(t.latency.unapplied() as i64)
     } else if a[0] == HELLO_OP_YIELD {
-        let p = e.hosts[h].tasks[&vid].proc;
-        let budget = e.hosts[h].procs[p].spec.preempt.map_or(0, |d| d.as_nanos());
-        crate::threads::yield_now(e, h, vid, budget.max(1))
+        let p = cx.host.tasks[&vid].proc;
+        let budget = cx.host.procs[p].spec.preempt.map_or(0, |d| d.as_nanos());
+        crate::threads::yield_now(cx, vid, budget.max(1))
     } else if a[0] == HELLO_OP_NO_CPUID_FAULTING {
         // A machine fact, the same for every shard and run (docs/direct.md, shim step 4):
         // said once per process, and only with `--verbose`.
         static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-        if e.opts.verbose && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        if cx.shared.opts.verbose && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
             eprintln!(
                 "thermocline: CPUID faulting is not available on this machine ({}): managed programs can see \
                  RDRAND and RDSEED (OpenSSL is told not to use them: OPENSSL_ia32cap)",
@@ -127,7 +129,7 @@ pub(super) fn wait(host: &mut Host, c: &Call) -> Answer {
     }
     // The program names a child by its pid in the host's namespace.
     let tgid = host.tasks[&vid].tgid;
-    let children: Vec<i32> = crate::threads::group_children(tgid)
+    let children: Vec<i32> = crate::procfs::group_children(tgid)
         .into_iter()
         .filter(|&c| target.is_none_or(|t| crate::pidns::ns_pid(c) == Some(t)))
         .collect();

@@ -1,8 +1,8 @@
 //! Randomness: `getrandom` and reads of `/dev/urandom`, from the task's seeded generator. Needs
-//! only the host (not the engine): the generators are the host's.
+//! only the host: the generators are the host's.
 
-use super::{Call, errno};
-use crate::engine::Answer;
+use super::call::{Call, errno};
+use crate::cx::Answer;
 use crate::host::Host;
 use crate::mem;
 use rand_core::Rng;

@@ -1,11 +1,12 @@
 //! Signals: waiting for one (`pause`, `sigsuspend`, `sigtimedwait`) and interrupting a blocked
 //! call. Both take only the host.
 
-use super::Call;
+use super::call::Call;
 use super::time::{read_time, timespec_bytes};
-use crate::engine::{Answer, proc_state};
+use crate::cx::Answer;
 use crate::host::{BlockKind, Host};
 use crate::mem;
+use crate::procfs::proc_state;
 use crate::seccomp::Notif;
 use thermocline_shim::abi::HELLO_SYSCALL;
 
@@ -31,7 +32,7 @@ pub(super) fn wait_for_signal(host: &Host, c: &Call) -> Answer {
     // it yet when its exit is seen).
     let sigchld = 1u64 << (SIGCHLD - 1);
     let child_gone = wanted & sigchld != 0
-        && crate::threads::group_children(host.tasks[&vid].tgid)
+        && crate::procfs::group_children(host.tasks[&vid].tgid)
             .iter()
             .any(|&c| proc_state(c).is_none_or(|s| s == 'Z' || s == 'X'));
     if pending & wanted != 0 || child_gone {
@@ -51,7 +52,7 @@ pub(super) fn wait_for_signal(host: &Host, c: &Call) -> Answer {
 
 /// Pending (thread and process) and blocked signal sets of `pid`, from `/proc`.
 pub(super) fn proc_signals(pid: i32) -> (u64, u64) {
-    crate::engine::TaskStatus::read(pid, pid).map_or((0, 0), |s| (s.pending | s.shared_pending, s.blocked))
+    crate::procfs::TaskStatus::read(pid, pid).map_or((0, 0), |s| (s.pending | s.shared_pending, s.blocked))
 }
 
 /// `-ERESTARTSYS`: the kernel restarts the call after a `SA_RESTART` handler, else fails it with

@@ -2,8 +2,9 @@
 //! (`getrusage`, `times`), all read from the host's simulated clock. Handlers take a [`Cx`]
 //! (the host and its timers), not the engine.
 
-use super::{Call, Cx, NS, errno};
-use crate::engine::{Answer, BOOT_OFFSET_NS};
+use super::call::{Call, NS, errno};
+use crate::cx::Cx;
+use crate::cx::{Answer, BOOT_OFFSET_NS};
 use crate::host::{BlockKind, Host};
 use crate::mem;
 
@@ -12,7 +13,7 @@ pub(super) fn clock_gettime(cx: &mut Cx, c: &Call) -> Answer {
     let Call { pid, a, .. } = *c;
     use libc::*;
     errno((|| {
-        let ns = clock_ns(cx.host.now, cx.start_date, a[0] as i64).ok_or(EINVAL)?;
+        let ns = clock_ns(cx.host.now, cx.start_date(), a[0] as i64).ok_or(EINVAL)?;
         mem::write(pid, a[1], &timespec_bytes(ns)).map_err(|_| EFAULT)?;
         Ok(Answer::Value(0))
     })())
@@ -23,7 +24,7 @@ pub(super) fn gettimeofday(cx: &mut Cx, c: &Call) -> Answer {
     let Call { pid, a, .. } = *c;
     use libc::*;
     errno((|| {
-        let ns = clock_ns(cx.host.now, cx.start_date, 0).ok_or(EINVAL)?;
+        let ns = clock_ns(cx.host.now, cx.start_date(), 0).ok_or(EINVAL)?;
         if a[0] != 0 {
             let mut b = [0u8; 16];
             b[..8].copy_from_slice(&((ns / NS) as i64).to_ne_bytes());
@@ -42,7 +43,7 @@ pub(super) fn time(cx: &mut Cx, c: &Call) -> Answer {
     let Call { pid, a, .. } = *c;
     use libc::*;
     errno((|| {
-        let s = (clock_ns(cx.host.now, cx.start_date, 0).ok_or(EINVAL)? / NS) as i64;
+        let s = (clock_ns(cx.host.now, cx.start_date(), 0).ok_or(EINVAL)? / NS) as i64;
         if a[0] != 0 {
             mem::write(pid, a[0], &s.to_ne_bytes()).map_err(|_| EFAULT)?;
         }
@@ -105,10 +106,10 @@ pub(super) fn clock_nanosleep(cx: &mut Cx, c: &Call) -> Answer {
         let clock = a[0] as i64;
         let req = read_time(pid, a[2], false)?;
         let wait = if a[1] & TIMER_ABSTIME as u64 != 0 {
-            let now_clock = clock_ns(cx.host.now, cx.start_date, clock).ok_or(EINVAL)?;
+            let now_clock = clock_ns(cx.host.now, cx.start_date(), clock).ok_or(EINVAL)?;
             req.saturating_sub(now_clock)
         } else {
-            clock_ns(cx.host.now, cx.start_date, clock).ok_or(EINVAL)?;
+            clock_ns(cx.host.now, cx.start_date(), clock).ok_or(EINVAL)?;
             req
         };
         Ok(if timed_out || wait == 0 { Answer::Value(0) } else { Answer::Block(BlockKind::Timer, Some(wait)) })
@@ -187,6 +188,7 @@ pub(crate) fn clock_ns(now: u64, start_date: u64, clock: i64) -> Option<u64> {
     }
 }
 
+/// A `struct timespec` for `ns` nanoseconds, in the task's byte order.
 pub(super) fn timespec_bytes(ns: u64) -> [u8; 16] {
     let mut b = [0u8; 16];
     b[..8].copy_from_slice(&((ns / NS) as i64).to_ne_bytes());
