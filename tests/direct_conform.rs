@@ -509,3 +509,66 @@ fn udp_sendto_with_an_address_on_a_connected_socket_sends_there() {
     assert_eq!(native, linux, "natively");
     assert_eq!(simulated, linux, "under the engine");
 }
+
+const SEGV_C: &str = r#"#define _GNU_SOURCE
+#include <cpuid.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <x86intrin.h>
+
+static sigjmp_buf back;
+static volatile int caught;
+static void on_fault(int sig) { caught = sig; siglongjmp(back, 1); }
+
+static void instructions(const char *when) {
+    unsigned a, b, c, d;
+    unsigned long long t0 = __rdtsc(), t1 = __rdtsc();
+    __cpuid(0, a, b, c, d);
+    printf("%s: rdtsc %s, cpuid leaf 0 answers %s\n", when, t1 >= t0 ? "monotonic" : "backwards", a > 0 ? "yes" : "no");
+}
+
+static void *worker(void *arg) { instructions(arg); return NULL; }
+
+int main(void) {
+    struct sigaction dfl = {0}, seen = {0};
+    dfl.sa_handler = SIG_DFL;
+    for (int s = 1; s < 32; s++) if (s != SIGKILL && s != SIGSTOP) sigaction(s, &dfl, NULL);
+    instructions("every signal reset to SIG_DFL (as Node.js starts)");
+
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    pthread_t t;
+    pthread_create(&t, NULL, worker, "a thread with every signal blocked");
+    pthread_join(t, NULL);
+    sigset_t now;
+    pthread_sigmask(SIG_SETMASK, NULL, &now);
+    printf("SIGTERM still blocked: %d\n", sigismember(&now, SIGTERM));
+    pthread_sigmask(SIG_UNBLOCK, &all, NULL);
+
+    struct sigaction mine = {0};
+    mine.sa_handler = on_fault;
+    sigaction(SIGSEGV, &mine, NULL);
+    sigaction(SIGSEGV, NULL, &seen);
+    printf("the program's own handler reads back: %d\n", seen.sa_handler == on_fault);
+    instructions("with the program's own SIGSEGV handler");
+    if (sigsetjmp(back, 1) == 0) { *(volatile int *)8 = 1; }
+    printf("a real fault reaches the program's handler: %s\n", caught == SIGSEGV ? "yes" : "no");
+    if (signal(SIGSEGV, SIG_IGN) == on_fault) printf("signal() returns the previous handler\n");
+    return 0;
+}
+"#;
+
+/// Programs reset, replace and block `SIGSEGV` (Node.js resets every signal at start-up, thread
+/// pools block every signal): `rdtsc` and `cpuid`, which fault under the engine, still work, and
+/// the program's own handler still gets its real faults and reads back as it set it.
+#[test]
+fn rdtsc_and_cpuid_work_whatever_the_program_does_with_sigsegv() {
+    let (native, code, simulated) = native_and_simulated("segv", SEGV_C, &["-pthread"], "");
+    assert_eq!(code, 0, "natively: {native}");
+    assert!(native.contains("a real fault reaches the program's handler: yes"), "natively: {native}");
+    assert_eq!(simulated, native, "under the engine");
+}

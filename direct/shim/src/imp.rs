@@ -6,7 +6,7 @@ use crate::abi::{
 };
 use core::arch::asm;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 use libc::{c_int, c_long, c_void, timespec, timeval};
 
 /// The mapped time page, or null before (or without) a supervisor.
@@ -15,13 +15,10 @@ static PAGE: AtomicPtr<TimePage> = AtomicPtr::new(ptr::null_mut());
 static TSC_TRAPPED: AtomicBool = AtomicBool::new(false);
 /// Bit `i` set: the vDSO symbol `TARGETS[i]` was patched.
 static PATCHED: AtomicU32 = AtomicU32::new(0);
-/// The `SIGSEGV` disposition the shim's handler replaced (`SIG_DFL`, `SIG_IGN` or a handler).
-static PREV_SEGV: AtomicUsize = AtomicUsize::new(libc::SIG_DFL);
-/// Its `sa_flags` (whether a handler takes `SA_SIGINFO` arguments).
-static PREV_SEGV_FLAGS: AtomicI32 = AtomicI32::new(0);
 
 const NS: u64 = 1_000_000_000;
-const ARCH_SET_CPUID: c_long = 0x1012;
+/// `arch_prctl` code to turn CPUID faulting off (1) or on (0) for the calling thread.
+pub(crate) const ARCH_SET_CPUID: c_long = 0x1012;
 
 /// Which vDSO symbols were redirected into the shim in this process: a bit per name of
 /// `["__vdso_clock_gettime", "__vdso_gettimeofday", "__vdso_time", "__vdso_clock_getres",
@@ -51,6 +48,7 @@ pub(crate) unsafe fn raw6(nr: c_long, a: [usize; 6]) -> isize {
 extern "C" fn thermocline_shim_init() {
     // SAFETY: raw syscalls with valid arguments; the page is mapped read-only and never unmapped.
     unsafe {
+        crate::segv::resolve();
         let fd = raw6(HELLO_SYSCALL as c_long, [HELLO_OP_TIME_PAGE as usize, ABI_VERSION as usize, 0, 0, 0, 0]);
         if fd < 0 {
             return; // not under a Thermocline supervisor
@@ -61,7 +59,7 @@ extern "C" fn thermocline_shim_init() {
             return;
         }
         PAGE.store(p as *mut TimePage, Ordering::Release);
-        install_fault_handler();
+        crate::segv::install();
         install_preempt_handler();
         patch_vdso();
         // CPUID faulting is reset by exec, so it is turned on here, in every new image.
@@ -390,21 +388,6 @@ unsafe fn patch_vdso() {
     }
 }
 
-unsafe fn install_fault_handler() {
-    // SAFETY: a plain sigaction with a handler of the SA_SIGINFO shape.
-    unsafe {
-        let mut sa: libc::sigaction = core::mem::zeroed();
-        sa.sa_sigaction = on_segv as *const () as usize;
-        sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
-        libc::sigemptyset(&mut sa.sa_mask);
-        let mut old: libc::sigaction = core::mem::zeroed();
-        if libc::sigaction(libc::SIGSEGV, &sa, &mut old) == 0 {
-            PREV_SEGV.store(old.sa_sigaction, Ordering::Relaxed);
-            PREV_SEGV_FLAGS.store(old.sa_flags, Ordering::Relaxed);
-        }
-    }
-}
-
 unsafe fn install_preempt_handler() {
     // SAFETY: a plain sigaction; SA_RESTART so that a native call the signal interrupts resumes.
     unsafe {
@@ -423,104 +406,9 @@ extern "C" fn on_preempt(_sig: c_int, _info: *mut libc::siginfo_t, _ctx: *mut c_
     unsafe { raw6(HELLO_SYSCALL as c_long, [HELLO_OP_YIELD as usize, ABI_VERSION as usize, 0, 0, 0, 0]) };
 }
 
-fn tsc_now() -> u64 {
+/// The emulated time-stamp counter: simulated monotonic time in ns (a 1 GHz counter).
+pub(crate) fn tsc_now() -> u64 {
     now_parts().map_or(0, |(now, _, mono)| now + mono)
-}
-
-/// Emulate `rdtsc`, `rdtscp` and `cpuid`, which fault in managed processes (the kernel sends the
-/// fault's `SIGSEGV` with a positive `si_code`, `SI_KERNEL`). Anything else gets the disposition
-/// the program had: a real fault the default action (or the handler the shim replaced), and a
-/// `SIGSEGV` sent by a process (`kill`, `tgkill`, `sigqueue`: `si_code` ≤ 0) what Linux would do
-/// with it.
-extern "C" fn on_segv(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) {
-    // SAFETY: the kernel passes a valid siginfo (or none) and ucontext.
-    let code = if info.is_null() { 0 } else { unsafe { (*info).si_code } };
-    // SAFETY: as above; the faulting instruction is readable code.
-    if code > 0 && unsafe { emulate_instruction(ctx) } {
-        return;
-    }
-    // SAFETY: forwards the kernel's arguments.
-    unsafe { chain(sig, info, ctx, code > 0) }
-}
-
-/// If the instruction at the fault is `rdtsc`, `rdtscp` or `cpuid`, perform it on the saved
-/// registers and step over it.
-unsafe fn emulate_instruction(ctx: *mut c_void) -> bool {
-    // SAFETY: the kernel passes a valid ucontext; the faulting instruction is readable code.
-    unsafe {
-        let uc = &mut *(ctx as *mut libc::ucontext_t);
-        let g = &mut uc.uc_mcontext.gregs;
-        let rip = g[libc::REG_RIP as usize] as usize as *const u8;
-        let b0 = *rip;
-        let b1 = *rip.add(1);
-        if b0 == 0x0f && b1 == 0x31 {
-            let t = tsc_now();
-            g[libc::REG_RAX as usize] = (t & 0xffff_ffff) as i64;
-            g[libc::REG_RDX as usize] = (t >> 32) as i64;
-            g[libc::REG_RIP as usize] += 2;
-            return true;
-        }
-        if b0 == 0x0f && b1 == 0x01 && *rip.add(2) == 0xf9 {
-            let t = tsc_now();
-            g[libc::REG_RAX as usize] = (t & 0xffff_ffff) as i64;
-            g[libc::REG_RDX as usize] = (t >> 32) as i64;
-            g[libc::REG_RCX as usize] = 0;
-            g[libc::REG_RIP as usize] += 3;
-            return true;
-        }
-        if b0 == 0x0f && b1 == 0xa2 {
-            let leaf = g[libc::REG_RAX as usize] as u32;
-            let sub = g[libc::REG_RCX as usize] as u32;
-            raw6(libc::SYS_arch_prctl, [ARCH_SET_CPUID as usize, 1, 0, 0, 0, 0]);
-            let r = core::arch::x86_64::__cpuid_count(leaf, sub);
-            raw6(libc::SYS_arch_prctl, [ARCH_SET_CPUID as usize, 0, 0, 0, 0, 0]);
-            let (mut ebx, mut ecx) = (r.ebx, r.ecx);
-            if leaf == 1 {
-                ecx &= !(1 << 30); // RDRAND
-            }
-            if leaf == 7 && sub == 0 {
-                ebx &= !(1 << 18); // RDSEED
-            }
-            g[libc::REG_RAX as usize] = r.eax as i64;
-            g[libc::REG_RBX as usize] = ebx as i64;
-            g[libc::REG_RCX as usize] = ecx as i64;
-            g[libc::REG_RDX as usize] = r.edx as i64;
-            g[libc::REG_RIP as usize] += 2;
-            return true;
-        }
-        false
-    }
-}
-
-/// A `SIGSEGV` that is not the shim's: give it the disposition the shim's handler replaced. A
-/// handler is called. Otherwise the default action is restored: a real `fault` takes it when the
-/// instruction runs again; a signal sent by a process is raised again, and the default action
-/// (terminate, dumping core) takes it once this handler returns and `SIGSEGV` is unblocked —
-/// unless it was ignored, as Linux ignores a sent `SIGSEGV` (not a fault) whose disposition is
-/// `SIG_IGN`.
-unsafe fn chain(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut c_void, fault: bool) {
-    let prev = PREV_SEGV.load(Ordering::Relaxed);
-    if prev == libc::SIG_IGN && !fault {
-        return;
-    }
-    // SAFETY: sigaction and raise are async-signal-safe; a previous handler is called with the
-    // arguments of the shape it was installed with.
-    unsafe {
-        if prev == libc::SIG_DFL || prev == libc::SIG_IGN {
-            let mut sa: libc::sigaction = core::mem::zeroed();
-            sa.sa_sigaction = libc::SIG_DFL;
-            libc::sigaction(libc::SIGSEGV, &sa, ptr::null_mut());
-            if !fault {
-                libc::raise(sig);
-            }
-        } else if PREV_SEGV_FLAGS.load(Ordering::Relaxed) & libc::SA_SIGINFO != 0 {
-            let handler: extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void) = core::mem::transmute(prev);
-            handler(sig, info, ctx);
-        } else {
-            let handler: extern "C" fn(c_int) = core::mem::transmute(prev);
-            handler(sig);
-        }
-    }
 }
 
 fn tsc_faulting(on: bool) {
@@ -530,19 +418,27 @@ fn tsc_faulting(on: bool) {
 }
 
 /// Look up the next definition of `name` (libc's), skipping this library's.
-unsafe fn next_fn(name: &core::ffi::CStr) -> *mut c_void {
+pub(crate) unsafe fn next_fn(name: &core::ffi::CStr) -> *mut c_void {
     // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name.
     unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) }
 }
 
-/// Run `f` with rdtsc faulting off (if this image turned it on), then turn it back on: for the
-/// library calls that exec a new image or spawn a process that will.
-fn without_tsc_faulting<R>(f: impl FnOnce() -> R) -> R {
+/// Run `f` as the next image should start: with rdtsc faulting off (if this image turned it on)
+/// and, if the program ignores `SIGSEGV`, with it ignored in the kernel too, since `exec` keeps an
+/// ignored signal ignored but resets the shim's handler; then restore both. For the library calls
+/// that exec a new image or spawn a process that will.
+fn as_next_image<R>(f: impl FnOnce() -> R) -> R {
     let active = TSC_TRAPPED.load(Ordering::Relaxed);
     if active {
         tsc_faulting(false);
     }
+    // SAFETY: plain sigaction calls on SIGSEGV.
+    let ignored = unsafe { crate::segv::ignore_for_exec() };
     let r = f();
+    if ignored {
+        // SAFETY: as above.
+        unsafe { crate::segv::install() };
+    }
     if active {
         tsc_faulting(true);
     }
@@ -554,7 +450,7 @@ type Vec_ = *const *const libc::c_char;
 
 macro_rules! wrap {
     ($name:ident, $cname:literal, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
-        /// Exec wrapper: lifts rdtsc faulting for the new image (see the module notes).
+        /// Exec wrapper: starts the new image as it should (see [`as_next_image`]).
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
             // SAFETY: forwards the caller's arguments to libc's definition of the same function.
@@ -565,7 +461,7 @@ macro_rules! wrap {
                     return -1 as _;
                 }
                 let real: unsafe extern "C" fn($($ty),*) -> $ret = core::mem::transmute(real);
-                without_tsc_faulting(|| real($($arg),*))
+                as_next_image(|| real($($arg),*))
             }
         }
     };

@@ -14,7 +14,9 @@
 //!    page (a few nanoseconds, no syscall).
 //! 3. **rdtsc and cpuid.** The launcher made `rdtsc` fault (`PR_SET_TSC`); the shim turns on CPUID
 //!    faulting and installs a `SIGSEGV` handler that emulates `rdtsc`, `rdtscp` (a 1 GHz counter of
-//!    simulated monotonic time) and `cpuid` (with RDRAND and RDSEED hidden).
+//!    simulated monotonic time) and `cpuid` (with RDRAND and RDSEED hidden). `sigaction`,
+//!    `signal`, `sigprocmask` and `pthread_sigmask` are interposed so that the program's own
+//!    `SIGSEGV` handling cannot remove or block that handler (`segv.rs`).
 //!
 //! It also interposes libc's `syscall()` and `uname()`: time reads, `getcpu` and `uname` made
 //! through them are answered in the process (see `local.rs`), everything else is passed on.
@@ -31,6 +33,9 @@ mod imp;
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod local;
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod segv;
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub use imp::patched_symbols;
