@@ -1,6 +1,6 @@
 //! Direct hosts in the CLI: building a shard's direct engine from a spec.
 
-use crate::run::NetPlan;
+use crate::net_plan::NetPlan;
 use crate::spec::Spec;
 use thermocline_bus::{EngineError, ShardId, SimTime};
 use thermocline_direct::{DirectEngine, DirectOptions, DirectSetup, locate_shim};

@@ -11,6 +11,7 @@ pub mod direct_cmd;
 pub mod huge_pages;
 pub mod model_cmd;
 pub mod mpi_support;
+pub mod net_plan;
 pub mod outdir;
 pub mod output;
 pub mod peer_book;

@@ -2,6 +2,7 @@
 //! chosen backend, and fold the shard reports into the run's results.
 
 use crate::mpi_support::MpiSession;
+use crate::net_plan::{NetPlan, hybrid_step, net_plan};
 use crate::spec::{Backend, Spec, Workload};
 use std::path::PathBuf;
 use std::process::Command;
@@ -15,12 +16,10 @@ use thermocline_bus::{
 };
 use thermocline_models::directory::HostKind;
 use thermocline_models::idle::IdleEngine;
-use thermocline_models::network::NetworkModel;
-use thermocline_models::partition::Partition;
 use thermocline_models::phold::{PholdEngine, PholdLayout};
 use thermocline_surrogate::config::{GossipParams, GossipSpec};
 use thermocline_surrogate::peers::PeerGraph;
-use thermocline_surrogate::topics::{Subscriptions, publications};
+use thermocline_surrogate::traffic::{Subscriptions, publications};
 use thermocline_surrogate::{GossipEngine, GossipSetup};
 
 /// How to run a spec: the parts that the command line may override.
@@ -58,53 +57,6 @@ impl RunOutcome {
     pub fn tables(&self) -> crate::spill::Tables<'_> {
         crate::spill::Tables::new(&self.reports, Some(self.spill.clone()))
     }
-}
-
-/// Everything a shard needs that every shard computes identically, whatever its engines: the
-/// network model, the partition and the window length it allows.
-pub struct NetPlan {
-    /// The network model.
-    pub net: NetworkModel,
-    /// Who owns which host.
-    pub partition: Partition,
-    /// The window length: the smallest latency between hosts on different shards.
-    pub runahead: SimDuration,
-}
-
-/// Build the network plan of `spec` for `shards` shards: one for every workload with hosts.
-pub fn net_plan(spec: &Spec, shards: u32) -> Result<NetPlan, String> {
-    if spec.hosts.is_empty() {
-        return Err("the workload needs [[hosts]] groups".into());
-    }
-    let net = spec.network_model().map_err(|e| e.to_string())?;
-    let partition = Partition::compute(&net.directory, &net.routes, shards).map_err(|e| e.to_string())?;
-    let report = partition.report(&net.directory, &net.routes);
-    // One shard has no boundary: any window works; 10 ms keeps progress reports frequent.
-    let runahead = SimDuration::from_nanos(report.runahead_ns.unwrap_or(10_000_000));
-    if runahead == SimDuration::ZERO {
-        return Err("two hosts on different shards are 0 ns apart: the runahead would be zero".into());
-    }
-    Ok(NetPlan { net, partition, runahead })
-}
-
-/// The inner window of a shard that holds direct hosts and surrogate identities: the smallest
-/// delay of a packet between a direct host and a surrogate (in either direction).
-pub fn hybrid_step(plan: &NetPlan) -> Result<SimDuration, String> {
-    let dir = &plan.net.directory;
-    let surrogates = dir.surrogates();
-    let nodes =
-        |hosts: std::ops::Range<u32>| -> std::collections::BTreeSet<u32> { hosts.map(|h| dir.node_of(h)).collect() };
-    let (cold, hot) = (nodes(0..surrogates), nodes(surrogates..dir.len()));
-    let step = hot
-        .iter()
-        .flat_map(|&a| cold.iter().flat_map(move |&b| [(a, b), (b, a)]))
-        .map(|(a, b)| plan.net.routes.path(a, b).min_latency_ns())
-        .min()
-        .unwrap_or(u64::MAX);
-    if step == 0 {
-        return Err("a direct host and a surrogate are 0 ns apart: give their locations a latency".into());
-    }
-    Ok(SimDuration::from_nanos(step))
 }
 
 /// The gossip workload's own checks: surrogates to run it, and traffic it can carry.

@@ -3,7 +3,7 @@
 //! single parameters of the chosen profile.
 
 use crate::score::ScoreParams;
-use crate::topics::{TOPIC_COUNT, topic_family, topic_name};
+use crate::topics::{ATTESTATION_SUBNETS, COLUMN_SUBNETS, TOPIC_COUNT, topic_family, topic_name};
 use std::collections::BTreeMap;
 use thermocline_bus::SimDuration;
 use thermocline_models::units::Size;
@@ -461,10 +461,6 @@ impl Default for DataColumnSpec {
     }
 }
 
-/// Attestation subnets (`ATTESTATION_SUBNET_COUNT`).
-pub const ATTESTATION_SUBNETS: u32 = 64;
-/// Data column sidecar subnets (`DATA_COLUMN_SIDECAR_SUBNET_COUNT`, one column each).
-pub const COLUMN_SUBNETS: u32 = 128;
 /// Topics an identity may subscribe to at once (the block topic included).
 pub const MAX_SUBSCRIPTIONS: u32 = 16;
 

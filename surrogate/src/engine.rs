@@ -15,14 +15,15 @@ mod clients;
 mod messages;
 #[cfg(test)]
 mod router_tests;
+mod tables;
 
 use crate::boundary::{Boundary, ClientDial};
 use crate::config::{ChurnSpec, GossipParams, TrafficSpec};
 use crate::peers::PeerGraph;
 use crate::rpc::{MsgKey, NO_HINT, RPC_BYTES, RPC_KINDS, Rpc, RpcKind};
 use crate::score::EdgeScore;
-use crate::tables;
-use crate::topics::{COLUMN_BASE, Subscriptions, TOPIC_BEACON_BLOCK, TOPIC_COUNT, publications};
+use crate::topics::{COLUMN_BASE, TOPIC_BEACON_BLOCK, TOPIC_COUNT};
+use crate::traffic::{Subscriptions, publications};
 use bytes::Bytes;
 use clients::Content;
 use messages::{Messages, expired};
@@ -179,9 +180,9 @@ enum Action {
     /// `dst` finished serialising a queued message copy on its upload link: it leaves now.
     TxDone { rpc: Rpc, conn: u32 },
     /// `dst` goes offline (churn).
-    Leave,
+    GoOffline,
     /// `dst` comes back online (churn).
-    Join,
+    GoOnline,
     /// An IPv4 packet from a direct host (kept under `token`) reaches `dst`, before its
     /// download queue.
     PacketArrive { token: u32 },
@@ -688,7 +689,7 @@ impl GossipEngine {
                 let at = start + exponential_ns(&mut rng, churn.session.as_nanos());
                 e.churn_rng.push(rng);
                 if at < e.end_ns {
-                    e.self_event(i, at, Action::Leave);
+                    e.self_event(i, at, Action::GoOffline);
                 }
             }
         }
@@ -735,7 +736,7 @@ impl GossipEngine {
         let now_ms = (now / 1_000_000) as u32;
         for c in self.peers(i) {
             if self.up(c) {
-                self.leave(i, c, now, Rpc::control(RpcKind::Disconnect, 0));
+                self.send_on(i, c, now, Rpc::control(RpcKind::Disconnect, 0));
             }
             for s in 0..self.per {
                 self.leave_mesh(i, s, c, now_ms);
@@ -748,7 +749,7 @@ impl GossipEngine {
         if let Some(churn) = &self.churn {
             let at = now + exponential_ns(&mut self.churn_rng[i], churn.downtime.as_nanos()).max(1);
             if at < self.end_ns {
-                self.self_event(i, at, Action::Join);
+                self.self_event(i, at, Action::GoOnline);
             }
         }
     }
@@ -760,13 +761,13 @@ impl GossipEngine {
         self.offline_ns[i] += now - self.left_at[i];
         for c in self.peers(i) {
             if self.conn[c].peer != NONE {
-                self.leave(i, c, now, Rpc::control(RpcKind::Connect, 0));
+                self.send_on(i, c, now, Rpc::control(RpcKind::Connect, 0));
             }
         }
         if let Some(churn) = &self.churn {
             let at = now + exponential_ns(&mut self.churn_rng[i], churn.session.as_nanos()).max(1);
             if at < self.end_ns {
-                self.self_event(i, at, Action::Leave);
+                self.self_event(i, at, Action::GoOffline);
             }
         }
     }
@@ -971,7 +972,7 @@ impl GossipEngine {
         let bytes = rpc.wire_bytes();
         self.sent[i][rpc.kind as usize] += bytes;
         let depart = express(now, bytes, self.up[i]);
-        self.leave(i, c, depart, rpc);
+        self.send_on(i, c, depart, rpc);
     }
 
     /// Start serialising the next queued copy that is still wanted: a copy whose peer has sent
@@ -1002,7 +1003,7 @@ impl GossipEngine {
     /// whether it is lost, with `i`'s stream. Connection management travels reliably at the
     /// path's base latency and draws nothing. A copy whose connection closed meanwhile is
     /// dropped.
-    fn leave(&mut self, i: usize, c: usize, depart: u64, rpc: Rpc) {
+    fn send_on(&mut self, i: usize, c: usize, depart: u64, rpc: Rpc) {
         if !rpc.kind.is_connection() && !self.up(c) {
             return;
         }
@@ -1013,12 +1014,12 @@ impl GossipEngine {
             return;
         }
         let rpc = Rpc { hint: self.conn[c].rev, ..rpc };
-        self.leave_to(i, self.conn[c], depart, rpc);
+        self.send_over(i, self.conn[c], depart, rpc);
     }
 
     /// An RPC leaves identity `i` at `depart` for the peer of connection record `to`, over its
     /// network path.
-    fn leave_to(&mut self, i: usize, to: Conn, depart: u64, rpc: Rpc) {
+    fn send_over(&mut self, i: usize, to: Conn, depart: u64, rpc: Rpc) {
         let src = self.ids[i];
         let path = self.net.routes.by_index(to.path);
         let reliable = rpc.kind.is_connection();
@@ -1635,7 +1636,7 @@ impl GossipEngine {
         match rpc.kind {
             RpcKind::Connect => {
                 self.conn[conn].flags &= !DOWN;
-                self.leave(i, conn, now, Rpc::control(RpcKind::Accept, 0));
+                self.send_on(i, conn, now, Rpc::control(RpcKind::Accept, 0));
                 return Ok(());
             }
             RpcKind::PeerExchange if self.up(conn) => {
@@ -1648,7 +1649,7 @@ impl GossipEngine {
                     && let Some(c) = self.take_slot(i, p)
                 {
                     self.conn[c].flags |= OUTBOUND;
-                    self.leave(i, c, now, Rpc::control(RpcKind::Connect, 0));
+                    self.send_on(i, c, now, Rpc::control(RpcKind::Connect, 0));
                 }
                 return Ok(());
             }
@@ -1812,11 +1813,11 @@ impl GossipEngine {
             && let Some(c) = self.take_slot(i, src)
         {
             self.conn[c].flags &= !DOWN;
-            self.leave(i, c, now, Rpc::control(RpcKind::Accept, 0));
+            self.send_on(i, c, now, Rpc::control(RpcKind::Accept, 0));
         } else {
             let path = self.net.path_index(self.ids[i], src);
             let to = Conn { peer: src, at: self.local[src as usize], path, shared: 0, flags: 0, rev: NO_HINT };
-            self.leave_to(i, to, now, Rpc::control(RpcKind::Disconnect, 0));
+            self.send_over(i, to, now, Rpc::control(RpcKind::Disconnect, 0));
         }
     }
 
@@ -1901,7 +1902,7 @@ impl Engine for GossipEngine {
                         self.hb_seq[i] = self.seq[i];
                         self.seq[i] += 1;
                     }
-                    Action::Join => self.go_online(i, ev.time),
+                    Action::GoOnline => self.go_online(i, ev.time),
                     Action::Arrive(rpc) | Action::Handle { rpc, .. } if !rpc.kind.is_connection() => {
                         self.dropped_offline[i] += 1;
                     }
@@ -1914,13 +1915,13 @@ impl Engine for GossipEngine {
                 continue;
             }
             match ev.action {
-                Action::Leave => self.go_offline(i, ev.time),
-                Action::Join => {}
+                Action::GoOffline => self.go_offline(i, ev.time),
+                Action::GoOnline => {}
                 Action::Heartbeat { cycle } => self.heartbeat(i, ev.time, cycle),
                 Action::Publish { topic } => self.publish(i, ev.time, topic),
                 Action::Validated(m) => self.forward(i, ev.time, m),
                 Action::TxDone { rpc, conn } => {
-                    self.leave(i, conn as usize, ev.time, rpc);
+                    self.send_on(i, conn as usize, ev.time, rpc);
                     self.start_tx(i, ev.time);
                 }
                 Action::Arrive(rpc) => {

@@ -16,7 +16,7 @@ pub mod engine;
 pub mod peers;
 pub mod rpc;
 pub mod score;
-mod tables;
 pub mod topics;
+pub mod traffic;
 
 pub use engine::{GossipEngine, GossipSetup};

@@ -5,7 +5,8 @@
 //! identities' lists), so it does not depend on the partition.
 
 use crate::config::{GossipSpec, MAX_PEERS};
-use crate::topics::{Publication, Subscriptions, TOPIC_COUNT};
+use crate::topics::TOPIC_COUNT;
+use crate::traffic::{Publication, Subscriptions};
 
 /// Connection slots subnet dials leave free for duty dials (see [`PeerGraph::for_run`]).
 pub const DUTY_ROOM: u32 = 4;

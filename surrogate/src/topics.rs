@@ -1,6 +1,7 @@
 //! Topics and subscriptions. Topic indices are fixed whatever the configuration, so tables and
 //! bus events name topics the same way in every run: 0 is `beacon_block`, 1..=64 the attestation
 //! subnets, 65..=192 the data column subnets.
+//! Who subscribes to and publishes on which topic is [`crate::traffic`]'s.
 //!
 //! Subscriptions follow Ethereum's rules in shape: every identity subscribes to the block topic,
 //! to `subnets_per_node` attestation subnets and to `custody_per_node` column subnets, chosen
@@ -8,8 +9,10 @@
 //! synthetic, so a stream plays its part). They are fixed for the run, and every shard computes
 //! the same table.
 
-use crate::config::{ATTESTATION_SUBNETS, COLUMN_SUBNETS, TrafficSpec};
-use thermocline_models::rng::{StreamFamily, below};
+/// Attestation subnets (`ATTESTATION_SUBNET_COUNT`).
+pub const ATTESTATION_SUBNETS: u32 = 64;
+/// Data column sidecar subnets (`DATA_COLUMN_SIDECAR_SUBNET_COUNT`, one column each).
+pub const COLUMN_SUBNETS: u32 = 128;
 
 /// Topic index of `beacon_block`.
 pub const TOPIC_BEACON_BLOCK: u8 = 0;
@@ -48,126 +51,9 @@ pub fn topic_family_of_name(name: &str) -> &str {
     name.trim_end_matches(|c: char| c.is_ascii_digit()).trim_end_matches('_')
 }
 
-/// Every identity's topics: `per` of them each, ascending, the block topic first.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Subscriptions {
-    per: usize,
-    topics: Vec<u8>,
-    subscribers: Vec<u32>,
-}
-
-/// `want` distinct values below `n`, ascending, from `rng` (a partial Fisher–Yates).
-fn distinct(rng: &mut thermocline_models::rng::CompactRng, n: u32, want: u32) -> Vec<u8> {
-    let mut all: Vec<u8> = (0..n as u8).collect();
-    for k in 0..want as usize {
-        let r = k + below(rng, (all.len() - k) as u64) as usize;
-        all.swap(k, r);
-    }
-    all.truncate(want as usize);
-    all.sort_unstable();
-    all
-}
-
-impl Subscriptions {
-    /// The subscriptions of `n` identities under `traffic`'s topics.
-    pub fn compute(n: u32, traffic: &TrafficSpec, seed: u64) -> Self {
-        let att = traffic.attestations.as_ref().map_or(0, |a| a.subnets_per_node);
-        let col = traffic.data_columns.as_ref().map_or(0, |c| c.custody_per_node);
-        let per = 1 + att as usize + col as usize;
-        let family = StreamFamily::new(seed, "subscriptions");
-        let mut topics = Vec::with_capacity(n as usize * per);
-        let mut subscribers = vec![0u32; TOPIC_COUNT];
-        for h in 0..n {
-            topics.push(TOPIC_BEACON_BLOCK);
-            if per > 1 {
-                let mut rng = family.compact(h);
-                topics.extend(distinct(&mut rng, ATTESTATION_SUBNETS, att).into_iter().map(|s| ATTESTATION_BASE + s));
-                topics.extend(distinct(&mut rng, COLUMN_SUBNETS, col).into_iter().map(|s| COLUMN_BASE + s));
-            }
-            for &t in &topics[topics.len() - per..] {
-                subscribers[t as usize] += 1;
-            }
-        }
-        Subscriptions { per, topics, subscribers }
-    }
-
-    /// Topics per identity.
-    pub fn per_identity(&self) -> usize {
-        self.per
-    }
-
-    /// The topics of identity `h`, ascending.
-    pub fn of(&self, h: u32) -> &[u8] {
-        &self.topics[h as usize * self.per..(h as usize + 1) * self.per]
-    }
-
-    /// Whether `h` subscribes to `t`.
-    pub fn has(&self, h: u32, t: u8) -> bool {
-        self.of(h).binary_search(&t).is_ok()
-    }
-
-    /// How many identities subscribe to `t`.
-    pub fn subscribers(&self, t: u8) -> u32 {
-        self.subscribers[t as usize]
-    }
-}
-
-/// One publication of the traffic model.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct Publication {
-    /// When, ns.
-    pub at_ns: u64,
-    /// Who publishes.
-    pub publisher: u32,
-    /// On which topic.
-    pub topic: u8,
-}
-
-/// Every publication of a run of `n` identities ending at `end_ns`, in scheduling order: per
-/// slot, the proposer (drawn from the slot's "proposer" stream) publishes the block and then
-/// every data column; then each attestation's publisher and time come from the slot's
-/// "attester" stream. Every shard and the peer manager compute the same list.
-pub fn publications(n: u32, traffic: &TrafficSpec, seed: u64, end_ns: u64) -> Vec<Publication> {
-    let mut out = Vec::new();
-    if n == 0 {
-        return out;
-    }
-    let slot_ns = traffic.slot.as_nanos().max(1);
-    let first = traffic.start.as_nanos();
-    let proposers = StreamFamily::new(seed, "proposer");
-    let mut slot = 0u64;
-    while first + slot * slot_ns < end_ns {
-        let start = first + slot * slot_ns;
-        let proposer = below(&mut proposers.compact(slot as u32), n as u64) as u32;
-        let at_ns = start + traffic.beacon_block.proposer_delay.as_nanos();
-        out.push(Publication { at_ns, publisher: proposer, topic: TOPIC_BEACON_BLOCK });
-        if traffic.data_columns.is_some() {
-            for c in 0..COLUMN_SUBNETS as u8 {
-                out.push(Publication { at_ns, publisher: proposer, topic: COLUMN_BASE + c });
-            }
-        }
-        if let Some(a) = &traffic.attestations {
-            let attesters = StreamFamily::new(seed ^ slot, "attester");
-            for subnet in 0..ATTESTATION_SUBNETS {
-                for k in 0..a.per_subnet {
-                    let mut rng = attesters.compact(subnet * a.per_subnet + k);
-                    let publisher = below(&mut rng, n as u64) as u32;
-                    let at_ns = start + a.delay.as_nanos() + below(&mut rng, a.spread.as_nanos().max(1));
-                    if at_ns < end_ns {
-                        out.push(Publication { at_ns, publisher, topic: ATTESTATION_BASE + subnet as u8 });
-                    }
-                }
-            }
-        }
-        slot += 1;
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{AttestationSpec, DataColumnSpec};
 
     #[test]
     fn names_and_families() {
@@ -179,32 +65,5 @@ mod tests {
         for t in 0..TOPIC_COUNT as u8 {
             assert_eq!(topic_family_of_name(&topic_name(t)), topic_family(t));
         }
-    }
-
-    #[test]
-    fn every_identity_gets_distinct_topics_of_each_kind() {
-        let traffic = TrafficSpec {
-            attestations: Some(AttestationSpec::default()),
-            data_columns: Some(DataColumnSpec::default()),
-            ..TrafficSpec::default()
-        };
-        let s = Subscriptions::compute(2000, &traffic, 7);
-        assert_eq!(s.per_identity(), 7);
-        for h in 0..2000 {
-            let t = s.of(h);
-            assert!(t.windows(2).all(|w| w[0] < w[1]), "{t:?}");
-            assert_eq!(t[0], TOPIC_BEACON_BLOCK);
-            assert_eq!(t.iter().filter(|&&x| topic_family(x) == "beacon_attestation").count(), 2);
-            assert_eq!(t.iter().filter(|&&x| topic_family(x) == "data_column_sidecar").count(), 4);
-            assert!(s.has(h, t[3]) && !s.has(h, 200));
-        }
-        assert_eq!(s.subscribers(0), 2000);
-        let att: u32 = (0..64).map(|k| s.subscribers(ATTESTATION_BASE + k)).sum();
-        assert_eq!(att, 4000);
-        // Spread over subnets: every subnet has some subscribers.
-        assert!((0..64).all(|k| s.subscribers(ATTESTATION_BASE + k) > 20));
-        assert_eq!(s, Subscriptions::compute(2000, &traffic, 7));
-        assert_ne!(s, Subscriptions::compute(2000, &traffic, 8));
-        assert_eq!(Subscriptions::compute(10, &TrafficSpec::default(), 1).per_identity(), 1);
     }
 }
