@@ -1,25 +1,28 @@
-//! A host's TCP endpoint without a process behind it: what a surrogate identity uses where it
-//! meets a real client. It owns the host's [`TcpStack`], its listening ports and its
-//! connections, and speaks in the sans-IO manner of the rest of this crate:
-//! [`HostNet::handle_packet`] takes an IPv4 packet that reached the host,
+//! A host's TCP and UDP endpoint without a process behind it: what a surrogate identity uses
+//! where it meets a real client. It owns the host's [`TcpStack`], its listening ports, its
+//! connections and its datagram sockets, and speaks in the sans-IO manner of the rest of this
+//! crate: [`HostNet::handle_packet`] takes an IPv4 packet that reached the host,
 //! [`HostNet::poll_transmit`] gives the packets it sends, [`HostNet::poll_timeout`] says when it
-//! must next be polled, and connections are handles ([`ConnId`]) with `send`/`recv`/`close`.
-//! [`HostNet::poll_event`] reports accepted connections, established dials and ends.
+//! must next be polled, connections are handles ([`ConnId`]) with `send`/`recv`/`close`, and
+//! datagram sockets are their bound ports ([`UdpPort`]) with `send_to`/`recv_from`.
+//! [`HostNet::poll_event`] reports accepted connections, established dials, ends and datagrams.
 //!
 //! Direct hosts run Linux's socket calls on the same [`TcpStack`] (their descriptor logic lives
 //! with their syscalls); this endpoint is the small surface an in-simulator peer needs.
 
 use crate::stack::TcpStack;
+use crate::udp::{Datagram, MAX_UDP_PAYLOAD, UdpSocket};
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::{self, State};
-use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
+use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint, IpProtocol, Ipv4Packet};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// Send and receive buffer of each connection: 256 KiB keeps a 50 Mbit/s path with a 40 ms
 /// round trip (250 kB in flight) from being window-limited, with window scaling.
 pub const CONN_BUFFER: usize = 256 * 1024;
-/// Listening sockets kept ready per port: that many handshakes may be in progress at once.
+/// Sockets kept in LISTEN per port, refilled after every packet; those half-way through a
+/// handshake come on top, so any number of handshakes may be in progress at once.
 pub const LISTEN_POOL: usize = 2;
 /// The first ephemeral port of dials (Linux's default range starts here too).
 const EPHEMERAL: u16 = 49152;
@@ -27,6 +30,10 @@ const EPHEMERAL: u16 = 49152;
 /// A connection of this endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ConnId(pub u32);
+
+/// A datagram socket of this endpoint, named by the UDP port it is bound to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UdpPort(pub u16);
 
 /// What happened on the endpoint, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +52,8 @@ pub enum NetEvent {
     /// The connection is over (closed by both sides, reset, refused or timed out); its handle is
     /// no longer valid.
     Closed(ConnId),
+    /// A datagram was queued on a datagram socket (one event per datagram).
+    Datagram(UdpPort),
 }
 
 /// Why a call was refused.
@@ -62,6 +71,12 @@ pub enum EndpointError {
     /// No free ephemeral port, or the stack refused the dial.
     #[error("cannot dial")]
     CannotDial,
+    /// No datagram socket is bound to that port.
+    #[error("no such datagram socket")]
+    NoSocket,
+    /// A datagram larger than one IPv4 packet can carry.
+    #[error("message too long")]
+    TooLarge,
 }
 
 /// One connection's record.
@@ -83,6 +98,9 @@ pub struct HostNet {
     next_port: u16,
     events: VecDeque<NetEvent>,
     tx: VecDeque<Vec<u8>>,
+    /// Datagram sockets by bound port (UDP ports are apart from TCP's, as on Linux).
+    udp: BTreeMap<u16, UdpSocket>,
+    next_udp_port: u16,
 }
 
 impl HostNet {
@@ -97,6 +115,8 @@ impl HostNet {
             next_port: EPHEMERAL,
             events: VecDeque::new(),
             tx: VecDeque::new(),
+            udp: BTreeMap::new(),
+            next_udp_port: EPHEMERAL,
         }
     }
 
@@ -140,9 +160,56 @@ impl HostNet {
     }
 
     /// Takes an IPv4 packet that reached the host (any bytes: what does not parse is dropped).
+    /// A datagram goes to the socket bound to its port, if any; a segment to the TCP stack.
     pub fn handle_packet(&mut self, now: u64, packet: Vec<u8>) {
+        let udp = Ipv4Packet::new_checked(&packet[..]).is_ok_and(|p| p.next_header() == IpProtocol::Udp);
+        if udp {
+            self.take_datagram(&packet);
+            return;
+        }
         self.stack.push_rx(packet);
         self.poll(now);
+    }
+
+    /// Binds a datagram socket to `port` (0: a free ephemeral port).
+    pub fn bind_udp(&mut self, port: u16) -> Result<UdpPort, EndpointError> {
+        let port = match port {
+            0 => self.free_udp_port().ok_or(EndpointError::AddrInUse)?,
+            p if self.udp.contains_key(&p) => return Err(EndpointError::AddrInUse),
+            p => p,
+        };
+        let mut socket = UdpSocket::new();
+        socket.local = Some((self.ip, port));
+        self.udp.insert(port, socket);
+        Ok(UdpPort(port))
+    }
+
+    /// Sends `data` from datagram socket `from` to `to`; returns the bytes sent.
+    pub fn send_to(&mut self, from: UdpPort, to: SocketAddrV4, data: &[u8]) -> Result<usize, EndpointError> {
+        if !self.udp.contains_key(&from.0) {
+            return Err(EndpointError::NoSocket);
+        }
+        if data.len() > MAX_UDP_PAYLOAD {
+            return Err(EndpointError::TooLarge);
+        }
+        self.tx.push_back(crate::udp::encode((self.ip, from.0), (*to.ip(), to.port()), data));
+        Ok(data.len())
+    }
+
+    /// Takes the oldest datagram waiting on socket `on`, with its sender (`None` when none waits).
+    pub fn recv_from(&mut self, on: UdpPort) -> Result<Option<(SocketAddrV4, Vec<u8>)>, EndpointError> {
+        let socket = self.udp.get_mut(&on.0).ok_or(EndpointError::NoSocket)?;
+        Ok(socket.dequeue(false).map(|d| (SocketAddrV4::new(d.src.0, d.src.1), d.data)))
+    }
+
+    /// Closes datagram socket `on`, dropping what waits on it; its port is free again.
+    pub fn close_udp(&mut self, on: UdpPort) {
+        self.udp.remove(&on.0);
+    }
+
+    /// Datagram sockets open (for memory accounting).
+    pub fn udp_sockets(&self) -> usize {
+        self.udp.len()
     }
 
     /// Lets time pass to `now` (retransmissions, delayed ACKs, TIME-WAIT).
@@ -216,6 +283,31 @@ impl HostNet {
         self.next_conn += 1;
         self.conns.insert(id, Conn { handle, up: false, dialled });
         id
+    }
+
+    /// Queues a datagram on the socket bound to its destination port. A datagram to a port
+    /// nobody holds, one that does not decode, or one beyond the socket's receive buffer is
+    /// dropped (Linux answers the first with an ICMP port-unreachable, which is not modelled).
+    fn take_datagram(&mut self, packet: &[u8]) {
+        let Ok(d) = crate::udp::decode(packet) else { return };
+        if d.dst.0 != self.ip {
+            return;
+        }
+        let Some(socket) = self.udp.get_mut(&d.dst.1) else { return };
+        if socket.enqueue(Datagram { src: d.src, data: d.payload, v6: false }) {
+            self.events.push_back(NetEvent::Datagram(UdpPort(d.dst.1)));
+        }
+    }
+
+    fn free_udp_port(&mut self) -> Option<u16> {
+        for _ in 0..16384 {
+            let p = self.next_udp_port;
+            self.next_udp_port = if p == u16::MAX { EPHEMERAL } else { p + 1 };
+            if !self.udp.contains_key(&p) {
+                return Some(p);
+            }
+        }
+        None
     }
 
     fn free_port(&mut self) -> Option<u16> {
@@ -302,10 +394,15 @@ impl HostNet {
         changed
     }
 
-    /// Keeps [`LISTEN_POOL`] listening sockets ready on every listening port.
+    /// Keeps [`LISTEN_POOL`] sockets in LISTEN on every listening port, beside those that took a
+    /// SYN and are half-way through their handshake: Linux's backlog, which a burst of dials at one
+    /// instant must not overrun.
     fn refill(&mut self) {
         for (&port, pool) in self.listening.iter_mut() {
-            while pool.len() < LISTEN_POOL {
+            let sockets = &self.stack.sockets;
+            let mut idle = pool.iter().filter(|&&h| sockets.get::<tcp::Socket>(h).state() == State::Listen).count();
+            while idle < LISTEN_POOL {
+                idle += 1;
                 let mut s = new_socket();
                 if s.listen(IpListenEndpoint { addr: None, port }).is_err() {
                     break;

@@ -362,7 +362,8 @@ impl BoundaryHost {
                     out.push(Output::Down { host: p.host });
                 }
             }
-            NetEvent::Connected(_) => {}
+            // Dials are reported by the wire stack; boundary identities bind no datagram sockets.
+            NetEvent::Connected(_) | NetEvent::Datagram(_) => {}
         }
     }
 }

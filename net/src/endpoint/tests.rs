@@ -184,3 +184,58 @@ fn two_dials_get_distinct_ports_and_both_are_accepted() {
     assert_ne!(remotes[0], remotes[1]);
     assert!(p.took(false, |e| *e == NetEvent::Connected(c1)) && p.took(false, |e| *e == NetEvent::Connected(c2)));
 }
+
+#[test]
+fn more_dials_at_once_than_the_listen_pool_are_all_accepted() {
+    let mut p = Pair::new();
+    p.b.listen(9000).unwrap();
+    let dials: Vec<ConnId> =
+        (0..3 * LISTEN_POOL).map(|_| p.a.connect(0, SocketAddrV4::new(B, 9000)).unwrap()).collect();
+    p.run(100_000_000);
+    let accepted = p.events.iter().filter(|(b, e)| *b && matches!(e, NetEvent::Accepted { .. })).count();
+    assert_eq!(accepted, dials.len(), "the pool refills between SYNs: {:?}", p.events);
+    for c in dials {
+        assert!(p.took(false, |e| *e == NetEvent::Connected(c)));
+    }
+}
+
+#[test]
+fn a_datagram_crosses_both_ways_between_bound_sockets() {
+    let mut p = Pair::new();
+    let server = p.b.bind_udp(9000).unwrap();
+    let client = p.a.bind_udp(0).unwrap();
+    assert!(client.0 >= EPHEMERAL, "an ephemeral port: {client:?}");
+    assert_eq!(p.a.send_to(client, SocketAddrV4::new(B, 9000), b"ping"), Ok(4));
+    p.run(100_000_000);
+    assert!(p.took(true, |e| *e == NetEvent::Datagram(server)));
+    let (from, data) = p.b.recv_from(server).unwrap().unwrap();
+    assert_eq!((from, data.as_slice()), (SocketAddrV4::new(A, client.0), &b"ping"[..]));
+    assert_eq!(p.b.recv_from(server), Ok(None), "one datagram, taken once");
+    p.b.send_to(server, from, b"pong").unwrap();
+    p.run(p.now + 100_000_000);
+    assert!(p.took(false, |e| *e == NetEvent::Datagram(client)));
+    assert_eq!(p.a.recv_from(client).unwrap().map(|(_, d)| d), Some(b"pong".to_vec()));
+}
+
+#[test]
+fn datagram_ports_are_held_once_and_apart_from_tcp() {
+    let mut p = Pair::new();
+    p.b.listen(9000).unwrap();
+    let u = p.b.bind_udp(9000).expect("UDP and TCP ports are separate spaces");
+    assert_eq!(p.b.bind_udp(9000), Err(EndpointError::AddrInUse));
+    assert_eq!(p.b.send_to(UdpPort(9001), SocketAddrV4::new(A, 1), b"x"), Err(EndpointError::NoSocket));
+    assert_eq!(p.b.send_to(u, SocketAddrV4::new(A, 1), &vec![0; MAX_UDP_PAYLOAD + 1]), Err(EndpointError::TooLarge));
+    p.b.close_udp(u);
+    assert_eq!(p.b.recv_from(u), Err(EndpointError::NoSocket));
+    assert_eq!(p.b.bind_udp(9000), Ok(u), "free again once closed");
+}
+
+#[test]
+fn a_datagram_to_an_unbound_port_is_dropped_without_an_event() {
+    let mut p = Pair::new();
+    let a = p.a.bind_udp(0).unwrap();
+    p.a.send_to(a, SocketAddrV4::new(B, 7), b"nobody").unwrap();
+    p.run(100_000_000);
+    assert!(p.events.is_empty(), "{:?}", p.events);
+    assert_eq!(p.b.udp_sockets(), 0);
+}
