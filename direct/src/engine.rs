@@ -16,6 +16,7 @@ use crate::procfs::{
     shim_mapped, stopped_thread_dying, thread_pidfd,
 };
 use crate::sched::{Action, MARK_EVENT_KIND, PACKET_EVENT_KIND, Pending, Scheduler};
+use crate::timers::TimerKey;
 
 use crate::seccomp::{SockFilter, filter_program};
 use crate::{DirectError, emulate, sysnames};
@@ -351,6 +352,7 @@ impl DirectEngine {
                 fork_fds: HashMap::new(),
                 fd_tables: Vec::new(),
                 futexes: Default::default(),
+                timers: Default::default(),
                 epoch: 0,
                 objs: Vec::new(),
                 logged: Default::default(),
@@ -631,6 +633,7 @@ impl DirectEngine {
         let (pid, tgid, fdt) = (t.pid, t.tgid, t.fdt);
         host.pid_vid.remove(&pid);
         host.futexes.cancel(vid);
+        host.timers.forget_task(vid);
         host.leave_fd_table(fdt);
         // A group exit (`exit_group`, or a fatal signal) has already sent SIGKILL to the other
         // threads when the first one's exit is seen. Those the supervisor holds stopped are dying:
@@ -1109,15 +1112,11 @@ impl DirectEngine {
                     BlockKind::Io { .. } => BlockKind::Io { since: host.progress },
                     k => k,
                 };
-                let t = host.tasks.get_mut(&vid).expect("task exists");
-                t.state = TaskState::Blocked(notif, kind);
-                if t.deadline.is_none()
+                host.tasks.get_mut(&vid).expect("task exists").state = TaskState::Blocked(notif, kind);
+                if host.timers.due(TimerKey::Deadline(vid)).is_none()
                     && let Some(d) = timeout
                 {
-                    let token = self.sched.next_token();
-                    let at = now.saturating_add(d);
-                    t.deadline = Some((at, token));
-                    self.push_local(h, at, Action::Wake { vid, token });
+                    self.sched.arm(host, TimerKey::Deadline(vid), now.saturating_add(d));
                 }
                 self.flush_tcp(h);
                 return Ok(());
@@ -1145,8 +1144,8 @@ impl DirectEngine {
         };
         let host = &mut self.hosts[h];
         host.futexes.cancel(vid);
+        host.timers.cancel(TimerKey::Deadline(vid));
         let t = host.tasks.get_mut(&vid).expect("task exists");
-        t.deadline = None;
         t.timed_out = false;
         t.retry = false;
         t.futex_woken = false;
@@ -1180,12 +1179,7 @@ impl DirectEngine {
         }
         let Some(wait) = t.latency.take_due() else { return false };
         t.state = TaskState::Blocked(notif, BlockKind::Latency);
-        let token = self.sched.next_token();
-        let at = now.saturating_add(wait);
-        if let Some(t) = self.hosts[h].tasks.get_mut(&vid) {
-            t.deadline = Some((at, token));
-        }
-        self.push_local(h, at, Action::Wake { vid, token });
+        self.sched.arm(host, TimerKey::Deadline(vid), now.saturating_add(wait));
         true
     }
 
@@ -1272,53 +1266,7 @@ impl DirectEngine {
         match ev.action {
             Action::Start(p) => self.start(h, p)?,
             Action::Stop(p, signal) => self.stop(h, p, signal),
-            Action::Wake { vid, token } => {
-                let host = &mut self.hosts[h];
-                let epoch = host.epoch;
-                if let Some(t) = host.tasks.get_mut(&vid)
-                    && t.deadline.is_some_and(|(_, tok)| tok == token)
-                    && let TaskState::Blocked(n, kind) = t.state
-                {
-                    t.state = TaskState::Parked(n);
-                    t.ready_since = epoch;
-                    if kind == BlockKind::Latency {
-                        t.deadline = None; // its latency is applied: the call is handled afresh
-                    } else {
-                        t.timed_out = true;
-                        t.retry = true;
-                    }
-                }
-            }
-            Action::TimerFd { obj, token } => {
-                let now = self.hosts[h].now;
-                let host = &mut self.hosts[h];
-                if let Some(Some(slot)) = host.objs.get_mut(obj)
-                    && let Obj::TimerFd(t) = &mut slot.obj
-                    && t.fire(token, now)
-                {
-                    host.progress += 1;
-                    let next = t.next_deadline();
-                    if let Some(at) = next {
-                        self.push_local(h, at, Action::TimerFd { obj, token });
-                    }
-                }
-            }
-            Action::Alarm { vid, token } => {
-                let host = &mut self.hosts[h];
-                let Some(t) = host.tasks.get_mut(&vid) else { return Ok(()) };
-                let Some((at, interval, tok)) = t.alarm else { return Ok(()) };
-                if tok != token || matches!(t.state, TaskState::Exited) {
-                    return Ok(());
-                }
-                t.alarm = None;
-                // SAFETY: signalling a managed task.
-                unsafe { libc::kill(t.tgid, libc::SIGALRM) };
-                host.progress += 1;
-                host.signal_hint = true;
-                if interval > 0 {
-                    self.sched.set_alarm(&mut self.hosts[h], vid, at + interval, interval);
-                }
-            }
+            Action::Timer { key, generation } => self.timer(h, key, generation),
             Action::Arrive(packet) => {
                 let host = &mut self.hosts[h];
                 let bytes = packet.len() as u64;
@@ -1342,15 +1290,64 @@ impl DirectEngine {
                 self.hosts[h].marks.add(mark);
                 crate::nic::settle_marks(&mut self.hosts[h]);
             }
-            Action::TcpPoll { token } => {
-                let Some(st) = self.hosts[h].tcp.as_deref_mut() else { return Ok(()) };
-                if st.timer.is_some_and(|(_, t)| t == token) {
-                    st.timer = None;
+        }
+        Ok(())
+    }
+
+    /// Host `h`'s timer `key` fires, unless `generation` says the event is stale: a blocked call
+    /// times out (or its latency pause ends), a timerfd expires, an alarm sends `SIGALRM`, the
+    /// stack is polled.
+    fn timer(&mut self, h: usize, key: TimerKey, generation: u64) {
+        let host = &mut self.hosts[h];
+        let Some(at) = host.timers.current(key, generation) else { return };
+        if !matches!(key, TimerKey::Deadline(_)) {
+            host.timers.cancel(key);
+        }
+        match key {
+            TimerKey::Deadline(vid) => {
+                let epoch = host.epoch;
+                let Some(t) = host.tasks.get_mut(&vid) else { return };
+                let TaskState::Blocked(n, kind) = t.state else { return };
+                t.state = TaskState::Parked(n);
+                t.ready_since = epoch;
+                if kind == BlockKind::Latency {
+                    // The pause is over and the call is handled afresh; a call that timed out
+                    // keeps its deadline until it is answered, so blocking again arms none.
+                    host.timers.cancel(key);
+                } else {
+                    t.timed_out = true;
+                    t.retry = true;
+                }
+            }
+            TimerKey::TimerFd(obj) => {
+                let now = host.now;
+                let Some(Some(crate::host::ObjSlot { obj: Obj::TimerFd(t), .. })) = host.objs.get_mut(obj) else {
+                    return;
+                };
+                if t.fire(now) {
+                    host.progress += 1;
+                    if let Some(at) = t.next_deadline() {
+                        self.sched.arm(host, key, at);
+                    }
+                }
+            }
+            TimerKey::Alarm(vid) => {
+                let Some(t) = host.tasks.get(&vid) else { return };
+                let (tgid, interval) = (t.tgid, t.alarm_interval);
+                // SAFETY: signalling a managed task.
+                unsafe { libc::kill(tgid, libc::SIGALRM) };
+                host.progress += 1;
+                host.signal_hint = true;
+                if interval > 0 {
+                    self.sched.set_alarm(host, vid, at + interval, interval);
+                }
+            }
+            TimerKey::TcpPoll => {
+                if host.tcp.is_some() {
                     crate::nic::poll(&mut self.cx(h));
                 }
             }
         }
-        Ok(())
     }
 
     /// A packet from the network has been downloaded by host `h`: to its sockets now, or, with
@@ -1390,10 +1387,11 @@ impl DirectEngine {
         // Let handlers run as in normal operation (blocked calls with the signal pending are
         // interrupted, time stays at the end, so latency is not waited off), within a budget of
         // answered syscalls.
-        for t in self.hosts[h].tasks.values_mut() {
+        let host = &mut self.hosts[h];
+        for t in host.tasks.values_mut() {
             if let TaskState::Blocked(n, BlockKind::Latency) = t.state {
                 t.state = TaskState::Parked(n);
-                t.deadline = None;
+                host.timers.cancel(TimerKey::Deadline(t.vid));
             }
         }
         self.hosts[h].progress += 1;

@@ -13,6 +13,7 @@ use thermocline_shim::abi::{ABI_VERSION, TIME_PAGE_BYTES, TimePage};
 use crate::config::{ExitStatus, ProcessSpec};
 use crate::pcap::PcapWriter;
 use crate::tcp::TcpSocket;
+use crate::timers::TimerKey;
 use thermocline_net::stack::TcpStack;
 use thermocline_net::udp::UdpSocket;
 
@@ -208,16 +209,15 @@ pub struct Task {
     pub forked: bool,
     /// It called execve since it last stopped: refresh binary, descriptors and AT_RANDOM.
     pub exec_pending: bool,
-    /// The pending timer of its blocked syscall: (deadline, token).
-    pub deadline: Option<(u64, u64)>,
     /// Its blocked syscall's timer fired.
     pub timed_out: bool,
     /// Its pending notification was handled before and blocked (do not count it again).
     pub retry: bool,
     /// A signal is pending: its blocked syscall is to be interrupted.
     pub interrupted: bool,
-    /// Its `ITIMER_REAL` timer (`alarm`, `setitimer`): (expiry, interval, token).
-    pub alarm: Option<(u64, u64, u64)>,
+    /// The period of its `ITIMER_REAL` timer (`alarm`, `setitimer`; 0: one shot), which
+    /// [`Host::timers`] holds as [`TimerKey::Alarm`](crate::timers::TimerKey::Alarm).
+    pub alarm_interval: u64,
     /// Whether this task is the one the launcher started (the supervisor's own child).
     pub is_root: bool,
     /// It called vfork and its child has not been registered yet.
@@ -333,6 +333,8 @@ pub struct Host {
     pub fd_tables: Vec<Option<FdTable>>,
     /// Futex waiters of this host's tasks.
     pub futexes: crate::futex::FutexTable,
+    /// Every timer of the host: blocked calls' timeouts, alarms, the stack's poll, timerfds.
+    pub(crate) timers: crate::timers::Timers,
     /// Counts scheduling steps: the age of runnable tasks ([`Task::ready_since`]).
     pub epoch: u64,
     /// Emulated objects.
@@ -460,11 +462,10 @@ impl Host {
                 random,
                 forked: false,
                 exec_pending: false,
-                deadline: None,
                 timed_out: false,
                 retry: false,
                 interrupted: false,
-                alarm: None,
+                alarm_interval: 0,
                 is_root: t.is_root,
                 vfork_pending: false,
                 syscalls: 0,
@@ -597,6 +598,7 @@ impl Host {
                     }
                 }
                 Some(Some(ObjSlot { obj: Obj::Tcp(_), .. })) => self.release_tcp(i),
+                Some(Some(ObjSlot { obj: Obj::TimerFd(_), .. })) => self.timers.cancel(TimerKey::TimerFd(i)),
                 _ => {}
             }
             self.objs[i] = None;

@@ -51,6 +51,7 @@ pub mod tcp;
 pub mod teardown;
 mod threads;
 mod timerfd;
+mod timers;
 pub mod vdso;
 pub mod waits;
 mod wall;

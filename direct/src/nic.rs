@@ -11,6 +11,7 @@ use crate::marks::StreamState;
 use crate::tcp::{
     LISTEN_POOL, Listener, Phase, Seen, mask, new_stack_socket, send_buffer, synchronised, v4, wakeups_between,
 };
+use crate::timers::TimerKey;
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::wire::{IpAddress, IpListenEndpoint};
 use smoltcp::wire::{IpProtocol, Ipv4Packet};
@@ -48,7 +49,7 @@ pub(crate) fn poll(cx: &mut Cx) {
     let now = host.now;
     let Some(st) = host.tcp.as_deref_mut() else { return };
     let Some(at) = st.next_poll(now) else { return };
-    if st.timer.is_some_and(|(t, _)| t <= at && t > now) {
+    if host.timers.due(TimerKey::TcpPoll).is_some_and(|t| t <= at && t > now) {
         return;
     }
     cx.sched.schedule_tcp_poll(cx.host, at);

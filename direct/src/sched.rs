@@ -3,6 +3,7 @@
 //! [`Scheduler`], executes what it pops, and hands what leaves the shard to the bus.
 
 use crate::host::Host;
+use crate::timers::TimerKey;
 use bytes::Bytes;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -24,20 +25,15 @@ pub(crate) enum Action {
     Start(usize),
     /// Send signal `1` to process `0` of the host (its `stop` time), if it still runs.
     Stop(usize, i32),
-    /// The timer of task `vid`'s blocked syscall, identified by `token`.
-    Wake { vid: u32, token: u64 },
-    /// Task `vid`'s `ITIMER_REAL` timer expires (if `token` is still its current one).
-    Alarm { vid: u32, token: u64 },
+    /// Timer `key` of the host fires, if `generation` is still its current arming (see
+    /// [`crate::timers`]).
+    Timer { key: TimerKey, generation: u64 },
     /// An IPv4 packet reaches the host's interface.
     Arrive(Bytes),
     /// An IPv4 packet has been downloaded and goes to the host's sockets.
     Deliver(Bytes),
     /// An IPv4 packet the host sent to itself (loopback or its own address).
     Loopback(Bytes),
-    /// The host's TCP/IP stack is due a poll (if `token` is still its current timer).
-    TcpPoll { token: u64 },
-    /// The `timerfd` timer of emulated object `obj` expires (if `token` is still its current one).
-    TimerFd { obj: usize, token: u64 },
     /// A boundary identity's stream mark reaches the host.
     Mark(Bytes),
     /// The host's receive coalescing window ends: what its card holds goes to its sockets.
@@ -60,12 +56,11 @@ pub(crate) struct Pending {
     pub action: Action,
 }
 
-/// The event queue of one shard's direct hosts, the timer tokens, and where packets go: into the
-/// queue for a direct host of this shard, out to the bus for anyone else.
+/// The event queue of one shard's direct hosts, and where packets go: into the queue for a
+/// direct host of this shard, out to the bus for anyone else.
 pub(crate) struct Scheduler {
     queue: BinaryHeap<Reverse<Pending>>,
     outgoing: Vec<(ShardId, Event)>,
-    tokens: u64,
     me: ShardId,
     partition: Partition,
     net: NetworkModel,
@@ -76,15 +71,7 @@ pub(crate) struct Scheduler {
 impl Scheduler {
     /// An empty timeline for shard `me`.
     pub fn new(me: ShardId, partition: Partition, net: NetworkModel) -> Self {
-        Scheduler {
-            queue: BinaryHeap::new(),
-            outgoing: Vec::new(),
-            tokens: 0,
-            me,
-            partition,
-            net,
-            rules: Rules::default(),
-        }
+        Scheduler { queue: BinaryHeap::new(), outgoing: Vec::new(), me, partition, net, rules: Rules::default() }
     }
 
     /// The network model (for routing packets).
@@ -119,10 +106,11 @@ impl Scheduler {
         self.push(Pending { time, src: id, seq, dst: id, action });
     }
 
-    /// A fresh timer token.
-    pub fn next_token(&mut self) -> u64 {
-        self.tokens += 1;
-        self.tokens
+    /// Arm `host`'s timer `key` to fire at `at` (replacing an earlier arming, whose event will
+    /// be stale) and queue its event.
+    pub fn arm(&mut self, host: &mut Host, key: TimerKey, at: u64) {
+        let generation = host.timers.arm(key, at);
+        self.push_local(host, at, Action::Timer { key, generation });
     }
 
     /// Queue a packet for `host` itself (loopback), delivered to its sockets at `time`.
@@ -132,26 +120,15 @@ impl Scheduler {
 
     /// Poll `host`'s TCP/IP stack at `time`, replacing any later scheduled poll.
     pub fn schedule_tcp_poll(&mut self, host: &mut Host, time: u64) {
-        let token = self.next_token();
-        if let Some(st) = host.tcp.as_deref_mut() {
-            st.timer = Some((time, token));
-        }
-        self.push_local(host, time, Action::TcpPoll { token });
+        self.arm(host, TimerKey::TcpPoll, time);
     }
 
-    /// Schedule the expiry of the `timerfd` timer behind `host`'s emulated object `obj` at `at`.
-    pub fn schedule_timerfd(&mut self, host: &mut Host, obj: usize, at: u64, token: u64) {
-        self.push_local(host, at, Action::TimerFd { obj, token });
-    }
-
-    /// Arm task `vid`'s `ITIMER_REAL` timer on `host` to fire at `at` (then every `interval`):
-    /// a new token (the old timer's event is ignored when it comes) and an event at `at`.
+    /// Arm task `vid`'s `ITIMER_REAL` timer on `host` to fire at `at` (then every `interval`).
     pub fn set_alarm(&mut self, host: &mut Host, vid: u32, at: u64, interval: u64) {
-        let token = self.next_token();
         if let Some(t) = host.tasks.get_mut(&vid) {
-            t.alarm = Some((at, interval, token));
+            t.alarm_interval = interval;
         }
-        self.push_local(host, at, Action::Alarm { vid, token });
+        self.arm(host, TimerKey::Alarm(vid), at);
     }
 
     /// Send an IPv4 packet from `host` to host `dst` (already checked to exist), to be delivered

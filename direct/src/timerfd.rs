@@ -1,7 +1,7 @@
 //! `timerfd`: timers read through a descriptor, in simulated time.
 //!
-//! A timer is an emulated object. Arming it schedules an engine event at the expiry; the event
-//! adds an expiration (and re-arms a periodic timer), so blocked readers, `poll`, `select` and
+//! A timer is an emulated object. Arming it arms the host's [`TimerKey::TimerFd`] timer
+//! (`crate::timers`) at the expiry; when that fires it adds an expiration (and re-arms a periodic timer), so blocked readers, `poll`, `select` and
 //! `epoll` (level- and edge-triggered) see it at exactly the simulated instant. A read returns the
 //! expirations since the last read as a native-endian `u64` and resets them, as on Linux.
 
@@ -16,8 +16,6 @@ pub struct TimerFd {
     pub(crate) interval: u64,
     /// Expirations not read yet.
     pub(crate) expirations: u64,
-    /// Token of the pending expiry event: an event with another token is stale.
-    pub(crate) token: u64,
     /// Count of expirations ever, for edge-triggered epoll.
     pub changes: u64,
 }
@@ -25,7 +23,7 @@ pub struct TimerFd {
 impl TimerFd {
     /// A disarmed timer on `clock`.
     pub(crate) fn new(clock: i32) -> Self {
-        Self { clock, deadline: None, interval: 0, expirations: 0, token: 0, changes: 0 }
+        Self { clock, deadline: None, interval: 0, expirations: 0, changes: 0 }
     }
 
     /// Readable: it has expired since the last read.
@@ -33,10 +31,10 @@ impl TimerFd {
         self.expirations > 0
     }
 
-    /// The expiry event with `token` fired at `now`: count the expiration and re-arm a periodic
-    /// timer. False for a stale event (the timer was re-armed or disarmed since).
-    pub(crate) fn fire(&mut self, token: u64, now: u64) -> bool {
-        let Some(due) = self.deadline.filter(|&d| token == self.token && d <= now) else { return false };
+    /// Its expiry came at `now`: count the expiration and re-arm a periodic timer. False if it is
+    /// not armed or not due.
+    pub(crate) fn fire(&mut self, now: u64) -> bool {
+        let Some(due) = self.deadline.filter(|&d| d <= now) else { return false };
         self.expirations += 1;
         self.changes += 1;
         self.deadline = (self.interval > 0).then(|| due + self.interval);
@@ -59,16 +57,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_periodic_timer_counts_expirations_and_ignores_stale_events() {
+    fn a_periodic_timer_counts_expirations_and_is_not_early() {
         let mut t = TimerFd::new(libc::CLOCK_MONOTONIC);
         t.deadline = Some(100);
         t.interval = 50;
-        t.token = 7;
-        assert!(!t.fire(6, 100), "a stale token is ignored");
+        assert!(!t.fire(99), "not due yet");
         assert!(!t.readable());
-        assert!(t.fire(7, 100));
+        assert!(t.fire(100));
         assert_eq!(t.next_deadline(), Some(150));
-        assert!(t.fire(7, 150));
+        assert!(t.fire(150));
         assert_eq!(t.next_deadline(), Some(200));
         assert_eq!((t.expirations, t.changes), (2, 2));
         assert_eq!(t.current(160), (50, 40));
@@ -78,12 +75,11 @@ mod tests {
     fn a_one_shot_timer_disarms_after_expiring() {
         let mut t = TimerFd::new(libc::CLOCK_REALTIME);
         t.deadline = Some(10);
-        t.token = 1;
-        assert!(t.fire(1, 10));
+        assert!(t.fire(10));
         assert_eq!(t.next_deadline(), None);
         assert!(t.readable());
         assert_eq!(t.current(20), (0, 0));
-        assert!(!t.fire(1, 30), "no second expiry");
+        assert!(!t.fire(30), "no second expiry");
         assert_eq!(t.expirations, 1);
     }
 }

@@ -127,8 +127,6 @@ pub struct TcpStack {
     /// with [`TcpStack::add`] and [`TcpStack::remove`].
     pub sockets: SocketSet<'static>,
     dev: SimDevice,
-    /// The scheduled poll: (time, token).
-    pub timer: Option<(u64, u64)>,
     /// Local ports in use.
     pub ports: Vec<PortUse>,
     /// Connections whose descriptors are all closed, kept until the stack has finished them.
@@ -287,7 +285,6 @@ impl TcpStack {
             iface,
             sockets: SocketSet::new(Vec::new()),
             dev,
-            timer: None,
             ports: Vec::new(),
             orphans: Vec::new(),
             resets: Vec::new(),

@@ -8,6 +8,7 @@ use crate::host::{BlockKind, Host};
 use crate::mem;
 use crate::procfs::proc_state;
 use crate::seccomp::Notif;
+use crate::timers::TimerKey;
 use thermocline_shim::abi::HELLO_SYSCALL;
 
 /// Waiting for a signal: signals come from the host's own tasks (a child's SIGCHLD, a
@@ -68,11 +69,9 @@ pub(super) const ERESTARTNOHAND: i32 = 514;
 pub(crate) fn interrupted(host: &Host, vid: u32, n: &Notif) -> Answer {
     use libc::*;
     let a = n.data.args;
-    let (pid, deadline) = {
-        let t = &host.tasks[&vid];
-        (t.pid, t.deadline)
-    };
-    let left = deadline.map_or(0, |(d, _)| d.saturating_sub(host.now));
+    let pid = host.tasks[&vid].pid;
+    let deadline = host.timers.due(TimerKey::Deadline(vid));
+    let left = deadline.map_or(0, |d| d.saturating_sub(host.now));
     match n.data.nr as i64 {
         SYS_nanosleep => {
             if a[1] != 0 {

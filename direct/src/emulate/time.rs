@@ -7,6 +7,7 @@ use crate::cx::Cx;
 use crate::cx::{Answer, BOOT_OFFSET_NS};
 use crate::host::{BlockKind, Host};
 use crate::mem;
+use crate::timers::TimerKey;
 
 /// `clock_gettime`.
 pub(super) fn clock_gettime(cx: &mut Cx, c: &Call) -> Answer {
@@ -121,7 +122,7 @@ pub(super) fn alarm(cx: &mut Cx, c: &Call) -> Answer {
     let Call { vid, a, .. } = *c;
 
     let old = alarm_left(cx.host, vid);
-    cx.host.tasks.get_mut(&vid).expect("task exists").alarm = None;
+    cx.host.timers.cancel(TimerKey::Alarm(vid));
     if a[0] as u32 > 0 {
         let at = cx.host.now + (a[0] as u32) as u64 * NS;
         cx.sched.set_alarm(cx.host, vid, at, 0);
@@ -166,7 +167,7 @@ pub(super) fn setitimer(cx: &mut Cx, c: &Call) -> Answer {
             mem::write(pid, a[2], &itimerval_bytes(interval, left)).map_err(|_| EFAULT)?;
         }
         if let Some((interval, value)) = new {
-            cx.host.tasks.get_mut(&vid).expect("task exists").alarm = None;
+            cx.host.timers.cancel(TimerKey::Alarm(vid));
             if value > 0 {
                 let at = cx.host.now + value;
                 cx.sched.set_alarm(cx.host, vid, at, interval);
@@ -210,8 +211,8 @@ pub(crate) fn read_time(pid: i32, addr: u64, micro: bool) -> Result<u64, i32> {
 
 /// (ns left, interval ns) of task `vid`'s `ITIMER_REAL` timer.
 pub(super) fn alarm_left(host: &Host, vid: u32) -> (u64, u64) {
-    match host.tasks[&vid].alarm {
-        Some((at, interval, _)) => (at.saturating_sub(host.now), interval),
+    match host.timers.due(TimerKey::Alarm(vid)) {
+        Some(at) => (at.saturating_sub(host.now), host.tasks[&vid].alarm_interval),
         None => (0, 0),
     }
 }

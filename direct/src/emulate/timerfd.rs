@@ -6,6 +6,7 @@ use crate::cx::{Answer, Cx};
 use crate::host::{BlockKind, Obj};
 use crate::mem;
 use crate::timerfd::*;
+use crate::timers::TimerKey;
 use libc::{EAGAIN, EBADF, EFAULT, EINVAL};
 use std::os::fd::AsRawFd;
 
@@ -68,14 +69,13 @@ pub(crate) fn settime(cx: &mut Cx, pid: i32, obj: usize, a: [u64; 6]) -> Result<
         (v, true) => Some(v.saturating_sub(offset).max(now)),
         (v, false) => Some(now.saturating_add(v)),
     };
-    let token = cx.sched.next_token();
     let t = timer(cx, obj).ok_or(EBADF)?;
     t.deadline = deadline;
     t.interval = if deadline.is_some() { interval } else { 0 };
     t.expirations = 0;
-    t.token = token;
-    if let Some(at) = deadline {
-        cx.sched.schedule_timerfd(cx.host, obj, at, token);
+    match deadline {
+        Some(at) => cx.sched.arm(cx.host, TimerKey::TimerFd(obj), at),
+        None => cx.host.timers.cancel(TimerKey::TimerFd(obj)),
     }
     Ok(Answer::Value(0))
 }
