@@ -73,6 +73,8 @@ pub struct DirectSetup<'a> {
     pub end: SimTime,
     /// What `{peers:…}` and `{multiaddrs:…}` placeholders name (none: they are errors).
     pub peer_book: Option<&'a dyn PeerBook>,
+    /// The scenario's rules, applied to every packet at departure.
+    pub rules: thermocline_net::Rules,
 }
 
 /// The engine of one shard's direct hosts.
@@ -254,7 +256,7 @@ pub fn resolve_exe(path: &Path) -> Option<PathBuf> {
 impl DirectEngine {
     /// The engine for `shard`: every direct host the partition puts on this shard.
     pub fn new(setup: DirectSetup<'_>, shard: ShardId) -> Result<Self, DirectError> {
-        let DirectSetup { net, partition, processes, options, seed, end, peer_book } = setup;
+        let DirectSetup { net, partition, processes, options, seed, end, peer_book, rules } = setup;
         let dir = &net.directory;
         for p in processes {
             let g = dir.groups.iter().find(|g| g.spec.name == p.host).ok_or_else(|| {
@@ -285,6 +287,7 @@ impl DirectEngine {
         let mut hosts = Vec::new();
         let mut local = HashMap::new();
         let mut sched = Scheduler::new(shard, partition.clone(), net.clone());
+        sched.rules = rules;
         // Surrogate identities hold the ids below `surrogates()`.
         for h in dir.surrogates()..dir.len() {
             let group = &dir.groups[dir.block_of(h).group as usize];
@@ -1657,6 +1660,7 @@ mod tests {
             seed: 1,
             end: SimTime::from_nanos(10_000_000_000),
             peer_book: None,
+            rules: Default::default(),
         };
         DirectEngine::new(setup, ShardId(0)).unwrap()
     }
@@ -1806,6 +1810,7 @@ mod tests {
                 seed: 1,
                 end: SimTime::from_nanos(1),
                 peer_book: None,
+                rules: Default::default(),
             };
             DirectEngine::new(setup, ShardId(0)).err().map(|e| e.to_string())
         };

@@ -55,8 +55,16 @@ fn engine(out: &std::path::Path, p: &ProcessSpec) -> DirectEngine {
         rx_coalesce_ns: 0,
     };
     let end = SimTime::ZERO.saturating_add(SimDuration::from_secs(3600));
-    let setup =
-        DirectSetup { net, partition, processes: std::slice::from_ref(p), options, seed: 1, end, peer_book: None };
+    let setup = DirectSetup {
+        net,
+        partition,
+        processes: std::slice::from_ref(p),
+        options,
+        seed: 1,
+        end,
+        peer_book: None,
+        rules: Default::default(),
+    };
     DirectEngine::new(setup, ShardId(0)).unwrap()
 }
 

@@ -39,8 +39,15 @@ pub fn check_run(spec: &Spec, shards: u32, ignore_memory: bool) -> Result<Window
     let window = window_config(spec, shards)?;
     // Workloads with hosts built their network in `window_config`; PHOLD and idle runs ignore
     // `[[hosts]]`, but a bad one is still refused rather than silently ignored.
-    if matches!(spec.workload()?, Workload::Phold(_) | Workload::Idle(_)) && !spec.hosts.is_empty() {
-        spec.network_model().map_err(|e| e.to_string())?;
+    if matches!(spec.workload()?, Workload::Phold(_) | Workload::Idle(_)) {
+        if !spec.scenario.is_empty() {
+            return Err("scenario[0].action: [[scenario]] acts on the traffic between hosts, which a [phold] or \
+                        [idle] run does not have"
+                .into());
+        }
+        if !spec.hosts.is_empty() {
+            spec.network_model().map_err(|e| e.to_string())?;
+        }
     }
     Ok(window)
 }

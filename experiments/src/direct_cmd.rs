@@ -51,6 +51,7 @@ pub fn build_direct_engine(spec: &Spec, plan: &NetPlan, shard: ShardId) -> Resul
         seed: spec.run.seed,
         end: SimTime::ZERO.saturating_add(spec.run.duration),
         peer_book: Some(&book),
+        rules: plan.rules.clone(),
     };
     Ok(Box::new(DirectEngine::new(setup, shard)?))
 }

@@ -20,6 +20,7 @@ pub mod quantiles;
 pub mod report;
 pub mod resources;
 pub mod run;
+pub mod scenario;
 pub mod shadow;
 pub mod signals;
 pub mod spec;

@@ -1,11 +1,12 @@
 //! The network plan every shard computes identically from the spec, whatever its engines: the
-//! network model, the partition, the window length, and the inner window of a shard that holds
-//! both direct hosts and surrogates. The first step of every run; the engines are built from it.
+//! network model, the partition, the window length, the scenario's rules, and the inner window
+//! of a shard that holds both direct hosts and surrogates. The first step of every run; the engines are built from it.
 
 use crate::spec::Spec;
 use thermocline_bus::SimDuration;
 use thermocline_models::network::NetworkModel;
 use thermocline_models::partition::Partition;
+use thermocline_net::Rules;
 
 /// Everything a shard needs that every shard computes identically, whatever its engines: the
 /// network model, the partition and the window length it allows.
@@ -16,6 +17,8 @@ pub struct NetPlan {
     pub partition: Partition,
     /// The window length: the smallest latency between hosts on different shards.
     pub runahead: SimDuration,
+    /// The spec's `[[scenario]]` timeline as rules every engine applies at the sender.
+    pub rules: Rules,
 }
 
 /// Build the network plan of `spec` for `shards` shards: one for every workload with hosts.
@@ -31,7 +34,8 @@ pub fn net_plan(spec: &Spec, shards: u32) -> Result<NetPlan, String> {
     if runahead == SimDuration::ZERO {
         return Err("two hosts on different shards are 0 ns apart: the runahead would be zero".into());
     }
-    Ok(NetPlan { net, partition, runahead })
+    let rules = crate::scenario::compile(&spec.scenario, &net.directory)?;
+    Ok(NetPlan { net, partition, runahead, rules })
 }
 
 /// The inner window of a shard that holds direct hosts and surrogate identities: the smallest

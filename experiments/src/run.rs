@@ -260,6 +260,7 @@ fn build_gossip_engine(
         client_dials: &dials,
         lifetime: g.message_lifetime,
         keep_messages: g.keep_messages,
+        rules: plan.rules.clone(),
     };
     Ok(GossipEngine::new(setup, shard)?)
 }

@@ -175,6 +175,9 @@ pub struct Spec {
     /// Programs run on direct hosts (`[[processes]]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub processes: Vec<ProcessSpec>,
+    /// The timeline of what happens to the network (`[[scenario]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scenario: Vec<crate::scenario::ScenarioSpec>,
 }
 
 /// The workload a spec selects.

@@ -327,6 +327,8 @@ pub struct GossipSetup<'a> {
     pub lifetime: SimDuration,
     /// Keep expired messages' state to the end instead of retiring it (`[gossip] keep_messages`).
     pub keep_messages: bool,
+    /// The scenario's rules, applied to every RPC and packet at departure.
+    pub rules: Rules,
 }
 
 /// The engine of one shard.
@@ -494,6 +496,7 @@ impl GossipEngine {
             client_dials,
             lifetime,
             keep_messages,
+            rules,
         } = setup;
         if profiles.is_empty() || profiles.len() > u8::MAX as usize {
             return Err(GossipError::Config(format!("need 1 to 255 profiles, got {}", profiles.len())));
@@ -633,7 +636,7 @@ impl GossipEngine {
             offline_ns: vec![0; k],
             dropped_offline: vec![0; k],
             packets_in: BTreeMap::new(),
-            rules: Rules::default(),
+            rules,
             fanout: BTreeMap::new(),
             boundary: hybrid.then(|| Box::new(Boundary::new(seed, Default::default()))),
             packets: BTreeMap::new(),
@@ -2252,6 +2255,7 @@ mod tests {
             client_dials: &[],
             lifetime: SimDuration::from_secs(60),
             keep_messages,
+            rules: Rules::default(),
         };
         GossipEngine::new(setup, ShardId(shard)).unwrap()
     }

@@ -92,6 +92,7 @@ fn empty_spec() -> Spec {
         traffic: Default::default(),
         output: Default::default(),
         processes: Vec::new(),
+        scenario: Vec::new(),
     }
 }
 

@@ -63,6 +63,7 @@ impl Pair {
             client_dials: &[],
             lifetime: thermocline_bus::SimDuration::from_secs(60),
             keep_messages: false,
+            rules: Default::default(),
         };
         let e = GossipEngine::new(setup, shard).unwrap();
         Pair { e, me, other: ShardId(1 - shard.0), seq: 0 }
