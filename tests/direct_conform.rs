@@ -649,3 +649,71 @@ fn re_armed_and_disarmed_timers_fire_at_their_last_setting_only() {
     assert_eq!(native, linux, "natively");
     assert_eq!(simulated, linux, "under the engine");
 }
+
+const UDP_REUSE_C: &str = r#"#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int one = 1;
+static struct sockaddr_in server = {.sin_family = AF_INET};
+
+static int bound(const char *name, int reuse) {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    if (reuse) setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = server.sin_port};
+    int r = bind(s, (struct sockaddr *)&a, sizeof a);
+    printf("bind %s%s: %s\n", name, reuse ? " with SO_REUSEADDR" : "", r ? strerrorname_np(errno) : "ok");
+    return s;
+}
+
+static void deliver(const char *what, int from, int a, const char *bname, int b) {
+    sendto(from, what, strlen(what), 0, (struct sockaddr *)&server, sizeof server);
+    usleep(20000);
+    char buf[16];
+    for (int i = 0; i < 2; i++) {
+        ssize_t n = recv(i ? b : a, buf, sizeof buf - 1, 0);
+        if (n > 0) { buf[n] = 0; printf("%s went to %s\n", buf, i ? bname : "a"); }
+    }
+}
+
+int main(void) {
+    server.sin_port = htons(7100);
+    server.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int a = bound("a", 1);
+    int b = bound("b", 1);
+    bound("c", 0);
+    int c1 = socket(AF_INET, SOCK_DGRAM, 0), c2 = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in local = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof local;
+    bind(c1, (struct sockaddr *)&local, sizeof local);
+    getsockname(c1, (struct sockaddr *)&local, &len);
+    deliver("before-connect", c1, a, "b", b);
+    connect(a, (struct sockaddr *)&local, sizeof local);
+    deliver("from-its-peer", c1, a, "b", b);
+    deliver("from-another", c2, a, "b", b);
+    close(b);
+    deliver("b-closed", c2, a, "b", b);
+    printf("with b closed, a stranger's datagram went nowhere\n");
+    int d = bound("d", 1);
+    deliver("after-d", c2, a, "d", d);
+    return 0;
+}
+"#;
+
+/// Sockets that set `SO_REUSEADDR` share a UDP port (one that did not is refused): a datagram
+/// goes to the socket connected to its sender, else to the one bound last, as on Linux; this is
+/// what `socat UDP-LISTEN:…,fork` relies on.
+#[test]
+fn udp_sockets_with_so_reuseaddr_share_a_port_and_a_connected_one_takes_its_peer() {
+    let (native, _, simulated) = native_and_simulated("udpreuse", UDP_REUSE_C, &[], "");
+    let linux = "bind a with SO_REUSEADDR: ok\nbind b with SO_REUSEADDR: ok\nbind c: EADDRINUSE\n\
+                 before-connect went to b\nfrom-its-peer went to a\nfrom-another went to b\n\
+                 with b closed, a stranger's datagram went nowhere\nbind d with SO_REUSEADDR: ok\nafter-d went to d\n";
+    assert_eq!(native, linux, "natively");
+    assert_eq!(simulated, linux, "under the engine");
+}

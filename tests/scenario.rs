@@ -87,7 +87,7 @@ fn a_partition_and_a_delay_between_direct_hosts_act_on_their_packets_within_thei
     let ping = dir.join("ping.py").display().to_string();
     let spec = SpecBuilder::alice_bob(5, "10 s", "1 Gbit")
         .process("alice", "/usr/bin/python3", &[&ping], "2 s", "")
-        .process("bob", "socat", &["UDP4-LISTEN:7000", "PIPE"], "1 s", "expected_exit = \"running\"\n")
+        .process("bob", "socat", &["UDP4-LISTEN:7000,fork", "PIPE"], "1 s", "expected_exit = \"running\"\n")
         .sections(
             "[[scenario]]\nat = \"3500 ms\"\nuntil = \"5500 ms\"\naction = \"partition\"\nbetween = [\"alice\", \"bob\"]\n\
              [[scenario]]\nat = \"6500 ms\"\naction = \"delay\"\nfrom = \"bob\"\nto = \"alice\"\nextra = \"300 ms\"\n",

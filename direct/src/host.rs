@@ -346,11 +346,8 @@ pub struct Host {
     /// With `--syscall-stats`: how readiness and blocked calls ended, and why (see
     /// [`crate::waits`]).
     pub waits: Option<crate::waits::WaitStats>,
-    /// UDP: bound ports → object (sockets that take IPv4 peers: `AF_INET` and dual-stack ones).
-    pub ports: BTreeMap<u16, usize>,
-    /// UDP: ports bound by sockets that take IPv6 peers only (`IPV6_V6ONLY`, or bound to an IPv6
-    /// address) → object; such a socket and an `AF_INET` one can share a port.
-    pub ports6: BTreeMap<u16, usize>,
+    /// UDP: who holds which port (emulated objects), with Linux's sharing and delivery rules.
+    pub udp_ports: thermocline_net::udp_ports::UdpPorts,
     /// Next ephemeral port.
     pub next_port: u16,
     /// TCP connections of this host that are IPv6 flows, as (local, remote) IPv4 endpoints: their
@@ -590,11 +587,7 @@ impl Host {
             match self.objs.get(i) {
                 Some(Some(ObjSlot { obj: Obj::Udp(sock), .. })) => {
                     if let Some(port) = sock.local_port() {
-                        for ports in [&mut self.ports, &mut self.ports6] {
-                            if ports.get(&port) == Some(&i) {
-                                ports.remove(&port);
-                            }
-                        }
+                        self.udp_ports.release(port, i);
                     }
                 }
                 Some(Some(ObjSlot { obj: Obj::Tcp(_), .. })) => self.release_tcp(i),

@@ -21,6 +21,7 @@ use thermocline_models::units::Bandwidth;
 use thermocline_net::decide;
 use thermocline_net::stack::TcpStack;
 use thermocline_net::stack::{PortOwner, PortUse};
+use thermocline_net::udp_ports::Arrival;
 
 /// Poll host `h`'s stack at its current time: take in received packets, let the emulated sockets
 /// see what changed (accepted connections, resets, readiness), send what is due, and schedule the
@@ -416,21 +417,16 @@ pub(crate) fn deliver_held(cx: &mut Cx, packets: Vec<Vec<u8>>) {
 }
 
 /// A UDP datagram (IPv4 packet `bytes`, unmarked; of an IPv6 flow if `native`) reached host
-/// `host`: queue it on the socket bound to its port, if that socket takes its family.
+/// `host`: queue it on the socket Linux's lookup picks among those holding its port.
 fn deliver_datagram(host: &mut Host, bytes: &[u8], native: bool) {
     let Ok(p) = thermocline_net::udp::decode(bytes) else { return };
-    let holder = if native { host.ports6.get(&p.dst.1).or(host.ports.get(&p.dst.1)) } else { host.ports.get(&p.dst.1) };
-    let Some(&obj) = holder else { return };
-    let Some(Some(slot)) = host.objs.get_mut(obj) else { return };
-    if !slot.inet6.as_ref().map_or(!native, |six| six.takes(native)) {
-        return;
-    }
-    let Obj::Udp(s) = &mut slot.obj else { return };
-    if let Some((ip, _)) = s.local
-        && !ip.is_unspecified()
-        && ip != p.dst.0
-    {
-        return;
-    }
+    let arrival = Arrival { src: p.src, dst: p.dst, v6: native };
+    let objs = &host.objs;
+    let peer_of = |obj: usize| match objs.get(obj) {
+        Some(Some(ObjSlot { obj: Obj::Udp(s), .. })) => s.peer,
+        _ => None,
+    };
+    let Some(obj) = host.udp_ports.lookup(arrival, peer_of) else { return };
+    let Some(Some(ObjSlot { obj: Obj::Udp(s), .. })) = host.objs.get_mut(obj) else { return };
     s.enqueue(thermocline_net::udp::Datagram { src: p.src, data: p.payload, v6: native });
 }

@@ -12,10 +12,12 @@
 //!   injector. Scenarios fill the table; an empty table changes nothing.
 //!
 //! - [`stack`]: a host's TCP/IP stack (smoltcp) with Linux's congestion window and ACK timing
-//!   ([`linux`]), sans-IO; [`udp`]: UDP sockets and datagrams
-//!   as IPv4 packets. The endpoint level: what direct hosts' socket calls run on.
-//! - [`endpoint`]: [`HostNet`], a host's TCP endpoint with no process behind it (listening
-//!   ports, connections by handle, events), for surrogate identities that meet real clients.
+//!   ([`linux`]), sans-IO; [`udp`]: UDP sockets and datagrams as IPv4 packets; [`udp_ports`]:
+//!   who holds a host's UDP ports, with Linux's sharing and delivery rules. The endpoint level:
+//!   what direct hosts' socket calls run on.
+//! - [`endpoint`]: [`HostNet`], a host's TCP and UDP endpoint with no process behind it
+//!   (listening ports, connections by handle, datagram sockets, events), for surrogate
+//!   identities that meet real clients.
 //! - [`mark`]: [`StreamMark`], the note a stream's sender gives the receiver's host of where a
 //!   message ends on a TCP stream, so its arrival is timed exactly.
 //! - [`pages`]: returns the pages of drained socket buffers to the kernel, so a connection's
@@ -33,6 +35,7 @@ pub mod path;
 pub mod rules;
 pub mod stack;
 pub mod udp;
+pub mod udp_ports;
 
 pub use endpoint::{ConnId, HostNet, NetEvent};
 pub use link::{FifoLink, Lane, express};

@@ -15,6 +15,7 @@ use crate::{mem, nic};
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use thermocline_net::udp::{self as net, MAX_UDP_PAYLOAD};
+use thermocline_net::udp_ports::UdpHolder;
 
 /// `socket`. An `AF_INET6` UDP or TCP socket is the same emulated socket as an `AF_INET` one,
 /// with an IPv6 side ([`Inet6`]) that translates its addresses (see [`crate::inet6`]).
@@ -204,7 +205,7 @@ pub(super) fn ephemeral_port(host: &mut Host) -> Result<u16, i32> {
     for _ in 0..16384 {
         let p = host.next_port;
         host.next_port = if p == 65535 { 49152 } else { p + 1 };
-        if !host.ports.contains_key(&p) && !host.ports6.contains_key(&p) {
+        if host.udp_ports.is_free(p) {
             return Ok(p);
         }
     }
@@ -219,22 +220,15 @@ pub(super) fn udp_bind(host: &mut Host, obj: usize, ip: Ipv4Addr, port: u16) -> 
     if !(ip.is_unspecified() || ip.is_loopback() || ip == host.ip) {
         return Err(libc::EADDRNOTAVAIL);
     }
-    let fams = families(host, obj);
+    let families = families(host, obj);
     let port = if port == 0 { ephemeral_port(host)? } else { port };
-    // Two sockets can hold a port only when they take different families (an `AF_INET` one and
-    // an `IPV6_V6ONLY` one), as on Linux.
-    let v4_holder = host.ports.get(&port).is_some_and(|&o| {
-        let theirs = families(host, o);
-        (fams.0 && theirs.0) || (fams.1 && theirs.1)
-    });
-    if v4_holder || (fams.1 && host.ports6.contains_key(&port)) {
+    let options = &udp(host, obj).options;
+    let set = |name: i32| options.iter().any(|&((l, n), v)| l == libc::SOL_SOCKET && n == name && v != 0);
+    let (reuseaddr, reuseport) = (set(libc::SO_REUSEADDR), set(libc::SO_REUSEPORT));
+    let holder = UdpHolder { obj, ip, families, reuseaddr, reuseport };
+    if !host.udp_ports.bind(port, holder) {
         return Err(libc::EADDRINUSE);
     }
-    if fams.0 {
-        host.ports.insert(port, obj)
-    } else {
-        host.ports6.insert(port, obj)
-    };
     udp(host, obj).local = Some((ip, port));
     Ok(())
 }
