@@ -8,8 +8,12 @@
 //! protocol on the raw bytes, Noise XX authenticates the peers' identity keys and encrypts,
 //! multistream-select inside Noise picks the muxer (yamux or mplex), and on every muxed stream
 //! multistream-select picks the application protocol (gossipsub, identify, ping).
+//!
+//! Discovery is apart: [`discv5`] (Node Discovery v5.1 packets, messages, sessions and node
+//! records over UDP) and [`rlp`], the encoding its messages and records use.
 
 pub mod connection;
+pub mod discv5;
 pub mod frame;
 pub mod gossipsub;
 pub mod identify;
@@ -21,6 +25,7 @@ pub mod mux;
 pub mod noise;
 pub mod ping;
 pub mod protobuf;
+pub mod rlp;
 pub mod varint;
 pub mod yamux;
 
