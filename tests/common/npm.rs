@@ -43,3 +43,8 @@ pub fn npm_install(src: &str, dest: &str, scripts: &[&str]) -> PathBuf {
 pub fn js_gossip_node() -> PathBuf {
     npm_install("js-gossip-node", "js-gossip-node-2.9.0", &["gossip-node.mjs", "node20.mjs"]).join("gossip-node.mjs")
 }
+
+/// `nodes/js-discv5` installed (see [`npm_install`]): the path of its `discv5-probe.mjs`.
+pub fn js_discv5_probe() -> PathBuf {
+    npm_install("js-discv5", "js-discv5-3.0.0", &["discv5-probe.mjs"]).join("discv5-probe.mjs")
+}
