@@ -50,6 +50,16 @@ impl<'a> Item<'a> {
         }
     }
 
+    /// The item's whole encoding again (header and payload), as it was in the input.
+    pub fn encoded(self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Item::Bytes(b) => put_bytes(&mut out, b),
+            Item::List(payload) => put_list(&mut out, payload),
+        }
+        out
+    }
+
     /// An unsigned integer of at most 8 bytes, big-endian with no leading zero.
     pub fn uint(self) -> Result<u64, RlpError> {
         let b = self.bytes()?;

@@ -100,7 +100,8 @@ impl Enr {
         let seq = items[1].uint()?;
         let mut pairs = Vec::with_capacity(items.len() / 2 - 1);
         for kv in items[2..].chunks(2) {
-            pairs.push((kv[0].bytes()?.to_vec(), raw_item(kv[1])));
+            // Values are kept encoded, so the record re-encodes exactly.
+            pairs.push((kv[0].bytes()?.to_vec(), kv[1].encoded()));
         }
         if pairs.windows(2).any(|w| w[0].0 >= w[1].0) {
             return Err(EnrError::Keys);
@@ -182,16 +183,6 @@ fn value(encoded: &[u8]) -> &[u8] {
         Ok(Item::Bytes(b)) => b,
         _ => encoded,
     }
-}
-
-/// The RLP of an item, whole: how a record keeps its values, so that it re-encodes exactly.
-fn raw_item(item: Item<'_>) -> Vec<u8> {
-    let mut out = Vec::new();
-    match item {
-        Item::Bytes(b) => rlp::put_bytes(&mut out, b),
-        Item::List(payload) => rlp::put_list(&mut out, payload),
-    }
-    out
 }
 
 /// `rlp([signature?, seq, k, v, ...])`: the signed content without a signature, the record with one.

@@ -156,7 +156,7 @@ impl Message {
                 Message::FindNode { req_id, distances }
             }
             4 => {
-                let records = field(2)?.list()?.iter().map(|r| whole(*r)).collect();
+                let records = field(2)?.list()?.iter().map(|r| r.encoded()).collect();
                 Message::Nodes { req_id, total: field(1)?.uint()?, records }
             }
             5 => {
@@ -178,14 +178,4 @@ fn ip(item: Item<'_>) -> Result<IpAddr, MessageError> {
 
 fn port(item: Item<'_>) -> Result<u16, MessageError> {
     u16::try_from(item.uint()?).map_err(|_| MessageError::Field)
-}
-
-/// An item's whole encoding (a record inside NODES).
-fn whole(item: Item<'_>) -> Vec<u8> {
-    let mut out = Vec::new();
-    match item {
-        Item::Bytes(b) => rlp::put_bytes(&mut out, b),
-        Item::List(payload) => rlp::put_list(&mut out, payload),
-    }
-    out
 }
