@@ -92,12 +92,13 @@ pub fn compile(entries: &[ScenarioSpec], dir: &HostDirectory) -> Result<Rules, S
 
 /// The rule effect of entry `e`, checking that it has the one value its action takes.
 fn effect(e: &ScenarioSpec, key: &dyn Fn(&str) -> String) -> Result<Effect, String> {
+    let (extra, rate) = (e.extra.map(|_| "extra"), e.rate.map(|_| "rate"));
     let stray = match e.action {
-        NetAction::Partition => [("extra", e.extra.is_some()), ("rate", e.rate.is_some())],
-        NetAction::Delay => [("rate", e.rate.is_some()), ("", false)],
-        NetAction::Loss => [("extra", e.extra.is_some()), ("", false)],
+        NetAction::Partition => extra.or(rate),
+        NetAction::Delay => rate,
+        NetAction::Loss => extra,
     };
-    if let Some((name, _)) = stray.iter().find(|(_, set)| *set) {
+    if let Some(name) = stray {
         return Err(format!("{} does not apply to action = {:?}", key(name), e.action));
     }
     Ok(match e.action {

@@ -56,14 +56,10 @@ impl UdpPorts {
 
     /// `holder` binds `port`; `false` (nothing changed) when a holder clashes with it (`EADDRINUSE`).
     pub fn bind(&mut self, port: u16, holder: UdpHolder) -> bool {
-        let holders = self.ports.entry(port).or_default();
-        if holders.iter().any(|h| clash(h, &holder)) {
-            if holders.is_empty() {
-                self.ports.remove(&port);
-            }
+        if self.ports.get(&port).is_some_and(|holders| holders.iter().any(|h| clash(h, &holder))) {
             return false;
         }
-        holders.push(holder);
+        self.ports.entry(port).or_default().push(holder);
         true
     }
 
