@@ -21,7 +21,7 @@ use crate::timers::TimerKey;
 use crate::seccomp::{SockFilter, filter_program};
 use crate::{DirectError, emulate, sysnames};
 use bytes::Bytes;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -33,6 +33,7 @@ use thermocline_models::network::NetworkModel;
 use thermocline_models::partition::Partition;
 use thermocline_models::rng::StreamFamily;
 use thermocline_net::FifoLink;
+use thermocline_net::host::HostNet;
 
 /// `OPENSSL_ia32cap` for every managed process (unless its spec sets one): OpenSSL's CPU
 /// capability vector with RDRAND (CPUID leaf 1 ECX bit 30, bit 62 of the first word) and RDSEED
@@ -361,10 +362,7 @@ impl DirectEngine {
                 logged: Default::default(),
                 stats: BTreeMap::new(),
                 waits: options.syscall_stats.then(Default::default),
-                udp_ports: Default::default(),
-                next_port: 49152,
-                v6_flows: BTreeSet::new(),
-                has_inet6: false,
+                net: HostNet::new(HostDirectory::ip_of(h), rand_core::Rng::next_u64(&mut tcpfam.stream(h))),
                 uplink: FifoLink::default(),
                 in_order: Default::default(),
                 up_bps: bw.up.0,
@@ -372,9 +370,6 @@ impl DirectEngine {
                 downlink: FifoLink::default(),
                 progress: 0,
                 signal_hint: false,
-                tcp: None,
-                tcp_seed: rand_core::Rng::next_u64(&mut tcpfam.stream(h)),
-                tcp_dirty: false,
                 native_edges: Default::default(),
                 rx: Default::default(),
                 pending_clear_tid: None,
@@ -449,7 +444,7 @@ impl DirectEngine {
 
     /// Poll host `h`'s stack if a socket call or a close changed it.
     fn flush_tcp(&mut self, h: usize) {
-        if std::mem::take(&mut self.hosts[h].tcp_dirty) {
+        if std::mem::take(&mut self.hosts[h].net.dirty) {
             crate::nic::poll(&mut self.cx(h));
         }
     }
@@ -1345,7 +1340,7 @@ impl DirectEngine {
                 }
             }
             TimerKey::TcpPoll => {
-                if host.tcp.is_some() {
+                if host.net.has_stack() {
                     crate::nic::poll(&mut self.cx(h));
                 }
             }

@@ -1,7 +1,7 @@
 //! Per-host state: the simulated-time page, tasks, descriptor tables, emulated objects, counters.
 
 use crate::seccomp::{Listener, Notif};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -12,10 +12,8 @@ use thermocline_shim::abi::{ABI_VERSION, TIME_PAGE_BYTES, TimePage};
 
 use crate::config::{ExitStatus, ProcessSpec};
 use crate::pcap::PcapWriter;
-use crate::tcp::TcpSocket;
 use crate::timers::TimerKey;
-use thermocline_net::stack::TcpStack;
-use thermocline_net::udp::UdpSocket;
+use thermocline_net::host::{HostNet, TcpId, UdpId};
 
 /// A host's simulated-time page: a memfd mapped read-write here and read-only in its processes.
 pub struct TimePageMem {
@@ -130,10 +128,10 @@ pub struct FdEntry {
 pub enum Obj {
     /// `/dev/urandom` or `/dev/random`: reads give the host's seeded stream.
     Random,
-    /// A UDP socket.
-    Udp(Box<UdpSocket>),
-    /// A TCP socket (listening or a connection of the host's stack).
-    Tcp(Box<TcpSocket>),
+    /// A UDP socket of the host's network ([`Host::net`]).
+    Udp(UdpId),
+    /// A TCP socket of the host's network (listening, or a connection of its stack).
+    Tcp(TcpId),
     /// An epoll instance: interest list by descriptor number of the owning process.
     Epoll(BTreeMap<i32, EpollInterest>),
     /// A `timerfd` timer.
@@ -162,8 +160,6 @@ pub struct ObjSlot {
     pub refs: u32,
     /// `O_NONBLOCK` of its open file description.
     pub nonblock: bool,
-    /// For an `AF_INET6` socket: its IPv6 side (see [`crate::inet6`]).
-    pub inet6: Option<crate::inet6::Inet6>,
 }
 
 /// A descriptor table of emulated descriptors, shared by the threads of a process
@@ -346,16 +342,8 @@ pub struct Host {
     /// With `--syscall-stats`: how readiness and blocked calls ended, and why (see
     /// [`crate::waits`]).
     pub waits: Option<crate::waits::WaitStats>,
-    /// UDP: who holds which port (emulated objects), with Linux's sharing and delivery rules.
-    pub udp_ports: thermocline_net::udp_ports::UdpPorts,
-    /// Next ephemeral port.
-    pub next_port: u16,
-    /// TCP connections of this host that are IPv6 flows, as (local, remote) IPv4 endpoints: their
-    /// packets are marked ([`crate::inet6::mark`]) and their sockets see IPv6 addresses.
-    pub v6_flows: BTreeSet<crate::inet6::FlowKey>,
-    /// A program of this host has made an `AF_INET6` socket: incoming connection requests are
-    /// checked against the listeners' families.
-    pub has_inet6: bool,
+    /// Its sockets, ports and TCP/IP stack: descriptors of sockets are handles into it.
+    pub net: HostNet,
     /// The upload link's queue.
     pub uplink: FifoLink,
     /// The last arrival on each path from this host: its packets never overtake each other.
@@ -372,12 +360,6 @@ pub struct Host {
     /// A signal may have been sent to a blocked task since they were last checked (another task
     /// ran or exited, a timer fired): check `/proc` for pending signals when the host settles.
     pub signal_hint: bool,
-    /// Its TCP/IP stack, created when first needed.
-    pub tcp: Option<Box<TcpStack>>,
-    /// Seed of its stack's initial sequence numbers (from the run's seed and the host).
-    pub tcp_seed: u64,
-    /// A socket call changed the stack: poll it once the call is answered.
-    pub tcp_dirty: bool,
     /// The `CLONE_CHILD_CLEARTID` address of the last thread-creating `clone` of the host (thread
     /// group, address): the next thread of that group to register takes it. Only one task runs at
     /// a time and a newborn is registered before anything else is scheduled, so it is its own.
@@ -557,7 +539,7 @@ impl Host {
 
     /// Add an object with one reference.
     pub fn add_obj(&mut self, obj: Obj, nonblock: bool) -> usize {
-        let slot = ObjSlot { obj, refs: 1, nonblock, inet6: None };
+        let slot = ObjSlot { obj, refs: 1, nonblock };
         if let Some(i) = self.objs.iter().position(Option::is_none) {
             self.objs[i] = Some(slot);
             i
@@ -585,12 +567,8 @@ impl Host {
         };
         if last {
             match self.objs.get(i) {
-                Some(Some(ObjSlot { obj: Obj::Udp(sock), .. })) => {
-                    if let Some(port) = sock.local_port() {
-                        self.udp_ports.release(port, i);
-                    }
-                }
-                Some(Some(ObjSlot { obj: Obj::Tcp(_), .. })) => self.release_tcp(i),
+                Some(Some(ObjSlot { obj: Obj::Udp(id), .. })) => self.net.udp_close(*id),
+                Some(Some(ObjSlot { obj: Obj::Tcp(id), .. })) => self.net.tcp_close(*id, self.now),
                 Some(Some(ObjSlot { obj: Obj::TimerFd(_), .. })) => self.timers.cancel(TimerKey::TimerFd(i)),
                 _ => {}
             }
@@ -605,23 +583,6 @@ impl Host {
             .and_then(|t| self.procs.get(t.proc))
             .and_then(|p| p.spec.syscall_latency)
             .map_or(crate::latency::DEFAULT_SYSCALL_LATENCY_NS, |d| d.as_nanos())
-    }
-
-    /// The host's TCP/IP stack, created on first use.
-    pub(crate) fn stack(&mut self) -> &mut TcpStack {
-        let (ip, seed, now) = (self.ip, self.tcp_seed, self.now);
-        self.tcp.get_or_insert_with(|| Box::new(TcpStack::new(ip, seed, now)))
-    }
-
-    /// The last descriptor of TCP object `i` is closed ([`crate::tcp::release`]); the stack is
-    /// polled after the call.
-    fn release_tcp(&mut self, i: usize) {
-        self.stack();
-        let Host { objs, tcp, .. } = self;
-        let Some(Some(ObjSlot { obj: Obj::Tcp(s), inet6, .. })) = objs.get_mut(i) else { return };
-        let fams = inet6.as_ref().map_or((true, false), crate::inet6::Inet6::families);
-        crate::tcp::release(s, tcp.as_deref_mut().expect("created above"), i, fams);
-        self.tcp_dirty = true;
     }
 
     /// The next sequence number of an event this host produces.
@@ -680,9 +641,4 @@ impl NativeEdges {
         let w = if events & libc::EPOLLOUT as u32 != 0 { self.writable } else { 0 };
         r + w
     }
-}
-
-/// Let the emulation install a UDP object.
-pub(crate) fn new_udp() -> Obj {
-    Obj::Udp(Box::new(UdpSocket::new()))
 }

@@ -6,7 +6,7 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
-use thermocline_net::{ConnId, HostNet, NetEvent};
+use thermocline_net::{ConnId, Endpoint, NetEvent};
 use thermocline_surrogate::boundary::{Boundary, GOSSIP_PORT, Output, identity_key};
 use thermocline_wire::connection::{Addresses, ConnConfig, ConnEvent, Connection};
 use thermocline_wire::gossipsub::{Message, Rpc, SubOpts};
@@ -19,7 +19,7 @@ const BLOCK_EVERY: u64 = 500;
 
 /// A client of identity `k`: its endpoint, connection handle and libp2p connection.
 struct Client {
-    net: HostNet,
+    net: Endpoint,
     conn: ConnId,
     wire: Connection,
     identity_ip: Ipv4Addr,
@@ -64,7 +64,7 @@ fn exchange(n: u32, blocks: u64) -> (Boundary, (u64, u64)) {
     let mut boundary = Boundary::new(1, ConnConfig::default());
     let mut clients: Vec<Client> = (0..n.min(1 << 16))
         .map(|k| {
-            let mut net = HostNet::new(address(1, k), u64::from(k), 0);
+            let mut net = Endpoint::new(address(1, k), u64::from(k), 0);
             let identity_ip = address(0, k);
             let conn = net.connect(0, SocketAddrV4::new(identity_ip, GOSSIP_PORT)).expect("a fresh endpoint dials");
             let peer = Some(identity_key(1, k).peer_id());

@@ -1,11 +1,11 @@
 //! A host's TCP and UDP endpoint without a process behind it: what a surrogate identity uses
 //! where it meets a real client. It owns the host's [`TcpStack`], its listening ports, its
 //! connections and its datagram sockets, and speaks in the sans-IO manner of the rest of this
-//! crate: [`HostNet::handle_packet`] takes an IPv4 packet that reached the host,
-//! [`HostNet::poll_transmit`] gives the packets it sends, [`HostNet::poll_timeout`] says when it
+//! crate: [`Endpoint::handle_packet`] takes an IPv4 packet that reached the host,
+//! [`Endpoint::poll_transmit`] gives the packets it sends, [`Endpoint::poll_timeout`] says when it
 //! must next be polled, connections are handles ([`ConnId`]) with `send`/`recv`/`close`, and
 //! datagram sockets are their bound ports ([`UdpPort`]) with `send_to`/`recv_from`.
-//! [`HostNet::poll_event`] reports accepted connections, established dials, ends and datagrams.
+//! [`Endpoint::poll_event`] reports accepted connections, established dials, ends and datagrams.
 //!
 //! Direct hosts run Linux's socket calls on the same [`TcpStack`] (their descriptor logic lives
 //! with their syscalls); this endpoint is the small surface an in-simulator peer needs.
@@ -89,7 +89,7 @@ struct Conn {
 }
 
 /// A host's TCP endpoint (see the module documentation).
-pub struct HostNet {
+pub struct Endpoint {
     ip: Ipv4Addr,
     stack: TcpStack,
     listening: BTreeMap<u16, Vec<SocketHandle>>,
@@ -103,10 +103,10 @@ pub struct HostNet {
     next_udp_port: u16,
 }
 
-impl HostNet {
+impl Endpoint {
     /// The endpoint of a host with address `ip`, its sequence numbers drawn from `seed`.
-    pub fn new(ip: Ipv4Addr, seed: u64, now: u64) -> HostNet {
-        HostNet {
+    pub fn new(ip: Ipv4Addr, seed: u64, now: u64) -> Endpoint {
+        Endpoint {
             ip,
             stack: TcpStack::new(ip, seed, now),
             listening: BTreeMap::new(),

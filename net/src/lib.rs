@@ -15,7 +15,7 @@
 //!   ([`linux`]), sans-IO; [`udp`]: UDP sockets and datagrams as IPv4 packets; [`udp_ports`]:
 //!   who holds a host's UDP ports, with Linux's sharing and delivery rules. The endpoint level:
 //!   what direct hosts' socket calls run on.
-//! - [`endpoint`]: [`HostNet`], a host's TCP and UDP endpoint with no process behind it
+//! - [`endpoint`]: [`Endpoint`], a host's TCP and UDP endpoint with no process behind it
 //!   (listening ports, connections by handle, datagram sockets, events), for surrogate
 //!   identities that meet real clients.
 //! - [`mark`]: [`StreamMark`], the note a stream's sender gives the receiver's host of where a
@@ -27,6 +27,8 @@
 //! draws) and `smoltcp`.
 
 pub mod endpoint;
+pub mod host;
+pub mod inet6;
 pub mod link;
 pub mod linux;
 pub mod mark;
@@ -34,10 +36,11 @@ pub mod pages;
 pub mod path;
 pub mod rules;
 pub mod stack;
+pub mod tcp;
 pub mod udp;
 pub mod udp_ports;
 
-pub use endpoint::{ConnId, HostNet, NetEvent};
+pub use endpoint::{ConnId, Endpoint, NetEvent};
 pub use link::{FifoLink, Lane, express};
 pub use mark::{MarkNote, StreamMark};
 pub use path::{InOrder, decide};

@@ -83,8 +83,9 @@ impl Device for SimDevice {
 /// stack (connected, accepted, or closed by the program and still finishing: FIN-WAIT, TIME-WAIT).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum PortOwner {
-    /// The host's socket object with this index (bound or listening, no connection yet).
-    Obj(usize),
+    /// The host's TCP socket with this index in its table ([`crate::host::TcpId`]): bound or
+    /// listening, no connection yet.
+    Socket(usize),
     /// A connection of the stack.
     Conn(SocketHandle),
 }

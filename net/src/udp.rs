@@ -46,12 +46,19 @@ pub struct UdpSocket {
     pub shut_wr: bool,
     /// Datagrams queued so far: what an edge-triggered epoll sees as new data.
     pub arrivals: u64,
+    /// For an `AF_INET6` socket: its IPv6 side (see [`crate::inet6`]).
+    pub inet6: Option<crate::inet6::Inet6>,
 }
 
 impl UdpSocket {
     /// A new unbound socket.
     pub fn new() -> Self {
         UdpSocket { rcvbuf: DEFAULT_RCVBUF, sndbuf: DEFAULT_RCVBUF, ..Default::default() }
+    }
+
+    /// The families of peers it takes: (IPv4, IPv6).
+    pub fn families(&self) -> (bool, bool) {
+        self.inet6.as_ref().map_or((true, false), crate::inet6::Inet6::families)
     }
 
     /// The bound port, if any.

@@ -1,6 +1,6 @@
 //! The boundary: surrogate identities that real clients (direct hosts) connect to. Only these
 //! identities pay for real networking: each gets, on the first packet a client sends it, a TCP
-//! endpoint ([`HostNet`]) listening on the gossip port, and every accepted connection runs the
+//! endpoint ([`Endpoint`]) listening on the gossip port, and every accepted connection runs the
 //! full libp2p stack ([`Connection`]: multistream-select, Noise with the identity's own key, a
 //! muxer, gossipsub). The engine hands packets and timeouts in and gets back what to do: IPv4
 //! packets to put on the network, peers coming up or going, and the gossipsub RPCs they sent.
@@ -13,7 +13,7 @@ use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
-use thermocline_net::{ConnId, HostNet, MarkNote, NetEvent, StreamMark};
+use thermocline_net::{ConnId, Endpoint, MarkNote, NetEvent, StreamMark};
 use thermocline_wire::connection::{Addresses, ConnConfig, ConnEvent, Connection};
 use thermocline_wire::gossipsub::Rpc;
 use thermocline_wire::identity::{Keypair, PeerId};
@@ -121,7 +121,7 @@ impl Peer {
 /// One boundary identity.
 struct BoundaryHost {
     id: u32,
-    net: HostNet,
+    net: Endpoint,
     key: Keypair,
     peers: BTreeMap<ConnId, Peer>,
     /// Connections accepted so far.
@@ -203,7 +203,7 @@ impl Boundary {
     fn host(&mut self, id: u32, ip: Ipv4Addr, now: u64) -> &mut BoundaryHost {
         let seed = self.seed;
         self.hosts.entry(id).or_insert_with(|| {
-            let mut net = HostNet::new(ip, seed ^ u64::from(id), now);
+            let mut net = Endpoint::new(ip, seed ^ u64::from(id), now);
             net.listen(GOSSIP_PORT).expect("a fresh endpoint has every port free");
             BoundaryHost { id, net, key: identity_key(seed, id), peers: BTreeMap::new(), accepted: 0 }
         })
@@ -385,7 +385,7 @@ mod tests {
 
     /// A client of identity 5: its endpoint, its connection, and what it has read.
     struct Client {
-        net: HostNet,
+        net: Endpoint,
         conn: ConnId,
         wire: Connection,
         /// Stream bytes received, and the RPCs read with the count at which each became readable.
@@ -395,7 +395,7 @@ mod tests {
 
     impl Client {
         fn dial() -> Client {
-            let mut net = HostNet::new(CLIENT_IP, 3, 0);
+            let mut net = Endpoint::new(CLIENT_IP, 3, 0);
             let conn = net.connect(0, SocketAddrV4::new(ID_IP, GOSSIP_PORT)).unwrap();
             let wire = Connection::dial(
                 Keypair::ed25519_from_secret([9; 32]),
@@ -517,7 +517,7 @@ mod tests {
         let (client_ip, id_ip) = (Ipv4Addr::new(10, 0, 0, 9), Ipv4Addr::new(10, 0, 0, 6));
         let host_of_ip = |ip: Ipv4Addr| (ip == client_ip).then_some(42);
         let mut boundary = Boundary::new(1, ConnConfig::default());
-        let mut client = HostNet::new(client_ip, 3, 0);
+        let mut client = Endpoint::new(client_ip, 3, 0);
         client.listen(9100).unwrap();
         let client_key = Keypair::ed25519_from_secret([9; 32]);
         let mut wire = None;

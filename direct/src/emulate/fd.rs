@@ -237,7 +237,7 @@ pub(super) fn ioctl(cx: &mut Cx, c: &Call) -> Answer {
             FIONREAD => {
                 let n = match &cx.host.objs[f.obj] {
                     Some(s) => match &s.obj {
-                        Obj::Udp(u) => u.queue.front().map_or(0, |d| d.data.len()),
+                        &Obj::Udp(u) => cx.host.net.udp_ref(u).queue.front().map_or(0, |d| d.data.len()),
                         Obj::Random | Obj::Epoll(_) | Obj::Tcp(_) | Obj::TimerFd(_) | Obj::Netlink(_) => 0,
                     },
                     None => 0,

@@ -85,8 +85,8 @@ pub(super) fn epoll_wait(host: &mut Host, c: &Call) -> Answer {
 pub(super) fn fd_gen(host: &Host, vid: u32, fd: i32, events: u32) -> u64 {
     match host.fds(vid).get(&fd) {
         Some(f) => match host.objs.get(f.obj).and_then(|s| s.as_ref()).map(|s| &s.obj) {
-            Some(Obj::Udp(u)) => u.arrivals,
-            Some(Obj::Tcp(t)) => t.wakeups.watched(events),
+            Some(&Obj::Udp(u)) => host.net.udp_ref(u).arrivals,
+            Some(&Obj::Tcp(t)) => host.net.tcp_ref(t).wakeups.watched(events),
             Some(Obj::TimerFd(t)) => t.changes,
             Some(Obj::Netlink(s)) => s.changes,
             _ => 0,
@@ -99,7 +99,7 @@ pub(super) fn fd_gen(host: &Host, vid: u32, fd: i32, events: u32) -> u64 {
 fn fd_kind(host: &Host, vid: u32, fd: i32) -> &'static str {
     match host.fds(vid).get(&fd) {
         Some(f) => match host.objs.get(f.obj).and_then(|s| s.as_ref()).map(|s| &s.obj) {
-            Some(Obj::Tcp(t)) if matches!(t.phase, crate::tcp::Phase::Listening(_)) => "tcp listener",
+            Some(&Obj::Tcp(t)) if matches!(host.net.tcp_ref(t).phase, crate::tcp::Phase::Listening(_)) => "tcp listener",
             Some(Obj::Tcp(_)) => "tcp",
             Some(Obj::Udp(_)) => "udp",
             Some(Obj::TimerFd(_)) => "timerfd",
@@ -150,7 +150,8 @@ pub(super) fn fd_ready(host: &mut Host, vid: u32, fd: i32, events: i16) -> i16 {
                 r & want
             }
             Some(Obj::Epoll(_)) | Some(Obj::Tcp(_)) => 0, // nested epoll sets are never reported ready
-            Some(Obj::Udp(u)) => {
+            Some(&Obj::Udp(u)) => {
+                let u = host.net.udp_ref(u);
                 let mut r = libc::POLLOUT;
                 if !u.queue.is_empty() || u.shut_rd {
                     r |= libc::POLLIN | libc::POLLRDNORM;

@@ -3,7 +3,7 @@
 //! and which family an address is taken in. Shared by the UDP, TCP and netlink calls.
 
 use crate::cx::Answer;
-use crate::host::Host;
+use crate::host::{Host, Obj};
 use crate::inet6::{self, Bound, Inet6, SOCKADDR_IN6_LEN, SOCKADDR_IN6_MIN, Target};
 use crate::mem;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -11,12 +11,20 @@ use thermocline_net::udp::MAX_UDP_PAYLOAD;
 
 /// The IPv6 side of socket object `obj`, if it is an `AF_INET6` socket.
 pub(crate) fn inet6_of(host: &Host, obj: usize) -> Option<&Inet6> {
-    host.objs.get(obj)?.as_ref()?.inet6.as_ref()
+    match host.objs.get(obj)?.as_ref()?.obj {
+        Obj::Tcp(id) => host.net.tcp.get(id.0 as usize)?.inet6.as_ref(),
+        Obj::Udp(id) => host.net.udp.get(id.0 as usize)?.inet6.as_ref(),
+        _ => None,
+    }
 }
 
 /// The IPv6 side of socket object `obj`, mutably.
 pub(crate) fn inet6_mut(host: &mut Host, obj: usize) -> Option<&mut Inet6> {
-    host.objs.get_mut(obj)?.as_mut()?.inet6.as_mut()
+    match host.objs.get(obj)?.as_ref()?.obj {
+        Obj::Tcp(id) => host.net.tcp.get_mut(id.0 as usize)?.inet6.as_mut(),
+        Obj::Udp(id) => host.net.udp.get_mut(id.0 as usize)?.inet6.as_mut(),
+        _ => None,
+    }
 }
 
 fn sockaddr_bytes(addr: (Ipv4Addr, u16)) -> [u8; 16] {

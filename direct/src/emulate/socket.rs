@@ -7,15 +7,13 @@ use super::native::{counted_read, counted_write, native_io};
 use super::sockaddr::*;
 use super::tcp;
 use crate::cx::{Answer, Cx};
-use crate::host::new_udp;
 use crate::host::{BlockKind, Host, Obj};
-use crate::inet6::{self, Inet6};
+use crate::inet6;
 use crate::seccomp::Notif;
 use crate::{mem, nic};
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use thermocline_net::udp::{self as net, MAX_UDP_PAYLOAD};
-use thermocline_net::udp_ports::UdpHolder;
 
 /// `socket`. An `AF_INET6` UDP or TCP socket is the same emulated socket as an `AF_INET` one,
 /// with an IPv6 side ([`Inet6`]) that translates its addresses (see [`crate::inet6`]).
@@ -28,11 +26,13 @@ pub(super) fn socket(cx: &mut Cx, c: &Call) -> Answer {
         AF_UNIX => Answer::Continue,
         AF_NETLINK => super::netlink::socket(cx, vid, nr, ty, proto),
         _ if inet && ty & 0xf == SOCK_DGRAM && (proto == 0 || proto == IPPROTO_UDP) => {
-            let obj = add_inet(&mut *cx.host, new_udp(), ty, domain);
+            let id = cx.host.net.udp_socket(domain == AF_INET6);
+            let obj = cx.host.add_obj(Obj::Udp(id), ty & SOCK_NONBLOCK != 0);
             Answer::AddFd { src: cx.shared.udp_placeholder.as_raw_fd(), cloexec: ty & SOCK_CLOEXEC != 0, obj }
         }
         _ if inet && ty & 0xf == SOCK_STREAM && (proto == 0 || proto == IPPROTO_TCP) => {
-            let obj = add_inet(&mut *cx.host, Obj::Tcp(Box::default()), ty, domain);
+            let id = cx.host.net.tcp_socket(domain == AF_INET6);
+            let obj = cx.host.add_obj(Obj::Tcp(id), ty & SOCK_NONBLOCK != 0);
             Answer::AddFd { src: cx.shared.tcp_placeholder_fd(), cloexec: ty & SOCK_CLOEXEC != 0, obj }
         }
         _ if inet => {
@@ -53,18 +53,6 @@ pub(super) fn socket(cx: &mut Cx, c: &Call) -> Answer {
             Answer::Errno(EAFNOSUPPORT)
         }
     }
-}
-
-/// Add socket object `obj` of family `domain` (`AF_INET` or `AF_INET6`) to `host`.
-fn add_inet(host: &mut Host, obj: Obj, ty: i32, domain: i32) -> usize {
-    let i = host.add_obj(obj, ty & libc::SOCK_NONBLOCK != 0);
-    if domain == libc::AF_INET6 {
-        host.has_inet6 = true;
-        if let Some(slot) = host.objs[i].as_mut() {
-            slot.inet6 = Some(Inet6::default());
-        }
-    }
-    i
 }
 
 /// `socketpair`.
@@ -155,8 +143,8 @@ fn inet6_option(cx: &mut Cx, vid: u32, n: &Notif, obj: usize) -> Option<Result<A
     let pid = host.tasks[&vid].pid;
     inet6_of(host, obj)?;
     let bound = match host.objs[obj].as_ref().map(|s| &s.obj) {
-        Some(Obj::Udp(u)) => u.local.is_some(),
-        Some(Obj::Tcp(t)) => t.local.is_some(),
+        Some(&Obj::Udp(id)) => host.net.udp_mut(id).local.is_some(),
+        Some(&Obj::Tcp(id)) => host.net.tcp_mut(id).local.is_some(),
         _ => return None,
     };
     let six = inet6_mut(host, obj)?;
@@ -194,48 +182,18 @@ fn inet6_option(cx: &mut Cx, vid: u32, n: &Notif, obj: usize) -> Option<Result<A
 
 /// The UDP socket object `obj` (the caller has checked it is one).
 pub(super) fn udp(host: &mut Host, obj: usize) -> &mut net::UdpSocket {
-    match host.obj_mut(obj) {
-        Some(Obj::Udp(u)) => u,
+    match host.objs.get(obj).and_then(Option::as_ref).map(|s| &s.obj) {
+        Some(&Obj::Udp(id)) => host.net.udp_mut(id),
         _ => unreachable!("checked to be a live UDP socket"),
     }
 }
 
-/// The next free port of the host's ephemeral range (49152–65535), as Linux picks one for an unbound socket.
-pub(super) fn ephemeral_port(host: &mut Host) -> Result<u16, i32> {
-    for _ in 0..16384 {
-        let p = host.next_port;
-        host.next_port = if p == 65535 { 49152 } else { p + 1 };
-        if host.udp_ports.is_free(p) {
-            return Ok(p);
-        }
-    }
-    Err(libc::EADDRINUSE)
-}
-
 /// Binds UDP socket `obj` to `ip:port` (port 0: an ephemeral one), with Linux's address and sharing rules.
 pub(super) fn udp_bind(host: &mut Host, obj: usize, ip: Ipv4Addr, port: u16) -> Result<(), i32> {
-    if udp(host, obj).local.is_some() {
-        return Err(libc::EINVAL);
+    match host.objs.get(obj).and_then(Option::as_ref).map(|s| &s.obj) {
+        Some(&Obj::Udp(id)) => host.net.udp_bind(id, ip, port),
+        _ => unreachable!("checked to be a live UDP socket"),
     }
-    if !(ip.is_unspecified() || ip.is_loopback() || ip == host.ip) {
-        return Err(libc::EADDRNOTAVAIL);
-    }
-    let families = families(host, obj);
-    let port = if port == 0 { ephemeral_port(host)? } else { port };
-    let options = &udp(host, obj).options;
-    let set = |name: i32| options.iter().any(|&((l, n), v)| l == libc::SOL_SOCKET && n == name && v != 0);
-    let (reuseaddr, reuseport) = (set(libc::SO_REUSEADDR), set(libc::SO_REUSEPORT));
-    let holder = UdpHolder { obj, ip, families, reuseaddr, reuseport };
-    if !host.udp_ports.bind(port, holder) {
-        return Err(libc::EADDRINUSE);
-    }
-    udp(host, obj).local = Some((ip, port));
-    Ok(())
-}
-
-/// The families of peers socket `obj` takes: (IPv4, IPv6).
-fn families(host: &Host, obj: usize) -> (bool, bool) {
-    inet6_of(host, obj).map_or((true, false), Inet6::families)
 }
 
 /// The socket family of calls (`bind`, `connect`, `sendto`, `recvmsg`, `setsockopt`, …) on emulated

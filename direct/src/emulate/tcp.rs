@@ -8,112 +8,47 @@
 
 use super::call::NS;
 use super::sockaddr::{
-    Msghdr, Use, bind_with, inet6_mut, inet6_of, read_msghdr, read_sockaddr, resolve, write_sockaddr,
+    Msghdr, Use, bind_with, inet6_of, read_msghdr, read_sockaddr, resolve, write_sockaddr,
 };
 use crate::cx::{Answer, Cx};
-use crate::host::{BlockKind, Host, Obj, ObjSlot};
-use crate::inet6::Inet6;
+use crate::host::{BlockKind, Host, Obj};
 use crate::mem;
 use crate::seccomp::Notif;
 use crate::tcp::*;
 use smoltcp::socket::tcp::State;
 use smoltcp::time::Duration;
-use std::collections::VecDeque;
 use std::net::Ipv4Addr;
-use thermocline_net::stack::{FlowInfo, MTU, PortOwner, PortUse, TcpStack};
+use thermocline_net::host::TcpId;
+use thermocline_net::stack::{FlowInfo, MTU, TcpStack};
 
-/// The families of peers TCP object `obj` takes: (IPv4, IPv6).
-fn families(host: &Host, obj: usize) -> (bool, bool) {
-    inet6_of(host, obj).map_or((true, false), Inet6::families)
-}
-
-/// Whether two uses of a port, taking peers of families `a` and `b`, share a family.
-fn share(a: (bool, bool), b: (bool, bool)) -> bool {
-    (a.0 && b.0) || (a.1 && b.1)
+/// The handle of TCP object `obj` (the caller has checked it is one).
+fn id(host: &Host, obj: usize) -> TcpId {
+    match host.objs.get(obj).and_then(Option::as_ref).map(|s| &s.obj) {
+        Some(&Obj::Tcp(id)) => id,
+        _ => unreachable!("checked to be a TCP socket"),
+    }
 }
 
 fn tcp_of(host: &mut Host, obj: usize) -> &mut TcpSocket {
-    match host.obj_mut(obj) {
-        Some(Obj::Tcp(s)) => s,
-        _ => unreachable!("checked to be a TCP socket"),
-    }
+    let id = id(host, obj);
+    host.net.tcp_mut(id)
 }
 
 /// Split borrows of a host: the TCP object `obj` and the stack.
 fn parts(host: &mut Host, obj: usize) -> (&mut TcpSocket, &mut TcpStack) {
-    host.stack();
-    let Host { objs, tcp, .. } = host;
-    let s = match objs.get_mut(obj) {
-        Some(Some(ObjSlot { obj: Obj::Tcp(s), .. })) => s,
-        _ => unreachable!("checked to be a TCP socket"),
-    };
-    (s, tcp.as_deref_mut().expect("created above"))
+    let (id, now) = (id(host, obj), host.now);
+    host.net.tcp_parts(id, now)
 }
 
-/// Readiness of TCP object `obj` of `host` (`POLL*` bits, all of them: the caller masks). Like
-/// Linux's `tcp_poll`, a connection found not writable is marked `SOCK_NOSPACE`, so that room
-/// freed later wakes its writers.
+/// Readiness of TCP object `obj` of `host` (see [`thermocline_net::host::HostNet::tcp_ready`]).
 pub(crate) fn ready(host: &mut Host, obj: usize) -> i16 {
-    let (s, st) = parts(host, obj);
-    let m = mask(s, st);
-    if m & libc::POLLOUT == 0 && matches!(s.phase, Phase::Open(_)) {
-        s.nospace = true;
-    }
-    m
-}
-
-/// Whether `port` on `ip` can be bound by a socket with these flags (Linux's rule: a port in use
-/// can be shared when both sockets set `SO_REUSEPORT`, or both set `SO_REUSEADDR` and the other
-/// is not listening).
-fn port_free(st: &TcpStack, ip: Ipv4Addr, port: u16, reuse: (bool, bool), fams: (bool, bool), me: usize) -> bool {
-    let (reuseaddr, reuseport) = reuse;
-    st.ports.iter().filter(|p| p.port == port && p.owner != PortOwner::Obj(me)).all(|p| {
-        let overlap = (p.ip.is_unspecified() || ip.is_unspecified() || p.ip == ip) && share(fams, p.families);
-        !overlap || (reuseport && p.reuseport) || (reuseaddr && p.reuseaddr && !p.listening)
-    })
+    let (id, now) = (id(host, obj), host.now);
+    host.net.tcp_ready(id, now)
 }
 
 fn tcp_bind(host: &mut Host, obj: usize, ip: Ipv4Addr, port: u16) -> Result<(), i32> {
-    let host_ip = host.ip;
-    if !(ip.is_unspecified() || ip.is_loopback() || ip == host_ip) {
-        return Err(libc::EADDRNOTAVAIL);
-    }
-    let mut next = host.next_port;
-    let fams = families(host, obj);
-    let (s, st) = parts(host, obj);
-    if s.local.is_some() {
-        return Err(libc::EINVAL);
-    }
-    let port = if port != 0 {
-        if !port_free(st, ip, port, (s.reuseaddr, s.reuseport), fams, obj) {
-            return Err(libc::EADDRINUSE);
-        }
-        port
-    } else {
-        // Ephemeral ports: the range and counter the UDP sockets use.
-        let mut found = None;
-        for _ in 0..16384 {
-            let p = next;
-            next = if p == 65535 { 49152 } else { p + 1 };
-            if !st.ports.iter().any(|u| u.port == p) {
-                found = Some(p);
-                break;
-            }
-        }
-        found.ok_or(libc::EADDRINUSE)?
-    };
-    st.ports.push(PortUse {
-        port,
-        ip,
-        owner: PortOwner::Obj(obj),
-        reuseaddr: s.reuseaddr,
-        reuseport: s.reuseport,
-        listening: false,
-        families: fams,
-    });
-    s.local = Some((ip, port));
-    host.next_port = next;
-    Ok(())
+    let (id, now) = (id(host, obj), host.now);
+    host.net.tcp_bind(id, ip, port, now)
 }
 
 /// Send `SIGPIPE` to the task unless the caller asked not to, and fail with `EPIPE`.
@@ -157,7 +92,7 @@ pub(crate) fn send(
     };
     let host = &mut *cx.host;
     let nonblock = nonblocking(host, obj, flags);
-    host.tcp_dirty = true;
+    host.net.dirty = true;
     let now = host.now;
     let (s, st) = parts(host, obj);
     let hd = match s.phase {
@@ -236,7 +171,7 @@ pub(crate) fn recv(
     let waitall = flags & libc::MSG_WAITALL as u64 != 0 && !peek;
     let host = &mut *cx.host;
     let nonblock = nonblocking(host, obj, flags);
-    host.tcp_dirty = true;
+    host.net.dirty = true;
     let (s, st) = parts(host, obj);
     let hd = match s.phase {
         Phase::Open(hd) => hd,
@@ -372,7 +307,7 @@ pub(crate) fn call(cx: &mut Cx, vid: u32, n: &Notif, obj: usize) -> Result<Answe
         let t = &cx.host.tasks[&vid];
         (t.pid, t.retry)
     };
-    cx.host.tcp_dirty = true;
+    cx.host.net.dirty = true;
     match nr {
         SYS_bind => bind_with(&mut *cx.host, obj, read_sockaddr(pid, a[1], a[2])?, tcp_bind),
         SYS_listen => tcp_listen(&mut *cx.host, obj, a[1] as i32).map(|_| Answer::Value(0)),
@@ -482,85 +417,26 @@ pub(crate) fn call(cx: &mut Cx, vid: u32, n: &Notif, obj: usize) -> Result<Answe
 }
 
 fn tcp_listen(host: &mut Host, obj: usize, backlog: i32) -> Result<(), i32> {
-    let backlog = backlog.clamp(0, 4096) as usize;
-    if tcp_of(host, obj).local.is_none() {
-        tcp_bind(host, obj, Ipv4Addr::UNSPECIFIED, 0)?;
-    }
-    let fams = families(host, obj);
-    let (s, st) = parts(host, obj);
-    match &mut s.phase {
-        Phase::Listening(l) => {
-            l.backlog = backlog;
-            return Ok(());
-        }
-        Phase::Open(_) => return Err(libc::EINVAL),
-        Phase::Fresh => {}
-    }
-    let (ip, port) = s.local.unwrap_or((Ipv4Addr::UNSPECIFIED, 0));
-    let clash = st.ports.iter().any(|p| {
-        p.port == port
-            && p.owner != PortOwner::Obj(obj)
-            && p.listening
-            && (p.ip.is_unspecified() || ip.is_unspecified() || p.ip == ip)
-            && share(fams, p.families)
-            && !(p.reuseport && s.reuseport)
-    });
-    if clash {
-        return Err(libc::EADDRINUSE);
-    }
-    for p in st.ports.iter_mut().filter(|p| p.owner == PortOwner::Obj(obj)) {
-        p.listening = true;
-    }
-    s.phase = Phase::Listening(Listener { backlog, pool: Vec::new(), queue: VecDeque::new() });
-    // The pool is filled by after_poll, which runs once this call is answered.
-    host.tcp_dirty = true;
-    Ok(())
+    let (id, now) = (id(host, obj), host.now);
+    host.net.tcp_listen(id, backlog, now)
 }
 
 fn tcp_accept(cx: &mut Cx, vid: u32, obj: usize, addr: u64, addrlen: u64, flags: i32) -> Result<Answer, i32> {
     let pid = cx.host.tasks[&vid].pid;
     let host = &mut *cx.host;
     let nonblock = nonblocking(host, obj, 0);
-    let (s, st) = parts(host, obj);
-    let Phase::Listening(l) = &mut s.phase else { return Err(libc::EINVAL) };
-    let Some(&hd) = l.queue.front() else {
+    let (id, now) = (id(host, obj), host.now);
+    let Some(((_, peer), native)) = host.net.tcp_next_accept(id, now)? else {
         if nonblock {
             return Err(libc::EAGAIN);
         }
-        let timeout = s.rcvtimeo;
+        let timeout = host.net.tcp_mut(id).rcvtimeo;
         return wait(cx, vid, 0, timeout);
     };
-    let t = st.socket(hd);
-    let local = t.local_endpoint().map(|l| (v4(l.addr), l.port));
-    let peer = t.remote_endpoint().map(|r| (v4(r.addr), r.port));
-    let native = local.zip(peer).is_some_and(|k| host.v6_flows.contains(&k));
-    let six = inet6_of(host, obj).map(|six| Inet6 { native_peer: native, ..six.clone() });
-    if let Some(p) = peer {
-        write_sockaddr(pid, addr, addrlen, p, six.as_ref().map(|_| native))?;
-    }
-    let (s, _) = parts(host, obj);
-    let Phase::Listening(l) = &mut s.phase else { unreachable!("checked above") };
-    l.queue.pop_front();
-    let c = TcpSocket {
-        phase: Phase::Open(hd),
-        local,
-        peer,
-        was_connected: true,
-        nodelay: s.nodelay,
-        keepalive: s.keepalive,
-        keepidle: s.keepidle,
-        reuseaddr: s.reuseaddr,
-        reuseport: s.reuseport,
-        rcvbuf: s.rcvbuf,
-        sndbuf: s.sndbuf,
-        rcvbuf_set: s.rcvbuf_set,
-        sndbuf_set: s.sndbuf_set,
-        ..TcpSocket::new()
-    };
-    let obj = host.add_obj(Obj::Tcp(Box::new(c)), flags & libc::SOCK_NONBLOCK != 0);
-    if let Some(slot) = host.objs[obj].as_mut() {
-        slot.inet6 = six;
-    }
+    let six = inet6_of(host, obj).is_some();
+    write_sockaddr(pid, addr, addrlen, peer, six.then_some(native))?;
+    let conn = host.net.tcp_accept(id, now)?;
+    let obj = host.add_obj(Obj::Tcp(conn), flags & libc::SOCK_NONBLOCK != 0);
     Ok(Answer::AddFd { src: cx.shared.tcp_placeholder_fd(), cloexec: flags & libc::SOCK_CLOEXEC != 0, obj })
 }
 
@@ -569,7 +445,6 @@ fn tcp_connect(cx: &mut Cx, vid: u32, obj: usize, n: &Notif, retry: bool) -> Res
     let (pid, timed_out) = (cx.host.tasks[&vid].pid, cx.host.tasks[&vid].timed_out);
     let host = &mut *cx.host;
     let nonblock = nonblocking(host, obj, 0);
-    let host_ip = host.ip;
     let six = inet6_of(host, obj).cloned();
     let (s, st) = parts(host, obj);
     match s.phase {
@@ -606,43 +481,10 @@ fn tcp_connect(cx: &mut Cx, vid: u32, obj: usize, n: &Notif, retry: bool) -> Res
     }
     let sa = read_sockaddr(pid, a[1], a[2])?;
     let p = resolve(sa, six.as_ref(), Use::TcpConnect)?.ok_or(libc::EAFNOSUPPORT)?;
-    let (ip, port) = (p.ip, p.port);
-    let dst = if ip.is_unspecified() { Ipv4Addr::LOCALHOST } else { ip };
-    if !(dst.is_loopback() || dst.octets()[0] == 10) {
-        return Err(libc::ENETUNREACH);
-    }
-    if port == 0 {
-        return Err(libc::ECONNREFUSED);
-    }
-    if s.local.is_none() {
-        tcp_bind(&mut *cx.host, obj, Ipv4Addr::UNSPECIFIED, 0)?;
-    }
-    let (s, st) = parts(&mut *cx.host, obj);
-    let (lip, lport) = s.local.unwrap_or((Ipv4Addr::UNSPECIFIED, 0));
-    let src = if !lip.is_unspecified() {
-        lip
-    } else if dst.is_loopback() {
-        Ipv4Addr::LOCALHOST
-    } else {
-        host_ip
-    };
-    let mut t = new_stack_socket(s);
-    t.set_timeout(Some(Duration::from_secs(CONNECT_TIMEOUT_S)));
-    let hd = st.add(t);
-    st.set_send_buffer(hd, send_buffer(s));
-    if st.connect(hd, ep(dst, port), ep(src, lport)).is_err() {
-        st.remove(hd);
-        return Err(libc::EADDRNOTAVAIL);
-    }
-    s.phase = Phase::Open(hd);
-    s.peer = Some((dst, port));
-    s.local = Some((src, lport));
-    let host = &mut *cx.host;
-    crate::nic::note_flow(host, ((src, lport), (dst, port)), p.native);
-    if let Some(six) = inet6_mut(host, obj) {
-        six.native_peer = p.native;
-    }
-    let s = tcp_of(host, obj);
+    let dst = if p.ip.is_unspecified() { Ipv4Addr::LOCALHOST } else { p.ip };
+    let (id, now) = (id(host, obj), host.now);
+    host.net.tcp_connect(id, dst, p.port, p.native, now)?;
+    let s = host.net.tcp_mut(id);
     if nonblock {
         s.connect_pending = true;
         return Err(libc::EINPROGRESS);

@@ -8,8 +8,8 @@ const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const DELAY: u64 = 5_000_000;
 
 struct Pair {
-    a: HostNet,
-    b: HostNet,
+    a: Endpoint,
+    b: Endpoint,
     now: u64,
     /// Packets in flight: (arrival, to b?, bytes).
     wire: Vec<(u64, bool, Vec<u8>)>,
@@ -22,8 +22,8 @@ struct Pair {
 impl Pair {
     fn new() -> Pair {
         Pair {
-            a: HostNet::new(A, 1, 0),
-            b: HostNet::new(B, 2, 0),
+            a: Endpoint::new(A, 1, 0),
+            b: Endpoint::new(B, 2, 0),
             now: 0,
             wire: Vec::new(),
             events: Vec::new(),

@@ -1,7 +1,7 @@
 //! TCP socket objects of direct hosts: what a descriptor's socket is (fresh, listening with
 //! its pool and accept queue, or one connection), its options and readiness, and what happens
 //! to its connections when it is closed. The socket calls are in `emulate::tcp`; the stack's
-//! polls, which move these objects along, in [`crate::nic`].
+//! polls, which move these objects along, in [`crate::host`].
 //!
 //! smoltcp has one socket per connection, so a listening descriptor owns a small pool of
 //! listening smoltcp sockets on its port; each one that leaves `LISTEN` moves to the descriptor's
@@ -15,8 +15,9 @@ use smoltcp::time::Duration;
 use smoltcp::wire::{IpAddress, IpEndpoint};
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
-use thermocline_net::linux::{TCP_RMEM, TCP_WMEM, window_for};
-use thermocline_net::stack::{PortOwner, PortUse, SendBuffer, TcpStack};
+use crate::inet6::Inet6;
+use crate::linux::{TCP_RMEM, TCP_WMEM, window_for};
+use crate::stack::{PortOwner, PortUse, SendBuffer, TcpStack};
 
 /// Size of each connection's send ring in the stack: Linux's largest send buffer
 /// (`tcp_wmem` max), which the autotuned one ([`SendBuffer::Linux`]) grows to with the congestion
@@ -112,7 +113,10 @@ pub struct TcpSocket {
     /// Linux's `SOCK_NOSPACE`: a writer found no room (a send that could not queue everything,
     /// or a poll that found the socket not writable), so room freed later wakes writers.
     pub nospace: bool,
-    pub(crate) seen: Seen,
+    /// For an `AF_INET6` socket: its IPv6 side (see [`crate::inet6`]).
+    pub inet6: Option<Inet6>,
+    /// What the socket looked like after the last poll of the stack.
+    pub seen: Seen,
 }
 
 /// Wake-ups of a TCP socket's wait queue, counted by the events they carry, following the
@@ -148,7 +152,7 @@ impl Wakeups {
 /// What changed between two looks at a socket (after two polls of the stack), and the wake-ups
 /// it makes under Linux's rules (see [`Wakeups`]). `nospace` is Linux's `SOCK_NOSPACE`; the
 /// second value says whether it stays set.
-pub(crate) fn wakeups_between(before: Seen, after: Seen, arrivals: usize, nospace: bool) -> (Wakeups, bool) {
+pub fn wakeups_between(before: Seen, after: Seen, arrivals: usize, nospace: bool) -> (Wakeups, bool) {
     use libc::{POLLERR, POLLHUP, POLLOUT, POLLRDHUP};
     let mut w = Wakeups::default();
     let news = after.mask & !before.mask;
@@ -168,7 +172,7 @@ pub(crate) fn wakeups_between(before: Seen, after: Seen, arrivals: usize, nospac
 
 /// What the socket looked like after the last poll of the stack.
 #[derive(Copy, Clone, Debug, Default)]
-pub(crate) struct Seen {
+pub struct Seen {
     /// Readiness bits.
     pub mask: i16,
     /// Bytes waiting to be read.
@@ -206,12 +210,18 @@ impl TcpSocket {
             options: Vec::new(),
             wakeups: Wakeups::default(),
             nospace: false,
+            inet6: None,
             seen: Seen::default(),
         }
     }
 
+    /// The families of peers it takes: (IPv4, IPv6).
+    pub fn families(&self) -> (bool, bool) {
+        self.inet6.as_ref().map_or((true, false), Inet6::families)
+    }
+
     /// The stack handle of an open connection (`None` before connect/listen or after release).
-    pub(crate) fn handle(&self) -> Option<SocketHandle> {
+    pub fn handle(&self) -> Option<SocketHandle> {
         match self.phase {
             Phase::Open(h) => Some(h),
             _ => None,
@@ -226,7 +236,7 @@ impl Default for TcpSocket {
 }
 
 /// A new stack socket with this descriptor's settings.
-pub(crate) fn new_stack_socket(s: &TcpSocket) -> tcp::Socket<'static> {
+pub fn new_stack_socket(s: &TcpSocket) -> tcp::Socket<'static> {
     let rx = if s.rcvbuf_set { window_for(s.rcvbuf as usize) } else { RECV_RING_BYTES };
     let mut t = TcpStack::new_socket(rx, SEND_RING_BYTES);
     t.set_nagle_enabled(!s.nodelay);
@@ -237,29 +247,29 @@ pub(crate) fn new_stack_socket(s: &TcpSocket) -> tcp::Socket<'static> {
 }
 
 /// The send buffer of a connection of this descriptor: the program's, or Linux's autotuned one.
-pub(crate) fn send_buffer(s: &TcpSocket) -> SendBuffer {
+pub fn send_buffer(s: &TcpSocket) -> SendBuffer {
     if s.sndbuf_set { SendBuffer::Locked(s.sndbuf as usize) } else { SendBuffer::Linux(0) }
 }
 
 /// The smoltcp endpoint for an IPv4 address and port.
-pub(crate) fn ep(ip: Ipv4Addr, port: u16) -> IpEndpoint {
+pub fn ep(ip: Ipv4Addr, port: u16) -> IpEndpoint {
     IpEndpoint::new(IpAddress::Ipv4(ip), port)
 }
 
 /// The IPv4 address inside a smoltcp address (the stack is built IPv4-only).
-pub(crate) fn v4(a: IpAddress) -> Ipv4Addr {
+pub fn v4(a: IpAddress) -> Ipv4Addr {
     match a {
         IpAddress::Ipv4(v) => v,
     }
 }
 
 /// Whether a connection in state `st` has been synchronised (it is or was established).
-pub(crate) fn synchronised(st: State) -> bool {
+pub fn synchronised(st: State) -> bool {
     !matches!(st, State::Closed | State::Listen | State::SynSent | State::SynReceived)
 }
 
 /// Readiness (`POLL*` bits) of TCP object `s`, as Linux's `tcp_poll` computes it.
-pub(crate) fn mask(s: &TcpSocket, st: &mut TcpStack) -> i16 {
+pub fn mask(s: &TcpSocket, st: &mut TcpStack) -> i16 {
     use libc::{POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLLRDNORM, POLLWRNORM};
     let err = if s.error.is_some() { POLLERR } else { 0 };
     match &s.phase {
@@ -305,8 +315,9 @@ pub(crate) fn mask(s: &TcpSocket, st: &mut TcpStack) -> i16 {
 /// The last descriptor of TCP socket `s` (emulated object `obj`, taking peers of families
 /// `fams`) is closed: let the stack finish its connection (graceful FIN, or an RST with unread
 /// data or `SO_LINGER` 0), stop listening, free its port.
-pub(crate) fn release(s: &mut TcpSocket, st: &mut TcpStack, obj: usize, fams: (bool, bool)) {
-    st.ports.retain(|p| p.owner != PortOwner::Obj(obj));
+pub fn release(s: &mut TcpSocket, st: &mut TcpStack, obj: usize) {
+    let fams = s.families();
+    st.ports.retain(|p| p.owner != PortOwner::Socket(obj));
     match std::mem::replace(&mut s.phase, Phase::Fresh) {
         Phase::Fresh => {}
         Phase::Listening(l) => {

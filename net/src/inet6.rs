@@ -289,7 +289,7 @@ mod tests {
 
     #[test]
     fn a_marked_packet_is_20_bytes_longer_and_unmarks_to_the_original() {
-        let p = thermocline_net::udp::encode((Ipv4Addr::new(10, 0, 0, 1), 5), (Ipv4Addr::new(10, 0, 0, 2), 6), b"hi");
+        let p = crate::udp::encode((Ipv4Addr::new(10, 0, 0, 1), 5), (Ipv4Addr::new(10, 0, 0, 2), 6), b"hi");
         let mut m = p.clone();
         mark(&mut m);
         assert_eq!(m.len(), p.len() + 20);
@@ -299,7 +299,7 @@ mod tests {
         assert_eq!(ip.total_len() as usize, m.len());
         assert_eq!(unmark(&m), Some(p.clone()));
         assert_eq!(unmark(&p), None);
-        assert_eq!(thermocline_net::udp::decode(&m).unwrap().payload, b"hi", "still a valid IPv4 packet");
+        assert_eq!(crate::udp::decode(&m).unwrap().payload, b"hi", "still a valid IPv4 packet");
     }
 
     #[test]
