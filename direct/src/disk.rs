@@ -169,6 +169,36 @@ pub fn folder_size(dir: &Path) -> u64 {
     total
 }
 
+/// File systems whose "regular files" hold no data (`/proc/<pid>/mem`, which the shim writes to
+/// patch the vDSO, `/sys` and `cgroup` attributes, …): writes to them take no disk space.
+const PSEUDO_FILE_SYSTEMS: [i64; 12] = [
+    0x9fa0,      // proc
+    0x6265_6572, // sysfs
+    0x6462_6720, // debugfs
+    0x7472_6163, // tracefs
+    0x0027_e0eb, // cgroup
+    0x6367_7270, // cgroup2
+    0x7363_6673, // securityfs
+    0xcafe_4a11, // bpf
+    0x6265_6570, // configfs
+    0x6165_676c, // pstore
+    0xde5e_81e4, // efivarfs
+    0x6573_5543, // fusectl
+];
+
+/// Whether our descriptor `fd` is a file of a pseudo file system.
+fn pseudo_file(fd: RawFd) -> bool {
+    // SAFETY: fstatfs fills the struct.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above, on our own descriptor.
+    unsafe { libc::fstatfs(fd, &mut fs) == 0 && PSEUDO_FILE_SYSTEMS.contains(&(fs.f_type as i64)) }
+}
+
+/// The path of the file behind our descriptor `fd`.
+fn fd_path(fd: RawFd) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,34 +277,4 @@ mod tests {
         assert_eq!(d.quota(), 1000);
         let _ = std::fs::remove_dir_all(&dir);
     }
-}
-
-/// File systems whose "regular files" hold no data (`/proc/<pid>/mem`, which the shim writes to
-/// patch the vDSO, `/sys` and `cgroup` attributes, …): writes to them take no disk space.
-const PSEUDO_FILE_SYSTEMS: [i64; 12] = [
-    0x9fa0,      // proc
-    0x6265_6572, // sysfs
-    0x6462_6720, // debugfs
-    0x7472_6163, // tracefs
-    0x0027_e0eb, // cgroup
-    0x6367_7270, // cgroup2
-    0x7363_6673, // securityfs
-    0xcafe_4a11, // bpf
-    0x6265_6570, // configfs
-    0x6165_676c, // pstore
-    0xde5e_81e4, // efivarfs
-    0x6573_5543, // fusectl
-];
-
-/// Whether our descriptor `fd` is a file of a pseudo file system.
-fn pseudo_file(fd: RawFd) -> bool {
-    // SAFETY: fstatfs fills the struct.
-    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: as above, on our own descriptor.
-    unsafe { libc::fstatfs(fd, &mut fs) == 0 && PSEUDO_FILE_SYSTEMS.contains(&(fs.f_type as i64)) }
-}
-
-/// The path of the file behind our descriptor `fd`.
-fn fd_path(fd: RawFd) -> Option<PathBuf> {
-    std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()
 }

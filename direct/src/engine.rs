@@ -770,7 +770,7 @@ impl DirectEngine {
             // SAFETY: poll over our own descriptors.
             let mut n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
             if n == 0 {
-                let tick = crate::threads::poll_tick_ms(&mut self.cx(h));
+                let tick = crate::threads::poll_tick_ms(&self.cx(h));
                 // SAFETY: as above.
                 n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, tick) };
             }
@@ -782,7 +782,7 @@ impl DirectEngine {
                 return Err(DirectError::Io("poll".into(), e));
             }
             if n == 0 {
-                let leaders = crate::threads::exited_leaders(&mut self.cx(h));
+                let leaders = crate::threads::exited_leaders(&self.cx(h));
                 if !leaders.is_empty() {
                     for vid in leaders {
                         self.exited(h, vid);

@@ -7,25 +7,24 @@
 //! datagram sockets are their bound ports ([`UdpPort`]) with `send_to`/`recv_from`.
 //! [`Endpoint::poll_event`] reports accepted connections, established dials, ends and datagrams.
 //!
-//! Direct hosts run Linux's socket calls on the same [`TcpStack`] (their descriptor logic lives
-//! with their syscalls); this endpoint is the small surface an in-simulator peer needs.
+//! It is a thin layer over a [`HostNet`], the socket table direct hosts' syscalls use, so an
+//! identity's sockets follow the same Linux rules (ports, listen pool and accept queue, resets,
+//! pending errors) as a real program's; this endpoint only turns them into events.
 
-use crate::stack::TcpStack;
-use crate::udp::{Datagram, MAX_UDP_PAYLOAD, UdpSocket};
-use smoltcp::iface::SocketHandle;
-use smoltcp::socket::tcp::{self, State};
-use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint, IpProtocol, Ipv4Packet};
+use crate::host::{HostNet, TcpId, UdpId};
+use crate::tcp::Phase;
+use crate::udp::MAX_UDP_PAYLOAD;
+use smoltcp::socket::tcp::State;
+use smoltcp::wire::{IpProtocol, Ipv4Packet};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// Send and receive buffer of each connection: 256 KiB keeps a 50 Mbit/s path with a 40 ms
 /// round trip (250 kB in flight) from being window-limited, with window scaling.
 pub const CONN_BUFFER: usize = 256 * 1024;
-/// Sockets kept in LISTEN per port, refilled after every packet; those half-way through a
-/// handshake come on top, so any number of handshakes may be in progress at once.
-pub const LISTEN_POOL: usize = 2;
-/// The first ephemeral port of dials (Linux's default range starts here too).
-const EPHEMERAL: u16 = 49152;
+/// Connections waiting to be accepted per listening port at most (Linux's `somaxconn`); the
+/// endpoint accepts every one after each poll, so this only bounds a burst at one instant.
+const BACKLOG: i32 = 4096;
 
 /// A connection of this endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -81,7 +80,7 @@ pub enum EndpointError {
 
 /// One connection's record.
 struct Conn {
-    handle: SocketHandle,
+    id: TcpId,
     /// Reported `Connected`/`Accepted` already.
     up: bool,
     /// A dial (reported as `Connected`), not an accepted connection.
@@ -90,39 +89,51 @@ struct Conn {
 
 /// A host's TCP endpoint (see the module documentation).
 pub struct Endpoint {
-    ip: Ipv4Addr,
-    stack: TcpStack,
-    listening: BTreeMap<u16, Vec<SocketHandle>>,
+    net: HostNet,
+    /// Listening sockets by port.
+    listening: BTreeMap<u16, TcpId>,
     conns: BTreeMap<ConnId, Conn>,
     next_conn: u32,
-    next_port: u16,
     events: VecDeque<NetEvent>,
     tx: VecDeque<Vec<u8>>,
-    /// Datagram sockets by bound port (UDP ports are apart from TCP's, as on Linux).
-    udp: BTreeMap<u16, UdpSocket>,
-    next_udp_port: u16,
+    /// Datagram sockets by bound port.
+    udp: BTreeMap<u16, UdpId>,
+    /// The time of the latest call that gave one (ns).
+    now: u64,
 }
 
 impl Endpoint {
     /// The endpoint of a host with address `ip`, its sequence numbers drawn from `seed`.
     pub fn new(ip: Ipv4Addr, seed: u64, now: u64) -> Endpoint {
+        let mut net = HostNet::new(ip, seed);
+        net.stack(now);
         Endpoint {
-            ip,
-            stack: TcpStack::new(ip, seed, now),
+            net,
             listening: BTreeMap::new(),
             conns: BTreeMap::new(),
             next_conn: 0,
-            next_port: EPHEMERAL,
             events: VecDeque::new(),
             tx: VecDeque::new(),
             udp: BTreeMap::new(),
-            next_udp_port: EPHEMERAL,
+            now,
         }
     }
 
     /// The host's address.
     pub fn ip(&self) -> Ipv4Addr {
-        self.ip
+        self.net.ip()
+    }
+
+    /// A TCP socket with this endpoint's settings: [`CONN_BUFFER`] to send and receive, and no
+    /// Nagle delay, as libp2p sets `TCP_NODELAY`.
+    fn socket(&mut self) -> TcpId {
+        let id = self.net.tcp_socket(false);
+        let s = self.net.tcp_mut(id);
+        s.nodelay = true;
+        (s.sndbuf, s.sndbuf_set) = (CONN_BUFFER as i32, true);
+        // `SO_RCVBUF` counts bookkeeping too: the window is half of it, as on Linux.
+        (s.rcvbuf, s.rcvbuf_set) = (2 * CONN_BUFFER as i32, true);
+        id
     }
 
     /// Accepts connections on `port` from now on.
@@ -130,33 +141,34 @@ impl Endpoint {
         if self.listening.contains_key(&port) {
             return Err(EndpointError::AddrInUse);
         }
-        self.listening.insert(port, Vec::new());
-        self.refill();
+        let id = self.socket();
+        let now = self.now;
+        let bound = self.net.tcp_bind(id, Ipv4Addr::UNSPECIFIED, port, now);
+        if bound.and_then(|()| self.net.tcp_listen(id, BACKLOG, now)).is_err() {
+            self.net.tcp_close(id, now);
+            return Err(EndpointError::AddrInUse);
+        }
+        self.listening.insert(port, id);
+        self.poll(now);
         Ok(())
     }
 
     /// Starts a connection to `remote`; `Connected` (or `Closed`, if refused) follows.
     pub fn connect(&mut self, now: u64, remote: SocketAddrV4) -> Result<ConnId, EndpointError> {
-        let port = self.free_port().ok_or(EndpointError::CannotDial)?;
-        let handle = self.stack.add(new_socket());
-        let local = IpEndpoint::new(IpAddress::Ipv4(self.ip), port);
-        let to = IpEndpoint::new(IpAddress::Ipv4(*remote.ip()), remote.port());
-        if self.stack.connect(handle, to, local).is_err() {
-            self.stack.remove(handle);
+        let id = self.socket();
+        if self.net.tcp_connect(id, *remote.ip(), remote.port(), false, now).is_err() {
+            self.net.tcp_close(id, now);
             return Err(EndpointError::CannotDial);
         }
-        let id = self.add(handle, true);
+        let conn = self.add(id, true);
         self.poll(now);
-        Ok(id)
+        Ok(conn)
     }
 
     /// The local address and port of connection `conn` (a dial's is an ephemeral port).
     pub fn local_addr(&mut self, conn: ConnId) -> Option<SocketAddrV4> {
-        let handle = self.conns.get(&conn)?.handle;
-        self.stack
-            .socket(handle)
-            .local_endpoint()
-            .map(|IpEndpoint { addr: IpAddress::Ipv4(ip), port }| SocketAddrV4::new(ip, port))
+        let id = self.conns.get(&conn)?.id;
+        self.net.tcp_ref(id).local.map(|(ip, port)| SocketAddrV4::new(ip, port))
     }
 
     /// Takes an IPv4 packet that reached the host (any bytes: what does not parse is dropped).
@@ -164,23 +176,29 @@ impl Endpoint {
     pub fn handle_packet(&mut self, now: u64, packet: Vec<u8>) {
         let udp = Ipv4Packet::new_checked(&packet[..]).is_ok_and(|p| p.next_header() == IpProtocol::Udp);
         if udp {
-            self.take_datagram(&packet);
+            let to_me = crate::udp::decode(&packet).is_ok_and(|d| d.dst.0 == self.net.ip());
+            if to_me && let Some(id) = self.net.deliver_datagram(&packet, false) {
+                let port = self.net.udp_ref(id).local_port().expect("a datagram reaches a bound socket");
+                self.events.push_back(NetEvent::Datagram(UdpPort(port)));
+            }
             return;
         }
-        self.stack.push_rx(packet);
+        if let Err(rst) = self.net.take_segment(packet, false, now) {
+            self.tx.push_back(rst);
+        }
         self.poll(now);
     }
 
     /// Binds a datagram socket to `port` (0: a free ephemeral port).
     pub fn bind_udp(&mut self, port: u16) -> Result<UdpPort, EndpointError> {
-        let port = match port {
-            0 => self.free_udp_port().ok_or(EndpointError::AddrInUse)?,
-            p if self.udp.contains_key(&p) => return Err(EndpointError::AddrInUse),
-            p => p,
-        };
-        let mut socket = UdpSocket::new();
-        socket.local = Some((self.ip, port));
-        self.udp.insert(port, socket);
+        let id = self.net.udp_socket(false);
+        let ip = self.net.ip();
+        if self.net.udp_bind(id, ip, port).is_err() {
+            self.net.udp_close(id);
+            return Err(EndpointError::AddrInUse);
+        }
+        let port = self.net.udp_ref(id).local_port().expect("bound above");
+        self.udp.insert(port, id);
         Ok(UdpPort(port))
     }
 
@@ -192,19 +210,22 @@ impl Endpoint {
         if data.len() > MAX_UDP_PAYLOAD {
             return Err(EndpointError::TooLarge);
         }
-        self.tx.push_back(crate::udp::encode((self.ip, from.0), (*to.ip(), to.port()), data));
+        self.tx.push_back(crate::udp::encode((self.net.ip(), from.0), (*to.ip(), to.port()), data));
         Ok(data.len())
     }
 
     /// Takes the oldest datagram waiting on socket `on`, with its sender (`None` when none waits).
     pub fn recv_from(&mut self, on: UdpPort) -> Result<Option<(SocketAddrV4, Vec<u8>)>, EndpointError> {
-        let socket = self.udp.get_mut(&on.0).ok_or(EndpointError::NoSocket)?;
-        Ok(socket.dequeue(false).map(|d| (SocketAddrV4::new(d.src.0, d.src.1), d.data)))
+        let &id = self.udp.get(&on.0).ok_or(EndpointError::NoSocket)?;
+        let d = self.net.udp_mut(id).dequeue(false);
+        Ok(d.map(|d| (SocketAddrV4::new(d.src.0, d.src.1), d.data)))
     }
 
     /// Closes datagram socket `on`, dropping what waits on it; its port is free again.
     pub fn close_udp(&mut self, on: UdpPort) {
-        self.udp.remove(&on.0);
+        if let Some(id) = self.udp.remove(&on.0) {
+            self.net.udp_close(id);
+        }
     }
 
     /// Datagram sockets open (for memory accounting).
@@ -219,7 +240,7 @@ impl Endpoint {
 
     /// When the endpoint must next be polled (ns), if ever; always after `now`.
     pub fn poll_timeout(&mut self, now: u64) -> Option<u64> {
-        self.stack.next_poll(now)
+        self.net.poll_timeout(now)
     }
 
     /// The next IPv4 packet the host sends, if any.
@@ -234,8 +255,12 @@ impl Endpoint {
 
     /// Queues bytes on a connection; returns how many fit in its send buffer.
     pub fn send(&mut self, now: u64, conn: ConnId, data: &[u8]) -> Result<usize, EndpointError> {
-        let handle = self.conns.get(&conn).ok_or(EndpointError::NoConnection)?.handle;
-        let n = self.stack.send_slice(handle, data, now).map_err(|_| EndpointError::NotWritable)?;
+        let id = self.conns.get(&conn).ok_or(EndpointError::NoConnection)?.id;
+        let n = match self.net.tcp_send(id, data, now) {
+            Ok(n) => n,
+            Err(libc::EAGAIN) if self.conns[&conn].up => 0,
+            Err(_) => return Err(EndpointError::NotWritable),
+        };
         self.poll(now);
         Ok(n)
     }
@@ -243,14 +268,15 @@ impl Endpoint {
     /// Room left in a connection's send buffer (0 for an unknown connection).
     pub fn send_room(&mut self, conn: ConnId) -> usize {
         let Some(c) = self.conns.get(&conn) else { return 0 };
-        self.stack.send_room(c.handle)
+        let (s, st) = self.net.tcp_parts(c.id, 0);
+        s.handle().map_or(0, |hd| st.send_room(hd))
     }
 
     /// Takes what a connection has received (empty when nothing is waiting).
     pub fn recv(&mut self, now: u64, conn: ConnId) -> Result<Vec<u8>, EndpointError> {
-        let handle = self.conns.get(&conn).ok_or(EndpointError::NoConnection)?.handle;
+        let id = self.conns.get(&conn).ok_or(EndpointError::NoConnection)?.id;
         let mut data = Vec::new();
-        if self.stack.recv_into(handle, &mut data) > 0 {
+        if self.net.tcp_recv(id, &mut data, now).is_ok_and(|n| n > 0) {
             // The window opened: the stack may have an update to send.
             self.poll(now);
         }
@@ -260,7 +286,7 @@ impl Endpoint {
     /// Closes a connection gracefully (FIN after what is queued); `Closed` follows once done.
     pub fn close(&mut self, now: u64, conn: ConnId) {
         if let Some(c) = self.conns.get(&conn) {
-            self.stack.close(c.handle);
+            let _ = self.net.tcp_shutdown(c.id, libc::SHUT_WR, now);
             self.poll(now);
         }
     }
@@ -268,7 +294,7 @@ impl Endpoint {
     /// Resets a connection at once.
     pub fn abort(&mut self, now: u64, conn: ConnId) {
         if let Some(c) = self.conns.get(&conn) {
-            self.stack.abort(c.handle);
+            self.net.tcp_abort(c.id, now);
             self.poll(now);
         }
     }
@@ -278,153 +304,74 @@ impl Endpoint {
         self.conns.len()
     }
 
-    fn add(&mut self, handle: SocketHandle, dialled: bool) -> ConnId {
-        let id = ConnId(self.next_conn);
+    fn add(&mut self, id: TcpId, dialled: bool) -> ConnId {
+        let conn = ConnId(self.next_conn);
         self.next_conn += 1;
-        self.conns.insert(id, Conn { handle, up: false, dialled });
-        id
-    }
-
-    /// Queues a datagram on the socket bound to its destination port. A datagram to a port
-    /// nobody holds, one that does not decode, or one beyond the socket's receive buffer is
-    /// dropped (Linux answers the first with an ICMP port-unreachable, which is not modelled).
-    fn take_datagram(&mut self, packet: &[u8]) {
-        let Ok(d) = crate::udp::decode(packet) else { return };
-        if d.dst.0 != self.ip {
-            return;
-        }
-        let Some(socket) = self.udp.get_mut(&d.dst.1) else { return };
-        if socket.enqueue(Datagram { src: d.src, data: d.payload, v6: false }) {
-            self.events.push_back(NetEvent::Datagram(UdpPort(d.dst.1)));
-        }
-    }
-
-    fn free_udp_port(&mut self) -> Option<u16> {
-        for _ in 0..16384 {
-            let p = self.next_udp_port;
-            self.next_udp_port = if p == u16::MAX { EPHEMERAL } else { p + 1 };
-            if !self.udp.contains_key(&p) {
-                return Some(p);
-            }
-        }
-        None
-    }
-
-    fn free_port(&mut self) -> Option<u16> {
-        for _ in 0..16384 {
-            let p = self.next_port;
-            self.next_port = if p == u16::MAX { EPHEMERAL } else { p + 1 };
-            let taken = self.listening.contains_key(&p)
-                || self.conns.values().any(|c| {
-                    self.stack.sockets.get::<tcp::Socket>(c.handle).local_endpoint().is_some_and(|l| l.port == p)
-                });
-            if !taken {
-                return Some(p);
-            }
-        }
-        None
+        self.conns.insert(conn, Conn { id, up: false, dialled });
+        conn
     }
 
     /// Runs the stack at `now` and turns what changed into events and packets.
     fn poll(&mut self, now: u64) {
+        self.now = now;
         loop {
-            self.stack.run(now);
-            let progressed = self.adopt_established() | self.report();
-            self.tx.extend(self.stack.take_tx());
-            self.refill();
-            if !progressed {
+            let outcome = self.net.poll(now);
+            self.net.dirty = false;
+            let progressed = self.accept_all(now) | self.report(now);
+            self.tx.extend(self.net.take_transmit());
+            if !(progressed || outcome.again) {
                 break;
             }
         }
-        self.stack.resets.clear();
     }
 
-    /// Listening sockets that left LISTEN become connections.
-    fn adopt_established(&mut self) -> bool {
-        let mut found = Vec::new();
-        for pool in self.listening.values_mut() {
-            pool.retain(|&h| {
-                let st = self.stack.sockets.get::<tcp::Socket>(h).state();
-                if matches!(st, State::Listen | State::SynReceived) {
-                    return true;
-                }
-                found.push((h, st));
-                false
-            });
-        }
-        let any = !found.is_empty();
-        for (h, st) in found {
-            if st == State::Closed {
-                self.stack.remove(h);
-            } else {
-                self.add(h, false);
+    /// Connections waiting on listening ports become this endpoint's.
+    fn accept_all(&mut self, now: u64) -> bool {
+        let mut any = false;
+        let listeners: Vec<TcpId> = self.listening.values().copied().collect();
+        for l in listeners {
+            while let Ok(id) = self.net.tcp_accept(l, now) {
+                self.add(id, false);
+                any = true;
             }
         }
         any
     }
 
-    /// Reports connections coming up, data waiting, and ends; forgets ended connections.
-    fn report(&mut self) -> bool {
+    /// Reports connections coming up, data waiting, and ends; forgets ended connections (the
+    /// stack finishes them, TIME-WAIT included).
+    fn report(&mut self, now: u64) -> bool {
         let mut ended = Vec::new();
         let mut changed = false;
-        for (&id, c) in self.conns.iter_mut() {
-            let s = self.stack.sockets.get_mut::<tcp::Socket>(c.handle);
-            let st = s.state();
-            if !c.up && !matches!(st, State::SynSent | State::SynReceived | State::Closed | State::Listen) {
+        for (&conn, c) in self.conns.iter_mut() {
+            let (s, st) = self.net.tcp_parts(c.id, now);
+            let Phase::Open(hd) = s.phase else { continue };
+            let t = st.socket(hd);
+            let state = t.state();
+            if !c.up && !matches!(state, State::SynSent | State::SynReceived | State::Closed | State::Listen) {
                 c.up = true;
                 changed = true;
+                let remote =
+                    s.peer.map_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), |(ip, p)| SocketAddrV4::new(ip, p));
                 self.events.push_back(match c.dialled {
-                    true => NetEvent::Connected(id),
-                    false => NetEvent::Accepted { conn: id, remote: remote_of(s) },
+                    true => NetEvent::Connected(conn),
+                    false => NetEvent::Accepted { conn, remote },
                 });
             }
-            if s.recv_queue() > 0 {
-                self.events.push_back(NetEvent::Readable(id));
+            if t.recv_queue() > 0 {
+                self.events.push_back(NetEvent::Readable(conn));
             }
-            if st == State::Closed || (st == State::TimeWait && s.recv_queue() == 0) {
-                ended.push(id);
+            if state == State::Closed || (state == State::TimeWait && t.recv_queue() == 0) {
+                ended.push(conn);
             }
         }
-        for id in ended {
-            let c = self.conns.remove(&id).expect("listed above");
-            self.stack.remove(c.handle);
-            self.events.push_back(NetEvent::Closed(id));
+        for conn in ended {
+            let c = self.conns.remove(&conn).expect("listed above");
+            self.net.tcp_close(c.id, now);
+            self.events.push_back(NetEvent::Closed(conn));
             changed = true;
         }
         changed
-    }
-
-    /// Keeps [`LISTEN_POOL`] sockets in LISTEN on every listening port, beside those that took a
-    /// SYN and are half-way through their handshake: Linux's backlog, which a burst of dials at one
-    /// instant must not overrun.
-    fn refill(&mut self) {
-        for (&port, pool) in self.listening.iter_mut() {
-            let sockets = &self.stack.sockets;
-            let mut idle = pool.iter().filter(|&&h| sockets.get::<tcp::Socket>(h).state() == State::Listen).count();
-            while idle < LISTEN_POOL {
-                idle += 1;
-                let mut s = new_socket();
-                if s.listen(IpListenEndpoint { addr: None, port }).is_err() {
-                    break;
-                }
-                pool.push(self.stack.add(s));
-            }
-        }
-    }
-}
-
-/// A connection with Linux's windows (kept by the stack) and no Nagle delay, as libp2p sets
-/// `TCP_NODELAY`.
-fn new_socket() -> tcp::Socket<'static> {
-    let mut s = TcpStack::new_socket(CONN_BUFFER, CONN_BUFFER);
-    s.set_nagle_enabled(false);
-    s
-}
-
-fn remote_of(s: &tcp::Socket<'_>) -> SocketAddrV4 {
-    match s.remote_endpoint() {
-        Some(IpEndpoint { addr: IpAddress::Ipv4(ip), port }) => SocketAddrV4::new(ip, port),
-        None => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
     }
 }
 

@@ -403,6 +403,97 @@ impl HostNet {
         self.dirty = true;
     }
 
+    /// `shutdown(how)` of TCP socket `id` (`SHUT_RD`, `SHUT_WR`, `SHUT_RDWR`): reading ends,
+    /// and writing ends with a FIN after what is queued. `ENOTCONN` unless the connection is (or
+    /// is becoming) synchronised, `EINVAL` for another `how`.
+    pub fn tcp_shutdown(&mut self, id: TcpId, how: i32, now: u64) -> Result<(), Errno> {
+        let (s, st) = self.tcp_parts(id, now);
+        let hd = s.handle().ok_or(libc::ENOTCONN)?;
+        let state = st.socket(hd).state();
+        let live = matches!(
+            state,
+            State::Established
+                | State::SynSent
+                | State::SynReceived
+                | State::CloseWait
+                | State::FinWait1
+                | State::FinWait2
+        );
+        if !live && !s.was_connected {
+            return Err(libc::ENOTCONN);
+        }
+        if !matches!(how, libc::SHUT_RD | libc::SHUT_WR | libc::SHUT_RDWR) {
+            return Err(libc::EINVAL);
+        }
+        if how != libc::SHUT_WR {
+            s.shut_rd = true;
+        }
+        if how != libc::SHUT_RD {
+            s.shut_wr = true;
+            st.close(hd);
+        }
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Resets TCP socket `id`'s connection at once, dropping what it had not sent (the socket
+    /// stays, its connection `Closed`, until [`HostNet::tcp_close`]).
+    pub fn tcp_abort(&mut self, id: TcpId, now: u64) {
+        let (s, st) = self.tcp_parts(id, now);
+        if let Some(hd) = s.handle() {
+            st.abort(hd);
+            self.dirty = true;
+        }
+    }
+
+    /// A non-blocking write of `data` on TCP socket `id`: the bytes its send buffer took (maybe
+    /// fewer than offered), `EAGAIN` when it took none or the handshake is not over, a pending
+    /// error, or `EPIPE` once writing is shut.
+    pub fn tcp_send(&mut self, id: TcpId, data: &[u8], now: u64) -> Result<usize, Errno> {
+        let (s, st) = self.tcp_parts(id, now);
+        let hd = s.handle().ok_or(libc::EPIPE)?;
+        if let Some(err) = s.error.take() {
+            return Err(err);
+        }
+        let t = st.socket(hd);
+        if matches!(t.state(), State::SynSent | State::SynReceived) {
+            return Err(libc::EAGAIN);
+        }
+        if s.shut_wr || !t.may_send() {
+            return Err(libc::EPIPE);
+        }
+        let room = st.send_room(hd).min(data.len());
+        let n = st.send_slice(hd, &data[..room], now).map_err(|_| libc::EPIPE)?;
+        if n == 0 && !data.is_empty() {
+            s.nospace = true;
+            return Err(libc::EAGAIN);
+        }
+        self.dirty = true;
+        Ok(n)
+    }
+
+    /// A non-blocking read of everything TCP socket `id` has received, onto `out`: the bytes
+    /// taken, 0 at the end of the stream, `EAGAIN` when nothing waits yet, or a pending error.
+    pub fn tcp_recv(&mut self, id: TcpId, out: &mut Vec<u8>, now: u64) -> Result<usize, Errno> {
+        let (s, st) = self.tcp_parts(id, now);
+        let hd = s.handle().ok_or(libc::ENOTCONN)?;
+        if !s.shut_rd && st.socket(hd).recv_queue() > 0 {
+            let n = st.recv_into(hd, out);
+            s.seen.rx = st.socket(hd).recv_queue();
+            self.dirty = true;
+            return Ok(n);
+        }
+        if let Some(err) = s.error.take() {
+            return Err(err);
+        }
+        let state = st.socket(hd).state();
+        match () {
+            _ if crate::tcp::read_ended(s, state) => Ok(0),
+            _ if state == State::Closed => Err(libc::ENOTCONN),
+            _ => Err(libc::EAGAIN),
+        }
+    }
+
     /// `bind` of UDP socket `id` to `ip:port` (port 0: an ephemeral one), with Linux's address
     /// and sharing rules ([`UdpPorts`]).
     pub fn udp_bind(&mut self, id: UdpId, ip: Ipv4Addr, port: u16) -> Result<(), Errno> {
@@ -563,7 +654,8 @@ impl HostNet {
             s.nospace = nospace;
             // Blocked calls are retried on any change (they look at the levels themselves).
             let before = s.seen;
-            if now.mask != before.mask || now.rx > before.rx || now.queued > before.queued || now.state != before.state {
+            if now.mask != before.mask || now.rx > before.rx || now.queued > before.queued || now.state != before.state
+            {
                 out.changed = true;
             }
             s.seen = now;
@@ -620,6 +712,10 @@ fn finish_orphans(st: &mut TcpStack) -> bool {
     again
 }
 
+/// A connection a listener took for another: its stack handle, local endpoint, and whether it
+/// is an IPv6 flow.
+type Misfit = (smoltcp::iface::SocketHandle, ((Ipv4Addr, u16), bool));
+
 /// A listener after a poll: connections of a family it does not take go to `misfits` (for the
 /// listener that does), established ones move to its accept queue (holding their port), and the
 /// pool of listening stack sockets is topped up to what the backlog allows. Returns how many
@@ -628,7 +724,7 @@ fn settle_listener(
     s: &mut TcpSocket,
     st: &mut TcpStack,
     v6_flows: &BTreeSet<FlowKey>,
-    misfits: &mut Vec<(smoltcp::iface::SocketHandle, ((Ipv4Addr, u16), bool))>,
+    misfits: &mut Vec<Misfit>,
 ) -> usize {
     let (reuse, fams) = ((s.reuseaddr, s.reuseport), s.families());
     let Phase::Listening(l) = &mut s.phase else { return 0 };
@@ -685,7 +781,12 @@ fn settle_listener(
 
 /// A connection after a poll: the connect timeout ends once it is established, and a reset or a
 /// timeout becomes its pending error (`SO_ERROR`) as Linux reports it.
-fn settle_connection(s: &mut TcpSocket, st: &mut TcpStack, hd: smoltcp::iface::SocketHandle, resets: &[(smoltcp::iface::SocketHandle, State)]) {
+fn settle_connection(
+    s: &mut TcpSocket,
+    st: &mut TcpStack,
+    hd: smoltcp::iface::SocketHandle,
+    resets: &[(smoltcp::iface::SocketHandle, State)],
+) {
     let t = st.socket(hd);
     let state = t.state();
     if synchronised(state) && !s.was_connected {
@@ -708,7 +809,11 @@ fn settle_connection(s: &mut TcpSocket, st: &mut TcpStack, hd: smoltcp::iface::S
 
 /// If connection `t`, taken by a listener with IPv6 side `six`, is of a family that listener
 /// does not take: its local endpoint, and whether it is an IPv6 flow.
-fn stray(t: &tcp::Socket<'static>, six: Option<&Inet6>, v6_flows: &BTreeSet<FlowKey>) -> Option<((Ipv4Addr, u16), bool)> {
+fn stray(
+    t: &tcp::Socket<'static>,
+    six: Option<&Inet6>,
+    v6_flows: &BTreeSet<FlowKey>,
+) -> Option<((Ipv4Addr, u16), bool)> {
     let local = t.local_endpoint().map(|l| (v4(l.addr), l.port))?;
     let remote = t.remote_endpoint().map(|r| (v4(r.addr), r.port))?;
     let native = v6_flows.contains(&(local, remote));

@@ -15,9 +15,12 @@
 //!   ([`linux`]), sans-IO; [`udp`]: UDP sockets and datagrams as IPv4 packets; [`udp_ports`]:
 //!   who holds a host's UDP ports, with Linux's sharing and delivery rules. The endpoint level:
 //!   what direct hosts' socket calls run on.
-//! - [`endpoint`]: [`Endpoint`], a host's TCP and UDP endpoint with no process behind it
-//!   (listening ports, connections by handle, datagram sockets, events), for surrogate
-//!   identities that meet real clients.
+//! - [`host`]: [`host::HostNet`], one host's socket table (the stack, TCP and UDP sockets by
+//!   handle, ports, IPv6 flows) with Linux's rules and errnos; [`tcp`] and [`inet6`]: its TCP
+//!   socket objects and their IPv6 side. Direct hosts' descriptors are handles into it.
+//! - [`endpoint`]: [`Endpoint`], events over a [`host::HostNet`] with no process behind it
+//!   (listening ports, connections by handle, datagram sockets), for surrogate identities that
+//!   meet real clients.
 //! - [`mark`]: [`StreamMark`], the note a stream's sender gives the receiver's host of where a
 //!   message ends on a TCP stream, so its arrival is timed exactly.
 //! - [`pages`]: returns the pages of drained socket buffers to the kernel, so a connection's
@@ -33,6 +36,8 @@ pub mod link;
 pub mod linux;
 pub mod mark;
 pub mod pages;
+#[cfg(test)]
+mod pair;
 pub mod path;
 pub mod rules;
 pub mod stack;

@@ -9,15 +9,15 @@
 //! connection stays in the stack (FIN-WAIT, TIME-WAIT) until smoltcp has finished it, and keeps
 //! its port until then.
 
+use crate::inet6::Inet6;
+use crate::linux::{TCP_RMEM, TCP_WMEM, window_for};
+use crate::stack::{PortOwner, PortUse, SendBuffer, TcpStack};
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::Duration;
 use smoltcp::wire::{IpAddress, IpEndpoint};
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
-use crate::inet6::Inet6;
-use crate::linux::{TCP_RMEM, TCP_WMEM, window_for};
-use crate::stack::{PortOwner, PortUse, SendBuffer, TcpStack};
 
 /// Size of each connection's send ring in the stack: Linux's largest send buffer
 /// (`tcp_wmem` max), which the autotuned one ([`SendBuffer::Linux`]) grows to with the congestion
@@ -266,6 +266,15 @@ pub fn v4(a: IpAddress) -> Ipv4Addr {
 /// Whether a connection in state `st` has been synchronised (it is or was established).
 pub fn synchronised(st: State) -> bool {
     !matches!(st, State::Closed | State::Listen | State::SynSent | State::SynReceived)
+}
+
+/// Whether a read of TCP socket `s`, its connection in `state` and nothing queued, finds the end
+/// of the stream (0) rather than waiting: reading was shut, the peer's FIN came, or an
+/// established connection is over.
+pub fn read_ended(s: &TcpSocket, state: State) -> bool {
+    s.shut_rd
+        || matches!(state, State::CloseWait | State::LastAck | State::Closing | State::TimeWait)
+        || (state == State::Closed && s.was_connected)
 }
 
 /// Readiness (`POLL*` bits) of TCP object `s`, as Linux's `tcp_poll` computes it.

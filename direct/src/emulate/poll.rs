@@ -99,7 +99,9 @@ pub(super) fn fd_gen(host: &Host, vid: u32, fd: i32, events: u32) -> u64 {
 fn fd_kind(host: &Host, vid: u32, fd: i32) -> &'static str {
     match host.fds(vid).get(&fd) {
         Some(f) => match host.objs.get(f.obj).and_then(|s| s.as_ref()).map(|s| &s.obj) {
-            Some(&Obj::Tcp(t)) if matches!(host.net.tcp_ref(t).phase, crate::tcp::Phase::Listening(_)) => "tcp listener",
+            Some(&Obj::Tcp(t)) if matches!(host.net.tcp_ref(t).phase, crate::tcp::Phase::Listening(_)) => {
+                "tcp listener"
+            }
             Some(Obj::Tcp(_)) => "tcp",
             Some(Obj::Udp(_)) => "udp",
             Some(Obj::TimerFd(_)) => "timerfd",

@@ -7,9 +7,7 @@
 //! RST; writes after the end give `EPIPE` and `SIGPIPE`.
 
 use super::call::NS;
-use super::sockaddr::{
-    Msghdr, Use, bind_with, inet6_of, read_msghdr, read_sockaddr, resolve, write_sockaddr,
-};
+use super::sockaddr::{Msghdr, Use, bind_with, inet6_of, read_msghdr, read_sockaddr, resolve, write_sockaddr};
 use crate::cx::{Answer, Cx};
 use crate::host::{BlockKind, Host, Obj};
 use crate::mem;
@@ -212,10 +210,7 @@ pub(crate) fn recv(
         return Err(err);
     }
     let state = st.socket(hd).state();
-    let ended = s.shut_rd
-        || matches!(state, State::CloseWait | State::LastAck | State::Closing | State::TimeWait)
-        || (state == State::Closed && s.was_connected);
-    if ended {
+    if thermocline_net::tcp::read_ended(s, state) {
         finish_recv(pid, addr)?;
         return Ok(Answer::Value(0));
     }
@@ -341,32 +336,8 @@ pub(crate) fn call(cx: &mut Cx, vid: u32, n: &Notif, obj: usize) -> Result<Answe
         SYS_setsockopt => self::setsockopt(cx, vid, n, obj),
         SYS_getsockopt => self::getsockopt(cx, vid, n, obj),
         SYS_shutdown => {
-            let (s, st) = parts(&mut *cx.host, obj);
-            let hd = s.handle().ok_or(ENOTCONN)?;
-            let t = st.socket(hd);
-            if !matches!(
-                t.state(),
-                State::Established
-                    | State::SynSent
-                    | State::SynReceived
-                    | State::CloseWait
-                    | State::FinWait1
-                    | State::FinWait2
-            ) && !s.was_connected
-            {
-                return Err(ENOTCONN);
-            }
-            let how = a[1] as i32;
-            if !matches!(how, SHUT_RD | SHUT_WR | SHUT_RDWR) {
-                return Err(EINVAL);
-            }
-            if how != SHUT_WR {
-                s.shut_rd = true;
-            }
-            if how != SHUT_RD {
-                s.shut_wr = true;
-                st.close(hd);
-            }
+            let now = cx.host.now;
+            cx.host.net.tcp_shutdown(id(&*cx.host, obj), a[1] as i32, now)?;
             cx.host.progress += 1;
             Ok(Answer::Value(0))
         }

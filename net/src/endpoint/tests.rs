@@ -1,5 +1,4 @@
-//! Two endpoints wired back to back, in quinn's `Pair` style: packets move between them after a
-//! fixed one-way delay, time advances to the next packet or timer, nothing else runs.
+//! The endpoint's events and calls between two endpoints wired back to back ([`crate::pair`]).
 
 use super::*;
 
@@ -7,78 +6,15 @@ const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const DELAY: u64 = 5_000_000;
 
-struct Pair {
-    a: Endpoint,
-    b: Endpoint,
-    now: u64,
-    /// Packets in flight: (arrival, to b?, bytes).
-    wire: Vec<(u64, bool, Vec<u8>)>,
-    events: Vec<(bool, NetEvent)>,
-    /// Every this many packets towards b is lost (0: none).
-    lose_every: usize,
-    towards_b: usize,
-}
+type Pair = crate::pair::Pair<Endpoint>;
 
-impl Pair {
-    fn new() -> Pair {
-        Pair {
-            a: Endpoint::new(A, 1, 0),
-            b: Endpoint::new(B, 2, 0),
-            now: 0,
-            wire: Vec::new(),
-            events: Vec::new(),
-            lose_every: 0,
-            towards_b: 0,
-        }
-    }
-
-    fn collect(&mut self) {
-        while let Some(p) = self.a.poll_transmit() {
-            self.towards_b += 1;
-            if self.lose_every == 0 || !self.towards_b.is_multiple_of(self.lose_every) {
-                self.wire.push((self.now + DELAY, true, p));
-            }
-        }
-        while let Some(p) = self.b.poll_transmit() {
-            self.wire.push((self.now + DELAY, false, p));
-        }
-        while let Some(e) = self.a.poll_event() {
-            self.events.push((false, e));
-        }
-        while let Some(e) = self.b.poll_event() {
-            self.events.push((true, e));
-        }
-    }
-
-    /// Runs until nothing is in flight and no timer is due before `until`.
-    fn run(&mut self, until: u64) {
-        loop {
-            self.collect();
-            let next_packet = self.wire.iter().map(|w| w.0).min();
-            let timers = [self.a.poll_timeout(self.now), self.b.poll_timeout(self.now)];
-            let next = next_packet.into_iter().chain(timers.into_iter().flatten()).min();
-            let Some(t) = next.filter(|&t| t <= until) else { break };
-            self.now = t;
-            let (due, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.wire).into_iter().partition(|w| w.0 <= t);
-            self.wire = rest;
-            for (_, to_b, p) in due {
-                if to_b { self.b.handle_packet(t, p) } else { self.a.handle_packet(t, p) }
-            }
-            self.a.handle_timeout(t);
-            self.b.handle_timeout(t);
-        }
-        self.now = self.now.max(until);
-    }
-
-    fn took(&mut self, on_b: bool, f: impl Fn(&NetEvent) -> bool) -> bool {
-        let at = self.events.iter().position(|(side, e)| *side == on_b && f(e));
-        at.map(|i| self.events.remove(i)).is_some()
-    }
+fn pair() -> Pair {
+    Pair::new(Endpoint::new(A, 1, 0), Endpoint::new(B, 2, 0), DELAY)
 }
 
 #[test]
 fn a_dial_is_accepted_and_bytes_cross_both_ways() {
-    let mut p = Pair::new();
+    let mut p = pair();
     p.b.listen(9000).unwrap();
     let c = p.a.connect(0, SocketAddrV4::new(B, 9000)).unwrap();
     p.run(100_000_000);
@@ -108,7 +44,7 @@ fn a_dial_is_accepted_and_bytes_cross_both_ways() {
 /// returned) as data arrives: 2 MB still arrive intact through many laps of the ring.
 #[test]
 fn bytes_cross_intact_through_losses_while_the_receive_ring_is_drained() {
-    let mut p = Pair::new();
+    let mut p = pair();
     p.b.listen(9000).unwrap();
     let c = p.a.connect(0, SocketAddrV4::new(B, 9000)).unwrap();
     p.run(100_000_000);
@@ -132,7 +68,7 @@ fn bytes_cross_intact_through_losses_while_the_receive_ring_is_drained() {
 
 #[test]
 fn a_dial_to_a_closed_port_is_refused_and_reported_closed() {
-    let mut p = Pair::new();
+    let mut p = pair();
     let c = p.a.connect(0, SocketAddrV4::new(B, 9001)).unwrap();
     p.run(100_000_000);
     assert!(p.took(false, |e| *e == NetEvent::Closed(c)), "{:?}", p.events);
@@ -143,7 +79,7 @@ fn a_dial_to_a_closed_port_is_refused_and_reported_closed() {
 
 #[test]
 fn a_port_is_listened_on_once_and_closing_ends_both_sides() {
-    let mut p = Pair::new();
+    let mut p = pair();
     p.b.listen(9000).unwrap();
     assert_eq!(p.b.listen(9000), Err(EndpointError::AddrInUse));
     let c = p.a.connect(0, SocketAddrV4::new(B, 9000)).unwrap();
@@ -167,7 +103,7 @@ fn a_port_is_listened_on_once_and_closing_ends_both_sides() {
 
 #[test]
 fn two_dials_get_distinct_ports_and_both_are_accepted() {
-    let mut p = Pair::new();
+    let mut p = pair();
     p.b.listen(9000).unwrap();
     let c1 = p.a.connect(0, SocketAddrV4::new(B, 9000)).unwrap();
     let c2 = p.a.connect(0, SocketAddrV4::new(B, 9000)).unwrap();
@@ -187,10 +123,10 @@ fn two_dials_get_distinct_ports_and_both_are_accepted() {
 
 #[test]
 fn more_dials_at_once_than_the_listen_pool_are_all_accepted() {
-    let mut p = Pair::new();
+    let mut p = pair();
     p.b.listen(9000).unwrap();
     let dials: Vec<ConnId> =
-        (0..3 * LISTEN_POOL).map(|_| p.a.connect(0, SocketAddrV4::new(B, 9000)).unwrap()).collect();
+        (0..3 * crate::tcp::LISTEN_POOL).map(|_| p.a.connect(0, SocketAddrV4::new(B, 9000)).unwrap()).collect();
     p.run(100_000_000);
     let accepted = p.events.iter().filter(|(b, e)| *b && matches!(e, NetEvent::Accepted { .. })).count();
     assert_eq!(accepted, dials.len(), "the pool refills between SYNs: {:?}", p.events);
@@ -201,10 +137,10 @@ fn more_dials_at_once_than_the_listen_pool_are_all_accepted() {
 
 #[test]
 fn a_datagram_crosses_both_ways_between_bound_sockets() {
-    let mut p = Pair::new();
+    let mut p = pair();
     let server = p.b.bind_udp(9000).unwrap();
     let client = p.a.bind_udp(0).unwrap();
-    assert!(client.0 >= EPHEMERAL, "an ephemeral port: {client:?}");
+    assert!(client.0 >= crate::host::EPHEMERAL, "an ephemeral port: {client:?}");
     assert_eq!(p.a.send_to(client, SocketAddrV4::new(B, 9000), b"ping"), Ok(4));
     p.run(100_000_000);
     assert!(p.took(true, |e| *e == NetEvent::Datagram(server)));
@@ -219,7 +155,7 @@ fn a_datagram_crosses_both_ways_between_bound_sockets() {
 
 #[test]
 fn datagram_ports_are_held_once_and_apart_from_tcp() {
-    let mut p = Pair::new();
+    let mut p = pair();
     p.b.listen(9000).unwrap();
     let u = p.b.bind_udp(9000).expect("UDP and TCP ports are separate spaces");
     assert_eq!(p.b.bind_udp(9000), Err(EndpointError::AddrInUse));
@@ -232,7 +168,7 @@ fn datagram_ports_are_held_once_and_apart_from_tcp() {
 
 #[test]
 fn a_datagram_to_an_unbound_port_is_dropped_without_an_event() {
-    let mut p = Pair::new();
+    let mut p = pair();
     let a = p.a.bind_udp(0).unwrap();
     p.a.send_to(a, SocketAddrV4::new(B, 7), b"nobody").unwrap();
     p.run(100_000_000);

@@ -8,49 +8,10 @@ const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const MS: u64 = 1_000_000;
 
-/// Two hosts whose packets reach each other after `delay`.
-struct Pair {
-    a: HostNet,
-    b: HostNet,
-    now: u64,
-    delay: u64,
-    /// Packets in flight: (arrival, to b?, bytes).
-    wire: Vec<(u64, bool, Vec<u8>)>,
-}
+type Pair = crate::pair::Pair<HostNet>;
 
-impl Pair {
-    fn new() -> Pair {
-        Pair { a: HostNet::new(A, 1), b: HostNet::new(B, 2), now: 0, delay: MS, wire: Vec::new() }
-    }
-
-    /// Polls both hosts and moves packets until `until`.
-    fn run(&mut self, until: u64) {
-        loop {
-            for (to_b, net) in [(true, &mut self.a), (false, &mut self.b)] {
-                while net.poll(self.now).again {}
-                for p in net.take_transmit() {
-                    self.wire.push((self.now + self.delay, to_b, p));
-                }
-            }
-            let timers = [self.a.poll_timeout(self.now), self.b.poll_timeout(self.now)];
-            let next = self.wire.iter().map(|w| w.0).chain(timers.into_iter().flatten()).filter(|&t| t > self.now).min();
-            match next {
-                Some(t) if t <= until => self.now = t,
-                _ => return,
-            }
-            let (due, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.wire).into_iter().partition(|w| w.0 <= self.now);
-            self.wire = rest;
-            for (_, to_b, p) in due {
-                let net = if to_b { &mut self.b } else { &mut self.a };
-                let now = self.now;
-                if crate::udp::decode(&p).is_ok() {
-                    net.deliver_datagram(&p, false);
-                } else if let Err(rst) = net.take_segment(p, false, now) {
-                    self.wire.push((now + self.delay, !to_b, rst));
-                }
-            }
-        }
-    }
+fn pair() -> Pair {
+    Pair::new(HostNet::new(A, 1), HostNet::new(B, 2), MS)
 }
 
 fn listener(net: &mut HostNet, port: u16, backlog: i32) -> TcpId {
@@ -100,7 +61,7 @@ fn ephemeral_ports_are_distinct_and_shared_by_tcp_and_udp_counters() {
 
 #[test]
 fn a_connection_is_queued_on_the_listener_and_accepted_with_its_options() {
-    let mut p = Pair::new();
+    let mut p = pair();
     let l = listener(&mut p.b, 7000, 4);
     p.b.tcp_mut(l).nodelay = true;
     let c = p.a.tcp_socket(false);
@@ -121,7 +82,7 @@ fn a_connection_is_queued_on_the_listener_and_accepted_with_its_options() {
 
 #[test]
 fn a_dial_to_a_port_nobody_listens_on_fails_with_econnrefused() {
-    let mut p = Pair::new();
+    let mut p = pair();
     let c = p.a.tcp_socket(false);
     p.a.tcp_connect(c, B, 7001, false, 0).unwrap();
     p.run(10 * MS);
@@ -139,7 +100,7 @@ fn connect_refuses_what_the_simulation_cannot_reach() {
 
 #[test]
 fn a_burst_of_dials_beyond_the_pool_is_queued_up_to_the_backlog() {
-    let mut p = Pair::new();
+    let mut p = pair();
     let l = listener(&mut p.b, 7002, 64);
     let dials: Vec<TcpId> = (0..3 * LISTEN_POOL)
         .map(|_| {
@@ -160,7 +121,7 @@ fn a_burst_of_dials_beyond_the_pool_is_queued_up_to_the_backlog() {
 
 #[test]
 fn a_datagram_goes_to_the_socket_bound_to_its_port() {
-    let mut p = Pair::new();
+    let mut p = pair();
     let rx = p.b.udp_socket(false);
     p.b.udp_bind(rx, Ipv4Addr::UNSPECIFIED, 9000).unwrap();
     let bytes = crate::udp::encode((A, 5000), (B, 9000), b"ping");
@@ -174,7 +135,7 @@ fn a_datagram_goes_to_the_socket_bound_to_its_port() {
 
 #[test]
 fn a_v6only_listener_refuses_an_ipv4_connection_request_with_an_rst() {
-    let mut p = Pair::new();
+    let mut p = pair();
     let l = p.b.tcp_socket(true);
     p.b.tcp_mut(l).inet6.as_mut().unwrap().v6only = true;
     p.b.tcp_bind(l, Ipv4Addr::UNSPECIFIED, 7003, 0).unwrap();
@@ -184,4 +145,44 @@ fn a_v6only_listener_refuses_an_ipv4_connection_request_with_an_rst() {
     p.run(10 * MS);
     assert_eq!(p.a.tcp_ref(c).error, Some(libc::ECONNREFUSED));
     assert_eq!(p.b.tcp_accept(l, p.now), Err(libc::EAGAIN));
+}
+
+#[test]
+fn writes_reads_shutdown_and_reset_follow_linux_nonblocking_semantics() {
+    let mut p = pair();
+    let l = listener(&mut p.b, 7000, 4);
+    let c = p.a.tcp_socket(false);
+    p.a.tcp_connect(c, B, 7000, false, 0).unwrap();
+    assert_eq!(p.a.tcp_send(c, b"early", 0), Err(libc::EAGAIN), "the handshake is not over");
+    p.run(10 * MS);
+    let s = p.b.tcp_accept(l, p.now).unwrap();
+    let mut got = Vec::new();
+    assert_eq!(p.b.tcp_recv(s, &mut got, p.now), Err(libc::EAGAIN), "nothing waits yet");
+    assert_eq!(p.a.tcp_send(c, b"hello", p.now), Ok(5));
+    p.run(p.now + 10 * MS);
+    assert_eq!(p.b.tcp_recv(s, &mut got, p.now), Ok(5));
+    assert_eq!(got, b"hello");
+    // A full send buffer takes nothing and says so.
+    p.a.tcp_mut(c).sndbuf_set = true;
+    let big = vec![7u8; 1 << 22];
+    let first = p.a.tcp_send(c, &big, p.now).unwrap();
+    assert!(first > 0 && first < big.len(), "a partial write: {first}");
+    assert_eq!(p.a.tcp_send(c, &big, p.now), Err(libc::EAGAIN));
+    assert!(p.a.tcp_ref(c).nospace, "a writer that found no room waits for it");
+    assert_eq!(p.a.tcp_shutdown(c, 7, p.now), Err(libc::EINVAL));
+    p.a.tcp_shutdown(c, libc::SHUT_WR, p.now).unwrap();
+    assert_eq!(p.a.tcp_send(c, b"x", p.now), Err(libc::EPIPE), "writing is shut");
+    p.run(p.now + 2_000 * MS);
+    let mut rest = Vec::new();
+    while p.b.tcp_recv(s, &mut rest, p.now).is_ok_and(|n| n > 0) {
+        p.run(p.now + 100 * MS);
+    }
+    assert_eq!(rest.len(), first, "every byte written before the FIN arrives");
+    assert_eq!(p.b.tcp_recv(s, &mut rest, p.now), Ok(0), "then the end of the stream");
+    // The other side resets: the next read reports it once.
+    p.b.tcp_abort(s, p.now);
+    p.run(p.now + 10 * MS);
+    assert_eq!(p.a.tcp_recv(c, &mut Vec::new(), p.now), Err(libc::ECONNRESET));
+    let fresh = p.a.tcp_socket(false);
+    assert_eq!(p.a.tcp_shutdown(fresh, libc::SHUT_RDWR, p.now), Err(libc::ENOTCONN));
 }
