@@ -174,10 +174,11 @@ impl Endpoint {
     /// Takes an IPv4 packet that reached the host (any bytes: what does not parse is dropped).
     /// A datagram goes to the socket bound to its port, if any; a segment to the TCP stack.
     pub fn handle_packet(&mut self, now: u64, packet: Vec<u8>) {
-        let udp = Ipv4Packet::new_checked(&packet[..]).is_ok_and(|p| p.next_header() == IpProtocol::Udp);
-        if udp {
-            let to_me = crate::udp::decode(&packet).is_ok_and(|d| d.dst.0 == self.net.ip());
-            if to_me && let Some(id) = self.net.deliver_datagram(&packet, false) {
+        let header = Ipv4Packet::new_checked(&packet[..]).map(|p| (p.next_header(), p.dst_addr()));
+        if let Ok((IpProtocol::Udp, dst)) = header {
+            if dst == self.net.ip()
+                && let Some(id) = self.net.deliver_datagram(&packet, false)
+            {
                 let port = self.net.udp_ref(id).local_port().expect("a datagram reaches a bound socket");
                 self.events.push_back(NetEvent::Datagram(UdpPort(port)));
             }
@@ -268,7 +269,7 @@ impl Endpoint {
     /// Room left in a connection's send buffer (0 for an unknown connection).
     pub fn send_room(&mut self, conn: ConnId) -> usize {
         let Some(c) = self.conns.get(&conn) else { return 0 };
-        let (s, st) = self.net.tcp_parts(c.id, 0);
+        let (s, st) = self.net.tcp_parts(c.id, self.now);
         s.handle().map_or(0, |hd| st.send_room(hd))
     }
 

@@ -462,8 +462,7 @@ impl HostNet {
         if s.shut_wr || !t.may_send() {
             return Err(libc::EPIPE);
         }
-        let room = st.send_room(hd).min(data.len());
-        let n = st.send_slice(hd, &data[..room], now).map_err(|_| libc::EPIPE)?;
+        let n = st.send_slice(hd, data, now).map_err(|_| libc::EPIPE)?;
         if n == 0 && !data.is_empty() {
             s.nospace = true;
             return Err(libc::EAGAIN);
