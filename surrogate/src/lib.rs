@@ -9,9 +9,11 @@
 //! - [`score`]: gossipsub v1.1 peer scoring.
 //! - [`topics`]: topic indices and every identity's subscriptions.
 //! - [`engine`]: the engine.
+//! - [`discv5`]: discovery among identities (Kademlia tables so far).
 
 pub mod boundary;
 pub mod config;
+pub mod discv5;
 pub mod engine;
 pub mod peers;
 pub mod rpc;
