@@ -11,7 +11,7 @@ use k256::ecdsa::SigningKey;
 use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use thermocline_wire::discv5::enr::{Enr, NodeId};
+use thermocline_wire::discv5::enr::{Enr, NodeId, log_distance};
 use thermocline_wire::discv5::message::Message;
 use thermocline_wire::discv5::node::{Node, NodeEvent};
 
@@ -23,21 +23,6 @@ fn key(n: u32) -> SigningKey {
 
 fn record(k: &SigningKey, addr: SocketAddrV4) -> Enr {
     Enr::signed(k, 1, &[(b"ip", addr.ip().octets().to_vec()), (b"udp", addr.port().to_be_bytes().to_vec())]).unwrap()
-}
-
-/// The log2 distance of two node ids (256 for ids differing in the first bit).
-fn distance(a: &NodeId, b: &NodeId) -> u64 {
-    let lead: u32 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| x ^ y)
-        .scan(true, |zero, x| {
-            let z = if *zero { x.leading_zeros() } else { 0 };
-            *zero &= x == 0;
-            Some(z)
-        })
-        .sum();
-    256 - u64::from(lead)
 }
 
 #[test]
@@ -71,7 +56,7 @@ fn chainsafe_discv5_pings_talks_to_and_looks_up_through_our_node() {
                 let me = node.id();
                 let found: Vec<Enr> = others
                     .iter()
-                    .filter(|e| distances.contains(&distance(&me, &e.node_id())))
+                    .filter(|e| distances.contains(&u64::from(log_distance(&me, &e.node_id()))))
                     .take(16)
                     .cloned()
                     .collect();

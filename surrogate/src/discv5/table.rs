@@ -15,20 +15,8 @@ pub const K: usize = 16;
 /// Replacement candidates kept per table, newest last; the oldest goes when one more arrives.
 pub const REPLACEMENTS: usize = 8;
 
-/// A 256-bit discv5 node id.
-pub type NodeId = thermocline_wire::discv5::enr::NodeId;
-
-/// The log2 distance of two node ids: 0 when equal, else 256 minus the leading zero bits of
-/// their XOR (discv5's `logdistance`).
-pub fn log_distance(a: &NodeId, b: &NodeId) -> u16 {
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        let z = x ^ y;
-        if z != 0 {
-            return (256 - 8 * i as u32 - z.leading_zeros()) as u16;
-        }
-    }
-    0
-}
+/// A 256-bit discv5 node id, and the log2 distance that picks its bucket.
+pub use thermocline_wire::discv5::enr::{NodeId, log_distance};
 
 /// What [`Table::insert`] did with a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,22 +204,6 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
-
-    fn id(first: u8, last: u8) -> NodeId {
-        let mut x = [0u8; 32];
-        x[0] = first;
-        x[31] = last;
-        x
-    }
-
-    #[test]
-    fn log_distance_counts_from_the_first_differing_bit() {
-        assert_eq!(log_distance(&id(0, 0), &id(0, 0)), 0);
-        assert_eq!(log_distance(&id(0, 0), &id(0, 1)), 1);
-        assert_eq!(log_distance(&id(0, 0), &id(0, 0x80)), 8);
-        assert_eq!(log_distance(&id(0x80, 0), &id(0, 0)), 256);
-        assert_eq!(log_distance(&id(0x01, 7), &id(0, 0)), 249);
-    }
 
     #[test]
     fn a_full_bucket_keeps_its_entries_and_the_newcomer_waits_as_a_candidate() {

@@ -19,6 +19,18 @@ pub const MAX_RECORD: usize = 300;
 /// A 256-bit node id.
 pub type NodeId = [u8; 32];
 
+/// The log2 distance of two node ids: 0 when equal, else 256 minus the leading zero bits of
+/// their XOR (discv5's `logdistance`, the bucket and FINDNODE distance).
+pub fn log_distance(a: &NodeId, b: &NodeId) -> u16 {
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        let z = x ^ y;
+        if z != 0 {
+            return (256 - 8 * i as u32 - z.leading_zeros()) as u16;
+        }
+    }
+    0
+}
+
 /// Why bytes are not a valid record.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnrError {

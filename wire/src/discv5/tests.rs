@@ -2,7 +2,7 @@
 //! with node B's key and opened with the read keys given, the handshake's keys and signature
 //! rebuilt from their inputs, and the cryptographic primitives' own vectors.
 
-use super::enr::{Enr, node_id};
+use super::enr::{Enr, NodeId, log_distance, node_id};
 use super::message::Message;
 use super::packet::{self, AuthData, Header};
 use super::session::{self, SessionKeys};
@@ -177,4 +177,20 @@ fn messages_round_trip() {
     }
     assert!(Message::decode(&[7, 0xc0]).is_err(), "unknown type");
     assert!(Message::decode(&[1, 0xca, 0x89, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0x01]).is_err(), "a 9-byte request id");
+}
+
+fn node(first: u8, last: u8) -> NodeId {
+    let mut x = [0u8; 32];
+    x[0] = first;
+    x[31] = last;
+    x
+}
+
+#[test]
+fn log_distance_counts_from_the_first_differing_bit() {
+    assert_eq!(log_distance(&node(0, 0), &node(0, 0)), 0);
+    assert_eq!(log_distance(&node(0, 0), &node(0, 1)), 1);
+    assert_eq!(log_distance(&node(0, 0), &node(0, 0x80)), 8);
+    assert_eq!(log_distance(&node(0x80, 0), &node(0, 0)), 256);
+    assert_eq!(log_distance(&node(0x01, 7), &node(0, 0)), 249);
 }
