@@ -87,33 +87,30 @@ impl Table {
             return Inserted::Refused;
         }
         let key = (distance - 1) as u8;
-        match self.find(distance) {
+        let b = match self.find(distance) {
             Ok(b) => {
                 let r = self.range(b);
                 if let Some(at) = self.entries[r.clone()].iter().position(|&n| n == node) {
                     self.entries[r.start + at..r.end].rotate_left(1);
-                    Inserted::Refreshed
-                } else if r.len() < K {
-                    self.candidates.retain(|&(_, n)| n != node);
-                    self.entries.reserve_exact(1);
-                    self.entries.insert(r.end, node);
-                    self.buckets[b].1 += 1;
-                    Inserted::Added
-                } else {
-                    self.add_candidate(key, node);
-                    Inserted::Candidate
+                    return Inserted::Refreshed;
                 }
+                if r.len() == K {
+                    self.add_candidate(key, node);
+                    return Inserted::Candidate;
+                }
+                b
             }
             Err(b) => {
-                let start = self.range_start(b);
-                self.candidates.retain(|&(_, n)| n != node);
-                self.entries.reserve_exact(1);
-                self.entries.insert(start, node);
                 self.buckets.reserve_exact(1);
-                self.buckets.insert(b, (key, 1));
-                Inserted::Added
+                self.buckets.insert(b, (key, 0));
+                b
             }
-        }
+        };
+        self.candidates.retain(|&(_, n)| n != node);
+        self.entries.reserve_exact(1);
+        self.entries.insert(self.range(b).end, node);
+        self.buckets[b].1 += 1;
+        Inserted::Added
     }
 
     /// Take `node` out after a failed liveness check; the newest candidate at the same distance
