@@ -1,6 +1,6 @@
 //! The MPI backend under a real `mpirun` (OpenMPI): the same digest as the local backends on 2
-//! and 4 ranks, failing ranks abort the job promptly with a named cause, and the benchmarks run
-//! under MPI. Built only with the `mpi` feature.
+//! and 4 ranks (PHOLD, hybrid and discv5 runs), failing ranks abort the job promptly with a named
+//! cause, and the benchmarks run under MPI. Built only with the `mpi` feature.
 #![cfg(feature = "mpi")]
 
 mod common;
@@ -48,6 +48,25 @@ fn a_hybrid_run_of_direct_hosts_and_surrogates_has_one_digest_under_mpi() {
     assert!(o.status.success(), "mpirun -n 2 failed:\n{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(summary(&out)["digest"], summary(&local)["digest"]);
     assert_eq!(read(out.join("hosts/hot1/python3.0.stdout")).trim(), "sent 50");
+}
+
+#[test]
+fn a_discv5_run_has_one_digest_under_mpi() {
+    let dir = scratch("mpi-discv5");
+    let spec = SpecBuilder::switch(5, "40 s", "10 ms")
+        .network("topology = \"ripe-country\"")
+        .surrogates("tail", 800, "countries = { DE = 0.5, US = 0.5 }\n")
+        .sections("[discv5]\njoin_over = \"10 s\"\nnat_share = 0.1\n")
+        .write(&dir, "discv5.toml");
+    let spec = spec.to_str().unwrap();
+    let local = dir.join("threads");
+    run_ok(&["run", spec, "--quiet", "--out", local.to_str().unwrap()]);
+    let out = dir.join("mpi");
+    let o = mpirun(2, &["run", spec, "--quiet", "--backend", "mpi", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "mpirun -n 2 failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(summary(&out)["digest"], summary(&local)["digest"]);
+    assert!(summary(&out)["discv5"]["random_lookups"]["lookups"].as_u64().unwrap() > 0);
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]

@@ -19,3 +19,5 @@ pub const HOT_MESSAGE: u16 = 5;
 /// (`surrogate` to `direct`; a `thermocline_net::StreamMark`): the client's host times the
 /// message's arrival when its stack has delivered the stream up to there.
 pub const HOT_MARK: u16 = 6;
+/// A discv5 packet between surrogate identities (`surrogate::discv5`).
+pub const DISCV5: u16 = 7;

@@ -82,7 +82,7 @@ fn loop_wall_s(o: &RunOutcome) -> f64 {
     o.reports.iter().map(|r| r.wall_ns).max().unwrap_or(0) as f64 / 1e9
 }
 
-fn figures(plan: &RunPlan, o: &RunOutcome) -> Value {
+pub(crate) fn figures(plan: &RunPlan, o: &RunOutcome) -> Value {
     let wall = loop_wall_s(o);
     let cut: u64 = o.totals.cut_events.iter().flatten().sum();
     let rate = |x: f64| if wall > 0.0 { x / wall } else { 0.0 };
@@ -142,7 +142,7 @@ fn run_matrix(
     Ok(Some(runs))
 }
 
-fn print(result: &Value, json_out: bool, text: impl FnOnce() -> String) {
+pub(crate) fn print(result: &Value, json_out: bool, text: impl FnOnce() -> String) {
     if json_out {
         println!("{result}");
     } else {

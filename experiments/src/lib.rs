@@ -3,11 +3,13 @@
 
 pub mod bench;
 pub mod bench_direct;
+pub mod bench_discv5;
 pub mod bench_hybrid;
 pub mod bench_syscall;
 pub mod boundary_memory;
 pub mod check;
 pub mod direct_cmd;
+pub mod discv5_figures;
 pub mod huge_pages;
 pub mod model_cmd;
 pub mod mpi_support;

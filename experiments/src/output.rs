@@ -49,6 +49,9 @@ pub struct Summary {
     /// Gossip figures, for runs of the gossip workload.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub gossip: Option<GossipFigures>,
+    /// Discovery figures, for runs of the discv5 workload.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub discv5: Option<crate::discv5_figures::Discv5Figures>,
     /// Thermocline version.
     pub version: String,
 }
@@ -75,6 +78,7 @@ impl Summary {
             cut_bytes: outcome.totals.cut_bytes.clone(),
             files: Vec::new(),
             gossip: None,
+            discv5: None,
             version: env!("CARGO_PKG_VERSION").to_string(),
         }
     }
@@ -149,7 +153,7 @@ pub fn table_column_u64(outcome: &RunOutcome, table: &str, column: &str) -> Resu
     Ok(column_u64(&outcome.tables().batches(table)?, column))
 }
 
-fn column_u64(batches: &[arrow_array::RecordBatch], name: &str) -> Vec<u64> {
+pub(crate) fn column_u64(batches: &[arrow_array::RecordBatch], name: &str) -> Vec<u64> {
     use arrow_array::{Array, UInt32Array, UInt64Array};
     let mut out = Vec::new();
     for b in batches {
@@ -375,6 +379,7 @@ pub fn write_outputs(dir: &Path, target: &Path, plan: &RunPlan, outcome: &RunOut
     files.push("summary.json".to_string());
     summary.files = files;
     summary.gossip = gossip_figures(outcome)?;
+    summary.discv5 = crate::discv5_figures::discv5_figures(outcome)?;
     remove_spill(&outcome.spill)?;
     let json = serde_json::to_string_pretty(&summary)? + "\n";
     write_atomic(&dir.join("summary.json"), json.as_bytes())?;

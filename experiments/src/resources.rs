@@ -19,6 +19,9 @@ const GOSSIP_IDENTITY_BYTES: u64 = 6 * 1024;
 const HOST_BYTES: u64 = 64;
 /// Resident bytes of one real program on a direct host (gossip-node measured 11–16 MB).
 const DIRECT_PROCESS_BYTES: u64 = 16 << 20;
+/// Bytes of one discv5 identity: its node id on every shard, a table of a few hundred entries,
+/// sessions and counters.
+const DISCV5_IDENTITY_BYTES: u64 = 4 << 10;
 /// Fixed bytes per shard: its thread or process, queues and buffers.
 const SHARD_BYTES: u64 = 8 << 20;
 /// Bytes of one row of per-window statistics (`WindowStats`) and of one shard-pair row.
@@ -36,6 +39,7 @@ pub fn estimate_memory(spec: &Spec, shards: u32) -> u64 {
             (p.lps as u64).saturating_mul(PHOLD_LP_BYTES + PHOLD_EVENT_BYTES.saturating_mul(p.population as u64))
         }
         Ok(Workload::Gossip(_)) => hosts.saturating_mul(GOSSIP_IDENTITY_BYTES),
+        Ok(Workload::Discv5(_)) => hosts.saturating_mul(DISCV5_IDENTITY_BYTES),
         Ok(Workload::Direct(_)) => programs(spec).saturating_mul(DIRECT_PROCESS_BYTES),
         Ok(Workload::Hybrid { .. }) => hosts
             .saturating_mul(GOSSIP_IDENTITY_BYTES)

@@ -18,6 +18,8 @@ use thermocline_models::directory::HostKind;
 use thermocline_models::idle::IdleEngine;
 use thermocline_models::phold::{PholdEngine, PholdLayout};
 use thermocline_surrogate::config::{GossipParams, GossipSpec};
+use thermocline_surrogate::discv5::protocol::node_ids;
+use thermocline_surrogate::discv5::{DiscoveryEngine, DiscoverySetup, Discv5Spec};
 use thermocline_surrogate::peers::PeerGraph;
 use thermocline_surrogate::traffic::{Subscriptions, publications};
 use thermocline_surrogate::{GossipEngine, GossipSetup};
@@ -113,6 +115,11 @@ pub fn window_config(spec: &Spec, shards: u32) -> Result<WindowConfig, String> {
             }
             net_plan(spec, shards)?.runahead
         }
+        Workload::Discv5(d) => {
+            let plan = net_plan(spec, shards)?;
+            check_discv5(&plan, d)?;
+            plan.runahead
+        }
         Workload::Phold(p) => {
             PholdLayout::new(p, shards).map_err(|e| e.to_string())?;
             PholdEngine::runahead(p)
@@ -192,7 +199,7 @@ pub fn build_engine(
 ) -> Result<Box<dyn Engine>, EngineError> {
     let engine = build_inner_engine(spec, shard, shards, shared)?;
     Ok(match spec.workload()? {
-        Workload::Gossip(_) | Workload::Hybrid { .. } => {
+        Workload::Gossip(_) | Workload::Hybrid { .. } | Workload::Discv5(_) => {
             Box::new(crate::spill::Spilling::new(engine, crate::spill::spill_dir(&spec.output.dir), shard))
         }
         _ => engine,
@@ -213,6 +220,19 @@ fn build_inner_engine(
             let built = shared.gossip(spec, g, shards)?;
             Box::new(build_gossip_engine(spec, g, &built, shard)?)
         }
+        Workload::Discv5(d) => {
+            let plan = net_plan(spec, shards)?;
+            let ids = node_ids(spec.run.seed, plan.net.directory.surrogates());
+            let setup = DiscoverySetup {
+                spec: d,
+                net: &plan.net,
+                partition: &plan.partition,
+                rules: plan.rules.clone(),
+                ids: ids.into(),
+                seed: spec.run.seed,
+            };
+            Box::new(DiscoveryEngine::new(setup, shard)?)
+        }
         Workload::Hybrid { gossip, .. } => {
             let built = shared.gossip(spec, gossip, shards)?;
             let plan = &built.0;
@@ -224,6 +244,15 @@ fn build_inner_engine(
             Box::new(Composite::new(vec![Box::new(cold), hot], owner, step, shard, shards))
         }
     })
+}
+
+/// A discv5 run's hosts must all be surrogate identities, and its section must hold.
+fn check_discv5(plan: &NetPlan, d: &Discv5Spec) -> Result<(), String> {
+    let dir = &plan.net.directory;
+    if dir.surrogates() < dir.len() {
+        return Err("discv5: every [[hosts]] group of a discv5 run must be surrogates (no `kind = \"direct\"`)".into());
+    }
+    d.check(dir.surrogates())
 }
 
 /// Free connection slots each surrogate keeps for real clients: some in a run with direct hosts,

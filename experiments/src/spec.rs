@@ -10,6 +10,7 @@ use thermocline_models::metrics::TableFormat;
 use thermocline_models::network::{NetworkError, NetworkModel, NetworkSpec};
 use thermocline_models::phold::PholdConfig;
 use thermocline_surrogate::config::{GossipSpec, TrafficSpec};
+use thermocline_surrogate::discv5::Discv5Spec;
 
 /// The spec `thermocline run` uses when given none.
 pub const DEFAULT_SPEC: &str = include_str!("../specs/default.toml");
@@ -169,6 +170,9 @@ pub struct Spec {
     /// Slot traffic of the gossip workload.
     #[serde(default)]
     pub traffic: TrafficSpec,
+    /// The discovery workload: surrogate discv5 identities (`[discv5]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discv5: Option<Discv5Spec>,
     /// Output settings.
     #[serde(default)]
     pub output: OutputSection,
@@ -188,6 +192,8 @@ pub enum Workload<'a> {
     Idle(&'a IdleConfig),
     /// Gossipsub surrogates.
     Gossip(&'a GossipSpec),
+    /// Discv5 surrogates.
+    Discv5(&'a Discv5Spec),
     /// Real binaries on direct hosts (`[[processes]]`).
     Direct(&'a [ProcessSpec]),
     /// Both in one run: direct hosts and surrogate identities, each shard holding both kinds.
@@ -397,6 +403,9 @@ impl Spec {
     /// The one workload this spec defines.
     pub fn workload(&self) -> Result<Workload<'_>, String> {
         if !self.processes.is_empty() {
+            if self.discv5.is_some() {
+                return Err("discv5: [discv5] surrogates do not run beside [[processes]] yet; run them alone".into());
+            }
             if self.phold.is_some() || self.idle.is_some() {
                 return Err("the spec has [[processes]] and a [phold] or [idle] workload; direct hosts run \
                     alone or beside [gossip] surrogates"
@@ -407,14 +416,15 @@ impl Spec {
                 None => Workload::Direct(&self.processes),
             });
         }
-        match (&self.phold, &self.idle, &self.gossip) {
-            (Some(p), None, None) => Ok(Workload::Phold(p)),
-            (None, Some(i), None) => Ok(Workload::Idle(i)),
-            (None, None, Some(g)) => Ok(Workload::Gossip(g)),
-            (None, None, None) => {
-                Err("the spec defines no workload; add a [gossip], [phold] or [idle] section, or [[processes]]".into())
-            }
-            _ => Err("the spec defines more than one workload ([gossip], [phold], [idle]); keep one".into()),
+        match (&self.phold, &self.idle, &self.gossip, &self.discv5) {
+            (Some(p), None, None, None) => Ok(Workload::Phold(p)),
+            (None, Some(i), None, None) => Ok(Workload::Idle(i)),
+            (None, None, Some(g), None) => Ok(Workload::Gossip(g)),
+            (None, None, None, Some(d)) => Ok(Workload::Discv5(d)),
+            (None, None, None, None) => Err("the spec defines no workload; add a [gossip], [discv5], [phold] or \
+                 [idle] section, or [[processes]]"
+                .into()),
+            _ => Err("the spec defines more than one workload ([gossip], [discv5], [phold], [idle]); keep one".into()),
         }
     }
 

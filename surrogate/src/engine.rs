@@ -20,6 +20,7 @@ mod tables;
 use crate::boundary::{Boundary, ClientDial};
 use crate::config::{ChurnSpec, GossipParams, TrafficSpec};
 use crate::peers::PeerGraph;
+use crate::prefetch::prefetch;
 use crate::rpc::{MsgKey, NO_HINT, RPC_BYTES, RPC_KINDS, Rpc, RpcKind};
 use crate::score::EdgeScore;
 use crate::topics::{COLUMN_BASE, TOPIC_BEACON_BLOCK, TOPIC_COUNT};
@@ -48,19 +49,6 @@ fn bits(base: usize, mut mask: u64) -> impl Iterator<Item = usize> {
             base + b
         })
     })
-}
-
-/// Ask the processor to start loading the cache line holding `x`: only a hint, with no effect
-/// on results.
-#[inline(always)]
-fn prefetch<T>(x: &T) {
-    // SAFETY: a prefetch never faults nor changes memory; SSE is part of every x86-64.
-    #[cfg(target_arch = "x86_64")]
-    unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>((x as *const T).cast())
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = x;
 }
 
 /// How many events ahead in the queue [`GossipEngine::prefetch_ahead`] starts loading each

@@ -16,6 +16,7 @@ pub mod config;
 pub mod discv5;
 pub mod engine;
 pub mod peers;
+mod prefetch;
 pub mod rpc;
 pub mod score;
 pub mod topics;

@@ -90,6 +90,7 @@ fn empty_spec() -> Spec {
         hosts: Vec::new(),
         gossip: None,
         traffic: Default::default(),
+        discv5: None,
         output: Default::default(),
         processes: Vec::new(),
         scenario: Vec::new(),

@@ -162,6 +162,17 @@ impl Table {
         out
     }
 
+    /// Start loading the table's buckets and the start of its entries (a hint for engines that
+    /// prefetch an event's state).
+    pub(crate) fn prefetch(&self) {
+        if let Some(b) = self.buckets.first() {
+            crate::prefetch::prefetch(b);
+        }
+        if let Some(e) = self.entries.first() {
+            crate::prefetch::prefetch(e);
+        }
+    }
+
     /// Heap bytes held (capacity, not length), for the memory figures.
     pub fn heap_bytes(&self) -> usize {
         self.entries.capacity() * 4 + self.buckets.capacity() * 2 + self.candidates.capacity() * 8

@@ -1,0 +1,457 @@
+//! The discv5 engine of one shard: the [`Discovery`] protocol of its identities, their packets on
+//! the network model (each packet's wire size serialised at the sender's upload rate, then the
+//! path's latency, jitter and loss and the scenario's rules), and the queue of their events in
+//! the bus's canonical order.
+
+use super::config::Discv5Spec;
+use super::packet::{Kind, Packet};
+use super::protocol::{Discovery, LookupRow, Output, Setup, Timer};
+use super::table::NodeId;
+use arrow_array::{ArrayRef, BooleanArray, UInt8Array, UInt16Array, UInt32Array, UInt64Array};
+use arrow_schema::{DataType, Field};
+use bytes::Bytes;
+use std::sync::Arc;
+use thermocline_bus::queue::{CalendarQueue, Timed};
+use thermocline_bus::{
+    Digest, Engine, EngineError, EngineOutput, Event, HostId, Outbox, ShardId, SimTime, Table, kinds,
+};
+use thermocline_models::metrics::table;
+use thermocline_models::network::NetworkModel;
+use thermocline_models::partition::Partition;
+use thermocline_models::rng::{CompactRng, StreamFamily};
+use thermocline_models::units::Bandwidth;
+use thermocline_net::{Rules, decide, express};
+
+/// Lookup rows handed out in one batch during a run.
+const ROWS_PER_BATCH: usize = 1 << 16;
+
+/// Where each identity is: every range of the partition with its owner and, for this shard's
+/// ranges, the local index of its first identity (a few hundred entries that stay in cache,
+/// where a vector over all identities would miss it on every packet).
+struct Placement {
+    /// (first, last, shard, local index of `first` on its shard).
+    ranges: Vec<(u32, u32, ShardId, u32)>,
+}
+
+impl Placement {
+    fn new(partition: &Partition) -> Self {
+        let mut next = vec![0u32; partition.shards as usize];
+        let ranges = partition
+            .ranges
+            .iter()
+            .map(|r| {
+                let local = next[r.shard as usize];
+                next[r.shard as usize] += r.last - r.first + 1;
+                (r.first, r.last, ShardId(r.shard), local)
+            })
+            .collect();
+        Placement { ranges }
+    }
+
+    /// The shard that owns `host`, and its local index there.
+    fn of(&self, host: u32) -> (ShardId, u32) {
+        let at = self.ranges.partition_point(|r| r.1 < host).min(self.ranges.len().saturating_sub(1));
+        let (first, _, shard, local) = self.ranges[at];
+        (shard, local + host.saturating_sub(first))
+    }
+}
+
+/// The engine's side of one identity: its transmissions' sequence numbers and random stream,
+/// its upload rate, and what it lost.
+struct Sender {
+    seq: u64,
+    rng: CompactRng,
+    up: Bandwidth,
+    lost: u32,
+}
+
+/// What a shard's discovery engine is built from.
+pub struct DiscoverySetup<'a> {
+    /// The `[discv5]` section (checked).
+    pub spec: &'a Discv5Spec,
+    /// The network model; its surrogate identities are the discv5 nodes.
+    pub net: &'a NetworkModel,
+    /// Who owns which host.
+    pub partition: &'a Partition,
+    /// The scenario's rules, applied at the sender.
+    pub rules: Rules,
+    /// Every identity's node id (see [`super::protocol::node_ids`]).
+    pub ids: Arc<[NodeId]>,
+    /// The run's seed.
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Action {
+    Arrive(Packet),
+    Timer(Timer),
+}
+
+/// A pending event, in canonical order (time, source, sequence, destination).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Pending {
+    time: u64,
+    src: u32,
+    seq: u64,
+    dst: u32,
+    action: Action,
+}
+
+impl Timed for Pending {
+    fn time_ns(&self) -> u64 {
+        self.time
+    }
+}
+
+/// One shard's discv5 engine; see the module documentation.
+pub struct DiscoveryEngine {
+    shard: ShardId,
+    proto: Discovery,
+    placement: Placement,
+    /// Identities in the run.
+    identities: u32,
+    net: NetworkModel,
+    rules: Rules,
+    senders: Vec<Sender>,
+    queue: CalendarQueue<Pending>,
+    remote: Vec<Pending>,
+    /// The protocol's outputs being applied (kept for its buffer).
+    outputs: Vec<Output>,
+    rows: Vec<LookupRow>,
+    /// Finished lookups' digest records, added as they finish (their rows may leave early).
+    digest: Digest,
+    exact: bool,
+}
+
+/// Why a discovery engine cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    /// The spec.
+    #[error("{0}")]
+    Spec(String),
+}
+
+impl DiscoveryEngine {
+    /// The engine of `shard`.
+    pub fn new(setup: DiscoverySetup<'_>, shard: ShardId) -> Result<Self, DiscoveryError> {
+        let n = setup.net.directory.surrogates();
+        setup.spec.check(n).map_err(DiscoveryError::Spec)?;
+        if setup.ids.len() != n as usize {
+            return Err(DiscoveryError::Spec(format!("{} node ids for {n} identities", setup.ids.len())));
+        }
+        let owned: Vec<u32> = (0..n).filter(|&h| setup.partition.shard_of(h) == shard).collect();
+        let family = StreamFamily::new(setup.seed, "discv5-net");
+        let senders = owned
+            .iter()
+            .map(|&g| Sender {
+                seq: 0,
+                rng: family.compact(g),
+                up: setup.net.directory.block_of(g).bandwidth.up,
+                lost: 0,
+            })
+            .collect();
+        let k = owned.len();
+        // About one packet per identity per revalidation interval dominates the queue.
+        let rate = k as f64 / (setup.spec.revalidate.as_nanos() as f64 / 1e9) * 8.0;
+        let queue = CalendarQueue::new(CalendarQueue::<Pending>::shift_for(rate.max(1.0), 128.0), 4096);
+        let proto = Discovery::new(Setup { spec: setup.spec, ids: setup.ids, owned, seed: setup.seed });
+        let mut e = DiscoveryEngine {
+            shard,
+            proto,
+            placement: Placement::new(setup.partition),
+            identities: n,
+            net: setup.net.clone(),
+            rules: setup.rules,
+            senders,
+            queue,
+            remote: Vec::new(),
+            outputs: Vec::new(),
+            rows: Vec::new(),
+            digest: Digest::EMPTY,
+            exact: setup.spec.exact,
+        };
+        e.apply_outputs(0);
+        Ok(e)
+    }
+
+    /// Heap bytes of the identities' protocol state, for the memory figures.
+    pub fn state_bytes(&self) -> usize {
+        self.proto.heap_bytes() + self.senders.capacity() * std::mem::size_of::<Sender>()
+    }
+
+    /// Identities on this shard.
+    pub fn identities(&self) -> usize {
+        self.proto.len()
+    }
+
+    /// Carry out what the protocol asked for: packets onto the network, timers into the queue.
+    fn apply_outputs(&mut self, now: u64) {
+        let mut outputs = std::mem::take(&mut self.outputs);
+        outputs.extend(self.proto.drain_outputs());
+        for o in outputs.drain(..) {
+            match o {
+                Output::Timer { who, at, timer } => {
+                    let g = self.proto.global(who);
+                    let seq = self.next_seq(who);
+                    self.queue.push(Pending { time: at, src: g, seq, dst: g, action: Action::Timer(timer) });
+                }
+                Output::Send { from, to, packet, bytes } => self.transmit(now, from, to, packet, bytes),
+            }
+        }
+        self.outputs = outputs;
+    }
+
+    fn next_seq(&mut self, i: u32) -> u64 {
+        let s = &mut self.senders[i as usize].seq;
+        *s += 1;
+        *s - 1
+    }
+
+    /// A packet leaves local identity `from` once serialised at its upload rate; the path and
+    /// rules decide when it arrives, with `from`'s stream.
+    fn transmit(&mut self, now: u64, from: u32, to: u32, packet: Packet, bytes: u32) {
+        let src = self.proto.global(from);
+        let sender = &mut self.senders[from as usize];
+        let depart = express(now, u64::from(bytes), sender.up);
+        let path = self.net.path(src, to);
+        let Some(time) = decide(path, &self.rules, (src, to), depart, false, &mut sender.rng) else {
+            sender.lost += 1;
+            return;
+        };
+        let seq = self.next_seq(from);
+        let p = Pending { time, src, seq, dst: to, action: Action::Arrive(packet) };
+        if self.placement.of(to).0 == self.shard {
+            self.queue.push(p);
+        } else {
+            self.remote.push(p);
+        }
+    }
+
+    /// Turn the packets for other shards' identities into bus events, every payload a slice of
+    /// one buffer (one allocation per window, not per packet).
+    fn flush_remote(&mut self, outbox: &mut Outbox) {
+        if self.remote.is_empty() {
+            return;
+        }
+        let mut buf = Vec::with_capacity(self.remote.len() * 16);
+        let mut ends = Vec::with_capacity(self.remote.len());
+        for p in &self.remote {
+            let Action::Arrive(packet) = p.action else { unreachable!("only packets cross shards") };
+            packet.encode(&mut buf);
+            ends.push(buf.len());
+        }
+        let buf = Bytes::from(buf);
+        let mut start = 0;
+        for (p, end) in self.remote.drain(..).zip(ends) {
+            let event = Event {
+                deliver_time: SimTime::from_nanos(p.time),
+                src_host: HostId(p.src),
+                src_seq: p.seq,
+                dst_host: HostId(p.dst),
+                kind: kinds::DISCV5,
+                payload: buf.slice(start..end),
+            };
+            start = end;
+            outbox.push(self.placement.of(p.dst).0, event);
+        }
+    }
+
+    /// The `discv5_lookups` table of `rows`.
+    fn lookups_table(&self, rows: &[LookupRow]) -> Result<Table, EngineError> {
+        let col32 = |f: fn(&LookupRow) -> u32| -> ArrayRef { Arc::new(rows.iter().map(f).collect::<UInt32Array>()) };
+        let col64 = |f: fn(&LookupRow) -> u64| -> ArrayRef { Arc::new(rows.iter().map(f).collect::<UInt64Array>()) };
+        let mut fields = vec![
+            Field::new("identity", DataType::UInt32, false),
+            Field::new("random_target", DataType::Boolean, false),
+            Field::new("start_ns", DataType::UInt64, false),
+            Field::new("end_ns", DataType::UInt64, false),
+            Field::new("hops", DataType::UInt8, false),
+            Field::new("messages", DataType::UInt32, false),
+            Field::new("nodes_seen", DataType::UInt32, false),
+            Field::new("found", DataType::UInt32, false),
+            Field::new("target_distance", DataType::UInt16, false),
+        ];
+        let mut columns: Vec<ArrayRef> = vec![
+            col32(|r| r.identity),
+            Arc::new(rows.iter().map(|r| Some(r.random)).collect::<BooleanArray>()),
+            col64(|r| r.start_ns),
+            col64(|r| r.end_ns),
+            Arc::new(rows.iter().map(|r| r.hops).collect::<UInt8Array>()),
+            col32(|r| r.messages),
+            col32(|r| r.seen),
+            col32(|r| r.found),
+            Arc::new(rows.iter().map(|r| r.target_distance).collect::<UInt16Array>()),
+        ];
+        if self.exact {
+            fields.push(Field::new("exact_overlap", DataType::UInt8, false));
+            columns.push(Arc::new(rows.iter().map(|r| r.exact_overlap.unwrap_or(0)).collect::<UInt8Array>()));
+        }
+        Ok(table("discv5_lookups", fields, columns)?)
+    }
+
+    /// The `discv5_identities` table: one row per identity at the end.
+    fn identities_table(&self) -> Result<Table, EngineError> {
+        let k = self.proto.len() as u32;
+        let c = |i: u32| self.proto.counters(i);
+        let mut fields = vec![
+            Field::new("identity", DataType::UInt32, false),
+            Field::new("online", DataType::Boolean, false),
+            Field::new("behind_nat", DataType::Boolean, false),
+            Field::new("joined_ns", DataType::UInt64, false),
+            Field::new("table_entries", DataType::UInt32, false),
+            Field::new("filled_buckets", DataType::UInt32, false),
+            Field::new("packets_sent", DataType::UInt32, false),
+            Field::new("packets_received", DataType::UInt32, false),
+            Field::new("packets_lost", DataType::UInt32, false),
+            Field::new("timeouts", DataType::UInt32, false),
+            Field::new("lookups", DataType::UInt32, false),
+        ];
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new((0..k).map(|i| self.proto.global(i)).collect::<UInt32Array>()),
+            Arc::new((0..k).map(|i| Some(self.proto.online(i))).collect::<BooleanArray>()),
+            Arc::new((0..k).map(|i| Some(self.proto.behind_nat(self.proto.global(i)))).collect::<BooleanArray>()),
+            Arc::new((0..k).map(|i| c(i).joined_ns).collect::<UInt64Array>()),
+            Arc::new((0..k).map(|i| self.proto.table(i).len() as u32).collect::<UInt32Array>()),
+            Arc::new((0..k).map(|i| self.proto.table(i).filled_buckets() as u32).collect::<UInt32Array>()),
+            Arc::new((0..k).map(|i| c(i).sent).collect::<UInt32Array>()),
+            Arc::new((0..k).map(|i| c(i).received).collect::<UInt32Array>()),
+            Arc::new(self.senders.iter().map(|s| s.lost).collect::<UInt32Array>()),
+            Arc::new((0..k).map(|i| c(i).timeouts).collect::<UInt32Array>()),
+            Arc::new((0..k).map(|i| c(i).lookups).collect::<UInt32Array>()),
+        ];
+        for kind in Kind::ALL {
+            fields.push(Field::new(format!("{}_bytes", kind.name()), DataType::UInt64, false));
+            columns.push(Arc::new((0..k).map(|i| c(i).bytes[kind as usize]).collect::<UInt64Array>()));
+        }
+        Ok(table("discv5_identities", fields, columns)?)
+    }
+
+    /// Start loading the state of the events a few places ahead: an identity's record 8 events
+    /// ahead, what it points to 4 ahead (by then the record is in cache).
+    fn prefetch_ahead(&self) {
+        for (k, stage) in [(8, 0), (4, 1)] {
+            if let Some(p) = self.queue.ahead(k) {
+                let (shard, i) = self.placement.of(p.dst);
+                if shard == self.shard {
+                    self.proto.prefetch(i, stage);
+                    if stage == 0 {
+                        crate::prefetch::prefetch(&self.senders[i as usize]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Take the lookups the protocol finished, adding each to the digest.
+    fn take_rows(&mut self) {
+        let mut record = Vec::new();
+        for r in self.proto.take_rows() {
+            record.clear();
+            record.extend_from_slice(b"discv5-lookup");
+            record.extend_from_slice(&r.identity.to_be_bytes());
+            record.extend_from_slice(&r.start_ns.to_be_bytes());
+            record.extend_from_slice(&r.end_ns.to_be_bytes());
+            record.extend_from_slice(&[r.hops, u8::from(r.random), r.exact_overlap.unwrap_or(u8::MAX)]);
+            for v in [r.messages, r.seen, r.found, u32::from(r.target_distance)] {
+                record.extend_from_slice(&v.to_be_bytes());
+            }
+            self.digest.add_record(&record);
+            self.rows.push(r);
+        }
+    }
+
+    /// Local identity `i`'s digest record: its table in order, its counters, what it lost.
+    fn digest_record(&self, i: u32, out: &mut Vec<u8>) {
+        let c = self.proto.counters(i);
+        out.clear();
+        out.extend_from_slice(b"discv5");
+        out.extend_from_slice(&self.proto.global(i).to_be_bytes());
+        out.push(u8::from(self.proto.online(i)));
+        let table = self.proto.table(i);
+        out.extend_from_slice(&(table.len() as u32).to_be_bytes());
+        table.entries().iter().for_each(|e| out.extend_from_slice(&e.to_be_bytes()));
+        for v in [c.sent, c.received, c.timeouts, c.lookups, self.senders[i as usize].lost] {
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        c.bytes.iter().for_each(|b| out.extend_from_slice(&b.to_be_bytes()));
+        out.extend_from_slice(&c.joined_ns.to_be_bytes());
+    }
+}
+
+impl Engine for DiscoveryEngine {
+    fn next_event_time(&self) -> SimTime {
+        self.queue.min_time().map_or(SimTime::NEVER, SimTime::from_nanos)
+    }
+
+    fn run_until(&mut self, end: SimTime, outbox: &mut Outbox) -> Result<u64, EngineError> {
+        let end = end.as_nanos();
+        let mut ran = 0;
+        while let Some(&p) = self.queue.peek_until(end) {
+            if p.time >= end {
+                break;
+            }
+            self.queue.pop();
+            ran += 1;
+            self.prefetch_ahead();
+            let i = self.placement.of(p.dst).1;
+            match p.action {
+                Action::Arrive(packet) => self.proto.handle_packet(p.time, i, p.src, packet),
+                Action::Timer(timer) => self.proto.handle_timer(p.time, i, timer),
+            }
+            self.apply_outputs(p.time);
+        }
+        self.flush_remote(outbox);
+        self.take_rows();
+        Ok(ran)
+    }
+
+    fn deliver(&mut self, events: &mut Vec<Event>) -> Result<(), EngineError> {
+        for e in events.drain(..) {
+            let owned = e.dst_host.0 < self.identities && self.placement.of(e.dst_host.0).0 == self.shard;
+            if e.kind != kinds::DISCV5 || !owned {
+                return Err(format!(
+                    "{} got an event of kind {} for {}, not one of its identities",
+                    self.shard, e.kind, e.dst_host
+                )
+                .into());
+            }
+            let packet =
+                Packet::decode(&e.payload).map_err(|err| format!("discv5 packet from {}: {err}", e.src_host))?;
+            self.queue.push(Pending {
+                time: e.deliver_time.as_nanos(),
+                src: e.src_host.0,
+                seq: e.src_seq,
+                dst: e.dst_host.0,
+                action: Action::Arrive(packet),
+            });
+        }
+        Ok(())
+    }
+
+    fn take_tables(&mut self) -> Vec<Table> {
+        if self.rows.len() < ROWS_PER_BATCH {
+            return Vec::new();
+        }
+        let rows = std::mem::take(&mut self.rows);
+        match self.lookups_table(&rows) {
+            Ok(t) => vec![t],
+            Err(_) => {
+                self.rows = rows;
+                Vec::new()
+            }
+        }
+    }
+
+    fn finish(&mut self) -> Result<EngineOutput, EngineError> {
+        self.take_rows();
+        let mut digest = self.digest;
+        let mut record = Vec::new();
+        for i in 0..self.proto.len() as u32 {
+            self.digest_record(i, &mut record);
+            digest.add_record(&record);
+        }
+        let rows = std::mem::take(&mut self.rows);
+        let tables = vec![self.lookups_table(&rows)?, self.identities_table()?];
+        Ok(EngineOutput { digest, tables })
+    }
+}

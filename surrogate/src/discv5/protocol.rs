@@ -1,0 +1,743 @@
+//! The discv5 protocol of one shard's identities, sans-IO: packets and timers in
+//! ([`Discovery::handle_packet`], [`Discovery::handle_timer`]), packets to send and timers to
+//! set out, in the order made ([`Discovery::drain_outputs`]). Time comes from the caller; the engine owns the clock,
+//! the network and the queue.
+//!
+//! What an identity does (devp2p `discv5-theory.md`):
+//! - it joins with the bootnodes' records in its table and looks up its own id, then looks up a
+//!   random target at `lookup_interval`, α FINDNODE requests in flight, until the k closest
+//!   nodes it has seen have answered or failed;
+//! - a node enters its table on contact: when it answers, or when it asks something and can be
+//!   reached (identities behind NAT never enter a table);
+//! - every `revalidate` it pings the least recently verified entry of one bucket; an entry that
+//!   does not answer gives its place to a replacement candidate;
+//! - a request to a peer without a session goes out with random content; the peer answers
+//!   WHOAREYOU, and the request follows in a handshake packet. A recipient that lost the
+//!   session (it keeps `sessions` of them) answers WHOAREYOU to an ordinary packet too.
+//!
+//! Every identity's state changes only in its own events (its packets and timers), and its
+//! random draws come from its own stream, so a run is the same on any shard count.
+
+use super::config::Discv5Spec;
+use super::packet::{Kind, Packet, Seal, Sizes};
+use super::table::{Inserted, K, NodeId, Table, log_distance};
+use crate::prefetch::{prefetch, prefetch_all};
+use libm::log;
+use rand_core::Rng;
+use std::sync::Arc;
+use thermocline_models::rng::{CompactRng, StreamFamily, below};
+
+/// Lookup candidates kept beyond the k closest, so that failed ones have successors.
+const CANDIDATES: usize = 3 * K;
+
+/// The record sequence number every identity advertises (records do not change in a run).
+const ENR_SEQ: u32 = 1;
+
+/// A timer an identity sets; one that fires after its identity went offline and came back (a
+/// newer `epoch`) is stale and does nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timer {
+    /// What to do.
+    pub kind: TimerKind,
+    /// The identity's epoch when set.
+    pub epoch: u16,
+    /// The request it watches, for [`TimerKind::Timeout`].
+    pub req: u32,
+}
+
+/// What a timer does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TimerKind {
+    /// Join the network.
+    Join,
+    /// Ping one table entry.
+    Revalidate,
+    /// Start a random lookup.
+    Lookup,
+    /// A request's time is up.
+    Timeout,
+    /// Go offline (churn).
+    Offline,
+    /// Come back online (churn).
+    Online,
+}
+
+/// What the protocol asks of its engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Send `packet` from local identity `from` to identity `to` (a global index).
+    Send {
+        /// Local index of the sender.
+        from: u32,
+        /// Global index of the recipient.
+        to: u32,
+        /// The packet.
+        packet: Packet,
+        /// Its size on the network.
+        bytes: u32,
+    },
+    /// Fire `timer` at local identity `who` at time `at` (ns).
+    Timer {
+        /// Local index.
+        who: u32,
+        /// When.
+        at: u64,
+        /// The timer.
+        timer: Timer,
+    },
+}
+
+/// A request waiting for its answer.
+#[derive(Debug, Clone, Copy)]
+struct Request {
+    req: u32,
+    peer: u32,
+    kind: Kind,
+    value: u32,
+    /// NODES packets received, and how many the answer has.
+    got: u8,
+    total: u8,
+    /// Sent again in a handshake packet after a WHOAREYOU.
+    handshaken: bool,
+    /// Part of the running lookup.
+    lookup: bool,
+}
+
+/// Where a lookup stands with one candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Asked {
+    Not,
+    Asking,
+    Answered,
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    /// Its distance to the target (XOR), the sort key.
+    key: NodeId,
+    node: u32,
+    hop: u8,
+    asked: Asked,
+}
+
+/// A running lookup.
+#[derive(Debug, Clone)]
+struct Lookup {
+    target: NodeId,
+    random: bool,
+    started: u64,
+    messages: u32,
+    seen: u32,
+    /// The closest nodes seen, by distance to the target.
+    candidates: Vec<Candidate>,
+}
+
+/// A finished lookup, one row of `discv5_lookups`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LookupRow {
+    /// The identity (global index).
+    pub identity: u32,
+    /// A random target (else its own id).
+    pub random: bool,
+    /// Start and end, ns.
+    pub start_ns: u64,
+    /// End, ns.
+    pub end_ns: u64,
+    /// The longest chain of answers that led to a node of the result.
+    pub hops: u8,
+    /// FINDNODE requests sent.
+    pub messages: u32,
+    /// Distinct nodes heard of.
+    pub seen: u32,
+    /// Nodes in the result: the closest that answered, at most k.
+    pub found: u32,
+    /// Log2 distance from the target to the closest found (257: none found).
+    pub target_distance: u16,
+    /// How many of the exact k closest identities the result holds (with `exact`).
+    pub exact_overlap: Option<u8>,
+}
+
+/// Per-identity counters, for the digest and the `discv5_identities` table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Packets sent.
+    pub sent: u32,
+    /// Packets received while online.
+    pub received: u32,
+    /// Bytes sent, by packet kind ([`Kind`] order).
+    pub bytes: [u64; 5],
+    /// Requests that timed out.
+    pub timeouts: u32,
+    /// Lookups finished.
+    pub lookups: u32,
+    /// When it first joined, ns.
+    pub joined_ns: u64,
+}
+
+const ONLINE: u8 = 1;
+const CHURNS: u8 = 2;
+
+/// Which identities sit behind NAT: a function of the seed and the index, so that every shard
+/// knows it of every identity without storing it.
+fn behind_nat(seed: u64, node: u32, threshold: u64) -> bool {
+    let mut z = seed ^ (u64::from(node) << 1 | 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) < threshold
+}
+
+/// Every identity's node id: SHA-256 of the seed and the index (the tail needs the 256-bit id
+/// only; identities that meet real clients get real keys at the boundary).
+pub fn node_ids(seed: u64, identities: u32) -> Vec<NodeId> {
+    use sha2::{Digest as _, Sha256};
+    (0..identities)
+        .map(|i| {
+            let mut h = Sha256::new();
+            h.update(b"thermocline-discv5-id\0");
+            h.update(seed.to_be_bytes());
+            h.update(i.to_be_bytes());
+            h.finalize().into()
+        })
+        .collect()
+}
+
+/// One identity's state, kept together so that an event touches few cache lines.
+#[derive(Debug)]
+struct Node {
+    /// Its global index.
+    global: u32,
+    /// [`ONLINE`], [`CHURNS`].
+    flags: u8,
+    /// Bumped when it goes offline: timers set before are stale.
+    epoch: u16,
+    next_req: u32,
+    rng: CompactRng,
+    counters: Counters,
+    table: Table,
+    /// Peers with a session, least recently used first.
+    sessions: Vec<u32>,
+    pending: Vec<Request>,
+    lookup: Option<Box<Lookup>>,
+}
+
+/// What the protocol of a shard needs to start.
+pub struct Setup<'a> {
+    /// The `[discv5]` section (checked).
+    pub spec: &'a Discv5Spec,
+    /// Every identity's node id, by global index.
+    pub ids: Arc<[NodeId]>,
+    /// The identities this shard owns (global indices, ascending).
+    pub owned: Vec<u32>,
+    /// The run's seed.
+    pub seed: u64,
+}
+
+/// The discv5 state of one shard's identities; see the module documentation.
+pub struct Discovery {
+    spec: Discv5Spec,
+    sizes: Sizes,
+    ids: Arc<[NodeId]>,
+    seed: u64,
+    nat_threshold: u64,
+    bootnodes: Vec<u32>,
+    /// The identities, by local index.
+    nodes: Vec<Node>,
+    out: Vec<Output>,
+    rows: Vec<LookupRow>,
+}
+
+impl Discovery {
+    /// The identities of `setup.owned`, each with its join timer set.
+    pub fn new(setup: Setup<'_>) -> Discovery {
+        let Setup { spec, ids, owned, seed } = setup;
+        let n = owned.len();
+        let nat_threshold = thermocline_models::rng::probability_threshold(spec.nat_share);
+        let bootnodes: Vec<u32> = (0..ids.len() as u32)
+            .filter(|&g| !behind_nat(seed, g, nat_threshold))
+            .take(spec.bootnodes as usize)
+            .collect();
+        let family = StreamFamily::new(seed, "discv5");
+        let churn_threshold =
+            spec.churn.as_ref().map_or(0, |c| thermocline_models::rng::probability_threshold(c.share));
+        let mut d = Discovery {
+            spec: spec.clone(),
+            sizes: Sizes::measure(),
+            ids,
+            seed,
+            nat_threshold,
+            bootnodes,
+            nodes: Vec::with_capacity(n),
+            out: Vec::new(),
+            rows: Vec::new(),
+        };
+        for (i, g) in owned.into_iter().enumerate() {
+            let mut rng = family.compact(g);
+            let boot = d.bootnodes.contains(&g);
+            let at = if boot { 0 } else { below(&mut rng, spec.join_over.as_nanos().max(1)) };
+            let churns = rng.next_u64() < churn_threshold && !boot;
+            d.nodes.push(Node {
+                global: g,
+                flags: if churns { CHURNS } else { 0 },
+                epoch: 0,
+                next_req: 0,
+                rng,
+                counters: Counters::default(),
+                table: Table::new(),
+                sessions: Vec::new(),
+                pending: Vec::new(),
+                lookup: None,
+            });
+            d.timer(i, at, TimerKind::Join, 0);
+        }
+        d
+    }
+
+    /// Outputs in the order they were made (the engine takes them all after each event).
+    pub fn drain_outputs(&mut self) -> std::vec::Drain<'_, Output> {
+        self.out.drain(..)
+    }
+
+    /// Lookups finished since the last call.
+    pub fn take_rows(&mut self) -> Vec<LookupRow> {
+        std::mem::take(&mut self.rows)
+    }
+
+    /// Global index of local identity `i`.
+    pub fn global(&self, i: u32) -> u32 {
+        self.nodes[i as usize].global
+    }
+
+    /// Local identities.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the shard owns no identity.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Local identity `i`'s table.
+    pub fn table(&self, i: u32) -> &Table {
+        &self.nodes[i as usize].table
+    }
+
+    /// Local identity `i`'s counters.
+    pub fn counters(&self, i: u32) -> &Counters {
+        &self.nodes[i as usize].counters
+    }
+
+    /// Whether local identity `i` is online.
+    pub fn online(&self, i: u32) -> bool {
+        self.nodes[i as usize].flags & ONLINE != 0
+    }
+
+    /// Whether identity `node` (global) sits behind NAT.
+    pub fn behind_nat(&self, node: u32) -> bool {
+        behind_nat(self.seed, node, self.nat_threshold)
+    }
+
+    /// Heap bytes held per identity's state (tables, sessions, requests, lookups), for the
+    /// memory figures.
+    pub fn heap_bytes(&self) -> usize {
+        let lookup =
+            |l: &Lookup| std::mem::size_of::<Lookup>() + l.candidates.capacity() * std::mem::size_of::<Candidate>();
+        self.nodes.capacity() * std::mem::size_of::<Node>()
+            + self
+                .nodes
+                .iter()
+                .map(|n| {
+                    n.table.heap_bytes()
+                        + n.sessions.capacity() * 4
+                        + n.pending.capacity() * std::mem::size_of::<Request>()
+                        + n.lookup.as_deref().map_or(0, lookup)
+                })
+                .sum::<usize>()
+    }
+
+    /// Start loading what an event of local identity `i` will read: its record (`stage` 0),
+    /// then what the record points to (`stage` 1, once the record is in cache). Only a hint.
+    pub fn prefetch(&self, i: u32, stage: u8) {
+        let Some(n) = self.nodes.get(i as usize) else { return };
+        if stage == 0 {
+            prefetch_all(n);
+            return;
+        }
+        n.table.prefetch();
+        if let Some(p) = n.pending.first() {
+            prefetch(p);
+        }
+        if let Some(s) = n.sessions.first() {
+            prefetch(s);
+        }
+        if let Some(l) = n.lookup.as_deref() {
+            prefetch(l);
+            if let Some(c) = l.candidates.first() {
+                prefetch(c);
+            }
+        }
+    }
+
+    /// A timer fired at local identity `i`.
+    pub fn handle_timer(&mut self, now: u64, i: u32, timer: Timer) {
+        let i = i as usize;
+        if timer.epoch != self.nodes[i].epoch {
+            return;
+        }
+        match timer.kind {
+            TimerKind::Join => {
+                self.nodes[i].counters.joined_ns = now;
+                self.come_online(now, i);
+            }
+            TimerKind::Online => self.come_online(now, i),
+            TimerKind::Offline => self.go_offline(now, i),
+            TimerKind::Revalidate => self.revalidate(now, i),
+            TimerKind::Lookup => {
+                if self.nodes[i].lookup.is_none() {
+                    let mut target = [0u8; 32];
+                    self.nodes[i].rng.fill_bytes(&mut target);
+                    self.start_lookup(now, i, target, true);
+                }
+                let next = now + self.jittered(i, self.spec.lookup_interval.as_nanos());
+                self.timer(i, next, TimerKind::Lookup, 0);
+            }
+            TimerKind::Timeout => self.timed_out(now, i, timer.req),
+        }
+    }
+
+    /// A packet from identity `from` (global) reached local identity `i`.
+    pub fn handle_packet(&mut self, now: u64, i: u32, from: u32, p: Packet) {
+        let i = i as usize;
+        if self.nodes[i].flags & ONLINE == 0 {
+            return;
+        }
+        self.nodes[i].counters.received += 1;
+        match p.kind {
+            Kind::WhoAreYou => self.challenged(i, from, p.req),
+            Kind::Ping | Kind::FindNode => self.request(i, from, p),
+            Kind::Pong | Kind::Nodes => self.response(now, i, from, p),
+        }
+    }
+
+    fn come_online(&mut self, now: u64, i: usize) {
+        self.nodes[i].flags |= ONLINE;
+        let g = self.nodes[i].global;
+        for b in 0..self.bootnodes.len() {
+            let node = self.bootnodes[b];
+            if node != g {
+                let d = self.distance(g, node);
+                self.nodes[i].table.insert(node, d);
+            }
+        }
+        self.start_lookup(now, i, self.ids[g as usize], false);
+        let revalidate = now + self.jittered(i, self.spec.revalidate.as_nanos());
+        self.timer(i, revalidate, TimerKind::Revalidate, 0);
+        let lookup = now + self.jittered(i, self.spec.lookup_interval.as_nanos());
+        self.timer(i, lookup, TimerKind::Lookup, 0);
+        if let Some(c) = self.spec.churn.as_ref().filter(|_| self.nodes[i].flags & CHURNS != 0) {
+            let at = now + self.exponential(i, c.mean_online.as_nanos());
+            self.timer(i, at, TimerKind::Offline, 0);
+        }
+    }
+
+    fn go_offline(&mut self, now: u64, i: usize) {
+        self.nodes[i].flags &= !ONLINE;
+        self.nodes[i].epoch = self.nodes[i].epoch.wrapping_add(1);
+        self.nodes[i].pending = Vec::new();
+        self.nodes[i].sessions = Vec::new();
+        self.nodes[i].lookup = None;
+        if let Some(c) = &self.spec.churn {
+            let at = now + self.exponential(i, c.mean_offline.as_nanos());
+            self.timer(i, at, TimerKind::Online, 0);
+        }
+    }
+
+    fn revalidate(&mut self, now: u64, i: usize) {
+        let pick = self.nodes[i].rng.next_u64();
+        if let Some((node, _)) = self.nodes[i].table.least_recently_verified(pick) {
+            self.send_request(now, i, node, Kind::Ping, ENR_SEQ, false);
+        }
+        let next = now + self.jittered(i, self.spec.revalidate.as_nanos());
+        self.timer(i, next, TimerKind::Revalidate, 0);
+    }
+
+    /// A request from `from`: answered if it came with a session (or in a handshake packet),
+    /// challenged otherwise.
+    fn request(&mut self, i: usize, from: u32, p: Packet) {
+        let session = self.nodes[i].sessions.iter().position(|&s| s == from);
+        match (p.seal, session) {
+            (Seal::Random, _) | (Seal::Ordinary, None) => {
+                let challenge = Packet::new(Kind::WhoAreYou, Seal::Ordinary, p.req, 0);
+                self.send(i, from, challenge);
+                return;
+            }
+            (Seal::Ordinary, Some(at)) => self.nodes[i].sessions[at..].rotate_left(1),
+            (Seal::Handshake, _) => self.add_session(i, from),
+        }
+        self.contact(i, from);
+        match p.kind {
+            Kind::Ping => self.send(i, from, Packet::new(Kind::Pong, Seal::Ordinary, p.req, ENR_SEQ)),
+            _ => self.answer_findnode(i, from, p),
+        }
+    }
+
+    fn answer_findnode(&mut self, i: usize, from: u32, p: Packet) {
+        let mut distances = [0u16; 3];
+        let mut asked = 0;
+        for d in Packet::distances(p.value) {
+            distances[asked] = d;
+            asked += 1;
+        }
+        let records = self.nodes[i].table.at_distances(&distances[..asked], K);
+        let per = self.sizes.records_per_packet();
+        let total = records.len().div_ceil(per).max(1) as u32;
+        if records.is_empty() {
+            self.send(i, from, Packet::nodes(p.req, total, &[]));
+        }
+        for chunk in records.chunks(per) {
+            self.send(i, from, Packet::nodes(p.req, total, chunk));
+        }
+    }
+
+    /// A WHOAREYOU: the request it answers goes again, sealed in a handshake packet.
+    fn challenged(&mut self, i: usize, from: u32, req: u32) {
+        let Some(r) = self.nodes[i].pending.iter_mut().find(|r| r.req == req && r.peer == from) else { return };
+        if r.handshaken {
+            return;
+        }
+        r.handshaken = true;
+        let packet = Packet::new(r.kind, Seal::Handshake, r.req, r.value);
+        self.add_session(i, from);
+        self.send(i, from, packet);
+    }
+
+    /// An answer: accepted for a pending request of the same id from the same peer (a late
+    /// answer to a request given up is ignored).
+    fn response(&mut self, now: u64, i: usize, from: u32, p: Packet) {
+        let Some(at) = self.nodes[i].pending.iter().position(|r| r.req == p.req && r.peer == from) else { return };
+        self.contact(i, from);
+        if p.kind == Kind::Pong {
+            self.nodes[i].pending.swap_remove(at);
+            return;
+        }
+        let r = &mut self.nodes[i].pending[at];
+        r.got = r.got.saturating_add(1);
+        r.total = p.value.clamp(1, 255) as u8;
+        let (done, lookup) = (r.got >= r.total, r.lookup);
+        if lookup {
+            self.learn(i, from, p.records());
+        }
+        if done {
+            self.nodes[i].pending.swap_remove(at);
+            if lookup {
+                self.mark(i, from, Asked::Answered);
+                self.advance(now, i);
+            }
+        }
+    }
+
+    fn timed_out(&mut self, now: u64, i: usize, req: u32) {
+        let Some(at) = self.nodes[i].pending.iter().position(|r| r.req == req) else { return };
+        let r = self.nodes[i].pending.swap_remove(at);
+        self.nodes[i].counters.timeouts += 1;
+        let g = self.nodes[i].global;
+        let d = self.distance(g, r.peer);
+        self.nodes[i].table.remove(r.peer, d);
+        if r.lookup {
+            self.mark(i, r.peer, if r.got > 0 { Asked::Answered } else { Asked::Failed });
+            self.advance(now, i);
+        }
+    }
+
+    /// `node` answered, or asked something and can be reached: it goes into the table.
+    fn contact(&mut self, i: usize, node: u32) {
+        if self.behind_nat(node) {
+            return;
+        }
+        let d = self.distance(self.nodes[i].global, node);
+        let _: Inserted = self.nodes[i].table.insert(node, d);
+    }
+
+    fn add_session(&mut self, i: usize, peer: u32) {
+        let s = &mut self.nodes[i].sessions;
+        if let Some(at) = s.iter().position(|&x| x == peer) {
+            s[at..].rotate_left(1);
+            return;
+        }
+        if s.len() == self.spec.sessions as usize {
+            s.remove(0);
+        }
+        s.push(peer);
+    }
+
+    fn send_request(&mut self, now: u64, i: usize, peer: u32, kind: Kind, value: u32, lookup: bool) {
+        let req = self.nodes[i].next_req;
+        self.nodes[i].next_req = req.wrapping_add(1);
+        let seal = match self.nodes[i].sessions.iter().position(|&s| s == peer) {
+            Some(at) => {
+                self.nodes[i].sessions[at..].rotate_left(1);
+                Seal::Ordinary
+            }
+            None => Seal::Random,
+        };
+        let r = Request { req, peer, kind, value, got: 0, total: 0, handshaken: false, lookup };
+        self.nodes[i].pending.push(r);
+        self.send(i, peer, Packet::new(kind, seal, req, value));
+        let at = now + self.spec.request_timeout.as_nanos();
+        self.timer(i, at, TimerKind::Timeout, req);
+    }
+
+    fn send(&mut self, i: usize, to: u32, packet: Packet) {
+        let bytes = self.sizes.bytes(&packet);
+        let c = &mut self.nodes[i].counters;
+        c.sent += 1;
+        c.bytes[packet.kind as usize] += u64::from(bytes);
+        self.out.push(Output::Send { from: i as u32, to, packet, bytes });
+    }
+
+    fn timer(&mut self, i: usize, at: u64, kind: TimerKind, req: u32) {
+        let timer = Timer { kind, epoch: self.nodes[i].epoch, req };
+        self.out.push(Output::Timer { who: i as u32, at, timer });
+    }
+
+    /// `mean` ± 50 %, uniformly.
+    fn jittered(&mut self, i: usize, mean: u64) -> u64 {
+        mean / 2 + below(&mut self.nodes[i].rng, mean.max(1))
+    }
+
+    /// An exponential draw of mean `mean` (at least 1 ns).
+    fn exponential(&mut self, i: usize, mean: u64) -> u64 {
+        let u = (self.nodes[i].rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        ((-log(1.0 - u) * mean as f64) as u64).max(1)
+    }
+
+    fn distance(&self, a: u32, b: u32) -> u16 {
+        log_distance(&self.ids[a as usize], &self.ids[b as usize])
+    }
+
+    fn start_lookup(&mut self, now: u64, i: usize, target: NodeId, random: bool) {
+        let mut lookup =
+            Box::new(Lookup { target, random, started: now, messages: 0, seen: 0, candidates: Vec::new() });
+        let own = self.nodes[i].global;
+        for &node in self.nodes[i].table.entries() {
+            insert_candidate(&self.ids, &mut lookup, own, node, 0);
+        }
+        self.nodes[i].lookup = Some(lookup);
+        self.advance(now, i);
+    }
+
+    fn learn(&mut self, i: usize, from: u32, records: &[u32]) {
+        let own = self.nodes[i].global;
+        let Some(lookup) = self.nodes[i].lookup.as_deref_mut() else { return };
+        let hop = lookup.candidates.iter().find(|c| c.node == from).map_or(0, |c| c.hop).saturating_add(1);
+        for &node in records {
+            insert_candidate(&self.ids, lookup, own, node, hop);
+        }
+    }
+
+    fn mark(&mut self, i: usize, node: u32, asked: Asked) {
+        if let Some(c) =
+            self.nodes[i].lookup.as_deref_mut().and_then(|l| l.candidates.iter_mut().find(|c| c.node == node))
+        {
+            c.asked = asked;
+        }
+    }
+
+    /// Ask the closest candidates not asked yet, up to α in flight; finish when the k closest
+    /// that have not failed have all answered.
+    fn advance(&mut self, now: u64, i: usize) {
+        let Some(lookup) = self.nodes[i].lookup.as_deref_mut() else { return };
+        let alpha = self.spec.alpha as usize;
+        let mut in_flight = lookup.candidates.iter().filter(|c| c.asked == Asked::Asking).count();
+        let mut ask = Vec::new();
+        let mut open = false;
+        for c in lookup.candidates.iter_mut().filter(|c| c.asked != Asked::Failed).take(K) {
+            if c.asked == Asked::Not && in_flight < alpha {
+                c.asked = Asked::Asking;
+                in_flight += 1;
+                ask.push(c.node);
+            }
+            open |= c.asked != Asked::Answered;
+        }
+        let target = lookup.target;
+        lookup.messages += ask.len() as u32;
+        for node in ask {
+            let d = log_distance(&target, &self.ids[node as usize]);
+            self.send_request(now, i, node, Kind::FindNode, u32::from(d), true);
+        }
+        if !open {
+            self.finish_lookup(now, i);
+        }
+    }
+
+    fn finish_lookup(&mut self, now: u64, i: usize) {
+        let Some(lookup) = self.nodes[i].lookup.take() else { return };
+        let answered: Vec<&Candidate> =
+            lookup.candidates.iter().filter(|c| c.asked == Asked::Answered).take(K).collect();
+        let own = self.nodes[i].global;
+        let exact_overlap = self.spec.exact.then(|| {
+            let exact = self.exact_closest(&lookup.target, own);
+            answered.iter().filter(|c| exact.contains(&c.node)).count() as u8
+        });
+        self.nodes[i].counters.lookups += 1;
+        // Stale answers to this lookup's requests only refresh the table from now on.
+        self.nodes[i].pending.iter_mut().for_each(|r| r.lookup = false);
+        self.rows.push(LookupRow {
+            identity: own,
+            random: lookup.random,
+            start_ns: lookup.started,
+            end_ns: now,
+            hops: answered.iter().map(|c| c.hop).max().unwrap_or(0),
+            messages: lookup.messages,
+            seen: lookup.seen,
+            found: answered.len() as u32,
+            target_distance: answered.first().map_or(257, |c| log_distance(&lookup.target, &self.ids[c.node as usize])),
+            exact_overlap,
+        });
+    }
+
+    /// The k identities closest to `target` that a lookup could find: every other identity
+    /// not behind NAT (a scan of all of them).
+    fn exact_closest(&self, target: &NodeId, own: u32) -> Vec<u32> {
+        let mut best: Vec<(NodeId, u32)> = Vec::with_capacity(K + 1);
+        for (g, id) in self.ids.iter().enumerate() {
+            let g = g as u32;
+            if g == own || self.behind_nat(g) {
+                continue;
+            }
+            let key = xor(target, id);
+            if best.len() == K && key >= best[K - 1].0 {
+                continue;
+            }
+            let at = best.partition_point(|(k, _)| *k < key);
+            best.insert(at, (key, g));
+            best.truncate(K);
+        }
+        best.into_iter().map(|(_, g)| g).collect()
+    }
+}
+
+fn xor(a: &NodeId, b: &NodeId) -> NodeId {
+    std::array::from_fn(|k| a[k] ^ b[k])
+}
+
+/// Put `node` among a lookup's candidates by its distance to the target, keeping the closest
+/// [`CANDIDATES`].
+fn insert_candidate(ids: &[NodeId], lookup: &mut Lookup, own: u32, node: u32, hop: u8) {
+    if node == own || node as usize >= ids.len() || lookup.candidates.iter().any(|c| c.node == node) {
+        return;
+    }
+    lookup.seen += 1;
+    let key = xor(&lookup.target, &ids[node as usize]);
+    let at = lookup.candidates.partition_point(|c| c.key < key);
+    if at >= CANDIDATES {
+        return;
+    }
+    lookup.candidates.insert(at, Candidate { key, node, hop, asked: Asked::Not });
+    lookup.candidates.truncate(CANDIDATES);
+}
+
+#[cfg(test)]
+#[path = "protocol_tests.rs"]
+mod tests;
