@@ -1,5 +1,7 @@
 //! `thermocline bench discv5`: surrogate discv5 at scale: wall time against simulated time,
-//! events/s, memory per identity, and how lookups went.
+//! events/s, memory per identity, and how lookups went. By default a bootstrap: identities join
+//! over 30 s, each looks itself up and then a random target about every 30 s, so that in the
+//! default 120 s each makes its self-lookup and about three random lookups.
 
 use crate::bench::{figures, print};
 use crate::discv5_figures::discv5_figures;
@@ -16,7 +18,7 @@ pub struct Discv5Bench {
     /// Surrogate identities.
     #[arg(long, default_value_t = 10_000)]
     pub nodes: u32,
-    /// Simulated seconds (identities join over the first 30).
+    /// Simulated seconds (identities join over the first 30, then look up every ~30 s).
     #[arg(long, default_value_t = 120)]
     pub seconds: u32,
     /// Shards.
@@ -52,6 +54,7 @@ countries = {{ DE = 0.22, US = 0.20, FR = 0.06, GB = 0.05, other = 0.47 }}
 bandwidth = {{ up = "50 Mbit", down = "200 Mbit" }}
 
 [discv5]
+lookup_interval = "30 s"
 exact = {exact}
 "#
     );

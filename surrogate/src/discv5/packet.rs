@@ -8,9 +8,9 @@ use thermocline_wire::discv5::enr::Enr;
 use thermocline_wire::discv5::message::Message;
 use thermocline_wire::discv5::packet::{AuthData, Header, MAX_PACKET};
 
-/// Most records one NODES packet carries here; the wire limit allows fewer for Ethereum records
-/// (see [`Sizes::records_per_packet`]).
-pub const MAX_RECORDS: usize = 8;
+/// Most records one FINDNODE answer carries (k), in as many NODES packets as the wire limit
+/// needs (see [`Sizes::records_per_packet`]).
+pub const MAX_RECORDS: usize = 16;
 
 /// IPv4 and UDP headers, added to every packet's size on the network.
 const IP_UDP: u32 = 28;
@@ -72,20 +72,25 @@ pub struct Packet {
     pub value: u32,
     /// NODES: how many of `nodes` are records.
     pub count: u8,
-    /// NODES: the records, as identity indices.
+    /// How many wire packets this stands for: one, but for NODES, whose packets of one answer
+    /// travel together (each drawn lost or not; the survivors' records arrive with the last).
+    pub packets: u8,
+    /// NODES: the records, as identity indices, packet after packet.
     pub nodes: [u32; MAX_RECORDS],
 }
 
 impl Packet {
     /// A packet without records.
     pub fn new(kind: Kind, seal: Seal, req: u32, value: u32) -> Packet {
-        Packet { kind, seal, req, value, count: 0, nodes: [0; MAX_RECORDS] }
+        Packet { kind, seal, req, value, count: 0, packets: 1, nodes: [0; MAX_RECORDS] }
     }
 
-    /// A NODES packet with `records` (at most [`MAX_RECORDS`]), one of `total`.
-    pub fn nodes(req: u32, total: u32, records: &[u32]) -> Packet {
+    /// `packets` NODES packets of the `total` answering request `req`, carrying `records` (at
+    /// most [`MAX_RECORDS`]) in order.
+    pub fn nodes(req: u32, total: u32, packets: u8, records: &[u32]) -> Packet {
         let mut p = Packet::new(Kind::Nodes, Seal::Ordinary, req, total);
         p.count = records.len() as u8;
+        p.packets = packets;
         p.nodes[..records.len()].copy_from_slice(records);
         p
     }
@@ -110,6 +115,7 @@ impl Packet {
         w.u32(self.req);
         w.u32(self.value);
         w.u8(self.count);
+        w.u8(self.packets);
         self.records().iter().for_each(|&n| w.u32(n));
     }
 
@@ -134,7 +140,12 @@ impl Packet {
         if count as usize > MAX_RECORDS || (count > 0 && kind != Kind::Nodes) {
             return Err(invalid("record count", at, format!("{count} records in a {} packet", kind.name())));
         }
-        let mut p = Packet { kind, seal, req, value, count, nodes: [0; MAX_RECORDS] };
+        let at = r.offset();
+        let packets = r.u8("packet count")?;
+        if packets == 0 || (packets > 1 && kind != Kind::Nodes) || usize::from(packets) > MAX_RECORDS {
+            return Err(invalid("packet count", at, format!("{packets} packets in a {} event", kind.name())));
+        }
+        let mut p = Packet { kind, seal, req, value, count, packets, nodes: [0; MAX_RECORDS] };
         for n in p.nodes.iter_mut().take(count as usize) {
             *n = r.u32("record")?;
         }
@@ -205,15 +216,13 @@ impl Sizes {
         Sizes { ping, pong, findnode, nodes_empty, record, whoareyou, handshake_extra, records_per_packet }
     }
 
-    /// The packet's size on the network, in bytes.
+    /// The size on the network of the packets `p` stands for, in bytes.
     pub fn bytes(&self, p: &Packet) -> u32 {
         let message = match p.kind {
             Kind::Ping => self.ping,
             Kind::Pong => self.pong,
             Kind::FindNode => self.findnode,
-            // One more byte of RLP list length per record is within the list's header; the
-            // list header grows from one to three bytes past 55 bytes of records.
-            Kind::Nodes => self.nodes_empty + u32::from(p.count) * self.record + if p.count > 0 { 2 } else { 0 },
+            Kind::Nodes => return (0..p.packets).map(|k| self.nodes_packet(self.records_in(p, k))).sum(),
             Kind::WhoAreYou => return self.whoareyou,
         };
         match p.seal {
@@ -225,6 +234,18 @@ impl Sizes {
     /// Records per NODES packet.
     pub fn records_per_packet(&self) -> usize {
         self.records_per_packet
+    }
+
+    /// How many records the `k`-th of the NODES packets `p` stands for carries.
+    pub fn records_in(&self, p: &Packet, k: u8) -> usize {
+        let before = usize::from(k) * self.records_per_packet;
+        usize::from(p.count).saturating_sub(before).min(self.records_per_packet)
+    }
+
+    /// One NODES packet with `records` records. The RLP list of records has a 3-byte header
+    /// once it is over 55 bytes, 1 byte when empty.
+    fn nodes_packet(&self, records: usize) -> u32 {
+        self.nodes_empty + records as u32 * self.record + if records > 0 { 2 } else { 0 }
     }
 }
 
@@ -242,11 +263,16 @@ mod tests {
         // An Ethereum record is 150–300 bytes, so a NODES packet holds 4 to 7 of them.
         assert!((150..=300).contains(&s.record), "record {}", s.record);
         assert!((4..=7).contains(&s.records_per_packet()), "{}", s.records_per_packet());
-        let full = Packet::nodes(1, 1, &vec![7; s.records_per_packet()]);
+        let per = s.records_per_packet();
+        let full = Packet::nodes(1, 1, 1, &vec![7; per]);
         assert!(s.bytes(&full) <= MAX_PACKET as u32 + IP_UDP);
-        let mut one_more = full;
-        one_more.count += 1;
-        assert!(s.bytes(&one_more) > MAX_PACKET as u32 + IP_UDP);
+        assert!(s.nodes_packet(per + 1) > MAX_PACKET as u32 + IP_UDP);
+        // A full answer of 16 records is four packets, each within the limit, the last one short.
+        let answer = Packet::nodes(1, 4, 4, &[9; MAX_RECORDS]);
+        let sizes: Vec<u32> = (0..4).map(|k| s.nodes_packet(s.records_in(&answer, k))).collect();
+        assert!(sizes.iter().all(|&b| b <= MAX_PACKET as u32 + IP_UDP), "{sizes:?}");
+        assert_eq!((0..4).map(|k| s.records_in(&answer, k)).sum::<usize>(), MAX_RECORDS);
+        assert_eq!(s.bytes(&answer), sizes.iter().sum::<u32>());
         // The handshake adds a 64-byte signature, a 33-byte key and the record.
         let ping = Packet::new(Kind::Ping, Seal::Ordinary, 1, 3);
         let sealed = Packet { seal: Seal::Handshake, ..ping };
@@ -262,12 +288,19 @@ mod tests {
     }
 
     fn packet() -> impl Strategy<Value = Packet> {
-        (0usize..5, 0u8..3, any::<u32>(), any::<u32>(), proptest::collection::vec(any::<u32>(), 0..=MAX_RECORDS))
-            .prop_map(|(k, s, req, value, nodes)| {
+        (
+            0usize..5,
+            0u8..3,
+            any::<u32>(),
+            any::<u32>(),
+            proptest::collection::vec(any::<u32>(), 0..=MAX_RECORDS),
+            1u8..=4,
+        )
+            .prop_map(|(k, s, req, value, nodes, packets)| {
                 let kind = Kind::ALL[k];
                 let seal = [Seal::Ordinary, Seal::Random, Seal::Handshake][s as usize];
                 if kind == Kind::Nodes {
-                    Packet { seal, ..Packet::nodes(req, value, &nodes) }
+                    Packet { seal, ..Packet::nodes(req, value, packets, &nodes) }
                 } else {
                     Packet::new(kind, seal, req, value)
                 }
@@ -283,7 +316,7 @@ mod tests {
         }
 
         #[test]
-        fn decoding_any_bytes_never_panics(b in proptest::collection::vec(any::<u8>(), 0..64)) {
+        fn decoding_any_bytes_never_panics(b in proptest::collection::vec(any::<u8>(), 0..96)) {
             let _ = Packet::decode(&b);
         }
     }

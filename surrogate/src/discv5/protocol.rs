@@ -41,8 +41,6 @@ pub struct Timer {
     pub kind: TimerKind,
     /// The identity's epoch when set.
     pub epoch: u16,
-    /// The request it watches, for [`TimerKind::Timeout`].
-    pub req: u32,
 }
 
 /// What a timer does.
@@ -54,8 +52,9 @@ pub enum TimerKind {
     Revalidate,
     /// Start a random lookup.
     Lookup,
-    /// A request's time is up.
-    Timeout,
+    /// The earliest pending request's time is up: every request past its deadline fails (one
+    /// timer per identity, set for the earliest deadline, rather than one per request).
+    Expire,
     /// Go offline (churn).
     Offline,
     /// Come back online (churn).
@@ -92,6 +91,8 @@ pub enum Output {
 struct Request {
     req: u32,
     peer: u32,
+    /// When it fails if not fully answered.
+    deadline: u64,
     kind: Kind,
     value: u32,
     /// NODES packets received, and how many the answer has.
@@ -212,6 +213,8 @@ struct Node {
     /// Bumped when it goes offline: timers set before are stale.
     epoch: u16,
     next_req: u32,
+    /// When its expiry timer fires (0: none set; `u64::MAX`: expiring now).
+    expire_at: u64,
     rng: CompactRng,
     counters: Counters,
     table: Table,
@@ -281,6 +284,7 @@ impl Discovery {
                 flags: if churns { CHURNS } else { 0 },
                 epoch: 0,
                 next_req: 0,
+                expire_at: 0,
                 rng,
                 counters: Counters::default(),
                 table: Table::new(),
@@ -288,7 +292,7 @@ impl Discovery {
                 pending: Vec::new(),
                 lookup: None,
             });
-            d.timer(i, at, TimerKind::Join, 0);
+            d.timer(i, at, TimerKind::Join);
         }
         d
     }
@@ -296,6 +300,11 @@ impl Discovery {
     /// Outputs in the order they were made (the engine takes them all after each event).
     pub fn drain_outputs(&mut self) -> std::vec::Drain<'_, Output> {
         self.out.drain(..)
+    }
+
+    /// The packet sizes in use.
+    pub fn sizes(&self) -> &Sizes {
+        &self.sizes
     }
 
     /// Lookups finished since the last call.
@@ -379,6 +388,15 @@ impl Discovery {
         }
     }
 
+    /// Start loading the node ids of `nodes` (global indices), which an event will compare.
+    pub fn prefetch_ids(&self, nodes: &[u32]) {
+        for &n in nodes {
+            if let Some(id) = self.ids.get(n as usize) {
+                prefetch(id);
+            }
+        }
+    }
+
     /// A timer fired at local identity `i`.
     pub fn handle_timer(&mut self, now: u64, i: u32, timer: Timer) {
         let i = i as usize;
@@ -400,9 +418,9 @@ impl Discovery {
                     self.start_lookup(now, i, target, true);
                 }
                 let next = now + self.jittered(i, self.spec.lookup_interval.as_nanos());
-                self.timer(i, next, TimerKind::Lookup, 0);
+                self.timer(i, next, TimerKind::Lookup);
             }
-            TimerKind::Timeout => self.timed_out(now, i, timer.req),
+            TimerKind::Expire => self.expire(now, i),
         }
     }
 
@@ -432,12 +450,12 @@ impl Discovery {
         }
         self.start_lookup(now, i, self.ids[g as usize], false);
         let revalidate = now + self.jittered(i, self.spec.revalidate.as_nanos());
-        self.timer(i, revalidate, TimerKind::Revalidate, 0);
+        self.timer(i, revalidate, TimerKind::Revalidate);
         let lookup = now + self.jittered(i, self.spec.lookup_interval.as_nanos());
-        self.timer(i, lookup, TimerKind::Lookup, 0);
+        self.timer(i, lookup, TimerKind::Lookup);
         if let Some(c) = self.spec.churn.as_ref().filter(|_| self.nodes[i].flags & CHURNS != 0) {
             let at = now + self.exponential(i, c.mean_online.as_nanos());
-            self.timer(i, at, TimerKind::Offline, 0);
+            self.timer(i, at, TimerKind::Offline);
         }
     }
 
@@ -445,11 +463,12 @@ impl Discovery {
         self.nodes[i].flags &= !ONLINE;
         self.nodes[i].epoch = self.nodes[i].epoch.wrapping_add(1);
         self.nodes[i].pending = Vec::new();
+        self.nodes[i].expire_at = 0;
         self.nodes[i].sessions = Vec::new();
         self.nodes[i].lookup = None;
         if let Some(c) = &self.spec.churn {
             let at = now + self.exponential(i, c.mean_offline.as_nanos());
-            self.timer(i, at, TimerKind::Online, 0);
+            self.timer(i, at, TimerKind::Online);
         }
     }
 
@@ -459,7 +478,7 @@ impl Discovery {
             self.send_request(now, i, node, Kind::Ping, ENR_SEQ, false);
         }
         let next = now + self.jittered(i, self.spec.revalidate.as_nanos());
-        self.timer(i, next, TimerKind::Revalidate, 0);
+        self.timer(i, next, TimerKind::Revalidate);
     }
 
     /// A request from `from`: answered if it came with a session (or in a handshake packet),
@@ -490,14 +509,8 @@ impl Discovery {
             asked += 1;
         }
         let records = self.nodes[i].table.at_distances(&distances[..asked], K);
-        let per = self.sizes.records_per_packet();
-        let total = records.len().div_ceil(per).max(1) as u32;
-        if records.is_empty() {
-            self.send(i, from, Packet::nodes(p.req, total, &[]));
-        }
-        for chunk in records.chunks(per) {
-            self.send(i, from, Packet::nodes(p.req, total, chunk));
-        }
+        let total = records.len().div_ceil(self.sizes.records_per_packet()).max(1);
+        self.send(i, from, Packet::nodes(p.req, total as u32, total as u8, &records));
     }
 
     /// A WHOAREYOU: the request it answers goes again, sealed in a handshake packet.
@@ -522,7 +535,7 @@ impl Discovery {
             return;
         }
         let r = &mut self.nodes[i].pending[at];
-        r.got = r.got.saturating_add(1);
+        r.got = r.got.saturating_add(p.packets);
         r.total = p.value.clamp(1, 255) as u8;
         let (done, lookup) = (r.got >= r.total, r.lookup);
         if lookup {
@@ -537,16 +550,26 @@ impl Discovery {
         }
     }
 
-    fn timed_out(&mut self, now: u64, i: usize, req: u32) {
-        let Some(at) = self.nodes[i].pending.iter().position(|r| r.req == req) else { return };
-        let r = self.nodes[i].pending.swap_remove(at);
-        self.nodes[i].counters.timeouts += 1;
-        let g = self.nodes[i].global;
-        let d = self.distance(g, r.peer);
-        self.nodes[i].table.remove(r.peer, d);
-        if r.lookup {
-            self.mark(i, r.peer, if r.got > 0 { Asked::Answered } else { Asked::Failed });
-            self.advance(now, i);
+    /// Fail every request past its deadline, in the order they were sent; then set the timer
+    /// for the earliest deadline left.
+    fn expire(&mut self, now: u64, i: usize) {
+        // Requests sent meanwhile (a lookup moving on) must not set a timer of their own.
+        self.nodes[i].expire_at = u64::MAX;
+        while let Some(at) = self.nodes[i].pending.iter().position(|r| r.deadline <= now) {
+            let r = self.nodes[i].pending.remove(at);
+            self.nodes[i].counters.timeouts += 1;
+            let g = self.nodes[i].global;
+            let d = self.distance(g, r.peer);
+            self.nodes[i].table.remove(r.peer, d);
+            if r.lookup {
+                self.mark(i, r.peer, if r.got > 0 { Asked::Answered } else { Asked::Failed });
+                self.advance(now, i);
+            }
+        }
+        self.nodes[i].expire_at = 0;
+        if let Some(next) = self.nodes[i].pending.iter().map(|r| r.deadline).min() {
+            self.nodes[i].expire_at = next;
+            self.timer(i, next, TimerKind::Expire);
         }
     }
 
@@ -581,11 +604,14 @@ impl Discovery {
             }
             None => Seal::Random,
         };
-        let r = Request { req, peer, kind, value, got: 0, total: 0, handshaken: false, lookup };
+        let deadline = now + self.spec.request_timeout.as_nanos();
+        let r = Request { req, peer, deadline, kind, value, got: 0, total: 0, handshaken: false, lookup };
         self.nodes[i].pending.push(r);
         self.send(i, peer, Packet::new(kind, seal, req, value));
-        let at = now + self.spec.request_timeout.as_nanos();
-        self.timer(i, at, TimerKind::Timeout, req);
+        if self.nodes[i].expire_at == 0 {
+            self.nodes[i].expire_at = deadline;
+            self.timer(i, deadline, TimerKind::Expire);
+        }
     }
 
     fn send(&mut self, i: usize, to: u32, packet: Packet) {
@@ -596,8 +622,8 @@ impl Discovery {
         self.out.push(Output::Send { from: i as u32, to, packet, bytes });
     }
 
-    fn timer(&mut self, i: usize, at: u64, kind: TimerKind, req: u32) {
-        let timer = Timer { kind, epoch: self.nodes[i].epoch, req };
+    fn timer(&mut self, i: usize, at: u64, kind: TimerKind) {
+        let timer = Timer { kind, epoch: self.nodes[i].epoch };
         self.out.push(Output::Timer { who: i as u32, at, timer });
     }
 
