@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{SpecBuilder, digests_by_run, run_ok, run_with_deadline, scratch, summary};
+use common::{SpecBuilder, digests_by_run, run_ok, run_with_deadline, scratch, summary, u64s};
 use std::time::Duration;
 
 /// `count` identities on the country table, discovering for `duration` with `discv5` keys.
@@ -45,7 +45,33 @@ fn a_discv5_run_has_one_digest_on_any_shard_count_and_backend() {
         assert!(d["bytes_per_identity"][kind].as_f64().unwrap() > 0.0, "{kind}: {d}");
     }
     assert!(d["timeouts_per_identity"].as_f64().unwrap() > 0.0, "churn leaves requests unanswered: {d}");
+    // Table fill over time: the shards' rows sum to the same counts on any shard count, every
+    // online identity is counted at each sample, and tables fill up as identities join.
+    let fill = |run: &str| {
+        let t = thermocline_models::metrics::read_table(&dir.join(run), "discv5_table_fill").unwrap();
+        let (time, entries, count) = (u64s(&t, "time_ns"), u32s(&t, "table_entries"), u64s(&t, "identities"));
+        let mut by_key = std::collections::BTreeMap::new();
+        for k in 0..t.num_rows() {
+            *by_key.entry((time[k], entries[k])).or_insert(0u64) += count[k];
+        }
+        by_key
+    };
+    let one = fill("one");
+    assert_eq!(one, fill("four"));
+    let samples: std::collections::BTreeSet<u64> = one.keys().map(|k| k.0).collect();
+    assert_eq!(samples.len(), 7, "a sample every 10 s before the end at 80 s: {samples:?}");
+    let last = *samples.iter().last().unwrap();
+    let (full, online): (u64, u64) = one
+        .iter()
+        .filter(|(k, _)| k.0 == last)
+        .fold((0, 0), |(f, o), (k, n)| (f + if k.1 >= 16 { *n } else { 0 }, o + n));
+    assert!(online > 900 && full as f64 > 0.95 * online as f64, "{full} of {online} online with 16 entries or more");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn u32s(batch: &arrow_array::RecordBatch, name: &str) -> Vec<u32> {
+    let c = batch.column_by_name(name).unwrap();
+    c.as_any().downcast_ref::<arrow_array::UInt32Array>().unwrap().values().to_vec()
 }
 
 #[test]

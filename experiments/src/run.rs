@@ -230,6 +230,7 @@ fn build_inner_engine(
                 rules: plan.rules.clone(),
                 ids: ids.into(),
                 seed: spec.run.seed,
+                end: SimTime::ZERO.saturating_add(spec.run.duration),
             };
             Box::new(DiscoveryEngine::new(setup, shard)?)
         }

@@ -44,6 +44,8 @@ pub struct Discv5Spec {
     pub nat_share: f64,
     /// Identities coming and going (off by default).
     pub churn: Option<ChurnSpec>,
+    /// How often every shard counts its online identities by table size (`discv5_table_fill`).
+    pub sample: SimDuration,
     /// Check every lookup against the exact closest set (a scan of all identities per lookup:
     /// for tests and small studies; adds the `exact_overlap` column).
     pub exact: bool,
@@ -61,6 +63,7 @@ impl Default for Discv5Spec {
             sessions: 32,
             nat_share: 0.0,
             churn: None,
+            sample: SimDuration::from_millis(10_000),
             exact: false,
         }
     }
@@ -73,6 +76,7 @@ impl Discv5Spec {
             ("lookup_interval", self.lookup_interval),
             ("revalidate", self.revalidate),
             ("request_timeout", self.request_timeout),
+            ("sample", self.sample),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, d)| *d == SimDuration::ZERO) {
             return Err(format!("discv5.{key} must be positive"));

@@ -10,6 +10,7 @@ use super::table::NodeId;
 use arrow_array::{ArrayRef, BooleanArray, UInt8Array, UInt16Array, UInt32Array, UInt64Array};
 use arrow_schema::{DataType, Field};
 use bytes::Bytes;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use thermocline_bus::queue::{CalendarQueue, Timed};
 use thermocline_bus::{
@@ -87,6 +88,8 @@ pub struct DiscoverySetup<'a> {
     pub ids: Arc<[NodeId]>,
     /// The run's seed.
     pub seed: u64,
+    /// The end of the simulation (no sample is taken at or after it).
+    pub end: SimTime,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -211,6 +214,13 @@ pub struct DiscoveryEngine {
     rows: Vec<LookupRow>,
     /// Finished lookups' digest records, added as they finish (their rows may leave early).
     digest: Digest,
+    /// Online identities by table size at each sample time: (time, entries) → identities.
+    fill: BTreeMap<(u64, u32), u64>,
+    /// The next sample time, and the interval.
+    next_sample: u64,
+    sample_every: u64,
+    /// The end of the simulation.
+    end: u64,
     exact: bool,
 }
 
@@ -264,6 +274,10 @@ impl DiscoveryEngine {
             outputs: Vec::new(),
             rows: Vec::new(),
             digest: Digest::EMPTY,
+            fill: BTreeMap::new(),
+            next_sample: setup.spec.sample.as_nanos(),
+            sample_every: setup.spec.sample.as_nanos(),
+            end: setup.end.as_nanos(),
             exact: setup.spec.exact,
         };
         e.apply_outputs(0);
@@ -463,6 +477,37 @@ impl DiscoveryEngine {
         }
     }
 
+    /// Count the online identities by table size, as they are at the sample time (every event
+    /// before it has run, none after).
+    fn sample(&mut self) {
+        let at = self.next_sample;
+        for i in 0..self.proto.len() as u32 {
+            if self.proto.online(i) {
+                *self.fill.entry((at, self.proto.table(i).len() as u32)).or_default() += 1;
+            }
+        }
+        self.next_sample += self.sample_every;
+    }
+
+    /// The `discv5_table_fill` table: one row per sample time and table size on this shard (sum
+    /// the shards' rows by key).
+    fn fill_table(&self) -> Result<Table, EngineError> {
+        let rows = &self.fill;
+        Ok(table(
+            "discv5_table_fill",
+            vec![
+                Field::new("time_ns", DataType::UInt64, false),
+                Field::new("table_entries", DataType::UInt32, false),
+                Field::new("identities", DataType::UInt64, false),
+            ],
+            vec![
+                Arc::new(rows.keys().map(|k| k.0).collect::<UInt64Array>()),
+                Arc::new(rows.keys().map(|k| k.1).collect::<UInt32Array>()),
+                Arc::new(rows.values().copied().collect::<UInt64Array>()),
+            ],
+        )?)
+    }
+
     /// Take the lookups the protocol finished, adding each to the digest.
     fn take_rows(&mut self) {
         let mut record = Vec::new();
@@ -511,6 +556,9 @@ impl Engine for DiscoveryEngine {
             if p.time >= end {
                 break;
             }
+            while self.next_sample <= p.time && self.next_sample < self.end {
+                self.sample();
+            }
             self.queue.pop();
             ran += 1;
             self.prefetch_ahead();
@@ -523,6 +571,10 @@ impl Engine for DiscoveryEngine {
                 Action::Timer(timer) => self.proto.handle_timer(p.time, i, timer),
             }
             self.apply_outputs(p.time);
+        }
+        // No event is left before `end`: the state holds until then.
+        while self.next_sample < end.min(self.end) {
+            self.sample();
         }
         self.flush_remote(outbox);
         self.take_rows();
@@ -575,7 +627,7 @@ impl Engine for DiscoveryEngine {
             digest.add_record(&record);
         }
         let rows = std::mem::take(&mut self.rows);
-        let tables = vec![self.lookups_table(&rows)?, self.identities_table()?];
+        let tables = vec![self.lookups_table(&rows)?, self.identities_table()?, self.fill_table()?];
         Ok(EngineOutput { digest, tables })
     }
 }
