@@ -47,7 +47,8 @@ pub struct Discv5Spec {
     /// How often every shard counts its online identities by table size (`discv5_table_fill`).
     pub sample: SimDuration,
     /// Check every lookup against the exact closest set (a scan of all identities per lookup:
-    /// for tests and small studies; adds the `exact_overlap` column).
+    /// for tests and small studies; adds the `exact_overlap` column). The exact set is drawn from
+    /// every identity not behind NAT, online or not, so under churn it counts offline ones too.
     pub exact: bool,
 }
 
