@@ -19,6 +19,37 @@ pub trait Timed {
     fn time_ns(&self) -> u64;
 }
 
+/// Order a queue item type by its `key()` alone, and time it by its `time` field: for engines
+/// whose items carry an action beside the canonical key, where the key is unique and the action
+/// must take no part in the order. `order_by_key!(Pending)` implements `PartialEq`, `Eq`,
+/// `PartialOrd`, `Ord` and [`Timed`].
+#[macro_export]
+macro_rules! order_by_key {
+    ($t:ty) => {
+        impl PartialEq for $t {
+            fn eq(&self, o: &Self) -> bool {
+                self.key() == o.key()
+            }
+        }
+        impl Eq for $t {}
+        impl PartialOrd for $t {
+            fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(o))
+            }
+        }
+        impl Ord for $t {
+            fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+                self.key().cmp(&o.key())
+            }
+        }
+        impl $crate::queue::Timed for $t {
+            fn time_ns(&self) -> u64 {
+                self.time
+            }
+        }
+    };
+}
+
 /// Items per chunk of a bucket.
 const CHUNK: usize = 64;
 

@@ -308,6 +308,16 @@ pub struct GossipBench {
     pub json: bool,
 }
 
+/// The `[[hosts]]` group of the surrogate benchmarks: `nodes` identities spread over countries
+/// like Ethereum nodes, 50 Mbit up and 200 Mbit down.
+pub(crate) fn tail_hosts(nodes: u32) -> String {
+    format!(
+        "[[hosts]]\nname = \"tail\"\ncount = {nodes}\n\
+         countries = {{ DE = 0.22, US = 0.20, FR = 0.06, GB = 0.05, other = 0.47 }}\n\
+         bandwidth = {{ up = \"50 Mbit\", down = \"200 Mbit\" }}\n"
+    )
+}
+
 /// The spec of `bench gossip`: identities spread over countries like Ethereum nodes.
 pub fn gossip_bench_spec(nodes: u32, slots: u32, seed: u64) -> Spec {
     let text = format!(
@@ -317,12 +327,7 @@ name = "bench-gossip"
 seed = {seed}
 duration = "{duration} s"
 
-[[hosts]]
-name = "tail"
-count = {nodes}
-countries = {{ DE = 0.22, US = 0.20, FR = 0.06, GB = 0.05, other = 0.47 }}
-bandwidth = {{ up = "50 Mbit", down = "200 Mbit" }}
-
+{hosts}
 [gossip]
 profile = "ethereum"
 
@@ -331,7 +336,8 @@ start = "10 s"
 slot = "12 s"
 beacon_block = {{ size = "100 KiB" }}
 "#,
-        duration = 10 + 12 * slots as u64
+        duration = 10 + 12 * slots as u64,
+        hosts = tail_hosts(nodes)
     );
     Spec::parse(&text, "<bench gossip>").expect("the benchmark spec is valid")
 }

@@ -47,16 +47,12 @@ name = "bench-discv5"
 seed = {seed}
 duration = "{seconds} s"
 
-[[hosts]]
-name = "tail"
-count = {nodes}
-countries = {{ DE = 0.22, US = 0.20, FR = 0.06, GB = 0.05, other = 0.47 }}
-bandwidth = {{ up = "50 Mbit", down = "200 Mbit" }}
-
+{hosts}
 [discv5]
 lookup_interval = "30 s"
 exact = {exact}
-"#
+"#,
+        hosts = crate::bench::tail_hosts(nodes)
     );
     Spec::parse(&text, "<bench discv5>").expect("the benchmark spec is valid")
 }

@@ -29,7 +29,7 @@ use bytes::Bytes;
 use clients::Content;
 use messages::{Messages, expired};
 use std::collections::{BTreeMap, VecDeque};
-use thermocline_bus::queue::{CalendarQueue, Timed};
+use thermocline_bus::queue::CalendarQueue;
 use thermocline_bus::{
     Digest, Engine, EngineError, EngineOutput, Event, HostId, Outbox, ShardId, SimDuration, SimTime, Table,
 };
@@ -200,27 +200,7 @@ impl Pending {
         (self.time, self.src, self.seq)
     }
 }
-impl PartialEq for Pending {
-    fn eq(&self, o: &Self) -> bool {
-        self.key() == o.key()
-    }
-}
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Pending {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        self.key().cmp(&o.key())
-    }
-}
-impl Timed for Pending {
-    fn time_ns(&self) -> u64 {
-        self.time
-    }
-}
+thermocline_bus::order_by_key!(Pending);
 
 /// One message as seen by this shard's identities. Per-identity columns have one entry per local
 /// subscriber of the topic (see `GossipEngine::members`).

@@ -12,7 +12,7 @@ use arrow_schema::{DataType, Field};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use thermocline_bus::queue::{CalendarQueue, Timed};
+use thermocline_bus::queue::CalendarQueue;
 use thermocline_bus::{
     Digest, Engine, EngineError, EngineOutput, Event, HostId, Outbox, ShardId, SimTime, Table, kinds,
 };
@@ -170,31 +170,7 @@ impl Pending {
     }
 }
 
-impl PartialEq for Pending {
-    fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
-    }
-}
-
-impl Eq for Pending {}
-
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Pending {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.key().cmp(&other.key())
-    }
-}
-
-impl Timed for Pending {
-    fn time_ns(&self) -> u64 {
-        self.time
-    }
-}
+thermocline_bus::order_by_key!(Pending);
 
 /// One shard's discv5 engine; see the module documentation.
 pub struct DiscoveryEngine {
