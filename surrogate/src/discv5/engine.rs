@@ -260,16 +260,6 @@ impl DiscoveryEngine {
         Ok(e)
     }
 
-    /// Heap bytes of the identities' protocol state, for the memory figures.
-    pub fn state_bytes(&self) -> usize {
-        self.proto.heap_bytes() + self.senders.capacity() * std::mem::size_of::<Sender>()
-    }
-
-    /// Identities on this shard.
-    pub fn identities(&self) -> usize {
-        self.proto.len()
-    }
-
     /// Carry out what the protocol asked for: packets onto the network, timers into the queue.
     fn apply_outputs(&mut self, now: u64) {
         let mut outputs = std::mem::take(&mut self.outputs);

@@ -347,24 +347,6 @@ impl Discovery {
         behind_nat(self.seed, node, self.nat_threshold)
     }
 
-    /// Heap bytes held per identity's state (tables, sessions, requests, lookups), for the
-    /// memory figures.
-    pub fn heap_bytes(&self) -> usize {
-        let lookup =
-            |l: &Lookup| std::mem::size_of::<Lookup>() + l.candidates.capacity() * std::mem::size_of::<Candidate>();
-        self.nodes.capacity() * std::mem::size_of::<Node>()
-            + self
-                .nodes
-                .iter()
-                .map(|n| {
-                    n.table.heap_bytes()
-                        + n.sessions.capacity() * 4
-                        + n.pending.capacity() * std::mem::size_of::<Request>()
-                        + n.lookup.as_deref().map_or(0, lookup)
-                })
-                .sum::<usize>()
-    }
-
     /// Start loading what an event of local identity `i` will read: its record (`stage` 0),
     /// then what the record points to (`stage` 1, once the record is in cache). Only a hint.
     pub fn prefetch(&self, i: u32, stage: u8) {
