@@ -109,6 +109,14 @@ fn a_bad_discv5_section_is_refused_naming_the_key() {
     let mixed = spec(100, "10 s", "").direct("alice", "10 Mbit", "location = \"DE\"\n").write(&dir, "mixed.toml");
     let out = run_with_deadline(&["run", mixed.to_str().unwrap(), "-q"], Duration::from_secs(60));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains("surrogates"), "{stderr}");
+    assert!(!out.status.success() && stderr.contains("without [[processes]]"), "{stderr}");
+    let both = spec(100, "10 s", "")
+        .direct("alice", "10 Mbit", "location = \"DE\"\n")
+        .sections("[gossip]\n")
+        .process("alice", "/bin/true", &[], "1 s", "")
+        .write(&dir, "both.toml");
+    let out = run_with_deadline(&["run", both.to_str().unwrap(), "-q"], Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("not both"), "{stderr}");
     std::fs::remove_dir_all(dir).unwrap();
 }

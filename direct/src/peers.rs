@@ -1,6 +1,7 @@
 //! Peer placeholders: a process's arguments and environment may name peers it should dial,
-//! `{peers:GROUP:N}` (`name:port,…`) or `{multiaddrs:GROUP:N}` (`/ip4/…/tcp/…/p2p/…,…`), so a
-//! real client in a hybrid run is given surrogate identities to connect to without a peers file.
+//! `{peers:GROUP:N}` (`name:port,…`), `{multiaddrs:GROUP:N}` (`/ip4/…/tcp/…/p2p/…,…`) or
+//! `{enrs:GROUP:N}` (discv5 records, `enr:…,…`, e.g. bootnodes), so a real client in a hybrid
+//! run is given surrogate identities to connect to without a peers file.
 //! Which `N` members of `GROUP` a host gets, and their peer ids, is the run's business (it knows
 //! the surrogates' keys): it answers through a [`PeerBook`]. Placeholders are replaced once, when
 //! the engine is built, before the per-host ones of [`crate::config::expand`].
@@ -18,6 +19,8 @@ pub struct PeerAddr {
     pub port: u16,
     /// Its libp2p peer id, base58.
     pub peer_id: String,
+    /// Its discv5 record, as text (`enr:…`).
+    pub enr: String,
 }
 
 /// Who a host's peer placeholders name: supplied by the run.
@@ -34,6 +37,8 @@ pub enum PeerForm {
     HostPort,
     /// `{multiaddrs:…}`: `/ip4/IP/tcp/PORT/p2p/ID`, comma-separated.
     Multiaddr,
+    /// `{enrs:…}`: discv5 records (`enr:…`), comma-separated.
+    Enr,
 }
 
 /// One peer placeholder in a text.
@@ -60,6 +65,8 @@ pub fn peer_refs(text: &str) -> Result<Vec<PeerRef<'_>>, String> {
             PeerForm::HostPort
         } else if inner.starts_with("multiaddrs:") {
             PeerForm::Multiaddr
+        } else if inner.starts_with("enrs:") {
+            PeerForm::Enr
         } else {
             rest = at + 1;
             continue;
@@ -74,7 +81,9 @@ pub fn peer_refs(text: &str) -> Result<Vec<PeerRef<'_>>, String> {
             _ => None,
         };
         let Some(n) = n else {
-            return Err(format!("{token} should be {{peers:GROUP:N}} or {{multiaddrs:GROUP:N}} with N at least 1"));
+            return Err(format!(
+                "{token} should be {{peers:GROUP:N}}, {{multiaddrs:GROUP:N}} or {{enrs:GROUP:N}} with N at least 1"
+            ));
         };
         found.push(PeerRef { token, form, group: parts[1], n });
         rest = at + len + 2;
@@ -87,6 +96,7 @@ pub fn render(form: PeerForm, peers: &[PeerAddr]) -> String {
     let one = |p: &PeerAddr| match form {
         PeerForm::HostPort => format!("{}:{}", p.name, p.port),
         PeerForm::Multiaddr => format!("/ip4/{}/tcp/{}/p2p/{}", p.ip, p.port, p.peer_id),
+        PeerForm::Enr => p.enr.clone(),
     };
     peers.iter().map(one).collect::<Vec<_>>().join(",")
 }
@@ -117,6 +127,7 @@ mod tests {
                     ip: Ipv4Addr::new(10, 0, 0, k as u8 + 1),
                     port: 9000,
                     peer_id: format!("12D3Koo{k}"),
+                    enr: format!("enr:x{k}"),
                 })
                 .collect())
         }
@@ -131,14 +142,22 @@ mod tests {
             ("{peers:tail:8}", PeerForm::HostPort, "tail", 8)
         );
         assert_eq!((refs[1].group, refs[1].form, refs[1].n), ("x.y", PeerForm::Multiaddr, 2));
+        let refs = peer_refs("--bootnodes {enrs:tail:3}").unwrap();
+        assert_eq!((refs[0].token, refs[0].form, refs[0].n), ("{enrs:tail:3}", PeerForm::Enr, 3));
         assert!(peer_refs("{index} {host}").unwrap().is_empty());
     }
 
     #[test]
     fn malformed_placeholders_are_errors() {
-        for bad in
-            ["{peers:tail}", "{peers:tail:0}", "{peers::3}", "{peers:tail:x}", "{multiaddrs:a:b:c}", "{peers:tail:3"]
-        {
+        for bad in [
+            "{peers:tail}",
+            "{peers:tail:0}",
+            "{peers::3}",
+            "{peers:tail:x}",
+            "{multiaddrs:a:b:c}",
+            "{peers:tail:3",
+            "{enrs:t}",
+        ] {
             assert!(peer_refs(bad).is_err(), "{bad}");
         }
     }
@@ -150,6 +169,7 @@ mod tests {
             expand_peers("{multiaddrs:tail:1};{peers:tail:1}", 0, &Book).unwrap(),
             "/ip4/10.0.0.1/tcp/9000/p2p/12D3Koo0;tail0:9000"
         );
+        assert_eq!(expand_peers("--bootnodes={enrs:tail:2}", 0, &Book).unwrap(), "--bootnodes=enr:x0,enr:x1");
         let err = expand_peers("{peers:hot:1}", 0, &Book).unwrap_err();
         assert!(err.contains("{peers:hot:1}") && err.contains("no group hot"), "{err}");
     }

@@ -1,5 +1,5 @@
-//! The run's answer to peer placeholders (`{peers:GROUP:N}`, `{multiaddrs:GROUP:N}` in a
-//! process's arguments): which surrogate identities a real client is given to dial. Clients get
+//! The run's answer to peer placeholders (`{peers:GROUP:N}`, `{multiaddrs:GROUP:N}`,
+//! `{enrs:GROUP:N}` in a process's arguments): which surrogate identities a real client is given to dial. Clients get
 //! disjoint sets while the group lasts: direct host `r` (counting direct hosts from 0) takes
 //! members `rN … rN + N − 1` of one seeded walk over the group (a stride coprime with its size
 //! from a seeded start), so every client meets different surrogates and no surrogate is offered
@@ -63,6 +63,7 @@ impl PeerBook for SurrogateBook<'_> {
                 ip: HostDirectory::ip_of(id),
                 port: GOSSIP_PORT,
                 peer_id: identity_key(self.seed, id).peer_id().to_string(),
+                enr: thermocline_surrogate::discv5::boundary::record(self.seed, id).to_text(),
             }
         };
         Ok(picks(self.seed, group, g.spec.count, rank, n).into_iter().map(peer).collect())

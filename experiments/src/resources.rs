@@ -40,6 +40,9 @@ pub fn estimate_memory(spec: &Spec, shards: u32) -> u64 {
         }
         Ok(Workload::Gossip(_)) => hosts.saturating_mul(GOSSIP_IDENTITY_BYTES),
         Ok(Workload::Discv5(_)) => hosts.saturating_mul(DISCV5_IDENTITY_BYTES),
+        Ok(Workload::Discv5Hybrid { .. }) => hosts
+            .saturating_mul(DISCV5_IDENTITY_BYTES)
+            .saturating_add(programs(spec).saturating_mul(DIRECT_PROCESS_BYTES)),
         Ok(Workload::Direct(_)) => programs(spec).saturating_mul(DIRECT_PROCESS_BYTES),
         Ok(Workload::Hybrid { .. }) => hosts
             .saturating_mul(GOSSIP_IDENTITY_BYTES)

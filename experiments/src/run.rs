@@ -18,7 +18,9 @@ use thermocline_models::directory::HostKind;
 use thermocline_models::idle::IdleEngine;
 use thermocline_models::phold::{PholdEngine, PholdLayout};
 use thermocline_surrogate::config::{GossipParams, GossipSpec};
+use thermocline_surrogate::discv5::boundary::keyed_node_ids;
 use thermocline_surrogate::discv5::protocol::node_ids;
+use thermocline_surrogate::discv5::table::NodeId;
 use thermocline_surrogate::discv5::{DiscoveryEngine, DiscoverySetup, Discv5Spec};
 use thermocline_surrogate::peers::PeerGraph;
 use thermocline_surrogate::traffic::{Subscriptions, publications};
@@ -120,6 +122,13 @@ pub fn window_config(spec: &Spec, shards: u32) -> Result<WindowConfig, String> {
             check_discv5(&plan, d)?;
             plan.runahead
         }
+        Workload::Discv5Hybrid { discv5, .. } => {
+            crate::direct_cmd::check_processes(spec)?;
+            let plan = net_plan(spec, shards)?;
+            discv5.check(plan.net.directory.surrogates())?;
+            hybrid_step(&plan)?;
+            plan.runahead
+        }
         Workload::Phold(p) => {
             PholdLayout::new(p, shards).map_err(|e| e.to_string())?;
             PholdEngine::runahead(p)
@@ -151,6 +160,8 @@ pub fn window_config(spec: &Spec, shards: u32) -> Result<WindowConfig, String> {
 pub struct SharedBuild {
     /// The build (once made) and how many shards have yet to take it.
     gossip: Mutex<(Option<GossipBuild>, u32)>,
+    /// The discv5 identities' node ids, and how many shards have yet to take them.
+    discv5_ids: Mutex<(Option<Arc<[NodeId]>>, u32)>,
 }
 
 /// The shared gossip build, or why it failed.
@@ -159,7 +170,24 @@ type GossipBuild = Result<Arc<(NetPlan, PeerGraph, Subscriptions)>, String>;
 impl SharedBuild {
     /// For a process that runs `shards` shards.
     pub fn new(shards: u32) -> Self {
-        SharedBuild { gossip: Mutex::new((None, shards)) }
+        SharedBuild { gossip: Mutex::new((None, shards)), discv5_ids: Mutex::new((None, shards)) }
+    }
+
+    /// Every discv5 identity's node id: from its key when real clients check them (`keyed`),
+    /// hashed otherwise; made once per process.
+    fn discv5_ids(&self, seed: u64, identities: u32, keyed: bool) -> Arc<[NodeId]> {
+        let mut slot = self.discv5_ids.lock().unwrap_or_else(|e| e.into_inner());
+        let ids = slot
+            .0
+            .get_or_insert_with(|| {
+                if keyed { keyed_node_ids(seed, identities) } else { node_ids(seed, identities) }.into()
+            })
+            .clone();
+        slot.1 = slot.1.saturating_sub(1);
+        if slot.1 == 0 {
+            slot.0 = None;
+        }
+        ids
     }
 
     fn gossip(&self, spec: &Spec, g: &GossipSpec, shards: u32) -> GossipBuild {
@@ -199,7 +227,7 @@ pub fn build_engine(
 ) -> Result<Box<dyn Engine>, EngineError> {
     let engine = build_inner_engine(spec, shard, shards, shared)?;
     Ok(match spec.workload()? {
-        Workload::Gossip(_) | Workload::Hybrid { .. } | Workload::Discv5(_) => {
+        Workload::Gossip(_) | Workload::Hybrid { .. } | Workload::Discv5(_) | Workload::Discv5Hybrid { .. } => {
             Box::new(crate::spill::Spilling::new(engine, crate::spill::spill_dir(&spec.output.dir), shard))
         }
         _ => engine,
@@ -222,17 +250,19 @@ fn build_inner_engine(
         }
         Workload::Discv5(d) => {
             let plan = net_plan(spec, shards)?;
-            let ids = node_ids(spec.run.seed, plan.net.directory.surrogates());
-            let setup = DiscoverySetup {
-                spec: d,
-                net: &plan.net,
-                partition: &plan.partition,
-                rules: plan.rules.clone(),
-                ids: ids.into(),
-                seed: spec.run.seed,
-                end: SimTime::ZERO.saturating_add(spec.run.duration),
-            };
-            Box::new(DiscoveryEngine::new(setup, shard)?)
+            let ids = shared.discv5_ids(spec.run.seed, plan.net.directory.surrogates(), false);
+            Box::new(build_discovery_engine(spec, d, &plan, ids, shard)?)
+        }
+        Workload::Discv5Hybrid { discv5, .. } => {
+            let plan = net_plan(spec, shards)?;
+            let surrogates = plan.net.directory.surrogates();
+            // Real clients check that a record's node id is its key's: the tail uses those ids.
+            let ids = shared.discv5_ids(spec.run.seed, surrogates, true);
+            let cold = build_discovery_engine(spec, discv5, &plan, ids, shard)?;
+            let hot = crate::direct_cmd::build_direct_engine(spec, &plan, shard)?;
+            let owner: Owner = Box::new(move |h: HostId| usize::from(h.0 >= surrogates));
+            let step = hybrid_step(&plan)?;
+            Box::new(Composite::new(vec![Box::new(cold), hot], owner, step, shard, shards))
         }
         Workload::Hybrid { gossip, .. } => {
             let built = shared.gossip(spec, gossip, shards)?;
@@ -247,11 +277,31 @@ fn build_inner_engine(
     })
 }
 
+/// The discv5 engine of `shard`, its identities' node ids `ids`.
+fn build_discovery_engine(
+    spec: &Spec,
+    d: &Discv5Spec,
+    plan: &NetPlan,
+    ids: Arc<[NodeId]>,
+    shard: ShardId,
+) -> Result<DiscoveryEngine, EngineError> {
+    let setup = DiscoverySetup {
+        spec: d,
+        net: &plan.net,
+        partition: &plan.partition,
+        rules: plan.rules.clone(),
+        ids,
+        seed: spec.run.seed,
+        end: SimTime::ZERO.saturating_add(spec.run.duration),
+    };
+    Ok(DiscoveryEngine::new(setup, shard)?)
+}
+
 /// A discv5 run's hosts must all be surrogate identities, and its section must hold.
 fn check_discv5(plan: &NetPlan, d: &Discv5Spec) -> Result<(), String> {
     let dir = &plan.net.directory;
     if dir.surrogates() < dir.len() {
-        return Err("discv5: every [[hosts]] group of a discv5 run must be surrogates (no `kind = \"direct\"`)".into());
+        return Err("discv5: a discv5 run without [[processes]] has no use for `kind = \"direct\"` host groups".into());
     }
     d.check(dir.surrogates())
 }

@@ -203,6 +203,13 @@ pub enum Workload<'a> {
         /// The direct hosts' programs.
         processes: &'a [ProcessSpec],
     },
+    /// Direct hosts beside discv5 surrogates: real clients walk the surrogates' DHT.
+    Discv5Hybrid {
+        /// The surrogates' discovery.
+        discv5: &'a Discv5Spec,
+        /// The direct hosts' programs.
+        processes: &'a [ProcessSpec],
+    },
 }
 
 /// A spec that could not be read.
@@ -403,8 +410,13 @@ impl Spec {
     /// The one workload this spec defines.
     pub fn workload(&self) -> Result<Workload<'_>, String> {
         if !self.processes.is_empty() {
-            if self.discv5.is_some() {
-                return Err("discv5: [discv5] surrogates do not run beside [[processes]] yet; run them alone".into());
+            if let Some(discv5) = &self.discv5 {
+                if self.gossip.is_some() || self.phold.is_some() || self.idle.is_some() {
+                    return Err("the spec has [[processes]], [discv5] and another workload; direct hosts run \
+                        beside [discv5] or [gossip] surrogates, not both"
+                        .into());
+                }
+                return Ok(Workload::Discv5Hybrid { discv5, processes: &self.processes });
             }
             if self.phold.is_some() || self.idle.is_some() {
                 return Err("the spec has [[processes]] and a [phold] or [idle] workload; direct hosts run \
@@ -535,5 +547,9 @@ mod tests {
         assert!(mixed.workload().err().unwrap().contains("beside [gossip] surrogates"));
         let hybrid = Spec::parse(&format!("{ok}[gossip]\n"), "d.toml").unwrap();
         assert!(matches!(hybrid.workload(), Ok(Workload::Hybrid { processes, .. }) if processes.len() == 1));
+        let discovery = Spec::parse(&format!("{ok}[discv5]\n"), "d.toml").unwrap();
+        assert!(matches!(discovery.workload(), Ok(Workload::Discv5Hybrid { processes, .. }) if processes.len() == 1));
+        let both = Spec::parse(&format!("{ok}[discv5]\n[gossip]\n"), "d.toml").unwrap();
+        assert!(both.workload().err().unwrap().contains("not both"));
     }
 }

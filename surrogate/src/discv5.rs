@@ -7,11 +7,13 @@
 //! - [`protocol`]: the protocol of a shard's identities (joining, lookups, liveness checks,
 //!   sessions and their handshake, NAT, churn), packets and timers in, packets and timers out.
 //! - [`engine`]: the bus engine: the protocol on the network model.
+//! - [`boundary`]: identities that real clients speak discv5 to, over UDP.
 //! - [`config`]: the `[discv5]` section.
 //!
 //! Codecs and cryptography for the boundary, where a real client speaks discv5 to an identity,
 //! are in `thermocline_wire::discv5`.
 
+pub mod boundary;
 pub mod config;
 pub mod engine;
 pub mod packet;

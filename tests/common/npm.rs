@@ -46,5 +46,14 @@ pub fn js_gossip_node() -> PathBuf {
 
 /// `nodes/js-discv5` installed (see [`npm_install`]): the path of its `discv5-probe.mjs`.
 pub fn js_discv5_probe() -> PathBuf {
-    npm_install("js-discv5", "js-discv5-3.0.0", &["discv5-probe.mjs"]).join("discv5-probe.mjs")
+    js_discv5().join("discv5-probe.mjs")
+}
+
+/// `nodes/js-discv5` installed: the path of its `discv5-walk.mjs`.
+pub fn js_discv5_walk() -> PathBuf {
+    js_discv5().join("discv5-walk.mjs")
+}
+
+fn js_discv5() -> PathBuf {
+    npm_install("js-discv5", "js-discv5-3.0.0", &["discv5-probe.mjs", "discv5-walk.mjs"])
 }

@@ -1,8 +1,10 @@
 //! The discv5 engine of one shard: the [`Discovery`] protocol of its identities, their packets on
 //! the network model (each packet's wire size serialised at the sender's upload rate, then the
 //! path's latency, jitter and loss and the scenario's rules), and the queue of their events in
-//! the bus's canonical order.
+//! the bus's canonical order. In a run with direct hosts, datagrams from real clients reach the
+//! identities' [`Boundary`] and its answers leave as IPv4 packets on the same model.
 
+use super::boundary::{Boundary, DISCV5_PORT};
 use super::config::Discv5Spec;
 use super::packet::{Kind, MAX_RECORDS, Packet, Seal};
 use super::protocol::{Discovery, LookupRow, Output, Setup, Timer};
@@ -16,6 +18,7 @@ use thermocline_bus::queue::CalendarQueue;
 use thermocline_bus::{
     Digest, Engine, EngineError, EngineOutput, Event, HostId, Outbox, ShardId, SimTime, Table, kinds,
 };
+use thermocline_models::directory::HostDirectory;
 use thermocline_models::metrics::table;
 use thermocline_models::network::NetworkModel;
 use thermocline_models::partition::Partition;
@@ -96,6 +99,8 @@ pub struct DiscoverySetup<'a> {
 enum Action {
     Arrive(Queued),
     Timer(Timer),
+    /// A datagram from a client, by its token in [`DiscoveryEngine::datagrams`].
+    Client(u32),
 }
 
 /// A packet waiting in the queue: its head, with the records of a NODES answer kept aside in
@@ -198,6 +203,15 @@ pub struct DiscoveryEngine {
     /// The end of the simulation.
     end: u64,
     exact: bool,
+    /// Who owns which host (direct hosts included).
+    partition: Partition,
+    /// Identities that met a real client; `None` in a run without direct hosts.
+    boundary: Option<Box<Boundary>>,
+    /// Client datagrams waiting in the queue (IPv4 packets), by token.
+    datagrams: BTreeMap<u32, Bytes>,
+    next_token: u32,
+    /// Packets to clients, for the outbox at the end of the window.
+    client_out: Vec<(ShardId, Event)>,
 }
 
 /// Why a discovery engine cannot run.
@@ -255,6 +269,11 @@ impl DiscoveryEngine {
             sample_every: setup.spec.sample.as_nanos(),
             end: setup.end.as_nanos(),
             exact: setup.spec.exact,
+            partition: setup.partition.clone(),
+            boundary: (n < setup.net.directory.len()).then(|| Box::new(Boundary::new(setup.seed))),
+            datagrams: BTreeMap::new(),
+            next_token: 0,
+            client_out: Vec::new(),
         };
         e.apply_outputs(0);
         Ok(e)
@@ -494,6 +513,77 @@ impl DiscoveryEngine {
         }
     }
 
+    /// A client's datagram reached local identity `i` (an IPv4 packet): one for its discv5
+    /// port goes to the identity's boundary node, unless the identity is offline; what the node
+    /// answers leaves at the identity's upload rate over the path, as IPv4 packets.
+    fn client_datagram(&mut self, now: u64, i: u32, token: u32) {
+        let Some(bytes) = self.datagrams.remove(&token) else { return };
+        let Ok(udp) = thermocline_net::udp::decode(&bytes) else { return };
+        if udp.dst.1 != DISCV5_PORT || !self.proto.online(i) {
+            return;
+        }
+        let id = self.proto.global(i);
+        let from = std::net::SocketAddrV4::new(udp.src.0, udp.src.1);
+        let table = self.proto.table(i);
+        let Some(b) = self.boundary.as_mut() else { return };
+        let answers = b.handle_datagram(id, from, &udp.payload, |d, limit| table.at_distances(d, limit));
+        let ip = HostDirectory::ip_of(id);
+        for (to, datagram) in answers {
+            let Some(host) = self.net.directory.host_of_ip(*to.ip()) else { continue };
+            let packet = thermocline_net::udp::encode((ip, DISCV5_PORT), (*to.ip(), to.port()), &datagram);
+            let sender = &mut self.senders[i as usize];
+            let depart = express(now, packet.len() as u64, sender.up);
+            let path = self.net.routes.path(sender.node, self.net.directory.node_of(host));
+            let Some(time) = decide(path, &self.rules, (id, host), depart, false, &mut sender.rng) else {
+                sender.lost += 1;
+                continue;
+            };
+            let event = Event {
+                deliver_time: SimTime::from_nanos(time),
+                src_host: HostId(id),
+                src_seq: self.next_seq(i),
+                dst_host: HostId(host),
+                kind: kinds::PACKET,
+                payload: Bytes::from(packet),
+            };
+            self.client_out.push((self.partition.shard_of(host), event));
+        }
+    }
+
+    /// The `discv5_boundary` table: one row per identity that met a real client.
+    fn boundary_table(&self, b: &Boundary) -> Result<Table, EngineError> {
+        let t = b.traffic();
+        let col32 = |f: fn(&super::boundary::Traffic) -> u32| -> ArrayRef {
+            Arc::new(t.values().map(f).collect::<UInt32Array>())
+        };
+        let col64 = |f: fn(&super::boundary::Traffic) -> u64| -> ArrayRef {
+            Arc::new(t.values().map(f).collect::<UInt64Array>())
+        };
+        Ok(table(
+            "discv5_boundary",
+            vec![
+                Field::new("identity", DataType::UInt32, false),
+                Field::new("datagrams_in", DataType::UInt32, false),
+                Field::new("datagrams_out", DataType::UInt32, false),
+                Field::new("bytes_in", DataType::UInt64, false),
+                Field::new("bytes_out", DataType::UInt64, false),
+                Field::new("findnodes", DataType::UInt32, false),
+                Field::new("records", DataType::UInt32, false),
+                Field::new("sessions", DataType::UInt32, false),
+            ],
+            vec![
+                Arc::new(t.keys().copied().collect::<UInt32Array>()),
+                col32(|t| t.datagrams_in),
+                col32(|t| t.datagrams_out),
+                col64(|t| t.bytes_in),
+                col64(|t| t.bytes_out),
+                col32(|t| t.findnodes),
+                col32(|t| t.records),
+                col32(|t| t.sessions),
+            ],
+        )?)
+    }
+
     /// Local identity `i`'s digest record: its table in order, its counters, what it lost.
     fn digest_record(&self, i: u32, out: &mut Vec<u8>) {
         let c = self.proto.counters(i);
@@ -537,6 +627,7 @@ impl Engine for DiscoveryEngine {
                     self.proto.handle_packet(p.time, i, p.src, packet)
                 }
                 Action::Timer(timer) => self.proto.handle_timer(p.time, i, timer),
+                Action::Client(token) => self.client_datagram(p.time, i, token),
             }
             self.apply_outputs(p.time);
         }
@@ -545,6 +636,9 @@ impl Engine for DiscoveryEngine {
             self.sample();
         }
         self.flush_remote(outbox);
+        for (shard, event) in self.client_out.drain(..) {
+            outbox.push(shard, event);
+        }
         self.take_rows();
         Ok(ran)
     }
@@ -552,6 +646,19 @@ impl Engine for DiscoveryEngine {
     fn deliver(&mut self, events: &mut Vec<Event>) -> Result<(), EngineError> {
         for e in events.drain(..) {
             let owned = e.dst_host.0 < self.identities && self.placement.of(e.dst_host.0).0 == self.shard;
+            if e.kind == kinds::PACKET && owned && self.boundary.is_some() {
+                let token = self.next_token;
+                self.next_token = self.next_token.wrapping_add(1);
+                self.datagrams.insert(token, e.payload);
+                self.queue.push(Pending {
+                    time: e.deliver_time.as_nanos(),
+                    src: e.src_host.0,
+                    seq: e.src_seq,
+                    dst: e.dst_host.0,
+                    action: Action::Client(token),
+                });
+                continue;
+            }
             if e.kind != kinds::DISCV5 || !owned {
                 return Err(format!(
                     "{} got an event of kind {} for {}, not one of its identities",
@@ -595,7 +702,21 @@ impl Engine for DiscoveryEngine {
             digest.add_record(&record);
         }
         let rows = std::mem::take(&mut self.rows);
-        let tables = vec![self.lookups_table(&rows)?, self.identities_table()?, self.fill_table()?];
+        let mut tables = vec![self.lookups_table(&rows)?, self.identities_table()?, self.fill_table()?];
+        if let Some(b) = &self.boundary {
+            for (id, t) in b.traffic() {
+                record.clear();
+                record.extend_from_slice(b"discv5-boundary");
+                record.extend_from_slice(&id.to_be_bytes());
+                for v in [t.datagrams_in, t.datagrams_out, t.findnodes, t.records, t.sessions] {
+                    record.extend_from_slice(&v.to_be_bytes());
+                }
+                record.extend_from_slice(&t.bytes_in.to_be_bytes());
+                record.extend_from_slice(&t.bytes_out.to_be_bytes());
+                digest.add_record(&record);
+            }
+            tables.push(self.boundary_table(b)?);
+        }
         Ok(EngineOutput { digest, tables })
     }
 }

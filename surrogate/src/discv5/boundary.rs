@@ -1,0 +1,299 @@
+//! The discv5 boundary: surrogate identities that real clients (direct hosts) speak discv5 v5.1
+//! to, over UDP. Only these identities pay for real discovery: each gets, on the first datagram
+//! a client sends it, a [`Node`] of `thermocline_wire::discv5` (masking, the WHOAREYOU
+//! handshake, session keys, PING/PONG and TALKREQ answered by the node itself) and answers
+//! FINDNODE from its own Kademlia table, as real records of the identities it holds. Every other
+//! identity keeps its compact rows.
+//!
+//! A client verifies each record it gets (its signature, and that its node id lies at the
+//! distance it asked for), so in a run with direct hosts every identity's node id is the one
+//! its secp256k1 key gives ([`keyed_node_ids`]); the tail's tables are built on those ids, and
+//! the records handed out here are consistent with them. Keys derive from the run's seed and
+//! the identity, so records are the same on every run, shard count and backend.
+
+use super::table::{K, NodeId};
+use k256::ecdsa::SigningKey;
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeMap;
+use std::net::SocketAddrV4;
+use thermocline_models::directory::HostDirectory;
+use thermocline_wire::discv5::enr::{Enr, node_id};
+use thermocline_wire::discv5::message::Message;
+use thermocline_wire::discv5::node::{Node, NodeEvent};
+
+/// The UDP port identities take discv5 datagrams on, and the one their records give.
+pub const DISCV5_PORT: u16 = 9000;
+/// The TCP port their records give (the libp2p port of the gossip boundary).
+pub const TCP_PORT: u16 = crate::boundary::GOSSIP_PORT;
+
+/// The secp256k1 key of identity `id` in a run with `seed`: a hash of both (rehashed in the
+/// negligible case that it is not a valid scalar).
+pub fn identity_key(seed: u64, id: u32) -> SigningKey {
+    (0u32..)
+        .find_map(|attempt| {
+            let digest = Sha256::new()
+                .chain_update(b"thermocline discv5 key")
+                .chain_update(seed.to_be_bytes())
+                .chain_update(id.to_be_bytes())
+                .chain_update(attempt.to_be_bytes())
+                .finalize();
+            SigningKey::from_slice(&digest).ok()
+        })
+        .expect("some hash is a valid scalar")
+}
+
+/// Identity `id`'s record: sequence 1, its address, the UDP port of discv5 and the TCP port of
+/// libp2p, signed with [`identity_key`] (deterministic ECDSA, so every shard makes the same).
+pub fn record(seed: u64, id: u32) -> Enr {
+    let ip = HostDirectory::ip_of(id);
+    let pairs: [(&[u8], Vec<u8>); 3] = [
+        (b"ip", ip.octets().to_vec()),
+        (b"tcp", TCP_PORT.to_be_bytes().to_vec()),
+        (b"udp", DISCV5_PORT.to_be_bytes().to_vec()),
+    ];
+    Enr::signed(&identity_key(seed, id), 1, &pairs).expect("a record of four fields fits 300 bytes")
+}
+
+/// Every identity's node id from its key (keccak256 of the public key), for runs in which
+/// real clients check them; the two cores of a shard process share the work.
+pub fn keyed_node_ids(seed: u64, identities: u32) -> Vec<NodeId> {
+    let one = |g: u32| node_id(identity_key(seed, g).verifying_key());
+    let half = identities / 2;
+    std::thread::scope(|s| {
+        let low = s.spawn(|| (0..half).map(one).collect::<Vec<_>>());
+        let high: Vec<NodeId> = (half..identities).map(one).collect();
+        let mut ids = low.join().expect("key derivation does not panic");
+        ids.extend(high);
+        ids
+    })
+}
+
+/// What one boundary identity exchanged with clients.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Datagrams received.
+    pub datagrams_in: u32,
+    /// Datagrams sent.
+    pub datagrams_out: u32,
+    /// UDP payload bytes received.
+    pub bytes_in: u64,
+    /// UDP payload bytes sent.
+    pub bytes_out: u64,
+    /// FINDNODE requests answered.
+    pub findnodes: u32,
+    /// Records sent in NODES answers.
+    pub records: u32,
+    /// Sessions established with clients.
+    pub sessions: u32,
+}
+
+/// The boundary identities of one shard (see the module documentation).
+pub struct Boundary {
+    seed: u64,
+    nodes: BTreeMap<u32, Node>,
+    records: BTreeMap<u32, Enr>,
+    traffic: BTreeMap<u32, Traffic>,
+}
+
+impl Boundary {
+    /// No identity has met a client yet.
+    pub fn new(seed: u64) -> Self {
+        Boundary { seed, nodes: BTreeMap::new(), records: BTreeMap::new(), traffic: BTreeMap::new() }
+    }
+
+    /// Identity `id`'s record, made once per shard.
+    fn record(&mut self, id: u32) -> &Enr {
+        let seed = self.seed;
+        self.records.entry(id).or_insert_with(|| record(seed, id))
+    }
+
+    /// A datagram from a client at `from` reached identity `id`. FINDNODE is answered from
+    /// `table` (the identity's entries at the distances asked, at most `limit`); distance 0 is
+    /// the identity's own record. Returns the datagrams to send, in order.
+    pub fn handle_datagram(
+        &mut self,
+        id: u32,
+        from: SocketAddrV4,
+        data: &[u8],
+        table: impl Fn(&[u16], usize) -> Vec<u32>,
+    ) -> Vec<(SocketAddrV4, Vec<u8>)> {
+        let seed = self.seed;
+        if !self.nodes.contains_key(&id) {
+            let node_seed = u64::from_be_bytes(
+                Sha256::new()
+                    .chain_update(b"thermocline discv5 boundary")
+                    .chain_update(seed.to_be_bytes())
+                    .chain_update(id.to_be_bytes())
+                    .finalize()[..8]
+                    .try_into()
+                    .expect("8 bytes"),
+            );
+            let own = self.record(id).clone();
+            self.nodes.insert(id, Node::new(identity_key(seed, id), own, node_seed));
+        }
+        let traffic = self.traffic.entry(id).or_default();
+        traffic.datagrams_in += 1;
+        traffic.bytes_in += data.len() as u64;
+        let node = self.nodes.get_mut(&id).expect("made above");
+        node.handle_packet(from, data);
+        let mut requests = Vec::new();
+        while let Some(event) = node.poll_event() {
+            match event {
+                NodeEvent::Request { from, message: Message::FindNode { req_id, distances } } => {
+                    requests.push((from, req_id, distances));
+                }
+                NodeEvent::Established { .. } => self.traffic.entry(id).or_default().sessions += 1,
+                NodeEvent::Request { .. } | NodeEvent::Response { .. } => {}
+            }
+        }
+        for (peer, req_id, distances) in requests {
+            let records = self.findnode_answer(id, &distances, &table);
+            let t = self.traffic.entry(id).or_default();
+            t.findnodes += 1;
+            t.records += records.len() as u32;
+            self.nodes.get_mut(&id).expect("made above").answer_findnode(peer, &req_id, &records);
+        }
+        let node = self.nodes.get_mut(&id).expect("made above");
+        let mut out = Vec::new();
+        while let Some((to, datagram)) = node.poll_transmit() {
+            out.push((to, datagram));
+        }
+        let t = self.traffic.entry(id).or_default();
+        t.datagrams_out += out.len() as u32;
+        t.bytes_out += out.iter().map(|(_, d)| d.len() as u64).sum::<u64>();
+        out
+    }
+
+    /// The records of a FINDNODE answer, at the distances asked in their order: the identity's
+    /// own for distance 0, its table's entries for 1 to 256; at most [`K`].
+    fn findnode_answer(&mut self, id: u32, distances: &[u64], table: &impl Fn(&[u16], usize) -> Vec<u32>) -> Vec<Enr> {
+        let mut records = Vec::new();
+        for &d in distances {
+            let room = K - records.len();
+            if room == 0 {
+                break;
+            }
+            if d == 0 {
+                records.push(self.record(id).clone());
+            } else if d <= 256 {
+                for node in table(&[d as u16], room) {
+                    records.push(self.record(node).clone());
+                }
+            }
+        }
+        records
+    }
+
+    /// Every identity that met a client, with what it exchanged, by identity.
+    pub fn traffic(&self) -> &BTreeMap<u32, Traffic> {
+        &self.traffic
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k256::ecdsa::SigningKey;
+    use std::net::Ipv4Addr;
+    use thermocline_wire::discv5::enr::log_distance;
+
+    fn client(seed: u8) -> Node {
+        let key = SigningKey::from_slice(&[seed; 32]).unwrap();
+        let pairs: [(&[u8], Vec<u8>); 2] = [(b"ip", vec![10, 0, 9, 9]), (b"udp", 30303u16.to_be_bytes().to_vec())];
+        let enr = Enr::signed(&key, 1, &pairs).unwrap();
+        Node::new(key, enr, u64::from(seed))
+    }
+
+    /// Datagrams between a client node and the boundary until neither has more to say; the
+    /// client's events in order.
+    fn exchange(b: &mut Boundary, c: &mut Node, id: u32, table: &impl Fn(&[u16], usize) -> Vec<u32>) -> Vec<NodeEvent> {
+        let me = SocketAddrV4::new(Ipv4Addr::new(10, 0, 9, 9), 30303);
+        let mut events = Vec::new();
+        for _ in 0..10 {
+            let mut any = false;
+            while let Some((_, d)) = c.poll_transmit() {
+                any = true;
+                for (to, back) in b.handle_datagram(id, me, &d, table) {
+                    assert_eq!(to, me);
+                    c.handle_packet(SocketAddrV4::new(HostDirectory::ip_of(id), DISCV5_PORT), &back);
+                }
+            }
+            while let Some(e) = c.poll_event() {
+                events.push(e);
+            }
+            if !any {
+                break;
+            }
+        }
+        events
+    }
+
+    #[test]
+    fn keys_ids_and_records_agree_and_repeat() {
+        let ids = keyed_node_ids(7, 5);
+        for (g, id) in ids.iter().enumerate() {
+            let r = record(7, g as u32);
+            assert_eq!(r.node_id(), *id);
+            assert_eq!(Enr::decode(r.encoded()).unwrap(), r, "records verify");
+            assert_eq!(r.ip4(), Some(HostDirectory::ip_of(g as u32)));
+            assert_eq!((r.udp(), r.tcp()), (Some(DISCV5_PORT), Some(TCP_PORT)));
+            assert_eq!(record(7, g as u32).encoded(), r.encoded(), "signing is deterministic");
+        }
+        assert_ne!(keyed_node_ids(8, 5), ids, "the seed picks the keys");
+    }
+
+    #[test]
+    fn a_client_handshakes_and_gets_records_at_the_distances_it_asked() {
+        let ids = keyed_node_ids(3, 40);
+        let me = 0u32;
+        // The identity's table: every other identity, bucketed by real distance.
+        let table = |ds: &[u16], limit: usize| -> Vec<u32> {
+            let mut out = Vec::new();
+            for &d in ds {
+                out.extend((1..40u32).filter(|&n| log_distance(&ids[me as usize], &ids[n as usize]) == d));
+            }
+            out.truncate(limit);
+            out
+        };
+        let mut b = Boundary::new(3);
+        let mut c = client(9);
+        let own = record(3, me);
+        c.learn(own.clone());
+        let peer = (own.node_id(), SocketAddrV4::new(HostDirectory::ip_of(me), DISCV5_PORT));
+        let far = log_distance(&ids[0], &ids[1]);
+        assert!(c.send(peer, Message::FindNode { req_id: vec![1], distances: vec![u64::from(far), 0] }));
+        let events = exchange(&mut b, &mut c, me, &table);
+        let records: Vec<Enr> = events
+            .iter()
+            .filter_map(|e| match e {
+                NodeEvent::Response { message: Message::Nodes { records, .. }, .. } => Some(records.clone()),
+                _ => None,
+            })
+            .flatten()
+            .map(|r| Enr::decode(&r).unwrap())
+            .collect();
+        let expected = table(&[far], K - 1).len() + 1;
+        assert_eq!(records.len(), expected, "{events:?}");
+        assert_eq!(records.last().unwrap().node_id(), ids[0], "distance 0 is the identity itself");
+        for r in &records[..expected - 1] {
+            assert_eq!(log_distance(&ids[0], &r.node_id()), far);
+        }
+        let t = b.traffic()[&me];
+        assert_eq!((t.findnodes, t.records, t.sessions), (1, expected as u32, 1));
+        assert!(t.datagrams_in >= 2 && t.datagrams_out >= 2, "{t:?}");
+        // A PING in the session is answered by the node itself.
+        assert!(c.send(peer, Message::Ping { req_id: vec![2], enr_seq: 1 }));
+        let events = exchange(&mut b, &mut c, me, &table);
+        assert!(events.iter().any(|e| matches!(e, NodeEvent::Response { message: Message::Pong { .. }, .. })));
+    }
+
+    #[test]
+    fn garbage_is_dropped_without_an_answer_or_a_panic() {
+        let mut b = Boundary::new(1);
+        let from = SocketAddrV4::new(Ipv4Addr::new(10, 0, 9, 9), 1);
+        for len in [0, 1, 20, 63, 200, 1500] {
+            let junk: Vec<u8> = (0..len).map(|i| (i * 37 % 251) as u8).collect();
+            assert!(b.handle_datagram(2, from, &junk, |_, _| Vec::new()).is_empty());
+        }
+    }
+}
