@@ -117,6 +117,68 @@ fn a_bad_discv5_section_is_refused_naming_the_key() {
         .write(&dir, "both.toml");
     let out = run_with_deadline(&["run", both.to_str().unwrap(), "-q"], Duration::from_secs(60));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains("not both"), "{stderr}");
+    assert!(!out.status.success() && stderr.contains("discovery = \"discv5\""), "{stderr}");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Gossip identities that find their peers through discv5 on the country table.
+fn found_peers_spec() -> SpecBuilder {
+    spec(1500, "90 s", "nat_share = 0.2\njoin_over = \"10 s\"\nlookup_interval = \"20 s\"")
+        .sections("[gossip]\ndiscovery = \"discv5\"\n\n[traffic]\nstart = \"40 s\"\n")
+}
+
+#[test]
+fn gossip_identities_dial_the_peers_discv5_finds_and_deliver_every_block() {
+    let dir = scratch("discv5-found-peers");
+    let path = found_peers_spec().write(&dir, "found.toml");
+    let digests = digests_by_run(
+        &dir,
+        &path,
+        &[
+            ("one", &["--shards", "1"]),
+            ("two", &["--shards", "2"]),
+            ("four", &["--shards", "4"]),
+            ("processes", &["--shards", "2", "--backend", "processes"]),
+            ("again", &["--shards", "2"]),
+        ],
+    );
+    let first = digests.values().next().unwrap();
+    assert!(digests.values().all(|d| d == first), "{digests:?}");
+    let out = dir.join("two");
+    let s = summary(&out);
+    assert_eq!(s["gossip"]["reliability"].as_f64(), Some(1.0), "{}", s["gossip"]);
+
+    let read = |name: &str| thermocline_models::metrics::read_table(&out, name).unwrap();
+    let (peering, identities) = (read("gossip_peering"), read("discv5_identities"));
+    let by_node = |t: &arrow_array::RecordBatch, key: &str| -> Vec<u32> { u32s(t, key) };
+    assert_eq!(by_node(&peering, "node"), by_node(&identities, "identity"), "both tables go by identity");
+    let first_peer = opt_u64s(&peering, "first_peer_ns");
+    let target = opt_u64s(&peering, "target_peers_ns");
+    let joined = u64s(&identities, "joined_ns");
+    let nat = bools(&identities, "behind_nat");
+    let found_inbound = u32s(&peering, "found_inbound");
+    for k in 0..peering.num_rows() {
+        // No peer before discovery: an identity is found only once it has contacted others.
+        let at = first_peer[k].unwrap_or_else(|| panic!("identity {k} never had a peer"));
+        assert!(at >= joined[k], "identity {k}: first peer at {at} before joining at {}", joined[k]);
+        // Identities behind NAT are in no table, so nobody finds them to dial.
+        if nat[k] {
+            assert_eq!(found_inbound[k], 0, "identity {k} behind NAT was dialled");
+        }
+    }
+    let reached = target.iter().filter(|t| t.is_some()).count();
+    assert!(reached as f64 >= 0.95 * peering.num_rows() as f64, "{reached} reached 12 outbound peers");
+    let inbound_somewhere = (0..peering.num_rows()).filter(|&k| !nat[k] && found_inbound[k] > 0).count();
+    assert!(inbound_somewhere > 1000, "reachable identities are dialled: {inbound_somewhere}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn opt_u64s(batch: &arrow_array::RecordBatch, name: &str) -> Vec<Option<u64>> {
+    let c = batch.column_by_name(name).unwrap();
+    c.as_any().downcast_ref::<arrow_array::UInt64Array>().unwrap().iter().collect()
+}
+
+fn bools(batch: &arrow_array::RecordBatch, name: &str) -> Vec<bool> {
+    let c = batch.column_by_name(name).unwrap();
+    c.as_any().downcast_ref::<arrow_array::BooleanArray>().unwrap().iter().map(|b| b.unwrap()).collect()
 }

@@ -5,7 +5,9 @@
 //! verified (signature, and distance: ChainSafe drops records not at the distances it asked
 //! for), each record is a surrogate identity's own (its key's node id, its address, its port),
 //! its table fills with them, the tail tables the identities that answered it, and the run has
-//! one digest on one shard (twice), two shards and two shard processes.
+//! one digest on one shard (twice), two shards and two shard processes. The same walk goes
+//! through gossip identities that find their peers by discv5 (`[gossip] discovery = "discv5"`),
+//! where a client's UDP datagrams reach discovery and its TCP the libp2p boundary.
 
 mod common;
 use common::npm::js_discv5_walk;
@@ -19,12 +21,13 @@ const SEED: u64 = 5;
 const IDENTITIES: u32 = 1500;
 const LOOKUPS: u32 = 4;
 
-/// The tail on a single switch, then the walker (host `IDENTITIES`) from 20 s.
-fn spec(node: &str, script: &str) -> SpecBuilder {
-    SpecBuilder::switch(SEED, "60 s", "15 ms")
+/// The tail on a single switch, then the walker (host `IDENTITIES`) from 20 s; `gossip` adds
+/// sections (gossip on the same identities).
+fn spec(node: &str, script: &str, duration: &str, gossip: &str) -> SpecBuilder {
+    SpecBuilder::switch(SEED, duration, "15 ms")
         .surrogates("tail", IDENTITIES, "bandwidth = { up = \"50 Mbit\", down = \"50 Mbit\" }\n")
         .direct("walker", "50 Mbit", "")
-        .sections("[discv5]\njoin_over = \"10 s\"\nnat_share = 0.2\n")
+        .sections(&format!("[discv5]\njoin_over = \"10 s\"\nnat_share = 0.2\n{gossip}"))
         .process("walker", node, &[script, "{ip}", "9000", &LOOKUPS.to_string(), "{enrs:tail:3}"], "20 s", "")
 }
 
@@ -33,7 +36,7 @@ fn chainsafe_discv5_bootstraps_from_surrogate_records_and_its_lookups_return_sur
     let node = need("/usr/bin/node", "nodejs");
     let script = js_discv5_walk();
     let dir = scratch("hybrid-discv5");
-    let path = spec(&node, script.to_str().unwrap()).write(&dir, "walk.toml");
+    let path = spec(&node, script.to_str().unwrap(), "60 s", "").write(&dir, "walk.toml");
     let digests = digests_by_run(
         &dir,
         &path,
@@ -47,7 +50,36 @@ fn chainsafe_discv5_bootstraps_from_surrogate_records_and_its_lookups_return_sur
     assert!(digests.values().all(|d| *d == digests["one"]), "one digest on every run: {digests:?}");
 
     let out = dir.join("two");
-    let log = read(out.join("hosts/walker/node.0.stdout"));
+    let log = check_walk(&read(out.join("hosts/walker/node.0.stdout")));
+
+    // The identities it asked: more than the three it was given, each with a session, and
+    // together they handed out at least the records it reports.
+    let b = thermocline_models::metrics::read_table(&out, "discv5_boundary").unwrap();
+    let findnodes = u32s(&b, "findnodes");
+    let asked = findnodes.iter().filter(|&&n| n > 0).count();
+    assert!(asked > 3, "{asked} identities answered FINDNODE");
+    assert!(u32s(&b, "sessions").iter().all(|&s| s >= 1), "every identity it reached completed a handshake");
+    let records: u32 = u32s(&b, "records").iter().sum();
+    let met = log.lines().filter(|l| l.starts_with("record ")).count();
+    assert!(records as usize >= met.min(16), "{records} records sent");
+
+    // Gossip on the same identities, its peers found by discv5 (each identity's peer manager
+    // queries at joining, so the tail's tables differ): ChainSafe's four lookups asked 2,745
+    // FINDNODE there against 770 above, so the run is longer.
+    let gossip = "[gossip]\ndiscovery = \"discv5\"\n\n[traffic]\nstart = \"30 s\"\n";
+    let path = spec(&node, script.to_str().unwrap(), "150 s", gossip).write(&dir, "gossip.toml");
+    let runs = [("gossip-one", &["--shards", "1"][..]), ("gossip-two", &["--shards", "2"][..])];
+    let digests = digests_by_run(&dir, &path, &runs);
+    assert_eq!(digests["gossip-one"], digests["gossip-two"]);
+    let out = dir.join("gossip-two");
+    check_walk(&read(out.join("hosts/walker/node.0.stdout")));
+    assert_eq!(summary(&out)["gossip"]["reliability"].as_f64(), Some(1.0));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// What the walker's log must show: every lookup completed with records of surrogate identities,
+/// each its own (its key's node id, its address and port), and a table of them. Returns the log.
+fn check_walk(log: &str) -> String {
     assert!(!log.contains("error"), "{log}");
     let lookups: Vec<u32> = log
         .lines()
@@ -70,17 +102,7 @@ fn chainsafe_discv5_bootstraps_from_surrogate_records_and_its_lookups_return_sur
     assert!(met.len() >= 16, "records of {} identities:\n{log}", met.len());
     let table: usize = log.lines().find_map(|l| l.strip_prefix("table size=")).unwrap().parse().unwrap();
     assert!(table >= 16, "the client's table holds {table} surrogates");
-
-    // The identities it asked: more than the three it was given, each with a session, and
-    // together they handed out at least the records it reports.
-    let b = thermocline_models::metrics::read_table(&out, "discv5_boundary").unwrap();
-    let findnodes = u32s(&b, "findnodes");
-    let asked = findnodes.iter().filter(|&&n| n > 0).count();
-    assert!(asked > 3, "{asked} identities answered FINDNODE");
-    assert!(u32s(&b, "sessions").iter().all(|&s| s >= 1), "every identity it reached completed a handshake");
-    let records: u32 = u32s(&b, "records").iter().sum();
-    assert!(records as usize >= met.len(), "{records} records sent, {} distinct reported", met.len());
-    std::fs::remove_dir_all(dir).unwrap();
+    log.to_string()
 }
 
 fn u32s(batch: &arrow_array::RecordBatch, name: &str) -> Vec<u32> {

@@ -17,7 +17,7 @@ use thermocline_bus::{
 use thermocline_models::directory::HostKind;
 use thermocline_models::idle::IdleEngine;
 use thermocline_models::phold::{PholdEngine, PholdLayout};
-use thermocline_surrogate::config::{GossipParams, GossipSpec};
+use thermocline_surrogate::config::{GossipParams, GossipSpec, PeerDiscovery};
 use thermocline_surrogate::discv5::boundary::keyed_node_ids;
 use thermocline_surrogate::discv5::protocol::node_ids;
 use thermocline_surrogate::discv5::table::NodeId;
@@ -81,6 +81,12 @@ fn check_gossip(spec: &Spec) -> Result<(), String> {
     t.validate()?;
     if spec.run.duration > SimDuration::from_secs(40 * 24 * 3600) {
         return Err("the gossip workload keeps millisecond clocks in 32 bits: runs up to 40 days".into());
+    }
+    if let Some(g) = &spec.gossip
+        && g.discovery == PeerDiscovery::Discv5
+    {
+        let identities = spec.hosts.iter().filter(|h| h.kind == HostKind::Surrogate).map(|h| h.count).sum();
+        spec.discv5.clone().unwrap_or_default().check(identities)?;
     }
     Ok(())
 }
@@ -246,19 +252,19 @@ fn build_inner_engine(
         Workload::Direct(_) => crate::direct_cmd::build_direct_engine(spec, &net_plan(spec, shards)?, shard)?,
         Workload::Gossip(g) => {
             let built = shared.gossip(spec, g, shards)?;
-            Box::new(build_gossip_engine(spec, g, &built, shard)?)
+            Box::new(build_gossip_engine(spec, g, &built, shard, shared)?)
         }
         Workload::Discv5(d) => {
             let plan = net_plan(spec, shards)?;
             let ids = shared.discv5_ids(spec.run.seed, plan.net.directory.surrogates(), false);
-            Box::new(build_discovery_engine(spec, d, &plan, ids, shard)?)
+            Box::new(build_discovery_engine(spec, d, &plan, ids, shard, false)?)
         }
         Workload::Discv5Hybrid { discv5, .. } => {
             let plan = net_plan(spec, shards)?;
             let surrogates = plan.net.directory.surrogates();
             // Real clients check that a record's node id is its key's: the tail uses those ids.
             let ids = shared.discv5_ids(spec.run.seed, surrogates, true);
-            let cold = build_discovery_engine(spec, discv5, &plan, ids, shard)?;
+            let cold = build_discovery_engine(spec, discv5, &plan, ids, shard, false)?;
             let hot = crate::direct_cmd::build_direct_engine(spec, &plan, shard)?;
             let owner: Owner = Box::new(move |h: HostId| usize::from(h.0 >= surrogates));
             let step = hybrid_step(&plan)?;
@@ -267,7 +273,7 @@ fn build_inner_engine(
         Workload::Hybrid { gossip, .. } => {
             let built = shared.gossip(spec, gossip, shards)?;
             let plan = &built.0;
-            let cold = build_gossip_engine(spec, gossip, &built, shard)?;
+            let cold = build_gossip_engine(spec, gossip, &built, shard, shared)?;
             let hot = crate::direct_cmd::build_direct_engine(spec, plan, shard)?;
             let surrogates = plan.net.directory.surrogates();
             let owner: Owner = Box::new(move |h: HostId| usize::from(h.0 >= surrogates));
@@ -284,6 +290,7 @@ fn build_discovery_engine(
     plan: &NetPlan,
     ids: Arc<[NodeId]>,
     shard: ShardId,
+    report_found: bool,
 ) -> Result<DiscoveryEngine, EngineError> {
     let setup = DiscoverySetup {
         spec: d,
@@ -293,6 +300,7 @@ fn build_discovery_engine(
         ids,
         seed: spec.run.seed,
         end: SimTime::ZERO.saturating_add(spec.run.duration),
+        report_found,
     };
     Ok(DiscoveryEngine::new(setup, shard)?)
 }
@@ -313,14 +321,25 @@ fn client_slots(plan: &NetPlan) -> u32 {
     if d.surrogates() < d.len() { thermocline_surrogate::boundary::CLIENT_SLOTS } else { 0 }
 }
 
-/// The gossip engine of `shard` from the shared build.
+/// The gossip engine of `shard` from the shared build; with `discovery = "discv5"`, with its
+/// discv5 engine on the same identities (node ids from keys when real clients are in the run).
 fn build_gossip_engine(
     spec: &Spec,
     g: &GossipSpec,
     built: &(NetPlan, PeerGraph, Subscriptions),
     shard: ShardId,
+    shared: &SharedBuild,
 ) -> Result<GossipEngine, EngineError> {
     let (plan, graph, subscriptions) = built;
+    let discovery = match g.discovery {
+        PeerDiscovery::Assigned => None,
+        PeerDiscovery::Discv5 => {
+            let d = spec.discv5.clone().unwrap_or_default();
+            let dir = &plan.net.directory;
+            let ids = shared.discv5_ids(spec.run.seed, dir.surrogates(), dir.surrogates() < dir.len());
+            Some(Box::new(build_discovery_engine(spec, &d, plan, ids, shard, true)?))
+        }
+    };
     let dials = crate::peer_book::client_dials(g, &plan.net.directory, spec.run.seed)?;
     let setup = GossipSetup {
         profiles: gossip_profiles(spec, g)?,
@@ -341,6 +360,8 @@ fn build_gossip_engine(
         lifetime: g.message_lifetime,
         keep_messages: g.keep_messages,
         rules: plan.rules.clone(),
+        discovery,
+        outbound_peers: g.outbound_peers,
     };
     Ok(GossipEngine::new(setup, shard)?)
 }

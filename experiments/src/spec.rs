@@ -9,7 +9,7 @@ use thermocline_models::idle::IdleConfig;
 use thermocline_models::metrics::TableFormat;
 use thermocline_models::network::{NetworkError, NetworkModel, NetworkSpec};
 use thermocline_models::phold::PholdConfig;
-use thermocline_surrogate::config::{GossipSpec, TrafficSpec};
+use thermocline_surrogate::config::{GossipSpec, PeerDiscovery, TrafficSpec};
 use thermocline_surrogate::discv5::Discv5Spec;
 
 /// The spec `thermocline run` uses when given none.
@@ -409,11 +409,21 @@ impl Spec {
 
     /// The one workload this spec defines.
     pub fn workload(&self) -> Result<Workload<'_>, String> {
+        // `[discv5]` beside `[gossip]` configures the gossip identities' discovery.
+        if let (Some(g), Some(_)) = (&self.gossip, &self.discv5)
+            && g.discovery != PeerDiscovery::Discv5
+        {
+            return Err("[discv5] beside [gossip] configures how gossip identities find their peers: \
+                set [gossip] discovery = \"discv5\" (or drop [discv5])"
+                .into());
+        }
         if !self.processes.is_empty() {
-            if let Some(discv5) = &self.discv5 {
-                if self.gossip.is_some() || self.phold.is_some() || self.idle.is_some() {
-                    return Err("the spec has [[processes]], [discv5] and another workload; direct hosts run \
-                        beside [discv5] or [gossip] surrogates, not both"
+            if let Some(discv5) = &self.discv5
+                && self.gossip.is_none()
+            {
+                if self.phold.is_some() || self.idle.is_some() {
+                    return Err("the spec has [[processes]], [discv5] and a [phold] or [idle] workload; direct \
+                        hosts run beside [discv5] or [gossip] surrogates"
                         .into());
                 }
                 return Ok(Workload::Discv5Hybrid { discv5, processes: &self.processes });
@@ -431,7 +441,7 @@ impl Spec {
         match (&self.phold, &self.idle, &self.gossip, &self.discv5) {
             (Some(p), None, None, None) => Ok(Workload::Phold(p)),
             (None, Some(i), None, None) => Ok(Workload::Idle(i)),
-            (None, None, Some(g), None) => Ok(Workload::Gossip(g)),
+            (None, None, Some(g), _) => Ok(Workload::Gossip(g)),
             (None, None, None, Some(d)) => Ok(Workload::Discv5(d)),
             (None, None, None, None) => Err("the spec defines no workload; add a [gossip], [discv5], [phold] or \
                  [idle] section, or [[processes]]"
@@ -550,6 +560,8 @@ mod tests {
         let discovery = Spec::parse(&format!("{ok}[discv5]\n"), "d.toml").unwrap();
         assert!(matches!(discovery.workload(), Ok(Workload::Discv5Hybrid { processes, .. }) if processes.len() == 1));
         let both = Spec::parse(&format!("{ok}[discv5]\n[gossip]\n"), "d.toml").unwrap();
-        assert!(both.workload().err().unwrap().contains("not both"));
+        assert!(both.workload().err().unwrap().contains("discovery = \"discv5\""));
+        let found = Spec::parse(&format!("{ok}[discv5]\n[gossip]\ndiscovery = \"discv5\"\n"), "d.toml").unwrap();
+        assert!(matches!(found.workload(), Ok(Workload::Hybrid { .. })));
     }
 }

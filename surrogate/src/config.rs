@@ -221,6 +221,21 @@ pub struct GossipSpec {
     /// Keep every message's state to the end instead of retiring expired ones: the results are
     /// the same, only memory grows (for checking exactly that).
     pub keep_messages: bool,
+    /// How identities find the peers they dial (subnet and duty peers are assigned either way).
+    pub discovery: PeerDiscovery,
+}
+
+/// `[gossip] discovery`: where an identity's outbound peers come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PeerDiscovery {
+    /// `outbound_peers` dials drawn at the start, uniformly or by `local_share`, and made at once.
+    #[default]
+    Assigned,
+    /// Each identity runs discv5 (the `[discv5]` section, or its defaults) and dials the
+    /// identities its lookups hear of, in the order heard, until it has `outbound_peers`
+    /// outbound connections; it accepts dials up to `max_peers`.
+    Discv5,
 }
 
 /// `[gossip] dial_clients`: every host of a direct group is dialled by `peers` surrogates.
@@ -283,6 +298,7 @@ impl Default for GossipSpec {
             dial_clients: None,
             message_lifetime: SimDuration::from_secs(60),
             keep_messages: false,
+            discovery: PeerDiscovery::Assigned,
         }
     }
 }
@@ -361,6 +377,9 @@ impl GossipSpec {
                 "with peer exchange, max_peers + px_slots must be at most {MAX_PEERS}, got {} + {}",
                 self.max_peers, self.px_slots
             ));
+        }
+        if self.discovery == PeerDiscovery::Discv5 && self.local_share > 0.0 {
+            return Err("local_share applies to assigned peers; with discovery = \"discv5\" peers are found".into());
         }
         if self.outbound_peers == 0 || self.max_peers < self.outbound_peers || self.max_peers > MAX_PEERS {
             return Err(format!(

@@ -12,6 +12,7 @@
 //! into shards.
 
 mod clients;
+mod discovery;
 mod messages;
 #[cfg(test)]
 mod router_tests;
@@ -180,6 +181,8 @@ enum Action {
     ClientTimer,
     /// `dst` dials the client of its dial number `k` (see [`GossipSetup::client_dials`]).
     DialClient { k: u32 },
+    /// `dst`'s discv5 lookup ended: it dials what it found (kept under `token`).
+    Discovered { token: u32 },
 }
 
 /// A pending event: ordered by the canonical key `(time, src, seq)`, which is unique (each
@@ -297,6 +300,11 @@ pub struct GossipSetup<'a> {
     pub keep_messages: bool,
     /// The scenario's rules, applied to every RPC and packet at departure.
     pub rules: Rules,
+    /// With `[gossip] discovery = "discv5"`: the shard's discv5 engine on the same identities,
+    /// whose lookups give the peers to dial, up to `outbound_peers` outbound connections.
+    pub discovery: Option<Box<crate::discv5::DiscoveryEngine>>,
+    /// Outbound connections an identity dials found peers for (with `discovery`).
+    pub outbound_peers: u32,
 }
 
 /// The engine of one shard.
@@ -389,6 +397,8 @@ pub struct GossipEngine {
     fanout: BTreeMap<(u32, u8), (u64, u64)>,
     /// The identities real clients connect to (`None` in a run without direct hosts).
     boundary: Option<Box<Boundary>>,
+    /// The peers' discovery, when identities find their peers (see [`discovery`]).
+    discovery: Option<discovery::Peering>,
     /// Packets from direct hosts waiting for their events, by token.
     packets: BTreeMap<u32, Bytes>,
     next_token: u32,
@@ -465,6 +475,8 @@ impl GossipEngine {
             lifetime,
             keep_messages,
             rules,
+            discovery,
+            outbound_peers,
         } = setup;
         if profiles.is_empty() || profiles.len() > u8::MAX as usize {
             return Err(GossipError::Config(format!("need 1 to 255 profiles, got {}", profiles.len())));
@@ -473,8 +485,14 @@ impl GossipEngine {
         // Surrogate identities hold the ids below `surrogates()`; direct hosts follow them.
         let n = net.directory.surrogates();
         let hybrid = n < net.directory.len();
-        let extra = if params.iter().any(|p| p.peer_exchange) { px_slots as usize } else { 0 }
-            + if hybrid { client_slots as usize } else { 0 };
+        // Free slots for peers found during the run: by discv5 (which peer exchange shares), or
+        // by peer exchange alone.
+        let found = match &discovery {
+            Some(_) => max_peers as usize,
+            None if params.iter().any(|p| p.peer_exchange) => px_slots as usize,
+            None => 0,
+        };
+        let extra = found + if hybrid { client_slots as usize } else { 0 };
         // Each host group's profile, by index.
         let group_profile: Vec<u8> = net
             .directory
@@ -607,6 +625,7 @@ impl GossipEngine {
             rules,
             fanout: BTreeMap::new(),
             boundary: hybrid.then(|| Box::new(Boundary::new(seed, Default::default()))),
+            discovery: discovery.map(|d| discovery::Peering::new(d, outbound_peers, k)),
             packets: BTreeMap::new(),
             next_token: 0,
             client_timers: BTreeMap::new(),
@@ -1589,8 +1608,8 @@ impl GossipEngine {
             self.slot_of(i, src)
         };
         let Some(conn) = found else {
-            if prm!(self, i).peer_exchange {
-                // With peer exchange, connections come and go: a stranger may dial (learnt by
+            if prm!(self, i).peer_exchange || self.discovery.is_some() {
+                // With peer exchange or discovery, connections come and go: a stranger may dial (learnt by
                 // peer exchange), and RPCs may still be in flight on a connection closed since.
                 if rpc.kind == RpcKind::Connect {
                     self.accept_stranger(i, src, now);
@@ -1608,6 +1627,7 @@ impl GossipEngine {
             RpcKind::Connect => {
                 self.conn[conn].flags &= !DOWN;
                 self.send_on(i, conn, now, Rpc::control(RpcKind::Accept, 0));
+                self.peer_up(i, now);
                 return Ok(());
             }
             RpcKind::PeerExchange if self.up(conn) => {
@@ -1626,6 +1646,7 @@ impl GossipEngine {
             }
             RpcKind::Accept => {
                 self.conn[conn].flags &= !DOWN;
+                self.peer_up(i, now);
                 return Ok(());
             }
             RpcKind::Disconnect => {
@@ -1634,6 +1655,8 @@ impl GossipEngine {
                 }
                 self.conn[conn].flags |= DOWN;
                 self.free_slot(i, conn);
+                // A dial refused or a peer gone: the peer manager dials the next it knows of.
+                self.dial_discovered(i, now);
                 return Ok(());
             }
             // Whatever was in flight on a closed connection is lost with it.
@@ -1785,6 +1808,7 @@ impl GossipEngine {
         {
             self.conn[c].flags &= !DOWN;
             self.send_on(i, c, now, Rpc::control(RpcKind::Accept, 0));
+            self.peer_up(i, now);
         } else {
             let path = self.net.path_index(self.ids[i], src);
             let to = Conn { peer: src, at: self.local[src as usize], path, shared: 0, flags: 0, rev: NO_HINT };
@@ -1809,15 +1833,15 @@ impl Engine for GossipEngine {
     fn next_event_time(&self) -> SimTime {
         let q = self.queue.min_time().unwrap_or(u64::MAX);
         let h = self.next_heartbeat().map_or(u64::MAX, |(k, _)| k.0);
-        SimTime::from_nanos(q.min(h))
+        SimTime::from_nanos(q.min(h).min(self.discovery_next()))
     }
 
     fn run_until(&mut self, end: SimTime, outbox: &mut Outbox) -> Result<u64, EngineError> {
         if let Some(e) = self.table_error.take() {
             return Err(format!("gossip tables: {e}").into());
         }
+        let mut n = self.run_discovery(end, outbox)?;
         let end = end.as_nanos();
-        let mut n = 0;
         // The next heartbeat changes only when a heartbeat runs (its wheel advances and its
         // identity takes the next cycle's sequence number).
         let mut hb = self.next_heartbeat();
@@ -1881,6 +1905,11 @@ impl Engine for GossipEngine {
                     Action::PacketArrive { token } | Action::PacketIn { token } => {
                         self.packets.remove(&token);
                     }
+                    Action::Discovered { token } => {
+                        if let Some(p) = self.discovery.as_mut() {
+                            p.drop_found(token);
+                        }
+                    }
                     _ => {}
                 }
                 continue;
@@ -1917,6 +1946,7 @@ impl Engine for GossipEngine {
                 Action::PacketIn { token } => self.packet_in(i, ev.time, token),
                 Action::ClientTimer => self.client_timer(i, ev.time),
                 Action::DialClient { k } => self.dial_client(i, ev.time, k),
+                Action::Discovered { token } => self.dial_found(i, ev.time, token),
             }
         }
         if end >= self.end_ns && !self.keep_messages {
@@ -1930,6 +1960,7 @@ impl Engine for GossipEngine {
     }
 
     fn deliver(&mut self, events: &mut Vec<Event>) -> Result<(), EngineError> {
+        self.deliver_discovery(events)?;
         // By reference, dropping the events (atomic reference-count updates of their batch) in
         // one go at the end rather than between queue insertions: see `flush_remote`.
         for e in events.iter() {
@@ -1978,7 +2009,9 @@ impl Engine for GossipEngine {
     }
 
     fn take_tables(&mut self) -> Vec<Table> {
-        self.retire_next().unwrap_or_default()
+        let mut tables = self.retire_next().unwrap_or_default();
+        tables.extend(self.discovery_tables());
+        tables
     }
 
     fn finish(&mut self) -> Result<EngineOutput, EngineError> {
@@ -2039,6 +2072,10 @@ impl Engine for GossipEngine {
             let accepted = |id: u32| self.boundary.as_ref().map_or(0, |b| b.accepted(id));
             let rows = self.packets_in.iter().map(|(&i, &c)| (self.ids[i as usize], c, accepted(self.ids[i as usize])));
             tables.push(tables::packets(rows)?);
+        }
+        if let Some(out) = self.finish_discovery(&by_id)? {
+            digest.add(&out.digest);
+            tables.extend(out.tables);
         }
         self.release();
         Ok(EngineOutput { digest, tables })
@@ -2224,6 +2261,8 @@ mod tests {
             lifetime: SimDuration::from_secs(60),
             keep_messages,
             rules: Rules::default(),
+            discovery: None,
+            outbound_peers: 8,
         };
         GossipEngine::new(setup, ShardId(shard)).unwrap()
     }

@@ -4,7 +4,7 @@
 //! within `max_peers` per identity. Built identically on every shard (each keeps only its
 //! identities' lists), so it does not depend on the partition.
 
-use crate::config::{GossipSpec, MAX_PEERS};
+use crate::config::{GossipSpec, MAX_PEERS, PeerDiscovery};
 use crate::topics::TOPIC_COUNT;
 use crate::traffic::{Publication, Subscriptions};
 
@@ -110,10 +110,30 @@ impl PeerGraph {
         let n = locations.len() as u32;
         let locality = (spec.local_share > 0.0).then_some((locations, spec.local_share));
         let inbound = spec.max_inbound.unwrap_or(u32::MAX);
-        let cap = MAX_PEERS - if peer_exchange { spec.px_slots } else { 0 } - client_slots;
-        Self::build_local(n, spec.outbound_peers, spec.max_peers, inbound, seed, locality)
-            .with_topic_peers(subs, spec.subnet_peers, cap - DUTY_ROOM, seed)
-            .with_duty_peers(duties, subs, spec.duty_peers, cap, seed)
+        let base = match spec.discovery {
+            PeerDiscovery::Assigned => {
+                Self::build_local(n, spec.outbound_peers, spec.max_peers, inbound, seed, locality)
+            }
+            PeerDiscovery::Discv5 => Self::empty(n),
+        };
+        let slots = match spec.discovery {
+            PeerDiscovery::Assigned if peer_exchange => spec.px_slots,
+            PeerDiscovery::Assigned => 0,
+            PeerDiscovery::Discv5 => spec.max_peers,
+        };
+        let cap = MAX_PEERS.saturating_sub(slots + client_slots);
+        base.with_topic_peers(subs, spec.subnet_peers, cap.saturating_sub(DUTY_ROOM), seed).with_duty_peers(
+            duties,
+            subs,
+            spec.duty_peers,
+            cap,
+            seed,
+        )
+    }
+
+    /// `n` identities with no connection (their peers are found during the run).
+    pub fn empty(n: u32) -> Self {
+        PeerGraph { start: vec![0; n as usize + 1], peers: Vec::new(), outbound: Vec::new() }
     }
 
     /// Add subnet peers, as a peer manager does when discovery looks for peers of the subnets

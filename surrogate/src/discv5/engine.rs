@@ -93,6 +93,22 @@ pub struct DiscoverySetup<'a> {
     pub seed: u64,
     /// The end of the simulation (no sample is taken at or after it).
     pub end: SimTime,
+    /// Keep what each lookup found for a peer manager ([`DiscoveryEngine::take_found`]).
+    pub report_found: bool,
+}
+
+/// What one identity's finished lookup found, for the gossip peer manager beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// The identity (global id).
+    pub identity: u32,
+    /// When the lookup ended, in ns.
+    pub at: u64,
+    /// A number the identity gave it, unique among its events: with `(at, identity)` it is the
+    /// canonical key of the dial it leads to.
+    pub seq: u64,
+    /// The identities the lookup heard of, in the order first heard.
+    pub nodes: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -212,6 +228,8 @@ pub struct DiscoveryEngine {
     next_token: u32,
     /// Packets to clients, for the outbox at the end of the window.
     client_out: Vec<(ShardId, Event)>,
+    /// What lookups found since the last [`DiscoveryEngine::take_found`].
+    found: Vec<Found>,
 }
 
 /// Why a discovery engine cannot run.
@@ -249,7 +267,13 @@ impl DiscoveryEngine {
         // checks (10 s).
         let rate = k as f64 * 0.6;
         let queue = CalendarQueue::new(CalendarQueue::<Pending>::shift_for(rate.max(1.0), 128.0), 1 << 16);
-        let proto = Discovery::new(Setup { spec: setup.spec, ids: setup.ids, owned, seed: setup.seed });
+        let proto = Discovery::new(Setup {
+            spec: setup.spec,
+            ids: setup.ids,
+            owned,
+            seed: setup.seed,
+            report_found: setup.report_found,
+        });
         let mut e = DiscoveryEngine {
             shard,
             proto,
@@ -274,6 +298,7 @@ impl DiscoveryEngine {
             datagrams: BTreeMap::new(),
             next_token: 0,
             client_out: Vec::new(),
+            found: Vec::new(),
         };
         e.apply_outputs(0);
         Ok(e)
@@ -550,6 +575,12 @@ impl DiscoveryEngine {
         }
     }
 
+    /// What the lookups that ended since the last call found, in the order they ended (empty
+    /// unless the setup asked for it).
+    pub fn take_found(&mut self) -> Vec<Found> {
+        std::mem::take(&mut self.found)
+    }
+
     /// The `discv5_boundary` table: one row per identity that met a real client.
     fn boundary_table(&self, b: &Boundary) -> Result<Table, EngineError> {
         let t = b.traffic();
@@ -630,6 +661,10 @@ impl Engine for DiscoveryEngine {
                 Action::Client(token) => self.client_datagram(p.time, i, token),
             }
             self.apply_outputs(p.time);
+            for (who, nodes) in self.proto.take_found() {
+                let seq = self.next_seq(who);
+                self.found.push(Found { identity: self.proto.global(who), at: p.time, seq, nodes });
+            }
         }
         // No event is left before `end`: the state holds until then.
         while self.next_sample < end.min(self.end) {

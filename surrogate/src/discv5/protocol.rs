@@ -234,6 +234,9 @@ pub struct Setup<'a> {
     pub owned: Vec<u32>,
     /// The run's seed.
     pub seed: u64,
+    /// Keep the identities each finished lookup found (see [`Discovery::take_found`]), for a
+    /// peer manager that dials them.
+    pub report_found: bool,
 }
 
 /// The discv5 state of one shard's identities; see the module documentation.
@@ -248,12 +251,15 @@ pub struct Discovery {
     nodes: Vec<Node>,
     out: Vec<Output>,
     rows: Vec<LookupRow>,
+    /// Random lookups finished since the last [`Discovery::take_found`]: (local identity, the
+    /// identities found), when the setup asks for them.
+    found: Option<Vec<(u32, Vec<u32>)>>,
 }
 
 impl Discovery {
     /// The identities of `setup.owned`, each with its join timer set.
     pub fn new(setup: Setup<'_>) -> Discovery {
-        let Setup { spec, ids, owned, seed } = setup;
+        let Setup { spec, ids, owned, seed, report_found } = setup;
         let n = owned.len();
         let nat_threshold = thermocline_models::rng::probability_threshold(spec.nat_share);
         let bootnodes: Vec<u32> = (0..ids.len() as u32)
@@ -273,6 +279,7 @@ impl Discovery {
             nodes: Vec::with_capacity(n),
             out: Vec::new(),
             rows: Vec::new(),
+            found: report_found.then(Vec::new),
         };
         for (i, g) in owned.into_iter().enumerate() {
             let mut rng = family.compact(g);
@@ -305,6 +312,15 @@ impl Discovery {
     /// The packet sizes in use.
     pub fn sizes(&self) -> &Sizes {
         &self.sizes
+    }
+
+    /// What the random lookups finished since the last call found: (local identity, the
+    /// identities that answered, closest to the target first, bootnodes left out), as a peer
+    /// manager's query for peers returns them; empty unless the setup asked. With the setup
+    /// asking, an identity's self-lookup at joining is followed at once by a random one (the
+    /// peer manager's first query), not after `lookup_interval`.
+    pub fn take_found(&mut self) -> Vec<(u32, Vec<u32>)> {
+        self.found.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Lookups finished since the last call.
@@ -691,6 +707,13 @@ impl Discovery {
         self.nodes[i].counters.lookups += 1;
         // Stale answers to this lookup's requests only refresh the table from now on.
         self.nodes[i].pending.iter_mut().for_each(|r| r.lookup = false);
+        if let Some(found) = self.found.as_mut()
+            && lookup.random
+        {
+            // Bootnodes serve discovery only, as Ethereum's do: nobody dials them for gossip.
+            let nodes = answered.iter().map(|c| c.node).filter(|n| !self.bootnodes.contains(n)).collect();
+            found.push((i as u32, nodes));
+        }
         self.rows.push(LookupRow {
             identity: own,
             random: lookup.random,
@@ -703,6 +726,12 @@ impl Discovery {
             target_distance: answered.first().map_or(257, |c| log_distance(&lookup.target, &self.ids[c.node as usize])),
             exact_overlap,
         });
+        if self.found.is_some() && !lookup.random {
+            // The peer manager's first query for peers follows the self-lookup at once.
+            let mut target = [0u8; 32];
+            self.nodes[i].rng.fill_bytes(&mut target);
+            self.start_lookup(now, i, target, true);
+        }
     }
 
     /// The k identities closest to `target` that a lookup could find: every other identity

@@ -26,8 +26,12 @@ struct Net {
 
 impl Net {
     fn new(n: u32, spec: Discv5Spec) -> Net {
+        Net::with_found(n, spec, false)
+    }
+
+    fn with_found(n: u32, spec: Discv5Spec, report_found: bool) -> Net {
         let ids: Arc<[NodeId]> = node_ids(7, n).into();
-        let d = Discovery::new(Setup { spec: &spec, ids, owned: (0..n).collect(), seed: 7 });
+        let d = Discovery::new(Setup { spec: &spec, ids, owned: (0..n).collect(), seed: 7, report_found });
         let mut net = Net { d, queue: BTreeMap::new(), seq: 0, now: 0, dead: BTreeSet::new(), sent: Vec::new() };
         net.collect();
         net
@@ -222,4 +226,40 @@ fn the_same_spec_runs_the_same_way() {
         (net.sent.clone(), net.d.take_rows())
     };
     assert_eq!(run(), run());
+}
+
+#[test]
+fn a_peer_manager_gets_what_each_random_lookup_found_and_queries_at_once_after_joining() {
+    let n = 300;
+    let mut net = Net::with_found(n, Discv5Spec { nat_share: 0.2, ..spec() }, true);
+    net.run_until(30 * S);
+    let rows = net.d.take_rows();
+    let found = net.d.take_found();
+    let random: Vec<&LookupRow> = rows.iter().filter(|r| r.random).collect();
+    assert_eq!(found.len(), random.len(), "one list per finished random lookup");
+    // Long before the first `lookup_interval` (60 s ± 50 %), each joined identity has queried.
+    let queried: BTreeSet<u32> = random.iter().map(|r| r.identity).collect();
+    let joined: BTreeSet<u32> = rows.iter().filter(|r| !r.random).map(|r| r.identity).collect();
+    assert!(
+        joined.len() as u32 > n * 9 / 10 && queried == joined,
+        "{} joined, {} queried",
+        joined.len(),
+        queried.len()
+    );
+    let bootnodes: BTreeSet<u32> = (0..n).filter(|&g| !net.d.behind_nat(g)).take(4).collect();
+    for ((who, nodes), row) in found.iter().zip(&random) {
+        let me = net.d.global(*who);
+        assert_eq!(row.identity, me);
+        assert!(nodes.len() as u32 <= row.found && nodes.len() as u32 + 4 >= row.found, "its answered closest");
+        assert!(!nodes.contains(&me), "never itself");
+        assert!(nodes.iter().all(|&x| !net.d.behind_nat(x)), "never an identity behind NAT");
+        assert!(nodes.iter().all(|x| !bootnodes.contains(x)), "never a bootnode");
+    }
+    let filled = found.iter().filter(|(_, nodes)| nodes.len() >= 8).count();
+    assert!(filled * 10 >= found.len() * 9, "{filled} of {} queries found 8 or more", found.len());
+    assert!(net.d.take_found().is_empty(), "taken once");
+    let mut quiet = Net::new(n, spec());
+    quiet.run_until(30 * S);
+    assert!(quiet.d.take_found().is_empty(), "nothing kept unless asked");
+    assert!(quiet.d.take_rows().iter().all(|r| !r.random), "and no early query");
 }

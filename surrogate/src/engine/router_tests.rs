@@ -64,6 +64,8 @@ impl Pair {
             lifetime: thermocline_bus::SimDuration::from_secs(60),
             keep_messages: false,
             rules: Default::default(),
+            discovery: None,
+            outbound_peers: n - 1,
         };
         let e = GossipEngine::new(setup, shard).unwrap();
         Pair { e, me, other: ShardId(1 - shard.0), seq: 0 }
