@@ -182,3 +182,18 @@ fn bools(batch: &arrow_array::RecordBatch, name: &str) -> Vec<bool> {
     let c = batch.column_by_name(name).unwrap();
     c.as_any().downcast_ref::<arrow_array::BooleanArray>().unwrap().iter().map(|b| b.unwrap()).collect()
 }
+
+#[test]
+fn bench_gossip_with_discovery_reports_the_peering_figures() {
+    let o = run_ok(&["bench", "gossip", "--nodes", "600", "--slots", "1", "--shards", "2", "--discovery", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    let p = &v["discv5"]["peering"];
+    assert_eq!(p["identities"], 600, "{v}");
+    assert!(p["target_reached"].as_f64().unwrap() > 0.9, "{p}");
+    let (first, target) = (p["first_peer_p50_s"].as_f64().unwrap(), p["target_p50_s"].as_f64().unwrap());
+    assert!(first > 0.0 && target >= first, "{p}");
+    assert!(v["gossip"]["reliability"].as_f64().unwrap() > 0.99, "{}", v["gossip"]);
+    let assigned = run_ok(&["bench", "gossip", "--nodes", "600", "--slots", "1", "--json"]);
+    let a: serde_json::Value = serde_json::from_slice(&assigned.stdout).unwrap();
+    assert!(a.get("discv5").is_none(), "no discovery figures without --discovery");
+}

@@ -291,7 +291,7 @@ pub struct GossipBench {
     /// Surrogate identities.
     #[arg(long, default_value_t = 10_000)]
     pub nodes: u32,
-    /// Slots (12 s each, one 100 KiB block per slot) after a 10 s warm-up.
+    /// Slots (12 s each, one 100 KiB block per slot) after a 10 s warm-up (60 s with `--discovery`).
     #[arg(long, default_value_t = 2)]
     pub slots: u32,
     /// Shards.
@@ -303,6 +303,10 @@ pub struct GossipBench {
     /// Seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Identities find their peers by discv5 (`[gossip] discovery = "discv5"`): they join over
+    /// 30 s and the warm-up is 60 s; the JSON gains `discv5` with the peering figures.
+    #[arg(long)]
+    pub discovery: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -318,8 +322,11 @@ pub(crate) fn tail_hosts(nodes: u32) -> String {
     )
 }
 
-/// The spec of `bench gossip`: identities spread over countries like Ethereum nodes.
-pub fn gossip_bench_spec(nodes: u32, slots: u32, seed: u64) -> Spec {
+/// The spec of `bench gossip`: identities spread over countries like Ethereum nodes; with
+/// `discovery`, they find their peers by discv5.
+pub fn gossip_bench_spec(nodes: u32, slots: u32, seed: u64, discovery: bool) -> Spec {
+    let (warm_up, discv5) =
+        if discovery { (60, "discovery = \"discv5\"\n\n[discv5]\njoin_over = \"30 s\"\n") } else { (10, "") };
     let text = format!(
         r#"
 [run]
@@ -330,13 +337,13 @@ duration = "{duration} s"
 {hosts}
 [gossip]
 profile = "ethereum"
-
+{discv5}
 [traffic]
-start = "10 s"
+start = "{warm_up} s"
 slot = "12 s"
 beacon_block = {{ size = "100 KiB" }}
 "#,
-        duration = 10 + 12 * slots as u64,
+        duration = warm_up + 12 * slots as u64,
         hosts = tail_hosts(nodes)
     );
     Spec::parse(&text, "<bench gossip>").expect("the benchmark spec is valid")
@@ -344,7 +351,7 @@ beacon_block = {{ size = "100 KiB" }}
 
 /// Run `bench gossip`.
 pub fn gossip(args: &GossipBench, exe: &Path) -> Result<()> {
-    let mut spec = gossip_bench_spec(args.nodes, args.slots, args.seed);
+    let mut spec = gossip_bench_spec(args.nodes, args.slots, args.seed, args.discovery);
     // Where the engines spill the rows of retired messages: a folder of this process's own.
     spec.output.dir = std::env::temp_dir().join(format!("thermocline-bench-gossip-{}", std::process::id()));
     let sim_s = spec.run.duration.as_secs_f64();
@@ -353,6 +360,7 @@ pub fn gossip(args: &GossipBench, exe: &Path) -> Result<()> {
     let Some(outcome) = execute(&plan, window, &NoProgress, None)? else { return Ok(()) };
     let mut v = figures(&plan, &outcome);
     let figures = crate::output::gossip_figures(&outcome)?;
+    let discovery = crate::discv5_figures::discv5_figures(&outcome)?;
     let peak = crate::model_cmd::peak_rss_bytes();
     let _ = std::fs::remove_dir_all(&plan.spec.output.dir);
     let wall = outcome.wall.as_secs_f64();
@@ -402,12 +410,16 @@ pub fn gossip(args: &GossipBench, exe: &Path) -> Result<()> {
     v["peak_rss_bytes"] = json!(peak);
     v["rss_bytes_per_identity"] = json!(peak.map(|p| p as f64 / args.nodes as f64));
     v["gossip"] = json!(figures);
+    if discovery.is_some() {
+        v["discv5"] = json!(discovery);
+    }
     print(&v, args.json, || {
         format!(
-            "Gossip: {} identities, {:.0} s simulated ({} slots after 10 s warm-up), {} shards on {}\n  wall          {:.2} s ({:.2} s per 12-s slot, {:.2}x real time)\n  steady state  {:.2} s per 12-s slot after the warm-up ({:.2}x real time)\n  events        {} ({:.2} M/s)\n  peak RSS      {} ({} per identity)\n  delivery      {}\n",
+            "Gossip: {} identities, {:.0} s simulated ({} slots after {:.0} s warm-up), {} shards on {}\n  wall          {:.2} s ({:.2} s per 12-s slot, {:.2}x real time)\n  steady state  {:.2} s per 12-s slot after the warm-up ({:.2}x real time)\n  events        {} ({:.2} M/s)\n  peak RSS      {} ({} per identity)\n  delivery      {}\n",
             args.nodes,
             sim_s,
             args.slots,
+            plan.spec.traffic.start.as_secs_f64(),
             args.shards,
             args.backend.name(),
             wall,

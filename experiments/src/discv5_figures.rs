@@ -50,6 +50,85 @@ pub struct Discv5Figures {
     pub timeouts_per_identity: f64,
     /// Bytes sent per identity over the run, by packet kind (IP and UDP headers included).
     pub bytes_per_identity: BTreeMap<String, f64>,
+    /// How gossip identities found their peers (runs with `[gossip] discovery = "discv5"`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub peering: Option<PeeringFigures>,
+}
+
+/// How gossip identities that find their peers by discv5 got them: times from each identity's
+/// joining (`discv5_identities.joined_ns`) to its first peer and to `outbound_peers` outbound
+/// peers (`gossip_peering`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PeeringFigures {
+    /// Identities.
+    pub identities: u64,
+    /// Identities that never had a peer.
+    pub without_peer: u64,
+    /// Time to the first peer, s: p50.
+    pub first_peer_p50_s: f64,
+    /// p95.
+    pub first_peer_p95_s: f64,
+    /// Share of identities that reached `outbound_peers` outbound peers.
+    pub target_reached: f64,
+    /// Time to `outbound_peers` outbound peers, s, of those that reached it: p50.
+    pub target_p50_s: f64,
+    /// p95.
+    pub target_p95_s: f64,
+    /// Mean dials per identity (refused ones included).
+    pub mean_dials: f64,
+    /// Connections per identity at the end: p5, p50, p95.
+    pub connections_p5: u64,
+    /// p50.
+    pub connections_p50: u64,
+    /// p95.
+    pub connections_p95: u64,
+}
+
+/// The values of nullable column `name`, in order.
+fn optional_u64s(batches: &[RecordBatch], name: &str) -> Vec<Option<u64>> {
+    use arrow_array::UInt64Array;
+    let mut out = Vec::new();
+    for b in batches {
+        if let Some(a) = b.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<UInt64Array>()) {
+            out.extend(a.iter());
+        }
+    }
+    out
+}
+
+/// The peering figures from `gossip_peering` and the identities' join times.
+fn peering_figures(peering: &[RecordBatch], identities: &[RecordBatch]) -> PeeringFigures {
+    let joined: BTreeMap<u64, u64> =
+        column_u64(identities, "identity").into_iter().zip(column_u64(identities, "joined_ns")).collect();
+    let nodes = column_u64(peering, "node");
+    let since = |times: Vec<Option<u64>>| -> Vec<u64> {
+        let mut v: Vec<u64> = nodes
+            .iter()
+            .zip(times)
+            .filter_map(|(n, t)| Some(t?.saturating_sub(*joined.get(n).unwrap_or(&0))))
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let first = since(optional_u64s(peering, "first_peer_ns"));
+    let target = since(optional_u64s(peering, "target_peers_ns"));
+    let mut connections = column_u64(peering, "connections");
+    connections.sort_unstable();
+    let n = nodes.len() as u64;
+    let rank = |q: f64| connections.get(((q * connections.len() as f64).ceil() as usize).saturating_sub(1)).copied();
+    PeeringFigures {
+        identities: n,
+        without_peer: n - first.len() as u64,
+        first_peer_p50_s: quantile_ms(&first, 0.50) / 1e3,
+        first_peer_p95_s: quantile_ms(&first, 0.95) / 1e3,
+        target_reached: target.len() as f64 / n.max(1) as f64,
+        target_p50_s: quantile_ms(&target, 0.50) / 1e3,
+        target_p95_s: quantile_ms(&target, 0.95) / 1e3,
+        mean_dials: mean(column_u64(peering, "dials").into_iter()),
+        connections_p5: rank(0.05).unwrap_or(0),
+        connections_p50: rank(0.50).unwrap_or(0),
+        connections_p95: rank(0.95).unwrap_or(0),
+    }
 }
 
 fn booleans(batches: &[RecordBatch], name: &str) -> Vec<bool> {
@@ -133,5 +212,10 @@ pub fn discv5_figures(outcome: &RunOutcome) -> Result<Option<Discv5Figures>> {
         mean_filled_buckets: per_identity("filled_buckets"),
         timeouts_per_identity: per_identity("timeouts"),
         bytes_per_identity,
+        peering: if tables.has("gossip_peering")? {
+            Some(peering_figures(&tables.batches("gossip_peering")?, &ids))
+        } else {
+            None
+        },
     }))
 }
