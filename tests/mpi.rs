@@ -1,6 +1,7 @@
 //! The MPI backend under a real `mpirun` (OpenMPI): the same digest as the local backends on 2
-//! and 4 ranks (PHOLD, hybrid and discv5 runs), failing ranks abort the job promptly with a named
-//! cause, and the benchmarks run under MPI. Built only with the `mpi` feature.
+//! and 4 ranks (PHOLD, hybrid, discv5 and found-peers gossip runs), failing ranks abort the job
+//! promptly with a named cause, and the benchmarks run under MPI. Built only with the `mpi`
+//! feature.
 #![cfg(feature = "mpi")]
 
 mod common;
@@ -66,6 +67,25 @@ fn a_discv5_run_has_one_digest_under_mpi() {
     assert!(o.status.success(), "mpirun -n 2 failed:\n{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(summary(&out)["digest"], summary(&local)["digest"]);
     assert!(summary(&out)["discv5"]["random_lookups"]["lookups"].as_u64().unwrap() > 0);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn gossip_identities_that_find_their_peers_by_discv5_have_one_digest_under_mpi() {
+    let dir = scratch("mpi-found-peers");
+    let spec = SpecBuilder::switch(5, "50 s", "10 ms")
+        .network("topology = \"ripe-country\"")
+        .surrogates("tail", 800, "countries = { DE = 0.5, US = 0.5 }\n")
+        .sections("[gossip]\ndiscovery = \"discv5\"\n\n[discv5]\njoin_over = \"10 s\"\n\n[traffic]\nstart = \"30 s\"\n")
+        .write(&dir, "found.toml");
+    let spec = spec.to_str().unwrap();
+    let local = dir.join("threads");
+    run_ok(&["run", spec, "--quiet", "--shards", "2", "--out", local.to_str().unwrap()]);
+    let out = dir.join("mpi");
+    let o = mpirun(2, &["run", spec, "--quiet", "--backend", "mpi", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "mpirun -n 2 failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(summary(&out)["digest"], summary(&local)["digest"]);
+    assert!(summary(&out)["discv5"]["peering"]["target_reached"].as_f64().unwrap() > 0.9);
     std::fs::remove_dir_all(dir).unwrap();
 }
 

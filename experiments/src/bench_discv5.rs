@@ -65,9 +65,10 @@ pub fn discv5(args: &Discv5Bench, exe: &Path) -> Result<()> {
     let plan = RunPlan { spec, shards: args.shards, backend: args.backend, exe: exe.to_path_buf() };
     let window = window_config(&plan.spec, plan.shards).map_err(anyhow::Error::msg)?;
     let Some(outcome) = execute(&plan, window, &NoProgress, None)? else { return Ok(()) };
+    // The run's peak, before the figures below read every lookup row back into memory.
+    let peak = crate::model_cmd::peak_rss_bytes();
     let mut v = figures(&plan, &outcome);
     let d = discv5_figures(&outcome)?;
-    let peak = crate::model_cmd::peak_rss_bytes();
     let _ = std::fs::remove_dir_all(&plan.spec.output.dir);
     let wall = outcome.wall.as_secs_f64();
     v["benchmark"] = json!("discv5");

@@ -232,9 +232,9 @@ pub enum PeerDiscovery {
     /// `outbound_peers` dials drawn at the start, uniformly or by `local_share`, and made at once.
     #[default]
     Assigned,
-    /// Each identity runs discv5 (the `[discv5]` section, or its defaults) and dials the
-    /// identities its lookups hear of, in the order heard, until it has `outbound_peers`
-    /// outbound connections; it accepts dials up to `max_peers`.
+    /// Each identity runs discv5 (the `[discv5]` section, or its defaults) and dials what its
+    /// queries for peers (random lookups: one at joining, then every `lookup_interval`) find,
+    /// until it has `outbound_peers` outbound connections; it accepts dials up to `max_peers`.
     Discv5,
 }
 

@@ -93,11 +93,12 @@ pub struct DiscoverySetup<'a> {
     pub seed: u64,
     /// The end of the simulation (no sample is taken at or after it).
     pub end: SimTime,
-    /// Keep what each lookup found for a peer manager ([`DiscoveryEngine::take_found`]).
+    /// Keep what each query for peers found, for a peer manager ([`DiscoveryEngine::take_found`]).
     pub report_found: bool,
 }
 
-/// What one identity's finished lookup found, for the gossip peer manager beside it.
+/// What one identity's finished query for peers (a random lookup) found, for the gossip peer
+/// manager beside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
     /// The identity (global id).
@@ -107,7 +108,7 @@ pub struct Found {
     /// A number the identity gave it, unique among its events: with `(at, identity)` it is the
     /// canonical key of the dial it leads to.
     pub seq: u64,
-    /// The identities the lookup heard of, in the order first heard.
+    /// The identities the query found, closest to its target first.
     pub nodes: Vec<u32>,
 }
 
@@ -228,7 +229,7 @@ pub struct DiscoveryEngine {
     next_token: u32,
     /// Packets to clients, for the outbox at the end of the window.
     client_out: Vec<(ShardId, Event)>,
-    /// What lookups found since the last [`DiscoveryEngine::take_found`].
+    /// What queries for peers found since the last [`DiscoveryEngine::take_found`].
     found: Vec<Found>,
 }
 
@@ -575,8 +576,8 @@ impl DiscoveryEngine {
         }
     }
 
-    /// What the lookups that ended since the last call found, in the order they ended (empty
-    /// unless the setup asked for it).
+    /// What the queries for peers that ended since the last call found, in the order they
+    /// ended (empty unless the setup asked for it).
     pub fn take_found(&mut self) -> Vec<Found> {
         std::mem::take(&mut self.found)
     }

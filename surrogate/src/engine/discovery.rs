@@ -1,10 +1,9 @@
 //! Peers found, not assigned (`[gossip] discovery = "discv5"`): the shard's discv5 engine runs
-//! on the same identities, and when an identity's lookup ends its peer manager dials the
-//! identities the lookup heard of, in the order heard (as a client's peer manager dials the
-//! records its discv5 reports "discovered"), until it has `outbound_peers` outbound
-//! connections; it keeps the rest and dials the next whenever a dial is refused or a peer
-//! leaves, until its next lookup replaces them. It accepts dials from others up to
-//! `max_peers`, as with peer exchange.
+//! on the same identities, and when an identity's query for peers (a lookup of a random target)
+//! ends, its peer manager dials what the query found, closest to the target first, until it has
+//! `outbound_peers` outbound connections; it keeps the rest and dials the next whenever a dial
+//! is refused or a peer leaves, until its next query replaces them. It accepts dials from others
+//! up to `max_peers`, as with peer exchange.
 //!
 //! Discovery does not depend on gossip, so each window runs discovery first, over the whole
 //! window, and the lookups that ended in it become dial events in the gossip queue at the times
@@ -39,7 +38,7 @@ pub(super) struct Peering {
     target_ns: Vec<u64>,
     /// Dials made, per local identity.
     dials: Vec<u32>,
-    /// Per local identity: the identities its last lookup heard of that it has not dialled yet,
+    /// Per local identity: the identities its last query found that it has not dialled yet,
     /// next first.
     known: BTreeMap<u32, VecDeque<u32>>,
 }
@@ -66,7 +65,7 @@ impl Peering {
 }
 
 impl GossipEngine {
-    /// Run discovery to `end` (the window's end), then turn the lookups that ended into dial
+    /// Run discovery to `end` (the window's end), then turn the queries that ended into dial
     /// events.
     pub(super) fn run_discovery(&mut self, end: SimTime, outbox: &mut Outbox) -> Result<u64, EngineError> {
         let Some(p) = self.discovery.as_mut() else { return Ok(0) };
@@ -82,8 +81,8 @@ impl GossipEngine {
         Ok(ran)
     }
 
-    /// Identity `i`'s lookup ended: what it heard of (under `token`) replaces what it knew, and
-    /// it dials.
+    /// Identity `i`'s query ended: what it found (under `token`) replaces what it knew, and it
+    /// dials.
     pub(super) fn dial_found(&mut self, i: usize, now: u64, token: u32) {
         let Some(p) = self.discovery.as_mut() else { return };
         let Some(nodes) = p.found.remove(&token) else { return };
