@@ -123,8 +123,10 @@ fn a_bad_discv5_section_is_refused_naming_the_key() {
 
 /// Gossip identities that find their peers through discv5 on the country table.
 fn found_peers_spec() -> SpecBuilder {
-    spec(1500, "90 s", "nat_share = 0.2\njoin_over = \"10 s\"\nlookup_interval = \"20 s\"")
-        .sections("[gossip]\ndiscovery = \"discv5\"\n\n[traffic]\nstart = \"40 s\"\n")
+    spec(1500, "90 s", "nat_share = 0.2\njoin_over = \"10 s\"\nlookup_interval = \"20 s\"").sections(
+        "[gossip]\ndiscovery = \"discv5\"\n\n[traffic]\nstart = \"40 s\"\n\
+             attestations = { subnets_per_node = 2, per_subnet = 1 }\n",
+    )
 }
 
 #[test]
@@ -146,7 +148,9 @@ fn gossip_identities_dial_the_peers_discv5_finds_and_deliver_every_block() {
     assert!(digests.values().all(|d| d == first), "{digests:?}");
     let out = dir.join("two");
     let s = summary(&out);
-    assert_eq!(s["gossip"]["reliability"].as_f64(), Some(1.0), "{}", s["gossip"]);
+    let family = &s["gossip"]["by_family"];
+    assert_eq!(family["beacon_block"]["reliability"].as_f64(), Some(1.0), "{family}");
+    assert!(family["beacon_attestation"]["reliability"].as_f64().unwrap() > 0.99, "{family}");
 
     let read = |name: &str| thermocline_models::metrics::read_table(&out, name).unwrap();
     let (peering, identities) = (read("gossip_peering"), read("discv5_identities"));
@@ -170,6 +174,18 @@ fn gossip_identities_dial_the_peers_discv5_finds_and_deliver_every_block() {
     assert!(reached as f64 >= 0.95 * peering.num_rows() as f64, "{reached} reached 12 outbound peers");
     let inbound_somewhere = (0..peering.num_rows()).filter(|&k| !nat[k] && found_inbound[k] > 0).count();
     assert!(inbound_somewhere > 1000, "reachable identities are dialled: {inbound_somewhere}");
+    // Subnet peers are found by subnet queries: a row per identity and subnet it subscribes to,
+    // most reaching the 4 subnet peers wanted, none before the identity joined.
+    let subnets = read("gossip_subnet_peering");
+    assert_eq!(subnets.num_rows(), 2 * peering.num_rows());
+    let joined_at: std::collections::BTreeMap<u32, u64> =
+        by_node(&identities, "identity").into_iter().zip(joined.iter().copied()).collect();
+    let reached = opt_u64s(&subnets, "reached_ns");
+    for (node, at) in by_node(&subnets, "node").iter().zip(&reached) {
+        assert!(at.is_none_or(|t| t >= joined_at[node]), "identity {node} had subnet peers before joining");
+    }
+    let share = reached.iter().filter(|r| r.is_some()).count() as f64 / reached.len() as f64;
+    assert!(share > 0.6, "{share} of identities' subnets reached 4 peers");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -82,6 +82,16 @@ pub struct PeeringFigures {
     pub connections_p50: u64,
     /// p95.
     pub connections_p95: u64,
+    /// Share of (identity, subnet it subscribes to) that reached `subnet_peers` peers on the
+    /// subnet (`None` without subnets).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub subnets_reached: Option<f64>,
+    /// Time from joining to `subnet_peers` peers on a subnet, s, of those reached: p50.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub subnet_p50_s: Option<f64>,
+    /// p95.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub subnet_p95_s: Option<f64>,
 }
 
 /// The values of nullable column `name`, in order.
@@ -96,8 +106,9 @@ fn optional_u64s(batches: &[RecordBatch], name: &str) -> Vec<Option<u64>> {
     out
 }
 
-/// The peering figures from `gossip_peering` and the identities' join times.
-fn peering_figures(peering: &[RecordBatch], identities: &[RecordBatch]) -> PeeringFigures {
+/// The peering figures from `gossip_peering`, `gossip_subnet_peering` and the identities' join
+/// times.
+fn peering_figures(peering: &[RecordBatch], subnets: &[RecordBatch], identities: &[RecordBatch]) -> PeeringFigures {
     let joined: BTreeMap<u64, u64> =
         column_u64(identities, "identity").into_iter().zip(column_u64(identities, "joined_ns")).collect();
     let nodes = column_u64(peering, "node");
@@ -111,6 +122,14 @@ fn peering_figures(peering: &[RecordBatch], identities: &[RecordBatch]) -> Peeri
         v
     };
     let first = since(optional_u64s(peering, "first_peer_ns"));
+    let subnet_rows = column_u64(subnets, "node");
+    let mut subnet_times: Vec<u64> = subnet_rows
+        .iter()
+        .zip(optional_u64s(subnets, "reached_ns"))
+        .filter_map(|(n, t)| Some(t?.saturating_sub(*joined.get(n).unwrap_or(&0))))
+        .collect();
+    subnet_times.sort_unstable();
+    let any_subnets = !subnet_rows.is_empty();
     let target = since(optional_u64s(peering, "target_peers_ns"));
     let mut connections = column_u64(peering, "connections");
     connections.sort_unstable();
@@ -128,6 +147,9 @@ fn peering_figures(peering: &[RecordBatch], identities: &[RecordBatch]) -> Peeri
         connections_p5: rank(0.05).unwrap_or(0),
         connections_p50: rank(0.50).unwrap_or(0),
         connections_p95: rank(0.95).unwrap_or(0),
+        subnets_reached: any_subnets.then(|| subnet_times.len() as f64 / subnet_rows.len() as f64),
+        subnet_p50_s: any_subnets.then(|| quantile_ms(&subnet_times, 0.50) / 1e3),
+        subnet_p95_s: any_subnets.then(|| quantile_ms(&subnet_times, 0.95) / 1e3),
     }
 }
 
@@ -213,7 +235,12 @@ pub fn discv5_figures(outcome: &RunOutcome) -> Result<Option<Discv5Figures>> {
         timeouts_per_identity: per_identity("timeouts"),
         bytes_per_identity,
         peering: if tables.has("gossip_peering")? {
-            Some(peering_figures(&tables.batches("gossip_peering")?, &ids))
+            let subnets = if tables.has("gossip_subnet_peering")? {
+                tables.batches("gossip_subnet_peering")?
+            } else {
+                Vec::new()
+            };
+            Some(peering_figures(&tables.batches("gossip_peering")?, &subnets, &ids))
         } else {
             None
         },

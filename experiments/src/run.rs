@@ -257,14 +257,14 @@ fn build_inner_engine(
         Workload::Discv5(d) => {
             let plan = net_plan(spec, shards)?;
             let ids = shared.discv5_ids(spec.run.seed, plan.net.directory.surrogates(), false);
-            Box::new(build_discovery_engine(spec, d, &plan, ids, shard, false)?)
+            Box::new(build_discovery_engine(spec, d, &plan, ids, shard, false, None)?)
         }
         Workload::Discv5Hybrid { discv5, .. } => {
             let plan = net_plan(spec, shards)?;
             let surrogates = plan.net.directory.surrogates();
             // Real clients check that a record's node id is its key's: the tail uses those ids.
             let ids = shared.discv5_ids(spec.run.seed, surrogates, true);
-            let cold = build_discovery_engine(spec, discv5, &plan, ids, shard, false)?;
+            let cold = build_discovery_engine(spec, discv5, &plan, ids, shard, false, None)?;
             let hot = crate::direct_cmd::build_direct_engine(spec, &plan, shard)?;
             let owner: Owner = Box::new(move |h: HostId| usize::from(h.0 >= surrogates));
             let step = hybrid_step(&plan)?;
@@ -291,6 +291,7 @@ fn build_discovery_engine(
     ids: Arc<[NodeId]>,
     shard: ShardId,
     report_found: bool,
+    subnets: Option<(Arc<Subscriptions>, u32)>,
 ) -> Result<DiscoveryEngine, EngineError> {
     let setup = DiscoverySetup {
         spec: d,
@@ -301,6 +302,7 @@ fn build_discovery_engine(
         seed: spec.run.seed,
         end: SimTime::ZERO.saturating_add(spec.run.duration),
         report_found,
+        subnets,
     };
     Ok(DiscoveryEngine::new(setup, shard)?)
 }
@@ -337,7 +339,8 @@ fn build_gossip_engine(
             let d = spec.discv5.clone().unwrap_or_default();
             let dir = &plan.net.directory;
             let ids = shared.discv5_ids(spec.run.seed, dir.surrogates(), dir.surrogates() < dir.len());
-            Some(Box::new(build_discovery_engine(spec, &d, plan, ids, shard, true)?))
+            let subnets = Some((Arc::new(subscriptions.clone()), g.subnet_peers));
+            Some(Box::new(build_discovery_engine(spec, &d, plan, ids, shard, true, subnets)?))
         }
     };
     let dials = crate::peer_book::client_dials(g, &plan.net.directory, spec.run.seed)?;
@@ -362,6 +365,7 @@ fn build_gossip_engine(
         rules: plan.rules.clone(),
         discovery,
         outbound_peers: g.outbound_peers,
+        subnet_peers: g.subnet_peers,
     };
     Ok(GossipEngine::new(setup, shard)?)
 }

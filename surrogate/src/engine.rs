@@ -305,6 +305,9 @@ pub struct GossipSetup<'a> {
     pub discovery: Option<Box<crate::discv5::DiscoveryEngine>>,
     /// Outbound connections an identity dials found peers for (with `discovery`).
     pub outbound_peers: u32,
+    /// Peers an identity wants on each subnet it subscribes to: with `discovery`, it dials
+    /// subscribers its subnet queries found until it has them.
+    pub subnet_peers: u32,
 }
 
 /// The engine of one shard.
@@ -477,6 +480,7 @@ impl GossipEngine {
             rules,
             discovery,
             outbound_peers,
+            subnet_peers,
         } = setup;
         if profiles.is_empty() || profiles.len() > u8::MAX as usize {
             return Err(GossipError::Config(format!("need 1 to 255 profiles, got {}", profiles.len())));
@@ -488,7 +492,7 @@ impl GossipEngine {
         // Free slots for peers found during the run: by discv5 (which peer exchange shares), or
         // by peer exchange alone.
         let found = match &discovery {
-            Some(_) => max_peers as usize,
+            Some(_) => max_peers as usize + (subscriptions.per_identity() - 1) * subnet_peers as usize,
             None if params.iter().any(|p| p.peer_exchange) => px_slots as usize,
             None => 0,
         };
@@ -625,7 +629,7 @@ impl GossipEngine {
             rules,
             fanout: BTreeMap::new(),
             boundary: hybrid.then(|| Box::new(Boundary::new(seed, Default::default()))),
-            discovery: discovery.map(|d| discovery::Peering::new(d, outbound_peers, k)),
+            discovery: discovery.map(|d| discovery::Peering::new(d, outbound_peers, subnet_peers, k)),
             packets: BTreeMap::new(),
             next_token: 0,
             client_timers: BTreeMap::new(),
@@ -2263,6 +2267,7 @@ mod tests {
             rules: Rules::default(),
             discovery: None,
             outbound_peers: 8,
+            subnet_peers: 0,
         };
         GossipEngine::new(setup, ShardId(shard)).unwrap()
     }

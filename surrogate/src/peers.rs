@@ -122,7 +122,9 @@ impl PeerGraph {
             PeerDiscovery::Discv5 => spec.max_peers,
         };
         let cap = MAX_PEERS.saturating_sub(slots + client_slots);
-        base.with_topic_peers(subs, spec.subnet_peers, cap.saturating_sub(DUTY_ROOM), seed).with_duty_peers(
+        // With discovery, subnet peers are found too (subnet queries).
+        let subnet_peers = if spec.discovery == PeerDiscovery::Discv5 { 0 } else { spec.subnet_peers };
+        base.with_topic_peers(subs, subnet_peers, cap.saturating_sub(DUTY_ROOM), seed).with_duty_peers(
             duties,
             subs,
             spec.duty_peers,

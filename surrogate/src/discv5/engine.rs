@@ -95,6 +95,9 @@ pub struct DiscoverySetup<'a> {
     pub end: SimTime,
     /// Keep what each query for peers found, for a peer manager ([`DiscoveryEngine::take_found`]).
     pub report_found: bool,
+    /// With `report_found`: every identity's topics and the peers it wants on each subnet, for
+    /// subnet queries.
+    pub subnets: Option<(Arc<crate::traffic::Subscriptions>, u32)>,
 }
 
 /// What one identity's finished query for peers (a random lookup) found, for the gossip peer
@@ -108,6 +111,9 @@ pub struct Found {
     /// A number the identity gave it, unique among its events: with `(at, identity)` it is the
     /// canonical key of the dial it leads to.
     pub seq: u64,
+    /// The subnet topic of a subnet query (its nodes all subscribe to it); `None` for a query
+    /// for peers of any kind.
+    pub subnet: Option<u8>,
     /// The identities the query found, closest to its target first.
     pub nodes: Vec<u32>,
 }
@@ -274,6 +280,7 @@ impl DiscoveryEngine {
             owned,
             seed: setup.seed,
             report_found: setup.report_found,
+            subnets: setup.subnets,
         });
         let mut e = DiscoveryEngine {
             shard,
@@ -662,9 +669,9 @@ impl Engine for DiscoveryEngine {
                 Action::Client(token) => self.client_datagram(p.time, i, token),
             }
             self.apply_outputs(p.time);
-            for (who, nodes) in self.proto.take_found() {
+            for (who, subnet, nodes) in self.proto.take_found() {
                 let seq = self.next_seq(who);
-                self.found.push(Found { identity: self.proto.global(who), at: p.time, seq, nodes });
+                self.found.push(Found { identity: self.proto.global(who), at: p.time, seq, subnet, nodes });
             }
         }
         // No event is left before `end`: the state holds until then.

@@ -22,6 +22,7 @@ use super::config::Discv5Spec;
 use super::packet::{Kind, Packet, Seal, Sizes};
 use super::table::{Inserted, K, NodeId, Table, log_distance};
 use crate::prefetch::{prefetch, prefetch_all};
+use crate::traffic::Subscriptions;
 use libm::log;
 use rand_core::Rng;
 use std::sync::Arc;
@@ -132,6 +133,8 @@ struct Lookup {
     seen: u32,
     /// The closest nodes seen, by distance to the target.
     candidates: Vec<Candidate>,
+    /// A subnet query: the topic, and the subscribers to it heard of, in the order heard.
+    subnet: Option<(u8, Vec<u32>)>,
 }
 
 /// A finished lookup, one row of `discv5_lookups`.
@@ -210,6 +213,10 @@ struct Node {
     global: u32,
     /// [`ONLINE`], [`CHURNS`].
     flags: u8,
+    /// Subnets queried for (with subnet queries on): the next is for its topic after these.
+    subnets_queried: u8,
+    /// Queries made so far for the current subnet.
+    subnet_attempts: u8,
     /// Bumped when it goes offline: timers set before are stale.
     epoch: u16,
     next_req: u32,
@@ -237,7 +244,14 @@ pub struct Setup<'a> {
     /// Keep the identities each finished lookup found (see [`Discovery::take_found`]), for a
     /// peer manager that dials them.
     pub report_found: bool,
+    /// With `report_found`: every identity's topics and the peers it wants on each subnet; each
+    /// identity then queries for peers of each subnet it subscribes to after its first query for
+    /// peers, again (up to [`SUBNET_QUERIES`] times) while a query finds fewer than it wants.
+    pub subnets: Option<(Arc<Subscriptions>, u32)>,
 }
+
+/// Queries an identity makes at most for one subnet.
+pub const SUBNET_QUERIES: u8 = 4;
 
 /// The discv5 state of one shard's identities; see the module documentation.
 pub struct Discovery {
@@ -253,13 +267,20 @@ pub struct Discovery {
     rows: Vec<LookupRow>,
     /// Random lookups finished since the last [`Discovery::take_found`]: (local identity, the
     /// identities found), when the setup asks for them.
-    found: Option<Vec<(u32, Vec<u32>)>>,
+    found: Option<Vec<Found>>,
+    /// Every identity's topics and the peers wanted per subnet, for subnet queries (with
+    /// `report_found`).
+    subnets: Option<(Arc<Subscriptions>, u32)>,
 }
+
+/// What a finished query for peers found: (local identity, the subnet topic it looked for, if
+/// any, the identities found).
+pub type Found = (u32, Option<u8>, Vec<u32>);
 
 impl Discovery {
     /// The identities of `setup.owned`, each with its join timer set.
     pub fn new(setup: Setup<'_>) -> Discovery {
-        let Setup { spec, ids, owned, seed, report_found } = setup;
+        let Setup { spec, ids, owned, seed, report_found, subnets } = setup;
         let n = owned.len();
         let nat_threshold = thermocline_models::rng::probability_threshold(spec.nat_share);
         let bootnodes: Vec<u32> = (0..ids.len() as u32)
@@ -280,6 +301,7 @@ impl Discovery {
             out: Vec::new(),
             rows: Vec::new(),
             found: report_found.then(Vec::new),
+            subnets: subnets.filter(|_| report_found),
         };
         for (i, g) in owned.into_iter().enumerate() {
             let mut rng = family.compact(g);
@@ -289,6 +311,8 @@ impl Discovery {
             d.nodes.push(Node {
                 global: g,
                 flags: if churns { CHURNS } else { 0 },
+                subnets_queried: 0,
+                subnet_attempts: 0,
                 epoch: 0,
                 next_req: 0,
                 expire_at: 0,
@@ -319,7 +343,7 @@ impl Discovery {
     /// manager's query for peers returns them; empty unless the setup asked. With the setup
     /// asking, an identity's self-lookup at joining is followed at once by a random one (the
     /// peer manager's first query), not after `lookup_interval`.
-    pub fn take_found(&mut self) -> Vec<(u32, Vec<u32>)> {
+    pub fn take_found(&mut self) -> Vec<Found> {
         self.found.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
@@ -641,11 +665,18 @@ impl Discovery {
     }
 
     fn start_lookup(&mut self, now: u64, i: usize, target: NodeId, random: bool) {
+        self.start_query(now, i, target, random, None);
+    }
+
+    /// A lookup; with `subnet`, a subnet query that also keeps the subscribers it hears of.
+    fn start_query(&mut self, now: u64, i: usize, target: NodeId, random: bool, subnet: Option<u8>) {
+        let subnet = subnet.map(|t| (t, Vec::new()));
         let mut lookup =
-            Box::new(Lookup { target, random, started: now, messages: 0, seen: 0, candidates: Vec::new() });
+            Box::new(Lookup { target, random, started: now, messages: 0, seen: 0, candidates: Vec::new(), subnet });
         let own = self.nodes[i].global;
         for &node in self.nodes[i].table.entries() {
             insert_candidate(&self.ids, &mut lookup, own, node, 0);
+            self.match_subnet(&mut lookup, own, node);
         }
         self.nodes[i].lookup = Some(lookup);
         self.advance(now, i);
@@ -653,10 +684,33 @@ impl Discovery {
 
     fn learn(&mut self, i: usize, from: u32, records: &[u32]) {
         let own = self.nodes[i].global;
-        let Some(lookup) = self.nodes[i].lookup.as_deref_mut() else { return };
+        let Some(mut lookup) = self.nodes[i].lookup.take() else { return };
         let hop = lookup.candidates.iter().find(|c| c.node == from).map_or(0, |c| c.hop).saturating_add(1);
         for &node in records {
-            insert_candidate(&self.ids, lookup, own, node, hop);
+            insert_candidate(&self.ids, &mut lookup, own, node, hop);
+            self.match_subnet(&mut lookup, own, node);
+        }
+        self.nodes[i].lookup = Some(lookup);
+    }
+
+    /// The subnet identity `i` queries for next (after its first query for peers, each subnet
+    /// topic it subscribes to once), if any is left.
+    fn next_subnet(&mut self, i: usize) -> Option<u8> {
+        let (subs, _) = self.subnets.as_ref()?;
+        let node = &mut self.nodes[i];
+        // Its topics: the block topic first, then its subnets.
+        let t = *subs.of(node.global).get(1 + usize::from(node.subnets_queried))?;
+        node.subnets_queried += 1;
+        node.subnet_attempts = 1;
+        Some(t)
+    }
+
+    /// In a subnet query, keep `node` if it subscribes to the subnet (the predicate a client
+    /// applies to a record's `attnets` or custody): once, never the querier or a bootnode.
+    fn match_subnet(&self, lookup: &mut Lookup, own: u32, node: u32) {
+        let (Some((t, matches)), Some((subs, _))) = (lookup.subnet.as_mut(), self.subnets.as_ref()) else { return };
+        if node != own && subs.has(node, *t) && !self.bootnodes.contains(&node) && !matches.contains(&node) {
+            matches.push(node);
         }
     }
 
@@ -711,8 +765,14 @@ impl Discovery {
             && lookup.random
         {
             // Bootnodes serve discovery only, as Ethereum's do: nobody dials them for gossip.
-            let nodes = answered.iter().map(|c| c.node).filter(|n| !self.bootnodes.contains(n)).collect();
-            found.push((i as u32, nodes));
+            let found_item = match &lookup.subnet {
+                Some((t, matches)) => (i as u32, Some(*t), matches.clone()),
+                None => {
+                    let nodes = answered.iter().map(|c| c.node).filter(|n| !self.bootnodes.contains(n)).collect();
+                    (i as u32, None, nodes)
+                }
+            };
+            found.push(found_item);
         }
         self.rows.push(LookupRow {
             identity: own,
@@ -726,11 +786,23 @@ impl Discovery {
             target_distance: answered.first().map_or(257, |c| log_distance(&lookup.target, &self.ids[c.node as usize])),
             exact_overlap,
         });
-        if self.found.is_some() && !lookup.random {
-            // The peer manager's first query for peers follows the self-lookup at once.
-            let mut target = [0u8; 32];
-            self.nodes[i].rng.fill_bytes(&mut target);
-            self.start_lookup(now, i, target, true);
+        if self.found.is_some() {
+            // The peer manager's first query for peers follows the self-lookup at once, then a
+            // query for each subnet the identity subscribes to, one after another.
+            let want = self.subnets.as_ref().map_or(0, |s| s.1 as usize);
+            let next = match &lookup.subnet {
+                _ if !lookup.random => Some(None),
+                Some((t, matches)) if matches.len() < want && self.nodes[i].subnet_attempts < SUBNET_QUERIES => {
+                    self.nodes[i].subnet_attempts += 1;
+                    Some(Some(*t))
+                }
+                _ => self.next_subnet(i).map(Some),
+            };
+            if let Some(subnet) = next {
+                let mut target = [0u8; 32];
+                self.nodes[i].rng.fill_bytes(&mut target);
+                self.start_query(now, i, target, true, subnet);
+            }
         }
     }
 

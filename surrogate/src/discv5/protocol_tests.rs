@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::discv5::packet::Seal;
+use crate::traffic::Subscriptions;
 use std::collections::{BTreeMap, BTreeSet};
 use thermocline_bus::SimDuration;
 
@@ -30,8 +31,12 @@ impl Net {
     }
 
     fn with_found(n: u32, spec: Discv5Spec, report_found: bool) -> Net {
+        Net::with_subnets(n, spec, report_found, None)
+    }
+
+    fn with_subnets(n: u32, spec: Discv5Spec, report_found: bool, subnets: Option<(Arc<Subscriptions>, u32)>) -> Net {
         let ids: Arc<[NodeId]> = node_ids(7, n).into();
-        let d = Discovery::new(Setup { spec: &spec, ids, owned: (0..n).collect(), seed: 7, report_found });
+        let d = Discovery::new(Setup { spec: &spec, ids, owned: (0..n).collect(), seed: 7, report_found, subnets });
         let mut net = Net { d, queue: BTreeMap::new(), seq: 0, now: 0, dead: BTreeSet::new(), sent: Vec::new() };
         net.collect();
         net
@@ -247,7 +252,8 @@ fn a_peer_manager_gets_what_each_random_lookup_found_and_queries_at_once_after_j
         queried.len()
     );
     let bootnodes: BTreeSet<u32> = (0..n).filter(|&g| !net.d.behind_nat(g)).take(4).collect();
-    for ((who, nodes), row) in found.iter().zip(&random) {
+    for ((who, subnet, nodes), row) in found.iter().zip(&random) {
+        assert_eq!(*subnet, None, "no subnet queries without subscriptions");
         let me = net.d.global(*who);
         assert_eq!(row.identity, me);
         assert!(nodes.len() as u32 <= row.found && nodes.len() as u32 + 4 >= row.found, "its answered closest");
@@ -255,11 +261,46 @@ fn a_peer_manager_gets_what_each_random_lookup_found_and_queries_at_once_after_j
         assert!(nodes.iter().all(|&x| !net.d.behind_nat(x)), "never an identity behind NAT");
         assert!(nodes.iter().all(|x| !bootnodes.contains(x)), "never a bootnode");
     }
-    let filled = found.iter().filter(|(_, nodes)| nodes.len() >= 8).count();
+    let filled = found.iter().filter(|(_, _, nodes)| nodes.len() >= 8).count();
     assert!(filled * 10 >= found.len() * 9, "{filled} of {} queries found 8 or more", found.len());
     assert!(net.d.take_found().is_empty(), "taken once");
     let mut quiet = Net::new(n, spec());
     quiet.run_until(30 * S);
     assert!(quiet.d.take_found().is_empty(), "nothing kept unless asked");
     assert!(quiet.d.take_rows().iter().all(|r| !r.random), "and no early query");
+}
+
+#[test]
+fn subnet_queries_find_only_subscribers_and_stop_when_one_finds_enough() {
+    use crate::config::{AttestationSpec, TrafficSpec};
+    let n = 400;
+    let traffic = TrafficSpec { attestations: Some(AttestationSpec::default()), ..TrafficSpec::default() };
+    let subs = Arc::new(Subscriptions::compute(n, &traffic, 7));
+    let want = 3;
+    let mut net = Net::with_subnets(n, spec(), true, Some((subs.clone(), want)));
+    net.run_until(60 * S);
+    let found = net.d.take_found();
+    let mut queries: BTreeMap<(u32, u8), Vec<usize>> = BTreeMap::new();
+    for (who, subnet, nodes) in &found {
+        let me = net.d.global(*who);
+        let Some(t) = subnet else { continue };
+        assert!(subs.of(me)[1..].contains(t), "identity {me} queries only its own subnets");
+        assert!(nodes.iter().all(|&x| x != me && subs.has(x, *t)), "only subscribers to {t}");
+        queries.entry((me, *t)).or_default().push(nodes.len());
+    }
+    // Every identity that joined queried for each of its two subnets, again only while a query
+    // found fewer than it wants, and never more than SUBNET_QUERIES times.
+    let joined: BTreeSet<u32> = found.iter().filter(|f| f.1.is_none()).map(|f| net.d.global(f.0)).collect();
+    assert!(joined.len() as u32 > n * 9 / 10);
+    for me in &joined {
+        for t in &subs.of(*me)[1..] {
+            let q = queries.get(&(*me, *t)).unwrap_or_else(|| panic!("identity {me} never queried subnet {t}"));
+            assert!(q.len() <= usize::from(SUBNET_QUERIES), "{q:?}");
+            let (last, before) = q.split_last().unwrap();
+            assert!(before.iter().all(|&k| k < want as usize), "queried again after finding enough: {q:?}");
+            assert!(*last >= want as usize || q.len() == usize::from(SUBNET_QUERIES), "stopped short: {q:?}");
+        }
+    }
+    let found_some = queries.values().filter(|q| q.iter().sum::<usize>() > 0).count();
+    assert!(found_some * 10 > queries.len() * 9, "{found_some} of {} subnets found subscribers", queries.len());
 }

@@ -3,7 +3,10 @@
 //! ends, its peer manager dials what the query found, closest to the target first, until it has
 //! `outbound_peers` outbound connections; it keeps the rest and dials the next whenever a dial
 //! is refused or a peer leaves, until its next query replaces them. It accepts dials from others
-//! up to `max_peers`, as with peer exchange.
+//! up to `max_peers`, as with peer exchange. After its first query for peers an identity
+//! queries once for each subnet it subscribes to (a lookup that keeps the subscribers it hears
+//! of, the predicate a client applies to records' `attnets` or custody), and dials those until it
+//! has `subnet_peers` peers on the subnet, beyond `max_peers` if need be.
 //!
 //! Discovery does not depend on gossip, so each window runs discovery first, over the whole
 //! window, and the lookups that ended in it become dial events in the gossip queue at the times
@@ -14,7 +17,7 @@
 use super::{Action, DOWN, GossipEngine, OUTBOUND, Pending};
 use crate::discv5::DiscoveryEngine;
 use crate::rpc::{Rpc, RpcKind};
-use arrow_array::{ArrayRef, UInt32Array, UInt64Array};
+use arrow_array::{ArrayRef, StringArray, UInt32Array, UInt64Array};
 use arrow_schema::{DataType, Field};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -29,8 +32,11 @@ pub(super) struct Peering {
     engine: Box<DiscoveryEngine>,
     /// Outbound connections an identity dials for.
     outbound: u32,
-    /// What lookups found, waiting for their dial events, by token.
-    found: BTreeMap<u32, Vec<u32>>,
+    /// Peers an identity dials for on each subnet it subscribes to.
+    subnet_peers: u32,
+    /// What queries found (and the subnet of a subnet query), waiting for their dial events,
+    /// by token.
+    found: BTreeMap<u32, (Option<u8>, Vec<u32>)>,
     next_token: u32,
     /// Per local identity: when it first had a connection up, and when it first had
     /// `outbound` outbound connections up (`u64::MAX`: not yet).
@@ -41,20 +47,24 @@ pub(super) struct Peering {
     /// Per local identity: the identities its last query found that it has not dialled yet,
     /// next first.
     known: BTreeMap<u32, VecDeque<u32>>,
+    /// When each (local identity, subnet topic) first had `subnet_peers` peers up.
+    subnet_reached: BTreeMap<(u32, u8), u64>,
 }
 
 impl Peering {
     /// Discovery for `identities` local identities.
-    pub(super) fn new(engine: Box<DiscoveryEngine>, outbound: u32, identities: usize) -> Self {
+    pub(super) fn new(engine: Box<DiscoveryEngine>, outbound: u32, subnet_peers: u32, identities: usize) -> Self {
         Peering {
             engine,
             outbound,
+            subnet_peers,
             found: BTreeMap::new(),
             next_token: 0,
             first_peer_ns: vec![u64::MAX; identities],
             target_ns: vec![u64::MAX; identities],
             dials: vec![0; identities],
             known: BTreeMap::new(),
+            subnet_reached: BTreeMap::new(),
         }
     }
 
@@ -74,7 +84,7 @@ impl GossipEngine {
             let Some(&i) = self.local.get(f.identity as usize) else { continue };
             let token = p.next_token;
             p.next_token = p.next_token.wrapping_add(1);
-            p.found.insert(token, f.nodes);
+            p.found.insert(token, (f.subnet, f.nodes));
             let action = Action::Discovered { token };
             self.queue.push(Pending { time: f.at, src: f.identity, seq: FOUND_SEQ | f.seq, dst: i, action });
         }
@@ -85,9 +95,37 @@ impl GossipEngine {
     /// dials.
     pub(super) fn dial_found(&mut self, i: usize, now: u64, token: u32) {
         let Some(p) = self.discovery.as_mut() else { return };
-        let Some(nodes) = p.found.remove(&token) else { return };
-        p.known.insert(i as u32, nodes.into());
-        self.dial_discovered(i, now);
+        let Some((subnet, nodes)) = p.found.remove(&token) else { return };
+        match subnet {
+            Some(t) => self.dial_subnet(i, now, t, nodes),
+            None => {
+                p.known.insert(i as u32, nodes.into());
+                self.dial_discovered(i, now);
+            }
+        }
+    }
+
+    /// Identity `i` dials subscribers of subnet topic `t` its subnet query found, in order, until
+    /// it has `subnet_peers` peers (open or opening) on it.
+    fn dial_subnet(&mut self, i: usize, now: u64, t: u8, nodes: Vec<u32>) {
+        let Some(target) = self.discovery.as_ref().map(|p| p.subnet_peers as usize) else { return };
+        let me = self.ids[i];
+        let mut have = self.peers(i).filter(|&c| self.on_subnet(c, t)).count();
+        for node in nodes {
+            if have >= target {
+                return;
+            }
+            if node == me || self.slot_of(i, node).is_some() {
+                continue;
+            }
+            let Some(c) = self.take_slot(i, node) else { return };
+            self.conn[c].flags |= OUTBOUND;
+            self.send_on(i, c, now, Rpc::control(RpcKind::Connect, 0));
+            have += 1;
+            if let Some(p) = self.discovery.as_mut() {
+                p.dials[i] += 1;
+            }
+        }
     }
 
     /// Identity `i` dials the identities it knows of, in order, while it has fewer than its
@@ -126,15 +164,31 @@ impl GossipEngine {
         found.filter(|&c| self.conn[c].peer != super::NONE && self.conn[c].flags & (OUTBOUND | DOWN) == 0).count()
     }
 
+    /// Whether connection `c` is to an identity that subscribes to topic `t`.
+    fn on_subnet(&self, c: usize, t: u8) -> bool {
+        let p = self.conn[c].peer;
+        (p as usize) < self.local.len() && self.subs.has(p, t)
+    }
+
     /// A connection of identity `i` came up at `now`: the peering times it.
     pub(super) fn peer_up(&mut self, i: usize, now: u64) {
         let Some(p) = self.discovery.as_ref() else { return };
         let target = p.outbound as usize;
         let outbound_up = self.outbound_up(i);
+        let subnet_peers = p.subnet_peers as usize;
+        let reached: Vec<u8> = self.subs.of(self.ids[i])[1..]
+            .iter()
+            .copied()
+            .filter(|&t| !p.subnet_reached.contains_key(&(i as u32, t)))
+            .filter(|&t| self.peers(i).filter(|&c| self.up(c) && self.on_subnet(c, t)).count() >= subnet_peers)
+            .collect();
         let Some(p) = self.discovery.as_mut() else { return };
         p.first_peer_ns[i] = p.first_peer_ns[i].min(now);
         if outbound_up >= target {
             p.target_ns[i] = p.target_ns[i].min(now);
+        }
+        for t in reached {
+            p.subnet_reached.insert((i as u32, t), now);
         }
     }
 
@@ -181,6 +235,11 @@ impl GossipEngine {
             record.extend_from_slice(&p.first_peer_ns[i].to_be_bytes());
             record.extend_from_slice(&p.target_ns[i].to_be_bytes());
             record.extend_from_slice(&p.dials[i].to_be_bytes());
+            for &t in &self.subs.of(self.ids[i])[1..] {
+                let reached = p.subnet_reached.get(&(i as u32, t)).copied().unwrap_or(u64::MAX);
+                record.push(t);
+                record.extend_from_slice(&reached.to_be_bytes());
+            }
             out.digest.add_record(&record);
         }
         let time = |v: &[u64]| -> ArrayRef {
@@ -207,7 +266,35 @@ impl GossipEngine {
                 Arc::new(by_id.iter().map(|&i| self.found_inbound(i) as u32).collect::<UInt32Array>()),
             ],
         )?);
+        out.tables.push(self.subnet_peering_table(by_id)?);
         Ok(Some(out))
+    }
+
+    /// `gossip_subnet_peering`: per identity and subnet it subscribes to, when it first had
+    /// `subnet_peers` peers on it (null: never), each row also a digest record.
+    fn subnet_peering_table(&self, by_id: &[usize]) -> Result<Table, EngineError> {
+        let p = self.discovery.as_ref().expect("called with discovery");
+        let rows: Vec<(u32, u8, Option<u64>)> = by_id
+            .iter()
+            .flat_map(|&i| {
+                self.subs.of(self.ids[i])[1..]
+                    .iter()
+                    .map(move |&t| (self.ids[i], t, p.subnet_reached.get(&(i as u32, t)).copied()))
+            })
+            .collect();
+        Ok(table(
+            "gossip_subnet_peering",
+            vec![
+                Field::new("node", DataType::UInt32, false),
+                Field::new("topic", DataType::Utf8, false),
+                Field::new("reached_ns", DataType::UInt64, true),
+            ],
+            vec![
+                Arc::new(rows.iter().map(|r| r.0).collect::<UInt32Array>()),
+                Arc::new(rows.iter().map(|r| Some(crate::topics::topic_name(r.1))).collect::<StringArray>()),
+                Arc::new(rows.iter().map(|r| r.2).collect::<UInt64Array>()),
+            ],
+        )?)
     }
 }
 

@@ -66,6 +66,7 @@ impl Pair {
             rules: Default::default(),
             discovery: None,
             outbound_peers: n - 1,
+            subnet_peers: 0,
         };
         let e = GossipEngine::new(setup, shard).unwrap();
         Pair { e, me, other: ShardId(1 - shard.0), seq: 0 }
