@@ -38,20 +38,28 @@ pub fn estimate_memory(spec: &Spec, shards: u32) -> u64 {
         Ok(Workload::Phold(p)) => {
             (p.lps as u64).saturating_mul(PHOLD_LP_BYTES + PHOLD_EVENT_BYTES.saturating_mul(p.population as u64))
         }
-        Ok(Workload::Gossip(_)) => hosts.saturating_mul(GOSSIP_IDENTITY_BYTES),
+        Ok(Workload::Gossip(g)) => hosts.saturating_mul(GOSSIP_IDENTITY_BYTES + discovery_bytes(g)),
         Ok(Workload::Discv5(_)) => hosts.saturating_mul(DISCV5_IDENTITY_BYTES),
         Ok(Workload::Discv5Hybrid { .. }) => hosts
             .saturating_mul(DISCV5_IDENTITY_BYTES)
             .saturating_add(programs(spec).saturating_mul(DIRECT_PROCESS_BYTES)),
         Ok(Workload::Direct(_)) => programs(spec).saturating_mul(DIRECT_PROCESS_BYTES),
-        Ok(Workload::Hybrid { .. }) => hosts
-            .saturating_mul(GOSSIP_IDENTITY_BYTES)
+        Ok(Workload::Hybrid { gossip, .. }) => hosts
+            .saturating_mul(GOSSIP_IDENTITY_BYTES + discovery_bytes(gossip))
             .saturating_add(programs(spec).saturating_mul(DIRECT_PROCESS_BYTES)),
         Ok(Workload::Idle(_)) | Err(_) => 0,
     };
     let window_rows = (WINDOW_LOG_ROWS as u64).saturating_mul(WINDOW_ROW_BYTES);
     let per_shard = SHARD_BYTES.saturating_add(window_rows).saturating_add(shards.saturating_mul(64));
     workload.saturating_add(hosts.saturating_mul(HOST_BYTES)).saturating_add(per_shard.saturating_mul(shards))
+}
+
+/// Bytes per gossip identity for its discv5 state, when it finds its peers by discv5.
+fn discovery_bytes(g: &thermocline_surrogate::config::GossipSpec) -> u64 {
+    match g.discovery {
+        thermocline_surrogate::config::PeerDiscovery::Discv5 => DISCV5_IDENTITY_BYTES,
+        thermocline_surrogate::config::PeerDiscovery::Assigned => 0,
+    }
 }
 
 /// Programs a spec starts: each `[[processes]]` entry runs on every host of its group.

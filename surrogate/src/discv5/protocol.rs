@@ -265,8 +265,7 @@ pub struct Discovery {
     nodes: Vec<Node>,
     out: Vec<Output>,
     rows: Vec<LookupRow>,
-    /// Random lookups finished since the last [`Discovery::take_found`]: (local identity, the
-    /// identities found), when the setup asks for them.
+    /// Queries finished since the last [`Discovery::take_found`], when the setup asks for them.
     found: Option<Vec<Found>>,
     /// Every identity's topics and the peers wanted per subnet, for subnet queries (with
     /// `report_found`).
@@ -338,11 +337,12 @@ impl Discovery {
         &self.sizes
     }
 
-    /// What the random lookups finished since the last call found: (local identity, the
-    /// identities that answered, closest to the target first, bootnodes left out), as a peer
-    /// manager's query for peers returns them; empty unless the setup asked. With the setup
-    /// asking, an identity's self-lookup at joining is followed at once by a random one (the
-    /// peer manager's first query), not after `lookup_interval`.
+    /// What the random lookups finished since the last call found, as a peer manager's queries
+    /// return them; empty unless the setup asked. A query for peers gives the identities that
+    /// answered, closest to the target first; a subnet query the subscribers it heard of, in
+    /// the order heard; bootnodes never. With the setup asking, an identity's self-lookup at
+    /// joining is followed at once by a query for peers (not after `lookup_interval`), then by
+    /// its subnet queries.
     pub fn take_found(&mut self) -> Vec<Found> {
         self.found.as_mut().map(std::mem::take).unwrap_or_default()
     }
