@@ -16,15 +16,12 @@ fn spec(count: u32, duration: &str, discv5: &str) -> SpecBuilder {
         .sections(&format!("[discv5]\n{discv5}\n"))
 }
 
-#[test]
-fn a_discv5_run_has_one_digest_on_any_shard_count_and_backend() {
-    let dir = scratch("discv5-digest");
-    let churn = "nat_share = 0.2\njoin_over = \"10 s\"\n\
-                 churn = { share = 0.3, mean_online = \"40 s\", mean_offline = \"20 s\" }";
-    let path = spec(1500, "80 s", churn).write(&dir, "discv5.toml");
+/// Runs `path` on 1, 2 and 4 shards, 2 shard processes and 2 shards again (into folders of
+/// `dir` named `one`, `two`, `four`, `processes`, `again`) and checks they have one digest.
+fn one_digest_everywhere(dir: &std::path::Path, path: &std::path::Path) {
     let digests = digests_by_run(
-        &dir,
-        &path,
+        dir,
+        path,
         &[
             ("one", &["--shards", "1"]),
             ("two", &["--shards", "2"]),
@@ -35,6 +32,15 @@ fn a_discv5_run_has_one_digest_on_any_shard_count_and_backend() {
     );
     let first = digests.values().next().unwrap();
     assert!(digests.values().all(|d| d == first), "{digests:?}");
+}
+
+#[test]
+fn a_discv5_run_has_one_digest_on_any_shard_count_and_backend() {
+    let dir = scratch("discv5-digest");
+    let churn = "nat_share = 0.2\njoin_over = \"10 s\"\n\
+                 churn = { share = 0.3, mean_online = \"40 s\", mean_offline = \"20 s\" }";
+    let path = spec(1500, "80 s", churn).write(&dir, "discv5.toml");
+    one_digest_everywhere(&dir, &path);
     let s = summary(&dir.join("two"));
     let d = &s["discv5"];
     assert_eq!(d["identities"], 1500);
@@ -133,19 +139,7 @@ fn found_peers_spec() -> SpecBuilder {
 fn gossip_identities_dial_the_peers_discv5_finds_and_deliver_every_block() {
     let dir = scratch("discv5-found-peers");
     let path = found_peers_spec().write(&dir, "found.toml");
-    let digests = digests_by_run(
-        &dir,
-        &path,
-        &[
-            ("one", &["--shards", "1"]),
-            ("two", &["--shards", "2"]),
-            ("four", &["--shards", "4"]),
-            ("processes", &["--shards", "2", "--backend", "processes"]),
-            ("again", &["--shards", "2"]),
-        ],
-    );
-    let first = digests.values().next().unwrap();
-    assert!(digests.values().all(|d| d == first), "{digests:?}");
+    one_digest_everywhere(&dir, &path);
     let out = dir.join("two");
     let s = summary(&out);
     let family = &s["gossip"]["by_family"];

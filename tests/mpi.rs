@@ -51,6 +51,19 @@ fn a_hybrid_run_of_direct_hosts_and_surrogates_has_one_digest_under_mpi() {
     assert_eq!(read(out.join("hosts/hot1/python3.0.stdout")).trim(), "sent 50");
 }
 
+/// Runs `spec` on 2 threads and under `mpirun -n 2` (into `dir/threads` and `dir/mpi`) and checks
+/// both have one digest; returns the MPI run's folder.
+fn same_digest_under_mpi(dir: &std::path::Path, spec: &std::path::Path) -> std::path::PathBuf {
+    let spec = spec.to_str().unwrap();
+    let local = dir.join("threads");
+    run_ok(&["run", spec, "--quiet", "--shards", "2", "--out", local.to_str().unwrap()]);
+    let out = dir.join("mpi");
+    let o = mpirun(2, &["run", spec, "--quiet", "--backend", "mpi", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "mpirun -n 2 failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(summary(&out)["digest"], summary(&local)["digest"]);
+    out
+}
+
 #[test]
 fn a_discv5_run_has_one_digest_under_mpi() {
     let dir = scratch("mpi-discv5");
@@ -59,13 +72,7 @@ fn a_discv5_run_has_one_digest_under_mpi() {
         .surrogates("tail", 800, "countries = { DE = 0.5, US = 0.5 }\n")
         .sections("[discv5]\njoin_over = \"10 s\"\nnat_share = 0.1\n")
         .write(&dir, "discv5.toml");
-    let spec = spec.to_str().unwrap();
-    let local = dir.join("threads");
-    run_ok(&["run", spec, "--quiet", "--out", local.to_str().unwrap()]);
-    let out = dir.join("mpi");
-    let o = mpirun(2, &["run", spec, "--quiet", "--backend", "mpi", "--out", out.to_str().unwrap()]);
-    assert!(o.status.success(), "mpirun -n 2 failed:\n{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(summary(&out)["digest"], summary(&local)["digest"]);
+    let out = same_digest_under_mpi(&dir, &spec);
     assert!(summary(&out)["discv5"]["random_lookups"]["lookups"].as_u64().unwrap() > 0);
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -78,13 +85,7 @@ fn gossip_identities_that_find_their_peers_by_discv5_have_one_digest_under_mpi()
         .surrogates("tail", 800, "countries = { DE = 0.5, US = 0.5 }\n")
         .sections("[gossip]\ndiscovery = \"discv5\"\n\n[discv5]\njoin_over = \"10 s\"\n\n[traffic]\nstart = \"30 s\"\n")
         .write(&dir, "found.toml");
-    let spec = spec.to_str().unwrap();
-    let local = dir.join("threads");
-    run_ok(&["run", spec, "--quiet", "--shards", "2", "--out", local.to_str().unwrap()]);
-    let out = dir.join("mpi");
-    let o = mpirun(2, &["run", spec, "--quiet", "--backend", "mpi", "--out", out.to_str().unwrap()]);
-    assert!(o.status.success(), "mpirun -n 2 failed:\n{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(summary(&out)["digest"], summary(&local)["digest"]);
+    let out = same_digest_under_mpi(&dir, &spec);
     assert!(summary(&out)["discv5"]["peering"]["target_reached"].as_f64().unwrap() > 0.9);
     std::fs::remove_dir_all(dir).unwrap();
 }
