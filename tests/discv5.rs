@@ -207,3 +207,21 @@ fn bench_gossip_with_discovery_reports_the_peering_figures() {
     let a: serde_json::Value = serde_json::from_slice(&assigned.stdout).unwrap();
     assert!(a.get("discv5").is_none(), "no discovery figures without --discovery");
 }
+
+#[test]
+fn a_dial_to_an_identity_gone_offline_is_refused_and_the_dialler_moves_on() {
+    let dir = scratch("discv5-found-churn");
+    // Gossip churn from the start: many found peers are offline when dialled.
+    let path = spec(800, "80 s", "join_over = \"10 s\"\nlookup_interval = \"30 s\"")
+        .sections(
+            "[gossip]\ndiscovery = \"discv5\"\n\n[traffic]\nstart = \"30 s\"\n\
+             churn = { session = \"60 s\", downtime = \"20 s\", start = \"0 s\" }\n",
+        )
+        .write(&dir, "churn.toml");
+    let runs: &[(&str, &[&str])] = &[("one", &["--shards", "1"]), ("two", &["--shards", "2"])];
+    let digests = digests_by_run(&dir, &path, runs);
+    assert_eq!(digests["one"], digests["two"]);
+    let p = &summary(&dir.join("two"))["discv5"]["peering"];
+    assert!(p["target_reached"].as_f64().unwrap() > 0.9, "identities stuck on dials nobody answers: {p}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

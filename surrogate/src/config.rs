@@ -233,8 +233,9 @@ pub enum PeerDiscovery {
     #[default]
     Assigned,
     /// Each identity runs discv5 (the `[discv5]` section, or its defaults) and dials what its
-    /// queries for peers (random lookups: one at joining, then every `lookup_interval`) find,
-    /// until it has `outbound_peers` outbound connections; it accepts dials up to `max_peers`.
+    /// queries for peers (random lookups: one after each self-lookup, then every
+    /// `lookup_interval`) find, until it has `outbound_peers` outbound connections; it accepts
+    /// dials up to `max_peers`. Subnet peers are found by subnet queries.
     Discv5,
 }
 

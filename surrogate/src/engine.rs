@@ -1814,10 +1814,16 @@ impl GossipEngine {
             self.send_on(i, c, now, Rpc::control(RpcKind::Accept, 0));
             self.peer_up(i, now);
         } else {
-            let path = self.net.path_index(self.ids[i], src);
-            let to = Conn { peer: src, at: self.local[src as usize], path, shared: 0, flags: 0, rev: NO_HINT };
-            self.send_over(i, to, now, Rpc::control(RpcKind::Disconnect, 0));
+            self.refuse(i, src, now);
         }
+    }
+
+    /// `i` refuses a dial from `src` (it has no room, or it is offline and the refusal stands
+    /// for the connection its host resets).
+    fn refuse(&mut self, i: usize, src: u32, now: u64) {
+        let path = self.net.path_index(self.ids[i], src);
+        let to = Conn { peer: src, at: self.local[src as usize], path, shared: 0, flags: 0, rev: NO_HINT };
+        self.send_over(i, to, now, Rpc::control(RpcKind::Disconnect, 0));
     }
 
     fn sample_degree(&mut self, period: u64, family: usize, degree: usize) {
@@ -1902,6 +1908,10 @@ impl Engine for GossipEngine {
                         self.seq[i] += 1;
                     }
                     Action::GoOnline => self.go_online(i, ev.time),
+                    // A dial from a peer that found it: refused, so the dialler tries the next.
+                    Action::Arrive(rpc) if rpc.kind == RpcKind::Connect && self.discovery.is_some() => {
+                        self.refuse(i, ev.src, ev.time);
+                    }
                     Action::Arrive(rpc) | Action::Handle { rpc, .. } if !rpc.kind.is_connection() => {
                         self.dropped_offline[i] += 1;
                     }

@@ -119,7 +119,8 @@ impl PeerGraph {
         let slots = match spec.discovery {
             PeerDiscovery::Assigned if peer_exchange => spec.px_slots,
             PeerDiscovery::Assigned => 0,
-            PeerDiscovery::Discv5 => spec.max_peers,
+            // What the engine keeps free for found peers: `max_peers`, and room for subnet peers.
+            PeerDiscovery::Discv5 => spec.max_peers + (subs.per_identity() as u32 - 1) * spec.subnet_peers,
         };
         let cap = MAX_PEERS.saturating_sub(slots + client_slots);
         // With discovery, subnet peers are found too (subnet queries).

@@ -23,8 +23,6 @@ use thermocline_wire::discv5::node::{Node, NodeEvent};
 
 /// The UDP port identities take discv5 datagrams on, and the one their records give.
 pub const DISCV5_PORT: u16 = 9000;
-/// The TCP port their records give (the libp2p port of the gossip boundary).
-pub const TCP_PORT: u16 = crate::boundary::GOSSIP_PORT;
 
 /// The secp256k1 key of identity `id` in a run with `seed`: a hash of both (rehashed in the
 /// negligible case that it is not a valid scalar).
@@ -42,15 +40,13 @@ pub fn identity_key(seed: u64, id: u32) -> SigningKey {
         .expect("some hash is a valid scalar")
 }
 
-/// Identity `id`'s record: sequence 1, its address, the UDP port of discv5 and the TCP port of
-/// libp2p, signed with [`identity_key`] (deterministic ECDSA, so every shard makes the same).
+/// Identity `id`'s record: sequence 1, its address and the UDP port of discv5, signed with
+/// [`identity_key`] (deterministic ECDSA, so every shard makes the same). It gives no `tcp`: the
+/// libp2p boundary authenticates with an ed25519 key, not this one, so a client that derived the
+/// peer id from the record would fail the Noise handshake.
 pub fn record(seed: u64, id: u32) -> Enr {
     let ip = HostDirectory::ip_of(id);
-    let pairs: [(&[u8], Vec<u8>); 3] = [
-        (b"ip", ip.octets().to_vec()),
-        (b"tcp", TCP_PORT.to_be_bytes().to_vec()),
-        (b"udp", DISCV5_PORT.to_be_bytes().to_vec()),
-    ];
+    let pairs: [(&[u8], Vec<u8>); 2] = [(b"ip", ip.octets().to_vec()), (b"udp", DISCV5_PORT.to_be_bytes().to_vec())];
     Enr::signed(&identity_key(seed, id), 1, &pairs).expect("a record of four fields fits 300 bytes")
 }
 
@@ -236,7 +232,7 @@ mod tests {
             assert_eq!(r.node_id(), *id);
             assert_eq!(Enr::decode(r.encoded()).unwrap(), r, "records verify");
             assert_eq!(r.ip4(), Some(HostDirectory::ip_of(g as u32)));
-            assert_eq!((r.udp(), r.tcp()), (Some(DISCV5_PORT), Some(TCP_PORT)));
+            assert_eq!((r.udp(), r.tcp()), (Some(DISCV5_PORT), None));
             assert_eq!(record(7, g as u32).encoded(), r.encoded(), "signing is deterministic");
         }
         assert_ne!(keyed_node_ids(8, 5), ids, "the seed picks the keys");

@@ -32,6 +32,9 @@ use thermocline_net::{Rules, decide, express};
 const PREFETCH_RECORD: usize = 8;
 const PREFETCH_POINTED: usize = 4;
 
+/// The top bits of the sequence numbers of packets to clients (see `client_datagram`).
+const CLIENT_SEQ: u64 = 1 << 62;
+
 /// Lookup rows handed out in one batch during a run.
 const ROWS_PER_BATCH: usize = 1 << 16;
 
@@ -571,10 +574,12 @@ impl DiscoveryEngine {
                 sender.lost += 1;
                 continue;
             };
+            // A sequence space of their own: the gossip engine beside may send the same client
+            // packets from this identity, numbered by its own counter.
             let event = Event {
                 deliver_time: SimTime::from_nanos(time),
                 src_host: HostId(id),
-                src_seq: self.next_seq(i),
+                src_seq: CLIENT_SEQ | self.next_seq(i),
                 dst_host: HostId(host),
                 kind: kinds::PACKET,
                 payload: Bytes::from(packet),

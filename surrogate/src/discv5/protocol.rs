@@ -340,9 +340,9 @@ impl Discovery {
     /// What the random lookups finished since the last call found, as a peer manager's queries
     /// return them; empty unless the setup asked. A query for peers gives the identities that
     /// answered, closest to the target first; a subnet query the subscribers it heard of, in
-    /// the order heard; bootnodes never. With the setup asking, an identity's self-lookup at
-    /// joining is followed at once by a query for peers (not after `lookup_interval`), then by
-    /// its subnet queries.
+    /// the order heard; bootnodes never. With the setup asking, an identity's self-lookup (at
+    /// joining, and again on each return from churn) is followed at once by a query for peers
+    /// (not after `lookup_interval`); its subnet queries follow the first of these only.
     pub fn take_found(&mut self) -> Vec<Found> {
         self.found.as_mut().map(std::mem::take).unwrap_or_default()
     }

@@ -161,7 +161,10 @@ impl GossipEngine {
     /// dialled: what discovery brought it without its asking.
     fn found_inbound(&self, i: usize) -> usize {
         let found = self.row[i] as usize + self.nmain[i] as usize..self.row[i + 1] as usize;
-        found.filter(|&c| self.conn[c].peer != super::NONE && self.conn[c].flags & (OUTBOUND | DOWN) == 0).count()
+        // Identities only: real clients take these slots too.
+        found
+            .filter(|&c| (self.conn[c].peer as usize) < self.local.len() && self.conn[c].flags & (OUTBOUND | DOWN) == 0)
+            .count()
     }
 
     /// Whether connection `c` is to an identity that subscribes to topic `t`.
