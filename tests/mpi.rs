@@ -64,14 +64,19 @@ fn same_digest_under_mpi(dir: &std::path::Path, spec: &std::path::Path) -> std::
     out
 }
 
+/// 800 surrogate identities in Germany and the US on the country table for `duration`, with
+/// `sections`.
+fn mpi_tail(duration: &str, sections: &str) -> SpecBuilder {
+    SpecBuilder::switch(5, duration, "10 ms")
+        .network("topology = \"ripe-country\"")
+        .surrogates("tail", 800, "countries = { DE = 0.5, US = 0.5 }\n")
+        .sections(sections)
+}
+
 #[test]
 fn a_discv5_run_has_one_digest_under_mpi() {
     let dir = scratch("mpi-discv5");
-    let spec = SpecBuilder::switch(5, "40 s", "10 ms")
-        .network("topology = \"ripe-country\"")
-        .surrogates("tail", 800, "countries = { DE = 0.5, US = 0.5 }\n")
-        .sections("[discv5]\njoin_over = \"10 s\"\nnat_share = 0.1\n")
-        .write(&dir, "discv5.toml");
+    let spec = mpi_tail("40 s", "[discv5]\njoin_over = \"10 s\"\nnat_share = 0.1\n").write(&dir, "discv5.toml");
     let out = same_digest_under_mpi(&dir, &spec);
     assert!(summary(&out)["discv5"]["random_lookups"]["lookups"].as_u64().unwrap() > 0);
     std::fs::remove_dir_all(dir).unwrap();
@@ -80,11 +85,9 @@ fn a_discv5_run_has_one_digest_under_mpi() {
 #[test]
 fn gossip_identities_that_find_their_peers_by_discv5_have_one_digest_under_mpi() {
     let dir = scratch("mpi-found-peers");
-    let spec = SpecBuilder::switch(5, "50 s", "10 ms")
-        .network("topology = \"ripe-country\"")
-        .surrogates("tail", 800, "countries = { DE = 0.5, US = 0.5 }\n")
-        .sections("[gossip]\ndiscovery = \"discv5\"\n\n[discv5]\njoin_over = \"10 s\"\n\n[traffic]\nstart = \"30 s\"\n")
-        .write(&dir, "found.toml");
+    let sections =
+        "[gossip]\ndiscovery = \"discv5\"\n\n[discv5]\njoin_over = \"10 s\"\n\n[traffic]\nstart = \"30 s\"\n";
+    let spec = mpi_tail("50 s", sections).write(&dir, "found.toml");
     let out = same_digest_under_mpi(&dir, &spec);
     assert!(summary(&out)["discv5"]["peering"]["target_reached"].as_f64().unwrap() > 0.9);
     std::fs::remove_dir_all(dir).unwrap();

@@ -24,6 +24,15 @@ use std::sync::Arc;
 use thermocline_bus::{Engine, EngineError, EngineOutput, Event, Outbox, SimTime, Table, kinds};
 use thermocline_models::metrics::table;
 
+/// What [`GossipEngine::dial`] did.
+enum Dial {
+    Dialled,
+    /// The node is the identity itself or a peer already.
+    Skipped,
+    /// No free slot: nothing more can be dialled.
+    NoSlot,
+}
+
 /// The sequence numbers of dials from discovery: apart from the identity's own.
 const FOUND_SEQ: u64 = 1 << 63;
 
@@ -109,21 +118,15 @@ impl GossipEngine {
     /// it has `subnet_peers` peers (open or opening) on it.
     fn dial_subnet(&mut self, i: usize, now: u64, t: u8, nodes: Vec<u32>) {
         let Some(target) = self.discovery.as_ref().map(|p| p.subnet_peers as usize) else { return };
-        let me = self.ids[i];
         let mut have = self.peers(i).filter(|&c| self.on_subnet(c, t)).count();
         for node in nodes {
             if have >= target {
                 return;
             }
-            if node == me || self.slot_of(i, node).is_some() {
-                continue;
-            }
-            let Some(c) = self.take_slot(i, node) else { return };
-            self.conn[c].flags |= OUTBOUND;
-            self.send_on(i, c, now, Rpc::control(RpcKind::Connect, 0));
-            have += 1;
-            if let Some(p) = self.discovery.as_mut() {
-                p.dials[i] += 1;
+            match self.dial(i, now, node) {
+                Dial::Dialled => have += 1,
+                Dial::Skipped => {}
+                Dial::NoSlot => return,
             }
         }
     }
@@ -134,22 +137,31 @@ impl GossipEngine {
     pub(super) fn dial_discovered(&mut self, i: usize, now: u64) {
         let Some(p) = self.discovery.as_ref() else { return };
         let target = p.outbound as usize;
-        let me = self.ids[i];
         let mut outbound = self.peers(i).filter(|&c| self.conn[c].flags & OUTBOUND != 0).count();
         while outbound < target && self.connected(i) < self.max_peers {
             let Some(p) = self.discovery.as_mut() else { return };
             let Some(node) = p.known.get_mut(&(i as u32)).and_then(VecDeque::pop_front) else { return };
-            if node == me || self.slot_of(i, node).is_some() {
-                continue;
-            }
-            let Some(c) = self.take_slot(i, node) else { return };
-            self.conn[c].flags |= OUTBOUND;
-            self.send_on(i, c, now, Rpc::control(RpcKind::Connect, 0));
-            outbound += 1;
-            if let Some(p) = self.discovery.as_mut() {
-                p.dials[i] += 1;
+            match self.dial(i, now, node) {
+                Dial::Dialled => outbound += 1,
+                Dial::Skipped => {}
+                Dial::NoSlot => return,
             }
         }
+    }
+
+    /// Identity `i` dials `node` in a free slot, counting the dial; itself and peers it has are
+    /// skipped.
+    fn dial(&mut self, i: usize, now: u64, node: u32) -> Dial {
+        if node == self.ids[i] || self.slot_of(i, node).is_some() {
+            return Dial::Skipped;
+        }
+        let Some(c) = self.take_slot(i, node) else { return Dial::NoSlot };
+        self.conn[c].flags |= OUTBOUND;
+        self.send_on(i, c, now, Rpc::control(RpcKind::Connect, 0));
+        if let Some(p) = self.discovery.as_mut() {
+            p.dials[i] += 1;
+        }
+        Dial::Dialled
     }
 
     /// Identity `i`'s outbound connections that are up.
