@@ -8,39 +8,6 @@
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// Install the lockfile once per target folder and return Lodestar's entry script.
-fn lodestar() -> PathBuf {
-    let target = Path::new(exe()).parent().and_then(Path::parent).expect("target folder");
-    let dir = target.join("lodestar-1.5.1");
-    let entry = dir.join("node_modules/@chainsafe/lodestar/lib/index.js");
-    if entry.is_file() {
-        return entry;
-    }
-    if Command::new("npm").arg("--version").output().is_err() {
-        panic!("this test needs Node.js and npm (apt-get install nodejs npm)");
-    }
-    std::fs::create_dir_all(&dir).unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../nodes/lodestar");
-    for f in ["package.json", "package-lock.json"] {
-        std::fs::copy(src.join(f), dir.join(f)).unwrap();
-    }
-    let mut npm = Command::new("npm");
-    npm.args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir);
-    if Path::new("/usr/include/node/node.h").is_file() {
-        // Native addons build against the installed headers instead of downloading them.
-        npm.env("npm_config_nodedir", "/usr");
-    }
-    let out = npm.output().expect("run npm ci");
-    assert!(
-        out.status.success() && entry.is_file(),
-        "npm ci of Lodestar 1.5.1 failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    entry
-}
 
 /// The `root` and `slot` of a `/eth/v1/beacon/headers/head` answer.
 fn head(json: &str) -> (String, u64) {
@@ -52,7 +19,7 @@ fn head(json: &str) -> (String, u64) {
 
 #[test]
 fn two_lodestar_nodes_peer_gossip_blocks_and_agree_on_the_head() {
-    let entry = lodestar();
+    let entry = npm::lodestar_entry();
     let dir = scratch("lodestar");
     // Genesis 20 s after the simulated start date (2000-01-01T00:00:00Z); the minimal preset's
     // slots are 6 s, so 140 s hold 20 slots.

@@ -120,6 +120,7 @@ fn exchange(muxer: MuxKind) -> (String, Vec<u64>) {
                         got.push(u64::from_be_bytes(m.data[..8].try_into().unwrap()));
                     }
                 }
+                ConnEvent::Request { .. } | ConnEvent::Response { .. } => panic!("no request protocols here"),
             }
         }
         // Publish slots 1 and 3 (this side's) once gossip-node's slot 0 has arrived.

@@ -5,6 +5,7 @@ use crate::spec::Spec;
 use thermocline_bus::{EngineError, ShardId, SimTime};
 use thermocline_direct::{DirectEngine, DirectOptions, DirectSetup, locate_shim};
 use thermocline_models::directory::HostKind;
+use thermocline_surrogate::traffic::Subscriptions;
 
 /// Check the spec's `[[processes]]`: each names a host group of kind `"direct"` and an
 /// executable that exists.
@@ -27,7 +28,18 @@ pub fn check_processes(spec: &Spec) -> Result<(), String> {
 /// The direct engine of `shard`.
 pub fn build_direct_engine(spec: &Spec, plan: &NetPlan, shard: ShardId) -> Result<Box<DirectEngine>, EngineError> {
     let exe = std::env::current_exe().map_err(|e| format!("locating the thermocline executable: {e}"))?;
-    let book = crate::peer_book::SurrogateBook { dir: &plan.net.directory, seed: spec.run.seed };
+    let eth2 = match spec.gossip.as_ref().and_then(|g| g.eth2.as_ref()) {
+        Some(e) => {
+            let d = e.domain(spec.run.start_date.0)?;
+            let n = plan.net.directory.surrogates();
+            Some(crate::peer_book::Eth2Book {
+                fork_id: thermocline_wire::eth2::types::enr_fork_id(d.fork_digest, d.fork_version),
+                subscriptions: Subscriptions::compute(n, &spec.traffic, spec.run.seed, true),
+            })
+        }
+        None => None,
+    };
+    let book = crate::peer_book::SurrogateBook { dir: &plan.net.directory, seed: spec.run.seed, eth2 };
     let out_dir = std::path::absolute(&spec.output.dir).unwrap_or_else(|_| spec.output.dir.clone());
     let setup = DirectSetup {
         net: plan.net.clone(),

@@ -72,6 +72,8 @@ enum BenchCommand {
     Direct(thermocline::bench_direct::DirectBench),
     /// Real gossip-nodes among surrogates: the boundary's cost.
     Hybrid(thermocline::bench_hybrid::HybridBench),
+    /// Real Lodestar nodes among surrogates: wall time per simulated minute by tail size.
+    Lodestar(thermocline::bench_lodestar::LodestarBench),
     /// Surrogate discv5 at scale: memory per identity, real-time factor, lookup figures.
     Discv5(thermocline::bench_discv5::Discv5Bench),
 }
@@ -100,6 +102,9 @@ fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Bench { which: BenchCommand::Syscall(args) } => Ok(thermocline::bench_syscall::syscall(&args, &exe)?),
         Command::Bench { which: BenchCommand::Direct(args) } => Ok(thermocline::bench_direct::direct(&args, &exe)?),
         Command::Bench { which: BenchCommand::Hybrid(args) } => Ok(thermocline::bench_hybrid::hybrid(&args, &exe)?),
+        Command::Bench { which: BenchCommand::Lodestar(args) } => {
+            Ok(thermocline::bench_lodestar::lodestar(&args, &exe)?)
+        }
         Command::Bench { which: BenchCommand::Discv5(args) } => Ok(thermocline::bench_discv5::discv5(&args, &exe)?),
         Command::Partition(args) => Ok(model_cmd::partition(&args)?),
         Command::Import { config } => import(&config),

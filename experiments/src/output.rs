@@ -104,6 +104,10 @@ pub struct GossipFigures {
     /// identities sent clients gossip.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub hot: Option<ArrivalFigures>,
+    /// In an Ethereum domain (`[gossip.eth2]`), the clients' `beacon_block` arrivals at
+    /// surrogate identities, since the start of each block's slot (as `hot` is there).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub tail_client_blocks: Option<ArrivalFigures>,
 }
 
 /// `beacon_block` arrivals at one kind of node (surrogate identities, or real clients).
@@ -261,14 +265,23 @@ pub fn gossip_figures(outcome: &RunOutcome) -> Result<Option<GossipFigures>> {
         f.expected += subscribers;
     }
     let mut hot_blocks = TwoPass::default();
+    let mut tail_client_blocks = TwoPass::default();
     let mut client_blocks = BTreeSet::new();
     each_arrival(&tables, |r| {
-        if r.family == "beacon_block" && MsgKey(r.message_id).is_client() {
+        let client = MsgKey(r.message_id).is_client();
+        if r.family == "beacon_block" && client {
             client_blocks.insert(r.message_id);
         }
         if r.hot {
             if r.family == "beacon_block" {
                 hot_blocks.count(r.delay);
+            }
+            return;
+        }
+        // A client's message in the tail (an Ethereum domain's rows): figures of its own.
+        if client {
+            if r.family == "beacon_block" {
+                tail_client_blocks.count(r.delay);
             }
             return;
         }
@@ -283,9 +296,11 @@ pub fn gossip_figures(outcome: &RunOutcome) -> Result<Option<GossipFigures>> {
         f.delays.second_pass(&QUANTILES);
     }
     hot_blocks.second_pass(&QUANTILES);
-    each_arrival(&tables, |r| match (r.hot, per.get_mut(r.family)) {
-        (false, Some(f)) => f.delays.keep(r.delay),
-        (true, _) if r.family == "beacon_block" => hot_blocks.keep(r.delay),
+    tail_client_blocks.second_pass(&QUANTILES);
+    each_arrival(&tables, |r| match (r.hot, MsgKey(r.message_id).is_client(), per.get_mut(r.family)) {
+        (false, false, Some(f)) => f.delays.keep(r.delay),
+        (false, true, _) if r.family == "beacon_block" => tail_client_blocks.keep(r.delay),
+        (true, _, _) if r.family == "beacon_block" => hot_blocks.keep(r.delay),
         _ => {}
     })?;
     let cold_expected = per.get("beacon_block").map_or(0, |f| f.expected);
@@ -306,6 +321,11 @@ pub fn gossip_figures(outcome: &RunOutcome) -> Result<Option<GossipFigures>> {
         .sum();
     let block =
         by_family.get("beacon_block").cloned().unwrap_or_else(|| topic_figures(&mut TwoPass::default(), 0, 0, 0));
+    // Every identity subscribes to the block topic: each could receive every client block.
+    let tail_client_blocks = (!tail_client_blocks.is_empty()).then(|| {
+        let expected = identities * client_blocks.len() as u64;
+        ArrivalFigures::new(identities, &mut tail_client_blocks, expected)
+    });
     let hot = hot_figures(&tables, &messages, client_blocks, &mut hot_blocks)?;
     Ok(Some(GossipFigures {
         identities,
@@ -314,6 +334,7 @@ pub fn gossip_figures(outcome: &RunOutcome) -> Result<Option<GossipFigures>> {
         by_family,
         cold,
         hot,
+        tail_client_blocks,
     }))
 }
 
@@ -463,6 +484,17 @@ pub fn human_summary(s: &Summary, dir: &Path) -> String {
             ("bytes sent per node", format!("{:.1} KiB", g.bytes_sent_per_node / 1024.0)),
         ];
         text += &rows.iter().map(|(k, v)| format!("  {k:<20} {v}\n")).collect::<String>();
+        if let Some(f) = &g.tail_client_blocks {
+            text += &format!(
+                "  {:<20} {} nodes, {} client blocks received, {:.4} %, p50/p95 {:.1} / {:.1} ms after slot start\n",
+                "tail (client blocks)",
+                f.nodes,
+                f.received,
+                f.reliability * 100.0,
+                f.p50_ms,
+                f.p95_ms
+            );
+        }
         if let Some(hot) = &g.hot {
             for (name, f) in [("cold arrivals", &g.cold), ("hot arrivals", hot)] {
                 text += &format!(

@@ -8,8 +8,10 @@
 use thermocline_direct::peers::{PeerAddr, PeerBook, peer_refs};
 use thermocline_models::directory::{HostDirectory, HostKind};
 use thermocline_models::rng::{StreamFamily, below};
-use thermocline_surrogate::boundary::{ClientDial, GOSSIP_PORT, identity_key};
+use thermocline_surrogate::boundary::{ClientDial, GOSSIP_PORT, libp2p_key};
 use thermocline_surrogate::config::GossipSpec;
+use thermocline_surrogate::discv5::boundary::{eth2_record, record};
+use thermocline_surrogate::topics::attnets;
 
 use crate::spec::Spec;
 
@@ -19,6 +21,17 @@ pub struct SurrogateBook<'a> {
     pub dir: &'a HostDirectory,
     /// The run's seed (identity keys derive from it).
     pub seed: u64,
+    /// In an Ethereum domain (`[gossip.eth2]`), what identities' records and keys follow.
+    pub eth2: Option<Eth2Book>,
+}
+
+/// What an Ethereum domain changes in the book: identities have secp256k1 libp2p keys, and
+/// their records carry `tcp`, `eth2` and `attnets`, so a client can take them as bootnodes.
+pub struct Eth2Book {
+    /// The network's `ENRForkID`.
+    pub fork_id: Vec<u8>,
+    /// Every surrogate's subscriptions (its `attnets`).
+    pub subscriptions: thermocline_surrogate::traffic::Subscriptions,
 }
 
 /// The walk over a group of `count` members: (start, stride), the stride coprime with `count`.
@@ -62,8 +75,12 @@ impl PeerBook for SurrogateBook<'_> {
                 name: self.dir.name_of(id),
                 ip: HostDirectory::ip_of(id),
                 port: GOSSIP_PORT,
-                peer_id: identity_key(self.seed, id).peer_id().to_string(),
-                enr: thermocline_surrogate::discv5::boundary::record(self.seed, id).to_text(),
+                peer_id: libp2p_key(self.seed, id, self.eth2.is_some()).peer_id().to_string(),
+                enr: match &self.eth2 {
+                    Some(e) => eth2_record(self.seed, id, &e.fork_id, attnets(e.subscriptions.of(id))),
+                    None => record(self.seed, id),
+                }
+                .to_text(),
             }
         };
         Ok(picks(self.seed, group, g.spec.count, rank, n).into_iter().map(peer).collect())
@@ -75,23 +92,24 @@ impl PeerBook for SurrogateBook<'_> {
 /// own walk, so the dialers are not the identities the client was given to dial).
 pub fn client_dials(g: &GossipSpec, dir: &HostDirectory, seed: u64) -> Result<Vec<ClientDial>, String> {
     let Some(d) = &g.dial_clients else { return Ok(Vec::new()) };
-    let group = dir.groups.iter().find(|x| x.spec.name == d.group);
-    let Some(group) = group.filter(|x| x.spec.kind == HostKind::Direct) else {
-        return Err(format!(
-            "gossip.dial_clients.group names {:?}, which is not a kind = \"direct\" host group",
-            d.group
-        ));
-    };
     let n = dir.surrogates();
     if d.peers == 0 || d.peers > n {
         return Err(format!("gossip.dial_clients.peers must be within 1..={n} (the surrogates), got {}", d.peers));
     }
     let mut dials = Vec::new();
-    for k in 0..group.spec.count {
-        let client = group.first + k;
-        let rank = client - n;
-        for surrogate in picks(seed, &format!("dialers of {}", d.group), n, rank, d.peers) {
-            dials.push(ClientDial { surrogate, client, port: d.port, at_ns: d.start.as_nanos() });
+    for name in d.group.names() {
+        let group = dir.groups.iter().find(|x| x.spec.name == name);
+        let Some(group) = group.filter(|x| x.spec.kind == HostKind::Direct) else {
+            return Err(format!(
+                "gossip.dial_clients.group names {name:?}, which is not a kind = \"direct\" host group"
+            ));
+        };
+        for k in 0..group.spec.count {
+            let client = group.first + k;
+            let rank = client - n;
+            for surrogate in picks(seed, &format!("dialers of {name}"), n, rank, d.peers) {
+                dials.push(ClientDial { surrogate, client, port: d.port, at_ns: d.start.as_nanos() });
+            }
         }
     }
     Ok(dials)

@@ -204,7 +204,12 @@ impl SharedBuild {
                 let plan = net_plan(spec, shards)?;
                 let n = plan.net.directory.surrogates();
                 let locations: Vec<u32> = (0..n).map(|h| plan.net.directory.node_of(h)).collect();
-                let subscriptions = Subscriptions::compute(n, &spec.traffic, spec.run.seed);
+                let subscriptions = Subscriptions::compute(
+                    n,
+                    &spec.traffic,
+                    spec.run.seed,
+                    spec.gossip.as_ref().is_some_and(|g| g.eth2.is_some()),
+                );
                 let end = SimTime::ZERO.saturating_add(spec.run.duration).as_nanos();
                 let duties = publications(n, &spec.traffic, spec.run.seed, end);
                 let peer_exchange = gossip_profiles(spec, g)?.iter().any(|(_, p)| p.peer_exchange);
@@ -362,6 +367,7 @@ fn build_gossip_engine(
         client_dials: &dials,
         lifetime: g.message_lifetime,
         keep_messages: g.keep_messages,
+        eth2: g.eth2.as_ref().map(|e| e.domain(spec.run.start_date.0)).transpose()?,
         rules: plan.rules.clone(),
         discovery,
         outbound_peers: g.outbound_peers,

@@ -14,9 +14,10 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use thermocline_net::{ConnId, Endpoint, MarkNote, NetEvent, StreamMark};
-use thermocline_wire::connection::{Addresses, ConnConfig, ConnEvent, Connection};
+use thermocline_wire::connection::{Addresses, ConnConfig, ConnEvent, Connection, Side};
 use thermocline_wire::gossipsub::Rpc;
 use thermocline_wire::identity::{Keypair, PeerId};
+use thermocline_wire::mux::StreamId;
 
 /// The TCP port boundary identities accept libp2p connections on.
 pub const GOSSIP_PORT: u16 = 9000;
@@ -47,6 +48,17 @@ pub fn identity_key(seed: u64, id: u32) -> Keypair {
     Keypair::ed25519_from_secret(digest.into())
 }
 
+/// The libp2p identity of surrogate `id`: the ed25519 key above, or with `secp256k1` (Ethereum
+/// networks) its discovery key, so the peer id a client derives from the identity's node record
+/// is the one it meets in Noise.
+pub fn libp2p_key(seed: u64, id: u32, secp256k1: bool) -> Keypair {
+    if !secp256k1 {
+        return identity_key(seed, id);
+    }
+    let secret: [u8; 32] = crate::discv5::boundary::identity_key(seed, id).to_bytes().into();
+    Keypair::secp256k1_from_secret(secret).expect("a discovery key is a valid scalar")
+}
+
 /// The seed of the Noise keys of connection `conn` of identity `id`.
 fn noise_seed(seed: u64, id: u32, conn: ConnId) -> [u8; 32] {
     Sha256::new()
@@ -69,6 +81,30 @@ pub enum Output {
         host: u32,
         /// Its libp2p peer id.
         peer: PeerId,
+        /// Whether the identity dialled it (else the client dialled the identity).
+        outbound: bool,
+    },
+    /// A client sent a request on one of the configured request protocols: answer it with
+    /// [`Boundary::respond`].
+    Request {
+        /// The client's host.
+        host: u32,
+        /// The stream to answer on.
+        stream: StreamId,
+        /// The protocol.
+        protocol: String,
+        /// What it sent.
+        body: Vec<u8>,
+    },
+    /// A client answered a request the identity sent ([`Boundary::request`]); `None` if it
+    /// refused or reset it.
+    Response {
+        /// The client's host.
+        host: u32,
+        /// The request's stream.
+        stream: StreamId,
+        /// The answer.
+        body: Option<Vec<u8>>,
     },
     /// A client's connection ended.
     Down {
@@ -131,6 +167,8 @@ struct BoundaryHost {
 /// The boundary identities of one shard.
 pub struct Boundary {
     seed: u64,
+    /// Identities use secp256k1 keys (see [`libp2p_key`]).
+    secp256k1: bool,
     config: Arc<ConnConfig>,
     hosts: BTreeMap<u32, BoundaryHost>,
 }
@@ -138,7 +176,13 @@ pub struct Boundary {
 impl Boundary {
     /// No boundary identities yet.
     pub fn new(seed: u64, config: ConnConfig) -> Boundary {
-        Boundary { seed, config: Arc::new(config), hosts: BTreeMap::new() }
+        Boundary { seed, secp256k1: false, config: Arc::new(config), hosts: BTreeMap::new() }
+    }
+
+    /// The same with secp256k1 identities, as Ethereum's network has them (see [`libp2p_key`]).
+    pub fn with_secp256k1_keys(mut self) -> Boundary {
+        self.secp256k1 = true;
+        self
     }
 
     /// Boundary identities so far.
@@ -201,11 +245,11 @@ impl Boundary {
 
     /// Identity `id`'s endpoint, made (listening on the gossip port) on first use.
     fn host(&mut self, id: u32, ip: Ipv4Addr, now: u64) -> &mut BoundaryHost {
-        let seed = self.seed;
+        let (seed, secp256k1) = (self.seed, self.secp256k1);
         self.hosts.entry(id).or_insert_with(|| {
             let mut net = Endpoint::new(ip, seed ^ u64::from(id), now);
             net.listen(GOSSIP_PORT).expect("a fresh endpoint has every port free");
-            BoundaryHost { id, net, key: identity_key(seed, id), peers: BTreeMap::new(), accepted: 0 }
+            BoundaryHost { id, net, key: libp2p_key(seed, id, secp256k1), peers: BTreeMap::new(), accepted: 0 }
         })
     }
 
@@ -241,22 +285,62 @@ impl Boundary {
         note: Option<MarkNote>,
         host_of_ip: &dyn Fn(Ipv4Addr) -> Option<u32>,
     ) -> Vec<Output> {
+        self.on_client((id, host), now, host_of_ip, |p| {
+            match note {
+                Some(note) => {
+                    let tag = p.next_tag;
+                    p.next_tag += 1;
+                    p.notes.insert(tag, note);
+                    p.wire.send_rpc_marked(now, rpc, tag)
+                }
+                None => p.wire.send_rpc(now, rpc),
+            }
+            .is_ok()
+        })
+    }
+
+    /// Applies `act` to identity `id`'s connection with the client on `host`, if there is one,
+    /// and pumps the identity's endpoint if `act` says it made something to send.
+    fn on_client(
+        &mut self,
+        (id, host): (u32, u32),
+        now: u64,
+        host_of_ip: &dyn Fn(Ipv4Addr) -> Option<u32>,
+        act: impl FnOnce(&mut Peer) -> bool,
+    ) -> Vec<Output> {
         let mut out = Vec::new();
         let Some(b) = self.hosts.get_mut(&id) else { return out };
         let Some(p) = b.peers.values_mut().find(|p| p.host == host) else { return out };
-        let sent = match note {
-            Some(note) => {
-                let tag = p.next_tag;
-                p.next_tag += 1;
-                p.notes.insert(tag, note);
-                p.wire.send_rpc_marked(now, rpc, tag)
-            }
-            None => p.wire.send_rpc(now, rpc),
-        };
-        if sent.is_ok() {
+        if act(p) {
             b.pump(now, self.seed, &self.config, host_of_ip, &mut out);
         }
         out
+    }
+
+    /// Answers the request on `stream` from the client on `host` with `bytes` and closes the
+    /// stream.
+    pub fn respond(
+        &mut self,
+        (id, host): (u32, u32),
+        now: u64,
+        stream: StreamId,
+        bytes: &[u8],
+        host_of_ip: &dyn Fn(Ipv4Addr) -> Option<u32>,
+    ) -> Vec<Output> {
+        self.on_client((id, host), now, host_of_ip, |p| p.wire.respond(now, stream, bytes).is_ok())
+    }
+
+    /// Sends the client on `host` a request on `protocol`; its answer comes as
+    /// [`Output::Response`].
+    pub fn request(
+        &mut self,
+        (id, host): (u32, u32),
+        now: u64,
+        protocol: &str,
+        body: Vec<u8>,
+        host_of_ip: &dyn Fn(Ipv4Addr) -> Option<u32>,
+    ) -> Vec<Output> {
+        self.on_client((id, host), now, host_of_ip, |p| p.wire.request(now, protocol, body).is_ok())
     }
 
     /// The peer id of the client on host `host` connected to identity `id`, once authenticated.
@@ -287,10 +371,18 @@ impl BoundaryHost {
                     out.push(match event {
                         ConnEvent::Established { peer } => {
                             p.peer = Some(peer);
-                            Output::Up { host: p.host, peer }
+                            continue;
                         }
+                        // Up once streams can open: the identity may send requests at once.
+                        ConnEvent::Ready { .. } => match p.peer {
+                            Some(peer) => Output::Up { host: p.host, peer, outbound: p.wire.side() == Side::Dialer },
+                            None => continue,
+                        },
                         ConnEvent::Rpc(rpc) => Output::Rpc { host: p.host, rpc },
-                        ConnEvent::Ready { .. } => continue,
+                        ConnEvent::Request { stream, protocol, body } => {
+                            Output::Request { host: p.host, stream, protocol, body }
+                        }
+                        ConnEvent::Response { stream, body } => Output::Response { host: p.host, stream, body },
                     });
                 }
                 while let Some(bytes) = p.wire.poll_transmit() {
@@ -455,7 +547,10 @@ mod tests {
         let mut now = 0;
         let outs = client.run(&mut boundary, &mut now, 50);
         let peer = Keypair::ed25519_from_secret([9; 32]).peer_id();
-        assert!(matches!(outs.first(), Some(Output::Up { host: 42, peer: p }) if *p == peer), "{outs:?}");
+        assert!(
+            matches!(outs.first(), Some(Output::Up { host: 42, peer: p, outbound: false }) if *p == peer),
+            "{outs:?}"
+        );
         assert!(outs.iter().any(|o| matches!(o, Output::Rpc { host: 42, rpc } if *rpc == hello)), "{outs:?}");
         assert_eq!(boundary.len(), 1);
         assert_eq!(boundary.client_peer(5, 42), Some(&peer));
@@ -573,7 +668,10 @@ mod tests {
         }
         assert_eq!(authenticated, Some(identity_key(1, 5).peer_id()), "the client sees identity 5's key");
         let peer = client_key.peer_id();
-        assert!(outs.iter().any(|o| matches!(o, Output::Up { host: 42, peer: p } if *p == peer)), "{outs:?}");
+        assert!(
+            outs.iter().any(|o| matches!(o, Output::Up { host: 42, peer: p, outbound: true } if *p == peer)),
+            "{outs:?}"
+        );
         assert!(outs.iter().any(|o| matches!(o, Output::Rpc { host: 42, rpc } if *rpc == hello)), "{outs:?}");
         assert_eq!(boundary.len(), 1);
         assert_eq!(boundary.accepted(5), 0, "a dial is not an accepted connection");

@@ -7,6 +7,7 @@ use crate::topics::{ATTESTATION_SUBNETS, COLUMN_SUBNETS, TOPIC_COUNT, topic_fami
 use std::collections::BTreeMap;
 use thermocline_bus::SimDuration;
 use thermocline_models::units::Size;
+use thermocline_wire::eth2::types::{Fork, Preset, fork_digest};
 use thermocline_wire::gossipsub::MessageIdFn;
 
 /// Gossipsub router parameters (names as in the libp2p specification).
@@ -223,6 +224,130 @@ pub struct GossipSpec {
     pub keep_messages: bool,
     /// How identities find the peers they dial (subnet and duty peers are assigned either way).
     pub discovery: PeerDiscovery,
+    /// Speak Ethereum's consensus domain to real clients (`[gossip.eth2]`): their topics, message
+    /// ids and req/resp methods; none by default.
+    pub eth2: Option<Eth2Spec>,
+}
+
+/// `[gossip.eth2]`: the consensus network real clients at the boundary run, so identities speak
+/// its domain: topics `/eth2/{fork_digest}/{name}/ssz_snappy`, the spec's message ids,
+/// secp256k1 identities, and Status, Goodbye, Ping, MetaData and block requests answered from
+/// the blocks each identity has relayed.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Eth2Spec {
+    /// The network's genesis validators root (hex, as a client's REST API
+    /// `/eth/v1/beacon/genesis` reports it).
+    pub genesis_validators_root: String,
+    /// The current fork's version (hex, 4 bytes; `genesis_fork_version` before any fork).
+    pub fork_version: String,
+    /// The current fork: `phase0`, `altair`, `bellatrix` or `capella` (what blocks hold).
+    #[serde(default = "phase0")]
+    pub fork: String,
+    /// The preset: `mainnet` or `minimal` (what sizes a block's lists).
+    #[serde(default = "mainnet")]
+    pub preset: String,
+    /// Whether the tail's own messages cross to clients (off: clients would reject them as
+    /// invalid and down-score the identities; on, to study exactly that).
+    #[serde(default)]
+    pub surrogate_messages: bool,
+    /// The chain's genesis, Unix seconds (what clients take as `--genesisTime`); slots start
+    /// from it. Default: the run's `start_date`.
+    #[serde(default)]
+    pub genesis_time: Option<u64>,
+    /// Slot length, seconds. Default: the preset's (12 mainnet, 6 minimal).
+    #[serde(default)]
+    pub seconds_per_slot: Option<u64>,
+}
+
+fn phase0() -> String {
+    "phase0".into()
+}
+
+fn mainnet() -> String {
+    "mainnet".into()
+}
+
+/// `[gossip.eth2]` resolved: what the engine and the boundary use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Eth2Domain {
+    /// The current fork's digest.
+    pub fork_digest: [u8; 4],
+    /// The current fork's version.
+    pub fork_version: [u8; 4],
+    /// The current fork.
+    pub fork: Fork,
+    /// The preset.
+    pub preset: Preset,
+    /// Whether surrogate messages cross to clients.
+    pub surrogate_messages: bool,
+    /// Simulated time of genesis (slot 0's start), ns.
+    pub genesis_ns: u64,
+    /// Slot length, ns.
+    pub slot_ns: u64,
+}
+
+impl Eth2Domain {
+    /// The slot under way at simulated time `t` (slot 0 before genesis).
+    pub fn slot_at(&self, t: u64) -> u64 {
+        t.saturating_sub(self.genesis_ns) / self.slot_ns.max(1)
+    }
+
+    /// The simulated time `slot` starts.
+    pub fn slot_start_ns(&self, slot: u64) -> u64 {
+        self.genesis_ns.saturating_add(slot.saturating_mul(self.slot_ns))
+    }
+}
+
+/// `N` bytes from hex (an optional `0x` first), or what was wrong with them.
+fn hex_bytes<const N: usize>(key: &str, s: &str) -> Result<[u8; N], String> {
+    let h = s.strip_prefix("0x").unwrap_or(s);
+    let bad = || format!("gossip.eth2.{key} must be {N} bytes of hex, got {s:?}");
+    if h.len() != 2 * N || !h.is_ascii() {
+        return Err(bad());
+    }
+    let mut out = [0u8; N];
+    for (k, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&h[2 * k..2 * k + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(out)
+}
+
+impl Eth2Spec {
+    /// The domain this section names in a run that starts at `start_unix_ns` (`[run]
+    /// start_date`), or what is wrong with it (naming the key).
+    pub fn domain(&self, start_unix_ns: u64) -> Result<Eth2Domain, String> {
+        let gvr = hex_bytes::<32>("genesis_validators_root", &self.genesis_validators_root)?;
+        let fork_version = hex_bytes::<4>("fork_version", &self.fork_version)?;
+        let fork = Fork::from_name(&self.fork).ok_or_else(|| {
+            format!("gossip.eth2.fork must be phase0, altair, bellatrix or capella, got {:?}", self.fork)
+        })?;
+        let preset = Preset::from_name(&self.preset)
+            .ok_or_else(|| format!("gossip.eth2.preset must be mainnet or minimal, got {:?}", self.preset))?;
+        let genesis_ns = match self.genesis_time {
+            None => 0,
+            Some(t) => t
+                .checked_mul(1_000_000_000)
+                .and_then(|g| g.checked_sub(start_unix_ns))
+                .ok_or_else(|| format!("gossip.eth2.genesis_time {t} is before the run's start_date"))?,
+        };
+        let seconds = self.seconds_per_slot.unwrap_or(match preset {
+            Preset::Mainnet => 12,
+            Preset::Minimal => 6,
+        });
+        if seconds == 0 {
+            return Err("gossip.eth2.seconds_per_slot must be at least 1".into());
+        }
+        Ok(Eth2Domain {
+            fork_digest: fork_digest(fork_version, gvr),
+            fork_version,
+            fork,
+            preset,
+            surrogate_messages: self.surrogate_messages,
+            genesis_ns,
+            slot_ns: seconds * 1_000_000_000,
+        })
+    }
 }
 
 /// `[gossip] discovery`: where an identity's outbound peers come from.
@@ -243,8 +368,8 @@ pub enum PeerDiscovery {
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientDials {
-    /// The direct host group whose hosts are dialled.
-    pub group: String,
+    /// The direct host group whose hosts are dialled, or a list of them (`["a", "b"]`).
+    pub group: GroupNames,
     /// Surrogates that dial each of its hosts.
     pub peers: u32,
     /// The port its programs listen on for libp2p.
@@ -253,6 +378,26 @@ pub struct ClientDials {
     /// When the surrogates dial (the programs must be listening by then).
     #[serde(default = "dial_start")]
     pub start: SimDuration,
+}
+
+/// One host group's name or several.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum GroupNames {
+    /// One group.
+    One(String),
+    /// Several groups.
+    Many(Vec<String>),
+}
+
+impl GroupNames {
+    /// The names, in order.
+    pub fn names(&self) -> Vec<&str> {
+        match self {
+            GroupNames::One(g) => vec![g.as_str()],
+            GroupNames::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
 }
 
 fn gossip_port() -> u16 {
@@ -300,6 +445,7 @@ impl Default for GossipSpec {
             message_lifetime: SimDuration::from_secs(60),
             keep_messages: false,
             discovery: PeerDiscovery::Assigned,
+            eth2: None,
         }
     }
 }
@@ -308,6 +454,15 @@ impl GossipSpec {
     /// Every topic's message-id function, by topic index: its own entry in `message_id`, else its
     /// family's, else libp2p's default. An entry naming no modelled topic or family is an error.
     pub fn message_id_fns(&self) -> Result<Vec<MessageIdFn>, String> {
+        if let Some(e) = &self.eth2 {
+            if !self.message_id.is_empty() {
+                return Err(
+                    "gossip.message_id cannot be given with [gossip.eth2]: its topics use the spec's ids".into()
+                );
+            }
+            let with_topic = e.domain(0)?.fork >= Fork::Altair;
+            return Ok(vec![MessageIdFn::Eth2 { with_topic }; TOPIC_COUNT]);
+        }
         let names: Vec<String> = (0..TOPIC_COUNT as u8).map(topic_name).collect();
         for key in self.message_id.keys() {
             if !names.contains(key) && !(0..TOPIC_COUNT as u8).any(|t| topic_family(t) == key) {
@@ -581,6 +736,40 @@ mod tests {
         assert!(spec.message_id_fns().unwrap_err().contains("\"blob_sidecar\""));
         let parsed: GossipSpec = toml::from_str("message_id = { beacon_block = \"content-sha256\" }").unwrap();
         assert_eq!(parsed.message_id_fns().unwrap()[0], content);
+    }
+
+    #[test]
+    fn an_ethereum_domain_gives_digest_slots_and_message_ids() {
+        let text = r#"
+[eth2]
+genesis_validators_root = "0x270d43e74ce340de4bca2b1936beca0f4f5408d9e78aec4850920baf659d5b69"
+fork_version = "0x00000001"
+preset = "minimal"
+genesis_time = 946684820
+"#;
+        let spec: GossipSpec = toml::from_str(text).unwrap();
+        let start = 946_684_800 * 1_000_000_000;
+        let d = spec.eth2.as_ref().unwrap().domain(start).unwrap();
+        assert_eq!(d.fork_digest, [0x31, 0x68, 0x1a, 0xd1], "Lodestar's dev network");
+        assert_eq!((d.fork, d.genesis_ns, d.slot_ns), (Fork::Phase0, 20_000_000_000, 6_000_000_000));
+        assert_eq!((d.slot_at(0), d.slot_at(25_999_999_999), d.slot_at(26_000_000_000)), (0, 0, 1));
+        assert_eq!(d.slot_start_ns(3), 38_000_000_000);
+        // Phase 0's ids leave the topic out; the spec's ids are the only ones.
+        assert!(spec.message_id_fns().unwrap().iter().all(|f| *f == MessageIdFn::Eth2 { with_topic: false }));
+        let mut with_ids = spec.clone();
+        with_ids.message_id.insert("beacon_block".into(), MessageIdName::ContentSha256);
+        assert!(with_ids.message_id_fns().unwrap_err().contains("[gossip.eth2]"));
+        let mainnet: GossipSpec = toml::from_str(&text.replace("preset = \"minimal\"\n", "")).unwrap();
+        assert_eq!(mainnet.eth2.unwrap().domain(start).unwrap().slot_ns, 12_000_000_000);
+        let bad = |from: &str, to: &str| {
+            let s: GossipSpec = toml::from_str(&text.replace(from, to)).unwrap();
+            s.eth2.unwrap().domain(start).unwrap_err()
+        };
+        assert!(bad("0x00000001", "0x0001").contains("fork_version"));
+        assert!(bad("preset = \"minimal\"", "fork = \"deneb\"").contains("gossip.eth2.fork"));
+        assert!(bad("946684820", "946684700").contains("before the run's start_date"));
+        assert!(bad("genesis_time", "seconds_per_slot = 0\ngenesis_time").contains("seconds_per_slot"));
+        assert!(toml::from_str::<GossipSpec>(&text.replace("preset", "presets")).is_err(), "unknown keys are refused");
     }
 
     #[test]

@@ -13,6 +13,7 @@
 
 mod clients;
 mod discovery;
+mod eth2;
 mod messages;
 #[cfg(test)]
 mod router_tests;
@@ -24,7 +25,8 @@ use crate::peers::PeerGraph;
 use crate::prefetch::prefetch;
 use crate::rpc::{MsgKey, NO_HINT, RPC_BYTES, RPC_KINDS, Rpc, RpcKind};
 use crate::score::EdgeScore;
-use crate::topics::{COLUMN_BASE, TOPIC_BEACON_BLOCK, TOPIC_COUNT};
+pub(crate) use crate::topics::FAMILIES;
+use crate::topics::{TOPIC_BEACON_BLOCK, TOPIC_COUNT, family_index};
 use crate::traffic::{Subscriptions, publications};
 use bytes::Bytes;
 use clients::Content;
@@ -95,20 +97,8 @@ pub(crate) const NONE: u32 = u32::MAX;
 /// How long an IWANT is awaited before the message may be requested again (rust-libp2p's
 /// `iwant_followup_time`).
 const IWANT_FOLLOWUP_NS: u64 = 3_000_000_000;
-/// Topic families, for mesh-degree samples: block, attestation subnets, column subnets.
-pub(crate) const FAMILIES: [&str; 3] = ["beacon_block", "beacon_attestation", "data_column_sidecar"];
 /// Mesh degrees sampled: 0..=64.
 const DEGREES: usize = 65;
-
-fn family_index(t: u8) -> usize {
-    if t == TOPIC_BEACON_BLOCK {
-        0
-    } else if t < COLUMN_BASE {
-        1
-    } else {
-        2
-    }
-}
 
 /// One profile's heartbeat wheel: its identities are `start..end` in local order (by phase), and
 /// the next heartbeat is identity `at`'s in cycle `cycle`, at its phase plus a period per cycle,
@@ -205,6 +195,20 @@ impl Pending {
 }
 thermocline_bus::order_by_key!(Pending);
 
+/// The boundary of a shard: Ethereum's identities have secp256k1 keys and answer its req/resp
+/// methods.
+fn boundary(seed: u64, eth2: Option<crate::config::Eth2Domain>) -> Boundary {
+    if eth2.is_none() {
+        return Boundary::new(seed, Default::default());
+    }
+    let config = thermocline_wire::connection::ConnConfig {
+        request_protocols: thermocline_wire::eth2::reqresp::METHODS.iter().map(|m| m.protocol()).collect(),
+        agent_version: concat!("thermocline/", env!("CARGO_PKG_VERSION")).into(),
+        ..Default::default()
+    };
+    Boundary::new(seed, config).with_secp256k1_keys()
+}
+
 /// One message as seen by this shard's identities. Per-identity columns have one entry per local
 /// subscriber of the topic (see `GossipEngine::members`).
 pub(crate) struct MsgState {
@@ -298,6 +302,8 @@ pub struct GossipSetup<'a> {
     pub lifetime: SimDuration,
     /// Keep expired messages' state to the end instead of retiring it (`[gossip] keep_messages`).
     pub keep_messages: bool,
+    /// The Ethereum consensus domain clients at the boundary speak (`[gossip.eth2]`), if any.
+    pub eth2: Option<crate::config::Eth2Domain>,
     /// The scenario's rules, applied to every RPC and packet at departure.
     pub rules: Rules,
     /// With `[gossip] discovery = "discv5"`: the shard's discv5 engine on the same identities,
@@ -400,6 +406,8 @@ pub struct GossipEngine {
     fanout: BTreeMap<(u32, u8), (u64, u64)>,
     /// The identities real clients connect to (`None` in a run without direct hosts).
     boundary: Option<Box<Boundary>>,
+    /// What the boundary knows of the consensus chain (`[gossip.eth2]`).
+    eth2: Option<Box<eth2::Eth2State>>,
     /// The peers' discovery, when identities find their peers (see [`discovery`]).
     discovery: Option<discovery::Peering>,
     /// Packets from direct hosts waiting for their events, by token.
@@ -481,6 +489,7 @@ impl GossipEngine {
             discovery,
             outbound_peers,
             subnet_peers,
+            eth2: eth2_domain,
         } = setup;
         if profiles.is_empty() || profiles.len() > u8::MAX as usize {
             return Err(GossipError::Config(format!("need 1 to 255 profiles, got {}", profiles.len())));
@@ -628,7 +637,8 @@ impl GossipEngine {
             packets_in: BTreeMap::new(),
             rules,
             fanout: BTreeMap::new(),
-            boundary: hybrid.then(|| Box::new(Boundary::new(seed, Default::default()))),
+            boundary: hybrid.then(|| Box::new(boundary(seed, eth2_domain))),
+            eth2: eth2_domain.map(|d| Box::new(eth2::Eth2State::new(d))),
             discovery: discovery.map(|d| discovery::Peering::new(d, outbound_peers, subnet_peers, k)),
             packets: BTreeMap::new(),
             next_token: 0,
@@ -1070,14 +1080,14 @@ impl GossipEngine {
             return s;
         }
         let k = self.members[rpc.topic as usize].len();
-        let slot_ns = self.traffic.slot.as_nanos().max(1);
+        let slot = self.slot_at(rpc.published_ns);
         let s = self.msgs.next_slot() as u32;
         self.msgs.push(MsgState {
             key: rpc.msg,
             topic: rpc.topic,
             size: rpc.size,
             published_ns: rpc.published_ns,
-            slot: rpc.published_ns.saturating_sub(self.traffic.start.as_nanos()) / slot_ns,
+            slot,
             publisher: NONE,
             publisher_peers: 0,
             arrival: vec![u64::MAX; k],
@@ -1525,7 +1535,9 @@ impl GossipEngine {
         let size = match family_index(t) {
             0 => self.traffic.beacon_block.size,
             1 => self.traffic.attestations.as_ref().map(|a| a.size).unwrap_or_default(),
-            _ => self.traffic.data_columns.as_ref().map(|c| c.size).unwrap_or_default(),
+            2 => self.traffic.data_columns.as_ref().map(|c| c.size).unwrap_or_default(),
+            // The tail publishes no aggregates of its own.
+            _ => Default::default(),
         };
         size.bytes() as u32
     }
@@ -2087,6 +2099,9 @@ impl Engine for GossipEngine {
             let rows = self.packets_in.iter().map(|(&i, &c)| (self.ids[i as usize], c, accepted(self.ids[i as usize])));
             tables.push(tables::packets(rows)?);
         }
+        if let Some(e) = &self.eth2 {
+            tables.push(e.table()?);
+        }
         if let Some(out) = self.finish_discovery(&by_id)? {
             digest.add(&out.digest);
             tables.extend(out.tables);
@@ -2221,7 +2236,18 @@ impl GossipEngine {
             .collect()
     }
     pub(crate) fn slot_start_ns(&self, slot: u64) -> u64 {
-        self.traffic.start.as_nanos() + slot * self.traffic.slot.as_nanos()
+        match &self.eth2 {
+            Some(e) => e.domain.slot_start_ns(slot),
+            None => self.traffic.start.as_nanos() + slot * self.traffic.slot.as_nanos(),
+        }
+    }
+
+    /// The slot under way at `t`: the chain's in an Ethereum domain, else the traffic's.
+    pub(crate) fn slot_at(&self, t: u64) -> u64 {
+        match &self.eth2 {
+            Some(e) => e.domain.slot_at(t),
+            None => t.saturating_sub(self.traffic.start.as_nanos()) / self.traffic.slot.as_nanos().max(1),
+        }
     }
 }
 
@@ -2255,7 +2281,7 @@ mod tests {
         let partition = Partition::compute(&net.directory, &net.routes, shards).unwrap();
         let graph = PeerGraph::build(40, 6, 20, 1);
         let params = GossipSpec::default().params_for("ethereum").unwrap();
-        let subscriptions = Subscriptions::compute(40, &TrafficSpec::default(), 1);
+        let subscriptions = Subscriptions::compute(40, &TrafficSpec::default(), 1, false);
         let setup = GossipSetup {
             profiles: vec![("ethereum".into(), params)],
             traffic: TrafficSpec::default(),
@@ -2274,6 +2300,7 @@ mod tests {
             client_dials: &[],
             lifetime: SimDuration::from_secs(60),
             keep_messages,
+            eth2: None,
             rules: Rules::default(),
             discovery: None,
             outbound_peers: 8,

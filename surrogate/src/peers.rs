@@ -312,7 +312,7 @@ mod tests {
     fn topic_peers_reach_their_target_and_keep_the_graph_symmetric() {
         use crate::config::{AttestationSpec, TrafficSpec};
         let traffic = TrafficSpec { attestations: Some(AttestationSpec::default()), ..TrafficSpec::default() };
-        let subs = Subscriptions::compute(3_000, &traffic, 9);
+        let subs = Subscriptions::compute(3_000, &traffic, 9, false);
         let plain = PeerGraph::build(3_000, 8, 48, 9);
         let short = |g: &PeerGraph| {
             (0..3_000u32)

@@ -4,7 +4,8 @@
 
 use crate::config::TrafficSpec;
 use crate::topics::{
-    ATTESTATION_BASE, ATTESTATION_SUBNETS, COLUMN_BASE, COLUMN_SUBNETS, TOPIC_BEACON_BLOCK, TOPIC_COUNT,
+    ATTESTATION_BASE, ATTESTATION_SUBNETS, COLUMN_BASE, COLUMN_SUBNETS, TOPIC_AGGREGATE, TOPIC_BEACON_BLOCK,
+    TOPIC_COUNT,
 };
 use thermocline_models::rng::{StreamFamily, below};
 
@@ -29,20 +30,25 @@ fn distinct(rng: &mut thermocline_models::rng::CompactRng, n: u32, want: u32) ->
 }
 
 impl Subscriptions {
-    /// The subscriptions of `n` identities under `traffic`'s topics.
-    pub fn compute(n: u32, traffic: &TrafficSpec, seed: u64) -> Self {
+    /// The subscriptions of `n` identities under `traffic`'s topics; with `aggregates` (an
+    /// Ethereum domain, `[gossip.eth2]`) every identity also subscribes to
+    /// `beacon_aggregate_and_proof`, as every real node does, so clients' aggregates cross.
+    pub fn compute(n: u32, traffic: &TrafficSpec, seed: u64, aggregates: bool) -> Self {
         let att = traffic.attestations.as_ref().map_or(0, |a| a.subnets_per_node);
         let col = traffic.data_columns.as_ref().map_or(0, |c| c.custody_per_node);
-        let per = 1 + att as usize + col as usize;
+        let per = 1 + att as usize + col as usize + usize::from(aggregates);
         let family = StreamFamily::new(seed, "subscriptions");
         let mut topics = Vec::with_capacity(n as usize * per);
         let mut subscribers = vec![0u32; TOPIC_COUNT];
         for h in 0..n {
             topics.push(TOPIC_BEACON_BLOCK);
-            if per > 1 {
+            if att + col > 0 {
                 let mut rng = family.compact(h);
                 topics.extend(distinct(&mut rng, ATTESTATION_SUBNETS, att).into_iter().map(|s| ATTESTATION_BASE + s));
                 topics.extend(distinct(&mut rng, COLUMN_SUBNETS, col).into_iter().map(|s| COLUMN_BASE + s));
+            }
+            if aggregates {
+                topics.push(TOPIC_AGGREGATE);
             }
             for &t in &topics[topics.len() - per..] {
                 subscribers[t as usize] += 1;
@@ -137,7 +143,7 @@ mod tests {
             data_columns: Some(DataColumnSpec::default()),
             ..TrafficSpec::default()
         };
-        let s = Subscriptions::compute(2000, &traffic, 7);
+        let s = Subscriptions::compute(2000, &traffic, 7, false);
         assert_eq!(s.per_identity(), 7);
         for h in 0..2000 {
             let t = s.of(h);
@@ -152,8 +158,24 @@ mod tests {
         assert_eq!(att, 4000);
         // Spread over subnets: every subnet has some subscribers.
         assert!((0..64).all(|k| s.subscribers(ATTESTATION_BASE + k) > 20));
-        assert_eq!(s, Subscriptions::compute(2000, &traffic, 7));
-        assert_ne!(s, Subscriptions::compute(2000, &traffic, 8));
-        assert_eq!(Subscriptions::compute(10, &TrafficSpec::default(), 1).per_identity(), 1);
+        assert_eq!(s, Subscriptions::compute(2000, &traffic, 7, false));
+        assert_ne!(s, Subscriptions::compute(2000, &traffic, 8, false));
+        assert_eq!(Subscriptions::compute(10, &TrafficSpec::default(), 1, false).per_identity(), 1);
+    }
+
+    #[test]
+    fn an_ethereum_domain_adds_the_aggregate_topic_and_keeps_the_rest() {
+        let traffic = TrafficSpec { attestations: Some(AttestationSpec::default()), ..TrafficSpec::default() };
+        let plain = Subscriptions::compute(500, &traffic, 3, false);
+        let eth2 = Subscriptions::compute(500, &traffic, 3, true);
+        assert_eq!(eth2.per_identity(), plain.per_identity() + 1);
+        for h in 0..500 {
+            assert_eq!(eth2.of(h).split_last(), Some((&TOPIC_AGGREGATE, plain.of(h))));
+        }
+        assert_eq!(eth2.subscribers(TOPIC_AGGREGATE), 500);
+        assert_eq!(
+            Subscriptions::compute(5, &TrafficSpec::default(), 3, true).of(4),
+            [TOPIC_BEACON_BLOCK, TOPIC_AGGREGATE]
+        );
     }
 }

@@ -57,3 +57,19 @@ pub fn js_discv5_walk() -> PathBuf {
 fn js_discv5() -> PathBuf {
     npm_install("js-discv5", "js-discv5-3.0.0", &["discv5-probe.mjs", "discv5-walk.mjs"])
 }
+
+/// Lodestar 1.5.1 installed by `nodes/lodestar/install.sh` into this target folder (once; the
+/// script holds a lock, so concurrent tests wait for one install): its launcher `lodestar`, the
+/// `path` experiment specs give it.
+pub fn lodestar_launcher() -> PathBuf {
+    let target = Path::new(exe()).parent().and_then(Path::parent).expect("target folder");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../nodes/lodestar/install.sh");
+    let out = Command::new("bash").arg(&script).arg(target).output().expect("run nodes/lodestar/install.sh");
+    assert!(out.status.success(), "installing Lodestar 1.5.1 failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8(out.stdout).expect("a path").trim())
+}
+
+/// Lodestar's entry script (see [`lodestar_launcher`]), for `node` itself to run.
+pub fn lodestar_entry() -> PathBuf {
+    lodestar_launcher().with_file_name("node_modules/@chainsafe/lodestar/lib/index.js")
+}

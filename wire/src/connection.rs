@@ -68,6 +68,13 @@ pub struct ConnConfig {
     pub agent_version: String,
     /// Identify's `protocolVersion`.
     pub protocol_version: String,
+    /// Request/response protocols this side answers (one request per stream, e.g. Ethereum's
+    /// req/resp methods): a stream the peer opens with one of them is read to its end and
+    /// handed up as [`ConnEvent::Request`].
+    pub request_protocols: Vec<String>,
+    /// The largest request accepted on such a stream, and the largest response read for a
+    /// request this side sent (bytes).
+    pub max_request_bytes: usize,
 }
 
 impl Default for ConnConfig {
@@ -78,6 +85,8 @@ impl Default for ConnConfig {
             max_rpc_bytes: 10 << 20,
             agent_version: concat!("thermocline/", env!("CARGO_PKG_VERSION")).into(),
             protocol_version: "ipfs/0.1.0".into(),
+            request_protocols: Vec::new(),
+            max_request_bytes: 10 << 20,
         }
     }
 }
@@ -106,6 +115,24 @@ pub enum ConnEvent {
     },
     /// A gossipsub RPC from the peer.
     Rpc(Rpc),
+    /// The peer sent a request on one of [`ConnConfig::request_protocols`] and closed its side:
+    /// answer it with [`Connection::respond`].
+    Request {
+        /// The stream to answer on.
+        stream: StreamId,
+        /// The protocol agreed on the stream.
+        protocol: String,
+        /// Every byte the peer sent on it.
+        body: Vec<u8>,
+    },
+    /// The answer to a request this side sent ([`Connection::request`]): every byte the peer sent
+    /// before closing the stream, or `None` if it refused the protocol or reset the stream.
+    Response {
+        /// The request's stream.
+        stream: StreamId,
+        /// The answer.
+        body: Option<Vec<u8>>,
+    },
 }
 
 /// Why the connection failed. Every error is fatal: the caller closes the TCP connection.
@@ -139,14 +166,30 @@ pub struct Addresses {
     pub observed: Option<Vec<u8>>,
 }
 
+/// Why a stream is being negotiated.
+enum Purpose {
+    /// The peer opened it.
+    Inbound,
+    /// This side's gossipsub stream.
+    Gossip,
+    /// A request of this side's, with its bytes.
+    Request(Vec<u8>),
+}
+
 /// What a muxed stream is doing.
 enum Stream {
-    /// Agreeing on its protocol; `outbound` when this side opened it (for gossipsub).
-    Negotiating { ms: Multistream, outbound: bool },
+    /// Agreeing on its protocol.
+    Negotiating { ms: Multistream, purpose: Purpose },
     /// Gossipsub RPCs, length-prefixed.
     Gossip(FrameDecoder),
     /// Ping: echo.
     Ping(PingResponder),
+    /// Reading a request the peer sends, until it closes its side.
+    Request { protocol: String, buf: Vec<u8> },
+    /// A request handed up, waiting for [`Connection::respond`].
+    Answering,
+    /// Reading the answer to this side's request, until the peer closes the stream.
+    Requesting { buf: Vec<u8> },
     /// Answered and closed by this side (identify): what else arrives is ignored.
     Done,
 }
@@ -180,6 +223,7 @@ impl Ctx<'_> {
         let mut protocols = self.config.gossip_protocols.clone();
         protocols.push(identify::PROTOCOL.into());
         protocols.push(ping::PROTOCOL.into());
+        protocols.extend(self.config.request_protocols.iter().cloned());
         protocols
     }
 
@@ -232,7 +276,7 @@ impl Secured {
         };
         let ms = Multistream::dialer(ctx.config.gossip_protocols.clone()).map_err(|e| negotiation("gossipsub", e))?;
         let id = mux.open(now).map_err(|e| ConnError::Mux(e.to_string()))?;
-        self.streams.insert(id, Stream::Negotiating { ms, outbound: true });
+        self.streams.insert(id, Stream::Negotiating { ms, purpose: Purpose::Gossip });
         self.gossip_out = Some(id);
         mux.handle_bytes(now, &rest).map_err(|e| ConnError::Mux(e.to_string()))?;
         self.mux = Some(mux);
@@ -246,19 +290,50 @@ impl Secured {
             match event {
                 MuxEvent::Opened(id) => {
                     let ms = Multistream::listener(ctx.supported()).map_err(|e| negotiation("stream", e))?;
-                    self.streams.insert(id, Stream::Negotiating { ms, outbound: false });
+                    self.streams.insert(id, Stream::Negotiating { ms, purpose: Purpose::Inbound });
                 }
                 MuxEvent::Data(id, data) => self.on_stream_data(now, id, &data, ctx, events),
-                MuxEvent::Closed(id) | MuxEvent::Reset(id) => {
-                    self.streams.remove(&id);
-                    if self.gossip_out == Some(id) {
-                        self.gossip_out = None;
+                MuxEvent::Closed(id) => match self.streams.remove(&id) {
+                    Some(Stream::Request { protocol, buf }) => {
+                        self.streams.insert(id, Stream::Answering);
+                        events.push_back(ConnEvent::Request { stream: id, protocol, body: buf });
                     }
+                    Some(Stream::Requesting { buf }) => {
+                        events.push_back(ConnEvent::Response { stream: id, body: Some(buf) })
+                    }
+                    Some(Stream::Negotiating { purpose: Purpose::Request(_), .. }) => {
+                        events.push_back(ConnEvent::Response { stream: id, body: None })
+                    }
+                    _ => self.forget(id),
+                },
+                MuxEvent::Reset(id) => {
+                    if let Some(Stream::Requesting { .. } | Stream::Negotiating { purpose: Purpose::Request(_), .. }) =
+                        self.streams.get(&id)
+                    {
+                        events.push_back(ConnEvent::Response { stream: id, body: None });
+                    }
+                    self.forget(id);
                 }
                 MuxEvent::GoAway => {}
             }
         }
         Ok(())
+    }
+
+    /// Stream `id` is gone.
+    fn forget(&mut self, id: StreamId) {
+        self.streams.remove(&id);
+        if self.gossip_out == Some(id) {
+            self.gossip_out = None;
+        }
+    }
+
+    /// Resets stream `id` and forgets it.
+    fn abandon(&mut self, now: Nanos, id: StreamId) {
+        self.forget(id);
+        if let Some(mux) = self.mux.as_mut() {
+            let _ = mux.reset(now, id);
+        }
     }
 }
 
@@ -531,6 +606,38 @@ impl Connection {
         self.flush(now);
     }
 
+    /// Answers the request on `stream` (see [`ConnEvent::Request`]) with `bytes`, then closes
+    /// the stream. A stream that is not waiting for an answer (the peer reset it) is ignored.
+    pub fn respond(&mut self, now: Nanos, stream: StreamId, bytes: &[u8]) -> Result<(), ConnError> {
+        let State::Secured(s) = &mut self.state else { return Err(ConnError::Closed) };
+        if !matches!(s.streams.get(&stream), Some(Stream::Answering)) {
+            return Ok(());
+        }
+        s.streams.remove(&stream);
+        if let Some(mux) = s.mux.as_mut() {
+            let _ = mux.send(now, stream, bytes).and_then(|()| mux.close(now, stream));
+        }
+        self.flush(now);
+        Ok(())
+    }
+
+    /// Sends a request on a new stream: agrees on `protocol`, writes `body`, closes this side.
+    /// What the peer answers comes as [`ConnEvent::Response`] on the returned stream.
+    pub fn request(&mut self, now: Nanos, protocol: &str, body: Vec<u8>) -> Result<StreamId, ConnError> {
+        let State::Secured(s) = &mut self.state else { return Err(ConnError::Closed) };
+        let Some(mux) = s.mux.as_mut() else { return Err(ConnError::Closed) };
+        let ms = Multistream::dialer(vec![protocol.to_string()]).map_err(|e| negotiation("request", e))?;
+        let id = mux.open(now).map_err(|e| ConnError::Mux(e.to_string()))?;
+        s.streams.insert(id, Stream::Negotiating { ms, purpose: Purpose::Request(body) });
+        self.flush(now);
+        Ok(id)
+    }
+
+    /// Whether the muxer is agreed, so requests can be sent.
+    pub fn is_ready(&self) -> bool {
+        matches!(&self.state, State::Secured(s) if s.mux.is_some())
+    }
+
     /// Whether the connection has failed.
     pub fn is_failed(&self) -> bool {
         matches!(self.state, State::Failed)
@@ -556,13 +663,12 @@ impl Secured {
         events: &mut VecDeque<ConnEvent>,
     ) {
         if self.stream_data(now, id, data, ctx, events).is_err() {
-            self.streams.remove(&id);
-            if let Some(mux) = self.mux.as_mut() {
-                let _ = mux.reset(now, id);
+            if let Some(Stream::Requesting { .. } | Stream::Negotiating { purpose: Purpose::Request(_), .. }) =
+                self.streams.get(&id)
+            {
+                events.push_back(ConnEvent::Response { stream: id, body: None });
             }
-            if self.gossip_out == Some(id) {
-                self.gossip_out = None;
-            }
+            self.abandon(now, id);
         }
     }
 
@@ -577,7 +683,7 @@ impl Secured {
         let mux = self.mux.as_mut().expect("streams exist only once the muxer does");
         let Some(st) = self.streams.get_mut(&id) else { return Ok(()) };
         let mut data = data.to_vec();
-        if let Stream::Negotiating { ms, outbound } = st {
+        if let Stream::Negotiating { ms, purpose } = st {
             ms.handle_bytes(&data).map_err(drop)?;
             while let Some(b) = ms.poll_transmit() {
                 if self.gossip_out == Some(id) {
@@ -590,18 +696,24 @@ impl Secured {
                 Some(MultistreamEvent::Agreed { protocol, rest }) => (protocol, rest),
                 Some(_) => return Err(()),
             };
-            let outbound = *outbound;
+            let purpose = std::mem::replace(purpose, Purpose::Inbound);
             data = rest;
-            *st = if protocol == identify::PROTOCOL {
+            *st = if let Purpose::Request(body) = &purpose {
+                mux.send(now, id, body).map_err(drop)?;
+                mux.close(now, id).map_err(drop)?;
+                Stream::Requesting { buf: Vec::new() }
+            } else if protocol == identify::PROTOCOL {
                 mux.send(now, id, &encode_frame(&ctx.identify().encode())).map_err(drop)?;
                 mux.close(now, id).map_err(drop)?;
                 Stream::Done
             } else if protocol == ping::PROTOCOL {
                 Stream::Ping(PingResponder::new())
+            } else if ctx.config.request_protocols.contains(&protocol) {
+                Stream::Request { protocol, buf: Vec::new() }
             } else {
                 Stream::Gossip(FrameDecoder::new(ctx.config.max_rpc_bytes))
             };
-            if outbound && !self.gossip_pending.is_empty() {
+            if matches!(purpose, Purpose::Gossip) && !self.gossip_pending.is_empty() {
                 mux.send(now, id, &std::mem::take(&mut self.gossip_pending)).map_err(drop)?;
             }
         }
@@ -618,7 +730,13 @@ impl Secured {
                     mux.send(now, id, &b).map_err(drop)?;
                 }
             }
-            Stream::Negotiating { .. } | Stream::Done => {}
+            Stream::Request { buf, .. } | Stream::Requesting { buf } => {
+                if buf.len() + data.len() > ctx.config.max_request_bytes {
+                    return Err(());
+                }
+                buf.extend_from_slice(&data);
+            }
+            Stream::Negotiating { .. } | Stream::Answering | Stream::Done => {}
         }
         Ok(())
     }

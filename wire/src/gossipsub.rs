@@ -418,9 +418,7 @@ pub fn signing_bytes(msg: &Message) -> Vec<u8> {
     out
 }
 
-/// How a message's id is computed: every peer of a topic must use the same function. Further
-/// variants (Ethereum's SHA-256 over a domain, the topic and the snappy-decompressed data) will
-/// be added.
+/// How a message's id is computed: every peer of a topic must use the same function.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum MessageIdFn {
@@ -435,6 +433,12 @@ pub enum MessageIdFn {
     ContentSha256 {
         /// How many bytes of the digest to keep.
         prefix_len: usize,
+    },
+    /// The consensus spec's: SHA-256 over a snappy-validity domain (from Altair on, the topic)
+    /// and the decompressed data, 20 bytes (see [`crate::eth2::message_id`]).
+    Eth2 {
+        /// Whether the topic is hashed too (Altair and later).
+        with_topic: bool,
     },
 }
 
@@ -454,6 +458,7 @@ impl MessageIdFn {
                 let digest = Sha256::digest(&msg.data);
                 digest[..prefix_len.min(digest.len())].to_vec()
             }
+            MessageIdFn::Eth2 { with_topic } => crate::eth2::message_id(&msg.topic, &msg.data, with_topic),
         }
     }
 }

@@ -9,11 +9,15 @@
 //! multistream-select inside Noise picks the muxer (yamux or mplex), and on every muxed stream
 //! multistream-select picks the application protocol (gossipsub, identify, ping).
 //!
+//! Above libp2p, [`eth2`] is what Ethereum consensus clients require of a peer: their gossip
+//! topics and message ids, and the req/resp methods with their `ssz_snappy` framing.
+//!
 //! Discovery is apart: [`discv5`] (Node Discovery v5.1 packets, messages, sessions and node
 //! records over UDP) and [`rlp`], the encoding its messages and records use.
 
 pub mod connection;
 pub mod discv5;
+pub mod eth2;
 pub mod frame;
 pub mod gossipsub;
 pub mod identify;

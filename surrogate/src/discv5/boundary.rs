@@ -50,6 +50,22 @@ pub fn record(seed: u64, id: u32) -> Enr {
     Enr::signed(&identity_key(seed, id), 1, &pairs).expect("a record of four fields fits 300 bytes")
 }
 
+/// Identity `id`'s record in an Ethereum consensus network (`[gossip.eth2]`), as a client's
+/// bootnode list takes it: beside [`record`]'s fields, its libp2p `tcp` port (there its libp2p
+/// key is this one, see [`crate::boundary::libp2p_key`], so the peer id matches), `eth2` (the
+/// network's `ENRForkID`) and `attnets` (its attestation subnets, as its MetaData gives them).
+pub fn eth2_record(seed: u64, id: u32, eth2: &[u8], attnets: u64) -> Enr {
+    let ip = HostDirectory::ip_of(id);
+    let pairs: [(&[u8], Vec<u8>); 5] = [
+        (b"attnets", attnets.to_le_bytes().to_vec()),
+        (b"eth2", eth2.to_vec()),
+        (b"ip", ip.octets().to_vec()),
+        (b"tcp", crate::boundary::GOSSIP_PORT.to_be_bytes().to_vec()),
+        (b"udp", DISCV5_PORT.to_be_bytes().to_vec()),
+    ];
+    Enr::signed(&identity_key(seed, id), 1, &pairs).expect("a record of seven fields fits 300 bytes")
+}
+
 /// Every identity's node id from its key (keccak256 of the public key), for runs in which
 /// real clients check them; the two cores of a shard process share the work.
 pub fn keyed_node_ids(seed: u64, identities: u32) -> Vec<NodeId> {
@@ -236,6 +252,25 @@ mod tests {
             assert_eq!(record(7, g as u32).encoded(), r.encoded(), "signing is deterministic");
         }
         assert_ne!(keyed_node_ids(8, 5), ids, "the seed picks the keys");
+    }
+
+    #[test]
+    fn ethereum_records_name_the_libp2p_peer_and_the_network() {
+        let fork_id = [0x31, 0x68, 0x1a, 0xd1, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        let r = eth2_record(7, 3, &fork_id, 1 << 5 | 1 << 40);
+        let read = Enr::from_text(&r.to_text()).unwrap();
+        assert_eq!(read, r, "the text form verifies");
+        assert_eq!(
+            (read.tcp(), read.udp(), read.ip4()),
+            (Some(9000), Some(DISCV5_PORT), Some(HostDirectory::ip_of(3)))
+        );
+        assert_eq!(read.get(b"eth2"), Some(&fork_id[..]));
+        assert_eq!(read.get(b"attnets"), Some(&(1u64 << 5 | 1 << 40).to_le_bytes()[..]));
+        assert_eq!(read.node_id(), record(7, 3).node_id(), "the same discovery key");
+        // A client derives the peer id it dials from the record's key: the identity's libp2p key.
+        let libp2p = crate::boundary::libp2p_key(7, 3, true);
+        let compressed = read.public_key().to_sec1_point(true);
+        assert_eq!(libp2p.public().to_raw(), compressed.as_bytes());
     }
 
     #[test]

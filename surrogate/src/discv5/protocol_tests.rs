@@ -275,7 +275,7 @@ fn subnet_queries_find_only_subscribers_and_stop_when_one_finds_enough() {
     use crate::config::{AttestationSpec, TrafficSpec};
     let n = 400;
     let traffic = TrafficSpec { attestations: Some(AttestationSpec::default()), ..TrafficSpec::default() };
-    let subs = Arc::new(Subscriptions::compute(n, &traffic, 7));
+    let subs = Arc::new(Subscriptions::compute(n, &traffic, 7, false));
     let want = 3;
     let mut net = Net::with_subnets(n, spec(), true, Some((subs.clone(), want)));
     net.run_until(60 * S);

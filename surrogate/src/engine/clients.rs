@@ -13,7 +13,7 @@
 use super::{Action, Conn, DOWN, GossipEngine, NONE, Pending};
 use crate::boundary::{Output, identity_key};
 use crate::rpc::{CLIENT_KEY, MsgKey, NO_HINT, Rpc, RpcKind};
-use crate::topics::{TOPIC_COUNT, topic_name};
+use crate::topics::topic_name;
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 use thermocline_bus::kinds::{HOT_MARK, HOT_MESSAGE, PACKET};
@@ -29,6 +29,8 @@ use thermocline_wire::gossipsub::{
 pub(super) struct Content {
     pub message: Message,
     pub id: Vec<u8>,
+    /// The host of the client that published it (`NONE` for the tail's own).
+    pub origin: u32,
 }
 
 /// For every shard but `me`, the first surrogate it holds (of the `n` surrogates).
@@ -42,11 +44,6 @@ pub(super) fn shard_hosts(partition: &Partition, n: u32, me: ShardId) -> Vec<(Sh
     }
     found.sort();
     found
-}
-
-/// The topic index of a gossipsub topic name, if the surrogates model it.
-fn topic_index(name: &str) -> Option<u8> {
-    (0..TOPIC_COUNT as u8).find(|&t| topic_name(t) == name)
 }
 
 /// The router key of a client's message with id `id`: a hash of it, so every shard derives the
@@ -105,14 +102,21 @@ impl GossipEngine {
     }
 
     /// Carries out what the boundary asked for, then arms identity `i`'s timer.
-    fn apply(&mut self, i: usize, now: u64, outs: Vec<Output>) {
+    pub(super) fn apply(&mut self, i: usize, now: u64, outs: Vec<Output>) {
         for out in outs {
             match out {
                 Output::Packet(p) => self.packet_out(i, now, p),
-                Output::Up { host, .. } => {
+                Output::Up { host, outbound, .. } => {
                     self.client_up(i, host);
                     self.announce(i, now, host);
+                    if outbound {
+                        self.eth2_greet(i, now, host);
+                    }
                 }
+                Output::Request { host, stream, protocol, body } => {
+                    self.eth2_request(i, now, host, stream, &protocol, &body)
+                }
+                Output::Response { body, .. } => self.eth2_response(i, body),
                 Output::Down { host } => self.client_down(i, host, now),
                 Output::Rpc { host, rpc } => self.client_rpc(i, now, host, rpc),
                 Output::Mark { host, mark } => self.mark_out(i, now, host, mark),
@@ -189,7 +193,7 @@ impl GossipEngine {
     /// Tells a new client the topics identity `i` subscribes to, as a peer's first RPC does.
     fn announce(&mut self, i: usize, now: u64, host: u32) {
         let subscriptions =
-            self.subs.of(self.ids[i]).iter().map(|&t| SubOpts { subscribe: true, topic: topic_name(t) }).collect();
+            self.subs.of(self.ids[i]).iter().map(|&t| SubOpts { subscribe: true, topic: self.wire_topic(t) }).collect();
         let rpc = gossipsub::Rpc { subscriptions, ..Default::default() };
         let (id, dir) = (self.ids[i], &self.net.directory);
         let Some(b) = self.boundary.as_mut() else { return };
@@ -212,7 +216,7 @@ impl GossipEngine {
     fn client_rpc(&mut self, i: usize, now: u64, host: u32, rpc: gossipsub::Rpc) {
         let Some(c) = self.slot_of(i, host) else { return };
         for sub in &rpc.subscriptions {
-            let Some(s) = topic_index(&sub.topic).and_then(|t| self.topic_slot(i, t)) else { continue };
+            let Some(s) = self.topic_index(&sub.topic).and_then(|t| self.topic_slot(i, t)) else { continue };
             match sub.subscribe {
                 true => self.conn[c].shared |= 1 << s,
                 false => self.conn[c].shared &= !(1 << s),
@@ -220,9 +224,9 @@ impl GossipEngine {
         }
         let mut rpcs = Vec::new();
         for m in rpc.publish {
-            let Some(t) = topic_index(&m.topic) else { continue };
+            let Some(t) = self.topic_index(&m.topic) else { continue };
             let size = m.encode().len() as u32;
-            let key = self.learn(i, m, now);
+            let key = self.learn(i, m, now, host);
             rpcs.push(self.router_rpc(RpcKind::Message, t, key, size));
         }
         if let Some(control) = rpc.control {
@@ -237,7 +241,7 @@ impl GossipEngine {
     /// The router's RPCs for a client's control messages.
     fn control_rpcs(&mut self, control: Control, rpcs: &mut Vec<Rpc>) {
         for ihave in control.ihave {
-            let Some(t) = topic_index(&ihave.topic) else { continue };
+            let Some(t) = self.topic_index(&ihave.topic) else { continue };
             for id in ihave.message_ids {
                 let key = self.key_of_id(&id);
                 rpcs.push(self.router_rpc(RpcKind::IHave, t, key, 0));
@@ -253,12 +257,12 @@ impl GossipEngine {
             rpcs.push(self.router_rpc(RpcKind::IDontWant, 0, key, 0));
         }
         for g in control.graft {
-            if let Some(t) = topic_index(&g.topic) {
+            if let Some(t) = self.topic_index(&g.topic) {
                 rpcs.push(Rpc::control(RpcKind::Graft, t));
             }
         }
         for p in control.prune {
-            if let Some(t) = topic_index(&p.topic) {
+            if let Some(t) = self.topic_index(&p.topic) {
                 let mut r = Rpc::control(RpcKind::Prune, t);
                 r.backoff_ms = p.backoff.unwrap_or(60).saturating_mul(1000).min(u64::from(u32::MAX)) as u32;
                 rpcs.push(r);
@@ -269,10 +273,11 @@ impl GossipEngine {
     /// A router RPC about message `key` on topic `t`.
     fn router_rpc(&self, kind: RpcKind, t: u8, key: MsgKey, size: u32) -> Rpc {
         // A client's message has no publication time the tail can know: its arrivals are
-        // times since the start of the run. A surrogate's message keeps its own.
+        // times since the start of the run, or in an Ethereum domain since the start of the
+        // message's slot. A surrogate's message keeps its own.
         let published_ns = match self.msg_slot.get(&key) {
             Some(&m) => self.msgs[m as usize].published_ns,
-            None => self.retired_published.get(&key).copied().unwrap_or(0),
+            None => self.retired_published.get(&key).copied().or_else(|| self.eth2_slot_start(key)).unwrap_or(0),
         };
         let mut r = Rpc::control(kind, t);
         r.msg = key;
@@ -282,17 +287,18 @@ impl GossipEngine {
         r
     }
 
-    /// Remembers a message a client sent to identity `i` and returns its key. The first time
-    /// this shard sees it, its bytes go to every other shard, arriving one runahead later: no
-    /// identity there can hear of it sooner, so it is there whenever one must forward it.
-    fn learn(&mut self, i: usize, message: Message, now: u64) -> MsgKey {
+    /// Remembers a message the client on `host` sent to identity `i` and returns its key. The
+    /// first time this shard sees it, its bytes (after the host it came from, 4 bytes) go to
+    /// every other shard, arriving one runahead later: no identity there can hear of it sooner,
+    /// so it is there whenever one must forward it.
+    fn learn(&mut self, i: usize, message: Message, now: u64, host: u32) -> MsgKey {
         let id = self.id_of(&message);
         let key = self.key_of_id(&id);
         if self.content.contains_key(&key) {
             return key;
         }
         if !self.shard_hosts.is_empty() {
-            let payload = Bytes::from(message.encode());
+            let payload = Bytes::from([&host.to_be_bytes()[..], &message.encode()].concat());
             for k in 0..self.shard_hosts.len() {
                 let (shard, host) = self.shard_hosts[k];
                 let seq = self.seq[i];
@@ -308,23 +314,28 @@ impl GossipEngine {
                 self.client_out.push((shard, event));
             }
         }
-        self.content.insert(key, Content { message, id });
+        self.eth2_learn(&message, key);
+        self.content.insert(key, Content { message, id, origin: host });
         key
     }
 
     /// A client's message another shard sent (see [`GossipEngine::learn`]).
-    pub(super) fn store_hot(&mut self, bytes: &[u8]) -> Result<(), gossipsub::ProtoError> {
-        let message = Message::decode(bytes)?;
+    pub(super) fn store_hot(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let (origin, rest) = bytes.split_first_chunk::<4>().ok_or("shorter than its origin")?;
+        let message = Message::decode(rest).map_err(|e| e.to_string())?;
         let id = self.id_of(&message);
         let key = self.key_of_id(&id);
-        self.content.entry(key).or_insert(Content { message, id });
+        if !self.content.contains_key(&key) {
+            self.eth2_learn(&message, key);
+            self.content.insert(key, Content { message, id, origin: u32::from_be_bytes(*origin) });
+        }
         Ok(())
     }
 
     /// The id of `message` under its topic's function (libp2p's default for topics the
     /// surrogates do not model).
     fn id_of(&self, message: &Message) -> Vec<u8> {
-        let f = topic_index(&message.topic).map_or(MessageIdFn::FromAndSeqno, |t| self.message_ids[t as usize]);
+        let f = self.topic_index(&message.topic).map_or(MessageIdFn::FromAndSeqno, |t| self.message_ids[t as usize]);
         f.message_id(message)
     }
 
@@ -348,13 +359,14 @@ impl GossipEngine {
             let message = self.surrogate_message(key, topic, size, published_ns);
             let id = self.message_ids[topic as usize].message_id(&message);
             self.key_by_id.insert(id.clone(), key);
-            self.content.insert(key, Content { message, id });
+            self.content.insert(key, Content { message, id, origin: NONE });
         }
         self.content.get(&key)
     }
 
     /// The bytes of surrogate message `key`: a block header as `gossip-node` reads it, padding to
-    /// `size`, the publisher's signature.
+    /// `size`, the publisher's signature. On Ethereum topics the same bytes, snappy-compressed,
+    /// unsigned (the spec's `StrictNoSign`): no client would accept them as a block.
     fn surrogate_message(&self, key: MsgKey, topic: u8, size: u32, published_ns: u64) -> Message {
         let publisher = key.publisher();
         let slot_ns = self.traffic.slot.as_nanos().max(1);
@@ -365,12 +377,16 @@ impl GossipEngine {
         data.extend_from_slice(&(self.start_unix_ns + published_ns).to_be_bytes());
         data.extend_from_slice(&key.0.to_be_bytes());
         data.resize((size as usize).max(data.len()), 0x5a);
+        if self.eth2.is_some() {
+            let data = thermocline_wire::eth2::snappy::compress_block(&data);
+            return Message { data, topic: self.wire_topic(topic), ..Message::default() };
+        }
         let signer = identity_key(self.seed, publisher);
         let mut m = Message {
             from: Some(signer.peer_id().to_bytes()),
             data,
             seqno: Some(u64::from(key.0 as u32).to_be_bytes().to_vec()),
-            topic: topic_name(topic),
+            topic: self.wire_topic(topic),
             signature: None,
             key: None,
         };
@@ -382,6 +398,9 @@ impl GossipEngine {
     /// wire and handed to the identity's libp2p connection at `now`.
     pub(super) fn client_send(&mut self, i: usize, c: usize, now: u64, rpc: Rpc) {
         let host = self.conn[c].peer;
+        if self.eth2_withholds(&rpc) {
+            return;
+        }
         let Some(wire) = self.wire_rpc(&rpc) else { return };
         let note = if rpc.kind == RpcKind::Message { self.mark_note(i, host, &rpc) } else { None };
         let (id, dir) = (self.ids[i], &self.net.directory);
@@ -397,18 +416,23 @@ impl GossipEngine {
     fn mark_note(&self, i: usize, host: u32, rpc: &Rpc) -> Option<MarkNote> {
         let content = self.content.get(&rpc.msg)?;
         let client = self.boundary.as_ref()?.client_peer(self.ids[i], host);
-        if client.is_some_and(|p| content.message.from.as_deref() == Some(&p.to_bytes()[..])) {
+        // Ethereum's messages name no publisher: the client that first gave the tail the
+        // message published it, where clients meet only surrogates.
+        let from_it = client.is_some_and(|p| content.message.from.as_deref() == Some(&p.to_bytes()[..]));
+        if from_it || (self.eth2.is_some() && content.origin == host) {
             return None;
         }
         let published_ns =
             match rpc.msg.is_client() {
+                // Ethereum payloads carry no publication time: arrivals count from the start of
+                // the message's slot (see `router_rpc`).
+                true if self.eth2.is_some() => rpc.published_ns,
                 true => content.message.data.get(12..20).map_or(0, |t| {
                     u64::from_be_bytes(t.try_into().expect("8 bytes")).saturating_sub(self.start_unix_ns)
                 }),
                 false => rpc.published_ns,
             };
-        let slot_ns = self.traffic.slot.as_nanos().max(1);
-        let slot = published_ns.saturating_sub(self.traffic.start.as_nanos()) / slot_ns;
+        let slot = self.slot_at(published_ns);
         Some(MarkNote {
             message: rpc.msg.0,
             published_ns,
@@ -422,7 +446,7 @@ impl GossipEngine {
 
     /// The wire form of a router RPC, if it has one.
     fn wire_rpc(&mut self, rpc: &Rpc) -> Option<gossipsub::Rpc> {
-        let topic = topic_name(rpc.topic);
+        let topic = self.wire_topic(rpc.topic);
         let mut control = Control::default();
         let mut out = gossipsub::Rpc::default();
         match rpc.kind {

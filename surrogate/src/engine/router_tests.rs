@@ -43,7 +43,7 @@ impl Pair {
         let partition = Partition { ranges, shards: 2 };
         let (shard, me) = (ShardId(0), 0);
         let graph = PeerGraph::build(n, n - 1, 20, 1);
-        let subscriptions = Subscriptions::compute(n, &TrafficSpec::default(), 1);
+        let subscriptions = Subscriptions::compute(n, &TrafficSpec::default(), 1, false);
         let traffic = TrafficSpec { start: SimDuration::from_secs(3600), ..TrafficSpec::default() };
         let setup = GossipSetup {
             profiles: vec![("ethereum".into(), GossipSpec::default().params_for("ethereum").unwrap())],
@@ -63,6 +63,7 @@ impl Pair {
             client_dials: &[],
             lifetime: thermocline_bus::SimDuration::from_secs(60),
             keep_messages: false,
+            eth2: None,
             rules: Default::default(),
             discovery: None,
             outbound_peers: n - 1,

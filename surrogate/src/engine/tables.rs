@@ -13,7 +13,7 @@ use thermocline_bus::Table;
 use thermocline_models::metrics::{GossipArrivals, str_col, table, u32_col, u64_col};
 
 /// `gossip_arrivals` (one row per identity and message it received: first arrival; `hot`
-/// false), `gossip_messages` (one row per message published on this shard, with how many
+/// false; clients' messages only in an Ethereum domain), `gossip_messages` (one row per message published on this shard, with how many
 /// identities subscribe to its topic) and `client_message_arrivals` (if a client's message is
 /// among them) for the messages of slots `order`, in that order; rows of one message go by
 /// identity id. Called for messages as they retire, and at the end for the rest.
@@ -29,7 +29,11 @@ pub(crate) fn messages(e: &GossipEngine, order: &[usize]) -> Result<Vec<Table>, 
         let st = &e.msgs[m];
         if st.key.is_client() {
             clients.add(e, st);
-            continue;
+            // In an Ethereum domain a client's message has a slot (read from it): its tail
+            // arrivals are rows too, timed from the slot's start.
+            if e.eth2.is_none() {
+                continue;
+            }
         }
         let slot_start = e.slot_start_ns(st.slot);
         let name = topic_name(st.topic);

@@ -192,3 +192,53 @@ fn a_marked_rpc_is_marked_exactly_where_the_peer_can_first_read_it() {
         assert_eq!(marks, [(3, at(&read, "d")), (4, at(&read, "e"))], "{muxer:?}: {read:?}");
     }
 }
+
+#[test]
+fn requests_are_read_to_the_end_answered_and_refused_protocols_reported() {
+    for muxer in [MuxKind::Yamux, MuxKind::Mplex] {
+        let mut p = Pair::new(vec![muxer], vec![muxer]);
+        p.listener = Connection::accept(
+            key(2),
+            [2; 32],
+            Arc::new(ConnConfig {
+                muxers: vec![muxer],
+                request_protocols: vec!["/req/echo/1".into()],
+                max_request_bytes: 100_000,
+                ..ConnConfig::default()
+            }),
+            Addresses::default(),
+        );
+        assert!(p.dialer.request(0, "/req/echo/1", vec![1]).is_err(), "no muxer yet");
+        p.run(5).unwrap();
+        assert!(p.dialer.is_ready());
+        let asked = p.dialer.request(0, "/req/echo/1", vec![9; 70_000]).unwrap();
+        let refused = p.dialer.request(0, "/req/unknown/1", vec![1, 2]).unwrap();
+        p.run(1000).unwrap();
+        let (stream, body) = p
+            .events
+            .1
+            .iter()
+            .find_map(|e| match e {
+                ConnEvent::Request { stream, protocol, body } if protocol == "/req/echo/1" => {
+                    Some((*stream, body.clone()))
+                }
+                _ => None,
+            })
+            .expect("the request was handed up once the dialer closed its side");
+        assert_eq!(body, vec![9; 70_000], "{muxer:?}");
+        p.listener.respond(0, stream, b"answer").unwrap();
+        // A second answer on the same stream is ignored.
+        p.listener.respond(0, stream, b"again").unwrap();
+        p.run(1000).unwrap();
+        assert!(
+            p.events.0.contains(&ConnEvent::Response { stream: asked, body: Some(b"answer".to_vec()) }),
+            "{muxer:?}"
+        );
+        assert!(p.events.0.contains(&ConnEvent::Response { stream: refused, body: None }), "{muxer:?}");
+        // A request over the limit resets the stream: the requester hears nothing but the reset.
+        let big = p.dialer.request(0, "/req/echo/1", vec![0; 100_001]).unwrap();
+        p.run(1000).unwrap();
+        assert!(p.events.0.contains(&ConnEvent::Response { stream: big, body: None }), "{muxer:?}");
+        assert!(!p.dialer.is_failed() && !p.listener.is_failed());
+    }
+}

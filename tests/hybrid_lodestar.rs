@@ -1,0 +1,132 @@
+//! End-to-end, Hybrid II: `experiments/specs/lodestar-tail.toml` — four real Ethereum consensus
+//! clients (Lodestar 1.5.1, unmodified, from the lockfile in `nodes/lodestar`) whose only peers
+//! are surrogates, in a tail of 10,000 identities (three are dialled by 8 surrogates; the fourth
+//! dials 8 itself, given their node records as bootnodes). Two run the eight interop validators;
+//! every block, aggregate and attestation one client gets from another crossed the tail as the
+//! publisher's exact bytes, and the surrogates answer the clients' req/resp (Status, Ping,
+//! MetaData, blocks). The clients' heads, read each slot with curl through their REST API, agree
+//! at every slot of epochs 1 to 4, each slot's block reaching all four; the chain finalizes; no
+//! client drops, bans or fails a request to a surrogate. One and two shards give the same heads
+//! and digest.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+
+/// The experiment's spec with Lodestar's launcher from this target folder, logging at
+/// `verbose` (peer and req/resp events).
+fn spec(dir: &Path) -> std::path::PathBuf {
+    let launcher = npm::lodestar_launcher();
+    let text = read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/specs/lodestar-tail.toml"));
+    assert_eq!(text.matches("../../target/lodestar-1.5.1/lodestar").count(), 4, "the spec runs four Lodestar nodes");
+    let text = text
+        .replace("../../target/lodestar-1.5.1/lodestar", &launcher.display().to_string())
+        .replace(r#""--enr.ip", "{ip}"]"#, r#""--enr.ip", "{ip}", "--logLevel", "verbose"]"#);
+    write_spec(dir, "lodestar-tail.toml", &text)
+}
+
+/// A head as curl read it: (slot asked at, head root, head slot).
+type Head = (u64, String, u64);
+
+/// One curl answer per slot, and the last finalized epoch.
+fn heads(out: &Path, node: u32) -> (Vec<Head>, u64) {
+    let text = read(out.join(format!("hosts/ls{node}/sh.1.stdout")));
+    let mut rows = Vec::new();
+    let mut finalized = 0;
+    for line in text.lines() {
+        let mut parts = line.splitn(4, ' ');
+        let (Some("slot"), Some(slot), Some(kind), Some(json)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            panic!("ls{node}: unexpected line {line:?}");
+        };
+        let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("ls{node} {line}: {e}"));
+        match kind {
+            "head" => rows.push((
+                slot.parse().unwrap(),
+                v["data"]["root"].as_str().expect("a root").to_string(),
+                v["data"]["header"]["message"]["slot"].as_str().expect("a slot").parse().unwrap(),
+            )),
+            _ => finalized = v["data"]["finalized"]["epoch"].as_str().expect("an epoch").parse().unwrap(),
+        }
+    }
+    (rows, finalized)
+}
+
+/// What a client's log says about its surrogate peers: the peer counts it reported each slot,
+/// and any line about a failed request or response, a goodbye or a dropped peer before it was
+/// told to stop.
+fn peer_log(out: &Path, node: u32) -> (Vec<u32>, Vec<String>) {
+    let log = read(out.join(format!("hosts/ls{node}/lodestar.0.stdout")));
+    let mut counts = Vec::new();
+    let mut trouble = Vec::new();
+    for line in log.lines().take_while(|l| !l.contains("Stopping")) {
+        if let Some(n) = line.split("peers: ").nth(1).filter(|_| line.contains("Synced - slot:")) {
+            counts.push(n.trim().parse().unwrap_or(u32::MAX));
+        }
+        if ["Req  error", "Resp error", "goodbye", "peer disconnected", "Irrelevant peer", "ban"]
+            .iter()
+            .any(|w| line.contains(w))
+        {
+            trouble.push(line.to_string());
+        }
+    }
+    (counts, trouble)
+}
+
+#[test]
+fn lodestar_nodes_agree_through_a_cold_tail_and_finalize() {
+    let dir = scratch("hybrid_lodestar");
+    let spec = spec(&dir);
+    let mut first: Option<(Vec<Vec<Head>>, String)> = None;
+    for shards in ["1", "2"] {
+        let out = dir.join(format!("out{shards}"));
+        run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q", "--shards", shards]);
+        let all: Vec<_> = (0..4).map(|n| heads(&out, n)).collect();
+        let digest = summary(&out)["digest"].as_str().unwrap().to_string();
+        if first.is_none() {
+            let (rows, _) = &all[0];
+            assert_eq!(rows.len(), 32, "a head each slot of epochs 1 to 4: {rows:?}");
+            for (n, (r, finalized)) in all.iter().enumerate() {
+                assert_eq!(r, rows, "ls{n} has the heads of ls0");
+                assert!(*finalized >= 2, "ls{n} finalized epoch {finalized}");
+            }
+            // Four seconds into each slot every node's head is that slot's block: each block
+            // either validator client proposed reached all four through the tail.
+            let late: Vec<_> = rows.iter().filter(|(asked, _, head)| head != asked).collect();
+            assert!(late.is_empty(), "slots whose block had not arrived: {late:?}");
+            for n in 0..4 {
+                let (counts, trouble) = peer_log(&out, n);
+                // From genesis on (the surrogates dialled at 12 s), each keeps its 8 peers.
+                let from_genesis = &counts[counts.len().saturating_sub(40)..];
+                assert!(from_genesis.len() == 40 && from_genesis.iter().all(|&c| c == 8), "ls{n} peers: {counts:?}");
+                assert!(trouble.is_empty(), "ls{n}: {trouble:#?}");
+            }
+            // ls3 found its peers in the records it was given: it dialled all eight.
+            let ls3 = read(out.join("hosts/ls3/lodestar.0.stdout"));
+            let dialled =
+                ls3.lines().filter(|l| l.contains("peer connected") && l.contains("direction=outbound")).count();
+            assert_eq!(dialled, 8, "ls3 dialled the surrogates of its bootnode records");
+            let s = summary(&out);
+            let g = &s["gossip"];
+            // 39 blocks (slots 1..=39), each at every identity of the tail and at the three
+            // clients that did not propose it.
+            let tail = &g["tail_client_blocks"];
+            assert!(tail["reliability"].as_f64().unwrap() > 0.999, "{g}");
+            assert!(tail["p50_ms"].as_f64().unwrap() > 0.0 && tail["p95_ms"].as_f64().unwrap() < 6000.0, "{g}");
+            let hot = &g["hot"];
+            assert_eq!(hot["nodes"], 4, "{g}");
+            assert!(hot["reliability"].as_f64().unwrap() > 0.999, "{g}");
+            assert!(hot["p95_ms"].as_f64().unwrap() < 6000.0, "{g}");
+        }
+        let heads_only = all.into_iter().map(|(r, _)| r).collect();
+        match &first {
+            None => first = Some((heads_only, digest)),
+            Some((h, d)) => {
+                assert_eq!(&heads_only, h, "{shards} shards: other heads");
+                assert_eq!(&digest, d, "{shards} shards: another digest");
+            }
+        }
+    }
+}
