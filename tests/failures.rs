@@ -106,6 +106,39 @@ fn bad_spec_errors_name_file_line_and_column() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+#[test]
+fn bad_ethereum_domains_are_refused_at_their_key() {
+    let dir = scratch("bad-eth2");
+    let good = "[run]\nseed = 1\nduration = \"1 s\"\n\n[[hosts]]\nname = \"tail\"\ncount = 20\n\n[gossip]\n\n\
+        [gossip.eth2]\ngenesis_validators_root = \"0x270d43e74ce340de4bca2b1936beca0f4f5408d9e78aec4850920baf659d5b69\"\n\
+        fork_version = \"0x00000001\"\ngenesis_time = 946684820\n\n[network]\ntopology = \"single-switch\"\n";
+    let cases = [
+        ("genesis_time = 946684820", "genesis_time = 946684000", 14, "is before the run's start_date"),
+        (
+            "fork_version = \"0x00000001\"",
+            "fork_version = \"0x01\"",
+            13,
+            "gossip.eth2.fork_version must be 4 bytes of hex",
+        ),
+        ("genesis_time", "fork = \"deneb\"\ngenesis_time", 14, "gossip.eth2.fork must be"),
+    ];
+    for (from, to, line, message) in cases {
+        let spec = write_spec(&dir, "eth2.toml", &good.replace(from, to));
+        let o = run_with_deadline(&["run", spec.to_str().unwrap(), "--quiet"], Duration::from_secs(30));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{to}: {stderr}");
+        let location = format!("{}:{line}:", spec.display());
+        assert!(
+            stderr.contains(&location) && stderr.contains(message),
+            "{to}: expected {location} {message} in:\n{stderr}"
+        );
+    }
+    let spec = write_spec(&dir, "eth2.toml", good);
+    let out = dir.join("out");
+    run_ok(&["run", spec.to_str().unwrap(), "--quiet", "--out", out.to_str().unwrap()]);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// An idle run that would take hours of wall time: 2 shard processes, windows of 1 ms until
 /// 100,000 simulated seconds, and a stall limit of 2 s.
 const ENDLESS_IDLE: &str =

@@ -68,6 +68,9 @@ fn check_gossip(spec: &Spec) -> Result<(), String> {
     if !spec.hosts.iter().any(|g| g.kind == HostKind::Surrogate) {
         return Err("the gossip workload needs [[hosts]] groups of surrogates".into());
     }
+    if let Some(e) = spec.gossip.as_ref().and_then(|g| g.eth2.as_ref()) {
+        e.domain(spec.run.start_date.0)?;
+    }
     let t = &spec.traffic;
     if t.slot == SimDuration::ZERO || t.beacon_block.proposer_delay >= t.slot {
         return Err(format!(
