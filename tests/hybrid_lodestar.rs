@@ -130,3 +130,117 @@ fn lodestar_nodes_agree_through_a_cold_tail_and_finalize() {
         }
     }
 }
+
+/// The `counter` → `count` sums of a run's `eth2_boundary` table.
+fn eth2_counters(out: &Path) -> std::collections::BTreeMap<String, u64> {
+    let (_, batches) = thermocline_models::metrics::read_ipc_file(&out.join("eth2_boundary.arrow")).unwrap();
+    let mut sums = std::collections::BTreeMap::new();
+    for batch in batches {
+        let names = batch.column_by_name("counter").unwrap();
+        let names = names.as_any().downcast_ref::<arrow_array::StringArray>().unwrap();
+        for (k, n) in u64s(&batch, "count").into_iter().enumerate() {
+            *sums.entry(names.value(k).to_string()).or_default() += n;
+        }
+    }
+    sums
+}
+
+/// A node that starts a minute after genesis, with 4 surrogates' records as its only bootnodes,
+/// catches up on the blocks it missed by asking those surrogates (the surrogates serve the real
+/// blocks they relayed) and then follows the validator node's head; one digest on 1 and 2 shards.
+#[test]
+fn a_late_lodestar_node_fetches_the_blocks_it_missed_from_surrogates() {
+    let launcher = npm::lodestar_launcher();
+    let dir = scratch("hybrid_lodestar_late");
+    let node = |extra: &str| {
+        format!(
+            r#"path = "{launcher}"
+args = ["dev", "--genesisValidators", "8", "--genesisTime", "946684820", {extra}"--dataDir", "data",
+        "--rest", "--rest.port", "9596", "--metrics", "false", "--port", "9000", "--enr.ip", "{{ip}}"]
+expected_exit = "running""#,
+            launcher = launcher.display()
+        )
+    };
+    let curl = r#"path = "curl"
+args = ["-s", "http://127.0.0.1:9596/eth/v1/beacon/headers/head"]
+start = "118 s""#;
+    let text = format!(
+        r#"
+[run]
+seed = 1
+duration = "120 s"
+
+[network]
+topology = "single-switch"
+latency = "10 ms"
+
+[[hosts]]
+name = "tail"
+count = 300
+
+[[hosts]]
+name = "early"
+kind = "direct"
+count = 1
+
+[[hosts]]
+name = "late"
+kind = "direct"
+count = 1
+
+[gossip]
+dial_clients = {{ group = "early", peers = 4, start = "15 s" }}
+
+[gossip.eth2]
+genesis_validators_root = "0x270d43e74ce340de4bca2b1936beca0f4f5408d9e78aec4850920baf659d5b69"
+fork_version = "0x00000001"
+preset = "minimal"
+genesis_time = 946684820
+
+[traffic]
+start = "1 h"
+
+[[processes]]
+host = "early"
+{early}
+
+[[processes]]
+host = "late"
+start = "60 s"
+{late}
+
+[[processes]]
+host = "early"
+{curl}
+
+[[processes]]
+host = "late"
+{curl}
+"#,
+        early = node(r#""--startValidators", "0..7", "#),
+        late = node(r#""--bootnodes", "{enrs:tail:4}", "--network.connectToDiscv5Bootnodes", "#),
+    );
+    let spec = write_spec(&dir, "late.toml", &text);
+    let mut first: Option<(String, String)> = None;
+    for shards in ["1", "2"] {
+        let out = dir.join(format!("out{shards}"));
+        run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q", "--shards", shards]);
+        let (early, late) = (read(out.join("hosts/early/curl.1.stdout")), read(out.join("hosts/late/curl.1.stdout")));
+        let head = |json: &str| -> (String, u64) {
+            let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
+            let slot = v["data"]["header"]["message"]["slot"].as_str().expect("a slot").parse().unwrap();
+            (v["data"]["root"].as_str().expect("a root").to_string(), slot)
+        };
+        // Slot 16 starts at 116 s: the late node has the head of a chain it saw less than half of.
+        assert_eq!(head(&late), head(&early), "{shards} shards");
+        assert!(head(&early).1 >= 15, "head at slot {}", head(&early).1);
+        let counters = eth2_counters(&out);
+        let asked: u64 = counters.iter().filter(|(k, _)| k.contains("beacon_blocks_by_r")).map(|(_, n)| n).sum::<u64>();
+        assert!(asked > 0 && counters.get("blocks_served").copied().unwrap_or(0) > 0, "{counters:?}");
+        let digest = summary(&out)["digest"].as_str().unwrap().to_string();
+        match &first {
+            None => first = Some((early, digest)),
+            Some((h, d)) => assert_eq!((&early, &digest), (h, d), "{shards} shards differ"),
+        }
+    }
+}
