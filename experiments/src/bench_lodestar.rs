@@ -35,14 +35,10 @@ pub struct LodestarBench {
     pub json: bool,
 }
 
-/// One run of the spec with the group at `count`, writing into `out`.
-fn run(args: &LodestarBench, count: u32, out: &Path, exe: &Path) -> Result<RunOutcome> {
-    let mut spec = Spec::load(&args.spec)?;
+/// One run of `spec` with the group at `count`, writing into `out`.
+fn run(args: &LodestarBench, mut spec: Spec, count: u32, out: &Path, exe: &Path) -> Result<RunOutcome> {
     let group = spec.hosts.iter_mut().find(|g| g.name == args.group);
     group.with_context(|| format!("{} has no host group {:?}", args.spec.display(), args.group))?.count = count;
-    if let Some(d) = args.duration {
-        spec.run.duration = d;
-    }
     spec.output.dir = out.to_path_buf();
     let window = window_config(&spec, args.shards).map_err(anyhow::Error::msg)?;
     let plan = RunPlan { spec, shards: args.shards, backend: Backend::Threads, exe: exe.to_path_buf() };
@@ -54,13 +50,16 @@ pub fn lodestar(args: &LodestarBench, exe: &Path) -> Result<()> {
     if args.tails.is_empty() || args.tails.windows(2).any(|w| w[0] >= w[1]) {
         bail!("--tails must be sizes in ascending order, e.g. 64,10000,100000");
     }
+    let mut spec = Spec::load(&args.spec)?;
+    if let Some(d) = args.duration {
+        spec.run.duration = d;
+    }
+    let sim_s = spec.run.duration.as_nanos() as f64 / 1e9;
     let base = std::env::temp_dir().join(format!("thermocline-bench-lodestar-{}", std::process::id()));
     let mut rows = Vec::new();
     for &n in &args.tails {
         let out = base.join(n.to_string());
-        let o = run(args, n, &out, exe)?;
-        let sim_s = Spec::load(&args.spec)?.run.duration.as_nanos() as f64 / 1e9;
-        let sim_s = args.duration.map_or(sim_s, |d| d.as_nanos() as f64 / 1e9);
+        let o = run(args, spec.clone(), n, &out, exe)?;
         let wall = o.wall.as_secs_f64();
         let tail = crate::output::gossip_figures(&o)?.and_then(|g| g.tail_client_blocks);
         rows.push((n, wall, sim_s, o.totals.events, tail, o.digest.to_string()));

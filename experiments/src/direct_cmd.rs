@@ -25,19 +25,24 @@ pub fn check_processes(spec: &Spec) -> Result<(), String> {
     crate::peer_book::check_placeholders(spec)
 }
 
-/// The direct engine of `shard`.
-pub fn build_direct_engine(spec: &Spec, plan: &NetPlan, shard: ShardId) -> Result<Box<DirectEngine>, EngineError> {
+/// The direct engine of `shard`; `subscriptions` are the surrogates' in a hybrid run (in an
+/// Ethereum domain their records carry them).
+pub fn build_direct_engine(
+    spec: &Spec,
+    plan: &NetPlan,
+    shard: ShardId,
+    subscriptions: Option<&Subscriptions>,
+) -> Result<Box<DirectEngine>, EngineError> {
     let exe = std::env::current_exe().map_err(|e| format!("locating the thermocline executable: {e}"))?;
-    let eth2 = match spec.gossip.as_ref().and_then(|g| g.eth2.as_ref()) {
-        Some(e) => {
+    let eth2 = match (spec.gossip.as_ref().and_then(|g| g.eth2.as_ref()), subscriptions) {
+        (Some(e), Some(subscriptions)) => {
             let d = e.domain(spec.run.start_date.0)?;
-            let n = plan.net.directory.surrogates();
             Some(crate::peer_book::Eth2Book {
                 fork_id: thermocline_wire::eth2::types::enr_fork_id(d.fork_digest, d.fork_version),
-                subscriptions: Subscriptions::compute(n, &spec.traffic, spec.run.seed, true),
+                subscriptions,
             })
         }
-        None => None,
+        _ => None,
     };
     let book = crate::peer_book::SurrogateBook { dir: &plan.net.directory, seed: spec.run.seed, eth2 };
     let out_dir = std::path::absolute(&spec.output.dir).unwrap_or_else(|_| spec.output.dir.clone());

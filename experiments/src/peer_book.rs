@@ -22,16 +22,16 @@ pub struct SurrogateBook<'a> {
     /// The run's seed (identity keys derive from it).
     pub seed: u64,
     /// In an Ethereum domain (`[gossip.eth2]`), what identities' records and keys follow.
-    pub eth2: Option<Eth2Book>,
+    pub eth2: Option<Eth2Book<'a>>,
 }
 
 /// What an Ethereum domain changes in the book: identities have secp256k1 libp2p keys, and
 /// their records carry `tcp`, `eth2` and `attnets`, so a client can take them as bootnodes.
-pub struct Eth2Book {
+pub struct Eth2Book<'a> {
     /// The network's `ENRForkID`.
     pub fork_id: Vec<u8>,
-    /// Every surrogate's subscriptions (its `attnets`).
-    pub subscriptions: thermocline_surrogate::traffic::Subscriptions,
+    /// Every surrogate's subscriptions (its `attnets`), as the run computed them.
+    pub subscriptions: &'a thermocline_surrogate::traffic::Subscriptions,
 }
 
 /// The walk over a group of `count` members: (start, stride), the stride coprime with `count`.

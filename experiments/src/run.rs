@@ -207,12 +207,7 @@ impl SharedBuild {
                 let plan = net_plan(spec, shards)?;
                 let n = plan.net.directory.surrogates();
                 let locations: Vec<u32> = (0..n).map(|h| plan.net.directory.node_of(h)).collect();
-                let subscriptions = Subscriptions::compute(
-                    n,
-                    &spec.traffic,
-                    spec.run.seed,
-                    spec.gossip.as_ref().is_some_and(|g| g.eth2.is_some()),
-                );
+                let subscriptions = Subscriptions::compute(n, &spec.traffic, spec.run.seed, g.eth2.is_some());
                 let end = SimTime::ZERO.saturating_add(spec.run.duration).as_nanos();
                 let duties = publications(n, &spec.traffic, spec.run.seed, end);
                 let peer_exchange = gossip_profiles(spec, g)?.iter().any(|(_, p)| p.peer_exchange);
@@ -257,7 +252,7 @@ fn build_inner_engine(
     Ok(match spec.workload()? {
         Workload::Phold(p) => Box::new(PholdEngine::new(p, spec.run.seed, shard, shards)?),
         Workload::Idle(i) => Box::new(IdleEngine::new(i, shard, shards)),
-        Workload::Direct(_) => crate::direct_cmd::build_direct_engine(spec, &net_plan(spec, shards)?, shard)?,
+        Workload::Direct(_) => crate::direct_cmd::build_direct_engine(spec, &net_plan(spec, shards)?, shard, None)?,
         Workload::Gossip(g) => {
             let built = shared.gossip(spec, g, shards)?;
             Box::new(build_gossip_engine(spec, g, &built, shard, shared)?)
@@ -273,7 +268,7 @@ fn build_inner_engine(
             // Real clients check that a record's node id is its key's: the tail uses those ids.
             let ids = shared.discv5_ids(spec.run.seed, surrogates, true);
             let cold = build_discovery_engine(spec, discv5, &plan, ids, shard, false, None)?;
-            let hot = crate::direct_cmd::build_direct_engine(spec, &plan, shard)?;
+            let hot = crate::direct_cmd::build_direct_engine(spec, &plan, shard, None)?;
             let owner: Owner = Box::new(move |h: HostId| usize::from(h.0 >= surrogates));
             let step = hybrid_step(&plan)?;
             Box::new(Composite::new(vec![Box::new(cold), hot], owner, step, shard, shards))
@@ -282,7 +277,7 @@ fn build_inner_engine(
             let built = shared.gossip(spec, gossip, shards)?;
             let plan = &built.0;
             let cold = build_gossip_engine(spec, gossip, &built, shard, shared)?;
-            let hot = crate::direct_cmd::build_direct_engine(spec, plan, shard)?;
+            let hot = crate::direct_cmd::build_direct_engine(spec, plan, shard, Some(&built.2))?;
             let surrogates = plan.net.directory.surrogates();
             let owner: Owner = Box::new(move |h: HostId| usize::from(h.0 >= surrogates));
             let step = hybrid_step(plan)?;

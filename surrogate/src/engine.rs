@@ -2246,8 +2246,13 @@ impl GossipEngine {
     pub(crate) fn slot_at(&self, t: u64) -> u64 {
         match &self.eth2 {
             Some(e) => e.domain.slot_at(t),
-            None => t.saturating_sub(self.traffic.start.as_nanos()) / self.traffic.slot.as_nanos().max(1),
+            None => self.traffic_slot(t),
         }
+    }
+
+    /// The traffic model's slot under way at `t` (`[traffic] start` and `slot`).
+    pub(crate) fn traffic_slot(&self, t: u64) -> u64 {
+        t.saturating_sub(self.traffic.start.as_nanos()) / self.traffic.slot.as_nanos().max(1)
     }
 }
 

@@ -194,6 +194,13 @@ enum Stream {
     Done,
 }
 
+impl Stream {
+    /// Whether this is one of this side's requests, still owed a [`ConnEvent::Response`].
+    fn awaits_response(&self) -> bool {
+        matches!(self, Stream::Requesting { .. } | Stream::Negotiating { purpose: Purpose::Request(_), .. })
+    }
+}
+
 /// The layers above TCP once `/noise` is agreed.
 struct Secured {
     noise: Noise,
@@ -307,9 +314,7 @@ impl Secured {
                     _ => self.forget(id),
                 },
                 MuxEvent::Reset(id) => {
-                    if let Some(Stream::Requesting { .. } | Stream::Negotiating { purpose: Purpose::Request(_), .. }) =
-                        self.streams.get(&id)
-                    {
+                    if self.streams.get(&id).is_some_and(Stream::awaits_response) {
                         events.push_back(ConnEvent::Response { stream: id, body: None });
                     }
                     self.forget(id);
@@ -633,11 +638,6 @@ impl Connection {
         Ok(id)
     }
 
-    /// Whether the muxer is agreed, so requests can be sent.
-    pub fn is_ready(&self) -> bool {
-        matches!(&self.state, State::Secured(s) if s.mux.is_some())
-    }
-
     /// Whether the connection has failed.
     pub fn is_failed(&self) -> bool {
         matches!(self.state, State::Failed)
@@ -663,9 +663,7 @@ impl Secured {
         events: &mut VecDeque<ConnEvent>,
     ) {
         if self.stream_data(now, id, data, ctx, events).is_err() {
-            if let Some(Stream::Requesting { .. } | Stream::Negotiating { purpose: Purpose::Request(_), .. }) =
-                self.streams.get(&id)
-            {
+            if self.streams.get(&id).is_some_and(Stream::awaits_response) {
                 events.push_back(ConnEvent::Response { stream: id, body: None });
             }
             self.abandon(now, id);

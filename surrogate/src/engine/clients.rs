@@ -369,8 +369,7 @@ impl GossipEngine {
     /// unsigned (the spec's `StrictNoSign`): no client would accept them as a block.
     fn surrogate_message(&self, key: MsgKey, topic: u8, size: u32, published_ns: u64) -> Message {
         let publisher = key.publisher();
-        let slot_ns = self.traffic.slot.as_nanos().max(1);
-        let slot = published_ns.saturating_sub(self.traffic.start.as_nanos()) / slot_ns;
+        let slot = self.traffic_slot(published_ns);
         let mut data = Vec::with_capacity(size as usize);
         data.extend_from_slice(&slot.to_be_bytes());
         data.extend_from_slice(&publisher.to_be_bytes());

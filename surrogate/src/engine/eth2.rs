@@ -146,7 +146,9 @@ impl GossipEngine {
 
     /// Whether local identity `i` has received the client message `key`.
     fn has_message(&self, i: usize, key: MsgKey) -> bool {
-        self.msg_slot.get(&key).is_some_and(|&m| self.msgs[m as usize].arrival.get(i).is_some_and(|&a| a != u64::MAX))
+        let Some(st) = self.msg_slot.get(&key).map(|&m| &self.msgs[m as usize]) else { return false };
+        let pos = self.topic_slot(i, st.topic).map(|s| self.position(i, s));
+        pos.and_then(|p| st.arrival.get(p)).is_some_and(|&a| a != u64::MAX)
     }
 
     /// Identity `i`'s head: the latest block it has received, with its root.

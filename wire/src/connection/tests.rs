@@ -210,7 +210,7 @@ fn requests_are_read_to_the_end_answered_and_refused_protocols_reported() {
         );
         assert!(p.dialer.request(0, "/req/echo/1", vec![1]).is_err(), "no muxer yet");
         p.run(5).unwrap();
-        assert!(p.dialer.is_ready());
+        assert!(p.events.0.iter().any(|e| matches!(e, ConnEvent::Ready { .. })), "the muxer is agreed");
         let asked = p.dialer.request(0, "/req/echo/1", vec![9; 70_000]).unwrap();
         let refused = p.dialer.request(0, "/req/unknown/1", vec![1, 2]).unwrap();
         p.run(1000).unwrap();

@@ -4,7 +4,7 @@
 //! for the versioned block methods the 4-byte fork digest of the block's fork (its *context*),
 //! then the same length-and-frames encoding; the responder closes the stream after the last.
 
-use super::snappy::{self, SnappyError, decode_framed, framed_extent};
+use super::snappy::{self, SnappyError, framed_extent};
 use crate::varint;
 
 /// A req/resp method this side knows.
@@ -118,7 +118,7 @@ pub fn decode_payload(buf: &[u8], (min, max): (usize, usize)) -> Result<Option<(
     }
     let len = len as usize;
     let Some(end) = framed_extent(&buf[n..], len)? else { return Ok(None) };
-    Ok(Some((decode_framed(&buf[n..n + end], len)?, n + end)))
+    Ok(Some((snappy::decompress_delimited(&buf[n..n + end], len)?, n + end)))
 }
 
 /// A whole request stream's bytes (the requester closed its side) read for `method`: its SSZ

@@ -109,10 +109,13 @@ pub fn decode_framed(buf: &[u8], want: usize) -> Result<Vec<u8>, SnappyError> {
     let Some(end) = framed_extent(buf, want)? else {
         return Err(SnappyError::TooShort { got: 0, want });
     };
+    decompress_delimited(&buf[..end], want)
+}
+
+/// Decompresses `framed`, a stream [`framed_extent`] delimited for `want` bytes.
+pub(crate) fn decompress_delimited(framed: &[u8], want: usize) -> Result<Vec<u8>, SnappyError> {
     let mut out = Vec::with_capacity(want);
-    snap::read::FrameDecoder::new(&buf[..end])
-        .read_to_end(&mut out)
-        .map_err(|e| SnappyError::Corrupt(e.to_string()))?;
+    snap::read::FrameDecoder::new(framed).read_to_end(&mut out).map_err(|e| SnappyError::Corrupt(e.to_string()))?;
     match out.len() {
         n if n == want => Ok(out),
         n if n > want => Err(SnappyError::TooLong(want)),
