@@ -177,6 +177,30 @@ fn idontwant_cuts_duplicates_of_large_messages() {
 }
 
 #[test]
+fn fair_links_are_deterministic_and_slow_blocks_down() {
+    let dir = scratch("gossip-fair");
+    let fair = spec("[gossip.params]\nupload = \"fair\"\ndownload = \"fair\"", "", 600, "30 s");
+    let (one, out) = run(&dir, "f1", &fair, &["--shards", "1"]);
+    for (name, args) in [
+        ("f2", vec!["--shards", "2"]),
+        ("f4", vec!["--shards", "4"]),
+        ("p2", vec!["--shards", "2", "--backend", "processes"]),
+    ] {
+        let (s, _) = run(&dir, name, &fair, &args);
+        assert_eq!(s["digest"], one["digest"], "{name}");
+    }
+    let (fifo, _) = run(&dir, "fifo", &spec("", "", 600, "30 s"), &[]);
+    assert_ne!(fifo["digest"], one["digest"]);
+    assert_eq!(one["gossip"]["reliability"], fifo["gossip"]["reliability"]);
+    // Copies sent (and received) side by side are done together after all of them: none earlier
+    // than with FIFO links, most later.
+    let p50 = |s: &serde_json::Value| s["gossip"]["p50_ms"].as_f64().unwrap();
+    assert!(p50(&one) > p50(&fifo), "{} vs {}", p50(&one), p50(&fifo));
+    assert!(out.join("gossip_arrivals.arrow").is_file());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn honest_peers_earn_positive_scores_and_scoring_changes_the_run() {
     let dir = scratch("gossip-scores");
     let (on, out_on) = run(&dir, "on", &spec("", "", 500, "60 s"), &[]);

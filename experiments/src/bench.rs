@@ -15,6 +15,7 @@ use thermocline_bus::codec::{BATCH_HEADER_BYTES, EVENT_HEADER_BYTES};
 use thermocline_bus::{NoProgress, SimDuration, SimTime};
 use thermocline_models::idle::IdleConfig;
 use thermocline_models::phold::PholdConfig;
+use thermocline_surrogate::config::LinkQueue;
 
 /// Parameters of `bench phold`.
 #[derive(Clone, Debug, clap::Args)]
@@ -307,9 +308,37 @@ pub struct GossipBench {
     /// 30 s and the warm-up is 60 s; the JSON gains `discv5` with the peering figures.
     #[arg(long)]
     pub discovery: bool,
+    /// How identities' message copies share their upload link (`[gossip.params] upload`):
+    /// `fifo` (the default) or `fair`, to measure what the fair link costs.
+    #[arg(long, value_enum, default_value = "fifo")]
+    pub upload: LinkArg,
+    /// How messages arriving together share the download link (`[gossip.params] download`).
+    #[arg(long, value_enum, default_value = "fifo")]
+    pub download: LinkArg,
+    /// TCP's slow start on idle connections (`[gossip.params] slow_start`; needs `--upload fair`).
+    #[arg(long)]
+    pub slow_start: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `bench gossip --upload` and `--download`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LinkArg {
+    /// One message at a time.
+    Fifo,
+    /// Messages share the link.
+    Fair,
+}
+
+impl From<LinkArg> for LinkQueue {
+    fn from(u: LinkArg) -> Self {
+        match u {
+            LinkArg::Fifo => LinkQueue::Fifo,
+            LinkArg::Fair => LinkQueue::Fair,
+        }
+    }
 }
 
 /// The `[[hosts]]` group of the surrogate benchmarks: `nodes` identities spread over countries
@@ -352,6 +381,11 @@ beacon_block = {{ size = "100 KiB" }}
 /// Run `bench gossip`.
 pub fn gossip(args: &GossipBench, exe: &Path) -> Result<()> {
     let mut spec = gossip_bench_spec(args.nodes, args.slots, args.seed, args.discovery);
+    if let Some(g) = spec.gossip.as_mut() {
+        g.params.upload = Some(args.upload.into());
+        g.params.download = Some(args.download.into());
+        g.params.slow_start = Some(args.slow_start);
+    }
     // Where the engines spill the rows of retired messages: a folder of this process's own.
     spec.output.dir = std::env::temp_dir().join(format!("thermocline-bench-gossip-{}", std::process::id()));
     let sim_s = spec.run.duration.as_secs_f64();
@@ -367,6 +401,9 @@ pub fn gossip(args: &GossipBench, exe: &Path) -> Result<()> {
     let slots = sim_s / 12.0;
     v["benchmark"] = json!("gossip");
     v["nodes"] = json!(args.nodes);
+    v["upload"] = json!(LinkQueue::from(args.upload));
+    v["download"] = json!(LinkQueue::from(args.download));
+    v["slow_start"] = json!(args.slow_start);
     v["sim_s"] = json!(sim_s);
     v["wall_total_s"] = json!(wall);
     v["wall_s_per_sim_slot"] = json!(wall / slots);

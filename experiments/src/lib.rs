@@ -8,6 +8,7 @@ pub mod bench_hybrid;
 pub mod bench_lodestar;
 pub mod bench_syscall;
 pub mod boundary_memory;
+pub mod calibrate_cmd;
 pub mod check;
 pub mod direct_cmd;
 pub mod discv5_figures;

@@ -51,6 +51,10 @@ enum Command {
     /// Partition a spec's hosts into shards: write the partition file and report the expected cut
     /// and runahead.
     Partition(model_cmd::PartitionArgs),
+    /// Run a gossip spec's scenario at the resolutions its `[calibration]` names (all-direct,
+    /// all-surrogate) over its seeds, with matched peer graphs and proposers, and write the error
+    /// table (docs/calibration.md).
+    Calibrate(thermocline::calibrate_cmd::CalibrateArgs),
     /// One shard of a processes-backend run (started by `run`, not by hand).
     #[command(hide = true)]
     Shard,
@@ -107,6 +111,10 @@ fn dispatch(command: Command) -> Result<(), Failure> {
         }
         Command::Bench { which: BenchCommand::Discv5(args) } => Ok(thermocline::bench_discv5::discv5(&args, &exe)?),
         Command::Partition(args) => Ok(model_cmd::partition(&args)?),
+        Command::Calibrate(args) => {
+            let (spec, cal) = thermocline::calibrate_cmd::load(&args).map_err(Failure::spec)?;
+            Ok(thermocline::calibrate_cmd::calibrate(&args, &exe, spec, cal)?)
+        }
         Command::Import { config } => import(&config),
         Command::Bench { which: BenchCommand::Window(args) } => {
             let session = if args.backend.contains(&Backend::Mpi) { Some(mpi_support::init()?) } else { None };

@@ -23,7 +23,7 @@ use thermocline_surrogate::discv5::protocol::node_ids;
 use thermocline_surrogate::discv5::table::NodeId;
 use thermocline_surrogate::discv5::{DiscoveryEngine, DiscoverySetup, Discv5Spec};
 use thermocline_surrogate::peers::PeerGraph;
-use thermocline_surrogate::traffic::{Subscriptions, publications};
+use thermocline_surrogate::traffic::{Publication, Subscriptions, publications};
 use thermocline_surrogate::{GossipEngine, GossipSetup};
 
 /// How to run a spec: the parts that the command line may override.
@@ -205,15 +205,7 @@ impl SharedBuild {
             .0
             .get_or_insert_with(|| {
                 let plan = net_plan(spec, shards)?;
-                let n = plan.net.directory.surrogates();
-                let locations: Vec<u32> = (0..n).map(|h| plan.net.directory.node_of(h)).collect();
-                let subscriptions = Subscriptions::compute(n, &spec.traffic, spec.run.seed, g.eth2.is_some());
-                let end = SimTime::ZERO.saturating_add(spec.run.duration).as_nanos();
-                let duties = publications(n, &spec.traffic, spec.run.seed, end);
-                let peer_exchange = gossip_profiles(spec, g)?.iter().any(|(_, p)| p.peer_exchange);
-                let clients = client_slots(&plan);
-                let graph =
-                    PeerGraph::for_run(g, peer_exchange, clients, &locations, &subscriptions, &duties, spec.run.seed);
+                let (graph, subscriptions, _) = gossip_graph(spec, g, &plan)?;
                 Ok(Arc::new((plan, graph, subscriptions)))
             })
             .clone();
@@ -223,6 +215,25 @@ impl SharedBuild {
         }
         built
     }
+}
+
+/// The surrogates' initial connections, subscriptions and publications in a run of `spec` on
+/// the network `plan`: what every shard computes alike, and what calibration gives real clients
+/// so that they meet the same peers and proposers.
+pub fn gossip_graph(
+    spec: &Spec,
+    g: &GossipSpec,
+    plan: &NetPlan,
+) -> Result<(PeerGraph, Subscriptions, Vec<Publication>), String> {
+    let n = plan.net.directory.surrogates();
+    let locations: Vec<u32> = (0..n).map(|h| plan.net.directory.node_of(h)).collect();
+    let subscriptions = Subscriptions::compute(n, &spec.traffic, spec.run.seed, g.eth2.is_some());
+    let end = SimTime::ZERO.saturating_add(spec.run.duration).as_nanos();
+    let duties = publications(n, &spec.traffic, spec.run.seed, end);
+    let peer_exchange = gossip_profiles(spec, g)?.iter().any(|(_, p)| p.peer_exchange);
+    let clients = client_slots(plan);
+    let graph = PeerGraph::for_run(g, peer_exchange, clients, &locations, &subscriptions, &duties, spec.run.seed);
+    Ok((graph, subscriptions, duties))
 }
 
 /// Build the engine of `shard`, taking what every shard shares from `shared`. Gossip engines

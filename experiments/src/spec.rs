@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use thermocline_bus::SimDuration;
+use thermocline_calibration::config::CalibrationSpec;
 use thermocline_direct::{ProcessSpec, StartDate};
 use thermocline_models::directory::HostGroupSpec;
 use thermocline_models::idle::IdleConfig;
@@ -182,6 +183,10 @@ pub struct Spec {
     /// The timeline of what happens to the network (`[[scenario]]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scenario: Vec<crate::scenario::ScenarioSpec>,
+    /// How `thermocline calibrate` runs this spec's scenario (`[calibration]`); `thermocline
+    /// run` runs the spec as written and ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<CalibrationSpec>,
 }
 
 /// The workload a spec selects.
@@ -350,6 +355,9 @@ impl Spec {
             return Err(SpecError::Invalid { origin: origin.to_string(), message });
         }
         spec.output.settle().map_err(|message| locate_message(text, origin, &message))?;
+        if let Some(c) = &spec.calibration {
+            c.check().map_err(|message| locate_message(text, origin, &message))?;
+        }
         if spec.run.stall_timeout == SimDuration::ZERO {
             let message = "run.stall_timeout must be longer than 0 s: it is the wall time a shard process may \
                 go without a sign of life before the run ends"
@@ -376,10 +384,11 @@ impl Spec {
             let joined = folder.join(gml);
             self.network.gml = Some(std::path::absolute(&joined).unwrap_or(joined));
         }
-        for p in &mut self.processes {
-            if p.path.is_relative() && p.path.components().count() > 1 {
-                let joined = folder.join(&p.path);
-                p.path = std::path::absolute(&joined).unwrap_or(joined);
+        let client = self.calibration.as_mut().and_then(|c| c.client.as_mut());
+        for path in self.processes.iter_mut().map(|p| &mut p.path).chain(client) {
+            if path.is_relative() && path.components().count() > 1 {
+                let joined = folder.join(&*path);
+                *path = std::path::absolute(&joined).unwrap_or(joined);
             }
         }
     }

@@ -61,9 +61,191 @@ impl FifoLink {
     }
 }
 
+/// Finish tags within this many units (10⁻³ bit) of the service received count as done: the
+/// service is summed in whole units, each step rounded down.
+const FAIR_TOLERANCE: u128 = 1_000_000;
+
+/// One direction of a link shared fairly among the transmissions in progress, as TCP connections
+/// share a host's uplink: while `k` transmissions are under way each is served at `1/k` of the
+/// bandwidth (a fluid processor-sharing queue, kept with virtual time as in fair queueing). A
+/// burst of `k` equal copies therefore all leave at about `k` serialisation times, where a
+/// [`FifoLink`] lets the first leave after one. Items are what the caller sends (a copy and its
+/// connection). After each push or completion the caller asks [`FairLink::wake`] whether to
+/// schedule a wake-up, and when one comes, asks [`FairLink::is_wake`] whether it is the one the
+/// link is waiting for and then takes what has left with [`FairLink::complete`]. A push that
+/// delays the next completion (the usual case) schedules nothing: the wake-up already pending
+/// finds nothing done and schedules the later one, so a burst of `k` copies costs about `k`
+/// wake-ups, not `k²`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FairLink<T> {
+    /// Service each transmission in progress has received since the link was created, in
+    /// units of 10⁻⁹ bit (bits × 10⁹, so that ns × bit/s needs no division by 10⁹).
+    served: u128,
+    /// When `served` was last brought up to date.
+    last_ns: u64,
+    /// Transmissions in progress: the service at which each is done, and its item, in the order
+    /// they started.
+    flows: Vec<(u128, T)>,
+    /// The wake-up the caller has scheduled and not yet had (`u64::MAX`: none).
+    wake_ns: u64,
+}
+
+impl<T> Default for FairLink<T> {
+    fn default() -> Self {
+        FairLink { served: 0, last_ns: 0, flows: Vec::new(), wake_ns: u64::MAX }
+    }
+}
+
+impl<T> FairLink<T> {
+    /// Bring the service up to `now_ns` at the current share.
+    fn advance(&mut self, now_ns: u64, bandwidth: Bandwidth) {
+        let k = self.flows.len() as u128;
+        if k > 0 && now_ns > self.last_ns {
+            self.served += (now_ns - self.last_ns) as u128 * bandwidth.0 as u128 / k;
+        }
+        self.last_ns = self.last_ns.max(now_ns);
+    }
+
+    /// Start sending `bytes` (carrying `item`) at `now_ns` on a link of `bandwidth` (zero:
+    /// unlimited, it is done at once).
+    pub fn push(&mut self, now_ns: u64, bytes: u64, bandwidth: Bandwidth, item: T) {
+        self.advance(now_ns, bandwidth);
+        let size = if bandwidth.0 == 0 { 0 } else { bytes as u128 * 8 * 1_000_000_000 };
+        self.flows.push((self.served + size, item));
+    }
+
+    /// When the next transmission in progress will be done if nothing else starts meanwhile.
+    pub fn next_done(&self, bandwidth: Bandwidth) -> Option<u64> {
+        let first = self.flows.iter().map(|f| f.0).min()?;
+        let left = first.saturating_sub(self.served);
+        if left == 0 || bandwidth.0 == 0 {
+            return Some(self.last_ns);
+        }
+        let k = self.flows.len() as u128;
+        let ns = (left * k).div_ceil(bandwidth.0 as u128);
+        Some(self.last_ns.saturating_add(ns.min(u64::MAX as u128) as u64))
+    }
+
+    /// When the caller must schedule a wake-up, if it must: the next completion, when it comes
+    /// before the wake-up already scheduled (none is, after [`FairLink::complete`]).
+    pub fn wake(&mut self, bandwidth: Bandwidth) -> Option<u64> {
+        let at = self.next_done(bandwidth)?;
+        (at < self.wake_ns).then(|| {
+            self.wake_ns = at;
+            at
+        })
+    }
+
+    /// Whether a wake-up at `now_ns` is the one the link waits for (others were superseded by
+    /// an earlier one and are ignored).
+    pub fn is_wake(&self, now_ns: u64) -> bool {
+        self.wake_ns == now_ns
+    }
+
+    /// Move the transmissions done by `now_ns` to `out`, in the order they finished (ties in the
+    /// order they started); the pending wake-up is taken.
+    pub fn complete(&mut self, now_ns: u64, bandwidth: Bandwidth, out: &mut Vec<T>) {
+        self.wake_ns = u64::MAX;
+        self.advance(now_ns, bandwidth);
+        loop {
+            let first = self.flows.iter().enumerate().min_by_key(|(k, f)| (f.0, *k)).map(|(k, f)| (k, f.0));
+            match first {
+                Some((k, tag)) if tag <= self.served + FAIR_TOLERANCE => out.push(self.flows.remove(k).1),
+                _ => break,
+            }
+        }
+    }
+
+    /// Transmissions in progress.
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Whether nothing is being sent.
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    /// Drop every transmission in progress (the host went away); a pending wake-up is ignored.
+    pub fn clear(&mut self) {
+        self.flows.clear();
+        self.wake_ns = u64::MAX;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Run `link` to empty, waking at each `next_done`: (time, item) of every completion.
+    fn drain(link: &mut FairLink<u32>, bw: Bandwidth) -> Vec<(u64, u32)> {
+        let mut done = Vec::new();
+        while let Some(t) = link.next_done(bw) {
+            let mut out = Vec::new();
+            link.complete(t, bw, &mut out);
+            assert!(!out.is_empty(), "a wake-up at next_done completes something");
+            assert_eq!(link.wake(bw), link.next_done(bw), "after a completion the next wake-up is scheduled");
+            done.extend(out.into_iter().map(|x| (t, x)));
+        }
+        done
+    }
+
+    #[test]
+    fn a_fair_burst_leaves_together_after_all_serialisations() {
+        // Eight 100 KiB copies at 25 Mbit/s: each served at 1/8, all done at 8 × 32.768 ms.
+        let bw = Bandwidth(25_000_000);
+        let mut up = FairLink::default();
+        for k in 0..8 {
+            up.push(0, 100 * 1024, bw, k);
+        }
+        assert_eq!(up.len(), 8);
+        let done = drain(&mut up, bw);
+        assert_eq!(done, (0..8).map(|k| (8 * 32_768_000, k)).collect::<Vec<_>>());
+        assert!(up.is_empty() && up.next_done(bw).is_none());
+    }
+
+    #[test]
+    fn a_late_small_transmission_shares_the_link_and_slows_the_big_one() {
+        // One byte per µs. 1000 B from 0; 100 B from 500 µs: from then on each gets half, so the
+        // small one needs 200 µs (done at 700 µs) and the big one, with 500 B left, gets 100 B
+        // in those 200 µs and the last 400 B alone: done at 1100 µs.
+        let bw = Bandwidth(8_000_000);
+        let mut up = FairLink::default();
+        up.push(0, 1000, bw, 1);
+        assert_eq!(up.wake(bw), Some(1_000_000));
+        up.push(500_000, 100, bw, 2);
+        // The small one is done first, at 700 µs: a wake-up earlier than the pending one.
+        assert_eq!(up.wake(bw), Some(700_000));
+        assert!(up.is_wake(700_000) && !up.is_wake(1_000_000), "the 1-ms wake-up is superseded");
+        assert_eq!(drain(&mut up, bw), [(700_000, 2), (1_100_000, 1)]);
+        // A push that only delays the next completion needs no new wake-up: the pending one
+        // comes first, finds nothing done and schedules the later.
+        let mut big = FairLink::default();
+        big.push(0, 1000, bw, 1);
+        assert_eq!(big.wake(bw), Some(1_000_000));
+        big.push(0, 1000, bw, 2);
+        assert_eq!(big.wake(bw), None);
+        let mut out = Vec::new();
+        big.complete(1_000_000, bw, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(big.wake(bw), Some(2_000_000));
+    }
+
+    #[test]
+    fn an_idle_fair_link_is_a_fifo_of_one_and_unlimited_is_instant() {
+        let bw = Bandwidth(25_000_000);
+        let mut up = FairLink::default();
+        up.push(1_000_000_000, 1250, bw, 7);
+        assert_eq!(drain(&mut up, bw), [(1_000_400_000, 7)]);
+        let mut fifo = FifoLink::default();
+        assert_eq!(fifo.transmit(1_000_000_000, 1250, bw), 1_000_400_000);
+        let mut free = FairLink::default();
+        free.push(5, 1 << 30, Bandwidth(0), 1);
+        assert_eq!(drain(&mut free, Bandwidth(0)), [(5, 1)]);
+        free.push(9, 10, bw, 2);
+        free.clear();
+        assert!(free.is_empty() && free.next_done(bw).is_none());
+    }
 
     #[test]
     fn a_burst_leaves_exactly_one_serialisation_time_apart() {

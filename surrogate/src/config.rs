@@ -52,8 +52,35 @@ pub struct GossipParams {
     pub validation_delay: SimDuration,
     /// Peer scoring on or off.
     pub scoring: bool,
+    /// How full-message copies share the upload link.
+    pub upload: LinkQueue,
+    /// How full messages arriving together share the download link.
+    pub download: LinkQueue,
+    /// TCP's slow start on connections that are new or have been idle (needs `upload =
+    /// "fair"`): a copy starts at the initial window of 10 segments, which doubles each round
+    /// trip, so it cannot have left before `rounds − 1` round trips of the path.
+    pub slow_start: bool,
     /// Score function and thresholds (Ethereum's `beacon_block` parameters for this `d`).
     pub score: ScoreParams,
+}
+
+/// How an identity's full messages share one direction of its link (`[gossip.params] upload`
+/// and `download`).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkQueue {
+    /// One message at a time, in order, each at the whole bandwidth. Uploading, a copy not yet
+    /// started is dropped when its peer sends IDONTWANT first; the first copy of a burst leaves
+    /// after one serialisation time.
+    #[default]
+    Fifo,
+    /// Every message under way at once, sharing the bandwidth equally, as TCP connections share
+    /// a host's link (`FairLink`): a burst of `k` copies leaves together after `k` serialisation
+    /// times, and `k` copies arriving together are all downloaded after `k`. Uploading, every
+    /// copy is handed to its connection at once, so IDONTWANT cancels only copies whose peer
+    /// sent it before. Measured against real clients by `thermocline calibrate`
+    /// (docs/calibration.md).
+    Fair,
 }
 
 impl GossipParams {
@@ -80,6 +107,9 @@ impl GossipParams {
             idontwant_threshold: Some(Size(1000 * 8)),
             validation_delay: SimDuration::from_millis(10),
             scoring: true,
+            upload: LinkQueue::Fifo,
+            download: LinkQueue::Fifo,
+            slow_start: false,
             score: ScoreParams::ethereum(8),
         }
     }
@@ -126,6 +156,11 @@ impl GossipParams {
         }
         if self.heartbeat == SimDuration::ZERO {
             return Err("heartbeat must be positive".into());
+        }
+        if self.slow_start && self.upload != LinkQueue::Fair {
+            return Err("gossip.params.slow_start models TCP connections, which share the uplink: it needs \
+                        upload = \"fair\""
+                .into());
         }
         if self.mcache_gossip > self.mcache_len {
             return Err(format!(
@@ -175,6 +210,12 @@ pub struct GossipOverrides {
     pub validation_delay: Option<SimDuration>,
     /// See [`GossipParams::scoring`].
     pub scoring: Option<bool>,
+    /// See [`GossipParams::upload`].
+    pub upload: Option<LinkQueue>,
+    /// See [`GossipParams::download`].
+    pub download: Option<LinkQueue>,
+    /// See [`GossipParams::slow_start`].
+    pub slow_start: Option<bool>,
 }
 
 /// Most connections an identity may have: mesh membership per topic is a 64-bit mask over an
@@ -504,7 +545,10 @@ impl GossipSpec {
             peer_exchange,
             prune_peers,
             validation_delay,
-            scoring
+            scoring,
+            upload,
+            download,
+            slow_start
         );
         if o.d_out.is_none() {
             // A profile's quota follows an overridden mesh band down; one given explicitly must fit.
@@ -791,5 +835,18 @@ genesis_time = 946684820
         assert_eq!(narrow.params_for("ethereum").unwrap().d_out, 1);
         narrow.params.d_out = Some(2);
         assert!(narrow.params_for("ethereum").unwrap_err().contains("d_out < d_low"));
+    }
+
+    #[test]
+    fn links_default_to_fifo_and_slow_start_needs_a_fair_uplink() {
+        let p = GossipSpec::default().params_for("ethereum").unwrap();
+        assert_eq!((p.upload, p.download, p.slow_start), (LinkQueue::Fifo, LinkQueue::Fifo, false));
+        let spec: GossipSpec =
+            toml::from_str("[params]\nupload = \"fair\"\ndownload = \"fair\"\nslow_start = true").unwrap();
+        let p = spec.params_for("lighthouse").unwrap();
+        assert_eq!((p.upload, p.download, p.slow_start), (LinkQueue::Fair, LinkQueue::Fair, true));
+        let fifo: GossipSpec = toml::from_str("[params]\nslow_start = true").unwrap();
+        assert!(fifo.params_for("ethereum").unwrap_err().contains("gossip.params.slow_start"));
+        assert!(toml::from_str::<GossipSpec>("[params]\nupload = \"lifo\"").is_err());
     }
 }

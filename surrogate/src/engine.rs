@@ -20,7 +20,7 @@ mod router_tests;
 mod tables;
 
 use crate::boundary::{Boundary, ClientDial};
-use crate::config::{ChurnSpec, GossipParams, TrafficSpec};
+use crate::config::{ChurnSpec, GossipParams, LinkQueue, TrafficSpec};
 use crate::peers::PeerGraph;
 use crate::prefetch::prefetch;
 use crate::rpc::{MsgKey, NO_HINT, RPC_BYTES, RPC_KINDS, Rpc, RpcKind};
@@ -40,7 +40,7 @@ use thermocline_models::network::NetworkModel;
 use thermocline_models::partition::Partition;
 use thermocline_models::rng::{CompactRng, StreamFamily, below};
 use thermocline_models::units::Bandwidth;
-use thermocline_net::{FifoLink, Rules, decide, express};
+use thermocline_net::{FairLink, FifoLink, Rules, decide, express};
 use thermocline_wire::gossipsub::MessageIdFn;
 
 /// The positions of the set bits of `mask`, ascending, offset by `base`.
@@ -158,6 +158,11 @@ enum Action {
     Publish { topic: u8 },
     /// `dst` finished serialising a queued message copy on its upload link: it leaves now.
     TxDone { rpc: Rpc, conn: u32 },
+    /// `dst`'s fair upload link (`upload = "fair"`) may have finished copies (ignored unless
+    /// it is the wake-up the link waits for).
+    FairTx,
+    /// `dst`'s fair download link (`download = "fair"`) may have finished messages.
+    FairRx,
     /// `dst` goes offline (churn).
     GoOffline,
     /// `dst` comes back online (churn).
@@ -377,6 +382,20 @@ pub struct GossipEngine {
     txq: Vec<VecDeque<(u32, Rpc)>>,
     /// Per identity: a copy is being serialised.
     tx_busy: Vec<bool>,
+    /// Per identity, when a profile has `upload = "fair"` (empty otherwise): copies being sent,
+    /// sharing the upload link, each with its connection and the earliest time slow start lets
+    /// it leave.
+    fair: Vec<FairLink<(u32, Rpc, u64)>>,
+    /// Scratch space for the copies a fair link finished (reused; never observable).
+    fair_done: Vec<(u32, Rpc, u64)>,
+    /// Per connection, when a profile has `slow_start` (empty otherwise): when a message copy
+    /// last started on it, ms (`u32::MAX`: never).
+    last_copy_ms: Vec<u32>,
+    /// Per identity, when a profile has `download = "fair"` (empty otherwise): messages being
+    /// downloaded, with their senders, sharing the download link.
+    fair_down: Vec<FairLink<(Rpc, u32)>>,
+    /// Scratch space for the messages a fair download link finished.
+    fair_arrived: Vec<(Rpc, u32)>,
     /// Per identity: queued copies dropped because the peer sent IDONTWANT first.
     cancelled: Vec<u32>,
     downlink: Vec<FifoLink>,
@@ -576,6 +595,7 @@ impl GossipEngine {
             row.push(conns.len() as u32);
         }
         let k = ids.len();
+        let connections = conns.len();
         let mut members = vec![Vec::new(); TOPIC_COUNT];
         let mut sub_pos = Vec::with_capacity(k * per);
         for (i, &h) in ids.iter().enumerate() {
@@ -618,6 +638,19 @@ impl GossipEngine {
             rng: Vec::with_capacity(k),
             txq: (0..k).map(|_| VecDeque::new()).collect(),
             tx_busy: vec![false; k],
+            fair: if params.iter().any(|p| p.upload == LinkQueue::Fair) {
+                (0..k).map(|_| FairLink::default()).collect()
+            } else {
+                Vec::new()
+            },
+            fair_done: Vec::new(),
+            last_copy_ms: if params.iter().any(|p| p.slow_start) { vec![u32::MAX; connections] } else { Vec::new() },
+            fair_down: if params.iter().any(|p| p.download == LinkQueue::Fair) {
+                (0..k).map(|_| FairLink::default()).collect()
+            } else {
+                Vec::new()
+            },
+            fair_arrived: Vec::new(),
             cancelled: vec![0; k],
             downlink: vec![FifoLink::default(); k],
             seq: vec![0; k],
@@ -748,6 +781,12 @@ impl GossipEngine {
             self.conn[c].flags |= DOWN;
         }
         self.txq[i].clear();
+        if let Some(link) = self.fair.get_mut(i) {
+            link.clear();
+        }
+        if let Some(link) = self.fair_down.get_mut(i) {
+            link.clear();
+        }
         self.online[i] = false;
         self.left_at[i] = now;
         if let Some(churn) = &self.churn {
@@ -964,6 +1003,10 @@ impl GossipEngine {
             self.client_send(i, c, now, rpc);
             return;
         }
+        if rpc.kind == RpcKind::Message && prm!(self, i).upload == LinkQueue::Fair {
+            self.fair_send(i, c, now, rpc);
+            return;
+        }
         if rpc.kind == RpcKind::Message {
             // Full messages wait their turn on the upload link (one copy at a time, in order).
             self.txq[i].push_back((c as u32, rpc));
@@ -979,6 +1022,110 @@ impl GossipEngine {
         self.send_on(i, c, depart, rpc);
     }
 
+    /// Whether the peer of connection `c` has told `i` it does not want the message of `rpc`.
+    fn peer_declined(&self, i: usize, c: usize, rpc: &Rpc) -> bool {
+        let peer = self.conn[c].peer;
+        let m = self.msg_slot.get(&rpc.msg).copied().unwrap_or(NONE);
+        self.dontwant[i * DONTWANT_RING..(i + 1) * DONTWANT_RING].contains(&(peer, m))
+    }
+
+    /// Hand a message copy to connection `c` at once, to share `i`'s fair upload link with the
+    /// copies already under way (unless the peer has already declined the message).
+    fn fair_send(&mut self, i: usize, c: usize, now: u64, rpc: Rpc) {
+        if self.peer_declined(i, c, &rpc) {
+            self.cancelled[i] += 1;
+            return;
+        }
+        let bytes = rpc.wire_bytes();
+        self.sent[i][RpcKind::Message as usize] += bytes;
+        let floor = if prm!(self, i).slow_start { self.slow_start_floor(c, now, bytes) } else { now };
+        self.fair[i].push(now, bytes, self.up[i], (c as u32, rpc, floor));
+        self.fair_wake(i);
+    }
+
+    /// The earliest a copy of `bytes` starting at `now` on connection `c` can have left, under
+    /// TCP's slow start: on a new connection, or one idle for longer than a retransmission
+    /// timeout (Linux's 200-ms floor plus a round trip), the window starts at 10 segments and
+    /// doubles each round trip, so `rounds` windows take `rounds − 1` round trips before the last
+    /// is sent; a busy connection's window is open.
+    fn slow_start_floor(&mut self, c: usize, now: u64, bytes: u64) -> u64 {
+        const MSS: u64 = 1460;
+        const INITIAL_WINDOW: u64 = 10;
+        const RTO_FLOOR_NS: u64 = 200_000_000;
+        let rtt = 2 * self.net.routes.by_index(self.conn[c].path).latency_ns;
+        let now_ms = (now / 1_000_000) as u32;
+        let last = std::mem::replace(&mut self.last_copy_ms[c], now_ms);
+        let idle_ms = ((RTO_FLOOR_NS + rtt) / 1_000_000) as u32;
+        if last != u32::MAX && now_ms.saturating_sub(last) <= idle_ms {
+            return now;
+        }
+        let (mut segments, mut window, mut rounds) = (bytes.div_ceil(MSS), INITIAL_WINDOW, 0u64);
+        while segments > 0 {
+            segments = segments.saturating_sub(window);
+            window *= 2;
+            rounds += 1;
+        }
+        now + rounds.saturating_sub(1) * rtt
+    }
+
+    /// Schedule `i`'s next look at its fair upload link, when its next copy will be done.
+    fn fair_wake(&mut self, i: usize) {
+        if let Some(at) = self.fair[i].wake(self.up[i]) {
+            self.self_event(i, at, Action::FairTx);
+        }
+    }
+
+    /// A wake-up of `i`'s fair upload link: the copies done leave now.
+    fn fair_tx(&mut self, i: usize, now: u64) {
+        if !self.fair[i].is_wake(now) {
+            return;
+        }
+        let mut done = std::mem::take(&mut self.fair_done);
+        self.fair[i].complete(now, self.up[i], &mut done);
+        for (c, rpc, floor) in done.drain(..) {
+            if floor > now {
+                // Its share of the link is done, but its window has not opened yet: it leaves
+                // when slow start lets it (the FIFO's event; its queue is empty here).
+                self.self_event(i, floor, Action::TxDone { rpc, conn: c });
+            } else {
+                self.send_on(i, c as usize, now, rpc);
+            }
+        }
+        self.fair_done = done;
+        self.fair_wake(i);
+    }
+
+    /// A message from `from` starts arriving at `i` at `now`, to share its fair download link.
+    fn fair_receive(&mut self, i: usize, now: u64, from: u32, rpc: Rpc) {
+        self.fair_down[i].push(now, rpc.wire_bytes(), self.down[i], (rpc, from));
+        self.fair_rx_wake(i);
+    }
+
+    /// Schedule `i`'s next look at its fair download link.
+    fn fair_rx_wake(&mut self, i: usize) {
+        if let Some(at) = self.fair_down[i].wake(self.down[i]) {
+            self.self_event(i, at, Action::FairRx);
+        }
+    }
+
+    /// A wake-up of `i`'s fair download link: the messages done are handled now.
+    fn fair_rx(&mut self, i: usize, now: u64) -> Result<(), GossipError> {
+        if !self.fair_down[i].is_wake(now) {
+            return Ok(());
+        }
+        let mut done = std::mem::take(&mut self.fair_arrived);
+        self.fair_down[i].complete(now, self.down[i], &mut done);
+        let mut result = Ok(());
+        for (rpc, from) in done.drain(..) {
+            if result.is_ok() {
+                result = self.handle(i, now, from, rpc);
+            }
+        }
+        self.fair_arrived = done;
+        self.fair_rx_wake(i);
+        result
+    }
+
     /// Start serialising the next queued copy that is still wanted: a copy whose peer has sent
     /// IDONTWANT for the message meanwhile is dropped without using the link.
     fn start_tx(&mut self, i: usize, now: u64) {
@@ -987,9 +1134,7 @@ impl GossipEngine {
                 self.expired_rpcs[i] = self.expired_rpcs[i].saturating_add(1);
                 continue;
             }
-            let peer = self.conn[c as usize].peer;
-            let m = self.msg_slot.get(&rpc.msg).copied().unwrap_or(NONE);
-            if self.dontwant[i * DONTWANT_RING..(i + 1) * DONTWANT_RING].contains(&(peer, m)) {
+            if self.peer_declined(i, c as usize, &rpc) {
                 self.cancelled[i] += 1;
                 continue;
             }
@@ -1928,6 +2073,7 @@ impl Engine for GossipEngine {
                         self.dropped_offline[i] += 1;
                     }
                     Action::TxDone { .. } => self.start_tx(i, ev.time),
+                    Action::FairTx => self.fair_tx(i, ev.time),
                     Action::PacketArrive { token } | Action::PacketIn { token } => {
                         self.packets.remove(&token);
                     }
@@ -1950,9 +2096,13 @@ impl Engine for GossipEngine {
                     self.send_on(i, conn as usize, ev.time, rpc);
                     self.start_tx(i, ev.time);
                 }
+                Action::FairTx => self.fair_tx(i, ev.time),
+                Action::FairRx => self.fair_rx(i, ev.time)?,
                 Action::Arrive(rpc) => {
                     let bytes = rpc.wire_bytes();
-                    if bytes >= DOWNLOAD_QUEUE_MIN_BYTES {
+                    if bytes >= DOWNLOAD_QUEUE_MIN_BYTES && prm!(self, i).download == LinkQueue::Fair {
+                        self.fair_receive(i, ev.time, ev.src, rpc);
+                    } else if bytes >= DOWNLOAD_QUEUE_MIN_BYTES {
                         let done = self.downlink[i].transmit(ev.time, bytes, self.down[i]);
                         let seq = self.seq[i];
                         self.seq[i] += 1;
@@ -2151,6 +2301,9 @@ impl GossipEngine {
         self.sub_pos = Vec::new();
         self.rng = Vec::new();
         self.txq = Vec::new();
+        self.fair = Vec::new();
+        self.last_copy_ms = Vec::new();
+        self.fair_down = Vec::new();
         self.downlink = Vec::new();
         self.dontwant = Vec::new();
         self.sent = Vec::new();

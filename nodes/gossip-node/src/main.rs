@@ -6,9 +6,10 @@
 //! direct hosts exist to run, and it runs the same on a real network.
 //!
 //! Node `i` of `n` listens on `--listen`, dials every `--peer` (or, with `--dial K`, the `K`
-//! entries of the address book before its own), subscribes to `beacon_block`,
-//! and from `--genesis` on, in each `--slot` of `--slots`, the node with index `slot mod n`
-//! publishes one block of `--size` bytes. Each block carries its slot, its publisher and its
+//! entries of the address book before its own; with `--graph FILE`, the entries on line `i` of
+//! FILE), subscribes to `beacon_block`, and from `--genesis` on, in each `--slot` of `--slots`,
+//! the node with index `slot mod n` (or the slot's entry of `--proposers`) publishes one block of
+//! `--size` bytes. Each block carries its slot, its publisher and its
 //! publication time (Unix ns), so every receiver prints how long it took:
 //!
 //! ```text
@@ -53,6 +54,19 @@ struct Args {
     /// entries before this node's own (index − 1, …, index − K, wrapping around).
     #[arg(long, value_name = "K")]
     dial: Option<u32>,
+    /// Treat `--peer` as the address book of all nodes in index order and dial the entries
+    /// listed on line `index` of FILE (indices separated by spaces; one line per node), so a
+    /// network can be given any peer graph (a surrogate run's, for calibration).
+    #[arg(long, value_name = "FILE", conflicts_with = "dial")]
+    graph: Option<std::path::PathBuf>,
+    /// Added to `--index`: the node's index in the network is BASE + INDEX (for networks whose
+    /// nodes come from several groups, each numbered from 0).
+    #[arg(long, value_name = "BASE", default_value_t = 0)]
+    index_base: u32,
+    /// Who publishes each slot's block, comma-separated node indices (default: node `slot mod
+    /// nodes`); slots beyond the list have no block.
+    #[arg(long, value_delimiter = ',')]
+    proposers: Option<Vec<u32>>,
     /// Seconds from start until slot 0 (time to connect and form meshes).
     #[arg(long, default_value_t = 12)]
     genesis: u64,
@@ -92,12 +106,41 @@ fn key_of(index: u32) -> Keypair {
     Keypair::ed25519_from_bytes(secret).expect("32 bytes make an ed25519 secret key")
 }
 
-/// The `--peer` entries this node dials.
-fn to_dial(args: &Args) -> Result<Vec<&String>> {
-    let Some(k) = args.dial else { return Ok(args.peer.iter().collect()) };
+/// The `--peer` entries this node dials, given the text of `--graph` if there is one.
+fn to_dial<'a>(args: &'a Args, graph: Option<&str>) -> Result<Vec<&'a String>> {
     let n = args.peer.len() as u32;
-    anyhow::ensure!(n == args.nodes, "--dial needs one --peer entry per node ({} given, {} nodes)", n, args.nodes);
+    let book = |option: &str| {
+        anyhow::ensure!(
+            n == args.nodes,
+            "{option} needs one --peer entry per node ({} given, {} nodes)",
+            n,
+            args.nodes
+        );
+        Ok(())
+    };
+    if let Some(text) = graph {
+        book("--graph")?;
+        let line =
+            text.lines().nth(args.index as usize).with_context(|| format!("--graph has no line {}", args.index))?;
+        return line
+            .split_whitespace()
+            .map(|w| match w.parse::<u32>() {
+                Ok(j) if j < n && j != args.index => Ok(&args.peer[j as usize]),
+                _ => anyhow::bail!("--graph line {}: {w:?} is not another node's index", args.index),
+            })
+            .collect();
+    }
+    let Some(k) = args.dial else { return Ok(args.peer.iter().collect()) };
+    book("--dial")?;
     Ok((1..=k.min(n - 1)).map(|d| &args.peer[((args.index + n - d) % n) as usize]).collect())
+}
+
+/// The node that publishes slot `slot`'s block, if any.
+fn proposer(args: &Args, slot: u64) -> Option<u32> {
+    match &args.proposers {
+        Some(list) => list.get(slot as usize).copied(),
+        None => Some((slot % args.nodes as u64) as u32),
+    }
 }
 
 /// The IPv4 address of `host:port`, through the system resolver (`/etc/hosts`, DNS).
@@ -215,8 +258,12 @@ fn build_swarm(key: Keypair, config: gossipsub::Config, muxer: &str, score: bool
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let args = Args::parse();
-    anyhow::ensure!(args.nodes > 0 && args.index < args.nodes, "--index must be below --nodes");
+    let mut args = Args::parse();
+    args.index += args.index_base;
+    anyhow::ensure!(args.nodes > 0 && args.index < args.nodes, "--index-base + --index must be below --nodes");
+    if let Some(p) = args.proposers.iter().flatten().find(|&&p| p >= args.nodes) {
+        anyhow::bail!("--proposers names node {p}, but there are {} nodes", args.nodes);
+    }
     let peers: Vec<PeerId> = (0..args.nodes).map(|i| key_of(i).public().to_peer_id()).collect();
     let index_of = |p: &PeerId| peers.iter().position(|q| q == p).map_or(-1, |i| i as i64);
 
@@ -226,7 +273,11 @@ async fn main() -> Result<()> {
     swarm.behaviour_mut().subscribe(&topic).context("subscribing")?;
     let listen: Multiaddr = format!("/ip4/{}/tcp/{}", args.listen.ip(), args.listen.port()).parse()?;
     swarm.listen_on(listen).context("listening")?;
-    for p in to_dial(&args)? {
+    let graph = match &args.graph {
+        Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?),
+        None => None,
+    };
+    for p in to_dial(&args, graph.as_deref())? {
         let ip = resolve(p)?;
         let addr: Multiaddr = format!("/ip4/{}/tcp/{}", ip.ip(), ip.port()).parse()?;
         swarm.dial(addr).with_context(|| format!("dialling {p}"))?;
@@ -237,14 +288,14 @@ async fn main() -> Result<()> {
     let mut ticks = tokio::time::interval_at(start + Duration::from_secs(args.genesis), slot);
     let mut next_slot = 0u64;
     let mut received = BTreeSet::new();
-    let expected: u64 = (0..args.slots).filter(|s| s % args.nodes as u64 != args.index as u64).count() as u64;
+    let expected = (0..args.slots).filter(|&s| proposer(&args, s).is_some_and(|p| p != args.index)).count();
     loop {
         tokio::select! {
             _ = ticks.tick() => {
                 if next_slot == args.slots {
                     break;
                 }
-                if next_slot % args.nodes as u64 == args.index as u64 {
+                if proposer(&args, next_slot) == Some(args.index) {
                     let data = block(next_slot, args.index, args.size);
                     match swarm.behaviour_mut().publish(topic.clone(), data) {
                         Ok(_) => println!("publish slot={next_slot} peers={}", swarm.connected_peers().count()),
@@ -287,7 +338,7 @@ async fn main() -> Result<()> {
             println!("score node={} value={score:.3}", index_of(peer));
         }
     }
-    let scheduled = received.iter().filter(|&&(s, p)| s % args.nodes as u64 == p as u64).count();
+    let scheduled = received.iter().filter(|&&(s, p)| proposer(&args, s) == Some(p)).count();
     println!("done node={} received={scheduled} expected={expected}", args.index);
     Ok(())
 }
@@ -312,11 +363,31 @@ mod tests {
     fn dial_k_takes_the_entries_before_this_node_wrapping() {
         let book = "a:1,b:1,c:1,d:1,e:1";
         let args = Args::parse_from(["gossip-node", "--index", "1", "--nodes", "5", "--peer", book, "--dial", "3"]);
-        assert_eq!(to_dial(&args).unwrap(), ["a:1", "e:1", "d:1"]);
+        assert_eq!(to_dial(&args, None).unwrap(), ["a:1", "e:1", "d:1"]);
         let all = Args::parse_from(["gossip-node", "--index", "1", "--nodes", "5", "--peer", "x:1"]);
-        assert_eq!(to_dial(&all).unwrap(), ["x:1"]);
+        assert_eq!(to_dial(&all, None).unwrap(), ["x:1"]);
         let short = Args::parse_from(["gossip-node", "--index", "1", "--nodes", "5", "--peer", "x:1", "--dial", "2"]);
-        assert!(to_dial(&short).is_err());
+        assert!(to_dial(&short, None).is_err());
+    }
+
+    #[test]
+    fn graph_lines_name_the_nodes_to_dial() {
+        let book = "a:1,b:1,c:1,d:1";
+        let args = Args::parse_from(["gossip-node", "--index", "2", "--nodes", "4", "--peer", book, "--graph", "g"]);
+        assert_eq!(to_dial(&args, Some("1\n0 3\n3 0\n\n")).unwrap(), ["d:1", "a:1"]);
+        assert!(to_dial(&args, Some("1\n0 3\n2\n")).is_err(), "a node does not dial itself");
+        assert!(to_dial(&args, Some("1\n0\n9\n")).is_err(), "an index beyond the book");
+        assert!(to_dial(&args, Some("1\n")).is_err(), "no line for the node");
+        let short = Args::parse_from(["gossip-node", "--index", "0", "--nodes", "4", "--peer", "a:1", "--graph", "g"]);
+        assert!(to_dial(&short, Some("1\n")).is_err());
+    }
+
+    #[test]
+    fn proposers_default_to_round_robin_and_follow_a_list() {
+        let rr = Args::parse_from(["gossip-node", "--index", "0", "--nodes", "3"]);
+        assert_eq!((0..4).map(|s| proposer(&rr, s)).collect::<Vec<_>>(), [Some(0), Some(1), Some(2), Some(0)]);
+        let list = Args::parse_from(["gossip-node", "--index", "0", "--nodes", "3", "--proposers", "2,2,0"]);
+        assert_eq!((0..4).map(|s| proposer(&list, s)).collect::<Vec<_>>(), [Some(2), Some(2), Some(0), None]);
     }
 
     #[test]

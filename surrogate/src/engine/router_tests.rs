@@ -5,7 +5,7 @@
 //! the real event codec and nothing else in the way.
 
 use super::*;
-use crate::config::GossipSpec;
+use crate::config::{GossipSpec, LinkQueue};
 use thermocline_bus::SimDuration;
 use thermocline_models::directory::{HostGroupSpec, HostKind};
 use thermocline_models::network::{NetworkSpec, TopologyKind};
@@ -26,6 +26,26 @@ const MS: u64 = 1_000_000;
 impl Pair {
     /// `n` identities, all connected to each other, on two shards; `me` is alone on its shard.
     fn new(n: u32) -> Pair {
+        Pair::with_upload(n, LinkQueue::Fifo)
+    }
+
+    /// [`Pair::new`] with the profile's upload queue set to `upload`.
+    fn with_upload(n: u32, upload: LinkQueue) -> Pair {
+        Pair::with_links(n, upload, LinkQueue::Fifo)
+    }
+
+    /// [`Pair::new`] with the profile's upload and download queues set.
+    fn with_links(n: u32, upload: LinkQueue, download: LinkQueue) -> Pair {
+        Pair::with_params(n, |p| {
+            p.upload = upload;
+            p.download = download;
+        })
+    }
+
+    /// [`Pair::new`] with the profile's parameters changed by `change`.
+    fn with_params(n: u32, change: impl FnOnce(&mut GossipParams)) -> Pair {
+        let mut params = GossipSpec::default().params_for("ethereum").unwrap();
+        change(&mut params);
         let hosts = [HostGroupSpec {
             name: "t".into(),
             kind: HostKind::Surrogate,
@@ -46,7 +66,7 @@ impl Pair {
         let subscriptions = Subscriptions::compute(n, &TrafficSpec::default(), 1, false);
         let traffic = TrafficSpec { start: SimDuration::from_secs(3600), ..TrafficSpec::default() };
         let setup = GossipSetup {
-            profiles: vec![("ethereum".into(), GossipSpec::default().params_for("ethereum").unwrap())],
+            profiles: vec![("ethereum".into(), params)],
             traffic,
             net,
             partition,
@@ -75,10 +95,15 @@ impl Pair {
 
     /// Lets `me` run to `until` (ns); returns what it sent meanwhile, as (peer, RPC).
     fn run(&mut self, until: u64) -> Vec<(u32, Rpc)> {
+        self.run_timed(until).into_iter().map(|(peer, rpc, _)| (peer, rpc)).collect()
+    }
+
+    /// [`Pair::run`] with each RPC's arrival time at its peer (ns).
+    fn run_timed(&mut self, until: u64) -> Vec<(u32, Rpc, u64)> {
         let mut outbox = Outbox::new(2);
         self.e.run_until(SimTime::from_nanos(until), &mut outbox).unwrap();
         let events = outbox.for_shard(self.other);
-        events.iter().map(|ev| (ev.dst_host.0, Rpc::decode(&ev.payload).unwrap())).collect()
+        events.iter().map(|ev| (ev.dst_host.0, Rpc::decode(&ev.payload).unwrap(), ev.deliver_time.as_nanos())).collect()
     }
 
     /// Peer `from` sends `me` an RPC that arrives at `at` (ns).
@@ -206,4 +231,89 @@ fn an_idontwant_cancels_a_copy_still_queued_for_that_peer() {
     // `me` told its mesh peers IDONTWANT for the large block, but not the peer it came from.
     assert_eq!(of_kind(&sent, first, RpcKind::IDontWant).len(), 1, "{sent:?}");
     assert!(of_kind(&sent, b, RpcKind::IDontWant).is_empty(), "{sent:?}");
+}
+
+/// The times the copies of a 1 MB block `me` forwards to its two other peers arrive, with the
+/// upload queue `upload`.
+fn forwarded_arrivals(upload: LinkQueue) -> Vec<u64> {
+    let mut p = Pair::with_upload(4, upload);
+    let b = p.peers(4)[0];
+    p.run(2_000 * MS);
+    p.hand(b, 2_000 * MS, block(b, 0, 1_000_000, 1_990 * MS));
+    let mut arrivals: Vec<u64> =
+        p.run_timed(5_000 * MS).into_iter().filter(|(_, r, _)| r.kind == RpcKind::Message).map(|x| x.2).collect();
+    arrivals.sort_unstable();
+    arrivals
+}
+
+#[test]
+fn a_fair_upload_sends_copies_side_by_side_where_a_fifo_sends_them_in_turn() {
+    // 1 MB at the default 100 Mbit/s: 80 ms per copy (plus framing).
+    let fifo = forwarded_arrivals(LinkQueue::Fifo);
+    let fair = forwarded_arrivals(LinkQueue::Fair);
+    assert_eq!((fifo.len(), fair.len()), (2, 2), "{fifo:?} {fair:?}");
+    let serialisation = fifo[1] - fifo[0];
+    assert!((79 * MS..82 * MS).contains(&serialisation), "{fifo:?}");
+    // Both fair copies leave together, when the second FIFO copy does; the first FIFO copy
+    // leaves one serialisation earlier.
+    assert_eq!(fair[0], fair[1]);
+    assert_eq!(fair[1], fifo[1]);
+}
+
+/// When `me`'s copy of a 1 MB block reaches its third peer, after two peers sent it the block at
+/// the same instant, with the download queue `download`.
+fn relayed_after_two_arrivals(download: LinkQueue) -> u64 {
+    let mut p = Pair::with_links(4, LinkQueue::Fifo, download);
+    let (b, c, d) = (p.peers(4)[0], p.peers(4)[1], p.peers(4)[2]);
+    p.run(2_000 * MS);
+    let m = block(b, 0, 1_000_000, 1_990 * MS);
+    p.hand(b, 2_000 * MS, m);
+    p.hand(c, 2_000 * MS, m);
+    let to_d: Vec<u64> = p
+        .run_timed(5_000 * MS)
+        .into_iter()
+        .filter(|(to, r, _)| *to == d && r.kind == RpcKind::Message)
+        .map(|x| x.2)
+        .collect();
+    assert_eq!(to_d.len(), 1, "{to_d:?}");
+    to_d[0]
+}
+
+#[test]
+fn a_fair_download_shares_the_link_between_copies_arriving_together() {
+    // With a FIFO download the first copy is whole after one serialisation (80 ms at the default
+    // 100 Mbit/s); shared, both are whole only after two.
+    let fifo = relayed_after_two_arrivals(LinkQueue::Fifo);
+    let fair = relayed_after_two_arrivals(LinkQueue::Fair);
+    assert!((79 * MS..82 * MS).contains(&(fair - fifo)), "{fifo} {fair}");
+}
+
+/// When the copies of two 100 KB blocks (received 100 ms apart) that `me` forwards to one peer
+/// arrive there, and the path's one-way latency, with fair upload and `slow_start`.
+fn forwarded_blocks(slow_start: bool) -> (Vec<u64>, u64) {
+    let mut p = Pair::with_params(3, |p| {
+        p.upload = LinkQueue::Fair;
+        p.slow_start = slow_start;
+    });
+    let (b, c) = (p.peers(3)[0], p.peers(3)[1]);
+    let latency = p.e.net.routes.by_index(p.e.conn[p.conn(c)].path).latency_ns;
+    p.run(2_000 * MS);
+    p.hand(b, 2_000 * MS, block(b, 0, 100_000, 1_990 * MS));
+    p.hand(b, 2_100 * MS, block(b, 1, 100_000, 2_090 * MS));
+    let to_c =
+        p.run_timed(5_000 * MS).into_iter().filter(|(to, r, _)| *to == c && r.kind == RpcKind::Message).map(|x| x.2);
+    (to_c.collect(), latency)
+}
+
+#[test]
+fn slow_start_holds_a_copy_on_an_idle_connection_for_its_round_trips_only() {
+    let (open, _) = forwarded_blocks(false);
+    let (slow, latency) = forwarded_blocks(true);
+    assert_eq!((open.len(), slow.len()), (2, 2), "{open:?} {slow:?}");
+    // 100,054 bytes on the wire: 69 segments, windows of 10, 20, 40: the last leaves after two
+    // round trips from the copy's start instead of one serialisation (8 ms at 100 Mbit/s).
+    let serialisation = 100_054 * 8 * 1_000_000_000 / 100_000_000;
+    assert_eq!(slow[0] - open[0], 4 * latency - serialisation, "{open:?} {slow:?}");
+    // The second copy follows 100 ms later on a connection still warm: no slow start.
+    assert_eq!(slow[1], open[1]);
 }

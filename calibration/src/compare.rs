@@ -1,0 +1,300 @@
+//! The error table: each resolution's arrival delays against the reference's, per phase, with
+//! bootstrap confidence intervals over seeds.
+
+use crate::config::Resolution;
+use crate::stats::{Estimate, Sample, bootstrap, ks, relative_error, wasserstein1};
+
+/// One first arrival of a block at a node.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct Arrival {
+    /// The block's slot, from the first slot of the scenario (0).
+    pub slot: u32,
+    /// The receiving node.
+    pub node: u32,
+    /// Milliseconds from the block's publication to its first arrival.
+    pub delay_ms: f64,
+}
+
+/// What one run (one resolution, one seed) measured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunArrivals {
+    /// The run's seed.
+    pub seed: u64,
+    /// Every first arrival of a scheduled block at a node other than its publisher.
+    pub arrivals: Vec<Arrival>,
+    /// Arrivals a run delivering everything would have: blocks × (nodes − 1).
+    pub expected: u64,
+    /// Copies received beyond the first, over all arrivals, where the engine counts them.
+    pub duplicates: Option<u64>,
+}
+
+/// Which slots a figure covers.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Every slot.
+    All,
+    /// The first `cold_slots` slots: blocks on fresh connections.
+    Cold,
+    /// The slots after them.
+    Warm,
+}
+
+impl Phase {
+    /// Every phase, in table order.
+    pub const ALL: [Phase; 3] = [Phase::All, Phase::Cold, Phase::Warm];
+
+    /// The phase's name in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::All => "all",
+            Phase::Cold => "cold",
+            Phase::Warm => "warm",
+        }
+    }
+
+    fn covers(self, slot: u32, cold_slots: u32) -> bool {
+        match self {
+            Phase::All => true,
+            Phase::Cold => slot < cold_slots,
+            Phase::Warm => slot >= cold_slots,
+        }
+    }
+}
+
+/// The bounds a calibrated surrogate is held to.
+#[derive(Copy, Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Goals {
+    /// Largest KS distance.
+    pub ks: f64,
+    /// Largest |relative error| of p50 and p95.
+    pub quantile: f64,
+    /// Largest |relative error| of duplicates per delivery.
+    pub duplicates: f64,
+}
+
+/// The issue's goals: KS ≤ 0.05, p50 and p95 within ±5 %, duplicates within ±10 %.
+pub const GOALS: Goals = Goals { ks: 0.05, quantile: 0.05, duplicates: 0.10 };
+
+/// One line of the error table: a resolution against the reference, in one phase.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ErrorRow {
+    /// The resolution measured.
+    pub resolution: Resolution,
+    /// The slots covered.
+    pub phase: Phase,
+    /// Arrivals in the reference and in this resolution, all seeds.
+    pub arrivals: (usize, usize),
+    /// Share of expected arrivals that happened, reference and this resolution.
+    pub delivered: (f64, f64),
+    /// p50, p95 and p99 of the delay (ms), reference and this resolution.
+    pub quantiles_ms: [(f64, f64); 3],
+    /// Relative errors of p50, p95 and p99, with intervals.
+    pub quantile_errors: [Option<Estimate>; 3],
+    /// Two-sample KS distance, with interval.
+    pub ks: Option<Estimate>,
+    /// Wasserstein-1 distance (ms), with interval.
+    pub wasserstein_ms: Option<Estimate>,
+    /// Copies beyond the first per arrival, reference and this resolution (`None` where the
+    /// engine does not count them).
+    pub duplicates: (Option<f64>, Option<f64>),
+    /// Whether KS and the p50 and p95 errors are within [`GOALS`].
+    pub meets_goals: bool,
+}
+
+/// Delays (ms) of each run in `phase`.
+fn delays(runs: &[RunArrivals], phase: Phase, cold_slots: u32) -> Vec<Vec<f64>> {
+    runs.iter()
+        .map(|r| r.arrivals.iter().filter(|a| phase.covers(a.slot, cold_slots)).map(|a| a.delay_ms).collect())
+        .collect()
+}
+
+/// Share of the expected arrivals in `phase` that happened (phases split expectations by slot
+/// count: every slot expects the same number).
+fn delivered(runs: &[RunArrivals], phase: Phase, cold_slots: u32, slots: u32) -> f64 {
+    let got: usize = runs.iter().map(|r| r.arrivals.iter().filter(|a| phase.covers(a.slot, cold_slots)).count()).sum();
+    let share = match phase {
+        Phase::All => 1.0,
+        Phase::Cold => cold_slots as f64 / slots as f64,
+        Phase::Warm => (slots - cold_slots) as f64 / slots as f64,
+    };
+    let expected: f64 = runs.iter().map(|r| r.expected as f64 * share).sum();
+    if expected > 0.0 { got as f64 / expected } else { 0.0 }
+}
+
+/// Copies beyond the first per arrival, over all runs, if every run counted them.
+fn duplicates(runs: &[RunArrivals]) -> Option<f64> {
+    let copies: Option<u64> = runs.iter().map(|r| r.duplicates).sum();
+    let arrivals: usize = runs.iter().map(|r| r.arrivals.len()).sum();
+    copies.filter(|_| arrivals > 0).map(|c| c as f64 / arrivals as f64)
+}
+
+/// Options of [`error_table`].
+#[derive(Copy, Clone, Debug)]
+pub struct TableOptions {
+    /// Slots per run.
+    pub slots: u32,
+    /// The first slots that are the cold phase.
+    pub cold_slots: u32,
+    /// Bootstrap replicates.
+    pub rounds: u32,
+    /// Seed of the bootstrap draws.
+    pub seed: u64,
+}
+
+/// The error table of `candidates` (resolution, its runs) against the `reference` runs.
+pub fn error_table(
+    reference: &[RunArrivals],
+    candidates: &[(Resolution, Vec<RunArrivals>)],
+    o: TableOptions,
+) -> Vec<ErrorRow> {
+    let mut rows = Vec::new();
+    for (resolution, runs) in candidates {
+        for phase in Phase::ALL {
+            let (a, b) = (delays(reference, phase, o.cold_slots), delays(runs, phase, o.cold_slots));
+            let pool = |v: &[Vec<f64>]| Sample::new(v.concat());
+            let (pa, pb) = (pool(&a), pool(&b));
+            let quantile = |q: f64| (pa.quantile(q).unwrap_or(f64::NAN), pb.quantile(q).unwrap_or(f64::NAN));
+            let err = |q: f64| {
+                bootstrap(&a, &b, |x, y| relative_error(y.quantile(q)?, x.quantile(q)?), o.rounds, 0.95, o.seed)
+            };
+            let quantile_errors = [err(0.5), err(0.95), err(0.99)];
+            let ks = bootstrap(&a, &b, ks, o.rounds, 0.95, o.seed);
+            let within = |e: &Option<Estimate>, bound: f64| e.is_some_and(|e| e.value.abs() <= bound);
+            let meets_goals = within(&ks, GOALS.ks)
+                && within(&quantile_errors[0], GOALS.quantile)
+                && within(&quantile_errors[1], GOALS.quantile);
+            rows.push(ErrorRow {
+                resolution: *resolution,
+                phase,
+                arrivals: (pa.len(), pb.len()),
+                delivered: (
+                    delivered(reference, phase, o.cold_slots, o.slots),
+                    delivered(runs, phase, o.cold_slots, o.slots),
+                ),
+                quantiles_ms: [quantile(0.5), quantile(0.95), quantile(0.99)],
+                quantile_errors,
+                ks,
+                wasserstein_ms: bootstrap(&a, &b, wasserstein1, o.rounds, 0.95, o.seed),
+                duplicates: (duplicates(reference), duplicates(runs)),
+                meets_goals,
+            });
+        }
+    }
+    rows
+}
+
+/// `+12.3 % [+8.1, +15.0]`, or `n/a`.
+fn percent(e: &Option<Estimate>) -> String {
+    match e {
+        Some(e) => format!("{:+.1} % [{:+.1}, {:+.1}]", e.value * 100.0, e.low * 100.0, e.high * 100.0),
+        None => "n/a".into(),
+    }
+}
+
+/// `0.123 [0.080, 0.150]`, or `n/a`.
+fn plain(e: &Option<Estimate>, digits: usize) -> String {
+    match e {
+        Some(e) => format!("{:.d$} [{:.d$}, {:.d$}]", e.value, e.low, e.high, d = digits),
+        None => "n/a".into(),
+    }
+}
+
+/// The table as Markdown: one line per resolution and phase, figures of the reference and the
+/// resolution side by side, errors with their 95 % intervals over seeds.
+pub fn markdown(rows: &[ErrorRow], reference: Resolution) -> String {
+    let mut t = format!(
+        "| resolution | phase | arrivals ({r} / it) | delivered | p50 ms ({r} / it) | p50 error | p95 ms | p95 error | p99 error | KS | W1 ms | duplicates per arrival | goals |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        r = reference.name()
+    );
+    for row in rows {
+        let dup = |d: Option<f64>| d.map_or("n/a".to_string(), |d| format!("{d:.2}"));
+        let [p50, p95, _] = row.quantiles_ms;
+        t += &format!(
+            "| {} | {} | {} / {} | {:.1} % / {:.1} % | {:.1} / {:.1} | {} | {:.1} / {:.1} | {} | {} | {} | {} | {} / {} | {} |\n",
+            row.resolution.name(),
+            row.phase.name(),
+            row.arrivals.0,
+            row.arrivals.1,
+            row.delivered.0 * 100.0,
+            row.delivered.1 * 100.0,
+            p50.0,
+            p50.1,
+            percent(&row.quantile_errors[0]),
+            p95.0,
+            p95.1,
+            percent(&row.quantile_errors[1]),
+            percent(&row.quantile_errors[2]),
+            plain(&row.ks, 3),
+            plain(&row.wasserstein_ms, 1),
+            dup(row.duplicates.0),
+            dup(row.duplicates.1),
+            if row.meets_goals { "met" } else { "missed" },
+        );
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(seed: u64, slots: u32, nodes: u32, delay: impl Fn(u32, u32) -> f64) -> RunArrivals {
+        let arrivals = (0..slots)
+            .flat_map(|s| (0..nodes).map(move |n| (s, n)))
+            .map(|(slot, node)| Arrival { slot, node, delay_ms: delay(slot, node) })
+            .collect();
+        RunArrivals { seed, arrivals, expected: (slots * nodes) as u64, duplicates: Some(0) }
+    }
+
+    const OPTIONS: TableOptions = TableOptions { slots: 4, cold_slots: 1, rounds: 200, seed: 1 };
+
+    #[test]
+    fn a_resolution_against_itself_meets_every_goal() {
+        let refs: Vec<_> = (0..3).map(|s| run(s, 4, 20, |slot, n| 100.0 + (slot * 7 + n) as f64)).collect();
+        let rows = error_table(&refs, &[(Resolution::AllSurrogate, refs.clone())], OPTIONS);
+        assert_eq!(rows.len(), 3);
+        for r in &rows {
+            assert_eq!(r.ks.unwrap().value, 0.0);
+            assert_eq!(r.quantile_errors[0].unwrap().value, 0.0);
+            assert!(r.meets_goals);
+            assert_eq!(r.delivered, (1.0, 1.0));
+        }
+        assert_eq!(rows[1].arrivals, (60, 60));
+        assert_eq!(rows[2].arrivals, (180, 180));
+    }
+
+    #[test]
+    fn a_slower_cold_phase_shows_in_its_rows_only() {
+        let refs: Vec<_> =
+            (0..3).map(|s| run(s, 4, 20, |slot, n| 100.0 + n as f64 + if slot == 0 { 500.0 } else { 0.0 })).collect();
+        let cand: Vec<_> = (0..3).map(|s| run(s, 4, 20, |_, n| 100.0 + n as f64)).collect();
+        let rows = error_table(&refs, &[(Resolution::AllSurrogate, cand)], OPTIONS);
+        let [all, cold, warm] = [&rows[0], &rows[1], &rows[2]];
+        assert_eq!(warm.ks.unwrap().value, 0.0);
+        assert!(warm.meets_goals);
+        assert_eq!(cold.ks.unwrap().value, 1.0);
+        // 109.5 against 609.5: −82 %.
+        assert!((cold.quantile_errors[0].unwrap().value + 500.0 / 609.5).abs() < 1e-9);
+        assert!((cold.wasserstein_ms.unwrap().value - 500.0).abs() < 1e-9);
+        assert!(!cold.meets_goals && !all.meets_goals);
+        assert!((all.ks.unwrap().value - 0.25).abs() < 1e-9);
+        let md = markdown(&rows, Resolution::AllDirect);
+        assert_eq!(md.lines().count(), 5);
+        assert!(md.contains("| all-surrogate | cold |") && md.contains("missed") && md.contains("met"));
+    }
+
+    #[test]
+    fn missing_arrivals_and_duplicates_are_reported() {
+        let mut r = run(0, 4, 10, |_, _| 50.0);
+        r.arrivals.retain(|a| a.node != 3);
+        r.duplicates = Some(72);
+        let mut unknown = run(1, 4, 10, |_, _| 50.0);
+        unknown.duplicates = None;
+        let rows = error_table(&[unknown.clone()], &[(Resolution::AllSurrogate, vec![r])], OPTIONS);
+        assert!((rows[0].delivered.1 - 0.9).abs() < 1e-12);
+        assert_eq!(rows[0].duplicates, (None, Some(2.0)));
+        assert_eq!(rows[0].delivered.0, 1.0);
+    }
+}

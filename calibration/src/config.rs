@@ -1,0 +1,126 @@
+//! The `[calibration]` section of a spec: which resolutions to run the spec's scenario at, with
+//! which client on direct hosts, over how many seeds.
+
+use std::path::PathBuf;
+
+/// One way of running the scenario.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Resolution {
+    /// Every node a real client on a direct host: the reference.
+    AllDirect,
+    /// Every node a surrogate identity.
+    AllSurrogate,
+}
+
+impl Resolution {
+    /// The name in specs, tables and folder names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Resolution::AllDirect => "all-direct",
+            Resolution::AllSurrogate => "all-surrogate",
+        }
+    }
+}
+
+/// `[calibration]`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CalibrationSpec {
+    /// The resolutions to compare; the first is the reference the others are measured against.
+    pub resolutions: Vec<Resolution>,
+    /// The real client direct hosts run: a `gossip-node` build (relative to the spec's folder;
+    /// default: beside the `thermocline` executable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<PathBuf>,
+    /// Seeds per resolution: `run.seed`, `run.seed + 1`, …; each seed has its own peer graph and
+    /// proposers, the same at every resolution.
+    pub seeds: u32,
+    /// Slots with a block each, from `traffic.start`.
+    pub slots: u32,
+    /// The first slots, counted as the cold phase (connections that carry their first block:
+    /// TCP's slow start); the rest are the warm phase.
+    pub cold_slots: u32,
+    /// The port clients listen on.
+    pub port: u16,
+    /// Bootstrap replicates for each confidence interval.
+    pub bootstrap_rounds: u32,
+}
+
+impl Default for CalibrationSpec {
+    fn default() -> Self {
+        CalibrationSpec {
+            resolutions: vec![Resolution::AllDirect, Resolution::AllSurrogate],
+            client: None,
+            seeds: 5,
+            slots: 8,
+            cold_slots: 1,
+            port: 9000,
+            bootstrap_rounds: 1000,
+        }
+    }
+}
+
+impl CalibrationSpec {
+    /// Whether the values make a calibration: a message naming the key otherwise.
+    pub fn check(&self) -> Result<(), String> {
+        if self.resolutions.len() < 2 {
+            return Err("calibration.resolutions needs at least two resolutions to compare, e.g. \
+                        [\"all-direct\", \"all-surrogate\"]"
+                .into());
+        }
+        let mut seen = self.resolutions.clone();
+        seen.sort();
+        seen.dedup();
+        if seen.len() != self.resolutions.len() {
+            return Err("calibration.resolutions names a resolution twice".into());
+        }
+        if self.seeds < 2 {
+            return Err(format!(
+                "calibration.seeds must be at least 2 (a confidence interval over seeds needs several), got {}",
+                self.seeds
+            ));
+        }
+        if self.slots == 0 || self.cold_slots >= self.slots {
+            return Err(format!(
+                "calibration.cold_slots ({}) must be below calibration.slots ({}), so that a warm phase is left",
+                self.cold_slots, self.slots
+            ));
+        }
+        if self.bootstrap_rounds < 100 {
+            return Err(format!("calibration.bootstrap_rounds must be at least 100, got {}", self.bootstrap_rounds));
+        }
+        Ok(())
+    }
+
+    /// The seeds of the runs, from the spec's `run.seed`.
+    pub fn seed_list(&self, first: u64) -> Vec<u64> {
+        (0..self.seeds as u64).map(|k| first.wrapping_add(k)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_compare_direct_with_surrogates_over_five_seeds() {
+        let c: CalibrationSpec = toml::from_str("").unwrap();
+        assert_eq!(c, CalibrationSpec::default());
+        assert_eq!(c.resolutions, [Resolution::AllDirect, Resolution::AllSurrogate]);
+        c.check().unwrap();
+        assert_eq!(c.seed_list(7), [7, 8, 9, 10, 11]);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let bad = |text: &str| toml::from_str::<CalibrationSpec>(text).unwrap().check().unwrap_err();
+        assert!(bad("resolutions = [\"all-direct\"]").contains("calibration.resolutions"));
+        assert!(bad("resolutions = [\"all-direct\", \"all-direct\"]").contains("twice"));
+        assert!(bad("seeds = 1").contains("calibration.seeds"));
+        assert!(bad("slots = 3\ncold_slots = 3").contains("calibration.cold_slots"));
+        assert!(bad("bootstrap_rounds = 5").contains("calibration.bootstrap_rounds"));
+        let unknown = toml::from_str::<CalibrationSpec>("resolutions = [\"hybrid\"]").unwrap_err();
+        assert!(unknown.to_string().contains("all-direct"), "{unknown}");
+    }
+}

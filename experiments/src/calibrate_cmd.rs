@@ -1,0 +1,377 @@
+//! `thermocline calibrate SPEC`: run a spec's gossip scenario at every resolution its
+//! `[calibration]` names, over its seeds, with one matched peer graph and proposer sequence per
+//! seed, and write how far each resolution's block arrivals are from the reference's.
+//!
+//! The output folder holds `calibration.md` (the runs and the error table), `calibration.json`
+//! (the same as data), `calibration_arrivals.arrow` (every arrival of every run: resolution,
+//! seed, slot, node, delay), `graphs/seed<N>.txt` (the dial lists clients were given) and each
+//! run's own output folder under `runs/<resolution>-seed<N>/`.
+
+use crate::check::check_run;
+use crate::net_plan::{NetPlan, net_plan};
+use crate::outdir::{OutputDir, write_synced};
+use crate::output::write_outputs;
+use crate::run::{RunPlan, execute, gossip_graph};
+use crate::spec::{Backend, Spec, locate_message};
+use anyhow::{Context, Result, bail};
+use arrow_array::{Array, BooleanArray, RecordBatch, StringArray, UInt32Array, UInt64Array};
+use arrow_schema::{DataType, Field, Schema};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use thermocline_bus::{NoProgress, SimDuration};
+use thermocline_calibration::compare::{Arrival, ErrorRow, RunArrivals, TableOptions, error_table, markdown};
+use thermocline_calibration::config::{CalibrationSpec, Resolution};
+use thermocline_calibration::matched::MatchedScenario;
+use thermocline_models::directory::HostKind;
+use thermocline_models::metrics::{TableFormat, read_table, str_col, u32_col, u64_col, write_table};
+use thermocline_surrogate::config::PeerDiscovery;
+
+/// Options of `thermocline calibrate`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct CalibrateArgs {
+    /// A gossip spec with a `[calibration]` section.
+    pub spec: PathBuf,
+    /// Output folder (default: the spec's `output.dir`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Shards of every run (results are the same for any count).
+    #[arg(long, default_value_t = 1)]
+    pub shards: u32,
+    /// Print the error table as JSON instead of Markdown.
+    #[arg(long)]
+    pub json: bool,
+    /// Replace the output folder even if it holds files that are not Thermocline's.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// One finished run, as the report lists it.
+#[derive(Clone, Debug, serde::Serialize)]
+struct RunRecord {
+    resolution: Resolution,
+    seed: u64,
+    digest: String,
+    wall_s: f64,
+    arrivals: usize,
+    expected: u64,
+}
+
+/// Read `args.spec` and check that it is a scenario the calibration can run: the scenario (its
+/// `[calibration]` taken out) and the calibration, or what is wrong, at its key.
+pub fn load(args: &CalibrateArgs) -> Result<(Spec, CalibrationSpec)> {
+    let origin = args.spec.display().to_string();
+    let text = std::fs::read_to_string(&args.spec).with_context(|| format!("reading {origin}"))?;
+    let mut spec = Spec::load(&args.spec)?;
+    let cal = spec.calibration.take().with_context(|| format!("{origin} has no [calibration] section"))?;
+    check_scenario(&spec, &cal).map_err(|m| locate_message(&text, &origin, &m))?;
+    Ok((spec, cal))
+}
+
+/// Run the calibration of `spec` (as [`load`] returned it).
+pub fn calibrate(args: &CalibrateArgs, exe: &Path, mut spec: Spec, cal: CalibrationSpec) -> Result<()> {
+    let origin = args.spec.display().to_string();
+    let traffic = &spec.traffic;
+    spec.run.duration = SimDuration::from_nanos(
+        traffic.start.as_nanos() + (cal.slots as u64 + 1) * traffic.slot.as_nanos() + 5_000_000_000,
+    );
+    let client = cal.client.clone().unwrap_or_else(|| exe.with_file_name("gossip-node"));
+    if cal.resolutions.contains(&Resolution::AllDirect) && !client.exists() {
+        bail!(
+            "the calibration client {} does not exist: build it with `cargo build --release -p gossip-node` or set calibration.client",
+            client.display()
+        );
+    }
+    let target = crate::outdir::resolve(args.out.as_ref().unwrap_or(&spec.output.dir))?;
+    let outdir = OutputDir::prepare(&target, Some(&args.spec), args.force)?;
+    let root = outdir.staging().to_path_buf();
+    std::fs::create_dir_all(root.join("graphs"))?;
+    let mut runs: Vec<(Resolution, RunArrivals)> = Vec::new();
+    let mut records = Vec::new();
+    for seed in cal.seed_list(spec.run.seed) {
+        let mut scenario = spec.clone();
+        scenario.run.seed = seed;
+        let plan = net_plan(&scenario, 1).map_err(anyhow::Error::msg)?;
+        let g = scenario.gossip.as_ref().context("a gossip scenario")?;
+        let (graph, _, publications) = gossip_graph(&scenario, g, &plan).map_err(anyhow::Error::msg)?;
+        let matched = MatchedScenario::new(&graph, &publications, cal.slots as usize)?;
+        let graph_file = root.join("graphs").join(format!("seed{seed}.txt"));
+        write_synced(&graph_file, matched.graph_text().as_bytes())?;
+        for &resolution in &cal.resolutions {
+            let mut run_spec = match resolution {
+                Resolution::AllSurrogate => scenario.clone(),
+                Resolution::AllDirect => direct_spec(&scenario, &plan, &matched, &client, &graph_file, cal.port)?,
+            };
+            let dir = root.join("runs").join(format!("{}-seed{seed}", resolution.name()));
+            std::fs::create_dir_all(&dir)?;
+            run_spec.output.dir = dir.clone();
+            let window = check_run(&run_spec, args.shards, false).map_err(anyhow::Error::msg)?;
+            let run_plan = RunPlan { spec: run_spec, shards: args.shards, backend: Backend::Threads, exe: exe.into() };
+            let what = format!("{} seed {seed}", resolution.name());
+            let outcome = execute(&run_plan, window, &NoProgress, None)
+                .with_context(|| format!("the {what} run failed"))?
+                .context("no outcome")?;
+            write_outputs(&dir, &dir, &run_plan, &outcome).with_context(|| format!("writing the {what} run"))?;
+            let measured = match resolution {
+                Resolution::AllDirect => direct_arrivals(&dir, &plan, &matched, &client, seed),
+                Resolution::AllSurrogate => surrogate_arrivals(&dir, &matched, seed),
+            }
+            .with_context(|| format!("reading the {what} run"))?;
+            let record = RunRecord {
+                resolution,
+                seed,
+                digest: outcome.digest.to_string(),
+                wall_s: outcome.wall.as_secs_f64(),
+                arrivals: measured.arrivals.len(),
+                expected: measured.expected,
+            };
+            eprintln!(
+                "{what}: {} of {} arrivals, {:.1} s wall, digest {}",
+                record.arrivals, record.expected, record.wall_s, record.digest
+            );
+            records.push(record);
+            runs.push((resolution, measured));
+        }
+    }
+    let reference = cal.resolutions[0];
+    let of = |r: Resolution| runs.iter().filter(|(x, _)| *x == r).map(|(_, a)| a.clone()).collect::<Vec<_>>();
+    let candidates: Vec<_> = cal.resolutions[1..].iter().map(|&r| (r, of(r))).collect();
+    let options = TableOptions {
+        slots: cal.slots,
+        cold_slots: cal.cold_slots,
+        rounds: cal.bootstrap_rounds,
+        seed: spec.run.seed,
+    };
+    let rows = error_table(&of(reference), &candidates, options);
+    let report = report_text(&origin, &spec, &cal, &records, &rows);
+    write_synced(&root.join("calibration.md"), report.as_bytes())?;
+    let json = serde_json::json!({ "spec": origin, "reference": reference, "runs": records, "errors": rows });
+    write_synced(&root.join("calibration.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
+    write_arrivals(&root, &runs)?;
+    outdir.commit()?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        print!("{}", markdown(&rows, reference));
+        println!("\n{}", target.join("calibration.md").display());
+    }
+    Ok(())
+}
+
+/// What a scenario must be for the calibration client to play it: gossip surrogates publishing
+/// one block per slot at the slot's start, over whole seconds, peers assigned.
+fn check_scenario(spec: &Spec, cal: &CalibrationSpec) -> Result<(), String> {
+    let g = spec.gossip.as_ref().ok_or("calibration needs a [gossip] scenario")?;
+    if !spec.processes.is_empty() || spec.hosts.iter().any(|h| h.kind != HostKind::Surrogate) {
+        return Err("calibration.resolutions decides which nodes are real: write the scenario with surrogate \
+                    [[hosts]] groups only and no [[processes]]"
+            .into());
+    }
+    let t = &spec.traffic;
+    if t.attestations.is_some() || t.data_columns.is_some() {
+        return Err(
+            "traffic.attestations and traffic.data_columns: the calibration client publishes blocks only".into()
+        );
+    }
+    if g.eth2.is_some() || g.discovery != PeerDiscovery::Assigned || g.dial_clients.is_some() {
+        return Err("calibration needs gossip.discovery = \"assigned\", without gossip.eth2 or gossip.dial_clients \
+                    (the client is given the surrogates' graph)"
+            .into());
+    }
+    let whole = |d: SimDuration| d.as_nanos().is_multiple_of(1_000_000_000);
+    if !whole(t.start) || !whole(t.slot) || t.beacon_block.proposer_delay != SimDuration::ZERO {
+        return Err(format!(
+            "traffic.start ({}) and traffic.slot ({}) must be whole seconds and traffic.beacon_block.proposer_delay 0 s: \
+             the client publishes at the slot's start, in seconds",
+            t.start, t.slot
+        ));
+    }
+    if cal.port == 0 {
+        return Err("calibration.port must not be 0".into());
+    }
+    Ok(())
+}
+
+/// The all-direct spec of a seed's scenario: the same host groups (so the same names, places
+/// and links) as direct hosts, each running the client with the matched dials and proposers.
+fn direct_spec(
+    scenario: &Spec,
+    plan: &NetPlan,
+    matched: &MatchedScenario,
+    client: &Path,
+    graph_file: &Path,
+    port: u16,
+) -> Result<Spec> {
+    let dir = &plan.net.directory;
+    let n = dir.len();
+    let book: Vec<String> = (0..n).map(|h| format!("{}:{port}", dir.name_of(h))).collect();
+    let mut spec = scenario.clone();
+    spec.gossip = None;
+    spec.traffic = Default::default();
+    for h in &mut spec.hosts {
+        h.kind = HostKind::Direct;
+    }
+    let t = &scenario.traffic;
+    let size = t.beacon_block.size.bytes();
+    for group in &scenario.hosts {
+        // The directory numbers hosts group by group in name order.
+        let base: u32 = scenario.hosts.iter().filter(|o| o.name < group.name).map(|o| o.count).sum();
+        let first = dir.name_of(base);
+        if group.count > 0 && !first.starts_with(&group.name) {
+            bail!("host {base} is {first}, expected the first of group {}", group.name);
+        }
+        let mut p = thermocline_direct::ProcessSpec::new(group.name.clone(), client);
+        p.args = [
+            "--index",
+            "{index}",
+            "--index-base",
+            &base.to_string(),
+            "--nodes",
+            &n.to_string(),
+            "--listen",
+            &format!("0.0.0.0:{port}"),
+            "--peer",
+            &book.join(","),
+            "--graph",
+            &graph_file.display().to_string(),
+            "--proposers",
+            &matched.proposers_text(),
+            "--genesis",
+            &(t.start.as_nanos() / 1_000_000_000).to_string(),
+            "--slot",
+            &(t.slot.as_nanos() / 1_000_000_000).to_string(),
+            "--slots",
+            &matched.proposers.len().to_string(),
+            "--size",
+            &size.to_string(),
+        ]
+        .map(String::from)
+        .to_vec();
+        spec.processes.push(p);
+    }
+    let direct_plan = net_plan(&spec, 1).map_err(anyhow::Error::msg)?;
+    if (0..n).any(|h| direct_plan.net.directory.node_of(h) != dir.node_of(h)) {
+        bail!("the all-direct run would place hosts elsewhere than the all-surrogate run");
+    }
+    Ok(spec)
+}
+
+/// The block arrivals real clients logged (`recv slot=S publisher=P via=V delay_us=D`).
+fn direct_arrivals(
+    dir: &Path,
+    plan: &NetPlan,
+    matched: &MatchedScenario,
+    client: &Path,
+    seed: u64,
+) -> Result<RunArrivals> {
+    let binary = client.file_name().map_or("client".into(), |n| n.to_string_lossy().into_owned());
+    let n = plan.net.directory.len();
+    let mut arrivals = Vec::new();
+    for node in 0..n {
+        let name = plan.net.directory.name_of(node);
+        let path = dir.join("hosts").join(&name).join(format!("{binary}.0.stdout"));
+        let log = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        if !log.lines().any(|l| l.starts_with("done ")) {
+            bail!("{name}'s client did not finish (no `done` line in {})", path.display());
+        }
+        for line in log.lines().filter(|l| l.starts_with("recv ")) {
+            let field = |k: &str| line.split_whitespace().find_map(|w| w.strip_prefix(k))?.parse::<u64>().ok();
+            let (Some(slot), Some(publisher), Some(delay_us)) =
+                (field("slot="), field("publisher="), field("delay_us="))
+            else {
+                bail!("{}: unreadable line {line:?}", path.display());
+            };
+            if matched.proposers.get(slot as usize).is_some_and(|&p| p as u64 == publisher && p != node) {
+                arrivals.push(Arrival { slot: slot as u32, node, delay_ms: delay_us as f64 / 1000.0 });
+            }
+        }
+    }
+    Ok(RunArrivals { seed, arrivals, expected: expected(matched), duplicates: None })
+}
+
+/// Arrivals a run delivering every block would have.
+fn expected(matched: &MatchedScenario) -> u64 {
+    matched.proposers.len() as u64 * (matched.nodes() as u64).saturating_sub(1)
+}
+
+/// The block arrivals of a surrogate run, from its `gossip_arrivals` table.
+fn surrogate_arrivals(dir: &Path, matched: &MatchedScenario, seed: u64) -> Result<RunArrivals> {
+    let t = read_table(dir, "gossip_arrivals")?;
+    let col = |name: &str| t.column_by_name(name).with_context(|| format!("gossip_arrivals has no column {name}"));
+    let slot = col("slot")?.as_any().downcast_ref::<UInt64Array>().context("slot")?;
+    let node = col("node")?.as_any().downcast_ref::<UInt32Array>().context("node")?;
+    let delay = col("arrival_since_publish_ns")?.as_any().downcast_ref::<UInt64Array>().context("delay")?;
+    let dups = col("duplicates")?.as_any().downcast_ref::<UInt32Array>().context("duplicates")?;
+    let topic = col("topic")?.as_any().downcast_ref::<StringArray>().context("topic")?;
+    let hot = col("hot")?.as_any().downcast_ref::<BooleanArray>().context("hot")?;
+    let (mut arrivals, mut duplicates) = (Vec::new(), 0u64);
+    for i in 0..t.num_rows() {
+        // The publisher's own row (its publication) is not an arrival.
+        let proposer = matched.proposers.get(slot.value(i) as usize);
+        if topic.value(i) != "beacon_block" || hot.value(i) || proposer.is_none_or(|&p| p == node.value(i)) {
+            continue;
+        }
+        arrivals.push(Arrival {
+            slot: slot.value(i) as u32,
+            node: node.value(i),
+            delay_ms: delay.value(i) as f64 / 1e6,
+        });
+        duplicates += dups.value(i) as u64;
+    }
+    Ok(RunArrivals { seed, arrivals, expected: expected(matched), duplicates: Some(duplicates) })
+}
+
+/// `calibration_arrivals.arrow`: every arrival of every run.
+fn write_arrivals(root: &Path, runs: &[(Resolution, RunArrivals)]) -> Result<()> {
+    let rows = || runs.iter().flat_map(|(r, a)| a.arrivals.iter().map(move |x| (*r, a.seed, x)));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("resolution", DataType::Utf8, false),
+        Field::new("seed", DataType::UInt64, false),
+        Field::new("slot", DataType::UInt32, false),
+        Field::new("node", DataType::UInt32, false),
+        Field::new("delay_us", DataType::UInt64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            str_col(rows().map(|(r, ..)| r.name())),
+            u64_col(rows().map(|(_, s, _)| s)),
+            u32_col(rows().map(|(.., x)| x.slot)),
+            u32_col(rows().map(|(.., x)| x.node)),
+            u64_col(rows().map(|(.., x)| (x.delay_ms * 1000.0).round() as u64)),
+        ],
+    )?;
+    write_table(root, "calibration_arrivals", schema, &[batch], TableFormat::Arrow)?;
+    Ok(())
+}
+
+/// `calibration.md`: the scenario, every run, and the error table.
+fn report_text(origin: &str, spec: &Spec, cal: &CalibrationSpec, runs: &[RunRecord], rows: &[ErrorRow]) -> String {
+    let nodes: u32 = spec.hosts.iter().map(|h| h.count).sum();
+    let mut t = format!(
+        "# Calibration of {origin}\n\n{nodes} nodes, {} slots of {} from {} (the first {} cold), blocks of {}, \
+         seeds {}..{}; reference: {}.\n\n## Runs\n\n| resolution | seed | arrivals / expected | wall s | digest |\n|---|---|---|---|---|\n",
+        cal.slots,
+        spec.traffic.slot,
+        spec.traffic.start,
+        cal.cold_slots,
+        spec.traffic.beacon_block.size,
+        spec.run.seed,
+        spec.run.seed + cal.seeds as u64 - 1,
+        cal.resolutions[0].name(),
+    );
+    for r in runs {
+        t += &format!(
+            "| {} | {} | {} / {} | {:.1} | {} |\n",
+            r.resolution.name(),
+            r.seed,
+            r.arrivals,
+            r.expected,
+            r.wall_s,
+            r.digest
+        );
+    }
+    t += "\n## Errors against the reference\n\nDelays from publication to first arrival; errors are (resolution − \
+          reference) / reference with 95 % bootstrap intervals over seeds. Goals: KS ≤ 0.05, p50 and p95 within ±5 %.\n\n";
+    t += &markdown(rows, cal.resolutions[0]);
+    t
+}
