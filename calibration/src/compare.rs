@@ -13,6 +13,8 @@ pub struct Arrival {
     pub node: u32,
     /// Milliseconds from the block's publication to its first arrival.
     pub delay_ms: f64,
+    /// Copies of the block the node received after the first, where the engine counts them.
+    pub duplicates: Option<u32>,
 }
 
 /// What one run (one resolution, one seed) measured.
@@ -24,8 +26,6 @@ pub struct RunArrivals {
     pub arrivals: Vec<Arrival>,
     /// Arrivals a run delivering everything would have: blocks × (nodes − 1).
     pub expected: u64,
-    /// Copies received beyond the first, over all arrivals, where the engine counts them.
-    pub duplicates: Option<u64>,
 }
 
 /// Which slots a figure covers.
@@ -93,6 +93,11 @@ pub struct ErrorRow {
     pub quantile_errors: [Option<Estimate>; 3],
     /// Two-sample KS distance, with interval.
     pub ks: Option<Estimate>,
+    /// The KS distance two independent samples of these sizes from one distribution exceed
+    /// with probability 5 % (1.358 · √((n + m) / (n m))): distances below it are not told
+    /// apart from sampling noise, and arrivals of one run are correlated, so the true noise is
+    /// larger still.
+    pub ks_noise: f64,
     /// Wasserstein-1 distance (ms), with interval.
     pub wasserstein_ms: Option<Estimate>,
     /// Copies beyond the first per arrival, reference and this resolution (`None` where the
@@ -122,11 +127,21 @@ fn delivered(runs: &[RunArrivals], phase: Phase, cold_slots: u32, slots: u32) ->
     if expected > 0.0 { got as f64 / expected } else { 0.0 }
 }
 
-/// Copies beyond the first per arrival, over all runs, if every run counted them.
-fn duplicates(runs: &[RunArrivals]) -> Option<f64> {
-    let copies: Option<u64> = runs.iter().map(|r| r.duplicates).sum();
-    let arrivals: usize = runs.iter().map(|r| r.arrivals.len()).sum();
-    copies.filter(|_| arrivals > 0).map(|c| c as f64 / arrivals as f64)
+/// Copies beyond the first per arrival in `phase`, over all runs, if every arrival counts them.
+fn duplicates(runs: &[RunArrivals], phase: Phase, cold_slots: u32) -> Option<f64> {
+    let arrivals: Vec<&Arrival> =
+        runs.iter().flat_map(|r| &r.arrivals).filter(|a| phase.covers(a.slot, cold_slots)).collect();
+    let copies: Option<u64> = arrivals.iter().map(|a| a.duplicates.map(u64::from)).sum();
+    copies.filter(|_| !arrivals.is_empty()).map(|c| c as f64 / arrivals.len() as f64)
+}
+
+/// The 5 % critical value of the two-sample KS distance for samples of `n` and `m` values.
+pub fn ks_critical(n: usize, m: usize) -> f64 {
+    if n == 0 || m == 0 {
+        return f64::NAN;
+    }
+    let (n, m) = (n as f64, m as f64);
+    1.358 * ((n + m) / (n * m)).sqrt()
 }
 
 /// Options of [`error_table`].
@@ -175,8 +190,9 @@ pub fn error_table(
                 quantiles_ms: [quantile(0.5), quantile(0.95), quantile(0.99)],
                 quantile_errors,
                 ks,
+                ks_noise: ks_critical(pa.len(), pb.len()),
                 wasserstein_ms: bootstrap(&a, &b, wasserstein1, o.rounds, 0.95, o.seed),
-                duplicates: (duplicates(reference), duplicates(runs)),
+                duplicates: (duplicates(reference, phase, o.cold_slots), duplicates(runs, phase, o.cold_slots)),
                 meets_goals,
             });
         }
@@ -204,15 +220,15 @@ fn plain(e: &Option<Estimate>, digits: usize) -> String {
 /// resolution side by side, errors with their 95 % intervals over seeds.
 pub fn markdown(rows: &[ErrorRow], reference: Resolution) -> String {
     let mut t = format!(
-        "| resolution | phase | arrivals ({r} / it) | delivered | p50 ms ({r} / it) | p50 error | p95 ms | p95 error | p99 error | KS | W1 ms | duplicates per arrival | goals |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| resolution | phase | arrivals ({r} / it) | delivered | p50 ms ({r} / it) | p50 error | p95 ms | p95 error | p99 error | KS | KS noise | W1 ms | duplicates per arrival | goals |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         r = reference.name()
     );
     for row in rows {
         let dup = |d: Option<f64>| d.map_or("n/a".to_string(), |d| format!("{d:.2}"));
         let [p50, p95, _] = row.quantiles_ms;
         t += &format!(
-            "| {} | {} | {} / {} | {:.1} % / {:.1} % | {:.1} / {:.1} | {} | {:.1} / {:.1} | {} | {} | {} | {} | {} / {} | {} |\n",
+            "| {} | {} | {} / {} | {:.1} % / {:.1} % | {:.1} / {:.1} | {} | {:.1} / {:.1} | {} | {} | {} | {:.3} | {} | {} / {} | {} |\n",
             row.resolution.name(),
             row.phase.name(),
             row.arrivals.0,
@@ -227,6 +243,7 @@ pub fn markdown(rows: &[ErrorRow], reference: Resolution) -> String {
             percent(&row.quantile_errors[1]),
             percent(&row.quantile_errors[2]),
             plain(&row.ks, 3),
+            row.ks_noise,
             plain(&row.wasserstein_ms, 1),
             dup(row.duplicates.0),
             dup(row.duplicates.1),
@@ -243,9 +260,9 @@ mod tests {
     fn run(seed: u64, slots: u32, nodes: u32, delay: impl Fn(u32, u32) -> f64) -> RunArrivals {
         let arrivals = (0..slots)
             .flat_map(|s| (0..nodes).map(move |n| (s, n)))
-            .map(|(slot, node)| Arrival { slot, node, delay_ms: delay(slot, node) })
+            .map(|(slot, node)| Arrival { slot, node, delay_ms: delay(slot, node), duplicates: Some(slot) })
             .collect();
-        RunArrivals { seed, arrivals, expected: (slots * nodes) as u64, duplicates: Some(0) }
+        RunArrivals { seed, arrivals, expected: (slots * nodes) as u64 }
     }
 
     const OPTIONS: TableOptions = TableOptions { slots: 4, cold_slots: 1, rounds: 200, seed: 1 };
@@ -289,12 +306,17 @@ mod tests {
     fn missing_arrivals_and_duplicates_are_reported() {
         let mut r = run(0, 4, 10, |_, _| 50.0);
         r.arrivals.retain(|a| a.node != 3);
-        r.duplicates = Some(72);
         let mut unknown = run(1, 4, 10, |_, _| 50.0);
-        unknown.duplicates = None;
+        unknown.arrivals[5].duplicates = None;
         let rows = error_table(&[unknown.clone()], &[(Resolution::AllSurrogate, vec![r])], OPTIONS);
         assert!((rows[0].delivered.1 - 0.9).abs() < 1e-12);
-        assert_eq!(rows[0].duplicates, (None, Some(2.0)));
         assert_eq!(rows[0].delivered.0, 1.0);
+        // Slot s counted s copies per arrival: 1.5 over all slots, 0 in the cold slot, 2 warm.
+        assert_eq!(
+            (rows[0].duplicates.1, rows[1].duplicates.1, rows[2].duplicates.1),
+            (Some(1.5), Some(0.0), Some(2.0))
+        );
+        assert_eq!(rows[0].duplicates.0, None, "an arrival without a count makes the figure unknown");
+        assert!((rows[0].ks_noise - 1.358 * (76.0 / (40.0 * 36.0f64)).sqrt()).abs() < 1e-12);
     }
 }

@@ -123,8 +123,10 @@ pub struct Estimate {
 }
 
 /// Bootstrap over seeds: each of `rounds` replicates draws, with replacement, as many seeds as
-/// each side has (independently for the reference `a` and the candidate `b`), pools the drawn
-/// seeds' samples and computes `figure(a, b)`; the interval is the replicates' central `level`
+/// each side has, pools the drawn seeds' samples and computes `figure(a, b)`. When both sides
+/// have the same number of runs they are taken as paired (run `k` of each side shares seed `k`,
+/// and with it the peer graph and proposers), so one draw of seeds serves both; otherwise each
+/// side is drawn on its own; the interval is the replicates' central `level`
 /// (e.g. 0.95). Seeds, not single values, are resampled because values of one run are not
 /// independent (one slow link delays many arrivals). The draws come from the "bootstrap" stream
 /// of `seed`, so the interval is the same on every machine. `None` when the figure is undefined
@@ -144,7 +146,8 @@ pub fn bootstrap(
     let mut draw = |n: usize| (0..n).map(|_| below(&mut rng, n as u64) as usize).collect::<Vec<_>>();
     let mut replicates = Vec::with_capacity(rounds as usize);
     for _ in 0..rounds {
-        let (pa, pb) = (draw(a.len()), draw(b.len()));
+        let pa = draw(a.len());
+        let pb = if a.len() == b.len() { pa.clone() } else { draw(b.len()) };
         if let Some(x) = figure(&pool(a, &pa), &pool(b, &pb)) {
             replicates.push(x);
         }

@@ -388,9 +388,10 @@ pub struct GossipEngine {
     fair: Vec<FairLink<(u32, Rpc, u64)>>,
     /// Scratch space for the copies a fair link finished (reused; never observable).
     fair_done: Vec<(u32, Rpc, u64)>,
-    /// Per connection, when a profile has `slow_start` (empty otherwise): when a message copy
-    /// last started on it, ms (`u32::MAX`: never).
-    last_copy_ms: Vec<u32>,
+    /// Per connection, when a profile has `slow_start` (empty otherwise): the latest time a
+    /// message copy on it has left or may leave, ns (`u64::MAX`: never): copies on one
+    /// connection leave in order, and its idle time counts from there.
+    last_copy_ns: Vec<u64>,
     /// Per identity, when a profile has `download = "fair"` (empty otherwise): messages being
     /// downloaded, with their senders, sharing the download link.
     fair_down: Vec<FairLink<(Rpc, u32)>>,
@@ -644,7 +645,7 @@ impl GossipEngine {
                 Vec::new()
             },
             fair_done: Vec::new(),
-            last_copy_ms: if params.iter().any(|p| p.slow_start) { vec![u32::MAX; connections] } else { Vec::new() },
+            last_copy_ns: if params.iter().any(|p| p.slow_start) { vec![u64::MAX; connections] } else { Vec::new() },
             fair_down: if params.iter().any(|p| p.download == LinkQueue::Fair) {
                 (0..k).map(|_| FairLink::default()).collect()
             } else {
@@ -785,6 +786,8 @@ impl GossipEngine {
             link.clear();
         }
         if let Some(link) = self.fair_down.get_mut(i) {
+            // Messages being downloaded are lost with the identity, as the FIFO's are.
+            self.dropped_offline[i] += link.len() as u32;
             link.clear();
         }
         self.online[i] = false;
@@ -1032,6 +1035,10 @@ impl GossipEngine {
     /// Hand a message copy to connection `c` at once, to share `i`'s fair upload link with the
     /// copies already under way (unless the peer has already declined the message).
     fn fair_send(&mut self, i: usize, c: usize, now: u64, rpc: Rpc) {
+        if self.has_expired(rpc.msg, rpc.published_ns, now) {
+            self.expired_rpcs[i] = self.expired_rpcs[i].saturating_add(1);
+            return;
+        }
         if self.peer_declined(i, c, &rpc) {
             self.cancelled[i] += 1;
             return;
@@ -1045,27 +1052,29 @@ impl GossipEngine {
 
     /// The earliest a copy of `bytes` starting at `now` on connection `c` can have left, under
     /// TCP's slow start: on a new connection, or one idle for longer than a retransmission
-    /// timeout (Linux's 200-ms floor plus a round trip), the window starts at 10 segments and
-    /// doubles each round trip, so `rounds` windows take `rounds − 1` round trips before the last
-    /// is sent; a busy connection's window is open.
+    /// timeout (Linux's 200-ms floor plus a round trip) since its last copy left, the window
+    /// starts at 10 segments and doubles each round trip, so `rounds` windows take `rounds − 1`
+    /// round trips before the last is sent; a busy connection's window is open. Never before the
+    /// connection's previous copy (one TCP stream delivers in order).
     fn slow_start_floor(&mut self, c: usize, now: u64, bytes: u64) -> u64 {
         const MSS: u64 = 1460;
         const INITIAL_WINDOW: u64 = 10;
         const RTO_FLOOR_NS: u64 = 200_000_000;
         let rtt = 2 * self.net.routes.by_index(self.conn[c].path).latency_ns;
-        let now_ms = (now / 1_000_000) as u32;
-        let last = std::mem::replace(&mut self.last_copy_ms[c], now_ms);
-        let idle_ms = ((RTO_FLOOR_NS + rtt) / 1_000_000) as u32;
-        if last != u32::MAX && now_ms.saturating_sub(last) <= idle_ms {
-            return now;
-        }
-        let (mut segments, mut window, mut rounds) = (bytes.div_ceil(MSS), INITIAL_WINDOW, 0u64);
-        while segments > 0 {
-            segments = segments.saturating_sub(window);
-            window *= 2;
-            rounds += 1;
-        }
-        now + rounds.saturating_sub(1) * rtt
+        let last = self.last_copy_ns[c];
+        let floor = if last == u64::MAX || now > last.saturating_add(RTO_FLOOR_NS + rtt) {
+            let (mut segments, mut window, mut rounds) = (bytes.div_ceil(MSS), INITIAL_WINDOW, 0u64);
+            while segments > 0 {
+                segments = segments.saturating_sub(window);
+                window *= 2;
+                rounds += 1;
+            }
+            now + rounds.saturating_sub(1) * rtt
+        } else {
+            now.max(last)
+        };
+        self.last_copy_ns[c] = floor;
+        floor
     }
 
     /// Schedule `i`'s next look at its fair upload link, when its next copy will be done.
@@ -1083,6 +1092,9 @@ impl GossipEngine {
         let mut done = std::mem::take(&mut self.fair_done);
         self.fair[i].complete(now, self.up[i], &mut done);
         for (c, rpc, floor) in done.drain(..) {
+            if let Some(last) = self.last_copy_ns.get_mut(c as usize) {
+                *last = (*last).max(now);
+            }
             if floor > now {
                 // Its share of the link is done, but its window has not opened yet: it leaves
                 // when slow start lets it (the FIFO's event; its queue is empty here).
@@ -2302,7 +2314,7 @@ impl GossipEngine {
         self.rng = Vec::new();
         self.txq = Vec::new();
         self.fair = Vec::new();
-        self.last_copy_ms = Vec::new();
+        self.last_copy_ns = Vec::new();
         self.fair_down = Vec::new();
         self.downlink = Vec::new();
         self.dontwant = Vec::new();
