@@ -43,6 +43,11 @@ use thermocline_models::units::Bandwidth;
 use thermocline_net::{FairLink, FifoLink, Rules, decide, express};
 use thermocline_wire::gossipsub::MessageIdFn;
 
+/// `k` idle fair links when `wanted`, none otherwise (no profile uses them: no memory).
+fn fair_links<T>(k: usize, wanted: bool) -> Vec<FairLink<T>> {
+    if wanted { (0..k).map(|_| FairLink::default()).collect() } else { Vec::new() }
+}
+
 /// The positions of the set bits of `mask`, ascending, offset by `base`.
 fn bits(base: usize, mut mask: u64) -> impl Iterator<Item = usize> {
     std::iter::from_fn(move || {
@@ -639,18 +644,10 @@ impl GossipEngine {
             rng: Vec::with_capacity(k),
             txq: (0..k).map(|_| VecDeque::new()).collect(),
             tx_busy: vec![false; k],
-            fair: if params.iter().any(|p| p.upload == LinkQueue::Fair) {
-                (0..k).map(|_| FairLink::default()).collect()
-            } else {
-                Vec::new()
-            },
+            fair: fair_links(k, params.iter().any(|p| p.upload == LinkQueue::Fair)),
             fair_done: Vec::new(),
             last_copy_ns: if params.iter().any(|p| p.slow_start) { vec![u64::MAX; connections] } else { Vec::new() },
-            fair_down: if params.iter().any(|p| p.download == LinkQueue::Fair) {
-                (0..k).map(|_| FairLink::default()).collect()
-            } else {
-                Vec::new()
-            },
+            fair_down: fair_links(k, params.iter().any(|p| p.download == LinkQueue::Fair)),
             fair_arrived: Vec::new(),
             cancelled: vec![0; k],
             downlink: vec![FifoLink::default(); k],
@@ -1025,22 +1022,26 @@ impl GossipEngine {
         self.send_on(i, c, depart, rpc);
     }
 
-    /// Whether the peer of connection `c` has told `i` it does not want the message of `rpc`.
-    fn peer_declined(&self, i: usize, c: usize, rpc: &Rpc) -> bool {
+    /// Whether a message copy for connection `c` is still worth sending at `now`: not when its
+    /// message has expired, nor when the peer has told `i` it does not want it (each counted).
+    fn still_wanted(&mut self, i: usize, c: usize, rpc: &Rpc, now: u64) -> bool {
+        if self.has_expired(rpc.msg, rpc.published_ns, now) {
+            self.expired_rpcs[i] = self.expired_rpcs[i].saturating_add(1);
+            return false;
+        }
         let peer = self.conn[c].peer;
         let m = self.msg_slot.get(&rpc.msg).copied().unwrap_or(NONE);
-        self.dontwant[i * DONTWANT_RING..(i + 1) * DONTWANT_RING].contains(&(peer, m))
+        if self.dontwant[i * DONTWANT_RING..(i + 1) * DONTWANT_RING].contains(&(peer, m)) {
+            self.cancelled[i] += 1;
+            return false;
+        }
+        true
     }
 
     /// Hand a message copy to connection `c` at once, to share `i`'s fair upload link with the
     /// copies already under way (unless the peer has already declined the message).
     fn fair_send(&mut self, i: usize, c: usize, now: u64, rpc: Rpc) {
-        if self.has_expired(rpc.msg, rpc.published_ns, now) {
-            self.expired_rpcs[i] = self.expired_rpcs[i].saturating_add(1);
-            return;
-        }
-        if self.peer_declined(i, c, &rpc) {
-            self.cancelled[i] += 1;
+        if !self.still_wanted(i, c, &rpc, now) {
             return;
         }
         let bytes = rpc.wire_bytes();
@@ -1142,12 +1143,7 @@ impl GossipEngine {
     /// IDONTWANT for the message meanwhile is dropped without using the link.
     fn start_tx(&mut self, i: usize, now: u64) {
         while let Some((c, rpc)) = self.txq[i].pop_front() {
-            if self.has_expired(rpc.msg, rpc.published_ns, now) {
-                self.expired_rpcs[i] = self.expired_rpcs[i].saturating_add(1);
-                continue;
-            }
-            if self.peer_declined(i, c as usize, &rpc) {
-                self.cancelled[i] += 1;
+            if !self.still_wanted(i, c as usize, &rpc, now) {
                 continue;
             }
             let bytes = rpc.wire_bytes();
