@@ -19,7 +19,7 @@ pub struct ProcessSpec {
     /// looked up in `/usr/local/bin:/usr/bin:/bin`.
     pub path: PathBuf,
     /// Arguments after `argv[0]`. Each host of the group gets its own values of the
-    /// placeholders `{host}`, `{index}`, `{count}` and `{ip}` (see [`expand`]).
+    /// placeholders `{host}`, `{index}`, `{count}`, `{ip}` and `{datadir}` (see [`expand`]).
     #[serde(default)]
     pub args: Vec<String>,
     /// Extra environment variables (the environment is otherwise fixed, see `docs/direct.md`);
@@ -101,9 +101,12 @@ pub struct HostVars<'a> {
     pub count: u32,
     /// `{ip}`: its IPv4 address.
     pub ip: std::net::Ipv4Addr,
+    /// `{datadir}`: its data directory as its programs see it (kept across a restart, emptied by
+    /// a wipe).
+    pub datadir: &'a str,
 }
 
-/// Replace `{host}`, `{index}`, `{count}` and `{ip}` in `text` with `vars`, so one spec line can
+/// Replace `{host}`, `{index}`, `{count}`, `{ip}` and `{datadir}` in `text` with `vars`, so one spec line can
 /// start a different node on every host of a group (`--index {index}`). Nothing else is touched:
 /// arguments are full of other braces (curl's `-w '%{http_code}'`, JSON, Go templates), which
 /// pass through unchanged.
@@ -115,6 +118,7 @@ pub fn expand(text: &str, vars: &HostVars<'_>) -> String {
         .replace("{index}", &vars.index.to_string())
         .replace("{count}", &vars.count.to_string())
         .replace("{ip}", &vars.ip.to_string())
+        .replace("{datadir}", vars.datadir)
 }
 
 fn yes() -> bool {
@@ -501,10 +505,11 @@ mod tests {
 
     #[test]
     fn placeholders_expand_per_host_and_other_braces_pass_through() {
-        let vars = HostVars { host: "node3", index: 3, count: 8, ip: std::net::Ipv4Addr::new(10, 0, 0, 4) };
+        let ip = std::net::Ipv4Addr::new(10, 0, 0, 4);
+        let vars = HostVars { host: "node3", index: 3, count: 8, ip, datadir: "/run/thermocline/node3/data" };
         assert_eq!(
-            expand("--index {index} of {count} on {host} at {ip}", &vars),
-            "--index 3 of 8 on node3 at 10.0.0.4"
+            expand("--index {index} of {count} on {host} at {ip} in {datadir}", &vars),
+            "--index 3 of 8 on node3 at 10.0.0.4 in /run/thermocline/node3/data"
         );
         assert_eq!(
             expand("%{http_code} {{.Name}} {\"a\": 1} {nodes}", &vars),

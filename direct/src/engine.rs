@@ -25,6 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use thermocline_bus::{Digest, Engine, EngineError, EngineOutput, Event, Outbox, ShardId, SimTime};
@@ -34,6 +35,8 @@ use thermocline_models::partition::Partition;
 use thermocline_models::rng::StreamFamily;
 use thermocline_net::FifoLink;
 use thermocline_net::host::HostNet;
+
+mod timeline;
 
 /// `OPENSSL_ia32cap` for every managed process (unless its spec sets one): OpenSSL's CPU
 /// capability vector with RDRAND (CPUID leaf 1 ECX bit 30, bit 62 of the first word) and RDSEED
@@ -76,6 +79,8 @@ pub struct DirectSetup<'a> {
     pub peer_book: Option<&'a dyn PeerBook>,
     /// The scenario's rules, applied to every packet at departure.
     pub rules: thermocline_net::Rules,
+    /// The scenario's operations on direct hosts (see [`crate::ops`]).
+    pub ops: &'a [crate::ops::HostOp],
 }
 
 /// The engine of one shard's direct hosts.
@@ -101,6 +106,8 @@ pub struct DirectEngine {
     step_budget: Option<u32>,
     /// This thread has `rdtsc` faulting on (see [`DirectEngine::match_tsc`]).
     tsc_faulting: bool,
+    /// The scenario's operations on direct hosts.
+    ops: Vec<crate::ops::HostOp>,
 }
 
 /// The syscalls the supervisor is notified of (unless every syscall is, for `--syscall-stats`).
@@ -257,7 +264,7 @@ pub fn resolve_exe(path: &Path) -> Option<PathBuf> {
 impl DirectEngine {
     /// The engine for `shard`: every direct host the partition puts on this shard.
     pub fn new(setup: DirectSetup<'_>, shard: ShardId) -> Result<Self, DirectError> {
-        let DirectSetup { net, partition, processes, options, seed, end, peer_book, rules } = setup;
+        let DirectSetup { net, partition, processes, options, seed, end, peer_book, rules, ops } = setup;
         let dir = &net.directory;
         for p in processes {
             let g = dir.groups.iter().find(|g| g.spec.name == p.host).ok_or_else(|| {
@@ -313,20 +320,12 @@ impl DirectEngine {
                 let exe = resolve_exe(&p.path).unwrap_or_else(|| p.path.clone());
                 let base = exe.file_name().map_or("process".into(), |f| f.to_string_lossy().into_owned());
                 let stem = format!("{base}.{}", procs.len());
-                procs.push(ProcState {
-                    spec: with_peers(p, h, peer_book)
-                        .map_err(|message| DirectError::Host { host: name.clone(), message })?,
-                    exe,
-                    stem,
-                    status: ExitStatus::NotStarted,
-                    syscalls: 0,
-                    udp_sent: 0,
-                    udp_recv: 0,
-                    max_rss: 0,
-                    tcp_sent: 0,
-                    tcp_recv: 0,
-                });
+                let spec =
+                    with_peers(p, h, peer_book).map_err(|message| DirectError::Host { host: name.clone(), message })?;
+                procs.push(ProcState::new(spec, exe, stem));
             }
+            let (runbook, commands) = timeline::runbook(ops, h, &mut procs, |p| with_peers(p, h, peer_book))
+                .map_err(|message| DirectError::Host { host: name.clone(), message })?;
             let pcap = if options.pcap {
                 let path = hdir.join("packets.pcap");
                 Some(
@@ -377,6 +376,10 @@ impl DirectEngine {
                 disk,
                 ns: None,
                 marks: Default::default(),
+                logs: Default::default(),
+                lines_told: 0,
+                runbook,
+                exits: Vec::new(),
             };
             for (i, p) in processes.iter().filter(|p| p.host == group.spec.name).enumerate() {
                 let seq = host.next_seq();
@@ -387,6 +390,10 @@ impl DirectEngine {
                     let action = Action::Stop(i, signal);
                     sched.push(Pending { time: stop.as_nanos(), src: h, seq, dst: h, action });
                 }
+            }
+            for (time, step) in commands {
+                let seq = host.next_seq();
+                sched.push(Pending { time, src: h, seq, dst: h, action: Action::OpBegin(step) });
             }
             local.insert(h, hosts.len());
             hosts.push(host);
@@ -421,6 +428,7 @@ impl DirectEngine {
             hosts_file,
         };
         Ok(DirectEngine {
+            ops: ops.to_vec(),
             pinned: false,
             me: shard,
             hosts,
@@ -467,18 +475,45 @@ impl DirectEngine {
         // Where the host's folder appears to its programs: a fixed path with a namespace.
         let home = host.ns.as_ref().and_then(|ns| ns.host_dir(&host.name)).unwrap_or_else(|| host.dir.clone());
         let ps = &host.procs[p];
+        // A restart appends to the first instance's files.
         let open = |suffix: &str| {
             let name = format!("{}.{suffix}", ps.stem);
             let path = match host.ns.as_ref().filter(|_| home != host.dir) {
                 Some(ns) => ns.inside(&home.join(&name)),
                 None => host.dir.join(&name),
             };
-            File::create(&path).map_err(|e| DirectError::Io(format!("creating {}", path.display()), e))
+            let first = ps.instances == 0;
+            File::options()
+                .create(true)
+                .write(true)
+                .truncate(first)
+                .append(!first)
+                .open(&path)
+                .map_err(|e| DirectError::Io(format!("creating {}", path.display()), e))
         };
         let (stdout, stderr) = (open("stdout")?, open("stderr")?);
+        let datadir = home.join(timeline::DATA_DIR);
+        if ps.spec.args.iter().chain(ps.spec.env.values()).any(|a| a.contains("{datadir}")) {
+            let inside = host.dir.join(timeline::DATA_DIR);
+            std::fs::create_dir_all(&inside)
+                .map_err(|e| DirectError::Io(format!("creating {}", inside.display()), e))?;
+        }
+        let taps = [(&stdout, crate::logs::Stream::Stdout), (&stderr, crate::logs::Stream::Stderr)]
+            .map(|(f, stream)| f.metadata().map(|m| ((m.dev(), m.ino()), stream)));
+        let taps: Vec<_> = taps
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .map_err(|e| DirectError::Io(format!("reading {}'s output files", ps.stem), e))?;
         let dir = &self.sched.net().directory;
         let group = &dir.groups[dir.block_of(host.id).group as usize];
-        let vars = HostVars { host: &host.name, index: host.id - group.first, count: group.spec.count, ip: host.ip };
+        let datadir = datadir.to_string_lossy();
+        let vars = HostVars {
+            host: &host.name,
+            index: host.id - group.first,
+            count: group.spec.count,
+            ip: host.ip,
+            datadir: &datadir,
+        };
         let mut argv = vec![ps.spec.path.to_string_lossy().into_owned()];
         argv.extend(ps.spec.args.iter().map(|a| expand(a, &vars)));
         let mut env: BTreeMap<String, String> = BTreeMap::new();
@@ -511,7 +546,13 @@ impl DirectEngine {
         let pidfd = thread_pidfd(launched.pid)
             .ok_or_else(|| self.host_error(h, format!("opening a thread pidfd of {}", ps.exe.display())))?;
         let host = &mut self.hosts[h];
+        for (id, stream) in taps {
+            host.logs.tap(id, p, stream);
+        }
         host.procs[p].status = ExitStatus::Running;
+        host.procs[p].instances += 1;
+        host.procs[p].touched = false;
+        host.runbook.started(p);
         let tree = host.trees.len();
         host.trees.push(launched.listener);
         let fdt = host.new_fd_table(BTreeMap::new());
@@ -694,6 +735,7 @@ impl DirectEngine {
             let (code, status) = unsafe { (info.si_code, info.si_status()) };
             host.procs[proc].status =
                 if code == libc::CLD_EXITED { ExitStatus::Code(status) } else { ExitStatus::Signal(status) };
+            host.exits.push(proc);
         }
     }
 
@@ -1261,7 +1303,11 @@ impl DirectEngine {
         let Some(h) = self.local_index(ev.dst) else { return Ok(()) };
         self.set_now(h, ev.time);
         match ev.action {
-            Action::Start(p) => self.start(h, p)?,
+            // A process the timeline has already started is not started twice.
+            Action::Start(p) if self.hosts[h].procs[p].status != ExitStatus::Running => self.start(h, p)?,
+            Action::Start(_) => {}
+            Action::OpBegin(step) => self.hosts[h].runbook.begin(&self.ops, step, ev.time),
+            Action::OpTimer(step) => self.hosts[h].runbook.timer(&self.ops, step, ev.time),
             Action::Stop(p, signal) => self.stop(h, p, signal),
             Action::Timer { key, generation } => self.timer(h, key, generation),
             Action::Arrive(packet) => {
@@ -1455,6 +1501,7 @@ impl DirectEngine {
                 }
                 if let Some(h) = self.local_index(dst) {
                     self.settle(h)?;
+                    self.advance_timeline(h)?;
                 }
             }
         }
@@ -1540,6 +1587,7 @@ impl Engine for DirectEngine {
         let mut digest = Digest::EMPTY;
         let mut problems = Vec::new();
         for host in &mut self.hosts {
+            host.logs.finish();
             if let Some(p) = host.pcap.as_mut() {
                 p.finish().map_err(|e| DirectError::Io(format!("writing {}'s packet capture", host.name), e))?;
             }
@@ -1561,10 +1609,14 @@ impl Engine for DirectEngine {
                     record.extend_from_slice(&count.to_be_bytes());
                 }
                 let expected = p.spec.expected_exit;
-                let ok = match p.status {
-                    ExitStatus::NotStarted => expected == ExpectedExit::Running,
-                    s => expected.matches(s),
-                };
+                // The timeline's commands, and instances it ended, report their ends as
+                // scenario events instead.
+                let ok = p.scenario
+                    || (p.touched && p.status != ExitStatus::Running)
+                    || match p.status {
+                        ExitStatus::NotStarted => expected == ExpectedExit::Running,
+                        s => expected.matches(s),
+                    };
                 if !ok {
                     problems.push(format!(
                         "host {} process {} ({}): ended with {}, expected {}",
@@ -1577,12 +1629,13 @@ impl Engine for DirectEngine {
                 }
             }
             crate::marks::digest_record(&host.marks, &mut record);
+            timeline::digest_record(&host.runbook, &mut record);
             digest.add_record(&record);
         }
         if !problems.is_empty() {
             return Err(Box::new(DirectError::ExitStatus(problems.join("; "))));
         }
-        let tables = crate::tables::tables(&self.hosts, &self.shared.opts)
+        let tables = crate::tables::tables(&self.hosts, &self.shared.opts, &self.ops)
             .map_err(|e| Box::new(DirectError::Table(e.to_string())))?;
         Ok(EngineOutput { digest, tables })
     }
@@ -1655,6 +1708,7 @@ mod tests {
             end: SimTime::from_nanos(10_000_000_000),
             peer_book: None,
             rules: Default::default(),
+            ops: &[],
         };
         DirectEngine::new(setup, ShardId(0)).unwrap()
     }
@@ -1805,6 +1859,7 @@ mod tests {
                 end: SimTime::from_nanos(1),
                 peer_book: None,
                 rules: Default::default(),
+                ops: &[],
             };
             DirectEngine::new(setup, ShardId(0)).err().map(|e| e.to_string())
         };

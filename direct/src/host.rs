@@ -284,6 +284,35 @@ pub struct ProcState {
     /// the kernel when the supervisor reaped it (0 if it never ended). A measurement of this
     /// machine, not of the simulation: it is not part of the digest.
     pub max_rss: u64,
+    /// A command of the scenario timeline (`exec`), not a `[[processes]]` entry: how it ends is
+    /// an outcome in `scenario_events`, not checked against an expected exit.
+    pub scenario: bool,
+    /// The timeline signalled or killed its running instance since it last started: how that
+    /// instance ends is the timeline's doing, not checked against `expected_exit`.
+    pub touched: bool,
+    /// How many times it has started.
+    pub instances: u32,
+}
+
+impl ProcState {
+    /// Process `spec` (run as `exe`, its outputs `<stem>.stdout` and `.stderr`), not started yet.
+    pub fn new(spec: ProcessSpec, exe: PathBuf, stem: String) -> Self {
+        ProcState {
+            spec,
+            exe,
+            stem,
+            status: ExitStatus::NotStarted,
+            syscalls: 0,
+            udp_sent: 0,
+            udp_recv: 0,
+            max_rss: 0,
+            tcp_sent: 0,
+            tcp_recv: 0,
+            scenario: false,
+            touched: false,
+            instances: 0,
+        }
+    }
 }
 
 /// One simulated host of this shard.
@@ -379,6 +408,14 @@ pub struct Host {
     /// Where gossip messages from boundary identities end on its streams, and the arrivals
     /// they gave.
     pub marks: crate::marks::Marks,
+    /// The lines its processes wrote to their stdout and stderr.
+    pub logs: crate::logs::Logs,
+    /// Lines of `logs` the runbook has been told of.
+    pub lines_told: usize,
+    /// Its share of the scenario timeline.
+    pub runbook: crate::ops::Runbook,
+    /// Processes that ended since the runbook was last told.
+    pub exits: Vec<usize>,
 }
 
 /// Who a new task is: what [`Host::add_task`] needs beyond the defaults of a task that has just

@@ -11,6 +11,8 @@
 //!   `thermocline_net::udp`); [`tcp`]: TCP sockets; [`pcap`]: packet captures; [`host`]:
 //!   per-host state.
 //! - [`pin`]: each shard and its processes on one CPU.
+//! - [`ops`]: the scenario timeline's operations on hosts (stop, start, restart, wipe, admin
+//!   commands, waits); [`logs`]: the lines programs write, with simulated timestamps.
 //! - [`latency`]: simulated CPU time for syscalls answered at once; [`disk`]: each host's disk
 //!   quota; [`stamps`]: file timestamps in simulated time; [`pidns`]: a PID namespace per host
 //!   (and its programs' view of the host folders), so that nothing outlives the run;
@@ -31,11 +33,13 @@ pub mod host;
 pub use thermocline_net::inet6;
 pub mod latency;
 pub mod launch;
+pub mod logs;
 pub mod marks;
 pub mod mem;
 pub mod names;
 pub mod netlink;
 pub mod nic;
+pub mod ops;
 pub mod pcap;
 pub mod peers;
 pub mod pidns;

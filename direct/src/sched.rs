@@ -38,6 +38,10 @@ pub(crate) enum Action {
     Mark(Bytes),
     /// The host's receive coalescing window ends: what its card holds goes to its sockets.
     RxFlush,
+    /// Step `0` of the host's runbook is due (see [`crate::ops`]).
+    OpBegin(usize),
+    /// Step `0` of the host's runbook has a timer (grace period or timeout) due.
+    OpTimer(usize),
 }
 
 /// An event of the queue, ordered by the bus's canonical key (time, source host, source

@@ -2,6 +2,7 @@
 
 use crate::config::DirectOptions;
 use crate::host::Host;
+use crate::ops::HostOp;
 use arrow_schema::{ArrowError, DataType, Field};
 use thermocline_bus::Table;
 use thermocline_models::metrics::{GossipArrivals, str_col, table, u32_col, u64_col};
@@ -12,7 +13,7 @@ use thermocline_models::metrics::{GossipArrivals, str_col, table, u32_col, u64_c
 /// RSS is a measurement of the machine, not part of the digest) and, with `--syscall-stats`,
 /// `direct_syscalls` (host, host_name, binary, syscall, nr, calls) and [`wait_tables`]'s; in a run where boundary
 /// identities sent this shard's hosts stream marks, [`hot_tables`]'s too.
-pub(crate) fn tables(hosts: &[Host], opts: &DirectOptions) -> Result<Vec<Table>, ArrowError> {
+pub(crate) fn tables(hosts: &[Host], opts: &DirectOptions, ops: &[HostOp]) -> Result<Vec<Table>, ArrowError> {
     let rows: Vec<_> = hosts.iter().flat_map(|h| h.procs.iter().map(move |p| (h, p))).collect();
     let processes = table(
         "direct_processes",
@@ -45,7 +46,10 @@ pub(crate) fn tables(hosts: &[Host], opts: &DirectOptions) -> Result<Vec<Table>,
             u64_col(rows.iter().map(|(_, p)| p.max_rss)),
         ],
     )?;
-    let mut out = vec![processes];
+    let mut out = vec![processes, log_table(hosts)?];
+    if hosts.iter().any(|h| !h.runbook.events.is_empty()) {
+        out.push(event_table(hosts, ops)?);
+    }
     if opts.syscall_stats {
         let rows: Vec<_> =
             hosts.iter().flat_map(|h| h.stats.iter().map(move |((b, nr), c)| (h, b.clone(), *nr, *c))).collect();
@@ -75,6 +79,73 @@ pub(crate) fn tables(hosts: &[Host], opts: &DirectOptions) -> Result<Vec<Table>,
         out.extend(hot_tables(hosts, opts)?);
     }
     Ok(out)
+}
+
+/// `direct_logs`: every line the hosts' processes wrote to stdout and stderr (time_ns, host,
+/// host_name, process, stream, line), per host in the order written (see [`crate::logs`]); a host
+/// that wrote more than [`crate::logs::LOG_CAP`] bytes of lines ends with a row of stream
+/// `dropped` saying how many were not kept.
+fn log_table(hosts: &[Host]) -> Result<Table, ArrowError> {
+    let mut rows: Vec<(u64, &Host, String, &str, String)> = Vec::new();
+    for h in hosts {
+        for l in &h.logs.lines {
+            rows.push((l.time, h, h.procs[l.proc].stem.clone(), l.stream.name(), l.text.clone()));
+        }
+        if h.logs.dropped > 0 {
+            let note =
+                format!("{} more lines past the {} MiB kept per host", h.logs.dropped, crate::logs::LOG_CAP >> 20);
+            rows.push((h.now, h, String::new(), "dropped", note));
+        }
+    }
+    table(
+        "direct_logs",
+        vec![
+            Field::new("time_ns", DataType::UInt64, false),
+            Field::new("host", DataType::UInt32, false),
+            Field::new("host_name", DataType::Utf8, false),
+            Field::new("process", DataType::Utf8, false),
+            Field::new("stream", DataType::Utf8, false),
+            Field::new("line", DataType::Utf8, false),
+        ],
+        vec![
+            u64_col(rows.iter().map(|r| r.0)),
+            u32_col(rows.iter().map(|r| r.1.id)),
+            str_col(rows.iter().map(|r| r.1.name.clone())),
+            str_col(rows.iter().map(|r| r.2.clone())),
+            str_col(rows.iter().map(|r| r.3.to_string())),
+            str_col(rows.iter().map(|r| r.4.clone())),
+        ],
+    )
+}
+
+/// `scenario_events`: what each timeline step did on each host (time_ns, host, host_name,
+/// entry — its index among `[[scenario]]` —, step — its name —, action, event, detail), per host
+/// in order (see [`crate::ops`]).
+fn event_table(hosts: &[Host], ops: &[HostOp]) -> Result<Table, ArrowError> {
+    let rows: Vec<_> = hosts.iter().flat_map(|h| h.runbook.events.iter().map(move |e| (h, e))).collect();
+    table(
+        "scenario_events",
+        vec![
+            Field::new("time_ns", DataType::UInt64, false),
+            Field::new("host", DataType::UInt32, false),
+            Field::new("host_name", DataType::Utf8, false),
+            Field::new("entry", DataType::UInt32, false),
+            Field::new("step", DataType::Utf8, false),
+            Field::new("action", DataType::Utf8, false),
+            Field::new("event", DataType::Utf8, false),
+            Field::new("detail", DataType::Utf8, false),
+        ],
+        vec![
+            u64_col(rows.iter().map(|(_, e)| e.time)),
+            u32_col(rows.iter().map(|(h, _)| h.id)),
+            str_col(rows.iter().map(|(h, _)| h.name.clone())),
+            u32_col(rows.iter().map(|(_, e)| ops[e.op].entry as u32)),
+            str_col(rows.iter().map(|(_, e)| ops[e.op].label.clone())),
+            str_col(rows.iter().map(|(_, e)| ops[e.op].kind.name().to_string())),
+            str_col(rows.iter().map(|(_, e)| e.what.to_string())),
+            str_col(rows.iter().map(|(_, e)| e.detail.clone())),
+        ],
+    )
 }
 
 /// `direct_wakeups` (host, host_name, binary, syscall, how, reason, calls) and

@@ -64,6 +64,7 @@ fn engine(out: &std::path::Path, p: &ProcessSpec) -> DirectEngine {
         end,
         peer_book: None,
         rules: Default::default(),
+        ops: &[],
     };
     DirectEngine::new(setup, ShardId(0)).unwrap()
 }

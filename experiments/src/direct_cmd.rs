@@ -69,6 +69,7 @@ pub fn build_direct_engine(
         end: SimTime::ZERO.saturating_add(spec.run.duration),
         peer_book: Some(&book),
         rules: plan.rules.clone(),
+        ops: &plan.ops,
     };
     Ok(Box::new(DirectEngine::new(setup, shard)?))
 }

@@ -19,6 +19,8 @@ pub struct NetPlan {
     pub runahead: SimDuration,
     /// The spec's `[[scenario]]` timeline as rules every engine applies at the sender.
     pub rules: Rules,
+    /// The timeline's steps on direct hosts, which their engines carry out.
+    pub ops: Vec<thermocline_direct::ops::HostOp>,
 }
 
 /// Build the network plan of `spec` for `shards` shards: one for every workload with hosts.
@@ -34,8 +36,8 @@ pub fn net_plan(spec: &Spec, shards: u32) -> Result<NetPlan, String> {
     if runahead == SimDuration::ZERO {
         return Err("two hosts on different shards are 0 ns apart: the runahead would be zero".into());
     }
-    let rules = crate::scenario::compile(&spec.scenario, &net.directory)?;
-    Ok(NetPlan { net, partition, runahead, rules })
+    let timeline = crate::scenario::compile(&spec.scenario, &net.directory, &spec.processes)?;
+    Ok(NetPlan { net, partition, runahead, rules: timeline.rules, ops: timeline.ops })
 }
 
 /// The inner window of a shard that holds direct hosts and surrogate identities: the smallest

@@ -1,18 +1,26 @@
-//! Scenarios: what happens to the network during a run, as a timeline of `[[scenario]]` entries
-//! (a partition between two sets of hosts, extra delay, extra loss, each from a simulated time
-//! until another). The timeline is known before the run starts, so it compiles once, in the
-//! network plan, into the rule table ([`thermocline_net::Rules`]) that every shard's engines
-//! consult at the sender: direct hosts and surrogates alike, the same verdicts on any shard count.
+//! Scenarios: what happens during a run, as a timeline of `[[scenario]]` entries.
 //!
-//! Rules only drop or delay, never speed up, so the window length the plan computed from the
-//! network model stays safe.
+//! - To the network: a partition between two sets of hosts, extra delay, extra loss, each from a
+//!   simulated time until another. Known before the run starts, these compile once, in the
+//!   network plan, into the rule table ([`thermocline_net::Rules`]) that every shard's engines
+//!   consult at the sender: direct hosts and surrogates alike, the same verdicts on any shard
+//!   count. Rules only drop or delay, never speed up, so the window length the plan computed
+//!   from the network model stays safe.
+//! - To direct hosts: signal, stop, start, restart, wipe, run an admin command, each with an
+//!   optional wait (the processes exit, a log line appears) and timeout, and chained with
+//!   `after`. These compile into [`HostOp`]s that the direct engine of each host's shard carries
+//!   out (see `thermocline_direct::ops`).
 
+use std::collections::BTreeMap;
 use std::ops::Range;
+use std::path::PathBuf;
 use thermocline_bus::SimDuration;
-use thermocline_models::directory::HostDirectory;
+use thermocline_direct::ops::{HostOp, OpKind, Wait};
+use thermocline_direct::{ProcessSpec, Signal};
+use thermocline_models::directory::{HostDirectory, HostKind};
 use thermocline_net::{Effect, Rule, Rules};
 
-/// What a `[[scenario]]` entry does to the traffic it selects.
+/// What a `[[scenario]]` entry does: to the traffic it selects, or to the direct hosts it names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NetAction {
@@ -22,7 +30,40 @@ pub enum NetAction {
     Delay,
     /// Each transmission is lost with probability `rate` (drawn from the sender's stream).
     Loss,
+    /// Send `signal` to the hosts' processes.
+    Signal,
+    /// Stop them: `signal` (SIGTERM), then SIGKILL after `grace` (scaling to 0).
+    Stop,
+    /// Start those not running, with the same command (scaling back to 1).
+    Start,
+    /// Stop, then start again.
+    Restart,
+    /// Stop, empty the data directory (`{datadir}`) but `keep`, then start.
+    Wipe,
+    /// Run an admin command (`path`, `args`, `env`) on each host.
+    Exec,
 }
+
+impl NetAction {
+    /// Whether it acts on direct hosts rather than on traffic.
+    fn on_hosts(self) -> bool {
+        !matches!(self, NetAction::Partition | NetAction::Delay | NetAction::Loss)
+    }
+}
+
+/// What a host step waits for before it ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WaitFor {
+    /// The processes it acts on have all exited.
+    Exit,
+    /// One of them writes a line containing `line`.
+    Log,
+}
+
+/// How long a stop waits for the processes to exit before it kills them, when the entry does
+/// not say: Kubernetes' default termination grace period.
+pub const DEFAULT_GRACE: SimDuration = SimDuration::from_secs(30);
 
 /// One `[[scenario]]` entry: an action on the traffic between two sets of hosts, in force for
 /// departures from `at` until `until` (the end of the run when absent).
@@ -55,14 +96,93 @@ pub struct ScenarioSpec {
     /// Loss probability, for `loss` (0 to 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
+    /// Host steps: the direct hosts it acts on (a group, or `group[a..b]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<String>,
+    /// Host steps: the `[[processes]]` it acts on, by path as written or file name (all of the
+    /// host's when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
+    /// A name other steps' `after` refer to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Begin `at` after the step of this name has ended on the same host (instead of `at` from
+    /// the start of the run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// `signal`: the signal; `stop`, `restart`, `wipe`: the first signal (SIGTERM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<Signal>,
+    /// `stop`, `restart`, `wipe`: how long the processes may take to exit before SIGKILL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace: Option<SimDuration>,
+    /// `wipe`: paths inside the data directory that survive it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<Vec<PathBuf>>,
+    /// `exec`: the command (as a `[[processes]]` path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// `exec`: its arguments (with the `[[processes]]` placeholders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
+    /// `exec`: extra environment variables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<BTreeMap<String, String>>,
+    /// What the step waits for once it has acted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<WaitFor>,
+    /// `wait = "log"`: the text the line contains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<String>,
+    /// The longest the step waits, from its beginning, before it ends as timed out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<SimDuration>,
 }
 
-/// Compile the timeline into the rule table, resolving selectors against `dir`. Errors name
-/// the entry's key (`scenario[1].between`), so the CLI can point at it in the spec.
-pub fn compile(entries: &[ScenarioSpec], dir: &HostDirectory) -> Result<Rules, String> {
+/// The timeline, compiled: the rule table for the traffic, the steps for direct hosts.
+#[derive(Clone, Debug, Default)]
+pub struct Timeline {
+    /// What every engine applies to transmissions at the sender.
+    pub rules: Rules,
+    /// What the direct engines do to their hosts.
+    pub ops: Vec<HostOp>,
+}
+
+/// Compile the timeline, resolving selectors against `dir` and host steps against
+/// `processes`. Errors name the entry's key (`scenario[1].between`), so the CLI can point at it
+/// in the spec.
+pub fn compile(entries: &[ScenarioSpec], dir: &HostDirectory, processes: &[ProcessSpec]) -> Result<Timeline, String> {
+    let mut ops = Vec::new();
+    for (i, e) in entries.iter().enumerate().filter(|(_, e)| e.action.on_hosts()) {
+        ops.push(host_op(i, e, entries, &ops, dir, processes)?);
+    }
+    let rules = net_rules(entries, dir)?;
+    Ok(Timeline { rules, ops })
+}
+
+/// The rule table of the traffic entries.
+fn net_rules(entries: &[ScenarioSpec], dir: &HostDirectory) -> Result<Rules, String> {
     let mut rules = Vec::new();
-    for (i, e) in entries.iter().enumerate() {
+    for (i, e) in entries.iter().enumerate().filter(|(_, e)| !e.action.on_hosts()) {
         let key = |k: &str| format!("scenario[{i}].{k}");
+        let host_keys = [
+            ("hosts", e.hosts.is_some()),
+            ("process", e.process.is_some()),
+            ("name", e.name.is_some()),
+            ("after", e.after.is_some()),
+            ("signal", e.signal.is_some()),
+            ("grace", e.grace.is_some()),
+            ("keep", e.keep.is_some()),
+            ("path", e.path.is_some()),
+            ("args", e.args.is_some()),
+            ("env", e.env.is_some()),
+            ("wait", e.wait.is_some()),
+            ("line", e.line.is_some()),
+            ("timeout", e.timeout.is_some()),
+        ];
+        if let Some((k, _)) = host_keys.iter().find(|(_, set)| *set) {
+            return Err(format!("{} does not apply to action = {:?}, which acts on traffic", key(k), e.action));
+        }
         let start = e.at.as_nanos();
         let end = e.until.map_or(u64::MAX, |u| u.as_nanos());
         if end <= start {
@@ -90,13 +210,154 @@ pub fn compile(entries: &[ScenarioSpec], dir: &HostDirectory) -> Result<Rules, S
     Ok(Rules::new(rules))
 }
 
+/// The host step of entry `i` (`e`); `done` are the steps of the entries before it.
+fn host_op(
+    i: usize,
+    e: &ScenarioSpec,
+    entries: &[ScenarioSpec],
+    done: &[HostOp],
+    dir: &HostDirectory,
+    processes: &[ProcessSpec],
+) -> Result<HostOp, String> {
+    let key = |k: &str| format!("scenario[{i}].{k}");
+    let net_keys = [
+        ("until", e.until.is_some()),
+        ("between", e.between.is_some()),
+        ("from", e.from.is_some()),
+        ("to", e.to.is_some()),
+        ("extra", e.extra.is_some()),
+        ("rate", e.rate.is_some()),
+    ];
+    if let Some((k, _)) = net_keys.iter().find(|(_, set)| *set) {
+        return Err(format!("{} does not apply to action = {:?}, which acts on hosts", key(k), e.action));
+    }
+    let selector = e.hosts.as_deref().ok_or_else(|| format!("{} names the direct hosts it acts on", key("hosts")))?;
+    let hosts = select(dir, selector, &key("hosts"))?;
+    let group = &dir.groups[dir.block_of(hosts.start).group as usize];
+    if group.spec.kind != HostKind::Direct {
+        return Err(format!("{}: group {:?} is not kind = \"direct\"", key("hosts"), group.spec.name));
+    }
+    let own: Vec<&ProcessSpec> = processes.iter().filter(|p| p.host == group.spec.name).collect();
+    let probe = HostOp {
+        entry: i,
+        label: e.name.clone().unwrap_or_else(|| format!("scenario[{i}]")),
+        hosts,
+        at: e.at,
+        after: None,
+        process: e.process.clone(),
+        kind: OpKind::Start,
+        wait: Wait::Nothing,
+        timeout: e.timeout,
+    };
+    if e.process.is_some() && !own.iter().any(|p| probe.selects(p)) {
+        let names: Vec<String> = own.iter().map(|p| format!("{:?}", p.path)).collect();
+        return Err(format!(
+            "{}: {:?} is none of group {:?}'s [[processes]] ({})",
+            key("process"),
+            e.process.as_deref().unwrap_or_default(),
+            group.spec.name,
+            names.join(", ")
+        ));
+    }
+    let after = match &e.after {
+        None => None,
+        Some(name) => Some(after_step(name, i, entries, done, &probe.hosts, &key("after"))?),
+    };
+    let kind = op_kind(e, &key)?;
+    let wait = match (e.wait, &e.line) {
+        (None, None) => Wait::Nothing,
+        (Some(WaitFor::Exit), None) => Wait::Exit,
+        (Some(WaitFor::Log), Some(text)) if !text.is_empty() => Wait::Log(text.clone()),
+        (Some(WaitFor::Log), _) => {
+            return Err(format!("{} gives the (non-empty) text wait = \"log\" waits for", key("line")));
+        }
+        (_, Some(_)) => return Err(format!("{} goes with wait = \"log\"", key("line"))),
+    };
+    if e.timeout.is_some() && wait == Wait::Nothing && !matches!(kind, OpKind::Exec { .. }) {
+        return Err(format!("{} bounds a wait: give wait = \"exit\" or \"log\"", key("timeout")));
+    }
+    Ok(HostOp { after, kind, wait, ..probe })
+}
+
+/// The step named `name` that entry `i`'s `after` refers to: an earlier entry's, on the same
+/// hosts.
+fn after_step(
+    name: &str,
+    i: usize,
+    entries: &[ScenarioSpec],
+    done: &[HostOp],
+    hosts: &Range<u32>,
+    key: &str,
+) -> Result<usize, String> {
+    let Some(k) = done.iter().position(|o| entries[o.entry].name.as_deref() == Some(name)) else {
+        let later = entries[i..].iter().any(|e| e.name.as_deref() == Some(name));
+        return Err(match later {
+            true => format!("{key}: step {name:?} must come before this entry"),
+            false => format!("{key}: no earlier host step is named {name:?}"),
+        });
+    };
+    if done[k].hosts != *hosts {
+        return Err(format!("{key}: step {name:?} acts on other hosts; `after` chains steps on the same hosts"));
+    }
+    Ok(k)
+}
+
+/// The host action of entry `e`, checking that it has the keys its action takes.
+fn op_kind(e: &ScenarioSpec, key: &dyn Fn(&str) -> String) -> Result<OpKind, String> {
+    let stops = matches!(e.action, NetAction::Stop | NetAction::Restart | NetAction::Wipe);
+    let stray = [
+        ("signal", e.signal.is_some() && !(stops || e.action == NetAction::Signal)),
+        ("grace", e.grace.is_some() && !stops),
+        ("keep", e.keep.is_some() && e.action != NetAction::Wipe),
+        ("path", e.path.is_some() && e.action != NetAction::Exec),
+        ("args", e.args.is_some() && e.action != NetAction::Exec),
+        ("env", e.env.is_some() && e.action != NetAction::Exec),
+    ];
+    if let Some((k, _)) = stray.iter().find(|(_, s)| *s) {
+        return Err(format!("{} does not apply to action = {:?}", key(k), e.action));
+    }
+    let signal = e.signal.unwrap_or_default();
+    let grace = e.grace.unwrap_or(DEFAULT_GRACE);
+    Ok(match e.action {
+        NetAction::Signal => OpKind::Signal {
+            signal: e.signal.ok_or_else(|| format!("{} is needed by action = \"signal\"", key("signal")))?,
+        },
+        NetAction::Stop => OpKind::Stop { signal, grace },
+        NetAction::Restart => OpKind::Restart { signal, grace },
+        NetAction::Wipe => {
+            let keep = e.keep.clone().unwrap_or_default();
+            let outside = |k: &&PathBuf| {
+                k.as_os_str().is_empty() || k.components().any(|c| !matches!(c, std::path::Component::Normal(_)))
+            };
+            if let Some(bad) = keep.iter().find(outside) {
+                return Err(format!("{}: {bad:?} is not a path inside the data directory", key("keep")));
+            }
+            OpKind::Wipe { signal, grace, keep }
+        }
+        NetAction::Exec => {
+            let path = e.path.clone().ok_or_else(|| format!("{} is needed by action = \"exec\"", key("path")))?;
+            if thermocline_direct::engine::resolve_exe(&path).is_none() {
+                return Err(format!("{}: executable {path:?} not found", key("path")));
+            }
+            let mut command = ProcessSpec::new(String::new(), path);
+            command.args = e.args.clone().unwrap_or_default();
+            command.env = e.env.clone().unwrap_or_default();
+            OpKind::Exec { command }
+        }
+        NetAction::Start => OpKind::Start,
+        NetAction::Partition | NetAction::Delay | NetAction::Loss => {
+            return Err(format!("{} acts on traffic, not on hosts", key("action")));
+        }
+    })
+}
+
 /// The rule effect of entry `e`, checking that it has the one value its action takes.
 fn effect(e: &ScenarioSpec, key: &dyn Fn(&str) -> String) -> Result<Effect, String> {
     let (extra, rate) = (e.extra.map(|_| "extra"), e.rate.map(|_| "rate"));
     let stray = match e.action {
         NetAction::Partition => extra.or(rate),
         NetAction::Delay => rate,
-        NetAction::Loss => extra,
+        _ => extra,
     };
     if let Some(name) = stray {
         return Err(format!("{} does not apply to action = {:?}", key(name), e.action));
@@ -107,7 +368,7 @@ fn effect(e: &ScenarioSpec, key: &dyn Fn(&str) -> String) -> Result<Effect, Stri
             let extra = e.extra.ok_or_else(|| format!("{} is needed by action = \"delay\"", key("extra")))?;
             Effect::Delay(extra.as_nanos())
         }
-        NetAction::Loss => {
+        _ => {
             let rate = e.rate.ok_or_else(|| format!("{} is needed by action = \"loss\"", key("rate")))?;
             if !(rate > 0.0 && rate <= 1.0) {
                 return Err(format!("{} must be above 0 and at most 1, not {rate}", key("rate")));
@@ -175,8 +436,10 @@ mod tests {
                 "[[scenario]]\nat = \"10 s\"\nuntil = \"20 s\"\naction = \"partition\"\nbetween = [\"a\", \"b\"]\n",
             ),
             &dir,
+            &[],
         )
-        .unwrap();
+        .unwrap()
+        .rules;
         let s = 1_000_000_000;
         assert!(rules.verdict(0, 10, 10 * s).drop && rules.verdict(14, 9, 15 * s).drop, "both ways");
         assert!(!rules.verdict(0, 10, 10 * s - 1).drop && !rules.verdict(0, 10, 20 * s).drop, "[at, until)");
@@ -188,7 +451,7 @@ mod tests {
         let dir = directory();
         let text = "[[scenario]]\nat = \"0 s\"\naction = \"delay\"\nfrom = \"a[0..2]\"\nto = \"b\"\nextra = \"100 ms\"\n\
                     [[scenario]]\nat = \"0 s\"\naction = \"loss\"\nfrom = \"b[4..5]\"\nto = \"a\"\nrate = 1.0\n";
-        let rules = compile(&entries(text), &dir).unwrap();
+        let rules = compile(&entries(text), &dir, &[]).unwrap().rules;
         assert_eq!(rules.verdict(1, 12, u64::MAX - 1).delay_ns, 100_000_000, "to the end of the run");
         assert_eq!(rules.verdict(2, 12, 0).delay_ns, 0, "a[2] is outside a[0..2]");
         assert_eq!(rules.verdict(12, 1, 0).delay_ns, 0, "one way");
@@ -212,7 +475,7 @@ mod tests {
             ("at = \"0 s\"\naction = \"partition\"\nbetween = [\"a[x]\", \"b\"]", "GROUP[FIRST..END]"),
         ];
         for (body, expected) in cases {
-            let err = compile(&entries(&format!("[[scenario]]\n{body}\n")), &dir).unwrap_err();
+            let err = compile(&entries(&format!("[[scenario]]\n{body}\n")), &dir, &[]).unwrap_err();
             assert!(err.contains(expected), "{body}: {err}");
         }
     }

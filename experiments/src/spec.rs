@@ -385,7 +385,8 @@ impl Spec {
             self.network.gml = Some(std::path::absolute(&joined).unwrap_or(joined));
         }
         let client = self.calibration.as_mut().and_then(|c| c.client.as_mut());
-        for path in self.processes.iter_mut().map(|p| &mut p.path).chain(client) {
+        let commands = self.scenario.iter_mut().filter_map(|e| e.path.as_mut());
+        for path in self.processes.iter_mut().map(|p| &mut p.path).chain(client).chain(commands) {
             if path.is_relative() && path.components().count() > 1 {
                 let joined = folder.join(&*path);
                 *path = std::path::absolute(&joined).unwrap_or(joined);

@@ -101,7 +101,11 @@ pub(super) fn native_write(cx: &mut Cx, vid: u32, n: &Notif) -> Answer {
         Some(s) if kind == S_IFREG => {
             let now = cx.host.now;
             cx.host.stamps.written((s.st_dev, s.st_ino), now);
-            super::disk::file_write(cx, vid, n, copy, &s)
+            let answer = super::disk::file_write(cx, vid, n, copy, &s);
+            if cx.host.logs.is_tapped((s.st_dev, s.st_ino)) {
+                tap_write(cx, vid, n, &answer, (s.st_dev, s.st_ino));
+            }
+            answer
         }
         Some(_) if kind == S_IFIFO && !nonblock && matches!(n.data.nr as i64, SYS_write | SYS_writev) => {
             pipe_write(cx, vid, n, copy)
@@ -116,6 +120,32 @@ pub(super) fn native_write(cx: &mut Cx, vid: u32, n: &Notif) -> Answer {
     // SAFETY: closing our copy.
     unsafe { close(copy) };
     answer
+}
+
+/// A write of task `vid` to a process's stdout or stderr file `id`, answered `answer`: the bytes
+/// it puts in the file go to the host's lines ([`crate::logs`]).
+fn tap_write(cx: &mut Cx, vid: u32, n: &Notif, answer: &Answer, id: (u64, u64)) {
+    let pid = cx.host.tasks[&vid].pid;
+    let Ok(bufs) = mem::call_buffers(pid, n.data.nr as i64, &n.data.args) else { return };
+    let mut left = match answer {
+        Answer::Continue => bufs.iter().map(|b| b.1).sum(),
+        Answer::Value(w) => (*w).max(0) as usize,
+        _ => 0,
+    };
+    let mut bytes = Vec::with_capacity(left);
+    for &(addr, len) in &bufs {
+        let take = len.min(left);
+        if take == 0 {
+            break;
+        }
+        match mem::read(pid, addr, take) {
+            Ok(d) => bytes.extend_from_slice(&d),
+            Err(_) => break,
+        }
+        left -= take;
+    }
+    let now = cx.host.now;
+    cx.host.logs.written(id, &bytes, now);
 }
 
 /// A blocking `write` or `writev` to a pipe (`copy`: the supervisor's copy of it): run in the
