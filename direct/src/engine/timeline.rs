@@ -151,7 +151,7 @@ fn wipe(dir: &Path, keep: &[PathBuf]) -> std::io::Result<()> {
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let name = PathBuf::from(entry.file_name());
-        if keep.iter().any(|k| *k == name) {
+        if keep.contains(&name) {
             continue;
         }
         let inner: Vec<PathBuf> =
