@@ -81,6 +81,8 @@ pub struct DirectSetup<'a> {
     pub rules: thermocline_net::Rules,
     /// The scenario's operations on direct hosts (see [`crate::ops`]).
     pub ops: &'a [crate::ops::HostOp],
+    /// The traffic sources (see [`crate::sources`]).
+    pub sources: &'a [crate::sources::SourcePlan],
 }
 
 /// The engine of one shard's direct hosts.
@@ -108,6 +110,8 @@ pub struct DirectEngine {
     tsc_faulting: bool,
     /// The scenario's operations on direct hosts.
     ops: Vec<crate::ops::HostOp>,
+    /// The traffic sources' plans.
+    sources: Vec<crate::sources::SourcePlan>,
 }
 
 /// The syscalls the supervisor is notified of (unless every syscall is, for `--syscall-stats`).
@@ -264,7 +268,7 @@ pub fn resolve_exe(path: &Path) -> Option<PathBuf> {
 impl DirectEngine {
     /// The engine for `shard`: every direct host the partition puts on this shard.
     pub fn new(setup: DirectSetup<'_>, shard: ShardId) -> Result<Self, DirectError> {
-        let DirectSetup { net, partition, processes, options, seed, end, peer_book, rules, ops } = setup;
+        let DirectSetup { net, partition, processes, options, seed, end, peer_book, rules, ops, sources } = setup;
         let dir = &net.directory;
         for p in processes {
             let g = dir.groups.iter().find(|g| g.spec.name == p.host).ok_or_else(|| {
@@ -380,6 +384,7 @@ impl DirectEngine {
                 lines_told: 0,
                 runbook,
                 exits: Vec::new(),
+                sources: Vec::new(),
             };
             for (i, p) in processes.iter().filter(|p| p.host == group.spec.name).enumerate() {
                 let seq = host.next_seq();
@@ -394,6 +399,15 @@ impl DirectEngine {
             for (time, step) in commands {
                 let seq = host.next_seq();
                 sched.push(Pending { time, src: h, seq, dst: h, action: Action::OpBegin(step) });
+            }
+            for k in (0..sources.len()).filter(|&k| sources[k].hosts.contains(&h)) {
+                let mut source = crate::sources::Source::new(sources, k, h, seed);
+                if let Some(time) = source.first(sources) {
+                    let seq = host.next_seq();
+                    let action = Action::SourceSend(host.sources.len());
+                    sched.push(Pending { time, src: h, seq, dst: h, action });
+                }
+                host.sources.push(source);
             }
             local.insert(h, hosts.len());
             hosts.push(host);
@@ -429,6 +443,7 @@ impl DirectEngine {
         };
         Ok(DirectEngine {
             ops: ops.to_vec(),
+            sources: sources.to_vec(),
             pinned: false,
             me: shard,
             hosts,
@@ -1308,6 +1323,7 @@ impl DirectEngine {
             Action::Start(_) => {}
             Action::OpBegin(step) => self.hosts[h].runbook.begin(&self.ops, step, ev.time),
             Action::OpTimer(step) => self.hosts[h].runbook.timer(&self.ops, step, ev.time),
+            Action::SourceSend(i) => self.send_from_source(h, i),
             Action::Stop(p, signal) => self.stop(h, p, signal),
             Action::Timer { key, generation } => self.timer(h, key, generation),
             Action::Arrive(packet) => {
@@ -1630,12 +1646,13 @@ impl Engine for DirectEngine {
             }
             crate::marks::digest_record(&host.marks, &mut record);
             timeline::digest_record(&host.runbook, &mut record);
+            timeline::digest_sources(&host.sources, &mut record);
             digest.add_record(&record);
         }
         if !problems.is_empty() {
             return Err(Box::new(DirectError::ExitStatus(problems.join("; "))));
         }
-        let tables = crate::tables::tables(&self.hosts, &self.shared.opts, &self.ops)
+        let tables = crate::tables::tables(&self.hosts, &self.shared.opts, &self.ops, &self.sources)
             .map_err(|e| Box::new(DirectError::Table(e.to_string())))?;
         Ok(EngineOutput { digest, tables })
     }
@@ -1709,6 +1726,7 @@ mod tests {
             peer_book: None,
             rules: Default::default(),
             ops: &[],
+            sources: &[],
         };
         DirectEngine::new(setup, ShardId(0)).unwrap()
     }
@@ -1860,6 +1878,7 @@ mod tests {
                 peer_book: None,
                 rules: Default::default(),
                 ops: &[],
+                sources: &[],
             };
             DirectEngine::new(setup, ShardId(0)).err().map(|e| e.to_string())
         };

@@ -416,6 +416,8 @@ pub struct Host {
     pub runbook: crate::ops::Runbook,
     /// Processes that ended since the runbook was last told.
     pub exits: Vec<usize>,
+    /// The traffic sources it is the address of.
+    pub sources: Vec<crate::sources::Source>,
 }
 
 /// Who a new task is: what [`Host::add_task`] needs beyond the defaults of a task that has just

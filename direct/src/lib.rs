@@ -12,7 +12,8 @@
 //!   per-host state.
 //! - [`pin`]: each shard and its processes on one CPU.
 //! - [`ops`]: the scenario timeline's operations on hosts (stop, start, restart, wipe, admin
-//!   commands, waits); [`logs`]: the lines programs write, with simulated timestamps.
+//!   commands, waits); [`logs`]: the lines programs write, with simulated timestamps;
+//!   [`sources`]: traffic sources, hosts that send datagrams at a rate without a program.
 //! - [`latency`]: simulated CPU time for syscalls answered at once; [`disk`]: each host's disk
 //!   quota; [`stamps`]: file timestamps in simulated time; [`pidns`]: a PID namespace per host
 //!   (and its programs' view of the host folders), so that nothing outlives the run;
@@ -48,6 +49,7 @@ mod procfs;
 mod sched;
 pub mod seccomp;
 mod shared_page;
+pub mod sources;
 pub mod stamps;
 pub mod sysnames;
 mod tables;

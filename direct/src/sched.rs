@@ -42,6 +42,8 @@ pub(crate) enum Action {
     OpBegin(usize),
     /// Step `0` of the host's runbook has a timer (grace period or timeout) due.
     OpTimer(usize),
+    /// Traffic source `0` of the host sends its next datagram.
+    SourceSend(usize),
 }
 
 /// An event of the queue, ordered by the bus's canonical key (time, source host, source

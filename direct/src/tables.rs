@@ -3,6 +3,7 @@
 use crate::config::DirectOptions;
 use crate::host::Host;
 use crate::ops::HostOp;
+use crate::sources::SourcePlan;
 use arrow_schema::{ArrowError, DataType, Field};
 use thermocline_bus::Table;
 use thermocline_models::metrics::{GossipArrivals, str_col, table, u32_col, u64_col};
@@ -13,7 +14,12 @@ use thermocline_models::metrics::{GossipArrivals, str_col, table, u32_col, u64_c
 /// RSS is a measurement of the machine, not part of the digest) and, with `--syscall-stats`,
 /// `direct_syscalls` (host, host_name, binary, syscall, nr, calls) and [`wait_tables`]'s; in a run where boundary
 /// identities sent this shard's hosts stream marks, [`hot_tables`]'s too.
-pub(crate) fn tables(hosts: &[Host], opts: &DirectOptions, ops: &[HostOp]) -> Result<Vec<Table>, ArrowError> {
+pub(crate) fn tables(
+    hosts: &[Host],
+    opts: &DirectOptions,
+    ops: &[HostOp],
+    sources: &[SourcePlan],
+) -> Result<Vec<Table>, ArrowError> {
     let rows: Vec<_> = hosts.iter().flat_map(|h| h.procs.iter().map(move |p| (h, p))).collect();
     let processes = table(
         "direct_processes",
@@ -49,6 +55,9 @@ pub(crate) fn tables(hosts: &[Host], opts: &DirectOptions, ops: &[HostOp]) -> Re
     let mut out = vec![processes, log_table(hosts)?];
     if hosts.iter().any(|h| !h.runbook.events.is_empty()) {
         out.push(event_table(hosts, ops)?);
+    }
+    if hosts.iter().any(|h| !h.sources.is_empty()) {
+        out.push(source_table(hosts, sources)?);
     }
     if opts.syscall_stats {
         let rows: Vec<_> =
@@ -144,6 +153,32 @@ fn event_table(hosts: &[Host], ops: &[HostOp]) -> Result<Table, ArrowError> {
             str_col(rows.iter().map(|(_, e)| ops[e.op].kind.name().to_string())),
             str_col(rows.iter().map(|(_, e)| e.what.to_string())),
             str_col(rows.iter().map(|(_, e)| e.detail.clone())),
+        ],
+    )
+}
+
+/// `traffic_sources`: what each source host sent (host, host_name, entry — its index among
+/// `[[traffic_sources]]` —, sent, bytes — UDP payload —, invalid — transactions with a bad
+/// signature).
+fn source_table(hosts: &[Host], plans: &[SourcePlan]) -> Result<Table, ArrowError> {
+    let rows: Vec<_> = hosts.iter().flat_map(|h| h.sources.iter().map(move |s| (h, s))).collect();
+    table(
+        "traffic_sources",
+        vec![
+            Field::new("host", DataType::UInt32, false),
+            Field::new("host_name", DataType::Utf8, false),
+            Field::new("entry", DataType::UInt32, false),
+            Field::new("sent", DataType::UInt64, false),
+            Field::new("bytes", DataType::UInt64, false),
+            Field::new("invalid", DataType::UInt64, false),
+        ],
+        vec![
+            u32_col(rows.iter().map(|(h, _)| h.id)),
+            str_col(rows.iter().map(|(h, _)| h.name.clone())),
+            u32_col(rows.iter().map(|(_, s)| plans[s.plan].entry as u32)),
+            u64_col(rows.iter().map(|(_, s)| s.sent)),
+            u64_col(rows.iter().map(|(_, s)| s.bytes)),
+            u64_col(rows.iter().map(|(_, s)| s.invalid)),
         ],
     )
 }

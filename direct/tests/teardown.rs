@@ -65,6 +65,7 @@ fn engine(out: &std::path::Path, p: &ProcessSpec) -> DirectEngine {
         peer_book: None,
         rules: Default::default(),
         ops: &[],
+        sources: &[],
     };
     DirectEngine::new(setup, ShardId(0)).unwrap()
 }

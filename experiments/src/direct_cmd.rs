@@ -70,6 +70,7 @@ pub fn build_direct_engine(
         peer_book: Some(&book),
         rules: plan.rules.clone(),
         ops: &plan.ops,
+        sources: &plan.sources,
     };
     Ok(Box::new(DirectEngine::new(setup, shard)?))
 }

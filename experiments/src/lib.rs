@@ -29,3 +29,4 @@ pub mod shadow;
 pub mod signals;
 pub mod spec;
 pub mod spill;
+pub mod traffic_sources;

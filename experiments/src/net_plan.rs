@@ -21,6 +21,8 @@ pub struct NetPlan {
     pub rules: Rules,
     /// The timeline's steps on direct hosts, which their engines carry out.
     pub ops: Vec<thermocline_direct::ops::HostOp>,
+    /// The traffic sources, which the direct engines of their hosts run.
+    pub sources: Vec<thermocline_direct::sources::SourcePlan>,
 }
 
 /// Build the network plan of `spec` for `shards` shards: one for every workload with hosts.
@@ -37,7 +39,8 @@ pub fn net_plan(spec: &Spec, shards: u32) -> Result<NetPlan, String> {
         return Err("two hosts on different shards are 0 ns apart: the runahead would be zero".into());
     }
     let timeline = crate::scenario::compile(&spec.scenario, &net.directory, &spec.processes)?;
-    Ok(NetPlan { net, partition, runahead, rules: timeline.rules, ops: timeline.ops })
+    let sources = crate::traffic_sources::compile(&spec.traffic_sources, &net.directory)?;
+    Ok(NetPlan { net, partition, runahead, rules: timeline.rules, ops: timeline.ops, sources })
 }
 
 /// The inner window of a shard that holds direct hosts and surrogate identities: the smallest

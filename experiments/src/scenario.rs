@@ -379,7 +379,7 @@ fn effect(e: &ScenarioSpec, key: &dyn Fn(&str) -> String) -> Result<Effect, Stri
 }
 
 /// The host ids a selector names: a group, or `group[a..b]` for its indices `a` to `b - 1`.
-fn select(dir: &HostDirectory, selector: &str, key: &str) -> Result<Range<u32>, String> {
+pub(crate) fn select(dir: &HostDirectory, selector: &str, key: &str) -> Result<Range<u32>, String> {
     let (name, indices) = match selector.split_once('[') {
         Some((name, rest)) => {
             let inner = rest.strip_suffix(']').ok_or_else(|| format!("{key}: {selector:?} lacks its closing ]"))?;

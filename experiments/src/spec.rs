@@ -183,6 +183,9 @@ pub struct Spec {
     /// The timeline of what happens to the network (`[[scenario]]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scenario: Vec<crate::scenario::ScenarioSpec>,
+    /// Direct hosts that send datagrams at a rate without a program (`[[traffic_sources]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub traffic_sources: Vec<thermocline_direct::sources::TrafficSourceSpec>,
     /// How `thermocline calibrate` runs this spec's scenario (`[calibration]`); `thermocline
     /// run` runs the spec as written and ignores it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -14,6 +14,8 @@
 //!
 //! Discovery is apart: [`discv5`] (Node Discovery v5.1 packets, messages, sessions and node
 //! records over UDP) and [`rlp`], the encoding its messages and records use.
+//!
+//! [`tx`] is the signed transaction datagram that traffic sources send to ingress nodes.
 
 pub mod connection;
 pub mod discv5;
@@ -30,6 +32,7 @@ pub mod noise;
 pub mod ping;
 pub mod protobuf;
 pub mod rlp;
+pub mod tx;
 pub mod varint;
 pub mod yamux;
 

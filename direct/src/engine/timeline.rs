@@ -120,6 +120,19 @@ impl DirectEngine {
         Ok(true)
     }
 
+    /// Host `h`'s traffic source `i` sends its datagram due now, and is due again at its next
+    /// departure.
+    pub(super) fn send_from_source(&mut self, h: usize, i: usize) {
+        let now = self.hosts[h].now;
+        let (datagram, next) = self.hosts[h].sources[i].next(&self.sources, now);
+        let from = (self.hosts[h].ip, datagram.from_port);
+        let packet = thermocline_net::udp::encode(from, (*datagram.to.ip(), datagram.to.port()), &datagram.payload);
+        crate::nic::transmit(&mut self.cx(h), packet);
+        if let Some(at) = next {
+            self.push_local(h, at, Action::SourceSend(i));
+        }
+    }
+
     /// `SIGKILL` every running task of host `h`'s process `proc` and of its descendants.
     fn kill_tree(&mut self, h: usize, proc: usize) {
         let host = &mut self.hosts[h];
@@ -167,6 +180,19 @@ fn wipe(dir: &Path, keep: &[PathBuf]) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Add what a host's traffic sources sent to its digest record (nothing without sources).
+pub(super) fn digest_sources(sources: &[crate::sources::Source], record: &mut Vec<u8>) {
+    if sources.is_empty() {
+        return;
+    }
+    record.extend_from_slice(b"sources\0");
+    for s in sources {
+        for n in [s.plan as u64, s.sent, s.bytes, s.invalid] {
+            record.extend_from_slice(&n.to_be_bytes());
+        }
+    }
 }
 
 /// Add what host `runbook`'s steps did to its digest record (nothing without steps, so runs

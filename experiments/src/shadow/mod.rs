@@ -94,6 +94,7 @@ fn empty_spec() -> Spec {
         output: Default::default(),
         processes: Vec::new(),
         scenario: Vec::new(),
+        traffic_sources: Vec::new(),
         calibration: None,
     }
 }

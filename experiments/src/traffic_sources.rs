@@ -1,0 +1,129 @@
+//! `[[traffic_sources]]`: hosts that send datagrams at a rate without a program (floods and load
+//! for ingress experiments), checked and resolved against the host directory into the plans the
+//! direct engines follow (see `thermocline_direct::sources`).
+
+use std::net::SocketAddrV4;
+use thermocline_direct::sources::{Payload, SourcePlan, TrafficSourceSpec};
+use thermocline_models::directory::{HostDirectory, HostKind};
+use thermocline_wire::tx::OVERHEAD;
+
+/// Resolve `entries` against `dir`. Errors name the entry's key (`traffic_sources[0].rate`).
+pub fn compile(entries: &[TrafficSourceSpec], dir: &HostDirectory) -> Result<Vec<SourcePlan>, String> {
+    entries.iter().enumerate().map(|(i, e)| plan(i, e, dir)).collect()
+}
+
+fn plan(i: usize, e: &TrafficSourceSpec, dir: &HostDirectory) -> Result<SourcePlan, String> {
+    let key = |k: &str| format!("traffic_sources[{i}].{k}");
+    let hosts = crate::scenario::select(dir, &e.host, &key("host"))?;
+    let group = &dir.groups[dir.block_of(hosts.start).group as usize];
+    if group.spec.kind != HostKind::Direct {
+        return Err(format!("{}: group {:?} is not kind = \"direct\"", key("host"), group.spec.name));
+    }
+    if e.to.is_empty() {
+        return Err(format!("{} names at least one target, as \"GROUP:PORT\"", key("to")));
+    }
+    let mut targets = Vec::new();
+    for t in &e.to {
+        let (selector, port) =
+            t.rsplit_once(':').ok_or_else(|| format!("{}: {t:?} is not \"GROUP:PORT\"", key("to")))?;
+        let port: u16 =
+            port.parse().ok().filter(|&p| p > 0).ok_or_else(|| format!("{}: {port:?} is not a port", key("to")))?;
+        for h in crate::scenario::select(dir, selector, &key("to"))? {
+            targets.push(SocketAddrV4::new(HostDirectory::ip_of(h), port));
+        }
+    }
+    if !(e.rate.is_finite() && e.rate > 0.0 && e.rate <= 1e9) {
+        return Err(format!("{} must be above 0 and at most 1e9 datagrams per second, not {}", key("rate"), e.rate));
+    }
+    let floor = if e.payload == Payload::Tx { OVERHEAD as u32 } else { 1 };
+    let sizes = e.size.range(floor).map_err(|m| format!("{} {m}", key("size")))?;
+    if !(0.0..=1.0).contains(&e.invalid) {
+        return Err(format!("{} must be within 0 and 1, not {}", key("invalid"), e.invalid));
+    }
+    if e.invalid > 0.0 && e.payload != Payload::Tx {
+        return Err(format!("{} needs payload = \"tx\" (only transactions have signatures)", key("invalid")));
+    }
+    let stop = e.stop.map_or(u64::MAX, |s| s.as_nanos());
+    if stop <= e.start.as_nanos() {
+        return Err(format!("{} must be later than start ({})", key("stop"), e.start));
+    }
+    Ok(SourcePlan {
+        entry: i,
+        hosts,
+        targets,
+        gap_ns: ((1e9 / e.rate).round() as u64).max(1),
+        sizes,
+        payload: e.payload,
+        invalid: e.invalid,
+        spacing: e.spacing,
+        start: e.start.as_nanos(),
+        stop,
+        port: e.port,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use thermocline_models::network::{NetworkModel, NetworkSpec, TopologyKind};
+
+    fn directory() -> HostDirectory {
+        let text = "[[hosts]]\nname = \"src\"\nkind = \"direct\"\ncount = 4\n\
+                    [[hosts]]\nname = \"node\"\nkind = \"direct\"\ncount = 2\n\
+                    [[hosts]]\nname = \"tail\"\ncount = 3\n";
+        #[derive(serde::Deserialize)]
+        struct Hosts {
+            hosts: Vec<thermocline_models::directory::HostGroupSpec>,
+        }
+        let hosts: Hosts = toml::from_str(text).unwrap();
+        let spec = NetworkSpec { topology: TopologyKind::SingleSwitch, ..NetworkSpec::default() };
+        NetworkModel::build(&spec, None, &hosts.hosts).unwrap().directory
+    }
+
+    fn entry(body: &str) -> Vec<TrafficSourceSpec> {
+        #[derive(serde::Deserialize)]
+        struct Doc {
+            traffic_sources: Vec<TrafficSourceSpec>,
+        }
+        toml::from_str::<Doc>(&format!("[[traffic_sources]]\n{body}\n")).unwrap().traffic_sources
+    }
+
+    #[test]
+    fn a_source_group_resolves_to_its_hosts_and_targets() {
+        let dir = directory();
+        let plans = compile(
+            &entry("host = \"src[1..3]\"\nto = [\"node:8000\"]\nrate = 2000.0\nsize = { fixed = 300 }\npayload = \"tx\"\ninvalid = 0.5"),
+            &dir,
+        )
+        .unwrap();
+        let p = &plans[0];
+        let node = dir.groups.iter().find(|g| g.spec.name == "node").unwrap().first;
+        let src = dir.groups.iter().find(|g| g.spec.name == "src").unwrap().first;
+        assert_eq!(p.hosts, src + 1..src + 3);
+        assert_eq!(p.targets, [node, node + 1].map(|h| SocketAddrV4::new(HostDirectory::ip_of(h), 8000)));
+        assert_eq!((p.gap_ns, p.sizes, p.stop), (500_000, (300, 300), u64::MAX));
+    }
+
+    #[test]
+    fn bad_entries_name_their_key() {
+        let dir = directory();
+        let ok = "to = [\"node:8000\"]\nrate = 10.0\nsize = { fixed = 300 }";
+        let cases = [
+            (format!("host = \"tail\"\n{ok}"), "traffic_sources[0].host: group \"tail\" is not kind = \"direct\""),
+            (format!("host = \"nope\"\n{ok}"), "traffic_sources[0].host: no hosts group named \"nope\""),
+            ("host = \"src\"\nto = [\"node\"]\nrate = 10.0\nsize = { fixed = 300 }".into(), "is not \"GROUP:PORT\""),
+            ("host = \"src\"\nto = [\"node:0\"]\nrate = 10.0\nsize = { fixed = 300 }".into(), "is not a port"),
+            ("host = \"src\"\nto = [\"node:1\"]\nrate = 0.0\nsize = { fixed = 300 }".into(), "traffic_sources[0].rate"),
+            (
+                "host = \"src\"\nto = [\"node:1\"]\nrate = 1.0\nsize = { fixed = 50 }\npayload = \"tx\"".into(),
+                "size sizes must lie",
+            ),
+            (format!("host = \"src\"\n{ok}\ninvalid = 0.5"), "needs payload = \"tx\""),
+            (format!("host = \"src\"\n{ok}\nstart = \"5 s\"\nstop = \"5 s\""), "traffic_sources[0].stop"),
+        ];
+        for (body, expected) in cases {
+            let err = compile(&entry(&body), &dir).unwrap_err();
+            assert!(err.contains(expected), "{body}: {err}");
+        }
+    }
+}
