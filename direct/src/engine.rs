@@ -381,7 +381,6 @@ impl DirectEngine {
                 ns: None,
                 marks: Default::default(),
                 logs: Default::default(),
-                lines_told: 0,
                 runbook,
                 exits: Vec::new(),
                 sources: Vec::new(),
@@ -396,6 +395,7 @@ impl DirectEngine {
                     sched.push(Pending { time: stop.as_nanos(), src: h, seq, dst: h, action });
                 }
             }
+            host.logs.feed = !host.runbook.is_empty();
             for (time, step) in commands {
                 let seq = host.next_seq();
                 sched.push(Pending { time, src: h, seq, dst: h, action: Action::OpBegin(step) });
@@ -751,6 +751,7 @@ impl DirectEngine {
             host.procs[proc].status =
                 if code == libc::CLD_EXITED { ExitStatus::Code(status) } else { ExitStatus::Signal(status) };
             host.exits.push(proc);
+            host.logs.flush_proc(proc, host.now);
         }
     }
 
@@ -1318,8 +1319,8 @@ impl DirectEngine {
         let Some(h) = self.local_index(ev.dst) else { return Ok(()) };
         self.set_now(h, ev.time);
         match ev.action {
-            // A process the timeline has already started is not started twice.
-            Action::Start(p) if self.hosts[h].procs[p].status != ExitStatus::Running => self.start(h, p)?,
+            // A process the timeline has already started is not started again by the spec.
+            Action::Start(p) if self.hosts[h].procs[p].instances == 0 => self.start(h, p)?,
             Action::Start(_) => {}
             Action::OpBegin(step) => self.hosts[h].runbook.begin(&self.ops, step, ev.time),
             Action::OpTimer(step) => self.hosts[h].runbook.timer(&self.ops, step, ev.time),
@@ -1604,6 +1605,7 @@ impl Engine for DirectEngine {
         let mut problems = Vec::new();
         for host in &mut self.hosts {
             host.logs.finish();
+            host.runbook.finish(end);
             if let Some(p) = host.pcap.as_mut() {
                 p.finish().map_err(|e| DirectError::Io(format!("writing {}'s packet capture", host.name), e))?;
             }

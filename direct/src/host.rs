@@ -410,8 +410,6 @@ pub struct Host {
     pub marks: crate::marks::Marks,
     /// The lines its processes wrote to their stdout and stderr.
     pub logs: crate::logs::Logs,
-    /// Lines of `logs` the runbook has been told of.
-    pub lines_told: usize,
     /// Its share of the scenario timeline.
     pub runbook: crate::ops::Runbook,
     /// Processes that ended since the runbook was last told.

@@ -74,6 +74,10 @@ pub struct Logs {
     kept: usize,
     /// Lines not kept past [`LOG_CAP`].
     pub dropped: u64,
+    /// Also queue every line (kept or not) for [`Logs::take_fresh`]: the host's timeline waits
+    /// for lines.
+    pub feed: bool,
+    fresh: Vec<LogLine>,
 }
 
 impl Logs {
@@ -128,16 +132,35 @@ impl Logs {
         }
     }
 
+    /// Process `proc` has ended (at `now`): its last lines without a newline become lines, so
+    /// that a later instance's first line does not continue them.
+    pub fn flush_proc(&mut self, proc: usize, now: u64) {
+        for f in 0..self.files.len() {
+            if self.files[f].proc == proc && !self.files[f].partial.is_empty() {
+                self.complete(f, now);
+            }
+        }
+    }
+
+    /// The lines completed since the last call (only with `feed`).
+    pub fn take_fresh(&mut self) -> Vec<LogLine> {
+        std::mem::take(&mut self.fresh)
+    }
+
     fn complete(&mut self, f: usize, time: u64) {
         let tap = &mut self.files[f];
         let bytes = std::mem::take(&mut tap.partial);
         let text = String::from_utf8_lossy(bytes.strip_suffix(b"\r").unwrap_or(&bytes)).into_owned();
-        if self.kept + text.len() > LOG_CAP {
+        let line = LogLine { time, proc: tap.proc, stream: tap.stream, text };
+        if self.feed {
+            self.fresh.push(line.clone());
+        }
+        if self.kept + line.text.len() > LOG_CAP {
             self.dropped += 1;
             return;
         }
-        self.kept += text.len();
-        self.lines.push(LogLine { time, proc: tap.proc, stream: tap.stream, text });
+        self.kept += line.text.len();
+        self.lines.push(line);
     }
 }
 
@@ -159,6 +182,18 @@ mod tests {
         assert_eq!(texts(&logs), [(5, "one"), (9, "two"), (9, "three")]);
         logs.finish();
         assert_eq!(logs.lines.last().map(|l| (l.time, l.text.as_str())), Some((12, "fou")));
+    }
+
+    #[test]
+    fn an_ended_process_s_last_line_is_its_own_and_the_timeline_gets_every_line() {
+        let mut logs = Logs { feed: true, ..Logs::default() };
+        logs.tap((1, 2), 3, Stream::Stdout);
+        logs.written((1, 2), b"killed mid-li", 5);
+        logs.flush_proc(3, 6);
+        logs.written((1, 2), b"new instance\n", 7);
+        assert_eq!(texts(&logs), [(6, "killed mid-li"), (7, "new instance")]);
+        assert_eq!(logs.take_fresh().len(), 2);
+        assert!(logs.take_fresh().is_empty());
     }
 
     #[test]

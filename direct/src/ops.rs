@@ -133,8 +133,12 @@ pub enum Command {
         proc: usize,
         /// The signal number.
         signal: i32,
+        /// It is meant to end the process (a stop, or a terminating signal): how the process then
+        /// ends is the timeline's doing, not checked against its expected exit.
+        ends: bool,
     },
-    /// `SIGKILL` process `proc` and every descendant of it.
+    /// `SIGKILL` process `proc` and every descendant of it still running (after a stop, a
+    /// container's other processes go with its main one).
     Kill {
         /// The host's process.
         proc: usize,
@@ -173,7 +177,7 @@ pub struct OpEvent {
     /// The step's index in the list of steps.
     pub op: usize,
     /// What: `begin`, `signal`, `kill`, `exited`, `stopped`, `wipe`, `start`, `exec`, `done`,
-    /// `timeout`.
+    /// `timeout`, `unfinished` (still under way when the run ended).
     pub what: &'static str,
     /// Which process and how (`gossip-node.0 SIGTERM`), or empty.
     pub detail: String,
@@ -198,6 +202,10 @@ struct Step {
     /// The host's process that runs its command (`exec`).
     command: Option<usize>,
     phase: Phase,
+    /// When it began.
+    began: u64,
+    /// Its `wait = "log"` line was written while its command ran.
+    line_seen: bool,
 }
 
 /// One host's share of the timeline (see the module documentation).
@@ -219,8 +227,10 @@ impl Runbook {
     /// commands that begin the steps that follow no other.
     pub fn new(ops: &[HostOp], names: Vec<String>, steps: Vec<(usize, Vec<usize>, Option<usize>)>) -> Self {
         let running = vec![false; names.len()];
-        let steps: Vec<Step> =
-            steps.into_iter().map(|(op, targets, command)| Step { op, targets, command, phase: Phase::Idle }).collect();
+        let steps: Vec<Step> = steps
+            .into_iter()
+            .map(|(op, targets, command)| Step { op, targets, command, phase: Phase::Idle, began: 0, line_seen: false })
+            .collect();
         let mut book = Runbook { steps, running, names, out: VecDeque::new(), events: Vec::new() };
         for (s, step) in book.steps.iter().enumerate() {
             let op = &ops[step.op];
@@ -260,17 +270,19 @@ impl Runbook {
             return;
         }
         let op = &ops[step.op];
+        self.steps[s].began = now;
         self.event(now, s, "begin", String::new());
         if let Some(t) = op.timeout {
             self.out.push_back(Command::Timer { at: now.saturating_add(t.as_nanos()), step: s });
         }
         match &op.kind {
             OpKind::Signal { signal } => {
-                self.signal(s, signal.0, now);
+                let ends = matches!(signal.0, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT | libc::SIGKILL);
+                self.signal(s, signal.0, ends, now);
                 self.enter_wait(ops, s, now);
             }
             OpKind::Stop { signal, grace } | OpKind::Restart { signal, grace } | OpKind::Wipe { signal, grace, .. } => {
-                if self.signal(s, signal.0, now) == 0 {
+                if self.signal(s, signal.0, true, now) == 0 {
                     self.stopped(ops, s, now);
                 } else {
                     self.steps[s].phase = Phase::Stopping { killed: false };
@@ -292,11 +304,14 @@ impl Runbook {
         }
     }
 
-    /// Process `proc` has ended with `status`.
+    /// Process `proc` has ended with `status`. Every step it concerns sees the exit as it was
+    /// before any of them acts on it (a restart that starts the process again does not make a
+    /// stop of the same process wait for the new instance).
     pub fn exited(&mut self, ops: &[HostOp], proc: usize, status: ExitStatus, now: u64) {
         if let Some(r) = self.running.get_mut(proc) {
             *r = false;
         }
+        let mut moved = Vec::new();
         for s in 0..self.steps.len() {
             let step = &self.steps[s];
             let acts_on = step.targets.contains(&proc) || step.command == Some(proc);
@@ -304,68 +319,108 @@ impl Runbook {
                 continue;
             }
             self.event(now, s, "exited", format!("{} {status}", self.names[proc]));
-            let all_down = self.steps[s].targets.iter().all(|&p| !self.running[p]);
-            match self.steps[s].phase {
-                Phase::Stopping { .. } if all_down => self.stopped(ops, s, now),
-                Phase::Exec if self.steps[s].command == Some(proc) => self.enter_wait(ops, s, now),
-                Phase::Waiting if all_down && ops[self.steps[s].op].wait == Wait::Exit => {
-                    self.done(ops, s, now, "done")
+            let step = &self.steps[s];
+            let all_down = step.targets.iter().all(|&p| !self.running[p]);
+            match step.phase {
+                Phase::Stopping { .. } => {
+                    // What it started goes with it, as a container's processes do.
+                    if step.targets.contains(&proc) {
+                        self.out.push_back(Command::Kill { proc });
+                    }
+                    if all_down {
+                        moved.push(s);
+                    }
                 }
+                Phase::Exec if step.command == Some(proc) => moved.push(s),
+                Phase::Waiting if all_down && ops[step.op].wait == Wait::Exit => moved.push(s),
                 _ => {}
+            }
+        }
+        for s in moved {
+            match self.steps[s].phase {
+                Phase::Stopping { .. } => self.stopped(ops, s, now),
+                Phase::Exec => self.enter_wait(ops, s, now),
+                _ => self.done(ops, s, now, "done"),
             }
         }
     }
 
-    /// Process `proc` wrote the line `text`.
+    /// Process `proc` wrote the line `text` (at or before `now`). A step waiting for a line
+    /// takes one written after it began — while its command runs, or once it waits; a restart's
+    /// or a wipe's, one written after it started the processes again.
     pub fn line(&mut self, ops: &[HostOp], proc: usize, text: &str, now: u64) {
         for s in 0..self.steps.len() {
             let step = &self.steps[s];
-            if step.phase != Phase::Waiting || !(step.targets.contains(&proc) || step.command == Some(proc)) {
+            if !matches!(step.phase, Phase::Exec | Phase::Waiting)
+                || !(step.targets.contains(&proc) || step.command == Some(proc))
+            {
                 continue;
             }
-            if let Wait::Log(wanted) = &ops[step.op].wait
-                && text.contains(wanted.as_str())
-            {
-                self.done(ops, s, now, "done");
+            let Wait::Log(wanted) = &ops[step.op].wait else { continue };
+            if !text.contains(wanted.as_str()) {
+                continue;
+            }
+            match step.phase {
+                Phase::Exec => self.steps[s].line_seen = true,
+                _ => self.done(ops, s, now, "done"),
             }
         }
     }
 
     /// Step `s`'s timer fires: the grace period is over (kill what still runs) or the step has
-    /// waited its timeout (it ends, timed out).
+    /// waited its timeout. A timeout ends a step as timed out, killing a command still running,
+    /// but does not cut a stop short: a stop still waiting for its grace period goes on (kill,
+    /// then start for a restart or a wipe), and the step ends as timed out when it would wait.
     pub fn timer(&mut self, ops: &[HostOp], s: usize, now: u64) {
         let Some(step) = self.steps.get(s) else { return };
-        let op = &ops[step.op];
-        let timed_out =
-            op.timeout.is_some_and(|t| self.began(s).is_some_and(|b| b.saturating_add(t.as_nanos()) <= now));
-        if timed_out && !matches!(step.phase, Phase::Idle | Phase::Done) {
-            self.done(ops, s, now, "timeout");
-            return;
-        }
-        if self.steps[s].phase == (Phase::Stopping { killed: false }) {
-            self.steps[s].phase = Phase::Stopping { killed: true };
-            for p in self.steps[s].targets.clone() {
-                if self.running[p] {
+        let timed_out = ops[step.op].timeout.is_some_and(|t| step.began.saturating_add(t.as_nanos()) <= now);
+        match step.phase {
+            Phase::Stopping { killed: false } if !timed_out || step.began.saturating_add(self.grace(ops, s)) <= now => {
+                self.steps[s].phase = Phase::Stopping { killed: true };
+                for p in self.steps[s].targets.clone() {
+                    if self.running[p] {
+                        self.event(now, s, "kill", self.names[p].clone());
+                        self.out.push_back(Command::Kill { proc: p });
+                    }
+                }
+            }
+            Phase::Exec if timed_out => {
+                if let Some(p) = self.steps[s].command.filter(|&p| self.running[p]) {
                     self.event(now, s, "kill", self.names[p].clone());
                     self.out.push_back(Command::Kill { proc: p });
                 }
+                self.done(ops, s, now, "timeout");
+            }
+            Phase::Waiting if timed_out => self.done(ops, s, now, "timeout"),
+            _ => {}
+        }
+    }
+
+    /// The run has ended: steps still under way say so.
+    pub fn finish(&mut self, now: u64) {
+        for s in 0..self.steps.len() {
+            if !matches!(self.steps[s].phase, Phase::Idle | Phase::Done) {
+                self.event(now, s, "unfinished", String::new());
             }
         }
     }
 
-    /// When step `s` began.
-    fn began(&self, s: usize) -> Option<u64> {
-        self.events.iter().find(|e| e.what == "begin" && self.steps[s].op == e.op).map(|e| e.time)
+    /// Step `s`'s grace period, ns (0 for steps that do not stop).
+    fn grace(&self, ops: &[HostOp], s: usize) -> u64 {
+        match &ops[self.steps[s].op].kind {
+            OpKind::Stop { grace, .. } | OpKind::Restart { grace, .. } | OpKind::Wipe { grace, .. } => grace.as_nanos(),
+            _ => 0,
+        }
     }
 
-    /// Signal the running targets of `s`; how many were signalled.
-    fn signal(&mut self, s: usize, signal: i32, now: u64) -> usize {
+    /// Signal the running targets of `s` (`ends`: to end them); how many were signalled.
+    fn signal(&mut self, s: usize, signal: i32, ends: bool, now: u64) -> usize {
         let name = crate::config::signal_name(signal).unwrap_or("signal");
         let mut n = 0;
         for p in self.steps[s].targets.clone() {
             if self.running[p] {
                 self.event(now, s, "signal", format!("{} {name}", self.names[p]));
-                self.out.push_back(Command::Signal { proc: p, signal });
+                self.out.push_back(Command::Signal { proc: p, signal, ends });
                 n += 1;
             }
         }
@@ -398,13 +453,23 @@ impl Runbook {
         self.enter_wait(ops, s, now);
     }
 
-    /// Step `s` has acted: wait for its condition, or end.
+    /// Step `s` has acted: wait for its condition, or end (as timed out if its timeout has
+    /// passed while it stopped its processes).
     fn enter_wait(&mut self, ops: &[HostOp], s: usize, now: u64) {
-        let all_down = self.steps[s].targets.iter().all(|&p| !self.running[p]);
-        match &ops[self.steps[s].op].wait {
-            Wait::Nothing => self.done(ops, s, now, "done"),
-            Wait::Exit if all_down => self.done(ops, s, now, "done"),
-            Wait::Exit | Wait::Log(_) => self.steps[s].phase = Phase::Waiting,
+        let step = &self.steps[s];
+        let op = &ops[step.op];
+        let all_down = step.targets.iter().all(|&p| !self.running[p]);
+        let met = match &op.wait {
+            Wait::Nothing => true,
+            Wait::Exit => all_down,
+            Wait::Log(_) => step.line_seen,
+        };
+        if met {
+            self.done(ops, s, now, "done");
+        } else if op.timeout.is_some_and(|t| step.began.saturating_add(t.as_nanos()) <= now) {
+            self.done(ops, s, now, "timeout");
+        } else {
+            self.steps[s].phase = Phase::Waiting;
         }
     }
 
@@ -478,10 +543,10 @@ mod tests {
         b.begin(&ops, 0, 10 * S);
         assert_eq!(
             commands(&mut b),
-            [Command::Signal { proc: 0, signal: libc::SIGTERM }, Command::Timer { at: 40 * S, step: 0 }]
+            [Command::Signal { proc: 0, signal: libc::SIGTERM, ends: true }, Command::Timer { at: 40 * S, step: 0 }]
         );
         b.exited(&ops, 0, ExitStatus::Code(0), 12 * S);
-        assert_eq!(commands(&mut b), [Command::Begin { at: 17 * S, step: 1 }]);
+        assert_eq!(commands(&mut b), [Command::Kill { proc: 0 }, Command::Begin { at: 17 * S, step: 1 }]);
         b.timer(&ops, 0, 40 * S);
         assert!(commands(&mut b).is_empty(), "a stale grace timer kills nothing");
         b.begin(&ops, 1, 17 * S);
@@ -512,7 +577,7 @@ mod tests {
         b.timer(&ops, 0, 6 * S);
         assert_eq!(commands(&mut b), [Command::Kill { proc: 0 }]);
         b.exited(&ops, 0, ExitStatus::Signal(libc::SIGKILL), 6 * S);
-        assert_eq!(commands(&mut b), [Command::Start { proc: 0 }]);
+        assert_eq!(commands(&mut b), [Command::Kill { proc: 0 }, Command::Start { proc: 0 }]);
         assert_eq!(b.events.iter().find(|e| e.what == "exited").map(|e| e.detail.as_str()), Some("node.0 SIGKILL"));
     }
 
@@ -561,5 +626,60 @@ mod tests {
         assert!(b.events.iter().all(|e| e.what != "done"));
         b.line(&ops, 0, "head synced to 42", 4 * S);
         assert_eq!(b.events.last().map(|e| (e.time, e.what)), Some((4 * S, "done")));
+    }
+
+    #[test]
+    fn a_restart_and_a_stop_of_the_same_process_both_see_its_exit_and_the_new_instance_survives() {
+        let restart = OpKind::Restart { signal: Signal(libc::SIGTERM), grace: SimDuration::from_nanos(10 * S) };
+        let ops = [op(restart, S, None, Wait::Nothing, None), op(stop(10 * S), S, None, Wait::Nothing, None)];
+        let mut b = book(&ops);
+        commands(&mut b);
+        b.begin(&ops, 0, S);
+        b.begin(&ops, 1, S);
+        commands(&mut b);
+        b.exited(&ops, 0, ExitStatus::Code(0), 2 * S);
+        assert!(commands(&mut b).contains(&Command::Start { proc: 0 }));
+        b.timer(&ops, 1, 11 * S);
+        assert!(commands(&mut b).is_empty(), "the stop ended with the exit; it kills no new instance");
+        assert_eq!(b.events.iter().filter(|e| e.what == "done").count(), 2);
+    }
+
+    #[test]
+    fn a_timeout_shorter_than_the_grace_period_does_not_cut_a_restart_short() {
+        let restart = OpKind::Restart { signal: Signal(libc::SIGTERM), grace: SimDuration::from_nanos(30 * S) };
+        let ops = [op(restart, 0, None, Wait::Log("ready".into()), Some(10 * S))];
+        let mut b = book(&ops);
+        commands(&mut b);
+        b.begin(&ops, 0, 0);
+        commands(&mut b);
+        b.timer(&ops, 0, 10 * S);
+        assert!(commands(&mut b).is_empty(), "the timeout waits for the grace period");
+        b.timer(&ops, 0, 30 * S);
+        assert_eq!(commands(&mut b), [Command::Kill { proc: 0 }]);
+        b.exited(&ops, 0, ExitStatus::Signal(libc::SIGKILL), 30 * S);
+        assert!(commands(&mut b).contains(&Command::Start { proc: 0 }), "restarted after the kill");
+        assert_eq!(b.events.last().map(|e| e.what), Some("timeout"), "and ends as timed out");
+    }
+
+    #[test]
+    fn a_line_written_while_the_admin_command_runs_counts_and_a_timed_out_command_is_killed() {
+        let exec = OpKind::Exec { command: ProcessSpec::new("g", "cli") };
+        let ops = [op(exec, 0, None, Wait::Log("draining".into()), Some(5 * S))];
+        let mut b = book(&ops);
+        b.begin(&ops, 0, S);
+        b.started(1);
+        b.line(&ops, 0, "draining now", 2 * S);
+        b.exited(&ops, 1, ExitStatus::Code(0), 3 * S);
+        assert_eq!(b.events.last().map(|e| (e.time, e.what)), Some((3 * S, "done")));
+
+        let mut b = book(&ops);
+        b.begin(&ops, 0, S);
+        b.started(1);
+        commands(&mut b);
+        b.timer(&ops, 0, 6 * S);
+        assert_eq!(commands(&mut b), [Command::Kill { proc: 1 }]);
+        assert_eq!(b.events.last().map(|e| e.what), Some("timeout"));
+        b.finish(9 * S);
+        assert_eq!(b.events.last().map(|e| e.what), Some("timeout"), "nothing unfinished");
     }
 }

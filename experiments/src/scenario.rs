@@ -259,7 +259,15 @@ fn host_op(
             names.join(", ")
         ));
     }
+    if let Some(name) = &e.name
+        && entries[..i].iter().any(|o| o.name.as_ref() == Some(name))
+    {
+        return Err(format!("{}: another step is already named {name:?}", key("name")));
+    }
     let after = match &e.after {
+        Some(name) if e.name.as_ref() == Some(name) => {
+            return Err(format!("{}: a step cannot follow itself ({name:?})", key("after")));
+        }
         None => None,
         Some(name) => Some(after_step(name, i, entries, done, &probe.hosts, &key("after"))?),
     };
@@ -273,6 +281,9 @@ fn host_op(
         }
         (_, Some(_)) => return Err(format!("{} goes with wait = \"log\"", key("line"))),
     };
+    if matches!(kind, OpKind::Stop { .. }) && matches!(wait, Wait::Log(_)) {
+        return Err(format!("{}: a stopped process writes no more lines; a stop waits for \"exit\"", key("wait")));
+    }
     if e.timeout.is_some() && wait == Wait::Nothing && !matches!(kind, OpKind::Exec { .. }) {
         return Err(format!("{} bounds a wait: give wait = \"exit\" or \"log\"", key("timeout")));
     }
@@ -476,6 +487,64 @@ mod tests {
         ];
         for (body, expected) in cases {
             let err = compile(&entries(&format!("[[scenario]]\n{body}\n")), &dir, &[]).unwrap_err();
+            assert!(err.contains(expected), "{body}: {err}");
+        }
+    }
+
+    #[test]
+    fn host_steps_resolve_and_chain_on_their_hosts() {
+        let text = "[[hosts]]\nname = \"a\"\ncount = 3\n[[hosts]]\nname = \"d\"\nkind = \"direct\"\ncount = 4\n";
+        #[derive(serde::Deserialize)]
+        struct Hosts {
+            hosts: Vec<thermocline_models::directory::HostGroupSpec>,
+        }
+        let hosts: Hosts = toml::from_str(text).unwrap();
+        let spec = NetworkSpec { topology: TopologyKind::SingleSwitch, ..NetworkSpec::default() };
+        let dir = NetworkModel::build(&spec, None, &hosts.hosts).unwrap().directory;
+        let procs = [ProcessSpec::new("d", "/usr/bin/node"), ProcessSpec::new("d", "sh")];
+        let first = dir.groups.iter().find(|g| g.spec.name == "d").unwrap().first;
+        let ok = "[[scenario]]\nname = \"s\"\nat = \"1 s\"\nhosts = \"d[1..3]\"\naction = \"stop\"\nprocess = \"node\"\n\
+                  wait = \"exit\"\ntimeout = \"5 s\"\n\
+                  [[scenario]]\nafter = \"s\"\nat = \"2 s\"\nhosts = \"d[1..3]\"\naction = \"start\"\nwait = \"log\"\nline = \"up\"\n";
+        let t = compile(&entries(ok), &dir, &procs).unwrap();
+        assert!(t.rules.is_empty());
+        assert_eq!((t.ops[0].hosts.clone(), t.ops[0].process.as_deref()), (first + 1..first + 3, Some("node")));
+        assert_eq!(
+            (t.ops[1].after, &t.ops[1].wait, t.ops[1].label.as_str()),
+            (Some(0), &Wait::Log("up".into()), "scenario[1]")
+        );
+        let step = |body: &str| format!("[[scenario]]\nat = \"1 s\"\nhosts = \"d\"\n{body}\n");
+        let named = step("name = \"x\"\naction = \"start\"");
+        let cases = [
+            (
+                step("action = \"start\"\nprocess = \"nginx\""),
+                "scenario[0].process: \"nginx\" is none of group \"d\"'s",
+            ),
+            (
+                step("action = \"stop\"").replace("\"d\"", "\"a\""),
+                "scenario[0].hosts: group \"a\" is not kind = \"direct\"",
+            ),
+            (format!("{named}{named}"), "scenario[1].name: another step is already named \"x\""),
+            (step("name = \"x\"\nafter = \"x\"\naction = \"start\""), "a step cannot follow itself"),
+            (format!("{}{named}", step("after = \"x\"\naction = \"start\"")), "must come before this entry"),
+            (step("after = \"y\"\naction = \"start\""), "no earlier host step is named \"y\""),
+            (step("action = \"stop\"\nwait = \"log\"\nline = \"bye\""), "a stop waits for \"exit\""),
+            (step("action = \"start\"\ntimeout = \"5 s\""), "scenario[0].timeout bounds a wait"),
+            (step("action = \"signal\""), "scenario[0].signal is needed"),
+            (step("action = \"stop\"\nkeep = [\"x\"]"), "scenario[0].keep does not apply"),
+            (step("action = \"wipe\"\nkeep = [\"../x\"]"), "is not a path inside the data directory"),
+            (step("action = \"start\"\npath = \"sh\""), "scenario[0].path does not apply"),
+            (step("action = \"exec\"\npath = \"no-such-program-here\""), "scenario[0].path: executable"),
+            (step("action = \"start\"\nextra = \"1 s\""), "scenario[0].extra does not apply to action = Start"),
+            (
+                "[[scenario]]\nat = \"0 s\"\naction = \"loss\"\nbetween = [\"a\", \"d\"]\nrate = 0.5\nhosts = \"d\"\n"
+                    .into(),
+                "scenario[0].hosts does not apply",
+            ),
+            (step("action = \"start\"\nwait = \"log\""), "scenario[0].line gives the (non-empty) text"),
+        ];
+        for (body, expected) in cases {
+            let err = compile(&entries(&body), &dir, &procs).unwrap_err();
             assert!(err.contains(expected), "{body}: {err}");
         }
     }

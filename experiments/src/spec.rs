@@ -395,6 +395,14 @@ impl Spec {
                 *path = std::path::absolute(&joined).unwrap_or(joined);
             }
         }
+        // A step's `process` names a `[[processes]]` path as written: resolve it alike.
+        for name in self.scenario.iter_mut().filter_map(|e| e.process.as_mut()) {
+            let path = std::path::Path::new(name.as_str());
+            if path.is_relative() && path.components().count() > 1 {
+                let joined = folder.join(path);
+                *name = std::path::absolute(&joined).unwrap_or(joined).to_string_lossy().into_owned();
+            }
+        }
     }
 
     /// Build the network model of the spec's `[network]` and `[[hosts]]`.

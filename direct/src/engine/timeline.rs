@@ -68,14 +68,14 @@ impl DirectEngine {
                 host.exits.clear();
                 return Ok(());
             }
+            // Lines first: what a process wrote before it ended comes before its end.
             let now = host.now;
+            for line in host.logs.take_fresh() {
+                host.runbook.line(&self.ops, line.proc, &line.text, now);
+            }
             for p in std::mem::take(&mut host.exits) {
                 let status = host.procs[p].status;
                 host.runbook.exited(&self.ops, p, status, now);
-            }
-            while let Some(line) = host.logs.lines.get(host.lines_told) {
-                host.runbook.line(&self.ops, line.proc, &line.text, line.time);
-                host.lines_told += 1;
             }
             let mut acted = false;
             while let Some(c) = self.hosts[h].runbook.poll() {
@@ -91,8 +91,8 @@ impl DirectEngine {
     /// Carry out `c` for host `h`; whether its processes changed (the host must settle).
     fn perform(&mut self, h: usize, c: Command) -> Result<bool, DirectError> {
         match c {
-            Command::Signal { proc, signal } => {
-                self.hosts[h].procs[proc].touched = true;
+            Command::Signal { proc, signal, ends } => {
+                self.hosts[h].procs[proc].touched |= ends;
                 self.stop(h, proc, signal);
             }
             Command::Kill { proc } => self.kill_tree(h, proc),
