@@ -178,15 +178,21 @@ pub fn need(path: &str, package: &str) -> String {
 
 /// Build `gossip-node` in this test's profile and return its path, beside `thermocline`.
 pub fn gossip_node() -> PathBuf {
+    node_program("gossip-node")
+}
+
+/// Build the workspace's node program `package` (its binary has the package's name) in this
+/// test's profile and return its path, beside `thermocline`.
+pub fn node_program(package: &str) -> PathBuf {
     let bin_dir = Path::new(exe()).parent().expect("binary folder");
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["build", "-q", "-p", "gossip-node"]);
+    cmd.args(["build", "-q", "-p", package]);
     if bin_dir.file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");
     }
     let out = cmd.current_dir(env!("CARGO_MANIFEST_DIR")).output().expect("run cargo");
-    assert!(out.status.success(), "building gossip-node failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    bin_dir.join("gossip-node")
+    assert!(out.status.success(), "building {package} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    bin_dir.join(package)
 }
 
 /// A spec with a direct host `t` running `path args…` from 1 s (and an idle host, so that the run
