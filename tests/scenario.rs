@@ -65,6 +65,19 @@ fn a_partition_between_surrogate_groups_cuts_delivery_until_it_heals_and_a_delay
     assert!(digests.values().all(|d| d == first), "one digest on every run: {digests:?}");
 }
 
+#[test]
+fn identities_that_go_offline_miss_the_blocks_of_their_outage_and_repeat_on_any_shard_count() {
+    let dir = scratch("scenario-offline");
+    // A quarter of the identities are offline from 10 s to 25 s: the blocks of 11, 17 and 23 s
+    // reach at most the other three quarters; those of 5, 29 and 35 s everyone.
+    let outage = "[[scenario]]\nat = \"10 s\"\nuntil = \"25 s\"\naction = \"offline\"\nhosts = \"a[0..100]\"\n";
+    let r = gossip_figure(&dir, "outage", &two_groups(outage), "reliability");
+    assert!(r <= 1.0 - 3.0 * 0.25 / 6.0 + 1e-9 && r > 0.6, "reliability {r}");
+    let spec = write_spec(&dir, "det.toml", &two_groups(outage));
+    let digests = digests_by_run(&dir, &spec, &[("one", &["--shards", "1"]), ("two", &["--shards", "2"])]);
+    assert_eq!(digests["one"], digests["two"]);
+}
+
 const PING_PY: &str = r#"import socket, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.settimeout(0.9)

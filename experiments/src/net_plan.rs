@@ -38,7 +38,7 @@ pub fn net_plan(spec: &Spec, shards: u32) -> Result<NetPlan, String> {
     if runahead == SimDuration::ZERO {
         return Err("two hosts on different shards are 0 ns apart: the runahead would be zero".into());
     }
-    let timeline = crate::scenario::compile(&spec.scenario, &net.directory, &spec.processes)?;
+    let timeline = crate::scenario::compile(&spec.scenario, &net, &spec.processes)?;
     let sources = crate::traffic_sources::compile(&spec.traffic_sources, &net.directory)?;
     Ok(NetPlan { net, partition, runahead, rules: timeline.rules, ops: timeline.ops, sources })
 }

@@ -18,6 +18,7 @@ use thermocline_bus::SimDuration;
 use thermocline_direct::ops::{HostOp, OpKind, Wait};
 use thermocline_direct::{ProcessSpec, Signal};
 use thermocline_models::directory::{HostDirectory, HostKind};
+use thermocline_models::network::NetworkModel;
 use thermocline_net::{Effect, Rule, Rules};
 
 /// What a `[[scenario]]` entry does: to the traffic it selects, or to the direct hosts it names.
@@ -30,6 +31,9 @@ pub enum NetAction {
     Delay,
     /// Each transmission is lost with probability `rate` (drawn from the sender's stream).
     Loss,
+    /// Everything to and from the `hosts` is lost: they are offline (a regional outage, a burst
+    /// of identities leaving), back at `until`.
+    Offline,
     /// Send `signal` to the hosts' processes.
     Signal,
     /// Stop them: `signal` (SIGTERM), then SIGKILL after `grace` (scaling to 0).
@@ -47,7 +51,7 @@ pub enum NetAction {
 impl NetAction {
     /// Whether it acts on direct hosts rather than on traffic.
     fn on_hosts(self) -> bool {
-        !matches!(self, NetAction::Partition | NetAction::Delay | NetAction::Loss)
+        !matches!(self, NetAction::Partition | NetAction::Delay | NetAction::Loss | NetAction::Offline)
     }
 }
 
@@ -151,22 +155,23 @@ pub struct Timeline {
 /// Compile the timeline, resolving selectors against `dir` and host steps against
 /// `processes`. Errors name the entry's key (`scenario[1].between`), so the CLI can point at it
 /// in the spec.
-pub fn compile(entries: &[ScenarioSpec], dir: &HostDirectory, processes: &[ProcessSpec]) -> Result<Timeline, String> {
+pub fn compile(entries: &[ScenarioSpec], net: &NetworkModel, processes: &[ProcessSpec]) -> Result<Timeline, String> {
     let mut ops = Vec::new();
     for (i, e) in entries.iter().enumerate().filter(|(_, e)| e.action.on_hosts()) {
-        ops.push(host_op(i, e, entries, &ops, dir, processes)?);
+        ops.push(host_op(i, e, entries, &ops, &net.directory, processes)?);
     }
-    let rules = net_rules(entries, dir)?;
+    let rules = net_rules(entries, net)?;
     Ok(Timeline { rules, ops })
 }
 
 /// The rule table of the traffic entries.
-fn net_rules(entries: &[ScenarioSpec], dir: &HostDirectory) -> Result<Rules, String> {
+fn net_rules(entries: &[ScenarioSpec], net: &NetworkModel) -> Result<Rules, String> {
+    let dir = &net.directory;
     let mut rules = Vec::new();
     for (i, e) in entries.iter().enumerate().filter(|(_, e)| !e.action.on_hosts()) {
         let key = |k: &str| format!("scenario[{i}].{k}");
         let host_keys = [
-            ("hosts", e.hosts.is_some()),
+            ("hosts", e.hosts.is_some() && e.action != NetAction::Offline),
             ("process", e.process.is_some()),
             ("name", e.name.is_some()),
             ("after", e.after.is_some()),
@@ -189,12 +194,38 @@ fn net_rules(entries: &[ScenarioSpec], dir: &HostDirectory) -> Result<Rules, Str
             return Err(format!("{} must be later than at ({})", key("until"), e.at));
         }
         let effect = effect(e, &key)?;
-        let sides = match (&e.between, &e.from, &e.to) {
-            (Some([a, b]), None, None) => {
-                let (a, b) = (select(dir, a, &key("between"))?, select(dir, b, &key("between"))?);
-                vec![(a.clone(), b.clone()), (b, a)]
+        let sides = match (&e.hosts, &e.between, &e.from, &e.to) {
+            (Some(hosts), None, None, None) if e.action == NetAction::Offline => {
+                let all = 0..dir.len();
+                let mut sides = Vec::new();
+                for r in select_sides(net, hosts, &key("hosts"))? {
+                    sides.push((r.clone(), all.clone()));
+                    sides.push((all.clone(), r));
+                }
+                sides
             }
-            (None, Some(from), Some(to)) => vec![(select(dir, from, &key("from"))?, select(dir, to, &key("to"))?)],
+            (_, _, _, _) if e.action == NetAction::Offline => {
+                return Err(format!(
+                    "{} names the hosts that go offline with `hosts` (a group, a range or GROUP@LOCATION), \
+                     not `between`, `from` or `to`",
+                    key("action")
+                ));
+            }
+            (None, Some([a, b]), None, None) => {
+                let (a, b) = (select_sides(net, a, &key("between"))?, select_sides(net, b, &key("between"))?);
+                let mut sides = Vec::new();
+                for x in &a {
+                    for y in &b {
+                        sides.push((x.clone(), y.clone()));
+                        sides.push((y.clone(), x.clone()));
+                    }
+                }
+                sides
+            }
+            (None, None, Some(from), Some(to)) => {
+                let (from, to) = (select_sides(net, from, &key("from"))?, select_sides(net, to, &key("to"))?);
+                from.iter().flat_map(|f| to.iter().map(move |t| (f.clone(), t.clone()))).collect()
+            }
             _ => {
                 return Err(format!(
                     "{} names the traffic it acts on with `between = [A, B]` (both ways) or `from = A` and \
@@ -356,7 +387,7 @@ fn op_kind(e: &ScenarioSpec, key: &dyn Fn(&str) -> String) -> Result<OpKind, Str
             OpKind::Exec { command }
         }
         NetAction::Start => OpKind::Start,
-        NetAction::Partition | NetAction::Delay | NetAction::Loss => {
+        NetAction::Partition | NetAction::Delay | NetAction::Loss | NetAction::Offline => {
             return Err(format!("{} acts on traffic, not on hosts", key("action")));
         }
     })
@@ -366,7 +397,7 @@ fn op_kind(e: &ScenarioSpec, key: &dyn Fn(&str) -> String) -> Result<OpKind, Str
 fn effect(e: &ScenarioSpec, key: &dyn Fn(&str) -> String) -> Result<Effect, String> {
     let (extra, rate) = (e.extra.map(|_| "extra"), e.rate.map(|_| "rate"));
     let stray = match e.action {
-        NetAction::Partition => extra.or(rate),
+        NetAction::Partition | NetAction::Offline => extra.or(rate),
         NetAction::Delay => rate,
         _ => extra,
     };
@@ -374,7 +405,7 @@ fn effect(e: &ScenarioSpec, key: &dyn Fn(&str) -> String) -> Result<Effect, Stri
         return Err(format!("{} does not apply to action = {:?}", key(name), e.action));
     }
     Ok(match e.action {
-        NetAction::Partition => Effect::Drop,
+        NetAction::Partition | NetAction::Offline => Effect::Drop,
         NetAction::Delay => {
             let extra = e.extra.ok_or_else(|| format!("{} is needed by action = \"delay\"", key("extra")))?;
             Effect::Delay(extra.as_nanos())
@@ -387,6 +418,32 @@ fn effect(e: &ScenarioSpec, key: &dyn Fn(&str) -> String) -> Result<Effect, Stri
             Effect::Loss(rate)
         }
     })
+}
+
+/// The host id ranges a traffic selector names: what [`select`] takes, or `GROUP@LOCATION` for
+/// the hosts of a group placed at a location (a country, region or node of the topology).
+fn select_sides(net: &NetworkModel, selector: &str, key: &str) -> Result<Vec<Range<u32>>, String> {
+    let Some((name, location)) = selector.split_once('@') else {
+        return Ok(vec![select(&net.directory, selector, key)?]);
+    };
+    let dir = &net.directory;
+    let first = select(dir, name, key)?.start;
+    let group = dir.block_of(first).group;
+    let node = net
+        .topology
+        .node(location)
+        .ok_or_else(|| format!("{key}: {selector:?} names no location {location:?} of the topology"))?;
+    let mut ranges: Vec<Range<u32>> = Vec::new();
+    for b in dir.blocks.iter().filter(|b| b.group == group && b.node == node) {
+        match ranges.last_mut() {
+            Some(last) if last.end == b.first => last.end = b.first + b.count,
+            _ => ranges.push(b.first..b.first + b.count),
+        }
+    }
+    if ranges.is_empty() {
+        return Err(format!("{key}: {selector:?}: group {name:?} has no hosts at {location}"));
+    }
+    Ok(ranges)
 }
 
 /// The host ids a selector names: a group, or `group[a..b]` for its indices `a` to `b - 1`.
@@ -420,7 +477,7 @@ mod tests {
     use super::*;
     use thermocline_models::network::{NetworkModel, NetworkSpec, TopologyKind};
 
-    fn directory() -> HostDirectory {
+    fn directory() -> NetworkModel {
         let text = "[[hosts]]\nname = \"a\"\ncount = 10\n[[hosts]]\nname = \"b\"\ncount = 5\n";
         #[derive(serde::Deserialize)]
         struct Hosts {
@@ -428,7 +485,7 @@ mod tests {
         }
         let hosts: Hosts = toml::from_str(text).unwrap();
         let spec = NetworkSpec { topology: TopologyKind::SingleSwitch, ..NetworkSpec::default() };
-        NetworkModel::build(&spec, None, &hosts.hosts).unwrap().directory
+        NetworkModel::build(&spec, None, &hosts.hosts).unwrap()
     }
 
     fn entries(toml_text: &str) -> Vec<ScenarioSpec> {
@@ -500,9 +557,9 @@ mod tests {
         }
         let hosts: Hosts = toml::from_str(text).unwrap();
         let spec = NetworkSpec { topology: TopologyKind::SingleSwitch, ..NetworkSpec::default() };
-        let dir = NetworkModel::build(&spec, None, &hosts.hosts).unwrap().directory;
+        let dir = NetworkModel::build(&spec, None, &hosts.hosts).unwrap();
         let procs = [ProcessSpec::new("d", "/usr/bin/node"), ProcessSpec::new("d", "sh")];
-        let first = dir.groups.iter().find(|g| g.spec.name == "d").unwrap().first;
+        let first = dir.directory.groups.iter().find(|g| g.spec.name == "d").unwrap().first;
         let ok = "[[scenario]]\nname = \"s\"\nat = \"1 s\"\nhosts = \"d[1..3]\"\naction = \"stop\"\nprocess = \"node\"\n\
                   wait = \"exit\"\ntimeout = \"5 s\"\n\
                   [[scenario]]\nafter = \"s\"\nat = \"2 s\"\nhosts = \"d[1..3]\"\naction = \"start\"\nwait = \"log\"\nline = \"up\"\n";
@@ -545,6 +602,51 @@ mod tests {
         ];
         for (body, expected) in cases {
             let err = compile(&entries(&body), &dir, &procs).unwrap_err();
+            assert!(err.contains(expected), "{body}: {err}");
+        }
+    }
+
+    #[test]
+    fn hosts_at_a_location_go_offline_both_ways_with_everyone() {
+        let text = "[[hosts]]\nname = \"tail\"\ncount = 40\nlocations = { eu = 0.5, us = 0.5 }\n\
+                    [[hosts]]\nname = \"b\"\ncount = 2\nlocation = \"us\"\n";
+        #[derive(serde::Deserialize)]
+        struct Hosts {
+            hosts: Vec<thermocline_models::directory::HostGroupSpec>,
+        }
+        let hosts: Hosts = toml::from_str(text).unwrap();
+        let spec: NetworkSpec = toml::from_str(
+            "topology = \"regions\"\n[regions]\nnames = [\"eu\", \"us\"]\nlatency = [[\"5 ms\", \"40 ms\"], [\"40 ms\", \"5 ms\"]]\n",
+        )
+        .unwrap();
+        let net = NetworkModel::build(&spec, None, &hosts.hosts).unwrap();
+        let dir = &net.directory;
+        let eu = net.topology.node("eu").unwrap();
+        let at = |h: u32| dir.block_of(h).node == eu;
+        let rules = compile(
+            &entries("[[scenario]]\nat = \"10 s\"\nuntil = \"20 s\"\naction = \"offline\"\nhosts = \"tail@eu\"\n"),
+            &net,
+            &[],
+        )
+        .unwrap()
+        .rules;
+        let s = 1_000_000_000;
+        let tail = dir.groups.iter().find(|g| g.spec.name == "tail").unwrap();
+        let (eu_host, us_host) = (
+            (tail.first..tail.first + 40).find(|&h| at(h)).unwrap(),
+            (tail.first..tail.first + 40).find(|&h| !at(h)).unwrap(),
+        );
+        let other = dir.groups.iter().find(|g| g.spec.name == "b").unwrap().first;
+        assert!(rules.verdict(eu_host, other, 15 * s).drop && rules.verdict(other, eu_host, 15 * s).drop);
+        assert!(rules.verdict(eu_host, us_host, 15 * s).drop, "cut from its own group too");
+        assert!(!rules.verdict(us_host, other, 15 * s).drop && !rules.verdict(eu_host, other, 20 * s).drop);
+        for (body, expected) in [
+            ("hosts = \"tail@mars\"", "names no location \"mars\""),
+            ("hosts = \"b@eu\"", "group \"b\" has no hosts at eu"),
+            ("between = [\"tail\", \"b\"]", "names the hosts that go offline with `hosts`"),
+        ] {
+            let text = format!("[[scenario]]\nat = \"0 s\"\naction = \"offline\"\n{body}\n");
+            let err = compile(&entries(&text), &net, &[]).unwrap_err();
             assert!(err.contains(expected), "{body}: {err}");
         }
     }
