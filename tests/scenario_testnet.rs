@@ -35,7 +35,8 @@ fn the_fetcher_follows_the_active_set_through_a_takedown_and_the_database_repeat
     assert_eq!(sql(&db("one"), dump), sql(&db("two"), dump), "the same database");
 
     // Polls at 10, 20, … 70 s (simulated, from the start date 2000-01-01): node2 submitted last at
-    // 25 s, before its stop at 30 s, so the polls at 40 and 50 s leave it out; it is back by 60 s.
+    // about 26 s, before its stop at 30 s, so the polls at 40 and 50 s leave it out (12 s without
+    // a submission); it is back by 60 s.
     let polls = sql(&db("one"), "SELECT CAST(at - 946684800 AS INTEGER), active FROM polls ORDER BY at");
     let all = "node0,node1,node2";
     assert_eq!(

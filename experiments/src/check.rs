@@ -36,14 +36,14 @@ pub fn check_run(spec: &Spec, shards: u32, ignore_memory: bool) -> Result<Window
             human_bytes(have)
         ));
     }
-    let window = window_config(spec, shards)?;
-    // Workloads with hosts built their network in `window_config`; PHOLD and idle runs ignore
-    // `[[hosts]]`, but a bad one is still refused rather than silently ignored.
     if !spec.traffic_sources.is_empty() && spec.processes.is_empty() {
         return Err("traffic_sources[0].host: traffic sources are direct hosts, which run beside [[processes]]; \
                     give the programs they send to"
             .into());
     }
+    let window = window_config(spec, shards)?;
+    // Workloads with hosts built their network in `window_config`; PHOLD and idle runs ignore
+    // `[[hosts]]`, but a bad one is still refused rather than silently ignored.
     if matches!(spec.workload()?, Workload::Phold(_) | Workload::Idle(_)) {
         if !spec.scenario.is_empty() {
             return Err("scenario[0].action: [[scenario]] acts on the traffic between hosts, which a [phold] or \

@@ -39,7 +39,8 @@ pub fn net_plan(spec: &Spec, shards: u32) -> Result<NetPlan, String> {
         return Err("two hosts on different shards are 0 ns apart: the runahead would be zero".into());
     }
     let timeline = crate::scenario::compile(&spec.scenario, &net, &spec.processes)?;
-    let sources = crate::traffic_sources::compile(&spec.traffic_sources, &net.directory)?;
+    let programs: Vec<&str> = spec.processes.iter().map(|p| p.host.as_str()).collect();
+    let sources = crate::traffic_sources::compile(&spec.traffic_sources, &net.directory, &programs)?;
     Ok(NetPlan { net, partition, runahead, rules: timeline.rules, ops: timeline.ops, sources })
 }
 

@@ -420,24 +420,30 @@ fn effect(e: &ScenarioSpec, key: &dyn Fn(&str) -> String) -> Result<Effect, Stri
     })
 }
 
-/// The host id ranges a traffic selector names: what [`select`] takes, or `GROUP@LOCATION` for
-/// the hosts of a group placed at a location (a country, region or node of the topology).
+/// The host id ranges a traffic selector names: what [`select`] takes, or `GROUP@LOCATION` (or
+/// `GROUP[a..b]@LOCATION`) for the hosts of a group (or of a range of it) placed at a location: a
+/// country, region or node of the topology.
 fn select_sides(net: &NetworkModel, selector: &str, key: &str) -> Result<Vec<Range<u32>>, String> {
     let Some((name, location)) = selector.split_once('@') else {
         return Ok(vec![select(&net.directory, selector, key)?]);
     };
     let dir = &net.directory;
-    let first = select(dir, name, key)?.start;
-    let group = dir.block_of(first).group;
+    let within = select(dir, name, key)?;
+    let group = dir.block_of(within.start).group;
     let node = net
         .topology
         .node(location)
         .ok_or_else(|| format!("{key}: {selector:?} names no location {location:?} of the topology"))?;
     let mut ranges: Vec<Range<u32>> = Vec::new();
     for b in dir.blocks.iter().filter(|b| b.group == group && b.node == node) {
+        // The block's hosts within the selected range (`tail[0..500]@DE`).
+        let (first, end) = (b.first.max(within.start), (b.first + b.count).min(within.end));
+        if first >= end {
+            continue;
+        }
         match ranges.last_mut() {
-            Some(last) if last.end == b.first => last.end = b.first + b.count,
-            _ => ranges.push(b.first..b.first + b.count),
+            Some(last) if last.end == first => last.end = end,
+            _ => ranges.push(first..end),
         }
     }
     if ranges.is_empty() {
@@ -640,6 +646,22 @@ mod tests {
         assert!(rules.verdict(eu_host, other, 15 * s).drop && rules.verdict(other, eu_host, 15 * s).drop);
         assert!(rules.verdict(eu_host, us_host, 15 * s).drop, "cut from its own group too");
         assert!(!rules.verdict(us_host, other, 15 * s).drop && !rules.verdict(eu_host, other, 20 * s).drop);
+        // A range and a location: only the range's hosts placed there.
+        let narrow = compile(
+            &entries("[[scenario]]\nat = \"0 s\"\naction = \"offline\"\nhosts = \"tail[5..30]@eu\"\n"),
+            &net,
+            &[],
+        )
+        .unwrap()
+        .rules;
+        for h in tail.first..tail.first + 40 {
+            assert_eq!(
+                narrow.verdict(h, other, 0).drop,
+                (tail.first + 5..tail.first + 30).contains(&h) && at(h),
+                "host {h}"
+            );
+            assert_eq!(rules.verdict(h, other, 15 * s).drop, at(h), "host {h}: every tail host in eu, no other");
+        }
         for (body, expected) in [
             ("hosts = \"tail@mars\"", "names no location \"mars\""),
             ("hosts = \"b@eu\"", "group \"b\" has no hosts at eu"),

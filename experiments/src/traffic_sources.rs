@@ -7,17 +7,37 @@ use thermocline_direct::sources::{Payload, SourcePlan, TrafficSourceSpec};
 use thermocline_models::directory::{HostDirectory, HostKind};
 use thermocline_wire::tx::OVERHEAD;
 
-/// Resolve `entries` against `dir`. Errors name the entry's key (`traffic_sources[0].rate`).
-pub fn compile(entries: &[TrafficSourceSpec], dir: &HostDirectory) -> Result<Vec<SourcePlan>, String> {
-    entries.iter().enumerate().map(|(i, e)| plan(i, e, dir)).collect()
+/// The most datagrams a second one source host may send.
+pub const MAX_RATE: f64 = 1e6;
+/// IPv4 and UDP headers: what a datagram adds to its payload on the uplink.
+const HEADERS: u64 = 28;
+
+/// Resolve `entries` against `dir`; `programs` are the groups that run `[[processes]]`. Errors
+/// name the entry's key (`traffic_sources[0].rate`).
+pub fn compile(
+    entries: &[TrafficSourceSpec],
+    dir: &HostDirectory,
+    programs: &[&str],
+) -> Result<Vec<SourcePlan>, String> {
+    entries.iter().enumerate().map(|(i, e)| plan(i, e, dir, programs)).collect()
 }
 
-fn plan(i: usize, e: &TrafficSourceSpec, dir: &HostDirectory) -> Result<SourcePlan, String> {
+fn plan(i: usize, e: &TrafficSourceSpec, dir: &HostDirectory, programs: &[&str]) -> Result<SourcePlan, String> {
     let key = |k: &str| format!("traffic_sources[{i}].{k}");
     let hosts = crate::scenario::select(dir, &e.host, &key("host"))?;
     let group = &dir.groups[dir.block_of(hosts.start).group as usize];
     if group.spec.kind != HostKind::Direct {
         return Err(format!("{}: group {:?} is not kind = \"direct\"", key("host"), group.spec.name));
+    }
+    if programs.contains(&group.spec.name.as_str()) {
+        return Err(format!(
+            "{}: group {:?} runs [[processes]]; traffic sources are hosts without a program (give them a group of their own)",
+            key("host"),
+            group.spec.name
+        ));
+    }
+    if e.port == 0 {
+        return Err(format!("{} must be a port from 1 to 65535", key("port")));
     }
     if e.to.is_empty() {
         return Err(format!("{} names at least one target, as \"GROUP:PORT\"", key("to")));
@@ -28,15 +48,36 @@ fn plan(i: usize, e: &TrafficSourceSpec, dir: &HostDirectory) -> Result<SourcePl
             t.rsplit_once(':').ok_or_else(|| format!("{}: {t:?} is not \"GROUP:PORT\"", key("to")))?;
         let port: u16 =
             port.parse().ok().filter(|&p| p > 0).ok_or_else(|| format!("{}: {port:?} is not a port", key("to")))?;
-        for h in crate::scenario::select(dir, selector, &key("to"))? {
-            targets.push(SocketAddrV4::new(HostDirectory::ip_of(h), port));
+        let to = crate::scenario::select(dir, selector, &key("to"))?;
+        if dir.kind_of(to.start) != HostKind::Direct {
+            return Err(format!(
+                "{}: {selector:?} is not a group of direct hosts (sources send to programs)",
+                key("to")
+            ));
         }
+        targets.extend(to.map(|h| SocketAddrV4::new(HostDirectory::ip_of(h), port)));
     }
-    if !(e.rate.is_finite() && e.rate > 0.0 && e.rate <= 1e9) {
-        return Err(format!("{} must be above 0 and at most 1e9 datagrams per second, not {}", key("rate"), e.rate));
+    if !(e.rate.is_finite() && e.rate > 0.0 && e.rate <= MAX_RATE) {
+        return Err(format!(
+            "{} must be above 0 and at most {MAX_RATE} datagrams per second, not {}",
+            key("rate"),
+            e.rate
+        ));
     }
     let floor = if e.payload == Payload::Tx { OVERHEAD as u32 } else { 1 };
     let sizes = e.size.range(floor).map_err(|m| format!("{} {m}", key("size")))?;
+    // A source faster than its uplink would queue datagrams without end: refuse it.
+    let up = hosts.clone().map(|h| dir.block_of(h).bandwidth.up.0).min().unwrap_or(0);
+    let needs = e.rate * ((u64::from(sizes.1) + HEADERS) * 8) as f64;
+    if up > 0 && needs > up as f64 {
+        return Err(format!(
+            "{}: {} datagrams a second of up to {} bytes need {:.0} bit/s, more than the hosts' upload of {up} bit/s",
+            key("rate"),
+            e.rate,
+            sizes.1,
+            needs
+        ));
+    }
     if !(0.0..=1.0).contains(&e.invalid) {
         return Err(format!("{} must be within 0 and 1, not {}", key("invalid"), e.invalid));
     }
@@ -94,6 +135,7 @@ mod tests {
         let plans = compile(
             &entry("host = \"src[1..3]\"\nto = [\"node:8000\"]\nrate = 2000.0\nsize = { fixed = 300 }\npayload = \"tx\"\ninvalid = 0.5"),
             &dir,
+            &["node"],
         )
         .unwrap();
         let p = &plans[0];
@@ -120,9 +162,19 @@ mod tests {
             ),
             (format!("host = \"src\"\n{ok}\ninvalid = 0.5"), "needs payload = \"tx\""),
             (format!("host = \"src\"\n{ok}\nstart = \"5 s\"\nstop = \"5 s\""), "traffic_sources[0].stop"),
+            (format!("host = \"node\"\n{ok}"), "group \"node\" runs [[processes]]"),
+            (format!("host = \"src\"\n{ok}\nport = 0"), "traffic_sources[0].port"),
+            (
+                "host = \"src\"\nto = [\"tail:1\"]\nrate = 1.0\nsize = { fixed = 300 }".into(),
+                "is not a group of direct hosts",
+            ),
+            (
+                "host = \"src\"\nto = [\"node:1\"]\nrate = 100000.0\nsize = { fixed = 300 }".into(),
+                "more than the hosts' upload",
+            ),
         ];
         for (body, expected) in cases {
-            let err = compile(&entry(&body), &dir).unwrap_err();
+            let err = compile(&entry(&body), &dir, &["node"]).unwrap_err();
             assert!(err.contains(expected), "{body}: {err}");
         }
     }

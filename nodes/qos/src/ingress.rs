@@ -2,10 +2,11 @@
 //! by their source's score, verified in batches, and the scores signature failures lower.
 //!
 //! A source (an IPv4 address) starts at [`FULL_SCORE`]; a bad signature halves its score, a good
-//! one raises it by one, back up to full. With scoring on, a batch takes the queued transactions
-//! of the best-scored sources first (oldest first among equals), and a full queue evicts the
-//! newest of the worst-scored for a better-scored arrival; with scoring off every source scores
-//! alike, so the queue is first in, first out and drops arrivals when full.
+//! one raises it by one, back up to full. A transaction is placed by the score its source had
+//! when it arrived. With scoring on, a batch takes the best-placed transactions first (oldest
+//! first among equals), and a full queue evicts the newest of the worst-placed for a better-placed
+//! arrival; with scoring off every source scores alike, so the queue is first in, first out and
+//! drops arrivals when full.
 
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use std::collections::{BTreeMap, HashMap};
@@ -21,7 +22,7 @@ pub const OVERHEAD: usize = 104;
 pub struct Counts {
     /// Datagrams received.
     pub received: u64,
-    /// Too short to be a transaction.
+    /// Too short to be a transaction, or from an address that is not IPv4.
     pub malformed: u64,
     /// Dropped because the queue was full (arrivals refused and entries evicted).
     pub dropped: u64,
@@ -44,10 +45,10 @@ pub struct Ingress {
 }
 
 impl Ingress {
-    /// An ingress holding at most `capacity` transactions, scoring sources or not.
+    /// An ingress holding at most `capacity` transactions (at least one), scoring sources or not.
     pub fn new(capacity: usize, scoring: bool) -> Self {
         Ingress {
-            capacity,
+            capacity: capacity.max(1),
             scoring,
             scores: HashMap::new(),
             queue: BTreeMap::new(),
@@ -63,6 +64,12 @@ impl Ingress {
 
     fn score(&self, src: Ipv4Addr) -> u32 {
         if self.scoring { self.scores.get(&src).copied().unwrap_or(FULL_SCORE) } else { FULL_SCORE }
+    }
+
+    /// A datagram arrives that cannot be a transaction of a scored source (from an IPv6 address).
+    pub fn receive_unscored(&mut self) {
+        self.counts.received += 1;
+        self.counts.malformed += 1;
     }
 
     /// A datagram `bytes` from `src` arrives.

@@ -21,9 +21,9 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0:8000")]
     listen: SocketAddr,
-    /// Transactions the queue holds.
-    #[arg(long, default_value_t = 2048)]
-    capacity: usize,
+    /// Transactions the queue holds (at least 1).
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1..))]
+    capacity: u32,
     /// Transactions verified per batch.
     #[arg(long, default_value_t = 40)]
     batch: usize,
@@ -55,12 +55,15 @@ fn main() -> Result<()> {
     let socket = UdpSocket::bind(args.listen).with_context(|| format!("binding {}", args.listen))?;
     let size: libc::c_int = 8 << 20;
     // SAFETY: setsockopt with a pointer to a c_int that lives across the call.
-    unsafe {
+    let set = unsafe {
         let p = &size as *const libc::c_int as *const libc::c_void;
-        libc::setsockopt(socket.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, p, size_of::<libc::c_int>() as u32);
+        libc::setsockopt(socket.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, p, size_of::<libc::c_int>() as u32)
+    };
+    if set != 0 {
+        eprintln!("warning: SO_RCVBUF of {size} bytes refused: {}", std::io::Error::last_os_error());
     }
     socket.set_nonblocking(true)?;
-    let mut q = Ingress::new(args.capacity, scoring);
+    let mut q = Ingress::new(args.capacity as usize, scoring);
     let start = Instant::now();
     let every = Duration::from_millis(args.batch_every.max(1));
     let mut next_batch = start + every;
@@ -75,7 +78,7 @@ fn main() -> Result<()> {
         loop {
             match socket.recv_from(&mut buf) {
                 Ok((n, SocketAddr::V4(from))) => q.receive(*from.ip(), &buf[..n]),
-                Ok(_) => {}
+                Ok(_) => q.receive_unscored(),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e).context("receiving"),
             }
