@@ -251,11 +251,6 @@ impl Runbook {
         self.out.pop_front()
     }
 
-    /// The step `op` of the list of steps, if this host has it.
-    pub fn step_of(&self, op: usize) -> Option<usize> {
-        self.steps.iter().position(|s| s.op == op)
-    }
-
     /// Process `proc` has started.
     pub fn started(&mut self, proc: usize) {
         if let Some(r) = self.running.get_mut(proc) {
