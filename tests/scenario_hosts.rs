@@ -1,8 +1,8 @@
 //! Host operations in the scenario timeline, end to end: an admin command that drains a node and
 //! a wait for its exit, a start that waits for a log line, a graceful restart, a wipe that keeps
 //! the keys, a signal, a stop that escalates to SIGKILL; `{datadir}` kept across restarts;
-//! `direct_logs` and `scenario_events` as tables; the same digest on repeats and on one and two
-//! shards; a bad step refused at its line.
+//! `direct_logs` and `scenario_events` as tables; the same digest on repeats, on one and two
+//! shards and on the processes backend; a bad step refused at its line.
 
 mod common;
 
@@ -162,7 +162,12 @@ fn a_runbook_drains_restarts_wipes_and_kills_on_time_and_repeats_on_any_shard_co
     let digests = digests_by_run(
         &dir,
         &spec,
-        &[("one", &["--shards", "1"]), ("again", &["--shards", "1"]), ("two", &["--shards", "2"])],
+        &[
+            ("one", &["--shards", "1"]),
+            ("again", &["--shards", "1"]),
+            ("two", &["--shards", "2"]),
+            ("procs", &["--shards", "2", "--backend", "processes"]),
+        ],
     );
     assert!(digests.values().all(|d| *d == digests["one"]), "one digest on every run: {digests:?}");
 
