@@ -385,3 +385,71 @@ fn bench_direct_reports_its_figures_as_json() {
     assert!(v["wall_s_per_simulated_minute"].as_f64().unwrap() > 0.0);
     assert!(v["events"].as_u64().unwrap() > 0 && v["digest"].as_str().unwrap().len() == 64, "{v}");
 }
+
+/// A stand-in for a Shadow installation, for the plumbing of `bench direct --shadow`: it answers
+/// `--version`, reads the configuration it is given, and writes what Shadow would for each host
+/// in it (a node stdout with one block) and Shadow's syscall-count log line; or fails.
+fn fake_shadow(dir: &Path, fail: bool) -> PathBuf {
+    let path = dir.join(if fail { "shadow-failing" } else { "shadow" });
+    let body = if fail {
+        "echo 'ERROR: process node1.gossip-node exited with status 3, expected 0'; exit 1".to_string()
+    } else {
+        r#"data="$2"; config="$3"
+grep -q 'parallelism: 1' "$config" || { echo "no parallelism in $config"; exit 2; }
+for h in $(sed -n 's/^  \(node[0-9]*\):$/\1/p' "$config"); do
+  mkdir -p "$data/hosts/$h"
+  printf 'recv slot=0 publisher=0 via=1 delay_us=100000\ndone node=x received=1 expected=1\n' > "$data/hosts/$h/gossip-node.1000.stdout"
+done
+echo '00:00:01.0 [INFO] [main] Global syscall counts: {epoll_wait:7, futex:3}'"#
+            .to_string()
+    };
+    let script =
+        format!("#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'Shadow v0.0.0 (stand-in)'; exit 0; fi\n{body}\n");
+    std::fs::write(&path, script).unwrap();
+    let mut perms = std::fs::metadata(&path).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&path, perms).unwrap();
+    path
+}
+
+#[test]
+fn bench_direct_runs_the_shadow_config_in_both_and_reports_the_ratio() {
+    gossip_node();
+    let dir = scratch("bench-direct-shadow");
+    let shadow = fake_shadow(&dir, false);
+    let out = run_ok(&[
+        "bench",
+        "direct",
+        "--nodes",
+        "3",
+        "--slots",
+        "2",
+        "--size",
+        "20000",
+        "--rounds",
+        "2",
+        "--json",
+        "--shadow",
+        shadow.to_str().unwrap(),
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bench direct --json prints JSON");
+    assert_eq!(v["workload"], "shadow-config", "{v}");
+    assert_eq!((v["blocks_received"].as_u64(), v["blocks_expected"].as_u64()), (Some(4), Some(4)), "{v}");
+    assert_eq!(v["wall_s_per_simulated_minute_spread"]["rounds"].as_array().unwrap().len(), 2, "{v}");
+    let s = &v["shadow"];
+    assert_eq!(s["version"], "Shadow v0.0.0 (stand-in)", "{v}");
+    assert_eq!((s["blocks_received"].as_u64(), s["blocks_expected"].as_u64()), (Some(3), Some(3)), "{v}");
+    assert_eq!(s["delay_p50_ms"].as_f64(), Some(100.0), "{v}");
+    assert_eq!(s["syscalls"][0], serde_json::json!({"syscall": "epoll_wait", "calls": 7}), "{v}");
+    let ratio = v["thermocline_over_shadow"]["median"].as_f64().unwrap();
+    assert!(ratio > 0.0 && ratio.is_finite(), "{v}");
+
+    let failing = fake_shadow(&dir, true);
+    let out = run_with_deadline(
+        &["bench", "direct", "--nodes", "2", "--slots", "1", "--json", "--shadow", failing.to_str().unwrap()],
+        std::time::Duration::from_secs(300),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("exited with status 3") && err.contains("shadow.log"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -6,6 +6,7 @@ pub mod bench_direct;
 pub mod bench_discv5;
 pub mod bench_hybrid;
 pub mod bench_lodestar;
+pub mod bench_shadow;
 pub mod bench_syscall;
 pub mod boundary_memory;
 pub mod calibrate_cmd;

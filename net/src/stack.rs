@@ -300,6 +300,9 @@ impl TcpStack {
     /// controller, as the stack keeps Linux's window itself.
     pub fn new_socket(rx: usize, tx: usize) -> tcp::Socket<'static> {
         let (mut rx, mut tx) = (vec![0u8; rx], vec![0u8; tx]);
+        // Rings give pages back as they go: on huge pages each write after that would zero 2 MiB.
+        pages::keep_small(&mut rx);
+        pages::keep_small(&mut tx);
         // Zeroed memory may come back from the allocator already written: start with no pages.
         pages::release(&mut rx);
         pages::release(&mut tx);
