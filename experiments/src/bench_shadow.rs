@@ -32,7 +32,8 @@ pub struct Workload {
     pub pin: bool,
 }
 
-/// `workload` as a Shadow configuration. Shadow's `model_unblocked_syscall_latency` is on,
+/// `workload` as a Shadow configuration (the graph one key per line: Shadow's GML reader
+/// wants a line break after each value). Shadow's `model_unblocked_syscall_latency` is on,
 /// because Thermocline always charges a syscall that does not block (docs/shadow.md); syscall
 /// counters are on (Shadow's default) so the run's log carries the counts.
 pub fn config(w: &Workload) -> String {
@@ -42,8 +43,10 @@ pub fn config(w: &Workload) -> String {
          model_unblocked_syscall_latency: true\n\
          experimental:\n  use_cpu_pinning: {pin}\n  use_syscall_counters: true\n\
          network:\n  graph:\n    type: gml\n    inline: |\n      graph [\n        directed 0\n        \
-         node [ id 0 host_bandwidth_up \"{mbit} Mbit\" host_bandwidth_down \"{mbit} Mbit\" ]\n        \
-         edge [ source 0 target 0 latency \"{latency} ms\" packet_loss 0.0 ]\n      ]\n\
+         node [\n          id 0\n          host_bandwidth_up \"{mbit} Mbit\"\n          \
+         host_bandwidth_down \"{mbit} Mbit\"\n        ]\n        \
+         edge [\n          source 0\n          target 0\n          latency \"{latency} ms\"\n          \
+         packet_loss 0.0\n        ]\n      ]\n\
          hosts:\n",
         nodes = w.nodes,
         seconds = w.seconds,
