@@ -428,6 +428,51 @@ fn a_main_thread_that_exits_first_leaves_its_process_running_until_the_last_thre
     assert_eq!(simulated, linux, "under the engine (and it exits with 3: expected_exit)");
 }
 
+const SIGIO_C: &str = r#"#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t sigio;
+static void on_sigio(int s) { (void)s; sigio++; }
+
+int main(void) {
+    int p[2];
+    pipe(p);
+    struct sigaction sa = {0};
+    sa.sa_handler = on_sigio;
+    sigaction(SIGIO, &sa, 0);
+    fcntl(p[0], F_SETOWN, getpid());
+    fcntl(p[0], F_SETFL, O_ASYNC | O_NONBLOCK);
+    if (fork() == 0) {
+        struct timespec d = {0, 200000000}, later = {1, 0};
+        nanosleep(&d, 0);
+        write(p[1], "x", 1);
+        nanosleep(&later, 0);
+        _exit(0);
+    }
+    struct timespec d = {5, 0}, rem = {0, 0};
+    int r = nanosleep(&d, &rem);
+    printf("nanosleep %d %s sigio %d rem %.1f\n", r, r ? strerrorname_np(errno) : "-", (int)sigio,
+           rem.tv_sec + rem.tv_nsec / 1e9);
+    return 0;
+}
+"#;
+
+#[test]
+fn a_write_to_a_pipe_in_async_mode_signals_its_owner_at_once() {
+    let (native, _, simulated) = native_and_simulated("sigio", SIGIO_C, &[], "");
+    // Linux: the child's write at 0.2 s sends SIGIO to the reader's owner, whose 5-s sleep ends
+    // with EINTR and 4.8 s left (not at the child's exit, 1 s later).
+    let linux = "nanosleep -1 EINTR sigio 1 rem 4.8\n";
+    assert_eq!(native, linux, "natively");
+    assert_eq!(simulated, linux, "under the engine");
+}
+
 const NOTSENT_LOWAT_C: &str = r#"#include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>

@@ -373,6 +373,7 @@ impl DirectEngine {
                 downlink: FifoLink::default(),
                 progress: 0,
                 signal_hint: false,
+                async_io: false,
                 native_edges: Default::default(),
                 rx: Default::default(),
                 pending_clear_tid: None,

@@ -389,6 +389,10 @@ pub struct Host {
     /// A signal may have been sent to a blocked task since they were last checked (another task
     /// ran or exited, a timer fired): check `/proc` for pending signals when the host settles.
     pub signal_hint: bool,
+    /// A process of the host has asked for signal-driven I/O on some descriptor (`O_ASYNC`,
+    /// an owner or a signal for it: see [`crate::emulate::sets_async_io`]). Until then a native
+    /// read or write cannot signal anyone (`SIGIO`), so it needs no look at pending signals.
+    pub async_io: bool,
     /// The `CLONE_CHILD_CLEARTID` address of the last thread-creating `clone` of the host (thread
     /// group, address): the next thread of that group to register takes it. Only one task runs at
     /// a time and a newborn is registered before anything else is scheduled, so it is its own.

@@ -63,6 +63,28 @@ fn timerfd_time(cx: &mut Cx, c: &Call) -> Answer {
     }
 }
 
+/// Whether syscall `nr` with arguments `a` asks for signal-driven I/O on a descriptor: `fcntl`
+/// setting `O_ASYNC` or an owner or signal for `SIGIO`, or the `ioctl`s that do the same
+/// (`FIOASYNC`, `FIOSETOWN`, `SIOCSPGRP`). These are the only ways a native read or write can
+/// signal another task, so the host looks for such signals only once one was made.
+#[allow(non_upper_case_globals)]
+pub(crate) fn sets_async_io(nr: i64, a: [u64; 6]) -> bool {
+    use libc::*;
+    const F_SETOWN_EX: i32 = 15;
+    const F_SETSIG: i32 = 10;
+    const FIOSETOWN: u64 = 0x8901;
+    const SIOCSPGRP: u64 = 0x8902;
+    match nr {
+        SYS_fcntl => match a[1] as i32 {
+            F_SETFL => a[2] & O_ASYNC as u64 != 0,
+            F_SETOWN | F_SETOWN_EX | F_SETSIG => true,
+            _ => false,
+        },
+        SYS_ioctl => matches!(a[1], FIOASYNC | FIOSETOWN | SIOCSPGRP),
+        _ => false,
+    }
+}
+
 /// Answer task `vid`'s notification `n` on host `h`.
 #[allow(non_upper_case_globals)]
 pub(crate) fn syscall(cx: &mut Cx, vid: u32, n: &Notif) -> Result<Answer, DirectError> {
@@ -77,6 +99,9 @@ pub(crate) fn syscall(cx: &mut Cx, vid: u32, n: &Notif) -> Result<Answer, Direct
     };
     let c = Call { vid, pid, timed_out, nr, a: n.data.args, n };
     let a = c.a;
+    if sets_async_io(nr, a) {
+        cx.host.async_io = true;
+    }
     use libc::*;
     Ok(match nr {
         HELLO_SYSCALL => process::hello(cx, &c),
@@ -138,4 +163,26 @@ pub(crate) fn syscall(cx: &mut Cx, vid: u32, n: &Notif) -> Result<Answer, Direct
         // With --syscall-stats every syscall is notified; the rest run as they are.
         _ => Answer::Continue,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_driven_io_is_recognised_in_fcntl_and_ioctl_only() {
+        let call = |nr: i64, cmd: u64, arg: u64| sets_async_io(nr, [3, cmd, arg, 0, 0, 0]);
+        use libc::*;
+        assert!(call(SYS_fcntl, F_SETFL as u64, (O_ASYNC | O_NONBLOCK) as u64));
+        assert!(!call(SYS_fcntl, F_SETFL as u64, O_NONBLOCK as u64), "non-blocking alone is not async");
+        assert!(call(SYS_fcntl, F_SETOWN as u64, 42));
+        assert!(call(SYS_fcntl, 15, 0), "F_SETOWN_EX");
+        assert!(call(SYS_fcntl, 10, SIGUSR1 as u64), "F_SETSIG");
+        assert!(!call(SYS_fcntl, F_GETFL as u64, 0));
+        assert!(call(SYS_ioctl, FIOASYNC, 0));
+        assert!(call(SYS_ioctl, 0x8901, 0), "FIOSETOWN");
+        assert!(call(SYS_ioctl, 0x8902, 0), "SIOCSPGRP");
+        assert!(!call(SYS_ioctl, FIONBIO, 0));
+        assert!(!call(SYS_write, F_SETOWN as u64, 0), "other syscalls never");
+    }
 }

@@ -224,7 +224,8 @@ pub(super) fn bad_iovecs(nr: i64, pid: i32, a: [u64; 6]) -> bool {
 pub(super) fn counted_write(cx: &mut Cx, answer: Answer) -> Answer {
     if matches!(answer, Answer::Continue | Answer::Value(1..)) {
         cx.host.native_edges.readable += 1;
-        cx.host.signal_hint = true; // a write to a socket or pipe with `O_ASYNC` sends SIGIO
+        // A write to a socket or pipe with `O_ASYNC` sends SIGIO to the reader's owner.
+        cx.host.signal_hint |= cx.host.async_io;
     }
     answer
 }
@@ -236,7 +237,7 @@ pub(super) fn counted_read(cx: &mut Cx, vid: u32, fd: i32) -> Answer {
     let (answer, wakes_writers) = if fd < 0 { (Answer::Continue, true) } else { native_read(cx, vid, fd) };
     if wakes_writers && matches!(answer, Answer::Continue) {
         cx.host.native_edges.writable += 1;
-        cx.host.signal_hint = true; // as a write: SIGIO to the other end's owner
+        cx.host.signal_hint |= cx.host.async_io; // as a write: SIGIO to the other end's owner
     }
     answer
 }
