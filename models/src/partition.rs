@@ -153,12 +153,18 @@ fn location_shares(cuts: &[f64], start: f64, load: f64) -> Vec<(u32, f64)> {
 
 /// Hosts `first..first + count` of one block, dealt to a location's shards in proportion to
 /// their `shares`: every group in a location that several shards split is split alike, so
-/// heavy hosts (direct hosts) spread over those shards instead of landing on one.
-fn split_block(first: u32, count: u32, shares: &[(u32, f64)]) -> Vec<Range> {
+/// heavy hosts (direct hosts) spread over those shards instead of landing on one. `dealt` carries
+/// the rounding from one block of the location to the next (per share: hosts that exact
+/// proportions would have given up to its end so far, and hosts given), so that blocks too small
+/// to split — a Shadow configuration's hosts, each a group of one — alternate between the shards
+/// instead of all rounding to the first.
+fn split_block(first: u32, count: u32, shares: &[(u32, f64)], dealt: &mut [(f64, u32)]) -> Vec<Range> {
     let mut out = Vec::new();
     let mut taken = 0u32;
-    for &(shard, upto) in shares {
-        let until = ((upto * count as f64).round() as u32).clamp(taken, count);
+    for (&(shard, upto), (exact, given)) in shares.iter().zip(dealt.iter_mut()) {
+        *exact += upto * count as f64;
+        let until = (exact.round() as u32).saturating_sub(*given).clamp(taken, count);
+        *given += until;
         if until > taken {
             out.push(Range { first: first + taken, last: first + until - 1, shard });
             taken = until;
@@ -241,8 +247,9 @@ impl Partition {
         let mut start = 0f64;
         for (node, load) in order.into_iter().zip(loads) {
             let shares = location_shares(&cuts, start, load);
+            let mut dealt = vec![(0.0, 0); shares.len()];
             for b in dir.blocks.iter().filter(|b| b.node == node) {
-                pieces.extend(split_block(b.first, b.count, &shares));
+                pieces.extend(split_block(b.first, b.count, &shares, &mut dealt));
             }
             start += load;
         }
@@ -453,6 +460,31 @@ mod tests {
         let r = p.report(&dir, &routes);
         assert_eq!(r.hosts, vec![50_008, 50_008]);
         assert!(r.imbalance < 1.001, "{:?}", r.loads);
+    }
+
+    #[test]
+    fn hosts_that_are_groups_of_one_at_one_location_are_dealt_to_every_shard() {
+        // A Shadow configuration: every host its own group, all on one graph node.
+        let t = Topology::ripe_countries(false);
+        let groups: Vec<HostGroupSpec> = (0..16)
+            .map(|i| HostGroupSpec {
+                name: format!("node{i}"),
+                kind: HostKind::Direct,
+                count: 1,
+                location: Some("DE".into()),
+                locations: None,
+                bandwidth: None,
+                profile: None,
+                load: None,
+            })
+            .collect();
+        let dir = HostDirectory::build(&groups, &t).unwrap();
+        let routes = Routes::compute(&t, &dir.used_nodes()).unwrap();
+        for shards in [2, 3, 4] {
+            let r = Partition::compute(&dir, &routes, shards).unwrap().report(&dir, &routes);
+            let (least, most) = (r.hosts.iter().min().unwrap(), r.hosts.iter().max().unwrap());
+            assert!(most - least <= 1, "{shards} shards: {:?}", r.hosts);
+        }
     }
 
     #[test]
