@@ -473,3 +473,18 @@ fn a_static_go_program_runs_goroutines_channels_and_timers_in_simulated_time() {
          total 8000 timer at 290\n"
     );
 }
+
+#[test]
+fn a_process_is_told_of_the_cpus_its_spec_gives() {
+    let dir = scratch("threads-cpus");
+    let script =
+        "nproc; getconf _NPROCESSORS_ONLN; python3 -c 'import os; print(len(os.sched_getaffinity(0)), os.cpu_count())'";
+    for (extra, want) in [("", "2\n2\n2 2\n"), ("cpus = 1\n", "1\n1\n1 1\n"), ("cpus = 12\n", "12\n12\n12 12\n")] {
+        let spec = program_spec(&dir, Path::new("/bin/sh"), &["-c", script], extra);
+        assert_eq!(twice(&dir, &spec, "sh"), want, "with {extra:?}");
+    }
+    let spec = program_spec(&dir, Path::new("/bin/sh"), &["-c", "true"], "cpus = 65\n");
+    let out = run_with_deadline(&["run", spec.to_str().unwrap(), "-q"], Duration::from_secs(60));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("cpus = 65: a process is told of 1 to 64 CPUs"), "{err}");
+}

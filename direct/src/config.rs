@@ -67,7 +67,20 @@ pub struct ProcessSpec {
     /// The signal sent at `stop` (default `SIGTERM`; Shadow's `shutdown_signal`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<Signal>,
+    /// CPUs the process (and its descendants) is told the host has: `sched_getaffinity` and
+    /// `/sys/devices/system/cpu/{online,possible,present}` (hence `nproc`, glibc's `get_nprocs`,
+    /// Rust's `available_parallelism`, Go's `GOMAXPROCS`, Node's worker pools). Programs size their
+    /// thread pools from it; threads still run one at a time. 1 to 64, default
+    /// [`DEFAULT_CPUS`]; Shadow tells every process 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
 }
+
+/// CPUs a process is told its host has unless its spec says otherwise ([`ProcessSpec::cpus`]).
+pub const DEFAULT_CPUS: u32 = 2;
+
+/// The most CPUs a process may be told of (one `sched_getaffinity` word).
+pub const MAX_CPUS: u32 = 64;
 
 impl ProcessSpec {
     /// `path` on host group `host` with every other setting at its spec default (no
@@ -86,7 +99,13 @@ impl ProcessSpec {
             disk_quota: None,
             stop: None,
             stop_signal: None,
+            cpus: None,
         }
+    }
+
+    /// The CPUs the process is told of ([`ProcessSpec::cpus`], or [`DEFAULT_CPUS`]).
+    pub fn cpu_count(&self) -> u32 {
+        self.cpus.unwrap_or(DEFAULT_CPUS)
     }
 }
 

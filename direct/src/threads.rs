@@ -16,11 +16,6 @@ use crate::seccomp::Notif;
 use std::io::{Seek, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 
-/// CPUs a simulated host has, as `sched_getaffinity`, `/sys/devices/system/cpu/online` (glibc's
-/// `get_nprocs`, `sysconf(_SC_NPROCESSORS_ONLN)`) report: programs size thread pools from it, so
-/// it is fixed rather than the machine's. Every thread still runs one at a time.
-pub const EMULATED_CPUS: usize = 2;
-
 /// Simulated time a `sched_yield` takes when no other task of the host is runnable, so that a
 /// loop yielding while it waits for a sleeping thread lets time move (at a rate that depends
 /// only on simulated time, hence deterministically).
@@ -98,13 +93,22 @@ pub(crate) fn yield_now(cx: &Cx, vid: u32, quantum: u64) -> Answer {
     if cx.host.tasks[&vid].retry { Answer::Value(0) } else { Answer::Block(BlockKind::Io { since: 0 }, Some(quantum)) }
 }
 
-/// `sched_getaffinity` (the first [`EMULATED_CPUS`] CPUs) and `sched_setaffinity` (accepted if
-/// the mask names one of them; nothing is pinned, as every task runs in turn anyway).
+/// The CPUs task `vid` is told its host has: its process's `cpus` ([`ProcessSpec::cpus`]), a
+/// fixed number rather than the machine's, since programs size thread pools from it.
+///
+/// [`ProcessSpec::cpus`]: crate::ProcessSpec::cpus
+pub(crate) fn cpus_of(host: &Host, vid: u32) -> u32 {
+    let proc = host.tasks.get(&vid).map(|t| t.proc);
+    proc.and_then(|p| host.procs.get(p)).map_or(crate::config::DEFAULT_CPUS, |p| p.spec.cpu_count())
+}
+
+/// `sched_getaffinity` (the first [`cpus_of`] CPUs) and `sched_setaffinity` (accepted if the
+/// mask names one of them; nothing is pinned, as every task runs in turn anyway).
 pub(crate) fn affinity(cx: &Cx, vid: u32, n: &Notif) -> Answer {
     let a = n.data.args;
     let pid = cx.host.tasks[&vid].pid;
     let len = a[1] as usize;
-    let ours = (1u64 << EMULATED_CPUS) - 1;
+    let ours = u64::MAX >> (64 - cpus_of(cx.host, vid).clamp(1, 64));
     if n.data.nr as i64 == libc::SYS_sched_getaffinity {
         if len < 8 || !len.is_multiple_of(8) {
             return Answer::Errno(libc::EINVAL);
@@ -122,9 +126,9 @@ pub(crate) fn affinity(cx: &Cx, vid: u32, n: &Notif) -> Answer {
     }
 }
 
-/// For an `open` of `/sys/devices/system/cpu/{online,possible,present}`: a file that lists the
-/// host's [`EMULATED_CPUS`] (a memfd installed in the task, read natively).
-pub(crate) fn cpu_list_file(path: &[u8], cloexec: bool) -> Option<Answer> {
+/// For an `open` of `/sys/devices/system/cpu/{online,possible,present}`: a file that lists
+/// `cpus` CPUs (a memfd installed in the task, read natively).
+pub(crate) fn cpu_list_file(path: &[u8], cloexec: bool, cpus: u32) -> Option<Answer> {
     let name = path.strip_prefix(b"/sys/devices/system/cpu/")?;
     if !matches!(name, b"online" | b"possible" | b"present") {
         return None;
@@ -136,7 +140,7 @@ pub(crate) fn cpu_list_file(path: &[u8], cloexec: bool) -> Option<Answer> {
     }
     // SAFETY: a fresh descriptor we own.
     let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    let text = if EMULATED_CPUS == 1 { "0\n".to_string() } else { format!("0-{}\n", EMULATED_CPUS - 1) };
+    let text = if cpus <= 1 { "0\n".to_string() } else { format!("0-{}\n", cpus - 1) };
     if file.write_all(text.as_bytes()).and_then(|_| file.rewind()).is_err() {
         return Some(Answer::Errno(libc::EIO));
     }

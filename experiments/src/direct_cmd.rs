@@ -17,6 +17,12 @@ pub fn check_processes(spec: &Spec) -> Result<(), String> {
         if group.kind != HostKind::Direct {
             return Err(format!("processes[{i}].host names hosts group {:?}, which is not kind = \"direct\"", p.host));
         }
+        if let Some(n) = p.cpus
+            && !(1..=thermocline_direct::config::MAX_CPUS).contains(&n)
+        {
+            let max = thermocline_direct::config::MAX_CPUS;
+            return Err(format!("processes[{i}].cpus = {n}: a process is told of 1 to {max} CPUs"));
+        }
         if thermocline_direct::engine::resolve_exe(&p.path).is_none() {
             let path = p.path.display();
             return Err(format!("processes[{i}].path \"{path}\": no such executable (a path, or a name on PATH)"));

@@ -32,7 +32,9 @@ pub(super) fn open(cx: &mut Cx, c: &Call) -> Answer {
             Ok(file) => Answer::AddFile { file, cloexec: flags & O_CLOEXEC as u64 != 0 },
             Err(err) => Answer::Errno(err.raw_os_error().unwrap_or(EIO)),
         }
-    } else if let Some(answer) = crate::threads::cpu_list_file(&path, flags & O_CLOEXEC as u64 != 0) {
+    } else if let Some(answer) =
+        crate::threads::cpu_list_file(&path, flags & O_CLOEXEC as u64 != 0, crate::threads::cpus_of(cx.host, c.vid))
+    {
         answer
     } else {
         if flags & O_TRUNC as u64 != 0 {

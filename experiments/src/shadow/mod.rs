@@ -681,6 +681,9 @@ impl Reader<'_> {
     /// One entry of a host's `processes`.
     fn process(&mut self, host: &str, node: &Node, stop: SimDuration) -> Result<ProcessSpec, SpecError> {
         let mut p = ProcessSpec::new(host, PathBuf::new());
+        // Shadow tells every process its host has one CPU (`sched_getaffinity`), and programs
+        // size their thread pools from that.
+        p.cpus = Some(1);
         let (mut path, mut start_pos, mut stop_at, mut signal) = (None, node.pos, None, None);
         for k in self.map(node, "a process")? {
             let name = format!("hosts.{host}.processes.{}", k.key);
