@@ -149,3 +149,19 @@ fn raw_time_syscalls_under_the_shim_answer_as_the_supervisor_does_for_a_static_b
     let alone = run_program(&scratch("direct-local-static"), &["-static"]);
     assert_eq!(shim, alone, "the shim's answers differ from the supervisor's (static binary, no shim)");
 }
+
+#[test]
+fn programs_start_with_default_signal_dispositions_however_thermocline_was_started() {
+    // `nohup` ignores SIGHUP, and a shell's background job SIGINT and SIGQUIT; exec keeps what is
+    // ignored. A host's program must not inherit that: it would make a trap on SIGINT a no-op.
+    let dir = scratch("local-sigign");
+    let spec = program_spec(&dir, Path::new("/bin/sh"), &["-c", "grep SigIgn /proc/self/status"], "");
+    let out = dir.join("out");
+    let status = std::process::Command::new("/bin/sh")
+        .args(["-c", "trap '' HUP INT QUIT USR1; exec \"$0\" run \"$1\" -q --out \"$2\""])
+        .args([exe(), spec.to_str().unwrap(), out.to_str().unwrap()])
+        .status()
+        .expect("run thermocline with signals ignored");
+    assert!(status.success());
+    assert_eq!(read(out.join("hosts/t/sh.0.stdout")), "SigIgn:\t0000000000000000\n");
+}

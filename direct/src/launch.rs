@@ -155,9 +155,18 @@ unsafe fn child(
         libc::getrlimit(libc::RLIMIT_CORE, &mut core);
         core.rlim_cur = 0;
         libc::setrlimit(libc::RLIMIT_CORE, &core);
-        // The supervisor ignores SIGPIPE (as Rust programs do) and may block signals: a managed
-        // program starts with default dispositions and an empty mask, as from a shell.
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        // The supervisor ignores SIGPIPE (as Rust programs do) and may block signals, and
+        // `thermocline` itself may have been started with signals ignored (`nohup` ignores
+        // SIGHUP; a shell's background job, SIGINT and SIGQUIT), which exec would pass on: a
+        // managed program starts with every disposition at its default and an empty mask, as
+        // from a login shell, however the run was started.
+        // The raw call: glibc's wrappers refuse the signals it reserves for itself (32, 33).
+        let default = [0u64; 4]; // the kernel's `struct sigaction`: SIG_DFL, no flags, empty mask
+        for sig in 1..=64 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::syscall(libc::SYS_rt_sigaction, sig, default.as_ptr(), std::ptr::null_mut::<u64>(), 8);
+            }
+        }
         let mut none: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut none);
         libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
