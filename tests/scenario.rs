@@ -49,7 +49,8 @@ fn a_partition_between_surrogate_groups_cuts_delivery_until_it_heals_and_a_delay
     let (fast, slowed) = (p95("fast", ""), p95("slow", slow));
     assert!(slowed > fast + 250.0, "300 ms more between the halves: p95 {slowed} ms against {fast} ms");
 
-    let spec = write_spec(&dir, "det.toml", &two_groups(&format!("{healed}{slow}")));
+    let jittery = "[[scenario]]\nat = \"0 s\"\naction = \"jitter\"\nbetween = [\"a\", \"b\"]\nextra = \"50 ms\"\n";
+    let spec = write_spec(&dir, "det.toml", &two_groups(&format!("{healed}{slow}{jittery}")));
     let digests = digests_by_run(
         &dir,
         &spec,
@@ -116,6 +117,36 @@ fn a_partition_and_a_delay_between_direct_hosts_act_on_their_packets_within_thei
     // Pings at 2, 3, … 7 s, 25 ms each way: those at 4 and 5 s fall in the partition, the reply
     // to the one at 7 s takes 300 ms more (one way only).
     assert_eq!(results[0].0, "reply 0 50\nreply 1 50\nlost 2\nlost 3\nreply 4 50\nreply 5 350\n");
+}
+
+#[test]
+fn jitter_between_direct_hosts_varies_each_packets_delay_below_its_bound_on_any_shard_count() {
+    let dir = scratch("scenario-jitter");
+    std::fs::write(dir.join("ping.py"), PING_PY).unwrap();
+    let ping = dir.join("ping.py").display().to_string();
+    let spec = SpecBuilder::alice_bob(5, "10 s", "1 Gbit")
+        .process("alice", "/usr/bin/python3", &[&ping], "2 s", "")
+        .process("bob", "socat", &["UDP4-LISTEN:7000,fork", "PIPE"], "1 s", "expected_exit = \"running\"\n")
+        .sections(
+            "[[scenario]]\nat = \"0 s\"\naction = \"jitter\"\nfrom = \"bob\"\nto = \"alice\"\nextra = \"200 ms\"\n",
+        )
+        .write(&dir, "jitter.toml");
+    let mut results = Vec::new();
+    for (name, shards) in [("one", "1"), ("again", "1"), ("two", "2")] {
+        let out = dir.join(name);
+        run_ok(&["run", spec.to_str().unwrap(), "-q", "--out", out.to_str().unwrap(), "--shards", shards]);
+        results.push((read(out.join("hosts/alice/python3.0.stdout")), summary(&out)["digest"].clone()));
+    }
+    assert!(results.iter().all(|r| *r == results[0]), "the same output and digest on every run: {results:?}");
+    // 25 ms each way and up to 200 ms more on the way back: every round trip in [50, 250) ms.
+    let rtts: Vec<u64> = results[0]
+        .0
+        .lines()
+        .map(|l| l.strip_prefix("reply ").unwrap().split(' ').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(rtts.len(), 6, "{}", results[0].0);
+    assert!(rtts.iter().all(|&r| (50..250).contains(&r)), "{rtts:?}");
+    assert!(rtts.iter().any(|&r| r != rtts[0]), "the delay varies: {rtts:?}");
 }
 
 #[test]

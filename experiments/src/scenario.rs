@@ -29,6 +29,9 @@ pub enum NetAction {
     Partition,
     /// Everything arrives `extra` later.
     Delay,
+    /// Each transmission arrives up to `extra` later, drawn uniformly from the sender's stream;
+    /// a direct host's packets on a path keep their order.
+    Jitter,
     /// Each transmission is lost with probability `rate` (drawn from the sender's stream).
     Loss,
     /// Everything to and from the `hosts` is lost: they are offline (a regional outage, a burst
@@ -51,7 +54,10 @@ pub enum NetAction {
 impl NetAction {
     /// Whether it acts on direct hosts rather than on traffic.
     fn on_hosts(self) -> bool {
-        !matches!(self, NetAction::Partition | NetAction::Delay | NetAction::Loss | NetAction::Offline)
+        !matches!(
+            self,
+            NetAction::Partition | NetAction::Delay | NetAction::Jitter | NetAction::Loss | NetAction::Offline
+        )
     }
 }
 
@@ -387,7 +393,7 @@ fn op_kind(e: &ScenarioSpec, key: &dyn Fn(&str) -> String) -> Result<OpKind, Str
             OpKind::Exec { command }
         }
         NetAction::Start => OpKind::Start,
-        NetAction::Partition | NetAction::Delay | NetAction::Loss | NetAction::Offline => {
+        NetAction::Partition | NetAction::Delay | NetAction::Jitter | NetAction::Loss | NetAction::Offline => {
             return Err(format!("{} acts on traffic, not on hosts", key("action")));
         }
     })
@@ -398,7 +404,7 @@ fn effect(e: &ScenarioSpec, key: &dyn Fn(&str) -> String) -> Result<Effect, Stri
     let (extra, rate) = (e.extra.map(|_| "extra"), e.rate.map(|_| "rate"));
     let stray = match e.action {
         NetAction::Partition | NetAction::Offline => extra.or(rate),
-        NetAction::Delay => rate,
+        NetAction::Delay | NetAction::Jitter => rate,
         _ => extra,
     };
     if let Some(name) = stray {
@@ -409,6 +415,13 @@ fn effect(e: &ScenarioSpec, key: &dyn Fn(&str) -> String) -> Result<Effect, Stri
         NetAction::Delay => {
             let extra = e.extra.ok_or_else(|| format!("{} is needed by action = \"delay\"", key("extra")))?;
             Effect::Delay(extra.as_nanos())
+        }
+        NetAction::Jitter => {
+            let extra = e.extra.ok_or_else(|| format!("{} is needed by action = \"jitter\"", key("extra")))?;
+            if extra.as_nanos() == 0 {
+                return Err(format!("{} must be above 0 for action = \"jitter\"", key("extra")));
+            }
+            Effect::Jitter(extra.as_nanos())
         }
         _ => {
             let rate = e.rate.ok_or_else(|| format!("{} is needed by action = \"loss\"", key("rate")))?;
@@ -530,6 +543,13 @@ mod tests {
         assert_eq!(rules.verdict(2, 12, 0).delay_ns, 0, "a[2] is outside a[0..2]");
         assert_eq!(rules.verdict(12, 1, 0).delay_ns, 0, "one way");
         assert!(rules.verdict(14, 0, 0).loss > 0 && rules.verdict(13, 0, 0).loss == 0);
+        let jitter = "[[scenario]]\nat = \"1 s\"\naction = \"jitter\"\nbetween = [\"a\", \"b\"]\nextra = \"20 ms\"\n";
+        let rules = compile(&entries(jitter), &dir, &[]).unwrap().rules;
+        assert_eq!(
+            (rules.verdict(1, 12, 1_000_000_000).jitter_ns, rules.verdict(12, 1, 2_000_000_000).jitter_ns),
+            (20_000_000, 20_000_000)
+        );
+        assert_eq!(rules.verdict(1, 12, 999_999_999).jitter_ns, 0, "from `at` on");
     }
 
     #[test]
@@ -540,6 +560,12 @@ mod tests {
             ("at = \"0 s\"\naction = \"partition\"\nbetween = [\"a\", \"c\"]", "no hosts group named \"c\""),
             ("at = \"0 s\"\naction = \"partition\"\nfrom = \"a\"", "scenario[0].action names the traffic"),
             ("at = \"0 s\"\naction = \"delay\"\nbetween = [\"a\", \"b\"]", "scenario[0].extra is needed"),
+            ("at = \"0 s\"\naction = \"jitter\"\nbetween = [\"a\", \"b\"]", "scenario[0].extra is needed"),
+            ("at = \"0 s\"\naction = \"jitter\"\nbetween = [\"a\", \"b\"]\nextra = \"0 s\"", "must be above 0"),
+            (
+                "at = \"0 s\"\naction = \"jitter\"\nbetween = [\"a\", \"b\"]\nextra = \"1 ms\"\nrate = 0.5",
+                "scenario[0].rate does not apply",
+            ),
             ("at = \"0 s\"\naction = \"loss\"\nbetween = [\"a\", \"b\"]\nrate = 1.5", "scenario[0].rate must be"),
             (
                 "at = \"0 s\"\naction = \"partition\"\nbetween = [\"a\", \"b\"]\nrate = 0.5",

@@ -31,7 +31,8 @@ impl InOrder {
 /// if it is lost. `reliable` transmissions (connection management that the model keeps
 /// lossless) take the path's base latency and draw nothing; otherwise the path draws its loss
 /// and jitter from `rng`. The rules then apply: a partition drops anything, extra loss draws once
-/// more (only when such a rule matches), extra delay adds up.
+/// more (only when such a rule matches), extra delay adds up, and extra jitter draws a delay
+/// below its bound (only when such a rule matches).
 pub fn decide(
     path: &PathProps,
     rules: &Rules,
@@ -48,7 +49,13 @@ pub fn decide(
     if verdict.drop || (verdict.loss > 0 && rng.next_u64() < verdict.loss) {
         return None;
     }
-    Some(depart + delay + verdict.delay_ns)
+    let jitter = if verdict.jitter_ns > 0 { below(rng, verdict.jitter_ns) } else { 0 };
+    Some(depart + delay + verdict.delay_ns + jitter)
+}
+
+/// A draw from `rng`, uniform in `[0, bound)` (`bound` above 0).
+fn below(rng: &mut impl Rng, bound: u64) -> u64 {
+    ((u128::from(rng.next_u64()) * u128::from(bound)) >> 64) as u64
 }
 
 #[cfg(test)]
@@ -88,6 +95,24 @@ mod tests {
         }
         assert!(reordered > 500, "the draws alone would reorder: {reordered}");
         assert_eq!(order.arrive(1, 5), last[0], "an early draw waits for the path's last arrival");
+    }
+
+    #[test]
+    fn a_jitter_rule_spreads_arrivals_below_its_bound_and_draws_only_where_it_matches() {
+        let p = PathProps::new(10_000, 0, 0.0);
+        let rules =
+            Rules::new(vec![Rule { from: 0..1, to: 1..2, during: 0..u64::MAX, effect: Effect::Jitter(1_000_000) }]);
+        let mut rng = Pcg64Mcg::seed_from_u64(5);
+        let extra: Vec<u64> =
+            (0..4000).map(|t| decide(&p, &rules, (0, 1), t, true, &mut rng).unwrap() - t - 10_000).collect();
+        assert!(extra.iter().all(|&e| e < 1_000_000), "below the bound");
+        let mean = extra.iter().sum::<u64>() as f64 / extra.len() as f64;
+        assert!((mean - 500_000.0).abs() < 25_000.0, "uniform: mean {mean}");
+        assert!(extra.iter().filter(|&&e| e < 100_000).count() > 300, "the low tenth is reached");
+        // The other direction matches no rule: no draw, so the stream is where it was.
+        let mut other = Pcg64Mcg::seed_from_u64(9);
+        assert_eq!(decide(&p, &rules, (1, 0), 5, true, &mut other), Some(10_005));
+        assert_eq!(other.next_u64(), Pcg64Mcg::seed_from_u64(9).next_u64());
     }
 
     #[test]

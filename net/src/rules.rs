@@ -1,5 +1,5 @@
 //! Rules on top of the network model, in force during a window of simulated time between two
-//! sets of hosts: a partition (drop), extra one-way delay, or extra loss. They are consulted at
+//! sets of hosts: a partition (drop), extra one-way delay, extra jitter, or extra loss. They are consulted at
 //! the sender when a transmission departs (turmoil's `Rule` verdicts; smoltcp's fault injector
 //! wraps the device the same way). Scenarios fill the table; with no rules nothing changes, not
 //! even a random draw.
@@ -14,6 +14,10 @@ pub enum Effect {
     Drop,
     /// The transmission arrives this many nanoseconds later.
     Delay(u64),
+    /// The transmission arrives up to this many nanoseconds later: a delay drawn uniformly below
+    /// it from the sender's stream (where the sender keeps a path's packets in order, as direct
+    /// hosts do, a packet drawn early arrives with the one before it).
+    Jitter(u64),
     /// The transmission is lost with this probability (drawn from the sender's stream).
     Loss(f64),
 }
@@ -44,6 +48,9 @@ pub struct Verdict {
     pub drop: bool,
     /// Extra delay, ns (the sum of the matching delay rules).
     pub delay_ns: u64,
+    /// Bound of the extra random delay, ns (the sum of the matching jitter rules); 0 when none
+    /// matches, and then nothing is drawn.
+    pub jitter_ns: u64,
     /// Loss threshold of the matching loss rules together (independent losses combined),
     /// compared with one draw; 0 when none matches.
     pub loss: u64,
@@ -71,6 +78,7 @@ impl Rules {
             match r.effect {
                 Effect::Drop => v.drop = true,
                 Effect::Delay(ns) => v.delay_ns = v.delay_ns.saturating_add(ns),
+                Effect::Jitter(ns) => v.jitter_ns = v.jitter_ns.saturating_add(ns),
                 Effect::Loss(p) => survive *= 1.0 - p.clamp(0.0, 1.0),
             }
         }
@@ -102,6 +110,12 @@ mod tests {
             Rule { from: 0..1, to: 1..2, during: 0..10, effect: Effect::Loss(0.5) },
         ]);
         assert_eq!(lossy.verdict(0, 1, 5).loss, probability_threshold(0.75));
+        let jittery = Rules::new(vec![
+            Rule { from: 0..1, to: 1..2, during: 0..10, effect: Effect::Jitter(3) },
+            Rule { from: 0..2, to: 1..2, during: 5..10, effect: Effect::Jitter(4) },
+        ]);
+        assert_eq!((jittery.verdict(0, 1, 2).jitter_ns, jittery.verdict(0, 1, 7).jitter_ns), (3, 7), "jitters add up");
+        assert_eq!(jittery.verdict(1, 0, 7).jitter_ns, 0);
         assert!(Rules::default().is_empty());
     }
 }
