@@ -440,9 +440,9 @@ try:
 except OSError as e:
     print("raw refused:", errno.errorcode[e.errno])
 try:
-    socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    socket.socket(socket.AF_ALG, socket.SOCK_SEQPACKET)
 except OSError as e:
-    print("packet refused:", errno.errorcode[e.errno])
+    print("alg refused:", errno.errorcode[e.errno])
 "#,
     )
     .unwrap();
@@ -460,7 +460,7 @@ except OSError as e:
     let res = run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
     let stdout = read(out.join("hosts/lim/python3.0.stdout"));
     assert_eq!(
-        stdout, "futex_waitv refused: ENOSYS\nraw refused: ESOCKTNOSUPPORT\npacket refused: EAFNOSUPPORT\n",
+        stdout, "futex_waitv refused: ENOSYS\nraw refused: ESOCKTNOSUPPORT\nalg refused: EAFNOSUPPORT\n",
         "{stdout}"
     );
     let log = String::from_utf8_lossy(&res.stderr);
@@ -468,7 +468,7 @@ except OSError as e:
         "thermocline: host lim process python3.11 (pid ",
         "unsupported syscall futex_waitv(449) (only futex(2) is emulated) → ENOSYS",
         "unsupported syscall socket(41) (AF_INET type 3 protocol 0; only UDP and TCP are emulated) → ESOCKTNOSUPPORT",
-        "unsupported syscall socket(41) (address family 17) → EAFNOSUPPORT",
+        "unsupported syscall socket(41) (address family 38) → EAFNOSUPPORT",
     ] {
         assert!(log.contains(want), "missing {want:?} in\n{log}");
     }

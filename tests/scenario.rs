@@ -1,4 +1,4 @@
-//! Scenarios end to end: `[[scenario]]` partitions, delays and losses between groups act on
+//! Scenarios end to end: `[[scenario]]` partitions, delays, losses and bandwidth limits act on
 //! surrogates' gossip and on direct hosts' packets alike, only within their windows, and runs
 //! with them are deterministic across repeats, shard counts and backends.
 
@@ -48,9 +48,18 @@ fn a_partition_between_surrogate_groups_cuts_delivery_until_it_heals_and_a_delay
     let p95 = |name, scenario| gossip_figure(&dir, name, &two_groups(scenario), "p95_ms");
     let (fast, slowed) = (p95("fast", ""), p95("slow", slow));
     assert!(slowed > fast + 250.0, "300 ms more between the halves: p95 {slowed} ms against {fast} ms");
+    // Group a's uploads throttled to 2 Mbit/s (10 KiB blocks: 41 ms a copy, against 0.8 ms).
+    let throttle = "[[scenario]]\nat = \"0 s\"\naction = \"bandwidth\"\nhosts = \"a\"\nup = \"2 Mbit\"\n";
+    let throttled = p95("throttled", throttle);
+    assert!(throttled > fast + 100.0, "a's uploads at 2 Mbit/s: p95 {throttled} ms against {fast} ms");
+    // Only what crosses between the halves, each sender's at 2 Mbit/s.
+    let narrow = "[[scenario]]\nat = \"0 s\"\naction = \"bandwidth\"\nbetween = [\"a\", \"b\"]\nup = \"2 Mbit\"\n";
+    let narrowed = p95("narrow", narrow);
+    assert!(narrowed > fast + 30.0, "the path between the halves at 2 Mbit/s: p95 {narrowed} ms against {fast} ms");
 
     let jittery = "[[scenario]]\nat = \"0 s\"\naction = \"jitter\"\nbetween = [\"a\", \"b\"]\nextra = \"50 ms\"\n";
-    let spec = write_spec(&dir, "det.toml", &two_groups(&format!("{healed}{slow}{jittery}")));
+    let limited = "[[scenario]]\nat = \"15 s\"\nuntil = \"25 s\"\naction = \"bandwidth\"\nhosts = \"b[0..50]\"\ndown = \"5 Mbit\"\nup = \"3 Mbit\"\n";
+    let spec = write_spec(&dir, "det.toml", &two_groups(&format!("{healed}{slow}{jittery}{limited}{narrow}")));
     let digests = digests_by_run(
         &dir,
         &spec,
@@ -147,6 +156,58 @@ fn jitter_between_direct_hosts_varies_each_packets_delay_below_its_bound_on_any_
     assert_eq!(rtts.len(), 6, "{}", results[0].0);
     assert!(rtts.iter().all(|&r| (50..250).contains(&r)), "{rtts:?}");
     assert!(rtts.iter().any(|&r| r != rtts[0]), "the delay varies: {rtts:?}");
+}
+
+/// Sends 1 MB to bob over TCP at 2 s and again at 6 s, each time waiting for bob's one-byte
+/// answer, and prints how long each took (simulated ms).
+const SEND_MB_PY: &str = r#"import socket, time
+for at in (2.0, 6.0):
+    time.sleep(max(0.0, at - (time.time() - 946684800)))
+    s = socket.create_connection(("bob", 7000))
+    t0 = time.time()
+    s.sendall(b"x" * 1_000_000)
+    s.recv(1)
+    print(f"took {round((time.time() - t0) * 1000)}", flush=True)
+    s.close()
+"#;
+
+/// Takes two connections, reads 1 MB from each and answers one byte.
+const TAKE_MB_PY: &str = r#"import socket
+srv = socket.create_server(("0.0.0.0", 7000))
+for _ in range(2):
+    c, _ = srv.accept()
+    got = 0
+    while got < 1_000_000:
+        got += len(c.recv(65536))
+    c.sendall(b"k")
+    c.close()
+"#;
+
+#[test]
+fn a_bandwidth_limit_throttles_a_direct_hosts_uploads_until_it_ends() {
+    let dir = scratch("scenario-bandwidth");
+    // alice's link limited, or only the path from alice to bob.
+    for (case, selects) in [("link", "hosts = \"alice\""), ("path", "from = \"alice\"\nto = \"bob\"")] {
+        let spec = SpecBuilder::alice_bob(5, "10 s", "1 Gbit")
+            .process("alice", "/usr/bin/python3", &["-c", SEND_MB_PY], "1 s", "")
+            .process("bob", "/usr/bin/python3", &["-c", TAKE_MB_PY], "1 s", "")
+            .sections(&format!(
+                "[[scenario]]\nat = \"0 s\"\nuntil = \"5 s\"\naction = \"bandwidth\"\n{selects}\nup = \"8 Mbit\"\n"
+            ))
+            .write(&dir, &format!("{case}.toml"));
+        let mut results = Vec::new();
+        for shards in ["1", "2"] {
+            let out = dir.join(format!("{case}-{shards}"));
+            run_ok(&["run", spec.to_str().unwrap(), "-q", "--out", out.to_str().unwrap(), "--shards", shards]);
+            results.push((read(out.join("hosts/alice/python3.0.stdout")), summary(&out)["digest"].clone()));
+        }
+        assert_eq!(results[0], results[1], "{case}: the same output and digest on one and two shards");
+        let took: Vec<u64> = results[0].0.lines().map(|l| l.strip_prefix("took ").unwrap().parse().unwrap()).collect();
+        // 1 MB (about 1.04 MB on the wire) at 8 Mbit/s takes over a second; at 1 Gbit/s the
+        // 50-ms round trips of slow start dominate.
+        assert!(took[0] >= 1_000 && took[0] < 1_400, "{case}: throttled: {took:?}");
+        assert!(took[1] < 600, "{case}: the limit ended at 5 s: {took:?}");
+    }
 }
 
 #[test]

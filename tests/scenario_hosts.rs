@@ -216,6 +216,85 @@ fn a_runbook_drains_restarts_wipes_and_kills_on_time_and_repeats_on_any_shard_co
     assert_eq!(read(out.join("hosts/node1/curl.2.stdout")), "draining\n", "the admin command's answer");
 }
 
+/// Prints the simulated time (ms) each second, and `term` when told to end.
+const TICK_PY: &str = r#"import signal, sys, time
+def term(*_):
+    print("term", flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, term)
+while True:
+    time.sleep(1)
+    print(f"tick {round((time.time() - 946684800) * 1000)}", flush=True)
+"#;
+
+/// Sends a datagram to alice's echo port at 2 s and at 4 s and prints each answer's round trip.
+const PING_TWICE_PY: &str = r#"import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for at in (2.0, 4.0):
+    time.sleep(max(0.0, at - (time.time() - 946684800)))
+    t0 = time.time()
+    s.sendto(b"ping", ("alice", 7000))
+    s.recv(16)
+    print(f"rtt {round((time.time() - t0) * 1000)}", flush=True)
+"#;
+
+#[test]
+fn a_paused_host_runs_nothing_until_resumed_while_its_network_stack_queues() {
+    let dir = scratch("scenario-pause");
+    let spec = SpecBuilder::alice_bob(2, "10 s", "100 Mbit")
+        .process("alice", "/usr/bin/python3", &["-c", TICK_PY], "0 s", "expected_exit = \"running\"\n")
+        .process("alice", "/usr/bin/socat", &["UDP4-LISTEN:7000,fork", "PIPE"], "0 s", "expected_exit = \"running\"\n")
+        .process("bob", "/usr/bin/python3", &["-c", PING_TWICE_PY], "1 s", "")
+        .sections(
+            "[[scenario]]\nname = \"freeze\"\nat = \"3500 ms\"\nhosts = \"alice\"\naction = \"pause\"\n\n\
+             [[scenario]]\nafter = \"freeze\"\nat = \"3 s\"\nhosts = \"alice\"\naction = \"resume\"\n",
+        )
+        .write(&dir, "pause.toml");
+    let digests = digests_by_run(&dir, &spec, &[("one", &[]), ("two", &["--shards", "2"])]);
+    assert_eq!(digests["one"], digests["two"]);
+    let ticks: Vec<u64> = read(dir.join("one/hosts/alice/python3.0.stdout"))
+        .lines()
+        .filter_map(|l| l.strip_prefix("tick ").map(|t| t.parse().unwrap()))
+        .collect();
+    // Each second, but nothing while paused from 3.5 s to 6.5 s: the sleep due to end at 4 s
+    // ends at the resume.
+    assert_eq!(ticks[..6], [1000, 2000, 3000, 6500, 7500, 8500], "{ticks:?}");
+    // The echo answers at once before the pause; the ping of 4 s waits in alice's socket until
+    // the resume, 2.5 s later (25 ms each way).
+    let rtts = read(dir.join("one/hosts/bob/python3.0.stdout"));
+    assert_eq!(rtts, "rtt 50\nrtt 2525\n");
+    let events = rows(&dir.join("one/scenario_events.arrow"), "alice", &["event", "detail"]);
+    let paused: Vec<(u64, String)> =
+        events.iter().filter(|(_, c)| c[0] == "pause" || c[0] == "resume").map(|(t, c)| (*t, c[0].clone())).collect();
+    assert_eq!(
+        paused,
+        [(3500, "pause".into()), (3500, "pause".into()), (6500, "resume".into()), (6500, "resume".into())],
+        "both of alice's processes"
+    );
+
+    // Paused for good at 3.5 s; the ticker restarted at 5 s: its SIGTERM waits (the handler
+    // would run at a resume), the grace period ends in SIGKILL at 6 s, and the new instance runs
+    // unpaused. The echo server is still paused when the run ends, and is stopped as usual.
+    let spec = SpecBuilder::alice_bob(2, "10 s", "100 Mbit")
+        .process("alice", "/usr/bin/python3", &["-c", TICK_PY], "0 s", "expected_exit = \"running\"\n")
+        .process("alice", "/usr/bin/socat", &["UDP4-LISTEN:7000,fork", "PIPE"], "0 s", "expected_exit = \"running\"\n")
+        .sections(
+            "[[scenario]]\nat = \"3500 ms\"\nhosts = \"alice\"\naction = \"pause\"\n\n\
+             [[scenario]]\nat = \"5 s\"\nhosts = \"alice\"\nprocess = \"python3\"\naction = \"restart\"\ngrace = \"1 s\"\n",
+        )
+        .write(&dir, "frozen.toml");
+    let digests = digests_by_run(&dir, &spec, &[("frozen", &[]), ("frozen-two", &["--shards", "2"])]);
+    assert_eq!(digests["frozen"], digests["frozen-two"]);
+    let out = read(dir.join("frozen/hosts/alice/python3.0.stdout"));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..3], ["tick 1000", "tick 2000", "tick 3000"], "{out}");
+    let later: Vec<u64> = lines.iter().filter_map(|l| l.strip_prefix("tick ")?.parse().ok()).skip(3).collect();
+    assert!(!later.is_empty() && later.iter().all(|&t| t > 6000), "the new instance ticks, unpaused: {out}");
+    assert_eq!(lines.last(), Some(&"term"), "the end of the run stops it with SIGTERM: {out}");
+    let events = rows(&dir.join("frozen/scenario_events.arrow"), "alice", &["event", "detail"]);
+    assert!(events.iter().any(|(t, c)| *t == 6000 && c[0] == "kill"), "{events:?}");
+}
+
 #[test]
 fn a_bad_host_step_is_refused_at_its_line() {
     let dir = scratch("scenario-hosts-bad");

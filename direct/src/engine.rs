@@ -83,6 +83,8 @@ pub struct DirectSetup<'a> {
     pub ops: &'a [crate::ops::HostOp],
     /// The traffic sources (see [`crate::sources`]).
     pub sources: &'a [crate::sources::SourcePlan],
+    /// The port mirrors (see [`crate::packet`]).
+    pub mirrors: &'a [crate::packet::MirrorPlan],
 }
 
 /// The engine of one shard's direct hosts.
@@ -268,7 +270,8 @@ pub fn resolve_exe(path: &Path) -> Option<PathBuf> {
 impl DirectEngine {
     /// The engine for `shard`: every direct host the partition puts on this shard.
     pub fn new(setup: DirectSetup<'_>, shard: ShardId) -> Result<Self, DirectError> {
-        let DirectSetup { net, partition, processes, options, seed, end, peer_book, rules, ops, sources } = setup;
+        let DirectSetup { net, partition, processes, options, seed, end, peer_book, rules, ops, sources, mirrors } =
+            setup;
         let dir = &net.directory;
         for p in processes {
             let g = dir.groups.iter().find(|g| g.spec.name == p.host).ok_or_else(|| {
@@ -385,6 +388,9 @@ impl DirectEngine {
                 runbook,
                 exits: Vec::new(),
                 sources: Vec::new(),
+                mirrors: mirrors.iter().filter(|m| m.hosts.contains(&h)).map(|m| m.rule.clone()).collect(),
+                packet_sockets: 0,
+                shaping: Default::default(),
             };
             for (i, p) in processes.iter().filter(|p| p.host == group.spec.name).enumerate() {
                 let seq = host.next_seq();
@@ -568,6 +574,7 @@ impl DirectEngine {
         host.procs[p].status = ExitStatus::Running;
         host.procs[p].instances += 1;
         host.procs[p].touched = false;
+        host.procs[p].paused = false;
         host.runbook.started(p);
         let tree = host.trees.len();
         host.trees.push(launched.listener);
@@ -1052,11 +1059,12 @@ impl DirectEngine {
             self.collect(h)?;
             let host = &mut self.hosts[h];
             // The runnable task that has waited longest; ties (tasks that stopped during the same
-            // collect) by host-local id.
+            // collect) by host-local id. A paused process's tasks wait (see `ops::OpKind::Pause`).
+            let procs = &host.procs;
             let next = host
                 .tasks
                 .values()
-                .filter(|t| matches!(t.state, TaskState::Parked(_)))
+                .filter(|t| matches!(t.state, TaskState::Parked(_)) && !procs.get(t.proc).is_some_and(|p| p.paused))
                 .min_by_key(|t| (t.ready_since, t.vid))
                 .map(|t| t.vid);
             if let Some(vid) = next {
@@ -1077,11 +1085,14 @@ impl DirectEngine {
                 host.signal_hint = false;
                 retried |= crate::threads::interrupt_signalled(host);
             }
-            // Retry blocked tasks if something happened since they blocked.
+            // Retry blocked tasks if something happened since they blocked (a paused process's
+            // when it is resumed).
             let epoch = host.epoch;
+            let procs = &host.procs;
             for t in host.tasks.values_mut() {
                 if let TaskState::Blocked(n, BlockKind::Io { since }) = t.state
                     && since < progress
+                    && !procs.get(t.proc).is_some_and(|p| p.paused)
                 {
                     t.state = TaskState::Parked(n);
                     t.retry = true;
@@ -1268,7 +1279,7 @@ impl DirectEngine {
         for (&fd, e) in host.fds(vid) {
             let want = match host.objs.get(e.obj) {
                 Some(Some(s)) => match s.obj {
-                    Obj::Random | Obj::Epoll(_) | Obj::TimerFd(_) | Obj::Netlink(_) => &null_link,
+                    Obj::Random | Obj::Epoll(_) | Obj::TimerFd(_) | Obj::Netlink(_) | Obj::Packet(_) => &null_link,
                     Obj::Udp(_) => &udp_link,
                     Obj::Tcp(_) => &tcp_link,
                 },
@@ -1331,7 +1342,8 @@ impl DirectEngine {
             Action::Arrive(packet) => {
                 let host = &mut self.hosts[h];
                 let bytes = packet.len() as u64;
-                let done = host.downlink.transmit(ev.time, bytes, thermocline_models::units::Bandwidth(host.down_bps));
+                let down = self.sched.rules.down_bps(host.id, ev.time, host.down_bps);
+                let done = host.downlink.transmit(ev.time, bytes, thermocline_models::units::Bandwidth(down));
                 if done > ev.time {
                     self.push_local(h, done, Action::Deliver(packet));
                 } else {
@@ -1434,6 +1446,10 @@ impl DirectEngine {
         live.dedup();
         if live.is_empty() {
             return Ok(());
+        }
+        // The end of the run stops paused processes as it stops the others.
+        for p in &mut self.hosts[h].procs {
+            p.paused = false;
         }
         let roots: Vec<usize> = self.hosts[h]
             .tasks
@@ -1730,6 +1746,7 @@ mod tests {
             rules: Default::default(),
             ops: &[],
             sources: &[],
+            mirrors: &[],
         };
         DirectEngine::new(setup, ShardId(0)).unwrap()
     }
@@ -1882,6 +1899,7 @@ mod tests {
                 rules: Default::default(),
                 ops: &[],
                 sources: &[],
+                mirrors: &[],
             };
             DirectEngine::new(setup, ShardId(0)).err().map(|e| e.to_string())
         };

@@ -138,6 +138,8 @@ pub enum Obj {
     TimerFd(Box<crate::timerfd::TimerFd>),
     /// A `NETLINK_ROUTE` socket.
     Netlink(Box<crate::netlink::NetlinkSocket>),
+    /// A packet socket (`AF_PACKET`), fed copies of the packets crossing the host's interfaces.
+    Packet(Box<crate::packet::PacketSocket>),
 }
 
 /// One descriptor registered with an emulated epoll instance.
@@ -290,6 +292,8 @@ pub struct ProcState {
     /// The timeline signalled or killed its running instance since it last started: how that
     /// instance ends is the timeline's doing, not checked against `expected_exit`.
     pub touched: bool,
+    /// The timeline paused it (and its descendants): their tasks are not stepped until resumed.
+    pub paused: bool,
     /// How many times it has started.
     pub instances: u32,
 }
@@ -310,6 +314,7 @@ impl ProcState {
             tcp_recv: 0,
             scenario: false,
             touched: false,
+            paused: false,
             instances: 0,
         }
     }
@@ -420,6 +425,12 @@ pub struct Host {
     pub exits: Vec<usize>,
     /// The traffic sources it is the address of.
     pub sources: Vec<crate::sources::Source>,
+    /// Its mirror interfaces (`[[mirrors]]`), numbered from [`crate::packet::FIRST_MIRROR_INDEX`].
+    pub mirrors: Vec<crate::packet::MirrorRule>,
+    /// How many packet sockets it has open: packets are copied only while there are some.
+    pub packet_sockets: usize,
+    /// Its queues for the scenario's path limits.
+    pub shaping: thermocline_net::Shaping,
 }
 
 /// Who a new task is: what [`Host::add_task`] needs beyond the defaults of a task that has just
@@ -611,6 +622,7 @@ impl Host {
                 Some(Some(ObjSlot { obj: Obj::Udp(id), .. })) => self.net.udp_close(*id),
                 Some(Some(ObjSlot { obj: Obj::Tcp(id), .. })) => self.net.tcp_close(*id, self.now),
                 Some(Some(ObjSlot { obj: Obj::TimerFd(_), .. })) => self.timers.cancel(TimerKey::TimerFd(i)),
+                Some(Some(ObjSlot { obj: Obj::Packet(_), .. })) => self.packet_sockets -= 1,
                 _ => {}
             }
             self.objs[i] = None;

@@ -41,6 +41,7 @@ pub mod names;
 pub mod netlink;
 pub mod nic;
 pub mod ops;
+pub mod packet;
 pub mod pcap;
 pub mod peers;
 pub mod pidns;

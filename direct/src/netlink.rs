@@ -3,13 +3,15 @@
 //! glibc's `getifaddrs`, Go's `net.Interfaces`, libuv's `uv_interface_addresses` (Node's
 //! `os.networkInterfaces()`) and rust-libp2p's interface watcher (a node listening on
 //! `0.0.0.0`) all ask the kernel over netlink which interfaces and addresses exist. A simulated
-//! host has two: `lo` (127.0.0.1/8) and `eth0` (its 10.a.b.c/8 address). A request is answered
+//! host has two: `lo` (127.0.0.1/8) and `eth0` (its 10.a.b.c/8 address), and the mirror
+//! interfaces of its `[[mirrors]]` entries (without addresses; see [`crate::packet`]). A request is answered
 //! at once with the messages a Linux kernel sends for a dump (`RTM_GETLINK`, `RTM_GETADDR`,
 //! `RTM_GETROUTE`), ending in `NLMSG_DONE`; anything else gets an `NLMSG_ERROR` with
 //! `EOPNOTSUPP`. Nothing ever changes, so subscribers to multicast groups never hear more.
 //!
 //! [`answer`] decodes bytes a program wrote: it never panics (property-tested and fuzzed).
 
+use crate::packet::MirrorRule;
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 
@@ -56,43 +58,58 @@ impl NetlinkSocket {
 /// One interface of a simulated host.
 pub(crate) struct Link {
     pub(crate) index: i32,
-    pub(crate) name: &'static str,
+    pub(crate) name: String,
     pub(crate) arp_type: u16,
     pub(crate) flags: u32,
     pub(crate) mtu: u32,
     pub(crate) mac: [u8; 6],
-    pub(crate) addr: Ipv4Addr,
+    /// Its IPv4 address (none on a mirror interface).
+    pub(crate) addr: Option<Ipv4Addr>,
     scope: u8,
     pub(crate) broadcast: Option<Ipv4Addr>,
 }
 
-/// `lo` and `eth0` of the host with address `ip`.
-pub(crate) fn links(ip: Ipv4Addr) -> [Link; 2] {
+/// `lo` and `eth0` of the host with address `ip`, then its `mirrors`' interfaces.
+pub(crate) fn links(ip: Ipv4Addr, mirrors: &[MirrorRule]) -> Vec<Link> {
     let o = ip.octets();
-    [
+    let mut links = vec![
         Link {
             index: 1,
-            name: "lo",
+            name: "lo".into(),
             arp_type: 772,                     // ARPHRD_LOOPBACK
             flags: 0x1 | 0x8 | 0x40 | 0x10000, // UP, LOOPBACK, RUNNING, LOWER_UP
             mtu: 65536,
             mac: [0; 6],
-            addr: Ipv4Addr::LOCALHOST,
+            addr: Some(Ipv4Addr::LOCALHOST),
             scope: 254, // RT_SCOPE_HOST
             broadcast: None,
         },
         Link {
             index: 2,
-            name: "eth0",
+            name: "eth0".into(),
             arp_type: 1,                                // ARPHRD_ETHER
             flags: 0x1 | 0x2 | 0x40 | 0x1000 | 0x10000, // UP, BROADCAST, RUNNING, MULTICAST, LOWER_UP
             mtu: 1500,
-            mac: [0x02, 0x00, o[0], o[1], o[2], o[3]],
-            addr: ip,
+            mac: crate::packet::mac_of(ip),
+            addr: Some(ip),
             scope: 0, // RT_SCOPE_UNIVERSE
             broadcast: Some(Ipv4Addr::new(o[0], 255, 255, 255)),
         },
-    ]
+    ];
+    for (k, m) in mirrors.iter().enumerate() {
+        links.push(Link {
+            index: crate::packet::FIRST_MIRROR_INDEX + k as i32,
+            name: m.interface.clone(),
+            arp_type: 1,                              // ARPHRD_ETHER
+            flags: 0x1 | 0x2 | 0x40 | 0x80 | 0x10000, // UP, BROADCAST, RUNNING, NOARP, LOWER_UP
+            mtu: 1500,
+            mac: [0x02, 0x01, o[1], o[2], o[3], k as u8],
+            addr: None,
+            scope: 0,
+            broadcast: None,
+        });
+    }
+    links
 }
 
 /// Pad to the 4-byte netlink alignment.
@@ -143,12 +160,13 @@ fn link_payload(l: &Link) -> Vec<u8> {
     p
 }
 
-/// `RTM_NEWADDR` payload of `l`'s IPv4 address.
+/// `RTM_NEWADDR` payload of `l`'s IPv4 address (`l` has one).
 fn addr_payload(l: &Link) -> Vec<u8> {
+    let addr = l.addr.unwrap_or(Ipv4Addr::UNSPECIFIED);
     let mut p = vec![libc::AF_INET as u8, 8, 0x80, l.scope]; // family, prefix /8, IFA_F_PERMANENT
     p.extend_from_slice(&(l.index as u32).to_ne_bytes());
-    rta(&mut p, 1, &l.addr.octets()); // IFA_ADDRESS
-    rta(&mut p, 2, &l.addr.octets()); // IFA_LOCAL
+    rta(&mut p, 1, &addr.octets()); // IFA_ADDRESS
+    rta(&mut p, 2, &addr.octets()); // IFA_LOCAL
     if let Some(b) = l.broadcast {
         rta(&mut p, 4, &b.octets()); // IFA_BROADCAST
     }
@@ -159,20 +177,22 @@ fn addr_payload(l: &Link) -> Vec<u8> {
 }
 
 /// `RTM_NEWADDR` payload of `l`'s IPv6 address ([`crate::inet6::v6_of`] of its IPv4 one): `::1/128`
-/// on `lo`, `fd00:7468::a.b.c.d/96` on `eth0`.
+/// on `lo`, `fd00:7468::a.b.c.d/96` on `eth0` (`l` has one).
 fn addr6_payload(l: &Link) -> Vec<u8> {
+    let addr = l.addr.unwrap_or(Ipv4Addr::UNSPECIFIED);
     let prefix = if l.index == 1 { 128 } else { crate::inet6::PREFIX_LEN };
     let mut p = vec![libc::AF_INET6 as u8, prefix, 0x80, l.scope]; // family, prefix, IFA_F_PERMANENT
     p.extend_from_slice(&(l.index as u32).to_ne_bytes());
-    rta(&mut p, 1, &crate::inet6::v6_of(l.addr).octets()); // IFA_ADDRESS
+    rta(&mut p, 1, &crate::inet6::v6_of(addr).octets()); // IFA_ADDRESS
     rta(&mut p, 8, &0x80u32.to_ne_bytes()); // IFA_FLAGS: IFA_F_PERMANENT
     p
 }
 
-/// The answer to the request messages in `req` from port `port` of the host with address `ip`:
-/// one datagram per request that gets an answer. Malformed messages end the parse, as in the
-/// kernel; messages without `NLM_F_REQUEST` are ignored.
-pub fn answer(req: &[u8], port: u32, ip: Ipv4Addr) -> Vec<Vec<u8>> {
+/// The answer to the request messages in `req` from port `port` of the host with address `ip`
+/// and mirror interfaces `mirrors`: one datagram per request that gets an answer. Malformed
+/// messages end the parse, as in the kernel; messages without `NLM_F_REQUEST` are ignored.
+pub fn answer(req: &[u8], port: u32, ip: Ipv4Addr, mirrors: &[MirrorRule]) -> Vec<Vec<u8>> {
+    let links = links(ip, mirrors);
     let mut out = Vec::new();
     let mut off = 0usize;
     while let Some(hdr) = req.get(off..off + 16) {
@@ -201,14 +221,15 @@ pub fn answer(req: &[u8], port: u32, ip: Ipv4Addr) -> Vec<Vec<u8>> {
                 let v4 = family == libc::AF_UNSPEC || family == libc::AF_INET;
                 let v6 = family == libc::AF_UNSPEC || family == libc::AF_INET6;
                 if ty == RTM_GETLINK {
-                    for l in &links(ip) {
+                    for l in &links {
                         message(&mut d, RTM_NEWLINK, NLM_F_MULTI, seq, port, &link_payload(l));
                     }
                 }
                 // Addresses as Linux dumps them: every IPv4 address, then every IPv6 one.
                 if ty == RTM_GETADDR {
-                    let v4 = links(ip).iter().filter(|_| v4).map(addr_payload).collect::<Vec<_>>();
-                    let v6 = links(ip).iter().filter(|_| v6).map(addr6_payload).collect::<Vec<_>>();
+                    let with_addr = || links.iter().filter(|l| l.addr.is_some());
+                    let v4 = with_addr().filter(|_| v4).map(addr_payload).collect::<Vec<_>>();
+                    let v6 = with_addr().filter(|_| v6).map(addr6_payload).collect::<Vec<_>>();
                     for p in v4.iter().chain(&v6) {
                         message(&mut d, RTM_NEWADDR, NLM_F_MULTI, seq, port, p);
                     }
@@ -217,7 +238,7 @@ pub fn answer(req: &[u8], port: u32, ip: Ipv4Addr) -> Vec<Vec<u8>> {
             }
             RTM_GETLINK => {
                 let index = body.get(4..8).map_or(0, |b| i32::from_ne_bytes(b.try_into().expect("4 bytes")));
-                match links(ip).iter().find(|l| l.index == index) {
+                match links.iter().find(|l| l.index == index) {
                     Some(l) => {
                         message(&mut d, RTM_NEWLINK, 0, seq, port, &link_payload(l));
                         if flags & NLM_F_ACK != 0 {
@@ -268,7 +289,7 @@ mod tests {
     #[test]
     fn a_link_dump_lists_lo_and_eth0_then_done() {
         let ip = Ipv4Addr::new(10, 0, 0, 7);
-        let d = answer(&request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 9, &[0; 16]), 77, ip);
+        let d = answer(&request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 9, &[0; 16]), 77, ip, &[]);
         assert_eq!(d.len(), 1);
         let m = messages(&d[0]);
         assert_eq!(m.iter().map(|x| x.0).collect::<Vec<_>>(), [RTM_NEWLINK, RTM_NEWLINK, NLMSG_DONE]);
@@ -278,19 +299,43 @@ mod tests {
     }
 
     #[test]
+    fn a_mirror_interface_is_listed_after_eth0_without_an_address() {
+        let ip = Ipv4Addr::new(10, 0, 0, 7);
+        let mirror = MirrorRule {
+            interface: "mirror0".into(),
+            direction: crate::packet::Direction::In,
+            protocol: crate::packet::Protocol::Udp,
+            port: Some(20000),
+        };
+        let d = answer(
+            &request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 9, &[0; 16]),
+            77,
+            ip,
+            std::slice::from_ref(&mirror),
+        );
+        let m = messages(&d[0]);
+        assert_eq!(m.iter().map(|x| x.0).collect::<Vec<_>>(), [RTM_NEWLINK, RTM_NEWLINK, RTM_NEWLINK, NLMSG_DONE]);
+        assert!(m[2].4.windows(8).any(|w| w == b"mirror0\0"));
+        assert_eq!(i32::from_ne_bytes(m[2].4[4..8].try_into().unwrap()), 3, "index 3");
+        let a = answer(&request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 1, &[0; 8]), 5, ip, &[mirror]);
+        assert_eq!(messages(&a[0]).len(), 5, "two IPv4 and two IPv6 addresses, as without the mirror, then done");
+    }
+
+    #[test]
     fn an_address_dump_gives_both_ipv4_addresses_then_both_ipv6_ones() {
         let ip = Ipv4Addr::new(10, 0, 1, 2);
         let d = answer(
             &request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 1, &[libc::AF_INET as u8, 0, 0, 0, 0, 0, 0, 0]),
             5,
             ip,
+            &[],
         );
         let m = messages(&d[0]);
         assert_eq!(m.iter().map(|x| x.0).collect::<Vec<_>>(), [RTM_NEWADDR, RTM_NEWADDR, NLMSG_DONE]);
         assert!(m[0].4.windows(4).any(|w| w == [127, 0, 0, 1]));
         assert!(m[1].4.windows(4).any(|w| w == [10, 0, 1, 2]));
         assert_eq!(&m[1].4[..4], &[libc::AF_INET as u8, 8, 0x80, 0]);
-        let v6 = answer(&request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 2, &[libc::AF_INET6 as u8; 8]), 5, ip);
+        let v6 = answer(&request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 2, &[libc::AF_INET6 as u8; 8]), 5, ip, &[]);
         let m6 = messages(&v6[0]);
         assert_eq!(m6.iter().map(|x| x.0).collect::<Vec<_>>(), [RTM_NEWADDR, RTM_NEWADDR, NLMSG_DONE]);
         assert_eq!(&m6[0].4[..4], &[libc::AF_INET6 as u8, 128, 0x80, 254], "::1/128 on lo, host scope");
@@ -298,7 +343,7 @@ mod tests {
         assert_eq!(&m6[1].4[..4], &[libc::AF_INET6 as u8, 96, 0x80, 0]);
         let own: std::net::Ipv6Addr = "fd00:7468::a00:102".parse().unwrap();
         assert!(m6[1].4.windows(16).any(|w| w == own.octets()));
-        let all = answer(&request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 3, &[0; 8]), 5, ip);
+        let all = answer(&request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 3, &[0; 8]), 5, ip, &[]);
         let families: Vec<u8> = messages(&all[0]).iter().filter(|x| x.0 == RTM_NEWADDR).map(|x| x.4[0]).collect();
         assert_eq!(families, [2, 2, 10, 10], "AF_UNSPEC: IPv4 addresses, then IPv6");
     }
@@ -306,23 +351,23 @@ mod tests {
     #[test]
     fn other_requests_get_an_error_and_non_requests_nothing() {
         let ip = Ipv4Addr::new(10, 0, 0, 1);
-        let d = answer(&request(24, NLM_F_REQUEST | NLM_F_ACK, 3, &[0; 12]), 5, ip); // RTM_NEWROUTE
+        let d = answer(&request(24, NLM_F_REQUEST | NLM_F_ACK, 3, &[0; 12]), 5, ip, &[]); // RTM_NEWROUTE
         let m = messages(&d[0]);
         assert_eq!(m[0].0, NLMSG_ERROR);
         assert_eq!(i32::from_ne_bytes(m[0].4[..4].try_into().unwrap()), -libc::EOPNOTSUPP);
-        assert!(answer(&request(RTM_GETLINK, 0, 3, &[0; 16]), 5, ip).is_empty());
+        assert!(answer(&request(RTM_GETLINK, 0, 3, &[0; 16]), 5, ip, &[]).is_empty());
         let two = [
             request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 1, &[0; 16]),
             request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 2, &[0; 8]),
         ]
         .concat();
-        assert_eq!(answer(&two, 5, ip).len(), 2, "one datagram per request");
+        assert_eq!(answer(&two, 5, ip, &[]).len(), 2, "one datagram per request");
     }
 
     proptest! {
         #[test]
         fn any_bytes_are_answered_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            for d in answer(&bytes, 1, Ipv4Addr::new(10, 0, 0, 1)) {
+            for d in answer(&bytes, 1, Ipv4Addr::new(10, 0, 0, 1), &[]) {
                 messages(&d);
             }
         }

@@ -75,6 +75,7 @@ pub(crate) fn hold(host: &mut Host, packet: Vec<u8>, window: u64) -> Option<u64>
     if let Some(p) = host.pcap.as_mut() {
         p.record(host.now, &packet);
     }
+    capture(host, &packet, Crossing::In);
     host.rx.hold(host.now, packet, window)
 }
 
@@ -116,7 +117,9 @@ pub(crate) fn transmit(cx: &mut Cx, packet: Vec<u8>) {
     if let Some(p) = host.pcap.as_mut() {
         p.record(now, &packet);
     }
-    if dst.is_loopback() || dst == host.ip {
+    let local = dst.is_loopback() || dst == host.ip;
+    capture(host, &packet, if local { Crossing::Loopback } else { Crossing::Out });
+    if local {
         cx.sched.push_loopback(cx.host, now + LOOPBACK_DELAY_NS, packet);
         return;
     }
@@ -124,8 +127,12 @@ pub(crate) fn transmit(cx: &mut Cx, packet: Vec<u8>) {
     let path = *cx.sched.net().path(cx.host.id, dst_host);
     let host = &mut *cx.host;
     // A packet leaves the NIC whether or not the network then loses it.
-    let depart = host.uplink.transmit(now, packet.len() as u64, Bandwidth(host.up_bps));
-    let Some(arrival) = decide(&path, &cx.sched.rules, (host.id, dst_host), depart, false, &mut host.net_rng) else {
+    let up = cx.sched.rules.up_bps(host.id, now, host.up_bps);
+    let depart = host.uplink.transmit(now, packet.len() as u64, Bandwidth(up));
+    let depart = host.shaping.depart(&cx.sched.rules, (host.id, dst_host), depart, packet.len() as u64);
+    let Some(arrival) =
+        decide(cx.sched.net(), &path, &cx.sched.rules, (host.id, dst_host), depart, false, &mut host.net_rng)
+    else {
         return;
     };
     let arrival = host.in_order.arrive(dst_host, arrival);
@@ -142,6 +149,7 @@ pub(crate) fn deliver_packet(cx: &mut Cx, bytes: &[u8], remote: bool) {
     if remote && let Some(p) = host.pcap.as_mut() {
         p.record(host.now, bytes);
     }
+    capture(host, bytes, if remote { Crossing::In } else { Crossing::LoopbackIn });
     host.progress += 1;
     let unmarked = inet6::unmark(bytes);
     let native = unmarked.is_some();
@@ -184,4 +192,58 @@ pub(crate) fn deliver_held(cx: &mut Cx, packets: Vec<Vec<u8>>) {
 /// `host`: queue it on the socket Linux's lookup picks among those holding its port.
 fn deliver_datagram(host: &mut Host, bytes: &[u8], native: bool) {
     host.net.deliver_datagram(bytes, native);
+}
+
+/// Where a packet crosses a host's interfaces, for its packet sockets.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Crossing {
+    /// Sent out of `eth0`.
+    Out,
+    /// Received on `eth0`.
+    In,
+    /// Sent to the host itself, on `lo`.
+    Loopback,
+    /// Received from the host itself, on `lo`.
+    LoopbackIn,
+}
+
+/// Copy packet `bytes` to host `host`'s packet sockets that take it (see [`crate::packet`]): on
+/// the interface it crosses, and on each mirror interface whose rule copies it. Nothing to do
+/// (and nothing parsed) while the host has no packet socket open.
+pub(crate) fn capture(host: &mut Host, bytes: &[u8], crossing: Crossing) {
+    if host.packet_sockets == 0 {
+        return;
+    }
+    let unmarked = inet6::unmark(bytes);
+    let bytes = unmarked.as_deref().unwrap_or(bytes);
+    let Ok(ip) = Ipv4Packet::new_checked(bytes) else { return };
+    let outgoing = matches!(crossing, Crossing::Out | Crossing::Loopback);
+    let pkttype = if outgoing { crate::packet::PACKET_OUTGOING } else { crate::packet::PACKET_HOST };
+    let own = crate::packet::mac_of(host.ip);
+    let peer = crate::packet::mac_of(if outgoing { ip.dst_addr() } else { ip.src_addr() });
+    let mut interfaces = Vec::with_capacity(2);
+    match crossing {
+        Crossing::Loopback | Crossing::LoopbackIn => interfaces.push((1, [0; 6], [0; 6])),
+        Crossing::Out | Crossing::In => {
+            interfaces.push((2, own, peer));
+            for (k, m) in host.mirrors.iter().enumerate() {
+                if m.copies(bytes, outgoing) {
+                    interfaces.push((crate::packet::FIRST_MIRROR_INDEX + k as i32, own, peer));
+                }
+            }
+        }
+    }
+    let mut captured = false;
+    for slot in host.objs.iter_mut().flatten() {
+        let crate::host::Obj::Packet(s) = &mut slot.obj else { continue };
+        for &(index, own, peer) in &interfaces {
+            if s.takes(index, outgoing) {
+                s.capture(index, pkttype, (own, peer), bytes);
+                captured = true;
+            }
+        }
+    }
+    if captured {
+        host.progress += 1;
+    }
 }

@@ -59,6 +59,11 @@ pub enum OpKind {
         /// The command, as a `[[processes]]` entry would give it.
         command: ProcessSpec,
     },
+    /// Freeze the running ones (a paused container: `docker pause`, a cgroup freezer): they
+    /// run nothing until resumed, while the host's network stack goes on.
+    Pause,
+    /// Let paused ones run again.
+    Resume,
 }
 
 impl OpKind {
@@ -71,6 +76,8 @@ impl OpKind {
             OpKind::Restart { .. } => "restart",
             OpKind::Wipe { .. } => "wipe",
             OpKind::Exec { .. } => "exec",
+            OpKind::Pause => "pause",
+            OpKind::Resume => "resume",
         }
     }
 }
@@ -148,6 +155,17 @@ pub enum Command {
         /// The host's process.
         proc: usize,
     },
+    /// Freeze process `proc` and its descendants: their system calls wait (and what blocks
+    /// them is not looked at again) until [`Command::Resume`].
+    Pause {
+        /// The host's process.
+        proc: usize,
+    },
+    /// Let process `proc` and its descendants run again.
+    Resume {
+        /// The host's process.
+        proc: usize,
+    },
     /// Empty the data directory except these paths.
     Wipe {
         /// Paths inside the data directory to keep.
@@ -176,8 +194,8 @@ pub struct OpEvent {
     pub time: u64,
     /// The step's index in the list of steps.
     pub op: usize,
-    /// What: `begin`, `signal`, `kill`, `exited`, `stopped`, `wipe`, `start`, `exec`, `done`,
-    /// `timeout`, `unfinished` (still under way when the run ended).
+    /// What: `begin`, `signal`, `kill`, `exited`, `stopped`, `wipe`, `start`, `exec`, `pause`,
+    /// `resume`, `done`, `timeout`, `unfinished` (still under way when the run ended).
     pub what: &'static str,
     /// Which process and how (`gossip-node.0 SIGTERM`), or empty.
     pub detail: String,
@@ -286,6 +304,24 @@ impl Runbook {
             }
             OpKind::Start => {
                 self.start(s, now);
+                self.enter_wait(ops, s, now);
+            }
+            OpKind::Pause | OpKind::Resume => {
+                // A resume also clears a pause that outlived its instance (a paused process
+                // stopped, or started again, since), so nothing stays frozen by mistake.
+                let pause = op.kind == OpKind::Pause;
+                for p in self.steps[s].targets.clone() {
+                    if self.running[p] {
+                        self.event(now, s, op.kind.name(), self.names[p].clone());
+                    }
+                    if self.running[p] || !pause {
+                        self.out.push_back(if pause {
+                            Command::Pause { proc: p }
+                        } else {
+                            Command::Resume { proc: p }
+                        });
+                    }
+                }
                 self.enter_wait(ops, s, now);
             }
             OpKind::Exec { .. } => match self.steps[s].command {
@@ -525,6 +561,38 @@ mod tests {
         let mut b = Runbook::new(ops, vec!["node.0".into(), "cli.1".into()], steps.collect());
         b.started(0);
         b
+    }
+
+    #[test]
+    fn a_pause_freezes_the_running_targets_and_a_resume_lets_them_go() {
+        let ops = [
+            op(OpKind::Pause, 10 * S, None, Wait::Nothing, None),
+            op(OpKind::Resume, 5 * S, Some(0), Wait::Log("back".into()), Some(20 * S)),
+        ];
+        let mut b = book(&ops);
+        commands(&mut b);
+        b.begin(&ops, 0, 10 * S);
+        assert_eq!(commands(&mut b), [Command::Pause { proc: 0 }, Command::Begin { at: 15 * S, step: 1 }]);
+        b.begin(&ops, 1, 15 * S);
+        assert_eq!(commands(&mut b), [Command::Timer { at: 35 * S, step: 1 }, Command::Resume { proc: 0 }]);
+        b.line(&ops, 0, "I am back", 16 * S);
+        let events: Vec<(u64, &str, &str)> = b.events.iter().map(|e| (e.time, e.what, e.detail.as_str())).collect();
+        assert_eq!(
+            events,
+            [
+                (10 * S, "begin", ""),
+                (10 * S, "pause", "node.0"),
+                (10 * S, "done", ""),
+                (15 * S, "begin", ""),
+                (15 * S, "resume", "node.0"),
+                (16 * S, "done", "")
+            ]
+        );
+        let mut idle = book(&ops);
+        idle.exited(&ops, 0, ExitStatus::Code(0), S);
+        commands(&mut idle);
+        idle.begin(&ops, 0, 10 * S);
+        assert!(!commands(&mut idle).iter().any(|c| matches!(c, Command::Pause { .. })), "nothing runs to pause");
     }
 
     #[test]

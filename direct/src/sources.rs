@@ -39,7 +39,14 @@ pub enum Payload {
     Random,
     /// A signed transaction ([`thermocline_wire::tx`]), its body filling the size.
     Tx,
+    /// A stamped datagram, for receivers that measure delay and loss: the send time (ns since
+    /// the run's start), the source host's global id and its sequence number (big-endian u64,
+    /// u32, u64: [`STAMP_LEN`] bytes), then random bytes filling the size.
+    Stamp,
 }
+
+/// The bytes of a stamp at the head of a [`Payload::Stamp`] datagram.
+pub const STAMP_LEN: usize = 20;
 
 /// Datagram sizes (UDP payload bytes): `fixed`, or uniform in `min..=max`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +150,7 @@ pub struct Source {
     /// The plan it follows (index into the list of plans).
     pub plan: usize,
     rng: StreamRng,
+    host: u32,
     signer: Option<TxSigner>,
     invalid_threshold: u64,
     /// Datagrams sent.
@@ -176,7 +184,7 @@ impl Source {
             TxSigner::from_seed(key)
         });
         let invalid_threshold = probability_threshold(p.invalid);
-        Source { plan, rng, signer, invalid_threshold, sent: 0, bytes: 0, invalid: 0 }
+        Source { plan, rng, host, signer, invalid_threshold, sent: 0, bytes: 0, invalid: 0 }
     }
 
     /// When the first datagram leaves, if before the plan's stop: at the start with constant
@@ -197,6 +205,13 @@ impl Source {
         let size = p.sizes.0 + below(&mut self.rng, u64::from(p.sizes.1 - p.sizes.0) + 1) as u32;
         let mut payload = Vec::with_capacity(size as usize);
         match &self.signer {
+            None if p.payload == Payload::Stamp => {
+                payload.extend_from_slice(&now.to_be_bytes());
+                payload.extend_from_slice(&self.host.to_be_bytes());
+                payload.extend_from_slice(&self.sent.to_be_bytes());
+                payload.resize(size as usize, 0);
+                self.rng.fill_bytes(&mut payload[STAMP_LEN..]);
+            }
             None => {
                 payload.resize(size as usize, 0);
                 self.rng.fill_bytes(&mut payload);
@@ -291,6 +306,19 @@ mod tests {
         let keys: std::collections::BTreeSet<[u8; 32]> =
             sent.iter().map(|(_, d)| *thermocline_wire::tx::decode(&d.payload).unwrap().key).collect();
         assert_eq!(keys.len(), 1, "one key per source");
+    }
+
+    #[test]
+    fn stamped_datagrams_carry_their_send_time_source_and_sequence() {
+        let plans = [plan(Payload::Stamp, 0.0, Spacing::Constant)];
+        let (_, sent) = run(&plans, 1);
+        for (k, (t, d)) in sent.iter().enumerate() {
+            let p = &d.payload;
+            assert_eq!(u64::from_be_bytes(p[0..8].try_into().unwrap()), *t);
+            assert_eq!(u32::from_be_bytes(p[8..12].try_into().unwrap()), 3, "the source host");
+            assert_eq!(u64::from_be_bytes(p[12..20].try_into().unwrap()), k as u64);
+        }
+        assert_ne!(sent[0].1.payload[STAMP_LEN..], sent[1].1.payload[STAMP_LEN..], "random filling");
     }
 
     #[test]

@@ -66,6 +66,7 @@ fn engine(out: &std::path::Path, p: &ProcessSpec) -> DirectEngine {
         rules: Default::default(),
         ops: &[],
         sources: &[],
+        mirrors: &[],
     };
     DirectEngine::new(setup, ShardId(0)).unwrap()
 }

@@ -41,6 +41,9 @@ pub fn check_run(spec: &Spec, shards: u32, ignore_memory: bool) -> Result<Window
                     give the programs they send to"
             .into());
     }
+    if !spec.mirrors.is_empty() && spec.processes.is_empty() {
+        return Err("mirrors[0].hosts: mirrors are read by programs on direct hosts; give the [[processes]]".into());
+    }
     let window = window_config(spec, shards)?;
     // Workloads with hosts built their network in `window_config`; PHOLD and idle runs ignore
     // `[[hosts]]`, but a bad one is still refused rather than silently ignored.

@@ -77,6 +77,7 @@ pub fn build_direct_engine(
         rules: plan.rules.clone(),
         ops: &plan.ops,
         sources: &plan.sources,
+        mirrors: &plan.mirrors,
     };
     Ok(Box::new(DirectEngine::new(setup, shard)?))
 }

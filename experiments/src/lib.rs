@@ -14,6 +14,7 @@ pub mod check;
 pub mod direct_cmd;
 pub mod discv5_figures;
 pub mod huge_pages;
+pub mod mirrors;
 pub mod model_cmd;
 pub mod mpi_support;
 pub mod net_plan;
@@ -31,3 +32,20 @@ pub mod signals;
 pub mod spec;
 pub mod spill;
 pub mod traffic_sources;
+
+/// What the unit tests of several modules share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use thermocline_models::network::{NetworkModel, NetworkSpec, TopologyKind};
+
+    /// A single-switch network of the `[[hosts]]` groups written in `hosts_toml`.
+    pub(crate) fn switch_network(hosts_toml: &str) -> NetworkModel {
+        #[derive(serde::Deserialize)]
+        struct Hosts {
+            hosts: Vec<thermocline_models::directory::HostGroupSpec>,
+        }
+        let hosts: Hosts = toml::from_str(hosts_toml).unwrap();
+        let spec = NetworkSpec { topology: TopologyKind::SingleSwitch, ..NetworkSpec::default() };
+        NetworkModel::build(&spec, None, &hosts.hosts).unwrap()
+    }
+}

@@ -23,6 +23,8 @@ pub struct NetPlan {
     pub ops: Vec<thermocline_direct::ops::HostOp>,
     /// The traffic sources, which the direct engines of their hosts run.
     pub sources: Vec<thermocline_direct::sources::SourcePlan>,
+    /// The port mirrors of direct hosts.
+    pub mirrors: Vec<thermocline_direct::packet::MirrorPlan>,
 }
 
 /// Build the network plan of `spec` for `shards` shards: one for every workload with hosts.
@@ -41,7 +43,8 @@ pub fn net_plan(spec: &Spec, shards: u32) -> Result<NetPlan, String> {
     let timeline = crate::scenario::compile(&spec.scenario, &net, &spec.processes)?;
     let programs: Vec<&str> = spec.processes.iter().map(|p| p.host.as_str()).collect();
     let sources = crate::traffic_sources::compile(&spec.traffic_sources, &net.directory, &programs)?;
-    Ok(NetPlan { net, partition, runahead, rules: timeline.rules, ops: timeline.ops, sources })
+    let mirrors = crate::mirrors::compile(&spec.mirrors, &net.directory)?;
+    Ok(NetPlan { net, partition, runahead, rules: timeline.rules, ops: timeline.ops, sources, mirrors })
 }
 
 /// The inner window of a shard that holds direct hosts and surrogate identities: the smallest

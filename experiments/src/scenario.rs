@@ -19,7 +19,8 @@ use thermocline_direct::ops::{HostOp, OpKind, Wait};
 use thermocline_direct::{ProcessSpec, Signal};
 use thermocline_models::directory::{HostDirectory, HostKind};
 use thermocline_models::network::NetworkModel;
-use thermocline_net::{Effect, Rule, Rules};
+use thermocline_models::units::Bandwidth;
+use thermocline_net::{Effect, Limit, PathLimit, Rule, Rules};
 
 /// What a `[[scenario]]` entry does: to the traffic it selects, or to the direct hosts it names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -37,6 +38,12 @@ pub enum NetAction {
     /// Everything to and from the `hosts` is lost: they are offline (a regional outage, a burst
     /// of identities leaving), back at `until`.
     Offline,
+    /// A static route: the traffic goes by way of the host `via` (a private backbone, a path
+    /// around a partition), each leg with its own path and rules.
+    Route,
+    /// The `hosts`' links send at no more than `up` and receive at no more than `down` (a
+    /// throttled link), back to their own rates at `until`.
+    Bandwidth,
     /// Send `signal` to the hosts' processes.
     Signal,
     /// Stop them: `signal` (SIGTERM), then SIGKILL after `grace` (scaling to 0).
@@ -49,6 +56,10 @@ pub enum NetAction {
     Wipe,
     /// Run an admin command (`path`, `args`, `env`) on each host.
     Exec,
+    /// Freeze the hosts' processes without stopping them (a paused container).
+    Pause,
+    /// Let paused processes run again.
+    Resume,
 }
 
 impl NetAction {
@@ -56,7 +67,13 @@ impl NetAction {
     fn on_hosts(self) -> bool {
         !matches!(
             self,
-            NetAction::Partition | NetAction::Delay | NetAction::Jitter | NetAction::Loss | NetAction::Offline
+            NetAction::Partition
+                | NetAction::Delay
+                | NetAction::Jitter
+                | NetAction::Loss
+                | NetAction::Offline
+                | NetAction::Route
+                | NetAction::Bandwidth
         )
     }
 }
@@ -106,6 +123,15 @@ pub struct ScenarioSpec {
     /// Loss probability, for `loss` (0 to 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
+    /// `route`: the relay host the traffic goes by way of (a group of one, or `group[i..i+1]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// `bandwidth`: the upload cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub up: Option<Bandwidth>,
+    /// `bandwidth`: the download cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub down: Option<Bandwidth>,
     /// Host steps: the direct hosts it acts on (a group, or `group[a..b]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hosts: Option<String>,
@@ -173,11 +199,11 @@ pub fn compile(entries: &[ScenarioSpec], net: &NetworkModel, processes: &[Proces
 /// The rule table of the traffic entries.
 fn net_rules(entries: &[ScenarioSpec], net: &NetworkModel) -> Result<Rules, String> {
     let dir = &net.directory;
-    let mut rules = Vec::new();
+    let (mut rules, mut limits, mut paths) = (Vec::new(), Vec::new(), Vec::new());
     for (i, e) in entries.iter().enumerate().filter(|(_, e)| !e.action.on_hosts()) {
         let key = |k: &str| format!("scenario[{i}].{k}");
         let host_keys = [
-            ("hosts", e.hosts.is_some() && e.action != NetAction::Offline),
+            ("hosts", e.hosts.is_some() && !matches!(e.action, NetAction::Offline | NetAction::Bandwidth)),
             ("process", e.process.is_some()),
             ("name", e.name.is_some()),
             ("after", e.after.is_some()),
@@ -199,7 +225,21 @@ fn net_rules(entries: &[ScenarioSpec], net: &NetworkModel) -> Result<Rules, Stri
         if end <= start {
             return Err(format!("{} must be later than at ({})", key("until"), e.at));
         }
-        let effect = effect(e, &key)?;
+        if let (NetAction::Bandwidth, Some(hosts)) = (e.action, &e.hosts) {
+            limits.extend(limit(net, e, hosts, start..end, &key)?);
+            continue;
+        }
+        if let Some((k, _)) = [("up", e.up.is_some()), ("down", e.down.is_some())]
+            .into_iter()
+            .find(|(_, set)| *set && e.action != NetAction::Bandwidth)
+        {
+            return Err(format!("{} does not apply to action = {:?}", key(k), e.action));
+        }
+        let acts = if e.action == NetAction::Bandwidth {
+            Acts::PathLimit(path_rate(e, &key)?)
+        } else {
+            Acts::Effect(effect(e, dir, &key)?)
+        };
         let sides = match (&e.hosts, &e.between, &e.from, &e.to) {
             (Some(hosts), None, None, None) if e.action == NetAction::Offline => {
                 let all = 0..dir.len();
@@ -233,18 +273,97 @@ fn net_rules(entries: &[ScenarioSpec], net: &NetworkModel) -> Result<Rules, Stri
                 from.iter().flat_map(|f| to.iter().map(move |t| (f.clone(), t.clone()))).collect()
             }
             _ => {
+                let or_hosts = if e.action == NetAction::Bandwidth {
+                    " (or, to limit hosts' links, the hosts with `hosts`)"
+                } else {
+                    ""
+                };
                 return Err(format!(
                     "{} names the traffic it acts on with `between = [A, B]` (both ways) or `from = A` and \
-                     `to = B` (one way), not both or neither",
+                     `to = B` (one way), not both or neither{or_hosts}",
                     key("action")
                 ));
             }
         };
         for (from, to) in sides {
-            rules.push(Rule { from, to, during: start..end, effect });
+            match acts {
+                Acts::Effect(effect) => rules.push(Rule { from, to, during: start..end, effect }),
+                Acts::PathLimit(bps) => paths.push(PathLimit { from, to, during: start..end, bps }),
+            }
         }
     }
-    Ok(Rules::new(rules))
+    Ok(Rules::new(rules).with_limits(limits).with_path_limits(paths))
+}
+
+/// What a traffic entry does to the traffic it selects.
+#[derive(Copy, Clone)]
+enum Acts {
+    /// Something to each transmission.
+    Effect(Effect),
+    /// Each sender's transmissions to the other side at no more than this rate, bit/s.
+    PathLimit(u64),
+}
+
+/// The rate of `bandwidth` entry `e` on traffic (`between`, or `from` and `to`): each sender's
+/// transmissions to the other side at no more than `up`.
+fn path_rate(e: &ScenarioSpec, key: &dyn Fn(&str) -> String) -> Result<u64, String> {
+    let stray = [
+        ("down", e.down.is_some()),
+        ("extra", e.extra.is_some()),
+        ("rate", e.rate.is_some()),
+        ("via", e.via.is_some()),
+    ];
+    if let Some((k, _)) = stray.into_iter().find(|(_, set)| *set) {
+        return Err(format!(
+            "{} does not apply to action = \"bandwidth\" on traffic, whose `up` limits each sender's transmissions to the other side",
+            key(k)
+        ));
+    }
+    match e.up {
+        None => Err(format!(
+            "{} needs `up`: the rate of each sender's transmissions to the other side (\"10 Mbit\")",
+            key("action")
+        )),
+        Some(b) if b.0 == 0 => {
+            Err(format!("{} must be above 0 (a path that carries nothing is a partition)", key("up")))
+        }
+        Some(b) => Ok(b.0),
+    }
+}
+
+/// The bandwidth limits of `bandwidth` entry `e` on `hosts`, in force `during`: one per range of
+/// the hosts it names.
+fn limit(
+    net: &NetworkModel,
+    e: &ScenarioSpec,
+    hosts: &str,
+    during: Range<u64>,
+    key: &dyn Fn(&str) -> String,
+) -> Result<Vec<Limit>, String> {
+    let stray = [
+        ("between", e.between.is_some()),
+        ("from", e.from.is_some()),
+        ("to", e.to.is_some()),
+        ("extra", e.extra.is_some()),
+        ("rate", e.rate.is_some()),
+        ("via", e.via.is_some()),
+    ];
+    if let Some((k, _)) = stray.into_iter().find(|(_, set)| *set) {
+        return Err(format!(
+            "{} does not apply to action = \"bandwidth\" with `hosts`, which limits their links (a limit on traffic names it with `between`, or `from` and `to`, instead)",
+            key(k)
+        ));
+    }
+    if e.up.is_none() && e.down.is_none() {
+        return Err(format!("{} needs `up`, `down` or both (\"10 Mbit\")", key("action")));
+    }
+    if let Some((k, _)) = [("up", e.up), ("down", e.down)].into_iter().find(|(_, b)| b.is_some_and(|b| b.0 == 0)) {
+        return Err(format!("{} must be above 0 (a link that sends nothing is a partition)", key(k)));
+    }
+    Ok(select_sides(net, hosts, &key("hosts"))?
+        .into_iter()
+        .map(|r| Limit { hosts: r, during: during.clone(), up_bps: e.up.map(|b| b.0), down_bps: e.down.map(|b| b.0) })
+        .collect())
 }
 
 /// The host step of entry `i` (`e`); `done` are the steps of the entries before it.
@@ -264,6 +383,9 @@ fn host_op(
         ("to", e.to.is_some()),
         ("extra", e.extra.is_some()),
         ("rate", e.rate.is_some()),
+        ("via", e.via.is_some()),
+        ("up", e.up.is_some()),
+        ("down", e.down.is_some()),
     ];
     if let Some((k, _)) = net_keys.iter().find(|(_, set)| *set) {
         return Err(format!("{} does not apply to action = {:?}, which acts on hosts", key(k), e.action));
@@ -360,6 +482,7 @@ fn op_kind(e: &ScenarioSpec, key: &dyn Fn(&str) -> String) -> Result<OpKind, Str
         ("path", e.path.is_some() && e.action != NetAction::Exec),
         ("args", e.args.is_some() && e.action != NetAction::Exec),
         ("env", e.env.is_some() && e.action != NetAction::Exec),
+        ("wait", e.wait.is_some() && e.action == NetAction::Pause),
     ];
     if let Some((k, _)) = stray.iter().find(|(_, s)| *s) {
         return Err(format!("{} does not apply to action = {:?}", key(k), e.action));
@@ -393,19 +516,28 @@ fn op_kind(e: &ScenarioSpec, key: &dyn Fn(&str) -> String) -> Result<OpKind, Str
             OpKind::Exec { command }
         }
         NetAction::Start => OpKind::Start,
-        NetAction::Partition | NetAction::Delay | NetAction::Jitter | NetAction::Loss | NetAction::Offline => {
+        NetAction::Pause => OpKind::Pause,
+        NetAction::Resume => OpKind::Resume,
+        NetAction::Partition
+        | NetAction::Delay
+        | NetAction::Jitter
+        | NetAction::Loss
+        | NetAction::Offline
+        | NetAction::Route
+        | NetAction::Bandwidth => {
             return Err(format!("{} acts on traffic, not on hosts", key("action")));
         }
     })
 }
 
 /// The rule effect of entry `e`, checking that it has the one value its action takes.
-fn effect(e: &ScenarioSpec, key: &dyn Fn(&str) -> String) -> Result<Effect, String> {
-    let (extra, rate) = (e.extra.map(|_| "extra"), e.rate.map(|_| "rate"));
+fn effect(e: &ScenarioSpec, dir: &HostDirectory, key: &dyn Fn(&str) -> String) -> Result<Effect, String> {
+    let (extra, rate, via) = (e.extra.map(|_| "extra"), e.rate.map(|_| "rate"), e.via.as_ref().map(|_| "via"));
     let stray = match e.action {
-        NetAction::Partition | NetAction::Offline => extra.or(rate),
-        NetAction::Delay | NetAction::Jitter => rate,
-        _ => extra,
+        NetAction::Partition | NetAction::Offline => extra.or(rate).or(via),
+        NetAction::Delay | NetAction::Jitter => rate.or(via),
+        NetAction::Route => extra.or(rate),
+        _ => extra.or(via),
     };
     if let Some(name) = stray {
         return Err(format!("{} does not apply to action = {:?}", key(name), e.action));
@@ -422,6 +554,18 @@ fn effect(e: &ScenarioSpec, key: &dyn Fn(&str) -> String) -> Result<Effect, Stri
                 return Err(format!("{} must be above 0 for action = \"jitter\"", key("extra")));
             }
             Effect::Jitter(extra.as_nanos())
+        }
+        NetAction::Route => {
+            let via = e.via.as_deref().ok_or_else(|| format!("{} is needed by action = \"route\"", key("via")))?;
+            let relay = select(dir, via, &key("via"))?;
+            if relay.len() != 1 {
+                return Err(format!(
+                    "{}: {via:?} names {} hosts; a route goes by way of one (a group of one, or GROUP[I..I+1])",
+                    key("via"),
+                    relay.len()
+                ));
+            }
+            Effect::Via(relay.start)
         }
         _ => {
             let rate = e.rate.ok_or_else(|| format!("{} is needed by action = \"loss\"", key("rate")))?;
@@ -497,14 +641,7 @@ mod tests {
     use thermocline_models::network::{NetworkModel, NetworkSpec, TopologyKind};
 
     fn directory() -> NetworkModel {
-        let text = "[[hosts]]\nname = \"a\"\ncount = 10\n[[hosts]]\nname = \"b\"\ncount = 5\n";
-        #[derive(serde::Deserialize)]
-        struct Hosts {
-            hosts: Vec<thermocline_models::directory::HostGroupSpec>,
-        }
-        let hosts: Hosts = toml::from_str(text).unwrap();
-        let spec = NetworkSpec { topology: TopologyKind::SingleSwitch, ..NetworkSpec::default() };
-        NetworkModel::build(&spec, None, &hosts.hosts).unwrap()
+        crate::test_support::switch_network("[[hosts]]\nname = \"a\"\ncount = 10\n[[hosts]]\nname = \"b\"\ncount = 5\n")
     }
 
     fn entries(toml_text: &str) -> Vec<ScenarioSpec> {
@@ -550,6 +687,74 @@ mod tests {
             (20_000_000, 20_000_000)
         );
         assert_eq!(rules.verdict(1, 12, 999_999_999).jitter_ns, 0, "from `at` on");
+    }
+
+    #[test]
+    fn a_route_goes_by_way_of_one_host_on_the_traffic_it_selects() {
+        let net = directory();
+        let e = entries(
+            "[[scenario]]\nat = \"1 s\"\naction = \"route\"\nfrom = \"a[0..2]\"\nto = \"b\"\nvia = \"a[9..10]\"\n",
+        );
+        let rules = compile(&e, &net, &[]).unwrap().rules;
+        assert_eq!(rules.verdict(1, 12, 1_000_000_000).via, Some(9));
+        assert_eq!(rules.verdict(12, 1, 1_000_000_000).via, None, "one way");
+        assert_eq!(rules.verdict(1, 12, 999_999_999).via, None, "not before at");
+        let err = |text: &str| compile(&entries(text), &net, &[]).unwrap_err();
+        let base = "[[scenario]]\nat = \"1 s\"\naction = \"route\"\nfrom = \"a\"\nto = \"b\"\n";
+        assert!(err(base).contains("scenario[0].via is needed"), "{}", err(base));
+        assert!(err(&format!("{base}via = \"b\"\n")).contains("names 5 hosts"));
+        assert!(err(&format!("{base}via = \"c\"\n")).contains("no hosts group named \"c\""));
+        assert!(
+            err(&format!("{base}via = \"b[1..2]\"\nextra = \"1 s\"\n")).contains("scenario[0].extra does not apply")
+        );
+        let delay = "[[scenario]]\nat = \"1 s\"\naction = \"delay\"\nextra = \"1 s\"\nfrom = \"a\"\nto = \"b\"\nvia = \"b[1..2]\"\n";
+        assert!(err(delay).contains("scenario[0].via does not apply"), "{}", err(delay));
+    }
+
+    #[test]
+    fn a_bandwidth_entry_on_traffic_limits_each_senders_path() {
+        let net = directory();
+        let e = entries(
+            "[[scenario]]\nat = \"1 s\"\naction = \"bandwidth\"\nbetween = [\"a[0..2]\", \"b\"]\nup = \"3 Mbit\"\n",
+        );
+        let rules = compile(&e, &net, &[]).unwrap().rules;
+        assert_eq!(rules.path_limit(1, 12, 1_000_000_000).map(|l| l.1), Some(3_000_000));
+        assert_eq!(rules.path_limit(12, 1, 1_000_000_000).map(|l| l.1), Some(3_000_000), "both ways");
+        assert_eq!(rules.path_limit(2, 12, 1_000_000_000), None, "a2 is not named");
+        assert_eq!(rules.up_bps(1, 1_000_000_000, 100), 100, "the hosts' links are not limited");
+        let err = |text: &str| compile(&entries(text), &net, &[]).unwrap_err();
+        let base = "[[scenario]]\nat = \"1 s\"\naction = \"bandwidth\"\nfrom = \"a\"\nto = \"b\"\n";
+        assert!(err(base).contains("scenario[0].action needs `up`"), "{}", err(base));
+        assert!(
+            err(&format!("{base}up = \"1 Mbit\"\ndown = \"1 Mbit\"\n")).contains("scenario[0].down does not apply")
+        );
+        let both = "[[scenario]]\nat = \"1 s\"\naction = \"bandwidth\"\nhosts = \"a\"\nto = \"b\"\nup = \"1 Mbit\"\n";
+        assert!(err(both).contains("scenario[0].to does not apply"), "{}", err(both));
+    }
+
+    #[test]
+    fn a_bandwidth_entry_limits_its_hosts_links_in_its_window() {
+        let net = directory();
+        let e = entries(
+            "[[scenario]]\nat = \"1 s\"\nuntil = \"2 s\"\naction = \"bandwidth\"\nhosts = \"b[1..3]\"\nup = \"1 Mbit\"\n",
+        );
+        let rules = compile(&e, &net, &[]).unwrap().rules;
+        assert!(rules.is_empty(), "no rule on transmissions");
+        assert_eq!(rules.up_bps(11, 1_500_000_000, 100_000_000), 1_000_000);
+        assert_eq!(rules.down_bps(11, 1_500_000_000, 100_000_000), 100_000_000, "no download cap given");
+        assert_eq!(rules.up_bps(10, 1_500_000_000, 100_000_000), 100_000_000, "b0 is not named");
+        assert_eq!(rules.up_bps(11, 2_000_000_000, 100_000_000), 100_000_000, "ended");
+        let err = |text: &str| compile(&entries(text), &net, &[]).unwrap_err();
+        let base = "[[scenario]]\nat = \"1 s\"\naction = \"bandwidth\"\n";
+        assert!(err(&format!("{base}up = \"1 Mbit\"\n")).contains("the hosts with `hosts`"));
+        assert!(err(&format!("{base}hosts = \"a\"\n")).contains("needs `up`, `down`"));
+        assert!(err(&format!("{base}hosts = \"a\"\nup = \"0 bit\"\n")).contains("scenario[0].up must be above 0"));
+        assert!(
+            err(&format!("{base}hosts = \"a\"\nup = \"1 Mbit\"\nto = \"b\"\n"))
+                .contains("scenario[0].to does not apply")
+        );
+        let delay = "[[scenario]]\nat = \"1 s\"\naction = \"delay\"\nextra = \"1 s\"\nfrom = \"a\"\nto = \"b\"\nup = \"1 Mbit\"\n";
+        assert!(err(delay).contains("scenario[0].up does not apply"), "{}", err(delay));
     }
 
     #[test]

@@ -186,6 +186,9 @@ pub struct Spec {
     /// Direct hosts that send datagrams at a rate without a program (`[[traffic_sources]]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub traffic_sources: Vec<thermocline_direct::sources::TrafficSourceSpec>,
+    /// Port mirrors on direct hosts, read with packet sockets (`[[mirrors]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<thermocline_direct::packet::MirrorSpec>,
     /// How `thermocline calibrate` runs this spec's scenario (`[calibration]`); `thermocline
     /// run` runs the spec as written and ignores it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

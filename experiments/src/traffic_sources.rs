@@ -64,7 +64,11 @@ fn plan(i: usize, e: &TrafficSourceSpec, dir: &HostDirectory, programs: &[&str])
             e.rate
         ));
     }
-    let floor = if e.payload == Payload::Tx { OVERHEAD as u32 } else { 1 };
+    let floor = match e.payload {
+        Payload::Tx => OVERHEAD as u32,
+        Payload::Stamp => thermocline_direct::sources::STAMP_LEN as u32,
+        Payload::Random => 1,
+    };
     let sizes = e.size.range(floor).map_err(|m| format!("{} {m}", key("size")))?;
     // A source faster than its uplink would queue datagrams without end: refuse it.
     let up = hosts.clone().map(|h| dir.block_of(h).bandwidth.up.0).min().unwrap_or(0);
@@ -106,19 +110,12 @@ fn plan(i: usize, e: &TrafficSourceSpec, dir: &HostDirectory, programs: &[&str])
 #[cfg(test)]
 mod tests {
     use super::*;
-    use thermocline_models::network::{NetworkModel, NetworkSpec, TopologyKind};
 
     fn directory() -> HostDirectory {
         let text = "[[hosts]]\nname = \"src\"\nkind = \"direct\"\ncount = 4\n\
                     [[hosts]]\nname = \"node\"\nkind = \"direct\"\ncount = 2\n\
                     [[hosts]]\nname = \"tail\"\ncount = 3\n";
-        #[derive(serde::Deserialize)]
-        struct Hosts {
-            hosts: Vec<thermocline_models::directory::HostGroupSpec>,
-        }
-        let hosts: Hosts = toml::from_str(text).unwrap();
-        let spec = NetworkSpec { topology: TopologyKind::SingleSwitch, ..NetworkSpec::default() };
-        NetworkModel::build(&spec, None, &hosts.hosts).unwrap().directory
+        crate::test_support::switch_network(text).directory
     }
 
     fn entry(body: &str) -> Vec<TrafficSourceSpec> {

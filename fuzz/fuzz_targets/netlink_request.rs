@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use thermocline_direct::netlink::answer;
 
 fuzz_target!(|data: &[u8]| {
-    for d in answer(data, 7, Ipv4Addr::new(10, 0, 0, 1)) {
+    for d in answer(data, 7, Ipv4Addr::new(10, 0, 0, 1), &[]) {
         let mut off = 0;
         while off < d.len() {
             let len = u32::from_ne_bytes(d[off..off + 4].try_into().unwrap()) as usize;

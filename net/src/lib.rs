@@ -46,7 +46,7 @@ pub mod udp;
 pub mod udp_ports;
 
 pub use endpoint::{ConnId, Endpoint, NetEvent};
-pub use link::{FairLink, FifoLink, Lane, express};
+pub use link::{FairLink, FifoLink, Lane, Shaping, express};
 pub use mark::{MarkNote, StreamMark};
 pub use path::{InOrder, decide};
-pub use rules::{Effect, Rule, Rules};
+pub use rules::{Effect, Limit, PathLimit, Rule, Rules};

@@ -61,6 +61,28 @@ impl FifoLink {
     }
 }
 
+/// A sender's shaping queues: one per path limit of the rule table it sends under
+/// ([`crate::rules::PathLimit`]), by (sender, limit). Owned by the sender's engine and used in
+/// its departure order, so what it decides depends on that sender's transmissions alone.
+#[derive(Clone, Debug, Default)]
+pub struct Shaping {
+    queues: std::collections::HashMap<(u32, u32), FifoLink>,
+}
+
+impl Shaping {
+    /// When a transmission of `bytes` that leaves `from`'s upload link at `at` for `to` has
+    /// passed the path limit in force on it, if any (else `at`).
+    pub fn depart(&mut self, rules: &crate::Rules, (from, to): (u32, u32), at: u64, bytes: u64) -> u64 {
+        if !rules.has_path_limits() {
+            return at;
+        }
+        match rules.path_limit(from, to, at) {
+            Some((k, bps)) => self.queues.entry((from, k)).or_default().transmit(at, bytes, Bandwidth(bps)),
+            None => at,
+        }
+    }
+}
+
 /// Finish tags within this many units (10⁻³ bit) of the service received count as done: the
 /// service is summed in whole units, each step rounded down.
 const FAIR_TOLERANCE: u128 = 1_000_000;
@@ -176,6 +198,25 @@ impl<T> FairLink<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shaping_queues_a_senders_transmissions_on_a_limited_path_only() {
+        use crate::rules::{PathLimit, Rules};
+        let rules = Rules::default().with_path_limits(vec![PathLimit {
+            from: 0..2,
+            to: 5..6,
+            during: 0..1_000_000_000,
+            bps: 8_000_000,
+        }]);
+        let mut sh = Shaping::default();
+        // 1,000 bytes at 8 Mbit/s: 1 ms each, back to back per sender.
+        assert_eq!(sh.depart(&rules, (0, 5), 0, 1_000), 1_000_000);
+        assert_eq!(sh.depart(&rules, (0, 5), 0, 1_000), 2_000_000);
+        assert_eq!(sh.depart(&rules, (1, 5), 0, 1_000), 1_000_000, "another sender has its own queue");
+        assert_eq!(sh.depart(&rules, (0, 4), 7, 1_000), 7, "another destination is not limited");
+        assert_eq!(sh.depart(&rules, (0, 5), 2_000_000_000, 1_000), 2_000_000_000, "ended");
+        assert_eq!(Shaping::default().depart(&Rules::default(), (0, 5), 3, 1_000), 3);
+    }
 
     /// Run `link` to empty, waking at each `next_done`: (time, item) of every completion.
     fn drain(link: &mut FairLink<u32>, bw: Bandwidth) -> Vec<(u64, u32)> {

@@ -40,7 +40,7 @@ use thermocline_models::network::NetworkModel;
 use thermocline_models::partition::Partition;
 use thermocline_models::rng::{CompactRng, StreamFamily, below};
 use thermocline_models::units::Bandwidth;
-use thermocline_net::{FairLink, FifoLink, Rules, decide, express};
+use thermocline_net::{FairLink, FifoLink, Rules, Shaping, decide, express};
 use thermocline_wire::gossipsub::MessageIdFn;
 
 /// `k` idle fair links when `wanted`, none otherwise (no profile uses them: no memory).
@@ -424,6 +424,8 @@ pub struct GossipEngine {
     dropped_offline: Vec<u32>,
     /// Rules on top of the network model (partitions, extra delay or loss), applied at departure.
     rules: Rules,
+    /// The identities' queues for the rules' path limits.
+    shaping: Shaping,
     /// Packets from direct hosts, per local identity that got any: (packets, bytes).
     packets_in: BTreeMap<u32, (u64, u64)>,
     /// Fanout of identities publishing to topics they do not subscribe to: (identity, topic) →
@@ -667,6 +669,7 @@ impl GossipEngine {
             dropped_offline: vec![0; k],
             packets_in: BTreeMap::new(),
             rules,
+            shaping: Shaping::default(),
             fanout: BTreeMap::new(),
             boundary: hybrid.then(|| Box::new(boundary(seed, eth2_domain))),
             eth2: eth2_domain.map(|d| Box::new(eth2::Eth2State::new(d))),
@@ -747,6 +750,16 @@ impl GossipEngine {
                 self.self_event(i as usize, p.at_ns, Action::Publish { topic: p.topic });
             }
         }
+    }
+
+    /// Identity `i`'s upload rate at `now`: its own, or a scenario's bandwidth limit if lower.
+    pub(super) fn up_bw(&self, i: usize, now: u64) -> Bandwidth {
+        Bandwidth(self.rules.up_bps(self.ids[i], now, self.up[i].0))
+    }
+
+    /// Identity `i`'s download rate at `now`, as [`GossipEngine::up_bw`].
+    pub(super) fn down_bw(&self, i: usize, now: u64) -> Bandwidth {
+        Bandwidth(self.rules.down_bps(self.ids[i], now, self.down[i].0))
     }
 
     fn self_event(&mut self, i: usize, time: u64, action: Action) {
@@ -1018,7 +1031,7 @@ impl GossipEngine {
         // Control RPCs go first (a priority queue, as rust-libp2p does), serialised on their own.
         let bytes = rpc.wire_bytes();
         self.sent[i][rpc.kind as usize] += bytes;
-        let depart = express(now, bytes, self.up[i]);
+        let depart = express(now, bytes, self.up_bw(i, now));
         self.send_on(i, c, depart, rpc);
     }
 
@@ -1047,8 +1060,9 @@ impl GossipEngine {
         let bytes = rpc.wire_bytes();
         self.sent[i][RpcKind::Message as usize] += bytes;
         let floor = if prm!(self, i).slow_start { self.slow_start_floor(c, now, bytes) } else { now };
-        self.fair[i].push(now, bytes, self.up[i], (c as u32, rpc, floor));
-        self.fair_wake(i);
+        let bw = self.up_bw(i, now);
+        self.fair[i].push(now, bytes, bw, (c as u32, rpc, floor));
+        self.fair_wake(i, now);
     }
 
     /// The earliest a copy of `bytes` starting at `now` on connection `c` can have left, under
@@ -1079,8 +1093,9 @@ impl GossipEngine {
     }
 
     /// Schedule `i`'s next look at its fair upload link, when its next copy will be done.
-    fn fair_wake(&mut self, i: usize) {
-        if let Some(at) = self.fair[i].wake(self.up[i]) {
+    fn fair_wake(&mut self, i: usize, now: u64) {
+        let bw = self.up_bw(i, now);
+        if let Some(at) = self.fair[i].wake(bw) {
             self.self_event(i, at, Action::FairTx);
         }
     }
@@ -1091,7 +1106,8 @@ impl GossipEngine {
             return;
         }
         let mut done = std::mem::take(&mut self.fair_done);
-        self.fair[i].complete(now, self.up[i], &mut done);
+        let bw = self.up_bw(i, now);
+        self.fair[i].complete(now, bw, &mut done);
         for (c, rpc, floor) in done.drain(..) {
             if let Some(last) = self.last_copy_ns.get_mut(c as usize) {
                 *last = (*last).max(now);
@@ -1105,18 +1121,20 @@ impl GossipEngine {
             }
         }
         self.fair_done = done;
-        self.fair_wake(i);
+        self.fair_wake(i, now);
     }
 
     /// A message from `from` starts arriving at `i` at `now`, to share its fair download link.
     fn fair_receive(&mut self, i: usize, now: u64, from: u32, rpc: Rpc) {
-        self.fair_down[i].push(now, rpc.wire_bytes(), self.down[i], (rpc, from));
-        self.fair_rx_wake(i);
+        let bw = self.down_bw(i, now);
+        self.fair_down[i].push(now, rpc.wire_bytes(), bw, (rpc, from));
+        self.fair_rx_wake(i, now);
     }
 
     /// Schedule `i`'s next look at its fair download link.
-    fn fair_rx_wake(&mut self, i: usize) {
-        if let Some(at) = self.fair_down[i].wake(self.down[i]) {
+    fn fair_rx_wake(&mut self, i: usize, now: u64) {
+        let bw = self.down_bw(i, now);
+        if let Some(at) = self.fair_down[i].wake(bw) {
             self.self_event(i, at, Action::FairRx);
         }
     }
@@ -1127,7 +1145,8 @@ impl GossipEngine {
             return Ok(());
         }
         let mut done = std::mem::take(&mut self.fair_arrived);
-        self.fair_down[i].complete(now, self.down[i], &mut done);
+        let bw = self.down_bw(i, now);
+        self.fair_down[i].complete(now, bw, &mut done);
         let mut result = Ok(());
         for (rpc, from) in done.drain(..) {
             if result.is_ok() {
@@ -1135,7 +1154,7 @@ impl GossipEngine {
             }
         }
         self.fair_arrived = done;
-        self.fair_rx_wake(i);
+        self.fair_rx_wake(i, now);
         result
     }
 
@@ -1148,7 +1167,7 @@ impl GossipEngine {
             }
             let bytes = rpc.wire_bytes();
             self.sent[i][RpcKind::Message as usize] += bytes;
-            let done = express(now, bytes, self.up[i]);
+            let done = express(now, bytes, self.up_bw(i, now));
             self.tx_busy[i] = true;
             self.self_event(i, done, Action::TxDone { rpc, conn: c });
             return;
@@ -1180,7 +1199,9 @@ impl GossipEngine {
         let src = self.ids[i];
         let path = self.net.routes.by_index(to.path);
         let reliable = rpc.kind.is_connection();
-        let Some(time) = decide(path, &self.rules, (src, to.peer), depart, reliable, &mut self.rng[i]) else {
+        let depart = self.shaping.depart(&self.rules, (src, to.peer), depart, rpc.wire_bytes());
+        let Some(time) = decide(&self.net, path, &self.rules, (src, to.peer), depart, reliable, &mut self.rng[i])
+        else {
             self.lost[i] += 1;
             return;
         };
@@ -2111,7 +2132,8 @@ impl Engine for GossipEngine {
                     if bytes >= DOWNLOAD_QUEUE_MIN_BYTES && prm!(self, i).download == LinkQueue::Fair {
                         self.fair_receive(i, ev.time, ev.src, rpc);
                     } else if bytes >= DOWNLOAD_QUEUE_MIN_BYTES {
-                        let done = self.downlink[i].transmit(ev.time, bytes, self.down[i]);
+                        let bw = self.down_bw(i, ev.time);
+                        let done = self.downlink[i].transmit(ev.time, bytes, bw);
                         let seq = self.seq[i];
                         self.seq[i] += 1;
                         self.queue.push(Pending {

@@ -71,6 +71,9 @@ pub(super) fn read(cx: &mut Cx, c: &Call) -> Answer {
                 Some(s) if matches!(s.obj, Obj::Netlink(_)) => errno(super::netlink::read(cx, pid, f.obj, &bufs)),
                 Some(s) if matches!(s.obj, Obj::Epoll(_)) => Answer::Errno(EINVAL),
                 _ if matches!(nr, SYS_pread64 | SYS_preadv | SYS_preadv2) => Answer::Errno(ESPIPE),
+                Some(s) if matches!(s.obj, Obj::Packet(_)) => {
+                    errno(super::packet::receive(cx, vid, f.obj, 0, &bufs, super::packet::Name::Nowhere))
+                }
                 Some(s) if matches!(s.obj, Obj::Tcp(_)) => errno(tcp::recv(cx, vid, f.obj, 0, &bufs, None)),
                 _ => errno(udp_recv(cx, vid, f.obj, 0, &bufs, None)),
             }
@@ -101,6 +104,10 @@ pub(super) fn write(cx: &mut Cx, c: &Call) -> Answer {
                 Some(s) if matches!(s.obj, Obj::Netlink(_)) => errno(super::netlink::request(cx, pid, f.obj, &bufs)),
                 Some(s) if matches!(s.obj, Obj::Epoll(_)) => Answer::Errno(EINVAL),
                 _ if matches!(nr, SYS_pwrite64 | SYS_pwritev | SYS_pwritev2) => Answer::Errno(ESPIPE),
+                Some(s) if matches!(s.obj, Obj::Packet(_)) => {
+                    cx.host.unsupported(vid, nr, " (on a packet socket: only receiving is emulated)", EOPNOTSUPP);
+                    Answer::Errno(EOPNOTSUPP)
+                }
                 Some(s) if matches!(s.obj, Obj::Tcp(_)) => {
                     errno(tcp::send(cx, vid, f.obj, 0, total, &mut |o, l| tcp::gather_range(pid, &bufs, o, l)))
                 }
@@ -240,6 +247,7 @@ pub(super) fn ioctl(cx: &mut Cx, c: &Call) -> Answer {
                 let n = match &cx.host.objs[f.obj] {
                     Some(s) => match &s.obj {
                         &Obj::Udp(u) => cx.host.net.udp_ref(u).queue.front().map_or(0, |d| d.data.len()),
+                        Obj::Packet(p) => p.queue.front().map_or(0, |c| c.frame.len()),
                         Obj::Random | Obj::Epoll(_) | Obj::Tcp(_) | Obj::TimerFd(_) | Obj::Netlink(_) => 0,
                     },
                     None => 0,

@@ -20,6 +20,7 @@ pub(crate) mod fd;
 pub(crate) mod futex;
 pub(crate) mod native;
 pub(crate) mod netlink;
+pub(crate) mod packet;
 pub(crate) mod poll;
 pub(crate) mod process;
 pub(crate) mod random;

@@ -20,24 +20,24 @@ fn sockaddr_in(ip: Ipv4Addr) -> [u8; 16] {
     b
 }
 
-/// The `SIOCGIF*` ioctls on any socket of a host: the same `lo` and `eth0` as the netlink dumps
+/// The `SIOCGIF*` ioctls on any socket of a host: the same interfaces as the netlink dumps
 /// (glibc's `if_nametoindex`, `if_indextoname` and older code ask this way).
 pub(crate) fn interface_ioctl(cx: &Cx, pid: i32, request: u64, arg: u64) -> Result<Answer, i32> {
     let ip = cx.host.ip;
-    let links = links(ip);
+    let links = links(ip, &cx.host.mirrors);
     if request == 0x8912 {
         // SIOCGIFCONF: struct ifconf { int ifc_len; char *ifc_buf; }
         let conf = mem::read(pid, arg, 16).map_err(|_| libc::EFAULT)?;
         let len = i32::from_ne_bytes(conf[0..4].try_into().expect("4 bytes")).max(0) as usize;
         let buf = u64::from_ne_bytes(conf[8..16].try_into().expect("8 bytes"));
         let mut out = Vec::new();
-        for l in &links {
+        for l in links.iter().filter(|l| l.addr.is_some()) {
             if buf != 0 && out.len() + 40 > len {
                 break;
             }
             let mut r = [0u8; 40];
             r[..l.name.len()].copy_from_slice(l.name.as_bytes());
-            r[16..32].copy_from_slice(&sockaddr_in(l.addr));
+            r[16..32].copy_from_slice(&sockaddr_in(l.addr.unwrap_or(Ipv4Addr::UNSPECIFIED)));
             out.extend_from_slice(&r);
         }
         if buf != 0 {
@@ -61,7 +61,7 @@ pub(crate) fn interface_ioctl(cx: &Cx, pid: i32, request: u64, arg: u64) -> Resu
             req[..link.name.len()].copy_from_slice(link.name.as_bytes());
         }
         0x8913 => req[16..18].copy_from_slice(&(link.flags as u16).to_ne_bytes()),
-        0x8915 => req[16..32].copy_from_slice(&sockaddr_in(link.addr)),
+        0x8915 => req[16..32].copy_from_slice(&sockaddr_in(link.addr.ok_or(libc::EADDRNOTAVAIL)?)),
         0x8919 => req[16..32].copy_from_slice(&sockaddr_in(link.broadcast.unwrap_or(Ipv4Addr::UNSPECIFIED))),
         0x891b => req[16..32].copy_from_slice(&sockaddr_in(Ipv4Addr::new(255, 0, 0, 0))),
         0x8921 => req[16..20].copy_from_slice(&(link.mtu as i32).to_ne_bytes()),
@@ -122,7 +122,7 @@ pub(crate) fn request(cx: &mut Cx, pid: i32, obj: usize, bufs: &[(u64, usize)]) 
     let total = data.len();
     let port = port(cx, obj)?;
     let ip = cx.host.ip;
-    let answers = answer(&data, port, ip);
+    let answers = answer(&data, port, ip, &cx.host.mirrors);
     let s = sock(cx, obj).ok_or(libc::EBADF)?;
     for a in answers {
         s.queue.push_back(a);
@@ -147,15 +147,7 @@ fn receive(
     else {
         return if nonblock { Err(libc::EAGAIN) } else { Ok(Err(Answer::Block(BlockKind::Io { since: 0 }, None))) };
     };
-    let mut copied = 0usize;
-    for &(base, len) in bufs {
-        if copied >= d.len() {
-            break;
-        }
-        let take = len.min(d.len() - copied);
-        mem::write(pid, base, &d[copied..copied + take]).map_err(|_| libc::EFAULT)?;
-        copied += take;
-    }
+    let copied = super::sockaddr::scatter(pid, bufs, &d)?;
     let n = if flags & libc::MSG_TRUNC as u64 != 0 { d.len() } else { copied };
     Ok(Ok((n, copied < d.len())))
 }
@@ -233,14 +225,7 @@ pub(crate) fn call(cx: &mut Cx, vid: u32, n: &Notif, obj: usize) -> Result<Answe
             let bufs = mem::read_msg_iovecs(pid, m.iov, m.iovlen)?;
             Ok(match receive(cx, pid, obj, a[2], &bufs)? {
                 Ok((n, truncated)) => {
-                    if m.name != 0 {
-                        let b = sockaddr_nl(0, 0);
-                        mem::write(pid, m.name, &b[..(m.namelen as usize).min(12)]).map_err(|_| EFAULT)?;
-                        mem::write(pid, a[1] + 8, &12u32.to_ne_bytes()).map_err(|_| EFAULT)?;
-                    }
-                    mem::write(pid, a[1] + 40, &0u64.to_ne_bytes()).map_err(|_| EFAULT)?; // msg_controllen
-                    let mflags: i32 = if truncated { MSG_TRUNC } else { 0 };
-                    mem::write(pid, a[1] + 48, &mflags.to_ne_bytes()).map_err(|_| EFAULT)?;
+                    super::sockaddr::finish_msghdr(pid, a[1], &m, &sockaddr_nl(0, 0), truncated)?;
                     Answer::Value(n as i64)
                 }
                 Err(block) => block,

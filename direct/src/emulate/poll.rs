@@ -89,6 +89,7 @@ pub(super) fn fd_gen(host: &Host, vid: u32, fd: i32, events: u32) -> u64 {
             Some(&Obj::Tcp(t)) => host.net.tcp_ref(t).wakeups.watched(events),
             Some(Obj::TimerFd(t)) => t.changes,
             Some(Obj::Netlink(s)) => s.changes,
+            Some(Obj::Packet(s)) => s.arrivals,
             _ => 0,
         },
         None => host.native_edges.watched(events),
@@ -106,6 +107,7 @@ fn fd_kind(host: &Host, vid: u32, fd: i32) -> &'static str {
             Some(Obj::Udp(_)) => "udp",
             Some(Obj::TimerFd(_)) => "timerfd",
             Some(Obj::Netlink(_)) => "netlink",
+            Some(Obj::Packet(_)) => "packet",
             Some(Obj::Random) => "random",
             Some(Obj::Epoll(_)) => "epoll",
             None => "closed",
@@ -149,6 +151,14 @@ pub(super) fn fd_ready(host: &mut Host, vid: u32, fd: i32, events: i16) -> i16 {
             }
             Some(Obj::Netlink(s)) => {
                 let r = if s.readable() { libc::POLLIN | libc::POLLRDNORM | libc::POLLOUT } else { libc::POLLOUT };
+                r & want
+            }
+            Some(Obj::Packet(s)) => {
+                // Writable as Linux's datagram_poll says, though sends are refused.
+                let mut r = libc::POLLOUT | libc::POLLWRNORM;
+                if !s.queue.is_empty() {
+                    r |= libc::POLLIN | libc::POLLRDNORM;
+                }
                 r & want
             }
             Some(Obj::Epoll(_)) | Some(Obj::Tcp(_)) => 0, // nested epoll sets are never reported ready

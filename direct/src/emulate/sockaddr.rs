@@ -224,6 +224,35 @@ pub(crate) struct Msghdr {
     pub controllen: u64,
 }
 
+/// Copy `data` into the task's buffers `bufs` in order, as far as they reach; returns the byte
+/// count copied (less than `data.len()` when the datagram is truncated).
+pub(crate) fn scatter(pid: i32, bufs: &[(u64, usize)], data: &[u8]) -> Result<usize, i32> {
+    let mut copied = 0usize;
+    for &(base, len) in bufs {
+        if copied >= data.len() {
+            break;
+        }
+        let take = len.min(data.len() - copied);
+        mem::write(pid, base, &data[copied..copied + take]).map_err(|_| libc::EFAULT)?;
+        copied += take;
+    }
+    Ok(copied)
+}
+
+/// Complete the `struct msghdr` `m` at `at` after a datagram receive: the sender's address
+/// `name` (cut to `msg_namelen`, the full length written back), no control messages, and
+/// `MSG_TRUNC` in `msg_flags` when the datagram was `truncated`.
+pub(crate) fn finish_msghdr(pid: i32, at: u64, m: &Msghdr, name: &[u8], truncated: bool) -> Result<(), i32> {
+    if m.name != 0 {
+        let room = (m.namelen as usize).min(name.len());
+        mem::write(pid, m.name, &name[..room]).map_err(|_| libc::EFAULT)?;
+        mem::write(pid, at + 8, &(name.len() as u32).to_ne_bytes()).map_err(|_| libc::EFAULT)?;
+    }
+    mem::write(pid, at + 40, &0u64.to_ne_bytes()).map_err(|_| libc::EFAULT)?; // msg_controllen
+    let mflags: i32 = if truncated { libc::MSG_TRUNC } else { 0 };
+    mem::write(pid, at + 48, &mflags.to_ne_bytes()).map_err(|_| libc::EFAULT)
+}
+
 /// Read the `struct msghdr` at `addr` of task `pid`.
 pub(crate) fn read_msghdr(pid: i32, addr: u64) -> Result<Msghdr, i32> {
     let b = mem::read(pid, addr, 56).map_err(|_| libc::EFAULT)?;

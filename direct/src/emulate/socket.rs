@@ -25,6 +25,7 @@ pub(super) fn socket(cx: &mut Cx, c: &Call) -> Answer {
     match domain {
         AF_UNIX => Answer::Continue,
         AF_NETLINK => super::netlink::socket(cx, vid, nr, ty, proto),
+        AF_PACKET => super::packet::socket(cx, vid, nr, ty, proto),
         _ if inet && ty & 0xf == SOCK_DGRAM && (proto == 0 || proto == IPPROTO_UDP) => {
             let id = cx.host.net.udp_socket(domain == AF_INET6);
             let obj = cx.host.add_obj(Obj::Udp(id), ty & SOCK_NONBLOCK != 0);
@@ -102,6 +103,7 @@ pub(super) fn call(cx: &mut Cx, c: &Call) -> Answer {
                 Some(Obj::Udp(_)) => errno(socket_call(cx, vid, n, f.obj)),
                 Some(Obj::Tcp(_)) => errno(tcp::call(cx, vid, n, f.obj)),
                 Some(Obj::Netlink(_)) => errno(super::netlink::call(cx, vid, n, f.obj)),
+                Some(Obj::Packet(_)) => errno(super::packet::call(cx, vid, n, f.obj)),
                 _ => Answer::Errno(ENOTSOCK),
             }
         }
@@ -425,30 +427,11 @@ pub(super) fn udp_recv(
         return Ok(Answer::Block(BlockKind::Io { since: 0 }, timeout));
     }
     let d = s.dequeue(flags & MSG_PEEK != 0).ok_or(libc::EAGAIN)?;
-    let mut copied = 0usize;
-    for &(base, len) in bufs {
-        if copied >= d.data.len() {
-            break;
-        }
-        let take = len.min(d.data.len() - copied);
-        mem::write(pid, base, &d.data[copied..copied + take]).map_err(|_| libc::EFAULT)?;
-        copied += take;
-    }
-    let truncated = copied < d.data.len();
+    let copied = scatter(pid, bufs, &d.data)?;
     let v6 = six.then_some(d.v6);
     match addr {
         Some(Addr::Ptr(a, l)) => write_sockaddr(pid, a, l, d.src, v6)?,
-        Some(Addr::Msghdr(at, m)) => {
-            if m.name != 0 {
-                let bytes = addr_bytes(d.src, v6);
-                let room = (m.namelen as usize).min(bytes.len());
-                mem::write(pid, m.name, &bytes[..room]).map_err(|_| libc::EFAULT)?;
-                mem::write(pid, at + 8, &(bytes.len() as u32).to_ne_bytes()).map_err(|_| libc::EFAULT)?;
-            }
-            mem::write(pid, at + 40, &0u64.to_ne_bytes()).map_err(|_| libc::EFAULT)?; // msg_controllen
-            let mflags: i32 = if truncated { libc::MSG_TRUNC } else { 0 };
-            mem::write(pid, at + 48, &mflags.to_ne_bytes()).map_err(|_| libc::EFAULT)?;
-        }
+        Some(Addr::Msghdr(at, m)) => finish_msghdr(pid, at, &m, &addr_bytes(d.src, v6), copied < d.data.len())?,
         None => {}
     }
     if let Some(p) = host.procs.get_mut(proc) {

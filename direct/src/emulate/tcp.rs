@@ -247,13 +247,7 @@ fn scatter(pid: i32, bufs: &[(u64, usize)], skip: usize, data: &[u8]) -> Result<
 fn finish_recv(pid: i32, addr: Option<RecvAddr>) -> Result<(), i32> {
     match addr {
         Some(RecvAddr::Len(l)) if l != 0 => mem::write(pid, l, &0u32.to_ne_bytes()).map_err(|_| libc::EFAULT),
-        Some(RecvAddr::Msghdr(at, m)) => {
-            if m.name != 0 {
-                mem::write(pid, at + 8, &0u32.to_ne_bytes()).map_err(|_| libc::EFAULT)?;
-            }
-            mem::write(pid, at + 40, &0u64.to_ne_bytes()).map_err(|_| libc::EFAULT)?; // msg_controllen
-            mem::write(pid, at + 48, &0i32.to_ne_bytes()).map_err(|_| libc::EFAULT)
-        }
+        Some(RecvAddr::Msghdr(at, m)) => super::sockaddr::finish_msghdr(pid, at, &m, &[], false),
         _ => Ok(()),
     }
 }

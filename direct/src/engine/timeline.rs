@@ -93,9 +93,18 @@ impl DirectEngine {
         match c {
             Command::Signal { proc, signal, ends } => {
                 self.hosts[h].procs[proc].touched |= ends;
+                if signal == libc::SIGKILL {
+                    self.hosts[h].procs[proc].paused = false; // it ends a frozen process too
+                }
                 self.stop(h, proc, signal);
             }
             Command::Kill { proc } => self.kill_tree(h, proc),
+            Command::Pause { proc } => self.hosts[h].procs[proc].paused = true,
+            Command::Resume { proc } => {
+                let host = &mut self.hosts[h];
+                host.procs[proc].paused = false;
+                host.progress += 1;
+            }
             Command::Start { proc } => {
                 if self.hosts[h].procs[proc].status != crate::config::ExitStatus::Running {
                     self.start(h, proc)?;
@@ -137,6 +146,8 @@ impl DirectEngine {
     fn kill_tree(&mut self, h: usize, proc: usize) {
         let host = &mut self.hosts[h];
         host.procs[proc].touched = true;
+        // SIGKILL ends a frozen process too: its tasks are looked at again to see them die.
+        host.procs[proc].paused = false;
         let mut groups: Vec<i32> = host
             .tasks
             .values()

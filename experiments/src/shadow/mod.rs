@@ -95,6 +95,7 @@ fn empty_spec() -> Spec {
         processes: Vec::new(),
         scenario: Vec::new(),
         traffic_sources: Vec::new(),
+        mirrors: Vec::new(),
         calibration: None,
     }
 }

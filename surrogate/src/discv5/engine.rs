@@ -212,6 +212,8 @@ pub struct DiscoveryEngine {
     identities: u32,
     net: NetworkModel,
     rules: Rules,
+    /// The identities' queues for the rules' path limits.
+    shaping: thermocline_net::Shaping,
     senders: Vec<Sender>,
     queue: CalendarQueue<Pending>,
     remote: Vec<Pending>,
@@ -292,6 +294,7 @@ impl DiscoveryEngine {
             identities: n,
             net: setup.net.clone(),
             rules: setup.rules,
+            shaping: Default::default(),
             senders,
             queue,
             remote: Vec::new(),
@@ -344,14 +347,15 @@ impl DiscoveryEngine {
     fn transmit(&mut self, now: u64, from: u32, to: u32, packet: Packet, bytes: u32) {
         let src = self.proto.global(from);
         let sender = &mut self.senders[from as usize];
-        let depart = express(now, u64::from(bytes), sender.up);
+        let depart = express(now, u64::from(bytes), Bandwidth(self.rules.up_bps(src, now, sender.up.0)));
+        let depart = self.shaping.depart(&self.rules, (src, to), depart, u64::from(bytes));
         // The destination's location from its block (a search of a few hundred blocks that stay
         // in cache) rather than the per-host vector, which misses it at a million identities.
         let path = self.net.routes.path(sender.node, self.net.directory.block_of(to).node);
         let mut arrived = Packet { count: 0, packets: 0, ..packet };
         let mut time = 0;
         for k in 0..packet.packets {
-            let Some(t) = decide(path, &self.rules, (src, to), depart, false, &mut sender.rng) else {
+            let Some(t) = decide(&self.net, path, &self.rules, (src, to), depart, false, &mut sender.rng) else {
                 sender.lost += 1;
                 continue;
             };
@@ -568,9 +572,10 @@ impl DiscoveryEngine {
             let Some(host) = self.net.directory.host_of_ip(*to.ip()) else { continue };
             let packet = thermocline_net::udp::encode((ip, DISCV5_PORT), (*to.ip(), to.port()), &datagram);
             let sender = &mut self.senders[i as usize];
-            let depart = express(now, packet.len() as u64, sender.up);
+            let depart = express(now, packet.len() as u64, Bandwidth(self.rules.up_bps(id, now, sender.up.0)));
+            let depart = self.shaping.depart(&self.rules, (id, host), depart, packet.len() as u64);
             let path = self.net.routes.path(sender.node, self.net.directory.node_of(host));
-            let Some(time) = decide(path, &self.rules, (id, host), depart, false, &mut sender.rng) else {
+            let Some(time) = decide(&self.net, path, &self.rules, (id, host), depart, false, &mut sender.rng) else {
                 sender.lost += 1;
                 continue;
             };

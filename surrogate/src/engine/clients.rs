@@ -63,7 +63,8 @@ impl GossipEngine {
     /// A packet from a direct host reached local identity `i`: it is downloaded first.
     pub(super) fn packet_arrives(&mut self, i: usize, now: u64, token: u32) {
         let len = self.packets.get(&token).map_or(0, |p| p.len() as u64);
-        let done = self.downlink[i].transmit(now, len, self.down[i]);
+        let bw = self.down_bw(i, now);
+        let done = self.downlink[i].transmit(now, len, bw);
         self.self_event(i, done, Action::PacketIn { token });
     }
 
@@ -139,10 +140,13 @@ impl GossipEngine {
             return;
         };
         let src = self.ids[i];
-        let up = self.up[i];
+        let up = self.up_bw(i, now);
         let depart = self.client_uplink.entry(i as u32).or_default().transmit(now, packet.len() as u64, up);
+        let depart = self.shaping.depart(&self.rules, (src, dst), depart, packet.len() as u64);
         let path = self.net.path(src, dst);
-        let Some(time) = decide(path, &self.rules, (src, dst), depart, false, &mut self.rng[i]) else { return };
+        let Some(time) = decide(&self.net, path, &self.rules, (src, dst), depart, false, &mut self.rng[i]) else {
+            return;
+        };
         let seq = self.seq[i];
         self.seq[i] += 1;
         let event = Event {
