@@ -80,9 +80,16 @@ impl MpiSession {
 
     /// End the whole MPI job after printing `message` (used for failures outside a run).
     pub fn abort(&self, message: &str) -> ! {
-        eprintln!("thermocline: rank {}: {message}; aborting the MPI job", self.world.rank());
+        say(&format!("thermocline: rank {}: {message}; aborting the MPI job\n", self.world.rank()));
         self.world.abort(1)
     }
+}
+
+/// Write `line` to stderr in one `write`: `eprintln!` writes its pieces one by one (stderr is
+/// unbuffered), and the launcher's abort banner, printed meanwhile, could land between them.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// One rank's view of the MPI job as an [`Exchange`].
@@ -198,7 +205,7 @@ impl Exchange for MpiExchange<'_> {
     }
 
     fn fail(&mut self, error: &BusError) {
-        eprintln!("thermocline: rank {} failed: {}; aborting the MPI job", self.me.0, error.cause_text());
+        say(&format!("thermocline: rank {} failed: {}; aborting the MPI job\n", self.me.0, error.cause_text()));
         self.world.abort(1)
     }
 }
