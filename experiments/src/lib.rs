@@ -1,6 +1,7 @@
 //! The `thermocline` command line as a library: experiment specs, running them on a backend,
 //! benchmarks, progress display and output files. `main.rs` only parses arguments.
 
+pub mod attackers;
 pub mod bench;
 pub mod bench_direct;
 pub mod bench_discv5;

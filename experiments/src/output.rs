@@ -108,6 +108,23 @@ pub struct GossipFigures {
     /// surrogate identities, since the start of each block's slot (as `hot` is there).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub tail_client_blocks: Option<ArrivalFigures>,
+    /// In a run with attackers (`[[gossip.attackers]]`), what the honest identities saw.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub honest: Option<HonestFigures>,
+}
+
+/// The honest identities of a run with attackers: blocks honest identities published, at honest
+/// identities, and what reached them of the attack.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HonestFigures {
+    /// Attacker identities.
+    pub attackers: u64,
+    /// Honest blocks at honest identities (`nodes`: the honest identities).
+    pub blocks: ArrivalFigures,
+    /// Invalid messages honest identities received.
+    pub invalid_received: u64,
+    /// Peers honest identities disconnected for their score.
+    pub score_disconnects: u64,
 }
 
 /// `beacon_block` arrivals at one kind of node (surrogate identities, or real clients).
@@ -211,6 +228,7 @@ struct Family {
 
 /// One row of `gossip_arrivals`, as the figures read it.
 struct ArrivalRow<'a> {
+    node: u32,
     family: &'a str,
     delay: u64,
     duplicates: u64,
@@ -228,12 +246,15 @@ fn each_arrival(tables: &Tables, mut f: impl FnMut(&ArrivalRow)) -> Result<()> {
         let delays = col("arrival_since_publish_ns").and_then(|c| c.downcast_ref::<UInt64Array>());
         let dups = col("duplicates").and_then(|c| c.downcast_ref::<UInt32Array>());
         let ids = col("message_id").and_then(|c| c.downcast_ref::<UInt64Array>());
-        let (Some(topics), Some(delays), Some(dups), Some(ids)) = (topics, delays, dups, ids) else {
+        let nodes = col("node").and_then(|c| c.downcast_ref::<UInt32Array>());
+        let (Some(topics), Some(delays), Some(dups), Some(ids), Some(nodes)) = (topics, delays, dups, ids, nodes)
+        else {
             return Err(crate::spill::TablesError::SchemaMismatch("gossip_arrivals".into()));
         };
         let hot = col("hot").and_then(|c| c.downcast_ref::<BooleanArray>());
         for k in 0..b.num_rows() {
             f(&ArrivalRow {
+                node: nodes.value(k),
                 family: topic_family_of_name(topics.value(k)),
                 delay: delays.value(k),
                 duplicates: dups.value(k) as u64,
@@ -327,6 +348,7 @@ pub fn gossip_figures(outcome: &RunOutcome) -> Result<Option<GossipFigures>> {
         ArrivalFigures::new(identities, &mut tail_client_blocks, expected)
     });
     let hot = hot_figures(&tables, &messages, client_blocks, &mut hot_blocks)?;
+    let honest = honest_figures(&tables, &nodes, &messages)?;
     Ok(Some(GossipFigures {
         identities,
         blocks: block,
@@ -335,6 +357,61 @@ pub fn gossip_figures(outcome: &RunOutcome) -> Result<Option<GossipFigures>> {
         cold,
         hot,
         tail_client_blocks,
+        honest,
+    }))
+}
+
+/// The honest identities' figures, if the run had attackers (`gossip_nodes.attacker`): blocks
+/// honest identities published, at honest identities, each of which could receive every one.
+fn honest_figures(tables: &Tables, nodes: &[RecordBatch], messages: &[RecordBatch]) -> Result<Option<HonestFigures>> {
+    use arrow_array::{Array, BooleanArray};
+    let mut attackers = BTreeSet::new();
+    for b in nodes {
+        let Some(flags) = b.column_by_name("attacker").and_then(|c| c.as_any().downcast_ref::<BooleanArray>()) else {
+            return Ok(None);
+        };
+        let ids = column_u64(std::slice::from_ref(b), "node");
+        attackers.extend((0..b.num_rows()).filter(|&k| flags.value(k)).map(|k| ids[k] as u32));
+    }
+    if attackers.is_empty() {
+        return Ok(None);
+    }
+    let honest = nodes.iter().map(|b| b.num_rows() as u64).sum::<u64>() - attackers.len() as u64;
+    let blocks: BTreeSet<u64> = column_str(messages, "topic")
+        .iter()
+        .zip(column_u64(messages, "message_id"))
+        .zip(column_u64(messages, "publisher"))
+        .filter(|((t, _), p)| topic_family_of_name(t) == "beacon_block" && !attackers.contains(&(*p as u32)))
+        .map(|((_, k), _)| k)
+        .collect();
+    let wanted = |r: &ArrivalRow| !r.hot && !attackers.contains(&r.node) && blocks.contains(&r.message_id);
+    let mut delays = TwoPass::default();
+    each_arrival(tables, |r| {
+        if wanted(r) {
+            delays.count(r.delay);
+        }
+    })?;
+    delays.second_pass(&QUANTILES);
+    each_arrival(tables, |r| {
+        if wanted(r) {
+            delays.keep(r.delay);
+        }
+    })?;
+    let honest_rows = |name: &str| -> u64 {
+        nodes
+            .iter()
+            .map(|b| {
+                let flags = b.column_by_name("attacker").and_then(|c| c.as_any().downcast_ref::<BooleanArray>());
+                let values = column_u64(std::slice::from_ref(b), name);
+                (0..b.num_rows()).filter(|&k| flags.is_some_and(|f| !f.value(k))).map(|k| values[k]).sum::<u64>()
+            })
+            .sum()
+    };
+    Ok(Some(HonestFigures {
+        attackers: attackers.len() as u64,
+        blocks: ArrivalFigures::new(honest, &mut delays, blocks.len() as u64 * honest),
+        invalid_received: honest_rows("invalid_received"),
+        score_disconnects: honest_rows("score_disconnects"),
     }))
 }
 
@@ -493,6 +570,20 @@ pub fn human_summary(s: &Summary, dir: &Path) -> String {
                 f.reliability * 100.0,
                 f.p50_ms,
                 f.p95_ms
+            );
+        }
+        if let Some(h) = &g.honest {
+            text += &format!(
+                "  {:<20} {} nodes ({} attackers apart), {:.4} % of honest blocks, p50/p95 {:.1} / {:.1} ms; \
+                 {} invalid messages received, {} peers disconnected for their score\n",
+                "honest arrivals",
+                h.blocks.nodes,
+                h.attackers,
+                h.blocks.reliability * 100.0,
+                h.blocks.p50_ms,
+                h.blocks.p95_ms,
+                h.invalid_received,
+                h.score_disconnects
             );
         }
         if let Some(hot) = &g.hot {

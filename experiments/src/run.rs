@@ -132,7 +132,9 @@ pub fn window_config(spec: &Spec, shards: u32) -> Result<WindowConfig, String> {
             if g.dial_clients.is_some() {
                 return Err("gossip.dial_clients: the run has no direct hosts to dial".into());
             }
-            net_plan(spec, shards)?.runahead
+            let plan = net_plan(spec, shards)?;
+            crate::attackers::resolve(g, &plan.net.directory, spec.traffic.beacon_block.size.bytes() as u32)?;
+            plan.runahead
         }
         Workload::Discv5(d) => {
             let plan = net_plan(spec, shards)?;
@@ -164,6 +166,7 @@ pub fn window_config(spec: &Spec, shards: u32) -> Result<WindowConfig, String> {
             let plan = net_plan(spec, shards)?;
             hybrid_step(&plan)?;
             crate::peer_book::client_dials(gossip, &plan.net.directory, spec.run.seed)?;
+            crate::attackers::resolve(gossip, &plan.net.directory, spec.traffic.beacon_block.size.bytes() as u32)?;
             plan.runahead
         }
     };
@@ -389,6 +392,7 @@ fn build_gossip_engine(
         discovery,
         outbound_peers: g.outbound_peers,
         subnet_peers: g.subnet_peers,
+        attackers: crate::attackers::resolve(g, &plan.net.directory, spec.traffic.beacon_block.size.bytes() as u32)?,
     };
     Ok(GossipEngine::new(setup, shard)?)
 }

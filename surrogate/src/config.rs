@@ -52,6 +52,9 @@ pub struct GossipParams {
     pub validation_delay: SimDuration,
     /// Peer scoring on or off.
     pub scoring: bool,
+    /// Times a peer's IWANT for one message is answered (rust-libp2p's and go-libp2p's
+    /// `gossip_retransmission`); more are ignored.
+    pub gossip_retransmission: u32,
     /// How full-message copies share the upload link.
     pub upload: LinkQueue,
     /// How full messages arriving together share the download link.
@@ -107,6 +110,7 @@ impl GossipParams {
             idontwant_threshold: Some(Size(1000 * 8)),
             validation_delay: SimDuration::from_millis(10),
             scoring: true,
+            gossip_retransmission: 3,
             upload: LinkQueue::Fifo,
             download: LinkQueue::Fifo,
             slow_start: false,
@@ -210,6 +214,8 @@ pub struct GossipOverrides {
     pub validation_delay: Option<SimDuration>,
     /// See [`GossipParams::scoring`].
     pub scoring: Option<bool>,
+    /// See [`GossipParams::gossip_retransmission`].
+    pub gossip_retransmission: Option<u32>,
     /// See [`GossipParams::upload`].
     pub upload: Option<LinkQueue>,
     /// See [`GossipParams::download`].
@@ -268,6 +274,65 @@ pub struct GossipSpec {
     /// Speak Ethereum's consensus domain to real clients (`[gossip.eth2]`): their topics, message
     /// ids and req/resp methods; none by default.
     pub eth2: Option<Eth2Spec>,
+    /// Identities that misbehave (`[[gossip.attackers]]`); none by default.
+    pub attackers: Vec<AttackSpec>,
+}
+
+/// `[[gossip.attackers]]`: the identities of surrogate host groups misbehave at the gossip
+/// layer from `start` on (before it they are honest), in the ways given.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttackSpec {
+    /// The surrogate host group, or groups, of the attackers.
+    pub group: GroupNames,
+    /// When the attack begins.
+    #[serde(default)]
+    pub start: SimDuration,
+    /// Invalid `beacon_block` messages each attacker publishes per second, to every connected
+    /// peer of the topic (0: none). Receivers download and validate each, never forward it, and
+    /// charge the sender with P₄.
+    #[serde(default)]
+    pub invalid_rate: f64,
+    /// Size of an invalid message (default: the block size).
+    #[serde(default)]
+    pub invalid_size: Option<Size>,
+    /// At every heartbeat, GRAFT every peer on every topic that is not in the attacker's mesh,
+    /// whatever the peer's PRUNE backoff (each GRAFT within it costs the attacker a P₇ point).
+    #[serde(default)]
+    pub graft_spam: bool,
+    /// At every heartbeat, this many IWANTs to every peer for each message the attacker holds
+    /// (making honest peers upload copies, up to their `gossip_retransmission`).
+    #[serde(default)]
+    pub iwant_spam: u32,
+    /// Forward nothing and answer no IWANT (a black hole in its peers' meshes).
+    #[serde(default)]
+    pub withhold: bool,
+}
+
+impl AttackSpec {
+    /// Check the values, naming the key (`gossip.attackers[k].invalid_rate`) that is wrong.
+    pub fn check(&self, k: usize) -> Result<(), String> {
+        let key = |name: &str| format!("gossip.attackers[{k}].{name}");
+        if !(self.invalid_rate.is_finite() && (0.0..=10_000.0).contains(&self.invalid_rate)) {
+            return Err(format!(
+                "{} must be within 0 and 10000 per second, not {}",
+                key("invalid_rate"),
+                self.invalid_rate
+            ));
+        }
+        if self.invalid_size.is_some_and(|s| s.bytes() == 0 || s.bytes() > 10 << 20) {
+            return Err(format!("{} must be within 1 B and 10 MiB", key("invalid_size")));
+        }
+        if self.iwant_spam > 64 {
+            return Err(format!("{} must be at most 64, not {}", key("iwant_spam"), self.iwant_spam));
+        }
+        if self.invalid_rate == 0.0 && !self.graft_spam && self.iwant_spam == 0 && !self.withhold {
+            return Err(format!(
+                "gossip.attackers[{k}] does nothing: give invalid_rate, graft_spam, iwant_spam or withhold"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `[gossip.eth2]`: the consensus network real clients at the boundary run, so identities speak
@@ -487,6 +552,7 @@ impl Default for GossipSpec {
             keep_messages: false,
             discovery: PeerDiscovery::Assigned,
             eth2: None,
+            attackers: Vec::new(),
         }
     }
 }
@@ -546,6 +612,7 @@ impl GossipSpec {
             prune_peers,
             validation_delay,
             scoring,
+            gossip_retransmission,
             upload,
             download,
             slow_start

@@ -28,6 +28,7 @@ use crate::score::EdgeScore;
 pub(crate) use crate::topics::FAMILIES;
 use crate::topics::{TOPIC_BEACON_BLOCK, TOPIC_COUNT, family_index};
 use crate::traffic::{Subscriptions, publications};
+pub use attack::Attack;
 use bytes::Bytes;
 use clients::Content;
 use messages::{Messages, expired};
@@ -80,6 +81,9 @@ macro_rules! prm {
         $e.params[if $e.params.len() == 1 { 0 } else { $e.profile_of[$i] as usize }]
     };
 }
+
+// After `prm!`, which it uses.
+mod attack;
 
 /// Event kind of gossip RPCs on the bus.
 pub const GOSSIP_EVENT_KIND: u16 = thermocline_bus::kinds::GOSSIP_RPC;
@@ -183,6 +187,10 @@ enum Action {
     DialClient { k: u32 },
     /// `dst`'s discv5 lookup ended: it dials what it found (kept under `token`).
     Discovered { token: u32 },
+    /// `dst`, an attacker, publishes an invalid message.
+    PublishInvalid,
+    /// `dst` has validated an invalid message from `from` and rejects it.
+    Rejected { from: u32 },
 }
 
 /// A pending event: ordered by the canonical key `(time, src, seq)`, which is unique (each
@@ -324,6 +332,8 @@ pub struct GossipSetup<'a> {
     /// Peers an identity wants on each subnet it subscribes to: with `discovery`, it dials
     /// subscribers its subnet queries found until it has them.
     pub subnet_peers: u32,
+    /// The attackers (`[[gossip.attackers]]`): ranges of global ids, each with its attack.
+    pub attackers: Vec<(std::ops::Range<u32>, Attack)>,
 }
 
 /// The engine of one shard.
@@ -414,6 +424,8 @@ pub struct GossipEngine {
     lost: Vec<u64>,
     /// GRAFTs received from a peer this identity had pruned, within the backoff.
     graft_in_backoff: Vec<u32>,
+    /// The attackers, and the honest identities' counters of what they did about them.
+    attack: attack::AttackState,
     /// Churn, if any: its parameters and each identity's "churn" stream.
     churn: Option<ChurnSpec>,
     churn_rng: Vec<CompactRng>,
@@ -517,6 +529,7 @@ impl GossipEngine {
             outbound_peers,
             subnet_peers,
             eth2: eth2_domain,
+            attackers,
         } = setup;
         if profiles.is_empty() || profiles.len() > u8::MAX as usize {
             return Err(GossipError::Config(format!("need 1 to 255 profiles, got {}", profiles.len())));
@@ -661,6 +674,7 @@ impl GossipEngine {
             recv: vec![[0; RPC_KINDS]; k],
             lost: vec![0; k],
             graft_in_backoff: vec![0; k],
+            attack: attack::AttackState::default(),
             churn: traffic.churn.clone(),
             churn_rng: Vec::new(),
             online: vec![true; k],
@@ -719,6 +733,8 @@ impl GossipEngine {
             e.next_decay_ms.push((e.params[p as usize].score.decay_interval.as_nanos() / 1_000_000) as u32);
         }
         e.schedule_publications(n, seed);
+        e.attack = attack::AttackState::new(attackers, &e.ids);
+        e.schedule_attacks(seed);
         if let Some(churn) = e.churn.clone() {
             let family = StreamFamily::new(seed, "churn");
             let start = churn.start.unwrap_or(e.traffic.start).as_nanos();
@@ -874,7 +890,7 @@ impl GossipEngine {
         if !prm!(self, i).scoring {
             return 0.0;
         }
-        self.score[c].score(&prm!(self, i).score, self.in_mesh(i, 0, c), now_ms)
+        self.score[c].score(&prm!(self, i).score, self.in_mesh(i, 0, c), now_ms, self.attack.invalid_of(c))
     }
 
     /// Whether connection `c`'s score is at least `threshold` (always, with scoring off). Checks
@@ -891,7 +907,11 @@ impl GossipEngine {
             return true;
         }
         let in_mesh = self.in_mesh(i, 0, c);
-        let floor = if clean { floors[in_mesh as usize] } else { self.score[c].floor(&prm!(self, i).score, in_mesh) };
+        let floor = if clean {
+            floors[in_mesh as usize]
+        } else {
+            self.score[c].floor(&prm!(self, i).score, in_mesh, self.attack.invalid_of(c))
+        };
         floor >= threshold || self.score_of(i, c, now_ms) >= threshold
     }
 
@@ -1322,6 +1342,7 @@ impl GossipEngine {
             st.in_recent = false;
             let (key, published) = (st.key, st.published_ns);
             self.msg_slot.remove(&key);
+            self.attack.forget_message(m as u32);
             if self.boundary.is_some() {
                 self.retired_published.insert(key, published);
             }
@@ -1418,12 +1439,20 @@ impl GossipEngine {
                     self.conn[c].flags &= !PENALISED;
                 }
             }
+            self.decay_invalid(i);
             self.next_decay_ms[i] += interval_ms;
         }
+        let attack = self.attack_at(i, now).filter(|a| a.graft_spam || a.iwant_spam > 0).cloned();
         for s in 0..self.per {
             let t = self.topic_of(i, s);
             self.sample_degree(cycle, family_index(t), self.degree(i, s));
-            self.maintain_mesh(i, s, now);
+            // A GRAFT spammer keeps every peer it can in its mesh instead.
+            if !attack.as_ref().is_some_and(|a| a.graft_spam) {
+                self.maintain_mesh(i, s, now);
+            }
+        }
+        if let Some(a) = &attack {
+            self.attack_heartbeat(i, now, a);
         }
         self.emit_gossip(i, now);
         // The next heartbeat (its time follows from the wheel); its key's sequence number is
@@ -1774,6 +1803,9 @@ impl GossipEngine {
     }
 
     fn forward(&mut self, i: usize, now: u64, m: u32) {
+        if self.attack_at(i, now).is_some_and(|a| a.withhold) {
+            return;
+        }
         // Validated just as it expired: it goes no further.
         let Some(st) = self.msgs.get(m as usize).filter(|st| !self.has_expired(st.key, st.published_ns, now)) else {
             return;
@@ -1814,6 +1846,10 @@ impl GossipEngine {
         };
         let now_ms = (now / 1_000_000) as u32;
         match rpc.kind {
+            RpcKind::Connect if self.refuses_peer(i, conn, now) => {
+                self.send_on(i, conn, now, Rpc::control(RpcKind::Disconnect, 0));
+                return Ok(());
+            }
             RpcKind::Connect => {
                 self.conn[conn].flags &= !DOWN;
                 self.send_on(i, conn, now, Rpc::control(RpcKind::Accept, 0));
@@ -1866,6 +1902,7 @@ impl GossipEngine {
             (sp.first_deliveries_cap as f32, sp.mesh_deliveries_cap as f32, sp.mesh_deliveries_window.as_nanos());
         let slot = self.topic_slot(i, rpc.topic);
         match rpc.kind {
+            RpcKind::Message if rpc.msg.is_invalid() => self.receive_invalid(i, now, src),
             RpcKind::Message => {
                 // A message on a topic this identity does not subscribe to (its own fanout
                 // publication coming back) is dropped.
@@ -1923,6 +1960,7 @@ impl GossipEngine {
                     self.send(i, conn, now, Rpc::about(RpcKind::IWant, &rpc));
                 }
             }
+            RpcKind::IWant if self.attack_at(i, now).is_some_and(|a| a.withhold) => {}
             RpcKind::IWant => {
                 if let Some(&m) = self.msg_slot.get(&rpc.msg) {
                     let st = &self.msgs[m as usize];
@@ -1936,6 +1974,7 @@ impl GossipEngine {
                     };
                     if let Some((arrival, hops)) = got
                         && st.published_ns + arrival + window >= now
+                        && self.may_retransmit(i, conn, m)
                     {
                         let r = self.message_rpc(m, hops.saturating_add(1));
                         self.send(i, conn, now, r);
@@ -1966,6 +2005,9 @@ impl GossipEngine {
                     let mut r = Rpc::control(RpcKind::Prune, rpc.topic);
                     r.backoff_ms = backoff - now_ms;
                     self.send(i, c, now, r);
+                    if prm!(self, i).scoring {
+                        self.disconnect_if_below(i, c, now);
+                    }
                 } else if !self.passes(i, c, 0.0, now_ms) {
                     // A negative peer is refused, and kept out for a backoff.
                     self.prune(i, s, c, now);
@@ -2111,6 +2153,7 @@ impl Engine for GossipEngine {
                             p.drop_found(token);
                         }
                     }
+                    Action::PublishInvalid => self.publish_invalid(i, ev.time, false),
                     _ => {}
                 }
                 continue;
@@ -2153,6 +2196,8 @@ impl Engine for GossipEngine {
                 Action::ClientTimer => self.client_timer(i, ev.time),
                 Action::DialClient { k } => self.dial_client(i, ev.time, k),
                 Action::Discovered { token } => self.dial_found(i, ev.time, token),
+                Action::PublishInvalid => self.publish_invalid(i, ev.time, true),
+                Action::Rejected { from } => self.reject(i, ev.time, from),
             }
         }
         if end >= self.end_ns && !self.keep_messages {
@@ -2256,6 +2301,18 @@ impl Engine for GossipEngine {
         }
         for (i, &n) in self.expired_rpcs.iter().enumerate().filter(|(_, n)| **n > 0) {
             digest.add_record(&[&b"expired"[..], &self.ids[i].to_be_bytes(), &n.to_be_bytes()].concat());
+        }
+        for (i, (&n, &d)) in self.attack.invalid_in.iter().zip(&self.attack.disconnects).enumerate() {
+            if n + d > 0 {
+                digest.add_record(
+                    &[&b"attack"[..], &self.ids[i].to_be_bytes(), &n.to_be_bytes(), &d.to_be_bytes()].concat(),
+                );
+            }
+        }
+        for l in self.attacker_links() {
+            let ids = [l.node.to_be_bytes(), l.attacker.to_be_bytes()].concat();
+            let flags = [l.connected as u8, l.in_mesh as u8];
+            digest.add_record(&[&b"attack link"[..], &ids, &l.score.to_bits().to_be_bytes(), &flags].concat());
         }
         for &m in &order {
             digest.add(&self.arrival_digest(m));
@@ -2493,6 +2550,7 @@ mod tests {
             discovery: None,
             outbound_peers: 8,
             subnet_peers: 0,
+            attackers: Vec::new(),
         };
         GossipEngine::new(setup, ShardId(shard)).unwrap()
     }

@@ -31,7 +31,22 @@ impl MsgKey {
     pub fn publisher(self) -> u32 {
         (self.0 >> 32) as u32
     }
+
+    /// The key of the `seq`-th invalid message `publisher` (an attacker) publishes: its
+    /// validity is part of its content, as a bad signature is, so every receiver's validation
+    /// finds it the same. Numbered apart from its valid messages.
+    pub fn invalid(publisher: u32, seq: u32) -> Self {
+        MsgKey::new(publisher, seq | INVALID_SEQ)
+    }
+
+    /// Whether the message fails validation (see [`MsgKey::invalid`]).
+    pub fn is_invalid(self) -> bool {
+        !self.is_client() && self.0 as u32 & INVALID_SEQ != 0
+    }
 }
+
+/// The sequence-number bit of an invalid message's key.
+const INVALID_SEQ: u32 = 1 << 31;
 
 /// What an RPC does.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

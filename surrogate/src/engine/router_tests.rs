@@ -44,6 +44,15 @@ impl Pair {
 
     /// [`Pair::new`] with the profile's parameters changed by `change`.
     fn with_params(n: u32, change: impl FnOnce(&mut GossipParams)) -> Pair {
+        Pair::with_attackers(n, change, Vec::new())
+    }
+
+    /// [`Pair::with_params`] with `attackers` (global id ranges, each with its attack).
+    fn with_attackers(
+        n: u32,
+        change: impl FnOnce(&mut GossipParams),
+        attackers: Vec<(std::ops::Range<u32>, Attack)>,
+    ) -> Pair {
         let mut params = GossipSpec::default().params_for("ethereum").unwrap();
         change(&mut params);
         let hosts = [HostGroupSpec {
@@ -88,6 +97,7 @@ impl Pair {
             discovery: None,
             outbound_peers: n - 1,
             subnet_peers: 0,
+            attackers,
         };
         let e = GossipEngine::new(setup, shard).unwrap();
         Pair { e, me, other: ShardId(1 - shard.0), seq: 0 }
@@ -316,4 +326,123 @@ fn slow_start_holds_a_copy_on_an_idle_connection_for_its_round_trips_only() {
     assert_eq!(slow[0] - open[0], 4 * latency - serialisation, "{open:?} {slow:?}");
     // The second copy follows 100 ms later on a connection still warm: no slow start.
     assert_eq!(slow[1], open[1]);
+}
+
+/// An invalid block message from attacker `from`.
+fn invalid(from: u32, seq: u32, at: u64) -> Rpc {
+    Rpc { msg: MsgKey::invalid(from, seq), ..block(from, 0, 1_000, at) }
+}
+
+#[test]
+fn invalid_messages_are_rejected_after_validation_charged_to_the_sender_who_is_then_cut_off() {
+    let mut p = Pair::new(3);
+    let (b, c) = (p.peers(3)[0], p.peers(3)[1]);
+    p.run(2_000 * MS);
+    let cb = p.conn(b);
+    p.hand(b, 2_000 * MS, invalid(b, 0, 1_995 * MS));
+    // Still validating (10 ms): no penalty yet.
+    p.run(2_005 * MS);
+    assert_eq!(p.e.attack.invalid_of(cb), 0.0);
+    let sent = p.run(2_050 * MS);
+    assert!(of_kind(&sent, c, RpcKind::Message).is_empty(), "never forwarded: {sent:?}");
+    assert!(of_kind(&sent, c, RpcKind::IDontWant).is_empty(), "{sent:?}");
+    assert_eq!(p.e.attack.invalid_of(cb), 1.0, "P4 counts one invalid message");
+    assert!(p.e.msg_slot.is_empty(), "an invalid message leaves no state");
+    let now_ms = 2_050;
+    assert!((p.e.score_of(0, cb, now_ms) - -145.0).abs() < 1.0, "{}", p.e.score_of(0, cb, now_ms));
+    // Ten more take the sender below the disconnect threshold: it is told and cut off.
+    for k in 1..11u32 {
+        p.hand(b, (2_100 + 20 * k as u64) * MS, invalid(b, k, 2_095 * MS));
+    }
+    let sent = p.run(3_000 * MS);
+    assert_eq!(of_kind(&sent, b, RpcKind::Disconnect).len(), 1, "{sent:?}");
+    assert!(!p.e.up(cb) && !p.e.in_mesh(0, 0, cb));
+    assert_eq!((p.e.attack.invalid_in[0], p.e.attack.disconnects[0]), (11, 1));
+    // Its score is kept: a reconnection is refused.
+    p.hand(b, 3_100 * MS, Rpc::control(RpcKind::Connect, 0));
+    let sent = p.run(3_200 * MS);
+    assert_eq!(of_kind(&sent, b, RpcKind::Disconnect).len(), 1, "{sent:?}");
+    assert!(!p.e.up(cb));
+    // The honest peer is untouched.
+    assert!(p.e.up(p.conn(c)) && p.e.score_of(0, p.conn(c), 3_200) >= 0.0);
+}
+
+#[test]
+fn without_scoring_invalid_messages_are_dropped_but_cost_the_sender_nothing() {
+    let mut p = Pair::with_params(3, |p| p.scoring = false);
+    let (b, c) = (p.peers(3)[0], p.peers(3)[1]);
+    p.run(2_000 * MS);
+    for k in 0..20u32 {
+        p.hand(b, (2_000 + 10 * k as u64) * MS, invalid(b, k, 1_995 * MS));
+    }
+    let sent = p.run(3_000 * MS);
+    assert!(of_kind(&sent, c, RpcKind::Message).is_empty() && of_kind(&sent, b, RpcKind::Disconnect).is_empty());
+    assert_eq!((p.e.attack.invalid_in[0], p.e.attack.disconnects[0]), (20, 0));
+    assert!(p.e.up(p.conn(b)) && p.e.in_mesh(0, 0, p.conn(b)));
+}
+
+#[test]
+fn an_iwant_for_one_message_is_answered_gossip_retransmission_times_per_peer() {
+    let mut p = Pair::new(4);
+    let (b, c, d) = (p.peers(4)[0], p.peers(4)[1], p.peers(4)[2]);
+    p.run(2_000 * MS);
+    let m = block(b, 0, 1_000, 1_990 * MS);
+    p.hand(b, 2_000 * MS, m);
+    p.run(2_500 * MS);
+    for k in 0..5 {
+        p.hand(c, (2_500 + k) * MS, Rpc::about(RpcKind::IWant, &m));
+    }
+    p.hand(d, 2_510 * MS, Rpc::about(RpcKind::IWant, &m));
+    let sent = p.run(3_000 * MS);
+    assert_eq!(of_kind(&sent, c, RpcKind::Message).len(), 3, "{sent:?}");
+    assert_eq!(of_kind(&sent, d, RpcKind::Message).len(), 1, "another peer has its own count: {sent:?}");
+}
+
+/// `me` as an attacker doing `attack` from the start, among `n` identities.
+fn attacker(n: u32, attack: Attack) -> Pair {
+    Pair::with_attackers(n, |_| {}, vec![(0..1, attack)])
+}
+
+fn attack() -> Attack {
+    Attack { start_ns: 0, invalid_every_ns: 0, invalid_size: 1_000, graft_spam: false, iwant_spam: 0, withhold: false }
+}
+
+#[test]
+fn an_attacker_publishes_invalid_messages_at_its_rate_to_every_peer() {
+    let mut p = attacker(3, Attack { invalid_every_ns: 100 * MS, ..attack() });
+    let sent = p.run(1_000 * MS);
+    for peer in p.peers(3) {
+        let copies = of_kind(&sent, peer, RpcKind::Message);
+        assert!((9..=10).contains(&copies.len()), "{sent:?}");
+        assert!(copies.iter().all(|r| r.msg.is_invalid() && r.msg.publisher() == 0 && r.size == 1_000));
+    }
+}
+
+#[test]
+fn a_graft_spammer_grafts_again_inside_the_backoff_and_a_withholder_forwards_and_answers_nothing() {
+    let mut p = attacker(3, Attack { graft_spam: true, withhold: true, ..attack() });
+    let (b, c) = (p.peers(3)[0], p.peers(3)[1]);
+    p.run(2_000 * MS);
+    let mut prune = Rpc::control(RpcKind::Prune, TOPIC_BEACON_BLOCK);
+    prune.backoff_ms = 60_000;
+    p.hand(b, 2_000 * MS, prune);
+    let sent = p.run(3_000 * MS);
+    assert!(!of_kind(&sent, b, RpcKind::Graft).is_empty(), "backoff ignored: {sent:?}");
+    let m = block(b, 0, 1_000, 2_990 * MS);
+    p.hand(b, 3_000 * MS, m);
+    p.hand(c, 3_100 * MS, Rpc::about(RpcKind::IWant, &m));
+    let sent = p.run(4_000 * MS);
+    assert!(of_kind(&sent, c, RpcKind::Message).is_empty(), "{sent:?}");
+}
+
+#[test]
+fn an_iwant_spammer_asks_every_peer_for_what_it_holds_at_each_heartbeat() {
+    let mut p = attacker(3, Attack { iwant_spam: 4, ..attack() });
+    let (b, c) = (p.peers(3)[0], p.peers(3)[1]);
+    p.run(2_000 * MS);
+    p.hand(b, 2_000 * MS, block(b, 0, 1_000, 1_990 * MS));
+    let heartbeat = p.e.params[0].heartbeat.as_nanos();
+    let sent = p.run(2_000 * MS + heartbeat);
+    assert_eq!(of_kind(&sent, c, RpcKind::IWant).len(), 4, "{sent:?}");
+    assert_eq!(of_kind(&sent, b, RpcKind::IWant).len(), 4, "{sent:?}");
 }

@@ -3,10 +3,11 @@
 //! `topic`, `message_id`, `meta_client_name` (the identity's name), `meta_client_implementation`
 //! (its client profile).
 
+use crate::engine::attack::AttackerLink;
 use crate::engine::{FAMILIES, GossipEngine, MsgState};
 use crate::rpc::{RPC_KINDS, RpcKind};
 use crate::topics::{TOPIC_COUNT, topic_name};
-use arrow_array::{ArrayRef, Float64Array, UInt16Array};
+use arrow_array::{ArrayRef, BooleanArray, Float64Array, UInt16Array};
 use arrow_schema::{ArrowError, DataType, Field};
 use std::sync::Arc;
 use thermocline_bus::Table;
@@ -136,6 +137,9 @@ pub(crate) fn build(
         Field::new("dropped_offline", DataType::UInt32, false),
         Field::new("connections", DataType::UInt32, false),
         Field::new("expired_rpcs", DataType::UInt32, false),
+        Field::new("invalid_received", DataType::UInt32, false),
+        Field::new("score_disconnects", DataType::UInt32, false),
+        Field::new("attacker", DataType::Boolean, false),
     ];
     let mut columns: Vec<ArrayRef> = vec![
         u32_col(by_id.iter().map(|&i| ids[i])),
@@ -151,6 +155,9 @@ pub(crate) fn build(
         u32_col(by_id.iter().map(|&i| e.dropped_offline()[i])),
         u32_col(by_id.iter().map(|&i| e.connections(i))),
         u32_col(by_id.iter().map(|&i| e.expired_rpcs()[i])),
+        u32_col(by_id.iter().map(|&i| e.attack.invalid_in[i])),
+        u32_col(by_id.iter().map(|&i| e.attack.disconnects[i])),
+        Arc::new(BooleanArray::from(by_id.iter().map(|&i| e.attack.is_attacker(ids[i])).collect::<Vec<_>>())),
     ];
     for (dir, counts) in [("sent", e.sent()), ("recv", e.recv())] {
         for (k, kind) in kinds.iter().enumerate().take(RPC_KINDS) {
@@ -175,7 +182,44 @@ pub(crate) fn build(
         ],
     )?;
     tables.extend([nodes, mesh]);
+    let links = e.attacker_links();
+    if !links.is_empty() {
+        tables.push(attacker_links(&links)?);
+    }
     Ok(tables)
+}
+
+/// `gossip_attack_links`: one row per connection of an honest identity to an attacker, at the
+/// end of the run: the attacker's score there, whether it is still connected and in the
+/// `beacon_block` mesh, and its P₄ (invalid messages) and P₇ (behaviour) counters.
+fn attacker_links(rows: &[AttackerLink]) -> Result<Table, ArrowError> {
+    let f64s = |f: fn(&AttackerLink) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from(rows.iter().map(f).collect::<Vec<_>>()))
+    };
+    let bools = |f: fn(&AttackerLink) -> bool| -> ArrayRef {
+        Arc::new(BooleanArray::from(rows.iter().map(f).collect::<Vec<_>>()))
+    };
+    table(
+        "gossip_attack_links",
+        vec![
+            Field::new("node", DataType::UInt32, false),
+            Field::new("attacker", DataType::UInt32, false),
+            Field::new("score", DataType::Float64, false),
+            Field::new("connected", DataType::Boolean, false),
+            Field::new("in_mesh", DataType::Boolean, false),
+            Field::new("invalid_deliveries", DataType::Float64, false),
+            Field::new("behaviour_penalty", DataType::Float64, false),
+        ],
+        vec![
+            u32_col(rows.iter().map(|r| r.node)),
+            u32_col(rows.iter().map(|r| r.attacker)),
+            f64s(|r| r.score),
+            bools(|r| r.connected),
+            bools(|r| r.in_mesh),
+            f64s(|r| r.invalid),
+            f64s(|r| r.behaviour),
+        ],
+    )
 }
 
 /// `client_message_arrivals`: one row per identity and message a real client published that it
