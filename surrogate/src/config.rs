@@ -50,6 +50,11 @@ pub struct GossipParams {
     pub idontwant_threshold: Option<Size>,
     /// Validation time before a received message is forwarded.
     pub validation_delay: SimDuration,
+    /// Forward a message to its publisher too (when the publisher is a mesh peer that did not
+    /// send it). Ethereum's messages are anonymous (`StrictNoSign`), so a router cannot tell
+    /// their source; with signed messages, as libp2p's default and `gossip-node` have them,
+    /// rust-libp2p never forwards to the source: `false`.
+    pub forward_to_source: bool,
     /// Peer scoring on or off.
     pub scoring: bool,
     /// Times a peer's IWANT for one message is answered (rust-libp2p's and go-libp2p's
@@ -109,6 +114,7 @@ impl GossipParams {
             prune_peers: 16,
             idontwant_threshold: Some(Size(1000 * 8)),
             validation_delay: SimDuration::from_millis(10),
+            forward_to_source: true,
             scoring: true,
             gossip_retransmission: 3,
             upload: LinkQueue::Fifo,
@@ -212,6 +218,8 @@ pub struct GossipOverrides {
     pub idontwant_threshold: Option<Size>,
     /// See [`GossipParams::validation_delay`].
     pub validation_delay: Option<SimDuration>,
+    /// See [`GossipParams::forward_to_source`].
+    pub forward_to_source: Option<bool>,
     /// See [`GossipParams::scoring`].
     pub scoring: Option<bool>,
     /// See [`GossipParams::gossip_retransmission`].
@@ -611,6 +619,7 @@ impl GossipSpec {
             peer_exchange,
             prune_peers,
             validation_delay,
+            forward_to_source,
             scoring,
             gossip_retransmission,
             upload,

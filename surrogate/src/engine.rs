@@ -1813,10 +1813,12 @@ impl GossipEngine {
         let Some(s) = self.topic_slot(i, st.topic) else { return };
         let pos = self.position(i, s);
         let (from, hops) = (st.from[pos], st.hops[pos].saturating_add(1));
+        let source = if prm!(self, i).forward_to_source || st.key.is_client() { NONE } else { st.key.publisher() };
         let rpc = self.message_rpc(m, hops);
         for c in self.mesh_conns(i, s) {
             let ring = &self.dontwant[i * DONTWANT_RING..(i + 1) * DONTWANT_RING];
-            if self.conn[c].peer != from && !ring.contains(&(self.conn[c].peer, m)) {
+            let peer = self.conn[c].peer;
+            if peer != from && peer != source && !ring.contains(&(peer, m)) {
                 self.send(i, c, now, rpc);
             }
         }

@@ -446,3 +446,24 @@ fn an_iwant_spammer_asks_every_peer_for_what_it_holds_at_each_heartbeat() {
     assert_eq!(of_kind(&sent, c, RpcKind::IWant).len(), 4, "{sent:?}");
     assert_eq!(of_kind(&sent, b, RpcKind::IWant).len(), 4, "{sent:?}");
 }
+
+/// The peers `me` forwards a block of `b`'s to, when it arrives from `c`.
+fn forwarded_to(forward_to_source: bool) -> Vec<u32> {
+    let mut p = Pair::with_params(4, |p| p.forward_to_source = forward_to_source);
+    let (b, c) = (p.peers(4)[0], p.peers(4)[1]);
+    p.run(2_000 * MS);
+    assert!(p.e.in_mesh(0, 0, p.conn(b)), "the publisher is a mesh peer");
+    p.hand(c, 2_000 * MS, block(b, 0, 1_000, 1_990 * MS));
+    let mut to: Vec<u32> =
+        p.run(3_000 * MS).into_iter().filter(|(_, r)| r.kind == RpcKind::Message).map(|x| x.0).collect();
+    to.sort_unstable();
+    to
+}
+
+#[test]
+fn a_message_goes_back_to_its_publisher_only_where_sources_are_unknown() {
+    // Anonymous messages (Ethereum's): the publisher gets a copy like any other mesh peer but the
+    // sender; signed ones (libp2p's default): never to the source.
+    assert_eq!(forwarded_to(true), [1, 3]);
+    assert_eq!(forwarded_to(false), [3]);
+}
