@@ -2311,7 +2311,8 @@ impl Engine for GossipEngine {
                 );
             }
         }
-        for l in self.attacker_links() {
+        let links = self.attacker_links();
+        for l in &links {
             let ids = [l.node.to_be_bytes(), l.attacker.to_be_bytes()].concat();
             let flags = [l.connected as u8, l.in_mesh as u8];
             digest.add_record(&[&b"attack link"[..], &ids, &l.score.to_bits().to_be_bytes(), &flags].concat());
@@ -2333,6 +2334,9 @@ impl Engine for GossipEngine {
         let mut by_id: Vec<usize> = (0..self.ids.len()).collect();
         by_id.sort_by_key(|&i| self.ids[i]);
         let mut tables = tables::build(self, &order, &by_id, &samples, &mean_scores)?;
+        if !links.is_empty() {
+            tables.push(tables::attacker_links(&links)?);
+        }
         if !self.packets_in.is_empty() {
             let accepted = |id: u32| self.boundary.as_ref().map_or(0, |b| b.accepted(id));
             let rows = self.packets_in.iter().map(|(&i, &c)| (self.ids[i as usize], c, accepted(self.ids[i as usize])));

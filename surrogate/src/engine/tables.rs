@@ -182,17 +182,13 @@ pub(crate) fn build(
         ],
     )?;
     tables.extend([nodes, mesh]);
-    let links = e.attacker_links();
-    if !links.is_empty() {
-        tables.push(attacker_links(&links)?);
-    }
     Ok(tables)
 }
 
 /// `gossip_attack_links`: one row per connection of an honest identity to an attacker, at the
 /// end of the run: the attacker's score there, whether it is still connected and in the
 /// `beacon_block` mesh, and its P₄ (invalid messages) and P₇ (behaviour) counters.
-fn attacker_links(rows: &[AttackerLink]) -> Result<Table, ArrowError> {
+pub(crate) fn attacker_links(rows: &[AttackerLink]) -> Result<Table, ArrowError> {
     let f64s = |f: fn(&AttackerLink) -> f64| -> ArrayRef {
         Arc::new(Float64Array::from(rows.iter().map(f).collect::<Vec<_>>()))
     };
