@@ -652,6 +652,11 @@ mod tests {
         toml::from_str::<Doc>(toml_text).unwrap().scenario
     }
 
+    /// Why `text`'s entries are refused on [`directory`].
+    fn refusal(text: &str) -> String {
+        compile(&entries(text), &directory(), &[]).unwrap_err()
+    }
+
     #[test]
     fn a_partition_between_two_groups_drops_both_ways_within_its_window_only() {
         let dir = directory();
@@ -699,7 +704,7 @@ mod tests {
         assert_eq!(rules.verdict(1, 12, 1_000_000_000).via, Some(9));
         assert_eq!(rules.verdict(12, 1, 1_000_000_000).via, None, "one way");
         assert_eq!(rules.verdict(1, 12, 999_999_999).via, None, "not before at");
-        let err = |text: &str| compile(&entries(text), &net, &[]).unwrap_err();
+        let err = refusal;
         let base = "[[scenario]]\nat = \"1 s\"\naction = \"route\"\nfrom = \"a\"\nto = \"b\"\n";
         assert!(err(base).contains("scenario[0].via is needed"), "{}", err(base));
         assert!(err(&format!("{base}via = \"b\"\n")).contains("names 5 hosts"));
@@ -722,7 +727,7 @@ mod tests {
         assert_eq!(rules.path_limit(12, 1, 1_000_000_000).map(|l| l.1), Some(3_000_000), "both ways");
         assert_eq!(rules.path_limit(2, 12, 1_000_000_000), None, "a2 is not named");
         assert_eq!(rules.up_bps(1, 1_000_000_000, 100), 100, "the hosts' links are not limited");
-        let err = |text: &str| compile(&entries(text), &net, &[]).unwrap_err();
+        let err = refusal;
         let base = "[[scenario]]\nat = \"1 s\"\naction = \"bandwidth\"\nfrom = \"a\"\nto = \"b\"\n";
         assert!(err(base).contains("scenario[0].action needs `up`"), "{}", err(base));
         assert!(
@@ -744,7 +749,7 @@ mod tests {
         assert_eq!(rules.down_bps(11, 1_500_000_000, 100_000_000), 100_000_000, "no download cap given");
         assert_eq!(rules.up_bps(10, 1_500_000_000, 100_000_000), 100_000_000, "b0 is not named");
         assert_eq!(rules.up_bps(11, 2_000_000_000, 100_000_000), 100_000_000, "ended");
-        let err = |text: &str| compile(&entries(text), &net, &[]).unwrap_err();
+        let err = refusal;
         let base = "[[scenario]]\nat = \"1 s\"\naction = \"bandwidth\"\n";
         assert!(err(&format!("{base}up = \"1 Mbit\"\n")).contains("the hosts with `hosts`"));
         assert!(err(&format!("{base}hosts = \"a\"\n")).contains("needs `up`, `down`"));
@@ -759,7 +764,6 @@ mod tests {
 
     #[test]
     fn bad_entries_are_errors_naming_their_key() {
-        let dir = directory();
         let cases = [
             ("at = \"5 s\"\nuntil = \"5 s\"\naction = \"partition\"\nbetween = [\"a\", \"b\"]", "scenario[0].until"),
             ("at = \"0 s\"\naction = \"partition\"\nbetween = [\"a\", \"c\"]", "no hosts group named \"c\""),
@@ -780,7 +784,7 @@ mod tests {
             ("at = \"0 s\"\naction = \"partition\"\nbetween = [\"a[x]\", \"b\"]", "GROUP[FIRST..END]"),
         ];
         for (body, expected) in cases {
-            let err = compile(&entries(&format!("[[scenario]]\n{body}\n")), &dir, &[]).unwrap_err();
+            let err = refusal(&format!("[[scenario]]\n{body}\n"));
             assert!(err.contains(expected), "{body}: {err}");
         }
     }
