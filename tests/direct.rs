@@ -1263,3 +1263,41 @@ fn a_dotted_host_name_resolves_like_any_other() {
     assert_eq!(read(out.join("hosts/client/python3.0.stdout")), "10.0.0.2\n");
     assert!(out.join("hosts/lossless.tcpserver.echo").is_dir());
 }
+
+/// Prints where its main thread's stack starts: the address of a local of `main`.
+const STACK_PROGRAM: &str = r#"
+#include <stdio.h>
+int main(int argc, char **argv) {
+    volatile int local = argc;
+    printf("stack %p argc %d\n", (void *)&local, local);
+    return 0;
+}
+"#;
+
+#[test]
+fn a_programs_stack_starts_at_one_address_whatever_its_arguments_and_host_name() {
+    // Arguments and environment are copied to the top of a new stack, so their lengths move
+    // every address of the main thread unless the launch pads them: a longer output path in an
+    // argument (or host name in HOME) must not change what a program does.
+    let dir = scratch("direct-stack");
+    let exe = compile(&dir, "stack", STACK_PROGRAM);
+    let exe = exe.to_str().unwrap();
+    let spec = SpecBuilder::switch(1, "2 s", "1 ms")
+        .direct("a", "100 Mbit", "")
+        .direct("a-much-longer-host-name", "100 Mbit", "")
+        .process("a", exe, &["/tmp/x"], "0 s", "")
+        .process(
+            "a-much-longer-host-name",
+            exe,
+            &["/tmp/a/much/longer/output/folder/graphs/seed1.txt", "two"],
+            "0 s",
+            "",
+        )
+        .write(&dir, "stack.toml");
+    let out = dir.join("out");
+    run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    let line = |host: &str| read(out.join("hosts").join(host).join("stack.0.stdout"));
+    let (a, b) = (line("a"), line("a-much-longer-host-name"));
+    assert!(a.starts_with("stack 0x") && a.contains("argc 2") && b.contains("argc 3"), "{a} {b}");
+    assert_eq!(a.split_whitespace().nth(1), b.split_whitespace().nth(1), "{a} {b}");
+}
