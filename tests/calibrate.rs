@@ -20,7 +20,9 @@ fn spec(dir: &Path, client: &Path) -> std::path::PathBuf {
             "[gossip]\nprofile = \"ethereum\"\noutbound_peers = 3\nmax_peers = 24\nsubnet_peers = 0\nduty_peers = 0\n\
              [gossip.params]\nscoring = false\nvalidation_delay = \"0 ms\"\n\
              [traffic]\nstart = \"6 s\"\nslot = \"6 s\"\nbeacon_block = {{ size = \"40 KiB\", proposer_delay = \"0 ms\" }}\n\
-             [calibration]\nseeds = 2\nslots = 3\ncold_slots = 1\nbootstrap_rounds = 200\nclient = {:?}\n",
+             [calibration]\nseeds = 2\nslots = 3\ncold_slots = 1\nbootstrap_rounds = 200\nclient = {:?}\n\
+             [calibration.fit]\nprofile = \"calibrated/test\"\n\
+             params = {{ download = [\"fifo\", \"pipelined\"], validation_delay = [\"0 ms\", \"40 ms\"] }}\n",
             client.display().to_string()
         ))
         .write(dir, "calibrate.toml")
@@ -61,12 +63,41 @@ fn both_resolutions_run_one_graph_and_the_table_is_repeatable() {
     }
     let errors = json["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 3);
+    // The clients count their copies (gossipsub's metrics): the all-slots row compares them.
+    let copies = |row: &serde_json::Value, side: usize| row["duplicates"][side].as_f64();
+    assert!(copies(&errors[0], 0).is_some_and(|d| d > 0.0) && copies(&errors[0], 1).is_some(), "{}", errors[0]);
+    assert_eq!(copies(&errors[1], 0), None, "per slot only where counted per arrival");
     for e in errors {
         let ks = e["ks"]["value"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&ks), "{e}");
         assert!(e["ks"]["low"].as_f64().unwrap() <= ks && ks <= e["ks"]["high"].as_f64().unwrap());
     }
     assert!(out1.join("calibration.md").is_file() && out1.join("calibration_arrivals.arrow").is_file());
+
+    // The fit: every combination ran on both seeds against the same reference, the least loss
+    // won, and the profile written is the scenario's parameters with the winner laid over them.
+    let fit = &json["fit"];
+    let tried = fit["candidates"].as_array().unwrap();
+    assert_eq!(tried.len(), 4);
+    let losses: Vec<f64> = tried.iter().map(|t| t["loss"].as_f64().unwrap()).collect();
+    let best = fit["best"].as_u64().unwrap() as usize;
+    assert!(losses.iter().all(|&l| losses[best] <= l), "{losses:?}");
+    assert_eq!(tried[0]["params"]["download"], "fifo");
+    assert_eq!(tried[3]["params"]["validation_delay"], "40 ms");
+    // Each candidate's values reached its runs: no two score alike.
+    for (i, a) in losses.iter().enumerate() {
+        assert!(a.is_finite() && *a > 0.0 && losses[i + 1..].iter().all(|b| b != a), "{losses:?}");
+    }
+    let text = std::fs::read_to_string(out1.join("profile.toml")).unwrap();
+    let profile: thermocline_surrogate::config::ProfileFile = toml::from_str(&text).unwrap();
+    assert_eq!(profile.base, "ethereum");
+    assert_eq!(profile.params.scoring, Some(false), "the scenario's own parameters are kept");
+    let winner = &tried[best]["params"];
+    for key in ["download", "validation_delay"] {
+        assert!(text.contains(&format!("\n{key} = {}\n", winner[key])), "{key}: {text}");
+    }
+    assert!(profile.fit.unwrap()["errors"].as_array().unwrap().len() == 3);
+    assert!(std::fs::read_to_string(out1.join("calibration.md")).unwrap().contains("## Fit"));
 
     // The surrogates ran the graph the clients were given: each identity's connections are its
     // dials plus the times it was dialled.
@@ -91,16 +122,21 @@ fn both_resolutions_run_one_graph_and_the_table_is_repeatable() {
         }
         // The clients were told that graph and the surrogates' proposers.
         let direct_spec = std::fs::read_to_string(out1.join(format!("runs/all-direct-seed{seed}/spec.toml"))).unwrap();
-        assert!(direct_spec.contains(&format!("seed{seed}.txt")) && direct_spec.contains("--proposers"));
+        let inline = graph.lines().collect::<Vec<_>>().join(";");
+        assert!(direct_spec.contains(&format!("\"--graph-text\", \"{inline}\"")), "{direct_spec}");
+        assert!(direct_spec.contains("--proposers"));
     }
 
     // Another output folder and two shards: the same runs, bit for bit, and the same table.
-    let out2 = dir.join("two");
+    // (A longer folder name: nothing a client is given may depend on where the output goes.)
+    let out2 = dir.join("second-output-folder-with-a-much-longer-name");
     run_ok(&["calibrate", spec.to_str().unwrap(), "--out", out2.to_str().unwrap(), "--shards", "2"]);
     assert_eq!(digests(&out1), digests(&out2));
     let errors2: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out2.join("calibration.json")).unwrap()).unwrap();
     assert_eq!(json["errors"], errors2["errors"]);
+    assert_eq!(json["fit"], errors2["fit"]);
+    assert_eq!(text, std::fs::read_to_string(out2.join("profile.toml")).unwrap());
 }
 
 #[test]
@@ -133,5 +169,18 @@ fn scenarios_the_client_cannot_play_are_refused_at_their_key() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("one-seed.toml:") && err.contains("calibration.seeds"), "{err}");
+
+    let spec = SpecBuilder::switch(1, "1 s", "25 ms")
+        .surrogates("node", 8, "")
+        .sections(
+            "[gossip]\nprofile = \"ethereum\"\n[traffic]\nstart = \"6 s\"\nslot = \"6 s\"\n\
+             [calibration]\nseeds = 2\nslots = 2\n[calibration.fit]\nprofile = \"calibrated/x\"\n\
+             params = { download = [\"fair\", \"lifo\"] }\n",
+        )
+        .write(&dir, "bad-fit.toml");
+    let out = calibrate(&spec);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad-fit.toml:") && err.contains("calibration.fit.params") && err.contains("lifo"), "{err}");
     assert!(!target.exists(), "a refused calibration writes nothing");
 }

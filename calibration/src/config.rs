@@ -45,6 +45,9 @@ pub struct CalibrationSpec {
     pub port: u16,
     /// Bootstrap replicates for each confidence interval.
     pub bootstrap_rounds: u32,
+    /// `[calibration.fit]`: surrogate parameters to fit to the reference (none: compare only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fit: Option<crate::fit::FitSpec>,
 }
 
 impl Default for CalibrationSpec {
@@ -57,6 +60,7 @@ impl Default for CalibrationSpec {
             cold_slots: 1,
             port: 9000,
             bootstrap_rounds: 1000,
+            fit: None,
         }
     }
 }
@@ -86,6 +90,14 @@ impl CalibrationSpec {
                 "calibration.cold_slots ({}) must be below calibration.slots ({}), so that a warm phase is left",
                 self.cold_slots, self.slots
             ));
+        }
+        if let Some(fit) = &self.fit {
+            fit.check()?;
+            if !self.resolutions.contains(&Resolution::AllSurrogate) {
+                return Err(
+                    "calibration.fit fits the surrogates: calibration.resolutions must name all-surrogate".into()
+                );
+            }
         }
         if self.bootstrap_rounds < 100 {
             return Err(format!("calibration.bootstrap_rounds must be at least 100, got {}", self.bootstrap_rounds));

@@ -8,7 +8,7 @@
 use crate::mpi_support::{MpiSession, raw_collectives_us};
 use crate::run::{RunOutcome, RunPlan, execute, window_config};
 use crate::spec::{Backend, Spec};
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use std::path::Path;
 use thermocline_bus::codec::{BATCH_HEADER_BYTES, EVENT_HEADER_BYTES};
@@ -308,14 +308,19 @@ pub struct GossipBench {
     /// 30 s and the warm-up is 60 s; the JSON gains `discv5` with the peering figures.
     #[arg(long)]
     pub discovery: bool,
+    /// The gossip profile: a client's (`ethereum`, `lighthouse`) or a calibrated one
+    /// (`calibrated/gossip-node`); the options below change it.
+    #[arg(long, default_value = "ethereum")]
+    pub profile: String,
     /// How identities' message copies share their upload link (`[gossip.params] upload`):
-    /// `fifo` (the default) or `fair`, to measure what the fair link costs.
-    #[arg(long, value_enum, default_value = "fifo")]
-    pub upload: LinkArg,
-    /// How messages arriving together share the download link (`[gossip.params] download`).
-    #[arg(long, value_enum, default_value = "fifo")]
-    pub download: LinkArg,
-    /// TCP's slow start on idle connections (`[gossip.params] slow_start`; needs `--upload fair`).
+    /// `fifo` or `fair` (default: the profile's), to measure what the fair link costs.
+    #[arg(long, value_enum)]
+    pub upload: Option<LinkArg>,
+    /// How messages arriving together share the download link (`[gossip.params] download`;
+    /// default: the profile's).
+    #[arg(long, value_enum)]
+    pub download: Option<LinkArg>,
+    /// TCP's slow start on idle connections (`[gossip.params] slow_start`; needs a fair upload).
     #[arg(long)]
     pub slow_start: bool,
     /// Print one JSON object instead of text.
@@ -330,6 +335,8 @@ pub enum LinkArg {
     Fifo,
     /// Messages share the link.
     Fair,
+    /// Downloading only: bytes pass while the sender is still sending them.
+    Pipelined,
 }
 
 impl From<LinkArg> for LinkQueue {
@@ -337,6 +344,7 @@ impl From<LinkArg> for LinkQueue {
         match u {
             LinkArg::Fifo => LinkQueue::Fifo,
             LinkArg::Fair => LinkQueue::Fair,
+            LinkArg::Pipelined => LinkQueue::Pipelined,
         }
     }
 }
@@ -381,11 +389,14 @@ beacon_block = {{ size = "100 KiB" }}
 /// Run `bench gossip`.
 pub fn gossip(args: &GossipBench, exe: &Path) -> Result<()> {
     let mut spec = gossip_bench_spec(args.nodes, args.slots, args.seed, args.discovery);
-    if let Some(g) = spec.gossip.as_mut() {
-        g.params.upload = Some(args.upload.into());
-        g.params.download = Some(args.download.into());
-        g.params.slow_start = Some(args.slow_start);
+    let g = spec.gossip.as_mut().context("the benchmark spec has a [gossip] section")?;
+    g.profile = args.profile.clone();
+    g.params.upload = args.upload.map(LinkQueue::from).or(g.params.upload);
+    g.params.download = args.download.map(LinkQueue::from).or(g.params.download);
+    if args.slow_start {
+        g.params.slow_start = Some(true);
     }
+    let params = g.params_for(&args.profile).map_err(anyhow::Error::msg)?;
     // Where the engines spill the rows of retired messages: a folder of this process's own.
     spec.output.dir = std::env::temp_dir().join(format!("thermocline-bench-gossip-{}", std::process::id()));
     let sim_s = spec.run.duration.as_secs_f64();
@@ -401,9 +412,10 @@ pub fn gossip(args: &GossipBench, exe: &Path) -> Result<()> {
     let slots = sim_s / 12.0;
     v["benchmark"] = json!("gossip");
     v["nodes"] = json!(args.nodes);
-    v["upload"] = json!(LinkQueue::from(args.upload));
-    v["download"] = json!(LinkQueue::from(args.download));
-    v["slow_start"] = json!(args.slow_start);
+    v["profile"] = json!(args.profile);
+    v["upload"] = json!(params.upload);
+    v["download"] = json!(params.download);
+    v["slow_start"] = json!(params.slow_start);
     v["sim_s"] = json!(sim_s);
     v["wall_total_s"] = json!(wall);
     v["wall_s_per_sim_slot"] = json!(wall / slots);

@@ -7,11 +7,12 @@
 //! seed, slot, node, delay), `graphs/seed<N>.txt` (the dial lists clients were given) and each
 //! run's own output folder under `runs/<resolution>-seed<N>/`.
 
+use crate::calibrate_fit::{Tried, candidate_specs, profile_text, report_section};
 use crate::check::check_run;
 use crate::net_plan::{NetPlan, net_plan};
 use crate::outdir::{OutputDir, write_synced};
 use crate::output::write_outputs;
-use crate::run::{RunPlan, execute, gossip_graph};
+use crate::run::{RunOutcome, RunPlan, execute, gossip_graph};
 use crate::spec::{Backend, Spec, locate_message};
 use anyhow::{Context, Result, bail};
 use arrow_array::{Array, BooleanArray, RecordBatch, StringArray, UInt32Array, UInt64Array};
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use thermocline_bus::{NoProgress, SimDuration};
 use thermocline_calibration::compare::{Arrival, ErrorRow, RunArrivals, TableOptions, error_table, markdown};
 use thermocline_calibration::config::{CalibrationSpec, Resolution};
+use thermocline_calibration::fit::{best, describe, loss};
 use thermocline_calibration::matched::MatchedScenario;
 use thermocline_models::directory::HostKind;
 use thermocline_models::metrics::{TableFormat, read_table, str_col, u32_col, u64_col, write_table};
@@ -89,6 +91,11 @@ pub fn calibrate(args: &CalibrateArgs, exe: &Path, mut spec: Spec, cal: Calibrat
     std::fs::create_dir_all(root.join("graphs"))?;
     let mut runs: Vec<(Resolution, RunArrivals)> = Vec::new();
     let mut records = Vec::new();
+    let fitting = match &cal.fit {
+        Some(fit) => candidate_specs(&spec, fit).map_err(anyhow::Error::msg)?,
+        None => Vec::new(),
+    };
+    let mut fit_runs: Vec<Vec<RunArrivals>> = vec![Vec::new(); fitting.len()];
     for seed in cal.seed_list(spec.run.seed) {
         let mut scenario = spec.clone();
         scenario.run.seed = seed;
@@ -99,20 +106,13 @@ pub fn calibrate(args: &CalibrateArgs, exe: &Path, mut spec: Spec, cal: Calibrat
         let graph_file = root.join("graphs").join(format!("seed{seed}.txt"));
         write_synced(&graph_file, matched.graph_text().as_bytes())?;
         for &resolution in &cal.resolutions {
-            let mut run_spec = match resolution {
+            let run_spec = match resolution {
                 Resolution::AllSurrogate => scenario.clone(),
-                Resolution::AllDirect => direct_spec(&scenario, &plan, &matched, &client, &graph_file, cal.port)?,
+                Resolution::AllDirect => direct_spec(&scenario, &plan, &matched, &client, cal.port)?,
             };
             let dir = root.join("runs").join(format!("{}-seed{seed}", resolution.name()));
-            std::fs::create_dir_all(&dir)?;
-            run_spec.output.dir = dir.clone();
-            let window = check_run(&run_spec, args.shards, false).map_err(anyhow::Error::msg)?;
-            let run_plan = RunPlan { spec: run_spec, shards: args.shards, backend: Backend::Threads, exe: exe.into() };
             let what = format!("{} seed {seed}", resolution.name());
-            let outcome = execute(&run_plan, window, &NoProgress, None)
-                .with_context(|| format!("the {what} run failed"))?
-                .context("no outcome")?;
-            write_outputs(&dir, &dir, &run_plan, &outcome).with_context(|| format!("writing the {what} run"))?;
+            let outcome = run_one(run_spec, &dir, args.shards, exe, &what)?;
             let measured = match resolution {
                 Resolution::AllDirect => direct_arrivals(&dir, &plan, &matched, &client, seed),
                 Resolution::AllSurrogate => surrogate_arrivals(&dir, &matched, seed),
@@ -133,6 +133,22 @@ pub fn calibrate(args: &CalibrateArgs, exe: &Path, mut spec: Spec, cal: Calibrat
             records.push(record);
             runs.push((resolution, measured));
         }
+        for (k, (candidate, candidate_spec)) in fitting.iter().enumerate() {
+            let mut run_spec = candidate_spec.clone();
+            run_spec.run.seed = seed;
+            let dir = root.join("runs").join(format!("fit{k}-seed{seed}"));
+            let what = format!("fit candidate {k} ({}) seed {seed}", describe(candidate));
+            let outcome = run_one(run_spec, &dir, args.shards, exe, &what)?;
+            let measured =
+                surrogate_arrivals(&dir, &matched, seed).with_context(|| format!("reading the {what} run"))?;
+            eprintln!(
+                "{what}: {} of {} arrivals, digest {}",
+                measured.arrivals.len(),
+                measured.expected,
+                outcome.digest
+            );
+            fit_runs[k].push(measured);
+        }
     }
     let reference = cal.resolutions[0];
     let of = |r: Resolution| runs.iter().filter(|(x, _)| *x == r).map(|(_, a)| a.clone()).collect::<Vec<_>>();
@@ -144,9 +160,26 @@ pub fn calibrate(args: &CalibrateArgs, exe: &Path, mut spec: Spec, cal: Calibrat
         seed: spec.run.seed,
     };
     let rows = error_table(&of(reference), &candidates, options);
-    let report = report_text(&origin, &spec, &cal, &records, &rows);
+    let mut report = report_text(&origin, &spec, &cal, &records, &rows);
+    let mut json = serde_json::json!({ "spec": origin, "reference": reference, "runs": records, "errors": rows });
+    if let Some(fit) = &cal.fit {
+        let tried: Vec<Tried> = fitting
+            .iter()
+            .zip(fit_runs)
+            .map(|((params, _), runs)| {
+                let rows = error_table(&of(reference), &[(Resolution::AllSurrogate, runs)], options);
+                Tried { params: params.clone(), loss: loss(&rows), rows }
+            })
+            .collect();
+        let chosen = best(&tried.iter().map(|t| t.loss).collect::<Vec<_>>());
+        report += &report_section(fit, &tried, chosen, reference);
+        if let Some(b) = chosen {
+            let text = profile_text(&origin, &spec, fit, &tried[b], cal.seeds).map_err(anyhow::Error::msg)?;
+            write_synced(&root.join("profile.toml"), text.as_bytes())?;
+        }
+        json["fit"] = serde_json::json!({ "profile": fit.profile, "candidates": tried, "best": chosen });
+    }
     write_synced(&root.join("calibration.md"), report.as_bytes())?;
-    let json = serde_json::json!({ "spec": origin, "reference": reference, "runs": records, "errors": rows });
     write_synced(&root.join("calibration.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
     write_arrivals(&root, &runs)?;
     outdir.commit()?;
@@ -157,6 +190,20 @@ pub fn calibrate(args: &CalibrateArgs, exe: &Path, mut spec: Spec, cal: Calibrat
         println!("\n{}", target.join("calibration.md").display());
     }
     Ok(())
+}
+
+/// Run `run_spec` with its output in `dir` (created), threads backend on `shards`: its outcome,
+/// its outputs written.
+fn run_one(mut run_spec: Spec, dir: &Path, shards: u32, exe: &Path, what: &str) -> Result<RunOutcome> {
+    std::fs::create_dir_all(dir)?;
+    run_spec.output.dir = dir.to_path_buf();
+    let window = check_run(&run_spec, shards, false).map_err(anyhow::Error::msg)?;
+    let run_plan = RunPlan { spec: run_spec, shards, backend: Backend::Threads, exe: exe.into() };
+    let outcome = execute(&run_plan, window, &NoProgress, None)
+        .with_context(|| format!("the {what} run failed"))?
+        .context("no outcome")?;
+    write_outputs(dir, dir, &run_plan, &outcome).with_context(|| format!("writing the {what} run"))?;
+    Ok(outcome)
 }
 
 /// What a scenario must be for the calibration client to play it: gossip surrogates publishing
@@ -193,19 +240,15 @@ fn check_scenario(spec: &Spec, cal: &CalibrationSpec) -> Result<(), String> {
     if cal.port == 0 {
         return Err("calibration.port must not be 0".into());
     }
+    if let Some(fit) = &cal.fit {
+        candidate_specs(spec, fit)?;
+    }
     Ok(())
 }
 
 /// The all-direct spec of a seed's scenario: the same host groups (so the same names, places
 /// and links) as direct hosts, each running the client with the matched dials and proposers.
-fn direct_spec(
-    scenario: &Spec,
-    plan: &NetPlan,
-    matched: &MatchedScenario,
-    client: &Path,
-    graph_file: &Path,
-    port: u16,
-) -> Result<Spec> {
+fn direct_spec(scenario: &Spec, plan: &NetPlan, matched: &MatchedScenario, client: &Path, port: u16) -> Result<Spec> {
     let dir = &plan.net.directory;
     let n = dir.len();
     let book: Vec<String> = (0..n).map(|h| format!("{}:{port}", dir.name_of(h))).collect();
@@ -236,8 +279,10 @@ fn direct_spec(
             &format!("0.0.0.0:{port}"),
             "--peer",
             &book.join(","),
-            "--graph",
-            &graph_file.display().to_string(),
+            // The dial lists inline: a path to the graph file would make the client's memory,
+            // and so its run, depend on where the output folder is.
+            "--graph-text",
+            &matched.graph_text().lines().collect::<Vec<_>>().join(";"),
             "--proposers",
             &matched.proposers_text(),
             "--genesis",
@@ -271,6 +316,7 @@ fn direct_arrivals(
     let binary = client.file_name().map_or("client".into(), |n| n.to_string_lossy().into_owned());
     let n = plan.net.directory.len();
     let mut arrivals = Vec::new();
+    let mut copies = Some(0u64);
     for node in 0..n {
         let name = plan.net.directory.name_of(node);
         let path = dir.join("hosts").join(&name).join(format!("{binary}.0.stdout"));
@@ -278,6 +324,13 @@ fn direct_arrivals(
         if !log.lines().any(|l| l.starts_with("done ")) {
             bail!("{name}'s client did not finish (no `done` line in {})", path.display());
         }
+        // `copies node=N first=F all=A`: duplicates are what gossipsub received beyond the first.
+        let count = |line: &str, k: &str| line.split_whitespace().find_map(|w| w.strip_prefix(k)?.parse::<u64>().ok());
+        let duplicates = log
+            .lines()
+            .find(|l| l.starts_with("copies "))
+            .and_then(|l| Some(count(l, "all=")?.saturating_sub(count(l, "first=")?)));
+        copies = copies.zip(duplicates).map(|(a, b)| a + b);
         for line in log.lines().filter(|l| l.starts_with("recv ")) {
             let field = |k: &str| line.split_whitespace().find_map(|w| w.strip_prefix(k))?.parse::<u64>().ok();
             let (Some(slot), Some(publisher), Some(delay_us)) =
@@ -297,7 +350,7 @@ fn direct_arrivals(
             }
         }
     }
-    Ok(RunArrivals { seed, arrivals, expected: expected(matched) })
+    Ok(RunArrivals { seed, arrivals, expected: expected(matched), copies })
 }
 
 /// Arrivals a run delivering every block would have.
@@ -329,7 +382,7 @@ fn surrogate_arrivals(dir: &Path, matched: &MatchedScenario, seed: u64) -> Resul
             duplicates: Some(dups.value(i)),
         });
     }
-    Ok(RunArrivals { seed, arrivals, expected: expected(matched) })
+    Ok(RunArrivals { seed, arrivals, expected: expected(matched), copies: None })
 }
 
 /// `calibration_arrivals.arrow`: every arrival of every run.

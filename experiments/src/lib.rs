@@ -11,6 +11,7 @@ pub mod bench_shadow;
 pub mod bench_syscall;
 pub mod boundary_memory;
 pub mod calibrate_cmd;
+pub mod calibrate_fit;
 pub mod check;
 pub mod direct_cmd;
 pub mod discv5_figures;

@@ -55,6 +55,22 @@ impl FifoLink {
         }
     }
 
+    /// Receive a transmission whose last byte reaches the link at `last_ns` and whose bytes
+    /// reached it spread over the `spread_ns` before (its sender's serialisation: TCP pipelines
+    /// segments through every hop, so a download starts with the first byte, not the last).
+    /// The link works its bytes off in order from the later of their first arrival and the
+    /// link's previous work, at `bandwidth`; the transmission is complete when that work is done,
+    /// and never before its last byte plus one segment's serialisation. Returns that time. The
+    /// queue then holds the work, not the completion: a slow sender's copy leaves the link free
+    /// for others while its bytes trickle in. A `spread_ns` of 0 is [`FifoLink::transmit`].
+    pub fn stream(&mut self, last_ns: u64, spread_ns: u64, bytes: u64, bandwidth: Bandwidth) -> u64 {
+        const SEGMENT: u64 = 1460;
+        let first = last_ns.saturating_sub(spread_ns);
+        let worked = express(self.free_at_ns.max(first), bytes, bandwidth);
+        self.free_at_ns = worked;
+        worked.max(express(last_ns, bytes.min(SEGMENT), bandwidth))
+    }
+
     /// When the queue is next idle.
     pub fn free_at_ns(&self) -> u64 {
         self.free_at_ns
@@ -176,6 +192,10 @@ impl<T> FairLink<T> {
                 _ => break,
             }
         }
+        if self.flows.is_empty() {
+            // An idle link keeps no buffer: a million identities' links are idle most of the time.
+            self.flows = Vec::new();
+        }
     }
 
     /// Transmissions in progress.
@@ -198,6 +218,57 @@ impl<T> FairLink<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MBIT50: Bandwidth = Bandwidth(50_000_000);
+
+    #[test]
+    fn a_pipelined_download_of_a_slow_senders_copy_ends_one_segment_after_its_last_byte() {
+        // 100 KB sent over 115 ms by a sender sharing its uplink with six others: the 50-Mbit
+        // downlink (16.4 ms of work) has long taken the bytes when the last one comes.
+        let mut link = FifoLink::default();
+        let last = 1_000_000_000;
+        let done = link.stream(last, 115_000_000, 102_400, MBIT50);
+        assert_eq!(done, last + MBIT50.transmit_ns(1460).unwrap());
+        assert_eq!(link.free_at_ns(), last - 115_000_000 + MBIT50.transmit_ns(102_400).unwrap());
+    }
+
+    #[test]
+    fn pipelined_copies_faster_together_than_the_link_queue_their_work() {
+        // Five senders at the downlink's own rate, all at once: 5 × 16.4 ms of work, as a FIFO.
+        let one = MBIT50.transmit_ns(102_400).unwrap();
+        let (mut piped, mut fifo) = (FifoLink::default(), FifoLink::default());
+        let last = 1_000_000_000;
+        for k in 1..=5 {
+            let done = piped.stream(last, one, 102_400, MBIT50);
+            let segment = last + MBIT50.transmit_ns(1460).unwrap();
+            assert_eq!(done, (last - one + k * one).max(segment), "copy {k}");
+            assert_eq!(fifo.transmit(last, 102_400, MBIT50), last + k * one);
+        }
+        // Slow senders together (each 7 Mbit/s, 35 in all): no queue, each at its last byte.
+        let mut slow = FifoLink::default();
+        for _ in 0..5 {
+            assert_eq!(slow.stream(last, 115_000_000, 102_400, MBIT50), last + MBIT50.transmit_ns(1460).unwrap());
+        }
+    }
+
+    #[test]
+    fn an_idle_fair_link_keeps_no_buffer() {
+        let mut link = FairLink::default();
+        for k in 0..8 {
+            link.push(0, 1000, MBIT50, k);
+        }
+        let mut out = Vec::new();
+        link.complete(u64::MAX / 2, MBIT50, &mut out);
+        assert_eq!((out, link.len(), link.flows.capacity()), ((0..8).collect::<Vec<_>>(), 0, 0));
+    }
+
+    #[test]
+    fn a_stream_without_spread_is_a_fifo_transmission() {
+        let (mut a, mut b) = (FifoLink::default(), FifoLink::default());
+        for (t, n) in [(0, 5000), (10, 200), (1_000_000, 70_000)] {
+            assert_eq!(a.stream(t, 0, n, MBIT50), b.transmit(t, n, MBIT50));
+        }
+    }
 
     #[test]
     fn shaping_queues_a_senders_transmissions_on_a_limited_path_only() {

@@ -68,6 +68,12 @@ pub struct GossipParams {
     /// "fair"`): a copy starts at the initial window of 10 segments, which doubles each round
     /// trip, so it cannot have left before `rounds − 1` round trips of the path.
     pub slow_start: bool,
+    /// With `slow_start`: the copies under way share each round trip's windows. A copy's round
+    /// `r` cannot leave before `r − 1` round trips from its start, and what is left of it from
+    /// that round on then shares the uplink with the other copies under way when it started,
+    /// so a burst of copies on idle connections leaves the link idle between its first round
+    /// trips and finishes in the order it was handed over, as ACK-clocked TCP connections do.
+    pub slow_start_rounds: bool,
     /// Score function and thresholds (Ethereum's `beacon_block` parameters for this `d`).
     pub score: ScoreParams,
 }
@@ -89,6 +95,14 @@ pub enum LinkQueue {
     /// sent it before. Measured against real clients by `thermocline calibrate`
     /// (docs/calibration.md).
     Fair,
+    /// Downloading only: a copy's bytes pass the link while its sender is still sending them, as
+    /// TCP's segments do, so the link queues only what exceeds its bandwidth. A copy whose sender
+    /// took `U` to send it ([`crate::rpc::Rpc::upload_us`]) is handled at its last byte plus one
+    /// segment's serialisation, or once the link has worked off every byte that reached it
+    /// before, from `U` before the last byte on, whichever is later
+    /// ([`thermocline_net::FifoLink::stream`]). Store-and-forward links (`fifo`, `fair`) instead
+    /// start the download at the last byte, one extra serialisation per hop.
+    Pipelined,
 }
 
 impl GossipParams {
@@ -120,6 +134,7 @@ impl GossipParams {
             upload: LinkQueue::Fifo,
             download: LinkQueue::Fifo,
             slow_start: false,
+            slow_start_rounds: false,
             score: ScoreParams::ethereum(8),
         }
     }
@@ -141,15 +156,49 @@ impl GossipParams {
         }
     }
 
-    /// Parameters of a named profile.
+    /// Parameters of a named profile: a client's configuration, or a profile `thermocline
+    /// calibrate` fitted to a real client ([`CALIBRATED`]).
     pub fn profile(name: &str) -> Option<Self> {
         match name {
             "ethereum" => Some(Self::ethereum()),
             "lighthouse" => Some(Self::lighthouse()),
-            _ => None,
+            _ => {
+                let (_, text) = CALIBRATED.iter().find(|(n, _)| *n == name)?;
+                // Shipped files, parsed and checked by this module's tests.
+                let file: ProfileFile = toml::from_str(text).ok()?;
+                let mut p = Self::profile(&file.base)?;
+                file.params.apply(&mut p);
+                Some(p)
+            }
         }
     }
 
+    /// Every profile name [`GossipParams::profile`] knows.
+    pub fn profile_names() -> Vec<&'static str> {
+        ["ethereum", "lighthouse"].into_iter().chain(CALIBRATED.iter().map(|(n, _)| *n)).collect()
+    }
+}
+
+/// The calibrated profiles shipped with Thermocline: each file is what `thermocline calibrate`
+/// wrote for a `[calibration.fit]` (its base profile, the fitted `[params]`, and the error table
+/// it reached), copied to `surrogate/profiles/`.
+pub const CALIBRATED: &[(&str, &str)] =
+    &[("calibrated/gossip-node", include_str!("../profiles/calibrated/gossip-node.toml"))];
+
+/// A calibrated profile file: the profile it starts from and the parameters laid over it; the
+/// `[fit]` table (how it was fitted and how close it came) is for readers.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileFile {
+    /// The profile the parameters are laid over (`ethereum` or `lighthouse`).
+    pub base: String,
+    /// The fitted parameters, as `[gossip.params]` takes them.
+    pub params: GossipOverrides,
+    /// How the profile was fitted and its error table.
+    pub fit: Option<toml::Table>,
+}
+
+impl GossipParams {
     /// Check the parameters hang together.
     pub fn validate(&self) -> Result<(), String> {
         if !(self.d_low <= self.d && self.d <= self.d_high) || self.d == 0 {
@@ -171,6 +220,14 @@ impl GossipParams {
             return Err("gossip.params.slow_start models TCP connections, which share the uplink: it needs \
                         upload = \"fair\""
                 .into());
+        }
+        if self.upload == LinkQueue::Pipelined {
+            return Err("gossip.params.upload = \"pipelined\": pipelining is how a download link receives a copy \
+                        still being sent; an upload link is \"fifo\" or \"fair\""
+                .into());
+        }
+        if self.slow_start_rounds && !self.slow_start {
+            return Err("gossip.params.slow_start_rounds refines slow start: it needs slow_start = true".into());
         }
         if self.mcache_gossip > self.mcache_len {
             return Err(format!(
@@ -230,6 +287,50 @@ pub struct GossipOverrides {
     pub download: Option<LinkQueue>,
     /// See [`GossipParams::slow_start`].
     pub slow_start: Option<bool>,
+    /// See [`GossipParams::slow_start_rounds`].
+    pub slow_start_rounds: Option<bool>,
+}
+
+impl GossipOverrides {
+    /// Lay these overrides over a profile's parameters `p` (the score follows `d`).
+    pub fn apply(&self, p: &mut GossipParams) {
+        let o = self;
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = o.$f { p.$f = v; } )* };
+        }
+        set!(
+            d,
+            d_low,
+            d_high,
+            d_lazy,
+            d_out,
+            heartbeat,
+            mcache_len,
+            mcache_gossip,
+            seen_ttl,
+            prune_backoff,
+            flood_publish,
+            fanout_ttl,
+            peer_exchange,
+            prune_peers,
+            validation_delay,
+            forward_to_source,
+            scoring,
+            gossip_retransmission,
+            upload,
+            download,
+            slow_start,
+            slow_start_rounds
+        );
+        if o.d_out.is_none() {
+            // A profile's quota follows an overridden mesh band down; one given explicitly must fit.
+            p.d_out = p.d_out.min(p.d / 2).min(p.d_low.saturating_sub(1));
+        }
+        p.score = ScoreParams::ethereum(p.d);
+        if let Some(t) = o.idontwant_threshold {
+            p.idontwant_threshold = (t.0 > 0).then_some(t);
+        }
+    }
 }
 
 /// Most connections an identity may have: mesh membership per topic is a 64-bit mask over an
@@ -597,43 +698,10 @@ impl GossipSpec {
 
     /// The parameters of profile `name` with this section's overrides applied.
     pub fn params_for(&self, name: &str) -> Result<GossipParams, String> {
-        let mut p = GossipParams::profile(name)
-            .ok_or_else(|| format!("unknown gossip profile {name:?}; known: ethereum, lighthouse"))?;
-        let o = &self.params;
-        macro_rules! set {
-            ($($f:ident),*) => { $( if let Some(v) = o.$f { p.$f = v; } )* };
-        }
-        set!(
-            d,
-            d_low,
-            d_high,
-            d_lazy,
-            d_out,
-            heartbeat,
-            mcache_len,
-            mcache_gossip,
-            seen_ttl,
-            prune_backoff,
-            flood_publish,
-            fanout_ttl,
-            peer_exchange,
-            prune_peers,
-            validation_delay,
-            forward_to_source,
-            scoring,
-            gossip_retransmission,
-            upload,
-            download,
-            slow_start
-        );
-        if o.d_out.is_none() {
-            // A profile's quota follows an overridden mesh band down; one given explicitly must fit.
-            p.d_out = p.d_out.min(p.d / 2).min(p.d_low.saturating_sub(1));
-        }
-        p.score = ScoreParams::ethereum(p.d);
-        if let Some(t) = o.idontwant_threshold {
-            p.idontwant_threshold = (t.0 > 0).then_some(t);
-        }
+        let mut p = GossipParams::profile(name).ok_or_else(|| {
+            format!("unknown gossip profile {name:?}; known: {}", GossipParams::profile_names().join(", "))
+        })?;
+        self.params.apply(&mut p);
         p.validate()?;
         if !(0.0..=1.0).contains(&self.local_share) {
             return Err(format!("local_share must be within [0, 1], got {}", self.local_share));
@@ -923,6 +991,35 @@ genesis_time = 946684820
         assert_eq!((p.upload, p.download, p.slow_start), (LinkQueue::Fair, LinkQueue::Fair, true));
         let fifo: GossipSpec = toml::from_str("[params]\nslow_start = true").unwrap();
         assert!(fifo.params_for("ethereum").unwrap_err().contains("gossip.params.slow_start"));
+        let rounds: GossipSpec = toml::from_str("[params]\nupload = \"fair\"\nslow_start_rounds = true").unwrap();
+        assert!(rounds.params_for("ethereum").unwrap_err().contains("slow_start_rounds"));
         assert!(toml::from_str::<GossipSpec>("[params]\nupload = \"lifo\"").is_err());
+    }
+
+    #[test]
+    fn every_shipped_calibrated_profile_parses_over_its_base_and_validates() {
+        for (name, text) in CALIBRATED {
+            let file: ProfileFile = toml::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let base = GossipParams::profile(&file.base).unwrap_or_else(|| panic!("{name}: base {}", file.base));
+            let p = GossipSpec::default().params_for(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_ne!(p, base, "{name} changes nothing");
+            let mut laid = base.clone();
+            file.params.apply(&mut laid);
+            assert_eq!(p, laid, "{name}");
+            assert!(file.fit.is_some_and(|f| f.contains_key("errors")), "{name} carries its error table");
+            assert!(GossipParams::profile_names().contains(name));
+        }
+        // A spec's own overrides still win over a calibrated profile's.
+        let spec: GossipSpec = toml::from_str("[params]\nd = 6").unwrap();
+        assert_eq!(spec.params_for("calibrated/gossip-node").unwrap().d, 6);
+        assert!(spec.params_for("calibrated/nothing").unwrap_err().contains("calibrated/gossip-node"));
+    }
+
+    #[test]
+    fn pipelining_is_a_download_link_only() {
+        let down: GossipSpec = toml::from_str("[params]\ndownload = \"pipelined\"").unwrap();
+        assert_eq!(down.params_for("ethereum").unwrap().download, LinkQueue::Pipelined);
+        let up: GossipSpec = toml::from_str("[params]\nupload = \"pipelined\"").unwrap();
+        assert!(up.params_for("ethereum").unwrap_err().contains("upload = \"pipelined\""));
     }
 }

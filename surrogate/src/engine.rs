@@ -193,6 +193,17 @@ enum Action {
     Rejected { from: u32 },
 }
 
+/// A message copy on a fair upload link (`upload = "fair"`): its connection, the earliest time
+/// slow start lets it leave, and when it started (so the receiver knows over how long its bytes
+/// came).
+#[derive(Copy, Clone, Debug)]
+struct Sending {
+    conn: u32,
+    rpc: Rpc,
+    floor: u64,
+    start: u64,
+}
+
 /// A pending event: ordered by the canonical key `(time, src, seq)`, which is unique (each
 /// identity numbers what it schedules), so the bus's fourth key field, the destination, never
 /// decides and the queue holds its local index instead.
@@ -398,11 +409,10 @@ pub struct GossipEngine {
     /// Per identity: a copy is being serialised.
     tx_busy: Vec<bool>,
     /// Per identity, when a profile has `upload = "fair"` (empty otherwise): copies being sent,
-    /// sharing the upload link, each with its connection and the earliest time slow start lets
-    /// it leave.
-    fair: Vec<FairLink<(u32, Rpc, u64)>>,
+    /// sharing the upload link.
+    fair: Vec<FairLink<Sending>>,
     /// Scratch space for the copies a fair link finished (reused; never observable).
-    fair_done: Vec<(u32, Rpc, u64)>,
+    fair_done: Vec<Sending>,
     /// Per connection, when a profile has `slow_start` (empty otherwise): the latest time a
     /// message copy on it has left or may leave, ns (`u64::MAX`: never): copies on one
     /// connection leave in order, and its idle time counts from there.
@@ -1079,9 +1089,10 @@ impl GossipEngine {
         }
         let bytes = rpc.wire_bytes();
         self.sent[i][RpcKind::Message as usize] += bytes;
-        let floor = if prm!(self, i).slow_start { self.slow_start_floor(c, now, bytes) } else { now };
         let bw = self.up_bw(i, now);
-        self.fair[i].push(now, bytes, bw, (c as u32, rpc, floor));
+        let sharing = if prm!(self, i).slow_start_rounds { Some((self.fair[i].len() as u64 + 1, bw)) } else { None };
+        let floor = if prm!(self, i).slow_start { self.slow_start_floor(c, now, bytes, sharing) } else { now };
+        self.fair[i].push(now, bytes, bw, Sending { conn: c as u32, rpc, floor, start: now });
         self.fair_wake(i, now);
     }
 
@@ -1090,21 +1101,28 @@ impl GossipEngine {
     /// timeout (Linux's 200-ms floor plus a round trip) since its last copy left, the window
     /// starts at 10 segments and doubles each round trip, so `rounds` windows take `rounds − 1`
     /// round trips before the last is sent; a busy connection's window is open. Never before the
-    /// connection's previous copy (one TCP stream delivers in order).
-    fn slow_start_floor(&mut self, c: usize, now: u64, bytes: u64) -> u64 {
+    /// connection's previous copy (one TCP stream delivers in order). With `sharing` (`k` copies
+    /// under way, this one included, on a link of that bandwidth: `slow_start_rounds`), also no
+    /// earlier than any round's start plus what is left from that round on, sent `k` times.
+    fn slow_start_floor(&mut self, c: usize, now: u64, bytes: u64, sharing: Option<(u64, Bandwidth)>) -> u64 {
         const MSS: u64 = 1460;
         const INITIAL_WINDOW: u64 = 10;
         const RTO_FLOOR_NS: u64 = 200_000_000;
         let rtt = 2 * self.net.routes.by_index(self.conn[c].path).latency_ns;
         let last = self.last_copy_ns[c];
         let floor = if last == u64::MAX || now > last.saturating_add(RTO_FLOOR_NS + rtt) {
-            let (mut segments, mut window, mut rounds) = (bytes.div_ceil(MSS), INITIAL_WINDOW, 0u64);
-            while segments > 0 {
-                segments = segments.saturating_sub(window);
+            let (mut left, mut window, mut round, mut floor) = (bytes, INITIAL_WINDOW * MSS, 0u64, now);
+            while left > 0 {
+                let start = now + round * rtt;
+                floor = floor.max(start);
+                if let Some((k, bw)) = sharing {
+                    floor = floor.max(express(start, k * left, bw));
+                }
+                left = left.saturating_sub(window);
                 window *= 2;
-                rounds += 1;
+                round += 1;
             }
-            now + rounds.saturating_sub(1) * rtt
+            floor
         } else {
             now.max(last)
         };
@@ -1128,10 +1146,11 @@ impl GossipEngine {
         let mut done = std::mem::take(&mut self.fair_done);
         let bw = self.up_bw(i, now);
         self.fair[i].complete(now, bw, &mut done);
-        for (c, rpc, floor) in done.drain(..) {
+        for Sending { conn: c, rpc, floor, start } in done.drain(..) {
             if let Some(last) = self.last_copy_ns.get_mut(c as usize) {
                 *last = (*last).max(now);
             }
+            let rpc = rpc.sent_over(start, floor.max(now));
             if floor > now {
                 // Its share of the link is done, but its window has not opened yet: it leaves
                 // when slow start lets it (the FIFO's event; its queue is empty here).
@@ -1189,7 +1208,7 @@ impl GossipEngine {
             self.sent[i][RpcKind::Message as usize] += bytes;
             let done = express(now, bytes, self.up_bw(i, now));
             self.tx_busy[i] = true;
-            self.self_event(i, done, Action::TxDone { rpc, conn: c });
+            self.self_event(i, done, Action::TxDone { rpc: rpc.sent_over(now, done), conn: c });
             return;
         }
         self.tx_busy[i] = false;
@@ -1397,6 +1416,7 @@ impl GossipEngine {
             size: st.size,
             published_ns: st.published_ns,
             backoff_ms: 0,
+            upload_us: 0,
             hint: NO_HINT,
         }
     }
@@ -1759,6 +1779,7 @@ impl GossipEngine {
             size: self.message_size(t),
             published_ns: now,
             backoff_ms: 0,
+            upload_us: 0,
             hint: NO_HINT,
         };
         let m = self.msg_slot(&rpc);
@@ -2174,11 +2195,13 @@ impl Engine for GossipEngine {
                 Action::FairRx => self.fair_rx(i, ev.time)?,
                 Action::Arrive(rpc) => {
                     let bytes = rpc.wire_bytes();
-                    if bytes >= DOWNLOAD_QUEUE_MIN_BYTES && prm!(self, i).download == LinkQueue::Fair {
+                    let download = prm!(self, i).download;
+                    if bytes >= DOWNLOAD_QUEUE_MIN_BYTES && download == LinkQueue::Fair {
                         self.fair_receive(i, ev.time, ev.src, rpc);
                     } else if bytes >= DOWNLOAD_QUEUE_MIN_BYTES {
                         let bw = self.down_bw(i, ev.time);
-                        let done = self.downlink[i].transmit(ev.time, bytes, bw);
+                        let spread = if download == LinkQueue::Pipelined { rpc.upload_us as u64 * 1000 } else { 0 };
+                        let done = self.downlink[i].stream(ev.time, spread, bytes, bw);
                         let seq = self.seq[i];
                         self.seq[i] += 1;
                         self.queue.push(Pending {
@@ -2621,6 +2644,7 @@ mod tests {
             size: 1000,
             published_ns: 1,
             backoff_ms: 0,
+            upload_us: 0,
             hint: NO_HINT,
         };
         let peer = e.conn[e.row[0] as usize].peer;
@@ -2672,6 +2696,7 @@ mod tests {
                 size: 10,
                 published_ns: 5,
                 backoff_ms: 0,
+                upload_us: 0,
                 hint: NO_HINT,
             },
         );

@@ -141,6 +141,10 @@ pub struct Rpc {
     pub published_ns: u64,
     /// PRUNE backoff, ms.
     pub backoff_ms: u32,
+    /// How long the sender's link took to send this copy, µs (messages only; saturating): its
+    /// bytes reach the receiver spread over that time, which a pipelined download link
+    /// (`download = "pipelined"`) takes into account. Not on the wire.
+    pub upload_us: u32,
     /// Where the sender sits in the receiver's connection row, so the receiver need not search
     /// for it ([`NO_HINT`] when the sender does not know). Only a shortcut: the receiver checks it.
     pub hint: u8,
@@ -150,13 +154,23 @@ pub struct Rpc {
 pub const NO_HINT: u8 = u8::MAX;
 
 /// Bytes of an encoded RPC.
-pub const RPC_BYTES: usize = 28;
+pub const RPC_BYTES: usize = 32;
 const FIELD_BYTES_ID: u32 = 20; // message ids on the wire: 20 bytes (Ethereum message-id)
 
 impl Rpc {
     /// A control RPC about no message (GRAFT, PRUNE).
     pub fn control(kind: RpcKind, topic: u8) -> Self {
-        Rpc { kind, topic, hops: 0, msg: MsgKey(0), size: 0, published_ns: 0, backoff_ms: 0, hint: NO_HINT }
+        Rpc {
+            kind,
+            topic,
+            hops: 0,
+            msg: MsgKey(0),
+            size: 0,
+            published_ns: 0,
+            backoff_ms: 0,
+            upload_us: 0,
+            hint: NO_HINT,
+        }
     }
 
     /// An RPC of `kind` about the message `about` describes. Every RPC about a message carries its
@@ -164,7 +178,14 @@ impl Rpc {
     /// first, its record of the message is complete (the wire size counts only what the protocol
     /// sends).
     pub fn about(kind: RpcKind, about: &Rpc) -> Self {
-        Rpc { kind, hops: 0, backoff_ms: 0, hint: NO_HINT, ..*about }
+        Rpc { kind, hops: 0, backoff_ms: 0, upload_us: 0, hint: NO_HINT, ..*about }
+    }
+
+    /// This RPC as it leaves a link that started sending it at `start_ns` and finished at
+    /// `done_ns`: [`Rpc::upload_us`] records how long that took.
+    pub fn sent_over(self, start_ns: u64, done_ns: u64) -> Self {
+        let us = done_ns.saturating_sub(start_ns) / 1000;
+        Rpc { upload_us: us.min(u32::MAX as u64) as u32, ..self }
     }
 
     /// Bytes this RPC takes on the wire, approximating gossipsub's protobuf framing: a length
@@ -203,6 +224,7 @@ impl Rpc {
         b[12..16].copy_from_slice(&self.size.to_be_bytes());
         b[16..24].copy_from_slice(&self.published_ns.to_be_bytes());
         b[24..28].copy_from_slice(&self.backoff_ms.to_be_bytes());
+        b[28..32].copy_from_slice(&self.upload_us.to_be_bytes());
         b
     }
 
@@ -227,6 +249,7 @@ impl Rpc {
             size: r.u32("size")?,
             published_ns: r.u64("publish time")?,
             backoff_ms: r.u32("backoff")?,
+            upload_us: r.u32("upload time")?,
             hint,
         };
         r.finish("rpc")?;
@@ -241,8 +264,8 @@ mod tests {
 
     proptest! {
         #[test]
-        fn round_trips(kind in 0u8..10, topic: u8, hops: u8, msg: u64, size: u32, published: u64, backoff: u32, hint: u8) {
-            let rpc = Rpc { kind: RpcKind::from_u8(kind).unwrap(), topic, hops, msg: MsgKey(msg), size, published_ns: published, backoff_ms: backoff, hint };
+        fn round_trips(kind in 0u8..10, topic: u8, hops: u8, msg: u64, size: u32, published: u64, backoff: u32, upload: u32, hint: u8) {
+            let rpc = Rpc { kind: RpcKind::from_u8(kind).unwrap(), topic, hops, msg: MsgKey(msg), size, published_ns: published, backoff_ms: backoff, upload_us: upload, hint };
             let bytes = rpc.encode();
             prop_assert_eq!(bytes.len(), RPC_BYTES);
             prop_assert_eq!(Rpc::decode(&bytes).unwrap(), rpc);
@@ -264,6 +287,7 @@ mod tests {
             size: 100 * 1024,
             published_ns: 5,
             backoff_ms: 0,
+            upload_us: 0,
             hint: 3,
         };
         assert_eq!(m.wire_bytes(), 100 * 1024 + 54);

@@ -7,7 +7,7 @@
 //!
 //! Node `i` of `n` listens on `--listen`, dials every `--peer` (or, with `--dial K`, the `K`
 //! entries of the address book before its own; with `--graph FILE`, the entries on line `i` of
-//! FILE), subscribes to `beacon_block`, and from `--genesis` on, in each `--slot` of `--slots`,
+//! FILE, or of `--graph-text`'s `;`-separated lines), subscribes to `beacon_block`, and from `--genesis` on, in each `--slot` of `--slots`,
 //! the node with index `slot mod n` (or the slot's entry of `--proposers`) publishes one block of
 //! `--size` bytes. Each block carries its slot, its publisher and its
 //! publication time (Unix ns), so every receiver prints how long it took:
@@ -16,8 +16,9 @@
 //! recv slot=3 publisher=3 via=5 delay_us=41873
 //! ```
 //!
-//! (once per slot and publisher) and at the end `done node=i received=R expected=E`, counting the
-//! blocks of the schedule above. With `--score` it scores its peers and prints, before `done`,
+//! (once per slot and publisher) and at the end `copies node=i first=F all=A` (block messages
+//! received first and in all, duplicates included: gossipsub's own metrics) and `done node=i
+//! received=R expected=E`, counting the blocks of the schedule above. With `--score` it scores its peers and prints, before `done`,
 //! `mesh peers=M surrogates=S` (peers of no known index count as surrogates) and one
 //! `score node=K value=V` per connected peer. Node keys are derived from the index, so
 //! peer ids, and the `via` column, are the same on every run.
@@ -29,6 +30,7 @@ use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
 use libp2p::identity::Keypair;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, noise, tcp, yamux};
+use prometheus_client::registry::Registry;
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
@@ -59,6 +61,10 @@ struct Args {
     /// network can be given any peer graph (a surrogate run's, for calibration).
     #[arg(long, value_name = "FILE", conflicts_with = "dial")]
     graph: Option<std::path::PathBuf>,
+    /// `--graph`'s lines given on the command line, separated by `;` (a path's length is part of
+    /// what a program allocates, so a graph file in a different folder could change a run).
+    #[arg(long, value_name = "LINES", conflicts_with_all = ["dial", "graph"])]
+    graph_text: Option<String>,
     /// Added to `--index`: the node's index in the network is BASE + INDEX (for networks whose
     /// nodes come from several groups, each numbered from 0).
     #[arg(long, value_name = "BASE", default_value_t = 0)]
@@ -133,6 +139,12 @@ fn to_dial<'a>(args: &'a Args, graph: Option<&str>) -> Result<Vec<&'a String>> {
     let Some(k) = args.dial else { return Ok(args.peer.iter().collect()) };
     book("--dial")?;
     Ok((1..=k.min(n - 1)).map(|d| &args.peer[((args.index + n - d) % n) as usize]).collect())
+}
+
+/// `--graph-text` as `--graph`'s file would hold it: one line per `;`-separated entry, the last
+/// too when it is empty (a node that dials nobody).
+fn inline_graph(text: &str) -> String {
+    text.replace(';', "\n") + "\n"
 }
 
 /// The node that publishes slot `slot`'s block, if any.
@@ -212,8 +224,10 @@ fn behaviour(
     key: &Keypair,
     config: gossipsub::Config,
     score: bool,
+    registry: &mut Registry,
 ) -> Result<Gossip, Box<dyn std::error::Error + Send + Sync>> {
-    let mut gossip = Gossip::new(MessageAuthenticity::Signed(key.clone()), config)?;
+    let mut gossip = Gossip::new(MessageAuthenticity::Signed(key.clone()), config)?
+        .with_metrics(registry, gossipsub::MetricsConfig::default());
     if score {
         gossip.with_peer_score(score_params(), gossipsub::PeerScoreThresholds::default())?;
     }
@@ -235,21 +249,27 @@ fn score_params() -> gossipsub::PeerScoreParams {
     params
 }
 
-/// The swarm: TCP, noise, the chosen muxer, gossipsub.
-fn build_swarm(key: Keypair, config: gossipsub::Config, muxer: &str, score: bool) -> Result<Swarm<Gossip>> {
+/// The swarm: TCP, noise, the chosen muxer, gossipsub (its metrics in `registry`).
+fn build_swarm(
+    key: Keypair,
+    config: gossipsub::Config,
+    muxer: &str,
+    score: bool,
+    registry: &mut Registry,
+) -> Result<Swarm<Gossip>> {
     let builder = SwarmBuilder::with_existing_identity(key).with_tokio();
     let tcp = || tcp::Config::default().nodelay(true);
     let idle = |c: libp2p::swarm::Config| c.with_idle_connection_timeout(Duration::from_secs(3600));
     Ok(match muxer {
         "mplex" => builder
             .with_tcp(tcp(), noise::Config::new, libp2p_mplex::Config::default)?
-            .with_behaviour(|key| behaviour(key, config, score))
+            .with_behaviour(|key| behaviour(key, config, score, registry))
             .map_err(|e| anyhow::anyhow!("gossipsub: {e}"))?
             .with_swarm_config(idle)
             .build(),
         _ => builder
             .with_tcp(tcp(), noise::Config::new, yamux::Config::default)?
-            .with_behaviour(|key| behaviour(key, config, score))
+            .with_behaviour(|key| behaviour(key, config, score, registry))
             .map_err(|e| anyhow::anyhow!("gossipsub: {e}"))?
             .with_swarm_config(idle)
             .build(),
@@ -268,14 +288,16 @@ async fn main() -> Result<()> {
     let index_of = |p: &PeerId| peers.iter().position(|q| q == p).map_or(-1, |i| i as i64);
 
     let config = gossip_config(args.size, &args.message_id)?;
-    let mut swarm = build_swarm(key_of(args.index), config, &args.muxer, args.score)?;
+    let mut registry = Registry::default();
+    let mut swarm = build_swarm(key_of(args.index), config, &args.muxer, args.score, &mut registry)?;
     let topic = IdentTopic::new("beacon_block");
     swarm.behaviour_mut().subscribe(&topic).context("subscribing")?;
     let listen: Multiaddr = format!("/ip4/{}/tcp/{}", args.listen.ip(), args.listen.port()).parse()?;
     swarm.listen_on(listen).context("listening")?;
-    let graph = match &args.graph {
-        Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?),
-        None => None,
+    let graph = match (&args.graph, &args.graph_text) {
+        (Some(path), _) => Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?),
+        (None, Some(text)) => Some(inline_graph(text)),
+        (None, None) => None,
     };
     for p in to_dial(&args, graph.as_deref())? {
         let ip = resolve(p)?;
@@ -338,9 +360,29 @@ async fn main() -> Result<()> {
             println!("score node={} value={score:.3}", index_of(peer));
         }
     }
+    let (first, all) = block_counts(&registry)?;
+    println!("copies node={} first={first} all={all}", args.index);
     let scheduled = received.iter().filter(|&&(s, p)| proposer(&args, s) == Some(p)).count();
     println!("done node={} received={scheduled} expected={expected}", args.index);
     Ok(())
+}
+
+/// Block messages gossipsub received first and in all (duplicates included), from its metrics.
+fn block_counts(registry: &Registry) -> Result<(u64, u64)> {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, registry).context("reading gossipsub's metrics")?;
+    Ok(counts_in(&text))
+}
+
+/// The received-message counters of the `beacon_block` topic in metrics `text`: (first, all).
+fn counts_in(text: &str) -> (u64, u64) {
+    let counter = |name: &str| {
+        text.lines()
+            .filter(|l| l.starts_with(name) && l.contains("beacon_block"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    (counter("topic_msg_recv_counts_total"), counter("topic_msg_recv_counts_unfiltered_total"))
 }
 
 #[cfg(test)]
@@ -380,6 +422,21 @@ mod tests {
         assert!(to_dial(&args, Some("1\n")).is_err(), "no line for the node");
         let short = Args::parse_from(["gossip-node", "--index", "0", "--nodes", "4", "--peer", "a:1", "--graph", "g"]);
         assert!(to_dial(&short, Some("1\n")).is_err());
+        // The same lines inline; the last node's line is empty and still there.
+        let last =
+            Args::parse_from(["gossip-node", "--index", "3", "--nodes", "4", "--peer", book, "--graph-text", "x"]);
+        assert_eq!(to_dial(&last, Some(&inline_graph("1;0 3;3 0;"))).unwrap(), Vec::<&String>::new());
+        assert_eq!(to_dial(&args, Some(&inline_graph("1;0 3;3 0;"))).unwrap(), ["d:1", "a:1"]);
+    }
+
+    #[test]
+    fn copies_are_read_from_the_block_topics_counters() {
+        let text = "# HELP topic_msg_recv_counts Number of gossip messages received on each topic.\n\
+                    topic_msg_recv_counts_total{hash=\"beacon_block\"} 7\n\
+                    topic_msg_recv_counts_unfiltered_total{hash=\"beacon_block\"} 19\n\
+                    topic_msg_recv_counts_unfiltered_total{hash=\"other\"} 5\n";
+        assert_eq!(counts_in(text), (7, 19));
+        assert_eq!(counts_in(""), (0, 0));
     }
 
     #[test]

@@ -176,6 +176,7 @@ impl GossipEngine {
                 size: a.invalid_size,
                 published_ns: now,
                 backoff_ms: 0,
+                upload_us: 0,
                 hint: NO_HINT,
             };
             for c in self.peers(i) {

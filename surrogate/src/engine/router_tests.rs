@@ -151,6 +151,7 @@ fn block(publisher: u32, seq: u32, size: u32, published_ns: u64) -> Rpc {
         size,
         published_ns,
         backoff_ms: 0,
+        upload_us: 0,
         hint: NO_HINT,
     }
 }
@@ -296,6 +297,81 @@ fn a_fair_download_shares_the_link_between_copies_arriving_together() {
     let fifo = relayed_after_two_arrivals(LinkQueue::Fifo);
     let fair = relayed_after_two_arrivals(LinkQueue::Fair);
     assert!((79 * MS..82 * MS).contains(&(fair - fifo)), "{fifo} {fair}");
+}
+
+/// The times `me`'s copies of a 100 KB block reach its 4 other peers (the first to be handed
+/// over first), with fair upload, slow start, and `rounds` (`slow_start_rounds`); and the
+/// path's one-way latency.
+fn burst_on_idle_connections(rounds: bool) -> (Vec<(u32, u64)>, u64) {
+    let mut p = Pair::with_params(6, |p| {
+        p.upload = LinkQueue::Fair;
+        p.slow_start = true;
+        p.slow_start_rounds = rounds;
+    });
+    let b = p.peers(6)[0];
+    let latency = p.e.net.routes.by_index(p.e.conn[p.conn(b)].path).latency_ns;
+    p.run(2_000 * MS);
+    p.hand(b, 2_000 * MS, block(b, 0, 100_000, 1_990 * MS));
+    let sent = p.run_timed(5_000 * MS).into_iter().filter(|(_, r, _)| r.kind == RpcKind::Message);
+    (sent.map(|(to, _, t)| (to, t)).collect(), latency)
+}
+
+#[test]
+fn slow_start_rounds_idle_the_link_between_round_trips_and_finish_a_burst_in_order() {
+    let (plain, latency) = burst_on_idle_connections(false);
+    let (rounds, _) = burst_on_idle_connections(true);
+    assert_eq!((plain.len(), rounds.len()), (4, 4), "{plain:?} {rounds:?}");
+    // Without rounds the four copies leave together, after their shared serialisation or their
+    // three round trips, whichever is later.
+    assert!(plain.iter().all(|&(_, t)| t == plain[0].1), "{plain:?}");
+    // With rounds each copy also waits for its round trips with the copies handed over before
+    // it still sharing the link: the k-th handed over leaves no earlier than the (k−1)-th, and
+    // the last, sharing with all four, after round 2's start (one round trip) plus four times
+    // the 60 segments left from it (100,054 − 14,600 bytes at 100 Mbit/s: 6.84 ms each).
+    let mut times: Vec<u64> = rounds.iter().map(|x| x.1).collect();
+    times.sort_unstable();
+    assert!(times.iter().zip(&plain).all(|(r, p)| *r >= p.1), "{plain:?} {rounds:?}");
+    let rtt = 2 * latency;
+    let left = 4 * (100_054 - 14_600) * 8 * 1_000_000_000 / 100_000_000;
+    assert!(times[3] >= 2_000 * MS + rtt + left + latency, "{rounds:?} rtt {rtt}");
+    assert!(times[3] > times[0], "a burst finishes in the order it was handed over: {rounds:?}");
+}
+
+/// When `me`'s copy of a 1 MB block reaches its third peer, after two peers sent it the block
+/// at the same instant, each having taken `upload_ms` to send it, with the download queue
+/// `download`; and the copy's own recorded upload time, µs.
+fn relayed_after_spread_arrivals(download: LinkQueue, upload_ms: u32) -> (u64, u32) {
+    let mut p = Pair::with_links(4, LinkQueue::Fifo, download);
+    let (b, c, d) = (p.peers(4)[0], p.peers(4)[1], p.peers(4)[2]);
+    p.run(2_000 * MS);
+    let m = Rpc { upload_us: upload_ms * 1000, ..block(b, 0, 1_000_000, 1_990 * MS) };
+    p.hand(b, 2_000 * MS, m);
+    p.hand(c, 2_000 * MS, m);
+    let to_d: Vec<(u64, u32)> = p
+        .run_timed(5_000 * MS)
+        .into_iter()
+        .filter(|(to, r, _)| *to == d && r.kind == RpcKind::Message)
+        .map(|(_, r, t)| (t, r.upload_us))
+        .collect();
+    assert_eq!(to_d.len(), 1, "{to_d:?}");
+    to_d[0]
+}
+
+#[test]
+fn a_pipelined_download_has_taken_a_slow_senders_bytes_by_its_last_one() {
+    // Two copies that took 300 ms each to send (at a third of the 100-Mbit downlink each): their
+    // bytes were taken as they came, so `me` has the block one segment after the last byte,
+    // not one serialisation (80 ms) later as a store-and-forward FIFO has it.
+    let (fifo, _) = relayed_after_spread_arrivals(LinkQueue::Fifo, 300);
+    let (piped, sent_us) = relayed_after_spread_arrivals(LinkQueue::Pipelined, 300);
+    let segment = Bandwidth(100_000_000).transmit_ns(1460).unwrap();
+    let serialisation = Bandwidth(100_000_000).transmit_ns(Rpc::wire_bytes(&block(0, 0, 1_000_000, 0))).unwrap();
+    assert_eq!(fifo - piped, serialisation - segment, "{fifo} {piped}");
+    // `me`'s own FIFO upload sent the 1 MB copy in one serialisation, and says so.
+    assert_eq!(sent_us as u64, serialisation / 1000);
+    // Without a recorded upload time a pipelined download is store-and-forward, as the FIFO.
+    let (unknown, _) = relayed_after_spread_arrivals(LinkQueue::Pipelined, 0);
+    assert_eq!(unknown, fifo);
 }
 
 /// When the copies of two 100 KB blocks (received 100 ms apart) that `me` forwards to one peer
