@@ -77,36 +77,12 @@ unsafe fn futex(word: &AtomicU32, op: i32, val: u32, timeout: *const libc::times
     unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), op, val, timeout, 0usize, 0u32) }
 }
 
-/// The environment variable that pads a program's initial stack ([`stack_pad`]).
-pub const STACK_PAD_VAR: &str = "THERMOCLINE_STACK_PAD";
-
-/// Bytes the strings and pointer arrays at the top of a program's initial stack are padded to.
-const STACK_PAD_BUDGET: usize = 32 * 1024;
-
-/// The `THERMOCLINE_STACK_PAD=…` entry that makes a program's initial stack pointer the same
-/// whatever the lengths of its path, arguments and environment. Linux copies the executable's
-/// path, the argument and environment strings and their pointer arrays to the top of the new
-/// stack, so their total size decides where the stack pointer starts, and with it the address
-/// of every local variable of the main thread. Programs that hash or order by address (an
-/// async runtime's tasks on the main thread's stack) then behave differently when only a path
-/// in their arguments is longer: a different output folder would move the digest. Padding the
-/// total to a fixed budget (or, past it, to a whole number of pages) fixes the layout.
-pub fn stack_pad(path: &[u8], argv: &[String], env: &[String]) -> String {
-    let strings = path.len() + 1 + argv.iter().chain(env).map(|s| s.len() + 1).sum::<usize>();
-    // The pointer arrays, with their terminators and the pad's own pointer.
-    let pointers = 8 * (argv.len() + 1 + env.len() + 2);
-    let used = strings + pointers + STACK_PAD_VAR.len() + 2;
-    let target = if used <= STACK_PAD_BUDGET { STACK_PAD_BUDGET } else { used.next_multiple_of(4096) };
-    format!("{STACK_PAD_VAR}={}", "_".repeat(target - used))
-}
-
 /// Fork and exec `spec` under a new seccomp filter.
 pub fn launch(spec: &LaunchSpec<'_>) -> io::Result<Launched> {
     let path = cstring(spec.path.as_os_str().as_bytes())?;
     let dir = cstring(spec.dir.as_os_str().as_bytes())?;
     let argv: Vec<CString> = spec.argv.iter().map(|a| cstring(a.as_bytes())).collect::<io::Result<_>>()?;
-    let pad = stack_pad(spec.path.as_os_str().as_bytes(), spec.argv, spec.env);
-    let envp: Vec<CString> = spec.env.iter().chain([&pad]).map(|a| cstring(a.as_bytes())).collect::<io::Result<_>>()?;
+    let envp: Vec<CString> = spec.env.iter().map(|a| cstring(a.as_bytes())).collect::<io::Result<_>>()?;
     let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_p.push(std::ptr::null());
     let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
@@ -294,39 +270,5 @@ fn parent(pid: i32, hs: &Handshake) -> io::Result<Launched> {
             }
             Err(io::Error::other(format!("taking the child's seccomp listener: {e}")))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Bytes the kernel lays out for a path, arguments and environment (with the pad).
-    fn laid_out(path: &str, argv: &[String], env: &[String]) -> usize {
-        let pad = stack_pad(path.as_bytes(), argv, env);
-        let strings = path.len() + 1 + argv.iter().chain(env).chain([&pad]).map(|s| s.len() + 1).sum::<usize>();
-        strings + 8 * (argv.len() + 1 + env.len() + 2)
-    }
-
-    #[test]
-    fn the_padded_layout_is_the_same_whatever_the_lengths() {
-        let args = |dir: &str| vec!["gossip-node".to_string(), "--graph".into(), format!("{dir}/graphs/seed1.txt")];
-        let env = vec!["HOME=/run/thermocline/node0".to_string(), "PATH=/usr/bin:/bin".into()];
-        let short = laid_out("/a/gossip-node", &args("/tmp/x"), &env);
-        let long = laid_out("/work/checkout/target/release/gossip-node", &args("/tmp/a-much-longer-folder"), &env);
-        assert_eq!((short, long), (STACK_PAD_BUDGET, STACK_PAD_BUDGET));
-        // One argument more or fewer: the pointer array is padded too.
-        let mut more = args("/tmp/x");
-        more.push("--verbose".into());
-        assert_eq!(laid_out("/a/gossip-node", &more, &env), STACK_PAD_BUDGET);
-        assert!(stack_pad(b"/a", &args("/tmp/x"), &env).starts_with("THERMOCLINE_STACK_PAD=___"));
-    }
-
-    #[test]
-    fn past_the_budget_the_layout_is_a_whole_number_of_pages() {
-        let big = vec!["x".repeat(40_000)];
-        let n = laid_out("/bin/true", &big, &[]);
-        assert!(n >= 40_000 && n.is_multiple_of(4096), "{n}");
-        assert_eq!(n, laid_out("/bin/true", &["y".repeat(40_100)], &[]));
     }
 }
