@@ -107,7 +107,8 @@ pub struct ErrorRow {
     /// Copies beyond the first per arrival, reference and this resolution (`None` where the
     /// engine does not count them).
     pub duplicates: (Option<f64>, Option<f64>),
-    /// Whether KS and the p50 and p95 errors are within [`GOALS`].
+    /// Whether KS, the p50 and p95 errors and, where both sides count them, the duplicates
+    /// error are within [`GOALS`].
     pub meets_goals: bool,
 }
 

@@ -98,6 +98,11 @@ impl CalibrationSpec {
                     "calibration.fit fits the surrogates: calibration.resolutions must name all-surrogate".into()
                 );
             }
+            if self.resolutions[0] != Resolution::AllDirect {
+                return Err("calibration.fit fits the surrogates to real clients: calibration.resolutions must start \
+                            with all-direct, the reference"
+                    .into());
+            }
         }
         if self.bootstrap_rounds < 100 {
             return Err(format!("calibration.bootstrap_rounds must be at least 100, got {}", self.bootstrap_rounds));
@@ -132,6 +137,10 @@ mod tests {
         assert!(bad("seeds = 1").contains("calibration.seeds"));
         assert!(bad("slots = 3\ncold_slots = 3").contains("calibration.cold_slots"));
         assert!(bad("bootstrap_rounds = 5").contains("calibration.bootstrap_rounds"));
+        let fit = "[fit]\nprofile = \"calibrated/x\"\nparams = { validation_delay = [\"0 ms\"] }";
+        toml::from_str::<CalibrationSpec>(fit).unwrap().check().unwrap();
+        let surrogate_first = format!("resolutions = [\"all-surrogate\", \"all-direct\"]\n{fit}");
+        assert!(bad(&surrogate_first).contains("must start with all-direct"), "{}", bad(&surrogate_first));
         let unknown = toml::from_str::<CalibrationSpec>("resolutions = [\"hybrid\"]").unwrap_err();
         assert!(unknown.to_string().contains("all-direct"), "{unknown}");
     }

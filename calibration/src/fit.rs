@@ -84,11 +84,12 @@ pub fn loss(rows: &[ErrorRow]) -> Option<f64> {
     Some(p50.max(p95).max(ks).max(dups))
 }
 
-/// The index of the best of `losses` (least; the first of equals; `None` scores last).
+/// The index of the best of `losses` (least; the first of equals; `None` and NaN score last).
 pub fn best(losses: &[Option<f64>]) -> Option<usize> {
     let mut best: Option<(usize, f64)> = None;
     for (k, l) in losses.iter().enumerate() {
         if let Some(l) = *l
+            && !l.is_nan()
             && best.is_none_or(|(_, b)| l < b)
         {
             best = Some((k, l));
@@ -163,5 +164,6 @@ mod tests {
         dups[0].duplicates = (Some(2.0), Some(2.6));
         assert!((loss(&dups).unwrap() - 3.0).abs() < 1e-9);
         assert_eq!(best(&[None, None]), None);
+        assert_eq!(best(&[Some(f64::NAN), Some(3.0), Some(2.0)]), Some(2), "NaN never wins");
     }
 }

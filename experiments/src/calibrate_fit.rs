@@ -3,7 +3,7 @@
 //! best candidate makes (`profile.toml`, the file `surrogate/profiles/` ships).
 
 use crate::spec::Spec;
-use thermocline_calibration::compare::{ErrorRow, markdown};
+use thermocline_calibration::compare::{ErrorRow, duplicates_error, markdown};
 use thermocline_calibration::config::Resolution;
 use thermocline_calibration::fit::{Candidate, FitSpec, describe};
 use thermocline_surrogate::config::GossipOverrides;
@@ -50,9 +50,10 @@ pub fn candidate_specs(scenario: &Spec, fit: &FitSpec) -> Result<Vec<(Candidate,
 pub fn report_section(fit: &FitSpec, tried: &[Tried], best: Option<usize>, reference: Resolution) -> String {
     let mut t = format!(
         "\n## Fit\n\n{} candidates for `{}` (every combination of `calibration.fit.params`), each run on every seed as \
-         all-surrogate. Loss: the largest of |p50 error| / 5 %, |p95 error| / 5 % and KS / 0.05 over all slots (1.0: \
-         just within every goal); the least wins, the first of equals.\n\n| # | parameters | p50 error | p95 error | KS | \
-         loss |\n|---|---|---|---|---|---|\n",
+         all-surrogate. Loss: the largest of |p50 error| / 5 %, |p95 error| / 5 %, KS / 0.05 and, where both sides count \
+         them, |duplicates error| / 10 %, over all slots (1.0: just within every goal); the least wins, the first of \
+         equals.\n\n| # | parameters | p50 error | p95 error | KS | duplicates error | loss |\n\
+         |---|---|---|---|---|---|---|\n",
         tried.len(),
         fit.profile
     );
@@ -62,12 +63,14 @@ pub fn report_section(fit: &FitSpec, tried: &[Tried], best: Option<usize>, refer
         let p50 = all.and_then(|r| r.quantile_errors[0].as_ref().map(|e| e.value));
         let p95 = all.and_then(|r| r.quantile_errors[1].as_ref().map(|e| e.value));
         let ks = all.and_then(|r| r.ks.as_ref()).map_or("n/a".into(), |e| format!("{:.3}", e.value));
+        let dups = all.and_then(|r| duplicates_error(r.duplicates));
         let mark = if Some(k) == best { " **best**" } else { "" };
         t += &format!(
-            "| {k} | {} | {} | {} | {ks} | {}{mark} |\n",
+            "| {k} | {} | {} | {} | {ks} | {} | {}{mark} |\n",
             describe(&x.params),
             fig(p50),
             fig(p95),
+            fig(dups),
             x.loss.map_or("n/a".into(), |l| format!("{l:.2}"))
         );
     }
