@@ -163,16 +163,22 @@ fn marked(mark: &str) -> Vec<i32> {
         .collect()
 }
 
-/// (state, start time) of `pid` from `/proc/<pid>/stat`.
-fn stat(pid: i32) -> Option<(char, u64)> {
+/// (state, kernel flags, start time) of `pid` from `/proc/<pid>/stat`.
+fn stat(pid: i32) -> Option<(char, u64, u64)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest: Vec<&str> = s[s.rfind(')')? + 1..].split_whitespace().collect();
-    Some((rest.first()?.chars().next()?, rest.get(19)?.parse().ok()?))
+    Some((rest.first()?.chars().next()?, rest.get(6)?.parse().ok()?, rest.get(19)?.parse().ok()?))
 }
 
-/// Whether the process that had start time `start` still runs (not gone, not a zombie).
+/// The kernel's flag for a task inside `exit`: it runs no code of its own any more.
+const PF_EXITING: u64 = 0x4;
+
+/// Whether the process that had start time `start` still runs: not gone, not a zombie, and
+/// not inside `exit`. A killed namespace init stays inside `exit` until every process of its
+/// namespace is reaped, and the launched programs, orphaned by thermocline's death, are reaped
+/// by the machine's init whenever that gets to it (seen to take over 10 s); they are dead.
 fn alive(pid: i32, start: u64) -> bool {
-    stat(pid).is_some_and(|(state, s)| s == start && state != 'Z' && state != 'X')
+    stat(pid).is_some_and(|(state, flags, s)| s == start && state != 'Z' && state != 'X' && flags & PF_EXITING == 0)
 }
 
 /// Start a run of `program` (with a 5-ms preemption budget, for its spinning children), wait
@@ -222,7 +228,7 @@ fn killed_mid_run_leaves_nothing(name: &str, program: &str, expected: usize, sig
     recorded.extend(marked(&mark));
     recorded.sort_unstable();
     recorded.dedup();
-    let recorded: Vec<(i32, u64)> = recorded.into_iter().filter_map(|p| Some((p, stat(p)?.1))).collect();
+    let recorded: Vec<(i32, u64)> = recorded.into_iter().filter_map(|p| Some((p, stat(p)?.2))).collect();
     assert!(recorded.len() >= expected, "{recorded:?}");
     // SAFETY: signalling our own child.
     unsafe { libc::kill(pid, signal) };
@@ -233,10 +239,7 @@ fn killed_mid_run_leaves_nothing(name: &str, program: &str, expected: usize, sig
         survivors.retain(|&(p, s)| alive(p, s));
         std::thread::sleep(Duration::from_millis(20));
     }
-    let names: Vec<String> = survivors
-        .iter()
-        .map(|(p, _)| format!("{p} {}", std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default().trim()))
-        .collect();
+    let names: Vec<String> = survivors.iter().map(|&(p, _)| describe(p)).collect();
     for (p, _) in &survivors {
         // SAFETY: kill(2) of a process this test recorded as started by the run, still running.
         unsafe { libc::kill(*p, libc::SIGKILL) };
@@ -245,6 +248,35 @@ fn killed_mid_run_leaves_nothing(name: &str, program: &str, expected: usize, sig
         survivors.is_empty(),
         "still running 10 s after signal {signal} to thermocline: {names:?} (of {recorded:?})"
     );
+}
+
+/// `pid`'s name, state, parent and kernel wait channel, and every other process of its PID
+/// namespace the same way: what a failure needs to say why a process outlived the run.
+fn describe(pid: i32) -> String {
+    let line = |p: i32| {
+        let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
+        let field = |k: &str| status.lines().find_map(|l| l.strip_prefix(k)).unwrap_or("").trim().to_string();
+        let wchan = std::fs::read_to_string(format!("/proc/{p}/wchan")).unwrap_or_default();
+        let flags = stat(p).map_or(0, |(_, f, _)| f);
+        format!(
+            "{p} {} state={} flags={flags:#x} ppid={} nspid={} wchan={wchan}",
+            field("Name:"),
+            field("State:"),
+            field("PPid:"),
+            field("NSpid:")
+        )
+    };
+    let ns = |p: i32| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    let mine = ns(pid);
+    let mut out = line(pid);
+    if let Ok(all) = std::fs::read_dir("/proc") {
+        for p in all.flatten().filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok()) {
+            if p != pid && mine.is_some() && ns(p) == mine {
+                out.push_str(&format!("; in its namespace: {}", line(p)));
+            }
+        }
+    }
+    out
 }
 
 /// A shell with a spinning child, a sleeping child and a spinning orphan (its parent, a
