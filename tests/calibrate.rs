@@ -18,11 +18,12 @@ fn spec(dir: &Path, client: &Path) -> std::path::PathBuf {
         .surrogates("slow", 8, "bandwidth = { up = \"50 Mbit\", down = \"50 Mbit\" }\n")
         .sections(&format!(
             "[gossip]\nprofile = \"ethereum\"\noutbound_peers = 3\nmax_peers = 24\nsubnet_peers = 0\nduty_peers = 0\n\
-             [gossip.params]\nscoring = false\nvalidation_delay = \"0 ms\"\n\
+             [gossip.params]\nscoring = false\nvalidation_delay = \"0 ms\"\nupload = \"fair\"\nslow_start = true\n\
              [traffic]\nstart = \"6 s\"\nslot = \"6 s\"\nbeacon_block = {{ size = \"40 KiB\", proposer_delay = \"0 ms\" }}\n\
              [calibration]\nseeds = 2\nslots = 3\ncold_slots = 1\nbootstrap_rounds = 200\nclient = {:?}\n\
              [calibration.fit]\nprofile = \"calibrated/test\"\n\
-             params = {{ download = [\"fifo\", \"pipelined\"], validation_delay = [\"0 ms\", \"40 ms\"] }}\n",
+             params = {{ download = [\"fifo\", \"pipelined\"], slow_start_rounds = [false, true], \
+             validation_delay = [\"0 ms\", \"40 ms\"] }}\n",
             client.display().to_string()
         ))
         .write(dir, "calibrate.toml")
@@ -78,26 +79,48 @@ fn both_resolutions_run_one_graph_and_the_table_is_repeatable() {
     // won, and the profile written is the scenario's parameters with the winner laid over them.
     let fit = &json["fit"];
     let tried = fit["candidates"].as_array().unwrap();
-    assert_eq!(tried.len(), 4);
+    assert_eq!(tried.len(), 8);
     let losses: Vec<f64> = tried.iter().map(|t| t["loss"].as_f64().unwrap()).collect();
     let best = fit["best"].as_u64().unwrap() as usize;
     assert!(losses.iter().all(|&l| losses[best] <= l), "{losses:?}");
     assert_eq!(tried[0]["params"]["download"], "fifo");
     assert_eq!(tried[3]["params"]["validation_delay"], "40 ms");
-    // Each candidate's values reached its runs: no two score alike.
-    for (i, a) in losses.iter().enumerate() {
-        assert!(a.is_finite() && *a > 0.0 && losses[i + 1..].iter().all(|b| b != a), "{losses:?}");
+    assert_eq!(tried[3]["params"]["slow_start_rounds"], true);
+    assert!(losses.iter().all(|l| l.is_finite() && *l > 0.0), "{losses:?}");
+    // Each candidate's values reached its runs: no two ran alike on any seed (the losses, read
+    // off 33 arrivals a seed, may tie).
+    for seed in [4, 5] {
+        let mut seen: Vec<String> = (0..tried.len())
+            .map(|k| {
+                let summary =
+                    std::fs::read_to_string(out1.join(format!("runs/fit{k}-seed{seed}/summary.json"))).unwrap();
+                serde_json::from_str::<serde_json::Value>(&summary).unwrap()["digest"].as_str().unwrap().to_string()
+            })
+            .collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), tried.len(), "seed {seed}: candidates with one digest");
     }
     let text = std::fs::read_to_string(out1.join("profile.toml")).unwrap();
     let profile: thermocline_surrogate::config::ProfileFile = toml::from_str(&text).unwrap();
     assert_eq!(profile.base, "ethereum");
     assert_eq!(profile.params.scoring, Some(false), "the scenario's own parameters are kept");
     let winner = &tried[best]["params"];
-    for key in ["download", "validation_delay"] {
+    for key in ["download", "slow_start_rounds", "validation_delay"] {
         assert!(text.contains(&format!("\n{key} = {}\n", winner[key])), "{key}: {text}");
     }
     assert!(profile.fit.unwrap()["errors"].as_array().unwrap().len() == 3);
-    assert!(std::fs::read_to_string(out1.join("calibration.md")).unwrap().contains("## Fit"));
+    let report = std::fs::read_to_string(out1.join("calibration.md")).unwrap();
+    assert!(report.contains("## Fit"));
+    // The charts: a CDF per phase and the quantiles by slot, with the fit's winner beside the
+    // resolutions, each linked from the report.
+    let charts: Vec<&str> = json["charts"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    assert_eq!(charts, CHARTS);
+    for c in CHARTS {
+        let svg = std::fs::read_to_string(out1.join(c)).unwrap();
+        assert!(svg.contains("all-direct") && svg.contains("all-surrogate") && svg.contains("fit winner"), "{c}");
+        assert!(report.contains(&format!("]({c})")), "{c}");
+    }
 
     // The surrogates ran the graph the clients were given: each identity's connections are its
     // dials plus the times it was dialled.
@@ -137,7 +160,13 @@ fn both_resolutions_run_one_graph_and_the_table_is_repeatable() {
     assert_eq!(json["errors"], errors2["errors"]);
     assert_eq!(json["fit"], errors2["fit"]);
     assert_eq!(text, std::fs::read_to_string(out2.join("profile.toml")).unwrap());
+    for c in CHARTS {
+        assert_eq!(std::fs::read(out1.join(c)).unwrap(), std::fs::read(out2.join(c)).unwrap(), "{c}");
+    }
 }
+
+/// The charts a calibration with cold slots writes.
+const CHARTS: [&str; 5] = ["cdf-all.svg", "cdf-cold.svg", "cdf-warm.svg", "qq.svg", "by-slot.svg"];
 
 #[test]
 fn scenarios_the_client_cannot_play_are_refused_at_their_key() {

@@ -57,7 +57,8 @@ impl Phase {
         }
     }
 
-    fn covers(self, slot: u32, cold_slots: u32) -> bool {
+    /// Whether `slot` belongs to the phase when the first `cold_slots` slots are cold.
+    pub fn covers(self, slot: u32, cold_slots: u32) -> bool {
         match self {
             Phase::All => true,
             Phase::Cold => slot < cold_slots,

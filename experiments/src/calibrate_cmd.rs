@@ -12,6 +12,7 @@ use crate::check::check_run;
 use crate::net_plan::{NetPlan, net_plan};
 use crate::outdir::{OutputDir, write_synced};
 use crate::output::write_outputs;
+use crate::report::calibration::{Line, calibration_charts};
 use crate::run::{RunOutcome, RunPlan, execute, gossip_graph};
 use crate::spec::{Backend, Spec, locate_message};
 use anyhow::{Context, Result, bail};
@@ -162,12 +163,13 @@ pub fn calibrate(args: &CalibrateArgs, exe: &Path, mut spec: Spec, cal: Calibrat
     let rows = error_table(&of(reference), &candidates, options);
     let mut report = report_text(&origin, &spec, &cal, &records, &rows);
     let mut json = serde_json::json!({ "spec": origin, "reference": reference, "runs": records, "errors": rows });
+    let mut winner: Option<(String, Vec<RunArrivals>)> = None;
     if let Some(fit) = &cal.fit {
         let tried: Vec<Tried> = fitting
             .iter()
-            .zip(fit_runs)
+            .zip(&fit_runs)
             .map(|((params, _), runs)| {
-                let rows = error_table(&of(reference), &[(Resolution::AllSurrogate, runs)], options);
+                let rows = error_table(&of(reference), &[(Resolution::AllSurrogate, runs.clone())], options);
                 Tried { params: params.clone(), loss: loss(&rows), rows }
             })
             .collect();
@@ -178,7 +180,20 @@ pub fn calibrate(args: &CalibrateArgs, exe: &Path, mut spec: Spec, cal: Calibrat
             write_synced(&root.join("profile.toml"), text.as_bytes())?;
         }
         json["fit"] = serde_json::json!({ "profile": fit.profile, "candidates": tried, "best": chosen });
+        winner = chosen.map(|b| (format!("fit winner (#{b})"), fit_runs[b].clone()));
     }
+    let by_resolution: Vec<(Resolution, Vec<RunArrivals>)> = cal.resolutions.iter().map(|&r| (r, of(r))).collect();
+    let mut lines: Vec<Line> = by_resolution.iter().map(|(r, runs)| Line { name: r.name(), runs }).collect();
+    if let Some((name, runs)) = &winner {
+        lines.push(Line { name, runs });
+    }
+    let charts = calibration_charts(&lines, cal.slots, cal.cold_slots)?;
+    report += "\n## Charts\n\n";
+    for c in &charts {
+        write_synced(&root.join(&c.file), c.svg.as_bytes())?;
+        report += &format!("{}\n\n![{}]({})\n\n", c.caption, c.file, c.file);
+    }
+    json["charts"] = charts.iter().map(|c| c.file.clone()).collect();
     write_synced(&root.join("calibration.md"), report.as_bytes())?;
     write_synced(&root.join("calibration.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
     write_arrivals(&root, &runs)?;

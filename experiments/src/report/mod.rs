@@ -8,6 +8,7 @@
 //! What each plot shows and which table it comes from: `docs/report.md`.
 
 mod bus;
+pub mod calibration;
 mod chart;
 pub mod data;
 pub mod direct;
