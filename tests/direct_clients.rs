@@ -374,6 +374,64 @@ args = ["--index", "{{index}}", "--nodes", "{{count}}", "--peer", "{book}", "--d
     }
 }
 
+/// The median `delay_us` of the blocks `node` of a line of three received, with gossip-node's
+/// `--validation-delay` at `ms`.
+fn line_of_three_delays(dir: &Path, ms: u32) -> [u64; 2] {
+    let node = gossip_node();
+    let spec = write_spec(
+        dir,
+        &format!("line-{ms}.toml"),
+        &format!(
+            r#"
+[run]
+seed = 8
+duration = "14 s"
+
+[network]
+topology = "single-switch"
+latency = "10 ms"
+
+[[hosts]]
+name = "node"
+kind = "direct"
+count = 3
+bandwidth = {{ up = "1 Gbit", down = "1 Gbit" }}
+
+[[processes]]
+host = "node"
+path = "{node}"
+args = ["--index", "{{index}}", "--nodes", "3", "--peer", "node0:9000,node1:9000,node2:9000", "--graph-text", "1;2;",
+        "--proposers", "0,0,0,0", "--genesis", "4", "--slot", "2", "--slots", "4", "--size", "1000",
+        "--validation-delay", "{ms}"]
+"#,
+            node = node.display(),
+        ),
+    );
+    let out = dir.join(format!("out-{ms}"));
+    run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    [1, 2].map(|i| {
+        let text = read(out.join(format!("hosts/node{i}/gossip-node.0.stdout")));
+        assert!(text.ends_with(&format!("done node={i} received=4 expected=4\n")), "node{i}: {text}");
+        let mut delays: Vec<u64> = text
+            .lines()
+            .filter(|l| l.starts_with("recv "))
+            .map(|l| l.rsplit("delay_us=").next().unwrap().parse().unwrap())
+            .collect();
+        delays.sort_unstable();
+        delays[delays.len() / 2]
+    })
+}
+
+#[test]
+fn gossip_nodes_validation_delay_holds_each_message_before_it_is_forwarded() {
+    let dir = scratch("clients-validation");
+    let [first0, second0] = line_of_three_delays(&dir, 0);
+    let [first, second] = line_of_three_delays(&dir, 50);
+    // Node 1 hears node 0 at once and holds the block 50 ms before passing it to node 2.
+    assert!(first.abs_diff(first0) < 1_000, "node1: {first0} µs, then {first} µs");
+    assert!((49_000..52_000).contains(&(second - second0)), "node2: {second0} µs, then {second} µs");
+}
+
 #[test]
 fn bench_direct_reports_its_figures_as_json() {
     gossip_node();

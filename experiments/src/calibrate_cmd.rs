@@ -267,6 +267,7 @@ fn direct_spec(scenario: &Spec, plan: &NetPlan, matched: &MatchedScenario, clien
     let dir = &plan.net.directory;
     let n = dir.len();
     let book: Vec<String> = (0..n).map(|h| format!("{}:{port}", dir.name_of(h))).collect();
+    let g = scenario.gossip.as_ref().context("a gossip scenario")?;
     let mut spec = scenario.clone();
     spec.gossip = None;
     spec.traffic = Default::default();
@@ -311,6 +312,16 @@ fn direct_spec(scenario: &Spec, plan: &NetPlan, matched: &MatchedScenario, clien
         ]
         .map(String::from)
         .to_vec();
+        // The scenario's validation delay is the client's too (left out when 0, so that
+        // scenarios without one give the clients the arguments they always had).
+        let profile = group.profile.as_ref().unwrap_or(&g.profile);
+        let delay = g.params_for(profile).map_err(anyhow::Error::msg)?.validation_delay.as_nanos();
+        if !delay.is_multiple_of(1_000_000) {
+            bail!("gossip.params.validation_delay must be whole milliseconds for the calibration client");
+        }
+        if delay > 0 {
+            p.args.extend(["--validation-delay".into(), (delay / 1_000_000).to_string()]);
+        }
         spec.processes.push(p);
     }
     let direct_plan = net_plan(&spec, 1).map_err(anyhow::Error::msg)?;
@@ -454,4 +465,32 @@ fn report_text(origin: &str, spec: &Spec, cal: &CalibrationSpec, runs: &[RunReco
           reference) / reference with 95 % bootstrap intervals over seeds. Goals: KS ≤ 0.05, p50 and p95 within ±5 %.\n\n";
     t += &markdown(rows, cal.resolutions[0]);
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The all-direct spec of a 4-node scenario whose surrogates validate for `delay`.
+    fn direct_with(delay: &str) -> Result<Spec> {
+        let text = format!(
+            "[run]\nseed = 1\nduration = \"30 s\"\n[network]\ntopology = \"single-switch\"\n\
+             [[hosts]]\nname = \"node\"\ncount = 4\n[gossip]\nprofile = \"ethereum\"\n\
+             [gossip.params]\nvalidation_delay = \"{delay}\"\n\
+             [traffic]\nstart = \"6 s\"\nslot = \"6 s\"\n"
+        );
+        let spec = Spec::parse(&text, "test.toml").unwrap();
+        let plan = net_plan(&spec, 1).unwrap();
+        let matched = MatchedScenario { dials: vec![vec![1], vec![2], vec![3], vec![]], proposers: vec![0, 2] };
+        direct_spec(&spec, &plan, &matched, Path::new("gossip-node"), 9000)
+    }
+
+    #[test]
+    fn the_client_validates_as_long_as_the_surrogates_and_is_not_told_a_zero() {
+        let args = |delay: &str| direct_with(delay).unwrap().processes[0].args.join(" ");
+        assert!(args("5 ms").ends_with(" --validation-delay 5"), "{}", args("5 ms"));
+        assert!(!args("0 ms").contains("--validation-delay"), "{}", args("0 ms"));
+        let err = direct_with("2500 us").unwrap_err().to_string();
+        assert!(err.contains("whole milliseconds"), "{err}");
+    }
 }

@@ -347,6 +347,10 @@ pub struct GossipSpec {
     pub params: GossipOverrides,
     /// Connections each identity opens at start (to identities chosen uniformly at random).
     pub outbound_peers: u32,
+    /// Dial until `outbound_peers` connections in all, counting those an identity was dialled
+    /// on, instead of making `outbound_peers` dials (a peer manager with a target peer count;
+    /// the libp2p test plans' random mesh, in which every node has at least that many peers).
+    pub count_inbound: bool,
     /// Most connections an identity accepts (inbound and outbound together).
     pub max_peers: u32,
     /// Most dials an identity accepts from others (default: no limit below `max_peers`).
@@ -649,6 +653,7 @@ impl Default for GossipSpec {
             profile: "ethereum".into(),
             params: GossipOverrides::default(),
             outbound_peers: 12,
+            count_inbound: false,
             max_peers: 48,
             max_inbound: None,
             local_share: 0.0,

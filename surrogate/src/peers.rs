@@ -28,12 +28,15 @@ pub struct PeerGraph {
 impl PeerGraph {
     /// Connect `n` identities uniformly at random.
     pub fn build(n: u32, outbound: u32, max_peers: u32, seed: u64) -> Self {
-        Self::build_local(n, outbound, max_peers, u32::MAX, seed, None)
+        Self::build_local(n, outbound, max_peers, u32::MAX, seed, None, false)
     }
 
     /// Connect `n` identities; with `locality = Some((location_of, share))`, each dial goes with
     /// probability `share` to a uniformly chosen identity at the dialler's location. An identity
-    /// accepts at most `max_inbound` dials (and `max_peers` connections in all).
+    /// accepts at most `max_inbound` dials (and `max_peers` connections in all). Each identity
+    /// makes `outbound` dials, or, with `count_inbound`, dials until it has `outbound`
+    /// connections in all, those it was dialled on included (a peer manager with a target peer
+    /// count; the libp2p test plans' random mesh).
     pub fn build_local(
         n: u32,
         outbound: u32,
@@ -41,6 +44,7 @@ impl PeerGraph {
         max_inbound: u32,
         seed: u64,
         locality: Option<(&[u32], f64)>,
+        count_inbound: bool,
     ) -> Self {
         let family = StreamFamily::new(seed, "peers");
         // Identities per location, in id order (for picking a neighbour uniformly).
@@ -63,7 +67,11 @@ impl PeerGraph {
                 let mut rng = family.compact(i);
                 let mut made = 0;
                 let mut attempts = 0;
-                while made < outbound && attempts < outbound * 16 && lists[i as usize].len() < max_peers as usize {
+                let has = |made: u32, list: &Vec<(u32, bool)>| if count_inbound { list.len() as u32 } else { made };
+                while has(made, &lists[i as usize]) < outbound
+                    && attempts < outbound * 16
+                    && lists[i as usize].len() < max_peers as usize
+                {
                     attempts += 1;
                     let j = match locality {
                         Some((loc, _)) if rng.next_u64() < local_threshold => {
@@ -112,7 +120,7 @@ impl PeerGraph {
         let inbound = spec.max_inbound.unwrap_or(u32::MAX);
         let base = match spec.discovery {
             PeerDiscovery::Assigned => {
-                Self::build_local(n, spec.outbound_peers, spec.max_peers, inbound, seed, locality)
+                Self::build_local(n, spec.outbound_peers, spec.max_peers, inbound, seed, locality, spec.count_inbound)
             }
             PeerDiscovery::Discv5 => Self::empty(n),
         };
@@ -279,7 +287,7 @@ mod tests {
     fn local_share_keeps_that_share_of_dials_at_home() {
         // Two locations of 1,000 identities each.
         let loc: Vec<u32> = (0..2_000).map(|h| (h >= 1_000) as u32).collect();
-        let g = PeerGraph::build_local(2_000, 8, 40, u32::MAX, 5, Some((&loc, 0.8)));
+        let g = PeerGraph::build_local(2_000, 8, 40, u32::MAX, 5, Some((&loc, 0.8)), false);
         let (mut same, mut all) = (0, 0);
         for i in 0..2_000u32 {
             let row = g.start[i as usize] as usize;
@@ -293,13 +301,29 @@ mod tests {
         // 80 % chosen at home plus half of the uniform 20 %: about 90 %.
         let share = same as f64 / all as f64;
         assert!((0.87..0.93).contains(&share), "{share}");
-        let uniform = PeerGraph::build_local(2_000, 8, 40, u32::MAX, 5, None);
+        let uniform = PeerGraph::build_local(2_000, 8, 40, u32::MAX, 5, None, false);
         assert_eq!(uniform, PeerGraph::build(2_000, 8, 40, 5));
     }
 
     #[test]
+    fn counting_inbound_dials_until_every_identity_has_its_target_in_all() {
+        // The libp2p test plans' mesh: 64 nodes, each with at least 20 peers.
+        let g = PeerGraph::build_local(64, 20, 63, u32::MAX, 5, None, true);
+        let degrees: Vec<usize> = (0..64).map(|i| g.of(i).len()).collect();
+        assert!(degrees.iter().all(|&d| d >= 20), "{degrees:?}");
+        // The late identities were dialled enough to need few dials of their own.
+        let row = g.start[63] as usize;
+        let dialled = (0..g.of(63).len()).filter(|&k| g.outbound[row + k]).count();
+        assert!(dialled < 20, "{dialled}");
+        // Making 20 dials each instead gives about 40 connections.
+        let plain = PeerGraph::build_local(64, 20, 63, u32::MAX, 5, None, false);
+        let mean = |g: &PeerGraph| (0..64).map(|i| g.of(i).len()).sum::<usize>() as f64 / 64.0;
+        assert!(mean(&g) < 30.0 && mean(&plain) > 35.0, "{} {}", mean(&g), mean(&plain));
+    }
+
+    #[test]
     fn inbound_limit_caps_accepted_dials() {
-        let g = PeerGraph::build_local(2_000, 8, 40, 10, 5, None);
+        let g = PeerGraph::build_local(2_000, 8, 40, 10, 5, None, false);
         for i in 0..2_000u32 {
             let row = g.start[i as usize] as usize;
             let inbound = (0..g.of(i).len()).filter(|&k| !g.outbound[row + k]).count();

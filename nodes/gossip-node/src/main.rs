@@ -2,7 +2,8 @@
 //!
 //! TCP, noise and yamux (or mplex, `--muxer mplex`) on the ordinary tokio multi-thread runtime, gossipsub with the Ethereum
 //! consensus parameters (D = 8 within 6–12, heartbeat 0.7 s, message cache 6/3, signed messages,
-//! strict validation). Nothing in it knows about a simulator: it is the kind of program the
+//! strict validation; with `--validation-delay MS` each message is accepted MS ms after it
+//! arrives, and forwarded only then). Nothing in it knows about a simulator: it is the kind of program the
 //! direct hosts exist to run, and it runs the same on a real network.
 //!
 //! Node `i` of `n` listens on `--listen`, dials every `--peer` (or, with `--dial K`, the `K`
@@ -26,7 +27,7 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use futures::StreamExt;
-use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, ValidationMode};
 use libp2p::identity::Keypair;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, noise, tcp, yamux};
@@ -99,6 +100,11 @@ struct Args {
     /// deliveries and time in mesh on `beacon_block`) and print each peer's score at the end.
     #[arg(long)]
     score: bool,
+    /// Validate each message for MS milliseconds before accepting it (gossipsub's manual
+    /// validation: it is forwarded only then), as a client checking a signature or a proof
+    /// would; 0 accepts at once.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    validation_delay: u64,
 }
 
 /// Bytes of a block before its filler: slot, publisher, publication time.
@@ -196,8 +202,11 @@ fn parse_block(data: &[u8]) -> Option<(u64, u32, u64)> {
 }
 
 /// Gossipsub with the Ethereum consensus p2p parameters.
-fn gossip_config(size: usize, message_id: &str) -> Result<gossipsub::Config> {
+fn gossip_config(size: usize, message_id: &str, validate: bool) -> Result<gossipsub::Config> {
     let mut builder = gossipsub::ConfigBuilder::default();
+    if validate {
+        builder.validate_messages();
+    }
     if message_id == "content" {
         builder.message_id_fn(|m: &gossipsub::Message| gossipsub::MessageId::new(&Sha256::digest(&m.data)));
     }
@@ -287,7 +296,7 @@ async fn main() -> Result<()> {
     let peers: Vec<PeerId> = (0..args.nodes).map(|i| key_of(i).public().to_peer_id()).collect();
     let index_of = |p: &PeerId| peers.iter().position(|q| q == p).map_or(-1, |i| i as i64);
 
-    let config = gossip_config(args.size, &args.message_id)?;
+    let config = gossip_config(args.size, &args.message_id, args.validation_delay > 0)?;
     let mut registry = Registry::default();
     let mut swarm = build_swarm(key_of(args.index), config, &args.muxer, args.score, &mut registry)?;
     let topic = IdentTopic::new("beacon_block");
@@ -311,8 +320,14 @@ async fn main() -> Result<()> {
     let mut next_slot = 0u64;
     let mut received = BTreeSet::new();
     let expected = (0..args.slots).filter(|&s| proposer(&args, s).is_some_and(|p| p != args.index)).count();
+    let validation = Duration::from_millis(args.validation_delay);
+    let mut validating = futures::stream::FuturesUnordered::new();
     loop {
         tokio::select! {
+            Some((id, source)) = validating.next(), if !validating.is_empty() => {
+                // The message may have left the cache meanwhile; nothing is owed then.
+                swarm.behaviour_mut().report_message_validation_result(&id, &source, MessageAcceptance::Accept);
+            }
             _ = ticks.tick() => {
                 if next_slot == args.slots {
                     break;
@@ -327,7 +342,13 @@ async fn main() -> Result<()> {
                 next_slot += 1;
             }
             event = swarm.select_next_some() => match event {
-                SwarmEvent::Behaviour(gossipsub::Event::Message { propagation_source, message, .. }) => {
+                SwarmEvent::Behaviour(gossipsub::Event::Message { propagation_source, message_id, message }) => {
+                    if !validation.is_zero() {
+                        validating.push(async move {
+                            tokio::time::sleep(validation).await;
+                            (message_id, propagation_source)
+                        });
+                    }
                     match parse_block(&message.data) {
                         Some((s, publisher, sent)) => {
                             if received.insert((s, publisher)) {
@@ -455,7 +476,7 @@ mod tests {
 
     #[test]
     fn the_ethereum_parameters_are_a_valid_configuration() {
-        let c = gossip_config(100 * 1024, "from-seqno").unwrap();
+        let c = gossip_config(100 * 1024, "from-seqno", false).unwrap();
         assert_eq!(c.mesh_n(), 8);
         assert_eq!(c.heartbeat_interval(), Duration::from_millis(700));
     }
