@@ -6,7 +6,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, UInt16Type, UInt32Type, UInt64Type};
 use arrow_array::{Array, ArrowPrimitiveType};
 use common::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use thermocline_models::metrics::read_ipc_file;
 
 fn spec(extra_gossip: &str, network: &str, count: u32, duration: &str) -> String {
@@ -176,19 +176,43 @@ fn idontwant_cuts_duplicates_of_large_messages() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// Run `spec` (named `name`) on 1, 2 and 4 shards and on the processes backend, require one
+/// digest, and return the one-shard run's summary and output folder.
+fn same_everywhere(dir: &Path, name: &str, spec: &str) -> (serde_json::Value, PathBuf) {
+    let (one, out) = run(dir, &format!("{name}1"), spec, &["--shards", "1"]);
+    for (tag, args) in [
+        ("2", vec!["--shards", "2"]),
+        ("4", vec!["--shards", "4"]),
+        ("p2", vec!["--shards", "2", "--backend", "processes"]),
+    ] {
+        let (s, _) = run(dir, &format!("{name}{tag}"), spec, &args);
+        assert_eq!(s["digest"], one["digest"], "{name}{tag}");
+    }
+    (one, out)
+}
+
+#[test]
+fn slow_start_as_rounds_or_windows_is_deterministic_and_changes_the_run() {
+    let dir = scratch("gossip-slow-start");
+    let params = "[gossip.params]\nupload = \"fair\"\ndownload = \"fair\"\nslow_start = true\n";
+    let (plain, _) = run(&dir, "plain", &spec(params, "", 600, "30 s"), &[]);
+    let (rounds, _) =
+        same_everywhere(&dir, "rounds", &spec(&format!("{params}slow_start_rounds = true"), "", 600, "30 s"));
+    let (windows, _) =
+        same_everywhere(&dir, "windows", &spec(&format!("{params}slow_start_windows = true"), "", 600, "30 s"));
+    let digests = [&plain["digest"], &rounds["digest"], &windows["digest"]];
+    assert!(digests[0] != digests[1] && digests[0] != digests[2] && digests[1] != digests[2], "{digests:?}");
+    for s in [&plain, &rounds, &windows] {
+        assert_eq!(s["gossip"]["reliability"], plain["gossip"]["reliability"]);
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn fair_links_are_deterministic_and_slow_blocks_down() {
     let dir = scratch("gossip-fair");
     let fair = spec("[gossip.params]\nupload = \"fair\"\ndownload = \"fair\"", "", 600, "30 s");
-    let (one, out) = run(&dir, "f1", &fair, &["--shards", "1"]);
-    for (name, args) in [
-        ("f2", vec!["--shards", "2"]),
-        ("f4", vec!["--shards", "4"]),
-        ("p2", vec!["--shards", "2", "--backend", "processes"]),
-    ] {
-        let (s, _) = run(&dir, name, &fair, &args);
-        assert_eq!(s["digest"], one["digest"], "{name}");
-    }
+    let (one, out) = same_everywhere(&dir, "f", &fair);
     let (fifo, _) = run(&dir, "fifo", &spec("", "", 600, "30 s"), &[]);
     assert_ne!(fifo["digest"], one["digest"]);
     assert_eq!(one["gossip"]["reliability"], fifo["gossip"]["reliability"]);

@@ -74,6 +74,13 @@ pub struct GossipParams {
     /// so a burst of copies on idle connections leaves the link idle between its first round
     /// trips and finishes in the order it was handed over, as ACK-clocked TCP connections do.
     pub slow_start_rounds: bool,
+    /// With `slow_start`, instead of a floor on when a copy may leave: a copy on a new or idle
+    /// connection enters the fair uplink one congestion window at a time (10 segments, then
+    /// twice the last), each window a round trip after the one before started or once it is
+    /// through, whichever is later. Between its windows a copy takes no share of the link, so
+    /// copies on short round trips take the bandwidth that copies on long ones cannot use yet,
+    /// as TCP connections sharing one uplink do.
+    pub slow_start_windows: bool,
     /// Score function and thresholds (Ethereum's `beacon_block` parameters for this `d`).
     pub score: ScoreParams,
 }
@@ -135,6 +142,7 @@ impl GossipParams {
             download: LinkQueue::Fifo,
             slow_start: false,
             slow_start_rounds: false,
+            slow_start_windows: false,
             score: ScoreParams::ethereum(8),
         }
     }
@@ -229,6 +237,13 @@ impl GossipParams {
         if self.slow_start_rounds && !self.slow_start {
             return Err("gossip.params.slow_start_rounds refines slow start: it needs slow_start = true".into());
         }
+        if self.slow_start_windows && (!self.slow_start || self.slow_start_rounds) {
+            return Err(
+                "gossip.params.slow_start_windows is a way of modelling slow start: it needs slow_start = true \
+                        and slow_start_rounds = false"
+                    .into(),
+            );
+        }
         if self.mcache_gossip > self.mcache_len {
             return Err(format!(
                 "mcache_gossip ({}) must not exceed mcache_len ({})",
@@ -289,6 +304,8 @@ pub struct GossipOverrides {
     pub slow_start: Option<bool>,
     /// See [`GossipParams::slow_start_rounds`].
     pub slow_start_rounds: Option<bool>,
+    /// See [`GossipParams::slow_start_windows`].
+    pub slow_start_windows: Option<bool>,
 }
 
 impl GossipOverrides {
@@ -320,7 +337,8 @@ impl GossipOverrides {
             upload,
             download,
             slow_start,
-            slow_start_rounds
+            slow_start_rounds,
+            slow_start_windows
         );
         if o.d_out.is_none() {
             // A profile's quota follows an overridden mesh band down; one given explicitly must fit.
@@ -998,6 +1016,11 @@ genesis_time = 946684820
         assert!(fifo.params_for("ethereum").unwrap_err().contains("gossip.params.slow_start"));
         let rounds: GossipSpec = toml::from_str("[params]\nupload = \"fair\"\nslow_start_rounds = true").unwrap();
         assert!(rounds.params_for("ethereum").unwrap_err().contains("slow_start_rounds"));
+        let both: GossipSpec = toml::from_str(
+            "[params]\nupload = \"fair\"\nslow_start = true\nslow_start_rounds = true\nslow_start_windows = true",
+        )
+        .unwrap();
+        assert!(both.params_for("ethereum").unwrap_err().contains("slow_start_windows"));
         assert!(toml::from_str::<GossipSpec>("[params]\nupload = \"lifo\"").is_err());
     }
 

@@ -100,6 +100,13 @@ const DOWN: u8 = 4;
 const OUTBOUND: u8 = 8;
 /// Received messages this large or larger pass through the receiver's download queue first.
 const DOWNLOAD_QUEUE_MIN_BYTES: u64 = 1024;
+/// TCP's segment payload (Ethernet MTU less IP and TCP headers), for slow start.
+const MSS: u64 = 1460;
+/// TCP's initial congestion window, segments (RFC 6928; Linux's default).
+const INITIAL_WINDOW: u64 = 10;
+/// Linux's floor of the retransmission timeout: a connection idle for longer (plus a round
+/// trip) starts slow start again (`tcp_slow_start_after_idle`).
+const RTO_FLOOR_NS: u64 = 200_000_000;
 /// IDONTWANTs remembered per identity.
 const DONTWANT_RING: usize = 16;
 pub(crate) const NONE: u32 = u32::MAX;
@@ -172,6 +179,9 @@ enum Action {
     FairTx,
     /// `dst`'s fair download link (`download = "fair"`) may have finished messages.
     FairRx,
+    /// The next congestion window of a copy on `dst`'s fair upload link (parked under `slot`)
+    /// may enter the link (`slow_start_windows`).
+    FairWindow { slot: u32 },
     /// `dst` goes offline (churn).
     GoOffline,
     /// `dst` comes back online (churn).
@@ -195,13 +205,17 @@ enum Action {
 
 /// A message copy on a fair upload link (`upload = "fair"`): its connection, the earliest time
 /// slow start lets it leave, and when it started (so the receiver knows over how long its bytes
-/// came).
+/// came). With `slow_start_windows` it is one congestion window of the copy: its bytes, what is
+/// left of the copy after it, and when the window was let into the link.
 #[derive(Copy, Clone, Debug)]
 struct Sending {
     conn: u32,
     rpc: Rpc,
     floor: u64,
     start: u64,
+    window: u32,
+    left: u32,
+    released: u64,
 }
 
 /// A pending event: ordered by the canonical key `(time, src, seq)`, which is unique (each
@@ -413,6 +427,10 @@ pub struct GossipEngine {
     fair: Vec<FairLink<Sending>>,
     /// Scratch space for the copies a fair link finished (reused; never observable).
     fair_done: Vec<Sending>,
+    /// Windows of copies waiting for their round trip (`slow_start_windows`), by slot, and the
+    /// free slots (lowest last, so slots are reused in one order on every run).
+    parked: Vec<Option<Sending>>,
+    parked_free: Vec<u32>,
     /// Per connection, when a profile has `slow_start` (empty otherwise): the latest time a
     /// message copy on it has left or may leave, ns (`u64::MAX`: never): copies on one
     /// connection leave in order, and its idle time counts from there.
@@ -671,6 +689,8 @@ impl GossipEngine {
             tx_busy: vec![false; k],
             fair: fair_links(k, params.iter().any(|p| p.upload == LinkQueue::Fair)),
             fair_done: Vec::new(),
+            parked: Vec::new(),
+            parked_free: Vec::new(),
             last_copy_ns: if params.iter().any(|p| p.slow_start) { vec![u64::MAX; connections] } else { Vec::new() },
             fair_down: fair_links(k, params.iter().any(|p| p.download == LinkQueue::Fair)),
             fair_arrived: Vec::new(),
@@ -1090,9 +1110,67 @@ impl GossipEngine {
         let bytes = rpc.wire_bytes();
         self.sent[i][RpcKind::Message as usize] += bytes;
         let bw = self.up_bw(i, now);
-        let sharing = if prm!(self, i).slow_start_rounds { Some((self.fair[i].len() as u64 + 1, bw)) } else { None };
-        let floor = if prm!(self, i).slow_start { self.slow_start_floor(c, now, bytes, sharing) } else { now };
-        self.fair[i].push(now, bytes, bw, Sending { conn: c as u32, rpc, floor, start: now });
+        let mut sending = Sending { conn: c as u32, rpc, floor: now, start: now, window: 0, left: 0, released: now };
+        if prm!(self, i).slow_start_windows && self.is_cold(c, now) {
+            // Slow start in the link itself: the initial window now, the rest window by window.
+            self.last_copy_ns[c] = now;
+            sending.window = bytes.min(INITIAL_WINDOW * MSS) as u32;
+            sending.left = (bytes - u64::from(sending.window)) as u32;
+        } else {
+            let sharing =
+                if prm!(self, i).slow_start_rounds { Some((self.fair[i].len() as u64 + 1, bw)) } else { None };
+            if prm!(self, i).slow_start {
+                sending.floor = self.slow_start_floor(c, now, bytes, sharing);
+            }
+            sending.window = bytes as u32;
+        }
+        self.fair[i].push(now, u64::from(sending.window), bw, sending);
+        self.fair_wake(i, now);
+    }
+
+    /// A round trip on connection `c`'s path, ns.
+    fn rtt(&self, c: usize) -> u64 {
+        2 * self.net.routes.by_index(self.conn[c].path).latency_ns
+    }
+
+    /// Whether connection `c` is new, or has been idle for longer than a retransmission
+    /// timeout (Linux's 200-ms floor plus a round trip) since its last copy left: TCP starts
+    /// it again from the initial window.
+    fn is_cold(&self, c: usize, now: u64) -> bool {
+        let last = self.last_copy_ns[c];
+        last == u64::MAX || now > last.saturating_add(RTO_FLOOR_NS + self.rtt(c))
+    }
+
+    /// The next window of a copy whose window `done` is through at `now`: let into the link now
+    /// if a round trip has passed since `done` was, else parked until then.
+    fn next_window(&mut self, i: usize, now: u64, done: Sending) {
+        let window = done.left.min(done.window.saturating_mul(2));
+        let released = (done.released + self.rtt(done.conn as usize)).max(now);
+        let next = Sending { window, left: done.left - window, released, ..done };
+        if released == now {
+            let bw = self.up_bw(i, now);
+            self.fair[i].push(now, u64::from(window), bw, next);
+            return;
+        }
+        let slot = match self.parked_free.pop() {
+            Some(slot) => {
+                self.parked[slot as usize] = Some(next);
+                slot
+            }
+            None => {
+                self.parked.push(Some(next));
+                self.parked.len() as u32 - 1
+            }
+        };
+        self.self_event(i, released, Action::FairWindow { slot });
+    }
+
+    /// A parked window's round trip has passed: it enters `i`'s fair upload link.
+    fn fair_window(&mut self, i: usize, now: u64, slot: u32) {
+        let Some(next) = self.parked[slot as usize].take() else { return };
+        self.parked_free.push(slot);
+        let bw = self.up_bw(i, now);
+        self.fair[i].push(now, u64::from(next.window), bw, next);
         self.fair_wake(i, now);
     }
 
@@ -1105,12 +1183,9 @@ impl GossipEngine {
     /// under way, this one included, on a link of that bandwidth: `slow_start_rounds`), also no
     /// earlier than any round's start plus what is left from that round on, sent `k` times.
     fn slow_start_floor(&mut self, c: usize, now: u64, bytes: u64, sharing: Option<(u64, Bandwidth)>) -> u64 {
-        const MSS: u64 = 1460;
-        const INITIAL_WINDOW: u64 = 10;
-        const RTO_FLOOR_NS: u64 = 200_000_000;
-        let rtt = 2 * self.net.routes.by_index(self.conn[c].path).latency_ns;
+        let rtt = self.rtt(c);
         let last = self.last_copy_ns[c];
-        let floor = if last == u64::MAX || now > last.saturating_add(RTO_FLOOR_NS + rtt) {
+        let floor = if self.is_cold(c, now) {
             let (mut left, mut window, mut round, mut floor) = (bytes, INITIAL_WINDOW * MSS, 0u64, now);
             while left > 0 {
                 let start = now + round * rtt;
@@ -1146,7 +1221,12 @@ impl GossipEngine {
         let mut done = std::mem::take(&mut self.fair_done);
         let bw = self.up_bw(i, now);
         self.fair[i].complete(now, bw, &mut done);
-        for Sending { conn: c, rpc, floor, start } in done.drain(..) {
+        for sending in done.drain(..) {
+            if sending.left > 0 {
+                self.next_window(i, now, sending);
+                continue;
+            }
+            let Sending { conn: c, rpc, floor, start, .. } = sending;
             if let Some(last) = self.last_copy_ns.get_mut(c as usize) {
                 *last = (*last).max(now);
             }
@@ -2168,6 +2248,7 @@ impl Engine for GossipEngine {
                     }
                     Action::TxDone { .. } => self.start_tx(i, ev.time),
                     Action::FairTx => self.fair_tx(i, ev.time),
+                    Action::FairWindow { slot } => self.fair_window(i, ev.time, slot),
                     Action::PacketArrive { token } | Action::PacketIn { token } => {
                         self.packets.remove(&token);
                     }
@@ -2192,6 +2273,7 @@ impl Engine for GossipEngine {
                     self.start_tx(i, ev.time);
                 }
                 Action::FairTx => self.fair_tx(i, ev.time),
+                Action::FairWindow { slot } => self.fair_window(i, ev.time, slot),
                 Action::FairRx => self.fair_rx(i, ev.time)?,
                 Action::Arrive(rpc) => {
                     let bytes = rpc.wire_bytes();

@@ -404,6 +404,47 @@ fn slow_start_holds_a_copy_on_an_idle_connection_for_its_round_trips_only() {
     assert_eq!(slow[1], open[1]);
 }
 
+/// When `me`'s copies of a 100 KB block from `b` (at 2,100 ms) reach `c`, whose connection a
+/// block from `d` warmed 100 ms before, and `d`, whose connection is idle; and the paths'
+/// one-way latency. Fair upload with slow start, as `windows` (`slow_start_windows`) or not.
+fn warm_and_cold_copies(windows: bool) -> ((u64, u64), u64) {
+    let mut p = Pair::with_params(4, |p| {
+        p.upload = LinkQueue::Fair;
+        p.slow_start = true;
+        p.slow_start_windows = windows;
+    });
+    let (b, c, d) = (p.peers(4)[0], p.peers(4)[1], p.peers(4)[2]);
+    let latency = p.e.net.routes.by_index(p.e.conn[p.conn(c)].path).latency_ns;
+    p.run(2_000 * MS);
+    p.hand(d, 2_000 * MS, block(d, 0, 100_000, 1_990 * MS));
+    p.run(2_100 * MS);
+    p.hand(b, 2_100 * MS, block(b, 1, 100_000, 2_090 * MS));
+    let sent = p.run_timed(5_000 * MS);
+    let at = |to: u32| sent.iter().find(|(t, r, _)| *t == to && r.kind == RpcKind::Message).map(|x| x.2).unwrap();
+    ((at(c), at(d)), latency)
+}
+
+#[test]
+fn slow_start_windows_leave_the_link_to_warm_copies_between_round_trips() {
+    let ((c_floor, d_floor), latency) = warm_and_cold_copies(false);
+    let ((c_windows, d_windows), _) = warm_and_cold_copies(true);
+    let ser = |bytes: u64| bytes * 8 * 1_000_000_000 / 100_000_000;
+    let copy = 100_054;
+    // `me` forwards the block once it has downloaded it and validated it (10 ms).
+    let t0 = 2_100 * MS + ser(copy) + 10 * MS;
+    // As a floor, the cold copy takes half the link for the whole of the warm copy's
+    // serialisation: the warm one is through after two serialisations.
+    assert!(c_floor.abs_diff(t0 + 2 * ser(copy) + latency) < 2_000, "{c_floor}");
+    // As windows, the cold copy's first window (10 segments) shares the link, then leaves it
+    // to the warm copy until the cold one's round trip is over.
+    assert!(c_windows.abs_diff(t0 + ser(copy) + ser(14_600) + latency) < 2_000, "{c_windows}");
+    // The cold copy goes in windows of 10, 20 and then its last 38.5 segments, a round trip
+    // apart, and is through one serialisation of that last window after the second round trip.
+    let rtt = 2 * latency;
+    assert!(d_windows.abs_diff(t0 + 2 * rtt + ser(copy - 14_600 - 29_200) + latency) < 2_000, "{d_windows}");
+    assert!(d_floor.abs_diff(t0 + 2 * rtt + latency) < 2_000, "{d_floor}");
+}
+
 /// An invalid block message from attacker `from`.
 fn invalid(from: u32, seq: u32, at: u64) -> Rpc {
     Rpc { msg: MsgKey::invalid(from, seq), ..block(from, 0, 1_000, at) }
