@@ -174,11 +174,15 @@ fn stat(pid: i32) -> Option<(char, u64, u64)> {
 const PF_EXITING: u64 = 0x4;
 
 /// Whether the process that had start time `start` still runs: not gone, not a zombie, and
-/// not inside `exit`. A killed namespace init stays inside `exit` until every process of its
-/// namespace is reaped, and the launched programs, orphaned by thermocline's death, are reaped
-/// by the machine's init whenever that gets to it (seen to take over 10 s); they are dead.
+/// not a single thread inside `exit`. A killed namespace init stays inside `exit` until every
+/// process of its namespace is reaped, and the launched programs, orphaned by thermocline's
+/// death, are reaped by the machine's init whenever that gets to it (seen to take over 10 s);
+/// they are dead. (A main thread inside `exit` whose other threads run is still a process.)
 fn alive(pid: i32, start: u64) -> bool {
-    stat(pid).is_some_and(|(state, flags, s)| s == start && state != 'Z' && state != 'X' && flags & PF_EXITING == 0)
+    let exiting = |flags: u64| {
+        flags & PF_EXITING != 0 && std::fs::read_dir(format!("/proc/{pid}/task")).is_ok_and(|t| t.count() <= 1)
+    };
+    stat(pid).is_some_and(|(state, flags, s)| s == start && state != 'Z' && state != 'X' && !exiting(flags))
 }
 
 /// Start a run of `program` (with a 5-ms preemption budget, for its spinning children), wait

@@ -183,17 +183,9 @@ pub fn calibrate(args: &CalibrateArgs, exe: &Path, mut spec: Spec, cal: Calibrat
         winner = chosen.map(|b| (format!("fit winner (#{b})"), fit_runs[b].clone()));
     }
     let by_resolution: Vec<(Resolution, Vec<RunArrivals>)> = cal.resolutions.iter().map(|&r| (r, of(r))).collect();
-    let mut lines: Vec<Line> = by_resolution.iter().map(|(r, runs)| Line { name: r.name(), runs }).collect();
-    if let Some((name, runs)) = &winner {
-        lines.push(Line { name, runs });
-    }
-    let charts = calibration_charts(&lines, cal.slots, cal.cold_slots)?;
-    report += "\n## Charts\n\n";
-    for c in &charts {
-        write_synced(&root.join(&c.file), c.svg.as_bytes())?;
-        report += &format!("{}\n\n![{}]({})\n\n", c.caption, c.file, c.file);
-    }
-    json["charts"] = charts.iter().map(|c| c.file.clone()).collect();
+    let (section, files) = write_charts(&root, &by_resolution, winner.as_ref(), &cal)?;
+    report += &section;
+    json["charts"] = files.into();
     write_synced(&root.join("calibration.md"), report.as_bytes())?;
     write_synced(&root.join("calibration.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
     write_arrivals(&root, &runs)?;
@@ -205,6 +197,27 @@ pub fn calibrate(args: &CalibrateArgs, exe: &Path, mut spec: Spec, cal: Calibrat
         println!("\n{}", target.join("calibration.md").display());
     }
     Ok(())
+}
+
+/// Draw the charts of every resolution's runs (and the fit's winner, named) into `root`: the
+/// report's `## Charts` section linking them, and their file names.
+fn write_charts(
+    root: &Path,
+    by_resolution: &[(Resolution, Vec<RunArrivals>)],
+    winner: Option<&(String, Vec<RunArrivals>)>,
+    cal: &CalibrationSpec,
+) -> Result<(String, Vec<String>)> {
+    let mut lines: Vec<Line> = by_resolution.iter().map(|(r, runs)| Line { name: r.name(), runs }).collect();
+    if let Some((name, runs)) = winner {
+        lines.push(Line { name, runs });
+    }
+    let charts = calibration_charts(&lines, cal.slots, cal.cold_slots)?;
+    let mut section = "\n## Charts\n\n".to_string();
+    for c in &charts {
+        write_synced(&root.join(&c.file), c.svg.as_bytes())?;
+        section += &format!("{}\n\n![{}]({})\n\n", c.caption, c.file, c.file);
+    }
+    Ok((section, charts.into_iter().map(|c| c.file).collect()))
 }
 
 /// Run `run_spec` with its output in `dir` (created), threads backend on `shards`: its outcome,

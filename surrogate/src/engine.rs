@@ -213,8 +213,8 @@ struct Sending {
     rpc: Rpc,
     floor: u64,
     start: u64,
-    window: u32,
-    left: u32,
+    window: u64,
+    left: u64,
     released: u64,
 }
 
@@ -427,8 +427,9 @@ pub struct GossipEngine {
     fair: Vec<FairLink<Sending>>,
     /// Scratch space for the copies a fair link finished (reused; never observable).
     fair_done: Vec<Sending>,
-    /// Windows of copies waiting for their round trip (`slow_start_windows`), by slot, and the
-    /// free slots (lowest last, so slots are reused in one order on every run).
+    /// Windows of copies waiting for their round trip (`slow_start_windows`), by slot (`None`:
+    /// the copy was lost with its sender), and the free slots, last freed first. A slot is
+    /// freed when its event comes, so no two events name one slot.
     parked: Vec<Option<Sending>>,
     parked_free: Vec<u32>,
     /// Per connection, when a profile has `slow_start` (empty otherwise): the latest time a
@@ -841,6 +842,13 @@ impl GossipEngine {
         if let Some(link) = self.fair.get_mut(i) {
             link.clear();
         }
+        // Copies waiting for their next window are lost too.
+        let conns = self.peers(i);
+        for parked in &mut self.parked {
+            if parked.is_some_and(|s| conns.contains(&(s.conn as usize))) {
+                *parked = None;
+            }
+        }
         if let Some(link) = self.fair_down.get_mut(i) {
             // Messages being downloaded are lost with the identity, as the FIFO's are.
             self.dropped_offline[i] += link.len() as u32;
@@ -1114,17 +1122,17 @@ impl GossipEngine {
         if prm!(self, i).slow_start_windows && self.is_cold(c, now) {
             // Slow start in the link itself: the initial window now, the rest window by window.
             self.last_copy_ns[c] = now;
-            sending.window = bytes.min(INITIAL_WINDOW * MSS) as u32;
-            sending.left = (bytes - u64::from(sending.window)) as u32;
+            sending.window = bytes.min(INITIAL_WINDOW * MSS);
+            sending.left = bytes - sending.window;
         } else {
             let sharing =
                 if prm!(self, i).slow_start_rounds { Some((self.fair[i].len() as u64 + 1, bw)) } else { None };
             if prm!(self, i).slow_start {
                 sending.floor = self.slow_start_floor(c, now, bytes, sharing);
             }
-            sending.window = bytes as u32;
+            sending.window = bytes;
         }
-        self.fair[i].push(now, u64::from(sending.window), bw, sending);
+        self.fair[i].push(now, sending.window, bw, sending);
         self.fair_wake(i, now);
     }
 
@@ -1144,12 +1152,15 @@ impl GossipEngine {
     /// The next window of a copy whose window `done` is through at `now`: let into the link now
     /// if a round trip has passed since `done` was, else parked until then.
     fn next_window(&mut self, i: usize, now: u64, done: Sending) {
+        let c = done.conn as usize;
+        // The connection is busy: its idle time counts from here.
+        self.last_copy_ns[c] = self.last_copy_ns[c].max(now);
         let window = done.left.min(done.window.saturating_mul(2));
-        let released = (done.released + self.rtt(done.conn as usize)).max(now);
+        let released = (done.released + self.rtt(c)).max(now);
         let next = Sending { window, left: done.left - window, released, ..done };
         if released == now {
             let bw = self.up_bw(i, now);
-            self.fair[i].push(now, u64::from(window), bw, next);
+            self.fair[i].push(now, window, bw, next);
             return;
         }
         let slot = match self.parked_free.pop() {
@@ -1165,12 +1176,16 @@ impl GossipEngine {
         self.self_event(i, released, Action::FairWindow { slot });
     }
 
-    /// A parked window's round trip has passed: it enters `i`'s fair upload link.
+    /// A parked window's round trip has passed: it enters `i`'s fair upload link, unless the
+    /// copy was lost when `i` went offline.
     fn fair_window(&mut self, i: usize, now: u64, slot: u32) {
-        let Some(next) = self.parked[slot as usize].take() else { return };
+        let parked = self.parked[slot as usize].take();
         self.parked_free.push(slot);
+        let Some(next) = parked else { return };
+        let c = next.conn as usize;
+        self.last_copy_ns[c] = self.last_copy_ns[c].max(now);
         let bw = self.up_bw(i, now);
-        self.fair[i].push(now, u64::from(next.window), bw, next);
+        self.fair[i].push(now, next.window, bw, next);
         self.fair_wake(i, now);
     }
 
@@ -2500,6 +2515,8 @@ impl GossipEngine {
         self.rng = Vec::new();
         self.txq = Vec::new();
         self.fair = Vec::new();
+        self.parked = Vec::new();
+        self.parked_free = Vec::new();
         self.last_copy_ns = Vec::new();
         self.fair_down = Vec::new();
         self.downlink = Vec::new();

@@ -1,12 +1,12 @@
 //! The calibration's charts (`thermocline calibrate` writes them beside `calibration.md`): the
-//! arrival-delay CDF of every resolution per phase, and each resolution's p50 and p95 slot by
-//! slot, so the shape of an error — a tail, an offset, a cold first slot — shows at a glance
-//! where the table gives only its size.
+//! arrival-delay CDF of every resolution per phase, a Q–Q plot of every resolution against the
+//! reference, and each resolution's p50 and p95 slot by slot, so the shape of an error — a tail,
+//! an offset, a cold first slot — shows at a glance where the table gives only its size.
 
 use super::ReportError;
 use super::chart::{LineChart, Series, line_chart};
 use super::stats::{cdf, percentile};
-use thermocline_calibration::compare::{Phase, RunArrivals};
+use thermocline_calibration::compare::{Arrival, Phase, RunArrivals};
 
 /// One chart of the calibration: its file name, what it shows, and its SVG.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,13 +28,14 @@ pub struct Line<'a> {
     pub runs: &'a [RunArrivals],
 }
 
+/// An arrival's delay in whole microseconds (the CDF's and percentiles' unit).
+fn delay_us(a: &Arrival) -> u64 {
+    (a.delay_ms * 1000.0).round().max(0.0) as u64
+}
+
 /// Delays of `runs` in `phase`, in microseconds, pooled over seeds.
 fn delays_us(runs: &[RunArrivals], phase: Phase, cold_slots: u32) -> Vec<u64> {
-    runs.iter()
-        .flat_map(|r| r.arrivals.iter())
-        .filter(|a| phase.covers(a.slot, cold_slots))
-        .map(|a| (a.delay_ms * 1000.0).round().max(0.0) as u64)
-        .collect()
+    runs.iter().flat_map(|r| r.arrivals.iter()).filter(|a| phase.covers(a.slot, cold_slots)).map(delay_us).collect()
 }
 
 /// The CDF chart of `phase`, one series per line.
@@ -60,7 +61,7 @@ fn by_slot_chart(lines: &[Line], slots: u32) -> LineChart {
                         .iter()
                         .flat_map(|r| r.arrivals.iter())
                         .filter(|a| a.slot == slot)
-                        .map(|a| (a.delay_ms * 1000.0).round().max(0.0) as u64)
+                        .map(delay_us)
                         .collect();
                     v.sort_unstable();
                     Some((f64::from(slot), percentile(&v, q)? as f64 / 1000.0))
@@ -105,8 +106,7 @@ fn qq_chart(lines: &[Line], cold_slots: u32) -> LineChart {
 
 /// Every chart of a calibration whose first `cold_slots` of `slots` are the cold phase: a CDF
 /// per phase (the cold one only when there are cold slots), a Q–Q plot of every line against the
-/// first, and the by-slot quantiles. A chart
-/// with no arrival to draw is left out.
+/// first, and the by-slot quantiles. A chart with no arrival to draw is left out.
 pub fn calibration_charts(lines: &[Line], slots: u32, cold_slots: u32) -> Result<Vec<CalibrationChart>, ReportError> {
     let mut out = Vec::new();
     for phase in Phase::ALL {
