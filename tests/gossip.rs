@@ -213,6 +213,11 @@ fn slow_start_as_rounds_or_windows_is_deterministic_and_changes_the_run() {
     );
     let (churn, _) = same_everywhere(&dir, "churn", &churned);
     assert!(churn["gossip"]["reliability"].as_f64().unwrap() < 1.0, "{}", churn["gossip"]);
+    // A floor could hold a copy past its sender's going offline: refused with churn.
+    let floor = write_spec(&dir, "floor-churn.toml", &churned.replace("slow_start_windows = true", ""));
+    let refused = run_with_deadline(&["run", floor.to_str().unwrap(), "-q"], std::time::Duration::from_secs(60));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && err.contains("unless as slow_start_windows"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -84,10 +84,10 @@ fn check_gossip(spec: &Spec) -> Result<(), String> {
     t.validate()?;
     if let Some(g) = &spec.gossip
         && t.churn.is_some()
-        && gossip_profiles(spec, g)?.iter().any(|(_, p)| p.slow_start)
+        && gossip_profiles(spec, g)?.iter().any(|(_, p)| p.slow_start && !p.slow_start_windows)
     {
-        return Err("gossip.params.slow_start does not combine with traffic.churn yet: a copy held by slow start \
-                    would outlive its identity going offline"
+        return Err("gossip.params.slow_start does not combine with traffic.churn yet, unless as \
+                    slow_start_windows: a copy held by slow start's floor would outlive its identity going offline"
             .into());
     }
     if spec.run.duration > SimDuration::from_secs(40 * 24 * 3600) {
