@@ -367,56 +367,57 @@ args = ["--index", "{{index}}", "--nodes", "{{count}}", "--peer", "{book}", "--d
         assert!(text.contains(&format!("publish slot={i} peers=")), "node{i} published its block: {text}");
         assert!(text.ends_with(&format!("done node={i} received=7 expected=7\n")), "node{i}: {text}");
         // A 100 KiB block takes 16 ms to leave a 50 Mbit/s host, and the path is 20 ms long.
-        for line in text.lines().filter(|l| l.starts_with("recv ")) {
-            let delay: u64 = line.rsplit("delay_us=").next().unwrap().parse().unwrap();
-            assert!(delay >= 36_000, "node{i}: {line}");
+        for delay in recv_delays(&text) {
+            assert!(delay >= 36_000, "node{i}: {delay} µs");
         }
     }
 }
 
-/// The median `delay_us` of the blocks `node` of a line of three received, with gossip-node's
-/// `--validation-delay` at `ms`.
+/// The `delay_us` of every block a gossip-node's log `text` says it received.
+fn recv_delays(text: &str) -> Vec<u64> {
+    text.lines()
+        .filter(|l| l.starts_with("recv "))
+        .map(|l| l.rsplit("delay_us=").next().unwrap().parse().unwrap())
+        .collect()
+}
+
+/// The median `delay_us` of the blocks nodes 1 and 2 of a line of three received, with
+/// gossip-node's `--validation-delay` at `ms`.
 fn line_of_three_delays(dir: &Path, ms: u32) -> [u64; 2] {
     let node = gossip_node();
-    let spec = write_spec(
-        dir,
-        &format!("line-{ms}.toml"),
-        &format!(
-            r#"
-[run]
-seed = 8
-duration = "14 s"
-
-[network]
-topology = "single-switch"
-latency = "10 ms"
-
-[[hosts]]
-name = "node"
-kind = "direct"
-count = 3
-bandwidth = {{ up = "1 Gbit", down = "1 Gbit" }}
-
-[[processes]]
-host = "node"
-path = "{node}"
-args = ["--index", "{{index}}", "--nodes", "3", "--peer", "node0:9000,node1:9000,node2:9000", "--graph-text", "1;2;",
-        "--proposers", "0,0,0,0", "--genesis", "4", "--slot", "2", "--slots", "4", "--size", "1000",
-        "--validation-delay", "{ms}"]
-"#,
-            node = node.display(),
-        ),
-    );
+    let ms = ms.to_string();
+    let args = [
+        "--index",
+        "{index}",
+        "--nodes",
+        "3",
+        "--peer",
+        "node0:9000,node1:9000,node2:9000",
+        "--graph-text",
+        "1;2;",
+        "--proposers",
+        "0,0,0,0",
+        "--genesis",
+        "4",
+        "--slot",
+        "2",
+        "--slots",
+        "4",
+        "--size",
+        "1000",
+        "--validation-delay",
+        &ms,
+    ];
+    let spec = SpecBuilder::switch(8, "14 s", "10 ms")
+        .direct_group("node", 3, "1 Gbit", "")
+        .process("node", node.to_str().unwrap(), &args, "0 s", "")
+        .write(dir, &format!("line-{ms}.toml"));
     let out = dir.join(format!("out-{ms}"));
     run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
     [1, 2].map(|i| {
         let text = read(out.join(format!("hosts/node{i}/gossip-node.0.stdout")));
         assert!(text.ends_with(&format!("done node={i} received=4 expected=4\n")), "node{i}: {text}");
-        let mut delays: Vec<u64> = text
-            .lines()
-            .filter(|l| l.starts_with("recv "))
-            .map(|l| l.rsplit("delay_us=").next().unwrap().parse().unwrap())
-            .collect();
+        let mut delays = recv_delays(&text);
         delays.sort_unstable();
         delays[delays.len() / 2]
     })

@@ -291,9 +291,15 @@ impl SpecBuilder {
     }
 
     /// One direct host `name` with `bandwidth` up and down, and `extra` keys (TOML lines).
-    pub fn direct(mut self, name: &str, bandwidth: &str, extra: &str) -> SpecBuilder {
+    pub fn direct(self, name: &str, bandwidth: &str, extra: &str) -> SpecBuilder {
+        self.direct_group(name, 1, bandwidth, extra)
+    }
+
+    /// A group of `count` direct hosts `name` (`name0`, `name1`, … when more than one), each
+    /// with `bandwidth` up and down, and `extra` keys (TOML lines).
+    pub fn direct_group(mut self, name: &str, count: u32, bandwidth: &str, extra: &str) -> SpecBuilder {
         self.hosts += &format!(
-            "\n[[hosts]]\nname = \"{name}\"\nkind = \"direct\"\ncount = 1\n{extra}\
+            "\n[[hosts]]\nname = \"{name}\"\nkind = \"direct\"\ncount = {count}\n{extra}\
              bandwidth = {{ up = \"{bandwidth}\", down = \"{bandwidth}\" }}\n"
         );
         self
