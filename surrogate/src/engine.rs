@@ -490,6 +490,10 @@ pub struct GossipEngine {
     /// client's message was seen here.
     content: BTreeMap<MsgKey, Content>,
     key_by_id: BTreeMap<Vec<u8>, MsgKey>,
+    /// With clients: every scheduled surrogate publication (the same on every shard), so that
+    /// an id a client sends resolves to the same key on any shard, whether or not the message
+    /// crossed to a client here ([`GossipEngine::learn_schedule`]).
+    schedule: clients::Schedule,
     /// Every topic's message-id function, by topic index.
     message_ids: Vec<MessageIdFn>,
     /// The dials of this shard's identities to real clients: (client host, port).
@@ -726,6 +730,7 @@ impl GossipEngine {
             client_out: Vec::new(),
             content: BTreeMap::new(),
             key_by_id: BTreeMap::new(),
+            schedule: clients::Schedule::default(),
             message_ids,
             dials: Vec::new(),
             shard_hosts,
@@ -791,11 +796,15 @@ impl GossipEngine {
 
     /// Schedule every publication of the run (see [`publications`]) whose publisher is local.
     fn schedule_publications(&mut self, n: u32, seed: u64) {
-        for p in publications(n, &self.traffic, seed, self.end_ns) {
+        let all = publications(n, &self.traffic, seed, self.end_ns);
+        for p in &all {
             let i = self.local[p.publisher as usize];
             if i != NONE {
                 self.self_event(i as usize, p.at_ns, Action::Publish { topic: p.topic });
             }
+        }
+        if self.boundary.is_some() {
+            self.schedule = clients::Schedule::new(all);
         }
     }
 
@@ -1385,6 +1394,12 @@ impl GossipEngine {
         }
         if let Some(&s) = self.msg_slot.get(&rpc.msg) {
             self.last_msg = Some((rpc.msg, s));
+            // A client's message first heard of in a control message (an IDONTWANT from
+            // another client) has its size when it comes.
+            let st = &mut self.msgs[s as usize];
+            if st.size == 0 && rpc.kind == RpcKind::Message {
+                st.size = rpc.size;
+            }
             return s;
         }
         let k = self.members[rpc.topic as usize].len();
@@ -2340,7 +2355,8 @@ impl Engine for GossipEngine {
             let (dst, src) = (e.dst_host.0, e.src_host.0);
             let bad = |detail: String| GossipError::BadEvent { host: dst, src, detail };
             if e.kind == HOT_MESSAGE {
-                self.store_hot(&e.payload).map_err(|d| bad(format!("client message: {d}")))?;
+                self.store_hot(&e.payload, e.deliver_time.as_nanos())
+                    .map_err(|d| bad(format!("client message: {d}")))?;
                 continue;
             }
             if e.kind != GOSSIP_EVENT_KIND && e.kind != PACKET {

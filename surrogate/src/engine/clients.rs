@@ -14,8 +14,10 @@ use super::{Action, Conn, DOWN, GossipEngine, NONE, Pending};
 use crate::boundary::{Output, identity_key};
 use crate::rpc::{CLIENT_KEY, MsgKey, NO_HINT, Rpc, RpcKind};
 use crate::topics::topic_name;
+use crate::traffic::Publication;
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
+use std::collections::BTreeMap;
 use thermocline_bus::kinds::{HOT_MARK, HOT_MESSAGE, PACKET};
 use thermocline_bus::{Event, HostId, ShardId, SimTime};
 use thermocline_models::directory::HostDirectory;
@@ -44,6 +46,29 @@ pub(super) fn shard_hosts(partition: &Partition, n: u32, me: ShardId) -> Vec<(Sh
     }
     found.sort();
     found
+}
+
+/// Every scheduled surrogate publication, in time order, and how far
+/// [`GossipEngine::learn_schedule`] has registered their ids.
+#[derive(Default)]
+pub(super) struct Schedule {
+    publications: Vec<Publication>,
+    next: usize,
+    /// Publications registered per publisher (the next one's sequence number).
+    count: BTreeMap<u32, u32>,
+    /// Publishers' peer ids, as the `from` of their messages.
+    from: BTreeMap<u32, Vec<u8>>,
+    /// Topic and publication time of each registered message.
+    by_key: BTreeMap<MsgKey, (u8, u64)>,
+}
+
+impl Schedule {
+    /// The schedule of `publications` (every shard's, as [`crate::traffic::publications`]
+    /// gives them).
+    pub(super) fn new(mut publications: Vec<Publication>) -> Self {
+        publications.sort_by_key(|p| p.at_ns);
+        Schedule { publications, ..Schedule::default() }
+    }
 }
 
 /// The router key of a client's message with id `id`: a hash of it, so every shard derives the
@@ -234,7 +259,7 @@ impl GossipEngine {
             rpcs.push(self.router_rpc(RpcKind::Message, t, key, size));
         }
         if let Some(control) = rpc.control {
-            self.control_rpcs(control, &mut rpcs);
+            self.control_rpcs(control, now, &mut rpcs);
         }
         for r in rpcs {
             // A client's RPC that the router refuses (none is expected) is dropped.
@@ -243,21 +268,21 @@ impl GossipEngine {
     }
 
     /// The router's RPCs for a client's control messages.
-    fn control_rpcs(&mut self, control: Control, rpcs: &mut Vec<Rpc>) {
+    fn control_rpcs(&mut self, control: Control, now: u64, rpcs: &mut Vec<Rpc>) {
         for ihave in control.ihave {
             let Some(t) = self.topic_index(&ihave.topic) else { continue };
             for id in ihave.message_ids {
-                let key = self.key_of_id(&id);
+                let key = self.key_of_id(&id, now);
                 rpcs.push(self.router_rpc(RpcKind::IHave, t, key, 0));
             }
         }
         for id in control.iwant.into_iter().flat_map(|w| w.message_ids) {
-            let key = self.key_of_id(&id);
+            let key = self.key_of_id(&id, now);
             let t = self.msg_slot.get(&key).map_or(0, |&m| self.msgs[m as usize].topic);
             rpcs.push(self.router_rpc(RpcKind::IWant, t, key, 0));
         }
         for id in control.idontwant.into_iter().flat_map(|w| w.message_ids) {
-            let key = self.key_of_id(&id);
+            let key = self.key_of_id(&id, now);
             rpcs.push(self.router_rpc(RpcKind::IDontWant, 0, key, 0));
         }
         for g in control.graft {
@@ -274,11 +299,22 @@ impl GossipEngine {
         }
     }
 
-    /// A router RPC about message `key` on topic `t`.
+    /// A router RPC about message `key` on topic `t` (of `size` bytes, for a client's
+    /// message). A surrogate's message has its topic, size and publication time from the
+    /// schedule, whatever the client said and whichever RPC this shard hears of it in first,
+    /// so that its state is the same on any shard.
     fn router_rpc(&self, kind: RpcKind, t: u8, key: MsgKey, size: u32) -> Rpc {
+        if let Some(&(topic, at_ns)) = self.schedule.by_key.get(&key) {
+            let mut r = Rpc::control(kind, topic);
+            r.msg = key;
+            r.size = self.message_size(topic);
+            r.published_ns = at_ns;
+            r.hops = 1;
+            return r;
+        }
         // A client's message has no publication time the tail can know: its arrivals are
         // times since the start of the run, or in an Ethereum domain since the start of the
-        // message's slot. A surrogate's message keeps its own.
+        // message's slot.
         let published_ns = match self.msg_slot.get(&key) {
             Some(&m) => self.msgs[m as usize].published_ns,
             None => self.retired_published.get(&key).copied().or_else(|| self.eth2_slot_start(key)).unwrap_or(0),
@@ -297,8 +333,9 @@ impl GossipEngine {
     /// so it is there whenever one must forward it.
     fn learn(&mut self, i: usize, message: Message, now: u64, host: u32) -> MsgKey {
         let id = self.id_of(&message);
-        let key = self.key_of_id(&id);
-        if self.content.contains_key(&key) {
+        let key = self.key_of_id(&id, now);
+        // A surrogate's message is made alike on every shard when it crosses to a client.
+        if !key.is_client() || self.content.contains_key(&key) {
             return key;
         }
         if !self.shard_hosts.is_empty() {
@@ -324,11 +361,11 @@ impl GossipEngine {
     }
 
     /// A client's message another shard sent (see [`GossipEngine::learn`]).
-    pub(super) fn store_hot(&mut self, bytes: &[u8]) -> Result<(), String> {
+    pub(super) fn store_hot(&mut self, bytes: &[u8], now: u64) -> Result<(), String> {
         let (origin, rest) = bytes.split_first_chunk::<4>().ok_or("shorter than its origin")?;
         let message = Message::decode(rest).map_err(|e| e.to_string())?;
         let id = self.id_of(&message);
-        let key = self.key_of_id(&id);
+        let key = self.key_of_id(&id, now);
         if !self.content.contains_key(&key) {
             self.eth2_learn(&message, key);
             self.content.insert(key, Content { message, id, origin: u32::from_be_bytes(*origin) });
@@ -343,14 +380,42 @@ impl GossipEngine {
         f.message_id(message)
     }
 
-    /// The key of the message with id `id`: known already, or a client's message's key.
-    fn key_of_id(&mut self, id: &[u8]) -> MsgKey {
+    /// The key of the message with id `id` a client sent at `now`: a surrogate message
+    /// published by then, or a client's message's key.
+    fn key_of_id(&mut self, id: &[u8], now: u64) -> MsgKey {
         if let Some(&k) = self.key_by_id.get(id) {
             return k;
         }
-        let k = hot_key(id);
-        self.key_by_id.insert(id.to_vec(), k);
-        k
+        self.learn_schedule(now);
+        *self.key_by_id.entry(id.to_vec()).or_insert_with(|| hot_key(id))
+    }
+
+    /// Registers the ids of the surrogate messages scheduled up to `now`. Every shard knows
+    /// the schedule, so it resolves an id to the same key whether or not the message crossed
+    /// to a client on it; the `k`-th publication of an identity has its `k`-th key, as
+    /// [`GossipEngine::publish`] numbers them.
+    fn learn_schedule(&mut self, now: u64) {
+        while let Some(&p) = self.schedule.publications.get(self.schedule.next).filter(|p| p.at_ns <= now) {
+            self.schedule.next += 1;
+            let seq = self.schedule.count.entry(p.publisher).or_insert(0);
+            let key = MsgKey::new(p.publisher, *seq);
+            *seq += 1;
+            let (seed, eth2) = (self.seed, self.eth2.is_some());
+            let from = match eth2 {
+                // Ethereum's messages carry no author.
+                true => Vec::new(),
+                false => self
+                    .schedule
+                    .from
+                    .entry(p.publisher)
+                    .or_insert_with(|| identity_key(seed, p.publisher).peer_id().to_bytes())
+                    .clone(),
+            };
+            let message = self.surrogate_bytes(key, p.topic, self.message_size(p.topic), p.at_ns, from);
+            let id = self.message_ids[p.topic as usize].message_id(&message);
+            self.key_by_id.entry(id).or_insert(key);
+            self.schedule.by_key.insert(key, (p.topic, p.at_ns));
+        }
     }
 
     /// The wire form of message `key` (a surrogate's is made and signed on first use); `None`
@@ -362,7 +427,6 @@ impl GossipEngine {
             }
             let message = self.surrogate_message(key, topic, size, published_ns);
             let id = self.message_ids[topic as usize].message_id(&message);
-            self.key_by_id.insert(id.clone(), key);
             self.content.insert(key, Content { message, id, origin: NONE });
         }
         self.content.get(&key)
@@ -372,6 +436,18 @@ impl GossipEngine {
     /// `size`, the publisher's signature. On Ethereum topics the same bytes, snappy-compressed,
     /// unsigned (the spec's `StrictNoSign`): no client would accept them as a block.
     fn surrogate_message(&self, key: MsgKey, topic: u8, size: u32, published_ns: u64) -> Message {
+        if self.eth2.is_some() {
+            return self.surrogate_bytes(key, topic, size, published_ns, Vec::new());
+        }
+        let signer = identity_key(self.seed, key.publisher());
+        let mut m = self.surrogate_bytes(key, topic, size, published_ns, signer.peer_id().to_bytes());
+        m.signature = Some(signer.sign(&gossipsub::signing_bytes(&m)));
+        m
+    }
+
+    /// [`GossipEngine::surrogate_message`] before its signature (what its id depends on), `from`
+    /// its publisher's peer id.
+    fn surrogate_bytes(&self, key: MsgKey, topic: u8, size: u32, published_ns: u64, from: Vec<u8>) -> Message {
         let publisher = key.publisher();
         let slot = self.traffic_slot(published_ns);
         let mut data = Vec::with_capacity(size as usize);
@@ -384,17 +460,14 @@ impl GossipEngine {
             let data = thermocline_wire::eth2::snappy::compress_block(&data);
             return Message { data, topic: self.wire_topic(topic), ..Message::default() };
         }
-        let signer = identity_key(self.seed, publisher);
-        let mut m = Message {
-            from: Some(signer.peer_id().to_bytes()),
+        Message {
+            from: Some(from),
             data,
             seqno: Some(u64::from(key.0 as u32).to_be_bytes().to_vec()),
             topic: self.wire_topic(topic),
             signature: None,
             key: None,
-        };
-        m.signature = Some(signer.sign(&gossipsub::signing_bytes(&m)));
-        m
+        }
     }
 
     /// The router sends `rpc` from identity `i` to the client of connection `c`: encoded to the
