@@ -93,11 +93,13 @@ fn check_gossip(spec: &Spec) -> Result<(), String> {
     if spec.run.duration > SimDuration::from_secs(40 * 24 * 3600) {
         return Err("the gossip workload keeps millisecond clocks in 32 bits: runs up to 40 days".into());
     }
-    if let Some(g) = &spec.gossip
-        && g.discovery == PeerDiscovery::Discv5
-    {
-        let identities = spec.hosts.iter().filter(|h| h.kind == HostKind::Surrogate).map(|h| h.count).sum();
-        spec.discv5.clone().unwrap_or_default().check(identities)?;
+    let identities = spec.hosts.iter().filter(|h| h.kind == HostKind::Surrogate).map(|h| h.count).sum();
+    t.beacon_block.check_proposers(identities)?;
+    if let Some(g) = &spec.gossip {
+        g.check_dials(identities)?;
+        if g.discovery == PeerDiscovery::Discv5 {
+            spec.discv5.clone().unwrap_or_default().check(identities)?;
+        }
     }
     Ok(())
 }
@@ -242,7 +244,7 @@ pub fn gossip_graph(
     let end = SimTime::ZERO.saturating_add(spec.run.duration).as_nanos();
     let duties = publications(n, &spec.traffic, spec.run.seed, end);
     let peer_exchange = gossip_profiles(spec, g)?.iter().any(|(_, p)| p.peer_exchange);
-    let clients = client_slots(plan);
+    let clients = client_slots(plan, g);
     let graph = PeerGraph::for_run(g, peer_exchange, clients, &locations, &subscriptions, &duties, spec.run.seed);
     Ok((graph, subscriptions, duties))
 }
@@ -343,9 +345,9 @@ fn check_discv5(plan: &NetPlan, d: &Discv5Spec) -> Result<(), String> {
 
 /// Free connection slots each surrogate keeps for real clients: some in a run with direct hosts,
 /// none otherwise.
-fn client_slots(plan: &NetPlan) -> u32 {
+fn client_slots(plan: &NetPlan, g: &GossipSpec) -> u32 {
     let d = &plan.net.directory;
-    if d.surrogates() < d.len() { thermocline_surrogate::boundary::CLIENT_SLOTS } else { 0 }
+    if d.surrogates() < d.len() { g.client_slots.unwrap_or(thermocline_surrogate::boundary::CLIENT_SLOTS) } else { 0 }
 }
 
 /// The gossip engine of `shard` from the shared build; with `discovery = "discv5"`, with its
@@ -380,7 +382,7 @@ fn build_gossip_engine(
         end: SimTime::ZERO.saturating_add(spec.run.duration),
         max_peers: g.max_peers,
         px_slots: g.px_slots,
-        client_slots: client_slots(plan),
+        client_slots: client_slots(plan, g),
         start_unix_ns: spec.run.start_date.0,
         runahead_ns: plan.runahead.as_nanos(),
         message_ids: g.message_id_fns()?,

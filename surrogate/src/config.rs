@@ -393,6 +393,17 @@ pub struct GossipSpec {
     /// Surrogates that dial real clients, as a peer manager dials what discovery found
     /// (`dial_clients = { group = "hot", peers = 4 }`); none by default.
     pub dial_clients: Option<ClientDials>,
+    /// The connections, given rather than drawn: entry `i` lists the identities identity `i`
+    /// dials (`dials = [[1, 2], [2], []]`). Exactly these connections are made at the start (no
+    /// subnet or duty peers are added), with `discovery = "assigned"`. Calibration gives the
+    /// surrogates of a hybrid run the scenario's graph this way.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dials: Option<Vec<Vec<u32>>>,
+    /// Connection slots each surrogate keeps free for real clients in a run with direct hosts
+    /// (default [`CLIENT_SLOTS`](crate::boundary::CLIENT_SLOTS)); a client that dials a
+    /// surrogate with none free is refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_slots: Option<u32>,
     /// How long after its publication a surrogate's message expires: later copies, IHAVEs,
     /// IWANTs and IDONTWANTs about it are ignored (as Ethereum clients ignore messages of past
     /// slots), and its state is retired, so memory does not grow with the run.
@@ -680,6 +691,8 @@ impl Default for GossipSpec {
             px_slots: 4,
             message_id: BTreeMap::new(),
             dial_clients: None,
+            dials: None,
+            client_slots: None,
             message_lifetime: SimDuration::from_secs(60),
             keep_messages: false,
             discovery: PeerDiscovery::Assigned,
@@ -719,6 +732,44 @@ impl GossipSpec {
             .collect())
     }
 
+    /// Whether `dials` (if given) is a graph of `identities` identities: one entry each, every
+    /// peer an identity other than the dialler, no connection named twice (from either end),
+    /// at most [`MAX_PEERS`] connections each, and peers assigned rather than found.
+    pub fn check_dials(&self, identities: u32) -> Result<(), String> {
+        let Some(dials) = &self.dials else { return Ok(()) };
+        if self.discovery != PeerDiscovery::Assigned {
+            return Err("gossip.dials gives the connections: it needs discovery = \"assigned\"".into());
+        }
+        if dials.len() != identities as usize {
+            return Err(format!(
+                "gossip.dials has {} entries, one per surrogate identity expected ({identities})",
+                dials.len()
+            ));
+        }
+        let mut edges = std::collections::BTreeSet::new();
+        let mut degree = vec![0u32; dials.len()];
+        for (i, row) in dials.iter().enumerate() {
+            for &j in row {
+                if j >= identities || j as usize == i {
+                    return Err(format!("gossip.dials[{i}] names {j}: expected another identity below {identities}"));
+                }
+                if !edges.insert((j.min(i as u32), j.max(i as u32))) {
+                    return Err(format!("gossip.dials names the connection between {i} and {j} twice"));
+                }
+                degree[i] += 1;
+                degree[j as usize] += 1;
+            }
+        }
+        let clients = self.client_slots.unwrap_or(0);
+        if let Some(i) = degree.iter().position(|&d| d + clients > MAX_PEERS) {
+            return Err(format!(
+                "gossip.dials gives identity {i} {} connections, and with gossip.client_slots ({clients}) more than {MAX_PEERS}",
+                degree[i]
+            ));
+        }
+        Ok(())
+    }
+
     /// The parameters of profile `name` with this section's overrides applied.
     pub fn params_for(&self, name: &str) -> Result<GossipParams, String> {
         let mut p = GossipParams::profile(name).ok_or_else(|| {
@@ -738,6 +789,9 @@ impl GossipSpec {
                 self.message_lifetime,
                 SimDuration::from_nanos(busy)
             ));
+        }
+        if let Some(c) = self.client_slots.filter(|&c| c > MAX_PEERS) {
+            return Err(format!("gossip.client_slots must be at most {MAX_PEERS}, got {c}"));
         }
         if p.peer_exchange && self.max_peers + self.px_slots > MAX_PEERS {
             return Err(format!(
@@ -903,6 +957,54 @@ pub struct BlockSpec {
     pub size: Size,
     /// Delay from slot start to publication.
     pub proposer_delay: SimDuration,
+    /// The proposers, given rather than drawn: entry `s` is the identity that publishes slot
+    /// `s`'s block, or `"none"` for a slot in which no surrogate does (a real client proposes
+    /// it); slots after the list have no block. Default: a proposer drawn at random each slot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proposers: Option<Vec<SlotProposer>>,
+}
+
+/// One slot's entry of `traffic.beacon_block.proposers`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum SlotProposer {
+    /// The identity that publishes the slot's block.
+    Identity(u32),
+    /// `"none"`: no surrogate publishes in the slot (any other word is refused by
+    /// [`BlockSpec::check_proposers`]).
+    Word(String),
+}
+
+impl SlotProposer {
+    /// The publishing identity, if a surrogate publishes.
+    pub fn identity(&self) -> Option<u32> {
+        match self {
+            SlotProposer::Identity(i) => Some(*i),
+            SlotProposer::Word(_) => None,
+        }
+    }
+}
+
+impl BlockSpec {
+    /// Whether `proposers` names only identities among `identities` and the word `"none"`.
+    pub fn check_proposers(&self, identities: u32) -> Result<(), String> {
+        for (s, p) in self.proposers.iter().flatten().enumerate() {
+            match p {
+                SlotProposer::Identity(i) if *i >= identities => {
+                    return Err(format!(
+                        "traffic.beacon_block.proposers[{s}] is identity {i}, but the run has {identities} surrogate identities"
+                    ));
+                }
+                SlotProposer::Word(w) if w != "none" => {
+                    return Err(format!(
+                        "traffic.beacon_block.proposers[{s}] is {w:?}: expected an identity number or \"none\""
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for TrafficSpec {
@@ -910,7 +1012,7 @@ impl Default for TrafficSpec {
         TrafficSpec {
             start: SimDuration::from_secs(10),
             slot: SimDuration::from_secs(12),
-            beacon_block: BlockSpec { size: Size(100 * 1024 * 8), proposer_delay: SimDuration::ZERO },
+            beacon_block: BlockSpec { size: Size(100 * 1024 * 8), proposer_delay: SimDuration::ZERO, proposers: None },
             attestations: None,
             data_columns: None,
             churn: None,
@@ -927,6 +1029,17 @@ impl Default for BlockSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn given_proposers_name_identities_or_none() {
+        let block = |text: &str| toml::from_str::<BlockSpec>(text).unwrap();
+        block("proposers = [4, \"none\", 0]").check_proposers(5).unwrap();
+        let err = block("proposers = [5]").check_proposers(5).unwrap_err();
+        assert!(err.contains("proposers[0]") && err.contains("5 surrogate identities"), "{err}");
+        let err = block("proposers = [1, \"nobody\"]").check_proposers(5).unwrap_err();
+        assert!(err.contains("proposers[1]") && err.contains("\"none\""), "{err}");
+        assert_eq!(block("").proposers, None);
+    }
 
     #[test]
     fn message_ids_by_topic_then_family_then_default() {

@@ -115,6 +115,9 @@ impl PeerGraph {
         duties: &[Publication],
         seed: u64,
     ) -> Self {
+        if let Some(dials) = &spec.dials {
+            return Self::from_dials(dials);
+        }
         let n = locations.len() as u32;
         let locality = (spec.local_share > 0.0).then_some((locations, spec.local_share));
         let inbound = spec.max_inbound.unwrap_or(u32::MAX);
@@ -249,6 +252,19 @@ impl PeerGraph {
             .collect()
     }
 
+    /// The graph in which identity `i` dialled exactly `dials[i]` (checked by
+    /// [`GossipSpec::check_dials`](crate::config::GossipSpec::check_dials)).
+    pub fn from_dials(dials: &[Vec<u32>]) -> Self {
+        let mut lists: Vec<Vec<(u32, bool)>> = vec![Vec::new(); dials.len()];
+        for (i, row) in dials.iter().enumerate() {
+            for &j in row {
+                lists[i].push((j, true));
+                lists[j as usize].push((i as u32, false));
+            }
+        }
+        Self::from_lists(lists)
+    }
+
     fn from_lists(lists: Vec<Vec<(u32, bool)>>) -> Self {
         let mut start = Vec::with_capacity(lists.len() + 1);
         let total: usize = lists.iter().map(Vec::len).sum();
@@ -267,6 +283,35 @@ impl PeerGraph {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn given_dials_are_the_connections_and_their_directions() {
+        let g = PeerGraph::from_dials(&[vec![2, 1], vec![], vec![1]]);
+        assert_eq!((g.of(0), g.of(1), g.of(2)), (&[1, 2][..], &[0, 2][..], &[0, 1][..]));
+        assert_eq!(g.outbound, [true, true, false, false, false, true]);
+        let mut spec = GossipSpec { dials: Some(vec![vec![2, 1], vec![], vec![1]]), ..GossipSpec::default() };
+        let locations = [0, 0, 0];
+        let subs = Subscriptions::compute(3, &Default::default(), 1, false);
+        assert_eq!(
+            PeerGraph::for_run(&spec, false, 0, &locations, &subs, &[], 9),
+            g,
+            "the run's graph is the given one"
+        );
+        spec.check_dials(3).unwrap();
+        for (dials, why) in [
+            (vec![vec![1], vec![]], "entries"),
+            (vec![vec![0], vec![], vec![]], "another identity"),
+            (vec![vec![3], vec![], vec![]], "another identity"),
+            (vec![vec![1], vec![0], vec![]], "twice"),
+        ] {
+            spec.dials = Some(dials);
+            let err = spec.check_dials(3).unwrap_err();
+            assert!(err.contains("gossip.dials") && err.contains(why), "{err}");
+        }
+        spec.dials = Some(vec![vec![1], vec![], vec![]]);
+        spec.discovery = PeerDiscovery::Discv5;
+        assert!(spec.check_dials(3).unwrap_err().contains("assigned"));
+    }
 
     #[test]
     fn symmetric_bounded_and_reproducible() {

@@ -2,7 +2,7 @@
 //! publication (who publishes on which topic, when). Every shard and the peer manager compute the
 //! same from the spec and the seed.
 
-use crate::config::TrafficSpec;
+use crate::config::{SlotProposer, TrafficSpec};
 use crate::topics::{
     ATTESTATION_BASE, ATTESTATION_SUBNETS, COLUMN_BASE, COLUMN_SUBNETS, TOPIC_AGGREGATE, TOPIC_BEACON_BLOCK,
     TOPIC_COUNT,
@@ -90,7 +90,8 @@ pub struct Publication {
 }
 
 /// Every publication of a run of `n` identities ending at `end_ns`, in scheduling order: per
-/// slot, the proposer (drawn from the slot's "proposer" stream) publishes the block and then
+/// slot, the proposer (drawn from the slot's "proposer" stream, or given by
+/// `traffic.beacon_block.proposers`) publishes the block and then
 /// every data column; then each attestation's publisher and time come from the slot's
 /// "attester" stream. Every shard and the peer manager compute the same list.
 pub fn publications(n: u32, traffic: &TrafficSpec, seed: u64, end_ns: u64) -> Vec<Publication> {
@@ -104,10 +105,15 @@ pub fn publications(n: u32, traffic: &TrafficSpec, seed: u64, end_ns: u64) -> Ve
     let mut slot = 0u64;
     while first + slot * slot_ns < end_ns {
         let start = first + slot * slot_ns;
-        let proposer = below(&mut proposers.compact(slot as u32), n as u64) as u32;
+        let proposer = match &traffic.beacon_block.proposers {
+            Some(given) => given.get(slot as usize).and_then(SlotProposer::identity),
+            None => Some(below(&mut proposers.compact(slot as u32), n as u64) as u32),
+        };
         let at_ns = start + traffic.beacon_block.proposer_delay.as_nanos();
-        out.push(Publication { at_ns, publisher: proposer, topic: TOPIC_BEACON_BLOCK });
-        if traffic.data_columns.is_some() {
+        if let Some(proposer) = proposer {
+            out.push(Publication { at_ns, publisher: proposer, topic: TOPIC_BEACON_BLOCK });
+        }
+        if let Some(proposer) = proposer.filter(|_| traffic.data_columns.is_some()) {
             for c in 0..COLUMN_SUBNETS as u8 {
                 out.push(Publication { at_ns, publisher: proposer, topic: COLUMN_BASE + c });
             }
@@ -135,6 +141,20 @@ mod tests {
     use super::*;
     use crate::config::{AttestationSpec, DataColumnSpec};
     use crate::topics::topic_family;
+
+    #[test]
+    fn given_proposers_publish_their_slots_and_none_leaves_a_slot_empty() {
+        let mut t = TrafficSpec::default();
+        let none = SlotProposer::Word("none".into());
+        t.beacon_block.proposers = Some(vec![SlotProposer::Identity(3), none, SlotProposer::Identity(0)]);
+        let end = t.start.as_nanos() + 10 * t.slot.as_nanos();
+        let p = publications(5, &t, 1, end);
+        let slots: Vec<(u64, u32)> =
+            p.iter().map(|p| ((p.at_ns - t.start.as_nanos()) / t.slot.as_nanos(), p.publisher)).collect();
+        assert_eq!(slots, [(0, 3), (2, 0)], "slot 1 is a client's, and after the list there are no blocks");
+        t.beacon_block.proposers = None;
+        assert_eq!(publications(5, &t, 1, end).len(), 10, "drawn proposers publish every slot");
+    }
 
     #[test]
     fn every_identity_gets_distinct_topics_of_each_kind() {
