@@ -1,6 +1,7 @@
-//! `thermocline calibrate`: one scenario at two resolutions (real rust-libp2p gossip-nodes on
-//! direct hosts, and surrogates) with one peer graph and one proposer sequence per seed; the
-//! error table and every run's outputs; identical results across output folders and shard counts.
+//! `thermocline calibrate`: one scenario at three resolutions (real rust-libp2p gossip-nodes on
+//! direct hosts, a hybrid with a quarter of them real, and surrogates) with one peer graph and
+//! one proposer sequence per seed; the error table and every run's outputs; identical results
+//! across output folders and shard counts.
 
 mod common;
 
@@ -11,7 +12,8 @@ use std::path::Path;
 use std::time::Duration;
 
 /// A 12-node calibration over 2 seeds and 3 slots (1 cold), with two host groups of different
-/// bandwidths so that the client's index base is exercised.
+/// bandwidths so that the client's index base is exercised, at all-direct, hybrid-25 and
+/// all-surrogate.
 fn spec(dir: &Path, client: &Path) -> std::path::PathBuf {
     SpecBuilder::switch(4, "1 s", "25 ms")
         .surrogates("fast", 4, "bandwidth = { up = \"1 Gbit\", down = \"1 Gbit\" }\n")
@@ -20,7 +22,8 @@ fn spec(dir: &Path, client: &Path) -> std::path::PathBuf {
             "[gossip]\nprofile = \"ethereum\"\noutbound_peers = 3\nmax_peers = 24\nsubnet_peers = 0\nduty_peers = 0\n\
              [gossip.params]\nscoring = false\nvalidation_delay = \"0 ms\"\nupload = \"fair\"\nslow_start = true\n\
              [traffic]\nstart = \"6 s\"\nslot = \"6 s\"\nbeacon_block = {{ size = \"40 KiB\", proposer_delay = \"0 ms\" }}\n\
-             [calibration]\nseeds = 2\nslots = 3\ncold_slots = 1\nbootstrap_rounds = 200\nclient = {:?}\n\
+             [calibration]\nresolutions = [\"all-direct\", \"hybrid-25\", \"all-surrogate\"]\n\
+             seeds = 2\nslots = 3\ncold_slots = 1\nbootstrap_rounds = 200\nclient = {:?}\n\
              [calibration.fit]\nprofile = \"calibrated/test\"\n\
              params = {{ download = [\"fifo\", \"pipelined\"], slow_start_rounds = [false, true], \
              validation_delay = [\"0 ms\", \"40 ms\"] }}\n",
@@ -57,18 +60,34 @@ fn both_resolutions_run_one_graph_and_the_table_is_repeatable() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out1.join("calibration.json")).unwrap()).unwrap();
     let runs = json["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 4);
+    assert_eq!(runs.len(), 6);
     for r in runs {
-        // 3 blocks, 11 receivers each: every block reached every node at both resolutions.
+        // 3 blocks, 11 receivers each: every block reached every node at every resolution.
         assert_eq!((r["arrivals"].as_u64(), r["expected"].as_u64()), (Some(33), Some(33)), "{r}");
     }
-    let errors = json["errors"].as_array().unwrap();
+    let all_errors = json["errors"].as_array().unwrap();
+    // Hybrid and all-surrogate over all nodes, then the hybrid's real-client and surrogate nodes.
+    let rows_of = |resolution: &str, nodes: &str| -> Vec<&serde_json::Value> {
+        all_errors.iter().filter(|e| e["resolution"] == resolution && e["nodes"] == nodes).collect()
+    };
+    assert_eq!(all_errors.len(), 12);
+    for (resolution, nodes) in [("hybrid-25", "all"), ("hybrid-25", "hot"), ("hybrid-25", "cold")] {
+        assert_eq!(rows_of(resolution, nodes).len(), 3, "{resolution} {nodes}");
+    }
+    let errors = rows_of("all-surrogate", "all");
     assert_eq!(errors.len(), 3);
     // The clients count their copies (gossipsub's metrics): the all-slots row compares them.
     let copies = |row: &serde_json::Value, side: usize| row["duplicates"][side].as_f64();
-    assert!(copies(&errors[0], 0).is_some_and(|d| d > 0.0) && copies(&errors[0], 1).is_some(), "{}", errors[0]);
-    assert_eq!(copies(&errors[1], 0), None, "per slot only where counted per arrival");
-    for e in errors {
+    assert!(copies(errors[0], 0).is_some_and(|d| d > 0.0) && copies(errors[0], 1).is_some(), "{}", errors[0]);
+    assert_eq!(copies(errors[1], 0), None, "per slot only where counted per arrival");
+    // The hybrid's subsets hold its real clients' and its surrogates' arrivals, and the
+    // reference's at the same nodes: 3 of 12 nodes real.
+    let arrivals =
+        |row: &serde_json::Value| (row["arrivals"][0].as_u64().unwrap(), row["arrivals"][1].as_u64().unwrap());
+    let (hot, cold) = (arrivals(rows_of("hybrid-25", "hot")[0]), arrivals(rows_of("hybrid-25", "cold")[0]));
+    assert_eq!((hot.0 + cold.0, hot.1 + cold.1), (66, 66), "every arrival in one subset");
+    assert!(hot.0 == hot.1 && (12..=18).contains(&hot.0), "3 real clients × 2 seeds × 2–3 blocks: {hot:?}");
+    for e in all_errors {
         let ks = e["ks"]["value"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&ks), "{e}");
         assert!(e["ks"]["low"].as_f64().unwrap() <= ks && ks <= e["ks"]["high"].as_f64().unwrap());
@@ -118,7 +137,9 @@ fn both_resolutions_run_one_graph_and_the_table_is_repeatable() {
     assert_eq!(charts, CHARTS);
     for c in CHARTS {
         let svg = std::fs::read_to_string(out1.join(c)).unwrap();
-        assert!(svg.contains("all-direct") && svg.contains("all-surrogate") && svg.contains("fit winner"), "{c}");
+        for line in ["all-direct", "hybrid-25", "all-surrogate", "fit winner"] {
+            assert!(svg.contains(line), "{c}: {line}");
+        }
         assert!(report.contains(&format!("]({c})")), "{c}");
     }
 
@@ -148,6 +169,58 @@ fn both_resolutions_run_one_graph_and_the_table_is_repeatable() {
         let inline = graph.lines().collect::<Vec<_>>().join(";");
         assert!(direct_spec.contains(&format!("\"--graph-text\", \"{inline}\"")), "{direct_spec}");
         assert!(direct_spec.contains("--proposers"));
+    }
+
+    // The hybrid runs: the real clients are 3 one-host direct groups, every client got each
+    // block, and every surrogate holds the connections the graph gives its node, clients'
+    // included.
+    for seed in [4, 5] {
+        let run = runs.iter().find(|r| r["resolution"] == "hybrid-25" && r["seed"] == seed).unwrap();
+        let real: Vec<u64> = run["real_clients"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        let ids: Vec<u64> = run["host_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        assert_eq!((real.len(), ids.len()), (3, 12), "{run}");
+        let folder = out1.join(format!("runs/hybrid-25-seed{seed}"));
+        for &h in &real {
+            assert!(ids[h as usize] >= 9, "real clients follow the 9 surrogates: {ids:?}");
+            let log = std::fs::read_to_string(folder.join(format!("hosts/real{h}/gossip-node.0.stdout"))).unwrap();
+            let done = log.lines().find(|l| l.starts_with("done ")).unwrap();
+            let count = |k: &str| done.split_whitespace().find_map(|w| w.strip_prefix(k)).unwrap().to_string();
+            assert_eq!(count("received="), count("expected="), "real{h}: {log}");
+        }
+        let graph = std::fs::read_to_string(out1.join(format!("graphs/seed{seed}.txt"))).unwrap();
+        let mut degree = [0u32; 12];
+        for (i, line) in graph.lines().enumerate() {
+            for j in line.split_whitespace().map(|w| w.parse::<usize>().unwrap()) {
+                degree[i] += 1;
+                degree[j] += 1;
+            }
+        }
+        let nodes = thermocline_models::metrics::read_table(&folder, "gossip_nodes").unwrap();
+        let col = |n: &str| nodes.column_by_name(n).unwrap().as_any().downcast_ref::<UInt32Array>().unwrap().clone();
+        let (host, connections) = (col("node"), col("connections"));
+        assert_eq!(nodes.num_rows(), 9, "the surrogates' rows");
+        for k in 0..nodes.num_rows() {
+            let node = ids.iter().position(|&x| x == host.value(k) as u64).unwrap();
+            assert_eq!(connections.value(k), degree[node], "seed {seed} node {node}");
+        }
+    }
+
+    // A hybrid run as its spec.toml has it: the same digest on 4 shards and on 2 shard
+    // processes (its clients and surrogates hear of one message in either order on different
+    // shards; each must resolve it alike).
+    for seed in [4, 5] {
+        let run = runs.iter().find(|r| r["resolution"] == "hybrid-25" && r["seed"] == seed).unwrap();
+        let spec = out1.join(format!("runs/hybrid-25-seed{seed}/spec.toml"));
+        for (name, args) in [("four", &["--shards", "4"][..]), ("procs", &["--shards", "2", "--backend", "processes"])]
+        {
+            let out = dir.join(format!("hybrid-{seed}-{name}"));
+            let mut all = vec!["run", spec.to_str().unwrap(), "-q", "--out", out.to_str().unwrap()];
+            all.extend_from_slice(args);
+            run_ok(&all);
+            let summary: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+            assert_eq!(summary["digest"], run["digest"], "seed {seed} {name}");
+        }
     }
 
     // Another output folder and two shards: the same runs, bit for bit, and the same table.

@@ -32,6 +32,40 @@ pub struct RunArrivals {
     pub copies: Option<u64>,
 }
 
+impl RunArrivals {
+    /// The arrivals at the nodes `keep` accepts, of which a run delivering everything has
+    /// `expected`: one side of a comparison of some nodes only (a hybrid run's real clients or
+    /// its surrogates, against the reference's arrivals at the same nodes). Run-level copy
+    /// counts cannot be split by node and are dropped.
+    pub fn at_nodes(&self, keep: impl Fn(u32) -> bool, expected: u64) -> RunArrivals {
+        let arrivals = self.arrivals.iter().filter(|a| keep(a.node)).copied().collect();
+        RunArrivals { seed: self.seed, arrivals, expected, copies: None }
+    }
+}
+
+/// Which nodes a row of the error table compares.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Nodes {
+    /// Every node.
+    All,
+    /// The nodes a hybrid run gives real clients (in the reference too).
+    Hot,
+    /// The nodes a hybrid run leaves to surrogates (in the reference too).
+    Cold,
+}
+
+impl Nodes {
+    /// What a table's resolution column adds for the nodes.
+    fn suffix(self) -> &'static str {
+        match self {
+            Nodes::All => "",
+            Nodes::Hot => ", real-client nodes",
+            Nodes::Cold => ", surrogate nodes",
+        }
+    }
+}
+
 /// Which slots a figure covers.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -86,6 +120,8 @@ pub const GOALS: Goals = Goals { ks: 0.05, quantile: 0.05, duplicates: 0.10 };
 pub struct ErrorRow {
     /// The resolution measured.
     pub resolution: Resolution,
+    /// The nodes compared (a hybrid run's real clients or surrogates, or all).
+    pub nodes: Nodes,
     /// The slots covered.
     pub phase: Phase,
     /// Arrivals in the reference and in this resolution, all seeds.
@@ -191,6 +227,7 @@ pub fn error_table(
                 && duplicates_error(dups).is_none_or(|e| e.abs() <= GOALS.duplicates);
             rows.push(ErrorRow {
                 resolution: *resolution,
+                nodes: Nodes::All,
                 phase,
                 arrivals: (pa.len(), pb.len()),
                 delivered: (
@@ -247,8 +284,9 @@ pub fn markdown(rows: &[ErrorRow], reference: Resolution) -> String {
         let dup = |d: Option<f64>| d.map_or("n/a".to_string(), |d| format!("{d:.2}"));
         let [p50, p95, _] = row.quantiles_ms;
         t += &format!(
-            "| {} | {} | {} / {} | {:.1} % / {:.1} % | {:.1} / {:.1} | {} | {:.1} / {:.1} | {} | {} | {} | {:.3} | {} | {} / {} | {} |\n",
+            "| {}{} | {} | {} / {} | {:.1} % / {:.1} % | {:.1} / {:.1} | {} | {:.1} / {:.1} | {} | {} | {} | {:.3} | {} | {} / {} | {} |\n",
             row.resolution.name(),
+            row.nodes.suffix(),
             row.phase.name(),
             row.arrivals.0,
             row.arrivals.1,
@@ -285,6 +323,18 @@ mod tests {
     }
 
     const OPTIONS: TableOptions = TableOptions { slots: 4, cold_slots: 1, rounds: 200, seed: 1 };
+
+    #[test]
+    fn a_subset_of_nodes_keeps_their_arrivals_and_drops_run_level_copies() {
+        let mut r = run(3, 2, 4, |_, n| n as f64);
+        r.copies = Some(9);
+        let hot = r.at_nodes(|n| n % 2 == 0, 4);
+        assert_eq!(hot.arrivals.iter().map(|a| a.node).collect::<Vec<_>>(), [0, 2, 0, 2]);
+        assert_eq!((hot.seed, hot.expected, hot.copies), (3, 4, None));
+        let mut rows = error_table(&[hot.clone()], &[(Resolution::Hybrid(50), vec![hot])], OPTIONS);
+        rows[0].nodes = Nodes::Hot;
+        assert!(markdown(&rows, Resolution::AllDirect).contains("| hybrid-50, real-client nodes | all |"));
+    }
 
     #[test]
     fn a_resolution_against_itself_meets_every_goal() {

@@ -5,21 +5,50 @@ use std::path::PathBuf;
 
 /// One way of running the scenario.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(try_from = "String", into = "String")]
 pub enum Resolution {
     /// Every node a real client on a direct host: the reference.
     AllDirect,
+    /// A share of the nodes (the percentage, 1–99) real clients, the rest surrogates, on the
+    /// same graph: `hybrid-10`.
+    Hybrid(u8),
     /// Every node a surrogate identity.
     AllSurrogate,
 }
 
 impl Resolution {
-    /// The name in specs, tables and folder names.
-    pub fn name(self) -> &'static str {
+    /// The name in specs, tables and folder names: `all-direct`, `hybrid-10`, `all-surrogate`.
+    pub fn name(self) -> String {
         match self {
-            Resolution::AllDirect => "all-direct",
-            Resolution::AllSurrogate => "all-surrogate",
+            Resolution::AllDirect => "all-direct".into(),
+            Resolution::Hybrid(p) => format!("hybrid-{p}"),
+            Resolution::AllSurrogate => "all-surrogate".into(),
         }
+    }
+}
+
+impl TryFrom<String> for Resolution {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        match name.as_str() {
+            "all-direct" => return Ok(Resolution::AllDirect),
+            "all-surrogate" => return Ok(Resolution::AllSurrogate),
+            _ => {}
+        }
+        match name.strip_prefix("hybrid-").map(str::parse::<u8>) {
+            Some(Ok(p)) if (1..=99).contains(&p) => Ok(Resolution::Hybrid(p)),
+            _ => Err(format!(
+                "unknown resolution {name:?}: expected \"all-direct\", \"all-surrogate\" or \"hybrid-P\" \
+                 (P % of the nodes real clients, 1 to 99)"
+            )),
+        }
+    }
+}
+
+impl From<Resolution> for String {
+    fn from(r: Resolution) -> String {
+        r.name()
     }
 }
 
@@ -130,6 +159,19 @@ mod tests {
     }
 
     #[test]
+    fn hybrid_resolutions_name_their_share_of_real_clients() {
+        let c: CalibrationSpec =
+            toml::from_str("resolutions = [\"all-direct\", \"hybrid-10\", \"hybrid-50\", \"all-surrogate\"]").unwrap();
+        assert_eq!(c.resolutions[1..3], [Resolution::Hybrid(10), Resolution::Hybrid(50)]);
+        c.check().unwrap();
+        assert_eq!(c.resolutions[1].name(), "hybrid-10");
+        let back: CalibrationSpec = toml::from_str(&toml::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back, c, "names round-trip");
+        let twice = toml::from_str::<CalibrationSpec>("resolutions = [\"hybrid-10\", \"hybrid-10\"]").unwrap();
+        assert!(twice.check().unwrap_err().contains("twice"));
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let bad = |text: &str| toml::from_str::<CalibrationSpec>(text).unwrap().check().unwrap_err();
         assert!(bad("resolutions = [\"all-direct\"]").contains("calibration.resolutions"));
@@ -141,7 +183,9 @@ mod tests {
         toml::from_str::<CalibrationSpec>(fit).unwrap().check().unwrap();
         let surrogate_first = format!("resolutions = [\"all-surrogate\", \"all-direct\"]\n{fit}");
         assert!(bad(&surrogate_first).contains("must start with all-direct"), "{}", bad(&surrogate_first));
-        let unknown = toml::from_str::<CalibrationSpec>("resolutions = [\"hybrid\"]").unwrap_err();
-        assert!(unknown.to_string().contains("all-direct"), "{unknown}");
+        for name in ["hybrid", "hybrid-0", "hybrid-100", "hybrid-x"] {
+            let unknown = toml::from_str::<CalibrationSpec>(&format!("resolutions = [\"{name}\"]")).unwrap_err();
+            assert!(unknown.to_string().contains("hybrid-P"), "{unknown}");
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! same from the same spec, and this module turns them into what a real client is told: the
 //! nodes it dials (its outbound connections in the graph) and who proposes each slot.
 
+use thermocline_models::rng::{StreamFamily, below};
 use thermocline_surrogate::peers::PeerGraph;
 use thermocline_surrogate::topics::TOPIC_BEACON_BLOCK;
 use thermocline_surrogate::traffic::Publication;
@@ -84,6 +85,41 @@ impl MatchedScenario {
         self.proposers.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
     }
 
+    /// The real clients of a hybrid run with `percent` % of the nodes real: a flag per node, set
+    /// on `round(n × percent / 100)` nodes (at least one, and one node left a surrogate) drawn
+    /// uniformly from seed `seed`'s "calibration-hot" stream.
+    pub fn hot_nodes(&self, percent: u8, seed: u64) -> Vec<bool> {
+        let n = self.nodes();
+        let k = ((n as u64 * u64::from(percent) + 50) / 100).clamp(1, n.saturating_sub(1) as u64) as usize;
+        let mut rng = StreamFamily::new(seed, "calibration-hot").compact(0);
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        let mut hot = vec![false; n];
+        for i in 0..k.min(n) {
+            let j = i + below(&mut rng, (n - i) as u64) as usize;
+            order.swap(i, j);
+            hot[order[i] as usize] = true;
+        }
+        hot
+    }
+
+    /// Who dials whom in a hybrid run whose real clients are the `hot` nodes, on the same
+    /// connections: a real client dials every connection it has (surrogates accept clients
+    /// but do not dial them per connection), and the rest keep their direction. Entry `i`
+    /// lists the nodes node `i` dials, ascending.
+    pub fn hybrid_dials(&self, hot: &[bool]) -> Vec<Vec<u32>> {
+        let mut dials = vec![Vec::new(); self.nodes()];
+        for (i, row) in self.dials.iter().enumerate() {
+            for &j in row {
+                let (from, to) = if hot[j as usize] && !hot[i] { (j as usize, i as u32) } else { (i, j) };
+                dials[from].push(to);
+            }
+        }
+        for row in &mut dials {
+            row.sort_unstable();
+        }
+        dials
+    }
+
     /// The undirected edges `(low, high)`, ascending: what both sides of a comparison must share.
     pub fn edges(&self) -> Vec<(u32, u32)> {
         let mut e: Vec<(u32, u32)> = self
@@ -130,6 +166,30 @@ mod tests {
         let first: Vec<u32> = text.lines().next().unwrap().split(' ').map(|x| x.parse().unwrap()).collect();
         assert_eq!(first, m.dials[0]);
         assert_eq!(m.proposers_text(), "4,9");
+    }
+
+    #[test]
+    fn hybrids_keep_every_connection_and_real_clients_dial_theirs() {
+        let graph = PeerGraph::build(40, 4, 20, 5);
+        let m = MatchedScenario::new(&graph, &blocks(&[1, 2]), 2).unwrap();
+        let hot = m.hot_nodes(10, 7);
+        assert_eq!(hot.iter().filter(|&&h| h).count(), 4, "10 % of 40");
+        assert_eq!(hot, m.hot_nodes(10, 7), "a function of the seed");
+        assert_ne!(hot, m.hot_nodes(10, 8), "another seed, other clients");
+        assert_eq!(m.hot_nodes(1, 7).iter().filter(|&&h| h).count(), 1, "at least one");
+        assert_eq!(m.hot_nodes(99, 7).iter().filter(|&&h| h).count(), 39, "one surrogate left");
+        let dials = m.hybrid_dials(&hot);
+        let hybrid = MatchedScenario { dials: dials.clone(), proposers: m.proposers.clone() };
+        assert_eq!(hybrid.edges(), m.edges(), "the same connections");
+        for (i, row) in dials.iter().enumerate() {
+            for &j in row {
+                assert!(hot[i] || !hot[j as usize], "surrogate {i} dials client {j}");
+            }
+            if !hot[i] {
+                let kept: Vec<u32> = m.dials[i].iter().copied().filter(|&j| !hot[j as usize]).collect();
+                assert_eq!(*row, kept, "a surrogate dials what it dialled among surrogates");
+            }
+        }
     }
 
     #[test]

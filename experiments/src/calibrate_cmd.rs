@@ -18,16 +18,19 @@ use crate::spec::{Backend, Spec, locate_message};
 use anyhow::{Context, Result, bail};
 use arrow_array::{Array, BooleanArray, RecordBatch, StringArray, UInt32Array, UInt64Array};
 use arrow_schema::{DataType, Field, Schema};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use thermocline_bus::{NoProgress, SimDuration};
-use thermocline_calibration::compare::{Arrival, ErrorRow, RunArrivals, TableOptions, error_table, markdown};
+use thermocline_calibration::compare::{Arrival, ErrorRow, Nodes, RunArrivals, TableOptions, error_table, markdown};
 use thermocline_calibration::config::{CalibrationSpec, Resolution};
 use thermocline_calibration::fit::{best, describe, loss};
 use thermocline_calibration::matched::MatchedScenario;
-use thermocline_models::directory::HostKind;
+use thermocline_models::directory::{HostGroupSpec, HostKind};
 use thermocline_models::metrics::{TableFormat, read_table, str_col, u32_col, u64_col, write_table};
+use thermocline_surrogate::boundary::{CLIENT_SLOTS, GOSSIP_PORT};
 use thermocline_surrogate::config::PeerDiscovery;
+use thermocline_surrogate::config::SlotProposer;
 
 /// Options of `thermocline calibrate`.
 #[derive(Clone, Debug, clap::Args)]
@@ -57,6 +60,13 @@ struct RunRecord {
     wall_s: f64,
     arrivals: usize,
     expected: u64,
+    /// The nodes that were real clients (a hybrid run's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    real_clients: Vec<u32>,
+    /// Each node's host id in the run, where it is not the node's number (a hybrid run's:
+    /// surrogates first, then the real clients), to join the run's own tables.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    host_ids: Vec<u32>,
 }
 
 /// Read `args.spec` and check that it is a scenario the calibration can run: the scenario (its
@@ -80,7 +90,8 @@ pub fn calibrate(args: &CalibrateArgs, exe: &Path, mut spec: Spec, cal: Calibrat
     let client = cal.client.clone().unwrap_or_else(|| exe.with_file_name("gossip-node"));
     // A bare name is looked up on PATH when the run starts, as a process's path is.
     let bare = client.components().count() == 1;
-    if cal.resolutions.contains(&Resolution::AllDirect) && !bare && !client.exists() {
+    let clients = cal.resolutions.iter().any(|r| !matches!(r, Resolution::AllSurrogate));
+    if clients && !bare && !client.exists() {
         bail!(
             "the calibration client {} does not exist: build it with `cargo build --release -p gossip-node` or set calibration.client",
             client.display()
@@ -97,6 +108,7 @@ pub fn calibrate(args: &CalibrateArgs, exe: &Path, mut spec: Spec, cal: Calibrat
         None => Vec::new(),
     };
     let mut fit_runs: Vec<Vec<RunArrivals>> = vec![Vec::new(); fitting.len()];
+    let mut hot_sets: Vec<HotSet> = Vec::new();
     for seed in cal.seed_list(spec.run.seed) {
         let mut scenario = spec.clone();
         scenario.run.seed = seed;
@@ -107,9 +119,14 @@ pub fn calibrate(args: &CalibrateArgs, exe: &Path, mut spec: Spec, cal: Calibrat
         let graph_file = root.join("graphs").join(format!("seed{seed}.txt"));
         write_synced(&graph_file, matched.graph_text().as_bytes())?;
         for &resolution in &cal.resolutions {
-            let run_spec = match resolution {
-                Resolution::AllSurrogate => scenario.clone(),
-                Resolution::AllDirect => direct_spec(&scenario, &plan, &matched, &client, cal.port)?,
+            let hot = match resolution {
+                Resolution::Hybrid(percent) => matched.hot_nodes(percent, seed),
+                _ => Vec::new(),
+            };
+            let (run_spec, id) = match resolution {
+                Resolution::AllSurrogate => (scenario.clone(), Vec::new()),
+                Resolution::AllDirect => (direct_spec(&scenario, &plan, &matched, &client, cal.port)?, Vec::new()),
+                Resolution::Hybrid(_) => hybrid_spec(&scenario, &plan, &matched, &hot, &client, cal.port)?,
             };
             let dir = root.join("runs").join(format!("{}-seed{seed}", resolution.name()));
             let what = format!("{} seed {seed}", resolution.name());
@@ -117,6 +134,7 @@ pub fn calibrate(args: &CalibrateArgs, exe: &Path, mut spec: Spec, cal: Calibrat
             let measured = match resolution {
                 Resolution::AllDirect => direct_arrivals(&dir, &plan, &matched, &client, seed),
                 Resolution::AllSurrogate => surrogate_arrivals(&dir, &matched, seed),
+                Resolution::Hybrid(_) => hybrid_arrivals(&dir, &matched, &hot, &id, &client, &scenario.traffic, seed),
             }
             .with_context(|| format!("reading the {what} run"))?;
             let record = RunRecord {
@@ -126,7 +144,12 @@ pub fn calibrate(args: &CalibrateArgs, exe: &Path, mut spec: Spec, cal: Calibrat
                 wall_s: outcome.wall.as_secs_f64(),
                 arrivals: measured.arrivals.len(),
                 expected: measured.expected,
+                real_clients: (0..hot.len() as u32).filter(|&h| hot[h as usize]).collect(),
+                host_ids: id,
             };
+            if !hot.is_empty() {
+                hot_sets.push((resolution, seed, hot, matched.proposers.clone()));
+            }
             eprintln!(
                 "{what}: {} of {} arrivals, {:.1} s wall, digest {}",
                 record.arrivals, record.expected, record.wall_s, record.digest
@@ -160,7 +183,8 @@ pub fn calibrate(args: &CalibrateArgs, exe: &Path, mut spec: Spec, cal: Calibrat
         rounds: cal.bootstrap_rounds,
         seed: spec.run.seed,
     };
-    let rows = error_table(&of(reference), &candidates, options);
+    let mut rows = error_table(&of(reference), &candidates, options);
+    rows.extend(hybrid_rows(&runs, reference, &hot_sets, options));
     let mut report = report_text(&origin, &spec, &cal, &records, &rows);
     let mut json = serde_json::json!({ "spec": origin, "reference": reference, "runs": records, "errors": rows });
     let mut winner: Option<(String, Vec<RunArrivals>)> = None;
@@ -199,6 +223,41 @@ pub fn calibrate(args: &CalibrateArgs, exe: &Path, mut spec: Spec, cal: Calibrat
     Ok(())
 }
 
+/// A hybrid run's real clients: (resolution, seed, a flag per node, the proposers).
+type HotSet = (Resolution, u64, Vec<bool>, Vec<u32>);
+
+/// The rows of each hybrid resolution for its real-client nodes and for its surrogate nodes
+/// apart, each against the reference's arrivals at the same nodes of the same seed.
+fn hybrid_rows(
+    runs: &[(Resolution, RunArrivals)],
+    reference: Resolution,
+    hot_sets: &[HotSet],
+    options: TableOptions,
+) -> Vec<ErrorRow> {
+    let mut rows = Vec::new();
+    let mut resolutions: Vec<Resolution> = hot_sets.iter().map(|h| h.0).collect();
+    resolutions.dedup();
+    for resolution in resolutions {
+        for (nodes, want_hot) in [(Nodes::Hot, true), (Nodes::Cold, false)] {
+            let (mut base, mut it) = (Vec::new(), Vec::new());
+            for (_, seed, hot, proposers) in hot_sets.iter().filter(|h| h.0 == resolution) {
+                let keep = |n: u32| hot[n as usize] == want_hot;
+                let chosen = hot.iter().filter(|&&h| h == want_hot).count() as u64;
+                let expected = proposers.iter().map(|&p| chosen - u64::from(keep(p))).sum();
+                let run_of = |r: Resolution| runs.iter().find(|(x, a)| *x == r && a.seed == *seed).map(|(_, a)| a);
+                let (Some(b), Some(i)) = (run_of(reference), run_of(resolution)) else { continue };
+                base.push(b.at_nodes(keep, expected));
+                it.push(i.at_nodes(keep, expected));
+            }
+            for mut row in error_table(&base, &[(resolution, it)], options) {
+                row.nodes = nodes;
+                rows.push(row);
+            }
+        }
+    }
+    rows
+}
+
 /// Draw the charts of every resolution's runs (and the fit's winner, named) into `root`: the
 /// report's `## Charts` section linking them, and their file names.
 fn write_charts(
@@ -207,7 +266,8 @@ fn write_charts(
     winner: Option<&(String, Vec<RunArrivals>)>,
     cal: &CalibrationSpec,
 ) -> Result<(String, Vec<String>)> {
-    let mut lines: Vec<Line> = by_resolution.iter().map(|(r, runs)| Line { name: r.name(), runs }).collect();
+    let names: Vec<String> = by_resolution.iter().map(|(r, _)| r.name()).collect();
+    let mut lines: Vec<Line> = by_resolution.iter().zip(&names).map(|((_, runs), name)| Line { name, runs }).collect();
     if let Some((name, runs)) = winner {
         lines.push(Line { name, runs });
     }
@@ -280,61 +340,22 @@ fn direct_spec(scenario: &Spec, plan: &NetPlan, matched: &MatchedScenario, clien
     let dir = &plan.net.directory;
     let n = dir.len();
     let book: Vec<String> = (0..n).map(|h| format!("{}:{port}", dir.name_of(h))).collect();
-    let g = scenario.gossip.as_ref().context("a gossip scenario")?;
     let mut spec = scenario.clone();
     spec.gossip = None;
     spec.traffic = Default::default();
     for h in &mut spec.hosts {
         h.kind = HostKind::Direct;
     }
-    let t = &scenario.traffic;
-    let size = t.beacon_block.size.bytes();
-    for group in &scenario.hosts {
-        // The directory numbers hosts group by group in name order.
-        let base: u32 = scenario.hosts.iter().filter(|o| o.name < group.name).map(|o| o.count).sum();
+    let (dials, proposers) = (matched.graph_text(), matched.proposers_text());
+    for (group, members) in group_ranges(scenario) {
+        let base = members.start;
         let first = dir.name_of(base);
         if group.count > 0 && !first.starts_with(&group.name) {
             bail!("host {base} is {first}, expected the first of group {}", group.name);
         }
         let mut p = thermocline_direct::ProcessSpec::new(group.name.clone(), client);
-        p.args = [
-            "--index",
-            "{index}",
-            "--index-base",
-            &base.to_string(),
-            "--nodes",
-            &n.to_string(),
-            "--listen",
-            &format!("0.0.0.0:{port}"),
-            "--peer",
-            &book.join(","),
-            // The dial lists inline: a path to the graph file would make the client's memory,
-            // and so its run, depend on where the output folder is.
-            "--graph-text",
-            &matched.graph_text().lines().collect::<Vec<_>>().join(";"),
-            "--proposers",
-            &matched.proposers_text(),
-            "--genesis",
-            &(t.start.as_nanos() / 1_000_000_000).to_string(),
-            "--slot",
-            &(t.slot.as_nanos() / 1_000_000_000).to_string(),
-            "--slots",
-            &matched.proposers.len().to_string(),
-            "--size",
-            &size.to_string(),
-        ]
-        .map(String::from)
-        .to_vec();
-        // The scenario's validation delay is the client's too (left out when 0, so that
-        // scenarios without one give the clients the arguments they always had).
-        let profile = group.profile.as_ref().unwrap_or(&g.profile);
-        let delay = g.params_for(profile).map_err(anyhow::Error::msg)?.validation_delay.as_nanos();
-        if !delay.is_multiple_of(1_000_000) {
-            bail!("gossip.params.validation_delay must be whole milliseconds for the calibration client");
-        }
-        if delay > 0 {
-            p.args.extend(["--validation-delay".into(), (delay / 1_000_000).to_string()]);
-        }
+        p.args = ["--index", "{index}", "--index-base", &base.to_string()].map(String::from).to_vec();
+        p.args.extend(client_args(scenario, group, &book, &dials, &proposers, matched.proposers.len(), port)?);
         spec.processes.push(p);
     }
     let direct_plan = net_plan(&spec, 1).map_err(anyhow::Error::msg)?;
@@ -344,7 +365,217 @@ fn direct_spec(scenario: &Spec, plan: &NetPlan, matched: &MatchedScenario, clien
     Ok(spec)
 }
 
-/// The block arrivals real clients logged (`recv slot=S publisher=P via=V delay_us=D`).
+/// Each host group of a scenario with the ids of its hosts: the directory numbers hosts group
+/// by group in name order (a calibration scenario has surrogate groups only).
+fn group_ranges(scenario: &Spec) -> Vec<(&HostGroupSpec, std::ops::Range<u32>)> {
+    let base = |g: &HostGroupSpec| scenario.hosts.iter().filter(|o| o.name < g.name).map(|o| o.count).sum::<u32>();
+    scenario.hosts.iter().map(|g| (g, base(g)..base(g) + g.count)).collect()
+}
+
+/// What a client is told besides its index: where it listens, every node's address (`book`,
+/// by index), who dials whom (`dials`, as [`MatchedScenario::graph_text`] writes it), the
+/// proposers, the slots and block size, and its group's validation delay.
+fn client_args(
+    scenario: &Spec,
+    group: &HostGroupSpec,
+    book: &[String],
+    dials: &str,
+    proposers: &str,
+    slots: usize,
+    port: u16,
+) -> Result<Vec<String>> {
+    let g = scenario.gossip.as_ref().context("a gossip scenario")?;
+    let t = &scenario.traffic;
+    let mut args = [
+        "--nodes",
+        &book.len().to_string(),
+        "--listen",
+        &format!("0.0.0.0:{port}"),
+        "--peer",
+        &book.join(","),
+        // The dial lists inline: a path to the graph file would make the client's memory,
+        // and so its run, depend on where the output folder is.
+        "--graph-text",
+        &dials.lines().collect::<Vec<_>>().join(";"),
+        "--proposers",
+        proposers,
+        "--genesis",
+        &(t.start.as_nanos() / 1_000_000_000).to_string(),
+        "--slot",
+        &(t.slot.as_nanos() / 1_000_000_000).to_string(),
+        "--slots",
+        &slots.to_string(),
+        "--size",
+        &t.beacon_block.size.bytes().to_string(),
+    ]
+    .map(String::from)
+    .to_vec();
+    // The scenario's validation delay is the client's too (left out when 0, so that
+    // scenarios without one give the clients the arguments they always had).
+    let profile = group.profile.as_ref().unwrap_or(&g.profile);
+    let delay = g.params_for(profile).map_err(anyhow::Error::msg)?.validation_delay.as_nanos();
+    if !delay.is_multiple_of(1_000_000) {
+        bail!("gossip.params.validation_delay must be whole milliseconds for the calibration client");
+    }
+    if delay > 0 {
+        args.extend(["--validation-delay".into(), (delay / 1_000_000).to_string()]);
+    }
+    Ok(args)
+}
+
+/// A hybrid run of a seed's scenario: the `hot` nodes real clients on direct hosts, the rest
+/// surrogates, on the scenario's connections ([`MatchedScenario::hybrid_dials`]) and with its
+/// proposers. Each node keeps its location and bandwidth; surrogates keep their group (and
+/// profile), and real client `i` is the one-host direct group `real<i>`. Returns the spec and
+/// each node's host id in it; clients are told every node by that id.
+fn hybrid_spec(
+    scenario: &Spec,
+    plan: &NetPlan,
+    matched: &MatchedScenario,
+    hot: &[bool],
+    client: &Path,
+    port: u16,
+) -> Result<(Spec, Vec<u32>)> {
+    let (dir, topology) = (&plan.net.directory, &plan.net.topology);
+    let mut spec = scenario.clone();
+    spec.hosts.clear();
+    let real = |h: u32| format!("real{h}");
+    let groups = group_ranges(scenario);
+    for (group, members) in &groups {
+        let mut cold_at: BTreeMap<u32, u32> = BTreeMap::new();
+        for h in members.clone().filter(|&h| !hot[h as usize]) {
+            *cold_at.entry(dir.node_of(h)).or_default() += 1;
+        }
+        let cold: u32 = cold_at.values().sum();
+        if cold > 0 {
+            let mut g = (*group).clone();
+            g.count = cold;
+            if g.locations.is_some() {
+                let name = |node: u32| topology.nodes[node as usize].name.clone();
+                g.locations = Some(cold_at.iter().map(|(&node, &c)| (name(node), c as f64)).collect());
+            }
+            spec.hosts.push(g);
+        }
+        for h in members.clone().filter(|&h| hot[h as usize]) {
+            spec.hosts.push(HostGroupSpec {
+                name: real(h),
+                kind: HostKind::Direct,
+                count: 1,
+                location: Some(topology.nodes[dir.node_of(h) as usize].name.clone()),
+                locations: None,
+                bandwidth: Some(dir.block_of(h).bandwidth),
+                profile: group.profile.clone(),
+                load: None,
+            });
+        }
+    }
+    let hybrid = net_plan(&spec, 1).map_err(anyhow::Error::msg)?;
+    let hdir = &hybrid.net.directory;
+    // Surrogates: each group's hosts at one location keep their order.
+    let mut queues: BTreeMap<(String, u32), std::collections::VecDeque<u32>> = BTreeMap::new();
+    for (group, members) in &groups {
+        for h in members.clone().filter(|&h| !hot[h as usize]) {
+            queues.entry((group.name.clone(), dir.node_of(h))).or_default().push_back(h);
+        }
+    }
+    let mut id = vec![u32::MAX; dir.len() as usize];
+    for x in 0..hdir.len() {
+        let group = &hdir.groups[hdir.block_of(x).group as usize].spec;
+        let node = match group.name.strip_prefix("real").and_then(|i| i.parse::<u32>().ok()) {
+            Some(h) if group.kind == HostKind::Direct => Some(h),
+            _ => queues.get_mut(&(group.name.clone(), hdir.node_of(x))).and_then(|q| q.pop_front()),
+        };
+        let Some(h) = node.filter(|&h| id.get(h as usize) == Some(&u32::MAX)) else {
+            bail!("the hybrid run's host {} matches no node of the scenario", hdir.name_of(x));
+        };
+        id[h as usize] = x;
+    }
+    let names: std::collections::BTreeSet<String> = (0..hdir.len()).map(|x| hdir.name_of(x)).collect();
+    if names.len() != hdir.len() as usize {
+        bail!("the hybrid run's host names collide: name no surrogate group `real`");
+    }
+    for h in 0..dir.len() {
+        let x = id[h as usize];
+        if hdir.node_of(x) != dir.node_of(h) || hdir.block_of(x).bandwidth != dir.block_of(h).bandwidth {
+            bail!("the hybrid run would place node {h} elsewhere, or link it otherwise, than the all-surrogate run");
+        }
+    }
+    let dials = matched.hybrid_dials(hot);
+    let mut cold_dials = vec![Vec::new(); hdir.surrogates() as usize];
+    let mut client_dials = vec![Vec::new(); dir.len() as usize];
+    for (h, row) in dials.iter().enumerate() {
+        let row: Vec<u32> = row.iter().map(|&j| id[j as usize]).collect();
+        let x = id[h] as usize;
+        if hot[h] { client_dials[x] = row } else { cold_dials[x] = row }
+    }
+    // Each surrogate takes every client that dials it.
+    let mut clients = vec![0u32; dir.len() as usize];
+    for (_, row) in dials.iter().enumerate().filter(|&(h, _)| hot[h]) {
+        for &j in row.iter().filter(|&&j| !hot[j as usize]) {
+            clients[j as usize] += 1;
+        }
+    }
+    let g = spec.gossip.as_mut().context("a gossip scenario")?;
+    g.dials = Some(cold_dials);
+    g.client_slots = Some(clients.into_iter().max().unwrap_or(0).max(CLIENT_SLOTS));
+    spec.traffic.beacon_block.proposers = Some(
+        matched
+            .proposers
+            .iter()
+            .map(|&p| {
+                if hot[p as usize] { SlotProposer::Word("none".into()) } else { SlotProposer::Identity(id[p as usize]) }
+            })
+            .collect(),
+    );
+    let book: Vec<String> = (0..hdir.len())
+        .map(|x| format!("{}:{}", hdir.name_of(x), if x < hdir.surrogates() { GOSSIP_PORT } else { port }))
+        .collect();
+    let hybrid_matched =
+        MatchedScenario { dials: client_dials, proposers: matched.proposers.iter().map(|&p| id[p as usize]).collect() };
+    let (dials, proposers) = (hybrid_matched.graph_text(), hybrid_matched.proposers_text());
+    for (group, members) in &groups {
+        for h in members.clone().filter(|&h| hot[h as usize]) {
+            let mut p = thermocline_direct::ProcessSpec::new(real(h), client);
+            p.args = vec!["--index".into(), id[h as usize].to_string()];
+            p.args.extend(client_args(scenario, group, &book, &dials, &proposers, matched.proposers.len(), port)?);
+            spec.processes.push(p);
+        }
+    }
+    Ok((spec, id))
+}
+
+/// What one client logged: each block it received (`recv slot=S publisher=P via=V
+/// delay_us=D`, as (slot, publisher, delay µs)) and its duplicates (`copies node=N first=F
+/// all=A`: what gossipsub received beyond the first), from `hosts/<name>/<binary>.0.stdout`.
+struct ClientLog {
+    blocks: Vec<(u64, u64, u64)>,
+    duplicates: Option<u64>,
+}
+
+fn client_log(dir: &Path, name: &str, client: &Path) -> Result<ClientLog> {
+    let binary = client.file_name().map_or("client".into(), |n| n.to_string_lossy().into_owned());
+    let path = dir.join("hosts").join(name).join(format!("{binary}.0.stdout"));
+    let log = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    if !log.lines().any(|l| l.starts_with("done ")) {
+        bail!("{name}'s client did not finish (no `done` line in {})", path.display());
+    }
+    let count = |line: &str, k: &str| line.split_whitespace().find_map(|w| w.strip_prefix(k)?.parse::<u64>().ok());
+    let duplicates = log
+        .lines()
+        .find(|l| l.starts_with("copies "))
+        .and_then(|l| Some(count(l, "all=")?.saturating_sub(count(l, "first=")?)));
+    let mut blocks = Vec::new();
+    for line in log.lines().filter(|l| l.starts_with("recv ")) {
+        match (count(line, "slot="), count(line, "publisher="), count(line, "delay_us=")) {
+            (Some(slot), Some(publisher), Some(delay_us)) => blocks.push((slot, publisher, delay_us)),
+            // `recv malformed block of N bytes`: nothing of the schedule; reported.
+            _ => eprintln!("note: {name}: {line}"),
+        }
+    }
+    Ok(ClientLog { blocks, duplicates })
+}
+
+/// The block arrivals real clients logged.
 fn direct_arrivals(
     dir: &Path,
     plan: &NetPlan,
@@ -352,33 +583,13 @@ fn direct_arrivals(
     client: &Path,
     seed: u64,
 ) -> Result<RunArrivals> {
-    let binary = client.file_name().map_or("client".into(), |n| n.to_string_lossy().into_owned());
     let n = plan.net.directory.len();
     let mut arrivals = Vec::new();
     let mut copies = Some(0u64);
     for node in 0..n {
-        let name = plan.net.directory.name_of(node);
-        let path = dir.join("hosts").join(&name).join(format!("{binary}.0.stdout"));
-        let log = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        if !log.lines().any(|l| l.starts_with("done ")) {
-            bail!("{name}'s client did not finish (no `done` line in {})", path.display());
-        }
-        // `copies node=N first=F all=A`: duplicates are what gossipsub received beyond the first.
-        let count = |line: &str, k: &str| line.split_whitespace().find_map(|w| w.strip_prefix(k)?.parse::<u64>().ok());
-        let duplicates = log
-            .lines()
-            .find(|l| l.starts_with("copies "))
-            .and_then(|l| Some(count(l, "all=")?.saturating_sub(count(l, "first=")?)));
-        copies = copies.zip(duplicates).map(|(a, b)| a + b);
-        for line in log.lines().filter(|l| l.starts_with("recv ")) {
-            let field = |k: &str| line.split_whitespace().find_map(|w| w.strip_prefix(k))?.parse::<u64>().ok();
-            let (Some(slot), Some(publisher), Some(delay_us)) =
-                (field("slot="), field("publisher="), field("delay_us="))
-            else {
-                // `recv malformed block of N bytes`: nothing of the schedule; reported.
-                eprintln!("note: {name}: {line}");
-                continue;
-            };
+        let log = client_log(dir, &plan.net.directory.name_of(node), client)?;
+        copies = copies.zip(log.duplicates).map(|(a, b)| a + b);
+        for (slot, publisher, delay_us) in log.blocks {
             if matched.proposers.get(slot as usize).is_some_and(|&p| p as u64 == publisher && p != node) {
                 arrivals.push(Arrival {
                     slot: slot as u32,
@@ -392,6 +603,87 @@ fn direct_arrivals(
     Ok(RunArrivals { seed, arrivals, expected: expected(matched), copies })
 }
 
+/// The block arrivals of a hybrid run (see [`hybrid_spec`]; `id` is each node's host id in
+/// it), by the scenario's node numbers: real clients' from their logs, as in an all-direct run;
+/// the surrogates' of surrogate blocks from `gossip_arrivals`, as in an all-surrogate run; and
+/// the surrogates' of the clients' blocks from `client_message_arrivals`, timed from the slot's
+/// start, when the client publishes (the tail does not see a client's publication time; the
+/// client's own clock reads it within microseconds of the slot's start).
+fn hybrid_arrivals(
+    dir: &Path,
+    matched: &MatchedScenario,
+    hot: &[bool],
+    id: &[u32],
+    client: &Path,
+    traffic: &thermocline_surrogate::config::TrafficSpec,
+    seed: u64,
+) -> Result<RunArrivals> {
+    let mut node_of = BTreeMap::new();
+    for (h, &x) in id.iter().enumerate() {
+        node_of.insert(x, h as u32);
+    }
+    let mut arrivals = Vec::new();
+    for h in (0..id.len() as u32).filter(|&h| hot[h as usize]) {
+        for (slot, publisher, delay_us) in client_log(dir, &format!("real{h}"), client)?.blocks {
+            if matched.proposers.get(slot as usize).is_some_and(|&p| id[p as usize] as u64 == publisher && p != h) {
+                let delay_ms = delay_us as f64 / 1000.0;
+                arrivals.push(Arrival { slot: slot as u32, node: h, delay_ms, duplicates: None });
+            }
+        }
+    }
+    for a in surrogate_rows(dir)? {
+        let (Some(&node), Some(&p)) = (node_of.get(&a.node), matched.proposers.get(a.slot as usize)) else { continue };
+        if !hot[p as usize] && !hot[node as usize] && id[p as usize] != a.node {
+            arrivals.push(Arrival { node, ..a });
+        }
+    }
+    arrivals.extend(client_block_arrivals(dir, matched, hot, &node_of, traffic)?);
+    arrivals.sort_by_key(|a| (a.slot, a.node));
+    Ok(RunArrivals { seed, arrivals, expected: expected(matched), copies: None })
+}
+
+/// The surrogates' arrivals of the real clients' blocks in a hybrid run, from
+/// `client_message_arrivals` (`node_of`: a surrogate's node by host id), timed from the slot's
+/// start.
+fn client_block_arrivals(
+    dir: &Path,
+    matched: &MatchedScenario,
+    hot: &[bool],
+    node_of: &BTreeMap<u32, u32>,
+    traffic: &thermocline_surrogate::config::TrafficSpec,
+) -> Result<Vec<Arrival>> {
+    let mut arrivals = Vec::new();
+    if !matched.proposers.iter().any(|&p| hot[p as usize]) {
+        // No client proposed: the run has no client message to table.
+        return Ok(arrivals);
+    }
+    let t = read_table(dir, "client_message_arrivals")?;
+    let col =
+        |name: &str| t.column_by_name(name).with_context(|| format!("client_message_arrivals has no column {name}"));
+    let message = col("message_id")?.as_any().downcast_ref::<UInt64Array>().context("message_id")?;
+    let node = col("node")?.as_any().downcast_ref::<UInt32Array>().context("node")?;
+    let at = col("arrival_ns")?.as_any().downcast_ref::<UInt64Array>().context("arrival_ns")?;
+    let topic = col("topic")?.as_any().downcast_ref::<StringArray>().context("topic")?;
+    let rows: Vec<usize> = (0..t.num_rows()).filter(|&i| topic.value(i) == "beacon_block").collect();
+    // A client's block is in the slot its first arrival falls in.
+    let mut first: BTreeMap<u64, u64> = BTreeMap::new();
+    for &i in &rows {
+        let f = first.entry(message.value(i)).or_insert(u64::MAX);
+        *f = (*f).min(at.value(i));
+    }
+    let (start, slot_ns) = (traffic.start.as_nanos(), traffic.slot.as_nanos());
+    for &i in &rows {
+        let slot = first[&message.value(i)].saturating_sub(start) / slot_ns;
+        let Some(&p) = matched.proposers.get(slot as usize) else { continue };
+        let Some(&h) = node_of.get(&node.value(i)) else { continue };
+        if hot[p as usize] && !hot[h as usize] {
+            let delay_ms = at.value(i).saturating_sub(start + slot * slot_ns) as f64 / 1e6;
+            arrivals.push(Arrival { slot: slot as u32, node: h, delay_ms, duplicates: None });
+        }
+    }
+    Ok(arrivals)
+}
+
 /// Arrivals a run delivering every block would have.
 fn expected(matched: &MatchedScenario) -> u64 {
     matched.proposers.len() as u64 * (matched.nodes() as u64).saturating_sub(1)
@@ -399,6 +691,17 @@ fn expected(matched: &MatchedScenario) -> u64 {
 
 /// The block arrivals of a surrogate run, from its `gossip_arrivals` table.
 fn surrogate_arrivals(dir: &Path, matched: &MatchedScenario, seed: u64) -> Result<RunArrivals> {
+    // The publisher's own row (its publication) is not an arrival.
+    let arrivals = surrogate_rows(dir)?
+        .into_iter()
+        .filter(|a| matched.proposers.get(a.slot as usize).is_some_and(|&p| p != a.node))
+        .collect();
+    Ok(RunArrivals { seed, arrivals, expected: expected(matched), copies: None })
+}
+
+/// Every surrogate's `beacon_block` row of a run's `gossip_arrivals` table (its publishers'
+/// own rows included), by host id.
+fn surrogate_rows(dir: &Path) -> Result<Vec<Arrival>> {
     let t = read_table(dir, "gossip_arrivals")?;
     let col = |name: &str| t.column_by_name(name).with_context(|| format!("gossip_arrivals has no column {name}"));
     let slot = col("slot")?.as_any().downcast_ref::<UInt64Array>().context("slot")?;
@@ -407,21 +710,15 @@ fn surrogate_arrivals(dir: &Path, matched: &MatchedScenario, seed: u64) -> Resul
     let dups = col("duplicates")?.as_any().downcast_ref::<UInt32Array>().context("duplicates")?;
     let topic = col("topic")?.as_any().downcast_ref::<StringArray>().context("topic")?;
     let hot = col("hot")?.as_any().downcast_ref::<BooleanArray>().context("hot")?;
-    let mut arrivals = Vec::new();
-    for i in 0..t.num_rows() {
-        // The publisher's own row (its publication) is not an arrival.
-        let proposer = matched.proposers.get(slot.value(i) as usize);
-        if topic.value(i) != "beacon_block" || hot.value(i) || proposer.is_none_or(|&p| p == node.value(i)) {
-            continue;
-        }
-        arrivals.push(Arrival {
+    Ok((0..t.num_rows())
+        .filter(|&i| topic.value(i) == "beacon_block" && !hot.value(i))
+        .map(|i| Arrival {
             slot: slot.value(i) as u32,
             node: node.value(i),
             delay_ms: delay.value(i) as f64 / 1e6,
             duplicates: Some(dups.value(i)),
-        });
-    }
-    Ok(RunArrivals { seed, arrivals, expected: expected(matched), copies: None })
+        })
+        .collect())
 }
 
 /// `calibration_arrivals.arrow`: every arrival of every run.
@@ -496,6 +793,50 @@ mod tests {
         let plan = net_plan(&spec, 1).unwrap();
         let matched = MatchedScenario { dials: vec![vec![1], vec![2], vec![3], vec![]], proposers: vec![0, 2] };
         direct_spec(&spec, &plan, &matched, Path::new("gossip-node"), 9000)
+    }
+
+    #[test]
+    fn a_hybrid_keeps_every_nodes_place_connections_and_proposer() {
+        let text = "[run]\nseed = 1\nduration = \"30 s\"\n[network]\ntopology = \"single-switch\"\n\
+                    [[hosts]]\nname = \"b\"\ncount = 3\nbandwidth = { up = \"1 Gbit\", down = \"1 Gbit\" }\n\
+                    [[hosts]]\nname = \"a\"\ncount = 3\n[gossip]\n[traffic]\nstart = \"6 s\"\nslot = \"6 s\"\n";
+        let scenario = Spec::parse(text, "test.toml").unwrap();
+        let plan = net_plan(&scenario, 1).unwrap();
+        // Nodes 0–2 are a0–a2, 3–5 are b0–b2; 1 and 4 become real clients.
+        let matched = MatchedScenario {
+            dials: vec![vec![1, 2], vec![4], vec![3], vec![0, 5], vec![5], vec![]],
+            proposers: vec![1, 0, 4],
+        };
+        let hot = [false, true, false, false, true, false];
+        let (spec, id) = hybrid_spec(&scenario, &plan, &matched, &hot, Path::new("gossip-node"), 9100).unwrap();
+        assert_eq!(id, [0, 4, 1, 2, 5, 3], "surrogates a0 a2 b0 b2, then real1 and real4");
+        let groups: Vec<(&str, u32, HostKind)> =
+            spec.hosts.iter().map(|g| (g.name.as_str(), g.count, g.kind)).collect();
+        assert_eq!(
+            groups,
+            [
+                ("b", 2, HostKind::Surrogate),
+                ("real4", 1, HostKind::Direct),
+                ("a", 2, HostKind::Surrogate),
+                ("real1", 1, HostKind::Direct)
+            ]
+        );
+        assert_eq!(spec.hosts[1].bandwidth, scenario.hosts[0].bandwidth, "a client keeps its group's links");
+        // Surrogates dial among themselves as before; clients dial all their connections.
+        let g = spec.gossip.as_ref().unwrap();
+        assert_eq!(g.dials, Some(vec![vec![1], vec![2], vec![0, 3], vec![]]));
+        assert_eq!(g.client_slots, Some(CLIENT_SLOTS), "no surrogate has more than one client");
+        let none = SlotProposer::Word("none".into());
+        assert_eq!(spec.traffic.beacon_block.proposers, Some(vec![none.clone(), SlotProposer::Identity(0), none]));
+        let mut args: Vec<String> = spec.processes.iter().map(|p| format!("{} {}", p.host, p.args.join(" "))).collect();
+        args.sort();
+        assert_eq!(args.len(), 2);
+        assert!(args[0].starts_with("real1 --index 4 --nodes 6 --listen 0.0.0.0:9100 --peer "), "{}", args[0]);
+        assert!(args[0].contains(" a0:9000,a1:9000,b0:9000,b1:9000,real1:9100,real4:9100 "), "{}", args[0]);
+        // Dials by host id: real1 (4) dials a0 (0), which dialled it, and real4 (5); real4
+        // dials b2 (3).
+        assert!(args[0].contains(" --graph-text ;;;;0 5;3 --proposers 4,0,5 "), "{}", args[0]);
+        assert!(args[1].starts_with("real4 --index 5 "), "{}", args[1]);
     }
 
     #[test]
