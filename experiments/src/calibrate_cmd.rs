@@ -236,6 +236,7 @@ fn hybrid_rows(
 ) -> Vec<ErrorRow> {
     let mut rows = Vec::new();
     let mut resolutions: Vec<Resolution> = hot_sets.iter().map(|h| h.0).collect();
+    resolutions.sort();
     resolutions.dedup();
     for resolution in resolutions {
         for (nodes, want_hot) in [(Nodes::Hot, true), (Nodes::Cold, false)] {
@@ -504,7 +505,8 @@ fn hybrid_spec(
     let mut cold_dials = vec![Vec::new(); hdir.surrogates() as usize];
     let mut client_dials = vec![Vec::new(); dir.len() as usize];
     for (h, row) in dials.iter().enumerate() {
-        let row: Vec<u32> = row.iter().map(|&j| id[j as usize]).collect();
+        let mut row: Vec<u32> = row.iter().map(|&j| id[j as usize]).collect();
+        row.sort_unstable();
         let x = id[h] as usize;
         if hot[h] { client_dials[x] = row } else { cold_dials[x] = row }
     }
@@ -793,6 +795,42 @@ mod tests {
         let plan = net_plan(&spec, 1).unwrap();
         let matched = MatchedScenario { dials: vec![vec![1], vec![2], vec![3], vec![]], proposers: vec![0, 2] };
         direct_spec(&spec, &plan, &matched, Path::new("gossip-node"), 9000)
+    }
+
+    #[test]
+    fn each_hybrid_resolution_has_one_row_per_node_set_and_phase_whatever_the_seed_order() {
+        let arrivals = |seed: u64, delay: f64| RunArrivals {
+            seed,
+            arrivals: (0..4u32)
+                .flat_map(|node| {
+                    (0..2).map(move |slot| Arrival { slot, node, delay_ms: delay + node as f64, duplicates: None })
+                })
+                .collect(),
+            expected: 8,
+            copies: None,
+        };
+        let (h10, h50) = (Resolution::Hybrid(10), Resolution::Hybrid(50));
+        let mut runs = Vec::new();
+        let mut hot_sets = Vec::new();
+        for seed in [1, 2] {
+            runs.push((Resolution::AllDirect, arrivals(seed, 100.0)));
+            for r in [h10, h50] {
+                runs.push((r, arrivals(seed, 90.0)));
+                hot_sets.push((r, seed, vec![true, false, false, false], vec![1, 2]));
+            }
+        }
+        let options = TableOptions { slots: 2, cold_slots: 1, rounds: 100, seed: 1 };
+        let rows = hybrid_rows(&runs, Resolution::AllDirect, &hot_sets, options);
+        let keys: Vec<(Resolution, Nodes, &str)> =
+            rows.iter().map(|r| (r.resolution, r.nodes, r.phase.name())).collect();
+        assert_eq!(keys.len(), 12, "{keys:?}");
+        let mut unique = keys.clone();
+        unique.dedup();
+        assert_eq!(unique, keys, "no row twice");
+        // Node 0 is the one real client: 2 slots, both proposed by surrogates.
+        let hot =
+            rows.iter().find(|r| r.resolution == h10 && r.nodes == Nodes::Hot && r.phase.name() == "all").unwrap();
+        assert_eq!(hot.arrivals, (4, 4));
     }
 
     #[test]

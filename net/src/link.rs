@@ -213,6 +213,13 @@ impl<T> FairLink<T> {
         self.flows.clear();
         self.wake_ns = u64::MAX;
     }
+
+    /// Drop every transmission in progress as [`FairLink::clear`] does, handing their items to
+    /// `out` in the order they started (a caller that must release what they hold).
+    pub fn drain_into(&mut self, out: &mut Vec<T>) {
+        out.extend(self.flows.drain(..).map(|(_, item)| item));
+        self.wake_ns = u64::MAX;
+    }
 }
 
 #[cfg(test)]
@@ -260,6 +267,19 @@ mod tests {
         let mut out = Vec::new();
         link.complete(u64::MAX / 2, MBIT50, &mut out);
         assert_eq!((out, link.len(), link.flows.capacity()), ((0..8).collect::<Vec<_>>(), 0, 0));
+    }
+
+    #[test]
+    fn a_drained_fair_link_hands_back_its_items_in_order_and_wakes_no_more() {
+        let mut link = FairLink::default();
+        for k in 0..3 {
+            link.push(0, 1000 * (3 - k), MBIT50, k);
+        }
+        assert!(link.wake(MBIT50).is_some());
+        let mut out = vec![9];
+        link.drain_into(&mut out);
+        assert_eq!((out, link.len()), (vec![9, 0, 1, 2], 0));
+        assert_eq!(link.wake(MBIT50), None);
     }
 
     #[test]

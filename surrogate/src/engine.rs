@@ -11,7 +11,6 @@
 //! from the acting identity's own stream, so results do not depend on how identities are cut
 //! into shards.
 
-mod clients;
 mod discovery;
 mod eth2;
 mod messages;
@@ -82,8 +81,9 @@ macro_rules! prm {
     };
 }
 
-// After `prm!`, which it uses.
+// After `prm!`, which they use.
 mod attack;
+mod clients;
 
 /// Event kind of gossip RPCs on the bus.
 pub const GOSSIP_EVENT_KIND: u16 = thermocline_bus::kinds::GOSSIP_RPC;
@@ -155,6 +155,23 @@ const FREE_SLOT: Conn = Conn { peer: NONE, at: NONE, path: 0, shared: 0, flags: 
 /// Bit `s` set when `theirs` includes `mine[s]` (both ascending).
 fn shared_topics(mine: &[u8], theirs: &[u8]) -> u16 {
     mine.iter().enumerate().filter(|(_, t)| theirs.binary_search(t).is_ok()).fold(0u16, |m, (s, _)| m | 1 << s)
+}
+
+/// What a fair upload link carries: a message copy for a peer identity, or a packet for a real
+/// client's host (kept in `packets` by its token), so that both share the link.
+#[derive(Copy, Clone, Debug)]
+enum Up {
+    Copy(Sending),
+    Packet(u32),
+}
+
+/// What a fair download link carries: a message copy from a peer identity, or a packet from a
+/// real client's host (kept in `packets` by its token), so that both share the link as copies
+/// arriving together share a real one.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Down {
+    Rpc(Rpc, u32),
+    Packet(u32),
 }
 
 /// What an event does.
@@ -423,10 +440,10 @@ pub struct GossipEngine {
     /// Per identity: a copy is being serialised.
     tx_busy: Vec<bool>,
     /// Per identity, when a profile has `upload = "fair"` (empty otherwise): copies being sent,
-    /// sharing the upload link.
-    fair: Vec<FairLink<Sending>>,
-    /// Scratch space for the copies a fair link finished (reused; never observable).
-    fair_done: Vec<Sending>,
+    /// and packets for real clients, sharing the upload link.
+    fair: Vec<FairLink<Up>>,
+    /// Scratch space for what a fair link finished (reused; never observable).
+    fair_done: Vec<Up>,
     /// Windows of copies waiting for their round trip (`slow_start_windows`), by slot (`None`:
     /// the copy was lost with its sender), and the free slots, last freed first. A slot is
     /// freed when its event comes, so no two events name one slot.
@@ -437,10 +454,10 @@ pub struct GossipEngine {
     /// connection leave in order, and its idle time counts from there.
     last_copy_ns: Vec<u64>,
     /// Per identity, when a profile has `download = "fair"` (empty otherwise): messages being
-    /// downloaded, with their senders, sharing the download link.
-    fair_down: Vec<FairLink<(Rpc, u32)>>,
-    /// Scratch space for the messages a fair download link finished.
-    fair_arrived: Vec<(Rpc, u32)>,
+    /// downloaded, with their senders, and packets from real clients, sharing the download link.
+    fair_down: Vec<FairLink<Down>>,
+    /// Scratch space for what a fair download link finished.
+    fair_arrived: Vec<Down>,
     /// Per identity: queued copies dropped because the peer sent IDONTWANT first.
     cancelled: Vec<u32>,
     downlink: Vec<FifoLink>,
@@ -859,9 +876,15 @@ impl GossipEngine {
             }
         }
         if let Some(link) = self.fair_down.get_mut(i) {
-            // Messages being downloaded are lost with the identity, as the FIFO's are.
-            self.dropped_offline[i] += link.len() as u32;
-            link.clear();
+            // Messages and packets being downloaded are lost with the identity, as the FIFO's are.
+            let mut lost = Vec::new();
+            link.drain_into(&mut lost);
+            for item in lost {
+                match item {
+                    Down::Rpc(..) => self.dropped_offline[i] += 1,
+                    Down::Packet(token) => drop(self.packets.remove(&token)),
+                }
+            }
         }
         self.online[i] = false;
         self.left_at[i] = now;
@@ -1141,7 +1164,7 @@ impl GossipEngine {
             }
             sending.window = bytes;
         }
-        self.fair[i].push(now, sending.window, bw, sending);
+        self.fair[i].push(now, sending.window, bw, Up::Copy(sending));
         self.fair_wake(i, now);
     }
 
@@ -1169,7 +1192,7 @@ impl GossipEngine {
         let next = Sending { window, left: done.left - window, released, ..done };
         if released == now {
             let bw = self.up_bw(i, now);
-            self.fair[i].push(now, window, bw, next);
+            self.fair[i].push(now, window, bw, Up::Copy(next));
             return;
         }
         let slot = match self.parked_free.pop() {
@@ -1194,7 +1217,7 @@ impl GossipEngine {
         let c = next.conn as usize;
         self.last_copy_ns[c] = self.last_copy_ns[c].max(now);
         let bw = self.up_bw(i, now);
-        self.fair[i].push(now, next.window, bw, next);
+        self.fair[i].push(now, next.window, bw, Up::Copy(next));
         self.fair_wake(i, now);
     }
 
@@ -1245,7 +1268,14 @@ impl GossipEngine {
         let mut done = std::mem::take(&mut self.fair_done);
         let bw = self.up_bw(i, now);
         self.fair[i].complete(now, bw, &mut done);
-        for sending in done.drain(..) {
+        for item in done.drain(..) {
+            let sending = match item {
+                Up::Copy(sending) => sending,
+                Up::Packet(token) => {
+                    self.packet_leaves(i, now, token);
+                    continue;
+                }
+            };
             if sending.left > 0 {
                 self.next_window(i, now, sending);
                 continue;
@@ -1270,7 +1300,7 @@ impl GossipEngine {
     /// A message from `from` starts arriving at `i` at `now`, to share its fair download link.
     fn fair_receive(&mut self, i: usize, now: u64, from: u32, rpc: Rpc) {
         let bw = self.down_bw(i, now);
-        self.fair_down[i].push(now, rpc.wire_bytes(), bw, (rpc, from));
+        self.fair_down[i].push(now, rpc.wire_bytes(), bw, Down::Rpc(rpc, from));
         self.fair_rx_wake(i, now);
     }
 
@@ -1291,9 +1321,11 @@ impl GossipEngine {
         let bw = self.down_bw(i, now);
         self.fair_down[i].complete(now, bw, &mut done);
         let mut result = Ok(());
-        for (rpc, from) in done.drain(..) {
-            if result.is_ok() {
-                result = self.handle(i, now, from, rpc);
+        for item in done.drain(..) {
+            match item {
+                Down::Rpc(rpc, from) if result.is_ok() => result = self.handle(i, now, from, rpc),
+                Down::Rpc(..) => {}
+                Down::Packet(token) => self.packet_in(i, now, token),
             }
         }
         self.fair_arrived = done;

@@ -10,8 +10,9 @@
 //! when it first crosses to a client: a block header (slot, publisher, publication time in Unix
 //! ns, as `gossip-node` reads it) padded to the message's size, signed with the publisher's key.
 
-use super::{Action, Conn, DOWN, GossipEngine, NONE, Pending};
+use super::{Action, Conn, DOWN, Down, GossipEngine, NONE, Pending, Up};
 use crate::boundary::{Output, identity_key};
+use crate::config::LinkQueue;
 use crate::rpc::{CLIENT_KEY, MsgKey, NO_HINT, Rpc, RpcKind};
 use crate::topics::topic_name;
 use crate::traffic::Publication;
@@ -89,6 +90,12 @@ impl GossipEngine {
     pub(super) fn packet_arrives(&mut self, i: usize, now: u64, token: u32) {
         let len = self.packets.get(&token).map_or(0, |p| p.len() as u64);
         let bw = self.down_bw(i, now);
+        if prm!(self, i).download == LinkQueue::Fair {
+            // Beside the copies its peer identities send, sharing the link with them.
+            self.fair_down[i].push(now, len, bw, Down::Packet(token));
+            self.fair_rx_wake(i, now);
+            return;
+        }
         let done = self.downlink[i].transmit(now, len, bw);
         self.self_event(i, done, Action::PacketIn { token });
     }
@@ -158,6 +165,30 @@ impl GossipEngine {
 
     /// An IPv4 packet leaves identity `i` for a direct host: its upload link, then the path.
     fn packet_out(&mut self, i: usize, now: u64, packet: Vec<u8>) {
+        let up = self.up_bw(i, now);
+        if prm!(self, i).upload == LinkQueue::Fair {
+            // Beside the copies it sends its peer identities, sharing the link with them.
+            let token = self.next_token;
+            self.next_token = self.next_token.wrapping_add(1);
+            let len = packet.len() as u64;
+            self.packets.insert(token, Bytes::from(packet));
+            self.fair[i].push(now, len, up, Up::Packet(token));
+            self.fair_wake(i, now);
+            return;
+        }
+        let depart = self.client_uplink.entry(i as u32).or_default().transmit(now, packet.len() as u64, up);
+        self.packet_departs(i, depart, packet.into());
+    }
+
+    /// A packet for a client that identity `i` kept on its fair upload link has been sent.
+    pub(super) fn packet_leaves(&mut self, i: usize, now: u64, token: u32) {
+        if let Some(packet) = self.packets.remove(&token) {
+            self.packet_departs(i, now, packet);
+        }
+    }
+
+    /// A packet for a client leaves identity `i` at `depart`, over the network path.
+    fn packet_departs(&mut self, i: usize, depart: u64, packet: Bytes) {
         let Some(dst) = packet.get(16..20).and_then(|a| {
             let ip = std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]);
             self.net.directory.host_of_ip(ip)
@@ -165,8 +196,6 @@ impl GossipEngine {
             return;
         };
         let src = self.ids[i];
-        let up = self.up_bw(i, now);
-        let depart = self.client_uplink.entry(i as u32).or_default().transmit(now, packet.len() as u64, up);
         let depart = self.shaping.depart(&self.rules, (src, dst), depart, packet.len() as u64);
         let path = self.net.path(src, dst);
         let Some(time) = decide(&self.net, path, &self.rules, (src, dst), depart, false, &mut self.rng[i]) else {
@@ -180,7 +209,7 @@ impl GossipEngine {
             src_seq: seq,
             dst_host: HostId(dst),
             kind: PACKET,
-            payload: Bytes::from(packet),
+            payload: packet,
         };
         self.client_out.push((self.partition.shard_of(dst), event));
     }
