@@ -445,8 +445,9 @@ impl DiscoveryEngine {
         Ok(table("discv5_lookups", fields, columns)?)
     }
 
-    /// The `discv5_identities` table: one row per identity at the end.
-    fn identities_table(&self) -> Result<Table, EngineError> {
+    /// The `discv5_identities` table: one row per identity at the end; `sizes` holds each
+    /// identity's table entries and filled buckets (see [`Discovery::release`]).
+    fn identities_table(&self, sizes: &[(u32, u32)]) -> Result<Table, EngineError> {
         let k = self.proto.len() as u32;
         let c = |i: u32| self.proto.counters(i);
         let mut fields = vec![
@@ -467,8 +468,8 @@ impl DiscoveryEngine {
             Arc::new((0..k).map(|i| Some(self.proto.online(i))).collect::<BooleanArray>()),
             Arc::new((0..k).map(|i| Some(self.proto.behind_nat(self.proto.global(i)))).collect::<BooleanArray>()),
             Arc::new((0..k).map(|i| c(i).joined_ns).collect::<UInt64Array>()),
-            Arc::new((0..k).map(|i| self.proto.table(i).len() as u32).collect::<UInt32Array>()),
-            Arc::new((0..k).map(|i| self.proto.table(i).filled_buckets() as u32).collect::<UInt32Array>()),
+            Arc::new(sizes.iter().map(|s| s.0).collect::<UInt32Array>()),
+            Arc::new(sizes.iter().map(|s| s.1).collect::<UInt32Array>()),
             Arc::new((0..k).map(|i| c(i).sent).collect::<UInt32Array>()),
             Arc::new((0..k).map(|i| c(i).received).collect::<UInt32Array>()),
             Arc::new(self.senders.iter().map(|s| s.lost).collect::<UInt32Array>()),
@@ -754,8 +755,15 @@ impl Engine for DiscoveryEngine {
             self.digest_record(i, &mut record);
             digest.add_record(&record);
         }
+        // The results need no tables, sessions or pending events: free them first, so that
+        // the result tables are not built on top of them (the run's peak memory).
+        let sizes = self.proto.release();
+        self.queue = CalendarQueue::new(0, 1);
+        self.remote = Vec::new();
         let rows = std::mem::take(&mut self.rows);
-        let mut tables = vec![self.lookups_table(&rows)?, self.identities_table()?, self.fill_table()?];
+        let lookups = self.lookups_table(&rows)?;
+        drop(rows);
+        let mut tables = vec![lookups, self.identities_table(&sizes)?, self.fill_table()?];
         if let Some(b) = &self.boundary {
             for (id, t) in b.traffic() {
                 record.clear();

@@ -367,6 +367,23 @@ impl Discovery {
         self.nodes.is_empty()
     }
 
+    /// Frees what a finished run no longer needs, every identity's table, sessions, requests
+    /// and lookup, keeping its counters and flags, so that the results are built without them
+    /// in memory. Returns each identity's table entries and filled buckets as they were.
+    pub fn release(&mut self) -> Vec<(u32, u32)> {
+        self.nodes
+            .iter_mut()
+            .map(|n| {
+                let sizes = (n.table.len() as u32, n.table.filled_buckets() as u32);
+                n.table = Table::new();
+                n.sessions = Vec::new();
+                n.pending = Vec::new();
+                n.lookup = None;
+                sizes
+            })
+            .collect()
+    }
+
     /// Local identity `i`'s table.
     pub fn table(&self, i: u32) -> &Table {
         &self.nodes[i as usize].table

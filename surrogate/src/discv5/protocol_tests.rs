@@ -304,3 +304,16 @@ fn subnet_queries_find_only_subscribers_and_stop_when_one_finds_enough() {
     let found_some = queries.values().filter(|q| q.iter().sum::<usize>() > 0).count();
     assert!(found_some * 10 > queries.len() * 9, "{found_some} of {} subnets found subscribers", queries.len());
 }
+
+#[test]
+fn release_frees_every_table_and_reports_their_sizes_as_they_were() {
+    let mut net = Net::new(200, spec());
+    net.run_until(60 * S);
+    let before: Vec<(u32, u32)> =
+        (0..200).map(|i| (net.d.table(i).len() as u32, net.d.table(i).filled_buckets() as u32)).collect();
+    let counters: Vec<Counters> = (0..200).map(|i| *net.d.counters(i)).collect();
+    assert!(before.iter().all(|&(entries, buckets)| entries > 0 && buckets > 0), "{before:?}");
+    assert_eq!(net.d.release(), before);
+    assert!((0..200).all(|i| net.d.table(i).is_empty()), "tables freed");
+    assert!((0..200).all(|i| *net.d.counters(i) == counters[i as usize]), "counters kept");
+}
