@@ -331,7 +331,7 @@ mod tests {
         let hot = r.at_nodes(|n| n % 2 == 0, 4);
         assert_eq!(hot.arrivals.iter().map(|a| a.node).collect::<Vec<_>>(), [0, 2, 0, 2]);
         assert_eq!((hot.seed, hot.expected, hot.copies), (3, 4, None));
-        let mut rows = error_table(&[hot.clone()], &[(Resolution::Hybrid(50), vec![hot])], OPTIONS);
+        let mut rows = error_table(std::slice::from_ref(&hot), &[(Resolution::Hybrid(50), vec![hot.clone()])], OPTIONS);
         rows[0].nodes = Nodes::Hot;
         assert!(markdown(&rows, Resolution::AllDirect).contains("| hybrid-50, real-client nodes | all |"));
     }
