@@ -32,6 +32,19 @@ fn spec(dir: &Path, client: &Path) -> std::path::PathBuf {
         .write(dir, "calibrate.toml")
 }
 
+/// Each node's connections in a seed's dial lists (`graphs/seed<N>.txt`: line `i` holds whom
+/// node `i` dials): its dials plus the times it is dialled.
+fn degrees(graph: &str) -> [u32; 12] {
+    let mut degree = [0u32; 12];
+    for (i, line) in graph.lines().enumerate() {
+        for j in line.split_whitespace().map(|w| w.parse::<usize>().unwrap()) {
+            degree[i] += 1;
+            degree[j] += 1;
+        }
+    }
+    degree
+}
+
 /// Each run's digest, by run folder name.
 fn digests(out: &Path) -> BTreeMap<String, String> {
     let json: serde_json::Value =
@@ -147,13 +160,7 @@ fn both_resolutions_run_one_graph_and_the_table_is_repeatable() {
     // dials plus the times it was dialled.
     for seed in [4, 5] {
         let graph = std::fs::read_to_string(out1.join(format!("graphs/seed{seed}.txt"))).unwrap();
-        let mut degree = [0u32; 12];
-        for (i, line) in graph.lines().enumerate() {
-            for j in line.split_whitespace().map(|w| w.parse::<usize>().unwrap()) {
-                degree[i] += 1;
-                degree[j] += 1;
-            }
-        }
+        let degree = degrees(&graph);
         let nodes = thermocline_models::metrics::read_table(
             &out1.join(format!("runs/all-surrogate-seed{seed}")),
             "gossip_nodes",
@@ -188,13 +195,7 @@ fn both_resolutions_run_one_graph_and_the_table_is_repeatable() {
             assert_eq!(count("received="), count("expected="), "real{h}: {log}");
         }
         let graph = std::fs::read_to_string(out1.join(format!("graphs/seed{seed}.txt"))).unwrap();
-        let mut degree = [0u32; 12];
-        for (i, line) in graph.lines().enumerate() {
-            for j in line.split_whitespace().map(|w| w.parse::<usize>().unwrap()) {
-                degree[i] += 1;
-                degree[j] += 1;
-            }
-        }
+        let degree = degrees(&graph);
         let nodes = thermocline_models::metrics::read_table(&folder, "gossip_nodes").unwrap();
         let col = |n: &str| nodes.column_by_name(n).unwrap().as_any().downcast_ref::<UInt32Array>().unwrap().clone();
         let (host, connections) = (col("node"), col("connections"));
