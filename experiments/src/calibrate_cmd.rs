@@ -26,7 +26,7 @@ use thermocline_calibration::compare::{Arrival, ErrorRow, Nodes, RunArrivals, Ta
 use thermocline_calibration::config::{CalibrationSpec, Resolution};
 use thermocline_calibration::fit::{best, describe, loss};
 use thermocline_calibration::matched::MatchedScenario;
-use thermocline_models::directory::{HostGroupSpec, HostKind};
+use thermocline_models::directory::{HostDirectory, HostGroupSpec, HostKind};
 use thermocline_models::metrics::{TableFormat, read_table, str_col, u32_col, u64_col, write_table};
 use thermocline_surrogate::boundary::{CLIENT_SLOTS, GOSSIP_PORT};
 use thermocline_surrogate::config::PeerDiscovery;
@@ -437,70 +437,12 @@ fn hybrid_spec(
     client: &Path,
     port: u16,
 ) -> Result<(Spec, Vec<u32>)> {
-    let (dir, topology) = (&plan.net.directory, &plan.net.topology);
+    let dir = &plan.net.directory;
     let mut spec = scenario.clone();
-    spec.hosts.clear();
-    let real = |h: u32| format!("real{h}");
-    let groups = group_ranges(scenario);
-    for (group, members) in &groups {
-        let mut cold_at: BTreeMap<u32, u32> = BTreeMap::new();
-        for h in members.clone().filter(|&h| !hot[h as usize]) {
-            *cold_at.entry(dir.node_of(h)).or_default() += 1;
-        }
-        let cold: u32 = cold_at.values().sum();
-        if cold > 0 {
-            let mut g = (*group).clone();
-            g.count = cold;
-            if g.locations.is_some() {
-                let name = |node: u32| topology.nodes[node as usize].name.clone();
-                g.locations = Some(cold_at.iter().map(|(&node, &c)| (name(node), c as f64)).collect());
-            }
-            spec.hosts.push(g);
-        }
-        for h in members.clone().filter(|&h| hot[h as usize]) {
-            spec.hosts.push(HostGroupSpec {
-                name: real(h),
-                kind: HostKind::Direct,
-                count: 1,
-                location: Some(topology.nodes[dir.node_of(h) as usize].name.clone()),
-                locations: None,
-                bandwidth: Some(dir.block_of(h).bandwidth),
-                profile: group.profile.clone(),
-                load: None,
-            });
-        }
-    }
+    spec.hosts = hybrid_hosts(scenario, plan, hot);
     let hybrid = net_plan(&spec, 1).map_err(anyhow::Error::msg)?;
     let hdir = &hybrid.net.directory;
-    // Surrogates: each group's hosts at one location keep their order.
-    let mut queues: BTreeMap<(String, u32), std::collections::VecDeque<u32>> = BTreeMap::new();
-    for (group, members) in &groups {
-        for h in members.clone().filter(|&h| !hot[h as usize]) {
-            queues.entry((group.name.clone(), dir.node_of(h))).or_default().push_back(h);
-        }
-    }
-    let mut id = vec![u32::MAX; dir.len() as usize];
-    for x in 0..hdir.len() {
-        let group = &hdir.groups[hdir.block_of(x).group as usize].spec;
-        let node = match group.name.strip_prefix("real").and_then(|i| i.parse::<u32>().ok()) {
-            Some(h) if group.kind == HostKind::Direct => Some(h),
-            _ => queues.get_mut(&(group.name.clone(), hdir.node_of(x))).and_then(|q| q.pop_front()),
-        };
-        let Some(h) = node.filter(|&h| id.get(h as usize) == Some(&u32::MAX)) else {
-            bail!("the hybrid run's host {} matches no node of the scenario", hdir.name_of(x));
-        };
-        id[h as usize] = x;
-    }
-    let names: std::collections::BTreeSet<String> = (0..hdir.len()).map(|x| hdir.name_of(x)).collect();
-    if names.len() != hdir.len() as usize {
-        bail!("the hybrid run's host names collide: name no surrogate group `real`");
-    }
-    for h in 0..dir.len() {
-        let x = id[h as usize];
-        if hdir.node_of(x) != dir.node_of(h) || hdir.block_of(x).bandwidth != dir.block_of(h).bandwidth {
-            bail!("the hybrid run would place node {h} elsewhere, or link it otherwise, than the all-surrogate run");
-        }
-    }
+    let id = hybrid_ids(scenario, plan, hdir, hot)?;
     let dials = matched.hybrid_dials(hot);
     let mut cold_dials = vec![Vec::new(); hdir.surrogates() as usize];
     let mut client_dials = vec![Vec::new(); dir.len() as usize];
@@ -535,15 +477,93 @@ fn hybrid_spec(
     let hybrid_matched =
         MatchedScenario { dials: client_dials, proposers: matched.proposers.iter().map(|&p| id[p as usize]).collect() };
     let (dials, proposers) = (hybrid_matched.graph_text(), hybrid_matched.proposers_text());
-    for (group, members) in &groups {
-        for h in members.clone().filter(|&h| hot[h as usize]) {
-            let mut p = thermocline_direct::ProcessSpec::new(real(h), client);
+    for (group, members) in group_ranges(scenario) {
+        for h in members.filter(|&h| hot[h as usize]) {
+            let mut p = thermocline_direct::ProcessSpec::new(real_host(h), client);
             p.args = vec!["--index".into(), id[h as usize].to_string()];
             p.args.extend(client_args(scenario, group, &book, &dials, &proposers, matched.proposers.len(), port)?);
             spec.processes.push(p);
         }
     }
     Ok((spec, id))
+}
+
+/// The host group of real client `h` in a hybrid run.
+fn real_host(h: u32) -> String {
+    format!("real{h}")
+}
+
+/// The host groups of a hybrid run whose real clients are the `hot` nodes: each surrogate group
+/// less its real nodes (its location weights the counts left per location), and a one-host
+/// direct group per real node at its location, with its group's bandwidth and profile.
+fn hybrid_hosts(scenario: &Spec, plan: &NetPlan, hot: &[bool]) -> Vec<HostGroupSpec> {
+    let (dir, topology) = (&plan.net.directory, &plan.net.topology);
+    let name = |node: u32| topology.nodes[node as usize].name.clone();
+    let mut hosts = Vec::new();
+    for (group, members) in group_ranges(scenario) {
+        let mut cold_at: BTreeMap<u32, u32> = BTreeMap::new();
+        for h in members.clone().filter(|&h| !hot[h as usize]) {
+            *cold_at.entry(dir.node_of(h)).or_default() += 1;
+        }
+        let cold: u32 = cold_at.values().sum();
+        if cold > 0 {
+            let mut g = group.clone();
+            g.count = cold;
+            if g.locations.is_some() {
+                g.locations = Some(cold_at.iter().map(|(&node, &c)| (name(node), c as f64)).collect());
+            }
+            hosts.push(g);
+        }
+        for h in members.filter(|&h| hot[h as usize]) {
+            hosts.push(HostGroupSpec {
+                name: real_host(h),
+                kind: HostKind::Direct,
+                count: 1,
+                location: Some(name(dir.node_of(h))),
+                locations: None,
+                bandwidth: Some(dir.block_of(h).bandwidth),
+                profile: group.profile.clone(),
+                load: None,
+            });
+        }
+    }
+    hosts
+}
+
+/// Each node's host id in the hybrid run whose directory is `hdir` (see [`hybrid_hosts`]): a
+/// surrogate group's hosts at one location keep their order, real client `h` is `real<h>`.
+/// Refuses a run in which a node would sit elsewhere or be linked otherwise, or names collide.
+fn hybrid_ids(scenario: &Spec, plan: &NetPlan, hdir: &HostDirectory, hot: &[bool]) -> Result<Vec<u32>> {
+    let dir = &plan.net.directory;
+    let mut queues: BTreeMap<(String, u32), std::collections::VecDeque<u32>> = BTreeMap::new();
+    for (group, members) in group_ranges(scenario) {
+        for h in members.filter(|&h| !hot[h as usize]) {
+            queues.entry((group.name.clone(), dir.node_of(h))).or_default().push_back(h);
+        }
+    }
+    let mut id = vec![u32::MAX; dir.len() as usize];
+    for x in 0..hdir.len() {
+        let group = &hdir.groups[hdir.block_of(x).group as usize].spec;
+        let node = match group.name.strip_prefix("real").and_then(|i| i.parse::<u32>().ok()) {
+            Some(h) if group.kind == HostKind::Direct => Some(h),
+            _ => queues.get_mut(&(group.name.clone(), hdir.node_of(x))).and_then(|q| q.pop_front()),
+        };
+        let Some(h) = node.filter(|&h| id.get(h as usize) == Some(&u32::MAX)) else {
+            bail!("the hybrid run's host {} matches no node of the scenario", hdir.name_of(x));
+        };
+        id[h as usize] = x;
+    }
+    let names: std::collections::BTreeSet<String> = (0..hdir.len()).map(|x| hdir.name_of(x)).collect();
+    if names.len() != hdir.len() as usize {
+        bail!("the hybrid run's host names collide: name no surrogate group `real`");
+    }
+    for h in 0..dir.len() {
+        let x = id[h as usize];
+        if hdir.node_of(x) != dir.node_of(h) || hdir.block_of(x).bandwidth != dir.block_of(h).bandwidth {
+            bail!("the hybrid run would place node {h} elsewhere, or link it otherwise, than the all-surrogate run");
+        }
+    }
+    Ok(id)
 }
 
 /// What one client logged: each block it received (`recv slot=S publisher=P via=V
