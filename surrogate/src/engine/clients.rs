@@ -168,10 +168,8 @@ impl GossipEngine {
         let up = self.up_bw(i, now);
         if prm!(self, i).upload == LinkQueue::Fair {
             // Beside the copies it sends its peer identities, sharing the link with them.
-            let token = self.next_token;
-            self.next_token = self.next_token.wrapping_add(1);
             let len = packet.len() as u64;
-            self.packets.insert(token, Bytes::from(packet));
+            let token = self.keep_packet(Bytes::from(packet));
             self.fair[i].push(now, len, up, Up::Packet(token));
             self.fair_wake(i, now);
             return;
@@ -588,11 +586,17 @@ impl GossipEngine {
         self.key_by_id.iter().find(|(_, k)| **k == key).map(|(id, _)| id.clone())
     }
 
-    /// A packet event from a direct host for local identity `dst`, kept until it is handled.
-    pub(super) fn queue_packet(&mut self, e: &Event, dst: u32) {
+    /// Keeps `packet` (one to or from a client) until its link is done with it: its token.
+    fn keep_packet(&mut self, packet: Bytes) -> u32 {
         let token = self.next_token;
         self.next_token = self.next_token.wrapping_add(1);
-        self.packets.insert(token, e.payload.clone());
+        self.packets.insert(token, packet);
+        token
+    }
+
+    /// A packet event from a direct host for local identity `dst`, kept until it is handled.
+    pub(super) fn queue_packet(&mut self, e: &Event, dst: u32) {
+        let token = self.keep_packet(e.payload.clone());
         self.queue.push(Pending {
             time: e.deliver_time.as_nanos(),
             src: e.src_host.0,
