@@ -244,3 +244,113 @@ host = "late"
         }
     }
 }
+
+/// Lodestar with its discv5 on and two surrogates' records as its only bootnodes finds its peers
+/// in the tail (`[gossip] discovery = "discv5"`): its lookups walk the surrogates' tables (real
+/// discv5 at the boundary, records with the network's fork digest, a `tcp` port and each
+/// identity's `attnets`), it dials identities it was not given until it has its 8 peers, and keeps
+/// them. The connections it opens beyond its target it closes itself; none ends in a goodbye, a
+/// ban or a failed answer. One digest and the same peers on 1 and 2 shards.
+#[test]
+fn lodestar_finds_its_peers_among_surrogates_by_discv5() {
+    let launcher = npm::lodestar_launcher();
+    let dir = scratch("hybrid_lodestar_discv5");
+    let text = format!(
+        r#"
+[run]
+seed = 1
+duration = "100 s"
+
+[network]
+topology = "single-switch"
+latency = "10 ms"
+
+[[hosts]]
+name = "tail"
+count = 300
+
+[[hosts]]
+name = "ls0"
+kind = "direct"
+count = 1
+
+[gossip]
+discovery = "discv5"
+
+[gossip.eth2]
+genesis_validators_root = "0x270d43e74ce340de4bca2b1936beca0f4f5408d9e78aec4850920baf659d5b69"
+fork_version = "0x00000001"
+preset = "minimal"
+genesis_time = 946684820
+
+[traffic]
+start = "1 h"
+attestations = {{ subnets_per_node = 2, per_subnet = 0 }}
+
+[[processes]]
+host = "ls0"
+path = "{launcher}"
+args = ["dev", "--genesisValidators", "8", "--genesisTime", "946684820", "--startValidators", "0..7",
+        "--bootnodes", "{{enrs:tail:2}}", "--targetPeers", "8", "--dataDir", "data", "--rest",
+        "--rest.port", "9596", "--metrics", "false", "--port", "9000", "--enr.ip", "{{ip}}",
+        "--logLevel", "verbose"]
+expected_exit = "running"
+
+[[processes]]
+host = "ls0"
+path = "curl"
+args = ["-s", "http://127.0.0.1:9596/eth/v1/node/peers?state=connected"]
+start = "95 s"
+"#,
+        launcher = launcher.display()
+    );
+    let spec = write_spec(&dir, "discv5.toml", &text);
+    let mut first: Option<(Vec<String>, String)> = None;
+    for shards in ["1", "2"] {
+        let out = dir.join(format!("out{shards}"));
+        run_ok(&["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q", "--shards", shards]);
+        let json = read(out.join("hosts/ls0/curl.1.stdout"));
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+        let peers = v["data"].as_array().expect("a peer list");
+        let mut ids = Vec::new();
+        for p in peers {
+            let addr = p["last_seen_p2p_address"].as_str().expect("an address");
+            assert!(addr.starts_with("/ip4/10.0.") && addr.contains("/tcp/9000/p2p/"), "a tail identity: {addr}");
+            assert_eq!(p["direction"], "outbound", "Lodestar dialled it: {p}");
+            ids.push(p["peer_id"].as_str().unwrap().to_string());
+        }
+        ids.sort();
+        ids.dedup();
+        // Two records given, eight peers: the rest came from its lookups through the tail.
+        assert!(ids.len() >= 8, "{json}");
+        let (_, batches) = thermocline_models::metrics::read_ipc_file(&out.join("discv5_boundary.arrow")).unwrap();
+        let column = |b: &arrow_array::RecordBatch, name: &str| -> Vec<u32> {
+            let c = b.column_by_name(name).unwrap();
+            c.as_any().downcast_ref::<arrow_array::UInt32Array>().unwrap().values().to_vec()
+        };
+        let asked: Vec<u32> = batches.iter().flat_map(|b| column(b, "findnodes")).collect();
+        let records: u32 = batches.iter().flat_map(|b| column(b, "records")).sum();
+        assert!(asked.iter().filter(|&&n| n > 0).count() > 2, "FINDNODE beyond the bootnodes: {asked:?}");
+        assert!(records > 100, "{records} records");
+        // Kept: a peer of the end never left, and the only trouble is Lodestar closing what it
+        // dialled beyond its target (its requests on those fail as the connection goes).
+        let (counts, trouble) = peer_log(&out, 0);
+        assert!(counts.last().is_some_and(|&c| c >= 8), "peers per slot: {counts:?}");
+        let kept: Vec<String> = ids.iter().map(|id| format!("peer={}...{}", &id[..2], &id[id.len() - 6..])).collect();
+        for line in &trouble {
+            assert!(!kept.iter().any(|k| line.contains(k.as_str())), "a kept peer left or failed: {line}");
+            assert!(
+                line.contains("peer disconnected") || line.contains("REQUEST_ERROR_DIAL_ERROR"),
+                "only Lodestar's own pruning: {line}"
+            );
+        }
+        let digest = summary(&out)["digest"].as_str().unwrap().to_string();
+        match &first {
+            None => first = Some((ids, digest)),
+            Some((p, d)) => {
+                assert_eq!(&ids, p, "{shards} shards: other peers");
+                assert_eq!(&digest, d, "{shards} shards: another digest");
+            }
+        }
+    }
+}

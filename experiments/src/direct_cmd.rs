@@ -40,14 +40,8 @@ pub fn build_direct_engine(
     subscriptions: Option<&Subscriptions>,
 ) -> Result<Box<DirectEngine>, EngineError> {
     let exe = std::env::current_exe().map_err(|e| format!("locating the thermocline executable: {e}"))?;
-    let eth2 = match (spec.gossip.as_ref().and_then(|g| g.eth2.as_ref()), subscriptions) {
-        (Some(e), Some(subscriptions)) => {
-            let d = e.domain(spec.run.start_date.0)?;
-            Some(crate::peer_book::Eth2Book {
-                fork_id: thermocline_wire::eth2::types::enr_fork_id(d.fork_digest, d.fork_version),
-                subscriptions,
-            })
-        }
+    let eth2 = match (crate::peer_book::enr_fork_id(spec)?, subscriptions) {
+        (Some(fork_id), Some(subscriptions)) => Some(crate::peer_book::Eth2Book { fork_id, subscriptions }),
         _ => None,
     };
     let book = crate::peer_book::SurrogateBook { dir: &plan.net.directory, seed: spec.run.seed, eth2 };

@@ -34,6 +34,14 @@ pub struct Eth2Book<'a> {
     pub subscriptions: &'a thermocline_surrogate::traffic::Subscriptions,
 }
 
+/// The network's `ENRForkID` in an Ethereum domain (`[gossip.eth2]`), which the records of
+/// identities carry; `None` without one.
+pub fn enr_fork_id(spec: &Spec) -> Result<Option<Vec<u8>>, String> {
+    let Some(e) = spec.gossip.as_ref().and_then(|g| g.eth2.as_ref()) else { return Ok(None) };
+    let d = e.domain(spec.run.start_date.0)?;
+    Ok(Some(thermocline_wire::eth2::types::enr_fork_id(d.fork_digest, d.fork_version)))
+}
+
 /// The walk over a group of `count` members: (start, stride), the stride coprime with `count`.
 fn walk(seed: u64, group: &str, count: u32) -> (u64, u64) {
     let mut rng = StreamFamily::new(seed, &format!("peer book {group}")).stream(0);

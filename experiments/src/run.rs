@@ -18,7 +18,7 @@ use thermocline_models::directory::HostKind;
 use thermocline_models::idle::IdleEngine;
 use thermocline_models::phold::{PholdEngine, PholdLayout};
 use thermocline_surrogate::config::{GossipParams, GossipSpec, PeerDiscovery};
-use thermocline_surrogate::discv5::boundary::keyed_node_ids;
+use thermocline_surrogate::discv5::boundary::{Eth2Records, keyed_node_ids};
 use thermocline_surrogate::discv5::protocol::node_ids;
 use thermocline_surrogate::discv5::table::NodeId;
 use thermocline_surrogate::discv5::{DiscoveryEngine, DiscoverySetup, Discv5Spec};
@@ -284,14 +284,14 @@ fn build_inner_engine(
         Workload::Discv5(d) => {
             let plan = net_plan(spec, shards)?;
             let ids = shared.discv5_ids(spec.run.seed, plan.net.directory.surrogates(), false);
-            Box::new(build_discovery_engine(spec, d, &plan, ids, shard, false, None)?)
+            Box::new(build_discovery_engine(spec, d, &plan, ids, shard, None)?)
         }
         Workload::Discv5Hybrid { discv5, .. } => {
             let plan = net_plan(spec, shards)?;
             let surrogates = plan.net.directory.surrogates();
             // Real clients check that a record's node id is its key's: the tail uses those ids.
             let ids = shared.discv5_ids(spec.run.seed, surrogates, true);
-            let cold = build_discovery_engine(spec, discv5, &plan, ids, shard, false, None)?;
+            let cold = build_discovery_engine(spec, discv5, &plan, ids, shard, None)?;
             let hot = crate::direct_cmd::build_direct_engine(spec, &plan, shard, None)?;
             let owner: Owner = Box::new(move |h: HostId| usize::from(h.0 >= surrogates));
             let step = hybrid_step(&plan)?;
@@ -310,16 +310,26 @@ fn build_inner_engine(
     })
 }
 
-/// The discv5 engine of `shard`, its identities' node ids `ids`.
+/// What a discovery engine takes from the gossip engine beside it (`discovery = "discv5"`):
+/// every identity's topics and the peers wanted per subnet, and, in an Ethereum network, what
+/// the records handed to real clients carry.
+struct ForGossip {
+    subnets: (Arc<Subscriptions>, u32),
+    eth2_records: Option<Eth2Records>,
+}
+
+/// The discv5 engine of `shard`, its identities' node ids `ids`; with `gossip`, it reports
+/// what queries for peers found.
 fn build_discovery_engine(
     spec: &Spec,
     d: &Discv5Spec,
     plan: &NetPlan,
     ids: Arc<[NodeId]>,
     shard: ShardId,
-    report_found: bool,
-    subnets: Option<(Arc<Subscriptions>, u32)>,
+    gossip: Option<ForGossip>,
 ) -> Result<DiscoveryEngine, EngineError> {
+    let report_found = gossip.is_some();
+    let (subnets, eth2_records) = gossip.map_or((None, None), |g| (Some(g.subnets), g.eth2_records));
     let setup = DiscoverySetup {
         spec: d,
         net: &plan.net,
@@ -330,6 +340,7 @@ fn build_discovery_engine(
         end: SimTime::ZERO.saturating_add(spec.run.duration),
         report_found,
         subnets,
+        eth2_records,
     };
     Ok(DiscoveryEngine::new(setup, shard)?)
 }
@@ -366,8 +377,11 @@ fn build_gossip_engine(
             let d = spec.discv5.clone().unwrap_or_default();
             let dir = &plan.net.directory;
             let ids = shared.discv5_ids(spec.run.seed, dir.surrogates(), dir.surrogates() < dir.len());
-            let subnets = Some((Arc::new(subscriptions.clone()), g.subnet_peers));
-            Some(Box::new(build_discovery_engine(spec, &d, plan, ids, shard, true, subnets)?))
+            let subscriptions = Arc::new(subscriptions.clone());
+            let eth2_records = crate::peer_book::enr_fork_id(spec)?
+                .map(|fork_id| Eth2Records { fork_id, subscriptions: Arc::clone(&subscriptions) });
+            let gossip = ForGossip { subnets: (subscriptions, g.subnet_peers), eth2_records };
+            Some(Box::new(build_discovery_engine(spec, &d, plan, ids, shard, Some(gossip))?))
         }
     };
     let dials = crate::peer_book::client_dials(g, &plan.net.directory, spec.run.seed)?;

@@ -12,10 +12,13 @@
 //! the identity, so records are the same on every run, shard count and backend.
 
 use super::table::{K, NodeId};
+use crate::topics::attnets;
+use crate::traffic::Subscriptions;
 use k256::ecdsa::SigningKey;
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
 use std::net::SocketAddrV4;
+use std::sync::Arc;
 use thermocline_models::directory::HostDirectory;
 use thermocline_wire::discv5::enr::{Enr, node_id};
 use thermocline_wire::discv5::message::Message;
@@ -99,24 +102,40 @@ pub struct Traffic {
     pub sessions: u32,
 }
 
+/// What the boundary's records carry in an Ethereum consensus network (`[gossip.eth2]`): the
+/// network's `ENRForkID` and every identity's subscriptions, so that a client's discovery finds
+/// records it accepts as peers (the right fork digest, a `tcp` port, `attnets`) and dials them
+/// (see [`eth2_record`]).
+#[derive(Clone)]
+pub struct Eth2Records {
+    /// The network's `ENRForkID` (SSZ).
+    pub fork_id: Vec<u8>,
+    /// Every surrogate's topics, for its `attnets`.
+    pub subscriptions: Arc<Subscriptions>,
+}
+
 /// The boundary identities of one shard (see the module documentation).
 pub struct Boundary {
     seed: u64,
+    eth2: Option<Eth2Records>,
     nodes: BTreeMap<u32, Node>,
     records: BTreeMap<u32, Enr>,
     traffic: BTreeMap<u32, Traffic>,
 }
 
 impl Boundary {
-    /// No identity has met a client yet.
-    pub fn new(seed: u64) -> Self {
-        Boundary { seed, nodes: BTreeMap::new(), records: BTreeMap::new(), traffic: BTreeMap::new() }
+    /// No identity has met a client yet; in an Ethereum network, records carry `eth2`.
+    pub fn new(seed: u64, eth2: Option<Eth2Records>) -> Self {
+        Boundary { seed, eth2, nodes: BTreeMap::new(), records: BTreeMap::new(), traffic: BTreeMap::new() }
     }
 
     /// Identity `id`'s record, made once per shard.
     fn record(&mut self, id: u32) -> &Enr {
-        let seed = self.seed;
-        self.records.entry(id).or_insert_with(|| record(seed, id))
+        let (seed, eth2) = (self.seed, &self.eth2);
+        self.records.entry(id).or_insert_with(|| match eth2 {
+            Some(e) => eth2_record(seed, id, &e.fork_id, attnets(e.subscriptions.of(id))),
+            None => record(seed, id),
+        })
     }
 
     /// A datagram from a client at `from` reached identity `id`. FINDNODE is answered from
@@ -286,7 +305,7 @@ mod tests {
             out.truncate(limit);
             out
         };
-        let mut b = Boundary::new(3);
+        let mut b = Boundary::new(3, None);
         let mut c = client(9);
         let own = record(3, me);
         c.learn(own.clone());
@@ -319,8 +338,45 @@ mod tests {
     }
 
     #[test]
+    fn in_an_ethereum_network_answers_carry_the_fork_the_tcp_port_and_each_identitys_subnets() {
+        let traffic: crate::config::TrafficSpec =
+            toml::from_str("attestations = { subnets_per_node = 2, per_subnet = 0 }").unwrap();
+        let subscriptions = Arc::new(Subscriptions::compute(8, &traffic, 3, true));
+        let fork_id = vec![0x31, 0x68, 0x1a, 0xd1, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        let eth2 = Eth2Records { fork_id: fork_id.clone(), subscriptions: Arc::clone(&subscriptions) };
+        let mut b = Boundary::new(3, Some(eth2));
+        let mut c = client(9);
+        let own = eth2_record(3, 0, &fork_id, attnets(subscriptions.of(0)));
+        c.learn(own.clone());
+        let peer = (own.node_id(), SocketAddrV4::new(HostDirectory::ip_of(0), DISCV5_PORT));
+        // A table that holds identities 1..8 at whatever distance is asked.
+        let table = |_: &[u16], limit: usize| (1..8u32).take(limit).collect::<Vec<_>>();
+        assert!(c.send(peer, Message::FindNode { req_id: vec![1], distances: vec![200, 0] }));
+        let records: Vec<Enr> = exchange(&mut b, &mut c, 0, &table)
+            .iter()
+            .filter_map(|e| match e {
+                NodeEvent::Response { message: Message::Nodes { records, .. }, .. } => Some(records.clone()),
+                _ => None,
+            })
+            .flatten()
+            .map(|r| Enr::decode(&r).unwrap())
+            .collect();
+        assert_eq!(records.len(), 8);
+        let mut distinct = std::collections::BTreeSet::new();
+        for r in &records {
+            let id = (0..8u32).find(|&g| HostDirectory::ip_of(g) == r.ip4().unwrap()).expect("an identity's address");
+            assert_eq!(r.get(b"eth2"), Some(&fork_id[..]));
+            assert_eq!(r.get(b"attnets"), Some(&attnets(subscriptions.of(id)).to_le_bytes()[..]));
+            assert_eq!(r.tcp(), Some(crate::boundary::GOSSIP_PORT));
+            assert_eq!(r.node_id(), record(3, id).node_id(), "the identity's discovery key");
+            distinct.insert(attnets(subscriptions.of(id)));
+        }
+        assert!(distinct.len() > 1, "identities on different subnets say so");
+    }
+
+    #[test]
     fn garbage_is_dropped_without_an_answer_or_a_panic() {
-        let mut b = Boundary::new(1);
+        let mut b = Boundary::new(1, None);
         let from = SocketAddrV4::new(Ipv4Addr::new(10, 0, 9, 9), 1);
         for len in [0, 1, 20, 63, 200, 1500] {
             let junk: Vec<u8> = (0..len).map(|i| (i * 37 % 251) as u8).collect();

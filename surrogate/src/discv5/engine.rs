@@ -4,7 +4,7 @@
 //! the bus's canonical order. In a run with direct hosts, datagrams from real clients reach the
 //! identities' [`Boundary`] and its answers leave as IPv4 packets on the same model.
 
-use super::boundary::{Boundary, DISCV5_PORT};
+use super::boundary::{Boundary, DISCV5_PORT, Eth2Records};
 use super::config::Discv5Spec;
 use super::packet::{Kind, MAX_RECORDS, Packet, Seal};
 use super::protocol::{Discovery, LookupRow, Output, Setup, Timer};
@@ -101,6 +101,8 @@ pub struct DiscoverySetup<'a> {
     /// With `report_found`: every identity's topics and the peers it wants on each subnet, for
     /// subnet queries.
     pub subnets: Option<(Arc<crate::traffic::Subscriptions>, u32)>,
+    /// In an Ethereum network with real clients, what the records handed to them carry.
+    pub eth2_records: Option<Eth2Records>,
 }
 
 /// What one identity's finished query for peers (a random lookup) found, for the gossip peer
@@ -308,7 +310,7 @@ impl DiscoveryEngine {
             end: setup.end.as_nanos(),
             exact: setup.spec.exact,
             partition: setup.partition.clone(),
-            boundary: (n < setup.net.directory.len()).then(|| Box::new(Boundary::new(setup.seed))),
+            boundary: (n < setup.net.directory.len()).then(|| Box::new(Boundary::new(setup.seed, setup.eth2_records))),
             datagrams: BTreeMap::new(),
             next_token: 0,
             client_out: Vec::new(),
