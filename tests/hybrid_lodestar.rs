@@ -335,7 +335,7 @@ start = "95 s"
         // Kept: a peer of the end never left, and the only trouble is Lodestar closing what it
         // dialled beyond its target (its requests on those fail as the connection goes).
         let (counts, trouble) = peer_log(&out, 0);
-        assert!(counts.last().is_some_and(|&c| c >= 8), "peers per slot: {counts:?}");
+        assert!(counts.last().is_some_and(|&c| (8..u32::MAX).contains(&c)), "peers per slot: {counts:?}");
         let kept: Vec<String> = ids.iter().map(|id| format!("peer={}...{}", &id[..2], &id[id.len() - 6..])).collect();
         for line in &trouble {
             assert!(!kept.iter().any(|k| line.contains(k.as_str())), "a kept peer left or failed: {line}");

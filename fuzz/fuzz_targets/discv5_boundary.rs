@@ -14,7 +14,7 @@ const IDENTITY: u32 = 0;
 
 fuzz_target!(|data: &[u8]| {
     let id = record(SEED, IDENTITY).node_id();
-    let mut b = Boundary::new(SEED);
+    let mut b = Boundary::new(SEED, None);
     let from = SocketAddrV4::new(Ipv4Addr::new(10, 0, 9, 9), 30303);
     let mut rest = data;
     while rest.len() >= 2 {

@@ -124,7 +124,8 @@ pub struct Boundary {
 }
 
 impl Boundary {
-    /// No identity has met a client yet; in an Ethereum network, records carry `eth2`.
+    /// No identity has met a client yet; in an Ethereum network, records carry `tcp`, `eth2`
+    /// and `attnets` as well (see [`Eth2Records`]).
     pub fn new(seed: u64, eth2: Option<Eth2Records>) -> Self {
         Boundary { seed, eth2, nodes: BTreeMap::new(), records: BTreeMap::new(), traffic: BTreeMap::new() }
     }

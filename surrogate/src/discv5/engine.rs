@@ -101,7 +101,8 @@ pub struct DiscoverySetup<'a> {
     /// With `report_found`: every identity's topics and the peers it wants on each subnet, for
     /// subnet queries.
     pub subnets: Option<(Arc<crate::traffic::Subscriptions>, u32)>,
-    /// In an Ethereum network with real clients, what the records handed to them carry.
+    /// In an Ethereum network, what the records handed to real clients carry (unused in a run
+    /// without them).
     pub eth2_records: Option<Eth2Records>,
 }
 
