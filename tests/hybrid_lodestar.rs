@@ -26,6 +26,14 @@ fn spec(dir: &Path) -> std::path::PathBuf {
     write_spec(dir, "lodestar-tail.toml", &text)
 }
 
+/// Lodestar's dev chain (8 interop validators, genesis at 20 s) as the tail's Ethereum domain.
+const DEV_CHAIN: &str = r#"[gossip.eth2]
+genesis_validators_root = "0x270d43e74ce340de4bca2b1936beca0f4f5408d9e78aec4850920baf659d5b69"
+fork_version = "0x00000001"
+preset = "minimal"
+genesis_time = 946684820
+"#;
+
 /// A head as curl read it: (slot asked at, head root, head slot).
 type Head = (u64, String, u64);
 
@@ -191,12 +199,7 @@ count = 1
 [gossip]
 dial_clients = {{ group = "early", peers = 4, start = "15 s" }}
 
-[gossip.eth2]
-genesis_validators_root = "0x270d43e74ce340de4bca2b1936beca0f4f5408d9e78aec4850920baf659d5b69"
-fork_version = "0x00000001"
-preset = "minimal"
-genesis_time = 946684820
-
+{DEV_CHAIN}
 [traffic]
 start = "1 h"
 
@@ -255,56 +258,43 @@ host = "late"
 fn lodestar_finds_its_peers_among_surrogates_by_discv5() {
     let launcher = npm::lodestar_launcher();
     let dir = scratch("hybrid_lodestar_discv5");
-    let text = format!(
-        r#"
-[run]
-seed = 1
-duration = "100 s"
-
-[network]
-topology = "single-switch"
-latency = "10 ms"
-
-[[hosts]]
-name = "tail"
-count = 300
-
-[[hosts]]
-name = "ls0"
-kind = "direct"
-count = 1
-
-[gossip]
-discovery = "discv5"
-
-[gossip.eth2]
-genesis_validators_root = "0x270d43e74ce340de4bca2b1936beca0f4f5408d9e78aec4850920baf659d5b69"
-fork_version = "0x00000001"
-preset = "minimal"
-genesis_time = 946684820
-
-[traffic]
-start = "1 h"
-attestations = {{ subnets_per_node = 2, per_subnet = 0 }}
-
-[[processes]]
-host = "ls0"
-path = "{launcher}"
-args = ["dev", "--genesisValidators", "8", "--genesisTime", "946684820", "--startValidators", "0..7",
-        "--bootnodes", "{{enrs:tail:2}}", "--targetPeers", "8", "--dataDir", "data", "--rest",
-        "--rest.port", "9596", "--metrics", "false", "--port", "9000", "--enr.ip", "{{ip}}",
-        "--logLevel", "verbose"]
-expected_exit = "running"
-
-[[processes]]
-host = "ls0"
-path = "curl"
-args = ["-s", "http://127.0.0.1:9596/eth/v1/node/peers?state=connected"]
-start = "95 s"
-"#,
-        launcher = launcher.display()
-    );
-    let spec = write_spec(&dir, "discv5.toml", &text);
+    let args = [
+        "dev",
+        "--genesisValidators",
+        "8",
+        "--genesisTime",
+        "946684820",
+        "--startValidators",
+        "0..7",
+        "--bootnodes",
+        "{enrs:tail:2}",
+        "--targetPeers",
+        "8",
+        "--dataDir",
+        "data",
+        "--rest",
+        "--rest.port",
+        "9596",
+        "--metrics",
+        "false",
+        "--port",
+        "9000",
+        "--enr.ip",
+        "{ip}",
+        "--logLevel",
+        "verbose",
+    ];
+    let peers = ["-s", "http://127.0.0.1:9596/eth/v1/node/peers?state=connected"];
+    let spec = SpecBuilder::switch(1, "100 s", "10 ms")
+        .surrogates("tail", 300, "")
+        .direct("ls0", "100 Mbit", "")
+        .sections(&format!(
+            "[gossip]\ndiscovery = \"discv5\"\n\n{DEV_CHAIN}\n[traffic]\nstart = \"1 h\"\n\
+             attestations = {{ subnets_per_node = 2, per_subnet = 0 }}\n"
+        ))
+        .process("ls0", &launcher.display().to_string(), &args, "0 s", "expected_exit = \"running\"\n")
+        .process("ls0", "curl", &peers, "95 s", "")
+        .write(&dir, "discv5.toml");
     let mut first: Option<(Vec<String>, String)> = None;
     for shards in ["1", "2"] {
         let out = dir.join(format!("out{shards}"));

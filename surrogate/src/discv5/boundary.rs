@@ -260,6 +260,19 @@ mod tests {
         events
     }
 
+    /// The records of the NODES answers among a client's events, decoded (so verified).
+    fn records_in(events: &[NodeEvent]) -> Vec<Enr> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                NodeEvent::Response { message: Message::Nodes { records, .. }, .. } => Some(records.clone()),
+                _ => None,
+            })
+            .flatten()
+            .map(|r| Enr::decode(&r).unwrap())
+            .collect()
+    }
+
     #[test]
     fn keys_ids_and_records_agree_and_repeat() {
         let ids = keyed_node_ids(7, 5);
@@ -314,15 +327,7 @@ mod tests {
         let far = log_distance(&ids[0], &ids[1]);
         assert!(c.send(peer, Message::FindNode { req_id: vec![1], distances: vec![u64::from(far), 0] }));
         let events = exchange(&mut b, &mut c, me, &table);
-        let records: Vec<Enr> = events
-            .iter()
-            .filter_map(|e| match e {
-                NodeEvent::Response { message: Message::Nodes { records, .. }, .. } => Some(records.clone()),
-                _ => None,
-            })
-            .flatten()
-            .map(|r| Enr::decode(&r).unwrap())
-            .collect();
+        let records = records_in(&events);
         let expected = table(&[far], K - 1).len() + 1;
         assert_eq!(records.len(), expected, "{events:?}");
         assert_eq!(records.last().unwrap().node_id(), ids[0], "distance 0 is the identity itself");
@@ -353,15 +358,7 @@ mod tests {
         // A table that holds identities 1..8 at whatever distance is asked.
         let table = |_: &[u16], limit: usize| (1..8u32).take(limit).collect::<Vec<_>>();
         assert!(c.send(peer, Message::FindNode { req_id: vec![1], distances: vec![200, 0] }));
-        let records: Vec<Enr> = exchange(&mut b, &mut c, 0, &table)
-            .iter()
-            .filter_map(|e| match e {
-                NodeEvent::Response { message: Message::Nodes { records, .. }, .. } => Some(records.clone()),
-                _ => None,
-            })
-            .flatten()
-            .map(|r| Enr::decode(&r).unwrap())
-            .collect();
+        let records = records_in(&exchange(&mut b, &mut c, 0, &table));
         assert_eq!(records.len(), 8);
         let mut distinct = std::collections::BTreeSet::new();
         for r in &records {
