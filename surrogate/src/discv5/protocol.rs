@@ -602,10 +602,9 @@ impl Discovery {
         while let Some(at) = self.nodes[i].pending.iter().position(|r| r.deadline <= now) {
             let r = self.nodes[i].pending.remove(at);
             self.nodes[i].counters.timeouts += 1;
-            let g = self.nodes[i].global;
-            let d = self.distance(g, r.peer);
-            let (ids, own) = (&self.ids, &self.ids[g as usize]);
-            self.nodes[i].table.remove(r.peer, d, |n| log_distance(own, &ids[n as usize]));
+            let (ids, own) = (&self.ids, &self.ids[self.nodes[i].global as usize]);
+            let distance = |n: u32| log_distance(own, &ids[n as usize]);
+            self.nodes[i].table.remove(r.peer, distance(r.peer), distance);
             if r.lookup {
                 self.mark(i, r.peer, if r.got > 0 { Asked::Answered } else { Asked::Failed });
                 self.advance(now, i);
